@@ -1,0 +1,56 @@
+# The two commands of CONTRACTS section 1, and a few helpers around them.
+#   make demo   - install, migrate, build demo GeoIP databases, seed, serve http://localhost:8000/
+#   make test   - install with test dependencies and run the whole suite (service legs when configured)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP_FLAGS ?= --disable-pip-version-check --quiet
+# pytest arguments for every leg (e.g. make test PYTEST_ARGS="-x -k login")
+PYTEST_ARGS ?=
+
+.PHONY: demo test serve worker lint bench-detection bench-speed bench-load clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[demo]'
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[test]'
+	touch $@ $(VENV)/.demo-installed
+
+demo: $(VENV)/.demo-installed
+	mkdir -p var
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py build_demo_geoip
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver localhost:8000
+
+# The Celery worker for a demo run with REDIS_URL=redis://127.0.0.1:6379/0 (see README).
+worker: $(VENV)/.demo-installed
+	$(BIN)/celery -A demo_site worker --beat --loglevel=info
+
+# SQLite leg always; a PostgreSQL leg when AUTHGUARD_TEST_DATABASE_URL is set (the tests marked
+# "postgres" run only there). Redis and browser tests run in the SQLite leg when their service is there.
+test: $(VENV)/.test-installed
+	bash scripts/run-tests $(BIN)/python $(PYTEST_ARGS)
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench-detection: $(VENV)/.test-installed
+	$(BIN)/python -m bench.detection
+
+bench-speed: $(VENV)/.test-installed
+	$(BIN)/python -m bench.speed
+
+bench-load: $(VENV)/.test-installed
+	$(BIN)/python -m bench.load
+
+clean:
+	rm -rf var .pytest_cache build dist *.egg-info

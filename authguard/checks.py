@@ -1,0 +1,269 @@
+"""Django system checks for authguard's settings, each with a stable id.
+
+A misconfigured security app must refuse to start rather than run open, so most problems are errors.
+Run them with ``python manage.py check``; every id is tested in ``tests/test_checks.py``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULT_THRESHOLDS, app_settings
+
+
+class Codes:
+    """The stable ids of authguard's checks. Never renumber: operators silence them by id."""
+
+    THRESHOLDS_INVALID = "authguard.E001"
+    RISK_SIGNALS_INVALID = "authguard.E002"
+    TRUSTED_PROXIES_INVALID = "authguard.E003"
+    WEBAUTHN_RP_ID_MISSING = "authguard.E004"
+    WEBAUTHN_ORIGINS_INVALID = "authguard.E005"
+    MIDDLEWARE_MISSING = "authguard.E006"
+    OTP_NOT_INSTALLED = "authguard.E007"
+    NETWORK_LIST_INVALID = "authguard.E008"
+    GEOIP_PATH_MISSING = "authguard.W001"
+    GEOIP_NO_DATABASES = "authguard.W002"
+
+
+GEOIP_FILENAMES = {
+    "city": ("GeoIP2-City.mmdb", "GeoLite2-City.mmdb"),
+    "asn": ("GeoLite2-ASN.mmdb", "GeoIP2-ISP.mmdb"),
+    "anonymous": ("GeoIP2-Anonymous-IP.mmdb",),
+}
+
+MIDDLEWARE_PATH = "authguard.middleware.AuthguardMiddleware"
+AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+@register(Tags.security)
+def check_thresholds(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, "AUTHGUARD_THRESHOLDS", {})
+    problem = thresholds_problem(raw)
+    if problem:
+        return [
+            Error(
+                f"AUTHGUARD_THRESHOLDS is invalid: {problem}.",
+                hint='Use {"step_up": int, "deny": int} with 0 <= step_up <= deny <= 100.',
+                id=Codes.THRESHOLDS_INVALID,
+            )
+        ]
+    return []
+
+
+def thresholds_problem(raw: Any) -> str | None:
+    """Say what is wrong with a thresholds mapping, or None when it is valid.
+
+    Shared by the system check and the run-time policy editor so both refuse the same values.
+    """
+    if not isinstance(raw, dict):
+        return "it must be a dict"
+    unknown = set(raw) - {"step_up", "deny"}
+    if unknown:
+        return f"unknown keys {sorted(unknown)}"
+    merged = {**DEFAULT_THRESHOLDS, **raw}
+    for key in ("step_up", "deny"):
+        value = merged.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{key!r} must be an integer"
+        if not 0 <= value <= 100:
+            return f"{key!r} must be between 0 and 100"
+    if merged["step_up"] > merged["deny"]:
+        return "'step_up' must not exceed 'deny'"
+    return None
+
+
+@register(Tags.security)
+def check_risk_signals(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, "AUTHGUARD_RISK_SIGNALS", None)
+    if raw is None:
+        return []
+    problem = risk_signals_problem(raw)
+    if problem:
+        return [
+            Error(
+                f"AUTHGUARD_RISK_SIGNALS is invalid: {problem}.",
+                hint='Use a list of {"NAME": "dotted.path.Signal", "OPTIONS": {...}}.',
+                id=Codes.RISK_SIGNALS_INVALID,
+            )
+        ]
+    return []
+
+
+def risk_signals_problem(raw: Any) -> str | None:
+    """Say what is wrong with a risk-signal list (import and construct each), or None when valid."""
+    if not isinstance(raw, list):
+        return "it must be a list"
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, dict) or "NAME" not in entry:
+            return f"entry {index} must be a dict with a 'NAME'"
+        unknown = set(entry) - {"NAME", "OPTIONS"}
+        if unknown:
+            return f"entry {index} has unknown keys {sorted(unknown)}"
+        options = entry.get("OPTIONS", {})
+        if not isinstance(options, dict):
+            return f"entry {index}: 'OPTIONS' must be a dict"
+        try:
+            klass = import_string(entry["NAME"])
+        except ImportError as exc:
+            return f"entry {index}: cannot import {entry['NAME']!r} ({exc})"
+        try:
+            klass(**options)
+        except (TypeError, ValueError) as exc:
+            return f"entry {index}: {entry['NAME']} rejects its OPTIONS ({exc})"
+    return None
+
+
+@register(Tags.security)
+def check_trusted_proxies(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, "AUTHGUARD_TRUSTED_PROXIES", [])
+    bad = _invalid_networks(raw) if isinstance(raw, list | tuple) else [repr(raw)]
+    if bad:
+        return [
+            Error(
+                f"AUTHGUARD_TRUSTED_PROXIES holds entries that are not IP networks: {', '.join(bad)}.",
+                hint='Use a list of CIDRs such as ["10.0.0.0/8", "2001:db8::/32"].',
+                id=Codes.TRUSTED_PROXIES_INVALID,
+            )
+        ]
+    return []
+
+
+@register(Tags.security)
+def check_network_lists(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name in ("NETWORK_ALLOWLIST", "NETWORK_DENYLIST"):
+        raw = getattr(settings, "AUTHGUARD_" + name, [])
+        bad = [repr(raw)] if not isinstance(raw, list | tuple) else [repr(e) for e in raw if not _list_entry_ok(e)]
+        if bad:
+            errors.append(
+                Error(
+                    f"AUTHGUARD_{name} holds invalid entries: {', '.join(bad)}.",
+                    hint='Entries are CIDRs ("203.0.113.0/24"), ASNs ("AS64500") or country codes ("JP").',
+                    id=Codes.NETWORK_LIST_INVALID,
+                )
+            )
+    return errors
+
+
+def _list_entry_ok(entry: Any) -> bool:
+    if not isinstance(entry, str):
+        return False
+    if entry.upper().startswith("AS") and entry[2:].isdigit():
+        return True
+    if len(entry) == 2 and entry.isalpha():
+        return True
+    return not _invalid_networks([entry])
+
+
+def _invalid_networks(entries: Iterable[Any]) -> list[str]:
+    bad = []
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except (TypeError, ValueError):
+            bad.append(repr(entry))
+    return bad
+
+
+@register(Tags.security)
+def check_webauthn(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    rp_id = app_settings.WEBAUTHN_RP_ID
+    if not rp_id or not isinstance(rp_id, str):
+        errors.append(
+            Error(
+                "AUTHGUARD_WEBAUTHN_RP_ID is not set.",
+                hint='Set it to your site\'s registrable domain, e.g. "broker.example.jp" (or "localhost").',
+                id=Codes.WEBAUTHN_RP_ID_MISSING,
+            )
+        )
+    origins = getattr(settings, "AUTHGUARD_WEBAUTHN_ORIGINS", None)
+    problem = _origins_problem(origins, rp_id if isinstance(rp_id, str) else None)
+    if problem:
+        errors.append(
+            Error(
+                f"AUTHGUARD_WEBAUTHN_ORIGINS is invalid: {problem}.",
+                hint='List the exact origins, e.g. ["https://broker.example.jp"]; http is allowed only for localhost.',
+                id=Codes.WEBAUTHN_ORIGINS_INVALID,
+            )
+        )
+    return errors
+
+
+def _origins_problem(origins: Any, rp_id: str | None) -> str | None:
+    if not origins or not isinstance(origins, list | tuple):
+        return "it must be a non-empty list"
+    for origin in origins:
+        if not isinstance(origin, str):
+            return f"{origin!r} is not a string"
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        if parts.scheme not in ("https", "http") or not host or parts.path not in ("", "/"):
+            return f"{origin!r} is not an origin (scheme://host[:port])"
+        # SECURITY: WebAuthn over plain http is only meaningful on a developer's own machine.
+        if parts.scheme == "http" and host != "localhost":
+            return f"{origin!r} uses http on a host other than localhost"
+        if rp_id and not (host == rp_id or host.endswith("." + rp_id)):
+            return f"{origin!r} is not within the RP ID {rp_id!r}"
+    return None
+
+
+@register(Tags.security)
+def check_installation(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    middleware = list(getattr(settings, "MIDDLEWARE", []))
+    if MIDDLEWARE_PATH not in middleware or (
+        AUTH_MIDDLEWARE_PATH in middleware
+        and middleware.index(MIDDLEWARE_PATH) < middleware.index(AUTH_MIDDLEWARE_PATH)
+    ):
+        errors.append(
+            Error(
+                f"{MIDDLEWARE_PATH} must be in MIDDLEWARE, after {AUTH_MIDDLEWARE_PATH}.",
+                hint="Without it, risky sessions are not held at step-up.",
+                id=Codes.MIDDLEWARE_MISSING,
+            )
+        )
+    if "django_otp" not in settings.INSTALLED_APPS:
+        errors.append(
+            Error(
+                "django_otp is not in INSTALLED_APPS.",
+                hint='Add "django_otp" and "django_otp.plugins.otp_totp" before "authguard".',
+                id=Codes.OTP_NOT_INSTALLED,
+            )
+        )
+    return errors
+
+
+@register(Tags.security)
+def check_geoip(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    path = app_settings.GEOIP_PATH
+    if path is None:
+        return []
+    if not os.path.isdir(path):
+        return [
+            Warning(
+                f"AUTHGUARD_GEOIP_PATH {path!r} is not a folder.",
+                hint="Geolocation signals will report 'unknown', which steps more logins up.",
+                id=Codes.GEOIP_PATH_MISSING,
+            )
+        ]
+    names = [name for names in GEOIP_FILENAMES.values() for name in names]
+    if not any(os.path.exists(os.path.join(path, name)) for name in names):
+        return [
+            Warning(
+                f"AUTHGUARD_GEOIP_PATH {path!r} holds none of {', '.join(names)}.",
+                hint="Download GeoLite2 City and ASN from MaxMind into that folder.",
+                id=Codes.GEOIP_NO_DATABASES,
+            )
+        ]
+    return []

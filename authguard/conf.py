@@ -1,0 +1,109 @@
+"""Typed, lazily read settings.
+
+Every setting is read from ``django.conf.settings`` with the ``AUTHGUARD_`` prefix at the moment it is
+used, so ``override_settings`` and the pytest ``settings`` fixture just work, and nothing is ever written
+back into ``django.conf.settings``. Validation lives in :mod:`authguard.checks`, with stable ids.
+
+Use it as ``from authguard.conf import app_settings`` and read ``app_settings.THRESHOLDS``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+#: The built-in login risk signals, in the order their findings are reported.
+DEFAULT_RISK_SIGNALS: list[dict[str, Any]] = [
+    {"NAME": "authguard.risk_signals.NetworkLists", "OPTIONS": {}},
+    {"NAME": "authguard.risk_signals.StatisticalModel", "OPTIONS": {}},
+    {"NAME": "authguard.risk_signals.DeviceCookie", "OPTIONS": {}},
+    {"NAME": "authguard.risk_signals.ImpossibleTravel", "OPTIONS": {}},
+    {"NAME": "authguard.risk_signals.AnonymousNetwork", "OPTIONS": {}},
+    {"NAME": "authguard.risk_signals.Velocity", "OPTIONS": {}},
+    {"NAME": "authguard.risk_signals.UnusualHour", "OPTIONS": {}},
+    {"NAME": "authguard.risk_signals.AutomationClient", "OPTIONS": {}},
+    {"NAME": "authguard.risk_signals.AccountContext", "OPTIONS": {}},
+]
+
+#: Score (0..100) at or above which a login is stepped up, and at or above which it is denied.
+DEFAULT_THRESHOLDS: dict[str, int] = {"step_up": 40, "deny": 90}
+
+
+class AppSettings:
+    """The ``AUTHGUARD_*`` settings with their defaults, read on every access."""
+
+    prefix = "AUTHGUARD_"
+
+    def _setting(self, name: str, default: Any) -> Any:
+        return getattr(settings, self.prefix + name, default)
+
+    # -- request context ---------------------------------------------------------------------------
+    @property
+    def TRUSTED_PROXIES(self) -> list[str]:
+        """CIDRs of reverse proxies whose ``X-Forwarded-For`` is believed. Empty: the header is ignored."""
+        return list(self._setting("TRUSTED_PROXIES", []))
+
+    @property
+    def GEOIP_PATH(self) -> str | None:
+        """Folder of MaxMind-format databases; falls back to Django's ``GEOIP_PATH``."""
+        path = self._setting("GEOIP_PATH", None)
+        if path is None:
+            path = getattr(settings, "GEOIP_PATH", None)
+        return str(path) if path else None
+
+    @property
+    def DEVICE_COOKIE_NAME(self) -> str:
+        return self._setting("DEVICE_COOKIE_NAME", "authguard_device")
+
+    @property
+    def DEVICE_COOKIE_AGE(self) -> int:
+        """Lifetime of the device cookie in seconds (default two years)."""
+        return int(self._setting("DEVICE_COOKIE_AGE", 2 * 365 * 24 * 3600))
+
+    # -- risk engine ---------------------------------------------------------------------------------
+    @property
+    def RISK_SIGNALS(self) -> list[dict[str, Any]]:
+        """``[{"NAME": dotted.path, "OPTIONS": {...}}, ...]``, like ``AUTH_PASSWORD_VALIDATORS``."""
+        return self._setting("RISK_SIGNALS", DEFAULT_RISK_SIGNALS)
+
+    @property
+    def THRESHOLDS(self) -> dict[str, int]:
+        """``{"step_up": int, "deny": int}`` on the 0..100 score."""
+        return {**DEFAULT_THRESHOLDS, **self._setting("THRESHOLDS", {})}
+
+    @property
+    def PROFILE_HORIZON_DAYS(self) -> int:
+        """History older than this is forgotten by the user profile (Wiefling et al.: 6 months suffice)."""
+        return int(self._setting("PROFILE_HORIZON_DAYS", 180))
+
+    @property
+    def NETWORK_ALLOWLIST(self) -> list[str]:
+        """IP networks (CIDR), ``AS<number>`` and two-letter country codes that lower risk."""
+        return list(self._setting("NETWORK_ALLOWLIST", []))
+
+    @property
+    def NETWORK_DENYLIST(self) -> list[str]:
+        """IP networks (CIDR), ``AS<number>`` and two-letter country codes that are denied outright."""
+        return list(self._setting("NETWORK_DENYLIST", []))
+
+    @property
+    def TRUSTED_DEVICE_DAYS(self) -> int:
+        """How long a device cookie counts as remembered after a successful step-up."""
+        return int(self._setting("TRUSTED_DEVICE_DAYS", 30))
+
+    # -- WebAuthn relying party ----------------------------------------------------------------------
+    @property
+    def WEBAUTHN_RP_ID(self) -> str | None:
+        return self._setting("WEBAUTHN_RP_ID", None)
+
+    @property
+    def WEBAUTHN_RP_NAME(self) -> str:
+        return self._setting("WEBAUTHN_RP_NAME", "authguard")
+
+    @property
+    def WEBAUTHN_ORIGINS(self) -> list[str]:
+        return list(self._setting("WEBAUTHN_ORIGINS", []))
+
+
+app_settings = AppSettings()

@@ -1,0 +1,1 @@
+"""authguard's models."""

@@ -1,0 +1,1 @@
+"""Receivers that connect authguard to Django's authentication signals."""

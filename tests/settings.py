@@ -1,0 +1,44 @@
+"""Test settings: the demo portal's settings with fast, isolated overrides.
+
+``AUTHGUARD_TEST_DB=postgres`` with ``AUTHGUARD_TEST_DATABASE_URL`` runs the suite on PostgreSQL;
+``AUTHGUARD_TEST_REDIS_URL`` puts the cache on Redis (CONTRACTS section 1).
+"""
+
+import os
+import tempfile
+
+from demo_site.settings import *  # noqa: F403
+from demo_site.settings import _database_from_url
+
+_pg_url = os.environ.get("AUTHGUARD_TEST_DATABASE_URL", "")
+if os.environ.get("AUTHGUARD_TEST_DB") == "postgres":
+    if not _pg_url:
+        raise RuntimeError("AUTHGUARD_TEST_DB=postgres needs AUTHGUARD_TEST_DATABASE_URL")
+    DATABASES = {"default": _database_from_url(_pg_url)}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(tempfile.gettempdir(), "authguard-tests.sqlite3"),
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            "TEST": {"NAME": None},
+        }
+    }
+
+_redis_url = os.environ.get("AUTHGUARD_TEST_REDIS_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _redis_url}
+    if _redis_url
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "authguard-tests"}
+}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_BROKER_URL = ""
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+# Tests build their own GeoIP databases; none is read unless a test points here.
+AUTHGUARD_GEOIP_PATH = None
+LANGUAGE_CODE = "en"
+LOGGING = {"version": 1, "disable_existing_loggers": False}
