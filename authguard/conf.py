@@ -19,6 +19,7 @@ DEFAULT_RISK_SIGNALS: list[dict[str, Any]] = [
     {"NAME": "authguard.risk_signals.StatisticalModel", "OPTIONS": {}},
     {"NAME": "authguard.risk_signals.DeviceCookie", "OPTIONS": {}},
     {"NAME": "authguard.risk_signals.ImpossibleTravel", "OPTIONS": {}},
+    {"NAME": "authguard.risk_signals.NetworkHop", "OPTIONS": {}},
     {"NAME": "authguard.risk_signals.AnonymousNetwork", "OPTIONS": {}},
     {"NAME": "authguard.risk_signals.Velocity", "OPTIONS": {}},
     {"NAME": "authguard.risk_signals.UnusualHour", "OPTIONS": {}},
@@ -86,6 +87,11 @@ class AppSettings:
     def NETWORK_DENYLIST(self) -> list[str]:
         """IP networks (CIDR), ``AS<number>`` and two-letter country codes that are denied outright."""
         return list(self._setting("NETWORK_DENYLIST", []))
+
+    @property
+    def LOGIN_THROTTLE(self) -> dict[str, int]:
+        """Failed logins in the last hour after which every attempt is refused with 429 ``throttled``."""
+        return {"ip_failures": 20, "user_failures": 10, **self._setting("LOGIN_THROTTLE", {})}
 
     @property
     def TRUSTED_DEVICE_DAYS(self) -> int:

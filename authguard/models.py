@@ -1,1 +1,131 @@
-"""authguard's models."""
+"""authguard's models: what it remembers about logins, devices and factors.
+
+* :class:`LoginEvent` is the audit record of every password login, with its explained decision.
+* :class:`RiskProfile` and :class:`PopulationCount` are the bounded aggregates the risk engine scores against,
+  so scoring costs the same whatever the length of a user's history.
+* :class:`KnownDevice` is a browser recognised by its device cookie (only the cookie's hash is kept).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .policy import Action
+
+
+class Outcome(models.TextChoices):
+    """What happened after a login was scored."""
+
+    SIGNED_IN = "signed_in", _("signed in")
+    STEP_UP_PENDING = "step_up_pending", _("waiting for step-up")
+    STEP_UP_PASSED = "step_up_passed", _("passed step-up")
+    STEP_UP_FAILED = "step_up_failed", _("failed step-up")
+    REFUSED = "refused", _("refused")
+    BAD_PASSWORD = "bad_password", _("wrong password or unknown user")
+    THROTTLED = "throttled", _("throttled")
+
+
+class Feedback(models.TextChoices):
+    """An analyst's verdict on a login event."""
+
+    FRAUD = "fraud", _("confirmed fraud")
+    LEGITIMATE = "legitimate", _("legitimate")
+
+
+class LoginEvent(models.Model):
+    """One password login attempt, successful or not, with its score and the reasons for it."""
+
+    created_at = models.DateTimeField(_("time"), db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="authguard_login_events",
+    )
+    # The username as typed, so failed attempts against unknown names are still visible to admins.
+    username = models.CharField(_("username tried"), max_length=150, blank=True)
+    password_ok = models.BooleanField(_("password correct"))
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    country = models.CharField(_("country"), max_length=2, blank=True, db_index=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    asn = models.PositiveBigIntegerField(_("ASN"), null=True, blank=True, db_index=True)
+    as_org = models.CharField(_("network"), max_length=200, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=512, blank=True)
+    device_summary = models.CharField(_("device"), max_length=200, blank=True)
+    device_hash = models.CharField(_("device cookie hash"), max_length=64, blank=True)
+    score = models.PositiveSmallIntegerField(_("risk score"), default=0)
+    action = models.CharField(_("decision"), max_length=10, choices=Action.choices, db_index=True)
+    reasons = models.JSONField(_("reason codes"), default=list, blank=True)
+    findings = models.JSONField(_("findings"), default=list, blank=True)
+    outcome = models.CharField(_("what happened next"), max_length=20, choices=Outcome.choices)
+    feedback = models.CharField(_("analyst verdict"), max_length=12, choices=Feedback.choices, blank=True)
+
+    class Meta:
+        verbose_name = _("login event")
+        verbose_name_plural = _("login events")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="authguard_event_user_time")]
+
+    def __str__(self) -> str:
+        who = self.user or self.username or "?"
+        return f"{who} {self.created_at:%Y-%m-%d %H:%M} {self.action} ({self.score})"
+
+
+class RiskProfile(models.Model):
+    """A user's login history as bounded, aggregated counts (see :mod:`authguard.profile`)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="authguard_profile"
+    )
+    data = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("risk profile")
+        verbose_name_plural = _("risk profiles")
+
+    def __str__(self) -> str:
+        return f"risk profile of {self.user}"
+
+
+class PopulationCount(models.Model):
+    """How often a feature value (an ASN, a browser, ...) was seen across all users' successful logins."""
+
+    key = models.CharField(max_length=255, primary_key=True)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("population count")
+        verbose_name_plural = _("population counts")
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.count}"
+
+
+class KnownDevice(models.Model):
+    """A browser a user signed in from, recognised by the hash of its long-lived device cookie."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="authguard_devices", verbose_name=_("user")
+    )
+    cookie_hash = models.CharField(max_length=64)
+    label = models.CharField(_("browser"), max_length=200, blank=True)
+    first_seen_at = models.DateTimeField(_("first seen"))
+    last_seen_at = models.DateTimeField(_("last seen"))
+    last_ip = models.GenericIPAddressField(_("last IP address"), null=True, blank=True)
+    last_place = models.CharField(_("last place"), max_length=120, blank=True)
+    # Set after a successful step-up: the risk engine treats the device as remembered until then.
+    trusted_until = models.DateTimeField(_("remembered until"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("known device")
+        verbose_name_plural = _("known devices")
+        constraints = [models.UniqueConstraint(fields=["user", "cookie_hash"], name="authguard_device_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.label or 'device'} of {self.user}"

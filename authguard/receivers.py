@@ -1,1 +1,28 @@
-"""Receivers that connect authguard to Django's authentication signals."""
+"""Receivers that connect authguard to Django's authentication signals.
+
+Connected in :meth:`authguard.apps.AuthguardConfig.ready`, so every login path that uses Django's
+``authenticate``/``login`` (HTML forms, JSON APIs, the admin) is scored and recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from . import login
+
+
+@receiver(user_logged_in, dispatch_uid="authguard.score_login")
+def score_successful_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    if request is None or getattr(request, login.DECISION_ATTR, None) is not None:
+        return  # no request (a script), or already decided in this request
+    login.after_password_login(request, user)
+
+
+@receiver(user_login_failed, dispatch_uid="authguard.record_failed_login")
+def record_failed_login(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None,
+                        **kwargs: Any) -> None:
+    login.after_failed_login(request, credentials)

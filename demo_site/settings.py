@@ -96,6 +96,12 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TIMEZONE = "Asia/Tokyo"
 
+AUTHENTICATION_BACKENDS = [
+    # SECURITY: first, so a throttled IP or account is refused before any password is checked.
+    "authguard.login.ThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -1,0 +1,390 @@
+"""Request context: everything the risk engine knows about where a login comes from.
+
+All I/O of the risk engine that concerns the request itself happens here: the client IP (behind trusted
+proxies only), the parsed user agent, the device cookie, and geolocation from MaxMind databases. Every
+lookup degrades to "unknown" fields on missing, corrupt or unparsable input; it never raises.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core import signing
+from django.core.signals import setting_changed
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
+from .conf import app_settings
+
+logger = logging.getLogger(__name__)
+
+#: Longest user agent kept; longer ones are cut (a 10 KB header is an attack, not a browser).
+MAX_USER_AGENT = 512
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_DEVICE_COOKIE_SALT = "authguard.device-cookie"
+
+
+@dataclass(frozen=True)
+class Geo:
+    """What the GeoIP databases say about an address; every field may be unknown (None/False)."""
+
+    country: str | None = None
+    city: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    accuracy_km: int | None = None
+    time_zone: str | None = None
+    asn: int | None = None
+    as_org: str | None = None
+    anonymous_vpn: bool = False
+    hosting: bool = False
+    public_proxy: bool = False
+    residential_proxy: bool = False
+    tor_exit: bool = False
+
+    @property
+    def place(self) -> str:
+        """A short human description such as ``"Tokyo, JP"``."""
+        return ", ".join(part for part in (self.city, self.country) if part) or "unknown"
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """The parsed user agent."""
+
+    raw: str
+    browser: str
+    browser_version: str
+    os: str
+    os_version: str
+    device_type: str  # desktop, mobile, tablet, bot or other
+    automation: bool
+
+    @property
+    def summary(self) -> str:
+        browser = f"{self.browser} {self.browser_version}".strip()
+        os_name = f"{self.os} {self.os_version}".strip()
+        return f"{browser} on {os_name}" if os_name and self.os != "Other" else browser
+
+
+@dataclass(frozen=True)
+class LoginContext:
+    """One login attempt as the risk engine sees it. Built by :func:`build_context` or by the replay."""
+
+    time: datetime
+    username: str
+    user_id: int | str | None
+    ip: str | None
+    geo: Geo
+    client: ClientInfo
+    device_hash: str | None
+    # Facts about the account the caller knows (password hash fingerprint, ...), never secrets.
+    account: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str | None:
+        """The /24 (IPv4) or /48 (IPv6) network of the address: an ISP customer's neighbourhood."""
+        return ip_prefix(self.ip)
+
+
+# -- client IP ---------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=8)
+def _proxy_networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def normalize_ip(value: str | None) -> str | None:
+    """Return the canonical form of an IP address, or None when it is not one."""
+    if not value:
+        return None
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return str(address)
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's IP address under the trusted-proxy rule of CONTRACTS section 2.
+
+    ``X-Forwarded-For`` is read only when the direct peer is a trusted proxy; then the client is the
+    right-most address that is not itself a trusted proxy.
+    """
+    remote = normalize_ip(request.META.get("REMOTE_ADDR"))
+    proxies = _proxy_networks(tuple(app_settings.TRUSTED_PROXIES))
+    # SECURITY: an untrusted peer's X-Forwarded-For is ignored entirely (spoofing it changes nothing).
+    if remote is None or not proxies or not _in_networks(remote, proxies):
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        address = normalize_ip(hop)
+        if address is None:
+            # A garbage hop appended by the client: stop at the last address a trusted proxy vouched for.
+            return remote
+        if not _in_networks(address, proxies):
+            return address
+        remote = address
+    return remote
+
+
+def _in_networks(address: str, networks: tuple[Any, ...]) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+def ip_prefix(ip: str | None) -> str | None:
+    if ip is None:
+        return None
+    address = ipaddress.ip_address(ip)
+    bits = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
+
+
+#: Address space that never has a location: private, carrier-grade NAT, loopback, link-local, multicast.
+#: Documentation ranges (RFC 5737, RFC 3849) are looked up, so synthetic test databases can use them.
+_LOCAL_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4", "::/127", "fc00::/7", "fe80::/10", "ff00::/8",
+    )
+)
+
+
+def is_public_ip(ip: str | None) -> bool:
+    """False for addresses that carry no location (private, loopback, link-local, ...)."""
+    if ip is None:
+        return False
+    address = ipaddress.ip_address(ip)
+    return not any(address.version == net.version and address in net for net in _LOCAL_NETWORKS)
+
+
+# -- user agent --------------------------------------------------------------------------------------
+
+_AUTOMATION = re.compile(
+    r"headless|phantomjs|selenium|webdriver|puppeteer|playwright|curl/|wget/|python-requests|python-urllib|"
+    r"aiohttp|httpx|go-http-client|java/|okhttp|libwww-perl|scrapy|node-fetch|axios/|postmanruntime|insomnia",
+    re.IGNORECASE,
+)
+
+
+def sanitize_user_agent(value: str | None) -> str:
+    """Cut the header to :data:`MAX_USER_AGENT` characters and drop control characters (CR/LF injection)."""
+    if not value:
+        return ""
+    return _CONTROL_CHARS.sub("", value[: MAX_USER_AGENT * 2])[:MAX_USER_AGENT].strip()
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_user_agent(raw: str) -> ClientInfo:
+    """Parse a (sanitized) user agent with ``user-agents``. Cached: a new string costs about 0.6 ms."""
+    from user_agents import parse
+
+    if not raw:
+        return ClientInfo("", "Other", "", "Other", "", "other", automation=True)
+    ua = parse(raw)
+    if ua.is_bot:
+        device_type = "bot"
+    elif ua.is_tablet:
+        device_type = "tablet"
+    elif ua.is_mobile:
+        device_type = "mobile"
+    elif ua.is_pc:
+        device_type = "desktop"
+    else:
+        device_type = "other"
+    browser_version = ".".join(str(v) for v in ua.browser.version[:1])
+    os_version = ".".join(str(v) for v in ua.os.version[:1])
+    automation = bool(ua.is_bot or _AUTOMATION.search(raw))
+    return ClientInfo(
+        raw=raw,
+        browser=ua.browser.family,
+        browser_version=browser_version,
+        os=ua.os.family,
+        os_version=os_version,
+        device_type=device_type,
+        automation=automation,
+    )
+
+
+# -- device cookie -----------------------------------------------------------------------------------
+
+def new_device_cookie() -> str:
+    """A fresh signed device cookie value (random id, signed so forged ids are recognised)."""
+    import secrets
+
+    return signing.Signer(salt=_DEVICE_COOKIE_SALT).sign(secrets.token_urlsafe(24))
+
+
+def device_id_from_cookie(value: str | None) -> str | None:
+    """The device id inside a signed cookie value, or None when absent or forged."""
+    if not value or len(value) > 200:
+        return None
+    try:
+        return signing.Signer(salt=_DEVICE_COOKIE_SALT).unsign(value)
+    except signing.BadSignature:
+        return None
+
+
+def device_hash(device_id: str | None) -> str | None:
+    """What the server stores of a device id: a keyed hash, so a database leak reveals no cookie."""
+    if not device_id:
+        return None
+    return salted_hmac(_DEVICE_COOKIE_SALT, device_id, algorithm="sha256").hexdigest()
+
+
+# -- geolocation -------------------------------------------------------------------------------------
+
+_CITY_FILES = ("GeoIP2-City.mmdb", "GeoLite2-City.mmdb")
+_ASN_FILES = ("GeoLite2-ASN.mmdb", "GeoIP2-ISP.mmdb")
+_ANON_FILES = ("GeoIP2-Anonymous-IP.mmdb",)
+
+
+class GeoReaders:
+    """One ``geoip2`` reader per database per process, opened lazily from a folder."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.city = self._open(_CITY_FILES)
+        self.asn = self._open(_ASN_FILES)
+        self.anonymous = self._open(_ANON_FILES)
+
+    def _open(self, names: tuple[str, ...]) -> Any:
+        if not self.path:
+            return None
+        import geoip2.database
+
+        for name in names:
+            full = os.path.join(self.path, name)
+            if os.path.exists(full):
+                try:
+                    # MODE_MEMORY: the databases are small next to the cost of a disk read per login.
+                    return geoip2.database.Reader(full, mode=8)
+                except Exception:  # a corrupt file is a broken dependency, not a reason to fail logins
+                    logger.warning("authguard: cannot read GeoIP database %s", full, exc_info=True)
+                    return None
+        return None
+
+    def lookup(self, ip: str | None) -> Geo:
+        """Geolocate ``ip``; unknown fields stay None/False, and no lookup error escapes."""
+        if ip is None or not is_public_ip(ip):
+            return Geo()
+        values: dict[str, Any] = {}
+        if self.city is not None:
+            record = self._safe(self.city.city, ip)
+            if record is not None:
+                loc = record.location
+                values.update(
+                    country=record.country.iso_code,
+                    city=record.city.name,
+                    latitude=loc.latitude,
+                    longitude=loc.longitude,
+                    accuracy_km=loc.accuracy_radius,
+                    time_zone=loc.time_zone,
+                )
+        if self.asn is not None:
+            record = self._safe(self.asn.asn, ip)
+            if record is not None:
+                values.update(asn=record.autonomous_system_number, as_org=record.autonomous_system_organization)
+        if self.anonymous is not None:
+            record = self._safe(self.anonymous.anonymous_ip, ip)
+            if record is not None:
+                values.update(
+                    anonymous_vpn=bool(record.is_anonymous_vpn),
+                    hosting=bool(record.is_hosting_provider),
+                    public_proxy=bool(record.is_public_proxy),
+                    residential_proxy=bool(getattr(record, "is_residential_proxy", False)),
+                    tor_exit=bool(record.is_tor_exit_node),
+                )
+        return Geo(**values)
+
+    @staticmethod
+    def _safe(method: Any, ip: str) -> Any:
+        try:
+            return method(ip)
+        except Exception:  # AddressNotFoundError, a corrupt tree, a wrong database type: all mean "unknown"
+            return None
+
+
+_readers: dict[str | None, GeoReaders] = {}
+_readers_lock = threading.Lock()
+
+
+def geo_readers(path: str | None = None) -> GeoReaders:
+    """The process-wide readers for ``path`` (default: ``AUTHGUARD_GEOIP_PATH``)."""
+    if path is None:
+        path = app_settings.GEOIP_PATH
+    readers = _readers.get(path)
+    if readers is None:
+        with _readers_lock:
+            readers = _readers.get(path)
+            if readers is None:
+                readers = _readers[path] = GeoReaders(path)
+    return readers
+
+
+def _reset_readers(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("AUTHGUARD_GEOIP_PATH", "GEOIP_PATH"):
+        _readers.clear()
+
+
+setting_changed.connect(_reset_readers)
+
+
+@functools.lru_cache(maxsize=65536)
+def _cached_lookup(readers: GeoReaders, ip: str | None) -> Geo:
+    return readers.lookup(ip)
+
+
+def geolocate(ip: str | None, *, path: str | None = None) -> Geo:
+    """Geolocate ``ip`` with the configured databases (cached per process and folder)."""
+    return _cached_lookup(geo_readers(path), ip)
+
+
+# -- the context -------------------------------------------------------------------------------------
+
+def account_facts(user: Any) -> dict[str, Any]:
+    """Facts about the account that signals compare with the profile: a fingerprint of the password hash.
+
+    Only a short keyed hash of the stored hash is kept, so the profile says "the password changed since
+    the last login" without holding anything secret.
+    """
+    password = getattr(user, "password", "") or ""
+    if not password:
+        return {}
+    return {"pw": salted_hmac("authguard.password-fingerprint", password, algorithm="sha256").hexdigest()[:16]}
+
+
+def build_context(
+    request: HttpRequest,
+    *,
+    username: str,
+    user: Any = None,
+    now: datetime | None = None,
+) -> LoginContext:
+    """Build the :class:`LoginContext` of a login attempt from the live request."""
+    ip = client_ip(request)
+    raw_ua = sanitize_user_agent(request.META.get("HTTP_USER_AGENT"))
+    device_id = device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME))
+    return LoginContext(
+        time=now or timezone.now(),
+        username=(username or "")[:150],
+        user_id=getattr(user, "pk", None),
+        ip=ip,
+        geo=geolocate(ip),
+        client=parse_user_agent(raw_ua),
+        device_hash=device_hash(device_id),
+        account=account_facts(user) if user is not None else {},
+    )

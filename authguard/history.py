@@ -1,0 +1,194 @@
+"""Where the risk engine's memory lives: profiles, population counts, remembered devices, velocity.
+
+Two stores implement the same small interface:
+
+* :class:`DatabaseHistory` for live logins: the database (:mod:`authguard.models`) and Django's cache.
+* :class:`MemoryHistory` for ``authguard replay``: plain dicts, so a backtest never touches the
+  configured database and runs at tens of thousands of events per second.
+
+Both hand the signals the same :class:`Evidence` and learn through the same :func:`authguard.profile.learn`,
+so the replay scores exactly as live logins do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from django.core.cache import cache as default_cache
+from django.db import transaction
+from django.db.models import F
+
+from .conf import app_settings
+from .context import LoginContext
+from .profile import POPULATION_FEATURES, Profile, feature_values, learn, population_keys
+from .velocity import CounterCache, DictCache, VelocityCounts, read_counts, record_attempt
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """What is known about the device cookie a login presented."""
+
+    presented: bool
+    known: bool
+    trusted: bool
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the signals may read about one login. Signals do no I/O of their own."""
+
+    ctx: LoginContext
+    profile: Profile
+    population: dict[str, int]
+    device: DeviceState
+    velocity: VelocityCounts
+
+    def population_count(self, key: str) -> int:
+        return self.population.get(key, 0)
+
+
+class History(Protocol):
+    """The store interface shared by live logins and the replay."""
+
+    def evidence(self, ctx: LoginContext) -> Evidence: ...
+    def learn(self, ctx: LoginContext, evidence: Evidence) -> None: ...
+    def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None: ...
+    def trust_device(self, ctx: LoginContext, until: datetime) -> None: ...
+
+
+def _device_state(profile: Profile, ctx: LoginContext, trusted: bool) -> DeviceState:
+    presented = ctx.device_hash is not None
+    known = presented and profile.count("dev", ctx.device_hash[:20]) > 0
+    return DeviceState(presented=presented, known=known, trusted=presented and trusted)
+
+
+def _population_increments(evidence: Evidence) -> list[str]:
+    """Keys to increment after learning a login: each value, each total, and distinct counts of new values."""
+    values = feature_values(evidence.ctx)
+    keys = []
+    for feature in POPULATION_FEATURES:
+        key = f"{feature}:{values[feature]}"
+        keys += [key, f"#{feature}"]
+        if evidence.population_count(key) == 0:
+            keys.append(f"~{feature}")
+    if not evidence.profile.data:
+        keys.append("#users")
+    return keys
+
+
+class MemoryHistory:
+    """In-memory store for the replay. Starts empty; nothing is written anywhere else."""
+
+    def __init__(self, *, horizon_days: int | None = None) -> None:
+        self.horizon_days = horizon_days or app_settings.PROFILE_HORIZON_DAYS
+        self.profiles: dict[Any, dict[str, Any]] = {}
+        self.population: dict[str, int] = {}
+        self.trusted: dict[tuple[Any, str], datetime] = {}
+        self.counters = DictCache()
+
+    def evidence(self, ctx: LoginContext) -> Evidence:
+        profile = Profile.at(self.profiles.get(ctx.user_id), ctx.time, self.horizon_days)
+        until = self.trusted.get((ctx.user_id, ctx.device_hash or ""))
+        return Evidence(
+            ctx=ctx,
+            profile=profile,
+            population=self.population,
+            device=_device_state(profile, ctx, until is not None and until > ctx.time),
+            velocity=read_counts(self.counters, ctx),
+        )
+
+    def learn(self, ctx: LoginContext, evidence: Evidence) -> None:
+        population = self.population
+        for key in _population_increments(evidence):
+            population[key] = population.get(key, 0) + 1
+        self.profiles[ctx.user_id] = learn(self.profiles.get(ctx.user_id), ctx, horizon_days=self.horizon_days)
+
+    def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
+        record_attempt(self.counters, ctx, failed=failed)
+
+    def trust_device(self, ctx: LoginContext, until: datetime) -> None:
+        if ctx.device_hash:
+            self.trusted[(ctx.user_id, ctx.device_hash)] = until
+
+
+class DatabaseHistory:
+    """The live store: profiles, population counts and devices in the database, counters in the cache.
+
+    Gathering the evidence of a login costs three queries (profile, population counts, remembered
+    device) and one cache round trip, whatever the length of the user's history.
+    """
+
+    def __init__(self, cache: CounterCache | None = None) -> None:
+        self.cache = cache or default_cache
+        self.horizon_days = app_settings.PROFILE_HORIZON_DAYS
+
+    def evidence(self, ctx: LoginContext) -> Evidence:
+        from .models import KnownDevice, PopulationCount, RiskProfile
+
+        data = None
+        trusted = False
+        if ctx.user_id is not None:
+            data = RiskProfile.objects.filter(user_id=ctx.user_id).values_list("data", flat=True).first()
+            if ctx.device_hash:
+                trusted = KnownDevice.objects.filter(
+                    user_id=ctx.user_id,
+                    cookie_hash=ctx.device_hash,
+                    revoked_at__isnull=True,
+                    trusted_until__gt=ctx.time,
+                ).exists()
+        profile = Profile.at(data, ctx.time, self.horizon_days)
+        population = dict(
+            PopulationCount.objects.filter(key__in=population_keys(ctx)).values_list("key", "count")
+        )
+        return Evidence(
+            ctx=ctx,
+            profile=profile,
+            population=population,
+            device=_device_state(profile, ctx, trusted),
+            velocity=read_counts(self.cache, ctx),
+        )
+
+    def learn(self, ctx: LoginContext, evidence: Evidence) -> None:
+        from .models import KnownDevice, PopulationCount, RiskProfile
+
+        if ctx.user_id is None:
+            return
+        increments = _population_increments(evidence)
+        with transaction.atomic():
+            profile, _ = RiskProfile.objects.select_for_update().get_or_create(user_id=ctx.user_id)
+            profile.data = learn(profile.data, ctx, horizon_days=self.horizon_days)
+            profile.save(update_fields=["data", "updated_at"])
+            PopulationCount.objects.bulk_create(
+                [PopulationCount(key=key, count=0) for key in dict.fromkeys(increments)], ignore_conflicts=True
+            )
+            PopulationCount.objects.filter(key__in=increments).update(count=F("count") + 1)
+            if ctx.device_hash:
+                updated = KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(
+                    last_seen_at=ctx.time, last_ip=ctx.ip, last_place=ctx.geo.place, label=ctx.client.summary[:200]
+                )
+                if not updated:
+                    KnownDevice.objects.create(
+                        user_id=ctx.user_id,
+                        cookie_hash=ctx.device_hash,
+                        label=ctx.client.summary[:200],
+                        first_seen_at=ctx.time,
+                        last_seen_at=ctx.time,
+                        last_ip=ctx.ip,
+                        last_place=ctx.geo.place,
+                    )
+
+    def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
+        record_attempt(self.cache, ctx, failed=failed)
+
+    def trust_device(self, ctx: LoginContext, until: datetime) -> None:
+        from .models import KnownDevice
+
+        if ctx.user_id is not None and ctx.device_hash:
+            KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(trusted_until=until)
+
+
+def trusted_until(ctx: LoginContext) -> datetime:
+    """When a device remembered now stops counting as trusted."""
+    return ctx.time + timedelta(days=app_settings.TRUSTED_DEVICE_DAYS)

@@ -1,0 +1,180 @@
+"""User profiles: what a user's past successful logins looked like, as bounded aggregated counts.
+
+A profile is a plain JSON-able dict so that the database (:class:`authguard.models.RiskProfile`) and the
+replay's in-memory store hold exactly the same thing, updated by the same :func:`learn`.
+
+Forgetting works in two periods of half the horizon each: counts live in a *current* and a *previous*
+period; when a period ends the previous one is dropped. So a login older than the horizon (default 180
+days) never counts, one younger than half of it always does, and the profile's size is bounded by
+:data:`MAX_VALUES` values per feature, whatever the length of the history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.utils.crypto import salted_hmac
+
+from .context import LoginContext
+
+#: Features remembered per user, and counted across the population for the statistical model.
+IP_LEVELS = ("ip", "prefix", "asn", "cc")
+UA_LEVELS = ("ua", "browser", "os", "dtype")
+USER_FEATURES = (*IP_LEVELS, *UA_LEVELS, "city", "dev", "hour")
+POPULATION_FEATURES = (*IP_LEVELS, *UA_LEVELS)
+#: Most values kept per feature; the least recently seen is evicted first.
+MAX_VALUES = 48
+UNKNOWN = "?"
+_SECONDS_PER_DAY = 86400
+
+
+def ua_key(raw: str) -> str:
+    """A short stable key for a user-agent string (the strings themselves are long)."""
+    return salted_hmac("authguard.ua", raw, algorithm="sha256").hexdigest()[:16] if raw else UNKNOWN
+
+
+def feature_values(ctx: LoginContext, *, tz: ZoneInfo | None = None) -> dict[str, str | None]:
+    """The value of every profile feature for a login (None: the feature is absent, e.g. no cookie)."""
+    geo, client = ctx.geo, ctx.client
+    local = ctx.time.astimezone(tz) if tz else ctx.time
+    return {
+        "ip": ctx.ip or UNKNOWN,
+        "prefix": ctx.prefix or UNKNOWN,
+        "asn": str(geo.asn) if geo.asn is not None else UNKNOWN,
+        "cc": geo.country or UNKNOWN,
+        "ua": ua_key(client.raw),
+        "browser": f"{client.browser} {client.browser_version}".strip(),
+        "os": f"{client.os} {client.os_version}".strip(),
+        "dtype": client.device_type,
+        "city": f"{geo.country}/{geo.city}" if geo.city else UNKNOWN,
+        "dev": ctx.device_hash[:20] if ctx.device_hash else None,
+        "hour": str(local.hour),
+    }
+
+
+def _period(day: int, horizon_days: int) -> int:
+    return day // max(1, horizon_days // 2)
+
+
+@dataclass
+class Profile:
+    """Read access to a profile dict, as of one moment (counts from before the horizon are ignored)."""
+
+    data: dict[str, Any]
+    period: int
+
+    @classmethod
+    def at(cls, data: dict[str, Any] | None, when: datetime, horizon_days: int) -> Profile:
+        day = int(when.timestamp() // _SECONDS_PER_DAY)
+        return cls(data or {}, _period(day, horizon_days))
+
+    def _weight(self) -> tuple[int, int]:
+        """Which stored columns (previous, current) are still inside the horizon."""
+        stored = self.data.get("p")
+        if stored is None or self.period >= stored + 2:
+            return (0, 0)
+        if self.period == stored + 1:
+            return (0, 1)  # the stored "current" period is now the previous one
+        return (1, 1)
+
+    def count(self, feature: str, value: str | None) -> int:
+        if value is None:
+            return 0
+        entry = self.data.get("f", {}).get(feature, {}).get(value)
+        if entry is None:
+            return 0
+        use_prev, use_cur = self._weight()
+        return entry[0] * use_prev + entry[1] * use_cur
+
+    def total(self, feature: str) -> int:
+        use_prev, use_cur = self._weight()
+        return sum(e[0] * use_prev + e[1] * use_cur for e in self.data.get("f", {}).get(feature, {}).values())
+
+    @property
+    def logins(self) -> int:
+        """Successful logins inside the horizon."""
+        use_prev, use_cur = self._weight()
+        n = self.data.get("n", [0, 0])
+        return n[0] * use_prev + n[1] * use_cur
+
+    @property
+    def last(self) -> dict[str, Any]:
+        """The last successful login: time (epoch seconds), place, network and device."""
+        return self.data.get("last", {})
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return self.data.get("acct", {})
+
+    def hour_share(self, hour: int, spread: int = 1) -> float:
+        """Share of past logins within ``spread`` hours of ``hour`` (0..1)."""
+        total = self.total("hour")
+        if not total:
+            return 0.0
+        near = sum(self.count("hour", str((hour + d) % 24)) for d in range(-spread, spread + 1))
+        return near / total
+
+
+def learn(
+    data: dict[str, Any] | None, ctx: LoginContext, *, horizon_days: int, tz: ZoneInfo | None = None
+) -> dict[str, Any]:
+    """Add a successful login to a profile dict and return it (the dict is updated in place)."""
+    data = data if data is not None else {}
+    day = int(ctx.time.timestamp() // _SECONDS_PER_DAY)
+    period = _period(day, horizon_days)
+    stored = data.get("p")
+    features: dict[str, dict[str, list[int]]] = data.setdefault("f", {})
+    n = data.setdefault("n", [0, 0])
+    if stored is None or period >= stored + 2:
+        features.clear()
+        n[:] = [0, 0]
+    elif period == stored + 1:
+        n[:] = [n[1], 0]
+        for values in features.values():
+            for key in [k for k, e in values.items() if not e[1]]:
+                del values[key]
+            for entry in values.values():
+                entry[0], entry[1] = entry[1], 0
+    elif period < stored:
+        period = stored  # an out-of-order older login counts in the current period
+    data["p"] = period
+    n[1] += 1
+    for feature, value in feature_values(ctx, tz=tz).items():
+        if value is None:
+            continue
+        values = features.setdefault(feature, {})
+        entry = values.get(value)
+        if entry is None:
+            if len(values) >= MAX_VALUES:
+                del values[min(values, key=lambda k: values[k][2])]
+            entry = values[value] = [0, 0, day]
+        entry[1] += 1
+        entry[2] = day
+    geo = ctx.geo
+    data["last"] = {
+        "t": ctx.time.timestamp(),
+        "lat": geo.latitude,
+        "lon": geo.longitude,
+        "acc": geo.accuracy_km,
+        "asn": geo.asn,
+        "cc": geo.country,
+        "dev": ctx.device_hash[:20] if ctx.device_hash else None,
+        # Anonymising networks move their exits around: never use them as an anchor for travel speed.
+        "anon": geo.anonymous_vpn or geo.tor_exit or geo.public_proxy,
+    }
+    if ctx.account:
+        data["acct"] = dict(ctx.account)
+    return data
+
+
+def population_keys(ctx: LoginContext) -> list[str]:
+    """The population-count keys a login needs: each hierarchy level's value, total and distinct count."""
+    values = feature_values(ctx)
+    keys = [f"{feature}:{values[feature]}" for feature in POPULATION_FEATURES]
+    keys += [f"#{feature}" for feature in POPULATION_FEATURES]
+    keys += [f"~{feature}" for feature in POPULATION_FEATURES]
+    keys.append("#users")
+    return keys

@@ -1,0 +1,327 @@
+"""The built-in risk signals. Each is pure: it reads an :class:`~authguard.history.Evidence` and returns
+findings with a stable code, a score contribution and a translatable reason.
+
+Default contributions are tuned on ``bench/detection`` (see docs/benchmarks-detection.md); every one is
+an ``OPTIONS`` entry so a portal can retune it without code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from django.utils.translation import gettext_lazy as _
+
+from .conf import app_settings
+from .history import Evidence
+from .networks import hosting_asns, parse_network_list
+from .profile import IP_LEVELS, UA_LEVELS, feature_values
+from .risk import Finding, RiskSignal
+
+
+class StatisticalModel(RiskSignal):
+    """Freeman et al., "Who are you? A statistical approach to measuring user authenticity" (NDSS 2016).
+
+    The login's likelihood ratio of attack over legitimate use is::
+
+        S = p(u|A)/p(u|L) * prod_k p(x_k|A) / p(x_k|u,L)
+
+    over two hierarchical features: the network (IP, /24 prefix, ASN, country) and the client (user agent,
+    browser and version, OS and version, device type). Without labelled attacks, p(x_k|A) is the smoothed
+    population estimate p(x_k) = sum_l w_l * p^(x_l), with p^(v) = c_v/(N+M) (1/(N+M) when unseen) and M the
+    number of distinct values at the coarser levels plus one. p(x_k|u,L) = sum_l w_l * c_u(x_l)/n_u is not
+    smoothed; when the value is unseen at every level it is p(x_k)/4, which caps that feature's ratio at 4.
+    p(u|A) = 1/|U| and p(u|L) = n_u/N. The score contribution is ``points_per_doubling * log2(S)``, clamped.
+    """
+
+    defaults = {
+        "ip_weights": [0.35, 0.25, 0.3, 0.1],
+        "ua_weights": [0.5387, 0.2680, 0.1882, 0.0051],
+        "points_per_doubling": 4.0,
+        "min_points": -20,
+        "max_points": 40,
+    }
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        for key, levels in (("ip_weights", IP_LEVELS), ("ua_weights", UA_LEVELS)):
+            weights = self.options[key]
+            if len(weights) != len(levels) or abs(sum(weights) - 1) > 1e-6 or min(weights) < 0:
+                raise ValueError(f"{key} needs {len(levels)} non-negative weights summing to 1")
+
+    def likelihood_ratio(self, evidence: Evidence) -> float | None:
+        """S for this login, or None when the user has no history (p(u|L) would be 0)."""
+        profile = evidence.profile
+        n_user = profile.total("dtype")
+        if n_user == 0:
+            return None
+        values = feature_values(evidence.ctx)
+        n_all = evidence.population_count("#dtype")
+        users = evidence.population_count("#users")
+        ratio = (n_all / (users * n_user)) if n_all and users else 1.0
+        for levels, weights in ((IP_LEVELS, self.options["ip_weights"]), (UA_LEVELS, self.options["ua_weights"])):
+            p_global = self.population_probability(evidence, levels, weights, values)
+            p_user = sum(
+                w * profile.count(level, values[level]) / n_user for level, w in zip(levels, weights, strict=True)
+            )
+            if p_user == 0:
+                p_user = p_global / 4
+            ratio *= p_global / p_user
+        return ratio
+
+    @staticmethod
+    def population_probability(
+        evidence: Evidence, levels: tuple[str, ...], weights: list[float], values: dict[str, str | None]
+    ) -> float:
+        """p(x) = sum_l w_l * p^(x_l), smoothed with M = distinct values at coarser levels + 1."""
+        total = 0.0
+        for index, (level, weight) in enumerate(zip(levels, weights, strict=True)):
+            n = evidence.population_count(f"#{level}")
+            m = 1 + sum(evidence.population_count(f"~{coarser}") for coarser in levels[index + 1 :])
+            count = evidence.population_count(f"{level}:{values[level]}")
+            total += weight * (count if count > 0 else 1) / (n + m)
+        return total
+
+    def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        ratio = self.likelihood_ratio(evidence)
+        if ratio is None:
+            return []
+        points = self.options["points_per_doubling"] * math.log2(max(ratio, 1e-300))
+        points = round(max(self.options["min_points"], min(self.options["max_points"], points)))
+        if points > 0:
+            reason = _("Network and browser are unusual for this account")
+            code = "unfamiliar_login"
+        else:
+            reason = _("Network and browser match this account's history")
+            code = "familiar_login"
+        return [Finding(code, points, reason, {"likelihood_ratio": round(ratio, 4)})]
+
+
+class DeviceCookie(RiskSignal):
+    """Known, remembered or new browser, recognised by authguard's long-lived device cookie."""
+
+    defaults = {"new_device": 25, "new_device_new_ip": 15, "known_device": -10, "remembered_device": -25}
+
+    def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        device, profile = evidence.device, evidence.profile
+        if device.trusted:
+            return [Finding("remembered_device", self.options["remembered_device"],
+                            _("A device remembered after a second-factor check"))]
+        if device.known:
+            return [Finding("known_device", self.options["known_device"],
+                            _("A browser this account signed in from before"))]
+        if profile.logins == 0:
+            return []  # nothing to compare with; AccountContext reports the missing history
+        findings = [Finding("new_device", self.options["new_device"], _("A browser never seen on this account"),
+                            {"cookie_presented": device.presented})]
+        if profile.count("ip", evidence.ctx.ip) == 0:
+            findings.append(Finding("new_device_new_ip", self.options["new_device_new_ip"],
+                                    _("A new browser on an address this account never used")))
+        return findings
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in kilometres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))
+
+
+class ImpossibleTravel(RiskSignal):
+    """Faster than ``max_kmh`` since the last successful login, after subtracting both accuracy radii.
+
+    Jumps under ``min_km`` are GeoIP noise (mobile carriers exit far from the user); anonymising networks
+    are never used as the starting point.
+    """
+
+    defaults = {"max_kmh": 900, "min_km": 100, "score": 30}
+
+    def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        last, geo = evidence.profile.last, evidence.ctx.geo
+        if not last or last.get("lat") is None or geo.latitude is None or last.get("anon"):
+            return []
+        distance = haversine_km(last["lat"], last["lon"], geo.latitude, geo.longitude)
+        effective = max(0.0, distance - (last.get("acc") or 0) - (geo.accuracy_km or 0))
+        if effective < self.options["min_km"]:
+            return []
+        hours = max((evidence.ctx.time.timestamp() - last["t"]) / 3600, 1 / 60)
+        speed = effective / hours
+        if speed <= self.options["max_kmh"]:
+            return []
+        return [Finding("impossible_travel", self.options["score"],
+                        _("Too far from the last sign-in to have travelled in the time between"),
+                        {"km": round(effective), "hours": round(hours, 2), "kmh": round(speed),
+                         "from": last.get("cc"), "to": geo.country})]
+
+
+class NetworkHop(RiskSignal):
+    """A new browser signing in from another network minutes after the account's last sign-in.
+
+    The signature of a real-time phishing relay: the victim signs in on the phishing page, and the relay
+    replays the credentials from its own infrastructure within seconds.
+    """
+
+    defaults = {"minutes": 10, "score": 25}
+
+    def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        last, ctx = evidence.profile.last, evidence.ctx
+        if not last or evidence.device.known or evidence.device.trusted:
+            return []
+        elapsed = ctx.time.timestamp() - last["t"]
+        if not 0 <= elapsed <= self.options["minutes"] * 60 or last.get("asn") == ctx.geo.asn:
+            return []
+        return [Finding("network_hop", self.options["score"],
+                        _("A new browser on another network minutes after the last sign-in"),
+                        {"seconds": round(elapsed), "from_asn": last.get("asn"), "to_asn": ctx.geo.asn})]
+
+
+class AnonymousNetwork(RiskSignal):
+    """Tor, VPNs, proxies and hosting networks (GeoIP2 Anonymous-IP flags and a built-in hosting ASN list).
+
+    The strongest matching flag counts. A network this account habitually signs in from (a VPN user's own
+    provider) counts ``habitual_factor`` as much.
+    """
+
+    defaults = {
+        "tor": 50, "public_proxy": 35, "hosting": 30, "vpn": 25, "residential_proxy": 25,
+        "habitual_share": 0.2, "habitual_factor": 0.4, "extra_hosting_asns": [],
+    }
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self._hosting = hosting_asns(self.options["extra_hosting_asns"])
+
+    def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        geo = evidence.ctx.geo
+        flags = {
+            "tor": geo.tor_exit,
+            "public_proxy": geo.public_proxy,
+            "hosting": geo.hosting or (geo.asn is not None and geo.asn in self._hosting),
+            "vpn": geo.anonymous_vpn,
+            "residential_proxy": geo.residential_proxy,
+        }
+        matched = [name for name, on in flags.items() if on]
+        if not matched:
+            return []
+        strongest = max(matched, key=lambda name: self.options[name])
+        points = self.options[strongest]
+        profile = evidence.profile
+        total = profile.total("asn")
+        habitual = total and profile.count("asn", str(geo.asn) if geo.asn is not None else None) / total
+        if habitual and habitual >= self.options["habitual_share"]:
+            points = round(points * self.options["habitual_factor"])
+        reasons = {
+            "tor": _("Signed in through the Tor network"),
+            "public_proxy": _("Signed in through a public proxy"),
+            "hosting": _("Signed in from a hosting or cloud network, not a home or mobile connection"),
+            "vpn": _("Signed in through a VPN"),
+            "residential_proxy": _("Signed in through a residential proxy"),
+        }
+        return [Finding(f"anonymous_{strongest}", points, reasons[strongest],
+                        {"flags": matched, "asn": geo.asn, "as_org": geo.as_org})]
+
+
+class NetworkLists(RiskSignal):
+    """Admin allow and deny lists of IP networks, ASNs and countries (``AUTHGUARD_NETWORK_ALLOWLIST``/``DENYLIST``)."""
+
+    defaults = {"deny_score": 100, "allow_score": -30}
+
+    def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        ctx = evidence.ctx
+        where = {"ip": ctx.ip, "asn": ctx.geo.asn, "country": ctx.geo.country}
+        denied = parse_network_list(tuple(app_settings.NETWORK_DENYLIST)).match(**where)
+        if denied:
+            return [Finding("denylisted_network", self.options["deny_score"],
+                            _("The network is on the deny list"), {"entry": denied})]
+        allowed = parse_network_list(tuple(app_settings.NETWORK_ALLOWLIST)).match(**where)
+        if allowed:
+            return [Finding("allowlisted_network", self.options["allow_score"],
+                            _("The network is on the allow list"), {"entry": allowed})]
+        return []
+
+
+class Velocity(RiskSignal):
+    """Failed logins in the last hour: on this account, from this IP or its network, and site-wide.
+
+    Many usernames from one IP is credential stuffing; many failures site-wide is a password spray.
+    """
+
+    defaults = {
+        "user_failures": 5, "user_failures_score": 15,
+        "ip_failures": 10, "ip_failures_score": 20,
+        "ip_users": 5, "ip_users_score": 30,
+        "network_failures": 30, "network_failures_score": 15,
+        "site_failures": 500, "site_failures_score": 10,
+    }
+
+    def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        counts, o = evidence.velocity, self.options
+        findings = []
+        checks = (
+            ("user_failures", counts.user_failures, _("Many failed sign-ins on this account in the last hour")),
+            ("ip_failures", counts.ip_failures, _("Many failed sign-ins from this address in the last hour")),
+            ("ip_users", counts.ip_users, _("Many different accounts tried from this address")),
+            ("network_failures", counts.network_failures, _("Many failed sign-ins from this network")),
+            ("site_failures", counts.site_failures, _("A wave of failed sign-ins across the site")),
+        )
+        for name, value, reason in checks:
+            if value >= o[name]:
+                findings.append(Finding(f"velocity_{name}", o[f"{name}_score"], reason, {"count": value}))
+        return findings
+
+
+class UnusualHour(RiskSignal):
+    """A sign-in at an hour this account almost never signs in (local time of ``TIME_ZONE``)."""
+
+    defaults = {"min_history": 20, "max_share": 0.02, "score": 10}
+
+    def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        from django.utils import timezone
+
+        profile = evidence.profile
+        if profile.total("hour") < self.options["min_history"]:
+            return []
+        hour = timezone.localtime(evidence.ctx.time).hour
+        share = profile.hour_share(hour)
+        if share > self.options["max_share"]:
+            return []
+        return [Finding("unusual_hour", self.options["score"], _("An hour this account rarely signs in"),
+                        {"hour": hour, "share": round(share, 3)})]
+
+
+class AutomationClient(RiskSignal):
+    """Headless browsers, command-line tools and scripting libraries, or no user agent at all."""
+
+    defaults = {"score": 35}
+
+    def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        client = evidence.ctx.client
+        if not client.automation:
+            return []
+        return [Finding("automation_client", self.options["score"], _("An automated client, not a person's browser"),
+                        {"browser": client.browser})]
+
+
+class AccountContext(RiskSignal):
+    """The account's own state: no history yet, dormant for months, password changed since the last sign-in."""
+
+    defaults = {"no_history": 20, "dormant_days": 120, "dormant": 15, "password_changed": 15}
+
+    def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        profile, ctx = evidence.profile, evidence.ctx
+        findings = []
+        if profile.logins == 0:
+            findings.append(Finding("no_history", self.options["no_history"],
+                                    _("No recent sign-in history to compare with")))
+        last = profile.last
+        if last:
+            idle_days = (ctx.time.timestamp() - last["t"]) / 86400
+            if idle_days >= self.options["dormant_days"]:
+                findings.append(Finding("dormant_account", self.options["dormant"],
+                                        _("The account had not been used for months"), {"days": round(idle_days)}))
+        old = profile.fingerprint.get("pw")
+        if old and ctx.account.get("pw") and old != ctx.account["pw"]:
+            findings.append(Finding("password_changed", self.options["password_changed"],
+                                    _("The password changed since the last sign-in")))
+        return findings

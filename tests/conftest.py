@@ -1,0 +1,138 @@
+"""Shared fixtures: real GeoIP databases (mmdb-writer), user factories, login helpers, service legs.
+
+Service legs (CONTRACTS section 1): tests marked ``postgres``, ``redis`` or ``browser`` need their service;
+without it they skip, except under ``CI=true`` where they fail, so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+
+from authguard.testing import GeoNetwork, write_geoip_databases
+
+UA_CHROME_WIN = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+UA_IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Mobile/15E148 Safari/604.1"
+)
+UA_FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+UA_CURL = "curl/8.5.0"
+
+#: The networks of the tests' GeoIP databases (RFC 5737 and RFC 3849 documentation ranges).
+TEST_NETWORKS = [
+    GeoNetwork("203.0.113.0/26", country="JP", city="Tokyo", latitude=35.6895, longitude=139.6917,
+               accuracy_km=10, time_zone="Asia/Tokyo", asn=4713, as_org="NTT Communications (OCN)"),
+    GeoNetwork("203.0.113.64/26", country="JP", city="Osaka", latitude=34.6937, longitude=135.5023,
+               accuracy_km=20, time_zone="Asia/Tokyo", asn=2516, as_org="KDDI CORPORATION"),
+    GeoNetwork("203.0.113.128/26", country="JP", city="Tokyo", latitude=35.6895, longitude=139.6917,
+               accuracy_km=200, time_zone="Asia/Tokyo", asn=9605, as_org="NTT DOCOMO"),
+    GeoNetwork("203.0.113.192/26", country="JP", city="Nagoya", latitude=35.1815, longitude=136.9066,
+               accuracy_km=20, time_zone="Asia/Tokyo", asn=17676, as_org="SoftBank Corp.",
+               residential_proxy=True),
+    GeoNetwork("198.51.100.0/26", country="SG", city="Singapore", latitude=1.2897, longitude=103.8501,
+               accuracy_km=10, time_zone="Asia/Singapore", asn=14061, as_org="DIGITALOCEAN-ASN",
+               hosting=True),
+    GeoNetwork("198.51.100.64/26", country="US", city="Los Angeles", latitude=34.0522, longitude=-118.2437,
+               accuracy_km=20, time_zone="America/Los_Angeles", asn=7922, as_org="Comcast Cable"),
+    GeoNetwork("198.51.100.128/26", country="DE", city="Frankfurt", latitude=50.1109, longitude=8.6821,
+               accuracy_km=50, time_zone="Europe/Berlin", asn=60729, as_org="Tor exit relays",
+               tor_exit=True),
+    GeoNetwork("198.51.100.192/26", country="NL", city="Amsterdam", latitude=52.3676, longitude=4.9041,
+               accuracy_km=50, time_zone="Europe/Amsterdam", asn=9009, as_org="M247 Europe",
+               anonymous_vpn=True),
+    GeoNetwork("192.0.2.0/24", country="US", city="Ashburn", latitude=39.0438, longitude=-77.4874,
+               accuracy_km=100, time_zone="America/New_York", asn=16509, as_org="AMAZON-02"),
+    GeoNetwork("2001:db8::/48", country="JP", city="Fukuoka", latitude=33.5902, longitude=130.4017,
+               accuracy_km=20, time_zone="Asia/Tokyo", asn=17676, as_org="SoftBank Corp."),
+]
+
+# Handy addresses by place.
+IP_TOKYO = "203.0.113.10"
+IP_TOKYO_2 = "203.0.113.20"
+IP_OSAKA = "203.0.113.70"
+IP_DOCOMO = "203.0.113.140"
+IP_JP_PROXY = "203.0.113.200"
+IP_SG_VPS = "198.51.100.10"
+IP_US_HOME = "198.51.100.70"
+IP_TOR = "198.51.100.130"
+IP_VPN = "198.51.100.200"
+IP_AWS = "192.0.2.10"
+IP_V6_FUKUOKA = "2001:db8::1"
+
+
+@pytest.fixture(scope="session")
+def geoip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with real City, ASN and Anonymous-IP databases for :data:`TEST_NETWORKS`."""
+    return write_geoip_databases(tmp_path_factory.mktemp("geoip"), TEST_NETWORKS)
+
+
+@pytest.fixture
+def geoip(settings: Any, geoip_dir: Path) -> Path:
+    """Point authguard at the test GeoIP databases for one test."""
+    settings.AUTHGUARD_GEOIP_PATH = str(geoip_dir)
+    return geoip_dir
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    """Velocity counters live in the cache: every test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def user_factory(db: Any) -> Callable[..., Any]:
+    """Create users: ``user_factory("alice", password="...", email=...)``."""
+    from django.contrib.auth import get_user_model
+
+    def make(username: str = "alice", *, password: str = "correct horse battery", **extra: Any) -> Any:
+        extra.setdefault("email", f"{username}@example.jp")
+        return get_user_model().objects.create_user(username=username, password=password, **extra)
+
+    return make
+
+
+@pytest.fixture
+def login_as(client: Any) -> Callable[..., Any]:
+    """Log in through the real login form from a given IP and browser; returns the response."""
+
+    def do(username: str, password: str = "correct horse battery", *, ip: str = IP_TOKYO,
+           ua: str = UA_CHROME_WIN, follow: bool = False) -> Any:
+        return client.post("/login/", {"username": username, "password": password},
+                           REMOTE_ADDR=ip, HTTP_USER_AGENT=ua, follow=follow)
+
+    return do
+
+
+# -- service legs ------------------------------------------------------------------------------------
+
+def _service_missing(item: pytest.Item, reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {reason}: service legs are mandatory in CI", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres") and os.environ.get("AUTHGUARD_TEST_DB") != "postgres":
+        _service_missing(item, "not running on PostgreSQL (set AUTHGUARD_TEST_DATABASE_URL)")
+    if item.get_closest_marker("redis") and not os.environ.get("AUTHGUARD_TEST_REDIS_URL"):
+        _service_missing(item, "AUTHGUARD_TEST_REDIS_URL is not set")
+    if item.get_closest_marker("browser") and not (shutil.which("chromium") and shutil.which("chromedriver")):
+        _service_missing(item, "chromium and chromedriver are not on PATH")
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"

@@ -1,0 +1,225 @@
+"""Every built-in signal and the combined score, with real GeoIP databases and real user agents."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from authguard.history import MemoryHistory
+from authguard.policy import Action, Thresholds
+from authguard.risk import Finding, RiskSignal, assess, build_signals, score_login
+from authguard.risk_signals import (
+    AccountContext,
+    AnonymousNetwork,
+    AutomationClient,
+    DeviceCookie,
+    ImpossibleTravel,
+    NetworkHop,
+    NetworkLists,
+    UnusualHour,
+    Velocity,
+)
+
+from .conftest import (
+    IP_AWS,
+    IP_DOCOMO,
+    IP_JP_PROXY,
+    IP_OSAKA,
+    IP_SG_VPS,
+    IP_TOKYO,
+    IP_TOKYO_2,
+    IP_TOR,
+    IP_US_HOME,
+    IP_VPN,
+    UA_CHROME_WIN,
+    UA_CURL,
+    UA_IPHONE,
+)
+from .factories import T0, ctx, daily, history_of
+
+pytestmark = pytest.mark.usefixtures("geoip")
+
+
+def codes(signal: RiskSignal, store: MemoryHistory, login) -> dict[str, int]:
+    return {f.code: f.score for f in signal.evaluate(store.evidence(login))}
+
+
+def test_device_cookie_known_new_and_remembered():
+    store = history_of(*daily(5))
+    later = T0 + timedelta(days=6)
+    assert codes(DeviceCookie(), store, ctx(at=later)) == {"known_device": -10}
+    assert codes(DeviceCookie(), store, ctx(at=later, device="other")) == {"new_device": 25}
+    assert codes(DeviceCookie(), store, ctx(at=later, device=None, ip=IP_OSAKA)) == {
+        "new_device": 25, "new_device_new_ip": 15}
+    store.trust_device(ctx(at=later, device="phone"), later + timedelta(days=30))
+    assert codes(DeviceCookie(), store, ctx(at=later, device="phone")) == {"remembered_device": -25}
+    assert codes(DeviceCookie(), store, ctx(at=later + timedelta(days=31), device="phone")) == {"new_device": 25}
+
+
+def test_device_cookie_says_nothing_without_history():
+    assert codes(DeviceCookie(), MemoryHistory(), ctx(device=None)) == {}
+
+
+def test_impossible_travel_tokyo_to_los_angeles_in_an_hour():
+    store = history_of(ctx(ip=IP_TOKYO))
+    found = list(ImpossibleTravel().evaluate(store.evidence(ctx(ip=IP_US_HOME, at=T0 + timedelta(hours=1)))))
+    assert [f.code for f in found] == ["impossible_travel"]
+    assert found[0].evidence["kmh"] > 8000 and found[0].evidence["to"] == "US"
+
+
+def test_travel_by_plane_speed_is_fine():
+    store = history_of(ctx(ip=IP_TOKYO))
+    assert codes(ImpossibleTravel(), store, ctx(ip=IP_US_HOME, at=T0 + timedelta(hours=14))) == {}
+
+
+def test_accuracy_radii_are_subtracted_and_small_jumps_ignored():
+    # Tokyo (10 km) to a Docomo exit "in Tokyo" with a 200 km radius: no travel at all.
+    store = history_of(ctx(ip=IP_OSAKA))
+    # Osaka -> Docomo Tokyo is ~400 km; minus 20 + 200 km radii = ~180 km in one minute: over the limit,
+    assert codes(ImpossibleTravel(), store, ctx(ip=IP_DOCOMO, at=T0 + timedelta(minutes=1)))
+    # but with max distance under min_km after the radii it is ignored.
+    assert codes(ImpossibleTravel(min_km=200), store, ctx(ip=IP_DOCOMO, at=T0 + timedelta(minutes=1))) == {}
+
+
+def test_travel_is_not_anchored_on_an_anonymising_network():
+    store = history_of(ctx(ip=IP_VPN))
+    assert codes(ImpossibleTravel(), store, ctx(ip=IP_TOKYO, at=T0 + timedelta(minutes=5))) == {}
+
+
+def test_network_hop_flags_a_relay_within_minutes():
+    store = history_of(ctx(ip=IP_TOKYO))
+    relay = ctx(ip=IP_OSAKA, device=None, at=T0 + timedelta(seconds=40))
+    assert codes(NetworkHop(), store, relay) == {"network_hop": 25}
+    assert codes(NetworkHop(), store, ctx(ip=IP_OSAKA, at=T0 + timedelta(seconds=40))) == {}  # known device
+    assert codes(NetworkHop(), store, ctx(ip=IP_OSAKA, device=None, at=T0 + timedelta(hours=2))) == {}
+
+
+@pytest.mark.parametrize(
+    ("ip", "code"),
+    [(IP_TOR, "anonymous_tor"), (IP_SG_VPS, "anonymous_hosting"), (IP_VPN, "anonymous_hosting"),
+     (IP_JP_PROXY, "anonymous_residential_proxy"), (IP_AWS, "anonymous_hosting")],
+)
+def test_anonymous_networks(ip, code):
+    assert list(codes(AnonymousNetwork(), MemoryHistory(), ctx(ip=ip))) == [code]
+
+
+def test_hosting_asn_list_works_without_an_anonymous_ip_database(settings, tmp_path, geoip_dir):
+    import shutil
+
+    for name in ("GeoLite2-City.mmdb", "GeoLite2-ASN.mmdb"):
+        shutil.copy(geoip_dir / name, tmp_path / name)
+    settings.AUTHGUARD_GEOIP_PATH = str(tmp_path)  # GeoLite2 only: no anonymity data
+    assert codes(AnonymousNetwork(), MemoryHistory(), ctx(ip=IP_SG_VPS)) == {"anonymous_hosting": 30}
+    assert codes(AnonymousNetwork(), MemoryHistory(), ctx(ip=IP_TOR)) == {}
+
+
+def test_the_strongest_flag_counts_and_a_habitual_vpn_counts_less():
+    # The test VPN exits from M247 (a hosting ASN): hosting (30) outweighs VPN (25).
+    first = list(AnonymousNetwork().evaluate(MemoryHistory().evidence(ctx(ip=IP_VPN))))[0]
+    assert first.evidence["flags"] == ["hosting", "vpn"]
+    store = history_of(*daily(10, ip=IP_VPN))
+    assert codes(AnonymousNetwork(), store, ctx(ip=IP_VPN, at=T0 + timedelta(days=11))) == {"anonymous_hosting": 12}
+
+
+def test_network_lists(settings):
+    settings.AUTHGUARD_NETWORK_DENYLIST = ["AS14061"]
+    settings.AUTHGUARD_NETWORK_ALLOWLIST = ["203.0.113.0/26", "US"]
+    assert codes(NetworkLists(), MemoryHistory(), ctx(ip=IP_SG_VPS)) == {"denylisted_network": 100}
+    assert codes(NetworkLists(), MemoryHistory(), ctx(ip=IP_TOKYO)) == {"allowlisted_network": -30}
+    assert codes(NetworkLists(), MemoryHistory(), ctx(ip=IP_US_HOME)) == {"allowlisted_network": -30}
+    assert codes(NetworkLists(), MemoryHistory(), ctx(ip=IP_OSAKA)) == {}
+
+
+def test_velocity_user_ip_and_stuffing():
+    store = MemoryHistory()
+    for i in range(6):
+        store.record_attempt(ctx(user=f"victim{i}", ip=IP_SG_VPS, at=T0 + timedelta(minutes=i)), failed=True)
+    for i in range(5):
+        store.record_attempt(ctx(user="alice", ip=IP_TOKYO_2, at=T0 + timedelta(minutes=i)), failed=True)
+    found = codes(Velocity(), store, ctx(user="alice", ip=IP_SG_VPS, at=T0 + timedelta(minutes=10)))
+    assert found == {"velocity_user_failures": 15, "velocity_ip_users": 30}
+    # An hour later the window has moved on.
+    assert codes(Velocity(), store, ctx(user="alice", ip=IP_SG_VPS, at=T0 + timedelta(minutes=75))) == {}
+
+
+def test_password_spray_across_the_site():
+    store = MemoryHistory()
+    for i in range(12):
+        store.record_attempt(ctx(user=f"u{i}", ip=f"198.51.100.{i + 1}", at=T0), failed=True)
+    assert codes(Velocity(site_failures=10), store, ctx(at=T0 + timedelta(minutes=1))) == {"velocity_site_failures": 10}
+
+
+def test_unusual_hour():
+    store = history_of(*daily(30))  # always 09:00 JST
+    assert codes(UnusualHour(), store, ctx(at=T0.replace(hour=3) + timedelta(days=31))) == {"unusual_hour": 10}
+    assert codes(UnusualHour(), store, ctx(at=T0.replace(hour=10) + timedelta(days=31))) == {}
+
+
+def test_automation_clients():
+    assert codes(AutomationClient(), MemoryHistory(), ctx(ua=UA_CURL)) == {"automation_client": 35}
+    assert codes(AutomationClient(), MemoryHistory(), ctx(ua="")) == {"automation_client": 35}
+    assert codes(AutomationClient(), MemoryHistory(), ctx(ua=UA_IPHONE)) == {}
+
+
+def test_account_context_no_history_dormant_and_password_change():
+    assert codes(AccountContext(), MemoryHistory(), ctx()) == {"no_history": 20}
+    store = history_of(ctx(account={"pw": "aaa"}))
+    assert codes(AccountContext(), store, ctx(at=T0 + timedelta(days=130), account={"pw": "aaa"})) == {
+        "dormant_account": 15, "no_history": 20}  # 130 days: outside half the horizon, inside the whole
+    assert codes(AccountContext(), store, ctx(at=T0 + timedelta(days=2), account={"pw": "bbb"})) == {
+        "password_changed": 15}
+
+
+def test_combined_score_is_the_clamped_sum_and_explains_itself():
+    store = history_of(*daily(20))
+    signals = build_signals([{"NAME": f"authguard.risk_signals.{n}"} for n in
+                             ("DeviceCookie", "AnonymousNetwork", "AutomationClient")])
+    thresholds = Thresholds(step_up=40, deny=90)
+    attack = ctx(ip=IP_TOR, ua=UA_CURL, device=None, at=T0 + timedelta(days=21))
+    assessment, _ = score_login(attack, store, signals=signals, thresholds=thresholds)
+    assert assessment.score == min(100, 25 + 15 + 50 + 35)
+    assert assessment.action == Action.DENY
+    assert assessment.reasons == ["anonymous_tor", "automation_client", "new_device", "new_device_new_ip"]
+    assert "anonymous_tor (+50)" in assessment.explain()
+    usual, _ = score_login(ctx(at=T0 + timedelta(days=21)), store, signals=signals, thresholds=thresholds)
+    assert (usual.score, usual.action) == (0, Action.ALLOW)  # -10 clamps at 0
+
+
+class Broken(RiskSignal):
+    def evaluate(self, evidence):
+        raise RuntimeError("boom")
+
+
+def test_a_crashing_signal_fails_closed():
+    assessment = assess(MemoryHistory().evidence(ctx()), signals=[Broken()], thresholds=Thresholds(40, 90))
+    assert assessment.action == Action.STEP_UP
+    assert assessment.reasons == ["signal_error"]
+
+
+class Unreachable(MemoryHistory):
+    def evidence(self, ctx):
+        raise ConnectionError("database down")
+
+
+def test_unreadable_history_fails_closed():
+    assessment, evidence = score_login(ctx(), Unreachable(), thresholds=Thresholds(40, 90))
+    assert evidence is None and assessment.action == Action.STEP_UP
+
+
+def test_findings_serialise_with_english_reasons():
+    data = Finding("x", 5, "reason", {"k": 1}).as_dict()
+    assert data == {"code": "x", "score": 5, "reason": "reason", "evidence": {"k": 1}}
+
+
+def test_profile_forgets_logins_older_than_the_horizon():
+    store = history_of(*daily(3))
+    assert store.evidence(ctx(at=T0 + timedelta(days=60))).profile.logins == 3
+    assert store.evidence(ctx(at=T0 + timedelta(days=200))).profile.logins == 0
+
+
+def test_profile_size_is_bounded():
+    store = history_of(*[ctx(ip=f"203.0.113.{i % 60}", device=f"d{i}", at=T0 + timedelta(hours=i)) for i in range(300)])
+    data = store.profiles["alice"]
+    assert all(len(values) <= 48 for values in data["f"].values())
+    assert store.evidence(ctx(at=T0 + timedelta(hours=301))).profile.logins == 300
