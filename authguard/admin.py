@@ -57,8 +57,8 @@ class LoginEventAdmin(admin.ModelAdmin):
     def explanation(self, obj: LoginEvent) -> str:
         rows = format_html_join(
             "",
-            "<tr><td><code>{}</code></td><td>{:+d}</td><td>{}</td><td><code>{}</code></td></tr>",
-            ((f["code"], f["score"], f["reason"], f.get("evidence") or "") for f in obj.findings or []),
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            ((f["code"], f"{f['score']:+d}", f["reason"], f.get("evidence") or "") for f in obj.findings or []),
         )
         return format_html(
             '<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>',

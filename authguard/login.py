@@ -206,8 +206,7 @@ class ThrottleBackend:
             raise PermissionDenied("throttled")
         return None
 
-    def get_user(self, user_id: Any) -> None:
-        return None
+    # No get_user(): this backend never signs anyone in, so Django must not pick it to restore sessions.
 
 
 __all__ = [

@@ -17,8 +17,12 @@ from . import login
 
 @receiver(user_logged_in, dispatch_uid="authguard.score_login")
 def score_successful_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
-    if request is None or getattr(request, login.DECISION_ATTR, None) is not None:
-        return  # no request (a script), or already decided in this request
+    # Not an HTTP request: a script, or a test client's force_login() (every WSGI/ASGI request carries
+    # REQUEST_METHOD). Or the login was already decided in this request.
+    if request is None or "REQUEST_METHOD" not in request.META:
+        return
+    if getattr(request, login.DECISION_ATTR, None) is not None:
+        return
     login.after_password_login(request, user)
 
 

@@ -1,0 +1,133 @@
+"""Every password login (HTML form, JSON API, admin) and every failed one is scored and recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from authguard.models import KnownDevice, LoginEvent, Outcome, RiskProfile
+
+from .conftest import IP_SG_VPS, IP_TOKYO, IP_TOR, UA_CHROME_WIN, UA_CURL
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
+
+
+def api_login(client: Client, username: str, password: str, *, ip: str = IP_TOKYO, ua: str = UA_CHROME_WIN):
+    client.get("/api/csrf", REMOTE_ADDR=ip, HTTP_USER_AGENT=ua)
+    return client.post("/api/login", json.dumps({"username": username, "password": password}),
+                       content_type="application/json", REMOTE_ADDR=ip, HTTP_USER_AGENT=ua,
+                       HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+
+
+def test_allowed_html_login_is_recorded_and_learned(user_factory, login_as, client):
+    user = user_factory("alice")
+    client.get("/login/", REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN)  # the device cookie is issued here
+    assert "authguard_device" in client.cookies
+    response = login_as("alice")
+    assert response.status_code == 302 and response.url == "/"
+    event = LoginEvent.objects.get()
+    assert (event.user, event.password_ok, event.action, event.outcome) == (user, True, "allow", Outcome.SIGNED_IN)
+    assert (event.ip, event.country, event.city, event.asn) == (IP_TOKYO, "JP", "Tokyo", 4713)
+    assert event.device_summary == "Chrome 131 on Windows 10" and len(event.device_hash) == 64
+    assert "no_history" in event.reasons and event.findings[0]["reason"]
+    assert RiskProfile.objects.get(user=user).data["n"] == [0, 1]
+    device = KnownDevice.objects.get(user=user)
+    assert device.cookie_hash == event.device_hash and device.last_place == "Tokyo, JP"
+    assert client.get("/").status_code == 200
+
+
+def test_the_device_cookie_is_httponly_lax_and_long_lived(client):
+    response = client.get("/login/")
+    morsel = response.cookies["authguard_device"]
+    assert morsel["httponly"] and morsel["samesite"] == "Lax" and int(morsel["max-age"]) > 300 * 86400
+    assert not morsel["secure"]  # plain http here; Secure under HTTPS
+    assert "authguard_device" not in client.get("/login/", secure=True).cookies  # a valid cookie is kept
+
+
+def test_risky_html_login_is_refused_and_leaves_no_session(user_factory, login_as, client):
+    user_factory("alice")
+    response = login_as("alice", ip=IP_TOR, ua=UA_CURL)
+    assert response.status_code == 302 and response.url == "/authguard/denied/"
+    assert "_auth_user_id" not in client.session
+    event = LoginEvent.objects.get()
+    assert event.action in ("step_up", "deny") and event.outcome == Outcome.REFUSED
+    assert {"anonymous_tor", "automation_client"} <= set(event.reasons)
+    assert not RiskProfile.objects.exists()  # a refused login teaches the profile nothing
+    assert client.get("/").status_code == 302
+    assert client.get("/authguard/denied/").status_code == 403
+
+
+def test_failed_logins_are_recorded_for_known_and_unknown_users(user_factory, login_as):
+    user = user_factory("alice")
+    login_as("alice", "wrong")
+    login_as("nobody", "wrong")
+    events = list(LoginEvent.objects.order_by("id"))
+    assert [(e.user, e.username, e.password_ok, e.outcome) for e in events] == [
+        (user, "alice", False, Outcome.BAD_PASSWORD), (None, "nobody", False, Outcome.BAD_PASSWORD)]
+
+
+def test_api_login_statuses(user_factory, client):
+    user_factory("alice")
+    ok = api_login(client, "alice", "correct horse battery")
+    assert ok.status_code == 200 and ok.json()["status"] == "ok"
+    wrong = api_login(Client(enforce_csrf_checks=True), "alice", "nope")
+    unknown = api_login(Client(enforce_csrf_checks=True), "mallory", "nope")
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+    risky = api_login(Client(enforce_csrf_checks=True), "alice", "correct horse battery", ip=IP_TOR, ua=UA_CURL)
+    assert risky.status_code == 403 and risky.json()["status"] == "denied"
+
+
+def test_api_login_is_throttled_after_many_failures_from_one_ip(user_factory, settings):
+    settings.AUTHGUARD_LOGIN_THROTTLE = {"ip_failures": 3}
+    user_factory("alice")
+    for i in range(3):
+        assert api_login(Client(enforce_csrf_checks=True), f"user{i}", "x", ip=IP_SG_VPS).status_code == 401
+    blocked = api_login(Client(enforce_csrf_checks=True), "alice", "correct horse battery", ip=IP_SG_VPS)
+    assert blocked.status_code == 429 and blocked.json()["status"] == "throttled"
+    assert LoginEvent.objects.filter(outcome=Outcome.THROTTLED).count() == 1
+    # Another IP is not affected.
+    assert api_login(Client(enforce_csrf_checks=True), "alice", "correct horse battery").status_code == 200
+
+
+def test_html_and_admin_logins_are_throttled_too(user_factory, settings, login_as, client):
+    settings.AUTHGUARD_LOGIN_THROTTLE = {"ip_failures": 2}
+    user_factory("admin", is_staff=True, is_superuser=True)
+    login_as("x", "y", ip=IP_SG_VPS)
+    login_as("x", "y", ip=IP_SG_VPS)
+    response = client.post("/admin/login/?next=/admin/", {"username": "admin", "password": "correct horse battery"},
+                           REMOTE_ADDR=IP_SG_VPS)
+    assert response.status_code == 200  # the form again: the password was never checked
+    assert "_auth_user_id" not in client.session
+
+
+def test_admin_login_is_scored(user_factory, client):
+    user_factory("admin", is_staff=True, is_superuser=True)
+    response = client.post("/admin/login/?next=/admin/", {"username": "admin", "password": "correct horse battery"},
+                           REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN)
+    assert response.status_code == 302
+    assert LoginEvent.objects.get().user.username == "admin"
+
+
+def test_force_login_outside_a_request_is_not_scored(user_factory, client):
+    client.force_login(user_factory("alice"))
+    assert client.get("/").status_code == 200
+    assert not LoginEvent.objects.exists()
+
+
+def test_login_event_is_readable_in_the_admin_with_its_explanation(user_factory, login_as, client):
+    user_factory("alice")
+    login_as("alice", ip=IP_TOR, ua=UA_CURL)
+    event = LoginEvent.objects.get()
+    admin = user_factory("sec", is_staff=True, is_superuser=True)
+    staff = Client()
+    staff.force_login(admin)
+    listing = staff.get("/admin/authguard/loginevent/?reason=anonymous_tor")
+    assert listing.status_code == 200 and b"alice" in listing.content
+    detail = staff.get(f"/admin/authguard/loginevent/{event.pk}/change/")
+    assert detail.status_code == 200
+    assert b"anonymous_tor" in detail.content and b"Signed in through the Tor network" in detail.content
+    assert staff.post(f"/admin/authguard/loginevent/{event.pk}/delete/").status_code == 403
+    assert staff.get("/admin/authguard/loginevent/add/").status_code == 403
