@@ -90,10 +90,17 @@ class LoginContext:
     # Facts about the account the caller knows (password hash fingerprint, ...), never secrets.
     account: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def prefix(self) -> str | None:
         """The /24 (IPv4) or /48 (IPv6) network of the address: an ISP customer's neighbourhood."""
         return ip_prefix(self.ip)
+
+    @functools.cached_property
+    def features(self) -> dict[str, str | None]:
+        """The profile features of this login (see :func:`authguard.profile.feature_values`), computed once."""
+        from .profile import feature_values
+
+        return feature_values(self)
 
 
 # -- client IP ---------------------------------------------------------------------------------------
@@ -144,6 +151,7 @@ def _in_networks(address: str, networks: tuple[Any, ...]) -> bool:
     return any(ip.version == net.version and ip in net for net in networks)
 
 
+@functools.lru_cache(maxsize=65536)
 def ip_prefix(ip: str | None) -> str | None:
     if ip is None:
         return None
@@ -238,6 +246,7 @@ def device_id_from_cookie(value: str | None) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=65536)
 def device_hash(device_id: str | None) -> str | None:
     """What the server stores of a device id: a keyed hash, so a database leak reveals no cookie."""
     if not device_id:

@@ -22,7 +22,7 @@ from django.db.models import F
 
 from .conf import app_settings
 from .context import LoginContext
-from .profile import POPULATION_FEATURES, Profile, feature_values, learn, population_keys
+from .profile import POPULATION_FEATURES, Profile, learn, population_keys
 from .velocity import CounterCache, DictCache, VelocityCounts, read_counts, record_attempt
 
 
@@ -66,7 +66,7 @@ def _device_state(profile: Profile, ctx: LoginContext, trusted: bool) -> DeviceS
 
 def _population_increments(evidence: Evidence) -> list[str]:
     """Keys to increment after learning a login: each value, each total, and distinct counts of new values."""
-    values = feature_values(evidence.ctx)
+    values = evidence.ctx.features
     keys = []
     for feature in POPULATION_FEATURES:
         key = f"{feature}:{values[feature]}"

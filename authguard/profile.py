@@ -11,11 +11,11 @@ days) never counts, one younger than half of it always does, and the profile's s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
+import functools
 
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from .context import LoginContext
@@ -31,15 +31,20 @@ UNKNOWN = "?"
 _SECONDS_PER_DAY = 86400
 
 
+@functools.lru_cache(maxsize=16384)
 def ua_key(raw: str) -> str:
     """A short stable key for a user-agent string (the strings themselves are long)."""
     return salted_hmac("authguard.ua", raw, algorithm="sha256").hexdigest()[:16] if raw else UNKNOWN
 
 
-def feature_values(ctx: LoginContext, *, tz: ZoneInfo | None = None) -> dict[str, str | None]:
-    """The value of every profile feature for a login (None: the feature is absent, e.g. no cookie)."""
+def feature_values(ctx: LoginContext) -> dict[str, str | None]:
+    """The value of every profile feature for a login (None: the feature is absent, e.g. no cookie).
+
+    Hours are in the site's ``TIME_ZONE``, the same clock :class:`~authguard.risk_signals.UnusualHour` reads.
+    Use ``ctx.features``, which computes this once per login.
+    """
     geo, client = ctx.geo, ctx.client
-    local = ctx.time.astimezone(tz) if tz else ctx.time
+    local = timezone.localtime(ctx.time)
     return {
         "ip": ctx.ip or UNKNOWN,
         "prefix": ctx.prefix or UNKNOWN,
@@ -59,46 +64,52 @@ def _period(day: int, horizon_days: int) -> int:
     return day // max(1, horizon_days // 2)
 
 
-@dataclass
 class Profile:
     """Read access to a profile dict, as of one moment (counts from before the horizon are ignored)."""
 
-    data: dict[str, Any]
-    period: int
+    __slots__ = ("data", "period", "_features", "_prev", "_cur", "_totals")
+
+    def __init__(self, data: dict[str, Any], period: int) -> None:
+        self.data = data
+        self.period = period
+        self._features: dict[str, dict[str, list[int]]] = data.get("f", {})
+        self._totals: dict[str, int] = {}
+        # Which stored columns (previous, current) are still inside the horizon.
+        stored = data.get("p")
+        if stored is None or period >= stored + 2:
+            self._prev, self._cur = 0, 0
+        elif period == stored + 1:
+            self._prev, self._cur = 0, 1  # the stored "current" period is now the previous one
+        else:
+            self._prev, self._cur = 1, 1
 
     @classmethod
     def at(cls, data: dict[str, Any] | None, when: datetime, horizon_days: int) -> Profile:
         day = int(when.timestamp() // _SECONDS_PER_DAY)
         return cls(data or {}, _period(day, horizon_days))
 
-    def _weight(self) -> tuple[int, int]:
-        """Which stored columns (previous, current) are still inside the horizon."""
-        stored = self.data.get("p")
-        if stored is None or self.period >= stored + 2:
-            return (0, 0)
-        if self.period == stored + 1:
-            return (0, 1)  # the stored "current" period is now the previous one
-        return (1, 1)
-
     def count(self, feature: str, value: str | None) -> int:
         if value is None:
             return 0
-        entry = self.data.get("f", {}).get(feature, {}).get(value)
+        entry = self._features.get(feature, {}).get(value)
         if entry is None:
             return 0
-        use_prev, use_cur = self._weight()
-        return entry[0] * use_prev + entry[1] * use_cur
+        return entry[0] * self._prev + entry[1] * self._cur
 
     def total(self, feature: str) -> int:
-        use_prev, use_cur = self._weight()
-        return sum(e[0] * use_prev + e[1] * use_cur for e in self.data.get("f", {}).get(feature, {}).values())
+        total = self._totals.get(feature)
+        if total is None:
+            prev, cur = self._prev, self._cur
+            total = self._totals[feature] = sum(
+                e[0] * prev + e[1] * cur for e in self._features.get(feature, {}).values()
+            )
+        return total
 
     @property
     def logins(self) -> int:
         """Successful logins inside the horizon."""
-        use_prev, use_cur = self._weight()
         n = self.data.get("n", [0, 0])
-        return n[0] * use_prev + n[1] * use_cur
+        return n[0] * self._prev + n[1] * self._cur
 
     @property
     def last(self) -> dict[str, Any]:
@@ -118,9 +129,7 @@ class Profile:
         return near / total
 
 
-def learn(
-    data: dict[str, Any] | None, ctx: LoginContext, *, horizon_days: int, tz: ZoneInfo | None = None
-) -> dict[str, Any]:
+def learn(data: dict[str, Any] | None, ctx: LoginContext, *, horizon_days: int) -> dict[str, Any]:
     """Add a successful login to a profile dict and return it (the dict is updated in place)."""
     data = data if data is not None else {}
     day = int(ctx.time.timestamp() // _SECONDS_PER_DAY)
@@ -142,7 +151,7 @@ def learn(
         period = stored  # an out-of-order older login counts in the current period
     data["p"] = period
     n[1] += 1
-    for feature, value in feature_values(ctx, tz=tz).items():
+    for feature, value in ctx.features.items():
         if value is None:
             continue
         values = features.setdefault(feature, {})
@@ -172,7 +181,7 @@ def learn(
 
 def population_keys(ctx: LoginContext) -> list[str]:
     """The population-count keys a login needs: each hierarchy level's value, total and distinct count."""
-    values = feature_values(ctx)
+    values = ctx.features
     keys = [f"{feature}:{values[feature]}" for feature in POPULATION_FEATURES]
     keys += [f"#{feature}" for feature in POPULATION_FEATURES]
     keys += [f"~{feature}" for feature in POPULATION_FEATURES]

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from .conf import app_settings
 from .history import Evidence
 from .networks import hosting_asns, parse_network_list
-from .profile import IP_LEVELS, UA_LEVELS, feature_values
+from .profile import IP_LEVELS, UA_LEVELS
 from .risk import Finding, RiskSignal
 
 
@@ -55,7 +55,7 @@ class StatisticalModel(RiskSignal):
         n_user = profile.total("dtype")
         if n_user == 0:
             return None
-        values = feature_values(evidence.ctx)
+        values = evidence.ctx.features
         n_all = evidence.population_count("#dtype")
         users = evidence.population_count("#users")
         ratio = (n_all / (users * n_user)) if n_all and users else 1.0

@@ -7,6 +7,7 @@ Reading every counter of a login is one ``get_many``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,8 +15,8 @@ from django.utils.crypto import salted_hmac
 
 from .context import LoginContext
 
-BUCKET_SECONDS = 300
-WINDOW_BUCKETS = 12  # one hour
+BUCKET_SECONDS = 600
+WINDOW_BUCKETS = 6  # one hour, in six 10-minute buckets
 _PREFIX = "ag:v:"
 
 
@@ -38,6 +39,7 @@ class VelocityCounts:
     ip_users: int = 0  # distinct usernames tried from this IP
 
 
+@functools.lru_cache(maxsize=65536)
 def _user_key(username: str) -> str:
     # Usernames are hashed so cache keys carry no personal data and no odd characters.
     return salted_hmac("authguard.velocity", username.lower(), algorithm="sha256").hexdigest()[:20]
