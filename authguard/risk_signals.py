@@ -184,7 +184,7 @@ class AnonymousNetwork(RiskSignal):
     """
 
     defaults = {
-        "tor": 50, "public_proxy": 35, "hosting": 30, "vpn": 25, "residential_proxy": 25,
+        "tor": 50, "public_proxy": 35, "hosting": 30, "vpn": 25, "residential_proxy": 25, "unknown": 10,
         "habitual_share": 0.2, "habitual_factor": 0.4, "extra_hosting_asns": [],
     }
 
@@ -203,6 +203,10 @@ class AnonymousNetwork(RiskSignal):
         }
         matched = [name for name, on in flags.items() if on]
         if not matched:
+            if geo.country is None and geo.asn is None:
+                # No database knows this address (or none is installed): not knowing is itself a risk.
+                return [Finding("unknown_network", self.options["unknown"],
+                                _("Where this sign-in comes from cannot be determined"), {"ip": evidence.ctx.ip})]
             return []
         strongest = max(matched, key=lambda name: self.options[name])
         points = self.options[strongest]

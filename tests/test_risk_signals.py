@@ -104,6 +104,11 @@ def test_anonymous_networks(ip, code):
     assert list(codes(AnonymousNetwork(), MemoryHistory(), ctx(ip=ip))) == [code]
 
 
+def test_an_address_no_database_knows_is_some_risk():
+    assert codes(AnonymousNetwork(), MemoryHistory(), ctx(ip="127.0.0.1")) == {"unknown_network": 10}
+    assert codes(AnonymousNetwork(), MemoryHistory(), ctx(ip=IP_TOKYO)) == {}
+
+
 def test_hosting_asn_list_works_without_an_anonymous_ip_database(settings, tmp_path, geoip_dir):
     import shutil
 
