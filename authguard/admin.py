@@ -37,7 +37,17 @@ class ReasonFilter(admin.SimpleListFilter):
 class LoginEventAdmin(admin.ModelAdmin):
     """Login events are evidence: admins read and filter them, nobody edits them here."""
 
-    list_display = ("created_at", "who", "ip", "place", "as_org", "device_summary", "score", "action", "outcome")
+    list_display = (
+        "created_at",
+        "who",
+        "ip",
+        "place",
+        "as_org",
+        "device_summary",
+        "score",
+        "action",
+        "outcome",
+    )
     list_filter = ("action", "outcome", ReasonFilter, "country", "asn", "created_at")
     search_fields = ("username", "user__username", "user__email", "ip")
     date_hierarchy = "created_at"
@@ -58,11 +68,18 @@ class LoginEventAdmin(admin.ModelAdmin):
         rows = format_html_join(
             "",
             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            ((f["code"], f"{f['score']:+d}", f["reason"], f.get("evidence") or "") for f in obj.findings or []),
+            (
+                (f["code"], f"{f['score']:+d}", f["reason"], f.get("evidence") or "")
+                for f in obj.findings or []
+            ),
         )
         return format_html(
-            '<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>',
-            _("code"), _("points"), _("reason"), _("evidence"), rows,
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("code"),
+            _("points"),
+            _("reason"),
+            _("evidence"),
+            rows,
         )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -77,7 +94,23 @@ class LoginEventAdmin(admin.ModelAdmin):
 
 @admin.register(KnownDevice)
 class KnownDeviceAdmin(admin.ModelAdmin):
-    list_display = ("user", "label", "first_seen_at", "last_seen_at", "last_place", "trusted_until", "revoked_at")
+    list_display = (
+        "user",
+        "label",
+        "first_seen_at",
+        "last_seen_at",
+        "last_place",
+        "trusted_until",
+        "revoked_at",
+    )
     list_filter = ("revoked_at",)
     search_fields = ("user__username", "label", "last_ip")
-    readonly_fields = ("cookie_hash", "first_seen_at", "last_seen_at", "last_ip", "last_place", "label", "user")
+    readonly_fields = (
+        "cookie_hash",
+        "first_seen_at",
+        "last_seen_at",
+        "last_ip",
+        "last_place",
+        "label",
+        "user",
+    )

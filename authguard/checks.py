@@ -143,7 +143,11 @@ def check_network_lists(app_configs: Sequence[AppConfig] | None, **kwargs: Any) 
     errors: list[CheckMessage] = []
     for name in ("NETWORK_ALLOWLIST", "NETWORK_DENYLIST"):
         raw = getattr(settings, "AUTHGUARD_" + name, [])
-        bad = [repr(raw)] if not isinstance(raw, list | tuple) else [repr(e) for e in raw if not _list_entry_ok(e)]
+        bad = (
+            [repr(raw)]
+            if not isinstance(raw, list | tuple)
+            else [repr(e) for e in raw if not _list_entry_ok(e)]
+        )
         if bad:
             errors.append(
                 Error(
@@ -193,7 +197,7 @@ def check_webauthn(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         errors.append(
             Error(
                 f"AUTHGUARD_WEBAUTHN_ORIGINS is invalid: {problem}.",
-                hint='List the exact origins, e.g. ["https://broker.example.jp"]; http is allowed only for localhost.',
+                hint='List the exact origins, e.g. ["https://broker.example.jp"] (http only for localhost).',
                 id=Codes.WEBAUTHN_ORIGINS_INVALID,
             )
         )

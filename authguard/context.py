@@ -97,13 +97,14 @@ class LoginContext:
 
     @functools.cached_property
     def features(self) -> dict[str, str | None]:
-        """The profile features of this login (see :func:`authguard.profile.feature_values`), computed once."""
+        """The profile features of this login (:func:`authguard.profile.feature_values`), computed once."""
         from .profile import feature_values
 
         return feature_values(self)
 
 
 # -- client IP ---------------------------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=8)
 def _proxy_networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -165,8 +166,19 @@ def ip_prefix(ip: str | None) -> str | None:
 _LOCAL_NETWORKS = tuple(
     ipaddress.ip_network(n)
     for n in (
-        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-        "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4", "::/127", "fc00::/7", "fe80::/10", "ff00::/8",
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/127",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
     )
 )
 
@@ -228,6 +240,7 @@ def parse_user_agent(raw: str) -> ClientInfo:
 
 
 # -- device cookie -----------------------------------------------------------------------------------
+
 
 def new_device_cookie() -> str:
     """A fresh signed device cookie value (random id, signed so forged ids are recognised)."""
@@ -306,7 +319,9 @@ class GeoReaders:
         if self.asn is not None:
             record = self._safe(self.asn.asn, ip)
             if record is not None:
-                values.update(asn=record.autonomous_system_number, as_org=record.autonomous_system_organization)
+                values.update(
+                    asn=record.autonomous_system_number, as_org=record.autonomous_system_organization
+                )
         if self.anonymous is not None:
             record = self._safe(self.anonymous.anonymous_ip, ip)
             if record is not None:
@@ -364,6 +379,7 @@ def geolocate(ip: str | None, *, path: str | None = None) -> Geo:
 
 # -- the context -------------------------------------------------------------------------------------
 
+
 def account_facts(user: Any) -> dict[str, Any]:
     """Facts about the account that signals compare with the profile: a fingerprint of the password hash.
 
@@ -373,7 +389,9 @@ def account_facts(user: Any) -> dict[str, Any]:
     password = getattr(user, "password", "") or ""
     if not password:
         return {}
-    return {"pw": salted_hmac("authguard.password-fingerprint", password, algorithm="sha256").hexdigest()[:16]}
+    return {
+        "pw": salted_hmac("authguard.password-fingerprint", password, algorithm="sha256").hexdigest()[:16]
+    }
 
 
 def build_context(

@@ -103,7 +103,9 @@ class MemoryHistory:
         population = self.population
         for key in _population_increments(evidence):
             population[key] = population.get(key, 0) + 1
-        self.profiles[ctx.user_id] = learn(self.profiles.get(ctx.user_id), ctx, horizon_days=self.horizon_days)
+        self.profiles[ctx.user_id] = learn(
+            self.profiles.get(ctx.user_id), ctx, horizon_days=self.horizon_days
+        )
 
     def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
         record_attempt(self.counters, ctx, failed=failed)
@@ -161,12 +163,16 @@ class DatabaseHistory:
             profile.data = learn(profile.data, ctx, horizon_days=self.horizon_days)
             profile.save(update_fields=["data", "updated_at"])
             PopulationCount.objects.bulk_create(
-                [PopulationCount(key=key, count=0) for key in dict.fromkeys(increments)], ignore_conflicts=True
+                [PopulationCount(key=key, count=0) for key in dict.fromkeys(increments)],
+                ignore_conflicts=True,
             )
             PopulationCount.objects.filter(key__in=increments).update(count=F("count") + 1)
             if ctx.device_hash:
                 updated = KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(
-                    last_seen_at=ctx.time, last_ip=ctx.ip, last_place=ctx.geo.place, label=ctx.client.summary[:200]
+                    last_seen_at=ctx.time,
+                    last_ip=ctx.ip,
+                    last_place=ctx.geo.place,
+                    label=ctx.client.summary[:200],
                 )
                 if not updated:
                     KnownDevice.objects.create(
@@ -186,7 +192,9 @@ class DatabaseHistory:
         from .models import KnownDevice
 
         if ctx.user_id is not None and ctx.device_hash:
-            KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(trusted_until=until)
+            KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(
+                trusted_until=until
+            )
 
 
 def trusted_until(ctx: LoginContext) -> datetime:

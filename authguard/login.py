@@ -66,8 +66,13 @@ def is_throttled(request: HttpRequest, username: str) -> bool:
     limits = app_settings.LOGIN_THROTTLE
     ip = client_ip(request)
     ctx = LoginContext(
-        time=_now(), username=username or "", user_id=None, ip=ip, geo=geolocate(None),
-        client=parse_user_agent(""), device_hash=None,
+        time=_now(),
+        username=username or "",
+        user_id=None,
+        ip=ip,
+        geo=geolocate(None),
+        client=parse_user_agent(""),
+        device_hash=None,
     )
     try:
         counts = read_counts(cache, ctx)
@@ -121,8 +126,9 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
         logger.exception("authguard: could not count a login attempt")
     allowed = assessment.action == Action.ALLOW
     with transaction.atomic():
-        event = _record_event(ctx, user, assessment, password_ok=True,
-                              outcome=Outcome.SIGNED_IN if allowed else Outcome.REFUSED)
+        event = _record_event(
+            ctx, user, assessment, password_ok=True, outcome=Outcome.SIGNED_IN if allowed else Outcome.REFUSED
+        )
         if allowed and evidence is not None:
             history.learn(ctx, evidence)
     decision = LoginDecision(assessment, event.pk)

@@ -110,7 +110,10 @@ class KnownDevice(models.Model):
     """A browser a user signed in from, recognised by the hash of its long-lived device cookie."""
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="authguard_devices", verbose_name=_("user")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="authguard_devices",
+        verbose_name=_("user"),
     )
     cookie_hash = models.CharField(max_length=64)
     label = models.CharField(_("browser"), max_length=200, blank=True)
@@ -125,7 +128,9 @@ class KnownDevice(models.Model):
     class Meta:
         verbose_name = _("known device")
         verbose_name_plural = _("known devices")
-        constraints = [models.UniqueConstraint(fields=["user", "cookie_hash"], name="authguard_device_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "cookie_hash"], name="authguard_device_unique")
+        ]
 
     def __str__(self) -> str:
         return f"{self.label or 'device'} of {self.user}"

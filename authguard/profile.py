@@ -11,9 +11,9 @@ days) never counts, one younger than half of it always does, and the profile's s
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
-import functools
 
 from django.utils import timezone
 from django.utils.crypto import salted_hmac

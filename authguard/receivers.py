@@ -27,6 +27,7 @@ def score_successful_login(sender: Any, request: HttpRequest | None, user: Any, 
 
 
 @receiver(user_login_failed, dispatch_uid="authguard.record_failed_login")
-def record_failed_login(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None,
-                        **kwargs: Any) -> None:
+def record_failed_login(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
     login.after_failed_login(request, credentials)

@@ -146,8 +146,14 @@ def parse_line(number: int, text: str) -> LoginRecord:
     if obj["second_factor_ok"] is not None and not isinstance(obj["second_factor_ok"], bool):
         raise ReplayError(number, "'second_factor_ok' must be true, false or null")
     return LoginRecord(
-        number, when, obj["user"], ip, obj["user_agent"], obj["device_id"] or None,
-        obj["password_ok"], obj["second_factor_ok"],
+        number,
+        when,
+        obj["user"],
+        ip,
+        obj["user_agent"],
+        obj["device_id"] or None,
+        obj["password_ok"],
+        obj["second_factor_ok"],
     )
 
 
@@ -188,7 +194,9 @@ def replay(
             raise ReplayError(number, "empty line")
         record = parse_line(number, text)
         if previous is not None and record.ts < previous:
-            raise ReplayError(number, f"out of order: {record.ts.isoformat()} is before {previous.isoformat()}")
+            raise ReplayError(
+                number, f"out of order: {record.ts.isoformat()} is before {previous.isoformat()}"
+            )
         previous = record.ts
         ctx = context_from_record(record, geoip_path=geoip_path)
         assessment, evidence = score_login(ctx, history, signals=policy.signals, thresholds=policy.thresholds)
@@ -203,8 +211,18 @@ def replay(
                 if assessment.action == Action.STEP_UP:
                     history.trust_device(ctx, trusted_until(ctx))
         reasons = assessment.reasons
-        output.write(json.dumps({"line": number, "user": record.user, "score": assessment.score,
-                                 "action": str(assessment.action), "reasons": reasons}) + "\n")
+        output.write(
+            json.dumps(
+                {
+                    "line": number,
+                    "user": record.user,
+                    "score": assessment.score,
+                    "action": str(assessment.action),
+                    "reasons": reasons,
+                }
+            )
+            + "\n"
+        )
         summary.actions[str(assessment.action)] += 1
         summary.reasons.update(reasons)
         if number % 20000 == 0:

@@ -86,9 +86,9 @@ class RiskSignal:
         merged = {**self.defaults, **options}
         for key, value in merged.items():
             default = self.defaults[key]
-            if isinstance(default, int | float) and not isinstance(default, bool):
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ValueError(f"option {key!r} must be a number")
+            numeric = isinstance(default, int | float) and not isinstance(default, bool)
+            if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise ValueError(f"option {key!r} must be a number")
         self.options = merged
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
@@ -116,9 +116,7 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_settings_changed)
 
 
-def assess(
-    evidence: Evidence, *, signals: Sequence[RiskSignal], thresholds: Thresholds
-) -> Assessment:
+def assess(evidence: Evidence, *, signals: Sequence[RiskSignal], thresholds: Thresholds) -> Assessment:
     """Run every signal over the evidence and decide. A signal that crashes fails closed (step-up)."""
     findings: list[Finding] = []
     for signal in signals:
@@ -128,7 +126,12 @@ def assess(
             # SECURITY: a broken signal must never let a login through unchecked.
             logger.exception("authguard: risk signal %s failed", type(signal).__name__)
             findings.append(
-                Finding("signal_error", thresholds.step_up, "A risk check failed", {"signal": type(signal).__name__})
+                Finding(
+                    "signal_error",
+                    thresholds.step_up,
+                    "A risk check failed",
+                    {"signal": type(signal).__name__},
+                )
             )
     score = max(0, min(100, sum(f.score for f in findings)))
     if any(f.code == "signal_error" for f in findings):

@@ -59,10 +59,14 @@ class StatisticalModel(RiskSignal):
         n_all = evidence.population_count("#dtype")
         users = evidence.population_count("#users")
         ratio = (n_all / (users * n_user)) if n_all and users else 1.0
-        for levels, weights in ((IP_LEVELS, self.options["ip_weights"]), (UA_LEVELS, self.options["ua_weights"])):
+        for levels, weights in (
+            (IP_LEVELS, self.options["ip_weights"]),
+            (UA_LEVELS, self.options["ua_weights"]),
+        ):
             p_global = self.population_probability(evidence, levels, weights, values)
             p_user = sum(
-                w * profile.count(level, values[level]) / n_user for level, w in zip(levels, weights, strict=True)
+                w * profile.count(level, values[level]) / n_user
+                for level, w in zip(levels, weights, strict=True)
             )
             if p_user == 0:
                 p_user = p_global / 4
@@ -105,18 +109,39 @@ class DeviceCookie(RiskSignal):
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         device, profile = evidence.device, evidence.profile
         if device.trusted:
-            return [Finding("remembered_device", self.options["remembered_device"],
-                            _("A device remembered after a second-factor check"))]
+            return [
+                Finding(
+                    "remembered_device",
+                    self.options["remembered_device"],
+                    _("A device remembered after a second-factor check"),
+                )
+            ]
         if device.known:
-            return [Finding("known_device", self.options["known_device"],
-                            _("A browser this account signed in from before"))]
+            return [
+                Finding(
+                    "known_device",
+                    self.options["known_device"],
+                    _("A browser this account signed in from before"),
+                )
+            ]
         if profile.logins == 0:
             return []  # nothing to compare with; AccountContext reports the missing history
-        findings = [Finding("new_device", self.options["new_device"], _("A browser never seen on this account"),
-                            {"cookie_presented": device.presented})]
+        findings = [
+            Finding(
+                "new_device",
+                self.options["new_device"],
+                _("A browser never seen on this account"),
+                {"cookie_presented": device.presented},
+            )
+        ]
         if profile.count("ip", evidence.ctx.ip) == 0:
-            findings.append(Finding("new_device_new_ip", self.options["new_device_new_ip"],
-                                    _("A new browser on an address this account never used")))
+            findings.append(
+                Finding(
+                    "new_device_new_ip",
+                    self.options["new_device_new_ip"],
+                    _("A new browser on an address this account never used"),
+                )
+            )
         return findings
 
 
@@ -149,10 +174,20 @@ class ImpossibleTravel(RiskSignal):
         speed = effective / hours
         if speed <= self.options["max_kmh"]:
             return []
-        return [Finding("impossible_travel", self.options["score"],
-                        _("Too far from the last sign-in to have travelled in the time between"),
-                        {"km": round(effective), "hours": round(hours, 2), "kmh": round(speed),
-                         "from": last.get("cc"), "to": geo.country})]
+        return [
+            Finding(
+                "impossible_travel",
+                self.options["score"],
+                _("Too far from the last sign-in to have travelled in the time between"),
+                {
+                    "km": round(effective),
+                    "hours": round(hours, 2),
+                    "kmh": round(speed),
+                    "from": last.get("cc"),
+                    "to": geo.country,
+                },
+            )
+        ]
 
 
 class NetworkHop(RiskSignal):
@@ -171,9 +206,14 @@ class NetworkHop(RiskSignal):
         elapsed = ctx.time.timestamp() - last["t"]
         if not 0 <= elapsed <= self.options["minutes"] * 60 or last.get("asn") == ctx.geo.asn:
             return []
-        return [Finding("network_hop", self.options["score"],
-                        _("A new browser on another network minutes after the last sign-in"),
-                        {"seconds": round(elapsed), "from_asn": last.get("asn"), "to_asn": ctx.geo.asn})]
+        return [
+            Finding(
+                "network_hop",
+                self.options["score"],
+                _("A new browser on another network minutes after the last sign-in"),
+                {"seconds": round(elapsed), "from_asn": last.get("asn"), "to_asn": ctx.geo.asn},
+            )
+        ]
 
 
 class AnonymousNetwork(RiskSignal):
@@ -184,8 +224,15 @@ class AnonymousNetwork(RiskSignal):
     """
 
     defaults = {
-        "tor": 50, "public_proxy": 35, "hosting": 30, "vpn": 25, "residential_proxy": 25, "unknown": 10,
-        "habitual_share": 0.2, "habitual_factor": 0.4, "extra_hosting_asns": [],
+        "tor": 50,
+        "public_proxy": 35,
+        "hosting": 30,
+        "vpn": 25,
+        "residential_proxy": 25,
+        "unknown": 10,
+        "habitual_share": 0.2,
+        "habitual_factor": 0.4,
+        "extra_hosting_asns": [],
     }
 
     def __init__(self, **options):
@@ -205,8 +252,14 @@ class AnonymousNetwork(RiskSignal):
         if not matched:
             if geo.country is None and geo.asn is None:
                 # No database knows this address (or none is installed): not knowing is itself a risk.
-                return [Finding("unknown_network", self.options["unknown"],
-                                _("Where this sign-in comes from cannot be determined"), {"ip": evidence.ctx.ip})]
+                return [
+                    Finding(
+                        "unknown_network",
+                        self.options["unknown"],
+                        _("Where this sign-in comes from cannot be determined"),
+                        {"ip": evidence.ctx.ip},
+                    )
+                ]
             return []
         strongest = max(matched, key=lambda name: self.options[name])
         points = self.options[strongest]
@@ -222,12 +275,21 @@ class AnonymousNetwork(RiskSignal):
             "vpn": _("Signed in through a VPN"),
             "residential_proxy": _("Signed in through a residential proxy"),
         }
-        return [Finding(f"anonymous_{strongest}", points, reasons[strongest],
-                        {"flags": matched, "asn": geo.asn, "as_org": geo.as_org})]
+        return [
+            Finding(
+                f"anonymous_{strongest}",
+                points,
+                reasons[strongest],
+                {"flags": matched, "asn": geo.asn, "as_org": geo.as_org},
+            )
+        ]
 
 
 class NetworkLists(RiskSignal):
-    """Admin allow and deny lists of IP networks, ASNs and countries (``AUTHGUARD_NETWORK_ALLOWLIST``/``DENYLIST``)."""
+    """Admin allow and deny lists of IP networks, ASNs and countries.
+
+    The lists are ``AUTHGUARD_NETWORK_ALLOWLIST`` and ``AUTHGUARD_NETWORK_DENYLIST``.
+    """
 
     defaults = {"deny_score": 100, "allow_score": -30}
 
@@ -236,12 +298,24 @@ class NetworkLists(RiskSignal):
         where = {"ip": ctx.ip, "asn": ctx.geo.asn, "country": ctx.geo.country}
         denied = parse_network_list(tuple(app_settings.NETWORK_DENYLIST)).match(**where)
         if denied:
-            return [Finding("denylisted_network", self.options["deny_score"],
-                            _("The network is on the deny list"), {"entry": denied})]
+            return [
+                Finding(
+                    "denylisted_network",
+                    self.options["deny_score"],
+                    _("The network is on the deny list"),
+                    {"entry": denied},
+                )
+            ]
         allowed = parse_network_list(tuple(app_settings.NETWORK_ALLOWLIST)).match(**where)
         if allowed:
-            return [Finding("allowlisted_network", self.options["allow_score"],
-                            _("The network is on the allow list"), {"entry": allowed})]
+            return [
+                Finding(
+                    "allowlisted_network",
+                    self.options["allow_score"],
+                    _("The network is on the allow list"),
+                    {"entry": allowed},
+                )
+            ]
         return []
 
 
@@ -252,18 +326,27 @@ class Velocity(RiskSignal):
     """
 
     defaults = {
-        "user_failures": 5, "user_failures_score": 15,
-        "ip_failures": 10, "ip_failures_score": 20,
-        "ip_users": 5, "ip_users_score": 30,
-        "network_failures": 30, "network_failures_score": 15,
-        "site_failures": 500, "site_failures_score": 10,
+        "user_failures": 5,
+        "user_failures_score": 15,
+        "ip_failures": 10,
+        "ip_failures_score": 20,
+        "ip_users": 5,
+        "ip_users_score": 30,
+        "network_failures": 30,
+        "network_failures_score": 15,
+        "site_failures": 500,
+        "site_failures_score": 10,
     }
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         counts, o = evidence.velocity, self.options
         findings = []
         checks = (
-            ("user_failures", counts.user_failures, _("Many failed sign-ins on this account in the last hour")),
+            (
+                "user_failures",
+                counts.user_failures,
+                _("Many failed sign-ins on this account in the last hour"),
+            ),
             ("ip_failures", counts.ip_failures, _("Many failed sign-ins from this address in the last hour")),
             ("ip_users", counts.ip_users, _("Many different accounts tried from this address")),
             ("network_failures", counts.network_failures, _("Many failed sign-ins from this network")),
@@ -290,8 +373,14 @@ class UnusualHour(RiskSignal):
         share = profile.hour_share(hour)
         if share > self.options["max_share"]:
             return []
-        return [Finding("unusual_hour", self.options["score"], _("An hour this account rarely signs in"),
-                        {"hour": hour, "share": round(share, 3)})]
+        return [
+            Finding(
+                "unusual_hour",
+                self.options["score"],
+                _("An hour this account rarely signs in"),
+                {"hour": hour, "share": round(share, 3)},
+            )
+        ]
 
 
 class AutomationClient(RiskSignal):
@@ -303,12 +392,18 @@ class AutomationClient(RiskSignal):
         client = evidence.ctx.client
         if not client.automation:
             return []
-        return [Finding("automation_client", self.options["score"], _("An automated client, not a person's browser"),
-                        {"browser": client.browser})]
+        return [
+            Finding(
+                "automation_client",
+                self.options["score"],
+                _("An automated client, not a person's browser"),
+                {"browser": client.browser},
+            )
+        ]
 
 
 class AccountContext(RiskSignal):
-    """The account's own state: no history yet, dormant for months, password changed since the last sign-in."""
+    """The account's own state: no history yet, dormant for months, password changed since last sign-in."""
 
     defaults = {"no_history": 20, "dormant_days": 120, "dormant": 15, "password_changed": 15}
 
@@ -316,16 +411,30 @@ class AccountContext(RiskSignal):
         profile, ctx = evidence.profile, evidence.ctx
         findings = []
         if profile.logins == 0:
-            findings.append(Finding("no_history", self.options["no_history"],
-                                    _("No recent sign-in history to compare with")))
+            findings.append(
+                Finding(
+                    "no_history", self.options["no_history"], _("No recent sign-in history to compare with")
+                )
+            )
         last = profile.last
         if last:
             idle_days = (ctx.time.timestamp() - last["t"]) / 86400
             if idle_days >= self.options["dormant_days"]:
-                findings.append(Finding("dormant_account", self.options["dormant"],
-                                        _("The account had not been used for months"), {"days": round(idle_days)}))
+                findings.append(
+                    Finding(
+                        "dormant_account",
+                        self.options["dormant"],
+                        _("The account had not been used for months"),
+                        {"days": round(idle_days)},
+                    )
+                )
         old = profile.fingerprint.get("pw")
         if old and ctx.account.get("pw") and old != ctx.account["pw"]:
-            findings.append(Finding("password_changed", self.options["password_changed"],
-                                    _("The password changed since the last sign-in")))
+            findings.append(
+                Finding(
+                    "password_changed",
+                    self.options["password_changed"],
+                    _("The password changed since the last sign-in"),
+                )
+            )
         return findings

@@ -29,10 +29,34 @@ ANONYMOUS_FILENAME = "GeoIP2-Anonymous-IP.mmdb"
 
 #: Continent of each country code used in demos and tests (MaxMind's continent codes).
 CONTINENTS: dict[str, str] = {
-    "JP": "AS", "KR": "AS", "CN": "AS", "HK": "AS", "TW": "AS", "SG": "AS", "TH": "AS", "VN": "AS",
-    "IN": "AS", "ID": "AS", "PH": "AS", "MY": "AS", "US": "NA", "CA": "NA", "MX": "NA", "BR": "SA",
-    "GB": "EU", "DE": "EU", "FR": "EU", "NL": "EU", "RU": "EU", "UA": "EU", "SE": "EU", "FI": "EU",
-    "AU": "OC", "NZ": "OC", "ZA": "AF", "NG": "AF",
+    "JP": "AS",
+    "KR": "AS",
+    "CN": "AS",
+    "HK": "AS",
+    "TW": "AS",
+    "SG": "AS",
+    "TH": "AS",
+    "VN": "AS",
+    "IN": "AS",
+    "ID": "AS",
+    "PH": "AS",
+    "MY": "AS",
+    "US": "NA",
+    "CA": "NA",
+    "MX": "NA",
+    "BR": "SA",
+    "GB": "EU",
+    "DE": "EU",
+    "FR": "EU",
+    "NL": "EU",
+    "RU": "EU",
+    "UA": "EU",
+    "SE": "EU",
+    "FI": "EU",
+    "AU": "OC",
+    "NZ": "OC",
+    "ZA": "AF",
+    "NG": "AF",
 }
 
 
@@ -57,7 +81,9 @@ class GeoNetwork:
 
     @property
     def anonymous(self) -> bool:
-        return self.anonymous_vpn or self.hosting or self.public_proxy or self.residential_proxy or self.tor_exit
+        return (
+            self.anonymous_vpn or self.hosting or self.public_proxy or self.residential_proxy or self.tor_exit
+        )
 
 
 def _city_record(net: GeoNetwork) -> dict:

@@ -31,30 +31,120 @@ UA_CURL = "curl/8.5.0"
 
 #: The networks of the tests' GeoIP databases (RFC 5737 and RFC 3849 documentation ranges).
 TEST_NETWORKS = [
-    GeoNetwork("203.0.113.0/26", country="JP", city="Tokyo", latitude=35.6895, longitude=139.6917,
-               accuracy_km=10, time_zone="Asia/Tokyo", asn=4713, as_org="NTT Communications (OCN)"),
-    GeoNetwork("203.0.113.64/26", country="JP", city="Osaka", latitude=34.6937, longitude=135.5023,
-               accuracy_km=20, time_zone="Asia/Tokyo", asn=2516, as_org="KDDI CORPORATION"),
-    GeoNetwork("203.0.113.128/26", country="JP", city="Tokyo", latitude=35.6895, longitude=139.6917,
-               accuracy_km=200, time_zone="Asia/Tokyo", asn=9605, as_org="NTT DOCOMO"),
-    GeoNetwork("203.0.113.192/26", country="JP", city="Nagoya", latitude=35.1815, longitude=136.9066,
-               accuracy_km=20, time_zone="Asia/Tokyo", asn=17676, as_org="SoftBank Corp.",
-               residential_proxy=True),
-    GeoNetwork("198.51.100.0/26", country="SG", city="Singapore", latitude=1.2897, longitude=103.8501,
-               accuracy_km=10, time_zone="Asia/Singapore", asn=14061, as_org="DIGITALOCEAN-ASN",
-               hosting=True),
-    GeoNetwork("198.51.100.64/26", country="US", city="Los Angeles", latitude=34.0522, longitude=-118.2437,
-               accuracy_km=20, time_zone="America/Los_Angeles", asn=7922, as_org="Comcast Cable"),
-    GeoNetwork("198.51.100.128/26", country="DE", city="Frankfurt", latitude=50.1109, longitude=8.6821,
-               accuracy_km=50, time_zone="Europe/Berlin", asn=60729, as_org="Tor exit relays",
-               tor_exit=True),
-    GeoNetwork("198.51.100.192/26", country="NL", city="Amsterdam", latitude=52.3676, longitude=4.9041,
-               accuracy_km=50, time_zone="Europe/Amsterdam", asn=9009, as_org="M247 Europe",
-               anonymous_vpn=True),
-    GeoNetwork("192.0.2.0/24", country="US", city="Ashburn", latitude=39.0438, longitude=-77.4874,
-               accuracy_km=100, time_zone="America/New_York", asn=16509, as_org="AMAZON-02"),
-    GeoNetwork("2001:db8::/48", country="JP", city="Fukuoka", latitude=33.5902, longitude=130.4017,
-               accuracy_km=20, time_zone="Asia/Tokyo", asn=17676, as_org="SoftBank Corp."),
+    GeoNetwork(
+        "203.0.113.0/26",
+        country="JP",
+        city="Tokyo",
+        latitude=35.6895,
+        longitude=139.6917,
+        accuracy_km=10,
+        time_zone="Asia/Tokyo",
+        asn=4713,
+        as_org="NTT Communications (OCN)",
+    ),
+    GeoNetwork(
+        "203.0.113.64/26",
+        country="JP",
+        city="Osaka",
+        latitude=34.6937,
+        longitude=135.5023,
+        accuracy_km=20,
+        time_zone="Asia/Tokyo",
+        asn=2516,
+        as_org="KDDI CORPORATION",
+    ),
+    GeoNetwork(
+        "203.0.113.128/26",
+        country="JP",
+        city="Tokyo",
+        latitude=35.6895,
+        longitude=139.6917,
+        accuracy_km=200,
+        time_zone="Asia/Tokyo",
+        asn=9605,
+        as_org="NTT DOCOMO",
+    ),
+    GeoNetwork(
+        "203.0.113.192/26",
+        country="JP",
+        city="Nagoya",
+        latitude=35.1815,
+        longitude=136.9066,
+        accuracy_km=20,
+        time_zone="Asia/Tokyo",
+        asn=17676,
+        as_org="SoftBank Corp.",
+        residential_proxy=True,
+    ),
+    GeoNetwork(
+        "198.51.100.0/26",
+        country="SG",
+        city="Singapore",
+        latitude=1.2897,
+        longitude=103.8501,
+        accuracy_km=10,
+        time_zone="Asia/Singapore",
+        asn=14061,
+        as_org="DIGITALOCEAN-ASN",
+        hosting=True,
+    ),
+    GeoNetwork(
+        "198.51.100.64/26",
+        country="US",
+        city="Los Angeles",
+        latitude=34.0522,
+        longitude=-118.2437,
+        accuracy_km=20,
+        time_zone="America/Los_Angeles",
+        asn=7922,
+        as_org="Comcast Cable",
+    ),
+    GeoNetwork(
+        "198.51.100.128/26",
+        country="DE",
+        city="Frankfurt",
+        latitude=50.1109,
+        longitude=8.6821,
+        accuracy_km=50,
+        time_zone="Europe/Berlin",
+        asn=60729,
+        as_org="Tor exit relays",
+        tor_exit=True,
+    ),
+    GeoNetwork(
+        "198.51.100.192/26",
+        country="NL",
+        city="Amsterdam",
+        latitude=52.3676,
+        longitude=4.9041,
+        accuracy_km=50,
+        time_zone="Europe/Amsterdam",
+        asn=9009,
+        as_org="M247 Europe",
+        anonymous_vpn=True,
+    ),
+    GeoNetwork(
+        "192.0.2.0/24",
+        country="US",
+        city="Ashburn",
+        latitude=39.0438,
+        longitude=-77.4874,
+        accuracy_km=100,
+        time_zone="America/New_York",
+        asn=16509,
+        as_org="AMAZON-02",
+    ),
+    GeoNetwork(
+        "2001:db8::/48",
+        country="JP",
+        city="Fukuoka",
+        latitude=33.5902,
+        longitude=130.4017,
+        accuracy_km=20,
+        time_zone="Asia/Tokyo",
+        asn=17676,
+        as_org="SoftBank Corp.",
+    ),
 ]
 
 # Handy addresses by place.
@@ -108,15 +198,27 @@ def user_factory(db: Any) -> Callable[..., Any]:
 def login_as(client: Any) -> Callable[..., Any]:
     """Log in through the real login form from a given IP and browser; returns the response."""
 
-    def do(username: str, password: str = "correct horse battery", *, ip: str = IP_TOKYO,
-           ua: str = UA_CHROME_WIN, follow: bool = False) -> Any:
-        return client.post("/login/", {"username": username, "password": password},
-                           REMOTE_ADDR=ip, HTTP_USER_AGENT=ua, follow=follow)
+    def do(
+        username: str,
+        password: str = "correct horse battery",
+        *,
+        ip: str = IP_TOKYO,
+        ua: str = UA_CHROME_WIN,
+        follow: bool = False,
+    ) -> Any:
+        return client.post(
+            "/login/",
+            {"username": username, "password": password},
+            REMOTE_ADDR=ip,
+            HTTP_USER_AGENT=ua,
+            follow=follow,
+        )
 
     return do
 
 
 # -- service legs ------------------------------------------------------------------------------------
+
 
 def _service_missing(item: pytest.Item, reason: str) -> None:
     if os.environ.get("CI") == "true":

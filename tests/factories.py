@@ -44,5 +44,7 @@ def history_of(*logins: LoginContext, store: MemoryHistory | None = None) -> Mem
     return store
 
 
-def daily(n: int, *, start: datetime = T0, every: timedelta = timedelta(days=1), **kwargs) -> list[LoginContext]:
+def daily(
+    n: int, *, start: datetime = T0, every: timedelta = timedelta(days=1), **kwargs
+) -> list[LoginContext]:
     return [ctx(at=start + i * every, **kwargs) for i in range(n)]

@@ -52,7 +52,9 @@ def test_bad_risk_signals_are_e002(settings, value):
 
 
 def test_valid_custom_risk_signals_pass(settings):
-    settings.AUTHGUARD_RISK_SIGNALS = [{"NAME": "authguard.risk_signals.ImpossibleTravel", "OPTIONS": {"max_kmh": 500}}]
+    settings.AUTHGUARD_RISK_SIGNALS = [
+        {"NAME": "authguard.risk_signals.ImpossibleTravel", "OPTIONS": {"max_kmh": 500}}
+    ]
     assert Codes.RISK_SIGNALS_INVALID not in ids()
 
 
@@ -69,7 +71,14 @@ def test_missing_rp_id_is_e004(settings):
 
 @pytest.mark.parametrize(
     "origins",
-    [[], None, ["http://broker.example.jp"], ["localhost:8000"], ["https://evil.example"], ["http://localhost:8000/path"]],
+    [
+        [],
+        None,
+        ["http://broker.example.jp"],
+        ["localhost:8000"],
+        ["https://evil.example"],
+        ["http://localhost:8000/path"],
+    ],
 )
 def test_bad_origins_are_e005(settings, origins):
     settings.AUTHGUARD_WEBAUTHN_ORIGINS = origins

@@ -18,7 +18,16 @@ from authguard.context import (
     parse_user_agent,
     sanitize_user_agent,
 )
-from tests.conftest import IP_SG_VPS, IP_TOKYO, IP_TOR, IP_V6_FUKUOKA, IP_VPN, UA_CHROME_WIN, UA_CURL, UA_IPHONE
+from tests.conftest import (
+    IP_SG_VPS,
+    IP_TOKYO,
+    IP_TOR,
+    IP_V6_FUKUOKA,
+    IP_VPN,
+    UA_CHROME_WIN,
+    UA_CURL,
+    UA_IPHONE,
+)
 
 rf = RequestFactory()
 
@@ -61,13 +70,20 @@ def test_user_agent_is_cut_and_stripped_of_control_characters():
 
 def test_user_agents_are_parsed_and_automation_flagged():
     chrome = parse_user_agent(UA_CHROME_WIN)
-    assert (chrome.browser, chrome.browser_version, chrome.os, chrome.device_type) == ("Chrome", "131", "Windows", "desktop")
+    assert (chrome.browser, chrome.browser_version, chrome.os, chrome.device_type) == (
+        "Chrome",
+        "131",
+        "Windows",
+        "desktop",
+    )
     assert not chrome.automation
     iphone = parse_user_agent(UA_IPHONE)
     assert (iphone.browser, iphone.os, iphone.device_type) == ("Mobile Safari", "iOS", "mobile")
     assert parse_user_agent(UA_CURL).automation
     assert parse_user_agent("").automation
-    assert parse_user_agent("Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/131.0.0.0 Safari/537.36").automation
+    assert parse_user_agent(
+        "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/131.0.0.0 Safari/537.36"
+    ).automation
 
 
 def test_device_cookie_is_signed_and_only_its_hash_is_kept():
@@ -84,7 +100,12 @@ def test_device_cookie_is_signed_and_only_its_hash_is_kept():
 def test_geolocation_reads_city_asn_and_anonymity(geoip):
     tokyo = geolocate(IP_TOKYO)
     assert (tokyo.country, tokyo.city, tokyo.asn, tokyo.accuracy_km, tokyo.time_zone) == (
-        "JP", "Tokyo", 4713, 10, "Asia/Tokyo")
+        "JP",
+        "Tokyo",
+        4713,
+        10,
+        "Asia/Tokyo",
+    )
     assert tokyo.latitude == pytest.approx(35.6895)
     assert not (tokyo.hosting or tokyo.tor_exit or tokyo.anonymous_vpn)
     assert geolocate(IP_SG_VPS).hosting

@@ -16,19 +16,31 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
 def api_login(client: Client, username: str, password: str, *, ip: str = IP_TOKYO, ua: str = UA_CHROME_WIN):
     client.get("/api/csrf", REMOTE_ADDR=ip, HTTP_USER_AGENT=ua)
-    return client.post("/api/login", json.dumps({"username": username, "password": password}),
-                       content_type="application/json", REMOTE_ADDR=ip, HTTP_USER_AGENT=ua,
-                       HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    return client.post(
+        "/api/login",
+        json.dumps({"username": username, "password": password}),
+        content_type="application/json",
+        REMOTE_ADDR=ip,
+        HTTP_USER_AGENT=ua,
+        HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
+    )
 
 
 def test_allowed_html_login_is_recorded_and_learned(user_factory, login_as, client):
     user = user_factory("alice")
-    client.get("/login/", REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN)  # the device cookie is issued here
+    client.get(
+        "/login/", REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN
+    )  # the device cookie is issued here
     assert "authguard_device" in client.cookies
     response = login_as("alice")
     assert response.status_code == 302 and response.url == "/"
     event = LoginEvent.objects.get()
-    assert (event.user, event.password_ok, event.action, event.outcome) == (user, True, "allow", Outcome.SIGNED_IN)
+    assert (event.user, event.password_ok, event.action, event.outcome) == (
+        user,
+        True,
+        "allow",
+        Outcome.SIGNED_IN,
+    )
     assert (event.ip, event.country, event.city, event.asn) == (IP_TOKYO, "JP", "Tokyo", 4713)
     assert event.device_summary == "Chrome 131 on Windows 10" and len(event.device_hash) == 64
     assert "no_history" in event.reasons and event.findings[0]["reason"]
@@ -65,7 +77,9 @@ def test_failed_logins_are_recorded_for_known_and_unknown_users(user_factory, lo
     login_as("nobody", "wrong")
     events = list(LoginEvent.objects.order_by("id"))
     assert [(e.user, e.username, e.password_ok, e.outcome) for e in events] == [
-        (user, "alice", False, Outcome.BAD_PASSWORD), (None, "nobody", False, Outcome.BAD_PASSWORD)]
+        (user, "alice", False, Outcome.BAD_PASSWORD),
+        (None, "nobody", False, Outcome.BAD_PASSWORD),
+    ]
 
 
 def test_api_login_statuses(user_factory, client):
@@ -76,7 +90,9 @@ def test_api_login_statuses(user_factory, client):
     unknown = api_login(Client(enforce_csrf_checks=True), "mallory", "nope")
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json()
-    risky = api_login(Client(enforce_csrf_checks=True), "alice", "correct horse battery", ip=IP_TOR, ua=UA_CURL)
+    risky = api_login(
+        Client(enforce_csrf_checks=True), "alice", "correct horse battery", ip=IP_TOR, ua=UA_CURL
+    )
     assert risky.status_code == 403 and risky.json()["status"] == "denied"
 
 
@@ -97,16 +113,23 @@ def test_html_and_admin_logins_are_throttled_too(user_factory, settings, login_a
     user_factory("admin", is_staff=True, is_superuser=True)
     login_as("x", "y", ip=IP_SG_VPS)
     login_as("x", "y", ip=IP_SG_VPS)
-    response = client.post("/admin/login/?next=/admin/", {"username": "admin", "password": "correct horse battery"},
-                           REMOTE_ADDR=IP_SG_VPS)
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "admin", "password": "correct horse battery"},
+        REMOTE_ADDR=IP_SG_VPS,
+    )
     assert response.status_code == 200  # the form again: the password was never checked
     assert "_auth_user_id" not in client.session
 
 
 def test_admin_login_is_scored(user_factory, client):
     user_factory("admin", is_staff=True, is_superuser=True)
-    response = client.post("/admin/login/?next=/admin/", {"username": "admin", "password": "correct horse battery"},
-                           REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN)
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "admin", "password": "correct horse battery"},
+        REMOTE_ADDR=IP_TOKYO,
+        HTTP_USER_AGENT=UA_CHROME_WIN,
+    )
     assert response.status_code == 302
     assert LoginEvent.objects.get().user.username == "admin"
 

@@ -19,8 +19,15 @@ T = datetime.fromisoformat("2026-04-01T09:00:00+09:00")
 
 
 def line(i: int, **overrides) -> dict:
-    row = {"ts": (T + timedelta(hours=i)).isoformat(), "user": "alice", "ip": IP_TOKYO, "user_agent": UA_CHROME_WIN,
-           "device_id": "pc-1", "password_ok": True, "second_factor_ok": None}
+    row = {
+        "ts": (T + timedelta(hours=i)).isoformat(),
+        "user": "alice",
+        "ip": IP_TOKYO,
+        "user_agent": UA_CHROME_WIN,
+        "device_id": "pc-1",
+        "password_ok": True,
+        "second_factor_ok": None,
+    }
     row.update(overrides)
     return row
 
@@ -32,8 +39,15 @@ def write(path: Path, rows: list) -> Path:
 
 def run(tmp_path, rows, *extra) -> list[dict]:
     out = tmp_path / "out.jsonl"
-    call_command("authguard", "replay", str(write(tmp_path / "in.jsonl", rows)), "--output", str(out),
-                 "--quiet", *extra)
+    call_command(
+        "authguard",
+        "replay",
+        str(write(tmp_path / "in.jsonl", rows)),
+        "--output",
+        str(out),
+        "--quiet",
+        *extra,
+    )
     return [json.loads(x) for x in out.read_text().splitlines()]
 
 
@@ -72,9 +86,12 @@ def test_malformed_or_out_of_order_line_stops_with_its_number(tmp_path, bad, mes
 
 def test_exit_code_is_non_zero_on_a_bad_line(tmp_path):
     src = write(tmp_path / "in.jsonl", [line(1), line(0)])
-    proc = subprocess.run([sys.executable, "manage.py", "authguard", "replay", str(src), "--output",
-                           str(tmp_path / "o.jsonl")], capture_output=True, text=True,
-                          cwd=Path(__file__).parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "authguard", "replay", str(src), "--output", str(tmp_path / "o.jsonl")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
     assert proc.returncode != 0
     assert "line 2: out of order" in proc.stderr
 
@@ -91,21 +108,33 @@ def test_learns_only_from_allowed_or_passed_step_up(tmp_path, geoip_dir):
     no_deny = tmp_path / "no-deny.json"
     no_deny.write_text(json.dumps({"thresholds": {"step_up": 40, "deny": 100}}))
     options = ("--geoip-path", str(geoip_dir), "--policy", str(no_deny))
-    failed = run(tmp_path, base + [line(100, second_factor_ok=False, **vps), line(101, second_factor_ok=False, **vps)],
-                 *options)
+    failed = run(
+        tmp_path,
+        base + [line(100, second_factor_ok=False, **vps), line(101, second_factor_ok=False, **vps)],
+        *options,
+    )
     assert failed[10]["action"] == "step_up"
     assert failed[11]["score"] >= failed[10]["score"]
     # Stepped up and passed: learned, and the device is remembered, so the next login is less risky.
-    passed = run(tmp_path, base + [line(100, second_factor_ok=True, **vps), line(101, second_factor_ok=True, **vps)],
-                 *options)
+    passed = run(
+        tmp_path,
+        base + [line(100, second_factor_ok=True, **vps), line(101, second_factor_ok=True, **vps)],
+        *options,
+    )
     assert passed[10] == failed[10]  # the decision never depends on the line's own second_factor_ok
     assert passed[11]["score"] < failed[11]["score"]
     assert "remembered_device" not in passed[11]["reasons"]  # it lowers the score; reasons list only raisers
 
 
 def test_failed_passwords_feed_velocity(tmp_path):
-    rows = [line(0)] + [line(1, password_ok=False, second_factor_ok=None, user=f"u{i}", ip="198.51.100.9")
-                        for i in range(6)] + [line(1, user="alice", ip="198.51.100.9")]
+    rows = (
+        [line(0)]
+        + [
+            line(1, password_ok=False, second_factor_ok=None, user=f"u{i}", ip="198.51.100.9")
+            for i in range(6)
+        ]
+        + [line(1, user="alice", ip="198.51.100.9")]
+    )
     out = run(tmp_path, rows)
     assert "velocity_ip_users" in out[-1]["reasons"]
 
@@ -116,14 +145,33 @@ def test_policy_file_changes_the_decisions(tmp_path):
     strict.write_text(json.dumps({"thresholds": {"step_up": 1, "deny": 2}}))
     assert run(tmp_path, rows, "--policy", str(strict))[0]["action"] == "deny"
     lax = tmp_path / "lax.json"
-    lax.write_text(json.dumps({"thresholds": {"step_up": 100, "deny": 100},
-                               "signals": [{"NAME": "authguard.risk_signals.Velocity"}]}))
-    assert run(tmp_path, rows, "--policy", str(lax))[0] == {"line": 1, "user": "alice", "score": 0,
-                                                             "action": "allow", "reasons": []}
+    lax.write_text(
+        json.dumps(
+            {
+                "thresholds": {"step_up": 100, "deny": 100},
+                "signals": [{"NAME": "authguard.risk_signals.Velocity"}],
+            }
+        )
+    )
+    assert run(tmp_path, rows, "--policy", str(lax))[0] == {
+        "line": 1,
+        "user": "alice",
+        "score": 0,
+        "action": "allow",
+        "reasons": [],
+    }
 
 
-@pytest.mark.parametrize("policy", ['{"thresholds": {"step_up": 90, "deny": 10}}', "[]", '{"nope": 1}',
-                                    '{"signals": [{"NAME": "x.Y"}]}', "{bad json"])
+@pytest.mark.parametrize(
+    "policy",
+    [
+        '{"thresholds": {"step_up": 90, "deny": 10}}',
+        "[]",
+        '{"nope": 1}',
+        '{"signals": [{"NAME": "x.Y"}]}',
+        "{bad json",
+    ],
+)
 def test_invalid_policy_is_refused(tmp_path, policy):
     path = tmp_path / "p.json"
     path.write_text(policy)
@@ -136,13 +184,22 @@ def test_replay_never_touches_the_database(tmp_path, django_assert_num_queries):
     rows = [line(i) for i in range(20)] + [line(21, ip=IP_SG_VPS, second_factor_ok=True)]
     with django_assert_num_queries(0):
         run(tmp_path, rows)
-    assert not (LoginEvent.objects.exists() or RiskProfile.objects.exists() or PopulationCount.objects.exists()
-                or KnownDevice.objects.exists())
+    assert not (
+        LoginEvent.objects.exists()
+        or RiskProfile.objects.exists()
+        or PopulationCount.objects.exists()
+        or KnownDevice.objects.exists()
+    )
 
 
 def test_summary_and_progress_on_stderr(tmp_path, capsys):
     out = tmp_path / "o.jsonl"
-    call_command("authguard", "replay", str(write(tmp_path / "in.jsonl", [line(i) for i in range(3)])),
-                 "--output", str(out))
+    call_command(
+        "authguard",
+        "replay",
+        str(write(tmp_path / "in.jsonl", [line(i) for i in range(3)])),
+        "--output",
+        str(out),
+    )
     err = capsys.readouterr().err
     assert "3 logins scored" in err and "allow" in err

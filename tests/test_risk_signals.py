@@ -32,7 +32,6 @@ from .conftest import (
     IP_TOR,
     IP_US_HOME,
     IP_VPN,
-    UA_CHROME_WIN,
     UA_CURL,
     UA_IPHONE,
 )
@@ -51,10 +50,14 @@ def test_device_cookie_known_new_and_remembered():
     assert codes(DeviceCookie(), store, ctx(at=later)) == {"known_device": -10}
     assert codes(DeviceCookie(), store, ctx(at=later, device="other")) == {"new_device": 25}
     assert codes(DeviceCookie(), store, ctx(at=later, device=None, ip=IP_OSAKA)) == {
-        "new_device": 25, "new_device_new_ip": 15}
+        "new_device": 25,
+        "new_device_new_ip": 15,
+    }
     store.trust_device(ctx(at=later, device="phone"), later + timedelta(days=30))
     assert codes(DeviceCookie(), store, ctx(at=later, device="phone")) == {"remembered_device": -25}
-    assert codes(DeviceCookie(), store, ctx(at=later + timedelta(days=31), device="phone")) == {"new_device": 25}
+    assert codes(DeviceCookie(), store, ctx(at=later + timedelta(days=31), device="phone")) == {
+        "new_device": 25
+    }
 
 
 def test_device_cookie_says_nothing_without_history():
@@ -97,8 +100,13 @@ def test_network_hop_flags_a_relay_within_minutes():
 
 @pytest.mark.parametrize(
     ("ip", "code"),
-    [(IP_TOR, "anonymous_tor"), (IP_SG_VPS, "anonymous_hosting"), (IP_VPN, "anonymous_hosting"),
-     (IP_JP_PROXY, "anonymous_residential_proxy"), (IP_AWS, "anonymous_hosting")],
+    [
+        (IP_TOR, "anonymous_tor"),
+        (IP_SG_VPS, "anonymous_hosting"),
+        (IP_VPN, "anonymous_hosting"),
+        (IP_JP_PROXY, "anonymous_residential_proxy"),
+        (IP_AWS, "anonymous_hosting"),
+    ],
 )
 def test_anonymous_networks(ip, code):
     assert list(codes(AnonymousNetwork(), MemoryHistory(), ctx(ip=ip))) == [code]
@@ -124,7 +132,9 @@ def test_the_strongest_flag_counts_and_a_habitual_vpn_counts_less():
     first = list(AnonymousNetwork().evaluate(MemoryHistory().evidence(ctx(ip=IP_VPN))))[0]
     assert first.evidence["flags"] == ["hosting", "vpn"]
     store = history_of(*daily(10, ip=IP_VPN))
-    assert codes(AnonymousNetwork(), store, ctx(ip=IP_VPN, at=T0 + timedelta(days=11))) == {"anonymous_hosting": 12}
+    assert codes(AnonymousNetwork(), store, ctx(ip=IP_VPN, at=T0 + timedelta(days=11))) == {
+        "anonymous_hosting": 12
+    }
 
 
 def test_network_lists(settings):
@@ -152,12 +162,16 @@ def test_password_spray_across_the_site():
     store = MemoryHistory()
     for i in range(12):
         store.record_attempt(ctx(user=f"u{i}", ip=f"198.51.100.{i + 1}", at=T0), failed=True)
-    assert codes(Velocity(site_failures=10), store, ctx(at=T0 + timedelta(minutes=1))) == {"velocity_site_failures": 10}
+    assert codes(Velocity(site_failures=10), store, ctx(at=T0 + timedelta(minutes=1))) == {
+        "velocity_site_failures": 10
+    }
 
 
 def test_unusual_hour():
     store = history_of(*daily(30))  # always 09:00 JST
-    assert codes(UnusualHour(), store, ctx(at=T0.replace(hour=3) + timedelta(days=31))) == {"unusual_hour": 10}
+    assert codes(UnusualHour(), store, ctx(at=T0.replace(hour=3) + timedelta(days=31))) == {
+        "unusual_hour": 10
+    }
     assert codes(UnusualHour(), store, ctx(at=T0.replace(hour=10) + timedelta(days=31))) == {}
 
 
@@ -171,15 +185,22 @@ def test_account_context_no_history_dormant_and_password_change():
     assert codes(AccountContext(), MemoryHistory(), ctx()) == {"no_history": 20}
     store = history_of(ctx(account={"pw": "aaa"}))
     assert codes(AccountContext(), store, ctx(at=T0 + timedelta(days=130), account={"pw": "aaa"})) == {
-        "dormant_account": 15, "no_history": 20}  # 130 days: outside half the horizon, inside the whole
+        "dormant_account": 15,
+        "no_history": 20,
+    }  # 130 days: outside half the horizon, inside the whole
     assert codes(AccountContext(), store, ctx(at=T0 + timedelta(days=2), account={"pw": "bbb"})) == {
-        "password_changed": 15}
+        "password_changed": 15
+    }
 
 
 def test_combined_score_is_the_clamped_sum_and_explains_itself():
     store = history_of(*daily(20))
-    signals = build_signals([{"NAME": f"authguard.risk_signals.{n}"} for n in
-                             ("DeviceCookie", "AnonymousNetwork", "AutomationClient")])
+    signals = build_signals(
+        [
+            {"NAME": f"authguard.risk_signals.{n}"}
+            for n in ("DeviceCookie", "AnonymousNetwork", "AutomationClient")
+        ]
+    )
     thresholds = Thresholds(step_up=40, deny=90)
     attack = ctx(ip=IP_TOR, ua=UA_CURL, device=None, at=T0 + timedelta(days=21))
     assessment, _ = score_login(attack, store, signals=signals, thresholds=thresholds)
@@ -224,7 +245,9 @@ def test_profile_forgets_logins_older_than_the_horizon():
 
 
 def test_profile_size_is_bounded():
-    store = history_of(*[ctx(ip=f"203.0.113.{i % 60}", device=f"d{i}", at=T0 + timedelta(hours=i)) for i in range(300)])
+    store = history_of(
+        *[ctx(ip=f"203.0.113.{i % 60}", device=f"d{i}", at=T0 + timedelta(hours=i)) for i in range(300)]
+    )
     data = store.profiles["alice"]
     assert all(len(values) <= 48 for values in data["f"].values())
     assert store.evidence(ctx(at=T0 + timedelta(hours=301))).profile.logins == 300

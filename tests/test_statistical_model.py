@@ -1,4 +1,4 @@
-"""The Freeman et al. model: smoothing, hierarchy and the unseen-value edge case, against hand-computed values."""
+"""The Freeman et al. model against hand-computed values: smoothing, hierarchy, the unseen-value edge case."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def population_for(login, *, counts):
 
 @pytest.fixture
 def model():
-    return StatisticalModel(ip_weights=W_IP, ua_weights=W_UA, points_per_doubling=4.0, max_points=40, min_points=-20)
+    return StatisticalModel(
+        ip_weights=W_IP, ua_weights=W_UA, points_per_doubling=4.0, max_points=40, min_points=-20
+    )
 
 
 def test_population_probability_is_smoothed_per_level(geoip, model):
@@ -52,7 +54,12 @@ def test_population_probability_is_smoothed_per_level(geoip, model):
     pop = population_for(login, counts={"ip": 2, "prefix": 4, "asn": 6, "cc": 9})
     ev = evidence_for(login, [], pop)
     # M at each level = 1 + distinct values of every coarser level.
-    expected = 0.4 * 2 / (10 + 1 + 4 + 3 + 2) + 0.3 * 4 / (10 + 1 + 3 + 2) + 0.2 * 6 / (10 + 1 + 2) + 0.1 * 9 / (10 + 1)
+    expected = (
+        0.4 * 2 / (10 + 1 + 4 + 3 + 2)
+        + 0.3 * 4 / (10 + 1 + 3 + 2)
+        + 0.2 * 6 / (10 + 1 + 2)
+        + 0.1 * 9 / (10 + 1)
+    )
     got = model.population_probability(ev, ("ip", "prefix", "asn", "cc"), W_IP, feature_values(login))
     assert got == pytest.approx(expected)
 
@@ -68,17 +75,27 @@ def test_unseen_values_get_one_over_n_plus_m(geoip, model):
 
 def test_likelihood_ratio_hand_computed(geoip, model):
     # History: 2 logins from IP_TOKYO and 2 from IP_OSAKA, all Chrome on Windows.
-    past = [ctx(ip=IP_TOKYO, at=T0), ctx(ip=IP_TOKYO, at=T0.replace(day=3)),
-            ctx(ip=IP_OSAKA, at=T0.replace(day=4)), ctx(ip=IP_OSAKA, at=T0.replace(day=5))]
+    past = [
+        ctx(ip=IP_TOKYO, at=T0),
+        ctx(ip=IP_TOKYO, at=T0.replace(day=3)),
+        ctx(ip=IP_OSAKA, at=T0.replace(day=4)),
+        ctx(ip=IP_OSAKA, at=T0.replace(day=5)),
+    ]
     # The login: a new IP in the same /24 as all four (the test ranges share 203.0.113.0/24), Tokyo's ASN
     # (seen twice), Japan (four times), same browser.
     login = ctx(ip=IP_TOKYO_2, at=T0.replace(day=6))
-    pop = population_for(login, counts={"ip": 1, "prefix": 4, "asn": 6, "cc": 9, "ua": 5, "browser": 6,
-                                        "os": 7, "dtype": 8})
+    pop = population_for(
+        login, counts={"ip": 1, "prefix": 4, "asn": 6, "cc": 9, "ua": 5, "browser": 6, "os": 7, "dtype": 8}
+    )
     ev = evidence_for(login, past, pop)
     p_ip = 0.4 * 1 / 20 + 0.3 * 4 / 16 + 0.2 * 6 / 13 + 0.1 * 9 / 11
     p_ip_user = 0.4 * 0 / 4 + 0.3 * 4 / 4 + 0.2 * 2 / 4 + 0.1 * 4 / 4
-    p_ua = 0.5 * 5 / (10 + 1 + 3 + 2 + 2) + 0.3 * 6 / (10 + 1 + 2 + 2) + 0.15 * 7 / (10 + 1 + 2) + 0.05 * 8 / (10 + 1)
+    p_ua = (
+        0.5 * 5 / (10 + 1 + 3 + 2 + 2)
+        + 0.3 * 6 / (10 + 1 + 2 + 2)
+        + 0.15 * 7 / (10 + 1 + 2)
+        + 0.05 * 8 / (10 + 1)
+    )
     p_ua_user = 1.0  # every level seen in all 4 logins
     user_term = 10 / (2 * 4)  # p(u|A)/p(u|L) = (1/|U|) / (n_u/N)
     expected = user_term * (p_ip / p_ip_user) * (p_ua / p_ua_user)
@@ -92,11 +109,13 @@ def test_value_unseen_at_every_level_caps_the_ratio_at_four(geoip, model):
     past = [ctx(ip=IP_TOKYO, ua=UA_CHROME_WIN, at=T0)]
     # Singapore hosting, an iPhone: nothing of either hierarchy was ever seen for this user.
     login = ctx(ip=IP_SG_VPS, ua=UA_IPHONE, at=T0.replace(day=3))
-    pop = population_for(login, counts={"ip": 1, "prefix": 1, "asn": 1, "cc": 1,
-                                        "ua": 1, "browser": 1, "os": 1, "dtype": 1})
+    pop = population_for(
+        login, counts={"ip": 1, "prefix": 1, "asn": 1, "cc": 1, "ua": 1, "browser": 1, "os": 1, "dtype": 1}
+    )
     ev = evidence_for(login, past, pop)
     user_term = 10 / (2 * 1)
-    # p(x|u,L) = p(x)/4 for both features, so each contributes exactly 4 (not p(x)/(p(x)/4) of the keystone bug).
+    # p(x|u,L) = p(x)/4 for both features, so each contributes exactly 4
+    # (the keystone port's bug would return p(x)/4 itself, scoring a brand-new network as almost no risk).
     assert model.likelihood_ratio(ev) == pytest.approx(user_term * 4 * 4)
     finding = list(model.evaluate(ev))[0]
     assert finding.code == "unfamiliar_login"

@@ -23,10 +23,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True, parser_class=type(parser))
-        rp = sub.add_parser("replay", help="Score a JSONL file of past logins with the current or a proposed policy.")
+        rp = sub.add_parser(
+            "replay", help="Score a JSONL file of past logins with the current or a proposed policy."
+        )
         rp.add_argument("input", help="JSONL input, one login per line, sorted by time ('-' for stdin).")
-        rp.add_argument("--output", required=True, help="JSONL output, one result per input line ('-' for stdout).")
-        rp.add_argument("--geoip-path", default=None, help="Folder of MaxMind databases (default: AUTHGUARD_GEOIP_PATH).")
+        rp.add_argument(
+            "--output", required=True, help="JSONL output, one result per input line ('-' for stdout)."
+        )
+        rp.add_argument(
+            "--geoip-path", default=None, help="Folder of MaxMind databases (default: AUTHGUARD_GEOIP_PATH)."
+        )
         rp.add_argument("--policy", default=None, help='JSON file: {"thresholds": {...}, "signals": [...]}.')
         rp.add_argument("--quiet", action="store_true", help="No progress and no summary on stderr.")
 
