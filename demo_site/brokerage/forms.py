@@ -1,0 +1,34 @@
+"""Forms of the brokerage's HTML pages. They only parse input; :mod:`.services` decides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from . import services
+from .models import Side
+
+
+class OrderForm(forms.Form):
+    """A market order: buy or sell a quantity of one instrument."""
+
+    side = forms.ChoiceField(label=_("Buy or sell"), choices=Side.choices, widget=forms.RadioSelect)
+    symbol = forms.ChoiceField(label=_("Instrument"))
+    quantity = forms.IntegerField(
+        label=_("Quantity (shares)"), min_value=1, max_value=services.MAX_ORDER_QUANTITY
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["symbol"].choices = [("", _("Choose an instrument"))] + [
+            (i.symbol, f"{i.symbol} · {i.name} · {services.format_money(i.price, i.currency)}")
+            for i in services.list_instruments()
+        ]
+
+    def add_rejection(self, rejected: services.OrderRejected) -> None:
+        """Show the service's reasons for refusing the order on the matching fields (others on top)."""
+        for field, messages in rejected.errors.items():
+            self.add_error(field if field in self.fields else None, ValidationError(messages))

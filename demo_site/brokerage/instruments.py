@@ -1,0 +1,102 @@
+"""The demo's instruments: liquid large caps in Tokyo and New York, and a few fictional illiquid small caps.
+
+Prices and average daily volumes (shares per day) are rounded, approximate 2025 levels, for the demo only:
+they are not market data and are never updated. US prices are in dollars; the portal converts them to yen at
+``services.USD_JPY``.
+
+The small caps are fictional companies with made-up symbols (new-style TSE codes with a ``Z``, which the
+exchange has not issued, and an invented NASDAQ ticker). They model the thinly traded stocks that hijacked
+accounts are made to buy at inflated prices, so their volumes are tiny next to the large caps'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class InstrumentData:
+    """One row of the demo's instrument list."""
+
+    symbol: str
+    name: str
+    market: str
+    currency: str
+    price: Decimal
+    avg_daily_volume: int
+    listing_country: str
+    is_small_cap: bool = False
+
+
+def _jp(symbol: str, name: str, price: str, adv: int, market: str = "TSE Prime") -> InstrumentData:
+    return InstrumentData(symbol, name, market, "JPY", Decimal(price), adv, "JP")
+
+
+def _us(symbol: str, name: str, price: str, adv: int, market: str) -> InstrumentData:
+    return InstrumentData(symbol, name, market, "USD", Decimal(price), adv, "US")
+
+
+INSTRUMENTS: tuple[InstrumentData, ...] = (
+    # -- Tokyo Stock Exchange, Prime market (4-digit securities codes) ------------------------------------
+    _jp("7203", "Toyota Motor", "2850", 25_000_000),
+    _jp("6758", "Sony Group", "3900", 12_000_000),
+    _jp("8306", "Mitsubishi UFJ Financial Group", "2100", 40_000_000),
+    _jp("9984", "SoftBank Group", "16500", 14_000_000),
+    _jp("6861", "Keyence", "56000", 600_000),
+    _jp("8035", "Tokyo Electron", "27000", 3_500_000),
+    _jp("7974", "Nintendo", "12500", 8_000_000),
+    _jp("9983", "Fast Retailing", "50000", 900_000),
+    _jp("6501", "Hitachi", "4300", 15_000_000),
+    _jp("8316", "Sumitomo Mitsui Financial Group", "3900", 10_000_000),
+    _jp("9432", "Nippon Telegraph and Telephone", "152.5", 150_000_000),
+    _jp("6098", "Recruit Holdings", "9000", 5_000_000),
+    _jp("4063", "Shin-Etsu Chemical", "4700", 6_000_000),
+    _jp("8058", "Mitsubishi Corporation", "3200", 10_000_000),
+    _jp("8001", "Itochu", "8300", 4_000_000),
+    _jp("4502", "Takeda Pharmaceutical", "4300", 5_000_000),
+    _jp("9433", "KDDI", "2500", 10_000_000),
+    _jp("6367", "Daikin Industries", "18000", 1_000_000),
+    _jp("7267", "Honda Motor", "1550", 20_000_000),
+    _jp("6902", "Denso", "2000", 6_000_000),
+    _jp("4568", "Daiichi Sankyo", "3500", 7_000_000),
+    # -- United States (prices in US dollars) ------------------------------------------------------------
+    _us("AAPL", "Apple", "230.00", 55_000_000, "NASDAQ"),
+    _us("MSFT", "Microsoft", "510.00", 20_000_000, "NASDAQ"),
+    _us("NVDA", "NVIDIA", "180.00", 180_000_000, "NASDAQ"),
+    _us("AMZN", "Amazon.com", "225.00", 40_000_000, "NASDAQ"),
+    _us("GOOGL", "Alphabet Class A", "250.00", 35_000_000, "NASDAQ"),
+    _us("META", "Meta Platforms", "720.00", 12_000_000, "NASDAQ"),
+    _us("TSLA", "Tesla", "420.00", 90_000_000, "NASDAQ"),
+    _us("JPM", "JPMorgan Chase", "300.00", 9_000_000, "NYSE"),
+    _us("V", "Visa Class A", "340.00", 6_000_000, "NYSE"),
+    _us("JNJ", "Johnson & Johnson", "180.00", 7_000_000, "NYSE"),
+    _us("BRK.B", "Berkshire Hathaway Class B", "490.00", 4_500_000, "NYSE"),
+    # -- Fictional illiquid small caps ---------------------------------------------------------------------
+    InstrumentData(
+        "4Z1A", "Kagura Biotech (fictional)", "TSE Growth", "JPY", Decimal("312"), 18_000, "JP", True
+    ),
+    InstrumentData(
+        "7Z2A", "Minato Precision Parts (fictional)", "TSE Standard", "JPY", Decimal("845"), 6_500, "JP", True
+    ),
+    InstrumentData(
+        "3Z3A",
+        "Hoshizora Digital Holdings (fictional)",
+        "TSE Growth",
+        "JPY",
+        Decimal("127"),
+        42_000,
+        "JP",
+        True,
+    ),
+    InstrumentData(
+        "ZVXQ",
+        "Zephyr Vale Quantum Holdings (fictional)",
+        "NASDAQ",
+        "USD",
+        Decimal("1.37"),
+        85_000,
+        "US",
+        True,
+    ),
+)

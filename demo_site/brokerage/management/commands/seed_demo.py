@@ -1,0 +1,212 @@
+"""``manage.py seed_demo [--reset]``: the demo's instruments, customers and security admin.
+
+Idempotent: a second run changes nothing. Existing customers keep their portfolios (``--reset`` puts the
+documented cash and holdings back) and get their documented passwords back if they were changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.db.models import Q
+
+from demo_site.brokerage import services
+from demo_site.brokerage.models import Account
+
+
+@dataclass(frozen=True)
+class DemoCustomer:
+    """A demo customer and the portfolio ``seed_demo`` opens (or ``--reset`` restores) for them."""
+
+    username: str
+    password: str
+    first_name: str
+    last_name: str
+    email: str
+    cash: Decimal
+    holdings: dict[str, int] = field(default_factory=dict)
+    story: str = ""
+
+
+#: The customer in the news: a long-term investor with about ¥10 million in some 30 Japanese and US large
+#: caps (and one small cap a friend tipped), the kind of account that phishing gangs sell off.
+TANAKA = DemoCustomer(
+    username="tanaka",
+    password="tanaka-demo-2025",
+    first_name="Hiroshi",
+    last_name="Tanaka",
+    email="tanaka@example.com",
+    cash=Decimal("1200000"),
+    holdings={
+        "7203": 250,
+        "6758": 150,
+        "8306": 250,
+        "9984": 30,
+        "6861": 5,
+        "8035": 10,
+        "7974": 30,
+        "9983": 5,
+        "6501": 100,
+        "8316": 100,
+        "9432": 1800,
+        "6098": 30,
+        "4063": 50,
+        "8058": 100,
+        "8001": 30,
+        "4502": 50,
+        "9433": 100,
+        "6367": 10,
+        "7267": 200,
+        "6902": 100,
+        "4568": 50,
+        "AAPL": 15,
+        "MSFT": 5,
+        "NVDA": 18,
+        "AMZN": 10,
+        "GOOGL": 10,
+        "META": 3,
+        "TSLA": 5,
+        "JPM": 5,
+        "3Z3A": 1000,
+    },  # fmt: skip
+    story="victim-like: ~30 holdings worth about ¥10 million",
+)
+
+#: A modest customer: a few holdings and some cash.
+SUZUKI = DemoCustomer(
+    username="suzuki",
+    password="suzuki-demo-2025",
+    first_name="Yuki",
+    last_name="Suzuki",
+    email="suzuki@example.com",
+    cash=Decimal("350000"),
+    holdings={"7203": 100, "8306": 100, "9432": 1000, "AAPL": 5},
+    story="modest: 4 holdings",
+)
+
+CUSTOMERS: tuple[DemoCustomer, ...] = (TANAKA, SUZUKI)
+
+#: Staff (not superuser) who reviews sign-ins and held orders in the admin.
+SECURITY_ADMIN_USERNAME = "security-admin"
+SECURITY_ADMIN_PASSWORD = "guard-desk-2025"
+SECURITY_GROUP = "Security desk"
+
+
+def security_permissions() -> list[Permission]:
+    """Everything on authguard's and the brokerage's models, viewing users, and viewing or deleting
+    (resetting) TOTP devices. Not ``change_user``: whoever may edit users may make themselves superuser."""
+    return list(
+        Permission.objects.filter(
+            Q(content_type__app_label__in=["authguard", "brokerage"])
+            | Q(content_type__app_label="auth", codename="view_user")
+            | Q(content_type__app_label="otp_totp", codename__in=["view_totpdevice", "delete_totpdevice"])
+        )
+    )
+
+
+class Command(BaseCommand):
+    help = "Create or update the demo's instruments, customers and security admin, and print their logins."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Put the demo customers' cash and holdings back to the documented ones (orders are kept).",
+        )
+
+    def handle(self, *args: Any, reset: bool = False, **options: Any) -> None:
+        user_model = get_user_model()
+        with transaction.atomic():
+            instrument_count = services.sync_instruments()
+            for customer in CUSTOMERS:
+                self._customer(user_model, customer, reset=reset)
+            self._security_admin(user_model)
+        self.stdout.write(
+            self.style.SUCCESS(f"{instrument_count} instruments, {len(CUSTOMERS)} customers ready.")
+        )
+        self._print_logins(user_model)
+
+    def _check_password(self, user: Any, password: str) -> None:
+        try:
+            password_validation.validate_password(password, user)
+        except ValidationError as error:
+            raise CommandError(
+                f"demo password of {user.get_username()}: {' '.join(error.messages)}"
+            ) from error
+
+    def _customer(self, user_model: Any, customer: DemoCustomer, *, reset: bool) -> None:
+        user = user_model._default_manager.filter(username=customer.username).first()
+        if user is None:
+            self._check_password(
+                user_model(
+                    username=customer.username,
+                    email=customer.email,
+                    first_name=customer.first_name,
+                    last_name=customer.last_name,
+                ),
+                customer.password,
+            )
+            user = services.open_account(
+                customer.username,
+                customer.password,
+                email=customer.email,
+                cash=customer.cash,
+                holdings=customer.holdings,
+            )
+            user.first_name, user.last_name = customer.first_name, customer.last_name
+            user.save(update_fields=["first_name", "last_name"])
+            return
+        self._restore_user(user, customer.password, email=customer.email)
+        if reset or not Account.objects.filter(user=user).exists():
+            services.reset_portfolio(user, cash=customer.cash, holdings=customer.holdings)
+
+    def _restore_user(self, user: Any, password: str, **fields: Any) -> None:
+        """Give an existing demo user their documented password and state back, writing only what differs."""
+        changed = [name for name, value in fields.items() if getattr(user, name) != value]
+        for name in changed:
+            setattr(user, name, fields[name])
+        if not user.is_active:
+            user.is_active = True
+            changed.append("is_active")
+        if not user.check_password(password):
+            user.set_password(password)
+            changed.append("password")
+        if changed:
+            user.save(update_fields=changed)
+
+    def _security_admin(self, user_model: Any) -> None:
+        group, _created = Group.objects.get_or_create(name=SECURITY_GROUP)
+        group.permissions.add(*security_permissions())
+        user = user_model._default_manager.filter(username=SECURITY_ADMIN_USERNAME).first()
+        if user is None:
+            user = user_model(
+                username=SECURITY_ADMIN_USERNAME, email="security-desk@example.com", is_staff=True
+            )
+            self._check_password(user, SECURITY_ADMIN_PASSWORD)
+            user.set_password(SECURITY_ADMIN_PASSWORD)
+            user.save()
+        else:
+            self._restore_user(user, SECURITY_ADMIN_PASSWORD, is_staff=True, is_superuser=False)
+        user.groups.add(group)
+
+    def _print_logins(self, user_model: Any) -> None:
+        self.stdout.write("")
+        self.stdout.write("Demo logins (http://localhost:8000/login/ and the JSON API at /api/):")
+        self.stdout.write(f"  {'username':<16} {'password':<18} who")
+        for customer in CUSTOMERS:
+            user = user_model._default_manager.get(username=customer.username)
+            p = services.portfolio(user)
+            value, cash = services.format_money(p.holdings_value, "JPY"), services.format_money(p.cash, "JPY")
+            detail = f"customer, {customer.story}; now {len(p.holdings)} holdings {value} + cash {cash}"
+            self.stdout.write(f"  {customer.username:<16} {customer.password:<18} {detail}")
+        self.stdout.write(
+            f"  {SECURITY_ADMIN_USERNAME:<16} {SECURITY_ADMIN_PASSWORD:<18} "
+            f"security admin: staff (not superuser) in group '{SECURITY_GROUP}', admin at /admin/"
+        )

@@ -1,0 +1,175 @@
+"""The demo brokerage's data: instruments, cash accounts, positions and orders.
+
+Money is always a ``Decimal``. Cash is held in yen; an instrument's price is in its own currency (yen for
+Tokyo listings, US dollars for US listings) and :mod:`demo_site.brokerage.services` converts at a fixed demo
+rate. All business rules live in ``services``; these models only hold data and database-level invariants.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Market(models.TextChoices):
+    """Where an instrument is listed."""
+
+    TSE_PRIME = "TSE Prime", _("TSE Prime")
+    TSE_STANDARD = "TSE Standard", _("TSE Standard")
+    TSE_GROWTH = "TSE Growth", _("TSE Growth")
+    NASDAQ = "NASDAQ", _("NASDAQ")
+    NYSE = "NYSE", _("NYSE")
+
+
+class Currency(models.TextChoices):
+    """Currencies an instrument can be priced in."""
+
+    JPY = "JPY", _("Japanese yen")
+    USD = "USD", _("US dollar")
+
+
+class Side(models.TextChoices):
+    """Direction of an order."""
+
+    BUY = "buy", _("Buy")
+    SELL = "sell", _("Sell")
+
+
+class OrderStatus(models.TextChoices):
+    """Life cycle of an order: placed (executed) at once, or held for confirmation first."""
+
+    PLACED = "placed", _("Placed")
+    HELD = "held", _("Held for confirmation")
+    CANCELLED = "cancelled", _("Cancelled")
+    EXPIRED = "expired", _("Expired")
+
+
+class Instrument(models.Model):
+    """A listed stock the portal trades, with a demo price and its average daily volume."""
+
+    symbol = models.CharField(_("symbol"), max_length=16, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    market = models.CharField(_("market"), max_length=16, choices=Market.choices)
+    currency = models.CharField(_("currency"), max_length=3, choices=Currency.choices)
+    price = models.DecimalField(_("price"), max_digits=14, decimal_places=2)
+    avg_daily_volume = models.PositiveBigIntegerField(
+        _("average daily volume"), help_text=_("Shares traded on an average day.")
+    )
+    listing_country = models.CharField(_("listing country"), max_length=2, help_text=_("ISO 3166 code."))
+    is_small_cap = models.BooleanField(
+        _("illiquid small cap"),
+        default=False,
+        help_text=_("Thinly traded: the kind of stock hijacked accounts are made to buy."),
+    )
+
+    class Meta:
+        ordering = ["symbol"]
+        verbose_name = _("instrument")
+        verbose_name_plural = _("instruments")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(price__gt=0), name="brokerage_instrument_price_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.name}"
+
+
+class Account(models.Model):
+    """A customer's trading account: one per user, holding yen cash."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="brokerage_account",
+        verbose_name=_("user"),
+    )
+    cash = models.DecimalField(_("cash (JPY)"), max_digits=18, decimal_places=2, default=0)
+    created_at = models.DateTimeField(_("opened at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        constraints = [
+            # SECURITY: the database itself refuses an overdrawn account, whatever the code above it does.
+            models.CheckConstraint(
+                condition=models.Q(cash__gte=0), name="brokerage_account_cash_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+
+class Position(models.Model):
+    """How many shares of one instrument an account holds. A position sold down to zero is deleted."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="positions", verbose_name=_("account")
+    )
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.PROTECT, related_name="positions", verbose_name=_("instrument")
+    )
+    quantity = models.PositiveBigIntegerField(_("quantity"))
+
+    class Meta:
+        ordering = ["account", "instrument__symbol"]
+        verbose_name = _("position")
+        verbose_name_plural = _("positions")
+        constraints = [
+            models.UniqueConstraint(fields=["account", "instrument"], name="brokerage_position_unique"),
+            models.CheckConstraint(
+                condition=models.Q(quantity__gt=0), name="brokerage_position_quantity_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.quantity} × {self.instrument.symbol}"
+
+
+class Order(models.Model):
+    """A market order. ``placed`` orders are executed; ``held`` ones wait for the customer's confirmation.
+
+    ``price`` and ``amount_jpy`` are the execution price and the yen amount for a placed order, and the quote
+    at the time of holding for a held one (replaced on execution).
+    """
+
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="orders", verbose_name=_("account")
+    )
+    side = models.CharField(_("side"), max_length=4, choices=Side.choices)
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.PROTECT, related_name="orders", verbose_name=_("instrument")
+    )
+    quantity = models.PositiveBigIntegerField(_("quantity"))
+    price = models.DecimalField(_("price"), max_digits=14, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3, choices=Currency.choices)
+    amount_jpy = models.DecimalField(_("amount (JPY)"), max_digits=18, decimal_places=2)
+    status = models.CharField(_("status"), max_length=16, choices=OrderStatus.choices, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    # Filled in by later work (the order guard, confirmations, idempotent submission); empty until then.
+    executed_at = models.DateTimeField(_("executed at"), null=True, blank=True)
+    status_changed_at = models.DateTimeField(_("status changed at"), null=True, blank=True)
+    status_reason = models.CharField(_("status reason"), max_length=200, blank=True, default="")
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quantity__gt=0), name="brokerage_order_quantity_positive"
+            ),
+            # SECURITY: a resubmitted request with the same key can never create a second order.
+            models.UniqueConstraint(
+                fields=["account", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="brokerage_order_idempotency_key_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.side} {self.quantity} × {self.instrument.symbol} ({self.status})"

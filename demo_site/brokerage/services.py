@@ -1,0 +1,478 @@
+"""The brokerage's business logic: the one place that moves money and shares.
+
+The HTML views, the JSON API and the management commands all call these functions; none of them touches the
+models' money fields directly. Every function that writes runs in one transaction, so a failure halfway
+leaves nothing half-written.
+
+Placing an order is split in two so that an order guard can sit in between:
+
+- :func:`validate_order` checks the request and returns an :class:`OrderDraft` (what would happen), or raises
+  :class:`OrderRejected` with errors per field;
+- :func:`execute_order` carries a draft out under row locks, re-checking cash and holdings;
+- :func:`hold_order` stores a draft as a ``held`` order without moving anything, and
+  ``execute_order(user, draft, order=held)`` later executes that held order exactly once.
+
+:func:`place_order` is ``execute_order(validate_order(...))``.
+
+Cash is in yen. US stocks are priced in dollars and converted at the fixed demo rate :data:`USD_JPY`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .instruments import INSTRUMENTS, InstrumentData
+from .models import Account, Currency, Instrument, Order, OrderStatus, Position, Side
+
+#: Fixed demo exchange rate: yen per US dollar. The demo never fetches live rates.
+USD_JPY = Decimal("150")
+#: Yen per unit of each instrument currency.
+JPY_PER_UNIT: dict[str, Decimal] = {Currency.JPY: Decimal(1), Currency.USD: USD_JPY}
+CENTS = Decimal("0.01")
+#: Largest quantity one order may have; anything above is a typo or an attack, never a real order.
+MAX_ORDER_QUANTITY = 10_000_000
+#: Largest cash balance an account may be opened with (the column holds 16 integer digits).
+MAX_CASH = Decimal("1000000000000")
+# Symbols are TSE codes ("7203", "130A") or US tickers ("AAPL", "BRK.B"). Checking the shape before any
+# query keeps NUL bytes and other junk away from the database driver.
+_SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9.]{0,15}")
+
+
+class OrderRejected(Exception):
+    """An order (or an account change) was refused; nothing was written.
+
+    ``errors`` maps a field (``side``, ``symbol``, ``quantity``, ``cash``, ``account``, ``order``) to
+    human-readable messages, in the shape of a Django form's ``errors``.
+    """
+
+    def __init__(self, errors: Mapping[str, Iterable[str]]) -> None:
+        self.errors: dict[str, list[str]] = {
+            field: [str(m) for m in messages] for field, messages in errors.items()
+        }
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """All messages in one sentence-separated string, for a banner or a log line."""
+        return " ".join(m for messages in self.errors.values() for m in messages)
+
+
+class AccountError(ValueError):
+    """:func:`open_account` or :func:`reset_portfolio` was given an impossible portfolio."""
+
+
+@dataclass(frozen=True)
+class OrderDraft:
+    """A validated order request: what executing it would do at the current price."""
+
+    side: str
+    instrument_id: int
+    symbol: str
+    name: str
+    currency: str
+    quantity: int
+    price: Decimal
+    amount_jpy: Decimal
+    is_small_cap: bool
+    avg_daily_volume: int
+
+    @property
+    def amount(self) -> Decimal:
+        """Value of the order in the instrument's own currency."""
+        return self.price * self.quantity
+
+    def summary(self) -> str:
+        """A line for a confirmation screen: ``Sell 100 × 7203 Toyota Motor at ¥2,850 (≈ ¥285,000)``."""
+        return _("%(side)s %(quantity)s × %(symbol)s %(name)s at %(price)s (≈ %(amount)s)") % {
+            "side": Side(self.side).label,
+            "quantity": f"{self.quantity:,}",
+            "symbol": self.symbol,
+            "name": self.name,
+            "price": format_money(self.price, self.currency),
+            "amount": format_money(self.amount_jpy, Currency.JPY),
+        }
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One line of a portfolio. ``value`` is in the instrument's currency, ``value_jpy`` in yen."""
+
+    symbol: str
+    name: str
+    market: str
+    quantity: int
+    price: Decimal
+    currency: str
+    value: Decimal
+    value_jpy: Decimal
+    is_small_cap: bool
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """A customer's cash and holdings, valued in yen."""
+
+    cash: Decimal
+    holdings: list[Holding]
+    holdings_value: Decimal
+    total_value: Decimal
+
+
+def to_jpy(amount: Decimal, currency: str) -> Decimal:
+    """Convert ``amount`` of ``currency`` to yen at the demo rate, rounded half-up to whole yen.
+
+    The result carries two decimal places like every money column, so it prints as ``"285000.00"``.
+    """
+    return (amount * JPY_PER_UNIT[currency]).quantize(Decimal(1), rounding=ROUND_HALF_UP).quantize(CENTS)
+
+
+def format_money(amount: Decimal, currency: str) -> str:
+    """``¥1,234`` (``¥152.5`` when there are tenths) or ``$1,234.56``."""
+    if currency == Currency.JPY:
+        tenths = amount.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+        if tenths == tenths.to_integral_value():
+            return f"¥{tenths:,.0f}"
+        return f"¥{tenths:,.1f}"
+    return f"${amount:,.2f}"
+
+
+# -- instruments ---------------------------------------------------------------------------------------
+
+
+def list_instruments() -> QuerySet[Instrument]:
+    """All tradable instruments, Tokyo listings first, then by symbol."""
+    return Instrument.objects.order_by("listing_country", "symbol")
+
+
+def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
+    """Create or update the instruments from :mod:`~demo_site.brokerage.instruments`; return how many."""
+    count = 0
+    with transaction.atomic():
+        for row in rows:
+            Instrument.objects.update_or_create(
+                symbol=row.symbol,
+                defaults={
+                    "name": row.name,
+                    "market": row.market,
+                    "currency": row.currency,
+                    "price": row.price,
+                    "avg_daily_volume": row.avg_daily_volume,
+                    "listing_country": row.listing_country,
+                    "is_small_cap": row.is_small_cap,
+                },
+            )
+            count += 1
+    return count
+
+
+# -- accounts ------------------------------------------------------------------------------------------
+
+
+def _cash(value: Decimal | int | str) -> Decimal:
+    try:
+        cash = Decimal(value) if not isinstance(value, (bool, float)) else None
+    except (InvalidOperation, TypeError, ValueError):
+        cash = None
+    if cash is None or not cash.is_finite() or cash < 0 or cash > MAX_CASH:
+        raise AccountError(f"cash must be a number of yen between 0 and {MAX_CASH}, not {value!r}")
+    return cash.quantize(CENTS, rounding=ROUND_HALF_UP)
+
+
+def _write_positions(account: Account, holdings: Mapping[str, int]) -> None:
+    symbols = set(holdings)
+    instruments = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
+    unknown = sorted(symbols - set(instruments))
+    if unknown:
+        raise AccountError(f"unknown symbols: {', '.join(unknown)}")
+    for symbol, quantity in holdings.items():
+        if (
+            isinstance(quantity, bool)
+            or not isinstance(quantity, int)
+            or not 0 < quantity <= MAX_ORDER_QUANTITY
+        ):
+            raise AccountError(f"quantity of {symbol} must be a positive whole number, not {quantity!r}")
+    Position.objects.bulk_create(
+        Position(account=account, instrument=instruments[symbol], quantity=quantity)
+        for symbol, quantity in holdings.items()
+    )
+
+
+def open_account(
+    username: str,
+    password: str,
+    *,
+    email: str,
+    cash: Decimal | int | str,
+    holdings: dict[str, int],
+) -> AbstractBaseUser:
+    """Create a customer with a trading account holding ``cash`` yen and ``holdings`` (symbol → shares).
+
+    All or nothing: an existing username, an unknown symbol or a bad quantity raises :class:`AccountError`
+    and creates nothing. The password is not checked against ``AUTH_PASSWORD_VALIDATORS`` here; callers that
+    take passwords from people (``seed_demo``'s documented ones included) do that.
+    """
+    user_model = get_user_model()
+    amount = _cash(cash)
+    with transaction.atomic():
+        if user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).exists():
+            raise AccountError(f"user {username!r} already exists")
+        user = user_model._default_manager.create_user(
+            **{user_model.USERNAME_FIELD: username}, email=email, password=password
+        )
+        account = Account.objects.create(user=user, cash=amount)
+        _write_positions(account, holdings)
+    return user
+
+
+def reset_portfolio(user: AbstractBaseUser, *, cash: Decimal | int | str, holdings: dict[str, int]) -> None:
+    """Replace a customer's cash and holdings (the order history is kept). Creates the account if needed."""
+    amount = _cash(cash)
+    with transaction.atomic():
+        account, _created = Account.objects.select_for_update().get_or_create(user=user)
+        account.positions.all().delete()
+        account.cash = amount
+        account.save(update_fields=["cash"])
+        _write_positions(account, holdings)
+
+
+def portfolio(user: AbstractBaseUser | AnonymousUser) -> Portfolio:
+    """The customer's cash and holdings with their yen values. A user without an account has an empty one."""
+    account = Account.objects.filter(user_id=user.pk).first() if user.pk is not None else None
+    if account is None:
+        zero = Decimal("0.00")
+        return Portfolio(cash=zero, holdings=[], holdings_value=zero, total_value=zero)
+    holdings = []
+    for position in account.positions.select_related("instrument").order_by("instrument__symbol"):
+        instrument = position.instrument
+        value = instrument.price * position.quantity
+        holdings.append(
+            Holding(
+                symbol=instrument.symbol,
+                name=instrument.name,
+                market=instrument.market,
+                quantity=position.quantity,
+                price=instrument.price,
+                currency=instrument.currency,
+                value=value,
+                value_jpy=to_jpy(value, instrument.currency),
+                is_small_cap=instrument.is_small_cap,
+            )
+        )
+    holdings_value = sum((h.value_jpy for h in holdings), Decimal("0.00"))
+    return Portfolio(
+        cash=account.cash,
+        holdings=holdings,
+        holdings_value=holdings_value,
+        total_value=account.cash + holdings_value,
+    )
+
+
+def order_history(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Order]:
+    """The customer's orders, newest first."""
+    return (
+        Order.objects.filter(account__user_id=user.pk)
+        .select_related("instrument")
+        .order_by("-created_at", "-id")
+    )
+
+
+# -- orders --------------------------------------------------------------------------------------------
+
+
+def _draft(side: str, instrument: Instrument, quantity: int) -> OrderDraft:
+    return OrderDraft(
+        side=side,
+        instrument_id=instrument.pk,
+        symbol=instrument.symbol,
+        name=instrument.name,
+        currency=instrument.currency,
+        quantity=quantity,
+        price=instrument.price,
+        amount_jpy=to_jpy(instrument.price * quantity, instrument.currency),
+        is_small_cap=instrument.is_small_cap,
+        avg_daily_volume=instrument.avg_daily_volume,
+    )
+
+
+def _check_funds(account: Account, position: Position | None, draft: OrderDraft) -> dict[str, list[str]]:
+    """Errors if the account cannot afford a buy or does not hold enough for a sell."""
+    if draft.side == Side.BUY:
+        if account.cash < draft.amount_jpy:
+            return {
+                "cash": [
+                    _("Not enough cash: this order needs %(needed)s and the account has %(cash)s.")
+                    % {
+                        "needed": format_money(draft.amount_jpy, Currency.JPY),
+                        "cash": format_money(account.cash, Currency.JPY),
+                    }
+                ]
+            }
+    else:
+        held = position.quantity if position is not None else 0
+        if held < draft.quantity:
+            return {
+                "quantity": [
+                    _("You hold %(held)s shares of %(symbol)s and cannot sell %(quantity)s.")
+                    % {"held": f"{held:,}", "symbol": draft.symbol, "quantity": f"{draft.quantity:,}"}
+                ]
+            }
+    return {}
+
+
+def _no_account_error() -> OrderRejected:
+    return OrderRejected({"account": [_("This user has no trading account.")]})
+
+
+def validate_order(
+    user: AbstractBaseUser | AnonymousUser, *, side: object, symbol: object, quantity: object
+) -> OrderDraft:
+    """Check an order request exactly as it arrived (any JSON value) and describe it, or raise.
+
+    ``side`` must be ``"buy"`` or ``"sell"``; ``symbol`` a known symbol (case and surrounding spaces are
+    forgiven); ``quantity`` an ``int`` (not a bool, float or string) from 1 to :data:`MAX_ORDER_QUANTITY`. A
+    buy must be affordable and a sell covered by holdings at this moment; :func:`execute_order` checks again
+    under locks. Raises :class:`OrderRejected` with every problem found.
+    """
+    errors: dict[str, list[str]] = {}
+    if not isinstance(side, str) or side not in Side.values:
+        errors["side"] = [_("Choose buy or sell.")]
+    instrument = None
+    normalized = symbol.strip().upper() if isinstance(symbol, str) else ""
+    if not _SYMBOL_RE.fullmatch(normalized):
+        errors["symbol"] = [_("Enter a symbol such as 7203 or AAPL.")]
+    else:
+        instrument = Instrument.objects.filter(symbol=normalized).first()
+        if instrument is None:
+            errors["symbol"] = [_("There is no instrument with this symbol.")]
+    # SECURITY: bools are ints in Python, and floats or strings must not be rounded into an order.
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        errors["quantity"] = [_("Enter the quantity as a whole number of shares.")]
+    elif quantity < 1:
+        errors["quantity"] = [_("The quantity must be at least 1.")]
+    elif quantity > MAX_ORDER_QUANTITY:
+        errors["quantity"] = [_("The quantity must be at most %(max)s.") % {"max": f"{MAX_ORDER_QUANTITY:,}"}]
+    if errors:
+        raise OrderRejected(errors)
+    assert (
+        instrument is not None and isinstance(side, str) and isinstance(quantity, int)
+    )  # narrows the types for mypy
+    account = Account.objects.filter(user_id=user.pk).first() if user.pk is not None else None
+    if account is None:
+        raise _no_account_error()
+    draft = _draft(side, instrument, quantity)
+    position = Position.objects.filter(account=account, instrument=instrument).first()
+    errors = _check_funds(account, position, draft)
+    if errors:
+        raise OrderRejected(errors)
+    return draft
+
+
+def execute_order(
+    user: AbstractBaseUser | AnonymousUser, draft: OrderDraft, *, order: Order | None = None
+) -> Order:
+    """Execute ``draft`` at the instrument's current price and return the ``placed`` order.
+
+    Runs in one transaction that locks the account row first (so parallel orders of one customer queue up
+    and cannot overspend or oversell), then re-checks cash or holdings. With ``order``, executes that held
+    order instead of creating one: it must belong to ``user``, still be ``held`` and describe the same side,
+    instrument and quantity as ``draft``; it is placed exactly once. Raises :class:`OrderRejected`.
+    """
+    with transaction.atomic():
+        # SECURITY: every write to an account's cash or positions happens under this row lock.
+        account = Account.objects.select_for_update().filter(user_id=user.pk).first() if user.pk else None
+        if account is None:
+            raise _no_account_error()
+        held = None
+        if order is not None:
+            held = Order.objects.select_for_update().filter(pk=order.pk, account=account).first()
+            # SECURITY: a held order is executed once, by its owner, as it was held.
+            if held is None or held.status != OrderStatus.HELD:
+                raise OrderRejected({"order": [_("This order is no longer waiting for confirmation.")]})
+            if (held.side, held.instrument_id, held.quantity) != (
+                draft.side,
+                draft.instrument_id,
+                draft.quantity,
+            ):
+                raise OrderRejected({"order": [_("The order does not match the one held for confirmation.")]})
+        instrument = Instrument.objects.get(pk=draft.instrument_id)
+        current = _draft(draft.side, instrument, draft.quantity)
+        position = Position.objects.select_for_update().filter(account=account, instrument=instrument).first()
+        errors = _check_funds(account, position, current)
+        if errors:
+            raise OrderRejected(errors)
+        if current.side == Side.BUY:
+            account.cash -= current.amount_jpy
+            if position is None:
+                Position.objects.create(account=account, instrument=instrument, quantity=current.quantity)
+            else:
+                position.quantity += current.quantity
+                position.save(update_fields=["quantity"])
+        else:
+            assert position is not None  # _check_funds refused a sell without one
+            account.cash += current.amount_jpy
+            if position.quantity == current.quantity:
+                position.delete()
+            else:
+                position.quantity -= current.quantity
+                position.save(update_fields=["quantity"])
+        account.save(update_fields=["cash"])
+        now = timezone.now()
+        if held is None:
+            return Order.objects.create(
+                account=account,
+                side=current.side,
+                instrument=instrument,
+                quantity=current.quantity,
+                price=current.price,
+                currency=current.currency,
+                amount_jpy=current.amount_jpy,
+                status=OrderStatus.PLACED,
+                executed_at=now,
+                status_changed_at=now,
+            )
+        held.price = current.price
+        held.amount_jpy = current.amount_jpy
+        held.status = OrderStatus.PLACED
+        held.executed_at = now
+        held.status_changed_at = now
+        held.save(update_fields=["price", "amount_jpy", "status", "executed_at", "status_changed_at"])
+        return held
+
+
+def hold_order(user: AbstractBaseUser | AnonymousUser, draft: OrderDraft, *, reason: str = "") -> Order:
+    """Store ``draft`` as a ``held`` order awaiting confirmation; no cash or shares move."""
+    account = Account.objects.filter(user_id=user.pk).first() if user.pk is not None else None
+    if account is None:
+        raise _no_account_error()
+    now = timezone.now()
+    return Order.objects.create(
+        account=account,
+        side=draft.side,
+        instrument_id=draft.instrument_id,
+        quantity=draft.quantity,
+        price=draft.price,
+        currency=draft.currency,
+        amount_jpy=draft.amount_jpy,
+        status=OrderStatus.HELD,
+        status_changed_at=now,
+        status_reason=reason[:200],
+    )
+
+
+def place_order(
+    user: AbstractBaseUser | AnonymousUser, *, side: object, symbol: object, quantity: object
+) -> Order:
+    """Validate and execute a market order at once: the ``placed`` order, or :class:`OrderRejected`."""
+    draft = validate_order(user, side=side, symbol=symbol, quantity=quantity)
+    return execute_order(user, draft)

@@ -1,0 +1,25 @@
+"""Template filters of the demo brokerage: ``{% load brokerage %}``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import template
+
+from .. import services
+
+register = template.Library()
+
+
+@register.filter
+def money(amount: Decimal | None, currency: str = "JPY") -> str:
+    """``{{ value|money:"USD" }}`` → ``$1,234.56``; yen by default (``¥1,234``)."""
+    if amount is None:
+        return ""
+    return services.format_money(Decimal(amount), currency)
+
+
+@register.filter
+def shares(quantity: int | None) -> str:
+    """A share count with thousands separators: ``1,200``."""
+    return "" if quantity is None else f"{int(quantity):,}"
