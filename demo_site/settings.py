@@ -128,6 +128,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# JSON answers for CSRF failures under /api/ (HTML elsewhere), so API clients always get JSON.
+CSRF_FAILURE_VIEW = "demo_site.brokerage.api.csrf_failure"
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = "security@demo-broker.example"

@@ -514,6 +514,31 @@ def test_error_handlers_answer_json_under_the_api_and_html_elsewhere(db: Any) ->
     assert api.is_api_request(api_request) and not api.is_api_request(page_request)
 
 
+def test_demo_settings_send_csrf_failures_and_error_pages_to_the_json_handlers() -> None:
+    """The wiring in demo_site (not this module's fixture) that makes CSRF and parse errors JSON."""
+    import demo_site.settings as demo_settings
+    import demo_site.urls as demo_urls
+
+    assert getattr(demo_settings, "CSRF_FAILURE_VIEW", None) == "demo_site.brokerage.api.csrf_failure"
+    for code, name in [
+        (400, "bad_request"),
+        (403, "permission_denied"),
+        (404, "page_not_found"),
+        (500, "server_error"),
+    ]:
+        assert getattr(demo_urls, f"handler{code}", None) == f"demo_site.brokerage.api.{name}"
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary=\x00"])
+def test_unparsable_multipart_bodies_get_json_too(signed_in: Api, customer: Any, content_type: str) -> None:
+    # Django's CSRF middleware parses form bodies before any view runs; its 400 comes from handler400.
+    before = state(customer)
+    assert_json(
+        signed_in.post("/api/orders", raw=b"--x\r\ngarbage", content_type=content_type), 400, "invalid"
+    )
+    assert state(customer) == before
+
+
 # -- fuzzing ---------------------------------------------------------------------------------------------
 
 json_values = st.recursive(

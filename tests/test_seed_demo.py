@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model, password_validation
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 
 from demo_site.brokerage import services
 from demo_site.brokerage.instruments import INSTRUMENTS
@@ -155,3 +155,23 @@ def test_docs_list_every_demo_login() -> None:
     for customer in CUSTOMERS:
         assert f"`{customer.username}`" in docs and f"`{customer.password}`" in docs
     assert f"`{SECURITY_ADMIN_USERNAME}`" in docs and f"`{SECURITY_ADMIN_PASSWORD}`" in docs
+
+
+def test_security_admin_can_review_but_not_edit_money_in_the_admin(db: Any) -> None:
+    seed()
+    client = Client()
+    client.force_login(get_user_model().objects.get(username=SECURITY_ADMIN_USERNAME))
+    tanaka = Account.objects.get(user__username=TANAKA.username)
+    for url in ("/admin/brokerage/order/", "/admin/brokerage/account/", "/admin/brokerage/instrument/"):
+        assert client.get(url).status_code == 200, url
+    page = client.get(f"/admin/brokerage/account/{tanaka.pk}/change/")
+    assert page.status_code == 200 and b"3Z3A" in page.content  # the positions inline
+    # SECURITY: balances and holdings change only through services, never by hand.
+    assert client.get("/admin/brokerage/account/add/").status_code == 403
+    client.post(f"/admin/brokerage/account/{tanaka.pk}/change/", {"cash": "999999999"})
+    tanaka.refresh_from_db()
+    assert tanaka.cash == TANAKA.cash
+
+
+def test_brokerage_models_match_their_migrations(db: Any) -> None:
+    call_command("makemigrations", "brokerage", "--check", "--dry-run", stdout=StringIO())

@@ -294,7 +294,7 @@ def is_api_request(request: HttpRequest) -> bool:
 
 def csrf_failure(
     request: HttpRequest, reason: str = "", template_name: str = csrf_views.CSRF_FAILURE_TEMPLATE_NAME
-):
+) -> HttpResponse:
     """``CSRF_FAILURE_VIEW``: 403 ``csrf_failed`` JSON for the API, Django's page for everything else."""
     if is_api_request(request):
         return answer(
