@@ -1,0 +1,1 @@
+"""Benchmarks of authguard: ``python -m bench.detection`` measures how well logins are scored."""
