@@ -159,6 +159,7 @@ def test_geoip_databases_read_back_with_geoip2(dataset, tmp_path):
         anonymous.anonymous_ip(home)
     for reader in (city, asn, anonymous):
         reader.close()
+    generator.world.write_databases(tmp_path / "lite")
     folder = generator.world.write_databases(tmp_path / "lite", anonymous=False)
     assert sorted(p.name for p in folder.iterdir()) == sorted([CITY_FILENAME, ASN_FILENAME])
 

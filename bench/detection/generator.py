@@ -945,27 +945,32 @@ class Generator:
             )
 
     def _controls(self, users: list[User]) -> None:
-        """A household member signing in to the account on the family's device, from home."""
+        """A household member signing in to the account from home, on the PC the user last signed in on."""
         rng = random.Random(f"{self.config.seed}:controls")
         count = max(1, round(self.config.users * self.config.controls_per_user))
-        first_test_day = self.config.history_days
-        eligible = [
-            u
-            for u in users
-            if u.household.isp is not None and any(d.kind == "pc" and not d.private for d in u.devices)
-        ]
+        home_pc_logins: dict[str, list[Event]] = {}
+        for event in sorted(self.events, key=lambda e: e.ts):
+            pc = event.device.kind == "pc" and not event.device.private
+            if (
+                event.label == "legit"
+                and event.second_factor_ok
+                and pc
+                and event.scenario in ("home", "home_v6")
+            ):
+                home_pc_logins.setdefault(event.user, []).append(event)
+        by_name = {u.name: u for u in users}
+        eligible = sorted(home_pc_logins)
         for _ in range(count if eligible else 0):
-            user = rng.choice(eligible)
-            household, lo = user.household, max(first_test_day, user.first_day + 1)
-            day = rng.randrange(lo, self.days) if lo < self.days else -1
-            pcs = [d for d in user.devices if d.kind == "pc" and not d.private and d.active(day)]
-            if not pcs or household.isp is None:
+            user = by_name[rng.choice(eligible)]
+            household = user.household
+            ts = self._attack_ts(rng, user)
+            earlier = [e for e in home_pc_logins[user.name] if e.ts < ts]
+            if not earlier or household.isp is None:
                 continue
-            device = rng.choice(pcs)
-            ts = self.t0 + day * DAY + int(rng.uniform(9, 23.5) * HOUR)
+            device = earlier[-1].device
             v6 = household.v6_share and rng.random() < household.v6_share
             ip = household.ipv6(ts) if v6 else household.ipv4(ts)
-            ua = device.ua(self._date(day))
+            ua = device.ua(self._date((ts - self.t0) // DAY))
             self._emit(ts, user.name, ip, household.isp.asn, ua, device, "control", "household")
 
     # -- output ------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from authguard.testing import GeoNetwork, write_geoip_databases
+from authguard.testing import ANONYMOUS_FILENAME, GeoNetwork, write_geoip_databases
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -460,7 +460,12 @@ class World:
         yield from self.tor
 
     def write_databases(self, folder: str | Path, *, anonymous: bool = True) -> Path:
-        """Write the City, ASN and (unless ``anonymous`` is false) Anonymous-IP databases into ``folder``."""
+        """Write the City, ASN and (unless ``anonymous`` is false) Anonymous-IP databases into ``folder``.
+
+        Without ``anonymous``, an Anonymous-IP database left in ``folder`` by an earlier run is removed.
+        """
+        if not anonymous:
+            (Path(folder) / ANONYMOUS_FILENAME).unlink(missing_ok=True)
         networks = [block.geo_network() for block in self.blocks()]
         networks += [
             GeoNetwork(f"{ip}/{128 if ':' in ip else 32}", residential_proxy=True)
