@@ -28,7 +28,7 @@ DEFAULT_RISK_SIGNALS: list[dict[str, Any]] = [
 ]
 
 #: Score (0..100) at or above which a login is stepped up, and at or above which it is denied.
-DEFAULT_THRESHOLDS: dict[str, int] = {"step_up": 40, "deny": 90}
+DEFAULT_THRESHOLDS: dict[str, int] = {"step_up": 40, "deny": 100}
 
 
 class AppSettings:

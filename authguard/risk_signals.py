@@ -40,6 +40,9 @@ class StatisticalModel(RiskSignal):
         "points_per_doubling": 4.0,
         "min_points": -20,
         "max_points": 40,
+        "user_agent_can_lower": False,
+        "rare_country_share": 0.01,
+        "rare_country_without_history": 25,
     }
 
     def __init__(self, **options):
@@ -70,7 +73,11 @@ class StatisticalModel(RiskSignal):
             )
             if p_user == 0:
                 p_user = p_global / 4
-            ratio *= p_global / p_user
+            feature_ratio = p_global / p_user
+            if levels is UA_LEVELS and not self.options["user_agent_can_lower"]:
+                # SECURITY: a user agent is a header the attacker writes; copying the victim's must not help.
+                feature_ratio = max(1.0, feature_ratio)
+            ratio *= feature_ratio
         return ratio
 
     @staticmethod
@@ -89,7 +96,7 @@ class StatisticalModel(RiskSignal):
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         ratio = self.likelihood_ratio(evidence)
         if ratio is None:
-            return []
+            return self._without_history(evidence)
         points = self.options["points_per_doubling"] * math.log2(max(ratio, 1e-300))
         points = round(max(self.options["min_points"], min(self.options["max_points"], points)))
         if points > 0:
@@ -100,11 +107,42 @@ class StatisticalModel(RiskSignal):
             code = "familiar_login"
         return [Finding(code, points, reason, {"likelihood_ratio": round(ratio, 4)})]
 
+    def _without_history(self, evidence: Evidence) -> list[Finding]:
+        """No history to compare with: only the population can speak. A country almost nobody signs in
+        from (or an unknown one) is risk for an account with no recent history."""
+        total = evidence.population_count("#cc")
+        if not total:
+            return []
+        country = evidence.ctx.features["cc"]
+        share = evidence.population_count(f"cc:{country}") / total
+        if share >= self.options["rare_country_share"]:
+            return []
+        return [
+            Finding(
+                "rare_country",
+                self.options["rare_country_without_history"],
+                _("A country this site's customers rarely sign in from, and no recent history to compare"),
+                {"country": country, "share": round(share, 4)},
+            )
+        ]
+
 
 class DeviceCookie(RiskSignal):
-    """Known, remembered or new browser, recognised by authguard's long-lived device cookie."""
+    """Known, remembered or new browser, recognised by authguard's long-lived device cookie.
 
-    defaults = {"new_device": 25, "new_device_new_ip": 15, "known_device": -10, "remembered_device": -25}
+    A new browser is mild risk on a network (ASN) the account uses, more on one it never used.
+    A login *without* the cookie but with the exact user agent of one of the account's browsers, from a
+    network the account never used, is the signature of an attacker replaying the victim's user agent
+    (the user agent is easy to copy; the HttpOnly cookie is not), even on the victim's own ISP.
+    """
+
+    defaults = {
+        "new_device": 25,
+        "new_device_new_network": 15,
+        "copied_user_agent": 30,
+        "known_device": -10,
+        "remembered_device": -25,
+    }
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         device, profile = evidence.device, evidence.profile
@@ -134,12 +172,21 @@ class DeviceCookie(RiskSignal):
                 {"cookie_presented": device.presented},
             )
         ]
-        if profile.count("ip", evidence.ctx.ip) == 0:
+        features = evidence.ctx.features
+        if profile.count("asn", features["asn"]) == 0:
             findings.append(
                 Finding(
-                    "new_device_new_ip",
-                    self.options["new_device_new_ip"],
-                    _("A new browser on an address this account never used"),
+                    "new_device_new_network",
+                    self.options["new_device_new_network"],
+                    _("A new browser on a network this account never used"),
+                )
+            )
+        if profile.count("prefix", features["prefix"]) == 0 and profile.count("ua", features["ua"]) > 0:
+            findings.append(
+                Finding(
+                    "copied_user_agent",
+                    self.options["copied_user_agent"],
+                    _("The exact browser signature of one of this account's devices, without its cookie"),
                 )
             )
         return findings
@@ -322,7 +369,10 @@ class NetworkLists(RiskSignal):
 class Velocity(RiskSignal):
     """Failed logins in the last hour: on this account, from this IP or its network, and site-wide.
 
-    Many usernames from one IP is credential stuffing; many failures site-wide is a password spray.
+    Many usernames from one IP is credential stuffing. A surge of failures site-wide (``site_surge`` times
+    the last 24 hours' hourly average, and at least ``site_failures``) is a botnet or a password spray
+    spread over many addresses: while it lasts, every login carries a little more risk. The surge is
+    relative, so the same setting fits a small portal and a large one.
     """
 
     defaults = {
@@ -334,8 +384,9 @@ class Velocity(RiskSignal):
         "ip_users_score": 30,
         "network_failures": 30,
         "network_failures_score": 15,
-        "site_failures": 500,
-        "site_failures_score": 10,
+        "site_failures": 30,
+        "site_surge": 5.0,
+        "site_failures_score": 15,
     }
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
@@ -350,11 +401,20 @@ class Velocity(RiskSignal):
             ("ip_failures", counts.ip_failures, _("Many failed sign-ins from this address in the last hour")),
             ("ip_users", counts.ip_users, _("Many different accounts tried from this address")),
             ("network_failures", counts.network_failures, _("Many failed sign-ins from this network")),
-            ("site_failures", counts.site_failures, _("A wave of failed sign-ins across the site")),
         )
         for name, value, reason in checks:
             if value >= o[name]:
                 findings.append(Finding(f"velocity_{name}", o[f"{name}_score"], reason, {"count": value}))
+        hourly_average = counts.site_failures_day / 24
+        if counts.site_failures >= max(o["site_failures"], o["site_surge"] * hourly_average):
+            findings.append(
+                Finding(
+                    "velocity_site_failures",
+                    o["site_failures_score"],
+                    _("A wave of failed sign-ins across the site"),
+                    {"count": counts.site_failures, "hourly_average": round(hourly_average, 1)},
+                )
+            )
         return findings
 
 

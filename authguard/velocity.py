@@ -18,6 +18,8 @@ from .context import LoginContext
 BUCKET_SECONDS = 600
 WINDOW_BUCKETS = 6  # one hour, in six 10-minute buckets
 _PREFIX = "ag:v:"
+HOUR_BUCKETS = 3600 // BUCKET_SECONDS
+DAY_BUCKETS = 24 * HOUR_BUCKETS
 
 
 class CounterCache(Protocol):
@@ -37,6 +39,7 @@ class VelocityCounts:
     network_failures: int = 0
     site_failures: int = 0
     ip_users: int = 0  # distinct usernames tried from this IP
+    site_failures_day: int = 0  # site-wide failures over the last 24 hours: the baseline of a surge
 
 
 @functools.lru_cache(maxsize=65536)
@@ -65,12 +68,15 @@ def read_counts(cache: CounterCache, ctx: LoginContext) -> VelocityCounts:
     buckets = range(now - WINDOW_BUCKETS + 1, now + 1)
     subjects = _subjects(ctx)
     keys = {name: [f"{_PREFIX}{subject}:{b}" for b in buckets] for name, subject in subjects.items()}
+    hour = now - now % HOUR_BUCKETS
+    keys["site_failures_day"] = [
+        f"{_PREFIX}sd:{b}" for b in range(hour - DAY_BUCKETS + HOUR_BUCKETS, hour + 1, HOUR_BUCKETS)
+    ]
     found = cache.get_many([k for ks in keys.values() for k in ks])
     return VelocityCounts(**{name: sum(int(found.get(k, 0)) for k in ks) for name, ks in keys.items()})
 
 
-def _increment(cache: CounterCache, key: str) -> None:
-    timeout = BUCKET_SECONDS * (WINDOW_BUCKETS + 1)
+def _increment(cache: CounterCache, key: str, timeout: int = BUCKET_SECONDS * (WINDOW_BUCKETS + 1)) -> None:
     if not cache.add(key, 1, timeout):
         try:
             cache.incr(key)
@@ -89,6 +95,7 @@ def record_attempt(cache: CounterCache, ctx: LoginContext, *, failed: bool) -> N
     if failed:
         for name in ("user_failures", "ip_failures", "network_failures", "site_failures"):
             _increment(cache, f"{_PREFIX}{subjects[name]}:{bucket}")
+        _increment(cache, f"{_PREFIX}sd:{bucket - bucket % HOUR_BUCKETS}", BUCKET_SECONDS * (DAY_BUCKETS + 1))
 
 
 class DictCache:
@@ -114,7 +121,7 @@ class DictCache:
 
     def forget_before(self, when_timestamp: float) -> None:
         """Drop buckets that fell out of every window before ``when_timestamp`` (bounds the memory)."""
-        oldest = int(when_timestamp) // BUCKET_SECONDS - WINDOW_BUCKETS
+        oldest = int(when_timestamp) // BUCKET_SECONDS - DAY_BUCKETS - HOUR_BUCKETS
         for bucket in [b for b in self._by_bucket if b < oldest]:
             for key in self._by_bucket.pop(bucket):
                 self.data.pop(key, None)

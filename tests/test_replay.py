@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from authguard.models import KnownDevice, LoginEvent, PopulationCount, RiskProfile
 
-from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_CURL
+from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_CURL, UA_FIREFOX_LINUX
 
 T = datetime.fromisoformat("2026-04-01T09:00:00+09:00")
 
@@ -103,7 +103,7 @@ def test_extra_keys_are_ignored_and_equal_timestamps_are_in_order(tmp_path):
 
 def test_learns_only_from_allowed_or_passed_step_up(tmp_path, geoip_dir):
     # A foreign VPS login stepped up and failed: not learned, so the next one is as risky.
-    vps = {"ip": IP_SG_VPS, "device_id": "attacker"}
+    vps = {"ip": IP_SG_VPS, "device_id": "attacker", "user_agent": UA_FIREFOX_LINUX}
     base = [line(i) for i in range(10)]
     no_deny = tmp_path / "no-deny.json"
     no_deny.write_text(json.dumps({"thresholds": {"step_up": 40, "deny": 100}}))

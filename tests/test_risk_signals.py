@@ -31,6 +31,7 @@ from .conftest import (
     IP_TOKYO_2,
     IP_TOR,
     IP_US_HOME,
+    IP_V6_FUKUOKA,
     IP_VPN,
     UA_CURL,
     UA_IPHONE,
@@ -49,15 +50,35 @@ def test_device_cookie_known_new_and_remembered():
     later = T0 + timedelta(days=6)
     assert codes(DeviceCookie(), store, ctx(at=later)) == {"known_device": -10}
     assert codes(DeviceCookie(), store, ctx(at=later, device="other")) == {"new_device": 25}
-    assert codes(DeviceCookie(), store, ctx(at=later, device=None, ip=IP_OSAKA)) == {
+    # Another address on the account's own network: just a new browser.
+    assert codes(DeviceCookie(), store, ctx(at=later, device=None, ip=IP_TOKYO_2)) == {"new_device": 25}
+    # A new browser on a network never used.
+    assert codes(DeviceCookie(), store, ctx(at=later, device=None, ip=IP_US_HOME, ua=UA_IPHONE)) == {
         "new_device": 25,
-        "new_device_new_ip": 15,
+        "new_device_new_network": 15,
+    }
+    # The account's exact user agent, without its cookie, from a network never used: a copied user agent.
+    assert codes(DeviceCookie(), store, ctx(at=later, device=None, ip=IP_US_HOME)) == {
+        "new_device": 25,
+        "new_device_new_network": 15,
+        "copied_user_agent": 30,
     }
     store.trust_device(ctx(at=later, device="phone"), later + timedelta(days=30))
     assert codes(DeviceCookie(), store, ctx(at=later, device="phone")) == {"remembered_device": -25}
     assert codes(DeviceCookie(), store, ctx(at=later + timedelta(days=31), device="phone")) == {
         "new_device": 25
     }
+
+
+def test_copied_user_agent_on_the_victims_own_isp():
+    # History on SoftBank over IPv6; the attacker comes through a proxy on SoftBank's IPv4 space with the
+    # victim's exact user agent but no cookie: same ISP, so not a new network, yet a copied user agent.
+    store = history_of(*daily(5, ip=IP_V6_FUKUOKA))
+    attack = ctx(at=T0 + timedelta(days=6), device=None, ip=IP_JP_PROXY)
+    assert codes(DeviceCookie(), store, attack) == {"new_device": 25, "copied_user_agent": 30}
+    # The same without cookie but on the account's own /48 is a cleared cookie, not a copy.
+    home = ctx(at=T0 + timedelta(days=6), device=None, ip="2001:db8::99")
+    assert codes(DeviceCookie(), store, home) == {"new_device": 25}
 
 
 def test_device_cookie_says_nothing_without_history():
@@ -112,6 +133,16 @@ def test_anonymous_networks(ip, code):
     assert list(codes(AnonymousNetwork(), MemoryHistory(), ctx(ip=ip))) == [code]
 
 
+def test_rare_country_without_history_uses_the_population():
+    from authguard.risk_signals import StatisticalModel
+
+    store = MemoryHistory()
+    for i in range(200):
+        history_of(ctx(user=f"jp{i}", ip=IP_TOKYO, device=f"d{i}"), store=store)
+    assert codes(StatisticalModel(), store, ctx(user="newbie", ip=IP_US_HOME)) == {"rare_country": 25}
+    assert codes(StatisticalModel(), store, ctx(user="newbie", ip=IP_OSAKA)) == {}
+
+
 def test_an_address_no_database_knows_is_some_risk():
     assert codes(AnonymousNetwork(), MemoryHistory(), ctx(ip="127.0.0.1")) == {"unknown_network": 10}
     assert codes(AnonymousNetwork(), MemoryHistory(), ctx(ip=IP_TOKYO)) == {}
@@ -158,13 +189,23 @@ def test_velocity_user_ip_and_stuffing():
     assert codes(Velocity(), store, ctx(user="alice", ip=IP_SG_VPS, at=T0 + timedelta(minutes=75))) == {}
 
 
-def test_password_spray_across_the_site():
+def test_a_surge_of_failures_across_the_site_is_relative_to_the_last_day():
     store = MemoryHistory()
     for i in range(12):
         store.record_attempt(ctx(user=f"u{i}", ip=f"198.51.100.{i + 1}", at=T0), failed=True)
     assert codes(Velocity(site_failures=10), store, ctx(at=T0 + timedelta(minutes=1))) == {
-        "velocity_site_failures": 10
+        "velocity_site_failures": 15
     }
+    # A site that always sees about 12 failures an hour is not surging at 12.
+    busy = MemoryHistory()
+    for hour in range(1, 23):
+        for i in range(12):
+            busy.record_attempt(ctx(user=f"u{i}", ip=IP_TOKYO, at=T0 - timedelta(hours=hour)), failed=True)
+    for i in range(12):
+        busy.record_attempt(ctx(user=f"u{i}", ip=f"198.51.100.{i + 1}", at=T0), failed=True)
+    assert "velocity_site_failures" not in codes(
+        Velocity(site_failures=10), busy, ctx(at=T0 + timedelta(minutes=1))
+    )
 
 
 def test_unusual_hour():
@@ -206,7 +247,12 @@ def test_combined_score_is_the_clamped_sum_and_explains_itself():
     assessment, _ = score_login(attack, store, signals=signals, thresholds=thresholds)
     assert assessment.score == min(100, 25 + 15 + 50 + 35)
     assert assessment.action == Action.DENY
-    assert assessment.reasons == ["anonymous_tor", "automation_client", "new_device", "new_device_new_ip"]
+    assert assessment.reasons == [
+        "anonymous_tor",
+        "automation_client",
+        "new_device",
+        "new_device_new_network",
+    ]
     assert "anonymous_tor (+50)" in assessment.explain()
     usual, _ = score_login(ctx(at=T0 + timedelta(days=21)), store, signals=signals, thresholds=thresholds)
     assert (usual.score, usual.action) == (0, Action.ALLOW)  # -10 clamps at 0

@@ -99,10 +99,15 @@ def test_likelihood_ratio_hand_computed(geoip, model):
     p_ua_user = 1.0  # every level seen in all 4 logins
     user_term = 10 / (2 * 4)  # p(u|A)/p(u|L) = (1/|U|) / (n_u/N)
     expected = user_term * (p_ip / p_ip_user) * (p_ua / p_ua_user)
-    assert model.likelihood_ratio(ev) == pytest.approx(expected)
+    lowering = StatisticalModel(ip_weights=W_IP, ua_weights=W_UA, user_agent_can_lower=True)
+    assert lowering.likelihood_ratio(ev) == pytest.approx(expected)
+    # By default the user agent never lowers risk (it is a header the attacker writes): its ratio is >= 1.
+    assert p_ua / p_ua_user < 1
+    clamped = user_term * (p_ip / p_ip_user) * 1.0
+    assert model.likelihood_ratio(ev) == pytest.approx(clamped)
     finding = list(model.evaluate(ev))[0]
     assert finding.code == "familiar_login"
-    assert finding.score == round(max(-20, 4.0 * math.log2(expected)))
+    assert finding.score == round(max(-20, 4.0 * math.log2(clamped)))
 
 
 def test_value_unseen_at_every_level_caps_the_ratio_at_four(geoip, model):
@@ -122,11 +127,13 @@ def test_value_unseen_at_every_level_caps_the_ratio_at_four(geoip, model):
     assert finding.score == min(40, round(4.0 * math.log2(user_term * 16)))
 
 
-def test_no_history_gives_no_ratio(geoip, model):
+def test_no_history_gives_no_ratio_and_only_the_population_speaks(geoip, model):
     login = ctx()
-    ev = evidence_for(login, [], population_for(login, counts={}))
-    assert model.likelihood_ratio(ev) is None
-    assert list(model.evaluate(ev)) == []
+    common = evidence_for(login, [], population_for(login, counts={"cc": 9}))
+    assert model.likelihood_ratio(common) is None
+    assert list(model.evaluate(common)) == []
+    rare = evidence_for(login, [], population_for(login, counts={"cc": 0}))
+    assert [f.code for f in model.evaluate(rare)] == ["rare_country"]
 
 
 @pytest.mark.parametrize("weights", [[0.5, 0.5], [0.5, 0.5, 0.5, -0.5], [0.1, 0.1, 0.1, 0.1]])
