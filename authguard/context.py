@@ -111,6 +111,7 @@ def _proxy_networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | i
     return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_ip(value: str | None) -> str | None:
     """Return the canonical form of an IP address, or None when it is not one."""
     if not value:
@@ -154,8 +155,11 @@ def _in_networks(address: str, networks: tuple[Any, ...]) -> bool:
 
 @functools.lru_cache(maxsize=65536)
 def ip_prefix(ip: str | None) -> str | None:
+    """The /24 or /48 network of a normalised address, as a string."""
     if ip is None:
         return None
+    if "." in ip and ":" not in ip:  # IPv4 (normalised): cut the last octet, no parsing needed
+        return ip.rsplit(".", 1)[0] + ".0/24"
     address = ipaddress.ip_address(ip)
     bits = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
@@ -183,6 +187,7 @@ _LOCAL_NETWORKS = tuple(
 )
 
 
+@functools.lru_cache(maxsize=65536)
 def is_public_ip(ip: str | None) -> bool:
     """False for addresses that carry no location (private, loopback, link-local, ...)."""
     if ip is None:
@@ -292,8 +297,9 @@ class GeoReaders:
             full = os.path.join(self.path, name)
             if os.path.exists(full):
                 try:
-                    # MODE_MEMORY: the databases are small next to the cost of a disk read per login.
-                    return geoip2.database.Reader(full, mode=8)
+                    # MODE_AUTO: libmaxminddb's C reader over mmap when installed (about 10x faster
+                    # than the pure-Python decoder), else the pure-Python one.
+                    return geoip2.database.Reader(full, mode=0)
                 except Exception:  # a corrupt file is a broken dependency, not a reason to fail logins
                     logger.warning("authguard: cannot read GeoIP database %s", full, exc_info=True)
                     return None

@@ -44,7 +44,7 @@ def feature_values(ctx: LoginContext) -> dict[str, str | None]:
     Use ``ctx.features``, which computes this once per login.
     """
     geo, client = ctx.geo, ctx.client
-    local = timezone.localtime(ctx.time)
+    local = ctx.time.astimezone(timezone.get_default_timezone())
     return {
         "ip": ctx.ip or UNKNOWN,
         "prefix": ctx.prefix or UNKNOWN,

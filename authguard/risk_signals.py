@@ -85,12 +85,13 @@ class StatisticalModel(RiskSignal):
         evidence: Evidence, levels: tuple[str, ...], weights: list[float], values: dict[str, str | None]
     ) -> float:
         """p(x) = sum_l w_l * p^(x_l), smoothed with M = distinct values at coarser levels + 1."""
+        count = evidence.population.get
         total = 0.0
-        for index, (level, weight) in enumerate(zip(levels, weights, strict=True)):
-            n = evidence.population_count(f"#{level}")
-            m = 1 + sum(evidence.population_count(f"~{coarser}") for coarser in levels[index + 1 :])
-            count = evidence.population_count(f"{level}:{values[level]}")
-            total += weight * (count if count > 0 else 1) / (n + m)
+        m = 1  # walk from the coarsest level up, accumulating the distinct values below each level
+        for level, weight in reversed(tuple(zip(levels, weights, strict=True))):
+            c = count(f"{level}:{values[level]}", 0)
+            total += weight * (c if c > 0 else 1) / (count(f"#{level}", 0) + m)
+            m += count(f"~{level}", 0)
         return total
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
@@ -429,7 +430,7 @@ class UnusualHour(RiskSignal):
         profile = evidence.profile
         if profile.total("hour") < self.options["min_history"]:
             return []
-        hour = timezone.localtime(evidence.ctx.time).hour
+        hour = evidence.ctx.time.astimezone(timezone.get_default_timezone()).hour
         share = profile.hour_share(hour)
         if share > self.options["max_share"]:
             return []

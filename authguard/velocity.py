@@ -1,8 +1,12 @@
 """Velocity counters: failed logins per user, per IP, per network and site-wide, in a rolling window.
 
 Counters live in a cache (Django's cache in production, so several web processes share them; a dict in
-the replay), bucketed by the event's own time so that the live path and the replay count identically.
-Reading every counter of a login is one ``get_many``.
+the replay), keyed by the event's own time so that the live path and the replay count identically.
+
+Each rolling window is a *sliding-window counter*: the count of the current fixed window plus the previous
+window's count weighted by how much of it still overlaps the last hour (or day). Two keys per subject, so
+reading every counter of a login is one ``get_many`` of a dozen keys, and the error against an exact
+rolling count is bounded by the previous window's uneven spread.
 """
 
 from __future__ import annotations
@@ -15,11 +19,10 @@ from django.utils.crypto import salted_hmac
 
 from .context import LoginContext
 
-BUCKET_SECONDS = 600
-WINDOW_BUCKETS = 6  # one hour, in six 10-minute buckets
+WINDOW_SECONDS = 3600
+#: The site-wide baseline (failures over the last day) against which a surge is judged.
+BASELINE_SECONDS = 24 * 3600
 _PREFIX = "ag:v:"
-HOUR_BUCKETS = 3600 // BUCKET_SECONDS
-DAY_BUCKETS = 24 * HOUR_BUCKETS
 
 
 class CounterCache(Protocol):
@@ -32,7 +35,7 @@ class CounterCache(Protocol):
 
 @dataclass(frozen=True)
 class VelocityCounts:
-    """Counts over the last hour, before the login being scored."""
+    """Counts over the last hour (and the site's last day), before the login being scored."""
 
     user_failures: int = 0
     ip_failures: int = 0
@@ -48,35 +51,40 @@ def _user_key(username: str) -> str:
     return salted_hmac("authguard.velocity", username.lower(), algorithm="sha256").hexdigest()[:20]
 
 
-def _bucket(ctx: LoginContext) -> int:
-    return int(ctx.time.timestamp()) // BUCKET_SECONDS
-
-
 def _subjects(ctx: LoginContext) -> dict[str, str]:
+    ip = ctx.ip or "-"
     return {
         "user_failures": f"uf:{_user_key(ctx.username)}",
-        "ip_failures": f"if:{ctx.ip or '-'}",
+        "ip_failures": f"if:{ip}",
         "network_failures": f"nf:{ctx.prefix or '-'}",
         "site_failures": "sf",
-        "ip_users": f"iu:{ctx.ip or '-'}",
+        "ip_users": f"iu:{ip}",
     }
 
 
 def read_counts(cache: CounterCache, ctx: LoginContext) -> VelocityCounts:
-    """The counters of ``ctx`` over the last :data:`WINDOW_BUCKETS` buckets, in one cache round trip."""
-    now = _bucket(ctx)
-    buckets = range(now - WINDOW_BUCKETS + 1, now + 1)
-    subjects = _subjects(ctx)
-    keys = {name: [f"{_PREFIX}{subject}:{b}" for b in buckets] for name, subject in subjects.items()}
-    hour = now - now % HOUR_BUCKETS
-    keys["site_failures_day"] = [
-        f"{_PREFIX}sd:{b}" for b in range(hour - DAY_BUCKETS + HOUR_BUCKETS, hour + 1, HOUR_BUCKETS)
-    ]
-    found = cache.get_many([k for ks in keys.values() for k in ks])
-    return VelocityCounts(**{name: sum(int(found.get(k, 0)) for k in ks) for name, ks in keys.items()})
+    """The counters of ``ctx`` over the last hour (and the site's last day), in one cache round trip."""
+    now = ctx.time.timestamp()
+    window, elapsed = divmod(now, WINDOW_SECONDS)
+    day, day_elapsed = divmod(now, BASELINE_SECONDS)
+    window, day = int(window), int(day)
+    keys = [f"{_PREFIX}{subject}:{w}" for subject in _subjects(ctx).values() for w in (window, window - 1)]
+    keys += [f"{_PREFIX}sd:{day}", f"{_PREFIX}sd:{day - 1}"]
+    found = cache.get_many(keys)
+    values = [int(found.get(key, 0)) for key in keys]
+    overlap = 1 - elapsed / WINDOW_SECONDS
+    day_overlap = 1 - day_elapsed / BASELINE_SECONDS
+    return VelocityCounts(
+        user_failures=round(values[0] + values[1] * overlap),
+        ip_failures=round(values[2] + values[3] * overlap),
+        network_failures=round(values[4] + values[5] * overlap),
+        site_failures=round(values[6] + values[7] * overlap),
+        ip_users=round(values[8] + values[9] * overlap),
+        site_failures_day=round(values[10] + values[11] * day_overlap),
+    )
 
 
-def _increment(cache: CounterCache, key: str, timeout: int = BUCKET_SECONDS * (WINDOW_BUCKETS + 1)) -> None:
+def _increment(cache: CounterCache, key: str, timeout: int) -> None:
     if not cache.add(key, 1, timeout):
         try:
             cache.incr(key)
@@ -86,27 +94,28 @@ def _increment(cache: CounterCache, key: str, timeout: int = BUCKET_SECONDS * (W
 
 def record_attempt(cache: CounterCache, ctx: LoginContext, *, failed: bool) -> None:
     """Count a login attempt: failures feed every counter, any attempt feeds distinct users per IP."""
-    bucket = _bucket(ctx)
+    now = ctx.time.timestamp()
+    window = int(now // WINDOW_SECONDS)
+    timeout = 2 * WINDOW_SECONDS + 60  # a window is read while it is current and while it is the previous
     subjects = _subjects(ctx)
-    timeout = BUCKET_SECONDS * (WINDOW_BUCKETS + 1)
-    # Distinct usernames per IP: count a pair once per bucket (approximate over the window, by design).
-    if cache.add(f"{_PREFIX}seen:{ctx.ip or '-'}:{_user_key(ctx.username)}:{bucket}", 1, timeout):
-        _increment(cache, f"{_PREFIX}{subjects['ip_users']}:{bucket}")
+    # Distinct usernames per IP: count a pair once per window.
+    if cache.add(f"{_PREFIX}seen:{ctx.ip or '-'}:{_user_key(ctx.username)}:{window}", 1, timeout):
+        _increment(cache, f"{_PREFIX}{subjects['ip_users']}:{window}", timeout)
     if failed:
         for name in ("user_failures", "ip_failures", "network_failures", "site_failures"):
-            _increment(cache, f"{_PREFIX}{subjects[name]}:{bucket}")
-        _increment(cache, f"{_PREFIX}sd:{bucket - bucket % HOUR_BUCKETS}", BUCKET_SECONDS * (DAY_BUCKETS + 1))
+            _increment(cache, f"{_PREFIX}{subjects[name]}:{window}", timeout)
+        _increment(cache, f"{_PREFIX}sd:{int(now // BASELINE_SECONDS)}", 2 * BASELINE_SECONDS + 60)
 
 
 class DictCache:
     """A process-local stand-in for Django's cache with the counter API, for the replay.
 
-    Entries never expire by clock: the replay's time is the events' time, and the keys already carry it.
+    Entries never expire by clock: the replay's time is the events' time. :meth:`forget_before` drops
+    windows no read can reach any more, which bounds the memory of a long replay.
     """
 
     def __init__(self) -> None:
         self.data: dict[str, int] = {}
-        self._by_bucket: dict[int, list[str]] = {}
 
     def get_many(self, keys: list[str]) -> dict[str, Any]:
         data = self.data
@@ -116,16 +125,17 @@ class DictCache:
         if key in self.data:
             return False
         self.data[key] = value
-        self._by_bucket.setdefault(int(key.rsplit(":", 1)[1]), []).append(key)
         return True
-
-    def forget_before(self, when_timestamp: float) -> None:
-        """Drop buckets that fell out of every window before ``when_timestamp`` (bounds the memory)."""
-        oldest = int(when_timestamp) // BUCKET_SECONDS - DAY_BUCKETS - HOUR_BUCKETS
-        for bucket in [b for b in self._by_bucket if b < oldest]:
-            for key in self._by_bucket.pop(bucket):
-                self.data.pop(key, None)
 
     def incr(self, key: str, delta: int = 1) -> int:
         self.data[key] += delta
         return self.data[key]
+
+    def forget_before(self, when_timestamp: float) -> None:
+        """Drop hourly windows older than the previous one, and daily ones older than yesterday."""
+        oldest_window = int(when_timestamp // WINDOW_SECONDS) - 1
+        oldest_day = int(when_timestamp // BASELINE_SECONDS) - 1
+        for key in list(self.data):
+            number = int(key.rsplit(":", 1)[1])
+            if number < (oldest_day if key.startswith(f"{_PREFIX}sd:") else oldest_window):
+                del self.data[key]
