@@ -25,8 +25,8 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.demo-installed
 	mkdir -p var
-	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py build_demo_geoip
+	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver localhost:8000
 

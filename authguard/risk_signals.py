@@ -42,6 +42,7 @@ class StatisticalModel(RiskSignal):
         "max_points": 40,
         "user_agent_can_lower": False,
         "rare_country_share": 0.01,
+        "rare_country_min_population": 500,
         "rare_country_without_history": 25,
     }
 
@@ -112,8 +113,8 @@ class StatisticalModel(RiskSignal):
         """No history to compare with: only the population can speak. A country almost nobody signs in
         from (or an unknown one) is risk for an account with no recent history."""
         total = evidence.population_count("#cc")
-        if not total:
-            return []
+        if total < self.options["rare_country_min_population"]:
+            return []  # too few logins site-wide to call any country rare
         country = evidence.ctx.features["cc"]
         share = evidence.population_count(f"cc:{country}") / total
         if share >= self.options["rare_country_share"]:
@@ -466,7 +467,7 @@ class AutomationClient(RiskSignal):
 class AccountContext(RiskSignal):
     """The account's own state: no history yet, dormant for months, password changed since last sign-in."""
 
-    defaults = {"no_history": 20, "dormant_days": 120, "dormant": 15, "password_changed": 15}
+    defaults = {"no_history": 20, "dormant_days": 120, "dormant": 20, "password_changed": 15}
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         profile, ctx = evidence.profile, evidence.ctx

@@ -139,8 +139,10 @@ AUTHGUARD_GEOIP_PATH = os.environ.get("AUTHGUARD_GEOIP_PATH", str(VAR_DIR / "geo
 AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
 AUTHGUARD_WEBAUTHN_RP_NAME = "Demo Securities"
 AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
-# The demo runs without a reverse proxy; a deployment lists its load balancers here.
-AUTHGUARD_TRUSTED_PROXIES: list[str] = []
+# Demo only: your own machine plays the reverse proxy, so `curl -H "X-Forwarded-For: 203.0.113.1"` signs in
+# "from a VPS in Singapore" (docs/demo.md). A deployment lists its real load balancers here, never loopback
+# on a machine where users run code.
+AUTHGUARD_TRUSTED_PROXIES = os.environ.get("AUTHGUARD_TRUSTED_PROXIES", "127.0.0.1/32,::1/128").split(",")
 
 LOGGING = {
     "version": 1,

@@ -41,4 +41,6 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # Tests build their own GeoIP databases; none is read unless a test points here.
 AUTHGUARD_GEOIP_PATH = None
 LANGUAGE_CODE = "en"
+# The contract's default (CONTRACTS section 2): X-Forwarded-For is ignored unless a test trusts a proxy.
+AUTHGUARD_TRUSTED_PROXIES: list[str] = []
 LOGGING = {"version": 1, "disable_existing_loggers": False}

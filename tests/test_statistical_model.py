@@ -133,7 +133,9 @@ def test_no_history_gives_no_ratio_and_only_the_population_speaks(geoip, model):
     assert model.likelihood_ratio(common) is None
     assert list(model.evaluate(common)) == []
     rare = evidence_for(login, [], population_for(login, counts={"cc": 0}))
-    assert [f.code for f in model.evaluate(rare)] == ["rare_country"]
+    assert list(model.evaluate(rare)) == []  # 10 logins site-wide: too few to call a country rare
+    young = StatisticalModel(rare_country_min_population=10)
+    assert [f.code for f in young.evaluate(rare)] == ["rare_country"]
 
 
 @pytest.mark.parametrize("weights", [[0.5, 0.5], [0.5, 0.5, 0.5, -0.5], [0.1, 0.1, 0.1, 0.1]])
