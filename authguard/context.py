@@ -76,6 +76,24 @@ class ClientInfo:
         return f"{browser} on {os_name}" if os_name and self.os != "Other" else browser
 
 
+def _computed_once(method: Any) -> Any:
+    """A read-only property computed on first use and kept in the instance's ``__dict__``.
+
+    Like ``functools.cached_property`` but without its per-access lock (Python < 3.12), which cost the
+    replay a measurable share of its time; a frozen dataclass can still hold it.
+    """
+    name = method.__name__
+
+    def getter(self: Any) -> Any:
+        cache = self.__dict__
+        if name not in cache:
+            cache[name] = method(self)
+        return cache[name]
+
+    getter.__doc__ = method.__doc__
+    return property(getter)
+
+
 @dataclass(frozen=True)
 class LoginContext:
     """One login attempt as the risk engine sees it. Built by :func:`build_context` or by the replay."""
@@ -90,12 +108,17 @@ class LoginContext:
     # Facts about the account the caller knows (password hash fingerprint, ...), never secrets.
     account: dict[str, Any] = field(default_factory=dict)
 
-    @functools.cached_property
+    @_computed_once
+    def timestamp(self) -> float:
+        """``time`` as POSIX seconds, computed once (counters, profiles and several signals need it)."""
+        return self.time.timestamp()
+
+    @_computed_once
     def prefix(self) -> str | None:
         """The /24 (IPv4) or /48 (IPv6) network of the address: an ISP customer's neighbourhood."""
         return ip_prefix(self.ip)
 
-    @functools.cached_property
+    @_computed_once
     def features(self) -> dict[str, str | None]:
         """The profile features of this login (:func:`authguard.profile.feature_values`), computed once."""
         from .profile import feature_values

@@ -12,6 +12,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.core.signals import setting_changed
+
 #: Major hosting, cloud and VPS networks (ASN: operator). Sources: each operator's published ASNs.
 HOSTING_ASNS: dict[int, str] = {
     14061: "DigitalOcean",
@@ -86,6 +88,26 @@ def parse_network_list(entries: tuple[str, ...]) -> NetworkList:
         else:
             networks.append(ipaddress.ip_network(entry, strict=False))
     return NetworkList(tuple(networks), frozenset(asns), frozenset(countries))
+
+
+@functools.lru_cache(maxsize=1)
+def configured_lists() -> tuple[NetworkList, NetworkList]:
+    """The parsed ``AUTHGUARD_NETWORK_ALLOWLIST`` and ``AUTHGUARD_NETWORK_DENYLIST``, parsed once per process
+    (and again when those settings change), so scoring a login reads no setting."""
+    from .conf import app_settings
+
+    return (
+        parse_network_list(tuple(app_settings.NETWORK_ALLOWLIST)),
+        parse_network_list(tuple(app_settings.NETWORK_DENYLIST)),
+    )
+
+
+def _settings_changed(*, setting: str, **kwargs: object) -> None:
+    if setting in ("AUTHGUARD_NETWORK_ALLOWLIST", "AUTHGUARD_NETWORK_DENYLIST"):
+        configured_lists.cache_clear()
+
+
+setting_changed.connect(_settings_changed)
 
 
 def hosting_asns(extra: Iterable[int] = ()) -> frozenset[int]:

@@ -67,13 +67,12 @@ def _period(day: int, horizon_days: int) -> int:
 class Profile:
     """Read access to a profile dict, as of one moment (counts from before the horizon are ignored)."""
 
-    __slots__ = ("data", "period", "_features", "_prev", "_cur", "_totals")
+    __slots__ = ("data", "period", "_features", "_prev", "_cur")
 
     def __init__(self, data: dict[str, Any], period: int) -> None:
         self.data = data
         self.period = period
         self._features: dict[str, dict[str, list[int]]] = data.get("f", {})
-        self._totals: dict[str, int] = {}
         # Which stored columns (previous, current) are still inside the horizon.
         stored = data.get("p")
         if stored is None or period >= stored + 2:
@@ -97,13 +96,11 @@ class Profile:
         return entry[0] * self._prev + entry[1] * self._cur
 
     def total(self, feature: str) -> int:
-        total = self._totals.get(feature)
+        """Sum of a feature's counts: kept by :func:`learn` in ``"t"``, so reading it costs O(1)."""
+        total = self.data.get("t", {}).get(feature)
         if total is None:
-            prev, cur = self._prev, self._cur
-            total = self._totals[feature] = sum(
-                e[0] * prev + e[1] * cur for e in self._features.get(feature, {}).values()
-            )
-        return total
+            return 0
+        return total[0] * self._prev + total[1] * self._cur
 
     @property
     def logins(self) -> int:
@@ -132,16 +129,21 @@ class Profile:
 def learn(data: dict[str, Any] | None, ctx: LoginContext, *, horizon_days: int) -> dict[str, Any]:
     """Add a successful login to a profile dict and return it (the dict is updated in place)."""
     data = data if data is not None else {}
-    day = int(ctx.time.timestamp() // _SECONDS_PER_DAY)
+    day = int(ctx.timestamp // _SECONDS_PER_DAY)
     period = _period(day, horizon_days)
     stored = data.get("p")
     features: dict[str, dict[str, list[int]]] = data.setdefault("f", {})
+    # Per-feature sums of the counts (previous, current period), kept in step with "f".
+    totals: dict[str, list[int]] = data.setdefault("t", {})
     n = data.setdefault("n", [0, 0])
     if stored is None or period >= stored + 2:
         features.clear()
+        totals.clear()
         n[:] = [0, 0]
     elif period == stored + 1:
         n[:] = [n[1], 0]
+        for total in totals.values():
+            total[0], total[1] = total[1], 0
         for values in features.values():
             for key in [k for k, e in values.items() if not e[1]]:
                 del values[key]
@@ -155,16 +157,20 @@ def learn(data: dict[str, Any] | None, ctx: LoginContext, *, horizon_days: int) 
         if value is None:
             continue
         values = features.setdefault(feature, {})
+        total = totals.setdefault(feature, [0, 0])
         entry = values.get(value)
         if entry is None:
             if len(values) >= MAX_VALUES:
-                del values[min(values, key=lambda k: values[k][2])]
+                evicted = values.pop(min(values, key=lambda k: values[k][2]))
+                total[0] -= evicted[0]
+                total[1] -= evicted[1]
             entry = values[value] = [0, 0, day]
         entry[1] += 1
         entry[2] = day
+        total[1] += 1
     geo = ctx.geo
     data["last"] = {
-        "t": ctx.time.timestamp(),
+        "t": ctx.timestamp,
         "lat": geo.latitude,
         "lon": geo.longitude,
         "acc": geo.accuracy_km,

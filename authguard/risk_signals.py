@@ -12,9 +12,8 @@ from collections.abc import Iterable
 
 from django.utils.translation import gettext_lazy as _
 
-from .conf import app_settings
 from .history import Evidence
-from .networks import hosting_asns, parse_network_list
+from .networks import configured_lists, hosting_asns
 from .profile import IP_LEVELS, UA_LEVELS
 from .risk import Finding, RiskSignal
 
@@ -60,6 +59,7 @@ class StatisticalModel(RiskSignal):
         if n_user == 0:
             return None
         values = evidence.ctx.features
+        count = profile.count
         n_all = evidence.population_count("#dtype")
         users = evidence.population_count("#users")
         ratio = (n_all / (users * n_user)) if n_all and users else 1.0
@@ -68,10 +68,10 @@ class StatisticalModel(RiskSignal):
             (UA_LEVELS, self.options["ua_weights"]),
         ):
             p_global = self.population_probability(evidence, levels, weights, values)
-            p_user = sum(
-                w * profile.count(level, values[level]) / n_user
-                for level, w in zip(levels, weights, strict=True)
-            )
+            p_user = 0.0
+            for level, w in zip(levels, weights, strict=True):
+                p_user += w * count(level, values[level])
+            p_user /= n_user
             if p_user == 0:
                 p_user = p_global / 4
             feature_ratio = p_global / p_user
@@ -219,7 +219,7 @@ class ImpossibleTravel(RiskSignal):
         effective = max(0.0, distance - (last.get("acc") or 0) - (geo.accuracy_km or 0))
         if effective < self.options["min_km"]:
             return []
-        hours = max((evidence.ctx.time.timestamp() - last["t"]) / 3600, 1 / 60)
+        hours = max((evidence.ctx.timestamp - last["t"]) / 3600, 1 / 60)
         speed = effective / hours
         if speed <= self.options["max_kmh"]:
             return []
@@ -252,7 +252,7 @@ class NetworkHop(RiskSignal):
         last, ctx = evidence.profile.last, evidence.ctx
         if not last or evidence.device.known or evidence.device.trusted:
             return []
-        elapsed = ctx.time.timestamp() - last["t"]
+        elapsed = ctx.timestamp - last["t"]
         if not 0 <= elapsed <= self.options["minutes"] * 60 or last.get("asn") == ctx.geo.asn:
             return []
         return [
@@ -345,7 +345,7 @@ class NetworkLists(RiskSignal):
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         ctx = evidence.ctx
         where = {"ip": ctx.ip, "asn": ctx.geo.asn, "country": ctx.geo.country}
-        denied = parse_network_list(tuple(app_settings.NETWORK_DENYLIST)).match(**where)
+        denied = configured_lists()[1].match(**where)
         if denied:
             return [
                 Finding(
@@ -355,7 +355,7 @@ class NetworkLists(RiskSignal):
                     {"entry": denied},
                 )
             ]
-        allowed = parse_network_list(tuple(app_settings.NETWORK_ALLOWLIST)).match(**where)
+        allowed = configured_lists()[0].match(**where)
         if allowed:
             return [
                 Finding(
@@ -480,7 +480,7 @@ class AccountContext(RiskSignal):
             )
         last = profile.last
         if last:
-            idle_days = (ctx.time.timestamp() - last["t"]) / 86400
+            idle_days = (ctx.timestamp - last["t"]) / 86400
             if idle_days >= self.options["dormant_days"]:
                 findings.append(
                     Finding(

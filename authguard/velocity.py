@@ -64,7 +64,7 @@ def _subjects(ctx: LoginContext) -> dict[str, str]:
 
 def read_counts(cache: CounterCache, ctx: LoginContext) -> VelocityCounts:
     """The counters of ``ctx`` over the last hour (and the site's last day), in one cache round trip."""
-    now = ctx.time.timestamp()
+    now = ctx.timestamp
     window, elapsed = divmod(now, WINDOW_SECONDS)
     day, day_elapsed = divmod(now, BASELINE_SECONDS)
     window, day = int(window), int(day)
@@ -94,7 +94,7 @@ def _increment(cache: CounterCache, key: str, timeout: int) -> None:
 
 def record_attempt(cache: CounterCache, ctx: LoginContext, *, failed: bool) -> None:
     """Count a login attempt: failures feed every counter, any attempt feeds distinct users per IP."""
-    now = ctx.time.timestamp()
+    now = ctx.timestamp
     window = int(now // WINDOW_SECONDS)
     timeout = 2 * WINDOW_SECONDS + 60  # a window is read while it is current and while it is the previous
     subjects = _subjects(ctx)

@@ -300,3 +300,17 @@ def test_profile_size_is_bounded():
     data = store.profiles["alice"]
     assert all(len(values) <= 48 for values in data["f"].values())
     assert store.evidence(ctx(at=T0 + timedelta(hours=301))).profile.logins == 300
+
+
+def test_profile_totals_stay_equal_to_the_sum_of_counts():
+    from authguard.profile import Profile
+
+    logins = [
+        ctx(ip=f"203.0.113.{i % 60}", device=f"d{i % 70}", at=T0 + timedelta(days=i)) for i in range(150)
+    ]
+    store = history_of(*logins)
+    data = store.profiles["alice"]
+    for when in (T0 + timedelta(days=150), T0 + timedelta(days=200)):
+        profile = Profile.at(data, when, 180)
+        for feature, values in data["f"].items():
+            assert profile.total(feature) == sum(profile.count(feature, v) for v in values)
