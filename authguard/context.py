@@ -119,6 +119,14 @@ class LoginContext:
         return ip_prefix(self.ip)
 
     @_computed_once
+    def population_value_keys(self) -> dict[str, str]:
+        """``{feature: "feature:value"}``: the population-count key of each hierarchy level's value."""
+        from .profile import POPULATION_FEATURES
+
+        features = self.features
+        return {feature: f"{feature}:{features[feature]}" for feature in POPULATION_FEATURES}
+
+    @_computed_once
     def features(self) -> dict[str, str | None]:
         """The profile features of this login (:func:`authguard.profile.feature_values`), computed once."""
         from .profile import feature_values

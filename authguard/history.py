@@ -64,15 +64,19 @@ def _device_state(profile: Profile, ctx: LoginContext, trusted: bool) -> DeviceS
     return DeviceState(presented=presented, known=known, trusted=presented and trusted)
 
 
+_TOTAL_KEYS = {feature: f"#{feature}" for feature in POPULATION_FEATURES}
+_DISTINCT_KEYS = {feature: f"~{feature}" for feature in POPULATION_FEATURES}
+
+
 def _population_increments(evidence: Evidence) -> list[str]:
     """Keys to increment after learning a login: each value, each total, and distinct counts of new values."""
-    values = evidence.ctx.features
+    count = evidence.population.get
     keys = []
-    for feature in POPULATION_FEATURES:
-        key = f"{feature}:{values[feature]}"
-        keys += [key, f"#{feature}"]
-        if evidence.population_count(key) == 0:
-            keys.append(f"~{feature}")
+    for feature, key in evidence.ctx.population_value_keys.items():
+        keys.append(key)
+        keys.append(_TOTAL_KEYS[feature])
+        if not count(key):
+            keys.append(_DISTINCT_KEYS[feature])
     if not evidence.profile.data:
         keys.append("#users")
     return keys

@@ -187,8 +187,7 @@ def learn(data: dict[str, Any] | None, ctx: LoginContext, *, horizon_days: int) 
 
 def population_keys(ctx: LoginContext) -> list[str]:
     """The population-count keys a login needs: each hierarchy level's value, total and distinct count."""
-    values = ctx.features
-    keys = [f"{feature}:{values[feature]}" for feature in POPULATION_FEATURES]
+    keys = list(ctx.population_value_keys.values())
     keys += [f"#{feature}" for feature in POPULATION_FEATURES]
     keys += [f"~{feature}" for feature in POPULATION_FEATURES]
     keys.append("#users")

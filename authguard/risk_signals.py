@@ -17,6 +17,9 @@ from .networks import configured_lists, hosting_asns
 from .profile import IP_LEVELS, UA_LEVELS
 from .risk import Finding, RiskSignal
 
+_TOTAL = {level: f"#{level}" for level in (*IP_LEVELS, *UA_LEVELS)}
+_DISTINCT = {level: f"~{level}" for level in (*IP_LEVELS, *UA_LEVELS)}
+
 
 class StatisticalModel(RiskSignal):
     """Freeman et al., "Who are you? A statistical approach to measuring user authenticity" (NDSS 2016).
@@ -89,10 +92,11 @@ class StatisticalModel(RiskSignal):
         count = evidence.population.get
         total = 0.0
         m = 1  # walk from the coarsest level up, accumulating the distinct values below each level
-        for level, weight in reversed(tuple(zip(levels, weights, strict=True))):
+        for index in range(len(levels) - 1, -1, -1):
+            level = levels[index]
             c = count(f"{level}:{values[level]}", 0)
-            total += weight * (c if c > 0 else 1) / (count(f"#{level}", 0) + m)
-            m += count(f"~{level}", 0)
+            total += weights[index] * (c if c > 0 else 1) / (count(_TOTAL[level], 0) + m)
+            m += count(_DISTINCT[level], 0)
         return total
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
@@ -426,12 +430,10 @@ class UnusualHour(RiskSignal):
     defaults = {"min_history": 20, "max_share": 0.02, "score": 10}
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
-        from django.utils import timezone
-
         profile = evidence.profile
         if profile.total("hour") < self.options["min_history"]:
             return []
-        hour = evidence.ctx.time.astimezone(timezone.get_default_timezone()).hour
+        hour = int(evidence.ctx.features["hour"])  # the site's local hour, as the profile counts it
         share = profile.hour_share(hour)
         if share > self.options["max_share"]:
             return []
