@@ -1,0 +1,48 @@
+"""The live store: a constant number of queries per login, whatever the history's length."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from authguard.history import DatabaseHistory
+from authguard.models import KnownDevice, PopulationCount, RiskProfile
+
+from .conftest import IP_SG_VPS, IP_TOKYO
+from .factories import T0, ctx
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
+
+
+def learn_n(user, n: int) -> DatabaseHistory:
+    history = DatabaseHistory()
+    for i in range(n):
+        login = ctx(user=user.username, ip=IP_TOKYO, at=T0 + timedelta(hours=i))
+        object.__setattr__(login, "user_id", user.pk)
+        history.learn(login, history.evidence(login))
+    return history
+
+
+@pytest.mark.parametrize("prior", [1, 300])
+def test_gathering_evidence_costs_three_queries(user_factory, django_assert_num_queries, prior):
+    user = user_factory(f"user{prior}")
+    history = learn_n(user, prior)
+    login = ctx(user=user.username, ip=IP_SG_VPS, device="another-browser", at=T0 + timedelta(days=30))
+    object.__setattr__(login, "user_id", user.pk)
+    with django_assert_num_queries(3):
+        evidence = history.evidence(login)
+    assert evidence.profile.logins == prior
+    assert not evidence.device.known and evidence.device.presented
+
+
+def test_learning_writes_profile_population_and_device(user_factory):
+    user = user_factory("alice")
+    learn_n(user, 3)
+    profile = RiskProfile.objects.get(user=user).data
+    assert profile["n"][1] == 3 and profile["t"]["ip"][1] == 3
+    assert PopulationCount.objects.get(key="cc:JP").count == 3
+    assert PopulationCount.objects.get(key="~cc").count == 1
+    assert PopulationCount.objects.get(key="#users").count == 1
+    device = KnownDevice.objects.get(user=user)
+    assert device.last_place == "Tokyo, JP"
