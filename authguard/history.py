@@ -201,6 +201,19 @@ class DatabaseHistory:
             )
 
 
+def note_factor_change(user_id: Any, when: datetime) -> None:
+    """Record that a second factor was added or removed, for :class:`~authguard.risk_signals.AccountContext`.
+
+    The step-up layer calls this whenever a passkey, TOTP device or recovery codes change.
+    """
+    from .models import RiskProfile
+
+    with transaction.atomic():
+        profile, _ = RiskProfile.objects.select_for_update().get_or_create(user_id=user_id)
+        profile.data["sec"] = when.timestamp()
+        profile.save(update_fields=["data", "updated_at"])
+
+
 def trusted_until(ctx: LoginContext) -> datetime:
     """When a device remembered now stops counting as trusted."""
     return ctx.time + timedelta(days=app_settings.TRUSTED_DEVICE_DAYS)

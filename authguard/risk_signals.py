@@ -467,9 +467,17 @@ class AutomationClient(RiskSignal):
 
 
 class AccountContext(RiskSignal):
-    """The account's own state: no history yet, dormant for months, password changed since last sign-in."""
+    """The account's own state: no history yet, dormant for months, password changed since last sign-in,
+    or a second factor added or removed in the last ``factor_change_days`` (a phisher's second move)."""
 
-    defaults = {"no_history": 20, "dormant_days": 120, "dormant": 20, "password_changed": 15}
+    defaults = {
+        "no_history": 20,
+        "dormant_days": 120,
+        "dormant": 20,
+        "password_changed": 15,
+        "factor_change_days": 7,
+        "factor_changed": 15,
+    }
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         profile, ctx = evidence.profile, evidence.ctx
@@ -499,6 +507,16 @@ class AccountContext(RiskSignal):
                     "password_changed",
                     self.options["password_changed"],
                     _("The password changed since the last sign-in"),
+                )
+            )
+        changed = profile.data.get("sec")
+        if changed and 0 <= ctx.timestamp - changed <= self.options["factor_change_days"] * 86400:
+            findings.append(
+                Finding(
+                    "factor_changed",
+                    self.options["factor_changed"],
+                    _("A sign-in factor was added or removed recently"),
+                    {"days_ago": round((ctx.timestamp - changed) / 86400, 1)},
                 )
             )
         return findings

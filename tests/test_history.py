@@ -46,3 +46,19 @@ def test_learning_writes_profile_population_and_device(user_factory):
     assert PopulationCount.objects.get(key="#users").count == 1
     device = KnownDevice.objects.get(user=user)
     assert device.last_place == "Tokyo, JP"
+
+
+def test_a_recent_factor_change_is_reported(user_factory):
+    from authguard.history import note_factor_change
+    from authguard.risk_signals import AccountContext
+
+    user = user_factory("alice")
+    history = learn_n(user, 3)
+    note_factor_change(user.pk, T0 + timedelta(days=1))
+    soon = ctx(user=user.username, at=T0 + timedelta(days=2))
+    object.__setattr__(soon, "user_id", user.pk)
+    found = {f.code for f in AccountContext().evaluate(history.evidence(soon))}
+    assert found == {"factor_changed"}
+    later = ctx(user=user.username, at=T0 + timedelta(days=10))
+    object.__setattr__(later, "user_id", user.pk)
+    assert not list(AccountContext().evaluate(history.evidence(later)))
