@@ -18,12 +18,6 @@ from demo_site.brokerage.services import AccountError, OrderRejected
 PASSWORD = "hanako-test-2025"
 
 
-@pytest.fixture(autouse=True)
-def _no_risk_signals(settings: Any) -> None:
-    # These tests are about the brokerage; authguard's scoring of the logins they make is tested elsewhere.
-    settings.AUTHGUARD_RISK_SIGNALS = []
-
-
 @pytest.fixture
 def instruments(db: Any) -> None:
     services.sync_instruments()

@@ -16,6 +16,8 @@ from authguard.login import LoginResult
 from demo_site.brokerage import api, services
 from demo_site.brokerage.models import Account, Order
 
+from .conftest import UA_CHROME_WIN as BROWSER_UA
+
 PASSWORD = "hanako-test-2025"
 
 
@@ -30,7 +32,7 @@ class Api:
     """A browser-like API client: CSRF enforced, the token taken from ``/api/csrf`` and login answers."""
 
     def __init__(self) -> None:
-        self.client = Client(enforce_csrf_checks=True)
+        self.client = Client(enforce_csrf_checks=True, HTTP_USER_AGENT=BROWSER_UA)
         self.token: str | None = None
 
     def fetch_token(self) -> str:
@@ -114,7 +116,7 @@ def assert_json(response: Any, http_status: int, status: str) -> dict[str, Any]:
 
 
 def test_csrf_endpoint_sets_the_cookie_and_returns_a_token(db: Any) -> None:
-    client = Client(enforce_csrf_checks=True)
+    client = Client(enforce_csrf_checks=True, HTTP_USER_AGENT=BROWSER_UA)
     data = assert_json(client.get("/api/csrf"), 200, "ok")
     assert len(data["csrf_token"]) == 64 and "csrftoken" in client.cookies
 
@@ -147,7 +149,7 @@ def test_login_itself_needs_the_csrf_token(customer: Any) -> None:
 
 
 def test_csrf_failures_outside_the_api_keep_djangos_page(customer: Any) -> None:
-    client = Client(enforce_csrf_checks=True)
+    client = Client(enforce_csrf_checks=True, HTTP_USER_AGENT=BROWSER_UA)
     response = client.post("/login/", {"username": "hanako", "password": PASSWORD})
     assert response.status_code == 403 and response["Content-Type"].startswith("text/html")
 

@@ -13,6 +13,8 @@ from django.urls import reverse
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, Order
 
+from .conftest import UA_CHROME_WIN as BROWSER_UA
+
 PASSWORD = "hanako-test-2025"
 PAGES = [
     "brokerage:portfolio",
@@ -21,12 +23,6 @@ PAGES = [
     "brokerage:instruments",
     "brokerage:security",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _no_risk_signals(settings: Any) -> None:
-    # The pages are under test, not authguard's scoring of the sign-ins they make.
-    settings.AUTHGUARD_RISK_SIGNALS = []
 
 
 @pytest.fixture
@@ -45,7 +41,7 @@ def customer(db: Any) -> Any:
 @pytest.fixture
 def browser(customer: Any) -> Client:
     """A browser signed in through the real login form, with CSRF checks on as in a real browser."""
-    client = Client(enforce_csrf_checks=True)
+    client = Client(enforce_csrf_checks=True, HTTP_USER_AGENT=BROWSER_UA)
     page = client.get(reverse("login"))
     response = client.post(
         reverse("login"),
@@ -78,13 +74,13 @@ def text_of(response: Any) -> str:
 
 @pytest.mark.parametrize("name", PAGES)
 def test_pages_need_a_sign_in(customer: Any, name: str) -> None:
-    response = Client().get(reverse(name))
+    response = Client(HTTP_USER_AGENT=BROWSER_UA).get(reverse(name))
     assert response.status_code == 302
     assert response["Location"] == f"{reverse('login')}?next={reverse(name)}"
 
 
 def test_login_page_renders_an_accessible_form(db: Any) -> None:
-    response = Client().get(reverse("login"))
+    response = Client(HTTP_USER_AGENT=BROWSER_UA).get(reverse("login"))
     html = response.content.decode()
     assert response.status_code == 200
     assert '<label for="id_username">' in html and '<label for="id_password">' in html
@@ -92,7 +88,7 @@ def test_login_page_renders_an_accessible_form(db: Any) -> None:
 
 
 def test_wrong_password_shows_an_error_and_signs_nobody_in(customer: Any) -> None:
-    client = Client()
+    client = Client(HTTP_USER_AGENT=BROWSER_UA)
     response = client.post(reverse("login"), {"username": "hanako", "password": "wrong-password"})
     assert response.status_code == 200 and 'role="alert"' in response.content.decode()
     assert "_auth_user_id" not in client.session
@@ -221,7 +217,7 @@ def test_logout_is_a_post_and_ends_the_session(browser: Client) -> None:
 
 
 def test_authguard_pages_use_the_portal_layout(db: Any) -> None:
-    response = Client().get(reverse("authguard:denied"))
+    response = Client(HTTP_USER_AGENT=BROWSER_UA).get(reverse("authguard:denied"))
     html = response.content.decode()
     assert response.status_code == 403
     assert (

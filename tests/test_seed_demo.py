@@ -7,7 +7,6 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
-import pytest
 from django.contrib.auth import authenticate, get_user_model, password_validation
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
@@ -24,12 +23,9 @@ from demo_site.brokerage.management.commands.seed_demo import (
 )
 from demo_site.brokerage.models import Account, Instrument, Order, Position
 
+from .conftest import UA_CHROME_WIN as BROWSER_UA
+
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "demo.md"
-
-
-@pytest.fixture(autouse=True)
-def _no_risk_signals(settings: Any) -> None:
-    settings.AUTHGUARD_RISK_SIGNALS = []
 
 
 def seed(*args: str) -> str:
@@ -159,7 +155,7 @@ def test_docs_list_every_demo_login() -> None:
 
 def test_security_admin_can_review_but_not_edit_money_in_the_admin(db: Any) -> None:
     seed()
-    client = Client()
+    client = Client(HTTP_USER_AGENT=BROWSER_UA)
     client.force_login(get_user_model().objects.get(username=SECURITY_ADMIN_USERNAME))
     tanaka = Account.objects.get(user__username=TANAKA.username)
     for url in ("/admin/brokerage/order/", "/admin/brokerage/account/", "/admin/brokerage/instrument/"):
