@@ -9,7 +9,7 @@ PIP_FLAGS ?= --disable-pip-version-check --quiet
 # pytest arguments for every leg (e.g. make test PYTEST_ARGS="-x -k login")
 PYTEST_ARGS ?=
 
-.PHONY: demo test serve worker lint bench-detection bench-speed bench-load clean
+.PHONY: demo test worker lint bench-detection bench-speed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,9 +48,6 @@ bench-detection: $(VENV)/.test-installed
 
 bench-speed: $(VENV)/.test-installed
 	$(BIN)/python -m bench.speed
-
-bench-load: $(VENV)/.test-installed
-	$(BIN)/python -m bench.load
 
 clean:
 	rm -rf var .pytest_cache build dist *.egg-info
