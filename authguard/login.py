@@ -14,12 +14,14 @@ from typing import Any
 
 from django.contrib.auth import authenticate, get_user_model, login, logout
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
 from .conf import app_settings
-from .context import LoginContext, build_context
+from .context import Geo, LoginContext, build_context, client_ip, parse_user_agent
 from .history import DatabaseHistory
 from .models import LoginEvent, Outcome
 from .policy import Action
@@ -59,18 +61,14 @@ def is_throttled(request: HttpRequest, username: str) -> bool:
 
     A throttled attempt is refused before the password is checked, so guessing stops paying off.
     """
-    from django.core.cache import cache
-
-    from .context import client_ip, geolocate, parse_user_agent
-
     limits = app_settings.LOGIN_THROTTLE
-    ip = client_ip(request)
+    # Only the counters' subjects matter here (who and from where); nothing is geolocated or parsed.
     ctx = LoginContext(
-        time=_now(),
+        time=timezone.now(),
         username=username or "",
         user_id=None,
-        ip=ip,
-        geo=geolocate(None),
+        ip=client_ip(request),
+        geo=Geo(),
         client=parse_user_agent(""),
         device_hash=None,
     )
@@ -81,12 +79,6 @@ def is_throttled(request: HttpRequest, username: str) -> bool:
         logger.exception("authguard: velocity counters unavailable")
         return True
     return counts.ip_failures >= limits["ip_failures"] or counts.user_failures >= limits["user_failures"]
-
-
-def _now():
-    from django.utils import timezone
-
-    return timezone.now()
 
 
 def password_login(request: HttpRequest, *, username: str, password: str) -> LoginResult:
