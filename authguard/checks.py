@@ -33,6 +33,11 @@ class Codes:
     NETWORK_LIST_INVALID = "authguard.E008"
     GEOIP_PATH_MISSING = "authguard.W001"
     GEOIP_NO_DATABASES = "authguard.W002"
+    # Reserved ranges: step-up and factors E010-E019/W010-W019, order guard E020-E029/W020-W029,
+    # notifications, lockout, policy and preset E030-E039/W030-W039.
+    # -- step-up and factors (owner: stepup, factors) --
+    # -- order guard (owner: orders) --
+    # -- notifications, lockout, policy, preset (owner: ops, console) --
 
 
 GEOIP_FILENAMES = {
@@ -271,3 +276,12 @@ def check_geoip(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[
             )
         ]
     return []
+
+
+# -- step-up and factors (owner: stepup, factors) ------------------------------------------------------------
+
+
+# -- order guard (owner: orders) ---------------------------------------------------------------------------
+
+
+# -- notifications, lockout, policy, preset (owner: ops, console) ---------------------------------------------

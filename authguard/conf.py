@@ -27,6 +27,9 @@ DEFAULT_RISK_SIGNALS: list[dict[str, Any]] = [
     {"NAME": "authguard.risk_signals.AccountContext", "OPTIONS": {}},
 ]
 
+#: The value of ``AUTHGUARD_PRESET`` that turns on the JSDA 2025 guideline preset.
+PRESET_JSDA_2025 = "jsda-2025"
+
 #: Score (0..100) at or above which a login is stepped up, and at or above which it is denied.
 DEFAULT_THRESHOLDS: dict[str, int] = {"step_up": 40, "deny": 100}
 
@@ -110,6 +113,62 @@ class AppSettings:
     @property
     def WEBAUTHN_ORIGINS(self) -> list[str]:
         return list(self._setting("WEBAUTHN_ORIGINS", []))
+
+    @property
+    def WEBAUTHN_CHALLENGE_SECONDS(self) -> int:
+        """How long a WebAuthn challenge stays usable (WebAuthn's recommended ceiling: 300 s)."""
+        return min(int(self._setting("WEBAUTHN_CHALLENGE_SECONDS", 300)), 300)
+
+    # -- preset: one setting for the JSDA's 2025 guidelines ----------------------------------------------
+    @property
+    def PRESET(self) -> str | None:
+        """``None`` or ``"jsda-2025"``: passkeys only for step-up and confirmations, automatic lock."""
+        return self._setting("PRESET", None)
+
+    @property
+    def JSDA(self) -> bool:
+        """Whether the JSDA 2025 preset is on."""
+        return self.PRESET == PRESET_JSDA_2025
+
+    # -- step-up and factors (owner: stepup, factors) ----------------------------------------------------
+    @property
+    def STEP_UP_METHODS(self) -> list[str]:
+        """Second factors accepted at step-up, in preference order. The JSDA preset keeps only passkeys."""
+        if self.JSDA:
+            return ["passkey"]
+        return list(self._setting("STEP_UP_METHODS", ["passkey", "totp", "recovery_code"]))
+
+    @property
+    def STEP_UP_FRESH_SECONDS(self) -> int:
+        """How recent a strong verification must be to add, remove or replace a factor or change the email."""
+        return int(self._setting("STEP_UP_FRESH_SECONDS", 300))
+
+    @property
+    def FACTOR_COOLING_OFF_HOURS(self) -> int:
+        """A factor enrolled from a session that was not low-risk cannot confirm held orders for this long."""
+        return int(self._setting("FACTOR_COOLING_OFF_HOURS", 24))
+
+    @property
+    def AUTHENTICATOR_FAILURE_LIMIT(self) -> int:
+        """Consecutive failures after which an authenticator is disabled until re-bound (NIST SP 800-63B)."""
+        return int(self._setting("AUTHENTICATOR_FAILURE_LIMIT", 100))
+
+    # -- order guard (owner: orders) -----------------------------------------------------------------------
+    @property
+    def CONFIRMATION_METHODS(self) -> list[str]:
+        """Factors that may confirm a held order. A customer who has a passkey must use it (orders.py)."""
+        if self.JSDA:
+            return ["passkey"]
+        return list(self._setting("CONFIRMATION_METHODS", ["passkey", "totp"]))
+
+    # -- notifications, lockout, operations (owner: ops, console) ---------------------------------------
+    @property
+    def LOCKOUT_FAILURES(self) -> int | None:
+        """Consecutive authentication failures that lock an account (``None``: off; the preset forces 10)."""
+        value = self._setting("LOCKOUT_FAILURES", 10)
+        if value is None and self.JSDA:
+            return 10
+        return None if value is None else int(value)
 
 
 app_settings = AppSettings()

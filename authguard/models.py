@@ -134,3 +134,18 @@ class KnownDevice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label or 'device'} of {self.user}"
+
+
+# -- step-up: session-level records (owner: stepup) ------------------------------------------------------
+
+
+# -- factors: passkeys, recovery codes, enrollment records (owner: factors) ---------------------------------
+
+
+# -- order guard: guarded orders, held orders and confirmations, campaigns (owner: orders) ------------------
+
+
+# -- notifications outbox, account locks, run-time policy (owner: ops) --------------------------------------
+
+
+# -- console: audit and analyst records (owner: console) ----------------------------------------------------

@@ -170,6 +170,10 @@ class DeviceCookie(RiskSignal):
             ]
         if profile.logins == 0:
             return []  # nothing to compare with; AccountContext reports the missing history
+        if profile.total("dev") == 0:
+            # This account's logins never carried a device cookie (an API client, or a log without them):
+            # a missing cookie says nothing here.
+            return []
         findings = [
             Finding(
                 "new_device",

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import URLPattern
+
+# Step-up and security pages add their routes here; authguard/urls.py mounts them.
+urlpatterns: list[URLPattern] = []
 
 
 def denied(request: HttpRequest) -> HttpResponse:

@@ -150,3 +150,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"authguard": {"handlers": ["console"], "level": "INFO"}},
 }
+
+# -- step-up and factors (owner: stepup, factors) ---------------------------------------------------------
+
+# -- order guard (owner: orders) ---------------------------------------------------------------------------
+
+# -- notifications, Celery beat, operations (owner: ops, console) --------------------------------------------

@@ -238,3 +238,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+# -- step-up and factors fixtures (owner: stepup, factors) ---------------------------------------------------
+
+
+# -- order guard fixtures (owner: orders) ------------------------------------------------------------------
+
+
+# -- operations fixtures (owner: ops, console) ---------------------------------------------------------------

@@ -16,6 +16,8 @@ if os.environ.get("AUTHGUARD_TEST_DB") == "postgres":
         raise RuntimeError("AUTHGUARD_TEST_DB=postgres needs AUTHGUARD_TEST_DATABASE_URL")
     DATABASES = {"default": _database_from_url(_pg_url)}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Parallel runs on one server (developers' helpers, say) each name their own test database.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("AUTHGUARD_TEST_PG_NAME", "test_authguard")}
 else:
     DATABASES = {
         "default": {

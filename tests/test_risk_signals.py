@@ -314,3 +314,9 @@ def test_profile_totals_stay_equal_to_the_sum_of_counts():
         profile = Profile.at(data, when, 180)
         for feature, values in data["f"].items():
             assert profile.total(feature) == sum(profile.count(feature, v) for v in values)
+
+
+def test_no_device_findings_for_an_account_that_never_presented_a_cookie():
+    store = history_of(*daily(5, device=None))
+    later = ctx(at=T0 + timedelta(days=6), device=None, ip=IP_US_HOME)
+    assert codes(DeviceCookie(), store, later) == {}
