@@ -284,4 +284,4 @@ def check_geoip(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[
 # -- order guard (owner: orders) ---------------------------------------------------------------------------
 
 
-# -- notifications, lockout, policy, preset (owner: ops, console) ---------------------------------------------
+# -- notifications, lockout, policy, preset (owner: ops, console) -------------------------------------------
