@@ -1,0 +1,5 @@
+"""``python -m bench.load``: see :mod:`bench.load`."""
+
+from .run import main
+
+raise SystemExit(main())
