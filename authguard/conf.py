@@ -170,5 +170,32 @@ class AppSettings:
             return 10
         return None if value is None else int(value)
 
+    @property
+    def UNLOCK_METHODS(self) -> list[str]:
+        """Strong factors whose fresh verification lets a locked customer unlock their own account."""
+        if self.JSDA:
+            return ["passkey"]
+        return list(self._setting("UNLOCK_METHODS", ["passkey"]))
+
+    @property
+    def STEP_UP_FAILURE_BURST(self) -> int:
+        """Failed second-factor attempts within an hour after which the customer is warned (once an hour)."""
+        return int(self._setting("STEP_UP_FAILURE_BURST", 3))
+
+    @property
+    def NOTIFICATION_MAX_ATTEMPTS(self) -> int:
+        """Sending attempts after which an outbox row is given up (``failed``, logged as an error)."""
+        return int(self._setting("NOTIFICATION_MAX_ATTEMPTS", 12))
+
+    @property
+    def NOTIFICATION_STAFF_PERMISSION(self) -> str:
+        """Staff users with this permission receive security alerts (none: ``settings.ADMINS``)."""
+        return self._setting("NOTIFICATION_STAFF_PERMISSION", "authguard.view_loginevent")
+
+    @property
+    def EVENT_RETENTION_DAYS(self) -> int:
+        """Login events (and sent notifications) older than this are deleted by the periodic prune task."""
+        return int(self._setting("EVENT_RETENTION_DAYS", 400))
+
 
 app_settings = AppSettings()

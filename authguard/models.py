@@ -148,4 +148,145 @@ class KnownDevice(models.Model):
 # -- notifications outbox, account locks, run-time policy (owner: ops) --------------------------------------
 
 
+class NotificationStatus(models.TextChoices):
+    """Where an outbox row is in its life."""
+
+    PENDING = "pending", _("waiting to be sent")
+    SENDING = "sending", _("being sent")
+    SENT = "sent", _("sent")
+    FAILED = "failed", _("gave up")
+    SKIPPED = "skipped", _("nothing to send (no address)")
+
+
+class Notification(models.Model):
+    """One message to one recipient, written in the same transaction as the event it reports (an outbox).
+
+    A Celery task sends it after commit; a periodic task retries rows the broker or mail server missed.
+    ``dedupe_key`` is unique, so the same event can never notify the same person twice.
+    """
+
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("recipient"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="authguard_notifications",
+    )
+    # The address at the time of the event (an email change notifies the old address, not the new one).
+    to_email = models.EmailField(_("address"), blank=True)
+    kind = models.CharField(_("kind"), max_length=32, db_index=True)
+    # SECURITY: context holds only what the message shows (place, device, time); never codes or secrets.
+    context = models.JSONField(_("details"), default=dict, blank=True)
+    language = models.CharField(_("language"), max_length=10, blank=True)
+    staff = models.BooleanField(_("to staff"), default=False)
+    dedupe_key = models.CharField(_("deduplication key"), max_length=200, unique=True)
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=NotificationStatus.choices,
+        default=NotificationStatus.PENDING,
+        db_index=True,
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.to_email or self.user or '?'} ({self.status})"
+
+
+class AccountLock(models.Model):
+    """A user's run of consecutive authentication failures, and the lock they led to (one row per user)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="authguard_lock",
+        verbose_name=_("user"),
+    )
+    failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    last_failure_at = models.DateTimeField(_("last failure"), null=True, blank=True)
+    last_failure_kind = models.CharField(_("last failure kind"), max_length=32, blank=True)
+    # Times (ISO) of the second-factor failures of the last hour, to warn the customer of a burst.
+    recent_factor_failures = models.JSONField(_("recent second-factor failures"), default=list, blank=True)
+    locked_at = models.DateTimeField(_("locked"), null=True, blank=True, db_index=True)
+    locked_reason = models.CharField(_("lock reason"), max_length=200, blank=True)
+    lock_count = models.PositiveIntegerField(_("times locked"), default=0)
+    unlocked_at = models.DateTimeField(_("last unlocked"), null=True, blank=True)
+    unlocked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("unlocked by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    unlock_reason = models.CharField(_("unlock reason"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("account lock")
+        verbose_name_plural = _("account locks")
+        permissions = [("unlock_account", _("Can unlock a locked account"))]
+
+    def __str__(self) -> str:
+        state = "locked" if self.is_locked else f"{self.failures} failures"
+        return f"{self.user} ({state})"
+
+    @property
+    def is_locked(self) -> bool:
+        return self.locked_at is not None
+
+
+class PolicyVersion(models.Model):
+    """One saved version of the run-time policy; the newest is in force. Never edited: each save is new.
+
+    ``thresholds`` overrides ``AUTHGUARD_THRESHOLDS``; ``signal_options`` maps a configured signal's dotted
+    name to options that override its ``OPTIONS``; ``shadow_signals`` run report-only (``[{"NAME",
+    "OPTIONS"}]``). Validated by :func:`authguard.policy.policy_problem`.
+    """
+
+    created_at = models.DateTimeField(_("saved"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("saved by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    comment = models.CharField(_("comment"), max_length=500, blank=True)
+    thresholds = models.JSONField(_("thresholds"), default=dict, blank=True)
+    signal_options = models.JSONField(_("signal options"), default=dict, blank=True)
+    shadow_signals = models.JSONField(_("shadow (report-only) signals"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("policy version")
+        verbose_name_plural = _("policy versions")
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return f"policy v{self.pk} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .policy import policy_problem
+
+        problem = policy_problem(
+            thresholds=self.thresholds, signal_options=self.signal_options, shadow_signals=self.shadow_signals
+        )
+        if problem:
+            raise ValidationError(problem)
+
+
 # -- console: audit and analyst records (owner: console) ----------------------------------------------------
