@@ -1,15 +1,82 @@
-"""Django admin for authguard: login events (read-only, explained) and known devices."""
+"""The security console: authguard's Django admin for a brokerage's security staff.
+
+What staff see and may do, each behind Django's model permissions (``view_*`` to look, ``change_*`` /
+``delete_*`` to act; superusers everything):
+
+* **Login events** — read-only evidence, filterable by action, outcome, reason, country, ASN and time,
+  searchable by user or IP, each with its findings explained. Staff with ``change_loginevent`` mark events
+  as confirmed fraud or legitimate (audited in the admin log); the marks feed the backtests.
+* **Security dashboard**, **compliance report** (JSDA 2025: customers without passkeys) and **incident
+  report** (one account's timeline): pages under the login events (``get_urls``), CSV exports included.
+* **Backtest**: replay the last N days of logins through a proposed policy beside the current one.
+* **Customers' devices and factors** (known devices, TOTP devices, and the passkeys and recovery codes of
+  the factors part): list and revoke; revoking notifies the customer.
+* **Run-time policy**, **notifications**, **account locks**, and the order guard's records.
+
+# SECURITY: nothing here can edit a security record in place. Events, notifications and policy versions
+# are never changed through the admin (a new policy is a new version); revocations and verdicts are
+# actions that leave an audit trail.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .models import KnownDevice, LoginEvent
+from . import backtest, charts, reports
+from .conf import app_settings
+from .models import Feedback, KnownDevice, LoginEvent
+
+# -- helpers ----------------------------------------------------------------------------------------------
+
+
+def _audit(request: HttpRequest, obj: Any, message: str) -> None:
+    """Write one admin-log line (who, when, what) about ``obj``: the console's audit trail."""
+    LogEntry.objects.log_actions(
+        user_id=request.user.pk,
+        queryset=[obj],
+        action_flag=CHANGE,
+        change_message=message,
+        single_object=True,
+    )
+
+
+def _notify_revoked(user: Any, *, factor: str, name: str, dedupe_key: str) -> None:
+    """Tell the customer that staff removed a sign-in method or a remembered device (outbox, same tx)."""
+    from .notifications import notify
+
+    notify(
+        user,
+        "factor_removed",
+        context={"factor": factor, "name": name, "by_staff": True},
+        dedupe_key=dedupe_key,
+    )
+
+
+def _csv_response(rows: Any, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(reports.csv_lines(rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# -- login events ----------------------------------------------------------------------------------------
 
 
 class ReasonFilter(admin.SimpleListFilter):
@@ -19,23 +86,72 @@ class ReasonFilter(admin.SimpleListFilter):
     parameter_name = "reason"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        # The codes offered are those of recent events, so custom signals' codes appear too.
-        codes: set[str] = set()
-        for reasons in LoginEvent.objects.order_by("-created_at").values_list("reasons", flat=True)[:2000]:
-            codes.update(reasons or [])
-        return [(code, code) for code in sorted(codes)]
+        # The codes offered are those of recent events, so custom signals' codes appear too. One grouped
+        # query over the (few) distinct reason lists, not a scan of the rows.
+        return [(code, code) for code, _n in reports.top_reasons(LoginEvent.objects.all(), limit=100)]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
         code = self.value()
         if not code:
             return queryset
         # JSON containment is not portable to SQLite; match the serialized code instead.
-        return queryset.filter(reasons__icontains=f'"{code}"')
+        return queryset.filter(reasons__icontains=json.dumps(code))
+
+
+class FeedbackFilter(admin.SimpleListFilter):
+    """Events by analyst verdict, including "not reviewed"."""
+
+    title = _("analyst verdict")
+    parameter_name = "verdict"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [*Feedback.choices, ("none", _("not reviewed"))]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        value = self.value()
+        if value == "none":
+            return queryset.filter(feedback="")
+        if value in Feedback.values:
+            return queryset.filter(feedback=value)
+        return queryset
+
+
+class CountryFilter(admin.SimpleListFilter):
+    """Events by country (only the countries present, from one grouped query)."""
+
+    title = _("country")
+    parameter_name = "country"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        codes = LoginEvent.objects.exclude(country="").values_list("country", flat=True).distinct()
+        return [(code, code) for code in sorted(codes)]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(country=self.value()) if self.value() else queryset
+
+
+class AsnFilter(admin.SimpleListFilter):
+    """Events by network: the 50 ASNs with most stepped-up or denied logins, or any ``asn=<number>``."""
+
+    title = _("network (ASN)")
+    parameter_name = "asn"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        rows = reports.riskiest_networks(LoginEvent.objects.all(), limit=50)
+        return [(str(r.asn), f"AS{r.asn} {r.as_org}"[:60]) for r in rows if r.asn is not None]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()  # a malformed ASN matches nothing, it is not a server error
+        return queryset.filter(asn=int(value))
 
 
 @admin.register(LoginEvent)
 class LoginEventAdmin(admin.ModelAdmin):
-    """Login events are evidence: admins read and filter them, nobody edits them here."""
+    """Login events are evidence: admins read, filter and judge them; nobody edits them here."""
 
     list_display = (
         "created_at",
@@ -47,13 +163,25 @@ class LoginEventAdmin(admin.ModelAdmin):
         "score",
         "action",
         "outcome",
+        "feedback",
     )
-    list_filter = ("action", "outcome", ReasonFilter, "country", "asn", "created_at")
-    search_fields = ("username", "user__username", "user__email", "ip")
+    list_filter = (
+        "action",
+        "outcome",
+        ReasonFilter,
+        FeedbackFilter,
+        CountryFilter,
+        AsnFilter,
+        "password_ok",
+        "created_at",
+    )
+    search_fields = ("username", "user__username", "user__email", "=ip")
     date_hierarchy = "created_at"
     list_select_related = ("user",)
-    readonly_fields = ("explanation",)
+    readonly_fields = ("explanation", "incident_link")
     exclude = ("findings",)
+    actions = ("mark_fraud", "mark_legitimate", "clear_verdict")
+    change_list_template = "admin/authguard/loginevent/change_list.html"
 
     @admin.display(description=_("user"), ordering="username")
     def who(self, obj: LoginEvent) -> str:
@@ -62,6 +190,13 @@ class LoginEventAdmin(admin.ModelAdmin):
     @admin.display(description=_("place"))
     def place(self, obj: LoginEvent) -> str:
         return ", ".join(p for p in (obj.city, obj.country) if p) or "?"
+
+    @admin.display(description=_("incident report"))
+    def incident_link(self, obj: LoginEvent) -> str:
+        if obj.user is None:
+            return "-"
+        url = reverse("admin:authguard_incident") + "?user=" + str(obj.user.pk)
+        return format_html('<a href="{}">{}</a>', url, _("timeline of this account"))
 
     @admin.display(description=_("why this score"))
     def explanation(self, obj: LoginEvent) -> str:
@@ -82,6 +217,8 @@ class LoginEventAdmin(admin.ModelAdmin):
             rows,
         )
 
+    # SECURITY: events are evidence. No add, no edit, no delete through the admin (retention pruning is
+    # the periodic task's job); the only write is the analyst's verdict, through the audited actions.
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -91,9 +228,301 @@ class LoginEventAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_feedback_permission(self, request: HttpRequest) -> bool:
+        """Who may mark events: staff holding ``authguard.change_loginevent``."""
+        return request.user.has_perm("authguard.change_loginevent")
+
+    # -- feedback ------------------------------------------------------------------------------------------
+
+    def _set_verdict(self, request: HttpRequest, queryset: QuerySet[LoginEvent], verdict: str) -> int:
+        changed = 0
+        with transaction.atomic():
+            for event in queryset.select_for_update().only("pk", "feedback", "created_at", "username"):
+                if event.feedback == verdict:
+                    continue
+                before = event.feedback or "none"
+                LoginEvent.objects.filter(pk=event.pk).update(feedback=verdict)
+                event.feedback = verdict
+                _audit(request, event, f"verdict: {before} -> {verdict or 'none'}")
+                changed += 1
+        return changed
+
+    @admin.action(description=_("Mark as confirmed fraud"), permissions=["feedback"])
+    def mark_fraud(self, request: HttpRequest, queryset: QuerySet[LoginEvent]) -> None:
+        n = self._set_verdict(request, queryset, Feedback.FRAUD)
+        self.message_user(
+            request, _t("%(n)d event(s) marked as confirmed fraud.") % {"n": n}, messages.SUCCESS
+        )
+
+    @admin.action(description=_("Mark as legitimate"), permissions=["feedback"])
+    def mark_legitimate(self, request: HttpRequest, queryset: QuerySet[LoginEvent]) -> None:
+        n = self._set_verdict(request, queryset, Feedback.LEGITIMATE)
+        self.message_user(request, _t("%(n)d event(s) marked as legitimate.") % {"n": n}, messages.SUCCESS)
+
+    @admin.action(description=_("Clear the verdict"), permissions=["feedback"])
+    def clear_verdict(self, request: HttpRequest, queryset: QuerySet[LoginEvent]) -> None:
+        n = self._set_verdict(request, queryset, "")
+        self.message_user(request, _t("%(n)d verdict(s) cleared.") % {"n": n}, messages.SUCCESS)
+
+    # -- console pages ------------------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("dashboard/", view(self.dashboard_view), name="authguard_dashboard"),
+            path("compliance/", view(self.compliance_view), name="authguard_compliance"),
+            path("incident/", view(self.incident_view), name="authguard_incident"),
+            path("backtest/", view(self.backtest_view), name="authguard_backtest"),
+            path("export/", view(self.export_view), name="authguard_export"),
+            *super().get_urls(),
+        ]
+
+    def _page(self, request: HttpRequest, template: str, title: str, **context: Any) -> TemplateResponse:
+        return TemplateResponse(
+            request,
+            f"admin/authguard/{template}",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": title,
+                "console_links": console_links(request),
+                **context,
+            },
+        )
+
+    def _require(self, request: HttpRequest, *perms: str) -> None:
+        # SECURITY: every console page checks model permissions itself; admin_view only checks is_staff.
+        if not self.has_view_permission(request) or not request.user.has_perms(perms):
+            raise PermissionDenied
+
+    def _range(self, request: HttpRequest) -> tuple[reports.DateRange, str | None]:
+        try:
+            return reports.parse_range(request.GET), None
+        except reports.ReportError as exc:
+            messages.error(request, str(exc))
+            return reports.parse_range({}), str(exc)
+
+    def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
+        """The security dashboard for a date range (``?start=YYYY-MM-DD&end=YYYY-MM-DD``)."""
+        self._require(request)
+        span, error = self._range(request)
+        data = reports.dashboard(span)
+        return self._page(
+            request,
+            "dashboard.html",
+            _t("Security dashboard"),
+            data=data,
+            error=error,
+            charts=dashboard_charts(data),
+            held_total=sum(data.held_orders.values()),
+            step_up_rows=[(_outcome_label(k), v) for k, v in sorted(data.step_up_outcomes.items())],
+        )
+
+    def compliance_view(self, request: HttpRequest) -> HttpResponse:
+        """Customers without a passkey (JSDA 2025); ``?format=csv`` downloads it."""
+        self._require(request, f"{get_user_model()._meta.app_label}.view_user")
+        queryset = reports.customers_without_passkeys()
+        if request.GET.get("format") == "csv":
+            stamp = timezone.localdate().isoformat()
+            return _csv_response(reports.compliance_rows(queryset), f"customers-without-passkeys-{stamp}.csv")
+        rows = list(reports.compliance_rows(queryset[:1000]))
+        return self._page(
+            request,
+            "compliance.html",
+            _t("Customers without a passkey"),
+            header=rows[0],
+            rows=rows[1:],
+            total=queryset.count(),
+            customers=reports.customers().count(),
+            preset=app_settings.PRESET,
+        )
+
+    def incident_view(self, request: HttpRequest) -> HttpResponse:
+        """One account's timeline (``?user=<username or id>[&start&end][&format=csv]``), printable."""
+        self._require(request, f"{get_user_model()._meta.app_label}.view_user")
+        account, error = _find_user(request.GET.get("user", ""))
+        span: reports.DateRange | None = None
+        if request.GET.get("start") or request.GET.get("end"):
+            try:
+                span = reports.parse_range(request.GET)
+            except reports.ReportError as exc:
+                error = str(exc)
+        if error:
+            messages.error(request, error)
+        entries = reports.incident_timeline(account, span) if account is not None and not error else []
+        if account is not None and not error and request.GET.get("format") == "csv":
+            return _csv_response(reports.timeline_rows(entries), f"incident-{account.pk}.csv")
+        return self._page(
+            request,
+            "incident.html",
+            _t("Incident report"),
+            account=account,
+            span=span,
+            entries=entries,
+            query=request.GET.get("user", ""),
+            error=error,
+            generated_at=timezone.now(),
+        )
+
+    def backtest_view(self, request: HttpRequest) -> TemplateResponse:
+        """Replay the last N days through proposed thresholds and signals, beside the current policy."""
+        self._require(request)
+        form = BacktestForm(request.POST or None)
+        result = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = backtest.run_backtest(form.cleaned_data["policy"], days=form.cleaned_data["days"])
+            except backtest.BacktestError as exc:
+                form.add_error(None, str(exc))
+        return self._page(request, "backtest.html", _t("Backtest a policy"), form=form, result=result)
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """The replay lines of the last ``days`` days (``authguard replay`` input), as JSONL."""
+        self._require(request)
+        try:
+            start, end = backtest.window(int(request.GET.get("days", "30")))
+        except (ValueError, backtest.BacktestError) as exc:
+            return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+        response = StreamingHttpResponse(
+            backtest.iter_export(start, end), content_type="application/x-ndjson"
+        )
+        response["Content-Disposition"] = f'attachment; filename="logins-{end:%Y%m%d}.jsonl"'
+        return response
+
+
+def console_links(request: HttpRequest) -> list[tuple[str, str]]:
+    """The console pages this staff member may open (shown on the app index and each page)."""
+    if not request.user.has_perm("authguard.view_loginevent"):
+        return []
+    links = [
+        (_t("Security dashboard"), reverse("admin:authguard_dashboard")),
+        (_t("Backtest a policy"), reverse("admin:authguard_backtest")),
+    ]
+    if request.user.has_perm(f"{get_user_model()._meta.app_label}.view_user"):
+        links += [
+            (_t("Customers without a passkey"), reverse("admin:authguard_compliance")),
+            (_t("Incident report"), reverse("admin:authguard_incident")),
+        ]
+    return links
+
+
+def _outcome_label(code: str) -> str:
+    from .models import Outcome
+
+    return str(dict(Outcome.choices).get(code, code))
+
+
+def _find_user(raw: str) -> tuple[Any, str | None]:
+    raw = raw.strip()
+    if not raw:
+        return None, None
+    model = get_user_model()
+    manager = model._default_manager
+    user = manager.filter(**{model.USERNAME_FIELD: raw}).first()
+    if user is None and raw.isdigit() and len(raw) < 19:
+        user = manager.filter(pk=int(raw)).first()
+    if user is None:
+        return None, _t("No account %(name)r.") % {"name": raw[:150]}
+    return user, None
+
+
+def dashboard_charts(data: reports.Dashboard) -> dict[str, Any]:
+    """The dashboard's SVG charts, drawn from its figures."""
+    days = [day.strftime("%m-%d") for day in data.days]
+    names = {
+        "allow": _t("allowed"),
+        "step_up": _t("stepped up"),
+        "deny": _t("denied"),
+        "bad_password": _t("wrong password"),
+    }
+    colours = {**charts.ACTION_COLOURS, "bad_password": "#868e96"}
+    series = [charts.Series(names[key], tuple(data.by_action[key]), colours[key]) for key in names]
+    no_data = _t("No data in this range")
+    return {
+        "logins": charts.stacked_columns(
+            _t("Logins per day by decision"), days, series, chart_id="chart-logins", width=900, empty=no_data
+        ),
+        "scores": charts.column_chart(
+            _t("Risk score distribution (right password)"),
+            list(data.score_bins),
+            chart_id="chart-scores",
+            x_title=_t("risk score"),
+            empty=no_data,
+        ),
+        "reasons": charts.bar_chart(
+            _t("Top reasons of stepped-up and denied logins"),
+            list(data.top_reasons),
+            chart_id="chart-reasons",
+            colour=charts.ACTION_COLOURS["step_up"],
+            empty=no_data,
+        ),
+        "step_up": charts.rate_gauge(
+            _t("Step-up success rate"),
+            data.step_up_rate,
+            chart_id="chart-step-up",
+            detail=_t("%(n)d stepped-up logins") % {"n": sum(data.step_up_outcomes.values())},
+        ),
+        "networks": charts.bar_chart(
+            _t("Riskiest networks (stepped-up or denied logins)"),
+            [(f"AS{r.asn or '?'} {r.as_org}"[:40], r.risky) for r in data.networks],
+            chart_id="chart-networks",
+            colour=charts.ACTION_COLOURS["deny"],
+            empty=no_data,
+        ),
+        "held": charts.bar_chart(
+            _t("Held orders by status"),
+            sorted(data.held_orders.items()),
+            chart_id="chart-held",
+            empty=no_data,
+        ),
+    }
+
+
+class BacktestForm(forms.Form):
+    """A proposed policy: thresholds, and optionally a whole signal list, and the window to replay."""
+
+    days = forms.IntegerField(label=_("days to replay"), min_value=1, max_value=backtest.MAX_DAYS, initial=30)
+    step_up = forms.IntegerField(label=_("step-up threshold"), min_value=0, max_value=100)
+    deny = forms.IntegerField(label=_("deny threshold"), min_value=0, max_value=100)
+    signals = forms.CharField(
+        label=_("signals (JSON, optional)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
+        help_text=_('A list of {"NAME": ..., "OPTIONS": {...}}; empty keeps the configured signals.'),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        current = app_settings.THRESHOLDS
+        self.fields["step_up"].initial = current["step_up"]
+        self.fields["deny"].initial = current["deny"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "step_up" not in data or "deny" not in data:
+            return data
+        policy: dict[str, Any] = {"thresholds": {"step_up": data["step_up"], "deny": data["deny"]}}
+        if data.get("signals", "").strip():
+            try:
+                policy["signals"] = json.loads(data["signals"])
+            except ValueError as exc:
+                raise ValidationError(
+                    _t("The signals are not valid JSON: %(error)s") % {"error": exc}
+                ) from None
+        try:
+            data["policy"] = backtest.proposed_policy(policy)
+        except backtest.BacktestError as exc:
+            raise ValidationError(str(exc)) from None
+        return data
+
+
+# -- known devices and factors -----------------------------------------------------------------------------
+
 
 @admin.register(KnownDevice)
 class KnownDeviceAdmin(admin.ModelAdmin):
+    """Browsers customers signed in from. Staff may forget (revoke) one; the customer is told."""
+
     list_display = (
         "user",
         "label",
@@ -103,8 +532,9 @@ class KnownDeviceAdmin(admin.ModelAdmin):
         "trusted_until",
         "revoked_at",
     )
-    list_filter = ("revoked_at",)
-    search_fields = ("user__username", "label", "last_ip")
+    list_filter = ("revoked_at", "last_seen_at")
+    search_fields = ("user__username", "user__email", "label", "=last_ip")
+    list_select_related = ("user",)
     readonly_fields = (
         "cookie_hash",
         "first_seen_at",
@@ -113,4 +543,96 @@ class KnownDeviceAdmin(admin.ModelAdmin):
         "last_place",
         "label",
         "user",
+        "trusted_until",
+        "revoked_at",
     )
+    actions = ("revoke",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Viewable, never edited field by field: revoking is the one change, through the action.
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("authguard.change_knowndevice")
+
+    @admin.action(
+        description=_("Revoke: forget the device (next login from it is new)"), permissions=["revoke"]
+    )
+    def revoke(self, request: HttpRequest, queryset: QuerySet[KnownDevice]) -> None:
+        now = timezone.now()
+        n = 0
+        with transaction.atomic():
+            for device in queryset.select_for_update().select_related("user").filter(revoked_at__isnull=True):
+                # SECURITY: a revoked device loses its remembered status at once; the risk engine treats
+                # its cookie as unknown from the next login on.
+                KnownDevice.objects.filter(pk=device.pk).update(revoked_at=now, trusted_until=None)
+                _audit(request, device, "revoked the known device")
+                _notify_revoked(
+                    device.user, factor="device", name=device.label, dedupe_key=f"revoke-device:{device.pk}"
+                )
+                n += 1
+        self.message_user(request, _t("%(n)d device(s) revoked.") % {"n": n}, messages.SUCCESS)
+
+
+class FactorAdmin(admin.ModelAdmin):
+    """A customer's second factor: listed, never shown (no secrets), never edited; staff may revoke it."""
+
+    list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
+    list_filter = ("confirmed", "created_at", "last_used_at")
+    search_fields = ("user__username", "user__email", "name")
+    list_select_related = ("user",)
+    fields = ("user", "name", "confirmed", "created_at", "last_used_at")
+    readonly_fields = fields
+    actions = ("revoke",)
+    factor_label = "factor"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # SECURITY: factors are enrolled by the customer, bound to them; staff never create one.
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting goes through the revoke action, which notifies the customer.
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        opts = self.model._meta
+        return request.user.has_perm(f"{opts.app_label}.delete_{opts.model_name}")
+
+    @admin.action(description=_("Revoke: delete the factor and tell the customer"), permissions=["revoke"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        n = 0
+        with transaction.atomic():
+            for device in queryset.select_for_update().select_related("user"):
+                _audit(request, device, f"revoked {self.factor_label} {device.name!r} of {device.user}")
+                _notify_revoked(
+                    device.user,
+                    factor=self.factor_label,
+                    name=device.name,
+                    dedupe_key=f"revoke:{device.persistent_id}",
+                )
+                device.delete()
+                n += 1
+        self.message_user(request, _t("%(n)d factor(s) revoked.") % {"n": n}, messages.SUCCESS)
+
+
+class TOTPFactorAdmin(FactorAdmin):
+    """TOTP devices, replacing django-otp's admin: no secret key, no QR code, no editing."""
+
+    factor_label = "totp"
+
+
+# SECURITY: django-otp's own TOTP admin shows the secret key and its QR code to any staff member who may
+# view devices; replace it with one that never shows secrets.
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
+admin.site.register(TOTPDevice, TOTPFactorAdmin)
+
+
+def _fmt_dt(value: datetime | None) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else ""

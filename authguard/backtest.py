@@ -1,0 +1,293 @@
+"""Backtest before enforcing: replay recorded logins through a proposed policy, beside the current one.
+
+This module has no scoring of its own. It turns recorded :class:`~authguard.models.LoginEvent` rows into
+the JSONL lines of CONTRACTS section 5 (:func:`event_line`) and runs them through
+:func:`authguard.replay.replay`, the engine behind ``python manage.py authguard replay``. So the admin's
+backtest and the command give the same answer on the same events: ``export_jsonl`` writes exactly the
+lines the page replays (tests/test_backtest.py runs the command on them and compares).
+
+Which events are replayed: every recorded login of the window whose password was checked (``password_ok``
+true, or a wrong password: failed passwords feed the velocity signals), in time order. Throttled attempts
+(the password was never checked), and events without an IP or a username, are left out.
+
+How an event becomes a replay line:
+
+* ``user``: the account's username (the name as typed for unknown accounts),
+* ``device_id``: the stored device-cookie hash (the replay hashes it again, which keeps devices distinct),
+* ``second_factor_ok``: what a step-up did or would have done. ``True`` when the event passed step-up,
+  ``False`` when it failed one; otherwise ``False`` for events marked fraud (an attacker does not hold the
+  customer's passkey), ``True`` for known-good ones (the customer, asked, passes) and ``null`` for the rest.
+  The replay reads it only after deciding, to know whether to learn from the login.
+
+Labels (what friction and catches count; only events with the right password are labelled):
+
+* **fraud**: an analyst marked the event confirmed fraud.
+* **known good**: not marked fraud, and an analyst marked it legitimate, or it passed step-up, or it was
+  allowed and signed in.
+* **unknown**: the rest (refused, pending or failed step-ups nobody has reviewed).
+
+**Friction** is the number of known-good logins a policy steps up or denies; **catches** is the number of
+fraud-marked logins it steps up or denies. Both are reported split by step-up and deny.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import IO, Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from .conf import app_settings
+from .models import Feedback, LoginEvent, Outcome
+from .policy import Action
+from .replay import Policy, replay
+
+#: Longest window an admin may backtest, in days.
+MAX_DAYS = 365
+#: Most events one backtest replays (the most recent ones of the window); above it the page says so.
+MAX_EVENTS = 200_000
+
+GOOD = "good"
+FRAUD = "fraud"
+UNKNOWN = "unknown"
+
+
+class BacktestError(ValueError):
+    """The backtest cannot run as asked (a bad window, a bad policy); the message says why."""
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What one policy did to the replayed events."""
+
+    actions: Mapping[str, int]
+    known_good: int
+    fraud: int
+    friction_step_up: int
+    friction_deny: int
+    caught_step_up: int
+    caught_deny: int
+    top_reasons: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def friction(self) -> int:
+        """Known-good logins stepped up or denied."""
+        return self.friction_step_up + self.friction_deny
+
+    @property
+    def catches(self) -> int:
+        """Fraud-marked logins stepped up or denied."""
+        return self.caught_step_up + self.caught_deny
+
+    @property
+    def friction_rate(self) -> float | None:
+        return self.friction / self.known_good if self.known_good else None
+
+    @property
+    def catch_rate(self) -> float | None:
+        return self.catches / self.fraud if self.fraud else None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event whose decision differs between the current and the proposed policy."""
+
+    event_id: int
+    user: str
+    created_at: datetime
+    label: str
+    current: str
+    proposed: str
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """The current and the proposed policy, side by side, on the same events."""
+
+    days: int
+    start: datetime
+    end: datetime
+    events: int
+    truncated: bool
+    current: Tally
+    proposed: Tally
+    changes: tuple[Change, ...] = field(default_factory=tuple)
+    changed_total: int = 0
+
+
+def window(days: int, *, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The ``[start, end)`` of the last ``days`` days; refuses out-of-range values."""
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise BacktestError(f"the window must be 1 to {MAX_DAYS} days")
+    end = now or timezone.now()
+    return end - timedelta(days=days), end
+
+
+def replayable_events(start: datetime, end: datetime) -> QuerySet[LoginEvent]:
+    """The events a backtest of ``[start, end)`` replays, oldest first (see the module docstring)."""
+    return (
+        LoginEvent.objects.filter(created_at__gte=start, created_at__lt=end, ip__isnull=False)
+        .filter(Q(password_ok=True) | Q(outcome=Outcome.BAD_PASSWORD))
+        .exclude(Q(username="") & Q(user__isnull=True))
+        .select_related("user")
+        .order_by("created_at", "pk")
+    )
+
+
+def label(event: LoginEvent) -> str:
+    """``"fraud"``, ``"good"`` or ``"unknown"`` (see the module docstring)."""
+    if not event.password_ok:
+        return UNKNOWN
+    if event.feedback == Feedback.FRAUD:
+        return FRAUD
+    if event.feedback == Feedback.LEGITIMATE or event.outcome == Outcome.STEP_UP_PASSED:
+        return GOOD
+    if event.action == Action.ALLOW and event.outcome == Outcome.SIGNED_IN:
+        return GOOD
+    return UNKNOWN
+
+
+def _second_factor(event: LoginEvent, event_label: str) -> bool | None:
+    if event.outcome == Outcome.STEP_UP_PASSED:
+        return True
+    if event.outcome == Outcome.STEP_UP_FAILED:
+        return False
+    if event_label == FRAUD:
+        return False
+    if event_label == GOOD:
+        return True
+    return None
+
+
+def event_line(event: LoginEvent) -> dict[str, Any]:
+    """The replay line (CONTRACTS section 5) of one recorded event, plus ``event`` (its id; ignored)."""
+    event_label = label(event)
+    user = event.user.get_username() if event.user is not None else event.username
+    return {
+        "ts": event.created_at.isoformat(),
+        "user": user,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "device_id": event.device_hash or None,
+        "password_ok": event.password_ok,
+        "second_factor_ok": _second_factor(event, event_label),
+        "event": event.pk,
+    }
+
+
+def export_jsonl(events: Iterable[LoginEvent], output: IO[str]) -> int:
+    """Write the replay lines of ``events`` to ``output``; returns how many. ``authguard replay`` reads it."""
+    count = 0
+    for event in events:
+        output.write(json.dumps(event_line(event), ensure_ascii=True) + "\n")
+        count += 1
+    return count
+
+
+def decisions(lines: list[str], policy: Policy) -> list[dict[str, Any]]:
+    """Run replay lines through :func:`authguard.replay.replay` with ``policy``; one result per line."""
+    output = io.StringIO()
+    replay(lines, output, geoip_path=app_settings.GEOIP_PATH, policy=policy)
+    return [json.loads(text) for text in output.getvalue().splitlines()]
+
+
+def tally(results: Iterable[Mapping[str, Any]], labels: Iterable[str]) -> Tally:
+    """Count actions, friction and catches of replay ``results`` against the events' ``labels``."""
+    actions: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    good = fraud = friction_step_up = friction_deny = caught_step_up = caught_deny = 0
+    for result, event_label in zip(results, labels, strict=True):
+        action = result["action"]
+        actions[action] += 1
+        if action != Action.ALLOW:
+            reasons.update(result["reasons"])
+        if event_label == GOOD:
+            good += 1
+            friction_step_up += action == Action.STEP_UP
+            friction_deny += action == Action.DENY
+        elif event_label == FRAUD:
+            fraud += 1
+            caught_step_up += action == Action.STEP_UP
+            caught_deny += action == Action.DENY
+    return Tally(
+        actions={a: actions.get(a, 0) for a in Action.values},
+        known_good=good,
+        fraud=fraud,
+        friction_step_up=friction_step_up,
+        friction_deny=friction_deny,
+        caught_step_up=caught_step_up,
+        caught_deny=caught_deny,
+        top_reasons=tuple(reasons.most_common(8)),
+    )
+
+
+def proposed_policy(raw: Mapping[str, Any]) -> Policy:
+    """A proposed policy from ``{"thresholds": {...}, "signals": [...]}`` (the replay's ``--policy``)."""
+    try:
+        return Policy.from_json(dict(raw))
+    except ValueError as exc:
+        raise BacktestError(str(exc)) from None
+
+
+def run_backtest(
+    proposed: Policy | Mapping[str, Any],
+    *,
+    days: int = 30,
+    now: datetime | None = None,
+    current: Policy | None = None,
+    max_events: int = MAX_EVENTS,
+    max_changes: int = 50,
+) -> BacktestResult:
+    """Replay the last ``days`` days through ``current`` (default: the policy in force) and ``proposed``."""
+    start, end = window(days, now=now)
+    if not isinstance(proposed, Policy):
+        proposed = proposed_policy(proposed)
+    current = current or Policy.current()
+    events = _latest(replayable_events(start, end), max_events)
+    truncated = len(events) == max_events and replayable_events(start, events[0].created_at).exists()
+    lines, labels = _lines_and_labels(events)
+    now_results = decisions(lines, current)
+    new_results = decisions(lines, proposed)
+    changes = [
+        Change(event.pk, line["user"], event.created_at, event_label, a["action"], b["action"])
+        for event, line, event_label, a, b in zip(
+            events, map(json.loads, lines), labels, now_results, new_results, strict=True
+        )
+        if a["action"] != b["action"]
+    ]
+    return BacktestResult(
+        days=days,
+        start=start,
+        end=end,
+        events=len(events),
+        truncated=truncated,
+        current=tally(now_results, labels),
+        proposed=tally(new_results, labels),
+        changes=tuple(changes[:max_changes]),
+        changed_total=len(changes),
+    )
+
+
+def _latest(queryset: QuerySet[LoginEvent], limit: int) -> list[LoginEvent]:
+    if limit < 1:
+        raise BacktestError("max_events must be positive")
+    newest = list(queryset.order_by("-created_at", "-pk")[:limit])
+    newest.reverse()
+    return newest
+
+
+def _lines_and_labels(events: list[LoginEvent]) -> tuple[list[str], list[str]]:
+    lines = [json.dumps(event_line(event), ensure_ascii=True) for event in events]
+    return lines, [label(event) for event in events]
+
+
+def iter_export(start: datetime, end: datetime) -> Iterator[str]:
+    """The replay lines of a window, one string each (for a streamed download)."""
+    for event in replayable_events(start, end).iterator(chunk_size=2000):
+        yield json.dumps(event_line(event), ensure_ascii=True) + "\n"

@@ -1,0 +1,573 @@
+"""The numbers behind the security console: dashboard, compliance report and incident report.
+
+Every figure is computed by a handful of aggregate queries (``GROUP BY`` in the database), never by looping
+in Python over the login table. The views in :mod:`authguard.admin` only parse parameters, call one
+function here and render; the CSV exports write the same rows the pages show.
+
+* :func:`dashboard` — logins over time by action, score distribution, top reasons, step-up success,
+  held orders, campaigns and the riskiest networks of a date range.
+* :func:`customers_without_passkeys` — the JSDA 2025 compliance report: active customers who have no
+  passkey yet (what they use instead, so the firm can publish and follow its migration schedule).
+* :func:`incident_timeline` — everything that happened to one account: logins (place, network, device,
+  score, reasons), step-ups, factor changes, account locks, orders guarded, held, confirmed or cancelled,
+  and notifications sent.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.db.models import Avg, Count, Exists, F, Max, OuterRef, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .models import Feedback, LoginEvent, Outcome
+from .policy import Action
+
+#: Longest date range the dashboard and the incident report accept, in days.
+MAX_RANGE_DAYS = 400
+#: Default range of the dashboard: the last 30 days.
+DEFAULT_RANGE_DAYS = 30
+
+
+class ReportError(ValueError):
+    """A report was asked for with parameters it cannot use; the message says why (shown to the admin)."""
+
+
+# -- date ranges ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Whole days from ``start`` to ``end`` inclusive, in the site's time zone."""
+
+    start: date
+    end: date
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        """The aware ``[first instant, instant after the last day)`` of the range."""
+        tz = timezone.get_current_timezone()
+        first = datetime.combine(self.start, time.min, tzinfo=tz)
+        after = datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=tz)
+        return first, after
+
+
+def parse_range(params: Mapping[str, Any], *, today: date | None = None) -> DateRange:
+    """A :class:`DateRange` from ``start``/``end`` (``YYYY-MM-DD``) GET parameters; default last 30 days.
+
+    Raises :class:`ReportError` with a message for malformed, reversed or too long ranges.
+    """
+    today = today or timezone.localdate()
+    start = _parse_day(params.get("start"), _("start"))
+    end = _parse_day(params.get("end"), _("end"))
+    end = end or today
+    start = start or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    if start > end:
+        raise ReportError(_("The start date must not be after the end date."))
+    if (end - start).days + 1 > MAX_RANGE_DAYS:
+        raise ReportError(_("Choose a range of at most %(days)d days.") % {"days": MAX_RANGE_DAYS})
+    return DateRange(start, end)
+
+
+def _parse_day(raw: Any, name: str) -> date | None:
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str) or len(raw) != 10:
+        raise ReportError(_("The %(name)s date must look like 2026-12-01.") % {"name": name})
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ReportError(_("The %(name)s date must look like 2026-12-01.") % {"name": name}) from None
+
+
+# -- optional models of other parts (order guard, factors) ---------------------------------------------
+
+
+def _model(name: str) -> Any:
+    """An authguard model by name, or None where that part is not installed in this version."""
+    try:
+        return apps.get_model("authguard", name)
+    except LookupError:
+        return None
+
+
+# -- dashboard -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkRow:
+    """One network (ASN) of the riskiest-networks table."""
+
+    asn: int | None
+    as_org: str
+    country: str
+    logins: int
+    risky: int
+    denied: int
+    fraud: int
+    users: int
+    avg_score: float
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """Everything the security dashboard shows for one :class:`DateRange`."""
+
+    range: DateRange
+    days: tuple[date, ...]
+    by_action: Mapping[str, tuple[int, ...]]  # allow/step_up/deny (right password) and "bad_password"
+    totals: Mapping[str, int]
+    score_bins: tuple[tuple[str, int], ...]
+    top_reasons: tuple[tuple[str, int], ...]
+    step_up_outcomes: Mapping[str, int]
+    step_up_rate: float | None
+    held_orders: Mapping[str, int]
+    campaigns: tuple[Any, ...]
+    networks: tuple[NetworkRow, ...]
+    feedback: Mapping[str, int] = field(default_factory=dict)
+
+
+def _events(span: DateRange) -> QuerySet[LoginEvent]:
+    first, after = span.bounds()
+    return LoginEvent.objects.filter(created_at__gte=first, created_at__lt=after)
+
+
+def dashboard(span: DateRange, *, networks: int = 10, reasons: int = 10) -> Dashboard:
+    """The dashboard's figures for ``span`` (about eight aggregate queries, whatever the volume)."""
+    events = _events(span)
+    days = tuple(span.days)
+    index = {day: i for i, day in enumerate(days)}
+    series: dict[str, list[int]] = {key: [0] * len(days) for key in [*Action.values, "bad_password"]}
+    tz = timezone.get_current_timezone()
+    per_day = (
+        events.annotate(day=TruncDate("created_at", tzinfo=tz))
+        .values("day", "action", "password_ok")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in per_day:
+        key = row["action"] if row["password_ok"] else "bad_password"
+        if row["day"] in index and key in series:
+            series[key][index[row["day"]]] += row["n"]
+    totals = {key: sum(values) for key, values in series.items()}
+
+    bins = [0] * 10
+    for row in (
+        events.filter(password_ok=True)
+        .annotate(bin=F("score") / 10)
+        .values("bin")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        bins[min(int(row["bin"]), 9)] += row["n"]
+    score_bins = tuple((f"{10 * i}–{10 * i + 9 if i < 9 else 100}", n) for i, n in enumerate(bins))
+
+    return Dashboard(
+        range=span,
+        days=days,
+        by_action={key: tuple(values) for key, values in series.items()},
+        totals=totals,
+        score_bins=score_bins,
+        top_reasons=top_reasons(events.filter(password_ok=True).exclude(action=Action.ALLOW), limit=reasons),
+        step_up_outcomes=(outcomes := step_up_outcomes(events)),
+        step_up_rate=_rate(outcomes),
+        held_orders=held_order_counts(span),
+        campaigns=campaigns(span),
+        networks=riskiest_networks(events, limit=networks),
+        feedback=dict(events.exclude(feedback="").values_list("feedback").annotate(n=Count("id")).order_by()),
+    )
+
+
+def top_reasons(events: QuerySet[LoginEvent], *, limit: int = 10) -> tuple[tuple[str, int], ...]:
+    """The commonest reason codes of ``events``, by number of events.
+
+    One query groups the events by their (short) list of codes; the lists, not the rows, are then split.
+    """
+    counts: Counter[str] = Counter()
+    for reasons, n in events.values_list("reasons").annotate(n=Count("id")).order_by():
+        for code in set(reasons or []):
+            counts[code] += n
+    return tuple(counts.most_common(limit))
+
+
+def step_up_outcomes(events: QuerySet[LoginEvent]) -> dict[str, int]:
+    """How the stepped-up logins ended: passed, failed, still pending, or refused."""
+    rows = (
+        events.filter(password_ok=True, action=Action.STEP_UP)
+        .values_list("outcome")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return dict(rows)
+
+
+def _rate(outcomes: Mapping[str, int]) -> float | None:
+    total = sum(outcomes.values())
+    return outcomes.get(Outcome.STEP_UP_PASSED, 0) / total if total else None
+
+
+def riskiest_networks(events: QuerySet[LoginEvent], *, limit: int = 10) -> tuple[NetworkRow, ...]:
+    """Networks (ASN) ranked by stepped-up or denied logins, then by average score."""
+    risky = ~Q(action=Action.ALLOW)
+    rows = (
+        events.values("asn", "as_org", "country")
+        .annotate(
+            logins=Count("id"),
+            risky=Count("id", filter=risky),
+            denied=Count("id", filter=Q(action=Action.DENY)),
+            fraud=Count("id", filter=Q(feedback=Feedback.FRAUD)),
+            users=Count("user", distinct=True),
+            avg_score=Avg("score"),
+        )
+        .filter(risky__gt=0)
+        .order_by("-fraud", "-risky", "-avg_score", "asn")[:limit]
+    )
+    return tuple(
+        NetworkRow(
+            asn=row["asn"],
+            as_org=row["as_org"] or "",
+            country=row["country"] or "",
+            logins=row["logins"],
+            risky=row["risky"],
+            denied=row["denied"],
+            fraud=row["fraud"],
+            users=row["users"],
+            avg_score=round(float(row["avg_score"] or 0), 1),
+        )
+        for row in rows
+    )
+
+
+def held_order_counts(span: DateRange) -> dict[str, int]:
+    """Held orders created in ``span`` by status (empty where the order guard is not installed)."""
+    model = _model("HeldOrder")
+    if model is None:
+        return {}
+    first, after = span.bounds()
+    rows = (
+        model.objects.filter(created_at__gte=first, created_at__lt=after)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return dict(rows)
+
+
+def campaigns(span: DateRange, *, limit: int = 20) -> tuple[Any, ...]:
+    """Campaign flags raised in ``span``, newest first."""
+    model = _model("CampaignFlag")
+    if model is None:
+        return ()
+    first, after = span.bounds()
+    return tuple(
+        model.objects.filter(created_at__gte=first, created_at__lt=after).order_by("-created_at")[:limit]
+    )
+
+
+# -- compliance (JSDA 2025 preset) -----------------------------------------------------------------------
+
+
+def customers(user_model: Any = None) -> QuerySet[Any]:
+    """The customers a compliance report covers: active users who are not staff."""
+    user_model = user_model or get_user_model()
+    return user_model._default_manager.filter(is_active=True, is_staff=False, is_superuser=False)
+
+
+def customers_without_passkeys() -> QuerySet[Any]:
+    """Active customers with no confirmed passkey, annotated with what they have instead.
+
+    Annotations: ``has_totp`` (a confirmed TOTP device), ``last_event_at`` (latest recorded login).
+    """
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    queryset = customers()
+    passkey = _model("PasskeyDevice")
+    if passkey is not None:
+        # SECURITY: only confirmed passkeys count; an enrollment started and abandoned is not a factor.
+        queryset = queryset.exclude(Exists(passkey.objects.filter(user=OuterRef("pk"), confirmed=True)))
+    return queryset.annotate(
+        has_totp=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+        last_event_at=Max("authguard_login_events__created_at"),
+    ).order_by("username")
+
+
+def compliance_rows(queryset: Iterable[Any]) -> Iterator[list[str]]:
+    """The CSV/table rows of the compliance report (header first)."""
+    yield [
+        _("username"),
+        _("email"),
+        _("joined"),
+        _("last login"),
+        _("factors instead of a passkey"),
+    ]
+    for user in queryset:
+        yield [
+            user.get_username(),
+            user.email,
+            _iso(user.date_joined),
+            _iso(user.last_login),
+            _("TOTP (interim)") if user.has_totp else _("none"),
+        ]
+
+
+# -- incident report -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One thing that happened to an account, at one moment."""
+
+    at: datetime
+    kind: str  # login | step_up | factor | lock | order | notification | admin
+    summary: str
+    place: str = ""
+    network: str = ""
+    ip: str = ""
+    device: str = ""
+    score: int | None = None
+    reasons: tuple[str, ...] = ()
+    detail: str = ""
+    reference: str = ""
+
+
+INCIDENT_COLUMNS = (
+    "time",
+    "kind",
+    "summary",
+    "place",
+    "network",
+    "ip",
+    "device",
+    "score",
+    "reasons",
+    "detail",
+    "reference",
+)
+
+
+def incident_timeline(user: Any, span: DateRange | None = None) -> list[TimelineEntry]:
+    """Everything recorded about ``user`` in ``span`` (default: all of it), oldest first."""
+    first, after = span.bounds() if span else (None, None)
+
+    def within(queryset: QuerySet[Any], field_name: str = "created_at") -> QuerySet[Any]:
+        if first is not None:
+            queryset = queryset.filter(**{f"{field_name}__gte": first, f"{field_name}__lt": after})
+        return queryset
+
+    entries: list[TimelineEntry] = []
+    events = within(
+        LoginEvent.objects.filter(Q(user=user) | Q(user__isnull=True, username=user.get_username()))
+    )
+    entries += [_login_entry(event) for event in events.order_by("created_at", "pk")]
+    entries += _factor_entries(user, within)
+    entries += _lock_entries(user, first, after)
+    entries += _order_entries(user, within)
+    entries += _notification_entries(user, within)
+    entries.sort(key=lambda e: e.at)
+    return entries
+
+
+_OUTCOME_KIND = {
+    Outcome.STEP_UP_PASSED: "step_up",
+    Outcome.STEP_UP_FAILED: "step_up",
+    Outcome.STEP_UP_PENDING: "step_up",
+}
+
+
+def _login_entry(event: LoginEvent) -> TimelineEntry:
+    verdict = f" [{event.get_feedback_display()}]" if event.feedback else ""
+    if event.password_ok:
+        summary = _("login %(action)s, %(outcome)s") % {
+            "action": event.get_action_display(),
+            "outcome": event.get_outcome_display(),
+        }
+    else:
+        summary = _("failed login: %(outcome)s") % {"outcome": event.get_outcome_display()}
+    network = " ".join(part for part in (f"AS{event.asn}" if event.asn else "", event.as_org) if part)
+    return TimelineEntry(
+        at=event.created_at,
+        kind=_OUTCOME_KIND.get(event.outcome, "login"),
+        summary=summary + verdict,
+        place=", ".join(p for p in (event.city, event.country) if p),
+        network=network,
+        ip=event.ip or "",
+        device=event.device_summary,
+        score=event.score,
+        reasons=tuple(event.reasons or ()),
+        reference=f"login event {event.pk}",
+    )
+
+
+def _factor_entries(user: Any, within: Any) -> list[TimelineEntry]:
+    entries: list[TimelineEntry] = []
+    record = _model("FactorRecord")
+    if record is not None:
+        for row in within(record.objects.filter(user=user)).order_by("created_at"):
+            entries.append(
+                TimelineEntry(
+                    at=row.created_at,
+                    kind="factor",
+                    summary=str(row),
+                    detail=_describe(row, exclude={"id", "user", "created_at"}),
+                    reference=f"factor record {row.pk}",
+                )
+            )
+        return entries
+    # Without the factors' own journal, the devices' creation times are the best record there is.
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    for model, label in ((TOTPDevice, "TOTP"), (_model("PasskeyDevice"), "passkey")):
+        if model is None:
+            continue
+        for device in within(model.objects.filter(user=user)).order_by("created_at"):
+            entries.append(
+                TimelineEntry(
+                    at=device.created_at,
+                    kind="factor",
+                    summary=_("%(type)s added: %(name)s") % {"type": label, "name": device.name},
+                    reference=device.persistent_id,
+                )
+            )
+    return entries
+
+
+def _lock_entries(user: Any, first: datetime | None, after: datetime | None) -> list[TimelineEntry]:
+    model = _model("AccountLock")
+    lock = model.objects.filter(user=user).first() if model is not None else None
+    if lock is None:
+        return []
+    entries = []
+    for at, summary, detail in (
+        (lock.locked_at, _("account locked"), lock.locked_reason),
+        (lock.unlocked_at, _("account unlocked"), lock.unlock_reason),
+    ):
+        if at is not None and (first is None or first <= at < after):
+            entries.append(TimelineEntry(at=at, kind="lock", summary=summary, detail=detail))
+    return entries
+
+
+def _order_entries(user: Any, within: Any) -> list[TimelineEntry]:
+    entries: list[TimelineEntry] = []
+    for name in ("OrderRecord", "GuardedOrder", "HeldOrder"):
+        model = _model(name)
+        if model is None:
+            continue
+        for row in within(model.objects.filter(user=user)).order_by("created_at"):
+            entries.append(
+                TimelineEntry(
+                    at=row.created_at,
+                    kind="order",
+                    summary=f"{model._meta.verbose_name}: {row}",
+                    detail=_describe(row, exclude={"id", "user", "created_at", "payload", "nonce", "digest"}),
+                    reference=f"{model._meta.model_name} {row.pk}",
+                )
+            )
+    return entries
+
+
+def _notification_entries(user: Any, within: Any) -> list[TimelineEntry]:
+    model = _model("Notification")
+    if model is None:
+        return []
+    return [
+        TimelineEntry(
+            at=row.created_at,
+            kind="notification",
+            summary=_("notification %(kind)s: %(status)s")
+            % {"kind": row.kind, "status": row.get_status_display()},
+            detail=row.to_email,
+            reference=f"notification {row.pk}",
+        )
+        for row in within(model.objects.filter(user=user, staff=False)).order_by("created_at")
+    ]
+
+
+def _describe(row: Any, *, exclude: set[str]) -> str:
+    parts = []
+    for model_field in row._meta.concrete_fields:
+        if model_field.name in exclude or model_field.name.endswith("_hash"):
+            continue
+        value = getattr(row, model_field.attname)
+        if value in (None, "", [], {}):
+            continue
+        parts.append(f"{model_field.name}={value}")
+    return "; ".join(parts)[:500]
+
+
+def timeline_rows(entries: Sequence[TimelineEntry]) -> Iterator[list[str]]:
+    """CSV rows of an incident timeline (header first), times in ISO 8601 with their offset."""
+    yield list(INCIDENT_COLUMNS)
+    for e in entries:
+        yield [
+            _iso(e.at),
+            e.kind,
+            e.summary,
+            e.place,
+            e.network,
+            e.ip,
+            e.device,
+            "" if e.score is None else str(e.score),
+            " ".join(e.reasons),
+            e.detail,
+            e.reference,
+        ]
+
+
+# -- CSV -------------------------------------------------------------------------------------------------
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(rows: Iterable[Sequence[str]]) -> Iterator[str]:
+    """Rows as CSV text lines, with spreadsheet formula injection neutralised."""
+    writer = csv.writer(_Echo())
+    for row in rows:
+        yield writer.writerow([_safe_cell(cell) for cell in row])
+
+
+def _safe_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    # SECURITY: user-controlled text (usernames, user agents) must not run as a formula in a spreadsheet.
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def _iso(value: datetime | None) -> str:
+    return timezone.localtime(value).isoformat() if value else ""
+
+
+__all__ = [
+    "Dashboard",
+    "DateRange",
+    "NetworkRow",
+    "ReportError",
+    "TimelineEntry",
+    "campaigns",
+    "compliance_rows",
+    "csv_lines",
+    "customers_without_passkeys",
+    "dashboard",
+    "held_order_counts",
+    "incident_timeline",
+    "parse_range",
+    "riskiest_networks",
+    "step_up_outcomes",
+    "timeline_rows",
+    "top_reasons",
+]

@@ -1,0 +1,115 @@
+"""Builders of security-console test data through the real login path (no rows written by hand).
+
+Customers sign in through the HTML login form with their own browser (a test ``Client`` keeps the device
+cookie), at chosen times (time-machine), from the tests' GeoIP networks. Attackers sign in with the right
+password from hosting, Tor and VPN networks with other browsers. Analysts' verdicts are then set through
+:func:`mark`, which does what the admin action does (tests/test_admin.py tests the action itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import time_machine
+from django.conf import settings
+from django.test import Client
+
+from authguard.models import LoginEvent
+
+from .conftest import (
+    IP_OSAKA,
+    IP_SG_VPS,
+    IP_TOKYO,
+    IP_TOR,
+    IP_VPN,
+    UA_CHROME_WIN,
+    UA_CURL,
+    UA_FIREFOX_LINUX,
+    UA_IPHONE,
+)
+
+JST = ZoneInfo("Asia/Tokyo")
+#: "Now" of the console tests: every built login lies in the 20 days before it.
+NOW = datetime(2026, 11, 28, 18, 0, tzinfo=JST)
+
+
+def sign_in(client: Client, username: str, password: str, *, ip: str, ua: str, at: datetime) -> LoginEvent:
+    """One password login through the HTML form at ``at``; returns its recorded event."""
+    with time_machine.travel(at, tick=False):
+        client.get("/login/", REMOTE_ADDR=ip, HTTP_USER_AGENT=ua)
+        client.post(
+            "/login/", {"username": username, "password": password}, REMOTE_ADDR=ip, HTTP_USER_AGENT=ua
+        )
+    # End the session but keep the device cookie, as closing a browser tab would.
+    client.cookies.pop(settings.SESSION_COOKIE_NAME, None)
+    return LoginEvent.objects.order_by("-pk").first()
+
+
+@dataclass
+class History:
+    """The events a :func:`build_history` run produced, by role."""
+
+    routine: list[int] = field(default_factory=list)
+    attacks: list[int] = field(default_factory=list)
+    wrong_passwords: list[int] = field(default_factory=list)
+
+
+def build_history(customers: dict[str, str], *, now: datetime = NOW, days: int = 16) -> History:
+    """Routine logins of each customer, then an attack on the first one (right password, foreign networks)."""
+    history = History()
+    for n, (username, password) in enumerate(customers.items()):
+        home = Client()
+        for day in range(days):
+            at = now - timedelta(days=days - day, hours=n) + timedelta(minutes=7 * day)
+            ip = IP_TOKYO if day % 3 else IP_OSAKA
+            history.routine.append(sign_in(home, username, password, ip=ip, ua=UA_CHROME_WIN, at=at).pk)
+        phone = Client()
+        history.routine.append(
+            sign_in(phone, username, password, ip=IP_TOKYO, ua=UA_IPHONE, at=now - timedelta(hours=30 + n)).pk
+        )
+    victim, password = next(iter(customers.items()))
+    attack_at = now - timedelta(hours=20)
+    gang = Client()
+    for i, ip in enumerate((IP_VPN, IP_VPN)):
+        history.wrong_passwords.append(
+            sign_in(
+                gang, victim, "wrong-guess", ip=ip, ua=UA_FIREFOX_LINUX, at=attack_at + timedelta(minutes=i)
+            ).pk
+        )
+    for i, (ip, ua) in enumerate(
+        ((IP_SG_VPS, UA_CURL), (IP_TOR, UA_FIREFOX_LINUX), (IP_SG_VPS, UA_FIREFOX_LINUX))
+    ):
+        event = sign_in(gang, victim, password, ip=ip, ua=ua, at=attack_at + timedelta(minutes=5 + i))
+        history.attacks.append(event.pk)
+    return history
+
+
+def mark(event_ids: list[int], verdict: str) -> None:
+    """Set analysts' verdicts (what the admin's "mark as" actions write)."""
+    LoginEvent.objects.filter(pk__in=event_ids).update(feedback=verdict)
+
+
+def staff_user(username: str = "desk", *, perms: tuple[str, ...] = (), superuser: bool = False):
+    """A staff member holding ``perms`` (``"app_label.codename"``), or a superuser."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    model = get_user_model()
+    if superuser:
+        return model.objects.create_superuser(username, f"{username}@example.jp", "desk-password-2026")
+    user = model.objects.create_user(username, f"{username}@example.jp", "desk-password-2026", is_staff=True)
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return model.objects.get(pk=user.pk)
+
+
+def staff_client(user) -> Client:
+    """A client signed in as ``user`` without going through the scored login (staff are not under test)."""
+    client = Client()
+    client.force_login(user)
+    return client
