@@ -153,6 +153,22 @@ class AppSettings:
         """Consecutive failures after which an authenticator is disabled until re-bound (NIST SP 800-63B)."""
         return int(self._setting("AUTHENTICATOR_FAILURE_LIMIT", 100))
 
+    @property
+    def SESSION_IDLE_SECONDS(self) -> int:
+        """A signed-in session unused for this long is signed out (NIST SP 800-63B AAL2: at most 1 hour)."""
+        return int(self._setting("SESSION_IDLE_SECONDS", 3600))
+
+    @property
+    def SESSION_ABSOLUTE_SECONDS(self) -> int:
+        """A signed-in session older than this is signed out, however active (AAL2: at most 24 hours)."""
+        return int(self._setting("SESSION_ABSOLUTE_SECONDS", 86400))
+
+    @property
+    def PENDING_ALLOWED_VIEWS(self) -> list[str]:
+        """URL names (``namespace:name``) a session waiting for step-up may reach besides authguard's own
+        step-up pages and API: signing out and switching language. Portals add their own logout API here."""
+        return list(self._setting("PENDING_ALLOWED_VIEWS", ["logout", "set_language"]))
+
     # -- order guard (owner: orders) -----------------------------------------------------------------------
     @property
     def CONFIRMATION_METHODS(self) -> list[str]:

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from . import stepup
 from .conf import app_settings
 from .context import Geo, LoginContext, build_context, client_ip, parse_user_agent
 from .history import DatabaseHistory
@@ -40,6 +41,10 @@ class LoginDecision:
 
     assessment: Assessment
     event_id: int | None
+    #: What the login flow made of it: ``ok``, ``step_up_required`` or ``denied``.
+    status: str = "denied"
+    #: For ``step_up_required``: the methods the user can step up with.
+    methods: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,13 @@ def is_throttled(request: HttpRequest, username: str) -> bool:
 
 
 def password_login(request: HttpRequest, *, username: str, password: str) -> LoginResult:
-    """Authenticate ``username``/``password``, sign the user in, and report authguard's decision."""
+    """Authenticate ``username``/``password``, sign the user in, and report authguard's decision.
+
+    ``ok``: signed in and verified. ``step_up_required``: signed in as *pending* (the middleware lets the
+    session reach only the step-up pages and API until a second factor passes); ``methods`` says which.
+    ``denied``: nothing is signed in (risky beyond step-up, risky with no factor to step up with, or a locked
+    account), and the answer says nothing more.
+    """
     if is_throttled(request, username):
         _record_throttled(request, username)
         return LoginResult("throttled")
@@ -94,21 +105,24 @@ def password_login(request: HttpRequest, *, username: str, password: str) -> Log
     if decision is None:  # the receiver did not run (disconnected?): fail closed
         logout(request)
         return LoginResult("denied")
-    action = decision.assessment.action
-    if action == Action.ALLOW:
+    if decision.status == "ok":
         return LoginResult("ok", user=user)
-    if action == Action.STEP_UP:
-        return LoginResult("step_up_required", methods=step_up_methods(user), user=user)
+    if decision.status == "step_up_required":
+        return LoginResult("step_up_required", methods=list(decision.methods), user=user)
     return LoginResult("denied")
 
 
 def step_up_methods(user: Any) -> list[str]:
-    """The second factors this user could use to step up (until step-up lands: none)."""
-    return []
+    """The second factors this user could step up with (see :func:`authguard.stepup.step_up_methods`)."""
+    return stepup.step_up_methods(user)
 
 
 def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
-    """Score a login that just passed the password check, record it, and enforce the decision."""
+    """Score a login that just passed the password check, record it, and enforce the decision.
+
+    Allowed: the session is verified. Step-up: the session stays signed in as pending, unless the user has
+    no factor to step up with (refused). Deny or a locked account: signed out again at once.
+    """
     ctx = build_context(request, username=user.get_username(), user=user)
     history = DatabaseHistory()
     assessment, evidence = score_login(ctx, history)
@@ -116,20 +130,35 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
         history.record_attempt(ctx, failed=False)
     except Exception:
         logger.exception("authguard: could not count a login attempt")
-    allowed = assessment.action == Action.ALLOW
+    action = assessment.action
+    methods: list[str] = stepup.step_up_methods(user) if action == Action.STEP_UP else []
+    if _is_locked(user):
+        status, outcome = "denied", Outcome.REFUSED
+    elif action == Action.ALLOW:
+        status, outcome = "ok", Outcome.SIGNED_IN
+    elif action == Action.STEP_UP and methods:
+        status, outcome = "step_up_required", Outcome.STEP_UP_PENDING
+    else:
+        # SECURITY: deny, or step-up for a user with no factor to step up with: fail closed.
+        status, outcome = "denied", Outcome.REFUSED
     with transaction.atomic():
-        event = _record_event(
-            ctx, user, assessment, password_ok=True, outcome=Outcome.SIGNED_IN if allowed else Outcome.REFUSED
-        )
-        if allowed and evidence is not None:
+        event = record_event(ctx, user, assessment, password_ok=True, outcome=outcome)
+        if status == "ok" and evidence is not None:
             history.learn(ctx, evidence)
-    decision = LoginDecision(assessment, event.pk)
+    decision = LoginDecision(assessment, event.pk, status=status, methods=tuple(methods))
     setattr(request, DECISION_ATTR, decision)
-    if not allowed:
-        # SECURITY: until the user passes a second factor, this session must not stay signed in.
+    new_device = evidence is None or not evidence.device.known
+    if status == "ok":
+        stepup.begin_verified(request, user=user, decision=decision, new_device=new_device)
+        _lockout_success(user)
+    elif status == "step_up_required":
+        # SECURITY: signed in, but the middleware holds the session at step-up until a factor passes.
+        stepup.begin_pending(request, user=user, decision=decision, new_device=new_device)
+    else:
+        # SECURITY: nothing stays signed in; the answer is the generic "denied".
         logout(request)
         setattr(request, DECISION_ATTR, decision)
-    logger.info("authguard login user=%s ip=%s %s", user.pk, ctx.ip, assessment.explain())
+    logger.info("authguard login user=%s ip=%s %s -> %s", user.pk, ctx.ip, assessment.explain(), status)
     return decision
 
 
@@ -147,14 +176,16 @@ def after_failed_login(request: HttpRequest | None, credentials: dict[str, Any])
         history.record_attempt(ctx, failed=True)
     except Exception:
         logger.exception("authguard: could not count a failed login")
-    _record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.BAD_PASSWORD)
+    record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.BAD_PASSWORD)
+    if user is not None:
+        _lockout_failure(user)
 
 
 def _record_throttled(request: HttpRequest, username: str) -> None:
     user = _user_by_name(username)
     ctx = build_context(request, username=username, user=user)
     assessment, _ = score_login(ctx, DatabaseHistory())
-    _record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.THROTTLED)
+    record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.THROTTLED)
 
 
 def _user_by_name(username: str) -> Any:
@@ -167,9 +198,10 @@ def _user_by_name(username: str) -> Any:
         return None
 
 
-def _record_event(
+def record_event(
     ctx: LoginContext, user: Any, assessment: Assessment, *, password_ok: bool, outcome: str
 ) -> LoginEvent:
+    """Write the audit record of one login (or mid-session re-score) with its explained decision."""
     geo = ctx.geo
     return LoginEvent.objects.create(
         created_at=ctx.time,
@@ -190,6 +222,26 @@ def _record_event(
         findings=[f.as_dict() for f in assessment.findings],
         outcome=outcome,
     )
+
+
+def _is_locked(user: Any) -> bool:
+    """Whether ``authguard.lockout`` (when installed) has locked this account."""
+    return stepup._is_locked(user)
+
+
+def _lockout_success(user: Any) -> None:
+    stepup._lockout_success(user)
+
+
+def _lockout_failure(user: Any) -> None:
+    try:
+        from . import lockout
+    except ImportError:  # authguard.lockout has not landed yet
+        return
+    try:
+        lockout.record_failure(user, kind="password")
+    except Exception:
+        logger.exception("authguard: could not count a failure towards the lockout")
 
 
 class ThrottleBackend:
@@ -215,4 +267,6 @@ __all__ = [
     "after_password_login",
     "is_throttled",
     "password_login",
+    "record_event",
+    "step_up_methods",
 ]

@@ -1,53 +1,226 @@
-"""authguard's middleware: keeps the device cookie and turns refused logins into the right answer."""
+"""authguard's middleware: holds pending sessions at step-up, binds sessions to their context, enforces
+session timeouts, keeps the device cookie, and turns refused logins into the right answer.
+
+The common path (a verified session whose request comes from the context it is bound to) costs a few
+dictionary reads and one small hash, and no database query; the session is written at most once a minute
+(last activity).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, logout
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
 
+from . import stepup
 from .conf import app_settings
 from .context import device_id_from_cookie, new_device_cookie
 from .login import DECISION_ATTR
-from .policy import Action
+
+#: Request attribute: this request's session is pending (set before the view is resolved).
+PENDING_ATTR = "_authguard_pending"
+#: View attribute set by :func:`authguard.decorators.step_up_exempt`.
+EXEMPT_ATTR = "step_up_exempt"
+#: authguard's own routes that a pending session may reach: the step-up pages and the step-up JSON API.
+STEP_UP_ROUTES = frozenset(
+    {
+        "step-up",
+        "step-up-totp",
+        "step-up-passkey",
+        "step-up-recovery",
+        "denied",
+    }
+)
+#: Route suffixes of the step-up JSON API (CONTRACTS section 4), whatever their URL names.
+STEP_UP_API_SUFFIXES = ("api/step-up/totp", "api/step-up/passkey/options", "api/step-up/passkey")
+
+
+def wants_json(request: HttpRequest) -> bool:
+    """Whether to answer ``request`` in JSON: API paths, JSON bodies, and clients that accept JSON only."""
+    if "/api/" in request.path:
+        return True
+    if (request.content_type or "").lower() == "application/json":
+        return True
+    accept = request.META.get("HTTP_ACCEPT", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def safe_next(request: HttpRequest, target: str | None) -> str | None:
+    """``target`` if it is a path on this site, else None.
+
+    SECURITY: rejects absolute and scheme-relative URLs (``//evil``, ``/\\evil``), schemes
+    (``javascript:``), control characters, and anything that does not start with a single ``/``.
+    """
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    if not target or len(target) > 2000 or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    if any(ord(c) < 32 or c == "\\" for c in target):
+        return None
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts=None, require_https=False):
+        return None
+    return target
+
+
+def step_up_url(request: HttpRequest, next_url: str | None = None, *, name: str = "authguard:step-up") -> str:
+    """The URL of an authguard step-up page with ``next`` (when it is a same-site path)."""
+    url = reverse(name)
+    target = safe_next(request, next_url)
+    return f"{url}?next={quote(target, safe='/')}" if target else url
+
+
+def step_up_answer(request: HttpRequest, *, http_status: int = 401, reverify: bool = False) -> HttpResponse:
+    """The answer to a request that needs a second factor first: 401/403 JSON or a redirect (HTML)."""
+    if wants_json(request):
+        user = getattr(request, "user", None)
+        message = (
+            _("Confirm it is you with a second factor first.")
+            if not reverify
+            else _("Confirm it is you again with a second factor: your last check is too old.")
+        )
+        response = JsonResponse(
+            {
+                "status": "step_up_required",
+                "methods": stepup.step_up_methods(user),
+                "message": message,
+                "step_up_url": reverse("authguard:reverify" if reverify else "authguard:step-up"),
+            },
+            status=http_status,
+        )
+        add_never_cache_headers(response)
+        return response
+    next_url = request.get_full_path() if request.method in ("GET", "HEAD") else None
+    name = "authguard:reverify" if reverify else "authguard:step-up"
+    return HttpResponseRedirect(step_up_url(request, next_url, name=name))
+
+
+def _allowed_while_pending(request: HttpRequest, view_func: Any) -> bool:
+    if getattr(view_func, EXEMPT_ATTR, False):
+        return True
+    match = request.resolver_match
+    if match is None:
+        return False
+    if match.view_name in app_settings.PENDING_ALLOWED_VIEWS:
+        return True
+    if "authguard" in match.namespaces:
+        if match.url_name in STEP_UP_ROUTES:
+            return True
+        route = match.route or ""
+        return route.endswith(STEP_UP_API_SUFFIXES)
+    return False
 
 
 class AuthguardMiddleware:
     """Place after ``AuthenticationMiddleware`` (system check ``authguard.E006``).
 
-    * Issues the long-lived device cookie to browsers that have none (or a forged one), so the next login
-      from this browser is recognised.
-    * When a login in this request was refused, replaces the login view's success redirect with authguard's
-      generic "refused" page. JSON views answer for themselves (see :func:`authguard.login.password_login`).
+    * Signs out sessions idle for ``AUTHGUARD_SESSION_IDLE_SECONDS`` or older than
+      ``AUTHGUARD_SESSION_ABSOLUTE_SECONDS``.
+    * Re-scores a verified session whose request comes from a materially different context (another ASN or
+      country, another device cookie or none, another browser); a risky one must step up again.
+    * Lets a pending session reach only the step-up pages and API, logout, static files, the language
+      switch and views marked :func:`~authguard.decorators.step_up_exempt`; everything else answers a
+      redirect to the step-up chooser (HTML) or 401 ``step_up_required`` (JSON).
+    * Issues the long-lived device cookie to browsers that have none (or a forged one).
+    * After a login in this request: a pending one goes to the step-up chooser, a refused one to the
+      generic "refused" page, instead of the login view's success redirect.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        static_url = settings.STATIC_URL or ""
+        if not (static_url and request.path.startswith("/" + static_url.lstrip("/"))):
+            self._check_session(request)
         response = self.get_response(request)
-        decision = getattr(request, DECISION_ATTR, None)
-        if (
-            decision is not None
-            and decision.assessment.action != Action.ALLOW
-            and isinstance(response, HttpResponseRedirect)
-        ):
-            response = HttpResponseRedirect(reverse("authguard:denied"))
+        response = self._after_login(request, response)
         self._keep_device_cookie(request, response)
         return response
+
+    def process_view(
+        self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any
+    ) -> HttpResponse | None:
+        if not getattr(request, PENDING_ATTR, False):
+            return None
+        if _allowed_while_pending(request, view_func):
+            return None
+        # SECURITY: a password-only session reaches nothing else (battery case 8).
+        return step_up_answer(request)
+
+    # -- before the view -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_session(request: HttpRequest) -> None:
+        session = getattr(request, "session", None)
+        if session is None or SESSION_KEY not in session:
+            return
+        state = session.get(stepup.STATE_KEY)
+        if not isinstance(state, dict):
+            if state is not None:  # unreadable state: fail closed
+                setattr(request, PENDING_ATTR, True)
+                return
+            state = stepup.adopt(request)
+        now = stepup._now()
+        try:
+            login_at, seen = float(state["t"]), float(state.get("w", state["t"]))
+        except (KeyError, TypeError, ValueError):
+            setattr(request, PENDING_ATTR, True)
+            return
+        if (
+            now - login_at > app_settings.SESSION_ABSOLUTE_SECONDS
+            or now - seen > app_settings.SESSION_IDLE_SECONDS
+        ):
+            # SECURITY: timed out; from here on this request is anonymous (the view asks for a login).
+            stepup.forget_session(session.session_key)
+            logout(request)
+            return
+        if now - seen > stepup.ACTIVITY_RESOLUTION_SECONDS:
+            state["w"] = now
+            session.modified = True
+        if state.get("sk") != session.session_key:
+            stepup.note_session_key(request, state)
+        if state.get("s") != "verified":
+            setattr(request, PENDING_ATTR, True)
+            return
+        outcome = stepup.check_binding(request, state)
+        if outcome == "pending":
+            setattr(request, PENDING_ATTR, True)
+        elif outcome == "denied":
+            stepup.forget_session(session.session_key)
+            logout(request)
+
+    # -- after the view --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _after_login(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        decision = getattr(request, DECISION_ATTR, None)
+        if decision is None or decision.status == "ok" or not isinstance(response, HttpResponseRedirect):
+            return response
+        if decision.status == "step_up_required":
+            return HttpResponseRedirect(step_up_url(request, response.url))
+        return HttpResponseRedirect(reverse("authguard:denied"))
 
     @staticmethod
     def _keep_device_cookie(request: HttpRequest, response: HttpResponse) -> None:
         name = app_settings.DEVICE_COOKIE_NAME
         if device_id_from_cookie(request.COOKIES.get(name)) is not None:
             return
+        value = new_device_cookie()
         # SECURITY: HttpOnly keeps scripts (and XSS) away from it; the server stores only its keyed hash.
         response.set_cookie(
             name,
-            new_device_cookie(),
+            value,
             max_age=app_settings.DEVICE_COOKIE_AGE,
             httponly=True,
             secure=request.is_secure(),
             samesite="Lax",
         )
+        # A session bound in this very request (a login without a device cookie) is bound to this one.
+        stepup.bind_issued_device_cookie(request, value)

@@ -139,6 +139,32 @@ class KnownDevice(models.Model):
 # -- step-up: session-level records (owner: stepup) ------------------------------------------------------
 
 
+class SessionRecord(models.Model):
+    """A signed-in session of a user, by session key, so that the user can sign out their other sessions.
+
+    Written at sign-in and at every rotation of the session key (step-up, re-verification); the session
+    data itself stays in Django's session store.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="authguard_sessions",
+        verbose_name=_("user"),
+    )
+    session_key = models.CharField(_("session key"), max_length=40, unique=True)
+    created_at = models.DateTimeField(_("signed in"), auto_now_add=True)
+    place = models.CharField(_("place"), max_length=120, blank=True)
+    device_summary = models.CharField(_("device"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("signed-in session")
+        verbose_name_plural = _("signed-in sessions")
+
+    def __str__(self) -> str:
+        return f"session of {self.user} since {self.created_at:%Y-%m-%d %H:%M}"
+
+
 # -- factors: passkeys, recovery codes, enrollment records (owner: factors) ---------------------------------
 
 

@@ -1,15 +1,459 @@
-"""Thin views: parse the request, call one flow function, render."""
+"""Thin HTML views: step-up (chooser, TOTP, passkey, recovery code), re-verification, security settings.
+
+Each view parses the request, calls one flow function (:mod:`authguard.stepup`, :mod:`authguard.factors`)
+and renders a template of ``authguard/`` (override them in the portal; they extend ``authguard/base.html``).
+Every state change is a POST behind Django's CSRF protection; ``next`` is honoured only for same-site paths.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.urls import URLPattern
+from typing import Any
 
-# Step-up and security pages add their routes here; authguard/urls.py mounts them.
-urlpatterns: list[URLPattern] = []
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from . import stepup
+from .conf import app_settings
+from .exceptions import AuthguardError
+from .middleware import safe_next, step_up_url
+from .models import KnownDevice, LoginEvent
+
+#: Newest sign-ins listed on the security page.
+RECENT_LOGINS = 10
+#: Longest code a form accepts (the factor checks its exact shape; this only bounds the input).
+MAX_CODE_LENGTH = 64
 
 
 def denied(request: HttpRequest) -> HttpResponse:
     """The generic page shown when a login is refused; it says nothing an attacker could use."""
     return render(request, "authguard/denied.html", status=403)
+
+
+class CodeForm(forms.Form):
+    """A one-time code from an authenticator app or a recovery code."""
+
+    code = forms.CharField(
+        label=gettext_lazy("Code"),
+        max_length=MAX_CODE_LENGTH,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autofocus": True, "spellcheck": "false"}
+        ),
+    )
+
+
+class TotpCodeForm(CodeForm):
+    code = forms.CharField(
+        label=gettext_lazy("6-digit code from your authenticator app"),
+        max_length=MAX_CODE_LENGTH,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
+        ),
+    )
+
+
+class EmailForm(forms.Form):
+    email = forms.EmailField(label=gettext_lazy("New email address"), max_length=254)
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def _next(request: HttpRequest, default: str) -> str:
+    """The same-site ``next`` of this request (POST first, then GET), or ``default``."""
+    target = request.POST.get("next") if request.method == "POST" else None
+    return safe_next(request, target or request.GET.get("next")) or default
+
+
+def api_url(suffix: str) -> str:
+    """The URL of an authguard JSON endpoint by its path under the mount point (CONTRACTS section 4)."""
+    return reverse("authguard:denied").removesuffix("denied/") + suffix
+
+
+def _default_next() -> str:
+    from django.conf import settings
+    from django.shortcuts import resolve_url
+
+    return str(resolve_url(settings.LOGIN_REDIRECT_URL))
+
+
+def _finish(request: HttpRequest, *, device: Any, method: str) -> None:
+    """A factor passed: complete the pending session's step-up, or note a re-verification."""
+    if stepup.is_pending(request):
+        stepup.complete_step_up(request, user=request.user, device=device, method=method)
+    else:
+        stepup.note_strong_verification(request, device=device, method=method)
+
+
+def _signed_in(request: HttpRequest) -> HttpResponse | None:
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    return None
+
+
+def _method_context(request: HttpRequest) -> dict[str, Any]:
+    pending = stepup.is_pending(request)
+    return {
+        "pending": pending,
+        "methods": stepup.step_up_methods(request.user),
+        "next": _next(request, "" if pending else reverse("authguard:security")),
+    }
+
+
+def _verify_code(
+    request: HttpRequest, *, method: str, form_class: type[CodeForm], template: str
+) -> HttpResponse:
+    """The TOTP and recovery-code pages: show the form, check a posted code, finish or say why not."""
+    if (answer := _signed_in(request)) is not None:
+        return answer
+    context = _method_context(request)
+    if method not in context["methods"]:
+        return redirect(step_up_url(request, context["next"] or None))
+    status = 200
+    form = form_class(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        from . import factors
+
+        check = factors.verify_totp if method == "totp" else factors.verify_recovery_code
+        try:
+            # SECURITY: the user is the session's own (server-side state); nothing posted names a user.
+            device = check(request.user, form.cleaned_data["code"])
+        except AuthguardError as error:
+            device, message = None, error.message
+        else:
+            message = _("That code is not correct. Please try again.")
+        if device is not None:
+            _finish(request, device=device, method=method)
+            return HttpResponseRedirect(context["next"] or _default_next())
+        stepup.note_step_up_failure(request)
+        form.add_error("code", message)
+        status = 400
+    elif request.method == "POST":
+        status = 400
+    return render(request, template, {**context, "form": form}, status=status)
+
+
+# -- step-up -----------------------------------------------------------------------------------------
+
+
+@never_cache
+@require_safe
+def step_up(request: HttpRequest) -> HttpResponse:
+    """The step-up chooser: the ways this user can confirm it is them (best first)."""
+    if (answer := _signed_in(request)) is not None:
+        return answer
+    context = _method_context(request)
+    if not context["pending"]:
+        return HttpResponseRedirect(context["next"] or _default_next())
+    return render(request, "authguard/step_up.html", {**context, "reverify": False})
+
+
+@never_cache
+@require_safe
+@login_required
+def reverify(request: HttpRequest) -> HttpResponse:
+    """Confirm it is you again (before a factor change or a sensitive action): the same methods."""
+    context = _method_context(request)
+    if context["pending"]:
+        return redirect(step_up_url(request, context["next"] or None))
+    return render(request, "authguard/step_up.html", {**context, "reverify": True})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def step_up_totp(request: HttpRequest) -> HttpResponse:
+    """Step up (or re-verify) with a code from an authenticator app."""
+    return _verify_code(
+        request, method="totp", form_class=TotpCodeForm, template="authguard/step_up_totp.html"
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def step_up_recovery(request: HttpRequest) -> HttpResponse:
+    """Step up (or re-verify) with a one-time recovery code."""
+    return _verify_code(
+        request, method="recovery_code", form_class=CodeForm, template="authguard/step_up_recovery.html"
+    )
+
+
+@never_cache
+@require_safe
+def step_up_passkey(request: HttpRequest) -> HttpResponse:
+    """Step up (or re-verify) with a passkey: the page's script talks to the step-up JSON API."""
+    if (answer := _signed_in(request)) is not None:
+        return answer
+    context = _method_context(request)
+    if "passkey" not in context["methods"]:
+        return redirect(step_up_url(request, context["next"] or None))
+    return render(
+        request,
+        "authguard/step_up_passkey.html",
+        {
+            **context,
+            "done_url": context["next"] or _default_next(),
+            "options_url": api_url("api/step-up/passkey/options"),
+            "verify_url": api_url("api/step-up/passkey"),
+        },
+    )
+
+
+# -- security settings --------------------------------------------------------------------------------
+
+
+def _can_change(request: HttpRequest) -> bool:
+    from . import factors
+
+    return bool(factors.can_change_factors(request))
+
+
+def _reverify_first(request: HttpRequest) -> HttpResponse:
+    """Factor and email changes need a fresh strong verification: go and get one, then come back."""
+    if not stepup.step_up_methods(request.user):
+        messages.error(
+            request,
+            _(
+                "For your protection this change needs a sign-in from a device and place you have used "
+                "before. Please sign in again from there."
+            ),
+        )
+        return redirect("authguard:security")
+    return redirect(step_up_url(request, reverse("authguard:security"), name="authguard:reverify"))
+
+
+def _factor_rows(user: Any) -> list[dict[str, Any]]:
+    from . import factors
+
+    rows = []
+    for device in factors.user_factors(user):
+        method = stepup.method_of(device)
+        if method in ("passkey", "totp"):
+            rows.append(
+                {
+                    "method": method,
+                    "name": device.name,
+                    "pk": device.pk,
+                    "created_at": getattr(device, "created_at", None),
+                    "last_used_at": getattr(device, "last_used_at", None),
+                }
+            )
+    return rows
+
+
+def _recovery_codes_left(user: Any) -> int | None:
+    from . import factors
+
+    counter = getattr(factors, "recovery_codes_left", None)
+    if counter is not None:
+        return int(counter(user))
+    return sum(1 for d in factors.user_factors(user) if stepup.method_of(d) == "recovery_code") or None
+
+
+@never_cache
+@require_safe
+@login_required
+def security(request: HttpRequest) -> HttpResponse:
+    """Security settings: passkeys, authenticator app, recovery codes, devices, recent sign-ins, email."""
+    user = request.user
+    devices = KnownDevice.objects.filter(user=user, revoked_at__isnull=True).order_by("-last_seen_at")
+    logins = LoginEvent.objects.filter(user=user).order_by("-created_at")[:RECENT_LOGINS]
+    now = timezone.now()
+    return render(
+        request,
+        "authguard/security.html",
+        {
+            "factors": _factor_rows(user),
+            "has_totp": any(row["method"] == "totp" for row in _factor_rows(user)),
+            "recovery_codes_left": _recovery_codes_left(user),
+            "devices": [
+                {"device": d, "remembered": bool(d.trusted_until and d.trusted_until > now)} for d in devices
+            ],
+            "logins": logins,
+            "can_change": _can_change(request),
+            "fresh_minutes": app_settings.STEP_UP_FRESH_SECONDS // 60,
+            "email_form": EmailForm(initial={"email": user.email}),
+            "passkeys_allowed": "passkey" in app_settings.STEP_UP_METHODS,
+            "totp_allowed": "totp" in app_settings.STEP_UP_METHODS,
+        },
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@login_required
+def security_totp(request: HttpRequest) -> HttpResponse:
+    """Add an authenticator app: GET shows a fresh secret and its QR code (drawn here, never sent out),
+    POST confirms it with a first code."""
+    from . import factors
+
+    if not _can_change(request):
+        return _reverify_first(request)
+    if request.method == "POST":
+        form = TotpCodeForm(request.POST)
+        if form.is_valid():
+            try:
+                factors.confirm_totp_enrollment(request, user=request.user, code=form.cleaned_data["code"])
+            except AuthguardError as error:
+                form.add_error("code", error.message)
+            else:
+                messages.success(request, _("Your authenticator app is set up."))
+                return redirect("authguard:security")
+        enrollment = factors.begin_totp_enrollment(request, user=request.user)
+        return render(
+            request, "authguard/security_totp.html", {"form": form, "enrollment": enrollment}, status=400
+        )
+    enrollment = factors.begin_totp_enrollment(request, user=request.user)
+    return render(request, "authguard/security_totp.html", {"form": TotpCodeForm(), "enrollment": enrollment})
+
+
+@never_cache
+@require_http_methods(["GET"])
+@login_required
+def security_passkey(request: HttpRequest) -> HttpResponse:
+    """Add a passkey: the page's script asks the browser to create one and posts it to the JSON API."""
+    if not _can_change(request):
+        return _reverify_first(request)
+    return render(
+        request,
+        "authguard/security_passkey.html",
+        {
+            "done_url": reverse("authguard:security"),
+            "options_url": api_url("api/passkeys/options"),
+            "verify_url": api_url("api/passkeys"),
+        },
+    )
+
+
+@never_cache
+@require_POST
+@login_required
+def security_remove_factor(request: HttpRequest, method: str, pk: int) -> HttpResponse:
+    """Remove a passkey or authenticator app (after a fresh verification; the user is told by email)."""
+    from . import factors
+
+    if not _can_change(request):
+        return _reverify_first(request)
+    # SECURITY: the device is looked up among the session user's own factors only.
+    device = next(
+        (d for d in factors.user_factors(request.user) if stepup.method_of(d) == method and d.pk == pk), None
+    )
+    if device is None:
+        messages.error(request, _("That sign-in method does not exist."))
+        return redirect("authguard:security")
+    try:
+        factors.remove_factor(request, user=request.user, device=device)
+    except AuthguardError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("The sign-in method was removed."))
+    return redirect("authguard:security")
+
+
+@never_cache
+@require_POST
+@login_required
+def security_recovery_codes(request: HttpRequest) -> HttpResponse:
+    """Generate new recovery codes (the old ones stop working) and show them once."""
+    from . import factors
+
+    if not _can_change(request):
+        return _reverify_first(request)
+    try:
+        codes = factors.generate_recovery_codes(request, user=request.user)
+    except AuthguardError as error:
+        messages.error(request, error.message)
+        return redirect("authguard:security")
+    response = render(request, "authguard/security_recovery_codes.html", {"codes": codes})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@never_cache
+@require_POST
+@login_required
+def security_revoke_device(request: HttpRequest, pk: int) -> HttpResponse:
+    """Forget a remembered device: its next sign-in is treated as a new device again."""
+    updated = KnownDevice.objects.filter(pk=pk, user=request.user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), trusted_until=None
+    )
+    if updated:
+        messages.success(request, _("The device is no longer remembered."))
+    else:
+        messages.error(request, _("That device does not exist."))
+    return redirect("authguard:security")
+
+
+@never_cache
+@require_POST
+@login_required
+def security_email(request: HttpRequest) -> HttpResponse:
+    """Change the email address (after a fresh verification); the old address is told."""
+    if not _can_change(request):
+        return _reverify_first(request)
+    form = EmailForm(request.POST)
+    if not form.is_valid():
+        for error in form.errors.get("email", []):
+            messages.error(request, error)
+        return redirect("authguard:security")
+    user = request.user
+    old = user.email
+    new = form.cleaned_data["email"]
+    if new != old:
+        with transaction.atomic():
+            user.email = new
+            user.save(update_fields=["email"])
+            _notify(user, "email_changed", context={"to_email": old}, dedupe_key=None)
+    messages.success(request, _("Your email address was changed."))
+    return redirect("authguard:security")
+
+
+@never_cache
+@require_POST
+@login_required
+def security_end_sessions(request: HttpRequest) -> HttpResponse:
+    """Sign out every other session of this user (needs a fresh verification: ASVS 7.5.2)."""
+    # SECURITY: only a fresh strong factor may end sessions; otherwise a thief could sign the owner out.
+    if not stepup.has_fresh_verification(request):
+        return _reverify_first(request)
+    ended = stepup.end_other_sessions(request, user=request.user)
+    messages.success(request, _("Other sessions signed out: %(count)s.") % {"count": ended})
+    return redirect("authguard:security")
+
+
+def _notify(user: Any, kind: str, **kwargs: Any) -> None:
+    from . import notifications
+
+    notifications.notify(user, kind, **kwargs)
+
+
+urlpatterns: list[URLPattern] = [
+    path("step-up/", step_up, name="step-up"),
+    path("step-up/totp/", step_up_totp, name="step-up-totp"),
+    path("step-up/passkey/", step_up_passkey, name="step-up-passkey"),
+    path("step-up/recovery-code/", step_up_recovery, name="step-up-recovery"),
+    path("reverify/", reverify, name="reverify"),
+    path("security/", security, name="security"),
+    path("security/totp/", security_totp, name="security-totp"),
+    path("security/passkeys/add/", security_passkey, name="security-passkey"),
+    path(
+        "security/factors/<str:method>/<int:pk>/remove/",
+        security_remove_factor,
+        name="security-remove-factor",
+    ),
+    path("security/recovery-codes/", security_recovery_codes, name="security-recovery-codes"),
+    path("security/devices/<int:pk>/revoke/", security_revoke_device, name="security-revoke-device"),
+    path("security/email/", security_email, name="security-email"),
+    path("security/sessions/end-others/", security_end_sessions, name="security-end-sessions"),
+]

@@ -152,6 +152,8 @@ LOGGING = {
 }
 
 # -- step-up and factors (owner: stepup, factors) ---------------------------------------------------------
+# A session waiting for step-up may also sign out through the JSON API.
+AUTHGUARD_PENDING_ALLOWED_VIEWS = ["logout", "set_language", "brokerage:api-logout"]
 
 # -- order guard (owner: orders) ---------------------------------------------------------------------------
 

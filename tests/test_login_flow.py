@@ -47,7 +47,7 @@ def test_allowed_html_login_is_recorded_and_learned(user_factory, login_as, clie
     assert RiskProfile.objects.get(user=user).data["n"] == [0, 1]
     device = KnownDevice.objects.get(user=user)
     assert device.cookie_hash == event.device_hash and device.last_place == "Tokyo, JP"
-    assert client.get("/").status_code == 200
+    assert client.get("/", REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN).status_code == 200
 
 
 def test_the_device_cookie_is_httponly_lax_and_long_lived(client):

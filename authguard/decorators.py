@@ -1,0 +1,84 @@
+"""Decorators for portal views: demand a fresh second factor, or exempt a view from the step-up hold.
+
+Example::
+
+    from authguard.decorators import step_up_required
+
+    @login_required
+    @step_up_required(max_age=300)
+    def withdraw(request): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from functools import wraps
+from typing import Any, TypeVar, overload
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
+
+from . import stepup
+from .middleware import EXEMPT_ATTR, step_up_answer, wants_json
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def step_up_exempt(view: View) -> View:
+    """Let a session that waits for step-up reach this view (like Django's ``login_not_required``).
+
+    Use it for pages a password-only session may see: a help page, a public price list. Never for
+    anything that shows or changes account data.
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return view(*args, **kwargs)
+
+    setattr(wrapper, EXEMPT_ATTR, True)
+    return wrapper  # type: ignore[return-value]
+
+
+@overload
+def step_up_required(view: View, /) -> View: ...
+@overload
+def step_up_required(
+    *, max_age: int | None = None, methods: Collection[str] | None = None
+) -> Callable[[View], View]: ...
+def step_up_required(
+    view: Any = None, /, *, max_age: int | None = None, methods: Collection[str] | None = None
+) -> Any:
+    """Demand a strong verification (passkey, TOTP or recovery code; or one of ``methods``) in this session
+    within ``max_age`` seconds (default ``AUTHGUARD_STEP_UP_FRESH_SECONDS``).
+
+    Anonymous: the login page (HTML) or 401 ``login_required`` (JSON). Pending: the step-up chooser or 401
+    ``step_up_required``. Verified but not freshly: the re-verify page or 403 ``step_up_required``. Either
+    way with ``next`` pointing back here, and with the methods the user can use in JSON.
+    """
+
+    def decorator(func: View) -> View:
+        @wraps(func)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            user = getattr(request, "user", None)
+            if user is None or not user.is_authenticated:
+                if wants_json(request):
+                    response = JsonResponse(
+                        {"status": "login_required", "message": _("Sign in first.")}, status=401
+                    )
+                    add_never_cache_headers(response)
+                    return response
+                return redirect_to_login(request.get_full_path())
+            if stepup.is_pending(request):
+                return step_up_answer(request, http_status=401)
+            # SECURITY: a session verified long ago (or by a weaker method) must prove a factor again.
+            if not stepup.has_fresh_verification(request, max_age=max_age, methods=methods):
+                return step_up_answer(request, http_status=403, reverify=True)
+            return func(request, *args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    if view is not None:
+        return decorator(view)
+    return decorator
