@@ -1,7 +1,332 @@
-"""authguard's JSON API for step-up and passkeys (CONTRACTS section 4), mounted under ``api/``."""
+"""authguard's JSON API for step-up, passkeys and factors (CONTRACTS section 4), mounted under ``api/``.
+
+Every answer is a JSON object with a ``status`` (``ok``, ``invalid``, ``throttled``, ``step_up_required``,
+``login_required``, ``denied``, ``not_found``, ``method_not_allowed``) and, on errors, a ``message`` for the
+user and a stable ``code``. Options answers are the JSON forms of the WebAuthn option dictionaries with
+``"status": "ok"`` added; credential bodies are the browser's ``PublicKeyCredential.toJSON()`` output.
+Django's CSRF protection stays on (send ``X-CSRFToken``). Malformed JSON, wrong types and bodies over
+:data:`MAX_BODY_BYTES` answer 400 ``invalid`` and change nothing.
+
+The views are thin: parse, call one function of :mod:`authguard.passkeys`, :mod:`authguard.factors` or
+:mod:`authguard.stepup`, answer.
+"""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
-urlpatterns: list[URLPattern] = []
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import URLPattern, path
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
+
+from . import factors, passkeys, stepup
+from .decorators import step_up_exempt
+from .exceptions import InvalidCredential, StepUpRequired, Throttled
+
+logger = logging.getLogger(__name__)
+
+#: Largest request body read. A passkey registration with a "packed" attestation is a few kilobytes.
+MAX_BODY_BYTES = 64 * 1024
+#: WebAuthn challenge purposes used by this API.
+PURPOSE_STEP_UP = "step_up"
+PURPOSE_LOGIN = "login"
+
+View = Callable[..., HttpResponse]
+
+
+class ApiError(Exception):
+    """Raised inside a view to answer with an error (turned into the response by :func:`json_endpoint`)."""
+
+    def __init__(self, http_status: int, status: str, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.status = status
+        self.message = message
+        self.fields = fields
+
+
+def answer(status: str, http_status: int = 200, **fields: Any) -> JsonResponse:
+    """``{"status": status, **fields}``, never cached."""
+    response = JsonResponse({"status": status, **fields}, status=http_status)
+    add_never_cache_headers(response)
+    return response
+
+
+def _error(error: ApiError) -> JsonResponse:
+    return answer(error.status, error.http_status, message=error.message, **error.fields)
+
+
+def json_endpoint(*, login: bool = True) -> Callable[[View], View]:
+    """POST only, JSON answers for every outcome; ``login``: the session must be signed in (401 otherwise).
+
+    Turns authguard's exceptions into their answers: :class:`InvalidCredential` 400 ``invalid``,
+    :class:`Throttled` 429 ``throttled``, :class:`StepUpRequired` 401 (pending session) / 403 (verified
+    but not freshly, or a first factor from a risky session) ``step_up_required``.
+    """
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                if request.method != "POST":
+                    response = answer("method_not_allowed", 405, message=_("Use POST."))
+                    response["Allow"] = "POST"
+                    return response
+                if login and not request.user.is_authenticated:
+                    raise ApiError(401, "login_required", _("Sign in first."))
+                return view(request, *args, **kwargs)
+            except ApiError as error:
+                return _error(error)
+            except InvalidCredential as error:
+                return answer("invalid", 400, message=error.message, code=error.code)
+            except Throttled as error:
+                return answer("throttled", 429, message=error.message, code=error.code)
+            except StepUpRequired as error:
+                if error.code == "login_required":
+                    return answer("login_required", 401, message=error.message)
+                http_status = 401 if stepup.is_pending(request) else 403
+                return answer(
+                    "step_up_required",
+                    http_status,
+                    message=error.message,
+                    code=error.code,
+                    methods=error.methods,
+                )
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def read_json(request: HttpRequest) -> dict[str, Any]:
+    """The request body as a JSON object, bounded by :data:`MAX_BODY_BYTES`; 400 ``invalid`` otherwise."""
+    too_large = ApiError(400, "invalid", _("The request is too large."), code="too_large")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > MAX_BODY_BYTES:
+        raise too_large
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise too_large from None
+    if len(body) > MAX_BODY_BYTES:
+        raise too_large
+    if not body:
+        return {}
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "invalid", _("The request body is not valid JSON."), code="malformed") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid", _("The request body must be a JSON object."), code="malformed")
+    return data
+
+
+def _require_method(request: HttpRequest, method: str) -> None:
+    """The step-up method must be one this user has and the portal accepts (the preset keeps passkeys)."""
+    if method not in stepup.step_up_methods(request.user):
+        raise ApiError(
+            400, "invalid", _("This way of confirming it is you is not available."), code="method_unavailable"
+        )
+
+
+def _refuse_locked(request: HttpRequest) -> None:
+    if stepup._is_locked(request.user):
+        raise ApiError(403, "denied", _("This action is not possible right now."))
+
+
+def _verified(request: HttpRequest, *, device: Any, method: str) -> JsonResponse:
+    """A factor was proven: a pending session is stepped up, a verified one records the re-verification."""
+    if stepup.is_pending(request):
+        stepup.complete_step_up(request, user=request.user, device=device, method=method)
+    else:
+        stepup.note_strong_verification(request, device=device, method=method)
+    return answer("ok")
+
+
+def _failed(request: HttpRequest) -> None:
+    stepup.note_step_up_failure(request)
+
+
+# -- step-up -------------------------------------------------------------------------------------------
+
+
+def _step_up_code(request: HttpRequest, *, method: str) -> HttpResponse:
+    _refuse_locked(request)
+    _require_method(request, method)
+    code = read_json(request).get("code")
+    check = factors.verify_totp if method == "totp" else factors.verify_recovery_code
+    try:
+        # SECURITY: the user is the session's own; nothing in the body names a user.
+        device = check(request.user, code)
+    except Throttled:
+        _failed(request)
+        raise
+    if device is None:
+        _failed(request)
+        message = (
+            _("That code is not correct. Please try again.")
+            if isinstance(code, str) and code.strip()
+            else _("Enter the code.")
+        )
+        raise ApiError(400, "invalid", message, code="wrong_code")
+    return _verified(request, device=device, method=method)
+
+
+@step_up_exempt
+@json_endpoint()
+def step_up_totp(request: HttpRequest) -> HttpResponse:
+    """``POST api/step-up/totp {"code"}``: 200 ``ok`` · 400 ``invalid`` · 429 ``throttled``."""
+    return _step_up_code(request, method="totp")
+
+
+@step_up_exempt
+@json_endpoint()
+def step_up_recovery_code(request: HttpRequest) -> HttpResponse:
+    """``POST api/step-up/recovery-code {"code"}``: 200 ``ok`` · 400 ``invalid`` · 429 ``throttled``."""
+    return _step_up_code(request, method="recovery_code")
+
+
+@step_up_exempt
+@json_endpoint()
+def step_up_passkey_options(request: HttpRequest) -> HttpResponse:
+    """``POST api/step-up/passkey/options``: 200 request options for the user's passkeys."""
+    _refuse_locked(request)
+    _require_method(request, "passkey")
+    return answer(
+        "ok", **passkeys.authentication_options(request, purpose=PURPOSE_STEP_UP, user=request.user)
+    )
+
+
+@step_up_exempt
+@json_endpoint()
+def step_up_passkey(request: HttpRequest) -> HttpResponse:
+    """``POST api/step-up/passkey`` credential: 200 ``ok`` · 400 ``invalid``."""
+    _refuse_locked(request)
+    _require_method(request, "passkey")
+    credential = read_json(request)
+    try:
+        device = passkeys.verify_authentication(
+            request, purpose=PURPOSE_STEP_UP, credential=credential, user=request.user
+        )
+    except InvalidCredential:
+        _failed(request)
+        factors.note_account_failure(request.user, kind="passkey")
+        raise
+    return _verified(request, device=device, method="passkey")
+
+
+# -- passwordless login ----------------------------------------------------------------------------------
+
+
+@step_up_exempt
+@json_endpoint(login=False)
+def login_passkey_options(request: HttpRequest) -> HttpResponse:
+    """``POST api/login/passkey/options``: 200 request options for a usernameless (discoverable) login; the
+    browser may offer them through autofill (conditional mediation)."""
+    return answer("ok", **passkeys.authentication_options(request, purpose=PURPOSE_LOGIN, user=None))
+
+
+@step_up_exempt
+@json_endpoint(login=False)
+def login_passkey(request: HttpRequest) -> HttpResponse:
+    """``POST api/login/passkey`` credential: 200 ``ok`` (signed in) · 400 ``invalid`` · 403 ``denied``."""
+    credential = read_json(request)
+    device = passkeys.verify_authentication(request, purpose=PURPOSE_LOGIN, credential=credential, user=None)
+    result = stepup.complete_passwordless_login(request, user=device.user, device=device)
+    if result.status != "ok":
+        # The same answer whatever the reason (locked, denied by the risk engine, inactive).
+        raise ApiError(403, "denied", _("Signing in is not possible right now."))
+    return answer("ok")
+
+
+# -- passkeys ----------------------------------------------------------------------------------------------
+
+
+@json_endpoint()
+def passkey_options(request: HttpRequest) -> HttpResponse:
+    """``POST api/passkeys/options``: 200 creation options · 401/403 ``step_up_required`` unless the session
+    holds a fresh strong verification (or it is a first factor from a low-risk session)."""
+    return answer("ok", **passkeys.registration_options(request, user=request.user))
+
+
+@json_endpoint()
+def passkey_register(request: HttpRequest) -> HttpResponse:
+    """``POST api/passkeys`` credential (and an optional ``name``): 201 ``ok`` · 400 ``invalid`` · 401/403."""
+    credential = read_json(request)
+    name = credential.pop("name", "")
+    if not isinstance(name, str):
+        raise ApiError(400, "invalid", _("The name must be text."), code="malformed")
+    device = passkeys.register(request, user=request.user, credential=credential, name=name)
+    return answer(
+        "ok",
+        201,
+        passkey={
+            "id": device.persistent_id,
+            "name": device.name,
+            "cooling_off": factors.in_cooling_off(device),
+        },
+    )
+
+
+# -- TOTP and recovery codes -----------------------------------------------------------------------------
+
+
+@json_endpoint()
+def totp_begin(request: HttpRequest) -> HttpResponse:
+    """``POST api/totp``: 200 ``otpauth_uri``, ``secret`` and ``qr_svg`` of a new, unconfirmed TOTP device."""
+    enrollment = factors.begin_totp_enrollment(request, user=request.user)
+    return answer(
+        "ok", otpauth_uri=enrollment.otpauth_uri, secret=enrollment.secret, qr_svg=enrollment.qr_svg
+    )
+
+
+@json_endpoint()
+def totp_confirm(request: HttpRequest) -> HttpResponse:
+    """``POST api/totp/confirm {"code"}``: 201 ``ok`` · 400 ``invalid`` · 429 ``throttled`` · 401/403."""
+    code = read_json(request).get("code")
+    device = factors.confirm_totp_enrollment(request, user=request.user, code=code)
+    return answer("ok", 201, totp={"id": device.persistent_id, "cooling_off": factors.in_cooling_off(device)})
+
+
+@json_endpoint()
+def recovery_codes(request: HttpRequest) -> HttpResponse:
+    """``POST api/recovery-codes``: 201 ``codes`` (a new set, shown once; the old set dies) · 401/403."""
+    codes = factors.generate_recovery_codes(request, user=request.user)
+    return answer("ok", 201, codes=codes)
+
+
+@json_endpoint()
+def factor_remove(request: HttpRequest) -> HttpResponse:
+    """``POST api/factors/remove {"id": persistent_id}``: 200 ``ok`` · 404 ``not_found`` · 401/403."""
+    device = factors.device_from_id(request.user, read_json(request).get("id"))
+    if device is None:
+        # Checked after the rules, so the answer says nothing about other users' devices.
+        factors.require_can_change_factors(request)
+        raise ApiError(404, "not_found", _("There is no such security method on your account."))
+    factors.remove_factor(request, user=request.user, device=device)
+    return answer("ok")
+
+
+urlpatterns: list[URLPattern] = [
+    path("api/step-up/totp", step_up_totp, name="api-step-up-totp"),
+    path("api/step-up/recovery-code", step_up_recovery_code, name="api-step-up-recovery-code"),
+    path("api/step-up/passkey/options", step_up_passkey_options, name="api-step-up-passkey-options"),
+    path("api/step-up/passkey", step_up_passkey, name="api-step-up-passkey"),
+    path("api/login/passkey/options", login_passkey_options, name="api-login-passkey-options"),
+    path("api/login/passkey", login_passkey, name="api-login-passkey"),
+    path("api/passkeys/options", passkey_options, name="api-passkeys-options"),
+    path("api/passkeys", passkey_register, name="api-passkeys"),
+    path("api/totp", totp_begin, name="api-totp"),
+    path("api/totp/confirm", totp_confirm, name="api-totp-confirm"),
+    path("api/recovery-codes", recovery_codes, name="api-recovery-codes"),
+    path("api/factors/remove", factor_remove, name="api-factor-remove"),
+]

@@ -176,3 +176,256 @@ def write_geoip_databases(
                 writer.insert_network(IPSet([net.network]), record)
         writer.to_db_file(str(folder / ANONYMOUS_FILENAME))
     return folder
+
+
+# -- WebAuthn: a software authenticator ------------------------------------------------------------------
+
+
+@dataclass
+class SoftCredential:
+    """One credential held by a :class:`SoftAuthenticator`: its id, EC P-256 key, RP, user handle, counter."""
+
+    credential_id: bytes
+    private_key: object
+    rp_id: str
+    user_handle: bytes
+    sign_count: int = 0
+
+    @property
+    def id(self) -> str:
+        """The credential id as unpadded base64url (``PublicKeyCredential.id``)."""
+        return _b64url(self.credential_id)
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(value: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+class SoftAuthenticator:
+    """A software WebAuthn authenticator producing real responses, for tests of the relying party.
+
+    Registration answers (attestation ``"none"``) and assertions are built byte for byte as an authenticator
+    and browser build them: authenticator data with the RP ID hash, flags and counter, a COSE EC2 P-256
+    public key, a CBOR attestation object, a ``clientDataJSON`` with the given origin, and an ECDSA-SHA256
+    signature made with the ``cryptography`` package. The results are in the browser's
+    ``PublicKeyCredential.toJSON()`` shape, so py_webauthn verifies them for real.
+
+    The constructor's arguments are the defaults of every ceremony; each call of :meth:`create` and
+    :meth:`get` can override them (``origin="https://evil.example"``, ``user_verified=False``, ...)::
+
+        authenticator = SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
+        credential = authenticator.create(creation_options)      # POST to api/passkeys
+        assertion = authenticator.get(request_options)           # POST to api/step-up/passkey
+
+    ``sign_count=None`` (the default) models a synced passkey whose counter stays 0; an integer starts a
+    counter that increases by one on every assertion (a hardware key).
+    """
+
+    def __init__(
+        self,
+        *,
+        origin: str = "http://localhost:8000",
+        rp_id: str | None = None,
+        user_present: bool = True,
+        user_verified: bool = True,
+        backup_eligible: bool = True,
+        backup_state: bool = True,
+        sign_count: int | None = None,
+        cross_origin: bool = False,
+        credential_id_length: int = 32,
+        aaguid: bytes = bytes(16),
+        transports: tuple[str, ...] = ("internal", "hybrid"),
+    ) -> None:
+        self.origin = origin
+        self.rp_id = rp_id
+        self.user_present = user_present
+        self.user_verified = user_verified
+        self.backup_eligible = backup_eligible
+        self.backup_state = backup_state
+        self.sign_count = sign_count
+        self.cross_origin = cross_origin
+        self.credential_id_length = credential_id_length
+        self.aaguid = aaguid
+        self.transports = transports
+        self.credentials: list[SoftCredential] = []
+
+    # -- building blocks ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _flags(*, up: bool, uv: bool, be: bool, bs: bool, at: bool = False) -> int:
+        return (
+            (0x01 if up else 0)
+            | (0x04 if uv else 0)
+            | (0x08 if be else 0)
+            | (0x10 if bs else 0)
+            | (0x40 if at else 0)
+        )
+
+    @staticmethod
+    def _cose_key(private_key: object) -> bytes:
+        import cbor2
+
+        numbers = private_key.public_key().public_numbers()  # type: ignore[attr-defined]
+        return cbor2.dumps(
+            {1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")}
+        )
+
+    def _client_data(
+        self, kind: str, challenge: str, *, origin: str, cross_origin: bool, extra: dict | None
+    ) -> bytes:
+        import json
+
+        data: dict = {"type": kind, "challenge": challenge, "origin": origin, "crossOrigin": cross_origin}
+        data.update(extra or {})
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    def _setting(self, overrides: dict, name: str):
+        return overrides[name] if name in overrides else getattr(self, name)
+
+    # -- ceremonies ----------------------------------------------------------------------------------------
+
+    def create(self, options: dict, **overrides) -> dict:
+        """Answer ``navigator.credentials.create()`` for JSON creation ``options`` (as the RP sent them).
+
+        Overrides: ``origin``, ``rp_id``, ``user_present``, ``user_verified``, ``backup_eligible``,
+        ``backup_state``, ``sign_count``, ``cross_origin``, ``credential_id_length``, ``credential_id``
+        (bytes: reuse a given id), ``client_data_type``, ``challenge``, ``client_data_extra`` (dict).
+        """
+        import hashlib
+
+        import cbor2
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        def opt(name: str):
+            return self._setting(overrides, name)
+
+        rp_id = opt("rp_id") or options.get("rp", {}).get("id") or "localhost"
+        private_key = ec.generate_private_key(ec.SECP256R1())
+        credential_id = overrides.get("credential_id") or __import__("os").urandom(
+            opt("credential_id_length")
+        )
+        user_handle = _b64url_decode(options["user"]["id"])
+        start = opt("sign_count") or 0
+        flags = self._flags(
+            up=opt("user_present"),
+            uv=opt("user_verified"),
+            be=opt("backup_eligible"),
+            bs=opt("backup_state"),
+            at=True,
+        )
+        auth_data = (
+            hashlib.sha256(rp_id.encode()).digest()
+            + bytes([flags])
+            + start.to_bytes(4, "big")
+            + self.aaguid
+            + len(credential_id).to_bytes(2, "big")
+            + credential_id
+            + self._cose_key(private_key)
+        )
+        attestation_object = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
+        client_data = self._client_data(
+            overrides.get("client_data_type", "webauthn.create"),
+            overrides.get("challenge", options["challenge"]),
+            origin=opt("origin"),
+            cross_origin=opt("cross_origin"),
+            extra=overrides.get("client_data_extra"),
+        )
+        self.credentials.append(
+            SoftCredential(
+                credential_id=credential_id,
+                private_key=private_key,
+                rp_id=rp_id,
+                user_handle=user_handle,
+                sign_count=start,
+            )
+        )
+        from cryptography.hazmat.primitives import serialization
+
+        spki = private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return {
+            "id": _b64url(credential_id),
+            "rawId": _b64url(credential_id),
+            "type": "public-key",
+            "authenticatorAttachment": "platform",
+            "clientExtensionResults": {"credProps": {"rk": True}},
+            "response": {
+                "clientDataJSON": _b64url(client_data),
+                "attestationObject": _b64url(attestation_object),
+                "authenticatorData": _b64url(auth_data),
+                "transports": list(self.transports),
+                "publicKeyAlgorithm": -7,
+                "publicKey": _b64url(spki),
+            },
+        }
+
+    def _pick(self, options: dict, rp_id: str) -> SoftCredential:
+        allowed = [c.get("id") for c in options.get("allowCredentials") or []]
+        for credential in reversed(self.credentials):
+            if credential.rp_id == rp_id and (not allowed or credential.id in allowed):
+                return credential
+        raise LookupError("the soft authenticator holds no credential for these options")
+
+    def get(self, options: dict, **overrides) -> dict:
+        """Answer ``navigator.credentials.get()`` for JSON request ``options``.
+
+        Picks the newest credential for the RP that ``allowCredentials`` lists (any, for a discoverable
+        request), unless ``credential=`` (a :class:`SoftCredential`) is given. Overrides as for
+        :meth:`create`, plus ``sign_count`` (the exact counter to report), ``user_handle`` (bytes or None:
+        the userHandle to report) and ``signature`` (bytes to send instead of the real signature).
+        """
+        import hashlib
+
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        def opt(name: str):
+            return self._setting(overrides, name)
+
+        rp_id = opt("rp_id") or options.get("rpId") or "localhost"
+        credential = overrides.get("credential") or self._pick(options, options.get("rpId") or rp_id)
+        if "sign_count" in overrides:
+            count = overrides["sign_count"] or 0
+        elif self.sign_count is None:
+            count = 0
+        else:
+            credential.sign_count += 1
+            count = credential.sign_count
+        flags = self._flags(
+            up=opt("user_present"), uv=opt("user_verified"), be=opt("backup_eligible"), bs=opt("backup_state")
+        )
+        auth_data = hashlib.sha256(rp_id.encode()).digest() + bytes([flags]) + count.to_bytes(4, "big")
+        client_data = self._client_data(
+            overrides.get("client_data_type", "webauthn.get"),
+            overrides.get("challenge", options["challenge"]),
+            origin=opt("origin"),
+            cross_origin=opt("cross_origin"),
+            extra=overrides.get("client_data_extra"),
+        )
+        signature = credential.private_key.sign(  # type: ignore[attr-defined]
+            auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256())
+        )
+        signature = overrides.get("signature", signature)
+        handle = overrides.get("user_handle", credential.user_handle)
+        return {
+            "id": credential.id,
+            "rawId": credential.id,
+            "type": "public-key",
+            "authenticatorAttachment": "platform",
+            "clientExtensionResults": {},
+            "response": {
+                "clientDataJSON": _b64url(client_data),
+                "authenticatorData": _b64url(auth_data),
+                "signature": _b64url(signature),
+                "userHandle": None if handle is None else _b64url(handle),
+            },
+        }

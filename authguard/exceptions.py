@@ -1,0 +1,64 @@
+"""authguard's exceptions: precise, coded, and safe to show to the user.
+
+Every exception carries a stable machine-readable ``code`` (what API clients and tests match on) and a
+translated human ``message`` (what the user reads). Neither ever contains a secret, a stack trace or
+anything taken verbatim from the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.utils.translation import gettext_lazy as _
+
+
+class AuthguardError(Exception):
+    """Base class of everything authguard raises on purpose."""
+
+    #: Stable machine-readable code; subclasses and call sites narrow it.
+    default_code: str = "error"
+    default_message: str = _("The request could not be completed.")
+
+    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
+        self.code: str = code or self.default_code
+        self.message: str = str(message if message is not None else self.default_message)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidCredential(AuthguardError):
+    """A WebAuthn credential, TOTP code or recovery code was malformed or did not verify.
+
+    ``code`` says why, e.g. ``"malformed"``, ``"challenge"``, ``"origin"``, ``"unknown_credential"``,
+    ``"wrong_user"``, ``"sign_count"``, ``"backup_flags"``, ``"user_verification"``, ``"wrong_code"``.
+    """
+
+    default_code = "invalid"
+    default_message = _("The verification failed.")
+
+
+class StepUpRequired(AuthguardError):
+    """The session must first pass (or freshly repeat) a strong verification with an existing factor."""
+
+    default_code = "step_up_required"
+    default_message = _("Please confirm it is you with one of your security keys or codes first.")
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        methods: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, code=code)
+        #: The methods the user can verify with now (``[]``: none, e.g. a first factor from a risky session).
+        self.methods: list[str] = list(methods)
+
+
+class Throttled(AuthguardError):
+    """Too many failed attempts: this factor refuses verification for now (or for good, until re-bound)."""
+
+    default_code = "throttled"
+    default_message = _("Too many attempts. Please wait a moment and try again.")
