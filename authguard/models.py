@@ -167,6 +167,139 @@ class SessionRecord(models.Model):
 
 # -- factors: passkeys, recovery codes, enrollment records (owner: factors) ---------------------------------
 
+from django.utils import timezone as _timezone  # noqa: E402
+from django_otp.models import Device as _OtpDevice  # noqa: E402
+from django_otp.models import ThrottlingMixin as _OtpThrottlingMixin  # noqa: E402
+
+#: Longest credential ID the WebAuthn spec allows (1023 bytes), as unpadded base64url.
+CREDENTIAL_ID_MAX_CHARS = 1364
+
+
+class PasskeyDevice(_OtpThrottlingMixin, _OtpDevice):
+    """A WebAuthn credential (passkey) as a django-otp device, so it counts as a second factor everywhere.
+
+    Written only by :mod:`authguard.passkeys`, after py_webauthn and authguard's own relying-party checks.
+    """
+
+    # SECURITY: unique across ALL users: a credential registered to one account can never be bound to another.
+    credential_id = models.CharField(_("credential ID"), max_length=CREDENTIAL_ID_MAX_CHARS, unique=True)
+    public_key = models.BinaryField(_("public key (COSE)"))
+    # The WebAuthn user handle (user.id) the credential was created for, base64url; checked at every use.
+    user_handle = models.CharField(_("user handle"), max_length=128)
+    sign_count = models.PositiveBigIntegerField(_("signature counter"), default=0)
+    aaguid = models.CharField(_("authenticator model (AAGUID)"), max_length=36, blank=True)
+    transports = models.JSONField(_("transports"), default=list, blank=True)
+    backup_eligible = models.BooleanField(_("can be synced (backup eligible)"), default=False)
+    backup_state = models.BooleanField(_("synced (backed up)"), default=False)
+    user_verified = models.BooleanField(_("user verified at registration"), default=False)
+    created_at = models.DateTimeField(_("registered"), default=_timezone.now)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta(_OtpDevice.Meta):
+        verbose_name = _("passkey")
+        verbose_name_plural = _("passkeys")
+
+    def verify_token(self, token: object) -> bool:
+        """No typed token: passkeys are verified by :func:`authguard.passkeys.verify_authentication`."""
+        return False
+
+    def get_throttle_factor(self) -> int:
+        # SECURITY: a signature cannot be guessed, so no back-off (which would only let anyone who knows a
+        # credential ID slow its owner down). The NIST failure limit still applies (FactorRecord.failures).
+        return 0
+
+
+class RecoveryCodeDevice(_OtpThrottlingMixin, _OtpDevice):
+    """A set of single-use recovery codes, as one django-otp device with its own, independent throttle.
+
+    The codes themselves are :class:`RecoveryCode` rows, stored hashed; see :mod:`authguard.factors`.
+    """
+
+    created_at = models.DateTimeField(_("generated"), default=_timezone.now)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta(_OtpDevice.Meta):
+        verbose_name = _("recovery codes")
+        verbose_name_plural = _("recovery codes")
+
+    def verify_token(self, token: object) -> bool:
+        """Consume one unused code matching ``token``; throttled (django-otp back-off) on its own counter.
+
+        Call through :func:`django_otp.verify_token` (or :func:`authguard.factors.verify_recovery_code`),
+        which locks this row, so two requests can never spend the same code.
+        """
+        from .factors import consume_recovery_code
+
+        return consume_recovery_code(self, token)
+
+    def get_throttle_factor(self) -> int:
+        return 1
+
+    def remaining(self) -> int:
+        """How many codes are still unused."""
+        return self.codes.filter(used_at__isnull=True).count()
+
+
+class RecoveryCode(models.Model):
+    """One recovery code: a keyed lookup digest and a password hash, never the code itself."""
+
+    device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    # HMAC-SHA256 (SECRET_KEY, explicit salt) of the normalised code: finds the row without trying every hash.
+    digest = models.CharField(max_length=64)
+    # Django's password hasher over the normalised code: a database dump alone reveals nothing usable.
+    hashed = models.CharField(max_length=256)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("recovery code")
+        verbose_name_plural = _("recovery codes")
+        constraints = [
+            models.UniqueConstraint(fields=["device", "digest"], name="authguard_recovery_code_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"recovery code {self.pk} ({'used' if self.used_at else 'unused'})"
+
+
+class FactorKind(models.TextChoices):
+    """The kinds of second factor authguard manages."""
+
+    PASSKEY = "passkey", _("passkey")
+    TOTP = "totp", _("authenticator app")
+    RECOVERY_CODE = "recovery_code", _("recovery codes")
+
+
+class FactorRecord(models.Model):
+    """authguard's bookkeeping for one second-factor device of any kind (passkey, TOTP, recovery codes).
+
+    Keyed by the device's django-otp ``persistent_id``, so it works for django-otp's own ``TOTPDevice`` too.
+    Holds the enrollment context (cooling-off) and the NIST SP 800-63B consecutive-failure count.
+    """
+
+    device_id = models.CharField(_("device"), max_length=100, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="authguard_factor_records",
+        verbose_name=_("user"),
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=FactorKind.choices)
+    enrolled_at = models.DateTimeField(_("enrolled"))
+    # Whether the enrolling session was one the risk engine allowed outright and never re-scored as risky.
+    enrolled_low_risk = models.BooleanField(_("enrolled from a low-risk session"), default=False)
+    # How the enrollment was authorised: "fresh_verification", "low_risk_first_factor", "email_code".
+    enrolled_via = models.CharField(_("authorised by"), max_length=30, blank=True)
+    cooling_off_until = models.DateTimeField(_("cooling off until"), null=True, blank=True)
+    failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    disabled_at = models.DateTimeField(_("disabled"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("factor record")
+        verbose_name_plural = _("factor records")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.device_id} of {self.user_id}"
+
 
 # -- order guard: guarded orders, held orders and confirmations, campaigns (owner: orders) ------------------
 
