@@ -158,3 +158,21 @@ AUTHGUARD_PENDING_ALLOWED_VIEWS = ["logout", "set_language", "brokerage:api-logo
 # -- order guard (owner: orders) ---------------------------------------------------------------------------
 
 # -- notifications, Celery beat, operations (owner: ops, console) --------------------------------------------
+# Periodic tasks (authguard.tasks), run by `make worker` (celery worker --beat) when REDIS_URL is set.
+CELERY_BEAT_SCHEDULE = {
+    # Sends what the broker or the mail server missed: the outbox's safety net.
+    "authguard-retry-notifications": {"task": "authguard.retry_pending_notifications", "schedule": 60.0},
+    "authguard-expire-held-orders": {"task": "authguard.expire_held_orders", "schedule": 30.0},
+    "authguard-prune-login-events": {"task": "authguard.prune_login_events", "schedule": 24 * 3600.0},
+}
+# A broker outage must not stall a login for long: the outbox row waits for the retry task instead.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+AUTHGUARD_EVENT_RETENTION_DAYS = int(os.environ.get("AUTHGUARD_EVENT_RETENTION_DAYS", "400"))
