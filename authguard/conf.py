@@ -177,6 +177,38 @@ class AppSettings:
             return ["passkey"]
         return list(self._setting("CONFIRMATION_METHODS", ["passkey", "totp"]))
 
+    @property
+    def CONFIRMATION_TOTP_WITH_PASSKEY(self) -> bool:
+        """Whether a customer who has a passkey may still confirm with TOTP (default no: passkey only)."""
+        return bool(self._setting("CONFIRMATION_TOTP_WITH_PASSKEY", False)) and not self.JSDA
+
+    @property
+    def CONFIRMATION_SECONDS(self) -> int:
+        """How long a held order waits for its confirmation before it expires (default 5 minutes)."""
+        return int(self._setting("CONFIRMATION_SECONDS", 300))
+
+    @property
+    def ORDER_RULES(self) -> list[dict[str, Any]]:
+        """The order guard's rules, ``[{"NAME": dotted.path, "OPTIONS": {...}}]`` like the risk signals."""
+        from .order_rules import DEFAULT_ORDER_RULES
+
+        return self._setting("ORDER_RULES", DEFAULT_ORDER_RULES)
+
+    @property
+    def ORDER_PORTFOLIO(self) -> str | None:
+        """Dotted path of the portal's ``portfolio(user) -> PortfolioSnapshot`` hook."""
+        return self._setting("ORDER_PORTFOLIO", None)
+
+    @property
+    def ORDER_INSTRUMENT(self) -> str | None:
+        """Dotted path of the portal's ``instrument(symbol) -> InstrumentInfo | None`` hook."""
+        return self._setting("ORDER_INSTRUMENT", None)
+
+    @property
+    def ORDER_EXECUTOR(self) -> str | None:
+        """Dotted path of the portal's executor: ``execute(held) -> str`` and ``release(held, status=...)``."""
+        return self._setting("ORDER_EXECUTOR", None)
+
     # -- notifications, lockout, operations (owner: ops, console) ---------------------------------------
     @property
     def LOCKOUT_FAILURES(self) -> int | None:

@@ -156,6 +156,11 @@ LOGGING = {
 AUTHGUARD_PENDING_ALLOWED_VIEWS = ["logout", "set_language", "brokerage:api-logout"]
 
 # -- order guard (owner: orders) ---------------------------------------------------------------------------
+# The portal's hooks: how authguard values a portfolio, looks up an instrument and executes a held order.
+AUTHGUARD_ORDER_PORTFOLIO = "demo_site.brokerage.services.guard_portfolio"
+AUTHGUARD_ORDER_INSTRUMENT = "demo_site.brokerage.services.guard_instrument"
+AUTHGUARD_ORDER_EXECUTOR = "demo_site.brokerage.services.held_order_executor"
+AUTHGUARD_CONFIRMATION_SECONDS = 300
 
 # -- notifications, Celery beat, operations (owner: ops, console) --------------------------------------------
 # Periodic tasks (authguard.tasks), run by `make worker` (celery worker --beat) when REDIS_URL is set.

@@ -25,6 +25,8 @@ PASSWORD = "hanako-test-2025"
 def _demo_settings(settings: Any) -> None:
     # The API's contract, not authguard's scoring, is under test here: no risk signal, so logins are allowed.
     settings.AUTHGUARD_RISK_SIGNALS = []
+    # Nor the order guard's rules: tests/test_order_api.py tests the guarded order entry.
+    settings.AUTHGUARD_ORDER_RULES = []
     settings.CSRF_FAILURE_VIEW = "demo_site.brokerage.api.csrf_failure"
 
 

@@ -30,9 +30,10 @@ from django.views import csrf as csrf_views
 from django.views import defaults
 
 from authguard.login import password_login
+from authguard.orders import OrderDenied, confirmation_json
 
 from . import services
-from .models import Order
+from .models import Order, OrderStatus
 
 #: Largest request body the API reads. Order and login bodies are a few dozen bytes.
 MAX_BODY_BYTES = 64 * 1024
@@ -253,10 +254,12 @@ def _order_json(order: Order) -> dict[str, Any]:
 
 @json_view("GET", "POST")
 def orders(request: HttpRequest) -> HttpResponse:
-    """``GET /api/orders``: the newest orders.
+    """``GET /api/orders``: the newest orders (``placed``, ``held``, ``cancelled`` or ``expired``).
 
-    ``POST /api/orders`` ``{"side", "symbol", "quantity"}``: place a market order (201 ``placed``), or get
-    400 ``invalid`` with ``errors`` and no change.
+    ``POST /api/orders`` ``{"side", "symbol", "quantity"}`` (optionally with an ``Idempotency-Key`` header):
+    through authguard's order guard, 201 ``placed``; 202 ``held`` with the ``confirmation`` the customer
+    must give (``{id, summary, methods, expires_at}``); 400 ``invalid`` with ``errors`` and no change;
+    403 ``denied``. Repeating a key answers with the first order again.
     """
     if request.method == "GET":
         rows = [_order_json(o) for o in services.order_history(request.user)[:MAX_ORDERS_LISTED]]
@@ -267,12 +270,36 @@ def orders(request: HttpRequest) -> HttpResponse:
     if unknown:
         raise invalid({key: [_("Unknown field.")] for key in unknown})
     try:
-        order = services.place_order(
-            request.user, side=data.get("side"), symbol=data.get("symbol"), quantity=data.get("quantity")
+        key = services.idempotency_key(request.headers.get("Idempotency-Key"))
+        submitted = services.submit_order(
+            request,
+            side=data.get("side"),
+            symbol=data.get("symbol"),
+            quantity=data.get("quantity"),
+            idempotency_key=key,
         )
     except services.OrderRejected as rejected:
         raise invalid(rejected.errors) from None
-    return answer("placed", 201, order_id=order.pk, order=_order_json(order))
+    except OrderDenied as denied:
+        return answer("denied", 403, message=denied.message, reasons=denied.decision.reasons)
+    order = submitted.order
+    if submitted.confirmation is not None and order.status == OrderStatus.HELD:
+        return answer(
+            "held",
+            202,
+            order_id=order.pk,
+            order=_order_json(order),
+            confirmation={
+                **confirmation_json(submitted.confirmation),
+                "url": reverse("authguard:confirm", args=[submitted.confirmation.pk]),
+            },
+        )
+    return answer(
+        "placed" if order.status == OrderStatus.PLACED else order.status,
+        201 if order.status == OrderStatus.PLACED else 200,
+        order_id=order.pk,
+        order=_order_json(order),
+    )
 
 
 def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

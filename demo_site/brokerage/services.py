@@ -29,8 +29,14 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
+
+from authguard import orders as guard_orders
+from authguard.models import HeldOrder
+from authguard.order_rules import HoldingValue, InstrumentInfo, PortfolioSnapshot
+from authguard.orders import OrderIntent, OrderNotExecutable
 
 from .instruments import INSTRUMENTS, InstrumentData
 from .models import Account, Currency, Instrument, Order, OrderStatus, Position, Side
@@ -86,6 +92,7 @@ class OrderDraft:
     amount_jpy: Decimal
     is_small_cap: bool
     avg_daily_volume: int
+    market: str = ""
 
     @property
     def amount(self) -> Decimal:
@@ -302,6 +309,7 @@ def _draft(side: str, instrument: Instrument, quantity: int) -> OrderDraft:
         amount_jpy=to_jpy(instrument.price * quantity, instrument.currency),
         is_small_cap=instrument.is_small_cap,
         avg_daily_volume=instrument.avg_daily_volume,
+        market=instrument.market,
     )
 
 
@@ -379,7 +387,11 @@ def validate_order(
 
 
 def execute_order(
-    user: AbstractBaseUser | AnonymousUser, draft: OrderDraft, *, order: Order | None = None
+    user: AbstractBaseUser | AnonymousUser,
+    draft: OrderDraft,
+    *,
+    order: Order | None = None,
+    idempotency_key: str | None = None,
 ) -> Order:
     """Execute ``draft`` at the instrument's current price and return the ``placed`` order.
 
@@ -440,6 +452,7 @@ def execute_order(
                 status=OrderStatus.PLACED,
                 executed_at=now,
                 status_changed_at=now,
+                idempotency_key=idempotency_key,
             )
         held.price = current.price
         held.amount_jpy = current.amount_jpy
@@ -450,7 +463,13 @@ def execute_order(
         return held
 
 
-def hold_order(user: AbstractBaseUser | AnonymousUser, draft: OrderDraft, *, reason: str = "") -> Order:
+def hold_order(
+    user: AbstractBaseUser | AnonymousUser,
+    draft: OrderDraft,
+    *,
+    reason: str = "",
+    idempotency_key: str | None = None,
+) -> Order:
     """Store ``draft`` as a ``held`` order awaiting confirmation; no cash or shares move."""
     account = Account.objects.filter(user_id=user.pk).first() if user.pk is not None else None
     if account is None:
@@ -467,6 +486,7 @@ def hold_order(user: AbstractBaseUser | AnonymousUser, draft: OrderDraft, *, rea
         status=OrderStatus.HELD,
         status_changed_at=now,
         status_reason=reason[:200],
+        idempotency_key=idempotency_key,
     )
 
 
@@ -476,3 +496,175 @@ def place_order(
     """Validate and execute a market order at once: the ``placed`` order, or :class:`OrderRejected`."""
     draft = validate_order(user, side=side, symbol=symbol, quantity=quantity)
     return execute_order(user, draft)
+
+
+# -- the order guard (authguard.orders) -----------------------------------------------------------------
+#
+# The portal's three hooks (demo_site/settings.py names them) and the one call that places an order through
+# the guard. HTML and JSON order entry both go through :func:`submit_order`.
+
+#: Longest ``Idempotency-Key`` accepted (the column is 64 wide).
+MAX_IDEMPOTENCY_KEY = 64
+_IDEMPOTENCY_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+
+def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
+    """``AUTHGUARD_ORDER_PORTFOLIO``: cash and holdings valued in yen, in two queries."""
+    cash = Account.objects.filter(user_id=user.pk).values_list("cash", flat=True).first()
+    positions = Position.objects.filter(account__user_id=user.pk).values_list(
+        "instrument__symbol", "quantity", "instrument__price", "instrument__currency"
+    )
+    holdings = tuple(
+        HoldingValue(symbol=symbol, quantity=quantity, value=to_jpy(price * quantity, currency))
+        for symbol, quantity, price, currency in positions
+    )
+    return PortfolioSnapshot(currency=Currency.JPY, cash=cash or Decimal(0), holdings=holdings)
+
+
+def guard_instrument(symbol: str) -> InstrumentInfo | None:
+    """``AUTHGUARD_ORDER_INSTRUMENT``: price, average daily volume, market and listing of ``symbol``."""
+    instrument = Instrument.objects.filter(symbol=symbol).first()
+    if instrument is None:
+        return None
+    return InstrumentInfo(
+        symbol=instrument.symbol,
+        name=instrument.name,
+        price=instrument.price,
+        currency=instrument.currency,
+        market=instrument.market,
+        listing_country=instrument.listing_country,
+        avg_daily_volume=instrument.avg_daily_volume,
+        is_small_cap=instrument.is_small_cap,
+        fx_rate=JPY_PER_UNIT[instrument.currency],
+    )
+
+
+class HeldOrderExecutor:
+    """``AUTHGUARD_ORDER_EXECUTOR``: executes a held order from authguard's stored canonical order.
+
+    The brokerage's own ``held`` :class:`Order` row must still describe exactly that order (same account,
+    side, instrument and quantity); :func:`execute_order` then places it once, under row locks.
+    """
+
+    def _held_order(self, held: HeldOrder) -> Order:
+        order = Order.objects.select_related("account").filter(pk=int(held.portal_ref or 0)).first()
+        if order is None or order.account.user_id != held.user_id:
+            raise OrderNotExecutable(_("The portal has no such order."))
+        return order
+
+    def execute(self, held: HeldOrder) -> str:
+        stored = guard_orders.stored_order(held)
+        order = self._held_order(held)
+        instrument = Instrument.objects.filter(symbol=stored["symbol"]).first()
+        # SECURITY: the portal's copy must be the order the customer confirmed, or nothing executes.
+        if (
+            instrument is None
+            or stored["account"] != str(order.account_id)
+            or (order.side, order.instrument_id, order.quantity)
+            != (stored["side"], instrument.pk, stored["quantity"])
+        ):
+            raise OrderNotExecutable(_("The order does not match the one held for confirmation."))
+        try:
+            placed = execute_order(
+                order.account.user, _draft(stored["side"], instrument, stored["quantity"]), order=order
+            )
+        except OrderRejected as rejected:
+            raise OrderNotExecutable(rejected.message) from None
+        return str(placed.pk)
+
+    def release(self, held: HeldOrder, *, status: str) -> None:
+        new_status = OrderStatus.EXPIRED if status == HeldOrder.Status.EXPIRED else OrderStatus.CANCELLED
+        reason = held.failure or str(HeldOrder.Status(status).label)
+        Order.objects.filter(pk=int(held.portal_ref or 0), status=OrderStatus.HELD).update(
+            status=new_status, status_changed_at=timezone.now(), status_reason=reason[:200]
+        )
+
+
+held_order_executor = HeldOrderExecutor()
+
+
+def order_intent(user: AbstractBaseUser | AnonymousUser, draft: OrderDraft) -> OrderIntent:
+    """The guard's description of a validated order."""
+    account_id = Account.objects.filter(user_id=user.pk).values_list("pk", flat=True).first()
+    return OrderIntent(
+        account=str(account_id),
+        side=draft.side,
+        symbol=draft.symbol,
+        quantity=draft.quantity,
+        price=draft.price,
+        currency=draft.currency,
+        market=draft.market,
+    )
+
+
+def idempotency_key(value: object) -> str | None:
+    """A usable ``Idempotency-Key`` header value, ``None`` when absent; raises for a malformed one."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _IDEMPOTENCY_RE.fullmatch(value):
+        raise OrderRejected(
+            {"idempotency_key": [_("The Idempotency-Key must be 1 to 64 letters, digits or ._:-")]}
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What :func:`submit_order` did: ``order`` is ``placed`` or ``held`` (then ``confirmation`` is set)."""
+
+    order: Order
+    confirmation: HeldOrder | None = None
+    replayed: bool = False
+
+    @property
+    def held(self) -> bool:
+        return self.confirmation is not None
+
+
+def submit_order(
+    request: HttpRequest,
+    *,
+    side: object,
+    symbol: object,
+    quantity: object,
+    idempotency_key: str | None = None,
+) -> Submitted:
+    """Validate an order and submit it through authguard's order guard: placed at once, or held until the
+    customer confirms it. The same ``idempotency_key`` answers with the first order, never a second one.
+
+    Raises :class:`OrderRejected` (invalid, unaffordable) or ``authguard.orders.OrderDenied``.
+    """
+    user = request.user
+    draft = validate_order(user, side=side, symbol=symbol, quantity=quantity)
+    intent = order_intent(user, draft)
+    with transaction.atomic():
+        guard_orders.lock_customer(user)
+        if idempotency_key is not None:
+            # SECURITY: checked under the customer's lock, so parallel retries find the first order.
+            existing = Order.objects.filter(account__user_id=user.pk, idempotency_key=idempotency_key).first()
+            if existing is not None:
+                held = HeldOrder.objects.filter(user_id=user.pk, portal_ref=str(existing.pk)).first()
+                return Submitted(existing, held, replayed=True)
+        outcome = guard_orders.submit_order(
+            request,
+            user=user,
+            intent=intent,
+            place=lambda: execute_order(user, draft, idempotency_key=idempotency_key),
+            hold=lambda decision: hold_order(
+                user, draft, reason=", ".join(decision.reasons), idempotency_key=idempotency_key
+            ),
+        )
+    if isinstance(outcome, guard_orders.Held):
+        return Submitted(outcome.portal_result, outcome.confirmation)
+    return Submitted(outcome.result)
+
+
+def pending_confirmations(
+    user: AbstractBaseUser | AnonymousUser, orders: Iterable[Order]
+) -> dict[int, HeldOrder]:
+    """The pending authguard confirmation of each held order in ``orders``, by order id."""
+    refs = [str(o.pk) for o in orders if o.status == OrderStatus.HELD]
+    if not refs or user.pk is None:
+        return {}
+    rows = HeldOrder.objects.filter(user_id=user.pk, portal_ref__in=refs, status=HeldOrder.Status.PENDING)
+    return {int(h.portal_ref): h for h in rows}

@@ -6,8 +6,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_safe
+
+from authguard.orders import OrderDenied, confirmation_json
 
 from . import services
 from .forms import OrderForm
@@ -27,15 +30,26 @@ def portfolio(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def trade(request: HttpRequest) -> HttpResponse:
-    """Order entry: a placed order redirects to the history; a refused one says why and changes nothing."""
+    """Order entry through authguard's order guard: a placed order redirects to the history, a held one to
+    its confirmation page, and a refused one says why and changes nothing."""
     if request.method == "POST":
         form = OrderForm(request.POST)
         if form.is_valid():
             try:
-                order = services.place_order(request.user, **form.cleaned_data)
+                submitted = services.submit_order(request, **form.cleaned_data)
             except services.OrderRejected as rejected:
                 form.add_rejection(rejected)
+            except OrderDenied as denied:
+                form.add_error(None, denied.message)
             else:
+                order = submitted.order
+                if submitted.confirmation is not None:
+                    messages.warning(
+                        request,
+                        _("Order %(id)s is on hold until you confirm it: %(summary)s")
+                        % {"id": order.pk, "summary": confirmation_json(submitted.confirmation)["summary"]},
+                    )
+                    return redirect("authguard:confirm", submitted.confirmation.pk)
                 messages.success(
                     request,
                     _("Order %(id)s placed: %(side)s %(quantity)s × %(symbol)s at %(price)s.")
@@ -63,8 +77,12 @@ def trade(request: HttpRequest) -> HttpResponse:
 @require_safe
 @login_required
 def orders(request: HttpRequest) -> HttpResponse:
-    """The customer's orders, newest first."""
-    return render(request, "brokerage/orders.html", {"orders": services.order_history(request.user)[:200]})
+    """The customer's orders, newest first; held ones link to their confirmation and can be cancelled."""
+    rows = list(services.order_history(request.user)[:200])
+    confirmations = services.pending_confirmations(request.user, rows)
+    for order in rows:
+        order.confirmation = confirmations.get(order.pk)  # type: ignore[attr-defined]
+    return render(request, "brokerage/orders.html", {"orders": rows})
 
 
 @require_safe
@@ -81,5 +99,8 @@ def instruments(request: HttpRequest) -> HttpResponse:
 @require_safe
 @login_required
 def security(request: HttpRequest) -> HttpResponse:
-    """Security settings: passkeys and authenticator apps (filled in by authguard's work)."""
-    return render(request, "brokerage/security.html")
+    """Security settings live in authguard (passkeys, authenticator apps, devices): redirect there."""
+    try:
+        return redirect(reverse("authguard:security"))
+    except NoReverseMatch:
+        return render(request, "brokerage/security.html")

@@ -1,0 +1,607 @@
+"""The order guard's rules: pure functions of one order's facts, pluggable like the risk signals.
+
+Configure them like ``AUTH_PASSWORD_VALIDATORS``::
+
+    AUTHGUARD_ORDER_RULES = [
+        {"NAME": "authguard.order_rules.MassLiquidation", "OPTIONS": {"max_share": 0.4}},
+        {"NAME": "authguard.order_rules.IlliquidBuy", "OPTIONS": {}},
+    ]
+
+Each rule reads an :class:`OrderFacts` (gathered by :mod:`authguard.orders` in a few queries; rules do no
+I/O) and returns :class:`RuleFinding` objects with a stable ``code``, a severity, a translatable reason and
+the evidence behind it. Any finding holds the order for the customer's confirmation (or denies it, for a
+rule configured with ``"action": "deny"``); no finding lets it through.
+
+Amounts are in the portfolio's currency (the portal's :class:`PortfolioSnapshot` says which); shares are
+fractions (``0.5`` is 50 %).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from django.core.signals import setting_changed
+from django.utils.functional import Promise, lazy
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
+
+#: Severity of a finding: the decision carries the highest one, and the admin sorts by it.
+LOW, MEDIUM, HIGH, CRITICAL = 1, 2, 3, 4
+
+HOLD = "hold"
+DENY = "deny"
+
+#: The built-in rules, in the order their findings are reported.
+DEFAULT_ORDER_RULES: list[dict[str, Any]] = [
+    {"NAME": "authguard.order_rules.MassLiquidation", "OPTIONS": {}},
+    {"NAME": "authguard.order_rules.IlliquidBuy", "OPTIONS": {}},
+    {"NAME": "authguard.order_rules.Pivot", "OPTIONS": {}},
+    {"NAME": "authguard.order_rules.RiskySession", "OPTIONS": {}},
+    {"NAME": "authguard.order_rules.Campaign", "OPTIONS": {}},
+]
+
+#: Daily traded value (portfolio currency) under which an instrument counts as illiquid, unless the
+#: configured :class:`IlliquidBuy` sets its own ``liquidity_floor``: ¥100 million a day.
+DEFAULT_LIQUIDITY_FLOOR = 100_000_000
+#: Hours after sign-in during which a stepped-up, re-scored or new-device session counts as risky.
+DEFAULT_RISKY_SESSION_HOURS = 24
+
+
+# -- what the portal tells the guard -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HoldingValue:
+    """One position of a portfolio, valued in the portfolio's currency."""
+
+    symbol: str
+    quantity: int
+    value: Decimal
+
+
+@dataclass(frozen=True)
+class PortfolioSnapshot:
+    """A customer's cash and holdings, all valued in ``currency`` (the ``AUTHGUARD_ORDER_PORTFOLIO`` hook)."""
+
+    currency: str
+    cash: Decimal
+    holdings: tuple[HoldingValue, ...] = ()
+
+    @property
+    def holdings_value(self) -> Decimal:
+        return sum((h.value for h in self.holdings), Decimal(0))
+
+    @property
+    def total_value(self) -> Decimal:
+        return self.cash + self.holdings_value
+
+    def holding(self, symbol: str) -> HoldingValue | None:
+        """The position in ``symbol``, or ``None``."""
+        return next((h for h in self.holdings if h.symbol == symbol), None)
+
+
+@dataclass(frozen=True)
+class InstrumentInfo:
+    """What the guard needs to know about an instrument (the ``AUTHGUARD_ORDER_INSTRUMENT`` hook).
+
+    Give the average daily traded value (in the portfolio's currency) or the average daily volume in shares
+    (the guard multiplies by ``price`` and ``fx_rate``). ``fx_rate`` converts one unit of the instrument's
+    ``currency`` into the portfolio's currency.
+    """
+
+    symbol: str
+    price: Decimal
+    currency: str
+    market: str
+    listing_country: str
+    avg_daily_volume: int | None = None
+    avg_daily_value: Decimal | None = None
+    is_small_cap: bool = False
+    fx_rate: Decimal = Decimal(1)
+    name: str = ""
+
+    @property
+    def daily_value(self) -> Decimal | None:
+        """Average value traded per day in the portfolio's currency, or ``None`` when unknown."""
+        if self.avg_daily_value is not None:
+            return Decimal(self.avg_daily_value)
+        if self.avg_daily_volume is not None:
+            return Decimal(self.avg_daily_volume) * self.price * self.fx_rate
+        return None
+
+    def value_of(self, quantity: int) -> Decimal:
+        """The value of ``quantity`` shares in the portfolio's currency."""
+        return (self.price * quantity * self.fx_rate).quantize(Decimal("0.01"))
+
+
+# -- what the guard gathered -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowTotals:
+    """The customer's guarded orders since ``start`` (placed and held; cancelled and expired ones not)."""
+
+    hours: int
+    start: datetime
+    sells_placed: Decimal = Decimal(0)
+    sells_held: Decimal = Decimal(0)
+    buys_placed: Decimal = Decimal(0)
+    illiquid_buys: int = 0
+
+    @property
+    def sells(self) -> Decimal:
+        return self.sells_placed + self.sells_held
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """The signed-in session behind the order (from :func:`authguard.stepup.session_state`).
+
+    ``known`` is false when the session carries no authguard state: the guard then treats it as risky.
+    """
+
+    known: bool
+    login_action: str = ""
+    stepped_up: bool = False
+    rescored: bool = False
+    new_device: bool = False
+    low_risk: bool = False
+    login_at: datetime | None = None
+
+    def risky(self, *, now: datetime, hours: int) -> bool:
+        """Stepped up, re-scored, started on a new device or at a risky login within ``hours``; or unknown."""
+        if not self.known:
+            # SECURITY: no state is no evidence of a safe session: fail closed.
+            return True
+        recent = self.login_at is None or now - self.login_at <= timedelta(hours=hours)
+        flagged = self.stepped_up or self.rescored or self.new_device or self.login_action != "allow"
+        return recent and flagged
+
+    def reasons(self) -> list[str]:
+        if not self.known:
+            return ["unknown_session"]
+        names = [
+            ("stepped_up", self.stepped_up),
+            ("rescored", self.rescored),
+            ("new_device", self.new_device),
+        ]
+        found = [name for name, on in names if on]
+        if self.login_action and self.login_action != "allow" and not self.stepped_up:
+            found.append("risky_login")
+        return found
+
+
+@dataclass(frozen=True)
+class CampaignFacts:
+    """Buys of one illiquid instrument across all accounts within the campaign window."""
+
+    flagged: bool
+    accounts: int = 0
+    risky_accounts: int = 0
+    hours: int = 0
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """Everything a rule may read about one order. ``amount`` is in the portfolio's currency."""
+
+    side: str
+    symbol: str
+    quantity: int
+    amount: Decimal
+    instrument: InstrumentInfo
+    portfolio: PortfolioSnapshot
+    windows: dict[int, WindowTotals]
+    session: SessionFacts
+    now: datetime
+    illiquid: bool
+    session_risky: bool
+    home_country: str = "JP"
+    #: Whether the customer never traded nor held the instrument (``None``: not looked up).
+    first_trade: bool | None = None
+    campaign: CampaignFacts | None = None
+
+    @property
+    def is_sell(self) -> bool:
+        return self.side == "sell"
+
+    @property
+    def is_buy(self) -> bool:
+        return self.side == "buy"
+
+    def window(self, hours: int) -> WindowTotals:
+        return self.windows[hours]
+
+    def sold_share(self, hours: int) -> tuple[Decimal, Decimal, Decimal]:
+        """``(share, sold, base)``: sells in the window including this order, against the holdings' value
+        at the window's start (today's holdings plus what was sold, minus what was bought, since then)."""
+        totals = self.window(hours)
+        sold = totals.sells + (self.amount if self.is_sell else Decimal(0))
+        holdings_now = self.portfolio.holdings_value
+        base = holdings_now + totals.sells_placed - totals.buys_placed
+        base = max(base, holdings_now, sold)
+        if base <= 0:
+            return Decimal(0), sold, Decimal(0)
+        return sold / base, sold, base
+
+
+@dataclass(frozen=True)
+class RuleFinding:
+    """One reason to hold (or deny) an order."""
+
+    code: str
+    severity: int
+    reason: str | Promise
+    action: str = HOLD
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able form with the reason in English (for the ledger, the admin and the evidence)."""
+        from django.utils import translation
+
+        with translation.override("en"):
+            reason = str(self.reason)
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "reason": reason,
+            "action": self.action,
+            "evidence": _jsonable(self.evidence),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# -- rules -----------------------------------------------------------------------------------------------
+
+
+class OrderRule:
+    """Base class of order rules. Subclasses take their ``OPTIONS`` as keyword arguments.
+
+    Every rule accepts ``action`` (``"hold"``, the default, or ``"deny"``). Unknown options and
+    non-numbers where a number is expected raise, so ``authguard.E020`` catches typos at start-up.
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **options: Any) -> None:
+        defaults = {"action": HOLD, **self.defaults}
+        unknown = set(options) - set(defaults)
+        if unknown:
+            raise TypeError(f"unknown options {sorted(unknown)}")
+        merged = {**defaults, **options}
+        for key, value in merged.items():
+            default = defaults[key]
+            numeric = isinstance(default, int | float) and not isinstance(default, bool)
+            if numeric and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+                raise ValueError(f"option {key!r} must be a non-negative number")
+        if merged["action"] not in (HOLD, DENY):
+            raise ValueError("option 'action' must be 'hold' or 'deny'")
+        self.options = merged
+
+    @property
+    def action(self) -> str:
+        return str(self.options["action"])
+
+    def window_hours(self) -> int | None:
+        """The rolling window (hours) this rule reads from :attr:`OrderFacts.windows`, if any."""
+        hours = self.options.get("window_hours")
+        return int(hours) if hours is not None else None
+
+    def evaluate(self, facts: OrderFacts) -> Iterable[RuleFinding]:
+        raise NotImplementedError
+
+
+def _interpolate(template: str | Promise, params: dict[str, Any]) -> str:
+    return str(template) % params
+
+
+#: ``reason(template, params)``: a translatable reason rendered in whatever language is active when shown.
+reason = lazy(_interpolate, str)
+
+
+def _percent(share: Decimal | float) -> int:
+    return round(float(share) * 100)
+
+
+class MassLiquidation(OrderRule):
+    """Sells within ``window_hours`` above ``max_share`` of the holdings' value at the window's start.
+
+    Placed and held sells count, however the selling is split (20 sells of 5 % are 100 %).
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {"window_hours": 24, "max_share": 0.5}
+
+    def evaluate(self, facts: OrderFacts) -> Iterable[RuleFinding]:
+        if not facts.is_sell:
+            return
+        hours = int(self.options["window_hours"])
+        share, sold, base = facts.sold_share(hours)
+        if share > Decimal(str(self.options["max_share"])):
+            yield RuleFinding(
+                "mass_liquidation",
+                HIGH,
+                reason(
+                    _(
+                        "Sells within %(hours)s hours would reach %(share)s %% of your holdings "
+                        "(limit %(limit)s %%)."
+                    ),
+                    {"hours": hours, "share": _percent(share), "limit": _percent(self.options["max_share"])},
+                ),
+                self.action,
+                {"share": round(float(share), 4), "sold": sold, "base": base, "hours": hours},
+            )
+
+
+class IlliquidBuy(OrderRule):
+    """A buy large against the instrument's average daily traded value, a buy of an instrument under the
+    liquidity floor, or a first trade in a foreign small cap.
+
+    ``max_adv_share``: largest share of a day's traded value one buy may be. ``liquidity_floor``: daily
+    traded value under which an instrument is illiquid; buys of one are held above ``floor_max_amount`` or
+    above ``floor_max_share`` of the portfolio. ``home_country``: where the portal's own market is.
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {
+        "max_adv_share": 0.05,
+        "liquidity_floor": DEFAULT_LIQUIDITY_FLOOR,
+        "floor_max_amount": 1_000_000,
+        "floor_max_share": 0.2,
+        "foreign_small_cap": True,
+        "home_country": "JP",
+    }
+
+    def evaluate(self, facts: OrderFacts) -> Iterable[RuleFinding]:
+        if not facts.is_buy:
+            return
+        daily = facts.instrument.daily_value
+        if daily is None or daily <= 0:
+            yield RuleFinding(
+                "illiquid_unknown",
+                MEDIUM,
+                reason(_("The trading volume of %(symbol)s is unknown."), {"symbol": facts.symbol}),
+                self.action,
+            )
+            return
+        adv_share = facts.amount / daily
+        if adv_share > Decimal(str(self.options["max_adv_share"])):
+            yield RuleFinding(
+                "illiquid_buy_large",
+                HIGH,
+                reason(
+                    _("This buy is %(share)s %% of what %(symbol)s trades in a day."),
+                    {"share": _percent(adv_share), "symbol": facts.symbol},
+                ),
+                self.action,
+                {"adv_share": round(float(adv_share), 4), "daily_value": daily},
+            )
+        elif daily < Decimal(self.options["liquidity_floor"]):
+            total = facts.portfolio.total_value
+            portfolio_share = facts.amount / total if total > 0 else Decimal(1)
+            if facts.amount > Decimal(self.options["floor_max_amount"]) or portfolio_share > Decimal(
+                str(self.options["floor_max_share"])
+            ):
+                yield RuleFinding(
+                    "illiquid_buy_thin",
+                    MEDIUM,
+                    reason(
+                        _("%(symbol)s is thinly traded and this buy is %(share)s %% of your portfolio."),
+                        {"symbol": facts.symbol, "share": _percent(portfolio_share)},
+                    ),
+                    self.action,
+                    {"daily_value": daily, "portfolio_share": round(float(portfolio_share), 4)},
+                )
+        instrument = facts.instrument
+        foreign = instrument.listing_country.upper() != str(self.options["home_country"]).upper()
+        if self.options["foreign_small_cap"] and instrument.is_small_cap and foreign and facts.first_trade:
+            yield RuleFinding(
+                "foreign_small_cap_first_trade",
+                MEDIUM,
+                reason(
+                    _("This is your first trade in %(symbol)s, a small company listed abroad."),
+                    {"symbol": facts.symbol},
+                ),
+                self.action,
+                {"listing_country": instrument.listing_country},
+            )
+
+
+class Pivot(OrderRule):
+    """A buy of an illiquid instrument after selling more than ``min_sold_share`` of the holdings within
+    ``window_hours``: the signature of the 2025 account takeovers, held at the highest severity."""
+
+    defaults: ClassVar[dict[str, Any]] = {"window_hours": 24, "min_sold_share": 0.3}
+
+    def evaluate(self, facts: OrderFacts) -> Iterable[RuleFinding]:
+        if not (facts.is_buy and facts.illiquid):
+            return
+        hours = int(self.options["window_hours"])
+        share, sold, base = facts.sold_share(hours)
+        if share >= Decimal(str(self.options["min_sold_share"])):
+            yield RuleFinding(
+                "liquidate_and_pivot",
+                CRITICAL,
+                reason(
+                    _(
+                        "After selling %(share)s %% of your holdings within %(hours)s hours, this order buys "
+                        "%(symbol)s, a thinly traded stock."
+                    ),
+                    {"share": _percent(share), "hours": hours, "symbol": facts.symbol},
+                ),
+                self.action,
+                {"sold_share": round(float(share), 4), "sold": sold, "hours": hours},
+            )
+
+
+class RiskySession(OrderRule):
+    """Lower limits for a session that was stepped up, re-scored or started on a new device within
+    ``hours`` (or that carries no authguard state): sells above ``max_sell_share`` within ``window_hours``,
+    and buys of illiquid instruments above ``max_illiquid_amount``, are held."""
+
+    defaults: ClassVar[dict[str, Any]] = {
+        "hours": DEFAULT_RISKY_SESSION_HOURS,
+        "window_hours": 24,
+        "max_sell_share": 0.25,
+        "max_illiquid_amount": 300_000,
+    }
+
+    def evaluate(self, facts: OrderFacts) -> Iterable[RuleFinding]:
+        if not facts.session.risky(now=facts.now, hours=int(self.options["hours"])):
+            return
+        evidence = {"session": facts.session.reasons()}
+        if facts.is_sell:
+            share, _sold, _base = facts.sold_share(int(self.options["window_hours"]))
+            if share > Decimal(str(self.options["max_sell_share"])):
+                yield RuleFinding(
+                    "risky_session_sell",
+                    HIGH,
+                    reason(
+                        _(
+                            "This session started recently on a new device or after a security check; sells "
+                            "above %(limit)s %% of your holdings need your confirmation."
+                        ),
+                        {"limit": _percent(self.options["max_sell_share"])},
+                    ),
+                    self.action,
+                    {**evidence, "share": round(float(share), 4)},
+                )
+        elif facts.illiquid and facts.amount > Decimal(self.options["max_illiquid_amount"]):
+            yield RuleFinding(
+                "risky_session_illiquid_buy",
+                HIGH,
+                reason(
+                    _(
+                        "This session started recently on a new device or after a security check; buying "
+                        "thinly traded %(symbol)s needs your confirmation."
+                    ),
+                    {"symbol": facts.symbol},
+                ),
+                self.action,
+                evidence,
+            )
+
+
+class Campaign(OrderRule):
+    """Many accounts buying one illiquid instrument within ``window_hours``: at ``accounts`` distinct buyers
+    (or ``risky_accounts`` from risky sessions) the instrument is flagged, the admins are alerted, and every
+    further buy of it is held for every account until an admin clears the flag."""
+
+    defaults: ClassVar[dict[str, Any]] = {"window_hours": 6, "accounts": 10, "risky_accounts": 5}
+
+    def campaign_hours(self) -> int:
+        return int(self.options["window_hours"])
+
+    def window_hours(self) -> int | None:
+        return None  # reads CampaignFacts, not the customer's own window
+
+    def evaluate(self, facts: OrderFacts) -> Iterable[RuleFinding]:
+        campaign = facts.campaign
+        if not facts.is_buy or campaign is None:
+            return
+        if campaign.flagged:
+            yield RuleFinding(
+                "campaign_instrument",
+                CRITICAL,
+                reason(
+                    _(
+                        "Many accounts have been buying %(symbol)s at once; "
+                        "buys of it need your confirmation."
+                    ),
+                    {"symbol": facts.symbol},
+                ),
+                self.action,
+                {"accounts": campaign.accounts},
+            )
+            return
+        if campaign.accounts >= int(self.options["accounts"]) or campaign.risky_accounts >= int(
+            self.options["risky_accounts"]
+        ):
+            yield RuleFinding(
+                "campaign_detected",
+                CRITICAL,
+                reason(
+                    _(
+                        "Many accounts have been buying %(symbol)s at once; "
+                        "buys of it need your confirmation."
+                    ),
+                    {"symbol": facts.symbol},
+                ),
+                self.action,
+                {
+                    "accounts": campaign.accounts,
+                    "risky_accounts": campaign.risky_accounts,
+                    "hours": campaign.hours,
+                    "flag": True,
+                },
+            )
+
+
+# -- configuration ---------------------------------------------------------------------------------------
+
+
+def build_rules(config: Sequence[dict[str, Any]]) -> tuple[OrderRule, ...]:
+    """Instantiate a ``[{"NAME", "OPTIONS"}]`` list."""
+    return tuple(import_string(entry["NAME"])(**entry.get("OPTIONS", {})) for entry in config)
+
+
+@functools.lru_cache(maxsize=1)
+def configured_rules() -> tuple[OrderRule, ...]:
+    """The rules of ``AUTHGUARD_ORDER_RULES``, built once per process (rebuilt when settings change)."""
+    from .conf import app_settings
+
+    return build_rules(app_settings.ORDER_RULES)
+
+
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "AUTHGUARD_ORDER_RULES":
+        configured_rules.cache_clear()
+
+
+setting_changed.connect(_settings_changed)
+
+
+def rules_problem(raw: Any) -> str | None:
+    """Say what is wrong with an order-rule list (import and construct each), or ``None`` when valid."""
+    if not isinstance(raw, list | tuple):
+        return "it must be a list"
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, dict) or "NAME" not in entry:
+            return f"entry {index} must be a dict with a 'NAME'"
+        unknown = set(entry) - {"NAME", "OPTIONS"}
+        if unknown:
+            return f"entry {index} has unknown keys {sorted(unknown)}"
+        options = entry.get("OPTIONS", {})
+        if not isinstance(options, dict):
+            return f"entry {index}: 'OPTIONS' must be a dict"
+        try:
+            klass = import_string(entry["NAME"])
+        except ImportError as exc:
+            return f"entry {index}: cannot import {entry['NAME']!r} ({exc})"
+        if not (isinstance(klass, type) and issubclass(klass, OrderRule)):
+            return f"entry {index}: {entry['NAME']} is not an OrderRule"
+        try:
+            klass(**options)
+        except (TypeError, ValueError) as exc:
+            return f"entry {index}: {entry['NAME']} rejects its OPTIONS ({exc})"
+    return None
+
+
+def rule_option(rules: Sequence[OrderRule], kind: type[OrderRule], name: str, default: Any) -> Any:
+    """The option ``name`` of the first configured rule of class ``kind``, else ``default``."""
+    for rule in rules:
+        if isinstance(rule, kind):
+            return rule.options.get(name, default)
+    return default

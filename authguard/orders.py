@@ -1,0 +1,1042 @@
+"""The order guard: hold liquidations and illiquid pivots until the customer confirms, bound to the order.
+
+A portal describes an order as an :class:`OrderIntent` and submits it through :func:`submit_order`, giving a
+``place`` callable (and, for holds, a ``hold`` callable)::
+
+    outcome = orders.submit_order(request, user=request.user, intent=intent,
+                                  place=lambda: services.execute_order(user, draft),
+                                  hold=lambda decision: services.hold_order(user, draft).pk)
+    if isinstance(outcome, orders.Held):
+        return JsonResponse({"status": "held", "confirmation": outcome.as_json()}, status=202)
+
+The portal's data reaches the guard through three hooks named by dotted paths in settings:
+``AUTHGUARD_ORDER_PORTFOLIO`` (``user -> PortfolioSnapshot``), ``AUTHGUARD_ORDER_INSTRUMENT``
+(``symbol -> InstrumentInfo | None``) and ``AUTHGUARD_ORDER_EXECUTOR`` (an object with
+``execute(held) -> str`` that executes a held order's *stored* canonical order, and
+``release(held, *, status)`` that closes the portal's copy of an order that will never execute).
+
+Held orders use dynamic linking: the exact canonical order JSON and its SHA-256 ``digest`` are stored with a
+random ``nonce``, and the passkey challenge is ``sha256(nonce || digest)``, so an assertion confirms this
+order and no other. A confirmation is single-use, expires (``AUTHGUARD_CONFIRMATION_SECONDS``), is bound to
+the session that placed the order, and executes the stored order exactly once, under row locks.
+
+Concurrency: :func:`submit_order` locks the customer's user row (``SELECT ... FOR UPDATE``; on SQLite the
+``IMMEDIATE`` transaction mode serialises writers) before it reads the rolling window, so parallel orders
+queue up and cannot all slip under the limit.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Generic, Protocol, TypeVar
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.http import HttpRequest
+from django.utils import timezone, translation
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from .conf import app_settings
+from .exceptions import AuthguardError, InvalidCredential
+from .models import CampaignFlag, GuardedOrder, GuardStatus, HeldOrder
+from .order_rules import (
+    DEFAULT_LIQUIDITY_FLOOR,
+    DEFAULT_RISKY_SESSION_HOURS,
+    DENY,
+    HIGH,
+    HOLD,
+    CampaignFacts,
+    IlliquidBuy,
+    InstrumentInfo,
+    OrderFacts,
+    OrderRule,
+    PortfolioSnapshot,
+    RiskySession,
+    RuleFinding,
+    SessionFacts,
+    WindowTotals,
+    configured_rules,
+    rule_option,
+)
+from .order_rules import Campaign as CampaignRule
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ALLOW = "allow"
+#: Session key of the random token that binds held orders to the session that placed them. It lives in
+#: the session's data, so it survives the key rotation of a step-up (``cycle_key``) but no other session
+#: (or a new login, which flushes the session) ever has it.
+BINDING_SESSION_KEY = "_authguard_order_binding"
+#: Largest canonical order accepted back from the database (a tampered row is refused, not parsed).
+CANONICAL_VERSION = 1
+
+
+# -- the portal's order ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    """An order as the portal describes it: who trades what, how much, at which quoted price."""
+
+    account: str
+    side: str
+    symbol: str
+    quantity: int
+    price: Decimal
+    currency: str
+    market: str
+
+    def __post_init__(self) -> None:
+        if self.side not in ("buy", "sell"):
+            raise ValueError(f"side must be 'buy' or 'sell', not {self.side!r}")
+        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int) or self.quantity < 1:
+            raise ValueError(f"quantity must be a positive int, not {self.quantity!r}")
+        if not isinstance(self.price, Decimal) or not self.price.is_finite() or self.price <= 0:
+            raise ValueError(f"price must be a positive Decimal, not {self.price!r}")
+
+
+@dataclass(frozen=True)
+class OrderDecision:
+    """The guard's answer: ``allow``, ``hold`` (with the findings that say why) or ``deny``."""
+
+    action: str
+    findings: tuple[RuleFinding, ...] = ()
+    facts: OrderFacts | None = None
+
+    @property
+    def severity(self) -> int:
+        return max((f.severity for f in self.findings), default=0)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Finding codes, most severe first."""
+        return [f.code for f in sorted(self.findings, key=lambda f: -f.severity)]
+
+    @property
+    def allowed(self) -> bool:
+        return self.action == ALLOW
+
+    def messages(self) -> list[str]:
+        """The findings' reasons in the active language, most severe first."""
+        return [str(f.reason) for f in sorted(self.findings, key=lambda f: -f.severity)]
+
+
+@dataclass(frozen=True)
+class Placed(Generic[T]):
+    """The order was allowed and placed: ``result`` is what the portal's ``place()`` returned."""
+
+    result: T
+    decision: OrderDecision
+
+
+@dataclass(frozen=True)
+class Held:
+    """The order is held until the customer confirms it; ``portal_result`` is what ``hold()`` returned."""
+
+    confirmation: HeldOrder
+    decision: OrderDecision
+    portal_result: Any = None
+
+    def as_json(self) -> dict[str, Any]:
+        """CONTRACTS section 3: ``{id, summary, methods, expires_at}`` (plus ``reasons``)."""
+        return confirmation_json(self.confirmation)
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """A held order was confirmed and executed exactly once; ``result_ref`` is the portal's reference."""
+
+    confirmation: HeldOrder
+    result_ref: str
+
+
+class Executor(Protocol):
+    """What ``AUTHGUARD_ORDER_EXECUTOR`` names."""
+
+    def execute(self, held: HeldOrder) -> str:
+        """Execute the held order's stored canonical order; return the portal's reference. Raise
+        :class:`OrderNotExecutable` to refuse (nothing the executor wrote is kept)."""
+
+    def release(self, held: HeldOrder, *, status: str) -> None:
+        """The held order was cancelled, expired or failed: close the portal's copy of it."""
+
+
+# -- exceptions ---------------------------------------------------------------------------------------------
+
+
+class OrderDenied(AuthguardError):
+    """The guard refused the order outright (a rule configured with ``"action": "deny"``)."""
+
+    default_code = "denied"
+    default_message = gettext_lazy("This order cannot be placed from this session.")
+
+    def __init__(self, decision: OrderDecision) -> None:
+        super().__init__()
+        self.decision = decision
+
+
+class OrderNotExecutable(AuthguardError):
+    """Raised by the portal's executor: the stored order can no longer be executed (funds, holdings...)."""
+
+    default_code = "not_executable"
+    default_message = gettext_lazy("This order can no longer be executed.")
+
+
+class ConfirmationError(AuthguardError):
+    """A confirmation attempt failed; ``http_status`` is the answer of CONTRACTS section 4."""
+
+    http_status = 400
+
+
+class ConfirmationNotFound(ConfirmationError):
+    """No such pending confirmation for this customer in this session (also for another session's)."""
+
+    http_status = 404
+    default_code = "not_found"
+    default_message = gettext_lazy("There is no such order waiting for your confirmation.")
+
+
+class ConfirmationGone(ConfirmationError):
+    """The confirmation expired, was cancelled, or was already used."""
+
+    http_status = 410
+    default_code = "gone"
+    default_message = gettext_lazy("This order is no longer waiting for confirmation.")
+
+
+class ConfirmationInvalid(ConfirmationError):
+    """The passkey or code did not verify, the method is not allowed, or the factor is cooling off."""
+
+    http_status = 400
+    default_code = "invalid"
+    default_message = gettext_lazy("The confirmation failed.")
+
+
+class GuardMisconfigured(ImproperlyConfigured):
+    """A portal hook setting is missing or does not import."""
+
+
+# -- hooks --------------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _import(path: str) -> Any:
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise GuardMisconfigured(f"authguard order guard: cannot import {path!r} ({exc})") from exc
+
+
+def _hook(name: str) -> Any:
+    path = getattr(app_settings, name)
+    if not path:
+        raise GuardMisconfigured(f"AUTHGUARD_{name} is not set: the order guard needs the portal's hook.")
+    return _import(path)
+
+
+def _executor() -> Executor:
+    target = _hook("ORDER_EXECUTOR")
+    return target() if isinstance(target, type) else target
+
+
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("AUTHGUARD_ORDER_"):
+        _import.cache_clear()
+
+
+setting_changed.connect(_settings_changed)
+
+
+# -- gathering the facts -------------------------------------------------------------------------------
+
+
+def _session_facts(request: HttpRequest | None) -> SessionFacts:
+    try:
+        from .stepup import session_state
+    except ImportError:  # pragma: no cover - stepup is part of authguard
+        return SessionFacts(known=False)
+    state = session_state(request) if request is not None else None
+    if state is None:
+        return SessionFacts(known=False)
+    return SessionFacts(
+        known=True,
+        login_action=state.login_action,
+        stepped_up=state.stepped_up,
+        rescored=state.rescored,
+        new_device=state.new_device,
+        low_risk=state.low_risk,
+        login_at=state.login_at,
+    )
+
+
+def _window_hours(rules: Sequence[OrderRule]) -> list[int]:
+    hours = {h for h in (rule.window_hours() for rule in rules) if h is not None}
+    return sorted(hours or {24})
+
+
+def _window_totals(user: Any, *, now: datetime, hours: list[int]) -> dict[int, WindowTotals]:
+    """Placed and held sells and buys in each window, in one query over the ledger."""
+    counting = [GuardStatus.PLACED, GuardStatus.HELD]
+    aggregates: dict[str, Any] = {}
+    for h in hours:
+        recent = Q(created_at__gte=now - timedelta(hours=h))
+        aggregates[f"sp{h}"] = Sum("amount", filter=recent & Q(side="sell", status=GuardStatus.PLACED))
+        aggregates[f"sh{h}"] = Sum("amount", filter=recent & Q(side="sell", status=GuardStatus.HELD))
+        aggregates[f"bp{h}"] = Sum("amount", filter=recent & Q(side="buy", status=GuardStatus.PLACED))
+        aggregates[f"ib{h}"] = Count("id", filter=recent & Q(side="buy", illiquid=True))
+    row = GuardedOrder.objects.filter(
+        user_id=user.pk, status__in=counting, created_at__gte=now - timedelta(hours=max(hours))
+    ).aggregate(**aggregates)
+    zero = Decimal(0)
+    return {
+        h: WindowTotals(
+            hours=h,
+            start=now - timedelta(hours=h),
+            sells_placed=row[f"sp{h}"] or zero,
+            sells_held=row[f"sh{h}"] or zero,
+            buys_placed=row[f"bp{h}"] or zero,
+            illiquid_buys=row[f"ib{h}"] or 0,
+        )
+        for h in hours
+    }
+
+
+def _campaign_facts(user: Any, symbol: str, *, now: datetime, hours: int, risky: bool) -> CampaignFacts:
+    if CampaignFlag.objects.filter(symbol=symbol, active=True).exists():
+        return CampaignFacts(flagged=True, hours=hours)
+    row = GuardedOrder.objects.filter(
+        symbol=symbol,
+        side="buy",
+        status__in=[GuardStatus.PLACED, GuardStatus.HELD],
+        created_at__gte=now - timedelta(hours=hours),
+    ).aggregate(
+        accounts=Count("user", distinct=True),
+        risky=Count("user", distinct=True, filter=Q(risky_session=True)),
+        mine=Count("id", filter=Q(user_id=user.pk)),
+    )
+    accounts, risky_accounts = row["accounts"], row["risky"]
+    if not row["mine"]:  # this order's account is one more buyer
+        accounts += 1
+        risky_accounts += int(risky)
+    return CampaignFacts(flagged=False, accounts=accounts, risky_accounts=risky_accounts, hours=hours)
+
+
+def gather_facts(
+    request: HttpRequest | None,
+    intent: OrderIntent,
+    *,
+    user: Any,
+    rules: Sequence[OrderRule],
+    now: datetime | None = None,
+) -> OrderFacts | None:
+    """Everything the rules read about ``intent``; ``None`` when the portal does not know the instrument.
+
+    Costs one ledger query plus the portal's hooks; buys of illiquid instruments add the campaign lookups.
+    """
+    now = now or timezone.now()
+    instrument: InstrumentInfo | None = _hook("ORDER_INSTRUMENT")(intent.symbol)
+    if instrument is None:
+        return None
+    portfolio: PortfolioSnapshot = _hook("ORDER_PORTFOLIO")(user)
+    session = _session_facts(request)
+    risky_hours = int(rule_option(rules, RiskySession, "hours", DEFAULT_RISKY_SESSION_HOURS))
+    session_risky = session.risky(now=now, hours=risky_hours)
+    floor = Decimal(rule_option(rules, IlliquidBuy, "liquidity_floor", DEFAULT_LIQUIDITY_FLOOR))
+    daily = instrument.daily_value
+    illiquid = instrument.is_small_cap or daily is None or daily < floor
+    home = str(rule_option(rules, IlliquidBuy, "home_country", "JP"))
+    first_trade = None
+    campaign = None
+    if intent.side == "buy" and illiquid:
+        first_trade = (
+            portfolio.holding(intent.symbol) is None
+            and not GuardedOrder.objects.filter(
+                user_id=user.pk, symbol=intent.symbol, status=GuardStatus.PLACED
+            ).exists()
+        )
+        campaign_hours = next((r.campaign_hours() for r in rules if isinstance(r, CampaignRule)), None)
+        if campaign_hours is not None:
+            campaign = _campaign_facts(
+                user, intent.symbol, now=now, hours=campaign_hours, risky=session_risky
+            )
+    return OrderFacts(
+        side=intent.side,
+        symbol=intent.symbol,
+        quantity=intent.quantity,
+        amount=instrument.value_of(intent.quantity),
+        instrument=instrument,
+        portfolio=portfolio,
+        windows=_window_totals(user, now=now, hours=_window_hours(rules)),
+        session=session,
+        now=now,
+        illiquid=illiquid,
+        session_risky=session_risky,
+        home_country=home,
+        first_trade=first_trade,
+        campaign=campaign,
+    )
+
+
+def decide(facts: OrderFacts, rules: Sequence[OrderRule]) -> OrderDecision:
+    """Run every rule over ``facts``. A rule that crashes holds the order (fail closed)."""
+    findings: list[RuleFinding] = []
+    for rule in rules:
+        try:
+            findings.extend(rule.evaluate(facts))
+        except Exception:
+            # SECURITY: a broken rule must never let an order through unchecked.
+            logger.exception("authguard: order rule %s failed", type(rule).__name__)
+            findings.append(RuleFinding("rule_error", HIGH, gettext_lazy("An order check failed."), HOLD))
+    if any(f.action == DENY for f in findings):
+        return OrderDecision(DENY, tuple(findings), facts)
+    if findings:
+        return OrderDecision(HOLD, tuple(findings), facts)
+    return OrderDecision(ALLOW, (), facts)
+
+
+def check_order(
+    request: HttpRequest | None, intent: OrderIntent, *, user: Any, now: datetime | None = None
+) -> OrderDecision:
+    """Check ``intent`` without recording it: ``allow``, ``hold`` (with findings) or ``deny``.
+
+    For placing, use :func:`submit_order`, which runs this check under the customer's row lock.
+    """
+    rules = configured_rules()
+    facts = gather_facts(request, intent, user=user, rules=rules, now=now)
+    if facts is None:
+        # SECURITY: an instrument the guard cannot value is never waved through.
+        finding = RuleFinding(
+            "instrument_unknown", HIGH, gettext_lazy("The order guard has no data on this instrument.")
+        )
+        return OrderDecision(HOLD, (finding,), None)
+    return decide(facts, rules)
+
+
+# -- placing ----------------------------------------------------------------------------------------------
+
+
+def lock_customer(user: Any) -> None:
+    """``SELECT ... FOR UPDATE`` on the customer's row: one order (or confirmation) of theirs at a time."""
+    model = get_user_model()
+    # SECURITY: every read of the rolling window that leads to a placement happens under this lock.
+    model._default_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
+
+
+def submit_order(
+    request: HttpRequest | None,
+    *,
+    user: Any,
+    intent: OrderIntent,
+    place: Callable[[], T],
+    hold: Callable[[OrderDecision], Any] | None = None,
+    now: datetime | None = None,
+) -> Placed[T] | Held:
+    """Check, record and place ``intent``, or hold it for confirmation; all in one transaction.
+
+    ``place()`` places the order in the portal (its exceptions roll everything back). ``hold(decision)``
+    stores the portal's copy of a held order and returns its reference (e.g. a primary key). Raises
+    :class:`OrderDenied` for a denied order (nothing is recorded).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        lock_customer(user)
+        decision = check_order(request, intent, user=user, now=now)
+        if decision.action == DENY:
+            raise OrderDenied(decision)
+        facts = decision.facts
+        amount = facts.amount if facts else (intent.price * intent.quantity).quantize(Decimal("0.01"))
+        currency = facts.portfolio.currency if facts else intent.currency
+        ledger = GuardedOrder.objects.create(
+            user=user,
+            created_at=now,
+            side=intent.side,
+            symbol=intent.symbol,
+            quantity=intent.quantity,
+            amount=amount,
+            currency=currency,
+            status=GuardStatus.PLACED if decision.allowed else GuardStatus.HELD,
+            illiquid=bool(facts and facts.illiquid),
+            risky_session=bool(facts.session_risky) if facts else True,
+            reasons=decision.reasons,
+        )
+        if decision.allowed:
+            return Placed(place(), decision)
+        _flag_campaign(decision, now=now)
+        portal_result = hold(decision) if hold is not None else None
+        ref = getattr(portal_result, "pk", portal_result)
+        held = _create_held(
+            request,
+            user=user,
+            intent=intent,
+            decision=decision,
+            ledger=ledger,
+            portal_ref="" if ref is None else str(ref),
+            now=now,
+        )
+        _notify(
+            user,
+            "order_held",
+            context={
+                "side": intent.side,
+                "quantity": intent.quantity,
+                "symbol": intent.symbol,
+                "time": now,
+                "expires": held.expires_at,
+            },
+            dedupe_key=f"held:{held.pk}",
+        )
+        logger.info(
+            "authguard order held user=%s %s %s %s: %s",
+            user.pk,
+            intent.side,
+            intent.quantity,
+            intent.symbol,
+            ", ".join(decision.reasons),
+        )
+        return Held(held, decision, portal_result)
+
+
+def _flag_campaign(decision: OrderDecision, *, now: datetime) -> None:
+    finding = next((f for f in decision.findings if f.code == "campaign_detected"), None)
+    if finding is None or decision.facts is None:
+        return
+    symbol = decision.facts.symbol
+    flag, created = CampaignFlag.objects.get_or_create(
+        symbol=symbol,
+        defaults={
+            "flagged_at": now,
+            "accounts": finding.evidence.get("accounts", 0),
+            "risky_accounts": finding.evidence.get("risky_accounts", 0),
+            "window_hours": finding.evidence.get("hours", 0),
+        },
+    )
+    if not created and not flag.active:
+        flag.active, flag.flagged_at, flag.cleared_at = True, now, None
+        flag.save(update_fields=["active", "flagged_at", "cleared_at"])
+    elif not created:
+        return
+    logger.warning("authguard campaign flagged symbol=%s accounts=%s", symbol, flag.accounts)
+    _notify_staff(
+        "campaign_flagged",
+        context={
+            "summary": _(
+                "%(accounts)s accounts bought %(symbol)s within %(hours)s hours; further buys are held."
+            )
+            % {"accounts": flag.accounts, "symbol": symbol, "hours": flag.window_hours},
+            "accounts": flag.accounts,
+            "time": now,
+        },
+        dedupe_key=f"campaign:{symbol}:{now.isoformat()}",
+    )
+
+
+def _notify(user: Any, kind: str, *, context: dict[str, Any], dedupe_key: str) -> None:
+    from .notifications import notify
+
+    notify(user, kind, context=context, dedupe_key=dedupe_key)
+
+
+def _notify_staff(kind: str, *, context: dict[str, Any], dedupe_key: str) -> None:
+    from .notifications import notify_staff
+
+    notify_staff(kind, context=context, dedupe_key=dedupe_key)
+
+
+# -- held orders ----------------------------------------------------------------------------------------
+
+
+def canonical_json(data: dict[str, Any]) -> str:
+    """The one serialisation of an order that is hashed: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def order_digest(canonical: str) -> str:
+    """SHA-256 (hex) of the canonical order."""
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def challenge_for(held: HeldOrder) -> bytes:
+    """The WebAuthn challenge of a held order: ``sha256(nonce || digest)`` (dynamic linking)."""
+    return hashlib.sha256(bytes.fromhex(held.nonce) + bytes.fromhex(held.digest)).digest()
+
+
+def _session_binding(request: HttpRequest | None, *, create: bool) -> str | None:
+    session = getattr(request, "session", None)
+    if session is None:
+        return None
+    token = session.get(BINDING_SESSION_KEY)
+    if not isinstance(token, str) or len(token) < 32:
+        if not create:
+            return None
+        token = secrets.token_urlsafe(32)
+        session[BINDING_SESSION_KEY] = token
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _usable_devices(user: Any) -> tuple[list[Any], list[Any]]:
+    """The user's usable passkeys and TOTP device that may confirm orders (none cooling off)."""
+    from .factors import in_cooling_off, totp_device
+    from .passkeys import usable_passkeys
+
+    passkeys = [d for d in usable_passkeys(user) if not in_cooling_off(d)]
+    totp = totp_device(user)
+    return passkeys, [totp] if totp is not None and not in_cooling_off(totp) else []
+
+
+def confirmation_methods(user: Any) -> list[str]:
+    """How ``user`` may confirm a held order now: ``["passkey"]``, ``["totp"]``, both, or none.
+
+    SECURITY: a customer with a (usable) passkey must use it unless ``AUTHGUARD_CONFIRMATION_TOTP_WITH_
+    PASSKEY`` says otherwise; factors in their cooling-off period are not counted at all.
+    """
+    allowed = app_settings.CONFIRMATION_METHODS
+    passkeys, totps = _usable_devices(user)
+    methods = []
+    if "passkey" in allowed and passkeys:
+        methods.append("passkey")
+    if "totp" in allowed and totps and (not passkeys or app_settings.CONFIRMATION_TOTP_WITH_PASSKEY):
+        methods.append("totp")
+    return methods
+
+
+def _create_held(
+    request: HttpRequest | None,
+    *,
+    user: Any,
+    intent: OrderIntent,
+    decision: OrderDecision,
+    ledger: GuardedOrder,
+    portal_ref: str,
+    now: datetime,
+) -> HeldOrder:
+    held_id = uuid.uuid4()
+    facts = decision.facts
+    canonical = canonical_json(
+        {
+            "v": CANONICAL_VERSION,
+            "confirmation": str(held_id),
+            "user": str(user.pk),
+            "account": intent.account,
+            "side": intent.side,
+            "symbol": intent.symbol,
+            "quantity": intent.quantity,
+            "price": str(intent.price),
+            "currency": intent.currency,
+            "market": intent.market,
+            "amount": str(ledger.amount),
+            "amount_currency": ledger.currency,
+            "portal_ref": portal_ref,
+            "held_at": now.isoformat(),
+        }
+    )
+    data = summary_data(user, intent, facts, ledger=ledger, now=now)
+    binding = _session_binding(request, create=True)
+    return HeldOrder.objects.create(
+        id=held_id,
+        user=user,
+        guarded=ledger,
+        canonical=canonical,
+        digest=order_digest(canonical),
+        nonce=secrets.token_hex(16),
+        # SECURITY: no session, no binding that anyone could satisfy: such an order can only be cancelled.
+        session_binding=binding or "",
+        methods=confirmation_methods(user),
+        summary=render_summary(data),
+        summary_data=data,
+        reasons=[f.as_dict() for f in decision.findings],
+        severity=decision.severity,
+        status=HeldOrder.Status.PENDING,
+        created_at=now,
+        expires_at=now + timedelta(seconds=app_settings.CONFIRMATION_SECONDS),
+        portal_ref=portal_ref,
+    )
+
+
+def stored_order(held: HeldOrder) -> dict[str, Any]:
+    """The held order's canonical order, after checking it still hashes to its digest.
+
+    Executors read the order from here, never from the client. Raises :class:`ConfirmationInvalid` for a
+    row whose canonical order was changed after it was held.
+    """
+    # SECURITY: recomputed on every use: a changed order voids the confirmation.
+    if not secrets.compare_digest(order_digest(held.canonical), held.digest):
+        raise ConfirmationInvalid(_("This order was changed after it was held."), code="order_changed")
+    data = json.loads(held.canonical)
+    if not isinstance(data, dict) or data.get("confirmation") != str(held.pk):
+        raise ConfirmationInvalid(_("This order was changed after it was held."), code="order_changed")
+    return data
+
+
+# -- summary -----------------------------------------------------------------------------------------------
+
+
+def summary_data(
+    user: Any, intent: OrderIntent, facts: OrderFacts | None, *, ledger: GuardedOrder, now: datetime
+) -> dict[str, Any]:
+    """The numbers of the plain summary, kept so the page renders it in the reader's language."""
+    data: dict[str, Any] = {
+        "side": intent.side,
+        "symbol": intent.symbol,
+        "name": facts.instrument.name if facts else "",
+        "quantity": intent.quantity,
+        "amount": str(ledger.amount),
+        "currency": ledger.currency,
+    }
+    if facts is None:
+        return data
+    hours = max(facts.windows)
+    share, sold, _base = facts.sold_share(hours)
+    data.update(hours=hours, sold_share=round(float(share), 4), sold_amount=str(sold.quantize(Decimal(1))))
+    sold_symbols = set(
+        GuardedOrder.objects.filter(
+            user_id=user.pk,
+            side="sell",
+            status__in=[GuardStatus.PLACED, GuardStatus.HELD],
+            created_at__gte=now - timedelta(hours=hours),
+        ).values_list("symbol", flat=True)
+    )
+    held_now = {h.symbol for h in facts.portfolio.holdings}
+    data.update(sold_holdings=len(sold_symbols), holdings=len(held_now | sold_symbols))
+    return data
+
+
+def format_amount(amount: Decimal | str, currency: str) -> str:
+    """``¥9.7 million`` / ``970万円`` for yen, ``12,345.00 USD`` otherwise, in the active language."""
+    value = Decimal(amount)
+    japanese = (translation.get_language() or "").startswith("ja")
+    if currency != "JPY":
+        return f"{value:,.2f} {currency}"
+    if japanese:
+        if value >= 100_000_000:
+            return f"{(value / 100_000_000).quantize(Decimal('0.1'), ROUND_HALF_UP)}億円"
+        if value >= 10_000:
+            return f"{(value / 10_000).quantize(Decimal(1), ROUND_HALF_UP):,}万円"
+        return f"{value.quantize(Decimal(1), ROUND_HALF_UP):,}円"
+    if value >= 1_000_000:
+        return _("¥%(millions)s million") % {
+            "millions": (value / 1_000_000).quantize(Decimal("0.1"), ROUND_HALF_UP)
+        }
+    return f"¥{value.quantize(Decimal(1), ROUND_HALF_UP):,}"
+
+
+def render_summary(data: dict[str, Any]) -> str:
+    """The plain summary, e.g. "Sell 100 of 7203 Toyota Motor (¥285,000). With it you would sell 27 of
+    your 30 holdings within 24 hours: 92 % of your portfolio, ¥9.7 million." in the active language."""
+    params = {
+        "quantity": f"{int(data['quantity']):,}",
+        "symbol": data["symbol"],
+        "name": data.get("name") or "",
+        "amount": format_amount(data["amount"], data["currency"]),
+    }
+    if data["side"] == "sell":
+        text = _("Sell %(quantity)s of %(symbol)s %(name)s (%(amount)s).") % params
+    else:
+        text = _("Buy %(quantity)s of %(symbol)s %(name)s (%(amount)s).") % params
+    share = data.get("sold_share")
+    if share and data.get("holdings"):
+        window = {
+            "sold": data["sold_holdings"],
+            "holdings": data["holdings"],
+            "hours": data["hours"],
+            "share": round(share * 100),
+            "amount": format_amount(data["sold_amount"], data["currency"]),
+        }
+        if data["side"] == "sell":
+            text += (
+                " "
+                + _(
+                    "With it you would sell %(sold)s of your %(holdings)s holdings within %(hours)s hours: "
+                    "%(share)s %% of your portfolio, %(amount)s."
+                )
+                % window
+            )
+        elif share >= 0.3:
+            text += (
+                " "
+                + _(
+                    "Within %(hours)s hours you sold %(sold)s of your %(holdings)s holdings: %(share)s %% of "
+                    "your portfolio, %(amount)s."
+                )
+                % window
+            )
+    return " ".join(text.split())
+
+
+def confirmation_json(held: HeldOrder) -> dict[str, Any]:
+    """CONTRACTS section 3's ``confirmation``: ``{id, summary, methods, expires_at}`` (plus ``reasons``)."""
+    return {
+        "id": str(held.pk),
+        "summary": render_summary(held.summary_data) if held.summary_data else held.summary,
+        "methods": list(held.methods),
+        "expires_at": held.expires_at,
+        "reasons": [r.get("code") for r in held.reasons],
+    }
+
+
+# -- confirming ---------------------------------------------------------------------------------------------
+
+
+def _parse_id(confirmation_id: object) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(confirmation_id))
+    except (ValueError, TypeError, AttributeError):
+        raise ConfirmationNotFound() from None
+
+
+def pending_for(request: HttpRequest, confirmation_id: object) -> HeldOrder:
+    """The held order ``confirmation_id`` of the signed-in customer *in this session*, still pending.
+
+    Raises :class:`ConfirmationNotFound` (unknown, another customer's, another session's) or
+    :class:`ConfirmationGone` (confirmed, cancelled, expired).
+    """
+    held = _owned(request, confirmation_id)
+    binding = _session_binding(request, create=False)
+    # SECURITY: only the session that placed the order may confirm it; others cannot even see it exists.
+    if not binding or not held.session_binding or not secrets.compare_digest(binding, held.session_binding):
+        raise ConfirmationNotFound()
+    if held.status != HeldOrder.Status.PENDING:
+        raise ConfirmationGone()
+    if held.expires_at <= timezone.now():
+        _close(held.pk, HeldOrder.Status.EXPIRED)
+        raise ConfirmationGone(_("This order expired before it was confirmed."), code="expired")
+    return held
+
+
+def _owned(request: HttpRequest, confirmation_id: object) -> HeldOrder:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        raise ConfirmationNotFound()
+    held = HeldOrder.objects.filter(pk=_parse_id(confirmation_id), user_id=user.pk).first()
+    if held is None:
+        raise ConfirmationNotFound()
+    return held
+
+
+def confirmation_options(request: HttpRequest, *, confirmation_id: object) -> dict[str, Any]:
+    """WebAuthn request options whose challenge is ``sha256(nonce || digest)`` of this held order."""
+    from .passkeys import authentication_options
+
+    held = pending_for(request, confirmation_id)
+    if "passkey" not in held.methods:
+        raise ConfirmationInvalid(_("This order cannot be confirmed with a passkey."), code="method")
+    stored_order(held)
+    try:
+        return authentication_options(
+            request, purpose=f"confirm:{held.pk}", user=request.user, challenge=challenge_for(held)
+        )
+    except InvalidCredential as exc:
+        raise ConfirmationInvalid(exc.message, code=exc.code) from None
+
+
+def _signed_challenge(credential: object) -> bytes | None:
+    """The challenge inside the assertion's ``clientDataJSON``, or ``None`` when unreadable."""
+    from .passkeys import b64url_decode
+
+    try:
+        if isinstance(credential, str):
+            credential = json.loads(credential)
+        raw = credential["response"]["clientDataJSON"]  # type: ignore[index]
+        client_data = json.loads(b64url_decode(raw, max_chars=8 * 1024))
+        return b64url_decode(client_data["challenge"], max_chars=256)
+    except (InvalidCredential, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def confirm_with_passkey(request: HttpRequest, *, confirmation_id: object, credential: object) -> Confirmed:
+    """Confirm with the customer's passkey and execute the stored order exactly once."""
+    from .factors import in_cooling_off, note_account_failure
+    from .passkeys import verify_authentication
+
+    held = pending_for(request, confirmation_id)
+    if "passkey" not in held.methods:
+        raise ConfirmationInvalid(_("This order cannot be confirmed with a passkey."), code="method")
+    stored_order(held)
+    # SECURITY: dynamic linking: the signed challenge must be the one derived from this exact order.
+    signed = _signed_challenge(credential)
+    if signed is None or not secrets.compare_digest(signed, challenge_for(held)):
+        raise ConfirmationInvalid(_("This passkey response is not for this order."), code="challenge")
+    if not isinstance(credential, dict | str):
+        raise ConfirmationInvalid(code="malformed")
+    try:
+        device = verify_authentication(
+            request, purpose=f"confirm:{held.pk}", credential=credential, user=request.user
+        )
+    except InvalidCredential as exc:
+        # Like a failed step-up, a failed confirmation counts towards the account's lock.
+        note_account_failure(request.user, kind="passkey")
+        raise ConfirmationInvalid(exc.message, code=exc.code) from None
+    if in_cooling_off(device):
+        raise ConfirmationInvalid(
+            _("This passkey was added too recently to confirm orders."), code="cooling_off"
+        )
+    evidence = json.loads(credential) if isinstance(credential, str) else credential
+    return _execute(request, held.pk, method="passkey", device=device, assertion=evidence)
+
+
+def confirm_with_totp(request: HttpRequest, *, confirmation_id: object, code: object) -> Confirmed:
+    """Confirm with a TOTP code, where this confirmation's ``methods`` allow it."""
+    from .factors import in_cooling_off, verify_totp
+
+    held = pending_for(request, confirmation_id)
+    if "totp" not in held.methods:
+        raise ConfirmationInvalid(_("This order must be confirmed with your passkey."), code="method")
+    stored_order(held)
+    if not isinstance(code, str) or not code.strip().isdigit() or len(code.strip()) > 10:
+        raise ConfirmationInvalid(_("Enter the code from your authenticator app."), code="malformed")
+    try:
+        device = verify_totp(request.user, code.strip())
+    except AuthguardError as exc:
+        raise ConfirmationInvalid(exc.message, code=exc.code) from None
+    if device is None:
+        raise ConfirmationInvalid(_("The code is not correct."), code="wrong_code")
+    if in_cooling_off(device):
+        raise ConfirmationInvalid(
+            _("This authenticator was added too recently to confirm orders."), code="cooling_off"
+        )
+    return _execute(request, held.pk, method="totp", device=device, assertion=None)
+
+
+def _execute(
+    request: HttpRequest, held_id: uuid.UUID, *, method: str, device: Any, assertion: Any
+) -> Confirmed:
+    """Under the customer's and the held order's row locks: recheck, mark used, execute once."""
+    failure: ConfirmationError | None = None
+    with transaction.atomic():
+        lock_customer(request.user)
+        held = HeldOrder.objects.select_for_update().select_related("guarded").get(pk=held_id)
+        now = timezone.now()
+        # SECURITY: single use: whoever takes the lock second finds it no longer pending.
+        if held.status != HeldOrder.Status.PENDING:
+            raise ConfirmationGone()
+        if held.expires_at <= now:
+            _close_locked(held, HeldOrder.Status.EXPIRED, now=now)
+            failure = ConfirmationGone(_("This order expired before it was confirmed."), code="expired")
+        else:
+            try:
+                stored_order(held)  # SECURITY: rechecked under the lock (battery case 36)
+            except ConfirmationInvalid as exc:
+                _close_locked(held, HeldOrder.Status.FAILED, now=now, reason=exc.message)
+                failure = exc
+        if failure is None:
+            held.confirmed_at = now
+            held.confirmed_method = method
+            held.confirmed_device = str(getattr(device, "persistent_id", ""))[:255]
+            held.assertion = assertion
+            try:
+                with transaction.atomic():  # the executor's writes are undone if it refuses
+                    ref = _executor().execute(held)
+            except OrderNotExecutable as exc:
+                _close_locked(held, HeldOrder.Status.FAILED, now=now, reason=exc.message)
+                failure = ConfirmationInvalid(exc.message, code="not_executable")
+            else:
+                held.status = HeldOrder.Status.CONFIRMED
+                held.closed_at = now
+                held.result_ref = "" if ref is None else str(ref)[:64]
+                held.save()
+                GuardedOrder.objects.filter(pk=held.guarded_id).update(status=GuardStatus.PLACED)
+    if failure is not None:
+        raise failure
+    logger.info("authguard held order %s confirmed with %s", held.pk, method)
+    return Confirmed(held, held.result_ref)
+
+
+# -- closing ----------------------------------------------------------------------------------------------
+
+_LEDGER_STATUS = {
+    HeldOrder.Status.CANCELLED: GuardStatus.CANCELLED,
+    HeldOrder.Status.EXPIRED: GuardStatus.EXPIRED,
+    HeldOrder.Status.FAILED: GuardStatus.FAILED,
+}
+
+
+def _close_locked(held: HeldOrder, status: str, *, now: datetime, reason: str = "") -> None:
+    held.status = status
+    held.closed_at = now
+    held.failure = str(reason)[:300]
+    held.save(
+        update_fields=[
+            "status",
+            "closed_at",
+            "failure",
+            "confirmed_at",
+            "confirmed_method",
+            "confirmed_device",
+            "assertion",
+        ]
+    )
+    GuardedOrder.objects.filter(pk=held.guarded_id).update(status=_LEDGER_STATUS[status])
+    _executor().release(held, status=status)
+
+
+def _close(held_id: uuid.UUID, status: str, *, reason: str = "") -> bool:
+    """Close a pending held order (cancelled, expired, failed) under its lock; False if it was not pending."""
+    with transaction.atomic():
+        held = HeldOrder.objects.select_for_update().filter(pk=held_id).first()
+        if held is None or held.status != HeldOrder.Status.PENDING:
+            return False
+        _close_locked(held, status, now=timezone.now(), reason=reason)
+    return True
+
+
+def cancel(request: HttpRequest, *, confirmation_id: object) -> None:
+    """The customer cancels a held order (from any of their sessions). Raises if it is not pending."""
+    held = _owned(request, confirmation_id)
+    if not _close(held.pk, HeldOrder.Status.CANCELLED):
+        raise ConfirmationGone()
+
+
+def expire_due(*, now: datetime | None = None) -> int:
+    """Expire every pending held order past its ``expires_at``; return how many (periodic task)."""
+    now = now or timezone.now()
+    due = list(
+        HeldOrder.objects.filter(status=HeldOrder.Status.PENDING, expires_at__lte=now).values_list(
+            "pk", flat=True
+        )
+    )
+    return sum(1 for pk in due if _close(pk, HeldOrder.Status.EXPIRED))
+
+
+__all__ = [
+    "Confirmed",
+    "ConfirmationError",
+    "ConfirmationGone",
+    "ConfirmationInvalid",
+    "ConfirmationNotFound",
+    "Executor",
+    "GuardMisconfigured",
+    "Held",
+    "OrderDecision",
+    "OrderDenied",
+    "OrderIntent",
+    "OrderNotExecutable",
+    "Placed",
+    "cancel",
+    "challenge_for",
+    "check_order",
+    "confirm_with_passkey",
+    "confirm_with_totp",
+    "confirmation_json",
+    "confirmation_methods",
+    "confirmation_options",
+    "expire_due",
+    "lock_customer",
+    "pending_for",
+    "stored_order",
+    "submit_order",
+]
