@@ -12,7 +12,6 @@ import json
 import multiprocessing
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +30,18 @@ class RoundResult:
     p50_ms: float
     p90_ms: float
     p99_ms: float
+    #: CPU seconds the server (gunicorn master and workers) used during the round, where /proc tells.
+    server_cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        if self.server_cpu_s is None or not self.requests:
+            return None
+        return self.server_cpu_s * 1000 / self.requests
 
 
 # wrk calls response() for every answer (in each thread's Lua state); done() gathers the threads' counts.
@@ -65,10 +72,10 @@ class WrkDriver:
 
     name = "wrk"
 
-    def __init__(self, *, connections: int, threads: int = 1) -> None:
+    def __init__(self, *, connections: int, script_dir: Path, threads: int = 1) -> None:
         self.connections = connections
         self.threads = threads
-        self._script = Path(tempfile.mkdtemp(prefix="authguard-bench-wrk-")) / "count.lua"
+        self._script = script_dir / "count.lua"
         self._script.write_text(WRK_SCRIPT)
 
     def run(self, label: str, url: str, *, headers: dict[str, str], duration: float) -> RoundResult:

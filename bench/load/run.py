@@ -15,8 +15,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 from .customer import PORTFOLIO_MARKER, BenchSession, BenchSetupError, check_portfolio
 from .database import BenchDatabase, build_schema, create_database, drop_database
@@ -32,8 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers per server [2]")
     parser.add_argument("--connections", type=int, default=None, help="requests in flight [2 per worker]")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per round [10]")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per server [5]")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per round [5]")
+    parser.add_argument("--rounds", type=int, default=8, help="timed rounds per server [8]")
     parser.add_argument("--warmup", type=float, default=3.0, help="untimed seconds per server first [3]")
     parser.add_argument("--driver", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--goal", type=float, default=0.95, help="ratio to meet [0.95]")
@@ -113,16 +114,34 @@ def _order(rounds: int) -> list[str]:
     return [label for pair in pairs for label in pair]
 
 
+def _pairs(results: list[RoundResult]) -> list[tuple[RoundResult, RoundResult]]:
+    """(with, without) of each pair of adjacent rounds."""
+    by = {label: [r for r in results if r.label == label] for label in (WITH, WITHOUT)}
+    return list(zip(by[WITH], by[WITHOUT], strict=True))
+
+
 def summarize(results: list[RoundResult], goal: float) -> dict[str, object]:
-    """Medians of the rounds per server, and their ratio."""
+    """Per server: median requests/s, latency and CPU per request over the rounds. The ratio is the median
+    of the ratios of adjacent rounds (each pair ran within seconds of each other, so slow changes in the
+    machine's other load cancel out); the ratio of the medians is reported next to it."""
     by = {label: [r for r in results if r.label == label] for label in (WITH, WITHOUT)}
     med = {label: statistics.median(r.rps for r in rounds) for label, rounds in by.items()}
-    ratio = med[WITH] / med[WITHOUT] if med[WITHOUT] else 0.0
-    pair_ratios = [a.rps / b.rps for a, b in zip(by[WITH], by[WITHOUT], strict=True) if b.rps]
+    pair_ratios = [a.rps / b.rps for a, b in _pairs(results) if b.rps]
+    ratio = statistics.median(pair_ratios) if pair_ratios else 0.0
+    cpu = {
+        label: [r.cpu_ms_per_request for r in rounds if r.cpu_ms_per_request is not None]
+        for label, rounds in by.items()
+    }
+    cpu_pairs = [
+        b.cpu_ms_per_request / a.cpu_ms_per_request
+        for a, b in _pairs(results)
+        if a.cpu_ms_per_request and b.cpu_ms_per_request is not None
+    ]
     return {
         "rps_with": round(med[WITH], 1),
         "rps_without": round(med[WITHOUT], 1),
         "ratio": round(ratio, 3),
+        "ratio_of_medians": round(med[WITH] / med[WITHOUT], 3) if med[WITHOUT] else 0.0,
         "pair_ratios": [round(r, 3) for r in pair_ratios],
         "goal": goal,
         "met": ratio >= goal,
@@ -133,15 +152,21 @@ def summarize(results: list[RoundResult], goal: float) -> dict[str, object]:
             }
             for label, rounds in by.items()
         },
+        "cpu_ms_per_request": {
+            label: round(statistics.median(values), 3) if values else None for label, values in cpu.items()
+        },
+        # CPU per request without / with: the throughput ratio the CPU cost alone implies.
+        "cpu_ratio": round(statistics.median(cpu_pairs), 3) if cpu_pairs else None,
         "non_200": sum(r.non_200 for r in results),
         "errors": sum(r.errors for r in results),
     }
 
 
 def _print_round(n: int, r: RoundResult) -> None:
+    cpu = f"{r.cpu_ms_per_request:>8.2f}" if r.cpu_ms_per_request is not None else f"{'-':>8}"
     print(
         f"{n:>5}  {r.label:<15} {r.rps:>8.1f} {r.p50_ms:>8.1f} {r.p90_ms:>8.1f} {r.p99_ms:>8.1f}"
-        f" {r.requests:>8} {r.non_200 + r.errors:>8}",
+        f" {cpu} {r.requests:>8} {r.non_200 + r.errors:>5}",
         flush=True,
     )
 
@@ -152,7 +177,7 @@ def measure(args: argparse.Namespace, env: dict[str, str], session: BenchSession
         for i, label in enumerate((WITH, WITHOUT))
     }
     driver = (
-        WrkDriver(connections=args.connections)
+        WrkDriver(connections=args.connections, script_dir=var_dir)
         if args.driver == "wrk" or (args.driver == "auto" and have_wrk())
         else PythonDriver(connections=args.connections)
     )
@@ -175,7 +200,12 @@ def measure(args: argparse.Namespace, env: dict[str, str], session: BenchSession
         )
         results = []
         for i, label in enumerate(_order(args.rounds)):
-            result = driver.run(label, servers[label].url, headers=session.headers(), duration=args.duration)
+            server = servers[label]
+            cpu_before = server.cpu_seconds()
+            result = driver.run(label, server.url, headers=session.headers(), duration=args.duration)
+            cpu_after = server.cpu_seconds()
+            if cpu_before is not None and cpu_after is not None:
+                result = replace(result, server_cpu_s=cpu_after - cpu_before)
             results.append(result)
             _print_round(i // 2 + 1, result)
         for server in servers.values():
@@ -183,8 +213,7 @@ def measure(args: argparse.Namespace, env: dict[str, str], session: BenchSession
     finally:
         for server in servers.values():
             server.stop()
-    rounds = [asdict(r) | {"rps": r.rps} for r in results]
-    return {"driver": driver.name, "page_bytes": sizes, "rounds": rounds}
+    return {"driver": driver.name, "page_bytes": sizes, "results": results}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
         state_after = check_portfolio(session)
         connections.close_all()
-    except BenchSetupError as error:
+    except (BenchSetupError, RuntimeError, subprocess.SubprocessError) as error:
         print(f"bench.load: {error}", file=sys.stderr)
         return 2
     finally:
@@ -216,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {var_dir}")
         else:
             shutil.rmtree(var_dir, ignore_errors=True)
-    results = [RoundResult(**{k: v for k, v in r.items() if k != "rps"}) for r in run["rounds"]]
+    results: list[RoundResult] = run.pop("results")
     summary = summarize(results, args.goal)
     report = {
         "commit": _git_commit(),
@@ -231,24 +260,40 @@ def main(argv: list[str] | None = None) -> int:
         "session": session.how,
         "authguard_state_after": asdict(state_after),
         **run,
+        "rounds": [asdict(r) | {"rps": r.rps, "cpu_ms_per_request": r.cpu_ms_per_request} for r in results],
         "summary": summary,
     }
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    lat = summary["latency_ms"]
+    print_summary(report, summary)
+    if summary["non_200"] or summary["errors"]:
+        return 3
+    return 1 if args.check and not summary["met"] else 0
+
+
+def print_summary(report: dict[str, Any], summary: dict[str, Any]) -> None:
+    """The closing lines; the last one is the result: ``with authguard: N req/s, without: M req/s, ...``."""
+    lat, cpu = summary["latency_ms"], summary["cpu_ms_per_request"]
     pairs = summary["pair_ratios"] or [0.0]
+    for name in (WITH, WITHOUT):
+        print(
+            f"{name:<15} p50/p90/p99 {lat[name]['p50']}/{lat[name]['p90']}/{lat[name]['p99']} ms"
+            + (f", server CPU {cpu[name]} ms per request" if cpu[name] is not None else "")
+            + " (medians of the rounds)"
+        )
     print(
-        "latency p50/p90/p99 (median of rounds): "
-        + ", ".join(f"{name} {'/'.join(str(v) for v in lat[name].values())} ms" for name in (WITH, WITHOUT))
-        + f"; round-pair ratios {min(pairs):.3f}-{max(pairs):.3f}"
+        f"ratios of adjacent rounds {min(pairs):.3f}-{max(pairs):.3f}, ratio of the medians "
+        f"{summary['ratio_of_medians']:.3f}"
+        + (
+            f", CPU per request without/with {summary['cpu_ratio']:.3f}"
+            if summary["cpu_ratio"] is not None
+            else ""
+        )
         + f"; load average {report['load_average_before'][0]} -> {report['load_average_after'][0]}"
     )
     bad = summary["non_200"] + summary["errors"]
     print(
         f"with authguard: {summary['rps_with']} req/s, without: {summary['rps_without']} req/s, "
-        f"ratio {summary['ratio']:.3f} (goal >= {args.goal}): {'met' if summary['met'] else 'NOT met'}"
+        f"ratio {summary['ratio']:.3f} (goal >= {summary['goal']}): {'met' if summary['met'] else 'NOT met'}"
         + (f"; INVALID: {bad} answers were not 200" if bad else "")
     )
-    if bad:
-        return 3
-    return 1 if args.check and not summary["met"] else 0
