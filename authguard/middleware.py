@@ -189,12 +189,8 @@ class AuthguardMiddleware:
         if state.get("s") != "verified":
             setattr(request, PENDING_ATTR, True)
             return
-        outcome = stepup.check_binding(request, state)
-        if outcome == "pending":
+        if stepup.check_binding(request, state) == "pending":
             setattr(request, PENDING_ATTR, True)
-        elif outcome == "denied":
-            stepup.forget_session(session.session_key)
-            logout(request)
 
     # -- after the view --------------------------------------------------------------------------------
 

@@ -428,8 +428,8 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     """Compare this request's context with the one the verified session is bound to.
 
     Returns ``"same"`` (nothing to do), ``"moved"`` (another IP in the same network: rebound), ``"allowed"``
-    (a material change the risk engine allowed: rebound), ``"pending"`` (risky: the session must step up
-    again, logged as ``rescored``) or ``"denied"`` (the session must end).
+    (a material change the risk engine allowed: rebound) or ``"pending"`` (risky, whether scored ``step_up``
+    or ``deny``: the session must step up again; logged as a ``rescored`` login event).
     """
     ip, ua, cookie = _request_parts(request)
     fingerprint = _fingerprint(ip, ua, cookie)
@@ -462,7 +462,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         event.pk,
         assessment.explain(),
     )
-    return "denied" if assessment.action == Action.DENY else "pending"
+    return "pending"
 
 
 def _rescore(request: HttpRequest) -> tuple[Any, LoginContext]:

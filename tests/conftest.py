@@ -243,6 +243,50 @@ def on_postgres() -> bool:
 # -- step-up and factors fixtures (owner: stepup, factors) ---------------------------------------------------
 
 
+def totp_token(device: Any, *, steps: int = 0) -> str:
+    """The code an authenticator app shows now (or ``steps`` time steps away) for a django-otp TOTPDevice."""
+    import time
+
+    from django_otp.oath import TOTP
+
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = time.time() + steps * device.step
+    return f"{totp.token():0{device.digits}d}"
+
+
+@pytest.fixture
+def totp_factory(db: Any) -> Callable[..., Any]:
+    """Give a user a confirmed TOTP device with a random key: ``totp_factory(user)``."""
+
+    def make(user: Any, *, name: str = "phone") -> Any:
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        return TOTPDevice.objects.create(user=user, name=name, confirmed=True)
+
+    return make
+
+
+@pytest.fixture
+def browser_at() -> Callable[..., Any]:
+    """A test client that acts as one browser at one place: ``browser_at(IP_SG_VPS, UA_FIREFOX_LINUX)``.
+
+    Its ``sign_in(username, password)`` posts the real login form and returns the response.
+    """
+    from django.test import Client
+
+    def make(ip: str = IP_TOKYO, ua: str = UA_CHROME_WIN, **kwargs: Any) -> Any:
+        client = Client(REMOTE_ADDR=ip, HTTP_USER_AGENT=ua, **kwargs)
+
+        def sign_in(username: str, password: str = "correct horse battery", **extra: Any) -> Any:
+            client.get("/login/")  # the device cookie is issued here, as in a browser
+            return client.post("/login/", {"username": username, "password": password, **extra})
+
+        client.sign_in = sign_in  # type: ignore[attr-defined]
+        return client
+
+    return make
+
+
 # -- order guard fixtures (owner: orders) ------------------------------------------------------------------
 
 

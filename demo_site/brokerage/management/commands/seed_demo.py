@@ -2,10 +2,19 @@
 
 Idempotent: a second run changes nothing. Existing customers keep their portfolios (``--reset`` puts the
 documented cash and holdings back) and get their documented passwords back if they were changed.
+
+Each customer also gets a confirmed authenticator-app (TOTP) factor with a fixed, documented demo key, so a
+risky demo sign-in can be stepped up: add the printed ``otpauth://`` URI (or the base32 key) to any
+authenticator app, or print the current code with::
+
+    .venv/bin/python -c "import base64, django_otp.oath as o; print('%06d' % o.totp(base64.b32decode('KEY')))"
+
+The keys are the base32 of ``b"<username>-demo-totp-key"``. They are public: demo accounts only.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -33,6 +42,13 @@ class DemoCustomer:
     cash: Decimal
     holdings: dict[str, int] = field(default_factory=dict)
     story: str = ""
+    #: The demo authenticator-app key (base32, as authenticator apps take it). Public: demo accounts only.
+    totp_key: str = ""
+
+    @property
+    def totp_hex_key(self) -> str:
+        """The key as django-otp's ``TOTPDevice.key`` stores it (hex)."""
+        return base64.b32decode(self.totp_key).hex()
 
 
 #: The customer in the news: a long-term investor with about ¥10 million in some 30 Japanese and US large
@@ -77,6 +93,7 @@ TANAKA = DemoCustomer(
         "3Z3A": 1000,
     },  # fmt: skip
     story="victim-like: ~30 holdings worth about ¥10 million",
+    totp_key="ORQW4YLLMEWWIZLNN4WXI33UOAWWWZLZ",
 )
 
 #: A modest customer: a few holdings and some cash.
@@ -89,6 +106,7 @@ SUZUKI = DemoCustomer(
     cash=Decimal("350000"),
     holdings={"7203": 100, "8306": 100, "9432": 1000, "AAPL": 5},
     story="modest: 4 holdings",
+    totp_key="ON2XU5LLNEWWIZLNN4WXI33UOAWWWZLZ",
 )
 
 CUSTOMERS: tuple[DemoCustomer, ...] = (TANAKA, SUZUKI)
@@ -97,6 +115,8 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (TANAKA, SUZUKI)
 SECURITY_ADMIN_USERNAME = "security-admin"
 SECURITY_ADMIN_PASSWORD = "guard-desk-2025"
 SECURITY_GROUP = "Security desk"
+#: Name of the demo customers' authenticator-app factor.
+DEMO_TOTP_NAME = "Demo authenticator app"
 
 
 def security_permissions() -> list[Permission]:
@@ -127,6 +147,7 @@ class Command(BaseCommand):
             instrument_count = services.sync_instruments()
             for customer in CUSTOMERS:
                 self._customer(user_model, customer, reset=reset)
+                self._totp_device(customer)
             self._security_admin(user_model)
         self.stdout.write(
             self.style.SUCCESS(f"{instrument_count} instruments, {len(CUSTOMERS)} customers ready.")
@@ -166,6 +187,22 @@ class Command(BaseCommand):
         self._restore_user(user, customer.password, email=customer.email)
         if reset or not Account.objects.filter(user=user).exists():
             services.reset_portfolio(user, cash=customer.cash, holdings=customer.holdings)
+
+    def _totp_device(self, customer: DemoCustomer) -> Any:
+        """Give ``customer`` their confirmed demo TOTP device with the documented key (idempotent)."""
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        user = get_user_model()._default_manager.get(username=customer.username)
+        device = TOTPDevice.objects.filter(user=user, name=DEMO_TOTP_NAME).order_by("pk").first()
+        wanted = {"key": customer.totp_hex_key, "confirmed": True, "step": 30, "digits": 6, "t0": 0}
+        if device is None:
+            return TOTPDevice.objects.create(user=user, name=DEMO_TOTP_NAME, **wanted)
+        changed = [name for name, value in wanted.items() if getattr(device, name) != value]
+        for name in changed:
+            setattr(device, name, wanted[name])
+        if changed:
+            device.save(update_fields=changed)
+        return device
 
     def _restore_user(self, user: Any, password: str, **fields: Any) -> None:
         """Give an existing demo user their documented password and state back, writing only what differs."""
@@ -210,3 +247,11 @@ class Command(BaseCommand):
             f"  {SECURITY_ADMIN_USERNAME:<16} {SECURITY_ADMIN_PASSWORD:<18} "
             f"security admin: staff (not superuser) in group '{SECURITY_GROUP}', admin at /admin/"
         )
+        self.stdout.write("")
+        self.stdout.write(
+            "Demo authenticator apps (public demo keys; a risky sign-in asks for their 6-digit code):"
+        )
+        for customer in CUSTOMERS:
+            device = self._totp_device(customer)
+            self.stdout.write(f"  {customer.username:<16} key {customer.totp_key}")
+            self.stdout.write(f"  {'':<16} {device.config_url}")

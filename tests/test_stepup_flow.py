@@ -1,0 +1,281 @@
+"""Pending sessions and step-up: a risky login signs in as pending, a second factor verifies it.
+
+Risky logins here come from a hosting network in Singapore for an account with no history (score 50:
+``anonymous_hosting`` + ``no_history``), which the default thresholds step up.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from importlib import import_module
+from typing import Any
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.test import Client
+from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+
+from authguard import stepup
+from authguard.models import KnownDevice, LoginEvent, Outcome, RiskProfile
+
+from .conftest import IP_OSAKA, IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_IPHONE, totp_token
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
+
+SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
+
+
+def session_key(client: Client) -> str:
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def state_of(client: Client) -> dict[str, Any]:
+    return SessionStore(session_key=session_key(client)).load().get(stepup.STATE_KEY)
+
+
+@pytest.fixture
+def alice(user_factory: Any, totp_factory: Any) -> Any:
+    user = user_factory("alice")
+    user.totp = totp_factory(user)
+    return user
+
+
+@pytest.fixture
+def pending(alice: Any, browser_at: Any) -> Client:
+    """alice signed in with her password from a risky place: pending."""
+    client = browser_at(IP_SG_VPS, UA_CHROME_WIN)
+    response = client.sign_in("alice")
+    assert response.status_code == 302 and response.url == "/authguard/step-up/?next=/"
+    return client
+
+
+def test_a_risky_login_signs_in_as_pending_and_is_recorded(pending: Client, alice: Any) -> None:
+    data = SessionStore(session_key=session_key(pending)).load()
+    assert data[SESSION_KEY] == str(alice.pk)
+    state = data[stepup.STATE_KEY]
+    assert state["s"] == "pending" and state["a"] == "step_up" and state["st"] is None
+    event = LoginEvent.objects.get()
+    assert (event.user, event.action, event.outcome) == (alice, "step_up", Outcome.STEP_UP_PENDING)
+    assert state["e"] == event.pk
+    assert not RiskProfile.objects.exists()  # nothing learned before a second factor passed
+
+
+def test_a_pending_session_is_held_at_step_up_html_and_json(pending: Client) -> None:
+    page = pending.get("/")
+    assert page.status_code == 302 and page.url == "/authguard/step-up/?next=/"
+    api = pending.get("/api/portfolio")
+    assert api.status_code == 401
+    body = api.json()
+    assert body["status"] == "step_up_required" and body["methods"] == ["totp"] and body["message"]
+    chooser = pending.get(page.url)
+    assert chooser.status_code == 200
+    assert b'href="/authguard/step-up/totp/?next=/"' in chooser.content
+
+
+def test_a_risky_api_login_answers_step_up_required_with_methods(alice: Any) -> None:
+    client = Client(enforce_csrf_checks=True, REMOTE_ADDR=IP_SG_VPS, HTTP_USER_AGENT=UA_CHROME_WIN)
+    token = client.get("/api/csrf").json()["csrf_token"]
+    response = client.post(
+        "/api/login",
+        json.dumps({"username": "alice", "password": "correct horse battery"}),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "step_up_required" and response.json()["methods"] == ["totp"]
+    held = client.get("/api/portfolio")
+    assert held.status_code == 401 and held.json()["status"] == "step_up_required"
+    # Signing out is allowed while pending, through the JSON API too.
+    token = response.json()["csrf_token"]
+    out = client.post("/api/logout", "{}", content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert out.status_code == 200 and out.json()["status"] == "ok"
+    assert client.get("/api/portfolio").json()["status"] == "login_required"
+
+
+def test_step_up_with_a_real_totp_code_verifies_the_session(pending: Client, alice: Any) -> None:
+    response = pending.post("/authguard/step-up/totp/?next=/", {"code": totp_token(alice.totp), "next": "/"})
+    assert response.status_code == 302 and response.url == "/"
+    state = state_of(pending)
+    assert state["s"] == "verified" and state["u"] is True and state["sm"] == "totp" and state["st"]
+    data = SessionStore(session_key=session_key(pending)).load()
+    assert data[DEVICE_ID_SESSION_KEY] == alice.totp.persistent_id
+    assert pending.get("/").status_code == 200
+    assert pending.get("/api/portfolio").status_code in (200, 404)  # not held any more
+    assert LoginEvent.objects.get().outcome == Outcome.STEP_UP_PASSED
+    assert RiskProfile.objects.get(user=alice).data["n"]  # the stepped-up login is learned
+
+
+def test_a_wrong_code_keeps_the_session_pending(pending: Client, alice: Any) -> None:
+    wrong = "000000" if totp_token(alice.totp) != "000000" else "111111"
+    response = pending.post("/authguard/step-up/totp/", {"code": wrong})
+    assert response.status_code == 400 and b"not correct" in response.content
+    assert state_of(pending)["s"] == "pending"
+    assert LoginEvent.objects.get().outcome == Outcome.STEP_UP_FAILED
+    assert pending.get("/").status_code == 302
+    malformed = pending.post("/authguard/step-up/totp/", {"code": "x" * 500})
+    assert malformed.status_code == 400 and state_of(pending)["s"] == "pending"
+
+
+def test_battery_16_session_key_rotates_at_login_and_at_step_up(alice: Any, browser_at: Any) -> None:
+    client = browser_at(IP_SG_VPS)
+    before = SessionStore()
+    before["visited"] = True
+    before.create()
+    client.cookies[settings.SESSION_COOKIE_NAME] = before.session_key
+    client.sign_in("alice")
+    at_login = session_key(client)
+    assert at_login != before.session_key and not SessionStore().exists(before.session_key)
+    client.post("/authguard/step-up/totp/", {"code": totp_token(alice.totp)})
+    after = session_key(client)
+    assert after != at_login and not SessionStore().exists(at_login)
+    # The old key is dead: a client still holding it is anonymous.
+    stale = Client(REMOTE_ADDR=IP_SG_VPS, HTTP_USER_AGENT=UA_CHROME_WIN)
+    stale.cookies[settings.SESSION_COOKIE_NAME] = at_login
+    assert stale.get("/api/portfolio").json()["status"] == "login_required"
+
+
+def test_battery_17_logout_while_pending_wipes_the_pending_state(pending: Client) -> None:
+    key = session_key(pending)
+    response = pending.post("/logout/")
+    assert response.status_code == 302
+    assert not SessionStore().exists(key)
+    data = SessionStore(session_key=session_key(pending)).load()
+    assert SESSION_KEY not in data and stepup.STATE_KEY not in data
+    assert pending.get("/authguard/step-up/").status_code == 302  # to the login page now
+    assert pending.get("/api/portfolio").json()["status"] == "login_required"
+
+
+def test_battery_09_a_user_id_in_the_step_up_post_changes_nothing(
+    pending: Client, alice: Any, user_factory: Any, totp_factory: Any
+) -> None:
+    bob = user_factory("bob")
+    bob_device = totp_factory(bob)
+    # bob's valid code, with bob's id in every field an attacker might try: refused, alice stays pending.
+    response = pending.post(
+        "/authguard/step-up/totp/",
+        {"code": totp_token(bob_device), "user": bob.pk, "user_id": bob.pk, "username": "bob"},
+    )
+    assert response.status_code == 400
+    data = SessionStore(session_key=session_key(pending)).load()
+    assert data[SESSION_KEY] == str(alice.pk) and data[stepup.STATE_KEY]["s"] == "pending"
+    bob_device.refresh_from_db()
+    assert bob_device.last_t == -1  # bob's device was never used
+    # alice's own code with bob's id (once django-otp's back-off after the failure has passed): alice, the
+    # session's user, is verified, nobody else.
+    with time_machine.travel(timezone.now() + timedelta(seconds=5)):
+        pending.post("/authguard/step-up/totp/", {"code": totp_token(alice.totp), "user_id": bob.pk})
+    data = SessionStore(session_key=session_key(pending)).load()
+    assert data[SESSION_KEY] == str(alice.pk) and data[stepup.STATE_KEY]["s"] == "verified"
+
+
+def test_a_risky_login_without_any_factor_is_refused_generically(user_factory: Any, browser_at: Any) -> None:
+    user_factory("carol")
+    client = browser_at(IP_SG_VPS)
+    response = client.sign_in("carol")
+    assert response.status_code == 302 and response.url == "/authguard/denied/"
+    assert SESSION_KEY not in client.session
+    assert LoginEvent.objects.get().outcome == Outcome.REFUSED
+    api = Client(REMOTE_ADDR=IP_SG_VPS, HTTP_USER_AGENT=UA_CHROME_WIN)
+    answer = api.post(
+        "/api/login",
+        json.dumps({"username": "carol", "password": "correct horse battery"}),
+        content_type="application/json",
+    )
+    assert answer.status_code == 403 and answer.json()["status"] == "denied"
+    assert "factor" not in answer.json()["message"].lower()  # generic: nothing about why
+
+
+def test_a_trusted_device_after_step_up_is_remembered_at_the_next_login(
+    pending: Client, alice: Any, settings: Any
+) -> None:
+    settings.AUTHGUARD_TRUSTED_DEVICE_DAYS = 30
+    pending.post("/authguard/step-up/totp/", {"code": totp_token(alice.totp)})
+    device = KnownDevice.objects.get(user=alice)
+    assert device.trusted_until > timezone.now() + timedelta(days=29)
+    pending.post("/logout/")
+    again = pending.sign_in("alice")
+    event = LoginEvent.objects.order_by("-id").first()
+    assert "remembered_device" in [f["code"] for f in event.findings]
+    assert again.status_code == 302
+
+
+def test_a_revoked_device_is_no_longer_remembered(pending: Client, alice: Any) -> None:
+    pending.post("/authguard/step-up/totp/", {"code": totp_token(alice.totp)})
+    device = KnownDevice.objects.get(user=alice)
+    response = pending.post(f"/authguard/security/devices/{device.pk}/revoke/")
+    assert response.status_code == 302
+    device.refresh_from_db()
+    assert device.revoked_at is not None and device.trusted_until is None
+    pending.post("/logout/")
+    pending.sign_in("alice")
+    event = LoginEvent.objects.order_by("-id").first()
+    assert "remembered_device" not in [f["code"] for f in event.findings]
+
+
+def test_revoking_another_users_device_changes_nothing(
+    pending: Client, alice: Any, user_factory: Any
+) -> None:
+    pending.post("/authguard/step-up/totp/", {"code": totp_token(alice.totp)})
+    bob = user_factory("bob")
+    now = timezone.now()
+    theirs = KnownDevice.objects.create(
+        user=bob, cookie_hash="b" * 64, first_seen_at=now, last_seen_at=now, trusted_until=now + timedelta(1)
+    )
+    pending.post(f"/authguard/security/devices/{theirs.pk}/revoke/")
+    theirs.refresh_from_db()
+    assert theirs.revoked_at is None
+
+
+def test_battery_24_a_changed_password_still_needs_the_second_factor(alice: Any, browser_at: Any) -> None:
+    start = timezone.now()
+    home = browser_at(IP_TOKYO)
+    assert home.sign_in("alice").url == "/"  # an ordinary, allowed login builds history
+    home.post("/logout/")
+    # The demo has no reset flow: a reset ends in set_password, like this.
+    alice.set_password("a brand new password 2026")
+    alice.save()
+    away = browser_at(IP_OSAKA, UA_IPHONE)
+    with time_machine.travel(start + timedelta(days=2)):
+        response = away.sign_in("alice", "a brand new password 2026")
+    assert response.status_code == 302 and response.url.startswith("/authguard/step-up/")
+    assert state_of(away)["s"] == "pending"
+    assert away.get("/api/portfolio").status_code == 401
+    event = LoginEvent.objects.order_by("-id").first()
+    assert event.outcome == Outcome.STEP_UP_PENDING and "password_changed" in event.reasons
+
+
+def test_a_locked_account_is_denied_even_with_the_right_password(alice: Any, browser_at: Any) -> None:
+    lockout = pytest.importorskip("authguard.lockout")
+    for _ in range(20):
+        if lockout.is_locked(alice):
+            break
+        lockout.record_failure(alice, kind="password")
+    assert lockout.is_locked(alice)
+    client = browser_at(IP_TOKYO)
+    response = client.sign_in("alice")
+    assert response.status_code == 302 and response.url == "/authguard/denied/"
+    assert SESSION_KEY not in client.session
+
+
+def test_the_chooser_lists_methods_in_the_configured_order(
+    pending: Client, alice: Any, settings: Any
+) -> None:
+    settings.AUTHGUARD_STEP_UP_METHODS = ["passkey"]  # e.g. the JSDA preset: TOTP is not accepted
+    assert stepup.step_up_methods(alice) == []
+    page = pending.get("/authguard/step-up/")
+    assert b"step-up/totp" not in page.content
+    assert pending.get("/authguard/step-up/totp/").status_code == 302
+    assert pending.post("/authguard/step-up/totp/", {"code": totp_token(alice.totp)}).status_code == 302
+    assert state_of(pending)["s"] == "pending"
+
+
+def test_a_verified_session_is_not_sent_through_step_up(alice: Any, browser_at: Any) -> None:
+    client = browser_at(IP_TOKYO)
+    assert client.sign_in("alice").url == "/"
+    assert state_of(client)["s"] == "verified" and state_of(client)["lr"] is True
+    response = client.get("/authguard/step-up/?next=/orders/")
+    assert response.status_code == 302 and response.url == "/orders/"
