@@ -568,5 +568,14 @@ class PolicyVersion(models.Model):
         if problem:
             raise ValidationError(problem)
 
+    def save(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        """Save a *new* version (versions are the audit trail: never edited) and put it in force."""
+        from .policy import version_saved
+
+        if not self._state.adding:
+            raise ValueError("policy versions are never edited; save a new version instead")
+        super().save(*args, **kwargs)
+        version_saved(self)
+
 
 # -- console: audit and analyst records (owner: console) ----------------------------------------------------

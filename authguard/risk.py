@@ -27,7 +27,7 @@ from django.utils.module_loading import import_string
 
 from .context import LoginContext
 from .history import Evidence, History
-from .policy import Action, Thresholds, current_thresholds
+from .policy import Action, Thresholds, current_policy
 
 logger = logging.getLogger(__name__)
 
@@ -145,14 +145,24 @@ def score_login(
     *,
     signals: Sequence[RiskSignal] | None = None,
     thresholds: Thresholds | None = None,
+    shadow_signals: Sequence[RiskSignal] | None = None,
 ) -> tuple[Assessment, Evidence | None]:
     """Score one login with the given store: the single path shared by live logins and the replay.
+
+    Without explicit ``signals``/``thresholds`` the run-time policy in force is used
+    (:func:`authguard.policy.current_policy`: one cache read, no query), including its shadow signals;
+    with explicit ``signals`` (as the replay passes) only the given ``shadow_signals`` run.
 
     Returns the assessment and the evidence it was based on (needed to learn from the login afterwards).
     If the evidence cannot be gathered (database or cache down), the login is stepped up: fail closed.
     """
-    thresholds = thresholds or current_thresholds()
-    signals = configured_signals() if signals is None else signals
+    if signals is None or thresholds is None:
+        policy = current_policy()
+        thresholds = thresholds or policy.thresholds
+        if signals is None:
+            signals = policy.signals
+            if shadow_signals is None:
+                shadow_signals = policy.shadow_signals
     try:
         evidence = history.evidence(ctx)
     except Exception:
@@ -160,4 +170,48 @@ def score_login(
         logger.exception("authguard: could not gather login evidence")
         finding = Finding("history_unavailable", thresholds.step_up, "The login history could not be read")
         return Assessment(thresholds.step_up, thresholds.decide(thresholds.step_up), (finding,)), None
-    return assess(evidence, signals=signals, thresholds=thresholds), evidence
+    assessment = assess(evidence, signals=signals, thresholds=thresholds)
+    if shadow_signals:
+        assessment = with_shadow(assessment, evidence, shadow_signals=shadow_signals, thresholds=thresholds)
+    return assessment, evidence
+
+
+#: Code of the summary finding of a login's shadow (report-only) signals.
+SHADOW_DECISION = "shadow_decision"
+
+
+def with_shadow(
+    assessment: Assessment,
+    evidence: Evidence,
+    *,
+    shadow_signals: Sequence[RiskSignal],
+    thresholds: Thresholds,
+) -> Assessment:
+    """Add the findings of report-only signals to ``assessment`` without changing its score or action.
+
+    Each shadow finding is recorded with score 0 and evidence ``{"shadow": True, "would_score": n}``;
+    one ``shadow_decision`` finding says what the login's score and action would have been. A shadow
+    signal that fails is logged and ignored: report-only means it can never change a decision.
+    """
+    extra: list[Finding] = []
+    would_add = 0
+    for signal in shadow_signals:
+        try:
+            found = list(signal.evaluate(evidence))
+        except Exception:
+            logger.exception("authguard: shadow signal %s failed", type(signal).__name__)
+            continue
+        for f in found:
+            would_add += f.score
+            extra.append(Finding(f.code, 0, f.reason, {**f.evidence, "shadow": True, "would_score": f.score}))
+    if not extra:
+        return assessment
+    would_score = max(0, min(100, assessment.score + would_add))
+    summary = Finding(
+        SHADOW_DECISION,
+        0,
+        "What the report-only signals would have decided",
+        {"shadow": True, "would_score": would_score, "would_action": str(thresholds.decide(would_score))},
+    )
+    findings = (*assessment.findings, *extra, summary)
+    return Assessment(score=assessment.score, action=assessment.action, findings=findings)
