@@ -287,6 +287,79 @@ def browser_at() -> Callable[..., Any]:
     return make
 
 
+# factors (passkeys, TOTP, recovery codes): a real software authenticator and JSON API helpers.
+
+
+@pytest.fixture
+def authenticator(settings: Any) -> Any:
+    """A :class:`~authguard.testing.SoftAuthenticator` for the test RP (``localhost``, its configured origin)."""
+    from authguard.testing import SoftAuthenticator
+
+    settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
+    settings.AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
+    return SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
+
+
+def api_post(client: Any, name: str, body: Any = None, *, raw: bytes | str | None = None, **extra: Any) -> Any:
+    """POST JSON to ``authguard:<name>`` (``body`` serialised, or ``raw`` as is); returns the response."""
+    import json
+
+    from django.urls import reverse
+
+    data = raw if raw is not None else json.dumps(body if body is not None else {})
+    return client.post(reverse(f"authguard:{name}"), data=data, content_type="application/json", **extra)
+
+
+def register_passkey(client: Any, authenticator: Any, **overrides: Any) -> Any:
+    """Register a passkey through the JSON API (options, then the authenticator's answer); the response."""
+    options = api_post(client, "api-passkeys-options")
+    assert options.status_code == 200, options.content
+    return api_post(client, "api-passkeys", authenticator.create(options.json(), **overrides))
+
+
+def bind_passkey(user: Any, authenticator: Any, **overrides: Any) -> Any:
+    """Give ``user`` a passkey bound earlier (no login needed): a real registration verified by py_webauthn,
+    stored as authguard stores it. For tests that start from an account which already has a passkey."""
+    from webauthn import generate_registration_options, verify_registration_response
+    from webauthn.helpers import options_to_json_dict
+    from webauthn.helpers.structs import CredentialDeviceType
+
+    from authguard.models import PasskeyDevice
+    from authguard.passkeys import b64url_decode, b64url_encode, user_handle_for
+
+    handle = user_handle_for(user)
+    options = options_to_json_dict(
+        generate_registration_options(rp_id="localhost", rp_name="test", user_name=user.username, user_id=handle)
+    )
+    credential = authenticator.create(options, **overrides)
+    verified = verify_registration_response(
+        credential=credential,
+        expected_challenge=b64url_decode(options["challenge"]),
+        expected_rp_id="localhost",
+        expected_origin="http://localhost:8000",
+        require_user_verification=True,
+    )
+    return PasskeyDevice.objects.create(
+        user=user,
+        name=overrides.get("name", "laptop"),
+        credential_id=credential["id"],
+        public_key=verified.credential_public_key,
+        user_handle=b64url_encode(handle),
+        sign_count=verified.sign_count,
+        backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
+        backup_state=verified.credential_backed_up,
+        user_verified=verified.user_verified,
+    )
+
+
+def passkey_step_up(client: Any, authenticator: Any, **overrides: Any) -> Any:
+    """Step up (or re-verify) with a passkey through the JSON API; the response of the verification."""
+    options = api_post(client, "api-step-up-passkey-options")
+    assert options.status_code == 200, options.content
+    return api_post(client, "api-step-up-passkey", authenticator.get(options.json(), **overrides))
+
+
+
 # -- order guard fixtures (owner: orders) ------------------------------------------------------------------
 
 
