@@ -39,7 +39,12 @@ STEP_UP_ROUTES = frozenset(
     }
 )
 #: Route suffixes of the step-up JSON API (CONTRACTS section 4), whatever their URL names.
-STEP_UP_API_SUFFIXES = ("api/step-up/totp", "api/step-up/passkey/options", "api/step-up/passkey")
+STEP_UP_API_SUFFIXES = (
+    "api/step-up/totp",
+    "api/step-up/recovery-code",
+    "api/step-up/passkey/options",
+    "api/step-up/passkey",
+)
 
 
 def wants_json(request: HttpRequest) -> bool:
