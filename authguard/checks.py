@@ -37,6 +37,11 @@ class Codes:
     # notifications, lockout, policy and preset E030-E039/W030-W039.
     # -- step-up and factors (owner: stepup, factors) --
     # -- order guard (owner: orders) --
+    ORDER_RULES_INVALID = "authguard.E020"
+    ORDER_HOOK_MISSING = "authguard.E021"
+    ORDER_HOOK_INVALID = "authguard.E022"
+    CONFIRMATION_METHODS_INVALID = "authguard.E023"
+    CONFIRMATION_SECONDS_INVALID = "authguard.E024"
     # -- notifications, lockout, policy, preset (owner: ops, console) --
 
 
@@ -282,6 +287,83 @@ def check_geoip(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[
 
 
 # -- order guard (owner: orders) ---------------------------------------------------------------------------
+
+
+ORDER_HOOKS = ("ORDER_PORTFOLIO", "ORDER_INSTRUMENT", "ORDER_EXECUTOR")
+
+
+@register(Tags.security)
+def check_order_guard(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The order rules import and accept their OPTIONS; the portal hooks are set and import; the
+    confirmation settings make sense. Hooks are only required once the guard is configured at all."""
+    from .order_rules import rules_problem
+
+    errors: list[CheckMessage] = []
+    raw = getattr(settings, "AUTHGUARD_ORDER_RULES", None)
+    if raw is not None:
+        problem = rules_problem(raw)
+        if problem:
+            errors.append(
+                Error(
+                    f"AUTHGUARD_ORDER_RULES is invalid: {problem}.",
+                    hint='Use a list of {"NAME": "dotted.path.OrderRule", "OPTIONS": {...}}.',
+                    id=Codes.ORDER_RULES_INVALID,
+                )
+            )
+    configured = [name for name in ORDER_HOOKS if getattr(settings, "AUTHGUARD_" + name, None)]
+    if configured:
+        for name in ORDER_HOOKS:
+            path = getattr(settings, "AUTHGUARD_" + name, None)
+            if not path:
+                errors.append(
+                    Error(
+                        f"AUTHGUARD_{name} is not set, but other order-guard hooks are.",
+                        hint="The order guard needs all three hooks: portfolio, instrument and executor.",
+                        id=Codes.ORDER_HOOK_MISSING,
+                    )
+                )
+                continue
+            try:
+                target = import_string(path) if isinstance(path, str) else None
+            except ImportError as exc:
+                target, reason = None, str(exc)
+            else:
+                reason = "it must be a dotted path"
+            if target is None or not _hook_shape_ok(name, target):
+                why = reason if target is None else "wrong shape"
+                errors.append(
+                    Error(
+                        f"AUTHGUARD_{name} {path!r} is not usable: {why}.",
+                        hint="Portfolio and instrument hooks are callables; an executor has execute() and "
+                        "release().",
+                        id=Codes.ORDER_HOOK_INVALID,
+                    )
+                )
+    methods = getattr(settings, "AUTHGUARD_CONFIRMATION_METHODS", ["passkey", "totp"])
+    if not isinstance(methods, list | tuple) or not methods or not set(methods) <= {"passkey", "totp"}:
+        errors.append(
+            Error(
+                f"AUTHGUARD_CONFIRMATION_METHODS is invalid: {methods!r}.",
+                hint='Use a non-empty list of "passkey" and "totp".',
+                id=Codes.CONFIRMATION_METHODS_INVALID,
+            )
+        )
+    seconds = getattr(settings, "AUTHGUARD_CONFIRMATION_SECONDS", 300)
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 30 <= seconds <= 3600:
+        errors.append(
+            Error(
+                f"AUTHGUARD_CONFIRMATION_SECONDS is invalid: {seconds!r}.",
+                hint="Use a whole number of seconds from 30 to 3600 (default 300).",
+                id=Codes.CONFIRMATION_SECONDS_INVALID,
+            )
+        )
+    return errors
+
+
+def _hook_shape_ok(name: str, target: Any) -> bool:
+    if name != "ORDER_EXECUTOR":
+        return callable(target)
+    return callable(getattr(target, "execute", None)) and callable(getattr(target, "release", None))
 
 
 # -- notifications, lockout, policy, preset (owner: ops, console) -------------------------------------------

@@ -572,7 +572,11 @@ def order_digest(canonical: str) -> str:
 
 
 def challenge_for(held: HeldOrder) -> bytes:
-    """The WebAuthn challenge of a held order: ``sha256(nonce || digest)`` (dynamic linking)."""
+    """The WebAuthn challenge of a held order: ``sha256(nonce || digest)`` (dynamic linking).
+
+    The nonce is renewed by every :func:`confirmation_options`, so each attempt signs a new challenge that
+    still names this exact order; the nonce of the successful attempt stays on the row with the assertion.
+    """
     return hashlib.sha256(bytes.fromhex(held.nonce) + bytes.fromhex(held.digest)).digest()
 
 
@@ -836,6 +840,9 @@ def confirmation_options(request: HttpRequest, *, confirmation_id: object) -> di
     if "passkey" not in held.methods:
         raise ConfirmationInvalid(_("This order cannot be confirmed with a passkey."), code="method")
     stored_order(held)
+    # A fresh nonce per attempt: every challenge is single-use, and a failed try must not burn the order.
+    held.nonce = secrets.token_hex(16)
+    HeldOrder.objects.filter(pk=held.pk, status=HeldOrder.Status.PENDING).update(nonce=held.nonce)
     try:
         return authentication_options(
             request, purpose=f"confirm:{held.pk}", user=request.user, challenge=challenge_for(held)

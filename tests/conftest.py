@@ -363,4 +363,71 @@ def passkey_step_up(client: Any, authenticator: Any, **overrides: Any) -> Any:
 # -- order guard fixtures (owner: orders) ------------------------------------------------------------------
 
 
+class OrderApi:
+    """A browser-like client of the demo's JSON API and authguard's confirmation API (CSRF enforced)."""
+
+    def __init__(self, **client_kwargs: Any) -> None:
+        import json
+
+        from django.test import Client
+
+        client_kwargs.setdefault("HTTP_USER_AGENT", UA_CHROME_WIN)
+        self.client = Client(enforce_csrf_checks=True, **client_kwargs)
+        self.token = self.client.get("/api/csrf").json()["csrf_token"]
+        self._json = json
+
+    def post(self, path: str, body: Any = None, **headers: Any) -> Any:
+        response = self.client.post(
+            path, data=self._json.dumps(body or {}), content_type="application/json",
+            HTTP_X_CSRFTOKEN=self.token, **headers,
+        )
+        if response.get("Content-Type") == "application/json":
+            self.token = response.json().get("csrf_token", self.token)
+        return response
+
+    def get(self, path: str) -> Any:
+        return self.client.get(path)
+
+    def login(self, username: str, password: str) -> Any:
+        response = self.post("/api/login", {"username": username, "password": password})
+        assert response.status_code == 200, response.content
+        return response
+
+    def order(self, side: str, symbol: str, quantity: int, **headers: Any) -> Any:
+        return self.post("/api/orders", {"side": side, "symbol": symbol, "quantity": quantity}, **headers)
+
+    def register_passkey(self, authenticator: Any) -> Any:
+        options = self.post("/authguard/api/passkeys/options").json()
+        response = self.post("/authguard/api/passkeys", authenticator.create(options))
+        assert response.status_code == 201, response.content
+        return response.json()["passkey"]
+
+    def confirm_with_passkey(self, confirmation_id: str, authenticator: Any, **overrides: Any) -> Any:
+        options = self.post(f"/authguard/api/confirmations/{confirmation_id}/passkey/options")
+        assert options.status_code == 200, options.content
+        assertion = authenticator.get(options.json(), **overrides)
+        return self.post(f"/authguard/api/confirmations/{confirmation_id}/passkey", assertion)
+
+
+@pytest.fixture
+def order_api(db: Any, settings: Any) -> Callable[..., OrderApi]:
+    """``order_api()``: a new browser on the demo portal; logins are allowed (no risk signal scores them)."""
+    settings.AUTHGUARD_RISK_SIGNALS = []
+    return OrderApi
+
+
+@pytest.fixture
+def tanaka(db: Any) -> Any:
+    """The seed's victim: ¥1.2 million cash and 30 holdings worth about ¥10 million (seed_demo.TANAKA)."""
+    from demo_site.brokerage import services
+    from demo_site.brokerage.management.commands.seed_demo import TANAKA
+
+    services.sync_instruments()
+    return services.open_account(
+        TANAKA.username, TANAKA.password, email=TANAKA.email, cash=TANAKA.cash, holdings=dict(TANAKA.holdings)
+    )
+
+
+
+
 # -- operations fixtures (owner: ops, console) ---------------------------------------------------------------
