@@ -252,13 +252,30 @@ def _factor_rows(user: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _recovery_codes_left(user: Any) -> int | None:
+def _recovery_codes_left(user: Any) -> int:
+    from .models import RecoveryCode
+
+    return RecoveryCode.objects.filter(
+        device__user=user, device__confirmed=True, used_at__isnull=True
+    ).count()
+
+
+def _current_totp_enrollment(request: HttpRequest) -> Any:
+    """This session's TOTP enrollment waiting for its first code (shown again after a wrong code), or a
+    new one."""
     from . import factors
 
-    counter = getattr(factors, "recovery_codes_left", None)
-    if counter is not None:
-        return int(counter(user))
-    return sum(1 for d in factors.user_factors(user) if stepup.method_of(d) == "recovery_code") or None
+    pending = request.session.get(factors.TOTP_ENROLLMENT_KEY)
+    device = None
+    if isinstance(pending, dict) and float(pending.get("exp", 0)) > timezone.now().timestamp():
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        device = TOTPDevice.objects.filter(pk=pending.get("id"), user=request.user, confirmed=False).first()
+    if device is None:
+        return factors.begin_totp_enrollment(request, user=request.user)
+    uri = factors._otpauth_uri(device)
+    secret = factors.base64.b32encode(device.bin_key).decode("ascii").rstrip("=")
+    return factors.TotpEnrollment(device=device, otpauth_uri=uri, secret=secret, qr_svg=factors._qr_svg(uri))
 
 
 @never_cache
@@ -310,10 +327,8 @@ def security_totp(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, _("Your authenticator app is set up."))
                 return redirect("authguard:security")
-        enrollment = factors.begin_totp_enrollment(request, user=request.user)
-        return render(
-            request, "authguard/security_totp.html", {"form": form, "enrollment": enrollment}, status=400
-        )
+        context = {"form": form, "enrollment": _current_totp_enrollment(request)}
+        return render(request, "authguard/security_totp.html", context, status=400)
     enrollment = factors.begin_totp_enrollment(request, user=request.user)
     return render(request, "authguard/security_totp.html", {"form": TotpCodeForm(), "enrollment": enrollment})
 
