@@ -41,6 +41,7 @@ from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import backtest, charts, reports
+from . import policy as runtime_policy
 from .conf import app_settings
 from .models import Feedback, KnownDevice, LoginEvent
 
@@ -237,7 +238,7 @@ class LoginEventAdmin(admin.ModelAdmin):
     def _set_verdict(self, request: HttpRequest, queryset: QuerySet[LoginEvent], verdict: str) -> int:
         changed = 0
         with transaction.atomic():
-            for event in queryset.select_for_update().only("pk", "feedback", "created_at", "username"):
+            for event in queryset.select_related(None).select_for_update():
                 if event.feedback == verdict:
                     continue
                 before = event.feedback or "none"
@@ -478,39 +479,45 @@ def dashboard_charts(data: reports.Dashboard) -> dict[str, Any]:
     }
 
 
+def _json_object(raw: str, what: str) -> Any:
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ValidationError(
+            _t("The %(what)s are not valid JSON: %(error)s") % {"what": what, "error": exc}
+        ) from None
+
+
 class BacktestForm(forms.Form):
-    """A proposed policy: thresholds, and optionally a whole signal list, and the window to replay."""
+    """A proposed policy (thresholds and signal options, as in the policy editor) and the days to replay."""
 
     days = forms.IntegerField(label=_("days to replay"), min_value=1, max_value=backtest.MAX_DAYS, initial=30)
     step_up = forms.IntegerField(label=_("step-up threshold"), min_value=0, max_value=100)
     deny = forms.IntegerField(label=_("deny threshold"), min_value=0, max_value=100)
-    signals = forms.CharField(
-        label=_("signals (JSON, optional)"),
+    signal_options = forms.CharField(
+        label=_("signal options (JSON, optional)"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
-        help_text=_('A list of {"NAME": ..., "OPTIONS": {...}}; empty keeps the configured signals.'),
+        help_text=_('{"dotted.signal.Name": {"option": value}}; empty keeps the configured options.'),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        current = app_settings.THRESHOLDS
-        self.fields["step_up"].initial = current["step_up"]
-        self.fields["deny"].initial = current["deny"]
+        current = runtime_policy.current_policy().thresholds
+        self.fields["step_up"].initial = current.step_up
+        self.fields["deny"].initial = current.deny
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if "step_up" not in data or "deny" not in data:
             return data
-        policy: dict[str, Any] = {"thresholds": {"step_up": data["step_up"], "deny": data["deny"]}}
-        if data.get("signals", "").strip():
-            try:
-                policy["signals"] = json.loads(data["signals"])
-            except ValueError as exc:
-                raise ValidationError(
-                    _t("The signals are not valid JSON: %(error)s") % {"error": exc}
-                ) from None
+        options = _json_object(data.get("signal_options", ""), _t("signal options"))
         try:
-            data["policy"] = backtest.proposed_policy(policy)
+            data["policy"] = backtest.proposed_runtime_policy(
+                thresholds={"step_up": data["step_up"], "deny": data["deny"]}, signal_options=options
+            )
         except backtest.BacktestError as exc:
             raise ValidationError(str(exc)) from None
         return data
@@ -571,7 +578,10 @@ class KnownDeviceAdmin(admin.ModelAdmin):
                 KnownDevice.objects.filter(pk=device.pk).update(revoked_at=now, trusted_until=None)
                 _audit(request, device, "revoked the known device")
                 _notify_revoked(
-                    device.user, factor="device", name=device.label, dedupe_key=f"revoke-device:{device.pk}"
+                    device.user,
+                    factor="remembered device",
+                    name=device.label,
+                    dedupe_key=f"revoke-device:{device.pk}",
                 )
                 n += 1
         self.message_user(request, _t("%(n)d device(s) revoked.") % {"n": n}, messages.SUCCESS)
@@ -624,7 +634,7 @@ class FactorAdmin(admin.ModelAdmin):
 class TOTPFactorAdmin(FactorAdmin):
     """TOTP devices, replacing django-otp's admin: no secret key, no QR code, no editing."""
 
-    factor_label = "totp"
+    factor_label = "authenticator app (TOTP)"
 
 
 # SECURITY: django-otp's own TOTP admin shows the secret key and its QR code to any staff member who may

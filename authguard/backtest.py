@@ -2,9 +2,12 @@
 
 This module has no scoring of its own. It turns recorded :class:`~authguard.models.LoginEvent` rows into
 the JSONL lines of CONTRACTS section 5 (:func:`event_line`) and runs them through
-:func:`authguard.replay.replay`, the engine behind ``python manage.py authguard replay``. So the admin's
-backtest and the command give the same answer on the same events: ``export_jsonl`` writes exactly the
-lines the page replays (tests/test_backtest.py runs the command on them and compares).
+:func:`authguard.replay.replay`, the engine behind ``python manage.py authguard replay``, once with the
+run-time policy in force (:func:`authguard.policy.current_policy`) and once with the proposed one. So the
+admin's backtest and the command give the same answer on the same events: ``export_jsonl`` writes exactly
+the lines the page replays, and :func:`policy_json` the ``--policy`` file of either policy
+(tests/test_backtest.py runs the command on them and compares). Shadow (report-only) signals never
+change a decision, so they play no part in a backtest.
 
 Which events are replayed: every recorded login of the window whose password was checked (``password_ok``
 true, or a wrong password: failed passwords feed the velocity signals), in time order. Throttled attempts
@@ -43,6 +46,7 @@ from typing import IO, Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from . import policy as runtime
 from .conf import app_settings
 from .models import Feedback, LoginEvent, Outcome
 from .policy import Action
@@ -235,8 +239,33 @@ def proposed_policy(raw: Mapping[str, Any]) -> Policy:
         raise BacktestError(str(exc)) from None
 
 
+def from_runtime(policy: runtime.Policy) -> Policy:
+    """The replay's form of a run-time policy (its signals and thresholds; shadow signals never decide)."""
+    return Policy(list(policy.signals), policy.thresholds)
+
+
+def policy_json(policy: runtime.Policy) -> dict[str, Any]:
+    """A run-time policy as the ``--policy`` file of ``authguard replay`` (to rerun a backtest by hand)."""
+    return {
+        "thresholds": {"step_up": policy.thresholds.step_up, "deny": policy.thresholds.deny},
+        "signals": [dict(entry) for entry in policy.signal_config],
+    }
+
+
+def proposed_runtime_policy(
+    *, thresholds: Mapping[str, int] | None, signal_options: Mapping[str, Any] | None
+) -> runtime.Policy:
+    """A proposed run-time policy (the policy editor's fields), validated like a saved one."""
+    try:
+        return runtime.build_policy(
+            thresholds=dict(thresholds or {}), signal_options=dict(signal_options or {})
+        )
+    except runtime.InvalidPolicy as exc:
+        raise BacktestError(str(exc)) from None
+
+
 def run_backtest(
-    proposed: Policy | Mapping[str, Any],
+    proposed: Policy | runtime.Policy | Mapping[str, Any],
     *,
     days: int = 30,
     now: datetime | None = None,
@@ -244,11 +273,14 @@ def run_backtest(
     max_events: int = MAX_EVENTS,
     max_changes: int = 50,
 ) -> BacktestResult:
-    """Replay the last ``days`` days through ``current`` (default: the policy in force) and ``proposed``."""
+    """Replay the last ``days`` days through ``current`` (default: the run-time policy in force) and
+    ``proposed`` (a replay policy, a run-time policy, or a ``--policy`` mapping)."""
     start, end = window(days, now=now)
-    if not isinstance(proposed, Policy):
+    if isinstance(proposed, runtime.Policy):
+        proposed = from_runtime(proposed)
+    elif not isinstance(proposed, Policy):
         proposed = proposed_policy(proposed)
-    current = current or Policy.current()
+    current = current or from_runtime(runtime.current_policy())
     events = _latest(replayable_events(start, end), max_events)
     truncated = len(events) == max_events and replayable_events(start, events[0].created_at).exists()
     lines, labels = _lines_and_labels(events)

@@ -47,6 +47,17 @@ def _num(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 5 x 10^k at or above ``value`` (so axis ticks are round numbers)."""
+    if value <= 1:
+        return 1.0
+    magnitude = 10 ** (len(str(int(value))) - 1)
+    for step in (1, 2, 5, 10):
+        if step * magnitude >= value:
+            return float(step * magnitude)
+    return float(10 * magnitude)  # pragma: no cover - the loop always returns
+
+
 def _open(chart_id: str, title: str, description: str, width: int, height: int) -> list[str]:
     cid = escape(_slug(chart_id))
     return [
@@ -64,6 +75,10 @@ def _close(parts: list[str]) -> SafeString:
     return mark_safe("".join(parts))  # noqa: S308
 
 
+def _short(label: str, limit: int = 38) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
 def _empty(chart_id: str, title: str, message: str, width: int) -> SafeString:
     parts = _open(chart_id, title, message, width, 40)
     parts.append(f'<text x="8" y="24" {_FONT} fill="#555">{escape(message)}</text>')
@@ -77,7 +92,7 @@ def bar_chart(
     chart_id: str,
     width: int = 640,
     bar_height: int = 22,
-    label_width: int = 220,
+    label_width: int = 260,
     colour: str = DEFAULT_COLOUR,
     empty: str = "No data",
 ) -> SafeString:
@@ -94,7 +109,7 @@ def bar_chart(
         length = max(plot * value / top, 1 if value else 0)
         text_y = y + bar_height * 0.7
         parts.append(
-            f'<text x="{label_width - 8}" y="{text_y:.1f}" text-anchor="end" {_FONT}>{escape(label)}</text>'
+            f'<text x="{label_width - 8}" y="{text_y:.1f}" text-anchor="end" {_FONT}>{escape(_short(label))}</text>'
             f'<rect x="{label_width}" y="{y}" width="{length:.1f}" height="{bar_height}" fill="{colour}">'
             f"<title>{escape(label)}: {_num(value)}</title></rect>"
             f'<text x="{label_width + length + 6:.1f}" y="{text_y:.1f}" {_FONT}>{_num(value)}</text>'
@@ -152,7 +167,7 @@ def stacked_columns(
         if len(s.values) != len(categories):
             raise ValueError(f"series {s.name!r} has {len(s.values)} values for {len(categories)} categories")
     totals = [sum(s.values[i] for s in series) for i in range(len(categories))]
-    top = max(max(totals), 1)
+    top = nice_ceiling(max(totals))
     left, right, bottom = 48, 12, 40 + (8 if x_title else 0)
     legend_height = 22 if legend else 0
     plot_top = 14 + legend_height

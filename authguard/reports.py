@@ -22,14 +22,26 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db.models import Avg, Count, Exists, F, Max, OuterRef, Q, QuerySet
+from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .models import Feedback, LoginEvent, Outcome
+from .models import (
+    AccountLock,
+    CampaignFlag,
+    FactorRecord,
+    Feedback,
+    GuardedOrder,
+    HeldOrder,
+    LoginEvent,
+    Notification,
+    Outcome,
+    PasskeyDevice,
+    RecoveryCodeDevice,
+)
 from .policy import Action
 
 #: Longest date range the dashboard and the incident report accept, in days.
@@ -90,17 +102,6 @@ def _parse_day(raw: Any, name: str) -> date | None:
         return date.fromisoformat(raw)
     except ValueError:
         raise ReportError(_("The %(name)s date must look like 2026-12-01.") % {"name": name}) from None
-
-
-# -- optional models of other parts (order guard, factors) ---------------------------------------------
-
-
-def _model(name: str) -> Any:
-    """An authguard model by name, or None where that part is not installed in this version."""
-    try:
-        return apps.get_model("authguard", name)
-    except LookupError:
-        return None
 
 
 # -- dashboard -----------------------------------------------------------------------------------------
@@ -251,13 +252,10 @@ def riskiest_networks(events: QuerySet[LoginEvent], *, limit: int = 10) -> tuple
 
 
 def held_order_counts(span: DateRange) -> dict[str, int]:
-    """Held orders created in ``span`` by status (empty where the order guard is not installed)."""
-    model = _model("HeldOrder")
-    if model is None:
-        return {}
+    """Held orders created in ``span``, by status."""
     first, after = span.bounds()
     rows = (
-        model.objects.filter(created_at__gte=first, created_at__lt=after)
+        HeldOrder.objects.filter(created_at__gte=first, created_at__lt=after)
         .values_list("status")
         .annotate(n=Count("pk"))
         .order_by()
@@ -265,15 +263,11 @@ def held_order_counts(span: DateRange) -> dict[str, int]:
     return dict(rows)
 
 
-def campaigns(span: DateRange, *, limit: int = 20) -> tuple[Any, ...]:
-    """Campaign flags raised in ``span``, newest first."""
-    model = _model("CampaignFlag")
-    if model is None:
-        return ()
+def campaigns(span: DateRange, *, limit: int = 20) -> tuple[CampaignFlag, ...]:
+    """Campaign flags raised in ``span``, and any still active, newest first."""
     first, after = span.bounds()
-    return tuple(
-        model.objects.filter(created_at__gte=first, created_at__lt=after).order_by("-created_at")[:limit]
-    )
+    flags = CampaignFlag.objects.filter(Q(flagged_at__gte=first, flagged_at__lt=after) | Q(active=True))
+    return tuple(flags.order_by("-flagged_at")[:limit])
 
 
 # -- compliance (JSDA 2025 preset) -----------------------------------------------------------------------
@@ -288,19 +282,18 @@ def customers(user_model: Any = None) -> QuerySet[Any]:
 def customers_without_passkeys() -> QuerySet[Any]:
     """Active customers with no confirmed passkey, annotated with what they have instead.
 
-    Annotations: ``has_totp`` (a confirmed TOTP device), ``last_event_at`` (latest recorded login).
+    Annotations: ``has_totp`` (a confirmed TOTP device), ``has_recovery_codes``.
     """
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    queryset = customers()
-    passkey = _model("PasskeyDevice")
-    if passkey is not None:
-        # SECURITY: only confirmed passkeys count; an enrollment started and abandoned is not a factor.
-        queryset = queryset.exclude(Exists(passkey.objects.filter(user=OuterRef("pk"), confirmed=True)))
-    return queryset.annotate(
-        has_totp=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
-        last_event_at=Max("authguard_login_events__created_at"),
-    ).order_by("username")
+    # SECURITY: only confirmed passkeys count; an enrollment started and abandoned is not a factor.
+    return (
+        customers()
+        .exclude(Exists(PasskeyDevice.objects.filter(user=OuterRef("pk"), confirmed=True)))
+        .annotate(
+            has_totp=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+            has_recovery_codes=Exists(RecoveryCodeDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+        )
+        .order_by(get_user_model().USERNAME_FIELD)
+    )
 
 
 def compliance_rows(queryset: Iterable[Any]) -> Iterator[list[str]]:
@@ -318,7 +311,15 @@ def compliance_rows(queryset: Iterable[Any]) -> Iterator[list[str]]:
             user.email,
             _iso(user.date_joined),
             _iso(user.last_login),
-            _("TOTP (interim)") if user.has_totp else _("none"),
+            ", ".join(
+                name
+                for name, has in (
+                    (_("authenticator app (TOTP)"), user.has_totp),
+                    (_("recovery codes"), user.has_recovery_codes),
+                )
+                if has
+            )
+            or _("none"),
         ]
 
 
@@ -357,22 +358,36 @@ INCIDENT_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class _Window:
+    """The time window of an incident report (``None`` bounds: everything recorded)."""
+
+    first: datetime | None
+    after: datetime | None
+
+    def filter(self, queryset: QuerySet[Any], field_name: str = "created_at") -> QuerySet[Any]:
+        if self.first is None:
+            return queryset
+        return queryset.filter(**{f"{field_name}__gte": self.first, f"{field_name}__lt": self.after})
+
+    def contains(self, at: datetime | None) -> bool:
+        if at is None:
+            return False
+        return self.first is None or self.first <= at < self.after  # type: ignore[operator]
+
+
 def incident_timeline(user: Any, span: DateRange | None = None) -> list[TimelineEntry]:
-    """Everything recorded about ``user`` in ``span`` (default: all of it), oldest first."""
-    first, after = span.bounds() if span else (None, None)
+    """Everything recorded about ``user`` in ``span`` (default: all of it), oldest first.
 
-    def within(queryset: QuerySet[Any], field_name: str = "created_at") -> QuerySet[Any]:
-        if first is not None:
-            queryset = queryset.filter(**{f"{field_name}__gte": first, f"{field_name}__lt": after})
-        return queryset
-
-    entries: list[TimelineEntry] = []
-    events = within(
+    Logins include failed attempts typed with the account's name. About ten queries in all.
+    """
+    within = _Window(*span.bounds()) if span else _Window(None, None)
+    events = within.filter(
         LoginEvent.objects.filter(Q(user=user) | Q(user__isnull=True, username=user.get_username()))
     )
-    entries += [_login_entry(event) for event in events.order_by("created_at", "pk")]
+    entries: list[TimelineEntry] = [_login_entry(event) for event in events.order_by("created_at", "pk")]
     entries += _factor_entries(user, within)
-    entries += _lock_entries(user, first, after)
+    entries += _lock_entries(user, within)
     entries += _order_entries(user, within)
     entries += _notification_entries(user, within)
     entries.sort(key=lambda e: e.at)
@@ -410,28 +425,43 @@ def _login_entry(event: LoginEvent) -> TimelineEntry:
     )
 
 
-def _factor_entries(user: Any, within: Any) -> list[TimelineEntry]:
+def _factor_entries(user: Any, within: _Window) -> list[TimelineEntry]:
+    """Factors enrolled (with how and from what session), disabled after failures; removals are in the
+    notifications (``factor_removed``), since a removed device leaves no row behind."""
     entries: list[TimelineEntry] = []
-    record = _model("FactorRecord")
-    if record is not None:
-        for row in within(record.objects.filter(user=user)).order_by("created_at"):
-            entries.append(
-                TimelineEntry(
-                    at=row.created_at,
-                    kind="factor",
-                    summary=str(row),
-                    detail=_describe(row, exclude={"id", "user", "created_at"}),
-                    reference=f"factor record {row.pk}",
-                )
+    recorded: set[str] = set()
+    for record in FactorRecord.objects.filter(user=user).order_by("enrolled_at"):
+        recorded.add(record.device_id)
+        detail = "; ".join(
+            part
+            for part in (
+                record.enrolled_via and f"authorised by {record.enrolled_via}",
+                "from a low-risk session"
+                if record.enrolled_low_risk
+                else "from a session that was not low-risk",
+                record.cooling_off_until and f"cooling off until {_iso(record.cooling_off_until)}",
             )
-        return entries
-    # Without the factors' own journal, the devices' creation times are the best record there is.
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    for model, label in ((TOTPDevice, "TOTP"), (_model("PasskeyDevice"), "passkey")):
-        if model is None:
-            continue
-        for device in within(model.objects.filter(user=user)).order_by("created_at"):
+            if part
+        )
+        for at, summary in (
+            (record.enrolled_at, _("%(kind)s added") % {"kind": record.get_kind_display()}),
+            (record.disabled_at, _("%(kind)s disabled after failures") % {"kind": record.get_kind_display()}),
+        ):
+            if at is not None and within.contains(at):
+                entries.append(
+                    TimelineEntry(
+                        at=at, kind="factor", summary=summary, detail=detail, reference=record.device_id
+                    )
+                )
+    # Devices without a record (created outside authguard's flows, e.g. by an import) still show.
+    for model, label in (
+        (TOTPDevice, "TOTP"),
+        (PasskeyDevice, "passkey"),
+        (RecoveryCodeDevice, "recovery codes"),
+    ):
+        for device in model.objects.filter(user=user).order_by("created_at"):
+            if device.persistent_id in recorded or not within.contains(device.created_at):
+                continue
             entries.append(
                 TimelineEntry(
                     at=device.created_at,
@@ -443,9 +473,8 @@ def _factor_entries(user: Any, within: Any) -> list[TimelineEntry]:
     return entries
 
 
-def _lock_entries(user: Any, first: datetime | None, after: datetime | None) -> list[TimelineEntry]:
-    model = _model("AccountLock")
-    lock = model.objects.filter(user=user).first() if model is not None else None
+def _lock_entries(user: Any, within: _Window) -> list[TimelineEntry]:
+    lock = AccountLock.objects.filter(user=user).first()
     if lock is None:
         return []
     entries = []
@@ -453,34 +482,79 @@ def _lock_entries(user: Any, first: datetime | None, after: datetime | None) -> 
         (lock.locked_at, _("account locked"), lock.locked_reason),
         (lock.unlocked_at, _("account unlocked"), lock.unlock_reason),
     ):
-        if at is not None and (first is None or first <= at < after):
+        if at is not None and within.contains(at):
             entries.append(TimelineEntry(at=at, kind="lock", summary=summary, detail=detail))
     return entries
 
 
-def _order_entries(user: Any, within: Any) -> list[TimelineEntry]:
+def _order_entries(user: Any, within: _Window) -> list[TimelineEntry]:
+    """The order guard's ledger (every order placed or held) and each held order's confirmation or close."""
     entries: list[TimelineEntry] = []
-    for name in ("OrderRecord", "GuardedOrder", "HeldOrder"):
-        model = _model(name)
-        if model is None:
-            continue
-        for row in within(model.objects.filter(user=user)).order_by("created_at"):
-            entries.append(
-                TimelineEntry(
-                    at=row.created_at,
-                    kind="order",
-                    summary=f"{model._meta.verbose_name}: {row}",
-                    detail=_describe(row, exclude={"id", "user", "created_at", "payload", "nonce", "digest"}),
-                    reference=f"{model._meta.model_name} {row.pk}",
-                )
+    ledger = (
+        within.filter(GuardedOrder.objects.filter(user=user)).select_related("held").order_by("created_at")
+    )
+    for order in ledger:
+        held = getattr(order, "held", None)
+        entries.append(
+            TimelineEntry(
+                at=order.created_at,
+                kind="order",
+                summary=_("order %(side)s %(quantity)s %(symbol)s: %(status)s")
+                % {
+                    "side": order.side,
+                    "quantity": order.quantity,
+                    "symbol": order.symbol,
+                    "status": order.get_status_display(),
+                },
+                reasons=tuple(order.reasons or ()),
+                detail="; ".join(
+                    part
+                    for part in (
+                        f"{order.amount} {order.currency}",
+                        "from a risky session" if order.risky_session else "",
+                        "illiquid instrument" if order.illiquid else "",
+                        held.summary if held is not None else "",
+                    )
+                    if part
+                ),
+                reference=f"ledger {order.pk}" + (f", held order {held.pk}" if held is not None else ""),
             )
+        )
+        if held is not None:
+            entries += _held_entries(held, within)
     return entries
 
 
-def _notification_entries(user: Any, within: Any) -> list[TimelineEntry]:
-    model = _model("Notification")
-    if model is None:
-        return []
+def _held_entries(held: HeldOrder, within: _Window) -> list[TimelineEntry]:
+    ref = f"held order {held.pk}" + (f", portal order {held.portal_ref}" if held.portal_ref else "")
+    if held.result_ref:
+        ref += f", execution {held.result_ref}"
+    out = []
+    if held.confirmed_at and held.status == HeldOrder.Status.CONFIRMED and within.contains(held.confirmed_at):
+        out.append(
+            TimelineEntry(
+                at=held.confirmed_at,
+                kind="order",
+                summary=_("held order confirmed with %(method)s and executed")
+                % {"method": held.confirmed_method},
+                detail=held.confirmed_device,
+                reference=ref,
+            )
+        )
+    elif held.closed_at and held.status != HeldOrder.Status.CONFIRMED and within.contains(held.closed_at):
+        out.append(
+            TimelineEntry(
+                at=held.closed_at,
+                kind="order",
+                summary=_("held order %(status)s") % {"status": held.get_status_display()},
+                detail=held.failure,
+                reference=ref,
+            )
+        )
+    return out
+
+
+def _notification_entries(user: Any, within: _Window) -> list[TimelineEntry]:
     return [
         TimelineEntry(
             at=row.created_at,
@@ -490,20 +564,8 @@ def _notification_entries(user: Any, within: Any) -> list[TimelineEntry]:
             detail=row.to_email,
             reference=f"notification {row.pk}",
         )
-        for row in within(model.objects.filter(user=user, staff=False)).order_by("created_at")
+        for row in within.filter(Notification.objects.filter(user=user, staff=False)).order_by("created_at")
     ]
-
-
-def _describe(row: Any, *, exclude: set[str]) -> str:
-    parts = []
-    for model_field in row._meta.concrete_fields:
-        if model_field.name in exclude or model_field.name.endswith("_hash"):
-            continue
-        value = getattr(row, model_field.attname)
-        if value in (None, "", [], {}):
-            continue
-        parts.append(f"{model_field.name}={value}")
-    return "; ".join(parts)[:500]
 
 
 def timeline_rows(entries: Sequence[TimelineEntry]) -> Iterator[list[str]]:

@@ -8,6 +8,7 @@ password from hosting, Tor and VPN networks with other browsers. Analysts' verdi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -15,10 +16,12 @@ from zoneinfo import ZoneInfo
 import time_machine
 from django.conf import settings
 from django.test import Client
+from django_otp.oath import totp
 
 from authguard.models import LoginEvent
 
 from .conftest import (
+    IP_JP_PROXY,
     IP_OSAKA,
     IP_SG_VPS,
     IP_TOKYO,
@@ -35,16 +38,49 @@ JST = ZoneInfo("Asia/Tokyo")
 NOW = datetime(2026, 11, 28, 18, 0, tzinfo=JST)
 
 
-def sign_in(client: Client, username: str, password: str, *, ip: str, ua: str, at: datetime) -> LoginEvent:
-    """One password login through the HTML form at ``at``; returns its recorded event."""
+def sign_in(
+    client: Client,
+    username: str,
+    password: str,
+    *,
+    ip: str,
+    ua: str,
+    at: datetime,
+    totp_key: str | None = None,
+    orders: tuple[dict, ...] = (),
+) -> LoginEvent:
+    """One password login through the HTML form at ``at``; returns its recorded event.
+
+    With ``totp_key`` (hex, django-otp's form) a stepped-up login passes step-up through the JSON API with
+    a real code; ``orders`` are then sent to the portal's JSON API (``{"side", "symbol", "quantity"}``).
+    """
     with time_machine.travel(at, tick=False):
         client.get("/login/", REMOTE_ADDR=ip, HTTP_USER_AGENT=ua)
         client.post(
             "/login/", {"username": username, "password": password}, REMOTE_ADDR=ip, HTTP_USER_AGENT=ua
         )
+        event = LoginEvent.objects.order_by("-pk").first()
+        if totp_key and event.action == "step_up":
+            code = f"{totp(bytes.fromhex(totp_key)):06d}"
+            client.post(
+                "/authguard/api/step-up/totp",
+                json.dumps({"code": code}),
+                content_type="application/json",
+                REMOTE_ADDR=ip,
+                HTTP_USER_AGENT=ua,
+            )
+        for order in orders:
+            client.post(
+                "/api/orders",
+                json.dumps(order),
+                content_type="application/json",
+                REMOTE_ADDR=ip,
+                HTTP_USER_AGENT=ua,
+            )
     # End the session but keep the device cookie, as closing a browser tab would.
     client.cookies.pop(settings.SESSION_COOKIE_NAME, None)
-    return LoginEvent.objects.order_by("-pk").first()
+    event.refresh_from_db()
+    return event
 
 
 @dataclass
@@ -54,10 +90,25 @@ class History:
     routine: list[int] = field(default_factory=list)
     attacks: list[int] = field(default_factory=list)
     wrong_passwords: list[int] = field(default_factory=list)
+    takeover: int | None = None
 
 
-def build_history(customers: dict[str, str], *, now: datetime = NOW, days: int = 16) -> History:
-    """Routine logins of each customer, then an attack on the first one (right password, foreign networks)."""
+def build_history(
+    customers: dict[str, str],
+    *,
+    now: datetime = NOW,
+    days: int = 16,
+    totp_keys: dict[str, str] | None = None,
+    attack_orders: tuple[dict, ...] = (),
+) -> History:
+    """Routine logins of each customer, then an attack on the first one.
+
+    Each customer signs in daily from home (Tokyo or Osaka) and once from a new phone, which is stepped up
+    and passes with their TOTP code when ``totp_keys`` has it. The attack on the first customer: two wrong
+    guesses from a VPN, the phished password from a Singapore VPS (curl) and from Tor, then from a Japanese
+    residential proxy with the code phished in real time, and ``attack_orders`` sent from that session.
+    """
+    totp_keys = totp_keys or {}
     history = History()
     for n, (username, password) in enumerate(customers.items()):
         home = Client()
@@ -65,24 +116,46 @@ def build_history(customers: dict[str, str], *, now: datetime = NOW, days: int =
             at = now - timedelta(days=days - day, hours=n) + timedelta(minutes=7 * day)
             ip = IP_TOKYO if day % 3 else IP_OSAKA
             history.routine.append(sign_in(home, username, password, ip=ip, ua=UA_CHROME_WIN, at=at).pk)
-        phone = Client()
-        history.routine.append(
-            sign_in(phone, username, password, ip=IP_TOKYO, ua=UA_IPHONE, at=now - timedelta(hours=30 + n)).pk
+        phone = sign_in(
+            Client(),
+            username,
+            password,
+            ip=IP_TOKYO,
+            ua=UA_IPHONE,
+            at=now - timedelta(hours=30 + n),
+            totp_key=totp_keys.get(username),
         )
+        history.routine.append(phone.pk)
     victim, password = next(iter(customers.items()))
     attack_at = now - timedelta(hours=20)
     gang = Client()
-    for i, ip in enumerate((IP_VPN, IP_VPN)):
+    for i in range(2):
         history.wrong_passwords.append(
             sign_in(
-                gang, victim, "wrong-guess", ip=ip, ua=UA_FIREFOX_LINUX, at=attack_at + timedelta(minutes=i)
+                gang,
+                victim,
+                "wrong-guess",
+                ip=IP_VPN,
+                ua=UA_FIREFOX_LINUX,
+                at=attack_at + timedelta(minutes=i),
             ).pk
         )
-    for i, (ip, ua) in enumerate(
-        ((IP_SG_VPS, UA_CURL), (IP_TOR, UA_FIREFOX_LINUX), (IP_SG_VPS, UA_FIREFOX_LINUX))
-    ):
-        event = sign_in(gang, victim, password, ip=ip, ua=ua, at=attack_at + timedelta(minutes=5 + i))
-        history.attacks.append(event.pk)
+    for i, (ip, ua) in enumerate(((IP_SG_VPS, UA_CURL), (IP_TOR, UA_FIREFOX_LINUX))):
+        history.attacks.append(
+            sign_in(gang, victim, password, ip=ip, ua=ua, at=attack_at + timedelta(minutes=5 + i)).pk
+        )
+    takeover = sign_in(
+        Client(),
+        victim,
+        password,
+        ip=IP_JP_PROXY,
+        ua=UA_FIREFOX_LINUX,
+        at=attack_at + timedelta(minutes=9),
+        totp_key=totp_keys.get(victim),
+        orders=attack_orders,
+    )
+    history.attacks.append(takeover.pk)
+    history.takeover = takeover.pk
     return history
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.core.management import call_command
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard import backtest
 from authguard.models import Feedback, LoginEvent, Outcome
+from authguard.policy import current_policy, save_policy
 
 from .console_data import NOW, build_history, mark, staff_client, staff_user
 
@@ -23,9 +25,11 @@ EXPORT_URL = "/admin/authguard/loginevent/export/"
 
 @pytest.fixture
 def history(user_factory):
-    user_factory("alice")
-    user_factory("bob")
-    built = build_history({"alice": "correct horse battery", "bob": "correct horse battery"})
+    keys = {}
+    for name in ("alice", "bob"):
+        keys[name] = TOTPDevice.objects.create(user=user_factory(name), name="app", confirmed=True).key
+    built = build_history({"alice": "correct horse battery", "bob": "correct horse battery"}, totp_keys=keys)
+    assert LoginEvent.objects.filter(outcome=Outcome.STEP_UP_PASSED).count() >= 2
     mark(built.attacks, Feedback.FRAUD)
     mark(built.routine[-1:], Feedback.LEGITIMATE)
     return built
@@ -78,7 +82,7 @@ def friction_and_catches(jsonl: str, results: list[dict]) -> tuple[int, int]:
 )
 def test_backtest_page_equals_replay_command(history, desk, tmp_path, thresholds):
     with time_machine.travel(NOW, tick=False):
-        page = desk.post(BACKTEST_URL, {"days": 30, **thresholds, "signals": ""})
+        page = desk.post(BACKTEST_URL, {"days": 30, **thresholds, "signal_options": ""})
         export = desk.get(EXPORT_URL, {"days": 30})
     assert page.status_code == 200 and export.status_code == 200
     result = page.context["result"]
@@ -86,7 +90,7 @@ def test_backtest_page_equals_replay_command(history, desk, tmp_path, thresholds
     assert result.events == len(jsonl.splitlines()) > 30
 
     proposed = replay_command(tmp_path, jsonl, {"thresholds": thresholds})
-    current = replay_command(tmp_path, jsonl, None)
+    current = replay_command(tmp_path, jsonl, backtest.policy_json(current_policy()))
     assert (result.proposed.friction, result.proposed.catches) == friction_and_catches(jsonl, proposed)
     assert (result.current.friction, result.current.catches) == friction_and_catches(jsonl, current)
     assert result.proposed.fraud == 3 and result.proposed.known_good > 30
@@ -114,6 +118,28 @@ def test_a_stricter_policy_adds_friction_and_a_laxer_one_misses_attacks(history)
     assert lax.changed_total > 0 and all(c.current != c.proposed for c in lax.changes)
 
 
+def test_the_current_side_is_the_runtime_policy_in_force(history, desk, tmp_path):
+    save_policy(by=None, comment="stricter after the campaign", thresholds={"step_up": 20})
+    with time_machine.travel(NOW, tick=False):
+        page = desk.post(BACKTEST_URL, {"days": 30, "step_up": 40, "deny": 100, "signal_options": ""})
+        jsonl = b"".join(page.client.get(EXPORT_URL, {"days": 30}).streaming_content).decode()
+    result = page.context["result"]
+    assert current_policy().thresholds.step_up == 20
+    strict = replay_command(tmp_path, jsonl, {"thresholds": {"step_up": 20, "deny": 100}})
+    assert (result.current.friction, result.current.catches) == friction_and_catches(jsonl, strict)
+    assert result.current.friction >= result.proposed.friction
+
+
+def test_signal_options_are_backtested(history):
+    # A (silly) proposal: a known device adds 45 points instead of removing 10.
+    options = {"authguard.risk_signals.DeviceCookie": {"known_device": 45}}
+    with time_machine.travel(NOW, tick=False):
+        proposed = backtest.proposed_runtime_policy(thresholds={}, signal_options=options)
+        result = backtest.run_backtest(proposed, days=30)
+    assert result.proposed.friction > result.current.friction
+    assert all(c.proposed != "allow" for c in result.changes if c.label == "good")
+
+
 def test_the_window_limits_the_events(history):
     with time_machine.travel(NOW, tick=False):
         week = backtest.run_backtest({"thresholds": {"step_up": 40}}, days=7)
@@ -128,20 +154,27 @@ def test_export_lines_follow_the_replay_contract(history):
     assert [x["ts"] for x in lines] == sorted(x["ts"] for x in lines)
     wrong = [x for x in lines if not x["password_ok"]]
     assert len(wrong) == 2 and all(x["second_factor_ok"] is None for x in wrong)
-    fraud_ids = set(history.attacks)
-    assert all(x["second_factor_ok"] is False for x in lines if x["event"] in fraud_ids)
+    by_event = {x["event"]: x for x in lines}
+    # The takeover passed step-up (a phished code); the other attacks never had a second factor.
+    assert by_event[history.takeover]["second_factor_ok"] is True
+    assert all(by_event[pk]["second_factor_ok"] is False for pk in history.attacks if pk != history.takeover)
+
+
+BASE = {"days": 30, "step_up": 40, "deny": 100, "signal_options": ""}
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"days": 30, "step_up": 70, "deny": 50, "signals": ""}, "must not exceed"),
-        ({"days": 0, "step_up": 40, "deny": 100, "signals": ""}, "greater than or equal to 1"),
-        ({"days": "x", "step_up": 40, "deny": 100, "signals": ""}, "whole number"),
-        ({"days": 30, "step_up": 40, "deny": 100, "signals": "[{"}, "not valid JSON"),
+        ({**BASE, "step_up": 70, "deny": 50}, "must not exceed"),
+        ({**BASE, "days": 0}, "greater than or equal to 1"),
+        ({**BASE, "days": "x"}, "whole number"),
+        ({**BASE, "signal_options": "{"}, "not valid JSON"),
+        ({**BASE, "signal_options": '{"no.such.Signal": {}}'}, "not a configured signal"),
+        ({**BASE, "signal_options": '{"authguard.risk_signals.Velocity": {"nope": 1}}'}, "unknown options"),
         (
-            {"days": 30, "step_up": 40, "deny": 100, "signals": '[{"NAME": "no.such.Signal"}]'},
-            "cannot import",
+            {**BASE, "signal_options": '{"authguard.risk_signals.DeviceCookie": {"new_device": "x"}}'},
+            "number",
         ),
     ],
 )

@@ -1,0 +1,166 @@
+"""The security console's admin: who may see and do what, read-only evidence, audited verdicts, revocation."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.urls import NoReverseMatch, reverse
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from authguard.models import Feedback, KnownDevice, LoginEvent, Notification
+
+from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_CURL
+from .console_data import NOW, sign_in, staff_client, staff_user
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
+
+EVENTS = "/admin/authguard/loginevent/"
+
+
+@pytest.fixture
+def events(user_factory):
+    from django.test import Client
+
+    user_factory("alice")
+    home = Client()
+    good = sign_in(home, "alice", "correct horse battery", ip=IP_TOKYO, ua=UA_CHROME_WIN, at=NOW)
+    bad = sign_in(Client(), "alice", "correct horse battery", ip=IP_SG_VPS, ua=UA_CURL, at=NOW)
+    return good, bad
+
+
+@pytest.fixture
+def analyst():
+    return staff_user("analyst", perms=("authguard.view_loginevent", "authguard.change_loginevent"))
+
+
+@pytest.fixture
+def viewer():
+    return staff_user("viewer", perms=("authguard.view_loginevent",))
+
+
+def test_events_are_listed_filtered_and_explained_but_never_editable(events, viewer):
+    good, bad = events
+    client = staff_client(viewer)
+    listing = client.get(EVENTS)
+    assert listing.status_code == 200 and list(listing.context["cl"].result_list) == [bad, good]
+    assert list(client.get(EVENTS, {"action__exact": bad.action}).context["cl"].result_list) == [bad]
+    assert list(client.get(EVENTS, {"country": "SG"}).context["cl"].result_list) == [bad]
+    assert list(client.get(EVENTS, {"asn": "14061"}).context["cl"].result_list) == [bad]
+    assert list(client.get(EVENTS, {"asn": "AS14061'--"}).context["cl"].result_list) == []
+    assert list(client.get(EVENTS, {"reason": "automation_client"}).context["cl"].result_list) == [bad]
+    assert list(client.get(EVENTS, {"q": IP_SG_VPS}).context["cl"].result_list) == [bad]
+    assert list(client.get(EVENTS, {"verdict": "none"}).context["cl"].result_list) == [bad, good]
+
+    page = client.get(f"{EVENTS}{bad.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "automation_client" in html and "why this score" in html.lower()
+    assert 'name="score"' not in html  # read-only: no input for any field
+    # Nothing can be written through the admin, whatever the permissions.
+    client.post(f"{EVENTS}{bad.pk}/change/", {"score": 0, "action": "allow"})
+    bad.refresh_from_db()
+    assert bad.score > 0 and bad.action != "allow"
+    assert client.get(f"{EVENTS}add/").status_code == 403
+    assert client.post(f"{EVENTS}{bad.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert LoginEvent.objects.count() == 2
+
+
+def test_superuser_cannot_edit_or_delete_events_either(events):
+    good, _bad = events
+    client = staff_client(staff_user("root", superuser=True))
+    assert client.get(f"{EVENTS}add/").status_code == 403
+    assert client.post(f"{EVENTS}{good.pk}/delete/", {"post": "yes"}).status_code == 403
+    response = client.post(
+        EVENTS, {"action": "delete_selected", "_selected_action": [good.pk], "post": "yes"}
+    )
+    assert response.status_code in (200, 302) and LoginEvent.objects.filter(pk=good.pk).exists()
+
+
+def test_staff_without_permission_see_nothing(events):
+    client = staff_client(staff_user("intern"))
+    assert client.get(EVENTS).status_code == 403
+    for page in ("dashboard/", "compliance/", "incident/", "backtest/", "export/"):
+        assert client.get(EVENTS + page).status_code == 403, page
+    assert client.get("/admin/authguard/knowndevice/").status_code == 403
+
+
+def test_customers_cannot_reach_the_console(events):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(LoginEvent.objects.first().user)
+    response = client.get(EVENTS + "dashboard/")
+    assert response.status_code == 302 and "/admin/login/" in response.url
+
+
+def test_analyst_marks_fraud_and_legitimate_and_it_is_audited(events, analyst):
+    good, bad = events
+    client = staff_client(analyst)
+    response = client.post(EVENTS, {"action": "mark_fraud", "_selected_action": [bad.pk]}, follow=True)
+    assert "1 event(s) marked as confirmed fraud." in response.content.decode()
+    client.post(EVENTS, {"action": "mark_legitimate", "_selected_action": [good.pk]})
+    bad.refresh_from_db()
+    good.refresh_from_db()
+    assert (bad.feedback, good.feedback) == (Feedback.FRAUD, Feedback.LEGITIMATE)
+    log = LogEntry.objects.get(object_id=str(bad.pk))
+    assert log.user == analyst and log.change_message == "verdict: none -> fraud"
+    # Marking again changes nothing and logs nothing more.
+    client.post(EVENTS, {"action": "mark_fraud", "_selected_action": [bad.pk]})
+    assert LogEntry.objects.filter(object_id=str(bad.pk)).count() == 1
+    assert list(client.get(EVENTS, {"verdict": "fraud"}).context["cl"].result_list) == [bad]
+
+
+def test_viewer_cannot_mark_events(events, viewer):
+    _good, bad = events
+    client = staff_client(viewer)
+    assert "mark_fraud" not in client.get(EVENTS).content.decode()
+    client.post(EVENTS, {"action": "mark_fraud", "_selected_action": [bad.pk]})
+    bad.refresh_from_db()
+    assert bad.feedback == "" and not LogEntry.objects.exists()
+
+
+def test_revoking_a_known_device_forgets_it_and_tells_the_customer(events, analyst):
+    device = KnownDevice.objects.get()
+    desk = staff_user("desk2", perms=("authguard.view_knowndevice", "authguard.change_knowndevice"))
+    client = staff_client(desk)
+    assert client.get("/admin/authguard/knowndevice/").status_code == 200
+    client.post("/admin/authguard/knowndevice/", {"action": "revoke", "_selected_action": [device.pk]})
+    device.refresh_from_db()
+    assert device.revoked_at is not None and device.trusted_until is None
+    note = Notification.objects.get(kind="factor_removed")
+    assert note.user == device.user and note.context["factor"] == "remembered device"
+    assert LogEntry.objects.get(object_id=str(device.pk)).user == desk
+    # Revoking twice does nothing more.
+    client.post("/admin/authguard/knowndevice/", {"action": "revoke", "_selected_action": [device.pk]})
+    assert Notification.objects.filter(kind="factor_removed").count() == 1
+
+
+def test_view_only_staff_cannot_revoke_a_device(events):
+    device = KnownDevice.objects.get()
+    client = staff_client(staff_user("ro", perms=("authguard.view_knowndevice",)))
+    client.post("/admin/authguard/knowndevice/", {"action": "revoke", "_selected_action": [device.pk]})
+    device.refresh_from_db()
+    assert device.revoked_at is None and not Notification.objects.exists()
+
+
+def test_totp_admin_never_shows_the_secret_and_revoking_deletes_and_notifies(user_factory):
+    alice = user_factory("alice")
+    device = TOTPDevice.objects.create(user=alice, name="phone", confirmed=True)
+    assert totp(device.bin_key)  # a real key, which the admin must not reveal
+    client = staff_client(
+        staff_user("desk", perms=("otp_totp.view_totpdevice", "otp_totp.delete_totpdevice"))
+    )
+    page = client.get(f"/admin/otp_totp/totpdevice/{device.pk}/change/").content.decode()
+    assert device.key not in page and "qrcode" not in page.lower()
+    with pytest.raises(NoReverseMatch):  # django-otp's secret-showing config and QR views are gone
+        reverse("admin:otp_totp_totpdevice_config", kwargs={"pk": device.pk})
+    assert (
+        device.key
+        not in client.get(f"/admin/otp_totp/totpdevice/{device.pk}/config/", follow=True).content.decode()
+    )
+    assert client.get("/admin/otp_totp/totpdevice/add/").status_code == 403
+    client.post("/admin/otp_totp/totpdevice/", {"action": "revoke", "_selected_action": [device.pk]})
+    assert not TOTPDevice.objects.filter(pk=device.pk).exists()
+    note = Notification.objects.get(kind="factor_removed", user=alice)
+    assert note.context["name"] == "phone"
