@@ -235,8 +235,10 @@ def test_battery_41_cross_site_posts_are_refused_and_a_get_confirms_nothing(
         f"/authguard/api/confirmations/{confirmation_id}/totp",
         f"/authguard/api/confirmations/{confirmation_id}/cancel",
     ):
-        response = attacker.post(path, data=json.dumps({"side": "sell", "symbol": "7203", "quantity": 100}),
-                                 content_type="application/json", HTTP_ORIGIN="https://evil.example")  # fmt: skip
+        body = json.dumps({"side": "sell", "symbol": "7203", "quantity": 100})
+        response = attacker.post(
+            path, data=body, content_type="application/json", HTTP_ORIGIN="https://evil.example"
+        )
         assert response.status_code == 403, path
     form = attacker.post(f"/authguard/confirmations/{confirmation_id}/", {"action": "cancel"})
     assert form.status_code == 403

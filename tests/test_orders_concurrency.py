@@ -1,0 +1,154 @@
+"""Battery cases 36, 38 and 40 and the parallel-order acceptance items, with real threads and row locks.
+
+Marked ``postgres``: on SQLite they skip (outside CI), since SQLite has no row locks to test. Run with
+``AUTHGUARD_TEST_DB=postgres AUTHGUARD_TEST_DATABASE_URL=postgres://...``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+
+from authguard.models import GuardedOrder, GuardStatus, HeldOrder
+from authguard.testing import SoftAuthenticator
+from demo_site.brokerage import services
+from demo_site.brokerage.models import Account, Order, OrderStatus
+
+from .conftest import OrderApi, totp_token
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "kenji-test-2025"
+PLAIN_RULES = [{"NAME": "authguard.order_rules.MassLiquidation", "OPTIONS": {}}]
+
+
+def in_parallel(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run every call in its own thread, released together by a barrier; return results in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], Any]) -> None:
+        try:
+            barrier.wait()
+            results[index] = call()
+        except Exception as exc:  # reported by the test's assertions
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+@pytest.fixture
+def kenji(settings: Any) -> Any:
+    settings.AUTHGUARD_ORDER_RULES = PLAIN_RULES
+    settings.AUTHGUARD_RISK_SIGNALS = []
+    services.sync_instruments()
+    return services.open_account(
+        "kenji", PASSWORD, email="kenji@example.com", cash=Decimal(0), holdings={"9432": 2000, "7203": 100}
+    )
+
+
+def sessions(count: int) -> list[OrderApi]:
+    clients = []
+    for _ in range(count):
+        client = OrderApi()
+        client.login("kenji", PASSWORD)
+        clients.append(client)
+    return clients
+
+
+def holdings(user: Any) -> dict[str, int]:
+    return dict(Account.objects.get(user=user).positions.values_list("instrument__symbol", "quantity"))
+
+
+def test_twenty_parallel_5_percent_sells_never_place_more_than_the_limit(kenji: Any) -> None:
+    # Holdings ¥590,000: 2,000 NTT (¥305,000) and 100 Toyota (¥285,000). 100 NTT = ¥15,250 = 2.6 %.
+    clients = sessions(20)
+    answers = in_parallel([lambda c=c: c.order("sell", "9432", 200) for c in clients])  # 5.2 % each
+    statuses = sorted(a.json()["status"] for a in answers)
+    placed = GuardedOrder.objects.filter(user=kenji, status=GuardStatus.PLACED)
+    sold = sum(o.amount for o in placed)
+    assert sold <= Decimal("0.5") * Decimal(590_000)
+    assert statuses == ["held"] * 11 + ["placed"] * 9  # 9 x 5.2 % = 46.5 %; a 10th would be 51.7 %
+    assert holdings(kenji)["9432"] == 2000 - 9 * 200
+    assert Order.objects.filter(status=OrderStatus.HELD).count() == 11
+
+
+def test_battery_38_two_concurrent_49_percent_sells_the_second_needs_confirmation(kenji: Any) -> None:
+    first, second = sessions(2)
+    answers = in_parallel(
+        [lambda: first.order("sell", "9432", 1900), lambda: second.order("sell", "7203", 100)]
+    )
+    assert sorted(a.status_code for a in answers) == [201, 202]  # 49 % and 48 %: one placed, one held
+    assert GuardedOrder.objects.filter(status=GuardStatus.PLACED).count() == 1
+
+
+def test_battery_40_a_duplicate_idempotency_key_in_parallel_makes_one_order(kenji: Any) -> None:
+    clients = sessions(5)
+    answers = in_parallel(
+        [
+            lambda c=c: c.order("sell", "7203", 10, HTTP_IDEMPOTENCY_KEY="order-2026-12-01-001")
+            for c in clients
+        ]
+    )
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["order_id"] for a in answers}) == 1
+    assert Order.objects.count() == 1 and holdings(kenji)["7203"] == 90
+
+
+def test_a_parallel_double_confirmation_executes_once(kenji: Any, totp_factory: Any) -> None:
+    device = totp_factory(kenji)
+    (client,) = sessions(1)
+    held = client.order("sell", "9432", 2000).json()  # 52 %: held
+    path = f"/authguard/api/confirmations/{held['confirmation']['id']}/totp"
+    # Two valid codes (this time step and the next), sent at once: django-otp accepts both in order.
+    codes = [totp_token(device), totp_token(device, steps=1)]
+    answers = in_parallel([lambda code=code: client.post(path, {"code": code}) for code in codes])
+    assert sorted(a.status_code for a in answers)[0] == 200
+    assert [a.status_code for a in answers].count(200) == 1
+    assert Order.objects.get(pk=held["order_id"]).status == OrderStatus.PLACED
+    assert "9432" not in holdings(kenji) and Account.objects.get(user=kenji).cash == Decimal("305000.00")
+
+
+def test_battery_36_an_order_changed_while_confirming_is_rechecked_under_the_lock(
+    kenji: Any, authenticator: SoftAuthenticator
+) -> None:
+    (client,) = sessions(1)
+    client.register_passkey(authenticator)
+    held = client.order("sell", "9432", 2000).json()
+    confirmation_id = held["confirmation"]["id"]
+    options = client.post(f"/authguard/api/confirmations/{confirmation_id}/passkey/options").json()
+    assertion = authenticator.get(options)
+    locked, changed = threading.Event(), threading.Event()
+
+    def tamper() -> None:
+        # Confirm A, PATCH to B: holds the row while changing it, then commits.
+        with transaction.atomic():
+            row = HeldOrder.objects.select_for_update().get(pk=confirmation_id)
+            locked.set()
+            time.sleep(0.5)
+            row.canonical = row.canonical.replace('"quantity":2000', '"quantity":1')
+            row.save(update_fields=["canonical"])
+        changed.set()
+
+    def confirm() -> Any:
+        locked.wait(10)
+        return client.post(f"/authguard/api/confirmations/{confirmation_id}/passkey", assertion)
+
+    _tampered, answer = in_parallel([tamper, confirm])
+    assert changed.is_set()
+    assert answer.status_code == 400 and answer.json()["code"] == "order_changed", answer.content
+    assert holdings(kenji)["9432"] == 2000
+    assert Order.objects.get(pk=held["order_id"]).status != OrderStatus.PLACED
