@@ -142,9 +142,12 @@ class AuthguardMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         static_url = settings.STATIC_URL or ""
+        signed_in_key = None
         if not (static_url and request.path.startswith("/" + static_url.lstrip("/"))):
-            self._check_session(request)
+            signed_in_key = self._check_session(request)
         response = self.get_response(request)
+        if signed_in_key is not None and SESSION_KEY not in request.session:
+            stepup.forget_session(signed_in_key)  # signed out in this request: drop the session's record
         response = self._after_login(request, response)
         self._keep_device_cookie(request, response)
         return response
@@ -162,22 +165,23 @@ class AuthguardMiddleware:
     # -- before the view -------------------------------------------------------------------------------
 
     @staticmethod
-    def _check_session(request: HttpRequest) -> None:
+    def _check_session(request: HttpRequest) -> str | None:
+        """Timeouts, the pending flag and the context binding; returns the signed-in session's key."""
         session = getattr(request, "session", None)
         if session is None or SESSION_KEY not in session:
-            return
+            return None
         state = session.get(stepup.STATE_KEY)
         if not isinstance(state, dict):
             if state is not None:  # unreadable state: fail closed
                 setattr(request, PENDING_ATTR, True)
-                return
+                return session.session_key
             state = stepup.adopt(request)
         now = stepup._now()
         try:
             login_at, seen = float(state["t"]), float(state.get("w", state["t"]))
         except (KeyError, TypeError, ValueError):
             setattr(request, PENDING_ATTR, True)
-            return
+            return session.session_key
         if (
             now - login_at > app_settings.SESSION_ABSOLUTE_SECONDS
             or now - seen > app_settings.SESSION_IDLE_SECONDS
@@ -185,17 +189,16 @@ class AuthguardMiddleware:
             # SECURITY: timed out; from here on this request is anonymous (the view asks for a login).
             stepup.forget_session(session.session_key)
             logout(request)
-            return
+            return None
         if now - seen > stepup.ACTIVITY_RESOLUTION_SECONDS:
             state["w"] = now
             session.modified = True
         if state.get("sk") != session.session_key:
             stepup.note_session_key(request, state)
-        if state.get("s") != "verified":
+        # A pending session is already held at step-up: only verified ones are compared with their binding.
+        if state.get("s") != "verified" or stepup.check_binding(request, state) == "pending":
             setattr(request, PENDING_ATTR, True)
-            return
-        if stepup.check_binding(request, state) == "pending":
-            setattr(request, PENDING_ATTR, True)
+        return session.session_key
 
     # -- after the view --------------------------------------------------------------------------------
 

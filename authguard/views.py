@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.db import transaction
@@ -118,6 +119,10 @@ def _verify_code(
     """The TOTP and recovery-code pages: show the form, check a posted code, finish or say why not."""
     if (answer := _signed_in(request)) is not None:
         return answer
+    if stepup._is_locked(request.user):
+        # SECURITY: a locked account gets no further guesses; the session ends with the generic answer.
+        logout(request)
+        return redirect("authguard:denied")
     context = _method_context(request)
     if method not in context["methods"]:
         return redirect(step_up_url(request, context["next"] or None))

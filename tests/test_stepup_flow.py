@@ -20,7 +20,7 @@ from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from authguard import stepup
-from authguard.models import KnownDevice, LoginEvent, Outcome, RiskProfile
+from authguard.models import KnownDevice, LoginEvent, Outcome, RiskProfile, SessionRecord
 
 from .conftest import IP_OSAKA, IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_IPHONE, totp_token
 
@@ -147,6 +147,16 @@ def test_battery_17_logout_while_pending_wipes_the_pending_state(pending: Client
     assert SESSION_KEY not in data and stepup.STATE_KEY not in data
     assert pending.get("/authguard/step-up/").status_code == 302  # to the login page now
     assert pending.get("/api/portfolio").json()["status"] == "login_required"
+    assert not SessionRecord.objects.exists()  # "sign out other sessions" has nothing left to end
+
+
+def test_a_session_is_recorded_under_its_current_key(pending: Client, alice: Any) -> None:
+    assert list(SessionRecord.objects.values_list("session_key", "user")) == [
+        (session_key(pending), alice.pk)
+    ]
+    pending.post("/authguard/step-up/totp/", {"code": totp_token(alice.totp)})
+    record = SessionRecord.objects.get()
+    assert record.session_key == session_key(pending) and record.place == "Singapore, SG"
 
 
 def test_battery_09_a_user_id_in_the_step_up_post_changes_nothing(
@@ -259,6 +269,17 @@ def test_a_locked_account_is_denied_even_with_the_right_password(alice: Any, bro
     response = client.sign_in("alice")
     assert response.status_code == 302 and response.url == "/authguard/denied/"
     assert SESSION_KEY not in client.session
+
+
+def test_an_account_locked_while_pending_gets_no_more_guesses(pending: Client, alice: Any) -> None:
+    lockout = pytest.importorskip("authguard.lockout")
+    for _ in range(20):
+        if lockout.is_locked(alice):
+            break
+        lockout.record_failure(alice, kind="totp")
+    response = pending.post("/authguard/step-up/totp/", {"code": totp_token(alice.totp)})
+    assert response.status_code == 302 and response.url == "/authguard/denied/"
+    assert SESSION_KEY not in pending.session
 
 
 def test_the_chooser_lists_methods_in_the_configured_order(
