@@ -1,0 +1,91 @@
+"""Order guard acceptance 3: many accounts buying one illiquid instrument are a campaign; a large cap is not."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from authguard.models import CampaignFlag, HeldOrder, Notification
+from demo_site.brokerage import services
+from demo_site.brokerage.models import Order, OrderStatus
+
+from .conftest import OrderApi
+
+PASSWORD = "buyer-test-2025"
+
+
+@pytest.fixture
+def buyers(db: Any, settings: Any) -> list[OrderApi]:
+    """Thirteen customers with ¥500,000 each, signed in from browsers they used before (not risky)."""
+    settings.AUTHGUARD_RISK_SIGNALS = []
+    settings.ADMINS = [("Security desk", "desk@demo-broker.example")]
+    services.sync_instruments()
+    clients = []
+    for n in range(13):
+        services.open_account(
+            f"buyer{n}", PASSWORD, email=f"buyer{n}@example.com", cash=Decimal(500_000), holdings={}
+        )
+        client = OrderApi()
+        client.login_known(f"buyer{n}", PASSWORD)
+        clients.append(client)
+    return clients
+
+
+def test_twelve_accounts_buying_one_illiquid_stock_flag_it_hold_further_buys_and_alert_the_admins(
+    buyers: list[OrderApi],
+) -> None:
+    # 10 shares of Kagura Biotech (¥3,120): each buy alone is small enough to pass.
+    statuses = [client.order("buy", "4Z1A", 10).json() for client in buyers[:12]]
+    assert [s["status"] for s in statuses] == ["placed"] * 9 + ["held"] * 3
+    assert "campaign_detected" in statuses[9]["confirmation"]["reasons"]
+    assert all("campaign_instrument" in s["confirmation"]["reasons"] for s in statuses[10:])
+    flag = CampaignFlag.objects.get(symbol="4Z1A")
+    assert flag.active and flag.accounts == 10
+    alerts = Notification.objects.filter(kind="campaign_flagged", staff=True)
+    assert alerts.count() == 1 and alerts.get().to_email == "desk@demo-broker.example"
+    assert "4Z1A" in alerts.get().context["summary"]
+    # Further buys are held for every account, even one that bought before or a new one.
+    assert buyers[0].order("buy", "4Z1A", 1).json()["status"] == "held"
+    assert buyers[12].order("buy", "4Z1A", 1).json()["status"] == "held"
+    # Only buys: a sell is judged on its own (here: all of buyer0's holdings, so the liquidation rule).
+    sell = buyers[0].order("sell", "4Z1A", 10).json()
+    assert sell["confirmation"]["reasons"] == ["mass_liquidation"]
+    # Other instruments are not affected.
+    assert buyers[12].order("buy", "7203", 10).json()["status"] == "placed"
+    assert Order.objects.filter(status=OrderStatus.HELD, instrument__symbol="4Z1A", side="buy").count() == 5
+    assert alerts.count() == 1  # one alert per flag, not one per held buy
+
+
+def test_twelve_accounts_buying_a_liquid_large_cap_is_no_campaign(buyers: list[OrderApi]) -> None:
+    statuses = [client.order("buy", "7203", 10).json()["status"] for client in buyers[:12]]
+    assert statuses == ["placed"] * 12
+    assert not CampaignFlag.objects.exists()
+    assert not Notification.objects.filter(kind="campaign_flagged").exists()
+    assert not HeldOrder.objects.exists()
+
+
+def test_buyers_from_risky_sessions_flag_the_instrument_sooner(db: Any, settings: Any) -> None:
+    settings.AUTHGUARD_RISK_SIGNALS = []
+    services.sync_instruments()
+    statuses = []
+    for n in range(6):
+        services.open_account(
+            f"fresh{n}", PASSWORD, email=f"fresh{n}@example.com", cash=Decimal(100_000), holdings={}
+        )
+        client = OrderApi()
+        client.login(f"fresh{n}", PASSWORD)  # a first sign-in from this browser: a new-device session
+        statuses.append(client.order("buy", "7Z2A", 10).json()["status"])
+    assert statuses == ["placed"] * 4 + ["held"] * 2  # the 5th risky buyer reaches risky_accounts=5
+    assert CampaignFlag.objects.filter(symbol="7Z2A", risky_accounts=5).exists()
+
+
+def test_a_cleared_flag_lets_buys_through_again(buyers: list[OrderApi]) -> None:
+    for client in buyers[:10]:
+        client.order("buy", "4Z1A", 10)
+    CampaignFlag.objects.filter(symbol="4Z1A").update(active=False)
+    HeldOrder.objects.all().delete()
+    # Ten buyers in the window still make a campaign: the flag is raised again and the admins told again.
+    assert buyers[12].order("buy", "4Z1A", 1).json()["status"] == "held"
+    assert CampaignFlag.objects.get(symbol="4Z1A").active
