@@ -306,7 +306,11 @@ def login_event_saved(sender: Any, instance: LoginEvent, **kwargs: Any) -> None:
 
 
 def _format_time(value: Any) -> Any:
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    """An ISO date-time of the context (``time``, ``expires``...) in local time, in the message's language."""
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) and "T" in value else None
+    except ValueError:
+        parsed = None
     if parsed is None:
         return value
     if timezone.is_naive(parsed):
@@ -323,7 +327,7 @@ def render(notification: Notification) -> tuple[str, str]:
     language = notification.language or settings.LANGUAGE_CODE
     with translation.override(language):
         subject_text = kind.staff_subject if notification.staff and kind.staff_subject else kind.subject
-        context = {k: _format_time(v) if k == "time" else v for k, v in notification.context.items()}
+        context = {k: _format_time(v) for k, v in notification.context.items()}
         context.update(
             staff=notification.staff,
             site_name=defang(app_settings.WEBAUTHN_RP_NAME),

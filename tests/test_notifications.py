@@ -317,3 +317,14 @@ def test_hostile_user_agent_never_reaches_the_mail(user_factory: Any, on_commit:
         notify_login(event)
     body = mail.outbox[0].body
     assert "evil.example" not in body and "https" not in body and not contains_link(body)
+
+
+def test_times_are_shown_in_local_time_not_iso(user_factory: Any, on_commit: Any) -> None:
+    alice = user_factory("alice")
+    held_at = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+    context = {"side": "buy", "quantity": 100, "symbol": "7203", "time": held_at, "expires": held_at}
+    with on_commit(execute=True):
+        notify(alice, "order_held", context=context, dedupe_key="held:1")
+    body = mail.outbox[0].body
+    assert "buy 100 7203" in body
+    assert "2026-11-30T" not in body and "10 a.m." in body  # 01:00 UTC is 10:00 in Tokyo
