@@ -21,7 +21,7 @@ What staff see and may do, each behind Django's model permissions (``view_*`` to
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -34,7 +34,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
@@ -43,7 +43,20 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from . import backtest, charts, reports
 from . import policy as runtime_policy
 from .conf import app_settings
-from .models import Feedback, KnownDevice, LoginEvent
+from .models import (
+    AccountLock,
+    CampaignFlag,
+    FactorRecord,
+    Feedback,
+    GuardedOrder,
+    HeldOrder,
+    KnownDevice,
+    LoginEvent,
+    Notification,
+    PasskeyDevice,
+    PolicyVersion,
+    RecoveryCodeDevice,
+)
 
 # -- helpers ----------------------------------------------------------------------------------------------
 
@@ -59,14 +72,16 @@ def _audit(request: HttpRequest, obj: Any, message: str) -> None:
     )
 
 
-def _notify_revoked(user: Any, *, factor: str, name: str, dedupe_key: str) -> None:
+def _notify_revoked(user: Any, *, factor: Any, name: str, dedupe_key: str) -> None:
     """Tell the customer that staff removed a sign-in method or a remembered device (outbox, same tx)."""
-    from .notifications import notify
+    from .notifications import notify, user_language
 
+    with translation.override(user_language(user) or None):
+        label = str(factor)
     notify(
         user,
         "factor_removed",
-        context={"factor": factor, "name": name, "by_staff": True},
+        context={"factor": label, "name": name, "time": timezone.now(), "by_staff": True},
         dedupe_key=dedupe_key,
     )
 
@@ -579,7 +594,7 @@ class KnownDeviceAdmin(admin.ModelAdmin):
                 _audit(request, device, "revoked the known device")
                 _notify_revoked(
                     device.user,
-                    factor="remembered device",
+                    factor=_("remembered device"),
                     name=device.label,
                     dedupe_key=f"revoke-device:{device.pk}",
                 )
@@ -597,7 +612,6 @@ class FactorAdmin(admin.ModelAdmin):
     fields = ("user", "name", "confirmed", "created_at", "last_used_at")
     readonly_fields = fields
     actions = ("revoke",)
-    factor_label = "factor"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # SECURITY: factors are enrolled by the customer, bound to them; staff never create one.
@@ -616,16 +630,25 @@ class FactorAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Revoke: delete the factor and tell the customer"), permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        from .factors import FACTOR_LABELS, kind_of
+        from .history import note_factor_change
+
+        now = timezone.now()
         n = 0
         with transaction.atomic():
-            for device in queryset.select_for_update().select_related("user"):
-                _audit(request, device, f"revoked {self.factor_label} {device.name!r} of {device.user}")
+            for device in queryset.select_for_update(of=("self",)).select_related("user"):
+                kind = kind_of(device)
+                _audit(request, device, f"revoked {kind} {device.name!r} of {device.user}")
+                FactorRecord.objects.filter(device_id=device.persistent_id).delete()
                 _notify_revoked(
                     device.user,
-                    factor=self.factor_label,
+                    factor=FACTOR_LABELS[kind],
                     name=device.name,
                     dedupe_key=f"revoke:{device.persistent_id}",
                 )
+                # The risk engine treats the account as recently changed (AccountContext), as for the
+                # customer's own removals.
+                note_factor_change(device.user_id, now)
                 device.delete()
                 n += 1
         self.message_user(request, _t("%(n)d factor(s) revoked.") % {"n": n}, messages.SUCCESS)
@@ -633,8 +656,6 @@ class FactorAdmin(admin.ModelAdmin):
 
 class TOTPFactorAdmin(FactorAdmin):
     """TOTP devices, replacing django-otp's admin: no secret key, no QR code, no editing."""
-
-    factor_label = "authenticator app (TOTP)"
 
 
 # SECURITY: django-otp's own TOTP admin shows the secret key and its QR code to any staff member who may
@@ -644,5 +665,433 @@ if admin.site.is_registered(TOTPDevice):
 admin.site.register(TOTPDevice, TOTPFactorAdmin)
 
 
-def _fmt_dt(value: datetime | None) -> str:
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else ""
+@admin.register(PasskeyDevice)
+class PasskeyAdmin(FactorAdmin):
+    """Customers' passkeys (public keys only: nothing secret is stored)."""
+
+    list_display = ("user", "name", "confirmed", "backup_state", "created_at", "last_used_at")
+    list_filter = ("confirmed", "backup_eligible", "backup_state", "created_at", "last_used_at")
+    fields = (
+        "user",
+        "name",
+        "confirmed",
+        "aaguid",
+        "transports",
+        "backup_eligible",
+        "backup_state",
+        "user_verified",
+        "sign_count",
+        "created_at",
+        "last_used_at",
+    )
+    readonly_fields = fields
+
+
+@admin.register(RecoveryCodeDevice)
+class RecoveryCodesAdmin(FactorAdmin):
+    """Customers' recovery-code sets: how many are left, never the codes (only their hashes exist)."""
+
+    list_display = ("user", "name", "confirmed", "codes_left", "created_at", "last_used_at")
+    fields = ("user", "name", "confirmed", "codes_left", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    @admin.display(description=_("codes left"))
+    def codes_left(self, obj: RecoveryCodeDevice) -> int:
+        return obj.remaining()
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records kept by authguard's flows: staff look, nobody writes through the admin."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(FactorRecord)
+class FactorRecordAdmin(ReadOnlyAdmin):
+    list_display = (
+        "user",
+        "kind",
+        "device_id",
+        "enrolled_at",
+        "enrolled_via",
+        "cooling_off_until",
+        "failures",
+    )
+    list_filter = ("kind", "enrolled_low_risk", "enrolled_at")
+    search_fields = ("user__username", "device_id")
+    list_select_related = ("user",)
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    """The outbox: what was (or will be) sent to whom, and whether it went."""
+
+    list_display = ("created_at", "kind", "user", "to_email", "staff", "status", "attempts", "sent_at")
+    list_filter = ("kind", "status", "staff", "created_at")
+    search_fields = ("user__username", "to_email", "kind")
+    list_select_related = ("user",)
+    exclude = ("dedupe_key",)
+
+
+# -- actions that need a reason ------------------------------------------------------------------------------
+
+
+class ReasonForm(forms.Form):
+    """Why staff take an action; kept with the record and in the admin log."""
+
+    reason = forms.CharField(
+        label=_("reason"), min_length=3, max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60})
+    )
+
+
+def with_reason(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
+    action: str,
+    title: str,
+    apply: Callable[[Any, str], bool],
+    done: str,
+) -> TemplateResponse | None:
+    """Ask for a reason on an intermediate page, then ``apply(obj, reason)`` to each selected object.
+
+    ``done`` is a message with ``%(n)d``: how many objects ``apply`` acted on (it returns True for those).
+    """
+    if "apply" in request.POST:
+        form = ReasonForm(request.POST)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"].strip()
+            n = sum(1 for obj in queryset if apply(obj, reason))
+            model_admin.message_user(request, done % {"n": n}, messages.SUCCESS)
+            return None
+    else:
+        form = ReasonForm()
+    return TemplateResponse(
+        request,
+        "admin/authguard/reason_action.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "opts": model_admin.model._meta,
+            "title": title,
+            "objects": list(queryset[:100]),
+            "form": form,
+            "action": action,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        },
+    )
+
+
+# -- account locks -------------------------------------------------------------------------------------------
+
+
+@admin.register(AccountLock)
+class AccountLockAdmin(ReadOnlyAdmin):
+    """Locked accounts (consecutive failures). Unlocking needs ``authguard.unlock_account`` and a reason."""
+
+    list_display = (
+        "user",
+        "failures",
+        "locked_at",
+        "locked_reason",
+        "lock_count",
+        "unlocked_at",
+        "unlocked_by",
+    )
+    list_filter = ("locked_at", "unlocked_at")
+    search_fields = ("user__username", "user__email")
+    list_select_related = ("user", "unlocked_by")
+    actions = ("unlock",)
+
+    def has_unlock_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("authguard.unlock_account")
+
+    @admin.action(description=_("Unlock the account (with a reason)"), permissions=["unlock"])
+    def unlock(self, request: HttpRequest, queryset: QuerySet[AccountLock]) -> TemplateResponse | None:
+        from .lockout import unlock
+
+        def apply(lock: AccountLock, reason: str) -> bool:
+            done = unlock(lock.user, by=request.user, reason=reason)
+            if done:
+                _audit(request, lock, f"unlocked: {reason}")
+            return done
+
+        return with_reason(
+            self,
+            request,
+            queryset.filter(locked_at__isnull=False),
+            action="unlock",
+            title=_t("Unlock accounts"),
+            apply=apply,
+            done=_t("%(n)d account(s) unlocked."),
+        )
+
+
+# -- order guard ---------------------------------------------------------------------------------------------
+
+
+@admin.register(GuardedOrder)
+class GuardedOrderAdmin(ReadOnlyAdmin):
+    """The order guard's ledger: every order it let through or held."""
+
+    list_display = (
+        "created_at",
+        "user",
+        "side",
+        "quantity",
+        "symbol",
+        "amount",
+        "currency",
+        "status",
+        "risky_session",
+    )
+    list_filter = ("status", "side", "risky_session", "illiquid", "created_at")
+    search_fields = ("user__username", "symbol")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+
+
+@admin.register(HeldOrder)
+class HeldOrderAdmin(ReadOnlyAdmin):
+    """Held orders: staff review them, and cancel or release one with a recorded reason."""
+
+    list_display = ("created_at", "user", "summary", "severity", "status", "expires_at", "confirmed_method")
+    list_filter = ("status", "severity", "created_at")
+    search_fields = ("user__username", "summary", "portal_ref")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    # SECURITY: the nonce, digest and session binding are what bind a confirmation to this order; shown
+    # to nobody (they are not secrets after use, but there is nothing to learn from them here).
+    exclude = ("nonce", "session_binding")
+    readonly_fields = ("reasons_explained",)
+    actions = ("cancel_held", "release_held")
+
+    @admin.display(description=_("why it was held"))
+    def reasons_explained(self, obj: HeldOrder) -> str:
+        return format_html_join(
+            "",
+            "<p><code>{}</code> {}</p>",
+            ((r.get("code", ""), r.get("reason", "")) for r in obj.reasons or [] if isinstance(r, dict)),
+        )
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("authguard.change_heldorder")
+
+    @admin.action(description=_("Cancel the held order (with a reason)"), permissions=["review"])
+    def cancel_held(self, request: HttpRequest, queryset: QuerySet[HeldOrder]) -> TemplateResponse | None:
+        from . import orders
+
+        def apply(held: HeldOrder, reason: str) -> bool:
+            done = bool(orders.staff_cancel(held.pk, by=request.user, reason=reason))
+            if done:
+                _audit(request, held, f"cancelled: {reason}")
+            return done
+
+        return with_reason(
+            self,
+            request,
+            queryset.filter(status=HeldOrder.Status.PENDING),
+            action="cancel_held",
+            title=_t("Cancel held orders"),
+            apply=apply,
+            done=_t("%(n)d held order(s) cancelled."),
+        )
+
+    @admin.action(description=_("Release: execute the held order (with a reason)"), permissions=["review"])
+    def release_held(self, request: HttpRequest, queryset: QuerySet[HeldOrder]) -> TemplateResponse | None:
+        from . import orders
+
+        def apply(held: HeldOrder, reason: str) -> bool:
+            try:
+                orders.staff_release(held.pk, by=request.user, reason=reason)
+            except orders.ConfirmationError as exc:
+                self.message_user(request, f"{held}: {exc}", messages.ERROR)
+                return False
+            _audit(request, held, f"released: {reason}")
+            return True
+
+        return with_reason(
+            self,
+            request,
+            queryset.filter(status=HeldOrder.Status.PENDING),
+            action="release_held",
+            title=_t("Release held orders"),
+            apply=apply,
+            done=_t("%(n)d held order(s) released and executed."),
+        )
+
+
+@admin.register(CampaignFlag)
+class CampaignFlagAdmin(ReadOnlyAdmin):
+    """Instruments many accounts bought at once; while active, every buy of them is held."""
+
+    list_display = (
+        "symbol",
+        "flagged_at",
+        "accounts",
+        "risky_accounts",
+        "window_hours",
+        "active",
+        "cleared_by",
+    )
+    list_filter = ("active", "flagged_at")
+    search_fields = ("symbol",)
+    actions = ("clear",)
+
+    def has_clear_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("authguard.change_campaignflag")
+
+    @admin.action(description=_("Clear the flag (with a reason)"), permissions=["clear"])
+    def clear(self, request: HttpRequest, queryset: QuerySet[CampaignFlag]) -> TemplateResponse | None:
+        def apply(flag: CampaignFlag, reason: str) -> bool:
+            updated = CampaignFlag.objects.filter(pk=flag.pk, active=True).update(
+                active=False, cleared_at=timezone.now(), cleared_by=request.user.get_username()[:150]
+            )
+            if updated:
+                _audit(request, flag, f"cleared: {reason}")
+            return bool(updated)
+
+        return with_reason(
+            self,
+            request,
+            queryset.filter(active=True),
+            action="clear",
+            title=_t("Clear campaign flags"),
+            apply=apply,
+            done=_t("%(n)d flag(s) cleared."),
+        )
+
+
+# -- run-time policy -----------------------------------------------------------------------------------------
+
+
+class PolicyVersionForm(forms.ModelForm):
+    """A new policy version: thresholds, signal options and shadow signals, validated like the settings."""
+
+    step_up = forms.IntegerField(label=_("step-up threshold"), min_value=0, max_value=100)
+    deny = forms.IntegerField(label=_("deny threshold"), min_value=0, max_value=100)
+    backtest_days = forms.IntegerField(
+        label=_("days to backtest"),
+        min_value=1,
+        max_value=backtest.MAX_DAYS,
+        initial=30,
+        required=False,
+        help_text=_("For the Backtest button: replay this many days of recorded logins; nothing is saved."),
+    )
+
+    class Meta:
+        model = PolicyVersion
+        fields = ("comment", "signal_options", "shadow_signals")
+        widgets = {"comment": forms.TextInput(attrs={"size": 80})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["comment"].required = True
+        self.fields["comment"].help_text = _("Why this change (kept with the version).")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("step_up") is not None and data.get("deny") is not None:
+            # Validated with the rest by PolicyVersion.clean (authguard.policy.policy_problem).
+            self.instance.thresholds = {"step_up": data["step_up"], "deny": data["deny"]}
+        return data
+
+    def proposed(self) -> Any:
+        """The validated form as a run-time policy (for a backtest)."""
+        return runtime_policy.build_policy(
+            thresholds=self.instance.thresholds,
+            signal_options=self.cleaned_data.get("signal_options") or {},
+            shadow_signals=self.cleaned_data.get("shadow_signals") or [],
+        )
+
+
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(admin.ModelAdmin):
+    """The run-time policy: each save is a new version (who, when, why); the newest is in force.
+
+    The add page starts from the policy in force and has a **Backtest** button that replays recorded
+    logins through the values on the form beside the policy in force, without saving.
+    """
+
+    list_display = ("version", "created_at", "created_by", "comment", "thresholds", "in_force")
+    list_select_related = ("created_by",)
+    search_fields = ("comment", "created_by__username")
+    change_form_template = "admin/authguard/policyversion/change_form.html"
+    view_fields = ("created_at", "created_by", "comment", "thresholds", "signal_options", "shadow_signals")
+    add_fields = ("comment", "step_up", "deny", "signal_options", "shadow_signals", "backtest_days")
+
+    @admin.display(description=_("version"), ordering="pk")
+    def version(self, obj: PolicyVersion) -> str:
+        return f"v{obj.pk}"
+
+    @admin.display(description=_("in force"), boolean=True)
+    def in_force(self, obj: PolicyVersion) -> bool:
+        return runtime_policy.current_policy().version == obj.pk
+
+    # SECURITY: versions are the audit trail of the policy: added, never changed or deleted.
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.add_fields if obj is None else self.view_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.view_fields
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = PolicyVersionForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        stashed = getattr(request, "_authguard_policy_initial", None)
+        if stashed is not None:
+            return stashed
+        latest = PolicyVersion.objects.order_by("-pk").first()
+        thresholds = runtime_policy.current_policy().thresholds
+        return {
+            "step_up": thresholds.step_up,
+            "deny": thresholds.deny,
+            "signal_options": latest.signal_options if latest else {},
+            "shadow_signals": latest.shadow_signals if latest else [],
+            "backtest_days": 30,
+        }
+
+    def save_model(self, request: HttpRequest, obj: PolicyVersion, form: Any, change: bool) -> None:
+        obj.created_by = request.user
+        obj.save()  # PolicyVersion.save puts it in force after commit, in every process
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        """The add page; with the Backtest button, the same page with the backtest and nothing saved."""
+        if request.method != "POST" or "_backtest" not in request.POST:
+            return super().add_view(request, form_url, extra_context)
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = PolicyVersionForm(request.POST)
+        if not form.is_valid():
+            # Re-rendered by the admin with the errors; an invalid form never saves.
+            return super().add_view(request, form_url, extra_context)
+        context = dict(extra_context or {})
+        try:
+            proposed = form.proposed()
+            context["backtest"] = backtest.run_backtest(
+                proposed, days=form.cleaned_data.get("backtest_days") or 30
+            )
+            context["backtest_policy_json"] = json.dumps(backtest.policy_json(proposed), indent=2)
+        except (backtest.BacktestError, runtime_policy.InvalidPolicy) as exc:
+            context["backtest_error"] = str(exc)
+        request._authguard_policy_initial = {  # type: ignore[attr-defined]
+            name: form.cleaned_data.get(name) for name in self.add_fields
+        }
+        request.method = "GET"  # render the form again, filled in, without saving
+        return super().add_view(request, form_url, context)

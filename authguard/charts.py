@@ -109,7 +109,8 @@ def bar_chart(
         length = max(plot * value / top, 1 if value else 0)
         text_y = y + bar_height * 0.7
         parts.append(
-            f'<text x="{label_width - 8}" y="{text_y:.1f}" text-anchor="end" {_FONT}>{escape(_short(label))}</text>'
+            f'<text x="{label_width - 8}" y="{text_y:.1f}" text-anchor="end" {_FONT}>'
+            f"{escape(_short(label))}</text>"
             f'<rect x="{label_width}" y="{y}" width="{length:.1f}" height="{bar_height}" fill="{colour}">'
             f"<title>{escape(label)}: {_num(value)}</title></rect>"
             f'<text x="{label_width + length + 6:.1f}" y="{text_y:.1f}" {_FONT}>{_num(value)}</text>'
