@@ -349,6 +349,7 @@ def bind_passkey(user: Any, authenticator: Any, **overrides: Any) -> Any:
         backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
         backup_state=verified.credential_backed_up,
         user_verified=verified.user_verified,
+        transports=credential["response"]["transports"],
     )
 
 
