@@ -325,13 +325,28 @@ def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: st
             history.trust_device(ctx, trusted_until(ctx))
         except Exception:
             logger.exception("authguard: could not learn a stepped-up login")
-        if state.get("e"):
-            LoginEvent.objects.filter(pk=state["e"], user=user).update(outcome=Outcome.STEP_UP_PASSED)
+        event = LoginEvent.objects.filter(pk=state["e"], user=user).first() if state.get("e") else None
+        if event is not None:
+            event.outcome = Outcome.STEP_UP_PASSED
+            event.save(update_fields=["outcome"])
+            _notify_login(event)
     state.update(s="verified", u=True)
     _bind(request, state)
     _strong(request, state, device=device, method=method)
     _lockout_success(user)
     logger.info("authguard step-up passed user=%s method=%s", user.pk, method)
+
+
+def _notify_login(event: Any) -> None:
+    """Tell the customer about a sign-in from a new device or country, now that it is signed in."""
+    try:
+        from .notifications import notify_login
+    except ImportError:
+        return
+    try:
+        notify_login(event)  # idempotent per event
+    except Exception:
+        logger.exception("authguard: could not queue the sign-in notification")
 
 
 def note_step_up_failure(request: HttpRequest) -> None:

@@ -300,3 +300,18 @@ def test_a_verified_session_is_not_sent_through_step_up(alice: Any, browser_at: 
     assert state_of(client)["s"] == "verified" and state_of(client)["lr"] is True
     response = client.get("/authguard/step-up/?next=/orders/")
     assert response.status_code == 302 and response.url == "/orders/"
+
+
+def test_a_stepped_up_login_from_a_new_device_notifies_the_customer(alice: Any, browser_at: Any) -> None:
+    from authguard.models import Notification
+
+    start = timezone.now()
+    home = browser_at(IP_TOKYO)
+    assert home.sign_in("alice").url == "/"
+    with time_machine.travel(start + timedelta(days=2)):
+        away = browser_at(IP_OSAKA, UA_IPHONE)
+        assert away.sign_in("alice").url.startswith("/authguard/step-up/")
+        assert not Notification.objects.filter(kind="new_device_login").exists()  # not signed in yet
+        away.post("/authguard/step-up/totp/", {"code": totp_token(alice.totp)})
+    notice = Notification.objects.get(kind="new_device_login", user=alice)
+    assert notice.context["city"] == "Osaka"
