@@ -23,6 +23,7 @@ from authguard.lockout import (
     unlock_with_identity_check,
 )
 from authguard.models import AccountLock, Notification
+from tests.conftest import bind_passkey
 
 pytestmark = pytest.mark.django_db
 
@@ -179,17 +180,57 @@ def test_burst_of_step_up_failures_warns_once_an_hour(
     assert any("failed 3 times" in m.body for m in mail.outbox)
 
 
+def _unlock_request(rf: Any) -> Any:
+    from django.contrib.sessions.backends.db import SessionStore
+
+    request = rf.post("/", HTTP_HOST="localhost:8000")
+    request.session = SessionStore()
+    return request
+
+
+def test_own_passkey_unlocks_the_account(
+    user_factory: Any, settings: Any, rf: Any, authenticator: Any, on_commit: Any
+) -> None:
+    """The customer's fresh identity check: a real WebAuthn assertion (SoftAuthenticator, py_webauthn)."""
+    from authguard import passkeys
+
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 1
+    alice = user_factory("alice")
+    bind_passkey(alice, authenticator)
+    record_failure(alice, kind="password")
+    request = _unlock_request(rf)
+    options = passkeys.authentication_options(request, purpose="unlock", user=alice)
+    with on_commit(execute=True):
+        lockout.unlock_with_passkey(request, user=alice, credential=authenticator.get(options))
+    assert not is_locked(alice)
+    lock = AccountLock.objects.get(user=alice)
+    assert lock.unlock_reason == "identity check: passkey" and lock.unlocked_by is None
+    assert Notification.objects.filter(kind="account_unlocked", user=alice).exists()
+
+
+def test_someone_elses_passkey_does_not_unlock(
+    user_factory: Any, settings: Any, rf: Any, authenticator: Any
+) -> None:
+    from authguard import passkeys
+
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 1
+    alice, mallory = user_factory("alice"), user_factory("mallory")
+    bind_passkey(mallory, authenticator)
+    record_failure(alice, kind="password")
+    request = _unlock_request(rf)
+    options = passkeys.authentication_options(request, purpose="unlock", user=None)
+    with pytest.raises(InvalidCredential):
+        lockout.unlock_with_passkey(request, user=alice, credential=authenticator.get(options))
+    assert is_locked(alice)
+    assert AccountLock.objects.get(user=alice).last_failure_kind == "unlock"
+
+
 def test_unlock_with_passkey_counts_a_bad_assertion(user_factory: Any, settings: Any, rf: Any) -> None:
-    passkeys = pytest.importorskip("authguard.passkeys")
     settings.AUTHGUARD_LOCKOUT_FAILURES = 1
     alice = user_factory("alice")
     record_failure(alice, kind="password")
-    request = rf.post("/")
-    from django.contrib.sessions.backends.db import SessionStore
-
-    request.session = SessionStore()
+    request = _unlock_request(rf)
     with pytest.raises(InvalidCredential):
         lockout.unlock_with_passkey(request, user=alice, credential={"id": "garbage"})
     assert is_locked(alice)
     assert AccountLock.objects.get(user=alice).last_failure_kind == "unlock"
-    assert passkeys is not None
