@@ -234,3 +234,34 @@ def test_unlock_with_passkey_counts_a_bad_assertion(user_factory: Any, settings:
         lockout.unlock_with_passkey(request, user=alice, credential={"id": "garbage"})
     assert is_locked(alice)
     assert AccountLock.objects.get(user=alice).last_failure_kind == "unlock"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_parallel_failures_count_exactly_and_lock_once(user_factory: Any, settings: Any) -> None:
+    """Ten password failures at the same moment, on ten connections: ten counted, one lock, one mail."""
+    import threading
+
+    from django.db import connection
+
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 10
+    alice = user_factory("alice")
+    barrier = threading.Barrier(10)
+    results: list[bool] = []
+
+    def fail() -> None:
+        try:
+            barrier.wait()
+            results.append(record_failure(alice, kind="password"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=fail) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 9 + [True]
+    lock = AccountLock.objects.get(user=alice)
+    assert lock.failures == 10 and lock.lock_count == 1
+    assert Notification.objects.filter(kind="account_locked", user=alice).count() == 1
