@@ -129,15 +129,15 @@ def test_rounds_interleave_and_the_ratio_is_the_median_of_adjacent_pairs() -> No
     os.environ.get("AUTHGUARD_TEST_BENCH_LOAD") != "1",
     reason="starts two gunicorn servers and loads both cores: set AUTHGUARD_TEST_BENCH_LOAD=1",
 )
-@pytest.mark.parametrize("driver", ["wrk", "python"])
-def test_the_benchmark_runs_end_to_end(driver: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("driver", "mode"), [("wrk", []), ("python", []), ("wrk", ["--simultaneous"])])
+def test_the_benchmark_runs_end_to_end(driver: str, mode: list[str], tmp_path: Path) -> None:
     if driver == "wrk" and shutil.which("wrk") is None:
         pytest.skip("wrk is not installed")
     out = tmp_path / "load.json"
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
     done = subprocess.run(
         [sys.executable, "-m", "bench.load", "--rounds", "1", "--duration", "2", "--warmup", "1",
-         "--driver", driver, "--json", str(out)],
+         "--driver", driver, "--json", str(out), *mode],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -145,6 +145,7 @@ def test_the_benchmark_runs_end_to_end(driver: str, tmp_path: Path) -> None:
     assert last.startswith("with authguard: ") and "(goal >= 0.95)" in last
     report = json.loads(out.read_text())
     assert report["driver"] == driver and report["summary"]["non_200"] == 0
+    assert report["mode"] == ("simultaneous" if mode else "interleaved")
     assert report["page_bytes"][WITH] == report["page_bytes"][WITHOUT]
     assert all(r["requests"] > 0 for r in report["rounds"])
     assert report["authguard_state_after"]["status"] == "verified"

@@ -78,6 +78,9 @@ class WrkDriver:
         self._script = script_dir / "count.lua"
         self._script.write_text(WRK_SCRIPT)
 
+    def describe(self) -> str:
+        return f"wrk -t{self.threads} -c{self.connections}"
+
     def run(self, label: str, url: str, *, headers: dict[str, str], duration: float) -> RoundResult:
         command = [
             "wrk",
@@ -153,6 +156,9 @@ class PythonDriver:
 
     def __init__(self, *, connections: int) -> None:
         self.connections = connections
+
+    def describe(self) -> str:
+        return f"Python client, {self.connections} processes"
 
     def run(self, label: str, url: str, *, headers: dict[str, str], duration: float) -> RoundResult:
         context = multiprocessing.get_context("spawn")

@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=8, help="timed rounds per server [8]")
     parser.add_argument("--warmup", type=float, default=3.0, help="untimed seconds per server first [3]")
     parser.add_argument("--driver", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--simultaneous",
+        action="store_true",
+        help="load both servers at the same time in each round (they share the CPUs, and so does any "
+        "other load) instead of one after the other",
+    )
     parser.add_argument("--goal", type=float, default=0.95, help="ratio to meet [0.95]")
     parser.add_argument("--check", action="store_true", help="exit 1 when the ratio misses the goal")
     parser.add_argument("--json", type=Path, help="also write every round and the summary here")
@@ -189,25 +196,43 @@ def measure(args: argparse.Namespace, env: dict[str, str], session: BenchSession
         sizes = {label: _check_page(s, session, "before the run") for label, s in servers.items()}
         print(
             f"servers: {', '.join(f'{s.label} {s.url} ({SETTINGS[s.label]})' for s in servers.values())}\n"
-            f"page: GET / {sizes[WITH]:,} bytes with authguard, {sizes[WITHOUT]:,} without",
+            f"page: GET / {sizes[WITH]:,} bytes with authguard, {sizes[WITHOUT]:,} without; "
+            f"{args.workers} sync workers per server; load: {driver.describe()}, "
+            + (
+                f"{args.rounds} rounds of {args.duration:g} s, both servers at once"
+                if args.simultaneous
+                else f"{args.rounds} rounds of {args.duration:g} s per server, interleaved"
+            )
+            + ("" if have_wrk() else " (install wrk for a lighter load generator)"),
             flush=True,
         )
         for label, server in servers.items():
             driver.run(label, server.url, headers=session.headers(), duration=args.warmup)
         print(
             f"{'round':>5}  {'server':<15} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
-            f" {'requests':>8} {'bad':>8}"
+            f" {'CPU ms/r':>8} {'requests':>8} {'bad':>5}"
         )
         results = []
-        for i, label in enumerate(_order(args.rounds)):
+
+        def timed(label: str) -> RoundResult:
             server = servers[label]
             cpu_before = server.cpu_seconds()
             result = driver.run(label, server.url, headers=session.headers(), duration=args.duration)
             cpu_after = server.cpu_seconds()
             if cpu_before is not None and cpu_after is not None:
                 result = replace(result, server_cpu_s=cpu_after - cpu_before)
-            results.append(result)
-            _print_round(i // 2 + 1, result)
+            return result
+
+        if args.simultaneous:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                for n in range(1, args.rounds + 1):
+                    for result in pool.map(timed, (WITH, WITHOUT)):
+                        results.append(result)
+                        _print_round(n, result)
+        else:
+            for i, label in enumerate(_order(args.rounds)):
+                results.append(timed(label))
+                _print_round(i // 2 + 1, results[-1])
         for server in servers.values():
             _check_page(server, session, "after the run")
     finally:
@@ -255,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         "connections": args.connections,
         "duration": args.duration,
         "rounds_per_server": args.rounds,
+        "mode": "simultaneous" if args.simultaneous else "interleaved",
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "session": session.how,
@@ -282,7 +308,7 @@ def print_summary(report: dict[str, Any], summary: dict[str, Any]) -> None:
             + " (medians of the rounds)"
         )
     print(
-        f"ratios of adjacent rounds {min(pairs):.3f}-{max(pairs):.3f}, ratio of the medians "
+        f"ratios of paired rounds {min(pairs):.3f}-{max(pairs):.3f}, ratio of the medians "
         f"{summary['ratio_of_medians']:.3f}"
         + (
             f", CPU per request without/with {summary['cpu_ratio']:.3f}"
