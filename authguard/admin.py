@@ -40,7 +40,7 @@ from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import backtest, charts, reports
+from . import backtest, charts, feedback, reports
 from . import policy as runtime_policy
 from .conf import app_settings
 from .models import (
@@ -257,8 +257,8 @@ class LoginEventAdmin(admin.ModelAdmin):
                 if event.feedback == verdict:
                     continue
                 before = event.feedback or "none"
-                LoginEvent.objects.filter(pk=event.pk).update(feedback=verdict)
-                event.feedback = verdict
+                # feedback.mark checks the permission again and refreshes the fraud-network signal.
+                feedback.mark(event, verdict, by=request.user)
                 _audit(request, event, f"verdict: {before} -> {verdict or 'none'}")
                 changed += 1
         return changed

@@ -43,6 +43,11 @@ class Codes:
     CONFIRMATION_METHODS_INVALID = "authguard.E023"
     CONFIRMATION_SECONDS_INVALID = "authguard.E024"
     # -- notifications, lockout, policy, preset (owner: ops, console) --
+    # console (JSDA preset): E035-E039 / W035-W039; ops keeps E030-E034 / W030-W034.
+    PRESET_UNKNOWN = "authguard.E035"
+    PRESET_METHODS_OVERRIDDEN = "authguard.W035"
+    PRESET_LOCKOUT_OVERRIDDEN = "authguard.W036"
+    PRESET_OTP_PLUGINS = "authguard.W037"
 
 
 GEOIP_FILENAMES = {
@@ -367,3 +372,62 @@ def _hook_shape_ok(name: str, target: Any) -> bool:
 
 
 # -- notifications, lockout, policy, preset (owner: ops, console) -------------------------------------------
+
+
+#: django-otp plugins whose codes the JSDA 2025 preset refuses (mailed and SMS codes, static lists).
+PRESET_REFUSED_OTP_APPS = (
+    "django_otp.plugins.otp_email",
+    "django_otp.plugins.otp_hotp",
+    "django_otp.plugins.otp_static",
+)
+
+
+@register(Tags.security)
+def check_preset(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The JSDA 2025 preset: a mistyped name, and settings it overrides or that work against it."""
+    from .conf import PRESET_JSDA_2025
+
+    preset = getattr(settings, "AUTHGUARD_PRESET", None)
+    if preset is None:
+        return []
+    if preset != PRESET_JSDA_2025:
+        # SECURITY: a typo must not silently leave the regulatory preset off.
+        return [
+            Error(
+                f"AUTHGUARD_PRESET is {preset!r}, which is not a preset.",
+                hint=f'Use None or "{PRESET_JSDA_2025}".',
+                id=Codes.PRESET_UNKNOWN,
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for name in ("STEP_UP_METHODS", "CONFIRMATION_METHODS", "UNLOCK_METHODS"):
+        value = getattr(settings, "AUTHGUARD_" + name, None)
+        if value is not None and list(value) != ["passkey"]:
+            messages.append(
+                Warning(
+                    f"AUTHGUARD_{name} is {list(value)!r}, but the {PRESET_JSDA_2025} preset accepts "
+                    "passkeys only.",
+                    hint=f"The preset uses ['passkey']; remove AUTHGUARD_{name} to silence this.",
+                    id=Codes.PRESET_METHODS_OVERRIDDEN,
+                )
+            )
+    if hasattr(settings, "AUTHGUARD_LOCKOUT_FAILURES") and settings.AUTHGUARD_LOCKOUT_FAILURES is None:
+        messages.append(
+            Warning(
+                f"AUTHGUARD_LOCKOUT_FAILURES is None, but the {PRESET_JSDA_2025} preset requires "
+                "automatic lock.",
+                hint="The preset locks after 10 consecutive failures; set a number to choose another limit.",
+                id=Codes.PRESET_LOCKOUT_OVERRIDDEN,
+            )
+        )
+    installed = [app for app in PRESET_REFUSED_OTP_APPS if app in settings.INSTALLED_APPS]
+    if installed:
+        messages.append(
+            Warning(
+                f"{', '.join(installed)} installed with the {PRESET_JSDA_2025} preset.",
+                hint="authguard refuses their codes for step-up and confirmations, but other django-otp "
+                "views (an OTP admin login, say) would accept them: remove them unless something needs them.",
+                id=Codes.PRESET_OTP_PLUGINS,
+            )
+        )
+    return messages
