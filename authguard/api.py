@@ -139,7 +139,16 @@ def _require_method(request: HttpRequest, method: str) -> None:
 
 
 def _refuse_locked(request: HttpRequest) -> None:
-    if stepup._is_locked(request.user):
+    """A locked account gets the generic ``denied`` answer (403) and verifies nothing."""
+    from . import lockout
+
+    try:
+        locked = lockout.is_locked(request.user)
+    except Exception:
+        # SECURITY: if the lock state cannot be read, refuse rather than let a locked account through.
+        logger.exception("authguard: lockout state unavailable")
+        locked = True
+    if locked:
         raise ApiError(403, "denied", _("This action is not possible right now."))
 
 

@@ -277,6 +277,8 @@ def _store_challenge(
         "user": None if user is None else str(user.pk),
         "allow": allow,
         "handle": handle,
+        # Names this issuance: a caller's deterministic challenge (a held order's) can be asked for again.
+        "n": secrets.token_hex(16),
     }
     request.session[SESSION_KEY] = pending
     request.session.modified = True
@@ -304,7 +306,7 @@ def _pop_challenge(request: HttpRequest, *, purpose: str, kind: str, user: Any) 
     expected_user = None if user is None else str(user.pk)
     if record.get("user") != expected_user:
         raise _invalid("no_challenge")
-    digest = hashlib.sha256(str(record["c"]).encode()).hexdigest()
+    digest = hashlib.sha256(f"{record['c']}:{record.get('n', '')}".encode()).hexdigest()
     try:
         fresh = cache.add(
             f"authguard:webauthn:spent:{digest}", 1, app_settings.WEBAUTHN_CHALLENGE_SECONDS + 60

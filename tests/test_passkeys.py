@@ -541,3 +541,20 @@ def test_failed_step_up_assertions_count_and_disable_the_passkey_at_the_limit(
     from authguard.models import Notification
 
     assert Notification.objects.filter(user=alice, kind="factor_removed").count() == 1
+
+
+def test_a_deterministic_caller_challenge_can_be_issued_again_after_a_failure(
+    pending: Client, alice: Any, authenticator: SoftAuthenticator
+) -> None:
+    # A held order's challenge is sha256(nonce || digest): the same bytes every time it is asked for.
+    request = request_for(pending, alice)
+    challenge = b"held-order-challenge-0123456789ab"
+    first = passkeys.authentication_options(request, purpose="confirm:9", user=alice, challenge=challenge)
+    with pytest.raises(InvalidCredential):
+        passkeys.verify_authentication(
+            request, purpose="confirm:9", credential=authenticator.get(first, user_verified=False), user=alice
+        )
+    again = passkeys.authentication_options(request, purpose="confirm:9", user=alice, challenge=challenge)
+    assert passkeys.verify_authentication(
+        request, purpose="confirm:9", credential=authenticator.get(again), user=alice
+    )
