@@ -152,3 +152,43 @@ def test_dashboard_renders_in_chromium(live_server, transactional_db, tmp_path):
             shutil.copyfile(shot, DOCS_IMG)
     finally:
         driver.quit()
+
+
+# -- the charts themselves -------------------------------------------------------------------------------
+
+
+def test_charts_escape_labels_and_are_labelled_for_screen_readers():
+    from authguard import charts
+
+    svg = str(
+        charts.bar_chart("Top <networks>", [("<script>alert(1)</script>", 3), ('AS1 "x"', 1)], chart_id="c1")
+    )
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert 'role="img"' in svg and 'aria-labelledby="c1-title c1-desc"' in svg
+    assert '<title id="c1-title">Top &lt;networks&gt;</title>' in svg
+    assert "<desc" in svg and ": 3" in svg  # every figure is also in the text
+
+
+def test_stacked_columns_stack_in_order_and_refuse_ragged_series():
+    from authguard import charts
+
+    svg = str(
+        charts.stacked_columns(
+            "Logins",
+            ["11-01", "11-02"],
+            [charts.Series("allowed", (3, 0), "#0a0"), charts.Series("denied", (1, 2), "#a00")],
+            chart_id="c2",
+        )
+    )
+    assert svg.count("<rect") == 2 + 3  # the legend's two swatches, and three non-zero segments
+    assert "11-02: denied 2" in svg
+    with pytest.raises(ValueError, match="has 1 values for 2 categories"):
+        charts.stacked_columns("x", ["a", "b"], [charts.Series("s", (1,))], chart_id="c3")
+
+
+def test_empty_and_rate_charts():
+    from authguard import charts
+
+    assert "Nothing" in str(charts.column_chart("Scores", [], chart_id="c4", empty="Nothing"))
+    assert "62.5 %" in str(charts.rate_gauge("Step-up success", 0.625, chart_id="c5"))
+    assert charts.nice_ceiling(9) == 10 and charts.nice_ceiling(31) == 50 and charts.nice_ceiling(0) == 1
