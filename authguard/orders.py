@@ -892,6 +892,7 @@ def confirm_with_passkey(request: HttpRequest, *, confirmation_id: object, crede
         raise ConfirmationInvalid(
             _("This passkey was added too recently to confirm orders."), code="cooling_off"
         )
+    _require_older_than(device, held)
     evidence = json.loads(credential) if isinstance(credential, str) else credential
     return _execute(request, held.pk, method="passkey", device=device, assertion=evidence)
 
@@ -916,7 +917,19 @@ def confirm_with_totp(request: HttpRequest, *, confirmation_id: object, code: ob
         raise ConfirmationInvalid(
             _("This authenticator was added too recently to confirm orders."), code="cooling_off"
         )
+    _require_older_than(device, held)
     return _execute(request, held.pk, method="totp", device=device, assertion=None)
+
+
+def _require_older_than(device: Any, held: HeldOrder) -> None:
+    """SECURITY: only a factor the customer had before the order was held may confirm it. Whoever holds a
+    hijacked session (and relays one-time codes) must not add a passkey of their own and confirm with it."""
+    created = getattr(device, "created_at", None)
+    if created is None or created >= held.created_at:
+        raise ConfirmationInvalid(
+            _("Confirm with a passkey or authenticator you had before this order was placed."),
+            code="factor_too_new",
+        )
 
 
 def _execute(

@@ -1,4 +1,4 @@
-"""Order guard acceptance 3: many accounts buying one illiquid instrument are a campaign; a large cap is not."""
+"""Order guard acceptance 3: many accounts buying one illiquid stock are a campaign; a large cap is not."""
 
 from __future__ import annotations
 
