@@ -23,6 +23,7 @@ from authguard.exceptions import InvalidCredential
 from authguard.models import FactorRecord, PasskeyDevice
 from authguard.testing import SoftAuthenticator
 
+from .browser import browser_site_fixture, chrome_fixture  # noqa: F401
 from .conftest import (
     IP_SG_VPS,
     IP_TOKYO,
@@ -558,3 +559,99 @@ def test_a_deterministic_caller_challenge_can_be_issued_again_after_a_failure(
     assert passkeys.verify_authentication(
         request, purpose="confirm:9", credential=authenticator.get(again), user=alice
     )
+
+
+# -- passkeys.js in a real Chromium (CDP virtual authenticator) --------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_passkeys_js_registers_steps_up_and_signs_in_without_a_password(
+    chrome: Any, django_user_model: Any, settings: Any
+) -> None:
+    from .conftest import IP_OSAKA
+
+    alice = django_user_model.objects.create_user(
+        "alice", password="correct horse battery", email="a@example.jp"
+    )
+    browser = chrome(ip=IP_TOKYO)
+    browser.add_authenticator(user_verified=True)
+    # 1. Register through the security page (data-authguard-passkey="register").
+    browser.sign_in("alice")
+    browser.wait_for_path("/")
+    browser.get("/authguard/security/passkeys/add/")
+    browser.fill("[data-authguard-name]", "Work laptop")
+    browser.click("[data-authguard-start]")
+    browser.wait_for_path("/authguard/security/")
+    device = PasskeyDevice.objects.get(user=alice)
+    assert device.name == "Work laptop" and device.user_verified
+    assert browser.authguard_state()["st"] is None  # registering did not verify the session
+    browser.sign_out()
+    # 2. A risky login steps up with it (data-authguard-passkey="authenticate").
+    settings.AUTHGUARD_THRESHOLDS = {"step_up": 1, "deny": 100}
+    browser.come_from(IP_OSAKA)
+    browser.sign_in("alice")
+    browser.wait_for_path_prefix("/authguard/step-up/")
+    assert browser.authguard_state()["s"] == "pending"
+    browser.get("/authguard/step-up/passkey/?next=/")
+    browser.click("[data-authguard-start]")
+    browser.wait_for_path("/")
+    assert browser.authguard_state()["s"] == "verified" and browser.authguard_state()["sm"] == "passkey"
+    browser.sign_out()
+    # 3. Passwordless and usernameless, offered by the browser's autofill (conditional mediation).
+    settings.AUTHGUARD_THRESHOLDS = {"step_up": 90, "deny": 100}
+    browser.get("/login/")
+    # The demo's login page does not load the script (yet): load it as a page that offers passkeys would.
+    browser.driver.execute_async_script(
+        """
+        const done = arguments[0];
+        const script = document.createElement('script');
+        script.src = '/static/authguard/passkeys.js';
+        script.onload = () => done(true);
+        document.head.appendChild(script);
+        """
+    )
+    browser.driver.execute_script(
+        """
+        const box = document.createElement('form');
+        box.dataset.authguardPasskey = 'login';
+        box.dataset.optionsUrl = '/authguard/api/login/passkey/options';
+        box.dataset.verifyUrl = '/authguard/api/login/passkey';
+        box.dataset.doneUrl = '/orders/';
+        box.innerHTML = '<input name="u" autocomplete="username webauthn">'
+            + '<p data-authguard-error hidden></p>';
+        document.body.appendChild(box);
+        window.authguardPasskeys.scan();
+        """
+    )
+    browser.wait_for_path("/orders/")
+    assert browser.signed_in_user_id() == str(alice.pk)
+    assert browser.authguard_state()["sm"] == "passkey"
+    assert browser.console_errors() == []
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_passkeys_js_shows_a_clean_error_when_user_verification_fails(
+    chrome: Any, django_user_model: Any, settings: Any
+) -> None:
+    from .conftest import IP_OSAKA
+
+    django_user_model.objects.create_user("alice", password="correct horse battery", email="a@example.jp")
+    browser = chrome(ip=IP_TOKYO)
+    browser.add_authenticator(user_verified=True)
+    browser.sign_in("alice")
+    browser.get("/authguard/security/passkeys/add/")
+    browser.click("[data-authguard-start]")
+    browser.wait_for_path("/authguard/security/")
+    browser.sign_out()
+    settings.AUTHGUARD_THRESHOLDS = {"step_up": 1, "deny": 100}
+    browser.come_from(IP_OSAKA)
+    browser.sign_in("alice")
+    browser.set_user_verified(False)
+    browser.get("/authguard/step-up/passkey/?next=/")
+    browser.click("[data-authguard-start]")
+    message = browser.visible_text("[data-authguard-error]")
+    assert "cancelled" in message or "verify" in message
+    assert browser.path.startswith("/authguard/step-up/passkey/")
+    assert browser.authguard_state()["s"] == "pending"

@@ -40,7 +40,7 @@
  * "authguard:passkey-done" to stay on the page.
  *
  * Window API (for pages that want to drive it themselves): window.authguardPasskeys = {register,
- * authenticate, login, toBase64url, fromBase64url}.
+ * authenticate, login, scan, toBase64url, fromBase64url}; scan() wires containers added after the page loaded.
  */
 (function () {
   "use strict";
@@ -356,6 +356,7 @@
     register: register,
     authenticate: authenticate,
     login: login,
+    scan: wireAll,
     toBase64url: toBase64url,
     fromBase64url: fromBase64url
   };
