@@ -230,14 +230,18 @@ def current_policy() -> Policy:
 
     try:
         version = _version_in_force()
+        policy = _memo.get(version)
+        if policy is not None:
+            return policy
+        row = PolicyVersion.objects.filter(pk=version).first() if version else None
     except Exception:
-        # SECURITY: no run-time policy readable; fall back to the deployment's configured baseline.
+        # The database is unreachable: fall back to the deployment's configured baseline. The login's own
+        # evidence cannot be read either then, so score_login steps it up (fails closed) regardless.
         logger.exception("authguard: could not read the run-time policy; using the settings")
-        version = 0
-    policy = _memo.get(version)
-    if policy is not None:
-        return policy
-    row = PolicyVersion.objects.filter(pk=version).first() if version else None
+        version, row = 0, None
+        policy = _memo.get(0)
+        if policy is not None:
+            return policy
     try:
         policy = policy_of(row)
     except InvalidPolicy:

@@ -238,3 +238,19 @@ class Broken:
 
     def evaluate(self, evidence: Any) -> list[Any]:
         raise RuntimeError("boom")
+
+
+def test_a_version_made_invalid_by_a_settings_change_falls_back_to_the_settings(
+    user_factory: Any, on_commit: Any, settings: Any
+) -> None:
+    with on_commit(execute=True):
+        save_policy(
+            thresholds={"step_up": 10},
+            signal_options={"authguard.risk_signals.UnusualHour": {"score": 5}},
+            by=None,
+            comment="",
+        )
+    settings.AUTHGUARD_RISK_SIGNALS = WITHOUT_AUTOMATION  # UnusualHour is no longer configured
+    policy_now = current_policy()
+    assert policy_now.thresholds.step_up == 40 and policy_now.version == 0
+    assert [type(s).__name__ for s in policy_now.signals] == ["DeviceCookie", "AccountContext"]
