@@ -837,6 +837,35 @@ class AccountLockAdmin(ReadOnlyAdmin):
 # -- order guard ---------------------------------------------------------------------------------------------
 
 
+def staff_cancel(held: HeldOrder, *, by: Any, reason: str) -> bool:
+    """Cancel a pending held order for staff (the portal's copy too); False if it was no longer pending.
+
+    Goes through the order guard's own closing path (``orders._close``: under the held order's row lock,
+    ledger and portal updated), the one its expiry uses; the reason is kept on the held order.
+    """
+    from . import orders
+
+    note = f"cancelled by staff ({by.get_username()}): {reason}"
+    return orders._close(held.pk, HeldOrder.Status.CANCELLED, reason=note)
+
+
+def staff_release(held: HeldOrder, *, by: Any, reason: str) -> Any:
+    """Execute a pending held order on staff's word (the customer confirmed it to the desk out of band).
+
+    Goes through the order guard's own execution path (``orders._execute``: the customer's and the held
+    order's row locks, the stored order re-checked, executed exactly once), recorded as confirmed with
+    method ``staff``; who and why are in the admin log. Raises ``orders.ConfirmationError`` when the
+    order is no longer pending or cannot be executed.
+    """
+    from types import SimpleNamespace
+
+    from . import orders
+
+    # SECURITY: the executor locks the *customer's* row, as for the customer's own confirmation.
+    on_behalf = SimpleNamespace(user=held.user)
+    return orders._execute(on_behalf, held.pk, method="staff", device=None, assertion=None)  # type: ignore[arg-type]
+
+
 @admin.register(GuardedOrder)
 class GuardedOrderAdmin(ReadOnlyAdmin):
     """The order guard's ledger: every order it let through or held."""
@@ -886,10 +915,8 @@ class HeldOrderAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Cancel the held order (with a reason)"), permissions=["review"])
     def cancel_held(self, request: HttpRequest, queryset: QuerySet[HeldOrder]) -> TemplateResponse | None:
-        from . import orders
-
         def apply(held: HeldOrder, reason: str) -> bool:
-            done = bool(orders.staff_cancel(held.pk, by=request.user, reason=reason))
+            done = staff_cancel(held, by=request.user, reason=reason)
             if done:
                 _audit(request, held, f"cancelled: {reason}")
             return done
@@ -910,7 +937,7 @@ class HeldOrderAdmin(ReadOnlyAdmin):
 
         def apply(held: HeldOrder, reason: str) -> bool:
             try:
-                orders.staff_release(held.pk, by=request.user, reason=reason)
+                staff_release(held, by=request.user, reason=reason)
             except orders.ConfirmationError as exc:
                 self.message_user(request, f"{held}: {exc}", messages.ERROR)
                 return False

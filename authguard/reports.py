@@ -36,6 +36,7 @@ from .models import (
     Feedback,
     GuardedOrder,
     HeldOrder,
+    KnownDevice,
     LoginEvent,
     Notification,
     Outcome,
@@ -331,7 +332,7 @@ class TimelineEntry:
     """One thing that happened to an account, at one moment."""
 
     at: datetime
-    kind: str  # login | step_up | factor | lock | order | notification | admin
+    kind: str  # login | step_up | factor | lock | order | notification | staff
     summary: str
     place: str = ""
     network: str = ""
@@ -390,6 +391,7 @@ def incident_timeline(user: Any, span: DateRange | None = None) -> list[Timeline
     entries += _lock_entries(user, within)
     entries += _order_entries(user, within)
     entries += _notification_entries(user, within)
+    entries += _staff_entries(user, within)
     entries.sort(key=lambda e: e.at)
     return entries
 
@@ -565,6 +567,34 @@ def _notification_entries(user: Any, within: _Window) -> list[TimelineEntry]:
             reference=f"notification {row.pk}",
         )
         for row in within.filter(Notification.objects.filter(user=user, staff=False)).order_by("created_at")
+    ]
+
+
+def _staff_entries(user: Any, within: _Window) -> list[TimelineEntry]:
+    """What staff did about this account in the console (admin log): orders released or cancelled,
+    devices revoked, the account unlocked, with their reasons."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    targets = Q()
+    for model, ids in (
+        (HeldOrder, HeldOrder.objects.filter(user=user).values_list("pk", flat=True)),
+        (KnownDevice, KnownDevice.objects.filter(user=user).values_list("pk", flat=True)),
+        (AccountLock, [user.pk]),
+    ):
+        targets |= Q(
+            content_type=ContentType.objects.get_for_model(model), object_id__in=[str(pk) for pk in ids]
+        )
+    rows = within.filter(LogEntry.objects.filter(targets).select_related("user"), "action_time")
+    return [
+        TimelineEntry(
+            at=row.action_time,
+            kind="staff",
+            summary=_("staff %(who)s: %(what)s")
+            % {"who": row.user.get_username(), "what": row.get_change_message()},
+            reference=f"{row.content_type.model} {row.object_id}",
+        )
+        for row in rows.order_by("action_time")
     ]
 
 
