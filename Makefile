@@ -9,7 +9,7 @@ PIP_FLAGS ?= --disable-pip-version-check --quiet
 # pytest arguments for every leg (e.g. make test PYTEST_ARGS="-x -k login")
 PYTEST_ARGS ?=
 
-.PHONY: demo test worker lint bench-detection bench-speed clean
+.PHONY: demo test worker lint bench-detection bench-speed bench-load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-detection: $(VENV)/.test-installed
 
 bench-speed: $(VENV)/.test-installed
 	$(BIN)/python -m bench.speed
+
+# Middleware cost (issue 4 item 7); uses wrk when installed (Debian: apt-get install wrk), else a Python client.
+bench-load: $(VENV)/.test-installed
+	$(BIN)/python -m bench.load
 
 clean:
 	rm -rf var .pytest_cache build dist *.egg-info
