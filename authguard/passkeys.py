@@ -43,6 +43,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -63,7 +64,7 @@ from webauthn.helpers.structs import (
 
 from .conf import app_settings
 from .exceptions import InvalidCredential
-from .models import CREDENTIAL_ID_MAX_CHARS, FactorKind, PasskeyDevice
+from .models import CREDENTIAL_ID_MAX_CHARS, FactorKind, FactorRecord, PasskeyDevice
 
 logger = logging.getLogger(__name__)
 
@@ -89,33 +90,35 @@ SUPPORTED_ALGORITHMS = [-7, -8, -257]
 
 # Fixed messages per failure code: py_webauthn's own messages can contain request data.
 _MESSAGES = {
-    "malformed": "The passkey response is malformed.",
-    "too_large": "The passkey response is too large.",
-    "no_challenge": "This passkey request has expired or was already used. Please try again.",
-    "replayed": "This passkey request was already used. Please try again.",
-    "type": "The passkey response is of the wrong kind.",
-    "origin": "The passkey response comes from another site.",
-    "cross_origin": "Passkeys cannot be used from inside another site.",
-    "rp_id": "The passkey belongs to another site.",
-    "challenge": "The passkey response does not answer this request.",
-    "user_presence": "The security key was not touched.",
-    "user_verification": "Your device did not verify you (PIN, fingerprint or face). Please try again.",
-    "signature": "The passkey signature is invalid.",
-    "sign_count": "This passkey may have been copied; it was refused.",
-    "backup_flags": "The passkey reported inconsistent backup information.",
-    "algorithm": "This kind of passkey is not supported.",
-    "unknown_credential": "This passkey is not registered here.",
-    "disabled": "This passkey is disabled. Please register it again.",
-    "wrong_user": "This passkey belongs to another account.",
-    "not_allowed": "This passkey was not offered for this request.",
-    "user_handle": "This passkey belongs to another account.",
-    "already_registered": "This passkey is already registered.",
-    "no_passkey": "You have no passkey registered.",
+    "malformed": gettext_lazy("The passkey response is malformed."),
+    "too_large": gettext_lazy("The passkey response is too large."),
+    "no_challenge": gettext_lazy("This passkey request has expired or was already used. Please try again."),
+    "replayed": gettext_lazy("This passkey request was already used. Please try again."),
+    "type": gettext_lazy("The passkey response is of the wrong kind."),
+    "origin": gettext_lazy("The passkey response comes from another site."),
+    "cross_origin": gettext_lazy("Passkeys cannot be used from inside another site."),
+    "rp_id": gettext_lazy("The passkey belongs to another site."),
+    "challenge": gettext_lazy("The passkey response does not answer this request."),
+    "user_presence": gettext_lazy("The security key was not touched."),
+    "user_verification": gettext_lazy(
+        "Your device did not verify you (PIN, fingerprint or face). Please try again."
+    ),
+    "signature": gettext_lazy("The passkey signature is invalid."),
+    "sign_count": gettext_lazy("This passkey may have been copied; it was refused."),
+    "backup_flags": gettext_lazy("The passkey reported inconsistent backup information."),
+    "algorithm": gettext_lazy("This kind of passkey is not supported."),
+    "unknown_credential": gettext_lazy("This passkey is not registered here."),
+    "disabled": gettext_lazy("This passkey is disabled. Please register it again."),
+    "wrong_user": gettext_lazy("This passkey belongs to another account."),
+    "not_allowed": gettext_lazy("This passkey was not offered for this request."),
+    "user_handle": gettext_lazy("This passkey belongs to another account."),
+    "already_registered": gettext_lazy("This passkey is already registered."),
+    "no_passkey": gettext_lazy("You have no passkey registered."),
 }
 
 
 def _invalid(code: str) -> InvalidCredential:
-    return InvalidCredential(_(_MESSAGES[code]), code=code)
+    return InvalidCredential(str(_MESSAGES[code]), code=code)
 
 
 # -- relying party ----------------------------------------------------------------------------------------
@@ -377,8 +380,9 @@ def registration_options(request: HttpRequest, *, user: Any) -> dict[str, Any]:
             resident_key=ResidentKeyRequirement.REQUIRED,
             user_verification=UserVerificationRequirement.REQUIRED,
         ),
-        # SECURITY: every credential the user already has, so one authenticator is never bound twice.
-        exclude_credentials=[_descriptor(device) for device in PasskeyDevice.objects.filter(user=user)],
+        # SECURITY: every usable credential the user has, so one authenticator is never bound twice. A passkey
+        # disabled by the failure limit is left out: binding it again is how it is re-bound.
+        exclude_credentials=[_descriptor(device) for device in usable_passkeys(user)],
         supported_pub_key_algs=SUPPORTED_ALGORITHMS,
     )
     _store_challenge(
@@ -406,7 +410,7 @@ def register(
     enrollment (cooling-off, notification, risk-engine history) and returns the new device. Registering never
     verifies the session: it is not a step-up. Raises :class:`~authguard.exceptions.InvalidCredential`.
     """
-    from .factors import record_enrollment, require_can_change_factors
+    from .factors import is_disabled, record_enrollment, require_can_change_factors
 
     via = require_can_change_factors(request, user=user)
     rp = relying_party()
@@ -436,8 +440,14 @@ def register(
     transports = [t for t in data["response"].get("transports", []) if isinstance(t, str)][:10]
     try:
         with transaction.atomic():
-            if PasskeyDevice.objects.filter(credential_id=credential_id).exists():
-                raise _invalid("already_registered")
+            existing = PasskeyDevice.objects.select_for_update().filter(credential_id=credential_id).first()
+            if existing is not None:
+                # SECURITY: a credential ID is never moved to another account; the owner may re-bind their
+                # own passkey after the failure limit disabled it (NIST: "disabled until re-bound").
+                if existing.user_id != user.pk or not is_disabled(existing):
+                    raise _invalid("already_registered")
+                FactorRecord.objects.filter(device_id=existing.persistent_id).delete()
+                existing.delete()
             device = PasskeyDevice.objects.create(
                 user=user,
                 name=_device_name(name),

@@ -655,3 +655,27 @@ def test_passkeys_js_shows_a_clean_error_when_user_verification_fails(
     assert "cancelled" in message or "verify" in message
     assert browser.path.startswith("/authguard/step-up/passkey/")
     assert browser.authguard_state()["s"] == "pending"
+
+
+def test_a_passkey_disabled_by_the_failure_limit_can_be_bound_again_by_its_owner(
+    alice: Any, low_risk: Client, authenticator: SoftAuthenticator, totp_factory: Any, settings: Any
+) -> None:
+    from authguard import factors
+
+    from .conftest import totp_token
+
+    old = bind_passkey(alice, authenticator)
+    totp = totp_factory(alice)
+    settings.AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT = 1
+    factors.record_failure(old, kind="passkey")
+    assert factors.is_disabled(old)
+    assert api_post(low_risk, "api-step-up-totp", {"code": totp_token(totp)}).status_code == 200
+    options = api_post(low_risk, "api-passkeys-options").json()
+    assert options["excludeCredentials"] == []  # the disabled one may be bound again
+    credential_id = passkeys.b64url_decode(old.credential_id)
+    response = api_post(
+        low_risk, "api-passkeys", SoftAuthenticator().create(options, credential_id=credential_id)
+    )
+    assert response.status_code == 201, response.content
+    new = PasskeyDevice.objects.get(credential_id=old.credential_id)
+    assert new.pk != old.pk and new.confirmed and not factors.is_disabled(new)
