@@ -290,6 +290,7 @@ class LoginEventAdmin(admin.ModelAdmin):
             path("incident/", view(self.incident_view), name="authguard_incident"),
             path("backtest/", view(self.backtest_view), name="authguard_backtest"),
             path("export/", view(self.export_view), name="authguard_export"),
+            path("network-lists/", view(self.network_lists_view), name="authguard_network_lists"),
             *super().get_urls(),
         ]
 
@@ -405,6 +406,22 @@ class LoginEventAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="logins-{end:%Y%m%d}.jsonl"'
         return response
 
+    def network_lists_view(self, request: HttpRequest) -> TemplateResponse:
+        """The allow and deny lists in force (from the settings: they are not edited at run time)."""
+        self._require(request)
+        span = reports.parse_range({})
+        events = LoginEvent.objects.filter(created_at__gte=span.bounds()[0])
+        return self._page(
+            request,
+            "network_lists.html",
+            _t("Allow and deny lists"),
+            allowlist=app_settings.NETWORK_ALLOWLIST,
+            denylist=app_settings.NETWORK_DENYLIST,
+            denied_recently=events.filter(reasons__icontains=json.dumps("denylisted_network")).count(),
+            allowed_recently=events.filter(findings__icontains=json.dumps("allowlisted_network")).count(),
+            span=span,
+        )
+
 
 def console_links(request: HttpRequest) -> list[tuple[str, str]]:
     """The console pages this staff member may open (shown on the app index and each page)."""
@@ -413,6 +430,7 @@ def console_links(request: HttpRequest) -> list[tuple[str, str]]:
     links = [
         (_t("Security dashboard"), reverse("admin:authguard_dashboard")),
         (_t("Backtest a policy"), reverse("admin:authguard_backtest")),
+        (_t("Allow and deny lists"), reverse("admin:authguard_network_lists")),
     ]
     if request.user.has_perm(f"{get_user_model()._meta.app_label}.view_user"):
         links += [

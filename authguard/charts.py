@@ -238,12 +238,13 @@ def rate_gauge(
         return _empty(chart_id, title, detail or "No data", width)
     rate = min(max(rate, 0.0), 1.0)
     text = f"{rate * 100:.1f} %"
+    bar = width - 70
     parts = _open(chart_id, title, f"{title}: {text}. {detail}", width, 56)
     parts.append(
-        f'<rect x="0" y="8" width="{width}" height="22" fill="#e9ecef"/>'
-        f'<rect x="0" y="8" width="{width * rate:.1f}" height="22" fill="{ACTION_COLOURS["allow"]}">'
+        f'<rect x="0" y="8" width="{bar}" height="22" fill="#e9ecef"/>'
+        f'<rect x="0" y="8" width="{bar * rate:.1f}" height="22" fill="{ACTION_COLOURS["allow"]}">'
         f"<title>{escape(title)}: {text}</title></rect>"
-        f'<text x="6" y="24" {_FONT} fill="#fff" stroke="#000" stroke-width="0.3">{text}</text>'
+        f'<text x="{bar + 6}" y="24" {_FONT} font-weight="bold">{text}</text>'
         f'<text x="0" y="48" {_FONT}>{escape(detail)}</text>'
     )
     return _close(parts)

@@ -186,3 +186,32 @@ def staff_client(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+#: The attacker's orders in the demo story: two large sells, then the pivot into the illiquid small cap.
+ATTACK_ORDERS = (
+    {"side": "sell", "symbol": "7203", "quantity": 250},
+    {"side": "sell", "symbol": "6758", "quantity": 150},
+    {"side": "buy", "symbol": "3Z3A", "quantity": 5000},
+)
+
+
+def demo_story(*, now: datetime = NOW) -> History:
+    """The demo's data (``seed_demo``: customers with their TOTP apps, the security desk), their routine
+    logins, and the takeover of tanaka with :data:`ATTACK_ORDERS`; the attacks are marked fraud."""
+    import os
+
+    from django.core.management import call_command
+
+    from demo_site.brokerage.management.commands.seed_demo import SUZUKI, TANAKA
+
+    with open(os.devnull, "w") as quiet:
+        call_command("seed_demo", stdout=quiet)
+    built = build_history(
+        {TANAKA.username: TANAKA.password, SUZUKI.username: SUZUKI.password},
+        now=now,
+        totp_keys={TANAKA.username: TANAKA.totp_hex_key, SUZUKI.username: SUZUKI.totp_hex_key},
+        attack_orders=ATTACK_ORDERS,
+    )
+    mark(built.attacks, "fraud")
+    return built

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -164,3 +165,23 @@ def test_totp_admin_never_shows_the_secret_and_revoking_deletes_and_notifies(use
     assert not TOTPDevice.objects.filter(pk=device.pk).exists()
     note = Notification.objects.get(kind="factor_removed", user=alice)
     assert note.context["name"] == "phone"
+
+
+def test_network_lists_are_shown_read_only_with_their_recent_hits(settings, user_factory, viewer):
+    from django.test import Client
+
+    settings.AUTHGUARD_NETWORK_DENYLIST = ["AS14061", "198.51.100.128/26"]
+    settings.AUTHGUARD_NETWORK_ALLOWLIST = ["203.0.113.0/26"]
+    user_factory("alice")
+    sign_in(Client(), "alice", "correct horse battery", ip=IP_SG_VPS, ua=UA_CHROME_WIN, at=timezone.now())
+    page = staff_client(viewer).get(EVENTS + "network-lists/")
+    html = page.content.decode()
+    assert page.status_code == 200 and "AS14061" in html and "203.0.113.0/26" in html
+    assert page.context["denied_recently"] == 1
+    assert "<form" not in html.split('id="denylist"')[1]  # nothing to edit here
+
+
+def test_app_index_links_the_console_pages(viewer):
+    html = staff_client(viewer).get("/admin/authguard/").content.decode()
+    for page in ("dashboard/", "backtest/", "network-lists/", "compliance/", "incident/"):
+        assert EVENTS + page in html, page

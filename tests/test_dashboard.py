@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from authguard import reports
-from authguard.models import Feedback
 
-from .console_data import NOW, build_history, mark, staff_client, staff_user
+from .console_data import NOW, build_history, demo_story, staff_client, staff_user
 
 DASHBOARD = "/admin/authguard/loginevent/dashboard/"
 RANGE = {"start": "2026-11-01", "end": "2026-11-30"}
@@ -23,12 +21,8 @@ DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img" / "dashboard.
 
 
 def demo_data() -> None:
-    """The demo's customers and security desk (seed_demo), with login history and an attack on tanaka."""
-    from demo_site.brokerage.management.commands.seed_demo import SUZUKI, TANAKA
-
-    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
-    built = build_history({TANAKA.username: TANAKA.password, SUZUKI.username: SUZUKI.password}, now=NOW)
-    mark(built.attacks, Feedback.FRAUD)
+    """The demo's customers and security desk (seed_demo), their logins, and the takeover of tanaka."""
+    demo_story()
 
 
 @pytest.fixture
@@ -123,7 +117,7 @@ def test_dashboard_renders_in_chromium(live_server, transactional_db, tmp_path):
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1400,2600",
+        "--window-size=1400,1800",
     ):
         options.add_argument(flag)
     options.binary_location = "/usr/bin/chromium"

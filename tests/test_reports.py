@@ -12,9 +12,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
 
 from authguard import orders, reports
-from authguard.models import Feedback, HeldOrder, LoginEvent
+from authguard.models import HeldOrder, LoginEvent
 
-from .console_data import NOW, build_history, mark, staff_client, staff_user
+from .console_data import demo_story, staff_client, staff_user
 
 INCIDENT = "/admin/authguard/loginevent/incident/"
 
@@ -56,25 +56,10 @@ def test_csv_cells_never_start_formulas():
 
 
 def demo_attack():
-    """seed_demo's customers, their routine logins, and the takeover of tanaka through the real paths:
-    the phished password tried from a VPS and Tor, then from a residential proxy with a relayed TOTP code,
-    two sells placed and the pivot into the small cap held; the held order expires unconfirmed."""
-    from demo_site.brokerage.management.commands.seed_demo import SUZUKI, TANAKA
-
-    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
-    built = build_history(
-        {TANAKA.username: TANAKA.password, SUZUKI.username: SUZUKI.password},
-        now=NOW,
-        totp_keys={TANAKA.username: TANAKA.totp_hex_key, SUZUKI.username: SUZUKI.totp_hex_key},
-        attack_orders=(
-            {"side": "sell", "symbol": "7203", "quantity": 250},
-            {"side": "sell", "symbol": "6758", "quantity": 150},
-            {"side": "buy", "symbol": "3Z3A", "quantity": 5000},
-        ),
-    )
-    mark(built.attacks, Feedback.FRAUD)
+    """The demo story (tests/console_data.demo_story), after which the held order expires unconfirmed."""
+    built = demo_story()
     assert orders.expire_due() == 1
-    return get_user_model().objects.get(username=TANAKA.username), built
+    return get_user_model().objects.get(username="tanaka"), built
 
 
 @pytest.mark.django_db
