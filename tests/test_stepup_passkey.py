@@ -3,6 +3,7 @@ payloads (``authguard.testing.SoftAuthenticator``, real P-256 signatures verifie
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -86,3 +87,31 @@ def test_a_locked_account_cannot_sign_in_with_a_passkey(alice: Any, authenticato
     response = api_post(client, "api-login-passkey", authenticator.get(options.json()))
     assert response.status_code == 403 and response.json()["status"] == "denied"
     assert "_auth_user_id" not in client.session
+
+
+def test_the_passkey_page_never_sends_the_browser_off_site(pending: Client) -> None:
+    page = pending.get("/authguard/step-up/passkey/?next=//evil.example/")
+    assert page.status_code == 200
+    done = re.search(r'data-done-url="([^"]*)"', page.content.decode()).group(1)
+    assert done == "/"
+
+
+def test_the_login_page_offers_passkeys_through_autofill(client: Client) -> None:
+    html = client.get("/login/?next=/orders/").content.decode()
+    assert 'autocomplete="username webauthn"' in html and 'data-authguard-passkey="login"' in html
+    assert 'data-options-url="/authguard/api/login/passkey/options"' in html
+    assert 'data-done-url="/orders/"' in html and "authguard/passkeys.js" in html
+    unsafe = client.get("/login/?next=//evil.example/").content.decode()
+    assert re.search(r'data-done-url="([^"]*)"', unsafe).group(1) == "/"
+
+
+def test_the_add_passkey_page_wires_the_registration_api(
+    alice: Any, authenticator: Any, browser_at: Any
+) -> None:
+    client = browser_at(IP_TOKYO, UA_CHROME_WIN)
+    assert client.sign_in("alice").url == "/"
+    passkey_step_up(client, authenticator)  # a fresh verification in the verified session
+    html = client.get("/authguard/security/passkeys/add/").content.decode()
+    assert 'data-authguard-passkey="register"' in html
+    assert 'data-options-url="/authguard/api/passkeys/options"' in html
+    assert 'data-verify-url="/authguard/api/passkeys"' in html and 'data-csrf-token="' in html
