@@ -43,7 +43,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from django.http import HttpRequest
 from django.utils import timezone, translation
 from django.utils.module_loading import import_string
@@ -291,30 +291,36 @@ def _window_hours(rules: Sequence[OrderRule]) -> list[int]:
 
 
 def _window_totals(user: Any, *, now: datetime, hours: list[int]) -> dict[int, WindowTotals]:
-    """Placed and held sells and buys in each window, in one query over the ledger."""
-    counting = [GuardStatus.PLACED, GuardStatus.HELD]
-    aggregates: dict[str, Any] = {}
+    """Placed and held sells and buys in each window, from one indexed query over the ledger.
+
+    The rows are summed here rather than with conditional SQL aggregates: a customer has a handful of orders
+    a day, and the plain query costs a fraction of compiling four filtered ``SUM``s.
+    """
+    rows = GuardedOrder.objects.filter(
+        user_id=user.pk,
+        status__in=(GuardStatus.PLACED, GuardStatus.HELD),
+        created_at__gte=now - timedelta(hours=max(hours)),
+    ).values_list("created_at", "side", "status", "amount", "illiquid")
+    rows = list(rows)
+    totals = {}
     for h in hours:
-        recent = Q(created_at__gte=now - timedelta(hours=h))
-        aggregates[f"sp{h}"] = Sum("amount", filter=recent & Q(side="sell", status=GuardStatus.PLACED))
-        aggregates[f"sh{h}"] = Sum("amount", filter=recent & Q(side="sell", status=GuardStatus.HELD))
-        aggregates[f"bp{h}"] = Sum("amount", filter=recent & Q(side="buy", status=GuardStatus.PLACED))
-        aggregates[f"ib{h}"] = Count("id", filter=recent & Q(side="buy", illiquid=True))
-    row = GuardedOrder.objects.filter(
-        user_id=user.pk, status__in=counting, created_at__gte=now - timedelta(hours=max(hours))
-    ).aggregate(**aggregates)
-    zero = Decimal(0)
-    return {
-        h: WindowTotals(
-            hours=h,
-            start=now - timedelta(hours=h),
-            sells_placed=row[f"sp{h}"] or zero,
-            sells_held=row[f"sh{h}"] or zero,
-            buys_placed=row[f"bp{h}"] or zero,
-            illiquid_buys=row[f"ib{h}"] or 0,
-        )
-        for h in hours
-    }
+        start = now - timedelta(hours=h)
+        sells_placed = sells_held = buys_placed = Decimal(0)
+        illiquid_buys = 0
+        for created_at, side, status, amount, illiquid in rows:
+            if created_at < start:
+                continue
+            if side == "sell":
+                if status == GuardStatus.PLACED:
+                    sells_placed += amount
+                else:
+                    sells_held += amount
+            else:
+                if status == GuardStatus.PLACED:
+                    buys_placed += amount
+                illiquid_buys += int(illiquid)
+        totals[h] = WindowTotals(h, start, sells_placed, sells_held, buys_placed, illiquid_buys)
+    return totals
 
 
 def _campaign_facts(user: Any, symbol: str, *, now: datetime, hours: int, risky: bool) -> CampaignFacts:

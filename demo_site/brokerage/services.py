@@ -509,34 +509,34 @@ _IDEMPOTENCY_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 
 
 def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
-    """``AUTHGUARD_ORDER_PORTFOLIO``: cash and holdings valued in yen, in two queries."""
-    cash = Account.objects.filter(user_id=user.pk).values_list("cash", flat=True).first()
-    positions = Position.objects.filter(account__user_id=user.pk).values_list(
-        "instrument__symbol", "quantity", "instrument__price", "instrument__currency"
+    """``AUTHGUARD_ORDER_PORTFOLIO``: cash and holdings valued in yen, in one query (two without holdings)."""
+    rows = list(
+        Position.objects.filter(account__user_id=user.pk).values_list(
+            "instrument__symbol", "quantity", "instrument__price", "instrument__currency", "account__cash"
+        )
     )
+    if rows:
+        cash = rows[0][4]
+    else:
+        cash = Account.objects.filter(user_id=user.pk).values_list("cash", flat=True).first() or Decimal(0)
     holdings = tuple(
         HoldingValue(symbol=symbol, quantity=quantity, value=to_jpy(price * quantity, currency))
-        for symbol, quantity, price, currency in positions
+        for symbol, quantity, price, currency, _cash in rows
     )
-    return PortfolioSnapshot(currency=Currency.JPY, cash=cash or Decimal(0), holdings=holdings)
+    return PortfolioSnapshot(currency=Currency.JPY, cash=cash, holdings=holdings)
+
+
+_INSTRUMENT_FIELDS = (
+    "symbol", "name", "price", "currency", "market", "listing_country", "avg_daily_volume", "is_small_cap"
+)  # fmt: skip
 
 
 def guard_instrument(symbol: str) -> InstrumentInfo | None:
     """``AUTHGUARD_ORDER_INSTRUMENT``: price, average daily volume, market and listing of ``symbol``."""
-    instrument = Instrument.objects.filter(symbol=symbol).first()
-    if instrument is None:
+    row = Instrument.objects.filter(symbol=symbol).values(*_INSTRUMENT_FIELDS).first()
+    if row is None:
         return None
-    return InstrumentInfo(
-        symbol=instrument.symbol,
-        name=instrument.name,
-        price=instrument.price,
-        currency=instrument.currency,
-        market=instrument.market,
-        listing_country=instrument.listing_country,
-        avg_daily_volume=instrument.avg_daily_volume,
-        is_small_cap=instrument.is_small_cap,
-        fx_rate=JPY_PER_UNIT[instrument.currency],
-    )
+    return InstrumentInfo(**row, fx_rate=JPY_PER_UNIT[row["currency"]])
 
 
 class HeldOrderExecutor:
