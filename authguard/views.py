@@ -26,7 +26,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from . import stepup
 from .conf import app_settings
-from .exceptions import AuthguardError
+from .exceptions import AuthguardError, Throttled
 from .middleware import safe_next, step_up_url
 from .models import KnownDevice, LoginEvent
 
@@ -132,9 +132,12 @@ def _verify_code(
         from . import factors
 
         check = factors.verify_totp if method == "totp" else factors.verify_recovery_code
+        status = 400
         try:
             # SECURITY: the user is the session's own (server-side state); nothing posted names a user.
             device = check(request.user, form.cleaned_data["code"])
+        except Throttled as error:
+            device, message, status = None, error.message, 429
         except AuthguardError as error:
             device, message = None, error.message
         else:
@@ -144,7 +147,6 @@ def _verify_code(
             return HttpResponseRedirect(context["next"] or _default_next())
         stepup.note_step_up_failure(request)
         form.add_error("code", message)
-        status = 400
     elif request.method == "POST":
         status = 400
     return render(request, template, {**context, "form": form}, status=status)

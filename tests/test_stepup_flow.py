@@ -315,3 +315,12 @@ def test_a_stepped_up_login_from_a_new_device_notifies_the_customer(alice: Any, 
         away.post("/authguard/step-up/totp/", {"code": totp_token(alice.totp)})
     notice = Notification.objects.get(kind="new_device_login", user=alice)
     assert notice.context["city"] == "Osaka"
+
+
+def test_rapid_wrong_codes_are_throttled_with_429(pending: Client, alice: Any) -> None:
+    wrong = "000000" if totp_token(alice.totp) != "000000" else "111111"
+    assert pending.post("/authguard/step-up/totp/", {"code": wrong}).status_code == 400
+    # django-otp's back-off: the next attempt within the delay is refused, even with the right code.
+    throttled = pending.post("/authguard/step-up/totp/", {"code": totp_token(alice.totp)})
+    assert throttled.status_code == 429 and b"Too many attempts" in throttled.content
+    assert state_of(pending)["s"] == "pending"

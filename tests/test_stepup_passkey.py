@@ -115,3 +115,20 @@ def test_the_add_passkey_page_wires_the_registration_api(
     assert 'data-authguard-passkey="register"' in html
     assert 'data-options-url="/authguard/api/passkeys/options"' in html
     assert 'data-verify-url="/authguard/api/passkeys"' in html and 'data-csrf-token="' in html
+
+
+def test_a_passkey_is_listed_and_removed_on_the_security_page(
+    alice: Any, authenticator: Any, browser_at: Any
+) -> None:
+    from authguard.models import PasskeyDevice
+
+    client = browser_at(IP_TOKYO, UA_CHROME_WIN)
+    assert client.sign_in("alice").url == "/"
+    page = client.get("/authguard/security/").content.decode()
+    path = f"/authguard/security/factors/passkey/{alice.passkey.pk}/remove/"
+    assert "Passkey" in page and "laptop" in page and path in page
+    assert client.post(path).url.startswith("/authguard/reverify/")  # not without a fresh check
+    assert PasskeyDevice.objects.filter(pk=alice.passkey.pk).exists()
+    passkey_step_up(client, authenticator)
+    assert client.post(path).url == "/authguard/security/"
+    assert not PasskeyDevice.objects.filter(pk=alice.passkey.pk).exists()
