@@ -444,6 +444,28 @@ def _qr_svg(data: str) -> str:
     )
 
 
+def _enrollment_of(device: TOTPDevice) -> TotpEnrollment:
+    uri = _otpauth_uri(device)
+    return TotpEnrollment(
+        device=device,
+        otpauth_uri=uri,
+        secret=base64.b32encode(device.bin_key).decode("ascii").rstrip("="),
+        qr_svg=_qr_svg(uri),
+    )
+
+
+def pending_totp_enrollment(request: HttpRequest, *, user: Any) -> TotpEnrollment | None:
+    """This session's TOTP enrollment still waiting for its first code (to show it again after a wrong
+    code), or None. Only the session's own user's, and only within its 10 minutes."""
+    pending = request.session.get(TOTP_ENROLLMENT_KEY)
+    if not isinstance(pending, dict) or float(pending.get("exp", 0)) <= timezone.now().timestamp():
+        return None
+    if user is None or user.pk != getattr(request.user, "pk", None):
+        return None
+    device = TOTPDevice.objects.filter(pk=pending.get("id"), user=user, confirmed=False).first()
+    return None if device is None else _enrollment_of(device)
+
+
 def begin_totp_enrollment(request: HttpRequest, *, user: Any) -> TotpEnrollment:
     """Create an unconfirmed TOTP device for ``user`` and what their app needs (otpauth URI, QR code as SVG).
 
@@ -469,13 +491,7 @@ def begin_totp_enrollment(request: HttpRequest, *, user: Any) -> TotpEnrollment:
         "id": device.pk,
         "exp": timezone.now().timestamp() + TOTP_ENROLLMENT_SECONDS,
     }
-    uri = _otpauth_uri(device)
-    return TotpEnrollment(
-        device=device,
-        otpauth_uri=uri,
-        secret=base64.b32encode(device.bin_key).decode("ascii").rstrip("="),
-        qr_svg=_qr_svg(uri),
-    )
+    return _enrollment_of(device)
 
 
 def confirm_totp_enrollment(request: HttpRequest, *, user: Any, code: object) -> Device:
@@ -598,6 +614,7 @@ __all__ = [
     "generate_recovery_codes",
     "has_strong_factor",
     "in_cooling_off",
+    "pending_totp_enrollment",
     "is_disabled",
     "record_enrollment",
     "record_failure",

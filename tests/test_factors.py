@@ -503,3 +503,16 @@ def test_battery_12_fifty_parallel_wrong_totps_are_all_counted(
     results = _in_parallel(50, lambda: factors.verify_totp(alice, bad))
     assert len(results) == 50 and not any(isinstance(r, TOTPDevice) for r in results)
     assert record_of(totp).failures == 50
+
+
+def test_a_pending_totp_enrollment_can_be_shown_again_in_its_own_session_only(
+    alice: Any, low_risk: Client, user_factory: Any
+) -> None:
+    assert api_post(low_risk, "api-totp").status_code == 200
+    request = _request(low_risk, alice)
+    enrollment = factors.pending_totp_enrollment(request, user=alice)
+    assert enrollment is not None and enrollment.device == TOTPDevice.objects.get(user=alice)
+    assert enrollment.secret in enrollment.otpauth_uri and enrollment.qr_svg.startswith("<svg")
+    assert factors.pending_totp_enrollment(request, user=user_factory("bob")) is None
+    with time_machine.travel(timezone.now() + timedelta(minutes=11)):
+        assert factors.pending_totp_enrollment(request, user=alice) is None
