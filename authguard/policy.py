@@ -284,13 +284,23 @@ def save_policy(
     )
     if problem:
         raise InvalidPolicy(problem)
-    return PolicyVersion.objects.create(
+    version = PolicyVersion.objects.create(
         created_by=by,
         comment=str(comment or "")[:500],
         thresholds=dict(thresholds or {}),
         signal_options=dict(signal_options or {}),
         shadow_signals=list(shadow_signals or []),
     )
+    logger.warning(
+        "authguard: policy v%s saved by %s: thresholds=%s signal_options=%s shadow=%s (%s)",
+        version.pk,
+        getattr(by, "pk", None),
+        version.thresholds,
+        version.signal_options,
+        [entry.get("NAME") for entry in version.shadow_signals],
+        version.comment,
+    )
+    return version
 
 
 def version_saved(version: PolicyVersion) -> None:
