@@ -114,6 +114,7 @@ _MESSAGES = {
     "user_handle": gettext_lazy("This passkey belongs to another account."),
     "already_registered": gettext_lazy("This passkey is already registered."),
     "no_passkey": gettext_lazy("You have no passkey registered."),
+    "unavailable": gettext_lazy("Passkeys are unavailable right now. Please try again in a moment."),
 }
 
 
@@ -317,7 +318,7 @@ def _pop_challenge(request: HttpRequest, *, purpose: str, kind: str, user: Any) 
     except Exception:
         # SECURITY: without the spent marker single use cannot be guaranteed: refuse (fail closed).
         logger.exception("authguard: cache unavailable for WebAuthn challenges")
-        fresh = False
+        raise _invalid("unavailable") from None
     if not fresh:
         raise _invalid("replayed")
     return record
@@ -557,8 +558,11 @@ def _check_assertion(
             require_user_verification=True,
         )
     except WebAuthnException as exc:
-        logger.info("authguard passkey assertion refused device=%s: %s", device.pk, exc)
-        raise _invalid(_webauthn_code(exc)) from None
+        code = _webauthn_code(exc)
+        # A counter that went backwards can mean a cloned authenticator: worth an operator's look.
+        log = logger.warning if code == "sign_count" else logger.info
+        log("authguard passkey assertion refused user=%s device=%s: %s", device.user_id, device.pk, exc)
+        raise _invalid(code) from None
     except Exception:
         logger.warning("authguard passkey assertion: unexpected error", exc_info=True)
         raise _invalid("malformed") from None

@@ -679,3 +679,20 @@ def test_a_passkey_disabled_by_the_failure_limit_can_be_bound_again_by_its_owner
     assert response.status_code == 201, response.content
     new = PasskeyDevice.objects.get(credential_id=old.credential_id)
     assert new.pk != old.pk and new.confirmed and not factors.is_disabled(new)
+
+
+def test_without_the_cache_no_challenge_can_be_spent(
+    pending: Client, alice: Any, authenticator: SoftAuthenticator, settings: Any
+) -> None:
+    request = request_for(pending, alice)
+    assertion = authenticator.get(passkeys.authentication_options(request, purpose="step_up", user=alice))
+    # A cache that cannot be reached (nothing listens on port 9 of loopback).
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+        }
+    }
+    with pytest.raises(InvalidCredential) as error:
+        passkeys.verify_authentication(request, purpose="step_up", credential=assertion, user=alice)
+    assert error.value.code == "unavailable"
