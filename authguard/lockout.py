@@ -174,17 +174,23 @@ def unlock_with_identity_check(user: Any, *, device: Any, method: str) -> None:
         raise NotLocked("the account is not locked")
 
 
-def unlock_with_passkey(request: HttpRequest, *, user: Any, credential: dict[str, Any] | str) -> None:
-    """Verify a WebAuthn assertion for ``user`` (challenge purpose ``"unlock"``) and unlock the account.
+def unlock_with_passkey(request: HttpRequest, *, credential: dict[str, Any] | str, user: Any = None) -> Any:
+    """Verify a WebAuthn assertion (challenge purpose ``"unlock"``) and unlock its account; returns the user.
 
     The challenge comes from ``authguard.passkeys.authentication_options(request, purpose="unlock",
-    user=user)``. A failed assertion counts as a failure (kind ``unlock``) and re-raises.
+    user=user)``. With ``user=None`` the passkey is discoverable and names the account itself, so a
+    locked-out customer needs neither a password nor a username: only their own passkey. A failed
+    assertion for a known ``user`` counts as a failure (kind ``unlock``); every failure re-raises
+    (``authguard.exceptions.InvalidCredential``), and :class:`NotLocked` says there was nothing to do.
     """
     from .passkeys import verify_authentication
 
     try:
         device = verify_authentication(request, purpose="unlock", credential=credential, user=user)
     except Exception:
-        record_failure(user, kind="unlock")
+        if user is not None:
+            record_failure(user, kind="unlock")
         raise
-    unlock_with_identity_check(user, device=device, method="passkey")
+    owner = user if user is not None else device.user
+    unlock_with_identity_check(owner, device=device, method="passkey")
+    return owner

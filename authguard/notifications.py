@@ -70,6 +70,11 @@ KINDS: dict[str, Kind] = {
     "account_locked": Kind(_("Your account has been locked"), _("A customer account was locked")),
     "account_unlocked": Kind(_("Your account has been unlocked"), _("A customer account was unlocked")),
     "campaign_flagged": Kind(_("Possible attack campaign"), _("Possible attack campaign flagged")),
+    # Staff only: a customer's security message could not be delivered (the customer was not warned).
+    "notification_failed": Kind(
+        _("A security message could not be delivered"),
+        _("A security message to a customer was not delivered"),
+    ),
 }
 
 #: Context keys that must never reach a message (codes, passwords, tokens...).

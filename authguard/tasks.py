@@ -96,7 +96,22 @@ def _finish(pk: int, status: str, *, error: str) -> None:
     fields: dict[str, Any] = {"status": status, "last_error": error[:300]}
     if status == NotificationStatus.SENT:
         fields["sent_at"] = timezone.now()
-    Notification.objects.filter(pk=pk, status=NotificationStatus.SENDING).update(**fields)
+    updated = Notification.objects.filter(pk=pk, status=NotificationStatus.SENDING).update(**fields)
+    if updated and status == NotificationStatus.FAILED:
+        _alert_staff(pk)
+
+
+def _alert_staff(pk: int) -> None:
+    """Tell staff that a customer was not warned (never for staff messages: no alert loops)."""
+    from .notifications import notify_staff
+
+    row = Notification.objects.select_related("user").get(pk=pk)
+    if row.staff:
+        return
+    context: dict[str, Any] = {"failed_kind": row.kind, "time": row.created_at, "attempts": row.attempts}
+    if row.user is not None:
+        context.update(account=row.user.get_username(), account_id=row.user.pk)
+    notify_staff("notification_failed", context=context, dedupe_key=f"failed:{pk}")
 
 
 @shared_task(bind=True, name="authguard.send_notification", acks_late=True, max_retries=8)

@@ -208,6 +208,24 @@ def test_own_passkey_unlocks_the_account(
     assert Notification.objects.filter(kind="account_unlocked", user=alice).exists()
 
 
+def test_a_discoverable_passkey_names_and_unlocks_its_own_account(
+    user_factory: Any, settings: Any, rf: Any, authenticator: Any, on_commit: Any
+) -> None:
+    """No password, no username: the customer's own passkey is the identity check."""
+    from authguard import passkeys
+
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 1
+    alice, bob = user_factory("alice"), user_factory("bob")
+    bind_passkey(alice, authenticator)
+    record_failure(alice, kind="password")
+    record_failure(bob, kind="password")
+    request = _unlock_request(rf)
+    options = passkeys.authentication_options(request, purpose="unlock", user=None)
+    with on_commit(execute=True):
+        assert lockout.unlock_with_passkey(request, credential=authenticator.get(options)) == alice
+    assert not is_locked(alice) and is_locked(bob)
+
+
 def test_someone_elses_passkey_does_not_unlock(
     user_factory: Any, settings: Any, rf: Any, authenticator: Any
 ) -> None:

@@ -80,6 +80,7 @@ def test_mail_server_down_then_back_sends_once(
 
 def test_gives_up_after_the_attempt_limit(user_factory: Any, mail_server_down: None, settings: Any) -> None:
     settings.AUTHGUARD_NOTIFICATION_MAX_ATTEMPTS = 2
+    settings.ADMINS = [("Security desk", "desk@example.jp")]
     row = notify(user_factory("alice"), "factor_added", context={"factor": "passkey"})
     assert row is not None
     with time_machine.travel(T0, tick=False) as clock:
@@ -87,9 +88,13 @@ def test_gives_up_after_the_attempt_limit(user_factory: Any, mail_server_down: N
         clock.shift(timedelta(hours=2))
         assert deliver(row.pk) == "failed"
         clock.shift(timedelta(hours=2))
-        assert retry_pending_notifications() == 0
+        assert retry_pending_notifications() == 1  # the staff alert below; the given-up row stays given up
     row.refresh_from_db()
     assert row.status == NotificationStatus.FAILED and row.attempts == 2
+    # Staff hear that the customer was not warned (once, however often the task runs).
+    alert = Notification.objects.get(kind="notification_failed")
+    assert alert.staff and alert.to_email == "desk@example.jp"
+    assert alert.context["failed_kind"] == "factor_added" and alert.context["account"] == "alice"
 
 
 def test_only_one_claim_wins(user_factory: Any, on_commit: Any) -> None:
