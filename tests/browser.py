@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -197,42 +198,84 @@ class Browser:
     # -- pages ---------------------------------------------------------------------------------------------
 
     def sign_in(self, username: str, password: str = PASSWORD) -> None:
-        """Fill in and submit the real login form (the device cookie is issued by its GET, as usual)."""
-        self.get("/login/")
-        self.fill("#id_username", username)
-        self.fill("#id_password", password)
-        self.find("#id_password").submit()
-        self.wait(
-            lambda d: "/login/" not in d.current_url or self.find_all(".form-errors"), "the login answer"
-        )
+        """Fill in and submit the real login form (the device cookie is issued by its GET, as usual).
+
+        The person types a password and ignores the passkey autofill: the authenticator is idle meanwhile
+        (a virtual authenticator would otherwise answer the page's conditional request at once).
+        """
+        with self.authenticator_idle():
+            self.get("/login/")
+            self.fill("#id_username", username)
+            self.fill("#id_password", password)
+            self.find("#id_password").submit()
+            self.wait(
+                lambda d: "/login/" not in d.current_url or self.find_all(".form-errors"), "the login answer"
+            )
 
     def sign_out(self) -> None:
-        """Press the header's sign-out button (a CSRF-protected POST) and wait for the answer."""
-        self.click('form[action="/logout/"] button[type="submit"]')
-        self.wait(lambda _d: self.signed_in_user_id() is None, "the session to end")
+        """Press the page's sign-out button (a CSRF-protected POST) and wait for the session to end.
+
+        The browser is left on a blank page: the login page that follows a sign-out would otherwise have
+        the authenticator answer its autofill request, signing the person straight back in.
+        """
+        button = 'form[action="/logout/"] button[type="submit"]'
+        with self.authenticator_idle():
+            if not any(element.is_displayed() for element in self.find_all(button)):
+                self.get("/")  # a page with the header (a pending session lands on step-up: it has one too)
+            self.click(button)
+            self.wait(lambda _d: self.signed_in_user_id() is None, "the session to end")
+            self.wait(lambda d: "/logout/" not in d.current_url, "the page after signing out")
+            self.driver.get("about:blank")
 
     # -- the virtual authenticator ---------------------------------------------------------------------
 
-    def add_authenticator(self, *, user_verified: bool = True) -> str:
-        """Attach a CTAP2 platform authenticator with resident keys and user verification (biometrics or a
-        PIN), which answers as if the user verified (``user_verified``) and always consents."""
+    def add_authenticator(self, *, user_verified: bool = True, can_verify: bool = True) -> str:
+        """Attach a CTAP2 authenticator with resident keys that always consents.
+
+        ``can_verify``: it verifies the user (biometrics or a PIN), and the verification succeeds when
+        ``user_verified``; without it, it is a security key with no PIN (presence only). Replaces the
+        authenticator attached before, if any (its credentials go with it).
+        """
         from selenium.webdriver.common.virtual_authenticator import (
             Protocol,
             Transport,
             VirtualAuthenticatorOptions,
         )
 
+        if self.authenticator_id is not None:
+            self.driver.remove_virtual_authenticator()
         options = VirtualAuthenticatorOptions(
             protocol=Protocol.CTAP2,
-            transport=Transport.INTERNAL,
+            transport=Transport.INTERNAL if can_verify else Transport.USB,
             has_resident_key=True,
-            has_user_verification=True,
+            has_user_verification=can_verify,
             is_user_consenting=True,
-            is_user_verified=user_verified,
+            is_user_verified=user_verified and can_verify,
         )
         self.driver.add_virtual_authenticator(options)
         self.authenticator_id = self.driver.virtual_authenticator_id
         return str(self.authenticator_id)
+
+    def set_presence(self, present: bool) -> None:
+        """Whether the authenticator answers requests at once (a person touching it) or leaves them waiting,
+        as a real one does while the person ignores it (CDP ``WebAuthn.setAutomaticPresenceSimulation``)."""
+        self.driver.execute_cdp_cmd("WebAuthn.enable", {})
+        self.driver.execute_cdp_cmd(
+            "WebAuthn.setAutomaticPresenceSimulation",
+            {"authenticatorId": self.authenticator_id, "enabled": present},
+        )
+
+    @contextmanager
+    def authenticator_idle(self) -> Iterator[None]:
+        """Within the block the authenticator (if any) answers nothing."""
+        if self.authenticator_id is None:
+            yield
+            return
+        self.set_presence(False)
+        try:
+            yield
+        finally:
+            self.set_presence(True)
 
     def set_user_verified(self, verified: bool) -> None:
         """From now on the authenticator's user verification succeeds (or fails)."""
@@ -241,6 +284,11 @@ class Browser:
     def credentials(self) -> list[Any]:
         """The credentials the virtual authenticator holds."""
         return list(self.driver.get_credentials())
+
+
+def b64url(value: str | None) -> str | None:
+    """selenium's padded base64url of a credential's bytes, as WebAuthn's JSON (and authguard) spell it."""
+    return None if value is None else value.rstrip("=")
 
 
 def make_driver(profile_dir: Path) -> Any:

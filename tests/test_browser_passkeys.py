@@ -1,0 +1,227 @@
+"""Issue 4, acceptance 1 (passkeys), in a real Chromium with a virtual authenticator (CDP WebAuthn domain).
+
+* enroll a passkey on the security page, from a session the risk engine allowed outright (Tokyo);
+* sign in with the password from a risky place (a hosting network in Singapore) and pass step-up with it;
+* sign in passwordless with it through the login page's autofill (conditional mediation);
+* with user verification off, each of these fails cleanly: a visible message, nothing stored, the session
+  exactly as it was. Two ways: the browser refuses (the options require user verification), and a tampered
+  page that downgrades ``userVerification`` gets an assertion without the UV flag, which the server refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from authguard.models import LoginEvent, Outcome, PasskeyDevice
+
+from .browser import Browser, b64url, browser_site_fixture, chrome_fixture  # noqa: F401 (fixtures)
+from .conftest import IP_SG_VPS, IP_TOKYO
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+#: A page script that weakens the browser's request as a tampered client could: no user verification asked.
+DOWNGRADE_USER_VERIFICATION = """
+for (const name of ["create", "get"]) {
+  const original = navigator.credentials[name].bind(navigator.credentials);
+  navigator.credentials[name] = (request) => {
+    if (request.publicKey.authenticatorSelection) {
+      // A discoverable credential would make the browser verify the user anyway: ask for neither.
+      request.publicKey.authenticatorSelection = {
+        residentKey: "discouraged", requireResidentKey: false, userVerification: "discouraged",
+      };
+    } else {
+      request.publicKey.userVerification = "discouraged";
+    }
+    return original(request);
+  };
+}
+"""
+
+
+@pytest.fixture
+def alice(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(
+        "alice", email="alice@example.jp", password="correct horse battery"
+    )
+
+
+def signed_in_at_home(chrome: Any, *, user_verified: bool = True) -> Browser:
+    """alice's own browser with a platform authenticator, signed in from home (allowed outright)."""
+    browser = chrome(ip=IP_TOKYO)
+    browser.add_authenticator(user_verified=user_verified)
+    browser.sign_in("alice")
+    browser.wait_for_path("/")
+    state = browser.authguard_state()
+    assert state["s"] == "verified" and state["lr"] is True
+    return browser
+
+
+def open_passkey_page(browser: Browser) -> None:
+    browser.get("/authguard/security/")
+    browser.link("/authguard/security/passkeys/add/")
+    browser.wait_for_path("/authguard/security/passkeys/add/")
+
+
+def enroll_passkey(browser: Browser, name: str) -> PasskeyDevice:
+    """Add a passkey on the security page; returns the stored device."""
+    open_passkey_page(browser)
+    browser.fill("#passkey-name", name)
+    browser.click("[data-authguard-start]")
+    browser.wait_for_path("/authguard/security/")
+    return PasskeyDevice.objects.get(user__username="alice", name=name)
+
+
+def step_up_page(browser: Browser) -> None:
+    """From the step-up chooser to the passkey page."""
+    browser.wait_for_path_prefix("/authguard/step-up/")
+    browser.link("/authguard/step-up/passkey/")
+    browser.wait_for_path_prefix("/authguard/step-up/passkey/")
+
+
+def risky_password_login(browser: Browser) -> LoginEvent:
+    browser.come_from(IP_SG_VPS)
+    browser.sign_in("alice")
+    browser.wait_for_path_prefix("/authguard/step-up/")
+    assert browser.authguard_state()["s"] == "pending"
+    event = LoginEvent.objects.order_by("-id").first()
+    assert event.outcome == Outcome.STEP_UP_PENDING and event.country == "SG"
+    return event
+
+
+def test_enroll_a_passkey_step_up_with_it_and_sign_in_passwordless(chrome: Any, alice: Any) -> None:
+    browser = signed_in_at_home(chrome)
+
+    # Enroll: the virtual authenticator now holds a discoverable credential for localhost, and the server
+    # stored it with the user-verified flag.
+    device = enroll_passkey(browser, "Laptop")
+    [credential] = browser.credentials()
+    assert credential.is_resident_credential and credential.rp_id == "localhost"
+    assert device.credential_id == b64url(credential.id)
+    assert device.user_handle == b64url(credential.user_handle)
+    assert device.confirmed and device.user_verified
+    assert "Laptop" in browser.text()  # listed on the security page
+    assert browser.authguard_state()["st"] is None  # registering is not a verification
+    assert browser.console_errors() == []
+
+    # A risky sign-in with the password is held at step-up; the passkey verifies it.
+    browser.sign_out()
+    event = risky_password_login(browser)
+    browser.get("/")
+    browser.wait_for_path_prefix("/authguard/step-up/")  # the portfolio is out of reach
+    step_up_page(browser)
+    browser.click("[data-authguard-start]")
+    browser.wait_for_path("/")
+    state = browser.authguard_state()
+    assert state["s"] == "verified" and state["u"] is True and state["sm"] == "passkey"
+    assert abs(state["st"] - timezone.now().timestamp()) < 60
+    event.refresh_from_db()
+    assert event.outcome == Outcome.STEP_UP_PASSED
+    device.refresh_from_db()
+    assert device.last_used_at is not None
+    assert browser.console_errors() == []
+
+    # Passwordless, usernameless: the login page's autofill offers the passkey (conditional mediation),
+    # and the authenticator answers as the person picks it.
+    browser.sign_out()
+    browser.come_from(IP_TOKYO)
+    browser.get("/login/")
+    browser.wait_for_path("/")
+    assert browser.signed_in_user_id() == str(alice.pk)
+    state = browser.authguard_state()
+    assert state["s"] == "verified" and state["sm"] == "passkey"
+    latest = LoginEvent.objects.order_by("-id").first()
+    assert latest.user == alice and latest.password_ok is False and latest.outcome == "passkey_login"
+    assert browser.console_errors() == []
+
+
+def test_passwordless_sign_in_with_the_explicit_button(chrome: Any, alice: Any) -> None:
+    browser = signed_in_at_home(chrome)
+    enroll_passkey(browser, "Laptop")
+    browser.sign_out()
+    with browser.authenticator_idle():  # the person ignores the autofill ...
+        browser.get("/login/")
+        button = browser.visible('[data-authguard-passkey="login"] [data-authguard-start]')
+    button.click()  # ... and presses "sign in with a passkey"
+    browser.wait_for_path("/")
+    assert browser.signed_in_user_id() == str(alice.pk)
+    assert browser.authguard_state()["sm"] == "passkey"
+
+
+def test_enrollment_without_user_verification_fails_cleanly(chrome: Any, alice: Any) -> None:
+    browser = signed_in_at_home(chrome, user_verified=False)
+
+    # The fingerprint does not match: the browser refuses (the options require user verification).
+    open_passkey_page(browser)
+    browser.fill("#passkey-name", "Laptop")
+    browser.click("[data-authguard-start]")
+    assert browser.visible_text("[data-authguard-error]")
+    assert browser.path == "/authguard/security/passkeys/add/"
+    assert browser.visible("[data-authguard-start]").is_enabled()  # the person can try again
+    assert browser.credentials() == [] and not PasskeyDevice.objects.exists()
+
+    # A security key without a PIN cannot verify the user: the browser refuses it too.
+    browser.add_authenticator(can_verify=False)
+    browser.get("/authguard/security/passkeys/add/")
+    browser.click("[data-authguard-start]")
+    assert browser.visible_text("[data-authguard-error]")
+    assert browser.credentials() == [] and not PasskeyDevice.objects.exists()
+
+    # A tampered page asks for no verification: the key creates a credential without the UV flag, and
+    # the server refuses to bind it.
+    browser.get("/authguard/security/passkeys/add/")
+    browser.driver.execute_script(DOWNGRADE_USER_VERIFICATION)
+    browser.click("[data-authguard-start]")
+    assert "did not verify you" in browser.visible_text("[data-authguard-error]")
+    assert len(browser.credentials()) == 1  # the key made one ...
+    assert not PasskeyDevice.objects.exists()  # ... and nothing was stored
+    assert browser.authguard_state()["s"] == "verified"
+    assert browser.path == "/authguard/security/passkeys/add/"
+
+
+def test_step_up_and_passwordless_without_user_verification_fail_cleanly(chrome: Any, alice: Any) -> None:
+    browser = signed_in_at_home(chrome)
+    device = enroll_passkey(browser, "Laptop")
+    sign_count = device.sign_count
+    browser.sign_out()
+    event = risky_password_login(browser)
+    browser.set_user_verified(False)  # from now on the fingerprint does not match
+
+    # Step-up: the browser refuses; the page says so, the session stays pending.
+    step_up_page(browser)
+    browser.click("[data-authguard-start]")
+    assert browser.visible_text("[data-authguard-error]")
+    assert browser.path.startswith("/authguard/step-up/passkey/")
+    assert browser.authguard_state()["s"] == "pending"
+
+    # A tampered page gets an assertion without the UV flag: refused by the server, counted as a failure.
+    browser.get(browser.path)
+    browser.driver.execute_script(DOWNGRADE_USER_VERIFICATION)
+    browser.click("[data-authguard-start]")
+    assert "did not verify you" in browser.visible_text("[data-authguard-error]")
+    state = browser.authguard_state()
+    assert state["s"] == "pending" and state["st"] is None
+    event.refresh_from_db()
+    assert event.outcome == Outcome.STEP_UP_FAILED
+    device.refresh_from_db()
+    assert device.sign_count == sign_count and device.last_used_at is None  # nothing written
+    browser.get("/")
+    browser.wait_for_path_prefix("/authguard/step-up/")  # still held
+
+    # Passwordless: nobody is signed in, the login page stays usable.
+    browser.sign_out()
+    browser.come_from(IP_TOKYO)
+    browser.get("/login/")
+    assert browser.visible_text('[data-authguard-passkey="login"] [data-authguard-error]')
+    assert browser.path.startswith("/login/")
+    assert browser.signed_in_user_id() is None
+    browser.get("/login/")
+    browser.driver.execute_script(DOWNGRADE_USER_VERIFICATION)
+    browser.click('[data-authguard-passkey="login"] [data-authguard-start]')
+    assert "did not verify you" in browser.visible_text(
+        '[data-authguard-passkey="login"] [data-authguard-error]'
+    )
+    assert browser.signed_in_user_id() is None
+    assert not LoginEvent.objects.filter(outcome="passkey_login").exists()
