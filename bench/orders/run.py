@@ -5,7 +5,7 @@
 
 Opens ``--customers`` demo accounts with portfolios of 4 to 20 large caps (Tokyo and New York) and cash,
 then replays ``--days`` of ordinary trading through the demo's real order entry
-(``demo_site.brokerage.services.submit_order``, i.e. the guard's ``submit_order`` with its row lock, ledger and
+(``demo_site.brokerage.services.submit_order``: the guard's ``submit_order`` with its row lock, ledger and
 placement): monthly regular buys, rebalancing (trim the largest position, buy the smallest), partial sells
 (10-40 % of a position), the odd large sale (up to 45 % of the holdings), and a few small buys of thinly
 traded small caps. One customer in 20 trades from a session that started on a new device (the guard's
@@ -48,7 +48,9 @@ def _setup_django() -> None:
 
     django.setup()
     # The test database is built from the models (no migrations needed), and thrown away afterwards.
-    settings.DATABASES["default"].setdefault("TEST", {})["MIGRATE"] = False
+    test = settings.DATABASES["default"].setdefault("TEST", {})
+    test["MIGRATE"] = False
+    test.setdefault("NAME", "bench_orders" if "postgres" in settings.DATABASES["default"]["ENGINE"] else None)
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -179,6 +181,7 @@ def run(customers: int, days: int, seed: int) -> dict[str, Any]:
                         outcomes["rejected (funds)"] += 1
                         continue
                     intent = services.order_intent(user, draft)
+                    connection.queries_log.clear()  # a full log would make the count read 0
                     with CaptureQueriesContext(connection) as queries:
                         t = time.perf_counter()
                         guard.check_order(request, intent, user=user)

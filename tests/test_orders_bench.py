@@ -1,0 +1,18 @@
+"""bench/orders runs end to end on a small seeded population (the full figures are in docs/order-guard.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.orders.run import run
+
+
+def test_the_order_benchmark_reports_holds_and_check_costs(db: Any, settings: Any) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    result = run(customers=12, days=3, seed=3)
+    assert result["orders"] > 0
+    assert result["outcomes"].get("placed", 0) + result["outcomes"].get("held", 0) == result["orders"]
+    assert 0 <= result["held_share_percent"] <= 100
+    assert result["queries_per_check"]["median"] >= 1  # the ledger query at least: the count is real
+    assert result["queries_per_check"]["max"] <= 6
+    assert result["check_order"]["p50_ms"] > 0
