@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -34,6 +35,21 @@ pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 REPO = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 45
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    """Overrides conftest's ``cache.clear()``: on Redis that is FLUSHDB, which would also wipe the broker's
+    queues and bindings (they share the database). Only the cache's own keys are deleted here."""
+
+    def clear() -> None:
+        client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+        for key in client.scan_iter(match=cache.make_key("*")):
+            client.delete(key)
+
+    clear()
+    yield
+    clear()
 
 
 # -- a database the worker can share --------------------------------------------------------------------
@@ -148,6 +164,19 @@ def worker(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        _forget_queue(redis_url, queue)
+
+
+def _forget_queue(redis_url: str, queue: str) -> None:
+    """Delete the test queue's list and bindings, so runs leave nothing behind in the broker."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for key in client.scan_iter(match=f"*{queue}*"):
+            client.delete(key)
+    finally:
+        client.close()
 
 
 def _wait(condition: Callable[[], bool], *, what: str, worker: Worker, seconds: float = WAIT_SECONDS) -> None:
