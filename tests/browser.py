@@ -285,6 +285,25 @@ class Browser:
         """The credentials the virtual authenticator holds."""
         return list(self.driver.get_credentials())
 
+    # -- security settings ------------------------------------------------------------------------------
+
+    def open_passkey_page(self) -> None:
+        """From the security settings to "Add a passkey"."""
+        self.get("/authguard/security/")
+        self.link("/authguard/security/passkeys/add/")
+        self.wait_for_path("/authguard/security/passkeys/add/")
+
+    def enroll_passkey(self, name: str) -> Any:
+        """Add a passkey named ``name`` on the security page; returns the stored ``PasskeyDevice``."""
+        from authguard.models import PasskeyDevice
+
+        self.open_passkey_page()
+        self.fill("#passkey-name", name)
+        self.click("[data-authguard-start]")
+        self.wait_for_path("/authguard/security/")
+        user_id = self.signed_in_user_id()
+        return PasskeyDevice.objects.get(user_id=user_id, name=name)
+
 
 def b64url(value: str | None) -> str | None:
     """selenium's padded base64url of a credential's bytes, as WebAuthn's JSON (and authguard) spell it."""

@@ -59,21 +59,6 @@ def signed_in_at_home(chrome: Any, *, user_verified: bool = True) -> Browser:
     return browser
 
 
-def open_passkey_page(browser: Browser) -> None:
-    browser.get("/authguard/security/")
-    browser.link("/authguard/security/passkeys/add/")
-    browser.wait_for_path("/authguard/security/passkeys/add/")
-
-
-def enroll_passkey(browser: Browser, name: str) -> PasskeyDevice:
-    """Add a passkey on the security page; returns the stored device."""
-    open_passkey_page(browser)
-    browser.fill("#passkey-name", name)
-    browser.click("[data-authguard-start]")
-    browser.wait_for_path("/authguard/security/")
-    return PasskeyDevice.objects.get(user__username="alice", name=name)
-
-
 def step_up_page(browser: Browser) -> None:
     """From the step-up chooser to the passkey page."""
     browser.wait_for_path_prefix("/authguard/step-up/")
@@ -96,7 +81,7 @@ def test_enroll_a_passkey_step_up_with_it_and_sign_in_passwordless(chrome: Any, 
 
     # Enroll: the virtual authenticator now holds a discoverable credential for localhost, and the server
     # stored it with the user-verified flag.
-    device = enroll_passkey(browser, "Laptop")
+    device = browser.enroll_passkey("Laptop")
     [credential] = browser.credentials()
     assert credential.is_resident_credential and credential.rp_id == "localhost"
     assert device.credential_id == b64url(credential.id)
@@ -139,7 +124,7 @@ def test_enroll_a_passkey_step_up_with_it_and_sign_in_passwordless(chrome: Any, 
 
 def test_passwordless_sign_in_with_the_explicit_button(chrome: Any, alice: Any) -> None:
     browser = signed_in_at_home(chrome)
-    enroll_passkey(browser, "Laptop")
+    browser.enroll_passkey("Laptop")
     browser.sign_out()
     with browser.authenticator_idle():  # the person ignores the autofill ...
         browser.get("/login/")
@@ -154,7 +139,7 @@ def test_enrollment_without_user_verification_fails_cleanly(chrome: Any, alice: 
     browser = signed_in_at_home(chrome, user_verified=False)
 
     # The fingerprint does not match: the browser refuses (the options require user verification).
-    open_passkey_page(browser)
+    browser.open_passkey_page()
     browser.fill("#passkey-name", "Laptop")
     browser.click("[data-authguard-start]")
     assert browser.visible_text("[data-authguard-error]")
@@ -183,7 +168,7 @@ def test_enrollment_without_user_verification_fails_cleanly(chrome: Any, alice: 
 
 def test_step_up_and_passwordless_without_user_verification_fail_cleanly(chrome: Any, alice: Any) -> None:
     browser = signed_in_at_home(chrome)
-    device = enroll_passkey(browser, "Laptop")
+    device = browser.enroll_passkey("Laptop")
     sign_count = device.sign_count
     browser.sign_out()
     event = risky_password_login(browser)

@@ -1,0 +1,126 @@
+"""Issue 5, acceptance 5, in a real Chromium with a virtual authenticator: a mass liquidation entered on the
+trade page is held, its confirmation page shows the plain summary, and the customer's passkey confirms it.
+The stored order is placed exactly once, and the browser signed the challenge derived from that order.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from authguard import orders
+from authguard.models import GuardStatus, HeldOrder
+from authguard.passkeys import b64url_decode
+from demo_site.brokerage import services
+from demo_site.brokerage.models import Account, Order, OrderStatus
+
+from .browser import PASSWORD, Browser, browser_site_fixture, chrome_fixture  # noqa: F401 (fixtures)
+from .conftest import IP_TOKYO
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def hanako() -> Any:
+    """¥1,000,000 cash; 100 Toyota (¥285,000), 2,000 NTT (¥305,000) and 10 Apple (¥345,000)."""
+    services.sync_instruments()
+    return services.open_account(
+        "hanako",
+        PASSWORD,
+        email="hanako@example.com",
+        cash=Decimal("1000000"),
+        holdings={"7203": 100, "9432": 2000, "AAPL": 10},
+    )
+
+
+def account(user: Any) -> tuple[Decimal, dict[str, int]]:
+    held = Account.objects.get(user=user)
+    return held.cash, dict(held.positions.values_list("instrument__symbol", "quantity"))
+
+
+def place_on_trade_page(browser: Browser, *, side: str, symbol: str, quantity: int) -> None:
+    """Fill in the trade page as a person would and press "Place order"."""
+    from selenium.webdriver.support.ui import Select
+
+    browser.get("/trade/")
+    browser.click(f'input[name="side"][value="{side}"]')
+    Select(browser.visible("#id_symbol")).select_by_value(symbol)
+    browser.fill("#id_quantity", str(quantity))
+    browser.find("#id_quantity").submit()
+
+
+def test_a_held_order_is_confirmed_with_a_passkey_and_placed_once(chrome: Any, hanako: Any) -> None:
+    browser = chrome(ip=IP_TOKYO)
+    browser.add_authenticator()
+    browser.sign_in("hanako")
+    browser.wait_for_path("/")
+    browser.enroll_passkey("Laptop")
+    cash_before, holdings_before = account(hanako)
+
+    # Selling all Apple is 37 % of the holdings, over a new-device session's limit: held, not placed.
+    place_on_trade_page(browser, side="sell", symbol="AAPL", quantity=10)
+    browser.wait_for_path_prefix("/authguard/confirmations/")
+    held = HeldOrder.objects.get()
+    assert browser.path == f"/authguard/confirmations/{held.pk}/"
+    assert held.status == HeldOrder.Status.PENDING and held.methods == ["passkey"]
+    order = Order.objects.get()
+    assert order.status == OrderStatus.HELD
+    assert account(hanako) == (cash_before, holdings_before)  # nothing moved yet
+
+    # The page shows the plain summary of exactly this order, and why it was held.
+    summary = browser.visible_text("#confirm-summary")
+    assert summary == orders.confirmation_json(held)["summary"]
+    assert summary.startswith("Sell 10 of AAPL")
+    assert browser.find("#confirm-status").get_attribute("data-status") == "pending"
+    assert browser.find_all("#confirm-reasons li")
+    assert browser.console_errors() == []
+
+    # The customer confirms with the passkey; the page then shows the order as confirmed.
+    browser.click("#confirm-passkey-button")
+    browser.wait(
+        lambda _d: browser.find("#confirm-status").get_attribute("data-status") == "confirmed",
+        "the confirmation to be shown",
+    )
+    assert browser.path == f"/authguard/confirmations/{held.pk}/"
+    assert browser.visible_text("#confirm-summary") == summary  # still there, for the record
+    assert not browser.find_all("#confirm-passkey-button")  # nothing left to confirm
+    assert browser.console_errors() == []
+
+    # Placed exactly once: the stored order, at the stored quantity, and nothing else.
+    held.refresh_from_db()
+    assert held.status == HeldOrder.Status.CONFIRMED and held.confirmed_method == "passkey"
+    assert held.guarded.status == GuardStatus.PLACED
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PLACED and order.executed_at is not None
+    assert Order.objects.count() == 1
+    cash_after, holdings_after = account(hanako)
+    assert "AAPL" not in holdings_after
+    assert holdings_after == {s: q for s, q in holdings_before.items() if s != "AAPL"}
+    assert cash_after == cash_before + order.amount_jpy
+    # The browser signed sha256(nonce || digest) of this very order (dynamic linking).
+    client_data = json.loads(b64url_decode(held.assertion["response"]["clientDataJSON"], max_chars=8192))
+    assert client_data["origin"] == browser.base_url and client_data["type"] == "webauthn.get"
+    assert b64url_decode(client_data["challenge"], max_chars=256) == orders.challenge_for(held)
+
+    # Asking to confirm again (another tab, the back button) is refused: the confirmation is used up.
+    again = browser.driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        const token = document.cookie.match(/(?:^|;\\s*)csrftoken=([^;]+)/)[1];
+        fetch(arguments[0], {method: "POST", headers: {"X-CSRFToken": token}, body: "{}"})
+          .then(async (response) => done([response.status, await response.json()]));
+        """,
+        f"/authguard/api/confirmations/{held.pk}/passkey/options",
+    )
+    assert again[0] == 410 and again[1]["status"] == "gone", again
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PLACED and Order.objects.count() == 1
+    assert account(hanako) == (cash_after, holdings_after)
+
+    # The order history agrees, with no confirm button left.
+    browser.get("/orders/")
+    assert "Placed" in browser.visible_text(f"tbody tr:has(th) .status-{OrderStatus.PLACED}")
+    assert not browser.find_all(f"#confirm-order-{order.pk}")
