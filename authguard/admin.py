@@ -6,9 +6,9 @@ What staff see and may do, each behind Django's model permissions (``view_*`` to
 * **Login events** — read-only evidence, filterable by action, outcome, reason, country, ASN and time,
   searchable by user or IP, each with its findings explained. Staff with ``change_loginevent`` mark events
   as confirmed fraud or legitimate (audited in the admin log); the marks feed the backtests.
-* **Security dashboard**, **compliance report** (JSDA 2025: customers without passkeys) and **incident
-  report** (one account's timeline): pages under the login events (``get_urls``), CSV exports included.
-* **Backtest**: replay the last N days of logins through a proposed policy beside the current one.
+* **Security dashboard**, **backtest**, **compliance report** (JSDA 2025: customers without passkeys),
+  **incident report** (one account's timeline) and the **network lists**: the pages of
+  :mod:`authguard.console`, mounted under the login events (``get_urls``), CSV exports included.
 * **Customers' devices and factors** (known devices, TOTP devices, and the passkeys and recovery codes of
   the factors part): list and revoke; revoking notifies the customer.
 * **Run-time policy**, **notifications**, **account locks**, and the order guard's records.
@@ -27,22 +27,20 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, reverse
 from django.utils import timezone, translation
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import backtest, charts, feedback, reports
+from . import backtest, feedback, reports
 from . import policy as runtime_policy
-from .conf import app_settings
 from .models import (
     AccountLock,
     CampaignFlag,
@@ -84,12 +82,6 @@ def _notify_revoked(user: Any, *, factor: Any, name: str, dedupe_key: str) -> No
         context={"factor": label, "name": name, "time": timezone.now(), "by_staff": True},
         dedupe_key=dedupe_key,
     )
-
-
-def _csv_response(rows: Any, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(reports.csv_lines(rows), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 # -- login events ----------------------------------------------------------------------------------------
@@ -280,280 +272,12 @@ class LoginEventAdmin(admin.ModelAdmin):
         n = self._set_verdict(request, queryset, "")
         self.message_user(request, _t("%(n)d verdict(s) cleared.") % {"n": n}, messages.SUCCESS)
 
-    # -- console pages ------------------------------------------------------------------------------------
+    # -- console pages (authguard.console), mounted here: /admin/authguard/loginevent/<page>/ ------------
 
     def get_urls(self) -> list[URLPattern]:
-        view = self.admin_site.admin_view
-        return [
-            path("dashboard/", view(self.dashboard_view), name="authguard_dashboard"),
-            path("compliance/", view(self.compliance_view), name="authguard_compliance"),
-            path("incident/", view(self.incident_view), name="authguard_incident"),
-            path("backtest/", view(self.backtest_view), name="authguard_backtest"),
-            path("export/", view(self.export_view), name="authguard_export"),
-            path("network-lists/", view(self.network_lists_view), name="authguard_network_lists"),
-            *super().get_urls(),
-        ]
+        from .console import ConsolePages
 
-    def _page(self, request: HttpRequest, template: str, title: str, **context: Any) -> TemplateResponse:
-        return TemplateResponse(
-            request,
-            f"admin/authguard/{template}",
-            {
-                **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "title": title,
-                "console_links": console_links(request),
-                **context,
-            },
-        )
-
-    def _require(self, request: HttpRequest, *perms: str) -> None:
-        # SECURITY: every console page checks model permissions itself; admin_view only checks is_staff.
-        if not self.has_view_permission(request) or not request.user.has_perms(perms):
-            raise PermissionDenied
-
-    def _range(self, request: HttpRequest) -> tuple[reports.DateRange, str | None]:
-        try:
-            return reports.parse_range(request.GET), None
-        except reports.ReportError as exc:
-            messages.error(request, str(exc))
-            return reports.parse_range({}), str(exc)
-
-    def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
-        """The security dashboard for a date range (``?start=YYYY-MM-DD&end=YYYY-MM-DD``)."""
-        self._require(request)
-        span, error = self._range(request)
-        data = reports.dashboard(span)
-        return self._page(
-            request,
-            "dashboard.html",
-            _t("Security dashboard"),
-            data=data,
-            error=error,
-            charts=dashboard_charts(data),
-            held_total=sum(data.held_orders.values()),
-            step_up_rows=[(_outcome_label(k), v) for k, v in sorted(data.step_up_outcomes.items())],
-        )
-
-    def compliance_view(self, request: HttpRequest) -> HttpResponse:
-        """Customers without a passkey (JSDA 2025); ``?format=csv`` downloads it."""
-        self._require(request, f"{get_user_model()._meta.app_label}.view_user")
-        queryset = reports.customers_without_passkeys()
-        if request.GET.get("format") == "csv":
-            stamp = timezone.localdate().isoformat()
-            return _csv_response(reports.compliance_rows(queryset), f"customers-without-passkeys-{stamp}.csv")
-        rows = list(reports.compliance_rows(queryset[:1000]))
-        return self._page(
-            request,
-            "compliance.html",
-            _t("Customers without a passkey"),
-            header=rows[0],
-            rows=rows[1:],
-            total=queryset.count(),
-            customers=reports.customers().count(),
-            preset=app_settings.PRESET,
-        )
-
-    def incident_view(self, request: HttpRequest) -> HttpResponse:
-        """One account's timeline (``?user=<username or id>[&start&end][&format=csv]``), printable."""
-        self._require(request, f"{get_user_model()._meta.app_label}.view_user")
-        account, error = _find_user(request.GET.get("user", ""))
-        span: reports.DateRange | None = None
-        if request.GET.get("start") or request.GET.get("end"):
-            try:
-                span = reports.parse_range(request.GET)
-            except reports.ReportError as exc:
-                error = str(exc)
-        if error:
-            messages.error(request, error)
-        entries = reports.incident_timeline(account, span) if account is not None and not error else []
-        if account is not None and not error and request.GET.get("format") == "csv":
-            return _csv_response(reports.timeline_rows(entries), f"incident-{account.pk}.csv")
-        return self._page(
-            request,
-            "incident.html",
-            _t("Incident report"),
-            account=account,
-            span=span,
-            entries=entries,
-            query=request.GET.get("user", ""),
-            error=error,
-            generated_at=timezone.now(),
-        )
-
-    def backtest_view(self, request: HttpRequest) -> TemplateResponse:
-        """Replay the last N days through proposed thresholds and signals, beside the current policy."""
-        self._require(request)
-        form = BacktestForm(request.POST or None)
-        result = None
-        if request.method == "POST" and form.is_valid():
-            try:
-                result = backtest.run_backtest(form.cleaned_data["policy"], days=form.cleaned_data["days"])
-            except backtest.BacktestError as exc:
-                form.add_error(None, str(exc))
-        return self._page(request, "backtest.html", _t("Backtest a policy"), form=form, result=result)
-
-    def export_view(self, request: HttpRequest) -> HttpResponse:
-        """The replay lines of the last ``days`` days (``authguard replay`` input), as JSONL."""
-        self._require(request)
-        try:
-            start, end = backtest.window(int(request.GET.get("days", "30")))
-        except (ValueError, backtest.BacktestError) as exc:
-            return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
-        response = StreamingHttpResponse(
-            backtest.iter_export(start, end), content_type="application/x-ndjson"
-        )
-        response["Content-Disposition"] = f'attachment; filename="logins-{end:%Y%m%d}.jsonl"'
-        return response
-
-    def network_lists_view(self, request: HttpRequest) -> TemplateResponse:
-        """The allow and deny lists in force (from the settings: they are not edited at run time)."""
-        self._require(request)
-        span = reports.parse_range({})
-        events = LoginEvent.objects.filter(created_at__gte=span.bounds()[0])
-        return self._page(
-            request,
-            "network_lists.html",
-            _t("Allow and deny lists"),
-            allowlist=app_settings.NETWORK_ALLOWLIST,
-            denylist=app_settings.NETWORK_DENYLIST,
-            denied_recently=events.filter(reasons__icontains=json.dumps("denylisted_network")).count(),
-            allowed_recently=events.filter(findings__icontains=json.dumps("allowlisted_network")).count(),
-            span=span,
-        )
-
-
-def console_links(request: HttpRequest) -> list[tuple[str, str]]:
-    """The console pages this staff member may open (shown on the app index and each page)."""
-    if not request.user.has_perm("authguard.view_loginevent"):
-        return []
-    links = [
-        (_t("Security dashboard"), reverse("admin:authguard_dashboard")),
-        (_t("Backtest a policy"), reverse("admin:authguard_backtest")),
-        (_t("Allow and deny lists"), reverse("admin:authguard_network_lists")),
-    ]
-    if request.user.has_perm(f"{get_user_model()._meta.app_label}.view_user"):
-        links += [
-            (_t("Customers without a passkey"), reverse("admin:authguard_compliance")),
-            (_t("Incident report"), reverse("admin:authguard_incident")),
-        ]
-    return links
-
-
-def _outcome_label(code: str) -> str:
-    from .models import Outcome
-
-    return str(dict(Outcome.choices).get(code, code))
-
-
-def _find_user(raw: str) -> tuple[Any, str | None]:
-    raw = raw.strip()
-    if not raw:
-        return None, None
-    model = get_user_model()
-    manager = model._default_manager
-    user = manager.filter(**{model.USERNAME_FIELD: raw}).first()
-    if user is None and raw.isdigit() and len(raw) < 19:
-        user = manager.filter(pk=int(raw)).first()
-    if user is None:
-        return None, _t("No account %(name)r.") % {"name": raw[:150]}
-    return user, None
-
-
-def dashboard_charts(data: reports.Dashboard) -> dict[str, Any]:
-    """The dashboard's SVG charts, drawn from its figures."""
-    days = [day.strftime("%m-%d") for day in data.days]
-    names = {
-        "allow": _t("allowed"),
-        "step_up": _t("stepped up"),
-        "deny": _t("denied"),
-        "bad_password": _t("wrong password"),
-    }
-    colours = {**charts.ACTION_COLOURS, "bad_password": "#868e96"}
-    series = [charts.Series(names[key], tuple(data.by_action[key]), colours[key]) for key in names]
-    no_data = _t("No data in this range")
-    return {
-        "logins": charts.stacked_columns(
-            _t("Logins per day by decision"), days, series, chart_id="chart-logins", width=900, empty=no_data
-        ),
-        "scores": charts.column_chart(
-            _t("Risk score distribution (right password)"),
-            list(data.score_bins),
-            chart_id="chart-scores",
-            x_title=_t("risk score"),
-            empty=no_data,
-        ),
-        "reasons": charts.bar_chart(
-            _t("Top reasons of stepped-up and denied logins"),
-            list(data.top_reasons),
-            chart_id="chart-reasons",
-            colour=charts.ACTION_COLOURS["step_up"],
-            empty=no_data,
-        ),
-        "step_up": charts.rate_gauge(
-            _t("Step-up success rate"),
-            data.step_up_rate,
-            chart_id="chart-step-up",
-            detail=_t("%(n)d stepped-up logins") % {"n": sum(data.step_up_outcomes.values())},
-        ),
-        "networks": charts.bar_chart(
-            _t("Riskiest networks (stepped-up or denied logins)"),
-            [(f"AS{r.asn or '?'} {r.as_org}"[:40], r.risky) for r in data.networks],
-            chart_id="chart-networks",
-            colour=charts.ACTION_COLOURS["deny"],
-            empty=no_data,
-        ),
-        "held": charts.bar_chart(
-            _t("Held orders by status"),
-            sorted(data.held_orders.items()),
-            chart_id="chart-held",
-            empty=no_data,
-        ),
-    }
-
-
-def _json_object(raw: str, what: str) -> Any:
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise ValidationError(
-            _t("The %(what)s are not valid JSON: %(error)s") % {"what": what, "error": exc}
-        ) from None
-
-
-class BacktestForm(forms.Form):
-    """A proposed policy (thresholds and signal options, as in the policy editor) and the days to replay."""
-
-    days = forms.IntegerField(label=_("days to replay"), min_value=1, max_value=backtest.MAX_DAYS, initial=30)
-    step_up = forms.IntegerField(label=_("step-up threshold"), min_value=0, max_value=100)
-    deny = forms.IntegerField(label=_("deny threshold"), min_value=0, max_value=100)
-    signal_options = forms.CharField(
-        label=_("signal options (JSON, optional)"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
-        help_text=_('{"dotted.signal.Name": {"option": value}}; empty keeps the configured options.'),
-    )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        current = runtime_policy.current_policy().thresholds
-        self.fields["step_up"].initial = current.step_up
-        self.fields["deny"].initial = current.deny
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if "step_up" not in data or "deny" not in data:
-            return data
-        options = _json_object(data.get("signal_options", ""), _t("signal options"))
-        try:
-            data["policy"] = backtest.proposed_runtime_policy(
-                thresholds={"step_up": data["step_up"], "deny": data["deny"]}, signal_options=options
-            )
-        except backtest.BacktestError as exc:
-            raise ValidationError(str(exc)) from None
-        return data
+        return [*ConsolePages(self).urls(), *super().get_urls()]
 
 
 # -- known devices and factors -----------------------------------------------------------------------------

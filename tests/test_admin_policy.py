@@ -47,9 +47,10 @@ def test_the_add_page_starts_from_the_policy_in_force(editor):
     assert (initial["step_up"], initial["deny"]) == (40, 100)
 
 
-def test_saving_creates_a_version_in_force_at_once_and_audited(editor):
+def test_saving_creates_a_version_in_force_at_once_and_audited(editor, django_capture_on_commit_callbacks):
     client = staff_client(editor)
-    response = client.post(ADD, form(signal_options=json.dumps({"authguard.risk_signals.Velocity": {}})))
+    with django_capture_on_commit_callbacks(execute=True):  # the new version is published after commit
+        response = client.post(ADD, form(signal_options=json.dumps({"authguard.risk_signals.Velocity": {}})))
     assert response.status_code == 302
     version = PolicyVersion.objects.get()
     assert version.created_by == editor and version.comment.startswith("tighten")

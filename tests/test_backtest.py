@@ -118,8 +118,11 @@ def test_a_stricter_policy_adds_friction_and_a_laxer_one_misses_attacks(history)
     assert lax.changed_total > 0 and all(c.current != c.proposed for c in lax.changes)
 
 
-def test_the_current_side_is_the_runtime_policy_in_force(history, desk, tmp_path):
-    save_policy(by=None, comment="stricter after the campaign", thresholds={"step_up": 20})
+def test_the_current_side_is_the_runtime_policy_in_force(
+    history, desk, tmp_path, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):  # the new version is published after commit
+        save_policy(by=None, comment="stricter after the campaign", thresholds={"step_up": 20})
     with time_machine.travel(NOW, tick=False):
         page = desk.post(BACKTEST_URL, {"days": 30, "step_up": 40, "deny": 100, "signal_options": ""})
         jsonl = b"".join(page.client.get(EXPORT_URL, {"days": 30}).streaming_content).decode()
