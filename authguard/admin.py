@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -41,6 +42,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import backtest, feedback, reports
 from . import policy as runtime_policy
+from .conf import app_settings
 from .models import (
     AccountLock,
     CampaignFlag,
@@ -87,6 +89,10 @@ def _notify_revoked(user: Any, *, factor: Any, name: str, dedupe_key: str) -> No
 # -- login events ----------------------------------------------------------------------------------------
 
 
+def _recent_events(days: int = 30) -> QuerySet[LoginEvent]:
+    return LoginEvent.objects.filter(created_at__gte=timezone.now() - timedelta(days=days))
+
+
 class ReasonFilter(admin.SimpleListFilter):
     """Filter events by one reason code."""
 
@@ -94,9 +100,9 @@ class ReasonFilter(admin.SimpleListFilter):
     parameter_name = "reason"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        # The codes offered are those of recent events, so custom signals' codes appear too. One grouped
-        # query over the (few) distinct reason lists, not a scan of the rows.
-        return [(code, code) for code, _n in reports.top_reasons(LoginEvent.objects.all(), limit=100)]
+        # The codes of the last 30 days' events, so custom signals' codes appear too: one grouped query over
+        # the (few) distinct reason lists of the indexed recent rows.
+        return [(code, code) for code, _n in reports.top_reasons(_recent_events(), limit=100)]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
         code = self.value()
@@ -139,13 +145,13 @@ class CountryFilter(admin.SimpleListFilter):
 
 
 class AsnFilter(admin.SimpleListFilter):
-    """Events by network: the 50 ASNs with most stepped-up or denied logins, or any ``asn=<number>``."""
+    """Events by network: the 50 riskiest ASNs of the last 30 days, or any ``asn=<number>``."""
 
     title = _("network (ASN)")
     parameter_name = "asn"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        rows = reports.riskiest_networks(LoginEvent.objects.all(), limit=50)
+        rows = reports.riskiest_networks(_recent_events(), limit=50)
         return [(str(r.asn), f"AS{r.asn} {r.as_org}"[:60]) for r in rows if r.asn is not None]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
@@ -597,12 +603,19 @@ def staff_release(held: HeldOrder, *, by: Any, reason: str) -> Any:
     Goes through the order guard's own execution path (``orders._execute``: the customer's and the held
     order's row locks, the stored order re-checked, executed exactly once), recorded as confirmed with
     method ``staff``; who and why are in the admin log. Raises ``orders.ConfirmationError`` when the
-    order is no longer pending or cannot be executed.
+    order is no longer pending or cannot be executed, and always under the JSDA preset.
     """
     from types import SimpleNamespace
 
     from . import orders
 
+    if app_settings.JSDA:
+        # SECURITY: under the JSDA preset only the customer's own passkey confirms an order; a phone call to
+        # the desk is exactly the channel a social engineer would use.
+        raise orders.ConfirmationInvalid(
+            _t("Under the JSDA 2025 preset only the customer's passkey can confirm a held order."),
+            code="preset",
+        )
     # SECURITY: the executor locks the *customer's* row, as for the customer's own confirmation.
     on_behalf = SimpleNamespace(user=held.user)
     return orders._execute(on_behalf, held.pk, method="staff", device=None, assertion=None)  # type: ignore[arg-type]

@@ -128,3 +128,19 @@ def test_clearing_a_campaign_flag_records_who():
     flag.refresh_from_db()
     assert not flag.active and flag.cleared_by == "desk" and flag.cleared_at is not None
     assert "pump ended" in LogEntry.objects.get(object_id=str(flag.pk)).change_message
+
+
+def test_under_the_preset_staff_cannot_release_only_cancel(held, desk, settings, tanaka):
+    settings.AUTHGUARD_PRESET = "jsda-2025"
+    cash = Account.objects.get(user=tanaka).cash
+    client = staff_client(desk)
+    answer = act(client, HELD, "release_held", [held.pk], apply="1", reason="he said so on the phone")
+    assert answer.status_code == 302
+    messages = [str(m) for m in answer.wsgi_request._messages]
+    assert any("only the customer's passkey" in m for m in messages)
+    held.refresh_from_db()
+    assert held.status == HeldOrder.Status.PENDING and Account.objects.get(user=tanaka).cash == cash
+    assert not LogEntry.objects.exists()
+    act(client, HELD, "cancel_held", [held.pk], apply="1", reason="customer asked to cancel")
+    held.refresh_from_db()
+    assert held.status == HeldOrder.Status.CANCELLED
