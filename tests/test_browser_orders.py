@@ -78,6 +78,17 @@ def test_a_held_order_is_confirmed_with_a_passkey_and_placed_once(chrome: Any, h
     assert browser.find_all("#confirm-reasons li")
     assert browser.console_errors() == []
 
+    # A failed fingerprint confirms nothing: a message on the page, the order still held.
+    browser.set_user_verified(False)
+    browser.click("#confirm-passkey-button")
+    error = browser.visible("#confirm-passkey [data-authguard-error]")
+    assert error.text.strip() and error.get_attribute("role") == "alert"
+    held.refresh_from_db()
+    order.refresh_from_db()
+    assert held.status == HeldOrder.Status.PENDING and order.status == OrderStatus.HELD
+    assert account(hanako) == (cash_before, holdings_before)
+    browser.set_user_verified(True)
+
     # The customer confirms with the passkey; the page then shows the order as confirmed.
     browser.click("#confirm-passkey-button")
     browser.wait(

@@ -174,10 +174,11 @@ def test_step_up_and_passwordless_without_user_verification_fail_cleanly(chrome:
     event = risky_password_login(browser)
     browser.set_user_verified(False)  # from now on the fingerprint does not match
 
-    # Step-up: the browser refuses; the page says so, the session stays pending.
+    # Step-up: the browser refuses; the page says so (to screen readers too), the session stays pending.
     step_up_page(browser)
     browser.click("[data-authguard-start]")
     assert browser.visible_text("[data-authguard-error]")
+    assert browser.find("[data-authguard-error]").get_attribute("role") == "alert"
     assert browser.path.startswith("/authguard/step-up/passkey/")
     assert browser.authguard_state()["s"] == "pending"
 

@@ -112,3 +112,28 @@ def test_totp_enrollment_and_step_up_in_the_browser(chrome: Any, alice: Any) -> 
     event.refresh_from_db()
     assert event.outcome == Outcome.STEP_UP_PASSED
     assert browser.console_errors() == []
+
+
+def test_a_second_factor_needs_a_fresh_check_with_the_first(chrome: Any, alice: Any) -> None:
+    browser = chrome(ip=IP_TOKYO)
+    browser.add_authenticator()
+    browser.sign_in("alice")
+    browser.wait_for_path("/")
+    device = enroll_totp(browser)
+
+    # With a factor on the account, adding a passkey first asks for a fresh check with it.
+    browser.link("/authguard/security/passkeys/add/")
+    browser.wait_for_path_prefix("/authguard/reverify/")
+    browser.link("/authguard/step-up/totp/")
+    browser.wait_for_path_prefix("/authguard/step-up/totp/")
+    device.refresh_from_db()
+    browser.fill("#id_code", totp_token(device, steps=1))
+    browser.find("#id_code").submit()
+    browser.wait_for_path("/authguard/security/")
+    state = browser.authguard_state()
+    assert state["s"] == "verified" and state["sm"] == "totp" and state["st"]
+
+    passkey = browser.enroll_passkey("Laptop")
+    assert passkey.user == alice and passkey.user_verified
+    assert Notification.objects.filter(user=alice, kind="factor_added").count() == 2
+    assert browser.console_errors() == []
