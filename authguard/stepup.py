@@ -321,8 +321,9 @@ def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: st
     history = DatabaseHistory()
     with transaction.atomic():
         try:
-            history.learn(ctx, history.evidence(ctx))
-            history.trust_device(ctx, trusted_until(ctx))
+            with transaction.atomic():  # a savepoint: a failure here must not break the step-up itself
+                history.learn(ctx, history.evidence(ctx))
+                history.trust_device(ctx, trusted_until(ctx))
         except Exception:
             logger.exception("authguard: could not learn a stepped-up login")
         event = LoginEvent.objects.filter(pk=state["e"], user=user).first() if state.get("e") else None
@@ -462,14 +463,15 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         state["b"], state["k"] = now, fingerprint
         _save(request, state)
         return "allowed"
-    # SECURITY: a session carried to another network, device or browser proves nothing by itself.
-    state.update(s="pending", st=None, sm=None, lr=False)
-    _save(request, state)
     from . import login as login_flow
 
     event = login_flow.record_event(
         ctx, request.user, assessment, password_ok=False, outcome=OUTCOME_RESCORED
     )
+    # SECURITY: a session carried to another network, device or browser proves nothing by itself. The
+    # re-score's event is the one a later step-up marks passed.
+    state.update(s="pending", st=None, sm=None, lr=False, e=event.pk)
+    _save(request, state)
     logger.warning(
         "authguard session re-scored user=%s ip=%s event=%s %s",
         request.user.pk,

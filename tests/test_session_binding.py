@@ -19,7 +19,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from authguard import stepup
-from authguard.models import LoginEvent
+from authguard.models import LoginEvent, Outcome
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Order
 
@@ -127,6 +127,10 @@ def test_the_rightful_owner_steps_up_again_and_the_session_is_rebound(victim: Br
         victim.client.post("/authguard/step-up/totp/", {"code": totp_token(hanako.totp)})
     assert victim.get("/api/portfolio").status_code == 200
     assert victim.state()["b"]["ip"] == IP_TOKYO
+    # The re-score's event records the step-up; the original login's event keeps its own outcome.
+    rescore = LoginEvent.objects.get(ip=IP_SG_VPS)
+    assert rescore.outcome == Outcome.STEP_UP_PASSED
+    assert LoginEvent.objects.get(ip=IP_TOKYO).outcome == Outcome.SIGNED_IN
 
 
 def test_battery_18_a_stolen_cookie_jar_replayed_with_another_browser_is_re_scored(
