@@ -370,7 +370,8 @@ def gather_facts(
     first_trade = None
     campaign = None
     if intent.side == "buy" and illiquid:
-        first_trade = (
+        foreign_small_cap = instrument.is_small_cap and instrument.listing_country.upper() != home.upper()
+        first_trade = foreign_small_cap and (
             portfolio.holding(intent.symbol) is None
             and not GuardedOrder.objects.filter(
                 user_id=user.pk, symbol=intent.symbol, status=GuardStatus.PLACED

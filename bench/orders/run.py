@@ -50,7 +50,8 @@ def _setup_django() -> None:
     # The test database is built from the models (no migrations needed), and thrown away afterwards.
     test = settings.DATABASES["default"].setdefault("TEST", {})
     test["MIGRATE"] = False
-    test.setdefault("NAME", "bench_orders" if "postgres" in settings.DATABASES["default"]["ENGINE"] else None)
+    if "postgresql" in settings.DATABASES["default"]["ENGINE"] and not test.get("NAME"):
+        test["NAME"] = "bench_orders"  # never another helper's test database
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
