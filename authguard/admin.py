@@ -754,6 +754,25 @@ class CampaignFlagAdmin(ReadOnlyAdmin):
 # -- run-time policy -----------------------------------------------------------------------------------------
 
 
+def signal_reference() -> list[dict[str, Any]]:
+    """The configured signals with their options in force and their defaults, for the policy editor."""
+    from django.utils.module_loading import import_string
+
+    policy = runtime_policy.current_policy()
+    rows = []
+    for entry in policy.signal_config:
+        klass = import_string(entry["NAME"])
+        rows.append(
+            {
+                "name": entry["NAME"],
+                "doc": (klass.__doc__ or "").strip().splitlines()[0] if klass.__doc__ else "",
+                "options": json.dumps(entry.get("OPTIONS", {}), sort_keys=True),
+                "defaults": json.dumps(getattr(klass, "defaults", {}), sort_keys=True),
+            }
+        )
+    return rows
+
+
 class PolicyVersionForm(forms.ModelForm):
     """A new policy version: thresholds, signal options and shadow signals, validated like the settings."""
 
@@ -855,6 +874,7 @@ class PolicyVersionAdmin(admin.ModelAdmin):
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         """The add page; with the Backtest button, the same page with the backtest and nothing saved."""
+        extra_context = {**(extra_context or {}), "signal_reference": signal_reference()}
         if request.method != "POST" or "_backtest" not in request.POST:
             return super().add_view(request, form_url, extra_context)
         if not self.has_add_permission(request):

@@ -45,6 +45,8 @@ def test_the_add_page_starts_from_the_policy_in_force(editor):
     assert page.status_code == 200
     initial = page.context["adminform"].form.initial
     assert (initial["step_up"], initial["deny"]) == (40, 100)
+    html = page.content.decode()
+    assert 'id="signal-reference"' in html and "authguard.risk_signals.ImpossibleTravel" in html
 
 
 def test_saving_creates_a_version_in_force_at_once_and_audited(editor, django_capture_on_commit_callbacks):

@@ -188,6 +188,12 @@ def test_invalid_proposals_are_refused_with_a_message(desk, data, message):
     assert message in response.content.decode()
 
 
+@pytest.mark.parametrize("days", ["abc", "0", "9999", ""])
+def test_export_refuses_a_bad_window_with_a_message(desk, days):
+    response = desk.get(EXPORT_URL, {"days": days})
+    assert response.status_code == 400 and response.content
+
+
 def test_backtest_needs_the_view_permission(history):
     nobody = staff_client(staff_user("intern"))
     assert nobody.post(BACKTEST_URL, {"days": 30, "step_up": 40, "deny": 100}).status_code == 403

@@ -50,6 +50,7 @@ def test_dashboard_shows_every_panel_as_svg(viewer):
     data = response.context["data"]
     assert data.totals["allow"] >= 30 and data.totals["bad_password"] == 2
     assert data.totals["step_up"] + data.totals["deny"] >= 3
+    assert data.feedback == {"fraud": 3} and 'id="fraud-total">3<' in html
     assert data.networks[0].fraud >= 1 and data.networks[0].country in ("SG", "DE")
     assert 'id="riskiest-networks"' in html and "AS14061" in html
     assert "http://" not in html.split("<svg", 1)[1].replace('xmlns="http://www.w3.org/2000/svg"', "")
