@@ -316,4 +316,6 @@ def version_saved(version: PolicyVersion) -> None:
             # Other processes see it when their cached number expires (VERSION_CACHE_SECONDS).
             logger.exception("authguard: could not publish policy version %s", version.pk)
 
+    # Forget this process's memo at once too: a test database may reuse a rolled-back version's number.
+    _clear_memo()
     transaction.on_commit(publish)
