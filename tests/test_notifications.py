@@ -328,3 +328,13 @@ def test_times_are_shown_in_local_time_not_iso(user_factory: Any, on_commit: Any
     body = mail.outbox[0].body
     assert "buy 100 7203" in body
     assert "2026-11-30T" not in body and "10 a.m." in body  # 01:00 UTC is 10:00 in Tokyo
+
+
+def test_removal_by_staff_says_so(user_factory: Any, on_commit: Any) -> None:
+    alice = user_factory("alice")
+    with on_commit(execute=True):
+        notify(alice, "factor_removed", context={"factor": "passkey", "name": "old phone", "by_staff": True})
+        notify(alice, "factor_removed", context={"factor": "passkey", "name": "laptop"})
+    by_staff, by_herself = mail.outbox[0].body, mail.outbox[1].body
+    assert "removed by our staff" in by_staff and "old phone" in by_staff
+    assert "staff" not in by_herself
