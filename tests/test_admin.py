@@ -185,3 +185,49 @@ def test_app_index_links_the_console_pages(viewer):
     html = staff_client(viewer).get("/admin/authguard/").content.decode()
     for page in ("dashboard/", "backtest/", "network-lists/", "compliance/", "incident/"):
         assert EVENTS + page in html, page
+
+
+@pytest.mark.usefixtures("authenticator")
+def test_revoking_a_passkey_and_recovery_codes_removes_them_and_tells_the_customer(
+    tanaka, order_api, authenticator
+):
+    from authguard.models import FactorRecord, PasskeyDevice, RecoveryCodeDevice, RiskProfile
+
+    # The customer enrolls through the real API: a passkey (first factor, low-risk session), then, after
+    # re-verifying with it, recovery codes.
+    browser = order_api()
+    browser.login("tanaka", "tanaka-demo-2025")
+    browser.register_passkey(authenticator)
+    options = browser.post("/authguard/api/step-up/passkey/options").json()
+    assert browser.post("/authguard/api/step-up/passkey", authenticator.get(options)).status_code == 200
+    assert browser.post("/authguard/api/recovery-codes").status_code == 201
+    passkey, codes = PasskeyDevice.objects.get(user=tanaka), RecoveryCodeDevice.objects.get(user=tanaka)
+    assert FactorRecord.objects.filter(user=tanaka).count() == 2
+    desk = staff_user(
+        "desk",
+        perms=(
+            "authguard.view_passkeydevice",
+            "authguard.delete_passkeydevice",
+            "authguard.view_recoverycodedevice",
+            "authguard.delete_recoverycodedevice",
+        ),
+    )
+    client = staff_client(desk)
+    page = client.get("/admin/authguard/passkeydevice/").content.decode()
+    assert passkey.name in page and passkey.credential_id not in page
+    assert "10" in client.get("/admin/authguard/recoverycodedevice/").content.decode()  # codes left
+    client.post("/admin/authguard/passkeydevice/", {"action": "revoke", "_selected_action": [passkey.pk]})
+    client.post("/admin/authguard/recoverycodedevice/", {"action": "revoke", "_selected_action": [codes.pk]})
+    assert not PasskeyDevice.objects.filter(user=tanaka).exists()
+    assert not RecoveryCodeDevice.objects.filter(user=tanaka).exists()
+    assert not FactorRecord.objects.filter(user=tanaka).exists()
+    removed = Notification.objects.filter(user=tanaka, kind="factor_removed")
+    assert sorted(n.context["factor"] for n in removed) == ["passkey", "recovery codes"]
+    assert "sec" in RiskProfile.objects.get(user=tanaka).data  # the risk engine sees a recent change
+    assert LogEntry.objects.filter(user=desk).count() == 2
+
+
+def test_staff_cannot_add_or_edit_factors(tanaka):
+    client = staff_client(staff_user("root", superuser=True))
+    for model in ("passkeydevice", "recoverycodedevice"):
+        assert client.get(f"/admin/authguard/{model}/add/").status_code == 403
