@@ -10,7 +10,9 @@ Each reads an :class:`~authguard.history.Evidence` (no I/O of its own) and retur
 code, a score contribution, a translatable reason and evidence. The score is the sum of the contributions,
 clamped to 0..100; :mod:`authguard.policy` turns it into allow, step-up or deny.
 
-:func:`score_login` is the only scoring path: live logins and ``authguard replay`` both call it.
+:func:`score_login` is the only scoring path: live logins and ``authguard replay`` both call it. Live
+logins score with the run-time policy in force (:func:`authguard.policy.current_policy`: thresholds,
+signal options, and shadow signals that report without deciding); the replay passes its own.
 """
 
 from __future__ import annotations
