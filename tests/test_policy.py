@@ -254,3 +254,23 @@ def test_a_version_made_invalid_by_a_settings_change_falls_back_to_the_settings(
     policy_now = current_policy()
     assert policy_now.thresholds.step_up == 40 and policy_now.version == 0
     assert [type(s).__name__ for s in policy_now.signals] == ["DeviceCookie", "AccountContext"]
+
+
+def test_a_saved_policy_decides_the_next_real_login(
+    user_factory: Any, on_commit: Any, settings: Any, browser_at: Any, geoip: Any
+) -> None:
+    """Through the real login form: the same sign-in is allowed before the change and not after it."""
+    from authguard.models import LoginEvent
+
+    settings.AUTHGUARD_RISK_SIGNALS = WITHOUT_AUTOMATION
+    user_factory("alice")
+    user_factory("bob")
+    assert browser_at(IP_TOKYO, UA_CHROME_WIN).sign_in("alice").url == "/"
+    with on_commit(execute=True):
+        save_policy(thresholds={"step_up": 15}, by=None, comment="no new sign-ins without a second factor")
+    response = browser_at(IP_TOKYO, UA_CHROME_WIN).sign_in("bob")
+    assert response.url != "/"
+    assert list(LoginEvent.objects.order_by("pk").values_list("username", "score", "action")) == [
+        ("alice", 20, "allow"),
+        ("bob", 20, "step_up"),
+    ]
