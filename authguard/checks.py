@@ -36,6 +36,9 @@ class Codes:
     # Reserved ranges: step-up and factors E010-E019/W010-W019, order guard E020-E029/W020-W029,
     # notifications, lockout, policy and preset E030-E039/W030-W039.
     # -- step-up and factors (owner: stepup, factors) --
+    SESSION_TIMEOUTS_INVALID = "authguard.E018"
+    STEP_UP_METHODS_INVALID = "authguard.E019"
+    SESSION_TIMEOUTS_LONG = "authguard.W018"
     # -- order guard (owner: orders) --
     ORDER_RULES_INVALID = "authguard.E020"
     ORDER_HOOK_MISSING = "authguard.E021"
@@ -289,6 +292,56 @@ def check_geoip(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[
 
 
 # -- step-up and factors (owner: stepup, factors) ------------------------------------------------------------
+
+STEP_UP_METHOD_NAMES = ("passkey", "totp", "recovery_code")
+#: NIST SP 800-63B-4 AAL2 session limits (SHOULD): idle at most 1 hour, overall at most 24 hours.
+AAL2_IDLE_SECONDS = 3600
+AAL2_ABSOLUTE_SECONDS = 86400
+
+
+def _whole_seconds(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+@register(Tags.security)
+def check_step_up(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """Session timeouts are positive whole seconds with idle <= absolute (warned beyond NIST AAL2); the
+    step-up methods are a non-empty list of known methods."""
+    messages: list[CheckMessage] = []
+    idle = getattr(settings, "AUTHGUARD_SESSION_IDLE_SECONDS", AAL2_IDLE_SECONDS)
+    absolute = getattr(settings, "AUTHGUARD_SESSION_ABSOLUTE_SECONDS", AAL2_ABSOLUTE_SECONDS)
+    if not (_whole_seconds(idle) and _whole_seconds(absolute)) or idle > absolute:
+        messages.append(
+            Error(
+                f"AUTHGUARD_SESSION_IDLE_SECONDS={idle!r} / AUTHGUARD_SESSION_ABSOLUTE_SECONDS={absolute!r} "
+                "are invalid.",
+                hint="Use positive whole seconds, the idle timeout no longer than the absolute one.",
+                id=Codes.SESSION_TIMEOUTS_INVALID,
+            )
+        )
+    elif idle > AAL2_IDLE_SECONDS or absolute > AAL2_ABSOLUTE_SECONDS:
+        messages.append(
+            Warning(
+                "Session timeouts are longer than NIST SP 800-63B recommends for AAL2 (idle 1 h, 24 h).",
+                hint="Lower AUTHGUARD_SESSION_IDLE_SECONDS / AUTHGUARD_SESSION_ABSOLUTE_SECONDS.",
+                id=Codes.SESSION_TIMEOUTS_LONG,
+            )
+        )
+    methods = getattr(settings, "AUTHGUARD_STEP_UP_METHODS", list(STEP_UP_METHOD_NAMES))
+    if (
+        not isinstance(methods, list | tuple)
+        or not methods
+        or not all(isinstance(m, str) and m in STEP_UP_METHOD_NAMES for m in methods)
+    ):
+        messages.append(
+            Error(
+                f"AUTHGUARD_STEP_UP_METHODS is invalid: {methods!r}.",
+                hint='Use a non-empty list of "passkey", "totp" and "recovery_code", best first.',
+                id=Codes.STEP_UP_METHODS_INVALID,
+            )
+        )
+    return messages
+
 
 
 # -- order guard (owner: orders) ---------------------------------------------------------------------------
