@@ -11,6 +11,7 @@ validate the query (a bad date or user gets a message, never an error page), cal
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from django import forms
@@ -28,6 +29,8 @@ from . import backtest, charts, reports
 from . import policy as runtime_policy
 from .conf import app_settings
 from .models import LoginEvent
+
+logger = logging.getLogger(__name__)
 
 
 def _csv_response(rows: Any, filename: str) -> StreamingHttpResponse:
@@ -101,6 +104,7 @@ class ConsolePages:
         self._require(request, f"{get_user_model()._meta.app_label}.view_user")
         queryset = reports.customers_without_passkeys()
         if request.GET.get("format") == "csv":
+            logger.info("authguard console: %s exported the compliance report", request.user.pk)
             stamp = timezone.localdate().isoformat()
             return _csv_response(reports.compliance_rows(queryset), f"customers-without-passkeys-{stamp}.csv")
         rows = list(reports.compliance_rows(queryset[:1000]))
@@ -128,6 +132,14 @@ class ConsolePages:
         if error:
             messages.error(request, error)
         entries = reports.incident_timeline(account, span) if account is not None and not error else []
+        if account is not None and not error:
+            # Who looked at which customer's timeline: the report holds personal data.
+            logger.info(
+                "authguard console: %s read the incident report of user %s (%s)",
+                request.user.pk,
+                account.pk,
+                request.GET.get("format") or "page",
+            )
         if account is not None and not error and request.GET.get("format") == "csv":
             return _csv_response(reports.timeline_rows(entries), f"incident-{account.pk}.csv")
         return self._page(
@@ -161,6 +173,7 @@ class ConsolePages:
             start, end = backtest.window(int(request.GET.get("days", "30")))
         except (ValueError, backtest.BacktestError) as exc:
             return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+        logger.info("authguard console: %s exported %s days of logins", request.user.pk, (end - start).days)
         response = StreamingHttpResponse(
             backtest.iter_export(start, end), content_type="application/x-ndjson"
         )
