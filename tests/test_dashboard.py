@@ -187,3 +187,25 @@ def test_empty_and_rate_charts():
     assert "Nothing" in str(charts.column_chart("Scores", [], chart_id="c4", empty="Nothing"))
     assert "62.5 %" in str(charts.rate_gauge("Step-up success", 0.625, chart_id="c5"))
     assert charts.nice_ceiling(9) == 10 and charts.nice_ceiling(31) == 50 and charts.nice_ceiling(0) == 1
+
+
+@pytest.mark.django_db
+def test_dashboard_after_simulate_attack(settings, tmp_path, viewer):
+    """The demo as a visitor sees it: seed_demo, then simulate_attack, on the demo's own GeoIP data."""
+    from django.core.management import call_command, get_commands
+
+    if "simulate_attack" not in get_commands():
+        pytest.skip("simulate_attack is not in this version")
+    with open(os.devnull, "w") as quiet:
+        call_command("build_demo_geoip", path=str(tmp_path), stdout=quiet)
+        settings.AUTHGUARD_GEOIP_PATH = str(tmp_path)
+        call_command("seed_demo", stdout=quiet)
+        call_command("simulate_attack", stdout=quiet)
+    response = viewer.get(DASHBOARD)  # the default range: the last 30 days
+    assert response.status_code == 200
+    data = response.context["data"]
+    assert data.totals["deny"] >= 1  # the VPS in Singapore
+    assert sum(data.held_orders.values()) >= 2  # the liquidation and the pivot, held then expired
+    assert any(row.country == "SG" for row in data.networks)
+    html = response.content.decode()
+    assert 'id="chart-held"' in html and "No data in this range" not in html.split('id="chart-held"')[1][:400]
