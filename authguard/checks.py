@@ -47,6 +47,10 @@ class Codes:
     CONFIRMATION_SECONDS_INVALID = "authguard.E024"
     # -- notifications, lockout, policy, preset (owner: ops, console) --
     # console (JSDA preset): E035-E039 / W035-W039; ops keeps E030-E034 / W030-W034.
+    LOCKOUT_INVALID = "authguard.E030"
+    UNLOCK_METHODS_INVALID = "authguard.E031"
+    OPERATIONS_NUMBER_INVALID = "authguard.E032"
+    NOTIFICATION_LANGUAGE_INVALID = "authguard.E033"
     PRESET_UNKNOWN = "authguard.E035"
     PRESET_METHODS_OVERRIDDEN = "authguard.W035"
     PRESET_LOCKOUT_OVERRIDDEN = "authguard.W036"
@@ -483,4 +487,53 @@ def check_preset(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list
                 id=Codes.PRESET_OTP_PLUGINS,
             )
         )
+    return messages
+
+
+@register(Tags.security)
+def check_operations(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The account lock, the unlock methods, the notification and retention numbers, the language hook."""
+    messages: list[CheckMessage] = []
+    lockout = getattr(settings, "AUTHGUARD_LOCKOUT_FAILURES", 10)
+    if lockout is not None and (isinstance(lockout, bool) or not isinstance(lockout, int) or lockout < 1):
+        # SECURITY: a lock limit that cannot be read would leave accounts open to unlimited guessing.
+        messages.append(
+            Error(
+                f"AUTHGUARD_LOCKOUT_FAILURES is {lockout!r}.",
+                hint="Use a positive integer (consecutive failures that lock an account), or None: no lock.",
+                id=Codes.LOCKOUT_INVALID,
+            )
+        )
+    methods = getattr(settings, "AUTHGUARD_UNLOCK_METHODS", ["passkey"])
+    if not isinstance(methods, list | tuple) or not set(methods) <= {"passkey", "totp"}:
+        messages.append(
+            Error(
+                f"AUTHGUARD_UNLOCK_METHODS is {methods!r}.",
+                hint='Use a list of "passkey" and/or "totp" (default ["passkey"]).',
+                id=Codes.UNLOCK_METHODS_INVALID,
+            )
+        )
+    for name in ("EVENT_RETENTION_DAYS", "NOTIFICATION_MAX_ATTEMPTS", "STEP_UP_FAILURE_BURST"):
+        value = getattr(settings, "AUTHGUARD_" + name, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            messages.append(
+                Error(
+                    f"AUTHGUARD_{name} is {value!r}.",
+                    hint="Use a positive integer.",
+                    id=Codes.OPERATIONS_NUMBER_INVALID,
+                )
+            )
+    hook = getattr(settings, "AUTHGUARD_NOTIFICATION_LANGUAGE", None)
+    if hook:
+        try:
+            if not callable(import_string(hook)):
+                raise ImportError("not callable")
+        except ImportError as exc:
+            messages.append(
+                Error(
+                    f"AUTHGUARD_NOTIFICATION_LANGUAGE cannot be imported: {hook!r} ({exc}).",
+                    hint="A dotted path to a function user -> language code or None.",
+                    id=Codes.NOTIFICATION_LANGUAGE_INVALID,
+                )
+            )
     return messages

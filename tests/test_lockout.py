@@ -283,3 +283,25 @@ def test_parallel_failures_count_exactly_and_lock_once(user_factory: Any, settin
     lock = AccountLock.objects.get(user=alice)
     assert lock.failures == 10 and lock.lock_count == 1
     assert Notification.objects.filter(kind="account_locked", user=alice).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "code"),
+    [
+        ("AUTHGUARD_LOCKOUT_FAILURES", "ten", "authguard.E030"),
+        ("AUTHGUARD_LOCKOUT_FAILURES", 0, "authguard.E030"),
+        ("AUTHGUARD_UNLOCK_METHODS", ["email"], "authguard.E031"),
+        ("AUTHGUARD_EVENT_RETENTION_DAYS", 0, "authguard.E032"),
+        ("AUTHGUARD_STEP_UP_FAILURE_BURST", "3", "authguard.E032"),
+        ("AUTHGUARD_NOTIFICATION_LANGUAGE", "tests.nowhere.language", "authguard.E033"),
+    ],
+)
+def test_misconfigured_operations_settings_fail_the_checks(
+    settings: Any, setting: str, value: Any, code: str
+) -> None:
+    """A lock limit that cannot be read would silently leave accounts open: refuse to start instead."""
+    from authguard.checks import check_operations
+
+    assert check_operations(None) == []
+    setattr(settings, setting, value)
+    assert [m.id for m in check_operations(None)] == [code]
