@@ -103,6 +103,7 @@ def test_incident_page_is_printable_and_its_csv_has_every_entry():
     html = page.content.decode()
     assert "@media print" in html and 'id="timeline"' in html and "Singapore, SG" in html
     entries = page.context["entries"]
+    assert "/admin/authguard/knowndevice/?q=tanaka" in html and "/admin/authguard/heldorder/?q=tanaka" in html
     export = desk.get(INCIDENT, {"user": str(tanaka.pk), "format": "csv"})
     rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
     assert rows[0] == list(reports.INCIDENT_COLUMNS) and len(rows) == len(entries) + 1
