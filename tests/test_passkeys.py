@@ -7,6 +7,7 @@ Singapore for an account with no history is stepped up (pending).
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
@@ -601,6 +602,10 @@ def test_passkeys_js_registers_steps_up_and_signs_in_without_a_password(
     # 3. Passwordless and usernameless, offered by the browser's autofill (conditional mediation).
     settings.AUTHGUARD_THRESHOLDS = {"step_up": 90, "deny": 100}
     browser.get("/login/")
+    # Let the page's own requests (the favicon) finish first: the tests' in-memory SQLite database shared
+    # with the live server's threads answers "table is locked" to overlapping writes, unlike a real one.
+    browser.wait(lambda d: d.execute_script("return document.readyState") == "complete", "the login page")
+    time.sleep(0.5)
     # The demo's login page does not load the script (yet): load it as a page that offers passkeys would.
     browser.driver.execute_async_script(
         """
