@@ -27,6 +27,7 @@ from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .models import (
@@ -327,6 +328,18 @@ def compliance_rows(queryset: Iterable[Any]) -> Iterator[list[str]]:
 # -- incident report -----------------------------------------------------------------------------------
 
 
+#: How each kind of timeline entry is named on the page (the CSV keeps the codes).
+KIND_LABELS: dict[str, Any] = {
+    "login": gettext_lazy("login"),
+    "step_up": gettext_lazy("step-up"),
+    "factor": gettext_lazy("sign-in method"),
+    "lock": gettext_lazy("account lock"),
+    "order": gettext_lazy("order"),
+    "notification": gettext_lazy("notification"),
+    "staff": gettext_lazy("staff action"),
+}
+
+
 @dataclass(frozen=True)
 class TimelineEntry:
     """One thing that happened to an account, at one moment."""
@@ -342,6 +355,10 @@ class TimelineEntry:
     reasons: tuple[str, ...] = ()
     detail: str = ""
     reference: str = ""
+
+    @property
+    def kind_label(self) -> str:
+        return str(KIND_LABELS.get(self.kind, self.kind))
 
 
 INCIDENT_COLUMNS = (
@@ -437,11 +454,12 @@ def _factor_entries(user: Any, within: _Window) -> list[TimelineEntry]:
         detail = "; ".join(
             part
             for part in (
-                record.enrolled_via and f"authorised by {record.enrolled_via}",
-                "from a low-risk session"
+                record.enrolled_via and _("authorised by %(how)s") % {"how": record.enrolled_via},
+                _("from a low-risk session")
                 if record.enrolled_low_risk
-                else "from a session that was not low-risk",
-                record.cooling_off_until and f"cooling off until {_iso(record.cooling_off_until)}",
+                else _("from a session that was not low-risk"),
+                record.cooling_off_until
+                and _("cooling off until %(time)s") % {"time": _iso(record.cooling_off_until)},
             )
             if part
         )
@@ -513,8 +531,8 @@ def _order_entries(user: Any, within: _Window) -> list[TimelineEntry]:
                     part
                     for part in (
                         f"{order.amount} {order.currency}",
-                        "from a risky session" if order.risky_session else "",
-                        "illiquid instrument" if order.illiquid else "",
+                        _("from a risky session") if order.risky_session else "",
+                        _("illiquid instrument") if order.illiquid else "",
                         held.summary if held is not None else "",
                     )
                     if part
