@@ -150,6 +150,14 @@ def test_the_window_limits_the_events(history):
     assert 0 < week.events < month.events
 
 
+def test_a_capped_backtest_replays_the_most_recent_events_and_says_so(history):
+    with time_machine.travel(NOW, tick=False):
+        capped = backtest.run_backtest({"thresholds": {"step_up": 40}}, days=30, max_events=5)
+        whole = backtest.run_backtest({"thresholds": {"step_up": 40}}, days=30)
+    assert capped.truncated and capped.events == 5 and not whole.truncated
+    assert capped.proposed.fraud == 3  # the attack is among the newest events
+
+
 def test_export_lines_follow_the_replay_contract(history):
     start, end = backtest.window(30, now=NOW)
     lines = [json.loads(x) for x in backtest.iter_export(start, end)]
