@@ -36,6 +36,8 @@ class Codes:
     # Reserved ranges: step-up and factors E010-E019/W010-W019, order guard E020-E029/W020-W029,
     # notifications, lockout, policy and preset E030-E039/W030-W039.
     # -- step-up and factors (owner: stepup, factors) --
+    FACTOR_SETTINGS_INVALID = "authguard.E010"
+    CHALLENGE_CACHE_UNSAFE = "authguard.W010"
     SESSION_TIMEOUTS_INVALID = "authguard.E018"
     STEP_UP_METHODS_INVALID = "authguard.E019"
     SESSION_TIMEOUTS_LONG = "authguard.W018"
@@ -342,6 +344,45 @@ def check_step_up(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> lis
                 f"AUTHGUARD_STEP_UP_METHODS is invalid: {methods!r}.",
                 hint='Use a non-empty list of "passkey", "totp" and "recovery_code", best first.',
                 id=Codes.STEP_UP_METHODS_INVALID,
+            )
+        )
+    return messages
+
+
+#: NIST SP 800-63B-4 3.2.2: no more than 100 consecutive failed attempts on one authenticator.
+NIST_FAILURE_LIMIT = 100
+#: WebAuthn's recommended ceiling for a challenge's life (authguard caps the setting there too).
+MAX_CHALLENGE_SECONDS = 300
+
+
+@register(Tags.security)
+def check_factors(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The factor settings are whole numbers in range, and the cache can mark WebAuthn challenges spent."""
+    messages: list[CheckMessage] = []
+    for name, low, high in (
+        ("AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT", 1, NIST_FAILURE_LIMIT),
+        ("AUTHGUARD_FACTOR_COOLING_OFF_HOURS", 0, 24 * 365),
+        ("AUTHGUARD_WEBAUTHN_CHALLENGE_SECONDS", 30, MAX_CHALLENGE_SECONDS),
+    ):
+        if not hasattr(settings, name):
+            continue
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            messages.append(
+                Error(
+                    f"{name} is invalid: {value!r}.",
+                    hint=f"Use a whole number from {low} to {high}.",
+                    id=Codes.FACTOR_SETTINGS_INVALID,
+                )
+            )
+    backend = str(settings.CACHES.get("default", {}).get("BACKEND", ""))
+    if backend.endswith(".DummyCache"):
+        messages.append(
+            Warning(
+                "The default cache is a DummyCache: two parallel requests of one session could both use one "
+                "WebAuthn challenge.",
+                hint="Use Redis (or another shared cache) as the default cache.",
+                id=Codes.CHALLENGE_CACHE_UNSAFE,
             )
         )
     return messages

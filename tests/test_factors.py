@@ -516,3 +516,33 @@ def test_a_pending_totp_enrollment_can_be_shown_again_in_its_own_session_only(
     assert factors.pending_totp_enrollment(request, user=user_factory("bob")) is None
     with time_machine.travel(timezone.now() + timedelta(minutes=11)):
         assert factors.pending_totp_enrollment(request, user=alice) is None
+
+
+# -- system checks of the factor settings ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT", 101),  # beyond NIST's 100
+        ("AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT", 0),
+        ("AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT", "100"),
+        ("AUTHGUARD_FACTOR_COOLING_OFF_HOURS", -1),
+        ("AUTHGUARD_WEBAUTHN_CHALLENGE_SECONDS", 3600),
+        ("AUTHGUARD_WEBAUTHN_CHALLENGE_SECONDS", True),
+    ],
+)
+def test_check_factors_refuses_out_of_range_settings(settings: Any, name: str, value: Any) -> None:
+    from django.core.checks import run_checks
+
+    setattr(settings, name, value)
+    assert "authguard.E010" in [m.id for m in run_checks()]
+
+
+def test_check_factors_accepts_the_defaults_and_warns_about_a_dummy_cache(settings: Any) -> None:
+    from django.core.checks import run_checks
+
+    ids = [m.id for m in run_checks()]
+    assert "authguard.E010" not in ids and "authguard.W010" not in ids
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    assert "authguard.W010" in [m.id for m in run_checks()]
