@@ -163,6 +163,15 @@ class AsnFilter(admin.SimpleListFilter):
         return queryset.filter(asn=int(value))
 
 
+def _points(finding: dict[str, Any]) -> str:
+    """A finding's points; a shadow (report-only) one says what it would have added."""
+    evidence = finding.get("evidence") or {}
+    if isinstance(evidence, dict) and evidence.get("shadow"):
+        would = evidence.get("would_score", evidence.get("would_action", ""))
+        return _t("report-only (would be %(would)s)") % {"would": would}
+    return f"{finding['score']:+d}"
+
+
 @admin.register(LoginEvent)
 class LoginEventAdmin(admin.ModelAdmin):
     """Login events are evidence: admins read, filter and judge them; nobody edits them here."""
@@ -217,10 +226,7 @@ class LoginEventAdmin(admin.ModelAdmin):
         rows = format_html_join(
             "",
             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            (
-                (f["code"], f"{f['score']:+d}", f["reason"], f.get("evidence") or "")
-                for f in obj.findings or []
-            ),
+            ((f["code"], _points(f), f["reason"], f.get("evidence") or "") for f in obj.findings or []),
         )
         return format_html(
             "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",

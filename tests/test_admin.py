@@ -231,3 +231,24 @@ def test_staff_cannot_add_or_edit_factors(tanaka):
     client = staff_client(staff_user("root", superuser=True))
     for model in ("passkeydevice", "recoverycodedevice"):
         assert client.get(f"/admin/authguard/{model}/add/").status_code == 403
+
+
+def test_shadow_findings_are_explained_as_report_only(
+    user_factory, viewer, settings, django_capture_on_commit_callbacks
+):
+    from django.test import Client
+
+    from authguard.policy import save_policy
+
+    with django_capture_on_commit_callbacks(execute=True):
+        save_policy(
+            by=None,
+            comment="try a second automation rule report-only",
+            shadow_signals=[{"NAME": "authguard.risk_signals.AutomationClient", "OPTIONS": {}}],
+        )
+    user_factory("alice")
+    event = sign_in(Client(), "alice", "correct horse battery", ip=IP_TOKYO, ua=UA_CURL, at=NOW)
+    shadow = [f for f in event.findings if (f.get("evidence") or {}).get("shadow")]
+    assert shadow, event.findings
+    html = staff_client(viewer).get(f"{EVENTS}{event.pk}/change/").content.decode()
+    assert "report-only (would be" in html
