@@ -43,7 +43,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Exists, Max, Q, Value, When
 from django.http import HttpRequest
 from django.utils import timezone, translation
 from django.utils.module_loading import import_string
@@ -323,24 +323,35 @@ def _window_totals(user: Any, *, now: datetime, hours: list[int]) -> dict[int, W
     return totals
 
 
-def _campaign_facts(user: Any, symbol: str, *, now: datetime, hours: int, risky: bool) -> CampaignFacts:
-    if CampaignFlag.objects.filter(symbol=symbol, active=True).exists():
-        return CampaignFacts(flagged=True, hours=hours)
+def _illiquid_buy_facts(
+    user: Any, symbol: str, *, now: datetime, hours: int | None, risky: bool
+) -> tuple[CampaignFacts | None, bool]:
+    """For a buy of an illiquid instrument, in one query over the ledger's buys of it: the campaign facts
+    (is it flagged, how many accounts bought it within ``hours``) and whether this customer never bought it.
+    """
+    recent = Q(created_at__gte=now - timedelta(hours=hours or 0))
+    flagged = Exists(CampaignFlag.objects.filter(symbol=symbol, active=True))
     row = GuardedOrder.objects.filter(
-        symbol=symbol,
-        side="buy",
-        status__in=[GuardStatus.PLACED, GuardStatus.HELD],
-        created_at__gte=now - timedelta(hours=hours),
+        symbol=symbol, side="buy", status__in=[GuardStatus.PLACED, GuardStatus.HELD]
     ).aggregate(
-        accounts=Count("user", distinct=True),
-        risky=Count("user", distinct=True, filter=Q(risky_session=True)),
-        mine=Count("id", filter=Q(user_id=user.pk)),
+        accounts=Count("user", distinct=True, filter=recent),
+        risky=Count("user", distinct=True, filter=recent & Q(risky_session=True)),
+        mine=Count("id", filter=recent & Q(user_id=user.pk)),
+        mine_placed=Count("id", filter=Q(user_id=user.pk, status=GuardStatus.PLACED)),
+        flagged=Max(Case(When(flagged, then=Value(1)), default=Value(0))),
     )
+    never_bought = not row["mine_placed"]
+    if hours is None:
+        return None, never_bought
+    if row["flagged"] is None:  # no buy of it at all yet: the flag needs its own look
+        row["flagged"] = int(CampaignFlag.objects.filter(symbol=symbol, active=True).exists())
+    if row["flagged"]:
+        return CampaignFacts(flagged=True, hours=hours), never_bought
     accounts, risky_accounts = row["accounts"], row["risky"]
     if not row["mine"]:  # this order's account is one more buyer
         accounts += 1
         risky_accounts += int(risky)
-    return CampaignFacts(flagged=False, accounts=accounts, risky_accounts=risky_accounts, hours=hours)
+    return CampaignFacts(False, accounts=accounts, risky_accounts=risky_accounts, hours=hours), never_bought
 
 
 def gather_facts(
@@ -370,18 +381,11 @@ def gather_facts(
     first_trade = None
     campaign = None
     if intent.side == "buy" and illiquid:
-        foreign_small_cap = instrument.is_small_cap and instrument.listing_country.upper() != home.upper()
-        first_trade = foreign_small_cap and (
-            portfolio.holding(intent.symbol) is None
-            and not GuardedOrder.objects.filter(
-                user_id=user.pk, symbol=intent.symbol, status=GuardStatus.PLACED
-            ).exists()
-        )
         campaign_hours = next((r.campaign_hours() for r in rules if isinstance(r, CampaignRule)), None)
-        if campaign_hours is not None:
-            campaign = _campaign_facts(
-                user, intent.symbol, now=now, hours=campaign_hours, risky=session_risky
-            )
+        campaign, never_bought = _illiquid_buy_facts(
+            user, intent.symbol, now=now, hours=campaign_hours, risky=session_risky
+        )
+        first_trade = never_bought and portfolio.holding(intent.symbol) is None
     return OrderFacts(
         side=intent.side,
         symbol=intent.symbol,

@@ -89,3 +89,43 @@ def test_a_cleared_flag_lets_buys_through_again(buyers: list[OrderApi]) -> None:
     # Ten buyers in the window still make a campaign: the flag is raised again and the admins told again.
     assert buyers[12].order("buy", "4Z1A", 1).json()["status"] == "held"
     assert CampaignFlag.objects.get(symbol="4Z1A").active
+
+
+def test_a_flag_holds_buys_even_when_nobody_bought_within_the_window(buyers: list[OrderApi]) -> None:
+    from django.utils import timezone
+
+    CampaignFlag.objects.create(
+        symbol="3Z3A", flagged_at=timezone.now(), accounts=10, risky_accounts=0, window_hours=6
+    )
+    answer = buyers[0].order("buy", "3Z3A", 10).json()
+    assert answer["status"] == "held" and answer["confirmation"]["reasons"] == ["campaign_instrument"]
+
+
+def test_checking_an_order_costs_at_most_four_queries(
+    buyers: list[OrderApi], django_assert_max_num_queries: Any
+) -> None:
+    from django.test import RequestFactory
+
+    from authguard import orders
+    from authguard.models import GuardedOrder
+    from demo_site.brokerage.models import Account
+
+    user = Account.objects.get(user__username="buyer1").user
+    for symbol in ("7203", "4Z1A", "ZVXQ"):
+        buyers[1].order("buy", symbol, 10)
+    assert GuardedOrder.objects.filter(user=user).count() == 3
+    request = RequestFactory().post("/api/orders")
+    request.user = user
+    request.session = buyers[1].client.session
+    for side, symbol in (
+        ("buy", "7203"),
+        ("sell", "7203"),
+        ("buy", "4Z1A"),
+        ("buy", "ZVXQ"),
+        ("buy", "AAPL"),
+    ):
+        intent = services.order_intent(
+            user, services.validate_order(user, side=side, symbol=symbol, quantity=1)
+        )
+        with django_assert_max_num_queries(4):
+            orders.check_order(request, intent, user=user)
