@@ -78,9 +78,10 @@ def _next(request: HttpRequest, default: str) -> str:
     return safe_next(request, target or request.GET.get("next")) or default
 
 
-def api_url(suffix: str) -> str:
-    """The URL of an authguard JSON endpoint by its path under the mount point (CONTRACTS section 4)."""
-    return reverse("authguard:denied").removesuffix("denied/") + suffix
+def _chooser(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
+    """Back to the list of methods: the step-up chooser when pending, the re-verify page otherwise."""
+    name = "authguard:step-up" if context["pending"] else "authguard:reverify"
+    return redirect(step_up_url(request, context["next"] or None, name=name))
 
 
 def _default_next() -> str:
@@ -125,7 +126,7 @@ def _verify_code(
         return redirect("authguard:denied")
     context = _method_context(request)
     if method not in context["methods"]:
-        return redirect(step_up_url(request, context["next"] or None))
+        return _chooser(request, context)
     status = 200
     form = form_class(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -204,15 +205,15 @@ def step_up_passkey(request: HttpRequest) -> HttpResponse:
         return answer
     context = _method_context(request)
     if "passkey" not in context["methods"]:
-        return redirect(step_up_url(request, context["next"] or None))
+        return _chooser(request, context)
     return render(
         request,
         "authguard/step_up_passkey.html",
         {
             **context,
             "done_url": context["next"] or _default_next(),
-            "options_url": api_url("api/step-up/passkey/options"),
-            "verify_url": api_url("api/step-up/passkey"),
+            "options_url": reverse("authguard:api-step-up-passkey-options"),
+            "verify_url": reverse("authguard:api-step-up-passkey"),
         },
     )
 
@@ -352,8 +353,8 @@ def security_passkey(request: HttpRequest) -> HttpResponse:
         "authguard/security_passkey.html",
         {
             "done_url": reverse("authguard:security"),
-            "options_url": api_url("api/passkeys/options"),
-            "verify_url": api_url("api/passkeys"),
+            "options_url": reverse("authguard:api-passkeys-options"),
+            "verify_url": reverse("authguard:api-passkeys"),
         },
     )
 
