@@ -154,3 +154,20 @@ def test_login_event_is_readable_in_the_admin_with_its_explanation(user_factory,
     assert b"anonymous_tor" in detail.content and b"Signed in through the Tor network" in detail.content
     assert staff.post(f"/admin/authguard/loginevent/{event.pk}/delete/").status_code == 403
     assert staff.get("/admin/authguard/loginevent/add/").status_code == 403
+
+
+def test_a_risky_admin_login_is_held_at_step_up(user_factory, client):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    admin = user_factory("admin", is_staff=True, is_superuser=True)
+    TOTPDevice.objects.create(user=admin, name="phone", confirmed=True)
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "admin", "password": "correct horse battery", "next": "/admin/"},
+        REMOTE_ADDR=IP_SG_VPS,
+        HTTP_USER_AGENT=UA_CHROME_WIN,
+    )
+    assert response.status_code == 302 and response.url == "/authguard/step-up/?next=/admin/"
+    assert LoginEvent.objects.get().outcome == Outcome.STEP_UP_PENDING
+    held = client.get("/admin/", REMOTE_ADDR=IP_SG_VPS, HTTP_USER_AGENT=UA_CHROME_WIN)
+    assert held.status_code == 302 and held.url.startswith("/authguard/step-up/")
