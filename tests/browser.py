@@ -82,11 +82,18 @@ class Browser:
 
     def wait(self, condition: Callable[[Any], Any], what: str, *, seconds: float = WAIT_SECONDS) -> Any:
         """Wait until ``condition(driver)`` is truthy; on timeout fail with the page and the console log."""
-        from selenium.common.exceptions import TimeoutException
+        from selenium.common.exceptions import (
+            NoSuchElementException,
+            StaleElementReferenceException,
+            TimeoutException,
+        )
         from selenium.webdriver.support.ui import WebDriverWait
 
+        # Elements go stale or missing while a page is replaced by the next: keep polling through that.
+        ignored = (NoSuchElementException, StaleElementReferenceException)
         try:
-            return WebDriverWait(self.driver, seconds, poll_frequency=0.1).until(condition)
+            waiter = WebDriverWait(self.driver, seconds, poll_frequency=0.1, ignored_exceptions=ignored)
+            return waiter.until(condition)
         except TimeoutException:
             pytest.fail(f"timed out waiting for {what}\n{self.diagnostics()}", pytrace=False)
 

@@ -1,0 +1,102 @@
+"""The same pages in Japanese, in a real Chromium: a customer who picks 日本語 in the header gets the passkey,
+order-confirmation and step-up pages in Japanese, the held order's summary included, and the messages that
+``passkeys.js`` shows come translated from the page (the script itself carries only English fallbacks).
+
+Expected texts are Django's own translations of the templates' strings, so the test checks that the pages
+use the catalogue, not any particular wording.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.utils import translation
+
+from authguard import orders
+from authguard.models import HeldOrder
+from demo_site.brokerage import services
+from demo_site.brokerage.models import Order, OrderStatus
+
+from .browser import PASSWORD, Browser, browser_site_fixture, chrome_fixture  # noqa: F401 (fixtures)
+from .conftest import IP_SG_VPS, IP_TOKYO
+from .test_browser_orders import place_on_trade_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def japanese(text: str) -> str:
+    """The Japanese catalogue's translation of ``text``; fails if there is none."""
+    with translation.override("ja"):
+        translated = translation.gettext(text)
+    assert translated != text, f"no Japanese translation of {text!r}"
+    return translated
+
+
+def choose_japanese(browser: Browser) -> None:
+    """Pick 日本語 in the header's language form, as a customer would."""
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.visible("#language-select")).select_by_value("ja")
+    browser.click('form[action="/i18n/setlang/"] button[type="submit"]')
+    browser.wait(lambda _d: browser.find("html").get_attribute("lang") == "ja", "the page in Japanese")
+
+
+@pytest.fixture
+def hanako() -> Any:
+    services.sync_instruments()
+    return services.open_account(
+        "hanako",
+        PASSWORD,
+        email="hanako@example.com",
+        cash=Decimal("1000000"),
+        holdings={"7203": 100, "9432": 2000, "AAPL": 10},
+    )
+
+
+def test_a_japanese_customer_gets_the_passkey_confirmation_and_step_up_pages_in_japanese(
+    chrome: Any, hanako: Any
+) -> None:
+    browser = chrome(ip=IP_TOKYO)
+    browser.add_authenticator()
+    browser.sign_in("hanako")
+    browser.wait_for_path("/")
+    choose_japanese(browser)
+
+    browser.open_passkey_page()
+    assert browser.visible_text("h1") == japanese("Add a passkey")
+    browser.click("[data-authguard-start]")
+    browser.wait_for_path("/authguard/security/")
+
+    # The held order's summary, in Japanese, on its confirmation page.
+    place_on_trade_page(browser, side="sell", symbol="AAPL", quantity=10)
+    browser.wait_for_path_prefix("/authguard/confirmations/")
+    held = HeldOrder.objects.get()
+    with translation.override("ja"):
+        summary_ja = orders.confirmation_json(held)["summary"]
+    with translation.override("en"):
+        summary_en = orders.confirmation_json(held)["summary"]
+    assert summary_ja != summary_en
+    assert browser.visible_text("#confirm-summary") == summary_ja
+    assert browser.visible_text("#confirm-heading") == japanese("Confirm your order")
+    browser.click("#confirm-passkey-button")
+    browser.wait(
+        lambda _d: browser.find("#confirm-status").get_attribute("data-status") == "confirmed",
+        "the confirmation to be shown",
+    )
+    assert Order.objects.get().status == OrderStatus.PLACED
+
+    # A risky sign-in: the step-up pages, and the script's message when the fingerprint fails.
+    browser.sign_out()
+    browser.come_from(IP_SG_VPS)
+    browser.sign_in("hanako")
+    browser.wait_for_path_prefix("/authguard/step-up/")
+    assert browser.visible_text("#step-up-heading") == japanese("One more step to sign in")
+    browser.link("/authguard/step-up/passkey/")
+    browser.wait_for_path_prefix("/authguard/step-up/passkey/")
+    browser.set_user_verified(False)
+    browser.click("[data-authguard-start]")
+    message = browser.visible_text("[data-authguard-error]")
+    assert message == japanese("The passkey request was cancelled or timed out. Please try again.")
+    assert browser.authguard_state()["s"] == "pending"
