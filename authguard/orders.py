@@ -44,6 +44,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models import Case, Count, Exists, Max, Q, Value, When
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone, translation
 from django.utils.module_loading import import_string
@@ -330,7 +331,9 @@ def _illiquid_buy_facts(
     (is it flagged, how many accounts bought it within ``hours``) and whether this customer never bought it.
     """
     recent = Q(created_at__gte=now - timedelta(hours=hours or 0))
-    flagged = Exists(CampaignFlag.objects.filter(symbol=symbol, active=True))
+    is_flagged = Case(
+        When(Exists(CampaignFlag.objects.filter(symbol=symbol, active=True)), then=Value(1)), default=Value(0)
+    )
     row = GuardedOrder.objects.filter(
         symbol=symbol, side="buy", status__in=[GuardStatus.PLACED, GuardStatus.HELD]
     ).aggregate(
@@ -338,13 +341,12 @@ def _illiquid_buy_facts(
         risky=Count("user", distinct=True, filter=recent & Q(risky_session=True)),
         mine=Count("id", filter=recent & Q(user_id=user.pk)),
         mine_placed=Count("id", filter=Q(user_id=user.pk, status=GuardStatus.PLACED)),
-        flagged=Max(Case(When(flagged, then=Value(1)), default=Value(0))),
+        # Inside MAX for the rows, and again outside for a symbol nobody bought yet (MAX of nothing is NULL).
+        flagged=Coalesce(Max(is_flagged), is_flagged),
     )
     never_bought = not row["mine_placed"]
     if hours is None:
         return None, never_bought
-    if row["flagged"] is None:  # no buy of it at all yet: the flag needs its own look
-        row["flagged"] = int(CampaignFlag.objects.filter(symbol=symbol, active=True).exists())
     if row["flagged"]:
         return CampaignFacts(flagged=True, hours=hours), never_bought
     accounts, risky_accounts = row["accounts"], row["risky"]
