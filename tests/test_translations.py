@@ -387,6 +387,75 @@ def test_completeness_check_notices_a_new_string(tmp_path: Path) -> None:
     assert "A string nobody translated yet" in extracted - {e.msgid for e in entries}
 
 
+#: The names makemessages (xgettext) extracts strings from; gettext under any other name is never extracted.
+EXTRACTED_NAMES = frozenset(
+    {"_", "gettext", "gettext_lazy", "gettext_noop", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy"}
+    | {"npgettext", "npgettext_lazy"}
+)
+
+
+def strings_behind_aliases(root: Path) -> dict[str, list[str]]:
+    """msgid -> where, for strings passed to a translation function imported under a name makemessages does
+    not extract (``from django.utils.translation import gettext as _t``; ``_t("...")``)."""
+    import ast
+
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        aliases = {
+            alias.asname: alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module == "django.utils.translation"
+            for alias in node.names
+            if alias.asname and alias.asname not in EXTRACTED_NAMES
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in aliases:
+                position = 1 if aliases[node.func.id].startswith(("pgettext", "npgettext")) else 0
+                args = node.args[position : position + 1]
+                if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
+                    where = f"{path.relative_to(root.parent)}:{node.lineno} ({node.func.id})"
+                    found.setdefault(args[0].value, []).append(where)
+                else:
+                    found.setdefault(f"<not a literal: {ast.unparse(node)[:60]}>", []).append(str(path))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGS))
+def test_strings_behind_unextracted_aliases_are_translated(name: str) -> None:
+    """gettext imported under another name (``_t``) hides its strings from makemessages: each must still
+    have a translation, or it stays English. The fix is to call the function by a name xgettext knows
+    (``gettext(...)``); until then the catalog keeps such strings as entries of their own (docs/i18n.md)."""
+    source, po = CATALOGS[name]
+    _header, entries = read_po(po)
+    translated = {e.key for e in entries if all(t.strip() for t in e.translations) and "fuzzy" not in e.flags}
+    missing = [
+        f"{where[0]}: {msgid!r}"
+        for msgid, where in strings_behind_aliases(source).items()
+        if msgid not in translated
+    ]
+    assert not missing, (
+        "strings called through a name makemessages does not extract have no translation; call the function "
+        "as gettext(...) / gettext_lazy(...), refresh and translate (docs/i18n.md):\n" + "\n".join(missing)
+    )
+
+
+def test_alias_check_finds_strings_behind_an_alias(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "ok.py").write_text(
+        "from django.utils.translation import gettext_lazy as _\nA = _('seen by makemessages')\n",
+        encoding="utf-8",
+    )
+    (package / "bad.py").write_text(
+        "from django.utils.translation import gettext as _t\n\n\nB = _t('hidden from makemessages')\n",
+        encoding="utf-8",
+    )
+    assert strings_behind_aliases(package) == {"hidden from makemessages": ["pkg/bad.py:4 (_t)"]}
+
+
 # -- the compiled catalogs ---------------------------------------------------------------------------
 
 
