@@ -99,6 +99,7 @@ def test_enroll_a_passkey_step_up_with_it_and_sign_in_passwordless(chrome: Any, 
     step_up_page(browser)
     browser.click("[data-authguard-start]")
     browser.wait_for_path("/")
+    assert browser.visible_text("main h1") == "Portfolio"  # the portfolio itself, no longer held
     state = browser.authguard_state()
     assert state["s"] == "verified" and state["u"] is True and state["sm"] == "passkey"
     assert abs(state["st"] - timezone.now().timestamp()) < 60
@@ -114,6 +115,7 @@ def test_enroll_a_passkey_step_up_with_it_and_sign_in_passwordless(chrome: Any, 
     browser.come_from(IP_TOKYO)
     browser.get("/login/")
     browser.wait_for_path("/")
+    assert browser.visible_text("main h1") == "Portfolio"
     assert browser.signed_in_user_id() == str(alice.pk)
     state = browser.authguard_state()
     assert state["s"] == "verified" and state["sm"] == "passkey"

@@ -107,8 +107,7 @@ def test_totp_enrollment_and_step_up_in_the_browser(chrome: Any, alice: Any) -> 
     state = browser.authguard_state()
     assert state["s"] == "verified" and state["u"] is True and state["sm"] == "totp"
     assert state["st"] and abs(state["st"] - timezone.now().timestamp()) < 60
-    assert browser.find_all("h1")  # the portfolio page itself, not a redirect
-    assert "Portfolio" in browser.driver.title or "portfolio" in browser.text().lower()
+    assert browser.visible_text("main h1") == "Portfolio"  # the portfolio page itself, not a redirect
     event.refresh_from_db()
     assert event.outcome == Outcome.STEP_UP_PASSED
     assert browser.console_errors() == []
