@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
@@ -69,6 +70,7 @@ def mark(event: LoginEvent, verdict: str, *, by: Any) -> LoginEvent:
     event.feedback = verdict
     logger.info("authguard: event %s marked %r by %s", event.pk, verdict or "(cleared)", by.pk)
     refresh()
+    transaction.on_commit(refresh)  # a login scored before the commit may have re-read the old marks
     return event
 
 
