@@ -145,6 +145,9 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
         event = record_event(ctx, user, assessment, password_ok=True, outcome=outcome)
         if status == "ok" and evidence is not None:
             history.learn(ctx, evidence)
+        if status == "ok":
+            # A new browser or country that was allowed still tells the customer (outbox, same transaction).
+            stepup.notify_signed_in(event)
     decision = LoginDecision(assessment, event.pk, status=status, methods=tuple(methods))
     setattr(request, DECISION_ATTR, decision)
     new_device = evidence is None or not evidence.device.known

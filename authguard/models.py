@@ -25,6 +25,8 @@ class Outcome(models.TextChoices):
     REFUSED = "refused", _("refused")
     BAD_PASSWORD = "bad_password", _("wrong password or unknown user")
     THROTTLED = "throttled", _("throttled")
+    RESCORED = "rescored", _("re-scored mid-session: back to step-up")
+    PASSKEY_LOGIN = "passkey_login", _("signed in with a passkey")
 
 
 class Feedback(models.TextChoices):

@@ -59,9 +59,6 @@ STATE_KEY = "_authguard"
 #: Request attribute set when the session was (re)bound in this request; the middleware then binds the
 #: device cookie it issues in the same response.
 BOUND_ATTR = "_authguard_bound"
-#: LoginEvent outcomes written by this module (until the lead adds them to ``Outcome``).
-OUTCOME_RESCORED = "rescored"
-OUTCOME_PASSKEY_LOGIN = "passkey_login"
 #: Strong verification methods, as named in settings and in session state.
 METHODS = ("passkey", "totp", "recovery_code")
 #: Last-activity time is written at most this often, so an active session is saved once a minute, not on
@@ -330,7 +327,7 @@ def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: st
         if event is not None:
             event.outcome = Outcome.STEP_UP_PASSED
             event.save(update_fields=["outcome"])
-            _notify_login(event)
+            notify_signed_in(event)
     state.update(s="verified", u=True)
     _bind(request, state)
     _strong(request, state, device=device, method=method)
@@ -338,14 +335,17 @@ def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: st
     logger.info("authguard step-up passed user=%s method=%s", user.pk, method)
 
 
-def _notify_login(event: Any) -> None:
-    """Tell the customer about a sign-in from a new device or country, now that it is signed in."""
+def notify_signed_in(event: Any) -> None:
+    """Tell the customer about a sign-in from a new device or country, now that it is signed in.
+
+    The outbox row joins the caller's transaction through a savepoint, so a failure to queue the message
+    never undoes the login event it is about.
+    """
+    from .notifications import notify_login
+
     try:
-        from .notifications import notify_login
-    except ImportError:
-        return
-    try:
-        notify_login(event)  # idempotent per event
+        with transaction.atomic():
+            notify_login(event)  # idempotent per event
     except Exception:
         logger.exception("authguard: could not queue the sign-in notification")
 
@@ -404,6 +404,7 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
     """
     from . import login as login_flow
     from .history import DatabaseHistory, trusted_until
+    from .models import Outcome
     from .risk import score_login
 
     if device is None or device.user_id != user.pk or not user.is_active:
@@ -419,7 +420,7 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
     new_device = evidence is None or not evidence.device.known
     with transaction.atomic():
         event = login_flow.record_event(
-            ctx, user, assessment, password_ok=False, outcome=OUTCOME_PASSKEY_LOGIN
+            ctx, user, assessment, password_ok=False, outcome=Outcome.PASSKEY_LOGIN
         )
         if evidence is not None:
             history.learn(ctx, evidence)
@@ -464,9 +465,10 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         _save(request, state)
         return "allowed"
     from . import login as login_flow
+    from .models import Outcome
 
     event = login_flow.record_event(
-        ctx, request.user, assessment, password_ok=False, outcome=OUTCOME_RESCORED
+        ctx, request.user, assessment, password_ok=False, outcome=Outcome.RESCORED
     )
     # SECURITY: a session carried to another network, device or browser proves nothing by itself. The
     # re-score's event is the one a later step-up marks passed.

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from authguard import stepup
-from authguard.models import KnownDevice, LoginEvent
+from authguard.models import KnownDevice, LoginEvent, Outcome
 
 from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, api_post, bind_passkey, passkey_step_up
 
@@ -69,7 +69,7 @@ def test_a_passwordless_passkey_login_signs_in_verified(alice: Any, authenticato
     state = client.session[stepup.STATE_KEY]
     assert state["s"] == "verified" and state["sm"] == "passkey" and state["st"]
     event = LoginEvent.objects.get()
-    assert event.outcome == stepup.OUTCOME_PASSKEY_LOGIN and event.password_ok is False
+    assert event.outcome == Outcome.PASSKEY_LOGIN and event.password_ok is False
     assert event.user == alice and state["e"] == event.pk
     assert client.get("/").status_code == 200
     # A fresh strong verification: the security page lets the user change factors right away.
