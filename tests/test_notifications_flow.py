@@ -99,3 +99,24 @@ def test_wrong_passwords_lock_the_account_until_an_admin_unlocks(
     assert right.status_code in (200, 302, 403)
     unlock(alice, by=desk, reason="customer identified at the branch")
     assert home.sign_in("alice").status_code == 302 and home.session.get("_auth_user_id") == str(alice.pk)
+
+
+def test_an_allowed_sign_in_from_a_new_browser_notifies_once(
+    alice: Any, browser_at: Any, on_commit: Any
+) -> None:
+    from .conftest import UA_IPHONE
+
+    Notification.objects.all().delete()
+    mail.outbox.clear()
+    phone = browser_at(IP_TOKYO, UA_IPHONE)  # a new browser at home: mild risk, allowed outright
+    with on_commit(execute=True):
+        assert phone.sign_in("alice").url == "/"
+    event = LoginEvent.objects.order_by("-pk").first()
+    assert event is not None and event.action == "allow" and "new_device" in event.reasons
+    assert list(Notification.objects.values_list("kind", "status")) == [("new_device_login", "sent")]
+    assert len(mail.outbox) == 1
+    assert event.device_summary and event.device_summary in mail.outbox[0].body
+    with on_commit(execute=True):  # the same browser again: known now, nothing more
+        phone.post("/logout/")
+        assert phone.sign_in("alice").url == "/"
+    assert Notification.objects.count() == 1
