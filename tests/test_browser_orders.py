@@ -1,6 +1,7 @@
 """Issue 5, acceptance 5, in a real Chromium with a virtual authenticator: a mass liquidation entered on the
 trade page is held, its confirmation page shows the plain summary, and the customer's passkey confirms it.
 The stored order is placed exactly once, and the browser signed the challenge derived from that order.
+A customer without a passkey confirms with a code from the authenticator app instead (the default policy).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard import orders
 from authguard.models import GuardStatus, HeldOrder
@@ -18,7 +20,8 @@ from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, Order, OrderStatus
 
 from .browser import PASSWORD, Browser, browser_site_fixture, chrome_fixture  # noqa: F401 (fixtures)
-from .conftest import IP_TOKYO
+from .conftest import IP_TOKYO, totp_token
+from .test_browser_totp import enroll_totp
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -135,3 +138,43 @@ def test_a_held_order_is_confirmed_with_a_passkey_and_placed_once(chrome: Any, h
     browser.get("/orders/")
     assert "Placed" in browser.visible_text(f"tbody tr:has(th) .status-{OrderStatus.PLACED}")
     assert not browser.find_all(f"#confirm-order-{order.pk}")
+
+
+def test_a_customer_without_a_passkey_confirms_a_held_order_with_a_code(chrome: Any, hanako: Any) -> None:
+    browser = chrome(ip=IP_TOKYO)
+    browser.sign_in("hanako")
+    browser.wait_for_path("/")
+    device = enroll_totp(browser)
+    cash_before, holdings_before = account(hanako)
+
+    place_on_trade_page(browser, side="sell", symbol="AAPL", quantity=10)
+    browser.wait_for_path_prefix("/authguard/confirmations/")
+    held = HeldOrder.objects.get()
+    assert held.methods == ["totp"]  # no passkey on the account: the code is allowed
+    assert browser.visible_text("#confirm-summary") == orders.confirmation_json(held)["summary"]
+    assert not browser.find_all("#confirm-passkey-button")
+
+    # A wrong code: the page says so and nothing moves.
+    right_now = totp_token(device)
+    browser.fill("#confirm-totp-code", "000000" if right_now != "000000" else "111111")
+    browser.click("#confirm-totp-submit")
+    assert browser.visible_text("#confirm-error")
+    held.refresh_from_db()
+    assert held.status == HeldOrder.Status.PENDING and account(hanako) == (cash_before, holdings_before)
+    browser.wait(
+        lambda _d: TOTPDevice.objects.get(pk=device.pk).verify_is_allowed()[0], "the throttle to end"
+    )
+
+    device.refresh_from_db()
+    browser.fill("#confirm-totp-code", totp_token(device, steps=1))
+    browser.click("#confirm-totp-submit")
+    browser.wait(
+        lambda _d: browser.find("#confirm-status").get_attribute("data-status") == "confirmed",
+        "the confirmation to be shown",
+    )
+    assert "Confirmed: the order was placed." in browser.text()
+    held.refresh_from_db()
+    assert held.status == HeldOrder.Status.CONFIRMED and held.confirmed_method == "totp"
+    order = Order.objects.get()
+    assert order.status == OrderStatus.PLACED and Order.objects.count() == 1
+    assert "AAPL" not in account(hanako)[1]

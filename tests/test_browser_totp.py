@@ -56,7 +56,7 @@ def enroll_totp(browser: Browser) -> TOTPDevice:
     browser.find("#id_code").submit()
     browser.wait_for_path("/authguard/security/")
     assert "Your authenticator app is set up." in browser.text()
-    return TOTPDevice.objects.get(user__username="alice", confirmed=True)
+    return TOTPDevice.objects.get(user_id=browser.signed_in_user_id(), confirmed=True)
 
 
 def test_totp_enrollment_and_step_up_in_the_browser(chrome: Any, alice: Any) -> None:
