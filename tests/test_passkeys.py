@@ -7,7 +7,6 @@ Singapore for an account with no history is stepped up (pending).
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
@@ -601,34 +600,8 @@ def test_passkeys_js_registers_steps_up_and_signs_in_without_a_password(
     browser.sign_out()
     # 3. Passwordless and usernameless, offered by the browser's autofill (conditional mediation).
     settings.AUTHGUARD_THRESHOLDS = {"step_up": 90, "deny": 100}
-    browser.get("/login/")
-    # Let the page's own requests (the favicon) finish first: the tests' in-memory SQLite database shared
-    # with the live server's threads answers "table is locked" to overlapping writes, unlike a real one.
-    browser.wait(lambda d: d.execute_script("return document.readyState") == "complete", "the login page")
-    time.sleep(0.5)
-    # The demo's login page does not load the script (yet): load it as a page that offers passkeys would.
-    browser.driver.execute_async_script(
-        """
-        const done = arguments[0];
-        const script = document.createElement('script');
-        script.src = '/static/authguard/passkeys.js';
-        script.onload = () => done(true);
-        document.head.appendChild(script);
-        """
-    )
-    browser.driver.execute_script(
-        """
-        const box = document.createElement('form');
-        box.dataset.authguardPasskey = 'login';
-        box.dataset.optionsUrl = '/authguard/api/login/passkey/options';
-        box.dataset.verifyUrl = '/authguard/api/login/passkey';
-        box.dataset.doneUrl = '/orders/';
-        box.innerHTML = '<input name="u" autocomplete="username webauthn">'
-            + '<p data-authguard-error hidden></p>';
-        document.body.appendChild(box);
-        window.authguardPasskeys.scan();
-        """
-    )
+    # The login page itself offers the passkey through autofill (passkeys.js, data-authguard-passkey="login").
+    browser.get("/login/?next=/orders/")
     browser.wait_for_path("/orders/")
     assert browser.signed_in_user_id() == str(alice.pk)
     assert browser.authguard_state()["sm"] == "passkey"
