@@ -230,6 +230,10 @@ def test_message_is_in_the_language_of_the_event(user_factory: Any, on_commit: A
         row = notify(alice, "factor_added", context={"factor": "passkey"})
     assert row is not None and row.language == "ja"
     assert len(mail.outbox) == 1
+    # Rendered later by the worker, outside the request, still in the customer's language.
+    message = mail.outbox[0]
+    assert message.subject.endswith("お客様の口座にログイン方法が追加されました"), message.subject
+    assert "日時" in message.body and "When" not in message.body
 
 
 def test_language_hook_wins(user_factory: Any, settings: Any) -> None:
