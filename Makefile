@@ -32,7 +32,9 @@ demo: $(VENV)/.demo-installed
 
 # The Celery worker for a demo run with REDIS_URL=redis://127.0.0.1:6379/0 (see README).
 worker: $(VENV)/.demo-installed
-	$(BIN)/celery -A demo_site worker --beat --loglevel=info
+	@test -n "$$REDIS_URL$$CELERY_BROKER_URL" || { echo "make worker needs REDIS_URL (e.g. REDIS_URL=redis://127.0.0.1:6379/0 make worker)"; exit 1; }
+	mkdir -p var
+	$(BIN)/celery -A demo_site worker --beat --schedule var/celerybeat-schedule --loglevel=info
 
 # SQLite leg always; a PostgreSQL leg when AUTHGUARD_TEST_DATABASE_URL is set (the tests marked
 # "postgres" run only there). Redis and browser tests run in the SQLite leg when their service is there.

@@ -253,7 +253,7 @@ def notify_staff(
 #: Findings that say the login came from a browser the account never used.
 NEW_DEVICE_CODES = frozenset({"new_device", "copied_user_agent"})
 #: Outcomes after which the customer is signed in (only those are worth a "new sign-in" message).
-SIGNED_IN_OUTCOMES = frozenset({Outcome.SIGNED_IN, Outcome.STEP_UP_PASSED})
+SIGNED_IN_OUTCOMES = frozenset({Outcome.SIGNED_IN, Outcome.STEP_UP_PASSED, Outcome.PASSKEY_LOGIN})
 
 
 def _login_context(event: LoginEvent) -> dict[str, Any]:
