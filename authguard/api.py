@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, path
 from django.utils.cache import add_never_cache_headers
@@ -36,6 +36,7 @@ MAX_BODY_BYTES = 64 * 1024
 #: WebAuthn challenge purposes used by this API.
 PURPOSE_STEP_UP = "step_up"
 PURPOSE_LOGIN = "login"
+PURPOSE_UNLOCK = "unlock"
 
 View = Callable[..., HttpResponse]
 
@@ -257,6 +258,37 @@ def login_passkey(request: HttpRequest) -> HttpResponse:
     return answer("ok")
 
 
+# -- unlocking a locked account with the customer's own passkey -------------------------------------------
+
+
+@step_up_exempt
+@json_endpoint(login=False)
+def unlock_options(request: HttpRequest) -> HttpResponse:
+    """``POST api/unlock/options``: 200 request options for a discoverable passkey to unlock its account."""
+    return answer("ok", **passkeys.authentication_options(request, purpose=PURPOSE_UNLOCK, user=None))
+
+
+@step_up_exempt
+@json_endpoint(login=False)
+def unlock(request: HttpRequest) -> HttpResponse:
+    """``POST api/unlock`` credential: 200 ``ok`` (unlocked; sign in as usual) · 400 ``invalid``
+    · 409 ``not_locked`` · 403 ``denied`` where passkeys may not unlock (``AUTHGUARD_UNLOCK_METHODS``).
+
+    Nothing is signed in: the customer proved who they are with their own passkey and then signs in again,
+    scored like any other login.
+    """
+    from . import lockout
+
+    credential = read_json(request)
+    try:
+        lockout.unlock_with_passkey(request, credential=credential)
+    except lockout.NotLocked:
+        raise ApiError(409, "not_locked", _("This account is not locked. You can sign in.")) from None
+    except PermissionDenied:
+        raise ApiError(403, "denied", _("This account cannot be unlocked with a passkey here.")) from None
+    return answer("ok", message=_("Your account is unlocked. You can sign in again."))
+
+
 # -- passkeys ----------------------------------------------------------------------------------------------
 
 
@@ -332,6 +364,8 @@ urlpatterns: list[URLPattern] = [
     path("api/step-up/passkey", step_up_passkey, name="api-step-up-passkey"),
     path("api/login/passkey/options", login_passkey_options, name="api-login-passkey-options"),
     path("api/login/passkey", login_passkey, name="api-login-passkey"),
+    path("api/unlock/options", unlock_options, name="api-unlock-options"),
+    path("api/unlock", unlock, name="api-unlock"),
     path("api/passkeys/options", passkey_options, name="api-passkeys-options"),
     path("api/passkeys", passkey_register, name="api-passkeys"),
     path("api/totp", totp_begin, name="api-totp"),

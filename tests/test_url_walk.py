@@ -53,6 +53,9 @@ ALLOWED = {
     "authguard:api-step-up-passkey",
     "authguard:api-login-passkey-options",
     "authguard:api-login-passkey",
+    # Unlocking a locked account with the customer's own passkey: it signs nothing in.
+    "authguard:api-unlock-options",
+    "authguard:api-unlock",
 }
 #: Views that end the session when called (walked last, GET only).
 ENDS_SESSION = {"logout", "brokerage:api-logout", "admin:logout"}
