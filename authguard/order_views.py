@@ -123,7 +123,7 @@ def confirm(request: HttpRequest, confirmation_id: str) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     try:
-        held = orders._owned(request, confirmation_id)
+        held = orders.owned_confirmation(request, confirmation_id)
     except ConfirmationError:
         return render(request, "authguard/confirm_missing.html", status=404)
     error = ""

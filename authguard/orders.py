@@ -822,7 +822,7 @@ def pending_for(request: HttpRequest, confirmation_id: object) -> HeldOrder:
     Raises :class:`ConfirmationNotFound` (unknown, another customer's, another session's) or
     :class:`ConfirmationGone` (confirmed, cancelled, expired).
     """
-    held = _owned(request, confirmation_id)
+    held = owned_confirmation(request, confirmation_id)
     binding = _session_binding(request, create=False)
     # SECURITY: only the session that placed the order may confirm it; others cannot even see it exists.
     if not binding or not held.session_binding or not secrets.compare_digest(binding, held.session_binding):
@@ -835,7 +835,9 @@ def pending_for(request: HttpRequest, confirmation_id: object) -> HeldOrder:
     return held
 
 
-def _owned(request: HttpRequest, confirmation_id: object) -> HeldOrder:
+def owned_confirmation(request: HttpRequest, confirmation_id: object) -> HeldOrder:
+    """The signed-in customer's held order ``confirmation_id`` in any state, from any of their sessions
+    (to show or cancel it). Raises :class:`ConfirmationNotFound` for anyone else's or a malformed id."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         raise ConfirmationNotFound()
@@ -1029,7 +1031,7 @@ def _close(held_id: uuid.UUID, status: str, *, reason: str = "") -> bool:
 
 def cancel(request: HttpRequest, *, confirmation_id: object) -> None:
     """The customer cancels a held order (from any of their sessions). Raises if it is not pending."""
-    held = _owned(request, confirmation_id)
+    held = owned_confirmation(request, confirmation_id)
     if not _close(held.pk, HeldOrder.Status.CANCELLED):
         raise ConfirmationGone()
 
@@ -1069,6 +1071,7 @@ __all__ = [
     "confirmation_options",
     "expire_due",
     "lock_customer",
+    "owned_confirmation",
     "pending_for",
     "stored_order",
     "submit_order",
