@@ -136,6 +136,18 @@ class Browser:
 
         return str(self.wait(shown, f"visible text in {css!r}", **kwargs))
 
+    def wait_for_text(self, css: str, fragment: str, **kwargs: Any) -> str:
+        """Wait until a displayed element matching ``css`` contains ``fragment``; return its text (an
+        earlier message in the same place, from a request that lost a race, does not count)."""
+
+        def shown(_driver: Any) -> str | None:
+            for element in self.find_all(css):
+                if element.is_displayed() and fragment in element.text:
+                    return str(element.text.strip())
+            return None
+
+        return str(self.wait(shown, f"{fragment!r} in {css!r}", **kwargs))
+
     def click(self, css: str) -> None:
         self.visible(css).click()
 

@@ -161,7 +161,7 @@ def test_enrollment_without_user_verification_fails_cleanly(chrome: Any, alice: 
     browser.get("/authguard/security/passkeys/add/")
     browser.driver.execute_script(DOWNGRADE_USER_VERIFICATION)
     browser.click("[data-authguard-start]")
-    assert "did not verify you" in browser.visible_text("[data-authguard-error]")
+    browser.wait_for_text("[data-authguard-error]", "did not verify you")
     assert len(browser.credentials()) == 1  # the key made one ...
     assert not PasskeyDevice.objects.exists()  # ... and nothing was stored
     assert browser.authguard_state()["s"] == "verified"
@@ -188,7 +188,7 @@ def test_step_up_and_passwordless_without_user_verification_fail_cleanly(chrome:
     browser.get(browser.path)
     browser.driver.execute_script(DOWNGRADE_USER_VERIFICATION)
     browser.click("[data-authguard-start]")
-    assert "did not verify you" in browser.visible_text("[data-authguard-error]")
+    browser.wait_for_text("[data-authguard-error]", "did not verify you")
     state = browser.authguard_state()
     assert state["s"] == "pending" and state["st"] is None
     event.refresh_from_db()
@@ -205,11 +205,12 @@ def test_step_up_and_passwordless_without_user_verification_fail_cleanly(chrome:
     assert browser.visible_text('[data-authguard-passkey="login"] [data-authguard-error]')
     assert browser.path.startswith("/login/")
     assert browser.signed_in_user_id() is None
+    # The explicit button on a tampered page: the server refuses the assertion without the UV flag. (The
+    # page's own autofill request, started before the script was tampered with, fails first: wait for it.)
     browser.get("/login/")
+    browser.visible_text('[data-authguard-passkey="login"] [data-authguard-error]')
     browser.driver.execute_script(DOWNGRADE_USER_VERIFICATION)
     browser.click('[data-authguard-passkey="login"] [data-authguard-start]')
-    assert "did not verify you" in browser.visible_text(
-        '[data-authguard-passkey="login"] [data-authguard-error]'
-    )
+    browser.wait_for_text('[data-authguard-passkey="login"] [data-authguard-error]', "did not verify you")
     assert browser.signed_in_user_id() is None
     assert not LoginEvent.objects.filter(outcome="passkey_login").exists()
