@@ -134,7 +134,7 @@ def require_can_change_factors(request: HttpRequest, *, user: Any = None) -> str
 
     Returns how it is authorised: ``"fresh_verification"`` (a passkey, TOTP or recovery-code verification in
     this verified session within ``AUTHGUARD_STEP_UP_FRESH_SECONDS``) or ``"low_risk_first_factor"`` (the
-    user has no factor yet and the risk engine allowed this session outright).
+    user has no factor yet and the risk engine allowed this session's login outright).
     Raises :class:`~authguard.exceptions.StepUpRequired` otherwise (``code`` ``"login_required"``,
     ``"step_up_required"`` or ``"risky_session"``), with the methods the user could verify with.
     """
@@ -160,7 +160,9 @@ def require_can_change_factors(request: HttpRequest, *, user: Any = None) -> str
             code="step_up_required",
             methods=methods,
         )
-    if state.low_risk:
+    # The first factor needs a login the risk engine allowed outright; one from a session that is not
+    # low-risk as well (an anonymising network, say) still starts its cooling-off (record_enrollment).
+    if state.login_action == "allow" and not state.rescored:
         return "low_risk_first_factor"
     raise StepUpRequired(
         _(

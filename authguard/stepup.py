@@ -217,8 +217,21 @@ def _new_state(*, status: Status, decision: LoginDecision | None, new_device: bo
         "w": now,
         "st": None,
         "sm": None,
-        "lr": status == "verified" and action == Action.ALLOW,
+        "lr": status == "verified" and action == Action.ALLOW and not _relay_suspected(decision),
     }
+
+
+#: Findings that keep even an allowed login from counting as low-risk. A login through an anonymising
+#: network, with a copied browser or hopping networks may be a phishing proxy relaying the customer's own
+#: cookies (real-time phishing): factors it enrolls start their cooling-off, whatever the score.
+RELAY_FINDINGS = frozenset({"copied_user_agent", "network_hop", "impossible_travel"})
+
+
+def _relay_suspected(decision: LoginDecision | None) -> bool:
+    if decision is None:
+        return True
+    codes = decision.assessment.reasons
+    return any(code.startswith("anonymous_") or code in RELAY_FINDINGS for code in codes)
 
 
 def begin_verified(request: HttpRequest, *, user: Any, decision: LoginDecision, new_device: bool) -> None:

@@ -24,7 +24,16 @@ from authguard.exceptions import Throttled
 from authguard.models import FactorRecord, Notification, RecoveryCode, RecoveryCodeDevice, RiskProfile
 from authguard.testing import SoftAuthenticator
 
-from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, api_post, bind_passkey, passkey_step_up, totp_token
+from .conftest import (
+    IP_JP_PROXY,
+    IP_SG_VPS,
+    IP_TOKYO,
+    UA_CHROME_WIN,
+    api_post,
+    bind_passkey,
+    passkey_step_up,
+    totp_token,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
@@ -435,6 +444,31 @@ def test_battery_25_a_factor_enrolled_after_a_risky_login_cools_off(
     assert not factors.in_cooling_off(device, at=timezone.now() + timedelta(hours=24, seconds=1))
     clock.shift(24 * 3600 + 1)
     assert not factors.in_cooling_off(device)
+
+
+def test_battery_25_an_allowed_login_through_a_residential_proxy_is_not_low_risk(
+    alice: Any, browser_at: Any, clock: Any
+) -> None:
+    """The real-time phishing relay: the customer's own cookies and browser through a residential proxy.
+
+    The risk engine may allow such a login (a known device), but a factor enrolled from it starts its
+    cooling-off, so a relayed session cannot arm a passkey of the thief's for confirming held orders.
+    """
+    client = browser_at(IP_TOKYO, UA_CHROME_WIN)
+    for _day in range(5):
+        client.sign_in("alice")
+        client.post("/logout/")
+        clock.shift(24 * 3600)
+    client.defaults["REMOTE_ADDR"] = IP_JP_PROXY  # the same browser (device cookie), now behind a proxy
+    client.sign_in("alice")
+    state = client.session["_authguard"]
+    assert state["s"] == "verified" and state["a"] == "allow", state  # allowed outright...
+    assert state["lr"] is False  # ...but not low-risk
+    assert api_post(client, "api-totp").status_code == 200  # a first factor may still be added
+    device = TOTPDevice.objects.get(user=alice, confirmed=False)
+    confirm = api_post(client, "api-totp-confirm", {"code": totp_token(device)})
+    assert confirm.status_code == 201 and confirm.json()["totp"]["cooling_off"] is True
+    assert not record_of(device).enrolled_low_risk
 
 
 def test_battery_25_cooling_off_length_is_a_setting(

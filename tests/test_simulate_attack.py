@@ -39,7 +39,10 @@ def test_simulate_attack_tells_the_story_and_the_customer_loses_nothing(demo: Pa
         "held (mass_liquidation)",
         "liquidate_and_pivot",
         "This order must be confirmed with your passkey.",
-        "Confirm with a passkey or authenticator you had before this order was placed.",
+        # The passkey the thief adds through the relayed session starts its cooling-off (no low-risk
+        # session behind a residential proxy) and cannot confirm.
+        "registers a passkey of their own: ok (cooling-off: True)",
+        "This passkey was added too recently to confirm orders.",
         "lost ¥0",
         "Tanaka lost nothing.",
     ):
