@@ -9,7 +9,7 @@ PIP_FLAGS ?= --disable-pip-version-check --quiet
 # pytest arguments for every leg (e.g. make test PYTEST_ARGS="-x -k login")
 PYTEST_ARGS ?=
 
-.PHONY: demo test worker lint bench-detection bench-speed bench-load clean
+.PHONY: demo test worker lint bench-detection bench-speed bench-load bench-orders clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-detection: $(VENV)/.test-installed
 
 bench-speed: $(VENV)/.test-installed
 	$(BIN)/python -m bench.speed
+
+# Normal trading through the order guard: share of orders held, cost of a check (issue 5 item 4).
+bench-orders: $(VENV)/.test-installed
+	$(BIN)/python -m bench.orders
 
 # Middleware cost (issue 4 item 7); uses wrk when installed (Debian: apt-get install wrk), else a Python client.
 bench-load: $(VENV)/.test-installed

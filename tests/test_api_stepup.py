@@ -139,6 +139,7 @@ def test_csrf_protection_stays_on(alice: Any, clock: Any) -> None:
     token = client.cookies[settings.CSRF_COOKIE_NAME].value
     refused = api_post(client, "api-step-up-totp", {"code": totp_token(alice.totp)})
     assert refused.status_code == 403  # Django's CSRF check, before any authguard code runs
+    assert refused.json()["status"] == "csrf_failed" and refused.json()["message"]  # JSON, as every answer
     assert api_post(client, "api-step-up-totp", {"code": "x"}, HTTP_X_CSRFTOKEN="forged").status_code == 403
     accepted = api_post(client, "api-step-up-totp", {"code": totp_token(alice.totp)}, HTTP_X_CSRFTOKEN=token)
     assert accepted.status_code == 200

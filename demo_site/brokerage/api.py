@@ -311,12 +311,13 @@ def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
 
 
 def is_api_request(request: HttpRequest) -> bool:
-    """Whether ``request`` is for the JSON API, which answers JSON even when Django reports an error."""
+    """Whether ``request`` is for a JSON API (the portal's or authguard's ``.../api/...``), which answers
+    JSON even when Django reports an error (a CSRF failure, say)."""
     try:
         prefix = reverse("brokerage:api-root")
     except NoReverseMatch:
         prefix = "/api/"
-    return request.path.startswith(prefix)
+    return request.path.startswith(prefix) or "/api/" in request.path
 
 
 def csrf_failure(
