@@ -42,7 +42,6 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import backtest, feedback, reports
 from . import policy as runtime_policy
-from .conf import app_settings
 from .models import (
     AccountLock,
     CampaignFlag,
@@ -592,39 +591,17 @@ class AccountLockAdmin(ReadOnlyAdmin):
 
 
 def staff_cancel(held: HeldOrder, *, by: Any, reason: str) -> bool:
-    """Cancel a pending held order for staff (the portal's copy too); False if it was no longer pending.
-
-    Goes through the order guard's own closing path (``orders._close``: under the held order's row lock,
-    ledger and portal updated), the one its expiry uses; the reason is kept on the held order.
-    """
+    """Cancel a pending held order for staff: :func:`authguard.orders.staff_cancel`."""
     from . import orders
 
-    note = f"cancelled by staff ({by.get_username()}): {reason}"
-    return orders._close(held.pk, HeldOrder.Status.CANCELLED, reason=note)
+    return orders.staff_cancel(held, by=by, reason=reason)
 
 
 def staff_release(held: HeldOrder, *, by: Any, reason: str) -> Any:
-    """Execute a pending held order on staff's word (the customer confirmed it to the desk out of band).
-
-    Goes through the order guard's own execution path (``orders._execute``: the customer's and the held
-    order's row locks, the stored order re-checked, executed exactly once), recorded as confirmed with
-    method ``staff``; who and why are in the admin log. Raises ``orders.ConfirmationError`` when the
-    order is no longer pending or cannot be executed, and always under the JSDA preset.
-    """
-    from types import SimpleNamespace
-
+    """Release a pending held order on staff's word: :func:`authguard.orders.staff_release`."""
     from . import orders
 
-    if app_settings.JSDA:
-        # SECURITY: under the JSDA preset only the customer's own passkey confirms an order; a phone call to
-        # the desk is exactly the channel a social engineer would use.
-        raise orders.ConfirmationInvalid(
-            _t("Under the JSDA 2025 preset only the customer's passkey can confirm a held order."),
-            code="preset",
-        )
-    # SECURITY: the executor locks the *customer's* row, as for the customer's own confirmation.
-    on_behalf = SimpleNamespace(user=held.user)
-    return orders._execute(on_behalf, held.pk, method="staff", device=None, assertion=None)  # type: ignore[arg-type]
+    return orders.staff_release(held, by=by, reason=reason)
 
 
 @admin.register(GuardedOrder)

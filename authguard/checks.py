@@ -388,7 +388,6 @@ def check_factors(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> lis
     return messages
 
 
-
 # -- order guard (owner: orders) ---------------------------------------------------------------------------
 
 

@@ -206,7 +206,7 @@ class AppSettings:
 
     @property
     def ORDER_EXECUTOR(self) -> str | None:
-        """Dotted path of the portal's executor: ``execute(held) -> str`` and ``release(held, status=...)``."""
+        """Dotted path of the portal's executor: ``execute(held) -> str``, ``release(held, status=...)``."""
         return self._setting("ORDER_EXECUTOR", None)
 
     # -- notifications, lockout, operations (owner: ops, console) ---------------------------------------

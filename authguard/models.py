@@ -559,6 +559,15 @@ class PolicyVersion(models.Model):
     def __str__(self) -> str:
         return f"policy v{self.pk} ({self.created_at:%Y-%m-%d %H:%M})"
 
+    def save(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        """Save a *new* version (versions are the audit trail: never edited) and put it in force."""
+        from .policy import version_saved
+
+        if not self._state.adding:
+            raise ValueError("policy versions are never edited; save a new version instead")
+        super().save(*args, **kwargs)
+        version_saved(self)
+
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
@@ -569,15 +578,6 @@ class PolicyVersion(models.Model):
         )
         if problem:
             raise ValidationError(problem)
-
-    def save(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
-        """Save a *new* version (versions are the audit trail: never edited) and put it in force."""
-        from .policy import version_saved
-
-        if not self._state.adding:
-            raise ValueError("policy versions are never edited; save a new version instead")
-        super().save(*args, **kwargs)
-        version_saved(self)
 
 
 # -- console: audit and analyst records (owner: console) ----------------------------------------------------

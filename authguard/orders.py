@@ -909,7 +909,7 @@ def confirm_with_passkey(request: HttpRequest, *, confirmation_id: object, crede
         )
     _require_older_than(device, held)
     evidence = json.loads(credential) if isinstance(credential, str) else credential
-    return _execute(request, held.pk, method="passkey", device=device, assertion=evidence)
+    return _execute(request.user, held.pk, method="passkey", device=device, assertion=evidence)
 
 
 def confirm_with_totp(request: HttpRequest, *, confirmation_id: object, code: object) -> Confirmed:
@@ -933,7 +933,7 @@ def confirm_with_totp(request: HttpRequest, *, confirmation_id: object, code: ob
             _("This authenticator was added too recently to confirm orders."), code="cooling_off"
         )
     _require_older_than(device, held)
-    return _execute(request, held.pk, method="totp", device=device, assertion=None)
+    return _execute(request.user, held.pk, method="totp", device=device, assertion=None)
 
 
 def _require_older_than(device: Any, held: HeldOrder) -> None:
@@ -947,13 +947,11 @@ def _require_older_than(device: Any, held: HeldOrder) -> None:
         )
 
 
-def _execute(
-    request: HttpRequest, held_id: uuid.UUID, *, method: str, device: Any, assertion: Any
-) -> Confirmed:
+def _execute(user: Any, held_id: uuid.UUID, *, method: str, device: Any, assertion: Any) -> Confirmed:
     """Under the customer's and the held order's row locks: recheck, mark used, execute once."""
     failure: ConfirmationError | None = None
     with transaction.atomic():
-        lock_customer(request.user)
+        lock_customer(user)
         held = HeldOrder.objects.select_for_update().select_related("guarded").get(pk=held_id)
         now = timezone.now()
         # SECURITY: single use: whoever takes the lock second finds it no longer pending.
@@ -998,6 +996,35 @@ _LEDGER_STATUS = {
     HeldOrder.Status.EXPIRED: GuardStatus.EXPIRED,
     HeldOrder.Status.FAILED: GuardStatus.FAILED,
 }
+
+
+def staff_cancel(held: HeldOrder, *, by: Any, reason: str) -> bool:
+    """Cancel a pending held order for the security desk; False if it was no longer pending.
+
+    The same closing path as expiry (under the held order's row lock, ledger and portal updated); who and
+    why are kept on the held order.
+    """
+    note = f"cancelled by staff ({by.get_username()}): {reason}"
+    return _close(held.pk, HeldOrder.Status.CANCELLED, reason=note)
+
+
+def staff_release(held: HeldOrder, *, by: Any, reason: str) -> Confirmed:
+    """Execute a pending held order on the desk's word (the customer confirmed it to the desk out of band).
+
+    The customer's own execution path (the customer's and the held order's row locks, the stored order
+    re-checked, executed exactly once), recorded as confirmed with method ``staff``. Raises
+    :class:`ConfirmationError` when the order is no longer pending or cannot be executed, and always under
+    the JSDA preset.
+    """
+    if app_settings.JSDA:
+        # SECURITY: under the JSDA preset only the customer's own passkey confirms an order; a phone call to
+        # the desk is exactly the channel a social engineer would use.
+        raise ConfirmationInvalid(
+            _("Under the JSDA 2025 preset only the customer's passkey can confirm a held order."),
+            code="preset",
+        )
+    logger.info("authguard held order %s released by staff %s: %s", held.pk, by.get_username(), reason)
+    return _execute(held.user, held.pk, method="staff", device=None, assertion=None)
 
 
 def _close_locked(held: HeldOrder, status: str, *, now: datetime, reason: str = "") -> None:

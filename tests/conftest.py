@@ -292,7 +292,7 @@ def browser_at() -> Callable[..., Any]:
 
 @pytest.fixture
 def authenticator(settings: Any) -> Any:
-    """A :class:`~authguard.testing.SoftAuthenticator` for the test RP (``localhost``, its configured origin)."""
+    """A :class:`~authguard.testing.SoftAuthenticator` for the test RP (``localhost``, its origin)."""
     from authguard.testing import SoftAuthenticator
 
     settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
@@ -300,7 +300,9 @@ def authenticator(settings: Any) -> Any:
     return SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
 
 
-def api_post(client: Any, name: str, body: Any = None, *, raw: bytes | str | None = None, **extra: Any) -> Any:
+def api_post(
+    client: Any, name: str, body: Any = None, *, raw: bytes | str | None = None, **extra: Any
+) -> Any:
     """POST JSON to ``authguard:<name>`` (``body`` serialised, or ``raw`` as is); returns the response."""
     import json
 
@@ -329,7 +331,9 @@ def bind_passkey(user: Any, authenticator: Any, **overrides: Any) -> Any:
 
     handle = user_handle_for(user)
     options = options_to_json_dict(
-        generate_registration_options(rp_id="localhost", rp_name="test", user_name=user.username, user_id=handle)
+        generate_registration_options(
+            rp_id="localhost", rp_name="test", user_name=user.username, user_id=handle
+        )
     )
     credential = authenticator.create(options, **overrides)
     verified = verify_registration_response(
@@ -360,7 +364,6 @@ def passkey_step_up(client: Any, authenticator: Any, **overrides: Any) -> Any:
     return api_post(client, "api-step-up-passkey", authenticator.get(options.json(), **overrides))
 
 
-
 # -- order guard fixtures (owner: orders) ------------------------------------------------------------------
 
 
@@ -379,8 +382,11 @@ class OrderApi:
 
     def post(self, path: str, body: Any = None, **headers: Any) -> Any:
         response = self.client.post(
-            path, data=self._json.dumps(body or {}), content_type="application/json",
-            HTTP_X_CSRFTOKEN=self.token, **headers,
+            path,
+            data=self._json.dumps(body or {}),
+            content_type="application/json",
+            HTTP_X_CSRFTOKEN=self.token,
+            **headers,
         )
         if response.get("Content-Type") == "application/json":
             self.token = response.json().get("csrf_token", self.token)
@@ -433,8 +439,6 @@ def tanaka(db: Any) -> Any:
     return services.open_account(
         TANAKA.username, TANAKA.password, email=TANAKA.email, cash=TANAKA.cash, holdings=dict(TANAKA.holdings)
     )
-
-
 
 
 # -- operations fixtures (owner: ops, console) ---------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_acceptance_4_a_stolen_cookie_replayed_elsewhere_cannot_read_the_portfol
     order = thief.post("/api/orders", {"side": "sell", "symbol": "7203", "quantity": 100})
     assert order.status_code == 401 and order.json()["status"] == "step_up_required"
     assert not Order.objects.exists()
-    event = LoginEvent.objects.get(outcome=stepup.OUTCOME_RESCORED)
+    event = LoginEvent.objects.get(outcome=Outcome.RESCORED)
     assert (event.user, event.ip, event.country) == (hanako, IP_SG_VPS, "SG")
     assert event.action in ("step_up", "deny") and event.reasons
     state = victim.state()
@@ -139,7 +139,7 @@ def test_battery_18_a_stolen_cookie_jar_replayed_with_another_browser_is_re_scor
     # Even with the device cookie stolen too, another browser family from a hosting network is re-scored.
     thief = steal(victim, ip=IP_SG_VPS, ua=UA_FIREFOX_LINUX, device_cookie=True)
     assert thief.get("/api/portfolio").status_code == 401
-    assert LoginEvent.objects.filter(outcome=stepup.OUTCOME_RESCORED).count() == 1
+    assert LoginEvent.objects.filter(outcome=Outcome.RESCORED).count() == 1
 
 
 def test_a_cookie_replayed_without_the_device_cookie_from_the_same_place_is_re_scored(
@@ -168,7 +168,7 @@ def test_an_allowed_re_score_rebinds_the_session(victim: Browser, settings: Any)
     assert thief.get("/api/portfolio").status_code == 200
     state = victim.state()
     assert state["s"] == "verified" and state["r"] is True and state["b"]["cc"] == "SG"
-    assert not LoginEvent.objects.filter(outcome=stepup.OUTCOME_RESCORED).exists()
+    assert not LoginEvent.objects.filter(outcome=Outcome.RESCORED).exists()
 
 
 def test_a_login_without_a_device_cookie_is_bound_to_the_cookie_issued_with_it(hanako: Any) -> None:
@@ -199,7 +199,7 @@ def test_a_pending_session_is_not_re_scored_again_and_again(victim: Browser) -> 
     thief = steal(victim, ip=IP_SG_VPS, ua=UA_FIREFOX_LINUX)
     for _ in range(3):
         assert thief.get("/api/portfolio").status_code == 401
-    assert LoginEvent.objects.filter(outcome=stepup.OUTCOME_RESCORED).count() == 1
+    assert LoginEvent.objects.filter(outcome=Outcome.RESCORED).count() == 1
 
 
 def test_material_change_rule() -> None:
