@@ -363,13 +363,19 @@ def gather_facts(
     user: Any,
     rules: Sequence[OrderRule],
     now: datetime | None = None,
+    instrument: InstrumentInfo | None = None,
 ) -> OrderFacts | None:
     """Everything the rules read about ``intent``; ``None`` when the portal does not know the instrument.
 
     Costs one ledger query plus the portal's hooks; buys of illiquid instruments add the campaign lookups.
+    A portal that has just read the instrument to validate the order passes it as ``instrument``, and the
+    ``AUTHGUARD_ORDER_INSTRUMENT`` hook is not asked again.
     """
     now = now or timezone.now()
-    instrument: InstrumentInfo | None = _hook("ORDER_INSTRUMENT")(intent.symbol)
+    if instrument is None:
+        instrument = _hook("ORDER_INSTRUMENT")(intent.symbol)
+    elif instrument.symbol != intent.symbol:
+        raise ValueError("the instrument given does not match the order's symbol")
     if instrument is None:
         return None
     portfolio: PortfolioSnapshot = _hook("ORDER_PORTFOLIO")(user)
@@ -424,14 +430,21 @@ def decide(facts: OrderFacts, rules: Sequence[OrderRule]) -> OrderDecision:
 
 
 def check_order(
-    request: HttpRequest | None, intent: OrderIntent, *, user: Any, now: datetime | None = None
+    request: HttpRequest | None,
+    intent: OrderIntent,
+    *,
+    user: Any,
+    now: datetime | None = None,
+    instrument: InstrumentInfo | None = None,
 ) -> OrderDecision:
     """Check ``intent`` without recording it: ``allow``, ``hold`` (with findings) or ``deny``.
 
     For placing, use :func:`submit_order`, which runs this check under the customer's row lock.
+    ``instrument``: the portal's current data on the order's instrument, when it has just read it (else the
+    ``AUTHGUARD_ORDER_INSTRUMENT`` hook is asked).
     """
     rules = configured_rules()
-    facts = gather_facts(request, intent, user=user, rules=rules, now=now)
+    facts = gather_facts(request, intent, user=user, rules=rules, now=now, instrument=instrument)
     if facts is None:
         # SECURITY: an instrument the guard cannot value is never waved through.
         finding = RuleFinding(
@@ -459,17 +472,19 @@ def submit_order(
     place: Callable[[], T],
     hold: Callable[[OrderDecision], Any] | None = None,
     now: datetime | None = None,
+    instrument: InstrumentInfo | None = None,
 ) -> Placed[T] | Held:
     """Check, record and place ``intent``, or hold it for confirmation; all in one transaction.
 
     ``place()`` places the order in the portal (its exceptions roll everything back). ``hold(decision)``
     stores the portal's copy of a held order and returns its reference (e.g. a primary key). Raises
-    :class:`OrderDenied` for a denied order (nothing is recorded).
+    :class:`OrderDenied` for a denied order (nothing is recorded). ``instrument`` as for
+    :func:`check_order`.
     """
     now = now or timezone.now()
     with transaction.atomic():
         lock_customer(user)
-        decision = check_order(request, intent, user=user, now=now)
+        decision = check_order(request, intent, user=user, now=now, instrument=instrument)
         if decision.action == DENY:
             raise OrderDenied(decision)
         facts = decision.facts

@@ -93,6 +93,7 @@ class OrderDraft:
     is_small_cap: bool
     avg_daily_volume: int
     market: str = ""
+    listing_country: str = ""
 
     @property
     def amount(self) -> Decimal:
@@ -310,6 +311,7 @@ def _draft(side: str, instrument: Instrument, quantity: int) -> OrderDraft:
         is_small_cap=instrument.is_small_cap,
         avg_daily_volume=instrument.avg_daily_volume,
         market=instrument.market,
+        listing_country=instrument.listing_country,
     )
 
 
@@ -539,6 +541,21 @@ def guard_instrument(symbol: str) -> InstrumentInfo | None:
     return InstrumentInfo(**row, fx_rate=JPY_PER_UNIT[row["currency"]])
 
 
+def instrument_info(draft: OrderDraft) -> InstrumentInfo:
+    """The guard's view of the instrument a validated order was just checked against (no second query)."""
+    return InstrumentInfo(
+        symbol=draft.symbol,
+        name=draft.name,
+        price=draft.price,
+        currency=draft.currency,
+        market=draft.market,
+        listing_country=draft.listing_country,
+        avg_daily_volume=draft.avg_daily_volume,
+        is_small_cap=draft.is_small_cap,
+        fx_rate=JPY_PER_UNIT[draft.currency],
+    )
+
+
 class HeldOrderExecutor:
     """``AUTHGUARD_ORDER_EXECUTOR``: executes a held order from authguard's stored canonical order.
 
@@ -649,6 +666,7 @@ def submit_order(
             request,
             user=user,
             intent=intent,
+            instrument=instrument_info(draft),
             place=lambda: execute_order(user, draft, idempotency_key=idempotency_key),
             hold=lambda decision: hold_order(
                 user, draft, reason=", ".join(decision.reasons), idempotency_key=idempotency_key
