@@ -577,12 +577,23 @@ def remove_factor(request: HttpRequest, *, user: Any, device: Device) -> None:
     Subject to :func:`require_can_change_factors`; notifies the user and the risk engine's history.
     Raises :class:`~authguard.exceptions.InvalidCredential` (``unknown_factor``) for another's device.
     """
+    from . import stepup
+
     require_can_change_factors(request, user=user)
     user = request.user
     # SECURITY: only the session user's own device; the id may come from the request.
     if device is None or getattr(device, "user_id", None) != user.pk:
         raise InvalidCredential(_("There is no such security method on your account."), code="unknown_factor")
     kind = kind_of(device)
+    if kind == FactorKind.PASSKEY and not stepup.has_fresh_verification(request, methods=["passkey"]):
+        # SECURITY: a relayable factor (TOTP, a recovery code) never removes a phishing-resistant one;
+        # otherwise a phisher with the password and one relayed code could drop the customer's passkey and
+        # confirm held orders with TOTP from then on (a downgrade).
+        raise StepUpRequired(
+            _("Confirm it is you with a passkey to remove a passkey."),
+            code="step_up_required",
+            methods=["passkey"],
+        )
     now = timezone.now()
     with transaction.atomic():
         FactorRecord.objects.filter(device_id=device.persistent_id).delete()
@@ -597,7 +608,11 @@ def device_from_id(user: Any, persistent_id: object) -> Device | None:
     """The session user's authguard factor with this django-otp ``persistent_id``, or None."""
     if not isinstance(persistent_id, str) or len(persistent_id) > 100:
         return None
-    device = Device.from_persistent_id(persistent_id)
+    try:
+        device = Device.from_persistent_id(persistent_id)
+    except (AttributeError, ValueError, LookupError):
+        # django-otp raises for an id naming a model that is not a device ("auth.user/1").
+        return None
     if device is None or device.user_id != user.pk:
         return None
     try:
