@@ -141,9 +141,11 @@ class AuthguardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        static_url = settings.STATIC_URL or ""
+        static_prefix = "/" + (settings.STATIC_URL or "").lstrip("/")
         signed_in_key = None
-        if not (static_url and request.path.startswith("/" + static_url.lstrip("/"))):
+        # SECURITY: static files skip the session checks, but only below a real prefix: a STATIC_URL of "/"
+        # (or empty) must not exempt every path.
+        if static_prefix == "/" or not request.path.startswith(static_prefix):
             signed_in_key = self._check_session(request)
         response = self.get_response(request)
         if signed_in_key is not None and SESSION_KEY not in request.session:

@@ -227,3 +227,11 @@ def test_without_the_session_the_same_urls_are_not_held_at_step_up(client: Clien
     # Control: the walk's assertion is specific to pending sessions (anonymous users get the login page).
     response = client.get("/")
     assert response.status_code == 302 and response.url.startswith("/login/")
+
+
+def test_a_root_static_url_exempts_nothing(pending_admin: Any, settings: Any) -> None:
+    # Static files skip the session checks only below a real prefix; STATIC_URL = "/" must not open the site.
+    settings.STATIC_URL = "/"
+    response = pending_admin.get("/api/portfolio")
+    assert response.status_code == 401 and response.json()["status"] == "step_up_required"
+    assert_held(pending_admin.get("/"), "/", "GET")
