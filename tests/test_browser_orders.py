@@ -55,7 +55,9 @@ def place_on_trade_page(browser: Browser, *, side: str, symbol: str, quantity: i
     browser.find("#id_quantity").submit()
 
 
-def test_battery_33_a_held_order_is_confirmed_with_a_passkey_and_placed_once(chrome: Any, hanako: Any) -> None:
+def test_battery_33_a_held_order_is_confirmed_with_a_passkey_and_placed_once(
+    chrome: Any, hanako: Any
+) -> None:
     browser = chrome(ip=IP_TOKYO)
     browser.add_authenticator()
     browser.sign_in("hanako")

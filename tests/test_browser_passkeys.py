@@ -76,7 +76,9 @@ def risky_password_login(browser: Browser) -> LoginEvent:
     return event
 
 
-def test_battery_33_enroll_a_passkey_step_up_with_it_and_sign_in_passwordless(chrome: Any, alice: Any) -> None:
+def test_battery_33_enroll_a_passkey_step_up_with_it_and_sign_in_passwordless(
+    chrome: Any, alice: Any
+) -> None:
     browser = signed_in_at_home(chrome)
 
     # Enroll: the virtual authenticator now holds a discoverable credential for localhost, and the server
@@ -168,7 +170,9 @@ def test_battery_33_enrollment_without_user_verification_fails_cleanly(chrome: A
     assert browser.path == "/authguard/security/passkeys/add/"
 
 
-def test_battery_33_step_up_and_passwordless_without_user_verification_fail_cleanly(chrome: Any, alice: Any) -> None:
+def test_battery_33_step_up_and_passwordless_without_user_verification_fail_cleanly(
+    chrome: Any, alice: Any
+) -> None:
     browser = signed_in_at_home(chrome)
     device = browser.enroll_passkey("Laptop")
     sign_count = device.sign_count
