@@ -36,7 +36,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, reverse
 from django.utils import timezone, translation
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -167,7 +167,7 @@ def _points(finding: dict[str, Any]) -> str:
     evidence = finding.get("evidence") or {}
     if isinstance(evidence, dict) and evidence.get("shadow"):
         would = evidence.get("would_score", evidence.get("would_action", ""))
-        return _t("report-only (would be %(would)s)") % {"would": would}
+        return gettext("report-only (would be %(would)s)") % {"would": would}
     return f"{finding['score']:+d}"
 
 
@@ -270,18 +270,20 @@ class LoginEventAdmin(admin.ModelAdmin):
     def mark_fraud(self, request: HttpRequest, queryset: QuerySet[LoginEvent]) -> None:
         n = self._set_verdict(request, queryset, Feedback.FRAUD)
         self.message_user(
-            request, _t("%(n)d event(s) marked as confirmed fraud.") % {"n": n}, messages.SUCCESS
+            request, gettext("%(n)d event(s) marked as confirmed fraud.") % {"n": n}, messages.SUCCESS
         )
 
     @admin.action(description=_("Mark as legitimate"), permissions=["feedback"])
     def mark_legitimate(self, request: HttpRequest, queryset: QuerySet[LoginEvent]) -> None:
         n = self._set_verdict(request, queryset, Feedback.LEGITIMATE)
-        self.message_user(request, _t("%(n)d event(s) marked as legitimate.") % {"n": n}, messages.SUCCESS)
+        self.message_user(
+            request, gettext("%(n)d event(s) marked as legitimate.") % {"n": n}, messages.SUCCESS
+        )
 
     @admin.action(description=_("Clear the verdict"), permissions=["feedback"])
     def clear_verdict(self, request: HttpRequest, queryset: QuerySet[LoginEvent]) -> None:
         n = self._set_verdict(request, queryset, "")
-        self.message_user(request, _t("%(n)d verdict(s) cleared.") % {"n": n}, messages.SUCCESS)
+        self.message_user(request, gettext("%(n)d verdict(s) cleared.") % {"n": n}, messages.SUCCESS)
 
     # -- console pages (authguard.console), mounted here: /admin/authguard/loginevent/<page>/ ------------
 
@@ -352,7 +354,7 @@ class KnownDeviceAdmin(admin.ModelAdmin):
                     dedupe_key=f"revoke-device:{device.pk}",
                 )
                 n += 1
-        self.message_user(request, _t("%(n)d device(s) revoked.") % {"n": n}, messages.SUCCESS)
+        self.message_user(request, gettext("%(n)d device(s) revoked.") % {"n": n}, messages.SUCCESS)
 
 
 class FactorAdmin(admin.ModelAdmin):
@@ -404,7 +406,7 @@ class FactorAdmin(admin.ModelAdmin):
                 note_factor_change(device.user_id, now)
                 device.delete()
                 n += 1
-        self.message_user(request, _t("%(n)d factor(s) revoked.") % {"n": n}, messages.SUCCESS)
+        self.message_user(request, gettext("%(n)d factor(s) revoked.") % {"n": n}, messages.SUCCESS)
 
 
 class TOTPFactorAdmin(FactorAdmin):
@@ -581,9 +583,9 @@ class AccountLockAdmin(ReadOnlyAdmin):
             request,
             queryset.filter(locked_at__isnull=False),
             action="unlock",
-            title=_t("Unlock accounts"),
+            title=gettext("Unlock accounts"),
             apply=apply,
-            done=_t("%(n)d account(s) unlocked."),
+            done=gettext("%(n)d account(s) unlocked."),
         )
 
 
@@ -664,9 +666,9 @@ class HeldOrderAdmin(ReadOnlyAdmin):
             request,
             queryset.filter(status=HeldOrder.Status.PENDING),
             action="cancel_held",
-            title=_t("Cancel held orders"),
+            title=gettext("Cancel held orders"),
             apply=apply,
-            done=_t("%(n)d held order(s) cancelled."),
+            done=gettext("%(n)d held order(s) cancelled."),
         )
 
     @admin.action(description=_("Release: execute the held order (with a reason)"), permissions=["review"])
@@ -687,9 +689,9 @@ class HeldOrderAdmin(ReadOnlyAdmin):
             request,
             queryset.filter(status=HeldOrder.Status.PENDING),
             action="release_held",
-            title=_t("Release held orders"),
+            title=gettext("Release held orders"),
             apply=apply,
-            done=_t("%(n)d held order(s) released and executed."),
+            done=gettext("%(n)d held order(s) released and executed."),
         )
 
 
@@ -728,9 +730,9 @@ class CampaignFlagAdmin(ReadOnlyAdmin):
             request,
             queryset.filter(active=True),
             action="clear",
-            title=_t("Clear campaign flags"),
+            title=gettext("Clear campaign flags"),
             apply=apply,
-            done=_t("%(n)d flag(s) cleared."),
+            done=gettext("%(n)d flag(s) cleared."),
         )
 
 

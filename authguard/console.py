@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from . import backtest, charts, reports
@@ -91,7 +91,7 @@ class ConsolePages:
         return self._page(
             request,
             "dashboard.html",
-            _t("Security dashboard"),
+            gettext("Security dashboard"),
             data=data,
             error=error,
             charts=dashboard_charts(data),
@@ -111,7 +111,7 @@ class ConsolePages:
         return self._page(
             request,
             "compliance.html",
-            _t("Customers without a passkey"),
+            gettext("Customers without a passkey"),
             header=rows[0],
             rows=rows[1:],
             total=queryset.count(),
@@ -145,7 +145,7 @@ class ConsolePages:
         return self._page(
             request,
             "incident.html",
-            _t("Incident report"),
+            gettext("Incident report"),
             account=account,
             span=span,
             entries=entries,
@@ -164,7 +164,7 @@ class ConsolePages:
                 result = backtest.run_backtest(form.cleaned_data["policy"], days=form.cleaned_data["days"])
             except backtest.BacktestError as exc:
                 form.add_error(None, str(exc))
-        return self._page(request, "backtest.html", _t("Backtest a policy"), form=form, result=result)
+        return self._page(request, "backtest.html", gettext("Backtest a policy"), form=form, result=result)
 
     def export_view(self, request: HttpRequest) -> HttpResponse:
         """The replay lines of the last ``days`` days (``authguard replay`` input), as JSONL."""
@@ -188,7 +188,7 @@ class ConsolePages:
         return self._page(
             request,
             "network_lists.html",
-            _t("Allow and deny lists"),
+            gettext("Allow and deny lists"),
             allowlist=app_settings.NETWORK_ALLOWLIST,
             denylist=app_settings.NETWORK_DENYLIST,
             denied_recently=events.filter(reasons__icontains=json.dumps("denylisted_network")).count(),
@@ -202,14 +202,14 @@ def console_links(request: HttpRequest) -> list[tuple[str, str]]:
     if not request.user.has_perm("authguard.view_loginevent"):
         return []
     links = [
-        (_t("Security dashboard"), reverse("admin:authguard_dashboard")),
-        (_t("Backtest a policy"), reverse("admin:authguard_backtest")),
-        (_t("Allow and deny lists"), reverse("admin:authguard_network_lists")),
+        (gettext("Security dashboard"), reverse("admin:authguard_dashboard")),
+        (gettext("Backtest a policy"), reverse("admin:authguard_backtest")),
+        (gettext("Allow and deny lists"), reverse("admin:authguard_network_lists")),
     ]
     if request.user.has_perm(f"{get_user_model()._meta.app_label}.view_user"):
         links += [
-            (_t("Customers without a passkey"), reverse("admin:authguard_compliance")),
-            (_t("Incident report"), reverse("admin:authguard_incident")),
+            (gettext("Customers without a passkey"), reverse("admin:authguard_compliance")),
+            (gettext("Incident report"), reverse("admin:authguard_incident")),
         ]
     return links
 
@@ -230,7 +230,7 @@ def _find_user(raw: str) -> tuple[Any, str | None]:
     if user is None and raw.isdigit() and len(raw) < 19:
         user = manager.filter(pk=int(raw)).first()
     if user is None:
-        return None, _t("No account %(name)r.") % {"name": raw[:150]}
+        return None, gettext("No account %(name)r.") % {"name": raw[:150]}
     return user, None
 
 
@@ -238,47 +238,52 @@ def dashboard_charts(data: reports.Dashboard) -> dict[str, Any]:
     """The dashboard's SVG charts, drawn from its figures."""
     days = [day.strftime("%m-%d") for day in data.days]
     names = {
-        "allow": _t("allowed"),
-        "step_up": _t("stepped up"),
-        "deny": _t("denied"),
-        "bad_password": _t("wrong password"),
+        "allow": gettext("allowed"),
+        "step_up": gettext("stepped up"),
+        "deny": gettext("denied"),
+        "bad_password": gettext("wrong password"),
     }
     colours = {**charts.ACTION_COLOURS, "bad_password": "#868e96"}
     series = [charts.Series(names[key], tuple(data.by_action[key]), colours[key]) for key in names]
-    no_data = _t("No data in this range")
+    no_data = gettext("No data in this range")
     return {
         "logins": charts.stacked_columns(
-            _t("Logins per day by decision"), days, series, chart_id="chart-logins", width=900, empty=no_data
+            gettext("Logins per day by decision"),
+            days,
+            series,
+            chart_id="chart-logins",
+            width=900,
+            empty=no_data,
         ),
         "scores": charts.column_chart(
-            _t("Risk score distribution (right password)"),
+            gettext("Risk score distribution (right password)"),
             list(data.score_bins),
             chart_id="chart-scores",
-            x_title=_t("risk score"),
+            x_title=gettext("risk score"),
             empty=no_data,
         ),
         "reasons": charts.bar_chart(
-            _t("Top reasons of stepped-up and denied logins"),
+            gettext("Top reasons of stepped-up and denied logins"),
             list(data.top_reasons),
             chart_id="chart-reasons",
             colour=charts.ACTION_COLOURS["step_up"],
             empty=no_data,
         ),
         "step_up": charts.rate_gauge(
-            _t("Step-up success rate"),
+            gettext("Step-up success rate"),
             data.step_up_rate,
             chart_id="chart-step-up",
-            detail=_t("%(n)d stepped-up logins") % {"n": sum(data.step_up_outcomes.values())},
+            detail=gettext("%(n)d stepped-up logins") % {"n": sum(data.step_up_outcomes.values())},
         ),
         "networks": charts.bar_chart(
-            _t("Riskiest networks (stepped-up or denied logins)"),
+            gettext("Riskiest networks (stepped-up or denied logins)"),
             [(f"AS{r.asn or '?'} {r.as_org}"[:40], r.risky) for r in data.networks],
             chart_id="chart-networks",
             colour=charts.ACTION_COLOURS["deny"],
             empty=no_data,
         ),
         "held": charts.bar_chart(
-            _t("Held orders by status"),
+            gettext("Held orders by status"),
             sorted(data.held_orders.items()),
             chart_id="chart-held",
             empty=no_data,
@@ -293,7 +298,7 @@ def _json_object(raw: str, what: str) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise ValidationError(
-            _t("The %(what)s are not valid JSON: %(error)s") % {"what": what, "error": exc}
+            gettext("The %(what)s are not valid JSON: %(error)s") % {"what": what, "error": exc}
         ) from None
 
 
@@ -320,7 +325,7 @@ class BacktestForm(forms.Form):
         data = super().clean() or {}
         if "step_up" not in data or "deny" not in data:
             return data
-        options = _json_object(data.get("signal_options", ""), _t("signal options"))
+        options = _json_object(data.get("signal_options", ""), gettext("signal options"))
         try:
             data["policy"] = backtest.proposed_runtime_policy(
                 thresholds={"step_up": data["step_up"], "deny": data["deny"]}, signal_options=options
