@@ -237,10 +237,8 @@ def _lockout_success(user: Any) -> None:
 
 
 def _lockout_failure(user: Any) -> None:
-    try:
-        from . import lockout
-    except ImportError:  # authguard.lockout has not landed yet
-        return
+    from . import lockout
+
     try:
         lockout.record_failure(user, kind="password")
     except Exception:

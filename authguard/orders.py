@@ -268,10 +268,8 @@ setting_changed.connect(_settings_changed)
 
 
 def _session_facts(request: HttpRequest | None) -> SessionFacts:
-    try:
-        from .stepup import session_state
-    except ImportError:  # pragma: no cover - stepup is part of authguard
-        return SessionFacts(known=False)
+    from .stepup import session_state
+
     state = session_state(request) if request is not None else None
     if state is None:
         return SessionFacts(known=False)

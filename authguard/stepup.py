@@ -278,12 +278,8 @@ def method_of(device: Any) -> str | None:
 
 
 def _user_devices(user: Any) -> list[Any]:
-    try:
-        from .factors import user_factors
-    except ImportError:  # the factors module has not landed: TOTP devices are all there is
-        from django_otp.plugins.otp_totp.models import TOTPDevice
+    from .factors import user_factors
 
-        return list(TOTPDevice.objects.filter(user=user, confirmed=True))
     return list(user_factors(user))
 
 
@@ -567,14 +563,12 @@ def forget_session(session_key: str | None) -> None:
         SessionRecord.objects.filter(session_key=session_key).delete()
 
 
-# -- lockout (owner: ops), tolerated while it has not landed ------------------------------------------
+# -- lockout ---------------------------------------------------------------------------------------------
 
 
 def _is_locked(user: Any) -> bool:
-    try:
-        from . import lockout
-    except ImportError:
-        return False
+    from . import lockout
+
     try:
         return bool(lockout.is_locked(user))
     except Exception:
@@ -584,10 +578,8 @@ def _is_locked(user: Any) -> bool:
 
 
 def _lockout_success(user: Any) -> None:
-    try:
-        from . import lockout
-    except ImportError:
-        return
+    from . import lockout
+
     try:
         lockout.record_success(user)
     except Exception:

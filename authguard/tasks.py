@@ -150,10 +150,8 @@ def retry_pending_notifications(limit: int = 500) -> int:
 @shared_task(name="authguard.expire_held_orders")
 def expire_held_orders() -> int:
     """Expire held orders past their deadline (the order guard's ``expire_due``); returns how many."""
-    try:
-        from .orders import expire_due
-    except ImportError:  # the order guard is not installed in this build
-        return 0
+    from .orders import expire_due
+
     return int(expire_due())
 
 
