@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from .conf import app_settings
+from .profile import POPULATION_FEATURES, client_feature_values, feature_values, geo_feature_values
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,24 @@ logger = logging.getLogger(__name__)
 MAX_USER_AGENT = 512
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _DEVICE_COOKIE_SALT = "authguard.device-cookie"
+
+
+def _computed_once(method: Any) -> Any:
+    """A read-only property computed on first use and kept in the instance's ``__dict__``.
+
+    Like ``functools.cached_property`` but without its per-access lock (Python < 3.12), which cost the
+    replay a measurable share of its time; a frozen dataclass can still hold it.
+    """
+    name = method.__name__
+
+    def getter(self: Any) -> Any:
+        cache = self.__dict__
+        if name not in cache:
+            cache[name] = method(self)
+        return cache[name]
+
+    getter.__doc__ = method.__doc__
+    return property(getter)
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,11 @@ class Geo:
         """A short human description such as ``"Tokyo, JP"``."""
         return ", ".join(part for part in (self.city, self.country) if part) or "unknown"
 
+    @_computed_once
+    def feature_values(self) -> tuple[str, str, str]:
+        """ASN, country and city as the profile counts them (kept: a Geo is cached per address)."""
+        return geo_feature_values(self)
+
 
 @dataclass(frozen=True)
 class ClientInfo:
@@ -75,23 +99,10 @@ class ClientInfo:
         os_name = f"{self.os} {self.os_version}".strip()
         return f"{browser} on {os_name}" if os_name and self.os != "Other" else browser
 
-
-def _computed_once(method: Any) -> Any:
-    """A read-only property computed on first use and kept in the instance's ``__dict__``.
-
-    Like ``functools.cached_property`` but without its per-access lock (Python < 3.12), which cost the
-    replay a measurable share of its time; a frozen dataclass can still hold it.
-    """
-    name = method.__name__
-
-    def getter(self: Any) -> Any:
-        cache = self.__dict__
-        if name not in cache:
-            cache[name] = method(self)
-        return cache[name]
-
-    getter.__doc__ = method.__doc__
-    return property(getter)
+    @_computed_once
+    def feature_values(self) -> tuple[str, str, str, str]:
+        """Key, browser, OS and device type as the profile counts them (kept: parsing is cached)."""
+        return client_feature_values(self)
 
 
 @dataclass(frozen=True)
@@ -121,16 +132,12 @@ class LoginContext:
     @_computed_once
     def population_value_keys(self) -> dict[str, str]:
         """``{feature: "feature:value"}``: the population-count key of each hierarchy level's value."""
-        from .profile import POPULATION_FEATURES
-
         features = self.features
         return {feature: f"{feature}:{features[feature]}" for feature in POPULATION_FEATURES}
 
     @_computed_once
     def features(self) -> dict[str, str | None]:
         """The profile features of this login (:func:`authguard.profile.feature_values`), computed once."""
-        from .profile import feature_values
-
         return feature_values(self)
 
 
@@ -273,6 +280,22 @@ def parse_user_agent(raw: str) -> ClientInfo:
         device_type=device_type,
         automation=automation,
     )
+
+
+def client_info(header: str | None) -> ClientInfo:
+    """The parsed user agent of a raw ``User-Agent`` header, sanitized first (:func:`sanitize_user_agent`).
+
+    Cached per header, so a browser seen before costs one dictionary lookup; an oversized header (an
+    attack, not a browser) is sanitized every time rather than kept in the cache.
+    """
+    if header is not None and len(header) <= MAX_USER_AGENT:
+        return _cached_client_info(header)
+    return parse_user_agent(sanitize_user_agent(header))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_client_info(header: str) -> ClientInfo:
+    return parse_user_agent(sanitize_user_agent(header))
 
 
 # -- device cookie -----------------------------------------------------------------------------------
@@ -440,7 +463,6 @@ def build_context(
 ) -> LoginContext:
     """Build the :class:`LoginContext` of a login attempt from the live request."""
     ip = client_ip(request)
-    raw_ua = sanitize_user_agent(request.META.get("HTTP_USER_AGENT"))
     device_id = device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME))
     return LoginContext(
         time=now or timezone.now(),
@@ -448,7 +470,7 @@ def build_context(
         user_id=getattr(user, "pk", None),
         ip=ip,
         geo=geolocate(ip),
-        client=parse_user_agent(raw_ua),
+        client=client_info(request.META.get("HTTP_USER_AGENT")),
         device_hash=device_hash(device_id),
         account=account_facts(user) if user is not None else {},
     )

@@ -93,7 +93,7 @@ class MemoryHistory:
         self.counters = DictCache()
 
     def evidence(self, ctx: LoginContext) -> Evidence:
-        profile = Profile.at(self.profiles.get(ctx.user_id), ctx.time, self.horizon_days)
+        profile = Profile.at(self.profiles.get(ctx.user_id), ctx.timestamp, self.horizon_days)
         until = self.trusted.get((ctx.user_id, ctx.device_hash or ""))
         return Evidence(
             ctx=ctx,
@@ -144,7 +144,7 @@ class DatabaseHistory:
                     revoked_at__isnull=True,
                     trusted_until__gt=ctx.time,
                 ).exists()
-        profile = Profile.at(data, ctx.time, self.horizon_days)
+        profile = Profile.at(data, ctx.timestamp, self.horizon_days)
         population = dict(
             PopulationCount.objects.filter(key__in=population_keys(ctx)).values_list("key", "count")
         )

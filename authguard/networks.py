@@ -62,6 +62,10 @@ class NetworkList:
     asns: frozenset[int]
     countries: frozenset[str]
 
+    def __bool__(self) -> bool:
+        """False for an empty list (nothing can match)."""
+        return bool(self.networks or self.asns or self.countries)
+
     def match(self, *, ip: str | None, asn: int | None, country: str | None) -> str | None:
         """The entry that matches (for the explanation), or None."""
         if asn is not None and asn in self.asns:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from .context import LoginContext
+if TYPE_CHECKING:  # context.py imports this module
+    from .context import ClientInfo, Geo, LoginContext
 
 #: Features remembered per user, and counted across the population for the statistical model.
 IP_LEVELS = ("ip", "prefix", "asn", "cc")
@@ -28,6 +29,8 @@ POPULATION_FEATURES = (*IP_LEVELS, *UA_LEVELS)
 #: Most values kept per feature; the least recently seen is evicted first.
 MAX_VALUES = 48
 UNKNOWN = "?"
+_HOURS = tuple(str(hour) for hour in range(24))
+_NONE: dict[str, Any] = {}  # read-only stand-in for a feature never seen
 _SECONDS_PER_DAY = 86400
 
 
@@ -43,21 +46,42 @@ def feature_values(ctx: LoginContext) -> dict[str, str | None]:
     Hours are in the site's ``TIME_ZONE``, the same clock :class:`~authguard.risk_signals.UnusualHour` reads.
     Use ``ctx.features``, which computes this once per login.
     """
-    geo, client = ctx.geo, ctx.client
+    asn, cc, city = ctx.geo.feature_values
+    ua, browser, os_name, dtype = ctx.client.feature_values
     local = ctx.time.astimezone(timezone.get_default_timezone())
     return {
         "ip": ctx.ip or UNKNOWN,
         "prefix": ctx.prefix or UNKNOWN,
-        "asn": str(geo.asn) if geo.asn is not None else UNKNOWN,
-        "cc": geo.country or UNKNOWN,
-        "ua": ua_key(client.raw),
-        "browser": f"{client.browser} {client.browser_version}".strip(),
-        "os": f"{client.os} {client.os_version}".strip(),
-        "dtype": client.device_type,
-        "city": f"{geo.country}/{geo.city}" if geo.city else UNKNOWN,
+        "asn": asn,
+        "cc": cc,
+        "ua": ua,
+        "browser": browser,
+        "os": os_name,
+        "dtype": dtype,
+        "city": city,
         "dev": ctx.device_hash[:20] if ctx.device_hash else None,
-        "hour": str(local.hour),
+        "hour": _HOURS[local.hour],
     }
+
+
+def geo_feature_values(geo: Geo) -> tuple[str, str, str]:
+    """The profile values of a location: ASN, country and city (use ``geo.feature_values``, kept per Geo)."""
+    return (
+        str(geo.asn) if geo.asn is not None else UNKNOWN,
+        geo.country or UNKNOWN,
+        f"{geo.country}/{geo.city}" if geo.city else UNKNOWN,
+    )
+
+
+def client_feature_values(client: ClientInfo) -> tuple[str, str, str, str]:
+    """The profile values of a parsed user agent: its key, browser, OS and device type (use
+    ``client.feature_values``, kept per parsed user agent)."""
+    return (
+        ua_key(client.raw),
+        f"{client.browser} {client.browser_version}".strip(),
+        f"{client.os} {client.os_version}".strip(),
+        client.device_type,
+    )
 
 
 def _period(day: int, horizon_days: int) -> int:
@@ -83,14 +107,16 @@ class Profile:
             self._prev, self._cur = 1, 1
 
     @classmethod
-    def at(cls, data: dict[str, Any] | None, when: datetime, horizon_days: int) -> Profile:
-        day = int(when.timestamp() // _SECONDS_PER_DAY)
+    def at(cls, data: dict[str, Any] | None, when: datetime | float, horizon_days: int) -> Profile:
+        """The profile as of ``when`` (a datetime, or POSIX seconds such as ``ctx.timestamp``)."""
+        seconds = when if isinstance(when, float | int) else when.timestamp()
+        day = int(seconds // _SECONDS_PER_DAY)
         return cls(data or {}, _period(day, horizon_days))
 
     def count(self, feature: str, value: str | None) -> int:
         if value is None:
             return 0
-        entry = self._features.get(feature, {}).get(value)
+        entry = self._features.get(feature, _NONE).get(value)
         if entry is None:
             return 0
         return entry[0] * self._prev + entry[1] * self._cur
@@ -122,7 +148,14 @@ class Profile:
         total = self.total("hour")
         if not total:
             return 0.0
-        near = sum(self.count("hour", str((hour + d) % 24)) for d in range(-spread, spread + 1))
+        counts = self._features.get("hour")
+        if not counts:
+            return 0.0
+        near = 0
+        for d in range(-spread, spread + 1):
+            entry = counts.get(_HOURS[(hour + d) % 24])
+            if entry is not None:
+                near += entry[0] * self._prev + entry[1] * self._cur
         return near / total
 
 

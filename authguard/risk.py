@@ -135,8 +135,14 @@ def assess(evidence: Evidence, *, signals: Sequence[RiskSignal], thresholds: Thr
                     {"signal": type(signal).__name__},
                 )
             )
-    score = max(0, min(100, sum(f.score for f in findings)))
-    if any(f.code == "signal_error" for f in findings):
+    total = 0
+    failed = False
+    for finding in findings:
+        total += finding.score
+        if finding.code == "signal_error":
+            failed = True
+    score = max(0, min(100, total))
+    if failed:
         score = max(score, thresholds.step_up)
     return Assessment(score=score, action=thresholds.decide(score), findings=tuple(findings))
 

@@ -20,6 +20,18 @@ from .risk import Finding, RiskSignal
 _TOTAL = {level: f"#{level}" for level in (*IP_LEVELS, *UA_LEVELS)}
 _DISTINCT = {level: f"~{level}" for level in (*IP_LEVELS, *UA_LEVELS)}
 
+# Reasons of the findings nearly every login carries, made once (a lazy string costs a little each time).
+_UNFAMILIAR = _("Network and browser are unusual for this account")
+_FAMILIAR = _("Network and browser match this account's history")
+_KNOWN_DEVICE = _("A browser this account signed in from before")
+_ANONYMOUS_REASONS = {
+    "tor": _("Signed in through the Tor network"),
+    "public_proxy": _("Signed in through a public proxy"),
+    "hosting": _("Signed in from a hosting or cloud network, not a home or mobile connection"),
+    "vpn": _("Signed in through a VPN"),
+    "residential_proxy": _("Signed in through a residential proxy"),
+}
+
 
 class StatisticalModel(RiskSignal):
     """Freeman et al., "Who are you? A statistical approach to measuring user authenticity" (NDSS 2016).
@@ -54,6 +66,19 @@ class StatisticalModel(RiskSignal):
             weights = self.options[key]
             if len(weights) != len(levels) or abs(sum(weights) - 1) > 1e-6 or min(weights) < 0:
                 raise ValueError(f"{key} needs {len(levels)} non-negative weights summing to 1")
+        # Per hierarchy, (level, weight, total key, distinct key) from the coarsest level to the finest:
+        # built once, so scoring a login formats no key but the value keys the login already carries.
+        self._hierarchies = tuple(
+            (
+                tuple(
+                    (level, float(weight), _TOTAL[level], _DISTINCT[level])
+                    for level, weight in reversed(list(zip(levels, self.options[key], strict=True)))
+                ),
+                # SECURITY: a user agent is a header the attacker writes; copying the victim's must not help.
+                levels is UA_LEVELS and not self.options["user_agent_can_lower"],
+            )
+            for key, levels in (("ip_weights", IP_LEVELS), ("ua_weights", UA_LEVELS))
+        )
 
     def likelihood_ratio(self, evidence: Evidence) -> float | None:
         """S for this login, or None when the user has no history (p(u|L) would be 0)."""
@@ -61,26 +86,29 @@ class StatisticalModel(RiskSignal):
         n_user = profile.total("dtype")
         if n_user == 0:
             return None
-        values = evidence.ctx.features
+        ctx = evidence.ctx
+        values, value_keys = ctx.features, ctx.population_value_keys
         count = profile.count
-        n_all = evidence.population_count("#dtype")
-        users = evidence.population_count("#users")
+        population = evidence.population.get
+        n_all = population("#dtype", 0)
+        users = population("#users", 0)
         ratio = (n_all / (users * n_user)) if n_all and users else 1.0
-        for levels, weights in (
-            (IP_LEVELS, self.options["ip_weights"]),
-            (UA_LEVELS, self.options["ua_weights"]),
-        ):
-            p_global = self.population_probability(evidence, levels, weights, values)
+        for hierarchy, at_least_one in self._hierarchies:
+            # p(x) = sum_l w_l * p^(x_l), smoothed with M = distinct values at coarser levels + 1.
+            p_global = 0.0
             p_user = 0.0
-            for level, w in zip(levels, weights, strict=True):
-                p_user += w * count(level, values[level])
+            m = 1
+            for level, weight, total_key, distinct_key in hierarchy:
+                c = population(value_keys[level], 0)
+                p_global += weight * (c if c > 0 else 1) / (population(total_key, 0) + m)
+                m += population(distinct_key, 0)
+                p_user += weight * count(level, values[level])
             p_user /= n_user
             if p_user == 0:
                 p_user = p_global / 4
             feature_ratio = p_global / p_user
-            if levels is UA_LEVELS and not self.options["user_agent_can_lower"]:
-                # SECURITY: a user agent is a header the attacker writes; copying the victim's must not help.
-                feature_ratio = max(1.0, feature_ratio)
+            if at_least_one and feature_ratio < 1.0:
+                feature_ratio = 1.0
             ratio *= feature_ratio
         return ratio
 
@@ -88,7 +116,10 @@ class StatisticalModel(RiskSignal):
     def population_probability(
         evidence: Evidence, levels: tuple[str, ...], weights: list[float], values: dict[str, str | None]
     ) -> float:
-        """p(x) = sum_l w_l * p^(x_l), smoothed with M = distinct values at coarser levels + 1."""
+        """p(x) = sum_l w_l * p^(x_l), smoothed with M = distinct values at coarser levels + 1.
+
+        The same sum :meth:`likelihood_ratio` computes inline, for tests and explanations.
+        """
         count = evidence.population.get
         total = 0.0
         m = 1  # walk from the coarsest level up, accumulating the distinct values below each level
@@ -106,12 +137,8 @@ class StatisticalModel(RiskSignal):
         points = self.options["points_per_doubling"] * math.log2(max(ratio, 1e-300))
         points = round(max(self.options["min_points"], min(self.options["max_points"], points)))
         if points > 0:
-            reason = _("Network and browser are unusual for this account")
-            code = "unfamiliar_login"
-        else:
-            reason = _("Network and browser match this account's history")
-            code = "familiar_login"
-        return [Finding(code, points, reason, {"likelihood_ratio": round(ratio, 4)})]
+            return [Finding("unfamiliar_login", points, _UNFAMILIAR, {"likelihood_ratio": round(ratio, 4)})]
+        return [Finding("familiar_login", points, _FAMILIAR, {"likelihood_ratio": round(ratio, 4)})]
 
     def _without_history(self, evidence: Evidence) -> list[Finding]:
         """No history to compare with: only the population can speak. A country almost nobody signs in
@@ -161,13 +188,7 @@ class DeviceCookie(RiskSignal):
                 )
             ]
         if device.known:
-            return [
-                Finding(
-                    "known_device",
-                    self.options["known_device"],
-                    _("A browser this account signed in from before"),
-                )
-            ]
+            return [Finding("known_device", self.options["known_device"], _KNOWN_DEVICE)]
         if profile.logins == 0:
             return []  # nothing to compare with; AccountContext reports the missing history
         if profile.total("dev") == 0:
@@ -325,18 +346,11 @@ class AnonymousNetwork(RiskSignal):
         habitual = total and profile.count("asn", str(geo.asn) if geo.asn is not None else None) / total
         if habitual and habitual >= self.options["habitual_share"]:
             points = round(points * self.options["habitual_factor"])
-        reasons = {
-            "tor": _("Signed in through the Tor network"),
-            "public_proxy": _("Signed in through a public proxy"),
-            "hosting": _("Signed in from a hosting or cloud network, not a home or mobile connection"),
-            "vpn": _("Signed in through a VPN"),
-            "residential_proxy": _("Signed in through a residential proxy"),
-        }
         return [
             Finding(
                 f"anonymous_{strongest}",
                 points,
-                reasons[strongest],
+                _ANONYMOUS_REASONS[strongest],
                 {"flags": matched, "asn": geo.asn, "as_org": geo.as_org},
             )
         ]
@@ -351,9 +365,12 @@ class NetworkLists(RiskSignal):
     defaults = {"deny_score": 100, "allow_score": -30}
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        allow, deny = configured_lists()
+        if not (allow or deny):
+            return []
         ctx = evidence.ctx
         where = {"ip": ctx.ip, "asn": ctx.geo.asn, "country": ctx.geo.country}
-        denied = configured_lists()[1].match(**where)
+        denied = deny.match(**where)
         if denied:
             return [
                 Finding(
@@ -363,7 +380,7 @@ class NetworkLists(RiskSignal):
                     {"entry": denied},
                 )
             ]
-        allowed = configured_lists()[0].match(**where)
+        allowed = allow.match(**where)
         if allowed:
             return [
                 Finding(
@@ -398,21 +415,18 @@ class Velocity(RiskSignal):
         "site_surge": 5.0,
         "site_failures_score": 15,
     }
+    _checks = (
+        ("user_failures", _("Many failed sign-ins on this account in the last hour")),
+        ("ip_failures", _("Many failed sign-ins from this address in the last hour")),
+        ("ip_users", _("Many different accounts tried from this address")),
+        ("network_failures", _("Many failed sign-ins from this network")),
+    )
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         counts, o = evidence.velocity, self.options
         findings = []
-        checks = (
-            (
-                "user_failures",
-                counts.user_failures,
-                _("Many failed sign-ins on this account in the last hour"),
-            ),
-            ("ip_failures", counts.ip_failures, _("Many failed sign-ins from this address in the last hour")),
-            ("ip_users", counts.ip_users, _("Many different accounts tried from this address")),
-            ("network_failures", counts.network_failures, _("Many failed sign-ins from this network")),
-        )
-        for name, value, reason in checks:
+        for name, reason in self._checks:
+            value = getattr(counts, name)
             if value >= o[name]:
                 findings.append(Finding(f"velocity_{name}", o[f"{name}_score"], reason, {"count": value}))
         hourly_average = counts.site_failures_day / 24

@@ -40,12 +40,11 @@ from .conf import app_settings
 from .context import (
     LoginContext,
     build_context,
+    client_info,
     client_ip,
     device_hash,
     device_id_from_cookie,
     geolocate,
-    parse_user_agent,
-    sanitize_user_agent,
 )
 from .policy import Action
 
@@ -163,7 +162,7 @@ def current_binding(request: HttpRequest) -> dict[str, Any]:
         "asn": geo.asn,
         "cc": geo.country,
         "dev": device_hash(device_id_from_cookie(cookie)),
-        "br": parse_user_agent(sanitize_user_agent(ua)).browser,
+        "br": client_info(ua).browser,
     }
 
 
@@ -523,9 +522,7 @@ def _record_session(request: HttpRequest, user: Any, *, previous: str | None = N
             defaults={
                 "user_id": user.pk,
                 "place": geolocate(client_ip(request)).place[:120],
-                "device_summary": parse_user_agent(
-                    sanitize_user_agent(request.META.get("HTTP_USER_AGENT"))
-                ).summary[:200],
+                "device_summary": client_info(request.META.get("HTTP_USER_AGENT")).summary[:200],
             },
         )
     except Exception:

@@ -67,11 +67,17 @@ def read_counts(cache: CounterCache, ctx: LoginContext) -> VelocityCounts:
     now = ctx.timestamp
     window, elapsed = divmod(now, WINDOW_SECONDS)
     day, day_elapsed = divmod(now, BASELINE_SECONDS)
-    window, day = int(window), int(day)
-    keys = [f"{_PREFIX}{subject}:{w}" for subject in _subjects(ctx).values() for w in (window, window - 1)]
-    keys += [f"{_PREFIX}sd:{day}", f"{_PREFIX}sd:{day - 1}"]
+    current, previous = f":{int(window)}", f":{int(window) - 1}"
+    keys = []
+    for subject in _subjects(ctx).values():
+        stem = _PREFIX + subject
+        keys.append(stem + current)
+        keys.append(stem + previous)
+    keys.append(f"{_PREFIX}sd:{int(day)}")
+    keys.append(f"{_PREFIX}sd:{int(day) - 1}")
     found = cache.get_many(keys)
-    values = [int(found.get(key, 0)) for key in keys]
+    get = found.get
+    values = [int(get(key, 0)) for key in keys] if found else [0] * len(keys)
     overlap = 1 - elapsed / WINDOW_SECONDS
     day_overlap = 1 - day_elapsed / BASELINE_SECONDS
     return VelocityCounts(
