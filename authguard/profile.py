@@ -189,8 +189,12 @@ def learn(data: dict[str, Any] | None, ctx: LoginContext, *, horizon_days: int) 
     for feature, value in ctx.features.items():
         if value is None:
             continue
-        values = features.setdefault(feature, {})
-        total = totals.setdefault(feature, [0, 0])
+        values = features.get(feature)
+        if values is None:
+            values = features[feature] = {}
+        total = totals.get(feature)
+        if total is None:
+            total = totals[feature] = [0, 0]
         entry = values.get(value)
         if entry is None:
             if len(values) >= MAX_VALUES:

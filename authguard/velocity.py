@@ -51,15 +51,27 @@ def _user_key(username: str) -> str:
     return salted_hmac("authguard.velocity", username.lower(), algorithm="sha256").hexdigest()[:20]
 
 
-def _subjects(ctx: LoginContext) -> dict[str, str]:
-    ip = ctx.ip or "-"
-    return {
-        "user_failures": f"uf:{_user_key(ctx.username)}",
-        "ip_failures": f"if:{ip}",
-        "network_failures": f"nf:{ctx.prefix or '-'}",
-        "site_failures": "sf",
-        "ip_users": f"iu:{ip}",
-    }
+@functools.lru_cache(maxsize=65536)
+def _stems(username: str, ip: str | None, prefix: str | None) -> tuple[str, ...]:
+    """The key stems of a login's counters (a window number completes each key), in
+    :class:`VelocityCounts` order, then the stem of the seen (IP, username) pair.
+
+    Cached: the same user signs in from the same address again and again.
+    """
+    ip = ip or "-"
+    user = _user_key(username)
+    return (
+        f"{_PREFIX}uf:{user}:",
+        f"{_PREFIX}if:{ip}:",
+        f"{_PREFIX}nf:{prefix or '-'}:",
+        f"{_PREFIX}sf:",
+        f"{_PREFIX}iu:{ip}:",
+        f"{_PREFIX}seen:{ip}:{user}:",
+    )
+
+
+_USER, _IP, _NETWORK, _SITE, _IP_USERS, _SEEN = range(6)
+_SITE_DAY = f"{_PREFIX}sd:"
 
 
 def read_counts(cache: CounterCache, ctx: LoginContext) -> VelocityCounts:
@@ -67,14 +79,13 @@ def read_counts(cache: CounterCache, ctx: LoginContext) -> VelocityCounts:
     now = ctx.timestamp
     window, elapsed = divmod(now, WINDOW_SECONDS)
     day, day_elapsed = divmod(now, BASELINE_SECONDS)
-    current, previous = f":{int(window)}", f":{int(window) - 1}"
+    current, previous = str(int(window)), str(int(window) - 1)
     keys = []
-    for subject in _subjects(ctx).values():
-        stem = _PREFIX + subject
+    for stem in _stems(ctx.username, ctx.ip, ctx.prefix)[:_SEEN]:
         keys.append(stem + current)
         keys.append(stem + previous)
-    keys.append(f"{_PREFIX}sd:{int(day)}")
-    keys.append(f"{_PREFIX}sd:{int(day) - 1}")
+    keys.append(f"{_SITE_DAY}{int(day)}")
+    keys.append(f"{_SITE_DAY}{int(day) - 1}")
     found = cache.get_many(keys)
     get = found.get
     values = [int(get(key, 0)) for key in keys] if found else [0] * len(keys)
@@ -101,16 +112,16 @@ def _increment(cache: CounterCache, key: str, timeout: int) -> None:
 def record_attempt(cache: CounterCache, ctx: LoginContext, *, failed: bool) -> None:
     """Count a login attempt: failures feed every counter, any attempt feeds distinct users per IP."""
     now = ctx.timestamp
-    window = int(now // WINDOW_SECONDS)
+    window = str(int(now // WINDOW_SECONDS))
     timeout = 2 * WINDOW_SECONDS + 60  # a window is read while it is current and while it is the previous
-    subjects = _subjects(ctx)
+    stems = _stems(ctx.username, ctx.ip, ctx.prefix)
     # Distinct usernames per IP: count a pair once per window.
-    if cache.add(f"{_PREFIX}seen:{ctx.ip or '-'}:{_user_key(ctx.username)}:{window}", 1, timeout):
-        _increment(cache, f"{_PREFIX}{subjects['ip_users']}:{window}", timeout)
+    if cache.add(stems[_SEEN] + window, 1, timeout):
+        _increment(cache, stems[_IP_USERS] + window, timeout)
     if failed:
-        for name in ("user_failures", "ip_failures", "network_failures", "site_failures"):
-            _increment(cache, f"{_PREFIX}{subjects[name]}:{window}", timeout)
-        _increment(cache, f"{_PREFIX}sd:{int(now // BASELINE_SECONDS)}", 2 * BASELINE_SECONDS + 60)
+        for index in (_USER, _IP, _NETWORK, _SITE):
+            _increment(cache, stems[index] + window, timeout)
+        _increment(cache, f"{_SITE_DAY}{int(now // BASELINE_SECONDS)}", 2 * BASELINE_SECONDS + 60)
 
 
 class DictCache:
@@ -124,8 +135,8 @@ class DictCache:
         self.data: dict[str, int] = {}
 
     def get_many(self, keys: list[str]) -> dict[str, Any]:
-        data = self.data
-        return {k: data[k] for k in keys if k in data}
+        get = self.data.get
+        return {k: v for k in keys if (v := get(k)) is not None}
 
     def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
         if key in self.data:
