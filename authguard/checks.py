@@ -123,9 +123,13 @@ def check_risk_signals(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -
     return []
 
 
-def risk_signals_problem(raw: Any) -> str | None:
-    """Say what is wrong with a risk-signal list (import and construct each), or None when valid."""
-    if not isinstance(raw, list):
+def plugin_list_problem(raw: Any, *, base: type) -> str | None:
+    """Say what is wrong with a ``[{"NAME": ..., "OPTIONS": {...}}]`` plug-in list, or None when valid.
+
+    Each ``NAME`` must import a subclass of ``base`` that accepts its ``OPTIONS`` (each entry is built
+    once, so a typo in an option is caught here rather than at the first login or order).
+    """
+    if not isinstance(raw, list | tuple):
         return "it must be a list"
     for index, entry in enumerate(raw):
         if not isinstance(entry, dict) or "NAME" not in entry:
@@ -136,15 +140,26 @@ def risk_signals_problem(raw: Any) -> str | None:
         options = entry.get("OPTIONS", {})
         if not isinstance(options, dict):
             return f"entry {index}: 'OPTIONS' must be a dict"
+        if not isinstance(entry["NAME"], str):
+            return f"entry {index}: 'NAME' must be a dotted path"
         try:
             klass = import_string(entry["NAME"])
         except ImportError as exc:
             return f"entry {index}: cannot import {entry['NAME']!r} ({exc})"
+        if not (isinstance(klass, type) and issubclass(klass, base)):
+            return f"entry {index}: {entry['NAME']} is not a subclass of {base.__name__}"
         try:
             klass(**options)
         except (TypeError, ValueError) as exc:
             return f"entry {index}: {entry['NAME']} rejects its OPTIONS ({exc})"
     return None
+
+
+def risk_signals_problem(raw: Any) -> str | None:
+    """Say what is wrong with a risk-signal list (import and construct each), or None when valid."""
+    from .risk import RiskSignal
+
+    return plugin_list_problem(raw, base=RiskSignal)
 
 
 @register(Tags.security)

@@ -575,28 +575,9 @@ setting_changed.connect(_settings_changed)
 
 def rules_problem(raw: Any) -> str | None:
     """Say what is wrong with an order-rule list (import and construct each), or ``None`` when valid."""
-    if not isinstance(raw, list | tuple):
-        return "it must be a list"
-    for index, entry in enumerate(raw):
-        if not isinstance(entry, dict) or "NAME" not in entry:
-            return f"entry {index} must be a dict with a 'NAME'"
-        unknown = set(entry) - {"NAME", "OPTIONS"}
-        if unknown:
-            return f"entry {index} has unknown keys {sorted(unknown)}"
-        options = entry.get("OPTIONS", {})
-        if not isinstance(options, dict):
-            return f"entry {index}: 'OPTIONS' must be a dict"
-        try:
-            klass = import_string(entry["NAME"])
-        except ImportError as exc:
-            return f"entry {index}: cannot import {entry['NAME']!r} ({exc})"
-        if not (isinstance(klass, type) and issubclass(klass, OrderRule)):
-            return f"entry {index}: {entry['NAME']} is not an OrderRule"
-        try:
-            klass(**options)
-        except (TypeError, ValueError) as exc:
-            return f"entry {index}: {entry['NAME']} rejects its OPTIONS ({exc})"
-    return None
+    from .checks import plugin_list_problem
+
+    return plugin_list_problem(raw, base=OrderRule)
 
 
 def rule_option(rules: Sequence[OrderRule], kind: type[OrderRule], name: str, default: Any) -> Any:

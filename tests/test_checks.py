@@ -44,11 +44,32 @@ def test_bad_thresholds_are_e001(settings, value):
         [{"NAME": "authguard.risk_signals.Velocity", "OPTIONS": []}],
         [{"NAME": "authguard.risk_signals.StatisticalModel", "OPTIONS": {"ip_weights": [1, 1, 1, 1]}}],
         [{"NAME": "authguard.risk_signals.Velocity", "OPTION": {}}],
+        # A class that builds fine from its OPTIONS but is not a risk signal: it would fail every login.
+        [{"NAME": "collections.OrderedDict", "OPTIONS": {"a": 1}}],
+        [{"NAME": 5}],
     ],
 )
 def test_bad_risk_signals_are_e002(settings, value):
     settings.AUTHGUARD_RISK_SIGNALS = value
     assert Codes.RISK_SIGNALS_INVALID in ids()
+
+
+def test_risk_signal_and_order_rule_lists_share_one_validator_that_checks_the_base_class():
+    from authguard.checks import risk_signals_problem
+    from authguard.order_rules import rules_problem
+
+    signal = {"NAME": "authguard.risk_signals.Velocity"}
+    rule = {"NAME": "authguard.order_rules.MassLiquidation"}
+    assert risk_signals_problem([signal]) is None
+    assert risk_signals_problem((signal,)) is None  # a tuple in settings is a list too
+    assert (
+        risk_signals_problem([rule])
+        == "entry 0: authguard.order_rules.MassLiquidation is not a subclass of RiskSignal"
+    )
+    assert rules_problem([rule]) is None
+    assert (
+        rules_problem([signal]) == "entry 0: authguard.risk_signals.Velocity is not a subclass of OrderRule"
+    )
 
 
 def test_valid_custom_risk_signals_pass(settings):

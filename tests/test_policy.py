@@ -24,7 +24,7 @@ from authguard.policy import (
     policy_problem,
     save_policy,
 )
-from authguard.risk import SHADOW_DECISION, score_login
+from authguard.risk import SHADOW_DECISION, RiskSignal, score_login
 from tests.conftest import IP_TOKYO, UA_CHROME_WIN, UA_CURL
 
 pytestmark = pytest.mark.django_db
@@ -230,11 +230,8 @@ def test_saving_inside_a_rolled_back_transaction_changes_nothing(user_factory: A
     assert current_policy().version == 0 and current_policy().thresholds.step_up == 40
 
 
-class Broken:
+class Broken(RiskSignal):
     """A shadow signal that crashes (and takes no options)."""
-
-    def __init__(self, **options: Any) -> None:
-        pass
 
     def evaluate(self, evidence: Any) -> list[Any]:
         raise RuntimeError("boom")
