@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 # The request attribute through which the login receiver hands its decision to views and middleware.
 DECISION_ATTR = "_authguard_decision"
+# Set by ThrottleBackend when it refused an attempt without checking the password.
+THROTTLED_ATTR = "_authguard_throttled"
 
 
 @dataclass(frozen=True)
@@ -166,11 +168,20 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
 
 
 def after_failed_login(request: HttpRequest | None, credentials: dict[str, Any]) -> None:
-    """Record and count a failed password login (it feeds the velocity signals)."""
+    """Record and count a failed password login (it feeds the velocity signals and the account lock).
+
+    An attempt :class:`ThrottleBackend` refused is recorded as ``throttled`` and counted nowhere: its
+    password was never checked.
+    """
     if request is None:
         return
     username_field = get_user_model().USERNAME_FIELD
     username = str(credentials.get("username") or credentials.get(username_field) or "")[:150]
+    if getattr(request, THROTTLED_ATTR, False):
+        # SECURITY: not a wrong password. Counting it towards the lock would let a cache (Redis) outage,
+        # where every attempt is refused, lock out each customer who retries (battery case 45).
+        _record_throttled(request, username)
+        return
     user = _user_by_name(username)
     ctx = build_context(request, username=username, user=user)
     history = DatabaseHistory()
@@ -254,6 +265,7 @@ class ThrottleBackend:
 
     def authenticate(self, request: HttpRequest | None, username: str | None = None, **kwargs: Any) -> None:
         if request is not None and is_throttled(request, username or ""):
+            setattr(request, THROTTLED_ATTR, True)  # the failed-login receiver records it as throttled
             raise PermissionDenied("throttled")
         return None
 

@@ -1,5 +1,6 @@
 """authguard's middleware: holds pending sessions at step-up, binds sessions to their context, enforces
-session timeouts, keeps the device cookie, and turns refused logins into the right answer.
+session timeouts, keeps the device cookie, turns refused logins into the right answer, and forbids framing
+authguard's own pages.
 
 The common path (a verified session whose request comes from the context it is bound to) costs a few
 dictionary reads and one small hash, and no database query; the session is written at most once a minute
@@ -45,6 +46,8 @@ STEP_UP_API_SUFFIXES = (
     "api/step-up/passkey/options",
     "api/step-up/passkey",
 )
+#: The framing policy of authguard's pages: no site, this one included, may show them in a frame.
+FRAME_ANCESTORS = "frame-ancestors 'none'"
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -106,6 +109,25 @@ def step_up_answer(request: HttpRequest, *, http_status: int = 401, reverify: bo
     return HttpResponseRedirect(step_up_url(request, next_url, name=name))
 
 
+def deny_framing(response: HttpResponse) -> HttpResponse:
+    """Forbid framing ``response``: ``X-Frame-Options: DENY`` and CSP ``frame-ancestors 'none'``.
+
+    A Content-Security-Policy already on the response keeps its other directives; only its
+    ``frame-ancestors`` (if any) is replaced.
+    """
+    # SECURITY: a step-up, security or order-confirmation page inside another site's frame can be
+    # clickjacked (a decoy over its "confirm" button). Set here, not left to the portal's
+    # XFrameOptionsMiddleware, which may be missing or allow SAMEORIGIN (battery case 43).
+    response["X-Frame-Options"] = "DENY"
+    directives = [
+        part.strip()
+        for part in response.get("Content-Security-Policy", "").split(";")
+        if part.strip() and not part.strip().lower().startswith("frame-ancestors")
+    ]
+    response["Content-Security-Policy"] = "; ".join([*directives, FRAME_ANCESTORS])
+    return response
+
+
 def _allowed_while_pending(request: HttpRequest, view_func: Any) -> bool:
     if getattr(view_func, EXEMPT_ATTR, False):
         return True
@@ -135,6 +157,7 @@ class AuthguardMiddleware:
     * Issues the long-lived device cookie to browsers that have none (or a forged one).
     * After a login in this request: a pending one goes to the step-up chooser, a refused one to the
       generic "refused" page, instead of the login view's success redirect.
+    * Forbids framing every answer of authguard's own URLs (:func:`deny_framing`).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -152,6 +175,9 @@ class AuthguardMiddleware:
             stepup.forget_session(signed_in_key)  # signed out in this request: drop the session's record
         response = self._after_login(request, response)
         self._keep_device_cookie(request, response)
+        match = getattr(request, "resolver_match", None)
+        if match is not None and "authguard" in match.namespaces:
+            deny_framing(response)
         return response
 
     def process_view(

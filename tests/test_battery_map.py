@@ -8,8 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "docs" / "security-battery.md"
-#: The cases the step-up work (8-33) and the order guard (34-41) must each prove with a named test.
-REQUIRED = range(8, 42)
+#: The cases the step-up work (8-33), the order guard (34-41) and the deployment (42-48) must each prove
+#: with a named test.
+REQUIRED = range(8, 49)
 
 
 def _table() -> dict[int, list[str]]:
