@@ -59,6 +59,14 @@ def answer(status: str, http_status: int = 200, **fields: Any) -> JsonResponse:
     return response
 
 
+def throttled_answer(error: Throttled) -> JsonResponse:
+    """429 ``throttled`` with the message, and ``Retry-After`` when the throttle knows how long it waits."""
+    response = answer("throttled", 429, message=error.message, code=error.code)
+    if error.retry_after is not None:
+        response["Retry-After"] = str(error.retry_after)
+    return response
+
+
 def _error(error: ApiError) -> JsonResponse:
     return answer(error.status, error.http_status, message=error.message, **error.fields)
 
@@ -67,8 +75,9 @@ def json_endpoint(*, login: bool = True) -> Callable[[View], View]:
     """POST only, JSON answers for every outcome; ``login``: the session must be signed in (401 otherwise).
 
     Turns authguard's exceptions into their answers: :class:`InvalidCredential` 400 ``invalid``,
-    :class:`Throttled` 429 ``throttled``, :class:`StepUpRequired` 401 (pending session) / 403 (verified
-    but not freshly, or a first factor from a risky session) ``step_up_required``.
+    :class:`Throttled` 429 ``throttled`` (with ``Retry-After`` when known), :class:`StepUpRequired` 401
+    (pending session) / 403 (verified but not freshly, or a first factor from a risky session)
+    ``step_up_required``.
     """
 
     def decorator(view: View) -> View:
@@ -87,7 +96,7 @@ def json_endpoint(*, login: bool = True) -> Callable[[View], View]:
             except InvalidCredential as error:
                 return answer("invalid", 400, message=error.message, code=error.code)
             except Throttled as error:
-                return answer("throttled", 429, message=error.message, code=error.code)
+                return throttled_answer(error)
             except StepUpRequired as error:
                 if error.code == "login_required":
                     return answer("login_required", 401, message=error.message)

@@ -7,9 +7,11 @@ anything taken verbatim from the request.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 
 class AuthguardError(Exception):
@@ -62,3 +64,40 @@ class Throttled(AuthguardError):
 
     default_code = "throttled"
     default_message = _("Too many attempts. Please wait a moment and try again.")
+
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, retry_after: int | None = None
+    ) -> None:
+        """``retry_after``: whole seconds until the factor takes an attempt again, when the throttle knows
+        (it becomes the HTTP ``Retry-After`` header); without a ``message`` the default one names it."""
+        if message is None and retry_after is not None:
+            message = wait_message(retry_after)
+        super().__init__(message, code=code)
+        self.retry_after: int | None = retry_after
+
+
+def wait_message(seconds: int) -> str:
+    """The translated message for a wait of ``seconds``: "Too many attempts. Please wait 3 seconds and try
+    again." (minutes from one minute on, hours from one hour on; always rounded up)."""
+    if seconds < 60:
+        count = max(1, seconds)
+        text = ngettext(
+            "Too many attempts. Please wait %(count)d second and try again.",
+            "Too many attempts. Please wait %(count)d seconds and try again.",
+            count,
+        )
+    elif seconds < 3600:
+        count = math.ceil(seconds / 60)
+        text = ngettext(
+            "Too many attempts. Please wait %(count)d minute and try again.",
+            "Too many attempts. Please wait %(count)d minutes and try again.",
+            count,
+        )
+    else:
+        count = math.ceil(seconds / 3600)
+        text = ngettext(
+            "Too many attempts. Please wait %(count)d hour and try again.",
+            "Too many attempts. Please wait %(count)d hours and try again.",
+            count,
+        )
+    return text % {"count": count}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -320,7 +321,7 @@ def _verify_code(user: Any, device: Device | None, *, kind: str, token: str | No
     """Verify ``token`` against ``device`` under its row lock; count every failure (throttled ones too)."""
     if device is None:
         return None
-    throttled = False
+    throttled: Throttled | None = None
     verified: Device | None = None
     with transaction.atomic():
         locked = (
@@ -328,9 +329,9 @@ def _verify_code(user: Any, device: Device | None, *, kind: str, token: str | No
         )
         if locked is None:
             return None
-        allowed, _info = locked.verify_is_allowed()
+        allowed, info = locked.verify_is_allowed()
         if not allowed:
-            throttled = True
+            throttled = _throttled(info)
             record_failure(locked, kind=kind)
         else:
             # A malformed code still goes through django-otp (as a token it cannot parse), so that its own
@@ -342,9 +343,17 @@ def _verify_code(user: Any, device: Device | None, *, kind: str, token: str | No
                 record_success(locked)
     if verified is None:
         note_account_failure(user, kind=kind)
-    if throttled:
-        raise Throttled()
+    if throttled is not None:
+        raise throttled
     return verified
+
+
+def _throttled(info: dict[str, Any] | None) -> Throttled:
+    """The refusal of an attempt django-otp's back-off does not allow yet, with how long it still waits."""
+    locked_until = (info or {}).get("locked_until")
+    if not isinstance(locked_until, datetime):
+        return Throttled()
+    return Throttled(retry_after=max(1, math.ceil((locked_until - timezone.now()).total_seconds())))
 
 
 def verify_totp(user: Any, code: object) -> Device | None:
@@ -512,12 +521,12 @@ def confirm_totp_enrollment(request: HttpRequest, *, user: Any, code: object) ->
     if device is None:
         raise InvalidCredential(_("Start adding the authenticator app again."), code="no_enrollment")
     token = _totp_token(code, device.digits)
-    throttled = False
+    throttled: Throttled | None = None
     with transaction.atomic():
         locked = TOTPDevice.objects.select_for_update().get(pk=device.pk)
-        allowed, _info = locked.verify_is_allowed()
+        allowed, info = locked.verify_is_allowed()
         if not allowed:
-            throttled = True
+            throttled = _throttled(info)
         elif django_otp.verify_token(user, locked.persistent_id, token or "malformed") is not None:
             replaced = list(TOTPDevice.objects.filter(user=user).exclude(pk=locked.pk))
             for old in replaced:
@@ -528,8 +537,8 @@ def confirm_totp_enrollment(request: HttpRequest, *, user: Any, code: object) ->
             record_enrollment(request, user=user, device=locked, kind=FactorKind.TOTP, via=via)
             request.session.pop(TOTP_ENROLLMENT_KEY, None)
             return locked
-    if throttled:
-        raise Throttled()
+    if throttled is not None:
+        raise throttled
     raise InvalidCredential(
         _("That code is not right. Check the time on your phone and try again."), code="wrong_code"
     )

@@ -24,12 +24,15 @@ from django.views.decorators.http import require_http_methods
 
 from . import orders
 from .api import ApiError, answer, json_endpoint, read_json
-from .exceptions import InvalidCredential
+from .exceptions import InvalidCredential, Throttled
 from .models import HeldOrder
-from .orders import ConfirmationError
+from .orders import ConfirmationError, ConfirmationThrottled
 
 
-def _confirmation_error(request: HttpRequest, error: ConfirmationError) -> ApiError:
+def _confirmation_error(request: HttpRequest, error: ConfirmationError) -> ApiError | Throttled:
+    if isinstance(error, ConfirmationThrottled):
+        # 429 ``throttled`` (with ``Retry-After``), as the step-up API answers the same back-off.
+        return Throttled(error.message, code=error.code, retry_after=error.retry_after)
     status = {404: "not_found", 410: "gone"}.get(error.http_status, "invalid")
     return ApiError(error.http_status, status, error.message, code=error.code)
 
@@ -73,7 +76,8 @@ def api_passkey(request: HttpRequest, confirmation_id: str) -> HttpResponse:
 
 @json_endpoint()
 def api_totp(request: HttpRequest, confirmation_id: str) -> HttpResponse:
-    """``POST api/confirmations/<id>/totp`` ``{"code"}``: as above, where the confirmation allows TOTP."""
+    """``POST api/confirmations/<id>/totp`` ``{"code"}``: as above, where the confirmation allows TOTP;
+    429 ``throttled`` (with ``Retry-After``) while the authenticator's back-off refuses attempts."""
     data = read_json(request)
     try:
         confirmed = orders.confirm_with_totp(request, confirmation_id=confirmation_id, code=data.get("code"))
@@ -128,6 +132,7 @@ def confirm(request: HttpRequest, confirmation_id: str) -> HttpResponse:
         return render(request, "authguard/confirm_missing.html", status=404)
     error = ""
     status = 200
+    retry_after: int | None = None
     if request.method == "POST":
         action = request.POST.get("action")
         try:
@@ -142,11 +147,16 @@ def confirm(request: HttpRequest, confirmation_id: str) -> HttpResponse:
             error, status = _("Choose confirm or cancel."), 400
         except ConfirmationError as exc:
             error, status = exc.message, exc.http_status if exc.http_status != 404 else 400
+            if isinstance(exc, ConfirmationThrottled):
+                retry_after = exc.retry_after
         except InvalidCredential as exc:  # pragma: no cover - orders wraps these
             error, status = exc.message, 400
-    return render(
+    response = render(
         request, "authguard/confirm.html", {**_page_context(request, held), "error": error}, status=status
     )
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 urlpatterns: list[URLPattern] = [

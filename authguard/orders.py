@@ -52,7 +52,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .conf import app_settings
-from .exceptions import AuthguardError, InvalidCredential
+from .exceptions import AuthguardError, InvalidCredential, Throttled
 from .models import CampaignFlag, GuardedOrder, GuardStatus, HeldOrder
 from .order_rules import (
     DEFAULT_LIQUIDITY_FLOOR,
@@ -227,6 +227,21 @@ class ConfirmationInvalid(ConfirmationError):
     http_status = 400
     default_code = "invalid"
     default_message = gettext_lazy("The confirmation failed.")
+
+
+class ConfirmationThrottled(ConfirmationError):
+    """The factor's back-off refuses attempts for now (a wrong code was just tried): 429 ``throttled``."""
+
+    http_status = 429
+    default_code = "throttled"
+    default_message = gettext_lazy("Too many attempts. Please wait a moment and try again.")
+
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        #: Whole seconds until the factor takes an attempt again (``Retry-After``); None: unknown.
+        self.retry_after: int | None = retry_after
 
 
 class GuardMisconfigured(ImproperlyConfigured):
@@ -926,7 +941,11 @@ def confirm_with_passkey(request: HttpRequest, *, confirmation_id: object, crede
 
 
 def confirm_with_totp(request: HttpRequest, *, confirmation_id: object, code: object) -> Confirmed:
-    """Confirm with a TOTP code, where this confirmation's ``methods`` allow it."""
+    """Confirm with a TOTP code, where this confirmation's ``methods`` allow it.
+
+    Raises :class:`ConfirmationThrottled` while django-otp's back-off refuses attempts (after a wrong code),
+    and the other :class:`ConfirmationError` kinds as :func:`confirm_with_passkey` does.
+    """
     from .factors import in_cooling_off, verify_totp
 
     held = pending_for(request, confirmation_id)
@@ -937,6 +956,8 @@ def confirm_with_totp(request: HttpRequest, *, confirmation_id: object, code: ob
         raise ConfirmationInvalid(_("Enter the code from your authenticator app."), code="malformed")
     try:
         device = verify_totp(request.user, code.strip())
+    except Throttled as exc:
+        raise ConfirmationThrottled(exc.message, code=exc.code, retry_after=exc.retry_after) from None
     except AuthguardError as exc:
         raise ConfirmationInvalid(exc.message, code=exc.code) from None
     if device is None:
@@ -1093,6 +1114,7 @@ __all__ = [
     "ConfirmationGone",
     "ConfirmationInvalid",
     "ConfirmationNotFound",
+    "ConfirmationThrottled",
     "Executor",
     "GuardMisconfigured",
     "Held",

@@ -128,6 +128,7 @@ def _verify_code(
     if method not in context["methods"]:
         return _chooser(request, context)
     status = 200
+    retry_after: int | None = None
     form = form_class(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         from . import factors
@@ -138,7 +139,7 @@ def _verify_code(
             # SECURITY: the user is the session's own (server-side state); nothing posted names a user.
             device = check(request.user, form.cleaned_data["code"])
         except Throttled as error:
-            device, message, status = None, error.message, 429
+            device, message, status, retry_after = None, error.message, 429, error.retry_after
         except AuthguardError as error:
             device, message = None, error.message
         else:
@@ -150,7 +151,14 @@ def _verify_code(
         form.add_error("code", message)
     elif request.method == "POST":
         status = 400
-    return render(request, template, {**context, "form": form}, status=status)
+    return _with_retry_after(render(request, template, {**context, "form": form}, status=status), retry_after)
+
+
+def _with_retry_after(response: HttpResponse, seconds: int | None) -> HttpResponse:
+    """A throttled answer (429) says when to try again, where the throttle knows."""
+    if seconds is not None:
+        response["Retry-After"] = str(seconds)
+    return response
 
 
 # -- step-up -----------------------------------------------------------------------------------------
@@ -327,16 +335,21 @@ def security_totp(request: HttpRequest) -> HttpResponse:
         return _reverify_first(request)
     if request.method == "POST":
         form = TotpCodeForm(request.POST)
+        status, retry_after = 400, None
         if form.is_valid():
             try:
                 factors.confirm_totp_enrollment(request, user=request.user, code=form.cleaned_data["code"])
+            except Throttled as error:
+                form.add_error("code", error.message)
+                status, retry_after = 429, error.retry_after
             except AuthguardError as error:
                 form.add_error("code", error.message)
             else:
                 messages.success(request, _("Your authenticator app is set up."))
                 return redirect("authguard:security")
         context = {"form": form, "enrollment": _current_totp_enrollment(request)}
-        return render(request, "authguard/security_totp.html", context, status=400)
+        response = render(request, "authguard/security_totp.html", context, status=status)
+        return _with_retry_after(response, retry_after)
     enrollment = factors.begin_totp_enrollment(request, user=request.user)
     return render(request, "authguard/security_totp.html", {"form": TotpCodeForm(), "enrollment": enrollment})
 

@@ -43,6 +43,21 @@ def choose_japanese(browser: Browser) -> None:
     browser.wait(lambda _d: browser.find("html").get_attribute("lang") == "ja", "the page in Japanese")
 
 
+#: A page script that answers one authguard URL as a reverse proxy might, with an HTML page instead of
+#: authguard's JSON: ``arguments[0]`` the path, ``arguments[1]`` the HTTP status.
+PROXY_ANSWERS = """
+const [path, status] = arguments;
+const original = window.fetch.bind(window);
+window.fetch = (url, init) => {
+  if (new URL(url, location.href).pathname === path) {
+    const page = "<html><body><h1>" + status + " Bad Gateway</h1><p>nginx</p></body></html>";
+    return Promise.resolve(new Response(page, { status, headers: { "Content-Type": "text/html" } }));
+  }
+  return original(url, init);
+};
+"""
+
+
 @pytest.fixture
 def hanako() -> Any:
     services.sync_instruments()
@@ -100,3 +115,46 @@ def test_a_japanese_customer_gets_the_passkey_confirmation_and_step_up_pages_in_
     message = browser.visible_text("[data-authguard-error]")
     assert message == japanese("The passkey request was cancelled or timed out. Please try again.")
     assert browser.authguard_state()["s"] == "pending"
+
+
+def test_passkeys_js_shows_the_pages_japanese_message_when_a_proxy_answers_instead_of_authguard(
+    chrome: Any, hanako: Any
+) -> None:
+    from authguard.models import PasskeyDevice
+
+    browser = chrome(ip=IP_TOKYO)
+    browser.add_authenticator()
+    browser.sign_in("hanako")
+    browser.wait_for_path("/")
+    choose_japanese(browser)
+    expected = japanese("The service is not answering right now. Please try again in a moment.")
+    error = "[data-authguard-error]"
+
+    # A proxy's 502 page instead of the creation options: the page's own Japanese message, nothing created.
+    browser.open_passkey_page()
+    browser.driver.execute_script(PROXY_ANSWERS, "/authguard/api/passkeys/options", 502)
+    browser.click("[data-authguard-start]")
+    assert browser.wait_for_text(error, expected) == expected
+    assert browser.path == "/authguard/security/passkeys/add/"
+    assert browser.visible("[data-authguard-start]").is_enabled()  # the customer can try again
+    assert browser.credentials() == [] and not PasskeyDevice.objects.exists()
+
+    # An HTML page with status 200 in place of the verification's answer is no success either: the page
+    # stays, with the same message, and the server stored nothing (it never saw the credential).
+    browser.get("/authguard/security/passkeys/add/")
+    browser.driver.execute_script(PROXY_ANSWERS, "/authguard/api/passkeys", 200)
+    browser.click("[data-authguard-start]")
+    assert browser.wait_for_text(error, expected) == expected
+    assert browser.path == "/authguard/security/passkeys/add/"
+    assert not PasskeyDevice.objects.exists()
+
+    # The demo's login page (the demo's catalog) does the same for a passwordless sign-in.
+    browser.sign_out()
+    with browser.authenticator_idle():
+        browser.get("/login/")
+        assert browser.find("html").get_attribute("lang") == "ja"
+        browser.driver.execute_script(PROXY_ANSWERS, "/authguard/api/login/passkey/options", 502)
+        browser.click('[data-authguard-passkey="login"] [data-authguard-start]')
+        login_error = f'[data-authguard-passkey="login"] {error}'
+        assert browser.wait_for_text(login_error, expected) == expected
+    assert browser.signed_in_user_id() is None

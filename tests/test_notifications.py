@@ -28,6 +28,14 @@ from authguard.tasks import deliver
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _restore_language() -> Any:
+    """Requests here activate Japanese (LocaleMiddleware does not deactivate it): leave no trace."""
+    before = translation.get_language()
+    yield
+    translation.activate(before) if before else translation.deactivate_all()
+
+
 @pytest.fixture
 def on_commit(django_capture_on_commit_callbacks: Any) -> Any:
     """Run (or hold) on-commit callbacks of a test wrapped in a transaction, as a real commit would."""
@@ -342,3 +350,57 @@ def test_removal_by_staff_says_so(user_factory: Any, on_commit: Any) -> None:
     by_staff, by_herself = mail.outbox[0].body, mail.outbox[1].body
     assert "removed by our staff" in by_staff and "old phone" in by_staff
     assert "staff" not in by_herself
+
+
+# -- the held-order message names the side in the customer's language --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("side", "english", "japanese"),
+    [
+        ("sell", "Order: sell 100 7203", "注文：7203 100株の売却"),
+        ("buy", "Order: buy 100 7203", "注文：7203 100株の買付"),
+    ],
+)
+def test_the_held_order_mail_shows_the_side_translated(
+    user_factory: Any, on_commit: Any, side: str, english: str, japanese: str
+) -> None:
+    alice = user_factory("alice")
+    context = {"side": side, "quantity": 100, "symbol": "7203", "time": datetime(2026, 11, 30, tzinfo=UTC)}
+    with on_commit(execute=True):
+        with translation.override("ja"):
+            notify(alice, "order_held", context=context, dedupe_key="held:ja")
+        with translation.override("en"):
+            notify(alice, "order_held", context=context, dedupe_key="held:en")
+    ja = Notification.objects.get(dedupe_key__endswith="held:ja")
+    en = Notification.objects.get(dedupe_key__endswith="held:en")
+    assert ja.language == "ja" and ja.context["side"] == side  # stored as the code; rendered translated
+    assert ja.status == en.status == NotificationStatus.SENT
+    japanese_body, english_body = mail.outbox[0].body, mail.outbox[1].body
+    assert japanese in japanese_body.splitlines()
+    assert side not in japanese_body  # no raw "sell"/"buy" inside the Japanese text
+    assert english in english_body.splitlines()
+
+
+def test_an_order_held_from_a_japanese_session_is_mailed_with_the_side_in_japanese(
+    order_api: Any, on_commit: Any
+) -> None:
+    from decimal import Decimal
+
+    from demo_site.brokerage import services
+
+    services.sync_instruments()
+    hanako = services.open_account(
+        "hanako", "hanako-test-2025", email="hanako@example.com", cash=Decimal("1000000"),
+        holdings={"7203": 100, "9432": 2000, "AAPL": 10},
+    )  # fmt: skip
+    client = order_api(HTTP_ACCEPT_LANGUAGE="ja")
+    client.login("hanako", "hanako-test-2025")
+    with on_commit(execute=True):
+        held = client.order("sell", "AAPL", 10)
+    assert held.status_code == 202, held.content
+    notice = Notification.objects.get(user=hanako, kind="order_held")
+    assert notice.language == "ja" and notice.status == NotificationStatus.SENT
+    body = mail.outbox[-1].body
+    assert "注文：AAPL 10株の売却" in body.splitlines()
+    assert "sell" not in body and not contains_link(body)

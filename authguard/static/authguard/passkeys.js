@@ -17,6 +17,9 @@
  *        data-message-unsupported="..."                       optional, translated: no WebAuthn here
  *        data-message-exists="..."                            optional, translated: this authenticator
  *                                                             already holds a passkey of the account
+ *        data-message-unavailable="..."                       optional, translated: the server's answer
+ *                                                             was not authguard's JSON (a proxy's error
+ *                                                             page): else data-message-failed
  *        data-message-failed="...">                           optional, translated: any other failure
  *     <input data-authguard-name>       register only, optional: the passkey's name, sent as "name"
  *     <button data-authguard-start>     starts the ceremony (disabled while it runs)
@@ -174,6 +177,11 @@
     this.body = body || {};
   }
 
+  function unavailableMessage(element) {
+    var data = element ? element.dataset : {};
+    return data.messageUnavailable || data.messageFailed || DEFAULT_FAILED;
+  }
+
   function post(url, body, element) {
     return fetch(url, {
       method: "POST",
@@ -187,10 +195,16 @@
       body: JSON.stringify(body || {})
     }).then(function (response) {
       return response.json().catch(function () {
-        return { status: "error", message: DEFAULT_FAILED };
+        return null;
       }).then(function (json) {
+        if (json === null || typeof json !== "object") {
+          // Not authguard's answer (a proxy's error page, say): never a success, and shown in the page's
+          // language (the data- attributes), not in this script's English.
+          throw new ApiError(unavailableMessage(element), "unavailable", {});
+        }
         if (!response.ok) {
-          throw new ApiError(json.message || DEFAULT_FAILED, json.code || json.status, json);
+          var fallback = (element && element.dataset.messageFailed) || DEFAULT_FAILED;
+          throw new ApiError(json.message || fallback, json.code || json.status, json);
         }
         return json;
       });
