@@ -159,13 +159,17 @@ def normalize_ip(value: str | None) -> str | None:
     """Return the canonical form of an IP address, or None when it is not one."""
     if not value:
         return None
+    value = value.strip()
     try:
-        address = ipaddress.ip_address(value.strip())
+        if ":" not in value:
+            # A valid dotted quad is its own canonical form (ipaddress refuses leading zeros).
+            ipaddress.IPv4Address(value)
+            return value
+        address = ipaddress.IPv6Address(value)
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return str(address)
+    mapped = address.ipv4_mapped
+    return str(mapped if mapped is not None else address)
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -201,11 +205,10 @@ def ip_prefix(ip: str | None) -> str | None:
     """The /24 or /48 network of a normalised address, as a string."""
     if ip is None:
         return None
-    if "." in ip and ":" not in ip:  # IPv4 (normalised): cut the last octet, no parsing needed
+    if ":" not in ip:  # IPv4 (normalised): cut the last octet, no parsing needed
         return ip.rsplit(".", 1)[0] + ".0/24"
-    address = ipaddress.ip_address(ip)
-    bits = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
+    network = int(ipaddress.IPv6Address(ip)) >> 80 << 80
+    return f"{ipaddress.IPv6Address(network)}/48"
 
 
 #: Address space that never has a location: private, carrier-grade NAT, loopback, link-local, multicast.
@@ -230,13 +233,23 @@ _LOCAL_NETWORKS = tuple(
 )
 
 
+# (network, mask) as integers per IP version: a membership test is one AND and one comparison.
+_LOCAL_RANGES = {
+    version: tuple(
+        (int(net.network_address), int(net.netmask)) for net in _LOCAL_NETWORKS if net.version == version
+    )
+    for version in (4, 6)
+}
+
+
 @functools.lru_cache(maxsize=65536)
 def is_public_ip(ip: str | None) -> bool:
     """False for addresses that carry no location (private, loopback, link-local, ...)."""
     if ip is None:
         return False
     address = ipaddress.ip_address(ip)
-    return not any(address.version == net.version and address in net for net in _LOCAL_NETWORKS)
+    value = int(address)
+    return not any(value & mask == network for network, mask in _LOCAL_RANGES[address.version])
 
 
 # -- user agent --------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from django.test import RequestFactory
 from hypothesis import given
@@ -14,7 +16,10 @@ from authguard.context import (
     device_hash,
     device_id_from_cookie,
     geolocate,
+    ip_prefix,
+    is_public_ip,
     new_device_cookie,
+    normalize_ip,
     parse_user_agent,
     sanitize_user_agent,
 )
@@ -154,3 +159,43 @@ def test_context_never_raises_on_arbitrary_headers(ua, xff, remote):
     request.META["REMOTE_ADDR"] = remote
     ctx = build_context(request, username="x")
     assert len(ctx.client.raw) <= MAX_USER_AGENT
+
+
+def _reference_normalize(value: str) -> str | None:
+    """What normalize_ip must return: ipaddress's canonical form, IPv4-mapped IPv6 as IPv4."""
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return str(address)
+
+
+_LOCAL = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+          "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4", "0.0.0.0/8", "::/127", "fc00::/7",
+          "fe80::/10", "ff00::/8")]  # fmt: skip
+
+addresses = st.one_of(
+    st.ip_addresses().map(str),
+    st.ip_addresses(v=6).map(lambda a: a.exploded.upper()),
+    st.integers(0, 2**32 - 1).map(lambda n: f"::ffff:{ipaddress.IPv4Address(n)}"),
+    st.lists(st.integers(0, 999), min_size=3, max_size=5).map(lambda parts: ".".join(map(str, parts))),
+    st.sampled_from(["01.2.3.4", " 1.2.3.4 ", "1.2.3.4/24", "fe80::1%eth0", "1::2::3", "١.2.3.4", ""]),
+)
+
+
+@given(value=addresses)
+def test_fast_address_helpers_agree_with_ipaddress(value):
+    # normalize_ip, is_public_ip and ip_prefix take shortcuts (no parsing of a dotted quad twice,
+    # integer masks): they must say exactly what the ipaddress module says.
+    expected = _reference_normalize(value)
+    assert normalize_ip.__wrapped__(value) == expected
+    if expected is None:
+        return
+    address = ipaddress.ip_address(expected)
+    assert is_public_ip.__wrapped__(expected) is not any(
+        address.version == net.version and address in net for net in _LOCAL
+    )
+    bits = 24 if address.version == 4 else 48
+    assert ip_prefix.__wrapped__(expected) == str(ipaddress.ip_network(f"{expected}/{bits}", strict=False))
