@@ -23,7 +23,14 @@ from django.db.models import F
 from .conf import app_settings
 from .context import LoginContext
 from .profile import POPULATION_FEATURES, Profile, learn, population_keys
-from .velocity import CounterCache, DictCache, VelocityCounts, read_counts, record_attempt
+from .velocity import (
+    WINDOW_SECONDS,
+    CounterCache,
+    DictCache,
+    VelocityCounts,
+    read_counts,
+    record_attempt,
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,10 @@ def _population_increments(evidence: Evidence) -> list[str]:
     return keys
 
 
+#: How many hourly windows of event time pass between two sweeps of the replay's counters.
+_SWEEP_WINDOWS = 6
+
+
 class MemoryHistory:
     """In-memory store for the replay. Starts empty; nothing is written anywhere else."""
 
@@ -91,6 +102,7 @@ class MemoryHistory:
         self.population: dict[str, int] = {}
         self.trusted: dict[tuple[Any, str], datetime] = {}
         self.counters = DictCache()
+        self._swept_window = -_SWEEP_WINDOWS
 
     def evidence(self, ctx: LoginContext) -> Evidence:
         profile = Profile.at(self.profiles.get(ctx.user_id), ctx.timestamp, self.horizon_days)
@@ -113,6 +125,12 @@ class MemoryHistory:
 
     def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
         record_attempt(self.counters, ctx, failed=failed)
+        window = int(ctx.timestamp // WINDOW_SECONDS)
+        if window >= self._swept_window + _SWEEP_WINDOWS:
+            # Every few hours of event time, drop the counter windows no read can reach any more: memory
+            # stays that of the last hours whatever the replay's length (and lookups stay in cache).
+            self._swept_window = window
+            self.counters.forget_before(ctx.timestamp)
 
     def trust_device(self, ctx: LoginContext, until: datetime) -> None:
         if ctx.device_hash:

@@ -221,8 +221,6 @@ def replay(
         )
         summary.actions[action] += 1
         summary.reasons.update(reasons)
-        if number % 20000 == 0:
-            history.counters.forget_before(ctx.timestamp)
         if progress is not None and number % 1000 == 0:
             now = _time.monotonic()
             if now - last_report >= progress_every:

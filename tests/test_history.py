@@ -62,3 +62,18 @@ def test_a_recent_factor_change_is_reported(user_factory):
     later = ctx(user=user.username, at=T0 + timedelta(days=10))
     object.__setattr__(later, "user_id", user.pk)
     assert not list(AccountContext().evaluate(history.evidence(later)))
+
+
+def test_the_replay_store_forgets_old_counter_windows_but_keeps_the_last_hour():
+    # A replay may run over years of logins: its counters must not grow with the stream, and the sweep
+    # must never drop a window a read still needs (the current hour and the previous one).
+    from authguard.history import MemoryHistory
+
+    history = MemoryHistory()
+    for minute in range(0, 72 * 60, 5):  # three days, a failed login every five minutes
+        history.record_attempt(ctx(user=f"u{minute % 7}", at=T0 + timedelta(minutes=minute)), failed=True)
+    assert len(history.counters.data) < 200  # three days unswept would be about 3,000 keys
+    last = ctx(user="u0", at=T0 + timedelta(minutes=72 * 60))
+    counts = history.evidence(last).velocity
+    assert counts.ip_failures == 12  # one hour of failures from the one address, nothing older
+    assert counts.site_failures_day == 288  # yesterday's and today's daily windows are kept
