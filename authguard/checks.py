@@ -38,6 +38,7 @@ class Codes:
     # -- step-up and factors (owner: stepup, factors) --
     FACTOR_SETTINGS_INVALID = "authguard.E010"
     CHALLENGE_CACHE_UNSAFE = "authguard.W010"
+    SQLITE_NOT_IMMEDIATE = "authguard.W011"
     SESSION_TIMEOUTS_INVALID = "authguard.E018"
     STEP_UP_METHODS_INVALID = "authguard.E019"
     SESSION_TIMEOUTS_LONG = "authguard.W018"
@@ -370,6 +371,16 @@ NIST_FAILURE_LIMIT = 100
 MAX_CHALLENGE_SECONDS = 300
 
 
+def sqlite_without_immediate_transactions(databases: dict[str, dict[str, Any]]) -> list[str]:
+    """The aliases of SQLite databases whose ``OPTIONS`` lack ``"transaction_mode": "IMMEDIATE"``."""
+    return [
+        alias
+        for alias, database in databases.items()
+        if str(database.get("ENGINE", "")).endswith("sqlite3")
+        and str((database.get("OPTIONS") or {}).get("transaction_mode", "")).upper() != "IMMEDIATE"
+    ]
+
+
 @register(Tags.security)
 def check_factors(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     """The factor settings are whole numbers in range, and the cache can mark WebAuthn challenges spent."""
@@ -398,6 +409,18 @@ def check_factors(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> lis
                 "WebAuthn challenge.",
                 hint="Use Redis (or another shared cache) as the default cache.",
                 id=Codes.CHALLENGE_CACHE_UNSAFE,
+            )
+        )
+    for alias in sqlite_without_immediate_transactions(settings.DATABASES):
+        # A code is still never accepted twice (verification locks the device row), but the losers of a
+        # race answer 500 "database is locked" instead of waiting their turn (battery case 48).
+        messages.append(
+            Warning(
+                f"The SQLite database {alias!r} does not use immediate transactions: parallel factor "
+                'verifications fail with "database is locked".',
+                hint='Set DATABASES[...]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}, '
+                "or use PostgreSQL.",
+                id=Codes.SQLITE_NOT_IMMEDIATE,
             )
         )
     return messages

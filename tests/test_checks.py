@@ -152,3 +152,17 @@ def test_migrations_are_complete(db):
     from django.core.management import call_command
 
     call_command("makemigrations", "authguard", "--check", "--dry-run", stdout=StringIO())
+
+
+def test_sqlite_without_immediate_transactions_is_w011():
+    from authguard.checks import sqlite_without_immediate_transactions
+
+    assert Codes.SQLITE_NOT_IMMEDIATE not in ids()  # the test settings use IMMEDIATE (or PostgreSQL)
+    sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": "x.sqlite3"}
+    databases = {
+        "default": {"ENGINE": "django.db.backends.postgresql", "NAME": "test"},
+        "plain": sqlite,
+        "deferred": {**sqlite, "OPTIONS": {"transaction_mode": "DEFERRED"}},
+        "immediate": {**sqlite, "OPTIONS": {"transaction_mode": "immediate", "timeout": 20}},
+    }
+    assert sqlite_without_immediate_transactions(databases) == ["plain", "deferred"]
