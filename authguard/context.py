@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import os
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -200,6 +201,15 @@ def _in_networks(address: str, networks: tuple[Any, ...]) -> bool:
     return any(ip.version == net.version and ip in net for net in networks)
 
 
+def _address_int(ip: str) -> tuple[int, int]:
+    """(version, integer value) of a normalised address; ``inet_pton`` is C, ``ipaddress`` is not."""
+    family, version = (socket.AF_INET6, 6) if ":" in ip else (socket.AF_INET, 4)
+    try:
+        return version, int.from_bytes(socket.inet_pton(family, ip), "big")
+    except OSError:  # a scoped IPv6 address ("fe80::1%eth0") is not for inet_pton
+        return version, int(ipaddress.ip_address(ip))
+
+
 @functools.lru_cache(maxsize=65536)
 def ip_prefix(ip: str | None) -> str | None:
     """The /24 or /48 network of a normalised address, as a string."""
@@ -207,7 +217,7 @@ def ip_prefix(ip: str | None) -> str | None:
         return None
     if ":" not in ip:  # IPv4 (normalised): cut the last octet, no parsing needed
         return ip.rsplit(".", 1)[0] + ".0/24"
-    network = int(ipaddress.IPv6Address(ip)) >> 80 << 80
+    network = _address_int(ip)[1] >> 80 << 80
     return f"{ipaddress.IPv6Address(network)}/48"
 
 
@@ -247,9 +257,8 @@ def is_public_ip(ip: str | None) -> bool:
     """False for addresses that carry no location (private, loopback, link-local, ...)."""
     if ip is None:
         return False
-    address = ipaddress.ip_address(ip)
-    value = int(address)
-    return not any(value & mask == network for network, mask in _LOCAL_RANGES[address.version])
+    version, value = _address_int(ip)
+    return not any(value & mask == network for network, mask in _LOCAL_RANGES[version])
 
 
 # -- user agent --------------------------------------------------------------------------------------
@@ -351,11 +360,29 @@ _ASN_FILES = ("GeoLite2-ASN.mmdb", "GeoIP2-ISP.mmdb")
 _ANON_FILES = ("GeoIP2-Anonymous-IP.mmdb",)
 
 
+def _prefix_length(holder: Any) -> int | None:
+    """The prefix length of the network a geoip2 record (or AddressNotFoundError) holds for.
+
+    geoip2 keeps it as ``_prefix_len`` and builds the public ``network`` from it by parsing a string,
+    which costs more than the lookup itself; the public property is the fallback.
+    """
+    length = getattr(holder, "_prefix_len", None)
+    if isinstance(length, int):
+        return length
+    network = getattr(holder, "network", None)
+    return network.prefixlen if network is not None else None
+
+
+#: Most /24 or /48 blocks whose location is kept per process and database folder.
+MAX_CACHED_BLOCKS = 65536
+
+
 class GeoReaders:
     """One ``geoip2`` reader per database per process, opened lazily from a folder."""
 
     def __init__(self, path: str | None) -> None:
         self.path = path
+        self._blocks: dict[str | None, Geo] = {}  # /24 or /48 -> Geo, for blocks one record covers
         self.city = self._open(_CITY_FILES)
         self.asn = self._open(_ASN_FILES)
         self.anonymous = self._open(_ANON_FILES)
@@ -378,12 +405,25 @@ class GeoReaders:
         return None
 
     def lookup(self, ip: str | None) -> Geo:
-        """Geolocate ``ip``; unknown fields stay None/False, and no lookup error escapes."""
+        """Geolocate ``ip``; unknown fields stay None/False, and no lookup error escapes.
+
+        Addresses of one /24 (IPv4) or /48 (IPv6) block usually share every database's record; when the
+        databases say so (each record's network, or the not-found network, covers the whole block), one
+        lookup serves the block. This is exact, not an approximation: a block split between records is
+        looked up address by address.
+        """
         if ip is None or not is_public_ip(ip):
             return Geo()
+        block = ip_prefix(ip)
+        geo = self._blocks.get(block)
+        if geo is not None:
+            return geo
+        block_bits = 48 if ":" in ip else 24
         values: dict[str, Any] = {}
+        whole_block = True
         if self.city is not None:
-            record = self._safe(self.city.city, ip)
+            record, bits = self._find(self.city.city, ip)
+            whole_block = whole_block and bits is not None and bits <= block_bits
             if record is not None:
                 loc = record.location
                 values.update(
@@ -395,13 +435,15 @@ class GeoReaders:
                     time_zone=loc.time_zone,
                 )
         if self.asn is not None:
-            record = self._safe(self.asn.asn, ip)
+            record, bits = self._find(self.asn.asn, ip)
+            whole_block = whole_block and bits is not None and bits <= block_bits
             if record is not None:
                 values.update(
                     asn=record.autonomous_system_number, as_org=record.autonomous_system_organization
                 )
         if self.anonymous is not None:
-            record = self._safe(self.anonymous.anonymous_ip, ip)
+            record, bits = self._find(self.anonymous.anonymous_ip, ip)
+            whole_block = whole_block and bits is not None and bits <= block_bits
             if record is not None:
                 values.update(
                     anonymous_vpn=bool(record.is_anonymous_vpn),
@@ -410,14 +452,26 @@ class GeoReaders:
                     residential_proxy=bool(getattr(record, "is_residential_proxy", False)),
                     tor_exit=bool(record.is_tor_exit_node),
                 )
-        return Geo(**values)
+        geo = Geo(**values)
+        if whole_block and block is not None:
+            if len(self._blocks) >= MAX_CACHED_BLOCKS:
+                self._blocks.clear()  # crude but bounded; a full cache refills from the next lookups
+            self._blocks[block] = geo
+        return geo
 
     @staticmethod
-    def _safe(method: Any, ip: str) -> Any:
+    def _find(method: Any, ip: str) -> tuple[Any, int | None]:
+        """The record for ``ip`` (None when unknown) and the prefix length of the network it holds for
+        (None when that is not known: then nothing is shared with the address's neighbours)."""
+        from geoip2.errors import AddressNotFoundError
+
         try:
-            return method(ip)
-        except Exception:  # AddressNotFoundError, a corrupt tree, a wrong database type: all mean "unknown"
-            return None
+            record = method(ip)
+        except AddressNotFoundError as error:
+            return None, _prefix_length(error)
+        except Exception:  # a corrupt tree, a wrong database type: "unknown", and never shared
+            return None, None
+        return record, _prefix_length(getattr(record, "traits", record))  # City keeps it in traits
 
 
 _readers: dict[str | None, GeoReaders] = {}

@@ -199,3 +199,50 @@ def test_fast_address_helpers_agree_with_ipaddress(value):
     )
     bits = 24 if address.version == 4 else 48
     assert ip_prefix.__wrapped__(expected) == str(ipaddress.ip_network(f"{expected}/{bits}", strict=False))
+
+
+def test_one_lookup_serves_a_block_only_when_every_database_covers_it(tmp_path):
+    from authguard.context import GeoReaders
+    from authguard.testing import GeoNetwork, write_geoip_databases
+
+    write_geoip_databases(
+        tmp_path,
+        [
+            # 203.0.113.0/24 is split: two cities, two networks.
+            GeoNetwork(
+                "203.0.113.0/25", country="JP", city="Tokyo", latitude=35.7, longitude=139.7, asn=64500
+            ),
+            GeoNetwork(
+                "203.0.113.128/25", country="JP", city="Osaka", latitude=34.7, longitude=135.5, asn=64500
+            ),
+            # 198.51.100.0/23 is one record, so each of its /24 blocks is too.
+            GeoNetwork(
+                "198.51.100.0/23", country="JP", city="Sapporo", latitude=43.1, longitude=141.4, asn=64501
+            ),
+            GeoNetwork(
+                "2001:db8::/32", country="JP", city="Fukuoka", latitude=33.6, longitude=130.4, asn=64502
+            ),
+            # Inside the whole block, one address is a Tor exit: the block must not be shared.
+            GeoNetwork(
+                "198.51.101.0/24", country="JP", city="Sapporo", latitude=43.1, longitude=141.4, asn=64501
+            ),
+            GeoNetwork("198.51.101.66/32", tor_exit=True),
+        ],
+    )
+    readers = GeoReaders(str(tmp_path))
+    assert readers.lookup("203.0.113.1").city == "Tokyo"
+    assert readers.lookup("203.0.113.200").city == "Osaka"  # not the Tokyo answer of its /24
+    assert "203.0.113.0/24" not in readers._blocks
+
+    first = readers.lookup("198.51.100.7")
+    assert first.city == "Sapporo" and "198.51.100.0/24" in readers._blocks
+    assert readers.lookup("198.51.100.250") is first  # served from the block, same answer
+
+    assert readers.lookup("198.51.101.66").tor_exit
+    assert not readers.lookup("198.51.101.67").tor_exit
+    assert readers.lookup("198.51.101.66").tor_exit  # the split block is never shared
+    assert "198.51.101.0/24" not in readers._blocks
+
+    assert readers.lookup("2001:db8:1::1").city == "Fukuoka" and "2001:db8:1::/48" in readers._blocks
+    assert readers.lookup("10.0.0.1") == readers.lookup("10.0.0.2")  # private: no lookup, no location
+    assert "10.0.0.0/24" not in readers._blocks
