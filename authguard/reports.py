@@ -27,7 +27,7 @@ from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .models import (
@@ -507,6 +507,10 @@ def _lock_entries(user: Any, within: _Window) -> list[TimelineEntry]:
     return entries
 
 
+#: An order's side as people read it (stored as the code "buy" or "sell").
+ORDER_SIDES = {"buy": pgettext_lazy("order side", "buy"), "sell": pgettext_lazy("order side", "sell")}
+
+
 def _order_entries(user: Any, within: _Window) -> list[TimelineEntry]:
     """The order guard's ledger (every order placed or held) and each held order's confirmation or close."""
     entries: list[TimelineEntry] = []
@@ -521,7 +525,7 @@ def _order_entries(user: Any, within: _Window) -> list[TimelineEntry]:
                 kind="order",
                 summary=_("order %(side)s %(quantity)s %(symbol)s: %(status)s")
                 % {
-                    "side": order.side,
+                    "side": ORDER_SIDES.get(order.side, order.side),
                     "quantity": order.quantity,
                     "symbol": order.symbol,
                     "status": order.get_status_display(),

@@ -95,6 +95,19 @@ def test_incident_timeline_shows_the_whole_attack():
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("geoip")
+def test_incident_timeline_in_japanese_names_the_side_of_each_order():
+    from django.utils import translation
+
+    tanaka, _ = demo_attack()
+    with translation.override("ja"):
+        order_lines = [e.summary for e in reports.incident_timeline(tanaka) if e.kind == "order"]
+    assert any(s.startswith("注文 7203 250株 売却：") for s in order_lines), order_lines
+    assert any(s.startswith("注文 3Z3A 5000株 買付：") for s in order_lines), order_lines
+    assert not any(" sell" in s or " buy" in s for s in order_lines)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("geoip")
 def test_incident_page_is_printable_and_its_csv_has_every_entry():
     tanaka, _built = demo_attack()
     desk = staff_client(staff_user("desk", perms=("authguard.view_loginevent", "auth.view_user")))
