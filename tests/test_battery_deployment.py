@@ -673,7 +673,7 @@ def sqlite_file_database(path: Path, *, options: dict[str, Any]) -> Iterator[Non
     connection.settings_dict["TEST"] = {**saved_test, "NAME": str(path)}
     connection.settings_dict["OPTIONS"] = options  # read by every thread's new connection
     try:
-        connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+        connection.creation.create_test_db(verbosity=0, autoclobber=True)
         yield
     finally:
         connection.creation.destroy_test_db(memory_name, verbosity=0)

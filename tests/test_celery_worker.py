@@ -77,7 +77,7 @@ def shared_database(
         connection.connection = None
         connection.settings_dict["TEST"] = {**test_settings, "NAME": str(path)}
         try:
-            connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+            connection.creation.create_test_db(verbosity=0, autoclobber=True)
             yield dict(connection.settings_dict)
         finally:
             connection.creation.destroy_test_db(memory_name, verbosity=0)
