@@ -8,7 +8,7 @@ an ``OPTIONS`` entry so a portal can retune it without code.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.utils.translation import gettext_lazy as _
 
@@ -31,6 +31,32 @@ _ANONYMOUS_REASONS = {
     "vpn": _("Signed in through a VPN"),
     "residential_proxy": _("Signed in through a residential proxy"),
 }
+
+
+def _smoothing_steps(
+    levels: tuple[str, ...], weights: Iterable[float]
+) -> tuple[tuple[str, float, str, str], ...]:
+    """(level, weight, total key, distinct key) of a hierarchy, from the coarsest level to the finest."""
+    steps = [
+        (level, float(w), _TOTAL[level], _DISTINCT[level]) for level, w in zip(levels, weights, strict=True)
+    ]
+    return tuple(reversed(steps))
+
+
+def _smoothed_probability(
+    population: Callable[[str, int], int],
+    steps: tuple[tuple[str, float, str, str], ...],
+    value_keys: dict[str, str],
+) -> float:
+    """p(x) = sum_l w_l * p^(x_l) with p^(v) = c_v/(N+M) (1/(N+M) when unseen), M = the distinct values at
+    the coarser levels plus one: walk from the coarsest level to the finest, accumulating M."""
+    total = 0.0
+    m = 1
+    for level, weight, total_key, distinct_key in steps:
+        c = population(value_keys[level], 0)
+        total += weight * (c if c > 0 else 1) / (population(total_key, 0) + m)
+        m += population(distinct_key, 0)
+    return total
 
 
 class StatisticalModel(RiskSignal):
@@ -66,14 +92,12 @@ class StatisticalModel(RiskSignal):
             weights = self.options[key]
             if len(weights) != len(levels) or abs(sum(weights) - 1) > 1e-6 or min(weights) < 0:
                 raise ValueError(f"{key} needs {len(levels)} non-negative weights summing to 1")
-        # Per hierarchy, (level, weight, total key, distinct key) from the coarsest level to the finest:
-        # built once, so scoring a login formats no key but the value keys the login already carries.
+        # Per hierarchy, built once: its smoothing steps (coarsest level first), its (level, weight) pairs,
+        # and whether its ratio may fall below 1. Scoring a login then formats no key.
         self._hierarchies = tuple(
             (
-                tuple(
-                    (level, float(weight), _TOTAL[level], _DISTINCT[level])
-                    for level, weight in reversed(list(zip(levels, self.options[key], strict=True)))
-                ),
+                _smoothing_steps(levels, self.options[key]),
+                tuple(zip(levels, map(float, self.options[key]), strict=True)),
                 # SECURITY: a user agent is a header the attacker writes; copying the victim's must not help.
                 levels is UA_LEVELS and not self.options["user_agent_can_lower"],
             )
@@ -93,15 +117,10 @@ class StatisticalModel(RiskSignal):
         n_all = population("#dtype", 0)
         users = population("#users", 0)
         ratio = (n_all / (users * n_user)) if n_all and users else 1.0
-        for hierarchy, at_least_one in self._hierarchies:
-            # p(x) = sum_l w_l * p^(x_l), smoothed with M = distinct values at coarser levels + 1.
-            p_global = 0.0
+        for steps, weighted_levels, at_least_one in self._hierarchies:
+            p_global = _smoothed_probability(population, steps, value_keys)
             p_user = 0.0
-            m = 1
-            for level, weight, total_key, distinct_key in hierarchy:
-                c = population(value_keys[level], 0)
-                p_global += weight * (c if c > 0 else 1) / (population(total_key, 0) + m)
-                m += population(distinct_key, 0)
+            for level, weight in weighted_levels:
                 p_user += weight * count(level, values[level])
             p_user /= n_user
             if p_user == 0:
@@ -116,19 +135,10 @@ class StatisticalModel(RiskSignal):
     def population_probability(
         evidence: Evidence, levels: tuple[str, ...], weights: list[float], values: dict[str, str | None]
     ) -> float:
-        """p(x) = sum_l w_l * p^(x_l), smoothed with M = distinct values at coarser levels + 1.
-
-        The same sum :meth:`likelihood_ratio` computes inline, for tests and explanations.
-        """
-        count = evidence.population.get
-        total = 0.0
-        m = 1  # walk from the coarsest level up, accumulating the distinct values below each level
-        for index in range(len(levels) - 1, -1, -1):
-            level = levels[index]
-            c = count(f"{level}:{values[level]}", 0)
-            total += weights[index] * (c if c > 0 else 1) / (count(_TOTAL[level], 0) + m)
-            m += count(_DISTINCT[level], 0)
-        return total
+        """p(x) = sum_l w_l * p^(x_l), smoothed with M = distinct values at coarser levels + 1
+        (what :meth:`likelihood_ratio` computes for each hierarchy)."""
+        value_keys = {level: f"{level}:{values[level]}" for level in levels}
+        return _smoothed_probability(evidence.population.get, _smoothing_steps(levels, weights), value_keys)
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         ratio = self.likelihood_ratio(evidence)
