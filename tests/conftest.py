@@ -254,6 +254,33 @@ def totp_token(device: Any, *, steps: int = 0) -> str:
     return f"{totp.token():0{device.digits}d}"
 
 
+def wrong_code(device: Any) -> str:
+    """A code that is valid for none of the steps the device would accept."""
+    valid = {totp_token(device, steps=s) for s in (-1, 0, 1)}
+    candidate = int(totp_token(device))
+    while f"{candidate:06d}" in valid:
+        candidate = (candidate + 137_911) % 1_000_000
+    return f"{candidate:06d}"
+
+
+HANAKO_PASSWORD = "hanako-test-2025"
+
+
+@pytest.fixture
+def hanako(db: Any) -> Any:
+    """A demo brokerage customer: ¥1,000,000 cash; 100 Toyota (¥285,000), 2,000 NTT (¥305,000) and 10 Apple
+    (¥345,000)."""
+    from decimal import Decimal
+
+    from demo_site.brokerage import services
+
+    services.sync_instruments()
+    return services.open_account(
+        "hanako", HANAKO_PASSWORD, email="hanako@example.com", cash=Decimal("1000000"),
+        holdings={"7203": 100, "9432": 2000, "AAPL": 10},
+    )  # fmt: skip
+
+
 @pytest.fixture
 def totp_factory(db: Any) -> Callable[..., Any]:
     """Give a user a confirmed TOTP device with a random key: ``totp_factory(user)``."""

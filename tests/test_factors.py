@@ -33,20 +33,12 @@ from .conftest import (
     bind_passkey,
     passkey_step_up,
     totp_token,
+    wrong_code,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
-
-
-def wrong_code(device: TOTPDevice) -> str:
-    """A code that is valid for none of the steps the device would accept."""
-    valid = {totp_token(device, steps=s) for s in (-1, 0, 1)}
-    candidate = int(totp_token(device))
-    while f"{candidate:06d}" in valid:
-        candidate = (candidate + 137_911) % 1_000_000
-    return f"{candidate:06d}"
 
 
 def record_of(device: Any) -> FactorRecord:

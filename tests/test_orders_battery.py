@@ -21,24 +21,14 @@ from authguard.testing import SoftAuthenticator
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, Order, OrderStatus
 
+from .conftest import HANAKO_PASSWORD as PASSWORD
 from .conftest import UA_CHROME_WIN, OrderApi, totp_token
 
-PASSWORD = "hanako-test-2025"
 #: Only the mass-liquidation and illiquid-buy rules, at their defaults: a 50 % window limit.
 PLAIN_RULES = [
     {"NAME": "authguard.order_rules.MassLiquidation", "OPTIONS": {}},
     {"NAME": "authguard.order_rules.IlliquidBuy", "OPTIONS": {}},
 ]
-
-
-@pytest.fixture
-def hanako(db: Any) -> Any:
-    """¥1,000,000 cash; 100 Toyota (¥285,000), 2,000 NTT (¥305,000) and 10 Apple (¥345,000)."""
-    services.sync_instruments()
-    return services.open_account(
-        "hanako", PASSWORD, email="hanako@example.com", cash=Decimal("1000000"),
-        holdings={"7203": 100, "9432": 2000, "AAPL": 10},
-    )  # fmt: skip
 
 
 @pytest.fixture

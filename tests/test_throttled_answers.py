@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import re
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -23,14 +22,12 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.exceptions import Throttled, wait_message
 from authguard.models import FactorRecord, GuardStatus, HeldOrder, LoginEvent, Outcome
-from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, Order, OrderStatus
 
-from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, OrderApi, api_post, totp_token
+from .conftest import HANAKO_PASSWORD as PASSWORD
+from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, OrderApi, api_post, totp_token, wrong_code
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
-
-PASSWORD = "hanako-test-2025"
 
 
 @pytest.fixture(autouse=True)
@@ -48,15 +45,6 @@ def clock() -> Any:
         yield traveller
 
 
-def wrong_code(device: TOTPDevice) -> str:
-    """A code valid for none of the steps the device accepts."""
-    valid = {totp_token(device, steps=s) for s in (-1, 0, 1)}
-    candidate = int(totp_token(device))
-    while f"{candidate:06d}" in valid:
-        candidate = (candidate + 137_911) % 1_000_000
-    return f"{candidate:06d}"
-
-
 def failures(device: TOTPDevice) -> int:
     return FactorRecord.objects.get(device_id=device.persistent_id).failures
 
@@ -71,16 +59,6 @@ def assert_throttled_json(response: Any, *, retry_after: str = "1") -> dict[str,
 
 
 # -- held-order confirmation with TOTP ------------------------------------------------------------------
-
-
-@pytest.fixture
-def hanako(db: Any) -> Any:
-    """A customer with a TOTP device and no passkey, so her held orders are confirmed with TOTP."""
-    services.sync_instruments()
-    return services.open_account(
-        "hanako", PASSWORD, email="hanako@example.com", cash=Decimal("1000000"),
-        holdings={"7203": 100, "9432": 2000, "AAPL": 10},
-    )  # fmt: skip
 
 
 @pytest.fixture
