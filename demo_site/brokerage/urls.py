@@ -7,7 +7,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
-from . import api, views
+from . import api, money_urls, views
 
 # No module-level app_name: it would put "login" and "logout" in the namespace too.
 NAMESPACE = "brokerage"
@@ -19,6 +19,7 @@ api_patterns = [
     path("instruments", api.instruments, name="api-instruments"),
     path("portfolio", api.portfolio, name="api-portfolio"),
     path("orders", api.orders, name="api-orders"),
+    *money_urls.api_patterns,
     path("", api.not_found, name="api-root"),
     re_path(r"^.*$", api.not_found),
 ]
@@ -29,6 +30,7 @@ brokerage_patterns = [
     path("orders/", views.orders, name="orders"),
     path("instruments/", views.instruments, name="instruments"),
     path("security/", views.security, name="security"),
+    *money_urls.page_patterns,
     path("api/", include(api_patterns)),
 ]
 

@@ -25,10 +25,10 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from . import backtest, charts, reports
-from . import policy as runtime_policy
-from .conf import app_settings
-from .models import LoginEvent
+from .. import backtest, charts, reports
+from .. import policy as runtime_policy
+from ..conf import app_settings
+from ..models import LoginEvent
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def console_links(request: HttpRequest) -> list[tuple[str, str]]:
 
 
 def _outcome_label(code: str) -> str:
-    from .models import Outcome
+    from ..models import Outcome
 
     return str(dict(Outcome.choices).get(code, code))
 

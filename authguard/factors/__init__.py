@@ -41,9 +41,9 @@ from django.utils.translation import gettext_lazy
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .conf import app_settings
-from .exceptions import InvalidCredential, StepUpRequired, Throttled
-from .models import FactorKind, FactorRecord, PasskeyDevice, RecoveryCode, RecoveryCodeDevice
+from ..conf import app_settings
+from ..exceptions import InvalidCredential, StepUpRequired, Throttled
+from ..models import FactorKind, FactorRecord, PasskeyDevice, RecoveryCode, RecoveryCodeDevice
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def require_can_change_factors(request: HttpRequest, *, user: Any = None) -> str
     Raises :class:`~authguard.exceptions.StepUpRequired` otherwise (``code`` ``"login_required"``,
     ``"step_up_required"`` or ``"risky_session"``), with the methods the user could verify with.
     """
-    from . import stepup
+    from .. import stepup
 
     session_user = getattr(request, "user", None)
     if session_user is None or not session_user.is_authenticated:
@@ -194,13 +194,13 @@ def require_fresh_verification(request: HttpRequest) -> str:
 
 
 def _notify(user: Any, kind: str, **context: Any) -> None:
-    from .notifications import notify
+    from ..notifications import notify
 
     notify(user, kind, context={"time": timezone.now(), **context})
 
 
 def _note_change(user: Any, when: datetime) -> None:
-    from .history import note_factor_change
+    from ..history import note_factor_change
 
     note_factor_change(user.pk, when)
 
@@ -212,7 +212,7 @@ def record_enrollment(
 
     Called by every enrollment path (passkeys, TOTP, recovery codes) inside its transaction.
     """
-    from . import stepup
+    from .. import stepup
 
     now = timezone.now()
     state = stepup.session_state(request)
@@ -291,7 +291,7 @@ def record_success(device: Device) -> None:
 
 def note_account_failure(user: Any, *, kind: str) -> bool:
     """Report a failed second factor to the account lock (:mod:`authguard.lockout`); True if it locked."""
-    from . import lockout
+    from .. import lockout
 
     try:
         return lockout.record_failure(user, kind=kind)
@@ -586,7 +586,7 @@ def remove_factor(request: HttpRequest, *, user: Any, device: Device) -> None:
     Subject to :func:`require_can_change_factors`; notifies the user and the risk engine's history.
     Raises :class:`~authguard.exceptions.InvalidCredential` (``unknown_factor``) for another's device.
     """
-    from . import stepup
+    from .. import stepup
 
     require_can_change_factors(request, user=user)
     user = request.user

@@ -51,10 +51,10 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from .conf import app_settings
-from .exceptions import AuthguardError, InvalidCredential, Throttled
-from .models import CampaignFlag, GuardedOrder, GuardStatus, HeldOrder
-from .order_rules import (
+from ..conf import app_settings
+from ..exceptions import AuthguardError, InvalidCredential, Throttled
+from ..models import CampaignFlag, GuardedOrder, GuardStatus, HeldOrder
+from ..order_rules import (
     DEFAULT_LIQUIDITY_FLOOR,
     DEFAULT_RISKY_SESSION_HOURS,
     DENY,
@@ -73,7 +73,7 @@ from .order_rules import (
     configured_rules,
     rule_option,
 )
-from .order_rules import Campaign as CampaignRule
+from ..order_rules import Campaign as CampaignRule
 
 logger = logging.getLogger(__name__)
 
@@ -283,7 +283,7 @@ setting_changed.connect(_settings_changed)
 
 
 def _session_facts(request: HttpRequest | None) -> SessionFacts:
-    from .stepup import session_state
+    from ..stepup import session_state
 
     state = session_state(request) if request is not None else None
     if state is None:
@@ -588,13 +588,13 @@ def _flag_campaign(decision: OrderDecision, *, now: datetime) -> None:
 
 
 def _notify(user: Any, kind: str, *, context: dict[str, Any], dedupe_key: str) -> None:
-    from .notifications import notify
+    from ..notifications import notify
 
     notify(user, kind, context=context, dedupe_key=dedupe_key)
 
 
 def _notify_staff(kind: str, *, context: dict[str, Any], dedupe_key: str) -> None:
-    from .notifications import notify_staff
+    from ..notifications import notify_staff
 
     notify_staff(kind, context=context, dedupe_key=dedupe_key)
 
@@ -636,8 +636,8 @@ def _session_binding(request: HttpRequest | None, *, create: bool) -> str | None
 
 def _usable_devices(user: Any) -> tuple[list[Any], list[Any]]:
     """The user's usable passkeys and TOTP device that may confirm orders (none cooling off)."""
-    from .factors import in_cooling_off, totp_device
-    from .passkeys import usable_passkeys
+    from ..factors import in_cooling_off, totp_device
+    from ..passkeys import usable_passkeys
 
     passkeys = [d for d in usable_passkeys(user) if not in_cooling_off(d)]
     totp = totp_device(user)
@@ -877,7 +877,7 @@ def owned_confirmation(request: HttpRequest, confirmation_id: object) -> HeldOrd
 
 def confirmation_options(request: HttpRequest, *, confirmation_id: object) -> dict[str, Any]:
     """WebAuthn request options whose challenge is ``sha256(nonce || digest)`` of this held order."""
-    from .passkeys import authentication_options
+    from ..passkeys import authentication_options
 
     held = pending_for(request, confirmation_id)
     if "passkey" not in held.methods:
@@ -896,7 +896,7 @@ def confirmation_options(request: HttpRequest, *, confirmation_id: object) -> di
 
 def _signed_challenge(credential: object) -> bytes | None:
     """The challenge inside the assertion's ``clientDataJSON``, or ``None`` when unreadable."""
-    from .passkeys import b64url_decode
+    from ..passkeys import b64url_decode
 
     try:
         if isinstance(credential, str):
@@ -910,8 +910,8 @@ def _signed_challenge(credential: object) -> bytes | None:
 
 def confirm_with_passkey(request: HttpRequest, *, confirmation_id: object, credential: object) -> Confirmed:
     """Confirm with the customer's passkey and execute the stored order exactly once."""
-    from .factors import in_cooling_off, note_account_failure
-    from .passkeys import verify_authentication
+    from ..factors import in_cooling_off, note_account_failure
+    from ..passkeys import verify_authentication
 
     held = pending_for(request, confirmation_id)
     if "passkey" not in held.methods:
@@ -946,7 +946,7 @@ def confirm_with_totp(request: HttpRequest, *, confirmation_id: object, code: ob
     Raises :class:`ConfirmationThrottled` while django-otp's back-off refuses attempts (after a wrong code),
     and the other :class:`ConfirmationError` kinds as :func:`confirm_with_passkey` does.
     """
-    from .factors import in_cooling_off, verify_totp
+    from ..factors import in_cooling_off, verify_totp
 
     held = pending_for(request, confirmation_id)
     if "totp" not in held.methods:

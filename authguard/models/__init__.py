@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .policy import Action
+from ..policy import Action
 
 
 class Outcome(models.TextChoices):
@@ -230,7 +230,7 @@ class RecoveryCodeDevice(_OtpThrottlingMixin, _OtpDevice):
         Call through :func:`django_otp.verify_token` (or :func:`authguard.factors.verify_recovery_code`),
         which locks this row, so two requests can never spend the same code.
         """
-        from .factors import consume_recovery_code
+        from ..factors import consume_recovery_code
 
         return consume_recovery_code(self, token)
 
@@ -561,7 +561,7 @@ class PolicyVersion(models.Model):
 
     def save(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
         """Save a *new* version (versions are the audit trail: never edited) and put it in force."""
-        from .policy import version_saved
+        from ..policy import version_saved
 
         if not self._state.adding:
             raise ValueError("policy versions are never edited; save a new version instead")
@@ -571,7 +571,7 @@ class PolicyVersion(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
-        from .policy import policy_problem
+        from ..policy import policy_problem
 
         problem = policy_problem(
             thresholds=self.thresholds, signal_options=self.signal_options, shadow_signals=self.shadow_signals
@@ -581,3 +581,10 @@ class PolicyVersion(models.Model):
 
 
 # -- console: audit and analyst records (owner: console) ----------------------------------------------------
+
+
+# -- models of the feature packages, one module each (issue 12's models/ layout) ----------------------------
+from .accounts import *  # noqa: E402,F403
+from .actions import *  # noqa: E402,F403
+from .approvals import *  # noqa: E402,F403
+from .exposure import *  # noqa: E402,F403

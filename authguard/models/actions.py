@@ -1,0 +1,5 @@
+"""actions models (see the package docstring of authguard.models)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
