@@ -1,4 +1,4 @@
-"""URLs of the demo brokerage's money movements (cash withdrawals, bank accounts), in the ``brokerage`` namespace.
+"""URLs of the demo brokerage's money movements (withdrawals, bank accounts), in the ``brokerage`` namespace.
 
 ``api_patterns`` are mounted under ``/api/`` before the JSON catch-all; ``page_patterns`` at the site root.
 """
