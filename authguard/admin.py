@@ -12,6 +12,12 @@ What staff see and may do, each behind Django's model permissions (``view_*`` to
 * **Customers' devices and factors** (known devices, TOTP devices, and the passkeys and recovery codes of
   the factors part): list and revoke; revoking notifies the customer.
 * **Run-time policy**, **notifications**, **account locks**, and the order guard's records.
+* **Staff actions** (four eyes): releasing a held order, revoking a factor, unlocking an account and saving
+  a policy version go through :mod:`authguard.console.approvals`; above ``AUTHGUARD_FOUR_EYES``'s severity
+  they wait for a second staff member's approval on the staff actions page.
+
+The whole console is behind a passkey check of the staff session
+(:class:`authguard.console.guard.StaffPasskeyMiddleware`): a staff password alone opens no page.
 
 # SECURITY: nothing here can edit a security record in place. Events, notifications and policy versions
 # are never changed through the admin (a new policy is a new version); revocations and verdicts are
@@ -42,6 +48,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import backtest, feedback, reports
 from . import policy as runtime_policy
+from .actions import admin as actions_admin  # noqa: F401  (registers the held actions)
+from .console import approvals
 from .models import (
     AccountLock,
     CampaignFlag,
@@ -55,6 +63,9 @@ from .models import (
     PasskeyDevice,
     PolicyVersion,
     RecoveryCodeDevice,
+    StaffAction,
+    StaffApproval,
+    StaffApprovalStatus,
 )
 
 # -- helpers ----------------------------------------------------------------------------------------------
@@ -83,6 +94,26 @@ def _notify_revoked(user: Any, *, factor: Any, name: str, dedupe_key: str) -> No
         context={"factor": label, "name": name, "time": timezone.now(), "by_staff": True},
         dedupe_key=dedupe_key,
     )
+
+
+class ValidSelectionMixin:
+    """Admin actions answer a malformed selection (``_selected_action=abc``, a number out of range) with a
+    message, not a server error: Django's admin would otherwise fail while filtering by it."""
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        from django.core.exceptions import ValidationError
+        from django.http import HttpResponseRedirect
+
+        field = self.model._meta.pk  # type: ignore[attr-defined]
+        try:
+            for raw in request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME):
+                value = field.to_python(raw)
+                if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                    raise ValidationError("out of range")
+        except ValidationError:
+            self.message_user(request, gettext("Select valid records."), messages.ERROR)  # type: ignore[attr-defined]
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)  # type: ignore[misc]
 
 
 # -- login events ----------------------------------------------------------------------------------------
@@ -172,7 +203,7 @@ def _points(finding: dict[str, Any]) -> str:
 
 
 @admin.register(LoginEvent)
-class LoginEventAdmin(admin.ModelAdmin):
+class LoginEventAdmin(ValidSelectionMixin, admin.ModelAdmin):
     """Login events are evidence: admins read, filter and judge them; nobody edits them here."""
 
     list_display = (
@@ -297,7 +328,7 @@ class LoginEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(KnownDevice)
-class KnownDeviceAdmin(admin.ModelAdmin):
+class KnownDeviceAdmin(ValidSelectionMixin, admin.ModelAdmin):
     """Browsers customers signed in from. Staff may forget (revoke) one; the customer is told."""
 
     list_display = (
@@ -357,7 +388,7 @@ class KnownDeviceAdmin(admin.ModelAdmin):
         self.message_user(request, gettext("%(n)d device(s) revoked.") % {"n": n}, messages.SUCCESS)
 
 
-class FactorAdmin(admin.ModelAdmin):
+class FactorAdmin(ValidSelectionMixin, admin.ModelAdmin):
     """A customer's second factor: listed, never shown (no secrets), never edited; staff may revoke it."""
 
     list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
@@ -383,30 +414,22 @@ class FactorAdmin(admin.ModelAdmin):
         opts = self.model._meta
         return request.user.has_perm(f"{opts.app_label}.delete_{opts.model_name}")
 
-    @admin.action(description=_("Revoke: delete the factor and tell the customer"), permissions=["revoke"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        from .factors import FACTOR_LABELS, kind_of
-        from .history import note_factor_change
-
-        now = timezone.now()
-        n = 0
-        with transaction.atomic():
-            for device in queryset.select_for_update(of=("self",)).select_related("user"):
-                kind = kind_of(device)
-                _audit(request, device, f"revoked {kind} {device.name!r} of {device.user}")
-                FactorRecord.objects.filter(device_id=device.persistent_id).delete()
-                _notify_revoked(
-                    device.user,
-                    factor=FACTOR_LABELS[kind],
-                    name=device.name,
-                    dedupe_key=f"revoke:{device.persistent_id}",
-                )
-                # The risk engine treats the account as recently changed (AccountContext), as for the
-                # customer's own removals.
-                note_factor_change(device.user_id, now)
-                device.delete()
-                n += 1
-        self.message_user(request, gettext("%(n)d factor(s) revoked.") % {"n": n}, messages.SUCCESS)
+    @admin.action(
+        description=_("Revoke: delete the factor and tell the customer (with a reason)"),
+        permissions=["revoke"],
+    )
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Any]) -> TemplateResponse | None:
+        # SECURITY: through the four-eyes flow (authguard.console.approvals): above AUTHGUARD_FOUR_EYES's
+        # severity a second staff member approves before the factor is removed (battery case 60).
+        return with_reason(
+            self,
+            request,
+            queryset.select_related("user"),
+            action="revoke",
+            title=gettext("Revoke sign-in methods"),
+            apply=staff_request(self, request, StaffAction.REVOKE_FACTOR),
+            done=gettext("%(n)d factor(s) revoked."),
+        )
 
 
 class TOTPFactorAdmin(FactorAdmin):
@@ -455,7 +478,7 @@ class RecoveryCodesAdmin(FactorAdmin):
         return obj.remaining()
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ValidSelectionMixin, admin.ModelAdmin):
     """Records kept by authguard's flows: staff look, nobody writes through the admin."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -506,6 +529,10 @@ class ReasonForm(forms.Form):
     )
 
 
+#: What an ``apply`` of :func:`with_reason` returns for an object that now waits for a second approval.
+PENDING = "pending"
+
+
 def with_reason(
     model_admin: admin.ModelAdmin,
     request: HttpRequest,
@@ -513,19 +540,30 @@ def with_reason(
     *,
     action: str,
     title: str,
-    apply: Callable[[Any, str], bool],
+    apply: Callable[[Any, str], bool | str],
     done: str,
 ) -> TemplateResponse | None:
     """Ask for a reason on an intermediate page, then ``apply(obj, reason)`` to each selected object.
 
-    ``done`` is a message with ``%(n)d``: how many objects ``apply`` acted on (it returns True for those).
+    ``done`` is a message with ``%(n)d``: how many objects ``apply`` acted on (it returns True for those,
+    and :data:`PENDING` for those that now wait for a second staff member's approval).
     """
     if "apply" in request.POST:
         form = ReasonForm(request.POST)
         if form.is_valid():
             reason = form.cleaned_data["reason"].strip()
-            n = sum(1 for obj in queryset if apply(obj, reason))
-            model_admin.message_user(request, done % {"n": n}, messages.SUCCESS)
+            results = [apply(obj, reason) for obj in queryset]
+            n = sum(1 for result in results if result is True)
+            waiting = sum(1 for result in results if result == PENDING)
+            if n or not waiting:
+                model_admin.message_user(request, done % {"n": n}, messages.SUCCESS)
+            if waiting:
+                model_admin.message_user(
+                    request,
+                    gettext("%(n)d request(s) wait for a second staff member's approval (Staff actions).")
+                    % {"n": waiting},
+                    messages.WARNING,
+                )
             return None
     else:
         form = ReasonForm()
@@ -542,6 +580,28 @@ def with_reason(
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         },
     )
+
+
+def staff_request(
+    model_admin: admin.ModelAdmin, request: HttpRequest, action: str
+) -> Callable[[Any, str], bool | str]:
+    """An ``apply`` for :func:`with_reason` that asks for ``action`` through the four-eyes flow: True when
+    carried out now, :data:`PENDING` when it waits for a second approval, False (with a message) else."""
+
+    def apply(obj: Any, reason: str) -> bool | str:
+        try:
+            approval = approvals.request_action(request, action=action, target=obj, reason=reason)
+        except approvals.ApprovalError as exc:
+            model_admin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+            return False
+        if approval.status == StaffApprovalStatus.PENDING:
+            return PENDING
+        if approval.status != StaffApprovalStatus.EXECUTED:
+            model_admin.message_user(request, f"{obj}: {approval.result}", messages.ERROR)
+            return False
+        return True
+
+    return apply
 
 
 # -- account locks -------------------------------------------------------------------------------------------
@@ -570,21 +630,14 @@ class AccountLockAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Unlock the account (with a reason)"), permissions=["unlock"])
     def unlock(self, request: HttpRequest, queryset: QuerySet[AccountLock]) -> TemplateResponse | None:
-        from .lockout import unlock
-
-        def apply(lock: AccountLock, reason: str) -> bool:
-            done = unlock(lock.user, by=request.user, reason=reason)
-            if done:
-                _audit(request, lock, f"unlocked: {reason}")
-            return done
-
+        # SECURITY: through the four-eyes flow (battery case 60); lockout.unlock checks the permission too.
         return with_reason(
             self,
             request,
-            queryset.filter(locked_at__isnull=False),
+            queryset.filter(locked_at__isnull=False).select_related("user"),
             action="unlock",
             title=gettext("Unlock accounts"),
-            apply=apply,
+            apply=staff_request(self, request, StaffAction.UNLOCK_ACCOUNT),
             done=gettext("%(n)d account(s) unlocked."),
         )
 
@@ -673,24 +726,15 @@ class HeldOrderAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Release: execute the held order (with a reason)"), permissions=["review"])
     def release_held(self, request: HttpRequest, queryset: QuerySet[HeldOrder]) -> TemplateResponse | None:
-        from . import orders
-
-        def apply(held: HeldOrder, reason: str) -> bool:
-            try:
-                staff_release(held, by=request.user, reason=reason)
-            except orders.ConfirmationError as exc:
-                self.message_user(request, f"{held}: {exc}", messages.ERROR)
-                return False
-            _audit(request, held, f"released: {reason}")
-            return True
-
+        # SECURITY: through the four-eyes flow (battery case 60): a phished desk password alone never
+        # executes a held order.
         return with_reason(
             self,
             request,
             queryset.filter(status=HeldOrder.Status.PENDING),
             action="release_held",
             title=gettext("Release held orders"),
-            apply=apply,
+            apply=staff_request(self, request, StaffAction.RELEASE_ORDER),
             done=gettext("%(n)d held order(s) released and executed."),
         )
 
@@ -799,18 +843,26 @@ class PolicyVersionForm(forms.ModelForm):
 
 
 @admin.register(PolicyVersion)
-class PolicyVersionAdmin(admin.ModelAdmin):
+class PolicyVersionAdmin(ValidSelectionMixin, admin.ModelAdmin):
     """The run-time policy: each save is a new version (who, when, why); the newest is in force.
 
     The add page starts from the policy in force and has a **Backtest** button that replays recorded
     logins through the values on the form beside the policy in force, without saving.
     """
 
-    list_display = ("version", "created_at", "created_by", "comment", "thresholds", "in_force")
-    list_select_related = ("created_by",)
+    list_display = ("version", "created_at", "created_by", "approved_by", "comment", "thresholds", "in_force")
+    list_select_related = ("created_by", "approved_by")
     search_fields = ("comment", "created_by__username")
     change_form_template = "admin/authguard/policyversion/change_form.html"
-    view_fields = ("created_at", "created_by", "comment", "thresholds", "signal_options", "shadow_signals")
+    view_fields = (
+        "created_at",
+        "created_by",
+        "approved_by",
+        "comment",
+        "thresholds",
+        "signal_options",
+        "shadow_signals",
+    )
     add_fields = ("comment", "step_up", "deny", "signal_options", "shadow_signals", "backtest_days")
 
     @admin.display(description=_("version"), ordering="pk")
@@ -854,13 +906,58 @@ class PolicyVersionAdmin(admin.ModelAdmin):
         }
 
     def save_model(self, request: HttpRequest, obj: PolicyVersion, form: Any, change: bool) -> None:
-        obj.created_by = request.user
-        obj.save()  # PolicyVersion.save puts it in force after commit, in every process
+        # Never reached for a new version (add_view sends it through the four-eyes flow); kept so that
+        # nothing else in the admin can save one without it.
+        raise PermissionDenied
+
+    def _request_version(
+        self, request: HttpRequest, form: PolicyVersionForm, form_url: str, extra_context: dict[str, Any]
+    ) -> HttpResponse:
+        """Save through the four-eyes flow: in force now, or waiting for a second staff member's approval."""
+        from django.shortcuts import redirect
+
+        data = form.cleaned_data
+        payload = {
+            "comment": data.get("comment", ""),
+            "thresholds": form.instance.thresholds,
+            "signal_options": data.get("signal_options") or {},
+            "shadow_signals": data.get("shadow_signals") or [],
+        }
+        try:
+            approval = approvals.request_action(
+                request, action=StaffAction.CHANGE_POLICY, reason=data.get("comment", ""), payload=payload
+            )
+        except approvals.ApprovalError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            request._authguard_policy_initial = {  # type: ignore[attr-defined]
+                name: form.cleaned_data.get(name) for name in self.add_fields
+            }
+            request.method = "GET"
+            return super().add_view(request, form_url, extra_context)
+        if approval.status == StaffApprovalStatus.PENDING:
+            self.message_user(
+                request,
+                gettext("The new policy waits for a second staff member's approval (Staff actions)."),
+                messages.WARNING,
+            )
+            return redirect("admin:authguard_staffapproval_change", approval.pk)
+        if approval.status != StaffApprovalStatus.EXECUTED:
+            self.message_user(request, approval.result, messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                gettext("The new policy is in force (%(v)s).") % {"v": approval.result},
+                messages.SUCCESS,
+            )
+        return redirect("admin:authguard_policyversion_changelist")
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
-        """The add page; with the Backtest button, the same page with the backtest and nothing saved."""
+        """The add page; with the Backtest button, the same page with the backtest and nothing saved.
+
+        Saving asks for the new version through :func:`authguard.console.approvals.request_action`.
+        """
         extra_context = {**(extra_context or {}), "signal_reference": signal_reference()}
-        if request.method != "POST" or "_backtest" not in request.POST:
+        if request.method != "POST":
             return super().add_view(request, form_url, extra_context)
         if not self.has_add_permission(request):
             raise PermissionDenied
@@ -868,6 +965,8 @@ class PolicyVersionAdmin(admin.ModelAdmin):
         if not form.is_valid():
             # Re-rendered by the admin with the errors; an invalid form never saves.
             return super().add_view(request, form_url, extra_context)
+        if "_backtest" not in request.POST:
+            return self._request_version(request, form, form_url, extra_context)
         context = dict(extra_context or {})
         try:
             proposed = form.proposed()
@@ -882,3 +981,128 @@ class PolicyVersionAdmin(admin.ModelAdmin):
         }
         request.method = "GET"  # render the form again, filled in, without saving
         return super().add_view(request, form_url, context)
+
+
+# -- staff actions (four eyes) -------------------------------------------------------------------------------
+
+
+def _may_act(request: HttpRequest) -> bool:
+    """Whether the staff member holds the permission of any four-eyes action (or may view the records)."""
+    user = request.user
+    return user.is_active and (
+        user.has_perm("authguard.view_staffapproval")
+        or user.has_perm("authguard.change_heldorder")
+        or user.has_perm("authguard.unlock_account")
+        or user.has_perm("authguard.add_policyversion")
+        or user.has_perm("authguard.delete_passkeydevice")
+        or user.has_perm("authguard.delete_recoverycodedevice")
+        or user.has_perm("otp_totp.delete_totpdevice")
+    )
+
+
+@admin.register(StaffApproval)
+class StaffApprovalAdmin(ReadOnlyAdmin):
+    """Staff actions: requests waiting for a second staff member's approval, and the record of every one.
+
+    Approving carries the action out at once (:func:`authguard.console.approvals.approve`); the requester
+    can never approve their own request. Rejecting and withdrawing do nothing but close the request.
+    """
+
+    list_display = (
+        "requested_at",
+        "action",
+        "summary",
+        "customer",
+        "severity",
+        "status",
+        "requested_by",
+        "approved_by",
+        "expires_at",
+    )
+    list_filter = ("status", "action", "four_eyes", "requested_at")
+    search_fields = ("summary", "customer__username", "requested_by__username", "approved_by__username")
+    list_select_related = ("customer", "requested_by", "approved_by")
+    date_hierarchy = "requested_at"
+    fields = (
+        "action",
+        "summary",
+        "customer",
+        "target_id",
+        "severity",
+        "four_eyes",
+        "status",
+        "requested_by",
+        "requested_at",
+        "reason",
+        "expires_at",
+        "approved_by",
+        "decided_at",
+        "decision_note",
+        "executed_at",
+        "result",
+        "payload",
+    )
+    readonly_fields = fields
+    actions = ("approve", "reject", "withdraw")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return _may_act(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _may_act(request)
+
+    def has_decide_permission(self, request: HttpRequest) -> bool:
+        # Each decision checks the action's own permission again (authguard.console.approvals).
+        return _may_act(request)
+
+    def _decide(
+        self, request: HttpRequest, approval: StaffApproval, reason: str, verb: Callable[..., StaffApproval]
+    ) -> bool:
+        try:
+            if verb is approvals.withdraw:
+                result = verb(request, approval_id=approval.pk)
+            else:
+                result = verb(request, approval_id=approval.pk, note=reason)
+        except approvals.ApprovalError as exc:
+            self.message_user(request, f"{approval}: {exc.message}", messages.ERROR)
+            return False
+        if result.status == StaffApprovalStatus.FAILED:
+            self.message_user(request, f"{approval}: {result.result}", messages.ERROR)
+            return False
+        if result.status == StaffApprovalStatus.EXPIRED:
+            self.message_user(request, f"{approval}: {gettext('expired')}", messages.ERROR)
+            return False
+        return True
+
+    @admin.action(description=_("Approve and carry out (second staff member)"), permissions=["decide"])
+    def approve(self, request: HttpRequest, queryset: QuerySet[StaffApproval]) -> TemplateResponse | None:
+        return with_reason(
+            self,
+            request,
+            queryset.filter(status=StaffApprovalStatus.PENDING),
+            action="approve",
+            title=gettext("Approve staff actions"),
+            apply=lambda approval, note: self._decide(request, approval, note, approvals.approve),
+            done=gettext("%(n)d staff action(s) approved and carried out."),
+        )
+
+    @admin.action(description=_("Reject (with a reason)"), permissions=["decide"])
+    def reject(self, request: HttpRequest, queryset: QuerySet[StaffApproval]) -> TemplateResponse | None:
+        return with_reason(
+            self,
+            request,
+            queryset.filter(status=StaffApprovalStatus.PENDING),
+            action="reject",
+            title=gettext("Reject staff actions"),
+            apply=lambda approval, note: self._decide(request, approval, note, approvals.reject),
+            done=gettext("%(n)d staff action(s) rejected."),
+        )
+
+    @admin.action(description=_("Withdraw my request"), permissions=["decide"])
+    def withdraw(self, request: HttpRequest, queryset: QuerySet[StaffApproval]) -> None:
+        n = sum(
+            1
+            for approval in queryset.filter(status=StaffApprovalStatus.PENDING)
+            if self._decide(request, approval, "", approvals.withdraw)
+        )
+        self.message_user(request, gettext("%(n)d request(s) withdrawn.") % {"n": n}, messages.SUCCESS)

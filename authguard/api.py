@@ -185,7 +185,7 @@ def _step_up_code(request: HttpRequest, *, method: str) -> HttpResponse:
     check = factors.verify_totp if method == "totp" else factors.verify_recovery_code
     try:
         # SECURITY: the user is the session's own; nothing in the body names a user.
-        device = check(request.user, code)
+        device = check(request.user, code, request=request)
     except Throttled:
         _failed(request)
         raise
@@ -355,6 +355,54 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
 
 
 @json_endpoint()
+def factors_state(request: HttpRequest) -> HttpResponse:
+    """``POST api/factors``: 200 the session user's factors (id, kind, name, confirmed, cooling off) and
+    the account's cooling-off (``cooling_off_until``, ISO, or null)."""
+    from .factors import lifecycle
+
+    user = request.user
+    until = lifecycle.cooling_off_until(user)
+    return answer(
+        "ok",
+        factors=[
+            {
+                "id": device.persistent_id,
+                "kind": factors.kind_of(device),
+                "name": device.name,
+                "confirmed_at": _iso(lifecycle.factor_confirmed_at(device)),
+                "cooling_off": lifecycle.factor_is_cooling_off(device),
+            }
+            for device in factors.user_factors(user)
+        ],
+        cooling_off_until=_iso(until),
+    )
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@json_endpoint()
+def email_change(request: HttpRequest) -> HttpResponse:
+    """``POST api/email {"email"}``: 202 ``ok`` (a code was mailed to the new address) · 400 ``invalid``
+    · 401/403 ``step_up_required`` (a fresh passkey, or two different factors without a passkey)."""
+    from .factors import lifecycle
+
+    lifecycle.begin_email_change(request, user=request.user, new_email=read_json(request).get("email"))
+    return answer("ok", 202, message=_("We sent a code to the new address. Enter it to finish the change."))
+
+
+@json_endpoint()
+def email_confirm(request: HttpRequest) -> HttpResponse:
+    """``POST api/email/confirm {"code"}``: 200 ``ok`` (changed; the old address is told, the account cools
+    off) · 400 ``invalid`` · 429 ``throttled`` · 401/403 ``step_up_required``."""
+    from .factors import lifecycle
+
+    lifecycle.confirm_email_change(request, user=request.user, code=read_json(request).get("code"))
+    return answer("ok")
+
+
+@json_endpoint()
 def factor_remove(request: HttpRequest) -> HttpResponse:
     """``POST api/factors/remove {"id": persistent_id}``: 200 ``ok`` · 404 ``not_found`` · 401/403."""
     device = factors.device_from_id(request.user, read_json(request).get("id"))
@@ -380,5 +428,8 @@ urlpatterns: list[URLPattern] = [
     path("api/totp", totp_begin, name="api-totp"),
     path("api/totp/confirm", totp_confirm, name="api-totp-confirm"),
     path("api/recovery-codes", recovery_codes, name="api-recovery-codes"),
+    path("api/factors", factors_state, name="api-factors"),
     path("api/factors/remove", factor_remove, name="api-factor-remove"),
+    path("api/email", email_change, name="api-email"),
+    path("api/email/confirm", email_confirm, name="api-email-confirm"),
 ]

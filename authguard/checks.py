@@ -58,6 +58,21 @@ class Codes:
     PRESET_METHODS_OVERRIDDEN = "authguard.W035"
     PRESET_LOCKOUT_OVERRIDDEN = "authguard.W036"
     PRESET_OTP_PLUGINS = "authguard.W037"
+    # -- staff console: passkey step-up and four eyes (owner: staff): E140-E149 / W140-W149 --
+    FOUR_EYES_INVALID = "authguard.E140"
+    CONSOLE_SETTINGS_INVALID = "authguard.E141"
+    STAFF_MIDDLEWARE_MISSING = "authguard.W140"
+    # -- sensitive actions (owner: actions): E130-E139 / W130-W139 --
+    ACTION_EXECUTOR_INVALID = "authguard.E130"
+    ACTION_METHODS_INVALID = "authguard.E131"
+    ACTION_KINDS_INVALID = "authguard.E132"
+    ACTION_NUMBER_INVALID = "authguard.E133"
+    # -- locks, sessions, password reset (owner: sessions): E110-E119 / W110-W119 --
+    LOCK_SETTINGS_INVALID = "authguard.E110"
+    THROTTLE_BACKEND_NOT_FIRST = "authguard.W110"
+    SESSIONS_CANNOT_BE_ENDED = "authguard.W111"
+    # -- order guard v2: exposure over days (owner: orders): E120-E129 / W120-W129 --
+    ORDER_EXPOSURE_MISSING = "authguard.W120"
 
 
 GEOIP_FILENAMES = {
@@ -615,3 +630,254 @@ def check_operations(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> 
                 )
             )
     return messages
+
+
+# -- staff console: passkey step-up and four eyes (owner: staff) ---------------------------------------------
+
+STAFF_MIDDLEWARE_PATH = "authguard.console.guard.StaffPasskeyMiddleware"
+FOUR_EYES_ACTIONS = frozenset({"release_order", "revoke_factor", "unlock_account", "change_policy"})
+
+
+def four_eyes_problem(raw: Any) -> str | None:
+    """Say what is wrong with ``AUTHGUARD_FOUR_EYES``, or None when it is valid."""
+    if not isinstance(raw, dict):
+        return "it must be a dict"
+    unknown = set(raw) - {"ACTIONS", "MIN_SEVERITY", "EXPIRY_HOURS"}
+    if unknown:
+        return f"unknown keys {sorted(unknown)}"
+    actions = raw.get("ACTIONS", list(FOUR_EYES_ACTIONS))
+    if not isinstance(actions, list | tuple) or not set(actions) <= FOUR_EYES_ACTIONS:
+        return f"ACTIONS must be a list of {sorted(FOUR_EYES_ACTIONS)}"
+    severity = raw.get("MIN_SEVERITY", 0)
+    if isinstance(severity, bool) or not isinstance(severity, int) or not 0 <= severity <= 4:
+        return "MIN_SEVERITY must be an integer from 0 to 4"
+    hours = raw.get("EXPIRY_HOURS", 24)
+    if isinstance(hours, bool) or not isinstance(hours, int) or hours < 1:
+        return "EXPIRY_HOURS must be a positive integer"
+    return None
+
+
+@register(Tags.security)
+def check_staff_console(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    problem = four_eyes_problem(getattr(settings, "AUTHGUARD_FOUR_EYES", {}))
+    if problem:
+        messages.append(
+            Error(
+                f"AUTHGUARD_FOUR_EYES is invalid: {problem}.",
+                hint='Use {"ACTIONS": [...], "MIN_SEVERITY": 0..4, "EXPIRY_HOURS": int}.',
+                id=Codes.FOUR_EYES_INVALID,
+            )
+        )
+    for name in ("CONSOLE_PASSKEY_SECONDS", "CONSOLE_NEW_PASSKEY_HOURS"):
+        value = getattr(settings, "AUTHGUARD_" + name, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            messages.append(
+                Error(
+                    f"AUTHGUARD_{name} is {value!r}.",
+                    hint="Use a whole number (seconds or hours), 0 or more.",
+                    id=Codes.CONSOLE_SETTINGS_INVALID,
+                )
+            )
+    from django.apps import apps
+
+    middleware = list(getattr(settings, "MIDDLEWARE", []) or [])
+    if apps.is_installed("django.contrib.admin") and STAFF_MIDDLEWARE_PATH not in middleware:
+        messages.append(
+            Warning(
+                "The security console (Django admin) opens without a passkey check of the staff session.",
+                hint=f"Add {STAFF_MIDDLEWARE_PATH!r} to MIDDLEWARE after {MIDDLEWARE_PATH!r}.",
+                id=Codes.STAFF_MIDDLEWARE_MISSING,
+            )
+        )
+    elif (
+        STAFF_MIDDLEWARE_PATH in middleware
+        and MIDDLEWARE_PATH in middleware
+        and middleware.index(STAFF_MIDDLEWARE_PATH) < middleware.index(MIDDLEWARE_PATH)
+    ):
+        messages.append(
+            Warning(
+                f"{STAFF_MIDDLEWARE_PATH} is placed before {MIDDLEWARE_PATH}.",
+                hint="Place it after AuthguardMiddleware, which holds sessions waiting for step-up first.",
+                id=Codes.STAFF_MIDDLEWARE_MISSING,
+            )
+        )
+    return messages
+
+
+# -- factor lifecycle: throttle and identity proofing (owner: factors; ids E100-E109) ------------------------
+
+FACTOR_THROTTLE_INVALID = "authguard.E100"
+IDENTITY_PROOFING_HOOK_INVALID = "authguard.E101"
+FACTOR_THROTTLE_KEYS = frozenset({"session", "network", "account", "max_delay", "window"})
+
+
+@register(Tags.security)
+def check_factor_lifecycle(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """``AUTHGUARD_FACTOR_THROTTLE`` (positive whole numbers, known keys) and
+    ``AUTHGUARD_IDENTITY_PROOFING_HOOK`` (an importable callable)."""
+    messages: list[CheckMessage] = []
+    raw = getattr(settings, "AUTHGUARD_FACTOR_THROTTLE", None)
+    if raw is not None:
+        bad = not isinstance(raw, dict) or any(
+            key not in FACTOR_THROTTLE_KEYS
+            or isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < 1
+            for key, value in raw.items()
+        )
+        if bad:
+            messages.append(
+                Error(
+                    f"AUTHGUARD_FACTOR_THROTTLE is {raw!r}.",
+                    hint=f"A dict of positive integers with keys among {sorted(FACTOR_THROTTLE_KEYS)}.",
+                    id=FACTOR_THROTTLE_INVALID,
+                )
+            )
+    hook = getattr(settings, "AUTHGUARD_IDENTITY_PROOFING_HOOK", None)
+    if hook:
+        try:
+            if not callable(import_string(hook)):
+                raise ImportError("not callable")
+        except ImportError as exc:
+            messages.append(
+                Error(
+                    f"AUTHGUARD_IDENTITY_PROOFING_HOOK cannot be imported: {hook!r} ({exc}).",
+                    hint="A dotted path to a function (request, user) -> bool.",
+                    id=IDENTITY_PROOFING_HOOK_INVALID,
+                )
+            )
+    return messages
+
+
+# -- sensitive actions (owner: actions) ------------------------------------------------------------------
+
+
+@register(Tags.security)
+def check_actions(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The action executor imports and has ``execute`` and ``release``; the methods, kinds and numbers make
+    sense. No executor at all is fine for a portal that guards no sensitive action (``guard()`` then refuses
+    with ``ActionsMisconfigured``)."""
+    from .models import ActionKind
+
+    messages: list[CheckMessage] = []
+    path = getattr(settings, "AUTHGUARD_ACTION_EXECUTOR", None)
+    if path:
+        try:
+            target = import_string(path) if isinstance(path, str) else None
+        except ImportError:
+            target = None
+        if target is None or not all(
+            callable(getattr(target, name, None)) for name in ("execute", "release")
+        ):
+            messages.append(
+                Error(
+                    f"AUTHGUARD_ACTION_EXECUTOR {path!r} is not usable.",
+                    hint="A dotted path to an object (or class) with execute(action) and "
+                    "release(action, *, status).",
+                    id=Codes.ACTION_EXECUTOR_INVALID,
+                )
+            )
+    methods = getattr(settings, "AUTHGUARD_ACTION_CONFIRMATION_METHODS", ["passkey"])
+    if not isinstance(methods, list | tuple) or not methods or not set(methods) <= {"passkey", "totp"}:
+        messages.append(
+            Error(
+                f"AUTHGUARD_ACTION_CONFIRMATION_METHODS is invalid: {methods!r}.",
+                hint='Use a non-empty list of "passkey" and "totp" (default ["passkey"]).',
+                id=Codes.ACTION_METHODS_INVALID,
+            )
+        )
+    kinds = getattr(settings, "AUTHGUARD_ACTION_GUARDED_KINDS", ActionKind.values)
+    if not isinstance(kinds, list | tuple) or not set(kinds) <= set(ActionKind.values):
+        messages.append(
+            Error(
+                f"AUTHGUARD_ACTION_GUARDED_KINDS is invalid: {kinds!r}.",
+                hint=f"Use a list of {sorted(ActionKind.values)}.",
+                id=Codes.ACTION_KINDS_INVALID,
+            )
+        )
+    for name, low, high in (("ACTION_CONFIRMATION_SECONDS", 30, 3600), ("NEW_PAYEE_HOLD_HOURS", 0, 24 * 90)):
+        value = getattr(settings, "AUTHGUARD_" + name, None)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
+        ):
+            messages.append(
+                Error(
+                    f"AUTHGUARD_{name} is invalid: {value!r}.",
+                    hint=f"Use a whole number from {low} to {high}.",
+                    id=Codes.ACTION_NUMBER_INVALID,
+                )
+            )
+    return messages
+
+
+# -- locks, sessions, password reset (owner: sessions) -------------------------------------------------------
+
+THROTTLE_BACKEND_PATH = "authguard.login.ThrottleBackend"
+
+
+@register(Tags.security)
+def check_locks(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The lock's failure window and the self-service unlock's waiting period are whole hours; the throttle
+    backend comes first, so a locked account's password is never checked (same answer for right and wrong)."""
+    messages: list[CheckMessage] = []
+    for name, allow_none in (("LOCKOUT_FAILURE_WINDOW_HOURS", False), ("UNLOCK_WAIT_HOURS", True)):
+        value = getattr(settings, "AUTHGUARD_" + name, 24)
+        if value is None and allow_none:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 24 * 30:
+            messages.append(
+                Error(
+                    f"AUTHGUARD_{name} is invalid: {value!r}.",
+                    hint="Use a whole number of hours from 1 to 720"
+                    + (" (or None to turn the self-service unlock with codes off)." if allow_none else "."),
+                    id=Codes.LOCK_SETTINGS_INVALID,
+                )
+            )
+    backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", []))
+    if not backends or backends[0] != THROTTLE_BACKEND_PATH:
+        messages.append(
+            Warning(
+                f"{THROTTLE_BACKEND_PATH} is not the first of AUTHENTICATION_BACKENDS.",
+                hint="Put it first: it refuses throttled attempts and locked accounts before any password is "
+                "checked, so a locked account answers the same for a right and a wrong password.",
+                id=Codes.THROTTLE_BACKEND_NOT_FIRST,
+            )
+        )
+    if getattr(settings, "SESSION_ENGINE", "") == "django.contrib.sessions.backends.signed_cookies":
+        messages.append(
+            Warning(
+                "Sessions stored in signed cookies cannot be ended from the server.",
+                hint="A lock, a password reset or a re-score that ends a session would leave the cookie "
+                "valid: use a server-side SESSION_ENGINE (db, cache or cached_db).",
+                id=Codes.SESSIONS_CANNOT_BE_ENDED,
+            )
+        )
+    return messages
+
+
+# -- order guard v2: exposure over days (owner: orders) ------------------------------------------------------
+
+
+@register(Tags.security)
+def check_order_exposure(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """W120: a custom ``AUTHGUARD_ORDER_RULES`` without :class:`authguard.order_rules.Exposure` judges orders
+    in 24-hour windows only, which a patient attacker walks around over days (issue 11)."""
+    from .order_rules import Exposure, rules_problem
+
+    raw = getattr(settings, "AUTHGUARD_ORDER_RULES", None)
+    if raw is None or not raw or rules_problem(raw) is not None:
+        return []  # the default list has it; an empty list turns the guard off; E020 reports a broken one
+    from .order_rules import build_rules
+
+    if any(isinstance(rule, Exposure) for rule in build_rules(raw)):
+        return []
+    return [
+        Warning(
+            "AUTHGUARD_ORDER_RULES has no authguard.order_rules.Exposure rule.",
+            hint="Without it the order guard sums orders over 24 hours only: selling up to the limit every "
+            "day, buying a thin stock first in chunks, or waiting for the window to roll all go through. Add "
+            '{"NAME": "authguard.order_rules.Exposure", "OPTIONS": {}}.',
+            id=Codes.ORDER_EXPOSURE_MISSING,
+        )
+    ]

@@ -145,7 +145,10 @@ class AppSettings:
 
     @property
     def FACTOR_COOLING_OFF_HOURS(self) -> int:
-        """A factor enrolled from a session that was not low-risk cannot confirm held orders for this long."""
+        """Length of the account's cooling-off (docs/factor-lifecycle.md): after a factor is added, a
+        recovery-code set minted or a contact changed, factors confirmed since cannot confirm orders or
+        sensitive actions, unlock, remove older factors or satisfy ``step_up_required`` for this many
+        hours."""
         return int(self._setting("FACTOR_COOLING_OFF_HOURS", 24))
 
     @property
@@ -244,6 +247,112 @@ class AppSettings:
     def EVENT_RETENTION_DAYS(self) -> int:
         """Login events (and sent notifications) older than this are deleted by the periodic prune task."""
         return int(self._setting("EVENT_RETENTION_DAYS", 400))
+
+    # -- locks, sessions, password reset (owner: sessions) ----------------------------------------------
+    @property
+    def LOCKOUT_FAILURE_WINDOW_HOURS(self) -> int:
+        """A run of failures restarts when its last failure is older than this (default 24 hours).
+
+        Only a passkey (or an unlock) resets the run early; a password-only sign-in never does, so a thief
+        with the password cannot keep guessing second factors by signing in again between guesses.
+        """
+        return int(self._setting("LOCKOUT_FAILURE_WINDOW_HOURS", 24))
+
+    @property
+    def UNLOCK_WAIT_HOURS(self) -> int | None:
+        """The waiting period of the self-service unlock with an authenticator code plus a recovery code
+        (default 24 hours; the customer is notified and can cancel meanwhile). ``None`` turns that way back
+        off (the passkey and the desk remain); the JSDA preset turns it off."""
+        value = self._setting("UNLOCK_WAIT_HOURS", 24)
+        if value is None or self.JSDA:
+            return None
+        return int(value)
+
+    # -- factor lifecycle (owner: factors; issue 10) -------------------------------------------------------
+    @property
+    def FACTOR_THROTTLE(self) -> dict[str, int]:
+        """Back-off of second-factor failures from sessions that could not be the customer's: free failures
+        per ``session``, ``network`` (IPv4 /24, IPv6 /56) and ``account`` before each further one doubles the
+        wait, up to ``max_delay`` seconds; counts are forgotten after ``window`` seconds without a failure."""
+        options = {"session": 5, "network": 10, "account": 10, "max_delay": 3600, "window": 86400}
+        options.update(self._setting("FACTOR_THROTTLE", {}) or {})
+        return {key: int(value) for key, value in options.items()}
+
+    @property
+    def IDENTITY_PROOFING_HOOK(self) -> str | None:
+        """Dotted path of ``hook(request, user) -> bool``: the portal's identity proofing (eKYC, a desk call)
+        vouches for this session, so a disabled factor may be bound again. ``None``: only another passkey
+        or the desk re-binds a disabled factor."""
+        value = self._setting("IDENTITY_PROOFING_HOOK", None)
+        return str(value) if value else None
+
+    # -- staff console: passkey step-up and four eyes (owner: staff; issue 10) ----------------------------
+    @property
+    def CONSOLE_PASSKEY_SECONDS(self) -> int:
+        """How long a staff session's passkey verification opens the security console (Django admin) before
+        the staff member must touch their passkey again (default 4 hours)."""
+        return int(self._setting("CONSOLE_PASSKEY_SECONDS", 4 * 3600))
+
+    @property
+    def CONSOLE_NEW_PASSKEY_HOURS(self) -> int:
+        """A staff passkey registered less than this many hours ago does not open the console yet (default
+        24): a thief who phished a staff password and registered his own passkey waits while the staff
+        member is told."""
+        return int(self._setting("CONSOLE_NEW_PASSKEY_HOURS", 24))
+
+    @property
+    def FOUR_EYES(self) -> dict[str, Any]:
+        """Staff actions that need a second staff member's approval: ``{"ACTIONS": [...], "MIN_SEVERITY":
+        int, "EXPIRY_HOURS": int}``. ``ACTIONS`` names any of ``release_order``, ``revoke_factor``,
+        ``unlock_account``, ``change_policy`` (default all four); an action of at least ``MIN_SEVERITY``
+        (1 low .. 4 critical, as held orders; default 0: every one) needs the approval; an unapproved request
+        expires after ``EXPIRY_HOURS`` (default 24)."""
+        options: dict[str, Any] = {
+            "ACTIONS": ["release_order", "revoke_factor", "unlock_account", "change_policy"],
+            "MIN_SEVERITY": 0,
+            "EXPIRY_HOURS": 24,
+        }
+        options.update(self._setting("FOUR_EYES", {}) or {})
+        return options
+
+    # -- sensitive actions: withdrawals, bank accounts, transfers out, contacts (owner: actions; issue 11)
+    @property
+    def ACTION_EXECUTOR(self) -> str | None:
+        """Dotted path of the portal's action executor: ``execute(action) -> str`` carries out a confirmed
+        held action from its stored canonical form; ``release(action, *, status)`` closes one that never
+        will be."""
+        value = self._setting("ACTION_EXECUTOR", None)
+        return str(value) if value else None
+
+    @property
+    def ACTION_CONFIRMATION_METHODS(self) -> list[str]:
+        """Factors that may confirm a sensitive action (default a passkey only). ``"totp"`` added here lets a
+        customer *without* a usable passkey confirm with a code; the JSDA preset keeps only passkeys."""
+        if self.JSDA:
+            return ["passkey"]
+        return list(self._setting("ACTION_CONFIRMATION_METHODS", ["passkey"]))
+
+    @property
+    def ACTION_CONFIRMATION_SECONDS(self) -> int:
+        """How long a held sensitive action waits for its confirmation before it expires (default 300 s)."""
+        return int(self._setting("ACTION_CONFIRMATION_SECONDS", 300))
+
+    @property
+    def ACTION_GUARDED_KINDS(self) -> list[str]:
+        """Kinds of sensitive action held for confirmation (default all: ``withdrawal``,
+        ``bank_account_add``, ``bank_account_change``, ``securities_transfer_out``, ``contact_change``).
+        The JSDA preset guards all of them."""
+        from .models import ActionKind
+
+        if self.JSDA:
+            return list(ActionKind.values)
+        return list(self._setting("ACTION_GUARDED_KINDS", ActionKind.values))
+
+    @property
+    def NEW_PAYEE_HOLD_HOURS(self) -> int:
+        """A bank account registered or changed less than this long ago receives no money, whatever is
+        confirmed (default 72 hours)."""
+        return int(self._setting("NEW_PAYEE_HOLD_HOURS", 72))
 
 
 app_settings = AppSettings()

@@ -21,6 +21,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
 from . import stepup
+from .factors import lifecycle
 from .middleware import EXEMPT_ATTR, step_up_answer, wants_json
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -41,6 +42,30 @@ def step_up_exempt(view: View) -> View:
     return wrapper  # type: ignore[return-value]
 
 
+def _cooling_off_answer(request: HttpRequest) -> HttpResponse:
+    """403 ``step_up_required``/``cooling_off`` (JSON) or the re-verify page with a message (HTML)."""
+    message = _(
+        "The security method you confirmed with was added too recently. Confirm it is you with one you had "
+        "before."
+    )
+    if wants_json(request):
+        response = JsonResponse(
+            {
+                "status": "step_up_required",
+                "code": "cooling_off",
+                "message": message,
+                "methods": stepup.step_up_methods(request.user),
+            },
+            status=403,
+        )
+        add_never_cache_headers(response)
+        return response
+    from django.contrib import messages
+
+    messages.error(request, message)
+    return step_up_answer(request, http_status=403, reverify=True)
+
+
 @overload
 def step_up_required(view: View, /) -> View: ...
 @overload
@@ -56,6 +81,10 @@ def step_up_required(
     Anonymous: the login page (HTML) or 401 ``login_required`` (JSON). Pending: the step-up chooser or 401
     ``step_up_required``. Verified but not freshly: the re-verify page or 403 ``step_up_required``. Either
     way with ``next`` pointing back here, and with the methods the user can use in JSON.
+
+    A verification with a factor that is still cooling off (added during the account's cooling-off,
+    :mod:`authguard.factors.lifecycle`) does not count: 403 ``step_up_required`` with ``code``
+    ``cooling_off`` (JSON), or the re-verify page with a message (HTML).
     """
 
     def decorator(func: View) -> View:
@@ -75,6 +104,9 @@ def step_up_required(
             # SECURITY: a session verified long ago (or by a weaker method) must prove a factor again.
             if not stepup.has_fresh_verification(request, max_age=max_age, methods=methods):
                 return step_up_answer(request, http_status=403, reverify=True)
+            if lifecycle.verified_by_cooling_off_factor(request):
+                # SECURITY: a factor added during the cooling-off (maybe the thief's) proves nothing yet.
+                return _cooling_off_answer(request)
             return func(request, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -210,6 +210,32 @@ class DatabaseHistory:
     def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
         record_attempt(self.cache, ctx, failed=failed)
 
+    def note_device(self, ctx: LoginContext) -> None:
+        """List the login's browser among the user's devices (the security page shows it, the customer can
+        revoke it) without learning anything: the risk profile, the population counts and the device's
+        trust are untouched, so the browser still counts as new at its next sign-in.
+
+        For a login verified by a factor that must not teach the risk engine (a TOTP or recovery code,
+        which a phishing page can relay; issue 10, battery case 56).
+        """
+        from .models import KnownDevice
+
+        if ctx.user_id is None or not ctx.device_hash:
+            return
+        updated = KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(
+            last_seen_at=ctx.time, last_ip=ctx.ip, last_place=ctx.geo.place
+        )
+        if not updated:
+            KnownDevice.objects.create(
+                user_id=ctx.user_id,
+                cookie_hash=ctx.device_hash,
+                label=ctx.client.summary[:200],
+                first_seen_at=ctx.time,
+                last_seen_at=ctx.time,
+                last_ip=ctx.ip,
+                last_place=ctx.geo.place,
+            )
+
     def trust_device(self, ctx: LoginContext, until: datetime) -> None:
         from .models import KnownDevice
 

@@ -1,14 +1,25 @@
-"""Account lock: consecutive authentication failures lock the account until an admin or the customer's
-own passkey unlocks it.
+"""Account lock: consecutive authentication failures lock the account; the lock protects the customer.
 
 * :func:`record_failure` counts a failed password or second factor; the ``AUTHGUARD_LOCKOUT_FAILURES``-th
-  consecutive one locks the account (``None`` turns locking off; the JSDA preset forces it on).
-* :func:`record_success` resets the count after a successful authentication (never while locked).
-* :func:`is_locked` is what the login flow asks: a locked account gets the generic "denied" answer.
-* :func:`unlock` is the admin's way out (needs ``authguard.unlock_account``);
-  :func:`unlock_with_identity_check` is the customer's: a fresh verification of one of their own
-  factors in ``AUTHGUARD_UNLOCK_METHODS`` (passkeys by default, the only ones under the preset);
-  :func:`unlock_with_passkey` does that verification itself from a WebAuthn assertion.
+  failure of a run locks the account (``None`` turns locking off; the JSDA preset forces it on). A run
+  restarts when its last failure is older than ``AUTHGUARD_LOCKOUT_FAILURE_WINDOW_HOURS``.
+* Locking ends **every** session of the account, wherever it is (the thief's open one included), so a
+  lock is never a thief's weapon against a customer while he keeps trading (battery case 59).
+* :func:`record_success` resets the run. The login flow calls it only after a verification a thief with
+  the password and one relayed code cannot make (a passkey that is not cooling off); a password-only
+  sign-in never resets it (issue 10, item 1).
+* :func:`is_locked` is what the login flow asks. A locked account gets the same answer for a right and a
+  wrong password (the password is not even checked) and is told how to get back in.
+
+The ways back in:
+
+* :func:`unlock_with_passkey` / :func:`unlock_with_identity_check`: the customer's own passkey
+  (``AUTHGUARD_UNLOCK_METHODS``), at once. A factor still cooling off (added recently) cannot unlock.
+* :func:`request_unlock_with_codes`: a code from the authenticator app *plus* a recovery code, then a
+  waiting period (``AUTHGUARD_UNLOCK_WAIT_HOURS``, default 24 h) during which the customer is notified
+  and can cancel (:func:`cancel_unlock_request`, with the reference in that message). A thief with the
+  password and one relayed code has neither the second code nor the customer's mailbox.
+* :func:`unlock`: the desk (needs ``authguard.unlock_account``).
 
 Locking and unlocking notify both the customer and staff (:mod:`authguard.notifications`). Several
 second-factor failures within an hour warn the customer (``step_up_failures``) even before a lock.
@@ -20,6 +31,8 @@ unlimited guesses at the second factor; the JSDA's 2025 guidelines ask for autom
 from __future__ import annotations
 
 import logging
+import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,8 +40,10 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from .conf import app_settings
+from .exceptions import AuthguardError, InvalidCredential
 from .models import AccountLock
 from .notifications import notify, notify_staff
 
@@ -40,21 +55,46 @@ SECOND_FACTOR_KINDS = frozenset({"totp", "passkey", "recovery_code", "step_up", 
 FAILURE_KINDS = SECOND_FACTOR_KINDS | {PASSWORD}
 #: The permission an admin needs to unlock an account.
 UNLOCK_PERMISSION = "authguard.unlock_account"
+#: The method name of the self-service unlock with an authenticator code plus a recovery code.
+CODES_METHOD = "totp+recovery_code"
+#: Salt of the keyed digest of an unlock request's cancel reference.
+_REFERENCE_SALT = "authguard.lockout.unlock_reference"
 
 
-class NotLocked(Exception):
-    """Raised by :func:`unlock_with_identity_check` when there is nothing to unlock."""
+class NotLocked(AuthguardError):
+    """There is nothing to unlock (or no unlock request to cancel)."""
+
+    default_code = "not_locked"
+
+
+class UnlockUnavailable(AuthguardError):
+    """This way back is not open to this account (turned off, or the account lacks the factors)."""
+
+    default_code = "unlock_unavailable"
+
+
+@dataclass(frozen=True)
+class UnlockRequest:
+    """A self-service unlock waiting for its time: when it takes effect, and the reference that cancels it."""
+
+    due_at: datetime
+    reference: str
 
 
 def _account_context(user: Any, now: datetime) -> dict[str, Any]:
     return {"account": user.get_username(), "account_id": user.pk, "time": now}
 
 
+def _window() -> timedelta:
+    return timedelta(hours=app_settings.LOCKOUT_FAILURE_WINDOW_HOURS)
+
+
 def record_failure(user: Any, *, kind: str) -> bool:
     """Count one failed authentication of ``user``; True when this failure locked the account.
 
     ``kind`` is one of :data:`FAILURE_KINDS`. Safe under concurrency: the user's lock row is locked for
-    the count, so N parallel failures count N and lock exactly once.
+    the count, so N parallel failures count N and lock exactly once. Locking ends every session of the
+    account (:func:`authguard.stepup.end_all_sessions`) in the same transaction.
     """
     if kind not in FAILURE_KINDS:
         raise ValueError(f"unknown failure kind {kind!r}; one of {sorted(FAILURE_KINDS)}")
@@ -65,26 +105,47 @@ def record_failure(user: Any, *, kind: str) -> bool:
     with transaction.atomic():
         AccountLock.objects.get_or_create(user=user)
         lock = AccountLock.objects.select_for_update().get(user=user)
+        if not lock.is_locked and lock.last_failure_at is not None and now - lock.last_failure_at > _window():
+            lock.failures = 0  # a run of failures older than the window is over; a new one starts
         lock.failures += 1
         lock.last_failure_at = now
         lock.last_failure_kind = kind
         locked_now = False
         if limit is not None and not lock.is_locked and lock.failures >= limit:
-            # SECURITY: from here on the login flow denies every attempt, right password or not.
+            # SECURITY: from here on the login flow refuses every attempt, right password or not.
             lock.locked_at = now
             lock.lock_count += 1
             lock.locked_reason = f"{lock.failures} consecutive failures (last: {kind})"[:200]
+            _clear_request(lock)
             locked_now = True
         burst = kind in SECOND_FACTOR_KINDS and _note_factor_failure(lock, now)
         lock.save()
         if locked_now:
-            context = {**_account_context(user, now), "failures": lock.failures}
+            # SECURITY: a lock ends every session of the account, the thief's open one included (case 59).
+            ended = _end_all_sessions(user)
+            context = {**_account_context(user, now), "failures": lock.failures, "ended": ended}
             notify(user, "account_locked", context=context, dedupe_key=f"lock:{lock.lock_count}")
             notify_staff("account_locked", context=context, dedupe_key=f"u{user.pk}:lock:{lock.lock_count}")
-            logger.warning("authguard: account %s locked after %s failures", user.pk, lock.failures)
+            logger.warning(
+                "authguard: account %s locked after %s failures; %s session(s) ended",
+                user.pk,
+                lock.failures,
+                ended,
+            )
         if burst:
             _notify_burst(user, lock, now)
     return locked_now
+
+
+def _end_all_sessions(user: Any) -> int:
+    from .stepup import end_all_sessions
+
+    try:
+        with transaction.atomic():  # a savepoint: the lock stands even if a session cannot be ended
+            return end_all_sessions(user=user)
+    except Exception:
+        logger.exception("authguard: could not end the sessions of locked account %s", user.pk)
+        return 0
 
 
 def _note_factor_failure(lock: AccountLock, now: datetime) -> bool:
@@ -104,10 +165,11 @@ def _notify_burst(user: Any, lock: AccountLock, now: datetime) -> None:
 
 
 def record_success(user: Any) -> None:
-    """Reset the consecutive-failure count after a successful authentication.
+    """Reset the run of failures after a verification a thief cannot make (a passkey, an unlock).
 
-    A locked account stays locked (and keeps its count): only :func:`unlock` and
-    :func:`unlock_with_identity_check` end a lock. One UPDATE, no row created.
+    Never call it after a password-only sign-in or a one-time code: a thief with the password could
+    then keep guessing by signing in again between guesses. A locked account stays locked (and keeps its
+    count): only the unlock functions end a lock. One UPDATE, no row created.
     """
     if user is None or user.pk is None:
         return
@@ -115,17 +177,43 @@ def record_success(user: Any) -> None:
 
 
 def is_locked(user: Any) -> bool:
-    """Whether ``user``'s account is locked (one indexed query)."""
+    """Whether ``user``'s account is locked (one indexed query).
+
+    A self-service unlock whose waiting period is over (:func:`request_unlock_with_codes`) takes effect
+    here, at the first question after it fell due.
+    """
     if user is None or user.pk is None:
         return False
-    return AccountLock.objects.filter(user_id=user.pk, locked_at__isnull=False).exists()
+    rows = list(
+        AccountLock.objects.filter(user_id=user.pk, locked_at__isnull=False).values_list("unlock_due_at")[:1]
+    )
+    if not rows:
+        return False
+    due = rows[0][0]
+    if due is not None and due <= timezone.now():
+        return not _complete_due_unlock(user)
+    return True
+
+
+def lock_state(user: Any) -> AccountLock | None:
+    """The account's lock row (for pages that explain the lock), or None."""
+    if user is None or user.pk is None:
+        return None
+    return AccountLock.objects.filter(user_id=user.pk).first()
+
+
+def _clear_request(lock: AccountLock) -> None:
+    lock.unlock_requested_at = None
+    lock.unlock_due_at = None
+    lock.unlock_reference_digest = ""
 
 
 def unlock(user: Any, *, by: Any, reason: str) -> bool:
     """End ``user``'s lock and reset the failure count; True when the account was locked.
 
     ``by`` is the admin doing it (needs ``authguard.unlock_account``) or ``None`` for a verified
-    identity check (:func:`unlock_with_identity_check`). Both the customer and staff are notified.
+    identity check (:func:`unlock_with_identity_check`, a due self-service request). Both the customer
+    and staff are notified; the customer's message never names the staff member.
     """
     if by is not None and not by.has_perm(UNLOCK_PERMISSION):
         # SECURITY: the admin action is the usual caller, but the rule lives here, not in the form.
@@ -141,6 +229,7 @@ def unlock(user: Any, *, by: Any, reason: str) -> bool:
         was_locked = lock.is_locked
         lock.failures = 0
         lock.recent_factor_failures = []
+        _clear_request(lock)
         if was_locked:
             lock.locked_at = None
             lock.unlocked_at = now
@@ -148,13 +237,29 @@ def unlock(user: Any, *, by: Any, reason: str) -> bool:
             lock.unlock_reason = reason[:200]
         lock.save()
         if was_locked:
-            how = f"staff: {by.get_username()}" if by is not None else "identity check"
-            context = {**_account_context(user, now), "how": how}
+            how = f"staff: {by.get_username()}" if by is not None else reason[:100]
             key = f"unlock:{lock.lock_count}"
-            notify(user, "account_unlocked", context=context, dedupe_key=key)
-            notify_staff("account_unlocked", context=context, dedupe_key=f"u{user.pk}:{key}")
+            # SECURITY: staff usernames are for staff; the customer reads only "our security desk".
+            customer_how = "staff" if by is not None else "identity check"
+            notify(
+                user,
+                "account_unlocked",
+                context={**_account_context(user, now), "how": customer_how},
+                dedupe_key=key,
+            )
+            notify_staff(
+                "account_unlocked",
+                context={**_account_context(user, now), "how": how},
+                dedupe_key=f"u{user.pk}:{key}",
+            )
             logger.warning("authguard: account %s unlocked (%s): %s", user.pk, how, reason)
     return was_locked
+
+
+def _factor_cooling_off(device: Any) -> bool:
+    from .stepup import factor_cooling_off
+
+    return factor_cooling_off(device)
 
 
 def unlock_with_identity_check(user: Any, *, device: Any, method: str) -> None:
@@ -162,7 +267,8 @@ def unlock_with_identity_check(user: Any, *, device: Any, method: str) -> None:
 
     The caller must have verified the factor in this very request (e.g. a WebAuthn assertion through
     :func:`unlock_with_passkey`). Raises ``PermissionDenied`` for a method outside
-    ``AUTHGUARD_UNLOCK_METHODS`` or someone else's device, :class:`NotLocked` if there is no lock.
+    ``AUTHGUARD_UNLOCK_METHODS``, someone else's device or a factor still cooling off, :class:`NotLocked`
+    if there is no lock.
     """
     if method not in app_settings.UNLOCK_METHODS:
         raise PermissionDenied(f"{method!r} cannot unlock an account here")
@@ -170,6 +276,9 @@ def unlock_with_identity_check(user: Any, *, device: Any, method: str) -> None:
     if not own or not getattr(device, "confirmed", True):
         # SECURITY: only the account's own, confirmed factor proves the customer's identity.
         raise PermissionDenied("that factor does not belong to this account")
+    if _factor_cooling_off(device):
+        # SECURITY: a factor added during a cooling-off may be the thief's; it cannot unlock (issue 10).
+        raise PermissionDenied("a factor that is still cooling off cannot unlock the account")
     if not unlock(user, by=None, reason=f"identity check: {method}"):
         raise NotLocked("the account is not locked")
 
@@ -194,3 +303,137 @@ def unlock_with_passkey(request: HttpRequest, *, credential: dict[str, Any] | st
     owner = user if user is not None else device.user
     unlock_with_identity_check(owner, device=device, method="passkey")
     return owner
+
+
+# -- the self-service way back without a passkey: two codes and a waiting period ---------------------------
+
+
+def codes_unlock_available(user: Any) -> bool:
+    """Whether ``user`` could unlock with an authenticator code plus a recovery code (both confirmed, neither
+    cooling off), and the portal allows it (``AUTHGUARD_UNLOCK_WAIT_HOURS`` is not ``None``)."""
+    from .stepup import method_of, usable_factors
+
+    if app_settings.UNLOCK_WAIT_HOURS is None or user is None or user.pk is None:
+        return False
+    methods = {method_of(device) for device in usable_factors(user)}
+    return {"totp", "recovery_code"} <= methods
+
+
+def _reference_digest(user: Any, reference: str) -> str:
+    normalised = "".join(reference.split()).upper()
+    return salted_hmac(_REFERENCE_SALT, f"{user.pk}:{normalised}", algorithm="sha256").hexdigest()
+
+
+def request_unlock_with_codes(user: Any, *, totp_code: object, recovery_code: object) -> UnlockRequest:
+    """The customer's way back without a passkey: a code from the authenticator app and a recovery code.
+
+    Both must verify (each failure is counted like any other); the recovery code is spent. The account is
+    then unlocked after ``AUTHGUARD_UNLOCK_WAIT_HOURS`` (by :func:`is_locked`), unless the customer cancels
+    with the reference mailed to them (:func:`cancel_unlock_request`); staff hear of it too. Raises
+    :class:`NotLocked`, :class:`UnlockUnavailable` (turned off, or the account lacks either factor, or one
+    of them is cooling off), ``InvalidCredential`` for a wrong code, ``Throttled`` from the factor.
+    """
+    from . import factors
+
+    wait = app_settings.UNLOCK_WAIT_HOURS
+    if not is_locked(user):
+        raise NotLocked()
+    if wait is None or not codes_unlock_available(user):
+        raise UnlockUnavailable()
+    # SECURITY: the authenticator code first, so a wrong one never spends a recovery code.
+    totp = factors.verify_totp(user, totp_code)
+    if totp is None:
+        raise InvalidCredential(code="wrong_code")
+    recovery = factors.verify_recovery_code(user, recovery_code)
+    if recovery is None:
+        raise InvalidCredential(code="wrong_code")
+    if _factor_cooling_off(totp) or _factor_cooling_off(recovery):
+        # SECURITY: codes minted or an app added during a cooling-off may be the thief's (issue 10).
+        raise UnlockUnavailable()
+    now = timezone.now()
+    reference = "-".join(secrets.token_hex(2).upper() for _ in range(3))
+    due = now + timedelta(hours=wait)
+    with transaction.atomic():
+        lock = (
+            AccountLock.objects.select_for_update().filter(user_id=user.pk, locked_at__isnull=False).first()
+        )
+        if lock is None:
+            raise NotLocked()
+        lock.unlock_requested_at = now
+        lock.unlock_due_at = due
+        lock.unlock_reference_digest = _reference_digest(user, reference)
+        lock.save(update_fields=["unlock_requested_at", "unlock_due_at", "unlock_reference_digest"])
+        context = {**_account_context(user, now), "due": due, "reference": reference}
+        key = f"unlock-request:{lock.lock_count}:{reference}"
+        notify(user, "unlock_requested", context=context, dedupe_key=key)
+        notify_staff(
+            "unlock_requested",
+            context={**_account_context(user, now), "due": due},
+            dedupe_key=f"u{user.pk}:{key}",
+        )
+    logger.warning("authguard: account %s asked to unlock with codes; due %s", user.pk, due.isoformat())
+    return UnlockRequest(due_at=due, reference=reference)
+
+
+def cancel_unlock_request(user: Any, *, reference: object = None, by: Any = None) -> None:
+    """Cancel a waiting self-service unlock: the customer with the reference from the message, or staff
+    (``by``, with ``authguard.unlock_account``). The account stays locked. Raises :class:`NotLocked` when
+    there is no request, ``InvalidCredential`` for a wrong reference."""
+    if by is not None and not by.has_perm(UNLOCK_PERMISSION):
+        raise PermissionDenied("cancelling an unlock needs the authguard.unlock_account permission")
+    now = timezone.now()
+    with transaction.atomic():
+        lock = (
+            AccountLock.objects.select_for_update()
+            .filter(user_id=user.pk, locked_at__isnull=False, unlock_due_at__isnull=False)
+            .first()
+        )
+        if lock is None:
+            raise NotLocked()
+        if by is None:
+            typed = reference if isinstance(reference, str) and 0 < len(reference) <= 64 else None
+            if typed is None or not constant_time_compare(
+                _reference_digest(user, typed), lock.unlock_reference_digest
+            ):
+                raise InvalidCredential(code="wrong_reference")
+        _clear_request(lock)
+        lock.save(update_fields=["unlock_requested_at", "unlock_due_at", "unlock_reference_digest"])
+        notify(user, "unlock_cancelled", context=_account_context(user, now), dedupe_key=None)
+    logger.warning("authguard: account %s unlock request cancelled", user.pk)
+
+
+def _complete_due_unlock(user: Any) -> bool:
+    """Carry out a self-service unlock whose waiting period is over; True when the account is now unlocked."""
+    now = timezone.now()
+    with transaction.atomic():
+        lock = AccountLock.objects.select_for_update().filter(user_id=user.pk).first()
+        if lock is None or not lock.is_locked:
+            return True
+        if lock.unlock_due_at is None or lock.unlock_due_at > now:
+            return False
+    try:
+        unlock(user, by=None, reason=f"self-service: {CODES_METHOD} after the waiting period")
+    except Exception:
+        # SECURITY: fail closed: the account stays locked if the unlock cannot be written.
+        logger.exception("authguard: could not complete a due unlock of account %s", user.pk)
+        return False
+    return True
+
+
+__all__ = [
+    "CODES_METHOD",
+    "FAILURE_KINDS",
+    "NotLocked",
+    "UnlockRequest",
+    "UnlockUnavailable",
+    "cancel_unlock_request",
+    "codes_unlock_available",
+    "is_locked",
+    "lock_state",
+    "record_failure",
+    "record_success",
+    "request_unlock_with_codes",
+    "unlock",
+    "unlock_with_identity_check",
+    "unlock_with_passkey",
+]

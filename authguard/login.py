@@ -4,6 +4,13 @@ Every login through Django's ``authenticate``/``login`` reaches :func:`after_pas
 ``user_logged_in`` receiver) and every failure reaches :func:`after_failed_login`, whether it came from
 an HTML form, a JSON API or the admin. :func:`password_login` gives API views the same decision as a
 plain result.
+
+A locked account is refused before its password is checked (:class:`ThrottleBackend`), so the answer is
+the same for a right and a wrong password and says how to get back in (:func:`locked_message`,
+:class:`LockAwareAuthenticationForm`). A password-only sign-in never resets the account's failure run.
+
+:func:`password_changed` (also called by a receiver whenever a user's password hash changes, whichever
+view did it) ends the user's sessions and revokes the factors added during a cooling-off.
 """
 
 from __future__ import annotations
@@ -12,13 +19,17 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from django import forms
 from django.contrib.auth import authenticate, get_user_model, login, logout
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext as _
 
 from . import stepup
 from .conf import app_settings
@@ -35,6 +46,8 @@ logger = logging.getLogger(__name__)
 DECISION_ATTR = "_authguard_decision"
 # Set by ThrottleBackend when it refused an attempt without checking the password.
 THROTTLED_ATTR = "_authguard_throttled"
+# Set by ThrottleBackend when it refused an attempt on a locked account without checking the password.
+LOCKED_ATTR = "_authguard_locked"
 
 
 @dataclass(frozen=True)
@@ -54,8 +67,9 @@ class LoginResult:
     """What happened to a password login.
 
     ``status`` is one of ``ok`` (fully signed in), ``step_up_required`` (signed in but unverified; see
-    ``methods``), ``denied``, ``invalid`` (unknown user or wrong password, indistinguishable) and
-    ``throttled``.
+    ``methods``), ``denied``, ``locked`` (the account is locked; the password was not checked, so a right
+    and a wrong one get this same answer), ``invalid`` (unknown user or wrong password, indistinguishable)
+    and ``throttled``.
     """
 
     status: str
@@ -93,14 +107,20 @@ def password_login(request: HttpRequest, *, username: str, password: str) -> Log
 
     ``ok``: signed in and verified. ``step_up_required``: signed in as *pending* (the middleware lets the
     session reach only the step-up pages and API until a second factor passes); ``methods`` says which.
-    ``denied``: nothing is signed in (risky beyond step-up, risky with no factor to step up with, or a locked
-    account), and the answer says nothing more.
+    ``denied``: nothing is signed in (risky beyond step-up, or risky with no factor to step up with), and
+    the answer says nothing more. ``locked``: a locked account, refused before the password is checked.
     """
     if is_throttled(request, username):
         _record_throttled(request, username)
         return LoginResult("throttled")
+    if _is_locked(_user_by_name(username)):
+        # SECURITY: the password is not checked, so the answer cannot tell a right one from a wrong one.
+        _record_locked(request, username)
+        return LoginResult("locked")
     user = authenticate(request, username=username, password=password)
     if user is None:
+        if getattr(request, LOCKED_ATTR, False):
+            return LoginResult("locked")
         return LoginResult("invalid")
     login(request, user)
     decision: LoginDecision | None = getattr(request, DECISION_ATTR, None)
@@ -154,8 +174,8 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
     setattr(request, DECISION_ATTR, decision)
     new_device = evidence is None or not evidence.device.known
     if status == "ok":
+        # SECURITY: no reset of the account's failure run here: a password is what a thief has (issue 10).
         stepup.begin_verified(request, user=user, decision=decision, new_device=new_device)
-        _lockout_success(user)
     elif status == "step_up_required":
         # SECURITY: signed in, but the middleware holds the session at step-up until a factor passes.
         stepup.begin_pending(request, user=user, decision=decision, new_device=new_device)
@@ -182,6 +202,9 @@ def after_failed_login(request: HttpRequest | None, credentials: dict[str, Any])
         # where every attempt is refused, lock out each customer who retries (battery case 45).
         _record_throttled(request, username)
         return
+    if getattr(request, LOCKED_ATTR, False):
+        _record_locked(request, username)  # refused unchecked: neither a right nor a wrong password
+        return
     user = _user_by_name(username)
     ctx = build_context(request, username=username, user=user)
     history = DatabaseHistory()
@@ -200,6 +223,31 @@ def _record_throttled(request: HttpRequest, username: str) -> None:
     ctx = build_context(request, username=username, user=user)
     assessment, _ = score_login(ctx, DatabaseHistory())
     record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.THROTTLED)
+
+
+def _record_locked(request: HttpRequest, username: str) -> None:
+    user = _user_by_name(username)
+    ctx = build_context(request, username=username, user=user)
+    assessment, _evidence = score_login(ctx, DatabaseHistory())
+    record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.REFUSED)
+
+
+def locked_message() -> str:
+    """What a locked account is told, whatever password was typed: why, and every way back in."""
+    ways = [_("use your passkey (“Unlock with a passkey” on the sign-in page)")]
+    if app_settings.UNLOCK_WAIT_HOURS is not None:
+        ways.append(
+            _(
+                "or enter a code from your authenticator app and one of your recovery codes; the account "
+                "is then unlocked after %(hours)s hours unless you cancel"
+            )
+            % {"hours": app_settings.UNLOCK_WAIT_HOURS}
+        )
+    ways.append(_("or call our customer support desk"))
+    return _(
+        "This account is locked after repeated failed attempts, and all its sessions were signed out. "
+        "To unlock it, %(ways)s."
+    ) % {"ways": ", ".join(ways)}
 
 
 def _user_by_name(username: str) -> Any:
@@ -243,10 +291,6 @@ def _is_locked(user: Any) -> bool:
     return stepup._is_locked(user)
 
 
-def _lockout_success(user: Any) -> None:
-    stepup._lockout_success(user)
-
-
 def _lockout_failure(user: Any) -> None:
     from . import lockout
 
@@ -257,28 +301,104 @@ def _lockout_failure(user: Any) -> None:
 
 
 class ThrottleBackend:
-    """Put first in ``AUTHENTICATION_BACKENDS``: refuses every login of a throttled IP or account.
+    """Put first in ``AUTHENTICATION_BACKENDS``: refuses every login of a throttled IP or account, and of a
+    locked account.
 
-    Raising ``PermissionDenied`` stops Django's backend chain, so no password is checked while throttled,
-    whichever view (HTML, admin, API) called ``authenticate``.
+    Raising ``PermissionDenied`` stops Django's backend chain, so no password is checked while throttled
+    or locked, whichever view (HTML, admin, API) called ``authenticate``: a locked account's answer is the
+    same for a right and a wrong password (battery case 59).
     """
 
     def authenticate(self, request: HttpRequest | None, username: str | None = None, **kwargs: Any) -> None:
         if request is not None and is_throttled(request, username or ""):
             setattr(request, THROTTLED_ATTR, True)  # the failed-login receiver records it as throttled
             raise PermissionDenied("throttled")
+        name = username or kwargs.get(get_user_model().USERNAME_FIELD)
+        if isinstance(name, str) and name and _is_locked(_user_by_name(name[:150])):
+            if request is not None:
+                setattr(request, LOCKED_ATTR, True)  # recorded as refused, counted nowhere
+            raise PermissionDenied("locked")
         return None
 
     # No get_user(): this backend never signs anyone in, so Django must not pick it to restore sessions.
 
 
+class LockAwareAuthenticationForm(AuthenticationForm):
+    """Django's login form, telling a locked account (whatever password was typed) how to get back in, and
+    a throttled attempt to wait, instead of "wrong username or password"."""
+
+    def get_invalid_login_error(self) -> forms.ValidationError:
+        request = self.request
+        if request is not None and getattr(request, LOCKED_ATTR, False):
+            return forms.ValidationError(locked_message(), code="locked")
+        if request is not None and getattr(request, THROTTLED_ATTR, False):
+            return forms.ValidationError(
+                _("Too many sign-in attempts. Please wait and try again."), code="throttled"
+            )
+        return super().get_invalid_login_error()
+
+
+# -- password changes ------------------------------------------------------------------------------------
+
+
+def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
+    """A user's password was changed or reset: end their sessions, revoke the factors added during a
+    cooling-off, and tell them. Returns the number of sessions ended.
+
+    Called by :mod:`authguard.receivers` whenever a saved user's password hash changed (Django's
+    ``PasswordChangeView``, ``PasswordResetConfirmView``, ``set_password()`` and ``save()``...); portals
+    that write the hash some other way (``QuerySet.update``) call it themselves. With ``request`` (a
+    signed-in request of this very user, e.g. a password change form), that session is kept; every other
+    one ends. Idempotent per password: a second call for the same hash ends what is left and notifies once.
+    """
+    keep = None
+    session = getattr(request, "session", None) if request is not None else None
+    if session is not None and getattr(getattr(request, "user", None), "pk", None) == user.pk:
+        keep = session.session_key
+    ended = stepup.end_all_sessions(user=user, keep=keep)
+    revoked = _revoke_cooling_off_factors(user)
+    from .notifications import notify
+
+    digest = salted_hmac("authguard.login.password_changed", str(user.password)).hexdigest()[:16]
+    try:
+        with transaction.atomic():
+            notify(
+                user,
+                "password_changed",
+                context={"account": user.get_username(), "time": timezone.now(), "revoked": revoked},
+                dedupe_key=f"password:{digest}",
+            )
+    except Exception:
+        logger.exception("authguard: could not queue the password-change notification")
+    logger.warning(
+        "authguard: password of user %s changed; %s session(s) ended, %s factor(s) revoked",
+        user.pk,
+        ended,
+        revoked,
+    )
+    return ended
+
+
+def _revoke_cooling_off_factors(user: Any) -> int:
+    """Revoke the factors added during the account's cooling-off (:mod:`authguard.factors.lifecycle`)."""
+    try:
+        from .factors import lifecycle
+    except ImportError:  # the account-level cooling-off has not landed in this checkout
+        logger.error("authguard: factors.lifecycle missing: factors added in a cooling-off were not revoked")
+        return 0
+    return int(lifecycle.revoke_factors_added_in_cooling_off(user, reason="password_reset") or 0)
+
+
 __all__ = [
+    "LockAwareAuthenticationForm",
     "LoginDecision",
     "LoginResult",
     "ThrottleBackend",
     "after_failed_login",
     "after_password_login",
     "is_throttled",
+    "locked_message",
+    "password_changed",
     "password_login",
     "record_event",
     "step_up_methods",

@@ -27,6 +27,11 @@ from .login import DECISION_ATTR
 
 #: Request attribute: this request's session is pending (set before the view is resolved).
 PENDING_ATTR = "_authguard_pending"
+#: Request attribute: this request's session was ended before the view (a re-score a fresh login would
+#: refuse); the view is answered with :func:`session_ended_answer`.
+ENDED_ATTR = "_authguard_session_ended"
+#: Query parameter the login page reads to say why the customer was signed out.
+SESSION_ENDED_PARAM = "session_ended"
 #: View attribute set by :func:`authguard.decorators.step_up_exempt`.
 EXEMPT_ATTR = "step_up_exempt"
 #: authguard's own routes that a pending session may reach: the step-up pages and the step-up JSON API.
@@ -109,6 +114,31 @@ def step_up_answer(request: HttpRequest, *, http_status: int = 401, reverify: bo
     return HttpResponseRedirect(step_up_url(request, next_url, name=name))
 
 
+def session_ended_answer(request: HttpRequest) -> HttpResponse:
+    """The answer to a request whose session was just ended: 401 ``login_required`` (JSON, with the code
+    ``session_ended``) or a redirect to the login page, which says why (HTML)."""
+    from django.conf import settings as django_settings
+    from django.shortcuts import resolve_url
+
+    if wants_json(request):
+        response = JsonResponse(
+            {
+                "status": "login_required",
+                "code": "session_ended",
+                "message": _(
+                    "For your security we signed this session out: it was used from a place we could not "
+                    "trust. Please sign in again."
+                ),
+            },
+            status=401,
+        )
+        add_never_cache_headers(response)
+        return response
+    login_url = resolve_url(django_settings.LOGIN_URL)
+    separator = "&" if "?" in login_url else "?"
+    return HttpResponseRedirect(f"{login_url}{separator}{SESSION_ENDED_PARAM}=1")
+
+
 def deny_framing(response: HttpResponse) -> HttpResponse:
     """Forbid framing ``response``: ``X-Frame-Options: DENY`` and CSP ``frame-ancestors 'none'``.
 
@@ -150,7 +180,9 @@ class AuthguardMiddleware:
     * Signs out sessions idle for ``AUTHGUARD_SESSION_IDLE_SECONDS`` or older than
       ``AUTHGUARD_SESSION_ABSOLUTE_SECONDS``.
     * Re-scores a verified session whose request comes from a materially different context (another ASN or
-      country, another device cookie or none, another browser); a risky one must step up again.
+      country, another device cookie or none, another browser); a risky one must step up again, and one a
+      fresh login would refuse is signed out (:func:`session_ended_answer`).
+    * Drops the request's own session at the end of a request that ended it (a lock, a password reset).
     * Lets a pending session reach only the step-up pages and API, logout, static files, the language
       switch and views marked :func:`~authguard.decorators.step_up_exempt`; everything else answers a
       redirect to the step-up chooser (HTML) or 401 ``step_up_required`` (JSON).
@@ -166,11 +198,16 @@ class AuthguardMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         static_prefix = "/" + (settings.STATIC_URL or "").lstrip("/")
         signed_in_key = None
-        # SECURITY: static files skip the session checks, but only below a real prefix: a STATIC_URL of "/"
-        # (or empty) must not exempt every path.
-        if static_prefix == "/" or not request.path.startswith(static_prefix):
-            signed_in_key = self._check_session(request)
-        response = self.get_response(request)
+        ended = stepup.ENDED_SESSIONS.set(frozenset())
+        try:
+            # SECURITY: static files skip the session checks, but only below a real prefix: a STATIC_URL of
+            # "/" (or empty) must not exempt every path.
+            if static_prefix == "/" or not request.path.startswith(static_prefix):
+                signed_in_key = self._check_session(request)
+            response = self.get_response(request)
+            self._drop_ended_session(request)
+        finally:
+            stepup.ENDED_SESSIONS.reset(ended)
         if signed_in_key is not None and SESSION_KEY not in request.session:
             stepup.forget_session(signed_in_key)  # signed out in this request: drop the session's record
         response = self._after_login(request, response)
@@ -183,6 +220,8 @@ class AuthguardMiddleware:
     def process_view(
         self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any
     ) -> HttpResponse | None:
+        if getattr(request, ENDED_ATTR, False):
+            return session_ended_answer(request)
         if not getattr(request, PENDING_ATTR, False):
             return None
         if _allowed_while_pending(request, view_func):
@@ -224,9 +263,33 @@ class AuthguardMiddleware:
         if state.get("sk") != session.session_key:
             stepup.note_session_key(request, state)
         # A pending session is already held at step-up: only verified ones are compared with their binding.
-        if state.get("s") != "verified" or stepup.check_binding(request, state) == "pending":
+        if state.get("s") != "verified":
+            setattr(request, PENDING_ATTR, True)
+            return session.session_key
+        binding = stepup.check_binding(request, state)
+        if binding == "ended":
+            # SECURITY: what a fresh login from here would refuse ends the session; no step-up (case 61).
+            stepup.forget_session(session.session_key)
+            logout(request)
+            setattr(request, ENDED_ATTR, True)
+            return None
+        if binding == "pending":
             setattr(request, PENDING_ATTR, True)
         return session.session_key
+
+    @staticmethod
+    def _drop_ended_session(request: HttpRequest) -> None:
+        """The request's session was ended while it ran (a lock, a password reset): never save it again."""
+        session = getattr(request, "session", None)
+        if session is None or session.session_key is None:
+            return
+        if session.session_key in stepup.ENDED_SESSIONS.get():
+            # SECURITY: flush() gives the browser a new, empty session; the old key stays deleted.
+            session.flush()
+            if hasattr(request, "user"):
+                from django.contrib.auth.models import AnonymousUser
+
+                request.user = AnonymousUser()
 
     # -- after the view --------------------------------------------------------------------------------
 

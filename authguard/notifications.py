@@ -75,6 +75,23 @@ KINDS: dict[str, Kind] = {
         _("A security message could not be delivered"),
         _("A security message to a customer was not delivered"),
     ),
+    # Staff acted on the account (four eyes: requested, carried out, rejected...); never names staff.
+    "staff_action": Kind(
+        _("Our security desk acted on your account"),
+        _("A staff action on the security console"),
+    ),
+    # -- locks, sessions, password reset (owner: sessions) --
+    "unlock_requested": Kind(
+        _("Your account will be unlocked unless you cancel"),
+        _("A customer asked to unlock their account with recovery codes"),
+    ),
+    "unlock_cancelled": Kind(_("The unlock of your account was cancelled")),
+    "password_changed": Kind(_("The password of your account was changed")),
+    # -- sensitive actions: withdrawals, bank accounts, transfers out, contacts (owner: actions) --
+    "action_held": Kind(_("A request from your account is waiting for your confirmation")),
+    "action_done": Kind(_("A request from your account was carried out")),
+    # -- factor lifecycle: contacts and cooling-off (owner: factors) --
+    "email_changed_new": Kind(_("This is now the e-mail address of your account")),
 }
 
 #: Context keys that must never reach a message (codes, passwords, tokens...).

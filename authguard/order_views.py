@@ -26,7 +26,8 @@ from . import orders
 from .api import ApiError, answer, json_endpoint, read_json
 from .exceptions import InvalidCredential, Throttled
 from .models import HeldOrder
-from .orders import ConfirmationError, ConfirmationThrottled
+from .order_rules import render_message
+from .orders import ConfirmationError, ConfirmationThrottled, batch
 
 
 def _confirmation_error(request: HttpRequest, error: ConfirmationError) -> ApiError | Throttled:
@@ -87,6 +88,48 @@ def api_totp(request: HttpRequest, confirmation_id: str) -> HttpResponse:
 
 
 @json_endpoint()
+def api_batch_passkey_options(request: HttpRequest) -> HttpResponse:
+    """``POST api/confirmations/batch/passkey/options`` ``{"ids": [...]}``: request options whose challenge
+    names exactly these held orders (one confirmation for a batch)."""
+    data = read_json(request)
+    # The batch page's button sends no ids: it confirms the set that page showed (kept in the session).
+    ids = data.get("ids") if "ids" in data else batch.remembered_batch(request)
+    try:
+        options = batch.batch_options(request, ids=ids)
+    except ConfirmationError as error:
+        raise _confirmation_error(request, error) from None
+    return answer("ok", **options)
+
+
+@json_endpoint()
+def api_batch_passkey(request: HttpRequest) -> HttpResponse:
+    """``POST api/confirmations/batch/passkey`` ``{"ids": [...], "credential": {...}}``: 200 ``confirmed``
+    with each order executed (``confirmed``) or not (``failed``, with the reason) · 400 · 404 · 410."""
+    data = read_json(request)
+    if "credential" in data:
+        ids, credential = data.get("ids"), data.get("credential")
+    else:  # the batch page's button: the credential alone, for the set that page showed
+        ids, credential = batch.remembered_batch(request), data
+    try:
+        result = batch.confirm_batch_with_passkey(request, ids=ids, credential=credential)
+    except ConfirmationError as error:
+        raise _confirmation_error(request, error) from None
+    return answer(
+        "confirmed",
+        200,
+        confirmed=[
+            {
+                "id": str(c.confirmation.pk),
+                "order": orders.stored_order(c.confirmation),
+                "result_ref": c.result_ref,
+            }
+            for c in result.confirmed
+        ],
+        failed=[{"id": str(held.pk), "message": message} for held, message in result.failed],
+    )
+
+
+@json_endpoint()
 def api_cancel(request: HttpRequest, confirmation_id: str) -> HttpResponse:
     """``POST api/confirmations/<id>/cancel``: 200 ``cancelled`` · 404 · 410."""
     try:
@@ -106,7 +149,8 @@ def _page_context(request: HttpRequest, held: HeldOrder) -> dict[str, Any]:
     except ConfirmationError:
         confirmable = False
     held.refresh_from_db()
-    reasons = [str(r.get("reason", "")) for r in held.reasons]
+    # Plain reasons in the reader's language (never the rule codes), from the stored template and numbers.
+    reasons = [render_message(r) for r in held.reasons if isinstance(r, dict)]
     return {
         "held": held,
         "summary": orders.confirmation_json(held)["summary"],
@@ -118,7 +162,38 @@ def _page_context(request: HttpRequest, held: HeldOrder) -> dict[str, Any]:
         "options_url": reverse("authguard:api-confirm-passkey-options", args=[held.pk]),
         "verify_url": reverse("authguard:api-confirm-passkey", args=[held.pk]),
         "done_url": reverse("authguard:confirm", args=[held.pk]),
+        "batch_url": reverse("authguard:confirm-batch"),
     }
+
+
+@require_http_methods(["GET"])
+def confirm_batch(request: HttpRequest) -> HttpResponse:
+    """``confirmations/batch/``: every order this session has waiting, listed with its plain summary and
+    reasons, confirmed together with one passkey (the challenge names exactly the listed set)."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    helds = batch.session_pending(request)
+    batch.remember_batch(request, helds)
+    rows = [
+        {
+            "held": held,
+            "summary": orders.confirmation_json(held)["summary"],
+            "reasons": [render_message(r) for r in held.reasons if isinstance(r, dict)],
+        }
+        for held in helds
+    ]
+    passkey = bool(helds) and all("passkey" in held.methods for held in helds)
+    return render(
+        request,
+        "authguard/confirm_batch.html",
+        {
+            "rows": rows,
+            "passkey": passkey,
+            "options_url": reverse("authguard:api-confirm-batch-options"),
+            "verify_url": reverse("authguard:api-confirm-batch"),
+            "done_url": reverse("authguard:confirm-batch"),
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -160,6 +235,12 @@ def confirm(request: HttpRequest, confirmation_id: str) -> HttpResponse:
 
 
 urlpatterns: list[URLPattern] = [
+    # Before the per-order paths, which would read "batch" as a confirmation id.
+    path(
+        "api/confirmations/batch/passkey/options", api_batch_passkey_options, name="api-confirm-batch-options"
+    ),
+    path("api/confirmations/batch/passkey", api_batch_passkey, name="api-confirm-batch"),
+    path("confirmations/batch/", confirm_batch, name="confirm-batch"),
     path("confirmations/<str:confirmation_id>/", confirm, name="confirm"),
     path(
         "api/confirmations/<str:confirmation_id>/passkey/options",

@@ -412,6 +412,7 @@ def register(
     verifies the session: it is not a step-up. Raises :class:`~authguard.exceptions.InvalidCredential`.
     """
     from .factors import is_disabled, record_enrollment, require_can_change_factors
+    from .factors.lifecycle import require_strong_rebind
 
     via = require_can_change_factors(request, user=user)
     rp = relying_party()
@@ -447,6 +448,8 @@ def register(
                 # own passkey after the failure limit disabled it (NIST: "disabled until re-bound").
                 if existing.user_id != user.pk or not is_disabled(existing):
                     raise _invalid("already_registered")
+                # SECURITY: and only through a strong path: another passkey, identity proofing (case 55).
+                via = require_strong_rebind(request, user=user)
                 FactorRecord.objects.filter(device_id=existing.persistent_id).delete()
                 existing.delete()
             device = PasskeyDevice.objects.create(
@@ -595,13 +598,19 @@ def verify_authentication(
     and verification, signature, the credential's owner, ``allowCredentials``, ``userHandle``, sign count and
     backup flags; then writes sign count, backup state and last use under a row lock. Returns the device.
 
-    With ``user`` given (a signed-in session), a failed assertion of one of that user's passkeys counts
-    towards its failure limit. Anonymous (``user=None``) failures never count: a credential ID is all a
-    stranger needs to send one, and counting them would let anyone disable anyone's passkey.
-    Raises :class:`~authguard.exceptions.InvalidCredential`.
+    With ``user`` given (a signed-in session), a failed assertion of one of that user's passkeys is counted;
+    it counts towards the failure limit only from a session that could be the customer's
+    (:func:`authguard.factors.lifecycle.could_be_customer`), and any other session is throttled per session,
+    network and account instead (a bad signature is no guess: disabling on it would only let whoever has
+    the password disable the customer's passkey, issue 10 item 3). Anonymous (``user=None``) failures never
+    count. Raises :class:`~authguard.exceptions.InvalidCredential` or
+    :class:`~authguard.exceptions.Throttled`.
     """
     from .factors import record_failure, record_success
+    from .factors.lifecycle import check_throttle, note_throttle_failure
 
+    if user is not None:
+        check_throttle(request, user=user)
     rp = relying_party()
     record = _pop_challenge(request, purpose=purpose, kind="get", user=user)
     data = _load_credential(credential, fields=("clientDataJSON", "authenticatorData", "signature"))
@@ -614,10 +623,12 @@ def verify_authentication(
         except InvalidCredential as exc:
             failure = exc
             if user is not None and device.user_id == user.pk and exc.code not in ("disabled", "not_allowed"):
-                record_failure(device, kind=FactorKind.PASSKEY)
+                record_failure(device, kind=FactorKind.PASSKEY, request=request)
         else:
             record_success(device)
     if failure is not None:
+        if user is not None:
+            note_throttle_failure(request, user=user)
         raise failure
     return device
 

@@ -1,18 +1,29 @@
-"""Receivers that connect authguard to Django's authentication signals.
+"""Receivers that connect authguard to Django's authentication signals and to the user model.
 
 Connected in :meth:`authguard.apps.AuthguardConfig.ready`, so every login path that uses Django's
-``authenticate``/``login`` (HTML forms, JSON APIs, the admin) is scored and recorded.
+``authenticate``/``login`` (HTML forms, JSON APIs, the admin) is scored and recorded, and every password
+change that saves the user (Django's password change and reset views, ``set_password()`` then ``save()``,
+the admin) ends the user's sessions and revokes the factors added during a cooling-off
+(:func:`authguard.login.password_changed`).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from . import login
+
+logger = logging.getLogger(__name__)
+
+#: Instance attribute set before a save that changes the password hash, read after it.
+_CHANGED_ATTR = "_authguard_password_changed"
 
 
 @receiver(user_logged_in, dispatch_uid="authguard.score_login")
@@ -31,3 +42,38 @@ def record_failed_login(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
     login.after_failed_login(request, credentials)
+
+
+def password_hash_changes(instance: Any, *, update_fields: Any) -> bool:
+    """Whether saving ``instance`` (an existing user) changes its password hash.
+
+    ``set_password()`` leaves the raw password on the instance until it is saved: that is a change.
+    Django's own re-hash at login (a new hasher, more iterations) clears it first and saves only the
+    ``password`` field: not a change. A full save is compared with the stored hash.
+    """
+    if getattr(instance, "_password", None) is not None:
+        return True
+    if update_fields is not None:
+        return False
+    stored = type(instance)._default_manager.filter(pk=instance.pk).values_list("password", flat=True).first()
+    return stored is not None and stored != instance.password
+
+
+@receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="authguard.password_change_check")
+def note_password_change(
+    sender: Any, instance: Any, raw: bool = False, update_fields: Any = None, **kwargs: Any
+) -> None:
+    if raw or instance._state.adding or instance.pk is None:
+        return  # fixtures, and new users (whose first password is no change)
+    setattr(instance, _CHANGED_ATTR, password_hash_changes(instance, update_fields=update_fields))
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="authguard.password_changed")
+def act_on_password_change(sender: Any, instance: Any, created: bool = False, **kwargs: Any) -> None:
+    if created or not getattr(instance, _CHANGED_ATTR, False):
+        return
+    setattr(instance, _CHANGED_ATTR, False)
+    # SECURITY: a password change or reset ends every session (the thief's too) and revokes the factors
+    # added during a cooling-off (battery case 58). Not swallowed: a reset that cannot end the sessions
+    # must not look like it succeeded.
+    login.password_changed(instance)

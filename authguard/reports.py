@@ -594,15 +594,19 @@ def _notification_entries(user: Any, within: _Window) -> list[TimelineEntry]:
 
 def _staff_entries(user: Any, within: _Window) -> list[TimelineEntry]:
     """What staff did about this account in the console (admin log): orders released or cancelled,
-    devices revoked, the account unlocked, with their reasons."""
+    devices revoked, the account unlocked, and every four-eyes request, approval, rejection and execution
+    (:class:`~authguard.models.StaffApproval`), with their reasons."""
     from django.contrib.admin.models import LogEntry
     from django.contrib.contenttypes.models import ContentType
+
+    from .models import StaffApproval
 
     targets = Q()
     for model, ids in (
         (HeldOrder, HeldOrder.objects.filter(user=user).values_list("pk", flat=True)),
         (KnownDevice, KnownDevice.objects.filter(user=user).values_list("pk", flat=True)),
         (AccountLock, [user.pk]),
+        (StaffApproval, StaffApproval.objects.filter(customer=user).values_list("pk", flat=True)),
     ):
         targets |= Q(
             content_type=ContentType.objects.get_for_model(model), object_id__in=[str(pk) for pk in ids]

@@ -10,7 +10,12 @@ state, so it is server-side, dies with the session, and cannot be steered by any
 * :func:`note_strong_verification` records a re-verification (before a factor change, say) in a verified
   session; :func:`has_fresh_verification` asks whether there was one recently enough.
 * :func:`check_binding` (called by the middleware) re-scores a session whose request context changed
-  materially and puts it back to pending when the result is risky.
+  materially and puts it back to pending when the result is risky; a session a fresh login from there
+  would be refused is ended, never stepped up (battery case 61).
+* Only a phishing-resistant verification (a passkey that is not cooling off, outside an account
+  cooling-off) remembers the browser and teaches the risk profile; a TOTP or recovery code buys the one
+  session it was typed into, nothing that lasts (battery case 56).
+* :func:`end_all_sessions` ends every session of a user (a lock, a password change or reset).
 
 The compact dict keys: ``s`` status, ``e`` login event id, ``a`` login action, ``u`` stepped up, ``r``
 re-scored, ``n`` new device, ``t`` login time, ``st``/``sm`` strong verification time and method, ``lr``
@@ -23,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Collection
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -60,6 +66,12 @@ STATE_KEY = "_authguard"
 BOUND_ATTR = "_authguard_bound"
 #: Strong verification methods, as named in settings and in session state.
 METHODS = ("passkey", "totp", "recovery_code")
+#: The only method whose verification remembers the browser and resets the account's failure run: a
+#: thief who relays one code through a phishing page cannot relay a passkey (it is bound to the origin).
+PHISHING_RESISTANT_METHODS = frozenset({"passkey"})
+#: Session keys ended (deleted from the store) while this request ran: the middleware then also drops the
+#: request's own session instead of writing it back.
+ENDED_SESSIONS: ContextVar[frozenset[str]] = ContextVar("authguard_ended_sessions", default=frozenset())
 #: Last-activity time is written at most this often, so an active session is saved once a minute, not on
 #: every request.
 ACTIVITY_RESOLUTION_SECONDS = 60
@@ -282,6 +294,57 @@ def _user_devices(user: Any) -> list[Any]:
     return list(user_factors(user))
 
 
+def usable_factors(user: Any) -> list[Any]:
+    """The user's usable factors (:func:`authguard.factors.user_factors`)."""
+    return _user_devices(user)
+
+
+def account_cooling_off(user: Any) -> bool:
+    """Whether ``user``'s account is in its cooling-off (:mod:`authguard.factors.lifecycle`)."""
+    try:
+        from .factors import lifecycle
+    except ImportError:  # the account-level cooling-off has not landed in this checkout
+        return False
+    try:
+        return bool(lifecycle.in_cooling_off(user))
+    except Exception:
+        # SECURITY: if the cooling-off cannot be read, treat the account as cooling off (fail closed).
+        logger.exception("authguard: cooling-off state unavailable")
+        return True
+
+
+def factor_cooling_off(device: Any) -> bool:
+    """Whether ``device`` is still cooling off (added during, or too recently for, a sensitive use)."""
+    if device is None:
+        return True
+    try:
+        try:
+            from .factors import lifecycle
+
+            return bool(lifecycle.factor_is_cooling_off(device))
+        except ImportError:
+            from .factors import in_cooling_off
+
+            return bool(in_cooling_off(device))
+    except Exception:
+        # SECURITY: fail closed: a factor whose age cannot be read is treated as new.
+        logger.exception("authguard: factor cooling-off state unavailable")
+        return True
+
+
+def remembers_device(user: Any, *, device: Any, method: str) -> bool:
+    """Whether a verification with ``device`` (``method``) may remember the browser, teach the risk
+    profile the login and reset the account's failure run.
+
+    SECURITY: only a passkey, and neither a passkey still cooling off nor during an account cooling-off: a
+    relayed TOTP or recovery code, or the thief's own new passkey, buys one session and nothing that
+    lasts (battery case 56). The customer's next sign-in from such a browser is scored as new again.
+    """
+    if method not in PHISHING_RESISTANT_METHODS or device is None:
+        return False
+    return not factor_cooling_off(device) and not account_cooling_off(user)
+
+
 def step_up_methods(user: Any) -> list[str]:
     """What this user can step up with, in the order of ``AUTHGUARD_STEP_UP_METHODS`` (the JSDA preset keeps
     only passkeys). Empty: the user has no usable factor and a risky login must be refused."""
@@ -308,12 +371,13 @@ def _strong(request: HttpRequest, state: dict[str, Any], *, device: Any, method:
 
 
 def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: str) -> None:
-    """The pending session's user passed a second factor: verify the session, remember the device.
+    """The pending session's user passed a second factor: verify the session.
 
-    Rotates the session key, records the device with django-otp, learns the login into the user's profile
-    (as the replay does for a stepped-up login with a second factor), trusts the device cookie for
-    ``AUTHGUARD_TRUSTED_DEVICE_DAYS``, marks the login event ``step_up_passed`` and rebinds the session to
-    this request's context.
+    Rotates the session key, records the device with django-otp, marks the login event ``step_up_passed``
+    and rebinds the session to this request's context. Only when :func:`remembers_device` (a passkey,
+    nothing cooling off) does it also learn the login into the user's profile, trust the device cookie
+    for ``AUTHGUARD_TRUSTED_DEVICE_DAYS`` and reset the account's failure run: a TOTP or recovery code is
+    good for this session only.
     """
     from .history import DatabaseHistory, trusted_until
     from .models import LoginEvent, Outcome
@@ -324,11 +388,15 @@ def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: st
     state = raw_state(request) or _new_state(status="pending", decision=None, new_device=True)
     ctx = build_context(request, username=user.get_username(), user=user)
     history = DatabaseHistory()
+    remember = remembers_device(user, device=device, method=method)
     with transaction.atomic():
         try:
             with transaction.atomic():  # a savepoint: a failure here must not break the step-up itself
-                history.learn(ctx, history.evidence(ctx))
-                history.trust_device(ctx, trusted_until(ctx))
+                if remember:
+                    history.learn(ctx, history.evidence(ctx))
+                    history.trust_device(ctx, trusted_until(ctx))
+                else:
+                    history.note_device(ctx)  # listed for the customer to see; nothing learned or trusted
         except Exception:
             logger.exception("authguard: could not learn a stepped-up login")
         event = LoginEvent.objects.filter(pk=state["e"], user=user).first() if state.get("e") else None
@@ -339,8 +407,10 @@ def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: st
     state.update(s="verified", u=True)
     _bind(request, state)
     _strong(request, state, device=device, method=method)
-    _lockout_success(user)
-    logger.info("authguard step-up passed user=%s method=%s", user.pk, method)
+    if remember:
+        # SECURITY: only a verification a thief cannot relay ends the account's failure run.
+        _lockout_success(user)
+    logger.info("authguard step-up passed user=%s method=%s remembered=%s", user.pk, method, remember)
 
 
 def notify_signed_in(event: Any) -> None:
@@ -375,6 +445,8 @@ def note_strong_verification(request: HttpRequest, *, device: Any, method: str) 
     if state is None or state.get("s") != "verified":
         raise PermissionError("re-verification outside a verified session")
     _strong(request, state, device=device, method=method)
+    if remembers_device(request.user, device=device, method=method):
+        _lockout_success(request.user)
 
 
 def has_fresh_verification(
@@ -408,7 +480,8 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
 
     The login is scored and recorded like a password login (as ``passkey_login``, ``password_ok`` false)
     and learned; the passkey is the strong verification, so the session is verified with ``strong_at`` now
-    and the device cookie is remembered. A locked account or a ``deny`` score signs nothing in.
+    and the device cookie is remembered, unless the passkey or the account is cooling off
+    (:func:`remembers_device`). A locked account or a ``deny`` score signs nothing in.
     """
     from . import login as login_flow
     from .history import DatabaseHistory, trusted_until
@@ -426,13 +499,15 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
         login_flow.record_event(ctx, user, assessment, password_ok=False, outcome="refused")
         return login_flow.LoginResult("denied")
     new_device = evidence is None or not evidence.device.known
+    remember = remembers_device(user, device=device, method="passkey")
     with transaction.atomic():
         event = login_flow.record_event(
             ctx, user, assessment, password_ok=False, outcome=Outcome.PASSKEY_LOGIN
         )
-        if evidence is not None:
+        if remember and evidence is not None:
             history.learn(ctx, evidence)
-        history.trust_device(ctx, trusted_until(ctx))
+        if remember:
+            history.trust_device(ctx, trusted_until(ctx))
     decision = login_flow.LoginDecision(assessment, event.pk)
     # SECURITY: the decision is set before login(), so the user_logged_in receiver does not score it as a
     # password login; Django's login() rotates the session key.
@@ -442,7 +517,8 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
     state["u"] = assessment.action != Action.ALLOW
     _bind(request, state)
     _strong(request, state, device=device, method="passkey")
-    _lockout_success(user)
+    if remember:
+        _lockout_success(user)
     return login_flow.LoginResult("ok", user=user)
 
 
@@ -453,8 +529,13 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     """Compare this request's context with the one the verified session is bound to.
 
     Returns ``"same"`` (nothing to do), ``"moved"`` (another IP in the same network: rebound), ``"allowed"``
-    (a material change the risk engine allowed: rebound) or ``"pending"`` (risky, whether scored ``step_up``
-    or ``deny``: the session must step up again; logged as a ``rescored`` login event).
+    (a material change the risk engine allowed: rebound), ``"pending"`` (scored ``step_up``: the session
+    must step up again; logged as a ``rescored`` login event) or ``"ended"`` (scored ``deny``, or
+    ``step_up`` for a user with no factor to step up with: what a fresh login from there would be refused;
+    logged as ``refused``). The caller signs an ended session out.
+
+    SECURITY: a re-scored session is never treated more gently than a fresh sign-in (battery case 61): a
+    context a fresh login would be refused from must not be one relayed code away from the account.
     """
     ip, ua, cookie = _request_parts(request)
     fingerprint = _fingerprint(ip, ua, cookie)
@@ -475,6 +556,15 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     from . import login as login_flow
     from .models import Outcome
 
+    if assessment.action == Action.DENY or not step_up_methods(request.user):
+        login_flow.record_event(ctx, request.user, assessment, password_ok=False, outcome=Outcome.REFUSED)
+        logger.warning(
+            "authguard session ended on re-score user=%s ip=%s %s",
+            request.user.pk,
+            ctx.ip,
+            assessment.explain(),
+        )
+        return "ended"
     event = login_flow.record_event(
         ctx, request.user, assessment, password_ok=False, outcome=Outcome.RESCORED
     )
@@ -538,18 +628,34 @@ def note_session_key(request: HttpRequest, state: dict[str, Any]) -> None:
 
 def end_other_sessions(request: HttpRequest, *, user: Any) -> int:
     """End every other session of ``user`` (the caller checks for a fresh strong verification first)."""
+    return end_all_sessions(user=user, keep=request.session.session_key)
+
+
+def end_all_sessions(*, user: Any, keep: str | None = None) -> int:
+    """End every session of ``user`` but ``keep`` (a session key), wherever it is; the number ended.
+
+    Deletes each recorded session from the session store (so its cookie signs nothing in any more) and
+    its record. A session ended while it is serving this very request is also dropped by the middleware
+    at the end of the request instead of being written back.
+    """
     from importlib import import_module
 
     from .models import SessionRecord
 
+    if user is None or user.pk is None:
+        return 0
     store = import_module(settings.SESSION_ENGINE).SessionStore
-    current = request.session.session_key
-    ended = 0
-    for record in SessionRecord.objects.filter(user_id=user.pk).exclude(session_key=current):
-        store(session_key=record.session_key).delete()
-        record.delete()
-        ended += 1
-    return ended
+    records = SessionRecord.objects.filter(user_id=user.pk)
+    if keep:
+        records = records.exclude(session_key=keep)
+    keys = list(records.values_list("session_key", flat=True))
+    for key in keys:
+        store(session_key=key).delete()
+    SessionRecord.objects.filter(session_key__in=keys).delete()
+    if keys:
+        ENDED_SESSIONS.set(ENDED_SESSIONS.get() | frozenset(keys))
+        logger.info("authguard: ended %s session(s) of user %s", len(keys), user.pk)
+    return len(keys)
 
 
 def forget_session(session_key: str | None) -> None:
@@ -592,12 +698,17 @@ __all__ = [
     "check_binding",
     "complete_passwordless_login",
     "complete_step_up",
+    "account_cooling_off",
+    "end_all_sessions",
     "end_other_sessions",
+    "factor_cooling_off",
     "has_fresh_verification",
     "is_pending",
     "method_of",
     "note_step_up_failure",
     "note_strong_verification",
+    "remembers_device",
     "session_state",
     "step_up_methods",
+    "usable_factors",
 ]

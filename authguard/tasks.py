@@ -2,7 +2,8 @@
 
 * :func:`send_notification` sends one outbox row, at most once per claim (see :mod:`authguard.notifications`).
 * :func:`retry_pending_notifications` (periodic) re-queues rows the broker or the mail server missed.
-* :func:`expire_held_orders` (periodic) cancels held orders past their expiry.
+* :func:`expire_held_orders` (periodic) cancels held orders past their expiry, and with them held sensitive
+  actions (withdrawals, bank accounts) and staff approval requests past theirs.
 * :func:`prune_login_events` (periodic) deletes login events past ``AUTHGUARD_EVENT_RETENTION_DAYS``.
 
 All of them also run eagerly (``CELERY_TASK_ALWAYS_EAGER``), as in the demo and the tests.
@@ -150,9 +151,12 @@ def retry_pending_notifications(limit: int = 500) -> int:
 @shared_task(name="authguard.expire_held_orders")
 def expire_held_orders() -> int:
     """Expire held orders past their deadline (the order guard's ``expire_due``); returns how many."""
+    from .actions import expire_due as expire_actions
+    from .console.approvals import expire_due as expire_approvals
     from .orders import expire_due
 
-    return int(expire_due())
+    # Held actions and staff requests also expire when read; this keeps the console's lists true too.
+    return int(expire_due()) + int(expire_actions()) + int(expire_approvals())
 
 
 @shared_task(name="authguard.prune_login_events")

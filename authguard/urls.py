@@ -2,10 +2,11 @@
 
 The routes live beside their views: step-up and security pages in :mod:`authguard.views`, the step-up and
 passkey JSON API in :mod:`authguard.api` (CONTRACTS section 4), held-order confirmations in
-:mod:`authguard.order_views`. Every JSON endpoint is under ``api/``.
+:mod:`authguard.order_views`, sensitive-action confirmations in :mod:`authguard.actions.urls`.
+Every JSON endpoint is under ``api/``.
 """
 
-from django.urls import path
+from django.urls import include, path
 
 from . import api, order_views, views
 
@@ -16,4 +17,6 @@ urlpatterns = [
     *views.urlpatterns,
     *api.urlpatterns,
     *order_views.urlpatterns,
+    # Sensitive actions beyond orders (withdrawals, bank accounts, transfers out, contact changes).
+    path("", include("authguard.actions.urls")),
 ]

@@ -14,7 +14,6 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
@@ -26,7 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from . import stepup
 from .conf import app_settings
-from .exceptions import AuthguardError, Throttled
+from .exceptions import AuthguardError, StepUpRequired, Throttled
 from .middleware import safe_next, step_up_url
 from .models import KnownDevice, LoginEvent
 
@@ -137,7 +136,7 @@ def _verify_code(
         status = 400
         try:
             # SECURITY: the user is the session's own (server-side state); nothing posted names a user.
-            device = check(request.user, form.cleaned_data["code"])
+            device = check(request.user, form.cleaned_data["code"], request=request)
         except Throttled as error:
             device, message, status, retry_after = None, error.message, 429, error.retry_after
         except AuthguardError as error:
@@ -237,7 +236,19 @@ def _can_change(request: HttpRequest) -> bool:
 
 def _reverify_first(request: HttpRequest) -> HttpResponse:
     """Factor and email changes need a fresh strong verification: go and get one, then come back."""
+    from .factors import lifecycle
+
     if not stepup.step_up_methods(request.user):
+        if lifecycle.ever_had_factor(request.user):
+            # SECURITY: no first-factor path for an account that had one (case 55): the strong way back.
+            messages.error(
+                request,
+                _(
+                    "This security method was disabled after too many failed attempts. Confirm it is you "
+                    "with another passkey, or contact the customer desk to set it up again."
+                ),
+            )
+            return redirect("authguard:security")
         messages.error(
             request,
             _(
@@ -251,6 +262,7 @@ def _reverify_first(request: HttpRequest) -> HttpResponse:
 
 def _factor_rows(user: Any) -> list[dict[str, Any]]:
     from . import factors
+    from .factors import lifecycle
 
     rows = []
     for device in factors.user_factors(user):
@@ -261,8 +273,9 @@ def _factor_rows(user: Any) -> list[dict[str, Any]]:
                     "method": method,
                     "name": device.name,
                     "pk": device.pk,
-                    "created_at": getattr(device, "created_at", None),
+                    "created_at": lifecycle.factor_confirmed_at(device),
                     "last_used_at": getattr(device, "last_used_at", None),
+                    "cooling_off": lifecycle.factor_is_cooling_off(device),
                 }
             )
     return rows
@@ -299,6 +312,8 @@ def _current_totp_enrollment(request: HttpRequest) -> Any:
 @login_required
 def security(request: HttpRequest) -> HttpResponse:
     """Security settings: passkeys, authenticator app, recovery codes, devices, recent sign-ins, email."""
+    from .factors import lifecycle
+
     user = request.user
     devices = KnownDevice.objects.filter(user=user, revoked_at__isnull=True).order_by("-last_seen_at")
     logins = LoginEvent.objects.filter(user=user).order_by("-created_at")[:RECENT_LOGINS]
@@ -308,6 +323,8 @@ def security(request: HttpRequest) -> HttpResponse:
         "authguard/security.html",
         {
             "factors": _factor_rows(user),
+            "cooling_off_until": lifecycle.cooling_off_until(user),
+            "pending_email": lifecycle.pending_email_change(user),
             "has_totp": any(row["method"] == "totp" for row in _factor_rows(user)),
             "recovery_codes_left": _recovery_codes_left(user),
             "devices": [
@@ -347,10 +364,19 @@ def security_totp(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, _("Your authenticator app is set up."))
                 return redirect("authguard:security")
-        context = {"form": form, "enrollment": _current_totp_enrollment(request)}
+        try:
+            context = {"form": form, "enrollment": _current_totp_enrollment(request)}
+        except AuthguardError as error:
+            messages.error(request, error.message)
+            return redirect("authguard:security")
         response = render(request, "authguard/security_totp.html", context, status=status)
         return _with_retry_after(response, retry_after)
-    enrollment = factors.begin_totp_enrollment(request, user=request.user)
+    try:
+        enrollment = factors.begin_totp_enrollment(request, user=request.user)
+    except AuthguardError as error:
+        # e.g. the app would replace the customer's last strong factor, or a disabled one needs re-binding.
+        messages.error(request, error.message)
+        return redirect("authguard:security")
     return render(request, "authguard/security_totp.html", {"form": TotpCodeForm(), "enrollment": enrollment})
 
 
@@ -435,7 +461,10 @@ def security_revoke_device(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def security_email(request: HttpRequest) -> HttpResponse:
-    """Change the email address (after a fresh verification); the old address is told."""
+    """Start an e-mail change: a fresh passkey (or two different factors without a passkey), then a code
+    is mailed to the new address (:func:`authguard.factors.lifecycle.begin_email_change`)."""
+    from .factors import lifecycle
+
     if not _can_change(request):
         return _reverify_first(request)
     form = EmailForm(request.POST)
@@ -443,16 +472,54 @@ def security_email(request: HttpRequest) -> HttpResponse:
         for error in form.errors.get("email", []):
             messages.error(request, error)
         return redirect("authguard:security")
-    user = request.user
-    old = user.email
-    new = form.cleaned_data["email"]
-    if new != old:
-        with transaction.atomic():
-            user.email = new
-            user.save(update_fields=["email"])
-            _notify(user, "email_changed", context={"to_email": old}, dedupe_key=None)
-    messages.success(request, _("Your email address was changed."))
-    return redirect("authguard:security")
+    try:
+        lifecycle.begin_email_change(request, user=request.user, new_email=form.cleaned_data["email"])
+    except StepUpRequired as error:
+        messages.error(request, error.message)
+        return _reverify_first(request)
+    except AuthguardError as error:
+        messages.error(request, error.message)
+        return redirect("authguard:security")
+    messages.success(request, _("We sent a code to the new address. Enter it to finish the change."))
+    return redirect("authguard:security-email-confirm")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@login_required
+def security_email_confirm(request: HttpRequest) -> HttpResponse:
+    """Finish an e-mail change with the code mailed to the new address; the old address is told."""
+    from .factors import lifecycle
+
+    change = lifecycle.pending_email_change(request.user)
+    if change is None:
+        messages.error(request, _("Start the e-mail change again."))
+        return redirect("authguard:security")
+    form = CodeForm(request.POST if request.method == "POST" else None)
+    status, retry_after = 200, None
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                lifecycle.confirm_email_change(request, user=request.user, code=form.cleaned_data["code"])
+            except StepUpRequired as error:
+                messages.error(request, error.message)
+                return _reverify_first(request)
+            except Throttled as error:
+                messages.error(request, error.message)
+                return redirect("authguard:security")
+            except AuthguardError as error:
+                form.add_error("code", error.message)
+            else:
+                messages.success(request, _("Your email address was changed."))
+                return redirect("authguard:security")
+    response = render(
+        request,
+        "authguard/security_email_confirm.html",
+        {"form": form, "new_email": change.new_email},
+        status=status,
+    )
+    return _with_retry_after(response, retry_after)
 
 
 @never_cache
@@ -461,7 +528,19 @@ def security_email(request: HttpRequest) -> HttpResponse:
 def security_end_sessions(request: HttpRequest) -> HttpResponse:
     """Sign out every other session of this user (needs a fresh verification: ASVS 7.5.2)."""
     # SECURITY: only a fresh strong factor may end sessions; otherwise a thief could sign the owner out.
+    from .factors import lifecycle
+
     if not stepup.has_fresh_verification(request):
+        return _reverify_first(request)
+    if lifecycle.verified_by_cooling_off_factor(request):
+        # SECURITY: a factor added during the cooling-off (maybe the thief's) does not sign the customer out.
+        messages.error(
+            request,
+            _(
+                "The security method you confirmed with was added too recently. Confirm it is you with one "
+                "you had before."
+            ),
+        )
         return _reverify_first(request)
     ended = stepup.end_other_sessions(request, user=request.user)
     messages.success(request, _("Other sessions signed out: %(count)s.") % {"count": ended})
@@ -491,5 +570,6 @@ urlpatterns: list[URLPattern] = [
     path("security/recovery-codes/", security_recovery_codes, name="security-recovery-codes"),
     path("security/devices/<int:pk>/revoke/", security_revoke_device, name="security-revoke-device"),
     path("security/email/", security_email, name="security-email"),
+    path("security/email/confirm/", security_email_confirm, name="security-email-confirm"),
     path("security/sessions/end-others/", security_end_sessions, name="security-end-sessions"),
 ]

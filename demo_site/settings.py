@@ -43,6 +43,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "authguard.middleware.AuthguardMiddleware",
+    # The security console (Django admin) opens only after a passkey check of the staff session.
+    "authguard.console.guard.StaffPasskeyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -160,6 +162,8 @@ AUTHGUARD_PENDING_ALLOWED_VIEWS = ["logout", "set_language", "brokerage:api-logo
 AUTHGUARD_ORDER_PORTFOLIO = "demo_site.brokerage.services.guard_portfolio"
 AUTHGUARD_ORDER_INSTRUMENT = "demo_site.brokerage.services.guard_instrument"
 AUTHGUARD_ORDER_EXECUTOR = "demo_site.brokerage.services.held_order_executor"
+# Executes confirmed sensitive actions (withdrawals, bank-account registration): docs/sensitive-actions.md.
+AUTHGUARD_ACTION_EXECUTOR = "demo_site.brokerage.money.action_executor"
 AUTHGUARD_CONFIRMATION_SECONDS = 300
 
 # -- notifications, Celery beat, operations (owner: ops, console) --------------------------------------------
@@ -181,3 +185,15 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 AUTHGUARD_EVENT_RETENTION_DAYS = int(os.environ.get("AUTHGUARD_EVENT_RETENTION_DAYS", "400"))
+
+# -- staff console: passkey step-up and four eyes (owner: staff) ---------------------------------------------
+# The defaults, spelled out: every release of a held order, factor revocation, unlock and policy change needs
+# a second staff member's approval (docs/staff-approvals.md).
+AUTHGUARD_FOUR_EYES = {
+    "ACTIONS": ["release_order", "revoke_factor", "unlock_account", "change_policy"],
+    "MIN_SEVERITY": 0,
+    "EXPIRY_HOURS": 24,
+}
+# Demo only: a passkey the demo's security desk registers opens the console at once. A deployment keeps the
+# default (24 hours), so a passkey a thief registers with a phished staff password waits while staff are told.
+AUTHGUARD_CONSOLE_NEW_PASSKEY_HOURS = 0

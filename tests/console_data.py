@@ -181,11 +181,13 @@ def staff_user(username: str = "desk", *, perms: tuple[str, ...] = (), superuser
     return model.objects.get(pk=user.pk)
 
 
-def staff_client(user) -> Client:
-    """A client signed in as ``user`` without going through the scored login (staff are not under test)."""
-    client = Client()
-    client.force_login(user)
-    return client
+def staff_client(user, *, passkey: bool = True, **client_kwargs) -> Client:
+    """A client signed in as ``user`` (without the scored login: staff sign-in is tested in
+    tests/test_battery_staff.py) and verified with the staff member's own passkey, as the console requires
+    (:func:`tests.staff_fixtures.staff_client`)."""
+    from .staff_fixtures import staff_client as passkey_staff_client
+
+    return passkey_staff_client(user, passkey=passkey, **client_kwargs)
 
 
 #: The attacker's orders in the demo story: two large sells, then the pivot into the illiquid small cap.

@@ -46,3 +46,5 @@ LANGUAGE_CODE = "en"
 # The contract's default (CONTRACTS section 2): X-Forwarded-For is ignored unless a test trusts a proxy.
 AUTHGUARD_TRUSTED_PROXIES: list[str] = []
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+# The staff console's documented default (the demo opens it to a new desk passkey at once).
+AUTHGUARD_CONSOLE_NEW_PASSKEY_HOURS = 24

@@ -13,6 +13,7 @@ from authguard.models import Feedback, KnownDevice, LoginEvent, Notification
 
 from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_CURL
 from .console_data import NOW, sign_in, staff_client, staff_user
+from .staff_fixtures import approve_pending
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
@@ -149,9 +150,8 @@ def test_totp_admin_never_shows_the_secret_and_revoking_deletes_and_notifies(use
     alice = user_factory("alice")
     device = TOTPDevice.objects.create(user=alice, name="phone", confirmed=True)
     assert totp(device.bin_key)  # a real key, which the admin must not reveal
-    client = staff_client(
-        staff_user("desk", perms=("otp_totp.view_totpdevice", "otp_totp.delete_totpdevice"))
-    )
+    perms = ("otp_totp.view_totpdevice", "otp_totp.delete_totpdevice")
+    client = staff_client(staff_user("desk", perms=perms))
     page = client.get(f"/admin/otp_totp/totpdevice/{device.pk}/change/").content.decode()
     assert device.key not in page and "qrcode" not in page.lower()
     with pytest.raises(NoReverseMatch):  # django-otp's secret-showing config and QR views are gone
@@ -161,7 +161,13 @@ def test_totp_admin_never_shows_the_secret_and_revoking_deletes_and_notifies(use
         not in client.get(f"/admin/otp_totp/totpdevice/{device.pk}/config/", follow=True).content.decode()
     )
     assert client.get("/admin/otp_totp/totpdevice/add/").status_code == 403
-    client.post("/admin/otp_totp/totpdevice/", {"action": "revoke", "_selected_action": [device.pk]})
+    ask = client.post("/admin/otp_totp/totpdevice/", {"action": "revoke", "_selected_action": [device.pk]})
+    assert ask.status_code == 200 and 'name="reason"' in ask.content.decode()  # a reason first
+    revoke = {"action": "revoke", "_selected_action": [device.pk], "apply": "1", "reason": "lost phone"}
+    client.post("/admin/otp_totp/totpdevice/", revoke)
+    # Four eyes (battery case 60): the request waits for a second staff member.
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    approve_pending(staff_client(staff_user("desk2", perms=perms)))
     assert not TOTPDevice.objects.filter(pk=device.pk).exists()
     note = Notification.objects.get(kind="factor_removed", user=alice)
     assert note.context["name"] == "phone"
@@ -203,28 +209,36 @@ def test_revoking_a_passkey_and_recovery_codes_removes_them_and_tells_the_custom
     assert browser.post("/authguard/api/recovery-codes").status_code == 201
     passkey, codes = PasskeyDevice.objects.get(user=tanaka), RecoveryCodeDevice.objects.get(user=tanaka)
     assert FactorRecord.objects.filter(user=tanaka).count() == 2
-    desk = staff_user(
-        "desk",
-        perms=(
-            "authguard.view_passkeydevice",
-            "authguard.delete_passkeydevice",
-            "authguard.view_recoverycodedevice",
-            "authguard.delete_recoverycodedevice",
-        ),
+    desk_perms = (
+        "authguard.view_passkeydevice",
+        "authguard.delete_passkeydevice",
+        "authguard.view_recoverycodedevice",
+        "authguard.delete_recoverycodedevice",
     )
+    desk = staff_user("desk", perms=desk_perms)
     client = staff_client(desk)
     page = client.get("/admin/authguard/passkeydevice/").content.decode()
     assert passkey.name in page and passkey.credential_id not in page
     assert "10" in client.get("/admin/authguard/recoverycodedevice/").content.decode()  # codes left
-    client.post("/admin/authguard/passkeydevice/", {"action": "revoke", "_selected_action": [passkey.pk]})
-    client.post("/admin/authguard/recoverycodedevice/", {"action": "revoke", "_selected_action": [codes.pk]})
+    reason = {"apply": "1", "reason": "customer reported the phone stolen"}
+    client.post(
+        "/admin/authguard/passkeydevice/", {"action": "revoke", "_selected_action": [passkey.pk], **reason}
+    )
+    client.post(
+        "/admin/authguard/recoverycodedevice/", {"action": "revoke", "_selected_action": [codes.pk], **reason}
+    )
+    assert PasskeyDevice.objects.filter(user=tanaka).exists()  # waiting for the second approval
+    second = staff_user("desk2", perms=desk_perms)
+    approve_pending(staff_client(second))
     assert not PasskeyDevice.objects.filter(user=tanaka).exists()
     assert not RecoveryCodeDevice.objects.filter(user=tanaka).exists()
     assert not FactorRecord.objects.filter(user=tanaka).exists()
     removed = Notification.objects.filter(user=tanaka, kind="factor_removed")
     assert sorted(n.context["factor"] for n in removed) == ["passkey", "recovery codes"]
     assert "sec" in RiskProfile.objects.get(user=tanaka).data  # the risk engine sees a recent change
-    assert LogEntry.objects.filter(user=desk).count() == 2
+    assert LogEntry.objects.filter(user=desk).count() == 2  # the two requests
+    # The approver: two approvals, two executions, two revoked devices.
+    assert LogEntry.objects.filter(user=second).count() == 6
 
 
 def test_staff_cannot_add_or_edit_factors(tanaka):

@@ -11,6 +11,7 @@ from authguard.models import AccountLock, CampaignFlag, GuardedOrder, GuardStatu
 from demo_site.brokerage.models import Account, Order, OrderStatus
 
 from .console_data import staff_client, staff_user
+from .staff_fixtures import approve_pending
 
 HELD = "/admin/authguard/heldorder/"
 
@@ -25,9 +26,12 @@ def held(tanaka, order_api):
     return HeldOrder.objects.get(pk=answer.json()["confirmation"]["id"])
 
 
+DESK_PERMS = ("authguard.view_heldorder", "authguard.change_heldorder")
+
+
 @pytest.fixture
 def desk():
-    return staff_user("desk", perms=("authguard.view_heldorder", "authguard.change_heldorder"))
+    return staff_user("desk", perms=DESK_PERMS)
 
 
 def act(client, url, action, pks, **extra):
@@ -70,6 +74,9 @@ def test_release_executes_the_held_order_once_with_the_reason_logged(held, desk,
     client = staff_client(desk)
     act(client, HELD, "release_held", [held.pk], apply="1", reason="confirmed by phone, call 4711")
     held.refresh_from_db()
+    assert held.status == HeldOrder.Status.PENDING  # four eyes: waits for a second staff member
+    approve_pending(staff_client(staff_user("desk2", perms=DESK_PERMS)))
+    held.refresh_from_db()
     assert held.status == HeldOrder.Status.CONFIRMED and held.confirmed_method == "staff"
     assert Account.objects.get(user=tanaka).cash < cash_before
     assert Order.objects.get(pk=int(held.portal_ref)).status == OrderStatus.PLACED
@@ -104,9 +111,12 @@ def test_unlock_needs_its_permission_and_a_reason_and_notifies(user_factory, set
     unlocker = staff_user("unlocker", perms=("authguard.view_accountlock", "authguard.unlock_account"))
     client = staff_client(unlocker)
     act(client, url, "unlock", [alice.pk], apply="1", reason="identity checked at the branch")
+    assert lockout.is_locked(alice)  # four eyes: waits for a second staff member
+    second = staff_user("unlocker2", perms=("authguard.view_accountlock", "authguard.unlock_account"))
+    approve_pending(staff_client(second))
     lock.refresh_from_db()
     assert not lockout.is_locked(alice)
-    assert lock.unlocked_by == unlocker and lock.unlock_reason == "identity checked at the branch"
+    assert lock.unlocked_by == second and lock.unlock_reason == "identity checked at the branch"
     assert Notification.objects.filter(user=alice, kind="account_unlocked").exists()
 
 

@@ -13,18 +13,24 @@ from authguard.models import Feedback, PolicyVersion
 from authguard.policy import current_policy
 
 from .console_data import NOW, build_history, mark, staff_client, staff_user
+from .staff_fixtures import approve_pending
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
 ADD = "/admin/authguard/policyversion/add/"
 
 
+EDITOR_PERMS = ("authguard.view_loginevent", "authguard.add_policyversion", "authguard.view_policyversion")
+
+
 @pytest.fixture
 def editor():
-    return staff_user(
-        "tuner",
-        perms=("authguard.view_loginevent", "authguard.add_policyversion", "authguard.view_policyversion"),
-    )
+    return staff_user("tuner", perms=EDITOR_PERMS)
+
+
+def second_editor():
+    """The second staff member whose approval puts a new version in force (four eyes, battery case 60)."""
+    return staff_client(staff_user("reviewer", perms=EDITOR_PERMS))
 
 
 def form(**overrides):
@@ -51,15 +57,21 @@ def test_the_add_page_starts_from_the_policy_in_force(editor):
 
 def test_saving_creates_a_version_in_force_at_once_and_audited(editor, django_capture_on_commit_callbacks):
     client = staff_client(editor)
-    with django_capture_on_commit_callbacks(execute=True):  # the new version is published after commit
-        response = client.post(ADD, form(signal_options=json.dumps({"authguard.risk_signals.Velocity": {}})))
+    response = client.post(ADD, form(signal_options=json.dumps({"authguard.risk_signals.Velocity": {}})))
     assert response.status_code == 302
+    # Four eyes: nothing is in force before a second staff member approves.
+    assert not PolicyVersion.objects.exists() and current_policy().version == 0
+    reviewer = second_editor()
+    with django_capture_on_commit_callbacks(execute=True):  # the new version is published after commit
+        approve_pending(reviewer)
     version = PolicyVersion.objects.get()
     assert version.created_by == editor and version.comment.startswith("tighten")
+    assert version.approved_by.username == "reviewer"
     assert version.thresholds == {"step_up": 30, "deny": 95}
     policy = current_policy()
     assert policy.version == version.pk and (policy.thresholds.step_up, policy.thresholds.deny) == (30, 95)
-    assert LogEntry.objects.get(object_id=str(version.pk)).user == editor
+    log = LogEntry.objects.get(object_id=str(version.pk), content_type__model="policyversion")
+    assert log.user.username == "reviewer" and "in force" in log.change_message
     listing = client.get("/admin/authguard/policyversion/").content.decode()
     assert f"v{version.pk}" in listing
 
@@ -89,6 +101,7 @@ def test_invalid_values_are_refused_with_a_message(editor, overrides, message):
 def test_versions_are_never_edited_or_deleted(editor):
     client = staff_client(editor)
     client.post(ADD, form())
+    approve_pending(second_editor())
     version = PolicyVersion.objects.get()
     page = client.get(f"/admin/authguard/policyversion/{version.pk}/change/")
     assert page.status_code == 200 and 'name="step_up"' not in page.content.decode()

@@ -161,8 +161,12 @@ def test_a_locked_account_is_denied(pending: Client, alice: Any, clock: Any) -> 
     for _ in range(app_settings.LOCKOUT_FAILURES or 10):
         lockout.record_failure(alice, kind="totp")
     assert lockout.is_locked(alice)
-    assert_error(api_post(pending, "api-step-up-totp", {"code": totp_token(alice.totp)}), 403, "denied")
-    assert_error(api_post(pending, "api-step-up-passkey-options"), 403, "denied")
+    # Locking ends every session of the account (issue 10, case 59): the pending one verifies nothing more.
+    assert_error(
+        api_post(pending, "api-step-up-totp", {"code": totp_token(alice.totp)}), 401, "login_required"
+    )
+    assert_error(api_post(pending, "api-step-up-passkey-options"), 401, "login_required")
+    assert "_auth_user_id" not in pending.session
 
 
 def test_totp_reverification_in_a_verified_session(alice: Any, browser_at: Any, clock: Any) -> None:

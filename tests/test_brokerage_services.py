@@ -48,8 +48,11 @@ def state(user: Any) -> tuple[Decimal, dict[str, int], int]:
 def test_instrument_list_has_liquid_large_caps_and_fictional_illiquid_small_caps() -> None:
     symbols = [i.symbol for i in INSTRUMENTS]
     assert len(symbols) == len(set(symbols))
-    large = [i for i in INSTRUMENTS if not i.is_small_cap]
+    large = [i for i in INSTRUMENTS if not i.is_small_cap and "(fictional)" not in i.name]
     small = [i for i in INSTRUMENTS if i.is_small_cap]
+    # One fictional mid-liquidity stock trades just above the old ¥100 million liquidity floor (case 53).
+    (mid,) = [i for i in INSTRUMENTS if not i.is_small_cap and "(fictional)" in i.name]
+    assert 100_000_000 < mid.price * mid.avg_daily_volume <= 110_000_000 and mid.listing_country == "JP"
     assert len(large) >= 30 and len(small) >= 3
     assert {"7203", "6758", "8306", "9984", "6861", "8035", "7974", "9983"} <= set(symbols)
     assert {"AAPL", "MSFT", "NVDA", "AMZN", "GOOGL"} <= set(symbols)

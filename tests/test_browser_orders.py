@@ -180,3 +180,46 @@ def test_a_customer_without_a_passkey_confirms_a_held_order_with_a_code(chrome: 
     order = Order.objects.get()
     assert order.status == OrderStatus.PLACED and Order.objects.count() == 1
     assert "AAPL" not in account(hanako)[1]
+
+
+def test_a_batch_of_held_orders_is_confirmed_with_one_passkey(chrome: Any, hanako: Any) -> None:
+    """Issue 11: one confirmation for a batch, the challenge bound to the exact set, each order listed."""
+    from authguard.orders.batch import batch_challenge
+
+    browser = chrome(ip=IP_TOKYO)
+    browser.add_authenticator()
+    browser.sign_in("hanako")
+    browser.wait_for_path("/")
+    browser.enroll_passkey("Laptop")
+    cash_before, holdings_before = account(hanako)
+    # Selling each holding is over a new-device session's 25 % limit: three held sells.
+    for symbol, quantity in (("AAPL", 10), ("9432", 2000), ("7203", 100)):
+        place_on_trade_page(browser, side="sell", symbol=symbol, quantity=quantity)
+        browser.wait_for_path_prefix("/authguard/confirmations/")
+    helds = list(HeldOrder.objects.order_by("created_at"))
+    assert len(helds) == 3 and {h.status for h in helds} == {HeldOrder.Status.PENDING}
+    assert account(hanako) == (cash_before, holdings_before)
+
+    # From the last confirmation page to the batch page: every held order listed with its plain summary.
+    browser.click("#confirm-all")
+    browser.wait_for_path("/authguard/confirmations/batch/")
+    listed = browser.find_all("#batch-orders > li")
+    assert sorted(li.get_attribute("data-confirmation") for li in listed) == sorted(str(h.pk) for h in helds)
+    for held in helds:
+        assert orders.confirmation_json(held)["summary"] in browser.text()
+    assert browser.find("#batch-status").get_attribute("data-status") == "pending"
+
+    browser.click("#batch-passkey-button")
+    browser.wait(
+        lambda _d: browser.find("#batch-status").get_attribute("data-status") == "done",
+        "the batch to be done",
+    )
+    assert browser.console_errors() == []
+    for held in helds:
+        held.refresh_from_db()
+        assert held.status == HeldOrder.Status.CONFIRMED and held.confirmed_method == "passkey"
+    assert account(hanako)[1] == {}
+    assert Order.objects.filter(status=OrderStatus.PLACED).count() == 3
+    # The browser signed sha256(nonce || digest of the set): the one challenge that names these three orders.
+    client_data = json.loads(b64url_decode(helds[0].assertion["response"]["clientDataJSON"], max_chars=8192))
+    assert b64url_decode(client_data["challenge"], max_chars=256) == batch_challenge(helds)

@@ -218,3 +218,32 @@ def test_battery_33_step_up_and_passwordless_without_user_verification_fail_clea
     browser.wait_for_text('[data-authguard-passkey="login"] [data-authguard-error]', "did not verify you")
     assert browser.signed_in_user_id() is None
     assert not LoginEvent.objects.filter(outcome="passkey_login").exists()
+
+
+def test_acceptance_3_a_second_passkey_from_a_low_risk_session_is_added_and_cools_off(
+    chrome: Any, alice: Any
+) -> None:
+    """Issue 10, acceptance 3: adding a second passkey from the customer's own low-risk session still works
+    in the browser; the new one is marked as cooling off on the security page, the first one is not."""
+    from authguard.factors import lifecycle
+
+    browser = signed_in_at_home(chrome)
+    first = browser.enroll_passkey("Laptop")
+    assert not lifecycle.factor_is_cooling_off(first)  # the account's first factor, from a low-risk session
+
+    # A second one first asks for a fresh check with the first passkey.
+    browser.link("/authguard/security/passkeys/add/")
+    browser.wait_for_path_prefix("/authguard/reverify/")
+    browser.link("/authguard/step-up/passkey/")
+    browser.wait_for_path_prefix("/authguard/step-up/passkey/")
+    browser.click("[data-authguard-start]")
+    browser.wait_for_path("/authguard/security/")
+    assert browser.authguard_state()["sm"] == "passkey"
+
+    browser.add_authenticator()  # the phone: another authenticator
+    second = browser.enroll_passkey("Phone")
+    assert second.confirmed and lifecycle.factor_is_cooling_off(second)
+    assert not lifecycle.factor_is_cooling_off(first)
+    text = browser.text()
+    assert "Phone" in text and "cooling off" in text and "cooling-off period until" in text
+    assert browser.console_errors() == []

@@ -103,10 +103,16 @@ def test_dashboard_renders_in_chromium(live_server, transactional_db, tmp_path):
     from demo_site.brokerage.management.commands.seed_demo import SECURITY_ADMIN_USERNAME
 
     demo_data()
+    from authguard.conf import app_settings
+
+    from .conftest import UA_CHROME_WIN
+
+    # The desk's passkey-verified session, bound to this browser (its user agent and device cookie).
     desk = staff_client(
         __import__("django.contrib.auth", fromlist=["get_user_model"])
         .get_user_model()
-        .objects.get(username=SECURITY_ADMIN_USERNAME)
+        .objects.get(username=SECURITY_ADMIN_USERNAME),
+        HTTP_USER_AGENT=UA_CHROME_WIN,
     )
     options = webdriver.ChromeOptions()
     for flag in (
@@ -119,19 +125,15 @@ def test_dashboard_renders_in_chromium(live_server, transactional_db, tmp_path):
         "--disable-sync",
         "--no-first-run",
         "--window-size=1400,1800",
+        f"--user-agent={UA_CHROME_WIN}",
     ):
         options.add_argument(flag)
     options.binary_location = "/usr/bin/chromium"
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
         driver.get(live_server.url + "/admin/login/")
-        driver.add_cookie(
-            {
-                "name": settings.SESSION_COOKIE_NAME,
-                "value": desk.cookies[settings.SESSION_COOKIE_NAME].value,
-                "path": "/",
-            }
-        )
+        for name in (settings.SESSION_COOKIE_NAME, app_settings.DEVICE_COOKIE_NAME):
+            driver.add_cookie({"name": name, "value": desk.cookies[name].value, "path": "/"})
         driver.get(f"{live_server.url}{DASHBOARD}?start={RANGE['start']}&end={RANGE['end']}")
         assert driver.title.startswith("Security dashboard")
         svgs = driver.find_elements(By.CSS_SELECTOR, "svg.authguard-chart")

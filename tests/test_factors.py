@@ -21,7 +21,14 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard import factors, stepup
 from authguard.exceptions import Throttled
-from authguard.models import FactorRecord, Notification, RecoveryCode, RecoveryCodeDevice, RiskProfile
+from authguard.models import (
+    FactorRecord,
+    FactorThrottle,
+    Notification,
+    RecoveryCode,
+    RecoveryCodeDevice,
+    RiskProfile,
+)
 from authguard.testing import SoftAuthenticator
 
 from .conftest import (
@@ -167,21 +174,46 @@ def test_throttling_refuses_quick_retries_but_still_counts_them(
     assert record_of(totp).failures == 0  # consecutive failures start again after a success
 
 
+def customer_request(client: Client, user: Any) -> Any:
+    """A request carrying ``client``'s session (the customer's own, already verified with a factor)."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/", REMOTE_ADDR=IP_TOKYO)
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(
+        session_key=client.session.session_key
+    )
+    request.user = user
+    return request
+
+
 def test_battery_2_the_100th_consecutive_wrong_totp_disables_it_and_tells_the_user(
-    alice: Any, totp: TOTPDevice, clock: Any
+    alice: Any, totp: TOTPDevice, clock: Any, low_risk: Client, settings: Any
 ) -> None:
+    """NIST's limit counts the real guesses that could be the customer's: here, of her low-risk session that
+    proved this very authenticator (failures of other sessions are throttled instead: case 55). Codes that
+    django-otp's back-off refused are no guesses; it is turned off here so that 100 guesses can be made."""
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    assert api_post(low_risk, "api-step-up-totp", {"code": totp_token(totp)}).status_code == 200
+    request = customer_request(low_risk, alice)
+    from authguard.factors import lifecycle
+
+    assert lifecycle.could_be_customer(request)
+    clock.shift(31)
     bad = wrong_code(totp)
     for attempt in range(1, 102):
         clock.shift(1)
         with contextlib.suppress(Throttled):
-            assert factors.verify_totp(alice, bad) is None
+            assert factors.verify_totp(alice, bad, request=request) is None
         if attempt == 99:
             assert record_of(totp).disabled_at is None
         if attempt == 100:
             assert record_of(totp).disabled_at is not None
     totp.refresh_from_db()
     assert not totp.confirmed  # disabled until re-bound
-    assert record_of(totp).failures == 100  # the 101st found no usable device
+    assert record_of(totp).limit_failures == 100  # the 101st found no usable device
     assert totp not in factors.user_factors(alice)
     removed = Notification.objects.filter(user=alice, kind="factor_removed")
     assert removed.count() == 1 and removed.get().context["factor"] == "authenticator app"
@@ -399,9 +431,50 @@ def test_removing_a_factor_needs_a_fresh_verification_and_notifies(
     assert "sec" in RiskProfile.objects.get(user=alice).data
 
 
-def test_a_totp_enrollment_is_bound_to_its_session_and_replaces_the_old_device(
-    alice: Any, totp: TOTPDevice, low_risk: Client, browser_at: Any, clock: Any
+def test_failures_without_a_session_that_could_be_the_customers_never_disable(
+    alice: Any, totp: TOTPDevice, clock: Any
 ) -> None:
+    """Case 55: whoever has the password alone cannot disable the customer's authenticator by failing it."""
+    bad = wrong_code(totp)
+    for _attempt in range(150):
+        clock.shift(1)
+        with contextlib.suppress(Throttled):
+            assert factors.verify_totp(alice, bad) is None
+    totp.refresh_from_db()
+    assert totp.confirmed and record_of(totp).disabled_at is None
+    # The account's back-off refused most attempts before they reached the authenticator at all.
+    assert 10 < record_of(totp).failures < 150 and record_of(totp).limit_failures == 0
+    assert FactorThrottle.objects.get(key=f"a:{alice.pk}").blocked_until > timezone.now()
+    clock.shift(3601)  # the longest back-off
+    # (django-otp's own back-off of the device is not under test here)
+    TOTPDevice.objects.filter(pk=totp.pk).update(throttling_failure_count=0)
+    assert factors.verify_totp(alice, totp_token(totp)) == totp
+
+
+def test_a_totp_only_customer_cannot_replace_her_only_authenticator(
+    alice: Any, totp: TOTPDevice, low_risk: Client, clock: Any
+) -> None:
+    """Replacing is removing: a relayed code must not swap the customer's only authenticator for the
+    thief's (who would then wait out its cooling-off). She adds a passkey first, or asks the desk."""
+    assert api_post(low_risk, "api-step-up-totp", {"code": totp_token(totp)}).status_code == 200
+    refused = api_post(low_risk, "api-totp")  # told before the QR code is shown
+    assert refused.status_code == 400 and refused.json()["code"] == "last_factor"
+    assert list(TOTPDevice.objects.filter(user=alice)) == [totp]
+    # Nor at confirmation, for an enrollment that was begun while another factor still stood.
+    new = TOTPDevice.objects.create(user=alice, name="new", confirmed=False)
+    session = low_risk.session
+    session[factors.TOTP_ENROLLMENT_KEY] = {"id": new.pk, "exp": timezone.now().timestamp() + 600}
+    session.save()
+    clock.shift(31)
+    refused = api_post(low_risk, "api-totp-confirm", {"code": totp_token(new)})
+    assert refused.status_code == 400 and refused.json()["code"] == "last_factor"
+    assert list(TOTPDevice.objects.filter(user=alice, confirmed=True)) == [totp]
+
+
+def test_a_totp_enrollment_is_bound_to_its_session_and_replaces_the_old_device(
+    alice: Any, totp: TOTPDevice, low_risk: Client, browser_at: Any, clock: Any, authenticator: Any
+) -> None:
+    bind_passkey(alice, authenticator)  # another strong factor stays, so the authenticator may be replaced
     assert api_post(low_risk, "api-step-up-totp", {"code": totp_token(totp)}).status_code == 200
     assert api_post(low_risk, "api-totp").status_code == 200
     new = TOTPDevice.objects.get(user=alice, confirmed=False)
@@ -572,3 +645,12 @@ def test_check_factors_accepts_the_defaults_and_warns_about_a_dummy_cache(settin
     assert "authguard.E010" not in ids and "authguard.W010" not in ids
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
     assert "authguard.W010" in [m.id for m in run_checks()]
+
+
+def test_the_authenticator_page_explains_why_the_only_authenticator_cannot_be_replaced(
+    alice: Any, totp: TOTPDevice, low_risk: Client
+) -> None:
+    assert api_post(low_risk, "api-step-up-totp", {"code": totp_token(totp)}).status_code == 200
+    response = low_risk.get("/authguard/security/totp/", follow=True)
+    assert response.status_code == 200 and b"last security method" in response.content
+    assert list(TOTPDevice.objects.filter(user=alice)) == [totp]

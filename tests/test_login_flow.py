@@ -144,9 +144,10 @@ def test_login_event_is_readable_in_the_admin_with_its_explanation(user_factory,
     user_factory("alice")
     login_as("alice", ip=IP_TOR, ua=UA_CURL)
     event = LoginEvent.objects.get()
+    from .staff_fixtures import staff_client
+
     admin = user_factory("sec", is_staff=True, is_superuser=True)
-    staff = Client()
-    staff.force_login(admin)
+    staff = staff_client(admin)  # the console asks staff for their passkey (issue 10, staff part)
     listing = staff.get("/admin/authguard/loginevent/?reason=anonymous_tor")
     assert listing.status_code == 200 and b"alice" in listing.content
     detail = staff.get(f"/admin/authguard/loginevent/{event.pk}/change/")

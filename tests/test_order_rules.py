@@ -202,3 +202,90 @@ def test_the_summary_in_english_and_japanese() -> None:
         assert format_amount("9700000", "JPY") == "970万円"
         assert "970万円" in render_summary(data)
     assert format_amount("123.45", "USD") == "123.45 USD"
+
+
+# -- issue 11: the exposure rule on hand-built facts ---------------------------------------------------------
+
+
+def exposure_facts(
+    side: str, instrument: r.InstrumentInfo, quantity: int, *, week: r.WindowTotals | None = None,
+    month: r.WindowTotals | None = None, changed: bool = False, holdings_value: int = 8_550_000,
+) -> r.OrderFacts:  # fmt: skip
+    base = facts(side, instrument, quantity, holdings_value=holdings_value)
+    windows = {
+        24: base.windows[24],
+        168: week or r.WindowTotals(168, NOW - timedelta(days=7)),
+        720: month or r.WindowTotals(720, NOW - timedelta(days=30)),
+    }
+    trust = r.TrustFacts(changed, ("new_device",) if changed else ())
+    from dataclasses import replace
+
+    return replace(base, windows=windows, trust=trust, illiquidity=r.illiquidity(instrument))
+
+
+def test_exposure_adds_sells_over_the_week_and_buys_never_raise_the_base() -> None:
+    rule = r.Exposure()
+    # ¥3.5 million sold earlier this week + ¥1.14 million now = 54 % of the ¥8.55 million at the week's start.
+    week = r.WindowTotals(168, NOW - timedelta(days=7), sells_placed=Decimal(3_500_000))
+    assert codes(rule, exposure_facts("sell", TOYOTA, 400, week=week, holdings_value=5_050_000)) == [
+        "exposure_liquidation"
+    ]
+    assert codes(rule, exposure_facts("sell", TOYOTA, 100, week=week, holdings_value=5_050_000)) == []
+    # Case 51: ¥4 million bought this week with cash does not make room for more selling.
+    bought = r.WindowTotals(168, NOW - timedelta(days=7), buys_placed=Decimal(4_000_000))
+    assert codes(rule, exposure_facts("sell", TOYOTA, 1600, week=bought, holdings_value=12_550_000)) == [
+        "exposure_liquidation"
+    ]
+    # An account whose sign-in context changed has half the limit.
+    assert codes(rule, exposure_facts("sell", TOYOTA, 1000, changed=True)) == ["exposure_liquidation"]
+    assert codes(rule, exposure_facts("sell", TOYOTA, 1000)) == []
+
+
+def test_exposure_adds_buys_of_a_thin_stock_over_days_and_weighs_them_by_liquidity() -> None:
+    rule = r.Exposure()
+    # Case 49: 4.9 % of the day's value now, after 6 % earlier this week: 11 % > 10 %.
+    week = r.WindowTotals(168, NOW - timedelta(days=7), symbol_buys=Decimal(330_000))
+    assert codes(rule, exposure_facts("buy", THIN, 320, week=week)) == ["exposure_instrument_volume"]
+    assert codes(rule, exposure_facts("buy", THIN, 320)) == []
+    # Within the month, weighted buys of thin stocks above 10 % of the portfolio (¥9.55 million).
+    month = r.WindowTotals(720, NOW - timedelta(days=30), illiquid_amount=Decimal(800_000))
+    assert codes(rule, exposure_facts("buy", THIN, 200, month=month)) == ["exposure_illiquid"]
+    found = list(rule.evaluate(exposure_facts("buy", THIN, 200, month=month)))
+    assert found[0].severity == r.CRITICAL and found[0].evidence["illiquidity"] == 1.0
+    # A large cap weighs nothing on the liquidity scale.
+    assert codes(rule, exposure_facts("buy", TOYOTA, 3000, month=month)) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        (r.Exposure, {"liquid_value": 10, "illiquid_value": 100}),
+        (r.Exposure, {"changed_factor": 0}),
+        (r.Exposure, {"horizon_hour": 24}),
+        (r.Campaign, {"volume_windows": [[24]]}),
+        (r.Campaign, {"volume_windows": [[24, -1]]}),
+        (r.Campaign, {"volume_windows": "daily"}),
+    ],
+)
+def test_exposure_and_campaign_options_are_validated(
+    kind: type[r.OrderRule], options: dict[str, Any]
+) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        kind(**options)
+
+
+def test_the_campaign_flags_on_risky_volume_over_days_from_several_accounts() -> None:
+    rule = r.Campaign()
+    daily = THIN.daily_value
+    assert daily is not None
+
+    def campaign(bought: float, accounts: int) -> r.CampaignFacts:
+        volume = {24: Decimal(0), 72: Decimal(0), 168: Decimal(bought) * daily}
+        return r.CampaignFacts(
+            False, 1, 1, 6, risky_volume=volume, risky_volume_accounts=accounts, daily_value=daily
+        )
+
+    assert codes(rule, facts("buy", THIN, 1, campaign=campaign(0.24, 5))) == []
+    found = list(rule.evaluate(facts("buy", THIN, 1, campaign=campaign(0.26, 5))))
+    assert [f.code for f in found] == ["campaign_detected"] and found[0].evidence["hours"] == 168
+    assert codes(rule, facts("buy", THIN, 1, campaign=campaign(0.9, 2))) == []  # one account is no campaign

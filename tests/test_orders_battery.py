@@ -286,7 +286,7 @@ def test_totp_confirms_where_the_customer_has_no_passkey(
     assert "AAPL" in state(hanako)[1]
     with time_machine.travel(timezone.now() + timedelta(seconds=5), tick=False):  # django-otp's back-off
         response = client.post(path, {"code": totp_token(device)})
-    assert response.status_code == 200 and response.json()["status"] == "confirmed"
+    assert response.status_code == 200 and response.json()["status"] == "confirmed", response.content
     assert "AAPL" not in state(hanako)[1]
 
 

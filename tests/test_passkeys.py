@@ -525,23 +525,49 @@ def test_anonymous_failures_never_count_against_a_passkey(
     assert not FactorRecord.objects.filter(failures__gt=0).exists()
 
 
-def test_failed_step_up_assertions_count_and_disable_the_passkey_at_the_limit(
+def test_failed_step_up_assertions_of_a_pending_session_count_but_never_disable_the_passkey(
     pending: Client, alice: Any, authenticator: SoftAuthenticator, settings: Any
 ) -> None:
+    """Issue 10 item 3: a password-only session's bad assertions are no guesses; they are throttled (the
+    session's back-off) and never disable the customer's passkey (case 55)."""
     settings.AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT = 3
     settings.AUTHGUARD_LOCKOUT_FAILURES = None
-    for _ in range(3):
+    codes = []
+    for _ in range(7):
         response = step_up(
             pending, authenticator.get(options(pending), signature=b"\x30\x06\x02\x01\x01\x02\x01\x01")
         )
-        assert response.json()["code"] == "signature"
+        codes.append(response.json().get("code"))
+    assert codes[:5] == ["signature"] * 5 and codes[-1] == "throttled"
     alice.passkey.refresh_from_db()
-    assert not alice.passkey.confirmed
-    assert FactorRecord.objects.get(device_id=alice.passkey.persistent_id).disabled_at is not None
-    assert api_post(pending, "api-step-up-passkey-options").status_code == 400
+    assert alice.passkey.confirmed
+    record = FactorRecord.objects.get(device_id=alice.passkey.persistent_id)
+    assert record.failures == 6 and record.limit_failures == 0 and record.disabled_at is None
     from authguard.models import Notification
 
-    assert Notification.objects.filter(user=alice, kind="factor_removed").count() == 1
+    assert not Notification.objects.filter(user=alice, kind="factor_removed").exists()
+
+
+def test_bad_signatures_never_disable_a_passkey_even_in_the_customers_own_session(
+    low_risk: Client, alice: Any, authenticator: SoftAuthenticator, settings: Any
+) -> None:
+    """A signature cannot be guessed (the authenticator limits its own PIN or biometric): bad assertions are
+    counted for staff but never disable the passkey, whoever's session sends them. Otherwise one relayed
+    code would buy a session that disables the customer's passkey (issue 10 item 3)."""
+    alice.passkey = bind_passkey(alice, authenticator)
+    assert step_up(low_risk, authenticator.get(options(low_risk))).status_code == 200
+    settings.AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT = 3
+    settings.AUTHGUARD_LOCKOUT_FAILURES = None
+    for _ in range(5):
+        response = step_up(
+            low_risk, authenticator.get(options(low_risk), signature=b"\x30\x06\x02\x01\x01\x02\x01\x01")
+        )
+        assert response.json()["code"] == "signature"
+    alice.passkey.refresh_from_db()
+    assert alice.passkey.confirmed
+    record = FactorRecord.objects.get(device_id=alice.passkey.persistent_id)
+    assert record.failures == 5 and record.limit_failures == 0 and record.disabled_at is None
+    assert step_up(low_risk, authenticator.get(options(low_risk))).status_code == 200
 
 
 def test_a_deterministic_caller_challenge_can_be_issued_again_after_a_failure(
@@ -635,28 +661,47 @@ def test_passkeys_js_shows_a_clean_error_when_user_verification_fails(
     assert browser.authguard_state()["s"] == "pending"
 
 
-def test_a_passkey_disabled_by_the_failure_limit_can_be_bound_again_by_its_owner(
+def test_a_passkey_disabled_by_the_failure_limit_is_bound_again_only_with_another_passkey(
     alice: Any, low_risk: Client, authenticator: SoftAuthenticator, totp_factory: Any, settings: Any
 ) -> None:
+    """Case 55: re-binding a disabled factor needs a strong path; a TOTP code (relayable) is not one."""
     from authguard import factors
 
     from .conftest import totp_token
 
     old = bind_passkey(alice, authenticator)
+    other_key = SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
+    bind_passkey(alice, other_key, name="phone")
     totp = totp_factory(alice)
     settings.AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT = 1
-    factors.record_failure(old, kind="passkey")
+    factors.record_failure(old, kind="passkey", request=None)
+    assert not factors.is_disabled(old)  # no session that could be the customer's: it does not count
+    FactorRecord.objects.filter(device_id=old.persistent_id).update(
+        limit_failures=1, disabled_at=timezone.now()
+    )
+    PasskeyDevice.objects.filter(pk=old.pk).update(confirmed=False)
     assert factors.is_disabled(old)
-    assert api_post(low_risk, "api-step-up-totp", {"code": totp_token(totp)}).status_code == 200
-    options = api_post(low_risk, "api-passkeys-options").json()
-    assert options["excludeCredentials"] == []  # the disabled one may be bound again
     credential_id = passkeys.b64url_decode(old.credential_id)
+    assert api_post(low_risk, "api-step-up-totp", {"code": totp_token(totp)}).status_code == 200
+    options_ = api_post(low_risk, "api-passkeys-options").json()
+    refused = api_post(
+        low_risk, "api-passkeys", SoftAuthenticator().create(options_, credential_id=credential_id)
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "rebind_required"
+    assert factors.is_disabled(PasskeyDevice.objects.get(credential_id=old.credential_id))
+    # With her other passkey, she binds it again.
+    assert step_up(low_risk, other_key.get(options(low_risk))).status_code == 200
+    options_ = api_post(low_risk, "api-passkeys-options").json()
+    assert [c["id"] for c in options_["excludeCredentials"]] == [
+        PasskeyDevice.objects.get(name="phone").credential_id
+    ]  # the disabled one may be bound again
     response = api_post(
-        low_risk, "api-passkeys", SoftAuthenticator().create(options, credential_id=credential_id)
+        low_risk, "api-passkeys", SoftAuthenticator().create(options_, credential_id=credential_id)
     )
     assert response.status_code == 201, response.content
     new = PasskeyDevice.objects.get(credential_id=old.credential_id)
     assert new.pk != old.pk and new.confirmed and not factors.is_disabled(new)
+    assert response.json()["passkey"]["cooling_off"] is True  # a re-bound factor cools off like a new one
 
 
 def test_without_the_cache_no_challenge_can_be_spent(

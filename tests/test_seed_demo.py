@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib.auth import authenticate, get_user_model, password_validation
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 
 from demo_site.brokerage import services
 from demo_site.brokerage.instruments import INSTRUMENTS
@@ -24,6 +24,7 @@ from demo_site.brokerage.management.commands.seed_demo import (
 from demo_site.brokerage.models import Account, Instrument, Order, Position
 
 from .conftest import UA_CHROME_WIN as BROWSER_UA
+from .staff_fixtures import staff_client
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "demo.md"
 
@@ -155,8 +156,10 @@ def test_docs_list_every_demo_login() -> None:
 
 def test_security_admin_can_review_but_not_edit_money_in_the_admin(db: Any) -> None:
     seed()
-    client = Client(HTTP_USER_AGENT=BROWSER_UA)
-    client.force_login(get_user_model().objects.get(username=SECURITY_ADMIN_USERNAME))
+    # Issue 10 (case 60): the console opens only to a passkey-verified staff session.
+    client = staff_client(
+        get_user_model().objects.get(username=SECURITY_ADMIN_USERNAME), HTTP_USER_AGENT=BROWSER_UA
+    )
     tanaka = Account.objects.get(user__username=TANAKA.username)
     for url in ("/admin/brokerage/order/", "/admin/brokerage/account/", "/admin/brokerage/instrument/"):
         assert client.get(url).status_code == 200, url

@@ -62,18 +62,30 @@ def test_the_security_page_lists_factors_devices_and_recent_logins(home: Client)
     assert 'action="/authguard/security/sessions/end-others/"' in html
 
 
-def test_battery_23_the_email_changes_only_after_a_fresh_verification(home: Client, alice: Any) -> None:
+def test_battery_23_the_email_changes_only_after_a_fresh_verification(
+    home: Client, alice: Any, authenticator: Any
+) -> None:
+    from authguard.models import ContactChange
+
+    from .conftest import bind_passkey, passkey_step_up
+
     stale = home.post("/authguard/security/email/", {"email": "new@example.jp"})
     assert stale.status_code == 302 and stale.url.startswith("/authguard/reverify/?next=/authguard/security/")
     alice.refresh_from_db()
     assert alice.email == "alice@example.jp"
+    # Issue 10: one relayed TOTP code is not enough any more; a fresh passkey (or two factors) is.
     reverify(home, alice.totp)
+    one_code = home.post("/authguard/security/email/", {"email": "new@example.jp"})
+    assert one_code.status_code == 302 and one_code.url.startswith("/authguard/reverify/")
+    assert not ContactChange.objects.exists()
+    bind_passkey(alice, authenticator)
+    assert passkey_step_up(home, authenticator).status_code == 200
     changed = home.post("/authguard/security/email/", {"email": "new@example.jp"})
-    assert changed.status_code == 302 and changed.url == "/authguard/security/"
+    assert changed.status_code == 302 and changed.url == "/authguard/security/email/confirm/"
+    # The new address must be verified first (a code mailed to it); the address is unchanged until then.
+    assert ContactChange.objects.get(user=alice).new_email == "new@example.jp"
     alice.refresh_from_db()
-    assert alice.email == "new@example.jp"
-    notice = Notification.objects.get(kind="email_changed")
-    assert notice.to_email == "alice@example.jp"  # the old address hears about it
+    assert alice.email == "alice@example.jp"
 
 
 def test_battery_20_a_verification_older_than_five_minutes_does_not_allow_changes(
@@ -141,7 +153,8 @@ def test_a_wrong_first_code_shows_the_same_secret_again(user_factory: Any, brows
     assert wrong.status_code == 400 and secret in wrong.content
 
 
-def test_removing_a_factor_needs_a_fresh_verification(home: Client, alice: Any) -> None:
+def test_removing_a_factor_needs_a_fresh_verification(home: Client, alice: Any, totp_factory: Any) -> None:
+    totp_factory(alice, name="tablet")  # the last strong factor is never removed (issue 10, lifecycle)
     path = f"/authguard/security/factors/totp/{alice.totp.pk}/remove/"
     stale = home.post(path)
     assert stale.status_code == 302 and stale.url.startswith("/authguard/reverify/")

@@ -7,15 +7,18 @@
   (80 bits each), stored as a keyed digest plus a password hash, single use, throttled on their own counter
   (never by TOTP traffic: django-otp #110), and using one notifies the user (case 14-15).
 * **Failure limits** (NIST SP 800-63B 3.2.2): every failed attempt at a factor, throttled ones included,
-  counts on that factor's :class:`~authguard.models.FactorRecord`; at
-  ``AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT`` consecutive failures the factor is disabled until re-bound.
-  Counters are per factor, so throttling or disabling one never locks the user's others.
+  counts on that factor's :class:`~authguard.models.FactorRecord`; only those from a session that could be
+  the customer's count towards ``AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT``, at which the factor is disabled
+  until re-bound; other sessions are throttled per session, network and account instead
+  (:mod:`authguard.factors.lifecycle`). Counters are per factor, so disabling one never locks the others.
 * **Enrollment rules**: adding, removing or replacing a factor (and changing the email address) needs a
-  fresh strong verification with an existing factor; a user without any factor may enroll the first one
-  only from a session the risk engine allowed outright (:func:`require_can_change_factors`). Every change
-  notifies the user and is reported to the risk engine (:func:`authguard.history.note_factor_change`).
-* **Cooling-off**: a factor enrolled from a session that was not low-risk cannot confirm held orders for
-  ``AUTHGUARD_FACTOR_COOLING_OFF_HOURS`` (:func:`in_cooling_off`).
+  fresh strong verification with an existing factor; a user who never had any factor may enroll the first
+  one only from a session the risk engine allowed outright (:func:`require_can_change_factors`); an account
+  that ever had one re-binds only through a strong path. Every change notifies the user and is reported to
+  the risk engine (:func:`authguard.history.note_factor_change`).
+* **Cooling-off** belongs to the account: every factor added (but a low-risk first one), every recovery-code
+  set and every e-mail change starts it; factors confirmed during it cannot confirm held orders or sensitive
+  actions until it ends (:func:`in_cooling_off`, :mod:`authguard.factors.lifecycle`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import math
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -161,6 +164,13 @@ def require_can_change_factors(request: HttpRequest, *, user: Any = None) -> str
             code="step_up_required",
             methods=methods,
         )
+    from .lifecycle import require_enrollment_allowed
+
+    # SECURITY: an account that ever had a factor never again gets the first-factor path (case 55): every
+    # factor disabled or removed, it re-binds only through a strong path (identity proofing, the desk).
+    strong = require_enrollment_allowed(request, user=user, has_factors=False)
+    if strong is not None:
+        return strong
     # The first factor needs a login the risk engine allowed outright; one from a session that is not
     # low-risk as well (an anonymising network, say) still starts its cooling-off (record_enrollment).
     if state.login_action == "allow" and not state.rescored:
@@ -206,47 +216,21 @@ def _note_change(user: Any, when: datetime) -> None:
 
 
 def record_enrollment(
-    request: HttpRequest, *, user: Any, device: Device, kind: str, via: str
+    request: HttpRequest | None, *, user: Any, device: Device, kind: str, via: str
 ) -> FactorRecord:
-    """Record a newly bound factor: cooling-off when the session was not low-risk, notification, history.
+    """Record a newly confirmed factor (see :func:`authguard.factors.lifecycle.record_enrollment`)."""
+    from .lifecycle import record_enrollment as _record
 
-    Called by every enrollment path (passkeys, TOTP, recovery codes) inside its transaction.
-    """
-    from .. import stepup
-
-    now = timezone.now()
-    state = stepup.session_state(request)
-    low_risk = bool(state is not None and state.low_risk)
-    # SECURITY: a factor bound from a session the risk engine did not allow outright (a stepped-up login,
-    # a re-scored session) may be the attacker's own: it cannot confirm held orders for a while.
-    until = None if low_risk else now + timedelta(hours=app_settings.FACTOR_COOLING_OFF_HOURS)
-    record, _created = FactorRecord.objects.update_or_create(
-        device_id=device.persistent_id,
-        defaults={
-            "user": user,
-            "kind": kind,
-            "enrolled_at": now,
-            "enrolled_low_risk": low_risk,
-            "enrolled_via": via,
-            "cooling_off_until": until,
-            "failures": 0,
-            "disabled_at": None,
-        },
-    )
-    _notify(user, "factor_added", factor=FACTOR_LABELS[kind], name=device.name)
-    _note_change(user, now)
-    logger.info(
-        "authguard factor added user=%s kind=%s via=%s cooling_off=%s", user.pk, kind, via, bool(until)
-    )
-    return record
+    return _record(request, user=user, device=device, kind=kind, via=via)
 
 
 def in_cooling_off(device: Device, *, at: datetime | None = None) -> bool:
-    """Whether ``device`` was enrolled from a session that was not low-risk less than the cooling-off period
-    ago (it must not confirm held orders yet). Devices authguard did not enroll (seeded, admin-created) have
-    no record and are not cooling off."""
-    at = at or timezone.now()
-    return FactorRecord.objects.filter(device_id=device.persistent_id, cooling_off_until__gt=at).exists()
+    """Whether ``device`` is cooling off (it must not confirm held orders or sensitive actions yet): one rule,
+    :func:`authguard.factors.lifecycle.factor_is_cooling_off`. Devices authguard did not enroll (seeded,
+    admin-created) are dated by their ``created_at``."""
+    from .lifecycle import factor_is_cooling_off
+
+    return factor_is_cooling_off(device, at=at)
 
 
 def _record_for(device: Device, *, kind: str) -> FactorRecord:
@@ -257,36 +241,21 @@ def _record_for(device: Device, *, kind: str) -> FactorRecord:
     return FactorRecord.objects.select_for_update().get(pk=record.pk)
 
 
-def record_failure(device: Device, *, kind: str) -> FactorRecord:
-    """Count one failed attempt at ``device``; disable it at the failure limit (and tell the user).
+def record_failure(
+    device: Device, *, kind: str, request: HttpRequest | None = None, throttled: bool = False
+) -> FactorRecord:
+    """Count one failed attempt at ``device`` (see :func:`authguard.factors.lifecycle.record_failure`: only
+    real guesses from a session that could be the customer's count towards disabling it)."""
+    from .lifecycle import record_failure as _record
 
-    Call inside the transaction that locked the device row, so parallel failures all count.
-    """
-    record = _record_for(device, kind=kind)
-    record.failures += 1
-    update = ["failures"]
-    if record.disabled_at is None and record.failures >= app_settings.AUTHENTICATOR_FAILURE_LIMIT:
-        # SECURITY: NIST SP 800-63B 3.2.2: at the limit the authenticator is disabled until re-bound.
-        now = timezone.now()
-        record.disabled_at = now
-        update.append("disabled_at")
-        type(device).objects.filter(pk=device.pk).update(confirmed=False)
-        device.confirmed = False
-        _notify(device.user, "factor_removed", factor=FACTOR_LABELS[kind], name=device.name)
-        _note_change(device.user, now)
-        logger.warning(
-            "authguard factor disabled after %s failures user=%s device=%s",
-            record.failures,
-            device.user_id,
-            device.persistent_id,
-        )
-    record.save(update_fields=update)
-    return record
+    return _record(device, kind=kind, request=request, throttled=throttled)
 
 
 def record_success(device: Device) -> None:
-    """A successful use of ``device``: its consecutive-failure count starts again from zero."""
-    FactorRecord.objects.filter(device_id=device.persistent_id, failures__gt=0).update(failures=0)
+    """A successful use of ``device``: its consecutive-failure counts start again from zero."""
+    from .lifecycle import record_success as _record
+
+    _record(device)
 
 
 def note_account_failure(user: Any, *, kind: str) -> bool:
@@ -317,10 +286,20 @@ def _totp_token(code: object, digits: int) -> str | None:
     return token
 
 
-def _verify_code(user: Any, device: Device | None, *, kind: str, token: str | None) -> Device | None:
-    """Verify ``token`` against ``device`` under its row lock; count every failure (throttled ones too)."""
+def _verify_code(
+    user: Any, device: Device | None, *, kind: str, token: str | None, request: HttpRequest | None = None
+) -> Device | None:
+    """Verify ``token`` against ``device`` under its row lock; count every failure (throttled ones too).
+
+    A session that could not be the customer's is first held to the lifecycle's back-off (session, network,
+    account), and its failures count there, not towards disabling the factor.
+    """
+    from .lifecycle import check_throttle, note_throttle_failure
+
     if device is None:
         return None
+    # SECURITY: throttled before the code is even looked at; raises Throttled with Retry-After.
+    check_throttle(request, user=user)
     throttled: Throttled | None = None
     verified: Device | None = None
     with transaction.atomic():
@@ -332,16 +311,17 @@ def _verify_code(user: Any, device: Device | None, *, kind: str, token: str | No
         allowed, info = locked.verify_is_allowed()
         if not allowed:
             throttled = _throttled(info)
-            record_failure(locked, kind=kind)
+            record_failure(locked, kind=kind, request=request, throttled=True)
         else:
             # A malformed code still goes through django-otp (as a token it cannot parse), so that its own
             # throttle counts it too.
             verified = django_otp.verify_token(user, locked.persistent_id, token or "malformed")
             if verified is None:
-                record_failure(locked, kind=kind)
+                record_failure(locked, kind=kind, request=request)
             else:
                 record_success(locked)
     if verified is None:
+        note_throttle_failure(request, user=user)
         note_account_failure(user, kind=kind)
     if throttled is not None:
         raise throttled
@@ -356,17 +336,18 @@ def _throttled(info: dict[str, Any] | None) -> Throttled:
     return Throttled(retry_after=max(1, math.ceil((locked_until - timezone.now()).total_seconds())))
 
 
-def verify_totp(user: Any, code: object) -> Device | None:
+def verify_totp(user: Any, code: object, *, request: HttpRequest | None = None) -> Device | None:
     """Verify a TOTP code of ``user``; the device on success, None for a wrong or malformed code.
 
     Atomic and replay-proof (django-otp's ``last_t`` under ``select_for_update``); accepts the current step
     and one either side. Every failure counts towards the factor's failure limit and the account lock.
     Raises :class:`~authguard.exceptions.Throttled` while django-otp's back-off refuses attempts (the attempt
-    still counts).
+    still counts), or while the lifecycle's back-off holds ``request``'s session, network or the account.
+    Pass ``request`` whenever there is one: without it, failures never count towards disabling the factor.
     """
     device = totp_device(user)
     token = _totp_token(code, device.digits if device is not None else 6)
-    return _verify_code(user, device, kind=FactorKind.TOTP, token=token)
+    return _verify_code(user, device, kind=FactorKind.TOTP, token=token, request=request)
 
 
 def _normalise_recovery_code(code: object) -> str | None:
@@ -406,13 +387,15 @@ def consume_recovery_code(device: RecoveryCodeDevice, token: object) -> bool:
     return True
 
 
-def verify_recovery_code(user: Any, code: object) -> Device | None:
+def verify_recovery_code(user: Any, code: object, *, request: HttpRequest | None = None) -> Device | None:
     """Spend one of the user's recovery codes; the device on success, None otherwise. Notifies the user.
 
     Throttled independently of TOTP; raises :class:`~authguard.exceptions.Throttled` like :func:`verify_totp`.
     """
     device = next((d for d in user_factors(user) if isinstance(d, RecoveryCodeDevice)), None)
-    verified = _verify_code(user, device, kind=FactorKind.RECOVERY_CODE, token=_normalise_recovery_code(code))
+    verified = _verify_code(
+        user, device, kind=FactorKind.RECOVERY_CODE, token=_normalise_recovery_code(code), request=request
+    )
     if verified is not None:
         remaining = RecoveryCode.objects.filter(device_id=verified.pk, used_at__isnull=True).count()
         _notify(user, "recovery_code_used", remaining=remaining)
@@ -484,8 +467,17 @@ def begin_totp_enrollment(request: HttpRequest, *, user: Any) -> TotpEnrollment:
     confirmed by a first code (:func:`confirm_totp_enrollment`) within 10 minutes; earlier unconfirmed
     enrollments are discarded.
     """
+    from .lifecycle import require_can_remove, require_strong_rebind
+
     require_can_change_factors(request, user=user)
     user = request.user
+    if FactorRecord.objects.filter(user=user, kind=FactorKind.TOTP, disabled_at__isnull=False).exists():
+        require_strong_rebind(request, user=user)
+    for old in TOTPDevice.objects.filter(user=user, confirmed=True):
+        if not is_disabled(old):
+            # Said before the QR code is shown: the new device would replace this one (the same rule again
+            # when it is confirmed).
+            require_can_remove(request, user=user, device=old)
     with transaction.atomic():
         # Discard pending enrollments (unconfirmed and never recorded); disabled devices keep their record.
         recorded = FactorRecord.objects.filter(user=user, kind=FactorKind.TOTP).values_list(
@@ -512,8 +504,13 @@ def confirm_totp_enrollment(request: HttpRequest, *, user: Any, code: object) ->
     :class:`~authguard.exceptions.Throttled` or :class:`~authguard.exceptions.StepUpRequired`. Confirming is
     not a verification of the session: it stays as it was.
     """
+    from .lifecycle import require_can_remove, require_strong_rebind
+
     via = require_can_change_factors(request, user=user)
     user = request.user
+    if FactorRecord.objects.filter(user=user, kind=FactorKind.TOTP, disabled_at__isnull=False).exists():
+        # SECURITY: a disabled authenticator is bound again only through a strong path (case 55).
+        via = require_strong_rebind(request, user=user)
     pending = request.session.get(TOTP_ENROLLMENT_KEY)
     if not isinstance(pending, dict) or float(pending.get("exp", 0)) <= timezone.now().timestamp():
         raise InvalidCredential(_("Start adding the authenticator app again."), code="no_enrollment")
@@ -530,9 +527,15 @@ def confirm_totp_enrollment(request: HttpRequest, *, user: Any, code: object) ->
         elif django_otp.verify_token(user, locked.persistent_id, token or "malformed") is not None:
             replaced = list(TOTPDevice.objects.filter(user=user).exclude(pk=locked.pk))
             for old in replaced:
+                if old.confirmed and not is_disabled(old):
+                    # SECURITY: replacing is removing: the same rules (no cooling-off factor replaces an
+                    # older one; never the last strong factor without another one standing).
+                    require_can_remove(request, user=user, device=old)
+            for old in replaced:
                 FactorRecord.objects.filter(device_id=old.persistent_id).delete()
                 old.delete()
-            TOTPDevice.objects.filter(pk=locked.pk).update(confirmed=True)
+            # SECURITY: the factor's age is its confirmation, never the start of its enrollment (case 57).
+            TOTPDevice.objects.filter(pk=locked.pk).update(confirmed=True, created_at=timezone.now())
             locked.refresh_from_db()
             record_enrollment(request, user=user, device=locked, kind=FactorKind.TOTP, via=via)
             request.session.pop(TOTP_ENROLLMENT_KEY, None)
@@ -558,8 +561,13 @@ def generate_recovery_codes(request: HttpRequest, *, user: Any) -> list[str]:
     Subject to :func:`require_can_change_factors`. Each code has 80 bits of entropy; only a keyed digest and
     a password hash of it are stored.
     """
+    from .lifecycle import require_can_remove
+
     via = require_can_change_factors(request, user=user)
     user = request.user
+    for old in RecoveryCodeDevice.objects.filter(user=user, confirmed=True):
+        # SECURITY: a new set replaces the old one: a factor that is cooling off never replaces older codes.
+        require_can_remove(request, user=user, device=old)
     codes = [
         "".join(secrets.choice(_BASE32) for _ in range(RECOVERY_CODE_LENGTH))
         for _ in range(RECOVERY_CODE_COUNT)
@@ -581,36 +589,15 @@ def generate_recovery_codes(request: HttpRequest, *, user: Any) -> list[str]:
 
 
 def remove_factor(request: HttpRequest, *, user: Any, device: Device) -> None:
-    """Remove one of the session user's factors (passkey, TOTP device or recovery-code set).
+    """Remove one of the session user's factors (see :func:`authguard.factors.lifecycle.remove_factor`).
 
-    Subject to :func:`require_can_change_factors`; notifies the user and the risk engine's history.
-    Raises :class:`~authguard.exceptions.InvalidCredential` (``unknown_factor``) for another's device.
+    Subject to :func:`require_can_change_factors` and the lifecycle's removal rules; notifies the user and
+    the risk engine's history. Raises :class:`~authguard.exceptions.InvalidCredential` (``unknown_factor``)
+    for another's device.
     """
-    from .. import stepup
+    from .lifecycle import remove_factor as _remove
 
-    require_can_change_factors(request, user=user)
-    user = request.user
-    # SECURITY: only the session user's own device; the id may come from the request.
-    if device is None or getattr(device, "user_id", None) != user.pk:
-        raise InvalidCredential(_("There is no such security method on your account."), code="unknown_factor")
-    kind = kind_of(device)
-    if kind == FactorKind.PASSKEY and not stepup.has_fresh_verification(request, methods=["passkey"]):
-        # SECURITY: a relayable factor (TOTP, a recovery code) never removes a phishing-resistant one;
-        # otherwise a phisher with the password and one relayed code could drop the customer's passkey and
-        # confirm held orders with TOTP from then on (a downgrade).
-        raise StepUpRequired(
-            _("Confirm it is you with a passkey to remove a passkey."),
-            code="step_up_required",
-            methods=["passkey"],
-        )
-    now = timezone.now()
-    with transaction.atomic():
-        FactorRecord.objects.filter(device_id=device.persistent_id).delete()
-        name = device.name
-        device.delete()
-        _notify(user, "factor_removed", factor=FACTOR_LABELS[kind], name=name)
-        _note_change(user, now)
-    logger.info("authguard factor removed user=%s kind=%s", user.pk, kind)
+    _remove(request, user=user, device=device)
 
 
 def device_from_id(user: Any, persistent_id: object) -> Device | None:

@@ -276,6 +276,7 @@ class FactorRecord(models.Model):
 
     Keyed by the device's django-otp ``persistent_id``, so it works for django-otp's own ``TOTPDevice`` too.
     Holds the enrollment context (cooling-off) and the NIST SP 800-63B consecutive-failure count.
+    ``enrolled_at`` is when the factor was *confirmed* (its age), never when its enrollment began.
     """
 
     device_id = models.CharField(_("device"), max_length=100, unique=True)
@@ -293,6 +294,10 @@ class FactorRecord(models.Model):
     enrolled_via = models.CharField(_("authorised by"), max_length=30, blank=True)
     cooling_off_until = models.DateTimeField(_("cooling off until"), null=True, blank=True)
     failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    # SECURITY: the consecutive failures that count towards the NIST limit: only those from a session that
+    # could be the customer's (see authguard.factors.lifecycle.could_be_customer), so that nobody with the
+    # password alone can disable the customer's authenticator by failing it on purpose.
+    limit_failures = models.PositiveIntegerField(_("failures counting towards the limit"), default=0)
     disabled_at = models.DateTimeField(_("disabled"), null=True, blank=True)
 
     class Meta:
@@ -338,6 +343,12 @@ class GuardedOrder(models.Model):
     illiquid = models.BooleanField(_("illiquid instrument"), default=False)
     risky_session = models.BooleanField(_("from a risky session"), default=False)
     reasons = models.JSONField(_("reason codes"), default=list, blank=True)
+    # How thinly traded the instrument was when the order was checked: 0 (liquid) to 1 (illiquid), and the
+    # amount weighted by it, so one SUM over the ledger gives the account's illiquid exposure over days.
+    illiquidity = models.FloatField(_("illiquidity (0 to 1)"), default=0.0)
+    illiquid_amount = models.DecimalField(
+        _("amount weighted by illiquidity"), max_digits=20, decimal_places=2, default=0
+    )
 
     class Meta:
         verbose_name = _("guarded order")
@@ -514,6 +525,12 @@ class AccountLock(models.Model):
         related_name="+",
     )
     unlock_reason = models.CharField(_("unlock reason"), max_length=200, blank=True)
+    # The customer's self-service way back without a passkey (authguard.lockout.request_unlock_with_codes):
+    # an authenticator code and a recovery code asked for the unlock, which takes effect at unlock_due_at
+    # unless the customer cancels it with the reference mailed to them (stored as a keyed digest).
+    unlock_requested_at = models.DateTimeField(_("unlock requested"), null=True, blank=True)
+    unlock_due_at = models.DateTimeField(_("unlocks at"), null=True, blank=True)
+    unlock_reference_digest = models.CharField(max_length=64, blank=True)
 
     class Meta:
         verbose_name = _("account lock")
@@ -547,6 +564,16 @@ class PolicyVersion(models.Model):
         related_name="+",
     )
     comment = models.CharField(_("comment"), max_length=500, blank=True)
+    # The second staff member who approved this version (four eyes, :mod:`authguard.console.approvals`);
+    # empty for versions saved without a second approval (settings, scripts, four eyes switched off).
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("approved by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     thresholds = models.JSONField(_("thresholds"), default=dict, blank=True)
     signal_options = models.JSONField(_("signal options"), default=dict, blank=True)
     shadow_signals = models.JSONField(_("shadow (report-only) signals"), default=list, blank=True)

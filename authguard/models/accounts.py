@@ -1,5 +1,102 @@
-"""accounts models (see the package docstring of authguard.models)."""
+"""accounts models (see the package docstring of authguard.models): the account-level security state.
+
+* :class:`AccountSecurity` is one row per user: when the account first had a confirmed second factor (never
+  cleared, so an account that ever had one never again gets a "first factor" path) and the account's
+  cooling-off (start, end, reason), during which factors and recovery codes added in it cannot confirm
+  anything sensitive. Written only by :mod:`authguard.factors.lifecycle`.
+* :class:`ContactChange` is a pending e-mail address change, confirmed by a code mailed to the new address.
+* :class:`FactorThrottle` counts second-factor failures of sessions that are not the customer's, per session,
+  network and account, with growing delays.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+__all__ = ["AccountSecurity", "ContactChange", "FactorThrottle"]
+
+
+class AccountSecurity(models.Model):
+    """A user's account-level factor state: first factor ever, and the cooling-off (one row per user)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="authguard_security",
+        verbose_name=_("user"),
+    )
+    # SECURITY: set once, never cleared: disabling or removing every factor never reopens the first-factor
+    # path.
+    first_factor_at = models.DateTimeField(_("first factor confirmed"), null=True, blank=True)
+    cooling_off_started_at = models.DateTimeField(_("cooling-off started"), null=True, blank=True)
+    cooling_off_until = models.DateTimeField(_("cooling off until"), null=True, blank=True, db_index=True)
+    # Why the (current or last) cooling-off started or was last extended: "factor_added", "email_changed"...
+    cooling_off_reason = models.CharField(_("cooling-off reason"), max_length=40, blank=True)
+    # The address before the last e-mail change: during the cooling-off, notices also go there.
+    previous_email = models.EmailField(_("previous e-mail address"), blank=True)
+    # The desk (staff, after its approvals) lets the customer bind a factor again once, until then.
+    rebind_granted_until = models.DateTimeField(_("re-binding allowed until"), null=True, blank=True)
+    rebind_granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("re-binding allowed by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("account security state")
+        verbose_name_plural = _("account security states")
+
+    def __str__(self) -> str:
+        return f"security state of {self.user_id}"
+
+
+class ContactChange(models.Model):
+    """An e-mail address change waiting for the code mailed to the new address (one pending per user)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="authguard_contact_change",
+        verbose_name=_("user"),
+    )
+    new_email = models.EmailField(_("new e-mail address"))
+    # A keyed digest of the mailed code, never the code itself.
+    code_digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(_("requested"))
+    expires_at = models.DateTimeField(_("expires"))
+    attempts = models.PositiveSmallIntegerField(_("wrong codes"), default=0)
+
+    class Meta:
+        verbose_name = _("pending e-mail change")
+        verbose_name_plural = _("pending e-mail changes")
+
+    def __str__(self) -> str:
+        return f"e-mail change of {self.user_id}"
+
+
+class FactorThrottle(models.Model):
+    """Failed second-factor attempts of one scope (a session, a network or an account) and its back-off.
+
+    ``key`` is ``"s:<digest of the session key>"``, ``"n:<network>"`` or ``"a:<user id>"``; only failures of
+    sessions that could not be the customer's are counted here (see :mod:`authguard.factors.lifecycle`).
+    """
+
+    key = models.CharField(max_length=80, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField()
+    blocked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("second-factor throttle")
+        verbose_name_plural = _("second-factor throttles")
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Account, Instrument, Order, Position
+from .models import Account, BankAccount, Instrument, Order, Position, Withdrawal
 
 
 @admin.register(Instrument)
@@ -67,4 +67,26 @@ class OrderAdmin(ReadOnlyAdmin):
     list_filter = ["status", "side", "instrument__market"]
     list_select_related = ["account__user", "instrument"]
     search_fields = ["account__user__username", "instrument__symbol"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(BankAccount)
+class BankAccountAdmin(ReadOnlyAdmin):
+    """Registered only through a registration the customer confirmed with the passkey (authguard.actions)."""
+
+    list_display = ["id", "account", "bank_name", "branch_code", "masked_number", "holder_name", "status"]
+    list_filter = ["status"]
+    list_select_related = ["account__user"]
+    search_fields = ["account__user__username", "holder_name", "bank_name"]
+    exclude = ["account_number"]
+
+
+@admin.register(Withdrawal)
+class WithdrawalAdmin(ReadOnlyAdmin):
+    """Paid only after the customer confirmed it with the passkey (authguard.actions)."""
+
+    list_display = ["id", "created_at", "account", "bank_account", "amount", "status", "executed_at"]
+    list_filter = ["status"]
+    list_select_related = ["account__user", "bank_account"]
+    search_fields = ["account__user__username"]
     date_hierarchy = "created_at"

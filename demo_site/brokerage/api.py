@@ -29,7 +29,10 @@ from django.utils.translation import gettext as _
 from django.views import csrf as csrf_views
 from django.views import defaults
 
-from authguard.login import password_login
+from authguard import lockout
+from authguard.conf import app_settings
+from authguard.exceptions import InvalidCredential, Throttled
+from authguard.login import locked_message, password_login
 from authguard.orders import OrderDenied, confirmation_json
 
 from . import services
@@ -40,6 +43,8 @@ MAX_BODY_BYTES = 64 * 1024
 #: Longest username and password passed on to authentication (Django's username column is 150 wide).
 MAX_USERNAME_LENGTH = 150
 MAX_PASSWORD_LENGTH = 4096
+#: Longest one-time code, recovery code or cancel reference read (their checks know the exact shape).
+MAX_CODE_LENGTH = 64
 #: Newest orders listed by ``GET /api/orders``.
 MAX_ORDERS_LISTED = 500
 ORDER_FIELDS = frozenset({"side", "symbol", "quantity"})
@@ -182,8 +187,109 @@ def login(request: HttpRequest) -> HttpResponse:
         return answer("invalid", 401, message=_("The username or password is not correct."))
     if result.status == "throttled":
         return answer("throttled", 429, message=_("Too many sign-in attempts. Please wait and try again."))
+    if result.status == "locked":
+        # SECURITY: the password was not checked: a right and a wrong one get this very answer (case 59).
+        return answer("denied", 403, code="locked", message=locked_message(), unlock=unlock_ways())
     # SECURITY: "denied" and any status this view does not know fail closed.
     return answer("denied", 403, message=_("We could not sign you in from here."))
+
+
+def unlock_ways() -> dict[str, Any]:
+    """The ways back into a locked account, as API paths (the same for every account and every answer)."""
+    return {
+        "passkey": {
+            "options": reverse("authguard:api-unlock-options"),
+            "verify": reverse("authguard:api-unlock"),
+        },
+        "codes": reverse("brokerage:api-unlock-codes")
+        if app_settings.UNLOCK_WAIT_HOURS is not None
+        else None,
+        "cancel": reverse("brokerage:api-unlock-cancel"),
+        "desk": True,
+    }
+
+
+def _user_named(data: dict[str, Any]) -> Any:
+    from django.contrib.auth import get_user_model
+
+    username = _credential(data.get("username"), MAX_USERNAME_LENGTH)
+    if username is None:
+        raise invalid({"username": [_("Enter your username.")]})
+    model = get_user_model()
+    try:
+        return model._default_manager.get_by_natural_key(username)
+    except model.DoesNotExist:
+        return None
+
+
+def _code(data: dict[str, Any], field: str) -> str:
+    value = _credential(data.get(field), MAX_CODE_LENGTH)
+    if value is None:
+        raise invalid({field: [_("Enter the code.")]})
+    return value
+
+
+@json_view("POST", login_required=False)
+def unlock_with_codes(request: HttpRequest) -> HttpResponse:
+    """``POST /api/unlock/codes`` ``{"username", "totp_code", "recovery_code"}``: a locked customer without a
+    passkey asks to unlock with a code from the authenticator app and a recovery code.
+
+    202 ``unlock_requested`` with ``due_at`` (the account unlocks then, unless the customer cancels with the
+    reference mailed to them) · 400 ``invalid`` (also for an unknown username) · 409 ``not_locked`` ·
+    403 ``denied`` (this way back is not open to the account) · 429 ``throttled``.
+    """
+    data = read_json_object(request)
+    user = _user_named(data)
+    totp_code, recovery_code = _code(data, "totp_code"), _code(data, "recovery_code")
+    wrong = invalid({"code": [_("The codes are not correct.")]})
+    if user is None:
+        raise wrong  # SECURITY: an unknown username gets the wrong-code answer
+    try:
+        pending_unlock = lockout.request_unlock_with_codes(
+            user, totp_code=totp_code, recovery_code=recovery_code
+        )
+    except lockout.NotLocked:
+        return answer("not_locked", 409, message=_("This account is not locked. You can sign in."))
+    except lockout.UnlockUnavailable:
+        return answer(
+            "denied",
+            403,
+            message=_("This account cannot be unlocked this way. Use your passkey or call customer support."),
+        )
+    except Throttled as error:
+        return answer("throttled", 429, message=error.message)
+    except InvalidCredential:
+        raise wrong from None
+    return answer(
+        "unlock_requested",
+        202,
+        due_at=pending_unlock.due_at,
+        message=_(
+            "Your account will be unlocked at %(time)s. We sent you a message with a reference "
+            "to cancel this if it was not you."
+        )
+        % {"time": pending_unlock.due_at.isoformat(timespec="minutes")},
+    )
+
+
+@json_view("POST", login_required=False)
+def cancel_unlock(request: HttpRequest) -> HttpResponse:
+    """``POST /api/unlock/cancel`` ``{"username", "reference"}``: cancel a waiting unlock with the reference
+    from the message; the account stays locked. 200 ``ok`` · 400 ``invalid`` · 409 ``not_locked`` (no
+    waiting unlock)."""
+    data = read_json_object(request)
+    user = _user_named(data)
+    reference = _code(data, "reference")
+    wrong = invalid({"reference": [_("That reference is not correct.")]})
+    if user is None:
+        raise wrong
+    try:
+        lockout.cancel_unlock_request(user, reference=reference)
+    except lockout.NotLocked:
+        return answer("not_locked", 409, message=_("No unlock is waiting for this account."))
+    except InvalidCredential:
+        raise wrong from None
+    return answer("ok", message=_("The unlock was cancelled. Your account stays locked."))
 
 
 @json_view("POST", login_required=False)

@@ -32,3 +32,34 @@ class OrderForm(forms.Form):
         """Show the service's reasons for refusing the order on the matching fields (others on top)."""
         for field, messages in rejected.errors.items():
             self.add_error(field if field in self.fields else None, ValidationError(messages))
+
+
+class UnlockWithCodesForm(forms.Form):
+    """A locked customer without a passkey: username, a code from the authenticator app, a recovery code."""
+
+    username = forms.CharField(
+        label=_("Username"), max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username"})
+    )
+    totp_code = forms.CharField(
+        label=_("6-digit code from your authenticator app"),
+        max_length=64,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+    recovery_code = forms.CharField(
+        label=_("One of your recovery codes"),
+        max_length=64,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+
+class CancelUnlockForm(forms.Form):
+    """Cancel a waiting unlock with the reference from the message the customer received."""
+
+    username = forms.CharField(
+        label=_("Username"), max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username"})
+    )
+    reference = forms.CharField(
+        label=_("Reference from the message"),
+        max_length=64,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )

@@ -72,6 +72,11 @@ INSTRUMENTS: tuple[InstrumentData, ...] = (
     _us("V", "Visa Class A", "340.00", 6_000_000, "NYSE"),
     _us("JNJ", "Johnson & Johnson", "180.00", 7_000_000, "NYSE"),
     _us("BRK.B", "Berkshire Hathaway Class B", "490.00", 4_500_000, "NYSE"),
+    # -- A fictional mid-liquidity stock: about ¥105 million traded a day, just above the old liquidity floor
+    # of ¥100 million (battery case 53: liquidity is a scale, not a floor to trade just above) -------------
+    InstrumentData(
+        "5Z4A", "Sakuragawa Logistics (fictional)", "TSE Standard", "JPY", Decimal("1050"), 100_000, "JP"
+    ),
     # -- Fictional illiquid small caps ---------------------------------------------------------------------
     InstrumentData(
         "4Z1A", "Kagura Biotech (fictional)", "TSE Growth", "JPY", Decimal("312"), 18_000, "JP", True

@@ -173,3 +173,99 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.side} {self.quantity} × {self.instrument.symbol} ({self.status})"
+
+
+# -- money movements: bank accounts and withdrawals (owner: actions; guarded by authguard.actions) ----------
+
+
+class BankAccountType(models.TextChoices):
+    """Kinds of Japanese bank deposit account."""
+
+    ORDINARY = "ordinary", _("Ordinary (futsū)")
+    CURRENT = "current", _("Current (tōza)")
+    SAVINGS = "savings", _("Savings (chochiku)")
+
+
+class BankAccountStatus(models.TextChoices):
+    """A bank account is ``pending`` until its registration is confirmed with the customer's passkey."""
+
+    PENDING = "pending", _("Waiting for confirmation")
+    ACTIVE = "active", _("Registered")
+    CANCELLED = "cancelled", _("Not registered")
+
+
+class BankAccount(models.Model):
+    """A bank account of the customer that withdrawals are paid to (Japanese format: 4-digit bank code,
+    3-digit branch code, 7-digit account number, holder name)."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="bank_accounts", verbose_name=_("account")
+    )
+    bank_code = models.CharField(_("bank code"), max_length=4)
+    bank_name = models.CharField(_("bank"), max_length=60)
+    branch_code = models.CharField(_("branch code"), max_length=3)
+    account_type = models.CharField(
+        _("account type"), max_length=10, choices=BankAccountType.choices, default=BankAccountType.ORDINARY
+    )
+    account_number = models.CharField(_("account number"), max_length=7)
+    holder_name = models.CharField(_("account holder"), max_length=60)
+    status = models.CharField(
+        _("status"), max_length=10, choices=BankAccountStatus.choices, default=BankAccountStatus.PENDING
+    )
+    created_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    activated_at = models.DateTimeField(_("registered at"), null=True, blank=True)
+    # authguard's held action (a UUID) that registers this account.
+    confirmation_id = models.CharField(_("confirmation"), max_length=36, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("bank account")
+        verbose_name_plural = _("bank accounts")
+
+    def __str__(self) -> str:
+        return f"{self.bank_name} {self.branch_code} {self.masked_number}"
+
+    @property
+    def masked_number(self) -> str:
+        """The account number with all but its last three digits hidden: ``****567``."""
+        return "*" * max(len(self.account_number) - 3, 0) + self.account_number[-3:]
+
+
+class WithdrawalStatus(models.TextChoices):
+    """A withdrawal is ``held`` until the customer confirms it; ``completed`` once the cash left."""
+
+    HELD = "held", _("Waiting for confirmation")
+    COMPLETED = "completed", _("Completed")
+    CANCELLED = "cancelled", _("Cancelled")
+    EXPIRED = "expired", _("Expired")
+    FAILED = "failed", _("Failed")
+
+
+class Withdrawal(models.Model):
+    """Cash paid out of the trading account to one of the customer's registered bank accounts."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="withdrawals", verbose_name=_("account")
+    )
+    bank_account = models.ForeignKey(
+        BankAccount, on_delete=models.PROTECT, related_name="withdrawals", verbose_name=_("bank account")
+    )
+    amount = models.DecimalField(_("amount (JPY)"), max_digits=18, decimal_places=2)
+    status = models.CharField(_("status"), max_length=10, choices=WithdrawalStatus.choices, db_index=True)
+    created_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    executed_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    status_reason = models.CharField(_("status reason"), max_length=200, blank=True, default="")
+    confirmation_id = models.CharField(_("confirmation"), max_length=36, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("withdrawal")
+        verbose_name_plural = _("withdrawals")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=0), name="brokerage_withdrawal_amount_positive"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} ¥{self.amount:,.0f} → {self.bank_account} ({self.status})"

@@ -3,7 +3,15 @@
 ``api_patterns`` are mounted under ``/api/`` before the JSON catch-all; ``page_patterns`` at the site root.
 """
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-api_patterns: list[URLPattern | URLResolver] = []
-page_patterns: list[URLPattern | URLResolver] = []
+from . import money
+
+api_patterns: list[URLPattern | URLResolver] = [
+    path("bank-accounts", money.api_bank_accounts, name="api-bank-accounts"),
+    path("withdrawals", money.api_withdrawals, name="api-withdrawals"),
+]
+page_patterns: list[URLPattern | URLResolver] = [
+    path("money/", money.money, name="money"),
+    path("money/bank-accounts/add/", money.add_bank_account, name="money-bank-account-add"),
+]

@@ -287,7 +287,10 @@ def portfolio(user: AbstractBaseUser | AnonymousUser) -> Portfolio:
 
 
 def order_history(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Order]:
-    """The customer's orders, newest first."""
+    """The customer's orders, newest first. Held orders past their deadline are expired first (on read: the
+    demo runs no periodic task), so the list never shows one as still waiting."""
+    if user.pk is not None:
+        guard_orders.expire_due(user=user)
     return (
         Order.objects.filter(account__user_id=user.pk)
         .select_related("instrument")
@@ -680,9 +683,14 @@ def submit_order(
 def pending_confirmations(
     user: AbstractBaseUser | AnonymousUser, orders: Iterable[Order]
 ) -> dict[int, HeldOrder]:
-    """The pending authguard confirmation of each held order in ``orders``, by order id."""
+    """The pending authguard confirmation of each held order in ``orders``, by order id (none past its
+    deadline: those are expired here first)."""
+    if user.pk is not None:
+        guard_orders.expire_due(user=user)
     refs = [str(o.pk) for o in orders if o.status == OrderStatus.HELD]
     if not refs or user.pk is None:
         return {}
-    rows = HeldOrder.objects.filter(user_id=user.pk, portal_ref__in=refs, status=HeldOrder.Status.PENDING)
+    rows = HeldOrder.objects.filter(
+        user_id=user.pk, portal_ref__in=refs, status=HeldOrder.Status.PENDING, expires_at__gt=timezone.now()
+    )
     return {int(h.portal_ref): h for h in rows}

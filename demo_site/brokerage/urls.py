@@ -1,11 +1,19 @@
 """URLs of the demo brokerage, mounted at the site root by ``demo_site.urls``.
 
-``login`` and ``logout`` are top-level names (``LOGIN_URL = "login"``); everything else is in the
-``brokerage`` namespace, the JSON API under ``/api/`` with a catch-all that answers unknown paths in JSON.
+``login`` and ``logout`` are top-level names (``LOGIN_URL = "login"``), as are Django's password change and
+reset views (whose own redirects use the top-level names ``password_change_done``, ``password_reset_done``,
+``password_reset_confirm`` and ``password_reset_complete``) and the locked account's unlock pages;
+everything else is in the ``brokerage`` namespace, the JSON API under ``/api/`` with a catch-all that
+answers unknown paths in JSON.
+
+Every password change or reset ends the customer's other sessions and revokes the factors added during a
+cooling-off (authguard's receiver on the user model; :func:`authguard.login.password_changed`).
 """
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
+
+from authguard.login import LockAwareAuthenticationForm
 
 from . import api, money_urls, views
 
@@ -16,6 +24,8 @@ api_patterns = [
     path("csrf", api.csrf, name="api-csrf"),
     path("login", api.login, name="api-login"),
     path("logout", api.logout_view, name="api-logout"),
+    path("unlock/codes", api.unlock_with_codes, name="api-unlock-codes"),
+    path("unlock/cancel", api.cancel_unlock, name="api-unlock-cancel"),
     path("instruments", api.instruments, name="api-instruments"),
     path("portfolio", api.portfolio, name="api-portfolio"),
     path("orders", api.orders, name="api-orders"),
@@ -35,7 +45,29 @@ brokerage_patterns = [
 ]
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            redirect_authenticated_user=True, authentication_form=LockAwareAuthenticationForm
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("unlock/codes/", views.unlock_with_codes, name="unlock-codes"),
+    path("unlock/cancel/", views.cancel_unlock, name="unlock-cancel"),
+    path("password/change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password/reset/complete/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
     path("", include((brokerage_patterns, NAMESPACE))),
 ]

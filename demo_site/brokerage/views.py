@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils import formats
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
+from authguard import lockout
+from authguard.conf import app_settings
+from authguard.exceptions import InvalidCredential, Throttled
 from authguard.orders import OrderDenied, confirmation_json
 
 from . import services
-from .forms import OrderForm
+from .forms import CancelUnlockForm, OrderForm, UnlockWithCodesForm
 
 
 @require_safe
@@ -104,3 +110,92 @@ def security(request: HttpRequest) -> HttpResponse:
         return redirect(reverse("authguard:security"))
     except NoReverseMatch:
         return render(request, "brokerage/security.html")
+
+
+# -- a locked account's ways back in (no sign-in: the account is locked) ------------------------------------
+
+
+def _user_named(username: str) -> object | None:
+    model = get_user_model()
+    try:
+        return model._default_manager.get_by_natural_key(username)
+    except model.DoesNotExist:
+        return None
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def unlock_with_codes(request: HttpRequest) -> HttpResponse:
+    """A locked customer without a passkey: an authenticator code plus a recovery code ask for the unlock,
+    which takes effect after ``AUTHGUARD_UNLOCK_WAIT_HOURS`` unless the customer cancels it."""
+    form = UnlockWithCodesForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            user = _user_named(form.cleaned_data["username"])
+            try:
+                if user is None:
+                    raise InvalidCredential(
+                        code="wrong_code"
+                    )  # SECURITY: unknown users look like wrong codes
+                pending = lockout.request_unlock_with_codes(
+                    user,
+                    totp_code=form.cleaned_data["totp_code"],
+                    recovery_code=form.cleaned_data["recovery_code"],
+                )
+            except lockout.NotLocked:
+                form.add_error(None, _("This account is not locked. You can sign in."))
+                status = 409
+            except lockout.UnlockUnavailable:
+                form.add_error(
+                    None,
+                    _("This account cannot be unlocked this way. Use your passkey or call customer support."),
+                )
+                status = 403
+            except Throttled as error:
+                form.add_error(None, error.message)
+                status = 429
+            except InvalidCredential:
+                form.add_error(None, _("The codes are not correct."))
+            else:
+                messages.success(
+                    request,
+                    _(
+                        "Your account will be unlocked at %(time)s. We sent you a message with a reference "
+                        "to cancel this if it was not you."
+                    )
+                    % {"time": formats.date_format(pending.due_at, "DATETIME_FORMAT")},
+                )
+                return redirect("login")
+    return render(
+        request,
+        "registration/unlock_codes.html",
+        {"form": form, "wait_hours": app_settings.UNLOCK_WAIT_HOURS},
+        status=status,
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def cancel_unlock(request: HttpRequest) -> HttpResponse:
+    """Cancel a waiting unlock with the reference from the message; the account stays locked."""
+    form = CancelUnlockForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            user = _user_named(form.cleaned_data["username"])
+            try:
+                if user is None:
+                    raise InvalidCredential(code="wrong_reference")
+                lockout.cancel_unlock_request(user, reference=form.cleaned_data["reference"])
+            except lockout.NotLocked:
+                form.add_error(None, _("No unlock is waiting for this account."))
+                status = 409
+            except InvalidCredential:
+                form.add_error("reference", _("That reference is not correct."))
+            else:
+                messages.success(request, _("The unlock was cancelled. Your account stays locked."))
+                return redirect("login")
+    return render(request, "registration/unlock_cancel.html", {"form": form}, status=status)

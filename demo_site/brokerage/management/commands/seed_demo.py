@@ -114,6 +114,9 @@ CUSTOMERS: tuple[DemoCustomer, ...] = (TANAKA, SUZUKI)
 #: Staff (not superuser) who reviews sign-ins and held orders in the admin.
 SECURITY_ADMIN_USERNAME = "security-admin"
 SECURITY_ADMIN_PASSWORD = "guard-desk-2025"
+#: The second desk member: releases, revocations, unlocks and policy changes need two people (four eyes).
+SECURITY_APPROVER_USERNAME = "security-approver"
+SECURITY_APPROVER_PASSWORD = "guard-desk-2nd-2025"
 SECURITY_GROUP = "Security desk"
 #: Name of the demo customers' authenticator-app factor.
 DEMO_TOTP_NAME = "Demo authenticator app"
@@ -221,17 +224,20 @@ class Command(BaseCommand):
     def _security_admin(self, user_model: Any) -> None:
         group, _created = Group.objects.get_or_create(name=SECURITY_GROUP)
         group.permissions.add(*security_permissions())
-        user = user_model._default_manager.filter(username=SECURITY_ADMIN_USERNAME).first()
-        if user is None:
-            user = user_model(
-                username=SECURITY_ADMIN_USERNAME, email="security-desk@example.com", is_staff=True
-            )
-            self._check_password(user, SECURITY_ADMIN_PASSWORD)
-            user.set_password(SECURITY_ADMIN_PASSWORD)
-            user.save()
-        else:
-            self._restore_user(user, SECURITY_ADMIN_PASSWORD, is_staff=True, is_superuser=False)
-        user.groups.add(group)
+        desk = (
+            (SECURITY_ADMIN_USERNAME, SECURITY_ADMIN_PASSWORD, "security-desk@example.com"),
+            (SECURITY_APPROVER_USERNAME, SECURITY_APPROVER_PASSWORD, "security-approver@example.com"),
+        )
+        for username, password, email in desk:
+            user = user_model._default_manager.filter(username=username).first()
+            if user is None:
+                user = user_model(username=username, email=email, is_staff=True)
+                self._check_password(user, password)
+                user.set_password(password)
+                user.save()
+            else:
+                self._restore_user(user, password, is_staff=True, is_superuser=False)
+            user.groups.add(group)
 
     def _print_logins(self, user_model: Any) -> None:
         self.stdout.write("")
@@ -246,6 +252,10 @@ class Command(BaseCommand):
         self.stdout.write(
             f"  {SECURITY_ADMIN_USERNAME:<16} {SECURITY_ADMIN_PASSWORD:<18} "
             f"security admin: staff (not superuser) in group '{SECURITY_GROUP}', admin at /admin/"
+        )
+        self.stdout.write(
+            f"  {SECURITY_APPROVER_USERNAME:<16} {SECURITY_APPROVER_PASSWORD:<18} "
+            "second security admin: approves the first one's releases, revocations, unlocks, policy changes"
         )
         self.stdout.write("")
         self.stdout.write(

@@ -10,6 +10,12 @@ It needs the demo data (``seed_demo``; run at once if missing) and the demo GeoI
 back to the documented one first (``seed_demo --reset``), so the story can be replayed any number of times;
 ``--dry-run`` rolls everything back at the end, otherwise the held orders, login events and notifications stay
 for the admin console.
+
+``--patient`` replays the patient attacker of issue 11 instead, on a simulated clock (``time-machine``): a
+thief with the password, a clean home line in Tokyo and a browser string one patch build away from Tanaka's
+buys the pumped small cap *first*, in chunks each just under the per-order limit, and sells the large caps up
+to the limit every day for four days, waiting for the 24-hour window to roll. The order guard adds it all up
+over days (the account's exposure) and holds it.
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ import io
 import json
 import logging
 import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.test import Client
 from django.test.utils import override_settings
@@ -49,6 +56,12 @@ UA_TANAKA = (
 )
 UA_THIEF_VPS = "python-requests/2.32.3"
 PUMPED = "7Z2A"  # Minato Precision Parts (fictional): about ¥5.5 million traded on an average day
+PUMPED_PRICE = Decimal(845)
+#: The patient thief's chunk: 320 shares, ¥270,400, 4.9 % of a day's traded value (the per-order limit: 5 %).
+CHUNK = 320
+#: A clean home line in Tokyo on Tanaka's own provider (NTT OCN), and Chrome one patch build away from his.
+CLEAN_TOKYO = "192.0.2.40"
+UA_PATIENT = UA_TANAKA.replace("Chrome/131.0.0.0", "Chrome/131.0.0.1")
 #: Names of the passkeys the story registers (a replay removes them first).
 TANAKA_PASSKEY = "Home PC (simulate_attack)"
 THIEF_PASSKEY = "Thief's phone (simulate_attack)"
@@ -84,8 +97,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="Roll everything back at the end.")
+        parser.add_argument(
+            "--patient",
+            action="store_true",
+            help="The patient attacker: small-cap chunks first, then selling up to the limit for four days.",
+        )
 
-    def handle(self, *args: Any, dry_run: bool = False, **options: Any) -> None:
+    def handle(self, *args: Any, dry_run: bool = False, patient: bool = False, **options: Any) -> None:
         self.step_no = 0
         # authguard's own log lines would interleave with the story; the story prints what they say.
         loggers = [logging.getLogger(name) for name in ("authguard", "django.request")]
@@ -95,15 +113,15 @@ class Command(BaseCommand):
         try:
             # The held-order mails go to the outbox (the admin shows them), not all over this story.
             with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
-                self._run(dry_run=dry_run)
+                self._run(dry_run=dry_run, patient=patient)
         finally:
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
 
-    def _run(self, *, dry_run: bool) -> None:
+    def _run(self, *, dry_run: bool, patient: bool = False) -> None:
         try:
             with transaction.atomic():
-                self._story()
+                self._patient_story() if patient else self._story()
                 if dry_run:
                     raise _Rollback
         except _Rollback:
@@ -291,7 +309,12 @@ class Command(BaseCommand):
                 cooling = data.get("passkey", {}).get("cooling_off")
                 self.say(f"registers a passkey of their own: {data.get('status')} (cooling-off: {cooling})")
                 status, options = thief.post(f"/authguard/api/confirmations/{target}/passkey/options")
-                if status == 200:
+                if status != 200:
+                    self.say(
+                        f"...and tries to confirm with it: HTTP {status} {options.get('status')}: "
+                        f"{options.get('message')}"
+                    )
+                else:
                     status, data = thief.post(
                         f"/authguard/api/confirmations/{target}/passkey", own.get(options)
                     )
@@ -314,6 +337,122 @@ class Command(BaseCommand):
         expired = guard_orders.expire_due(now=timezone.now() + timezone.timedelta(minutes=6))
         self.say(f"Tanaka does not confirm; five minutes later authguard expires the {expired} held orders.")
         self._ending(user, start)
+
+    def _login(self, browser: Browser, user: Any) -> bool:
+        """Sign ``browser`` in as Tanaka (relaying a one-time code if a step-up is asked); True when in."""
+        browser.post("/api/logout")
+        status, data = browser.post("/api/login", {"username": TANAKA.username, "password": TANAKA.password})
+        if data.get("status") == "step_up_required":
+            status, data = browser.post("/authguard/api/step-up/totp", {"code": self._totp(user)})
+        return data.get("status") == "ok"
+
+    def _patient_story(self) -> None:
+        """Issue 11's patient attacker, day by day on a simulated clock."""
+        try:
+            import time_machine
+        except ImportError:  # pragma: no cover - a development dependency of the demo
+            raise CommandError(
+                "--patient needs the time-machine package (pip install time-machine)"
+            ) from None
+        self.started = timezone.now()
+        user = self._setup()
+        start = services.portfolio(user)
+        base = timezone.now()
+        self.stdout.write(
+            self.style.SUCCESS("The patient attacker: the same password, days of time, our code read.")
+        )
+        self.say(
+            f"Tanaka holds {len(start.holdings)} stocks worth {_yen(start.holdings_value)} and "
+            f"{_yen(start.cash)} cash ({_yen(start.total_value)} in all)."
+        )
+        self.step("A month earlier: Tanaka signs in at home and adds a passkey")
+        with time_machine.travel(base - timedelta(days=30), tick=True):
+            tanaka = Browser(HOME_TOKYO, UA_TANAKA)
+            self._login(tanaka, user)
+            # Adding a factor needs a fresh strong verification: his authenticator app, on his own PC.
+            tanaka.post("/authguard/api/step-up/totp", {"code": self._totp(user)})
+            authenticator = SoftAuthenticator(origin=settings.AUTHGUARD_WEBAUTHN_ORIGINS[0])
+            status, options = tanaka.post("/authguard/api/passkeys/options")
+            status, data = tanaka.post(
+                "/authguard/api/passkeys", {**authenticator.create(options), "name": TANAKA_PASSKEY}
+            )
+            self.say(f"passkey on his PC: {data.get('status')}")
+            tanaka.post("/api/logout")
+
+        self.step("The thief signs in from a clean home line in Tokyo, Chrome one patch build from Tanaka's")
+        thief = Browser(CLEAN_TOKYO, UA_PATIENT)
+        held_total = 0
+        for day in range(4):
+            with time_machine.travel(base + timedelta(days=day), tick=True):
+                if not self._login(thief, user):
+                    self.say(f"day {day + 1}: the thief cannot sign in.", self.style.SUCCESS)
+                    continue
+                if day == 0:
+                    self.say(f"login: {self._last_login(TANAKA.username)}")
+                # 1. The small cap first, in chunks each just under the per-order limit.
+                bought = placed_chunks = 0
+                lines = []
+                for _chunk in range(3):
+                    status, data = thief.post(
+                        "/api/orders", {"side": "buy", "symbol": PUMPED, "quantity": CHUNK}
+                    )
+                    if data.get("status") == "placed":
+                        placed_chunks += 1
+                        bought += CHUNK
+                    elif data.get("status") == "held":
+                        held_total += 1
+                        lines.append(
+                            f"buy {CHUNK} {PUMPED}: held ({', '.join(data['confirmation']['reasons'])})"
+                        )
+                        self._cancel(thief, data)
+                # 2. Then the large caps, largest first, up to the limit: the first held sell is cancelled.
+                sold = Decimal(0)
+                for holding in sorted(services.portfolio(user).holdings, key=lambda h: -h.value_jpy):
+                    if holding.is_small_cap:
+                        continue
+                    status, data = thief.post(
+                        "/api/orders",
+                        {"side": "sell", "symbol": holding.symbol, "quantity": holding.quantity},
+                    )
+                    if data.get("status") == "held":
+                        held_total += 1
+                        reasons = ", ".join(data["confirmation"]["reasons"])
+                        lines.append(f"sell {holding.quantity} {holding.symbol}: held ({reasons})")
+                        self._cancel(thief, data)
+                        break
+                    if data.get("status") != "placed":
+                        break
+                    sold += holding.value_jpy
+                self.step(f"Day {day + 1}")
+                self.say(
+                    f"bought {bought:,} {PUMPED} ({_yen(bought * PUMPED_PRICE)}) in {placed_chunks} placed "
+                    f"chunks; sold {_yen(sold)} of large caps"
+                )
+                for line in lines:
+                    self.say(line, self.style.WARNING)
+                thief.post("/api/logout")
+        end = services.portfolio(user)
+        pumped = sum((h.value_jpy for h in end.holdings if h.symbol == PUMPED), Decimal(0))
+        sold_share = 1 - sum((h.value_jpy for h in end.holdings if h.symbol != PUMPED), Decimal(0)) / (
+            start.holdings_value or 1
+        )
+        self.step("Four days later")
+        self.say(
+            f"In {PUMPED}: {_yen(pumped)}, {100 * pumped / start.total_value:.1f} % of the portfolio; large "
+            f"caps sold: {100 * sold_share:.0f} % (the rest held). {held_total} orders were held for "
+            "Tanaka's passkey."
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                "authguard held the patient attack: the exposure over days added up."
+                if pumped <= start.total_value / 10
+                else "The patient attack moved more than 10 % of the portfolio into the small cap."
+            )
+        )
+
+    def _cancel(self, browser: Browser, data: dict[str, Any]) -> None:
+        """The thief cancels a held order (staying under the limit), so nothing waits for Tanaka."""
+        browser.post(f"/authguard/api/confirmations/{data['confirmation']['id']}/cancel")
 
     def _ending(self, user: Any, start: services.Portfolio) -> None:
         self.step("What Tanaka lost")

@@ -1,0 +1,88 @@
+"""Admin of held sensitive actions and registered payees: staff review them and cancel a pending action.
+
+There is no "release": only the customer's own factor confirms a sensitive action. Registered with
+``from .actions import admin as actions_admin  # noqa: F401`` in :mod:`authguard.admin` (the admin loads
+``authguard.admin`` only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from ..models import HeldAction, RegisteredPayee
+from . import staff_cancel
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """Records kept by authguard's flows: staff look, nobody writes through the admin."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(HeldAction)
+class HeldActionAdmin(_ReadOnly):
+    """Held sensitive actions (withdrawals, bank accounts, transfers out, contact changes)."""
+
+    list_display = ("created_at", "user", "kind", "summary", "status", "expires_at", "confirmed_method")
+    list_filter = ("status", "kind", "created_at")
+    search_fields = ("user__username", "summary", "portal_ref")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    # SECURITY: what binds a confirmation to its action and session is shown to nobody.
+    exclude = ("nonce", "session_binding")
+    actions = ("cancel_held",)
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("authguard.change_heldaction")
+
+    @admin.action(description=_("Cancel the held request (with a reason)"), permissions=["review"])
+    def cancel_held(self, request: HttpRequest, queryset: QuerySet[HeldAction]) -> TemplateResponse | None:
+        from ..admin import with_reason
+
+        def apply(held: HeldAction, reason: str) -> bool:
+            done = staff_cancel(held, by=request.user, reason=reason)
+            if done:
+                LogEntry.objects.log_actions(
+                    user_id=request.user.pk,
+                    queryset=[held],
+                    action_flag=CHANGE,
+                    change_message=f"cancelled: {reason}",
+                    single_object=True,
+                )
+            return done
+
+        return with_reason(
+            self,
+            request,
+            queryset.filter(status=HeldAction.Status.PENDING),
+            action="cancel_held",
+            title=gettext("Cancel held requests"),
+            apply=apply,
+            done=gettext("%(n)d held request(s) cancelled."),
+        )
+
+
+@admin.register(RegisteredPayee)
+class RegisteredPayeeAdmin(_ReadOnly):
+    """Bank accounts that may receive money, with when they were registered or last changed."""
+
+    list_display = ("registered_at", "user", "label", "source", "removed_at")
+    list_filter = ("source", "registered_at")
+    search_fields = ("user__username", "label", "ref")
+    list_select_related = ("user",)
+    exclude = ("details_digest",)

@@ -1,0 +1,531 @@
+"""Issue 10's factor lifecycle, attacked end to end through the demo's JSON API (battery cases 55-58).
+
+The thief has hanako's password and signs in from a session the risk engine allows outright (his logins
+score low: a residential address in Tokyo, a remembered browser; the ``order_api`` fixture turns the risk
+signals off to stand for that). Where the attack needs it he relays *one* code from hanako's authenticator
+app through a phishing page. The goal: he can neither disable, outnumber, replace nor outwait her factors,
+and the one relayed code buys him one session, nothing that lasts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.core import mail
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from authguard.factors import lifecycle
+from authguard.models import (
+    AccountSecurity,
+    FactorRecord,
+    FactorThrottle,
+    Notification,
+    PasskeyDevice,
+    RecoveryCodeDevice,
+)
+from authguard.testing import SoftAuthenticator
+
+from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, bind_passkey, totp_token, wrong_code
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
+
+BAD_SIGNATURE = b"\x30\x06\x02\x01\x01\x02\x01\x01"
+
+
+@pytest.fixture
+def clock() -> Iterator[Any]:
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def api(order_api: Any, settings: Any) -> Any:
+    """``api(ip)``: a new browser on the demo portal whose password logins are allowed outright."""
+    settings.AUTHGUARD_LOCKOUT_FAILURES = None  # the account lock is another engineer's case (59)
+    settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
+    settings.AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
+
+    def make(ip: str = IP_OSAKA) -> OrderApi:
+        return order_api(REMOTE_ADDR=ip)
+
+    return make
+
+
+@pytest.fixture
+def totp_customer(hanako: Any, totp_factory: Any) -> Any:
+    """hanako with her authenticator app only, bound long ago."""
+    hanako.totp = totp_factory(hanako)
+    return hanako
+
+
+def new_key() -> SoftAuthenticator:
+    return SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
+
+
+def relay_totp(client: OrderApi, device: TOTPDevice) -> Any:
+    """The thief forwards one code the customer typed into his phishing page."""
+    response = client.post("/authguard/api/step-up/totp", {"code": totp_token(device)})
+    assert response.status_code == 200, response.content
+    return response
+
+
+def held_sell(client: OrderApi) -> dict[str, Any]:
+    response = client.order("sell", "9432", 2000)
+    assert response.status_code == 202, response.content
+    return response.json()["confirmation"]
+
+
+def holding(user: Any, symbol: str) -> int:
+    from demo_site.brokerage.models import Account
+
+    positions = Account.objects.get(user=user).positions
+    return int(positions.get(instrument__symbol=symbol).quantity)
+
+
+def register(client: OrderApi, key: SoftAuthenticator) -> Any:
+    options = client.post("/authguard/api/passkeys/options")
+    if options.status_code != 200:
+        return options
+    return client.post("/authguard/api/passkeys", key.create(options.json()))
+
+
+# -- 55: failures never hand the account to the attacker -----------------------------------------------------
+
+
+def test_battery_55_wrong_totp_codes_from_password_sessions_never_disable_the_customers_authenticator(
+    api: Any, totp_customer: Any, clock: Any
+) -> None:
+    """Issue 10 item 1: 120 wrong codes over 12 fresh, allowed sign-ins (waiting out every back-off)."""
+    bad = wrong_code(totp_customer.totp)
+    answers = []
+    for _sign_in in range(12):
+        thief = api()
+        thief.login("hanako", HANAKO_PASSWORD)
+        for _attempt in range(10):
+            answers.append(thief.post("/authguard/api/step-up/totp", {"code": bad}).status_code)
+            clock.shift(600)  # waiting out the back-offs (the session's idle limit is an hour)
+    assert set(answers) <= {400, 429} and 429 in answers  # throttled, not silently counted
+    totp_customer.totp.refresh_from_db()
+    assert totp_customer.totp.confirmed
+    record = FactorRecord.objects.get(device_id=totp_customer.totp.persistent_id)
+    assert record.disabled_at is None and record.limit_failures == 0
+    assert not Notification.objects.filter(kind="factor_removed").exists()
+    # And the thief's low-risk session still gets no "first factor" path.
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    refused = thief.post("/authguard/api/passkeys/options")
+    assert refused.status_code == 403 and refused.json()["status"] == "step_up_required"
+
+
+@pytest.mark.parametrize("preset", [None, "jsda-2025"])
+def test_battery_55_bad_assertions_never_disable_the_customers_passkey(
+    api: Any, hanako: Any, authenticator: Any, totp_factory: Any, clock: Any, settings: Any, preset: Any
+) -> None:
+    """Issue 10 item 3: 100 invalid assertions for the victim's credential (its id from the options
+    endpoint) must not disable it; otherwise held orders would fall back to relayable TOTP."""
+    settings.AUTHGUARD_PRESET = preset
+    if preset:
+        settings.AUTHGUARD_LOCKOUT_FAILURES = 10_000  # the preset's lock is case 59's; not under test here
+    passkey = bind_passkey(hanako, authenticator)
+    totp_factory(hanako)
+    answers = []
+    for _sign_in in range(10):
+        thief = api()
+        thief.login("hanako", HANAKO_PASSWORD)
+        for _attempt in range(10):
+            options = thief.post("/authguard/api/step-up/passkey/options")
+            assert options.status_code == 200, options.content
+            assert options.json()["allowCredentials"][0]["id"] == passkey.credential_id
+            forged = authenticator.get(options.json(), signature=BAD_SIGNATURE)
+            answers.append(thief.post("/authguard/api/step-up/passkey", forged).status_code)
+            clock.shift(600)  # waiting out the back-offs (the session's idle limit is an hour)
+    assert set(answers) <= {400, 429}
+    passkey.refresh_from_db()
+    assert passkey.confirmed and not lifecycle.factor_is_cooling_off(passkey)
+    assert FactorRecord.objects.get(device_id=passkey.persistent_id).disabled_at is None
+    # Held orders still ask for the passkey only.
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert held_sell(thief)["methods"] == ["passkey"]
+
+
+def test_battery_55_a_session_bought_with_one_relayed_code_cannot_disable_the_passkey(
+    api: Any, hanako: Any, authenticator: Any, totp_factory: Any, settings: Any
+) -> None:
+    """Issue 10 item 3, with a relayed code: the thief's session looks like the customer's (low-risk and
+    proven with her authenticator app), yet 100 bad assertions disable nothing; held orders keep asking for
+    the passkey, never for relayable TOTP."""
+    passkey = bind_passkey(hanako, authenticator)
+    hanako.totp = totp_factory(hanako)
+    settings.AUTHGUARD_CONFIRMATION_TOTP_WITH_PASSKEY = False
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, hanako.totp)
+    for _attempt in range(100):
+        options = thief.post("/authguard/api/step-up/passkey/options").json()
+        forged = authenticator.get(options, signature=BAD_SIGNATURE)
+        assert thief.post("/authguard/api/step-up/passkey", forged).status_code == 400
+    passkey.refresh_from_db()
+    assert passkey.confirmed
+    assert FactorRecord.objects.get(device_id=passkey.persistent_id).disabled_at is None
+    assert held_sell(thief)["methods"] == ["passkey"]
+
+
+def test_battery_55_password_sessions_are_throttled_per_session_network_and_account(
+    api: Any, totp_customer: Any, clock: Any
+) -> None:
+    bad = wrong_code(totp_customer.totp)
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    codes = []
+    for _ in range(8):
+        # django-otp's own back-off of the device is taken away, to show the lifecycle's.
+        TOTPDevice.objects.filter(pk=totp_customer.totp.pk).update(throttling_failure_count=0)
+        codes.append(thief.post("/authguard/api/step-up/totp", {"code": bad}).status_code)
+    assert codes == [400] * 6 + [429] * 2  # five free failures per session, then a growing wait
+    throttled = thief.post("/authguard/api/step-up/totp", {"code": bad})
+    assert throttled.status_code == 429 and int(throttled["Retry-After"]) >= 1
+    # New sessions (the same network, then another): the account's count keeps growing; beyond ten
+    # failures every session of anyone but the customer waits.
+    for _ in range(5):
+        clock.shift(3601)
+        other = api()
+        other.login("hanako", HANAKO_PASSWORD)
+        TOTPDevice.objects.filter(pk=totp_customer.totp.pk).update(throttling_failure_count=0)
+        assert other.post("/authguard/api/step-up/totp", {"code": bad}).status_code == 400
+    account = FactorThrottle.objects.get(key=f"a:{totp_customer.pk}")
+    assert account.failures == 11 and account.blocked_until > timezone.now()
+    network = FactorThrottle.objects.get(key="n:203.0.113.0/24")
+    assert network.failures == 11
+    fresh = api(IP_TOKYO)
+    fresh.login("hanako", HANAKO_PASSWORD)
+    assert fresh.post("/authguard/api/step-up/totp", {"code": bad}).status_code == 429
+
+
+def test_battery_55_an_account_that_ever_had_a_factor_never_gets_a_first_factor_path(
+    api: Any, totp_customer: Any
+) -> None:
+    """Every factor disabled (or removed): the thief's allowed session still cannot enroll a "first"."""
+    record = FactorRecord.objects.create(
+        device_id=totp_customer.totp.persistent_id,
+        user=totp_customer,
+        kind="totp",
+        enrolled_at=timezone.now() - timedelta(days=400),
+        failures=100,
+        limit_failures=100,
+        disabled_at=timezone.now(),
+    )
+    TOTPDevice.objects.filter(pk=totp_customer.totp.pk).update(confirmed=False)
+    assert lifecycle.ever_had_factor(totp_customer) and record.disabled_at
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    for path in ("/authguard/api/passkeys/options", "/authguard/api/totp", "/authguard/api/recovery-codes"):
+        response = thief.post(path)
+        assert response.status_code == 403, (path, response.content)
+        assert response.json()["code"] == "rebind_required", path
+    assert not PasskeyDevice.objects.exists() and not RecoveryCodeDevice.objects.exists()
+    assert not TOTPDevice.objects.filter(confirmed=True).exists()
+
+
+def test_battery_55_the_portals_identity_proofing_re_binds_a_disabled_factor(
+    api: Any, totp_customer: Any, settings: Any
+) -> None:
+    FactorRecord.objects.create(
+        device_id=totp_customer.totp.persistent_id,
+        user=totp_customer,
+        kind="totp",
+        enrolled_at=timezone.now() - timedelta(days=400),
+        disabled_at=timezone.now(),
+    )
+    TOTPDevice.objects.filter(pk=totp_customer.totp.pk).update(confirmed=False)
+    settings.AUTHGUARD_IDENTITY_PROOFING_HOOK = "tests.test_battery_lifecycle.proofed_hook"
+    customer = api(IP_TOKYO)
+    customer.login("hanako", HANAKO_PASSWORD)
+    response = register(customer, new_key())
+    assert response.status_code == 201, response.content
+    assert response.json()["passkey"]["cooling_off"] is True  # re-bound: it cools off like a new one
+    assert FactorRecord.objects.get(device_id=response.json()["passkey"]["id"]).enrolled_via == (
+        "identity_proofing"
+    )
+
+
+def proofed_hook(request: Any, user: Any) -> bool:
+    """The portal's identity proofing (in the test: the customer passed it in this session)."""
+    return user.username == "hanako"
+
+
+# -- 56: one relayed code buys one session, nothing that lasts -----------------------------------------------
+
+
+def test_battery_56_one_relayed_code_then_own_recovery_codes_and_passkey_confirm_nothing(
+    api: Any, totp_customer: Any, clock: Any
+) -> None:
+    """Issue 10 item 2: relay one code, mint recovery codes, sign in again, re-verify with his own recovery
+    code, register his passkey: it is all cooling off on the account, whatever his sessions look like."""
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, totp_customer.totp)
+    minted = thief.post("/authguard/api/recovery-codes")
+    assert minted.status_code == 201
+    codes = minted.json()["codes"]
+    assert lifecycle.in_cooling_off(totp_customer)
+    thief.post("/api/logout")
+    clock.shift(600)
+    thief.login("hanako", HANAKO_PASSWORD)  # low-risk again
+    assert thief.post("/authguard/api/step-up/recovery-code", {"code": codes[0]}).status_code == 200
+    key = new_key()
+    added = register(thief, key)
+    assert added.status_code == 201 and added.json()["passkey"]["cooling_off"] is True
+    # His factors confirm nothing: his passkey is refused (and never lets relayed TOTP back in).
+    confirmation = held_sell(thief)
+    assert "totp" not in confirmation["methods"] or confirmation["methods"] == ["totp"]
+    options = thief.post(f"/authguard/api/confirmations/{confirmation['id']}/passkey/options")
+    if options.status_code == 200:
+        refused = thief.post(
+            f"/authguard/api/confirmations/{confirmation['id']}/passkey", key.get(options.json())
+        )
+        assert refused.status_code == 400 and refused.json()["code"] == "cooling_off"
+    else:
+        assert options.status_code == 400
+    assert holding(totp_customer, "9432") == 2000  # nothing was sold
+    # Nor do they remove the customer's authenticator, or take over her e-mail address.
+    removal = thief.post("/authguard/api/factors/remove", {"id": totp_customer.totp.persistent_id})
+    assert removal.status_code == 400 and removal.json()["code"] == "cooling_off"
+    email = thief.post("/authguard/api/email", {"email": "thief@example.net"})
+    assert email.status_code == 403 and email.json()["status"] == "step_up_required"
+    assert TOTPDevice.objects.filter(pk=totp_customer.totp.pk, confirmed=True).exists()
+    totp_customer.refresh_from_db()
+    assert totp_customer.email == "hanako@example.com"
+    # The customer heard of every addition, with when it may first be used.
+    added_notices = Notification.objects.filter(user=totp_customer, kind="factor_added")
+    assert added_notices.count() == 2
+    assert all(n.context.get("cooling_off_until") for n in added_notices)
+
+
+def test_battery_56_cooling_off_belongs_to_the_account_not_the_session(
+    api: Any, totp_customer: Any, clock: Any
+) -> None:
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, totp_customer.totp)
+    passkey_id = register(thief, new_key()).json()["passkey"]["id"]
+    device = PasskeyDevice.objects.get(pk=int(passkey_id.rsplit("/", 1)[1]))
+    until = lifecycle.cooling_off_until(totp_customer)
+    assert until is not None and lifecycle.factor_is_cooling_off(device)
+    # New sessions, days of waiting within the window, a minted recovery-code set: still cooling off,
+    # and every new factor extends the account's cooling-off (never shortens it).
+    clock.shift(23 * 3600)
+    fresh = api(IP_TOKYO)
+    fresh.login("hanako", HANAKO_PASSWORD)
+    relay_totp(fresh, totp_customer.totp)
+    assert fresh.post("/authguard/api/recovery-codes").status_code == 201
+    assert lifecycle.factor_is_cooling_off(device)
+    assert lifecycle.cooling_off_until(totp_customer) > until
+    clock.shift(2 * 3600)
+    assert lifecycle.factor_is_cooling_off(device)  # his passkey matures with the account, not alone
+    clock.shift(23 * 3600)
+    assert not lifecycle.in_cooling_off(totp_customer) and not lifecycle.factor_is_cooling_off(device)
+
+
+def test_battery_56_the_email_address_needs_a_passkey_or_two_factors_and_the_new_address(
+    api: Any, totp_customer: Any, clock: Any
+) -> None:
+    """Issue 10 item 2: one relayed code no longer redirects the held-order mails to the thief."""
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, totp_customer.totp)
+    html = thief.client.post(
+        "/authguard/security/email/", {"email": "thief@example.net", "csrfmiddlewaretoken": thief.token}
+    )
+    assert html.status_code == 302
+    totp_customer.refresh_from_db()
+    assert totp_customer.email == "hanako@example.com"
+    response = thief.post("/authguard/api/email", {"email": "thief@example.net"})
+    assert response.status_code == 403 and response.json()["code"] == "second_factor_required"
+    totp_customer.refresh_from_db()
+    assert totp_customer.email == "hanako@example.com"
+    assert not mail.outbox
+
+
+def test_battery_56_an_email_change_verifies_the_new_address_tells_the_old_and_cools_off(
+    api: Any, hanako: Any, authenticator: Any, clock: Any
+) -> None:
+    bind_passkey(hanako, authenticator)
+    customer = api(IP_TOKYO)
+    customer.login("hanako", HANAKO_PASSWORD)
+    options = customer.post("/authguard/api/step-up/passkey/options").json()
+    assert customer.post("/authguard/api/step-up/passkey", authenticator.get(options)).status_code == 200
+    started = customer.post("/authguard/api/email", {"email": "hanako.new@example.com"})
+    assert started.status_code == 202, started.content
+    hanako.refresh_from_db()
+    assert hanako.email == "hanako@example.com"  # nothing changes before the new address answers
+    sent = mail.outbox[-1]
+    assert sent.to == ["hanako.new@example.com"]
+    code = next(word for word in sent.body.split() if word.isdigit() and len(word) == 8)
+    assert customer.post("/authguard/api/email/confirm", {"code": "00000000"}).status_code == 400
+    assert customer.post("/authguard/api/email/confirm", {"code": code}).status_code == 200
+    hanako.refresh_from_db()
+    assert hanako.email == "hanako.new@example.com"
+    old = Notification.objects.get(kind="email_changed")
+    assert old.to_email == "hanako@example.com"
+    assert Notification.objects.get(kind="email_changed_new").to_email == "hanako.new@example.com"
+    assert lifecycle.cooling_off_reason(hanako) == "email_changed"
+    # During the cooling-off, notices go to the old address as well.
+    assert lifecycle.notice_addresses(hanako) == ["hanako.new@example.com", "hanako@example.com"]
+    clock.shift(24 * 3600 + 1)
+    assert lifecycle.notice_addresses(hanako) == ["hanako.new@example.com"]
+
+
+# -- 57: the age of a factor is its confirmation -------------------------------------------------------------
+
+
+def test_battery_57_a_totp_enrollment_begun_before_a_hold_and_finished_after_confirms_nothing(
+    api: Any, hanako: Any, authenticator: Any, totp_factory: Any, clock: Any, settings: Any
+) -> None:
+    settings.AUTHGUARD_CONFIRMATION_TOTP_WITH_PASSKEY = True
+    bind_passkey(hanako, authenticator)
+    hanako.totp = totp_factory(hanako)
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, hanako.totp)
+    assert thief.post("/authguard/api/totp").status_code == 200  # begun before the hold...
+    his = TOTPDevice.objects.get(user=hanako, confirmed=False)
+    clock.shift(60)
+    confirmation = held_sell(thief)
+    clock.shift(60)
+    finished = thief.post("/authguard/api/totp/confirm", {"code": totp_token(his)})  # ...finished after
+    assert finished.status_code == 201 and finished.json()["totp"]["cooling_off"] is True
+    his.refresh_from_db()
+    assert his.created_at == timezone.now() == lifecycle.factor_confirmed_at(his)
+    clock.shift(31)
+    response = thief.post(
+        f"/authguard/api/confirmations/{confirmation['id']}/totp", {"code": totp_token(his)}
+    )
+    assert response.status_code == 400 and response.json()["code"] in ("cooling_off", "method")
+
+
+def test_battery_57_new_factors_do_not_satisfy_step_up_required_while_cooling_off(
+    api: Any, totp_customer: Any
+) -> None:
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from authguard.decorators import step_up_required
+
+    @step_up_required
+    def sensitive(request: Any) -> HttpResponse:
+        return HttpResponse("ok")
+
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, totp_customer.totp)
+    codes = thief.post("/authguard/api/recovery-codes").json()["codes"]
+    assert thief.post("/authguard/api/step-up/recovery-code", {"code": codes[0]}).status_code == 200
+    request = RequestFactory().get("/x", HTTP_ACCEPT="application/json")
+    request.user = totp_customer
+    request.session = thief.client.session
+    response = sensitive(request)
+    assert response.status_code == 403 and b"cooling_off" in response.content
+
+
+# -- 58: the customer can always get rid of the thief's factor -----------------------------------------------
+
+
+def test_battery_58_a_totp_only_customer_removes_the_thiefs_passkey_with_her_totp(
+    api: Any, totp_customer: Any, clock: Any
+) -> None:
+    """Issue 10 item 4: "confirm with a passkey" is no longer asked of a customer who has none."""
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, totp_customer.totp)
+    his = register(thief, new_key()).json()["passkey"]["id"]
+    clock.shift(3600)
+    customer = api(IP_TOKYO)
+    customer.login("hanako", HANAKO_PASSWORD)
+    relay_totp(customer, totp_customer.totp)  # her own code, in her own session
+    removed = customer.post("/authguard/api/factors/remove", {"id": his})
+    assert removed.status_code == 200, removed.content
+    assert not PasskeyDevice.objects.exists()
+    assert Notification.objects.filter(kind="factor_removed", user=totp_customer).exists()
+
+
+def test_battery_58_the_thiefs_passkey_removes_none_of_the_customers_factors(
+    api: Any, hanako: Any, authenticator: Any, totp_factory: Any
+) -> None:
+    hanako.passkey = bind_passkey(hanako, authenticator)
+    hanako.totp = totp_factory(hanako)
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, hanako.totp)
+    key = new_key()
+    assert register(thief, key).status_code == 201
+    options = thief.post("/authguard/api/step-up/passkey/options").json()
+    assert thief.post("/authguard/api/step-up/passkey", key.get(options)).status_code == 200
+    for device in (hanako.passkey, hanako.totp):
+        response = thief.post("/authguard/api/factors/remove", {"id": device.persistent_id})
+        assert response.status_code == 400 and response.json()["code"] == "cooling_off"
+    assert PasskeyDevice.objects.filter(pk=hanako.passkey.pk).exists()
+    assert TOTPDevice.objects.filter(pk=hanako.totp.pk).exists()
+
+
+def test_battery_58_a_cooling_off_passkey_does_not_pass_step_up_required_passkey(
+    api: Any, totp_customer: Any
+) -> None:
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from authguard.decorators import step_up_required
+
+    @step_up_required(methods=["passkey"])
+    def withdraw(request: Any) -> HttpResponse:
+        return HttpResponse("ok")
+
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, totp_customer.totp)
+    key = new_key()
+    assert register(thief, key).status_code == 201
+    options = thief.post("/authguard/api/step-up/passkey/options").json()
+    assert thief.post("/authguard/api/step-up/passkey", key.get(options)).status_code == 200
+    request = RequestFactory().post("/withdraw", HTTP_ACCEPT="application/json")
+    request.user = totp_customer
+    request.session = thief.client.session
+    response = withdraw(request)
+    assert response.status_code == 403 and b"cooling_off" in response.content
+
+
+def test_battery_58_a_password_reset_revokes_the_factors_added_in_cooling_off(
+    api: Any, totp_customer: Any
+) -> None:
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, totp_customer.totp)
+    register(thief, new_key())
+    thief.post("/authguard/api/recovery-codes")
+    assert PasskeyDevice.objects.count() == 1 and RecoveryCodeDevice.objects.count() == 1
+    assert lifecycle.revoke_factors_added_in_cooling_off(totp_customer, reason="password_reset") == 2
+    assert not PasskeyDevice.objects.exists() and not RecoveryCodeDevice.objects.exists()
+    assert TOTPDevice.objects.filter(pk=totp_customer.totp.pk, confirmed=True).exists()  # hers stays
+    assert AccountSecurity.objects.get(user=totp_customer).first_factor_at is not None
+
+
+def test_battery_56_a_factor_added_in_the_cooling_off_does_not_sign_the_customer_out(
+    api: Any, totp_customer: Any
+) -> None:
+    customer = api(IP_TOKYO)
+    customer.login("hanako", HANAKO_PASSWORD)
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, totp_customer.totp)
+    codes = thief.post("/authguard/api/recovery-codes").json()["codes"]
+    assert thief.post("/authguard/api/step-up/recovery-code", {"code": codes[0]}).status_code == 200
+    response = thief.client.post(
+        "/authguard/security/sessions/end-others/", {"csrfmiddlewaretoken": thief.token}
+    )
+    assert response.status_code == 302 and response.url.startswith("/authguard/reverify/")
+    assert customer.get("/api/portfolio").status_code == 200  # her session lives on
