@@ -46,7 +46,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import backtest, feedback, reports
+from . import backtest, feedback, lockout, reports
 from . import policy as runtime_policy
 from .actions import admin as actions_admin  # noqa: F401  (registers the held actions)
 from .console import approvals
@@ -619,11 +619,12 @@ class AccountLockAdmin(ReadOnlyAdmin):
         "lock_count",
         "unlocked_at",
         "unlocked_by",
+        "unlock_due_at",
     )
-    list_filter = ("locked_at", "unlocked_at")
+    list_filter = ("locked_at", "unlocked_at", "unlock_due_at")
     search_fields = ("user__username", "user__email")
     list_select_related = ("user", "unlocked_by")
-    actions = ("unlock",)
+    actions = ("unlock", "cancel_unlock_request")
 
     def has_unlock_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("authguard.unlock_account")
@@ -640,6 +641,20 @@ class AccountLockAdmin(ReadOnlyAdmin):
             apply=staff_request(self, request, StaffAction.UNLOCK_ACCOUNT),
             done=gettext("%(n)d account(s) unlocked."),
         )
+
+    @admin.action(description=_("Cancel the customer's waiting self-service unlock"), permissions=["unlock"])
+    def cancel_unlock_request(self, request: HttpRequest, queryset: QuerySet[AccountLock]) -> None:
+        # Keeping an account locked protects it: one staff member may do it, without a second approval.
+        cancelled = 0
+        for lock in queryset.filter(locked_at__isnull=False, unlock_due_at__isnull=False).select_related(
+            "user"
+        ):
+            try:
+                lockout.cancel_unlock_request(lock.user, by=request.user)
+            except lockout.NotLocked:
+                continue
+            cancelled += 1
+        self.message_user(request, gettext("%(n)d waiting unlock(s) cancelled.") % {"n": cancelled})
 
 
 # -- order guard ---------------------------------------------------------------------------------------------

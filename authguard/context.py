@@ -98,6 +98,10 @@ class ClientInfo:
     os_version: str
     device_type: str  # desktop, mobile, tablet, bot or other
     automation: bool
+    #: The browser version at the granularity that tells two builds apart as a person would: the major
+    #: version, plus the minor one for browsers versioned with their OS (Safari: 18.1 and 18.5 are as
+    #: different as Chrome 130 and 131). Patch builds never count ("131.0.6778.86" is "131").
+    browser_release: str = ""
 
     @property
     def summary(self) -> str:
@@ -296,6 +300,8 @@ def parse_user_agent(raw: str) -> ClientInfo:
     else:
         device_type = "other"
     browser_version = ".".join(str(v) for v in ua.browser.version[:1])
+    release_parts = 2 if "Safari" in ua.browser.family else 1
+    browser_release = ".".join(str(v) for v in ua.browser.version[:release_parts])
     os_version = ".".join(str(v) for v in ua.os.version[:1])
     automation = bool(ua.is_bot or _AUTOMATION.search(raw))
     return ClientInfo(
@@ -306,6 +312,7 @@ def parse_user_agent(raw: str) -> ClientInfo:
         os_version=os_version,
         device_type=device_type,
         automation=automation,
+        browser_release=browser_release,
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -24,10 +24,15 @@ if TYPE_CHECKING:  # context.py imports this module
 #: Features remembered per user, and counted across the population for the statistical model.
 IP_LEVELS = ("ip", "prefix", "asn", "cc")
 UA_LEVELS = ("ua", "browser", "os", "dtype")
-USER_FEATURES = (*IP_LEVELS, *UA_LEVELS, "city", "dev", "hour")
+#: Per-user only (never population features): the parsed browser class ("uac": family and release, OS
+#: and major version, device type; see ``ClientInfo.browser_release``), and per-device memory: the
+#: networks ("dasn") and cities ("dcity") each device cookie was used from, as ``device|value`` pairs.
+USER_FEATURES = (*IP_LEVELS, *UA_LEVELS, "city", "dev", "hour", "uac", "dasn", "dcity")
 POPULATION_FEATURES = (*IP_LEVELS, *UA_LEVELS)
 #: Most values kept per feature; the least recently seen is evicted first.
 MAX_VALUES = 48
+#: Most device cookies whose last use the profile remembers (``"dv"``); the least recently used goes first.
+MAX_DEVICES = 16
 UNKNOWN = "?"
 _HOURS = tuple(str(hour) for hour in range(24))
 _NONE: dict[str, Any] = {}  # read-only stand-in for a feature never seen
@@ -49,6 +54,7 @@ def feature_values(ctx: LoginContext) -> dict[str, str | None]:
     asn, cc, city = ctx.geo.feature_values
     ua, browser, os_name, dtype = ctx.client.feature_values
     local = ctx.time.astimezone(timezone.get_default_timezone())
+    dev = ctx.device_hash[:20] if ctx.device_hash else None
     return {
         "ip": ctx.ip or UNKNOWN,
         "prefix": ctx.prefix or UNKNOWN,
@@ -59,8 +65,11 @@ def feature_values(ctx: LoginContext) -> dict[str, str | None]:
         "os": os_name,
         "dtype": dtype,
         "city": city,
-        "dev": ctx.device_hash[:20] if ctx.device_hash else None,
+        "dev": dev,
         "hour": _HOURS[local.hour],
+        "uac": f"{ctx.client.browser} {ctx.client.browser_release}|{os_name}|{dtype}",
+        "dasn": f"{dev}|{asn}" if dev else None,
+        "dcity": f"{dev}|{city}" if dev else None,
     }
 
 
@@ -222,7 +231,50 @@ def learn(data: dict[str, Any] | None, ctx: LoginContext, *, horizon_days: int) 
     }
     if ctx.account:
         data["acct"] = dict(ctx.account)
+    dev = ctx.features["dev"]
+    if dev:
+        devices: dict[str, list[Any]] = data.setdefault("dv", {})
+        if dev not in devices and len(devices) >= MAX_DEVICES:
+            del devices[min(devices, key=lambda key: devices[key][0])]
+        client = ctx.client
+        devices[dev] = [
+            ctx.timestamp,
+            client.browser,
+            major_version(client.browser_version),
+            client.os,
+            client.device_type,
+            geo.latitude,
+            geo.longitude,
+            geo.accuracy_km,
+        ]
     return data
+
+
+def major_version(version: str) -> int:
+    """The leading number of a parsed version ("131" -> 131); -1 when there is none."""
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else -1
+
+
+class DeviceMemory(NamedTuple):
+    """The last successful use of one device cookie, as :func:`learn` keeps it in ``"dv"``."""
+
+    t: float
+    browser: str
+    major: int
+    os: str
+    dtype: str
+    lat: float | None
+    lon: float | None
+    acc: int | None
+
+
+def device_memory(profile: Profile, dev: str | None) -> DeviceMemory | None:
+    """What the profile remembers of device ``dev`` (the cookie's hash prefix, ``features["dev"]``)."""
+    if not dev:
+        return None
+    entry = profile.data.get("dv", _NONE).get(dev)
+    return DeviceMemory(*entry) if entry is not None and len(entry) == 8 else None
 
 
 def population_keys(ctx: LoginContext) -> list[str]:

@@ -35,6 +35,7 @@ from authguard.models import (
     RecoveryCode,
     RecoveryCodeDevice,
     SessionRecord,
+    StaffApproval,
 )
 from demo_site.brokerage.models import Order
 
@@ -574,3 +575,28 @@ def test_misconfigured_lock_settings_fail_the_checks(
     assert check_locks(None) == []
     setattr(settings, setting, value)
     assert [m.id for m in check_locks(None)] == [code]
+
+
+def test_battery_59_the_desk_cancels_a_waiting_unlock_alone_and_the_account_stays_locked(
+    totp_hanako: Any, settings: Any
+) -> None:
+    from .console_data import staff_client, staff_user
+
+    codes = give_recovery_codes(totp_hanako)
+    lock_hanako(settings)
+    api = OrderApi(REMOTE_ADDR=IP_OSAKA)
+    body = {"username": "hanako", "totp_code": totp_token(totp_hanako.totp), "recovery_code": codes[1]}
+    assert api.post("/api/unlock/codes", body).status_code == 202
+    lock = AccountLock.objects.get(user=totp_hanako)
+    assert lock.unlock_due_at is not None
+    desk = staff_client(staff_user("desk", perms=("authguard.view_accountlock", "authguard.unlock_account")))
+    answer = desk.post(
+        "/admin/authguard/accountlock/",
+        {"action": "cancel_unlock_request", "_selected_action": [str(lock.pk)]},
+    )
+    assert answer.status_code == 302
+    lock.refresh_from_db()
+    # Keeping the account locked needs no second approval, and nothing else changed.
+    assert lock.unlock_due_at is None and lock.locked_at is not None
+    assert Notification.objects.filter(kind="unlock_cancelled", user=totp_hanako).exists()
+    assert not StaffApproval.objects.exists()

@@ -89,12 +89,59 @@ def test_labels_phases_and_history_sizes(dataset):
     assert any(line["phase"] == "test" and line["history_size"] == 0 for line in legit)
 
 
-def test_attackers_never_present_a_cookie_the_victim_has_used(dataset):
+def test_attackers_never_present_a_cookie_the_victim_has_used_except_infostealers(dataset):
     _, lines, _ = dataset
     legit_ids = {line["device_id"] for line in lines if line["label"] in ("legit", "control")}
     for line in lines:
-        if line["label"] in ATTACK_CLASSES and line["device_id"] is not None:
+        if line["label"] in ATTACK_CLASSES and line["label"] != "A7" and line["device_id"] is not None:
             assert line["device_id"] not in legit_ids
+
+
+def test_a7_replays_a_cookie_the_victim_used_from_a_japanese_fixed_line(dataset, asn_of):
+    generator, lines, geoip = dataset
+    users = {u.name: u for u in generator.users}
+    city = geoip2.database.Reader(str(geoip / CITY_FILENAME))
+    used: dict[str, dict[str, list[tuple[float, str]]]] = {}  # user -> cookie -> (time, user agent)
+    stolen = 0
+    for line in lines:
+        ts = dt.datetime.fromisoformat(line["ts"]).timestamp()
+        if (
+            line["label"] == "legit"
+            and line["password_ok"]
+            and line["second_factor_ok"]
+            and line["device_id"]
+        ):
+            used.setdefault(line["user"], {}).setdefault(line["device_id"], []).append(
+                (ts, line["user_agent"])
+            )
+        if line["label"] != "A7":
+            continue
+        stolen += 1
+        uses = used[line["user"]][line["device_id"]]  # a cookie the victim used on a successful login
+        assert uses[0][0] < ts - 86400  # stolen at least a day before
+        assert line["second_factor_ok"] is False and line["password_ok"]
+        assert line["scenario"].startswith("stolen_cookie")
+        victim = users[line["user"]]
+        located = city.city(line["ip"])
+        assert located.country.iso_code == "JP"
+        assert asn_of(line["ip"]) in {isp.asn for isp in JP_FIXED_ISPS}
+        if "same_isp" in line["scenario"]:
+            assert asn_of(line["ip"]) == victim.household.isp.asn
+    assert stolen >= 10
+
+
+def test_a8_comes_from_a_fixed_line_in_the_victims_home_city_without_its_cookie(dataset, asn_of):
+    generator, lines, _ = dataset
+    users = {u.name: u for u in generator.users}
+    legit_ids = {line["device_id"] for line in lines if line["label"] == "legit"}
+    low = _by_label(lines, "A8")
+    assert len(low) >= 10
+    for line in low:
+        victim = users[line["user"]]
+        assert asn_of(line["ip"]) in {isp.asn for isp in generator.world.isps_in(victim.household.city)}
+        assert line["device_id"] not in legit_ids or line["device_id"] is None
+        own = "own_isp" in line["scenario"]
+        assert own == (victim.household.isp is not None and asn_of(line["ip"]) == victim.household.isp.asn)
 
 
 def test_a6_follows_a_login_of_the_victim_within_60_s_from_another_as(dataset, asn_of):
@@ -240,7 +287,7 @@ def test_score_run_on_a_hand_made_replay():
     assert a1["at_friction"]["1%"] == {"cut": 95.0, "friction": 0.0, "catch": 0.0}
     assert a1["missed_reasons"] == {"new_device": 1}
     assert report["targets"]["legit_friction"] == {
-        "target": 0.015,
+        "target": 0.01,
         "value": pytest.approx(2 / 6),
         "met": False,
     }

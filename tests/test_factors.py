@@ -512,12 +512,13 @@ def test_battery_25_a_factor_enrolled_after_a_risky_login_cools_off(
 
 
 def test_battery_25_an_allowed_login_through_a_residential_proxy_is_not_low_risk(
-    alice: Any, browser_at: Any, clock: Any
+    alice: Any, browser_at: Any, clock: Any, settings: Any
 ) -> None:
     """The real-time phishing relay: the customer's own cookies and browser through a residential proxy.
 
-    The risk engine may allow such a login (a known device), but a factor enrolled from it starts its
-    cooling-off, so a relayed session cannot arm a passkey of the thief's for confirming held orders.
+    Since the device cookie became evidence (issue 13, case 62) such a login is stepped up by default. A
+    portal whose thresholds still allow it gets a session that is not low-risk: a factor enrolled from it
+    starts its cooling-off, so a relayed session cannot arm a passkey of the thief's for confirming orders.
     """
     client = browser_at(IP_TOKYO, UA_CHROME_WIN)
     for _day in range(5):
@@ -525,6 +526,10 @@ def test_battery_25_an_allowed_login_through_a_residential_proxy_is_not_low_risk
         client.post("/logout/")
         clock.shift(24 * 3600)
     client.defaults["REMOTE_ADDR"] = IP_JP_PROXY  # the same browser (device cookie), now behind a proxy
+    client.sign_in("alice")
+    # The default thresholds step it up, and alice has no factor to step up with: she is not signed in.
+    assert "_authguard" not in client.session and "_auth_user_id" not in client.session
+    settings.AUTHGUARD_THRESHOLDS = {"step_up": 95, "deny": 100}  # a lenient portal
     client.sign_in("alice")
     state = client.session["_authguard"]
     assert state["s"] == "verified" and state["a"] == "allow", state  # allowed outright...

@@ -16,3 +16,8 @@ def test_the_order_benchmark_reports_holds_and_check_costs(db: Any, settings: An
     assert result["queries_per_check"]["median"] >= 1  # the ledger query at least: the count is real
     assert result["queries_per_check"]["max"] <= 6
     assert result["check_order"]["p50_ms"] > 0
+    # Issue 11: a month of multi-day behaviour, the share of customers confirming, a long busy history.
+    assert 0 <= result["customers_confirming_percent"] <= 100
+    assert set(result["by_profile"]) <= {"saver", "rebalancer", "trader", "enthusiast", "seller"}
+    heavy = result["heavy_history_account"]
+    assert heavy["ledger_rows"] == 22_000 and heavy["queries_max"] <= 3  # as for an account without history

@@ -320,3 +320,127 @@ def test_no_device_findings_for_an_account_that_never_presented_a_cookie():
     store = history_of(*daily(5, device=None))
     later = ctx(at=T0 + timedelta(days=6), device=None, ip=IP_US_HOME)
     assert codes(DeviceCookie(), store, later) == {}
+
+
+# -- the device cookie is evidence, not identity (issue 13) ------------------------------------------------
+
+UA_CHROME_131_PATCH = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.6778.86 Safari/537.36"
+)
+UA_CHROME_130 = UA_CHROME_131_PATCH.replace("131.0.6778.86", "130.0.0.0")
+UA_CHROME_132 = UA_CHROME_131_PATCH.replace("131.0.6778.86", "132.0.0.0")
+
+
+def _default_signals():
+    from authguard.risk import configured_signals
+
+    return configured_signals()
+
+
+def test_a_stolen_device_cookie_from_a_new_city_and_network_is_stepped_up():
+    # Alice's PC signs in from her Tokyo line every day; an infostealer replays its cookie and user agent
+    # from a clean residential line in Osaka (another ISP, not listed anywhere).
+    store = history_of(*daily(30))
+    attack = ctx(at=T0 + timedelta(days=31, hours=3), ip=IP_OSAKA)
+    assert store.evidence(attack).device.known
+    found = codes(DeviceCookie(), store, attack)
+    assert found == {"device_new_network": 35, "device_new_city": 10}  # and no known-device discount
+    assessment, _ = score_login(
+        attack, store, signals=_default_signals(), thresholds=Thresholds(step_up=40, deny=100)
+    )
+    assert assessment.action == Action.STEP_UP
+    assert {"device_new_network", "device_new_city"} <= set(assessment.reasons)
+    # The same cookie at home is the customer: known, discounted, allowed.
+    home, _ = score_login(
+        ctx(at=T0 + timedelta(days=31, hours=3)),
+        store,
+        signals=_default_signals(),
+        thresholds=Thresholds(step_up=40, deny=100),
+    )
+    assert home.action == Action.ALLOW
+    assert "known_device" in {f.code for f in home.findings}
+
+
+def test_a_known_device_on_a_network_the_account_uses_is_a_small_step():
+    # The PC signs in from the account's phone carrier (tethering): the account knows that network.
+    store = history_of(*daily(10), *daily(10, device="dev-alice-phone", ua=UA_IPHONE, ip=IP_DOCOMO))
+    later = ctx(at=T0 + timedelta(days=11), ip=IP_DOCOMO)
+    assert "device_new_network" not in codes(DeviceCookie(), store, later)
+
+
+def test_a_phone_moving_networks_counts_less_than_a_computer():
+    store = history_of(*daily(10, device="dev-alice-phone", ua=UA_IPHONE))
+    moved = codes(
+        DeviceCookie(),
+        store,
+        ctx(at=T0 + timedelta(days=11), device="dev-alice-phone", ua=UA_IPHONE, ip=IP_OSAKA),
+    )
+    assert moved == {"device_new_network": 9, "device_new_city": 2}
+
+
+def test_a_remembered_device_on_a_network_it_never_used_loses_most_of_its_discount():
+    store = history_of(*daily(10))
+    later = T0 + timedelta(days=11)
+    store.trust_device(ctx(at=later), later + timedelta(days=30))
+    assert codes(DeviceCookie(), store, ctx(at=later)) == {"remembered_device": -25}
+    assert codes(DeviceCookie(), store, ctx(at=later, ip=IP_OSAKA)) == {
+        "device_new_network": 35,
+        "device_new_city": 10,
+        "remembered_device": -10,
+    }
+
+
+def test_a_near_copy_of_the_accounts_user_agent_counts_as_copied():
+    # History with Chrome/131.0.0.0; the attacker sends Chrome/131.0.6778.86 (another patch build of the
+    # same major version, same OS, same device type) without the cookie, on the victim's own ISP.
+    store = history_of(*daily(5, ip=IP_V6_FUKUOKA))
+    attack = ctx(at=T0 + timedelta(days=6), device=None, ip=IP_JP_PROXY, ua=UA_CHROME_131_PATCH)
+    findings = {f.code: f for f in DeviceCookie().evaluate(store.evidence(attack))}
+    assert {code: f.score for code, f in findings.items()} == {"new_device": 25, "copied_user_agent": 30}
+    assert findings["copied_user_agent"].evidence == {"exact": False}
+    # Another major version is another browser, not a copy.
+    other = ctx(at=T0 + timedelta(days=6), device=None, ip=IP_JP_PROXY, ua=UA_CHROME_130)
+    assert codes(DeviceCookie(), store, other) == {"new_device": 25}
+
+
+def test_a_real_browser_update_on_the_same_cookie_is_not_penalised():
+    from authguard.risk_signals import StatisticalModel
+
+    store = history_of(*daily(20))
+    updated = ctx(at=T0 + timedelta(days=21), ua=UA_CHROME_132)
+    assert codes(DeviceCookie(), store, updated) == {"known_device": -10}
+    model = StatisticalModel()
+    same = model.likelihood_ratio(store.evidence(ctx(at=T0 + timedelta(days=21))))
+    assert model.likelihood_ratio(store.evidence(updated)) == pytest.approx(same)
+    # Without the neutral update rule the new version string would look like a new client.
+    strict = StatisticalModel(browser_update_neutral=False)
+    assert strict.likelihood_ratio(store.evidence(updated)) > same
+
+
+def test_a_user_agent_that_went_backwards_or_sideways_on_a_cookie_is_risk():
+    store = history_of(*daily(20))
+    older = ctx(at=T0 + timedelta(days=21), ua=UA_CHROME_130)
+    assert codes(DeviceCookie(), store, older) == {"known_device": -10, "device_user_agent_backwards": 40}
+    other_os = ctx(at=T0 + timedelta(days=21), ua=UA_IPHONE)
+    assert codes(DeviceCookie(), store, other_os) == {"known_device": -10, "device_user_agent_sideways": 40}
+
+
+def test_a_cookie_unused_for_months_and_a_device_in_two_places_are_risk():
+    store = history_of(*daily(5))
+    stale = codes(DeviceCookie(), store, ctx(at=T0 + timedelta(days=75)))
+    assert stale == {"known_device": -10, "stale_device": 5}
+    # Tokyo at 13:00, then the same cookie in Osaka half an hour later (about 400 km).
+    store = history_of(*daily(5, ip=IP_OSAKA), *daily(5, start=T0 + timedelta(days=5)))
+    last = T0 + timedelta(days=9)
+    moved = codes(DeviceCookie(), store, ctx(at=last + timedelta(minutes=30), ip=IP_OSAKA))
+    assert moved == {"known_device": -10, "device_moved": 10}
+
+
+def test_per_device_memory_is_bounded():
+    from authguard.profile import MAX_DEVICES
+
+    store = history_of(*[ctx(device=f"d{i}", at=T0 + timedelta(hours=i)) for i in range(MAX_DEVICES + 10)])
+    devices = store.profiles["alice"]["dv"]
+    assert len(devices) == MAX_DEVICES
+    assert all(len(entry) == 8 for entry in devices.values())

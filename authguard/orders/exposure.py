@@ -109,7 +109,8 @@ def _ledger_sql(vendor: str, windows: int) -> str:
     devices = q(KnownDevice._meta.db_table)
     events = q(LoginEvent._meta.db_table)
     security = q(AccountSecurity._meta.db_table)
-    bucket = "CASE " + " ".join(["WHEN created_at >= %s THEN %s"] * (windows - 1)) + " ELSE %s END"
+    # At least one WHEN (PostgreSQL refuses a bare CASE ... ELSE): one window alone gets a WHEN for itself.
+    bucket = "CASE " + " ".join(["WHEN created_at >= %s THEN %s"] * max(windows - 1, 1)) + " ELSE %s END"
     context = " OR ".join(["CAST(reasons AS TEXT) LIKE %s"] * len(CONTEXT_CHANGE_REASONS))
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
     exists = [
@@ -147,7 +148,7 @@ def ledger_totals(
     adapt = connection.ops.adapt_datetimefield_value
     since = now - timedelta(days=trust_days)
     params: list[Any] = []
-    for h in hours[:-1]:
+    for h in hours[:-1] or hours:
         params += [adapt(now - timedelta(hours=h)), h]
     params += [hours[-1], symbol, user.pk, adapt(now - timedelta(hours=hours[-1]))]
     params += [user.pk, adapt(since), user.pk, adapt(since)]

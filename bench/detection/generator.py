@@ -5,7 +5,10 @@ fixed line whose address churns inside the ISP's pool (IPv4 leases, IPv6 prefixe
 addresses), a mobile carrier whose CGNAT exits sit at points of presence far from them, one to three browsers
 whose UA versions follow the release trains, commute to an office, travel by Shinkansen and abroad, sometimes
 use a VPN or iCloud Private Relay, buy new phones, clear cookies, mistype passwords and share a family PC.
-Attacks of classes A1 to A6 of ``risk-model.md`` and a household control class are added in the test window.
+Attacks of classes A1 to A6 of ``risk-model.md``, an infostealer class (A7: the victim's own device cookie and
+user agent as stolen 1-40 days earlier, replayed from a Japanese residential proxy), a low-and-slow class (A8:
+the victim's home city, a fixed line, the victim's usual hour) and a household control class are added in the
+test window.
 
 Every random choice comes from a :class:`random.Random` seeded from the benchmark's seed (one stream per user,
 one for the attacks, one for the device cookies), so a seed always gives the same file.
@@ -46,7 +49,10 @@ HOUR = 3_600
 #: The keys of a replay input line (CONTRACTS section 5) and the label keys the generator adds.
 CONTRACT_KEYS = ("ts", "user", "ip", "user_agent", "device_id", "password_ok", "second_factor_ok")
 LABEL_KEYS = ("label", "phase", "history_size", "scenario")
-ATTACK_CLASSES = ("A1", "A2", "A3", "A4", "A5", "A6")
+ATTACK_CLASSES = ("A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8")
+#: Classes added later: their random draws (cookies included) come from streams of their own, so adding them
+#: left every line of A1-A6, the controls and the legitimate users byte-identical.
+_LATER_CLASSES = frozenset({"A7", "A8"})
 
 #: Public holidays of 2025 (the market is closed and people behave as on a weekend).
 HOLIDAYS = frozenset(
@@ -213,6 +219,9 @@ class Event:
     label: str
     scenario: str
     seq: int
+    # An infostealer's login (A7): the victim's successful logins before the theft, newest first; the login
+    # presents the cookie of the first of them that presented one (resolved once all events are sorted).
+    stolen: tuple[Event, ...] = ()
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -707,6 +716,9 @@ class Generator:
         self._a4(rng, victims, target, history)
         self._a5(rng, users, target)
         self._a6(rng, users, target, history)
+        # Later classes draw from streams of their own: A1-A6 stay what they were.
+        self._a7(random.Random(f"{self.config.seed}:attacks:A7"), victims, target, history)
+        self._a8(random.Random(f"{self.config.seed}:attacks:A8"), victims, target, history)
 
     def _a1(self, rng: random.Random, victims: list[User], target: int) -> None:
         """Phished credentials tried from overseas VPSs; a campaign's few addresses serve many victims."""
@@ -944,6 +956,108 @@ class Generator:
                 second_factor_ok=False,
             )
 
+    def _a7(
+        self, rng: random.Random, victims: list[User], target: int, history: dict[str, list[Event]]
+    ) -> None:
+        """Infostealer: malware copied the victim's browser cookies (authguard's device cookie among them)
+        1-40 days earlier; the thief replays the cookie with that browser's user agent as it was at theft
+        time, from a Japanese residential proxy in another city (often on another ISP)."""
+        made = tries = 0
+        fixed = sorted(self.world.fixed)
+        while made < target and tries < 100 * target:
+            tries += 1
+            victim = rng.choice(victims)
+            ts = self._attack_ts(rng, victim)
+            theft = ts - rng.randint(DAY, 40 * DAY)
+            events = history.get(victim.name, [])
+            before = [
+                e for e in events[: bisect.bisect_left([e.ts for e in events], theft)] if not e.device.private
+            ]
+            if not before:
+                continue
+            # Infostealers (RedLine, Lumma, Vidar...) run on Windows and macOS: the stolen browser is one of
+            # the victim's computers (the most recently used); victims without one are not in this class.
+            pcs = [e for e in before if e.device.kind in ("pc", "work_pc")]
+            if not pcs:
+                continue
+            device = pcs[-1].device
+            stolen = tuple(e for e in reversed(before) if e.device is device)[:40]
+            ua = device.ua(self._date((theft - self.t0) // DAY))
+            home = victim.household.city
+            own = victim.household.isp
+            for _ in range(2 if rng.random() < 0.3 else 1):
+                if ts >= self.t_end or made >= target:
+                    break
+                if own is not None and rng.random() < 0.35:
+                    keys = [k for k in fixed if k[0] == own.key and k[1] != home.name]
+                else:
+                    keys = [k for k in fixed if k[1] != home.name and (own is None or k[0] != own.key)]
+                isp_key, city_name = rng.choice(keys)
+                block = self._residential_jp(rng, isp_key, city_name)
+                ip = block.host(rng)
+                if rng.random() < 0.1:
+                    self.world.proxy_ips.add(ip)
+                tag = "stolen_cookie_same_isp" if own is not None and isp_key == own.key else "stolen_cookie"
+                event = self._emit(
+                    ts,
+                    victim.name,
+                    ip,
+                    block.asn,
+                    ua,
+                    device,
+                    "A7",
+                    tag + self._listed(ip, block),
+                    second_factor_ok=False,
+                )
+                event.stolen = stolen
+                made += 1
+                ts += rng.randint(300, DAY)
+
+    def _a8(
+        self, rng: random.Random, victims: list[User], target: int, history: dict[str, list[Event]]
+    ) -> None:
+        """Low and slow: one quiet login per victim (a second one weeks later for some) from a fixed line in
+        the victim's home city (the victim's own ISP half the time), at an hour the victim usually signs
+        in, with the victim's user agent (phished) or a common up-to-date one, without the cookie."""
+        made = 0
+        while made < target:
+            victim = rng.choice(victims)
+            home = victim.household.city
+            own = victim.household.isp
+            isps = self.world.isps_in(home)
+            isp = own if own is not None and rng.random() < 0.5 else rng.choice(isps)
+            device = self._attacker(rng, keeps_cookies=0.2)
+            copy_ua = rng.random() < 0.6
+            ts = self._attack_ts(rng, victim)
+            for _ in range(2 if rng.random() < 0.25 else 1):
+                if ts >= self.t_end or made >= target:
+                    break
+                mode = HOUR_MODES[rng.choices(range(len(HOUR_MODES)), victim.modes)[0]]
+                day_start = self.t0 + ((ts - self.t0) // DAY) * DAY
+                ts = max(ts, day_start + int((rng.gauss(*mode) % 24) * HOUR))
+                if ts >= self.t_end:
+                    break
+                day = self._date((ts - self.t0) // DAY)
+                ua = self._victim_ua(victim, ts, history) if copy_ua else common_ua(rng, day, max_lag_days=14)
+                block = self._residential_jp(rng, isp.key, home.name)
+                ip = block.host(rng)
+                if rng.random() < 0.1:
+                    self.world.proxy_ips.add(ip)
+                tag = "home_city_own_isp" if isp is own else "home_city_other_isp"
+                self._emit(
+                    ts,
+                    victim.name,
+                    ip,
+                    block.asn,
+                    ua,
+                    device,
+                    "A8",
+                    tag + self._listed(ip, block),
+                    second_factor_ok=False,
+                )
+                made += 1
+                ts += rng.randint(7 * DAY, 30 * DAY)
+
     def _controls(self, users: list[User]) -> None:
         """A household member signing in to the account from home, on the PC the user last signed in on."""
         rng = random.Random(f"{self.config.seed}:controls")
@@ -986,7 +1100,10 @@ class Generator:
     def _finish(self) -> list[dict]:
         self.events.sort(key=lambda e: (e.ts, e.seq))
         rng = random.Random(f"{self.config.seed}:cookies")
+        later_rng = random.Random(f"{self.config.seed}:cookies:later")
         epochs: dict[tuple[Device, int], str] = {}
+        # The cookie each successful legitimate login presented (what an infostealer can find in use).
+        used: dict[int, str] = {}
         history: Counter[str] = Counter()
         known: dict[str, set[str]] = {}
         lines = []
@@ -995,16 +1112,22 @@ class Generator:
             # A browser's first visit usually gets the cookie with the login page (a fresh id); automation
             # that posts directly presents none.
             no_cookie = 0.7 if device.scripted else 0.25
-            if device.private:
-                presented = None if rng.random() < no_cookie else _hex_id(rng)
+            draw = later_rng if event.label in _LATER_CLASSES else rng
+            if event.stolen:
+                # The newest cookie the stolen browser presented on a successful login before the theft.
+                presented = next((used[e.seq] for e in event.stolen if e.seq in used), None)
+                if presented is None:
+                    continue  # that browser never presented a cookie on a successful login: nothing stolen
+            elif device.private:
+                presented = None if draw.random() < no_cookie else _hex_id(draw)
             else:
                 epoch = (device, bisect.bisect_right(device.clear_times, event.ts))
                 if epoch in epochs:
                     presented = epochs[epoch]
                 else:
-                    epochs[epoch] = _hex_id(rng)
+                    epochs[epoch] = _hex_id(draw)
                     fresh = not (epoch[1] == 0 and device.established)
-                    presented = None if fresh and rng.random() < no_cookie else epochs[epoch]
+                    presented = None if fresh and draw.random() < no_cookie else epochs[epoch]
             scenario = event.scenario
             legitimate = event.label in ("legit", "control")
             success = event.password_ok and event.second_factor_ok is not False
@@ -1014,6 +1137,7 @@ class Generator:
                     scenario += "+unknown_device"
                 if success and presented is not None:
                     seen.add(presented)
+                    used[event.seq] = presented
             lines.append(
                 {
                     "ts": dt.datetime.fromtimestamp(event.ts, JST).isoformat(),

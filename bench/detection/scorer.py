@@ -30,9 +30,10 @@ HISTORY_BUCKETS: tuple[tuple[str, int, float], ...] = (
 FRICTION_BUDGETS = (0.01, 0.02, 0.05)
 FLAGGED = ("step_up", "deny")
 
-#: The acceptance targets: legitimate friction and deny rate at most, catch rate per class at least.
+#: The acceptance targets: legitimate friction and deny rate at most, catch rate per class at least
+#: (issue 13: at most 1 % friction, at least 60 % of infostealer logins and 95 % of low-and-slow ones).
 TARGETS: dict[str, float] = {
-    "legit_friction": 0.015,
+    "legit_friction": 0.01,
     "legit_deny": 0.001,
     "A1": 0.995,
     "A2": 0.995,
@@ -40,6 +41,8 @@ TARGETS: dict[str, float] = {
     "A3": 0.99,
     "A4": 0.95,
     "A6": 0.95,
+    "A7": 0.60,
+    "A8": 0.95,
 }
 
 
@@ -279,7 +282,7 @@ def render_markdown(systems: dict[str, dict], dataset: dict) -> str:
 
     row(
         "legit friction per login",
-        "≤ 1.5 %",
+        f"≤ {100 * TARGETS['legit_friction']:g} %",
         (_pct(s["legit"]["friction"]) + _ci(s["legit"]["friction_ci"]) for s in systems.values()),
     )
     row(

@@ -12,9 +12,9 @@ row lock, ledger, exposure over days and placement):
 - savers (40 %): a regular saving plan, the same yen amount into one or two large caps every month or week;
 - rebalancers (25 %): once or twice a month, trim the largest position and buy the smallest with it;
 - traders (23 %): the odd partial sale (10-40 % of a position) or buy;
-- small-cap enthusiasts (12 %): small buys (¥30,000-100,000) of the thinly traded small caps, a few a month,
-  and the odd sale of one;
-- and one customer in 300 who really sells everything, once.
+- small-cap enthusiasts (12 %): small buys (¥30,000-100,000) of the thinly traded small caps, about two a
+  month, mostly of the ones they hold (one in ten a name they do not hold yet), and the odd sale of one;
+- and one customer in 500 who really sells everything, once (on a trading day).
 
 One customer in 20 changes devices during the month (a new phone: a device first seen that day), so the
 account has the lowered limits for the trust days; their session that day is a new-device session.
@@ -51,8 +51,10 @@ SMALL_CAPS = ["4Z1A", "7Z2A", "3Z3A", "ZVXQ"]
 #: Yen per share of the small caps (demo_site/brokerage/instruments.py; ZVXQ at $1.37 and ¥150 a dollar).
 SMALL_CAP_YEN = {"4Z1A": Decimal(312), "7Z2A": Decimal(845), "3Z3A": Decimal(127), "ZVXQ": Decimal("205.5")}
 PROFILES = [("saver", 0.40), ("rebalancer", 0.25), ("trader", 0.23), ("enthusiast", 0.12)]
-#: One customer in this many sells everything once during the month.
-SELLER_EVERY = 300
+#: One customer in this many sells everything once during the month (2.4 % of customers a year).
+SELLER_EVERY = 500
+#: How often a small-cap enthusiast buys a small cap they do not hold yet (else one they hold).
+NEW_NAME_SHARE = 0.1
 #: One customer in this many changes devices during the month.
 NEW_DEVICE_EVERY = 20
 
@@ -143,7 +145,8 @@ def _customers(rng: random.Random, count: int, days: int, start: datetime) -> li
         )  # fmt: skip
         customer = Customer(user, profile, rng, days)
         if n % SELLER_EVERY == SELLER_EVERY - 1:
-            customer.sell_all_day = rng.randrange(days)
+            weekdays = [d for d in range(days) if (start + timedelta(days=d)).weekday() < 5]
+            customer.sell_all_day = rng.choice(weekdays)
         if rng.random() < 1 / NEW_DEVICE_EVERY:
             customer.new_device_day = rng.randrange(days)
         customers.append(customer)
@@ -188,7 +191,9 @@ def _plan(rng: random.Random, customer: Customer, day: int) -> list[tuple[str, s
     elif customer.profile == "enthusiast":
         roll = rng.random()
         if roll < 0.10 and portfolio.cash > 100_000:
-            orders.append(_buy(rng.choice(SMALL_CAPS), Decimal(rng.choice([30_000, 50_000, 100_000]))))
+            own = [h.symbol for h in held if h.is_small_cap]
+            symbol = rng.choice(SMALL_CAPS if not own or rng.random() < NEW_NAME_SHARE else own)
+            orders.append(_buy(symbol, Decimal(rng.choice([30_000, 50_000, 100_000]))))
         elif roll < 0.12:
             small = [h for h in held if h.is_small_cap]
             if small:
