@@ -40,7 +40,18 @@ def choose_japanese(browser: Browser) -> None:
 
     Select(browser.visible("#language-select")).select_by_value("ja")
     browser.click('form[action="/i18n/setlang/"] button[type="submit"]')
-    browser.wait(lambda _d: browser.find("html").get_attribute("lang") == "ja", "the page in Japanese")
+    browser.wait(lambda _d: _lang(browser) == "ja", "the page in Japanese")
+
+
+def _lang(browser: Browser) -> str | None:
+    """The page's language, or None while the old page is being replaced (Chromium then reports the found
+    node as not belonging to the document, an 'unknown error' rather than a stale element)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        return browser.find("html").get_attribute("lang")
+    except WebDriverException:
+        return None
 
 
 #: A page script that answers one authguard URL as a reverse proxy might, with an HTML page instead of
