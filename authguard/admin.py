@@ -100,7 +100,10 @@ class ValidSelectionMixin:
     """Admin actions answer a malformed selection (``_selected_action=abc``, a number out of range) with a
     message, not a server error: Django's admin would otherwise fail while filtering by it."""
 
-    def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        # Django 6.1 passes more arguments (``action_location``): forwarded untouched.
         from django.core.exceptions import ValidationError
         from django.http import HttpResponseRedirect
 
@@ -113,7 +116,7 @@ class ValidSelectionMixin:
         except ValidationError:
             self.message_user(request, gettext("Select valid records."), messages.ERROR)  # type: ignore[attr-defined]
             return HttpResponseRedirect(request.get_full_path())
-        return super().response_action(request, queryset)  # type: ignore[misc]
+        return super().response_action(request, queryset, *args, **kwargs)  # type: ignore[misc]
 
 
 # -- login events ----------------------------------------------------------------------------------------
