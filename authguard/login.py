@@ -359,7 +359,9 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     revoked = _revoke_cooling_off_factors(user)
     from .notifications import notify
 
-    digest = salted_hmac("authguard.login.password_changed", str(user.password)).hexdigest()[:16]
+    digest = salted_hmac(
+        "authguard.login.password_changed", str(user.password), algorithm="sha256"
+    ).hexdigest()[:16]
     try:
         with transaction.atomic():
             notify(

@@ -454,7 +454,7 @@ def payee_digest(*, user: Any, details: Mapping[str, Any]) -> str:
     """A keyed digest of a bank account's :data:`PAYEE_DETAILS` (executors compare their copy with it)."""
     values = {name: str(details.get(name, "")) for name in PAYEE_DETAILS}
     values["user"] = str(user.pk)
-    return salted_hmac("authguard.actions.payee", canonical_json(values)).hexdigest()
+    return salted_hmac("authguard.actions.payee", canonical_json(values), algorithm="sha256").hexdigest()
 
 
 def payee_label(details: Mapping[str, Any]) -> str:
