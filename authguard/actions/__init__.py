@@ -58,6 +58,7 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from .. import orders
 from ..conf import app_settings
 from ..exceptions import AuthguardError, InvalidCredential, Throttled
 from ..models import ActionKind, HeldAction, RegisteredPayee
@@ -162,48 +163,30 @@ class NoConfirmationMethod(ActionRefused):
     )
 
 
-class ConfirmationError(ActionError):
+# The confirmation failures are the order guard's, with wording for actions: one hierarchy, so whatever
+# answers a held order's ConfirmationError (http_status, code, retry_after) answers a held action's too.
+class ConfirmationError(ActionError, orders.ConfirmationError):
     """A confirmation attempt failed; ``http_status`` is the API's answer."""
 
-    http_status = 400
 
-
-class ConfirmationNotFound(ConfirmationError):
+class ConfirmationNotFound(orders.ConfirmationNotFound, ConfirmationError):
     """No such pending action for this customer in this session (also for another session's)."""
 
-    http_status = 404
-    default_code = "not_found"
     default_message = gettext_lazy("There is nothing of yours waiting for confirmation under this link.")
 
 
-class ConfirmationGone(ConfirmationError):
+class ConfirmationGone(orders.ConfirmationGone, ConfirmationError):
     """The action's confirmation expired, was cancelled, or was already used."""
 
-    http_status = 410
-    default_code = "gone"
     default_message = gettext_lazy("This is no longer waiting for confirmation.")
 
 
-class ConfirmationInvalid(ConfirmationError):
+class ConfirmationInvalid(orders.ConfirmationInvalid, ConfirmationError):
     """The passkey or code did not verify, the method is not allowed, or the factor is cooling off."""
 
-    http_status = 400
-    default_code = "invalid"
-    default_message = gettext_lazy("The confirmation failed.")
 
-
-class ConfirmationThrottled(ConfirmationError):
+class ConfirmationThrottled(orders.ConfirmationThrottled, ConfirmationError):
     """The factor's back-off refuses attempts for now: 429 ``throttled`` (``retry_after`` seconds)."""
-
-    http_status = 429
-    default_code = "throttled"
-    default_message = gettext_lazy("Too many attempts. Please wait a moment and try again.")
-
-    def __init__(
-        self, message: str | None = None, *, code: str | None = None, retry_after: int | None = None
-    ) -> None:
-        super().__init__(message, code=code)
-        self.retry_after: int | None = retry_after
 
 
 class ActionNotExecutable(AuthguardError):
