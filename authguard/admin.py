@@ -727,10 +727,8 @@ class HeldOrderAdmin(ReadOnlyAdmin):
     @admin.action(description=_("Cancel the held order (with a reason)"), permissions=["review"])
     def cancel_held(self, request: HttpRequest, queryset: QuerySet[HeldOrder]) -> TemplateResponse | None:
         def apply(held: HeldOrder, reason: str) -> bool:
-            done = staff_cancel(held, by=request.user, reason=reason)
-            if done:
-                _audit(request, held, f"cancelled: {reason}")
-            return done
+            # Audited and notified by the flow (who and why stay in the admin log).
+            return staff_cancel(held, by=request.user, reason=reason)
 
         return with_reason(
             self,

@@ -221,6 +221,27 @@ def notify(
     )
 
 
+def notify_customer(
+    user: Any, kind: str, *, context: dict[str, Any] | None = None, dedupe_key: str | None = None
+) -> list[Notification]:
+    """:func:`notify` ``user`` on every address security notices go to: the current one and, during a
+    cooling-off started by an e-mail change, the previous one too
+    (:func:`authguard.factors.lifecycle.notice_addresses`).
+
+    SECURITY: a thief who changed the address cannot silence held-order and security notices: the old
+    address keeps hearing of them until the cooling-off ends. Returns the messages queued.
+    """
+    from .factors.lifecycle import notice_addresses
+
+    sent = [notify(user, kind, context=context, dedupe_key=dedupe_key)]
+    current = str(getattr(user, get_user_model().get_email_field_name(), "") or "").lower()
+    for address in notice_addresses(user):
+        if address.lower() != current:
+            key = f"{dedupe_key}:{address.lower()}" if dedupe_key else None
+            sent.append(notify(user, kind, context={**(context or {}), "to_email": address}, dedupe_key=key))
+    return [n for n in sent if n is not None]
+
+
 def staff_recipients() -> list[Any]:
     """Active staff users holding ``AUTHGUARD_NOTIFICATION_STAFF_PERMISSION`` (superusers included)."""
     model = get_user_model()

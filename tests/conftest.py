@@ -174,6 +174,14 @@ def geoip(settings: Any, geoip_dir: Path) -> Path:
     return geoip_dir
 
 
+@pytest.fixture(params=[None, "jsda-2025"], ids=["default", "jsda-2025"])
+def both_presets(request: pytest.FixtureRequest, settings: Any) -> str | None:
+    """Run a battery test under the default settings and under the ``jsda-2025`` preset: an attack must
+    fail under both (issue 10, acceptance 2). ``preset`` reads which one in the test."""
+    settings.AUTHGUARD_PRESET = request.param
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     """Velocity counters live in the cache: every test starts with none."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.contrib.admin.models import LogEntry
 from django.test import Client
 from django.utils import timezone, translation
 
@@ -153,9 +154,11 @@ def test_expire_due_and_staff_cancel_close_pending_actions(
     assert actions.staff_cancel(
         HeldAction.objects.get(pk=first["confirmation"]["id"]), by=admin_user, reason="call"
     )
-    assert HeldAction.objects.get(pk=first["confirmation"]["id"]).failure.startswith(
-        "cancelled by staff (admin)"
-    )
+    cancelled = HeldAction.objects.get(pk=first["confirmation"]["id"])
+    # Who and why go to the admin log, never to the customer's pages or mail.
+    assert "admin" not in cancelled.failure and "call" not in cancelled.failure
+    assert LogEntry.objects.get(object_id=str(cancelled.pk)).change_message == "cancelled: call"
+    assert Notification.objects.filter(user=hanako, kind="staff_action").count() == 1
     assert actions.expire_due(now=timezone.now() + timedelta(hours=1)) == 1
     assert HeldAction.objects.get(pk=second["confirmation"]["id"]).status == "expired"
     assert sorted(Withdrawal.objects.values_list("status", flat=True)) == ["cancelled", "expired"]

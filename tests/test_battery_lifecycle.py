@@ -381,6 +381,22 @@ def test_battery_56_an_email_change_verifies_the_new_address_tells_the_old_and_c
     assert lifecycle.notice_addresses(hanako) == ["hanako.new@example.com"]
 
 
+def test_battery_56_a_changed_email_cannot_redirect_held_order_notices(
+    api: Any, hanako: Any, authenticator: Any, clock: Any
+) -> None:
+    bind_passkey(hanako, authenticator)
+    lifecycle.note_contact_changed(hanako, old_email="hanako@example.com")
+    hanako.email = "thief@example.net"
+    hanako.save(update_fields=["email"])
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    held_sell(thief)
+    sent = set(Notification.objects.filter(kind="order_held").values_list("to_email", flat=True))
+    assert sent == {"thief@example.net", "hanako@example.com"}
+    clock.shift(24 * 3600 + 1)
+    assert lifecycle.notice_addresses(hanako) == ["thief@example.net"]
+
+
 # -- 57: the age of a factor is its confirmation -------------------------------------------------------------
 
 
@@ -407,6 +423,31 @@ def test_battery_57_a_totp_enrollment_begun_before_a_hold_and_finished_after_con
         f"/authguard/api/confirmations/{confirmation['id']}/totp", {"code": totp_token(his)}
     )
     assert response.status_code == 400 and response.json()["code"] in ("cooling_off", "method")
+
+
+def test_battery_57_without_any_cooling_off_a_factor_confirmed_after_the_hold_is_too_new(
+    api: Any, hanako: Any, authenticator: Any, totp_factory: Any, clock: Any, settings: Any
+) -> None:
+    settings.AUTHGUARD_FACTOR_COOLING_OFF_HOURS = 0  # a portal that switched cooling-off off
+    settings.AUTHGUARD_CONFIRMATION_TOTP_WITH_PASSKEY = True
+    bind_passkey(hanako, authenticator)
+    hanako.totp = totp_factory(hanako)
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, hanako.totp)
+    assert thief.post("/authguard/api/totp").status_code == 200  # begun before the hold...
+    his = TOTPDevice.objects.get(user=hanako, confirmed=False)
+    clock.shift(60)
+    confirmation = held_sell(thief)
+    clock.shift(60)
+    finished = thief.post("/authguard/api/totp/confirm", {"code": totp_token(his)})  # ...finished after
+    assert finished.status_code == 201, finished.content
+    clock.shift(31)
+    response = thief.post(
+        f"/authguard/api/confirmations/{confirmation['id']}/totp", {"code": totp_token(his)}
+    )
+    assert response.status_code == 400 and response.json()["code"] == "factor_too_new", response.content
+    assert holding(hanako, "9432") > 0
 
 
 def test_battery_57_new_factors_do_not_satisfy_step_up_required_while_cooling_off(

@@ -56,7 +56,7 @@ from .conftest import (
     wrong_code,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db]
 
 SessionStore = import_module(django_settings.SESSION_ENGINE).SessionStore
 WRONG = "not-the-password"

@@ -1143,10 +1143,31 @@ def cancel(request: HttpRequest, *, action_id: object) -> None:
 
 def staff_cancel(held: HeldAction, *, by: Any, reason: str) -> bool:
     """Cancel a pending held action for the security desk; False if it was no longer pending. There is no
-    staff release: only the customer's own factor confirms a sensitive action."""
-    return _close(
-        held.pk, HeldAction.Status.CANCELLED, reason=f"cancelled by staff ({by.get_username()}): {reason}"
-    )
+    staff release: only the customer's own factor confirms a sensitive action.
+
+    Who and why go to the admin log; the customer is told that the security desk cancelled the request.
+    SECURITY: staff names and internal notes never reach the customer's pages or mail.
+    """
+    from ..console.approvals import audit
+
+    now = timezone.now()
+    with transaction.atomic():
+        if not _close(held.pk, HeldAction.Status.CANCELLED):
+            return False
+        audit(by, held, f"cancelled: {reason}")
+        _notify_customer(
+            held.user,
+            "staff_action",
+            context={
+                "action": "cancel_action",
+                "stage": "executed",
+                "what": str(held.summary)[:120],
+                "four_eyes": False,
+                "time": now,
+            },
+            dedupe_key=f"staff:cancel_action:{held.pk}",
+        )
+    return True
 
 
 def expire_due(*, now: datetime | None = None) -> int:
@@ -1176,16 +1197,9 @@ def pending_actions(user: Any) -> list[HeldAction]:
 
 def _notify_customer(user: Any, kind: str, *, context: dict[str, Any], dedupe_key: str | None) -> None:
     """Tell the customer (and, during a cooling-off after an e-mail change, the previous address too)."""
-    from ..factors.lifecycle import notice_addresses
-    from ..notifications import notify
+    from ..notifications import notify_customer
 
-    notify(user, kind, context=context, dedupe_key=dedupe_key)
-    field = get_user_model().get_email_field_name()
-    current = str(getattr(user, field, "") or "").lower()
-    for address in notice_addresses(user):
-        if address.lower() != current:
-            extra_key = f"{dedupe_key}:{address.lower()}" if dedupe_key else None
-            notify(user, kind, context={**context, "to_email": address}, dedupe_key=extra_key)
+    notify_customer(user, kind, context=context, dedupe_key=dedupe_key)
 
 
 __all__ = [

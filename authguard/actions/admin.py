@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.models import CHANGE, LogEntry
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -55,16 +54,8 @@ class HeldActionAdmin(_ReadOnly):
         from ..admin import with_reason
 
         def apply(held: HeldAction, reason: str) -> bool:
-            done = staff_cancel(held, by=request.user, reason=reason)
-            if done:
-                LogEntry.objects.log_actions(
-                    user_id=request.user.pk,
-                    queryset=[held],
-                    action_flag=CHANGE,
-                    change_message=f"cancelled: {reason}",
-                    single_object=True,
-                )
-            return done
+            # Audited and notified by the flow (who and why stay in the admin log).
+            return staff_cancel(held, by=request.user, reason=reason)
 
         return with_reason(
             self,

@@ -234,9 +234,15 @@ def in_cooling_off(device: Device, *, at: datetime | None = None) -> bool:
 
 
 def _record_for(device: Device, *, kind: str) -> FactorRecord:
+    """The lifecycle record of ``device``, locked; created for a device authguard did not enroll (seeded,
+    admin-made), dated by the device's own ``created_at``: its first failure must not make it look new."""
     record, _ = FactorRecord.objects.get_or_create(
         device_id=device.persistent_id,
-        defaults={"user_id": device.user_id, "kind": kind, "enrolled_at": timezone.now()},
+        defaults={
+            "user_id": device.user_id,
+            "kind": kind,
+            "enrolled_at": getattr(device, "created_at", None) or timezone.now(),
+        },
     )
     return FactorRecord.objects.select_for_update().get(pk=record.pk)
 

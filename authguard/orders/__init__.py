@@ -565,9 +565,10 @@ def _flag_campaign(decision: OrderDecision, *, now: datetime) -> None:
 
 
 def _notify(user: Any, kind: str, *, context: dict[str, Any], dedupe_key: str) -> None:
-    from ..notifications import notify
+    # SECURITY: held-order notices also reach the address a thief replaced during its cooling-off.
+    from ..notifications import notify_customer
 
-    notify(user, kind, context=context, dedupe_key=dedupe_key)
+    notify_customer(user, kind, context=context, dedupe_key=dedupe_key)
 
 
 def _notify_staff(kind: str, *, context: dict[str, Any], dedupe_key: str) -> None:
@@ -1013,7 +1014,7 @@ def confirm_with_totp(request: HttpRequest, *, confirmation_id: object, code: ob
     if not isinstance(code, str) or not code.strip().isdigit() or len(code.strip()) > 10:
         raise ConfirmationInvalid(_("Enter the code from your authenticator app."), code="malformed")
     try:
-        device = verify_totp(request.user, code.strip())
+        device = verify_totp(request.user, code.strip(), request=request)
     except Throttled as exc:
         raise ConfirmationThrottled(exc.message, code=exc.code, retry_after=exc.retry_after) from None
     except AuthguardError as exc:
@@ -1030,9 +1031,13 @@ def confirm_with_totp(request: HttpRequest, *, confirmation_id: object, code: ob
 
 def _require_older_than(device: Any, held: HeldOrder) -> None:
     """SECURITY: only a factor the customer had before the order was held may confirm it. Whoever holds a
-    hijacked session (and relays one-time codes) must not add a passkey of their own and confirm with it."""
-    created = getattr(device, "created_at", None)
-    if created is None or created >= held.created_at:
+    hijacked session (and relays one-time codes) must not add a passkey of their own and confirm with it.
+    The factor's age is when it was *confirmed*: an enrollment begun before the hold and finished after it
+    is younger than the order."""
+    from ..factors.lifecycle import factor_confirmed_at
+
+    confirmed = factor_confirmed_at(device)
+    if confirmed is None or confirmed >= held.created_at:
         raise ConfirmationInvalid(
             _("Confirm with a passkey or authenticator you had before this order was placed."),
             code="factor_too_new",
@@ -1093,11 +1098,30 @@ _LEDGER_STATUS = {
 def staff_cancel(held: HeldOrder, *, by: Any, reason: str) -> bool:
     """Cancel a pending held order for the security desk; False if it was no longer pending.
 
-    The same closing path as expiry (under the held order's row lock, ledger and portal updated); who and
-    why are kept on the held order.
+    The same closing path as expiry (under the held order's row lock, ledger and portal updated). Who and
+    why go to the admin log; the customer is told that the security desk cancelled the order, never who
+    or why. SECURITY: staff names and internal notes never reach the customer's pages or mail.
     """
-    note = f"cancelled by staff ({by.get_username()}): {reason}"
-    return _close(held.pk, HeldOrder.Status.CANCELLED, reason=note)
+    from ..console.approvals import audit
+
+    now = timezone.now()
+    with transaction.atomic():
+        if not _close(held.pk, HeldOrder.Status.CANCELLED):
+            return False
+        audit(by, held, f"cancelled: {reason}")
+        _notify(
+            held.user,
+            "staff_action",
+            context={
+                "action": "cancel_order",
+                "stage": "executed",
+                "what": str(held.summary)[:120],
+                "four_eyes": False,
+                "time": now,
+            },
+            dedupe_key=f"staff:cancel_order:{held.pk}",
+        )
+    return True
 
 
 def staff_release(held: HeldOrder, *, by: Any, reason: str) -> Confirmed:
