@@ -11,10 +11,11 @@ import pytest
 import time_machine
 from django.contrib.admin.models import LogEntry
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone, translation
 
 from authguard import actions
-from authguard.models import HeldAction, Notification, RegisteredPayee
+from authguard.models import HeldAction, HeldOrder, Notification, RegisteredPayee
 from demo_site.brokerage.models import BankAccount, BankAccountStatus, Withdrawal, WithdrawalStatus
 
 from .actions_support import *  # noqa: F403
@@ -575,3 +576,24 @@ def test_the_money_and_confirmation_pages_render_in_japanese(
     response = page_client.post("/money/", {"bank_account": bank.pk, "amount": "500000"})
     confirm = page_client.get(response["Location"]).content.decode()
     assert '<html lang="ja">' in confirm and "500,000円" in confirm
+
+
+def test_the_portfolio_page_lists_what_waits_for_confirmation(customer: Any, hanako: Any) -> None:
+    client, _authenticator = customer
+    bank = old_bank_account(hanako)
+    withdrawal = client.post("/api/withdrawals", {"bank_account_id": bank.pk, "amount": "1000"}).json()
+    sold = client.order("sell", "9432", 2000)
+    assert sold.status_code == 202, sold.content
+    order_id = sold.json()["confirmation"]["id"]
+    page = client.get(reverse("brokerage:portfolio"))
+    html = page.content.decode()
+    assert page.status_code == 200 and 'data-testid="waiting"' in html
+    assert f"/authguard/confirmations/{order_id}/" in html
+    assert f"/authguard/actions/{withdrawal['confirmation']['id']}/" in html
+    # What can no longer be confirmed is not offered: after the deadline the section is gone.
+    with time_machine.travel(timezone.now() + timedelta(minutes=10), tick=False):
+        later = client.get(reverse("brokerage:portfolio"))
+    assert later.status_code == 200 and 'data-testid="cash"' in later.content.decode()
+    assert 'data-testid="waiting"' not in later.content.decode()
+    assert HeldOrder.objects.get(pk=order_id).status == "expired"
+    assert HeldAction.objects.get(pk=withdrawal["confirmation"]["id"]).status == "expired"

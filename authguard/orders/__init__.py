@@ -1193,6 +1193,17 @@ def expire_due(*, now: datetime | None = None, user: Any = None) -> int:
     return sum(1 for pk in due if _close(pk, HeldOrder.Status.EXPIRED))
 
 
+def pending_orders(user: Any, *, now: datetime | None = None) -> list[HeldOrder]:
+    """The customer's held orders still waiting for confirmation, oldest first (those past their deadline
+    are expired first, so a page listing them never shows one that can no longer be confirmed)."""
+    if user is None or getattr(user, "pk", None) is None:
+        return []
+    now = now or timezone.now()
+    expire_due(user=user, now=now)
+    rows = HeldOrder.objects.filter(user_id=user.pk, status=HeldOrder.Status.PENDING, expires_at__gt=now)
+    return list(rows.order_by("created_at"))
+
+
 __all__ = [
     "Confirmed",
     "ConfirmationError",
@@ -1217,6 +1228,7 @@ __all__ = [
     "confirmation_methods",
     "confirmation_options",
     "expire_due",
+    "pending_orders",
     "lock_customer",
     "owned_confirmation",
     "pending_for",

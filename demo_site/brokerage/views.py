@@ -13,10 +13,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
-from authguard import lockout
+from authguard import actions, lockout
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, Throttled
-from authguard.orders import OrderDenied, confirmation_json
+from authguard.orders import OrderDenied, confirmation_json, pending_orders
 
 from . import services
 from .forms import CancelUnlockForm, OrderForm, UnlockWithCodesForm
@@ -25,11 +25,20 @@ from .forms import CancelUnlockForm, OrderForm, UnlockWithCodesForm
 @require_safe
 @login_required
 def portfolio(request: HttpRequest) -> HttpResponse:
-    """Cash, holdings and their yen values."""
+    """Cash, holdings and their yen values, and first whatever waits for the customer's confirmation (held
+    orders and held requests), so that nothing held is forgotten until it expires."""
+    held_orders = [
+        {"held": held, "summary": confirmation_json(held)["summary"]} for held in pending_orders(request.user)
+    ]
     return render(
         request,
         "brokerage/portfolio.html",
-        {"portfolio": services.portfolio(request.user), "fx_usd_jpy": services.USD_JPY},
+        {
+            "portfolio": services.portfolio(request.user),
+            "fx_usd_jpy": services.USD_JPY,
+            "held_orders": held_orders,
+            "held_actions": actions.pending_actions(request.user),
+        },
     )
 
 
