@@ -10,15 +10,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
-from authguard.models import LoginEvent, Outcome, PasskeyDevice
+from authguard.models import AccountLock, LoginEvent, Outcome, PasskeyDevice
 
 from .browser import Browser, b64url, browser_site_fixture, chrome_fixture  # noqa: F401 (fixtures)
-from .conftest import IP_SG_VPS, IP_TOKYO
+from .conftest import IP_SG_VPS, IP_TOKYO, IP_US_HOME
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -246,4 +247,41 @@ def test_acceptance_3_a_second_passkey_from_a_low_risk_session_is_added_and_cool
     assert not lifecycle.factor_is_cooling_off(first)
     text = browser.text()
     assert "Phone" in text and "cooling off" in text and "cooling-off period until" in text
+    assert browser.console_errors() == []
+
+
+def test_acceptance_3_travel_abroad_steps_up_with_the_passkey_and_signs_in_passwordless(
+    chrome: Any, alice: Any
+) -> None:
+    """Issue 10, acceptance 3: a customer who travels (Tokyo today, Los Angeles the next day, on her own
+    laptop and a residential line) is asked for her passkey, not refused, and passes with it; passwordless
+    sign-in with the passkey works from abroad too. The lifecycle's rules make none of this harder."""
+    import time_machine
+
+    browser = signed_in_at_home(chrome)
+    browser.enroll_passkey("Laptop")
+    browser.sign_out()
+    with time_machine.travel(timezone.now() + timedelta(hours=14), tick=True):
+        browser.come_from(IP_US_HOME)
+        browser.sign_in("alice")
+        browser.wait(lambda d: "/login/" not in d.current_url, "an answer other than the login page")
+        event = LoginEvent.objects.order_by("-id").first()
+        assert event.country == "US" and event.action != "deny"  # never refused
+        if event.outcome == Outcome.STEP_UP_PENDING:  # asked for the passkey (how far the risk engine
+            step_up_page(browser)  # trusts a known laptop abroad is the detection's tuning, not this test's)
+            browser.click("[data-authguard-start]")
+            browser.wait_for_path("/")
+            assert browser.authguard_state()["sm"] == "passkey"
+        browser.wait_for_path("/")
+        assert browser.visible_text("main h1") == "Portfolio"
+        event.refresh_from_db()
+        assert event.outcome in (Outcome.SIGNED_IN, Outcome.STEP_UP_PASSED)
+
+        browser.sign_out()
+        browser.get("/login/")  # the autofill offers the passkey; the authenticator answers
+        browser.wait_for_path("/")
+        assert browser.signed_in_user_id() == str(alice.pk)
+        latest = LoginEvent.objects.order_by("-id").first()
+        assert latest.country == "US" and latest.outcome == "passkey_login"
+        assert not AccountLock.objects.filter(user=alice, locked_at__isnull=False).exists()
     assert browser.console_errors() == []
