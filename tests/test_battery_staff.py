@@ -18,7 +18,7 @@ from django.contrib.admin.models import LogEntry
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard import lockout, notifications, reports
+from authguard import lockout, notifications, reports, stepup
 from authguard.models import (
     AccountLock,
     HeldOrder,
@@ -39,12 +39,17 @@ from .staff_fixtures import (
     staff_client,
 )
 
-pytestmark = [pytest.mark.django_db]
+#: Every attack runs twice: under the default settings and under the ``jsda-2025`` preset (issue 10,
+#: acceptance 2). Where the preset refuses an attack's first step, the test asserts that refusal and ends.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("both_presets")]
 
 STAFF_PASSWORD = "desk-password-2026"
 #: Distinctive staff names and internal note: none of them may ever reach a customer.
 REQUESTER, APPROVER = "yamada-sec", "sato-sec"
 INTERNAL_NOTE = "ticket INC-4711 caller verified by DOB"
+
+#: What the preset answers a desk asking to release a held order (only the customer's passkey confirms one).
+PRESET_NO_RELEASE = "Under the JSDA 2025 preset only the customer's passkey can confirm a held order."
 
 #: Everything the four actions need, for both desks.
 DESK_PERMS = (
@@ -58,6 +63,12 @@ DESK_PERMS = (
     "authguard.add_policyversion",
     "authguard.view_loginevent",
 )
+
+
+@pytest.fixture
+def preset(both_presets: str | None) -> str | None:
+    """The leg this test runs in: ``None`` (the default settings) or ``"jsda-2025"``."""
+    return both_presets
 
 
 @pytest.fixture
@@ -101,13 +112,25 @@ def test_battery_60_staff_password_alone_opens_no_console_page(settings, desks):
 
 
 @pytest.mark.usefixtures("geoip")
-def test_battery_60_a_relayed_totp_code_does_not_open_the_console(settings, desks):
+def test_battery_60_a_relayed_totp_code_does_not_open_the_console(settings, desks, preset):
     settings.AUTHGUARD_RISK_SIGNALS = []
     requester, _approver = desks
     give_passkey(requester)
     device = TOTPDevice.objects.create(user=requester, name="desk phone", confirmed=True)
     thief = admin_sign_in(REQUESTER)
+    session_key = thief.session.session_key
     relayed = api_post(thief, "api-step-up-totp", {"code": totp_token(device)})
+    if preset:
+        # The preset accepts no TOTP code at step-up: the relayed code is refused before it is checked, and
+        # the staff session gains nothing (same key, no strong verification, the code unspent).
+        assert relayed.status_code == 400 and relayed.json()["code"] == "method_unavailable"
+        session = thief.session
+        assert session.session_key == session_key and session.get("otp_device_id") is None
+        assert session[stepup.STATE_KEY].get("st") is None
+        device.refresh_from_db()
+        assert device.last_t == -1
+        assert thief.get("/admin/authguard/heldorder/").status_code == 403
+        return
     assert relayed.status_code == 200, relayed.content  # a valid code, relayed by a phishing page
     assert thief.get("/admin/authguard/heldorder/").status_code == 403
 
@@ -237,7 +260,7 @@ ACTIONS = ("release_order", "revoke_factor", "unlock_account", "change_policy")
 
 @pytest.mark.parametrize("action", ACTIONS)
 def test_battery_60_four_eyes_for_each_staff_action(
-    action, request, desks, django_capture_on_commit_callbacks
+    action, request, desks, django_capture_on_commit_callbacks, preset
 ):
     scenario = Scenario(action)
     scenario.setup(request)
@@ -251,6 +274,11 @@ def test_battery_60_four_eyes_for_each_staff_action(
 
     # 2. With the passkey, but alone: only a pending approval (a double submit is the same request).
     desk = staff_client(requester)
+    if action == "release_order" and preset:
+        # Under the preset no staff member releases a held order, however many approve: only the
+        # customer's own passkey confirms it. Refused up front: nobody is asked to approve it.
+        assert_release_refused(desk, scenario, cash)
+        return
     scenario.ask(desk)
     scenario.ask(desk)
     approval = StaffApproval.objects.get()
@@ -307,6 +335,21 @@ def test_battery_60_four_eyes_for_each_staff_action(
         assert {n.context["stage"] for n in staff_notes} >= {"requested", "executed"}
 
 
+def assert_release_refused(desk: Client, scenario: Scenario, cash: Any = None) -> None:
+    """Under the ``jsda-2025`` preset a passkey-verified desk asking to release a held order is told why not,
+    and nothing happens: no approval to ask for, the order still waits for the customer, no money moved,
+    the customer hears of nothing (there was no staff action)."""
+    answer = scenario.ask(desk)
+    assert answer.status_code == 302
+    assert any(PRESET_NO_RELEASE in m for m in messages_of(answer)), messages_of(answer)
+    assert not StaffApproval.objects.exists() and not scenario.done()
+    scenario.target.refresh_from_db()
+    assert scenario.target.status == HeldOrder.Status.PENDING
+    if cash is not None:
+        assert Account.objects.get(user=scenario.customer).cash == cash
+    assert not Notification.objects.filter(kind="staff_action").exists()
+
+
 def assert_no_staff_details(customer: Any) -> None:
     """No message to ``customer`` (subject, body, stored context) names a staff member or an internal note."""
     rows = Notification.objects.filter(user=customer, staff=False)
@@ -319,10 +362,13 @@ def assert_no_staff_details(customer: Any) -> None:
 
 
 @pytest.mark.parametrize("action", ["release_order", "revoke_factor"])
-def test_battery_60_rejected_requests_do_nothing_and_tell_the_customer(action, request, desks):
+def test_battery_60_rejected_requests_do_nothing_and_tell_the_customer(action, request, desks, preset):
     scenario = Scenario(action)
     scenario.setup(request)
     requester, approver = desks
+    if action == "release_order" and preset:
+        assert_release_refused(staff_client(requester), scenario)
+        return  # the preset refused the release up front: there is no request to reject
     scenario.ask(staff_client(requester))
     approval = StaffApproval.objects.get()
     decide(staff_client(approver), "reject", approval, note="caller failed the callback check")
@@ -336,10 +382,13 @@ def test_battery_60_rejected_requests_do_nothing_and_tell_the_customer(action, r
     assert_no_staff_details(scenario.customer)
 
 
-def test_battery_60_customer_pages_show_no_staff_names_after_a_release(request, desks, tanaka):
+def test_battery_60_customer_pages_show_no_staff_names_after_a_release(request, desks, tanaka, preset):
     scenario = Scenario("release_order")
     scenario.setup(request)
     requester, approver = desks
+    if preset:
+        assert_release_refused(staff_client(requester), scenario)
+        return  # the preset refused the release up front: there is no release to show
     scenario.ask(staff_client(requester))
     decide(staff_client(approver), "approve", StaffApproval.objects.get())
     assert scenario.done()
