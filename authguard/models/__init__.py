@@ -243,7 +243,7 @@ class RecoveryCodeDevice(_OtpThrottlingMixin, _OtpDevice):
 
 
 class RecoveryCode(models.Model):
-    """One recovery code: a keyed lookup digest and a password hash, never the code itself."""
+    """One recovery code: a keyed digest (older codes also a password hash), never the code itself."""
 
     device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
     # HMAC-SHA256 (SECRET_KEY, explicit salt) of the normalised code: finds the row without trying every hash.
