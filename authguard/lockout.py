@@ -190,7 +190,9 @@ def is_locked(user: Any) -> bool:
     if not rows:
         return False
     due = rows[0][0]
-    if due is not None and due <= timezone.now():
+    # SECURITY: a codes unlock asked for before the way back was switched off (the JSDA preset, or
+    # AUTHGUARD_UNLOCK_WAIT_HOURS = None) does not complete afterwards: the passkey and the desk remain.
+    if due is not None and due <= timezone.now() and app_settings.UNLOCK_WAIT_HOURS is not None:
         return not _complete_due_unlock(user)
     return True
 

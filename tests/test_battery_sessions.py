@@ -286,6 +286,28 @@ def test_battery_59_a_totp_customer_unlocks_with_two_codes_after_the_waiting_per
     assert Notification.objects.filter(kind="account_unlocked", user=totp_hanako).exists()
 
 
+def test_battery_59_an_unlock_asked_for_before_the_preset_does_not_complete_under_it(
+    totp_hanako: Any, settings: Any, preset: Any
+) -> None:
+    settings.AUTHGUARD_PRESET = None
+    codes = give_recovery_codes(totp_hanako)
+    with time_machine.travel(START, tick=False) as clock:
+        lock_hanako(settings)
+        api = OrderApi(REMOTE_ADDR=IP_TOKYO)
+        body = {"username": "hanako", "totp_code": totp_token(totp_hanako.totp), "recovery_code": codes[0]}
+        assert api.post("/api/unlock/codes", body).status_code == 202
+        # The portal turns the codes path off (the JSDA preset, or the setting) while the request waits.
+        if preset:
+            settings.AUTHGUARD_PRESET = preset
+        else:
+            settings.AUTHGUARD_UNLOCK_WAIT_HOURS = None
+        clock.shift(timedelta(days=2))
+        assert lockout.is_locked(totp_hanako)
+        assert login_answer(IP_TOKYO, HANAKO_PASSWORD).json()["code"] == "locked"
+    assert AccountLock.objects.get(user=totp_hanako).is_locked
+    assert not Notification.objects.filter(kind="account_unlocked").exists()
+
+
 def test_battery_59_a_thief_with_the_password_and_one_relayed_code_cannot_unlock(
     totp_hanako: Any, settings: Any, preset: Any
 ) -> None:
