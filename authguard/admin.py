@@ -34,9 +34,10 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, reverse
@@ -44,11 +45,21 @@ from django.utils import timezone, translation
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+from .checks import Codes, missing_otp_apps
+
+if missing_otp_apps():
+    # The console (and the modules below) build on django-otp's models; without its apps Django would stop
+    # on "TOTPDevice doesn't declare an explicit app_label", before any system check could say why.
+    raise ImproperlyConfigured(
+        f"{Codes.OTP_NOT_INSTALLED}: {' and '.join(missing_otp_apps())} must be in INSTALLED_APPS. "
+        'Add "django_otp" and "django_otp.plugins.otp_totp" before "authguard".'
+    )
+
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import backtest, feedback, lockout, reports
 from . import policy as runtime_policy
-from .actions import admin as actions_admin  # noqa: F401  (registers the held actions)
 from .console import approvals
 from .models import (
     AccountLock,
@@ -94,6 +105,47 @@ def _notify_revoked(user: Any, *, factor: Any, name: str, dedupe_key: str) -> No
         context={"factor": label, "name": name, "time": timezone.now(), "by_staff": True},
         dedupe_key=dedupe_key,
     )
+
+
+def user_search_fields(
+    model: type[Model] | None = None, *, through: tuple[str, ...] = ("user",)
+) -> tuple[str, ...]:
+    """Search lookups, through each relation in ``through``, for the user model's login name
+    (``USERNAME_FIELD``) and its e-mail field (``EMAIL_FIELD``) when that is another field.
+
+    Read from ``model`` (default: ``AUTH_USER_MODEL``) when asked, never hard-coded: with an e-mail-login
+    user model ``user__username`` does not exist and every search of the console answered 500 (issue 14).
+    """
+    model = model or get_user_model()
+    get_email = getattr(model, "get_email_field_name", None)
+    names = dict.fromkeys(
+        [getattr(model, "USERNAME_FIELD", "username"), get_email() if get_email else "email"]
+    )
+    searchable = [name for name in names if _text_field(model, name)]
+    return tuple(f"{relation}__{name}" for relation in through for name in searchable)
+
+
+def _text_field(model: type[Model], name: str) -> bool:
+    """Whether ``name`` is a concrete, non-relational field of ``model`` (what a text search can match)."""
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False  # a user model without e-mail (or a property named like a field): nothing to search
+    return bool(field.concrete and not field.is_relation)
+
+
+class UserSearchMixin:
+    """Search a record by its customer's (or staff member's) login name and e-mail, whatever the user model.
+
+    ``search_fields`` lists the record's own fields; ``user_search_through`` the relations to the user model,
+    whose lookups :func:`user_search_fields` adds at each request.
+    """
+
+    user_search_through: tuple[str, ...] = ("user",)
+
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        own = tuple(super().get_search_fields(request))  # type: ignore[misc]
+        return (*user_search_fields(through=self.user_search_through), *own)
 
 
 class ValidSelectionMixin:
@@ -206,7 +258,7 @@ def _points(finding: dict[str, Any]) -> str:
 
 
 @admin.register(LoginEvent)
-class LoginEventAdmin(ValidSelectionMixin, admin.ModelAdmin):
+class LoginEventAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     """Login events are evidence: admins read, filter and judge them; nobody edits them here."""
 
     list_display = (
@@ -231,7 +283,7 @@ class LoginEventAdmin(ValidSelectionMixin, admin.ModelAdmin):
         "password_ok",
         "created_at",
     )
-    search_fields = ("username", "user__username", "user__email", "=ip")
+    search_fields = ("username", "=ip")  # and the user's login name and e-mail (UserSearchMixin)
     date_hierarchy = "created_at"
     list_select_related = ("user",)
     readonly_fields = ("explanation", "incident_link")
@@ -331,7 +383,7 @@ class LoginEventAdmin(ValidSelectionMixin, admin.ModelAdmin):
 
 
 @admin.register(KnownDevice)
-class KnownDeviceAdmin(ValidSelectionMixin, admin.ModelAdmin):
+class KnownDeviceAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     """Browsers customers signed in from. Staff may forget (revoke) one; the customer is told."""
 
     list_display = (
@@ -344,7 +396,7 @@ class KnownDeviceAdmin(ValidSelectionMixin, admin.ModelAdmin):
         "revoked_at",
     )
     list_filter = ("revoked_at", "last_seen_at")
-    search_fields = ("user__username", "user__email", "label", "=last_ip")
+    search_fields = ("label", "=last_ip")
     list_select_related = ("user",)
     readonly_fields = (
         "cookie_hash",
@@ -391,12 +443,12 @@ class KnownDeviceAdmin(ValidSelectionMixin, admin.ModelAdmin):
         self.message_user(request, gettext("%(n)d device(s) revoked.") % {"n": n}, messages.SUCCESS)
 
 
-class FactorAdmin(ValidSelectionMixin, admin.ModelAdmin):
+class FactorAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     """A customer's second factor: listed, never shown (no secrets), never edited; staff may revoke it."""
 
     list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
     list_filter = ("confirmed", "created_at", "last_used_at")
-    search_fields = ("user__username", "user__email", "name")
+    search_fields = ("name",)
     list_select_related = ("user",)
     fields = ("user", "name", "confirmed", "created_at", "last_used_at")
     readonly_fields = fields
@@ -495,7 +547,7 @@ class ReadOnlyAdmin(ValidSelectionMixin, admin.ModelAdmin):
 
 
 @admin.register(FactorRecord)
-class FactorRecordAdmin(ReadOnlyAdmin):
+class FactorRecordAdmin(UserSearchMixin, ReadOnlyAdmin):
     list_display = (
         "user",
         "kind",
@@ -506,17 +558,17 @@ class FactorRecordAdmin(ReadOnlyAdmin):
         "failures",
     )
     list_filter = ("kind", "enrolled_low_risk", "enrolled_at")
-    search_fields = ("user__username", "device_id")
+    search_fields = ("device_id",)
     list_select_related = ("user",)
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdmin):
+class NotificationAdmin(UserSearchMixin, ReadOnlyAdmin):
     """The outbox: what was (or will be) sent to whom, and whether it went."""
 
     list_display = ("created_at", "kind", "user", "to_email", "staff", "status", "attempts", "sent_at")
     list_filter = ("kind", "status", "staff", "created_at")
-    search_fields = ("user__username", "to_email", "kind")
+    search_fields = ("to_email", "kind")
     list_select_related = ("user",)
     exclude = ("dedupe_key",)
 
@@ -611,7 +663,7 @@ def staff_request(
 
 
 @admin.register(AccountLock)
-class AccountLockAdmin(ReadOnlyAdmin):
+class AccountLockAdmin(UserSearchMixin, ReadOnlyAdmin):
     """Locked accounts (consecutive failures). Unlocking needs ``authguard.unlock_account`` and a reason."""
 
     list_display = (
@@ -625,7 +677,6 @@ class AccountLockAdmin(ReadOnlyAdmin):
         "unlock_due_at",
     )
     list_filter = ("locked_at", "unlocked_at", "unlock_due_at")
-    search_fields = ("user__username", "user__email")
     list_select_related = ("user", "unlocked_by")
     actions = ("unlock", "cancel_unlock_request")
 
@@ -678,7 +729,7 @@ def staff_release(held: HeldOrder, *, by: Any, reason: str) -> Any:
 
 
 @admin.register(GuardedOrder)
-class GuardedOrderAdmin(ReadOnlyAdmin):
+class GuardedOrderAdmin(UserSearchMixin, ReadOnlyAdmin):
     """The order guard's ledger: every order it let through or held."""
 
     list_display = (
@@ -693,18 +744,18 @@ class GuardedOrderAdmin(ReadOnlyAdmin):
         "risky_session",
     )
     list_filter = ("status", "side", "risky_session", "illiquid", "created_at")
-    search_fields = ("user__username", "symbol")
+    search_fields = ("symbol",)
     list_select_related = ("user",)
     date_hierarchy = "created_at"
 
 
 @admin.register(HeldOrder)
-class HeldOrderAdmin(ReadOnlyAdmin):
+class HeldOrderAdmin(UserSearchMixin, ReadOnlyAdmin):
     """Held orders: staff review them, and cancel or release one with a recorded reason."""
 
     list_display = ("created_at", "user", "summary", "severity", "status", "expires_at", "confirmed_method")
     list_filter = ("status", "severity", "created_at")
-    search_fields = ("user__username", "summary", "portal_ref")
+    search_fields = ("summary", "portal_ref")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     # SECURITY: the nonce, digest and session binding are what bind a confirmation to this order; shown
@@ -859,7 +910,7 @@ class PolicyVersionForm(forms.ModelForm):
 
 
 @admin.register(PolicyVersion)
-class PolicyVersionAdmin(ValidSelectionMixin, admin.ModelAdmin):
+class PolicyVersionAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     """The run-time policy: each save is a new version (who, when, why); the newest is in force.
 
     The add page starts from the policy in force and has a **Backtest** button that replays recorded
@@ -868,7 +919,8 @@ class PolicyVersionAdmin(ValidSelectionMixin, admin.ModelAdmin):
 
     list_display = ("version", "created_at", "created_by", "approved_by", "comment", "thresholds", "in_force")
     list_select_related = ("created_by", "approved_by")
-    search_fields = ("comment", "created_by__username")
+    search_fields = ("comment",)
+    user_search_through = ("created_by",)
     change_form_template = "admin/authguard/policyversion/change_form.html"
     view_fields = (
         "created_at",
@@ -1017,7 +1069,7 @@ def _may_act(request: HttpRequest) -> bool:
 
 
 @admin.register(StaffApproval)
-class StaffApprovalAdmin(ReadOnlyAdmin):
+class StaffApprovalAdmin(UserSearchMixin, ReadOnlyAdmin):
     """Staff actions: requests waiting for a second staff member's approval, and the record of every one.
 
     Approving carries the action out at once (:func:`authguard.console.approvals.approve`); the requester
@@ -1036,7 +1088,8 @@ class StaffApprovalAdmin(ReadOnlyAdmin):
         "expires_at",
     )
     list_filter = ("status", "action", "four_eyes", "requested_at")
-    search_fields = ("summary", "customer__username", "requested_by__username", "approved_by__username")
+    search_fields = ("summary",)
+    user_search_through = ("customer", "requested_by", "approved_by")
     list_select_related = ("customer", "requested_by", "approved_by")
     date_hierarchy = "requested_at"
     fields = (
@@ -1122,3 +1175,9 @@ class StaffApprovalAdmin(ReadOnlyAdmin):
             if self._decide(request, approval, "", approvals.withdraw)
         )
         self.message_user(request, gettext("%(n)d request(s) withdrawn.") % {"n": n}, messages.SUCCESS)
+
+
+# -- held sensitive actions ----------------------------------------------------------------------------------
+
+# Imported last: authguard.actions.admin builds on this module's helpers (UserSearchMixin, with_reason).
+from .actions import admin as actions_admin  # noqa: E402, F401  (registers the held actions)

@@ -31,8 +31,11 @@ class Codes:
     MIDDLEWARE_MISSING = "authguard.E006"
     OTP_NOT_INSTALLED = "authguard.E007"
     NETWORK_LIST_INVALID = "authguard.E008"
+    OTP_MIDDLEWARE_MISSING = "authguard.E009"
     GEOIP_PATH_MISSING = "authguard.W001"
     GEOIP_NO_DATABASES = "authguard.W002"
+    GEOIP_UNSET = "authguard.W003"
+    CACHE_PER_PROCESS = "authguard.W004"
     # Reserved ranges: step-up and factors E010-E019/W010-W019, order guard E020-E029/W020-W029,
     # notifications, lockout, policy and preset E030-E039/W030-W039.
     # -- step-up and factors (owner: stepup, factors) --
@@ -83,6 +86,21 @@ GEOIP_FILENAMES = {
 
 MIDDLEWARE_PATH = "authguard.middleware.AuthguardMiddleware"
 AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+OTP_MIDDLEWARE_PATH = "django_otp.middleware.OTPMiddleware"
+#: django-otp's apps: authguard's models, factors and console import their models (``TOTPDevice``).
+OTP_APPS = ("django_otp", "django_otp.plugins.otp_totp")
+#: Cache backends that keep their data in one process (or none at all).
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+def missing_otp_apps() -> list[str]:
+    """The django-otp apps authguard needs that are not installed (E007, and the console's import guard)."""
+    from django.apps import apps
+
+    return [app for app in OTP_APPS if not apps.is_installed(app)]
 
 
 @register(Tags.security)
@@ -292,12 +310,30 @@ def check_installation(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -
                 id=Codes.MIDDLEWARE_MISSING,
             )
         )
-    if "django_otp" not in settings.INSTALLED_APPS:
+    missing = missing_otp_apps()
+    if missing:
         errors.append(
             Error(
-                "django_otp is not in INSTALLED_APPS.",
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in INSTALLED_APPS.",
                 hint='Add "django_otp" and "django_otp.plugins.otp_totp" before "authguard".',
                 id=Codes.OTP_NOT_INSTALLED,
+            )
+        )
+    if MIDDLEWARE_PATH in middleware and (
+        OTP_MIDDLEWARE_PATH not in middleware
+        or AUTH_MIDDLEWARE_PATH not in middleware
+        or middleware.index(OTP_MIDDLEWARE_PATH) < middleware.index(AUTH_MIDDLEWARE_PATH)
+    ):
+        # SECURITY: step-up verifies the session through django-otp (``django_otp.login``); without its
+        # middleware (or before the user is known) ``request.user.is_verified()`` does not exist, so the
+        # portal's ``otp_required`` views cannot see a step-up, and the session keeps naming a removed device.
+        errors.append(
+            Error(
+                f"{OTP_MIDDLEWARE_PATH} must be in MIDDLEWARE, after {AUTH_MIDDLEWARE_PATH}.",
+                hint=f"Place it after AuthenticationMiddleware and before {MIDDLEWARE_PATH}: it tells the "
+                "portal which factor verified the session (request.user.is_verified()) and drops the "
+                "verification of a device that was removed.",
+                id=Codes.OTP_MIDDLEWARE_MISSING,
             )
         )
     return errors
@@ -307,7 +343,18 @@ def check_installation(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -
 def check_geoip(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     path = app_settings.GEOIP_PATH
     if path is None:
-        return []
+        if settings.DEBUG:
+            return []
+        # Not an error (a location nobody knows is risk, never a refusal), but silent: every login then
+        # scores ``unknown_network`` and steps up more often than it should.
+        return [
+            Warning(
+                "AUTHGUARD_GEOIP_PATH is not set: every login's place and network are 'unknown'.",
+                hint="Point AUTHGUARD_GEOIP_PATH (or GEOIP_PATH) at a folder with GeoLite2 City and ASN "
+                "from MaxMind, kept up to date.",
+                id=Codes.GEOIP_UNSET,
+            )
+        ]
     if not os.path.isdir(path):
         return [
             Warning(
@@ -326,6 +373,31 @@ def check_geoip(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[
             )
         ]
     return []
+
+
+@register(Tags.security)
+def check_shared_cache(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """W004: throttles, velocity counters and spent challenges live in the default cache. A per-process
+    cache counts per worker: with 4 workers, 73 of 100 guesses passed a limit of 20 (issue 14)."""
+    if settings.DEBUG:
+        return []  # runserver: one process
+    backend = str(settings.CACHES.get("default", {}).get("BACKEND", ""))
+    try:
+        klass = import_string(backend)
+    except ImportError:
+        return []  # Django itself refuses to start with a cache it cannot import
+    per_process = tuple(import_string(path) for path in PER_PROCESS_CACHES)
+    if not (isinstance(klass, type) and issubclass(klass, per_process)):
+        return []
+    return [
+        Warning(
+            f"The default cache {backend} is not shared between processes: each worker counts login "
+            "attempts, throttles and velocity on its own.",
+            hint="Use a shared cache as the default: Redis (django.core.cache.backends.redis.RedisCache), "
+            "Memcached, or the database cache.",
+            id=Codes.CACHE_PER_PROCESS,
+        )
+    ]
 
 
 # -- step-up and factors (owner: stepup, factors) ------------------------------------------------------------

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.checks import run_checks
 
 from authguard.checks import Codes
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def ids(**kwargs) -> set[str]:
     return {m.id for m in run_checks(tags=["security"]) if m.id and m.id.startswith("authguard.")}
+
+
+@pytest.fixture(autouse=True)
+def _debug_as_the_demo_runs(settings):
+    """Check the settings as the demo runs them, with DEBUG on. pytest turns DEBUG off, which would add the
+    deployment warnings (W003 no GeoIP, W004 a per-process cache) to every "passes" below; their own tests
+    turn it off again."""
+    settings.DEBUG = True
 
 
 def test_demo_settings_pass_every_check():
@@ -122,8 +139,103 @@ def test_missing_or_misplaced_middleware_is_e006(settings):
 
 
 def test_missing_django_otp_is_e007(settings):
-    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if not app.startswith("django_otp")]
+    installed = list(settings.INSTALLED_APPS)
+    settings.INSTALLED_APPS = [app for app in installed if not app.startswith("django_otp")]
     assert Codes.OTP_NOT_INSTALLED in ids()
+    settings.INSTALLED_APPS = [app for app in installed if app != "django_otp.plugins.otp_totp"]
+    assert Codes.OTP_NOT_INSTALLED in ids()  # authguard's factors and console need TOTPDevice too
+
+
+OTP_SETTINGS = """
+SECRET_KEY = "e007-" + "x" * 45
+INSTALLED_APPS = [
+    {admin}"django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions",
+    "django.contrib.messages", "authguard",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "authguard.middleware.AuthguardMiddleware",
+]
+TEMPLATES = [{{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "APP_DIRS": True,
+    "OPTIONS": {{"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]}},
+}}]
+DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}}}
+ROOT_URLCONF = "e007_urls"
+AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
+AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
+"""
+
+
+def _fresh_check(tmp_path: Path, *, admin: bool) -> subprocess.CompletedProcess[str]:
+    """``django.setup()`` and ``manage.py check`` in a new process whose settings lack django-otp (in this
+    process the apps are loaded already, so only a new one shows what a portal would meet)."""
+    (tmp_path / "e007_settings.py").write_text(
+        OTP_SETTINGS.format(admin='"django.contrib.admin", ' if admin else "")
+    )
+    (tmp_path / "e007_urls.py").write_text("urlpatterns = []\n")
+    script = """
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("check")
+    """
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "e007_settings",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_e007_reaches_a_portal_without_django_otp(tmp_path):
+    """Issue 14: "E007 cannot fire". Without the admin it always could (the check runs); with the admin,
+    Django stopped first on "TOTPDevice doesn't declare an explicit app_label" while importing
+    authguard.admin. The console now refuses first, naming E007 and the fix."""
+    without_admin = _fresh_check(tmp_path, admin=False)
+    assert without_admin.returncode != 0
+    assert "(authguard.E007) django_otp and django_otp.plugins.otp_totp are not in INSTALLED_APPS" in (
+        without_admin.stderr
+    )
+    with_admin = _fresh_check(tmp_path, admin=True)
+    assert with_admin.returncode != 0
+    last_line = with_admin.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: authguard.E007: django_otp")
+    assert "explicit app_label" not in with_admin.stderr
+
+
+OTP_MIDDLEWARE = "django_otp.middleware.OTPMiddleware"
+AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+def test_missing_or_misplaced_otp_middleware_is_e009(settings):
+    installed = list(settings.MIDDLEWARE)
+    without = [m for m in installed if m != OTP_MIDDLEWARE]
+    settings.MIDDLEWARE = without
+    assert Codes.OTP_MIDDLEWARE_MISSING in ids()
+    # Before AuthenticationMiddleware it finds no user and does nothing.
+    settings.MIDDLEWARE = [OTP_MIDDLEWARE, *without]
+    assert Codes.OTP_MIDDLEWARE_MISSING in ids()
+    settings.MIDDLEWARE = installed
+    assert Codes.OTP_MIDDLEWARE_MISSING not in ids()
+    # Without authguard's middleware E006 says what is wrong; E009 is about authguard's step-up state.
+    settings.MIDDLEWARE = [m for m in without if m != "authguard.middleware.AuthguardMiddleware"]
+    assert Codes.OTP_MIDDLEWARE_MISSING not in ids() and Codes.MIDDLEWARE_MISSING in ids()
 
 
 @pytest.mark.parametrize("entries", [["ASX"], ["JPN"], ["300.1.1.1/8"], [42], "JP"])
@@ -144,6 +256,55 @@ def test_geoip_path_warnings(settings, tmp_path, geoip_dir):
     assert Codes.GEOIP_NO_DATABASES in ids()
     settings.AUTHGUARD_GEOIP_PATH = str(geoip_dir)
     assert ids() == set()
+
+
+@pytest.mark.parametrize("path", [None, ""])
+def test_geoip_unset_in_production_is_w003(settings, geoip_dir, path):
+    settings.DEBUG = False
+    settings.AUTHGUARD_GEOIP_PATH = path
+    assert Codes.GEOIP_UNSET in ids()
+    settings.DEBUG = True  # runserver on a developer's machine: unknown places are expected
+    assert Codes.GEOIP_UNSET not in ids()
+    settings.DEBUG = False
+    if path is None:
+        settings.GEOIP_PATH = str(geoip_dir)  # Django's own setting is read when authguard's is None
+        assert not ids() & {Codes.GEOIP_UNSET, Codes.GEOIP_PATH_MISSING, Codes.GEOIP_NO_DATABASES}
+        del settings.GEOIP_PATH
+    settings.AUTHGUARD_GEOIP_PATH = str(geoip_dir)
+    assert not ids() & {Codes.GEOIP_UNSET, Codes.GEOIP_PATH_MISSING, Codes.GEOIP_NO_DATABASES}
+
+
+class PortalLocMemCache(LocMemCache):
+    """A portal's own cache class that still keeps its data in one process."""
+
+
+@pytest.mark.parametrize(
+    ("backend", "per_process"),
+    [
+        ("django.core.cache.backends.locmem.LocMemCache", True),
+        ("django.core.cache.backends.dummy.DummyCache", True),
+        ("tests.test_checks.PortalLocMemCache", True),
+        ("django.core.cache.backends.redis.RedisCache", False),
+        ("django.core.cache.backends.memcached.PyMemcacheCache", False),
+        ("django.core.cache.backends.db.DatabaseCache", False),
+        ("django.core.cache.backends.filebased.FileBasedCache", False),
+    ],
+)
+def test_a_per_process_cache_in_production_is_w004(settings, backend, per_process):
+    settings.DEBUG = False
+    settings.CACHES = {"default": {"BACKEND": backend, "LOCATION": "authguard-checks"}}
+    assert (Codes.CACHE_PER_PROCESS in ids()) is per_process
+    settings.DEBUG = True  # runserver: one process, its counters are the only ones
+    assert Codes.CACHE_PER_PROCESS not in ids()
+
+
+def test_the_test_settings_in_production_would_warn_about_geoip_and_the_cache(settings):
+    """The test settings have no GeoIP and (without the Redis leg) a LocMem cache: right for tests, what
+    W003 and W004 are for in production. ``manage.py check`` runs them with the demo's DEBUG (on)."""
+    settings.DEBUG = False
+    on_redis = settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
+    expected = {Codes.GEOIP_UNSET} | (set() if on_redis else {Codes.CACHE_PER_PROCESS})
+    assert ids() == expected
 
 
 def test_migrations_are_complete(db):

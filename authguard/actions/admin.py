@@ -1,8 +1,8 @@
 """Admin of held sensitive actions and registered payees: staff review them and cancel a pending action.
 
-There is no "release": only the customer's own factor confirms a sensitive action. Registered with
-``from .actions import admin as actions_admin  # noqa: F401`` in :mod:`authguard.admin` (the admin loads
-``authguard.admin`` only).
+There is no "release": only the customer's own factor confirms a sensitive action. Registered by the
+``from .actions import admin as actions_admin`` at the end of :mod:`authguard.admin` (the admin loads
+``authguard.admin`` only), whose helpers these admins use.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from ..admin import UserSearchMixin, with_reason
 from ..models import HeldAction, RegisteredPayee
 from . import staff_cancel
 
 
-class _ReadOnly(admin.ModelAdmin):
-    """Records kept by authguard's flows: staff look, nobody writes through the admin."""
+class _ReadOnly(UserSearchMixin, admin.ModelAdmin):
+    """Records kept by authguard's flows: staff look (searching by the customer), nobody writes."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -39,7 +40,7 @@ class HeldActionAdmin(_ReadOnly):
 
     list_display = ("created_at", "user", "kind", "summary", "status", "expires_at", "confirmed_method")
     list_filter = ("status", "kind", "created_at")
-    search_fields = ("user__username", "summary", "portal_ref")
+    search_fields = ("summary", "portal_ref")  # and the customer's login name and e-mail
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     # SECURITY: what binds a confirmation to its action and session is shown to nobody.
@@ -51,8 +52,6 @@ class HeldActionAdmin(_ReadOnly):
 
     @admin.action(description=_("Cancel the held request (with a reason)"), permissions=["review"])
     def cancel_held(self, request: HttpRequest, queryset: QuerySet[HeldAction]) -> TemplateResponse | None:
-        from ..admin import with_reason
-
         def apply(held: HeldAction, reason: str) -> bool:
             # Audited and notified by the flow (who and why stay in the admin log).
             return staff_cancel(held, by=request.user, reason=reason)
@@ -74,6 +73,6 @@ class RegisteredPayeeAdmin(_ReadOnly):
 
     list_display = ("registered_at", "user", "label", "source", "removed_at")
     list_filter = ("source", "registered_at")
-    search_fields = ("user__username", "label", "ref")
+    search_fields = ("label", "ref")
     list_select_related = ("user",)
     exclude = ("details_digest",)
