@@ -23,3 +23,12 @@ def money(amount: Decimal | None, currency: str = "JPY") -> str:
 def shares(quantity: int | None) -> str:
     """A share count with thousands separators: ``1,200``."""
     return "" if quantity is None else f"{int(quantity):,}"
+
+
+@register.simple_tag
+def codes_unlock_enabled() -> bool:
+    """Whether the self-service unlock with an authenticator code and a recovery code is on (the JSDA
+    preset and ``AUTHGUARD_UNLOCK_WAIT_HOURS = None`` turn it off): the login page offers it only then."""
+    from authguard.conf import app_settings
+
+    return app_settings.UNLOCK_WAIT_HOURS is not None
