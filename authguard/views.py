@@ -281,14 +281,6 @@ def _factor_rows(user: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _recovery_codes_left(user: Any) -> int:
-    from .models import RecoveryCode
-
-    return RecoveryCode.objects.filter(
-        device__user=user, device__confirmed=True, used_at__isnull=True
-    ).count()
-
-
 def _current_totp_enrollment(request: HttpRequest) -> Any:
     """This session's TOTP enrollment waiting for its first code (shown again after a wrong code), or a
     new one."""
@@ -312,6 +304,7 @@ def _current_totp_enrollment(request: HttpRequest) -> Any:
 @login_required
 def security(request: HttpRequest) -> HttpResponse:
     """Security settings: passkeys, authenticator app, recovery codes, devices, recent sign-ins, email."""
+    from . import factors
     from .factors import lifecycle
 
     user = request.user
@@ -326,7 +319,7 @@ def security(request: HttpRequest) -> HttpResponse:
             "cooling_off_until": lifecycle.cooling_off_until(user),
             "pending_email": lifecycle.pending_email_change(user),
             "has_totp": any(row["method"] == "totp" for row in _factor_rows(user)),
-            "recovery_codes_left": _recovery_codes_left(user),
+            "recovery_codes_left": factors.recovery_codes_left(user),
             "devices": [
                 {"device": d, "remembered": bool(d.trusted_until and d.trusted_until > now)} for d in devices
             ],

@@ -16,6 +16,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -271,6 +272,21 @@ def test_new_recovery_codes_replace_the_old_set(alice: Any, low_risk: Client, au
     assert set(new).isdisjoint(old)
     assert factors.verify_recovery_code(alice, old[1]) is None
     assert RecoveryCodeDevice.objects.count() == 1
+
+
+def test_a_disabled_recovery_code_set_shows_no_codes_on_the_security_page(
+    alice: Any, low_risk: Client
+) -> None:
+    """Issue 12's drift bug: the page counted the rows itself and showed "10 unused codes" for a set the
+    failure limit had disabled; it now asks the factor module, which says 0."""
+    recovery_codes_for(low_risk)
+    page = low_risk.get(reverse("authguard:security")).content.decode()
+    assert "You have 10 unused recovery codes." in page
+    device = RecoveryCodeDevice.objects.get(user=alice)
+    FactorRecord.objects.filter(device_id=device.persistent_id).update(disabled_at=timezone.now())
+    assert factors.recovery_codes_left(alice) == 0
+    page = low_risk.get(reverse("authguard:security")).content.decode()
+    assert "unused recovery code" not in page and "You have no recovery codes." in page
 
 
 def test_battery_15_totp_traffic_never_touches_the_recovery_codes_counters(
