@@ -152,13 +152,7 @@ def _refuse_locked(request: HttpRequest) -> None:
     """A locked account gets the generic ``denied`` answer (403) and verifies nothing."""
     from . import lockout
 
-    try:
-        locked = lockout.is_locked(request.user)
-    except Exception:
-        # SECURITY: if the lock state cannot be read, refuse rather than let a locked account through.
-        logger.exception("authguard: lockout state unavailable")
-        locked = True
-    if locked:
+    if lockout.is_locked_fail_closed(request.user):
         raise ApiError(403, "denied", _("This action is not possible right now."))
 
 

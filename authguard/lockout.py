@@ -197,6 +197,19 @@ def is_locked(user: Any) -> bool:
     return True
 
 
+def is_locked_fail_closed(user: Any) -> bool:
+    """:func:`is_locked`, or ``True`` when the lock state cannot be read: the one lock check every entry
+    point (login, step-up pages and API, passwordless sign-in) asks.
+
+    SECURITY: if the lock state cannot be read, refuse rather than let a locked account in.
+    """
+    try:
+        return bool(is_locked(user))
+    except Exception:
+        logger.exception("authguard: lockout state unavailable")
+        return True
+
+
 def lock_state(user: Any) -> AccountLock | None:
     """The account's lock row (for pages that explain the lock), or None."""
     if user is None or user.pk is None:

@@ -670,14 +670,10 @@ def forget_session(session_key: str | None) -> None:
 
 
 def _is_locked(user: Any) -> bool:
+    """The one fail-closed lock check (:func:`authguard.lockout.is_locked_fail_closed`)."""
     from . import lockout
 
-    try:
-        return bool(lockout.is_locked(user))
-    except Exception:
-        # SECURITY: if the lock state cannot be read, refuse rather than let a locked account in.
-        logger.exception("authguard: lockout state unavailable")
-        return True
+    return lockout.is_locked_fail_closed(user)
 
 
 def _lockout_success(user: Any) -> None:

@@ -305,3 +305,16 @@ def test_misconfigured_operations_settings_fail_the_checks(
     assert check_operations(None) == []
     setattr(settings, setting, value)
     assert [m.id for m in check_operations(None)] == [code]
+
+
+def test_the_one_lock_check_fails_closed(user_factory: Any, settings: Any, caplog: Any) -> None:
+    """Every entry point asks :func:`lockout.is_locked_fail_closed`: a lock state that cannot be read
+    (here: a user whose key the database cannot compare) counts as locked, and says so in the log."""
+    from types import SimpleNamespace
+
+    user = user_factory("carol")
+    assert lockout.is_locked_fail_closed(user) is False
+    AccountLock.objects.create(user=user, locked_at=datetime.now(UTC), failures=10)
+    assert lockout.is_locked_fail_closed(user) is True
+    assert lockout.is_locked_fail_closed(SimpleNamespace(pk="not-a-key")) is True
+    assert "lockout state unavailable" in caplog.text
