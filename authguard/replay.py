@@ -180,13 +180,16 @@ def replay(
     policy: Policy | None = None,
     progress: IO[str] | None = None,
     progress_every: float = 2.0,
+    history: MemoryHistory | None = None,
 ) -> Summary:
     """Score every line of ``lines`` and write one result line per input line to ``output``.
 
     Raises :class:`ReplayError` at the first malformed or out-of-order line (lines before it are written).
+    ``history``: the in-memory store to start from and leave the learned state in (``authguard
+    import-history`` reads it afterwards); a new, empty one by default.
     """
     policy = policy or Policy.current()
-    history = MemoryHistory()
+    history = history if history is not None else MemoryHistory()
     summary = Summary()
     started = last_report = _time.monotonic()
     previous: datetime | None = None

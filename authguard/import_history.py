@@ -1,0 +1,168 @@
+"""``manage.py authguard import-history``: learn profiles from a portal's past sign-ins before enforcing.
+
+On the day a portal installs authguard no account has a history, so every customer's first sign-in looks
+like a stranger's (issue 13, "the first day"). The portal exports its existing sign-in log in the replay
+format (CONTRACTS section 5, :mod:`authguard.replay`) and imports it first:
+
+1. The log is scored exactly as ``authguard replay`` scores it, in memory, from an empty state, and a line
+   is learned only when the replay would learn it (right password, and allowed, or stepped up with the
+   second factor passed). SECURITY: a thief's sign-in in the old log that the engine would have stepped up
+   and that did not pass a second factor teaches nothing, so importing cannot plant his network.
+2. The learned state is written in one transaction: each known account's risk profile (accounts that
+   already have a live profile are left alone unless ``replace``), and the population counts (added to the
+   live ones). Users of the log that the portal does not have are counted and skipped.
+
+The portal's own device ids are not authguard's device cookies, so an import remembers and trusts no device
+(:func:`without_devices`): the first browser of each account after the install is judged on its network,
+place, browser and hour; browsers after it are new devices as usual.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F
+
+from .history import MemoryHistory
+from .replay import Policy, replay
+
+#: Population rows written per statement.
+BATCH = 1000
+
+
+class _Discard(io.TextIOBase):
+    """The replay's per-line results are not needed by an import."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+@dataclass
+class ImportSummary:
+    """What an import read and wrote."""
+
+    lines: int = 0
+    learned_users: int = 0
+    imported_profiles: int = 0
+    kept_profiles: int = 0
+    unknown_users: int = 0
+    population_keys: int = 0
+    seconds: float = 0.0
+    dry_run: bool = False
+    unknown_examples: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        verb = "would import" if self.dry_run else "imported"
+        return (
+            f"{self.lines:,} sign-ins read in {self.seconds:.1f} s; {self.learned_users:,} accounts learned: "
+            f"{verb} {self.imported_profiles:,} profiles, kept {self.kept_profiles:,} existing ones, "
+            f"{self.unknown_users:,} unknown to this portal; {self.population_keys:,} population counts."
+        )
+
+
+def import_history(
+    lines: Iterable[str],
+    *,
+    geoip_path: str | None = None,
+    policy: Policy | None = None,
+    replace: bool = False,
+    dry_run: bool = False,
+    progress: IO[str] | None = None,
+) -> ImportSummary:
+    """Learn the profiles of ``lines`` (the replay format) and store them for the portal's accounts.
+
+    Raises :class:`authguard.replay.ReplayError` at the first malformed or out-of-order line, before
+    anything is written. ``replace``: overwrite live profiles too (default: keep them). ``dry_run``: count,
+    write nothing.
+    """
+    started = time.monotonic()
+    history = MemoryHistory()
+    scored = replay(
+        lines, _Discard(), geoip_path=geoip_path, policy=policy, progress=progress, history=history
+    )
+    summary = ImportSummary(lines=scored.lines, learned_users=len(history.profiles), dry_run=dry_run)
+    model = get_user_model()
+    names = [str(name) for name in history.profiles]
+    pks: dict[str, Any] = {}
+    for start in range(0, len(names), BATCH):
+        chunk = names[start : start + BATCH]
+        lookup = {f"{model.USERNAME_FIELD}__in": chunk}
+        pks.update(model._default_manager.filter(**lookup).values_list(model.USERNAME_FIELD, "pk"))
+    unknown = [name for name in names if name not in pks]
+    summary.unknown_users = len(unknown)
+    summary.unknown_examples = unknown[:5]
+    with transaction.atomic():
+        _write_profiles(history, pks, summary, replace=replace, dry_run=dry_run)
+        summary.population_keys = _write_population(history.population, dry_run=dry_run)
+        if dry_run:
+            transaction.set_rollback(True)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+#: Per-device memory of a profile (:mod:`authguard.profile`): the portal's device ids are not authguard's
+#: device cookies, so an imported profile keeps none of it.
+DEVICE_FEATURES = ("dev", "dasn", "dcity")
+
+
+def without_devices(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a learned profile) without what it remembers of devices: the account's first browser after
+    the install is then judged on its network, place, browser and hour, not as a "new device" of an account
+    whose every device would look new (the first day's friction would be higher than day 180's)."""
+    data = dict(data)
+    data["f"] = {k: v for k, v in data.get("f", {}).items() if k not in DEVICE_FEATURES}
+    data["t"] = {k: v for k, v in data.get("t", {}).items() if k not in DEVICE_FEATURES}
+    data.pop("dv", None)
+    return data
+
+
+def _write_profiles(
+    history: MemoryHistory, pks: dict[str, Any], summary: ImportSummary, *, replace: bool, dry_run: bool
+) -> None:
+    from .models import RiskProfile
+
+    existing = set(
+        RiskProfile.objects.filter(user_id__in=list(pks.values())).values_list("user_id", flat=True)
+    )
+    fresh: list[RiskProfile] = []
+    for name, pk in pks.items():
+        data = without_devices(history.profiles[name])
+        if pk in existing:
+            if not replace:
+                summary.kept_profiles += 1
+                continue
+            if not dry_run:
+                RiskProfile.objects.filter(user_id=pk).update(data=data)
+        else:
+            fresh.append(RiskProfile(user_id=pk, data=data))
+        summary.imported_profiles += 1
+    if fresh and not dry_run:
+        RiskProfile.objects.bulk_create(fresh, batch_size=BATCH)
+
+
+def _write_population(population: dict[str, int], *, dry_run: bool) -> int:
+    """Add the imported counts to the live ones (new keys created, existing ones incremented)."""
+    from .models import PopulationCount
+
+    keys = [key for key, count in population.items() if count > 0]
+    if dry_run:
+        return len(keys)
+    for start in range(0, len(keys), BATCH):
+        chunk = keys[start : start + BATCH]
+        have = set(PopulationCount.objects.filter(key__in=chunk).values_list("key", flat=True))
+        PopulationCount.objects.bulk_create(
+            [PopulationCount(key=key, count=population[key]) for key in chunk if key not in have],
+            batch_size=BATCH,
+        )
+        for key in have:
+            PopulationCount.objects.filter(key=key).update(count=F("count") + population[key])
+    return len(keys)
+
+
+__all__ = ["DEVICE_FEATURES", "ImportSummary", "import_history", "without_devices"]

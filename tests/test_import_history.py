@@ -1,0 +1,99 @@
+"""Issue 13, "the first day": ``authguard import-history`` learns profiles from a portal's old sign-in log."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from authguard.import_history import import_history
+from authguard.models import KnownDevice, LoginEvent, PopulationCount, RiskProfile
+from authguard.replay import ReplayError
+
+from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_CURL, OrderApi
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
+
+PASSWORD = "correct horse battery"
+
+
+def log(start: datetime, user: str, days: int, **overrides: Any) -> list[str]:
+    """``days`` daily sign-ins of ``user`` at 9:00 from home, in the replay format."""
+    rows = []
+    for day in range(days):
+        row = {
+            "ts": (start + timedelta(days=day)).isoformat(),
+            "user": user,
+            "ip": IP_TOKYO,
+            "user_agent": UA_CHROME_WIN,
+            "device_id": "portal-device-1",
+            "password_ok": True,
+            "second_factor_ok": None,
+        }
+        row.update(overrides)
+        rows.append(json.dumps(row))
+    return rows
+
+
+def test_imported_accounts_sign_in_on_the_first_day_as_returning_customers(
+    user_factory: Any, geoip: Any
+) -> None:
+    alice, bob = user_factory("alice"), user_factory("bob")
+    now = timezone.now()
+    start = now - timedelta(days=60)
+    lines = log(start, "alice", 40) + log(start, "ghost", 3)  # ghost: not a customer of this portal
+    lines.sort(key=lambda text: json.loads(text)["ts"])
+    summary = import_history(lines, geoip_path=str(geoip))
+    assert summary.lines == 43 and summary.imported_profiles == 1 and summary.unknown_users == 1
+    assert (
+        RiskProfile.objects.filter(user=alice).exists() and not RiskProfile.objects.filter(user=bob).exists()
+    )
+    assert PopulationCount.objects.get(key="#users").count == 2
+    assert not KnownDevice.objects.exists()  # the portal's device ids are not authguard's cookies
+    with time_machine.travel(now, tick=False):
+        OrderApi(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN).login("alice", PASSWORD)
+        OrderApi(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN).login("bob", PASSWORD)
+    alice_event = LoginEvent.objects.get(user=alice)
+    bob_event = LoginEvent.objects.get(user=bob)
+    # Same place, same browser, both new devices: the imported history makes alice the familiar one.
+    assert alice_event.score < bob_event.score, (alice_event.reasons, bob_event.reasons)
+
+
+def test_a_thiefs_line_in_the_old_log_teaches_nothing(user_factory: Any, geoip: Any) -> None:
+    user_factory("alice")
+    start = timezone.now() - timedelta(days=60)
+    home = log(start, "alice", 30)
+    thief = log(start + timedelta(days=30, hours=3), "alice", 1, ip=IP_SG_VPS, user_agent=UA_CURL)
+    thief_row = json.loads(thief[0])
+    thief_row["second_factor_ok"] = False
+    summary = import_history([*home, json.dumps(thief_row)], geoip_path=str(geoip))
+    assert summary.imported_profiles == 1
+    profile = json.dumps(RiskProfile.objects.get().data)
+    assert "14061" not in profile and "DIGITALOCEAN" not in profile.upper()  # the VPS's ASN is not learned
+
+
+def test_existing_profiles_are_kept_unless_replaced_and_a_dry_run_writes_nothing(
+    user_factory: Any, geoip: Any
+) -> None:
+    alice = user_factory("alice")
+    RiskProfile.objects.create(user=alice, data={"live": True})
+    lines = log(timezone.now() - timedelta(days=30), "alice", 10)
+    dry = import_history(lines, geoip_path=str(geoip), dry_run=True, replace=True)
+    assert dry.imported_profiles == 1 and dry.population_keys > 0
+    assert RiskProfile.objects.get().data == {"live": True} and not PopulationCount.objects.exists()
+    kept = import_history(lines, geoip_path=str(geoip))
+    assert kept.kept_profiles == 1 and RiskProfile.objects.get().data == {"live": True}
+    replaced = import_history(lines, geoip_path=str(geoip), replace=True)
+    assert replaced.imported_profiles == 1 and "live" not in RiskProfile.objects.get().data
+
+
+def test_a_malformed_log_stops_before_anything_is_written(user_factory: Any, geoip: Any) -> None:
+    user_factory("alice")
+    lines = [*log(timezone.now() - timedelta(days=5), "alice", 3), "{not json"]
+    with pytest.raises(ReplayError, match="line 4"):
+        import_history(lines, geoip_path=str(geoip))
+    assert not RiskProfile.objects.exists() and not PopulationCount.objects.exists()
