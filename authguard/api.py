@@ -383,7 +383,12 @@ def email_change(request: HttpRequest) -> HttpResponse:
     from .factors import lifecycle
 
     lifecycle.begin_email_change(request, user=request.user, new_email=read_json(request).get("email"))
-    return answer("ok", 202, message=_("We sent a code to the new address. Enter it to finish the change."))
+    return answer(
+        "ok",
+        202,
+        message=_("We sent a code to the new address. Enter it to finish the change."),
+        login_name_changes=lifecycle.email_is_login_name(),
+    )
 
 
 @json_endpoint()
@@ -393,7 +398,8 @@ def email_confirm(request: HttpRequest) -> HttpResponse:
     from .factors import lifecycle
 
     lifecycle.confirm_email_change(request, user=request.user, code=read_json(request).get("code"))
-    return answer("ok")
+    # Where the e-mail address is the login name, the customer signs in with the new one from now on.
+    return answer("ok", login_name_changed=lifecycle.email_is_login_name())
 
 
 @json_endpoint()

@@ -76,6 +76,15 @@ class Codes:
     SESSIONS_CANNOT_BE_ENDED = "authguard.W111"
     # -- order guard v2: exposure over days (owner: orders): E120-E129 / W120-W129 --
     ORDER_EXPOSURE_MISSING = "authguard.W120"
+    # -- GeoIP files and retention (owner: scale): E150-E159 / W150-W159 --
+    GEOIP_FILE_SETTINGS_INVALID = "authguard.E150"
+    GEOIP_DATABASE_MISSING = "authguard.W150"
+    GEOIP_DATABASE_UNREADABLE = "authguard.W151"
+    GEOIP_DATABASE_STALE = "authguard.W152"
+    # -- Device Bound Session Credentials (owner: dbsc): E160-E169 / W160-W169 --
+    DBSC_SETTINGS_INVALID = "authguard.E160"
+    DBSC_URLS_MISSING = "authguard.E161"
+    DBSC_WITHOUT_HTTPS = "authguard.W160"
 
 
 GEOIP_FILENAMES = {
@@ -953,3 +962,166 @@ def check_order_exposure(app_configs: Sequence[AppConfig] | None, **kwargs: Any)
             id=Codes.ORDER_EXPOSURE_MISSING,
         )
     ]
+
+
+# -- Device Bound Session Credentials (owner: dbsc) ----------------------------------------------------------
+
+#: The keys of ``AUTHGUARD_DBSC`` and the accepted range of each number.
+DBSC_NUMBER_RANGES = {
+    "BOUND_COOKIE_AGE": (60, 3600),
+    "CHALLENGE_SECONDS": (10, 600),
+    "SESSION_DAYS": (1, 400),
+}
+DBSC_KEYS = frozenset({"ENABLED", "BOUND_COOKIE_NAME", *DBSC_NUMBER_RANGES})
+
+
+def dbsc_problem(raw: Any) -> str | None:
+    """What is wrong with an ``AUTHGUARD_DBSC`` value, or None (E160)."""
+    if not isinstance(raw, dict):
+        return "it must be a dict"
+    unknown = sorted(str(key) for key in raw if key not in DBSC_KEYS)
+    if unknown:
+        return f"unknown keys {unknown}"
+    if "ENABLED" in raw and not isinstance(raw["ENABLED"], bool):
+        return "ENABLED must be True or False"
+    for key, (low, high) in DBSC_NUMBER_RANGES.items():
+        if key in raw and (
+            isinstance(raw[key], bool) or not isinstance(raw[key], int) or not low <= raw[key] <= high
+        ):
+            return f"{key} must be a whole number from {low} to {high}"
+    name = raw.get("BOUND_COOKIE_NAME", "authguard_bound")
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name):
+        return "BOUND_COOKIE_NAME must be a non-empty cookie name of letters, digits, _ and -"
+    taken = {
+        app_settings.DEVICE_COOKIE_NAME,
+        getattr(settings, "SESSION_COOKIE_NAME", "sessionid"),
+        getattr(settings, "CSRF_COOKIE_NAME", "csrftoken"),
+    }
+    if name in taken:
+        return "BOUND_COOKIE_NAME must differ from the device, session and CSRF cookie names"
+    return None
+
+
+@register(Tags.security)
+def check_dbsc(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """E160: ``AUTHGUARD_DBSC`` is malformed. E161: DBSC is on but its endpoints are not mounted. W160: DBSC
+    is on but session cookies may travel over plain HTTP (browsers run DBSC on HTTPS only)."""
+    raw = getattr(settings, "AUTHGUARD_DBSC", {})
+    problem = dbsc_problem(raw)
+    if problem:
+        return [
+            Error(
+                f"AUTHGUARD_DBSC is invalid: {problem}.",
+                hint='Use {"ENABLED": bool, "BOUND_COOKIE_NAME": str, "BOUND_COOKIE_AGE": 60-3600, '
+                '"CHALLENGE_SECONDS": 10-600, "SESSION_DAYS": 1-400}.',
+                id=Codes.DBSC_SETTINGS_INVALID,
+            )
+        ]
+    if not raw.get("ENABLED"):
+        return []
+    from django.urls import NoReverseMatch, reverse
+
+    messages: list[CheckMessage] = []
+    try:
+        reverse("authguard:dbsc_register")
+        reverse("authguard:dbsc_refresh")
+    except NoReverseMatch:
+        messages.append(
+            Error(
+                "AUTHGUARD_DBSC is on but the DBSC endpoints are not mounted.",
+                hint="Include authguard.dbsc_views.urlpatterns in the authguard URL namespace.",
+                id=Codes.DBSC_URLS_MISSING,
+            )
+        )
+    if not getattr(settings, "SESSION_COOKIE_SECURE", False):
+        messages.append(
+            Warning(
+                "AUTHGUARD_DBSC is on but SESSION_COOKIE_SECURE is False.",
+                hint="Browsers run DBSC on HTTPS (and localhost) only; serve the portal over HTTPS.",
+                id=Codes.DBSC_WITHOUT_HTTPS,
+            )
+        )
+    return messages
+
+
+# -- GeoIP files and retention (owner: scale) --
+
+#: A GeoIP database built longer ago than this is stale: MaxMind ships City and ASN weekly, and networks
+#: move (a stale database places new VPN ranges and re-allocated blocks wrongly).
+GEOIP_MAX_AGE_DAYS = 30
+
+
+@register(Tags.security)
+def check_geoip_files(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The GeoIP databases this process serves from: missing, unreadable or older than 30 days.
+
+    Complements :func:`check_geoip` (folder unset, missing or empty), which stays silent here. Reads the
+    same status as the console (:func:`authguard.context.geoip_status`), loading the databases if needed.
+    """
+    messages: list[CheckMessage] = []
+    recheck = getattr(settings, "AUTHGUARD_GEOIP_RECHECK_SECONDS", 30)
+    if isinstance(recheck, bool) or not isinstance(recheck, int | float) or recheck < 0:
+        messages.append(
+            Error(
+                f"AUTHGUARD_GEOIP_RECHECK_SECONDS={recheck!r} is invalid.",
+                hint="Seconds between two checks of the GeoIP files for a replacement: a number >= 0 "
+                "(default 30).",
+                id=Codes.GEOIP_FILE_SETTINGS_INVALID,
+            )
+        )
+    snapshot_dir = getattr(settings, "AUTHGUARD_GEOIP_SNAPSHOT_DIR", None)
+    if snapshot_dir is not None and not isinstance(snapshot_dir, str | os.PathLike):
+        messages.append(
+            Error(
+                f"AUTHGUARD_GEOIP_SNAPSHOT_DIR={snapshot_dir!r} is not a path.",
+                hint="A folder only this user can write to, or None for <tmp>/authguard-geoip-<uid>.",
+                id=Codes.GEOIP_FILE_SETTINGS_INVALID,
+            )
+        )
+    path = app_settings.GEOIP_PATH
+    names = [name for group in GEOIP_FILENAMES.values() for name in group]
+    if messages or not path or not os.path.isdir(path):
+        return messages
+    if not any(os.path.exists(os.path.join(path, name)) for name in names):
+        return messages  # W002 says so
+    from .context import REQUIRED_GEOIP_DATABASES, geoip_status
+
+    for status in geoip_status(path):
+        if not status.ok and not status.serving and status.error.startswith("missing"):
+            if status.kind in REQUIRED_GEOIP_DATABASES:
+                messages.append(
+                    Warning(
+                        f"The GeoIP {status.kind} database is missing from {path!r}.",
+                        hint="Without it every login's "
+                        + ("place" if status.kind == "city" else "network")
+                        + " is 'unknown', which steps more logins up and hides travel and network hops. "
+                        "Install it (GeoLite2 or GeoIP2) and keep it updated.",
+                        id=Codes.GEOIP_DATABASE_MISSING,
+                    )
+                )
+        elif not status.ok:
+            messages.append(
+                Warning(
+                    f"The GeoIP {status.kind} database {status.error}.",
+                    hint=(
+                        "The copy loaded before keeps serving until a good file replaces it."
+                        if status.serving
+                        else "Its lookups answer 'unknown' until a good file replaces it."
+                    )
+                    + " Replace it atomically: write the new file next to it and rename it over.",
+                    id=Codes.GEOIP_DATABASE_UNREADABLE,
+                )
+            )
+        age = status.age_days
+        if status.serving and age is not None and age > GEOIP_MAX_AGE_DAYS:
+            built = status.built_at.date().isoformat() if status.built_at else "?"
+            messages.append(
+                Warning(
+                    f"The GeoIP {status.kind} database {status.path} was built {int(age)} days ago "
+                    f"({built}).",
+                    hint=f"Update it at least every {GEOIP_MAX_AGE_DAYS} days (MaxMind's geoipupdate, "
+                    "weekly); stale data places re-allocated networks and new VPN ranges wrongly.",
+                    id=Codes.GEOIP_DATABASE_STALE,
+                )
+            )
+    return messages

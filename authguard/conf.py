@@ -96,6 +96,29 @@ class AppSettings:
         """Failed logins in the last hour after which every attempt is refused with 429 ``throttled``."""
         return {"ip_failures": 20, "user_failures": 10, **self._setting("LOGIN_THROTTLE", {})}
 
+    # -- faults: cache and broker outages (issue 15; docs/faults.md) ---------------------------------------
+    @property
+    def CIRCUIT_BREAKER(self) -> dict[str, float]:
+        """``{"failures": 3, "reset_seconds": 30}``: after this many consecutive failures of the cache (or
+        the broker) a process skips it for ``reset_seconds``, then tries one call
+        (:mod:`authguard.resilience`)."""
+        options: dict[str, float] = {"failures": 3, "reset_seconds": 30.0}
+        options.update(self._setting("CIRCUIT_BREAKER", {}) or {})
+        return options
+
+    @property
+    def COUNTERS_UNAVAILABLE_MAX_SCORE(self) -> int:
+        """While the velocity or throttle counters cannot be read, a password login is allowed only from a
+        known device and when its other signals add at most this much risk (default 0: none); every other
+        login is stepped up, never allowed on the missing data (fail safe, not fail shut)."""
+        return int(self._setting("COUNTERS_UNAVAILABLE_MAX_SCORE", 0))
+
+    @property
+    def BROKER_PUBLISH_SECONDS(self) -> float:
+        """The longest a request waits for the Celery broker to take an outbox row (default 1 s); after that
+        the row stays ``pending`` for the periodic retry task."""
+        return float(self._setting("BROKER_PUBLISH_SECONDS", 1.0))
+
     @property
     def TRUSTED_DEVICE_DAYS(self) -> int:
         """How long a device cookie counts as remembered after a successful step-up."""
@@ -165,6 +188,20 @@ class AppSettings:
     def SESSION_ABSOLUTE_SECONDS(self) -> int:
         """A signed-in session older than this is signed out, however active (AAL2: at most 24 hours)."""
         return int(self._setting("SESSION_ABSOLUTE_SECONDS", 86400))
+
+    @property
+    def LOGOUT_URL(self) -> str:
+        """Where the "sign out" buttons of authguard's pages post to: a URL name or a path (default
+        ``"logout"``, Django's usual name). A name that resolves to no URL leaves the button out (logged);
+        a session waiting for step-up may always reach this URL."""
+        return str(self._setting("LOGOUT_URL", "logout") or "")
+
+    @property
+    def EMAIL_CHANGE(self) -> bool:
+        """Whether authguard's own e-mail change (security page and ``api/email``) is on (default). Off: its
+        pages and endpoints refuse with a message (``email_change_off``), for portals that change the address
+        their own way."""
+        return bool(self._setting("EMAIL_CHANGE", True))
 
     @property
     def PENDING_ALLOWED_VIEWS(self) -> list[str]:
@@ -353,6 +390,24 @@ class AppSettings:
         """A bank account registered or changed less than this long ago receives no money, whatever is
         confirmed (default 72 hours)."""
         return int(self._setting("NEW_PAYEE_HOLD_HOURS", 72))
+
+    # -- Device Bound Session Credentials (owner: dbsc; issue 13) -----------------------------------------
+    @property
+    def DBSC(self) -> dict[str, Any]:
+        """Device Bound Session Credentials (docs/dbsc.md), off by default: ``{"ENABLED": bool,
+        "BOUND_COOKIE_NAME": str, "BOUND_COOKIE_AGE": seconds (default 600: the short-lived bound cookie),
+        "CHALLENGE_SECONDS": seconds a registration or refresh challenge stays usable (default 300),
+        "SESSION_DAYS": days a device binding lasts after its last proof (default 400, Chrome's longest
+        cookie lifetime)}``. Validated by check E160."""
+        options: dict[str, Any] = {
+            "ENABLED": False,
+            "BOUND_COOKIE_NAME": "authguard_bound",
+            "BOUND_COOKIE_AGE": 600,
+            "CHALLENGE_SECONDS": 300,
+            "SESSION_DAYS": 400,
+        }
+        options.update(self._setting("DBSC", {}) or {})
+        return options
 
 
 app_settings = AppSettings()

@@ -7,6 +7,9 @@ Example::
     @login_required
     @step_up_required(max_age=300)
     def withdraw(request): ...
+
+Both decorate ``async def`` views as well: the wrapper is then a coroutine function that runs the same
+checks (their session and database reads in Django's thread for sync code) before awaiting the view.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable, Collection
 from functools import wraps
 from typing import Any, TypeVar, overload
 
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
@@ -33,6 +37,15 @@ def step_up_exempt(view: View) -> View:
     Use it for pages a password-only session may see: a help page, a public price list. Never for
     anything that shows or changes account data.
     """
+
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await view(*args, **kwargs)
+
+        setattr(async_wrapper, EXEMPT_ATTR, True)
+        return async_wrapper  # type: ignore[return-value]
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -87,26 +100,45 @@ def step_up_required(
     ``cooling_off`` (JSON), or the re-verify page with a message (HTML).
     """
 
+    def refusal(request: HttpRequest) -> HttpResponse | None:
+        """The answer that stops this request before the view, or None to let it through."""
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            if wants_json(request):
+                response = JsonResponse(
+                    {"status": "login_required", "message": _("Sign in first.")}, status=401
+                )
+                add_never_cache_headers(response)
+                return response
+            return redirect_to_login(request.get_full_path())
+        if stepup.is_pending(request):
+            return step_up_answer(request, http_status=401)
+        # SECURITY: a session verified long ago (or by a weaker method) must prove a factor again.
+        if not stepup.has_fresh_verification(request, max_age=max_age, methods=methods):
+            return step_up_answer(request, http_status=403, reverify=True)
+        if lifecycle.verified_by_cooling_off_factor(request):
+            # SECURITY: a factor added during the cooling-off (maybe the thief's) proves nothing yet.
+            return _cooling_off_answer(request)
+        return None
+
     def decorator(func: View) -> View:
+        if iscoroutinefunction(func):
+            # An async view: the checks read the session, the user and the factors (sync ORM calls), so
+            # they run in Django's sync thread; the view itself is awaited here, never returned unawaited.
+            @wraps(func)
+            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                refused = await sync_to_async(refusal)(request)
+                if refused is not None:
+                    return refused
+                return await func(request, *args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
         @wraps(func)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            user = getattr(request, "user", None)
-            if user is None or not user.is_authenticated:
-                if wants_json(request):
-                    response = JsonResponse(
-                        {"status": "login_required", "message": _("Sign in first.")}, status=401
-                    )
-                    add_never_cache_headers(response)
-                    return response
-                return redirect_to_login(request.get_full_path())
-            if stepup.is_pending(request):
-                return step_up_answer(request, http_status=401)
-            # SECURITY: a session verified long ago (or by a weaker method) must prove a factor again.
-            if not stepup.has_fresh_verification(request, max_age=max_age, methods=methods):
-                return step_up_answer(request, http_status=403, reverify=True)
-            if lifecycle.verified_by_cooling_off_factor(request):
-                # SECURITY: a factor added during the cooling-off (maybe the thief's) proves nothing yet.
-                return _cooling_off_answer(request)
+            refused = refusal(request)
+            if refused is not None:
+                return refused
             return func(request, *args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -5,6 +5,11 @@ Every login through Django's ``authenticate``/``login`` reaches :func:`after_pas
 an HTML form, a JSON API or the admin. :func:`password_login` gives API views the same decision as a
 plain result.
 
+A throttled attempt is refused before its password is checked (:class:`ThrottleBackend`), with an atomic
+check-and-increment so parallel guesses cannot overrun the limit. When the counters cannot be read (the cache
+is down or hung), logins fail *safe*, not shut: one that is low-risk on every other signal still passes and
+every other one is stepped up (:func:`fail_safe`, ``docs/faults.md``).
+
 A locked account is refused before its password is checked (:class:`ThrottleBackend`), so the answer is
 the same for a right and a wrong password and says how to get back in (:func:`locked_message`,
 :class:`LockAwareAuthenticationForm`). A password-only sign-in never resets the account's failure run.
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, login, logout
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.forms import AuthenticationForm
@@ -30,15 +36,22 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from . import stepup
 from .conf import app_settings
-from .context import Geo, LoginContext, build_context, client_ip, parse_user_agent
+from .context import LoginContext, build_context, client_ip
 from .history import DatabaseHistory
 from .models import LoginEvent, Outcome
 from .policy import Action
-from .risk import Assessment, score_login
-from .velocity import read_counts
+from .risk import Assessment, Finding, score_login
+from .velocity import (
+    CountersUnavailable,
+    Reservation,
+    peek_throttle,
+    release_password_check,
+    reserve_password_check,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +61,12 @@ DECISION_ATTR = "_authguard_decision"
 THROTTLED_ATTR = "_authguard_throttled"
 # Set by ThrottleBackend when it refused an attempt on a locked account without checking the password.
 LOCKED_ATTR = "_authguard_locked"
+# The throttle slots this request's attempts hold (list of velocity.Reservation), given back on success.
+RESERVATIONS_ATTR = "_authguard_throttle_slots"
+# Set when the throttle's counters could not be used for this request's attempt (cache down or hung).
+THROTTLE_UNAVAILABLE_ATTR = "_authguard_throttle_unavailable"
+#: The finding added to a login decided while the velocity or throttle counters were unavailable.
+COUNTERS_UNAVAILABLE = "counters_unavailable"
 
 
 @dataclass(frozen=True)
@@ -78,28 +97,91 @@ class LoginResult:
 
 
 def is_throttled(request: HttpRequest, username: str) -> bool:
-    """True when this IP or this account had too many failed logins in the last hour.
+    """True when this IP or this account had too many failed logins in the last hour (a read-only look).
 
-    A throttled attempt is refused before the password is checked, so guessing stops paying off.
+    The login flow does not use it: :func:`throttle_attempt` checks and counts in one atomic step. With
+    the counters unreachable this answers False; the login flow then fails safe (docs/faults.md).
     """
     limits = app_settings.LOGIN_THROTTLE
-    # Only the counters' subjects matter here (who and from where); nothing is geolocated or parsed.
-    ctx = LoginContext(
-        time=timezone.now(),
-        username=username or "",
-        user_id=None,
-        ip=client_ip(request),
-        geo=Geo(),
-        client=parse_user_agent(""),
-        device_hash=None,
-    )
     try:
-        counts = read_counts(cache, ctx)
-    except Exception:
-        # SECURITY: with the counters unreachable we cannot tell a flood from a user; refuse (fail closed).
-        logger.exception("authguard: velocity counters unavailable")
-        return True
-    return counts.ip_failures >= limits["ip_failures"] or counts.user_failures >= limits["user_failures"]
+        user_failures, ip_failures = peek_throttle(
+            cache, username=username or "", ip=client_ip(request), timestamp=timezone.now().timestamp()
+        )
+    except CountersUnavailable:
+        return False
+    return ip_failures >= limits["ip_failures"] or user_failures >= limits["user_failures"]
+
+
+def throttle_attempt(request: HttpRequest, username: str) -> bool:
+    """Take this attempt's slot in the throttle before its password is checked; False: refuse it unchecked.
+
+    SECURITY: one atomic increment per counter decides, so N parallel wrong passwords reach the password
+    check at most ``AUTHGUARD_LOGIN_THROTTLE`` times. The slot is given back when the password is right
+    (:func:`after_password_login`) or the attempt is refused after all; a wrong password keeps it. When
+    the counters cannot be used the attempt goes on, marked, and :func:`fail_safe` steps it up unless it
+    is low-risk on every other signal: an outage neither opens the door nor shuts everyone out.
+    """
+    limits = app_settings.LOGIN_THROTTLE
+    reservation = reserve_password_check(
+        cache,
+        username=username or "",
+        ip=client_ip(request),
+        timestamp=timezone.now().timestamp(),
+        user_limit=limits["user_failures"],
+        ip_limit=limits["ip_failures"],
+    )
+    if not reservation.available:
+        setattr(request, THROTTLE_UNAVAILABLE_ATTR, True)
+    if reservation.keys:
+        held: list[Reservation] = getattr(request, RESERVATIONS_ATTR, None) or []
+        held.append(reservation)
+        setattr(request, RESERVATIONS_ATTR, held)
+    return reservation.allowed
+
+
+def _release_throttle(request: HttpRequest) -> None:
+    """Give back the throttle slots this request holds: its password was right, or it was not checked."""
+    held: list[Reservation] = getattr(request, RESERVATIONS_ATTR, None) or []
+    setattr(request, RESERVATIONS_ATTR, [])
+    for reservation in held:
+        release_password_check(cache, reservation)
+
+
+def _throttle_backend_installed() -> bool:
+    return THROTTLE_BACKEND in getattr(settings, "AUTHENTICATION_BACKENDS", ())
+
+
+def fail_safe(request: HttpRequest, assessment: Assessment, evidence: Any) -> Assessment:
+    """The decision on a password login when the velocity or throttle counters were unavailable.
+
+    SECURITY: fail safe, not fail shut. A login from a known device whose other signals add no more than
+    ``AUTHGUARD_COUNTERS_UNAVAILABLE_MAX_SCORE`` keeps its "allow" (the customer at home is not locked out
+    by a Redis outage); every other "allow" becomes a step-up (never allowed on missing data). Step-ups
+    and denials stand. Either way the decision records a ``counters_unavailable`` finding (score 0).
+    Evidence that could not be gathered at all (``None``) was stepped up by :func:`risk.score_login`.
+    """
+    velocity = getattr(evidence, "velocity", None)
+    missing = getattr(request, THROTTLE_UNAVAILABLE_ATTR, False) or (
+        velocity is not None and not velocity.available
+    )
+    if not missing or evidence is None:
+        return assessment
+    added = sum(f.score for f in assessment.findings if f.score > 0)
+    low_risk = evidence.device.known and added <= app_settings.COUNTERS_UNAVAILABLE_MAX_SCORE
+    action = assessment.action
+    if action == Action.ALLOW and not low_risk:
+        action = Action.STEP_UP
+    finding = Finding(
+        COUNTERS_UNAVAILABLE,
+        0,
+        gettext_lazy(
+            "The sign-in counters could not be read; only a low-risk sign-in from a known device passes"
+        ),
+        {"low_risk": bool(low_risk), "was": str(assessment.action)},
+    )
+    # One line per login decided without counters (the finding scores 0, so explain() leaves it out).
+    logger.info("authguard: login decided without counters: %s -> %s", assessment.action, action)
+    return Assessment(assessment.score, action, (*assessment.findings, finding))
 
 
 def password_login(request: HttpRequest, *, username: str, password: str) -> LoginResult:
@@ -110,15 +192,19 @@ def password_login(request: HttpRequest, *, username: str, password: str) -> Log
     ``denied``: nothing is signed in (risky beyond step-up, or risky with no factor to step up with), and
     the answer says nothing more. ``locked``: a locked account, refused before the password is checked.
     """
-    if is_throttled(request, username):
+    if not _throttle_backend_installed() and not throttle_attempt(request, username):
+        # Without ThrottleBackend (checks.py warns), this API still throttles before the password check.
         _record_throttled(request, username)
         return LoginResult("throttled")
     if _is_locked(_user_by_name(username)):
         # SECURITY: the password is not checked, so the answer cannot tell a right one from a wrong one.
+        _release_throttle(request)
         _record_locked(request, username)
         return LoginResult("locked")
     user = authenticate(request, username=username, password=password)
     if user is None:
+        if getattr(request, THROTTLED_ATTR, False):
+            return LoginResult("throttled")
         if getattr(request, LOCKED_ATTR, False):
             return LoginResult("locked")
         return LoginResult("invalid")
@@ -145,11 +231,15 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
     Allowed: the session is verified. Step-up: the session stays signed in as pending, unless the user has
     no factor to step up with (refused). Deny or a locked account: signed out again at once.
     """
+    _release_throttle(request)  # the password was right: this attempt is no failure
     ctx = build_context(request, username=user.get_username(), user=user)
     history = DatabaseHistory()
     assessment, evidence = score_login(ctx, history)
+    assessment = fail_safe(request, assessment, evidence)
     try:
         history.record_attempt(ctx, failed=False)
+    except CountersUnavailable:
+        pass  # logged where it failed; the decision above already accounts for missing counters
     except Exception:
         logger.exception("authguard: could not count a login attempt")
     action = assessment.action
@@ -211,6 +301,8 @@ def after_failed_login(request: HttpRequest | None, credentials: dict[str, Any])
     assessment, _ = score_login(ctx, history)
     try:
         history.record_attempt(ctx, failed=True)
+    except CountersUnavailable:
+        pass  # logged where it failed; the account lock below lives in the database and still counts
     except Exception:
         logger.exception("authguard: could not count a failed login")
     record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.BAD_PASSWORD)
@@ -300,6 +392,9 @@ def _lockout_failure(user: Any) -> None:
         logger.exception("authguard: could not count a failure towards the lockout")
 
 
+THROTTLE_BACKEND = "authguard.login.ThrottleBackend"
+
+
 class ThrottleBackend:
     """Put first in ``AUTHENTICATION_BACKENDS``: refuses every login of a throttled IP or account, and of a
     locked account.
@@ -310,12 +405,13 @@ class ThrottleBackend:
     """
 
     def authenticate(self, request: HttpRequest | None, username: str | None = None, **kwargs: Any) -> None:
-        if request is not None and is_throttled(request, username or ""):
+        if request is not None and not throttle_attempt(request, username or ""):
             setattr(request, THROTTLED_ATTR, True)  # the failed-login receiver records it as throttled
             raise PermissionDenied("throttled")
         name = username or kwargs.get(get_user_model().USERNAME_FIELD)
         if isinstance(name, str) and name and _is_locked(_user_by_name(name[:150])):
             if request is not None:
+                _release_throttle(request)  # refused unchecked: no failure to count
                 setattr(request, LOCKED_ATTR, True)  # recorded as refused, counted nowhere
             raise PermissionDenied("locked")
         return None
@@ -398,10 +494,12 @@ __all__ = [
     "ThrottleBackend",
     "after_failed_login",
     "after_password_login",
+    "fail_safe",
     "is_throttled",
     "locked_message",
     "password_changed",
     "password_login",
     "record_event",
     "step_up_methods",
+    "throttle_attempt",
 ]

@@ -9,14 +9,17 @@ dictionary reads and one small hash, and no database query; the session is writt
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.urls import reverse
+from django.shortcuts import resolve_url
+from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
@@ -24,6 +27,8 @@ from . import stepup
 from .conf import app_settings
 from .context import device_id_from_cookie, new_device_cookie
 from .login import DECISION_ATTR
+
+logger = logging.getLogger(__name__)
 
 #: Request attribute: this request's session is pending (set before the view is resolved).
 PENDING_ATTR = "_authguard_pending"
@@ -164,7 +169,7 @@ def _allowed_while_pending(request: HttpRequest, view_func: Any) -> bool:
     match = request.resolver_match
     if match is None:
         return False
-    if match.view_name in app_settings.PENDING_ALLOWED_VIEWS:
+    if match.view_name in app_settings.PENDING_ALLOWED_VIEWS or _is_logout_request(request):
         return True
     if "authguard" in match.namespaces:
         if match.url_name in STEP_UP_ROUTES:
@@ -172,6 +177,101 @@ def _allowed_while_pending(request: HttpRequest, view_func: Any) -> bool:
         route = match.route or ""
         return route.endswith(STEP_UP_API_SUFFIXES)
     return False
+
+
+def logout_url() -> str | None:
+    """Where the "sign out" buttons of authguard's pages post to: ``AUTHGUARD_LOGOUT_URL`` (a URL name or a
+    path, default ``"logout"``) resolved, or None when it names no URL (the pages then show no sign-out
+    button instead of failing with ``NoReverseMatch``)."""
+    target = app_settings.LOGOUT_URL
+    if not target:
+        return None
+    try:
+        return reverse(target)
+    except NoReverseMatch:
+        if target.startswith("/") or "://" in target:
+            return target
+        logger.warning(
+            "authguard: AUTHGUARD_LOGOUT_URL %r names no URL; the sign-out button is left out", target
+        )
+        return None
+
+
+def _is_logout_request(request: HttpRequest) -> bool:
+    """Whether ``request`` is for the URL ``AUTHGUARD_LOGOUT_URL`` names (a pending session may sign out)."""
+    target = app_settings.LOGOUT_URL
+    match = request.resolver_match
+    if not target:
+        return False
+    if match is not None and match.view_name == target:
+        return True
+    url = logout_url()
+    return url is not None and urlsplit(url).path == request.path
+
+
+def _is_login_page(request: HttpRequest) -> bool:
+    """Whether ``request`` is for the portal's login page (``settings.LOGIN_URL``, a name or a path)."""
+    try:
+        login_path = urlsplit(str(resolve_url(settings.LOGIN_URL))).path
+    except NoReverseMatch:
+        login_path = ""
+    if login_path and request.path == login_path:
+        return True
+    match = getattr(request, "resolver_match", None)
+    return match is not None and match.view_name == "login"
+
+
+def _is_static(request: HttpRequest) -> bool:
+    """Whether ``request`` is for a static file (below ``STATIC_URL``)."""
+    static_prefix = "/" + (settings.STATIC_URL or "").lstrip("/")
+    # SECURITY: static files skip the session checks, but only below a real prefix: a STATIC_URL of "/" (or
+    # empty) must not exempt every path.
+    return static_prefix != "/" and request.path.startswith(static_prefix)
+
+
+def _offer_device_binding(request: HttpRequest, response: HttpResponse) -> None:
+    """After a sign-in or a step-up in this request, offer the browser to bind the device cookie to a key it
+    holds (DBSC, :mod:`authguard.dbsc`; off unless ``AUTHGUARD_DBSC`` turns it on). Only then: an offer
+    costs a challenge row, so ordinary page views never make one."""
+    from . import dbsc  # imported here: dbsc reads the models, which import the context this module uses
+
+    if not dbsc.enabled() or response.status_code >= 400:
+        return
+    match = getattr(request, "resolver_match", None)
+    stepped_up = (
+        match is not None
+        and "authguard" in match.namespaces
+        and (match.url_name in STEP_UP_ROUTES or request.path.endswith(STEP_UP_API_SUFFIXES))
+    )
+    if getattr(request, DECISION_ATTR, None) is None and not stepped_up:
+        return
+    value = dbsc.registration_header(request)
+    if value is not None:
+        response[dbsc.REGISTRATION_HEADER] = value
+
+
+def _needs_device_cookie(request: HttpRequest, signed_in_key: str | None) -> bool:
+    """Whether the answer to ``request`` carries the device cookie when the browser has none.
+
+    Only where a sign-in is near: the login page, authguard's own pages (passkey sign-in, step-up, unlock),
+    requests of signed-in sessions (a login in this very request included, so a JSON login binds its
+    session to the cookie issued with it), and answers that hand out a CSRF token (a form or a JSON client's
+    token call, which may sign in next; such an answer sets the CSRF cookie and varies on cookies, so it was
+    never cacheable). Other anonymous requests never get it, so a CDN can cache public pages (a
+    ``Set-Cookie`` makes an answer uncacheable).
+    """
+    if signed_in_key is not None or getattr(request, DECISION_ATTR, None) is not None:
+        return True
+    session = getattr(request, "session", None)
+    if session is not None and SESSION_KEY in session:
+        return True
+    match = getattr(request, "resolver_match", None)
+    if match is not None and "authguard" in match.namespaces:
+        return True
+    # Django's get_token() marks a request whose answer (re)sets the CSRF cookie.
+    if request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
+        return True
+    return _is_login_page(request)
 
 
 class AuthguardMiddleware:
@@ -186,32 +286,66 @@ class AuthguardMiddleware:
     * Lets a pending session reach only the step-up pages and API, logout, static files, the language
       switch and views marked :func:`~authguard.decorators.step_up_exempt`; everything else answers a
       redirect to the step-up chooser (HTML) or 401 ``step_up_required`` (JSON).
-    * Issues the long-lived device cookie to browsers that have none (or a forged one).
+    * Issues the long-lived device cookie to browsers that have none (or a forged one), where a sign-in is
+      near (:func:`_needs_device_cookie`), never on other anonymous pages.
+    * Runs in a sync or an async stack (Django's ``sync_capable`` / ``async_capable``), the same way.
     * After a login in this request: a pending one goes to the step-up chooser, a refused one to the
       generic "refused" page, instead of the login view's success redirect.
     * Forbids framing every answer of authguard's own URLs (:func:`deny_framing`).
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    #: Django's "Asynchronous support" for middleware: one class serves a sync (WSGI) and an async (ASGI)
+    #: stack; Django picks the mode from the middleware below it and adapts nothing.
+    sync_capable = True
+    async_capable = True
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        static_prefix = "/" + (settings.STATIC_URL or "").lstrip("/")
-        signed_in_key = None
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            # Django awaits this instance only when it says it is a coroutine function.
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
         ended = stepup.ENDED_SESSIONS.set(frozenset())
         try:
-            # SECURITY: static files skip the session checks, but only below a real prefix: a STATIC_URL of
-            # "/" (or empty) must not exempt every path.
-            if static_prefix == "/" or not request.path.startswith(static_prefix):
-                signed_in_key = self._check_session(request)
+            signed_in_key = self._before_view(request)
             response = self.get_response(request)
             self._drop_ended_session(request)
         finally:
             stepup.ENDED_SESSIONS.reset(ended)
+        return self._after_view(request, response, signed_in_key)  # type: ignore[arg-type]
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        """The same steps as :meth:`__call__` for an async stack: the session and database work runs in
+        Django's thread for sync code (``sync_to_async``); the context variable that collects sessions
+        ended during the request is set here, around the awaited view, so the view's changes come back."""
+        ended = stepup.ENDED_SESSIONS.set(frozenset())
+        try:
+            signed_in_key = await sync_to_async(self._before_view)(request)
+            response = await self.get_response(request)  # type: ignore[misc]
+            await sync_to_async(self._drop_ended_session)(request)
+        finally:
+            stepup.ENDED_SESSIONS.reset(ended)
+        return await sync_to_async(self._after_view)(request, response, signed_in_key)
+
+    def _before_view(self, request: HttpRequest) -> str | None:
+        """The session checks before the view; returns the signed-in session's key (None: anonymous)."""
+        if _is_static(request):
+            return None
+        return self._check_session(request)
+
+    def _after_view(
+        self, request: HttpRequest, response: HttpResponse, signed_in_key: str | None
+    ) -> HttpResponse:
         if signed_in_key is not None and SESSION_KEY not in request.session:
             stepup.forget_session(signed_in_key)  # signed out in this request: drop the session's record
         response = self._after_login(request, response)
-        self._keep_device_cookie(request, response)
+        if not _is_static(request) and _needs_device_cookie(request, signed_in_key):
+            self._keep_device_cookie(request, response)
+        _offer_device_binding(request, response)
         match = getattr(request, "resolver_match", None)
         if match is not None and "authguard" in match.namespaces:
             deny_framing(response)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -401,14 +402,71 @@ def build_message(notification: Notification) -> EmailMessage:
     )
 
 
+class PublishTimeout(Exception):
+    """The broker did not take the message within ``AUTHGUARD_BROKER_PUBLISH_SECONDS``."""
+
+
 def enqueue(pk: int) -> bool:
-    """Hand an outbox row to Celery. False when the broker is unreachable (the retry task sends it later)."""
+    """Hand an outbox row to Celery. False when the broker is unreachable, hung or its breaker is open: the
+    row stays ``pending`` and :func:`authguard.tasks.retry_pending_notifications` sends it later.
+
+    Runs on the request thread (after commit), so it never waits longer than
+    ``AUTHGUARD_BROKER_PUBLISH_SECONDS``: the publish runs in a short-lived daemon thread that the request
+    stops waiting for, whatever the transport's own timeouts are. After repeated failures the broker's
+    circuit breaker skips publishing at once (:mod:`authguard.resilience`).
+    """
+    from .resilience import CircuitOpen, broker_breaker
     from .tasks import send_notification
 
+    task = send_notification._get_current_object()  # bound to this thread's Celery app
+    if task.app.conf.task_always_eager:
+        # No broker (the demo without servers, the tests): the task runs here, as it always did.
+        try:
+            task.delay(pk)
+        except Exception:
+            logger.warning("authguard: could not send notification %s; it stays pending", pk, exc_info=True)
+            return False
+        return True
     try:
-        send_notification.delay(pk)
-    except Exception:
-        # Broker down: the row stays pending; retry_pending_notifications picks it up.
-        logger.warning("authguard: could not queue notification %s; it stays pending", pk, exc_info=True)
+        conf = task.app.conf
+        breaker = broker_breaker(conf.broker_write_url or conf.broker_url)
+        breaker.call(_publish, task, pk, app_settings.BROKER_PUBLISH_SECONDS)
+    except CircuitOpen:
+        logger.warning("authguard: broker circuit open; notification %s stays pending", pk)
+        return False
+    except Exception as error:
+        # Broker down or hung: the row stays pending; retry_pending_notifications picks it up.
+        logger.warning(
+            "authguard: could not queue notification %s (%s: %s); it stays pending",
+            pk,
+            type(error).__name__,
+            error,
+        )
         return False
     return True
+
+
+def _publish(task: Any, pk: int, seconds: float) -> None:
+    """``task.apply_async((pk,))`` in a daemon thread, waited for at most ``seconds``.
+
+    A daemon thread (not a pool's) so a publish stuck on a hung broker never delays a worker's shutdown;
+    it ends when the transport's socket timeout fires (``docs/faults.md``), or with the process. One
+    attempt, no retry loop: the outbox's retry task is the retry.
+    """
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            task.apply_async((pk,), retry=False)
+        except BaseException as error:  # handed to the waiting thread, which logs it
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=run, name=f"authguard-publish-{pk}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        raise PublishTimeout(f"the broker did not take notification {pk} within {seconds} s")
+    if outcome[0] is not None:
+        raise outcome[0]

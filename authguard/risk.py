@@ -129,6 +129,11 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_settings_changed)
 
 
+#: Evidence key of a finding that lifts the login's score to the step-up threshold at least (its own points
+#: stay small, so it never pushes a login to a denial on its own).
+STEP_UP_FLOOR = "step_up_floor"
+
+
 def assess(evidence: Evidence, *, signals: Sequence[RiskSignal], thresholds: Thresholds) -> Assessment:
     """Run every signal over the evidence and decide. A signal that crashes fails closed (step-up)."""
     findings: list[Finding] = []
@@ -147,13 +152,15 @@ def assess(evidence: Evidence, *, signals: Sequence[RiskSignal], thresholds: Thr
                 )
             )
     total = 0
-    failed = False
+    floor = False
     for finding in findings:
         total += finding.score
-        if finding.code == "signal_error":
-            failed = True
+        if finding.code == "signal_error" or finding.evidence.get(STEP_UP_FLOOR):
+            floor = True
     score = max(0, min(100, total))
-    if failed:
+    if floor:
+        # SECURITY: a failed signal, or a finding that is a policy rather than a degree of risk (a first
+        # sign-in from abroad, say), asks for a second factor at least, whatever the other points.
         score = max(score, thresholds.step_up)
     return Assessment(score=score, action=thresholds.decide(score), findings=tuple(findings))
 

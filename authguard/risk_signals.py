@@ -7,15 +7,17 @@ an ``OPTIONS`` entry so a portal can retune it without code.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable, Iterable
 
 from django.utils.translation import gettext_lazy as _
 
+from .context import LoginContext
 from .history import Evidence
 from .networks import configured_lists, hosting_asns
 from .profile import IP_LEVELS, UA_LEVELS, DeviceMemory, device_memory, major_version
-from .risk import Finding, RiskSignal
+from .risk import STEP_UP_FLOOR, Finding, RiskSignal
 
 _TOTAL = {level: f"#{level}" for level in (*IP_LEVELS, *UA_LEVELS)}
 _DISTINCT = {level: f"~{level}" for level in (*IP_LEVELS, *UA_LEVELS)}
@@ -238,10 +240,22 @@ class DeviceCookie(RiskSignal):
         "device_max_kmh": 400,
         "device_min_km": 150,
         "device_moved": 10,
+        "device_binding_missing": 60,
     }
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         device, profile = evidence.device, evidence.profile
+        if evidence.ctx.dbsc == "bound_missing_proof":
+            # SECURITY: the cookie of a device bound to a key (DBSC) without the proof that key gives: it was
+            # copied off the device (an infostealer). No discount for a known device, and a step-up at least.
+            return [
+                Finding(
+                    "device_binding_missing",
+                    self.options["device_binding_missing"],
+                    _("A device cookie bound to a device key, presented without that key's proof"),
+                    {STEP_UP_FLOOR: True},
+                )
+            ]
         if device.known or device.trusted:
             return self._known(evidence)
         if profile.logins == 0:
@@ -397,14 +411,28 @@ class ImpossibleTravel(RiskSignal):
     """Faster than ``max_kmh`` since the last successful login, after subtracting both accuracy radii.
 
     Jumps under ``min_km`` are GeoIP noise (mobile carriers exit far from the user); anonymising networks
-    are never used as the starting point.
+    are never used as the starting point. An address no database can place, within ``unknown_hours`` of a
+    sign-in from a known place, cannot be checked: it adds ``unknown_score`` (``unverifiable_travel``), so
+    an unplaceable address is no way around this signal.
     """
 
-    defaults = {"max_kmh": 900, "min_km": 100, "score": 30}
+    defaults = {"max_kmh": 900, "min_km": 100, "score": 30, "unknown_hours": 6, "unknown_score": 15}
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         last, geo = evidence.profile.last, evidence.ctx.geo
-        if not last or last.get("lat") is None or geo.latitude is None or last.get("anon"):
+        if not last or last.get("lat") is None or last.get("anon"):
+            return []
+        if geo.latitude is None:
+            hours = (evidence.ctx.timestamp - last["t"]) / 3600
+            if geo.country is None and 0 <= hours <= self.options["unknown_hours"]:
+                return [
+                    Finding(
+                        "unverifiable_travel",
+                        self.options["unknown_score"],
+                        _("A sign-in from an unknown place shortly after one from a known place"),
+                        {"hours": round(hours, 2), "from": last.get("cc")},
+                    )
+                ]
             return []
         distance = haversine_km(last["lat"], last["lon"], geo.latitude, geo.longitude)
         effective = max(0.0, distance - (last.get("acc") or 0) - (geo.accuracy_km or 0))
@@ -646,12 +674,46 @@ class AutomationClient(RiskSignal):
         ]
 
 
+#: Addresses of the portal's own network (never "an unknown place" to the first-login policy).
+_INTERNAL_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+
+
+def _internal_address(ip: str | None) -> bool:
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return False
+    return any(address in net for net in _INTERNAL_NETWORKS if net.version == address.version)
+
+
 class AccountContext(RiskSignal):
     """The account's own state: no history yet, dormant for months, password changed since last sign-in,
-    or a second factor added or removed in the last ``factor_change_days`` (a phisher's second move)."""
+    or a second factor added or removed in the last ``factor_change_days`` (a phisher's second move).
+
+    The first-login policy (issue 13, "the first day"): an account with no history has nothing to be
+    familiar with, so a first sign-in from outside ``home_countries``, from an address no GeoIP database
+    knows, or through a hosting or anonymising network is stepped up at least (``first_login_elsewhere``:
+    a few points and the step-up floor), never allowed as low-risk. A portal that
+    imports its old sign-in logs first (``manage.py authguard import-history``) gives its customers a
+    history, and this policy then applies only to accounts that truly have none.
+    """
 
     defaults = {
         "no_history": 20,
+        "first_login_elsewhere": 5,
+        "home_countries": ["JP"],
         "dormant_days": 120,
         "dormant": 20,
         "password_changed": 15,
@@ -668,6 +730,18 @@ class AccountContext(RiskSignal):
                     "no_history", self.options["no_history"], _("No recent sign-in history to compare with")
                 )
             )
+            where = self._elsewhere(ctx)
+            if where:
+                # SECURITY: with nothing learned yet, a first sign-in from abroad, an unknown place or a
+                # hosting/anonymising network is exactly what a thief's first sign-in looks like.
+                findings.append(
+                    Finding(
+                        "first_login_elsewhere",
+                        self.options["first_login_elsewhere"],
+                        _("A first sign-in from abroad, an unknown place or a hosting network"),
+                        {"where": where, "country": ctx.geo.country, STEP_UP_FLOOR: True},
+                    )
+                )
         last = profile.last
         if last:
             idle_days = (ctx.timestamp - last["t"]) / 86400
@@ -700,3 +774,21 @@ class AccountContext(RiskSignal):
                 )
             )
         return findings
+
+    def _elsewhere(self, ctx: LoginContext) -> str:
+        """Why a first sign-in is not from where the portal's customers are: ``abroad``, ``unknown``,
+        ``hosting`` or ``anonymous`` (empty: a home-country consumer network)."""
+        geo = ctx.geo
+        if geo.tor_exit or geo.public_proxy or geo.anonymous_vpn or geo.residential_proxy:
+            return "anonymous"
+        if geo.hosting or (geo.asn is not None and geo.asn in hosting_asns(())):
+            return "hosting"
+        if geo.country is None:
+            # The portal's own network (loopback, RFC 1918, link-local: a health check, an internal client
+            # or a proxy not yet configured) is no place a thief signs in from; every other address no
+            # database can place is.
+            return "" if _internal_address(ctx.ip) else "unknown"
+        home = {str(code).upper() for code in self.options["home_countries"] or []}
+        if home and geo.country.upper() not in home:
+            return "abroad"
+        return ""

@@ -5,6 +5,8 @@
 * :func:`expire_held_orders` (periodic) cancels held orders past their expiry, and with them held sensitive
   actions (withdrawals, bank accounts) and staff approval requests past theirs.
 * :func:`prune_login_events` (periodic) deletes login events past ``AUTHGUARD_EVENT_RETENTION_DAYS``.
+* :func:`prune_retention` (periodic, daily) runs every prune of :mod:`authguard.retention`: stale session
+  records, dead population rows, old login events and notifications.
 
 All of them also run eagerly (``CELERY_TASK_ALWAYS_EAGER``), as in the demo and the tests.
 """
@@ -20,7 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from .conf import app_settings
-from .models import LoginEvent, Notification, NotificationStatus
+from .models import Notification, NotificationStatus
 
 logger = logging.getLogger(__name__)
 
@@ -163,17 +165,23 @@ def expire_held_orders() -> int:
 def prune_login_events(batch: int = 5000) -> int:
     """Delete login events (and sent or skipped notifications) past the retention period.
 
-    Deletes in batches so a large backlog never holds a long lock; returns how many events went.
+    Deletes by primary-key ranges (:mod:`authguard.retention`) so a large backlog never holds a long lock
+    nor rescans what it deleted; returns how many events went.
     """
-    cutoff = timezone.now() - timedelta(days=app_settings.EVENT_RETENTION_DAYS)
-    total = 0
-    while True:
-        pks = list(LoginEvent.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch])
-        if not pks:
-            break
-        LoginEvent.objects.filter(pk__in=pks).delete()
-        total += len(pks)
-    Notification.objects.filter(
-        created_at__lt=cutoff, status__in=[NotificationStatus.SENT, NotificationStatus.SKIPPED]
-    ).delete()
-    return total
+    from . import retention
+
+    now = timezone.now()  # one cutoff for both tables
+    events = retention.prune_login_events(batch=batch, now=now)
+    retention.prune_notifications(batch=batch, now=now)
+    return events.matched
+
+
+@shared_task(name="authguard.prune_retention")
+def prune_retention(batch: int = 5000) -> dict[str, int]:
+    """Run every prune of :mod:`authguard.retention` (daily); returns rows deleted per table.
+
+    Includes what :func:`prune_login_events` does, so a schedule needs only one of the two.
+    """
+    from . import retention
+
+    return {result.what: result.matched for result in retention.prune_all(batch=batch)}

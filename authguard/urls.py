@@ -8,7 +8,7 @@ Every JSON endpoint is under ``api/``.
 
 from django.urls import include, path
 
-from . import api, order_views, views
+from . import api, dbsc_views, order_views, views
 
 app_name = "authguard"
 
@@ -19,4 +19,6 @@ urlpatterns = [
     *order_views.urlpatterns,
     # Sensitive actions beyond orders (withdrawals, bank accounts, transfers out, contact changes).
     path("", include("authguard.actions.urls")),
+    # Device Bound Session Credentials: registration and refresh (AUTHGUARD_DBSC; docs/dbsc.md).
+    *dbsc_views.urlpatterns,
 ]

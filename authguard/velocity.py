@@ -7,17 +7,34 @@ Each rolling window is a *sliding-window counter*: the count of the current fixe
 window's count weighted by how much of it still overlaps the last hour (or day). Two keys per subject, so
 reading every counter of a login is one ``get_many`` of a dozen keys, and the error against an exact
 rolling count is bounded by the previous window's uneven spread.
+
+The same module holds the login throttle's counters (:func:`reserve_password_check`): an attempt takes its
+slot with one atomic increment *before* the password is checked, so N parallel guesses let at most the limit
+through, and gives it back when the password was right or the attempt was refused.
+
+A cache that fails or hangs never fails a login here: every call to Django's cache goes through the cache's
+circuit breaker (:mod:`authguard.resilience`), and counters that cannot be read come back *unavailable*
+(``VelocityCounts.available``, ``Reservation.available``) for the login flow to decide on
+(``docs/faults.md``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from django.utils.crypto import salted_hmac
 
 from .context import LoginContext
+from .resilience import CircuitOpen, cache_breaker
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 WINDOW_SECONDS = 3600
 #: The site-wide baseline (failures over the last day) against which a surge is judged.
@@ -31,11 +48,38 @@ class CounterCache(Protocol):
     def get_many(self, keys: list[str]) -> dict[str, Any]: ...
     def add(self, key: str, value: Any, timeout: int | None = ...) -> bool: ...
     def incr(self, key: str, delta: int = 1) -> int: ...
+    def decr(self, key: str, delta: int = 1) -> int: ...
+
+
+class CountersUnavailable(Exception):
+    """The cache holding the counters failed, hung past its timeout, or its circuit breaker is open."""
+
+
+def _call(cache: CounterCache, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on ``cache``: straight for the replay's dict, through the cache's breaker otherwise.
+
+    Raises :class:`CountersUnavailable` for any fault (a ``ValueError`` of ``incr`` is an answer, re-raised).
+    """
+    if isinstance(cache, DictCache):
+        return fn(*args)
+    try:
+        return cache_breaker().call(fn, *args)
+    except ValueError:
+        raise
+    except CircuitOpen as error:  # the breaker logged when it opened; one line per skipped call is noise
+        raise CountersUnavailable(str(error)) from error
+    except Exception as error:
+        logger.warning("authguard: cache call failed (%s: %s)", type(error).__name__, error)
+        raise CountersUnavailable(str(error)) from error
 
 
 @dataclass(frozen=True)
 class VelocityCounts:
-    """Counts over the last hour (and the site's last day), before the login being scored."""
+    """Counts over the last hour (and the site's last day), before the login being scored.
+
+    ``available`` is False when the counters could not be read (the cache is down or hung): the counts
+    are then zeros that mean *unknown*, never *none*.
+    """
 
     user_failures: int = 0
     ip_failures: int = 0
@@ -43,6 +87,11 @@ class VelocityCounts:
     site_failures: int = 0
     ip_users: int = 0  # distinct usernames tried from this IP
     site_failures_day: int = 0  # site-wide failures over the last 24 hours: the baseline of a surge
+    available: bool = True
+
+
+#: What :func:`read_counts` answers when the cache cannot be read.
+UNAVAILABLE = VelocityCounts(available=False)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -75,7 +124,10 @@ _SITE_DAY = f"{_PREFIX}sd:"
 
 
 def read_counts(cache: CounterCache, ctx: LoginContext) -> VelocityCounts:
-    """The counters of ``ctx`` over the last hour (and the site's last day), in one cache round trip."""
+    """The counters of ``ctx`` over the last hour (and the site's last day), in one cache round trip.
+
+    Never raises for a cache fault: the answer is then :data:`UNAVAILABLE`.
+    """
     now = ctx.timestamp
     window, elapsed = divmod(now, WINDOW_SECONDS)
     day, day_elapsed = divmod(now, BASELINE_SECONDS)
@@ -86,7 +138,13 @@ def read_counts(cache: CounterCache, ctx: LoginContext) -> VelocityCounts:
         keys.append(stem + previous)
     keys.append(f"{_SITE_DAY}{int(day)}")
     keys.append(f"{_SITE_DAY}{int(day) - 1}")
-    found = cache.get_many(keys)
+    if isinstance(cache, DictCache):
+        found = cache.get_many(keys)  # the replay's hot path: no breaker, no fault to expect
+    else:
+        try:
+            found = _call(cache, cache.get_many, keys)
+        except CountersUnavailable:
+            return UNAVAILABLE
     get = found.get
     values = [int(get(key, 0)) for key in keys] if found else [0] * len(keys)
     overlap = 1 - elapsed / WINDOW_SECONDS
@@ -102,26 +160,132 @@ def read_counts(cache: CounterCache, ctx: LoginContext) -> VelocityCounts:
 
 
 def _increment(cache: CounterCache, key: str, timeout: int) -> None:
-    if not cache.add(key, 1, timeout):
+    if not _call(cache, cache.add, key, 1, timeout):
         try:
-            cache.incr(key)
+            _call(cache, cache.incr, key)
         except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout)
+            _call(cache, cache.add, key, 1, timeout)
 
 
 def record_attempt(cache: CounterCache, ctx: LoginContext, *, failed: bool) -> None:
-    """Count a login attempt: failures feed every counter, any attempt feeds distinct users per IP."""
+    """Count a login attempt: failures feed every counter, any attempt feeds distinct users per IP.
+
+    Raises :class:`CountersUnavailable` (after its first failed call: the rest are not tried) when the cache
+    cannot be written; the login flow logs it and goes on.
+    """
     now = ctx.timestamp
     window = str(int(now // WINDOW_SECONDS))
     timeout = 2 * WINDOW_SECONDS + 60  # a window is read while it is current and while it is the previous
     stems = _stems(ctx.username, ctx.ip, ctx.prefix)
     # Distinct usernames per IP: count a pair once per window.
-    if cache.add(stems[_SEEN] + window, 1, timeout):
+    if _call(cache, cache.add, stems[_SEEN] + window, 1, timeout):
         _increment(cache, stems[_IP_USERS] + window, timeout)
     if failed:
         for index in (_USER, _IP, _NETWORK, _SITE):
             _increment(cache, stems[index] + window, timeout)
         _increment(cache, f"{_SITE_DAY}{int(now // BASELINE_SECONDS)}", 2 * BASELINE_SECONDS + 60)
+
+
+# -- the login throttle -----------------------------------------------------------------------------------
+
+_THROTTLE_USER = f"{_PREFIX}tu:"
+_THROTTLE_IP = f"{_PREFIX}ti:"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What :func:`reserve_password_check` decided for one attempt.
+
+    ``allowed``: the attempt may have its password checked; it holds a slot in each counter of ``keys``
+    until :func:`release_password_check` gives them back (a right password, or a refusal after all). A
+    wrong password keeps them: the slot *is* the failure count. ``available`` False: the counters could not
+    be used at all (nothing is held; ``allowed`` is True and the login flow fails safe, see docs/faults.md).
+    """
+
+    allowed: bool
+    available: bool = True
+    keys: tuple[str, ...] = ()
+
+
+def _take(cache: CounterCache, key: str, timeout: int) -> int:
+    """Increment ``key`` by one, creating it with ``timeout``; the new value. One atomic step (Redis INCR)."""
+    try:
+        return int(_call(cache, cache.incr, key))
+    except ValueError:  # no such key yet
+        pass
+    if _call(cache, cache.add, key, 1, timeout):
+        return 1
+    return int(_call(cache, cache.incr, key))  # created by a parallel attempt in between
+
+
+def reserve_password_check(
+    cache: CounterCache,
+    *,
+    username: str,
+    ip: str | None,
+    timestamp: float,
+    user_limit: int,
+    ip_limit: int,
+) -> Reservation:
+    """Take this attempt's slot in the account's and the IP's throttle counters, before any password check.
+
+    SECURITY: check and increment are one atomic operation per counter (the increment returns the count
+    including this attempt), so N parallel wrong passwords let at most the limit through, where a read
+    followed by a later write let every attempt that read before the first write through. As before, the
+    counts are rolling hours (the previous window weighted by its overlap) and an attempt is refused when
+    the failures before it reach a limit. A refused attempt gives its slots back: it checked no password.
+    """
+    window, elapsed = divmod(timestamp, WINDOW_SECONDS)
+    current, previous = str(int(window)), str(int(window) - 1)
+    user_stem = f"{_THROTTLE_USER}{_user_key(username)}:"
+    ip_stem = f"{_THROTTLE_IP}{ip or '-'}:"
+    timeout = 2 * WINDOW_SECONDS + 60
+    taken: list[str] = []
+    try:
+        before = _call(cache, cache.get_many, [user_stem + previous, ip_stem + previous])
+        counts = []
+        for key in (user_stem + current, ip_stem + current):
+            counts.append(_take(cache, key, timeout))
+            taken.append(key)
+    except CountersUnavailable:
+        release_password_check(cache, Reservation(allowed=True, keys=tuple(taken)))
+        return Reservation(allowed=True, available=False)
+    overlap = 1 - elapsed / WINDOW_SECONDS
+    user_before = counts[0] - 1 + int(before.get(user_stem + previous, 0)) * overlap
+    ip_before = counts[1] - 1 + int(before.get(ip_stem + previous, 0)) * overlap
+    reservation = Reservation(allowed=True, keys=tuple(taken))
+    if round(user_before) >= user_limit or round(ip_before) >= ip_limit:
+        release_password_check(cache, reservation)
+        return Reservation(allowed=False)
+    return reservation
+
+
+def release_password_check(cache: CounterCache, reservation: Reservation) -> None:
+    """Give back the slots of ``reservation`` (its password was right, or it was refused unchecked).
+
+    Best effort: a slot that cannot be given back (the cache failed meanwhile) stays counted, which errs
+    on the side of throttling one attempt early.
+    """
+    for key in reservation.keys:
+        # Expired (a window later) or the cache is gone: nothing more to do.
+        with contextlib.suppress(ValueError, CountersUnavailable):
+            _call(cache, cache.decr, key)
+
+
+def peek_throttle(cache: CounterCache, *, username: str, ip: str | None, timestamp: float) -> tuple[int, int]:
+    """The account's and the IP's rolling throttle counts (failures in the last hour), without taking a slot.
+
+    Raises :class:`CountersUnavailable` when the cache cannot be read.
+    """
+    window, elapsed = divmod(timestamp, WINDOW_SECONDS)
+    current, previous = str(int(window)), str(int(window) - 1)
+    user_stem = f"{_THROTTLE_USER}{_user_key(username)}:"
+    ip_stem = f"{_THROTTLE_IP}{ip or '-'}:"
+    keys = [user_stem + current, user_stem + previous, ip_stem + current, ip_stem + previous]
+    found = _call(cache, cache.get_many, keys)
+    values = [int(found.get(key, 0)) for key in keys]
+    overlap = 1 - elapsed / WINDOW_SECONDS
+    return round(values[0] + values[1] * overlap), round(values[2] + values[3] * overlap)
 
 
 class DictCache:
@@ -145,8 +309,13 @@ class DictCache:
         return True
 
     def incr(self, key: str, delta: int = 1) -> int:
+        if key not in self.data:
+            raise ValueError(f"Key {key!r} not found")  # as Django's caches answer
         self.data[key] += delta
         return self.data[key]
+
+    def decr(self, key: str, delta: int = 1) -> int:
+        return self.incr(key, -delta)
 
     def forget_before(self, when_timestamp: float) -> None:
         """Drop hourly windows older than the previous one, and daily ones older than yesterday."""

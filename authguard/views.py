@@ -320,6 +320,8 @@ def security(request: HttpRequest) -> HttpResponse:
             "pending_email": lifecycle.pending_email_change(user),
             "has_totp": any(row["method"] == "totp" for row in _factor_rows(user)),
             "recovery_codes_left": factors.recovery_codes_left(user),
+            # AUTHGUARD_EMAIL_CHANGE = False: the portal manages addresses itself; no form is offered.
+            "email_change": app_settings.EMAIL_CHANGE,
             "devices": [
                 {"device": d, "remembered": bool(d.trusted_until and d.trusted_until > now)} for d in devices
             ],
@@ -458,6 +460,10 @@ def security_email(request: HttpRequest) -> HttpResponse:
     is mailed to the new address (:func:`authguard.factors.lifecycle.begin_email_change`)."""
     from .factors import lifecycle
 
+    if not app_settings.EMAIL_CHANGE:
+        # Asked before any re-verification: there is nothing to verify for.
+        messages.error(request, _("The e-mail address cannot be changed here."))
+        return redirect("authguard:security")
     if not _can_change(request):
         return _reverify_first(request)
     form = EmailForm(request.POST)

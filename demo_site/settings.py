@@ -88,7 +88,13 @@ DATABASES = {
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        # A hung Redis must cost a login a fraction of a second, not the OS's TCP timeout (docs/faults.md):
+        # authguard's circuit breaker then skips the cache until it answers again.
+        "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+    }
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "authguard-demo"}
 }
@@ -172,10 +178,15 @@ CELERY_BEAT_SCHEDULE = {
     # Sends what the broker or the mail server missed: the outbox's safety net.
     "authguard-retry-notifications": {"task": "authguard.retry_pending_notifications", "schedule": 60.0},
     "authguard-expire-held-orders": {"task": "authguard.expire_held_orders", "schedule": 30.0},
-    "authguard-prune-login-events": {"task": "authguard.prune_login_events", "schedule": 24 * 3600.0},
+    # Retention: ended sessions' records, unused population rows, old login events and notifications.
+    "authguard-prune-retention": {"task": "authguard.prune_retention", "schedule": 24 * 3600.0},
 }
 # A broker outage must not stall a login for long: the outbox row waits for the retry task instead.
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+# A broker that accepts connections but never answers: the Redis transport's sockets give up (authguard
+# also stops waiting after AUTHGUARD_BROKER_PUBLISH_SECONDS). The read timeout stays above the worker's
+# 1-second BRPOP poll.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 3}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 1,
     "interval_start": 0,

@@ -419,20 +419,23 @@ def test_battery_44_no_password_code_session_id_or_seed_reaches_logs_celery_or_t
 # -- 45: the cache (Redis) down ------------------------------------------------------------------------------
 
 
-def test_battery_45_redis_down_the_login_api_answers_429_and_signs_nobody_in(alice: Any) -> None:
+def test_battery_45_redis_down_the_login_api_steps_up_a_login_it_cannot_judge(alice: Any) -> None:
     client = Client(HTTP_USER_AGENT=UA_CHROME_WIN, REMOTE_ADDR=IP_TOKYO)
     with override_settings(CACHES=redis_down()):
         response = client.post(
             "/api/login", {"username": "alice", "password": PASSWORD}, content_type="application/json"
         )
-    assert response.status_code == 429 and response.json()["status"] == "throttled"
-    assert SESSION_KEY not in client.session
+    # First sign-in (no history, new device): allowed with the counters, stepped up without them (never
+    # 429, never allowed on the missing data).
+    assert response.status_code == 200 and response.json()["status"] == "step_up_required"
+    assert state_of(client)["s"] == "pending"
     event = LoginEvent.objects.get()
-    assert (event.user, event.outcome, event.password_ok) == (alice, Outcome.THROTTLED, False)
+    assert (event.user, event.outcome, event.password_ok) == (alice, Outcome.STEP_UP_PENDING, True)
+    assert "counters_unavailable" in {f["code"] for f in event.findings}
     assert not AccountLock.objects.filter(user=alice, failures__gt=0).exists()
 
 
-def test_battery_45_redis_down_the_login_form_signs_nobody_in_and_locks_nobody_out(
+def test_battery_45_redis_down_the_login_form_steps_up_and_locks_nobody_out(
     alice: Any, browser_at: Any, settings: Any
 ) -> None:
     settings.AUTHGUARD_LOCKOUT_FAILURES = 10
@@ -440,17 +443,14 @@ def test_battery_45_redis_down_the_login_form_signs_nobody_in_and_locks_nobody_o
     with override_settings(CACHES=redis_down()):
         # The customer keeps trying with the right password while the counters are unreachable.
         answers = [client.sign_in("alice") for _ in range(12)]
-    assert {a.status_code for a in answers} == {200}  # the form again: the password was never checked
-    assert SESSION_KEY not in client.session
+    # Each time: signed in, held at the step-up (the password was checked and right).
+    assert {a.status_code for a in answers} == {302}
+    assert client.session[SESSION_KEY] == str(alice.pk) and state_of(client)["s"] == "pending"
     outcomes = set(LoginEvent.objects.values_list("outcome", "password_ok"))
-    assert outcomes == {(Outcome.THROTTLED, False)}
+    assert outcomes == {(Outcome.STEP_UP_PENDING, True)}
     # An outage is not a guessing attack: no lock, no failure counted, no "account locked" message.
     assert not AccountLock.objects.filter(user=alice, failures__gt=0).exists()
     assert not Notification.objects.filter(kind="account_locked").exists()
-    # Back up: the same customer signs in (pending at step-up, not the generic refusal).
-    response = client.sign_in("alice")
-    assert response.status_code == 302 and response.url == "/"
-    assert client.session[SESSION_KEY] == str(alice.pk)
 
 
 def test_battery_45_redis_down_a_totp_step_up_still_counts_and_throttles_then_verifies(

@@ -255,6 +255,7 @@ def test_battery_59_a_passkey_step_up_resets_the_run_and_old_failures_expire(
         assert AccountLock.objects.get(user=hanako).failures == 1
 
 
+@pytest.mark.usefixtures("geoip")  # IP_TOKYO is in Tokyo: her first sign-in after the unlock is from home
 def test_battery_59_a_totp_customer_unlocks_with_two_codes_after_the_waiting_period(
     totp_hanako: Any, settings: Any, preset: Any
 ) -> None:

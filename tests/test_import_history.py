@@ -97,3 +97,26 @@ def test_a_malformed_log_stops_before_anything_is_written(user_factory: Any, geo
     with pytest.raises(ReplayError, match="line 4"):
         import_history(lines, geoip_path=str(geoip))
     assert not RiskProfile.objects.exists() and not PopulationCount.objects.exists()
+
+
+def test_the_management_command_imports_and_says_what_it_did(
+    user_factory: Any, geoip: Any, tmp_path: Any, settings: Any
+) -> None:
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    settings.AUTHGUARD_GEOIP_PATH = str(geoip)
+    user_factory("alice")
+    source = tmp_path / "old-logins.jsonl"
+    source.write_text("\n".join(log(timezone.now() - timedelta(days=20), "alice", 10)) + "\n")
+    out = StringIO()
+    call_command("authguard", "import-history", str(source), "--dry-run", "--quiet", stdout=out)
+    assert "would import 1 profiles" in out.getvalue() and not RiskProfile.objects.exists()
+    call_command("authguard", "import-history", str(source), "--quiet", stdout=out)
+    assert "imported 1 profiles" in out.getvalue() and RiskProfile.objects.count() == 1
+    source.write_text("not json\n")
+    with pytest.raises(CommandError, match="line 1.*nothing was imported"):
+        call_command("authguard", "import-history", str(source), "--quiet")
+    with pytest.raises(CommandError):
+        call_command("authguard", "import-history", str(tmp_path / "missing.jsonl"), "--quiet")

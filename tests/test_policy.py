@@ -27,7 +27,7 @@ from authguard.policy import (
 from authguard.risk import SHADOW_DECISION, RiskSignal, score_login
 from tests.conftest import IP_TOKYO, UA_CHROME_WIN, UA_CURL
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]  # IP_TOKYO is in Tokyo
 
 WITHOUT_AUTOMATION = [
     {"NAME": "authguard.risk_signals.DeviceCookie", "OPTIONS": {}},

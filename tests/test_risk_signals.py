@@ -444,3 +444,45 @@ def test_per_device_memory_is_bounded():
     devices = store.profiles["alice"]["dv"]
     assert len(devices) == MAX_DEVICES
     assert all(len(entry) == 8 for entry in devices.values())
+
+
+def test_first_login_policy_steps_up_a_first_sign_in_from_elsewhere():
+    """Issue 13, the first day: an account with no history is judged on where it signs in from."""
+    thresholds = Thresholds(step_up=40, deny=100)
+    signals = build_signals([{"NAME": "authguard.risk_signals.AccountContext", "OPTIONS": {}}])
+    empty = MemoryHistory()
+    home = assess(empty.evidence(ctx(ip=IP_TOKYO)), signals=signals, thresholds=thresholds)
+    assert home.action == Action.ALLOW and home.reasons == ["no_history"]
+    for ip, where in (
+        (IP_US_HOME, "abroad"),  # a residential line abroad
+        ("100.64.0.1", "unknown"),  # no GeoIP database knows it
+        (IP_AWS, "hosting"),
+        (IP_VPN, "anonymous"),
+    ):
+        assessment = assess(empty.evidence(ctx(ip=ip)), signals=signals, thresholds=thresholds)
+        first = {f.code: f for f in assessment.findings}["first_login_elsewhere"]
+        assert first.evidence["where"] == where, ip
+        # Stepped up at least, by the floor rather than by points: never denied for it alone.
+        assert assessment.action == Action.STEP_UP and assessment.score == 40, (ip, assessment.explain())
+    # The portal's own network (a health check, an internal client) is not an unknown place.
+    internal = assess(empty.evidence(ctx(ip="127.0.0.1")), signals=signals, thresholds=thresholds)
+    assert internal.action == Action.ALLOW and "first_login_elsewhere" not in internal.reasons
+    # With a history the policy has nothing to say (the other signals judge the place).
+    store = history_of(*daily(5))
+    assert "first_login_elsewhere" not in codes(
+        AccountContext(), store, ctx(at=T0 + timedelta(days=6), ip=IP_US_HOME)
+    )
+    # A portal elsewhere names its own market.
+    us = AccountContext(home_countries=["US"])
+    assert "first_login_elsewhere" not in codes(us, empty, ctx(ip=IP_US_HOME))
+    assert "first_login_elsewhere" in codes(us, empty, ctx(ip=IP_TOKYO))
+
+
+def test_an_unplaceable_address_right_after_a_known_place_counts_as_unverifiable_travel():
+    store = history_of(*daily(5))
+    last = T0 + timedelta(days=4)
+    assert codes(ImpossibleTravel(), store, ctx(at=last + timedelta(hours=1), ip="100.64.0.1")) == {
+        "unverifiable_travel": 15
+    }
+    # Long enough after the last sign-in, not knowing the place says nothing about travel.
+    assert codes(ImpossibleTravel(), store, ctx(at=last + timedelta(hours=7), ip="100.64.0.1")) == {}

@@ -182,7 +182,7 @@ def test_beat_schedule_names_registered_tasks() -> None:
     assert tasks == {
         "authguard.retry_pending_notifications",
         "authguard.expire_held_orders",
-        "authguard.prune_login_events",
+        "authguard.prune_retention",
     }
     celery_app.loader.import_default_modules()
     assert tasks <= set(celery_app.tasks)

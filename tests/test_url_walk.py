@@ -56,6 +56,8 @@ ALLOWED = {
     # Unlocking a locked account with the customer's own passkey: it signs nothing in.
     "authguard:api-unlock-options",
     "authguard:api-unlock",
+    # Refreshing a DBSC bound cookie: a proof of the device key, which signs nothing in.
+    "authguard:dbsc_refresh",
 }
 #: Views that end the session when called (walked last, GET only).
 ENDS_SESSION = {"logout", "brokerage:api-logout", "admin:logout"}

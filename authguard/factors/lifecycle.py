@@ -40,7 +40,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.template.loader import render_to_string
@@ -775,23 +775,80 @@ def _email_digest(user_pk: int, email: str, code: str) -> str:
     ).hexdigest()
 
 
-def begin_email_change(request: HttpRequest, *, user: Any, new_email: object) -> ContactChange:
-    """Start an e-mail change: check the session (:func:`require_contact_change_allowed`), then mail a
-    one-time code to the *new* address (it must be the customer's). Nothing changes until
-    :func:`confirm_email_change`. Raises :class:`~authguard.exceptions.InvalidCredential` (``invalid_email``,
-    ``same_email``) or :class:`~authguard.exceptions.StepUpRequired`."""
-    require_contact_change_allowed(request, user=user)
-    user = request.user
-    if not isinstance(new_email, str) or len(new_email) > 254:
-        raise InvalidCredential(_("Enter a valid e-mail address."), code="invalid_email")
-    address = new_email.strip()
+def _require_email_change_on() -> None:
+    """``AUTHGUARD_EMAIL_CHANGE`` off: the built-in e-mail change refuses (400 ``email_change_off``)."""
+    if not app_settings.EMAIL_CHANGE:
+        raise InvalidCredential(
+            _("The e-mail address cannot be changed here. Please contact customer support."),
+            code="email_change_off",
+        )
+
+
+def email_is_login_name() -> bool:
+    """Whether the user model signs in with its e-mail address (``USERNAME_FIELD`` is the e-mail field): an
+    e-mail change then changes what the customer types to sign in."""
+    model = get_user_model()
+    return bool(model.get_email_field_name() == model.USERNAME_FIELD)
+
+
+def normalize_email_address(value: object) -> str:
+    """``value`` as the address to store: stripped, its domain lower-cased (as Django's
+    ``BaseUserManager.normalize_email`` stores new users' addresses), checked by Django's ``validate_email``
+    and against the user model's field length. Raises :class:`InvalidCredential` (``invalid_email``)."""
+    from django.contrib.auth.base_user import BaseUserManager
+
+    invalid = InvalidCredential(_("Enter a valid e-mail address."), code="invalid_email")
+    if not isinstance(value, str) or len(value) > 254:
+        raise invalid
+    address = BaseUserManager.normalize_email(value.strip())
+    model = get_user_model()
+    max_length = getattr(model._meta.get_field(model.get_email_field_name()), "max_length", None) or 254
+    if not address or len(address) > min(max_length, 254):
+        raise invalid
     try:
         validate_email(address)
     except ValidationError:
-        raise InvalidCredential(_("Enter a valid e-mail address."), code="invalid_email") from None
+        raise invalid from None
+    return address
+
+
+def _address_taken(address: str, *, user_pk: Any) -> bool:
+    """Whether another account already has ``address`` (case-insensitively: two accounts whose addresses
+    differ only in case would share password resets and notices, and confuse an e-mail login)."""
+    model = get_user_model()
+    field = model.get_email_field_name()
+    return model._default_manager.filter(**{f"{field}__iexact": address}).exclude(pk=user_pk).exists()
+
+
+def _address_unavailable(user: Any, stage: str) -> InvalidCredential:
+    """The refusal of an address another account has. The message says no more than a sign-up form would
+    (nothing about the other account); staff read the log."""
+    logger.warning(
+        "authguard: e-mail change refused at %s: the address belongs to another account user=%s",
+        stage,
+        user.pk,
+    )
+    return InvalidCredential(_("This address cannot be used."), code="email_unavailable")
+
+
+def begin_email_change(request: HttpRequest, *, user: Any, new_email: object) -> ContactChange:
+    """Start an e-mail change: check the session (:func:`require_contact_change_allowed`), then mail a
+    one-time code to the *new* address (it must be the customer's). Nothing changes until
+    :func:`confirm_email_change`.
+
+    The address is normalised (:func:`normalize_email_address`) and must not belong to another account.
+    Raises :class:`~authguard.exceptions.InvalidCredential` (``email_change_off`` when
+    ``AUTHGUARD_EMAIL_CHANGE`` is off, ``invalid_email``, ``same_email``, ``email_unavailable``,
+    ``mail_failed``) or :class:`~authguard.exceptions.StepUpRequired`."""
+    _require_email_change_on()
+    require_contact_change_allowed(request, user=user)
+    user = request.user
+    address = normalize_email_address(new_email)
     field = get_user_model().get_email_field_name()
     if address.lower() == str(getattr(user, field, "") or "").lower():
         raise InvalidCredential(_("This is already your e-mail address."), code="same_email")
+    if _address_taken(address, user_pk=user.pk):
+        raise _address_unavailable(user, "request")
     code = "".join(secrets.choice("0123456789") for _ in range(EMAIL_CODE_LENGTH))
     now = timezone.now()
     change, _created = ContactChange.objects.update_or_create(
@@ -823,7 +880,12 @@ def _mail_code(user: Any, address: str, code: str) -> None:
         subject = _("Confirm your new e-mail address")
         body = render_to_string(
             "authguard/email/email_verify.txt",
-            {"code": code, "minutes": EMAIL_CODE_SECONDS // 60, "user": user},
+            {
+                "code": code,
+                "minutes": EMAIL_CODE_SECONDS // 60,
+                "user": user,
+                "login_name_changes": email_is_login_name(),
+            },
         )
     send_mail(subject, body, None, [address], fail_silently=False)
 
@@ -838,9 +900,17 @@ def confirm_email_change(request: HttpRequest, *, user: Any, code: object) -> st
 
     The session must still be allowed to change contacts. Notifies the old address (and the new one),
     remembers the old address for the cooling-off it starts (held-order notices keep going there too).
-    Raises :class:`~authguard.exceptions.InvalidCredential` (``no_change``, ``wrong_code``) or
-    :class:`~authguard.exceptions.Throttled` after too many wrong codes (the change is then dropped).
+    Where the e-mail address is the login name (:func:`email_is_login_name`) the customer signs in with
+    the new address from now on; the notices say so (``login_name_changed`` in their context).
+
+    The address is checked again under the user's row lock and the locks of every pending change to the
+    same address, so of two accounts confirming one address at once the second is refused; a unique
+    constraint on the user model that fires anyway is refused the same way, with nothing written.
+    Raises :class:`~authguard.exceptions.InvalidCredential` (``email_change_off``, ``no_change``,
+    ``wrong_code``, ``email_unavailable``) or :class:`~authguard.exceptions.Throttled` after too many wrong
+    codes (the change is then dropped).
     """
+    _require_email_change_on()
     require_contact_change_allowed(request, user=user)
     user = request.user
     change = pending_email_change(user)
@@ -862,21 +932,51 @@ def confirm_email_change(request: HttpRequest, *, user: Any, code: object) -> st
                 _("Too many wrong codes. Start the e-mail change again."), code="too_many_attempts"
             )
         raise InvalidCredential(_("That code is not right."), code="wrong_code")
-    field = get_user_model().get_email_field_name()
-    old = str(getattr(user, field, "") or "")
+    model = get_user_model()
+    field = model.get_email_field_name()
+    login_name = email_is_login_name()
     now = timezone.now()
-    with transaction.atomic():
-        setattr(user, field, change.new_email)
-        user.save(update_fields=[field])
-        change.delete()
-        note_contact_changed(user, old_email=old, at=now)
-        from . import _note_change, _notify
+    old = str(getattr(user, field, "") or "")
+    try:
+        with transaction.atomic():
+            # SECURITY: lock order as the order and action guards: the user's row first. Then every
+            # pending change to this address, in one order, so two accounts confirming it queue up and
+            # the second sees the first's address below.
+            model._default_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
+            claims = ContactChange.objects.select_for_update().filter(new_email__iexact=change.new_email)
+            list(claims.order_by("pk").values_list("pk", flat=True))
+            if not ContactChange.objects.filter(pk=change.pk, code_digest=expected).exists():
+                # A parallel confirmation (or a new request) of this user's change came first.
+                raise InvalidCredential(_("Start the e-mail change again."), code="no_change")
+            if _address_taken(change.new_email, user_pk=user.pk):
+                raise _address_unavailable(user, "confirmation")
+            old = str(model._default_manager.filter(pk=user.pk).values_list(field, flat=True).first() or "")
+            setattr(user, field, change.new_email)
+            user.save(update_fields=[field])
+            ContactChange.objects.filter(pk=change.pk).delete()
+            note_contact_changed(user, old_email=old, at=now)
+            from . import _note_change, _notify
 
-        if old:
-            _notify(user, "email_changed", to_email=old)
-        _notify(user, "email_changed_new", hours=app_settings.FACTOR_COOLING_OFF_HOURS)
-        _note_change(user, now)
-    logger.info("authguard e-mail changed user=%s", user.pk)
+            if old:
+                _notify(user, "email_changed", to_email=old, login_name_changed=login_name)
+            _notify(
+                user,
+                "email_changed_new",
+                hours=app_settings.FACTOR_COOLING_OFF_HOURS,
+                login_name_changed=login_name,
+            )
+            _note_change(user, now)
+    except IntegrityError:
+        # SECURITY: a unique constraint on the address (an e-mail login) fired after all (a write that
+        # bypassed these locks, the admin say): nothing was written; refuse like the check above.
+        setattr(user, field, old)
+        ContactChange.objects.filter(pk=change.pk).delete()
+        raise _address_unavailable(user, "save") from None
+    except InvalidCredential as error:
+        if error.code == "email_unavailable":
+            ContactChange.objects.filter(pk=change.pk).delete()  # the address cannot become this user's
+        raise
+    logger.info("authguard e-mail changed user=%s login_name_changed=%s", user.pk, login_name)
     return change.new_email
 
 
@@ -915,6 +1015,7 @@ __all__ = [
     "check_throttle",
     "clear_throttle",
     "confirm_email_change",
+    "email_is_login_name",
     "cooling_off_reason",
     "cooling_off_until",
     "could_be_customer",
@@ -926,6 +1027,7 @@ __all__ = [
     "in_cooling_off",
     "may_confirm_sensitive",
     "note_throttle_failure",
+    "normalize_email_address",
     "note_contact_changed",
     "notice_addresses",
     "pending_email_change",

@@ -614,4 +614,5 @@ class PolicyVersion(models.Model):
 from .accounts import *  # noqa: E402,F403
 from .actions import *  # noqa: E402,F403
 from .approvals import *  # noqa: E402,F403
+from .dbsc import *  # noqa: E402,F403
 from .exposure import *  # noqa: E402,F403

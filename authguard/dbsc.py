@@ -1,0 +1,790 @@
+"""Device Bound Session Credentials (W3C webappsec-dbsc): bind the device cookie to a key the device holds.
+
+An infostealer copies the browser's cookies, authguard's device cookie among them; replayed with the
+victim's user agent from a residential proxy, a copied device cookie looks like the victim's browser. With
+DBSC the browser (Chrome 145+ on Windows, key in the TPM) creates a key pair per session and proves
+possession of the private key whenever the short-lived *bound cookie* runs out. A device cookie whose device
+registered a DBSC session but that arrives without a valid, fresh bound cookie was copied off the device:
+:func:`device_binding_state` says ``"bound_missing_proof"`` and the risk engine treats the login as stolen.
+
+The protocol, as the current draft (https://w3c.github.io/webappsec-dbsc/) specifies it:
+
+1. **Registration offer.** After a successful, verified sign-in the response carries
+   ``Secure-Session-Registration: (ES256 RS256);path="…/dbsc/register/";challenge="…"``
+   (:func:`registration_header`). The challenge is single use, expires after ``CHALLENGE_SECONDS`` and is
+   bound to the user, the device cookie and the Django session it was offered to.
+2. **Registration.** The browser creates a key and POSTs ``Secure-Session-Response: <JWT>``, a JWS with
+   header ``{"typ": "dbsc+jwt", "alg": "ES256"|"RS256", "jwk": <public key>}`` and payload
+   ``{"jti": <challenge>}``, signed by the new key. :func:`verify_registration` checks all of it and stores
+   a :class:`~authguard.models.DbscSession`; the answer is the JSON *session instructions*
+   (:func:`session_instructions`: ``session_identifier``, ``refresh_url``, ``scope``, ``credentials``)
+   plus the bound cookie (:func:`bound_cookie_value`).
+3. **Refresh.** When the bound cookie is gone the browser POSTs ``Sec-Secure-Session-Id: "<id>"`` to the
+   refresh URL. Without a proof it gets 403 and ``Secure-Session-Challenge: "<challenge>";id="<id>"``
+   (:func:`issue_refresh_challenge`); it answers with ``Secure-Session-Response: <JWT>`` (same shape,
+   without ``jwk``), signed by the registered key; :func:`verify_refresh` checks it and a new bound cookie
+   is issued.
+
+What authguard checks (fail closed, every failure a :class:`DbscError` with a stable ``code``):
+
+* only ES256 (P-256) and RS256 (2048 bits or more); ``none``, HMAC and everything else are refused before
+  any signature is looked at, and joserfc verifies with an explicit one-algorithm allow-list;
+* ``typ`` is ``dbsc+jwt``; registration carries a public JWK (no private members), refresh carries none
+  (the key is the registered one, never one the proof brings); a key is registered once;
+* the challenge (``jti``) is one authguard issued, for this purpose and this session, not expired, and is
+  consumed atomically together with the write it allows, so a proof is never accepted twice;
+* registration requires a signed-in session that is not waiting for step-up, the same user, device cookie
+  and Django session the challenge was offered to; refresh requires the device cookie the session is
+  bound to.
+
+The binding is per device cookie, not per sign-in: it survives signing out, so a copied device cookie is
+recognised at any later sign-in. A new registration of the same device (after a step-up proved the
+customer) replaces the old binding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from django.conf import settings
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.translation import gettext_lazy
+from joserfc import jws, jwt
+from joserfc.errors import BadSignatureError, JoseError
+from joserfc.jwk import ECKey, RSAKey
+from joserfc.jws import JWSRegistry
+
+from .conf import app_settings
+from .context import device_hash, device_id_from_cookie
+from .exceptions import AuthguardError
+from .models import DbscChallenge, DbscSession
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+logger = logging.getLogger(__name__)
+
+# -- protocol constants ------------------------------------------------------------------------------------
+
+#: Response header that offers a registration (draft section 9.1).
+REGISTRATION_HEADER = "Secure-Session-Registration"
+#: Response header carrying a challenge for a session (section 9.2).
+CHALLENGE_HEADER = "Secure-Session-Challenge"
+#: Request header carrying the signed proof (section 9.3).
+RESPONSE_HEADER = "Secure-Session-Response"
+#: Request header naming the session to refresh (section 9.4).
+SESSION_ID_HEADER = "Sec-Secure-Session-Id"
+#: The ``typ`` of a DBSC proof.
+PROOF_TYPE = "dbsc+jwt"
+#: The signature algorithms authguard offers and accepts, in order of preference. The draft also names
+#: ``none`` (keys shared with a federated provider); authguard never accepts an unsigned proof.
+ALGORITHMS: tuple[str, ...] = ("ES256", "RS256")
+#: Smallest RSA modulus accepted for RS256 (NIST SP 800-131A).
+MIN_RSA_BITS = 2048
+#: Longest proof read (an RS256 registration with a 4096-bit key is under 2 KB).
+MAX_PROOF_CHARS = 8 * 1024
+#: Longest session identifier read (authguard's are 43 characters).
+MAX_SESSION_ID_CHARS = 128
+#: URL names of the two endpoints (:mod:`authguard.dbsc_views`, mounted in the ``authguard`` namespace).
+REGISTER_URL_NAME = "authguard:dbsc_register"
+REFRESH_URL_NAME = "authguard:dbsc_refresh"
+#: Django session key of the nonce that binds a registration challenge to the session it was offered to.
+SESSION_NONCE_KEY = "_authguard_dbsc"
+#: Refresh challenges one DBSC session may have outstanding (older ones are dropped).
+MAX_PENDING_REFRESH_CHALLENGES = 4
+#: Seconds a bound cookie is still honoured after its Max-Age (requests in flight while it expires).
+BOUND_COOKIE_LEEWAY_SECONDS = 30
+
+_BOUND_COOKIE_SALT = "authguard.dbsc-bound-cookie"
+_SESSION_BINDING_SALT = "authguard.dbsc-django-session"
+#: A bare (unquoted) header value: the characters of a compact JWS or of a session identifier.
+_BARE_VALUE = re.compile(r"[A-Za-z0-9_.\-]+")
+_SF_STRING_CHAR = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]")
+
+
+class _ProofRegistry(JWSRegistry):
+    # joserfc's default 512-byte header ceiling is below an RS256 registration (a 2048-bit JWK in the
+    # header); the proof as a whole is bounded by MAX_PROOF_CHARS first.
+    max_header_length = 4096
+    max_payload_length = 4096
+
+
+#: joserfc registry for proofs: only our algorithms; header members beyond the registered ones tolerated
+#: (the draft says "at least"), ``crit`` refused by :func:`_proof_header`.
+_REGISTRY = _ProofRegistry(algorithms=list(ALGORITHMS), strict_check_header=False)
+
+BindingState = Literal["unbound", "bound_ok", "bound_missing_proof"]
+
+
+# -- errors ------------------------------------------------------------------------------------------------
+
+_MESSAGES = {
+    "disabled": gettext_lazy("Device-bound sessions are not enabled here."),
+    "malformed": gettext_lazy("The device-bound session request is malformed."),
+    "too_large": gettext_lazy("The device-bound session request is too large."),
+    "no_proof": gettext_lazy("The device-bound session request carries no proof."),
+    "no_session_id": gettext_lazy("The device-bound session request names no session."),
+    "type": gettext_lazy("The device-bound session proof is of the wrong kind."),
+    "algorithm": gettext_lazy("The device-bound session proof uses an algorithm that is not accepted."),
+    "key": gettext_lazy("The device-bound session key is missing or not accepted."),
+    "key_reused": gettext_lazy("This device-bound session key is already registered."),
+    "signature": gettext_lazy("The device-bound session proof signature is invalid."),
+    "challenge": gettext_lazy("The device-bound session proof does not answer a challenge issued here."),
+    "expired": gettext_lazy("The device-bound session challenge has expired. Please try again."),
+    "replayed": gettext_lazy("This device-bound session proof was already used."),
+    "login_required": gettext_lazy("Sign in first."),
+    "step_up_required": gettext_lazy("Please confirm it is you first."),
+    "device": gettext_lazy("This browser's device cookie does not match the device-bound session."),
+    "unknown_session": gettext_lazy("This device-bound session is unknown or has ended."),
+}
+
+
+class DbscError(AuthguardError):
+    """A DBSC request that was refused. ``code`` is stable; ``http_status`` is the answer's status."""
+
+    default_code = "malformed"
+    default_message = _MESSAGES["malformed"]
+    http_status: int = 400
+
+    def __init__(self, code: str | None = None) -> None:
+        code = code or self.default_code
+        super().__init__(str(_MESSAGES.get(code, self.default_message)), code=code)
+
+
+class DbscDisabled(DbscError):
+    """``AUTHGUARD_DBSC["ENABLED"]`` is off: the endpoints do not exist (404)."""
+
+    default_code = "disabled"
+    http_status = 404
+
+
+class MalformedDbscRequest(DbscError):
+    """A header, proof or key that cannot be parsed or is not acceptable (400). Codes: ``malformed``,
+    ``too_large``, ``no_proof``, ``no_session_id``, ``type``, ``algorithm``, ``key``, ``key_reused``."""
+
+    default_code = "malformed"
+    http_status = 400
+
+
+class InvalidProof(DbscError):
+    """The proof's signature does not verify with the key it must be signed by (401, code ``signature``)."""
+
+    default_code = "signature"
+    http_status = 401
+
+
+class ChallengeRejected(DbscError):
+    """The proof's ``jti`` is not a usable challenge (403). Codes: ``challenge`` (not issued here, or for
+    another purpose, user, device or session), ``expired``, ``replayed``. On refresh the answer carries a
+    new challenge, as the draft's 403 flow expects."""
+
+    default_code = "challenge"
+    http_status = 403
+
+
+class RegistrationNotAllowed(DbscError):
+    """The session may not register a device key (401 ``login_required``, 403 ``step_up_required``,
+    403 ``device``)."""
+
+    default_code = "login_required"
+    http_status = 401
+
+    def __init__(self, code: str | None = None) -> None:
+        super().__init__(code)
+        if self.code != "login_required":
+            self.http_status = 403
+
+
+class UnknownSession(DbscError):
+    """The DBSC session is unknown, ended or expired (404 ``unknown_session``), or bound to another device
+    cookie (400 ``device``): any 4xx other than 403 makes the browser drop the session."""
+
+    default_code = "unknown_session"
+    http_status = 404
+
+    def __init__(self, code: str | None = None) -> None:
+        super().__init__(code)
+        if self.code == "device":
+            self.http_status = 400
+
+
+# -- settings ----------------------------------------------------------------------------------------------
+
+
+def enabled() -> bool:
+    """Whether DBSC is on (``AUTHGUARD_DBSC["ENABLED"]``)."""
+    return bool(app_settings.DBSC.get("ENABLED"))
+
+
+def bound_cookie_name() -> str:
+    return str(app_settings.DBSC["BOUND_COOKIE_NAME"])
+
+
+def bound_cookie_age() -> int:
+    """Lifetime of the bound cookie in seconds (``BOUND_COOKIE_AGE``)."""
+    return int(app_settings.DBSC["BOUND_COOKIE_AGE"])
+
+
+def _challenge_seconds() -> int:
+    return int(app_settings.DBSC["CHALLENGE_SECONDS"])
+
+
+def _session_lifetime() -> timedelta:
+    return timedelta(days=int(app_settings.DBSC["SESSION_DAYS"]))
+
+
+# -- structured fields (RFC 9651), the few shapes DBSC uses --------------------------------------------------
+
+
+def sf_string(value: str) -> str:
+    """Serialize ``value`` as a structured-field string (``"..."``); it must be printable ASCII."""
+    if any(not (0x20 <= ord(char) <= 0x7E) for char in value):
+        raise ValueError("sf-string must be printable ASCII")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_sf_string_item(raw: str | None, *, max_chars: int) -> str:
+    """The string of a structured-field string item such as ``"value";param=1`` (parameters ignored, as the
+    draft says). A bare token (``eyJ...`` or ``session_id``) is also read: the explainer and Chrome's
+    developer documentation show unquoted values. Anything else is :class:`MalformedDbscRequest`."""
+    if raw is None:
+        raise MalformedDbscRequest("malformed")
+    text = raw.strip(" ")
+    if len(text) > max_chars + 512:
+        raise MalformedDbscRequest("too_large")
+    if not text.startswith('"'):
+        bare = text.split(";", 1)[0].strip(" ")
+        if not _BARE_VALUE.fullmatch(bare):
+            raise MalformedDbscRequest("malformed")
+        value = bare
+    else:
+        chars: list[str] = []
+        index, closed = 1, False
+        while index < len(text):
+            char = text[index]
+            if char == "\\":
+                if index + 1 >= len(text) or text[index + 1] not in '"\\':
+                    raise MalformedDbscRequest("malformed")
+                chars.append(text[index + 1])
+                index += 2
+                continue
+            if char == '"':
+                closed = True
+                index += 1
+                break
+            if not _SF_STRING_CHAR.fullmatch(char):
+                raise MalformedDbscRequest("malformed")
+            chars.append(char)
+            index += 1
+        rest = text[index:].strip(" ")
+        if not closed or (rest and not rest.startswith(";")):
+            raise MalformedDbscRequest("malformed")
+        value = "".join(chars)
+    if not value:
+        raise MalformedDbscRequest("malformed")
+    if len(value) > max_chars:
+        raise MalformedDbscRequest("too_large")
+    return value
+
+
+# -- request helpers ---------------------------------------------------------------------------------------
+
+
+def request_device_hash(request: HttpRequest) -> str | None:
+    """The keyed hash of the request's device cookie (as :mod:`authguard.context` computes it), or None."""
+    return device_hash(device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME)))
+
+
+def _digest(challenge: str) -> str:
+    return hashlib.sha256(challenge.encode("utf-8")).hexdigest()
+
+
+def _session_binding(nonce: str) -> str:
+    return salted_hmac(_SESSION_BINDING_SALT, nonce, algorithm="sha256").hexdigest()
+
+
+def _new_challenge() -> str:
+    # 256 bits, unpadded base64url: valid inside an sf-string and a JWT claim.
+    return secrets.token_urlsafe(32)
+
+
+# -- JWT proofs ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedProof:
+    """A DBSC proof whose signature verified: its algorithm, key and challenge (``jti``)."""
+
+    algorithm: str
+    jwk: dict[str, Any]
+    thumbprint: str
+    challenge: str
+    claims: dict[str, Any]
+
+
+def _proof_header(proof: str) -> dict[str, Any]:
+    """The unverified protected header of a compact JWS, after shape and size checks."""
+    if not isinstance(proof, str) or not proof:
+        raise MalformedDbscRequest("no_proof")
+    if len(proof) > MAX_PROOF_CHARS:
+        raise MalformedDbscRequest("too_large")
+    if proof.count(".") != 2 or not _BARE_VALUE.fullmatch(proof):
+        raise MalformedDbscRequest("malformed")
+    try:
+        header = jws.extract_compact(proof.encode("ascii"), registry=_REGISTRY).headers()
+    except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):
+        raise MalformedDbscRequest("malformed") from None
+    if not isinstance(header, dict):
+        raise MalformedDbscRequest("malformed")
+    # SECURITY: the algorithm is checked against our own allow-list before any key is built from the
+    # token: "none" and HMAC (with the public key as secret) never reach a verifier.
+    if header.get("alg") not in ALGORITHMS:
+        raise MalformedDbscRequest("algorithm")
+    if header.get("typ") != PROOF_TYPE:
+        raise MalformedDbscRequest("type")
+    if "crit" in header:
+        # No extension is understood, so none may be critical (RFC 7515 section 4.1.11).
+        raise MalformedDbscRequest("malformed")
+    return header
+
+
+def _import_public_key(jwk: Any, *, algorithm: str) -> ECKey | RSAKey:
+    """A public key from a JWK that fits ``algorithm``: EC P-256 for ES256, RSA >= 2048 bits for RS256."""
+    if not isinstance(jwk, dict) or len(json.dumps(jwk, default=str)) > 4096:
+        raise MalformedDbscRequest("key")
+    # SECURITY: a JWK with private members is refused rather than stripped: a client that sends its
+    # private key is broken or hostile, and that key is not device-bound.
+    if any(member in jwk for member in ("d", "p", "q", "dp", "dq", "qi", "oth", "k")):
+        raise MalformedDbscRequest("key")
+    try:
+        if algorithm == "ES256":
+            if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
+                raise MalformedDbscRequest("key")
+            key: ECKey | RSAKey = ECKey.import_key({k: jwk[k] for k in ("kty", "crv", "x", "y")})
+        else:
+            # 2048 bits are 342 unpadded base64url characters (a JWK's "n" has no leading zeros): refuse
+            # short moduli before joserfc builds (and warns about) the key.
+            modulus = jwk.get("n")
+            if jwk.get("kty") != "RSA" or not isinstance(modulus, str) or len(modulus) < 342:
+                raise MalformedDbscRequest("key")
+            key = RSAKey.import_key({k: jwk[k] for k in ("kty", "n", "e")})
+            if key.public_key.key_size < MIN_RSA_BITS:  # type: ignore[union-attr]
+                raise MalformedDbscRequest("key")
+    except MalformedDbscRequest:
+        raise
+    except (JoseError, KeyError, ValueError, TypeError):
+        raise MalformedDbscRequest("key") from None
+    if key.is_private:
+        raise MalformedDbscRequest("key")
+    return key
+
+
+def _verify(proof: str, *, key: ECKey | RSAKey, algorithm: str) -> dict[str, Any]:
+    """Verify the signature with ``key`` under exactly ``algorithm``; return the claims."""
+    try:
+        token = jwt.decode(proof, key, algorithms=[algorithm], registry=_REGISTRY)
+    except BadSignatureError:
+        raise InvalidProof("signature") from None
+    except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):
+        raise MalformedDbscRequest("malformed") from None
+    claims = token.claims
+    if not isinstance(claims, dict):
+        raise MalformedDbscRequest("malformed")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 256:
+        raise MalformedDbscRequest("malformed")
+    return claims
+
+
+def verify_proof(
+    *, proof: str, registered_jwk: dict[str, Any] | None, registered_algorithm: str | None
+) -> VerifiedProof:
+    """Check a DBSC proof's shape, algorithm and signature (not its challenge).
+
+    ``registered_jwk=None``: a registration proof, signed by the key in its own ``jwk`` header. Otherwise a
+    refresh proof, which must not carry a key and must be signed by ``registered_jwk`` under
+    ``registered_algorithm``. Raises :class:`MalformedDbscRequest` or :class:`InvalidProof`.
+    """
+    header = _proof_header(proof)
+    algorithm = str(header["alg"])
+    if registered_jwk is None:
+        if "jwk" not in header:
+            raise MalformedDbscRequest("key")
+        key = _import_public_key(header["jwk"], algorithm=algorithm)
+    else:
+        # SECURITY: a refresh is verified with the registered key only; a proof bringing its own key is
+        # refused, so no code path can ever trust a key the request chose.
+        if "jwk" in header:
+            raise MalformedDbscRequest("key")
+        if algorithm != registered_algorithm:
+            raise MalformedDbscRequest("algorithm")
+        key = _import_public_key(registered_jwk, algorithm=algorithm)
+    claims = _verify(proof, key=key, algorithm=algorithm)
+    public = key.as_dict(private=False)
+    return VerifiedProof(
+        algorithm=algorithm,
+        jwk={k: public[k] for k in sorted(public) if k in ("kty", "crv", "x", "y", "n", "e")},
+        thumbprint=key.thumbprint(),
+        challenge=claims["jti"],
+        claims=claims,
+    )
+
+
+# -- challenges ----------------------------------------------------------------------------------------------
+
+
+def _find_challenge(challenge: str, *, kind: str, now: datetime) -> DbscChallenge:
+    """The stored challenge ``challenge`` of ``kind`` if still usable, else :class:`ChallengeRejected`."""
+    row = DbscChallenge.objects.filter(digest=_digest(challenge)).first()
+    if row is None or row.kind != kind:
+        raise ChallengeRejected("challenge")
+    if row.used_at is not None:
+        raise ChallengeRejected("replayed")
+    if row.expires_at <= now:
+        raise ChallengeRejected("expired")
+    return row
+
+
+def _consume(row: DbscChallenge, *, now: datetime) -> None:
+    """Mark ``row`` used; raise if another request used it first. Call inside the transaction of the write.
+
+    SECURITY: a conditional UPDATE, so two requests racing with one proof cannot both pass.
+    """
+    updated = DbscChallenge.objects.filter(pk=row.pk, used_at__isnull=True, expires_at__gt=now).update(
+        used_at=now
+    )
+    if updated != 1:
+        raise ChallengeRejected("replayed")
+
+
+def _prune_challenges(now: datetime) -> None:
+    """Forget challenges past their expiry (a proof for one fails either way: unknown or expired)."""
+    DbscChallenge.objects.filter(expires_at__lt=now - timedelta(hours=1)).delete()
+
+
+# -- registration ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistrationOffer:
+    """A registration challenge issued by :func:`start_registration`, and the header that carries it."""
+
+    challenge: str
+    header_value: str
+    expires_at: datetime
+
+
+def start_registration(
+    *,
+    user: AbstractBaseUser,
+    device_cookie_hash: str,
+    session_nonce: str,
+    registration_path: str,
+    now: datetime | None = None,
+) -> RegistrationOffer:
+    """Store a registration challenge for ``user`` on the device ``device_cookie_hash`` in the Django session
+    holding ``session_nonce``; return it with the ``Secure-Session-Registration`` header value."""
+    now = now or timezone.now()
+    challenge = _new_challenge()
+    expires_at = now + timedelta(seconds=_challenge_seconds())
+    _prune_challenges(now)
+    DbscChallenge.objects.create(
+        digest=_digest(challenge),
+        kind=DbscChallenge.Kind.REGISTRATION,
+        user=user,
+        device_hash=device_cookie_hash,
+        session_binding=_session_binding(session_nonce),
+        created_at=now,
+        expires_at=expires_at,
+    )
+    header_value = (
+        f"({' '.join(ALGORITHMS)});path={sf_string(registration_path)};challenge={sf_string(challenge)}"
+    )
+    return RegistrationOffer(challenge=challenge, header_value=header_value, expires_at=expires_at)
+
+
+def registration_header(request: HttpRequest) -> str | None:
+    """The ``Secure-Session-Registration`` value to add to the response of a successful sign-in, or None.
+
+    None when DBSC is off, the session is not signed in or still waits for step-up, the request has no
+    device cookie (nor one issued in this response and bound to the session), or the device is already
+    bound and proved it with a fresh bound cookie. Call it after the sign-in (and after a step-up that
+    made a pending session verified); a browser without DBSC ignores the header.
+    """
+    if not enabled():
+        return None
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not hasattr(request, "session"):
+        return None
+    from . import stepup  # stepup imports context, which may read this module: import when used
+
+    if stepup.is_pending(request):
+        return None
+    dev = request_device_hash(request)
+    if dev is None:
+        # A first sign-in: the middleware issues the device cookie in this very response and binds the
+        # session to it (stepup.bind_issued_device_cookie); the registration comes back with it.
+        state = stepup.raw_state(request) or {}
+        bound = state.get("b") if isinstance(state.get("b"), dict) else {}
+        dev = bound.get("dev") if isinstance(bound.get("dev"), str) else None
+    if dev is None:
+        return None
+    if device_binding_state(request, device_cookie_hash=dev) == "bound_ok":
+        return None
+    try:
+        path = reverse(REGISTER_URL_NAME)
+    except NoReverseMatch:
+        logger.error("authguard: AUTHGUARD_DBSC is on but %s is not mounted (check E161)", REGISTER_URL_NAME)
+        return None
+    nonce = secrets.token_urlsafe(24)
+    # One offer per Django session: a new nonce makes the older offers of this session unusable.
+    request.session[SESSION_NONCE_KEY] = nonce
+    offer = start_registration(user=user, device_cookie_hash=dev, session_nonce=nonce, registration_path=path)
+    return offer.header_value
+
+
+def check_can_register(request: HttpRequest) -> None:
+    """Raise :class:`RegistrationNotAllowed` unless the request's session is signed in and verified (not
+    waiting for step-up): only a session the risk engine let in, or that proved itself, binds a device."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        raise RegistrationNotAllowed("login_required")
+    from . import stepup  # see registration_header
+
+    if stepup.is_pending(request):
+        raise RegistrationNotAllowed("step_up_required")
+
+
+def verify_registration(
+    *,
+    proof: str,
+    user: AbstractBaseUser,
+    device_cookie_hash: str | None,
+    session_nonce: str | None,
+    now: datetime | None = None,
+) -> DbscSession:
+    """Verify a registration proof and store the new :class:`DbscSession` (replacing the device's old one).
+
+    ``user``, ``device_cookie_hash`` and ``session_nonce`` are the registering request's: they must be the
+    ones the challenge was offered to. Raises :class:`MalformedDbscRequest`, :class:`InvalidProof`,
+    :class:`ChallengeRejected` or :class:`RegistrationNotAllowed`; nothing is written unless all passes.
+    """
+    if not enabled():
+        raise DbscDisabled()
+    now = now or timezone.now()
+    verified = verify_proof(proof=proof, registered_jwk=None, registered_algorithm=None)
+    row = _find_challenge(verified.challenge, kind=DbscChallenge.Kind.REGISTRATION, now=now)
+    if device_cookie_hash is None or not constant_time_compare(row.device_hash, device_cookie_hash):
+        raise RegistrationNotAllowed("device")
+    # SECURITY: the offer is bound to the Django session it was made in: a copied or parallel session
+    # (or another account) cannot answer it.
+    if (
+        row.user_id != user.pk
+        or session_nonce is None
+        or not constant_time_compare(row.session_binding, _session_binding(session_nonce))
+    ):
+        raise ChallengeRejected("challenge")
+    try:
+        with transaction.atomic():
+            _consume(row, now=now)
+            # SECURITY: one binding per device: the new key replaces the old one, whose bound cookies
+            # stop counting at once.
+            DbscSession.objects.filter(device_hash=device_cookie_hash, ended_at__isnull=True).update(
+                ended_at=now, end_reason="replaced"
+            )
+            session = DbscSession.objects.create(
+                session_id=secrets.token_urlsafe(32),
+                user=user,
+                device_hash=device_cookie_hash,
+                algorithm=verified.algorithm,
+                public_jwk=verified.jwk,
+                key_thumbprint=verified.thumbprint,
+                created_at=now,
+                last_refreshed_at=now,
+                expires_at=now + _session_lifetime(),
+            )
+    except IntegrityError:
+        # The key's thumbprint is unique: each session must have its own key (draft section 1).
+        raise MalformedDbscRequest("key_reused") from None
+    logger.info(
+        "authguard dbsc: device bound user=%s session=%s alg=%s", user.pk, session.pk, session.algorithm
+    )
+    return session
+
+
+# -- refresh -----------------------------------------------------------------------------------------------
+
+
+def active_session(
+    *, session_id: str, device_cookie_hash: str | None, now: datetime | None = None
+) -> DbscSession:
+    """The active DBSC session ``session_id``, which must be bound to ``device_cookie_hash``.
+
+    Raises :class:`UnknownSession` (``unknown_session``: unknown, ended or expired; ``device``: the request
+    carries another device cookie, or none).
+    """
+    now = now or timezone.now()
+    session = DbscSession.objects.filter(session_id=session_id).first()
+    if session is None or session.ended_at is not None or session.expires_at <= now:
+        raise UnknownSession("unknown_session")
+    if device_cookie_hash is None or not constant_time_compare(session.device_hash, device_cookie_hash):
+        raise UnknownSession("device")
+    return session
+
+
+def issue_refresh_challenge(*, session: DbscSession, now: datetime | None = None) -> str:
+    """Store a new refresh challenge for ``session`` and return the ``Secure-Session-Challenge`` value."""
+    now = now or timezone.now()
+    challenge = _new_challenge()
+    _prune_challenges(now)
+    with transaction.atomic():
+        outstanding = list(
+            DbscChallenge.objects.filter(session=session, used_at__isnull=True, expires_at__gt=now)
+            .order_by("-created_at", "-pk")
+            .values_list("pk", flat=True)
+        )
+        # Bounded: whoever holds the device cookie and the session id cannot fill the table.
+        if len(outstanding) >= MAX_PENDING_REFRESH_CHALLENGES:
+            DbscChallenge.objects.filter(pk__in=outstanding[MAX_PENDING_REFRESH_CHALLENGES - 1 :]).delete()
+        DbscChallenge.objects.create(
+            digest=_digest(challenge),
+            kind=DbscChallenge.Kind.REFRESH,
+            session=session,
+            created_at=now,
+            expires_at=now + timedelta(seconds=_challenge_seconds()),
+        )
+    return f"{sf_string(challenge)};id={sf_string(session.session_id)}"
+
+
+def verify_refresh(*, session: DbscSession, proof: str, now: datetime | None = None) -> DbscSession:
+    """Verify a refresh proof for ``session`` (from :func:`active_session`) and record it.
+
+    The proof must be signed by the registered key under the registered algorithm and answer an unexpired,
+    unused refresh challenge issued for this very session. Raises :class:`MalformedDbscRequest`,
+    :class:`InvalidProof` or :class:`ChallengeRejected`; nothing is written unless all passes.
+    """
+    if not enabled():
+        raise DbscDisabled()
+    now = now or timezone.now()
+    verified = verify_proof(
+        proof=proof, registered_jwk=session.public_jwk, registered_algorithm=session.algorithm
+    )
+    row = _find_challenge(verified.challenge, kind=DbscChallenge.Kind.REFRESH, now=now)
+    if row.session_id != session.pk:
+        raise ChallengeRejected("challenge")
+    with transaction.atomic():
+        _consume(row, now=now)
+        updated = DbscSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
+            last_refreshed_at=now, expires_at=now + _session_lifetime()
+        )
+        if updated != 1:
+            # Ended by a new registration while this proof was checked: refuse, and undo the consume.
+            raise UnknownSession("unknown_session")
+    session.last_refreshed_at = now
+    session.expires_at = now + _session_lifetime()
+    return session
+
+
+# -- session instructions and the bound cookie -------------------------------------------------------------
+
+
+def _cookie_attributes(*, secure: bool) -> str:
+    attributes = "Path=/; HttpOnly; SameSite=Lax"
+    return attributes + "; Secure" if secure else attributes
+
+
+def session_instructions(*, session: DbscSession, secure: bool) -> dict[str, Any]:
+    """The JSON session instructions (draft section 9.6) for ``session``, answered on registration and
+    refresh: the identifier, the refresh URL, the scope (this origin, minus static and media files) and the
+    bound cookie with the attributes it is set with."""
+    exclusions = []
+    for prefix in (getattr(settings, "STATIC_URL", None), getattr(settings, "MEDIA_URL", None)):
+        if isinstance(prefix, str) and prefix.startswith("/") and prefix != "/":
+            exclusions.append({"type": "exclude", "path": prefix})
+    return {
+        "session_identifier": session.session_id,
+        "refresh_url": reverse(REFRESH_URL_NAME),
+        "scope": {"include_site": False, "scope_specification": exclusions},
+        "credentials": [
+            {"type": "cookie", "name": bound_cookie_name(), "attributes": _cookie_attributes(secure=secure)}
+        ],
+    }
+
+
+def bound_cookie_value(*, session: DbscSession) -> str:
+    """A new bound cookie for ``session``: its identifier, signed and timestamped (checked statelessly for
+    age, then against the session row)."""
+    return signing.TimestampSigner(salt=_BOUND_COOKIE_SALT).sign(session.session_id)
+
+
+def set_bound_cookie(response: HttpResponse, *, session: DbscSession, secure: bool) -> None:
+    """Set the short-lived bound cookie on ``response`` with the attributes the instructions announce."""
+    response.set_cookie(
+        bound_cookie_name(),
+        bound_cookie_value(session=session),
+        max_age=bound_cookie_age(),
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def bound_session_id(value: str | None) -> str | None:
+    """The session identifier in a bound cookie that is authentic and fresh, or None."""
+    if not value or len(value) > 256:
+        return None
+    try:
+        return signing.TimestampSigner(salt=_BOUND_COOKIE_SALT).unsign(
+            value, max_age=bound_cookie_age() + BOUND_COOKIE_LEEWAY_SECONDS
+        )
+    except signing.BadSignature:  # includes SignatureExpired
+        return None
+
+
+def device_binding_state(request: HttpRequest, *, device_cookie_hash: str | None) -> BindingState:
+    """What DBSC says about the device cookie ``device_cookie_hash`` presented with ``request``.
+
+    * ``"unbound"``: DBSC is off, there is no device cookie, or its device has no active DBSC session;
+    * ``"bound_ok"``: its device is bound and the request carries a fresh bound cookie of that binding;
+    * ``"bound_missing_proof"``: its device is bound but the request has no valid, fresh bound cookie for
+      it: the device cookie was copied off the device (a legitimate browser refreshes the bound cookie
+      before it sends the request). The risk engine must treat it as stolen.
+
+    SECURITY: ``Secure-Session-Skipped`` (a browser saying it skipped a refresh) is not honoured: anyone can
+    send it. One query, by the indexed device hash.
+    """
+    if not device_cookie_hash or not enabled():
+        return "unbound"
+    now = timezone.now()
+    active = list(
+        DbscSession.objects.filter(
+            device_hash=device_cookie_hash, ended_at__isnull=True, expires_at__gt=now
+        ).values_list("session_id", flat=True)
+    )
+    if not active:
+        return "unbound"
+    presented = bound_session_id(request.COOKIES.get(bound_cookie_name()))
+    if presented is not None and any(constant_time_compare(presented, sid) for sid in active):
+        return "bound_ok"
+    return "bound_missing_proof"
+
+
+def end_device_binding(*, device_cookie_hash: str, reason: str, now: datetime | None = None) -> int:
+    """End every active DBSC session of a device (e.g. the device was revoked); returns how many ended.
+    The browser learns it at its next refresh (404) and drops its key."""
+    return DbscSession.objects.filter(device_hash=device_cookie_hash, ended_at__isnull=True).update(
+        ended_at=now or timezone.now(), end_reason=reason[:40]
+    )
