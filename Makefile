@@ -9,7 +9,7 @@ PIP_FLAGS ?= --disable-pip-version-check --quiet
 # pytest arguments for every leg (e.g. make test PYTEST_ARGS="-x -k login")
 PYTEST_ARGS ?=
 
-.PHONY: demo test worker lint bench-detection bench-speed bench-load bench-orders clean
+.PHONY: demo test typecheck worker lint bench-detection bench-speed bench-load bench-orders clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ worker: $(VENV)/.demo-installed
 # "postgres" run only there). Redis and browser tests run in the SQLite leg when their service is there.
 test: $(VENV)/.test-installed
 	bash scripts/run-tests $(BIN)/python $(PYTEST_ARGS)
+
+# mypy with the django-stubs plugin over authguard/ (configuration: [tool.mypy] in pyproject.toml). Not part of
+# `make test`; CI runs it once, on the Django 5.2 leg (.ci/run).
+typecheck: $(VENV)/.test-installed
+	$(BIN)/mypy
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .

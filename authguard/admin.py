@@ -29,12 +29,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, PermissionDenied
 from django.db import transaction
 from django.db.models import Model, QuerySet
@@ -84,6 +86,7 @@ from .models import (
 
 def _audit(request: HttpRequest, obj: Any, message: str) -> None:
     """Write one admin-log line (who, when, what) about ``obj``: the console's audit trail."""
+    assert request.user.is_authenticated  # admin views: the admin site lets only signed-in staff in
     LogEntry.objects.log_actions(
         user_id=request.user.pk,
         queryset=[obj],
@@ -93,7 +96,7 @@ def _audit(request: HttpRequest, obj: Any, message: str) -> None:
     )
 
 
-def _notify_revoked(user: Any, *, factor: Any, name: str, dedupe_key: str) -> None:
+def _notify_revoked(user: AbstractBaseUser, *, factor: Any, name: str, dedupe_key: str) -> None:
     """Tell the customer that staff removed a sign-in method or a remembered device (outbox, same tx)."""
     from .notifications import notify, user_language
 
@@ -161,7 +164,7 @@ class ValidSelectionMixin:
 
         field = self.model._meta.pk  # type: ignore[attr-defined]
         try:
-            for raw in request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME):
+            for raw in request.POST.getlist(ACTION_CHECKBOX_NAME):
                 value = field.to_python(raw)
                 if isinstance(value, int) and not -(2**63) <= value < 2**63:
                     raise ValidationError("out of range")
@@ -446,12 +449,13 @@ class KnownDeviceAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
 class FactorAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     """A customer's second factor: listed, never shown (no secrets), never edited; staff may revoke it."""
 
-    list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
-    list_filter = ("confirmed", "created_at", "last_used_at")
+    # Sequences of any length: each factor's admin lists its own columns.
+    list_display: tuple[str, ...] = ("user", "name", "confirmed", "created_at", "last_used_at")
+    list_filter: ClassVar[tuple[str, ...]] = ("confirmed", "created_at", "last_used_at")
     search_fields = ("name",)
     list_select_related = ("user",)
-    fields = ("user", "name", "confirmed", "created_at", "last_used_at")
-    readonly_fields = fields
+    fields: ClassVar[tuple[str, ...]] = ("user", "name", "confirmed", "created_at", "last_used_at")
+    readonly_fields: ClassVar[tuple[str, ...]] = fields
     actions = ("revoke",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -632,7 +636,7 @@ def with_reason(
             "objects": list(queryset[:100]),
             "form": form,
             "action": action,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
         },
     )
 

@@ -109,7 +109,7 @@ def json_endpoint(*, login: bool = True) -> Callable[[View], View]:
                     methods=error.methods,
                 )
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorator
 

@@ -183,13 +183,13 @@ def stacked_columns(
     )
     parts = _open(chart_id, title, f"{title}. {summary}", width, height)
     if legend:
-        x = left
+        legend_x = left
         for s in series:
             parts.append(
-                f'<rect x="{x}" y="6" width="12" height="12" fill="{escape(s.colour)}"/>'
-                f'<text x="{x + 16}" y="16" {_FONT}>{escape(s.name)}</text>'
+                f'<rect x="{legend_x}" y="6" width="12" height="12" fill="{escape(s.colour)}"/>'
+                f'<text x="{legend_x + 16}" y="16" {_FONT}>{escape(s.name)}</text>'
             )
-            x += 24 + 8 * len(s.name)
+            legend_x += 24 + 8 * len(s.name)
     axis_y = plot_top + plot_height
     for fraction in (0, 0.5, 1):
         y = axis_y - plot_height * fraction

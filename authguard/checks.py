@@ -642,7 +642,7 @@ def check_preset(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list
                     id=Codes.PRESET_METHODS_OVERRIDDEN,
                 )
             )
-    if hasattr(settings, "AUTHGUARD_LOCKOUT_FAILURES") and settings.AUTHGUARD_LOCKOUT_FAILURES is None:
+    if getattr(settings, "AUTHGUARD_LOCKOUT_FAILURES", 10) is None:
         messages.append(
             Warning(
                 f"AUTHGUARD_LOCKOUT_FAILURES is None, but the {PRESET_JSDA_2025} preset requires "

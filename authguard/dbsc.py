@@ -380,7 +380,7 @@ def _import_public_key(jwk: Any, *, algorithm: str) -> ECKey | RSAKey:
             if jwk.get("kty") != "RSA" or not isinstance(modulus, str) or len(modulus) < 342:
                 raise MalformedDbscRequest("key")
             key = RSAKey.import_key({k: jwk[k] for k in ("kty", "n", "e")})
-            if key.public_key.key_size < MIN_RSA_BITS:  # type: ignore[union-attr]
+            if key.public_key.key_size < MIN_RSA_BITS:
                 raise MalformedDbscRequest("key")
     except MalformedDbscRequest:
         raise
@@ -503,7 +503,7 @@ def start_registration(
     DbscChallenge.objects.create(
         digest=_digest(challenge),
         kind=DbscChallenge.Kind.REGISTRATION,
-        user=user,
+        user=user,  # type: ignore[misc]  # swappable AUTH_USER_MODEL: the plugin types the FK as the settings' concrete model
         device_hash=device_cookie_hash,
         session_binding=_session_binding(session_nonce),
         created_at=now,
@@ -537,7 +537,8 @@ def registration_header(request: HttpRequest) -> str | None:
         # A first sign-in: the middleware issues the device cookie in this very response and binds the
         # session to it (stepup.bind_issued_device_cookie); the registration comes back with it.
         state = stepup.raw_state(request) or {}
-        bound = state.get("b") if isinstance(state.get("b"), dict) else {}
+        binding = state.get("b")
+        bound = binding if isinstance(binding, dict) else {}
         dev = bound.get("dev") if isinstance(bound.get("dev"), str) else None
     if dev is None:
         return None
@@ -606,7 +607,7 @@ def verify_registration(
             )
             session = DbscSession.objects.create(
                 session_id=secrets.token_urlsafe(32),
-                user=user,
+                user=user,  # type: ignore[misc]  # swappable AUTH_USER_MODEL: the plugin types the FK as the settings' concrete model
                 device_hash=device_cookie_hash,
                 algorithm=verified.algorithm,
                 public_jwk=verified.jwk,

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+
+if TYPE_CHECKING:
+    # Only the type checker needs it: django-stubs-ext ships with django-stubs, not with the app.
+    from django_stubs_ext import StrOrPromise
 
 
 class AuthguardError(Exception):
@@ -19,9 +24,9 @@ class AuthguardError(Exception):
 
     #: Stable machine-readable code; subclasses and call sites narrow it.
     default_code: str = "error"
-    default_message: str = _("The request could not be completed.")
+    default_message: StrOrPromise = _("The request could not be completed.")
 
-    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
+    def __init__(self, message: StrOrPromise | None = None, *, code: str | None = None) -> None:
         self.code: str = code or self.default_code
         self.message: str = str(message if message is not None else self.default_message)
         super().__init__(self.message)
@@ -49,7 +54,7 @@ class StepUpRequired(AuthguardError):
 
     def __init__(
         self,
-        message: str | None = None,
+        message: StrOrPromise | None = None,
         *,
         code: str | None = None,
         methods: Sequence[str] = (),
@@ -66,7 +71,7 @@ class Throttled(AuthguardError):
     default_message = _("Too many attempts. Please wait a moment and try again.")
 
     def __init__(
-        self, message: str | None = None, *, code: str | None = None, retry_after: int | None = None
+        self, message: StrOrPromise | None = None, *, code: str | None = None, retry_after: int | None = None
     ) -> None:
         """``retry_after``: whole seconds until the factor takes an attempt again, when the throttle knows
         (it becomes the HTTP ``Retry-After`` header); without a ``message`` the default one names it."""

@@ -179,7 +179,7 @@ class ConfirmedFraudNetworks(RiskSignal):
         prefix = ctx.prefix
         findings: list[Finding] = []
         if prefix and evidence.profile.count("prefix", ctx.features["prefix"]) == 0:
-            accounts = _window(marks.fraud_by_prefix.get(prefix, ()), start, end) - {own}
+            accounts = {a for a in _window(marks.fraud_by_prefix.get(prefix, ()), start, end) if a != own}
             if len(accounts) >= o["min_accounts"]:
                 findings.append(
                     Finding(
@@ -191,7 +191,7 @@ class ConfirmedFraudNetworks(RiskSignal):
                 )
         asn = ctx.geo.asn
         if not findings and asn is not None and evidence.profile.count("asn", str(asn)) == 0:
-            accounts = _window(marks.fraud_by_asn.get(asn, ()), start, end) - {own}
+            accounts = {a for a in _window(marks.fraud_by_asn.get(asn, ()), start, end) if a != own}
             fraud = len(accounts)
             legit = sum(1 for when in marks.legitimate_by_asn.get(asn, ()) if start <= when < end)
             share = fraud / (fraud + legit) if fraud + legit else 0.0

@@ -67,7 +67,7 @@ class History(Protocol):
 
 def _device_state(profile: Profile, ctx: LoginContext, trusted: bool) -> DeviceState:
     presented = ctx.device_hash is not None
-    known = presented and profile.count("dev", ctx.device_hash[:20]) > 0
+    known = ctx.device_hash is not None and profile.count("dev", ctx.device_hash[:20]) > 0
     return DeviceState(presented=presented, known=known, trusted=presented and trusted)
 
 

@@ -437,6 +437,17 @@ class LockAwareAuthenticationForm(AuthenticationForm):
 # -- password changes ------------------------------------------------------------------------------------
 
 
+def _revoke_api_tokens(user: Any) -> int:
+    """End the user's DRF tokens too, where the portal uses them (:func:`authguard.drf.revoke_tokens`)."""
+    from django.apps import apps
+
+    if not apps.is_installed("rest_framework.authtoken"):
+        return 0
+    from .drf import revoke_tokens  # DRF is optional: imported only where the portal installed it
+
+    return revoke_tokens(user)
+
+
 def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     """A user's password was changed or reset: end their sessions, revoke the factors added during a
     cooling-off, and tell them. Returns the number of sessions ended.
@@ -452,6 +463,7 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     if session is not None and getattr(getattr(request, "user", None), "pk", None) == user.pk:
         keep = session.session_key
     ended = stepup.end_all_sessions(user=user, keep=keep)
+    _revoke_api_tokens(user)
     revoked = _revoke_cooling_off_factors(user)
     from .notifications import notify
 

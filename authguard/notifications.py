@@ -249,7 +249,7 @@ def staff_recipients() -> list[Any]:
     perm = app_settings.NOTIFICATION_STAFF_PERMISSION
     staff = model._default_manager.filter(is_staff=True, is_active=True).order_by("pk")
     # has_perm asks every authentication backend (groups, superusers, custom backends); staff lists are short.
-    return [u for u in staff if u.has_perm(perm) and getattr(u, u.get_email_field_name(), "")]
+    return [u for u in staff if u.has_perm(perm) and getattr(u, u.get_email_field_name(), None)]
 
 
 def notify_staff(
@@ -323,16 +323,16 @@ def notify_login(event: LoginEvent) -> list[Notification]:
         row = notify(user, "new_device_login", context=context, dedupe_key=f"event:{event.pk}")
         if row is not None:
             sent.append(row)
-    if event.country and _is_new_country(event):
+    if event.country and _is_new_country(event, event.user_id):
         row = notify(user, "new_country_login", context=context, dedupe_key=f"event:{event.pk}")
         if row is not None:
             sent.append(row)
     return sent
 
 
-def _is_new_country(event: LoginEvent) -> bool:
+def _is_new_country(event: LoginEvent, user_id: int) -> bool:
     earlier = LoginEvent.objects.filter(
-        user_id=event.user_id, outcome__in=SIGNED_IN_OUTCOMES, created_at__lt=event.created_at
+        user_id=user_id, outcome__in=SIGNED_IN_OUTCOMES, created_at__lt=event.created_at
     ).exclude(pk=event.pk)
     return earlier.exists() and not earlier.filter(country=event.country).exists()
 

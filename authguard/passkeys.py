@@ -51,6 +51,7 @@ from webauthn import (
     verify_registration_response,
 )
 from webauthn.helpers import options_to_json_dict
+from webauthn.helpers.cose import COSEAlgorithmIdentifier
 from webauthn.helpers.exceptions import InvalidBackupFlags, WebAuthnException
 from webauthn.helpers.structs import (
     AttestationConveyancePreference,
@@ -86,7 +87,11 @@ _MAX_FIELD = {
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _PURPOSE = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 #: COSE algorithms accepted for new passkeys: ES256, EdDSA, RS256.
-SUPPORTED_ALGORITHMS = [-7, -8, -257]
+SUPPORTED_ALGORITHMS = [
+    COSEAlgorithmIdentifier.ECDSA_SHA_256,  # -7
+    COSEAlgorithmIdentifier.EDDSA,  # -8
+    COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256,  # -257
+]
 
 # Fixed messages per failure code: py_webauthn's own messages can contain request data.
 _MESSAGES = {
@@ -190,7 +195,11 @@ def _load_credential(credential: dict[str, Any] | str, *, fields: tuple[str, ...
     raw_id = credential.get("rawId")
     cred_id = credential.get("id")
     b64url_decode(raw_id)
-    if not isinstance(cred_id, str) or not constant_time_compare(cred_id, raw_id):
+    if (
+        not isinstance(cred_id, str)
+        or not isinstance(raw_id, str)
+        or not constant_time_compare(cred_id, raw_id)
+    ):
         raise _invalid("malformed")
     response = credential.get("response")
     if not isinstance(response, dict):

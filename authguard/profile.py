@@ -184,13 +184,13 @@ def learn(data: dict[str, Any] | None, ctx: LoginContext, *, horizon_days: int) 
         n[:] = [0, 0]
     elif period == stored + 1:
         n[:] = [n[1], 0]
-        for total in totals.values():
-            total[0], total[1] = total[1], 0
-        for values in features.values():
-            for key in [k for k, e in values.items() if not e[1]]:
-                del values[key]
-            for entry in values.values():
-                entry[0], entry[1] = entry[1], 0
+        for counts in totals.values():
+            counts[0], counts[1] = counts[1], 0
+        for seen in features.values():
+            for key in [k for k, e in seen.items() if not e[1]]:
+                del seen[key]
+            for counts in seen.values():
+                counts[0], counts[1] = counts[1], 0
     elif period < stored:
         period = stored  # an out-of-order older login counts in the current period
     data["p"] = period

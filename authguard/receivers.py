@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
@@ -27,7 +28,9 @@ _CHANGED_ATTR = "_authguard_password_changed"
 
 
 @receiver(user_logged_in, dispatch_uid="authguard.score_login")
-def score_successful_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+def score_successful_login(
+    sender: Any, request: HttpRequest | None, user: AbstractBaseUser, **kwargs: Any
+) -> None:
     # Not an HTTP request: a script, or a test client's force_login() (every WSGI/ASGI request carries
     # REQUEST_METHOD). Or the login was already decided in this request.
     if request is None or "REQUEST_METHOD" not in request.META:

@@ -16,7 +16,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 from .checks import risk_signals_problem, thresholds_problem
 from .context import (
@@ -174,7 +177,7 @@ def context_from_record(record: LoginRecord, *, geoip_path: str | None) -> Login
 
 def replay(
     lines: Iterable[str],
-    output: IO[str],
+    output: SupportsWrite[str],
     *,
     geoip_path: str | None = None,
     policy: Policy | None = None,

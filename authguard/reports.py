@@ -413,7 +413,8 @@ def incident_timeline(user: Any, span: DateRange | None = None) -> list[Timeline
     return entries
 
 
-_OUTCOME_KIND = {
+# Keyed by LoginEvent.outcome, a plain string equal to the members.
+_OUTCOME_KIND: dict[str, str] = {
     Outcome.STEP_UP_PASSED: "step_up",
     Outcome.STEP_UP_FAILED: "step_up",
     Outcome.STEP_UP_PENDING: "step_up",

@@ -307,7 +307,8 @@ class DeviceCookie(RiskSignal):
             findings.append(Finding("known_device", o["known_device"], _KNOWN_DEVICE))
         memory = device_memory(profile, features["dev"])
         change = user_agent_change(memory, evidence)
-        if change in ("backwards", "sideways"):
+        # user_agent_change answers None without a memory; the test narrows it for the type checker.
+        if memory is not None and change in ("backwards", "sideways"):
             findings.append(
                 Finding(
                     f"device_user_agent_{change}",
@@ -333,7 +334,13 @@ class DeviceCookie(RiskSignal):
                 )
             )
         geo = ctx.geo
-        if memory.lat is not None and geo.latitude is not None and not geo.anonymous_vpn:
+        if (
+            memory.lat is not None
+            and memory.lon is not None
+            and geo.latitude is not None
+            and geo.longitude is not None
+            and not geo.anonymous_vpn
+        ):
             distance = haversine_km(memory.lat, memory.lon, geo.latitude, geo.longitude)
             effective = max(0.0, distance - (memory.acc or 0) - (geo.accuracy_km or 0))
             hours = max((ctx.timestamp - memory.t) / 3600, 1 / 60)
@@ -353,7 +360,13 @@ class DeviceCookie(RiskSignal):
         subtracting both accuracy radii (a block located at the region's big city is not a move)."""
         memory = device_memory(evidence.profile, evidence.ctx.features["dev"])
         geo = evidence.ctx.geo
-        if memory is None or memory.lat is None or geo.latitude is None:
+        if (
+            memory is None
+            or memory.lat is None
+            or memory.lon is None
+            or geo.latitude is None
+            or geo.longitude is None
+        ):
             return True
         distance = haversine_km(memory.lat, memory.lon, geo.latitude, geo.longitude)
         effective = distance - (memory.acc or 0) - (geo.accuracy_km or 0)
@@ -422,7 +435,7 @@ class ImpossibleTravel(RiskSignal):
         last, geo = evidence.profile.last, evidence.ctx.geo
         if not last or last.get("lat") is None or last.get("anon"):
             return []
-        if geo.latitude is None:
+        if geo.latitude is None or geo.longitude is None:  # GeoIP places with both or neither
             hours = (evidence.ctx.timestamp - last["t"]) / 3600
             if geo.country is None and 0 <= hours <= self.options["unknown_hours"]:
                 return [
@@ -559,8 +572,7 @@ class NetworkLists(RiskSignal):
         if not (allow or deny):
             return []
         ctx = evidence.ctx
-        where = {"ip": ctx.ip, "asn": ctx.geo.asn, "country": ctx.geo.country}
-        denied = deny.match(**where)
+        denied = deny.match(ip=ctx.ip, asn=ctx.geo.asn, country=ctx.geo.country)
         if denied:
             return [
                 Finding(
@@ -570,7 +582,7 @@ class NetworkLists(RiskSignal):
                     {"entry": denied},
                 )
             ]
-        allowed = allow.match(**where)
+        allowed = allow.match(ip=ctx.ip, asn=ctx.geo.asn, country=ctx.geo.country)
         if allowed:
             return [
                 Finding(

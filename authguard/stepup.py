@@ -433,7 +433,8 @@ def note_step_up_failure(request: HttpRequest) -> None:
     from .models import LoginEvent, Outcome
 
     state = raw_state(request)
-    if state and state.get("s") == "pending" and state.get("e"):
+    # An anonymous request matches no event (every login event of a pending session has its user).
+    if state and state.get("s") == "pending" and state.get("e") and request.user.is_authenticated:
         LoginEvent.objects.filter(pk=state["e"], user_id=request.user.pk).update(
             outcome=Outcome.STEP_UP_FAILED
         )

@@ -22,6 +22,10 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
 CITY_FILENAME = "GeoLite2-City.mmdb"
 ASN_FILENAME = "GeoLite2-ASN.mmdb"
@@ -186,7 +190,7 @@ class SoftCredential:
     """One credential held by a :class:`SoftAuthenticator`: its id, EC P-256 key, RP, user handle, counter."""
 
     credential_id: bytes
-    private_key: object
+    private_key: EllipticCurvePrivateKey
     rp_id: str
     user_handle: bytes
     sign_count: int = 0
@@ -270,10 +274,10 @@ class SoftAuthenticator:
         )
 
     @staticmethod
-    def _cose_key(private_key: object) -> bytes:
+    def _cose_key(private_key: EllipticCurvePrivateKey) -> bytes:
         import cbor2
 
-        numbers = private_key.public_key().public_numbers()  # type: ignore[attr-defined]
+        numbers = private_key.public_key().public_numbers()
         return cbor2.dumps(
             {1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")}
         )
@@ -411,7 +415,7 @@ class SoftAuthenticator:
             cross_origin=opt("cross_origin"),
             extra=overrides.get("client_data_extra"),
         )
-        signature = credential.private_key.sign(  # type: ignore[attr-defined]
+        signature = credential.private_key.sign(
             auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256())
         )
         signature = overrides.get("signature", signature)

@@ -12,6 +12,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -260,7 +261,7 @@ def _reverify_first(request: HttpRequest) -> HttpResponse:
     return redirect(step_up_url(request, reverse("authguard:security"), name="authguard:reverify"))
 
 
-def _factor_rows(user: Any) -> list[dict[str, Any]]:
+def _factor_rows(user: AbstractBaseUser) -> list[dict[str, Any]]:
     from . import factors
     from .factors import lifecycle
 
@@ -308,6 +309,7 @@ def security(request: HttpRequest) -> HttpResponse:
     from .factors import lifecycle
 
     user = request.user
+    assert user.is_authenticated  # @login_required
     devices = KnownDevice.objects.filter(user=user, revoked_at__isnull=True).order_by("-last_seen_at")
     logins = LoginEvent.objects.filter(user=user).order_by("-created_at")[:RECENT_LOGINS]
     now = timezone.now()
@@ -442,6 +444,7 @@ def security_recovery_codes(request: HttpRequest) -> HttpResponse:
 @login_required
 def security_revoke_device(request: HttpRequest, pk: int) -> HttpResponse:
     """Forget a remembered device: its next sign-in is treated as a new device again."""
+    assert request.user.is_authenticated  # @login_required
     updated = KnownDevice.objects.filter(pk=pk, user=request.user, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), trusted_until=None
     )
@@ -469,7 +472,7 @@ def security_email(request: HttpRequest) -> HttpResponse:
     form = EmailForm(request.POST)
     if not form.is_valid():
         for error in form.errors.get("email", []):
-            messages.error(request, error)
+            messages.error(request, str(error))  # ErrorList yields the message strings
         return redirect("authguard:security")
     try:
         lifecycle.begin_email_change(request, user=request.user, new_email=form.cleaned_data["email"])
@@ -546,7 +549,7 @@ def security_end_sessions(request: HttpRequest) -> HttpResponse:
     return redirect("authguard:security")
 
 
-def _notify(user: Any, kind: str, **kwargs: Any) -> None:
+def _notify(user: AbstractBaseUser, kind: str, **kwargs: Any) -> None:
     from . import notifications
 
     notifications.notify(user, kind, **kwargs)

@@ -4,6 +4,7 @@
 ``AUTHGUARD_TEST_REDIS_URL`` puts the cache on Redis (CONTRACTS section 1).
 """
 
+import importlib.util
 import os
 import tempfile
 
@@ -48,3 +49,7 @@ AUTHGUARD_TRUSTED_PROXIES: list[str] = []
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 # The staff console's documented default (the demo opens it to a new desk passkey at once).
 AUTHGUARD_CONSOLE_NEW_PASSKEY_HOURS = 24
+
+# Django REST framework for authguard.drf's tests (tests/test_drf.py); the suite runs without it too.
+if importlib.util.find_spec("rest_framework") is not None:
+    INSTALLED_APPS = [*INSTALLED_APPS, "rest_framework", "rest_framework.authtoken"]  # noqa: F405

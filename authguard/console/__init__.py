@@ -99,7 +99,7 @@ class ConsolePages:
             step_up_rows=[(_outcome_label(k), v) for k, v in sorted(data.step_up_outcomes.items())],
         )
 
-    def compliance_view(self, request: HttpRequest) -> HttpResponse:
+    def compliance_view(self, request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         """Customers without a passkey (JSDA 2025); ``?format=csv`` downloads it."""
         self._require(request, f"{get_user_model()._meta.app_label}.view_user")
         queryset = reports.customers_without_passkeys()
@@ -119,7 +119,7 @@ class ConsolePages:
             preset=app_settings.PRESET,
         )
 
-    def incident_view(self, request: HttpRequest) -> HttpResponse:
+    def incident_view(self, request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         """One account's timeline (``?user=<username or id>[&start&end][&format=csv]``), printable."""
         self._require(request, f"{get_user_model()._meta.app_label}.view_user")
         account, error = _find_user(request.GET.get("user", ""))
@@ -166,7 +166,7 @@ class ConsolePages:
                 form.add_error(None, str(exc))
         return self._page(request, "backtest.html", gettext("Backtest a policy"), form=form, result=result)
 
-    def export_view(self, request: HttpRequest) -> HttpResponse:
+    def export_view(self, request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         """The replay lines of the last ``days`` days (``authguard replay`` input), as JSONL."""
         self._require(request)
         try:

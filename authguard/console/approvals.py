@@ -27,6 +27,7 @@ Execution calls the owners' public functions: :func:`authguard.orders.staff_rele
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -627,7 +628,8 @@ def _change_policy(approval: StaffApproval, by: Any) -> str:
     return f"policy v{version.pk}"
 
 
-_EXECUTORS = {
+# Keyed by StaffApproval.action, a plain string equal to the members.
+_EXECUTORS: dict[str, Callable[[StaffApproval, Any], str]] = {
     StaffAction.RELEASE_ORDER: _release_order,
     StaffAction.REVOKE_FACTOR: _revoke_factor,
     StaffAction.UNLOCK_ACCOUNT: _unlock_account,

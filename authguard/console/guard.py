@@ -28,6 +28,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -59,7 +60,7 @@ class ConsoleAccess:
         return self.why == "ok"
 
 
-def _usable_passkeys(user: Any) -> list[Any]:
+def _usable_passkeys(user: AbstractBaseUser) -> list[Any]:
     """The staff member's confirmed passkeys that the failure limit has not disabled (two queries)."""
     from ..factors import disabled_device_ids
     from ..models import PasskeyDevice

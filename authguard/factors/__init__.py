@@ -30,7 +30,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import django_otp
@@ -48,6 +48,9 @@ from ..conf import app_settings
 from ..exceptions import InvalidCredential, StepUpRequired, Throttled
 from ..models import FactorKind, FactorRecord, PasskeyDevice, RecoveryCode, RecoveryCodeDevice
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 logger = logging.getLogger(__name__)
 
 #: How many recovery codes a set has, and how long each is (base32 characters; 5 bits each: 80 bits).
@@ -58,15 +61,15 @@ _RECOVERY_CODE = re.compile(f"[{_BASE32}]{{{RECOVERY_CODE_LENGTH}}}")
 #: Session key of a TOTP enrollment waiting for its first code, and how long it waits.
 TOTP_ENROLLMENT_KEY = "_authguard_totp_enrollment"
 TOTP_ENROLLMENT_SECONDS = 600
-#: How each kind is named in messages to the user.
-FACTOR_LABELS = {
+#: How each kind is named in messages to the user (keyed by the kind's string: callers pass either).
+FACTOR_LABELS: dict[str, StrOrPromise] = {
     FactorKind.PASSKEY: gettext_lazy("passkey"),
     FactorKind.TOTP: gettext_lazy("authenticator app"),
     FactorKind.RECOVERY_CODE: gettext_lazy("recovery codes"),
 }
 
 
-def kind_of(device: Device) -> str:
+def kind_of(device: Device) -> FactorKind:
     """The :class:`~authguard.models.FactorKind` of a django-otp device."""
     if isinstance(device, PasskeyDevice):
         return FactorKind.PASSKEY

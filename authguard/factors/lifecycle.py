@@ -739,10 +739,8 @@ def require_contact_change_allowed(request: HttpRequest, *, user: Any) -> str:
         if other is not None and may_confirm_sensitive(user, other):
             return "two_factors"
     remember_first_factor(request)
-    others = sorted(
-        {stepup.method_of(d) for d in user_factors(user) if d.persistent_id != verifier.persistent_id}
-        - {None}
-    )
+    methods = {stepup.method_of(d) for d in user_factors(user) if d.persistent_id != verifier.persistent_id}
+    others = sorted(m for m in methods if m is not None)
     raise StepUpRequired(
         _("Confirm it is you with a second, different security method to change your e-mail address."),
         code="second_factor_required",

@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -180,22 +183,40 @@ CREDENTIAL_ID_MAX_CHARS = 1364
 class PasskeyDevice(_OtpThrottlingMixin, _OtpDevice):
     """A WebAuthn credential (passkey) as a django-otp device, so it counts as a second factor everywhere.
 
+    django-otp ships no types, so the django-stubs plugin cannot see this as a model: fields are annotated.
+
     Written only by :mod:`authguard.passkeys`, after py_webauthn and authguard's own relying-party checks.
     """
 
     # SECURITY: unique across ALL users: a credential registered to one account can never be bound to another.
-    credential_id = models.CharField(_("credential ID"), max_length=CREDENTIAL_ID_MAX_CHARS, unique=True)
-    public_key = models.BinaryField(_("public key (COSE)"))
+    credential_id: models.CharField[str, str] = models.CharField(
+        _("credential ID"), max_length=CREDENTIAL_ID_MAX_CHARS, unique=True
+    )
+    public_key: models.BinaryField[bytes, bytes | memoryview] = models.BinaryField(_("public key (COSE)"))
     # The WebAuthn user handle (user.id) the credential was created for, base64url; checked at every use.
-    user_handle = models.CharField(_("user handle"), max_length=128)
-    sign_count = models.PositiveBigIntegerField(_("signature counter"), default=0)
-    aaguid = models.CharField(_("authenticator model (AAGUID)"), max_length=36, blank=True)
+    user_handle: models.CharField[str, str] = models.CharField(_("user handle"), max_length=128)
+    sign_count: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(
+        _("signature counter"), default=0
+    )
+    aaguid: models.CharField[str, str] = models.CharField(
+        _("authenticator model (AAGUID)"), max_length=36, blank=True
+    )
     transports = models.JSONField(_("transports"), default=list, blank=True)
-    backup_eligible = models.BooleanField(_("can be synced (backup eligible)"), default=False)
-    backup_state = models.BooleanField(_("synced (backed up)"), default=False)
-    user_verified = models.BooleanField(_("user verified at registration"), default=False)
-    created_at = models.DateTimeField(_("registered"), default=_timezone.now)
-    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    backup_eligible: models.BooleanField[bool, bool] = models.BooleanField(
+        _("can be synced (backup eligible)"), default=False
+    )
+    backup_state: models.BooleanField[bool, bool] = models.BooleanField(
+        _("synced (backed up)"), default=False
+    )
+    user_verified: models.BooleanField[bool, bool] = models.BooleanField(
+        _("user verified at registration"), default=False
+    )
+    created_at: models.DateTimeField[datetime.datetime, datetime.datetime] = models.DateTimeField(
+        _("registered"), default=_timezone.now
+    )
+    last_used_at: models.DateTimeField[datetime.datetime | None, datetime.datetime | None] = (
+        models.DateTimeField(_("last used"), null=True, blank=True)
+    )
 
     class Meta(_OtpDevice.Meta):
         verbose_name = _("passkey")
@@ -217,8 +238,12 @@ class RecoveryCodeDevice(_OtpThrottlingMixin, _OtpDevice):
     The codes themselves are :class:`RecoveryCode` rows, stored hashed; see :mod:`authguard.factors`.
     """
 
-    created_at = models.DateTimeField(_("generated"), default=_timezone.now)
-    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    created_at: models.DateTimeField[datetime.datetime, datetime.datetime] = models.DateTimeField(
+        _("generated"), default=_timezone.now
+    )
+    last_used_at: models.DateTimeField[datetime.datetime | None, datetime.datetime | None] = (
+        models.DateTimeField(_("last used"), null=True, blank=True)
+    )
 
     class Meta(_OtpDevice.Meta):
         verbose_name = _("recovery codes")
@@ -586,7 +611,7 @@ class PolicyVersion(models.Model):
     def __str__(self) -> str:
         return f"policy v{self.pk} ({self.created_at:%Y-%m-%d %H:%M})"
 
-    def save(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+    def save(self, *args: Any, **kwargs: Any) -> None:
         """Save a *new* version (versions are the audit trail: never edited) and put it in force."""
         from ..policy import version_saved
 

@@ -1088,7 +1088,8 @@ def _execute(user: Any, held_id: uuid.UUID, *, method: str, device: Any, asserti
 
 # -- closing ----------------------------------------------------------------------------------------------
 
-_LEDGER_STATUS = {
+# Keyed by the plain status string the close functions take (equal to the members).
+_LEDGER_STATUS: dict[str, GuardStatus] = {
     HeldOrder.Status.CANCELLED: GuardStatus.CANCELLED,
     HeldOrder.Status.EXPIRED: GuardStatus.EXPIRED,
     HeldOrder.Status.FAILED: GuardStatus.FAILED,

@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
 from django.db.models import Case, Exists, IntegerField, Q, Value, When
 
@@ -59,7 +60,7 @@ def _money(value: Any) -> Decimal:
     return Decimal(str(round(float(value), 2)))
 
 
-def _trust_expressions(user: Any, *, now: datetime, days: int) -> dict[str, Any]:
+def _trust_expressions(user: AbstractBaseUser, *, now: datetime, days: int) -> dict[str, Any]:
     """EXISTS subqueries (as 0/1) of what changed the account's sign-in context within ``days``."""
     since = now - timedelta(days=days)
     context = Q()
@@ -135,7 +136,13 @@ def _ledger_sql(vendor: str, windows: int) -> str:
 
 
 def ledger_totals(
-    user: Any, *, now: datetime, hours: list[int], symbol: str, held_seconds: int, trust_days: int
+    user: AbstractBaseUser,
+    *,
+    now: datetime,
+    hours: list[int],
+    symbol: str,
+    held_seconds: int,
+    trust_days: int,
 ) -> tuple[dict[int, WindowTotals], bool, TrustFacts]:
     """Each window's placed and held orders of ``user``, whether a held order is past its deadline
     (older than ``held_seconds``), and the account's :class:`TrustFacts` (:func:`account_trust`): one query.
@@ -158,7 +165,8 @@ def ledger_totals(
     with connection.cursor() as cursor:
         cursor.execute(_ledger_sql(connection.vendor, len(hours)), params)
         rows = cursor.fetchall()
-    sums = {
+    # Decimal sums and one int count ("il") per window.
+    sums: dict[int, dict[str, Any]] = {
         h: {"sp": _ZERO, "sh": _ZERO, "bp": _ZERO, "bh": _ZERO, "il": 0, "ia": _ZERO, "sb": _ZERO}
         for h in hours
     }
@@ -218,7 +226,7 @@ def _as_datetime(value: Any) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
 
 
-def account_trust(user: Any, *, now: datetime, days: int) -> TrustFacts:
+def account_trust(user: AbstractBaseUser, *, now: datetime, days: int) -> TrustFacts:
     """Whether the account's sign-in context changed within ``days`` (one query; :func:`ledger_totals`
     answers the same along with the ledger's totals).
 
@@ -232,7 +240,8 @@ def account_trust(user: Any, *, now: datetime, days: int) -> TrustFacts:
         get_user_model()
         ._default_manager.filter(pk=user.pk)
         .annotate(**_trust_expressions(user, now=now, days=days))
-        .values("t_new_device", "t_old_device", "t_risky_login", "t_cooling_off")
+        # The plugin cannot see names annotated through **kwargs.
+        .values("t_new_device", "t_old_device", "t_risky_login", "t_cooling_off")  # type: ignore[misc]
         .first()
     )
     if row is None:
@@ -268,7 +277,7 @@ def _campaign_sql(vendor: str, volume_windows: int) -> str:
 
 
 def illiquid_buy_facts(
-    user: Any,
+    user: AbstractBaseUser,
     symbol: str,
     *,
     now: datetime,

@@ -104,7 +104,8 @@ class Command(BaseCommand):
                 geoip_path=geoip_path,
                 replace=options["replace"],
                 dry_run=options["dry_run"],
-                progress=progress,
+                # django-stubs types OutputWrapper._out as a callable; it is the wrapped stream.
+                progress=progress,  # type: ignore[arg-type]
             )
         except ReplayError as exc:
             raise CommandError(f"{exc} (nothing was imported)") from None

@@ -1,0 +1,785 @@
+"""Django REST framework integration: token logins scored like browser logins, step-up for token clients,
+and permission classes (docs/drf.md).
+
+DRF's ``obtain_auth_token`` calls ``authenticate()`` and hands out a token: no login event, no score, no
+notification, no step-up (issue 14, item 1). :class:`ObtainAuthToken` replaces it. It signs the password in
+through :func:`authguard.login.password_login`, the very flow of a JSON login, inside a *private* session
+(never the client's cookie), and answers by its decision:
+
+* ``ok``: 200 ``{"status": "ok", "token": ...}``;
+* ``step_up_required``: 401 with a ``step_up_token``: a signed, single-use credential, good for
+  :data:`STEP_UP_TOKEN_SECONDS`, bound to the login event and the user, that only the step-up endpoints of
+  this module accept (TOTP, recovery code, passkey); the pending login waits in the private session (the
+  very state a browser's pending session holds), and :func:`authguard.stepup.complete_step_up` finishes it;
+* ``denied``, ``locked``, ``throttled``, ``invalid``: the JSON login's answers.
+
+:class:`StepUpRequired` and :class:`NotPending` are DRF permission classes; :class:`TokenAuthentication` is
+DRF's, refusing the tokens of locked accounts. A token obtained through a step-up counts as strongly verified
+(by that method) for ``max_age`` seconds, like a browser session after a step-up: its strength is kept in the
+cache (:func:`token_strength`).
+
+``rest_framework`` is imported here only: authguard works without DRF installed, and this module needs
+``rest_framework`` and ``rest_framework.authtoken`` in ``INSTALLED_APPS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.base import SessionBase
+from django.core import signing
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext as _
+from rest_framework import authentication, exceptions, parsers, permissions, status
+from rest_framework.authtoken.models import Token
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import factors, lockout, passkeys, stepup
+from .conf import app_settings
+from .exceptions import InvalidCredential, Throttled
+from .login import LoginResult, locked_message, password_login
+
+logger = logging.getLogger(__name__)
+
+#: How long a step-up token can be exchanged (seconds); the pending login it names dies with it.
+STEP_UP_TOKEN_SECONDS = 300
+#: How long the cache keeps a token's strong verification (seconds); ``max_age`` decides within it.
+STRENGTH_TTL_SECONDS = 3600
+#: Largest request body read (a passkey assertion is a few kilobytes).
+MAX_BODY_BYTES = 64 * 1024
+#: Longest username and password passed on to authentication (as the JSON login).
+MAX_USERNAME_LENGTH = 150
+MAX_PASSWORD_LENGTH = 4096
+#: The WebAuthn challenge purpose of a token step-up (the same as the session step-up's).
+PURPOSE_STEP_UP = "step_up"
+#: Session key of the parked login's identity in a private session (see :func:`_park`).
+PARKED_KEY = "_authguard_drf"
+_SALT = "authguard.drf.step_up_token"
+_SPENT_PREFIX = "authguard:drf:step-up-spent:"
+_STRENGTH_PREFIX = "authguard:drf:strong:"
+
+app_name = "authguard_drf"
+
+
+# -- answers -----------------------------------------------------------------------------------------------
+
+
+class Answer(Exception):
+    """Raised inside a view of this module to answer at once: ``{"status", "message", **fields}``."""
+
+    def __init__(self, http_status: int, status: str, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.status = status
+        self.fields = {"message": message, **fields}
+
+    def response(self) -> Response:
+        return answer(self.status, self.http_status, **self.fields)
+
+
+def answer(status_: str, http_status: int = 200, **fields: Any) -> Response:
+    """``{"status": status_, **fields}``, never cached."""
+    response = Response({"status": status_, **fields}, status=http_status)
+    add_never_cache_headers(response)
+    return response
+
+
+def _invalid(message: str, code: str = "malformed", http_status: int = 400) -> Answer:
+    return Answer(http_status, "invalid", message, code=code)
+
+
+def read_body(request: Request) -> Mapping[str, Any]:
+    """The parsed body (JSON, or a form for the token login), bounded by :data:`MAX_BODY_BYTES`.
+
+    DRF's own parse errors echo the parser's text and a deeply nested body is a ``RecursionError`` (a 500):
+    both become 400 ``invalid`` with a fixed message here.
+    """
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    # SECURITY: DRF's parsers read the stream directly, past DATA_UPLOAD_MAX_MEMORY_SIZE: refuse first.
+    if declared > MAX_BODY_BYTES:
+        raise _invalid(_("The request is too large."), "too_large", 413)
+    try:
+        data = request.data
+    except exceptions.UnsupportedMediaType:
+        raise _invalid(
+            _("Send a JSON body with Content-Type: application/json."), "unsupported_media_type", 415
+        ) from None
+    except (exceptions.ParseError, RecursionError, UnicodeDecodeError, ValueError):
+        raise _invalid(_("The request body is not valid JSON.")) from None
+    if not isinstance(data, Mapping):
+        raise _invalid(_("The request body must be a JSON object."))
+    return data
+
+
+def _credential(value: object, max_length: int) -> str | None:
+    """``value`` if it is a usable credential string, else None (as the JSON login reads them)."""
+    if not isinstance(value, str) or not value or len(value) > max_length or "\x00" in value:
+        return None
+    try:
+        value.encode("utf-8")  # a lone surrogate ("\ud800") cannot be hashed or stored
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+def _throttled(error: Throttled) -> Response:
+    response = answer("throttled", 429, message=error.message, code=error.code)
+    if error.retry_after is not None:
+        response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def _unlock_ways() -> dict[str, Any] | None:
+    """authguard's passkey unlock endpoints, when the portal mounts authguard's URLs."""
+    try:
+        return {
+            "passkey": {
+                "options": reverse("authguard:api-unlock-options"),
+                "verify": reverse("authguard:api-unlock"),
+            }
+        }
+    except NoReverseMatch:
+        return None
+
+
+def login_answer(result: LoginResult) -> Response | None:
+    """The JSON login's answer to a refused password login (None for ``ok`` and ``step_up_required``)."""
+    if result.status == "invalid":
+        # SECURITY: one body for an unknown user and a wrong password. 400 like DRF's obtain_auth_token.
+        message = _("The username or password is not correct.")
+        return answer("invalid", 400, message=message, code="invalid_login", non_field_errors=[message])
+    if result.status == "throttled":
+        return answer("throttled", 429, message=_("Too many sign-in attempts. Please wait and try again."))
+    if result.status == "locked":
+        # SECURITY: the password was not checked: a right and a wrong one get this very answer (case 59).
+        return answer("denied", 403, code="locked", message=locked_message(), unlock=_unlock_ways())
+    if result.status in ("ok", "step_up_required"):
+        return None
+    # SECURITY: "denied" and any status this module does not know fail closed.
+    return answer("denied", 403, message=_("We could not sign you in from here."))
+
+
+# -- private sessions ------------------------------------------------------------------------------------
+
+
+def _session_store() -> type[SessionBase]:
+    return import_module(settings.SESSION_ENGINE).SessionStore
+
+
+_MISSING = object()
+
+
+@contextmanager
+def _in_session(request: HttpRequest, session: SessionBase, user: Any = None) -> Iterator[None]:
+    """Run authguard's session-based flows on ``session`` instead of the client's, then put it back.
+
+    SECURITY: a token client's login never touches (or creates) a cookie session: the response carries no
+    session cookie, and whatever the flows write stays in ``session``, which this module owns.
+    """
+    saved_session = getattr(request, "session", _MISSING)
+    saved_user = request.__dict__.get("user", _MISSING)
+    request.session = session
+    if user is not None:
+        request.user = user
+    try:
+        yield
+    finally:
+        if saved_session is _MISSING:
+            del request.session
+        else:
+            request.session = saved_session  # type: ignore[assignment]
+        if saved_user is _MISSING:
+            request.__dict__.pop("user", None)
+        else:
+            request.user = saved_user
+        # The flows bound *this* session to the request's context; the middleware must not bind the
+        # client's own session (if any) to a device cookie it issues in this response.
+        request.__dict__.pop(stepup.BOUND_ATTR, None)
+
+
+def _discard(session: SessionBase) -> None:
+    """Delete a private session and its record (it is never a customer's session)."""
+    key = session.session_key
+    if key:
+        session.delete(key)
+        stepup.forget_session(key)
+
+
+def _auth_keys(session: SessionBase) -> dict[str, Any]:
+    return {
+        key: session[key] for key in (SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY) if key in session
+    }
+
+
+def _park(session: SessionBase, user: Any, event_id: int) -> str:
+    """Keep a pending login for its step-up; returns its step-up token.
+
+    The pending state moves to a new private session without Django's sign-in keys (they are kept apart
+    under :data:`PARKED_KEY`): the token names the session's key, and that key as a session cookie must sign
+    nobody in. The session expires with the token.
+    """
+    data = {key: value for key, value in session.items()}
+    auth = {key: data.pop(key) for key in list(_auth_keys(session))}
+    parked = _session_store()()
+    parked.update(data)
+    parked[PARKED_KEY] = {"u": str(user.pk), "e": event_id, "auth": auth}
+    parked.set_expiry(STEP_UP_TOKEN_SECONDS)
+    parked.save(must_create=True)
+    _discard(session)
+    return signing.dumps({"u": str(user.pk), "e": event_id, "k": parked.session_key}, salt=_SALT)
+
+
+@dataclass
+class PendingLogin:
+    """A parked token login waiting for its step-up (see :func:`pending_login`)."""
+
+    user: Any
+    session: SessionBase
+    event_id: int
+    auth: dict[str, Any]
+    #: Set once the step-up passed and the session was deleted: nothing may save it again.
+    done: bool = False
+
+    @contextmanager
+    def signed_in(self) -> Iterator[None]:
+        """Django's sign-in keys in the session while stepup's flows run (they read the state only in a
+        signed-in session); taken out again unless the session is gone (a step-up passed)."""
+        for key, value in self.auth.items():
+            self.session[key] = value
+        try:
+            yield
+        finally:
+            for key in self.auth:
+                self.session.pop(key, None)
+
+
+def _expired() -> Answer:
+    return Answer(
+        401,
+        "login_required",
+        _("This sign-in confirmation has expired or was already used. Please sign in again."),
+        code="step_up_expired",
+    )
+
+
+def pending_login(step_up_token: object) -> PendingLogin:
+    """The pending login a step-up token names; :class:`Answer` 401 ``step_up_expired`` for a token that is
+    forged, expired, spent, for another user or event, or whose account changed its password since."""
+    if not isinstance(step_up_token, str) or not 0 < len(step_up_token) <= 1024:
+        raise _invalid(_("Send the step_up_token you received when signing in."), "step_up_token")
+    try:
+        claims = signing.loads(step_up_token, salt=_SALT, max_age=STEP_UP_TOKEN_SECONDS)
+        user_id, event_id, key = str(claims["u"]), int(claims["e"]), str(claims["k"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise _expired() from None
+    session = _session_store()(session_key=key)
+    parked = session.get(PARKED_KEY)
+    # SECURITY: the session must be the one this token parked, for the same user and login event.
+    if not isinstance(parked, dict) or parked.get("u") != user_id or parked.get("e") != event_id:
+        raise _expired()
+    model = get_user_model()
+    user = model._default_manager.filter(pk=model._meta.pk.to_python(user_id)).first()
+    auth = parked.get("auth") or {}
+    if user is None or not user.is_active:
+        raise _expired()
+    # SECURITY: a password change since the login ends it, as it ends every session.
+    if not constant_time_compare(str(auth.get(HASH_SESSION_KEY, "")), user.get_session_auth_hash()):
+        raise _expired()
+    return PendingLogin(user=user, session=session, event_id=event_id, auth=dict(auth))
+
+
+def _claim(pending: PendingLogin) -> bool:
+    """Spend the step-up token once (parallel exchanges of one token: one wins). Fails closed."""
+    digest = hashlib.sha256(str(pending.session.session_key).encode()).hexdigest()
+    try:
+        return bool(cache.add(_SPENT_PREFIX + digest, 1, STEP_UP_TOKEN_SECONDS + 60))
+    except Exception:
+        logger.exception("authguard: cache unavailable: a token step-up cannot be spent safely")
+        return False
+
+
+# -- token strength --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Strength:
+    """When and how the holder of a token last proved a second factor."""
+
+    at: float
+    method: str
+    device_id: str | None
+
+
+def _strength_key(token_key: str) -> str:
+    return _STRENGTH_PREFIX + hashlib.sha256(token_key.encode()).hexdigest()
+
+
+def note_token_strength(token_key: str, *, method: str, device: Any) -> None:
+    """Record that the holder of ``token_key`` just proved ``method`` with ``device``."""
+    value = {"t": time.time(), "m": method, "d": getattr(device, "persistent_id", None)}
+    try:
+        cache.set(_strength_key(token_key), value, STRENGTH_TTL_SECONDS)
+    except Exception:
+        # The token still works; it only has to step up again for what demands a fresh factor.
+        logger.exception("authguard: could not record a token's strong verification")
+
+
+def token_strength(token_key: str) -> Strength | None:
+    """The token's last strong verification, or None (never, expired from the cache, or unreadable)."""
+    try:
+        value = cache.get(_strength_key(token_key))
+    except Exception:
+        logger.exception("authguard: could not read a token's strong verification")
+        return None  # SECURITY: unknown strength is no strength
+    if not isinstance(value, dict):
+        return None
+    try:
+        return Strength(at=float(value["t"]), method=str(value["m"]), device_id=value.get("d"))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def forget_token_strength(token_key: str) -> None:
+    """Drop a token's strong verification (the token was revoked)."""
+    try:
+        cache.delete(_strength_key(token_key))
+    except Exception:
+        logger.exception("authguard: could not drop a token's strong verification")
+
+
+def revoke_tokens(user: Any) -> int:
+    """Delete every DRF token of ``user`` and their strong verifications; return how many there were.
+
+    SECURITY: :func:`authguard.login.password_changed` calls it, so a password change or reset ends a
+    thief's API token as it ends his sessions.
+    """
+    keys = list(Token.objects.filter(user=user).values_list("key", flat=True))
+    for key in keys:
+        forget_token_strength(key)
+    Token.objects.filter(key__in=keys).delete()
+    return len(keys)
+
+
+def _issue_token(user: Any) -> str:
+    token, _created = Token.objects.get_or_create(user=user)
+    return str(token.key)
+
+
+# -- the token login ---------------------------------------------------------------------------------------
+
+
+def _step_up_urls() -> dict[str, str] | None:
+    try:
+        return {
+            "totp": reverse(f"{app_name}:step-up-totp"),
+            "recovery_code": reverse(f"{app_name}:step-up-recovery-code"),
+            "passkey_options": reverse(f"{app_name}:step-up-passkey-options"),
+            "passkey": reverse(f"{app_name}:step-up-passkey"),
+        }
+    except NoReverseMatch:
+        return None
+
+
+class _View(APIView):
+    """No authentication (the body carries the credential), no CSRF, answers of this module."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [permissions.AllowAny]
+    parser_classes = [parsers.JSONParser]
+    renderer_classes = [JSONRenderer]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, Answer):
+            return exc.response()
+        if isinstance(exc, Throttled):
+            return _throttled(exc)
+        if isinstance(exc, InvalidCredential):
+            return answer("invalid", 400, message=exc.message, code=exc.code)
+        if isinstance(exc, exceptions.MethodNotAllowed):
+            response = answer("method_not_allowed", 405, message=_("Use POST."))
+            response["Allow"] = "POST"
+            return response
+        return super().handle_exception(exc)
+
+
+class ObtainAuthToken(_View):
+    """``POST {"username", "password"}`` (JSON or a form, as DRF's ``obtain_auth_token``): a risk-scored
+    token login.
+
+    200 ``{"status": "ok", "token"}`` · 401 ``step_up_required`` with ``step_up_token``, ``expires_in``,
+    ``methods`` and the step-up URLs · 400 ``invalid`` (malformed, or a wrong username or password: one
+    answer) · 403 ``denied`` (with ``code`` ``locked`` for a locked account, whatever password) · 429
+    ``throttled``. Every attempt is a :class:`~authguard.models.LoginEvent`, scored and notified exactly
+    like the portal's browser and JSON logins.
+    """
+
+    parser_classes = [parsers.JSONParser, parsers.FormParser, parsers.MultiPartParser]
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = read_body(request)
+        field = get_user_model().USERNAME_FIELD
+        username = _credential(data.get("username", data.get(field)), MAX_USERNAME_LENGTH)
+        password = _credential(data.get("password"), MAX_PASSWORD_LENGTH)
+        errors: dict[str, list[str]] = {}
+        if username is None:
+            errors["username"] = [
+                _("Enter a username of 1 to %(max)s characters.") % {"max": MAX_USERNAME_LENGTH}
+            ]
+        if password is None:
+            errors["password"] = [
+                _("Enter a password of 1 to %(max)s characters.") % {"max": MAX_PASSWORD_LENGTH}
+            ]
+        if errors or username is None or password is None:
+            message = " ".join(m for messages in errors.values() for m in messages)
+            return answer("invalid", 400, message=message, code="malformed", errors=errors)
+        http = request._request
+        session = _session_store()()
+        step_up_token = None
+        with _in_session(http, session):
+            result = password_login(http, username=username, password=password)
+            if result.status == "step_up_required":
+                state = stepup.raw_state(http) or {}
+                if not isinstance(state.get("e"), int):  # SECURITY: no event to bind to: fail closed
+                    result = LoginResult("denied")
+                else:
+                    step_up_token = _park(session, result.user, state["e"])
+        if result.status != "step_up_required":
+            _discard(session)  # an allowed login's private session served its purpose; a denied one is empty
+        refused = login_answer(result)
+        if refused is not None:
+            return refused
+        if result.status == "ok":
+            return answer("ok", token=_issue_token(result.user))
+        return answer(
+            "step_up_required",
+            401,
+            message=_("Confirm it is you with a second factor first."),
+            step_up_token=step_up_token,
+            expires_in=STEP_UP_TOKEN_SECONDS,
+            methods=list(result.methods),
+            step_up=_step_up_urls(),
+        )
+
+
+# -- the step-up exchange --------------------------------------------------------------------------------
+
+
+def _usable(pending: PendingLogin, method: str) -> None:
+    # SECURITY: a lock taken since the login (repeated failures elsewhere) stops the exchange too.
+    if lockout.is_locked_fail_closed(pending.user):
+        raise Answer(403, "denied", _("This action is not possible right now."))
+    if method not in stepup.step_up_methods(pending.user):
+        raise Answer(
+            400, "invalid", _("This way of confirming it is you is not available."), code="method_unavailable"
+        )
+
+
+def _failed(http: HttpRequest, pending: PendingLogin) -> None:
+    """A factor failed: the login event says ``step_up_failed``, as in a browser's pending session."""
+    with pending.signed_in():
+        stepup.note_step_up_failure(http)
+
+
+def _passed(http: HttpRequest, pending: PendingLogin, *, device: Any, method: str) -> Response:
+    """The factor passed: finish the login with stepup's own flow, spend the step-up token, hand out the
+    token."""
+    if not _claim(pending):
+        raise _expired()
+    session = pending.session
+    with pending.signed_in(), transaction.atomic():
+        stepup.complete_step_up(http, user=pending.user, device=device, method=method)
+        key = _issue_token(pending.user)
+    # complete_step_up rotated the private session's key: delete the new one (and its record) too.
+    _discard(session)
+    pending.done = True
+    note_token_strength(key, method=method, device=device)
+    return answer("ok", token=key, method=method)
+
+
+class _StepUpView(_View):
+    method = ""
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = read_body(request)
+        pending = pending_login(data.get("step_up_token"))
+        _usable(pending, self.method)
+        http = request._request
+        with _in_session(http, pending.session, user=pending.user):
+            try:
+                return self.exchange(http, pending, data)
+            finally:
+                if not pending.done and pending.session.session_key is not None and pending.session.modified:
+                    pending.session.save()  # a challenge issued or popped, throttle state: kept or gone
+
+    def exchange(self, http: HttpRequest, pending: PendingLogin, data: Mapping[str, Any]) -> Response:
+        raise NotImplementedError
+
+
+class _CodeStepUp(_StepUpView):
+    def exchange(self, http: HttpRequest, pending: PendingLogin, data: Mapping[str, Any]) -> Response:
+        code = data.get("code")
+        check = factors.verify_totp if self.method == "totp" else factors.verify_recovery_code
+        try:
+            # SECURITY: the user is the parked login's; nothing in the body names a user.
+            device = check(pending.user, code, request=http)
+        except Throttled:
+            _failed(http, pending)
+            raise
+        if device is None:
+            _failed(http, pending)
+            message = (
+                _("That code is not correct. Please try again.")
+                if isinstance(code, str) and code.strip()
+                else _("Enter the code.")
+            )
+            raise Answer(400, "invalid", message, code="wrong_code")
+        return _passed(http, pending, device=device, method=self.method)
+
+
+class StepUpTotp(_CodeStepUp):
+    """``POST {"step_up_token", "code"}``: 200 ``{"status": "ok", "token"}`` · 400 ``invalid`` · 401
+    ``login_required`` (``step_up_expired``) · 403 ``denied`` · 429 ``throttled``."""
+
+    method = "totp"
+
+
+class StepUpRecoveryCode(_CodeStepUp):
+    """``POST {"step_up_token", "code"}`` with a recovery code; answers as :class:`StepUpTotp`."""
+
+    method = "recovery_code"
+
+
+class StepUpPasskeyOptions(_StepUpView):
+    """``POST {"step_up_token"}``: 200 WebAuthn request options for the user's passkeys (the challenge is
+    kept with the pending login, never in a cookie)."""
+
+    method = "passkey"
+
+    def exchange(self, http: HttpRequest, pending: PendingLogin, data: Mapping[str, Any]) -> Response:
+        options = passkeys.authentication_options(http, purpose=PURPOSE_STEP_UP, user=pending.user)
+        return answer("ok", **options)
+
+
+class StepUpPasskey(_StepUpView):
+    """``POST {"step_up_token", "credential"}`` (the browser's ``PublicKeyCredential.toJSON()``): 200
+    ``{"status": "ok", "token"}`` · 400 ``invalid`` · 401 ``login_required`` · 403 ``denied``."""
+
+    method = "passkey"
+
+    def exchange(self, http: HttpRequest, pending: PendingLogin, data: Mapping[str, Any]) -> Response:
+        credential = data.get("credential")
+        if not isinstance(credential, dict):
+            raise _invalid(_("Send the passkey response as credential."))
+        try:
+            device = passkeys.verify_authentication(
+                http, purpose=PURPOSE_STEP_UP, credential=credential, user=pending.user
+            )
+        except InvalidCredential:
+            _failed(http, pending)
+            factors.note_account_failure(pending.user, kind="passkey")
+            raise
+        return _passed(http, pending, device=device, method="passkey")
+
+
+# -- authentication and permissions ------------------------------------------------------------------------
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    """DRF's token authentication, refusing the tokens of locked accounts (a lock ends every session; a
+    token is one). Use it instead of DRF's in ``DEFAULT_AUTHENTICATION_CLASSES``."""
+
+    def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
+        user, token = super().authenticate_credentials(key)
+        # SECURITY: fail closed: a lock state that cannot be read refuses the token too.
+        if lockout.is_locked_fail_closed(user):
+            raise exceptions.AuthenticationFailed(_("This action is not possible right now."))
+        return user, token
+
+
+class StepUpError(exceptions.APIException):
+    """401/403 ``{"status": "step_up_required", "code", "message", "methods", "step_up"}`` for DRF views."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "step_up_required"
+
+    def __init__(self, *, http_status: int, code: str, message: str, methods: list[str]) -> None:
+        self.status_code = http_status
+        detail: dict[str, Any] = {
+            "status": "step_up_required",
+            "code": code,
+            "message": message,
+            "methods": methods,
+        }
+        super().__init__(detail=detail, code=code)
+
+
+def _token_key(request: Request) -> str | None:
+    """The key of the DRF token this request authenticated with, or None (a session, another scheme)."""
+    auth = getattr(request, "auth", None)
+    key = getattr(auth, "key", None)
+    return key if isinstance(key, str) else None
+
+
+class NotPending(permissions.BasePermission):
+    """Signed in and past step-up: a session still waiting for its second factor is refused (401
+    ``step_up_required``), and so is any request of a locked account.
+
+    Tokens from :class:`ObtainAuthToken` are only ever issued after a passed (or unneeded) step-up, so a
+    token request is never pending.
+    """
+
+    message = _("Sign in first.")
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if user is None or not user.is_authenticated:
+            return False
+        if lockout.is_locked_fail_closed(user):
+            raise exceptions.PermissionDenied(_("This action is not possible right now."))
+        if _token_key(request) is None and stepup.is_pending(request._request):
+            # SECURITY: a password-only session reaches nothing (battery case 8), through DRF neither.
+            raise StepUpError(
+                http_status=401,
+                code="step_up_required",
+                message=_("Confirm it is you with a second factor first."),
+                methods=stepup.step_up_methods(user),
+            )
+        return True
+
+
+class StepUpRequired(NotPending):
+    """``@step_up_required`` for DRF: a strong verification within ``max_age`` seconds (default
+    ``AUTHGUARD_STEP_UP_FRESH_SECONDS``), by one of ``methods`` (default: any).
+
+    Sessions: :func:`authguard.stepup.has_fresh_verification`, as the decorator. Tokens: the step-up that
+    issued the token (or a later one, :func:`note_token_strength`), kept in the cache for
+    :data:`STRENGTH_TTL_SECONDS`. A verification with a factor still cooling off does not count (403
+    ``cooling_off``). Configure with :meth:`require`: ``permission_classes = [StepUpRequired.require(
+    methods=["passkey"], max_age=300)]``.
+    """
+
+    methods: Collection[str] | None = None
+    max_age: int | None = None
+
+    @classmethod
+    def require(
+        cls, *, methods: Collection[str] | None = None, max_age: int | None = None
+    ) -> type[StepUpRequired]:
+        """A :class:`StepUpRequired` with these ``methods`` and ``max_age``."""
+        return type(
+            "StepUpRequired",
+            (cls,),
+            {"methods": tuple(methods) if methods is not None else None, "max_age": max_age},
+        )
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        user = request.user
+        key = _token_key(request)
+        if key is not None:
+            fresh, cooling = self._token_fresh(user, key)
+        else:
+            from .factors import lifecycle
+
+            http = request._request
+            fresh = stepup.has_fresh_verification(http, max_age=self.max_age, methods=self.methods)
+            cooling = fresh and lifecycle.verified_by_cooling_off_factor(http)
+        if not fresh:
+            # SECURITY: a token or session verified long ago (or by a weaker method) proves a factor again.
+            raise StepUpError(
+                http_status=403,
+                code="reverify",
+                message=_("Confirm it is you with a second factor first."),
+                methods=self._methods(user),
+            )
+        if cooling:
+            # SECURITY: a factor added during the cooling-off (maybe the thief's) proves nothing yet.
+            raise StepUpError(
+                http_status=403,
+                code="cooling_off",
+                message=_(
+                    "The security method you confirmed with was added too recently. Confirm it is you "
+                    "with one you had before."
+                ),
+                methods=self._methods(user),
+            )
+        return True
+
+    def _methods(self, user: Any) -> list[str]:
+        usable = stepup.step_up_methods(user)
+        return [m for m in usable if self.methods is None or m in self.methods]
+
+    def _token_fresh(self, user: Any, key: str) -> tuple[bool, bool]:
+        from .factors import lifecycle
+
+        strength = token_strength(key)
+        if strength is None:
+            return False, False
+        if self.methods is not None and strength.method not in self.methods:
+            return False, False
+        age = app_settings.STEP_UP_FRESH_SECONDS if self.max_age is None else self.max_age
+        if not 0 <= time.time() - strength.at <= age:
+            return False, False
+        device = factors.device_from_id(user, strength.device_id) if strength.device_id else None
+        return True, device is None or lifecycle.factor_is_cooling_off(device)
+
+
+# -- URLs ------------------------------------------------------------------------------------------------
+
+#: ``path("api/auth/", include("authguard.drf"))``: the token login and its step-up exchange, namespaced
+#: ``authguard_drf``.
+urlpatterns = [
+    path("token", ObtainAuthToken.as_view(), name="token"),
+    path("step-up/totp", StepUpTotp.as_view(), name="step-up-totp"),
+    path("step-up/recovery-code", StepUpRecoveryCode.as_view(), name="step-up-recovery-code"),
+    path("step-up/passkey/options", StepUpPasskeyOptions.as_view(), name="step-up-passkey-options"),
+    path("step-up/passkey", StepUpPasskey.as_view(), name="step-up-passkey"),
+]
+
+#: A drop-in for ``rest_framework.authtoken.views.obtain_auth_token``.
+obtain_auth_token = ObtainAuthToken.as_view()
+
+__all__ = [
+    "STEP_UP_TOKEN_SECONDS",
+    "revoke_tokens",
+    "NotPending",
+    "ObtainAuthToken",
+    "PendingLogin",
+    "StepUpError",
+    "StepUpPasskey",
+    "StepUpPasskeyOptions",
+    "StepUpRecoveryCode",
+    "StepUpRequired",
+    "StepUpTotp",
+    "Strength",
+    "TokenAuthentication",
+    "forget_token_strength",
+    "login_answer",
+    "note_token_strength",
+    "obtain_auth_token",
+    "pending_login",
+    "read_body",
+    "token_strength",
+    "urlpatterns",
+]
