@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from .context import LoginContext
 from .history import Evidence
 from .networks import configured_lists, hosting_asns
-from .profile import IP_LEVELS, UA_LEVELS, DeviceMemory, device_memory, major_version
+from .profile import IP_LEVELS, UA_LEVELS, DeviceMemory, Profile, device_memory, major_version
 from .risk import STEP_UP_FLOOR, Finding, RiskSignal
 
 _TOTAL = {level: f"#{level}" for level in (*IP_LEVELS, *UA_LEVELS)}
@@ -202,6 +202,17 @@ def user_agent_change(memory: DeviceMemory | None, evidence: Evidence) -> str | 
     return "update" if major > memory.major else "backwards"
 
 
+def _only_imported_devices(profile: Profile) -> bool:
+    """Whether every device the profile remembers came from ``import-history`` (the portal's old device ids,
+    never authguard cookies): until the account's first authguard cookie, its customer's own browser with a
+    new cookie looks exactly like a copied user agent, so that finding waits (``new_device`` does not)."""
+    imported = profile.data.get("imp")
+    if not imported:
+        return False
+    devices = profile.data.get("dv") or {}
+    return all(entry and entry[0] <= imported for entry in devices.values())
+
+
 class DeviceCookie(RiskSignal):
     """Known, remembered or new browser, recognised by authguard's long-lived device cookie.
 
@@ -281,8 +292,10 @@ class DeviceCookie(RiskSignal):
                     _("A new browser on a network this account never used"),
                 )
             )
-        if profile.count("prefix", features["prefix"]) == 0 and (
-            profile.count("ua", features["ua"]) > 0 or profile.count("uac", features["uac"]) > 0
+        if (
+            profile.count("prefix", features["prefix"]) == 0
+            and (profile.count("ua", features["ua"]) > 0 or profile.count("uac", features["uac"]) > 0)
+            and not _only_imported_devices(profile)
         ):
             findings.append(
                 Finding(

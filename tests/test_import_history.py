@@ -14,7 +14,7 @@ from authguard.import_history import import_history
 from authguard.models import KnownDevice, LoginEvent, PopulationCount, RiskProfile
 from authguard.replay import ReplayError
 
-from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_CURL, OrderApi
+from .conftest import IP_SG_VPS, IP_TOKYO, IP_US_HOME, UA_CHROME_WIN, UA_CURL, OrderApi
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
@@ -54,13 +54,38 @@ def test_imported_accounts_sign_in_on_the_first_day_as_returning_customers(
     )
     assert PopulationCount.objects.get(key="#users").count == 2
     assert not KnownDevice.objects.exists()  # the portal's device ids are not authguard's cookies
+    assert RiskProfile.objects.get(user=alice).data["imp"] > 0  # marked: its devices are the portal's ids
     with time_machine.travel(now, tick=False):
         OrderApi(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN).login("alice", PASSWORD)
         OrderApi(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN).login("bob", PASSWORD)
     alice_event = LoginEvent.objects.get(user=alice)
     bob_event = LoginEvent.objects.get(user=bob)
-    # Same place, same browser, both new devices: the imported history makes alice the familiar one.
-    assert alice_event.score < bob_event.score, (alice_event.reasons, bob_event.reasons)
+    # Same place, same browser, both new cookies: alice is a returning customer (no "no history"); her own
+    # browser with its first authguard cookie is a new device but not a "copied user agent".
+    assert alice_event.action == "allow" and "no_history" not in alice_event.reasons
+    assert "new_device" in alice_event.reasons and "copied_user_agent" not in alice_event.reasons
+    assert "no_history" in bob_event.reasons
+
+
+def test_after_the_first_authguard_cookie_a_copied_user_agent_counts_again(
+    user_factory: Any, geoip: Any, totp_factory: Any
+) -> None:
+    totp_factory(user_factory("alice"))  # she can be stepped up (without a factor she would be refused)
+    now = timezone.now()
+    import_history(log(now - timedelta(days=60), "alice", 40), geoip_path=str(geoip))
+    with time_machine.travel(now, tick=False):
+        # Before her first sign-in after the install, her user agent from a network she never used is a
+        # new device on a new network (the import kept how many devices she had), not yet a "copy".
+        OrderApi(REMOTE_ADDR=IP_US_HOME, HTTP_USER_AGENT=UA_CHROME_WIN).login("alice", PASSWORD)
+        before = LoginEvent.objects.latest("pk")
+        assert {"new_device", "new_device_new_network"} <= set(before.reasons)
+        assert "copied_user_agent" not in before.reasons
+    with time_machine.travel(now + timedelta(hours=12), tick=False):
+        OrderApi(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN).login("alice", PASSWORD)  # her own
+    with time_machine.travel(now + timedelta(days=1), tick=False):
+        OrderApi(REMOTE_ADDR=IP_US_HOME, HTTP_USER_AGENT=UA_CHROME_WIN).login("alice", PASSWORD)
+        after = LoginEvent.objects.latest("pk")
+    assert "copied_user_agent" in after.reasons and after.action != "allow"
 
 
 def test_a_thiefs_line_in_the_old_log_teaches_nothing(user_factory: Any, geoip: Any) -> None:
