@@ -9,28 +9,44 @@ the lines the page replays, and :func:`policy_json` the ``--policy`` file of eit
 (tests/test_backtest.py runs the command on them and compares). Shadow (report-only) signals never
 change a decision, so they play no part in a backtest.
 
-Which events are replayed: every recorded login of the window whose password was checked (``password_ok``
-true, or a wrong password: failed passwords feed the velocity signals), in time order. Throttled attempts
-(the password was never checked), and events without an IP or a username, are left out.
+Which events are replayed (one taxonomy, :func:`authguard.reports.categorize`, shared with the dashboard
+and the incident report): every recorded attempt of the window scored on a verified first factor, and
+every wrong password (failed passwords feed the velocity signals), in time order:
+
+* password sign-ins, whatever happened next (signed in, stepped up, refused);
+* **passkey sign-ins**: there is no password to score, so the line says ``password_ok`` true (the first
+  factor, a passkey, was verified) and ``second_factor_ok`` true (the passkey is phishing-resistant: it is
+  also the step-up). A policy that steps a passkey sign-in up therefore lets it in, as the live passkey
+  sign-in does; only a deny refuses it (and only a deny counts as friction or as a catch for it);
+* **re-scored sessions** (a signed-in session used from another network or browser): ``password_ok`` true
+  (the session had been verified), ``second_factor_ok`` as its step-up ended;
+* refusals without a password (a passkey sign-in or a moved session the risk engine refused).
+
+Left out, and counted in ``BacktestResult.left_out``: throttled attempts and attempts refused because the
+account was locked (no password was checked), and events without an IP or a username.
 
 How an event becomes a replay line:
 
 * ``user``: the account's username (the name as typed for unknown accounts),
 * ``device_id``: the stored device-cookie hash (the replay hashes it again, which keeps devices distinct),
-* ``second_factor_ok``: what a step-up did or would have done. ``True`` when the event passed step-up,
-  ``False`` when it failed one; otherwise ``False`` for events marked fraud (an attacker does not hold the
-  customer's passkey), ``True`` for known-good ones (the customer, asked, passes) and ``null`` for the rest.
-  The replay reads it only after deciding, to know whether to learn from the login.
+* ``second_factor_ok``: what a step-up did or would have done. ``True`` when the event passed step-up or
+  was a passkey sign-in, ``False`` when it failed one; otherwise ``False`` for events marked fraud (an
+  attacker does not hold the customer's passkey), ``True`` for known-good ones (the customer, asked, passes)
+  and ``null`` for the rest. The replay reads it only after deciding, to know whether to learn from it.
 
-Labels (what friction and catches count; only events with the right password are labelled):
+Labels (what friction and catches count; only attempts with a verified first factor are labelled):
 
 * **fraud**: an analyst marked the event confirmed fraud.
-* **known good**: not marked fraud, and an analyst marked it legitimate, or it passed step-up, or it was
-  allowed and signed in.
+* **known good**: not marked fraud, and an analyst marked it legitimate, or it passed step-up (a password
+  sign-in or a re-scored session), or it was allowed and signed in, or it was a passkey sign-in.
 * **unknown**: the rest (refused, pending or failed step-ups nobody has reviewed).
 
-**Friction** is the number of known-good logins a policy steps up or denies; **catches** is the number of
-fraud-marked logins it steps up or denies. Both are reported split by step-up and deny.
+**Friction** is the number of known-good attempts a policy steps up or denies; **catches** is the number of
+fraud-marked attempts it steps up or denies (for passkey sign-ins: denies). Both are reported split by
+step-up and deny. Three columns are compared: **what happened** (the decisions recorded at the time, under
+the policy then in force and the history the live system had then), the **current policy replayed** and
+the **proposed policy replayed** (both from empty history, so the difference between those two is the
+policy's alone; the difference between the first two is what starting from empty history costs).
 """
 
 from __future__ import annotations
@@ -43,12 +59,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from . import policy as runtime
+from . import reports
 from .conf import app_settings
-from .models import Feedback, LoginEvent, Outcome
+from .models import Feedback, LoginEvent
 from .policy import Action
 from .replay import Policy, replay
 
@@ -78,6 +95,9 @@ class Tally:
     caught_step_up: int
     caught_deny: int
     top_reasons: tuple[tuple[str, int], ...] = ()
+    #: Passkey sign-ins among the events, and how many of them the policy stepped up (let in by the passkey).
+    passkey_sign_ins: int = 0
+    passkey_stepped_up: int = 0
 
     @property
     def friction(self) -> int:
@@ -108,6 +128,8 @@ class Change:
     label: str
     current: str
     proposed: str
+    recorded: str = ""
+    category: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,6 +145,21 @@ class BacktestResult:
     proposed: Tally
     changes: tuple[Change, ...] = field(default_factory=tuple)
     changed_total: int = 0
+    #: What was decided at the time (the recorded decisions of the same events).
+    recorded: Tally | None = None
+    #: Every event of the window by category (:data:`authguard.reports.CATEGORIES`), replayed or not.
+    coverage: Mapping[str, int] = field(default_factory=dict)
+    #: Events of the window the backtest leaves out, by category (no password was checked).
+    left_out: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def coverage_rows(self) -> list[tuple[str, str, int, bool]]:
+        """``(code, label, count, replayed)`` of every category with events in the window."""
+        return [
+            (c.code, str(c.label), self.coverage[c.code], c.replayed)
+            for c in reports.CATEGORIES.values()
+            if self.coverage.get(c.code)
+        ]
 
 
 def window(days: int, *, now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -133,34 +170,65 @@ def window(days: int, *, now: datetime | None = None) -> tuple[datetime, datetim
     return end - timedelta(days=days), end
 
 
+def _window_events(start: datetime, end: datetime) -> QuerySet[LoginEvent]:
+    return LoginEvent.objects.filter(created_at__gte=start, created_at__lt=end)
+
+
 def replayable_events(start: datetime, end: datetime) -> QuerySet[LoginEvent]:
     """The events a backtest of ``[start, end)`` replays, oldest first (see the module docstring)."""
     return (
-        LoginEvent.objects.filter(created_at__gte=start, created_at__lt=end, ip__isnull=False)
-        .filter(Q(password_ok=True) | Q(outcome=Outcome.BAD_PASSWORD))
+        _window_events(start, end)
+        .filter(reports.category_q(reports.codes_where(replayed=True)), ip__isnull=False)
         .exclude(Q(username="") & Q(user__isnull=True))
         .select_related("user")
         .order_by("created_at", "pk")
     )
 
 
+def coverage(start: datetime, end: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """Every event of ``[start, end)`` by category, and those the backtest leaves out (one query)."""
+    counts: Counter[str] = Counter()
+    left_out: Counter[str] = Counter()
+    rows = (
+        _window_events(start, end)
+        .annotate(
+            unusable=Q(ip__isnull=True) | (Q(username="") & Q(user__isnull=True)),
+        )
+        .values_list("password_ok", "outcome", "action", "unusable")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for password_ok, outcome, action, unusable, n in rows:
+        code = reports.categorize(password_ok, outcome, action)
+        counts[code] += n
+        if unusable or not reports.CATEGORIES[code].replayed:
+            left_out[code] += n
+    return dict(counts), dict(left_out)
+
+
 def label(event: LoginEvent) -> str:
     """``"fraud"``, ``"good"`` or ``"unknown"`` (see the module docstring)."""
-    if not event.password_ok:
+    category = reports.category_of(event)
+    if not category.verified:
         return UNKNOWN
     if event.feedback == Feedback.FRAUD:
         return FRAUD
-    if event.feedback == Feedback.LEGITIMATE or event.outcome == Outcome.STEP_UP_PASSED:
+    if event.feedback == Feedback.LEGITIMATE:
         return GOOD
-    if event.action == Action.ALLOW and event.outcome == Outcome.SIGNED_IN:
+    if category.code in (reports.STEPPED_UP, reports.RESCORED_STEPPED_UP, reports.PASSKEY_SIGN_IN):
+        return GOOD
+    if category.code == reports.SIGNED_IN and event.action == Action.ALLOW:
         return GOOD
     return UNKNOWN
 
 
 def _second_factor(event: LoginEvent, event_label: str) -> bool | None:
-    if event.outcome == Outcome.STEP_UP_PASSED:
+    category = reports.category_of(event)
+    if category.code == reports.PASSKEY_SIGN_IN:
+        return True  # the passkey is the strong factor: a step-up asked of it is already met
+    if category.step_up == "step_up_passed":
         return True
-    if event.outcome == Outcome.STEP_UP_FAILED:
+    if category.step_up == "step_up_failed":
         return False
     if event_label == FRAUD:
         return False
@@ -179,7 +247,8 @@ def event_line(event: LoginEvent) -> dict[str, Any]:
         "ip": event.ip,
         "user_agent": event.user_agent,
         "device_id": event.device_hash or None,
-        "password_ok": event.password_ok,
+        # A passkey or a verified session is the first factor of a passkey sign-in or a re-score.
+        "password_ok": reports.category_of(event).verified,
         "second_factor_ok": _second_factor(event, event_label),
         "event": event.pk,
     }
@@ -201,16 +270,34 @@ def decisions(lines: list[str], policy: Policy) -> list[dict[str, Any]]:
     return [json.loads(text) for text in output.getvalue().splitlines()]
 
 
-def tally(results: Iterable[Mapping[str, Any]], labels: Iterable[str]) -> Tally:
-    """Count actions, friction and catches of replay ``results`` against the events' ``labels``."""
+def _effective(action: str, category: str) -> str:
+    """What ``action`` does to an attempt of ``category``: a passkey sign-in asked to step up is let in
+    (its passkey is the step-up, as in the live passkey sign-in); everything else as decided."""
+    if category == reports.PASSKEY_SIGN_IN and action == Action.STEP_UP:
+        return Action.ALLOW
+    return action
+
+
+def tally(
+    results: Iterable[Mapping[str, Any]], labels: Iterable[str], categories: Iterable[str] | None = None
+) -> Tally:
+    """Count actions, friction and catches of replay ``results`` against the events' ``labels``
+    (``categories``: the events' category codes, for the passkey rule; default all password sign-ins)."""
     actions: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     good = fraud = friction_step_up = friction_deny = caught_step_up = caught_deny = 0
-    for result, event_label in zip(results, labels, strict=True):
+    passkeys = passkeys_stepped_up = 0
+    results = list(results)
+    codes = list(categories) if categories is not None else [reports.SIGNED_IN] * len(results)
+    for result, event_label, code in zip(results, labels, codes, strict=True):
         action = result["action"]
         actions[action] += 1
         if action != Action.ALLOW:
             reasons.update(result["reasons"])
+        if code == reports.PASSKEY_SIGN_IN:
+            passkeys += 1
+            passkeys_stepped_up += action == Action.STEP_UP
+        action = _effective(action, code)
         if event_label == GOOD:
             good += 1
             friction_step_up += action == Action.STEP_UP
@@ -228,6 +315,18 @@ def tally(results: Iterable[Mapping[str, Any]], labels: Iterable[str]) -> Tally:
         caught_step_up=caught_step_up,
         caught_deny=caught_deny,
         top_reasons=tuple(reasons.most_common(8)),
+        passkey_sign_ins=passkeys,
+        passkey_stepped_up=passkeys_stepped_up,
+    )
+
+
+def recorded_tally(events: Iterable[LoginEvent], labels: Iterable[str]) -> Tally:
+    """The same figures for the decisions recorded at the time (what happened)."""
+    events = list(events)
+    return tally(
+        ({"action": e.action, "reasons": list(e.reasons or ())} for e in events),
+        labels,
+        [reports.categorize(e.password_ok, e.outcome, e.action) for e in events],
     )
 
 
@@ -284,25 +383,39 @@ def run_backtest(
     events = _latest(replayable_events(start, end), max_events)
     truncated = len(events) == max_events and replayable_events(start, events[0].created_at).exists()
     lines, labels = _lines_and_labels(events)
+    categories = [reports.categorize(e.password_ok, e.outcome, e.action) for e in events]
     now_results = decisions(lines, current)
     new_results = decisions(lines, proposed)
     changes = [
-        Change(event.pk, line["user"], event.created_at, event_label, a["action"], b["action"])
-        for event, line, event_label, a, b in zip(
-            events, map(json.loads, lines), labels, now_results, new_results, strict=True
+        Change(
+            event.pk,
+            line["user"],
+            event.created_at,
+            event_label,
+            a["action"],
+            b["action"],
+            event.action,
+            code,
         )
-        if a["action"] != b["action"]
+        for event, line, event_label, code, a, b in zip(
+            events, map(json.loads, lines), labels, categories, now_results, new_results, strict=True
+        )
+        if _effective(a["action"], code) != _effective(b["action"], code)
     ]
+    counts, left_out = coverage(start, end)
     return BacktestResult(
         days=days,
         start=start,
         end=end,
         events=len(events),
         truncated=truncated,
-        current=tally(now_results, labels),
-        proposed=tally(new_results, labels),
+        current=tally(now_results, labels, categories),
+        proposed=tally(new_results, labels, categories),
         changes=tuple(changes[:max_changes]),
         changed_total=len(changes),
+        recorded=recorded_tally(events, labels),
+        coverage=counts,
+        left_out=left_out,
     )
 
 

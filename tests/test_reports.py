@@ -79,7 +79,8 @@ def test_incident_timeline_shows_the_whole_attack():
     assert takeover.kind == "step_up" and "passed step-up" in takeover.summary
     assert takeover.place == "Nagoya, JP" and takeover.device == "Firefox 133 on Linux"
     assert "anonymous_residential_proxy" in takeover.reasons
-    assert all("failed login" in by_event[pk].summary for pk in built.wrong_passwords)
+    # Plain sentences since issue 16 (was "failed login: wrong password or unknown user").
+    assert all(by_event[pk].summary == "Failed login: wrong password." for pk in built.wrong_passwords)
 
     after = [e for e in entries if e.at >= takeover.at]
     order_lines = [e.summary for e in after if e.kind == "order"]
@@ -88,8 +89,18 @@ def test_incident_timeline_shows_the_whole_attack():
     assert any("buy 5000 3Z3A" in s for s in order_lines)
     held = HeldOrder.objects.get(user=tanaka)
     assert any(e.summary == "held order expired" and str(held.pk) in e.reference for e in after)
-    assert any(e.kind == "notification" and "order_held" in e.summary for e in after)
-    assert any(e.kind == "notification" and "new_device_login" in e.summary for e in entries)
+    assert any(
+        e.kind == "notification"
+        and "(order_held)" in e.reference
+        and "An order is waiting for your confirmation" in e.summary
+        for e in after
+    )
+    assert any(
+        e.kind == "notification"
+        and "(new_device_login)" in e.reference
+        and "device we did not recognise" in e.summary
+        for e in entries
+    )
     assert any(e.kind == "factor" and "TOTP" in e.summary for e in entries)
 
 
@@ -177,6 +188,11 @@ def test_simulate_attack_incident_report(settings, tmp_path):
         > 0
     )
     assert any(e.kind == "factor" and "passkey" in e.summary for e in entries)
-    assert any(e.kind == "notification" and "order_held" in e.summary for e in entries)
+    assert any(
+        e.kind == "notification"
+        and "(order_held)" in e.reference
+        and "An order is waiting for your confirmation" in e.summary
+        for e in entries
+    )
     # Oldest first: Tanaka's own sign-in at home comes before the thief's.
     assert logins[0].ip == "192.0.2.1" or logins[0].at <= denied[0].at

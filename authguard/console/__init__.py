@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import backtest, charts, reports
 from .. import policy as runtime_policy
 from ..conf import app_settings
-from ..models import LoginEvent
+from ..models import LoginEvent, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,11 @@ class ConsolePages:
             error=error,
             charts=dashboard_charts(data),
             held_total=sum(data.held_orders.values()),
-            step_up_rows=[(_outcome_label(k), v) for k, v in sorted(data.step_up_outcomes.items())],
+            step_up_rows=[
+                (_outcome_label(k), data.step_up_outcomes.get(k, 0))
+                for k in (Outcome.STEP_UP_PASSED, Outcome.STEP_UP_FAILED, Outcome.STEP_UP_PENDING)
+            ],
+            series_figures=[(key, name, data.totals[key]) for key, name in series_names().items()],
         )
 
     def compliance_view(self, request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
@@ -152,6 +156,7 @@ class ConsolePages:
             query=request.GET.get("user", ""),
             error=error,
             generated_at=timezone.now(),
+            site_tz=reports.site_timezone(),
         )
 
     def backtest_view(self, request: HttpRequest) -> TemplateResponse:
@@ -215,8 +220,6 @@ def console_links(request: HttpRequest) -> list[tuple[str, str]]:
 
 
 def _outcome_label(code: str) -> str:
-    from ..models import Outcome
-
     return str(dict(Outcome.choices).get(code, code))
 
 
@@ -234,21 +237,45 @@ def _find_user(raw: str) -> tuple[Any, str | None]:
     return user, None
 
 
+#: Colours of the dashboard's stacks beyond the three decisions.
+SERIES_COLOURS: dict[str, str] = {
+    "passkey": "#1971c2",
+    "locked": "#5f3dc4",
+    "bad_password": "#868e96",
+    "throttled": "#ced4da",
+    "other": "#495057",
+}
+
+
+def series_names() -> dict[str, str]:
+    """The dashboard's stacks (:data:`authguard.reports.SERIES`) as the legend and figures name them."""
+    return {
+        "allow": gettext("signed in with the password"),
+        "passkey": gettext("signed in with a passkey"),
+        "step_up": gettext("asked for a second factor"),
+        "deny": gettext("denied"),
+        "locked": gettext("refused: account locked"),
+        "bad_password": gettext("wrong password"),
+        "throttled": gettext("throttled"),
+        "other": gettext("other"),
+    }
+
+
 def dashboard_charts(data: reports.Dashboard) -> dict[str, Any]:
     """The dashboard's SVG charts, drawn from its figures."""
     days = [day.strftime("%m-%d") for day in data.days]
-    names = {
-        "allow": gettext("allowed"),
-        "step_up": gettext("stepped up"),
-        "deny": gettext("denied"),
-        "bad_password": gettext("wrong password"),
-    }
-    colours = {**charts.ACTION_COLOURS, "bad_password": "#868e96"}
-    series = [charts.Series(names[key], tuple(data.by_action[key]), colours[key]) for key in names]
+    names = series_names()
+    colours = {**charts.ACTION_COLOURS, **SERIES_COLOURS}
+    # Every stack that has events is drawn (a stack of zeros would only crowd the legend).
+    series = [
+        charts.Series(names[key], tuple(data.by_action[key]), colours[key])
+        for key in reports.SERIES
+        if key in ("allow", "step_up", "deny") or any(data.by_action[key])
+    ]
     no_data = gettext("No data in this range")
     return {
         "logins": charts.stacked_columns(
-            gettext("Logins per day by decision"),
+            gettext("Sign-in attempts per day by what happened"),
             days,
             series,
             chart_id="chart-logins",
@@ -256,14 +283,14 @@ def dashboard_charts(data: reports.Dashboard) -> dict[str, Any]:
             empty=no_data,
         ),
         "scores": charts.column_chart(
-            gettext("Risk score distribution (right password)"),
+            gettext("Risk score distribution (password, passkey or session verified)"),
             list(data.score_bins),
             chart_id="chart-scores",
             x_title=gettext("risk score"),
             empty=no_data,
         ),
         "reasons": charts.bar_chart(
-            gettext("Top reasons of stepped-up and denied logins"),
+            gettext("Top reasons of stepped-up and denied attempts"),
             list(data.top_reasons),
             chart_id="chart-reasons",
             colour=charts.ACTION_COLOURS["step_up"],
@@ -273,10 +300,11 @@ def dashboard_charts(data: reports.Dashboard) -> dict[str, Any]:
             gettext("Step-up success rate"),
             data.step_up_rate,
             chart_id="chart-step-up",
-            detail=gettext("%(n)d stepped-up logins") % {"n": sum(data.step_up_outcomes.values())},
+            detail=gettext("%(n)d second-factor requests (sign-ins and re-checked sessions)")
+            % {"n": sum(data.step_up_outcomes.values())},
         ),
         "networks": charts.bar_chart(
-            gettext("Riskiest networks (stepped-up or denied logins)"),
+            gettext("Riskiest networks (stepped-up or denied attempts)"),
             [(f"AS{r.asn or '?'} {r.as_org}"[:40], r.risky) for r in data.networks],
             chart_id="chart-networks",
             colour=charts.ACTION_COLOURS["deny"],
