@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
 
@@ -36,7 +37,6 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
-from django.utils.formats import date_format
 from django.utils.functional import Promise
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
@@ -331,10 +331,16 @@ def notify_login(event: LoginEvent) -> list[Notification]:
 
 
 def _is_new_country(event: LoginEvent, user_id: int) -> bool:
-    earlier = LoginEvent.objects.filter(
-        user_id=user_id, outcome__in=SIGNED_IN_OUTCOMES, created_at__lt=event.created_at
-    ).exclude(pk=event.pk)
-    return earlier.exists() and not earlier.filter(country=event.country).exists()
+    earlier = (
+        LoginEvent.objects.filter(
+            user_id=user_id, outcome__in=SIGNED_IN_OUTCOMES, created_at__lt=event.created_at
+        )
+        .exclude(pk=event.pk)
+        # A sign-in whose country was unknown says nothing about which countries are new (issue 16: a Tokyo
+        # sign-in after ones from unplaceable addresses was announced as "from another country").
+        .exclude(country="")
+    )
+    return earlier.exists() and not earlier.filter(country__iexact=event.country).exists()
 
 
 def login_event_saved(sender: Any, instance: LoginEvent, **kwargs: Any) -> None:
@@ -350,7 +356,12 @@ def login_event_saved(sender: Any, instance: LoginEvent, **kwargs: Any) -> None:
 
 
 def _format_time(value: Any) -> Any:
-    """An ISO date-time of the context (``time``, ``expires``...) in local time, in the message's language."""
+    """An ISO date-time of the context (``time``, ``expires``...) as ``2026-12-03 12:42 (JST)``.
+
+    One format in every mail and language: the site's time zone (``TIME_ZONE``) with its abbreviation shown,
+    a 24-hour clock and an ISO date, so no text around it doubles a full stop ("a.m..") and a customer
+    abroad knows which clock is meant. Anything else is returned unchanged.
+    """
     try:
         parsed = parse_datetime(value) if isinstance(value, str) and "T" in value else None
     except ValueError:
@@ -359,7 +370,99 @@ def _format_time(value: Any) -> Any:
         return value
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed)
-    return date_format(timezone.localtime(parsed), "DATETIME_FORMAT")
+    local = timezone.localtime(parsed)
+    zone = local.tzname() or str(timezone.get_current_timezone())
+    return f"{local:%Y-%m-%d %H:%M} ({zone})"
+
+
+#: Minor units shown per currency (ISO 4217); others show two.
+_CURRENCY_DECIMALS = {"JPY": 0, "KRW": 0}
+
+
+def _format_amount(amount: Any, currency: Any) -> str:
+    """``345,000 JPY`` (``345,000円`` in Japanese), or ``""`` when the amount is missing or not a number."""
+    try:
+        number = Decimal(str(amount))
+    except (InvalidOperation, ValueError):
+        return ""
+    if not number.is_finite():
+        return ""
+    code = str(currency or "").upper()
+    places = _CURRENCY_DECIMALS.get(code, 2)
+    text = f"{number:,.{places}f}"
+    if not code:
+        return text
+    if code == "JPY" and (translation.get_language() or "").startswith("ja"):
+        return f"{text}円"
+    return f"{text} {code}"
+
+
+def _default_factor_names() -> set[str]:
+    """The names authguard gives factors itself (the recovery-code set), in every configured language."""
+    names: set[str] = set()
+    for code, _label in settings.LANGUAGES:
+        with translation.override(code):
+            names.add(str(_("Recovery codes")).casefold())
+    return names
+
+
+def _ways_back(user: Any) -> dict[str, bool]:
+    """Which self-service ways out of a lock ``user`` really has, for a lock mail without them in context.
+
+    ``unlock_passkey``: a confirmed passkey that is not cooling off, and passkeys may unlock
+    (``AUTHGUARD_UNLOCK_METHODS``). ``unlock_codes``: an authenticator plus recovery codes and the codes
+    path is on (:func:`authguard.lockout.codes_unlock_available`). The security desk is always offered.
+    SECURITY: fails closed towards offering only the desk: a way that cannot be checked is not promised.
+    """
+    from .lockout import codes_unlock_available
+    from .stepup import factor_cooling_off, method_of, usable_factors
+
+    if user is None or user.pk is None:
+        return {"unlock_passkey": False, "unlock_codes": False}
+    try:
+        passkey = "passkey" in app_settings.UNLOCK_METHODS and any(
+            method_of(device) == "passkey" and not factor_cooling_off(device)
+            for device in usable_factors(user)
+        )
+        codes = codes_unlock_available(user)
+    except Exception:
+        logger.warning("authguard: could not list the ways out of a lock for user %s", user.pk, exc_info=True)
+        return {"unlock_passkey": False, "unlock_codes": False}
+    return {"unlock_passkey": bool(passkey), "unlock_codes": bool(codes)}
+
+
+def _body_context(notification: Notification) -> dict[str, Any]:
+    """The template context of ``notification``: times formatted once, derived labels, site and recipient.
+
+    Runs inside the recipient's language. Values stored in the row are already defanged; derived ones are
+    built from them or from trusted settings.
+    """
+    context: dict[str, Any] = {k: _format_time(v) for k, v in notification.context.items()}
+    # A factor's name that only repeats its kind ("recovery codes (Recovery codes)") says nothing.
+    name, factor = context.get("name"), context.get("factor")
+    if isinstance(name, str) and (
+        (isinstance(factor, str) and name.casefold() == factor.casefold())
+        or name.casefold() in _default_factor_names()
+    ):
+        context["name"] = ""
+    if notification.kind == "order_held":
+        symbol, instrument = context.get("symbol") or "", context.get("instrument") or ""
+        context["instrument_label"] = (
+            f"{instrument} ({symbol})" if instrument and symbol else instrument or symbol
+        )
+        context["amount_text"] = (
+            _format_amount(context.get("amount"), context.get("currency")) if context.get("amount") else ""
+        )
+    if notification.kind == "account_locked" and not notification.staff:
+        ways = _ways_back(notification.user)
+        for key, value in ways.items():
+            context.setdefault(key, value)
+    context.update(
+        staff=notification.staff,
+        site_name=defang(app_settings.WEBAUTHN_RP_NAME),
+        recipient=defang(notification.user.get_username()) if notification.user else "",
+    )
+    return context
 
 
 def render(notification: Notification) -> tuple[str, str]:
@@ -371,12 +474,7 @@ def render(notification: Notification) -> tuple[str, str]:
     language = notification.language or settings.LANGUAGE_CODE
     with translation.override(language):
         subject_text = kind.staff_subject if notification.staff and kind.staff_subject else kind.subject
-        context = {k: _format_time(v) for k, v in notification.context.items()}
-        context.update(
-            staff=notification.staff,
-            site_name=defang(app_settings.WEBAUTHN_RP_NAME),
-            recipient=defang(notification.user.get_username()) if notification.user else "",
-        )
+        context = _body_context(notification)
         subject = f"[{context['site_name']}] {subject_text}"
         body = render_to_string(f"authguard/email/{notification.kind}.txt", context).strip() + "\n"
     if contains_link(subject) or contains_link(body):

@@ -339,7 +339,7 @@ def test_times_are_shown_in_local_time_not_iso(user_factory: Any, on_commit: Any
         notify(alice, "order_held", context=context, dedupe_key="held:1")
     body = mail.outbox[0].body
     assert "buy 100 7203" in body
-    assert "2026-11-30T" not in body and "10 a.m." in body  # 01:00 UTC is 10:00 in Tokyo
+    assert "2026-11-30T" not in body and "2026-11-30 10:00 (JST)" in body  # 01:00 UTC is 10:00 in Tokyo
 
 
 def test_removal_by_staff_says_so(user_factory: Any, on_commit: Any) -> None:
@@ -402,5 +402,5 @@ def test_an_order_held_from_a_japanese_session_is_mailed_with_the_side_in_japane
     notice = Notification.objects.get(user=hanako, kind="order_held")
     assert notice.language == "ja" and notice.status == NotificationStatus.SENT
     body = mail.outbox[-1].body
-    assert "注文：AAPL 10株の売却" in body.splitlines()
+    assert "注文：Apple (AAPL) 10株の売却" in body.splitlines()
     assert "sell" not in body and not contains_link(body)

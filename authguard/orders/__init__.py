@@ -514,6 +514,10 @@ def submit_order(
                 "side": intent.side,
                 "quantity": intent.quantity,
                 "symbol": intent.symbol,
+                # The customer recognises an order by its name and amount, not a code.
+                "instrument": facts.instrument.name if facts is not None else "",
+                "amount": str(amount),
+                "currency": str(currency),
                 "time": now,
                 "expires": held.expires_at,
             },
