@@ -117,7 +117,7 @@ def test_an_email_login_user_model_is_searched_by_its_email_alone(monkeypatch):
         user_search_through = ("user", "customer")
 
     record_admin = RecordAdmin(Record, admin.AdminSite())
-    import authguard.admin as console
+    import authguard.console.mixins as console
 
     monkeypatch.setattr(console, "get_user_model", lambda: EmailUser)
     request = RequestFactory().get("/", {"q": "alice"})
@@ -161,7 +161,7 @@ def test_every_console_admin_follows_the_user_model(monkeypatch):
             app_label = "authguard"
             managed = False
 
-    import authguard.admin as console
+    import authguard.console.mixins as console
 
     monkeypatch.setattr(console, "get_user_model", lambda: EmailUser)
     for _model, model_admin in authguard_admins():
