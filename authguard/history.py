@@ -12,6 +12,10 @@ so the replay scores exactly as live logins do.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -19,6 +23,7 @@ from typing import Any, Protocol
 from django.core.cache import cache as default_cache
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from .conf import app_settings
 from .context import LoginContext
@@ -31,6 +36,8 @@ from .velocity import (
     read_counts,
     record_attempt,
 )
+
+logger = logging.getLogger("authguard.history")
 
 
 @dataclass(frozen=True)
@@ -76,17 +83,34 @@ _DISTINCT_KEYS = {feature: f"~{feature}" for feature in POPULATION_FEATURES}
 
 
 def _population_increments(evidence: Evidence) -> list[str]:
-    """Keys to increment after learning a login: each value, each total, and distinct counts of new values."""
-    count = evidence.population.get
-    keys = []
-    for feature, key in evidence.ctx.population_value_keys.items():
-        keys.append(key)
-        keys.append(_TOTAL_KEYS[feature])
-        if not count(key):
-            keys.append(_DISTINCT_KEYS[feature])
+    """What a learned login appends for the population counts: each feature value it showed, and
+    ``#users`` for a user's first login. Totals and distinct counts are derived when folding
+    (:func:`_fold_increments`), so a login never touches a row that every other login touches too."""
+    keys = list(evidence.ctx.population_value_keys.values())
     if not evidence.profile.data:
         keys.append("#users")
     return keys
+
+
+def _fold_increments(keys: Iterable[str], seen: Callable[[str], bool]) -> Counter[str]:
+    """The population-count increments of a batch of appended values: each value's own count, its
+    feature's total, and the feature's distinct count once for each value ``seen`` says was not counted
+    before this batch."""
+    increments: Counter[str] = Counter(keys)
+    for key, times in list(increments.items()):
+        feature, separator, _value = key.partition(":")
+        if not separator or feature not in _TOTAL_KEYS:
+            continue  # "#users"
+        increments[_TOTAL_KEYS[feature]] += times
+        if not seen(key):
+            increments[_DISTINCT_KEYS[feature]] += 1
+    return increments
+
+
+def fold_seconds() -> int:
+    """``AUTHGUARD_POPULATION_FOLD_SECONDS``: how old the population snapshot that scoring reads may get
+    (default 15 minutes; 0 folds after every login, as before issue 15)."""
+    return app_settings.POPULATION_FOLD_SECONDS
 
 
 #: How many hourly windows of event time pass between two sweeps of the replay's counters.
@@ -96,15 +120,27 @@ _SWEEP_WINDOWS = 6
 class MemoryHistory:
     """In-memory store for the replay. Starts empty; nothing is written anywhere else."""
 
-    def __init__(self, *, horizon_days: int | None = None) -> None:
+    def __init__(self, *, horizon_days: int | None = None, fold_every: int | None = None) -> None:
         self.horizon_days = horizon_days or app_settings.PROFILE_HORIZON_DAYS
         self.profiles: dict[Any, dict[str, Any]] = {}
         self.population: dict[str, int] = {}
+        #: Appended population values not yet folded into ``population`` (what the live deltas table holds).
+        self.pending: list[str] = []
+        self.fold_every = fold_seconds() if fold_every is None else fold_every
+        self._fold_period: int | None = None
         self.trusted: dict[tuple[Any, str], datetime] = {}
         self.counters = DictCache()
         self._swept_window = -_SWEEP_WINDOWS
 
     def evidence(self, ctx: LoginContext) -> Evidence:
+        if self.fold_every:
+            # The live rule in event time: scoring reads the counts as of the last fold, and a fold happens
+            # once per period of AUTHGUARD_POPULATION_FOLD_SECONDS.
+            period = int(ctx.timestamp // self.fold_every)
+            if period != self._fold_period:
+                self._fold_period = period
+                if self.pending:
+                    self.fold()
         profile = Profile.at(self.profiles.get(ctx.user_id), ctx.timestamp, self.horizon_days)
         until = self.trusted.get((ctx.user_id, ctx.device_hash or ""))
         return Evidence(
@@ -116,9 +152,9 @@ class MemoryHistory:
         )
 
     def learn(self, ctx: LoginContext, evidence: Evidence) -> None:
-        population = self.population
-        for key in _population_increments(evidence):
-            population[key] = population.get(key, 0) + 1
+        self.pending.extend(_population_increments(evidence))
+        if not self.fold_every:
+            self.fold()
         self.profiles[ctx.user_id] = learn(
             self.profiles.get(ctx.user_id), ctx, horizon_days=self.horizon_days
         )
@@ -135,6 +171,14 @@ class MemoryHistory:
     def trust_device(self, ctx: LoginContext, until: datetime) -> None:
         if ctx.device_hash:
             self.trusted[(ctx.user_id, ctx.device_hash)] = until
+
+    def fold(self) -> None:
+        """Add the pending values into the population counts (what :func:`fold_population` does live)."""
+        population = self.population
+        increments = _fold_increments(self.pending, lambda key: population.get(key, 0) > 0)
+        for key, times in increments.items():
+            population[key] = population.get(key, 0) + times
+        self.pending.clear()
 
 
 class DatabaseHistory:
@@ -175,20 +219,22 @@ class DatabaseHistory:
         )
 
     def learn(self, ctx: LoginContext, evidence: Evidence) -> None:
-        from .models import KnownDevice, PopulationCount, RiskProfile
+        from .models import KnownDevice, RiskProfile
+        from .models.population import PopulationDelta
 
         if ctx.user_id is None:
             return
-        increments = _population_increments(evidence)
+        appended = _population_increments(evidence)
         with transaction.atomic():
             profile, _ = RiskProfile.objects.select_for_update().get_or_create(user_id=ctx.user_id)
             profile.data = learn(profile.data, ctx, horizon_days=self.horizon_days)
             profile.save(update_fields=["data", "updated_at"])
-            PopulationCount.objects.bulk_create(
-                [PopulationCount(key=key, count=0) for key in dict.fromkeys(increments)],
-                ignore_conflicts=True,
-            )
-            PopulationCount.objects.filter(key__in=increments).update(count=F("count") + 1)
+            # An append, never an update of a shared row: logins do not wait on each other (issue 15).
+            PopulationDelta.objects.bulk_create([PopulationDelta(key=key) for key in appended])
+            if fold_seconds():
+                transaction.on_commit(fold_when_due)
+            else:
+                fold_population()  # AUTHGUARD_POPULATION_FOLD_SECONDS = 0: counted with the login, as before
             if ctx.device_hash:
                 updated = KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(
                     last_seen_at=ctx.time,
@@ -243,6 +289,82 @@ class DatabaseHistory:
             KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(
                 trusted_until=until
             )
+
+
+#: Appended values folded per transaction; a fold takes at most ``FOLD_BATCHES`` of them per call.
+FOLD_BATCH = 5000
+FOLD_BATCHES = 20
+_CHUNK = 500  # keys per IN (...) list: well under SQLite's variable limit
+
+
+def fold_population(*, batch: int = FOLD_BATCH, batches: int = FOLD_BATCHES) -> int:
+    """Add the appended population values into ``PopulationCount``; returns how many were folded.
+
+    Run by the ``authguard.fold_population`` task (beat) and after a login once per period
+    (:func:`fold_when_due`), so a portal without a beat still gets fresh counts. Each batch is one
+    transaction: the values, their features' totals and distinct counts are added and the appended rows
+    deleted together, so a crash half-way folds nothing twice.
+    """
+    from .models import PopulationCount
+    from .models.population import PopulationDelta, PopulationFold
+
+    folded = 0
+    for _round in range(batches):
+        with transaction.atomic():
+            PopulationFold.objects.get_or_create(pk=1)
+            # SECURITY: one fold at a time (this row's lock), or two would both count a new value as distinct.
+            fold = PopulationFold.objects.select_for_update().get(pk=1)
+            rows = list(PopulationDelta.objects.order_by("pk").values_list("pk", "key")[:batch])
+            if not rows:
+                break
+            keys = [key for _pk, key in rows]
+            distinct_keys = list(dict.fromkeys(keys))
+            seen: set[str] = set()
+            for start in range(0, len(distinct_keys), _CHUNK):
+                chunk = distinct_keys[start : start + _CHUNK]
+                seen.update(
+                    PopulationCount.objects.filter(key__in=chunk, count__gt=0).values_list("key", flat=True)
+                )
+            increments = _fold_increments(keys, seen.__contains__)
+            PopulationCount.objects.bulk_create(
+                [PopulationCount(key=key, count=0) for key in increments],
+                ignore_conflicts=True,
+                batch_size=_CHUNK,
+            )
+            by_amount: dict[int, list[str]] = defaultdict(list)
+            for key, times in increments.items():
+                by_amount[times].append(key)
+            for times, amount_keys in by_amount.items():
+                for start in range(0, len(amount_keys), _CHUNK):
+                    PopulationCount.objects.filter(key__in=amount_keys[start : start + _CHUNK]).update(
+                        count=F("count") + times
+                    )
+            # By the exact keys read: a range could take a row another login committed meanwhile, unread.
+            pks = [pk for pk, _key in rows]
+            for start in range(0, len(pks), _CHUNK):
+                PopulationDelta.objects.filter(pk__in=pks[start : start + _CHUNK]).delete()
+            fold.folded_at = timezone.now()
+            fold.folded += len(rows)
+            fold.save(update_fields=["folded_at", "folded"])
+            folded += len(rows)
+        if len(rows) < batch:
+            break
+    return folded
+
+
+def fold_when_due() -> None:
+    """Fold once per period of ``AUTHGUARD_POPULATION_FOLD_SECONDS`` across every node (a cache key per
+    period decides which login does it), after that login's commit. Never raises: a fold that cannot run
+    now runs at the next period or from the beat task."""
+    seconds = fold_seconds()
+    try:
+        if seconds:
+            period = int(time.time() // seconds)
+            if not default_cache.add(f"authguard:population:fold:{period}", 1, timeout=2 * seconds):
+                return
+        fold_population()
+    except Exception:  # the cache or the database failing must not fail the login that triggered it
+        logger.warning("authguard: population fold failed; it runs again at the next period", exc_info=True)
 
 
 def note_factor_change(user_id: Any, when: datetime) -> None:

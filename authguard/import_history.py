@@ -86,6 +86,7 @@ def import_history(
     scored = replay(
         lines, _Discard(), geoip_path=geoip_path, policy=policy, progress=progress, history=history
     )
+    history.fold()  # the last period's values too: the import writes the complete counts
     summary = ImportSummary(lines=scored.lines, learned_users=len(history.profiles), dry_run=dry_run)
     model = get_user_model()
     names = [str(name) for name in history.profiles]

@@ -6,8 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from authguard.history import DatabaseHistory
+from authguard.history import DatabaseHistory, fold_population, fold_when_due
 from authguard.models import KnownDevice, PopulationCount, RiskProfile
+from authguard.models.population import PopulationDelta
+from authguard.profile import POPULATION_FEATURES
 
 from .conftest import IP_SG_VPS, IP_TOKYO
 from .factories import T0, ctx
@@ -36,11 +38,17 @@ def test_gathering_evidence_costs_three_queries(user_factory, django_assert_num_
     assert not evidence.device.known and evidence.device.presented
 
 
-def test_learning_writes_profile_population_and_device(user_factory):
+def test_learning_writes_profile_population_and_device(user_factory, settings):
+    settings.AUTHGUARD_POPULATION_FOLD_SECONDS = 900
     user = user_factory("alice")
     learn_n(user, 3)
     profile = RiskProfile.objects.get(user=user).data
     assert profile["n"][1] == 3 and profile["t"]["ip"][1] == 3
+    # Issue 15: a login appends its values; the counts change only when they are folded.
+    assert not PopulationCount.objects.filter(key="cc:JP").exists()
+    assert PopulationDelta.objects.filter(key="cc:JP").count() == 3
+    assert fold_population() == 3 * len(POPULATION_FEATURES) + 1
+    assert not PopulationDelta.objects.exists()
     assert PopulationCount.objects.get(key="cc:JP").count == 3
     assert PopulationCount.objects.get(key="~cc").count == 1
     assert PopulationCount.objects.get(key="#users").count == 1
@@ -77,3 +85,105 @@ def test_the_replay_store_forgets_old_counter_windows_but_keeps_the_last_hour():
     counts = history.evidence(last).velocity
     assert counts.ip_failures == 12  # one hour of failures from the one address, nothing older
     assert counts.site_failures_day == 288  # yesterday's and today's daily windows are kept
+
+
+# -- population counts off the login path (issue 15) ---------------------------------------------------------
+
+
+def test_a_login_writes_no_shared_row_only_its_own_appended_values(user_factory, settings):
+    """The totals and distinct counts every login used to update in its transaction are not touched."""
+    settings.AUTHGUARD_POPULATION_FOLD_SECONDS = 900
+    user = user_factory("alice")
+    learn_n(user, 1)
+    fold_population()
+    totals = dict(PopulationCount.objects.values_list("key", "count"))
+    history = DatabaseHistory()
+    login = ctx(user=user.username, at=T0 + timedelta(days=1))
+    object.__setattr__(login, "user_id", user.pk)
+    evidence = history.evidence(login)
+    history.learn(login, evidence)
+    assert dict(PopulationCount.objects.values_list("key", "count")) == totals
+    assert sorted(PopulationDelta.objects.values_list("key", flat=True)) == sorted(
+        login.population_value_keys.values()
+    )
+
+
+def test_folding_adds_totals_and_counts_each_new_value_once_whatever_the_batching(user_factory, settings):
+    settings.AUTHGUARD_POPULATION_FOLD_SECONDS = 900
+    alice, bob = user_factory("alice"), user_factory("bob")
+    learn_n(alice, 2)
+    learn_n(bob, 1)
+    assert fold_population(batch=4) == 3 * len(POPULATION_FEATURES) + 2  # many small batches
+    counts = dict(PopulationCount.objects.values_list("key", "count"))
+    assert counts["#users"] == 2 and counts["cc:JP"] == 3 and counts["#cc"] == 3
+    assert counts["~cc"] == 1  # Japan is one country, even when its three logins were folded apart
+    learn_n(bob, 1)
+    fold_population()
+    assert PopulationCount.objects.get(key="~cc").count == 1
+    assert PopulationCount.objects.get(key="#users").count == 2  # bob was not new any more
+
+
+def test_the_fold_runs_once_per_period_after_commit(
+    user_factory, settings, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.AUTHGUARD_POPULATION_FOLD_SECONDS = 3600
+    user = user_factory("alice")
+    with django_capture_on_commit_callbacks(execute=True):
+        learn_n(user, 1)
+    assert not PopulationDelta.objects.exists()  # the period's first login folded, after its commit
+    with django_capture_on_commit_callbacks(execute=True):
+        learn_n(user, 1)
+    assert PopulationDelta.objects.count() == len(POPULATION_FEATURES)  # same period: waits for the next
+    fold_when_due()
+    assert PopulationDelta.objects.count() == len(POPULATION_FEATURES)
+
+
+def test_a_failing_fold_never_fails_the_login(user_factory, settings, monkeypatch, caplog):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.AUTHGUARD_POPULATION_FOLD_SECONDS = 900
+    user = user_factory("alice")
+    learn_n(user, 1)
+    settings.AUTHGUARD_POPULATION_FOLD_SECONDS = 0  # due at once
+
+    def broken(**kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr("authguard.history.fold_population", broken)
+    fold_when_due()  # logged, not raised
+    assert "population fold failed" in caplog.text
+    assert PopulationDelta.objects.count() == len(POPULATION_FEATURES) + 1
+
+
+def test_the_replay_reads_counts_as_of_the_last_fold_in_event_time():
+    """MemoryHistory folds at each period boundary of event time, as the live store does once a period."""
+    from authguard.history import MemoryHistory
+
+    history = MemoryHistory(fold_every=3600)
+    first = ctx(user="u1", at=T0)
+    history.learn(first, history.evidence(first))
+    same_hour = ctx(user="u2", at=T0 + timedelta(minutes=10))
+    assert history.evidence(same_hour).population_count("cc:JP") == 0  # not folded yet
+    history.learn(same_hour, history.evidence(same_hour))
+    next_hour = ctx(user="u3", at=T0 + timedelta(hours=1))
+    evidence = history.evidence(next_hour)
+    assert evidence.population_count("cc:JP") == 2 and evidence.population_count("#users") == 2
+    assert evidence.population_count("~cc") == 1
+    immediate = MemoryHistory(fold_every=0)
+    immediate.learn(first, immediate.evidence(first))
+    assert immediate.evidence(same_hour).population_count("cc:JP") == 1
+
+
+def test_with_no_fold_period_a_login_is_counted_at_once(user_factory, settings):
+    """``AUTHGUARD_POPULATION_FOLD_SECONDS = 0``: the old rule (small portals, the tests' settings)."""
+    settings.AUTHGUARD_POPULATION_FOLD_SECONDS = 0
+    learn_n(user_factory("alice"), 2)
+    assert not PopulationDelta.objects.exists()
+    assert (
+        PopulationCount.objects.get(key="cc:JP").count == 2
+        and PopulationCount.objects.get(key="~cc").count == 1
+    )

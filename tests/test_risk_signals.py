@@ -139,6 +139,7 @@ def test_rare_country_without_history_uses_the_population():
     store = MemoryHistory()
     for i in range(200):
         history_of(ctx(user=f"jp{i}", ip=IP_TOKYO, device=f"d{i}"), store=store)
+    store.fold()  # the 200 logins share one fold period: scoring reads them once folded
     model = StatisticalModel(rare_country_min_population=100)
     assert codes(model, store, ctx(user="newbie", ip=IP_US_HOME)) == {"rare_country": 25}
     assert codes(model, store, ctx(user="newbie", ip=IP_OSAKA)) == {}

@@ -93,6 +93,7 @@ def imported_state(learned: MemoryHistory, *, at: float) -> MemoryHistory:
     state.profiles = {
         user: json.loads(json.dumps(mark_imported(data, at=at))) for user, data in learned.profiles.items()
     }
+    learned.fold()  # what import-history writes: every value, the last period's included
     state.population = dict(learned.population)
     return state
 
