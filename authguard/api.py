@@ -257,7 +257,7 @@ def login_passkey(request: HttpRequest) -> HttpResponse:
     result = stepup.complete_passwordless_login(request, user=device.user, device=device)
     if result.status != "ok":
         # The same answer whatever the reason (locked, denied by the risk engine, inactive).
-        raise ApiError(403, "denied", _("Signing in is not possible right now."))
+        raise ApiError(403, "denied", _("We could not sign you in from here."))
     return answer("ok")
 
 

@@ -85,6 +85,14 @@ class Codes:
     DBSC_SETTINGS_INVALID = "authguard.E160"
     DBSC_URLS_MISSING = "authguard.E161"
     DBSC_WITHOUT_HTTPS = "authguard.W160"
+    # -- rollout (report-only) and Celery (owner: integration; issue 14): E170-E179 / W170-W179 --
+    REPORT_ONLY_INVALID = "authguard.E170"
+    REPORT_ONLY_UNDER_PRESET = "authguard.E171"
+    REPORT_ONLY_ON = "authguard.W170"
+    CELERY_NO_BROKER = "authguard.W171"
+    CELERY_APP_IGNORES_SETTINGS = "authguard.W172"
+    CELERY_NO_HEARTBEAT = "authguard.W173"
+    CELERY_SCHEDULE_INCOMPLETE = "authguard.W174"
 
 
 GEOIP_FILENAMES = {
@@ -716,7 +724,19 @@ def check_operations(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> 
 # -- staff console: passkey step-up and four eyes (owner: staff) ---------------------------------------------
 
 STAFF_MIDDLEWARE_PATH = "authguard.console.guard.StaffPasskeyMiddleware"
-FOUR_EYES_ACTIONS = frozenset({"release_order", "revoke_factor", "unlock_account", "change_policy"})
+FOUR_EYES_ACTIONS = frozenset(
+    {
+        "release_order",
+        "revoke_factor",
+        "unlock_account",
+        "change_policy",
+        "block_network",
+        "end_network_block",
+        "lock_account",
+        "end_sessions",
+        "force_password_reset",
+    }
+)
 
 
 def four_eyes_problem(raw: Any) -> str | None:
@@ -1122,6 +1142,145 @@ def check_geoip_files(app_configs: Sequence[AppConfig] | None, **kwargs: Any) ->
                     hint=f"Update it at least every {GEOIP_MAX_AGE_DAYS} days (MaxMind's geoipupdate, "
                     "weekly); stale data places re-allocated networks and new VPN ranges wrongly.",
                     id=Codes.GEOIP_DATABASE_STALE,
+                )
+            )
+    return messages
+
+
+# -- rollout (report-only) and Celery (owner: integration; issue 14) -----------------------------------------
+
+
+@register(Tags.security)
+def check_report_only(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """``AUTHGUARD_REPORT_ONLY``: invalid (E170), refused under the JSDA preset (E171), and, loudly, in force
+    (W170) on every ``check``, deploy or not, for as long as any part acts on nothing."""
+    from .conf import PRESET_ENFORCED_PARTS, REPORT_ONLY_PARTS
+
+    raw = getattr(settings, "AUTHGUARD_REPORT_ONLY", ())
+    messages: list[CheckMessage] = []
+    if not isinstance(raw, list | tuple | set | frozenset) or not all(isinstance(p, str) for p in raw):
+        return [
+            Error(
+                f"AUTHGUARD_REPORT_ONLY is {raw!r}; every part is enforced.",
+                hint=f"A list of part names, some of {sorted(REPORT_ONLY_PARTS)} (default []).",
+                id=Codes.REPORT_ONLY_INVALID,
+            )
+        ]
+    unknown = sorted(set(raw) - REPORT_ONLY_PARTS)
+    if unknown:
+        messages.append(
+            Error(
+                f"AUTHGUARD_REPORT_ONLY names unknown parts {unknown}; they are enforced.",
+                hint=f"Parts: {sorted(REPORT_ONLY_PARTS)}. Sensitive actions (withdrawals, bank accounts) "
+                "have no report-only mode.",
+                id=Codes.REPORT_ONLY_INVALID,
+            )
+        )
+    refused = sorted(set(raw) & PRESET_ENFORCED_PARTS) if app_settings.JSDA else []
+    if refused:
+        messages.append(
+            Error(
+                f"AUTHGUARD_REPORT_ONLY lists {refused} under the jsda-2025 preset; they are enforced "
+                "anyway.",
+                hint="The JSDA 2025 guidelines make multi-factor authentication at sign-in mandatory: roll "
+                "out in report-only mode before turning the preset on, or remove these parts.",
+                id=Codes.REPORT_ONLY_UNDER_PRESET,
+            )
+        )
+    parts = sorted(app_settings.REPORT_ONLY)
+    if parts:
+        # SECURITY: a trial mode that is forgotten is an open door; it is named on every check.
+        messages.append(
+            Warning(
+                f"authguard runs REPORT-ONLY for {parts}: their decisions are recorded and logged, and "
+                "nothing is enforced (no step-up, no refusal, no hold).",
+                hint="For the first weeks of a rollout only (docs/integration.md). Remove the parts from "
+                "AUTHGUARD_REPORT_ONLY to enforce them.",
+                id=Codes.REPORT_ONLY_ON,
+            )
+        )
+    return messages
+
+
+def _shared_cache() -> bool:
+    """Whether the default cache is shared between processes (a worker's heartbeat is visible here)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.dummy import DummyCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    try:
+        backend = caches["default"]
+    except Exception:
+        return False
+    return not isinstance(backend, LocMemCache | DummyCache)
+
+
+@register(Tags.security, deploy=True)
+def check_celery(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """``check --deploy``: authguard's tasks have a broker (W171), publish through an app that reads Django's
+    ``CELERY_*`` settings (W172), have their periodic tasks scheduled (W174), and beat and a worker ran the
+    heartbeat recently (W173). Nothing to say when the tasks run eagerly (no broker, in-process)."""
+    from .celery import heartbeat_status, publishing_app
+
+    try:
+        app = publishing_app()
+    except Exception as exc:  # a broken Celery configuration must not hide the other checks
+        return [
+            Warning(
+                f"authguard could not read its Celery app: {exc!r}.",
+                hint="See docs/integration.md, 'Celery'.",
+                id=Codes.CELERY_APP_IGNORES_SETTINGS,
+            )
+        ]
+    if app.eager:
+        return []
+    messages: list[CheckMessage] = []
+    if app.settings_broker_url and app.broker_url != app.settings_broker_url:
+        broker = app.broker_url or "Celery's default, amqp://localhost"
+        messages.append(
+            Warning(
+                f"CELERY_BROKER_URL is set, but authguard's tasks publish through the Celery app "
+                f"{app.main!r}, which does not read it (its broker: {broker}).",
+                hint="Create the portal's app with authguard.celery.make_app('myportal') in "
+                "myportal/celery.py and import it in myportal/__init__.py (docs/integration.md, 'Celery').",
+                id=Codes.CELERY_APP_IGNORES_SETTINGS,
+            )
+        )
+    elif not app.broker_url:
+        messages.append(
+            Warning(
+                "authguard's Celery tasks are not run eagerly and no broker is set: notifications would be "
+                "published to Celery's default amqp://localhost.",
+                hint="Set CELERY_BROKER_URL (Redis: pip install 'authguard[redis]'), or "
+                "CELERY_TASK_ALWAYS_EAGER = True on a single host without a broker.",
+                id=Codes.CELERY_NO_BROKER,
+            )
+        )
+    if not app.schedule_complete:
+        messages.append(
+            Warning(
+                "The Celery app's beat_schedule lacks authguard's periodic tasks: notifications the broker "
+                "missed are never retried, held orders and actions expire only when read, nothing is pruned.",
+                hint="Use authguard.celery.make_app() or configure(app), or merge authguard.celery."
+                "beat_schedule() into yours (a database scheduler: add its entries there and silence this).",
+                id=Codes.CELERY_SCHEDULE_INCOMPLETE,
+            )
+        )
+    if _shared_cache():
+        status = heartbeat_status()
+        if status.stale and not status.unknown:
+            since = (
+                f"for {status.minutes} minutes"
+                if status.minutes is not None
+                else "since the cache was last cleared (never, on a new install)"
+            )
+            messages.append(
+                Warning(
+                    f"No Celery worker has run authguard.heartbeat from beat {since}.",
+                    hint="Run `celery -A myportal worker` and `celery -A myportal beat` "
+                    "(docs/integration.md). Without them failed mails are never retried and nothing "
+                    "expires or is pruned.",
+                    id=Codes.CELERY_NO_HEARTBEAT,
                 )
             )
     return messages

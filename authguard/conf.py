@@ -30,6 +30,15 @@ DEFAULT_RISK_SIGNALS: list[dict[str, Any]] = [
 #: The value of ``AUTHGUARD_PRESET`` that turns on the JSDA 2025 guideline preset.
 PRESET_JSDA_2025 = "jsda-2025"
 
+#: The parts of authguard that ``AUTHGUARD_REPORT_ONLY`` can run report-only (docs/integration.md): the
+#: login decision, the step-up demanded after sign-in (re-scored sessions, ``@step_up_required``), and the
+#: order guard. Sensitive actions (withdrawals, bank accounts) have no report-only mode: money leaving the
+#: account is never waved through on a trial basis.
+REPORT_ONLY_PARTS = frozenset({"login", "step_up", "orders"})
+#: Parts the JSDA 2025 preset always enforces, whatever ``AUTHGUARD_REPORT_ONLY`` says: the guidelines make
+#: multi-factor authentication at sign-in mandatory, so a "would have stepped up" is not an option there.
+PRESET_ENFORCED_PARTS = frozenset({"login", "step_up"})
+
 #: Score (0..100) at or above which a login is stepped up, and at or above which it is denied.
 DEFAULT_THRESHOLDS: dict[str, int] = {"step_up": 40, "deny": 100}
 
@@ -152,6 +161,42 @@ class AppSettings:
     def JSDA(self) -> bool:
         """Whether the JSDA 2025 preset is on."""
         return self.PRESET == PRESET_JSDA_2025
+
+    # -- rollout: report-only parts (owner: integration; issue 14) -----------------------------------------
+    @property
+    def REPORT_ONLY(self) -> frozenset[str]:
+        """The parts (:data:`REPORT_ONLY_PARTS`) that decide and record but act on nothing (default none).
+
+        SECURITY: fail closed. A value that is not a list, tuple or set of strings counts as empty (every
+        part enforced; check ``authguard.E170`` says why), unknown names are ignored, and under the JSDA
+        preset the parts of :data:`PRESET_ENFORCED_PARTS` are always enforced (check ``authguard.E171``).
+        """
+        raw = self._setting("REPORT_ONLY", ())
+        if not isinstance(raw, list | tuple | set | frozenset):
+            return frozenset()
+        parts = frozenset(p for p in raw if isinstance(p, str)) & REPORT_ONLY_PARTS
+        if self.JSDA:
+            parts -= PRESET_ENFORCED_PARTS
+        return parts
+
+    def report_only(self, part: str) -> bool:
+        """Whether ``part`` (``"login"``, ``"step_up"``, ``"orders"``) runs report-only now."""
+        return part in self.REPORT_ONLY
+
+    # -- population counts (issue 15) ------------------------------------------------------------------
+    @property
+    def POPULATION_FOLD_SECONDS(self) -> int:
+        """How old the population counts scoring reads may get: logins append, a fold adds them once per
+        period (default 900 s; 0 folds after every login). The replay folds on the same period of the
+        log's own time (docs/operations-scale.md)."""
+        return max(0, int(self._setting("POPULATION_FOLD_SECONDS", 900)))
+
+    # -- Celery (owner: integration; issue 14) ------------------------------------------------------------
+    @property
+    def CELERY_HEARTBEAT_STALE_SECONDS(self) -> int:
+        """The ``authguard.heartbeat`` task runs every minute from :func:`authguard.celery.beat_schedule`;
+        older than this (default 600 s) and check ``authguard.W173`` says no beat or worker is running."""
+        return int(self._setting("CELERY_HEARTBEAT_STALE_SECONDS", 600))
 
     # -- step-up and factors (owner: stepup, factors) ----------------------------------------------------
     @property
@@ -341,16 +386,35 @@ class AppSettings:
     def FOUR_EYES(self) -> dict[str, Any]:
         """Staff actions that need a second staff member's approval: ``{"ACTIONS": [...], "MIN_SEVERITY":
         int, "EXPIRY_HOURS": int}``. ``ACTIONS`` names any of ``release_order``, ``revoke_factor``,
-        ``unlock_account``, ``change_policy`` (default all four); an action of at least ``MIN_SEVERITY``
-        (1 low .. 4 critical, as held orders; default 0: every one) needs the approval; an unapproved request
-        expires after ``EXPIRY_HOURS`` (default 24)."""
+        ``unlock_account``, ``change_policy``, ``block_network``, ``end_network_block``, ``lock_account``,
+        ``end_sessions``, ``force_password_reset`` (default the first six: what gives access back or acts
+        beyond one account; the three containment actions on one account only take access away, and minutes
+        matter during an attack); an action of at least ``MIN_SEVERITY`` (1 low .. 4 critical, as held
+        orders; default 0: every one) needs the approval; an unapproved request expires after
+        ``EXPIRY_HOURS`` (default 24)."""
         options: dict[str, Any] = {
-            "ACTIONS": ["release_order", "revoke_factor", "unlock_account", "change_policy"],
+            "ACTIONS": [
+                "release_order",
+                "revoke_factor",
+                "unlock_account",
+                "change_policy",
+                "block_network",
+                "end_network_block",
+            ],
             "MIN_SEVERITY": 0,
             "EXPIRY_HOURS": 24,
         }
         options.update(self._setting("FOUR_EYES", {}) or {})
         return options
+
+    @property
+    def NETWORK_BLOCK_MAX_HOURS(self) -> int:
+        """The longest network block the security console accepts, in hours (default 168, a week); a longer
+        need is a deny-list entry in the settings, reviewed like any other change."""
+        try:
+            return max(1, int(self._setting("NETWORK_BLOCK_MAX_HOURS", 168)))
+        except (TypeError, ValueError):
+            return 168
 
     # -- sensitive actions: withdrawals, bank accounts, transfers out, contacts (owner: actions; issue 11)
     @property

@@ -14,6 +14,7 @@ checks (their session and database reads in Django's thread for sync code) befor
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection
 from functools import wraps
 from typing import Any, TypeVar, overload
@@ -25,10 +26,13 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
 from . import stepup
+from .conf import app_settings
 from .factors import lifecycle
 from .middleware import EXEMPT_ATTR, step_up_answer, wants_json
 
 View = TypeVar("View", bound=Callable[..., Any])
+
+logger = logging.getLogger(__name__)
 
 
 def step_up_exempt(view: View) -> View:
@@ -79,6 +83,20 @@ def _cooling_off_answer(request: HttpRequest) -> HttpResponse:
     return step_up_answer(request, http_status=403, reverify=True)
 
 
+def _reported(request: HttpRequest, would_have: str) -> bool:
+    """With ``"step_up"`` in ``AUTHGUARD_REPORT_ONLY``: log what this view would have demanded and let the
+    request through (True). Otherwise False: the caller enforces."""
+    if not app_settings.report_only("step_up"):
+        return False
+    logger.warning(
+        "authguard REPORT-ONLY step_up user=%s path=%s would have asked for %s",
+        getattr(getattr(request, "user", None), "pk", None),
+        request.path,
+        would_have,
+    )
+    return True
+
+
 @overload
 def step_up_required(view: View, /) -> View: ...
 @overload
@@ -98,6 +116,9 @@ def step_up_required(
     A verification with a factor that is still cooling off (added during the account's cooling-off,
     :mod:`authguard.factors.lifecycle`) does not count: 403 ``step_up_required`` with ``code``
     ``cooling_off`` (JSON), or the re-verify page with a message (HTML).
+
+    With ``"step_up"`` in ``AUTHGUARD_REPORT_ONLY`` the last two are logged (``REPORT-ONLY``) and the view
+    runs; anonymous and pending sessions are refused all the same.
     """
 
     def refusal(request: HttpRequest) -> HttpResponse | None:
@@ -112,11 +133,16 @@ def step_up_required(
                 return response
             return redirect_to_login(request.get_full_path())
         if stepup.is_pending(request):
+            # Held by the login decision (enforced, or this session would not be pending): never waved on.
             return step_up_answer(request, http_status=401)
         # SECURITY: a session verified long ago (or by a weaker method) must prove a factor again.
         if not stepup.has_fresh_verification(request, max_age=max_age, methods=methods):
+            if _reported(request, "reverify"):
+                return None
             return step_up_answer(request, http_status=403, reverify=True)
         if lifecycle.verified_by_cooling_off_factor(request):
+            if _reported(request, "cooling_off"):
+                return None
             # SECURITY: a factor added during the cooling-off (maybe the thief's) proves nothing yet.
             return _cooling_off_answer(request)
         return None

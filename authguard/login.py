@@ -67,6 +67,9 @@ RESERVATIONS_ATTR = "_authguard_throttle_slots"
 THROTTLE_UNAVAILABLE_ATTR = "_authguard_throttle_unavailable"
 #: The finding added to a login decided while the velocity or throttle counters were unavailable.
 COUNTERS_UNAVAILABLE = "counters_unavailable"
+#: The finding that marks a decision taken in report-only mode (``AUTHGUARD_REPORT_ONLY``): score 0, evidence
+#: ``{"part": "login" | "step_up", "would_have": "step_up" | "deny" | "end_session", ...}``.
+REPORT_ONLY = "report_only"
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,23 @@ def fail_safe(request: HttpRequest, assessment: Assessment, evidence: Any) -> As
     return Assessment(assessment.score, action, (*assessment.findings, finding))
 
 
+def report_only_finding(part: str, would_have: str, **evidence: Any) -> Finding:
+    """The score-0 finding recording what ``part`` would have done had it not been report-only."""
+    return Finding(
+        REPORT_ONLY,
+        0,
+        gettext_lazy("Report-only mode: this decision was recorded, not enforced"),
+        {"part": part, "would_have": would_have, **evidence},
+    )
+
+
+def with_report_only(assessment: Assessment, part: str, would_have: str, **evidence: Any) -> Assessment:
+    """``assessment`` with its score and action unchanged (the login event says what was decided) and a
+    :data:`REPORT_ONLY` finding saying what would have happened."""
+    finding = report_only_finding(part, would_have, **evidence)
+    return Assessment(assessment.score, assessment.action, (*assessment.findings, finding))
+
+
 def password_login(request: HttpRequest, *, username: str, password: str) -> LoginResult:
     """Authenticate ``username``/``password``, sign the user in, and report authguard's decision.
 
@@ -230,6 +250,11 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
 
     Allowed: the session is verified. Step-up: the session stays signed in as pending, unless the user has
     no factor to step up with (refused). Deny or a locked account: signed out again at once.
+
+    With ``"login"`` in ``AUTHGUARD_REPORT_ONLY`` a step-up or a refusal is recorded (the event keeps the
+    decided ``action`` and gets a ``report_only`` finding with ``would_have``), logged, and not enforced: the
+    session is verified, but not low-risk, and the login teaches the profile nothing. A locked account is
+    refused all the same: the lock is not a risk decision.
     """
     _release_throttle(request)  # the password was right: this attempt is no failure
     ctx = build_context(request, username=user.get_username(), user=user)
@@ -244,7 +269,8 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
         logger.exception("authguard: could not count a login attempt")
     action = assessment.action
     methods: list[str] = stepup.step_up_methods(user) if action == Action.STEP_UP else []
-    if _is_locked(user):
+    locked = _is_locked(user)
+    if locked:
         status, outcome = "denied", Outcome.REFUSED
     elif action == Action.ALLOW:
         status, outcome = "ok", Outcome.SIGNED_IN
@@ -253,9 +279,27 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
     else:
         # SECURITY: deny, or step-up for a user with no factor to step up with: fail closed.
         status, outcome = "denied", Outcome.REFUSED
+    reported = False
+    if status != "ok" and not locked and app_settings.report_only("login"):
+        # Rollout: record what would have happened, act on nothing (check W170 says so on every check).
+        would_have = "step_up" if status == "step_up_required" else "deny"
+        no_factor = action == Action.STEP_UP and not methods
+        assessment = with_report_only(
+            assessment, "login", would_have, methods=list(methods), no_factor=no_factor
+        )
+        status, outcome, reported = "ok", Outcome.SIGNED_IN, True
+        logger.warning(
+            "authguard REPORT-ONLY login user=%s ip=%s would have %s%s: %s",
+            user.pk,
+            ctx.ip,
+            would_have,
+            " (no factor to step up with)" if no_factor else "",
+            assessment.explain(),
+        )
     with transaction.atomic():
         event = record_event(ctx, user, assessment, password_ok=True, outcome=outcome)
-        if status == "ok" and evidence is not None:
+        # SECURITY: a login the policy would have stepped up or refused teaches the profile nothing.
+        if status == "ok" and evidence is not None and not reported:
             history.learn(ctx, evidence)
         if status == "ok":
             # A new browser or country that was allowed still tells the customer (outbox, same transaction).
@@ -437,7 +481,7 @@ class LockAwareAuthenticationForm(AuthenticationForm):
 # -- password changes ------------------------------------------------------------------------------------
 
 
-def _revoke_api_tokens(user: Any) -> int:
+def revoke_api_tokens(user: Any) -> int:
     """End the user's DRF tokens too, where the portal uses them (:func:`authguard.drf.revoke_tokens`)."""
     from django.apps import apps
 
@@ -463,7 +507,7 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     if session is not None and getattr(getattr(request, "user", None), "pk", None) == user.pk:
         keep = session.session_key
     ended = stepup.end_all_sessions(user=user, keep=keep)
-    _revoke_api_tokens(user)
+    revoke_api_tokens(user)
     revoked = _revoke_cooling_off_factors(user)
     from .notifications import notify
 
@@ -512,6 +556,8 @@ __all__ = [
     "password_changed",
     "password_login",
     "record_event",
+    "report_only_finding",
     "step_up_methods",
     "throttle_attempt",
+    "with_report_only",
 ]

@@ -496,11 +496,17 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
     ctx = build_context(request, username=user.get_username(), user=user)
     history = DatabaseHistory()
     assessment, evidence = score_login(ctx, history)
-    if assessment.action == Action.DENY:
+    reported = assessment.action == Action.DENY and app_settings.report_only("login")
+    if assessment.action == Action.DENY and not reported:
         login_flow.record_event(ctx, user, assessment, password_ok=False, outcome="refused")
         return login_flow.LoginResult("denied")
+    if reported:
+        # Rollout: the refusal is recorded, not enforced; the login teaches nothing (below).
+        assessment = login_flow.with_report_only(assessment, "login", "deny", passkey=True)
+        logger.warning("authguard REPORT-ONLY passkey login user=%s would have been refused", user.pk)
     new_device = evidence is None or not evidence.device.known
-    remember = remembers_device(user, device=device, method="passkey")
+    # SECURITY: a sign-in the policy would have refused (report-only) is neither learned nor remembered.
+    remember = not reported and remembers_device(user, device=device, method="passkey")
     with transaction.atomic():
         event = login_flow.record_event(
             ctx, user, assessment, password_ok=False, outcome=Outcome.PASSKEY_LOGIN
@@ -530,8 +536,10 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     """Compare this request's context with the one the verified session is bound to.
 
     Returns ``"same"`` (nothing to do), ``"moved"`` (another IP in the same network: rebound), ``"allowed"``
-    (a material change the risk engine allowed: rebound), ``"pending"`` (scored ``step_up``: the session
-    must step up again; logged as a ``rescored`` login event) or ``"ended"`` (scored ``deny``, or
+    (a material change the risk engine allowed: rebound), ``"reported"`` (``"step_up"`` is report-only: a
+    risky re-score recorded with a ``report_only`` finding, the session rebound and carried on, no longer
+    low-risk), ``"pending"`` (scored ``step_up``: the session must step up again; logged as a ``rescored``
+    login event) or ``"ended"`` (scored ``deny``, or
     ``step_up`` for a user with no factor to step up with: what a fresh login from there would be refused;
     logged as ``refused``). The caller signs an ended session out.
 
@@ -557,7 +565,23 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     from . import login as login_flow
     from .models import Outcome
 
-    if assessment.action == Action.DENY or not step_up_methods(request.user):
+    no_factor = not step_up_methods(request.user)
+    if app_settings.report_only("step_up"):
+        # Rollout: record what would have happened, carry the session on (rebound, no longer low-risk).
+        would_have = "end_session" if assessment.action == Action.DENY or no_factor else "step_up"
+        reported = login_flow.with_report_only(assessment, "step_up", would_have, rescored=True)
+        login_flow.record_event(ctx, request.user, reported, password_ok=False, outcome=Outcome.SIGNED_IN)
+        state["b"], state["k"], state["lr"] = now, fingerprint, False
+        _save(request, state)
+        logger.warning(
+            "authguard REPORT-ONLY step_up user=%s ip=%s re-scored session would have %s: %s",
+            request.user.pk,
+            ctx.ip,
+            would_have,
+            assessment.explain(),
+        )
+        return "reported"
+    if assessment.action == Action.DENY or no_factor:
         login_flow.record_event(ctx, request.user, assessment, password_ok=False, outcome=Outcome.REFUSED)
         logger.warning(
             "authguard session ended on re-score user=%s ip=%s %s",

@@ -7,8 +7,11 @@
 * :func:`prune_login_events` (periodic) deletes login events past ``AUTHGUARD_EVENT_RETENTION_DAYS``.
 * :func:`prune_retention` (periodic, daily) runs every prune of :mod:`authguard.retention`: stale session
   records, dead population rows, old login events and notifications.
+* :func:`heartbeat` (periodic, every minute) records that beat, the broker and a worker are running, so
+  ``manage.py check --deploy`` (``authguard.W173``) can say when they are not.
 
-All of them also run eagerly (``CELERY_TASK_ALWAYS_EAGER``), as in the demo and the tests.
+:func:`authguard.celery.beat_schedule` is the schedule of the periodic ones. All of them also run eagerly
+(``CELERY_TASK_ALWAYS_EAGER``), as in the demo and the tests.
 """
 
 from __future__ import annotations
@@ -161,6 +164,18 @@ def expire_held_orders() -> int:
     return int(expire_due()) + int(expire_actions()) + int(expire_approvals())
 
 
+@shared_task(name="authguard.fold_population")
+def fold_population() -> int:
+    """Add the population values logins appended into the counts scoring reads; returns how many.
+
+    Periodic (every few minutes): logins only append (:mod:`authguard.models.population`), so no login
+    waits on the shared count rows (issue 15).
+    """
+    from .history import fold_population as fold
+
+    return fold()
+
+
 @shared_task(name="authguard.prune_login_events")
 def prune_login_events(batch: int = 5000) -> int:
     """Delete login events (and sent or skipped notifications) past the retention period.
@@ -185,3 +200,11 @@ def prune_retention(batch: int = 5000) -> dict[str, int]:
     from . import retention
 
     return {result.what: result.matched for result in retention.prune_all(batch=batch)}
+
+
+@shared_task(name="authguard.heartbeat", ignore_result=True)
+def heartbeat() -> float:
+    """Record in the shared cache that this task ran now (:func:`authguard.celery.heartbeat_status`)."""
+    from .celery import record_heartbeat
+
+    return record_heartbeat()

@@ -35,6 +35,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Demo only: the login page's "sign in as if from..." switch. It removes itself unless DEBUG is on.
+    "demo_site.brokerage.demo_place.DemoPlaceMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -173,35 +175,26 @@ AUTHGUARD_ACTION_EXECUTOR = "demo_site.brokerage.money.action_executor"
 AUTHGUARD_CONFIRMATION_SECONDS = 300
 
 # -- notifications, Celery beat, operations (owner: ops, console) --------------------------------------------
-# Periodic tasks (authguard.tasks), run by `make worker` (celery worker --beat) when REDIS_URL is set.
-CELERY_BEAT_SCHEDULE = {
-    # Sends what the broker or the mail server missed: the outbox's safety net.
-    "authguard-retry-notifications": {"task": "authguard.retry_pending_notifications", "schedule": 60.0},
-    "authguard-expire-held-orders": {"task": "authguard.expire_held_orders", "schedule": 30.0},
-    # Retention: ended sessions' records, unused population rows, old login events and notifications.
-    "authguard-prune-retention": {"task": "authguard.prune_retention", "schedule": 24 * 3600.0},
-}
-# A broker outage must not stall a login for long: the outbox row waits for the retry task instead.
-CELERY_BROKER_CONNECTION_TIMEOUT = 1
-# A broker that accepts connections but never answers: the Redis transport's sockets give up (authguard
-# also stops waiting after AUTHGUARD_BROKER_PUBLISH_SECONDS). The read timeout stays above the worker's
-# 1-second BRPOP poll.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 3}
-CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 1,
-    "interval_start": 0,
-    "interval_step": 0.2,
-    "interval_max": 0.2,
-}
-CELERY_TASK_ACKS_LATE = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The periodic tasks (authguard.tasks: the outbox's retry, expiries, retention, the heartbeat) and the broker
+# timeouts (a broker outage must not stall a login; docs/faults.md) are authguard's defaults, applied by
+# authguard.celery.make_app in demo_site/celery.py. `make worker` (celery worker --beat) runs them when
+# REDIS_URL is set. A CELERY_* setting here would override the matching default; so would an entry of a
+# CELERY_BEAT_SCHEDULE named like one of authguard's (the demo sets none).
 AUTHGUARD_EVENT_RETENTION_DAYS = int(os.environ.get("AUTHGUARD_EVENT_RETENTION_DAYS", "400"))
 
 # -- staff console: passkey step-up and four eyes (owner: staff) ---------------------------------------------
-# The defaults, spelled out: every release of a held order, factor revocation, unlock and policy change needs
-# a second staff member's approval (docs/staff-approvals.md).
+# The defaults, spelled out: every release of a held order, factor revocation, unlock, policy change and
+# network block (or its early end) needs a second staff member's approval; locking an account, ending its
+# sessions and forcing a password reset are immediate (docs/staff-approvals.md).
 AUTHGUARD_FOUR_EYES = {
-    "ACTIONS": ["release_order", "revoke_factor", "unlock_account", "change_policy"],
+    "ACTIONS": [
+        "release_order",
+        "revoke_factor",
+        "unlock_account",
+        "change_policy",
+        "block_network",
+        "end_network_block",
+    ],
     "MIN_SEVERITY": 0,
     "EXPIRY_HOURS": 24,
 }

@@ -367,7 +367,7 @@ def bind_passkey(user: Any, authenticator: Any, **overrides: Any) -> Any:
     handle = user_handle_for(user)
     options = options_to_json_dict(
         generate_registration_options(
-            rp_id="localhost", rp_name="test", user_name=user.username, user_id=handle
+            rp_id="localhost", rp_name="test", user_name=user.get_username(), user_id=handle
         )
     )
     credential = authenticator.create(options, **overrides)

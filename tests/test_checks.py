@@ -327,3 +327,41 @@ def test_sqlite_without_immediate_transactions_is_w011():
         "immediate": {**sqlite, "OPTIONS": {"transaction_mode": "immediate", "timeout": 20}},
     }
     assert sqlite_without_immediate_transactions(databases) == ["plain", "deferred"]
+
+
+# -- rollout (report-only) and Celery: E170-E171, W170-W174 (issue 14; more in test_report_only.py and
+# test_celery_helpers.py) --------------------------------------------------------------------------------
+
+
+def test_report_only_parts_are_w170_and_unknown_parts_e170(settings):
+    settings.AUTHGUARD_REPORT_ONLY = ["login"]
+    assert Codes.REPORT_ONLY_ON in ids() and Codes.REPORT_ONLY_INVALID not in ids()
+    settings.AUTHGUARD_REPORT_ONLY = ["withdrawals"]
+    assert Codes.REPORT_ONLY_INVALID in ids() and Codes.REPORT_ONLY_ON not in ids()
+
+
+def test_report_only_sign_in_under_the_preset_is_e171(settings):
+    settings.AUTHGUARD_PRESET = "jsda-2025"
+    settings.AUTHGUARD_REPORT_ONLY = ["orders"]
+    assert Codes.REPORT_ONLY_UNDER_PRESET not in ids() and Codes.REPORT_ONLY_ON in ids()
+    settings.AUTHGUARD_REPORT_ONLY = ["step_up"]
+    assert Codes.REPORT_ONLY_UNDER_PRESET in ids() and Codes.REPORT_ONLY_ON not in ids()
+
+
+def test_celery_checks_run_only_with_deploy(settings):
+    from celery import Celery
+
+    from demo_site.celery import app as demo_app
+
+    Celery("portal-without-config")  # not eager, no broker, no schedule: current in this process
+    try:
+        deploy = {m.id for m in run_checks(include_deployment_checks=True)}
+        assert {Codes.CELERY_NO_BROKER, Codes.CELERY_SCHEDULE_INCOMPLETE} <= deploy
+        assert not {Codes.CELERY_NO_BROKER, Codes.CELERY_SCHEDULE_INCOMPLETE} & ids()
+    finally:
+        demo_app.set_current()
+
+
+def test_new_check_ids_are_unique():
+    values = [v for k, v in vars(Codes).items() if not k.startswith("_")]
+    assert len(values) == len(set(values))

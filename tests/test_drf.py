@@ -469,3 +469,17 @@ def test_session_clients_get_the_same_permission_answers(alice: Any, browser_at:
     refused = home.post("/drf/withdraw")
     assert refused.status_code == 403 and refused.json()["status"] == "step_up_required"
     assert pending.post("/drf/withdraw").status_code == 200
+
+
+def test_report_only_step_up_lets_a_token_client_through_and_logs_what_it_would_have_asked(
+    alice: Any, settings: Any, caplog: Any
+) -> None:
+    """Issue 14, item 10: ``StepUpRequired`` honours the ``step_up`` report-only part, as the decorator."""
+    token = obtain(api()).json()["token"]
+    settings.AUTHGUARD_REPORT_ONLY = ["step_up"]
+    with caplog.at_level("WARNING", logger="authguard.drf"):
+        withdraw = with_token(api(), token).post("/drf/withdraw")
+    assert withdraw.status_code == 200
+    assert "REPORT-ONLY step_up" in caplog.text and "a fresh verification" in caplog.text
+    settings.AUTHGUARD_REPORT_ONLY = []
+    assert with_token(api(), token).post("/drf/withdraw").status_code == 403  # enforced again

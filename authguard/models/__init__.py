@@ -560,7 +560,11 @@ class AccountLock(models.Model):
     class Meta:
         verbose_name = _("account lock")
         verbose_name_plural = _("account locks")
-        permissions = [("unlock_account", _("Can unlock a locked account"))]
+        permissions = [
+            ("unlock_account", _("Can unlock a locked account")),
+            # Containment (issue 16): lock, end every session, force a password reset (authguard.console).
+            ("contain_account", _("Can lock an account, end its sessions and force a password reset")),
+        ]
 
     def __str__(self) -> str:
         state = "locked" if self.is_locked else f"{self.failures} failures"
@@ -639,5 +643,7 @@ class PolicyVersion(models.Model):
 from .accounts import *  # noqa: E402,F403
 from .actions import *  # noqa: E402,F403
 from .approvals import *  # noqa: E402,F403
+from .containment import *  # noqa: E402,F403
 from .dbsc import *  # noqa: E402,F403
 from .exposure import *  # noqa: E402,F403
+from .population import *  # noqa: E402,F403

@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.db import transaction
@@ -448,6 +448,17 @@ def lock_customer(user: Any) -> None:
     model._default_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
 
 
+#: Ledger reason codes of an order placed in report-only mode (``AUTHGUARD_REPORT_ONLY``), after the reasons
+#: it would have been held or denied for.
+REPORT_ONLY_WOULD_HOLD = "report_only_would_hold"
+REPORT_ONLY_WOULD_DENY = "report_only_would_deny"
+
+
+def report_only_code(decision: OrderDecision) -> str:
+    """The ledger code saying what a report-only ``decision`` would have done to its order."""
+    return REPORT_ONLY_WOULD_DENY if decision.action == DENY else REPORT_ONLY_WOULD_HOLD
+
+
 def submit_order(
     request: HttpRequest | None,
     *,
@@ -464,6 +475,11 @@ def submit_order(
     stores the portal's copy of a held order and returns its reference (e.g. a primary key). Raises
     :class:`OrderDenied` for a denied order (nothing is recorded). ``instrument`` as for
     :func:`check_order`.
+
+    With ``"orders"`` in ``AUTHGUARD_REPORT_ONLY`` an order that would be held or denied is placed: the
+    ledger row is ``placed`` with :data:`REPORT_ONLY_WOULD_HOLD` (or ``..._DENY``) after the reasons, and
+    ``Placed.decision`` keeps the decision (``action`` ``hold`` or ``deny``). No hold, notice or campaign
+    flag is made.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -473,7 +489,10 @@ def submit_order(
             # Held orders expire on time without a periodic task: in the order path, before they count.
             expire_due(user=user, now=now)
             decision = check_order(request, intent, user=user, now=now, instrument=instrument)
-        if decision.action == DENY:
+        # Rollout (``"orders"`` in AUTHGUARD_REPORT_ONLY): a hold or a denial is recorded and logged, and the
+        # order is placed; check W170 names the mode on every check.
+        reported = decision.action != ALLOW and app_settings.report_only("orders")
+        if decision.action == DENY and not reported:
             raise OrderDenied(decision)
         facts = decision.facts
         amount = facts.amount if facts else (intent.price * intent.quantity).quantize(Decimal("0.01"))
@@ -486,14 +505,26 @@ def submit_order(
             quantity=intent.quantity,
             amount=amount,
             currency=currency,
-            status=GuardStatus.PLACED if decision.allowed else GuardStatus.HELD,
+            status=GuardStatus.PLACED if decision.allowed or reported else GuardStatus.HELD,
             illiquid=bool(facts and facts.illiquid),
             risky_session=bool(facts.account_changed) if facts else True,
-            reasons=decision.reasons,
+            reasons=[*decision.reasons, report_only_code(decision)] if reported else decision.reasons,
             illiquidity=facts.illiquidity if facts else 1.0,
             illiquid_amount=facts.weighted_amount if facts else amount,
         )
         if decision.allowed:
+            return Placed(place(), decision)
+        if reported:
+            # No campaign flag, no notice, no hold: nothing acts on a report-only decision.
+            logger.warning(
+                "authguard REPORT-ONLY orders user=%s %s %s %s would have been %s: %s",
+                user.pk,
+                intent.side,
+                intent.quantity,
+                intent.symbol,
+                "held" if decision.action == HOLD else "denied",
+                ", ".join(decision.reasons),
+            )
             return Placed(place(), decision)
         _flag_campaign(decision, now=now)
         portal_result = hold(decision) if hold is not None else None
@@ -609,7 +640,10 @@ def _session_binding(request: HttpRequest | None, *, create: bool) -> str | None
         return None
     token = session.get(BINDING_SESSION_KEY)
     if not isinstance(token, str) or len(token) < 32:
-        if not create:
+        # SECURITY: only a signed-in session carries a binding. A token client's request comes with an
+        # anonymous session: a binding written there would create a session (and a cookie) that no sign-in
+        # can ever satisfy; without one the order can only be cancelled or expire.
+        if not create or session.get(SESSION_KEY) is None:
             return None
         token = secrets.token_urlsafe(32)
         session[BINDING_SESSION_KEY] = token

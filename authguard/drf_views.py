@@ -1,0 +1,278 @@
+"""The views of :mod:`authguard.drf` (the token login and its step-up exchange), apart so that
+``authguard.drf``'s authentication and permission classes can be named in ``REST_FRAMEWORK``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, parsers, permissions
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import factors, lockout, passkeys, stepup
+from .drf import (
+    MAX_PASSWORD_LENGTH,
+    MAX_USERNAME_LENGTH,
+    PURPOSE_STEP_UP,
+    STEP_UP_TOKEN_SECONDS,
+    Answer,
+    LoginResult,
+    PendingLogin,
+    _claim,
+    _credential,
+    _discard,
+    _expired,
+    _in_session,
+    _invalid,
+    _issue_token,
+    _park,
+    _session_store,
+    _throttled,
+    answer,
+    app_name,
+    login_answer,
+    note_token_strength,
+    pending_login,
+    read_body,
+)
+from .exceptions import InvalidCredential, Throttled
+from .login import password_login
+
+# -- the token login ---------------------------------------------------------------------------------------
+
+
+def _step_up_urls() -> dict[str, str] | None:
+    try:
+        return {
+            "totp": reverse(f"{app_name}:step-up-totp"),
+            "recovery_code": reverse(f"{app_name}:step-up-recovery-code"),
+            "passkey_options": reverse(f"{app_name}:step-up-passkey-options"),
+            "passkey": reverse(f"{app_name}:step-up-passkey"),
+        }
+    except NoReverseMatch:
+        return None
+
+
+class _View(APIView):
+    """No authentication (the body carries the credential), no CSRF, answers of this module."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [permissions.AllowAny]
+    parser_classes = [parsers.JSONParser]
+    renderer_classes = [JSONRenderer]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, Answer):
+            return exc.response()
+        if isinstance(exc, Throttled):
+            return _throttled(exc)
+        if isinstance(exc, InvalidCredential):
+            return answer("invalid", 400, message=exc.message, code=exc.code)
+        if isinstance(exc, exceptions.MethodNotAllowed):
+            response = answer("method_not_allowed", 405, message=_("Use POST."))
+            response["Allow"] = "POST"
+            return response
+        return super().handle_exception(exc)
+
+
+class ObtainAuthToken(_View):
+    """``POST {"username", "password"}`` (JSON or a form, as DRF's ``obtain_auth_token``): a risk-scored
+    token login.
+
+    200 ``{"status": "ok", "token"}`` · 401 ``step_up_required`` with ``step_up_token``, ``expires_in``,
+    ``methods`` and the step-up URLs · 400 ``invalid`` (malformed, or a wrong username or password: one
+    answer) · 403 ``denied`` (with ``code`` ``locked`` for a locked account, whatever password) · 429
+    ``throttled``. Every attempt is a :class:`~authguard.models.LoginEvent`, scored and notified exactly
+    like the portal's browser and JSON logins.
+    """
+
+    parser_classes = [parsers.JSONParser, parsers.FormParser, parsers.MultiPartParser]
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = read_body(request)
+        field = get_user_model().USERNAME_FIELD
+        username = _credential(data.get("username", data.get(field)), MAX_USERNAME_LENGTH)
+        password = _credential(data.get("password"), MAX_PASSWORD_LENGTH)
+        errors: dict[str, list[str]] = {}
+        if username is None:
+            errors["username"] = [
+                _("Enter a username of 1 to %(max)s characters.") % {"max": MAX_USERNAME_LENGTH}
+            ]
+        if password is None:
+            errors["password"] = [
+                _("Enter a password of 1 to %(max)s characters.") % {"max": MAX_PASSWORD_LENGTH}
+            ]
+        if errors or username is None or password is None:
+            message = " ".join(m for messages in errors.values() for m in messages)
+            return answer("invalid", 400, message=message, code="malformed", errors=errors)
+        http = request._request
+        session = _session_store()()
+        step_up_token = None
+        with _in_session(http, session):
+            result = password_login(http, username=username, password=password)
+            if result.status == "step_up_required":
+                state = stepup.raw_state(http) or {}
+                if not isinstance(state.get("e"), int):  # SECURITY: no event to bind to: fail closed
+                    result = LoginResult("denied")
+                else:
+                    step_up_token = _park(session, result.user, state["e"])
+        if result.status != "step_up_required":
+            _discard(session)  # an allowed login's private session served its purpose; a denied one is empty
+        refused = login_answer(result)
+        if refused is not None:
+            return refused
+        if result.status == "ok":
+            return answer("ok", token=_issue_token(result.user))
+        return answer(
+            "step_up_required",
+            401,
+            message=_("Confirm it is you with a second factor first."),
+            step_up_token=step_up_token,
+            expires_in=STEP_UP_TOKEN_SECONDS,
+            methods=list(result.methods),
+            step_up=_step_up_urls(),
+        )
+
+
+# -- the step-up exchange --------------------------------------------------------------------------------
+
+
+def _usable(pending: PendingLogin, method: str) -> None:
+    # SECURITY: a lock taken since the login (repeated failures elsewhere) stops the exchange too.
+    if lockout.is_locked_fail_closed(pending.user):
+        raise Answer(403, "denied", _("This action is not possible right now."))
+    if method not in stepup.step_up_methods(pending.user):
+        raise Answer(
+            400, "invalid", _("This way of confirming it is you is not available."), code="method_unavailable"
+        )
+
+
+def _failed(http: HttpRequest, pending: PendingLogin) -> None:
+    """A factor failed: the login event says ``step_up_failed``, as in a browser's pending session."""
+    with pending.signed_in():
+        stepup.note_step_up_failure(http)
+
+
+def _passed(http: HttpRequest, pending: PendingLogin, *, device: Any, method: str) -> Response:
+    """The factor passed: finish the login with stepup's own flow, spend the step-up token, hand out the
+    token."""
+    if not _claim(pending):
+        raise _expired()
+    session = pending.session
+    with pending.signed_in(), transaction.atomic():
+        stepup.complete_step_up(http, user=pending.user, device=device, method=method)
+        key = _issue_token(pending.user)
+    # complete_step_up rotated the private session's key: delete the new one (and its record) too.
+    _discard(session)
+    pending.done = True
+    note_token_strength(key, method=method, device=device)
+    return answer("ok", token=key, method=method)
+
+
+class _StepUpView(_View):
+    method = ""
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = read_body(request)
+        pending = pending_login(data.get("step_up_token"))
+        _usable(pending, self.method)
+        http = request._request
+        with _in_session(http, pending.session, user=pending.user):
+            try:
+                return self.exchange(http, pending, data)
+            finally:
+                if not pending.done and pending.session.session_key is not None and pending.session.modified:
+                    pending.session.save()  # a challenge issued or popped, throttle state: kept or gone
+
+    def exchange(self, http: HttpRequest, pending: PendingLogin, data: Mapping[str, Any]) -> Response:
+        raise NotImplementedError
+
+
+class _CodeStepUp(_StepUpView):
+    def exchange(self, http: HttpRequest, pending: PendingLogin, data: Mapping[str, Any]) -> Response:
+        code = data.get("code")
+        check = factors.verify_totp if self.method == "totp" else factors.verify_recovery_code
+        try:
+            # SECURITY: the user is the parked login's; nothing in the body names a user.
+            device = check(pending.user, code, request=http)
+        except Throttled:
+            _failed(http, pending)
+            raise
+        if device is None:
+            _failed(http, pending)
+            message = (
+                _("That code is not correct. Please try again.")
+                if isinstance(code, str) and code.strip()
+                else _("Enter the code.")
+            )
+            raise Answer(400, "invalid", message, code="wrong_code")
+        return _passed(http, pending, device=device, method=self.method)
+
+
+class StepUpTotp(_CodeStepUp):
+    """``POST {"step_up_token", "code"}``: 200 ``{"status": "ok", "token"}`` · 400 ``invalid`` · 401
+    ``login_required`` (``step_up_expired``) · 403 ``denied`` · 429 ``throttled``."""
+
+    method = "totp"
+
+
+class StepUpRecoveryCode(_CodeStepUp):
+    """``POST {"step_up_token", "code"}`` with a recovery code; answers as :class:`StepUpTotp`."""
+
+    method = "recovery_code"
+
+
+class StepUpPasskeyOptions(_StepUpView):
+    """``POST {"step_up_token"}``: 200 WebAuthn request options for the user's passkeys (the challenge is
+    kept with the pending login, never in a cookie)."""
+
+    method = "passkey"
+
+    def exchange(self, http: HttpRequest, pending: PendingLogin, data: Mapping[str, Any]) -> Response:
+        options = passkeys.authentication_options(http, purpose=PURPOSE_STEP_UP, user=pending.user)
+        return answer("ok", **options)
+
+
+class StepUpPasskey(_StepUpView):
+    """``POST {"step_up_token", "credential"}`` (the browser's ``PublicKeyCredential.toJSON()``): 200
+    ``{"status": "ok", "token"}`` · 400 ``invalid`` · 401 ``login_required`` · 403 ``denied``."""
+
+    method = "passkey"
+
+    def exchange(self, http: HttpRequest, pending: PendingLogin, data: Mapping[str, Any]) -> Response:
+        credential = data.get("credential")
+        if not isinstance(credential, dict):
+            raise _invalid(_("Send the passkey response as credential."))
+        try:
+            device = passkeys.verify_authentication(
+                http, purpose=PURPOSE_STEP_UP, credential=credential, user=pending.user
+            )
+        except InvalidCredential:
+            _failed(http, pending)
+            factors.note_account_failure(pending.user, kind="passkey")
+            raise
+        return _passed(http, pending, device=device, method="passkey")
+
+
+# -- URLs ------------------------------------------------------------------------------------------------
+
+#: ``path("api/auth/", include("authguard.drf"))``: the token login and its step-up exchange, namespaced
+#: ``authguard_drf``.
+urlpatterns = [
+    path("token", ObtainAuthToken.as_view(), name="token"),
+    path("step-up/totp", StepUpTotp.as_view(), name="step-up-totp"),
+    path("step-up/recovery-code", StepUpRecoveryCode.as_view(), name="step-up-recovery-code"),
+    path("step-up/passkey/options", StepUpPasskeyOptions.as_view(), name="step-up-passkey-options"),
+    path("step-up/passkey", StepUpPasskey.as_view(), name="step-up-passkey"),
+]
+
+#: A drop-in for ``rest_framework.authtoken.views.obtain_auth_token``.
+obtain_auth_token = ObtainAuthToken.as_view()
