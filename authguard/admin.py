@@ -15,6 +15,10 @@ What staff see and may do, each behind Django's model permissions (``view_*`` to
 * **Staff actions** (four eyes): releasing a held order, revoking a factor, unlocking an account and saving
   a policy version go through :mod:`authguard.console.approvals`; above ``AUTHGUARD_FOUR_EYES``'s severity
   they wait for a second staff member's approval on the staff actions page.
+* **Containment** (issue 16): staff with ``authguard.contain_account`` lock the accounts of selected login
+  events or held orders, end their sessions or force a password reset (one staff action per customer,
+  through the same flow); network blocks are listed under *Network blocks* and made on the network lists
+  page.
 
 The whole console is behind a passkey check of the staff session
 (:class:`authguard.console.guard.StaffPasskeyMiddleware`): a staff password alone opens no page.
@@ -72,6 +76,7 @@ from .models import (
     HeldOrder,
     KnownDevice,
     LoginEvent,
+    NetworkBlock,
     Notification,
     PasskeyDevice,
     RecoveryCodeDevice,
@@ -226,7 +231,14 @@ class LoginEventAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     list_select_related = ("user",)
     readonly_fields = ("explanation", "incident_link")
     exclude = ("findings",)
-    actions = ("mark_fraud", "mark_legitimate", "clear_verdict")
+    actions = (
+        "mark_fraud",
+        "mark_legitimate",
+        "clear_verdict",
+        "lock_accounts",
+        "end_sessions_of_accounts",
+        "force_password_resets",
+    )
     change_list_template = "admin/authguard/loginevent/change_list.html"
 
     @admin.display(description=_("user"), ordering="username")
@@ -308,6 +320,53 @@ class LoginEventAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     def clear_verdict(self, request: HttpRequest, queryset: QuerySet[LoginEvent]) -> None:
         n = self._set_verdict(request, queryset, "")
         self.message_user(request, gettext("%(n)d verdict(s) cleared.") % {"n": n}, messages.SUCCESS)
+
+    # -- containment (issue 16): one staff action per customer of the selected events ----------------------
+
+    def has_contain_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("authguard.contain_account")
+
+    @admin.action(description=_("Lock the accounts (with a reason)"), permissions=["contain"])
+    def lock_accounts(self, request: HttpRequest, queryset: QuerySet[LoginEvent]) -> TemplateResponse | None:
+        return contain_selected(
+            self,
+            request,
+            queryset,
+            action="lock_accounts",
+            staff_action=StaffAction.LOCK_ACCOUNT,
+            title=gettext("Lock accounts"),
+            done=gettext("%(n)d account(s) locked; their sessions ended."),
+        )
+
+    @admin.action(description=_("End every session of the accounts (with a reason)"), permissions=["contain"])
+    def end_sessions_of_accounts(
+        self, request: HttpRequest, queryset: QuerySet[LoginEvent]
+    ) -> TemplateResponse | None:
+        return contain_selected(
+            self,
+            request,
+            queryset,
+            action="end_sessions_of_accounts",
+            staff_action=StaffAction.END_SESSIONS,
+            title=gettext("End every session of accounts"),
+            done=gettext("%(n)d account(s) signed out everywhere."),
+        )
+
+    @admin.action(
+        description=_("Force a password reset of the accounts (with a reason)"), permissions=["contain"]
+    )
+    def force_password_resets(
+        self, request: HttpRequest, queryset: QuerySet[LoginEvent]
+    ) -> TemplateResponse | None:
+        return contain_selected(
+            self,
+            request,
+            queryset,
+            action="force_password_resets",
+            staff_action=StaffAction.FORCE_PASSWORD_RESET,
+            title=gettext("Force password resets"),
+            done=gettext("%(n)d password(s) replaced; the customers must reset them."),
+        )
 
     # -- console pages (authguard.console), mounted here: /admin/authguard/loginevent/<page>/ ------------
 
@@ -598,6 +657,41 @@ def staff_request(
     return apply
 
 
+def contain_selected(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
+    action: str,
+    staff_action: str,
+    title: str,
+    done: str,
+) -> TemplateResponse | None:
+    """Contain the customers of the selected records (login events, held orders: anything with ``user``):
+    one staff action per customer, however many of their records were selected, through
+    :func:`with_reason` and the four-eyes flow (:mod:`authguard.console.approvals`)."""
+    first: dict[Any, Any] = {}
+    for pk, user_id in queryset.exclude(user__isnull=True).values_list("pk", "user_id"):
+        first.setdefault(user_id, pk)
+    # SECURITY: one record per customer goes on, so a customer is asked about (and notified) once.
+    one_each = model_admin.model._default_manager.filter(pk__in=list(first.values())).select_related("user")
+
+    def apply(obj: Any, reason: str) -> bool | str:
+        try:
+            approval = approvals.request_action(request, action=staff_action, target=obj.user, reason=reason)
+        except approvals.ApprovalError as exc:
+            model_admin.message_user(request, f"{obj.user}: {exc.message}", messages.ERROR)
+            return False
+        if approval.status == StaffApprovalStatus.PENDING:
+            return PENDING
+        if approval.status != StaffApprovalStatus.EXECUTED:
+            model_admin.message_user(request, f"{obj.user}: {approval.result}", messages.ERROR)
+            return False
+        return True
+
+    return with_reason(model_admin, request, one_each, action=action, title=title, apply=apply, done=done)
+
+
 # -- account locks -------------------------------------------------------------------------------------------
 
 
@@ -701,7 +795,7 @@ class HeldOrderAdmin(UserSearchMixin, ReadOnlyAdmin):
     # to nobody (they are not secrets after use, but there is nothing to learn from them here).
     exclude = ("nonce", "session_binding")
     readonly_fields = ("reasons_explained",)
-    actions = ("cancel_held", "release_held")
+    actions = ("cancel_held", "release_held", "lock_accounts")
 
     @admin.display(description=_("why it was held"))
     def reasons_explained(self, obj: HeldOrder) -> str:
@@ -728,6 +822,22 @@ class HeldOrderAdmin(UserSearchMixin, ReadOnlyAdmin):
             title=gettext("Cancel held orders"),
             apply=apply,
             done=gettext("%(n)d held order(s) cancelled."),
+        )
+
+    def has_contain_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("authguard.contain_account")
+
+    @admin.action(description=_("Lock the customers' accounts (with a reason)"), permissions=["contain"])
+    def lock_accounts(self, request: HttpRequest, queryset: QuerySet[HeldOrder]) -> TemplateResponse | None:
+        # Held orders stay as they are: a locked account's pending ones expire unconfirmed.
+        return contain_selected(
+            self,
+            request,
+            queryset,
+            action="lock_accounts",
+            staff_action=StaffAction.LOCK_ACCOUNT,
+            title=gettext("Lock accounts"),
+            done=gettext("%(n)d account(s) locked; their sessions ended."),
         )
 
     @admin.action(description=_("Release: execute the held order (with a reason)"), permissions=["review"])
@@ -797,6 +907,8 @@ def _may_act(request: HttpRequest) -> bool:
         or user.has_perm("authguard.change_heldorder")
         or user.has_perm("authguard.unlock_account")
         or user.has_perm("authguard.add_policyversion")
+        or user.has_perm("authguard.contain_account")
+        or user.has_perm("authguard.add_networkblock")
         or user.has_perm("authguard.delete_passkeydevice")
         or user.has_perm("authguard.delete_recoverycodedevice")
         or user.has_perm("otp_totp.delete_totpdevice")
@@ -910,6 +1022,21 @@ class StaffApprovalAdmin(UserSearchMixin, ReadOnlyAdmin):
             if self._decide(request, approval, "", approvals.withdraw)
         )
         self.message_user(request, gettext("%(n)d request(s) withdrawn.") % {"n": n}, messages.SUCCESS)
+
+
+@admin.register(NetworkBlock)
+class NetworkBlockAdmin(UserSearchMixin, ReadOnlyAdmin):
+    """The security desk's network blocks and their early ends: a record, never edited. Blocks are made and
+    ended on the network lists page, through the four-eyes flow. Searchable by the staff who asked or
+    approved."""
+
+    user_search_through = ("created_by", "approved_by")
+
+    list_display = ("created_at", "network", "kind", "until", "ends", "created_by", "approved_by", "reason")
+    list_filter = ("kind", "created_at", "until")
+    search_fields = ("network", "reason")
+    list_select_related = ("created_by", "approved_by")
+    date_hierarchy = "created_at"
 
 
 # -- held sensitive actions ----------------------------------------------------------------------------------

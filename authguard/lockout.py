@@ -21,6 +21,10 @@ The ways back in:
   password and one relayed code has neither the second code nor the customer's mailbox.
 * :func:`unlock`: the desk (needs ``authguard.unlock_account``).
 
+The desk can also lock an account itself (:func:`lock`, needs ``authguard.contain_account``; the security
+console's containment, issue 16): the same lock, with the same ways back, ending every session and API
+token (:func:`end_all_access`).
+
 Locking and unlocking notify both the customer and staff (:mod:`authguard.notifications`). Several
 second-factor failures within an hour warn the customer (``step_up_failures``) even before a lock.
 
@@ -57,6 +61,8 @@ FAILURE_KINDS = SECOND_FACTOR_KINDS | {PASSWORD}
 UNLOCK_PERMISSION = "authguard.unlock_account"
 #: The method name of the self-service unlock with an authenticator code plus a recovery code.
 CODES_METHOD = "totp+recovery_code"
+#: The permission an admin needs to lock an account, end its sessions or force a password reset.
+CONTAIN_PERMISSION = "authguard.contain_account"
 #: Salt of the keyed digest of an unlock request's cancel reference.
 _REFERENCE_SALT = "authguard.lockout.unlock_reference"
 
@@ -146,6 +152,65 @@ def _end_all_sessions(user: Any) -> int:
     except Exception:
         logger.exception("authguard: could not end the sessions of locked account %s", user.pk)
         return 0
+
+
+def end_all_access(user: Any) -> tuple[int, int]:
+    """End every session of ``user`` and revoke their DRF API tokens; returns (sessions, tokens) ended.
+
+    The same functions a password change uses (:func:`authguard.stepup.end_all_sessions` and, where the
+    portal uses DRF tokens, :func:`authguard.drf.revoke_tokens` through the login module), in the caller's
+    transaction: if it fails, the caller's writes are undone with it.
+    """
+    from .login import revoke_api_tokens
+    from .stepup import end_all_sessions
+
+    return end_all_sessions(user=user), revoke_api_tokens(user)
+
+
+def lock(user: Any, *, by: Any, reason: str) -> bool:
+    """The security desk locks ``user``'s account: True when it was not locked before.
+
+    The same lock as after consecutive failures (the same ways back: the customer's own passkey, the
+    authenticator app plus a recovery code and a waiting period, the desk's four-eyes unlock), and it ends
+    every session and API token of the account. Locking an account that is already locked ends what is
+    left of its sessions and cancels a waiting self-service unlock. ``by`` needs
+    ``authguard.contain_account``. The caller tells the customer (:mod:`authguard.console.approvals`, with
+    the ways back and without staff names) and keeps the audit record.
+    """
+    if by is None or not by.has_perm(CONTAIN_PERMISSION):
+        # SECURITY: the console is the usual caller, but the rule lives here, not in the form.
+        raise PermissionDenied("locking an account needs the authguard.contain_account permission")
+    reason = " ".join(str(reason or "").split())
+    if not reason:
+        raise ValueError("a lock needs a reason (it is kept with the account)")
+    now = timezone.now()
+    with transaction.atomic():
+        AccountLock.objects.get_or_create(user=user)
+        row = AccountLock.objects.select_for_update().get(user=user)
+        locked_now = not row.is_locked
+        if locked_now:
+            # SECURITY: from here on the login flow refuses every attempt, right password or not.
+            row.locked_at = now
+            row.lock_count += 1
+            row.locked_reason = f"security desk: {reason}"[:200]
+            _clear_request(row)
+            row.save()
+        elif row.unlock_due_at is not None:
+            # A waiting self-service unlock would undo the desk's lock behind its back: it is cancelled.
+            _clear_request(row)
+            row.save(update_fields=["unlock_requested_at", "unlock_due_at", "unlock_reference_digest"])
+        # SECURITY: not in a savepoint that swallows errors (unlike a failure lock): a desk lock that could
+        # not end the sessions must not look like it succeeded; the caller's transaction is undone.
+        ended, tokens = end_all_access(user)
+    logger.warning(
+        "authguard: account %s locked by staff %s (%s); %s session(s), %s token(s) ended",
+        user.pk,
+        by.pk,
+        "new lock" if locked_now else "already locked",
+        ended,
+        tokens,
+    )
+    return locked_now
 
 
 def _note_factor_failure(lock: AccountLock, now: datetime) -> bool:
@@ -437,13 +502,16 @@ def _complete_due_unlock(user: Any) -> bool:
 
 __all__ = [
     "CODES_METHOD",
+    "CONTAIN_PERMISSION",
     "FAILURE_KINDS",
     "NotLocked",
     "UnlockRequest",
     "UnlockUnavailable",
     "cancel_unlock_request",
     "codes_unlock_available",
+    "end_all_access",
     "is_locked",
+    "lock",
     "lock_state",
     "record_failure",
     "record_success",

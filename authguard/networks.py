@@ -1,18 +1,31 @@
-"""Network knowledge that does not come from GeoIP: hosting ASNs, and admin allow/deny lists.
+"""Network knowledge that does not come from GeoIP: hosting ASNs, admin allow/deny lists, and the security
+desk's network blocks.
 
 GeoLite2 (the free MaxMind databases) carries no anonymity data, so authguard ships a list of the major
 hosting and cloud networks. A login from a data centre is not a person at home or on a phone; phishing
 kits and credential-stuffing tools run there. Operators extend the list with ``AUTHGUARD_HOSTING_ASNS``.
+
+Network blocks (:class:`authguard.models.NetworkBlock`, issue 16) are added at run time by the console
+(:mod:`authguard.console.containment`); :func:`active_blocks` is what the risk signal reads on every
+login: one cache read, the database only when the cache has nothing (``BLOCKS_CACHE_SECONDS``), and each
+entry carries its own end, so a cached block still expires on time.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.signals import setting_changed
+from django.utils.translation import gettext
+
+logger = logging.getLogger(__name__)
 
 #: Major hosting, cloud and VPS networks (ASN: operator). Sources: each operator's published ASNs.
 HOSTING_ASNS: dict[int, str] = {
@@ -116,3 +129,153 @@ setting_changed.connect(_settings_changed)
 
 def hosting_asns(extra: Iterable[int] = ()) -> frozenset[int]:
     return frozenset(HOSTING_ASNS) | frozenset(extra)
+
+
+# -- the security desk's network blocks (issue 16) -------------------------------------------------------
+
+#: Broadest networks a block may name: wider ones are outages, not blocks (a whole carrier's customers).
+MIN_BLOCK_PREFIX = {4: 16, 6: 32}
+#: The cache key of the active blocks (a list of ``(network, kind, until timestamp)``).
+BLOCKS_CACHE_KEY = "authguard:network_blocks:v1"
+#: How long the active blocks stay cached. A new or ended block deletes the key, so with a shared cache
+#: (Redis) every process sees it at its next login; with per-process memory caches within this time.
+BLOCKS_CACHE_SECONDS = 30
+#: How long a process keeps using the last blocks it read when the database cannot be read.
+BLOCKS_STALE_SECONDS = 3600
+
+_Row = tuple[str, str, float]
+
+
+class BlocksUnavailable(Exception):
+    """The active blocks could not be read (the database failed); ``last_known`` is the last good read."""
+
+    def __init__(self, last_known: ActiveBlocks | None) -> None:
+        super().__init__("the network blocks could not be read")
+        self.last_known = last_known
+
+
+def parse_block_target(raw: object) -> tuple[str, str]:
+    """``(canonical network, kind)`` for what staff typed: ``"AS64500"`` (kind ``asn``) or a CIDR or single
+    address (kind ``cidr``, host bits cleared). Raises ``ValueError`` with a message for staff."""
+    text = "".join(str(raw).split()) if isinstance(raw, str) else ""
+    malformed = gettext("Give an IP network (CIDR, e.g. 203.0.113.0/24) or an ASN (e.g. AS64500).")
+    if not text or len(text) > 64:
+        raise ValueError(malformed)
+    if text[:2].upper() == "AS":
+        number = text[2:]
+        if not number.isascii() or not number.isdigit() or len(number) > 10 or not 0 < int(number) < 2**32:
+            raise ValueError(gettext("An ASN is AS followed by a number from 1 to 4294967295."))
+        return f"AS{int(number)}", "asn"
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(malformed) from None
+    if network.prefixlen < MIN_BLOCK_PREFIX[network.version]:
+        raise ValueError(
+            gettext(
+                "Block at most a /%(prefix)d network (IPv%(version)d) at once: a wider block would shut "
+                "out a whole provider's customers."
+            )
+            % {"prefix": MIN_BLOCK_PREFIX[network.version], "version": network.version}
+        )
+    return str(network), "cidr"
+
+
+@dataclass(frozen=True)
+class ActiveBlocks:
+    """The blocks in force, each with its end (a timestamp), as the risk signal matches them."""
+
+    networks: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, float], ...]
+    asns: tuple[tuple[int, float], ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.networks or self.asns)
+
+    def match(self, *, ip: str | None, asn: int | None, now: float) -> tuple[str, float] | None:
+        """``(entry, until timestamp)`` of the block ``ip``/``asn`` falls in at ``now``, or None.
+
+        SECURITY: the end is checked here, not only when the blocks are read: a cached block ends on time.
+        """
+        if asn is not None:
+            for number, until in self.asns:
+                if number == asn and until > now:
+                    return f"AS{number}", until
+        if ip is not None and self.networks:
+            address = ipaddress.ip_address(ip)
+            for network, until in self.networks:
+                if address.version == network.version and address in network and until > now:
+                    return str(network), until
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _compile(rows: tuple[_Row, ...]) -> ActiveBlocks:
+    networks, asns = [], []
+    for network, kind, until in rows:
+        if kind == "asn":
+            asns.append((int(network[2:]), until))
+        else:
+            networks.append((ipaddress.ip_network(network, strict=False), until))
+    return ActiveBlocks(tuple(networks), tuple(asns))
+
+
+_last_good: tuple[float, ActiveBlocks] | None = None
+_last_good_lock = threading.Lock()
+
+
+def _read_rows(now: datetime) -> tuple[_Row, ...]:
+    from .models import NetworkBlock
+
+    rows = NetworkBlock.active(now=now).order_by("pk").values_list("network", "kind", "until")
+    return tuple((network, kind, until.timestamp()) for network, kind, until in rows)
+
+
+def active_blocks(*, now: datetime | None = None) -> ActiveBlocks:
+    """The network blocks in force: from the cache, else the database (then cached for
+    :data:`BLOCKS_CACHE_SECONDS`). A cache that fails is skipped (the database is read).
+
+    Raises :class:`BlocksUnavailable` when the database cannot be read; its ``last_known`` holds this
+    process's last good read if it is younger than :data:`BLOCKS_STALE_SECONDS` (the caller decides what
+    a login gets meanwhile: :class:`authguard.risk_signals.NetworkLists` steps it up).
+    """
+    global _last_good
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    rows: tuple[_Row, ...] | None = None
+    try:
+        cached = cache.get(BLOCKS_CACHE_KEY)
+    except Exception:
+        logger.warning("authguard: cache unavailable; reading the network blocks from the database")
+        cached = None
+    if isinstance(cached, tuple):
+        rows = cached
+    if rows is None:
+        try:
+            rows = _read_rows(now)
+        except Exception as exc:
+            logger.exception("authguard: could not read the network blocks")
+            with _last_good_lock:
+                last = _last_good
+            fresh = last is not None and time.monotonic() - last[0] < BLOCKS_STALE_SECONDS
+            raise BlocksUnavailable(last[1] if fresh and last is not None else None) from exc
+        try:
+            cache.set(BLOCKS_CACHE_KEY, rows, BLOCKS_CACHE_SECONDS)
+        except Exception:
+            logger.warning("authguard: could not cache the network blocks")
+    blocks = _compile(rows)
+    with _last_good_lock:
+        _last_good = (time.monotonic(), blocks)
+    return blocks
+
+
+def blocks_changed() -> None:
+    """Drop the cached blocks after a block was added or ended (call it once the change is committed)."""
+    from django.core.cache import cache
+
+    try:
+        cache.delete(BLOCKS_CACHE_KEY)
+    except Exception:
+        # The cached list then lives until BLOCKS_CACHE_SECONDS; the change is in the database already.
+        logger.exception("authguard: could not drop the cached network blocks")

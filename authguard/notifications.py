@@ -406,7 +406,7 @@ def _default_factor_names() -> set[str]:
     return names
 
 
-def _ways_back(user: Any) -> dict[str, bool]:
+def ways_back(user: Any) -> dict[str, bool]:
     """Which self-service ways out of a lock ``user`` really has, for a lock mail without them in context.
 
     ``unlock_passkey``: a confirmed passkey that is not cooling off, and passkeys may unlock
@@ -454,7 +454,7 @@ def _body_context(notification: Notification) -> dict[str, Any]:
             _format_amount(context.get("amount"), context.get("currency")) if context.get("amount") else ""
         )
     if notification.kind == "account_locked" and not notification.staff:
-        ways = _ways_back(notification.user)
+        ways = ways_back(notification.user)
         for key, value in ways.items():
             context.setdefault(key, value)
     context.update(

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import time
 from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
 
 from django.utils.translation import gettext_lazy as _
 
 from .context import LoginContext
 from .history import Evidence
-from .networks import configured_lists, hosting_asns
+from .networks import ActiveBlocks, BlocksUnavailable, active_blocks, configured_lists, hosting_asns
 from .profile import IP_LEVELS, UA_LEVELS, DeviceMemory, Profile, device_memory, major_version
 from .risk import STEP_UP_FLOOR, Finding, RiskSignal
 
@@ -572,40 +574,77 @@ class AnonymousNetwork(RiskSignal):
         ]
 
 
-class NetworkLists(RiskSignal):
-    """Admin allow and deny lists of IP networks, ASNs and countries.
+#: How far a login's time may be from the clock for the security desk's network blocks to apply to it.
+BLOCKS_LIVE_SECONDS = 300
 
-    The lists are ``AUTHGUARD_NETWORK_ALLOWLIST`` and ``AUTHGUARD_NETWORK_DENYLIST``.
+
+class NetworkLists(RiskSignal):
+    """Admin allow and deny lists of IP networks, ASNs and countries, and the security desk's network blocks.
+
+    The lists are ``AUTHGUARD_NETWORK_ALLOWLIST`` and ``AUTHGUARD_NETWORK_DENYLIST``. A block the desk added
+    in the console (:class:`authguard.models.NetworkBlock`, until its end) counts as the deny list: the
+    same ``denylisted_network`` finding and score, with the block's end in the evidence. The blocks cost one
+    cache read per login (:func:`authguard.networks.active_blocks`).
+
+    SECURITY: if the blocks cannot be read (the database failed), the last blocks this process read (up to
+    an hour old) still deny, and the login is stepped up (``network_blocks_unavailable``): a block that
+    cannot be checked is not assumed away, and an outage of one table does not refuse every customer.
+
+    Blocks are the state of *now*: a login more than ``BLOCKS_LIVE_SECONDS`` away from the clock (the
+    replay and backtests of past logins) is scored without them, and reads nothing.
     """
 
     defaults = {"deny_score": 100, "allow_score": -30}
 
+    def _denied(self, entry: str, **evidence: object) -> Finding:
+        return Finding(
+            "denylisted_network",
+            self.options["deny_score"],
+            _("The network is on the deny list"),
+            {"entry": entry, **evidence},
+        )
+
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         allow, deny = configured_lists()
-        if not (allow or deny):
-            return []
         ctx = evidence.ctx
-        denied = deny.match(ip=ctx.ip, asn=ctx.geo.asn, country=ctx.geo.country)
-        if denied:
-            return [
+        if deny:
+            denied = deny.match(ip=ctx.ip, asn=ctx.geo.asn, country=ctx.geo.country)
+            if denied:
+                return [self._denied(denied)]
+        findings: list[Finding] = []
+        blocks: ActiveBlocks | None = None
+        try:
+            # A replayed login of the past is scored without today's blocks: they were not in force then.
+            if abs(ctx.timestamp - time.time()) <= BLOCKS_LIVE_SECONDS:
+                blocks = active_blocks()
+        except BlocksUnavailable as exc:
+            blocks = exc.last_known
+            findings.append(
                 Finding(
-                    "denylisted_network",
-                    self.options["deny_score"],
-                    _("The network is on the deny list"),
-                    {"entry": denied},
+                    "network_blocks_unavailable",
+                    0,
+                    _("The security desk's network blocks could not be read"),
+                    {STEP_UP_FLOOR: True, "last_known": blocks is not None},
                 )
-            ]
-        allowed = allow.match(ip=ctx.ip, asn=ctx.geo.asn, country=ctx.geo.country)
-        if allowed:
-            return [
-                Finding(
-                    "allowlisted_network",
-                    self.options["allow_score"],
-                    _("The network is on the allow list"),
-                    {"entry": allowed},
+            )
+        if blocks:
+            blocked = blocks.match(ip=ctx.ip, asn=ctx.geo.asn, now=ctx.timestamp)
+            if blocked:
+                entry, until = blocked
+                until_text = datetime.fromtimestamp(until, tz=timezone.utc).isoformat(timespec="seconds")
+                return [*findings, self._denied(entry, blocked_until=until_text)]
+        if allow:
+            allowed = allow.match(ip=ctx.ip, asn=ctx.geo.asn, country=ctx.geo.country)
+            if allowed:
+                findings.append(
+                    Finding(
+                        "allowlisted_network",
+                        self.options["allow_score"],
+                        _("The network is on the allow list"),
+                        {"entry": allowed},
+                    )
                 )
-            ]
-        return []
+        return findings
 
 
 class Velocity(RiskSignal):

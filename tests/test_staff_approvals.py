@@ -350,3 +350,36 @@ def test_a_malformed_selection_gets_a_message_not_a_server_error(url, action, se
     assert answer.status_code == 302
     assert "Select valid records." in [str(m) for m in answer.wsgi_request._messages]
     assert not StaffApproval.objects.exists()
+
+
+# -- containment (issue 16): the flow's new actions ----------------------------------------------------------
+
+
+def test_containment_actions_need_their_own_permissions():
+    for action in ("lock_account", "end_sessions", "force_password_reset"):
+        assert approvals.required_permission(action) == "authguard.contain_account"
+    for action in ("block_network", "end_network_block"):
+        assert approvals.required_permission(action) == "authguard.add_networkblock"
+
+
+def test_containment_refuses_a_target_that_is_not_an_account(locked, two_desks):
+    desk = staff_user("desk-c", perms=("authguard.contain_account",))
+    request = session_request(staff_client(desk))
+    for target in (None, "alice", AccountLock.objects.get(user=locked).pk):
+        with pytest.raises(approvals.ApprovalError) as refused:
+            approvals.request_action(request, action="lock_account", target=target, reason="takeover")
+        assert refused.value.code == "invalid"
+    assert not StaffApproval.objects.exists()
+
+
+def test_an_unlock_request_waits_while_a_desk_lock_is_immediate(locked, two_desks):
+    desk = staff_user("desk-c", perms=("authguard.contain_account", "authguard.unlock_account"))
+    request = session_request(staff_client(desk))
+    lock = approvals.request_action(request, action="lock_account", target=locked, reason="still suspicious")
+    assert (lock.status, lock.four_eyes) == ("executed", False)
+    assert lock.result == "already locked; its sessions ended"
+    unlock = approvals.request_action(
+        request, action="unlock_account", target=locked, reason="customer called"
+    )
+    assert (unlock.status, unlock.four_eyes) == ("pending", True)
+    assert lockout.is_locked(locked)

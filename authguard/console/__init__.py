@@ -6,6 +6,11 @@ permissions, and each checks the model permissions it needs itself. The views ar
 validate the query (a bad date or user gets a message, never an error page), call one function of
 :mod:`authguard.reports` or :mod:`authguard.backtest`, and render a template of
 ``authguard/templates/admin/authguard/``.
+
+Two pages also act (issue 16), each through :mod:`authguard.console.containment` and so through the one
+four-eyes flow: the incident report locks the account shown, ends its sessions or forces a password reset,
+and the network lists page blocks a network for some hours or ends a block. They answer a refused or
+malformed request with a 4xx and the page with the reason, and a done one with a redirect and its result.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -28,7 +33,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import backtest, charts, reports
 from .. import policy as runtime_policy
 from ..conf import app_settings
-from ..models import LoginEvent, Outcome
+from ..models import LoginEvent, Outcome, SessionRecord
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +129,14 @@ class ConsolePages:
         )
 
     def incident_view(self, request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
-        """One account's timeline (``?user=<username or id>[&start&end][&format=csv]``), printable."""
+        """One account's timeline (``?user=<username or id>[&start&end][&format=csv]``), printable.
+
+        A POST (``containment``: ``lock_account``, ``end_sessions`` or ``force_password_reset``; ``user``:
+        the account's id; ``reason``) contains the account shown, through the four-eyes flow.
+        """
         self._require(request, f"{get_user_model()._meta.app_label}.view_user")
+        if request.method == "POST":
+            return self._contain(request)
         account, error = _find_user(request.GET.get("user", ""))
         span: reports.DateRange | None = None
         if request.GET.get("start") or request.GET.get("end"):
@@ -146,18 +157,71 @@ class ConsolePages:
             )
         if account is not None and not error and request.GET.get("format") == "csv":
             return _csv_response(reports.timeline_rows(entries), f"incident-{account.pk}.csv")
-        return self._page(
+        return self._incident_page(
+            request, account, span=span, entries=entries, query=request.GET.get("user", ""), error=error
+        )
+
+    def _incident_page(
+        self,
+        request: HttpRequest,
+        account: Any,
+        *,
+        span: reports.DateRange | None = None,
+        entries: Any = (),
+        query: str = "",
+        error: str | None = None,
+        reason: str = "",
+        status: int = 200,
+    ) -> TemplateResponse:
+        from .. import lockout
+
+        response = self._page(
             request,
             "incident.html",
             gettext("Incident report"),
             account=account,
             span=span,
             entries=entries,
-            query=request.GET.get("user", ""),
+            query=query,
             error=error,
             generated_at=timezone.now(),
             site_tz=reports.site_timezone(),
+            may_contain=request.user.has_perm("authguard.contain_account"),
+            lock=lockout.lock_state(account) if account is not None else None,
+            open_sessions=(
+                SessionRecord.objects.filter(user_id=account.pk).count() if account is not None else 0
+            ),
+            reason=reason,
         )
+        response.status_code = status
+        return response
+
+    def _contain(self, request: HttpRequest) -> HttpResponse:
+        """The incident page's containment buttons: lock, end sessions, force a password reset."""
+        from . import approvals, containment
+
+        raw_user = request.POST.get("user", "")
+        account = None
+        if raw_user.isascii() and raw_user.isdigit() and len(raw_user) < 19:
+            account = get_user_model()._default_manager.filter(pk=int(raw_user)).first()
+        reason = str(request.POST.get("reason", ""))[:600]
+        if account is None:
+            messages.error(request, gettext("Choose an account."))
+            return self._incident_page(request, None, status=400)
+        query = str(account.pk)
+        try:
+            outcome = containment.contain_account(
+                request, action=request.POST.get("containment", ""), user=account, reason=reason
+            )
+        except approvals.ApprovalError as exc:
+            messages.error(request, str(exc.message))
+            status = 403 if exc.code in ("permission", "staff_passkey_required") else 400
+            if exc.code in ("already_pending", "closed"):
+                status = 409
+            return self._incident_page(request, account, query=query, reason=reason, status=status)
+        level = messages.SUCCESS if outcome.done else messages.WARNING if outcome.waiting else messages.ERROR
+        messages.add_message(request, level, outcome.message)
+        return HttpResponseRedirect(reverse("admin:authguard_incident") + f"?user={account.pk}", status=303)
 
     def backtest_view(self, request: HttpRequest) -> TemplateResponse:
         """Replay the last N days through proposed thresholds and signals, beside the current policy."""
@@ -185,12 +249,25 @@ class ConsolePages:
         response["Content-Disposition"] = f'attachment; filename="logins-{end:%Y%m%d}.jsonl"'
         return response
 
-    def network_lists_view(self, request: HttpRequest) -> TemplateResponse:
-        """The allow and deny lists in force (from the settings: they are not edited at run time)."""
+    def network_lists_view(self, request: HttpRequest) -> HttpResponse:
+        """The allow and deny lists in force (from the settings), and the security desk's network blocks.
+
+        A POST blocks a network (``op=block``, ``network``, ``hours``, ``reason``) or ends a block early
+        (``op=end``, ``block``, ``reason``), through the four-eyes flow.
+        """
         self._require(request)
+        if request.method == "POST":
+            return self._block(request)
+        return self._network_lists_page(request)
+
+    def _network_lists_page(
+        self, request: HttpRequest, *, values: dict[str, str] | None = None, status: int = 200
+    ) -> TemplateResponse:
+        from . import containment
+
         span = reports.parse_range({})
         events = LoginEvent.objects.filter(created_at__gte=span.bounds()[0])
-        return self._page(
+        response = self._page(
             request,
             "network_lists.html",
             gettext("Allow and deny lists"),
@@ -199,7 +276,43 @@ class ConsolePages:
             denied_recently=events.filter(reasons__icontains=json.dumps("denylisted_network")).count(),
             allowed_recently=events.filter(findings__icontains=json.dumps("allowlisted_network")).count(),
             span=span,
+            blocks=containment.active_blocks_for_console(),
+            may_block=request.user.has_perm("authguard.add_networkblock"),
+            max_hours=containment.max_block_hours(),
+            values=values or {"hours": "24"},
         )
+        response.status_code = status
+        return response
+
+    def _block(self, request: HttpRequest) -> HttpResponse:
+        from . import approvals, containment
+
+        op = request.POST.get("op", "")
+        values = {
+            key: str(request.POST.get(key, ""))[:600] for key in ("network", "hours", "reason", "block")
+        }
+        try:
+            if op == "block":
+                outcome = containment.request_block(
+                    request, network=values["network"], hours=values["hours"], reason=values["reason"]
+                )
+            elif op == "end":
+                outcome = containment.request_end_block(
+                    request, block_id=values["block"], reason=values["reason"]
+                )
+            else:
+                raise approvals.ApprovalError(gettext("Unknown staff action."), code="invalid")
+        except approvals.ApprovalError as exc:
+            messages.error(request, str(exc.message))
+            status = 403 if exc.code in ("permission", "staff_passkey_required") else 400
+            if exc.code in ("already_pending", "closed"):
+                status = 409
+            if exc.code == "not_found":
+                status = 404
+            return self._network_lists_page(request, values=values if op == "block" else None, status=status)
+        level = messages.SUCCESS if outcome.done else messages.WARNING if outcome.waiting else messages.ERROR
+        messages.add_message(request, level, outcome.message)
+        return HttpResponseRedirect(reverse("admin:authguard_network_lists"), status=303)
 
 
 def console_links(request: HttpRequest) -> list[tuple[str, str]]:
@@ -229,7 +342,11 @@ def _find_user(raw: str) -> tuple[Any, str | None]:
         return None, None
     model = get_user_model()
     manager = model._default_manager
-    user = manager.filter(**{model.USERNAME_FIELD: raw}).first()
+    # The login's own lookup (the portal's manager may match e-mail addresses case-insensitively).
+    try:
+        user = manager.get_by_natural_key(raw)
+    except (model.DoesNotExist, model.MultipleObjectsReturned):
+        user = None
     if user is None and raw.isdigit() and len(raw) < 19:
         user = manager.filter(pk=int(raw)).first()
     if user is None:

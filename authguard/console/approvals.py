@@ -20,8 +20,15 @@ never who on the staff did it and never the internal notes; the staff recipients
 waiting for a second approval.
 
 Execution calls the owners' public functions: :func:`authguard.orders.staff_release`,
-:func:`authguard.factors.lifecycle.remove_factor`, :func:`authguard.lockout.unlock` and
-:func:`authguard.policy.save_policy`.
+:func:`authguard.factors.lifecycle.remove_factor`, :func:`authguard.lockout.unlock`,
+:func:`authguard.policy.save_policy`, and for containment (issue 16) :func:`authguard.lockout.lock`,
+:func:`authguard.lockout.end_all_access` and :mod:`authguard.console.containment` (forced password resets,
+network blocks).
+
+Containment that only takes access away (lock an account, end its sessions, force a password reset) is
+carried out at once by default: during an attack minutes matter, and a thief with one staff password gains
+nothing from it. Its undo (unlock) keeps four eyes, and so do blocking a network and ending a block: a block
+acts on every customer of that network, not on one account under suspicion (docs/staff-approvals.md).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from ..exceptions import AuthguardError
 from ..models import (
     AccountLock,
     HeldOrder,
+    NetworkBlock,
     PolicyVersion,
     StaffAction,
     StaffApproval,
@@ -85,9 +93,28 @@ class Target:
 # -- rules -------------------------------------------------------------------------------------------------
 
 
+#: The actions that need a second approval when ``AUTHGUARD_FOUR_EYES`` names no ``ACTIONS``: every one
+#: that gives access back or acts beyond one account under suspicion. Lock, end sessions and force a
+#: password reset are not here: they only take access away, and minutes matter during an attack.
+DEFAULT_FOUR_EYES_ACTIONS = (
+    StaffAction.RELEASE_ORDER,
+    StaffAction.REVOKE_FACTOR,
+    StaffAction.UNLOCK_ACCOUNT,
+    StaffAction.CHANGE_POLICY,
+    StaffAction.BLOCK_NETWORK,
+    StaffAction.END_NETWORK_BLOCK,
+)
+#: The containment actions on one account (the incident page's buttons, the bulk admin actions).
+ACCOUNT_CONTAINMENT = (
+    StaffAction.LOCK_ACCOUNT,
+    StaffAction.END_SESSIONS,
+    StaffAction.FORCE_PASSWORD_RESET,
+)
+
+
 def four_eyes_options() -> dict[str, Any]:
-    """``AUTHGUARD_FOUR_EYES`` with its defaults."""
-    return app_settings.FOUR_EYES
+    """``AUTHGUARD_FOUR_EYES`` with its defaults (``ACTIONS``: :data:`DEFAULT_FOUR_EYES_ACTIONS`)."""
+    return dict(app_settings.FOUR_EYES)
 
 
 def needs_second_approval(*, action: str, severity: int) -> bool:
@@ -106,6 +133,10 @@ def required_permission(action: str, *, target_id: str = "") -> str:
         return "authguard.unlock_account"
     if action == StaffAction.CHANGE_POLICY:
         return "authguard.add_policyversion"
+    if action in ACCOUNT_CONTAINMENT:
+        return "authguard.contain_account"
+    if action in (StaffAction.BLOCK_NETWORK, StaffAction.END_NETWORK_BLOCK):
+        return "authguard.add_networkblock"
     if action == StaffAction.REVOKE_FACTOR:
         # A django-otp persistent id is "app_label.model/pk": deleting that model's rows is the permission.
         model = target_id.split("/", 1)[0]
@@ -207,6 +238,49 @@ def describe(*, action: str, target: Any = None, payload: dict[str, Any] | None 
             summary=f"unlock {user.get_username()}"[:300],
             severity=HIGH,
         )
+    if action in ACCOUNT_CONTAINMENT:
+        user = target.user if isinstance(target, AccountLock) else target
+        if user is None or getattr(user, "pk", None) is None or not hasattr(user, "get_username"):
+            raise ApprovalError(_("Choose an account."), code="invalid")
+        verb = {
+            StaffAction.LOCK_ACCOUNT: "lock",
+            StaffAction.END_SESSIONS: "end the sessions of",
+            StaffAction.FORCE_PASSWORD_RESET: "force a password reset of",
+        }[StaffAction(action)]
+        return Target(
+            action=action,
+            target_id=str(user.pk),
+            customer=user,
+            summary=f"{verb} {user.get_username()}"[:300],
+            # Taking access away from one account: the least dangerous thing a desk can do.
+            severity=MEDIUM,
+        )
+    if action == StaffAction.BLOCK_NETWORK:
+        from .containment import block_payload
+
+        values = block_payload(payload)
+        return Target(
+            action=action,
+            target_id=values["network"],
+            customer=None,
+            summary=f"block {values['network']} for {values['hours']} h"[:300],
+            # A whole autonomous system, or a wide prefix, shuts out many customers at once.
+            severity=HIGH if values["wide"] else MEDIUM,
+            payload=values,
+            customer_what=values["network"],  # no customer: only staff read it
+        )
+    if action == StaffAction.END_NETWORK_BLOCK:
+        if not isinstance(target, NetworkBlock) or target.ends_id is not None:
+            raise ApprovalError(_("Choose a network block."), code="invalid")
+        return Target(
+            action=action,
+            target_id=str(target.pk),
+            customer=None,
+            summary=f"end the block of {target.network}"[:300],
+            severity=HIGH,
+            payload={"network": target.network, "block": target.pk},
+            customer_what=target.network,
+        )
     if action == StaffAction.CHANGE_POLICY:
         values = _policy_payload(payload)
         return Target(
@@ -256,6 +330,10 @@ def _check_actionable(target: Target) -> None:
         and not AccountLock.objects.filter(user_id=target.customer.pk, locked_at__isnull=False).exists()
     ):
         raise ApprovalError(_("This account is not locked."), code="closed")
+    elif target.action == StaffAction.END_NETWORK_BLOCK and not (
+        NetworkBlock.active(now=timezone.now()).filter(pk=target.payload["block"]).exists()
+    ):
+        raise ApprovalError(_("This network block has already ended."), code="closed")
 
 
 # -- audit and notifications -------------------------------------------------------------------------------
@@ -280,7 +358,7 @@ def _notify(approval: StaffApproval, stage: str, *, customer_what: str | None = 
 
     now = timezone.now()
     what = approval.payload.get("customer_what", "") if customer_what is None else customer_what
-    context = {
+    context: dict[str, Any] = {
         "action": approval.action,
         "stage": stage,
         "what": what,
@@ -288,6 +366,8 @@ def _notify(approval: StaffApproval, stage: str, *, customer_what: str | None = 
         "time": now,
     }
     if approval.customer is not None:
+        if approval.action == StaffAction.LOCK_ACCOUNT and stage == "executed":
+            context.update(_ways_back(approval.customer))
         notify(approval.customer, "staff_action", context=context, dedupe_key=f"staff:{approval.pk}:{stage}")
     if stage in ("requested", "failed") or approval.customer is None:
         account = approval.customer.get_username() if approval.customer is not None else ""
@@ -607,6 +687,85 @@ def _unlock_account(approval: StaffApproval, by: Any) -> str:
     return ""
 
 
+def _ways_back(user: Any) -> dict[str, bool]:
+    """The ways out of a lock the customer really has, for the lock's message (the same answer as the
+    lock mail's: :func:`authguard.notifications.ways_back`), under keys the outbox accepts."""
+    from ..notifications import ways_back as ways
+
+    found = ways(user)
+    return {"way_fido": found["unlock_passkey"], "way_app": found["unlock_codes"]}
+
+
+def _could_not(exc: Exception) -> _NotDone:
+    """A failure of the session store, the cache or the database while containing: nothing was written (the
+    executor's savepoint is undone), and the desk is told to try again."""
+    logger.exception("authguard: a containment action could not be carried out")
+    return _NotDone(_("It could not be carried out (%(error)s); try again.") % {"error": type(exc).__name__})
+
+
+def _lock_account(approval: StaffApproval, by: Any) -> str:
+    from .. import lockout
+
+    if approval.customer is None:
+        raise _NotDone(_("The account no longer exists."))
+    try:
+        locked_now = lockout.lock(approval.customer, by=by, reason=approval.reason)
+    except (PermissionDenied, ValueError):
+        raise
+    except Exception as exc:
+        # The lock and the ended sessions go together or not at all (the savepoint undoes both).
+        raise _could_not(exc) from exc
+    lock = AccountLock.objects.filter(user_id=approval.customer.pk).first()
+    if lock is not None:
+        audit(by, lock, f"locked by the security desk: {approval.reason}")
+    return "locked" if locked_now else "already locked; its sessions ended"
+
+
+def _end_sessions(approval: StaffApproval, by: Any) -> str:
+    from .. import lockout
+
+    if approval.customer is None:
+        raise _NotDone(_("The account no longer exists."))
+    try:
+        sessions, tokens = lockout.end_all_access(approval.customer)
+    except Exception as exc:
+        raise _could_not(exc) from exc
+    return f"{sessions} session(s) and {tokens} API token(s) ended"
+
+
+def _force_password_reset(approval: StaffApproval, by: Any) -> str:
+    from .containment import force_password_reset
+
+    if approval.customer is None:
+        raise _NotDone(_("The account no longer exists."))
+    try:
+        sessions, tokens = force_password_reset(approval.customer)
+    except AuthguardError:
+        raise
+    except Exception as exc:
+        raise _could_not(exc) from exc
+    return f"password replaced; {sessions} session(s) and {tokens} API token(s) ended"
+
+
+def _block_network(approval: StaffApproval, by: Any) -> str:
+    from .containment import create_block
+
+    block = create_block(approval, approved_by=by if approval.four_eyes else None)
+    until = block.until.isoformat(timespec="minutes")
+    audit(by, block, f"blocked {block.network} until {until}: {approval.reason}", flag=ADDITION)
+    return f"{block.network} blocked until {block.until.isoformat(timespec='minutes')}"
+
+
+def _end_network_block(approval: StaffApproval, by: Any) -> str:
+    from .containment import end_block
+
+    ending = end_block(approval, approved_by=by if approval.four_eyes else None)
+    if ending is None:
+        raise _NotDone(_("This network block has already ended."))
+    audit(by, ending, f"ended the block of {ending.network}: {approval.reason}", flag=ADDITION)
+    return f"the block of {ending.network} ended"
+
+
 def _change_policy(approval: StaffApproval, by: Any) -> str:
     from ..policy import InvalidPolicy, save_policy
 
@@ -634,16 +793,24 @@ _EXECUTORS: dict[str, Callable[[StaffApproval, Any], str]] = {
     StaffAction.REVOKE_FACTOR: _revoke_factor,
     StaffAction.UNLOCK_ACCOUNT: _unlock_account,
     StaffAction.CHANGE_POLICY: _change_policy,
+    StaffAction.LOCK_ACCOUNT: _lock_account,
+    StaffAction.END_SESSIONS: _end_sessions,
+    StaffAction.FORCE_PASSWORD_RESET: _force_password_reset,
+    StaffAction.BLOCK_NETWORK: _block_network,
+    StaffAction.END_NETWORK_BLOCK: _end_network_block,
 }
 
 
 __all__ = [
+    "ACCOUNT_CONTAINMENT",
+    "DEFAULT_FOUR_EYES_ACTIONS",
     "ApprovalError",
     "Target",
     "approve",
     "audit",
     "describe",
     "expire_due",
+    "four_eyes_options",
     "needs_second_approval",
     "pending",
     "reject",

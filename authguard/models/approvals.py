@@ -1,7 +1,8 @@
 """approvals models (see the package docstring of authguard.models): the security desk's four-eyes records.
 
-* :class:`StaffApproval` is one staff action on a customer's account or on the run-time policy (release a
-  held order, revoke a factor, unlock an account, change the policy): who asked, why, who approved or
+* :class:`StaffApproval` is one staff action on a customer's account, on the run-time policy or on a
+  network (release a held order, revoke a factor, unlock, lock an account, end its sessions, force a
+  password reset, change the policy, block a network or end a block): who asked, why, who approved or
   rejected it, and what came of it. It is also the audit record of an action that needed no second
   approval (``four_eyes`` false). Written only by :mod:`authguard.console.approvals`.
 """
@@ -22,6 +23,12 @@ class StaffAction(models.TextChoices):
     REVOKE_FACTOR = "revoke_factor", _("revoke a customer's sign-in method")
     UNLOCK_ACCOUNT = "unlock_account", _("unlock an account")
     CHANGE_POLICY = "change_policy", _("change the risk policy")
+    # Containment (issue 16): take access away at once; their undo (unlock, end a block) keeps four eyes.
+    LOCK_ACCOUNT = "lock_account", _("lock an account")
+    END_SESSIONS = "end_sessions", _("end every session of an account")
+    FORCE_PASSWORD_RESET = "force_password_reset", _("force a password reset")
+    BLOCK_NETWORK = "block_network", _("block a network")
+    END_NETWORK_BLOCK = "end_network_block", _("end a network block")
 
 
 class StaffApprovalStatus(models.TextChoices):
