@@ -9,7 +9,7 @@ PIP_FLAGS ?= --disable-pip-version-check --quiet
 # pytest arguments for every leg (e.g. make test PYTEST_ARGS="-x -k login")
 PYTEST_ARGS ?=
 
-.PHONY: demo test typecheck worker lint bench-detection bench-speed bench-load bench-orders clean
+.PHONY: demo test typecheck worker lint bench-detection bench-speed bench-load bench-orders screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,3 +66,7 @@ bench-load: $(VENV)/.test-installed
 
 clean:
 	rm -rf var .pytest_cache build dist *.egg-info
+
+# The docs' screenshots (docs/img/README.md): a fresh demo in a temporary directory, headless Chromium.
+screenshots: $(VENV)/.test-installed
+	$(BIN)/python scripts/screenshots --out docs/img

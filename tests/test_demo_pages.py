@@ -232,3 +232,104 @@ def test_authguard_pages_use_the_portal_layout(db: Any) -> None:
 def test_signed_in_user_visiting_login_goes_to_the_portfolio(browser: Client) -> None:
     response = browser.get(reverse("login"))
     assert response.status_code == 302 and response["Location"] == reverse("brokerage:portfolio")
+
+
+# -- issue 16: the "sign in as if from…" switch, the refused page, the seeded authenticator app --------------
+
+PLACE_MIDDLEWARE = "demo_site.brokerage.demo_place.DemoPlaceMiddleware"
+
+
+@pytest.fixture
+def demo_geoip(settings: Any, tmp_path: Any) -> Any:
+    """The demo's own GeoIP files (its plan, not the tests'), and loopback as the trusted proxy, as in
+    demo_site/settings.py."""
+    from django.core.management import call_command
+
+    call_command("build_demo_geoip", path=str(tmp_path))
+    settings.AUTHGUARD_GEOIP_PATH = str(tmp_path)
+    settings.AUTHGUARD_TRUSTED_PROXIES = ["127.0.0.1/32", "::1/128"]
+    return tmp_path
+
+
+def test_the_place_switch_signs_in_as_if_from_the_chosen_place(
+    settings: Any, customer: Any, demo_geoip: Any
+) -> None:
+    from authguard.models import LoginEvent
+
+    settings.DEBUG = True
+    settings.MIDDLEWARE = [PLACE_MIDDLEWARE, *settings.MIDDLEWARE]
+    client = Client(HTTP_USER_AGENT=BROWSER_UA)  # REMOTE_ADDR 127.0.0.1: a browser on the demo's machine
+    page = client.get(reverse("login"))
+    assert 'id="demo-place"' in page.content.decode() and "203.0.113.1" in page.content.decode()
+
+    chosen = client.post(reverse("demo-place"), {"place": "203.0.113.1", "next": "/login/"})
+    assert chosen.status_code == 302 and chosen["Location"] == "/login/"
+    assert client.cookies["demo_place"].value == "203.0.113.1"
+    assert 'value="203.0.113.1" selected' in client.get(reverse("login")).content.decode()
+    client.post(reverse("login"), {"username": "hanako", "password": "correct horse battery"})
+    event = LoginEvent.objects.get()
+    assert (event.ip, event.country, event.asn) == ("203.0.113.1", "SG", 14061)  # the phisher's VPS
+
+    # Back to this computer: the cookie goes, the next sign-in comes from loopback again.
+    client.post(reverse("demo-place"), {"place": ""})
+    assert not client.cookies["demo_place"].value
+    client.logout()
+    client.post(reverse("login"), {"username": "hanako", "password": "correct horse battery"})
+    assert LoginEvent.objects.order_by("-id").first().ip == "127.0.0.1"
+
+    # Only the places on offer, only to this site.
+    assert client.post(reverse("demo-place"), {"place": "8.8.8.8"}).status_code == 400
+    away = client.post(reverse("demo-place"), {"place": "192.0.2.1", "next": "https://evil.example/"})
+    assert away["Location"] == "/login/"
+
+
+def test_the_place_switch_is_impossible_without_debug(settings: Any, customer: Any, demo_geoip: Any) -> None:
+    from django.core.exceptions import MiddlewareNotUsed
+
+    from authguard.models import LoginEvent
+    from demo_site.brokerage.demo_place import DemoPlaceMiddleware
+
+    settings.DEBUG = False
+    with pytest.raises(MiddlewareNotUsed):
+        DemoPlaceMiddleware(lambda request: None)  # type: ignore[arg-type, return-value]
+    settings.MIDDLEWARE = [PLACE_MIDDLEWARE, *settings.MIDDLEWARE]  # even listed by mistake
+    client = Client(HTTP_USER_AGENT=BROWSER_UA)
+    assert 'id="demo-place"' not in client.get(reverse("login")).content.decode()
+    assert client.post(reverse("demo-place"), {"place": "203.0.113.1"}).status_code == 404
+    client.cookies["demo_place"] = "203.0.113.1"  # a cookie set while DEBUG was on, or forged
+    client.post(reverse("login"), {"username": "hanako", "password": "correct horse battery"})
+    assert LoginEvent.objects.get().ip == "127.0.0.1"
+
+
+def test_the_refused_page_offers_the_way_back_and_no_outage_wording(db: Any) -> None:
+    response = Client(HTTP_USER_AGENT=BROWSER_UA).get("/authguard/denied/")
+    html = response.content.decode()
+    text = text_of(response)
+    assert response.status_code == 403
+    assert "We could not sign you in from here" in text
+    assert 'id="denied-passkey-button"' in html and 'data-authguard-passkey="login"' in html
+    assert 'data-done-url="/"' in html  # the portfolio, after a passkey sign-in
+    assert "If you have no passkey" in text and "0120-000-000" in text and 'href="tel:0120000000"' in html
+    assert 'id="denied-back" href="/login/"' in html
+    assert "not possible right now" not in text
+
+
+def test_the_seeded_authenticator_app_confirms_held_orders_on_a_fresh_demo(db: Any) -> None:
+    """seed_demo dates the customers' authenticator apps as bound long ago: past their cooling-off, so a
+    held order of a fresh demo can be confirmed with the app (it could not for the first day before)."""
+    import io
+
+    from django.core.management import call_command
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from authguard import factors
+    from authguard.orders import confirmation_methods
+
+    call_command("seed_demo", stdout=io.StringIO())
+    tanaka = TOTPDevice.objects.get(user__username="tanaka")
+    assert not factors.in_cooling_off(tanaka)
+    assert confirmation_methods(tanaka.user) == ["totp"]
+    created = tanaka.created_at
+    call_command("seed_demo", stdout=io.StringIO())  # idempotent: the date stays
+    tanaka.refresh_from_db()
+    assert tanaka.created_at == created

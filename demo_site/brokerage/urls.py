@@ -15,7 +15,7 @@ from django.urls import include, path, re_path
 
 from authguard.login import LockAwareAuthenticationForm
 
-from . import api, money_urls, views
+from . import api, demo_place, money_urls, views
 
 # No module-level app_name: it would put "login" and "logout" in the namespace too.
 NAMESPACE = "brokerage"
@@ -55,6 +55,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("unlock/codes/", views.unlock_with_codes, name="unlock-codes"),
     path("unlock/cancel/", views.cancel_unlock, name="unlock-cancel"),
+    # Demo only (404 outside DEBUG): the login page's "sign in as if from…" switch.
+    path("demo/place/", demo_place.choose, name="demo-place"),
     path("password/change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),

@@ -20,6 +20,10 @@
  *        data-message-unavailable="..."                       optional, translated: the server's answer
  *                                                             was not authguard's JSON (a proxy's error
  *                                                             page): else data-message-failed
+ *        data-message-denied="..."                            optional, translated: shown instead of the
+ *                                                             server's message when it refuses ("denied",
+ *                                                             e.g. a passwordless sign-in from a place too
+ *                                                             risky even for a passkey): say what to do next
  *        data-message-failed="...">                           optional, translated: any other failure
  *     <input data-authguard-name>       register only, optional: the passkey's name, sent as "name"
  *     <button data-authguard-start>     starts the ceremony (disabled while it runs)
@@ -36,7 +40,9 @@
  *   login         passwordless, usernameless sign-in (api/login/passkey/options + api/login/passkey). If the
  *                 container holds (or is) a form with <input autocomplete="username webauthn">, the browser's
  *                 autofill offers passkeys as soon as the page loads (conditional mediation); the
- *                 data-authguard-start button asks explicitly.
+ *                 data-authguard-start button asks explicitly. The autofill request fails silently (an
+ *                 authenticator without a passkey for the site answers it at once, a browser may time it out:
+ *                 neither is the person's doing); only a passkey the server then refuses is reported.
  *
  * Events, dispatched on the container (bubbling): "authguard:passkey-done" (detail: the JSON answer) before
  * navigating, "authguard:passkey-error" (detail: {message, code}). Call event.preventDefault() on
@@ -238,7 +244,12 @@
       }
       return navigator.credentials.get(request);
     }).then(function (credential) {
-      return post(verifyUrl, credentialJSON(credential), element);
+      return post(verifyUrl, credentialJSON(credential), element).catch(function (error) {
+        if (error instanceof ApiError) {
+          error.afterChoice = true; // the person chose a passkey: its refusal is theirs to read
+        }
+        throw error;
+      });
     });
   }
 
@@ -270,6 +281,9 @@
 
   function browserMessage(element, error) {
     if (error instanceof ApiError) {
+      if (error.code === "denied" && element.dataset.messageDenied) {
+        return element.dataset.messageDenied;
+      }
       return error.message;
     }
     if (error && (error.name === "NotAllowedError" || error.name === "AbortError")) {
@@ -318,8 +332,12 @@
     return ceremony.then(function (answer) {
       done(element, answer);
     }, function (error) {
-      if (mediation === "conditional" && error && error.name === "AbortError") {
-        return; // the explicit button took over
+      if (mediation === "conditional" && !(error instanceof ApiError && error.afterChoice)) {
+        // The autofill request ended without the person choosing a passkey the server then refused: the
+        // explicit button took over (AbortError), the authenticator holds no passkey for this site, the
+        // options could not be fetched, or the browser timed the request out. Nothing to tell the person
+        // (issue 16: a red "cancelled or timed out" before they did anything); the button still works.
+        return;
       }
       showError(element, browserMessage(element, error), error && error.code);
     }).then(function () {

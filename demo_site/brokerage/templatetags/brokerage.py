@@ -32,3 +32,21 @@ def codes_unlock_enabled() -> bool:
     from authguard.conf import app_settings
 
     return app_settings.UNLOCK_WAIT_HOURS is not None
+
+
+@register.simple_tag(takes_context=True)
+def demo_place_switch(context: template.Context) -> dict[str, object] | None:
+    """The login page's "sign in as if from…" switch (:mod:`demo_site.brokerage.demo_place`): the places and
+    the one chosen, or None (nothing shown) outside DEBUG or without the demo's middleware."""
+    from django.conf import settings
+
+    from .. import demo_place
+
+    middleware = f"{demo_place.__name__}.{demo_place.DemoPlaceMiddleware.__name__}"
+    if not demo_place.enabled() or middleware not in settings.MIDDLEWARE:
+        return None
+    request = context.get("request")
+    return {
+        "places": list(demo_place.PLACES.items()),
+        "current": demo_place.chosen(request) if request is not None else None,
+    }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Account
@@ -120,6 +122,8 @@ SECURITY_APPROVER_PASSWORD = "guard-desk-2nd-2025"
 SECURITY_GROUP = "Security desk"
 #: Name of the demo customers' authenticator-app factor.
 DEMO_TOTP_NAME = "Demo authenticator app"
+#: How long ago the seeded authenticator apps were bound (their ``created_at``).
+TOTP_BOUND_AGO = timedelta(days=2 * 365)
 
 
 def security_permissions() -> list[Permission]:
@@ -199,7 +203,13 @@ class Command(BaseCommand):
         device = TOTPDevice.objects.filter(user=user, name=DEMO_TOTP_NAME).order_by("pk").first()
         wanted = {"key": customer.totp_hex_key, "confirmed": True, "step": 30, "digits": 6, "t0": 0}
         if device is None:
-            return TOTPDevice.objects.create(user=user, name=DEMO_TOTP_NAME, **wanted)
+            device = TOTPDevice.objects.create(user=user, name=DEMO_TOTP_NAME, **wanted)
+            # The customer bound the app long ago (the story's long-term investor): dated so, it is past its
+            # cooling-off and confirms held orders on a fresh demo, as it would for a real customer. Seeded
+            # at "now", it could confirm nothing for the first day (authguard dates seeded devices by it).
+            TOTPDevice.objects.filter(pk=device.pk).update(created_at=timezone.now() - TOTP_BOUND_AGO)
+            device.refresh_from_db()
+            return device
         changed = [name for name, value in wanted.items() if getattr(device, name) != value]
         for name in changed:
             setattr(device, name, wanted[name])
