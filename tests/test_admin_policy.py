@@ -52,7 +52,10 @@ def test_the_add_page_starts_from_the_policy_in_force(editor):
     initial = page.context["adminform"].form.initial
     assert (initial["step_up"], initial["deny"]) == (40, 100)
     html = page.content.decode()
-    assert 'id="signal-reference"' in html and "authguard.risk_signals.ImpossibleTravel" in html
+    # Issue 16: one fieldset per configured signal, named in words; the dotted path is only an internal key
+    # (it used to be shown in a "signal reference" table).
+    assert 'id="signal-ImpossibleTravel"' in html and "Impossible travel" in html
+    assert "authguard.risk_signals" not in html
 
 
 def test_saving_creates_a_version_in_force_at_once_and_audited(editor, django_capture_on_commit_callbacks):

@@ -1,94 +1,581 @@
 """The policy editor: run-time policy versions in the security console.
 
 A new policy is a new :class:`~authguard.models.PolicyVersion` (never an edit in place), asked for through
-:func:`authguard.console.approvals.request_action` so that the four-eyes rule applies, and previewed by a
-backtest over the recorded logins before anything is saved.
+:func:`authguard.console.approvals.request_action` so that the four-eyes rule applies.
+
+The add page has one fieldset per configured risk signal (its name and a sentence in words, each option a
+typed field with its default, and a *as a shadow* box), the two thresholds and the comment. Before anything
+is asked for, the analyst sees the changes against the policy in force (only the values that change, old →
+new) and may backtest them (:func:`authguard.backtest.run_backtest`) beside that list; the confirmation
+carries a digest of the reviewed values, so what is asked for is what was reviewed. The raw JSON of the
+model (``signal_options``, ``shadow_signals``) stays available in a collapsed *advanced* section.
+
+*Shadow trial* on a configured signal means: the values on its form run as a shadow signal (recorded on
+each login's findings, never deciding) while the signal keeps deciding with the values in force. The
+payload keeps the shape :func:`authguard.console.approvals._change_policy` reads: ``thresholds``,
+``signal_options`` (only the options that differ from the settings), ``shadow_signals`` and ``comment``.
+
+Order-guard rules are not part of a policy version (``AUTHGUARD_ORDER_RULES`` is a setting), so they are
+not on this page.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .. import backtest
 from .. import policy as runtime_policy
 from ..models import PolicyVersion, StaffAction, StaffApprovalStatus
+from ..policy import BOOL, FLOAT, FLOAT_LIST, INT, INT_LIST, OptionInfo, SignalInfo
 from . import approvals
 from .mixins import UserSearchMixin, ValidSelectionMixin
 
+#: The hidden field the editor's own form sends: without it a POST is a plain one (a script, an older
+#: page) whose JSON fields are the whole proposal, asked for at once as before.
+MARKER = "signal_forms"
+#: The hidden field with the digest of the values the analyst reviewed (see :func:`proposal_digest`).
+REVIEWED = "reviewed"
 
-def signal_reference() -> list[dict[str, Any]]:
-    """The configured signals with their options in force and their defaults, for the policy editor."""
-    from django.utils.module_loading import import_string
+
+# -- the policy in force, signal by signal ------------------------------------------------------------------
+
+
+@dataclass
+class SignalState:
+    """One configured signal: what it is, and its values in the settings, in force and on trial."""
+
+    info: SignalInfo
+    slug: str
+    #: The settings' values (the class defaults with ``AUTHGUARD_RISK_SIGNALS``' ``OPTIONS``): "default".
+    baseline: dict[str, Any]
+    #: The values it decides with under the policy in force.
+    enforced: dict[str, Any]
+    #: The values it runs with report-only under the policy in force (None: no trial).
+    trial: dict[str, Any] | None = None
+
+    def field_name(self, key: str) -> str:
+        return f"{self.slug}__{key}"
+
+    @property
+    def shadow_name(self) -> str:
+        return f"{self.slug}__shadow"
+
+    def class_default(self, key: str) -> Any:
+        """The class default of an option (what a shadow entry's ``OPTIONS`` are relative to)."""
+        return next((o.default for o in self.info.options if o.key == key), None)
+
+
+@dataclass
+class InForce:
+    """The policy in force, as the editor shows it."""
+
+    step_up: int
+    deny: int
+    signals: list[SignalState]
+    #: Report-only signals that are no trial of a configured signal (kept in the advanced section).
+    extra_shadow: list[dict[str, Any]] = field(default_factory=list)
+
+    def signal(self, name: str) -> SignalState | None:
+        return next((s for s in self.signals if s.info.name == name), None)
+
+
+def _full_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    try:
+        defaults = dict(getattr(import_string(name), "defaults", {}) or {})
+    except ImportError:
+        defaults = {}
+    return {**defaults, **options}
+
+
+def policy_in_force() -> InForce:
+    """The policy in force, signal by signal (each signal under its class name, never its dotted path)."""
+    from ..conf import app_settings
 
     policy = runtime_policy.current_policy()
-    rows = []
+    settings_options = {entry["NAME"]: entry.get("OPTIONS", {}) for entry in app_settings.RISK_SIGNALS}
+    shadows = [dict(entry) for entry in policy.shadow_config]
+    used: set[str] = set()
+    signals = []
     for entry in policy.signal_config:
-        klass = import_string(entry["NAME"])
+        name = entry["NAME"]
+        slug = name.rsplit(".", 1)[-1]
+        if slug in used:
+            slug = f"{slug}_{len(used)}"
+        used.add(slug)
+        trial = next((s for s in shadows if s.get("NAME") == name), None)
+        if trial is not None:
+            shadows.remove(trial)
+        signals.append(
+            SignalState(
+                info=runtime_policy.describe_signal(name),
+                slug=slug,
+                baseline=_full_options(name, settings_options.get(name, {})),
+                enforced=_full_options(name, entry.get("OPTIONS", {})),
+                trial=_full_options(name, trial.get("OPTIONS") or {}) if trial is not None else None,
+            )
+        )
+    return InForce(
+        step_up=policy.thresholds.step_up, deny=policy.thresholds.deny, signals=signals, extra_shadow=shadows
+    )
+
+
+# -- typed fields -------------------------------------------------------------------------------------------
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _range_words(kind: str, minimum: float | None, maximum: float | None) -> str:
+    whole = kind in (INT, INT_LIST)
+    lo, hi = _number(minimum), _number(maximum)
+    if minimum is not None and maximum is not None:
+        words = (
+            gettext("a whole number from %(lo)s to %(hi)s")
+            if whole
+            else gettext("a number from %(lo)s to %(hi)s")
+        )
+    elif minimum is not None:
+        words = (
+            gettext("a whole number of at least %(lo)s") if whole else gettext("a number of at least %(lo)s")
+        )
+    else:
+        words = gettext("a whole number") if whole else gettext("a number")
+    return words % {"lo": lo, "hi": hi}
+
+
+def option_message(signal: str, option: OptionInfo, minimum: float | None, maximum: float | None) -> str:
+    """The one message of an option's field: "Unusual hour: 'Points for an unusual hour' must be …"."""
+    if option.kind in (INT_LIST, FLOAT_LIST):
+        what = gettext("a list of numbers, each %(range)s, separated by commas") % {
+            "range": _range_words(option.kind, minimum, maximum)
+        }
+    elif option.kind in (INT, FLOAT):
+        what = _range_words(option.kind, minimum, maximum)
+    else:
+        what = gettext("a list of words separated by commas")
+    return gettext("%(signal)s: '%(option)s' must be %(what)s") % {
+        "signal": signal,
+        "option": option.label,
+        "what": what,
+    }
+
+
+class NumberField(forms.FloatField):
+    """A fractional option, shown without a trailing ``.0`` (4, not 4.0)."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return _number(value) if isinstance(value, float) and math.isfinite(value) else value
+
+
+class ListField(forms.CharField):
+    """A list option as text: items separated by commas (or spaces); numbers checked against the bounds."""
+
+    def __init__(
+        self, *, kind: str, minimum: float | None, maximum: float | None, message: str, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+        self.kind, self.minimum, self.maximum, self.message = kind, minimum, maximum, message
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return ", ".join(_number(v) if isinstance(v, int | float) else str(v) for v in value)
+        return value
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return value
+        text = super().to_python(value)
+        items = [item for item in re.split(r"[,\s、]+", text or "") if item]
+        if self.kind not in (INT_LIST, FLOAT_LIST):
+            return items
+        numbers: list[int | float] = []
+        for item in items:
+            try:
+                number: int | float = int(item) if self.kind == INT_LIST else float(item)
+            except ValueError:
+                raise forms.ValidationError(self.message, code="invalid") from None
+            if not math.isfinite(number) or (
+                (self.minimum is not None and number < self.minimum)
+                or (self.maximum is not None and number > self.maximum)
+            ):
+                raise forms.ValidationError(self.message, code="invalid")
+            numbers.append(number)
+        return numbers
+
+
+def _bounds(option: OptionInfo, *values: Any) -> tuple[float | None, float | None]:
+    """The option's bounds, widened to take the values already configured (never refuse what is in force)."""
+    lo, hi = option.minimum, option.maximum
+    for value in values:
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                continue
+            lo = min(lo, item) if lo is not None else None
+            hi = max(hi, item) if hi is not None else None
+    return lo, hi
+
+
+def option_field(state: SignalState, option: OptionInfo) -> forms.Field:
+    """A typed form field for one option, whose every error names the signal and the option in words."""
+    values = [state.baseline.get(option.key), state.enforced.get(option.key)]
+    if state.trial is not None:
+        values.append(state.trial.get(option.key))
+    kind = option.kind
+    if kind == INT and any(isinstance(v, float) for v in values):
+        kind = FLOAT  # a whole-number option set to a fraction in the settings: keep it editable
+    lo, hi = _bounds(option, *values)
+    message = option_message(state.info.label, OptionInfo(option.key, option.label, kind, None), lo, hi)
+    errors = {"invalid": message, "required": message, "min_value": message, "max_value": message}
+    common: dict[str, Any] = {"label": option.label, "error_messages": errors}
+    if kind == BOOL:
+        return forms.BooleanField(required=False, label=option.label)
+    if kind == INT:
+        return forms.IntegerField(
+            min_value=None if lo is None else int(lo),
+            max_value=None if hi is None else int(hi),
+            widget=forms.NumberInput(attrs={"step": "1"}),
+            **common,
+        )
+    if kind == FLOAT:
+        return NumberField(
+            min_value=lo, max_value=hi, widget=forms.NumberInput(attrs={"step": "any"}), **common
+        )
+    return ListField(kind=kind, minimum=lo, maximum=hi, message=message, **common)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if isinstance(value, int | float):
+        return _number(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(_shown(v) for v in value) if value else gettext("(none)")
+    return str(value)
+
+
+def proposal_digest(payload: dict[str, Any]) -> str:
+    """A digest of a proposal's values (not its comment): the confirmation must match what was reviewed."""
+    values = {key: payload.get(key) for key in ("thresholds", "signal_options", "shadow_signals")}
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+# -- the form ------------------------------------------------------------------------------------------------
+
+
+class PolicyVersionForm(forms.ModelForm):
+    """A new policy version: thresholds, one fieldset per configured signal, comment; the model's JSON
+    fields as an advanced addition. Validated like the settings (:func:`authguard.policy.policy_problem`)."""
+
+    step_up = forms.IntegerField(
+        label=_("Step up at a score of"),
+        min_value=0,
+        max_value=100,
+        help_text=_("Sign-ins scoring this much or more are asked for a second factor (0 to 100)."),
+    )
+    deny = forms.IntegerField(
+        label=_("Refuse at a score of"),
+        min_value=0,
+        max_value=100,
+        help_text=_(
+            "Sign-ins scoring this much or more are refused (0 to 100, not below the step-up score)."
+        ),
+    )
+    backtest_days = forms.IntegerField(
+        label=_("Days to backtest"),
+        min_value=1,
+        max_value=backtest.MAX_DAYS,
+        initial=30,
+        required=False,
+        help_text=_("Replay this many days of recorded sign-ins; nothing is saved."),
+    )
+    signal_forms = forms.CharField(required=False, widget=forms.HiddenInput, initial="1")
+
+    class Meta:
+        model = PolicyVersion
+        fields = ("comment", "signal_options", "shadow_signals")
+        widgets = {
+            "comment": forms.TextInput(attrs={"size": 80}),
+            "signal_options": forms.Textarea(attrs={"rows": 3, "cols": 80}),
+            "shadow_signals": forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_force = policy_in_force()
+        self.fields["comment"].required = True
+        self.fields["comment"].label = _("Why this change")
+        self.fields["comment"].help_text = _("Kept with the version, and shown to whoever approves it.")
+        self.fields["signal_options"].required = False
+        self.fields["signal_options"].label = _("More option changes (JSON)")
+        self.fields["signal_options"].help_text = _(
+            "Applied on top of the forms above: {signal path: {option: value}}."
+        )
+        self.fields["shadow_signals"].required = False
+        self.fields["shadow_signals"].label = _("Other shadow signals (JSON)")
+        self.fields["shadow_signals"].help_text = _(
+            'Signals that are not configured, run as shadows: [{"NAME": path, "OPTIONS": {...}}].'
+        )
+        plain_post = self.is_bound and not self.data.get(MARKER)
+        filled: Any = self.data.copy() if plain_post else None  # type: ignore[attr-defined]
+        for state in self.in_force.signals:
+            values = state.trial if state.trial is not None else state.enforced
+            for option in state.info.options:
+                name = state.field_name(option.key)
+                self.fields[name] = option_field(state, option)
+                self.initial.setdefault(name, values.get(option.key))
+                if plain_post:
+                    # A plain POST: its JSON is the whole proposal (as before the forms); the rest: settings.
+                    value = state.baseline.get(option.key)
+                    if option.kind == BOOL:
+                        if value:
+                            filled[name] = "on"
+                    else:
+                        filled[name] = self.fields[name].prepare_value(value)
+            self.fields[state.shadow_name] = forms.BooleanField(
+                required=False, label=_("Shadow trial: try these values without them deciding")
+            )
+            self.initial.setdefault(state.shadow_name, state.trial is not None)
+        if plain_post:
+            self.data = filled
+        self._payload: dict[str, Any] | None = None
+
+    # -- what the template shows --------------------------------------------------------------------------
+
+    def signal_groups(self) -> list[dict[str, Any]]:
+        """Per configured signal: its words, its shadow trial box and its options' fields with defaults."""
+        groups = []
+        for state in self.in_force.signals:
+            rows = []
+            for option in state.info.options:
+                bound = self[state.field_name(option.key)]
+                default = state.baseline.get(option.key)
+                in_force_value = state.enforced.get(option.key)
+                rows.append(
+                    {
+                        "field": bound,
+                        "key": option.key,
+                        "kind": option.kind,
+                        "default": _shown(default),
+                        "in_force": _shown(in_force_value),
+                        "changed_in_force": not _same(default, in_force_value),
+                    }
+                )
+            groups.append(
+                {
+                    "slug": state.slug,
+                    "label": state.info.label,
+                    "description": state.info.description,
+                    "shadow": self[state.shadow_name],
+                    "on_trial": state.trial is not None,
+                    "rows": rows,
+                }
+            )
+        return groups
+
+    def worded_errors(self) -> list[str]:
+        """Every error of the form as a sentence that names what it is about (never a position)."""
+        words = []
+        own = {"step_up", "deny", "comment", "backtest_days", "signal_options", "shadow_signals"}
+        for name, errors in self.errors.items():
+            if name == NON_FIELD_ERRORS:
+                continue  # the admin shows them above the form
+            for error in errors:
+                if name in own:
+                    words.append(f"{self.fields[name].label}: {error}")
+                else:
+                    words.append(str(error))
+        return words
+
+    # -- validation and the proposal ------------------------------------------------------------------------
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        step_up, deny = data.get("step_up"), data.get("deny")
+        if step_up is not None and deny is not None and step_up > deny:
+            self.add_error("deny", gettext("The step-up score must not exceed the refusal score."))
+        extra_options: Any = data.get("signal_options")
+        if extra_options in (None, ""):
+            extra_options = {}
+        if not isinstance(extra_options, dict):
+            self.add_error(
+                "signal_options", gettext("They must be a dict of {signal path: {option: value}}.")
+            )
+        extra_shadow: Any = data.get("shadow_signals")
+        if extra_shadow in (None, ""):
+            extra_shadow = []
+        if not isinstance(extra_shadow, list):
+            self.add_error("shadow_signals", gettext('They must be a list of {"NAME", "OPTIONS"}.'))
+        if self.errors:
+            return data
+        signal_options: dict[str, Any] = {}
+        shadow: list[dict[str, Any]] = []
+        for state in self.in_force.signals:
+            values = {o.key: data.get(state.field_name(o.key)) for o in state.info.options}
+            if data.get(state.shadow_name):
+                # Report-only: the form's values run as a shadow; the signal keeps deciding as in force.
+                options = {k: v for k, v in values.items() if not _same(v, state.class_default(k))}
+                shadow.append({"NAME": state.info.name, "OPTIONS": options})
+                values = state.enforced
+            changed = {k: v for k, v in values.items() if not _same(v, state.baseline.get(k))}
+            if changed:
+                signal_options[state.info.name] = changed
+        for name, options in extra_options.items():
+            if isinstance(options, dict) and isinstance(signal_options.get(name), dict):
+                signal_options[name] = {**signal_options[name], **options}
+            else:
+                signal_options[name] = options
+        self._payload = {
+            "comment": data.get("comment", ""),
+            "thresholds": {"step_up": step_up, "deny": deny},
+            "signal_options": signal_options,
+            "shadow_signals": [*shadow, *extra_shadow],
+        }
+        return data
+
+    def _post_clean(self) -> None:
+        # The model's own check runs on the whole proposal (not on the advanced fields alone).
+        if self._payload is None:
+            return
+        problem = runtime_policy.policy_problem(
+            thresholds=self._payload["thresholds"],
+            signal_options=self._payload["signal_options"],
+            shadow_signals=self._payload["shadow_signals"],
+        )
+        if problem:
+            self._payload = None
+            self.add_error(None, problem)
+
+    def payload(self) -> dict[str, Any]:
+        """The validated proposal, in the shape :func:`authguard.console.approvals.request_action` takes."""
+        if self._payload is None:
+            raise ValueError("the form is not valid")
+        return self._payload
+
+    @property
+    def plain_post(self) -> bool:
+        """A POST without the editor's forms (a script, an older page): its JSON is the whole proposal."""
+        return bool(self.is_bound and not self.data.get(MARKER))
+
+    def proposed(self) -> runtime_policy.Policy:
+        """The validated form as a run-time policy (for a backtest)."""
+        payload = self.payload()
+        return runtime_policy.build_policy(
+            thresholds=payload["thresholds"],
+            signal_options=payload["signal_options"],
+            shadow_signals=payload["shadow_signals"],
+        )
+
+    def changes(self) -> list[dict[str, str]]:
+        """Only what changes against the policy in force, old → new, in words."""
+        return policy_changes(self.in_force, self.payload())
+
+    def stash(self) -> dict[str, Any]:
+        """The cleaned values, to show the form again filled in (initial data)."""
+        return dict(self.cleaned_data)
+
+
+def policy_changes(current: InForce, payload: dict[str, Any]) -> list[dict[str, str]]:
+    """The rows of the diff: ``{"what", "option", "old", "new"}``, only for values that change."""
+    rows: list[dict[str, str]] = []
+    thresholds = payload.get("thresholds") or {}
+    for key, label, old in (
+        ("step_up", gettext("Step up at a score of"), current.step_up),
+        ("deny", gettext("Refuse at a score of"), current.deny),
+    ):
+        new = thresholds.get(key, old)
+        if not _same(old, new):
+            rows.append(
+                {"what": gettext("Thresholds"), "option": label, "old": _shown(old), "new": _shown(new)}
+            )
+    options = payload.get("signal_options") or {}
+    shadows = [dict(s) for s in payload.get("shadow_signals") or []]
+    for state in current.signals:
+        name = state.info.name
+        enforced = {**state.baseline, **(options.get(name) or {})}
+        for option in state.info.options:
+            was, now = state.enforced.get(option.key), enforced.get(option.key)
+            if not _same(was, now):
+                rows.append(
+                    {"what": state.info.label, "option": option.label, "old": _shown(was), "new": _shown(now)}
+                )
+        trial_entry = next((s for s in shadows if s.get("NAME") == name), None)
+        if trial_entry is not None:
+            shadows.remove(trial_entry)
+        trial = _full_options(name, trial_entry.get("OPTIONS") or {}) if trial_entry is not None else None
+        report_only = gettext("%(signal)s, shadow trial") % {"signal": state.info.label}
+        if (state.trial is None) != (trial is None):
+            rows.append(
+                {
+                    "what": state.info.label,
+                    "option": gettext("Shadow trial"),
+                    "old": gettext("on") if state.trial is not None else gettext("off"),
+                    "new": gettext("on") if trial is not None else gettext("off"),
+                }
+            )
+        if trial is not None:
+            reference = state.trial if state.trial is not None else enforced
+            for option in state.info.options:
+                was, now = reference.get(option.key), trial.get(option.key)
+                if not _same(was, now):
+                    rows.append(
+                        {"what": report_only, "option": option.label, "old": _shown(was), "new": _shown(now)}
+                    )
+    old_extra = [runtime_policy.describe_signal(str(s.get("NAME"))).label for s in current.extra_shadow]
+    new_extra = [
+        runtime_policy.describe_signal(str(s.get("NAME"))).label if isinstance(s, dict) else str(s)
+        for s in shadows
+    ]
+    if current.extra_shadow != shadows:
         rows.append(
             {
-                "name": entry["NAME"],
-                "doc": (klass.__doc__ or "").strip().splitlines()[0] if klass.__doc__ else "",
-                "options": json.dumps(entry.get("OPTIONS", {}), sort_keys=True),
-                "defaults": json.dumps(getattr(klass, "defaults", {}), sort_keys=True),
+                "what": gettext("Other shadow signals"),
+                "option": "",
+                "old": ", ".join(old_extra) or gettext("(none)"),
+                "new": ", ".join(new_extra) or gettext("(none)"),
             }
         )
     return rows
 
 
-class PolicyVersionForm(forms.ModelForm):
-    """A new policy version: thresholds, signal options and shadow signals, validated like the settings."""
-
-    step_up = forms.IntegerField(label=_("step-up threshold"), min_value=0, max_value=100)
-    deny = forms.IntegerField(label=_("deny threshold"), min_value=0, max_value=100)
-    backtest_days = forms.IntegerField(
-        label=_("days to backtest"),
-        min_value=1,
-        max_value=backtest.MAX_DAYS,
-        initial=30,
-        required=False,
-        help_text=_("For the Backtest button: replay this many days of recorded logins; nothing is saved."),
-    )
-
-    class Meta:
-        model = PolicyVersion
-        fields = ("comment", "signal_options", "shadow_signals")
-        widgets = {"comment": forms.TextInput(attrs={"size": 80})}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["comment"].required = True
-        self.fields["comment"].help_text = _("Why this change (kept with the version).")
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if data.get("step_up") is not None and data.get("deny") is not None:
-            # Validated with the rest by PolicyVersion.clean (authguard.policy.policy_problem).
-            self.instance.thresholds = {"step_up": data["step_up"], "deny": data["deny"]}
-        return data
-
-    def proposed(self) -> Any:
-        """The validated form as a run-time policy (for a backtest)."""
-        return runtime_policy.build_policy(
-            thresholds=self.instance.thresholds,
-            signal_options=self.cleaned_data.get("signal_options") or {},
-            shadow_signals=self.cleaned_data.get("shadow_signals") or [],
-        )
+# -- the admin -----------------------------------------------------------------------------------------------
 
 
 @admin.register(PolicyVersion)
 class PolicyVersionAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     """The run-time policy: each save is a new version (who, when, why); the newest is in force.
 
-    The add page starts from the policy in force and has a **Backtest** button that replays recorded
-    logins through the values on the form beside the policy in force, without saving.
+    The add page starts from the policy in force; **Review the changes** lists what would change and
+    offers the confirmation, **Backtest these values** replays recorded logins through the proposal beside
+    the policy in force. Nothing is saved by either; the confirmation asks for the version through the
+    four-eyes flow (:mod:`authguard.console.approvals`).
     """
 
     list_display = ("version", "created_at", "created_by", "approved_by", "comment", "thresholds", "in_force")
@@ -105,7 +592,7 @@ class PolicyVersionAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin)
         "signal_options",
         "shadow_signals",
     )
-    add_fields = ("comment", "step_up", "deny", "signal_options", "shadow_signals", "backtest_days")
+    add_fields = ("comment", "step_up", "deny", "signal_options", "shadow_signals", "backtest_days", MARKER)
 
     @admin.display(description=_("version"), ordering="pk")
     def version(self, obj: PolicyVersion) -> str:
@@ -136,15 +623,15 @@ class PolicyVersionAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin)
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         stashed = getattr(request, "_authguard_policy_initial", None)
         if stashed is not None:
-            return stashed
-        latest = PolicyVersion.objects.order_by("-pk").first()
-        thresholds = runtime_policy.current_policy().thresholds
+            return dict(stashed)
+        current = policy_in_force()
         return {
-            "step_up": thresholds.step_up,
-            "deny": thresholds.deny,
-            "signal_options": latest.signal_options if latest else {},
-            "shadow_signals": latest.shadow_signals if latest else [],
+            "step_up": current.step_up,
+            "deny": current.deny,
+            "signal_options": {},
+            "shadow_signals": current.extra_shadow,
             "backtest_days": 30,
+            MARKER: "1",
         }
 
     def save_model(self, request: HttpRequest, obj: PolicyVersion, form: Any, change: bool) -> None:
@@ -152,30 +639,36 @@ class PolicyVersionAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin)
         # nothing else in the admin can save one without it.
         raise PermissionDenied
 
+    @staticmethod
+    def four_eyes() -> bool:
+        """Whether a policy change waits for a second staff member (``AUTHGUARD_FOUR_EYES``)."""
+        return approvals.needs_second_approval(action=StaffAction.CHANGE_POLICY, severity=approvals.CRITICAL)
+
+    def _page_context(self, extra_context: dict[str, Any] | None) -> dict[str, Any]:
+        four_eyes = self.four_eyes()
+        return {
+            **(extra_context or {}),
+            "title": gettext("Change the sign-in risk policy"),
+            "four_eyes": four_eyes,
+            "confirm_label": gettext("Ask for this policy") if four_eyes else gettext("Put in force"),
+            "show_save_and_add_another": False,
+            "show_save_and_continue": False,
+        }
+
     def _request_version(
         self, request: HttpRequest, form: PolicyVersionForm, form_url: str, extra_context: dict[str, Any]
     ) -> HttpResponse:
-        """Save through the four-eyes flow: in force now, or waiting for a second staff member's approval."""
+        """Ask through the four-eyes flow: in force now, or waiting for a second staff member's approval."""
         from django.shortcuts import redirect
 
-        data = form.cleaned_data
-        payload = {
-            "comment": data.get("comment", ""),
-            "thresholds": form.instance.thresholds,
-            "signal_options": data.get("signal_options") or {},
-            "shadow_signals": data.get("shadow_signals") or [],
-        }
+        payload = form.payload()
         try:
             approval = approvals.request_action(
-                request, action=StaffAction.CHANGE_POLICY, reason=data.get("comment", ""), payload=payload
+                request, action=StaffAction.CHANGE_POLICY, reason=payload["comment"], payload=payload
             )
         except approvals.ApprovalError as exc:
             self.message_user(request, exc.message, messages.ERROR)
-            request._authguard_policy_initial = {  # type: ignore[attr-defined]
-                name: form.cleaned_data.get(name) for name in self.add_fields
-            }
-            request.method = "GET"
-            return super().add_view(request, form_url, extra_context)
+            return self._again(request, form, form_url, extra_context)
         if approval.status == StaffApprovalStatus.PENDING:
             self.message_user(
                 request,
@@ -193,33 +686,54 @@ class PolicyVersionAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin)
             )
         return redirect("admin:authguard_policyversion_changelist")
 
-    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
-        """The add page; with the Backtest button, the same page with the backtest and nothing saved.
+    def _again(
+        self, request: HttpRequest, form: PolicyVersionForm, form_url: str, context: dict[str, Any]
+    ) -> HttpResponse:
+        """The same page, filled in with the form's values, without saving anything."""
+        request._authguard_policy_initial = {**form.stash(), MARKER: "1"}  # type: ignore[attr-defined]
+        request.method = "GET"
+        return super().add_view(request, form_url, context)
 
-        Saving asks for the new version through :func:`authguard.console.approvals.request_action`.
-        """
-        extra_context = {**(extra_context or {}), "signal_reference": signal_reference()}
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        """The add page. *Review* and *Backtest* show the changes (and the backtest) and save nothing; the
+        confirmation, or a plain POST without the editor's forms, asks for the new version through
+        :func:`authguard.console.approvals.request_action`."""
+        context = self._page_context(extra_context)
         if request.method != "POST":
-            return super().add_view(request, form_url, extra_context)
+            return super().add_view(request, form_url, context)
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = PolicyVersionForm(request.POST)
         if not form.is_valid():
             # Re-rendered by the admin with the errors; an invalid form never saves.
-            return super().add_view(request, form_url, extra_context)
-        if "_backtest" not in request.POST:
-            return self._request_version(request, form, form_url, extra_context)
-        context = dict(extra_context or {})
-        try:
-            proposed = form.proposed()
-            context["backtest"] = backtest.run_backtest(
-                proposed, days=form.cleaned_data.get("backtest_days") or 30
+            return super().add_view(request, form_url, context)
+        payload = form.payload()
+        digest = proposal_digest(payload)
+        if form.plain_post and "_backtest" not in request.POST:
+            return self._request_version(request, form, form_url, context)
+        if "_confirm" in request.POST and "_backtest" not in request.POST:
+            if request.POST.get(REVIEWED) == digest:
+                return self._request_version(request, form, form_url, context)
+            self.message_user(
+                request,
+                gettext(
+                    "The values changed since you reviewed them: check the changes below and confirm again."
+                ),
+                messages.WARNING,
             )
-            context["backtest_policy_json"] = json.dumps(backtest.policy_json(proposed), indent=2)
-        except (backtest.BacktestError, runtime_policy.InvalidPolicy) as exc:
-            context["backtest_error"] = str(exc)
-        request._authguard_policy_initial = {  # type: ignore[attr-defined]
-            name: form.cleaned_data.get(name) for name in self.add_fields
-        }
-        request.method = "GET"  # render the form again, filled in, without saving
-        return super().add_view(request, form_url, context)
+        context["changes"] = form.changes()
+        context["reviewed"] = digest
+        context["preview"] = True
+        if "_backtest" in request.POST and not request.user.has_perm("authguard.view_loginevent"):
+            # SECURITY: the backtest lists recorded sign-ins (who, when); it needs the right to see them.
+            context["backtest_error"] = gettext("Backtesting needs the permission to view login events.")
+        elif "_backtest" in request.POST:
+            try:
+                proposed = form.proposed()
+                context["backtest"] = backtest.run_backtest(
+                    proposed, days=form.cleaned_data.get("backtest_days") or 30
+                )
+                context["backtest_policy_json"] = json.dumps(backtest.policy_json(proposed), indent=2)
+            except (backtest.BacktestError, runtime_policy.InvalidPolicy) as exc:
+                context["backtest_error"] = str(exc)
+        return self._again(request, form, form_url, context)
