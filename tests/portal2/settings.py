@@ -122,9 +122,9 @@ CELERY_BROKER_URL = ""
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 
-# docs/drf.md names authguard.drf's classes here; that import loop (rest_framework.views -> authguard.drf ->
-# rest_framework.views) fails today (tests/portal2/test_drf_tokens.py, the xfail), so the portal's API views
-# name them themselves (accounts/api.py). No BasicAuthentication anywhere: it checks passwords unscored.
+# The portal's API views name authguard.drf's classes themselves (accounts/api.py); naming them here, as
+# docs/drf.md shows, works too (tests/portal2/test_drf_tokens.py loads those defaults in a fresh process).
+# No BasicAuthentication anywhere: it checks passwords unscored.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -126,14 +126,6 @@ def test_the_incident_report_finds_an_account_by_its_email(desk: Any, events: An
     assert missing.status_code in (200, 404) and b"nobody@example.jp" in missing.content
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "authguard bug: the incident report looks the account up with filter(USERNAME_FIELD=raw), not the "
-        "user model's get_by_natural_key, so on a portal whose login names are case-insensitive the address "
-        "as the customer spells it on the phone finds no account"
-    ),
-)
 def test_the_incident_report_finds_an_account_as_its_login_finds_it(desk: Any, events: Any) -> None:
     console = staff_console(desk)
     page = console.get(reverse("admin:authguard_incident"), {"user": "Alice@Example.JP"})

@@ -183,14 +183,6 @@ def test_a_token_clients_held_order_waits_for_the_customer_and_cannot_be_confirm
     assert trading.holdings_of(alice)["7203"] == 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "authguard bug: orders._session_binding(request, create=True) writes the held order's binding into "
-        "the token client's anonymous session, so the 202 answer sets a sessionid cookie and saves a session "
-        "row (docs/drf.md: no session cookie reaches a token client), a binding no session can ever satisfy"
-    ),
-)
 def test_a_token_clients_held_order_creates_no_session(user_factory: Any, totp_factory: Any) -> None:
     answer = held_with_a_token(user_factory, totp_factory)
     assert settings.SESSION_COOKIE_NAME not in answer.cookies
@@ -228,14 +220,6 @@ print([c.__module__ + "." + c.__name__ for c in APIView.permission_classes])
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "authguard bug: authguard.drf imports rest_framework.views at module level, so naming "
-        "authguard.drf.TokenAuthentication / NotPending in REST_FRAMEWORK's DEFAULT_* settings, as "
-        "docs/drf.md says, is a circular import (ImportError at the first import of DRF's views)"
-    ),
-)
 def test_the_documented_rest_framework_defaults_load(tmp_path: Path) -> None:
     (tmp_path / "portal2_drf_defaults.py").write_text(
         "from tests.portal2.settings import *  # noqa: F403\n"
