@@ -14,3 +14,5 @@ class AuthguardConfig(AppConfig):
     def ready(self) -> None:
         # Registering checks and signal receivers is the only import side effect authguard has.
         from . import checks, receivers  # noqa: F401
+
+        receivers.take_over_last_login()

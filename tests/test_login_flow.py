@@ -172,3 +172,22 @@ def test_a_risky_admin_login_is_held_at_step_up(user_factory, client):
     assert LoginEvent.objects.get().outcome == Outcome.STEP_UP_PENDING
     held = client.get("/admin/", REMOTE_ADDR=IP_SG_VPS, HTTP_USER_AGENT=UA_CHROME_WIN)
     assert held.status_code == 302 and held.url.startswith("/authguard/step-up/")
+
+
+def test_a_refused_login_leaves_last_login_alone_and_an_allowed_one_sets_it(user_factory, login_as, client):
+    """Issue 14, item 7: ``last_login`` (a portal's "your last sign-in") never records the thief's refusal."""
+    user = user_factory("alice")
+    assert user.last_login is None
+    assert login_as("alice", ip=IP_TOR, ua=UA_CURL).url == "/authguard/denied/"
+    user.refresh_from_db()
+    assert user.last_login is None
+    assert login_as("alice").url == "/"
+    user.refresh_from_db()
+    assert user.last_login is not None
+
+
+def test_force_login_outside_a_request_still_sets_last_login(user_factory, client):
+    user = user_factory("alice")
+    client.force_login(user)
+    user.refresh_from_db()
+    assert user.last_login is not None and not LoginEvent.objects.exists()
