@@ -60,8 +60,11 @@ def assert_the_way_back_is_offered(browser: Browser, language: str) -> None:
     button = browser.visible("#denied-passkey-button")
     assert button.text.strip() == translated("Sign in with a passkey", language) and button.is_enabled()
     advice = browser.visible_text("#denied-no-passkey")
-    assert advice.startswith(
-        translated("Sign in with your password from a device and connection", language)[:20]
+    assert advice == translated(
+        "Sign in with your password from a device and connection you have used with us before, for example "
+        "your own computer at home with any VPN switched off. Then add a passkey in your security settings: "
+        "next time it lets you in from anywhere you can use it.",
+        language,
     )
     support = browser.visible_text("#denied-support")
     assert "0120-000-000" in support and "support@example.com" in support
