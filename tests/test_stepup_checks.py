@@ -7,6 +7,10 @@ from typing import Any
 import pytest
 from django.core.checks import run_checks
 
+# run_checks() includes Django's model checks, which on Django 6.1 ask the database whether it supports
+# JSONField: they need a database even when the test does not.
+pytestmark = pytest.mark.django_db
+
 
 def ids(settings: Any) -> set[str]:
     return {message.id for message in run_checks() if message.id.startswith("authguard.")}
