@@ -200,8 +200,29 @@ def _points(finding: dict[str, Any]) -> str:
     return f"{finding['score']:+d}"
 
 
+class LockAccountsMixin:
+    """The bulk "lock the accounts" action (containment, issue 16) for a list of records with a customer:
+    one staff action per customer of the selection. Held orders stay as they are: a locked account's
+    pending ones expire unconfirmed."""
+
+    def has_contain_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("authguard.contain_account")
+
+    @admin.action(description=_("Lock the customers' accounts (with a reason)"), permissions=["contain"])
+    def lock_accounts(self, request: HttpRequest, queryset: QuerySet[Any]) -> TemplateResponse | None:
+        return contain_selected(
+            self,  # type: ignore[arg-type]  # mixed into a ModelAdmin
+            request,
+            queryset,
+            action="lock_accounts",
+            staff_action=StaffAction.LOCK_ACCOUNT,
+            title=gettext("Lock accounts"),
+            done=gettext("%(n)d account(s) locked; their sessions ended."),
+        )
+
+
 @admin.register(LoginEvent)
-class LoginEventAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
+class LoginEventAdmin(LockAccountsMixin, UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     """Login events are evidence: admins read, filter and judge them; nobody edits them here."""
 
     list_display = (
@@ -322,21 +343,6 @@ class LoginEventAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
         self.message_user(request, gettext("%(n)d verdict(s) cleared.") % {"n": n}, messages.SUCCESS)
 
     # -- containment (issue 16): one staff action per customer of the selected events ----------------------
-
-    def has_contain_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("authguard.contain_account")
-
-    @admin.action(description=_("Lock the accounts (with a reason)"), permissions=["contain"])
-    def lock_accounts(self, request: HttpRequest, queryset: QuerySet[LoginEvent]) -> TemplateResponse | None:
-        return contain_selected(
-            self,
-            request,
-            queryset,
-            action="lock_accounts",
-            staff_action=StaffAction.LOCK_ACCOUNT,
-            title=gettext("Lock accounts"),
-            done=gettext("%(n)d account(s) locked; their sessions ended."),
-        )
 
     @admin.action(description=_("End every session of the accounts (with a reason)"), permissions=["contain"])
     def end_sessions_of_accounts(
@@ -783,7 +789,7 @@ class GuardedOrderAdmin(UserSearchMixin, ReadOnlyAdmin):
 
 
 @admin.register(HeldOrder)
-class HeldOrderAdmin(UserSearchMixin, ReadOnlyAdmin):
+class HeldOrderAdmin(LockAccountsMixin, UserSearchMixin, ReadOnlyAdmin):
     """Held orders: staff review them, and cancel or release one with a recorded reason."""
 
     list_display = ("created_at", "user", "summary", "severity", "status", "expires_at", "confirmed_method")
@@ -822,22 +828,6 @@ class HeldOrderAdmin(UserSearchMixin, ReadOnlyAdmin):
             title=gettext("Cancel held orders"),
             apply=apply,
             done=gettext("%(n)d held order(s) cancelled."),
-        )
-
-    def has_contain_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("authguard.contain_account")
-
-    @admin.action(description=_("Lock the customers' accounts (with a reason)"), permissions=["contain"])
-    def lock_accounts(self, request: HttpRequest, queryset: QuerySet[HeldOrder]) -> TemplateResponse | None:
-        # Held orders stay as they are: a locked account's pending ones expire unconfirmed.
-        return contain_selected(
-            self,
-            request,
-            queryset,
-            action="lock_accounts",
-            staff_action=StaffAction.LOCK_ACCOUNT,
-            title=gettext("Lock accounts"),
-            done=gettext("%(n)d account(s) locked; their sessions ended."),
         )
 
     @admin.action(description=_("Release: execute the held order (with a reason)"), permissions=["review"])

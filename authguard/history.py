@@ -352,14 +352,22 @@ def fold_population(*, batch: int = FOLD_BATCH, batches: int = FOLD_BATCHES) -> 
     return folded
 
 
+#: The last fold period this process saw claimed (by itself or another node).
+_claimed_period: int | None = None
+
+
 def fold_when_due() -> None:
     """Fold once per period of ``AUTHGUARD_POPULATION_FOLD_SECONDS`` across every node (a cache key per
     period decides which login does it), after that login's commit. Never raises: a fold that cannot run
     now runs at the next period or from the beat task."""
+    global _claimed_period
     seconds = fold_seconds()
     try:
         if seconds:
             period = int(time.time() // seconds)
+            if period == _claimed_period:
+                return  # this process already saw the period claimed: no cache round trip per login
+            _claimed_period = period
             if not default_cache.add(f"authguard:population:fold:{period}", 1, timeout=2 * seconds):
                 return
         fold_population()

@@ -124,11 +124,12 @@ def test_folding_adds_totals_and_counts_each_new_value_once_whatever_the_batchin
 
 
 def test_the_fold_runs_once_per_period_after_commit(
-    user_factory, settings, django_capture_on_commit_callbacks
+    user_factory, settings, django_capture_on_commit_callbacks, monkeypatch
 ):
     from django.core.cache import cache
 
     cache.clear()
+    monkeypatch.setattr("authguard.history._claimed_period", None)  # no period seen by this process yet
     settings.AUTHGUARD_POPULATION_FOLD_SECONDS = 3600
     user = user_factory("alice")
     with django_capture_on_commit_callbacks(execute=True):
