@@ -7,8 +7,9 @@ user and a stable ``code``. Options answers are the JSON forms of the WebAuthn o
 Django's CSRF protection stays on (send ``X-CSRFToken``). Malformed JSON, wrong types and bodies over
 :data:`MAX_BODY_BYTES` answer 400 ``invalid`` and change nothing.
 
-The views are thin: parse, call one function of :mod:`authguard.passkeys`, :mod:`authguard.factors` or
-:mod:`authguard.stepup`, answer.
+The views are thin: parse, call one function of :mod:`authguard.factors.passkeys`,
+:mod:`authguard.factors.base` or
+:mod:`authguard.sessions.stepup`, answer.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from django.urls import URLPattern, path
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
-from . import factors, passkeys, stepup
-from .decorators import step_up_exempt
-from .exceptions import InvalidCredential, StepUpRequired, Throttled
+from authguard.exceptions import InvalidCredential, StepUpRequired, Throttled
+from authguard.factors import base as factors
+from authguard.factors import passkeys
+from authguard.sessions import stepup
+from authguard.sessions.decorators import step_up_exempt
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +153,7 @@ def _require_method(request: HttpRequest, method: str) -> None:
 
 def _refuse_locked(request: HttpRequest) -> None:
     """A locked account gets the generic ``denied`` answer (403) and verifies nothing."""
-    from . import lockout
+    from authguard.login import lockout
 
     if lockout.is_locked_fail_closed(request.user):
         raise ApiError(403, "denied", _("This action is not possible right now."))
@@ -280,7 +283,7 @@ def unlock(request: HttpRequest) -> HttpResponse:
     Nothing is signed in: the customer proved who they are with their own passkey and then signs in again,
     scored like any other login.
     """
-    from . import lockout
+    from authguard.login import lockout
 
     credential = read_json(request)
     try:
@@ -352,7 +355,7 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
 def factors_state(request: HttpRequest) -> HttpResponse:
     """``POST api/factors``: 200 the session user's factors (id, kind, name, confirmed, cooling off) and
     the account's cooling-off (``cooling_off_until``, ISO, or null)."""
-    from .factors import lifecycle
+    from authguard.factors import lifecycle
 
     user = request.user
     until = lifecycle.cooling_off_until(user)
@@ -380,7 +383,7 @@ def _iso(value: Any) -> str | None:
 def email_change(request: HttpRequest) -> HttpResponse:
     """``POST api/email {"email"}``: 202 ``ok`` (a code was mailed to the new address) · 400 ``invalid``
     · 401/403 ``step_up_required`` (a fresh passkey, or two different factors without a passkey)."""
-    from .factors import lifecycle
+    from authguard.factors import lifecycle
 
     lifecycle.begin_email_change(request, user=request.user, new_email=read_json(request).get("email"))
     return answer(
@@ -395,7 +398,7 @@ def email_change(request: HttpRequest) -> HttpResponse:
 def email_confirm(request: HttpRequest) -> HttpResponse:
     """``POST api/email/confirm {"code"}``: 200 ``ok`` (changed; the old address is told, the account cools
     off) · 400 ``invalid`` · 429 ``throttled`` · 401/403 ``step_up_required``."""
-    from .factors import lifecycle
+    from authguard.factors import lifecycle
 
     lifecycle.confirm_email_change(request, user=request.user, code=read_json(request).get("code"))
     # Where the e-mail address is the login name, the customer signs in with the new one from now on.

@@ -13,6 +13,7 @@ class AuthguardConfig(AppConfig):
 
     def ready(self) -> None:
         # Registering checks and signal receivers is the only import side effect authguard has.
-        from . import checks, receivers  # noqa: F401
+        from authguard import checks  # noqa: F401
+        from authguard.login import receivers
 
         receivers.take_over_last_login()

@@ -185,7 +185,7 @@ def heartbeat_status(*, now: float | None = None) -> HeartbeatStatus:
     """How long ago beat, the broker and a worker last ran ``authguard.heartbeat`` together."""
     from django.core.cache import cache
 
-    from .conf import app_settings
+    from authguard.conf import app_settings
 
     try:
         raw = cache.get(HEARTBEAT_KEY)
@@ -219,7 +219,7 @@ def publishing_app() -> PublishingApp:
     """Describe the app ``authguard.tasks`` are bound to (the current Celery app of this process)."""
     from django.conf import settings
 
-    from .tasks import send_notification
+    from authguard.tasks import send_notification
 
     app = send_notification._get_current_object().app
     conf = app.conf

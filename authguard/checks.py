@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULT_THRESHOLDS, app_settings
+from authguard.conf import DEFAULT_THRESHOLDS, app_settings
 
 
 class Codes:
@@ -208,7 +208,7 @@ def plugin_list_problem(raw: Any, *, base: type) -> str | None:
 
 def risk_signals_problem(raw: Any) -> str | None:
     """Say what is wrong with a risk-signal list (import and construct each), or None when valid."""
-    from .risk import RiskSignal
+    from authguard.risk.engine import RiskSignal
 
     return plugin_list_problem(raw, base=RiskSignal)
 
@@ -540,7 +540,7 @@ ORDER_HOOKS = ("ORDER_PORTFOLIO", "ORDER_INSTRUMENT", "ORDER_EXECUTOR")
 def check_order_guard(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     """The order rules import and accept their OPTIONS; the portal hooks are set and import; the
     confirmation settings make sense. Hooks are only required once the guard is configured at all."""
-    from .order_rules import rules_problem
+    from authguard.orders.rules import rules_problem
 
     errors: list[CheckMessage] = []
     raw = getattr(settings, "AUTHGUARD_ORDER_RULES", None)
@@ -624,7 +624,7 @@ PRESET_REFUSED_OTP_APPS = (
 @register(Tags.security)
 def check_preset(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     """The JSDA 2025 preset: a mistyped name, and settings it overrides or that work against it."""
-    from .conf import PRESET_JSDA_2025
+    from authguard.conf import PRESET_JSDA_2025
 
     preset = getattr(settings, "AUTHGUARD_PRESET", None)
     if preset is None:
@@ -859,7 +859,7 @@ def check_actions(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> lis
     """The action executor imports and has ``execute`` and ``release``; the methods, kinds and numbers make
     sense. No executor at all is fine for a portal that guards no sensitive action (``guard()`` then refuses
     with ``ActionsMisconfigured``)."""
-    from .models import ActionKind
+    from authguard.models import ActionKind
 
     messages: list[CheckMessage] = []
     path = getattr(settings, "AUTHGUARD_ACTION_EXECUTOR", None)
@@ -964,12 +964,12 @@ def check_locks(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[
 def check_order_exposure(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     """W120: a custom ``AUTHGUARD_ORDER_RULES`` without :class:`authguard.order_rules.Exposure` judges orders
     in 24-hour windows only, which a patient attacker walks around over days (issue 11)."""
-    from .order_rules import Exposure, rules_problem
+    from authguard.orders.rules import Exposure, rules_problem
 
     raw = getattr(settings, "AUTHGUARD_ORDER_RULES", None)
     if raw is None or not raw or rules_problem(raw) is not None:
         return []  # the default list has it; an empty list turns the guard off; E020 reports a broken one
-    from .order_rules import build_rules
+    from authguard.orders.rules import build_rules
 
     if any(isinstance(rule, Exposure) for rule in build_rules(raw)):
         return []
@@ -1049,7 +1049,7 @@ def check_dbsc(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[C
         messages.append(
             Error(
                 "AUTHGUARD_DBSC is on but the DBSC endpoints are not mounted.",
-                hint="Include authguard.dbsc_views.urlpatterns in the authguard URL namespace.",
+                hint="Include authguard.sessions.dbsc_views.urlpatterns in the authguard URL namespace.",
                 id=Codes.DBSC_URLS_MISSING,
             )
         )
@@ -1076,7 +1076,7 @@ def check_geoip_files(app_configs: Sequence[AppConfig] | None, **kwargs: Any) ->
     """The GeoIP databases this process serves from: missing, unreadable or older than 30 days.
 
     Complements :func:`check_geoip` (folder unset, missing or empty), which stays silent here. Reads the
-    same status as the console (:func:`authguard.context.geoip_status`), loading the databases if needed.
+    same status as the console (:func:`authguard.risk.context.geoip_status`), loading the databases if needed.
     """
     messages: list[CheckMessage] = []
     recheck = getattr(settings, "AUTHGUARD_GEOIP_RECHECK_SECONDS", 30)
@@ -1104,7 +1104,7 @@ def check_geoip_files(app_configs: Sequence[AppConfig] | None, **kwargs: Any) ->
         return messages
     if not any(os.path.exists(os.path.join(path, name)) for name in names):
         return messages  # W002 says so
-    from .context import REQUIRED_GEOIP_DATABASES, geoip_status
+    from authguard.risk.context import REQUIRED_GEOIP_DATABASES, geoip_status
 
     for status in geoip_status(path):
         if not status.ok and not status.serving and status.error.startswith("missing"):
@@ -1154,7 +1154,7 @@ def check_geoip_files(app_configs: Sequence[AppConfig] | None, **kwargs: Any) ->
 def check_report_only(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     """``AUTHGUARD_REPORT_ONLY``: invalid (E170), refused under the JSDA preset (E171), and, loudly, in force
     (W170) on every ``check``, deploy or not, for as long as any part acts on nothing."""
-    from .conf import PRESET_ENFORCED_PARTS, REPORT_ONLY_PARTS
+    from authguard.conf import PRESET_ENFORCED_PARTS, REPORT_ONLY_PARTS
 
     raw = getattr(settings, "AUTHGUARD_REPORT_ONLY", ())
     messages: list[CheckMessage] = []
@@ -1220,7 +1220,7 @@ def check_celery(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list
     """``check --deploy``: authguard's tasks have a broker (W171), publish through an app that reads Django's
     ``CELERY_*`` settings (W172), have their periodic tasks scheduled (W174), and beat and a worker ran the
     heartbeat recently (W173). Nothing to say when the tasks run eagerly (no broker, in-process)."""
-    from .celery import heartbeat_status, publishing_app
+    from authguard.celery import heartbeat_status, publishing_app
 
     try:
         app = publishing_app()

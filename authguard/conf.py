@@ -275,7 +275,7 @@ class AppSettings:
     @property
     def ORDER_RULES(self) -> list[dict[str, Any]]:
         """The order guard's rules, ``[{"NAME": dotted.path, "OPTIONS": {...}}]`` like the risk signals."""
-        from .order_rules import DEFAULT_ORDER_RULES
+        from authguard.orders.rules import DEFAULT_ORDER_RULES
 
         return self._setting("ORDER_RULES", DEFAULT_ORDER_RULES)
 
@@ -443,7 +443,7 @@ class AppSettings:
         """Kinds of sensitive action held for confirmation (default all: ``withdrawal``,
         ``bank_account_add``, ``bank_account_change``, ``securities_transfer_out``, ``contact_change``).
         The JSDA preset guards all of them."""
-        from .models import ActionKind
+        from authguard.models import ActionKind
 
         if self.JSDA:
             return list(ActionKind.values)

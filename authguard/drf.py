@@ -3,14 +3,15 @@ and permission classes (docs/drf.md).
 
 DRF's ``obtain_auth_token`` calls ``authenticate()`` and hands out a token: no login event, no score, no
 notification, no step-up (issue 14, item 1). :class:`ObtainAuthToken` replaces it. It signs the password in
-through :func:`authguard.login.password_login`, the very flow of a JSON login, inside a *private* session
+through :func:`authguard.login.flow.password_login`, the very flow of a JSON login, inside a *private* session
 (never the client's cookie), and answers by its decision:
 
 * ``ok``: 200 ``{"status": "ok", "token": ...}``;
 * ``step_up_required``: 401 with a ``step_up_token``: a signed, single-use credential, good for
   :data:`STEP_UP_TOKEN_SECONDS`, bound to the login event and the user, that only the step-up endpoints of
   this module accept (TOTP, recovery code, passkey); the pending login waits in the private session (the
-  very state a browser's pending session holds), and :func:`authguard.stepup.complete_step_up` finishes it;
+  very state a browser's pending session holds), and :func:`authguard.sessions.stepup.complete_step_up`
+  finishes it;
 * ``denied``, ``locked``, ``throttled``, ``invalid``: the JSON login's answers.
 
 :class:`StepUpRequired` and :class:`NotPending` are DRF permission classes; :class:`TokenAuthentication` is
@@ -48,13 +49,15 @@ from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from . import factors, lockout, stepup
-from .conf import app_settings
-from .exceptions import Throttled
-from .login import LoginResult, locked_message
+from authguard.conf import app_settings
+from authguard.exceptions import Throttled
+from authguard.factors import base as factors
+from authguard.login import lockout
+from authguard.login.flow import LoginResult, locked_message
+from authguard.sessions import stepup
 
 if TYPE_CHECKING:
-    from .drf_views import (
+    from authguard.drf_views import (
         ObtainAuthToken,
         StepUpPasskey,
         StepUpPasskeyOptions,
@@ -378,7 +381,7 @@ def forget_token_strength(token_key: str) -> None:
 def revoke_tokens(user: Any) -> int:
     """Delete every DRF token of ``user`` and their strong verifications; return how many there were.
 
-    SECURITY: :func:`authguard.login.password_changed` calls it, so a password change or reset ends a
+    SECURITY: :func:`authguard.login.flow.password_changed` calls it, so a password change or reset ends a
     thief's API token as it ends his sessions.
     """
     keys = list(Token.objects.filter(user=user).values_list("key", flat=True))
@@ -463,7 +466,8 @@ class StepUpRequired(NotPending):
     """``@step_up_required`` for DRF: a strong verification within ``max_age`` seconds (default
     ``AUTHGUARD_STEP_UP_FRESH_SECONDS``), by one of ``methods`` (default: any).
 
-    Sessions: :func:`authguard.stepup.has_fresh_verification`, as the decorator. Tokens: the step-up that
+    Sessions: :func:`authguard.sessions.stepup.has_fresh_verification`, as the decorator. Tokens: the
+    step-up that
     issued the token (or a later one, :func:`note_token_strength`), kept in the cache for
     :data:`STRENGTH_TTL_SECONDS`. A verification with a factor still cooling off does not count (403
     ``cooling_off``). Configure with :meth:`require`: ``permission_classes = [StepUpRequired.require(
@@ -492,7 +496,7 @@ class StepUpRequired(NotPending):
         if key is not None:
             fresh, cooling = self._token_fresh(user, key)
         else:
-            from .factors import lifecycle
+            from authguard.factors import lifecycle
 
             http = request._request
             fresh = stepup.has_fresh_verification(http, max_age=self.max_age, methods=self.methods)
@@ -533,7 +537,7 @@ class StepUpRequired(NotPending):
         return [m for m in usable if self.methods is None or m in self.methods]
 
     def _token_fresh(self, user: Any, key: str) -> tuple[bool, bool]:
-        from .factors import lifecycle
+        from authguard.factors import lifecycle
 
         strength = token_strength(key)
         if strength is None:
@@ -568,7 +572,7 @@ _VIEWS = frozenset(
 
 def __getattr__(name: str) -> Any:
     if name in _VIEWS:
-        from . import drf_views
+        from authguard import drf_views
 
         return getattr(drf_views, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,8 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import factors, lockout, passkeys, stepup
-from .drf import (
+from authguard.drf import (
     MAX_PASSWORD_LENGTH,
     MAX_USERNAME_LENGTH,
     PURPOSE_STEP_UP,
@@ -43,8 +42,12 @@ from .drf import (
     pending_login,
     read_body,
 )
-from .exceptions import InvalidCredential, Throttled
-from .login import password_login
+from authguard.exceptions import InvalidCredential, Throttled
+from authguard.factors import base as factors
+from authguard.factors import passkeys
+from authguard.login import lockout
+from authguard.login.flow import password_login
+from authguard.sessions import stepup
 
 # -- the token login ---------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from .conf import app_settings
+from authguard.conf import app_settings
 
 logger = logging.getLogger(__name__)
 

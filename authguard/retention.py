@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db.models import Min, Model, Q
 from django.utils import timezone
 
-from .conf import app_settings
+from authguard.conf import app_settings
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def prune_session_records(
     middleware signs such a session out at its next request, whatever the store still holds; for cookie
     sessions this is the only rule). Records younger than :data:`RECENT_RECORD` are left alone.
     """
-    from .models import SessionRecord
+    from authguard.models import SessionRecord
 
     batch = _batch_size(batch)
     now = now or timezone.now()
@@ -150,7 +150,7 @@ def prune_session_records(
 
 
 def _scored_features() -> frozenset[str]:
-    from .profile import POPULATION_FEATURES
+    from authguard.risk.profile import POPULATION_FEATURES
 
     return frozenset(POPULATION_FEATURES)
 
@@ -179,7 +179,7 @@ def prune_population(
     the per-feature totals and distinct counts the statistical model divides by. The result's ``note`` says
     so when it is asked for; docs/operations-scale.md describes the field that would make it possible.
     """
-    from .models import PopulationCount
+    from authguard.models import PopulationCount
 
     batch = _batch_size(batch)
     features = _scored_features()
@@ -281,7 +281,7 @@ def prune_login_events(
     now: datetime | None = None,
 ) -> PruneResult:
     """Delete login events older than ``older_than_days`` (default ``AUTHGUARD_EVENT_RETENTION_DAYS``)."""
-    from .models import LoginEvent
+    from authguard.models import LoginEvent
 
     cutoff = _retention_cutoff(older_than_days, now)
     return _prune_by_pk_ranges(
@@ -303,7 +303,7 @@ def prune_notifications(
     now: datetime | None = None,
 ) -> PruneResult:
     """Delete sent or skipped outbox rows as old as the events; waiting and failed ones stay for staff."""
-    from .models import Notification, NotificationStatus
+    from authguard.models import Notification, NotificationStatus
 
     cutoff = _retention_cutoff(older_than_days, now)
     return _prune_by_pk_ranges(

@@ -1,6 +1,7 @@
 """authguard's Celery tasks. Each takes primary keys (never model instances) and is idempotent.
 
-* :func:`send_notification` sends one outbox row, at most once per claim (see :mod:`authguard.notifications`).
+* :func:`send_notification` sends one outbox row, at most once per claim (see
+:mod:`authguard.notifications.outbox`).
 * :func:`retry_pending_notifications` (periodic) re-queues rows the broker or the mail server missed.
 * :func:`expire_held_orders` (periodic) cancels held orders past their expiry, and with them held sensitive
   actions (withdrawals, bank accounts) and staff approval requests past theirs.
@@ -24,8 +25,8 @@ from celery import shared_task
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .conf import app_settings
-from .models import Notification, NotificationStatus
+from authguard.conf import app_settings
+from authguard.models import Notification, NotificationStatus
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def deliver(pk: int) -> str:
 
     The worker's part of :func:`send_notification`, callable without Celery.
     """
-    from .notifications import LinkInMessage, build_message
+    from authguard.notifications.outbox import LinkInMessage, build_message
 
     now = timezone.now()
     if not claim(pk, now=now):
@@ -109,7 +110,7 @@ def _finish(pk: int, status: str, *, error: str) -> None:
 
 def _alert_staff(pk: int) -> None:
     """Tell staff that a customer was not warned (never for staff messages: no alert loops)."""
-    from .notifications import notify_staff
+    from authguard.notifications.outbox import notify_staff
 
     row = Notification.objects.select_related("user").get(pk=pk)
     if row.staff:
@@ -140,7 +141,7 @@ def retry_pending_notifications(limit: int = 500) -> int:
 
     Periodic: this is what delivers notifications written while the broker was down.
     """
-    from .notifications import enqueue
+    from authguard.notifications.outbox import enqueue
 
     rows = Notification.objects.filter(claimable(timezone.now())).order_by("pk")
     pks = list(rows.values_list("pk", flat=True)[:limit])
@@ -156,9 +157,9 @@ def retry_pending_notifications(limit: int = 500) -> int:
 @shared_task(name="authguard.expire_held_orders")
 def expire_held_orders() -> int:
     """Expire held orders past their deadline (the order guard's ``expire_due``); returns how many."""
-    from .actions import expire_due as expire_actions
-    from .console.approvals import expire_due as expire_approvals
-    from .orders import expire_due
+    from authguard.actions.flow import expire_due as expire_actions
+    from authguard.console.approvals import expire_due as expire_approvals
+    from authguard.orders.guard import expire_due
 
     # Held actions and staff requests also expire when read; this keeps the console's lists true too.
     return int(expire_due()) + int(expire_actions()) + int(expire_approvals())
@@ -171,7 +172,7 @@ def fold_population() -> int:
     Periodic (every few minutes): logins only append (:mod:`authguard.models.population`), so no login
     waits on the shared count rows (issue 15).
     """
-    from .history import fold_population as fold
+    from authguard.risk.history import fold_population as fold
 
     return fold()
 
@@ -183,7 +184,7 @@ def prune_login_events(batch: int = 5000) -> int:
     Deletes by primary-key ranges (:mod:`authguard.retention`) so a large backlog never holds a long lock
     nor rescans what it deleted; returns how many events went.
     """
-    from . import retention
+    from authguard import retention
 
     now = timezone.now()  # one cutoff for both tables
     events = retention.prune_login_events(batch=batch, now=now)
@@ -197,7 +198,7 @@ def prune_retention(batch: int = 5000) -> dict[str, int]:
 
     Includes what :func:`prune_login_events` does, so a schedule needs only one of the two.
     """
-    from . import retention
+    from authguard import retention
 
     return {result.what: result.matched for result in retention.prune_all(batch=batch)}
 
@@ -205,6 +206,6 @@ def prune_retention(batch: int = 5000) -> dict[str, int]:
 @shared_task(name="authguard.heartbeat", ignore_result=True)
 def heartbeat() -> float:
     """Record in the shared cache that this task ran now (:func:`authguard.celery.heartbeat_status`)."""
-    from .celery import record_heartbeat
+    from authguard.celery import record_heartbeat
 
     return record_heartbeat()

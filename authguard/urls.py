@@ -2,13 +2,15 @@
 
 The routes live beside their views: step-up and security pages in :mod:`authguard.views`, the step-up and
 passkey JSON API in :mod:`authguard.api` (CONTRACTS section 4), held-order confirmations in
-:mod:`authguard.order_views`, sensitive-action confirmations in :mod:`authguard.actions.urls`.
+:mod:`authguard.orders.views`, sensitive-action confirmations in :mod:`authguard.actions.urls`.
 Every JSON endpoint is under ``api/``.
 """
 
 from django.urls import include, path
 
-from . import api, dbsc_views, order_views, views
+from authguard import api, views
+from authguard.orders import views as order_views
+from authguard.sessions import dbsc_views
 
 app_name = "authguard"
 

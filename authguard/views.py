@@ -1,6 +1,7 @@
 """Thin HTML views: step-up (chooser, TOTP, passkey, recovery code), re-verification, security settings.
 
-Each view parses the request, calls one flow function (:mod:`authguard.stepup`, :mod:`authguard.factors`)
+Each view parses the request, calls one flow function (:mod:`authguard.sessions.stepup`,
+:mod:`authguard.factors.base`)
 and renders a template of ``authguard/`` (override them in the portal; they extend ``authguard/base.html``).
 Every state change is a POST behind Django's CSRF protection; ``next`` is honoured only for same-site paths.
 """
@@ -24,11 +25,11 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from . import stepup
-from .conf import app_settings
-from .exceptions import AuthguardError, StepUpRequired, Throttled
-from .middleware import safe_next, step_up_url
-from .models import KnownDevice, LoginEvent
+from authguard.conf import app_settings
+from authguard.exceptions import AuthguardError, StepUpRequired, Throttled
+from authguard.models import KnownDevice, LoginEvent
+from authguard.sessions import stepup
+from authguard.sessions.middleware import safe_next, step_up_url
 
 #: Newest sign-ins listed on the security page.
 RECENT_LOGINS = 10
@@ -131,7 +132,7 @@ def _verify_code(
     retry_after: int | None = None
     form = form_class(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        from . import factors
+        from authguard.factors import base as factors
 
         check = factors.verify_totp if method == "totp" else factors.verify_recovery_code
         status = 400
@@ -230,14 +231,14 @@ def step_up_passkey(request: HttpRequest) -> HttpResponse:
 
 
 def _can_change(request: HttpRequest) -> bool:
-    from . import factors
+    from authguard.factors import base as factors
 
     return bool(factors.can_change_factors(request))
 
 
 def _reverify_first(request: HttpRequest) -> HttpResponse:
     """Factor and email changes need a fresh strong verification: go and get one, then come back."""
-    from .factors import lifecycle
+    from authguard.factors import lifecycle
 
     if not stepup.step_up_methods(request.user):
         if lifecycle.ever_had_factor(request.user):
@@ -262,8 +263,8 @@ def _reverify_first(request: HttpRequest) -> HttpResponse:
 
 
 def _factor_rows(user: AbstractBaseUser) -> list[dict[str, Any]]:
-    from . import factors
-    from .factors import lifecycle
+    from authguard.factors import base as factors
+    from authguard.factors import lifecycle
 
     rows = []
     for device in factors.user_factors(user):
@@ -285,7 +286,7 @@ def _factor_rows(user: AbstractBaseUser) -> list[dict[str, Any]]:
 def _current_totp_enrollment(request: HttpRequest) -> Any:
     """This session's TOTP enrollment waiting for its first code (shown again after a wrong code), or a
     new one."""
-    from . import factors
+    from authguard.factors import base as factors
 
     pending = request.session.get(factors.TOTP_ENROLLMENT_KEY)
     device = None
@@ -305,8 +306,8 @@ def _current_totp_enrollment(request: HttpRequest) -> Any:
 @login_required
 def security(request: HttpRequest) -> HttpResponse:
     """Security settings: passkeys, authenticator app, recovery codes, devices, recent sign-ins, email."""
-    from . import factors
-    from .factors import lifecycle
+    from authguard.factors import base as factors
+    from authguard.factors import lifecycle
 
     user = request.user
     assert user.is_authenticated  # @login_required
@@ -343,7 +344,7 @@ def security(request: HttpRequest) -> HttpResponse:
 def security_totp(request: HttpRequest) -> HttpResponse:
     """Add an authenticator app: GET shows a fresh secret and its QR code (drawn here, never sent out),
     POST confirms it with a first code."""
-    from . import factors
+    from authguard.factors import base as factors
 
     if not _can_change(request):
         return _reverify_first(request)
@@ -400,7 +401,7 @@ def security_passkey(request: HttpRequest) -> HttpResponse:
 @login_required
 def security_remove_factor(request: HttpRequest, method: str, pk: int) -> HttpResponse:
     """Remove a passkey or authenticator app (after a fresh verification; the user is told by email)."""
-    from . import factors
+    from authguard.factors import base as factors
 
     if not _can_change(request):
         return _reverify_first(request)
@@ -425,7 +426,7 @@ def security_remove_factor(request: HttpRequest, method: str, pk: int) -> HttpRe
 @login_required
 def security_recovery_codes(request: HttpRequest) -> HttpResponse:
     """Generate new recovery codes (the old ones stop working) and show them once."""
-    from . import factors
+    from authguard.factors import base as factors
 
     if not _can_change(request):
         return _reverify_first(request)
@@ -461,7 +462,7 @@ def security_revoke_device(request: HttpRequest, pk: int) -> HttpResponse:
 def security_email(request: HttpRequest) -> HttpResponse:
     """Start an e-mail change: a fresh passkey (or two different factors without a passkey), then a code
     is mailed to the new address (:func:`authguard.factors.lifecycle.begin_email_change`)."""
-    from .factors import lifecycle
+    from authguard.factors import lifecycle
 
     if not app_settings.EMAIL_CHANGE:
         # Asked before any re-verification: there is nothing to verify for.
@@ -491,7 +492,7 @@ def security_email(request: HttpRequest) -> HttpResponse:
 @login_required
 def security_email_confirm(request: HttpRequest) -> HttpResponse:
     """Finish an e-mail change with the code mailed to the new address; the old address is told."""
-    from .factors import lifecycle
+    from authguard.factors import lifecycle
 
     change = lifecycle.pending_email_change(request.user)
     if change is None:
@@ -530,7 +531,7 @@ def security_email_confirm(request: HttpRequest) -> HttpResponse:
 def security_end_sessions(request: HttpRequest) -> HttpResponse:
     """Sign out every other session of this user (needs a fresh verification: ASVS 7.5.2)."""
     # SECURITY: only a fresh strong factor may end sessions; otherwise a thief could sign the owner out.
-    from .factors import lifecycle
+    from authguard.factors import lifecycle
 
     if not stepup.has_fresh_verification(request):
         return _reverify_first(request)
@@ -550,7 +551,7 @@ def security_end_sessions(request: HttpRequest) -> HttpResponse:
 
 
 def _notify(user: AbstractBaseUser, kind: str, **kwargs: Any) -> None:
-    from . import notifications
+    from authguard.notifications import outbox as notifications
 
     notifications.notify(user, kind, **kwargs)
 

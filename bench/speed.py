@@ -94,10 +94,10 @@ def bench_database(label: str, n: int, rng: random.Random) -> dict:
     from django.test import RequestFactory
     from django.test.utils import CaptureQueriesContext
 
-    from authguard.context import build_context, new_device_cookie
-    from authguard.history import DatabaseHistory
-    from authguard.login import after_password_login
-    from authguard.risk import score_login
+    from authguard.login.flow import after_password_login
+    from authguard.risk.context import build_context, new_device_cookie
+    from authguard.risk.engine import score_login
+    from authguard.risk.history import DatabaseHistory
 
     user = get_user_model().objects.create_user("bench-user", password="x")
     rf = RequestFactory()
@@ -159,9 +159,9 @@ def bench_recovery_codes(n: int) -> dict:
     from django.contrib.auth import SESSION_KEY, get_user_model
     from django.test import RequestFactory
 
-    from authguard.context import new_device_cookie
-    from authguard.factors import generate_recovery_codes
-    from authguard.login import after_password_login
+    from authguard.factors.base import generate_recovery_codes
+    from authguard.login.flow import after_password_login
+    from authguard.risk.context import new_device_cookie
 
     rf = RequestFactory()
     samples = []
@@ -200,7 +200,7 @@ class _Session(dict):
 
 
 def bench_replay(events: int, rng: random.Random, geoip_dir: str) -> dict:
-    from authguard.replay import replay
+    from authguard.risk.replay import replay
 
     users = [f"u{i}" for i in range(max(10, events // 100))]
     t0 = datetime(2026, 1, 1, tzinfo=JST)

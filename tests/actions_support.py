@@ -17,7 +17,7 @@ from django.conf import settings as django_settings
 from django.test import RequestFactory
 from django.utils import timezone
 
-from authguard import actions
+from authguard.actions import flow as actions
 from authguard.models import HeldAction
 from authguard.testing import SoftAuthenticator
 from demo_site.brokerage.models import Account, BankAccount, BankAccountStatus
@@ -101,7 +101,8 @@ def confirm_action(
 def guard_in_session(
     client: OrderApi, user: Any, *, kind: str, params: dict[str, Any], now: datetime | None = None
 ) -> actions.Allowed[Any] | actions.Held:
-    """Call :func:`authguard.actions.guard` as a view of ``client``'s session would (the session is saved, so
+    """Call :func:`authguard.actions.flow.guard` as a view of ``client``'s session would (the session is
+    saved, so
     the binding token is there for the client's next request)."""
     store = import_module(django_settings.SESSION_ENGINE).SessionStore
     request = RequestFactory().post("/")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 
-from authguard.decorators import step_up_exempt, step_up_required
+from authguard.sessions.decorators import step_up_exempt, step_up_required
 
 
 @step_up_required

@@ -361,8 +361,8 @@ def bind_passkey(user: Any, authenticator: Any, **overrides: Any) -> Any:
     from webauthn.helpers import options_to_json_dict
     from webauthn.helpers.structs import CredentialDeviceType
 
+    from authguard.factors.passkeys import b64url_decode, b64url_encode, user_handle_for
     from authguard.models import PasskeyDevice
-    from authguard.passkeys import b64url_decode, b64url_encode, user_handle_for
 
     handle = user_handle_for(user)
     options = options_to_json_dict(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from authguard.context import LoginContext, device_hash, geolocate, parse_user_agent
-from authguard.history import MemoryHistory
+from authguard.risk.context import LoginContext, device_hash, geolocate, parse_user_agent
+from authguard.risk.history import MemoryHistory
 
 from .conftest import IP_TOKYO, UA_CHROME_WIN
 

@@ -1,4 +1,4 @@
-"""Unit and API tests of :mod:`authguard.actions` (issue 11) and the demo's money pages and JSON API."""
+"""Unit and API tests of :mod:`authguard.actions.flow` (issue 11) and the demo's money pages and JSON API."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from authguard import actions
+from authguard.actions import flow as actions
 from authguard.models import HeldAction, HeldOrder, Notification, RegisteredPayee
 from demo_site.brokerage.models import BankAccount, BankAccountStatus, Withdrawal, WithdrawalStatus
 
@@ -310,7 +310,7 @@ def test_notices_also_go_to_the_previous_address_during_a_cooling_off(customer: 
 
 
 def test_the_held_notice_renders_without_links(customer: Any, hanako: Any) -> None:
-    from authguard.notifications import render
+    from authguard.notifications.outbox import render
 
     client, _authenticator = customer
     bank = old_bank_account(hanako)

@@ -252,7 +252,7 @@ def test_shadow_findings_are_explained_as_report_only(
 ):
     from django.test import Client
 
-    from authguard.policy import save_policy
+    from authguard.risk.policy import save_policy
 
     with django_capture_on_commit_callbacks(execute=True):
         save_policy(

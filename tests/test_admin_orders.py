@@ -6,7 +6,8 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.utils import timezone
 
-from authguard import lockout, reports
+from authguard.console import reports
+from authguard.login import lockout
 from authguard.models import AccountLock, CampaignFlag, GuardedOrder, GuardStatus, HeldOrder, Notification
 from demo_site.brokerage.models import Account, Order, OrderStatus
 

@@ -8,9 +8,9 @@ import pytest
 import time_machine
 from django.contrib.admin.models import LogEntry
 
-from authguard import backtest
 from authguard.models import Feedback, PolicyVersion
-from authguard.policy import current_policy
+from authguard.risk import backtest
+from authguard.risk.policy import current_policy
 
 from .console_data import NOW, build_history, mark, staff_client, staff_user
 from .staff_fixtures import approve_pending
@@ -55,7 +55,7 @@ def test_the_add_page_starts_from_the_policy_in_force(editor):
     # Issue 16: one fieldset per configured signal, named in words; the dotted path is only an internal key
     # (it used to be shown in a "signal reference" table).
     assert 'id="signal-ImpossibleTravel"' in html and "Impossible travel" in html
-    assert "authguard.risk_signals" not in html
+    assert "authguard.risk.signals" not in html
 
 
 def test_saving_creates_a_version_in_force_at_once_and_audited(editor, django_capture_on_commit_callbacks):

@@ -156,8 +156,8 @@ def test_the_preset_accepts_passkeys_only(pending: Client, alice: Any, settings:
 
 
 def test_a_locked_account_is_denied(pending: Client, alice: Any, clock: Any) -> None:
-    from authguard import lockout
     from authguard.conf import app_settings
+    from authguard.login import lockout
 
     for _ in range(app_settings.LOCKOUT_FAILURES or 10):
         lockout.record_failure(alice, kind="totp")
@@ -184,7 +184,7 @@ def test_totp_reverification_in_a_verified_session(alice: Any, browser_at: Any, 
 
 
 def test_recovery_code_step_up(pending: Client, alice: Any, clock: Any) -> None:
-    from authguard import factors
+    from authguard.factors import base as factors
     from authguard.models import RecoveryCode, RecoveryCodeDevice
 
     # Codes issued earlier (as the security page would): generate them straight into the database.
@@ -251,7 +251,7 @@ def test_passkey_options_for_a_user_without_a_passkey_answer_400(
 def test_passwordless_login_is_denied_for_a_locked_account(
     alice: Any, authenticator: SoftAuthenticator, client: Client
 ) -> None:
-    from authguard import lockout
+    from authguard.login import lockout
 
     for _ in range(10):
         lockout.record_failure(alice, kind="password")

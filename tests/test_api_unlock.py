@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core import mail
 
-from authguard.lockout import is_locked, record_failure
+from authguard.login.lockout import is_locked, record_failure
 
 from .conftest import api_post, bind_passkey
 

@@ -18,8 +18,8 @@ from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client
 
-from authguard.decorators import step_up_exempt, step_up_required
-from authguard.middleware import AuthguardMiddleware
+from authguard.sessions.decorators import step_up_exempt, step_up_required
+from authguard.sessions.middleware import AuthguardMiddleware
 
 from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, totp_token
 

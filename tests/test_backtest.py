@@ -11,9 +11,9 @@ import time_machine
 from django.core.management import call_command
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard import backtest
 from authguard.models import Feedback, LoginEvent, Outcome
-from authguard.policy import current_policy, save_policy
+from authguard.risk import backtest
+from authguard.risk.policy import current_policy, save_policy
 
 from .console_data import NOW, build_history, mark, staff_client, staff_user
 
@@ -41,7 +41,7 @@ def desk():
 
 
 def expected_label(event: LoginEvent) -> str:
-    """The documented labels, restated independently of authguard.backtest."""
+    """The documented labels, restated independently of authguard.risk.backtest."""
     if not event.password_ok:
         return "unknown"
     if event.feedback == "fraud":

@@ -77,7 +77,7 @@ class RecordingExecutor:
     released: list[tuple[str, str]] = []
 
     def execute(self, action: HeldAction) -> str:
-        from authguard import actions
+        from authguard.actions import flow as actions
         from demo_site.brokerage.money import action_executor
 
         if action.kind in ("withdrawal", "bank_account_add"):
@@ -273,7 +273,7 @@ def test_battery_54_a_tampered_amount_voids_the_confirmation(customer: Any, hana
     response = client.post(f"/authguard/api/actions/{action_id}/passkey", authenticator.get(options))
     assert response.status_code == 400 and response.json()["code"] == "action_changed"
     # ...and with the digest recomputed too, the customer's signature over the old challenge does not fit.
-    from authguard import actions
+    from authguard.actions import flow as actions
 
     held.digest = actions.action_digest(held.canonical)
     held.save(update_fields=["digest"])

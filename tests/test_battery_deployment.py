@@ -38,9 +38,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard import factors, passkeys, stepup
 from authguard.exceptions import Throttled
-from authguard.middleware import deny_framing
+from authguard.factors import base as factors
+from authguard.factors import passkeys
 from authguard.models import (
     AccountLock,
     FactorRecord,
@@ -51,6 +51,8 @@ from authguard.models import (
     Outcome,
     SessionRecord,
 )
+from authguard.sessions import stepup
+from authguard.sessions.middleware import deny_framing
 from authguard.tasks import retry_pending_notifications, send_notification
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, Order, OrderStatus

@@ -11,9 +11,9 @@ from datetime import timedelta
 
 import pytest
 
-from authguard.history import DatabaseHistory, trusted_until
-from authguard.policy import Action
-from authguard.risk import score_login
+from authguard.risk.engine import score_login
+from authguard.risk.history import DatabaseHistory, trusted_until
+from authguard.risk.policy import Action
 
 from .conftest import IP_OSAKA, IP_TOKYO
 from .factories import T0, ctx

@@ -291,7 +291,7 @@ def test_battery_53_a_pivot_into_a_stock_just_above_the_liquidity_floor_is_held(
 
 
 def test_the_liquidity_scale_has_no_floor_to_trade_just_above() -> None:
-    from authguard.order_rules import InstrumentInfo, illiquidity
+    from authguard.orders.rules import InstrumentInfo, illiquidity
 
     def weight(daily: int) -> float:
         return illiquidity(

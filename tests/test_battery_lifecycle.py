@@ -19,7 +19,6 @@ from django.core import mail
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard import stepup
 from authguard.conf import app_settings
 from authguard.factors import lifecycle
 from authguard.models import (
@@ -31,6 +30,7 @@ from authguard.models import (
     PasskeyDevice,
     RecoveryCodeDevice,
 )
+from authguard.sessions import stepup
 from authguard.testing import SoftAuthenticator
 
 from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, bind_passkey, totp_token, wrong_code
@@ -525,7 +525,7 @@ def test_battery_57_new_factors_do_not_satisfy_step_up_required_while_cooling_of
     from django.http import HttpResponse
     from django.test import RequestFactory
 
-    from authguard.decorators import step_up_required
+    from authguard.sessions.decorators import step_up_required
 
     @step_up_required
     def sensitive(request: Any) -> HttpResponse:
@@ -595,7 +595,7 @@ def test_battery_58_a_cooling_off_passkey_does_not_pass_step_up_required_passkey
     from django.http import HttpResponse
     from django.test import RequestFactory
 
-    from authguard.decorators import step_up_required
+    from authguard.sessions.decorators import step_up_required
 
     @step_up_required(methods=["passkey"])
     def withdraw(request: Any) -> HttpResponse:

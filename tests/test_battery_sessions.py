@@ -22,10 +22,10 @@ from django.contrib.auth.hashers import make_password
 from django.core import mail
 from django.test import Client
 
-from authguard import lockout, stepup
 from authguard.conf import app_settings
-from authguard.factors import RECOVERY_CODE_LENGTH, _recovery_digest, format_recovery_code
-from authguard.login import locked_message, password_changed
+from authguard.factors.base import RECOVERY_CODE_LENGTH, _recovery_digest, format_recovery_code
+from authguard.login import lockout
+from authguard.login.flow import locked_message, password_changed
 from authguard.models import (
     AccountLock,
     KnownDevice,
@@ -38,6 +38,7 @@ from authguard.models import (
     SessionRecord,
     StaffApproval,
 )
+from authguard.sessions import stepup
 from demo_site.brokerage.models import Order
 
 from .conftest import (
@@ -427,8 +428,7 @@ def test_battery_59_a_passkey_added_in_the_cooling_off_cannot_unlock(
 ) -> None:
     from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 
-    from authguard import passkeys
-    from authguard.factors import lifecycle
+    from authguard.factors import lifecycle, passkeys
 
     lifecycle.start_cooling_off(hanako, reason="factor_added", at=datetime.now(UTC) - timedelta(minutes=5))
     bind_passkey(hanako, authenticator)  # the thief's, added during the cooling-off

@@ -18,15 +18,12 @@ from django.contrib.admin.models import LogEntry
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard import lockout, notifications, reports, stepup
-from authguard.models import (
-    AccountLock,
-    HeldOrder,
-    Notification,
-    PolicyVersion,
-    StaffApproval,
-)
-from authguard.policy import current_policy
+from authguard.console import reports
+from authguard.login import lockout
+from authguard.models import AccountLock, HeldOrder, Notification, PolicyVersion, StaffApproval
+from authguard.notifications import outbox as notifications
+from authguard.risk.policy import current_policy
+from authguard.sessions import stepup
 from demo_site.brokerage.models import Account
 
 from .conftest import IP_TOKYO, UA_CHROME_WIN, api_post, totp_token

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from django.utils import translation
 
-from authguard import actions
+from authguard.actions import flow as actions
+from authguard.factors.passkeys import b64url_decode
 from authguard.models import HeldAction, RegisteredPayee
-from authguard.passkeys import b64url_decode
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, BankAccount, BankAccountStatus, Withdrawal, WithdrawalStatus
 

@@ -17,7 +17,7 @@ import pytest
 from django.utils import translation
 from django.utils.text import capfirst
 
-from authguard import lockout
+from authguard.login import lockout
 from authguard.models import AccountLock, StaffApproval
 
 from .browser import PASSWORD, Browser, browser_site_fixture, chrome_fixture  # noqa: F401 (fixtures)

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from django.utils import translation
 
-from authguard import orders
 from authguard.models import HeldOrder
+from authguard.orders import guard as orders
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Order, OrderStatus
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard import orders
+from authguard.factors.passkeys import b64url_decode
 from authguard.models import GuardStatus, HeldOrder
-from authguard.passkeys import b64url_decode
+from authguard.orders import guard as orders
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, Order, OrderStatus
 

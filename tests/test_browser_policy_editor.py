@@ -17,7 +17,7 @@ import pytest
 from django.utils import timezone, translation
 
 from authguard.models import PolicyVersion, StaffApproval
-from authguard.policy import current_policy
+from authguard.risk.policy import current_policy
 
 from .browser import Browser, browser_site_fixture, chrome_fixture  # noqa: F401 (fixtures)
 from .conftest import IP_TOKYO

@@ -26,8 +26,8 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from authguard import notifications
 from authguard.models import LoginEvent, Notification, NotificationStatus, Outcome
+from authguard.notifications import outbox as notifications
 from authguard.tasks import retry_pending_notifications, send_notification
 from demo_site.celery import app as celery_app
 

@@ -73,7 +73,7 @@ def test_bad_risk_signals_are_e002(settings, value):
 
 def test_risk_signal_and_order_rule_lists_share_one_validator_that_checks_the_base_class():
     from authguard.checks import risk_signals_problem
-    from authguard.order_rules import rules_problem
+    from authguard.orders.rules import rules_problem
 
     signal = {"NAME": "authguard.risk_signals.Velocity"}
     rule = {"NAME": "authguard.order_rules.MassLiquidation"}
@@ -206,7 +206,7 @@ def _fresh_check(tmp_path: Path, *, admin: bool) -> subprocess.CompletedProcess[
 def test_e007_reaches_a_portal_without_django_otp(tmp_path):
     """Issue 14: "E007 cannot fire". Without the admin it always could (the check runs); with the admin,
     Django stopped first on "TOTPDevice doesn't declare an explicit app_label" while importing
-    authguard.admin. The console now refuses first, naming E007 and the fix."""
+    authguard.console.admin. The console now refuses first, naming E007 and the fix."""
     without_admin = _fresh_check(tmp_path, admin=False)
     assert without_admin.returncode != 0
     assert "(authguard.E007) django_otp and django_otp.plugins.otp_totp are not in INSTALLED_APPS" in (

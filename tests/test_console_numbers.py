@@ -6,7 +6,7 @@ sign-ins, a password sign-in, two passed step-ups (a new phone, and a session re
 from another network), wrong passwords, a denial, a failed step-up, a thief's passkey added and then
 removed by Kenji, recovery codes issued and replaced, and a session ended when it turned up on a hosting
 network. The dashboard, the incident timeline and the backtest must each tell exactly that story, and the
-same one (they share :func:`authguard.reports.categorize`).
+same one (they share :func:`authguard.console.reports.categorize`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.utils import translation
 
-from authguard import backtest, reports
+from authguard.console import reports
 from authguard.models import FactorKind, Feedback, LoginEvent, PasskeyDevice, RecoveryCodeDevice
+from authguard.risk import backtest
 from authguard.testing import SoftAuthenticator
 
 from .conftest import (
@@ -116,7 +117,7 @@ def _signed_out(client: Client) -> None:
 
 def build_event_set(user_factory: Any, totp_factory: Any, authenticator: SoftAuthenticator) -> EventSet:
     """Kenji's day (module docstring), every step asserted as it happens, so a changed flow fails here."""
-    from authguard import factors
+    from authguard.factors import base as factors
 
     with time_machine.travel(datetime(2026, 11, 1, 10, 0, tzinfo=JST), tick=False):
         kenji = user_factory("kenji", password=PASSWORD, email="kenji@example.jp")
@@ -434,7 +435,7 @@ def test_a_throttled_attempt_is_counted_as_left_out_not_dropped(event_set: Event
 
 def test_the_sql_form_of_the_taxonomy_agrees_with_it_on_every_combination() -> None:
     from authguard.models import Outcome
-    from authguard.policy import Action
+    from authguard.risk.policy import Action
 
     rows = [
         LoginEvent(created_at=at(8), username="x", password_ok=ok, outcome=outcome, action=action)
@@ -482,7 +483,7 @@ def test_categorize(password_ok: bool, outcome: str, action: str, code: str) -> 
 
 
 def test_a_locked_account_s_attempts_read_as_locked(user_factory: Any) -> None:
-    from authguard import lockout
+    from authguard.login import lockout
 
     with time_machine.travel(at(8), tick=False):
         kenji = user_factory("kenji", password=PASSWORD)

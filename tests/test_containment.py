@@ -23,17 +23,11 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
-from authguard import lockout, networks
 from authguard.console import approvals, containment
-from authguard.models import (
-    AccountLock,
-    LoginEvent,
-    NetworkBlock,
-    Notification,
-    SessionRecord,
-    StaffApproval,
-)
-from authguard.notifications import render
+from authguard.login import lockout
+from authguard.models import AccountLock, LoginEvent, NetworkBlock, Notification, SessionRecord, StaffApproval
+from authguard.notifications.outbox import render
+from authguard.risk import networks
 
 from .conftest import IP_SG_VPS, IP_TOKYO, IP_US_HOME, UA_FIREFOX_LINUX
 from .console_data import staff_user

@@ -9,7 +9,7 @@ from django.test import RequestFactory
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authguard.context import (
+from authguard.risk.context import (
     MAX_USER_AGENT,
     build_context,
     client_ip,
@@ -202,7 +202,7 @@ def test_fast_address_helpers_agree_with_ipaddress(value):
 
 
 def test_one_lookup_serves_a_block_only_when_every_database_covers_it(tmp_path):
-    from authguard.context import GeoReaders
+    from authguard.risk.context import GeoReaders
     from authguard.testing import GeoNetwork, write_geoip_databases
 
     write_geoip_databases(

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from authguard import reports
+from authguard.console import reports
 
 from .console_data import NOW, build_history, demo_story, staff_client, staff_user
 
@@ -155,7 +155,7 @@ def test_dashboard_renders_in_chromium(live_server, transactional_db, tmp_path):
 
 
 def test_charts_escape_labels_and_are_labelled_for_screen_readers():
-    from authguard import charts
+    from authguard.console import charts
 
     svg = str(
         charts.bar_chart("Top <networks>", [("<script>alert(1)</script>", 3), ('AS1 "x"', 1)], chart_id="c1")
@@ -167,7 +167,7 @@ def test_charts_escape_labels_and_are_labelled_for_screen_readers():
 
 
 def test_stacked_columns_stack_in_order_and_refuse_ragged_series():
-    from authguard import charts
+    from authguard.console import charts
 
     svg = str(
         charts.stacked_columns(
@@ -184,7 +184,7 @@ def test_stacked_columns_stack_in_order_and_refuse_ragged_series():
 
 
 def test_empty_and_rate_charts():
-    from authguard import charts
+    from authguard.console import charts
 
     assert "Nothing" in str(charts.column_chart("Scores", [], chart_id="c4", empty="Nothing"))
     assert "62.5 %" in str(charts.rate_gauge("Step-up success", 0.625, chart_id="c5"))

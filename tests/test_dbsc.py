@@ -25,10 +25,11 @@ from django.utils import timezone
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
-from authguard import checks, dbsc, stepup
+from authguard import checks
 from authguard.conf import app_settings
-from authguard.context import device_hash, device_id_from_cookie, new_device_cookie
 from authguard.models import DbscChallenge, DbscSession, LoginEvent
+from authguard.risk.context import device_hash, device_id_from_cookie, new_device_cookie
+from authguard.sessions import dbsc, stepup
 from demo_site import urls as demo_urls
 
 from .conftest import IP_TOKYO, UA_CHROME_WIN

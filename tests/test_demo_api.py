@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from authguard.login import LoginResult
+from authguard.login.flow import LoginResult
 from demo_site.brokerage import api, services
 from demo_site.brokerage.models import Account, Order
 

@@ -322,8 +322,8 @@ def test_the_seeded_authenticator_app_confirms_held_orders_on_a_fresh_demo(db: A
     from django.core.management import call_command
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from authguard import factors
-    from authguard.orders import confirmation_methods
+    from authguard.factors import base as factors
+    from authguard.orders.guard import confirmation_methods
 
     call_command("seed_demo", stdout=io.StringIO())
     tanaka = TOTPDevice.objects.get(user__username="tanaka")

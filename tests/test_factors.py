@@ -20,8 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard import factors, stepup
 from authguard.exceptions import Throttled
+from authguard.factors import base as factors
 from authguard.models import (
     FactorRecord,
     FactorThrottle,
@@ -30,6 +30,7 @@ from authguard.models import (
     RecoveryCodeDevice,
     RiskProfile,
 )
+from authguard.sessions import stepup
 from authguard.testing import SoftAuthenticator
 
 from .conftest import (

@@ -19,7 +19,7 @@ from django.db import transaction
 
 from authguard import resilience
 from authguard.models import HeldOrder, Notification, NotificationStatus
-from authguard.notifications import enqueue, notify
+from authguard.notifications.outbox import enqueue, notify
 from authguard.tasks import retry_pending_notifications
 from demo_site.brokerage import services
 from demo_site.celery import app as celery_app

@@ -30,10 +30,10 @@ from django.db import connection
 from django.test import RequestFactory
 
 from authguard import resilience
-from authguard.login import COUNTERS_UNAVAILABLE, is_throttled
+from authguard.login.flow import COUNTERS_UNAVAILABLE, is_throttled
 from authguard.models import AccountLock, LoginEvent, Outcome
 from authguard.resilience import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, CircuitOpen
-from authguard.velocity import peek_throttle
+from authguard.risk.velocity import peek_throttle
 
 from .conftest import IP_DOCOMO, IP_OSAKA, IP_SG_VPS, IP_TOKYO, IP_TOR, UA_CURL, UA_FIREFOX_LINUX, OrderApi
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from authguard.history import DatabaseHistory, fold_population, fold_when_due
 from authguard.models import KnownDevice, PopulationCount, RiskProfile
 from authguard.models.population import PopulationDelta
-from authguard.profile import POPULATION_FEATURES
+from authguard.risk.history import DatabaseHistory, fold_population, fold_when_due
+from authguard.risk.profile import POPULATION_FEATURES
 
 from .conftest import IP_SG_VPS, IP_TOKYO
 from .factories import T0, ctx
@@ -57,8 +57,8 @@ def test_learning_writes_profile_population_and_device(user_factory, settings):
 
 
 def test_a_recent_factor_change_is_reported(user_factory):
-    from authguard.history import note_factor_change
-    from authguard.risk_signals import AccountContext
+    from authguard.risk.history import note_factor_change
+    from authguard.risk.signals import AccountContext
 
     user = user_factory("alice")
     history = learn_n(user, 3)
@@ -75,7 +75,7 @@ def test_a_recent_factor_change_is_reported(user_factory):
 def test_the_replay_store_forgets_old_counter_windows_but_keeps_the_last_hour():
     # A replay may run over years of logins: its counters must not grow with the stream, and the sweep
     # must never drop a window a read still needs (the current hour and the previous one).
-    from authguard.history import MemoryHistory
+    from authguard.risk.history import MemoryHistory
 
     history = MemoryHistory()
     for minute in range(0, 72 * 60, 5):  # three days, a failed login every five minutes
@@ -129,7 +129,7 @@ def test_the_fold_runs_once_per_period_after_commit(
     from django.core.cache import cache
 
     cache.clear()
-    monkeypatch.setattr("authguard.history._claimed_period", None)  # no period seen by this process yet
+    monkeypatch.setattr("authguard.risk.history._claimed_period", None)  # no period seen by this process yet
     settings.AUTHGUARD_POPULATION_FOLD_SECONDS = 3600
     user = user_factory("alice")
     with django_capture_on_commit_callbacks(execute=True):
@@ -154,7 +154,7 @@ def test_a_failing_fold_never_fails_the_login(user_factory, settings, monkeypatc
     def broken(**kwargs):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr("authguard.history.fold_population", broken)
+    monkeypatch.setattr("authguard.risk.history.fold_population", broken)
     fold_when_due()  # logged, not raised
     assert "population fold failed" in caplog.text
     assert PopulationDelta.objects.count() == len(POPULATION_FEATURES) + 1
@@ -162,7 +162,7 @@ def test_a_failing_fold_never_fails_the_login(user_factory, settings, monkeypatc
 
 def test_the_replay_reads_counts_as_of_the_last_fold_in_event_time():
     """MemoryHistory folds at each period boundary of event time, as the live store does once a period."""
-    from authguard.history import MemoryHistory
+    from authguard.risk.history import MemoryHistory
 
     history = MemoryHistory(fold_every=3600)
     first = ctx(user="u1", at=T0)

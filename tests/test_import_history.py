@@ -10,9 +10,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from authguard.import_history import import_history
 from authguard.models import KnownDevice, LoginEvent, PopulationCount, RiskProfile
-from authguard.replay import ReplayError
+from authguard.risk.import_history import import_history
+from authguard.risk.replay import ReplayError
 
 from .conftest import IP_SG_VPS, IP_TOKYO, IP_US_HOME, UA_CHROME_WIN, UA_CURL, OrderApi
 

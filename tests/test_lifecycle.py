@@ -15,7 +15,8 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.exceptions import Throttled
-from authguard.factors import in_cooling_off, lifecycle
+from authguard.factors import lifecycle
+from authguard.factors.base import in_cooling_off
 from authguard.models import AccountSecurity, FactorRecord, FactorThrottle, PasskeyDevice
 
 from .conftest import IP_TOKYO, UA_CHROME_WIN, api_post, bind_passkey, passkey_step_up, totp_token

@@ -12,9 +12,9 @@ from django.core import mail
 from django.core.exceptions import PermissionDenied
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard import lockout
 from authguard.exceptions import InvalidCredential
-from authguard.lockout import (
+from authguard.login import lockout
+from authguard.login.lockout import (
     NotLocked,
     is_locked,
     record_failure,
@@ -192,7 +192,7 @@ def test_own_passkey_unlocks_the_account(
     user_factory: Any, settings: Any, rf: Any, authenticator: Any, on_commit: Any
 ) -> None:
     """The customer's fresh identity check: a real WebAuthn assertion (SoftAuthenticator, py_webauthn)."""
-    from authguard import passkeys
+    from authguard.factors import passkeys
 
     settings.AUTHGUARD_LOCKOUT_FAILURES = 1
     alice = user_factory("alice")
@@ -212,7 +212,7 @@ def test_a_discoverable_passkey_names_and_unlocks_its_own_account(
     user_factory: Any, settings: Any, rf: Any, authenticator: Any, on_commit: Any
 ) -> None:
     """No password, no username: the customer's own passkey is the identity check."""
-    from authguard import passkeys
+    from authguard.factors import passkeys
 
     settings.AUTHGUARD_LOCKOUT_FAILURES = 1
     alice, bob = user_factory("alice"), user_factory("bob")
@@ -229,7 +229,7 @@ def test_a_discoverable_passkey_names_and_unlocks_its_own_account(
 def test_someone_elses_passkey_does_not_unlock(
     user_factory: Any, settings: Any, rf: Any, authenticator: Any
 ) -> None:
-    from authguard import passkeys
+    from authguard.factors import passkeys
 
     settings.AUTHGUARD_LOCKOUT_FAILURES = 1
     alice, mallory = user_factory("alice"), user_factory("mallory")

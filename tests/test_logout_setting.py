@@ -93,7 +93,7 @@ def test_by_default_the_step_up_page_signs_out_through_the_url_named_logout(pend
 def test_a_portal_without_a_url_named_logout_gets_a_step_up_page_without_the_button(
     portal: Client, caplog: Any
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="authguard.middleware"):
+    with caplog.at_level(logging.WARNING, logger="authguard.sessions.middleware"):
         page = portal.get("/authguard/step-up/")
     assert page.status_code == 200 and "Enter a code from your authenticator app" in page.content.decode()
     assert sign_out_form(page) is None

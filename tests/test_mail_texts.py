@@ -15,7 +15,7 @@ from django.core import mail
 from django.utils import translation
 
 from authguard.models import Notification
-from authguard.notifications import contains_link, notify, render
+from authguard.notifications.outbox import contains_link, notify, render
 
 from .conftest import IP_TOKYO, UA_CHROME_WIN, api_post, bind_passkey
 
@@ -214,7 +214,7 @@ def test_a_lock_mail_offers_the_codes_only_when_that_path_is_on(
     assert any("one of your recovery codes" in line for line in body.splitlines())
     assert "passkey" not in body
     Notification.objects.all().delete()
-    from authguard.lockout import unlock
+    from authguard.login.lockout import unlock
 
     unlock(alice, by=None, reason="test")
     settings.AUTHGUARD_UNLOCK_WAIT_HOURS = None

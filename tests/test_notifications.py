@@ -11,9 +11,9 @@ from django.core import mail
 from django.db import transaction
 from django.utils import translation
 
-from authguard import notifications
 from authguard.models import LoginEvent, Notification, NotificationStatus, Outcome
-from authguard.notifications import (
+from authguard.notifications import outbox as notifications
+from authguard.notifications.outbox import (
     KINDS,
     LinkInMessage,
     contains_link,

@@ -12,9 +12,9 @@ import time_machine
 from django.core import mail
 from django.utils import timezone
 
-from authguard.lockout import is_locked, unlock
+from authguard.login.lockout import is_locked, unlock
 from authguard.models import LoginEvent, Notification, NotificationStatus
-from authguard.notifications import contains_link
+from authguard.notifications.outbox import contains_link
 
 from .conftest import IP_TOKYO, IP_US_HOME, UA_CHROME_WIN, totp_token
 

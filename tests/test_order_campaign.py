@@ -114,8 +114,8 @@ def test_checking_an_order_costs_at_most_four_queries(
 ) -> None:
     from django.test import RequestFactory
 
-    from authguard import orders
     from authguard.models import GuardedOrder
+    from authguard.orders import guard as orders
     from demo_site.brokerage.models import Account
 
     user = Account.objects.get(user__username="buyer1").user

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
-from authguard import orders
+from authguard.orders import guard as orders
 from demo_site.brokerage import services
 
 

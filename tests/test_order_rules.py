@@ -10,9 +10,9 @@ import pytest
 from django.core.checks import run_checks
 from django.utils import translation
 
-from authguard import order_rules as r
 from authguard.checks import Codes
-from authguard.orders import decide, format_amount, render_summary
+from authguard.orders import rules as r
+from authguard.orders.guard import decide, format_amount, render_summary
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 KNOWN = r.SessionFacts(known=True, login_action="allow", low_risk=True, login_at=NOW - timedelta(hours=1))

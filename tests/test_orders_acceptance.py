@@ -11,9 +11,9 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from authguard.factors.passkeys import b64url_decode
 from authguard.models import GuardedOrder, GuardStatus, HeldOrder
-from authguard.orders import challenge_for, order_digest
-from authguard.passkeys import b64url_decode
+from authguard.orders.guard import challenge_for, order_digest
 from authguard.testing import SoftAuthenticator
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, Order, OrderStatus

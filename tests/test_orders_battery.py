@@ -15,8 +15,8 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
-from authguard import orders
 from authguard.models import GuardedOrder, GuardStatus, HeldOrder
+from authguard.orders import guard as orders
 from authguard.testing import SoftAuthenticator
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, Order, OrderStatus

@@ -13,8 +13,8 @@ import time_machine
 from django.test import RequestFactory
 from django.utils import timezone
 
-from authguard import orders
 from authguard.models import FactorRecord, GuardedOrder, GuardStatus, KnownDevice
+from authguard.orders import guard as orders
 from demo_site.brokerage import services
 
 from .conftest import OrderApi, bind_passkey, totp_token

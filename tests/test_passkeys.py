@@ -18,8 +18,8 @@ from django.db import IntegrityError, transaction
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
-from authguard import passkeys
 from authguard.exceptions import InvalidCredential
+from authguard.factors import passkeys
 from authguard.models import FactorRecord, PasskeyDevice
 from authguard.testing import SoftAuthenticator
 
@@ -665,7 +665,7 @@ def test_a_passkey_disabled_by_the_failure_limit_is_bound_again_only_with_anothe
     alice: Any, low_risk: Client, authenticator: SoftAuthenticator, totp_factory: Any, settings: Any
 ) -> None:
     """Case 55: re-binding a disabled factor needs a strong path; a TOTP code (relayable) is not one."""
-    from authguard import factors
+    from authguard.factors import base as factors
 
     from .conftest import totp_token
 

@@ -11,11 +11,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.test import RequestFactory
 
-from authguard import policy
-from authguard.context import build_context
-from authguard.history import DatabaseHistory
 from authguard.models import PolicyVersion
-from authguard.policy import (
+from authguard.risk import policy
+from authguard.risk.context import build_context
+from authguard.risk.engine import SHADOW_DECISION, RiskSignal, score_login
+from authguard.risk.history import DatabaseHistory
+from authguard.risk.policy import (
     VERSION_CACHE_KEY,
     Action,
     InvalidPolicy,
@@ -24,7 +25,6 @@ from authguard.policy import (
     policy_problem,
     save_policy,
 )
-from authguard.risk import SHADOW_DECISION, RiskSignal, score_login
 from tests.conftest import IP_TOKYO, UA_CHROME_WIN, UA_CURL
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]  # IP_TOKYO is in Tokyo

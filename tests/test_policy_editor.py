@@ -16,11 +16,11 @@ import time_machine
 from django import forms
 from django.contrib.messages import get_messages
 
-from authguard import backtest
 from authguard.console.policy_editor import REVIEWED
 from authguard.models import Feedback, PolicyVersion, StaffApproval
-from authguard.policy import build_policy, current_policy, policy_problem, save_policy
-from authguard.risk import RiskSignal
+from authguard.risk import backtest
+from authguard.risk.engine import RiskSignal
+from authguard.risk.policy import build_policy, current_policy, policy_problem, save_policy
 
 from .console_data import NOW, build_history, mark, staff_client, staff_user
 from .staff_fixtures import approve_pending
@@ -88,7 +88,7 @@ def test_one_fieldset_per_configured_signal_in_words_with_typed_fields(analyst: 
     # Human names and plain sentences; the dotted paths are internal keys only, and no code markup leaks.
     for words in ("Unusual hour", "Impossible travel", "Failed sign-ins", "Flags a sign-in at an hour"):
         assert words in html
-    assert "authguard.risk_signals" not in html and "``" not in html and ":class:" not in html
+    assert "authguard.risk.signals" not in html and "``" not in html and ":class:" not in html
     # Each option a typed field with its default; a report-only box per signal.
     assert re.search(r'<input type="number" name="UnusualHour__score" value="12" step="1"', html)
     assert re.search(r'<input type="number" name="UnusualHour__max_share" value="0.02" step="any"', html)
@@ -108,7 +108,8 @@ def test_one_fieldset_per_configured_signal_in_words_with_typed_fields(analyst: 
 
 
 class LateNightTrader(RiskSignal):
-    """A sign-in after ``start_hour`` (see :class:`~authguard.risk.RiskSignal`). Another package's signal.
+    """A sign-in after ``start_hour`` (see :class:`~authguard.risk.engine.RiskSignal`). Another package's
+    signal.
 
     The editor knows nothing of it but its class, docstring and ``defaults``.
     """
@@ -236,9 +237,9 @@ def test_a_report_only_trial_is_scored_in_place_of_the_values_in_force(
 ) -> None:
     from django.test import RequestFactory
 
-    from authguard.context import build_context
-    from authguard.history import DatabaseHistory
-    from authguard.risk import SHADOW_DECISION, score_login
+    from authguard.risk.context import build_context
+    from authguard.risk.engine import SHADOW_DECISION, score_login
+    from authguard.risk.history import DatabaseHistory
 
     from .conftest import IP_TOKYO, UA_CHROME_WIN, UA_CURL
 

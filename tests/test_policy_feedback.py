@@ -11,13 +11,13 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.test import RequestFactory
 
-from authguard import feedback
-from authguard.context import build_context
-from authguard.feedback import ConfirmedFraudNetworks, labels, mark
-from authguard.history import DatabaseHistory
 from authguard.models import LoginEvent, Outcome
-from authguard.policy import Thresholds, save_policy
-from authguard.risk import SHADOW_DECISION, score_login
+from authguard.risk import feedback
+from authguard.risk.context import build_context
+from authguard.risk.engine import SHADOW_DECISION, score_login
+from authguard.risk.feedback import ConfirmedFraudNetworks, labels, mark
+from authguard.risk.history import DatabaseHistory
+from authguard.risk.policy import Thresholds, save_policy
 from tests.conftest import IP_JP_PROXY, IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN
 
 pytestmark = pytest.mark.django_db

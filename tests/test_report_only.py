@@ -21,10 +21,8 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import include, path
 
-from authguard import stepup
 from authguard.checks import Codes
 from authguard.conf import DEFAULT_RISK_SIGNALS
-from authguard.decorators import step_up_required
 from authguard.models import (
     GuardedOrder,
     GuardStatus,
@@ -35,7 +33,9 @@ from authguard.models import (
     Outcome,
     RiskProfile,
 )
-from authguard.orders import REPORT_ONLY_WOULD_HOLD
+from authguard.orders.guard import REPORT_ONLY_WOULD_HOLD
+from authguard.sessions import stepup
+from authguard.sessions.decorators import step_up_required
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Order, OrderStatus
 
@@ -164,7 +164,7 @@ def test_login_report_only_records_a_refusal_and_a_customer_without_a_factor(
 
 
 def test_login_report_only_never_opens_a_locked_account(hanako: Any, settings: Any) -> None:
-    from authguard import lockout
+    from authguard.login import lockout
 
     settings.AUTHGUARD_REPORT_ONLY = ["login"]
     settings.AUTHGUARD_LOCKOUT_FAILURES = 1
@@ -256,7 +256,7 @@ def test_step_up_required_is_logged_not_enforced_in_report_only(
     enforced = victim.client.get("/bank/withdraw/")
     assert enforced.status_code == 302 and enforced.url.startswith("/authguard/reverify/")
     settings.AUTHGUARD_REPORT_ONLY = ["step_up"]
-    with caplog.at_level("WARNING", logger="authguard.decorators"):
+    with caplog.at_level("WARNING", logger="authguard.sessions.decorators"):
         response = victim.client.get("/bank/withdraw/")
     assert response.status_code == 200 and response.content == b"withdrawal form"
     assert "REPORT-ONLY step_up" in caplog.text and "/bank/withdraw/" in caplog.text
@@ -288,7 +288,7 @@ def test_orders_report_only_places_what_would_be_held_and_records_it(
     settings.AUTHGUARD_REPORT_ONLY = ["orders"]
     browser = order_api()
     browser.login("tanaka", "tanaka-demo-2025")
-    with caplog.at_level("WARNING", logger="authguard.orders"):
+    with caplog.at_level("WARNING", logger="authguard.orders.guard"):
         answers = _sell_everything(browser, tanaka)
     assert [r.status_code for r in answers] == [201] * len(answers)
     assert not HeldOrder.objects.exists()

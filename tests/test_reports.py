@@ -11,8 +11,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from authguard import orders, reports
+from authguard.console import reports
 from authguard.models import HeldOrder, LoginEvent
+from authguard.orders import guard as orders
 
 from .console_data import demo_story, staff_client, staff_user
 

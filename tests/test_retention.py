@@ -20,8 +20,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from authguard import retention
-from authguard.context import build_context
-from authguard.history import DatabaseHistory
 from authguard.models import (
     LoginEvent,
     Notification,
@@ -30,6 +28,8 @@ from authguard.models import (
     PopulationCount,
     SessionRecord,
 )
+from authguard.risk.context import build_context
+from authguard.risk.history import DatabaseHistory
 from authguard.tasks import prune_login_events as prune_login_events_task
 from authguard.tasks import prune_retention
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from authguard.history import MemoryHistory
-from authguard.policy import Action, Thresholds
-from authguard.risk import Finding, RiskSignal, assess, build_signals, score_login
-from authguard.risk_signals import (
+from authguard.risk.engine import Finding, RiskSignal, assess, build_signals, score_login
+from authguard.risk.history import MemoryHistory
+from authguard.risk.policy import Action, Thresholds
+from authguard.risk.signals import (
     AccountContext,
     AnonymousNetwork,
     AutomationClient,
@@ -134,7 +134,7 @@ def test_anonymous_networks(ip, code):
 
 
 def test_rare_country_without_history_uses_the_population():
-    from authguard.risk_signals import StatisticalModel
+    from authguard.risk.signals import StatisticalModel
 
     store = MemoryHistory()
     for i in range(200):
@@ -242,7 +242,7 @@ def test_combined_score_is_the_clamped_sum_and_explains_itself():
     store = history_of(*daily(20))
     signals = build_signals(
         [
-            {"NAME": f"authguard.risk_signals.{n}"}
+            {"NAME": f"authguard.risk.signals.{n}"}
             for n in ("DeviceCookie", "AnonymousNetwork", "AutomationClient")
         ]
     )
@@ -304,7 +304,7 @@ def test_profile_size_is_bounded():
 
 
 def test_profile_totals_stay_equal_to_the_sum_of_counts():
-    from authguard.profile import Profile
+    from authguard.risk.profile import Profile
 
     logins = [
         ctx(ip=f"203.0.113.{i % 60}", device=f"d{i % 70}", at=T0 + timedelta(days=i)) for i in range(150)
@@ -334,7 +334,7 @@ UA_CHROME_132 = UA_CHROME_131_PATCH.replace("131.0.6778.86", "132.0.0.0")
 
 
 def _default_signals():
-    from authguard.risk import configured_signals
+    from authguard.risk.engine import configured_signals
 
     return configured_signals()
 
@@ -406,7 +406,7 @@ def test_a_near_copy_of_the_accounts_user_agent_counts_as_copied():
 
 
 def test_a_real_browser_update_on_the_same_cookie_is_not_penalised():
-    from authguard.risk_signals import StatisticalModel
+    from authguard.risk.signals import StatisticalModel
 
     store = history_of(*daily(20))
     updated = ctx(at=T0 + timedelta(days=21), ua=UA_CHROME_132)
@@ -439,7 +439,7 @@ def test_a_cookie_unused_for_months_and_a_device_in_two_places_are_risk():
 
 
 def test_per_device_memory_is_bounded():
-    from authguard.profile import MAX_DEVICES
+    from authguard.risk.profile import MAX_DEVICES
 
     store = history_of(*[ctx(device=f"d{i}", at=T0 + timedelta(hours=i)) for i in range(MAX_DEVICES + 10)])
     devices = store.profiles["alice"]["dv"]

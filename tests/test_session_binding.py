@@ -19,8 +19,8 @@ from django.db import connection, reset_queries
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from authguard import stepup
 from authguard.models import LoginEvent, Outcome
+from authguard.sessions import stepup
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Order
 

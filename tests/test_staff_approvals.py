@@ -11,10 +11,10 @@ from django.core.checks import run_checks
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard import lockout
 from authguard.checks import Codes
 from authguard.console import approvals
 from authguard.console.guard import console_access
+from authguard.login import lockout
 from authguard.models import AccountLock, Notification, PolicyVersion, StaffApproval
 
 from .console_data import staff_user

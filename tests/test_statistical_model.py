@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from authguard.history import DeviceState, Evidence
-from authguard.profile import Profile, feature_values, learn
-from authguard.risk_signals import StatisticalModel
-from authguard.velocity import VelocityCounts
+from authguard.risk.history import DeviceState, Evidence
+from authguard.risk.profile import Profile, feature_values, learn
+from authguard.risk.signals import StatisticalModel
+from authguard.risk.velocity import VelocityCounts
 
 from .conftest import IP_OSAKA, IP_SG_VPS, IP_TOKYO, IP_TOKYO_2, UA_CHROME_WIN, UA_IPHONE
 from .factories import T0, ctx

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import include, path
 from django.utils import timezone
 
-from authguard.decorators import step_up_exempt, step_up_required
+from authguard.sessions.decorators import step_up_exempt, step_up_required
 
 from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, totp_token
 

@@ -19,8 +19,8 @@ from django.test import Client
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
-from authguard import stepup
 from authguard.models import KnownDevice, LoginEvent, Outcome, RiskProfile, SessionRecord
+from authguard.sessions import stepup
 
 from .conftest import IP_OSAKA, IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_IPHONE, totp_token
 
@@ -265,7 +265,7 @@ def test_battery_24_a_changed_password_still_needs_the_second_factor(alice: Any,
 
 
 def test_a_locked_account_is_denied_even_with_the_right_password(alice: Any, browser_at: Any) -> None:
-    lockout = pytest.importorskip("authguard.lockout")
+    lockout = pytest.importorskip("authguard.login.lockout")
     for _ in range(20):
         if lockout.is_locked(alice):
             break
@@ -280,7 +280,7 @@ def test_a_locked_account_is_denied_even_with_the_right_password(alice: Any, bro
 
 
 def test_an_account_locked_while_pending_gets_no_more_guesses(pending: Client, alice: Any) -> None:
-    lockout = pytest.importorskip("authguard.lockout")
+    lockout = pytest.importorskip("authguard.login.lockout")
     for _ in range(20):
         if lockout.is_locked(alice):
             break

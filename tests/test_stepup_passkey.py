@@ -11,8 +11,8 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from authguard import stepup
 from authguard.models import KnownDevice, LoginEvent, Outcome
+from authguard.sessions import stepup
 
 from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, api_post, bind_passkey, passkey_step_up
 
@@ -77,7 +77,7 @@ def test_a_passwordless_passkey_login_signs_in_verified(alice: Any, authenticato
 
 
 def test_a_locked_account_cannot_sign_in_with_a_passkey(alice: Any, authenticator: Any) -> None:
-    lockout = pytest.importorskip("authguard.lockout")
+    lockout = pytest.importorskip("authguard.login.lockout")
     for _ in range(20):
         if lockout.is_locked(alice):
             break

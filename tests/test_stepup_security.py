@@ -18,9 +18,9 @@ from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard import stepup
-from authguard.middleware import safe_next
 from authguard.models import Notification
+from authguard.sessions import stepup
+from authguard.sessions.middleware import safe_next
 
 from .conftest import IP_OSAKA, IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_IPHONE, totp_token
 

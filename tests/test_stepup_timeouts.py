@@ -12,7 +12,7 @@ from django.contrib.auth import SESSION_KEY
 from django.test import Client
 from django.utils import timezone
 
-from authguard import stepup
+from authguard.sessions import stepup
 
 from .conftest import IP_TOKYO, UA_CHROME_WIN
 

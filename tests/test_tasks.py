@@ -12,7 +12,7 @@ import time_machine
 from django.core import mail
 
 from authguard.models import LoginEvent, Notification, NotificationStatus, Outcome
-from authguard.notifications import notify
+from authguard.notifications.outbox import notify
 from authguard.tasks import (
     STALE_CLAIM,
     backoff_seconds,

@@ -22,7 +22,7 @@ from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard import stepup
+from authguard.sessions import stepup
 
 from .conftest import IP_SG_VPS, UA_CHROME_WIN, totp_token
 
@@ -220,7 +220,7 @@ def test_a_pending_session_cannot_enroll_or_remove_a_factor_or_change_the_email(
     user.refresh_from_db()
     assert user.email == "root@example.jp"
     assert list(TOTPDevice.objects.filter(user=user)) == [device]
-    from authguard import factors
+    from authguard.factors import base as factors
 
     assert [stepup.method_of(d) for d in factors.user_factors(user)] == ["totp"]
 

@@ -1,8 +1,8 @@
 """Admin of held sensitive actions and registered payees: staff review them and cancel a pending action.
 
 There is no "release": only the customer's own factor confirms a sensitive action. Registered by the
-``from .actions import admin as actions_admin`` at the end of :mod:`authguard.admin` (the admin loads
-``authguard.admin`` only), whose helpers these admins use.
+``from .actions import admin as actions_admin`` at the end of :mod:`authguard.console.admin` (the admin loads
+``authguard.console.admin`` only), whose helpers these admins use.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..admin import UserSearchMixin, with_reason
-from ..models import HeldAction, RegisteredPayee
-from . import staff_cancel
+from authguard.actions.flow import staff_cancel
+from authguard.console.admin import UserSearchMixin, with_reason
+from authguard.models import HeldAction, RegisteredPayee
 
 
 class _ReadOnly(UserSearchMixin, admin.ModelAdmin):

@@ -6,7 +6,7 @@ the names below are ``authguard:action-confirm``, ``authguard:api-action-passkey
 
 from django.urls import URLPattern, path
 
-from . import views
+from authguard.actions import views
 
 urlpatterns: list[URLPattern] = [
     path("actions/<str:action_id>/", views.confirm, name="action-confirm"),

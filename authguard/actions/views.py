@@ -1,6 +1,7 @@
 """Sensitive-action confirmation: an HTML page and the JSON API (``api/actions/<id>/...``).
 
-Thin views over :mod:`authguard.actions`. Every state change is a POST with Django's CSRF check; a GET never
+Thin views over :mod:`authguard.actions.flow`. Every state change is a POST with Django's CSRF check; a GET
+never
 confirms or cancels anything.
 
 The page ``actions/<id>/`` (``authguard:action-confirm``) shows the plain summary of the action and offers
@@ -23,11 +24,11 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from .. import actions
-from ..api import ApiError, answer, json_endpoint, read_json
-from ..exceptions import Throttled
-from ..models import HeldAction
-from . import ConfirmationError, ConfirmationThrottled
+from authguard.actions import flow as actions
+from authguard.actions.flow import ConfirmationError, ConfirmationThrottled
+from authguard.api import ApiError, answer, json_endpoint, read_json
+from authguard.exceptions import Throttled
+from authguard.models import HeldAction
 
 
 def _api_error(error: actions.ActionError) -> ApiError | Throttled:

@@ -19,10 +19,12 @@ so the incident report shows it) and notified to the customer (``staff_action``)
 never who on the staff did it and never the internal notes; the staff recipients are told about requests
 waiting for a second approval.
 
-Execution calls the owners' public functions: :func:`authguard.orders.staff_release`,
-:func:`authguard.factors.lifecycle.remove_factor`, :func:`authguard.lockout.unlock`,
-:func:`authguard.policy.save_policy`, and for containment (issue 16) :func:`authguard.lockout.lock`,
-:func:`authguard.lockout.end_all_access` and :mod:`authguard.console.containment` (forced password resets,
+Execution calls the owners' public functions: :func:`authguard.orders.guard.staff_release`,
+:func:`authguard.factors.lifecycle.remove_factor`, :func:`authguard.login.lockout.unlock`,
+:func:`authguard.risk.policy.save_policy`, and for containment (issue 16)
+:func:`authguard.login.lockout.lock`,
+:func:`authguard.login.lockout.end_all_access` and :mod:`authguard.console.containment` (forced password
+resets,
 network blocks).
 
 Containment that only takes access away (lock an account, end its sessions, force a password reset) is
@@ -47,9 +49,10 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from ..conf import app_settings
-from ..exceptions import AuthguardError
-from ..models import (
+from authguard.conf import app_settings
+from authguard.console.guard import console_access
+from authguard.exceptions import AuthguardError
+from authguard.models import (
     AccountLock,
     HeldOrder,
     NetworkBlock,
@@ -58,11 +61,10 @@ from ..models import (
     StaffApproval,
     StaffApprovalStatus,
 )
-from .guard import console_access
 
 logger = logging.getLogger(__name__)
 
-#: Severities, on the held orders' scale (:mod:`authguard.order_rules`): 1 low .. 4 critical.
+#: Severities, on the held orders' scale (:mod:`authguard.orders.rules`): 1 low .. 4 critical.
 LOW, MEDIUM, HIGH, CRITICAL = 1, 2, 3, 4
 #: Shortest and longest reason (an internal note) a request or a decision takes.
 REASON_MIN, REASON_MAX = 3, 500
@@ -183,7 +185,7 @@ def _reason(raw: object, *, required: bool = True) -> str:
 
 
 def _in_language_of(user: Any, value: Any) -> str:
-    from ..notifications import user_language
+    from authguard.notifications.outbox import user_language
 
     with translation.override(user_language(user) or None):
         return str(value)
@@ -208,7 +210,7 @@ def describe(*, action: str, target: Any = None, payload: dict[str, Any] | None 
             customer_what=str(target.summary)[:120],
         )
     if action == StaffAction.REVOKE_FACTOR:
-        from ..factors import FACTOR_LABELS, kind_of
+        from authguard.factors.base import FACTOR_LABELS, kind_of
 
         try:
             kind = kind_of(target)
@@ -256,7 +258,7 @@ def describe(*, action: str, target: Any = None, payload: dict[str, Any] | None 
             severity=MEDIUM,
         )
     if action == StaffAction.BLOCK_NETWORK:
-        from .containment import block_payload
+        from authguard.console.containment import block_payload
 
         values = block_payload(payload)
         return Target(
@@ -295,7 +297,7 @@ def describe(*, action: str, target: Any = None, payload: dict[str, Any] | None 
 
 
 def _policy_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
-    from ..policy import policy_problem
+    from authguard.risk.policy import policy_problem
 
     if not isinstance(payload, dict):
         raise ApprovalError(_("A policy change needs its values."), code="invalid")
@@ -354,7 +356,7 @@ def audit(user: Any, obj: Any, message: str, *, flag: int = CHANGE) -> None:
 def _notify(approval: StaffApproval, stage: str, *, customer_what: str | None = None) -> None:
     """Tell the customer (and, for a request, the staff) what happened: never who on the staff did it, never
     the internal notes (neither is in the context)."""
-    from ..notifications import notify, notify_staff
+    from authguard.notifications.outbox import notify, notify_staff
 
     now = timezone.now()
     what = approval.payload.get("customer_what", "") if customer_what is None else customer_what
@@ -642,7 +644,7 @@ def _carry_out(approval: StaffApproval, *, by: Any) -> None:
 
 
 def _release_order(approval: StaffApproval, by: Any) -> str:
-    from .. import orders
+    from authguard.orders import guard as orders
 
     held = HeldOrder.objects.filter(pk=approval.target_id).first()
     if held is None:
@@ -658,7 +660,7 @@ def _release_order(approval: StaffApproval, by: Any) -> str:
 def _revoke_factor(approval: StaffApproval, by: Any) -> str:
     from django_otp.models import Device
 
-    from ..factors import lifecycle
+    from authguard.factors import lifecycle
 
     try:
         device = Device.from_persistent_id(approval.target_id, for_verify=True)
@@ -675,7 +677,7 @@ def _revoke_factor(approval: StaffApproval, by: Any) -> str:
 
 
 def _unlock_account(approval: StaffApproval, by: Any) -> str:
-    from .. import lockout
+    from authguard.login import lockout
 
     if approval.customer is None:
         raise _NotDone(_("The account no longer exists."))
@@ -689,8 +691,8 @@ def _unlock_account(approval: StaffApproval, by: Any) -> str:
 
 def _ways_back(user: Any) -> dict[str, bool]:
     """The ways out of a lock the customer really has, for the lock's message (the same answer as the
-    lock mail's: :func:`authguard.notifications.ways_back`), under keys the outbox accepts."""
-    from ..notifications import ways_back as ways
+    lock mail's: :func:`authguard.notifications.outbox.ways_back`), under keys the outbox accepts."""
+    from authguard.notifications.outbox import ways_back as ways
 
     found = ways(user)
     return {"way_fido": found["unlock_passkey"], "way_app": found["unlock_codes"]}
@@ -704,7 +706,7 @@ def _could_not(exc: Exception) -> _NotDone:
 
 
 def _lock_account(approval: StaffApproval, by: Any) -> str:
-    from .. import lockout
+    from authguard.login import lockout
 
     if approval.customer is None:
         raise _NotDone(_("The account no longer exists."))
@@ -722,7 +724,7 @@ def _lock_account(approval: StaffApproval, by: Any) -> str:
 
 
 def _end_sessions(approval: StaffApproval, by: Any) -> str:
-    from .. import lockout
+    from authguard.login import lockout
 
     if approval.customer is None:
         raise _NotDone(_("The account no longer exists."))
@@ -734,7 +736,7 @@ def _end_sessions(approval: StaffApproval, by: Any) -> str:
 
 
 def _force_password_reset(approval: StaffApproval, by: Any) -> str:
-    from .containment import force_password_reset
+    from authguard.console.containment import force_password_reset
 
     if approval.customer is None:
         raise _NotDone(_("The account no longer exists."))
@@ -748,7 +750,7 @@ def _force_password_reset(approval: StaffApproval, by: Any) -> str:
 
 
 def _block_network(approval: StaffApproval, by: Any) -> str:
-    from .containment import create_block
+    from authguard.console.containment import create_block
 
     block = create_block(approval, approved_by=by if approval.four_eyes else None)
     until = block.until.isoformat(timespec="minutes")
@@ -757,7 +759,7 @@ def _block_network(approval: StaffApproval, by: Any) -> str:
 
 
 def _end_network_block(approval: StaffApproval, by: Any) -> str:
-    from .containment import end_block
+    from authguard.console.containment import end_block
 
     ending = end_block(approval, approved_by=by if approval.four_eyes else None)
     if ending is None:
@@ -767,7 +769,7 @@ def _end_network_block(approval: StaffApproval, by: Any) -> str:
 
 
 def _change_policy(approval: StaffApproval, by: Any) -> str:
-    from ..policy import InvalidPolicy, save_policy
+    from authguard.risk.policy import InvalidPolicy, save_policy
 
     values = approval.payload
     try:

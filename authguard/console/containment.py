@@ -27,10 +27,10 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from .. import networks
-from ..conf import app_settings
-from ..models import NetworkBlock, StaffAction, StaffApproval, StaffApprovalStatus
-from . import approvals
+from authguard.conf import app_settings
+from authguard.console import approvals
+from authguard.models import NetworkBlock, StaffAction, StaffApproval, StaffApprovalStatus
+from authguard.risk import networks
 
 logger = logging.getLogger(__name__)
 
@@ -94,11 +94,11 @@ def force_password_reset(user: Any) -> tuple[int, int]:
 
     Not an *unusable* password: Django's password reset sends no mail to an account without a usable one,
     and the portal's password reset is exactly the customer's way back. Written with an UPDATE, not
-    ``save()``: the password-change hook (:func:`authguard.login.password_changed`) would also revoke the
+    ``save()``: the password-change hook (:func:`authguard.login.flow.password_changed`) would also revoke the
     factors added during a cooling-off and tell the customer their password was *changed*; here the desk's
     own message says what happened and what to do.
     """
-    from .. import lockout
+    from authguard.login import lockout
 
     model = type(user)
     # SECURITY: a fresh random secret, hashed like any password: the old one (the thief's) no longer works.

@@ -6,7 +6,7 @@ A new policy is a new :class:`~authguard.models.PolicyVersion` (never an edit in
 The add page has one fieldset per configured risk signal (its name and a sentence in words, each option a
 typed field with its default, and a *as a shadow* box), the two thresholds and the comment. Before anything
 is asked for, the analyst sees the changes against the policy in force (only the values that change, old →
-new) and may backtest them (:func:`authguard.backtest.run_backtest`) beside that list; the confirmation
+new) and may backtest them (:func:`authguard.risk.backtest.run_backtest`) beside that list; the confirmation
 carries a digest of the reviewed values, so what is asked for is what was reviewed. The raw JSON of the
 model (``signal_options``, ``shadow_signals``) stays available in a collapsed *advanced* section.
 
@@ -36,12 +36,12 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .. import backtest
-from .. import policy as runtime_policy
-from ..models import PolicyVersion, StaffAction, StaffApprovalStatus
-from ..policy import BOOL, FLOAT, FLOAT_LIST, INT, INT_LIST, OptionInfo, SignalInfo
-from . import approvals
-from .mixins import UserSearchMixin, ValidSelectionMixin
+from authguard.console import approvals
+from authguard.console.mixins import UserSearchMixin, ValidSelectionMixin
+from authguard.models import PolicyVersion, StaffAction, StaffApprovalStatus
+from authguard.risk import backtest
+from authguard.risk import policy as runtime_policy
+from authguard.risk.policy import BOOL, FLOAT, FLOAT_LIST, INT, INT_LIST, OptionInfo, SignalInfo
 
 #: The hidden field the editor's own form sends: without it a POST is a plain one (a script, an older
 #: page) whose JSON fields are the whole proposal, asked for at once as before.
@@ -102,7 +102,7 @@ def _full_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def policy_in_force() -> InForce:
     """The policy in force, signal by signal (each signal under its class name, never its dotted path)."""
-    from ..conf import app_settings
+    from authguard.conf import app_settings
 
     policy = runtime_policy.current_policy()
     settings_options = {entry["NAME"]: entry.get("OPTIONS", {}) for entry in app_settings.RISK_SIGNALS}
@@ -292,7 +292,8 @@ def proposal_digest(payload: dict[str, Any]) -> str:
 
 class PolicyVersionForm(forms.ModelForm):
     """A new policy version: thresholds, one fieldset per configured signal, comment; the model's JSON
-    fields as an advanced addition. Validated like the settings (:func:`authguard.policy.policy_problem`)."""
+    fields as an advanced addition. Validated like the settings
+    (:func:`authguard.risk.policy.policy_problem`)."""
 
     step_up = forms.IntegerField(
         label=_("Step up at a score of"),

@@ -51,9 +51,9 @@ from django.utils.translation import gettext as _
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.models import Device
 
-from ..conf import app_settings
-from ..exceptions import InvalidCredential, StepUpRequired, Throttled
-from ..models import (
+from authguard.conf import app_settings
+from authguard.exceptions import InvalidCredential, StepUpRequired, Throttled
+from authguard.models import (
     AccountSecurity,
     ContactChange,
     FactorKind,
@@ -222,7 +222,7 @@ def factor_is_cooling_off(device: Device, *, at: datetime | None = None) -> bool
 def may_confirm_sensitive(user: Any, device: Device | None, *, at: datetime | None = None) -> bool:
     """Whether ``device`` may confirm a held order or a sensitive action of ``user`` now: it is the user's,
     confirmed, not disabled and not cooling off."""
-    from . import is_disabled
+    from authguard.factors.base import is_disabled
 
     if device is None or user is None or getattr(device, "user_id", None) != user.pk:
         return False
@@ -275,7 +275,7 @@ def could_be_customer(request: HttpRequest | None) -> bool:
     """Whether a failure from this session could be the customer's own: a verified, low-risk, never
     re-scored session that already proved a factor which is not cooling off. A password alone (however
     low its score) is not enough: it is exactly what a thief has."""
-    from .. import stepup
+    from authguard.sessions import stepup
 
     if request is None:
         return False
@@ -306,7 +306,7 @@ def _network_of(ip: str | None) -> str | None:
 
 def _throttle_keys(request: HttpRequest | None, user: Any) -> list[tuple[str, int]]:
     """(key, free failures) of each scope a failure of this request counts in."""
-    from ..context import client_ip
+    from authguard.risk.context import client_ip
 
     options = _throttle_options()
     keys: list[tuple[str, int]] = [(f"a:{user.pk}", options["account"])]
@@ -384,7 +384,7 @@ def record_failure(
     the passkey: otherwise one relayed code would buy the session that disables it (issue 10 item 3).
     Call inside the transaction that locked the device row, so parallel failures all count.
     """
-    from . import FACTOR_LABELS, _note_change, _notify, _record_for
+    from authguard.factors.base import FACTOR_LABELS, _note_change, _notify, _record_for
 
     record = _record_for(device, kind=kind)
     record.failures += 1
@@ -430,7 +430,7 @@ def require_strong_rebind(request: HttpRequest, *, user: Any) -> str:
     :class:`RebindRequired` otherwise (never a password session, a relayable code or a
     factor that is cooling off).
     """
-    from .. import stepup
+    from authguard.sessions import stepup
 
     if stepup.has_fresh_verification(request, methods=["passkey"]):
         device = session_device(request)
@@ -468,7 +468,7 @@ def grant_rebind(user: Any, *, by_staff: Any, hours: int = DESK_REBIND_HOURS) ->
 
 def _desk_granted(request: HttpRequest, *, user: Any) -> bool:
     """Whether the desk granted this user a re-binding that still holds (consumed by the enrollment)."""
-    from .. import stepup
+    from authguard.sessions import stepup
 
     state = stepup.session_state(request)
     if state is None or state.status != "verified":
@@ -498,7 +498,8 @@ def identity_proofed(request: HttpRequest, *, user: Any) -> bool:
 
 
 def require_enrollment_allowed(request: HttpRequest, *, user: Any, has_factors: bool) -> str | None:
-    """The lifecycle's part of :func:`authguard.factors.require_can_change_factors` for a session whose user
+    """The lifecycle's part of :func:`authguard.factors.base.require_can_change_factors` for a session
+    whose user
     has no usable factor: None when the first-factor path may be considered, else raise.
 
     SECURITY: an account that ever had a factor never again gets a first-factor path (case 55); it needs
@@ -518,8 +519,8 @@ def record_enrollment(
     (and every recovery-code set) starts or extends the account's cooling-off, and is itself cooling off
     until it ends. Called by every enrollment path inside its transaction.
     """
-    from .. import stepup
-    from . import FACTOR_LABELS, _note_change, _notify
+    from authguard.factors.base import FACTOR_LABELS, _note_change, _notify
+    from authguard.sessions import stepup
 
     now = timezone.now()
     state = stepup.session_state(request) if request is not None else None
@@ -577,7 +578,7 @@ def record_enrollment(
 
 
 def _strong_factors(user: Any) -> list[Device]:
-    from . import user_factors
+    from authguard.factors.base import user_factors
 
     return [d for d in user_factors(user) if not isinstance(d, RecoveryCodeDevice)]
 
@@ -590,8 +591,8 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> No
     * a passkey that is not cooling off is removed only with another factor that is a passkey;
     * the last strong factor (passkey or authenticator app) is never removed by the customer.
     """
-    from .. import stepup
-    from . import kind_of
+    from authguard.factors.base import kind_of
+    from authguard.sessions import stepup
 
     verifier = session_device(request)
     target_cooling = factor_is_cooling_off(device)
@@ -630,7 +631,7 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> No
 
 
 def _delete_factor(user: Any, device: Device, *, reason: str, by_staff: Any = None) -> None:
-    from . import FACTOR_LABELS, _note_change, _notify, kind_of
+    from authguard.factors.base import FACTOR_LABELS, _note_change, _notify, kind_of
 
     kind = kind_of(device)
     now = timezone.now()
@@ -655,13 +656,14 @@ def remove_factor(
     """Remove one factor (passkey, TOTP device or recovery-code set) of ``user``.
 
     From the customer's session (``by_staff`` None): subject to
-    :func:`authguard.factors.require_can_change_factors` and :func:`require_can_remove`; ``device`` must be
+    :func:`authguard.factors.base.require_can_change_factors` and :func:`require_can_remove`; ``device``
+    must be
     the session user's (else ``InvalidCredential("unknown_factor")``). From the admin: ``by_staff`` is the
     staff user (the caller checks permissions and approvals) and ``reason`` is audited; the customer is
     notified either way. Raises :class:`~authguard.exceptions.StepUpRequired`,
     :class:`FactorCoolingOff` or :class:`~authguard.exceptions.InvalidCredential`.
     """
-    from . import require_can_change_factors
+    from authguard.factors.base import require_can_change_factors
 
     if by_staff is None:
         if request is None:
@@ -704,8 +706,8 @@ def require_contact_change_allowed(request: HttpRequest, *, user: Any) -> str:
     """An e-mail/contact change needs a fresh passkey verification (a passkey not cooling off), or, where
     the customer has no passkey, fresh verifications with two different factors not cooling off, the last
     one within ``AUTHGUARD_STEP_UP_FRESH_SECONDS``. Returns ``"passkey"`` or ``"two_factors"``."""
-    from .. import stepup
-    from . import require_can_change_factors, user_factors
+    from authguard.factors.base import require_can_change_factors, user_factors
+    from authguard.sessions import stepup
 
     require_can_change_factors(request, user=user)
     user = request.user
@@ -762,7 +764,7 @@ def remember_first_factor(request: HttpRequest) -> None:
 
 def session_device_by_id(user: Any, persistent_id: object) -> Device | None:
     """The user's device with this persistent id, or None."""
-    from . import device_from_id
+    from authguard.factors.base import device_from_id
 
     return device_from_id(user, persistent_id)
 
@@ -872,7 +874,7 @@ def begin_email_change(request: HttpRequest, *, user: Any, new_email: object) ->
 
 def _mail_code(user: Any, address: str, code: str) -> None:
     """Mail the confirmation code to the new address (directly: the outbox carries no secrets)."""
-    from ..notifications import user_language
+    from authguard.notifications.outbox import user_language
 
     with translation.override(user_language(user)):
         subject = _("Confirm your new e-mail address")
@@ -953,7 +955,7 @@ def confirm_email_change(request: HttpRequest, *, user: Any, code: object) -> st
             user.save(update_fields=[field])
             ContactChange.objects.filter(pk=change.pk).delete()
             note_contact_changed(user, old_email=old, at=now)
-            from . import _note_change, _notify
+            from authguard.factors.base import _note_change, _notify
 
             if old:
                 _notify(user, "email_changed", to_email=old, login_name_changed=login_name)

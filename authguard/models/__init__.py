@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from ..policy import Action
+from authguard.risk.policy import Action
 
 
 class Outcome(models.TextChoices):
@@ -81,7 +81,7 @@ class LoginEvent(models.Model):
 
 
 class RiskProfile(models.Model):
-    """A user's login history as bounded, aggregated counts (see :mod:`authguard.profile`)."""
+    """A user's login history as bounded, aggregated counts (see :mod:`authguard.risk.profile`)."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="authguard_profile"
@@ -185,7 +185,8 @@ class PasskeyDevice(_OtpThrottlingMixin, _OtpDevice):
 
     django-otp ships no types, so the django-stubs plugin cannot see this as a model: fields are annotated.
 
-    Written only by :mod:`authguard.passkeys`, after py_webauthn and authguard's own relying-party checks.
+    Written only by :mod:`authguard.factors.passkeys`, after py_webauthn and authguard's own relying-party
+    checks.
     """
 
     # SECURITY: unique across ALL users: a credential registered to one account can never be bound to another.
@@ -223,7 +224,8 @@ class PasskeyDevice(_OtpThrottlingMixin, _OtpDevice):
         verbose_name_plural = _("passkeys")
 
     def verify_token(self, token: object) -> bool:
-        """No typed token: passkeys are verified by :func:`authguard.passkeys.verify_authentication`."""
+        """No typed token: passkeys are verified by
+        :func:`authguard.factors.passkeys.verify_authentication`."""
         return False
 
     def get_throttle_factor(self) -> int:
@@ -235,7 +237,7 @@ class PasskeyDevice(_OtpThrottlingMixin, _OtpDevice):
 class RecoveryCodeDevice(_OtpThrottlingMixin, _OtpDevice):
     """A set of single-use recovery codes, as one django-otp device with its own, independent throttle.
 
-    The codes themselves are :class:`RecoveryCode` rows, stored hashed; see :mod:`authguard.factors`.
+    The codes themselves are :class:`RecoveryCode` rows, stored hashed; see :mod:`authguard.factors.base`.
     """
 
     created_at: models.DateTimeField[datetime.datetime, datetime.datetime] = models.DateTimeField(
@@ -252,10 +254,10 @@ class RecoveryCodeDevice(_OtpThrottlingMixin, _OtpDevice):
     def verify_token(self, token: object) -> bool:
         """Consume one unused code matching ``token``; throttled (django-otp back-off) on its own counter.
 
-        Call through :func:`django_otp.verify_token` (or :func:`authguard.factors.verify_recovery_code`),
+        Call through :func:`django_otp.verify_token` (or :func:`authguard.factors.base.verify_recovery_code`),
         which locks this row, so two requests can never spend the same code.
         """
-        from ..factors import consume_recovery_code
+        from authguard.factors.base import consume_recovery_code
 
         return consume_recovery_code(self, token)
 
@@ -550,7 +552,8 @@ class AccountLock(models.Model):
         related_name="+",
     )
     unlock_reason = models.CharField(_("unlock reason"), max_length=200, blank=True)
-    # The customer's self-service way back without a passkey (authguard.lockout.request_unlock_with_codes):
+    # The customer's self-service way back without a passkey
+    # (authguard.login.lockout.request_unlock_with_codes):
     # an authenticator code and a recovery code asked for the unlock, which takes effect at unlock_due_at
     # unless the customer cancels it with the reference mailed to them (stored as a keyed digest).
     unlock_requested_at = models.DateTimeField(_("unlock requested"), null=True, blank=True)
@@ -562,7 +565,8 @@ class AccountLock(models.Model):
         verbose_name_plural = _("account locks")
         permissions = [
             ("unlock_account", _("Can unlock a locked account")),
-            # Containment (issue 16): lock, end every session, force a password reset (authguard.console).
+            # Containment (issue 16): lock, end every session, force a password reset
+            # (authguard.console.pages).
             ("contain_account", _("Can lock an account, end its sessions and force a password reset")),
         ]
 
@@ -580,7 +584,7 @@ class PolicyVersion(models.Model):
 
     ``thresholds`` overrides ``AUTHGUARD_THRESHOLDS``; ``signal_options`` maps a configured signal's dotted
     name to options that override its ``OPTIONS``; ``shadow_signals`` run report-only (``[{"NAME",
-    "OPTIONS"}]``). Validated by :func:`authguard.policy.policy_problem`.
+    "OPTIONS"}]``). Validated by :func:`authguard.risk.policy.policy_problem`.
     """
 
     created_at = models.DateTimeField(_("saved"), auto_now_add=True)
@@ -617,7 +621,7 @@ class PolicyVersion(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Save a *new* version (versions are the audit trail: never edited) and put it in force."""
-        from ..policy import version_saved
+        from authguard.risk.policy import version_saved
 
         if not self._state.adding:
             raise ValueError("policy versions are never edited; save a new version instead")
@@ -627,7 +631,7 @@ class PolicyVersion(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
-        from ..policy import policy_problem
+        from authguard.risk.policy import policy_problem
 
         problem = policy_problem(
             thresholds=self.thresholds, signal_options=self.signal_options, shadow_signals=self.shadow_signals
@@ -640,10 +644,10 @@ class PolicyVersion(models.Model):
 
 
 # -- models of the feature packages, one module each (issue 12's models/ layout) ----------------------------
-from .accounts import *  # noqa: E402,F403
-from .actions import *  # noqa: E402,F403
-from .approvals import *  # noqa: E402,F403
-from .containment import *  # noqa: E402,F403
-from .dbsc import *  # noqa: E402,F403
-from .exposure import *  # noqa: E402,F403
-from .population import *  # noqa: E402,F403
+from authguard.models.accounts import *  # noqa: E402,F403
+from authguard.models.actions import *  # noqa: E402,F403
+from authguard.models.approvals import *  # noqa: E402,F403
+from authguard.models.containment import *  # noqa: E402,F403
+from authguard.models.dbsc import *  # noqa: E402,F403
+from authguard.models.exposure import *  # noqa: E402,F403
+from authguard.models.population import *  # noqa: E402,F403

@@ -6,7 +6,7 @@
 * :class:`RegisteredPayee` is a destination of money authguard knows about (a bank account, by the portal's
   reference), with the time it was registered or last changed: it receives nothing during the new-payee hold.
 
-Both are written only by :mod:`authguard.actions`.
+Both are written only by :mod:`authguard.actions.flow`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """dbsc models (see the package docstring of authguard.models): Device Bound Session Credentials.
 
 * :class:`DbscSession` is one device-bound session (W3C webappsec-dbsc): the public key a browser created for
-  it, bound to the hash of authguard's device cookie. Written only by :mod:`authguard.dbsc`.
+  it, bound to the hash of authguard's device cookie. Written only by :mod:`authguard.sessions.dbsc`.
 * :class:`DbscChallenge` is one challenge issued for a registration or a refresh proof: single use, short
   lived, kept as a digest.
 """
@@ -31,7 +31,7 @@ class DbscSession(models.Model):
         related_name="authguard_dbsc_sessions",
         verbose_name=_("registered by"),
     )
-    # The keyed hash of the device cookie (authguard.context.device_hash), never the cookie itself.
+    # The keyed hash of the device cookie (authguard.risk.context.device_hash), never the cookie itself.
     device_hash = models.CharField(_("device"), max_length=64, db_index=True)
     algorithm = models.CharField(_("algorithm"), max_length=8)
     #: The public key as a JWK (RFC 7517); only public members are ever stored.

@@ -3,7 +3,7 @@
 A successful login used to increment shared ``PopulationCount`` rows (the per-feature totals above all)
 inside its own transaction, so every login in the site waited on the same few rows. Now a login only
 inserts one :class:`PopulationDelta` row per feature value it showed (an append, no lock on anything
-shared), and :func:`authguard.history.fold_population` adds them into ``PopulationCount`` in one batch,
+shared), and :func:`authguard.risk.history.fold_population` adds them into ``PopulationCount`` in one batch,
 deriving the totals and the distinct counts there. Scoring reads ``PopulationCount`` as of the last fold:
 a snapshot, refreshed every ``AUTHGUARD_POPULATION_FOLD_SECONDS``.
 """

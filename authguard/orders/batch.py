@@ -4,7 +4,7 @@ A customer whose liquidation was held order by order confirms the whole set once
 ``sha256(nonce || sha256(id_1:digest_1 || ... || id_n:digest_n))`` over the held orders sorted by id, with a
 fresh nonce written on every order of the set: the signature names every order (dynamic linking, as for one
 order), and a set with one order more, one less, or one changed does not verify. Each order is then executed
-exactly as a single confirmation would (:func:`authguard.orders._execute`: row locks, stored order
+exactly as a single confirmation would (:func:`authguard.orders.guard._execute`: row locks, stored order
 re-checked, executed once); the answer lists what was placed and what failed.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from ..exceptions import InvalidCredential
-from ..models import HeldOrder
+from authguard.exceptions import InvalidCredential
+from authguard.models import HeldOrder
 
 #: Largest batch one confirmation may cover.
 MAX_BATCH = 50
@@ -35,7 +35,7 @@ class BatchResult:
 
 
 def _ids(raw: object) -> list[str]:
-    from . import ConfirmationInvalid
+    from authguard.orders.guard import ConfirmationInvalid
 
     if not isinstance(raw, list) or not raw or len(raw) > MAX_BATCH:
         raise ConfirmationInvalid(_("Choose the held orders to confirm."), code="malformed")
@@ -46,8 +46,8 @@ def _ids(raw: object) -> list[str]:
 
 def pending_batch(request: HttpRequest, ids: object) -> list[HeldOrder]:
     """The held orders ``ids`` of this customer in this session, all pending and confirmable with a passkey,
-    sorted by id. Raises like :func:`authguard.orders.pending_for` for any one of them."""
-    from . import ConfirmationInvalid, pending_for, stored_order
+    sorted by id. Raises like :func:`authguard.orders.guard.pending_for` for any one of them."""
+    from authguard.orders.guard import ConfirmationInvalid, pending_for, stored_order
 
     helds = [pending_for(request, i) for i in _ids(ids)]
     for held in helds:
@@ -64,7 +64,7 @@ BATCH_SESSION_KEY = "_authguard_order_batch"
 def session_pending(request: HttpRequest) -> list[HeldOrder]:
     """This customer's held orders that this session placed and that are still pending, oldest first
     (those past their deadline are expired first)."""
-    from . import ConfirmationError, expire_due, pending_for
+    from authguard.orders.guard import ConfirmationError, expire_due, pending_for
 
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
@@ -112,8 +112,8 @@ def _purpose(helds: list[HeldOrder]) -> str:
 
 def batch_options(request: HttpRequest, *, ids: object) -> dict[str, Any]:
     """WebAuthn request options whose challenge names exactly the held orders ``ids``."""
-    from ..passkeys import authentication_options
-    from . import ConfirmationInvalid
+    from authguard.factors.passkeys import authentication_options
+    from authguard.orders.guard import ConfirmationInvalid
 
     helds = pending_batch(request, ids)
     nonce = secrets.token_hex(16)
@@ -135,9 +135,9 @@ def batch_options(request: HttpRequest, *, ids: object) -> dict[str, Any]:
 
 def confirm_batch_with_passkey(request: HttpRequest, *, ids: object, credential: object) -> BatchResult:
     """Confirm the held orders ``ids`` with one passkey assertion over the set, then execute each once."""
-    from ..factors import note_account_failure
-    from ..passkeys import verify_authentication
-    from . import (
+    from authguard.factors.base import note_account_failure
+    from authguard.factors.passkeys import verify_authentication
+    from authguard.orders.guard import (
         ConfirmationError,
         ConfirmationInvalid,
         _execute,

@@ -1,7 +1,7 @@
 """``python -m bench.detection.firstday``: the first day after ``import-history`` against day 180 (issue 13).
 
 On one seed's detection world (the generator of ``python -m bench.detection``), three runs score the same test
-window (the last ``--test-days`` days) with the same replay, :func:`authguard.replay.replay`:
+window (the last ``--test-days`` days) with the same replay, :func:`authguard.risk.replay.replay`:
 
 ``day180``
     the benchmark as it is: the whole stream from an empty state (the history part, then the test window
@@ -9,8 +9,8 @@ window (the last ``--test-days`` days) with the same replay, :func:`authguard.re
 ``import``
     the portal installs authguard on the test window's first day. The history part is its old sign-in log:
     it is imported with the semantics of ``manage.py authguard import-history`` (replay-learn it into a
-    :class:`~authguard.history.MemoryHistory`, keep each profile marked as imported
-    (:func:`authguard.import_history.mark_imported`, stored as the JSON a database would hold) and the
+    :class:`~authguard.risk.history.MemoryHistory`, keep each profile marked as imported
+    (:func:`authguard.risk.import_history.mark_imported`, stored as the JSON a database would hold) and the
     population counts, no remembered devices, no velocity counters); then only the test window is replayed
     from that state, every device presenting a new id (authguard's cookie, not the portal's old one).
 ``empty``
@@ -46,7 +46,7 @@ from .generator import Config, Generator
 from .scorer import FLAGGED, _pct, bootstrap_ratio, score_run
 
 if TYPE_CHECKING:  # authguard needs Django set up first (main does it)
-    from authguard.history import MemoryHistory
+    from authguard.risk.history import MemoryHistory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNS = ("day180", "import", "empty")
@@ -86,8 +86,8 @@ def imported_state(learned: MemoryHistory, *, at: float) -> MemoryHistory:
     """What ``import-history`` leaves for enforcing, as an in-memory store: ``learned``'s profiles marked as
     imported at ``at``, round-tripped through JSON as the database stores them, and its population counts;
     no remembered devices and no velocity counters (a fresh install has neither)."""
-    from authguard.history import MemoryHistory
-    from authguard.import_history import mark_imported
+    from authguard.risk.history import MemoryHistory
+    from authguard.risk.import_history import mark_imported
 
     state = MemoryHistory(horizon_days=learned.horizon_days)
     state.profiles = {
@@ -222,8 +222,8 @@ def run_seed(
     seed: int, *, users: int, history_days: int, test_days: int, out: Path, bootstrap: int, check_full: bool
 ) -> dict:
     """Generate one world, run the three replays one after the other, and measure them."""
-    from authguard.history import MemoryHistory
-    from authguard.replay import Policy, replay
+    from authguard.risk.history import MemoryHistory
+    from authguard.risk.replay import Policy, replay
 
     config = Config(seed=seed, users=users, history_days=history_days, test_days=test_days)
     started = time.perf_counter()

@@ -92,13 +92,13 @@ class _Session(dict):
 def _session(user: Any, *, login_at: datetime, new_device: bool) -> _Session:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 
-    from authguard import stepup
+    from authguard.sessions import stepup
 
     session = _Session()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    # authguard.stepup's state for a login the risk engine allowed (see stepup._new_state).
+    # authguard.sessions.stepup's state for a login the risk engine allowed (see stepup._new_state).
     session[stepup.STATE_KEY] = {
         "s": "verified", "e": None, "a": "allow", "u": False, "r": False, "n": new_device,
         "t": login_at.timestamp(), "w": login_at.timestamp(), "st": None, "sm": None, "lr": not new_device,
@@ -225,8 +225,8 @@ def run(customers: int, days: int, seed: int) -> dict[str, Any]:
     from django.test import RequestFactory
     from django.test.utils import CaptureQueriesContext
 
-    from authguard import orders as guard
     from authguard.models import KnownDevice
+    from authguard.orders import guard
     from demo_site.brokerage import services
 
     rng = random.Random(seed)
@@ -341,7 +341,7 @@ def _heavy_account_check(user: Any, *, now: datetime, rng: random.Random) -> dic
     from django.test import RequestFactory
     from django.test.utils import CaptureQueriesContext
 
-    from authguard import orders as guard
+    from authguard.orders import guard
     from demo_site.brokerage import services
 
     _heavy_history(user, now=now, rng=rng)

@@ -72,7 +72,8 @@ class OrderAdmin(ReadOnlyAdmin):
 
 @admin.register(BankAccount)
 class BankAccountAdmin(ReadOnlyAdmin):
-    """Registered only through a registration the customer confirmed with the passkey (authguard.actions)."""
+    """Registered only through a registration the customer confirmed with the passkey
+    (authguard.actions.flow)."""
 
     list_display = ["id", "account", "bank_name", "branch_code", "masked_number", "holder_name", "status"]
     list_filter = ["status"]
@@ -83,7 +84,7 @@ class BankAccountAdmin(ReadOnlyAdmin):
 
 @admin.register(Withdrawal)
 class WithdrawalAdmin(ReadOnlyAdmin):
-    """Paid only after the customer confirmed it with the passkey (authguard.actions)."""
+    """Paid only after the customer confirmed it with the passkey (authguard.actions.flow)."""
 
     list_display = ["id", "created_at", "account", "bank_account", "amount", "status", "executed_at"]
     list_filter = ["status"]

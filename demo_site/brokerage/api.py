@@ -29,11 +29,11 @@ from django.utils.translation import gettext as _
 from django.views import csrf as csrf_views
 from django.views import defaults
 
-from authguard import lockout
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, Throttled
-from authguard.login import locked_message, password_login
-from authguard.orders import OrderDenied, confirmation_json
+from authguard.login import lockout
+from authguard.login.flow import locked_message, password_login
+from authguard.orders.guard import OrderDenied, confirmation_json
 
 from . import services
 from .models import Order, OrderStatus

@@ -175,7 +175,8 @@ class Order(models.Model):
         return f"#{self.pk} {self.side} {self.quantity} × {self.instrument.symbol} ({self.status})"
 
 
-# -- money movements: bank accounts and withdrawals (owner: actions; guarded by authguard.actions) ----------
+# -- money movements: bank accounts and withdrawals (owner: actions; guarded by authguard.actions.flow)
+# ----------
 
 
 class BankAccountType(models.TextChoices):

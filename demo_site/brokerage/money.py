@@ -1,6 +1,7 @@
 """Money out of the demo brokerage: bank-account registration and cash withdrawals, guarded by authguard.
 
-Both go through :func:`authguard.actions.guard`: a registration is held until the customer confirms it with
+Both go through :func:`authguard.actions.flow.guard`: a registration is held until the customer confirms it
+with
 the passkey bound to exactly that account, and a withdrawal until the customer confirms exactly that amount
 to exactly that account. A newly registered bank account receives nothing during
 ``AUTHGUARD_NEW_PAYEE_HOLD_HOURS`` (authguard refuses the withdrawal), whatever was confirmed. Nothing moves
@@ -37,7 +38,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
-from authguard import actions
+from authguard.actions import flow as actions
 from authguard.models import ActionKind, HeldAction
 
 from .api import ApiError, answer, invalid, json_view, read_json_object
@@ -140,7 +141,7 @@ def _clean_bank(data: dict[str, Any]) -> dict[str, str]:
 def request_bank_account(request: HttpRequest, *, data: dict[str, Any]) -> Requested:
     """Ask to register a bank account: stored ``pending``, held by authguard until the customer's passkey
     confirms exactly these details. Raises :class:`MoneyRejected` or
-    :class:`authguard.actions.ActionRefused`."""
+    :class:`authguard.actions.flow.ActionRefused`."""
     user = request.user
     clean = _clean_bank(data)
     with transaction.atomic():
@@ -186,7 +187,7 @@ def request_withdrawal(request: HttpRequest, *, bank_account_id: object, amount:
     by authguard until the customer's passkey confirms exactly that amount to exactly that account.
 
     Raises :class:`MoneyRejected` (bad input, not enough cash, not the customer's account) or
-    :class:`authguard.actions.ActionRefused` (the account is in its new-payee hold, no passkey, ...).
+    :class:`authguard.actions.flow.ActionRefused` (the account is in its new-payee hold, no passkey, ...).
     """
     user = request.user
     value = _amount(amount)

@@ -33,10 +33,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from authguard import orders as guard_orders
 from authguard.models import HeldOrder
-from authguard.order_rules import HoldingValue, InstrumentInfo, PortfolioSnapshot
-from authguard.orders import OrderIntent, OrderNotExecutable
+from authguard.orders import guard as guard_orders
+from authguard.orders.guard import OrderIntent, OrderNotExecutable
+from authguard.orders.rules import HoldingValue, InstrumentInfo, PortfolioSnapshot
 
 from .instruments import INSTRUMENTS, InstrumentData
 from .models import Account, Currency, Instrument, Order, OrderStatus, Position, Side
@@ -503,7 +503,8 @@ def place_order(
     return execute_order(user, draft)
 
 
-# -- the order guard (authguard.orders) -----------------------------------------------------------------
+# -- the order guard (authguard.orders.guard)
+# -----------------------------------------------------------------
 #
 # The portal's three hooks (demo_site/settings.py names them) and the one call that places an order through
 # the guard. HTML and JSON order entry both go through :func:`submit_order`.
@@ -652,7 +653,7 @@ def submit_order(
     """Validate an order and submit it through authguard's order guard: placed at once, or held until the
     customer confirms it. The same ``idempotency_key`` answers with the first order, never a second one.
 
-    Raises :class:`OrderRejected` (invalid, unaffordable) or ``authguard.orders.OrderDenied``.
+    Raises :class:`OrderRejected` (invalid, unaffordable) or ``authguard.orders.guard.OrderDenied``.
     """
     user = request.user
     draft = validate_order(user, side=side, symbol=symbol, quantity=quantity)

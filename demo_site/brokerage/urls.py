@@ -7,13 +7,13 @@ everything else is in the ``brokerage`` namespace, the JSON API under ``/api/`` 
 answers unknown paths in JSON.
 
 Every password change or reset ends the customer's other sessions and revokes the factors added during a
-cooling-off (authguard's receiver on the user model; :func:`authguard.login.password_changed`).
+cooling-off (authguard's receiver on the user model; :func:`authguard.login.flow.password_changed`).
 """
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
-from authguard.login import LockAwareAuthenticationForm
+from authguard.login.flow import LockAwareAuthenticationForm
 
 from . import api, demo_place, money_urls, views
 

@@ -13,10 +13,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
-from authguard import actions, lockout
+from authguard.actions import flow as actions
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, Throttled
-from authguard.orders import OrderDenied, confirmation_json, pending_orders
+from authguard.login import lockout
+from authguard.orders.guard import OrderDenied, confirmation_json, pending_orders
 
 from . import services
 from .forms import CancelUnlockForm, OrderForm, UnlockWithCodesForm

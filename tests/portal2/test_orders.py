@@ -1,5 +1,5 @@
 """The order guard on portal two: the portal's own order entry (DRF, session or token) submits through
-``authguard.orders.submit_order`` with its three hooks; a mass liquidation is held, only the customer's
+``authguard.orders.guard.submit_order`` with its three hooks; a mass liquidation is held, only the customer's
 passkey confirms it, and the portal's executor places the stored order once (the demo's twin:
 tests/test_orders_acceptance.py)."""
 
@@ -14,8 +14,8 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
-from authguard import orders as guard
 from authguard.models import GuardedOrder, GuardStatus, HeldOrder, Notification
+from authguard.orders import guard
 from authguard.testing import SoftAuthenticator
 
 from ..conftest import IP_TOKYO, UA_CHROME_WIN, totp_token

@@ -11,8 +11,8 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
-from authguard import stepup
 from authguard.models import LoginEvent, Outcome, RiskProfile
+from authguard.sessions import stepup
 
 from ..conftest import (
     IP_SG_VPS,

@@ -6,7 +6,8 @@
   (stale session records, dead population rows, login events and notifications past
   ``AUTHGUARD_EVENT_RETENTION_DAYS``); ``--dry-run`` counts without deleting (:mod:`authguard.retention`).
 * ``import-history INPUT.jsonl [--geoip-path DIR] [--replace] [--dry-run]``: learn the accounts' profiles
-  from the portal's old sign-in log (the replay's format) before enforcing (:mod:`authguard.import_history`).
+  from the portal's old sign-in log (the replay's format) before enforcing
+  (:mod:`authguard.risk.import_history`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...conf import app_settings
-from ...replay import Policy, ReplayError, replay_file
+from authguard.conf import app_settings
+from authguard.risk.replay import Policy, ReplayError, replay_file
 
 #: ``--only`` choices -> the :mod:`authguard.retention` function, in the order they run.
 PRUNERS = {
@@ -90,7 +91,7 @@ class Command(BaseCommand):
     def import_history(self, **options: Any) -> None:
         import sys
 
-        from ...import_history import import_history
+        from authguard.risk.import_history import import_history
 
         geoip_path = options["geoip_path"] or app_settings.GEOIP_PATH
         progress = None if options["quiet"] else self.stderr._out
@@ -115,7 +116,7 @@ class Command(BaseCommand):
         self.stdout.write(summary.render())
 
     def prune(self, **options: Any) -> None:
-        from ... import retention
+        from authguard import retention
 
         if options["batch"] < 1:
             raise CommandError("--batch must be a positive integer.")

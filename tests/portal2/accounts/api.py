@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from authguard.drf import Answer, NotPending, StepUpRequired, TokenAuthentication, read_body
-from authguard.orders import OrderDenied, confirmation_json
+from authguard.orders.guard import OrderDenied, confirmation_json
 
 from . import trading
 from .models import Order

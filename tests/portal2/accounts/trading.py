@@ -17,9 +17,9 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from authguard import orders as guard
 from authguard.models import HeldOrder
-from authguard.order_rules import HoldingValue, InstrumentInfo, PortfolioSnapshot
+from authguard.orders import guard
+from authguard.orders.rules import HoldingValue, InstrumentInfo, PortfolioSnapshot
 
 from .models import Account, Order, Position, User
 
@@ -127,7 +127,7 @@ def _locked_account(user: Any) -> Account:
 def submit(request: HttpRequest, user: Any, draft: Draft) -> tuple[Order, HeldOrder | None]:
     """Place ``draft`` through the order guard: ``(order, None)`` placed, or ``(order, confirmation)`` held.
 
-    Raises :class:`OrderInvalid` or ``authguard.orders.OrderDenied``.
+    Raises :class:`OrderInvalid` or ``authguard.orders.guard.OrderDenied``.
     """
     account_id = Account.objects.filter(user_id=user.pk).values_list("pk", flat=True).get()
     intent = guard.OrderIntent(

@@ -13,8 +13,8 @@ from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from authguard.decorators import step_up_required
-from authguard.login import locked_message, password_login
+from authguard.login.flow import locked_message, password_login
+from authguard.sessions.decorators import step_up_required
 
 from .models import Account
 

@@ -37,10 +37,10 @@ from django.test import Client
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from authguard import orders as guard_orders
-from authguard import stepup
 from authguard.conf import app_settings
 from authguard.models import HeldOrder, LoginEvent, Notification, PasskeyDevice
+from authguard.orders import guard as guard_orders
+from authguard.sessions import stepup
 from authguard.testing import SoftAuthenticator
 from demo_site.brokerage import services
 from demo_site.brokerage.management.commands.seed_demo import TANAKA

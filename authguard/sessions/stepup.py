@@ -42,8 +42,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from .conf import app_settings
-from .context import (
+from authguard.conf import app_settings
+from authguard.risk.context import (
     LoginContext,
     build_context,
     client_info,
@@ -52,10 +52,10 @@ from .context import (
     device_id_from_cookie,
     geolocate,
 )
-from .policy import Action
+from authguard.risk.policy import Action
 
 if TYPE_CHECKING:
-    from .login import LoginDecision, LoginResult
+    from authguard.login.flow import LoginDecision, LoginResult
 
 logger = logging.getLogger(__name__)
 
@@ -289,20 +289,20 @@ def method_of(device: Any) -> str | None:
 
 
 def _user_devices(user: Any) -> list[Any]:
-    from .factors import user_factors
+    from authguard.factors.base import user_factors
 
     return list(user_factors(user))
 
 
 def usable_factors(user: Any) -> list[Any]:
-    """The user's usable factors (:func:`authguard.factors.user_factors`)."""
+    """The user's usable factors (:func:`authguard.factors.base.user_factors`)."""
     return _user_devices(user)
 
 
 def account_cooling_off(user: Any) -> bool:
     """Whether ``user``'s account is in its cooling-off (:mod:`authguard.factors.lifecycle`)."""
     try:
-        from .factors import lifecycle
+        from authguard.factors import lifecycle
     except ImportError:  # the account-level cooling-off has not landed in this checkout
         return False
     try:
@@ -319,11 +319,11 @@ def factor_cooling_off(device: Any) -> bool:
         return True
     try:
         try:
-            from .factors import lifecycle
+            from authguard.factors import lifecycle
 
             return bool(lifecycle.factor_is_cooling_off(device))
         except ImportError:
-            from .factors import in_cooling_off
+            from authguard.factors.base import in_cooling_off
 
             return bool(in_cooling_off(device))
     except Exception:
@@ -379,8 +379,8 @@ def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: st
     for ``AUTHGUARD_TRUSTED_DEVICE_DAYS`` and reset the account's failure run: a TOTP or recovery code is
     good for this session only.
     """
-    from .history import DatabaseHistory, trusted_until
-    from .models import LoginEvent, Outcome
+    from authguard.models import LoginEvent, Outcome
+    from authguard.risk.history import DatabaseHistory, trusted_until
 
     # SECURITY: only the session's own user; the caller's ``user`` must be request.user (no id from input).
     if user is None or getattr(request.user, "pk", None) != user.pk:
@@ -419,7 +419,7 @@ def notify_signed_in(event: Any) -> None:
     The outbox row joins the caller's transaction through a savepoint, so a failure to queue the message
     never undoes the login event it is about.
     """
-    from .notifications import notify_login
+    from authguard.notifications.outbox import notify_login
 
     try:
         with transaction.atomic():
@@ -430,7 +430,7 @@ def notify_signed_in(event: Any) -> None:
 
 def note_step_up_failure(request: HttpRequest) -> None:
     """A second factor failed in a pending session: mark its login event ``step_up_failed``."""
-    from .models import LoginEvent, Outcome
+    from authguard.models import LoginEvent, Outcome
 
     state = raw_state(request)
     # An anonymous request matches no event (every login event of a pending session has its user).
@@ -484,10 +484,10 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
     and the device cookie is remembered, unless the passkey or the account is cooling off
     (:func:`remembers_device`). A locked account or a ``deny`` score signs nothing in.
     """
-    from . import login as login_flow
-    from .history import DatabaseHistory, trusted_until
-    from .models import Outcome
-    from .risk import score_login
+    from authguard.login import flow as login_flow
+    from authguard.models import Outcome
+    from authguard.risk.engine import score_login
+    from authguard.risk.history import DatabaseHistory, trusted_until
 
     if device is None or device.user_id != user.pk or not user.is_active:
         return login_flow.LoginResult("denied")
@@ -562,8 +562,8 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         state["b"], state["k"] = now, fingerprint
         _save(request, state)
         return "allowed"
-    from . import login as login_flow
-    from .models import Outcome
+    from authguard.login import flow as login_flow
+    from authguard.models import Outcome
 
     no_factor = not step_up_methods(request.user)
     if app_settings.report_only("step_up"):
@@ -608,8 +608,8 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
 
 
 def _rescore(request: HttpRequest) -> tuple[Any, LoginContext]:
-    from .history import DatabaseHistory
-    from .risk import score_login
+    from authguard.risk.engine import score_login
+    from authguard.risk.history import DatabaseHistory
 
     user = request.user
     ctx = build_context(request, username=user.get_username(), user=user)
@@ -624,7 +624,7 @@ def _rescore(request: HttpRequest) -> tuple[Any, LoginContext]:
 def _record_session(request: HttpRequest, user: Any, *, previous: str | None = None) -> None:
     """Remember which session keys belong to ``user`` (for "sign out other sessions"); ``previous`` is the
     key the session had before a rotation, whose record is dropped."""
-    from .models import SessionRecord
+    from authguard.models import SessionRecord
 
     if request.session.session_key is None:
         request.session.save()
@@ -665,7 +665,7 @@ def end_all_sessions(*, user: Any, keep: str | None = None) -> int:
     """
     from importlib import import_module
 
-    from .models import SessionRecord
+    from authguard.models import SessionRecord
 
     if user is None or user.pk is None:
         return 0
@@ -685,7 +685,7 @@ def end_all_sessions(*, user: Any, keep: str | None = None) -> int:
 
 def forget_session(session_key: str | None) -> None:
     """Drop the record of a session that was signed out."""
-    from .models import SessionRecord
+    from authguard.models import SessionRecord
 
     if session_key:
         SessionRecord.objects.filter(session_key=session_key).delete()
@@ -695,14 +695,14 @@ def forget_session(session_key: str | None) -> None:
 
 
 def _is_locked(user: Any) -> bool:
-    """The one fail-closed lock check (:func:`authguard.lockout.is_locked_fail_closed`)."""
-    from . import lockout
+    """The one fail-closed lock check (:func:`authguard.login.lockout.is_locked_fail_closed`)."""
+    from authguard.login import lockout
 
     return lockout.is_locked_fail_closed(user)
 
 
 def _lockout_success(user: Any) -> None:
-    from . import lockout
+    from authguard.login import lockout
 
     try:
         lockout.record_success(user)

@@ -1,6 +1,6 @@
 """Held-order confirmation: an HTML page and the JSON API (CONTRACTS section 4: ``api/confirmations/...``).
 
-Thin views over :mod:`authguard.orders`. Every state change is a POST with Django's CSRF check; a GET
+Thin views over :mod:`authguard.orders.guard`. Every state change is a POST with Django's CSRF check; a GET
 never confirms or cancels anything (security battery case 41).
 
 The page ``confirmations/<id>/`` (``authguard:confirm``) shows the plain summary and why the order was held,
@@ -22,12 +22,13 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from . import orders
-from .api import ApiError, answer, json_endpoint, read_json
-from .exceptions import InvalidCredential, Throttled
-from .models import HeldOrder
-from .order_rules import render_message
-from .orders import ConfirmationError, ConfirmationThrottled, batch
+from authguard.api import ApiError, answer, json_endpoint, read_json
+from authguard.exceptions import InvalidCredential, Throttled
+from authguard.models import HeldOrder
+from authguard.orders import batch
+from authguard.orders import guard as orders
+from authguard.orders.guard import ConfirmationError, ConfirmationThrottled
+from authguard.orders.rules import render_message
 
 
 def _confirmation_error(request: HttpRequest, error: ConfirmationError) -> ApiError | Throttled:

@@ -6,12 +6,12 @@ Signals are small classes configured like ``AUTH_PASSWORD_VALIDATORS``::
         {"NAME": "authguard.risk_signals.ImpossibleTravel", "OPTIONS": {"max_kmh": 900}},
     ]
 
-Each reads an :class:`~authguard.history.Evidence` (no I/O of its own) and returns findings with a stable
+Each reads an :class:`~authguard.risk.history.Evidence` (no I/O of its own) and returns findings with a stable
 code, a score contribution, a translatable reason and evidence. The score is the sum of the contributions,
-clamped to 0..100; :mod:`authguard.policy` turns it into allow, step-up or deny.
+clamped to 0..100; :mod:`authguard.risk.policy` turns it into allow, step-up or deny.
 
 :func:`score_login` is the only scoring path: live logins and ``authguard replay`` both call it. Live
-logins score with the run-time policy in force (:func:`authguard.policy.current_policy`: thresholds,
+logins score with the run-time policy in force (:func:`authguard.risk.policy.current_policy`: thresholds,
 signal options, and shadow signals that report without deciding); the replay passes its own.
 """
 
@@ -27,9 +27,9 @@ from django.core.signals import setting_changed
 from django.utils.functional import Promise
 from django.utils.module_loading import import_string
 
-from .context import LoginContext
-from .history import Evidence, History
-from .policy import Action, Thresholds, current_policy
+from authguard.risk.context import LoginContext
+from authguard.risk.history import Evidence, History
+from authguard.risk.policy import Action, Thresholds, current_policy
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def build_signals(config: Sequence[dict[str, Any]]) -> tuple[RiskSignal, ...]:
 @functools.lru_cache(maxsize=1)
 def configured_signals() -> tuple[RiskSignal, ...]:
     """The signals of ``AUTHGUARD_RISK_SIGNALS``, built once per process (rebuilt when settings change)."""
-    from .conf import app_settings
+    from authguard.conf import app_settings
 
     return build_signals(app_settings.RISK_SIGNALS)
 
@@ -176,7 +176,7 @@ def score_login(
     """Score one login with the given store: the single path shared by live logins and the replay.
 
     Without explicit ``signals``/``thresholds`` the run-time policy in force is used
-    (:func:`authguard.policy.current_policy`: one cache read, no query), including its shadow signals;
+    (:func:`authguard.risk.policy.current_policy`: one cache read, no query), including its shadow signals;
     with explicit ``signals`` (as the replay passes) only the given ``shadow_signals`` run.
 
     Returns the assessment and the evidence it was based on (needed to learn from the login afterwards).

@@ -2,7 +2,7 @@
 
 On the day a portal installs authguard no account has a history, so every customer's first sign-in looks
 like a stranger's (issue 13, "the first day"). The portal exports its existing sign-in log in the replay
-format (CONTRACTS section 5, :mod:`authguard.replay`) and imports it first:
+format (CONTRACTS section 5, :mod:`authguard.risk.replay`) and imports it first:
 
 1. The log is scored exactly as ``authguard replay`` scores it, in memory, from an empty state, and a line
    is learned only when the replay would learn it (right password, and allowed, or stepped up with the
@@ -29,8 +29,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 
-from .history import MemoryHistory
-from .replay import Policy, replay
+from authguard.risk.history import MemoryHistory
+from authguard.risk.replay import Policy, replay
 
 #: Population rows written per statement.
 BATCH = 1000
@@ -77,7 +77,7 @@ def import_history(
 ) -> ImportSummary:
     """Learn the profiles of ``lines`` (the replay format) and store them for the portal's accounts.
 
-    Raises :class:`authguard.replay.ReplayError` at the first malformed or out-of-order line, before
+    Raises :class:`authguard.risk.replay.ReplayError` at the first malformed or out-of-order line, before
     anything is written. ``replace``: overwrite live profiles too (default: keep them). ``dry_run``: count,
     write nothing.
     """
@@ -133,7 +133,7 @@ def _write_profiles(
 ) -> None:
     from django.utils import timezone
 
-    from .models import RiskProfile
+    from authguard.models import RiskProfile
 
     now = timezone.now().timestamp()
     existing = set(
@@ -157,7 +157,7 @@ def _write_profiles(
 
 def _write_population(population: dict[str, int], *, dry_run: bool) -> int:
     """Add the imported counts to the live ones (new keys created, existing ones incremented)."""
-    from .models import PopulationCount
+    from authguard.models import PopulationCount
 
     keys = [key for key, count in population.items() if count > 0]
     if dry_run:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 if TYPE_CHECKING:  # context.py imports this module
-    from .context import ClientInfo, Geo, LoginContext
+    from authguard.risk.context import ClientInfo, Geo, LoginContext
 
 #: Features remembered per user, and counted across the population for the statistical model.
 IP_LEVELS = ("ip", "prefix", "asn", "cc")

@@ -4,7 +4,7 @@ Connected in :meth:`authguard.apps.AuthguardConfig.ready`, so every login path t
 ``authenticate``/``login`` (HTML forms, JSON APIs, the admin) is scored and recorded, and every password
 change that saves the user (Django's password change and reset views, ``set_password()`` then ``save()``,
 the admin) ends the user's sessions and revokes the factors added during a cooling-off
-(:func:`authguard.login.password_changed`).
+(:func:`authguard.login.flow.password_changed`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from . import login
+from authguard.login import flow as login
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 Mount with ``*dbsc_views.urlpatterns`` inside ``authguard.urls`` (namespace ``authguard``): the registration
 header and the session instructions name them by URL name. The views are thin: read the headers, call
-:mod:`authguard.dbsc`, answer. Success answers are the draft's JSON session instructions (nothing else at
+:mod:`authguard.sessions.dbsc`, answer. Success answers are the draft's JSON session instructions (nothing
+else at
 their root) with the bound cookie; failures are ``{"status", "code", "message"}`` with a 4xx, never cached,
 and write nothing. Both endpoints are CSRF-exempt (the browser sends no token; a proof answers a challenge
 no other site can read) and reachable by a session waiting for step-up (registration then refuses with a
@@ -17,9 +18,9 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from . import dbsc
-from .decorators import step_up_exempt
-from .models import DbscSession
+from authguard.models import DbscSession
+from authguard.sessions import dbsc
+from authguard.sessions.decorators import step_up_exempt
 
 
 def _answer(data: dict[str, object], status: int = 200) -> JsonResponse:

@@ -111,7 +111,7 @@ def parse_network_list(entries: tuple[str, ...]) -> NetworkList:
 def configured_lists() -> tuple[NetworkList, NetworkList]:
     """The parsed ``AUTHGUARD_NETWORK_ALLOWLIST`` and ``AUTHGUARD_NETWORK_DENYLIST``, parsed once per process
     (and again when those settings change), so scoring a login reads no setting."""
-    from .conf import app_settings
+    from authguard.conf import app_settings
 
     return (
         parse_network_list(tuple(app_settings.NETWORK_ALLOWLIST)),
@@ -224,7 +224,7 @@ _last_good_lock = threading.Lock()
 
 
 def _read_rows(now: datetime) -> tuple[_Row, ...]:
-    from .models import NetworkBlock
+    from authguard.models import NetworkBlock
 
     rows = NetworkBlock.active(now=now).order_by("pk").values_list("network", "kind", "until")
     return tuple((network, kind, until.timestamp()) for network, kind, until in rows)

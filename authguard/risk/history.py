@@ -6,7 +6,8 @@ Two stores implement the same small interface:
 * :class:`MemoryHistory` for ``authguard replay``: plain dicts, so a backtest never touches the
   configured database and runs at tens of thousands of events per second.
 
-Both hand the signals the same :class:`Evidence` and learn through the same :func:`authguard.profile.learn`,
+Both hand the signals the same :class:`Evidence` and learn through the same
+:func:`authguard.risk.profile.learn`,
 so the replay scores exactly as live logins do.
 """
 
@@ -25,10 +26,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .conf import app_settings
-from .context import LoginContext
-from .profile import POPULATION_FEATURES, Profile, learn, population_keys
-from .velocity import (
+from authguard.conf import app_settings
+from authguard.risk.context import LoginContext
+from authguard.risk.profile import POPULATION_FEATURES, Profile, learn, population_keys
+from authguard.risk.velocity import (
     WINDOW_SECONDS,
     CounterCache,
     DictCache,
@@ -37,7 +38,7 @@ from .velocity import (
     record_attempt,
 )
 
-logger = logging.getLogger("authguard.history")
+logger = logging.getLogger("authguard.risk.history")
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ class DatabaseHistory:
         self.horizon_days = app_settings.PROFILE_HORIZON_DAYS
 
     def evidence(self, ctx: LoginContext) -> Evidence:
-        from .models import KnownDevice, PopulationCount, RiskProfile
+        from authguard.models import KnownDevice, PopulationCount, RiskProfile
 
         data = None
         trusted = False
@@ -219,8 +220,8 @@ class DatabaseHistory:
         )
 
     def learn(self, ctx: LoginContext, evidence: Evidence) -> None:
-        from .models import KnownDevice, RiskProfile
-        from .models.population import PopulationDelta
+        from authguard.models import KnownDevice, RiskProfile
+        from authguard.models.population import PopulationDelta
 
         if ctx.user_id is None:
             return
@@ -264,7 +265,7 @@ class DatabaseHistory:
         For a login verified by a factor that must not teach the risk engine (a TOTP or recovery code,
         which a phishing page can relay; issue 10, battery case 56).
         """
-        from .models import KnownDevice
+        from authguard.models import KnownDevice
 
         if ctx.user_id is None or not ctx.device_hash:
             return
@@ -283,7 +284,7 @@ class DatabaseHistory:
             )
 
     def trust_device(self, ctx: LoginContext, until: datetime) -> None:
-        from .models import KnownDevice
+        from authguard.models import KnownDevice
 
         if ctx.user_id is not None and ctx.device_hash:
             KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(
@@ -305,8 +306,8 @@ def fold_population(*, batch: int = FOLD_BATCH, batches: int = FOLD_BATCHES) -> 
     transaction: the values, their features' totals and distinct counts are added and the appended rows
     deleted together, so a crash half-way folds nothing twice.
     """
-    from .models import PopulationCount
-    from .models.population import PopulationDelta, PopulationFold
+    from authguard.models import PopulationCount
+    from authguard.models.population import PopulationDelta, PopulationFold
 
     folded = 0
     for _round in range(batches):
@@ -380,7 +381,7 @@ def note_factor_change(user_id: Any, when: datetime) -> None:
 
     The step-up layer calls this whenever a passkey, TOTP device or recovery codes change.
     """
-    from .models import RiskProfile
+    from authguard.models import RiskProfile
 
     with transaction.atomic():
         profile, _ = RiskProfile.objects.select_for_update().get_or_create(user_id=user_id)

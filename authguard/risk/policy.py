@@ -28,8 +28,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
-    from .models import PolicyVersion
-    from .risk import RiskSignal
+    from authguard.models import PolicyVersion
+    from authguard.risk.engine import RiskSignal
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class InvalidPolicy(ValueError):
 
 @dataclass(frozen=True)
 class Policy:
-    """A complete policy, ready to score with: what :func:`authguard.risk.score_login` uses by default.
+    """A complete policy, ready to score with: what :func:`authguard.risk.engine.score_login` uses by default.
 
     ``version`` is the :class:`~authguard.models.PolicyVersion` number, ``0`` for the settings alone and
     ``None`` for a proposed (unsaved) policy. ``signal_config`` and ``shadow_config`` are the effective
@@ -363,7 +363,7 @@ def describe_signal(name: str) -> SignalInfo:
 
 def effective_signal_config(signal_options: dict[str, Any] | None) -> list[dict[str, Any]]:
     """``AUTHGUARD_RISK_SIGNALS`` with ``signal_options`` (``{dotted name: {option: value}}``) merged in."""
-    from .conf import app_settings
+    from authguard.conf import app_settings
 
     overrides = signal_options or {}
     return [
@@ -381,8 +381,8 @@ def policy_problem(
     would refuse is refused here too; the message names the signal and the option in words (the signal's
     name from :func:`describe_signal`, the option's key after its label) rather than a position in a list.
     """
-    from .checks import thresholds_problem
-    from .conf import app_settings
+    from authguard.checks import thresholds_problem
+    from authguard.conf import app_settings
 
     if thresholds:
         if not isinstance(thresholds, dict):
@@ -430,12 +430,12 @@ def policy_problem(
 def signal_problem(name: str, options: dict[str, Any], *, report_only: bool = False) -> str | None:
     """Say what is wrong with one signal's options (all of them, merged), naming signal and option in words.
 
-    The same rules as :class:`authguard.risk.RiskSignal` (known options; a number where the default is
+    The same rules as :class:`authguard.risk.engine.RiskSignal` (known options; a number where the default is
     one), then the signal's own checks (it is built once, as the system check does).
     """
     from django.utils.module_loading import import_string
 
-    from .risk import RiskSignal
+    from authguard.risk.engine import RiskSignal
 
     try:
         klass = import_string(name)
@@ -481,8 +481,8 @@ def build_policy(
 
     Use it for a proposed policy (a backtest before saving); :func:`current_policy` for the one in force.
     """
-    from .conf import app_settings
-    from .risk import build_signals, configured_signals
+    from authguard.conf import app_settings
+    from authguard.risk.engine import build_signals, configured_signals
 
     problem = policy_problem(
         thresholds=thresholds, signal_options=signal_options, shadow_signals=shadow_signals
@@ -521,7 +521,7 @@ TRIAL_REPLACES = "trial_replaces"
 def _trial_class() -> Callable[[RiskSignal, RiskSignal], RiskSignal]:
     """The shadow trial of new values for a configured signal (a class made once: ``risk`` imports
     this module, so its base class is imported here)."""
-    from .risk import Finding, RiskSignal
+    from authguard.risk.engine import Finding, RiskSignal
 
     class Trial(RiskSignal):
         """The trial's findings, and one taking back the points the values in force gave (if any), so the
@@ -581,7 +581,7 @@ setting_changed.connect(_settings_changed)
 def _version_in_force() -> int:
     from django.core.cache import cache
 
-    from .models import PolicyVersion
+    from authguard.models import PolicyVersion
 
     try:
         cached = cache.get(VERSION_CACHE_KEY)
@@ -605,7 +605,7 @@ def current_policy() -> Policy:
     or an eviction), and the policy is rebuilt only when the version changed. If the saved policy cannot
     be read at all, the settings' policy is used (and the failure logged): the configured baseline.
     """
-    from .models import PolicyVersion
+    from authguard.models import PolicyVersion
 
     try:
         version = _version_in_force()
@@ -638,7 +638,7 @@ def current_thresholds() -> Thresholds:
     ``authguard replay`` defaults to these (it never touches the database); live scoring uses
     :func:`current_policy`.
     """
-    from .conf import app_settings
+    from authguard.conf import app_settings
 
     return Thresholds.from_mapping(app_settings.THRESHOLDS)
 
@@ -656,7 +656,7 @@ def save_policy(
     Raises :class:`InvalidPolicy` with a message for invalid values; nothing is saved then. The
     version records ``by`` (the admin), the time and ``comment``: the policy's audit trail.
     """
-    from .models import PolicyVersion
+    from authguard.models import PolicyVersion
 
     problem = policy_problem(
         thresholds=thresholds, signal_options=signal_options, shadow_signals=shadow_signals

@@ -2,14 +2,15 @@
 
 This module has no scoring of its own. It turns recorded :class:`~authguard.models.LoginEvent` rows into
 the JSONL lines of CONTRACTS section 5 (:func:`event_line`) and runs them through
-:func:`authguard.replay.replay`, the engine behind ``python manage.py authguard replay``, once with the
-run-time policy in force (:func:`authguard.policy.current_policy`) and once with the proposed one. So the
+:func:`authguard.risk.replay.replay`, the engine behind ``python manage.py authguard replay``, once with the
+run-time policy in force (:func:`authguard.risk.policy.current_policy`) and once with the proposed one. So the
 admin's backtest and the command give the same answer on the same events: ``export_jsonl`` writes exactly
 the lines the page replays, and :func:`policy_json` the ``--policy`` file of either policy
 (tests/test_backtest.py runs the command on them and compares). Shadow (report-only) signals never
 change a decision, so they play no part in a backtest.
 
-Which events are replayed (one taxonomy, :func:`authguard.reports.categorize`, shared with the dashboard
+Which events are replayed (one taxonomy, :func:`authguard.console.reports.categorize`, shared with the
+dashboard
 and the incident report): every recorded attempt of the window scored on a verified first factor, and
 every wrong password (failed passwords feed the velocity signals), in time order:
 
@@ -62,12 +63,12 @@ from typing import IO, Any
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from . import policy as runtime
-from . import reports
-from .conf import app_settings
-from .models import Feedback, LoginEvent
-from .policy import Action
-from .replay import Policy, replay
+from authguard.conf import app_settings
+from authguard.console import reports
+from authguard.models import Feedback, LoginEvent
+from authguard.risk import policy as runtime
+from authguard.risk.policy import Action
+from authguard.risk.replay import Policy, replay
 
 #: Longest window an admin may backtest, in days.
 MAX_DAYS = 365
@@ -147,7 +148,7 @@ class BacktestResult:
     changed_total: int = 0
     #: What was decided at the time (the recorded decisions of the same events).
     recorded: Tally | None = None
-    #: Every event of the window by category (:data:`authguard.reports.CATEGORIES`), replayed or not.
+    #: Every event of the window by category (:data:`authguard.console.reports.CATEGORIES`), replayed or not.
     coverage: Mapping[str, int] = field(default_factory=dict)
     #: Events of the window the backtest leaves out, by category (no password was checked).
     left_out: Mapping[str, int] = field(default_factory=dict)
@@ -264,7 +265,7 @@ def export_jsonl(events: Iterable[LoginEvent], output: IO[str]) -> int:
 
 
 def decisions(lines: list[str], policy: Policy) -> list[dict[str, Any]]:
-    """Run replay lines through :func:`authguard.replay.replay` with ``policy``; one result per line."""
+    """Run replay lines through :func:`authguard.risk.replay.replay` with ``policy``; one result per line."""
     output = io.StringIO()
     replay(lines, output, geoip_path=app_settings.GEOIP_PATH, policy=policy)
     return [json.loads(text) for text in output.getvalue().splitlines()]

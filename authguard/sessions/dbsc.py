@@ -51,7 +51,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core import signing
@@ -66,10 +66,24 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import ECKey, RSAKey
 from joserfc.jws import JWSRegistry
 
-from .conf import app_settings
-from .context import device_hash, device_id_from_cookie
-from .exceptions import AuthguardError
-from .models import DbscChallenge, DbscSession
+from authguard.conf import app_settings
+from authguard.exceptions import AuthguardError
+from authguard.models import DbscChallenge, DbscSession
+from authguard.risk.context import device_hash, device_id_from_cookie
+
+# The read side lives in device_binding (the risk context needs it); re-exported: part of this module's API.
+from authguard.sessions.device_binding import (
+    _BOUND_COOKIE_SALT,
+)
+from authguard.sessions.device_binding import (
+    BOUND_COOKIE_LEEWAY_SECONDS as BOUND_COOKIE_LEEWAY_SECONDS,
+)
+from authguard.sessions.device_binding import BindingState as BindingState
+from authguard.sessions.device_binding import bound_cookie_age as bound_cookie_age
+from authguard.sessions.device_binding import bound_cookie_name as bound_cookie_name
+from authguard.sessions.device_binding import bound_session_id as bound_session_id
+from authguard.sessions.device_binding import device_binding_state as device_binding_state
+from authguard.sessions.device_binding import enabled as enabled
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -97,17 +111,15 @@ MIN_RSA_BITS = 2048
 MAX_PROOF_CHARS = 8 * 1024
 #: Longest session identifier read (authguard's are 43 characters).
 MAX_SESSION_ID_CHARS = 128
-#: URL names of the two endpoints (:mod:`authguard.dbsc_views`, mounted in the ``authguard`` namespace).
+#: URL names of the two endpoints (:mod:`authguard.sessions.dbsc_views`, mounted in the ``authguard``
+#: namespace).
 REGISTER_URL_NAME = "authguard:dbsc_register"
 REFRESH_URL_NAME = "authguard:dbsc_refresh"
 #: Django session key of the nonce that binds a registration challenge to the session it was offered to.
 SESSION_NONCE_KEY = "_authguard_dbsc"
 #: Refresh challenges one DBSC session may have outstanding (older ones are dropped).
 MAX_PENDING_REFRESH_CHALLENGES = 4
-#: Seconds a bound cookie is still honoured after its Max-Age (requests in flight while it expires).
-BOUND_COOKIE_LEEWAY_SECONDS = 30
 
-_BOUND_COOKIE_SALT = "authguard.dbsc-bound-cookie"
 _SESSION_BINDING_SALT = "authguard.dbsc-django-session"
 #: A bare (unquoted) header value: the characters of a compact JWS or of a session identifier.
 _BARE_VALUE = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -124,9 +136,6 @@ class _ProofRegistry(JWSRegistry):
 #: joserfc registry for proofs: only our algorithms; header members beyond the registered ones tolerated
 #: (the draft says "at least"), ``crit`` refused by :func:`_proof_header`.
 _REGISTRY = _ProofRegistry(algorithms=list(ALGORITHMS), strict_check_header=False)
-
-BindingState = Literal["unbound", "bound_ok", "bound_missing_proof"]
-
 
 # -- errors ------------------------------------------------------------------------------------------------
 
@@ -223,20 +232,6 @@ class UnknownSession(DbscError):
 # -- settings ----------------------------------------------------------------------------------------------
 
 
-def enabled() -> bool:
-    """Whether DBSC is on (``AUTHGUARD_DBSC["ENABLED"]``)."""
-    return bool(app_settings.DBSC.get("ENABLED"))
-
-
-def bound_cookie_name() -> str:
-    return str(app_settings.DBSC["BOUND_COOKIE_NAME"])
-
-
-def bound_cookie_age() -> int:
-    """Lifetime of the bound cookie in seconds (``BOUND_COOKIE_AGE``)."""
-    return int(app_settings.DBSC["BOUND_COOKIE_AGE"])
-
-
 def _challenge_seconds() -> int:
     return int(app_settings.DBSC["CHALLENGE_SECONDS"])
 
@@ -303,7 +298,8 @@ def parse_sf_string_item(raw: str | None, *, max_chars: int) -> str:
 
 
 def request_device_hash(request: HttpRequest) -> str | None:
-    """The keyed hash of the request's device cookie (as :mod:`authguard.context` computes it), or None."""
+    """The keyed hash of the request's device cookie (as :mod:`authguard.risk.context` computes it), or
+    None."""
     return device_hash(device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME)))
 
 
@@ -528,7 +524,9 @@ def registration_header(request: HttpRequest) -> str | None:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not hasattr(request, "session"):
         return None
-    from . import stepup  # stepup imports context, which may read this module: import when used
+    from authguard.sessions import (
+        stepup,  # stepup imports context, which may read this module: import when used
+    )
 
     if stepup.is_pending(request):
         return None
@@ -562,7 +560,7 @@ def check_can_register(request: HttpRequest) -> None:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         raise RegistrationNotAllowed("login_required")
-    from . import stepup  # see registration_header
+    from authguard.sessions import stepup  # see registration_header
 
     if stepup.is_pending(request):
         raise RegistrationNotAllowed("step_up_required")
@@ -741,46 +739,6 @@ def set_bound_cookie(response: HttpResponse, *, session: DbscSession, secure: bo
         httponly=True,
         samesite="Lax",
     )
-
-
-def bound_session_id(value: str | None) -> str | None:
-    """The session identifier in a bound cookie that is authentic and fresh, or None."""
-    if not value or len(value) > 256:
-        return None
-    try:
-        return signing.TimestampSigner(salt=_BOUND_COOKIE_SALT).unsign(
-            value, max_age=bound_cookie_age() + BOUND_COOKIE_LEEWAY_SECONDS
-        )
-    except signing.BadSignature:  # includes SignatureExpired
-        return None
-
-
-def device_binding_state(request: HttpRequest, *, device_cookie_hash: str | None) -> BindingState:
-    """What DBSC says about the device cookie ``device_cookie_hash`` presented with ``request``.
-
-    * ``"unbound"``: DBSC is off, there is no device cookie, or its device has no active DBSC session;
-    * ``"bound_ok"``: its device is bound and the request carries a fresh bound cookie of that binding;
-    * ``"bound_missing_proof"``: its device is bound but the request has no valid, fresh bound cookie for
-      it: the device cookie was copied off the device (a legitimate browser refreshes the bound cookie
-      before it sends the request). The risk engine must treat it as stolen.
-
-    SECURITY: ``Secure-Session-Skipped`` (a browser saying it skipped a refresh) is not honoured: anyone can
-    send it. One query, by the indexed device hash.
-    """
-    if not device_cookie_hash or not enabled():
-        return "unbound"
-    now = timezone.now()
-    active = list(
-        DbscSession.objects.filter(
-            device_hash=device_cookie_hash, ended_at__isnull=True, expires_at__gt=now
-        ).values_list("session_id", flat=True)
-    )
-    if not active:
-        return "unbound"
-    presented = bound_session_id(request.COOKIES.get(bound_cookie_name()))
-    if presented is not None and any(constant_time_compare(presented, sid) for sid in active):
-        return "bound_ok"
-    return "bound_missing_proof"
 
 
 def end_device_binding(*, device_cookie_hash: str, reason: str, now: datetime | None = None) -> int:

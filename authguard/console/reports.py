@@ -1,12 +1,12 @@
 """The numbers behind the security console: dashboard, compliance report and incident report.
 
 Every figure is computed by a handful of aggregate queries (``GROUP BY`` in the database), never by looping
-in Python over the login table. The views in :mod:`authguard.admin` only parse parameters, call one
+in Python over the login table. The views in :mod:`authguard.console.admin` only parse parameters, call one
 function here and render; the CSV exports write the same rows the pages show.
 
 * :func:`categorize` / :data:`CATEGORIES` — the one event taxonomy: what a recorded login event was
   (a password or passkey sign-in, a step-up and how it ended, a re-checked session, a denial, a lock, a
-  wrong password...). The dashboard, the incident timeline and :mod:`authguard.backtest` all count by it;
+  wrong password...). The dashboard, the incident timeline and :mod:`authguard.risk.backtest` all count by it;
   :func:`category_q` is the same table as a database filter.
 * :func:`dashboard` — sign-in attempts over time by category, score distribution, top reasons, step-up
   success, held orders, campaigns and the riskiest networks of a date range.
@@ -35,7 +35,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .models import (
+from authguard.models import (
     AccountLock,
     CampaignFlag,
     FactorKind,
@@ -50,7 +50,7 @@ from .models import (
     PasskeyDevice,
     RecoveryCodeDevice,
 )
-from .policy import Action
+from authguard.risk.policy import Action
 
 #: Longest date range the dashboard and the incident report accept, in days.
 MAX_RANGE_DAYS = 400
@@ -251,7 +251,7 @@ _PASSWORD_OUTCOMES = {
     Outcome.STEP_UP_PENDING: STEP_UP_PENDING,
 }
 # Without a password a step-up outcome can only be a re-scored session's: a passkey sign-in is verified
-# by its passkey and never held at step-up (authguard.stepup).
+# by its passkey and never held at step-up (authguard.sessions.stepup).
 _SESSION_OUTCOMES = {
     Outcome.STEP_UP_PASSED: RESCORED_STEPPED_UP,
     Outcome.STEP_UP_FAILED: RESCORED_STEP_UP_FAILED,
@@ -807,7 +807,7 @@ def _factor_kinds_by_label() -> dict[str, str]:
     from django.conf import settings
     from django.utils import translation
 
-    from .factors import FACTOR_LABELS
+    from authguard.factors.base import FACTOR_LABELS
 
     labels: dict[str, str] = {}
     for language, _name in settings.LANGUAGES:
@@ -819,7 +819,7 @@ def _factor_kinds_by_label() -> dict[str, str]:
 def _factor_history(user: Any) -> list[_Factor]:
     """Every factor the account ever had that authguard recorded: the devices it has now (with their
     records) and, from the ``factor_added``/``factor_removed`` notifications, those removed or replaced."""
-    from .notifications import defang
+    from authguard.notifications.outbox import defang
 
     records = {r.device_id: r for r in FactorRecord.objects.filter(user=user)}
     factors: list[_Factor] = []
@@ -1102,7 +1102,7 @@ def _held_entries(held: HeldOrder, within: _Window) -> list[TimelineEntry]:
 
 
 def _notification_entries(user: Any, within: _Window) -> list[TimelineEntry]:
-    from .notifications import KINDS
+    from authguard.notifications.outbox import KINDS
 
     entries = []
     for row in within.filter(Notification.objects.filter(user=user, staff=False)).order_by("created_at"):
@@ -1128,7 +1128,7 @@ def _staff_entries(user: Any, within: _Window) -> list[TimelineEntry]:
     from django.contrib.admin.models import LogEntry
     from django.contrib.contenttypes.models import ContentType
 
-    from .models import StaffApproval
+    from authguard.models import StaffApproval
 
     targets = Q()
     for model, ids in (

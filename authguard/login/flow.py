@@ -38,20 +38,20 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import stepup
-from .conf import app_settings
-from .context import LoginContext, build_context, client_ip
-from .history import DatabaseHistory
-from .models import LoginEvent, Outcome
-from .policy import Action
-from .risk import Assessment, Finding, score_login
-from .velocity import (
+from authguard.conf import app_settings
+from authguard.models import LoginEvent, Outcome
+from authguard.risk.context import LoginContext, build_context, client_ip
+from authguard.risk.engine import Assessment, Finding, score_login
+from authguard.risk.history import DatabaseHistory
+from authguard.risk.policy import Action
+from authguard.risk.velocity import (
     CountersUnavailable,
     Reservation,
     peek_throttle,
     release_password_check,
     reserve_password_check,
 )
+from authguard.sessions import stepup
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +241,8 @@ def password_login(request: HttpRequest, *, username: str, password: str) -> Log
 
 
 def step_up_methods(user: Any) -> list[str]:
-    """The second factors this user could step up with (see :func:`authguard.stepup.step_up_methods`)."""
+    """The second factors this user could step up with (see
+    :func:`authguard.sessions.stepup.step_up_methods`)."""
     return stepup.step_up_methods(user)
 
 
@@ -423,12 +424,12 @@ def record_event(
 
 
 def _is_locked(user: Any) -> bool:
-    """Whether ``authguard.lockout`` (when installed) has locked this account."""
+    """Whether ``authguard.login.lockout`` (when installed) has locked this account."""
     return stepup._is_locked(user)
 
 
 def _lockout_failure(user: Any) -> None:
-    from . import lockout
+    from authguard.login import lockout
 
     try:
         lockout.record_failure(user, kind="password")
@@ -487,7 +488,7 @@ def revoke_api_tokens(user: Any) -> int:
 
     if not apps.is_installed("rest_framework.authtoken"):
         return 0
-    from .drf import revoke_tokens  # DRF is optional: imported only where the portal installed it
+    from authguard.drf import revoke_tokens  # DRF is optional: imported only where the portal installed it
 
     return revoke_tokens(user)
 
@@ -496,7 +497,7 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     """A user's password was changed or reset: end their sessions, revoke the factors added during a
     cooling-off, and tell them. Returns the number of sessions ended.
 
-    Called by :mod:`authguard.receivers` whenever a saved user's password hash changed (Django's
+    Called by :mod:`authguard.login.receivers` whenever a saved user's password hash changed (Django's
     ``PasswordChangeView``, ``PasswordResetConfirmView``, ``set_password()`` and ``save()``...); portals
     that write the hash some other way (``QuerySet.update``) call it themselves. With ``request`` (a
     signed-in request of this very user, e.g. a password change form), that session is kept; every other
@@ -509,7 +510,7 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     ended = stepup.end_all_sessions(user=user, keep=keep)
     revoke_api_tokens(user)
     revoked = _revoke_cooling_off_factors(user)
-    from .notifications import notify
+    from authguard.notifications.outbox import notify
 
     digest = salted_hmac(
         "authguard.login.password_changed", str(user.password), algorithm="sha256"
@@ -536,7 +537,7 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
 def _revoke_cooling_off_factors(user: Any) -> int:
     """Revoke the factors added during the account's cooling-off (:mod:`authguard.factors.lifecycle`)."""
     try:
-        from .factors import lifecycle
+        from authguard.factors import lifecycle
     except ImportError:  # the account-level cooling-off has not landed in this checkout
         logger.error("authguard: factors.lifecycle missing: factors added in a cooling-off were not revoked")
         return 0

@@ -41,8 +41,8 @@ from django.utils.functional import Promise
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
-from .conf import app_settings
-from .models import LoginEvent, Notification, NotificationStatus, Outcome
+from authguard.conf import app_settings
+from authguard.models import LoginEvent, Notification, NotificationStatus, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ def notify_customer(
     SECURITY: a thief who changed the address cannot silence held-order and security notices: the old
     address keeps hearing of them until the cooling-off ends. Returns the messages queued.
     """
-    from .factors.lifecycle import notice_addresses
+    from authguard.factors.lifecycle import notice_addresses
 
     sent = [notify(user, kind, context=context, dedupe_key=dedupe_key)]
     current = str(getattr(user, get_user_model().get_email_field_name(), "") or "").lower()
@@ -411,11 +411,11 @@ def ways_back(user: Any) -> dict[str, bool]:
 
     ``unlock_passkey``: a confirmed passkey that is not cooling off, and passkeys may unlock
     (``AUTHGUARD_UNLOCK_METHODS``). ``unlock_codes``: an authenticator plus recovery codes and the codes
-    path is on (:func:`authguard.lockout.codes_unlock_available`). The security desk is always offered.
+    path is on (:func:`authguard.login.lockout.codes_unlock_available`). The security desk is always offered.
     SECURITY: fails closed towards offering only the desk: a way that cannot be checked is not promised.
     """
-    from .lockout import codes_unlock_available
-    from .stepup import factor_cooling_off, method_of, usable_factors
+    from authguard.login.lockout import codes_unlock_available
+    from authguard.sessions.stepup import factor_cooling_off, method_of, usable_factors
 
     if user is None or user.pk is None:
         return {"unlock_passkey": False, "unlock_codes": False}
@@ -513,8 +513,8 @@ def enqueue(pk: int) -> bool:
     stops waiting for, whatever the transport's own timeouts are. After repeated failures the broker's
     circuit breaker skips publishing at once (:mod:`authguard.resilience`).
     """
-    from .resilience import CircuitOpen, broker_breaker
-    from .tasks import send_notification
+    from authguard.resilience import CircuitOpen, broker_breaker
+    from authguard.tasks import send_notification
 
     task = send_notification._get_current_object()  # bound to this thread's Celery app
     if task.app.conf.task_always_eager:

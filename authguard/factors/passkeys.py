@@ -4,7 +4,7 @@ Four verbs, shaped like py_webauthn's own:
 
 * :func:`registration_options` / :func:`register` bind a new passkey (resident key and user verification
   required, the user's existing credentials excluded, credential IDs unique across all users). Both enforce
-  authguard's enrollment rules (:func:`authguard.factors.require_can_change_factors`) first.
+  authguard's enrollment rules (:func:`authguard.factors.base.require_can_change_factors`) first.
 * :func:`authentication_options` / :func:`verify_authentication` prove one, for step-up (``"step_up"``),
   re-verification (``"reverify"``), usernameless passwordless login (``"login"``, ``user=None``) or a held
   order's confirmation (``f"confirm:{id}"``, with the caller's ``challenge``).
@@ -63,9 +63,9 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from .conf import app_settings
-from .exceptions import InvalidCredential
-from .models import CREDENTIAL_ID_MAX_CHARS, FactorKind, FactorRecord, PasskeyDevice
+from authguard.conf import app_settings
+from authguard.exceptions import InvalidCredential
+from authguard.models import CREDENTIAL_ID_MAX_CHARS, FactorKind, FactorRecord, PasskeyDevice
 
 logger = logging.getLogger(__name__)
 
@@ -373,7 +373,7 @@ def registration_options(request: HttpRequest, *, user: Any) -> dict[str, Any]:
 
     Raises :class:`~authguard.exceptions.StepUpRequired` unless the session may change factors now.
     """
-    from .factors import require_can_change_factors
+    from authguard.factors.base import require_can_change_factors
 
     require_can_change_factors(request, user=user)
     rp = relying_party()
@@ -420,8 +420,8 @@ def register(
     enrollment (cooling-off, notification, risk-engine history) and returns the new device. Registering never
     verifies the session: it is not a step-up. Raises :class:`~authguard.exceptions.InvalidCredential`.
     """
-    from .factors import is_disabled, record_enrollment, require_can_change_factors
-    from .factors.lifecycle import require_strong_rebind
+    from authguard.factors.base import is_disabled, record_enrollment, require_can_change_factors
+    from authguard.factors.lifecycle import require_strong_rebind
 
     via = require_can_change_factors(request, user=user)
     rp = relying_party()
@@ -488,7 +488,7 @@ def register(
 
 def usable_passkeys(user: Any) -> list[PasskeyDevice]:
     """The user's confirmed passkeys that are not disabled by the failure limit."""
-    from .factors import disabled_device_ids
+    from authguard.factors.base import disabled_device_ids
 
     devices = list(PasskeyDevice.objects.filter(user=user, confirmed=True).order_by("pk"))
     disabled = disabled_device_ids(user)
@@ -543,7 +543,7 @@ def _check_assertion(
     device: PasskeyDevice, *, data: dict[str, Any], record: dict[str, Any], user: Any, rp: RelyingParty
 ) -> None:
     """All checks of one assertion against the locked ``device``; updates the device on success."""
-    from .factors import is_disabled
+    from authguard.factors.base import is_disabled
 
     if not device.confirmed or is_disabled(device):
         raise _invalid("disabled")
@@ -615,8 +615,8 @@ def verify_authentication(
     count. Raises :class:`~authguard.exceptions.InvalidCredential` or
     :class:`~authguard.exceptions.Throttled`.
     """
-    from .factors import record_failure, record_success
-    from .factors.lifecycle import check_throttle, note_throttle_failure
+    from authguard.factors.base import record_failure, record_success
+    from authguard.factors.lifecycle import check_throttle, note_throttle_failure
 
     if user is not None:
         check_throttle(request, user=user)

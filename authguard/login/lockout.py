@@ -25,7 +25,7 @@ The desk can also lock an account itself (:func:`lock`, needs ``authguard.contai
 console's containment, issue 16): the same lock, with the same ways back, ending every session and API
 token (:func:`end_all_access`).
 
-Locking and unlocking notify both the customer and staff (:mod:`authguard.notifications`). Several
+Locking and unlocking notify both the customer and staff (:mod:`authguard.notifications.outbox`). Several
 second-factor failures within an hour warn the customer (``step_up_failures``) even before a lock.
 
 Why a hard lock rather than only a throttle: a phished password in an attacker's hands should not buy
@@ -46,10 +46,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from .conf import app_settings
-from .exceptions import AuthguardError, InvalidCredential
-from .models import AccountLock
-from .notifications import notify, notify_staff
+from authguard.conf import app_settings
+from authguard.exceptions import AuthguardError, InvalidCredential
+from authguard.models import AccountLock
+from authguard.notifications.outbox import notify, notify_staff
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def record_failure(user: Any, *, kind: str) -> bool:
 
     ``kind`` is one of :data:`FAILURE_KINDS`. Safe under concurrency: the user's lock row is locked for
     the count, so N parallel failures count N and lock exactly once. Locking ends every session of the
-    account (:func:`authguard.stepup.end_all_sessions`) in the same transaction.
+    account (:func:`authguard.sessions.stepup.end_all_sessions`) in the same transaction.
     """
     if kind not in FAILURE_KINDS:
         raise ValueError(f"unknown failure kind {kind!r}; one of {sorted(FAILURE_KINDS)}")
@@ -144,7 +144,7 @@ def record_failure(user: Any, *, kind: str) -> bool:
 
 
 def _end_all_sessions(user: Any) -> int:
-    from .stepup import end_all_sessions
+    from authguard.sessions.stepup import end_all_sessions
 
     try:
         with transaction.atomic():  # a savepoint: the lock stands even if a session cannot be ended
@@ -157,12 +157,13 @@ def _end_all_sessions(user: Any) -> int:
 def end_all_access(user: Any) -> tuple[int, int]:
     """End every session of ``user`` and revoke their DRF API tokens; returns (sessions, tokens) ended.
 
-    The same functions a password change uses (:func:`authguard.stepup.end_all_sessions` and, where the
+    The same functions a password change uses (:func:`authguard.sessions.stepup.end_all_sessions` and,
+    where the
     portal uses DRF tokens, :func:`authguard.drf.revoke_tokens` through the login module), in the caller's
     transaction: if it fails, the caller's writes are undone with it.
     """
-    from .login import revoke_api_tokens
-    from .stepup import end_all_sessions
+    from authguard.login.flow import revoke_api_tokens
+    from authguard.sessions.stepup import end_all_sessions
 
     return end_all_sessions(user=user), revoke_api_tokens(user)
 
@@ -337,7 +338,7 @@ def unlock(user: Any, *, by: Any, reason: str) -> bool:
 
 
 def _factor_cooling_off(device: Any) -> bool:
-    from .stepup import factor_cooling_off
+    from authguard.sessions.stepup import factor_cooling_off
 
     return factor_cooling_off(device)
 
@@ -366,13 +367,13 @@ def unlock_with_identity_check(user: Any, *, device: Any, method: str) -> None:
 def unlock_with_passkey(request: HttpRequest, *, credential: dict[str, Any] | str, user: Any = None) -> Any:
     """Verify a WebAuthn assertion (challenge purpose ``"unlock"``) and unlock its account; returns the user.
 
-    The challenge comes from ``authguard.passkeys.authentication_options(request, purpose="unlock",
+    The challenge comes from ``authguard.factors.passkeys.authentication_options(request, purpose="unlock",
     user=user)``. With ``user=None`` the passkey is discoverable and names the account itself, so a
     locked-out customer needs neither a password nor a username: only their own passkey. A failed
     assertion for a known ``user`` counts as a failure (kind ``unlock``); every failure re-raises
     (``authguard.exceptions.InvalidCredential``), and :class:`NotLocked` says there was nothing to do.
     """
-    from .passkeys import verify_authentication
+    from authguard.factors.passkeys import verify_authentication
 
     try:
         device = verify_authentication(request, purpose="unlock", credential=credential, user=user)
@@ -391,7 +392,7 @@ def unlock_with_passkey(request: HttpRequest, *, credential: dict[str, Any] | st
 def codes_unlock_available(user: Any) -> bool:
     """Whether ``user`` could unlock with an authenticator code plus a recovery code (both confirmed, neither
     cooling off), and the portal allows it (``AUTHGUARD_UNLOCK_WAIT_HOURS`` is not ``None``)."""
-    from .stepup import method_of, usable_factors
+    from authguard.sessions.stepup import method_of, usable_factors
 
     if app_settings.UNLOCK_WAIT_HOURS is None or user is None or user.pk is None:
         return False
@@ -413,7 +414,7 @@ def request_unlock_with_codes(user: Any, *, totp_code: object, recovery_code: ob
     :class:`NotLocked`, :class:`UnlockUnavailable` (turned off, or the account lacks either factor, or one
     of them is cooling off), ``InvalidCredential`` for a wrong code, ``Throttled`` from the factor.
     """
-    from . import factors
+    from authguard.factors import base as factors
 
     wait = app_settings.UNLOCK_WAIT_HOURS
     if not is_locked(user):

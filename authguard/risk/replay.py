@@ -1,7 +1,8 @@
 """Replay (backtest): score a JSONL stream of past logins exactly as live logins are scored.
 
 The contract is CONTRACTS section 5. The run starts from empty state in memory (:class:`MemoryHistory`),
-never touches the configured database, scores each line with :func:`authguard.risk.score_login` (the live
+never touches the configured database, scores each line with :func:`authguard.risk.engine.score_login` (the
+live
 path), and learns from a line only if its password was right and it was allowed, or stepped up and
 passed the second factor. A line's own ``second_factor_ok`` is read only *after* its decision.
 """
@@ -21,17 +22,11 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
-from .checks import risk_signals_problem, thresholds_problem
-from .context import (
-    LoginContext,
-    client_info,
-    device_hash,
-    geolocate,
-    normalize_ip,
-)
-from .history import MemoryHistory, trusted_until
-from .policy import Action, Thresholds, current_thresholds
-from .risk import RiskSignal, build_signals, configured_signals, score_login
+from authguard.checks import risk_signals_problem, thresholds_problem
+from authguard.risk.context import LoginContext, client_info, device_hash, geolocate, normalize_ip
+from authguard.risk.engine import RiskSignal, build_signals, configured_signals, score_login
+from authguard.risk.history import MemoryHistory, trusted_until
+from authguard.risk.policy import Action, Thresholds, current_thresholds
 
 _dumps = json.JSONEncoder(ensure_ascii=True).encode
 _json_string = functools.lru_cache(maxsize=65536)(_dumps)  # usernames repeat: encode each once

@@ -30,8 +30,14 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from .conf import app_settings
-from .profile import POPULATION_FEATURES, client_feature_values, feature_values, geo_feature_values
+from authguard.conf import app_settings
+from authguard.risk.profile import (
+    POPULATION_FEATURES,
+    client_feature_values,
+    feature_values,
+    geo_feature_values,
+)
+from authguard.sessions import device_binding
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +141,8 @@ class LoginContext:
     # Facts about the account the caller knows (password hash fingerprint, ...), never secrets.
     account: dict[str, Any] = field(default_factory=dict)
     #: What Device Bound Session Credentials say of the device cookie
-    #: (:func:`authguard.dbsc.device_binding_state`): ``unbound``, ``bound_ok``, or ``bound_missing_proof``
+    #: (:func:`authguard.sessions.dbsc.device_binding_state`): ``unbound``, ``bound_ok``, or
+    #: ``bound_missing_proof``
     #: (a bound device's cookie presented without its proof: copied off the device).
     dbsc: str = "unbound"
 
@@ -157,7 +164,8 @@ class LoginContext:
 
     @_computed_once
     def features(self) -> dict[str, str | None]:
-        """The profile features of this login (:func:`authguard.profile.feature_values`), computed once."""
+        """The profile features of this login (:func:`authguard.risk.profile.feature_values`), computed
+        once."""
         return feature_values(self)
 
 
@@ -1033,11 +1041,9 @@ def build_context(
 
 def _dbsc_state(request: HttpRequest, hashed: str | None) -> str:
     """The device cookie's DBSC binding state; no query unless DBSC is on and a cookie was presented."""
-    from . import dbsc  # imported here: dbsc reads the models, which import this module
-
     try:
-        return dbsc.device_binding_state(request, device_cookie_hash=hashed)
+        return device_binding.device_binding_state(request, device_cookie_hash=hashed)
     except Exception:
         # SECURITY: a binding that cannot be read is treated as a missing proof (the login is stepped up).
         logger.exception("authguard: DBSC binding state unavailable")
-        return "bound_missing_proof" if dbsc.enabled() and hashed else "unbound"
+        return "bound_missing_proof" if device_binding.enabled() and hashed else "unbound"

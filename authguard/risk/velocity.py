@@ -29,8 +29,8 @@ from typing import Any, Protocol, TypeVar
 
 from django.utils.crypto import salted_hmac
 
-from .context import LoginContext
-from .resilience import CircuitOpen, cache_breaker
+from authguard.resilience import CircuitOpen, cache_breaker
+from authguard.risk.context import LoginContext
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,23 @@
+"""Password logins: one scoring flow for every entry point, throttling and account locks.
+
+``flow`` (score and record a login, :class:`ThrottleBackend`), ``lockout`` (locks that fail closed),
+``receivers`` (Django's login signals).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Compatibility: names that lived in ``authguard.login`` before the package split resolve lazily (PEP 562)
+# so importing a submodule never imports the whole package.
+_HOME = "authguard.login.flow"
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    try:
+        return getattr(importlib.import_module(_HOME), name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

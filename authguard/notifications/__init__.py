@@ -1,0 +1,22 @@
+"""Customer and staff notifications: an outbox row written with the event, sent by Celery
+after commit (``outbox``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Compatibility: names that lived in ``authguard.notifications`` before the package split resolve lazily
+# (PEP 562)
+# so importing a submodule never imports the whole package.
+_HOME = "authguard.notifications.outbox"
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    try:
+        return getattr(importlib.import_module(_HOME), name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

@@ -1,0 +1,458 @@
+"""authguard's middleware: holds pending sessions at step-up, binds sessions to their context, enforces
+session timeouts, keeps the device cookie, turns refused logins into the right answer, and forbids framing
+authguard's own pages.
+
+The common path (a verified session whose request comes from the context it is bound to) costs a few
+dictionary reads and one small hash, and no database query; the session is written at most once a minute
+(last activity).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, logout
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import resolve_url
+from django.urls import NoReverseMatch, reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
+
+from authguard.conf import app_settings
+from authguard.login.flow import DECISION_ATTR
+from authguard.risk.context import device_id_from_cookie, new_device_cookie
+from authguard.sessions import stepup
+
+logger = logging.getLogger(__name__)
+
+#: Request attribute: this request's session is pending (set before the view is resolved).
+PENDING_ATTR = "_authguard_pending"
+#: Request attribute: this request's session was ended before the view (a re-score a fresh login would
+#: refuse); the view is answered with :func:`session_ended_answer`.
+ENDED_ATTR = "_authguard_session_ended"
+#: Query parameter the login page reads to say why the customer was signed out.
+SESSION_ENDED_PARAM = "session_ended"
+#: View attribute set by :func:`authguard.decorators.step_up_exempt`.
+EXEMPT_ATTR = "step_up_exempt"
+#: authguard's own routes that a pending session may reach: the step-up pages and the step-up JSON API.
+STEP_UP_ROUTES = frozenset(
+    {
+        "step-up",
+        "step-up-totp",
+        "step-up-passkey",
+        "step-up-recovery",
+        "denied",
+    }
+)
+#: Route suffixes of the step-up JSON API (CONTRACTS section 4), whatever their URL names.
+STEP_UP_API_SUFFIXES = (
+    "api/step-up/totp",
+    "api/step-up/recovery-code",
+    "api/step-up/passkey/options",
+    "api/step-up/passkey",
+)
+#: The framing policy of authguard's pages: no site, this one included, may show them in a frame.
+FRAME_ANCESTORS = "frame-ancestors 'none'"
+
+
+def wants_json(request: HttpRequest) -> bool:
+    """Whether to answer ``request`` in JSON: API paths, JSON bodies, and clients that accept JSON only."""
+    if "/api/" in request.path:
+        return True
+    if (request.content_type or "").lower() == "application/json":
+        return True
+    accept = request.META.get("HTTP_ACCEPT", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def safe_next(request: HttpRequest, target: str | None) -> str | None:
+    """``target`` if it is a path on this site, else None.
+
+    SECURITY: rejects absolute and scheme-relative URLs (``//evil``, ``/\\evil``), schemes
+    (``javascript:``), control characters, and anything that does not start with a single ``/``.
+    """
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    if not target or len(target) > 2000 or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    if any(ord(c) < 32 or c == "\\" for c in target):
+        return None
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts=None, require_https=False):
+        return None
+    return target
+
+
+def step_up_url(request: HttpRequest, next_url: str | None = None, *, name: str = "authguard:step-up") -> str:
+    """The URL of an authguard step-up page with ``next`` (when it is a same-site path)."""
+    url = reverse(name)
+    target = safe_next(request, next_url)
+    return f"{url}?next={quote(target, safe='/')}" if target else url
+
+
+def step_up_answer(request: HttpRequest, *, http_status: int = 401, reverify: bool = False) -> HttpResponse:
+    """The answer to a request that needs a second factor first: 401/403 JSON or a redirect (HTML)."""
+    if wants_json(request):
+        user = getattr(request, "user", None)
+        message = (
+            _("Confirm it is you with a second factor first.")
+            if not reverify
+            else _("Confirm it is you again with a second factor: your last check is too old.")
+        )
+        response = JsonResponse(
+            {
+                "status": "step_up_required",
+                "methods": stepup.step_up_methods(user),
+                "message": message,
+                "step_up_url": reverse("authguard:reverify" if reverify else "authguard:step-up"),
+            },
+            status=http_status,
+        )
+        add_never_cache_headers(response)
+        return response
+    next_url = request.get_full_path() if request.method in ("GET", "HEAD") else None
+    name = "authguard:reverify" if reverify else "authguard:step-up"
+    return HttpResponseRedirect(step_up_url(request, next_url, name=name))
+
+
+def session_ended_answer(request: HttpRequest) -> HttpResponse:
+    """The answer to a request whose session was just ended: 401 ``login_required`` (JSON, with the code
+    ``session_ended``) or a redirect to the login page, which says why (HTML)."""
+    from django.conf import settings as django_settings
+    from django.shortcuts import resolve_url
+
+    if wants_json(request):
+        response = JsonResponse(
+            {
+                "status": "login_required",
+                "code": "session_ended",
+                "message": _(
+                    "For your security we signed this session out: it was used from a place we could not "
+                    "trust. Please sign in again."
+                ),
+            },
+            status=401,
+        )
+        add_never_cache_headers(response)
+        return response
+    login_url = resolve_url(django_settings.LOGIN_URL)
+    separator = "&" if "?" in login_url else "?"
+    return HttpResponseRedirect(f"{login_url}{separator}{SESSION_ENDED_PARAM}=1")
+
+
+def deny_framing(response: HttpResponse) -> HttpResponse:
+    """Forbid framing ``response``: ``X-Frame-Options: DENY`` and CSP ``frame-ancestors 'none'``.
+
+    A Content-Security-Policy already on the response keeps its other directives; only its
+    ``frame-ancestors`` (if any) is replaced.
+    """
+    # SECURITY: a step-up, security or order-confirmation page inside another site's frame can be
+    # clickjacked (a decoy over its "confirm" button). Set here, not left to the portal's
+    # XFrameOptionsMiddleware, which may be missing or allow SAMEORIGIN (battery case 43).
+    response["X-Frame-Options"] = "DENY"
+    directives = [
+        part.strip()
+        for part in response.get("Content-Security-Policy", "").split(";")
+        if part.strip() and not part.strip().lower().startswith("frame-ancestors")
+    ]
+    response["Content-Security-Policy"] = "; ".join([*directives, FRAME_ANCESTORS])
+    return response
+
+
+def _allowed_while_pending(request: HttpRequest, view_func: Any) -> bool:
+    if getattr(view_func, EXEMPT_ATTR, False):
+        return True
+    match = request.resolver_match
+    if match is None:
+        return False
+    if match.view_name in app_settings.PENDING_ALLOWED_VIEWS or _is_logout_request(request):
+        return True
+    if "authguard" in match.namespaces:
+        if match.url_name in STEP_UP_ROUTES:
+            return True
+        route = match.route or ""
+        return route.endswith(STEP_UP_API_SUFFIXES)
+    return False
+
+
+def logout_url() -> str | None:
+    """Where the "sign out" buttons of authguard's pages post to: ``AUTHGUARD_LOGOUT_URL`` (a URL name or a
+    path, default ``"logout"``) resolved, or None when it names no URL (the pages then show no sign-out
+    button instead of failing with ``NoReverseMatch``)."""
+    target = app_settings.LOGOUT_URL
+    if not target:
+        return None
+    try:
+        return reverse(target)
+    except NoReverseMatch:
+        if target.startswith("/") or "://" in target:
+            return target
+        logger.warning(
+            "authguard: AUTHGUARD_LOGOUT_URL %r names no URL; the sign-out button is left out", target
+        )
+        return None
+
+
+def _is_logout_request(request: HttpRequest) -> bool:
+    """Whether ``request`` is for the URL ``AUTHGUARD_LOGOUT_URL`` names (a pending session may sign out)."""
+    target = app_settings.LOGOUT_URL
+    match = request.resolver_match
+    if not target:
+        return False
+    if match is not None and match.view_name == target:
+        return True
+    url = logout_url()
+    return url is not None and urlsplit(url).path == request.path
+
+
+def _is_login_page(request: HttpRequest) -> bool:
+    """Whether ``request`` is for the portal's login page (``settings.LOGIN_URL``, a name or a path)."""
+    try:
+        login_path = urlsplit(str(resolve_url(settings.LOGIN_URL))).path
+    except NoReverseMatch:
+        login_path = ""
+    if login_path and request.path == login_path:
+        return True
+    match = getattr(request, "resolver_match", None)
+    return match is not None and match.view_name == "login"
+
+
+def _is_static(request: HttpRequest) -> bool:
+    """Whether ``request`` is for a static file (below ``STATIC_URL``)."""
+    static_prefix = "/" + (settings.STATIC_URL or "").lstrip("/")
+    # SECURITY: static files skip the session checks, but only below a real prefix: a STATIC_URL of "/" (or
+    # empty) must not exempt every path.
+    return static_prefix != "/" and request.path.startswith(static_prefix)
+
+
+def _offer_device_binding(request: HttpRequest, response: HttpResponse) -> None:
+    """After a sign-in or a step-up in this request, offer the browser to bind the device cookie to a key it
+    holds (DBSC, :mod:`authguard.sessions.dbsc`; off unless ``AUTHGUARD_DBSC`` turns it on). Only then: an
+    offer
+    costs a challenge row, so ordinary page views never make one."""
+    from authguard.sessions import (
+        dbsc,  # imported here: dbsc reads the models, which import the context this module uses
+    )
+
+    if not dbsc.enabled() or response.status_code >= 400:
+        return
+    match = getattr(request, "resolver_match", None)
+    stepped_up = (
+        match is not None
+        and "authguard" in match.namespaces
+        and (match.url_name in STEP_UP_ROUTES or request.path.endswith(STEP_UP_API_SUFFIXES))
+    )
+    if getattr(request, DECISION_ATTR, None) is None and not stepped_up:
+        return
+    value = dbsc.registration_header(request)
+    if value is not None:
+        response[dbsc.REGISTRATION_HEADER] = value
+
+
+def _needs_device_cookie(request: HttpRequest, signed_in_key: str | None) -> bool:
+    """Whether the answer to ``request`` carries the device cookie when the browser has none.
+
+    Only where a sign-in is near: the login page, authguard's own pages (passkey sign-in, step-up, unlock),
+    requests of signed-in sessions (a login in this very request included, so a JSON login binds its
+    session to the cookie issued with it), and answers that hand out a CSRF token (a form or a JSON client's
+    token call, which may sign in next; such an answer sets the CSRF cookie and varies on cookies, so it was
+    never cacheable). Other anonymous requests never get it, so a CDN can cache public pages (a
+    ``Set-Cookie`` makes an answer uncacheable).
+    """
+    if signed_in_key is not None or getattr(request, DECISION_ATTR, None) is not None:
+        return True
+    session = getattr(request, "session", None)
+    if session is not None and SESSION_KEY in session:
+        return True
+    match = getattr(request, "resolver_match", None)
+    if match is not None and "authguard" in match.namespaces:
+        return True
+    # Django's get_token() marks a request whose answer (re)sets the CSRF cookie.
+    if request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
+        return True
+    return _is_login_page(request)
+
+
+class AuthguardMiddleware:
+    """Place after ``AuthenticationMiddleware`` (system check ``authguard.E006``).
+
+    * Signs out sessions idle for ``AUTHGUARD_SESSION_IDLE_SECONDS`` or older than
+      ``AUTHGUARD_SESSION_ABSOLUTE_SECONDS``.
+    * Re-scores a verified session whose request comes from a materially different context (another ASN or
+      country, another device cookie or none, another browser); a risky one must step up again, and one a
+      fresh login would refuse is signed out (:func:`session_ended_answer`).
+    * Drops the request's own session at the end of a request that ended it (a lock, a password reset).
+    * Lets a pending session reach only the step-up pages and API, logout, static files, the language
+      switch and views marked :func:`~authguard.decorators.step_up_exempt`; everything else answers a
+      redirect to the step-up chooser (HTML) or 401 ``step_up_required`` (JSON).
+    * Issues the long-lived device cookie to browsers that have none (or a forged one), where a sign-in is
+      near (:func:`_needs_device_cookie`), never on other anonymous pages.
+    * Runs in a sync or an async stack (Django's ``sync_capable`` / ``async_capable``), the same way.
+    * After a login in this request: a pending one goes to the step-up chooser, a refused one to the
+      generic "refused" page, instead of the login view's success redirect.
+    * Forbids framing every answer of authguard's own URLs (:func:`deny_framing`).
+    """
+
+    #: Django's "Asynchronous support" for middleware: one class serves a sync (WSGI) and an async (ASGI)
+    #: stack; Django picks the mode from the middleware below it and adapts nothing.
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            # Django awaits this instance only when it says it is a coroutine function.
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        ended = stepup.ENDED_SESSIONS.set(frozenset())
+        try:
+            signed_in_key = self._before_view(request)
+            response = self.get_response(request)
+            self._drop_ended_session(request)
+        finally:
+            stepup.ENDED_SESSIONS.reset(ended)
+        return self._after_view(request, response, signed_in_key)  # type: ignore[arg-type]
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        """The same steps as :meth:`__call__` for an async stack: the session and database work runs in
+        Django's thread for sync code (``sync_to_async``); the context variable that collects sessions
+        ended during the request is set here, around the awaited view, so the view's changes come back."""
+        ended = stepup.ENDED_SESSIONS.set(frozenset())
+        try:
+            signed_in_key = await sync_to_async(self._before_view)(request)
+            response = await self.get_response(request)  # type: ignore[misc]
+            await sync_to_async(self._drop_ended_session)(request)
+        finally:
+            stepup.ENDED_SESSIONS.reset(ended)
+        return await sync_to_async(self._after_view)(request, response, signed_in_key)
+
+    def _before_view(self, request: HttpRequest) -> str | None:
+        """The session checks before the view; returns the signed-in session's key (None: anonymous)."""
+        if _is_static(request):
+            return None
+        return self._check_session(request)
+
+    def _after_view(
+        self, request: HttpRequest, response: HttpResponse, signed_in_key: str | None
+    ) -> HttpResponse:
+        if signed_in_key is not None and SESSION_KEY not in request.session:
+            stepup.forget_session(signed_in_key)  # signed out in this request: drop the session's record
+        response = self._after_login(request, response)
+        if not _is_static(request) and _needs_device_cookie(request, signed_in_key):
+            self._keep_device_cookie(request, response)
+        _offer_device_binding(request, response)
+        match = getattr(request, "resolver_match", None)
+        if match is not None and "authguard" in match.namespaces:
+            deny_framing(response)
+        return response
+
+    def process_view(
+        self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any
+    ) -> HttpResponse | None:
+        if getattr(request, ENDED_ATTR, False):
+            return session_ended_answer(request)
+        if not getattr(request, PENDING_ATTR, False):
+            return None
+        if _allowed_while_pending(request, view_func):
+            return None
+        # SECURITY: a password-only session reaches nothing else (battery case 8).
+        return step_up_answer(request)
+
+    # -- before the view -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_session(request: HttpRequest) -> str | None:
+        """Timeouts, the pending flag and the context binding; returns the signed-in session's key."""
+        session = getattr(request, "session", None)
+        if session is None or SESSION_KEY not in session:
+            return None
+        state = session.get(stepup.STATE_KEY)
+        if not isinstance(state, dict):
+            if state is not None:  # unreadable state: fail closed
+                setattr(request, PENDING_ATTR, True)
+                return session.session_key
+            state = stepup.adopt(request)
+        now = stepup._now()
+        try:
+            login_at, seen = float(state["t"]), float(state.get("w", state["t"]))
+        except (KeyError, TypeError, ValueError):
+            setattr(request, PENDING_ATTR, True)
+            return session.session_key
+        if (
+            now - login_at > app_settings.SESSION_ABSOLUTE_SECONDS
+            or now - seen > app_settings.SESSION_IDLE_SECONDS
+        ):
+            # SECURITY: timed out; from here on this request is anonymous (the view asks for a login).
+            stepup.forget_session(session.session_key)
+            logout(request)
+            return None
+        if now - seen > stepup.ACTIVITY_RESOLUTION_SECONDS:
+            state["w"] = now
+            session.modified = True
+        if state.get("sk") != session.session_key:
+            stepup.note_session_key(request, state)
+        # A pending session is already held at step-up: only verified ones are compared with their binding.
+        if state.get("s") != "verified":
+            setattr(request, PENDING_ATTR, True)
+            return session.session_key
+        binding = stepup.check_binding(request, state)
+        if binding == "ended":
+            # SECURITY: what a fresh login from here would refuse ends the session; no step-up (case 61).
+            stepup.forget_session(session.session_key)
+            logout(request)
+            setattr(request, ENDED_ATTR, True)
+            return None
+        if binding == "pending":
+            setattr(request, PENDING_ATTR, True)
+        return session.session_key
+
+    @staticmethod
+    def _drop_ended_session(request: HttpRequest) -> None:
+        """The request's session was ended while it ran (a lock, a password reset): never save it again."""
+        session = getattr(request, "session", None)
+        if session is None or session.session_key is None:
+            return
+        if session.session_key in stepup.ENDED_SESSIONS.get():
+            # SECURITY: flush() gives the browser a new, empty session; the old key stays deleted.
+            session.flush()
+            if hasattr(request, "user"):
+                from django.contrib.auth.models import AnonymousUser
+
+                request.user = AnonymousUser()
+
+    # -- after the view --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _after_login(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        decision = getattr(request, DECISION_ATTR, None)
+        if decision is None or decision.status == "ok" or not isinstance(response, HttpResponseRedirect):
+            return response
+        if decision.status == "step_up_required":
+            return HttpResponseRedirect(step_up_url(request, response.url))
+        return HttpResponseRedirect(reverse("authguard:denied"))
+
+    @staticmethod
+    def _keep_device_cookie(request: HttpRequest, response: HttpResponse) -> None:
+        name = app_settings.DEVICE_COOKIE_NAME
+        if device_id_from_cookie(request.COOKIES.get(name)) is not None:
+            return
+        value = new_device_cookie()
+        # SECURITY: HttpOnly keeps scripts (and XSS) away from it; the server stores only its keyed hash.
+        response.set_cookie(
+            name,
+            value,
+            max_age=app_settings.DEVICE_COOKIE_AGE,
+            httponly=True,
+            secure=request.is_secure(),
+            samesite="Lax",
+        )
+        # A session bound in this very request (a login without a device cookie) is bound to this one.
+        stepup.bind_issued_device_cookie(request, value)
