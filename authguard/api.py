@@ -28,8 +28,10 @@ from django.utils.translation import gettext as _
 
 from authguard.exceptions import InvalidCredential, StepUpRequired, Throttled
 from authguard.factors import base as factors
-from authguard.factors import passkeys
-from authguard.sessions import stepup
+from authguard.factors import contact, inventory, lifecycle, passkeys, recovery, totp
+from authguard.login import lockout, unlocking
+from authguard.login import stepup as login_stepup
+from authguard.sessions import state as sessions_state
 from authguard.sessions.decorators import step_up_exempt
 
 logger = logging.getLogger(__name__)
@@ -103,7 +105,7 @@ def json_endpoint(*, login: bool = True) -> Callable[[View], View]:
             except StepUpRequired as error:
                 if error.code == "login_required":
                     return answer("login_required", 401, message=error.message)
-                http_status = 401 if stepup.is_pending(request) else 403
+                http_status = 401 if sessions_state.is_pending(request) else 403
                 return answer(
                     "step_up_required",
                     http_status,
@@ -143,51 +145,36 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
-def _require_method(request: HttpRequest, method: str) -> None:
-    """The step-up method must be one this user has and the portal accepts (the preset keeps passkeys)."""
-    if method not in stepup.step_up_methods(request.user):
-        raise ApiError(
-            400, "invalid", _("This way of confirming it is you is not available."), code="method_unavailable"
-        )
-
-
-def _refuse_locked(request: HttpRequest) -> None:
-    """A locked account gets the generic ``denied`` answer (403) and verifies nothing."""
-    from authguard.login import lockout
-
-    if lockout.is_locked_fail_closed(request.user):
-        raise ApiError(403, "denied", _("This action is not possible right now."))
+def _may_step_up(request: HttpRequest, method: str) -> None:
+    """The step-up rule every front end shares (:func:`authguard.login.stepup.check_step_up_allowed`): a
+    locked account gets the generic ``denied`` answer (403) and verifies nothing; a method the user lacks
+    (or the preset refuses) is 400 ``method_unavailable``."""
+    try:
+        login_stepup.check_step_up_allowed(request.user, method=method)
+    except login_stepup.StepUpUnavailable as refused:
+        if refused.code == "locked":
+            raise ApiError(403, "denied", refused.message) from None
+        raise ApiError(400, "invalid", refused.message, code="method_unavailable") from None
 
 
 def _verified(request: HttpRequest, *, device: Any, method: str) -> JsonResponse:
     """A factor was proven: a pending session is stepped up, a verified one records the re-verification."""
-    if stepup.is_pending(request):
-        stepup.complete_step_up(request, user=request.user, device=device, method=method)
-    else:
-        stepup.note_strong_verification(request, device=device, method=method)
+    login_stepup.finish_step_up(request, device=device, method=method)
     return answer("ok")
 
 
 def _failed(request: HttpRequest) -> None:
-    stepup.note_step_up_failure(request)
+    sessions_state.note_step_up_failure(request)
 
 
 # -- step-up -------------------------------------------------------------------------------------------
 
 
 def _step_up_code(request: HttpRequest, *, method: str) -> HttpResponse:
-    _refuse_locked(request)
-    _require_method(request, method)
+    _may_step_up(request, method)
     code = read_json(request).get("code")
-    check = factors.verify_totp if method == "totp" else factors.verify_recovery_code
-    try:
-        # SECURITY: the user is the session's own; nothing in the body names a user.
-        device = check(request.user, code, request=request)
-    except Throttled:
-        _failed(request)
-        raise
+    device = login_stepup.verify_code(request, user=request.user, method=method, code=code)
     if device is None:
-        _failed(request)
         message = (
             _("That code is not correct. Please try again.")
             if isinstance(code, str) and code.strip()
@@ -215,8 +202,7 @@ def step_up_recovery_code(request: HttpRequest) -> HttpResponse:
 @json_endpoint()
 def step_up_passkey_options(request: HttpRequest) -> HttpResponse:
     """``POST api/step-up/passkey/options``: 200 request options for the user's passkeys."""
-    _refuse_locked(request)
-    _require_method(request, "passkey")
+    _may_step_up(request, "passkey")
     return answer(
         "ok", **passkeys.authentication_options(request, purpose=PURPOSE_STEP_UP, user=request.user)
     )
@@ -226,8 +212,7 @@ def step_up_passkey_options(request: HttpRequest) -> HttpResponse:
 @json_endpoint()
 def step_up_passkey(request: HttpRequest) -> HttpResponse:
     """``POST api/step-up/passkey`` credential: 200 ``ok`` · 400 ``invalid``."""
-    _refuse_locked(request)
-    _require_method(request, "passkey")
+    _may_step_up(request, "passkey")
     credential = read_json(request)
     try:
         device = passkeys.verify_authentication(
@@ -257,7 +242,7 @@ def login_passkey(request: HttpRequest) -> HttpResponse:
     """``POST api/login/passkey`` credential: 200 ``ok`` (signed in) · 400 ``invalid`` · 403 ``denied``."""
     credential = read_json(request)
     device = passkeys.verify_authentication(request, purpose=PURPOSE_LOGIN, credential=credential, user=None)
-    result = stepup.complete_passwordless_login(request, user=device.user, device=device)
+    result = login_stepup.complete_passwordless_login(request, user=device.user, device=device)
     if result.status != "ok":
         # The same answer whatever the reason (locked, denied by the risk engine, inactive).
         raise ApiError(403, "denied", _("We could not sign you in from here."))
@@ -283,11 +268,10 @@ def unlock(request: HttpRequest) -> HttpResponse:
     Nothing is signed in: the customer proved who they are with their own passkey and then signs in again,
     scored like any other login.
     """
-    from authguard.login import lockout
 
     credential = read_json(request)
     try:
-        lockout.unlock_with_passkey(request, credential=credential)
+        unlocking.unlock_with_passkey(request, credential=credential)
     except lockout.NotLocked:
         raise ApiError(409, "not_locked", _("This account is not locked. You can sign in.")) from None
     except PermissionDenied:
@@ -330,7 +314,7 @@ def passkey_register(request: HttpRequest) -> HttpResponse:
 @json_endpoint()
 def totp_begin(request: HttpRequest) -> HttpResponse:
     """``POST api/totp``: 200 ``otpauth_uri``, ``secret`` and ``qr_svg`` of a new, unconfirmed TOTP device."""
-    enrollment = factors.begin_totp_enrollment(request, user=request.user)
+    enrollment = totp.begin_totp_enrollment(request, user=request.user)
     return answer(
         "ok", otpauth_uri=enrollment.otpauth_uri, secret=enrollment.secret, qr_svg=enrollment.qr_svg
     )
@@ -340,14 +324,14 @@ def totp_begin(request: HttpRequest) -> HttpResponse:
 def totp_confirm(request: HttpRequest) -> HttpResponse:
     """``POST api/totp/confirm {"code"}``: 201 ``ok`` · 400 ``invalid`` · 429 ``throttled`` · 401/403."""
     code = read_json(request).get("code")
-    device = factors.confirm_totp_enrollment(request, user=request.user, code=code)
+    device = totp.confirm_totp_enrollment(request, user=request.user, code=code)
     return answer("ok", 201, totp={"id": device.persistent_id, "cooling_off": factors.in_cooling_off(device)})
 
 
 @json_endpoint()
 def recovery_codes(request: HttpRequest) -> HttpResponse:
     """``POST api/recovery-codes``: 201 ``codes`` (a new set, shown once; the old set dies) · 401/403."""
-    codes = factors.generate_recovery_codes(request, user=request.user)
+    codes = recovery.generate_recovery_codes(request, user=request.user)
     return answer("ok", 201, codes=codes)
 
 
@@ -355,21 +339,20 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
 def factors_state(request: HttpRequest) -> HttpResponse:
     """``POST api/factors``: 200 the session user's factors (id, kind, name, confirmed, cooling off) and
     the account's cooling-off (``cooling_off_until``, ISO, or null)."""
-    from authguard.factors import lifecycle
 
     user = request.user
-    until = lifecycle.cooling_off_until(user)
+    until = inventory.cooling_off_until(user)
     return answer(
         "ok",
         factors=[
             {
                 "id": device.persistent_id,
-                "kind": factors.kind_of(device),
+                "kind": inventory.kind_of(device),
                 "name": device.name,
-                "confirmed_at": _iso(lifecycle.factor_confirmed_at(device)),
-                "cooling_off": lifecycle.factor_is_cooling_off(device),
+                "confirmed_at": _iso(inventory.factor_confirmed_at(device)),
+                "cooling_off": inventory.factor_is_cooling_off(device),
             }
-            for device in factors.user_factors(user)
+            for device in inventory.user_factors(user)
         ],
         cooling_off_until=_iso(until),
     )
@@ -383,14 +366,13 @@ def _iso(value: Any) -> str | None:
 def email_change(request: HttpRequest) -> HttpResponse:
     """``POST api/email {"email"}``: 202 ``ok`` (a code was mailed to the new address) · 400 ``invalid``
     · 401/403 ``step_up_required`` (a fresh passkey, or two different factors without a passkey)."""
-    from authguard.factors import lifecycle
 
-    lifecycle.begin_email_change(request, user=request.user, new_email=read_json(request).get("email"))
+    contact.begin_email_change(request, user=request.user, new_email=read_json(request).get("email"))
     return answer(
         "ok",
         202,
         message=_("We sent a code to the new address. Enter it to finish the change."),
-        login_name_changes=lifecycle.email_is_login_name(),
+        login_name_changes=contact.email_is_login_name(),
     )
 
 
@@ -398,22 +380,21 @@ def email_change(request: HttpRequest) -> HttpResponse:
 def email_confirm(request: HttpRequest) -> HttpResponse:
     """``POST api/email/confirm {"code"}``: 200 ``ok`` (changed; the old address is told, the account cools
     off) · 400 ``invalid`` · 429 ``throttled`` · 401/403 ``step_up_required``."""
-    from authguard.factors import lifecycle
 
-    lifecycle.confirm_email_change(request, user=request.user, code=read_json(request).get("code"))
+    contact.confirm_email_change(request, user=request.user, code=read_json(request).get("code"))
     # Where the e-mail address is the login name, the customer signs in with the new one from now on.
-    return answer("ok", login_name_changed=lifecycle.email_is_login_name())
+    return answer("ok", login_name_changed=contact.email_is_login_name())
 
 
 @json_endpoint()
 def factor_remove(request: HttpRequest) -> HttpResponse:
     """``POST api/factors/remove {"id": persistent_id}``: 200 ``ok`` · 404 ``not_found`` · 401/403."""
-    device = factors.device_from_id(request.user, read_json(request).get("id"))
+    device = inventory.device_from_id(request.user, read_json(request).get("id"))
     if device is None:
         # Checked after the rules, so the answer says nothing about other users' devices.
-        factors.require_can_change_factors(request)
+        lifecycle.require_can_change_factors(request)
         raise ApiError(404, "not_found", _("There is no such security method on your account."))
-    factors.remove_factor(request, user=request.user, device=device)
+    lifecycle.remove_factor(request, user=request.user, device=device)
     return answer("ok")
 
 

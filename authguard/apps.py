@@ -12,8 +12,19 @@ class AuthguardConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registering checks and signal receivers is the only import side effect authguard has.
-        from authguard import checks  # noqa: F401
-        from authguard.login import receivers
+        # Registering checks and signal receivers is the only import side effect authguard has; they are
+        # imported here, once the app registry is ready (Django's convention), not when this module loads.
+        from django.apps import apps
+
+        from authguard import checks  # registers the system checks
+
+        if checks.missing_otp_apps():
+            # SECURITY: without django-otp nothing of authguard can load; the checks report E007 and stop.
+            return
+        from authguard.login import receivers  # connects the login, password and policy receivers
+
+        if apps.is_installed("rest_framework.authtoken"):
+            # DRF's tokens end with the sessions (a lock, a password change): authguard.drf connects it.
+            from authguard import drf  # noqa: F401  (connects its token revocation)
 
         receivers.take_over_last_login()

@@ -36,6 +36,8 @@ from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from authguard.conf import app_settings
+
 if TYPE_CHECKING:
     from celery import Celery
 
@@ -185,8 +187,6 @@ def heartbeat_status(*, now: float | None = None) -> HeartbeatStatus:
     """How long ago beat, the broker and a worker last ran ``authguard.heartbeat`` together."""
     from django.core.cache import cache
 
-    from authguard.conf import app_settings
-
     try:
         raw = cache.get(HEARTBEAT_KEY)
     except Exception:
@@ -219,7 +219,8 @@ def publishing_app() -> PublishingApp:
     """Describe the app ``authguard.tasks`` are bound to (the current Celery app of this process)."""
     from django.conf import settings
 
-    from authguard.tasks import send_notification
+    # In the function: a portal's celery.py imports this module before Django is set up (no models yet).
+    from authguard.notifications.delivery import send_notification
 
     app = send_notification._get_current_object().app
     conf = app.conf

@@ -13,6 +13,8 @@ from typing import Any
 
 from django.conf import settings
 
+from authguard.choices import ActionKind
+
 #: The built-in login risk signals, in the order their findings are reported.
 DEFAULT_RISK_SIGNALS: list[dict[str, Any]] = [
     {"NAME": "authguard.risk_signals.NetworkLists", "OPTIONS": {}},
@@ -25,6 +27,16 @@ DEFAULT_RISK_SIGNALS: list[dict[str, Any]] = [
     {"NAME": "authguard.risk_signals.UnusualHour", "OPTIONS": {}},
     {"NAME": "authguard.risk_signals.AutomationClient", "OPTIONS": {}},
     {"NAME": "authguard.risk_signals.AccountContext", "OPTIONS": {}},
+]
+
+#: The order guard's default rules (``AUTHGUARD_ORDER_RULES``); stored policies name them by these paths.
+DEFAULT_ORDER_RULES: list[dict[str, Any]] = [
+    {"NAME": "authguard.order_rules.MassLiquidation", "OPTIONS": {}},
+    {"NAME": "authguard.order_rules.IlliquidBuy", "OPTIONS": {}},
+    {"NAME": "authguard.order_rules.Pivot", "OPTIONS": {}},
+    {"NAME": "authguard.order_rules.RiskySession", "OPTIONS": {}},
+    {"NAME": "authguard.order_rules.Campaign", "OPTIONS": {}},
+    {"NAME": "authguard.order_rules.Exposure", "OPTIONS": {}},
 ]
 
 #: The value of ``AUTHGUARD_PRESET`` that turns on the JSDA 2025 guideline preset.
@@ -275,8 +287,6 @@ class AppSettings:
     @property
     def ORDER_RULES(self) -> list[dict[str, Any]]:
         """The order guard's rules, ``[{"NAME": dotted.path, "OPTIONS": {...}}]`` like the risk signals."""
-        from authguard.orders.rules import DEFAULT_ORDER_RULES
-
         return self._setting("ORDER_RULES", DEFAULT_ORDER_RULES)
 
     @property
@@ -443,8 +453,6 @@ class AppSettings:
         """Kinds of sensitive action held for confirmation (default all: ``withdrawal``,
         ``bank_account_add``, ``bank_account_change``, ``securities_transfer_out``, ``contact_change``).
         The JSDA preset guards all of them."""
-        from authguard.models import ActionKind
-
         if self.JSDA:
             return list(ActionKind.values)
         return list(self._setting("ACTION_GUARDED_KINDS", ActionKind.values))

@@ -10,7 +10,7 @@ through :func:`authguard.login.flow.password_login`, the very flow of a JSON log
 * ``step_up_required``: 401 with a ``step_up_token``: a signed, single-use credential, good for
   :data:`STEP_UP_TOKEN_SECONDS`, bound to the login event and the user, that only the step-up endpoints of
   this module accept (TOTP, recovery code, passkey); the pending login waits in the private session (the
-  very state a browser's pending session holds), and :func:`authguard.sessions.stepup.complete_step_up`
+  very state a browser's pending session holds), and :func:`authguard.login.stepup.complete_step_up`
   finishes it;
 * ``denied``, ``locked``, ``throttled``, ``invalid``: the JSON login's answers.
 
@@ -26,6 +26,7 @@ cache (:func:`token_strength`).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import time
 from collections.abc import Collection, Iterator, Mapping
@@ -39,6 +40,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
 from django.core.cache import cache
+from django.dispatch import receiver
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
@@ -51,10 +53,17 @@ from rest_framework.response import Response
 
 from authguard.conf import app_settings
 from authguard.exceptions import Throttled
-from authguard.factors import base as factors
+from authguard.factors import inventory
+from authguard.factors import methods as factor_methods
 from authguard.login import lockout
 from authguard.login.flow import LoginResult, locked_message
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
+from authguard.sessions.state import api_access_revoked
+from authguard.sessions.token_strength import STRENGTH_TTL_SECONDS as STRENGTH_TTL_SECONDS
+from authguard.sessions.token_strength import Strength as Strength
+from authguard.sessions.token_strength import forget_token_strength as forget_token_strength
+from authguard.sessions.token_strength import note_token_strength as note_token_strength
+from authguard.sessions.token_strength import token_strength as token_strength
 
 if TYPE_CHECKING:
     from authguard.drf_views import (
@@ -71,8 +80,6 @@ logger = logging.getLogger(__name__)
 
 #: How long a step-up token can be exchanged (seconds); the pending login it names dies with it.
 STEP_UP_TOKEN_SECONDS = 300
-#: How long the cache keeps a token's strong verification (seconds); ``max_age`` decides within it.
-STRENGTH_TTL_SECONDS = 3600
 #: Largest request body read (a passkey assertion is a few kilobytes).
 MAX_BODY_BYTES = 64 * 1024
 #: Longest username and password passed on to authentication (as the JSON login).
@@ -84,7 +91,6 @@ PURPOSE_STEP_UP = "step_up"
 PARKED_KEY = "_authguard_drf"
 _SALT = "authguard.drf.step_up_token"
 _SPENT_PREFIX = "authguard:drf:step-up-spent:"
-_STRENGTH_PREFIX = "authguard:drf:strong:"
 
 app_name = "authguard_drf"
 
@@ -225,7 +231,7 @@ def _in_session(request: HttpRequest, session: SessionBase, user: Any = None) ->
             request.user = saved_user
         # The flows bound *this* session to the request's context; the middleware must not bind the
         # client's own session (if any) to a device cookie it issues in this response.
-        request.__dict__.pop(stepup.BOUND_ATTR, None)
+        request.__dict__.pop(sessions_state.BOUND_ATTR, None)
 
 
 def _discard(session: SessionBase) -> None:
@@ -233,7 +239,7 @@ def _discard(session: SessionBase) -> None:
     key = session.session_key
     if key:
         session.delete(key)
-        stepup.forget_session(key)
+        sessions_state.forget_session(key)
 
 
 def _auth_keys(session: SessionBase) -> dict[str, Any]:
@@ -329,53 +335,9 @@ def _claim(pending: PendingLogin) -> bool:
         return False
 
 
-# -- token strength --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Strength:
-    """When and how the holder of a token last proved a second factor."""
-
-    at: float
-    method: str
-    device_id: str | None
-
-
-def _strength_key(token_key: str) -> str:
-    return _STRENGTH_PREFIX + hashlib.sha256(token_key.encode()).hexdigest()
-
-
-def note_token_strength(token_key: str, *, method: str, device: Any) -> None:
-    """Record that the holder of ``token_key`` just proved ``method`` with ``device``."""
-    value = {"t": time.time(), "m": method, "d": getattr(device, "persistent_id", None)}
-    try:
-        cache.set(_strength_key(token_key), value, STRENGTH_TTL_SECONDS)
-    except Exception:
-        # The token still works; it only has to step up again for what demands a fresh factor.
-        logger.exception("authguard: could not record a token's strong verification")
-
-
-def token_strength(token_key: str) -> Strength | None:
-    """The token's last strong verification, or None (never, expired from the cache, or unreadable)."""
-    try:
-        value = cache.get(_strength_key(token_key))
-    except Exception:
-        logger.exception("authguard: could not read a token's strong verification")
-        return None  # SECURITY: unknown strength is no strength
-    if not isinstance(value, dict):
-        return None
-    try:
-        return Strength(at=float(value["t"]), method=str(value["m"]), device_id=value.get("d"))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def forget_token_strength(token_key: str) -> None:
-    """Drop a token's strong verification (the token was revoked)."""
-    try:
-        cache.delete(_strength_key(token_key))
-    except Exception:
-        logger.exception("authguard: could not drop a token's strong verification")
+@receiver(api_access_revoked, dispatch_uid="authguard.drf.revoke_tokens")
+def _revoke_on_access_ended(sender: Any, *, user: Any, **kwargs: Any) -> int:
+    return revoke_tokens(user)
 
 
 def revoke_tokens(user: Any) -> int:
@@ -451,13 +413,13 @@ class NotPending(permissions.BasePermission):
             return False
         if lockout.is_locked_fail_closed(user):
             raise exceptions.PermissionDenied(_("This action is not possible right now."))
-        if _token_key(request) is None and stepup.is_pending(request._request):
+        if _token_key(request) is None and sessions_state.is_pending(request._request):
             # SECURITY: a password-only session reaches nothing (battery case 8), through DRF neither.
             raise StepUpError(
                 http_status=401,
                 code="step_up_required",
                 message=_("Confirm it is you with a second factor first."),
-                methods=stepup.step_up_methods(user),
+                methods=factor_methods.step_up_methods(user),
             )
         return True
 
@@ -466,7 +428,7 @@ class StepUpRequired(NotPending):
     """``@step_up_required`` for DRF: a strong verification within ``max_age`` seconds (default
     ``AUTHGUARD_STEP_UP_FRESH_SECONDS``), by one of ``methods`` (default: any).
 
-    Sessions: :func:`authguard.sessions.stepup.has_fresh_verification`, as the decorator. Tokens: the
+    Sessions: :func:`authguard.sessions.state.has_fresh_verification`, as the decorator. Tokens: the
     step-up that
     issued the token (or a later one, :func:`note_token_strength`), kept in the cache for
     :data:`STRENGTH_TTL_SECONDS`. A verification with a factor still cooling off does not count (403
@@ -496,11 +458,9 @@ class StepUpRequired(NotPending):
         if key is not None:
             fresh, cooling = self._token_fresh(user, key)
         else:
-            from authguard.factors import lifecycle
-
             http = request._request
-            fresh = stepup.has_fresh_verification(http, max_age=self.max_age, methods=self.methods)
-            cooling = fresh and lifecycle.verified_by_cooling_off_factor(http)
+            fresh = sessions_state.has_fresh_verification(http, max_age=self.max_age, methods=self.methods)
+            cooling = fresh and inventory.verified_by_cooling_off_factor(http)
         if (not fresh or cooling) and app_settings.report_only("step_up"):
             # Report-only rollout (docs/integration.md): what this view would have demanded is logged, the
             # request goes on, exactly as @step_up_required does. Pending sessions were refused above.
@@ -533,12 +493,10 @@ class StepUpRequired(NotPending):
         return True
 
     def _methods(self, user: Any) -> list[str]:
-        usable = stepup.step_up_methods(user)
+        usable = factor_methods.step_up_methods(user)
         return [m for m in usable if self.methods is None or m in self.methods]
 
     def _token_fresh(self, user: Any, key: str) -> tuple[bool, bool]:
-        from authguard.factors import lifecycle
-
         strength = token_strength(key)
         if strength is None:
             return False, False
@@ -547,8 +505,8 @@ class StepUpRequired(NotPending):
         age = app_settings.STEP_UP_FRESH_SECONDS if self.max_age is None else self.max_age
         if not 0 <= time.time() - strength.at <= age:
             return False, False
-        device = factors.device_from_id(user, strength.device_id) if strength.device_id else None
-        return True, device is None or lifecycle.factor_is_cooling_off(device)
+        device = inventory.device_from_id(user, strength.device_id) if strength.device_id else None
+        return True, device is None or inventory.factor_is_cooling_off(device)
 
 
 # -- the views, imported when first asked for ----------------------------------------------------------------
@@ -571,10 +529,9 @@ _VIEWS = frozenset(
 
 
 def __getattr__(name: str) -> Any:
+    # A lazy re-export (PEP 562) for the documented names only; nothing in authguard imports through it.
     if name in _VIEWS:
-        from authguard import drf_views
-
-        return getattr(drf_views, name)
+        return getattr(importlib.import_module("authguard.drf_views"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

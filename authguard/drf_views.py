@@ -44,10 +44,10 @@ from authguard.drf import (
 )
 from authguard.exceptions import InvalidCredential, Throttled
 from authguard.factors import base as factors
-from authguard.factors import passkeys
-from authguard.login import lockout
+from authguard.factors import passkeys, recovery, totp
+from authguard.login import stepup as login_stepup
 from authguard.login.flow import password_login
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
 
 # -- the token login ---------------------------------------------------------------------------------------
 
@@ -122,7 +122,7 @@ class ObtainAuthToken(_View):
         with _in_session(http, session):
             result = password_login(http, username=username, password=password)
             if result.status == "step_up_required":
-                state = stepup.raw_state(http) or {}
+                state = sessions_state.raw_state(http) or {}
                 if not isinstance(state.get("e"), int):  # SECURITY: no event to bind to: fail closed
                     result = LoginResult("denied")
                 else:
@@ -149,19 +149,20 @@ class ObtainAuthToken(_View):
 
 
 def _usable(pending: PendingLogin, method: str) -> None:
-    # SECURITY: a lock taken since the login (repeated failures elsewhere) stops the exchange too.
-    if lockout.is_locked_fail_closed(pending.user):
-        raise Answer(403, "denied", _("This action is not possible right now."))
-    if method not in stepup.step_up_methods(pending.user):
-        raise Answer(
-            400, "invalid", _("This way of confirming it is you is not available."), code="method_unavailable"
-        )
+    # SECURITY: a lock taken since the login (repeated failures elsewhere) stops the exchange too: the
+    # same rule as the browser's step-up (authguard.login.stepup.check_step_up_allowed).
+    try:
+        login_stepup.check_step_up_allowed(pending.user, method=method)
+    except login_stepup.StepUpUnavailable as refused:
+        if refused.code == "locked":
+            raise Answer(403, "denied", refused.message) from None
+        raise Answer(400, "invalid", refused.message, code="method_unavailable") from None
 
 
 def _failed(http: HttpRequest, pending: PendingLogin) -> None:
     """A factor failed: the login event says ``step_up_failed``, as in a browser's pending session."""
     with pending.signed_in():
-        stepup.note_step_up_failure(http)
+        sessions_state.note_step_up_failure(http)
 
 
 def _passed(http: HttpRequest, pending: PendingLogin, *, device: Any, method: str) -> Response:
@@ -171,7 +172,7 @@ def _passed(http: HttpRequest, pending: PendingLogin, *, device: Any, method: st
         raise _expired()
     session = pending.session
     with pending.signed_in(), transaction.atomic():
-        stepup.complete_step_up(http, user=pending.user, device=device, method=method)
+        login_stepup.complete_step_up(http, user=pending.user, device=device, method=method)
         key = _issue_token(pending.user)
     # complete_step_up rotated the private session's key: delete the new one (and its record) too.
     _discard(session)
@@ -202,7 +203,7 @@ class _StepUpView(_View):
 class _CodeStepUp(_StepUpView):
     def exchange(self, http: HttpRequest, pending: PendingLogin, data: Mapping[str, Any]) -> Response:
         code = data.get("code")
-        check = factors.verify_totp if self.method == "totp" else factors.verify_recovery_code
+        check = totp.verify_totp if self.method == "totp" else recovery.verify_recovery_code
         try:
             # SECURITY: the user is the parked login's; nothing in the body names a user.
             device = check(pending.user, code, request=http)

@@ -24,10 +24,13 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db.models import Min, Model, Q
 from django.utils import timezone
 
 from authguard.conf import app_settings
+from authguard.models import LoginEvent, Notification, NotificationStatus, PopulationCount, SessionRecord
+from authguard.risk.profile import POPULATION_FEATURES
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +94,6 @@ def _alive_keys(keys: list[str], now: datetime) -> set[str]:
     store = engine.SessionStore
     prefix = getattr(store, "cache_key_prefix", None)
     if settings.SESSION_ENGINE == "django.contrib.sessions.backends.cache" and prefix is not None:
-        from django.core.cache import caches
-
         # One round trip per batch instead of one per key.
         found = caches[settings.SESSION_CACHE_ALIAS].get_many([prefix + key for key in keys])
         return {key for key in keys if prefix + key in found}
@@ -109,7 +110,6 @@ def prune_session_records(
     middleware signs such a session out at its next request, whatever the store still holds; for cookie
     sessions this is the only rule). Records younger than :data:`RECENT_RECORD` are left alone.
     """
-    from authguard.models import SessionRecord
 
     batch = _batch_size(batch)
     now = now or timezone.now()
@@ -150,7 +150,6 @@ def prune_session_records(
 
 
 def _scored_features() -> frozenset[str]:
-    from authguard.risk.profile import POPULATION_FEATURES
 
     return frozenset(POPULATION_FEATURES)
 
@@ -179,7 +178,6 @@ def prune_population(
     the per-feature totals and distinct counts the statistical model divides by. The result's ``note`` says
     so when it is asked for; docs/operations-scale.md describes the field that would make it possible.
     """
-    from authguard.models import PopulationCount
 
     batch = _batch_size(batch)
     features = _scored_features()
@@ -281,7 +279,6 @@ def prune_login_events(
     now: datetime | None = None,
 ) -> PruneResult:
     """Delete login events older than ``older_than_days`` (default ``AUTHGUARD_EVENT_RETENTION_DAYS``)."""
-    from authguard.models import LoginEvent
 
     cutoff = _retention_cutoff(older_than_days, now)
     return _prune_by_pk_ranges(
@@ -303,7 +300,6 @@ def prune_notifications(
     now: datetime | None = None,
 ) -> PruneResult:
     """Delete sent or skipped outbox rows as old as the events; waiting and failed ones stay for staff."""
-    from authguard.models import Notification, NotificationStatus
 
     cutoff = _retention_cutoff(older_than_days, now)
     return _prune_by_pk_ranges(

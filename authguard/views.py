@@ -27,8 +27,12 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from authguard.conf import app_settings
 from authguard.exceptions import AuthguardError, StepUpRequired, Throttled
+from authguard.factors import contact, inventory, lifecycle, recovery, totp
+from authguard.factors import methods as factor_methods
+from authguard.login import stepup as login_stepup
 from authguard.models import KnownDevice, LoginEvent
-from authguard.sessions import stepup
+from authguard.notifications import outbox as notifications
+from authguard.sessions import state as sessions_state
 from authguard.sessions.middleware import safe_next, step_up_url
 
 #: Newest sign-ins listed on the security page.
@@ -92,14 +96,6 @@ def _default_next() -> str:
     return str(resolve_url(settings.LOGIN_REDIRECT_URL))
 
 
-def _finish(request: HttpRequest, *, device: Any, method: str) -> None:
-    """A factor passed: complete the pending session's step-up, or note a re-verification."""
-    if stepup.is_pending(request):
-        stepup.complete_step_up(request, user=request.user, device=device, method=method)
-    else:
-        stepup.note_strong_verification(request, device=device, method=method)
-
-
 def _signed_in(request: HttpRequest) -> HttpResponse | None:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
@@ -107,10 +103,10 @@ def _signed_in(request: HttpRequest) -> HttpResponse | None:
 
 
 def _method_context(request: HttpRequest) -> dict[str, Any]:
-    pending = stepup.is_pending(request)
+    pending = sessions_state.is_pending(request)
     return {
         "pending": pending,
-        "methods": stepup.step_up_methods(request.user),
+        "methods": factor_methods.step_up_methods(request.user),
         "next": _next(request, "" if pending else reverse("authguard:security")),
     }
 
@@ -121,24 +117,24 @@ def _verify_code(
     """The TOTP and recovery-code pages: show the form, check a posted code, finish or say why not."""
     if (answer := _signed_in(request)) is not None:
         return answer
-    if stepup._is_locked(request.user):
+    context = _method_context(request)
+    try:
+        login_stepup.check_step_up_allowed(request.user, method=method)
+    except login_stepup.StepUpUnavailable as refused:
+        if refused.code != "locked":
+            return _chooser(request, context)
         # SECURITY: a locked account gets no further guesses; the session ends with the generic answer.
         logout(request)
         return redirect("authguard:denied")
-    context = _method_context(request)
-    if method not in context["methods"]:
-        return _chooser(request, context)
     status = 200
     retry_after: int | None = None
     form = form_class(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        from authguard.factors import base as factors
-
-        check = factors.verify_totp if method == "totp" else factors.verify_recovery_code
         status = 400
         try:
-            # SECURITY: the user is the session's own (server-side state); nothing posted names a user.
-            device = check(request.user, form.cleaned_data["code"], request=request)
+            device = login_stepup.verify_code(
+                request, user=request.user, method=method, code=form.cleaned_data["code"]
+            )
         except Throttled as error:
             device, message, status, retry_after = None, error.message, 429, error.retry_after
         except AuthguardError as error:
@@ -146,9 +142,8 @@ def _verify_code(
         else:
             message = _("That code is not correct. Please try again.")
         if device is not None:
-            _finish(request, device=device, method=method)
+            login_stepup.finish_step_up(request, device=device, method=method)
             return HttpResponseRedirect(context["next"] or _default_next())
-        stepup.note_step_up_failure(request)
         form.add_error("code", message)
     elif request.method == "POST":
         status = 400
@@ -231,16 +226,14 @@ def step_up_passkey(request: HttpRequest) -> HttpResponse:
 
 
 def _can_change(request: HttpRequest) -> bool:
-    from authguard.factors import base as factors
 
-    return bool(factors.can_change_factors(request))
+    return bool(lifecycle.can_change_factors(request))
 
 
 def _reverify_first(request: HttpRequest) -> HttpResponse:
     """Factor and email changes need a fresh strong verification: go and get one, then come back."""
-    from authguard.factors import lifecycle
 
-    if not stepup.step_up_methods(request.user):
+    if not factor_methods.step_up_methods(request.user):
         if lifecycle.ever_had_factor(request.user):
             # SECURITY: no first-factor path for an account that had one (case 55): the strong way back.
             messages.error(
@@ -263,21 +256,19 @@ def _reverify_first(request: HttpRequest) -> HttpResponse:
 
 
 def _factor_rows(user: AbstractBaseUser) -> list[dict[str, Any]]:
-    from authguard.factors import base as factors
-    from authguard.factors import lifecycle
 
     rows = []
-    for device in factors.user_factors(user):
-        method = stepup.method_of(device)
+    for device in inventory.user_factors(user):
+        method = factor_methods.method_of(device)
         if method in ("passkey", "totp"):
             rows.append(
                 {
                     "method": method,
                     "name": device.name,
                     "pk": device.pk,
-                    "created_at": lifecycle.factor_confirmed_at(device),
+                    "created_at": inventory.factor_confirmed_at(device),
                     "last_used_at": getattr(device, "last_used_at", None),
-                    "cooling_off": lifecycle.factor_is_cooling_off(device),
+                    "cooling_off": inventory.factor_is_cooling_off(device),
                 }
             )
     return rows
@@ -286,19 +277,18 @@ def _factor_rows(user: AbstractBaseUser) -> list[dict[str, Any]]:
 def _current_totp_enrollment(request: HttpRequest) -> Any:
     """This session's TOTP enrollment waiting for its first code (shown again after a wrong code), or a
     new one."""
-    from authguard.factors import base as factors
 
-    pending = request.session.get(factors.TOTP_ENROLLMENT_KEY)
+    pending = request.session.get(totp.TOTP_ENROLLMENT_KEY)
     device = None
     if isinstance(pending, dict) and float(pending.get("exp", 0)) > timezone.now().timestamp():
         from django_otp.plugins.otp_totp.models import TOTPDevice
 
         device = TOTPDevice.objects.filter(pk=pending.get("id"), user=request.user, confirmed=False).first()
     if device is None:
-        return factors.begin_totp_enrollment(request, user=request.user)
-    uri = factors._otpauth_uri(device)
-    secret = factors.base64.b32encode(device.bin_key).decode("ascii").rstrip("=")
-    return factors.TotpEnrollment(device=device, otpauth_uri=uri, secret=secret, qr_svg=factors._qr_svg(uri))
+        return totp.begin_totp_enrollment(request, user=request.user)
+    uri = totp._otpauth_uri(device)
+    secret = totp.base64.b32encode(device.bin_key).decode("ascii").rstrip("=")
+    return totp.TotpEnrollment(device=device, otpauth_uri=uri, secret=secret, qr_svg=totp._qr_svg(uri))
 
 
 @never_cache
@@ -306,8 +296,6 @@ def _current_totp_enrollment(request: HttpRequest) -> Any:
 @login_required
 def security(request: HttpRequest) -> HttpResponse:
     """Security settings: passkeys, authenticator app, recovery codes, devices, recent sign-ins, email."""
-    from authguard.factors import base as factors
-    from authguard.factors import lifecycle
 
     user = request.user
     assert user.is_authenticated  # @login_required
@@ -319,10 +307,10 @@ def security(request: HttpRequest) -> HttpResponse:
         "authguard/security.html",
         {
             "factors": _factor_rows(user),
-            "cooling_off_until": lifecycle.cooling_off_until(user),
-            "pending_email": lifecycle.pending_email_change(user),
+            "cooling_off_until": inventory.cooling_off_until(user),
+            "pending_email": contact.pending_email_change(user),
             "has_totp": any(row["method"] == "totp" for row in _factor_rows(user)),
-            "recovery_codes_left": factors.recovery_codes_left(user),
+            "recovery_codes_left": inventory.recovery_codes_left(user),
             # AUTHGUARD_EMAIL_CHANGE = False: the portal manages addresses itself; no form is offered.
             "email_change": app_settings.EMAIL_CHANGE,
             "devices": [
@@ -344,7 +332,6 @@ def security(request: HttpRequest) -> HttpResponse:
 def security_totp(request: HttpRequest) -> HttpResponse:
     """Add an authenticator app: GET shows a fresh secret and its QR code (drawn here, never sent out),
     POST confirms it with a first code."""
-    from authguard.factors import base as factors
 
     if not _can_change(request):
         return _reverify_first(request)
@@ -353,7 +340,7 @@ def security_totp(request: HttpRequest) -> HttpResponse:
         status, retry_after = 400, None
         if form.is_valid():
             try:
-                factors.confirm_totp_enrollment(request, user=request.user, code=form.cleaned_data["code"])
+                totp.confirm_totp_enrollment(request, user=request.user, code=form.cleaned_data["code"])
             except Throttled as error:
                 form.add_error("code", error.message)
                 status, retry_after = 429, error.retry_after
@@ -370,7 +357,7 @@ def security_totp(request: HttpRequest) -> HttpResponse:
         response = render(request, "authguard/security_totp.html", context, status=status)
         return _with_retry_after(response, retry_after)
     try:
-        enrollment = factors.begin_totp_enrollment(request, user=request.user)
+        enrollment = totp.begin_totp_enrollment(request, user=request.user)
     except AuthguardError as error:
         # e.g. the app would replace the customer's last strong factor, or a disabled one needs re-binding.
         messages.error(request, error.message)
@@ -401,19 +388,23 @@ def security_passkey(request: HttpRequest) -> HttpResponse:
 @login_required
 def security_remove_factor(request: HttpRequest, method: str, pk: int) -> HttpResponse:
     """Remove a passkey or authenticator app (after a fresh verification; the user is told by email)."""
-    from authguard.factors import base as factors
 
     if not _can_change(request):
         return _reverify_first(request)
     # SECURITY: the device is looked up among the session user's own factors only.
     device = next(
-        (d for d in factors.user_factors(request.user) if stepup.method_of(d) == method and d.pk == pk), None
+        (
+            d
+            for d in inventory.user_factors(request.user)
+            if factor_methods.method_of(d) == method and d.pk == pk
+        ),
+        None,
     )
     if device is None:
         messages.error(request, _("That sign-in method does not exist."))
         return redirect("authguard:security")
     try:
-        factors.remove_factor(request, user=request.user, device=device)
+        lifecycle.remove_factor(request, user=request.user, device=device)
     except AuthguardError as error:
         messages.error(request, error.message)
     else:
@@ -426,12 +417,11 @@ def security_remove_factor(request: HttpRequest, method: str, pk: int) -> HttpRe
 @login_required
 def security_recovery_codes(request: HttpRequest) -> HttpResponse:
     """Generate new recovery codes (the old ones stop working) and show them once."""
-    from authguard.factors import base as factors
 
     if not _can_change(request):
         return _reverify_first(request)
     try:
-        codes = factors.generate_recovery_codes(request, user=request.user)
+        codes = recovery.generate_recovery_codes(request, user=request.user)
     except AuthguardError as error:
         messages.error(request, error.message)
         return redirect("authguard:security")
@@ -461,8 +451,7 @@ def security_revoke_device(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def security_email(request: HttpRequest) -> HttpResponse:
     """Start an e-mail change: a fresh passkey (or two different factors without a passkey), then a code
-    is mailed to the new address (:func:`authguard.factors.lifecycle.begin_email_change`)."""
-    from authguard.factors import lifecycle
+    is mailed to the new address (:func:`authguard.factors.contact.begin_email_change`)."""
 
     if not app_settings.EMAIL_CHANGE:
         # Asked before any re-verification: there is nothing to verify for.
@@ -476,7 +465,7 @@ def security_email(request: HttpRequest) -> HttpResponse:
             messages.error(request, str(error))  # ErrorList yields the message strings
         return redirect("authguard:security")
     try:
-        lifecycle.begin_email_change(request, user=request.user, new_email=form.cleaned_data["email"])
+        contact.begin_email_change(request, user=request.user, new_email=form.cleaned_data["email"])
     except StepUpRequired as error:
         messages.error(request, error.message)
         return _reverify_first(request)
@@ -492,9 +481,8 @@ def security_email(request: HttpRequest) -> HttpResponse:
 @login_required
 def security_email_confirm(request: HttpRequest) -> HttpResponse:
     """Finish an e-mail change with the code mailed to the new address; the old address is told."""
-    from authguard.factors import lifecycle
 
-    change = lifecycle.pending_email_change(request.user)
+    change = contact.pending_email_change(request.user)
     if change is None:
         messages.error(request, _("Start the e-mail change again."))
         return redirect("authguard:security")
@@ -504,7 +492,7 @@ def security_email_confirm(request: HttpRequest) -> HttpResponse:
         status = 400
         if form.is_valid():
             try:
-                lifecycle.confirm_email_change(request, user=request.user, code=form.cleaned_data["code"])
+                contact.confirm_email_change(request, user=request.user, code=form.cleaned_data["code"])
             except StepUpRequired as error:
                 messages.error(request, error.message)
                 return _reverify_first(request)
@@ -531,11 +519,10 @@ def security_email_confirm(request: HttpRequest) -> HttpResponse:
 def security_end_sessions(request: HttpRequest) -> HttpResponse:
     """Sign out every other session of this user (needs a fresh verification: ASVS 7.5.2)."""
     # SECURITY: only a fresh strong factor may end sessions; otherwise a thief could sign the owner out.
-    from authguard.factors import lifecycle
 
-    if not stepup.has_fresh_verification(request):
+    if not sessions_state.has_fresh_verification(request):
         return _reverify_first(request)
-    if lifecycle.verified_by_cooling_off_factor(request):
+    if inventory.verified_by_cooling_off_factor(request):
         # SECURITY: a factor added during the cooling-off (maybe the thief's) does not sign the customer out.
         messages.error(
             request,
@@ -545,13 +532,12 @@ def security_end_sessions(request: HttpRequest) -> HttpResponse:
             ),
         )
         return _reverify_first(request)
-    ended = stepup.end_other_sessions(request, user=request.user)
+    ended = sessions_state.end_other_sessions(request, user=request.user)
     messages.success(request, _("Other sessions signed out: %(count)s.") % {"count": ended})
     return redirect("authguard:security")
 
 
 def _notify(user: AbstractBaseUser, kind: str, **kwargs: Any) -> None:
-    from authguard.notifications import outbox as notifications
 
     notifications.notify(user, kind, **kwargs)
 

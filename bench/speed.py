@@ -159,7 +159,7 @@ def bench_recovery_codes(n: int) -> dict:
     from django.contrib.auth import SESSION_KEY, get_user_model
     from django.test import RequestFactory
 
-    from authguard.factors.base import generate_recovery_codes
+    from authguard.factors.recovery import generate_recovery_codes
     from authguard.login.flow import after_password_login
     from authguard.risk.context import new_device_cookie
 

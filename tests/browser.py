@@ -205,7 +205,7 @@ class Browser:
 
     def authguard_state(self) -> dict[str, Any] | None:
         """authguard's step-up state of this browser's session (``s`` status, ``sm`` strong method, ...)."""
-        from authguard.sessions.stepup import STATE_KEY
+        from authguard.sessions.state import STATE_KEY
 
         return self.session().get(STATE_KEY)
 

@@ -225,6 +225,48 @@ def login_as(client: Any) -> Callable[..., Any]:
     return do
 
 
+# -- the security battery's marker ------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--battery",
+        action="append",
+        type=int,
+        default=[],
+        metavar="N",
+        help="run only the tests marked @pytest.mark.battery(N) (repeatable)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from .battery import MARKER_HELP
+
+    config.addinivalue_line("markers", MARKER_HELP)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a malformed battery marker (it would drop a case from the map) and apply ``--battery N``."""
+    from .battery import LAST_CASE
+
+    wanted = set(config.getoption("battery"))
+    kept, dropped = [], []
+    for item in items:
+        cases: set[int] = set()
+        for marker in item.iter_markers("battery"):
+            if (
+                not marker.args
+                or marker.kwargs
+                or not all(isinstance(case, int) and 1 <= case <= LAST_CASE for case in marker.args)
+            ):
+                raise pytest.UsageError(f"{item.nodeid}: battery marker needs case numbers 1-{LAST_CASE}")
+            cases.update(marker.args)
+        (kept if not wanted or cases & wanted else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 # -- service legs ------------------------------------------------------------------------------------
 
 
@@ -275,18 +317,10 @@ HANAKO_PASSWORD = "hanako-test-2025"
 
 
 @pytest.fixture
-def hanako(db: Any) -> Any:
+def hanako(brokerage_customer: Callable[..., Any]) -> Any:
     """A demo brokerage customer: ¥1,000,000 cash; 100 Toyota (¥285,000), 2,000 NTT (¥305,000) and 10 Apple
     (¥345,000)."""
-    from decimal import Decimal
-
-    from demo_site.brokerage import services
-
-    services.sync_instruments()
-    return services.open_account(
-        "hanako", HANAKO_PASSWORD, email="hanako@example.com", cash=Decimal("1000000"),
-        holdings={"7203": 100, "9432": 2000, "AAPL": 10},
-    )  # fmt: skip
+    return brokerage_customer(holdings={"7203": 100, "9432": 2000, "AAPL": 10})
 
 
 @pytest.fixture
@@ -361,7 +395,8 @@ def bind_passkey(user: Any, authenticator: Any, **overrides: Any) -> Any:
     from webauthn.helpers import options_to_json_dict
     from webauthn.helpers.structs import CredentialDeviceType
 
-    from authguard.factors.passkeys import b64url_decode, b64url_encode, user_handle_for
+    from authguard.factors.passkey_ceremony import b64url_decode, b64url_encode
+    from authguard.factors.passkeys import user_handle_for
     from authguard.models import PasskeyDevice
 
     handle = user_handle_for(user)
@@ -397,6 +432,80 @@ def passkey_step_up(client: Any, authenticator: Any, **overrides: Any) -> Any:
     options = api_post(client, "api-step-up-passkey-options")
     assert options.status_code == 200, options.content
     return api_post(client, "api-step-up-passkey", authenticator.get(options.json(), **overrides))
+
+
+# -- users: one fixture per recipe ---------------------------------------------------------------------
+# Every module that needs "alice with an authenticator app" asks for the same recipe here; a module whose
+# tests say ``alice`` for one of them aliases it (``def alice(alice_with_totp)``). The recipes build from
+# ``user_factory`` (replaced in tests/portal2 by portal two's), never from ``alice``, so an alias cannot loop.
+
+
+@pytest.fixture
+def alice(user_factory: Callable[..., Any]) -> Any:
+    """A customer with a password ("correct horse battery", alice@example.jp) and no factor yet."""
+    return user_factory("alice")
+
+
+@pytest.fixture
+def alice_with_totp(user_factory: Callable[..., Any], totp_factory: Callable[..., Any]) -> Any:
+    """alice with a confirmed authenticator app, as ``alice.totp``; no sign-in yet."""
+    user = user_factory("alice")
+    user.totp = totp_factory(user)
+    return user
+
+
+@pytest.fixture
+def alice_with_totp_and_passkey(
+    user_factory: Callable[..., Any], totp_factory: Callable[..., Any], authenticator: Any
+) -> Any:
+    """alice with an authenticator app (``alice.totp``) and a passkey bound earlier in ``authenticator``
+    (``alice.passkey``); no sign-in yet."""
+    user = user_factory("alice")
+    user.totp = totp_factory(user)
+    user.passkey = bind_passkey(user, authenticator)
+    return user
+
+
+@pytest.fixture
+def bob(user_factory: Callable[..., Any]) -> Any:
+    """A second customer with a password ("correct horse battery", bob@example.jp) and no factor yet."""
+    return user_factory("bob")
+
+
+@pytest.fixture
+def brokerage_customer(db: Any, totp_factory: Callable[..., Any]) -> Callable[..., Any]:
+    """Open hanako's demo brokerage account: ``brokerage_customer(holdings={"7203": 100}, totp=True)``.
+
+    hanako@example.com with ¥1,000,000 cash (``cash=``) and password :data:`HANAKO_PASSWORD` (``password=``).
+    ``passkey=authenticator`` binds a passkey earlier in that authenticator (``user.passkey``), then
+    ``totp=True`` a confirmed authenticator app (``user.totp``). ``sync_instruments=False`` when the test
+    has loaded the demo's instruments already.
+    """
+    from decimal import Decimal
+
+    from demo_site.brokerage import services
+
+    def make(
+        *,
+        holdings: dict[str, int],
+        password: str = HANAKO_PASSWORD,
+        cash: Decimal = Decimal("1000000"),
+        totp: bool = False,
+        passkey: Any = None,
+        sync_instruments: bool = True,
+    ) -> Any:
+        if sync_instruments:
+            services.sync_instruments()
+        user = services.open_account(
+            "hanako", password, email="hanako@example.com", cash=cash, holdings=holdings
+        )
+        if passkey is not None:
+            user.passkey = bind_passkey(user, passkey)
+        if totp:
+            user.totp = totp_factory(user)
+        return user
+
+    return make
 
 
 # -- order guard fixtures (owner: orders) ------------------------------------------------------------------

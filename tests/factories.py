@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from authguard.risk.context import LoginContext, device_hash, geolocate, parse_user_agent
+from authguard.risk.context import LoginContext, device_hash
+from authguard.risk.geoip import geolocate
 from authguard.risk.history import MemoryHistory
+from authguard.risk.useragent import parse_user_agent
 
 from .conftest import IP_TOKYO, UA_CHROME_WIN
 

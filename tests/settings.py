@@ -50,7 +50,8 @@ LOGGING = {"version": 1, "disable_existing_loggers": False}
 # The staff console's documented default (the demo opens it to a new desk passkey at once).
 AUTHGUARD_CONSOLE_NEW_PASSKEY_HOURS = 24
 # Population counts folded with each login (as the replay's fold_every=0): a test's logins see the ones before
-# it, as they did before issue 15. The snapshot rule of the default (900 s) has its own tests (test_history).
+# it, as they did before issue 15. The snapshot rule of the default (900 s) has its own tests
+# (test_risk_history).
 AUTHGUARD_POPULATION_FOLD_SECONDS = 0
 
 # Django REST framework for authguard.drf's tests (tests/test_drf.py); the suite runs without it too.

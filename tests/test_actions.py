@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from authguard.actions import flow as actions
+from authguard.factors import inventory
 from authguard.models import HeldAction, HeldOrder, Notification, RegisteredPayee
 from demo_site.brokerage.models import BankAccount, BankAccountStatus, Withdrawal, WithdrawalStatus
 
@@ -280,7 +281,6 @@ def test_a_removed_or_changed_payee_receives_nothing(customer: Any, hanako: Any)
 def test_a_contact_change_is_held_and_once_carried_out_starts_the_cooling_off(
     customer: Any, hanako: Any, settings: Any
 ) -> None:
-    from authguard.factors import lifecycle
 
     from .test_battery_actions import RecordingExecutor
 
@@ -290,10 +290,10 @@ def test_a_contact_change_is_held_and_once_carried_out_starts_the_cooling_off(
     held = guard_in_session(client, hanako, kind="contact_change",
                             params={"account": "1", "field": "phone", "value": "090-1234-5678"})  # fmt: skip
     assert held.as_json()["summary"] == "Change your phone number to 090-1234-5678."
-    assert not lifecycle.in_cooling_off(hanako)
+    assert not inventory.in_cooling_off(hanako)
     assert confirm_action(client, str(held.action.pk), authenticator).status_code == 200
     assert RecordingExecutor.done == [{"account": "1", "field": "phone", "value": "090-1234-5678"}]
-    assert lifecycle.in_cooling_off(hanako)
+    assert inventory.in_cooling_off(hanako)
 
 
 def test_notices_also_go_to_the_previous_address_during_a_cooling_off(customer: Any, hanako: Any) -> None:
@@ -310,7 +310,7 @@ def test_notices_also_go_to_the_previous_address_during_a_cooling_off(customer: 
 
 
 def test_the_held_notice_renders_without_links(customer: Any, hanako: Any) -> None:
-    from authguard.notifications.outbox import render
+    from authguard.notifications.messages import render
 
     client, _authenticator = customer
     bank = old_bank_account(hanako)

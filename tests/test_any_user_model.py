@@ -27,7 +27,7 @@ from django.test import RequestFactory
 from django.test.utils import isolate_apps
 from django.urls import reverse
 
-from authguard.console.admin import UserSearchMixin, user_search_fields
+from authguard.console.mixins import UserSearchMixin, user_search_fields
 
 from .console_data import staff_client, staff_user
 

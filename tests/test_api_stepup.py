@@ -21,7 +21,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from authguard.models import LoginEvent, Outcome
 from authguard.testing import SoftAuthenticator
 
-from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, api_post, bind_passkey, totp_token
+from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, api_post, totp_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
@@ -33,11 +33,10 @@ def clock() -> Any:
 
 
 @pytest.fixture
-def alice(user_factory: Any, totp_factory: Any, authenticator: SoftAuthenticator) -> Any:
-    user = user_factory("alice")
-    user.totp = totp_factory(user)
-    user.passkey = bind_passkey(user, authenticator)
-    return user
+def alice(alice_with_totp_and_passkey: Any) -> Any:
+    """alice with an authenticator app and a passkey bound earlier (``alice_with_totp_and_passkey``
+    of tests/conftest.py)."""
+    return alice_with_totp_and_passkey
 
 
 @pytest.fixture
@@ -184,14 +183,14 @@ def test_totp_reverification_in_a_verified_session(alice: Any, browser_at: Any, 
 
 
 def test_recovery_code_step_up(pending: Client, alice: Any, clock: Any) -> None:
-    from authguard.factors import base as factors
     from authguard.models import RecoveryCode, RecoveryCodeDevice
+    from authguard.models.factors import recovery_digest
 
     # Codes issued earlier (as the security page would): generate them straight into the database.
     device = RecoveryCodeDevice.objects.create(user=alice, name="codes")
     code = "ABCDEFGHIJKLMNOP"
     RecoveryCode.objects.create(
-        device=device, digest=factors._recovery_digest(device.pk, code), hashed=make_password(code)
+        device=device, digest=recovery_digest(device.pk, code), hashed=make_password(code)
     )
     assert_error(
         api_post(pending, "api-step-up-recovery-code", {"code": "ZZZZ-ZZZZ-ZZZZ-ZZZZ"}), 400, "invalid"

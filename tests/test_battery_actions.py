@@ -15,6 +15,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from authguard.factors import inventory
 from authguard.models import HeldAction, Notification, RegisteredPayee
 from demo_site.brokerage.models import BankAccount, BankAccountStatus, Withdrawal, WithdrawalStatus
 
@@ -25,6 +26,7 @@ from .conftest import OrderApi
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.battery(54)
 def test_battery_54_a_withdrawal_to_a_bank_account_registered_in_the_same_session_moves_no_money(
     customer: Any, hanako: Any
 ) -> None:
@@ -111,6 +113,7 @@ def recording(actions_site: Any) -> type[RecordingExecutor]:
     return RecordingExecutor
 
 
+@pytest.mark.battery(54)
 def test_battery_54_an_attacker_with_the_password_alone_registers_no_bank_account_and_withdraws_nothing(
     customer: Any, hanako: Any
 ) -> None:
@@ -145,6 +148,7 @@ def test_battery_54_an_attacker_with_the_password_alone_registers_no_bank_accoun
     assert Notification.objects.filter(user=hanako, kind="action_held").count() == 2
 
 
+@pytest.mark.battery(54)
 def test_battery_54_a_bank_account_change_is_held_bound_to_the_new_details_and_restarts_the_hold(
     customer: Any, hanako: Any, recording: Any
 ) -> None:
@@ -173,6 +177,7 @@ def test_battery_54_a_bank_account_change_is_held_bound_to_the_new_details_and_r
     assert refused.status_code == 403 and refused.json()["code"] == "payee_on_hold"
 
 
+@pytest.mark.battery(54)
 def test_battery_54_a_transfer_of_securities_out_is_held_until_the_passkey_confirms_it(
     customer: Any, hanako: Any, recording: Any
 ) -> None:
@@ -191,6 +196,7 @@ def test_battery_54_a_transfer_of_securities_out_is_held_until_the_passkey_confi
     assert recording.done == [params]
 
 
+@pytest.mark.battery(54)
 def test_battery_54_a_passkey_in_its_cooling_off_cannot_confirm(
     customer: Any, hanako: Any, recording: Any
 ) -> None:
@@ -211,7 +217,7 @@ def test_battery_54_a_passkey_in_its_cooling_off_cannot_confirm(
     lifecycle.start_cooling_off(hanako, reason="factor_added", at=timezone.now() - timedelta(minutes=5))
     thief_key = SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
     bind_passkey(hanako, thief_key, name="thief")
-    assert lifecycle.factor_is_cooling_off(PasskeyDevice.objects.get(name="thief"))
+    assert inventory.factor_is_cooling_off(PasskeyDevice.objects.get(name="thief"))
     held = guard_in_session(client, hanako, kind="securities_transfer_out", params=params)
     assert held.as_json()["methods"] == ["passkey"]
     options = client.post(f"/authguard/api/actions/{held.action.pk}/passkey/options").json()
@@ -232,6 +238,7 @@ def test_battery_54_a_passkey_in_its_cooling_off_cannot_confirm(
     assert "passkey" in refused.json()["message"]
 
 
+@pytest.mark.battery(54)
 def test_battery_54_a_replayed_confirmation_or_one_from_another_session_is_refused(
     customer: Any, hanako: Any
 ) -> None:
@@ -258,6 +265,7 @@ def test_battery_54_a_replayed_confirmation_or_one_from_another_session_is_refus
     assert held_row.status == "confirmed" and held_row.confirmed_method == "passkey" and held_row.assertion
 
 
+@pytest.mark.battery(54)
 def test_battery_54_a_tampered_amount_voids_the_confirmation(customer: Any, hanako: Any) -> None:
     client, authenticator = customer
     bank = old_bank_account(hanako)

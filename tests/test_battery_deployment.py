@@ -39,8 +39,7 @@ from django.utils.dateparse import parse_datetime
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.exceptions import Throttled
-from authguard.factors import base as factors
-from authguard.factors import passkeys
+from authguard.factors import passkey_ceremony, totp
 from authguard.models import (
     AccountLock,
     FactorRecord,
@@ -51,9 +50,9 @@ from authguard.models import (
     Outcome,
     SessionRecord,
 )
-from authguard.sessions import stepup
+from authguard.notifications.delivery import retry_pending_notifications, send_notification
+from authguard.sessions import state as sessions_state
 from authguard.sessions.middleware import deny_framing
-from authguard.tasks import retry_pending_notifications, send_notification
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, Order, OrderStatus
 from demo_site.celery import app as celery_app
@@ -104,7 +103,7 @@ def session_key(client: Client) -> str:
 
 
 def state_of(client: Client) -> dict[str, Any]:
-    return SessionStore(session_key=session_key(client)).load().get(stepup.STATE_KEY, {})
+    return SessionStore(session_key=session_key(client)).load().get(sessions_state.STATE_KEY, {})
 
 
 def request_for(client: Client, user: Any) -> Any:
@@ -116,11 +115,9 @@ def request_for(client: Client, user: Any) -> Any:
 
 
 @pytest.fixture
-def alice(user_factory: Any, totp_factory: Any) -> Any:
+def alice(alice_with_totp: Any) -> Any:
     """alice with an authenticator app (no sign-in history)."""
-    user = user_factory("alice")
-    user.totp = totp_factory(user)
-    return user
+    return alice_with_totp
 
 
 def sign_in_pending(browser_at: Any) -> Client:
@@ -244,6 +241,7 @@ def assert_never_framed(response: HttpResponse) -> None:
     assert [d for d in policy if d.startswith("frame-ancestors")] == ["frame-ancestors 'none'"]
 
 
+@pytest.mark.battery(43)
 @pytest.mark.parametrize("portal", PORTALS)
 def test_battery_43_the_step_up_pages_cannot_be_framed(
     portal: str, settings: Any, alice: Any, browser_at: Any
@@ -270,6 +268,7 @@ def test_battery_43_the_step_up_pages_cannot_be_framed(
         assert_never_framed(response)
 
 
+@pytest.mark.battery(43)
 @pytest.mark.parametrize("portal", PORTALS)
 def test_battery_43_the_order_confirmation_page_cannot_be_framed(
     portal: str, settings: Any, kenji: Any, order_api: Any
@@ -291,6 +290,7 @@ def test_battery_43_the_order_confirmation_page_cannot_be_framed(
     assert holdings(kenji)["9432"] == 2000
 
 
+@pytest.mark.battery(43)
 def test_battery_43_a_portals_content_security_policy_keeps_its_other_directives() -> None:
     response = HttpResponse()
     response["X-Frame-Options"] = "SAMEORIGIN"
@@ -323,6 +323,7 @@ def _leaks(text: str, secrets: dict[str, str]) -> list[str]:
     return found
 
 
+@pytest.mark.battery(44)
 @pytest.mark.django_db(transaction=True)
 def test_battery_44_no_password_code_session_id_or_seed_reaches_logs_celery_or_the_outbox(
     caplog: pytest.LogCaptureFixture, broker: Broker, settings: Any
@@ -421,6 +422,7 @@ def test_battery_44_no_password_code_session_id_or_seed_reaches_logs_celery_or_t
 # -- 45: the cache (Redis) down ------------------------------------------------------------------------------
 
 
+@pytest.mark.battery(45)
 def test_battery_45_redis_down_the_login_api_steps_up_a_login_it_cannot_judge(alice: Any) -> None:
     client = Client(HTTP_USER_AGENT=UA_CHROME_WIN, REMOTE_ADDR=IP_TOKYO)
     with override_settings(CACHES=redis_down()):
@@ -437,6 +439,7 @@ def test_battery_45_redis_down_the_login_api_steps_up_a_login_it_cannot_judge(al
     assert not AccountLock.objects.filter(user=alice, failures__gt=0).exists()
 
 
+@pytest.mark.battery(45)
 def test_battery_45_redis_down_the_login_form_steps_up_and_locks_nobody_out(
     alice: Any, browser_at: Any, settings: Any
 ) -> None:
@@ -455,6 +458,7 @@ def test_battery_45_redis_down_the_login_form_steps_up_and_locks_nobody_out(
     assert not Notification.objects.filter(kind="account_locked").exists()
 
 
+@pytest.mark.battery(45)
 def test_battery_45_redis_down_a_totp_step_up_still_counts_and_throttles_then_verifies(
     pending: Client, alice: Any
 ) -> None:
@@ -474,6 +478,7 @@ def test_battery_45_redis_down_a_totp_step_up_still_counts_and_throttles_then_ve
     assert state_of(pending)["s"] == "verified"
 
 
+@pytest.mark.battery(45)
 def test_battery_45_redis_down_a_passkey_step_up_is_refused_cleanly(
     alice: Any, browser_at: Any, authenticator: Any
 ) -> None:
@@ -496,12 +501,6 @@ def test_battery_45_redis_down_a_passkey_step_up_is_refused_cleanly(
 
 
 @pytest.fixture
-def bob(user_factory: Any) -> Any:
-    """bob, with no factor yet."""
-    return user_factory("bob")
-
-
-@pytest.fixture
 def bob_at_home(bob: Any, browser_at: Any) -> Client:
     """bob signed in from home: allowed outright, so he may bind his first factor."""
     client = browser_at(IP_TOKYO, UA_CHROME_WIN)
@@ -516,6 +515,7 @@ def bind_totp(client: Client, user: Any) -> Any:
     return api_post(client, "api-totp-confirm", {"code": totp_token(device)})
 
 
+@pytest.mark.battery(46)
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("factor", ["totp", "passkey"])
 def test_battery_46_binding_a_factor_with_the_broker_down_keeps_its_message_and_sends_it_later(
@@ -542,6 +542,7 @@ def test_battery_46_binding_a_factor_with_the_broker_down_keeps_its_message_and_
     assert "A sign-in method was added to your account" in mail.outbox[0].subject
 
 
+@pytest.mark.battery(46)
 @pytest.mark.django_db(transaction=True)
 def test_battery_46_holding_an_order_with_the_broker_down_keeps_its_message_and_sends_it_later(
     broker: Broker, kenji: Any, order_api: Any
@@ -566,6 +567,7 @@ def test_battery_46_holding_an_order_with_the_broker_down_keeps_its_message_and_
     ].body  # name (symbol)
 
 
+@pytest.mark.battery(46)
 @pytest.mark.django_db(transaction=True)
 def test_battery_46_an_outbox_row_commits_with_its_hold_or_binding_and_is_queued_only_after(
     broker: Broker, kenji: Any, order_api: Any
@@ -598,10 +600,10 @@ def test_battery_46_an_outbox_row_commits_with_its_hold_or_binding_and_is_queued
     # The same for binding a factor: a rolled-back confirmation binds nothing and tells nobody.
     kenji.totp.delete()
     request = request_for(client.client, kenji)
-    enrollment = factors.begin_totp_enrollment(request, user=kenji)
+    enrollment = totp.begin_totp_enrollment(request, user=kenji)
     request.session.save()
     with pytest.raises(RuntimeError), transaction.atomic():
-        bound = factors.confirm_totp_enrollment(request, user=kenji, code=totp_token(enrollment.device))
+        bound = totp.confirm_totp_enrollment(request, user=kenji, code=totp_token(enrollment.device))
         assert bound.confirmed and Notification.objects.filter(kind="factor_added").exists()
         raise RuntimeError("rolled back")
     assert not TOTPDevice.objects.filter(user=kenji, confirmed=True).exists()
@@ -612,6 +614,7 @@ def test_battery_46_an_outbox_row_commits_with_its_hold_or_binding_and_is_queued
 # -- 47: the server clock 90 s ahead -------------------------------------------------------------------------
 
 
+@pytest.mark.battery(47)
 @pytest.mark.parametrize(("skew", "accepted"), [(30, True), (90, False)])
 def test_battery_47_with_the_server_clock_ahead_a_code_from_90_seconds_ago_fails(
     skew: int, accepted: bool, pending: Client, alice: Any
@@ -630,6 +633,7 @@ def test_battery_47_with_the_server_clock_ahead_a_code_from_90_seconds_ago_fails
     assert (alice.totp.tolerance, alice.totp.drift) == (1, 0)
 
 
+@pytest.mark.battery(47)
 def test_battery_47_expiries_are_computed_from_the_servers_clock(
     kenji: Any, order_api: Any, authenticator: Any, settings: Any
 ) -> None:
@@ -646,7 +650,7 @@ def test_battery_47_expiries_are_computed_from_the_servers_clock(
         bind_passkey(kenji, authenticator)
         assert client.post("/authguard/api/step-up/passkey/options").status_code == 200
         challenges = SessionStore(session_key=client.client.cookies["sessionid"].value).load()
-        (record,) = challenges[passkeys.SESSION_KEY].values()
+        (record,) = challenges[passkey_ceremony.SESSION_KEY].values()
         assert datetime.fromtimestamp(record["exp"], tz=UTC) == server_time + timedelta(seconds=300)
 
         path = f"/authguard/api/confirmations/{confirmation.pk}/totp"
@@ -716,6 +720,7 @@ def new_customer() -> tuple[Any, TOTPDevice]:
     return user, TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
 
 
+@pytest.mark.battery(48)
 @pytest.mark.django_db(transaction=True)
 def test_battery_48_on_sqlite_one_code_verified_10_times_in_parallel_is_accepted_once(tmp_path: Path) -> None:
     from demo_site import settings as demo
@@ -728,7 +733,7 @@ def test_battery_48_on_sqlite_one_code_verified_10_times_in_parallel_is_accepted
     ):
         alice, device = new_customer()
         code = totp_token(device)
-        results = in_parallel(10, lambda: factors.verify_totp(alice, code))
+        results = in_parallel(10, lambda: totp.verify_totp(alice, code))
         assert [r for r in results if isinstance(r, TOTPDevice)] == [device]
         # The writers queued: no "database is locked"; every other attempt was refused and counted.
         assert all(r is None or isinstance(r, Throttled) for r in results if r != device), results
@@ -737,6 +742,7 @@ def test_battery_48_on_sqlite_one_code_verified_10_times_in_parallel_is_accepted
         assert device.last_t == int(time.time()) // device.step  # the code's time step, spent once
 
 
+@pytest.mark.battery(48)
 @pytest.mark.django_db(transaction=True)
 def test_battery_48_on_sqlite_parallel_step_ups_with_one_code_verify_one_session(
     tmp_path: Path, browser_at: Any
@@ -765,6 +771,7 @@ def test_battery_48_on_sqlite_parallel_step_ups_with_one_code_verify_one_session
         assert LoginEvent.objects.filter(outcome=Outcome.STEP_UP_PASSED).count() == 1
 
 
+@pytest.mark.battery(48)
 @pytest.mark.django_db(transaction=True)
 def test_battery_48_without_immediate_transactions_sqlite_says_locked_but_never_accepts_twice(
     tmp_path: Path,
@@ -775,7 +782,7 @@ def test_battery_48_without_immediate_transactions_sqlite_says_locked_but_never_
     ):
         alice, device = new_customer()
         code = totp_token(device)
-        results = in_parallel(10, lambda: factors.verify_totp(alice, code))
+        results = in_parallel(10, lambda: totp.verify_totp(alice, code))
         assert [r for r in results if isinstance(r, TOTPDevice)] == [device]
         for result in results:
             if isinstance(result, OperationalError):

@@ -11,9 +11,9 @@ from datetime import timedelta
 
 import pytest
 
+from authguard.choices import Action
 from authguard.risk.engine import score_login
 from authguard.risk.history import DatabaseHistory, trusted_until
-from authguard.risk.policy import Action
 
 from .conftest import IP_OSAKA, IP_TOKYO
 from .factories import T0, ctx
@@ -35,6 +35,7 @@ def _history_of(user, days: int = 30) -> DatabaseHistory:
     return history
 
 
+@pytest.mark.battery(62)
 def test_battery_62_stolen_device_cookie_from_a_clean_residential_line_is_stepped_up(user_factory):
     victim = user_factory("victim62")
     history = _history_of(victim)
@@ -52,6 +53,7 @@ def test_battery_62_stolen_device_cookie_from_a_clean_residential_line_is_steppe
     assert "known_device" not in {f.code for f in assessment.findings}
 
 
+@pytest.mark.battery(62)
 def test_battery_62_a_remembered_device_does_not_launder_a_stolen_cookie(user_factory):
     victim = user_factory("victim62b")
     history = _history_of(victim)

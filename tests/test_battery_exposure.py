@@ -128,6 +128,7 @@ def placed_buys(user: Any, symbol: str) -> Decimal:
 # -- case 49: the illiquid stock first, in chunks each under the per-order limit -----------------------------
 
 
+@pytest.mark.battery(49)
 def test_battery_49_chunked_illiquid_buys_first_add_up_and_are_held(
     order_api: Any, authenticator: Any, clock: Any
 ) -> None:
@@ -167,6 +168,7 @@ def test_battery_49_chunked_illiquid_buys_first_add_up_and_are_held(
 # -- case 50: liquidation spread over days as the 24-hour window rolls ---------------------------------------
 
 
+@pytest.mark.battery(50)
 def test_battery_50_selling_up_to_the_limit_for_four_days_is_held_over_the_horizon(
     order_api: Any, authenticator: Any, clock: Any, tanaka: Any
 ) -> None:
@@ -202,6 +204,7 @@ def test_battery_50_selling_up_to_the_limit_for_four_days_is_held_over_the_horiz
 # -- case 51: buying liquid stock with cash first to inflate the liquidation base ----------------------------
 
 
+@pytest.mark.battery(51)
 def test_battery_51_buying_first_does_not_raise_the_liquidation_base(
     order_api: Any, authenticator: Any, clock: Any
 ) -> None:
@@ -232,6 +235,7 @@ def test_battery_51_buying_first_does_not_raise_the_liquidation_base(
 # -- case 52: campaign buyers spaced just beyond the 6-hour campaign window ----------------------------------
 
 
+@pytest.mark.battery(52)
 def test_battery_52_twenty_accounts_spaced_over_six_hour_windows_flag_the_instrument(
     order_api: Any, settings: Any, clock: Any
 ) -> None:
@@ -263,6 +267,7 @@ def test_battery_52_twenty_accounts_spaced_over_six_hour_windows_flag_the_instru
 # -- case 53: a pivot into a stock just above the old liquidity floor ----------------------------------------
 
 
+@pytest.mark.battery(53)
 def test_battery_53_a_pivot_into_a_stock_just_above_the_liquidity_floor_is_held(
     order_api: Any, authenticator: Any, clock: Any, tanaka: Any
 ) -> None:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.conf import app_settings
-from authguard.factors import lifecycle
+from authguard.factors import inventory, lifecycle
 from authguard.models import (
     AccountLock,
     AccountSecurity,
@@ -30,7 +30,7 @@ from authguard.models import (
     PasskeyDevice,
     RecoveryCodeDevice,
 )
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
 from authguard.testing import SoftAuthenticator
 
 from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, bind_passkey, totp_token, wrong_code
@@ -102,7 +102,7 @@ def relay_state(client: OrderApi, device: TOTPDevice) -> dict[str, Any]:
     """What a relayed code could change: the session (its key, strong verification, django-otp device), the
     code's use (``last_t``) and the failure counters of the account."""
     session = client.client.session
-    state = session.get(stepup.STATE_KEY) or {}
+    state = session.get(sessions_state.STATE_KEY) or {}
     device.refresh_from_db()
     return {
         "session": (session.session_key, state.get("s"), state.get("u")),
@@ -138,6 +138,7 @@ def register(client: OrderApi, key: SoftAuthenticator) -> Any:
 # -- 55: failures never hand the account to the attacker -----------------------------------------------------
 
 
+@pytest.mark.battery(55)
 def test_battery_55_wrong_totp_codes_from_password_sessions_never_disable_the_customers_authenticator(
     api: Any, totp_customer: Any, clock: Any, preset: Any
 ) -> None:
@@ -173,6 +174,7 @@ def test_battery_55_wrong_totp_codes_from_password_sessions_never_disable_the_cu
     assert refused.status_code == 403 and refused.json()["status"] == "step_up_required"
 
 
+@pytest.mark.battery(55)
 def test_battery_55_bad_assertions_never_disable_the_customers_passkey(
     api: Any, hanako: Any, authenticator: Any, totp_factory: Any, clock: Any, settings: Any, preset: Any
 ) -> None:
@@ -195,7 +197,7 @@ def test_battery_55_bad_assertions_never_disable_the_customers_passkey(
             clock.shift(600)  # waiting out the back-offs (the session's idle limit is an hour)
     assert set(answers) <= {400, 429}
     passkey.refresh_from_db()
-    assert passkey.confirmed and not lifecycle.factor_is_cooling_off(passkey)
+    assert passkey.confirmed and not inventory.factor_is_cooling_off(passkey)
     assert FactorRecord.objects.get(device_id=passkey.persistent_id).disabled_at is None
     # Held orders still ask for the passkey only.
     thief = api()
@@ -203,6 +205,7 @@ def test_battery_55_bad_assertions_never_disable_the_customers_passkey(
     assert held_sell(thief)["methods"] == ["passkey"]
 
 
+@pytest.mark.battery(55)
 def test_battery_55_a_session_bought_with_one_relayed_code_cannot_disable_the_passkey(
     api: Any, hanako: Any, authenticator: Any, totp_factory: Any, settings: Any, preset: Any
 ) -> None:
@@ -227,6 +230,7 @@ def test_battery_55_a_session_bought_with_one_relayed_code_cannot_disable_the_pa
     assert held_sell(thief)["methods"] == ["passkey"]
 
 
+@pytest.mark.battery(55)
 def test_battery_55_password_sessions_are_throttled_per_session_network_and_account(
     api: Any, totp_customer: Any, clock: Any, preset: Any
 ) -> None:
@@ -266,6 +270,7 @@ def test_battery_55_password_sessions_are_throttled_per_session_network_and_acco
     assert fresh.post("/authguard/api/step-up/totp", {"code": bad}).status_code == 429
 
 
+@pytest.mark.battery(55)
 def test_battery_55_an_account_that_ever_had_a_factor_never_gets_a_first_factor_path(
     api: Any, totp_customer: Any
 ) -> None:
@@ -291,6 +296,7 @@ def test_battery_55_an_account_that_ever_had_a_factor_never_gets_a_first_factor_
     assert not TOTPDevice.objects.filter(confirmed=True).exists()
 
 
+@pytest.mark.battery(55)
 def test_battery_55_the_portals_identity_proofing_re_binds_a_disabled_factor(
     api: Any, totp_customer: Any, settings: Any
 ) -> None:
@@ -321,6 +327,7 @@ def proofed_hook(request: Any, user: Any) -> bool:
 # -- 56: one relayed code buys one session, nothing that lasts -----------------------------------------------
 
 
+@pytest.mark.battery(56)
 def test_battery_56_one_relayed_code_then_own_recovery_codes_and_passkey_confirm_nothing(
     api: Any, totp_customer: Any, clock: Any, preset: Any
 ) -> None:
@@ -334,7 +341,7 @@ def test_battery_56_one_relayed_code_then_own_recovery_codes_and_passkey_confirm
     minted = thief.post("/authguard/api/recovery-codes")
     assert minted.status_code == 201
     codes = minted.json()["codes"]
-    assert lifecycle.in_cooling_off(totp_customer)
+    assert inventory.in_cooling_off(totp_customer)
     thief.post("/api/logout")
     clock.shift(600)
     thief.login("hanako", HANAKO_PASSWORD)  # low-risk again
@@ -368,6 +375,7 @@ def test_battery_56_one_relayed_code_then_own_recovery_codes_and_passkey_confirm
     assert all(n.context.get("cooling_off_until") for n in added_notices)
 
 
+@pytest.mark.battery(56)
 def test_battery_56_cooling_off_belongs_to_the_account_not_the_session(
     api: Any, totp_customer: Any, clock: Any, preset: Any
 ) -> None:
@@ -378,8 +386,8 @@ def test_battery_56_cooling_off_belongs_to_the_account_not_the_session(
         return  # the preset refused the relayed code (relay_totp): the attack ends before it began
     passkey_id = register(thief, new_key()).json()["passkey"]["id"]
     device = PasskeyDevice.objects.get(pk=int(passkey_id.rsplit("/", 1)[1]))
-    until = lifecycle.cooling_off_until(totp_customer)
-    assert until is not None and lifecycle.factor_is_cooling_off(device)
+    until = inventory.cooling_off_until(totp_customer)
+    assert until is not None and inventory.factor_is_cooling_off(device)
     # New sessions, days of waiting within the window, a minted recovery-code set: still cooling off,
     # and every new factor extends the account's cooling-off (never shortens it).
     clock.shift(23 * 3600)
@@ -387,14 +395,15 @@ def test_battery_56_cooling_off_belongs_to_the_account_not_the_session(
     fresh.login("hanako", HANAKO_PASSWORD)
     relay_totp(fresh, totp_customer.totp)
     assert fresh.post("/authguard/api/recovery-codes").status_code == 201
-    assert lifecycle.factor_is_cooling_off(device)
-    assert lifecycle.cooling_off_until(totp_customer) > until
+    assert inventory.factor_is_cooling_off(device)
+    assert inventory.cooling_off_until(totp_customer) > until
     clock.shift(2 * 3600)
-    assert lifecycle.factor_is_cooling_off(device)  # his passkey matures with the account, not alone
+    assert inventory.factor_is_cooling_off(device)  # his passkey matures with the account, not alone
     clock.shift(23 * 3600)
-    assert not lifecycle.in_cooling_off(totp_customer) and not lifecycle.factor_is_cooling_off(device)
+    assert not inventory.in_cooling_off(totp_customer) and not inventory.factor_is_cooling_off(device)
 
 
+@pytest.mark.battery(56)
 def test_battery_56_the_email_address_needs_a_passkey_or_two_factors_and_the_new_address(
     api: Any, totp_customer: Any, clock: Any, preset: Any
 ) -> None:
@@ -417,6 +426,7 @@ def test_battery_56_the_email_address_needs_a_passkey_or_two_factors_and_the_new
     assert not mail.outbox
 
 
+@pytest.mark.battery(56)
 def test_battery_56_an_email_change_verifies_the_new_address_tells_the_old_and_cools_off(
     api: Any, hanako: Any, authenticator: Any, clock: Any
 ) -> None:
@@ -439,13 +449,14 @@ def test_battery_56_an_email_change_verifies_the_new_address_tells_the_old_and_c
     old = Notification.objects.get(kind="email_changed")
     assert old.to_email == "hanako@example.com"
     assert Notification.objects.get(kind="email_changed_new").to_email == "hanako.new@example.com"
-    assert lifecycle.cooling_off_reason(hanako) == "email_changed"
+    assert inventory.cooling_off_reason(hanako) == "email_changed"
     # During the cooling-off, notices go to the old address as well.
-    assert lifecycle.notice_addresses(hanako) == ["hanako.new@example.com", "hanako@example.com"]
+    assert inventory.notice_addresses(hanako) == ["hanako.new@example.com", "hanako@example.com"]
     clock.shift(24 * 3600 + 1)
-    assert lifecycle.notice_addresses(hanako) == ["hanako.new@example.com"]
+    assert inventory.notice_addresses(hanako) == ["hanako.new@example.com"]
 
 
+@pytest.mark.battery(56)
 def test_battery_56_a_changed_email_cannot_redirect_held_order_notices(
     api: Any, hanako: Any, authenticator: Any, clock: Any
 ) -> None:
@@ -459,12 +470,13 @@ def test_battery_56_a_changed_email_cannot_redirect_held_order_notices(
     sent = set(Notification.objects.filter(kind="order_held").values_list("to_email", flat=True))
     assert sent == {"thief@example.net", "hanako@example.com"}
     clock.shift(24 * 3600 + 1)
-    assert lifecycle.notice_addresses(hanako) == ["thief@example.net"]
+    assert inventory.notice_addresses(hanako) == ["thief@example.net"]
 
 
 # -- 57: the age of a factor is its confirmation -------------------------------------------------------------
 
 
+@pytest.mark.battery(57)
 def test_battery_57_a_totp_enrollment_begun_before_a_hold_and_finished_after_confirms_nothing(
     api: Any, hanako: Any, authenticator: Any, totp_factory: Any, clock: Any, settings: Any, preset: Any
 ) -> None:
@@ -484,7 +496,7 @@ def test_battery_57_a_totp_enrollment_begun_before_a_hold_and_finished_after_con
     finished = thief.post("/authguard/api/totp/confirm", {"code": totp_token(his)})  # ...finished after
     assert finished.status_code == 201 and finished.json()["totp"]["cooling_off"] is True
     his.refresh_from_db()
-    assert his.created_at == timezone.now() == lifecycle.factor_confirmed_at(his)
+    assert his.created_at == timezone.now() == inventory.factor_confirmed_at(his)
     clock.shift(31)
     response = thief.post(
         f"/authguard/api/confirmations/{confirmation['id']}/totp", {"code": totp_token(his)}
@@ -492,6 +504,7 @@ def test_battery_57_a_totp_enrollment_begun_before_a_hold_and_finished_after_con
     assert response.status_code == 400 and response.json()["code"] in ("cooling_off", "method")
 
 
+@pytest.mark.battery(57)
 def test_battery_57_without_any_cooling_off_a_factor_confirmed_after_the_hold_is_too_new(
     api: Any, hanako: Any, authenticator: Any, totp_factory: Any, clock: Any, settings: Any, preset: Any
 ) -> None:
@@ -519,6 +532,7 @@ def test_battery_57_without_any_cooling_off_a_factor_confirmed_after_the_hold_is
     assert holding(hanako, "9432") > 0
 
 
+@pytest.mark.battery(57)
 def test_battery_57_new_factors_do_not_satisfy_step_up_required_while_cooling_off(
     api: Any, totp_customer: Any, preset: Any
 ) -> None:
@@ -548,6 +562,7 @@ def test_battery_57_new_factors_do_not_satisfy_step_up_required_while_cooling_of
 # -- 58: the customer can always get rid of the thief's factor -----------------------------------------------
 
 
+@pytest.mark.battery(58)
 def test_battery_58_a_totp_only_customer_removes_the_thiefs_passkey_with_her_totp(
     api: Any, totp_customer: Any, clock: Any, preset: Any
 ) -> None:
@@ -568,6 +583,7 @@ def test_battery_58_a_totp_only_customer_removes_the_thiefs_passkey_with_her_tot
     assert Notification.objects.filter(kind="factor_removed", user=totp_customer).exists()
 
 
+@pytest.mark.battery(58)
 def test_battery_58_the_thiefs_passkey_removes_none_of_the_customers_factors(
     api: Any, hanako: Any, authenticator: Any, totp_factory: Any, preset: Any
 ) -> None:
@@ -589,6 +605,7 @@ def test_battery_58_the_thiefs_passkey_removes_none_of_the_customers_factors(
     assert TOTPDevice.objects.filter(pk=hanako.totp.pk).exists()
 
 
+@pytest.mark.battery(58)
 def test_battery_58_a_cooling_off_passkey_does_not_pass_step_up_required_passkey(
     api: Any, totp_customer: Any, preset: Any
 ) -> None:
@@ -617,6 +634,7 @@ def test_battery_58_a_cooling_off_passkey_does_not_pass_step_up_required_passkey
     assert response.status_code == 403 and b"cooling_off" in response.content
 
 
+@pytest.mark.battery(58)
 def test_battery_58_a_password_reset_revokes_the_factors_added_in_cooling_off(
     api: Any, totp_customer: Any, preset: Any
 ) -> None:
@@ -634,6 +652,7 @@ def test_battery_58_a_password_reset_revokes_the_factors_added_in_cooling_off(
     assert AccountSecurity.objects.get(user=totp_customer).first_factor_at is not None
 
 
+@pytest.mark.battery(56)
 def test_battery_56_a_factor_added_in_the_cooling_off_does_not_sign_the_customer_out(
     api: Any, totp_customer: Any, preset: Any
 ) -> None:

@@ -23,8 +23,9 @@ from django.core import mail
 from django.test import Client
 
 from authguard.conf import app_settings
-from authguard.factors.base import RECOVERY_CODE_LENGTH, _recovery_digest, format_recovery_code
-from authguard.login import lockout
+from authguard.factors import methods as factor_methods
+from authguard.factors.recovery import RECOVERY_CODE_LENGTH, format_recovery_code
+from authguard.login import lockout, unlocking
 from authguard.login.flow import locked_message, password_changed
 from authguard.models import (
     AccountLock,
@@ -38,7 +39,8 @@ from authguard.models import (
     SessionRecord,
     StaffApproval,
 )
-from authguard.sessions import stepup
+from authguard.models.factors import recovery_digest as _recovery_digest
+from authguard.sessions import state as sessions_state
 from demo_site.brokerage.models import Order
 
 from .conftest import (
@@ -140,6 +142,7 @@ def totp_hanako(hanako: Any, totp_factory: Any) -> Any:
 # -- case 59: locks that protect -------------------------------------------------------------------------
 
 
+@pytest.mark.battery(59)
 def test_battery_59_a_lock_ends_every_session_the_thiefs_open_one_included(
     hanako: Any, order_api: Any, settings: Any
 ) -> None:
@@ -159,6 +162,7 @@ def test_battery_59_a_lock_ends_every_session_the_thiefs_open_one_included(
     assert customer_notice.context["ended"] == 2
 
 
+@pytest.mark.battery(59)
 @pytest.mark.usefixtures("geoip")
 def test_battery_59_the_session_whose_guesses_lock_the_account_ends_with_its_answer(
     totp_hanako: Any, settings: Any, preset: Any
@@ -188,6 +192,7 @@ def test_battery_59_the_session_whose_guesses_lock_the_account_ends_with_its_ans
     assert follow.status_code == 401 and follow.json()["status"] == "login_required"
 
 
+@pytest.mark.battery(59)
 def test_battery_59_a_locked_account_answers_the_same_for_a_right_and_a_wrong_password(
     hanako: Any, order_api: Any, settings: Any, browser_at: Any, preset: Any
 ) -> None:
@@ -224,6 +229,7 @@ def test_battery_59_a_locked_account_answers_the_same_for_a_right_and_a_wrong_pa
     assert LoginEvent.objects.filter(outcome=Outcome.REFUSED, password_ok=False).count() == 4
 
 
+@pytest.mark.battery(59)
 def test_battery_59_a_fresh_password_sign_in_does_not_reset_the_failure_run(
     hanako: Any, order_api: Any, settings: Any
 ) -> None:
@@ -236,6 +242,7 @@ def test_battery_59_a_fresh_password_sign_in_does_not_reset_the_failure_run(
     assert lockout.is_locked(hanako)
 
 
+@pytest.mark.battery(59)
 def test_battery_59_a_passkey_step_up_resets_the_run_and_old_failures_expire(
     hanako: Any, settings: Any, browser_at: Any, authenticator: Any, geoip: Any
 ) -> None:
@@ -256,6 +263,7 @@ def test_battery_59_a_passkey_step_up_resets_the_run_and_old_failures_expire(
         assert AccountLock.objects.get(user=hanako).failures == 1
 
 
+@pytest.mark.battery(59)
 @pytest.mark.usefixtures("geoip")  # IP_TOKYO is in Tokyo: her first sign-in after the unlock is from home
 def test_battery_59_a_totp_customer_unlocks_with_two_codes_after_the_waiting_period(
     totp_hanako: Any, settings: Any, preset: Any
@@ -288,6 +296,7 @@ def test_battery_59_a_totp_customer_unlocks_with_two_codes_after_the_waiting_per
     assert Notification.objects.filter(kind="account_unlocked", user=totp_hanako).exists()
 
 
+@pytest.mark.battery(59)
 def test_battery_59_an_unlock_asked_for_before_the_preset_does_not_complete_under_it(
     totp_hanako: Any, settings: Any, preset: Any
 ) -> None:
@@ -310,6 +319,7 @@ def test_battery_59_an_unlock_asked_for_before_the_preset_does_not_complete_unde
     assert not Notification.objects.filter(kind="account_unlocked").exists()
 
 
+@pytest.mark.battery(59)
 def test_battery_59_a_thief_with_the_password_and_one_relayed_code_cannot_unlock(
     totp_hanako: Any, settings: Any, preset: Any
 ) -> None:
@@ -336,6 +346,7 @@ def test_battery_59_a_thief_with_the_password_and_one_relayed_code_cannot_unlock
         assert lockout.is_locked(totp_hanako)
 
 
+@pytest.mark.battery(59)
 def test_battery_59_the_customer_cancels_an_unlock_someone_else_asked_for(
     totp_hanako: Any, settings: Any, preset: Any
 ) -> None:
@@ -366,6 +377,7 @@ def test_battery_59_the_customer_cancels_an_unlock_someone_else_asked_for(
     assert Notification.objects.filter(kind="unlock_cancelled", user=totp_hanako).exists()
 
 
+@pytest.mark.battery(59)
 def test_battery_59_codes_from_a_cooling_off_or_under_the_preset_cannot_unlock(
     totp_hanako: Any, settings: Any
 ) -> None:
@@ -387,6 +399,7 @@ def test_battery_59_codes_from_a_cooling_off_or_under_the_preset_cannot_unlock(
     assert login_answer(IP_TOKYO, HANAKO_PASSWORD).json()["unlock"]["codes"] is None
 
 
+@pytest.mark.battery(59)
 def test_battery_59_the_unlock_pages_work_without_javascript(
     totp_hanako: Any, settings: Any, preset: Any
 ) -> None:
@@ -423,6 +436,7 @@ def test_battery_59_the_unlock_pages_work_without_javascript(
     assert page.status_code == 200 and b'name="reference"' in page.content
 
 
+@pytest.mark.battery(59)
 def test_battery_59_a_passkey_added_in_the_cooling_off_cannot_unlock(
     hanako: Any, settings: Any, authenticator: Any, rf: Any
 ) -> None:
@@ -437,7 +451,7 @@ def test_battery_59_a_passkey_added_in_the_cooling_off_cannot_unlock(
     request.session = DbSessionStore()
     options = passkeys.authentication_options(request, purpose="unlock", user=None)
     with pytest.raises(lockout.PermissionDenied):
-        lockout.unlock_with_passkey(request, credential=authenticator.get(options))
+        unlocking.unlock_with_passkey(request, credential=authenticator.get(options))
     assert lockout.is_locked(hanako)
 
 
@@ -469,6 +483,7 @@ class Browser(OrderApi):
         return thief
 
 
+@pytest.mark.battery(61)
 @pytest.mark.usefixtures("geoip")
 def test_battery_61_a_session_moved_where_a_fresh_login_is_refused_is_ended_not_stepped_up(
     totp_hanako: Any,
@@ -490,6 +505,7 @@ def test_battery_61_a_session_moved_where_a_fresh_login_is_refused_is_ended_not_
     assert event.outcome == Outcome.REFUSED and event.action == "deny" and event.user == totp_hanako
 
 
+@pytest.mark.battery(61)
 @pytest.mark.usefixtures("geoip")
 def test_battery_61_the_html_answer_sends_to_the_login_page_with_a_message(totp_hanako: Any) -> None:
     victim = Client(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN)
@@ -505,6 +521,7 @@ def test_battery_61_the_html_answer_sends_to_the_login_page_with_a_message(totp_
     assert b"signed you out" in page.content
 
 
+@pytest.mark.battery(61)
 @pytest.mark.usefixtures("geoip")
 def test_battery_61_a_session_moved_where_step_up_is_asked_still_steps_up(
     totp_hanako: Any, preset: Any
@@ -541,6 +558,7 @@ def known_customer(totp_hanako: Any, browser_at: Any) -> Any:
     return totp_hanako
 
 
+@pytest.mark.battery(56)
 @pytest.mark.usefixtures("geoip")
 def test_battery_56_relayed_totp_does_not_remember_the_device(
     known_customer: Any, browser_at: Any, preset: Any
@@ -572,6 +590,7 @@ def test_battery_56_relayed_totp_does_not_remember_the_device(
     assert "new_device" in event.reasons
 
 
+@pytest.mark.battery(56)
 @pytest.mark.usefixtures("geoip")
 def test_battery_56_a_passkey_step_up_still_remembers_the_device(
     known_customer: Any, browser_at: Any, authenticator: Any
@@ -587,6 +606,7 @@ def test_battery_56_a_passkey_step_up_still_remembers_the_device(
     assert "remembered_device" in [f["code"] for f in event.findings]
 
 
+@pytest.mark.battery(56)
 @pytest.mark.usefixtures("geoip")
 def test_battery_56_a_device_verified_during_a_cooling_off_is_not_remembered(
     known_customer: Any, browser_at: Any, authenticator: Any
@@ -600,7 +620,8 @@ def test_battery_56_a_device_verified_during_a_cooling_off_is_not_remembered(
     assert passkey_step_up(traveller, authenticator).status_code == 200
     assert not KnownDevice.objects.filter(user=known_customer, trusted_until__isnull=False).exists()
     assert (
-        stepup.remembers_device(known_customer, device=PasskeyDevice.objects.get(), method="passkey") is False
+        factor_methods.remembers_device(known_customer, device=PasskeyDevice.objects.get(), method="passkey")
+        is False
     )
 
 
@@ -621,7 +642,7 @@ def _thief_with_own_passkey(hanako: Any, authenticator: Any) -> OrderApi | None:
         assert relayed.status_code == 400 and relayed.json()["code"] == "method_unavailable"
         session = thief.client.session
         assert session.session_key == session_key and session.get("otp_device_id") is None
-        assert session[stepup.STATE_KEY].get("st") is None  # no strong verification
+        assert session[sessions_state.STATE_KEY].get("st") is None  # no strong verification
         hanako.totp.refresh_from_db()
         assert hanako.totp.last_t == -1  # the code was not even checked (django-otp's "never used")
         added = thief.post("/authguard/api/passkeys/options")
@@ -634,6 +655,7 @@ def _thief_with_own_passkey(hanako: Any, authenticator: Any) -> OrderApi | None:
     return thief
 
 
+@pytest.mark.battery(58)
 def test_battery_58_password_reset_ends_sessions_and_revokes_cooling_off_factors(
     totp_hanako: Any, order_api: Any, authenticator: Any, preset: Any
 ) -> None:
@@ -660,6 +682,7 @@ def test_battery_58_password_reset_ends_sessions_and_revokes_cooling_off_factors
     assert notice.context["revoked"] == 1
 
 
+@pytest.mark.battery(58)
 def test_battery_58_password_change_ends_the_other_sessions_and_keeps_this_one(
     totp_hanako: Any, order_api: Any, authenticator: Any, preset: Any
 ) -> None:
@@ -682,6 +705,7 @@ def test_battery_58_password_change_ends_the_other_sessions_and_keeps_this_one(
     assert SessionRecord.objects.filter(user=totp_hanako).count() <= 1
 
 
+@pytest.mark.battery(58)
 def test_battery_58_any_password_write_ends_the_sessions(totp_hanako: Any, order_api: Any) -> None:
     browser = order_api(REMOTE_ADDR=IP_TOKYO)
     browser.login("hanako", HANAKO_PASSWORD)
@@ -750,6 +774,7 @@ def test_misconfigured_lock_settings_fail_the_checks(
     assert [m.id for m in check_locks(None)] == [code]
 
 
+@pytest.mark.battery(59)
 def test_battery_59_the_desk_cancels_a_waiting_unlock_alone_and_the_account_stays_locked(
     totp_hanako: Any, settings: Any, preset: Any
 ) -> None:

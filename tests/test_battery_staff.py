@@ -21,9 +21,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from authguard.console import reports
 from authguard.login import lockout
 from authguard.models import AccountLock, HeldOrder, Notification, PolicyVersion, StaffApproval
-from authguard.notifications import outbox as notifications
+from authguard.notifications import messages
 from authguard.risk.policy import current_policy
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
 from demo_site.brokerage.models import Account
 
 from .conftest import IP_TOKYO, UA_CHROME_WIN, api_post, totp_token
@@ -85,6 +85,7 @@ def admin_sign_in(username: str, password: str = STAFF_PASSWORD) -> Client:
 # -- the console's door -----------------------------------------------------------------------------------
 
 
+@pytest.mark.battery(60)
 @pytest.mark.usefixtures("geoip")
 def test_battery_60_staff_password_alone_opens_no_console_page(settings, desks):
     settings.AUTHGUARD_RISK_SIGNALS = []  # the thief's most favourable case: the login scores 0 (allowed)
@@ -108,6 +109,7 @@ def test_battery_60_staff_password_alone_opens_no_console_page(settings, desks):
     assert thief.post("/admin/logout/").status_code in (200, 302)
 
 
+@pytest.mark.battery(60)
 @pytest.mark.usefixtures("geoip")
 def test_battery_60_a_relayed_totp_code_does_not_open_the_console(settings, desks, preset):
     settings.AUTHGUARD_RISK_SIGNALS = []
@@ -123,7 +125,7 @@ def test_battery_60_a_relayed_totp_code_does_not_open_the_console(settings, desk
         assert relayed.status_code == 400 and relayed.json()["code"] == "method_unavailable"
         session = thief.session
         assert session.session_key == session_key and session.get("otp_device_id") is None
-        assert session[stepup.STATE_KEY].get("st") is None
+        assert session[sessions_state.STATE_KEY].get("st") is None
         device.refresh_from_db()
         assert device.last_t == -1
         assert thief.get("/admin/authguard/heldorder/").status_code == 403
@@ -132,6 +134,7 @@ def test_battery_60_a_relayed_totp_code_does_not_open_the_console(settings, desk
     assert thief.get("/admin/authguard/heldorder/").status_code == 403
 
 
+@pytest.mark.battery(60)
 @pytest.mark.usefixtures("geoip")
 def test_battery_60_the_passkey_step_up_opens_the_console_and_leads_back(settings, desks):
     settings.AUTHGUARD_RISK_SIGNALS = []
@@ -146,6 +149,7 @@ def test_battery_60_the_passkey_step_up_opens_the_console_and_leads_back(setting
     assert client.get("/admin/authguard/heldorder/").status_code == 200
 
 
+@pytest.mark.battery(60)
 def test_battery_60_staff_without_a_passkey_are_told_how_to_add_one(desks):
     requester, _approver = desks
     page = password_only_client(requester).get("/admin/")
@@ -154,6 +158,7 @@ def test_battery_60_staff_without_a_passkey_are_told_how_to_add_one(desks):
     assert "/authguard/security/passkeys/add/" in html and 'id="verify-passkey"' not in html
 
 
+@pytest.mark.battery(60)
 def test_battery_60_a_passkey_added_just_now_does_not_open_the_console(desks):
     requester, _approver = desks
     client = password_only_client(requester)
@@ -163,6 +168,7 @@ def test_battery_60_a_passkey_added_just_now_does_not_open_the_console(desks):
     assert page.status_code == 403 and "less than 24 hours ago" in page.content.decode()
 
 
+@pytest.mark.battery(60)
 def test_battery_60_an_old_passkey_check_must_be_repeated(settings, desks):
     requester, _approver = desks
     client = staff_client(requester)
@@ -172,6 +178,7 @@ def test_battery_60_an_old_passkey_check_must_be_repeated(settings, desks):
     assert client.get("/admin/").status_code == 403
 
 
+@pytest.mark.battery(60)
 def test_battery_60_customers_still_get_the_admin_login_page(user_factory):
     customer = password_only_client(user_factory("alice"))
     answer = customer.get("/admin/authguard/heldorder/")
@@ -255,6 +262,7 @@ def messages_of(response: Any) -> list[str]:
 ACTIONS = ("release_order", "revoke_factor", "unlock_account", "change_policy")
 
 
+@pytest.mark.battery(60)
 @pytest.mark.parametrize("action", ACTIONS)
 def test_battery_60_four_eyes_for_each_staff_action(
     action, request, desks, django_capture_on_commit_callbacks, preset
@@ -352,12 +360,13 @@ def assert_no_staff_details(customer: Any) -> None:
     rows = Notification.objects.filter(user=customer, staff=False)
     assert rows.exists()
     for row in rows:
-        subject, body = notifications.render(row)
+        subject, body = messages.render(row)
         text = " ".join([subject, body, json.dumps(row.context)])
         for secret in (REQUESTER, APPROVER, INTERNAL_NOTE, "INC-4711"):
             assert secret not in text, (row.kind, secret, text)
 
 
+@pytest.mark.battery(60)
 @pytest.mark.parametrize("action", ["release_order", "revoke_factor"])
 def test_battery_60_rejected_requests_do_nothing_and_tell_the_customer(action, request, desks, preset):
     scenario = Scenario(action)
@@ -379,6 +388,7 @@ def test_battery_60_rejected_requests_do_nothing_and_tell_the_customer(action, r
     assert_no_staff_details(scenario.customer)
 
 
+@pytest.mark.battery(60)
 def test_battery_60_customer_pages_show_no_staff_names_after_a_release(request, desks, tanaka, preset):
     scenario = Scenario("release_order")
     scenario.setup(request)
@@ -397,6 +407,7 @@ def test_battery_60_customer_pages_show_no_staff_names_after_a_release(request, 
             assert secret not in html, (url, secret)
 
 
+@pytest.mark.battery(60)
 def test_battery_60_a_staff_cancel_shows_the_customer_no_staff_names(request, desks, tanaka):
     scenario = Scenario("release_order")
     scenario.setup(request)
@@ -421,7 +432,7 @@ def test_battery_60_a_staff_cancel_shows_the_customer_no_staff_names(request, de
     entry = LogEntry.objects.get(object_id=str(scenario.target.pk), user=requester)
     assert INTERNAL_NOTE in entry.get_change_message()
     notice = Notification.objects.get(user=tanaka, kind="staff_action", staff=False)
-    subject, body = notifications.render(notice)
+    subject, body = messages.render(notice)
     assert "cancel a held order" in body
     for secret in (REQUESTER, INTERNAL_NOTE):
         assert secret not in subject + body

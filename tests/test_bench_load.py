@@ -22,7 +22,7 @@ import pytest
 from django.test import Client
 from django.urls import resolve
 
-from authguard.sessions.stepup import session_state
+from authguard.sessions.state import session_state
 from bench.load.customer import PORTFOLIO_MARKER, BenchSession, seed_customer, sign_in
 from bench.load.drivers import RoundResult
 from bench.load.run import WITH, WITHOUT, _order, summarize

@@ -15,7 +15,7 @@ from demo_site.brokerage.instruments import INSTRUMENTS
 from demo_site.brokerage.models import Account, Instrument, Order, OrderStatus, Position
 from demo_site.brokerage.services import AccountError, OrderRejected
 
-PASSWORD = "hanako-test-2025"
+from .conftest import HANAKO_PASSWORD as PASSWORD
 
 
 @pytest.fixture
@@ -24,15 +24,9 @@ def instruments(db: Any) -> None:
 
 
 @pytest.fixture
-def customer(instruments: None) -> Any:
-    """¥1,000,000 cash, 100 Toyota (¥2,850) and 10 Apple ($230)."""
-    return services.open_account(
-        "hanako",
-        PASSWORD,
-        email="hanako@example.com",
-        cash=Decimal("1000000"),
-        holdings={"7203": 100, "AAPL": 10},
-    )
+def customer(instruments: None, brokerage_customer: Any) -> Any:
+    """hanako: ¥1,000,000 cash, 100 Toyota (¥2,850) and 10 Apple ($230)."""
+    return brokerage_customer(holdings={"7203": 100, "AAPL": 10}, sync_instruments=False)
 
 
 def state(user: Any) -> tuple[Decimal, dict[str, int], int]:

@@ -17,9 +17,8 @@ import pytest
 from django.utils import translation
 
 from authguard.actions import flow as actions
-from authguard.factors.passkeys import b64url_decode
+from authguard.factors.passkey_ceremony import b64url_decode
 from authguard.models import HeldAction, RegisteredPayee
-from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, BankAccount, BankAccountStatus, Withdrawal, WithdrawalStatus
 
 from .actions_support import BANK, old_bank_account
@@ -37,18 +36,11 @@ def catalogue(text: str) -> str:
 
 
 @pytest.fixture
-def hanako(settings: Any) -> Any:
+def hanako(settings: Any, brokerage_customer: Any) -> Any:
     """¥1,000,000 cash and three holdings; authguard's action URLs and the demo's executor configured."""
     settings.ROOT_URLCONF = "tests.actions_urlconf"
     settings.AUTHGUARD_ACTION_EXECUTOR = "demo_site.brokerage.money.action_executor"
-    services.sync_instruments()
-    return services.open_account(
-        "hanako",
-        PASSWORD,
-        email="hanako@example.com",
-        cash=Decimal("1000000"),
-        holdings={"7203": 100, "9432": 2000, "AAPL": 10},
-    )
+    return brokerage_customer(password=PASSWORD, holdings={"7203": 100, "9432": 2000, "AAPL": 10})
 
 
 def cash(user: Any) -> Decimal:

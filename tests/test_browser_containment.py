@@ -41,8 +41,9 @@ def label(text: str, language: str) -> str:
 
 
 @pytest.fixture
-def hanako(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user("hanako", email="hanako@example.jp", password=PASSWORD)
+def hanako(user_factory: Any) -> Any:
+    """A customer with the browser tests' password (hanako@example.jp), no brokerage account."""
+    return user_factory("hanako", password=PASSWORD)
 
 
 @pytest.fixture

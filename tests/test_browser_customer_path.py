@@ -85,16 +85,6 @@ def refused(browser: Browser, username: str) -> LoginEvent:
     return event
 
 
-@pytest.fixture
-def alice(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user("alice", email="alice@example.jp", password=PASSWORD)
-
-
-@pytest.fixture
-def bob(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user("bob", email="bob@example.jp", password=PASSWORD)
-
-
 def synced_passkey(chrome: Any) -> Browser:
     """alice adds a passkey at home on her laptop; a new browser (her tablet) holds the same, synced,
     passkey (the credential copied into its authenticator, as a passkey provider syncs it)."""

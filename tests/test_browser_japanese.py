@@ -8,7 +8,6 @@ use the catalogue, not any particular wording.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,7 +15,6 @@ from django.utils import translation
 
 from authguard.models import HeldOrder
 from authguard.orders import guard as orders
-from demo_site.brokerage import services
 from demo_site.brokerage.models import Order, OrderStatus
 
 from .browser import PASSWORD, Browser, browser_site_fixture, chrome_fixture  # noqa: F401 (fixtures)
@@ -70,15 +68,9 @@ window.fetch = (url, init) => {
 
 
 @pytest.fixture
-def hanako() -> Any:
-    services.sync_instruments()
-    return services.open_account(
-        "hanako",
-        PASSWORD,
-        email="hanako@example.com",
-        cash=Decimal("1000000"),
-        holdings={"7203": 100, "9432": 2000, "AAPL": 10},
-    )
+def hanako(brokerage_customer: Any) -> Any:
+    """¥1,000,000 cash; 100 Toyota, 2,000 NTT and 10 Apple; the browser tests' password."""
+    return brokerage_customer(password=PASSWORD, holdings={"7203": 100, "9432": 2000, "AAPL": 10})
 
 
 def test_a_japanese_customer_gets_the_passkey_confirmation_and_step_up_pages_in_japanese(

@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard.factors.passkeys import b64url_decode
+from authguard.factors.passkey_ceremony import b64url_decode
 from authguard.models import GuardStatus, HeldOrder
 from authguard.orders import guard as orders
-from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, Order, OrderStatus
 
 from .browser import PASSWORD, Browser, browser_site_fixture, chrome_fixture  # noqa: F401 (fixtures)
@@ -27,16 +26,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def hanako() -> Any:
+def hanako(brokerage_customer: Any) -> Any:
     """¥1,000,000 cash; 100 Toyota (¥285,000), 2,000 NTT (¥305,000) and 10 Apple (¥345,000)."""
-    services.sync_instruments()
-    return services.open_account(
-        "hanako",
-        PASSWORD,
-        email="hanako@example.com",
-        cash=Decimal("1000000"),
-        holdings={"7203": 100, "9432": 2000, "AAPL": 10},
-    )
+    return brokerage_customer(password=PASSWORD, holdings={"7203": 100, "9432": 2000, "AAPL": 10})
 
 
 def account(user: Any) -> tuple[Decimal, dict[str, int]]:
@@ -55,6 +47,7 @@ def place_on_trade_page(browser: Browser, *, side: str, symbol: str, quantity: i
     browser.find("#id_quantity").submit()
 
 
+@pytest.mark.battery(33)
 def test_battery_33_a_held_order_is_confirmed_with_a_passkey_and_placed_once(
     chrome: Any, hanako: Any
 ) -> None:

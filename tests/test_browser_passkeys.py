@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from authguard.factors import inventory
 from authguard.models import AccountLock, LoginEvent, Outcome, PasskeyDevice
 
 from .browser import Browser, b64url, browser_site_fixture, chrome_fixture  # noqa: F401 (fixtures)
@@ -40,13 +41,6 @@ for (const name of ["create", "get"]) {
   };
 }
 """
-
-
-@pytest.fixture
-def alice(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(
-        "alice", email="alice@example.jp", password="correct horse battery"
-    )
 
 
 def signed_in_at_home(chrome: Any, *, user_verified: bool = True) -> Browser:
@@ -77,6 +71,7 @@ def risky_password_login(browser: Browser) -> LoginEvent:
     return event
 
 
+@pytest.mark.battery(33)
 def test_battery_33_enroll_a_passkey_step_up_with_it_and_sign_in_passwordless(
     chrome: Any, alice: Any
 ) -> None:
@@ -140,6 +135,7 @@ def test_passwordless_sign_in_with_the_explicit_button(chrome: Any, alice: Any) 
     assert browser.authguard_state()["sm"] == "passkey"
 
 
+@pytest.mark.battery(33)
 def test_battery_33_enrollment_without_user_verification_fails_cleanly(chrome: Any, alice: Any) -> None:
     browser = signed_in_at_home(chrome, user_verified=False)
 
@@ -171,6 +167,7 @@ def test_battery_33_enrollment_without_user_verification_fails_cleanly(chrome: A
     assert browser.path == "/authguard/security/passkeys/add/"
 
 
+@pytest.mark.battery(33)
 def test_battery_33_step_up_and_passwordless_without_user_verification_fail_cleanly(
     chrome: Any, alice: Any
 ) -> None:
@@ -226,11 +223,10 @@ def test_acceptance_3_a_second_passkey_from_a_low_risk_session_is_added_and_cool
 ) -> None:
     """Issue 10, acceptance 3: adding a second passkey from the customer's own low-risk session still works
     in the browser; the new one is marked as cooling off on the security page, the first one is not."""
-    from authguard.factors import lifecycle
 
     browser = signed_in_at_home(chrome)
     first = browser.enroll_passkey("Laptop")
-    assert not lifecycle.factor_is_cooling_off(first)  # the account's first factor, from a low-risk session
+    assert not inventory.factor_is_cooling_off(first)  # the account's first factor, from a low-risk session
 
     # A second one first asks for a fresh check with the first passkey.
     browser.link("/authguard/security/passkeys/add/")
@@ -243,8 +239,8 @@ def test_acceptance_3_a_second_passkey_from_a_low_risk_session_is_added_and_cool
 
     browser.add_authenticator()  # the phone: another authenticator
     second = browser.enroll_passkey("Phone")
-    assert second.confirmed and lifecycle.factor_is_cooling_off(second)
-    assert not lifecycle.factor_is_cooling_off(first)
+    assert second.confirmed and inventory.factor_is_cooling_off(second)
+    assert not inventory.factor_is_cooling_off(first)
     text = browser.text()
     assert "Phone" in text and "cooling off" in text and "cooling-off period until" in text
     assert browser.console_errors() == []

@@ -33,13 +33,6 @@ def code_for_secret(secret: str, *, steps: int = 0) -> str:
     return f"{totp.token():06d}"
 
 
-@pytest.fixture
-def alice(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user(
-        "alice", email="alice@example.jp", password="correct horse battery"
-    )
-
-
 def enroll_totp(browser: Browser) -> TOTPDevice:
     """From the security page: add an authenticator app with the secret shown, confirm with its first code."""
     browser.get("/authguard/security/")

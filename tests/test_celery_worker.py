@@ -27,8 +27,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from authguard.models import LoginEvent, Notification, NotificationStatus, Outcome
+from authguard.notifications import messages as notifications_messages
 from authguard.notifications import outbox as notifications
-from authguard.tasks import retry_pending_notifications, send_notification
+from authguard.notifications.delivery import retry_pending_notifications, send_notification
 from demo_site.celery import app as celery_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -240,7 +241,7 @@ def _login(user: Any, *, minutes_ago: int, device_new: bool) -> LoginEvent:
 
 
 def _message_id(row: Notification) -> str:
-    return notifications.build_message(row).extra_headers["Message-ID"]
+    return notifications_messages.build_message(row).extra_headers["Message-ID"]
 
 
 def _status(pk: int) -> str:

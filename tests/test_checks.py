@@ -316,7 +316,7 @@ def test_migrations_are_complete(db):
 
 
 def test_sqlite_without_immediate_transactions_is_w011():
-    from authguard.checks import sqlite_without_immediate_transactions
+    from authguard.validators import sqlite_without_immediate_transactions
 
     assert Codes.SQLITE_NOT_IMMEDIATE not in ids()  # the test settings use IMMEDIATE (or PostgreSQL)
     sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": "x.sqlite3"}

@@ -26,6 +26,7 @@ from django.test import Client
 from django.utils import translation
 
 from authguard.console import reports
+from authguard.factors import lifecycle
 from authguard.models import FactorKind, Feedback, LoginEvent, PasskeyDevice, RecoveryCodeDevice
 from authguard.risk import backtest
 from authguard.testing import SoftAuthenticator
@@ -117,7 +118,6 @@ def _signed_out(client: Client) -> None:
 
 def build_event_set(user_factory: Any, totp_factory: Any, authenticator: SoftAuthenticator) -> EventSet:
     """Kenji's day (module docstring), every step asserted as it happens, so a changed flow fails here."""
-    from authguard.factors import base as factors
 
     with time_machine.travel(datetime(2026, 11, 1, 10, 0, tzinfo=JST), tick=False):
         kenji = user_factory("kenji", password=PASSWORD, email="kenji@example.jp")
@@ -159,7 +159,7 @@ def build_event_set(user_factory: Any, totp_factory: Any, authenticator: SoftAut
     thief_authenticator = SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
     with time_machine.travel(at(11, 20), tick=False):
         device = bind_passkey(kenji, thief_authenticator, name=THIEF_PASSKEY)
-        factors.record_enrollment(
+        lifecycle.record_enrollment(
             None, user=kenji, device=device, kind=FactorKind.PASSKEY, via="fresh_verification"
         )
     built.thief_passkey_id = device.persistent_id
@@ -434,8 +434,8 @@ def test_a_throttled_attempt_is_counted_as_left_out_not_dropped(event_set: Event
 
 
 def test_the_sql_form_of_the_taxonomy_agrees_with_it_on_every_combination() -> None:
+    from authguard.choices import Action
     from authguard.models import Outcome
-    from authguard.risk.policy import Action
 
     rows = [
         LoginEvent(created_at=at(8), username="x", password_ok=ok, outcome=outcome, action=action)

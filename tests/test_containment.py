@@ -23,10 +23,10 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
-from authguard.console import approvals, containment
+from authguard.console import approvals, containment, four_eyes
 from authguard.login import lockout
 from authguard.models import AccountLock, LoginEvent, NetworkBlock, Notification, SessionRecord, StaffApproval
-from authguard.notifications.outbox import render
+from authguard.notifications.messages import render
 from authguard.risk import networks
 
 from .conftest import IP_SG_VPS, IP_TOKYO, IP_US_HOME, UA_FIREFOX_LINUX
@@ -191,7 +191,7 @@ def test_containment_can_be_put_under_four_eyes(settings: Any, desks: Any, hanak
     assert "waiting for a second approval" in " ".join(messages_of(answer))
     assert not lockout.is_locked(hanako) and signed_in(browser)
     approval = StaffApproval.objects.get(action="lock_account")
-    with pytest.raises(approvals.ApprovalError) as own:
+    with pytest.raises(four_eyes.ApprovalError) as own:
         approvals.approve(staff_client(desk_a).get("/admin/").wsgi_request, approval_id=approval.pk)
     assert own.value.code == "own_request"
     approvals.approve(staff_client(desk_b).get("/admin/").wsgi_request, approval_id=approval.pk)
@@ -201,9 +201,9 @@ def test_containment_can_be_put_under_four_eyes(settings: Any, desks: Any, hanak
 def test_default_four_eyes_rules(settings: Any) -> None:
     del settings.AUTHGUARD_FOUR_EYES  # the package's defaults, not the demo's spelled-out ones
     for action in ("lock_account", "end_sessions", "force_password_reset"):
-        assert not approvals.needs_second_approval(action=action, severity=4), action
+        assert not four_eyes.needs_second_approval(action=action, severity=4), action
     for action in ("unlock_account", "block_network", "end_network_block", "release_order"):
-        assert approvals.needs_second_approval(action=action, severity=0), action
+        assert four_eyes.needs_second_approval(action=action, severity=0), action
 
 
 def test_containment_needs_the_permission_and_a_passkey_session(
@@ -496,6 +496,7 @@ def test_bulk_end_sessions_needs_the_permission(user_factory: Any, browser_at: A
 # -- security battery ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.battery(67)
 def test_battery_67_the_thiefs_session_ended_by_the_analyst_cannot_continue(
     desks: Any, user_factory: Any, browser_at: Any
 ) -> None:
@@ -513,6 +514,7 @@ def test_battery_67_the_thiefs_session_ended_by_the_analyst_cannot_continue(
     )
 
 
+@pytest.mark.battery(68)
 def test_battery_68_a_blocked_network_is_refused_even_with_the_right_password(
     settings: Any, desks: Any, user_factory: Any, browser_at: Any
 ) -> None:
@@ -527,6 +529,7 @@ def test_battery_68_a_blocked_network_is_refused_even_with_the_right_password(
     assert denied_by_block(LoginEvent.objects.order_by("-pk").first())
 
 
+@pytest.mark.battery(69)
 def test_battery_69_a_forced_reset_locks_out_the_stolen_password_and_api_token(
     desks: Any, hanako_signed_in: Any
 ) -> None:

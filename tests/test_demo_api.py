@@ -16,9 +16,8 @@ from authguard.login.flow import LoginResult
 from demo_site.brokerage import api, services
 from demo_site.brokerage.models import Account, Order
 
+from .conftest import HANAKO_PASSWORD as PASSWORD
 from .conftest import UA_CHROME_WIN as BROWSER_UA
-
-PASSWORD = "hanako-test-2025"
 
 
 @pytest.fixture(autouse=True)
@@ -70,16 +69,9 @@ class Api:
 
 
 @pytest.fixture
-def customer(db: Any) -> Any:
-    """¥1,000,000 cash, 100 Toyota (¥2,850) and 10 Apple ($230)."""
-    services.sync_instruments()
-    return services.open_account(
-        "hanako",
-        PASSWORD,
-        email="hanako@example.com",
-        cash=Decimal("1000000"),
-        holdings={"7203": 100, "AAPL": 10},
-    )
+def customer(brokerage_customer: Any) -> Any:
+    """hanako: ¥1,000,000 cash, 100 Toyota (¥2,850) and 10 Apple ($230)."""
+    return brokerage_customer(holdings={"7203": 100, "AAPL": 10})
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from geoip2.errors import AddressNotFoundError
 
-from authguard.risk.context import geolocate
+from authguard.risk.geoip import geolocate
 from authguard.testing import ANONYMOUS_FILENAME, ASN_FILENAME, CITY_FILENAME
 from demo_site.brokerage.geoip_plan import PLAN, UNKNOWN_SAMPLE_IP
 

@@ -10,12 +10,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, Order
 
+from .conftest import HANAKO_PASSWORD as PASSWORD
 from .conftest import UA_CHROME_WIN as BROWSER_UA
 
-PASSWORD = "hanako-test-2025"
 PAGES = [
     "brokerage:portfolio",
     "brokerage:trade",
@@ -26,16 +25,9 @@ PAGES = [
 
 
 @pytest.fixture
-def customer(db: Any) -> Any:
-    """¥1,000,000 cash, 100 Toyota (¥2,850), 10 Apple ($230) and 1,000 of a fictional small cap."""
-    services.sync_instruments()
-    return services.open_account(
-        "hanako",
-        PASSWORD,
-        email="hanako@example.com",
-        cash=Decimal("1000000"),
-        holdings={"7203": 100, "AAPL": 10, "3Z3A": 1000},
-    )
+def customer(brokerage_customer: Any) -> Any:
+    """hanako: ¥1,000,000 cash, 100 Toyota (¥2,850), 10 Apple ($230) and 1,000 of a fictional small cap."""
+    return brokerage_customer(holdings={"7203": 100, "AAPL": 10, "3Z3A": 1000})
 
 
 @pytest.fixture

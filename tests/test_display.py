@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import timezone, translation
 
 from authguard.models import KnownDevice, LoginEvent, Notification, SessionRecord
-from authguard.notifications.outbox import render
+from authguard.notifications.messages import render
 from authguard.templatetags.authguard_display import device_label, place_label
 
 from .conftest import IP_TOKYO, UA_CHROME_WIN

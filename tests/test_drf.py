@@ -56,11 +56,9 @@ def customer(user_factory: Any, browser_at: Any, name: str = "alice") -> Any:
 
 
 @pytest.fixture
-def alice(user_factory: Any, totp_factory: Any) -> Any:
+def alice(alice_with_totp: Any) -> Any:
     """A customer with an authenticator app and no sign-in yet (as in tests/test_api_stepup.py)."""
-    user = user_factory("alice")
-    user.totp = totp_factory(user)
-    return user
+    return alice_with_totp
 
 
 def api(ip: str = IP_TOKYO, ua: str = UA_CHROME_WIN) -> APIClient:

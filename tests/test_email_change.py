@@ -16,7 +16,7 @@ from django.core import mail
 from django.db import connection
 from django.test import Client
 
-from authguard.factors import lifecycle
+from authguard.factors import inventory
 from authguard.models import AccountSecurity, ContactChange, Notification
 from authguard.testing import SoftAuthenticator
 
@@ -137,7 +137,7 @@ def test_of_two_accounts_claiming_one_address_the_second_confirmation_is_refused
     # Bob's refused change left nothing behind: no pending change, no notices, no cooling-off.
     assert not ContactChange.objects.filter(user=bob_user).exists()
     assert not Notification.objects.filter(user=bob_user, kind__startswith="email_changed").exists()
-    assert not lifecycle.in_cooling_off(bob_user)
+    assert not inventory.in_cooling_off(bob_user)
     assert not AccountSecurity.objects.filter(user=bob_user).exclude(previous_email="").exists()
     again = api_post(bob_client, "api-email-confirm", {"code": bob_code})
     assert again.status_code == 400 and again.json()["code"] == "no_change"

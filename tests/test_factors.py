@@ -14,14 +14,19 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.contrib import admin
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from authguard.console.admin.factors import RecoveryCodesAdmin
 from authguard.exceptions import Throttled
 from authguard.factors import base as factors
+from authguard.factors import inventory, throttles
+from authguard.factors import recovery as factors_recovery
+from authguard.factors import totp as factors_totp
 from authguard.models import (
     FactorRecord,
     FactorThrottle,
@@ -30,7 +35,7 @@ from authguard.models import (
     RecoveryCodeDevice,
     RiskProfile,
 )
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
 from authguard.testing import SoftAuthenticator
 
 from .conftest import (
@@ -62,11 +67,6 @@ def clock() -> Any:
 
 
 @pytest.fixture
-def alice(user_factory: Any) -> Any:
-    return user_factory("alice")
-
-
-@pytest.fixture
 def totp(alice: Any, totp_factory: Any) -> TOTPDevice:
     return totp_factory(alice)
 
@@ -90,41 +90,46 @@ def recovery_codes_for(client: Client) -> list[str]:
 
 def test_a_current_totp_code_is_accepted_once(alice: Any, totp: TOTPDevice, clock: Any) -> None:
     code = totp_token(totp)
-    assert factors.verify_totp(alice, code) == totp
+    assert factors_totp.verify_totp(alice, code) == totp
     totp.refresh_from_db()
     assert totp.last_used_at is not None and totp.throttling_failure_count == 0
 
 
+@pytest.mark.battery(10)
 def test_battery_10_a_reused_totp_code_is_rejected(alice: Any, totp: TOTPDevice, clock: Any) -> None:
     code = totp_token(totp)
-    assert factors.verify_totp(alice, code) == totp
+    assert factors_totp.verify_totp(alice, code) == totp
     clock.shift(5)
-    assert factors.verify_totp(alice, code) is None
+    assert factors_totp.verify_totp(alice, code) is None
     assert record_of(totp).failures == 1
 
 
+@pytest.mark.battery(10)
 @pytest.mark.parametrize("steps", [-1, 1])
 def test_battery_10_one_step_either_side_is_accepted(
     alice: Any, totp: TOTPDevice, clock: Any, steps: int
 ) -> None:
-    assert factors.verify_totp(alice, totp_token(totp, steps=steps)) == totp
+    assert factors_totp.verify_totp(alice, totp_token(totp, steps=steps)) == totp
 
 
+@pytest.mark.battery(10)
 @pytest.mark.parametrize("steps", [-2, 2, -3, 3])
 def test_battery_10_two_steps_away_is_rejected(alice: Any, totp: TOTPDevice, clock: Any, steps: int) -> None:
-    assert factors.verify_totp(alice, totp_token(totp, steps=steps)) is None
+    assert factors_totp.verify_totp(alice, totp_token(totp, steps=steps)) is None
     assert record_of(totp).failures == 1
 
 
+@pytest.mark.battery(10)
 def test_battery_10_drift_cannot_be_walked_beyond_one_step(alice: Any, totp: TOTPDevice, clock: Any) -> None:
     # A code one step ahead is accepted and records drift, but never widens the window: two steps ahead of
     # the (drifted) clock still fail.
-    assert factors.verify_totp(alice, totp_token(totp, steps=1)) == totp
+    assert factors_totp.verify_totp(alice, totp_token(totp, steps=1)) == totp
     clock.shift(31)
     totp.refresh_from_db()
-    assert factors.verify_totp(alice, totp_token(totp, steps=3)) is None
+    assert factors_totp.verify_totp(alice, totp_token(totp, steps=3)) is None
 
 
+@pytest.mark.battery(13)
 @pytest.mark.parametrize(
     "code",
     [
@@ -144,35 +149,36 @@ def test_battery_10_drift_cannot_be_walked_beyond_one_step(alice: Any, totp: TOT
 def test_battery_13_malformed_codes_are_refused_and_counted(
     alice: Any, totp: TOTPDevice, clock: Any, code: object
 ) -> None:
-    assert factors.verify_totp(alice, code) is None
+    assert factors_totp.verify_totp(alice, code) is None
     assert record_of(totp).failures == 1
     totp.refresh_from_db()
     assert totp.throttling_failure_count == 1  # django-otp's own throttle saw it too
 
 
+@pytest.mark.battery(13)
 def test_battery_13_non_ascii_digits_of_the_right_code_are_refused(
     alice: Any, totp: TOTPDevice, clock: Any
 ) -> None:
     code = totp_token(totp)
-    assert factors.verify_totp(alice, code.translate(ARABIC_INDIC)) is None
+    assert factors_totp.verify_totp(alice, code.translate(ARABIC_INDIC)) is None
     assert int(code.translate(ARABIC_INDIC)) == int(code)  # what int() alone would have let through
     assert record_of(totp).failures == 1
 
 
 def test_spaces_inside_a_code_are_tolerated(alice: Any, totp: TOTPDevice, clock: Any) -> None:
     code = totp_token(totp)
-    assert factors.verify_totp(alice, f"{code[:3]} {code[3:]}") == totp
+    assert factors_totp.verify_totp(alice, f"{code[:3]} {code[3:]}") == totp
 
 
 def test_throttling_refuses_quick_retries_but_still_counts_them(
     alice: Any, totp: TOTPDevice, clock: Any
 ) -> None:
-    assert factors.verify_totp(alice, wrong_code(totp)) is None
+    assert factors_totp.verify_totp(alice, wrong_code(totp)) is None
     with pytest.raises(Throttled):
-        factors.verify_totp(alice, totp_token(totp))  # even the right code waits out the back-off
+        factors_totp.verify_totp(alice, totp_token(totp))  # even the right code waits out the back-off
     assert record_of(totp).failures == 2
     clock.shift(2)
-    assert factors.verify_totp(alice, totp_token(totp)) == totp
+    assert factors_totp.verify_totp(alice, totp_token(totp)) == totp
     assert record_of(totp).failures == 0  # consecutive failures start again after a success
 
 
@@ -191,6 +197,7 @@ def customer_request(client: Client, user: Any) -> Any:
     return request
 
 
+@pytest.mark.battery(2)
 def test_battery_2_the_100th_consecutive_wrong_totp_disables_it_and_tells_the_user(
     alice: Any, totp: TOTPDevice, clock: Any, low_risk: Client, settings: Any
 ) -> None:
@@ -200,15 +207,14 @@ def test_battery_2_the_100th_consecutive_wrong_totp_disables_it_and_tells_the_us
     settings.OTP_TOTP_THROTTLE_FACTOR = 0
     assert api_post(low_risk, "api-step-up-totp", {"code": totp_token(totp)}).status_code == 200
     request = customer_request(low_risk, alice)
-    from authguard.factors import lifecycle
 
-    assert lifecycle.could_be_customer(request)
+    assert throttles.could_be_customer(request)
     clock.shift(31)
     bad = wrong_code(totp)
     for attempt in range(1, 102):
         clock.shift(1)
         with contextlib.suppress(Throttled):
-            assert factors.verify_totp(alice, bad, request=request) is None
+            assert factors_totp.verify_totp(alice, bad, request=request) is None
         if attempt == 99:
             assert record_of(totp).disabled_at is None
         if attempt == 100:
@@ -216,16 +222,17 @@ def test_battery_2_the_100th_consecutive_wrong_totp_disables_it_and_tells_the_us
     totp.refresh_from_db()
     assert not totp.confirmed  # disabled until re-bound
     assert record_of(totp).limit_failures == 100  # the 101st found no usable device
-    assert totp not in factors.user_factors(alice)
+    assert totp not in inventory.user_factors(alice)
     removed = Notification.objects.filter(user=alice, kind="factor_removed")
     assert removed.count() == 1 and removed.get().context["factor"] == "authenticator app"
     # Even the right code no longer works.
-    assert factors.verify_totp(alice, totp_token(totp)) is None
+    assert factors_totp.verify_totp(alice, totp_token(totp)) is None
 
 
 # -- recovery codes ------------------------------------------------------------------------------------
 
 
+@pytest.mark.battery(14)
 def test_battery_14_recovery_codes_are_long_hashed_and_single_use(
     alice: Any, low_risk: Client, clock: Any
 ) -> None:
@@ -242,26 +249,27 @@ def test_battery_14_recovery_codes_are_long_hashed_and_single_use(
         assert all(plain not in digest and plain not in hashed for digest, hashed in stored)
     # Case and dashes do not matter; each code works once.
     first = codes[0].replace("-", "").lower()
-    device = factors.verify_recovery_code(alice, first)
+    device = factors_recovery.verify_recovery_code(alice, first)
     assert isinstance(device, RecoveryCodeDevice)
     clock.shift(1)
-    assert factors.verify_recovery_code(alice, codes[0]) is None
+    assert factors_recovery.verify_recovery_code(alice, codes[0]) is None
     clock.shift(5)
-    assert factors.verify_recovery_code(alice, codes[1]) == device
-    assert factors.recovery_codes_left(alice) == 8
+    assert factors_recovery.verify_recovery_code(alice, codes[1]) == device
+    assert inventory.recovery_codes_left(alice) == 8
     used = Notification.objects.filter(user=alice, kind="recovery_code_used").order_by("pk")
     assert [n.context["remaining"] for n in used] == [9, 8]
 
 
+@pytest.mark.battery(14)
 def test_battery_14_guessing_recovery_codes_is_throttled(alice: Any, low_risk: Client, clock: Any) -> None:
     codes = recovery_codes_for(low_risk)
-    assert factors.verify_recovery_code(alice, "AAAA-AAAA-AAAA-AAAA") is None
+    assert factors_recovery.verify_recovery_code(alice, "AAAA-AAAA-AAAA-AAAA") is None
     with pytest.raises(Throttled):
-        factors.verify_recovery_code(alice, codes[0])
+        factors_recovery.verify_recovery_code(alice, codes[0])
     device = RecoveryCodeDevice.objects.get()
     assert record_of(device).failures == 2
     clock.shift(2)
-    assert factors.verify_recovery_code(alice, codes[0]) == device
+    assert factors_recovery.verify_recovery_code(alice, codes[0]) == device
 
 
 def test_new_recovery_codes_replace_the_old_set(alice: Any, low_risk: Client, authenticator: Any) -> None:
@@ -271,7 +279,7 @@ def test_new_recovery_codes_replace_the_old_set(alice: Any, low_risk: Client, au
     assert api_post(low_risk, "api-step-up-recovery-code", {"code": old[0]}).status_code == 200
     new = recovery_codes_for(low_risk)
     assert set(new).isdisjoint(old)
-    assert factors.verify_recovery_code(alice, old[1]) is None
+    assert factors_recovery.verify_recovery_code(alice, old[1]) is None
     assert RecoveryCodeDevice.objects.count() == 1
 
 
@@ -285,11 +293,16 @@ def test_a_disabled_recovery_code_set_shows_no_codes_on_the_security_page(
     assert "You have 10 unused recovery codes." in page
     device = RecoveryCodeDevice.objects.get(user=alice)
     FactorRecord.objects.filter(device_id=device.persistent_id).update(disabled_at=timezone.now())
-    assert factors.recovery_codes_left(alice) == 0
+    assert inventory.recovery_codes_left(alice) == 0
     page = low_risk.get(reverse("authguard:security")).content.decode()
     assert "unused recovery code" not in page and "You have no recovery codes." in page
+    # The console's column asks the same module (it showed device.remaining(): 10).
+    assert device.remaining() == 10
+    assert RecoveryCodesAdmin(RecoveryCodeDevice, admin.site).codes_left(device) == 0
+    assert inventory.unused_recovery_codes(device) == 0
 
 
+@pytest.mark.battery(15)
 def test_battery_15_totp_traffic_never_touches_the_recovery_codes_counters(
     alice: Any, totp: TOTPDevice, low_risk: Client, clock: Any, authenticator: Any
 ) -> None:
@@ -299,14 +312,14 @@ def test_battery_15_totp_traffic_never_touches_the_recovery_codes_counters(
     recovery = RecoveryCodeDevice.objects.get()
     for _ in range(3):
         clock.shift(31)
-        assert factors.verify_totp(alice, totp_token(totp)) == totp
+        assert factors_totp.verify_totp(alice, totp_token(totp)) == totp
     clock.shift(31)
-    assert factors.verify_totp(alice, wrong_code(totp)) is None
+    assert factors_totp.verify_totp(alice, wrong_code(totp)) is None
     recovery.refresh_from_db()
     assert recovery.throttling_failure_count == 0 and recovery.throttling_failure_timestamp is None
     assert record_of(recovery).failures == 0
     # And the TOTP device's back-off does not hold the recovery codes back.
-    assert factors.verify_recovery_code(alice, codes[0]) == recovery
+    assert factors_recovery.verify_recovery_code(alice, codes[0]) == recovery
 
 
 def test_throttling_one_factor_never_locks_the_others(
@@ -353,7 +366,7 @@ def test_a_first_factor_may_be_enrolled_from_a_low_risk_session_without_cooling_
     assert Notification.objects.filter(user=alice, kind="factor_added").count() == 1
     assert RiskProfile.objects.get(user=alice).data["sec"] == pytest.approx(timezone.now().timestamp())
     # Not a verification of the session.
-    assert not stepup.has_fresh_verification(_request(low_risk, alice))
+    assert not sessions_state.has_fresh_verification(_request(low_risk, alice))
 
 
 def _request(client: Client, user: Any) -> Any:
@@ -370,6 +383,7 @@ def _request(client: Client, user: Any) -> Any:
     return request
 
 
+@pytest.mark.battery(22)
 def test_battery_22_a_password_only_session_cannot_add_factors_when_one_is_bound(
     alice: Any, totp: TOTPDevice, low_risk: Client, browser_at: Any
 ) -> None:
@@ -382,6 +396,7 @@ def test_battery_22_a_password_only_session_cannot_add_factors_when_one_is_bound
     assert not RecoveryCodeDevice.objects.exists()
 
 
+@pytest.mark.battery(22)
 def test_battery_22_a_pending_session_cannot_add_or_remove_factors(
     user_factory: Any, totp_factory: Any, browser_at: Any
 ) -> None:
@@ -398,6 +413,7 @@ def test_battery_22_a_pending_session_cannot_add_or_remove_factors(
     assert pending.session["_authguard"]["s"] == "pending"
 
 
+@pytest.mark.battery(22)
 def test_battery_22_registering_a_first_factor_does_not_upgrade_the_session(
     alice: Any, low_risk: Client, authenticator: SoftAuthenticator
 ) -> None:
@@ -444,7 +460,7 @@ def test_removing_a_factor_needs_a_fresh_verification_and_notifies(
     removed = api_post(low_risk, "api-factor-remove", {"id": totp.persistent_id})
     assert removed.status_code == 200 and removed.json() == {"status": "ok"}
     assert not TOTPDevice.objects.filter(pk=totp.pk).exists()
-    assert factors.user_factors(alice) == [passkey]
+    assert inventory.user_factors(alice) == [passkey]
     notice = Notification.objects.get(user=alice, kind="factor_removed")
     assert notice.context["factor"] == "authenticator app"
     assert "sec" in RiskProfile.objects.get(user=alice).data
@@ -458,7 +474,7 @@ def test_failures_without_a_session_that_could_be_the_customers_never_disable(
     for _attempt in range(150):
         clock.shift(1)
         with contextlib.suppress(Throttled):
-            assert factors.verify_totp(alice, bad) is None
+            assert factors_totp.verify_totp(alice, bad) is None
     totp.refresh_from_db()
     assert totp.confirmed and record_of(totp).disabled_at is None
     # The account's back-off refused most attempts before they reached the authenticator at all.
@@ -467,7 +483,7 @@ def test_failures_without_a_session_that_could_be_the_customers_never_disable(
     clock.shift(3601)  # the longest back-off
     # (django-otp's own back-off of the device is not under test here)
     TOTPDevice.objects.filter(pk=totp.pk).update(throttling_failure_count=0)
-    assert factors.verify_totp(alice, totp_token(totp)) == totp
+    assert factors_totp.verify_totp(alice, totp_token(totp)) == totp
 
 
 def test_a_totp_only_customer_cannot_replace_her_only_authenticator(
@@ -482,7 +498,7 @@ def test_a_totp_only_customer_cannot_replace_her_only_authenticator(
     # Nor at confirmation, for an enrollment that was begun while another factor still stood.
     new = TOTPDevice.objects.create(user=alice, name="new", confirmed=False)
     session = low_risk.session
-    session[factors.TOTP_ENROLLMENT_KEY] = {"id": new.pk, "exp": timezone.now().timestamp() + 600}
+    session[factors_totp.TOTP_ENROLLMENT_KEY] = {"id": new.pk, "exp": timezone.now().timestamp() + 600}
     session.save()
     clock.shift(31)
     refused = api_post(low_risk, "api-totp-confirm", {"code": totp_token(new)})
@@ -510,6 +526,7 @@ def test_a_totp_enrollment_is_bound_to_its_session_and_replaces_the_old_device(
 # -- cooling-off -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.battery(25)
 def test_battery_25_a_factor_enrolled_after_a_risky_login_cools_off(
     alice: Any, authenticator: SoftAuthenticator, browser_at: Any, clock: Any
 ) -> None:
@@ -530,6 +547,7 @@ def test_battery_25_a_factor_enrolled_after_a_risky_login_cools_off(
     assert not factors.in_cooling_off(device)
 
 
+@pytest.mark.battery(25)
 def test_battery_25_an_allowed_login_through_a_residential_proxy_is_not_low_risk(
     alice: Any, browser_at: Any, clock: Any, settings: Any
 ) -> None:
@@ -560,6 +578,7 @@ def test_battery_25_an_allowed_login_through_a_residential_proxy_is_not_low_risk
     assert not record_of(device).enrolled_low_risk
 
 
+@pytest.mark.battery(25)
 def test_battery_25_cooling_off_length_is_a_setting(
     alice: Any, authenticator: SoftAuthenticator, browser_at: Any, settings: Any
 ) -> None:
@@ -603,6 +622,7 @@ def _in_parallel(count: int, work: Any) -> list[Any]:
     return results
 
 
+@pytest.mark.battery(11)
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_battery_11_one_valid_totp_submitted_10_times_in_parallel_is_accepted_once(
@@ -610,11 +630,12 @@ def test_battery_11_one_valid_totp_submitted_10_times_in_parallel_is_accepted_on
 ) -> None:
     assert on_postgres
     code = totp_token(totp)
-    results = _in_parallel(10, lambda: factors.verify_totp(alice, code))
+    results = _in_parallel(10, lambda: factors_totp.verify_totp(alice, code))
     assert sum(1 for r in results if isinstance(r, TOTPDevice)) == 1
     assert len(results) == 10
 
 
+@pytest.mark.battery(12)
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_battery_12_fifty_parallel_wrong_totps_are_all_counted(
@@ -623,7 +644,7 @@ def test_battery_12_fifty_parallel_wrong_totps_are_all_counted(
     assert on_postgres
     settings.AUTHGUARD_LOCKOUT_FAILURES = None
     bad = wrong_code(totp)
-    results = _in_parallel(50, lambda: factors.verify_totp(alice, bad))
+    results = _in_parallel(50, lambda: factors_totp.verify_totp(alice, bad))
     assert len(results) == 50 and not any(isinstance(r, TOTPDevice) for r in results)
     assert record_of(totp).failures == 50
 
@@ -633,12 +654,12 @@ def test_a_pending_totp_enrollment_can_be_shown_again_in_its_own_session_only(
 ) -> None:
     assert api_post(low_risk, "api-totp").status_code == 200
     request = _request(low_risk, alice)
-    enrollment = factors.pending_totp_enrollment(request, user=alice)
+    enrollment = factors_totp.pending_totp_enrollment(request, user=alice)
     assert enrollment is not None and enrollment.device == TOTPDevice.objects.get(user=alice)
     assert enrollment.secret in enrollment.otpauth_uri and enrollment.qr_svg.startswith("<svg")
-    assert factors.pending_totp_enrollment(request, user=user_factory("bob")) is None
+    assert factors_totp.pending_totp_enrollment(request, user=user_factory("bob")) is None
     with time_machine.travel(timezone.now() + timedelta(minutes=11)):
-        assert factors.pending_totp_enrollment(request, user=alice) is None
+        assert factors_totp.pending_totp_enrollment(request, user=alice) is None
 
 
 # -- system checks of the factor settings ------------------------------------------------------------------

@@ -19,8 +19,8 @@ from django.db import transaction
 
 from authguard import resilience
 from authguard.models import HeldOrder, Notification, NotificationStatus
-from authguard.notifications.outbox import enqueue, notify
-from authguard.tasks import retry_pending_notifications
+from authguard.notifications.delivery import enqueue, retry_pending_notifications
+from authguard.notifications.outbox import notify
 from demo_site.brokerage import services
 from demo_site.celery import app as celery_app
 

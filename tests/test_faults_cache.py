@@ -148,10 +148,10 @@ def last_event() -> LoginEvent:
 
 
 @pytest.fixture
-def alice_at_home(user_factory: Any, totp_factory: Any) -> tuple[Any, OrderApi]:
-    """alice with an authenticator app and a history of sign-ins from this browser at home (Redis up)."""
-    alice = user_factory("alice")
-    totp_factory(alice)
+def alice_at_home(alice_with_totp: Any) -> tuple[Any, OrderApi]:
+    """alice with an authenticator app (``alice_with_totp``) and a history of sign-ins from this browser at
+    home (Redis up)."""
+    alice = alice_with_totp
     home = OrderApi(REMOTE_ADDR=IP_TOKYO)
     for _ in range(4):
         response, _seconds = api_login(home, "alice")

@@ -23,10 +23,12 @@ import pytest
 import time_machine
 
 from authguard.checks import Codes, check_geoip_files
+from authguard.choices import Action
 from authguard.conf import DEFAULT_RISK_SIGNALS
-from authguard.risk.context import GeoReaders, _cached_lookup, geo_readers, geoip_status, geolocate
-from authguard.risk.engine import build_signals, score_login
-from authguard.risk.policy import Action, Thresholds
+from authguard.risk.engine import score_login
+from authguard.risk.findings import build_signals
+from authguard.risk.geoip import GeoReaders, _cached_lookup, geo_readers, geoip_status, geolocate
+from authguard.risk.policy import Thresholds
 from authguard.testing import CITY_FILENAME, GeoNetwork, write_geoip_databases
 
 from .factories import T0, ctx, daily, history_of
@@ -214,7 +216,7 @@ def test_corrupt_replacement_keeps_the_last_good_reader_and_logs_once(
     garbage.write_bytes(b"\x00not a maxmind database" * 200)
     readers = geo_readers()
     assert geolocate(ADDRESS).city == "Tokyo"
-    caplog.set_level(logging.INFO, logger="authguard.risk.context")
+    caplog.set_level(logging.INFO, logger="authguard.risk.geoip_files")
     replace_atomically(live, garbage)
     assert readers.refresh() is False
     assert geolocate(ADDRESS).city == "Tokyo"  # the last good copy serves
@@ -245,7 +247,7 @@ def test_corrupt_file_at_start_answers_unknown_and_says_so(
     data = (folder / CITY_FILENAME).read_bytes()
     (folder / CITY_FILENAME).write_bytes(data[: len(data) // 2])
     settings.AUTHGUARD_GEOIP_SNAPSHOT_DIR = str(tmp_path / "snapshots")
-    caplog.set_level(logging.INFO, logger="authguard.risk.context")
+    caplog.set_level(logging.INFO, logger="authguard.risk.geoip_files")
     readers = GeoReaders(str(folder))
     geo = readers.lookup(ADDRESS)
     assert geo.city is None and geo.country is None and geo.asn == 4713
@@ -266,7 +268,7 @@ def test_deleted_databases_answer_unknown_and_the_risk_engine_steps_up(
     )
     assert usual.action == Action.ALLOW and "unknown_network" not in usual.reasons
 
-    caplog.set_level(logging.INFO, logger="authguard.risk.context")
+    caplog.set_level(logging.INFO, logger="authguard.risk.geoip_files")
     for name in os.listdir(live):
         os.unlink(live / name)
     assert geo_readers().refresh() is True
@@ -289,7 +291,7 @@ def test_snapshot_folder_writable_by_others_is_refused(settings: Any, tmp_path: 
     shared.mkdir()
     shared.chmod(0o777)
     settings.AUTHGUARD_GEOIP_SNAPSHOT_DIR = str(shared)
-    caplog.set_level(logging.WARNING, logger="authguard.risk.context")
+    caplog.set_level(logging.WARNING, logger="authguard.risk.geoip_files")
     readers = GeoReaders(str(folder))
     assert readers.lookup(ADDRESS).city == "Tokyo"  # read into memory instead: still right
     assert list(shared.iterdir()) == []

@@ -47,10 +47,9 @@ urlpatterns = [
 
 
 @pytest.fixture
-def alice(user_factory: Any, totp_factory: Any) -> Any:
-    user = user_factory("alice")
-    user.totp = totp_factory(user)
-    return user
+def alice(alice_with_totp: Any) -> Any:
+    """alice with an authenticator app (the recipe ``alice_with_totp`` of tests/conftest.py)."""
+    return alice_with_totp
 
 
 @pytest.fixture

@@ -13,17 +13,9 @@ from django.utils import translation
 
 from authguard.models import LoginEvent, Notification, NotificationStatus, Outcome
 from authguard.notifications import outbox as notifications
-from authguard.notifications.outbox import (
-    KINDS,
-    LinkInMessage,
-    contains_link,
-    defang,
-    notify,
-    notify_login,
-    notify_staff,
-    render,
-)
-from authguard.tasks import deliver
+from authguard.notifications.delivery import deliver
+from authguard.notifications.messages import KINDS, LinkInMessage, contains_link, defang, render
+from authguard.notifications.outbox import notify, notify_login, notify_staff
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from authguard.login.lockout import is_locked, unlock
 from authguard.models import LoginEvent, Notification, NotificationStatus
-from authguard.notifications.outbox import contains_link
+from authguard.notifications.messages import contains_link
 
 from .conftest import IP_TOKYO, IP_US_HOME, UA_CHROME_WIN, totp_token
 
@@ -27,10 +27,10 @@ def on_commit(django_capture_on_commit_callbacks: Any) -> Any:
 
 
 @pytest.fixture
-def alice(user_factory: Any, totp_factory: Any, browser_at: Any) -> Any:
-    """alice with an authenticator app and a few sign-ins from her browser at home in Tokyo."""
-    user = user_factory("alice")
-    user.totp = totp_factory(user)
+def alice(alice_with_totp: Any, browser_at: Any) -> Any:
+    """alice with an authenticator app (``alice_with_totp``) and a few sign-ins from her browser at home in
+    Tokyo."""
+    user = alice_with_totp
     home = browser_at(IP_TOKYO, UA_CHROME_WIN)
     with time_machine.travel(timezone.now() - timedelta(days=20), tick=True) as clock:
         for _ in range(3):

@@ -11,7 +11,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from authguard.factors.passkeys import b64url_decode
+from authguard.factors.passkey_ceremony import b64url_decode
 from authguard.models import GuardedOrder, GuardStatus, HeldOrder
 from authguard.orders.guard import challenge_for, order_digest
 from authguard.testing import SoftAuthenticator

@@ -52,6 +52,7 @@ def held_sell(browser: OrderApi) -> dict[str, Any]:
     return response.json()
 
 
+@pytest.mark.battery(34)
 def test_battery_34_a_large_sell_or_an_illiquid_buy_is_held_and_nothing_reaches_the_portal(
     browser: OrderApi, hanako: Any
 ) -> None:
@@ -70,6 +71,7 @@ def test_battery_34_a_large_sell_or_an_illiquid_buy_is_held_and_nothing_reaches_
     assert Notification.objects.filter(user=hanako, kind="order_held").count() == 2
 
 
+@pytest.mark.battery(35)
 def test_battery_35_an_order_changed_after_it_was_held_voids_the_confirmation(
     browser: OrderApi, hanako: Any, authenticator: SoftAuthenticator
 ) -> None:
@@ -90,6 +92,7 @@ def test_battery_35_an_order_changed_after_it_was_held_voids_the_confirmation(
     assert Order.objects.get(pk=sell["order_id"]).status == OrderStatus.HELD  # nothing executed
 
 
+@pytest.mark.battery(35)
 def test_battery_35_a_portal_order_edited_after_holding_is_not_executed(
     browser: OrderApi, hanako: Any, authenticator: SoftAuthenticator
 ) -> None:
@@ -104,6 +107,7 @@ def test_battery_35_a_portal_order_edited_after_holding_is_not_executed(
     assert Order.objects.get(pk=sell["order_id"]).status == OrderStatus.CANCELLED
 
 
+@pytest.mark.battery(35)
 def test_battery_35_a_signature_over_another_orders_challenge_is_refused(
     browser: OrderApi, hanako: Any, authenticator: SoftAuthenticator
 ) -> None:
@@ -119,6 +123,7 @@ def test_battery_35_a_signature_over_another_orders_challenge_is_refused(
     assert state(hanako)[1]["9432"] == 2000
 
 
+@pytest.mark.battery(37)
 def test_battery_37_a_replayed_confirmation_is_rejected(
     browser: OrderApi, hanako: Any, authenticator: SoftAuthenticator
 ) -> None:
@@ -134,6 +139,7 @@ def test_battery_37_a_replayed_confirmation_is_rejected(
     assert Order.objects.filter(status=OrderStatus.PLACED, instrument__symbol="AAPL").count() == 1
 
 
+@pytest.mark.battery(37)
 def test_battery_37_a_confirmation_from_another_session_is_rejected(
     browser: OrderApi, hanako: Any, authenticator: SoftAuthenticator, order_api: Any
 ) -> None:
@@ -152,6 +158,7 @@ def test_battery_37_a_confirmation_from_another_session_is_rejected(
     assert Order.objects.get(pk=sell["order_id"]).status == OrderStatus.CANCELLED
 
 
+@pytest.mark.battery(37)
 def test_battery_37_a_confirmation_expires_after_five_minutes(
     browser: OrderApi, hanako: Any, authenticator: SoftAuthenticator
 ) -> None:
@@ -176,6 +183,7 @@ def test_expire_due_expires_only_orders_past_their_time(browser: OrderApi, hanak
     assert orders.expire_due(now=timezone.now() + timedelta(seconds=310)) == 0
 
 
+@pytest.mark.battery(39)
 def test_battery_39_twenty_5_percent_sells_within_10_minutes_trigger_the_guard(
     db: Any, settings: Any, order_api: Any
 ) -> None:
@@ -195,6 +203,7 @@ def test_battery_39_twenty_5_percent_sells_within_10_minutes_trigger_the_guard(
     assert held is not None and held.reasons[0]["code"] == "mass_liquidation"
 
 
+@pytest.mark.battery(39)
 def test_battery_39_the_window_rolls_sells_older_than_24_hours_no_longer_count(
     db: Any, settings: Any, order_api: Any
 ) -> None:
@@ -210,6 +219,7 @@ def test_battery_39_the_window_rolls_sells_older_than_24_hours_no_longer_count(
         assert client.order("sell", "9432", 100).json()["status"] == "placed"
 
 
+@pytest.mark.battery(41)
 def test_battery_41_cross_site_posts_are_refused_and_a_get_confirms_nothing(
     browser: OrderApi, hanako: Any, authenticator: SoftAuthenticator
 ) -> None:

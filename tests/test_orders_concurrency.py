@@ -86,6 +86,7 @@ def test_twenty_parallel_5_percent_sells_never_place_more_than_the_limit(kenji: 
     assert Order.objects.filter(status=OrderStatus.HELD).count() == 11
 
 
+@pytest.mark.battery(38)
 def test_battery_38_two_concurrent_49_percent_sells_the_second_needs_confirmation(kenji: Any) -> None:
     first, second = sessions(2)
     answers = in_parallel(
@@ -95,6 +96,7 @@ def test_battery_38_two_concurrent_49_percent_sells_the_second_needs_confirmatio
     assert GuardedOrder.objects.filter(status=GuardStatus.PLACED).count() == 1
 
 
+@pytest.mark.battery(40)
 def test_battery_40_a_duplicate_idempotency_key_in_parallel_makes_one_order(kenji: Any) -> None:
     clients = sessions(5)
     answers = in_parallel(
@@ -122,6 +124,7 @@ def test_a_parallel_double_confirmation_executes_once(kenji: Any, totp_factory: 
     assert "9432" not in holdings(kenji) and Account.objects.get(user=kenji).cash == Decimal("305000.00")
 
 
+@pytest.mark.battery(36)
 def test_battery_36_an_order_changed_while_confirming_is_rechecked_under_the_lock(
     kenji: Any, authenticator: SoftAuthenticator
 ) -> None:

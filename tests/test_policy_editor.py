@@ -16,11 +16,12 @@ import time_machine
 from django import forms
 from django.contrib.messages import get_messages
 
-from authguard.console.policy_editor import REVIEWED
+from authguard.console.policy_forms import REVIEWED
 from authguard.models import Feedback, PolicyVersion, StaffApproval
 from authguard.risk import backtest
-from authguard.risk.engine import RiskSignal
-from authguard.risk.policy import build_policy, current_policy, policy_problem, save_policy
+from authguard.risk.findings import RiskSignal
+from authguard.risk.policy import build_policy, current_policy, save_policy
+from authguard.risk.policy_validation import policy_problem
 
 from .console_data import NOW, build_history, mark, staff_client, staff_user
 from .staff_fixtures import approve_pending
@@ -108,7 +109,7 @@ def test_one_fieldset_per_configured_signal_in_words_with_typed_fields(analyst: 
 
 
 class LateNightTrader(RiskSignal):
-    """A sign-in after ``start_hour`` (see :class:`~authguard.risk.engine.RiskSignal`). Another package's
+    """A sign-in after ``start_hour`` (see :class:`~authguard.risk.findings.RiskSignal`). Another package's
     signal.
 
     The editor knows nothing of it but its class, docstring and ``defaults``.

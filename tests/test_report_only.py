@@ -9,7 +9,6 @@ the enforced behaviour beside the report-only one, so it fails if the setting st
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from importlib import import_module
 from typing import Any
 
@@ -34,17 +33,17 @@ from authguard.models import (
     RiskProfile,
 )
 from authguard.orders.guard import REPORT_ONLY_WOULD_HOLD
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
 from authguard.sessions.decorators import step_up_required
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Order, OrderStatus
 
+from .conftest import HANAKO_PASSWORD as PASSWORD
 from .conftest import IP_DOCOMO, IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_FIREFOX_LINUX
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
 SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
-PASSWORD = "hanako-test-2025"
 #: Every login scores at least 0: with these thresholds every login is stepped up, or denied.
 ALWAYS_STEP_UP = {"step_up": 0, "deny": 100}
 ALWAYS_DENY = {"step_up": 0, "deny": 0}
@@ -81,17 +80,13 @@ class Browser:
 
     def state(self) -> dict[str, Any]:
         key = self.client.cookies[settings.SESSION_COOKIE_NAME].value
-        return SessionStore(session_key=key).load()[stepup.STATE_KEY]
+        return SessionStore(session_key=key).load()[sessions_state.STATE_KEY]
 
 
 @pytest.fixture
-def hanako(db: Any, totp_factory: Any) -> Any:
-    services.sync_instruments()
-    user = services.open_account(
-        "hanako", PASSWORD, email="hanako@example.com", cash=Decimal("1000000"), holdings={"7203": 100}
-    )
-    user.totp = totp_factory(user)
-    return user
+def hanako(brokerage_customer: Any) -> Any:
+    """hanako with ¥1,000,000 cash, 100 Toyota and an authenticator app (``hanako.totp``)."""
+    return brokerage_customer(holdings={"7203": 100}, totp=True)
 
 
 def report_only(event: LoginEvent) -> dict[str, Any]:

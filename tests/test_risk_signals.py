@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from authguard.risk.engine import Finding, RiskSignal, assess, build_signals, score_login
+from authguard.choices import Action
+from authguard.risk.engine import assess, score_login
+from authguard.risk.findings import Finding, RiskSignal, build_signals
 from authguard.risk.history import MemoryHistory
-from authguard.risk.policy import Action, Thresholds
+from authguard.risk.policy import Thresholds
 from authguard.risk.signals import (
     AccountContext,
     AnonymousNetwork,
@@ -334,7 +336,7 @@ UA_CHROME_132 = UA_CHROME_131_PATCH.replace("131.0.6778.86", "132.0.0.0")
 
 
 def _default_signals():
-    from authguard.risk.engine import configured_signals
+    from authguard.risk.findings import configured_signals
 
     return configured_signals()
 

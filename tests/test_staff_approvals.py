@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.checks import Codes
-from authguard.console import approvals
+from authguard.console import approvals, four_eyes
 from authguard.console.guard import console_access
 from authguard.login import lockout
 from authguard.models import AccountLock, Notification, PolicyVersion, StaffApproval
@@ -54,11 +54,11 @@ def two_desks():
 
 def test_defaults_need_a_second_approval_for_all_four_actions(settings):
     for action in ("release_order", "revoke_factor", "unlock_account", "change_policy"):
-        assert approvals.needs_second_approval(action=action, severity=0)
+        assert four_eyes.needs_second_approval(action=action, severity=0)
     settings.AUTHGUARD_FOUR_EYES = {"ACTIONS": ["release_order"], "MIN_SEVERITY": 3}
-    assert approvals.needs_second_approval(action="release_order", severity=4)
-    assert not approvals.needs_second_approval(action="release_order", severity=2)
-    assert not approvals.needs_second_approval(action="unlock_account", severity=4)
+    assert four_eyes.needs_second_approval(action="release_order", severity=4)
+    assert not four_eyes.needs_second_approval(action="release_order", severity=2)
+    assert not four_eyes.needs_second_approval(action="unlock_account", severity=4)
 
 
 def test_below_the_severity_one_staff_member_acts_and_it_is_still_recorded_and_notified(
@@ -100,7 +100,7 @@ def test_someone_elses_pending_request_is_not_duplicated(locked, two_desks):
     first = approvals.request_action(
         session_request(staff_client(desk_a)), action="unlock_account", target=locked, reason="branch visit"
     )
-    with pytest.raises(approvals.ApprovalError) as refused:
+    with pytest.raises(four_eyes.ApprovalError) as refused:
         approvals.request_action(
             session_request(staff_client(desk_b)), action="unlock_account", target=locked, reason="phone call"
         )
@@ -114,7 +114,7 @@ def test_an_approver_needs_the_actions_permission(locked, two_desks):
         session_request(staff_client(desk_a)), action="unlock_account", target=locked, reason="branch visit"
     )
     intern = staff_user("intern", perms=("authguard.view_accountlock",))
-    with pytest.raises(approvals.ApprovalError) as refused:
+    with pytest.raises(four_eyes.ApprovalError) as refused:
         approvals.approve(session_request(staff_client(intern)), approval_id=approval.pk)
     assert refused.value.code == "permission"
     approval.refresh_from_db()
@@ -124,7 +124,7 @@ def test_an_approver_needs_the_actions_permission(locked, two_desks):
 @pytest.mark.parametrize("bad_id", ["", "abc", None, "1; DROP TABLE", 10**30, "-1"])
 def test_malformed_approval_ids_are_not_found(bad_id, two_desks):
     desk_a, _desk_b = two_desks
-    with pytest.raises(approvals.ApprovalError) as refused:
+    with pytest.raises(four_eyes.ApprovalError) as refused:
         approvals.approve(session_request(staff_client(desk_a)), approval_id=bad_id)
     assert refused.value.code == "not_found"
 
@@ -132,7 +132,7 @@ def test_malformed_approval_ids_are_not_found(bad_id, two_desks):
 @pytest.mark.parametrize("reason", ["", "  ", "x", "y" * 501, None, ["a list"]])
 def test_a_request_needs_a_real_reason(reason, locked, two_desks):
     desk_a, _desk_b = two_desks
-    with pytest.raises(approvals.ApprovalError) as refused:
+    with pytest.raises(four_eyes.ApprovalError) as refused:
         approvals.request_action(
             session_request(staff_client(desk_a)), action="unlock_account", target=locked, reason=reason
         )
@@ -147,7 +147,7 @@ def test_unapproved_requests_expire(settings, locked, two_desks):
     )
     later = timezone.now() + timedelta(hours=3)
     with time_machine.travel(later, tick=False):
-        with pytest.raises(approvals.ApprovalError) as refused:
+        with pytest.raises(four_eyes.ApprovalError) as refused:
             approvals.approve(session_request(staff_client(desk_b)), approval_id=approval.pk)
         assert refused.value.code == "expired"
     approval.refresh_from_db()
@@ -169,7 +169,7 @@ def test_only_the_requester_withdraws(locked, two_desks):
     approval = approvals.request_action(
         session_request(staff_client(desk_a)), action="unlock_account", target=locked, reason="branch visit"
     )
-    with pytest.raises(approvals.ApprovalError):
+    with pytest.raises(four_eyes.ApprovalError):
         approvals.withdraw(session_request(staff_client(desk_b)), approval_id=approval.pk)
     done = approvals.withdraw(session_request(staff_client(desk_a)), approval_id=approval.pk)
     assert done.status == "withdrawn" and lockout.is_locked(locked)
@@ -204,7 +204,7 @@ def test_a_removed_factor_fails_the_approval_and_nothing_else_is_removed(user_fa
 
 def test_an_invalid_policy_is_refused_before_anyone_is_asked(two_desks):
     desk_a, _desk_b = two_desks
-    with pytest.raises(approvals.ApprovalError) as refused:
+    with pytest.raises(four_eyes.ApprovalError) as refused:
         approvals.request_action(
             session_request(staff_client(desk_a)),
             action="change_policy",
@@ -223,7 +223,7 @@ def test_the_release_of_a_held_order_is_refused_under_the_preset(settings, two_d
     held = HeldOrder.objects.get(pk=browser.order("buy", "3Z3A", 5000).json()["confirmation"]["id"])
     settings.AUTHGUARD_PRESET = "jsda-2025"
     desk = staff_user("desk-c", perms=("authguard.change_heldorder", "authguard.view_heldorder"))
-    with pytest.raises(approvals.ApprovalError) as refused:
+    with pytest.raises(four_eyes.ApprovalError) as refused:
         approvals.request_action(
             session_request(staff_client(desk)), action="release_order", target=held, reason="on the phone"
         )
@@ -313,7 +313,7 @@ def test_two_approvers_at_once_carry_it_out_exactly_once(transactional_db, setti
         try:
             barrier.wait()
             outcomes.append(approvals.approve(request, approval_id=approval.pk).status)
-        except approvals.ApprovalError as exc:
+        except four_eyes.ApprovalError as exc:
             outcomes.append(exc.code)
         finally:
             connection.close()
@@ -357,16 +357,16 @@ def test_a_malformed_selection_gets_a_message_not_a_server_error(url, action, se
 
 def test_containment_actions_need_their_own_permissions():
     for action in ("lock_account", "end_sessions", "force_password_reset"):
-        assert approvals.required_permission(action) == "authguard.contain_account"
+        assert four_eyes.required_permission(action) == "authguard.contain_account"
     for action in ("block_network", "end_network_block"):
-        assert approvals.required_permission(action) == "authguard.add_networkblock"
+        assert four_eyes.required_permission(action) == "authguard.add_networkblock"
 
 
 def test_containment_refuses_a_target_that_is_not_an_account(locked, two_desks):
     desk = staff_user("desk-c", perms=("authguard.contain_account",))
     request = session_request(staff_client(desk))
     for target in (None, "alice", AccountLock.objects.get(user=locked).pk):
-        with pytest.raises(approvals.ApprovalError) as refused:
+        with pytest.raises(four_eyes.ApprovalError) as refused:
             approvals.request_action(request, action="lock_account", target=target, reason="takeover")
         assert refused.value.code == "invalid"
     assert not StaffApproval.objects.exists()

@@ -19,8 +19,9 @@ from django.test import Client
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
+from authguard.factors import methods as factor_methods
 from authguard.models import KnownDevice, LoginEvent, Outcome, RiskProfile, SessionRecord
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
 
 from .conftest import IP_OSAKA, IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_IPHONE, totp_token
 
@@ -34,14 +35,13 @@ def session_key(client: Client) -> str:
 
 
 def state_of(client: Client) -> dict[str, Any]:
-    return SessionStore(session_key=session_key(client)).load().get(stepup.STATE_KEY)
+    return SessionStore(session_key=session_key(client)).load().get(sessions_state.STATE_KEY)
 
 
 @pytest.fixture
-def alice(user_factory: Any, totp_factory: Any) -> Any:
-    user = user_factory("alice")
-    user.totp = totp_factory(user)
-    return user
+def alice(alice_with_totp: Any) -> Any:
+    """alice with an authenticator app (the recipe ``alice_with_totp`` of tests/conftest.py)."""
+    return alice_with_totp
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def pending(alice: Any, browser_at: Any) -> Client:
 def test_a_risky_login_signs_in_as_pending_and_is_recorded(pending: Client, alice: Any) -> None:
     data = SessionStore(session_key=session_key(pending)).load()
     assert data[SESSION_KEY] == str(alice.pk)
-    state = data[stepup.STATE_KEY]
+    state = data[sessions_state.STATE_KEY]
     assert state["s"] == "pending" and state["a"] == "step_up" and state["st"] is None
     event = LoginEvent.objects.get()
     assert (event.user, event.action, event.outcome) == (alice, "step_up", Outcome.STEP_UP_PENDING)
@@ -121,6 +121,7 @@ def test_a_wrong_code_keeps_the_session_pending(pending: Client, alice: Any) -> 
     assert malformed.status_code == 400 and state_of(pending)["s"] == "pending"
 
 
+@pytest.mark.battery(16)
 def test_battery_16_session_key_rotates_at_login_and_at_step_up(alice: Any, browser_at: Any) -> None:
     client = browser_at(IP_SG_VPS)
     before = SessionStore()
@@ -139,13 +140,14 @@ def test_battery_16_session_key_rotates_at_login_and_at_step_up(alice: Any, brow
     assert stale.get("/api/portfolio").json()["status"] == "login_required"
 
 
+@pytest.mark.battery(17)
 def test_battery_17_logout_while_pending_wipes_the_pending_state(pending: Client) -> None:
     key = session_key(pending)
     response = pending.post("/logout/")
     assert response.status_code == 302
     assert not SessionStore().exists(key)
     data = SessionStore(session_key=session_key(pending)).load()
-    assert SESSION_KEY not in data and stepup.STATE_KEY not in data
+    assert SESSION_KEY not in data and sessions_state.STATE_KEY not in data
     assert pending.get("/authguard/step-up/").status_code == 302  # to the login page now
     assert pending.get("/api/portfolio").json()["status"] == "login_required"
     assert not SessionRecord.objects.exists()  # "sign out other sessions" has nothing left to end
@@ -160,6 +162,7 @@ def test_a_session_is_recorded_under_its_current_key(pending: Client, alice: Any
     assert record.session_key == session_key(pending) and record.place == "Singapore, SG"
 
 
+@pytest.mark.battery(9)
 def test_battery_09_a_user_id_in_the_step_up_post_changes_nothing(
     pending: Client, alice: Any, user_factory: Any, totp_factory: Any
 ) -> None:
@@ -172,7 +175,7 @@ def test_battery_09_a_user_id_in_the_step_up_post_changes_nothing(
     )
     assert response.status_code == 400
     data = SessionStore(session_key=session_key(pending)).load()
-    assert data[SESSION_KEY] == str(alice.pk) and data[stepup.STATE_KEY]["s"] == "pending"
+    assert data[SESSION_KEY] == str(alice.pk) and data[sessions_state.STATE_KEY]["s"] == "pending"
     bob_device.refresh_from_db()
     assert bob_device.last_t == -1  # bob's device was never used
     # alice's own code with bob's id (once django-otp's back-off after the failure has passed): alice, the
@@ -180,7 +183,7 @@ def test_battery_09_a_user_id_in_the_step_up_post_changes_nothing(
     with time_machine.travel(timezone.now() + timedelta(seconds=5)):
         pending.post("/authguard/step-up/totp/", {"code": totp_token(alice.totp), "user_id": bob.pk})
     data = SessionStore(session_key=session_key(pending)).load()
-    assert data[SESSION_KEY] == str(alice.pk) and data[stepup.STATE_KEY]["s"] == "verified"
+    assert data[SESSION_KEY] == str(alice.pk) and data[sessions_state.STATE_KEY]["s"] == "verified"
 
 
 def test_a_risky_login_without_any_factor_is_refused_generically(user_factory: Any, browser_at: Any) -> None:
@@ -244,6 +247,7 @@ def test_revoking_another_users_device_changes_nothing(
     assert theirs.revoked_at is None
 
 
+@pytest.mark.battery(24)
 def test_battery_24_a_changed_password_still_needs_the_second_factor(alice: Any, browser_at: Any) -> None:
     start = timezone.now()
     home = browser_at(IP_TOKYO)
@@ -295,7 +299,7 @@ def test_the_chooser_lists_methods_in_the_configured_order(
     pending: Client, alice: Any, settings: Any
 ) -> None:
     settings.AUTHGUARD_STEP_UP_METHODS = ["passkey"]  # e.g. the JSDA preset: TOTP is not accepted
-    assert stepup.step_up_methods(alice) == []
+    assert factor_methods.step_up_methods(alice) == []
     page = pending.get("/authguard/step-up/")
     assert b"step-up/totp" not in page.content
     assert pending.get("/authguard/step-up/totp/").status_code == 302

@@ -11,20 +11,20 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
+from authguard.factors import methods as factor_methods
 from authguard.models import KnownDevice, LoginEvent, Outcome
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
 
-from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, api_post, bind_passkey, passkey_step_up
+from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, api_post, passkey_step_up
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
 
 @pytest.fixture
-def alice(user_factory: Any, totp_factory: Any, authenticator: Any) -> Any:
-    user = user_factory("alice")
-    user.totp = totp_factory(user)
-    user.passkey = bind_passkey(user, authenticator)
-    return user
+def alice(alice_with_totp_and_passkey: Any) -> Any:
+    """alice with an authenticator app and a passkey bound earlier (``alice_with_totp_and_passkey``
+    of tests/conftest.py)."""
+    return alice_with_totp_and_passkey
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def pending(alice: Any, browser_at: Any) -> Client:
 
 
 def test_the_chooser_offers_the_passkey_first(pending: Client, alice: Any) -> None:
-    assert stepup.step_up_methods(alice) == ["passkey", "totp"]
+    assert factor_methods.step_up_methods(alice) == ["passkey", "totp"]
     page = pending.get("/authguard/step-up/").content.decode()
     assert page.index("step-up/passkey/") < page.index("step-up/totp/")
     passkey_page = pending.get("/authguard/step-up/passkey/?next=/orders/")
@@ -51,7 +51,7 @@ def test_a_passkey_step_up_verifies_and_remembers_the_device(
     before = pending.cookies[settings.SESSION_COOKIE_NAME].value
     response = passkey_step_up(pending, authenticator)
     assert response.status_code == 200 and response.json()["status"] == "ok"
-    state = pending.session[stepup.STATE_KEY]
+    state = pending.session[sessions_state.STATE_KEY]
     assert state["s"] == "verified" and state["sm"] == "passkey" and state["u"] is True
     assert pending.cookies[settings.SESSION_COOKIE_NAME].value != before  # rotated
     assert KnownDevice.objects.get(user=alice).trusted_until > timezone.now()
@@ -66,7 +66,7 @@ def test_a_passwordless_passkey_login_signs_in_verified(alice: Any, authenticato
     response = api_post(client, "api-login-passkey", authenticator.get(options.json()))
     assert response.status_code == 200 and response.json()["status"] == "ok", response.content
     assert client.session["_auth_user_id"] == str(alice.pk)
-    state = client.session[stepup.STATE_KEY]
+    state = client.session[sessions_state.STATE_KEY]
     assert state["s"] == "verified" and state["sm"] == "passkey" and state["st"]
     event = LoginEvent.objects.get()
     assert event.outcome == Outcome.PASSKEY_LOGIN and event.password_ok is False

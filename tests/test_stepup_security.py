@@ -19,7 +19,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.models import Notification
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
 from authguard.sessions.middleware import safe_next
 
 from .conftest import IP_OSAKA, IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_IPHONE, totp_token
@@ -28,10 +28,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
 
 @pytest.fixture
-def alice(user_factory: Any, totp_factory: Any) -> Any:
-    user = user_factory("alice", email="alice@example.jp")
-    user.totp = totp_factory(user)
-    return user
+def alice(alice_with_totp: Any) -> Any:
+    """alice with an authenticator app (the recipe ``alice_with_totp`` of tests/conftest.py)."""
+    return alice_with_totp
 
 
 @pytest.fixture
@@ -62,6 +61,7 @@ def test_the_security_page_lists_factors_devices_and_recent_logins(home: Client)
     assert 'action="/authguard/security/sessions/end-others/"' in html
 
 
+@pytest.mark.battery(23)
 def test_battery_23_the_email_changes_only_after_a_fresh_verification(
     home: Client, alice: Any, authenticator: Any
 ) -> None:
@@ -88,6 +88,7 @@ def test_battery_23_the_email_changes_only_after_a_fresh_verification(
     assert alice.email == "alice@example.jp"
 
 
+@pytest.mark.battery(20)
 def test_battery_20_a_verification_older_than_five_minutes_does_not_allow_changes(
     home: Client, alice: Any
 ) -> None:
@@ -111,6 +112,7 @@ def test_an_invalid_email_is_refused_with_a_message(home: Client, alice: Any) ->
     assert alice.email == "alice@example.jp"
 
 
+@pytest.mark.battery(22)
 def test_battery_22_adding_a_factor_needs_the_existing_factor(home: Client, alice: Any) -> None:
     for path in ("/authguard/security/passkeys/add/", "/authguard/security/totp/"):
         response = home.get(path)
@@ -120,6 +122,7 @@ def test_battery_22_adding_a_factor_needs_the_existing_factor(home: Client, alic
     assert api.status_code in (401, 403) and api.json()["status"] == "step_up_required"
 
 
+@pytest.mark.battery(22)
 def test_battery_22_a_first_factor_only_from_a_low_risk_session(user_factory: Any, browser_at: Any) -> None:
     carol = user_factory("carol")
     # A session that was not allowed outright by the risk engine (here: force_login, adopted as verified
@@ -140,7 +143,7 @@ def test_battery_22_a_first_factor_only_from_a_low_risk_session(user_factory: An
     done = client.post("/authguard/security/totp/", {"code": code})
     assert done.status_code == 302 and done.url == "/authguard/security/"
     assert TOTPDevice.objects.get(user=carol).confirmed
-    assert client.session[stepup.STATE_KEY]["st"] is None  # enrolling is not a verification
+    assert client.session[sessions_state.STATE_KEY]["st"] is None  # enrolling is not a verification
 
 
 def test_a_wrong_first_code_shows_the_same_secret_again(user_factory: Any, browser_at: Any) -> None:
@@ -175,6 +178,7 @@ def test_another_users_factor_cannot_be_removed(
     assert TOTPDevice.objects.filter(pk=theirs.pk).exists()
 
 
+@pytest.mark.battery(21)
 def test_battery_21_ending_other_sessions_needs_a_factor(home: Client, alice: Any, browser_at: Any) -> None:
     other = browser_at(IP_TOKYO, UA_CHROME_WIN)
     assert other.sign_in("alice").status_code == 302
@@ -208,10 +212,11 @@ def test_recovery_codes_are_shown_once_and_step_up_with_one(
         assert "step-up/recovery-code/" in chooser
         response = away.post("/authguard/step-up/recovery-code/", {"code": codes[0]})
         assert response.status_code == 302 and response.url == "/"
-        assert away.session[stepup.STATE_KEY]["sm"] == "recovery_code"
+        assert away.session[sessions_state.STATE_KEY]["sm"] == "recovery_code"
     assert Notification.objects.filter(kind="recovery_code_used", user=alice).exists()
 
 
+@pytest.mark.battery(42)
 @pytest.mark.parametrize(
     "target",
     [

@@ -12,7 +12,7 @@ from django.contrib.auth import SESSION_KEY
 from django.test import Client
 from django.utils import timezone
 
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
 
 from .conftest import IP_TOKYO, UA_CHROME_WIN
 
@@ -31,6 +31,7 @@ def portfolio_status(client: Client) -> int:
     return client.get("/").status_code
 
 
+@pytest.mark.battery(20)
 def test_battery_20_an_hour_idle_signs_the_session_out(signed_in: Client) -> None:
     start = timezone.now()
     with time_machine.travel(start + timedelta(minutes=59)):
@@ -60,12 +61,12 @@ def test_the_timeouts_are_settings(signed_in: Client, settings: Any) -> None:
 
 
 def test_last_activity_is_written_at_most_once_a_minute(signed_in: Client) -> None:
-    first = signed_in.session[stepup.STATE_KEY]["w"]
+    first = signed_in.session[sessions_state.STATE_KEY]["w"]
     signed_in.get("/")
-    assert signed_in.session[stepup.STATE_KEY]["w"] == first
+    assert signed_in.session[sessions_state.STATE_KEY]["w"] == first
     with time_machine.travel(timezone.now() + timedelta(minutes=2)):
         signed_in.get("/")
-    assert signed_in.session[stepup.STATE_KEY]["w"] > first
+    assert signed_in.session[sessions_state.STATE_KEY]["w"] > first
 
 
 def test_a_pending_session_times_out_too(user_factory: Any, totp_factory: Any, browser_at: Any) -> None:

@@ -12,17 +12,16 @@ import time_machine
 from django.core import mail
 
 from authguard.models import LoginEvent, Notification, NotificationStatus, Outcome
-from authguard.notifications.outbox import notify
-from authguard.tasks import (
+from authguard.notifications.delivery import (
     STALE_CLAIM,
     backoff_seconds,
     claim,
     deliver,
-    expire_held_orders,
-    prune_login_events,
     retry_pending_notifications,
     send_notification,
 )
+from authguard.notifications.outbox import notify
+from authguard.tasks import expire_held_orders, prune_login_events
 from demo_site.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db

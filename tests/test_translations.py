@@ -571,7 +571,7 @@ def test_every_notification_renders_in_japanese_without_links(user_factory: Any)
     """Each kind of e-mail, to a customer and to staff, in Japanese: no English sentence of its English
     rendering is left, and nothing link-like (the notifications module would refuse to send it)."""
     from authguard.models import Notification
-    from authguard.notifications.outbox import KINDS, contains_link, render
+    from authguard.notifications.messages import KINDS, contains_link, render
 
     user = user_factory("hanako")
     context = {

@@ -22,7 +22,9 @@ from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard.sessions import stepup
+from authguard.factors import inventory
+from authguard.factors import methods as factor_methods
+from authguard.sessions import state as sessions_state
 
 from .conftest import IP_SG_VPS, UA_CHROME_WIN, totp_token
 
@@ -173,6 +175,7 @@ def test_the_walk_covers_the_whole_urlconf() -> None:
     assert len(names) > 60
 
 
+@pytest.mark.battery(8)
 def test_acceptance_3_battery_08_a_pending_session_reaches_nothing_but_step_up(pending_admin: Any) -> None:
     client = pending_admin
     user = client.user
@@ -197,7 +200,7 @@ def test_acceptance_3_battery_08_a_pending_session_reaches_nothing_but_step_up(p
     assert user.email == "root@example.jp"
     assert TOTPDevice.objects.filter(user=user).count() == factors_before
     assert client.session[SESSION_KEY] == str(user.pk)
-    assert client.session[stepup.STATE_KEY]["s"] == "pending"
+    assert client.session[sessions_state.STATE_KEY]["s"] == "pending"
 
 
 def test_a_pending_session_cannot_enroll_or_remove_a_factor_or_change_the_email(pending_admin: Any) -> None:
@@ -220,9 +223,8 @@ def test_a_pending_session_cannot_enroll_or_remove_a_factor_or_change_the_email(
     user.refresh_from_db()
     assert user.email == "root@example.jp"
     assert list(TOTPDevice.objects.filter(user=user)) == [device]
-    from authguard.factors import base as factors
 
-    assert [stepup.method_of(d) for d in factors.user_factors(user)] == ["totp"]
+    assert [factor_methods.method_of(d) for d in inventory.user_factors(user)] == ["totp"]
 
 
 def test_without_the_session_the_same_urls_are_not_held_at_step_up(client: Client) -> None:

@@ -101,7 +101,7 @@ app.autodiscover_tasks()
 """
 
 # Runs in the portal: a user, then a notification in the caller's transaction; the commit hands the
-# outbox row to the broker (authguard.notifications.outbox.enqueue on commit).
+# outbox row to the broker (authguard.notifications.delivery.enqueue on commit).
 NOTIFY = """\
 import json
 import os

@@ -17,7 +17,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from authguard.actions.flow import staff_cancel
-from authguard.console.admin import UserSearchMixin, with_reason
+from authguard.console.admin_base import with_reason
+from authguard.console.mixins import UserSearchMixin
 from authguard.models import HeldAction, RegisteredPayee
 
 

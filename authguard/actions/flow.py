@@ -32,36 +32,75 @@ with a clear message (:class:`NoConfirmationMethod`) and nothing is held.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
-import re
 import secrets
-import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
 from django.db import transaction
 from django.http import HttpRequest
-from django.urls import NoReverseMatch, reverse
-from django.utils import timezone, translation
-from django.utils.crypto import salted_hmac
-from django.utils.module_loading import import_string
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from authguard.actions.errors import ActionError as ActionError
+from authguard.actions.errors import ActionInvalid as ActionInvalid
+from authguard.actions.errors import ActionNotExecutable as ActionNotExecutable
+from authguard.actions.errors import ActionRefused as ActionRefused
+from authguard.actions.errors import ActionsMisconfigured as ActionsMisconfigured
+from authguard.actions.errors import ConfirmationError as ConfirmationError
+from authguard.actions.errors import ConfirmationGone as ConfirmationGone
+from authguard.actions.errors import ConfirmationInvalid as ConfirmationInvalid
+from authguard.actions.errors import ConfirmationNotFound as ConfirmationNotFound
+from authguard.actions.errors import ConfirmationThrottled as ConfirmationThrottled
+from authguard.actions.errors import NoConfirmationMethod as NoConfirmationMethod
+from authguard.actions.errors import PayeeOnHold as PayeeOnHold
+from authguard.actions.errors import UnknownPayee as UnknownPayee
+from authguard.actions.hooks import Executor as Executor
+from authguard.actions.hooks import _executor
+from authguard.actions.params import KIND_PARAMS as KIND_PARAMS
+from authguard.actions.params import KINDS as KINDS
+from authguard.actions.params import MAX_AMOUNT as MAX_AMOUNT
+from authguard.actions.params import MAX_QUANTITY as MAX_QUANTITY
+from authguard.actions.params import OUTFLOW_KINDS as OUTFLOW_KINDS
+from authguard.actions.params import PAYEE_DETAILS as PAYEE_DETAILS
+from authguard.actions.params import PAYEE_KINDS as PAYEE_KINDS
+from authguard.actions.params import REASON_CONTACT_CHANGED as REASON_CONTACT_CHANGED
+from authguard.actions.params import clean_params as clean_params
+from authguard.actions.payees import _payee_snapshot, _recheck_payee, _write_payee
+from authguard.actions.payees import hold_hours as hold_hours
+from authguard.actions.payees import payee_available_at as payee_available_at
+from authguard.actions.payees import payee_digest as payee_digest
+from authguard.actions.payees import payee_for as payee_for
+from authguard.actions.payees import payee_label as payee_label
+from authguard.actions.payees import register_payee as register_payee
+from authguard.actions.payees import remove_payee as remove_payee
+from authguard.actions.summary import action_json as action_json
+from authguard.actions.summary import action_url as action_url
+from authguard.actions.summary import format_money as format_money
+from authguard.actions.summary import render_summary as render_summary
+from authguard.actions.summary import summary_data as summary_data
+from authguard.audit import audit
 from authguard.conf import app_settings
-from authguard.exceptions import AuthguardError, InvalidCredential, Throttled
-from authguard.models import ActionKind, HeldAction, RegisteredPayee
-from authguard.orders import guard as orders
+from authguard.factors.inventory import (
+    factor_confirmed_at,
+    may_confirm_sensitive,
+    totp_device,
+    usable_passkeys,
+)
+from authguard.factors.lifecycle import note_contact_changed
+from authguard.models import ActionKind as ActionKind
+from authguard.models import HeldAction
+from authguard.notifications.outbox import notify_customer
+from authguard.orders import confirmation as flow
+from authguard.orders.confirmation import HeldKind, canonical_json
+from authguard.orders.confirmation import challenge_for as challenge_for
+from authguard.orders.confirmation import lock_customer as lock_customer
 
 logger = logging.getLogger(__name__)
 
@@ -74,130 +113,24 @@ CANONICAL_VERSION = 1
 BINDING_SESSION_KEY = "_authguard_action_binding"
 #: Most actions one customer may have waiting at once; more are refused (no flood of notices).
 MAX_PENDING = 5
-#: Largest amount of money one action may move (the demo's columns hold 16 integer digits).
-MAX_AMOUNT = Decimal("1000000000000")
-#: Largest quantity of one transfer of securities.
-MAX_QUANTITY = 10_000_000_000
-#: The kinds, in the order the docs list them.
-KINDS: tuple[str, ...] = tuple(ActionKind.values)
-#: Kinds that move money or securities out of the account.
-OUTFLOW_KINDS = frozenset({ActionKind.WITHDRAWAL, ActionKind.SECURITIES_TRANSFER_OUT})
-#: Kinds that register or change a payee (carried out: the payee's hold starts again).
-PAYEE_KINDS = frozenset({ActionKind.BANK_ACCOUNT_ADD, ActionKind.BANK_ACCOUNT_CHANGE})
-#: The fields of a bank account that make it the same payee (the digest covers exactly these).
-PAYEE_DETAILS = ("bank_code", "branch_code", "account_type", "account_number", "holder_name")
-#: Cooling-off reason of a contact change carried out (see ``lifecycle.start_cooling_off``).
-REASON_CONTACT_CHANGED = "contact_changed"
 
-
-# -- exceptions ---------------------------------------------------------------------------------------------
-
-
-class ActionError(AuthguardError):
-    """Base of what :mod:`authguard.actions.flow` raises on purpose; ``http_status`` is the API's answer."""
-
-    http_status = 400
-
-
-class ActionInvalid(ActionError):
-    """The action's ``params`` are malformed; ``errors`` maps each field to its messages. Nothing was held."""
-
-    http_status = 400
-    default_code = "invalid"
-    default_message = gettext_lazy("The request is not valid.")
-
-    def __init__(
-        self,
-        message: str | None = None,
-        *,
-        code: str | None = None,
-        errors: Mapping[str, list[str]] | None = None,
-    ) -> None:
-        errors = {key: [str(m) for m in value] for key, value in (errors or {}).items()}
-        if message is None and errors:
-            message = " ".join(m for messages in errors.values() for m in messages)
-        super().__init__(message, code=code)
-        self.errors: dict[str, list[str]] = errors
-
-
-class ActionRefused(ActionError):
-    """The action cannot be asked for now (payee on hold, no way to confirm, too many waiting)."""
-
-    http_status = 403
-    default_code = "refused"
-    default_message = gettext_lazy("This cannot be done from your account right now.")
-
-
-class UnknownPayee(ActionRefused):
-    """The destination is not a bank account registered for this customer (or it was removed)."""
-
-    default_code = "unknown_payee"
-    default_message = gettext_lazy("This bank account is not registered for your account.")
-
-
-class PayeeOnHold(ActionRefused):
-    """The destination was registered or changed too recently to receive money; ``available_at`` says when."""
-
-    default_code = "payee_on_hold"
-
-    def __init__(self, *, available_at: datetime) -> None:
-        local = timezone.localtime(available_at)
-        super().__init__(
-            _(
-                "For your protection, a newly registered or changed bank account can receive money only from "
-                "%(when)s."
-            )
-            % {"when": local.strftime("%Y-%m-%d %H:%M")}
-        )
-        self.available_at = available_at
-
-
-class NoConfirmationMethod(ActionRefused):
-    """The customer has no factor that may confirm this action (no passkey, or only factors cooling off)."""
-
-    default_code = "no_method"
-    default_message = gettext_lazy(
-        "This needs your passkey, and your account has none that can confirm it yet. Add a passkey in your "
-        "security settings (a passkey added today can confirm this only after the waiting period), or "
-        "contact us."
-    )
-
-
-# The confirmation failures are the order guard's, with wording for actions: one hierarchy, so whatever
-# answers a held order's ConfirmationError (http_status, code, retry_after) answers a held action's too.
-class ConfirmationError(ActionError, orders.ConfirmationError):
-    """A confirmation attempt failed; ``http_status`` is the API's answer."""
-
-
-class ConfirmationNotFound(orders.ConfirmationNotFound, ConfirmationError):
-    """No such pending action for this customer in this session (also for another session's)."""
-
-    default_message = gettext_lazy("There is nothing of yours waiting for confirmation under this link.")
-
-
-class ConfirmationGone(orders.ConfirmationGone, ConfirmationError):
-    """The action's confirmation expired, was cancelled, or was already used."""
-
-    default_message = gettext_lazy("This is no longer waiting for confirmation.")
-
-
-class ConfirmationInvalid(orders.ConfirmationInvalid, ConfirmationError):
-    """The passkey or code did not verify, the method is not allowed, or the factor is cooling off."""
-
-
-class ConfirmationThrottled(orders.ConfirmationThrottled, ConfirmationError):
-    """The factor's back-off refuses attempts for now: 429 ``throttled`` (``retry_after`` seconds)."""
-
-
-class ActionNotExecutable(AuthguardError):
-    """Raised by the portal's executor: the stored action can no longer be carried out (funds, account...)."""
-
-    default_code = "not_executable"
-    default_message = gettext_lazy("This can no longer be carried out.")
-
-
-class ActionsMisconfigured(ImproperlyConfigured):
-    """``AUTHGUARD_ACTION_EXECUTOR`` is missing or does not import."""
+#: What makes a held action's confirmation differ from a held order's.
+HELD_ACTION = HeldKind(
+    model=HeldAction,
+    binding_key=BINDING_SESSION_KEY,
+    binding_needs_login=False,
+    purpose="action",
+    not_found=ConfirmationNotFound,
+    gone=ConfirmationGone,
+    invalid=ConfirmationInvalid,
+    throttled=ConfirmationThrottled,
+    expired_message=gettext_lazy("This expired before it was confirmed."),
+    passkey_method_message=gettext_lazy("This cannot be confirmed with a passkey."),
+    totp_method_message=gettext_lazy("This must be confirmed with your passkey."),
+    challenge_message=gettext_lazy("This passkey response is not for this request."),
+    shape_before_challenge=True,
+    totp_counts_failures=False,
+)
 
 
 # -- results ------------------------------------------------------------------------------------------------
@@ -230,361 +163,17 @@ class Confirmed:
     result_ref: str
 
 
-class Executor(Protocol):
-    """What ``AUTHGUARD_ACTION_EXECUTOR`` names."""
-
-    def execute(self, action: HeldAction) -> str:
-        """Carry out the held action's stored canonical action (read it with :func:`stored_action`); return
-        the portal's reference. Raise :class:`ActionNotExecutable` to refuse (its writes are undone)."""
-
-    def release(self, action: HeldAction, *, status: str) -> None:
-        """The held action was cancelled, expired or failed: close the portal's copy of it."""
-
-
-# -- settings and hooks -------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4)
-def _import(path: str) -> Any:
-    try:
-        return import_string(path)
-    except ImportError as exc:
-        raise ActionsMisconfigured(f"authguard actions: cannot import {path!r} ({exc})") from exc
-
-
-def _executor() -> Executor:
-    path = app_settings.ACTION_EXECUTOR
-    if not path:
-        raise ActionsMisconfigured(
-            "AUTHGUARD_ACTION_EXECUTOR is not set: held actions cannot be carried out."
-        )
-    target = _import(path)
-    return target() if isinstance(target, type) else target
-
-
-def _settings_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting.startswith("AUTHGUARD_ACTION"):
-        _import.cache_clear()
-
-
-setting_changed.connect(_settings_changed)
-
-
 def guarded_kinds() -> frozenset[str]:
     """The kinds held for confirmation (all of them by default, and always under the JSDA preset)."""
     return frozenset(app_settings.ACTION_GUARDED_KINDS)
 
 
-# -- params: one schema per kind -------------------------------------------------------------------------
-
-_REF_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
-_CURRENCY_RE = re.compile(r"[A-Z]{3}")
-_AMOUNT_RE = re.compile(r"[0-9]{1,16}(\.[0-9]{1,2})?")
-_FieldCheck = Callable[[object], Any]
-
-
-def _ref(value: object) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        value = str(value)
-    if not isinstance(value, str) or not _REF_RE.fullmatch(value):
-        raise ValueError(_("Use a reference of 1 to 64 letters, digits or ._:-"))
-    return value
-
-
-def _text(max_length: int) -> _FieldCheck:
-    def check(value: object) -> str:
-        if not isinstance(value, str):
-            raise ValueError(_("Enter text."))
-        text = unicodedata.normalize("NFC", " ".join(value.split()))
-        # SECURITY: no control or format characters (bidi overrides would disguise the summary).
-        if (
-            not text
-            or len(text) > max_length
-            or any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in text)
-        ):
-            raise ValueError(
-                _("Enter 1 to %(max)s characters without control characters.") % {"max": max_length}
-            )
-        return text
-
-    return check
-
-
-def _digits(low: int, high: int) -> _FieldCheck:
-    def check(value: object) -> str:
-        # Leading zeros matter (bank code 0001): digits come as a string, never as a number.
-        if (
-            not isinstance(value, str)
-            or not value.isascii()
-            or not value.isdigit()
-            or not low <= len(value) <= high
-        ):
-            if low == high:
-                raise ValueError(_("Enter exactly %(count)s digits.") % {"count": low})
-            raise ValueError(_("Enter %(low)s to %(high)s digits.") % {"low": low, "high": high})
-        return value
-
-    return check
-
-
-def _choice(*options: str) -> _FieldCheck:
-    def check(value: object) -> str:
-        if not isinstance(value, str) or value not in options:
-            raise ValueError(_("Choose one of: %(options)s.") % {"options": ", ".join(options)})
-        return value
-
-    return check
-
-
-def _amount(value: object) -> str:
-    # SECURITY: a float is not an exact amount of money, and a bool is not a number at all.
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(_("Enter the amount as a whole number or a decimal string."))
-    text = str(value).strip()
-    # Plain digits with at most two decimals: no exponents, signs, spaces or other spellings of a number.
-    if not _AMOUNT_RE.fullmatch(text):
-        raise ValueError(_("Enter the amount as a whole number or a decimal string."))
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
-        raise ValueError(_("Enter the amount as a whole number or a decimal string.")) from None
-    if (
-        not amount.is_finite()
-        or amount <= 0
-        or amount > MAX_AMOUNT
-        or amount != amount.quantize(Decimal("0.01"))
-    ):
-        raise ValueError(_("Enter an amount above zero with at most two decimal places."))
-    return str(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
-def _currency(value: object) -> str:
-    if not isinstance(value, str) or not _CURRENCY_RE.fullmatch(value):
-        raise ValueError(_("Enter a three-letter currency code such as JPY."))
-    return value
-
-
-def _quantity(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_QUANTITY:
-        raise ValueError(_("Enter the quantity as a whole number above zero."))
-    return value
-
-
-_BANK_ACCOUNT: dict[str, _FieldCheck] = {
-    "account": _ref,
-    "payee": _ref,
-    "bank_code": _digits(4, 4),
-    "bank_name": _text(60),
-    "branch_code": _digits(3, 3),
-    "account_type": _choice("ordinary", "current", "savings"),
-    "account_number": _digits(1, 8),
-    "holder_name": _text(60),
-}
-
-#: The params of each kind: field name -> check (returns the canonical value or raises ``ValueError``).
-KIND_PARAMS: dict[str, dict[str, _FieldCheck]] = {
-    ActionKind.WITHDRAWAL: {"account": _ref, "payee": _ref, "amount": _amount, "currency": _currency},
-    ActionKind.BANK_ACCOUNT_ADD: _BANK_ACCOUNT,
-    ActionKind.BANK_ACCOUNT_CHANGE: _BANK_ACCOUNT,
-    ActionKind.SECURITIES_TRANSFER_OUT: {
-        "account": _ref,
-        "symbol": _text(16),
-        "quantity": _quantity,
-        "destination": _text(120),
-    },
-    ActionKind.CONTACT_CHANGE: {
-        "account": _ref,
-        "field": _choice("email", "phone", "address"),
-        "value": _text(200),
-    },
-}
-
-
-def clean_params(*, kind: object, params: object) -> dict[str, Any]:
-    """The canonical params of an action of ``kind``; raises :class:`ActionInvalid` with errors per field.
-
-    Every field of the kind is required; unknown fields are refused (never ignored), so nothing the customer
-    did not see can ride along.
-    """
-    if not isinstance(kind, str) or kind not in KIND_PARAMS:
-        raise ActionInvalid(
-            _("Unknown kind of action."), code="unknown_kind", errors={"kind": [_("Unknown kind of action.")]}
-        )
-    if not isinstance(params, Mapping):
-        raise ActionInvalid(code="malformed", errors={"params": [_("Send the details as an object.")]})
-    spec = KIND_PARAMS[kind]
-    errors: dict[str, list[str]] = {}
-    clean: dict[str, Any] = {}
-    for key in sorted(set(params) - set(spec), key=str):
-        errors[str(key)[:40]] = [_("Unknown field.")]
-    for name, check in spec.items():
-        if name not in params:
-            errors[name] = [_("This field is required.")]
-            continue
-        try:
-            clean[name] = check(params[name])
-        except ValueError as exc:
-            errors[name] = [str(exc)]
-    if errors:
-        raise ActionInvalid(code="invalid_params", errors=errors)
-    return clean
-
-
-# -- payees -------------------------------------------------------------------------------------------------
-
-
-def payee_digest(*, user: Any, details: Mapping[str, Any]) -> str:
-    """A keyed digest of a bank account's :data:`PAYEE_DETAILS` (executors compare their copy with it)."""
-    values = {name: str(details.get(name, "")) for name in PAYEE_DETAILS}
-    values["user"] = str(user.pk)
-    return salted_hmac("authguard.actions.payee", canonical_json(values), algorithm="sha256").hexdigest()
-
-
-def payee_label(details: Mapping[str, Any]) -> str:
-    """``Mizuho Bank (0001) 123 ****567 YAMADA HANAKO``: the account as summaries show it."""
-    number = str(details.get("account_number", ""))
-    masked = "*" * max(len(number) - 3, 0) + number[-3:]
-    return " ".join(
-        part
-        for part in (
-            str(details.get("bank_name", "")),
-            f"({details.get('bank_code', '')})",
-            str(details.get("branch_code", "")),
-            masked,
-            str(details.get("holder_name", "")),
-        )
-        if part and part != "()"
-    )[:200]
-
-
-def hold_hours() -> int:
-    """``AUTHGUARD_NEW_PAYEE_HOLD_HOURS``."""
-    return app_settings.NEW_PAYEE_HOLD_HOURS
-
-
-def payee_available_at(payee: RegisteredPayee) -> datetime:
-    """When ``payee`` may first receive money (its registration or last change, plus the hold)."""
-    return payee.registered_at + timedelta(hours=hold_hours())
-
-
-def payee_for(*, user: Any, ref: str) -> RegisteredPayee | None:
-    """The customer's registered payee with the portal's reference ``ref`` (removed ones: ``None``)."""
-    return RegisteredPayee.objects.filter(user_id=user.pk, ref=str(ref), removed_at__isnull=True).first()
-
-
-def register_payee(
-    *,
-    user: Any,
-    ref: str,
-    details: Mapping[str, Any],
-    registered_at: datetime | None = None,
-    source: str = "imported",
-) -> RegisteredPayee:
-    """Tell authguard about a bank account the portal already had (registered before authguard guarded it).
-
-    ``registered_at`` is when the customer registered it; the new-payee hold runs from then. A portal calls
-    this once per existing account (a data migration, a management command); new accounts are registered by
-    confirming a ``bank_account_add`` action, never through this function from a customer's request.
-    """
-    clean = clean_params(
-        kind=ActionKind.BANK_ACCOUNT_ADD,
-        params={"account": "-", "payee": ref, "bank_name": details.get("bank_name", "-"), **dict(details)},
-    )
-    return _write_payee(
-        user=user, params=clean, at=registered_at or timezone.now(), source=source, action=None
-    )
-
-
-def remove_payee(*, user: Any, ref: str) -> bool:
-    """The portal removed this bank account: it receives nothing from now on. False if it was unknown."""
-    return bool(
-        RegisteredPayee.objects.filter(user_id=user.pk, ref=str(ref), removed_at__isnull=True).update(
-            removed_at=timezone.now()
-        )
-    )
-
-
-def _write_payee(
-    *, user: Any, params: Mapping[str, Any], at: datetime, source: str, action: HeldAction | None
-) -> RegisteredPayee:
-    payee, _created = RegisteredPayee.objects.update_or_create(
-        user_id=user.pk,
-        ref=str(params["payee"]),
-        defaults={
-            "details_digest": payee_digest(user=user, details=params),
-            "label": payee_label(params),
-            # SECURITY: a registration or a change of details starts the new-payee hold again.
-            "registered_at": at,
-            "source": source,
-            "action": action,
-            "removed_at": None,
-        },
-    )
-    return payee
-
-
-def _payee_snapshot(
-    user: Any, kind: str, params: Mapping[str, Any], *, now: datetime
-) -> dict[str, Any] | None:
-    """For a withdrawal: the registered payee it pays (ref, digest, label), after the hold check. For a
-    change: the payee it changes. Raises :class:`UnknownPayee` / :class:`PayeeOnHold`."""
-    if kind == ActionKind.WITHDRAWAL:
-        payee = payee_for(user=user, ref=params["payee"])
-        if payee is None:
-            raise UnknownPayee()
-        available = payee_available_at(payee)
-        if available > now:
-            # SECURITY: a new payee receives nothing during its hold, whatever is confirmed (battery case 54).
-            raise PayeeOnHold(available_at=available)
-        return {"ref": payee.ref, "digest": payee.details_digest, "label": payee.label}
-    if kind == ActionKind.BANK_ACCOUNT_CHANGE:
-        payee = payee_for(user=user, ref=params["payee"])
-        if payee is None:
-            raise UnknownPayee()
-        return {"ref": payee.ref, "digest": payee.details_digest, "label": payee.label}
-    if kind == ActionKind.BANK_ACCOUNT_ADD and payee_for(user=user, ref=params["payee"]) is not None:
-        raise ActionInvalid(
-            _("This bank account is already registered."),
-            code="payee_exists",
-            errors={"payee": [_("This bank account is already registered.")]},
-        )
-    return None
-
-
-def _recheck_payee(held: HeldAction, data: Mapping[str, Any], *, now: datetime) -> None:
-    """SECURITY: under the locks, the payee is still the one confirmed, still registered, past its hold."""
-    snapshot = data.get("payee")
-    if not snapshot:
-        return
-    payee = payee_for(user=held.user, ref=snapshot["ref"])
-    if payee is None or not secrets.compare_digest(payee.details_digest, str(snapshot["digest"])):
-        raise ConfirmationInvalid(
-            _("The bank account was changed or removed after this was asked for."), code="payee_changed"
-        )
-    if held.kind == ActionKind.WITHDRAWAL and payee_available_at(payee) > now:
-        raise PayeeOnHold(available_at=payee_available_at(payee))
-
-
-# -- canonical form, digest, challenge ------------------------------------------------------------------
-
-
-def canonical_json(data: Mapping[str, Any]) -> str:
-    """The one serialisation that is hashed: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# -- canonical form, digest -----------------------------------------------------------------------------
 
 
 def action_digest(canonical: str) -> str:
     """SHA-256 (hex) of the canonical action."""
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def challenge_for(held: HeldAction) -> bytes:
-    """The WebAuthn challenge of a held action: ``sha256(nonce || digest)`` (dynamic linking).
-
-    The nonce is renewed by every :func:`confirmation_options`, so each attempt signs a new challenge that
-    still names this exact action; the nonce of the successful attempt stays on the row with the assertion.
-    """
-    return hashlib.sha256(bytes.fromhex(held.nonce) + bytes.fromhex(held.digest)).digest()
+    return flow.digest_of(canonical)
 
 
 def stored_action(held: HeldAction) -> dict[str, Any]:
@@ -614,24 +203,13 @@ def stored_action(held: HeldAction) -> dict[str, Any]:
 
 
 def _session_binding(request: HttpRequest | None, *, create: bool) -> str | None:
-    session = getattr(request, "session", None)
-    if session is None:
-        return None
-    token = session.get(BINDING_SESSION_KEY)
-    if not isinstance(token, str) or len(token) < 32:
-        if not create:
-            return None
-        token = secrets.token_urlsafe(32)
-        session[BINDING_SESSION_KEY] = token
-    return hashlib.sha256(token.encode()).hexdigest()
+    return flow.session_binding(request, HELD_ACTION, create=create)
 
 
 # -- methods ------------------------------------------------------------------------------------------------
 
 
 def _may_confirm(user: Any, device: Any) -> bool:
-    from authguard.factors.lifecycle import may_confirm_sensitive
-
     return may_confirm_sensitive(user, device)
 
 
@@ -642,9 +220,6 @@ def confirmation_methods(user: Any) -> list[str]:
     has no usable passkey (a code can be relayed by a phishing page, a passkey cannot), never under the JSDA
     preset. Factors in their cooling-off are not counted at all.
     """
-    from authguard.factors.base import totp_device
-    from authguard.factors.passkeys import usable_passkeys
-
     allowed = app_settings.ACTION_CONFIRMATION_METHODS
     if "passkey" in allowed and any(_may_confirm(user, device) for device in usable_passkeys(user)):
         return ["passkey"]
@@ -656,12 +231,6 @@ def confirmation_methods(user: Any) -> list[str]:
 
 
 # -- asking for an action -----------------------------------------------------------------------------------
-
-
-def lock_customer(user: Any) -> None:
-    """``SELECT ... FOR UPDATE`` on the customer's row: one sensitive action of theirs at a time."""
-    model = get_user_model()
-    model._default_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
 
 
 def guard(
@@ -771,116 +340,13 @@ def _create_held(
     )
 
 
-# -- summaries ------------------------------------------------------------------------------------------
-
-
-def summary_data(kind: str, params: Mapping[str, Any], *, payee: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What the plain summary shows, kept so the page renders it in the reader's language."""
-    data: dict[str, Any] = {"kind": kind}
-    if kind == ActionKind.WITHDRAWAL:
-        data.update(
-            amount=params["amount"], currency=params["currency"], payee=(payee or {}).get("label", "")
-        )
-    elif kind == ActionKind.BANK_ACCOUNT_ADD:
-        data.update(payee=payee_label(params))
-    elif kind == ActionKind.BANK_ACCOUNT_CHANGE:
-        data.update(payee=payee_label(params), old=(payee or {}).get("label", ""))
-    elif kind == ActionKind.SECURITIES_TRANSFER_OUT:
-        data.update(symbol=params["symbol"], quantity=params["quantity"], destination=params["destination"])
-    elif kind == ActionKind.CONTACT_CHANGE:
-        data.update(field=params["field"], value=params["value"])
-    return data
-
-
-def format_money(amount: Decimal | str, currency: str) -> str:
-    """``¥500,000`` / ``500,000円`` for yen, ``12,345.00 USD`` otherwise, in the active language."""
-    value = Decimal(amount)
-    if currency != "JPY":
-        return f"{value:,.2f} {currency}"
-    whole = value.quantize(Decimal(1), ROUND_HALF_UP)
-    if (translation.get_language() or "").startswith("ja"):
-        return f"{whole:,}円"
-    return f"¥{whole:,}"
-
-
-_CONTACT_FIELDS = {
-    "email": gettext_lazy("e-mail address"),
-    "phone": gettext_lazy("phone number"),
-    "address": gettext_lazy("postal address"),
-}
-
-
-def render_summary(data: Mapping[str, Any]) -> str:
-    """The plain summary in the active language, e.g. "Withdraw ¥500,000 to Mizuho Bank (0001) 123 ****567
-    YAMADA HANAKO." Every number and account the customer's passkey will confirm is in it."""
-    kind = data.get("kind")
-    if kind == ActionKind.WITHDRAWAL:
-        return _("Withdraw %(amount)s to %(payee)s.") % {
-            "amount": format_money(data["amount"], data["currency"]),
-            "payee": data["payee"],
-        }
-    if kind == ActionKind.BANK_ACCOUNT_ADD:
-        return _("Register the bank account %(payee)s to receive withdrawals.") % {"payee": data["payee"]}
-    if kind == ActionKind.BANK_ACCOUNT_CHANGE:
-        return _("Change the bank account %(old)s to %(payee)s.") % {
-            "old": data["old"],
-            "payee": data["payee"],
-        }
-    if kind == ActionKind.SECURITIES_TRANSFER_OUT:
-        return _("Transfer %(quantity)s shares of %(symbol)s out to %(destination)s.") % {
-            "quantity": f"{int(data['quantity']):,}",
-            "symbol": data["symbol"],
-            "destination": data["destination"],
-        }
-    if kind == ActionKind.CONTACT_CHANGE:
-        return _("Change your %(field)s to %(value)s.") % {
-            "field": _CONTACT_FIELDS.get(str(data.get("field")), data.get("field")),
-            "value": data["value"],
-        }
-    return str(data)
-
-
-def action_url(held: HeldAction) -> str | None:
-    """The confirmation page of ``held`` (``None`` when the portal has not mounted authguard's URLs)."""
-    try:
-        return reverse("authguard:action-confirm", args=[held.pk])
-    except NoReverseMatch:
-        return None
-
-
-def action_json(held: HeldAction) -> dict[str, Any]:
-    """``{id, kind, summary, methods, expires_at, url}``, as a held order's ``confirmation`` is shaped."""
-    return {
-        "id": str(held.pk),
-        "kind": held.kind,
-        "summary": render_summary(held.summary_data) if held.summary_data else held.summary,
-        "methods": list(held.methods),
-        "expires_at": held.expires_at,
-        "status": held.status,
-        "url": action_url(held),
-    }
-
-
 # -- confirming -------------------------------------------------------------------------------------------
-
-
-def _parse_id(action_id: object) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(action_id))
-    except (ValueError, TypeError, AttributeError):
-        raise ConfirmationNotFound() from None
 
 
 def owned_action(request: HttpRequest, action_id: object) -> HeldAction:
     """The signed-in customer's held action ``action_id`` in any state, from any of their sessions (to show or
     cancel it). Raises :class:`ConfirmationNotFound` for anyone else's or a malformed id."""
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        raise ConfirmationNotFound()
-    held = HeldAction.objects.filter(pk=_parse_id(action_id), user_id=user.pk).first()
-    if held is None:
-        raise ConfirmationNotFound()
-    return held
+    return flow.owned(request, action_id, HELD_ACTION)
 
 
 def pending_for(request: HttpRequest, action_id: object) -> HeldAction:
@@ -889,75 +355,19 @@ def pending_for(request: HttpRequest, action_id: object) -> HeldAction:
     Raises :class:`ConfirmationNotFound` (unknown, another customer's, another session's) or
     :class:`ConfirmationGone` (confirmed, cancelled, expired: an expired one is closed here, on read).
     """
-    held = owned_action(request, action_id)
-    binding = _session_binding(request, create=False)
-    # SECURITY: only the session that asked for the action may confirm it; others cannot even see it exists.
-    if not binding or not held.session_binding or not secrets.compare_digest(binding, held.session_binding):
-        raise ConfirmationNotFound()
-    if held.status != HeldAction.Status.PENDING:
-        raise ConfirmationGone()
-    if held.expires_at <= timezone.now():
-        _close(held.pk, HeldAction.Status.EXPIRED)
-        raise ConfirmationGone(_("This expired before it was confirmed."), code="expired")
-    return held
+    return flow.pending(request, action_id, HELD_ACTION, close=_close)
 
 
 def confirmation_options(request: HttpRequest, *, action_id: object) -> dict[str, Any]:
     """WebAuthn request options whose challenge is ``sha256(nonce || digest)`` of this held action."""
-    from authguard.factors.passkeys import authentication_options
-
     held = pending_for(request, action_id)
-    if "passkey" not in held.methods:
-        raise ConfirmationInvalid(_("This cannot be confirmed with a passkey."), code="method")
-    stored_action(held)
-    # A fresh nonce per attempt: every challenge is single use, and a failed try must not burn the action.
-    held.nonce = secrets.token_hex(16)
-    HeldAction.objects.filter(pk=held.pk, status=HeldAction.Status.PENDING).update(nonce=held.nonce)
-    try:
-        return authentication_options(
-            request, purpose=f"action:{held.pk}", user=request.user, challenge=challenge_for(held)
-        )
-    except InvalidCredential as exc:
-        raise ConfirmationInvalid(exc.message, code=exc.code) from None
-
-
-def _signed_challenge(credential: object) -> bytes | None:
-    """The challenge inside the assertion's ``clientDataJSON``, or ``None`` when unreadable."""
-    from authguard.factors.passkeys import b64url_decode
-
-    try:
-        if isinstance(credential, str):
-            credential = json.loads(credential)
-        raw = credential["response"]["clientDataJSON"]  # type: ignore[index]
-        client_data = json.loads(b64url_decode(raw, max_chars=8 * 1024))
-        return b64url_decode(client_data["challenge"], max_chars=256)
-    except (InvalidCredential, ValueError, TypeError, KeyError, AttributeError, RecursionError):
-        return None
+    return flow.passkey_options(request, held, HELD_ACTION, recheck=stored_action)
 
 
 def confirm_with_passkey(request: HttpRequest, *, action_id: object, credential: object) -> Confirmed:
     """Confirm with the customer's passkey and carry the stored action out exactly once."""
-    from authguard.factors.base import note_account_failure
-    from authguard.factors.passkeys import verify_authentication
-
     held = pending_for(request, action_id)
-    if "passkey" not in held.methods:
-        raise ConfirmationInvalid(_("This cannot be confirmed with a passkey."), code="method")
-    stored_action(held)
-    if not isinstance(credential, dict | str):
-        raise ConfirmationInvalid(code="malformed")
-    # SECURITY: dynamic linking: the signed challenge must be the one derived from this exact action.
-    signed = _signed_challenge(credential)
-    if signed is None or not secrets.compare_digest(signed, challenge_for(held)):
-        raise ConfirmationInvalid(_("This passkey response is not for this request."), code="challenge")
-    try:
-        device = verify_authentication(
-            request, purpose=f"action:{held.pk}", credential=credential, user=request.user
-        )
-    except InvalidCredential as exc:
-        # Like a failed step-up, a failed confirmation counts towards the account's lock.
-        note_account_failure(request.user, kind="passkey")
-        raise ConfirmationInvalid(exc.message, code=exc.code) from None
+    device = flow.verify_passkey(request, held, HELD_ACTION, credential=credential, recheck=stored_action)
     _require_may_confirm(request.user, device, held)
     evidence = json.loads(credential) if isinstance(credential, str) else credential
     return _execute(request.user, held.pk, method="passkey", device=device, assertion=evidence)
@@ -965,22 +375,9 @@ def confirm_with_passkey(request: HttpRequest, *, action_id: object, credential:
 
 def confirm_with_totp(request: HttpRequest, *, action_id: object, code: object) -> Confirmed:
     """Confirm with a TOTP code, only where this action's ``methods`` allow it (never under the preset)."""
-    from authguard.factors.base import verify_totp
-
     held = pending_for(request, action_id)
-    if "totp" not in held.methods or app_settings.JSDA:
-        raise ConfirmationInvalid(_("This must be confirmed with your passkey."), code="method")
-    stored_action(held)
-    if not isinstance(code, str) or not code.strip().isdigit() or len(code.strip()) > 10:
-        raise ConfirmationInvalid(_("Enter the code from your authenticator app."), code="malformed")
-    try:
-        device = verify_totp(request.user, code.strip())
-    except Throttled as exc:
-        raise ConfirmationThrottled(exc.message, code=exc.code, retry_after=exc.retry_after) from None
-    except AuthguardError as exc:
-        raise ConfirmationInvalid(exc.message, code=exc.code) from None
-    if device is None:
-        raise ConfirmationInvalid(_("The code is not correct."), code="wrong_code")
+    allowed = "totp" in held.methods and not app_settings.JSDA
+    device = flow.verify_code(request, held, HELD_ACTION, code=code, allowed=allowed, recheck=stored_action)
     _require_may_confirm(request.user, device, held)
     return _execute(request.user, held.pk, method="totp", device=device, assertion=None)
 
@@ -989,8 +386,6 @@ def _require_may_confirm(user: Any, device: Any, held: HeldAction) -> None:
     """SECURITY: the factor is not cooling off (its own, or the account's with a factor confirmed during it),
     and the customer had it before the action was asked for: whoever holds a hijacked session must not add a
     factor of their own and confirm with it."""
-    from authguard.factors.lifecycle import factor_confirmed_at
-
     if not _may_confirm(user, device):
         raise ConfirmationInvalid(
             _(
@@ -1007,48 +402,33 @@ def _require_may_confirm(user: Any, device: Any, held: HeldAction) -> None:
         )
 
 
+def _recheck(held: HeldAction, now: datetime) -> dict[str, Any]:
+    data = stored_action(held)  # SECURITY: rechecked under the lock
+    _recheck_payee(held, data, now=now)
+    return data
+
+
+def _done(held: HeldAction, data: dict[str, Any], now: datetime) -> None:
+    _carried_out(held.user, held.kind, data["params"], action=held, now=now, payee=data.get("payee"))
+
+
 def _execute(user: Any, held_id: uuid.UUID, *, method: str, device: Any, assertion: Any) -> Confirmed:
     """Under the customer's and the held action's row locks: recheck, mark used, carry out once."""
-    failure: AuthguardError | None = None
-    with transaction.atomic():
-        lock_customer(user)
-        held = HeldAction.objects.select_for_update().select_related("user").get(pk=held_id)
-        now = timezone.now()
-        # SECURITY: single use: whoever takes the lock second finds it no longer pending.
-        if held.status != HeldAction.Status.PENDING:
-            raise ConfirmationGone()
-        data: dict[str, Any] = {}
-        if held.expires_at <= now:
-            _close_locked(held, HeldAction.Status.EXPIRED, now=now)
-            failure = ConfirmationGone(_("This expired before it was confirmed."), code="expired")
-        else:
-            try:
-                data = stored_action(held)  # SECURITY: rechecked under the lock
-                _recheck_payee(held, data, now=now)
-            except (ConfirmationInvalid, PayeeOnHold) as exc:
-                _close_locked(held, HeldAction.Status.FAILED, now=now, reason=exc.message)
-                failure = exc
-        if failure is None:
-            held.confirmed_at = now
-            held.confirmed_method = method
-            held.confirmed_device = str(getattr(device, "persistent_id", ""))[:255]
-            held.assertion = assertion
-            try:
-                with transaction.atomic():  # the executor's writes are undone if it refuses
-                    ref = _executor().execute(held)
-            except ActionNotExecutable as exc:
-                _close_locked(held, HeldAction.Status.FAILED, now=now, reason=exc.message)
-                failure = ConfirmationInvalid(exc.message, code="not_executable")
-            else:
-                held.status = HeldAction.Status.CONFIRMED
-                held.closed_at = now
-                held.result_ref = "" if ref is None else str(ref)[:64]
-                held.save()
-                _carried_out(
-                    held.user, held.kind, data["params"], action=held, now=now, payee=data.get("payee")
-                )
-    if failure is not None:
-        raise failure
+    held = flow.execute_once(
+        user,
+        held_id,
+        HELD_ACTION,
+        method=method,
+        device=device,
+        assertion=assertion,
+        related="user",
+        recheck=_recheck,
+        recheck_errors=(ConfirmationInvalid, PayeeOnHold),
+        execute=lambda row: _executor().execute(row),
+        not_executable=ActionNotExecutable,
+        close_locked=_close_locked,
+        confirmed=_done,
+    )
     logger.info("authguard action %s (%s) confirmed with %s", held.pk, held.kind, method)
     return Confirmed(held, held.result_ref)
 
@@ -1067,10 +447,6 @@ def _carried_out(
     if kind in PAYEE_KINDS:
         _write_payee(user=user, params=params, at=now, source="confirmed", action=action)
     if kind == ActionKind.CONTACT_CHANGE:
-        from django.contrib.auth import get_user_model
-
-        from authguard.factors.lifecycle import note_contact_changed
-
         # SECURITY: a changed contact is what a thief does before he acts: new factors wait again, and
         # notices keep going to the previous e-mail address until the cooling-off ends. ``user`` was loaded
         # before the portal's executor ran, so it still holds the old address unless it was this instance
@@ -1093,20 +469,7 @@ def _carried_out(
 
 
 def _close_locked(held: HeldAction, status: str, *, now: datetime, reason: str = "") -> None:
-    held.status = status
-    held.closed_at = now
-    held.failure = str(reason)[:300]
-    held.save(
-        update_fields=[
-            "status",
-            "closed_at",
-            "failure",
-            "confirmed_at",
-            "confirmed_method",
-            "confirmed_device",
-            "assertion",
-        ]
-    )
+    flow.mark_closed(held, status, now=now, reason=reason)
     try:
         _executor().release(held, status=status)
     except ActionsMisconfigured:
@@ -1115,22 +478,13 @@ def _close_locked(held: HeldAction, status: str, *, now: datetime, reason: str =
 
 def _close(held_id: uuid.UUID, status: str, *, reason: str = "") -> bool:
     """Close a pending held action (cancelled, expired, failed) under its lock; False if not pending."""
-    with transaction.atomic():
-        held = HeldAction.objects.select_for_update().filter(pk=held_id).first()
-        if held is None or held.status != HeldAction.Status.PENDING:
-            return False
-        _close_locked(held, status, now=timezone.now(), reason=reason)
-    return True
+    return flow.close_pending(held_id, HELD_ACTION, status=status, close_locked=_close_locked, reason=reason)
 
 
 def _expire_for(user: Any, *, now: datetime) -> int:
     """Expire the customer's own held actions past their time (there is no need for a periodic task)."""
-    due = list(
-        HeldAction.objects.filter(
-            user_id=user.pk, status=HeldAction.Status.PENDING, expires_at__lte=now
-        ).values_list("pk", flat=True)
-    )
-    return sum(1 for pk in due if _close(pk, HeldAction.Status.EXPIRED))
+    rows = HeldAction.objects.filter(user_id=user.pk, status=HeldAction.Status.PENDING, expires_at__lte=now)
+    return flow.expire_rows(rows, HELD_ACTION, close=_close)
 
 
 def cancel(request: HttpRequest, *, action_id: object) -> None:
@@ -1148,8 +502,6 @@ def staff_cancel(held: HeldAction, *, by: Any, reason: str) -> bool:
     Who and why go to the admin log; the customer is told that the security desk cancelled the request.
     SECURITY: staff names and internal notes never reach the customer's pages or mail.
     """
-    from authguard.console.approvals import audit
-
     now = timezone.now()
     with transaction.atomic():
         if not _close(held.pk, HeldAction.Status.CANCELLED):
@@ -1174,12 +526,8 @@ def expire_due(*, now: datetime | None = None) -> int:
     """Expire every pending held action past its ``expires_at``; return how many (periodic task, optional:
     actions also expire when read and when their customer asks for another)."""
     now = now or timezone.now()
-    due = list(
-        HeldAction.objects.filter(status=HeldAction.Status.PENDING, expires_at__lte=now).values_list(
-            "pk", flat=True
-        )
-    )
-    return sum(1 for pk in due if _close(pk, HeldAction.Status.EXPIRED))
+    rows = HeldAction.objects.filter(status=HeldAction.Status.PENDING, expires_at__lte=now)
+    return flow.expire_rows(rows, HELD_ACTION, close=_close)
 
 
 def pending_actions(user: Any) -> list[HeldAction]:
@@ -1197,8 +545,6 @@ def pending_actions(user: Any) -> list[HeldAction]:
 
 def _notify_customer(user: Any, kind: str, *, context: dict[str, Any], dedupe_key: str | None) -> None:
     """Tell the customer (and, during a cooling-off after an e-mail change, the previous address too)."""
-    from authguard.notifications.outbox import notify_customer
-
     notify_customer(user, kind, context=context, dedupe_key=dedupe_key)
 
 

@@ -11,7 +11,7 @@ is scored by the risk engine, a risky one steps up), and then:
 * :func:`console_access` says whether this session may use the console and, if not, why; the flows of
   :mod:`authguard.console.approvals` ask it again themselves (they never rely on the middleware alone).
 
-What counts: the session's last strong verification (:func:`authguard.sessions.stepup.session_state`) was a
+What counts: the session's last strong verification (:func:`authguard.sessions.state.session_state`) was a
 passkey, less than ``AUTHGUARD_CONSOLE_PASSKEY_SECONDS`` ago, with a confirmed passkey of this staff member
 that is neither disabled nor registered less than ``AUTHGUARD_CONSOLE_NEW_PASSKEY_HOURS`` ago nor cooling
 off. A password, a TOTP code or a recovery code never opens the console: they can be relayed by a phishing
@@ -28,6 +28,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.contrib import admin
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
@@ -36,7 +37,10 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
 from authguard.conf import app_settings
-from authguard.sessions import stepup
+from authguard.factors.inventory import disabled_device_ids, factor_confirmed_at, factor_is_cooling_off
+from authguard.models import PasskeyDevice
+from authguard.sessions import state as sessions_state
+from authguard.sessions.middleware import safe_next, wants_json
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +66,6 @@ class ConsoleAccess:
 
 def _usable_passkeys(user: AbstractBaseUser) -> list[Any]:
     """The staff member's confirmed passkeys that the failure limit has not disabled (two queries)."""
-    from authguard.factors.base import disabled_device_ids
-    from authguard.models import PasskeyDevice
 
     disabled = disabled_device_ids(user)
     devices = PasskeyDevice.objects.filter(user=user, confirmed=True).order_by("pk")
@@ -77,7 +79,6 @@ def _verifying_passkey(request: HttpRequest, passkeys: list[Any]) -> Any:
 
 
 def _cooling_off(device: Any) -> bool:
-    from authguard.factors.lifecycle import factor_is_cooling_off
 
     try:
         return bool(factor_is_cooling_off(device))
@@ -89,7 +90,6 @@ def _cooling_off(device: Any) -> bool:
 
 def _registered_at(device: Any) -> Any:
     """When the passkey was confirmed (the factor lifecycle's record), else when it was created."""
-    from authguard.factors.lifecycle import factor_confirmed_at
 
     try:
         return factor_confirmed_at(device)
@@ -109,7 +109,7 @@ def console_access(request: HttpRequest) -> ConsoleAccess:
     passkeys = _usable_passkeys(user)
     if not passkeys:
         return ConsoleAccess("no_passkey")
-    state = stepup.session_state(request)
+    state = sessions_state.session_state(request)
     if state is None or state.status != "verified" or state.strong_method != "passkey":
         return ConsoleAccess("not_verified", has_passkey=True)
     if state.strong_at is None:
@@ -142,7 +142,6 @@ def is_console_request(request: HttpRequest) -> bool:
 def passkey_required_response(request: HttpRequest, access: ConsoleAccess) -> HttpResponse:
     """The answer to a console request without a passkey check: a page that sends staff to the passkey
     step-up and back to ``request``'s page (403, never cached), or JSON for a JSON client."""
-    from authguard.sessions.middleware import safe_next, wants_json
 
     next_url = safe_next(request, request.get_full_path()) if request.method in ("GET", "HEAD") else None
     verify_url = reverse("authguard:step-up-passkey")
@@ -153,8 +152,6 @@ def passkey_required_response(request: HttpRequest, access: ConsoleAccess) -> Ht
             {"status": "step_up_required", "methods": ["passkey"], "reason": access.why}, status=403
         )
     else:
-        from django.contrib import admin
-
         response = TemplateResponse(
             request,
             "admin/authguard/staff_passkey_required.html",

@@ -7,9 +7,9 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.translation import gettext
 
 
@@ -62,8 +62,6 @@ class ValidSelectionMixin:
         self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
     ) -> HttpResponse | None:
         # Django 6.1 passes more arguments (``action_location``): forwarded untouched.
-        from django.core.exceptions import ValidationError
-        from django.http import HttpResponseRedirect
 
         field = self.model._meta.pk  # type: ignore[attr-defined]
         try:

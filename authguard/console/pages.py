@@ -32,7 +32,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from authguard.conf import app_settings
-from authguard.console import charts, reports
+from authguard.console import charts, containment, four_eyes, reports, staff_actions
+from authguard.login import lockout
 from authguard.models import LoginEvent, Outcome, SessionRecord
 from authguard.risk import backtest
 from authguard.risk import policy as runtime_policy
@@ -175,7 +176,6 @@ class ConsolePages:
         reason: str = "",
         status: int = 200,
     ) -> TemplateResponse:
-        from authguard.login import lockout
 
         response = self._page(
             request,
@@ -200,7 +200,6 @@ class ConsolePages:
 
     def _contain(self, request: HttpRequest) -> HttpResponse:
         """The incident page's containment buttons: lock, end sessions, force a password reset."""
-        from authguard.console import approvals, containment
 
         raw_user = request.POST.get("user", "")
         account = None
@@ -215,7 +214,7 @@ class ConsolePages:
             outcome = containment.contain_account(
                 request, action=request.POST.get("containment", ""), user=account, reason=reason
             )
-        except approvals.ApprovalError as exc:
+        except four_eyes.ApprovalError as exc:
             messages.error(request, str(exc.message))
             status = 403 if exc.code in ("permission", "staff_passkey_required") else 400
             if exc.code in ("already_pending", "closed"):
@@ -265,7 +264,6 @@ class ConsolePages:
     def _network_lists_page(
         self, request: HttpRequest, *, values: dict[str, str] | None = None, status: int = 200
     ) -> TemplateResponse:
-        from authguard.console import containment
 
         span = reports.parse_range({})
         events = LoginEvent.objects.filter(created_at__gte=span.bounds()[0])
@@ -280,14 +278,13 @@ class ConsolePages:
             span=span,
             blocks=containment.active_blocks_for_console(),
             may_block=request.user.has_perm("authguard.add_networkblock"),
-            max_hours=containment.max_block_hours(),
+            max_hours=staff_actions.max_block_hours(),
             values=values or {"hours": "24"},
         )
         response.status_code = status
         return response
 
     def _block(self, request: HttpRequest) -> HttpResponse:
-        from authguard.console import approvals, containment
 
         op = request.POST.get("op", "")
         values = {
@@ -303,8 +300,8 @@ class ConsolePages:
                     request, block_id=values["block"], reason=values["reason"]
                 )
             else:
-                raise approvals.ApprovalError(gettext("Unknown staff action."), code="invalid")
-        except approvals.ApprovalError as exc:
+                raise four_eyes.ApprovalError(gettext("Unknown staff action."), code="invalid")
+        except four_eyes.ApprovalError as exc:
             messages.error(request, str(exc.message))
             status = 403 if exc.code in ("permission", "staff_passkey_required") else 400
             if exc.code in ("already_pending", "closed"):

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 # Compatibility: names that lived in ``authguard.login`` before the package split resolve lazily (PEP 562)
@@ -17,6 +18,8 @@ _HOME = "authguard.login.flow"
 def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")  # a submodule (``from package import module``)
     try:
         return getattr(importlib.import_module(_HOME), name)
     except AttributeError:

@@ -38,12 +38,19 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from authguard.choices import Action
 from authguard.conf import app_settings
+from authguard.factors import lifecycle
+from authguard.factors import methods as factor_methods
+from authguard.login import lockout
 from authguard.models import LoginEvent, Outcome
-from authguard.risk.context import LoginContext, build_context, client_ip
-from authguard.risk.engine import Assessment, Finding, score_login
-from authguard.risk.history import DatabaseHistory
-from authguard.risk.policy import Action
+from authguard.notifications import outbox
+from authguard.notifications.outbox import notify
+from authguard.risk.addresses import client_ip
+from authguard.risk.context import LoginContext, build_context
+from authguard.risk.engine import Assessment, score_login
+from authguard.risk.findings import Finding
+from authguard.risk.history import DatabaseHistory, Evidence
 from authguard.risk.velocity import (
     CountersUnavailable,
     Reservation,
@@ -51,12 +58,12 @@ from authguard.risk.velocity import (
     release_password_check,
     reserve_password_check,
 )
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
+from authguard.sessions.state import DECISION_ATTR as DECISION_ATTR
+from authguard.sessions.state import revoke_api_tokens
 
 logger = logging.getLogger(__name__)
 
-# The request attribute through which the login receiver hands its decision to views and middleware.
-DECISION_ATTR = "_authguard_decision"
 # Set by ThrottleBackend when it refused an attempt without checking the password.
 THROTTLED_ATTR = "_authguard_throttled"
 # Set by ThrottleBackend when it refused an attempt on a locked account without checking the password.
@@ -97,6 +104,29 @@ class LoginResult:
     status: str
     methods: list[str] = field(default_factory=list)
     user: AbstractBaseUser | None = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A live request scored: its context, the assessment, the evidence and the history that scored it."""
+
+    context: LoginContext
+    assessment: Assessment
+    evidence: Evidence | None
+    history: DatabaseHistory
+
+
+def score_request(request: HttpRequest, *, username: str, user: Any) -> Scored:
+    """Score a live request for ``user`` (or for the ``username`` typed, ``user`` None when unknown).
+
+    The one place a request is scored: password logins (passed, failed, throttled, locked), the passkey
+    sign-in (:mod:`authguard.login.stepup`) and mid-session re-scoring (:mod:`authguard.sessions.rescoring`)
+    all call it; replay scores stored contexts with :func:`authguard.risk.engine.score_login` directly.
+    """
+    ctx = build_context(request, username=username, user=user)
+    history = DatabaseHistory()
+    assessment, evidence = score_login(ctx, history)
+    return Scored(ctx, assessment, evidence, history)
 
 
 def is_throttled(request: HttpRequest, username: str) -> bool:
@@ -242,8 +272,8 @@ def password_login(request: HttpRequest, *, username: str, password: str) -> Log
 
 def step_up_methods(user: Any) -> list[str]:
     """The second factors this user could step up with (see
-    :func:`authguard.sessions.stepup.step_up_methods`)."""
-    return stepup.step_up_methods(user)
+    :func:`authguard.factors.methods.step_up_methods`)."""
+    return factor_methods.step_up_methods(user)
 
 
 def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
@@ -258,10 +288,9 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
     refused all the same: the lock is not a risk decision.
     """
     _release_throttle(request)  # the password was right: this attempt is no failure
-    ctx = build_context(request, username=user.get_username(), user=user)
-    history = DatabaseHistory()
-    assessment, evidence = score_login(ctx, history)
-    assessment = fail_safe(request, assessment, evidence)
+    scored = score_request(request, username=user.get_username(), user=user)
+    ctx, history, evidence = scored.context, scored.history, scored.evidence
+    assessment = fail_safe(request, scored.assessment, evidence)
     try:
         history.record_attempt(ctx, failed=False)
     except CountersUnavailable:
@@ -269,7 +298,7 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
     except Exception:
         logger.exception("authguard: could not count a login attempt")
     action = assessment.action
-    methods: list[str] = stepup.step_up_methods(user) if action == Action.STEP_UP else []
+    methods: list[str] = factor_methods.step_up_methods(user) if action == Action.STEP_UP else []
     locked = _is_locked(user)
     if locked:
         status, outcome = "denied", Outcome.REFUSED
@@ -304,16 +333,16 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
             history.learn(ctx, evidence)
         if status == "ok":
             # A new browser or country that was allowed still tells the customer (outbox, same transaction).
-            stepup.notify_signed_in(event)
+            outbox.notify_signed_in(event)
     decision = LoginDecision(assessment, event.pk, status=status, methods=tuple(methods))
     setattr(request, DECISION_ATTR, decision)
     new_device = evidence is None or not evidence.device.known
     if status == "ok":
         # SECURITY: no reset of the account's failure run here: a password is what a thief has (issue 10).
-        stepup.begin_verified(request, user=user, decision=decision, new_device=new_device)
+        sessions_state.begin_verified(request, user=user, decision=decision, new_device=new_device)
     elif status == "step_up_required":
         # SECURITY: signed in, but the middleware holds the session at step-up until a factor passes.
-        stepup.begin_pending(request, user=user, decision=decision, new_device=new_device)
+        sessions_state.begin_pending(request, user=user, decision=decision, new_device=new_device)
     else:
         # SECURITY: nothing stays signed in; the answer is the generic "denied".
         logout(request)
@@ -341,9 +370,8 @@ def after_failed_login(request: HttpRequest | None, credentials: dict[str, Any])
         _record_locked(request, username)  # refused unchecked: neither a right nor a wrong password
         return
     user = _user_by_name(username)
-    ctx = build_context(request, username=username, user=user)
-    history = DatabaseHistory()
-    assessment, _ = score_login(ctx, history)
+    scored = score_request(request, username=username, user=user)
+    ctx, history, assessment = scored.context, scored.history, scored.assessment
     try:
         history.record_attempt(ctx, failed=True)
     except CountersUnavailable:
@@ -357,16 +385,14 @@ def after_failed_login(request: HttpRequest | None, credentials: dict[str, Any])
 
 def _record_throttled(request: HttpRequest, username: str) -> None:
     user = _user_by_name(username)
-    ctx = build_context(request, username=username, user=user)
-    assessment, _ = score_login(ctx, DatabaseHistory())
-    record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.THROTTLED)
+    scored = score_request(request, username=username, user=user)
+    record_event(scored.context, user, scored.assessment, password_ok=False, outcome=Outcome.THROTTLED)
 
 
 def _record_locked(request: HttpRequest, username: str) -> None:
     user = _user_by_name(username)
-    ctx = build_context(request, username=username, user=user)
-    assessment, _evidence = score_login(ctx, DatabaseHistory())
-    record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.REFUSED)
+    scored = score_request(request, username=username, user=user)
+    record_event(scored.context, user, scored.assessment, password_ok=False, outcome=Outcome.REFUSED)
 
 
 def locked_message() -> str:
@@ -425,12 +451,10 @@ def record_event(
 
 def _is_locked(user: Any) -> bool:
     """Whether ``authguard.login.lockout`` (when installed) has locked this account."""
-    return stepup._is_locked(user)
+    return lockout.is_locked_fail_closed(user)
 
 
 def _lockout_failure(user: Any) -> None:
-    from authguard.login import lockout
-
     try:
         lockout.record_failure(user, kind="password")
     except Exception:
@@ -482,17 +506,6 @@ class LockAwareAuthenticationForm(AuthenticationForm):
 # -- password changes ------------------------------------------------------------------------------------
 
 
-def revoke_api_tokens(user: Any) -> int:
-    """End the user's DRF tokens too, where the portal uses them (:func:`authguard.drf.revoke_tokens`)."""
-    from django.apps import apps
-
-    if not apps.is_installed("rest_framework.authtoken"):
-        return 0
-    from authguard.drf import revoke_tokens  # DRF is optional: imported only where the portal installed it
-
-    return revoke_tokens(user)
-
-
 def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     """A user's password was changed or reset: end their sessions, revoke the factors added during a
     cooling-off, and tell them. Returns the number of sessions ended.
@@ -507,11 +520,9 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     session = getattr(request, "session", None) if request is not None else None
     if session is not None and getattr(getattr(request, "user", None), "pk", None) == user.pk:
         keep = session.session_key
-    ended = stepup.end_all_sessions(user=user, keep=keep)
+    ended = sessions_state.end_all_sessions(user=user, keep=keep)
     revoke_api_tokens(user)
     revoked = _revoke_cooling_off_factors(user)
-    from authguard.notifications.outbox import notify
-
     digest = salted_hmac(
         "authguard.login.password_changed", str(user.password), algorithm="sha256"
     ).hexdigest()[:16]
@@ -536,11 +547,6 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
 
 def _revoke_cooling_off_factors(user: Any) -> int:
     """Revoke the factors added during the account's cooling-off (:mod:`authguard.factors.lifecycle`)."""
-    try:
-        from authguard.factors import lifecycle
-    except ImportError:  # the account-level cooling-off has not landed in this checkout
-        logger.error("authguard: factors.lifecycle missing: factors added in a cooling-off were not revoked")
-        return 0
     return int(lifecycle.revoke_factors_added_in_cooling_off(user, reason="password_reset") or 0)
 
 

@@ -35,21 +35,19 @@ unlimited guesses at the second factor; the JSDA's 2025 guidelines ask for autom
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare, salted_hmac
 
 from authguard.conf import app_settings
-from authguard.exceptions import AuthguardError, InvalidCredential
+from authguard.exceptions import AuthguardError
 from authguard.models import AccountLock
 from authguard.notifications.outbox import notify, notify_staff
+from authguard.sessions.state import end_all_sessions, revoke_api_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +61,6 @@ UNLOCK_PERMISSION = "authguard.unlock_account"
 CODES_METHOD = "totp+recovery_code"
 #: The permission an admin needs to lock an account, end its sessions or force a password reset.
 CONTAIN_PERMISSION = "authguard.contain_account"
-#: Salt of the keyed digest of an unlock request's cancel reference.
-_REFERENCE_SALT = "authguard.lockout.unlock_reference"
 
 
 class NotLocked(AuthguardError):
@@ -100,7 +96,7 @@ def record_failure(user: Any, *, kind: str) -> bool:
 
     ``kind`` is one of :data:`FAILURE_KINDS`. Safe under concurrency: the user's lock row is locked for
     the count, so N parallel failures count N and lock exactly once. Locking ends every session of the
-    account (:func:`authguard.sessions.stepup.end_all_sessions`) in the same transaction.
+    account (:func:`authguard.sessions.state.end_all_sessions`) in the same transaction.
     """
     if kind not in FAILURE_KINDS:
         raise ValueError(f"unknown failure kind {kind!r}; one of {sorted(FAILURE_KINDS)}")
@@ -144,8 +140,6 @@ def record_failure(user: Any, *, kind: str) -> bool:
 
 
 def _end_all_sessions(user: Any) -> int:
-    from authguard.sessions.stepup import end_all_sessions
-
     try:
         with transaction.atomic():  # a savepoint: the lock stands even if a session cannot be ended
             return end_all_sessions(user=user)
@@ -157,14 +151,10 @@ def _end_all_sessions(user: Any) -> int:
 def end_all_access(user: Any) -> tuple[int, int]:
     """End every session of ``user`` and revoke their DRF API tokens; returns (sessions, tokens) ended.
 
-    The same functions a password change uses (:func:`authguard.sessions.stepup.end_all_sessions` and,
-    where the
-    portal uses DRF tokens, :func:`authguard.drf.revoke_tokens` through the login module), in the caller's
-    transaction: if it fails, the caller's writes are undone with it.
+    The same functions a password change uses (:func:`authguard.sessions.state.end_all_sessions` and
+    :func:`authguard.sessions.state.revoke_api_tokens`: DRF tokens where the portal uses them), in the
+    caller's transaction: if it fails, the caller's writes are undone with it.
     """
-    from authguard.login.flow import revoke_api_tokens
-    from authguard.sessions.stepup import end_all_sessions
-
     return end_all_sessions(user=user), revoke_api_tokens(user)
 
 
@@ -337,150 +327,7 @@ def unlock(user: Any, *, by: Any, reason: str) -> bool:
     return was_locked
 
 
-def _factor_cooling_off(device: Any) -> bool:
-    from authguard.sessions.stepup import factor_cooling_off
-
-    return factor_cooling_off(device)
-
-
-def unlock_with_identity_check(user: Any, *, device: Any, method: str) -> None:
-    """Unlock ``user``'s account after the caller verified ``device`` (``method``) for this user just now.
-
-    The caller must have verified the factor in this very request (e.g. a WebAuthn assertion through
-    :func:`unlock_with_passkey`). Raises ``PermissionDenied`` for a method outside
-    ``AUTHGUARD_UNLOCK_METHODS``, someone else's device or a factor still cooling off, :class:`NotLocked`
-    if there is no lock.
-    """
-    if method not in app_settings.UNLOCK_METHODS:
-        raise PermissionDenied(f"{method!r} cannot unlock an account here")
-    own = device is not None and getattr(device, "user_id", None) == user.pk
-    if not own or not getattr(device, "confirmed", True):
-        # SECURITY: only the account's own, confirmed factor proves the customer's identity.
-        raise PermissionDenied("that factor does not belong to this account")
-    if _factor_cooling_off(device):
-        # SECURITY: a factor added during a cooling-off may be the thief's; it cannot unlock (issue 10).
-        raise PermissionDenied("a factor that is still cooling off cannot unlock the account")
-    if not unlock(user, by=None, reason=f"identity check: {method}"):
-        raise NotLocked("the account is not locked")
-
-
-def unlock_with_passkey(request: HttpRequest, *, credential: dict[str, Any] | str, user: Any = None) -> Any:
-    """Verify a WebAuthn assertion (challenge purpose ``"unlock"``) and unlock its account; returns the user.
-
-    The challenge comes from ``authguard.factors.passkeys.authentication_options(request, purpose="unlock",
-    user=user)``. With ``user=None`` the passkey is discoverable and names the account itself, so a
-    locked-out customer needs neither a password nor a username: only their own passkey. A failed
-    assertion for a known ``user`` counts as a failure (kind ``unlock``); every failure re-raises
-    (``authguard.exceptions.InvalidCredential``), and :class:`NotLocked` says there was nothing to do.
-    """
-    from authguard.factors.passkeys import verify_authentication
-
-    try:
-        device = verify_authentication(request, purpose="unlock", credential=credential, user=user)
-    except Exception:
-        if user is not None:
-            record_failure(user, kind="unlock")
-        raise
-    owner = user if user is not None else device.user
-    unlock_with_identity_check(owner, device=device, method="passkey")
-    return owner
-
-
 # -- the self-service way back without a passkey: two codes and a waiting period ---------------------------
-
-
-def codes_unlock_available(user: Any) -> bool:
-    """Whether ``user`` could unlock with an authenticator code plus a recovery code (both confirmed, neither
-    cooling off), and the portal allows it (``AUTHGUARD_UNLOCK_WAIT_HOURS`` is not ``None``)."""
-    from authguard.sessions.stepup import method_of, usable_factors
-
-    if app_settings.UNLOCK_WAIT_HOURS is None or user is None or user.pk is None:
-        return False
-    methods = {method_of(device) for device in usable_factors(user)}
-    return {"totp", "recovery_code"} <= methods
-
-
-def _reference_digest(user: Any, reference: str) -> str:
-    normalised = "".join(reference.split()).upper()
-    return salted_hmac(_REFERENCE_SALT, f"{user.pk}:{normalised}", algorithm="sha256").hexdigest()
-
-
-def request_unlock_with_codes(user: Any, *, totp_code: object, recovery_code: object) -> UnlockRequest:
-    """The customer's way back without a passkey: a code from the authenticator app and a recovery code.
-
-    Both must verify (each failure is counted like any other); the recovery code is spent. The account is
-    then unlocked after ``AUTHGUARD_UNLOCK_WAIT_HOURS`` (by :func:`is_locked`), unless the customer cancels
-    with the reference mailed to them (:func:`cancel_unlock_request`); staff hear of it too. Raises
-    :class:`NotLocked`, :class:`UnlockUnavailable` (turned off, or the account lacks either factor, or one
-    of them is cooling off), ``InvalidCredential`` for a wrong code, ``Throttled`` from the factor.
-    """
-    from authguard.factors import base as factors
-
-    wait = app_settings.UNLOCK_WAIT_HOURS
-    if not is_locked(user):
-        raise NotLocked()
-    if wait is None or not codes_unlock_available(user):
-        raise UnlockUnavailable()
-    # SECURITY: the authenticator code first, so a wrong one never spends a recovery code.
-    totp = factors.verify_totp(user, totp_code)
-    if totp is None:
-        raise InvalidCredential(code="wrong_code")
-    recovery = factors.verify_recovery_code(user, recovery_code)
-    if recovery is None:
-        raise InvalidCredential(code="wrong_code")
-    if _factor_cooling_off(totp) or _factor_cooling_off(recovery):
-        # SECURITY: codes minted or an app added during a cooling-off may be the thief's (issue 10).
-        raise UnlockUnavailable()
-    now = timezone.now()
-    reference = "-".join(secrets.token_hex(2).upper() for _ in range(3))
-    due = now + timedelta(hours=wait)
-    with transaction.atomic():
-        lock = (
-            AccountLock.objects.select_for_update().filter(user_id=user.pk, locked_at__isnull=False).first()
-        )
-        if lock is None:
-            raise NotLocked()
-        lock.unlock_requested_at = now
-        lock.unlock_due_at = due
-        lock.unlock_reference_digest = _reference_digest(user, reference)
-        lock.save(update_fields=["unlock_requested_at", "unlock_due_at", "unlock_reference_digest"])
-        context = {**_account_context(user, now), "due": due, "reference": reference}
-        key = f"unlock-request:{lock.lock_count}:{reference}"
-        notify(user, "unlock_requested", context=context, dedupe_key=key)
-        notify_staff(
-            "unlock_requested",
-            context={**_account_context(user, now), "due": due},
-            dedupe_key=f"u{user.pk}:{key}",
-        )
-    logger.warning("authguard: account %s asked to unlock with codes; due %s", user.pk, due.isoformat())
-    return UnlockRequest(due_at=due, reference=reference)
-
-
-def cancel_unlock_request(user: Any, *, reference: object = None, by: Any = None) -> None:
-    """Cancel a waiting self-service unlock: the customer with the reference from the message, or staff
-    (``by``, with ``authguard.unlock_account``). The account stays locked. Raises :class:`NotLocked` when
-    there is no request, ``InvalidCredential`` for a wrong reference."""
-    if by is not None and not by.has_perm(UNLOCK_PERMISSION):
-        raise PermissionDenied("cancelling an unlock needs the authguard.unlock_account permission")
-    now = timezone.now()
-    with transaction.atomic():
-        lock = (
-            AccountLock.objects.select_for_update()
-            .filter(user_id=user.pk, locked_at__isnull=False, unlock_due_at__isnull=False)
-            .first()
-        )
-        if lock is None:
-            raise NotLocked()
-        if by is None:
-            typed = reference if isinstance(reference, str) and 0 < len(reference) <= 64 else None
-            if typed is None or not constant_time_compare(
-                _reference_digest(user, typed), lock.unlock_reference_digest
-            ):
-                raise InvalidCredential(code="wrong_reference")
-        _clear_request(lock)
-        lock.save(update_fields=["unlock_requested_at", "unlock_due_at", "unlock_reference_digest"])
-        notify(user, "unlock_cancelled", context=_account_context(user, now), dedupe_key=None)
-    logger.warning("authguard: account %s unlock request cancelled", user.pk)
 
 
 def _complete_due_unlock(user: Any) -> bool:
@@ -508,16 +355,11 @@ __all__ = [
     "NotLocked",
     "UnlockRequest",
     "UnlockUnavailable",
-    "cancel_unlock_request",
-    "codes_unlock_available",
     "end_all_access",
     "is_locked",
     "lock",
     "lock_state",
     "record_failure",
     "record_success",
-    "request_unlock_with_codes",
     "unlock",
-    "unlock_with_identity_check",
-    "unlock_with_passkey",
 ]

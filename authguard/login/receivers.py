@@ -22,6 +22,10 @@ from django.http import HttpRequest
 
 from authguard.login import flow as login
 
+# Imported for its receiver: a saved PolicyVersion is put in force by authguard.risk.policy.
+from authguard.risk import policy as _policy  # noqa: F401
+from authguard.sessions import state as sessions_state
+
 logger = logging.getLogger(__name__)
 
 #: Instance attribute set before a save that changes the password hash, read after it.
@@ -37,7 +41,7 @@ def score_successful_login(
     if request is None or "REQUEST_METHOD" not in request.META:
         _update_last_login(sender, user)
         return
-    if getattr(request, login.DECISION_ATTR, None) is not None:
+    if getattr(request, sessions_state.DECISION_ATTR, None) is not None:
         _update_last_login(sender, user)
         return
     decision = login.after_password_login(request, user)

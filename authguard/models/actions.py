@@ -15,17 +15,9 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from authguard.choices import ActionKind as ActionKind
+
 __all__ = ["ActionKind", "HeldAction", "RegisteredPayee"]
-
-
-class ActionKind(models.TextChoices):
-    """The sensitive actions authguard guards."""
-
-    WITHDRAWAL = "withdrawal", _("cash withdrawal")
-    BANK_ACCOUNT_ADD = "bank_account_add", _("bank account registration")
-    BANK_ACCOUNT_CHANGE = "bank_account_change", _("bank account change")
-    SECURITIES_TRANSFER_OUT = "securities_transfer_out", _("transfer of securities out")
-    CONTACT_CHANGE = "contact_change", _("contact details change")
 
 
 class HeldAction(models.Model):

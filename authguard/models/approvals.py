@@ -13,33 +13,10 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from authguard.choices import StaffAction as StaffAction
+from authguard.choices import StaffApprovalStatus as StaffApprovalStatus
+
 __all__ = ["StaffAction", "StaffApproval", "StaffApprovalStatus"]
-
-
-class StaffAction(models.TextChoices):
-    """The staff actions that can need a second staff member's approval (``AUTHGUARD_FOUR_EYES``)."""
-
-    RELEASE_ORDER = "release_order", _("release (execute) a held order")
-    REVOKE_FACTOR = "revoke_factor", _("revoke a customer's sign-in method")
-    UNLOCK_ACCOUNT = "unlock_account", _("unlock an account")
-    CHANGE_POLICY = "change_policy", _("change the risk policy")
-    # Containment (issue 16): take access away at once; their undo (unlock, end a block) keeps four eyes.
-    LOCK_ACCOUNT = "lock_account", _("lock an account")
-    END_SESSIONS = "end_sessions", _("end every session of an account")
-    FORCE_PASSWORD_RESET = "force_password_reset", _("force a password reset")
-    BLOCK_NETWORK = "block_network", _("block a network")
-    END_NETWORK_BLOCK = "end_network_block", _("end a network block")
-
-
-class StaffApprovalStatus(models.TextChoices):
-    """Where a staff action stands."""
-
-    PENDING = "pending", _("waiting for a second approval")
-    EXECUTED = "executed", _("approved and carried out")
-    REJECTED = "rejected", _("rejected")
-    EXPIRED = "expired", _("expired without approval")
-    FAILED = "failed", _("approved, but could not be carried out")
-    WITHDRAWN = "withdrawn", _("withdrawn by the requester")
 
 
 class StaffApproval(models.Model):

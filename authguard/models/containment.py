@@ -15,14 +15,9 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from authguard.choices import NetworkBlockKind as NetworkBlockKind
+
 __all__ = ["NetworkBlock", "NetworkBlockKind"]
-
-
-class NetworkBlockKind(models.TextChoices):
-    """What a block names: an IP network, or an autonomous system (every address it announces)."""
-
-    CIDR = "cidr", _("IP network")
-    ASN = "asn", _("autonomous system (ASN)")
 
 
 class NetworkBlock(models.Model):

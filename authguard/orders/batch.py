@@ -20,7 +20,18 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
 from authguard.exceptions import InvalidCredential
+from authguard.factors.base import note_account_failure
+from authguard.factors.passkeys import authentication_options, verify_authentication
 from authguard.models import HeldOrder
+from authguard.orders.confirmation import ConfirmationError, ConfirmationInvalid, signed_challenge
+from authguard.orders.held import (
+    _execute,
+    _require_older_than,
+    expire_due,
+    factor_cooling_off,
+    pending_for,
+    stored_order,
+)
 
 #: Largest batch one confirmation may cover.
 MAX_BATCH = 50
@@ -35,7 +46,6 @@ class BatchResult:
 
 
 def _ids(raw: object) -> list[str]:
-    from authguard.orders.guard import ConfirmationInvalid
 
     if not isinstance(raw, list) or not raw or len(raw) > MAX_BATCH:
         raise ConfirmationInvalid(_("Choose the held orders to confirm."), code="malformed")
@@ -47,7 +57,6 @@ def _ids(raw: object) -> list[str]:
 def pending_batch(request: HttpRequest, ids: object) -> list[HeldOrder]:
     """The held orders ``ids`` of this customer in this session, all pending and confirmable with a passkey,
     sorted by id. Raises like :func:`authguard.orders.guard.pending_for` for any one of them."""
-    from authguard.orders.guard import ConfirmationInvalid, pending_for, stored_order
 
     helds = [pending_for(request, i) for i in _ids(ids)]
     for held in helds:
@@ -64,7 +73,6 @@ BATCH_SESSION_KEY = "_authguard_order_batch"
 def session_pending(request: HttpRequest) -> list[HeldOrder]:
     """This customer's held orders that this session placed and that are still pending, oldest first
     (those past their deadline are expired first)."""
-    from authguard.orders.guard import ConfirmationError, expire_due, pending_for
 
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
@@ -112,8 +120,6 @@ def _purpose(helds: list[HeldOrder]) -> str:
 
 def batch_options(request: HttpRequest, *, ids: object) -> dict[str, Any]:
     """WebAuthn request options whose challenge names exactly the held orders ``ids``."""
-    from authguard.factors.passkeys import authentication_options
-    from authguard.orders.guard import ConfirmationInvalid
 
     helds = pending_batch(request, ids)
     nonce = secrets.token_hex(16)
@@ -135,20 +141,10 @@ def batch_options(request: HttpRequest, *, ids: object) -> dict[str, Any]:
 
 def confirm_batch_with_passkey(request: HttpRequest, *, ids: object, credential: object) -> BatchResult:
     """Confirm the held orders ``ids`` with one passkey assertion over the set, then execute each once."""
-    from authguard.factors.base import note_account_failure
-    from authguard.factors.passkeys import verify_authentication
-    from authguard.orders.guard import (
-        ConfirmationError,
-        ConfirmationInvalid,
-        _execute,
-        _require_older_than,
-        _signed_challenge,
-        factor_cooling_off,
-    )
 
     helds = pending_batch(request, ids)
     expected = batch_challenge(helds)
-    signed = _signed_challenge(credential)
+    signed = signed_challenge(credential)
     # SECURITY: dynamic linking over the set: the signed challenge must name exactly these orders.
     if expected is None or signed is None or not secrets.compare_digest(signed, expected):
         raise ConfirmationInvalid(_("This passkey response is not for these orders."), code="challenge")

@@ -31,10 +31,10 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
 from django.db.models import Case, Exists, IntegerField, Q, Value, When
 
+from authguard.choices import Action
 from authguard.models import AccountSecurity, CampaignFlag, GuardedOrder, GuardStatus, KnownDevice, LoginEvent
 from authguard.models import Outcome as LoginOutcome
 from authguard.orders.rules import CampaignFacts, TrustFacts, WindowTotals
-from authguard.risk.policy import Action
 
 #: Reason codes of a login that mean its context changed (a new network, a proxy, a factor or password
 #: change...): any of them within the trust days lowers the account's limits.

@@ -8,6 +8,7 @@ decision), ``replay``/``backtest``/``import_history`` (the same scoring over sto
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 # Compatibility: names that lived in ``authguard.risk`` before the package split resolve lazily (PEP 562)
@@ -18,6 +19,8 @@ _HOME = "authguard.risk.engine"
 def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")  # a submodule (``from package import module``)
     try:
         return getattr(importlib.import_module(_HOME), name)
     except AttributeError:

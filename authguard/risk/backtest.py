@@ -6,10 +6,10 @@ the JSONL lines of CONTRACTS section 5 (:func:`event_line`) and runs them throug
 run-time policy in force (:func:`authguard.risk.policy.current_policy`) and once with the proposed one. So the
 admin's backtest and the command give the same answer on the same events: ``export_jsonl`` writes exactly
 the lines the page replays, and :func:`policy_json` the ``--policy`` file of either policy
-(tests/test_backtest.py runs the command on them and compares). Shadow (report-only) signals never
+(tests/test_risk_backtest.py runs the command on them and compares). Shadow (report-only) signals never
 change a decision, so they play no part in a backtest.
 
-Which events are replayed (one taxonomy, :func:`authguard.console.reports.categorize`, shared with the
+Which events are replayed (one taxonomy, :func:`authguard.risk.event_categories.categorize`, shared with the
 dashboard
 and the incident report): every recorded attempt of the window scored on a verified first factor, and
 every wrong password (failed passwords feed the velocity signals), in time order:
@@ -63,11 +63,11 @@ from typing import IO, Any
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from authguard.choices import Action
 from authguard.conf import app_settings
-from authguard.console import reports
 from authguard.models import Feedback, LoginEvent
+from authguard.risk import event_categories
 from authguard.risk import policy as runtime
-from authguard.risk.policy import Action
 from authguard.risk.replay import Policy, replay
 
 #: Longest window an admin may backtest, in days.
@@ -148,7 +148,8 @@ class BacktestResult:
     changed_total: int = 0
     #: What was decided at the time (the recorded decisions of the same events).
     recorded: Tally | None = None
-    #: Every event of the window by category (:data:`authguard.console.reports.CATEGORIES`), replayed or not.
+    #: Every event of the window by category (:data:`authguard.risk.event_categories.CATEGORIES`), replayed
+    #: or not.
     coverage: Mapping[str, int] = field(default_factory=dict)
     #: Events of the window the backtest leaves out, by category (no password was checked).
     left_out: Mapping[str, int] = field(default_factory=dict)
@@ -158,7 +159,7 @@ class BacktestResult:
         """``(code, label, count, replayed)`` of every category with events in the window."""
         return [
             (c.code, str(c.label), self.coverage[c.code], c.replayed)
-            for c in reports.CATEGORIES.values()
+            for c in event_categories.CATEGORIES.values()
             if self.coverage.get(c.code)
         ]
 
@@ -179,7 +180,7 @@ def replayable_events(start: datetime, end: datetime) -> QuerySet[LoginEvent]:
     """The events a backtest of ``[start, end)`` replays, oldest first (see the module docstring)."""
     return (
         _window_events(start, end)
-        .filter(reports.category_q(reports.codes_where(replayed=True)), ip__isnull=False)
+        .filter(event_categories.category_q(event_categories.codes_where(replayed=True)), ip__isnull=False)
         .exclude(Q(username="") & Q(user__isnull=True))
         .select_related("user")
         .order_by("created_at", "pk")
@@ -200,32 +201,36 @@ def coverage(start: datetime, end: datetime) -> tuple[dict[str, int], dict[str, 
         .order_by()
     )
     for password_ok, outcome, action, unusable, n in rows:
-        code = reports.categorize(password_ok, outcome, action)
+        code = event_categories.categorize(password_ok, outcome, action)
         counts[code] += n
-        if unusable or not reports.CATEGORIES[code].replayed:
+        if unusable or not event_categories.CATEGORIES[code].replayed:
             left_out[code] += n
     return dict(counts), dict(left_out)
 
 
 def label(event: LoginEvent) -> str:
     """``"fraud"``, ``"good"`` or ``"unknown"`` (see the module docstring)."""
-    category = reports.category_of(event)
+    category = event_categories.category_of(event)
     if not category.verified:
         return UNKNOWN
     if event.feedback == Feedback.FRAUD:
         return FRAUD
     if event.feedback == Feedback.LEGITIMATE:
         return GOOD
-    if category.code in (reports.STEPPED_UP, reports.RESCORED_STEPPED_UP, reports.PASSKEY_SIGN_IN):
+    if category.code in (
+        event_categories.STEPPED_UP,
+        event_categories.RESCORED_STEPPED_UP,
+        event_categories.PASSKEY_SIGN_IN,
+    ):
         return GOOD
-    if category.code == reports.SIGNED_IN and event.action == Action.ALLOW:
+    if category.code == event_categories.SIGNED_IN and event.action == Action.ALLOW:
         return GOOD
     return UNKNOWN
 
 
 def _second_factor(event: LoginEvent, event_label: str) -> bool | None:
-    category = reports.category_of(event)
-    if category.code == reports.PASSKEY_SIGN_IN:
+    category = event_categories.category_of(event)
+    if category.code == event_categories.PASSKEY_SIGN_IN:
         return True  # the passkey is the strong factor: a step-up asked of it is already met
     if category.step_up == "step_up_passed":
         return True
@@ -249,7 +254,7 @@ def event_line(event: LoginEvent) -> dict[str, Any]:
         "user_agent": event.user_agent,
         "device_id": event.device_hash or None,
         # A passkey or a verified session is the first factor of a passkey sign-in or a re-score.
-        "password_ok": reports.category_of(event).verified,
+        "password_ok": event_categories.category_of(event).verified,
         "second_factor_ok": _second_factor(event, event_label),
         "event": event.pk,
     }
@@ -274,7 +279,7 @@ def decisions(lines: list[str], policy: Policy) -> list[dict[str, Any]]:
 def _effective(action: str, category: str) -> str:
     """What ``action`` does to an attempt of ``category``: a passkey sign-in asked to step up is let in
     (its passkey is the step-up, as in the live passkey sign-in); everything else as decided."""
-    if category == reports.PASSKEY_SIGN_IN and action == Action.STEP_UP:
+    if category == event_categories.PASSKEY_SIGN_IN and action == Action.STEP_UP:
         return Action.ALLOW
     return action
 
@@ -289,13 +294,13 @@ def tally(
     good = fraud = friction_step_up = friction_deny = caught_step_up = caught_deny = 0
     passkeys = passkeys_stepped_up = 0
     results = list(results)
-    codes = list(categories) if categories is not None else [reports.SIGNED_IN] * len(results)
+    codes = list(categories) if categories is not None else [event_categories.SIGNED_IN] * len(results)
     for result, event_label, code in zip(results, labels, codes, strict=True):
         action = result["action"]
         actions[action] += 1
         if action != Action.ALLOW:
             reasons.update(result["reasons"])
-        if code == reports.PASSKEY_SIGN_IN:
+        if code == event_categories.PASSKEY_SIGN_IN:
             passkeys += 1
             passkeys_stepped_up += action == Action.STEP_UP
         action = _effective(action, code)
@@ -327,7 +332,7 @@ def recorded_tally(events: Iterable[LoginEvent], labels: Iterable[str]) -> Tally
     return tally(
         ({"action": e.action, "reasons": list(e.reasons or ())} for e in events),
         labels,
-        [reports.categorize(e.password_ok, e.outcome, e.action) for e in events],
+        [event_categories.categorize(e.password_ok, e.outcome, e.action) for e in events],
     )
 
 
@@ -384,7 +389,7 @@ def run_backtest(
     events = _latest(replayable_events(start, end), max_events)
     truncated = len(events) == max_events and replayable_events(start, events[0].created_at).exists()
     lines, labels = _lines_and_labels(events)
-    categories = [reports.categorize(e.password_ok, e.outcome, e.action) for e in events]
+    categories = [event_categories.categorize(e.password_ok, e.outcome, e.action) for e in events]
     now_results = decisions(lines, current)
     new_results = decisions(lines, proposed)
     changes = [

@@ -1,14 +1,8 @@
-"""The risk engine's core: findings, assessments, pluggable signals, and the one scoring function.
+"""The risk engine's core: assessments and the one scoring function.
 
-Signals are small classes configured like ``AUTH_PASSWORD_VALIDATORS``::
-
-    AUTHGUARD_RISK_SIGNALS = [
-        {"NAME": "authguard.risk_signals.ImpossibleTravel", "OPTIONS": {"max_kmh": 900}},
-    ]
-
-Each reads an :class:`~authguard.risk.history.Evidence` (no I/O of its own) and returns findings with a stable
-code, a score contribution, a translatable reason and evidence. The score is the sum of the contributions,
-clamped to 0..100; :mod:`authguard.risk.policy` turns it into allow, step-up or deny.
+The signals (:mod:`authguard.risk.signals`, configured in ``AUTHGUARD_RISK_SIGNALS``) return
+:class:`~authguard.risk.findings.Finding` objects; the score is the sum of their contributions, clamped to
+0..100; :mod:`authguard.risk.policy` turns it into allow, step-up or deny.
 
 :func:`score_login` is the only scoring path: live logins and ``authguard replay`` both call it. Live
 logins score with the run-time policy in force (:func:`authguard.risk.policy.current_policy`: thresholds,
@@ -17,50 +11,24 @@ signal options, and shadow signals that report without deciding); the replay pas
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from django.core.signals import setting_changed
-from django.utils.functional import Promise
-from django.utils.module_loading import import_string
-
+from authguard.choices import Action
 from authguard.risk.context import LoginContext
+
+# Finding, RiskSignal, build_signals, configured_signals and STEP_UP_FLOOR live in risk.findings; they are
+# re-exported here because callers (login flow, checks, tests) always imported them from the engine.
+from authguard.risk.findings import STEP_UP_FLOOR as STEP_UP_FLOOR
+from authguard.risk.findings import Finding as Finding
+from authguard.risk.findings import RiskSignal as RiskSignal
+from authguard.risk.findings import build_signals as build_signals
+from authguard.risk.findings import configured_signals as configured_signals
 from authguard.risk.history import Evidence, History
-from authguard.risk.policy import Action, Thresholds, current_policy
+from authguard.risk.policy import Thresholds, current_policy
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, init=False)
-class Finding:
-    """One reason contributing to a login's risk score."""
-
-    code: str
-    score: int
-    reason: str | Promise
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def __init__(
-        self, code: str, score: int, reason: str | Promise, evidence: dict[str, Any] | None = None
-    ) -> None:
-        # Every login makes several findings: fill the frozen instance's dict directly, at a third of
-        # the cost of the generated __init__ (one object.__setattr__ per field). Assignment stays refused.
-        fields = self.__dict__
-        fields["code"] = code
-        fields["score"] = score
-        fields["reason"] = reason
-        fields["evidence"] = {} if evidence is None else evidence
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-able form for :class:`~authguard.models.LoginEvent` (the reason rendered in English)."""
-        from django.utils import translation
-
-        with translation.override("en"):
-            reason = str(self.reason)
-        return {"code": self.code, "score": self.score, "reason": reason, "evidence": self.evidence}
 
 
 @dataclass(frozen=True)
@@ -81,57 +49,6 @@ class Assessment:
         """A one-line human explanation, e.g. ``"62 -> step_up: new_device (+25), ..."``."""
         parts = ", ".join(f"{f.code} ({f.score:+d})" for f in self.findings if f.score)
         return f"{self.score} -> {self.action}: {parts or 'nothing unusual'}"
-
-
-class RiskSignal:
-    """Base class of risk signals. Subclasses accept their ``OPTIONS`` as keyword arguments.
-
-    Keep :meth:`evaluate` pure: everything it may read is in the :class:`Evidence`.
-    """
-
-    #: Default options; unknown options are refused so a typo in settings is caught by ``authguard.E002``.
-    defaults: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, **options: Any) -> None:
-        unknown = set(options) - set(self.defaults)
-        if unknown:
-            raise TypeError(f"unknown options {sorted(unknown)}")
-        merged = {**self.defaults, **options}
-        for key, value in merged.items():
-            default = self.defaults[key]
-            numeric = isinstance(default, int | float) and not isinstance(default, bool)
-            if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
-                raise ValueError(f"option {key!r} must be a number")
-        self.options = merged
-
-    def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
-        raise NotImplementedError
-
-
-def build_signals(config: Sequence[dict[str, Any]]) -> tuple[RiskSignal, ...]:
-    """Instantiate a ``[{"NAME", "OPTIONS"}]`` list."""
-    return tuple(import_string(entry["NAME"])(**entry.get("OPTIONS", {})) for entry in config)
-
-
-@functools.lru_cache(maxsize=1)
-def configured_signals() -> tuple[RiskSignal, ...]:
-    """The signals of ``AUTHGUARD_RISK_SIGNALS``, built once per process (rebuilt when settings change)."""
-    from authguard.conf import app_settings
-
-    return build_signals(app_settings.RISK_SIGNALS)
-
-
-def _settings_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting == "AUTHGUARD_RISK_SIGNALS":
-        configured_signals.cache_clear()
-
-
-setting_changed.connect(_settings_changed)
-
-
-#: Evidence key of a finding that lifts the login's score to the step-up threshold at least (its own points
-#: stay small, so it never pushes a login to a denial on its own).
-STEP_UP_FLOOR = "step_up_floor"
 
 
 def assess(evidence: Evidence, *, signals: Sequence[RiskSignal], thresholds: Thresholds) -> Assessment:

@@ -43,8 +43,8 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from authguard.models import Feedback, LoginEvent
-from authguard.risk.context import ip_prefix
-from authguard.risk.engine import Finding, RiskSignal
+from authguard.risk.addresses import ip_prefix
+from authguard.risk.findings import Finding, RiskSignal
 from authguard.risk.history import Evidence
 
 logger = logging.getLogger(__name__)

@@ -27,6 +27,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from authguard.conf import app_settings
+from authguard.models import KnownDevice, PopulationCount, RiskProfile
+from authguard.models.population import PopulationDelta, PopulationFold
 from authguard.risk.context import LoginContext
 from authguard.risk.profile import POPULATION_FEATURES, Profile, learn, population_keys
 from authguard.risk.velocity import (
@@ -194,8 +196,6 @@ class DatabaseHistory:
         self.horizon_days = app_settings.PROFILE_HORIZON_DAYS
 
     def evidence(self, ctx: LoginContext) -> Evidence:
-        from authguard.models import KnownDevice, PopulationCount, RiskProfile
-
         data = None
         trusted = False
         if ctx.user_id is not None:
@@ -220,9 +220,6 @@ class DatabaseHistory:
         )
 
     def learn(self, ctx: LoginContext, evidence: Evidence) -> None:
-        from authguard.models import KnownDevice, RiskProfile
-        from authguard.models.population import PopulationDelta
-
         if ctx.user_id is None:
             return
         appended = _population_increments(evidence)
@@ -265,8 +262,6 @@ class DatabaseHistory:
         For a login verified by a factor that must not teach the risk engine (a TOTP or recovery code,
         which a phishing page can relay; issue 10, battery case 56).
         """
-        from authguard.models import KnownDevice
-
         if ctx.user_id is None or not ctx.device_hash:
             return
         updated = KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(
@@ -284,8 +279,6 @@ class DatabaseHistory:
             )
 
     def trust_device(self, ctx: LoginContext, until: datetime) -> None:
-        from authguard.models import KnownDevice
-
         if ctx.user_id is not None and ctx.device_hash:
             KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(
                 trusted_until=until
@@ -306,9 +299,6 @@ def fold_population(*, batch: int = FOLD_BATCH, batches: int = FOLD_BATCHES) -> 
     transaction: the values, their features' totals and distinct counts are added and the appended rows
     deleted together, so a crash half-way folds nothing twice.
     """
-    from authguard.models import PopulationCount
-    from authguard.models.population import PopulationDelta, PopulationFold
-
     folded = 0
     for _round in range(batches):
         with transaction.atomic():
@@ -381,8 +371,6 @@ def note_factor_change(user_id: Any, when: datetime) -> None:
 
     The step-up layer calls this whenever a passkey, TOTP device or recovery codes change.
     """
-    from authguard.models import RiskProfile
-
     with transaction.atomic():
         profile, _ = RiskProfile.objects.select_for_update().get_or_create(user_id=user_id)
         profile.data["sec"] = when.timestamp()

@@ -28,7 +28,9 @@ from typing import IO, Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
+from authguard.models import PopulationCount, RiskProfile
 from authguard.risk.history import MemoryHistory
 from authguard.risk.replay import Policy, replay
 
@@ -131,10 +133,6 @@ def mark_imported(data: dict[str, Any], *, at: float) -> dict[str, Any]:
 def _write_profiles(
     history: MemoryHistory, pks: dict[str, Any], summary: ImportSummary, *, replace: bool, dry_run: bool
 ) -> None:
-    from django.utils import timezone
-
-    from authguard.models import RiskProfile
-
     now = timezone.now().timestamp()
     existing = set(
         RiskProfile.objects.filter(user_id__in=list(pks.values())).values_list("user_id", flat=True)
@@ -157,8 +155,6 @@ def _write_profiles(
 
 def _write_population(population: dict[str, int], *, dry_run: bool) -> int:
     """Add the imported counts to the live ones (new keys created, existing ones incremented)."""
-    from authguard.models import PopulationCount
-
     keys = [key for key, count in population.items() if count > 0]
     if dry_run:
         return len(keys)

@@ -22,8 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.cache import cache
 from django.core.signals import setting_changed
+from django.utils import timezone
 from django.utils.translation import gettext
+
+from authguard.conf import app_settings
+from authguard.models import NetworkBlock
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +116,6 @@ def parse_network_list(entries: tuple[str, ...]) -> NetworkList:
 def configured_lists() -> tuple[NetworkList, NetworkList]:
     """The parsed ``AUTHGUARD_NETWORK_ALLOWLIST`` and ``AUTHGUARD_NETWORK_DENYLIST``, parsed once per process
     (and again when those settings change), so scoring a login reads no setting."""
-    from authguard.conf import app_settings
-
     return (
         parse_network_list(tuple(app_settings.NETWORK_ALLOWLIST)),
         parse_network_list(tuple(app_settings.NETWORK_DENYLIST)),
@@ -224,8 +227,6 @@ _last_good_lock = threading.Lock()
 
 
 def _read_rows(now: datetime) -> tuple[_Row, ...]:
-    from authguard.models import NetworkBlock
-
     rows = NetworkBlock.active(now=now).order_by("pk").values_list("network", "kind", "until")
     return tuple((network, kind, until.timestamp()) for network, kind, until in rows)
 
@@ -239,9 +240,6 @@ def active_blocks(*, now: datetime | None = None) -> ActiveBlocks:
     a login gets meanwhile: :class:`authguard.risk_signals.NetworkLists` steps it up).
     """
     global _last_good
-    from django.core.cache import cache
-    from django.utils import timezone
-
     now = now or timezone.now()
     rows: tuple[_Row, ...] | None = None
     try:
@@ -272,8 +270,6 @@ def active_blocks(*, now: datetime | None = None) -> ActiveBlocks:
 
 def blocks_changed() -> None:
     """Drop the cached blocks after a block was added or ended (call it once the change is committed)."""
-    from django.core.cache import cache
-
     try:
         cache.delete(BLOCKS_CACHE_KEY)
     except Exception:

@@ -18,8 +18,34 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-if TYPE_CHECKING:  # context.py imports this module
-    from authguard.risk.context import ClientInfo, Geo, LoginContext
+if TYPE_CHECKING:  # context, geoip and useragent import this module
+    from authguard.risk.context import LoginContext
+    from authguard.risk.geoip import Geo
+    from authguard.risk.useragent import ClientInfo
+
+
+class computed_once:  # noqa: N801 - used as a decorator, like property
+    """A read-only attribute computed on first use and kept in the instance's ``__dict__``.
+
+    Like ``functools.cached_property`` without its per-access lock (Python < 3.12): a non-data
+    descriptor, so once computed the value is a plain attribute lookup, no function call. The replay
+    reads these attributes a dozen times per login. Frozen dataclasses still refuse assignment.
+    """
+
+    def __init__(self, method: Any) -> None:
+        self.method = method
+        self.name = method.__name__
+        self.__doc__ = method.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.method(instance)
+        return value
+
 
 #: Features remembered per user, and counted across the population for the statistical model.
 IP_LEVELS = ("ip", "prefix", "asn", "cc")

@@ -22,11 +22,17 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
-from authguard.checks import risk_signals_problem, thresholds_problem
-from authguard.risk.context import LoginContext, client_info, device_hash, geolocate, normalize_ip
-from authguard.risk.engine import RiskSignal, build_signals, configured_signals, score_login
+from authguard.choices import Action
+from authguard.risk.addresses import normalize_ip
+from authguard.risk.context import LoginContext, device_hash
+from authguard.risk.engine import score_login
+from authguard.risk.findings import RiskSignal, build_signals, configured_signals
+from authguard.risk.geoip import geolocate
 from authguard.risk.history import MemoryHistory, trusted_until
-from authguard.risk.policy import Action, Thresholds, current_thresholds
+from authguard.risk.policy import Thresholds, current_thresholds
+from authguard.risk.policy_validation import risk_signals_problem
+from authguard.risk.useragent import client_info
+from authguard.validators import thresholds_problem
 
 _dumps = json.JSONEncoder(ensure_ascii=True).encode
 _json_string = functools.lru_cache(maxsize=65536)(_dumps)  # usernames repeat: encode each once

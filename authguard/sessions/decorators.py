@@ -26,8 +26,9 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
 from authguard.conf import app_settings
-from authguard.factors import lifecycle
-from authguard.sessions import stepup
+from authguard.factors import inventory
+from authguard.factors import methods as factor_methods
+from authguard.sessions import state as sessions_state
 from authguard.sessions.middleware import EXEMPT_ATTR, step_up_answer, wants_json
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -71,7 +72,7 @@ def _cooling_off_answer(request: HttpRequest) -> HttpResponse:
                 "status": "step_up_required",
                 "code": "cooling_off",
                 "message": message,
-                "methods": stepup.step_up_methods(request.user),
+                "methods": factor_methods.step_up_methods(request.user),
             },
             status=403,
         )
@@ -132,15 +133,15 @@ def step_up_required(
                 add_never_cache_headers(response)
                 return response
             return redirect_to_login(request.get_full_path())
-        if stepup.is_pending(request):
+        if sessions_state.is_pending(request):
             # Held by the login decision (enforced, or this session would not be pending): never waved on.
             return step_up_answer(request, http_status=401)
         # SECURITY: a session verified long ago (or by a weaker method) must prove a factor again.
-        if not stepup.has_fresh_verification(request, max_age=max_age, methods=methods):
+        if not sessions_state.has_fresh_verification(request, max_age=max_age, methods=methods):
             if _reported(request, "reverify"):
                 return None
             return step_up_answer(request, http_status=403, reverify=True)
-        if lifecycle.verified_by_cooling_off_factor(request):
+        if inventory.verified_by_cooling_off_factor(request):
             if _reported(request, "cooling_off"):
                 return None
             # SECURITY: a factor added during the cooling-off (maybe the thief's) proves nothing yet.

@@ -24,9 +24,11 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
 from authguard.conf import app_settings
-from authguard.login.flow import DECISION_ATTR
 from authguard.risk.context import device_id_from_cookie, new_device_cookie
-from authguard.sessions import stepup
+from authguard.sessions import dbsc
+from authguard.sessions import state as sessions_state
+from authguard.sessions.logout import logout_url
+from authguard.sessions.state import DECISION_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ def step_up_answer(request: HttpRequest, *, http_status: int = 401, reverify: bo
         response = JsonResponse(
             {
                 "status": "step_up_required",
-                "methods": stepup.step_up_methods(user),
+                "methods": _step_up_methods(user),
                 "message": message,
                 "step_up_url": reverse("authguard:reverify" if reverify else "authguard:step-up"),
             },
@@ -179,24 +181,6 @@ def _allowed_while_pending(request: HttpRequest, view_func: Any) -> bool:
     return False
 
 
-def logout_url() -> str | None:
-    """Where the "sign out" buttons of authguard's pages post to: ``AUTHGUARD_LOGOUT_URL`` (a URL name or a
-    path, default ``"logout"``) resolved, or None when it names no URL (the pages then show no sign-out
-    button instead of failing with ``NoReverseMatch``)."""
-    target = app_settings.LOGOUT_URL
-    if not target:
-        return None
-    try:
-        return reverse(target)
-    except NoReverseMatch:
-        if target.startswith("/") or "://" in target:
-            return target
-        logger.warning(
-            "authguard: AUTHGUARD_LOGOUT_URL %r names no URL; the sign-out button is left out", target
-        )
-        return None
-
-
 def _is_logout_request(request: HttpRequest) -> bool:
     """Whether ``request`` is for the URL ``AUTHGUARD_LOGOUT_URL`` names (a pending session may sign out)."""
     target = app_settings.LOGOUT_URL
@@ -234,9 +218,6 @@ def _offer_device_binding(request: HttpRequest, response: HttpResponse) -> None:
     holds (DBSC, :mod:`authguard.sessions.dbsc`; off unless ``AUTHGUARD_DBSC`` turns it on). Only then: an
     offer
     costs a challenge row, so ordinary page views never make one."""
-    from authguard.sessions import (
-        dbsc,  # imported here: dbsc reads the models, which import the context this module uses
-    )
 
     if not dbsc.enabled() or response.status_code >= 400:
         return
@@ -312,26 +293,26 @@ class AuthguardMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        ended = stepup.ENDED_SESSIONS.set(frozenset())
+        ended = sessions_state.ENDED_SESSIONS.set(frozenset())
         try:
             signed_in_key = self._before_view(request)
             response = self.get_response(request)
             self._drop_ended_session(request)
         finally:
-            stepup.ENDED_SESSIONS.reset(ended)
+            sessions_state.ENDED_SESSIONS.reset(ended)
         return self._after_view(request, response, signed_in_key)  # type: ignore[arg-type]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         """The same steps as :meth:`__call__` for an async stack: the session and database work runs in
         Django's thread for sync code (``sync_to_async``); the context variable that collects sessions
         ended during the request is set here, around the awaited view, so the view's changes come back."""
-        ended = stepup.ENDED_SESSIONS.set(frozenset())
+        ended = sessions_state.ENDED_SESSIONS.set(frozenset())
         try:
             signed_in_key = await sync_to_async(self._before_view)(request)
             response = await self.get_response(request)  # type: ignore[misc]
             await sync_to_async(self._drop_ended_session)(request)
         finally:
-            stepup.ENDED_SESSIONS.reset(ended)
+            sessions_state.ENDED_SESSIONS.reset(ended)
         return await sync_to_async(self._after_view)(request, response, signed_in_key)
 
     def _before_view(self, request: HttpRequest) -> str | None:
@@ -344,7 +325,9 @@ class AuthguardMiddleware:
         self, request: HttpRequest, response: HttpResponse, signed_in_key: str | None
     ) -> HttpResponse:
         if signed_in_key is not None and SESSION_KEY not in request.session:
-            stepup.forget_session(signed_in_key)  # signed out in this request: drop the session's record
+            sessions_state.forget_session(
+                signed_in_key
+            )  # signed out in this request: drop the session's record
         response = self._after_login(request, response)
         if not _is_static(request) and _needs_device_cookie(request, signed_in_key):
             self._keep_device_cookie(request, response)
@@ -374,13 +357,13 @@ class AuthguardMiddleware:
         session = getattr(request, "session", None)
         if session is None or SESSION_KEY not in session:
             return None
-        state = session.get(stepup.STATE_KEY)
+        state = session.get(sessions_state.STATE_KEY)
         if not isinstance(state, dict):
             if state is not None:  # unreadable state: fail closed
                 setattr(request, PENDING_ATTR, True)
                 return session.session_key
-            state = stepup.adopt(request)
-        now = stepup._now()
+            state = sessions_state.adopt(request)
+        now = sessions_state._now()
         try:
             login_at, seen = float(state["t"]), float(state.get("w", state["t"]))
         except (KeyError, TypeError, ValueError):
@@ -391,22 +374,22 @@ class AuthguardMiddleware:
             or now - seen > app_settings.SESSION_IDLE_SECONDS
         ):
             # SECURITY: timed out; from here on this request is anonymous (the view asks for a login).
-            stepup.forget_session(session.session_key)
+            sessions_state.forget_session(session.session_key)
             logout(request)
             return None
-        if now - seen > stepup.ACTIVITY_RESOLUTION_SECONDS:
+        if now - seen > sessions_state.ACTIVITY_RESOLUTION_SECONDS:
             state["w"] = now
             session.modified = True
         if state.get("sk") != session.session_key:
-            stepup.note_session_key(request, state)
+            sessions_state.note_session_key(request, state)
         # A pending session is already held at step-up: only verified ones are compared with their binding.
         if state.get("s") != "verified":
             setattr(request, PENDING_ATTR, True)
             return session.session_key
-        binding = stepup.check_binding(request, state)
+        binding = _check_binding(request, state)
         if binding == "ended":
             # SECURITY: what a fresh login from here would refuse ends the session; no step-up (case 61).
-            stepup.forget_session(session.session_key)
+            sessions_state.forget_session(session.session_key)
             logout(request)
             setattr(request, ENDED_ATTR, True)
             return None
@@ -420,7 +403,7 @@ class AuthguardMiddleware:
         session = getattr(request, "session", None)
         if session is None or session.session_key is None:
             return
-        if session.session_key in stepup.ENDED_SESSIONS.get():
+        if session.session_key in sessions_state.ENDED_SESSIONS.get():
             # SECURITY: flush() gives the browser a new, empty session; the old key stays deleted.
             session.flush()
             if hasattr(request, "user"):
@@ -455,4 +438,19 @@ class AuthguardMiddleware:
             samesite="Lax",
         )
         # A session bound in this very request (a login without a device cookie) is bound to this one.
-        stepup.bind_issued_device_cookie(request, value)
+        sessions_state.bind_issued_device_cookie(request, value)
+
+
+# Django's own checks import this class before anything else of authguard (``check_middleware``), also in a
+# portal that forgot django-otp, where the factor modules cannot load: they are imported at first use, so
+# `manage.py check` can still report authguard.E007.
+def _step_up_methods(user: Any) -> list[str]:
+    from authguard.factors.methods import step_up_methods  # see above: django-otp may be missing at check
+
+    return step_up_methods(user)
+
+
+def _check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
+    from authguard.sessions.rescoring import check_binding  # see above: django-otp may be missing at check
+
+    return check_binding(request, state)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django import template
 
-from authguard.sessions.middleware import logout_url
+from authguard.sessions.logout import logout_url
 
 register = template.Library()
 

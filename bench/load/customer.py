@@ -152,12 +152,12 @@ def sign_in(
 
 def check_portfolio(session: BenchSession) -> Any:
     """Fetch ``/`` with the session's headers through the real middleware stack (in process) and return
-    authguard's :class:`~authguard.sessions.stepup.SessionState` of it; raise :class:`BenchSetupError`
+    authguard's :class:`~authguard.sessions.state.SessionState` of it; raise :class:`BenchSetupError`
     unless the
     answer is the portfolio page and authguard holds the session verified."""
     from django.test import Client
 
-    from authguard.sessions.stepup import session_state
+    from authguard.sessions.state import session_state
 
     response = Client().get("/", **session.client_meta())
     if response.status_code != 200 or PORTFOLIO_MARKER not in response.content.decode():

@@ -92,14 +92,14 @@ class _Session(dict):
 def _session(user: Any, *, login_at: datetime, new_device: bool) -> _Session:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 
-    from authguard.sessions import stepup
+    from authguard.sessions import state as sessions_state
 
     session = _Session()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     # authguard.sessions.stepup's state for a login the risk engine allowed (see stepup._new_state).
-    session[stepup.STATE_KEY] = {
+    session[sessions_state.STATE_KEY] = {
         "s": "verified", "e": None, "a": "allow", "u": False, "r": False, "n": new_device,
         "t": login_at.timestamp(), "w": login_at.timestamp(), "st": None, "sm": None, "lr": not new_device,
     }  # fmt: skip

@@ -31,7 +31,7 @@ from django.views import defaults
 
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, Throttled
-from authguard.login import lockout
+from authguard.login import lockout, unlocking
 from authguard.login.flow import locked_message, password_login
 from authguard.orders.guard import OrderDenied, confirmation_json
 
@@ -245,7 +245,7 @@ def unlock_with_codes(request: HttpRequest) -> HttpResponse:
     if user is None:
         raise wrong  # SECURITY: an unknown username gets the wrong-code answer
     try:
-        pending_unlock = lockout.request_unlock_with_codes(
+        pending_unlock = unlocking.request_unlock_with_codes(
             user, totp_code=totp_code, recovery_code=recovery_code
         )
     except lockout.NotLocked:
@@ -284,7 +284,7 @@ def cancel_unlock(request: HttpRequest) -> HttpResponse:
     if user is None:
         raise wrong
     try:
-        lockout.cancel_unlock_request(user, reference=reference)
+        unlocking.cancel_unlock_request(user, reference=reference)
     except lockout.NotLocked:
         return answer("not_locked", 409, message=_("No unlock is waiting for this account."))
     except InvalidCredential:

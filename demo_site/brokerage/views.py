@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from authguard.actions import flow as actions
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, Throttled
-from authguard.login import lockout
+from authguard.login import lockout, unlocking
 from authguard.orders.guard import OrderDenied, confirmation_json, pending_orders
 
 from . import services
@@ -149,7 +149,7 @@ def unlock_with_codes(request: HttpRequest) -> HttpResponse:
                     raise InvalidCredential(
                         code="wrong_code"
                     )  # SECURITY: unknown users look like wrong codes
-                pending = lockout.request_unlock_with_codes(
+                pending = unlocking.request_unlock_with_codes(
                     user,
                     totp_code=form.cleaned_data["totp_code"],
                     recovery_code=form.cleaned_data["recovery_code"],
@@ -199,7 +199,7 @@ def cancel_unlock(request: HttpRequest) -> HttpResponse:
             try:
                 if user is None:
                     raise InvalidCredential(code="wrong_reference")
-                lockout.cancel_unlock_request(user, reference=form.cleaned_data["reference"])
+                unlocking.cancel_unlock_request(user, reference=form.cleaned_data["reference"])
             except lockout.NotLocked:
                 form.add_error(None, _("No unlock is waiting for this account."))
                 status = 409

@@ -86,7 +86,8 @@ def give_passkey(user: Any, *, age: timedelta = timedelta(days=30)) -> SoftAuthe
     from webauthn.helpers import options_to_json_dict
     from webauthn.helpers.structs import CredentialDeviceType
 
-    from authguard.factors.passkeys import b64url_decode, b64url_encode, user_handle_for
+    from authguard.factors.passkey_ceremony import b64url_decode, b64url_encode
+    from authguard.factors.passkeys import user_handle_for
 
     authenticator = SoftAuthenticator(origin=ORIGIN, rp_id="localhost")
     handle = user_handle_for(user)

@@ -46,10 +46,9 @@ def get(kind: str, cookies: SimpleCookie, path: str, ip: str) -> Any:
 
 
 @pytest.fixture
-def alice(user_factory: Any, totp_factory: Any) -> Any:
-    user = user_factory("alice")
-    user.totp = totp_factory(user)
-    return user
+def alice(alice_with_totp: Any) -> Any:
+    """alice with an authenticator app (the recipe ``alice_with_totp`` of tests/conftest.py)."""
+    return alice_with_totp
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])

@@ -145,8 +145,8 @@ def test_a_stepped_up_token_login_exchanges_a_real_totp_code_for_a_strong_token(
 
 
 def test_a_token_step_up_with_a_recovery_code(user_factory: Any, totp_factory: Any, clock: Any) -> None:
-    from authguard.factors.base import _recovery_digest
     from authguard.models import RecoveryCode, RecoveryCodeDevice
+    from authguard.models.factors import recovery_digest as _recovery_digest
 
     alice = user_factory("alice")
     totp_factory(alice)

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from authguard.models import LoginEvent, Outcome, RiskProfile
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
 
 from ..conftest import (
     IP_SG_VPS,
@@ -36,11 +36,9 @@ def clock() -> Any:
 
 
 @pytest.fixture
-def alice(user_factory: Any, totp_factory: Any) -> Any:
+def alice(alice_with_totp: Any) -> Any:
     """A customer with an authenticator app and no sign-in yet."""
-    user = user_factory("alice")
-    user.totp = totp_factory(user)
-    return user
+    return alice_with_totp
 
 
 @pytest.fixture
@@ -53,7 +51,7 @@ def pending(alice: Any) -> Client:
 
 
 def test_a_pending_session_reaches_only_the_step_up_pages(pending: Client, alice: Any) -> None:
-    state = pending.session[stepup.STATE_KEY]
+    state = pending.session[sessions_state.STATE_KEY]
     event = LoginEvent.objects.get()
     assert state["s"] == "pending" and state["e"] == event.pk and event.outcome == Outcome.STEP_UP_PENDING
     assert pending.get("/").url == "/authguard/step-up/?next=/"
@@ -73,12 +71,12 @@ def test_a_real_totp_code_verifies_the_session_and_a_wrong_one_does_not(
     pending: Client, alice: Any, clock: Any
 ) -> None:
     wrong = pending.post("/authguard/step-up/totp/", {"code": wrong_code(alice.totp)})
-    assert wrong.status_code == 400 and pending.session[stepup.STATE_KEY]["s"] == "pending"
+    assert wrong.status_code == 400 and pending.session[sessions_state.STATE_KEY]["s"] == "pending"
     assert LoginEvent.objects.get().outcome == Outcome.STEP_UP_FAILED
     clock.shift(60)  # past django-otp's back-off
     right = pending.post("/authguard/step-up/totp/?next=/", {"code": totp_token(alice.totp), "next": "/"})
     assert right.status_code == 302 and right.url == "/"
-    state = pending.session[stepup.STATE_KEY]
+    state = pending.session[sessions_state.STATE_KEY]
     assert state["s"] == "verified" and state["sm"] == "totp"
     assert LoginEvent.objects.get().outcome == Outcome.STEP_UP_PASSED
     assert pending.get("/").status_code == 200
@@ -102,14 +100,14 @@ def test_recovery_codes_issued_at_home_step_up_a_risky_login_once_each(alice: An
     assert first.sign_in("alice@example.jp").url.startswith("/authguard/step-up/")
     used = first.post("/authguard/step-up/recovery-code/?next=/", {"code": codes[0].lower(), "next": "/"})
     assert used.status_code == 302 and used.url == "/"
-    assert first.session[stepup.STATE_KEY]["sm"] == "recovery_code"
+    assert first.session[sessions_state.STATE_KEY]["sm"] == "recovery_code"
     assert "recovery_code_used" in kinds(alice)
 
     clock.shift(60)
     second = browser(IP_US_HOME, UA_IPHONE)
     second.sign_in("alice@example.jp")
     again = api_post(second, "api-step-up-recovery-code", {"code": codes[0]})
-    assert again.status_code == 400 and second.session[stepup.STATE_KEY]["s"] == "pending"
+    assert again.status_code == 400 and second.session[sessions_state.STATE_KEY]["s"] == "pending"
     clock.shift(60)
     other = api_post(second, "api-step-up-recovery-code", {"code": codes[1]})
     assert other.status_code == 200 and other.json() == {"status": "ok"}
@@ -119,14 +117,14 @@ def test_a_passkey_verifies_a_pending_session(pending: Client, alice: Any) -> No
     authenticator = give_passkey(alice)
     answer = passkey_step_up(pending, authenticator)
     assert answer.status_code == 200, answer.content
-    assert pending.session[stepup.STATE_KEY]["sm"] == "passkey"
+    assert pending.session[sessions_state.STATE_KEY]["sm"] == "passkey"
     assert pending.get("/api/v1/portfolio").status_code == 200
 
 
 def test_signing_out_while_pending_is_allowed_and_ends_the_session(pending: Client) -> None:
     out = pending.post("/logout/")
     assert out.status_code == 302 and out.url == "/login/"
-    assert "_auth_user_id" not in pending.session and stepup.STATE_KEY not in pending.session
+    assert "_auth_user_id" not in pending.session and sessions_state.STATE_KEY not in pending.session
     assert pending.get("/api/v1/portfolio").status_code in (401, 403)
 
 
@@ -137,4 +135,4 @@ def test_the_step_up_pages_answer_malformed_codes_with_a_4xx(pending: Client) ->
         answers.append(api_post(pending, "api-step-up-totp", {"code": code}).status_code)
     answers.append(api_post(pending, "api-step-up-totp", raw=b"[1, 2]").status_code)
     assert all(status in (400, 429) for status in answers), answers  # 429: the factor's back-off
-    assert pending.session[stepup.STATE_KEY]["s"] == "pending"
+    assert pending.session[sessions_state.STATE_KEY]["s"] == "pending"

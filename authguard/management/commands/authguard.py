@@ -17,7 +17,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from authguard import retention
 from authguard.conf import app_settings
+from authguard.risk.import_history import import_history
 from authguard.risk.replay import Policy, ReplayError, replay_file
 
 #: ``--only`` choices -> the :mod:`authguard.retention` function, in the order they run.
@@ -91,8 +93,6 @@ class Command(BaseCommand):
     def import_history(self, **options: Any) -> None:
         import sys
 
-        from authguard.risk.import_history import import_history
-
         geoip_path = options["geoip_path"] or app_settings.GEOIP_PATH
         progress = None if options["quiet"] else self.stderr._out
         try:
@@ -116,7 +116,6 @@ class Command(BaseCommand):
         self.stdout.write(summary.render())
 
     def prune(self, **options: Any) -> None:
-        from authguard import retention
 
         if options["batch"] < 1:
             raise CommandError("--batch must be a positive integer.")

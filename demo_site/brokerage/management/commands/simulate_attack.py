@@ -40,7 +40,7 @@ from django.utils import timezone
 from authguard.conf import app_settings
 from authguard.models import HeldOrder, LoginEvent, Notification, PasskeyDevice
 from authguard.orders import guard as guard_orders
-from authguard.sessions import stepup
+from authguard.sessions import state as sessions_state
 from authguard.testing import SoftAuthenticator
 from demo_site.brokerage import services
 from demo_site.brokerage.management.commands.seed_demo import TANAKA
@@ -243,7 +243,7 @@ class Command(BaseCommand):
             self.say("authguard: the thief cannot get in at all; the story ends here.", self.style.SUCCESS)
             self._ending(user, start)
             return
-        state = stepup.session_state(_request_for(thief.client))
+        state = sessions_state.session_state(_request_for(thief.client))
         risky = state is not None and (state.stepped_up or state.new_device or state.rescored)
         self.say(
             "The thief is in, in a session authguard counts as risky (lower order limits)."

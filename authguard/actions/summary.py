@@ -1,0 +1,104 @@
+"""The plain summary of a sensitive action ("Withdraw ¥500,000 to Mizuho Bank (0001) 123 ****567 YAMADA
+HANAKO."), kept with the held action and rendered in the reader's language, and its JSON form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.urls import NoReverseMatch, reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from authguard.actions.payees import payee_label
+from authguard.models import ActionKind, HeldAction
+
+
+def summary_data(kind: str, params: Mapping[str, Any], *, payee: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the plain summary shows, kept so the page renders it in the reader's language."""
+    data: dict[str, Any] = {"kind": kind}
+    if kind == ActionKind.WITHDRAWAL:
+        data.update(
+            amount=params["amount"], currency=params["currency"], payee=(payee or {}).get("label", "")
+        )
+    elif kind == ActionKind.BANK_ACCOUNT_ADD:
+        data.update(payee=payee_label(params))
+    elif kind == ActionKind.BANK_ACCOUNT_CHANGE:
+        data.update(payee=payee_label(params), old=(payee or {}).get("label", ""))
+    elif kind == ActionKind.SECURITIES_TRANSFER_OUT:
+        data.update(symbol=params["symbol"], quantity=params["quantity"], destination=params["destination"])
+    elif kind == ActionKind.CONTACT_CHANGE:
+        data.update(field=params["field"], value=params["value"])
+    return data
+
+
+def format_money(amount: Decimal | str, currency: str) -> str:
+    """``¥500,000`` / ``500,000円`` for yen, ``12,345.00 USD`` otherwise, in the active language."""
+    value = Decimal(amount)
+    if currency != "JPY":
+        return f"{value:,.2f} {currency}"
+    whole = value.quantize(Decimal(1), ROUND_HALF_UP)
+    if (translation.get_language() or "").startswith("ja"):
+        return f"{whole:,}円"
+    return f"¥{whole:,}"
+
+
+_CONTACT_FIELDS = {
+    "email": gettext_lazy("e-mail address"),
+    "phone": gettext_lazy("phone number"),
+    "address": gettext_lazy("postal address"),
+}
+
+
+def render_summary(data: Mapping[str, Any]) -> str:
+    """The plain summary in the active language, e.g. "Withdraw ¥500,000 to Mizuho Bank (0001) 123 ****567
+    YAMADA HANAKO." Every number and account the customer's passkey will confirm is in it."""
+    kind = data.get("kind")
+    if kind == ActionKind.WITHDRAWAL:
+        return _("Withdraw %(amount)s to %(payee)s.") % {
+            "amount": format_money(data["amount"], data["currency"]),
+            "payee": data["payee"],
+        }
+    if kind == ActionKind.BANK_ACCOUNT_ADD:
+        return _("Register the bank account %(payee)s to receive withdrawals.") % {"payee": data["payee"]}
+    if kind == ActionKind.BANK_ACCOUNT_CHANGE:
+        return _("Change the bank account %(old)s to %(payee)s.") % {
+            "old": data["old"],
+            "payee": data["payee"],
+        }
+    if kind == ActionKind.SECURITIES_TRANSFER_OUT:
+        return _("Transfer %(quantity)s shares of %(symbol)s out to %(destination)s.") % {
+            "quantity": f"{int(data['quantity']):,}",
+            "symbol": data["symbol"],
+            "destination": data["destination"],
+        }
+    if kind == ActionKind.CONTACT_CHANGE:
+        return _("Change your %(field)s to %(value)s.") % {
+            "field": _CONTACT_FIELDS.get(str(data.get("field")), data.get("field")),
+            "value": data["value"],
+        }
+    return str(data)
+
+
+def action_url(held: HeldAction) -> str | None:
+    """The confirmation page of ``held`` (``None`` when the portal has not mounted authguard's URLs)."""
+    try:
+        return reverse("authguard:action-confirm", args=[held.pk])
+    except NoReverseMatch:
+        return None
+
+
+def action_json(held: HeldAction) -> dict[str, Any]:
+    """``{id, kind, summary, methods, expires_at, url}``, as a held order's ``confirmation`` is shaped."""
+    return {
+        "id": str(held.pk),
+        "kind": held.kind,
+        "summary": render_summary(held.summary_data) if held.summary_data else held.summary,
+        "methods": list(held.methods),
+        "expires_at": held.expires_at,
+        "status": held.status,
+        "url": action_url(held),
+    }

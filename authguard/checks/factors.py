@@ -1,0 +1,187 @@
+"""Second factors and step-up: WebAuthn, session timeouts, step-up methods, factor limits, the factor
+lifecycle's throttle and identity-proofing hook."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from authguard.checks.base import conf_defaults, hook_import_error
+from authguard.checks.codes import FACTOR_THROTTLE_INVALID, IDENTITY_PROOFING_HOOK_INVALID, Codes
+from authguard.conf import app_settings
+from authguard.validators import origins_problem, sqlite_without_immediate_transactions
+
+
+@register(Tags.security)
+def check_webauthn(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    rp_id = app_settings.WEBAUTHN_RP_ID
+    if not rp_id or not isinstance(rp_id, str):
+        errors.append(
+            Error(
+                "AUTHGUARD_WEBAUTHN_RP_ID is not set.",
+                hint='Set it to your site\'s registrable domain, e.g. "broker.example.jp" (or "localhost").',
+                id=Codes.WEBAUTHN_RP_ID_MISSING,
+            )
+        )
+    origins = getattr(settings, "AUTHGUARD_WEBAUTHN_ORIGINS", None)
+    problem = origins_problem(origins, rp_id if isinstance(rp_id, str) else None)
+    if problem:
+        errors.append(
+            Error(
+                f"AUTHGUARD_WEBAUTHN_ORIGINS is invalid: {problem}.",
+                hint='List the exact origins, e.g. ["https://broker.example.jp"] (http only for localhost).',
+                id=Codes.WEBAUTHN_ORIGINS_INVALID,
+            )
+        )
+    return errors
+
+
+STEP_UP_METHOD_NAMES = ("passkey", "totp", "recovery_code")
+
+
+#: NIST SP 800-63B-4 AAL2 session limits (SHOULD): idle at most 1 hour, overall at most 24 hours.
+AAL2_IDLE_SECONDS = 3600
+
+
+AAL2_ABSOLUTE_SECONDS = 86400
+
+
+def _whole_seconds(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+@register(Tags.security)
+def check_step_up(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """Session timeouts are positive whole seconds with idle <= absolute (warned beyond NIST AAL2); the
+    step-up methods are a non-empty list of known methods."""
+    messages: list[CheckMessage] = []
+    idle = getattr(settings, "AUTHGUARD_SESSION_IDLE_SECONDS", conf_defaults.SESSION_IDLE_SECONDS)
+    absolute = getattr(settings, "AUTHGUARD_SESSION_ABSOLUTE_SECONDS", conf_defaults.SESSION_ABSOLUTE_SECONDS)
+    if not (_whole_seconds(idle) and _whole_seconds(absolute)) or idle > absolute:
+        messages.append(
+            Error(
+                f"AUTHGUARD_SESSION_IDLE_SECONDS={idle!r} / AUTHGUARD_SESSION_ABSOLUTE_SECONDS={absolute!r} "
+                "are invalid.",
+                hint="Use positive whole seconds, the idle timeout no longer than the absolute one.",
+                id=Codes.SESSION_TIMEOUTS_INVALID,
+            )
+        )
+    elif idle > AAL2_IDLE_SECONDS or absolute > AAL2_ABSOLUTE_SECONDS:
+        messages.append(
+            Warning(
+                "Session timeouts are longer than NIST SP 800-63B recommends for AAL2 (idle 1 h, 24 h).",
+                hint="Lower AUTHGUARD_SESSION_IDLE_SECONDS / AUTHGUARD_SESSION_ABSOLUTE_SECONDS.",
+                id=Codes.SESSION_TIMEOUTS_LONG,
+            )
+        )
+    methods = getattr(settings, "AUTHGUARD_STEP_UP_METHODS", conf_defaults.STEP_UP_METHODS)
+    if (
+        not isinstance(methods, list | tuple)
+        or not methods
+        or not all(isinstance(m, str) and m in STEP_UP_METHOD_NAMES for m in methods)
+    ):
+        messages.append(
+            Error(
+                f"AUTHGUARD_STEP_UP_METHODS is invalid: {methods!r}.",
+                hint='Use a non-empty list of "passkey", "totp" and "recovery_code", best first.',
+                id=Codes.STEP_UP_METHODS_INVALID,
+            )
+        )
+    return messages
+
+
+#: NIST SP 800-63B-4 3.2.2: no more than 100 consecutive failed attempts on one authenticator.
+NIST_FAILURE_LIMIT = 100
+
+
+#: WebAuthn's recommended ceiling for a challenge's life (authguard caps the setting there too).
+MAX_CHALLENGE_SECONDS = 300
+
+
+@register(Tags.security)
+def check_factors(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The factor settings are whole numbers in range, and the cache can mark WebAuthn challenges spent."""
+    messages: list[CheckMessage] = []
+    for name, low, high in (
+        ("AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT", 1, NIST_FAILURE_LIMIT),
+        ("AUTHGUARD_FACTOR_COOLING_OFF_HOURS", 0, 24 * 365),
+        ("AUTHGUARD_WEBAUTHN_CHALLENGE_SECONDS", 30, MAX_CHALLENGE_SECONDS),
+    ):
+        if not hasattr(settings, name):
+            continue
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            messages.append(
+                Error(
+                    f"{name} is invalid: {value!r}.",
+                    hint=f"Use a whole number from {low} to {high}.",
+                    id=Codes.FACTOR_SETTINGS_INVALID,
+                )
+            )
+    backend = str(settings.CACHES.get("default", {}).get("BACKEND", ""))
+    if backend.endswith(".DummyCache"):
+        messages.append(
+            Warning(
+                "The default cache is a DummyCache: two parallel requests of one session could both use one "
+                "WebAuthn challenge.",
+                hint="Use Redis (or another shared cache) as the default cache.",
+                id=Codes.CHALLENGE_CACHE_UNSAFE,
+            )
+        )
+    for alias in sqlite_without_immediate_transactions(settings.DATABASES):
+        # A code is still never accepted twice (verification locks the device row), but the losers of a
+        # race answer 500 "database is locked" instead of waiting their turn (battery case 48).
+        messages.append(
+            Warning(
+                f"The SQLite database {alias!r} does not use immediate transactions: parallel factor "
+                'verifications fail with "database is locked".',
+                hint='Set DATABASES[...]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}, '
+                "or use PostgreSQL.",
+                id=Codes.SQLITE_NOT_IMMEDIATE,
+            )
+        )
+    return messages
+
+
+FACTOR_THROTTLE_KEYS = frozenset({"session", "network", "account", "max_delay", "window"})
+
+
+@register(Tags.security)
+def check_factor_lifecycle(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """``AUTHGUARD_FACTOR_THROTTLE`` (positive whole numbers, known keys) and
+    ``AUTHGUARD_IDENTITY_PROOFING_HOOK`` (an importable callable)."""
+    messages: list[CheckMessage] = []
+    raw = getattr(settings, "AUTHGUARD_FACTOR_THROTTLE", None)
+    if raw is not None:
+        bad = not isinstance(raw, dict) or any(
+            key not in FACTOR_THROTTLE_KEYS
+            or isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < 1
+            for key, value in raw.items()
+        )
+        if bad:
+            messages.append(
+                Error(
+                    f"AUTHGUARD_FACTOR_THROTTLE is {raw!r}.",
+                    hint=f"A dict of positive integers with keys among {sorted(FACTOR_THROTTLE_KEYS)}.",
+                    id=FACTOR_THROTTLE_INVALID,
+                )
+            )
+    hook = getattr(settings, "AUTHGUARD_IDENTITY_PROOFING_HOOK", None)
+    if hook:
+        exc = hook_import_error(hook)
+        if exc is not None:
+            messages.append(
+                Error(
+                    f"AUTHGUARD_IDENTITY_PROOFING_HOOK cannot be imported: {hook!r} ({exc}).",
+                    hint="A dotted path to a function (request, user) -> bool.",
+                    id=IDENTITY_PROOFING_HOOK_INVALID,
+                )
+            )
+    return messages

@@ -1,0 +1,136 @@
+"""Sessions: the account lock's windows, the throttle backend's place, server-side sessions, and Device
+Bound Session Credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.urls import NoReverseMatch, reverse
+
+from authguard.checks.base import conf_defaults
+from authguard.checks.codes import Codes
+from authguard.conf import app_settings
+
+THROTTLE_BACKEND_PATH = "authguard.login.ThrottleBackend"
+
+
+@register(Tags.security)
+def check_locks(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The lock's failure window and the self-service unlock's waiting period are whole hours; the throttle
+    backend comes first, so a locked account's password is never checked (same answer for right and wrong)."""
+    messages: list[CheckMessage] = []
+    for name, allow_none in (("LOCKOUT_FAILURE_WINDOW_HOURS", False), ("UNLOCK_WAIT_HOURS", True)):
+        value = getattr(settings, "AUTHGUARD_" + name, getattr(conf_defaults, name))
+        if value is None and allow_none:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 24 * 30:
+            messages.append(
+                Error(
+                    f"AUTHGUARD_{name} is invalid: {value!r}.",
+                    hint="Use a whole number of hours from 1 to 720"
+                    + (" (or None to turn the self-service unlock with codes off)." if allow_none else "."),
+                    id=Codes.LOCK_SETTINGS_INVALID,
+                )
+            )
+    backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", []))
+    if not backends or backends[0] != THROTTLE_BACKEND_PATH:
+        messages.append(
+            Warning(
+                f"{THROTTLE_BACKEND_PATH} is not the first of AUTHENTICATION_BACKENDS.",
+                hint="Put it first: it refuses throttled attempts and locked accounts before any password is "
+                "checked, so a locked account answers the same for a right and a wrong password.",
+                id=Codes.THROTTLE_BACKEND_NOT_FIRST,
+            )
+        )
+    if getattr(settings, "SESSION_ENGINE", "") == "django.contrib.sessions.backends.signed_cookies":
+        messages.append(
+            Warning(
+                "Sessions stored in signed cookies cannot be ended from the server.",
+                hint="A lock, a password reset or a re-score that ends a session would leave the cookie "
+                "valid: use a server-side SESSION_ENGINE (db, cache or cached_db).",
+                id=Codes.SESSIONS_CANNOT_BE_ENDED,
+            )
+        )
+    return messages
+
+
+#: The keys of ``AUTHGUARD_DBSC`` and the accepted range of each number.
+DBSC_NUMBER_RANGES = {
+    "BOUND_COOKIE_AGE": (60, 3600),
+    "CHALLENGE_SECONDS": (10, 600),
+    "SESSION_DAYS": (1, 400),
+}
+
+
+DBSC_KEYS = frozenset({"ENABLED", "BOUND_COOKIE_NAME", *DBSC_NUMBER_RANGES})
+
+
+def dbsc_problem(raw: Any) -> str | None:
+    """What is wrong with an ``AUTHGUARD_DBSC`` value, or None (E160)."""
+    if not isinstance(raw, dict):
+        return "it must be a dict"
+    unknown = sorted(str(key) for key in raw if key not in DBSC_KEYS)
+    if unknown:
+        return f"unknown keys {unknown}"
+    if "ENABLED" in raw and not isinstance(raw["ENABLED"], bool):
+        return "ENABLED must be True or False"
+    for key, (low, high) in DBSC_NUMBER_RANGES.items():
+        if key in raw and (
+            isinstance(raw[key], bool) or not isinstance(raw[key], int) or not low <= raw[key] <= high
+        ):
+            return f"{key} must be a whole number from {low} to {high}"
+    name = raw.get("BOUND_COOKIE_NAME", conf_defaults.DBSC["BOUND_COOKIE_NAME"])
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name):
+        return "BOUND_COOKIE_NAME must be a non-empty cookie name of letters, digits, _ and -"
+    taken = {
+        app_settings.DEVICE_COOKIE_NAME,
+        getattr(settings, "SESSION_COOKIE_NAME", "sessionid"),
+        getattr(settings, "CSRF_COOKIE_NAME", "csrftoken"),
+    }
+    if name in taken:
+        return "BOUND_COOKIE_NAME must differ from the device, session and CSRF cookie names"
+    return None
+
+
+@register(Tags.security)
+def check_dbsc(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """E160: ``AUTHGUARD_DBSC`` is malformed. E161: DBSC is on but its endpoints are not mounted. W160: DBSC
+    is on but session cookies may travel over plain HTTP (browsers run DBSC on HTTPS only)."""
+    raw = getattr(settings, "AUTHGUARD_DBSC", {})
+    problem = dbsc_problem(raw)
+    if problem:
+        return [
+            Error(
+                f"AUTHGUARD_DBSC is invalid: {problem}.",
+                hint='Use {"ENABLED": bool, "BOUND_COOKIE_NAME": str, "BOUND_COOKIE_AGE": 60-3600, '
+                '"CHALLENGE_SECONDS": 10-600, "SESSION_DAYS": 1-400}.',
+                id=Codes.DBSC_SETTINGS_INVALID,
+            )
+        ]
+    if not raw.get("ENABLED"):
+        return []
+    messages: list[CheckMessage] = []
+    try:
+        reverse("authguard:dbsc_register")
+        reverse("authguard:dbsc_refresh")
+    except NoReverseMatch:
+        messages.append(
+            Error(
+                "AUTHGUARD_DBSC is on but the DBSC endpoints are not mounted.",
+                hint="Include authguard.sessions.dbsc_views.urlpatterns in the authguard URL namespace.",
+                id=Codes.DBSC_URLS_MISSING,
+            )
+        )
+    if not getattr(settings, "SESSION_COOKIE_SECURE", False):
+        messages.append(
+            Warning(
+                "AUTHGUARD_DBSC is on but SESSION_COOKIE_SECURE is False.",
+                hint="Browsers run DBSC on HTTPS (and localhost) only; serve the portal over HTTPS.",
+                id=Codes.DBSC_WITHOUT_HTTPS,
+            )
+        )
+    return messages

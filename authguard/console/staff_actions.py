@@ -1,0 +1,444 @@
+"""The concrete staff actions of the four-eyes flow (:mod:`authguard.console.approvals`): what each one is
+about (:func:`describe`), what can never be carried out (:func:`check_actionable`), and how each is carried
+out through its owner's public function (:data:`EXECUTORS`).
+
+Execution calls the owners' public functions: :func:`authguard.orders.guard.staff_release`,
+:func:`authguard.factors.lifecycle.remove_factor`, :func:`authguard.login.lockout.unlock`,
+:func:`authguard.risk.policy.save_policy`, :func:`authguard.login.lockout.lock`,
+:func:`authguard.login.lockout.end_all_access`, and for containment (issue 16) the forced password reset
+(:func:`force_password_reset`) and the network block records (:func:`create_block`, :func:`end_block`),
+which live here.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.admin.models import ADDITION
+from django.contrib.auth.hashers import make_password
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django_otp.models import Device
+
+from authguard.audit import audit
+from authguard.conf import app_settings
+from authguard.console.four_eyes import (
+    ACCOUNT_CONTAINMENT,
+    CRITICAL,
+    HIGH,
+    MEDIUM,
+    ApprovalError,
+    NotDone,
+    Target,
+    could_not,
+)
+from authguard.exceptions import AuthguardError
+from authguard.factors import lifecycle
+from authguard.factors.inventory import FACTOR_LABELS, kind_of
+from authguard.login import lockout
+from authguard.models import (
+    AccountLock,
+    HeldOrder,
+    NetworkBlock,
+    PolicyVersion,
+    StaffAction,
+    StaffApproval,
+)
+from authguard.notifications.messages import user_language
+from authguard.orders import guard as orders
+from authguard.risk import networks
+from authguard.risk.policy import InvalidPolicy, policy_problem, save_policy
+
+logger = logging.getLogger(__name__)
+
+# -- what an action is about -------------------------------------------------------------------------------
+
+
+def _in_language_of(user: Any, value: Any) -> str:
+
+    with translation.override(user_language(user) or None):
+        return str(value)
+
+
+def describe(*, action: str, target: Any = None, payload: dict[str, Any] | None = None) -> Target:
+    """The :class:`Target` of ``action`` on ``target`` (a held order, a factor device, a user or an
+    :class:`~authguard.models.AccountLock`; nothing for a policy change, whose values are ``payload``).
+
+    Raises :class:`ApprovalError` (``invalid``) for a target that does not fit the action.
+    """
+    if action == StaffAction.RELEASE_ORDER:
+        if not isinstance(target, HeldOrder):
+            raise ApprovalError(_("Choose a held order."), code="invalid")
+        return Target(
+            action=action,
+            target_id=str(target.pk),
+            customer=target.user,
+            summary=str(target.summary)[:300],
+            severity=int(target.severity or 0),
+            payload={"held_order": str(target.pk)},
+            customer_what=str(target.summary)[:120],
+        )
+    if action == StaffAction.REVOKE_FACTOR:
+        try:
+            kind = kind_of(target)
+        except ValueError:
+            raise ApprovalError(_("Choose a sign-in method."), code="invalid") from None
+        user = target.user
+        label = _in_language_of(user, FACTOR_LABELS[kind])
+        name = str(target.name or "")[:60]
+        return Target(
+            action=action,
+            target_id=target.persistent_id,
+            customer=user,
+            summary=f"{FACTOR_LABELS[kind]} {name!r} of {user.get_username()}"[:300],
+            # Recovery codes are a backup; passkeys and authenticator apps are what a thief wants gone.
+            severity=MEDIUM if kind == "recovery_code" else HIGH,
+            payload={"kind": str(kind), "name": name},
+            customer_what=f"{label} ({name})" if name else label,
+        )
+    if action == StaffAction.UNLOCK_ACCOUNT:
+        user = target.user if isinstance(target, AccountLock) else target
+        if user is None or getattr(user, "pk", None) is None:
+            raise ApprovalError(_("Choose an account."), code="invalid")
+        return Target(
+            action=action,
+            target_id=str(user.pk),
+            customer=user,
+            summary=f"unlock {user.get_username()}"[:300],
+            severity=HIGH,
+        )
+    if action in ACCOUNT_CONTAINMENT:
+        user = target.user if isinstance(target, AccountLock) else target
+        if user is None or getattr(user, "pk", None) is None or not hasattr(user, "get_username"):
+            raise ApprovalError(_("Choose an account."), code="invalid")
+        verb = {
+            StaffAction.LOCK_ACCOUNT: "lock",
+            StaffAction.END_SESSIONS: "end the sessions of",
+            StaffAction.FORCE_PASSWORD_RESET: "force a password reset of",
+        }[StaffAction(action)]
+        return Target(
+            action=action,
+            target_id=str(user.pk),
+            customer=user,
+            summary=f"{verb} {user.get_username()}"[:300],
+            # Taking access away from one account: the least dangerous thing a desk can do.
+            severity=MEDIUM,
+        )
+    if action == StaffAction.BLOCK_NETWORK:
+        values = block_payload(payload)
+        return Target(
+            action=action,
+            target_id=values["network"],
+            customer=None,
+            summary=f"block {values['network']} for {values['hours']} h"[:300],
+            # A whole autonomous system, or a wide prefix, shuts out many customers at once.
+            severity=HIGH if values["wide"] else MEDIUM,
+            payload=values,
+            customer_what=values["network"],  # no customer: only staff read it
+        )
+    if action == StaffAction.END_NETWORK_BLOCK:
+        if not isinstance(target, NetworkBlock) or target.ends_id is not None:
+            raise ApprovalError(_("Choose a network block."), code="invalid")
+        return Target(
+            action=action,
+            target_id=str(target.pk),
+            customer=None,
+            summary=f"end the block of {target.network}"[:300],
+            severity=HIGH,
+            payload={"network": target.network, "block": target.pk},
+            customer_what=target.network,
+        )
+    if action == StaffAction.CHANGE_POLICY:
+        values = _policy_payload(payload)
+        return Target(
+            action=action,
+            target_id="policy",
+            customer=None,
+            summary=f"policy: thresholds {values['thresholds']}; {values['comment']}"[:300],
+            severity=CRITICAL,
+            payload=values,
+        )
+    raise ApprovalError(_("Unknown staff action."), code="invalid")
+
+
+def _policy_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
+
+    if not isinstance(payload, dict):
+        raise ApprovalError(_("A policy change needs its values."), code="invalid")
+    values = {
+        "comment": str(payload.get("comment") or "")[:500],
+        "thresholds": payload.get("thresholds") or {},
+        "signal_options": payload.get("signal_options") or {},
+        "shadow_signals": payload.get("shadow_signals") or [],
+    }
+    problem = policy_problem(
+        thresholds=values["thresholds"],
+        signal_options=values["signal_options"],
+        shadow_signals=values["shadow_signals"],
+    )
+    if problem:
+        raise ApprovalError(str(problem), code="invalid")
+    return values
+
+
+def check_actionable(target: Target) -> None:
+    """Refuse up front what could never be carried out (so nobody is asked to approve it)."""
+    if target.action == StaffAction.RELEASE_ORDER:
+        if app_settings.JSDA:
+            raise ApprovalError(
+                _("Under the JSDA 2025 preset only the customer's passkey can confirm a held order."),
+                code="preset",
+            )
+        if not HeldOrder.objects.filter(pk=target.target_id, status=HeldOrder.Status.PENDING).exists():
+            raise ApprovalError(_("This held order is no longer waiting."), code="closed")
+    elif (
+        target.action == StaffAction.UNLOCK_ACCOUNT
+        and not AccountLock.objects.filter(user_id=target.customer.pk, locked_at__isnull=False).exists()
+    ):
+        raise ApprovalError(_("This account is not locked."), code="closed")
+    elif target.action == StaffAction.END_NETWORK_BLOCK and not (
+        NetworkBlock.active(now=timezone.now()).filter(pk=target.payload["block"]).exists()
+    ):
+        raise ApprovalError(_("This network block has already ended."), code="closed")
+
+
+def _release_order(approval: StaffApproval, by: Any) -> str:
+
+    held = HeldOrder.objects.filter(pk=approval.target_id).first()
+    if held is None:
+        raise NotDone(_("The held order no longer exists."))
+    try:
+        confirmed = orders.staff_release(held, by=by, reason=approval.reason)
+    except orders.ConfirmationError as exc:
+        raise NotDone(exc.message) from None
+    audit(by, held, f"released: {approval.reason}")
+    return str(getattr(confirmed, "result_ref", "") or "")
+
+
+def _revoke_factor(approval: StaffApproval, by: Any) -> str:
+
+    try:
+        device = Device.from_persistent_id(approval.target_id, for_verify=True)
+    except (AttributeError, ValueError, LookupError):
+        device = None
+    if device is None or approval.customer is None or device.user_id != approval.customer.pk:
+        raise NotDone(_("The sign-in method no longer exists."))
+    name = device.name
+    audit(
+        by, device, f"revoked {approval.payload.get('kind', '')} {name!r} of {device.user}: {approval.reason}"
+    )
+    lifecycle.remove_factor(None, user=approval.customer, device=device, by_staff=by, reason=approval.reason)
+    return ""
+
+
+def _unlock_account(approval: StaffApproval, by: Any) -> str:
+
+    if approval.customer is None:
+        raise NotDone(_("The account no longer exists."))
+    if not lockout.unlock(approval.customer, by=by, reason=approval.reason):
+        raise NotDone(_("The account was not locked any more."))
+    lock = AccountLock.objects.filter(user_id=approval.customer.pk).first()
+    if lock is not None:
+        audit(by, lock, f"unlocked: {approval.reason}")
+    return ""
+
+
+def _lock_account(approval: StaffApproval, by: Any) -> str:
+
+    if approval.customer is None:
+        raise NotDone(_("The account no longer exists."))
+    try:
+        locked_now = lockout.lock(approval.customer, by=by, reason=approval.reason)
+    except (PermissionDenied, ValueError):
+        raise
+    except Exception as exc:
+        # The lock and the ended sessions go together or not at all (the savepoint undoes both).
+        raise could_not(exc) from exc
+    lock = AccountLock.objects.filter(user_id=approval.customer.pk).first()
+    if lock is not None:
+        audit(by, lock, f"locked by the security desk: {approval.reason}")
+    return "locked" if locked_now else "already locked; its sessions ended"
+
+
+def _end_sessions(approval: StaffApproval, by: Any) -> str:
+
+    if approval.customer is None:
+        raise NotDone(_("The account no longer exists."))
+    try:
+        sessions, tokens = lockout.end_all_access(approval.customer)
+    except Exception as exc:
+        raise could_not(exc) from exc
+    return f"{sessions} session(s) and {tokens} API token(s) ended"
+
+
+def _force_password_reset(approval: StaffApproval, by: Any) -> str:
+
+    if approval.customer is None:
+        raise NotDone(_("The account no longer exists."))
+    try:
+        sessions, tokens = force_password_reset(approval.customer)
+    except AuthguardError:
+        raise
+    except Exception as exc:
+        raise could_not(exc) from exc
+    return f"password replaced; {sessions} session(s) and {tokens} API token(s) ended"
+
+
+def _block_network(approval: StaffApproval, by: Any) -> str:
+
+    block = create_block(approval, approved_by=by if approval.four_eyes else None)
+    until = block.until.isoformat(timespec="minutes")
+    audit(by, block, f"blocked {block.network} until {until}: {approval.reason}", flag=ADDITION)
+    return f"{block.network} blocked until {block.until.isoformat(timespec='minutes')}"
+
+
+def _end_network_block(approval: StaffApproval, by: Any) -> str:
+
+    ending = end_block(approval, approved_by=by if approval.four_eyes else None)
+    if ending is None:
+        raise NotDone(_("This network block has already ended."))
+    audit(by, ending, f"ended the block of {ending.network}: {approval.reason}", flag=ADDITION)
+    return f"the block of {ending.network} ended"
+
+
+def _change_policy(approval: StaffApproval, by: Any) -> str:
+
+    values = approval.payload
+    try:
+        version = save_policy(
+            by=approval.requested_by,
+            comment=values.get("comment", ""),
+            thresholds=values.get("thresholds") or {},
+            signal_options=values.get("signal_options") or {},
+            shadow_signals=values.get("shadow_signals") or [],
+        )
+    except InvalidPolicy as exc:
+        raise NotDone(str(exc)) from None
+    if approval.four_eyes:
+        # Recorded on the new version (added in this transaction, never edited afterwards).
+        PolicyVersion.objects.filter(pk=version.pk).update(approved_by=by)
+    audit(by, version, f"policy v{version.pk} in force: {approval.reason}", flag=ADDITION)
+    return f"policy v{version.pk}"
+
+
+# Keyed by StaffApproval.action, a plain string equal to the members.
+EXECUTORS: dict[str, Callable[[StaffApproval, Any], str]] = {
+    StaffAction.RELEASE_ORDER: _release_order,
+    StaffAction.REVOKE_FACTOR: _revoke_factor,
+    StaffAction.UNLOCK_ACCOUNT: _unlock_account,
+    StaffAction.CHANGE_POLICY: _change_policy,
+    StaffAction.LOCK_ACCOUNT: _lock_account,
+    StaffAction.END_SESSIONS: _end_sessions,
+    StaffAction.FORCE_PASSWORD_RESET: _force_password_reset,
+    StaffAction.BLOCK_NETWORK: _block_network,
+    StaffAction.END_NETWORK_BLOCK: _end_network_block,
+}
+
+
+# -- containment's records (issue 16) ----------------------------------------------------------------
+
+
+#: The default longest block, in hours (``AUTHGUARD_NETWORK_BLOCK_MAX_HOURS``): a week. A longer need is a
+#: deny-list entry in the settings, reviewed like any other change.
+DEFAULT_MAX_BLOCK_HOURS = 168
+
+
+def max_block_hours() -> int:
+    """``AUTHGUARD_NETWORK_BLOCK_MAX_HOURS``: the longest block the console accepts (default 168 = a week)."""
+    return app_settings.NETWORK_BLOCK_MAX_HOURS
+
+
+def force_password_reset(user: Any) -> tuple[int, int]:
+    """Replace ``user``'s password with a random one nobody knows, then end every session and API token;
+    returns (sessions, tokens) ended. The account's factors are untouched.
+
+    Not an *unusable* password: Django's password reset sends no mail to an account without a usable one,
+    and the portal's password reset is exactly the customer's way back. Written with an UPDATE, not
+    ``save()``: the password-change hook (:func:`authguard.login.flow.password_changed`) would also revoke the
+    factors added during a cooling-off and tell the customer their password was *changed*; here the desk's
+    own message says what happened and what to do.
+    """
+
+    model = type(user)
+    # SECURITY: a fresh random secret, hashed like any password: the old one (the thief's) no longer works.
+    secret = make_password(secrets.token_urlsafe(48))
+    updated = model._default_manager.filter(pk=user.pk).update(password=secret)
+    if not updated:
+        raise ApprovalError(_("The account no longer exists."), code="closed")
+    user.refresh_from_db(fields=["password"])
+    return lockout.end_all_access(user)
+
+
+def block_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
+    """The checked values of a block request: ``network`` (canonical), ``kind``, ``hours``, ``wide``.
+
+    Raises :class:`~authguard.console.ApprovalError` (``invalid``) with a message for staff.
+    """
+    if not isinstance(payload, dict):
+        raise ApprovalError(_("A network block needs a network and a number of hours."), code="invalid")
+    try:
+        network, kind = networks.parse_block_target(payload.get("network"))
+    except ValueError as exc:
+        raise ApprovalError(str(exc), code="invalid") from None
+    raw_hours = payload.get("hours")
+    hours = raw_hours if isinstance(raw_hours, int) and not isinstance(raw_hours, bool) else None
+    if isinstance(raw_hours, str) and raw_hours.strip().isascii() and raw_hours.strip().isdigit():
+        hours = int(raw_hours.strip()[:6])
+    limit = max_block_hours()
+    if hours is None or not 1 <= hours <= limit:
+        raise ApprovalError(_("Block for 1 to %(max)d hours.") % {"max": limit}, code="invalid")
+    wide = kind == "asn" or int(network.rsplit("/", 1)[1]) < (24 if ":" not in network else 48)
+    return {"network": network, "kind": kind, "hours": hours, "wide": wide}
+
+
+def create_block(approval: StaffApproval, *, approved_by: Any = None) -> NetworkBlock:
+    """Write the block of an approved ``block_network`` request (in the flow's transaction); the cached
+    blocks are dropped once it commits."""
+    values = block_payload(approval.payload)
+    now = timezone.now()
+    block = NetworkBlock.objects.create(
+        network=values["network"],
+        kind=values["kind"],
+        until=now + timedelta(hours=values["hours"]),
+        reason=approval.reason[:500],
+        created_by=approval.requested_by,
+        approved_by=approved_by,
+        created_at=now,
+    )
+    networks.blocks_changed()  # now, and again once committed (a login in between may re-cache the old)
+    transaction.on_commit(networks.blocks_changed)
+    logger.warning("authguard: network %s blocked until %s", block.network, block.until.isoformat())
+    return block
+
+
+def end_block(approval: StaffApproval, *, approved_by: Any = None) -> NetworkBlock | None:
+    """Write the record that ends the block of an approved ``end_network_block`` request; None when the
+    block has already ended (expired, or ended by another record)."""
+    now = timezone.now()
+    block = (
+        NetworkBlock.objects.select_for_update()
+        .filter(pk=approval.payload.get("block"), ends__isnull=True)
+        .first()
+    )
+    if block is None or block.until <= now or NetworkBlock.objects.filter(ends=block).exists():
+        return None
+    ending = NetworkBlock.objects.create(
+        network=block.network,
+        kind=block.kind,
+        until=now,
+        reason=approval.reason[:500],
+        created_by=approval.requested_by,
+        approved_by=approved_by,
+        created_at=now,
+        ends=block,
+    )
+    networks.blocks_changed()  # now, and again once committed (a login in between may re-cache the old)
+    transaction.on_commit(networks.blocks_changed)
+    logger.warning("authguard: the block of network %s ended early", block.network)
+    return ending

@@ -1,0 +1,281 @@
+"""What a user's second factors are, read-only: the facts notifications, sessions and the lockout need.
+
+A low module (it imports only :mod:`authguard.conf`, :mod:`authguard.exceptions`, :mod:`authguard.models`,
+Django and django-otp, never another authguard feature), so anything may ask it without an import cycle.
+Nothing here writes; the flows that change factors live in :mod:`authguard.factors.lifecycle`,
+:mod:`authguard.factors.totp`, :mod:`authguard.factors.recovery`, :mod:`authguard.factors.passkeys` and
+:mod:`authguard.factors.contact`.
+
+* **Which factors**: :func:`user_factors` (usable: confirmed, not disabled by the failure limit, recovery
+  codes left), :func:`usable_passkeys`, :func:`totp_device`, :func:`has_strong_factor`,
+  :func:`recovery_codes_left` (the one count every front end shows), :func:`device_from_id`,
+  :func:`session_device`.
+* **Cooling-off** (see :mod:`authguard.factors.lifecycle` for the rules that start it): the account's
+  (:func:`cooling_off_until`, :func:`in_cooling_off`) and one factor's (:func:`factor_is_cooling_off`,
+  :func:`may_confirm_sensitive`), and where notices go meanwhile (:func:`notice_addresses`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.models import Device
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from authguard.models import AccountSecurity, FactorKind, FactorRecord, PasskeyDevice, RecoveryCodeDevice
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+#: How each kind is named in messages to the user (keyed by the kind's string: callers pass either).
+FACTOR_LABELS: dict[str, StrOrPromise] = {
+    FactorKind.PASSKEY: gettext_lazy("passkey"),
+    FactorKind.TOTP: gettext_lazy("authenticator app"),
+    FactorKind.RECOVERY_CODE: gettext_lazy("recovery codes"),
+}
+
+
+def _now(at: datetime | None) -> datetime:
+    return at if at is not None else timezone.now()
+
+
+def kind_of(device: Device) -> FactorKind:
+    """The :class:`~authguard.models.FactorKind` of a django-otp device."""
+    if isinstance(device, PasskeyDevice):
+        return FactorKind.PASSKEY
+    if isinstance(device, RecoveryCodeDevice):
+        return FactorKind.RECOVERY_CODE
+    if isinstance(device, TOTPDevice):
+        return FactorKind.TOTP
+    raise ValueError(f"not an authguard factor: {type(device).__name__}")
+
+
+# -- which factors a user has ------------------------------------------------------------------------------
+
+
+def disabled_device_ids(user: Any) -> set[str]:
+    """Persistent ids of the user's factors disabled by the failure limit."""
+    return set(
+        FactorRecord.objects.filter(user=user, disabled_at__isnull=False).values_list("device_id", flat=True)
+    )
+
+
+def is_disabled(device: Device) -> bool:
+    """Whether ``device`` reached the failure limit and waits to be re-bound."""
+    return FactorRecord.objects.filter(device_id=device.persistent_id, disabled_at__isnull=False).exists()
+
+
+def user_factors(user: Any) -> list[Device]:
+    """The user's usable factors: confirmed passkeys and TOTP devices not disabled by the failure limit,
+    and a recovery-code set with codes left. Passkeys first, then TOTP, then recovery codes."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return []
+    devices: list[Device] = [
+        *PasskeyDevice.objects.filter(user=user, confirmed=True).order_by("pk"),
+        *TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk"),
+        *RecoveryCodeDevice.objects.filter(user=user, confirmed=True, codes__used_at__isnull=True)
+        .distinct()
+        .order_by("pk"),
+    ]
+    disabled = disabled_device_ids(user)
+    return [device for device in devices if device.persistent_id not in disabled]
+
+
+def usable_passkeys(user: Any) -> list[PasskeyDevice]:
+    """The user's confirmed passkeys that are not disabled by the failure limit."""
+    devices = list(PasskeyDevice.objects.filter(user=user, confirmed=True).order_by("pk"))
+    disabled = disabled_device_ids(user)
+    return [device for device in devices if device.persistent_id not in disabled]
+
+
+def unused_recovery_codes(device: RecoveryCodeDevice) -> int:
+    """How many codes of this recovery-code set can still be used: 0 when the set is unconfirmed or was
+    disabled by the failure limit (its unused rows stay, but none of them signs in until it is re-issued)."""
+    if not device.confirmed or is_disabled(device):
+        return 0
+    return device.remaining()
+
+
+def recovery_codes_left(user: Any) -> int:
+    """How many unused recovery codes the user has (0: none, or the set was disabled).
+
+    The one count every front end shows (security page, JSON API, DRF): never ``device.remaining()``,
+    which also counts the codes of a set the failure limit disabled."""
+    for device in user_factors(user):
+        if isinstance(device, RecoveryCodeDevice):
+            return unused_recovery_codes(device)
+    return 0
+
+
+def has_strong_factor(user: Any) -> bool:
+    """Whether the user has a usable passkey or TOTP device (recovery codes are a backup, not a factor to
+    rely on day to day)."""
+    return any(not isinstance(device, RecoveryCodeDevice) for device in user_factors(user))
+
+
+def totp_device(user: Any) -> TOTPDevice | None:
+    """The user's confirmed, usable TOTP device, if any."""
+    for device in user_factors(user):
+        if isinstance(device, TOTPDevice):
+            return device
+    return None
+
+
+def device_from_id(user: Any, persistent_id: object) -> Device | None:
+    """The session user's authguard factor with this django-otp ``persistent_id``, or None."""
+    if not isinstance(persistent_id, str) or len(persistent_id) > 100:
+        return None
+    try:
+        device = Device.from_persistent_id(persistent_id)
+    except (AttributeError, ValueError, LookupError):
+        # django-otp raises for an id naming a model that is not a device ("auth.user/1").
+        return None
+    if device is None or device.user_id != user.pk:
+        return None
+    try:
+        kind_of(device)
+    except ValueError:
+        return None
+    return device
+
+
+def session_device(request: HttpRequest) -> Device | None:
+    """The factor that last verified this session (django-otp's record in the session), if it still exists
+    and belongs to the session's user."""
+    session = getattr(request, "session", None)
+    user = getattr(request, "user", None)
+    if session is None or user is None or not user.is_authenticated:
+        return None
+    persistent_id = session.get(DEVICE_ID_SESSION_KEY)
+    if not isinstance(persistent_id, str) or len(persistent_id) > 100:
+        return None
+    try:
+        device = Device.from_persistent_id(persistent_id)
+    except (AttributeError, ValueError, LookupError):
+        return None
+    if device is None or device.user_id != user.pk:
+        return None
+    return device
+
+
+# -- cooling-off: the account's and one factor's ------------------------------------------------------------
+
+
+def cooling_off_until(user: Any, *, at: datetime | None = None) -> datetime | None:
+    """When the account's cooling-off ends; None when it is not cooling off at ``at``."""
+    if user is None or getattr(user, "pk", None) is None:
+        return None
+    at = _now(at)
+    row = AccountSecurity.objects.filter(user_id=user.pk).first()
+    if row is None or row.cooling_off_until is None or row.cooling_off_until <= at:
+        return None
+    if row.cooling_off_started_at is not None and row.cooling_off_started_at > at:
+        return None  # asked about a time before this cooling-off began
+    return row.cooling_off_until
+
+
+def in_cooling_off(user: Any, *, at: datetime | None = None) -> bool:
+    """Whether the account is cooling off at ``at`` (now)."""
+    return cooling_off_until(user, at=at) is not None
+
+
+def cooling_off_reason(user: Any) -> str:
+    """Why the running cooling-off started (or was last extended); empty when none runs."""
+    if not in_cooling_off(user):
+        return ""
+    row = AccountSecurity.objects.filter(user_id=user.pk).only("cooling_off_reason").first()
+    return row.cooling_off_reason if row is not None else ""
+
+
+def factor_confirmed_at(device: Device) -> datetime | None:
+    """When ``device`` was confirmed: its record's time (the confirmation, never the start of an enrollment);
+    for devices authguard did not enroll (seeded, admin-made), their ``created_at``."""
+    record = FactorRecord.objects.filter(device_id=device.persistent_id).only("enrolled_at").first()
+    if record is not None:
+        return record.enrolled_at
+    return getattr(device, "created_at", None)
+
+
+def factor_is_cooling_off(device: Device, *, at: datetime | None = None) -> bool:
+    """Whether ``device`` is cooling off at ``at``: its own cooling-off has not ended, or it was confirmed
+    during the account's running cooling-off. Unknown or unconfirmed devices count as cooling off."""
+    at = _now(at)
+    if device is None or getattr(device, "pk", None) is None:
+        return True
+    record = FactorRecord.objects.filter(device_id=device.persistent_id).first()
+    if record is not None and record.cooling_off_until is not None and record.cooling_off_until > at:
+        return True
+    confirmed = record.enrolled_at if record is not None else getattr(device, "created_at", None)
+    row = AccountSecurity.objects.filter(user_id=device.user_id).first()
+    if row is None or row.cooling_off_until is None or row.cooling_off_until <= at:
+        return False
+    started = row.cooling_off_started_at
+    if started is None or started > at:
+        return False
+    # SECURITY: no time means we cannot prove it is older than the cooling-off: it is cooling off.
+    return confirmed is None or confirmed >= started
+
+
+def may_confirm_sensitive(user: Any, device: Device | None, *, at: datetime | None = None) -> bool:
+    """Whether ``device`` may confirm a held order or a sensitive action of ``user`` now: it is the user's,
+    confirmed, not disabled and not cooling off."""
+    if device is None or user is None or getattr(device, "user_id", None) != user.pk:
+        return False
+    if not getattr(device, "confirmed", False) or is_disabled(device):
+        return False
+    return not factor_is_cooling_off(device, at=at)
+
+
+def verified_by_cooling_off_factor(request: HttpRequest, *, at: datetime | None = None) -> bool:
+    """Whether this session's last strong verification was with a factor that is cooling off (or one that
+    no longer exists); False for a session that has not verified with a factor at all."""
+    session = getattr(request, "session", None)
+    if session is None or not session.get(DEVICE_ID_SESSION_KEY):
+        return False
+    device = session_device(request)
+    return device is None or factor_is_cooling_off(device, at=at)
+
+
+def notice_addresses(user: Any) -> list[str]:
+    """Where held-order and security notices of ``user`` go: the current address, and during a cooling-off
+    started by an e-mail change also the previous one (a thief who changed it cannot silence them)."""
+    field = get_user_model().get_email_field_name()
+    addresses = [str(getattr(user, field, "") or "")]
+    row = AccountSecurity.objects.filter(user_id=user.pk).first()
+    if row is not None and row.previous_email and in_cooling_off(user):
+        addresses.append(row.previous_email)
+    seen: list[str] = []
+    for address in addresses:
+        if address and address.lower() not in [a.lower() for a in seen]:
+            seen.append(address)
+    return seen
+
+
+__all__ = [
+    "cooling_off_reason",
+    "cooling_off_until",
+    "device_from_id",
+    "disabled_device_ids",
+    "factor_confirmed_at",
+    "factor_is_cooling_off",
+    "FACTOR_LABELS",
+    "has_strong_factor",
+    "in_cooling_off",
+    "is_disabled",
+    "kind_of",
+    "may_confirm_sensitive",
+    "notice_addresses",
+    "recovery_codes_left",
+    "session_device",
+    "totp_device",
+    "unused_recovery_codes",
+    "usable_passkeys",
+    "user_factors",
+    "verified_by_cooling_off_factor",
+]

@@ -1,0 +1,205 @@
+"""Step-up: the one flow that verifies a pending session (or signs in with a passkey) with a second factor.
+
+The HTML views, the JSON API and the DRF step-up endpoints all call :func:`complete_step_up` after the
+factor itself was verified (:mod:`authguard.factors`); :func:`complete_passwordless_login` is the same for a
+discoverable passkey sign-in, and :func:`note_strong_verification` for a re-verification in a verified
+session (before a factor change or a sensitive action).
+
+Only a phishing-resistant verification (a passkey that is not cooling off, outside an account cooling-off)
+remembers the browser and teaches the risk profile; a TOTP or recovery code buys the one session it was
+typed into, nothing that lasts (battery case 56).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import login as auth_login
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy
+
+from authguard.choices import Action, Outcome
+from authguard.conf import app_settings
+from authguard.exceptions import AuthguardError
+from authguard.factors.methods import remembers_device, step_up_methods
+from authguard.factors.recovery import verify_recovery_code
+from authguard.factors.totp import verify_totp
+from authguard.login import flow as login_flow
+from authguard.login import lockout
+from authguard.models import LoginEvent
+from authguard.notifications.outbox import notify_signed_in
+from authguard.risk.context import build_context
+from authguard.risk.history import DatabaseHistory, trusted_until
+from authguard.sessions.state import (
+    _bind,
+    _new_state,
+    is_pending,
+    mark_strong,
+    note_step_up_failure,
+    raw_state,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class StepUpUnavailable(AuthguardError):
+    """This step-up cannot happen: the account is locked (``code="locked"``, answered like any refusal) or
+    the method is not one the user has and the portal accepts (``code="method_unavailable"``)."""
+
+    default_code = "method_unavailable"
+    default_message = gettext_lazy("This way of confirming it is you is not available.")
+
+
+def check_step_up_allowed(user: Any, *, method: str) -> None:
+    """Raise :class:`StepUpUnavailable` unless ``user`` may step up with ``method`` now.
+
+    Every front end asks here first (the HTML pages, the JSON API, DRF's step-up exchange), so the lock
+    check and the method check are one rule.
+    """
+    # SECURITY: a locked account gets no further guesses, whatever the front end (fail closed).
+    if lockout.is_locked_fail_closed(user):
+        raise StepUpUnavailable(gettext_lazy("This action is not possible right now."), code="locked")
+    if method not in step_up_methods(user):
+        raise StepUpUnavailable()
+
+
+def verify_code(request: HttpRequest, *, user: Any, method: str, code: object) -> Any:
+    """Check a typed code (``totp`` or ``recovery_code``) of ``user``: the device, or None when wrong.
+
+    A wrong code, a throttled attempt or any refusal marks the pending login event ``step_up_failed`` (the
+    exception is re-raised: ``Throttled`` says when to try again).
+    """
+    check = verify_totp if method == "totp" else verify_recovery_code
+    try:
+        # SECURITY: the user is the session's own (server-side state); nothing posted names a user.
+        device = check(user, code, request=request)
+    except AuthguardError:
+        note_step_up_failure(request)
+        raise
+    if device is None:
+        note_step_up_failure(request)
+    return device
+
+
+def finish_step_up(request: HttpRequest, *, device: Any, method: str) -> None:
+    """A factor passed in this session: complete a pending session's step-up, or note a re-verification."""
+    if is_pending(request):
+        complete_step_up(request, user=request.user, device=device, method=method)
+    else:
+        note_strong_verification(request, device=device, method=method)
+
+
+def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: str) -> None:
+    """The pending session's user passed a second factor: verify the session.
+
+    Rotates the session key, records the device with django-otp, marks the login event ``step_up_passed``
+    and rebinds the session to this request's context. Only when :func:`remembers_device` (a passkey,
+    nothing cooling off) does it also learn the login into the user's profile, trust the device cookie
+    for ``AUTHGUARD_TRUSTED_DEVICE_DAYS`` and reset the account's failure run: a TOTP or recovery code is
+    good for this session only.
+    """
+    # SECURITY: only the session's own user; the caller's ``user`` must be request.user (no id from input).
+    if user is None or getattr(request.user, "pk", None) != user.pk:
+        raise PermissionError("step-up for another user than the session's")
+    state = raw_state(request) or _new_state(status="pending", decision=None, new_device=True)
+    ctx = build_context(request, username=user.get_username(), user=user)
+    history = DatabaseHistory()
+    remember = remembers_device(user, device=device, method=method)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():  # a savepoint: a failure here must not break the step-up itself
+                if remember:
+                    history.learn(ctx, history.evidence(ctx))
+                    history.trust_device(ctx, trusted_until(ctx))
+                else:
+                    history.note_device(ctx)  # listed for the customer to see; nothing learned or trusted
+        except Exception:
+            logger.exception("authguard: could not learn a stepped-up login")
+        event = LoginEvent.objects.filter(pk=state["e"], user=user).first() if state.get("e") else None
+        if event is not None:
+            event.outcome = Outcome.STEP_UP_PASSED
+            event.save(update_fields=["outcome"])
+            notify_signed_in(event)
+    state.update(s="verified", u=True)
+    _bind(request, state)
+    mark_strong(request, state, device=device, method=method)
+    if remember:
+        # SECURITY: only a verification a thief cannot relay ends the account's failure run.
+        _lockout_success(user)
+    logger.info("authguard step-up passed user=%s method=%s remembered=%s", user.pk, method, remember)
+
+
+def note_strong_verification(request: HttpRequest, *, device: Any, method: str) -> None:
+    """A verified session's user proved a factor again (before a factor change or a sensitive action)."""
+    state = raw_state(request)
+    if state is None or state.get("s") != "verified":
+        raise PermissionError("re-verification outside a verified session")
+    mark_strong(request, state, device=device, method=method)
+    if remembers_device(request.user, device=device, method=method):
+        _lockout_success(request.user)
+
+
+def _session_backend() -> str:
+    """The first authentication backend that can restore users from a session."""
+    for path in settings.AUTHENTICATION_BACKENDS:
+        if hasattr(import_string(path), "get_user"):
+            return path
+    raise RuntimeError("no authentication backend can restore sessions")
+
+
+def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any) -> login_flow.LoginResult:
+    """Sign ``user`` in after a verified discoverable passkey assertion (``device`` is their passkey).
+
+    The login is scored and recorded like a password login (as ``passkey_login``, ``password_ok`` false)
+    and learned; the passkey is the strong verification, so the session is verified with ``strong_at`` now
+    and the device cookie is remembered, unless the passkey or the account is cooling off
+    (:func:`remembers_device`). A locked account or a ``deny`` score signs nothing in.
+    """
+    if device is None or device.user_id != user.pk or not user.is_active:
+        return login_flow.LoginResult("denied")
+    if lockout.is_locked_fail_closed(user):
+        return login_flow.LoginResult("denied")
+    scored = login_flow.score_request(request, username=user.get_username(), user=user)
+    ctx, history, assessment, evidence = scored.context, scored.history, scored.assessment, scored.evidence
+    reported = assessment.action == Action.DENY and app_settings.report_only("login")
+    if assessment.action == Action.DENY and not reported:
+        login_flow.record_event(ctx, user, assessment, password_ok=False, outcome="refused")
+        return login_flow.LoginResult("denied")
+    if reported:
+        # Rollout: the refusal is recorded, not enforced; the login teaches nothing (below).
+        assessment = login_flow.with_report_only(assessment, "login", "deny", passkey=True)
+        logger.warning("authguard REPORT-ONLY passkey login user=%s would have been refused", user.pk)
+    new_device = evidence is None or not evidence.device.known
+    # SECURITY: a sign-in the policy would have refused (report-only) is neither learned nor remembered.
+    remember = not reported and remembers_device(user, device=device, method="passkey")
+    with transaction.atomic():
+        event = login_flow.record_event(
+            ctx, user, assessment, password_ok=False, outcome=Outcome.PASSKEY_LOGIN
+        )
+        if remember and evidence is not None:
+            history.learn(ctx, evidence)
+        if remember:
+            history.trust_device(ctx, trusted_until(ctx))
+    decision = login_flow.LoginDecision(assessment, event.pk)
+    # SECURITY: the decision is set before login(), so the user_logged_in receiver does not score it as a
+    # password login; Django's login() rotates the session key.
+    setattr(request, login_flow.DECISION_ATTR, decision)
+    auth_login(request, user, backend=_session_backend())
+    state = _new_state(status="verified", decision=decision, new_device=new_device)
+    state["u"] = assessment.action != Action.ALLOW
+    _bind(request, state)
+    mark_strong(request, state, device=device, method="passkey")
+    if remember:
+        _lockout_success(user)
+    return login_flow.LoginResult("ok", user=user)
+
+
+def _lockout_success(user: Any) -> None:
+    try:
+        lockout.record_success(user)
+    except Exception:
+        logger.exception("authguard: could not reset the lockout counter")

@@ -1,0 +1,166 @@
+"""The customer's ways back into a locked account: a passkey, or two codes and a waiting period.
+
+The lock itself (counting failures, locking, the fail-closed check) is :mod:`authguard.login.lockout`; this
+module verifies a factor and then asks it to unlock, so a lock never depends on the factors being importable.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+from authguard.conf import app_settings
+from authguard.exceptions import InvalidCredential
+from authguard.factors.methods import codes_unlock_available, factor_cooling_off
+from authguard.factors.passkeys import verify_authentication
+from authguard.factors.recovery import verify_recovery_code
+from authguard.factors.totp import verify_totp
+from authguard.login.lockout import (
+    UNLOCK_PERMISSION,
+    NotLocked,
+    UnlockRequest,
+    UnlockUnavailable,
+    _account_context,
+    _clear_request,
+    is_locked,
+    record_failure,
+    unlock,
+)
+from authguard.models import AccountLock
+from authguard.notifications.outbox import notify, notify_staff
+
+logger = logging.getLogger(__name__)
+
+# SECURITY: a stable salt: changing it voids every pending unlock reference.
+#: Salt of the keyed digest of an unlock request's cancel reference.
+_REFERENCE_SALT = "authguard.lockout.unlock_reference"
+
+
+def unlock_with_identity_check(user: Any, *, device: Any, method: str) -> None:
+    """Unlock ``user``'s account after the caller verified ``device`` (``method``) for this user just now.
+
+    The caller must have verified the factor in this very request (e.g. a WebAuthn assertion through
+    :func:`unlock_with_passkey`). Raises ``PermissionDenied`` for a method outside
+    ``AUTHGUARD_UNLOCK_METHODS``, someone else's device or a factor still cooling off, :class:`NotLocked`
+    if there is no lock.
+    """
+    if method not in app_settings.UNLOCK_METHODS:
+        raise PermissionDenied(f"{method!r} cannot unlock an account here")
+    own = device is not None and getattr(device, "user_id", None) == user.pk
+    if not own or not getattr(device, "confirmed", True):
+        # SECURITY: only the account's own, confirmed factor proves the customer's identity.
+        raise PermissionDenied("that factor does not belong to this account")
+    if factor_cooling_off(device):
+        # SECURITY: a factor added during a cooling-off may be the thief's; it cannot unlock (issue 10).
+        raise PermissionDenied("a factor that is still cooling off cannot unlock the account")
+    if not unlock(user, by=None, reason=f"identity check: {method}"):
+        raise NotLocked("the account is not locked")
+
+
+def unlock_with_passkey(request: HttpRequest, *, credential: dict[str, Any] | str, user: Any = None) -> Any:
+    """Verify a WebAuthn assertion (challenge purpose ``"unlock"``) and unlock its account; returns the user.
+
+    The challenge comes from ``authguard.factors.passkeys.authentication_options(request, purpose="unlock",
+    user=user)``. With ``user=None`` the passkey is discoverable and names the account itself, so a
+    locked-out customer needs neither a password nor a username: only their own passkey. A failed
+    assertion for a known ``user`` counts as a failure (kind ``unlock``); every failure re-raises
+    (``authguard.exceptions.InvalidCredential``), and :class:`NotLocked` says there was nothing to do.
+    """
+    try:
+        device = verify_authentication(request, purpose="unlock", credential=credential, user=user)
+    except Exception:
+        if user is not None:
+            record_failure(user, kind="unlock")
+        raise
+    owner = user if user is not None else device.user
+    unlock_with_identity_check(owner, device=device, method="passkey")
+    return owner
+
+
+def _reference_digest(user: Any, reference: str) -> str:
+    normalised = "".join(reference.split()).upper()
+    return salted_hmac(_REFERENCE_SALT, f"{user.pk}:{normalised}", algorithm="sha256").hexdigest()
+
+
+def request_unlock_with_codes(user: Any, *, totp_code: object, recovery_code: object) -> UnlockRequest:
+    """The customer's way back without a passkey: a code from the authenticator app and a recovery code.
+
+    Both must verify (each failure is counted like any other); the recovery code is spent. The account is
+    then unlocked after ``AUTHGUARD_UNLOCK_WAIT_HOURS`` (by :func:`is_locked`), unless the customer cancels
+    with the reference mailed to them (:func:`cancel_unlock_request`); staff hear of it too. Raises
+    :class:`NotLocked`, :class:`UnlockUnavailable` (turned off, or the account lacks either factor, or one
+    of them is cooling off), ``InvalidCredential`` for a wrong code, ``Throttled`` from the factor.
+    """
+    wait = app_settings.UNLOCK_WAIT_HOURS
+    if not is_locked(user):
+        raise NotLocked()
+    if wait is None or not codes_unlock_available(user):
+        raise UnlockUnavailable()
+    # SECURITY: the authenticator code first, so a wrong one never spends a recovery code.
+    totp = verify_totp(user, totp_code)
+    if totp is None:
+        raise InvalidCredential(code="wrong_code")
+    recovery = verify_recovery_code(user, recovery_code)
+    if recovery is None:
+        raise InvalidCredential(code="wrong_code")
+    if factor_cooling_off(totp) or factor_cooling_off(recovery):
+        # SECURITY: codes minted or an app added during a cooling-off may be the thief's (issue 10).
+        raise UnlockUnavailable()
+    now = timezone.now()
+    reference = "-".join(secrets.token_hex(2).upper() for _ in range(3))
+    due = now + timedelta(hours=wait)
+    with transaction.atomic():
+        lock = (
+            AccountLock.objects.select_for_update().filter(user_id=user.pk, locked_at__isnull=False).first()
+        )
+        if lock is None:
+            raise NotLocked()
+        lock.unlock_requested_at = now
+        lock.unlock_due_at = due
+        lock.unlock_reference_digest = _reference_digest(user, reference)
+        lock.save(update_fields=["unlock_requested_at", "unlock_due_at", "unlock_reference_digest"])
+        context = {**_account_context(user, now), "due": due, "reference": reference}
+        key = f"unlock-request:{lock.lock_count}:{reference}"
+        notify(user, "unlock_requested", context=context, dedupe_key=key)
+        notify_staff(
+            "unlock_requested",
+            context={**_account_context(user, now), "due": due},
+            dedupe_key=f"u{user.pk}:{key}",
+        )
+    logger.warning("authguard: account %s asked to unlock with codes; due %s", user.pk, due.isoformat())
+    return UnlockRequest(due_at=due, reference=reference)
+
+
+def cancel_unlock_request(user: Any, *, reference: object = None, by: Any = None) -> None:
+    """Cancel a waiting self-service unlock: the customer with the reference from the message, or staff
+    (``by``, with ``authguard.unlock_account``). The account stays locked. Raises :class:`NotLocked` when
+    there is no request, ``InvalidCredential`` for a wrong reference."""
+    if by is not None and not by.has_perm(UNLOCK_PERMISSION):
+        raise PermissionDenied("cancelling an unlock needs the authguard.unlock_account permission")
+    now = timezone.now()
+    with transaction.atomic():
+        lock = (
+            AccountLock.objects.select_for_update()
+            .filter(user_id=user.pk, locked_at__isnull=False, unlock_due_at__isnull=False)
+            .first()
+        )
+        if lock is None:
+            raise NotLocked()
+        if by is None:
+            typed = reference if isinstance(reference, str) and 0 < len(reference) <= 64 else None
+            if typed is None or not constant_time_compare(
+                _reference_digest(user, typed), lock.unlock_reference_digest
+            ):
+                raise InvalidCredential(code="wrong_reference")
+        _clear_request(lock)
+        lock.save(update_fields=["unlock_requested_at", "unlock_due_at", "unlock_reference_digest"])
+        notify(user, "unlock_cancelled", context=_account_context(user, now), dedupe_key=None)
+    logger.warning("authguard: account %s unlock request cancelled", user.pk)

@@ -1,0 +1,270 @@
+"""What a notification says: its text, rendered in the recipient's language, with no links and no secrets.
+
+Messages carry no links (the JSDA's 2025 guidelines forbid links in security mail, and a link is what a
+phishing mail imitates): context values are defanged, and a rendered body that still contains anything
+link-like is refused (:class:`LinkInMessage`) rather than sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+from django.utils.dateparse import parse_datetime
+from django.utils.functional import Promise
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
+
+from authguard.conf import app_settings
+from authguard.factors.methods import codes_unlock_available, factor_cooling_off, method_of, usable_factors
+from authguard.models import Notification
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of notification: its subject line (translatable) and whether customers may receive it."""
+
+    subject: str | Promise
+    staff_subject: str | Promise | None = None
+
+
+#: Every kind of notification, with its subject line. Bodies are ``authguard/email/<kind>.txt``.
+KINDS: dict[str, Kind] = {
+    "new_device_login": Kind(_("New sign-in from a device we did not recognise")),
+    "new_country_login": Kind(_("New sign-in from another country")),
+    "step_up_failures": Kind(
+        _("Repeated failed security checks on your account"),
+        _("Repeated failed second-factor checks on a customer account"),
+    ),
+    "factor_added": Kind(_("A sign-in method was added to your account")),
+    "factor_removed": Kind(_("A sign-in method was removed from your account")),
+    "recovery_code_used": Kind(_("A recovery code was used on your account")),
+    "email_changed": Kind(_("The email address of your account was changed")),
+    "order_held": Kind(_("An order is waiting for your confirmation")),
+    "account_locked": Kind(_("Your account has been locked"), _("A customer account was locked")),
+    "account_unlocked": Kind(_("Your account has been unlocked"), _("A customer account was unlocked")),
+    "campaign_flagged": Kind(_("Possible attack campaign"), _("Possible attack campaign flagged")),
+    # Staff only: a customer's security message could not be delivered (the customer was not warned).
+    "notification_failed": Kind(
+        _("A security message could not be delivered"),
+        _("A security message to a customer was not delivered"),
+    ),
+    # Staff acted on the account (four eyes: requested, carried out, rejected...); never names staff.
+    "staff_action": Kind(
+        _("Our security desk acted on your account"),
+        _("A staff action on the security console"),
+    ),
+    # -- locks, sessions, password reset (owner: sessions) --
+    "unlock_requested": Kind(
+        _("Your account will be unlocked unless you cancel"),
+        _("A customer asked to unlock their account with recovery codes"),
+    ),
+    "unlock_cancelled": Kind(_("The unlock of your account was cancelled")),
+    "password_changed": Kind(_("The password of your account was changed")),
+    # -- sensitive actions: withdrawals, bank accounts, transfers out, contacts (owner: actions) --
+    "action_held": Kind(_("A request from your account is waiting for your confirmation")),
+    "action_done": Kind(_("A request from your account was carried out")),
+    # -- factor lifecycle: contacts and cooling-off (owner: factors) --
+    "email_changed_new": Kind(_("This is now the e-mail address of your account")),
+}
+
+
+logger = logging.getLogger(__name__)
+
+#: Longest context value a message shows (defanged values are cut here).
+_MAX_VALUE = 120
+
+#: Anything a mail client could turn into a link: schemes, ``www.``, e-mail addresses and domain names.
+LINK_PATTERN = re.compile(
+    r"(?ix)("
+    r"[a-z][a-z0-9+.\-]*:(//|[^\s]*@)"  # http://, ftp://, mailto:x@...
+    r"|www\."
+    r"|[\w.+\-]+@[\w\-]+(\.[\w\-]+)+"  # e-mail addresses
+    r"|(?<![a-z0-9\-])[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*"
+    r"\.(?:[a-z]{2,24}|xn--[a-z0-9\-]+)(?![a-z0-9\-])"  # bare domain names (example.com, evil.co.jp)
+    r")"
+)
+
+
+class LinkInMessage(ValueError):
+    """A rendered message contained something link-like: it is refused, never sent."""
+
+
+def contains_link(text: str) -> bool:
+    """True when ``text`` holds a URL, an e-mail address, ``www.`` or a bare domain name."""
+    return LINK_PATTERN.search(text) is not None
+
+
+def defang(value: Any) -> Any:
+    """Make a context value safe to show: short, with link-like parts removed.
+
+    SECURITY: user agents, network names and device labels are written by whoever signs in; an attacker
+    must not be able to put a link (or a convincing domain) into a mail that comes from the brokerage.
+    """
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [defang(v) for v in value][:20]
+    text = " ".join(str(value).split())[:_MAX_VALUE]
+    return LINK_PATTERN.sub("[…]", text)
+
+
+def user_language(user: Any) -> str:
+    """The language to write to ``user`` in: the hook's answer, else the active (request) language."""
+    hook = getattr(settings, "AUTHGUARD_NOTIFICATION_LANGUAGE", None)
+    if hook:
+        chosen = import_string(hook)(user)
+        if chosen:
+            return str(chosen)
+    return translation.get_language() or settings.LANGUAGE_CODE
+
+
+def _format_time(value: Any) -> Any:
+    """An ISO date-time of the context (``time``, ``expires``...) as ``2026-12-03 12:42 (JST)``.
+
+    One format in every mail and language: the site's time zone (``TIME_ZONE``) with its abbreviation shown,
+    a 24-hour clock and an ISO date, so no text around it doubles a full stop ("a.m..") and a customer
+    abroad knows which clock is meant. Anything else is returned unchanged.
+    """
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) and "T" in value else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        return value
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    local = timezone.localtime(parsed)
+    zone = local.tzname() or str(timezone.get_current_timezone())
+    return f"{local:%Y-%m-%d %H:%M} ({zone})"
+
+
+#: Minor units shown per currency (ISO 4217); others show two.
+_CURRENCY_DECIMALS = {"JPY": 0, "KRW": 0}
+
+
+def _format_amount(amount: Any, currency: Any) -> str:
+    """``345,000 JPY`` (``345,000円`` in Japanese), or ``""`` when the amount is missing or not a number."""
+    try:
+        number = Decimal(str(amount))
+    except (InvalidOperation, ValueError):
+        return ""
+    if not number.is_finite():
+        return ""
+    code = str(currency or "").upper()
+    places = _CURRENCY_DECIMALS.get(code, 2)
+    text = f"{number:,.{places}f}"
+    if not code:
+        return text
+    if code == "JPY" and (translation.get_language() or "").startswith("ja"):
+        return f"{text}円"
+    return f"{text} {code}"
+
+
+def _default_factor_names() -> set[str]:
+    """The names authguard gives factors itself (the recovery-code set), in every configured language."""
+    names: set[str] = set()
+    for code, _label in settings.LANGUAGES:
+        with translation.override(code):
+            names.add(str(_("Recovery codes")).casefold())
+    return names
+
+
+def ways_back(user: Any) -> dict[str, bool]:
+    """Which self-service ways out of a lock ``user`` really has, for a lock mail without them in context.
+
+    ``unlock_passkey``: a confirmed passkey that is not cooling off, and passkeys may unlock
+    (``AUTHGUARD_UNLOCK_METHODS``). ``unlock_codes``: an authenticator plus recovery codes and the codes
+    path is on (:func:`~authguard.factors.methods.codes_unlock_available`). The desk is always offered.
+    SECURITY: fails closed towards offering only the desk: a way that cannot be checked is not promised.
+    """
+
+    if user is None or user.pk is None:
+        return {"unlock_passkey": False, "unlock_codes": False}
+    try:
+        passkey = "passkey" in app_settings.UNLOCK_METHODS and any(
+            method_of(device) == "passkey" and not factor_cooling_off(device)
+            for device in usable_factors(user)
+        )
+        codes = codes_unlock_available(user)
+    except Exception:
+        logger.warning("authguard: could not list the ways out of a lock for user %s", user.pk, exc_info=True)
+        return {"unlock_passkey": False, "unlock_codes": False}
+    return {"unlock_passkey": bool(passkey), "unlock_codes": bool(codes)}
+
+
+def _body_context(notification: Notification) -> dict[str, Any]:
+    """The template context of ``notification``: times formatted once, derived labels, site and recipient.
+
+    Runs inside the recipient's language. Values stored in the row are already defanged; derived ones are
+    built from them or from trusted settings.
+    """
+    context: dict[str, Any] = {k: _format_time(v) for k, v in notification.context.items()}
+    # A factor's name that only repeats its kind ("recovery codes (Recovery codes)") says nothing.
+    name, factor = context.get("name"), context.get("factor")
+    if isinstance(name, str) and (
+        (isinstance(factor, str) and name.casefold() == factor.casefold())
+        or name.casefold() in _default_factor_names()
+    ):
+        context["name"] = ""
+    if notification.kind == "order_held":
+        symbol, instrument = context.get("symbol") or "", context.get("instrument") or ""
+        context["instrument_label"] = (
+            f"{instrument} ({symbol})" if instrument and symbol else instrument or symbol
+        )
+        context["amount_text"] = (
+            _format_amount(context.get("amount"), context.get("currency")) if context.get("amount") else ""
+        )
+    if notification.kind == "account_locked" and not notification.staff:
+        ways = ways_back(notification.user)
+        for key, value in ways.items():
+            context.setdefault(key, value)
+    context.update(
+        staff=notification.staff,
+        site_name=defang(app_settings.WEBAUTHN_RP_NAME),
+        recipient=defang(notification.user.get_username()) if notification.user else "",
+    )
+    return context
+
+
+def render(notification: Notification) -> tuple[str, str]:
+    """The subject and plain-text body of ``notification``, in its recipient's language.
+
+    Raises :class:`LinkInMessage` if anything link-like made it into the text: fail closed.
+    """
+    kind = KINDS[notification.kind]
+    language = notification.language or settings.LANGUAGE_CODE
+    with translation.override(language):
+        subject_text = kind.staff_subject if notification.staff and kind.staff_subject else kind.subject
+        context = _body_context(notification)
+        subject = f"[{context['site_name']}] {subject_text}"
+        body = render_to_string(f"authguard/email/{notification.kind}.txt", context).strip() + "\n"
+    if contains_link(subject) or contains_link(body):
+        raise LinkInMessage(f"notification {notification.pk} ({notification.kind}) contains a link")
+    return subject, body
+
+
+def build_message(notification: Notification) -> EmailMessage:
+    """The e-mail for ``notification``, with a ``Message-ID`` derived from its dedupe key.
+
+    A stable ``Message-ID`` lets mail servers drop a duplicate if a worker crashed between sending and
+    recording the send (the one case the outbox cannot rule out).
+    """
+    subject, body = render(notification)
+    digest = hashlib.sha256(notification.dedupe_key.encode()).hexdigest()[:32]
+    domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "authguard.invalid"
+    return EmailMessage(
+        subject=subject,
+        body=body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[notification.to_email],
+        headers={"Message-ID": f"<{digest}@{domain}>", "Auto-Submitted": "auto-generated"},
+    )

@@ -1,0 +1,327 @@
+"""The order rules that read more than one order: many accounts buying one instrument (:class:`Campaign`)
+and the account's exposure over days (:class:`Exposure`, issue 11).
+
+Configured and loaded like every order rule through :mod:`authguard.orders.rules` (stored policies name them
+``authguard.order_rules.Campaign`` / ``.Exposure``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from django.utils.translation import gettext_lazy as _
+
+from authguard.orders.rule_base import (
+    CRITICAL,
+    DEFAULT_HORIZON_HOURS,
+    DEFAULT_ILLIQUID_VALUE,
+    DEFAULT_LIQUID_VALUE,
+    DEFAULT_SLOW_HORIZON_HOURS,
+    DEFAULT_TRUST_DAYS,
+    HIGH,
+    CampaignFacts,
+    OrderFacts,
+    OrderRule,
+    RuleFinding,
+    _days,
+    _percent,
+    reason,
+)
+
+
+class Campaign(OrderRule):
+    """Many accounts buying one illiquid instrument within ``window_hours``: at ``accounts`` distinct buyers
+    (or ``risky_accounts`` from risky sessions) the instrument is flagged, the admins are alerted, and every
+    further buy of it is held for every account until an admin clears the flag."""
+
+    defaults: ClassVar[dict[str, Any]] = {
+        "window_hours": 6,
+        "accounts": 10,
+        "risky_accounts": 5,
+        # [hours, share]: buys by accounts with a recent context change above ``share`` of one day's traded
+        # value within ``hours`` flag the instrument, however the buys are spaced (battery case 52).
+        "volume_windows": [[24, 0.1], [72, 0.2], [168, 0.25]],
+        # ...once at least this many such accounts bought it (one account's own buys are the exposure rule's).
+        "volume_accounts": 3,
+        # The count of accounts flags only when together they bought at least this share of a day's traded
+        # value: a dozen customers buying ¥3,000 each of a small cap is no pump (0 turns the condition off).
+        "min_volume_share": 0.05,
+    }
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        windows = self.options["volume_windows"]
+        ok = isinstance(windows, list | tuple) and all(
+            isinstance(w, list | tuple)
+            and len(w) == 2
+            and all(isinstance(x, int | float) and not isinstance(x, bool) and x > 0 for x in w)
+            for w in windows
+        )
+        if not ok:
+            raise ValueError(
+                "option 'volume_windows' must be a list of [hours, share] pairs of positive numbers"
+            )
+
+    def campaign_hours(self) -> int:
+        return int(self.options["window_hours"])
+
+    def volume_hours(self) -> list[int]:
+        """The hours of the volume windows (the guard sums risky buys over each)."""
+        return sorted({int(h) for h, _share in self.options["volume_windows"]})
+
+    def window_hours(self) -> int | None:
+        return None  # reads CampaignFacts, not the customer's own window
+
+    def evaluate(self, facts: OrderFacts) -> Iterable[RuleFinding]:
+        campaign = facts.campaign
+        if not facts.is_buy or campaign is None:
+            return
+        if campaign.flagged:
+            yield RuleFinding(
+                "campaign_instrument",
+                CRITICAL,
+                reason(
+                    _(
+                        "Many accounts have been buying %(symbol)s at once; "
+                        "buys of it need your confirmation."
+                    ),
+                    {"symbol": facts.symbol},
+                ),
+                self.action,
+                {"accounts": campaign.accounts},
+            )
+            return
+        volume = self._volume_window(campaign)
+        if volume is not None:
+            hours, share, limit = volume
+            yield RuleFinding(
+                "campaign_detected",
+                CRITICAL,
+                reason(
+                    _(
+                        "Many accounts have been buying %(symbol)s at once; "
+                        "buys of it need your confirmation."
+                    ),
+                    {"symbol": facts.symbol},
+                ),
+                self.action,
+                {
+                    "accounts": campaign.accounts,
+                    "risky_accounts": campaign.risky_accounts,
+                    "hours": hours,
+                    "volume_share": round(float(share), 4),
+                    "limit": limit,
+                    "flag": True,
+                },
+            )
+            return
+        enough = campaign.accounts >= int(self.options["accounts"]) or campaign.risky_accounts >= int(
+            self.options["risky_accounts"]
+        )
+        daily = campaign.daily_value
+        if enough and campaign.window_volume is not None and daily is not None and daily > 0:
+            # SECURITY: an unknown volume (or none reported) keeps the count alone, as before: fail closed.
+            enough = campaign.window_volume / daily >= Decimal(str(self.options["min_volume_share"]))
+        if enough:
+            yield RuleFinding(
+                "campaign_detected",
+                CRITICAL,
+                reason(
+                    _(
+                        "Many accounts have been buying %(symbol)s at once; "
+                        "buys of it need your confirmation."
+                    ),
+                    {"symbol": facts.symbol},
+                ),
+                self.action,
+                {
+                    "accounts": campaign.accounts,
+                    "risky_accounts": campaign.risky_accounts,
+                    "hours": campaign.hours,
+                    "flag": True,
+                },
+            )
+
+    def _volume_window(self, campaign: CampaignFacts) -> tuple[int, Decimal, float] | None:
+        """The first volume window whose risky buys exceed its share of a day's traded value, if any."""
+        daily = campaign.daily_value
+        if (
+            daily is None
+            or daily <= 0
+            or campaign.risky_volume_accounts < int(self.options["volume_accounts"])
+        ):
+            return None
+        for hours, limit in sorted(self.options["volume_windows"]):
+            bought = campaign.risky_volume.get(int(hours))
+            if bought is None:
+                continue
+            share = bought / daily
+            if share > Decimal(str(limit)):
+                return int(hours), share, float(limit)
+        return None
+
+
+class Exposure(OrderRule):
+    """The account's exposure over days, not one order in a 24-hour window (issue 11).
+
+    Over ``horizon_hours`` (a week) and ``slow_horizon_hours`` (a month), placed and held orders add up
+    however they are split, ordered or spaced:
+
+    - ``exposure_liquidation``: sells against the holdings' value at the horizon's start (buys never raise
+      it) above ``max_liquidation_share`` (``slow_max_liquidation_share`` over the slow horizon);
+    - ``exposure_illiquid``: buys weighted by their instrument's illiquidity (the liquidity scale: 0 for a
+      stock trading ``liquid_value`` a day or more, 1 at ``illiquid_value`` or less, a foreign small cap 1,
+      a small cap at least ``small_cap_weight``) above ``max_illiquid_share`` of the portfolio's value
+      within the slow horizon, so the limit tightens continuously as the stock gets thinner;
+    - ``exposure_instrument_volume``: the account's buys of one instrument within the horizon above
+      ``max_adv_share`` of its daily traded value (chunks just under the per-order limit add up);
+    - ``exposure_concentration``: after the buy, more than ``max_position_share`` of the portfolio (weighted
+      by illiquidity) in the instrument.
+
+    An account whose sign-in context changed within ``trust_days`` (or a risky session) has every limit
+    multiplied by ``changed_factor``.
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {
+        "horizon_hours": DEFAULT_HORIZON_HOURS,
+        "slow_horizon_hours": DEFAULT_SLOW_HORIZON_HOURS,
+        "max_liquidation_share": 0.5,
+        "slow_max_liquidation_share": 0.8,
+        "max_illiquid_share": 0.1,
+        "max_adv_share": 0.1,
+        "max_position_share": 0.3,
+        "trust_days": DEFAULT_TRUST_DAYS,
+        "changed_factor": 0.5,
+        "liquid_value": DEFAULT_LIQUID_VALUE,
+        "illiquid_value": DEFAULT_ILLIQUID_VALUE,
+        "small_cap_weight": 0.5,
+    }
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if not self.options["liquid_value"] > self.options["illiquid_value"] > 0:
+            raise ValueError("option 'liquid_value' must be above 'illiquid_value', both positive")
+        if not 0 < self.options["changed_factor"] <= 1:
+            raise ValueError("option 'changed_factor' must be above 0 and at most 1")
+
+    def window_hours(self) -> int | None:
+        return int(self.options["horizon_hours"])
+
+    def horizons(self) -> list[int]:
+        return sorted({int(self.options["horizon_hours"]), int(self.options["slow_horizon_hours"])})
+
+    def _limit(self, name: str, facts: OrderFacts) -> Decimal:
+        limit = Decimal(str(self.options[name]))
+        if facts.account_changed:
+            limit *= Decimal(str(self.options["changed_factor"]))
+        return limit
+
+    def _evidence(self, facts: OrderFacts, **values: Any) -> dict[str, Any]:
+        evidence: dict[str, Any] = {
+            k: round(float(v), 4) if isinstance(v, Decimal) else v for k, v in values.items()
+        }
+        if facts.account_changed:
+            evidence["account_changed"] = list(facts.trust.reasons) if facts.trust else []
+            if facts.session_risky:
+                evidence["account_changed"].append("risky_session")
+        return evidence
+
+    def evaluate(self, facts: OrderFacts) -> Iterable[RuleFinding]:
+        if facts.is_sell:
+            yield from self._liquidation(facts)
+        else:
+            yield from self._illiquid(facts)
+
+    def _liquidation(self, facts: OrderFacts) -> Iterable[RuleFinding]:
+        checks = (
+            (int(self.options["horizon_hours"]), "max_liquidation_share"),
+            (int(self.options["slow_horizon_hours"]), "slow_max_liquidation_share"),
+        )
+        for hours, option in checks:
+            if hours not in facts.windows:
+                continue
+            share, sold, base = facts.sold_share(hours)
+            limit = self._limit(option, facts)
+            if share > limit:
+                yield RuleFinding(
+                    "exposure_liquidation",
+                    HIGH,
+                    reason(
+                        _(
+                            "Sells within %(days)s days would reach %(share)s %% of your holdings "
+                            "(limit %(limit)s %%)."
+                        ),
+                        {"days": _days(hours), "share": _percent(share), "limit": _percent(limit)},
+                    ),
+                    self.action,
+                    self._evidence(facts, share=share, sold=str(sold), base=str(base), hours=hours),
+                )
+                return
+
+    def _illiquid(self, facts: OrderFacts) -> Iterable[RuleFinding]:
+        horizon = int(self.options["horizon_hours"])
+        slow = int(self.options["slow_horizon_hours"])
+        daily = facts.instrument.daily_value
+        if horizon in facts.windows and daily is not None and daily > 0:
+            bought = facts.window(horizon).symbol_buys + facts.amount
+            share = bought / daily
+            limit = self._limit("max_adv_share", facts)
+            if share > limit:
+                yield RuleFinding(
+                    "exposure_instrument_volume",
+                    HIGH,
+                    reason(
+                        _(
+                            "Within %(days)s days your buys of %(symbol)s would reach %(share)s %% of what "
+                            "it trades in a day."
+                        ),
+                        {"days": _days(horizon), "symbol": facts.symbol, "share": _percent(share)},
+                    ),
+                    self.action,
+                    self._evidence(facts, adv_share=share, bought=str(bought), hours=horizon),
+                )
+        if facts.illiquidity <= 0:
+            return
+        total = facts.portfolio.total_value
+        weighted = facts.weighted_amount
+        if slow in facts.windows:
+            exposure = facts.window(slow).illiquid_amount + weighted
+            share = exposure / total if total > 0 else Decimal(1)
+            limit = self._limit("max_illiquid_share", facts)
+            if share > limit:
+                yield RuleFinding(
+                    "exposure_illiquid",
+                    CRITICAL,
+                    reason(
+                        _(
+                            "Within %(days)s days your buys of thinly traded stocks would reach %(share)s %% "
+                            "of your portfolio (limit %(limit)s %%)."
+                        ),
+                        {"days": _days(slow), "share": _percent(share), "limit": _percent(limit)},
+                    ),
+                    self.action,
+                    self._evidence(
+                        facts, share=share, weighted=str(exposure), illiquidity=facts.illiquidity, hours=slow
+                    ),
+                )
+                return
+        holding = facts.portfolio.holding(facts.symbol)
+        position = (holding.value if holding else Decimal(0)) + facts.amount
+        concentration = position * Decimal(str(facts.illiquidity)) / total if total > 0 else Decimal(1)
+        limit = self._limit("max_position_share", facts)
+        if concentration > limit:
+            yield RuleFinding(
+                "exposure_concentration",
+                HIGH,
+                reason(
+                    _(
+                        "After this buy, %(share)s %% of your portfolio would be in %(symbol)s, a thinly "
+                        "traded stock."
+                    ),
+                    {"share": _percent(position / total if total > 0 else 1), "symbol": facts.symbol},
+                ),
+                self.action,
+                self._evidence(facts, concentration=concentration, illiquidity=facts.illiquidity),
+            )

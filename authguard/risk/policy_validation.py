@@ -1,0 +1,123 @@
+"""Whether a proposed risk policy is valid: thresholds, signal options and shadow signals, in words.
+
+Pure: it reads the settings and the signal classes, never the database, so the ``PolicyVersion`` model
+validates itself with it (``full_clean``) and the policy editor, the system checks and replay share it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.module_loading import import_string
+from django.utils.translation import gettext
+
+from authguard.conf import app_settings
+from authguard.plugins import plugin_list_problem
+from authguard.risk.findings import RiskSignal
+from authguard.risk.signal_info import FLOAT, INT, describe_signal
+from authguard.validators import thresholds_problem
+
+
+def effective_signal_config(signal_options: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """``AUTHGUARD_RISK_SIGNALS`` with ``signal_options`` (``{dotted name: {option: value}}``) merged in."""
+    overrides = signal_options or {}
+    return [
+        {"NAME": entry["NAME"], "OPTIONS": {**entry.get("OPTIONS", {}), **overrides.get(entry["NAME"], {})}}
+        for entry in app_settings.RISK_SIGNALS
+    ]
+
+
+def policy_problem(
+    *, thresholds: Any = None, signal_options: Any = None, shadow_signals: Any = None
+) -> str | None:
+    """Say what is wrong with a proposed policy, or None when it is valid.
+
+    The checks are those of the system checks (``authguard.E001``/``E002``), so a value the settings
+    would refuse is refused here too; the message names the signal and the option in words (the signal's
+    name from :func:`describe_signal`, the option's key after its label) rather than a position in a list.
+    """
+    if thresholds:
+        if not isinstance(thresholds, dict):
+            return gettext("Thresholds: they must be a dict of {'step_up': int, 'deny': int}")
+        problem = thresholds_problem({**app_settings.THRESHOLDS, **thresholds})
+        if problem:
+            return gettext("Thresholds: %(problem)s") % {"problem": problem}
+    if signal_options:
+        if not isinstance(signal_options, dict):
+            return gettext("Signal options: they must be a dict of {signal name: {option: value}}")
+        configured = {entry["NAME"] for entry in app_settings.RISK_SIGNALS}
+        for name, options in signal_options.items():
+            if name not in configured:
+                return gettext("Signal options: %(name)r is not a configured signal") % {"name": name}
+            if not isinstance(options, dict):
+                return gettext("%(signal)s: the options must be a dict of {option: value}") % {
+                    "signal": describe_signal(name).label
+                }
+        for entry in effective_signal_config(signal_options):
+            if entry["NAME"] in signal_options:
+                problem = signal_problem(entry["NAME"], entry["OPTIONS"])
+                if problem:
+                    return problem
+    if shadow_signals:
+        if not isinstance(shadow_signals, list | tuple):
+            return gettext("Shadow signals: they must be a list of {'NAME': ..., 'OPTIONS': {...}}")
+        for entry in shadow_signals:
+            if not isinstance(entry, dict) or not isinstance(entry.get("NAME"), str):
+                return gettext("Shadow signals: each one must be a dict with a 'NAME' (a dotted path)")
+            unknown = set(entry) - {"NAME", "OPTIONS"}
+            if unknown:
+                return gettext("Shadow signal %(name)r has unknown keys %(keys)s") % {
+                    "name": entry["NAME"],
+                    "keys": sorted(unknown),
+                }
+            options = entry.get("OPTIONS", {})
+            if not isinstance(options, dict):
+                return gettext("Shadow signal %(name)r: 'OPTIONS' must be a dict") % {"name": entry["NAME"]}
+            problem = signal_problem(entry["NAME"], options, report_only=True)
+            if problem:
+                return problem
+    return None
+
+
+def signal_problem(name: str, options: dict[str, Any], *, report_only: bool = False) -> str | None:
+    """Say what is wrong with one signal's options (all of them, merged), naming signal and option in words.
+
+    The same rules as :class:`authguard.risk.findings.RiskSignal` (known options; a number where the default
+    is one), then the signal's own checks (it is built once, as the system check does).
+    """
+    try:
+        klass = import_string(name)
+    except ImportError as exc:
+        return gettext("Signal %(name)r: cannot import it (%(error)s)") % {
+            "name": name,
+            "error": exc,
+        }
+    if not (isinstance(klass, type) and issubclass(klass, RiskSignal)):
+        return gettext("%(name)r is not a risk signal (a subclass of RiskSignal)") % {"name": name}
+    info = describe_signal(name)
+    signal = info.label
+    if report_only:
+        signal = gettext("%(signal)s (shadow)") % {"signal": signal}
+    unknown = set(options) - set(klass.defaults)
+    if unknown:
+        return gettext("%(signal)s: unknown options %(keys)s") % {"signal": signal, "keys": sorted(unknown)}
+    for option in info.options:
+        if option.key not in options:
+            continue
+        value = options[option.key]
+        if option.kind in (INT, FLOAT) and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return gettext("%(signal)s: %(option)s (%(key)s) must be a number") % {
+                "signal": signal,
+                "option": option.label,
+                "key": option.key,
+            }
+    try:
+        klass(**options)
+    except (TypeError, ValueError) as exc:
+        return gettext("%(signal)s: the options are refused (%(error)s)") % {"signal": signal, "error": exc}
+    return None
+
+
+def risk_signals_problem(raw: Any) -> str | None:
+    """Say what is wrong with a risk-signal list (import and construct each), or None when valid."""
+    return plugin_list_problem(raw, base=RiskSignal)

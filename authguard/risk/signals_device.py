@@ -1,0 +1,261 @@
+"""The device cookie signal: a browser the account used before, and whether it still fits its past.
+
+One of the built-in risk signals (all listed in :mod:`authguard.risk.signals`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.utils.translation import gettext_lazy as _
+
+from authguard.risk.findings import STEP_UP_FLOOR, Finding, RiskSignal
+from authguard.risk.history import Evidence
+from authguard.risk.profile import DeviceMemory, Profile, device_memory, major_version
+from authguard.risk.signals_network import haversine_km
+
+# A reason nearly every login carries, made once (a lazy string costs a little each time).
+_KNOWN_DEVICE = _("A browser this account signed in from before")
+
+
+def user_agent_change(memory: DeviceMemory | None, evidence: Evidence) -> str | None:
+    """How this login's parsed user agent relates to the one the same device cookie last sent.
+
+    ``None`` when nothing is remembered, ``"same"`` (same family, major version, OS and device type),
+    ``"update"`` (a newer major version of the same browser on the same OS and device type: a real browser
+    update), ``"backwards"`` (an older major version) or ``"sideways"`` (another browser family, OS or
+    device type). A browser cookie never moves to an older browser or another OS; a stolen one replayed
+    with the user agent of the day it was stolen does.
+    """
+    if memory is None:
+        return None
+    client = evidence.ctx.client
+    if client.browser != memory.browser or client.os != memory.os or client.device_type != memory.dtype:
+        return "sideways"
+    major = major_version(client.browser_version)
+    if major == memory.major:
+        return "same"
+    return "update" if major > memory.major else "backwards"
+
+
+def _only_imported_devices(profile: Profile) -> bool:
+    """Whether every device the profile remembers came from ``import-history`` (the portal's old device ids,
+    never authguard cookies): until the account's first authguard cookie, its customer's own browser with a
+    new cookie looks exactly like a copied user agent, so that finding waits (``new_device`` does not)."""
+    imported = profile.data.get("imp")
+    if not imported:
+        return False
+    devices = profile.data.get("dv") or {}
+    return all(entry and entry[0] <= imported for entry in devices.values())
+
+
+class DeviceCookie(RiskSignal):
+    """Known, remembered or new browser, recognised by authguard's long-lived device cookie.
+
+    The cookie is evidence, not identity: infostealer malware copies it with the rest of the browser's
+    cookies. A known device counts as known only where it fits its own past: a network (ASN) or city this
+    device never signed in from (once the account has ``account_min_logins`` sign-ins), a user agent that
+    went backwards or sideways for this cookie, a cookie whose last legitimate use was long ago, or a
+    device that would have moved faster than ``device_max_kmh`` since its last use each add risk; a new
+    network or city also cancels the known-device discount (a remembered device gets only
+    ``remembered_device_elsewhere``).
+
+    A new browser is mild risk on a network (ASN) the account uses, more on one it never used.
+    A login *without* the cookie but with the user agent of one of the account's browsers (the exact
+    string, or a near copy: same browser family and major version, OS and device type), from a /24 the
+    account never used, is the signature of an attacker replaying the victim's user agent (the user
+    agent is easy to copy; the HttpOnly cookie is not), even on the victim's own ISP.
+    """
+
+    defaults = {
+        "new_device": 25,
+        "new_device_new_network": 15,
+        "copied_user_agent": 30,
+        "known_device": -10,
+        "remembered_device": -25,
+        "remembered_device_elsewhere": -10,
+        "account_min_logins": 2,
+        "device_new_network": 35,
+        "device_new_network_known_to_account": 0,
+        "device_new_city": 10,
+        "portable_factor": 0.25,
+        "device_city_min_km": 30,
+        "device_user_agent_backwards": 40,
+        "device_user_agent_sideways": 40,
+        "stale_device_days": 60,
+        "stale_device": 5,
+        "device_max_kmh": 400,
+        "device_min_km": 150,
+        "device_moved": 10,
+        "device_binding_missing": 60,
+    }
+
+    def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        device, profile = evidence.device, evidence.profile
+        if evidence.ctx.dbsc == "bound_missing_proof":
+            # SECURITY: the cookie of a device bound to a key (DBSC) without the proof that key gives: it was
+            # copied off the device (an infostealer). No discount for a known device, and a step-up at least.
+            return [
+                Finding(
+                    "device_binding_missing",
+                    self.options["device_binding_missing"],
+                    _("A device cookie bound to a device key, presented without that key's proof"),
+                    {STEP_UP_FLOOR: True},
+                )
+            ]
+        if device.known or device.trusted:
+            return self._known(evidence)
+        if profile.logins == 0:
+            return []  # nothing to compare with; AccountContext reports the missing history
+        if profile.total("dev") == 0:
+            # This account's logins never carried a device cookie (an API client, or a log without them):
+            # a missing cookie says nothing here.
+            return []
+        findings = [
+            Finding(
+                "new_device",
+                self.options["new_device"],
+                _("A browser never seen on this account"),
+                {"cookie_presented": device.presented},
+            )
+        ]
+        features = evidence.ctx.features
+        if profile.count("asn", features["asn"]) == 0:
+            findings.append(
+                Finding(
+                    "new_device_new_network",
+                    self.options["new_device_new_network"],
+                    _("A new browser on a network this account never used"),
+                )
+            )
+        if (
+            profile.count("prefix", features["prefix"]) == 0
+            and (profile.count("ua", features["ua"]) > 0 or profile.count("uac", features["uac"]) > 0)
+            and not _only_imported_devices(profile)
+        ):
+            findings.append(
+                Finding(
+                    "copied_user_agent",
+                    self.options["copied_user_agent"],
+                    _("The browser signature of one of this account's devices, without its cookie"),
+                    {"exact": profile.count("ua", features["ua"]) > 0},
+                )
+            )
+        return findings
+
+    def _known(self, evidence: Evidence) -> list[Finding]:
+        """A device cookie this account used before (or remembered): check that it fits its own past."""
+        o, profile, features = self.options, evidence.profile, evidence.ctx.features
+        findings = self._elsewhere(evidence)
+        if evidence.device.trusted:
+            points = o["remembered_device_elsewhere"] if findings else o["remembered_device"]
+            findings.append(
+                Finding("remembered_device", points, _("A device remembered after a second-factor check"))
+            )
+        elif not findings:
+            findings.append(Finding("known_device", o["known_device"], _KNOWN_DEVICE))
+        memory = device_memory(profile, features["dev"])
+        change = user_agent_change(memory, evidence)
+        # user_agent_change answers None without a memory; the test narrows it for the type checker.
+        if memory is not None and change in ("backwards", "sideways"):
+            findings.append(
+                Finding(
+                    f"device_user_agent_{change}",
+                    o[f"device_user_agent_{change}"],
+                    _("This device's browser is older than, or not the same as, the one it used before"),
+                    {
+                        "was": f"{memory.browser} {memory.major} {memory.os}",
+                        "now": evidence.ctx.client.summary,
+                    },
+                )
+            )
+        if memory is None:
+            return findings
+        ctx = evidence.ctx
+        idle_days = (ctx.timestamp - memory.t) / 86400
+        if idle_days >= o["stale_device_days"]:
+            findings.append(
+                Finding(
+                    "stale_device",
+                    o["stale_device"],
+                    _("This device had not signed in for a long time"),
+                    {"days": round(idle_days)},
+                )
+            )
+        geo = ctx.geo
+        if (
+            memory.lat is not None
+            and memory.lon is not None
+            and geo.latitude is not None
+            and geo.longitude is not None
+            and not geo.anonymous_vpn
+        ):
+            distance = haversine_km(memory.lat, memory.lon, geo.latitude, geo.longitude)
+            effective = max(0.0, distance - (memory.acc or 0) - (geo.accuracy_km or 0))
+            hours = max((ctx.timestamp - memory.t) / 3600, 1 / 60)
+            if effective >= o["device_min_km"] and effective / hours > o["device_max_kmh"]:
+                findings.append(
+                    Finding(
+                        "device_moved",
+                        o["device_moved"],
+                        _("The same device signed in from a distant place too shortly before"),
+                        {"km": round(effective), "hours": round(hours, 2)},
+                    )
+                )
+        return findings
+
+    def _far(self, evidence: Evidence) -> bool:
+        """Whether the login is at least ``device_city_min_km`` from the device's last place, after
+        subtracting both accuracy radii (a block located at the region's big city is not a move)."""
+        memory = device_memory(evidence.profile, evidence.ctx.features["dev"])
+        geo = evidence.ctx.geo
+        if (
+            memory is None
+            or memory.lat is None
+            or memory.lon is None
+            or geo.latitude is None
+            or geo.longitude is None
+        ):
+            return True
+        distance = haversine_km(memory.lat, memory.lon, geo.latitude, geo.longitude)
+        effective = distance - (memory.acc or 0) - (geo.accuracy_km or 0)
+        return effective >= self.options["device_city_min_km"]
+
+    def _elsewhere(self, evidence: Evidence) -> list[Finding]:
+        """A known device on a network (ASN) or in a city this device never signed in from."""
+        profile, features, o = evidence.profile, evidence.ctx.features, self.options
+        if (
+            not evidence.device.known
+            or profile.total("dasn") == 0
+            or profile.logins < o["account_min_logins"]
+        ):
+            # A remembered device the profile never learned, a profile from before per-device memory, or an
+            # account too new to have habits (its second sign-in, from the office, is not a stolen cookie).
+            return []
+        findings = []
+        # Phones and tablets change networks all day (mobile data, wifi): their new places count less.
+        factor = o["portable_factor"] if evidence.ctx.client.device_type in ("mobile", "tablet") else 1.0
+        if profile.count("dasn", features["dasn"]) == 0:
+            # A network another of the account's devices uses (the home line the phone also uses) is a
+            # small step; one the account never used is where a stolen cookie is replayed from.
+            account_network = profile.count("asn", features["asn"]) > 0
+            points = o["device_new_network_known_to_account" if account_network else "device_new_network"]
+            if points:
+                findings.append(
+                    Finding(
+                        "device_new_network",
+                        round(points * factor),
+                        _("A known device on a network it never signed in from"),
+                        {"asn": evidence.ctx.geo.asn, "account_network": account_network},
+                    )
+                )
+        if features["city"] != "?" and profile.count("dcity", features["dcity"]) == 0 and self._far(evidence):
+            findings.append(
+                Finding(
+                    "device_new_city",
+                    round(o["device_new_city"] * factor),
+                    _("A known device in a city it never signed in from"),
+                    {"city": evidence.ctx.geo.place},
+                )
+            )
+        return findings

@@ -1,0 +1,106 @@
+"""Mid-session re-scoring: a verified session whose request context changed materially is scored again.
+
+Called by the middleware for every request of a verified session (:func:`check_binding`); the session state
+and its binding live in :mod:`authguard.sessions.state`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import HttpRequest
+
+from authguard.choices import Action, Outcome
+from authguard.conf import app_settings
+from authguard.factors.methods import step_up_methods
+from authguard.login import flow as login_flow
+from authguard.risk.context import LoginContext
+from authguard.sessions.state import (
+    _fingerprint,
+    _request_parts,
+    _save,
+    current_binding,
+    is_material_change,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
+    """Compare this request's context with the one the verified session is bound to.
+
+    Returns ``"same"`` (nothing to do), ``"moved"`` (another IP in the same network: rebound), ``"allowed"``
+    (a material change the risk engine allowed: rebound), ``"reported"`` (``"step_up"`` is report-only: a
+    risky re-score recorded with a ``report_only`` finding, the session rebound and carried on, no longer
+    low-risk), ``"pending"`` (scored ``step_up``: the session must step up again; logged as a ``rescored``
+    login event) or ``"ended"`` (scored ``deny``, or
+    ``step_up`` for a user with no factor to step up with: what a fresh login from there would be refused;
+    logged as ``refused``). The caller signs an ended session out.
+
+    SECURITY: a re-scored session is never treated more gently than a fresh sign-in (battery case 61): a
+    context a fresh login would be refused from must not be one relayed code away from the account.
+    """
+    ip, ua, cookie = _request_parts(request)
+    fingerprint = _fingerprint(ip, ua, cookie)
+    if state.get("k") == fingerprint:
+        return "same"
+    now = current_binding(request)
+    bound = state.get("b") or {}
+    if not is_material_change(bound, now):
+        state["b"], state["k"] = now, fingerprint
+        _save(request, state)
+        return "moved"
+    assessment, ctx = _rescore(request)
+    state["r"] = True
+    if assessment.action == Action.ALLOW:
+        state["b"], state["k"] = now, fingerprint
+        _save(request, state)
+        return "allowed"
+    no_factor = not step_up_methods(request.user)
+    if app_settings.report_only("step_up"):
+        # Rollout: record what would have happened, carry the session on (rebound, no longer low-risk).
+        would_have = "end_session" if assessment.action == Action.DENY or no_factor else "step_up"
+        reported = login_flow.with_report_only(assessment, "step_up", would_have, rescored=True)
+        login_flow.record_event(ctx, request.user, reported, password_ok=False, outcome=Outcome.SIGNED_IN)
+        state["b"], state["k"], state["lr"] = now, fingerprint, False
+        _save(request, state)
+        logger.warning(
+            "authguard REPORT-ONLY step_up user=%s ip=%s re-scored session would have %s: %s",
+            request.user.pk,
+            ctx.ip,
+            would_have,
+            assessment.explain(),
+        )
+        return "reported"
+    if assessment.action == Action.DENY or no_factor:
+        login_flow.record_event(ctx, request.user, assessment, password_ok=False, outcome=Outcome.REFUSED)
+        logger.warning(
+            "authguard session ended on re-score user=%s ip=%s %s",
+            request.user.pk,
+            ctx.ip,
+            assessment.explain(),
+        )
+        return "ended"
+    event = login_flow.record_event(
+        ctx, request.user, assessment, password_ok=False, outcome=Outcome.RESCORED
+    )
+    # SECURITY: a session carried to another network, device or browser proves nothing by itself. The
+    # re-score's event is the one a later step-up marks passed.
+    state.update(s="pending", st=None, sm=None, lr=False, e=event.pk)
+    _save(request, state)
+    logger.warning(
+        "authguard session re-scored user=%s ip=%s event=%s %s",
+        request.user.pk,
+        ctx.ip,
+        event.pk,
+        assessment.explain(),
+    )
+    return "pending"
+
+
+def _rescore(request: HttpRequest) -> tuple[Any, LoginContext]:
+    user = request.user
+    # Scored, never learned: the session's new context has not proved anything.
+    scored = login_flow.score_request(request, username=user.get_username(), user=user)
+    return scored.assessment, scored.context

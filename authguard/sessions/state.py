@@ -1,0 +1,395 @@
+"""The session's verification state: pending or verified, how and when it was last strongly verified, and
+the context (network, device cookie, browser) it was verified in.
+
+Everything lives in one small dict under the session key ``"_authguard"``; nothing else stores step-up
+state, so it is server-side, dies with the session, and cannot be steered by anything the client sends.
+
+* A login the risk engine allowed starts a *verified* session (:func:`begin_verified`).
+* A login scored ``step_up`` starts a *pending* one (:func:`begin_pending`): signed in with the password
+  only, it reaches nothing but the step-up pages until the step-up flow
+  (:func:`authguard.login.stepup.complete_step_up`) verifies it.
+* :func:`mark_strong` records a strong verification (step-up, or a re-verification before a factor change);
+  :func:`has_fresh_verification` asks whether there was one recently enough.
+* The binding (network, device cookie, browser) is kept here; :mod:`authguard.sessions.rescoring` re-scores
+  a session whose context changed materially.
+* :func:`end_all_sessions` ends every session of a user (a lock, a password change or reset).
+
+This module is low in the layering (it reads settings, the models and the request context): the flows
+that verify, re-score or lock build on it, never the other way round.
+
+The compact dict keys: ``s`` status, ``e`` login event id, ``a`` login action, ``u`` stepped up, ``r``
+re-scored, ``n`` new device, ``t`` login time, ``st``/``sm`` strong verification time and method, ``lr``
+low risk, ``w`` last activity, ``k`` fingerprint of the last request context seen, ``b`` the bound context
+(``ip``, ``asn``, ``cc``, ``dev``, ``br``), ``sk`` the session key the state was last written under.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Collection
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Literal
+
+import django_otp
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.dispatch import Signal
+from django.http import HttpRequest
+from django.utils import timezone
+
+from authguard.choices import Action, Outcome
+from authguard.conf import app_settings
+from authguard.models import LoginEvent, SessionRecord
+from authguard.risk.addresses import client_ip
+from authguard.risk.context import device_hash, device_id_from_cookie
+from authguard.risk.geoip import geolocate
+from authguard.risk.useragent import client_info
+
+if TYPE_CHECKING:
+    from authguard.login.flow import LoginDecision
+
+logger = logging.getLogger(__name__)
+
+#: The request attribute through which the login flow hands its decision to views and middleware.
+DECISION_ATTR = "_authguard_decision"
+#: The session key holding authguard's state.
+STATE_KEY = "_authguard"
+#: Request attribute set when the session was (re)bound in this request; the middleware then binds the
+#: device cookie it issues in the same response.
+BOUND_ATTR = "_authguard_bound"
+#: Strong verification methods, as named in settings and in session state.
+METHODS = ("passkey", "totp", "recovery_code")
+#: The only method whose verification remembers the browser and resets the account's failure run: a
+#: thief who relays one code through a phishing page cannot relay a passkey (it is bound to the origin).
+PHISHING_RESISTANT_METHODS = frozenset({"passkey"})
+#: Session keys ended (deleted from the store) while this request ran: the middleware then also drops the
+#: request's own session instead of writing it back.
+ENDED_SESSIONS: ContextVar[frozenset[str]] = ContextVar("authguard_ended_sessions", default=frozenset())
+#: Last-activity time is written at most this often, so an active session is saved once a minute, not on
+#: every request.
+ACTIVITY_RESOLUTION_SECONDS = 60
+
+Status = Literal["verified", "pending"]
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A read-only view of the session's verification state."""
+
+    status: Status
+    login_event_id: int | None
+    login_action: str
+    stepped_up: bool
+    rescored: bool
+    new_device: bool
+    login_at: datetime
+    strong_at: datetime | None
+    strong_method: str | None
+    low_risk: bool
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=dt_timezone.utc)
+
+
+def _now() -> float:
+    return timezone.now().timestamp()
+
+
+def raw_state(request: HttpRequest) -> dict[str, Any] | None:
+    """The state dict of a signed-in session, or None."""
+    session = getattr(request, "session", None)
+    if session is None or SESSION_KEY not in session:
+        return None
+    state = session.get(STATE_KEY)
+    return state if isinstance(state, dict) else None
+
+
+def session_state(request: HttpRequest) -> SessionState | None:
+    """The session's verification state; None when anonymous or not an authguard session."""
+    state = raw_state(request)
+    if state is None:
+        return None
+    try:
+        return SessionState(
+            status="pending" if state.get("s") == "pending" else "verified",
+            login_event_id=state.get("e"),
+            login_action=str(state.get("a", "")),
+            stepped_up=bool(state.get("u")),
+            rescored=bool(state.get("r")),
+            new_device=bool(state.get("n")),
+            login_at=_dt(float(state["t"])),  # type: ignore[arg-type]
+            strong_at=_dt(state.get("st")),
+            strong_method=state.get("sm"),
+            low_risk=bool(state.get("lr")),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def is_pending(request: HttpRequest) -> bool:
+    """True when the session is signed in with the password only and must pass step-up first.
+
+    SECURITY: a signed-in session whose state cannot be read counts as pending (fail closed); a signed-in
+    session without any state (``force_login`` in tests, sessions older than authguard) is adopted by the
+    middleware as verified but not low-risk.
+    """
+    session = getattr(request, "session", None)
+    if session is None or SESSION_KEY not in session:
+        return False
+    state = session.get(STATE_KEY)
+    if state is None:
+        return False
+    return not isinstance(state, dict) or state.get("s") != "verified"
+
+
+# -- the bound context ----------------------------------------------------------------------------------
+
+
+def _fingerprint(ip: str | None, user_agent: str, cookie: str | None) -> str:
+    """A short digest of the raw request context: equal digests mean nothing needs to be looked at."""
+    raw = f"{ip}\x00{user_agent}\x00{cookie or ''}".encode("utf-8", "replace")
+    return hashlib.blake2b(raw, digest_size=12).hexdigest()
+
+
+def _request_parts(request: HttpRequest) -> tuple[str | None, str, str | None]:
+    ua = request.META.get("HTTP_USER_AGENT", "")
+    cookie = request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME)
+    return client_ip(request), ua, cookie
+
+
+def current_binding(request: HttpRequest) -> dict[str, Any]:
+    """The context of this request as the session binding stores it."""
+    ip, ua, cookie = _request_parts(request)
+    geo = geolocate(ip)
+    return {
+        "ip": ip,
+        "asn": geo.asn,
+        "cc": geo.country,
+        "dev": device_hash(device_id_from_cookie(cookie)),
+        "br": client_info(ua).browser,
+    }
+
+
+def is_material_change(bound: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether ``now`` differs from ``bound`` in what matters: network (ASN), country, device cookie (or
+    its absence) or browser family. Another IP inside the same ASN and country is not material."""
+    return any(bound.get(key) != now.get(key) for key in ("asn", "cc", "dev", "br"))
+
+
+def _bind(request: HttpRequest, state: dict[str, Any]) -> None:
+    ip, ua, cookie = _request_parts(request)
+    state["b"] = current_binding(request)
+    state["k"] = _fingerprint(ip, ua, cookie)
+    setattr(request, BOUND_ATTR, True)
+
+
+def bind_issued_device_cookie(request: HttpRequest, cookie_value: str) -> None:
+    """The middleware issued ``cookie_value`` in the response of the request that bound the session, whose
+    request had no valid device cookie: bind the session to the new cookie, so its next request matches."""
+    state = raw_state(request)
+    if state is None or not getattr(request, BOUND_ATTR, False):
+        return
+    binding = dict(state.get("b") or {})
+    binding["dev"] = device_hash(device_id_from_cookie(cookie_value))
+    state["b"] = binding
+    ip, ua, _ = _request_parts(request)
+    state["k"] = _fingerprint(ip, ua, cookie_value)
+    _save(request, state)
+
+
+def _save(request: HttpRequest, state: dict[str, Any]) -> None:
+    state["sk"] = request.session.session_key
+    request.session[STATE_KEY] = state
+    request.session.modified = True
+
+
+# -- starting a session ---------------------------------------------------------------------------------
+
+
+def _new_state(*, status: Status, decision: LoginDecision | None, new_device: bool) -> dict[str, Any]:
+    now = _now()
+    action = str(decision.assessment.action) if decision is not None else ""
+    return {
+        "s": status,
+        "e": decision.event_id if decision is not None else None,
+        "a": action,
+        "u": False,
+        "r": False,
+        "n": new_device,
+        "t": now,
+        "w": now,
+        "st": None,
+        "sm": None,
+        "lr": status == "verified" and action == Action.ALLOW and not _relay_suspected(decision),
+    }
+
+
+#: Findings that keep even an allowed login from counting as low-risk. A login through an anonymising
+#: network, with a copied browser or hopping networks may be a phishing proxy relaying the customer's own
+#: cookies (real-time phishing): factors it enrolls start their cooling-off, whatever the score.
+RELAY_FINDINGS = frozenset({"copied_user_agent", "network_hop", "impossible_travel"})
+
+
+def _relay_suspected(decision: LoginDecision | None) -> bool:
+    if decision is None:
+        return True
+    codes = decision.assessment.reasons
+    return any(code.startswith("anonymous_") or code in RELAY_FINDINGS for code in codes)
+
+
+def begin_verified(request: HttpRequest, *, user: Any, decision: LoginDecision, new_device: bool) -> None:
+    """Login flow: the risk engine allowed this login. Django's ``login`` has rotated the session key."""
+    state = _new_state(status="verified", decision=decision, new_device=new_device)
+    _bind(request, state)
+    _save(request, state)
+    _record_session(request, user)
+
+
+def begin_pending(
+    request: HttpRequest, *, user: Any, decision: LoginDecision, new_device: bool = True
+) -> None:
+    """Login flow: a risky login. The user is signed in, but only as *pending* until they step up."""
+    state = _new_state(status="pending", decision=decision, new_device=new_device)
+    _bind(request, state)
+    _save(request, state)
+    _record_session(request, user)
+
+
+def adopt(request: HttpRequest) -> dict[str, Any]:
+    """Give a signed-in session without authguard state (``force_login``, a session from before authguard
+    was installed) a verified, not low-risk state bound to this request's context."""
+    state = _new_state(status="verified", decision=None, new_device=False)
+    _bind(request, state)
+    _save(request, state)
+    _record_session(request, request.user)
+    return state
+
+
+# -- strong verification ----------------------------------------------------------------------------------
+
+
+def mark_strong(request: HttpRequest, state: dict[str, Any], *, device: Any, method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown step-up method {method!r}")
+    previous = request.session.session_key
+    # SECURITY: a new session key on every (re-)authentication (ASVS 7.2.4); the old key dies here.
+    request.session.cycle_key()
+    if device is not None:
+        django_otp.login(request, device)
+    state["st"] = _now()
+    state["sm"] = method
+    _save(request, state)
+    _record_session(request, request.user, previous=previous)
+
+
+def note_step_up_failure(request: HttpRequest) -> None:
+    """A second factor failed in a pending session: mark its login event ``step_up_failed``."""
+    state = raw_state(request)
+    # An anonymous request matches no event (every login event of a pending session has its user).
+    if state and state.get("s") == "pending" and state.get("e") and request.user.is_authenticated:
+        LoginEvent.objects.filter(pk=state["e"], user_id=request.user.pk).update(
+            outcome=Outcome.STEP_UP_FAILED
+        )
+
+
+def has_fresh_verification(
+    request: HttpRequest, *, max_age: int | None = None, methods: Collection[str] | None = None
+) -> bool:
+    """A passkey/TOTP/recovery-code verification (or one of ``methods``) in this verified session within
+    ``max_age`` seconds (default ``AUTHGUARD_STEP_UP_FRESH_SECONDS``)."""
+    state = raw_state(request)
+    if state is None or state.get("s") != "verified" or state.get("st") is None:
+        return False
+    if methods is not None and state.get("sm") not in methods:
+        return False
+    age = app_settings.STEP_UP_FRESH_SECONDS if max_age is None else max_age
+    elapsed = _now() - float(state["st"])
+    return 0 <= elapsed <= age
+
+
+# -- passwordless login -----------------------------------------------------------------------------------
+
+
+# -- the session binding, checked by the middleware --------------------------------------------------------
+
+
+# -- sessions of a user, so the others can be ended ----------------------------------------------------------
+
+
+def _record_session(request: HttpRequest, user: Any, *, previous: str | None = None) -> None:
+    """Remember which session keys belong to ``user`` (for "sign out other sessions"); ``previous`` is the
+    key the session had before a rotation, whose record is dropped."""
+    if request.session.session_key is None:
+        request.session.save()
+    key = request.session.session_key
+    try:
+        if previous and previous != key:
+            SessionRecord.objects.filter(session_key=previous).delete()
+        SessionRecord.objects.update_or_create(
+            session_key=key,
+            defaults={
+                "user_id": user.pk,
+                "place": geolocate(client_ip(request)).place[:120],
+                "device_summary": client_info(request.META.get("HTTP_USER_AGENT")).summary[:200],
+            },
+        )
+    except Exception:
+        logger.exception("authguard: could not record a session")
+
+
+def note_session_key(request: HttpRequest, state: dict[str, Any]) -> None:
+    """The middleware saw the session key change under the state (another library rotated it)."""
+    previous = state.get("sk")
+    _save(request, state)
+    _record_session(request, request.user, previous=previous)
+
+
+def end_other_sessions(request: HttpRequest, *, user: Any) -> int:
+    """End every other session of ``user`` (the caller checks for a fresh strong verification first)."""
+    return end_all_sessions(user=user, keep=request.session.session_key)
+
+
+def end_all_sessions(*, user: Any, keep: str | None = None) -> int:
+    """End every session of ``user`` but ``keep`` (a session key), wherever it is; the number ended.
+
+    Deletes each recorded session from the session store (so its cookie signs nothing in any more) and
+    its record. A session ended while it is serving this very request is also dropped by the middleware
+    at the end of the request instead of being written back.
+    """
+    if user is None or user.pk is None:
+        return 0
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    records = SessionRecord.objects.filter(user_id=user.pk)
+    if keep:
+        records = records.exclude(session_key=keep)
+    keys = list(records.values_list("session_key", flat=True))
+    for key in keys:
+        store(session_key=key).delete()
+    SessionRecord.objects.filter(session_key__in=keys).delete()
+    if keys:
+        ENDED_SESSIONS.set(ENDED_SESSIONS.get() | frozenset(keys))
+        logger.info("authguard: ended %s session(s) of user %s", len(keys), user.pk)
+    return len(keys)
+
+
+def forget_session(session_key: str | None) -> None:
+    """Drop the record of a session that was signed out."""
+    if session_key:
+        SessionRecord.objects.filter(session_key=session_key).delete()
+
+
+#: Sent to end every API credential of a user (``user``) with their sessions (a lock, a password change or
+#: reset): each API front end revokes its own and returns how many it ended (:mod:`authguard.drf` does,
+#: connected at app ready when DRF's token app is installed).
+api_access_revoked = Signal()
+
+
+def revoke_api_tokens(user: Any) -> int:
+    """End every API token of ``user`` that an installed front end issued; returns how many ended."""
+    return sum(int(result or 0) for _receiver, result in api_access_revoked.send(sender=None, user=user))
