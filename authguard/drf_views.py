@@ -123,10 +123,11 @@ class ObtainAuthToken(_View):
             result = password_login(http, username=username, password=password)
             if result.status == "step_up_required":
                 state = sessions_state.raw_state(http) or {}
-                if not isinstance(state.get("e"), int):  # SECURITY: no event to bind to: fail closed
+                event_id = sessions_state.event_id(state)
+                if event_id is None:  # SECURITY: no event to bind to: fail closed
                     result = LoginResult("denied")
                 else:
-                    step_up_token = _park(session, result.user, state["e"])
+                    step_up_token = _park(session, result.user, event_id)
         if result.status != "step_up_required":
             _discard(session)  # an allowed login's private session served its purpose; a denied one is empty
         refused = login_answer(result)

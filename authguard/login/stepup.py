@@ -37,10 +37,14 @@ from authguard.risk.history import DatabaseHistory, trusted_until
 from authguard.sessions.state import (
     _bind,
     _new_state,
+    event_id,
     is_pending,
+    is_verified,
     mark_strong,
+    mark_verified,
     note_step_up_failure,
     raw_state,
+    set_stepped_up,
 )
 
 logger = logging.getLogger(__name__)
@@ -119,12 +123,13 @@ def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: st
                     history.note_device(ctx)  # listed for the customer to see; nothing learned or trusted
         except Exception:
             logger.exception("authguard: could not learn a stepped-up login")
-        event = LoginEvent.objects.filter(pk=state["e"], user=user).first() if state.get("e") else None
+        pending_event = event_id(state)
+        event = LoginEvent.objects.filter(pk=pending_event, user=user).first() if pending_event else None
         if event is not None:
             event.outcome = Outcome.STEP_UP_PASSED
             event.save(update_fields=["outcome"])
             notify_signed_in(event)
-    state.update(s="verified", u=True)
+    mark_verified(state)
     _bind(request, state)
     mark_strong(request, state, device=device, method=method)
     if remember:
@@ -136,7 +141,7 @@ def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: st
 def note_strong_verification(request: HttpRequest, *, device: Any, method: str) -> None:
     """A verified session's user proved a factor again (before a factor change or a sensitive action)."""
     state = raw_state(request)
-    if state is None or state.get("s") != "verified":
+    if state is None or not is_verified(state):
         raise PermissionError("re-verification outside a verified session")
     mark_strong(request, state, device=device, method=method)
     if remembers_device(request.user, device=device, method=method):
@@ -190,7 +195,7 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
     setattr(request, login_flow.DECISION_ATTR, decision)
     auth_login(request, user, backend=_session_backend())
     state = _new_state(status="verified", decision=decision, new_device=new_device)
-    state["u"] = assessment.action != Action.ALLOW
+    set_stepped_up(state, assessment.action != Action.ALLOW)
     _bind(request, state)
     mark_strong(request, state, device=device, method="passkey")
     if remember:

@@ -258,10 +258,9 @@ def registration_header(request: HttpRequest) -> str | None:
     dev = request_device_hash(request)
     if dev is None:
         # A first sign-in: the middleware issues the device cookie in this very response and binds the
-        # session to it (stepup.bind_issued_device_cookie); the registration comes back with it.
+        # session to it (sessions.state.bind_issued_device_cookie); the registration comes back with it.
         state = sessions_state.raw_state(request) or {}
-        binding = state.get("b")
-        bound = binding if isinstance(binding, dict) else {}
+        bound = sessions_state.bound_context(state)
         dev = bound.get("dev") if isinstance(bound.get("dev"), str) else None
     if dev is None:
         return None

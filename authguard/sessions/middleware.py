@@ -365,7 +365,7 @@ class AuthguardMiddleware:
             state = sessions_state.adopt(request)
         now = sessions_state._now()
         try:
-            login_at, seen = float(state["t"]), float(state.get("w", state["t"]))
+            login_at, seen = sessions_state.activity(state)
         except (KeyError, TypeError, ValueError):
             setattr(request, PENDING_ATTR, True)
             return session.session_key
@@ -378,12 +378,12 @@ class AuthguardMiddleware:
             logout(request)
             return None
         if now - seen > sessions_state.ACTIVITY_RESOLUTION_SECONDS:
-            state["w"] = now
+            sessions_state.touch(state, now)
             session.modified = True
-        if state.get("sk") != session.session_key:
+        if sessions_state.saved_under(state) != session.session_key:
             sessions_state.note_session_key(request, state)
         # A pending session is already held at step-up: only verified ones are compared with their binding.
-        if state.get("s") != "verified":
+        if not sessions_state.is_verified(state):
             setattr(request, PENDING_ATTR, True)
             return session.session_key
         binding = _check_binding(request, state)

@@ -16,6 +16,7 @@ from authguard.conf import app_settings
 from authguard.factors.methods import step_up_methods
 from authguard.login import flow as login_flow
 from authguard.risk.context import LoginContext
+from authguard.sessions import state as sessions_state
 from authguard.sessions.state import (
     _fingerprint,
     _request_parts,
@@ -43,18 +44,17 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     """
     ip, ua, cookie = _request_parts(request)
     fingerprint = _fingerprint(ip, ua, cookie)
-    if state.get("k") == fingerprint:
+    if sessions_state.same_fingerprint(state, fingerprint):
         return "same"
     now = current_binding(request)
-    bound = state.get("b") or {}
-    if not is_material_change(bound, now):
-        state["b"], state["k"] = now, fingerprint
+    if not is_material_change(sessions_state.bound_context(state), now):
+        sessions_state.rebind(state, now, fingerprint)
         _save(request, state)
         return "moved"
     assessment, ctx = _rescore(request)
-    state["r"] = True
+    sessions_state.mark_rescored(state)
     if assessment.action == Action.ALLOW:
-        state["b"], state["k"] = now, fingerprint
+        sessions_state.rebind(state, now, fingerprint)
         _save(request, state)
         return "allowed"
     no_factor = not step_up_methods(request.user)
@@ -63,7 +63,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         would_have = "end_session" if assessment.action == Action.DENY or no_factor else "step_up"
         reported = login_flow.with_report_only(assessment, "step_up", would_have, rescored=True)
         login_flow.record_event(ctx, request.user, reported, password_ok=False, outcome=Outcome.SIGNED_IN)
-        state["b"], state["k"], state["lr"] = now, fingerprint, False
+        sessions_state.rebind(state, now, fingerprint, low_risk=False)
         _save(request, state)
         logger.warning(
             "authguard REPORT-ONLY step_up user=%s ip=%s re-scored session would have %s: %s",
@@ -87,7 +87,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     )
     # SECURITY: a session carried to another network, device or browser proves nothing by itself. The
     # re-score's event is the one a later step-up marks passed.
-    state.update(s="pending", st=None, sm=None, lr=False, e=event.pk)
+    sessions_state.back_to_pending(state, event_id=event.pk)
     _save(request, state)
     logger.warning(
         "authguard session re-scored user=%s ip=%s event=%s %s",

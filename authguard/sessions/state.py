@@ -148,6 +148,73 @@ def is_pending(request: HttpRequest) -> bool:
     return not isinstance(state, dict) or state.get("s") != "verified"
 
 
+# -- reading and changing the raw state (its keys are known here only) --------------------------------------
+
+
+def event_id(state: dict[str, Any]) -> int | None:
+    """The login event the session's state points at (the login, or the re-score that put it back)."""
+    value = state.get("e")
+    return value if isinstance(value, int) else None
+
+
+def is_verified(state: dict[str, Any]) -> bool:
+    return state.get("s") == "verified"
+
+
+def mark_verified(state: dict[str, Any]) -> None:
+    """A step-up passed: the session is verified (and was stepped up)."""
+    state.update(s="verified", u=True)
+
+
+def set_stepped_up(state: dict[str, Any], stepped_up: bool) -> None:
+    state["u"] = stepped_up
+
+
+def bound_context(state: dict[str, Any]) -> dict[str, Any]:
+    """The context (``ip``, ``asn``, ``cc``, ``dev``, ``br``) the session is bound to ({} when unreadable)."""
+    bound = state.get("b")
+    return dict(bound) if isinstance(bound, dict) else {}
+
+
+def same_fingerprint(state: dict[str, Any], fingerprint: str) -> bool:
+    return state.get("k") == fingerprint
+
+
+def rebind(
+    state: dict[str, Any], binding: dict[str, Any], fingerprint: str, *, low_risk: bool | None = None
+) -> None:
+    """Bind the session to ``binding`` (its request ``fingerprint``); ``low_risk`` False ends its low risk."""
+    state["b"], state["k"] = binding, fingerprint
+    if low_risk is False:
+        state["lr"] = False
+
+
+def mark_rescored(state: dict[str, Any]) -> None:
+    state["r"] = True
+
+
+def back_to_pending(state: dict[str, Any], *, event_id: int) -> None:
+    """A re-score asked for a step-up: pending again, no strong verification, bound to the re-score's
+    event."""
+    state.update(s="pending", st=None, sm=None, lr=False, e=event_id)
+
+
+def activity(state: dict[str, Any]) -> tuple[float, float]:
+    """When the session signed in and when it was last seen (epoch seconds)."""
+    login_at = float(state["t"])
+    return login_at, float(state.get("w", login_at))
+
+
+def touch(state: dict[str, Any], now: float) -> None:
+    state["w"] = now
+
+
+def saved_under(state: dict[str, Any]) -> str | None:
+    """The session key the state was last written under (another library may have rotated it since)."""
+    value = state.get("sk")
+    return value if isinstance(value, str) else None
+
+
 # -- the bound context ----------------------------------------------------------------------------------
 
 
