@@ -19,7 +19,7 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from authguard.exceptions import InvalidCredential
-from authguard.factors import inventory, passkey_ceremony, passkeys
+from authguard.factors import base, inventory, passkey_ceremony, passkeys
 from authguard.models import FactorRecord, PasskeyDevice
 from authguard.testing import SoftAuthenticator
 
@@ -686,7 +686,6 @@ def test_a_passkey_disabled_by_the_failure_limit_is_bound_again_only_with_anothe
     alice: Any, low_risk: Client, authenticator: SoftAuthenticator, totp_factory: Any, settings: Any
 ) -> None:
     """Case 55: re-binding a disabled factor needs a strong path; a TOTP code (relayable) is not one."""
-    from authguard.factors import base as factors
 
     from .conftest import totp_token
 
@@ -695,7 +694,7 @@ def test_a_passkey_disabled_by_the_failure_limit_is_bound_again_only_with_anothe
     bind_passkey(alice, other_key, name="phone")
     totp = totp_factory(alice)
     settings.AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT = 1
-    factors.record_failure(old, kind="passkey", request=None)
+    base.record_factor_failure(old, kind="passkey", request=None)
     assert not inventory.is_disabled(old)  # no session that could be the customer's: it does not count
     FactorRecord.objects.filter(device_id=old.persistent_id).update(
         limit_failures=1, disabled_at=timezone.now()

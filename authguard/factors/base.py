@@ -1,10 +1,11 @@
 """What every second factor shares: counting its failures, verifying one-time codes, telling the user.
 
 * **Failure limits** (NIST SP 800-63B 3.2.2): every failed attempt at a factor, throttled ones included,
-  counts on that factor's :class:`~authguard.models.FactorRecord` (:func:`record_failure`); only those from a
-  session that could be the customer's count towards ``AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT``, at which the
-  factor is disabled until re-bound; other sessions are throttled per session, network and account instead
-  (:mod:`authguard.factors.throttles`). Counters are per factor, so disabling one never locks the others.
+  counts on that factor's :class:`~authguard.models.FactorRecord` (:func:`record_factor_failure`); only
+  those from a session that could be the customer's count towards
+  ``AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT``, at which the factor is disabled until re-bound; other
+  sessions are throttled per session, network and account instead (:mod:`authguard.factors.throttles`).
+  Counters are per factor, so disabling one never locks the others.
   A failed second factor also counts towards the account lock (:func:`note_account_failure`).
 * **One-time codes** (TOTP, recovery codes) are verified through :func:`django_otp.verify_token` inside a
   transaction that has locked the device row (:func:`verify_code`), so one code is accepted once however
@@ -71,7 +72,7 @@ def _record_for(device: Device, *, kind: str) -> FactorRecord:
     return FactorRecord.objects.select_for_update().get(pk=record.pk)
 
 
-def record_failure(
+def record_factor_failure(
     device: Device, *, kind: str, request: HttpRequest | None = None, throttled: bool = False
 ) -> FactorRecord:
     """Count one failed attempt at ``device``; disable it when the failures that could be the customer's
@@ -109,7 +110,7 @@ def record_failure(
     return record
 
 
-def record_success(device: Device) -> None:
+def record_factor_success(device: Device) -> None:
     """A successful use of ``device``: its consecutive-failure counts start again from zero."""
     FactorRecord.objects.filter(device_id=device.persistent_id).exclude(failures=0, limit_failures=0).update(
         failures=0, limit_failures=0
@@ -155,15 +156,15 @@ def verify_code(
         allowed, info = locked.verify_is_allowed()
         if not allowed:
             throttled = throttled_refusal(info)
-            record_failure(locked, kind=kind, request=request, throttled=True)
+            record_factor_failure(locked, kind=kind, request=request, throttled=True)
         else:
             # A malformed code still goes through django-otp (as a token it cannot parse), so that its own
             # throttle counts it too.
             verified = django_otp.verify_token(user, locked.persistent_id, token or "malformed")
             if verified is None:
-                record_failure(locked, kind=kind, request=request)
+                record_factor_failure(locked, kind=kind, request=request)
             else:
-                record_success(locked)
+                record_factor_success(locked)
     if verified is None:
         note_throttle_failure(request, user=user)
         note_account_failure(user, kind=kind)
@@ -192,8 +193,8 @@ __all__ = [
     "in_cooling_off",
     "note_account_failure",
     "note_change",
-    "record_failure",
-    "record_success",
+    "record_factor_failure",
+    "record_factor_success",
     "tell_user",
     "throttled_refusal",
     "verify_code",

@@ -17,7 +17,7 @@ all call these functions, so each rule below is written once (issue 10, battery 
   The account's first factor, added from a low-risk session, starts no cooling-off.
 * **Failures never hand the account over.** Only failures from a session that could be the customer's
   (:func:`authguard.factors.throttles.could_be_customer`) count towards the NIST limit that disables a
-  factor (:func:`authguard.factors.base.record_failure`); every other session's are throttled
+  factor (:func:`authguard.factors.base.record_factor_failure`); every other session's are throttled
   (:mod:`authguard.factors.throttles`).
 * **Re-binding is strong.** A disabled factor is bound again only after a fresh verification with another
   active passkey that is not cooling off, or when the portal's identity-proofing hook

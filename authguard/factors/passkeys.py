@@ -54,7 +54,7 @@ from webauthn.helpers.structs import (
 )
 
 from authguard.exceptions import InvalidCredential
-from authguard.factors.base import record_failure, record_success
+from authguard.factors.base import record_factor_failure, record_factor_success
 from authguard.factors.inventory import is_disabled, usable_passkeys
 from authguard.factors.lifecycle import record_enrollment, require_can_change_factors, require_strong_rebind
 from authguard.factors.passkey_ceremony import (
@@ -343,9 +343,9 @@ def verify_authentication(
         except InvalidCredential as exc:
             failure = exc
             if user is not None and device.user_id == user.pk and exc.code not in ("disabled", "not_allowed"):
-                record_failure(device, kind=FactorKind.PASSKEY, request=request)
+                record_factor_failure(device, kind=FactorKind.PASSKEY, request=request)
         else:
-            record_success(device)
+            record_factor_success(device)
     if failure is not None:
         if user is not None:
             note_throttle_failure(request, user=user)

@@ -2,8 +2,9 @@
 
 Only failures from a session that could be the customer's (:func:`could_be_customer`: verified, low-risk,
 and already proven with a factor that is not cooling off) count towards the NIST limit that disables a
-factor (:func:`authguard.factors.base.record_failure`). Every other session's failures are throttled per
-session, network and account with growing delays (:func:`check_throttle`, :func:`note_throttle_failure`,
+factor (:func:`~authguard.factors.base.record_factor_failure`). Every other session's failures are
+throttled per session, network and account with growing delays (:func:`check_throttle`,
+:func:`note_throttle_failure`,
 ``AUTHGUARD_FACTOR_THROTTLE``), so whoever has the password can neither guess on nor disable the
 customer's factors.
 """

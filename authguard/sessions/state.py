@@ -42,7 +42,7 @@ from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 
-from authguard.choices import Action, Outcome
+from authguard.choices import Action, FactorKind, Outcome
 from authguard.conf import app_settings
 from authguard.models import LoginEvent, SessionRecord
 from authguard.risk.addresses import client_ip
@@ -63,10 +63,7 @@ STATE_KEY = "_authguard"
 #: device cookie it issues in the same response.
 BOUND_ATTR = "_authguard_bound"
 #: Strong verification methods, as named in settings and in session state.
-METHODS = ("passkey", "totp", "recovery_code")
-#: The only method whose verification remembers the browser and resets the account's failure run: a
-#: thief who relays one code through a phishing page cannot relay a passkey (it is bound to the origin).
-PHISHING_RESISTANT_METHODS = frozenset({"passkey"})
+METHODS = tuple(FactorKind.values)
 #: Session keys ended (deleted from the store) while this request ran: the middleware then also drops the
 #: request's own session instead of writing it back.
 ENDED_SESSIONS: ContextVar[frozenset[str]] = ContextVar("authguard_ended_sessions", default=frozenset())
