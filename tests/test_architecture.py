@@ -45,3 +45,19 @@ def test_the_measure_sees_a_cycle_and_an_import_in_a_function(tmp_path, monkeypa
     assert cycles(graph) == [["authguard.a", "authguard.b"]]
     assert [(module, line) for module, line, _ in graph.in_functions] == [("authguard.b", 2)]
     assert PACKAGE.name == "authguard"
+
+
+def test_only_the_console_imports_django_admin() -> None:
+    """A portal without ``django.contrib.admin`` (tests/test_wheel_install.py installs one) must still load
+    the order guard, the tasks and the checks: importing ``django.contrib.admin.models`` without the app
+    stops Django, so only the console's modules (loaded by the admin's autodiscovery) may import it."""
+    import ast
+
+    offenders = []
+    for name, path in build().modules.items():
+        if name.startswith(("authguard.console", "authguard.actions.admin")) or name == "authguard.admin":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("django.contrib.admin"):
+                offenders.append(f"{name}:{node.lineno}")
+    assert offenders == []

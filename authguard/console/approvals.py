@@ -43,13 +43,13 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.admin.models import ADDITION
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from authguard.audit import ADDITION
 from authguard.audit import audit as audit
 from authguard.console.four_eyes import ACCOUNT_CONTAINMENT as ACCOUNT_CONTAINMENT
 from authguard.console.four_eyes import CRITICAL as CRITICAL

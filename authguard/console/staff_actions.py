@@ -18,7 +18,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.admin.models import ADDITION
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -26,7 +25,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django_otp.models import Device
 
-from authguard.audit import audit
+from authguard.audit import ADDITION, audit
 from authguard.conf import app_settings
 from authguard.console.four_eyes import (
     ACCOUNT_CONTAINMENT,

@@ -68,6 +68,10 @@ logger = logging.getLogger(__name__)
 THROTTLED_ATTR = "_authguard_throttled"
 # Set by ThrottleBackend when it refused an attempt on a locked account without checking the password.
 LOCKED_ATTR = "_authguard_locked"
+# Set by ThrottleBackend when it let an attempt on to the password check; taken back by the failed-login flow.
+PASSED_ATTR = "_authguard_passed_throttle"
+# Set by the failed-login flow when a backend before ThrottleBackend (django-axes...) refused the attempt.
+REFUSED_UPSTREAM_ATTR = "_authguard_refused_upstream"
 # The throttle slots this request's attempts hold (list of velocity.Reservation), given back on success.
 RESERVATIONS_ATTR = "_authguard_throttle_slots"
 # Set when the throttle's counters could not be used for this request's attempt (cache down or hung).
@@ -77,6 +81,8 @@ COUNTERS_UNAVAILABLE = "counters_unavailable"
 #: The finding that marks a decision taken in report-only mode (``AUTHGUARD_REPORT_ONLY``): score 0, evidence
 #: ``{"part": "login" | "step_up", "would_have": "step_up" | "deny" | "end_session", ...}``.
 REPORT_ONLY = "report_only"
+#: The finding of a throttled event that a backend listed before ThrottleBackend refused (evidence ``by``).
+REFUSED_UPSTREAM = "refused_before_password_check"
 
 
 @dataclass(frozen=True)
@@ -253,7 +259,8 @@ def password_login(request: HttpRequest, *, username: str, password: str) -> Log
         return LoginResult("locked")
     user = authenticate(request, username=username, password=password)
     if user is None:
-        if getattr(request, THROTTLED_ATTR, False):
+        # Refused unchecked by ThrottleBackend, or by a backend before it (django-axes).
+        if getattr(request, THROTTLED_ATTR, False) or getattr(request, REFUSED_UPSTREAM_ATTR, False):
             return LoginResult("throttled")
         if getattr(request, LOCKED_ATTR, False):
             return LoginResult("locked")
@@ -351,16 +358,22 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
     return decision
 
 
-def after_failed_login(request: HttpRequest | None, credentials: dict[str, Any]) -> None:
+def after_failed_login(
+    request: HttpRequest | None, credentials: dict[str, Any], *, from_authenticate: bool = False
+) -> None:
     """Record and count a failed password login (it feeds the velocity signals and the account lock).
 
     An attempt :class:`ThrottleBackend` refused is recorded as ``throttled`` and counted nowhere: its
-    password was never checked.
+    password was never checked. So is a failure of Django's ``authenticate()`` (``from_authenticate``)
+    whose backend chain stopped before ThrottleBackend (django-axes' ``AxesBackend`` refusing a locked-out
+    client raises ``PermissionDenied``), with a :data:`REFUSED_UPSTREAM` finding.
     """
     if request is None:
         return
     username_field = get_user_model().USERNAME_FIELD
     username = str(credentials.get("username") or credentials.get(username_field) or "")[:150]
+    passed = getattr(request, PASSED_ATTR, False)
+    setattr(request, PASSED_ATTR, False)  # one mark per attempt: the next authenticate() sets its own
     if getattr(request, THROTTLED_ATTR, False):
         # SECURITY: not a wrong password. Counting it towards the lock would let a cache (Redis) outage,
         # where every attempt is refused, lock out each customer who retries (battery case 45).
@@ -368,6 +381,13 @@ def after_failed_login(request: HttpRequest | None, credentials: dict[str, Any])
         return
     if getattr(request, LOCKED_ATTR, False):
         _record_locked(request, username)  # refused unchecked: neither a right nor a wrong password
+        return
+    if from_authenticate and not passed and _throttle_backend_installed():
+        # SECURITY: the chain stopped before ThrottleBackend, so before any password check: not a wrong
+        # password. Counting it would let axes' refusals of a guesser's IP lock the customer (issue 14, 7).
+        # A failure sent by a portal's own password check (any other sender) still counts.
+        setattr(request, REFUSED_UPSTREAM_ATTR, True)
+        _record_throttled(request, username, upstream=True)
         return
     user = _user_by_name(username)
     scored = score_request(request, username=username, user=user)
@@ -383,10 +403,16 @@ def after_failed_login(request: HttpRequest | None, credentials: dict[str, Any])
         _lockout_failure(user)
 
 
-def _record_throttled(request: HttpRequest, username: str) -> None:
+def _record_throttled(request: HttpRequest, username: str, *, upstream: bool = False) -> None:
     user = _user_by_name(username)
     scored = score_request(request, username=username, user=user)
-    record_event(scored.context, user, scored.assessment, password_ok=False, outcome=Outcome.THROTTLED)
+    assessment = scored.assessment
+    if upstream:  # who refused, for the console: django-axes marks every request its backend looked at
+        by = "django-axes" if hasattr(request, "axes_updated") else "another authentication backend"
+        text = gettext_lazy("Refused by another authentication backend before the password check")
+        finding = Finding(REFUSED_UPSTREAM, 0, text, {"by": by})
+        assessment = Assessment(assessment.score, assessment.action, (*assessment.findings, finding))
+    record_event(scored.context, user, assessment, password_ok=False, outcome=Outcome.THROTTLED)
 
 
 def _record_locked(request: HttpRequest, username: str) -> None:
@@ -483,6 +509,8 @@ class ThrottleBackend:
                 _release_throttle(request)  # refused unchecked: no failure to count
                 setattr(request, LOCKED_ATTR, True)  # recorded as refused, counted nowhere
             raise PermissionDenied("locked")
+        if request is not None:
+            setattr(request, PASSED_ATTR, True)  # on to the password check: a failure now is a wrong password
         return None
 
     # No get_user(): this backend never signs anyone in, so Django must not pick it to restore sessions.
@@ -490,13 +518,15 @@ class ThrottleBackend:
 
 class LockAwareAuthenticationForm(AuthenticationForm):
     """Django's login form, telling a locked account (whatever password was typed) how to get back in, and
-    a throttled attempt to wait, instead of "wrong username or password"."""
+    a throttled attempt (by authguard or django-axes) to wait, instead of "wrong username or password"."""
 
     def get_invalid_login_error(self) -> forms.ValidationError:
         request = self.request
         if request is not None and getattr(request, LOCKED_ATTR, False):
             return forms.ValidationError(locked_message(), code="locked")
-        if request is not None and getattr(request, THROTTLED_ATTR, False):
+        # Throttled, refused by a backend before ThrottleBackend, or just locked out by django-axes (flag).
+        flags = (THROTTLED_ATTR, REFUSED_UPSTREAM_ATTR, "axes_locked_out")
+        if request is not None and any(getattr(request, flag, False) is True for flag in flags):
             return forms.ValidationError(
                 _("Too many sign-in attempts. Please wait and try again."), code="throttled"
             )

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 #: Instance attribute set before a save that changes the password hash, read after it.
 _CHANGED_ATTR = "_authguard_password_changed"
+#: The ``sender`` of ``user_login_failed`` when Django's ``authenticate()``/``aauthenticate()`` sends it.
+AUTHENTICATE_SENDER = "django.contrib.auth"
 
 
 @receiver(user_logged_in, dispatch_uid="authguard.score_login")
@@ -73,7 +75,8 @@ def take_over_last_login() -> None:
 def record_failed_login(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
-    login.after_failed_login(request, credentials)
+    # Only a failure of Django's backend chain can have stopped before ThrottleBackend (django-axes).
+    login.after_failed_login(request, credentials, from_authenticate=sender == AUTHENTICATE_SENDER)
 
 
 def password_hash_changes(instance: Any, *, update_fields: Any) -> bool:
