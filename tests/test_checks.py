@@ -365,3 +365,30 @@ def test_celery_checks_run_only_with_deploy(settings):
 def test_new_check_ids_are_unique():
     values = [v for k, v in vars(Codes).items() if not k.startswith("_")]
     assert len(values) == len(set(values))
+
+
+AXES = "axes.backends.AxesStandaloneBackend"
+THROTTLE = "authguard.login.ThrottleBackend"
+MODEL = "django.contrib.auth.backends.ModelBackend"
+
+
+@pytest.mark.parametrize(
+    ("backends", "expected"),
+    [
+        ([THROTTLE, MODEL], set()),
+        ([AXES, THROTTLE, MODEL], set()),  # docs/integration.md: axes first, then authguard's
+        ([MODEL, THROTTLE], {Codes.THROTTLE_BACKEND_NOT_FIRST}),
+        ([THROTTLE, AXES, MODEL], {Codes.AXES_AFTER_THROTTLE_BACKEND}),
+        ([MODEL, THROTTLE, AXES], {Codes.THROTTLE_BACKEND_NOT_FIRST, Codes.AXES_AFTER_THROTTLE_BACKEND}),
+    ],
+)
+def test_the_throttle_backend_comes_first_but_after_django_axes(settings, backends, expected) -> None:
+    """W110 and W175: authguard's throttle backend first, only django-axes' before it (an axes refusal is
+    then told from a wrong password: tests/test_axes.py)."""
+    settings.AUTHENTICATION_BACKENDS = backends
+    ids = {
+        message.id
+        for message in run_checks()
+        if message.id in (Codes.THROTTLE_BACKEND_NOT_FIRST, Codes.AXES_AFTER_THROTTLE_BACKEND)
+    }
+    assert ids == expected

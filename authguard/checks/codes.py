@@ -78,6 +78,7 @@ class Codes:
     CELERY_APP_IGNORES_SETTINGS = "authguard.W172"
     CELERY_NO_HEARTBEAT = "authguard.W173"
     CELERY_SCHEDULE_INCOMPLETE = "authguard.W174"
+    AXES_AFTER_THROTTLE_BACKEND = "authguard.W175"
 
 
 # -- factor lifecycle: throttle and identity proofing (owner: factors; ids E100-E109) ------------------------

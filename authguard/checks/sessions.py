@@ -16,12 +16,15 @@ from authguard.checks.codes import Codes
 from authguard.conf import app_settings
 
 THROTTLE_BACKEND_PATH = "authguard.login.ThrottleBackend"
+#: django-axes' backends: they may (and should) come before authguard's (docs/integration.md, django-axes).
+AXES_BACKENDS = frozenset({"axes.backends.AxesStandaloneBackend", "axes.backends.AxesBackend"})
 
 
 @register(Tags.security)
 def check_locks(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     """The lock's failure window and the self-service unlock's waiting period are whole hours; the throttle
-    backend comes first, so a locked account's password is never checked (same answer for right and wrong)."""
+    backend comes first (after django-axes' only), so a locked account's password is never checked (same
+    answer for right and wrong)."""
     messages: list[CheckMessage] = []
     for name, allow_none in (("LOCKOUT_FAILURE_WINDOW_HOURS", False), ("UNLOCK_WAIT_HOURS", True)):
         value = getattr(settings, "AUTHGUARD_" + name, getattr(conf_defaults, name))
@@ -37,13 +40,23 @@ def check_locks(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[
                 )
             )
     backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", []))
-    if not backends or backends[0] != THROTTLE_BACKEND_PATH:
+    position = backends.index(THROTTLE_BACKEND_PATH) if THROTTLE_BACKEND_PATH in backends else None
+    if position is None or any(backend not in AXES_BACKENDS for backend in backends[:position]):
         messages.append(
             Warning(
                 f"{THROTTLE_BACKEND_PATH} is not the first of AUTHENTICATION_BACKENDS.",
                 hint="Put it first: it refuses throttled attempts and locked accounts before any password is "
                 "checked, so a locked account answers the same for a right and a wrong password.",
                 id=Codes.THROTTLE_BACKEND_NOT_FIRST,
+            )
+        )
+    if position is not None and AXES_BACKENDS.intersection(backends[position + 1 :]):
+        messages.append(
+            Warning(
+                f"django-axes' backend comes after {THROTTLE_BACKEND_PATH} in AUTHENTICATION_BACKENDS.",
+                hint="Put axes first: authguard then tells an attempt axes refused (no password checked) "
+                "from a wrong password; in this order each refusal counts towards authguard's account lock.",
+                id=Codes.AXES_AFTER_THROTTLE_BACKEND,
             )
         )
     if getattr(settings, "SESSION_ENGINE", "") == "django.contrib.sessions.backends.signed_cookies":
