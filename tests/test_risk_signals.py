@@ -51,9 +51,16 @@ def test_device_cookie_known_new_and_remembered():
     store = history_of(*daily(5))
     later = T0 + timedelta(days=6)
     assert codes(DeviceCookie(), store, ctx(at=later)) == {"known_device": -10}
-    assert codes(DeviceCookie(), store, ctx(at=later, device="other")) == {"new_device": 25}
-    # Another address on the account's own network: just a new browser.
-    assert codes(DeviceCookie(), store, ctx(at=later, device=None, ip=IP_TOKYO_2)) == {"new_device": 25}
+    # A new browser at the account's own address (a cleared cookie at home) counts less.
+    assert codes(DeviceCookie(), store, ctx(at=later, device="other")) == {
+        "new_device": 25,
+        "new_device_known_address": -15,
+    }
+    # Another address of the account's own /24: the same.
+    assert codes(DeviceCookie(), store, ctx(at=later, device=None, ip=IP_TOKYO_2)) == {
+        "new_device": 25,
+        "new_device_known_address": -15,
+    }
     # A new browser on a network never used.
     assert codes(DeviceCookie(), store, ctx(at=later, device=None, ip=IP_US_HOME, ua=UA_IPHONE)) == {
         "new_device": 25,
@@ -68,7 +75,8 @@ def test_device_cookie_known_new_and_remembered():
     store.trust_device(ctx(at=later, device="phone"), later + timedelta(days=30))
     assert codes(DeviceCookie(), store, ctx(at=later, device="phone")) == {"remembered_device": -25}
     assert codes(DeviceCookie(), store, ctx(at=later + timedelta(days=31), device="phone")) == {
-        "new_device": 25
+        "new_device": 25,
+        "new_device_known_address": -15,
     }
 
 
@@ -77,10 +85,54 @@ def test_copied_user_agent_on_the_victims_own_isp():
     # victim's exact user agent but no cookie: same ISP, so not a new network, yet a copied user agent.
     store = history_of(*daily(5, ip=IP_V6_FUKUOKA))
     attack = ctx(at=T0 + timedelta(days=6), device=None, ip=IP_JP_PROXY)
-    assert codes(DeviceCookie(), store, attack) == {"new_device": 25, "copied_user_agent": 30}
+    assert codes(DeviceCookie(), store, attack) == {
+        "new_device": 25,
+        "new_device_new_fixed_address": 20,
+        "copied_user_agent": 30,
+    }
     # The same without cookie but on the account's own /48 is a cleared cookie, not a copy.
     home = ctx(at=T0 + timedelta(days=6), device=None, ip="2001:db8::99")
-    assert codes(DeviceCookie(), store, home) == {"new_device": 25}
+    assert codes(DeviceCookie(), store, home) == {"new_device": 25, "new_device_known_address": -15}
+
+
+def test_a_new_browser_is_judged_with_the_novelty_of_its_address():
+    # Issue 13 (low and slow): a new browser's risk depends on whether its address is new, and whether the
+    # address is a precisely placed fixed line (a targeted proxy on the victim's ISP) or a coarse one.
+    store = history_of(*daily(5, ip=IP_V6_FUKUOKA))
+    later = T0 + timedelta(days=6)
+    proxy = store.evidence(ctx(at=later, device=None, ip=IP_JP_PROXY, ua=UA_IPHONE))
+    assert proxy.ctx.geo.accuracy_km is not None and proxy.ctx.geo.accuracy_km < 100
+    findings = {f.code: f for f in DeviceCookie().evaluate(proxy)}
+    assert {code: f.score for code, f in findings.items()} == {
+        "new_device": 25,
+        "new_device_new_fixed_address": 20,
+    }
+    assert findings["new_device_new_fixed_address"].evidence == {"accuracy_km": proxy.ctx.geo.accuracy_km}
+    # The same address placed no better than the option's radius (a carrier's CGNAT pool): no extra points.
+    coarse = DeviceCookie(fixed_line_max_km=proxy.ctx.geo.accuracy_km)
+    assert codes(coarse, store, proxy.ctx) == {"new_device": 25}
+    # A network the account never used is new_device_new_network's case, not this one.
+    assert codes(DeviceCookie(), store, ctx(at=later, device=None, ip=IP_US_HOME, ua=UA_IPHONE)) == {
+        "new_device": 25,
+        "new_device_new_network": 15,
+    }
+    # At the account's own /48: a cleared cookie at home, less than a plain new browser, and it stays a
+    # step below the step-up threshold with the rest of the default signals.
+    home = ctx(at=later, device=None, ip="2001:db8::99", ua=UA_IPHONE)
+    assert codes(DeviceCookie(), store, home) == {"new_device": 25, "new_device_known_address": -15}
+    shipped = {"signals": _default_signals(), "thresholds": Thresholds(step_up=40, deny=100)}
+    assessment, _ = score_login(home, store, **shipped)
+    attack, _ = score_login(proxy.ctx, store, **shipped)
+    assert assessment.action == Action.ALLOW
+    assert assessment.score + 35 <= attack.score
+
+
+def test_a_vpn_address_the_account_used_is_no_discount_for_a_new_browser():
+    # A commercial VPN exit is shared with strangers: a phisher on the same exit is not the household.
+    store = history_of(*daily(5, ip=IP_VPN))
+    later = ctx(at=T0 + timedelta(days=6), device=None, ip=IP_VPN, ua=UA_IPHONE)
+    assert later.geo.anonymous_vpn
+    assert codes(DeviceCookie(), store, later) == {"new_device": 25}
 
 
 def test_device_cookie_says_nothing_without_history():
@@ -400,11 +452,15 @@ def test_a_near_copy_of_the_accounts_user_agent_counts_as_copied():
     store = history_of(*daily(5, ip=IP_V6_FUKUOKA))
     attack = ctx(at=T0 + timedelta(days=6), device=None, ip=IP_JP_PROXY, ua=UA_CHROME_131_PATCH)
     findings = {f.code: f for f in DeviceCookie().evaluate(store.evidence(attack))}
-    assert {code: f.score for code, f in findings.items()} == {"new_device": 25, "copied_user_agent": 30}
+    assert {code: f.score for code, f in findings.items()} == {
+        "new_device": 25,
+        "new_device_new_fixed_address": 20,
+        "copied_user_agent": 30,
+    }
     assert findings["copied_user_agent"].evidence == {"exact": False}
-    # Another major version is another browser, not a copy.
+    # Another major version is another browser, not a copy (still a new browser at a new fixed address).
     other = ctx(at=T0 + timedelta(days=6), device=None, ip=IP_JP_PROXY, ua=UA_CHROME_130)
-    assert codes(DeviceCookie(), store, other) == {"new_device": 25}
+    assert codes(DeviceCookie(), store, other) == {"new_device": 25, "new_device_new_fixed_address": 20}
 
 
 def test_a_real_browser_update_on_the_same_cookie_is_not_penalised():

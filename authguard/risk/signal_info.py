@@ -91,6 +91,18 @@ _SIGNALS: dict[str, tuple[Any, Any, dict[str, tuple[Any, tuple[float | None, flo
         {
             "new_device": (_("Points for a browser never seen on the account"), _POINTS),
             "new_device_new_network": (_("More points when that browser is on a new network"), _POINTS),
+            "new_device_known_address": (
+                _("Points added when that browser is at an address the account uses"),
+                _POINTS,
+            ),
+            "new_device_new_fixed_address": (
+                _("More points when that browser is at a new fixed-line address of a known network"),
+                _POINTS,
+            ),
+            "fixed_line_max_km": (
+                _("GeoIP accuracy radius under which an address is a fixed line (km)"),
+                _COUNT,
+            ),
             "copied_user_agent": (_("Points for a copied browser signature without the cookie"), _POINTS),
             "known_device": (_("Points for a known browser"), _POINTS),
             "remembered_device": (_("Points for a remembered browser"), _POINTS),

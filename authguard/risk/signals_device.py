@@ -70,6 +70,9 @@ class DeviceCookie(RiskSignal):
     defaults = {
         "new_device": 25,
         "new_device_new_network": 15,
+        "new_device_known_address": -15,
+        "new_device_new_fixed_address": 20,
+        "fixed_line_max_km": 100,
         "copied_user_agent": 30,
         "known_device": -10,
         "remembered_device": -25,
@@ -120,7 +123,8 @@ class DeviceCookie(RiskSignal):
             )
         ]
         features = evidence.ctx.features
-        if profile.count("asn", features["asn"]) == 0:
+        known_asn = profile.count("asn", features["asn"]) > 0
+        if not known_asn:
             findings.append(
                 Finding(
                     "new_device_new_network",
@@ -128,6 +132,7 @@ class DeviceCookie(RiskSignal):
                     _("A new browser on a network this account never used"),
                 )
             )
+        findings.extend(self._new_device_address(evidence, known_asn))
         if (
             profile.count("prefix", features["prefix"]) == 0
             and (profile.count("ua", features["ua"]) > 0 or profile.count("uac", features["uac"]) > 0)
@@ -142,6 +147,46 @@ class DeviceCookie(RiskSignal):
                 )
             )
         return findings
+
+    def _new_device_address(self, evidence: Evidence, known_asn: bool) -> list[Finding]:
+        """Combine the new browser with the novelty of its address.
+
+        A new browser at an address (or /24, /48) the account already signs in from is the ordinary
+        cleared cookie or new phone at home: less risk (not on a VPN, proxy or hosting network). A new
+        browser at a new address of the account's own ISP that GeoIP places precisely (accuracy radius
+        under ``fixed_line_max_km``: a fixed line, not a mobile carrier's shared CGNAT pool, whose
+        addresses change every session and are placed coarsely) is the low-and-slow signature: a
+        residential proxy in the victim's city on the victim's ISP. A new ASN is already
+        ``new_device_new_network``.
+        """
+        o, features, profile = self.options, evidence.ctx.features, evidence.profile
+        geo = evidence.ctx.geo
+        # SECURITY: a VPN, proxy or hosting address is shared with strangers (a phisher may rent the same
+        # exit): using it before says nothing about who is behind it now.
+        shared = geo.anonymous_vpn or geo.tor_exit or geo.public_proxy or geo.residential_proxy or geo.hosting
+        if profile.count("ip", features["ip"]) > 0 or profile.count("prefix", features["prefix"]) > 0:
+            if shared:
+                return []
+            return [
+                Finding(
+                    "new_device_known_address",
+                    o["new_device_known_address"],
+                    _("A new browser at an address this account signs in from"),
+                )
+            ]
+        accuracy = geo.accuracy_km
+        if known_asn and accuracy is not None and accuracy < o["fixed_line_max_km"]:
+            # SECURITY: the victim's own ISP in the victim's city is what a targeted proxy buys; only the
+            # address and the missing cookie are new.
+            return [
+                Finding(
+                    "new_device_new_fixed_address",
+                    o["new_device_new_fixed_address"],
+                    _("A new browser at a new fixed-line address"),
+                    {"accuracy_km": accuracy},
+                )
+            ]
+        return []
 
     def _known(self, evidence: Evidence) -> list[Finding]:
         """A device cookie this account used before (or remembered): check that it fits its own past."""
