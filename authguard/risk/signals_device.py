@@ -70,7 +70,9 @@ class DeviceCookie(RiskSignal):
     defaults = {
         "new_device": 25,
         "new_device_new_network": 15,
-        "new_device_known_address": -15,
+        # Off by default: a thief on the victim's own line or /24 (a proxy on the victim's machine or ISP
+        # neighbourhood, battery case 56) must not buy a discount; a portal may trade it for less friction.
+        "new_device_known_address": 0,
         "new_device_new_fixed_address": 20,
         "fixed_line_max_km": 100,
         "copied_user_agent": 30,
@@ -151,9 +153,11 @@ class DeviceCookie(RiskSignal):
     def _new_device_address(self, evidence: Evidence, known_asn: bool) -> list[Finding]:
         """Combine the new browser with the novelty of its address.
 
-        A new browser at an address (or /24, /48) the account already signs in from is the ordinary
-        cleared cookie or new phone at home: less risk (not on a VPN, proxy or hosting network). A new
-        browser at a new address of the account's own ISP that GeoIP places precisely (accuracy radius
+        A new browser at an address (or /24, /48) the account already signs in from is usually a cleared
+        cookie or a new phone at home; ``new_device_known_address`` (0 by default: off) can count it as less
+        risk (never on a VPN, proxy or hosting network). Off, because the same finding is what malware
+        proxying through the victim's own machine, or a proxy in the victim's ISP neighbourhood, produces.
+        A new browser at a new address of the account's own ISP that GeoIP places precisely (accuracy radius
         under ``fixed_line_max_km``: a fixed line, not a mobile carrier's shared CGNAT pool, whose
         addresses change every session and are placed coarsely) is the low-and-slow signature: a
         residential proxy in the victim's city on the victim's ISP. A new ASN is already
@@ -165,7 +169,7 @@ class DeviceCookie(RiskSignal):
         # exit): using it before says nothing about who is behind it now.
         shared = geo.anonymous_vpn or geo.tor_exit or geo.public_proxy or geo.residential_proxy or geo.hosting
         if profile.count("ip", features["ip"]) > 0 or profile.count("prefix", features["prefix"]) > 0:
-            if shared:
+            if shared or not o["new_device_known_address"]:
                 return []
             return [
                 Finding(
