@@ -2,9 +2,21 @@
 
 The contract is CONTRACTS section 5. The run starts from empty state in memory (:class:`MemoryHistory`),
 never touches the configured database, scores each line with :func:`authguard.risk.engine.score_login` (the
-live
-path), and learns from a line only if its password was right and it was allowed, or stepped up and
+live path), and learns from a line only if its password was right and it was allowed, or stepped up and
 passed the second factor. A line's own ``second_factor_ok`` is read only *after* its decision.
+
+The computation is split in two passes so that it can be sharded by user (issue 15,
+:mod:`authguard.risk.replay_shards`) and give the same lines whatever the split:
+
+1. :class:`CrossUserPass`, over the whole stream in time order: what a login reads about *other* users,
+   namely the velocity counters (failures per IP, network and site, users per IP) and the population counts
+   (a snapshot folded once per period). Both depend only on the log, never on a decision: failed passwords
+   feed velocity, and a login's values are counted in the population when the log says it got in
+   (:func:`counts_in_population`).
+2. :class:`UserScorer`, one user's logins in order: profile, remembered devices, the decision, learning.
+
+:func:`replay` runs both passes interleaved line by line (one process, streaming); the sharded replay runs
+pass 1 first and then pass 2 for each shard of users on a Dask cluster.
 """
 
 from __future__ import annotations
@@ -28,10 +40,19 @@ from authguard.risk.context import LoginContext, device_hash
 from authguard.risk.engine import score_login
 from authguard.risk.findings import RiskSignal, build_signals, configured_signals
 from authguard.risk.geoip import geolocate
-from authguard.risk.history import MemoryHistory, trusted_until
+from authguard.risk.history import (
+    _SWEEP_WINDOWS,
+    Evidence,
+    MemoryHistory,
+    _device_state,
+    _fold_increments,
+    trusted_until,
+)
 from authguard.risk.policy import Thresholds, current_thresholds
 from authguard.risk.policy_validation import risk_signals_problem
+from authguard.risk.profile import Profile, learn
 from authguard.risk.useragent import client_info
+from authguard.risk.velocity import WINDOW_SECONDS, VelocityCounts, read_counts, record_attempt
 from authguard.validators import thresholds_problem
 
 _dumps = json.JSONEncoder(ensure_ascii=True).encode
@@ -176,6 +197,138 @@ def context_from_record(record: LoginRecord, *, geoip_path: str | None) -> Login
     )
 
 
+def counts_in_population(record: LoginRecord) -> bool:
+    """Whether a login's values join the population counts: the log says it got in (a right password, and a
+    second factor that did not fail).
+
+    Live, the values of a *learned* login are counted; the replay reads the log instead of its own decision
+    so that the counts, which every user's score reads, do not depend on how users are split into shards.
+    The two differ only for a login with a right password that the decision refused without a failed second
+    factor (counted here) or allowed although its second factor failed (not counted here).
+    """
+    return record.password_ok and record.second_factor_ok is not False
+
+
+class CrossUserPass:
+    """Pass 1: the inputs a login reads about other users, over the whole stream in time order.
+
+    State lives in ``history`` (its counters, population counts and pending values), so that
+    ``authguard import-history`` reads the population from it afterwards. Call :meth:`before` and then
+    :meth:`after` for each login, in time order. ``schedule``, when a list, receives each fold as
+    ``(line, increments)``: the increments are visible from that line on (what a shard replays).
+    """
+
+    def __init__(self, history: MemoryHistory, *, schedule: list[tuple[int, Counter[str]]] | None = None):
+        self.history = history
+        self.schedule = schedule
+        self.counted_users: set[str] = set()
+        self._fold_period: int | None = None
+        self._swept_window = -_SWEEP_WINDOWS
+
+    def before(self, line: int, ctx: LoginContext) -> VelocityCounts:
+        """Fold the population counts if a period ended, and read the login's velocity counters."""
+        history = self.history
+        if history.fold_every:
+            # The live rule in event time: scoring reads the counts as of the last fold, once per period.
+            period = int(ctx.timestamp // history.fold_every)
+            if period != self._fold_period:
+                self._fold_period = period
+                if history.pending:
+                    self._fold(line)
+        elif history.pending:
+            self._fold(line)  # AUTHGUARD_POPULATION_FOLD_SECONDS = 0: each login sees every one before it
+        return read_counts(history.counters, ctx)
+
+    def after(self, ctx: LoginContext, *, failed: bool, counted: bool, keys: Iterable[str]) -> None:
+        """Count the attempt (velocity) and, if ``counted``, append its population values ``keys``."""
+        history = self.history
+        record_attempt(history.counters, ctx, failed=failed)
+        window = int(ctx.timestamp // WINDOW_SECONDS)
+        if window >= self._swept_window + _SWEEP_WINDOWS:
+            # Drop the counter windows no read can reach any more: memory stays that of the last hours.
+            self._swept_window = window
+            history.counters.forget_before(ctx.timestamp)
+        if counted:
+            history.pending.extend(keys)
+            if ctx.username not in self.counted_users:
+                self.counted_users.add(ctx.username)
+                history.pending.append("#users")
+
+    def _fold(self, line: int) -> None:
+        population = self.history.population
+        increments = _fold_increments(self.history.pending, lambda key: population.get(key, 0) > 0)
+        for key, times in increments.items():
+            population[key] = population.get(key, 0) + times
+        self.history.pending.clear()
+        if self.schedule is not None:
+            self.schedule.append((line, increments))
+
+
+class UserScorer:
+    """Pass 2: scores logins with the cross-user inputs of pass 1; everything else is the user's own.
+
+    Implements the :class:`~authguard.risk.history.History` interface for
+    :func:`~authguard.risk.engine.score_login` over ``history``'s profiles and remembered devices. Users are
+    independent here: any split of the users into shards gives each login the same decision.
+    """
+
+    def __init__(self, policy: Policy, history: MemoryHistory) -> None:
+        self.policy = policy
+        self.history = history
+        self._velocity = VelocityCounts()
+        self._population: dict[str, int] = {}
+
+    def score(
+        self, record: LoginRecord, ctx: LoginContext, velocity: VelocityCounts, population: dict[str, int]
+    ) -> tuple[str, str, list[str]]:
+        """Decide one login and learn from it; returns its output line, action and reasons."""
+        self._velocity, self._population = velocity, population
+        policy = self.policy
+        assessment, evidence = score_login(ctx, self, signals=policy.signals, thresholds=policy.thresholds)
+        # The decision is made; only now may the line's own second factor result be read.
+        if record.password_ok and evidence is not None:
+            passed = assessment.action == Action.ALLOW or (
+                assessment.action == Action.STEP_UP and record.second_factor_ok is True
+            )
+            if passed:
+                self.learn(ctx, evidence)
+                if assessment.action == Action.STEP_UP:
+                    self.trust_device(ctx, trusted_until(ctx))
+        reasons = assessment.reasons
+        action = assessment.action.value
+        # Written by hand: the same JSON as json.dumps of the dict, at a third of the cost per line.
+        text = (
+            f'{{"line": {record.line}, "user": {_json_string(record.user)}, "score": {assessment.score}, '
+            f'"action": "{action}", "reasons": {_dumps(reasons) if reasons else "[]"}}}\n'
+        )
+        return text, action, reasons
+
+    def evidence(self, ctx: LoginContext) -> Evidence:
+        history = self.history
+        profile = Profile.at(history.profiles.get(ctx.user_id), ctx.timestamp, history.horizon_days)
+        until = history.trusted.get((ctx.user_id, ctx.device_hash or ""))
+        return Evidence(
+            ctx=ctx,
+            profile=profile,
+            population=self._population,
+            device=_device_state(profile, ctx, until is not None and until > ctx.time),
+            velocity=self._velocity,
+        )
+
+    def learn(self, ctx: LoginContext, evidence: Evidence) -> None:
+        """The profile only: population counts are pass 1's (:func:`counts_in_population`)."""
+        history = self.history
+        history.profiles[ctx.user_id] = learn(
+            history.profiles.get(ctx.user_id), ctx, horizon_days=history.horizon_days
+        )
+
+    def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
+        """Nothing: pass 1 counts every attempt."""
+
+    def trust_device(self, ctx: LoginContext, until: datetime) -> None:
+        self.history.trust_device(ctx, until)
+
+
 def replay(
     lines: Iterable[str],
     output: SupportsWrite[str],
@@ -190,42 +343,37 @@ def replay(
 
     Raises :class:`ReplayError` at the first malformed or out-of-order line (lines before it are written).
     ``history``: the in-memory store to start from and leave the learned state in (``authguard
-    import-history`` reads it afterwards); a new, empty one by default.
+    import-history`` reads it afterwards); a new, empty one by default. Both passes run line by line, so
+    the output equals the sharded replay's (:mod:`authguard.risk.replay_shards`).
     """
     policy = policy or Policy.current()
     history = history if history is not None else MemoryHistory()
+    cross = CrossUserPass(history)
+    scorer = UserScorer(policy, history)
+    population = history.population
     summary = Summary()
     started = last_report = _time.monotonic()
     previous: datetime | None = None
     number = 0
     for number, text in enumerate(lines, start=1):
-        if not text.strip():
+        record = parse_line(number, text) if text.strip() else None
+        if record is None:
             raise ReplayError(number, "empty line")
-        record = parse_line(number, text)
         if previous is not None and record.ts < previous:
             raise ReplayError(
                 number, f"out of order: {record.ts.isoformat()} is before {previous.isoformat()}"
             )
         previous = record.ts
         ctx = context_from_record(record, geoip_path=geoip_path)
-        assessment, evidence = score_login(ctx, history, signals=policy.signals, thresholds=policy.thresholds)
-        # The decision is made; only now may the line's own second factor result be read.
-        history.record_attempt(ctx, failed=not record.password_ok)
-        if record.password_ok and evidence is not None:
-            passed = assessment.action == Action.ALLOW or (
-                assessment.action == Action.STEP_UP and record.second_factor_ok is True
-            )
-            if passed:
-                history.learn(ctx, evidence)
-                if assessment.action == Action.STEP_UP:
-                    history.trust_device(ctx, trusted_until(ctx))
-        reasons = assessment.reasons
-        action = assessment.action.value
-        # Written by hand: the same JSON as json.dumps of the dict, at a third of the cost per line.
-        output.write(
-            f'{{"line": {number}, "user": {_json_string(record.user)}, "score": {assessment.score}, '
-            f'"action": "{action}", "reasons": {_dumps(reasons) if reasons else "[]"}}}\n'
+        velocity = cross.before(number, ctx)
+        result, action, reasons = scorer.score(record, ctx, velocity, population)
+        cross.after(
+            ctx,
+            failed=not record.password_ok,
+            counted=counts_in_population(record),
+            keys=ctx.population_value_keys.values(),
         )
+        output.write(result)
         summary.actions[action] += 1
         summary.reasons.update(reasons)
         if progress is not None and number % 1000 == 0:

@@ -1,7 +1,9 @@
 """``python manage.py authguard <subcommand>``: authguard's operator tools.
 
-* ``replay INPUT.jsonl --output OUT.jsonl [--geoip-path DIR] [--policy POLICY.json]``: backtest a policy
-  on past logins (CONTRACTS section 5). Nothing is read from or written to the configured database.
+* ``replay INPUT.jsonl --output OUT.jsonl [--geoip-path DIR] [--policy POLICY.json] [--shards N]
+  [--scheduler ADDRESS]``: backtest a policy on past logins (CONTRACTS section 5). Nothing is read from or
+  written to the configured database. ``--shards N`` splits the users over a Dask cluster (a local one, or
+  the scheduler at ``ADDRESS``) with the same output (:mod:`authguard.risk.replay_shards`).
 * ``prune [--dry-run] [--batch N] [--only WHAT ...] [--population-days N]``: delete what retention allows
   (stale session records, dead population rows, login events and notifications past
   ``AUTHGUARD_EVENT_RETENTION_DAYS``); ``--dry-run`` counts without deleting (:mod:`authguard.retention`).
@@ -21,6 +23,7 @@ from authguard import retention
 from authguard.conf import app_settings
 from authguard.risk.import_history import import_history
 from authguard.risk.replay import Policy, ReplayError, replay_file
+from authguard.risk.replay_shards import NO_DASK, dask_available, replay_file_sharded
 
 #: ``--only`` choices -> the :mod:`authguard.retention` function, in the order they run.
 PRUNERS = {
@@ -54,6 +57,17 @@ class Command(BaseCommand):
         )
         rp.add_argument("--policy", default=None, help='JSON file: {"thresholds": {...}, "signals": [...]}.')
         rp.add_argument("--quiet", action="store_true", help="No progress and no summary on stderr.")
+        rp.add_argument(
+            "--shards",
+            type=int,
+            default=1,
+            help="Score the users in N shards in parallel on Dask (same output; default 1: no Dask).",
+        )
+        rp.add_argument(
+            "--scheduler",
+            default=None,
+            help="A running Dask scheduler (tcp://host:8786); default: a local cluster of N workers.",
+        )
         pp = sub.add_parser("prune", help="Delete what retention allows; --dry-run counts without deleting.")
         pp.add_argument("--dry-run", action="store_true", help="Count what would be deleted; delete nothing.")
         pp.add_argument("--batch", type=int, default=5000, help="Rows per statement (default 5000).")
@@ -143,10 +157,30 @@ class Command(BaseCommand):
                 raise CommandError(f"cannot use policy {options['policy']}: {exc}") from None
         geoip_path = options["geoip_path"] or app_settings.GEOIP_PATH
         progress = None if options["quiet"] else self.stderr._out
+        shards, scheduler = options["shards"], options["scheduler"]
+        if shards < 1:
+            raise CommandError("--shards must be a positive integer.")
+        if (shards > 1 or scheduler) and not dask_available():
+            raise CommandError(NO_DASK)
         try:
-            summary = replay_file(
-                options["input"], options["output"], geoip_path=geoip_path, policy=policy, progress=progress
-            )
+            if shards > 1 or scheduler:
+                summary = replay_file_sharded(
+                    options["input"],
+                    options["output"],
+                    shards=shards,
+                    scheduler=scheduler,
+                    geoip_path=geoip_path,
+                    policy=policy,
+                    progress=progress,
+                )
+            else:
+                summary = replay_file(
+                    options["input"],
+                    options["output"],
+                    geoip_path=geoip_path,
+                    policy=policy,
+                    progress=progress,
+                )
         except ReplayError as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
