@@ -5,17 +5,7 @@ Django's admin autodiscovery imports ``authguard.admin``; importing it registers
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from authguard.compat import forward_to
+from authguard.console import admin as _console_admin  # noqa: F401  (registers the console's ModelAdmins)
 
-_HOME = "authguard.console.admin"
-importlib.import_module(_HOME)  # registers the console's ModelAdmins
-
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    try:
-        return getattr(importlib.import_module(_HOME), name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = forward_to(__name__, "authguard.console.admin")

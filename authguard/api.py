@@ -173,7 +173,7 @@ def _failed(request: HttpRequest) -> None:
 def _step_up_code(request: HttpRequest, *, method: str) -> HttpResponse:
     _may_step_up(request, method)
     code = read_json(request).get("code")
-    device = login_stepup.verify_code(request, user=request.user, method=method, code=code)
+    device = login_stepup.verify_step_up_code(request, user=request.user, method=method, code=code)
     if device is None:
         message = (
             _("That code is not correct. Please try again.")

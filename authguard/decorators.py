@@ -5,16 +5,6 @@ Portals import ``step_up_required`` and ``step_up_exempt`` from here.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from authguard.compat import forward_to
 
-_HOME = "authguard.sessions.decorators"
-
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    try:
-        return getattr(importlib.import_module(_HOME), name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = forward_to(__name__, "authguard.sessions.decorators")

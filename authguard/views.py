@@ -119,7 +119,7 @@ def _verify_code(
         return answer
     context = _method_context(request)
     try:
-        login_stepup.check_step_up_allowed(request.user, method=method)
+        login_stepup.check_step_up_allowed(request.user, method=method, methods=context["methods"])
     except login_stepup.StepUpUnavailable as refused:
         if refused.code != "locked":
             return _chooser(request, context)
@@ -132,7 +132,7 @@ def _verify_code(
     if request.method == "POST" and form.is_valid():
         status = 400
         try:
-            device = login_stepup.verify_code(
+            device = login_stepup.verify_step_up_code(
                 request, user=request.user, method=method, code=form.cleaned_data["code"]
             )
         except Throttled as error:

@@ -50,7 +50,7 @@ def _lazy_packages(modules: dict[str, Path]) -> set[str]:
     return {
         name
         for name, path in modules.items()
-        if path.name == "__init__.py" and "_HOME = " in path.read_text()
+        if path.name == "__init__.py" and "forward_to(" in path.read_text()
     }
 
 

@@ -377,7 +377,9 @@ def confirm_with_totp(request: HttpRequest, *, action_id: object, code: object) 
     """Confirm with a TOTP code, only where this action's ``methods`` allow it (never under the preset)."""
     held = pending_for(request, action_id)
     allowed = "totp" in held.methods and not app_settings.JSDA
-    device = flow.verify_code(request, held, HELD_ACTION, code=code, allowed=allowed, recheck=stored_action)
+    device = flow.verify_confirmation_code(
+        request, held, HELD_ACTION, code=code, allowed=allowed, recheck=stored_action
+    )
     _require_may_confirm(request.user, device, held)
     return _execute(request.user, held.pk, method="totp", device=device, assertion=None)
 

@@ -32,13 +32,9 @@ def method_of(device: Any) -> str | None:
     return None
 
 
-def _user_devices(user: Any) -> list[Any]:
-    return list(user_factors(user))
-
-
 def usable_factors(user: Any) -> list[Any]:
     """The user's usable factors (:func:`authguard.factors.inventory.user_factors`)."""
-    return _user_devices(user)
+    return list(user_factors(user))
 
 
 def account_cooling_off(user: Any) -> bool:
@@ -81,7 +77,7 @@ def step_up_methods(user: Any) -> list[str]:
     only passkeys). Empty: the user has no usable factor and a risky login must be refused."""
     if user is None or not getattr(user, "is_authenticated", False):
         return []
-    present = {method_of(device) for device in _user_devices(user)}
+    present = {method_of(device) for device in usable_factors(user)}
     return [method for method in app_settings.STEP_UP_METHODS if method in present]
 
 

@@ -13,6 +13,7 @@ typed into, nothing that lasts (battery case 56).
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from django.conf import settings
@@ -58,20 +59,21 @@ class StepUpUnavailable(AuthguardError):
     default_message = gettext_lazy("This way of confirming it is you is not available.")
 
 
-def check_step_up_allowed(user: Any, *, method: str) -> None:
+def check_step_up_allowed(user: Any, *, method: str, methods: Collection[str] | None = None) -> None:
     """Raise :class:`StepUpUnavailable` unless ``user`` may step up with ``method`` now.
 
     Every front end asks here first (the HTML pages, the JSON API, DRF's step-up exchange), so the lock
-    check and the method check are one rule.
+    check and the method check are one rule. ``methods``: the user's :func:`step_up_methods`, when the caller
+    has just read them (they are not read twice).
     """
     # SECURITY: a locked account gets no further guesses, whatever the front end (fail closed).
     if lockout.is_locked_fail_closed(user):
         raise StepUpUnavailable(gettext_lazy("This action is not possible right now."), code="locked")
-    if method not in step_up_methods(user):
+    if method not in (step_up_methods(user) if methods is None else methods):
         raise StepUpUnavailable()
 
 
-def verify_code(request: HttpRequest, *, user: Any, method: str, code: object) -> Any:
+def verify_step_up_code(request: HttpRequest, *, user: Any, method: str, code: object) -> Any:
     """Check a typed code (``totp`` or ``recovery_code``) of ``user``: the device, or None when wrong.
 
     A wrong code, a throttled attempt or any refusal marks the pending login event ``step_up_failed`` (the

@@ -275,7 +275,7 @@ def verify_passkey(
         raise kind.invalid(exc.message, code=exc.code) from None
 
 
-def verify_code(
+def verify_confirmation_code(
     request: HttpRequest,
     held: Any,
     kind: HeldKind,
@@ -431,6 +431,6 @@ __all__ = [
     "pending",
     "session_binding",
     "signed_challenge",
-    "verify_code",
+    "verify_confirmation_code",
     "verify_passkey",
 ]

@@ -31,6 +31,14 @@ from authguard.orders.rule_base import (
 )
 
 
+def _campaign_reason(facts: OrderFacts) -> Any:
+    """What the customer reads for every campaign finding (flagged, by volume or by count)."""
+    return reason(
+        _("Many accounts have been buying %(symbol)s at once; buys of it need your confirmation."),
+        {"symbol": facts.symbol},
+    )
+
+
 class Campaign(OrderRule):
     """Many accounts buying one illiquid instrument within ``window_hours``: at ``accounts`` distinct buyers
     (or ``risky_accounts`` from risky sessions) the instrument is flagged, the admins are alerted, and every
@@ -82,13 +90,7 @@ class Campaign(OrderRule):
             yield RuleFinding(
                 "campaign_instrument",
                 CRITICAL,
-                reason(
-                    _(
-                        "Many accounts have been buying %(symbol)s at once; "
-                        "buys of it need your confirmation."
-                    ),
-                    {"symbol": facts.symbol},
-                ),
+                _campaign_reason(facts),
                 self.action,
                 {"accounts": campaign.accounts},
             )
@@ -99,13 +101,7 @@ class Campaign(OrderRule):
             yield RuleFinding(
                 "campaign_detected",
                 CRITICAL,
-                reason(
-                    _(
-                        "Many accounts have been buying %(symbol)s at once; "
-                        "buys of it need your confirmation."
-                    ),
-                    {"symbol": facts.symbol},
-                ),
+                _campaign_reason(facts),
                 self.action,
                 {
                     "accounts": campaign.accounts,
@@ -128,13 +124,7 @@ class Campaign(OrderRule):
             yield RuleFinding(
                 "campaign_detected",
                 CRITICAL,
-                reason(
-                    _(
-                        "Many accounts have been buying %(symbol)s at once; "
-                        "buys of it need your confirmation."
-                    ),
-                    {"symbol": facts.symbol},
-                ),
+                _campaign_reason(facts),
                 self.action,
                 {
                     "accounts": campaign.accounts,

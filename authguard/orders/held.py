@@ -201,7 +201,7 @@ def confirm_with_totp(request: HttpRequest, *, confirmation_id: object, code: ob
     and the other :class:`ConfirmationError` kinds as :func:`confirm_with_passkey` does.
     """
     held = pending_for(request, confirmation_id)
-    device = flow.verify_code(
+    device = flow.verify_confirmation_code(
         request, held, HELD_ORDER, code=code, allowed="totp" in held.methods, recheck=stored_order
     )
     if factor_cooling_off(device):
