@@ -16,6 +16,9 @@ from authguard.checks import Codes
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Django 6.1's model checks (run_checks() without tags) ask the database whether it supports JSONField.
+pytestmark = pytest.mark.django_db
+
 
 def ids(**kwargs) -> set[str]:
     return {m.id for m in run_checks(tags=["security"]) if m.id and m.id.startswith("authguard.")}
