@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 
 from authguard.models import KnownDevice, LoginEvent, Outcome, RiskProfile
 
@@ -174,8 +174,20 @@ def test_a_risky_admin_login_is_held_at_step_up(user_factory, client):
     assert held.status_code == 302 and held.url.startswith("/authguard/step-up/")
 
 
-def test_a_refused_login_leaves_last_login_alone_and_an_allowed_one_sets_it(user_factory, login_as, client):
-    """Issue 14, item 7: ``last_login`` (a portal's "your last sign-in") never records the thief's refusal."""
+@pytest.mark.parametrize(
+    "populated_again", [False, True], ids=["registry-as-loaded", "registry-populated-again"]
+)
+def test_a_refused_login_leaves_last_login_alone_and_an_allowed_one_sets_it(
+    user_factory, login_as, settings, populated_again
+):
+    """Issue 14, item 7: ``last_login`` (a portal's "your last sign-in") never records the thief's refusal.
+
+    Also after INSTALLED_APPS is overridden (it runs every ``ready()`` again and Django's auth app
+    reconnects its ``update_last_login``), even while django-otp is out: CI found that one."""
+    if populated_again:
+        without_otp = [app for app in settings.INSTALLED_APPS if not app.startswith("django_otp")]
+        with override_settings(INSTALLED_APPS=without_otp):
+            pass
     user = user_factory("alice")
     assert user.last_login is None
     assert login_as("alice", ip=IP_TOR, ua=UA_CURL).url == "/authguard/denied/"

@@ -14,13 +14,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import update_last_login
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from authguard.login import flow as login
+from authguard.login import last_login
 
 # Imported for its receiver: a saved PolicyVersion is put in force by authguard.risk.policy.
 from authguard.risk import policy as _policy  # noqa: F401
@@ -41,34 +41,16 @@ def score_successful_login(
     # Not an HTTP request: a script, or a test client's force_login() (every WSGI/ASGI request carries
     # REQUEST_METHOD). Or the login was already decided in this request.
     if request is None or "REQUEST_METHOD" not in request.META:
-        _update_last_login(sender, user)
+        last_login.stamp(sender, user)
         return
     if getattr(request, sessions_state.DECISION_ATTR, None) is not None:
-        _update_last_login(sender, user)
+        last_login.stamp(sender, user)
         return
     decision = login.after_password_login(request, user)
     # A refused login is no login: `last_login` (which the portal may show the customer as "your last
     # sign-in") keeps the customer's own (issue 14, item 7).
     if decision.status != "denied":
-        _update_last_login(sender, user)
-
-
-def _update_last_login(sender: Any, user: AbstractBaseUser) -> None:
-    if _LAST_LOGIN_TAKEN_OVER and hasattr(user, "last_login"):
-        update_last_login(sender, user)  # type: ignore[arg-type]  # any user model with last_login
-
-
-#: Whether Django's own ``update_last_login`` receiver was disconnected by :func:`take_over_last_login`.
-_LAST_LOGIN_TAKEN_OVER = False
-
-
-def take_over_last_login() -> None:
-    """Update ``last_login`` after authguard's decision instead of before it (Django's receiver runs first
-    and would stamp refused logins too). Only when Django's receiver is connected under its usual
-    ``dispatch_uid``; otherwise nothing changes and nobody updates it twice."""
-    global _LAST_LOGIN_TAKEN_OVER
-    if user_logged_in.disconnect(dispatch_uid="update_last_login"):
-        _LAST_LOGIN_TAKEN_OVER = True
+        last_login.stamp(sender, user)
 
 
 @receiver(user_login_failed, dispatch_uid="authguard.record_failed_login")
