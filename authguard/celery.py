@@ -58,6 +58,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Population counts off the login path: add what logins appended into the counts scoring reads (issue 15;
     # without a beat the first login of each AUTHGUARD_POPULATION_FOLD_SECONDS period does it).
     "authguard-fold-population": {"task": "authguard.fold_population", "schedule": 300.0},
+    # Busy accounts' finished days of orders summed into day totals: order checks read constant rows
+    # (issue 11).
+    "authguard-roll-up-orders": {"task": "authguard.roll_up_orders", "schedule": 3600.0},
     # Retention: ended sessions' records, unused population rows, old login events and notifications.
     "authguard-prune-retention": {"task": "authguard.prune_retention", "schedule": 24 * 3600.0},
     # Proof of life of beat, broker and worker together. A heartbeat older than a minute is dropped by the

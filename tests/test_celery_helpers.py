@@ -84,6 +84,7 @@ def test_beat_schedule_names_real_registered_tasks() -> None:
         "authguard.retry_pending_notifications",
         "authguard.expire_held_orders",
         "authguard.fold_population",
+        "authguard.roll_up_orders",
         "authguard.prune_retention",
         "authguard.heartbeat",
     }

@@ -21,3 +21,6 @@ def test_the_order_benchmark_reports_holds_and_check_costs(db: Any, settings: An
     assert set(result["by_profile"]) <= {"saver", "rebalancer", "trader", "enthusiast", "seller"}
     heavy = result["heavy_history_account"]
     assert heavy["ledger_rows"] == 22_000 and heavy["queries_max"] <= 3  # as for an account without history
+    # The hourly roll-up task summed the finished days (the old 20,000 and most of the month): same queries.
+    rolled = heavy["rolled_up"]
+    assert rolled["rows_rolled"] > 20_000 and rolled["queries_max"] <= 3

@@ -12,6 +12,7 @@ __all__ = [
     "CampaignFlag",
     "GuardedOrder",
     "HeldOrder",
+    "OrderDayTotal",
 ]
 
 
@@ -43,6 +44,9 @@ class GuardedOrder(models.Model):
     illiquid_amount = models.DecimalField(
         _("amount weighted by illiquidity"), max_digits=20, decimal_places=2, default=0
     )
+    # SECURITY: set only by authguard.orders.rollup.roll_up, in the transaction that adds the row to its day's
+    # OrderDayTotal: a rolled row is counted from there, an unrolled one from the ledger, never both.
+    rolled = models.BooleanField(_("summed into its day's totals"), default=False)
 
     class Meta:
         verbose_name = _("guarded order")
@@ -51,10 +55,47 @@ class GuardedOrder(models.Model):
         indexes = [
             models.Index(fields=["user", "created_at"], name="authguard_guarded_user_time"),
             models.Index(fields=["symbol", "created_at"], name="authguard_guarded_symbol_time"),
+            # What a check reads of the ledger: the rows not yet in an OrderDayTotal.
+            models.Index(
+                fields=["user", "created_at"],
+                condition=models.Q(rolled=False),
+                name="authguard_guarded_unrolled",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.user} {self.side} {self.quantity} {self.symbol} ({self.status})"
+
+
+class OrderDayTotal(models.Model):
+    """An account's placed orders of one UTC day, summed once the day is over.
+
+    Written by :mod:`authguard.orders.rollup` only. A check then reads at most one row per day of its longest
+    window, however many orders the account placed (issue 11, acceptance 3). ``symbol`` is empty on the
+    account's row; a row per bought symbol holds that symbol's buys (``buys`` only).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user")
+    )
+    day = models.DateField(_("day (UTC)"))
+    symbol = models.CharField(_("symbol"), max_length=32, blank=True)
+    sells = models.DecimalField(_("sells"), max_digits=24, decimal_places=2, default=0)
+    buys = models.DecimalField(_("buys"), max_digits=24, decimal_places=2, default=0)
+    illiquid_buys = models.PositiveIntegerField(_("buys of illiquid instruments"), default=0)
+    illiquid_amount = models.DecimalField(
+        _("buys weighted by illiquidity"), max_digits=24, decimal_places=2, default=0
+    )
+
+    class Meta:
+        verbose_name = _("day of placed orders")
+        verbose_name_plural = _("days of placed orders")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "symbol", "day"], name="authguard_order_day_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.day} {self.symbol or '*'}"
 
 
 class HeldOrder(models.Model):

@@ -32,8 +32,17 @@ from django.db import connection
 from django.db.models import Case, Exists, IntegerField, Q, Value, When
 
 from authguard.choices import Action
-from authguard.models import AccountSecurity, CampaignFlag, GuardedOrder, GuardStatus, KnownDevice, LoginEvent
+from authguard.models import (
+    AccountSecurity,
+    CampaignFlag,
+    GuardedOrder,
+    GuardStatus,
+    KnownDevice,
+    LoginEvent,
+    OrderDayTotal,
+)
 from authguard.models import Outcome as LoginOutcome
+from authguard.orders import rollup
 from authguard.orders.rules import CampaignFacts, TrustFacts, WindowTotals
 
 #: Reason codes of a login that mean its context changed (a new network, a proxy, a factor or password
@@ -97,21 +106,26 @@ def _trust_from(row: dict[str, Any], days: int) -> TrustFacts:
 
 
 @functools.lru_cache(maxsize=16)
-def _ledger_sql(vendor: str, windows: int) -> str:
-    """The ledger query for ``windows`` windows: built once, then only executed (no ORM compilation).
+def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
+    """The ledger query for ``windows`` windows, ``rounded`` of which start at a midnight before the rolled-up
+    days end: built once, then only executed (no ORM compilation).
 
-    The ledger's ``(user, created_at)`` index range of the longest window, grouped by side, status, the
-    smallest window a row falls in and whether it is of the order's instrument (a few dozen groups at most,
-    one ``CASE`` per row and column), then one more row with the trust EXISTS subqueries (``UNION ALL``): one
-    statement that SQLite and PostgreSQL both run.
+    Four parts in one ``UNION ALL`` that SQLite and PostgreSQL both run: the ledger rows not rolled up (the
+    partial ``(user, created_at) WHERE NOT rolled`` index: the last day or two and held orders), grouped by
+    side, status, the smallest window a row falls in and whether it is of the order's instrument; the
+    rolled-up days' sells, and their buys (the account's and the order
+    instrument's), each grouped by the smallest window the day falls in (at most one row per day and window);
+    one row with the trust EXISTS subqueries.
     """
     q = connection.ops.quote_name
     ledger = q(GuardedOrder._meta.db_table)
+    days = q(OrderDayTotal._meta.db_table)
     devices = q(KnownDevice._meta.db_table)
     events = q(LoginEvent._meta.db_table)
     security = q(AccountSecurity._meta.db_table)
     # At least one WHEN (PostgreSQL refuses a bare CASE ... ELSE): one window alone gets a WHEN for itself.
     bucket = "CASE " + " ".join(["WHEN created_at >= %s THEN %s"] * max(windows - 1, 1)) + " ELSE %s END"
+    day_bucket = "CASE " + " ".join(["WHEN day >= %s THEN %s"] * max(rounded - 1, 1)) + " ELSE %s END"
     context = " OR ".join(["CAST(reasons AS TEXT) LIKE %s"] * len(CONTEXT_CHANGE_REASONS))
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
     exists = [
@@ -128,11 +142,35 @@ def _ledger_sql(vendor: str, windows: int) -> str:
         " CASE WHEN symbol = %s THEN 1 ELSE 0 END AS same,"
         " SUM(amount) AS total, SUM(illiquid_amount) AS weighted,"
         " SUM(CASE WHEN illiquid THEN 1 ELSE 0 END) AS thin, MIN(created_at) AS first"
-        f" FROM {ledger} WHERE user_id = %s AND created_at >= %s AND status IN ('placed', 'held')"
-        " GROUP BY 1, 2, 3, 4"
+        f" FROM {ledger} WHERE user_id = %s AND created_at >= %s AND NOT rolled"
+        " AND status IN ('placed', 'held') GROUP BY 1, 2, 3, 4"
+    )
+    rolled_sells = (
+        f"SELECT 'rolled_sell', '', {day_bucket}, 0, SUM(sells), 0, 0, NULL"  # noqa: S608
+        f" FROM {days} WHERE user_id = %s AND day >= %s AND symbol = '' GROUP BY 3"
+    )
+    rolled_buys = (
+        f"SELECT 'rolled_buy', '', {day_bucket}, CASE WHEN symbol = '' THEN 0 ELSE 1 END,"  # noqa: S608
+        " SUM(buys), SUM(illiquid_amount), SUM(illiquid_buys), NULL"
+        f" FROM {days} WHERE user_id = %s AND day >= %s AND symbol IN ('', %s) GROUP BY 3, 4"
     )
     trust = f"SELECT 'trust', '', {flags[0]}, {flags[1]}, {flags[2]}, {flags[3]}, 0, NULL"
-    return f"{grouped} UNION ALL {trust}"
+    return f"{grouped} UNION ALL {rolled_sells} UNION ALL {rolled_buys} UNION ALL {trust}"
+
+
+def _window_starts(now: datetime, hours: list[int]) -> tuple[dict[int, datetime], datetime]:
+    """Each window's start and the time before which orders may be rolled up into days.
+
+    A window that reaches back before that time starts at the midnight (UTC) before its exact start: the
+    rolled-up days are whole days. SECURITY: rounding down only lengthens a window (by less than a day), so
+    it can only add exposure, never hide any.
+    """
+    rollable = rollup.rollable_before(now)
+    starts = {}
+    for h in hours:
+        exact = now - timedelta(hours=h)
+        starts[h] = exact if exact >= rollable else rollup.day_start(exact)
+    return starts, rollable
 
 
 def ledger_totals(
@@ -147,23 +185,36 @@ def ledger_totals(
     """Each window's placed and held orders of ``user``, whether a held order is past its deadline
     (older than ``held_seconds``), and the account's :class:`TrustFacts` (:func:`account_trust`): one query.
 
-    ``hours`` are the windows (e.g. 24, 168, 720). The query reads the ledger's ``(user, created_at)`` index
-    over the longest window only, so older history costs nothing. It is plain SQL built once per process:
-    compiling two dozen conditional aggregates through the ORM cost more than running them.
+    ``hours`` are the windows (e.g. 24, 168, 720). The query reads the ledger rows not yet rolled up (the
+    last day or two, and held orders) and one total per earlier day (:mod:`authguard.orders.rollup`), so
+    neither the account's older history nor its number of orders within the windows changes its cost. A
+    window reaching back beyond the last day or two starts at a midnight (UTC), up to a day early. Reads
+    only: the periodic task rolls finished days up. It is plain SQL built once per process: compiling two
+    dozen conditional aggregates through the ORM cost more than running them.
     """
     hours = sorted(set(hours))
+    starts, rollable = _window_starts(now, hours)
+    rounded = [h for h in hours if starts[h] < rollable]
     adapt = connection.ops.adapt_datetimefield_value
+    adapt_day = connection.ops.adapt_datefield_value
     since = now - timedelta(days=trust_days)
+    earliest = starts[hours[-1]]
     params: list[Any] = []
     for h in hours[:-1] or hours:
-        params += [adapt(now - timedelta(hours=h)), h]
-    params += [hours[-1], symbol, user.pk, adapt(now - timedelta(hours=hours[-1]))]
+        params += [adapt(starts[h]), h]
+    params += [hours[-1], symbol, user.pk, adapt(earliest)]
+    day_params: list[Any] = []
+    for h in rounded[:-1] or rounded[:1] or hours[:1]:  # as many WHENs as _ledger_sql writes
+        day_params += [adapt_day(starts[h].date()), h]
+    day_params += [hours[-1]]
+    params += [*day_params, user.pk, adapt_day(earliest.date())]
+    params += [*day_params, user.pk, adapt_day(earliest.date()), symbol]
     params += [user.pk, adapt(since), user.pk, adapt(since)]
     params += [user.pk, adapt(since), True, Action.ALLOW, LoginOutcome.STEP_UP_PASSED, LoginOutcome.RESCORED]
     params += [f"%{code}%" for code in CONTEXT_CHANGE_REASONS]
     params += [user.pk, adapt(now), adapt(since)]
     with connection.cursor() as cursor:
-        cursor.execute(_ledger_sql(connection.vendor, len(hours)), params)
+        cursor.execute(_ledger_sql(connection.vendor, len(hours), max(len(rounded), 1)), params)
         rows = cursor.fetchall()
     # Decimal sums and one int count ("il") per window.
     sums: dict[int, dict[str, Any]] = {
@@ -185,26 +236,18 @@ def ledger_totals(
                 trust_days,
             )
             continue
-        placed = status == GuardStatus.PLACED
+        placed = status == GuardStatus.PLACED or side.startswith("rolled")
         if not placed and first is not None and _as_datetime(first) <= due_before:
             held_due = True
         total, weighted = _money(total), _money(weighted)
         for h in hours:
             if int(bucket) > h:
                 continue  # older than this window
-            acc = sums[h]
-            if side == "sell":
-                acc["sp" if placed else "sh"] += total
-            else:
-                acc["bp" if placed else "bh"] += total
-                acc["il"] += int(thin or 0)
-                acc["ia"] += weighted
-                if int(same):
-                    acc["sb"] += total
+            _add_row(sums[h], side, placed, int(same), total, weighted, int(thin or 0))
     totals = {
         h: WindowTotals(
             h,
-            now - timedelta(hours=h),
+            starts[h],
             sells_placed=acc["sp"],
             sells_held=acc["sh"],
             buys_placed=acc["bp"],
@@ -216,6 +259,23 @@ def ledger_totals(
         for h, acc in sums.items()
     }
     return totals, held_due, trust
+
+
+def _add_row(
+    acc: dict[str, Any], side: str, placed: bool, same: int, total: Decimal, weighted: Decimal, thin: int
+) -> None:
+    """Add one grouped row (of the ledger, or of the rolled-up days) to a window's sums."""
+    if side in ("sell", "rolled_sell"):
+        acc["sp" if placed else "sh"] += total
+        return
+    if side == "rolled_buy" and same:
+        acc["sb"] += total  # the order instrument's own day rows: its buys, already in the account's row
+        return
+    acc["bp" if placed else "bh"] += total
+    acc["il"] += thin
+    acc["ia"] += weighted
+    if same and side == "buy":
+        acc["sb"] += total
 
 
 def _as_datetime(value: Any) -> datetime:

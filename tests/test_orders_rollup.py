@@ -1,0 +1,135 @@
+"""Finished days of the ledger rolled into day totals (issue 11, acceptance 3): the same exposure, fewer rows.
+
+The order guard's windows must add up to exactly what they added up to before a roll-up, for any ledger
+(sides, symbols, illiquid buys, held, cancelled and expired orders, days and hours), and a held order that
+becomes placed after its day was rolled up must still count, once.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from authguard.models import GuardedOrder, GuardStatus, OrderDayTotal
+from authguard.orders import exposure, rollup
+from authguard.tasks import roll_up_orders
+
+NOW = datetime(2026, 12, 3, 14, 37, 21, tzinfo=dt_timezone.utc)
+WINDOWS = [24, 48, 168, 720]
+SYMBOLS = ["7203", "6758", "7Z2A", "9984"]
+STATUSES = [GuardStatus.PLACED] * 6 + [GuardStatus.HELD, GuardStatus.CANCELLED, GuardStatus.EXPIRED]
+
+
+def _ledger(user: Any, *, rows: int, seed: int, now: datetime = NOW) -> list[GuardedOrder]:
+    rng = random.Random(seed)
+    orders = []
+    for _ in range(rows):
+        illiquid = rng.random() < 0.3
+        amount = Decimal(rng.randrange(1_000, 3_000_000)) / 100
+        orders.append(
+            GuardedOrder(
+                user=user,
+                created_at=now - timedelta(seconds=rng.randrange(40 * 24 * 3600)),
+                side=rng.choice(["buy", "sell"]),
+                symbol=rng.choice(SYMBOLS),
+                quantity=1,
+                amount=amount,
+                currency="JPY",
+                status=rng.choice(STATUSES),
+                illiquid=illiquid,
+                illiquidity=0.8 if illiquid else 0.0,
+                illiquid_amount=(amount * Decimal("0.8")).quantize(Decimal("0.01"))
+                if illiquid
+                else Decimal(0),
+            )
+        )
+    return GuardedOrder.objects.bulk_create(orders)
+
+
+def _totals(user: Any, *, now: datetime = NOW, symbol: str = "7203") -> tuple[Any, bool, Any]:
+    return exposure.ledger_totals(
+        user, now=now, hours=WINDOWS, symbol=symbol, held_seconds=300, trust_days=14
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_rolled_up_days_give_exactly_the_windows_of_the_raw_ledger(user_factory: Any, seed: int) -> None:
+    user = user_factory("busy")
+    _ledger(user, rows=600, seed=seed)
+    before = {symbol: _totals(user, symbol=symbol) for symbol in SYMBOLS}
+    rolled = rollup.roll_up(user.pk, before=rollup.rollable_before(NOW))
+    assert rolled > 300 and OrderDayTotal.objects.filter(user=user).count() > 30
+    # Only placed orders of finished days were rolled; held ones and the last 24 hours stay in the ledger.
+    assert not GuardedOrder.objects.filter(rolled=True).exclude(status=GuardStatus.PLACED).exists()
+    assert not GuardedOrder.objects.filter(rolled=True, created_at__gte=NOW - timedelta(hours=24)).exists()
+    for symbol in SYMBOLS:
+        assert _totals(user, symbol=symbol) == before[symbol]
+    # A second roll-up finds nothing more to do and changes nothing.
+    assert rollup.roll_up(user.pk, before=rollup.rollable_before(NOW)) == 0
+    assert _totals(user) == before["7203"]
+
+
+def test_windows_that_reach_into_rolled_days_only_get_longer(user_factory: Any) -> None:
+    """A window reaching back before the rollable days starts at the midnight (UTC) before its start, never
+    later; the shortest window (24 h) is exact."""
+    user = user_factory("busy")
+    windows, _, _ = _totals(user)
+    assert windows[24].start == NOW - timedelta(hours=24)
+    for hours in (48, 168, 720):
+        exact = NOW - timedelta(hours=hours)
+        assert exact - timedelta(days=1) < windows[hours].start <= exact
+        assert windows[hours].start == exact.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def test_a_sell_just_inside_the_rounded_start_counts_in_the_week(user_factory: Any) -> None:
+    user = user_factory("busy")
+    week_start = (NOW - timedelta(hours=168)).replace(hour=0, minute=0, second=0, microsecond=0)
+    GuardedOrder.objects.create(
+        user=user, created_at=week_start + timedelta(minutes=1), side="sell", symbol="7203", quantity=1,
+        amount=Decimal(5_000_000), currency="JPY", status=GuardStatus.PLACED,
+    )  # fmt: skip
+    before, _, _ = _totals(user)
+    assert rollup.roll_up(user.pk, before=rollup.rollable_before(NOW)) == 1
+    after, _, _ = _totals(user)
+    assert before[168].sells_placed == after[168].sells_placed == Decimal(5_000_000)
+    assert after[24].sells_placed == after[48].sells_placed == 0
+
+
+def test_a_held_order_confirmed_after_its_day_was_rolled_up_counts_once(user_factory: Any) -> None:
+    user = user_factory("busy")
+    _ledger(user, rows=200, seed=4)
+    held = GuardedOrder.objects.create(
+        user=user, created_at=NOW - timedelta(days=3), side="sell", symbol="7203", quantity=1,
+        amount=Decimal(7_000_000), currency="JPY", status=GuardStatus.HELD,
+    )  # fmt: skip
+    before, _, _ = _totals(user)
+    rollup.roll_up(user.pk, before=rollup.rollable_before(NOW))
+    held.refresh_from_db()
+    assert not held.rolled  # held orders are never rolled
+    # Confirmed later (as orders.held does): placed now, still unrolled, so it counts from the ledger.
+    GuardedOrder.objects.filter(pk=held.pk).update(status=GuardStatus.PLACED)
+    after, _, _ = _totals(user)
+    assert after[168].sells_placed == before[168].sells_placed + Decimal(7_000_000)
+    assert after[168].sells_held == before[168].sells_held - Decimal(7_000_000)
+    # The next roll-up moves it into its day's total: the week still counts it exactly once.
+    assert rollup.roll_up(user.pk, before=rollup.rollable_before(NOW)) == 1
+    assert _totals(user)[0] == after
+
+
+def test_the_periodic_task_rolls_busy_accounts_only(user_factory: Any, settings: Any) -> None:
+    busy, quiet = user_factory("busy"), user_factory("quiet")
+    _ledger(busy, rows=400, seed=5)
+    _ledger(quiet, rows=20, seed=6)
+    quiet_before = _totals(quiet)
+    busy_before = _totals(busy)
+    assert rollup.roll_up_accounts(now=NOW) > 100
+    assert OrderDayTotal.objects.filter(user=busy).exists()
+    assert not OrderDayTotal.objects.filter(user=quiet).exists()  # fewer than ROLL_AFTER_ROWS: left raw
+    assert _totals(busy) == busy_before and _totals(quiet) == quiet_before
+    # The Celery task (eager in the tests) is the same call with the clock's now: nothing left to roll.
+    assert roll_up_orders.delay().get() == 0
