@@ -155,3 +155,51 @@ def test_battery_36_an_order_changed_while_confirming_is_rechecked_under_the_loc
     assert answer.status_code == 400 and answer.json()["code"] == "order_changed", answer.content
     assert holdings(kenji)["9432"] == 2000
     assert Order.objects.get(pk=held["order_id"]).status != OrderStatus.PLACED
+
+
+def test_parallel_roll_ups_and_a_confirmation_count_every_order_once(kenji: Any) -> None:
+    """Issue 11, acceptance 3: four roll-ups of one account at once, while a held order of a finished day
+    is confirmed: every placed order ends up counted exactly once, in the ledger or in its day's total."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from authguard.orders import exposure, rollup
+
+    now = timezone.now()
+    rows = [
+        GuardedOrder(
+            user=kenji, created_at=now - timedelta(hours=30 + 7 * n), side="sell" if n % 2 else "buy",
+            symbol="7203" if n % 3 else "9432", quantity=1, amount=Decimal(1000 + n), currency="JPY",
+            status=GuardStatus.PLACED,
+        )
+        for n in range(300)
+    ]  # fmt: skip
+    GuardedOrder.objects.bulk_create(rows)
+    held = GuardedOrder.objects.create(
+        user=kenji, created_at=now - timedelta(days=3), side="sell", symbol="7203", quantity=1,
+        amount=Decimal(50_000), currency="JPY", status=GuardStatus.HELD,
+    )  # fmt: skip
+
+    def totals() -> Any:
+        return exposure.ledger_totals(
+            kenji, now=now, hours=[24, 168, 720], symbol="7203", held_seconds=300, trust_days=14
+        )[0]
+
+    def confirm() -> int:
+        with transaction.atomic():
+            return GuardedOrder.objects.filter(pk=held.pk).update(status=GuardStatus.PLACED)
+
+    expected = totals()
+    before = rollup.rollable_before(now)
+    results = in_parallel([*(lambda: rollup.roll_up(kenji.pk, before=before) for _ in range(4)), confirm])
+    assert not [r for r in results if isinstance(r, Exception) and not isinstance(r, rollup.RollupConflict)]
+    assert sum(r for r in results[:4] if isinstance(r, int)) >= 290  # every finished day's row, once
+    after = totals()
+    for hours in (168, 720):
+        assert after[hours].sells == expected[hours].sells  # held or placed, the sell counts once
+        assert after[hours].buys_placed == expected[hours].buys_placed
+        assert after[hours].symbol_buys == expected[hours].symbol_buys
+    # Whatever was left (the confirmed order, a conflicting roll-up's rows) rolls up later, still exactly.
+    rollup.roll_up(kenji.pk, before=before)
+    assert totals() == after
