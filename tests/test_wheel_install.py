@@ -78,6 +78,9 @@ AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout": 10}
+# This portal runs no beat (so no outbox retry): a cold first publish (Redis connection, queue declaration)
+# took over the default 1 s on a loaded 2-core machine and the row then waited for a retry that never came.
+AUTHGUARD_BROKER_PUBLISH_SECONDS = 15
 # This run's database, mail folder, broker and queue follow.
 """
 
