@@ -16,7 +16,14 @@ from django.utils import timezone, translation
 
 from authguard.actions import flow as actions
 from authguard.factors import inventory
-from authguard.models import HeldAction, HeldOrder, Notification, RegisteredPayee
+from authguard.models import (
+    FactorRecord,
+    FactorThrottle,
+    HeldAction,
+    HeldOrder,
+    Notification,
+    RegisteredPayee,
+)
 from demo_site.brokerage.models import BankAccount, BankAccountStatus, Withdrawal, WithdrawalStatus
 
 from .actions_support import *  # noqa: F403
@@ -239,6 +246,27 @@ def test_totp_confirms_only_where_the_settings_allow_it_and_never_under_the_pres
     actions_site.AUTHGUARD_PRESET = "jsda-2025"
     refused = client.post("/api/bank-accounts", {**BANK, "account_number": "1111111"})
     assert refused.status_code == 403 and refused.json()["code"] == "no_method"
+
+
+def test_wrong_codes_on_a_held_action_count_in_the_sessions_and_networks_back_off(
+    totp_customer: Any, actions_site: Any
+) -> None:
+    """As on a held order: a held withdrawal or bank account is no cheaper place to guess authenticator
+    codes. A wrong code from a session that proved no factor counts in that session's, its network's and the
+    account's back-off (it counted in the account's only, before), and in the factor's record; it never
+    disables the factor (a password alone must not be able to take the customer's factor away)."""
+    client, device = totp_customer
+    actions_site.AUTHGUARD_ACTION_CONFIRMATION_METHODS = ["passkey", "totp"]
+    action_id = client.post("/api/bank-accounts", BANK).json()["confirmation"]["id"]
+    right = totp_token(device)
+    url = f"/authguard/api/actions/{action_id}/totp"
+    wrong = client.post(url, {"code": "000000" if right != "000000" else "111111"})
+    assert wrong.status_code == 400 and wrong.json()["code"] == "wrong_code"
+    scopes = {key.split(":", 1)[0] for key in FactorThrottle.objects.values_list("key", flat=True)}
+    assert scopes == {"a", "s", "n"}
+    record = FactorRecord.objects.get(device_id=device.persistent_id)
+    assert (record.failures, record.limit_failures) == (1, 0)
+    assert BankAccount.objects.get().status != BankAccountStatus.ACTIVE
 
 
 def test_a_kind_the_settings_do_not_guard_is_carried_out_at_once_and_its_payee_still_waits(

@@ -129,7 +129,6 @@ HELD_ACTION = HeldKind(
     totp_method_message=gettext_lazy("This must be confirmed with your passkey."),
     challenge_message=gettext_lazy("This passkey response is not for this request."),
     shape_before_challenge=True,
-    totp_counts_failures=False,
 )
 
 

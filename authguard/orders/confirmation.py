@@ -119,8 +119,6 @@ class HeldKind:
     #: Whether a credential that is neither an object nor a string is refused before the challenge is
     #: read (``malformed``) rather than after (held orders answer ``challenge`` for it).
     shape_before_challenge: bool
-    #: Whether a TOTP attempt passes the request to the factor, so failures count towards disabling it.
-    totp_counts_failures: bool
 
     @property
     def pending(self) -> str:
@@ -293,10 +291,9 @@ def verify_confirmation_code(
     if not isinstance(code, str) or not code.strip().isdigit() or len(code.strip()) > 10:
         raise kind.invalid(_("Enter the code from your authenticator app."), code="malformed")
     try:
-        if kind.totp_counts_failures:
-            device = verify_totp(request.user, code.strip(), request=request)
-        else:
-            device = verify_totp(request.user, code.strip())
+        # SECURITY: with the request, every wrong code counts towards the factor's failure limit and the
+        # lifecycle's back-off, for orders and sensitive actions alike (no cheaper place to guess codes).
+        device = verify_totp(request.user, code.strip(), request=request)
     except Throttled as exc:
         raise kind.throttled(exc.message, code=exc.code, retry_after=exc.retry_after) from None
     except AuthguardError as exc:

@@ -67,7 +67,6 @@ HELD_ORDER = HeldKind(
     totp_method_message=gettext_lazy("This order must be confirmed with your passkey."),
     challenge_message=gettext_lazy("This passkey response is not for this order."),
     shape_before_challenge=False,
-    totp_counts_failures=True,
 )
 
 
