@@ -202,6 +202,13 @@ def test_login_summary_counts_throughput_latency_and_sql_of_the_safe_logins() ->
     assert summary["errors"] == 1
 
 
+def test_the_cpu_bound_ceiling_is_the_cpus_over_web_and_database_cpu_per_login() -> None:
+    from bench.load.logins import cpu_bound
+
+    assert cpu_bound({"web_cpu_ms_per_login": 30.0, "db_cpu_ms_per_login": 10.0}, 2) == 50.0
+    assert cpu_bound({"db_cpu_ms_per_login": 10.0}, 2) is None
+
+
 def test_lock_samples_are_shared_out_by_relation() -> None:
     from bench.load.pg_sampler import LockSummary, statement_table
 

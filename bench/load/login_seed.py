@@ -53,6 +53,7 @@ def seed_customers(count: int, *, history: int = 6, seed: int = 1) -> list[Custo
     """Create ``count`` customers with ``history`` learned sign-ins each; returns what their logins send."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
+    from django.db import transaction
     from django.test import RequestFactory
     from django.utils import timezone
 
@@ -83,14 +84,17 @@ def seed_customers(count: int, *, history: int = 6, seed: int = 1) -> list[Custo
     customers = []
     for n, user in enumerate(users):
         customer = Customer(user.username, home_ip(n), rng.choice(BROWSERS), new_device_cookie())
-        for day in sorted(rng.sample(range(1, 61), history), reverse=True):
-            request = factory.post("/api/login", REMOTE_ADDR=customer.ip, HTTP_USER_AGENT=customer.user_agent)
-            request.COOKIES["authguard_device"] = customer.device_cookie
-            at = now - timedelta(days=day, minutes=rng.randrange(-90, 90))
-            ctx = build_context(request, username=user.username, user=user, now=at)
-            _, evidence = score_login(ctx, store)
-            if evidence is not None:
-                store.learn(ctx, evidence)
+        with transaction.atomic():  # one commit per customer, not per learned sign-in
+            for day in sorted(rng.sample(range(1, 61), history), reverse=True):
+                request = factory.post(
+                    "/api/login", REMOTE_ADDR=customer.ip, HTTP_USER_AGENT=customer.user_agent
+                )
+                request.COOKIES["authguard_device"] = customer.device_cookie
+                at = now - timedelta(days=day, minutes=rng.randrange(-90, 90))
+                ctx = build_context(request, username=user.username, user=user, now=at)
+                _, evidence = score_login(ctx, store)
+                if evidence is not None:
+                    store.learn(ctx, evidence)
         customers.append(customer)
     while fold_population():
         pass

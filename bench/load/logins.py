@@ -68,6 +68,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--database", default="bench_load", help="the dedicated database [bench_load]")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/11", help="dedicated Redis db [11]")
+    parser.add_argument(
+        "--fold-seconds",
+        type=int,
+        default=None,
+        help="AUTHGUARD_POPULATION_FOLD_SECONDS for the servers [the default]; 0 folds in every login's "
+        "transaction as before issue 15 (a control run for the lock sampler)",
+    )
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--keep", action="store_true", help="keep the database and the temporary folder")
     args = parser.parse_args(argv)
@@ -138,6 +145,8 @@ def _prepare(args: argparse.Namespace, var_dir: Path, url: str) -> tuple[dict[st
         "AUTHGUARD_GEOIP_PATH": str(var_dir / "geoip"),
         "DJANGO_DEBUG": "0",
     }
+    if args.fold_seconds is not None:
+        env["BENCH_POPULATION_FOLD_SECONDS"] = str(args.fold_seconds)
     os.environ.update(env)
     import logging
 
@@ -237,9 +246,19 @@ def measure(
     if db_before is not None and db_after is not None:
         result["db_cpu_ms_per_login"] = round((db_after - db_before) * 1000 / n, 2)
     result["client_cpu_ms_per_login"] = round(client_cpu * 1000 / n, 2)
+    result["cpu_bound_logins_per_s"] = cpu_bound(result, os.cpu_count() or 1)
     result["locks"] = sampler.summary.as_dict()
     result["load_average"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
     return result
+
+
+def cpu_bound(result: dict[str, Any], cpus: int) -> float | None:
+    """The logins per second this machine's CPUs would serve if they did nothing but the web workers' and
+    the database's share of logins: what a saturated run shows when no other work competes for them."""
+    web, database = result.get("web_cpu_ms_per_login"), result.get("db_cpu_ms_per_login")
+    if not web or database is None:
+        return None
+    return round(cpus * 1000 / (web + database), 1)
 
 
 def print_row(r: dict[str, Any]) -> None:
@@ -250,7 +269,7 @@ def print_row(r: dict[str, Any]) -> None:
         f" {r.get('web_cpu_ms_per_login', '-'):>8} {r.get('db_cpu_ms_per_login', '-'):>7}"
         f" {r['statements_per_safe_login']!s:>6}+{r['transactions_per_safe_login']!s:<5}"
         f" {locks['lock_wait_share'] * 100:>6.2f}% {locks['active_samples']:>7}"
-        f"  {r['load_average'][0]:.2f}->{r['load_average'][1]:.2f}",
+        f" {r['cpu_bound_logins_per_s']!s:>7}  {r['load_average'][0]:.2f}->{r['load_average'][1]:.2f}",
         flush=True,
     )
 
@@ -285,12 +304,14 @@ def main(argv: list[str] | None = None) -> int:
             "customers": args.customers,
             "history": args.history,
             "risky": args.risky,
+            "fold_seconds": args.fold_seconds,
             "cpus": os.cpu_count(),
             "one_safe_login_sql": sql,
         }
         print(
             f"bench.load logins at {report['commit']}: PostgreSQL {args.database}, Redis {args.redis}, "
             f"{args.customers} customers x {args.history} learned sign-ins, risky share {args.risky}; "
+            f"population fold: {'default' if args.fold_seconds is None else f'{args.fold_seconds} s'}; "
             f"schema from {schema}; {os.cpu_count()} CPUs",
             flush=True,
         )
@@ -299,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {line:<112} {origin}")
         print(
             f"{'workers':>7} {'clients':>7} {'login/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'web CPU':>8}"
-            f" {'db CPU':>7} {'stmt+tx':>12} {'locks':>7} {'samples':>7}  load"
+            f" {'db CPU':>7} {'stmt+tx':>12} {'locks':>7} {'samples':>7} {'ceiling':>7}  load"
         )
         report["runs"] = []
         for workers in args.workers:
