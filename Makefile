@@ -9,7 +9,7 @@ PIP_FLAGS ?= --disable-pip-version-check --quiet
 # pytest arguments for every leg (e.g. make test PYTEST_ARGS="-x -k login")
 PYTEST_ARGS ?=
 
-.PHONY: demo test typecheck worker lint bench-detection bench-speed bench-load bench-orders screenshots clean
+.PHONY: demo test typecheck worker lint bench-detection bench-speed bench-load bench-load-logins bench-orders screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ bench-orders: $(VENV)/.test-installed
 # Middleware cost (issue 4 item 7); uses wrk when installed (Debian: apt-get install wrk), else a Python client.
 bench-load: $(VENV)/.test-installed
 	$(BIN)/python -m bench.load
+
+# The login path under load (issue 15): gunicorn with 1, 2 and 4 workers on PostgreSQL (database bench_load,
+# dropped and created again) and Redis (db 11, flushed), both on 127.0.0.1; docs/benchmarks.md.
+bench-load-logins: $(VENV)/.test-installed
+	$(BIN)/python -m bench.load logins $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache build dist *.egg-info

@@ -146,3 +146,124 @@ def test_the_benchmark_runs_end_to_end(driver: str, mode: list[str], tmp_path: P
     assert report["page_bytes"][WITH] == report["page_bytes"][WITHOUT]
     assert all(r["requests"] > 0 for r in report["rounds"])
     assert report["authguard_state_after"]["status"] == "verified"
+
+
+# -- python -m bench.load logins (issue 15, acceptance 1) ------------------------------------------------
+
+
+def test_login_settings_differ_from_the_demo_only_by_the_hasher_and_the_query_counter() -> None:
+    demo = _settings_of(importlib.import_module("demo_site.settings"))
+    logins = _settings_of(importlib.import_module("bench.load.settings_logins"))
+    assert logins["MIDDLEWARE"] == ["bench.load.querycount.QueryCountMiddleware", *demo["MIDDLEWARE"]]
+    assert logins["PASSWORD_HASHERS"] == ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    assert {name for name in logins if logins[name] != demo.get(name)} == {"MIDDLEWARE", "PASSWORD_HASHERS"}
+
+
+def test_every_answer_carries_the_statements_and_transactions_of_its_request(db: Any, settings: Any) -> None:
+    from django.contrib.auth import get_user_model
+
+    settings.MIDDLEWARE = ["bench.load.querycount.QueryCountMiddleware", *settings.MIDDLEWARE]
+    page = Client().get("/login/")
+    assert page["X-Bench-Queries"] == "0" and page["X-Bench-Transactions"] == "0"
+    get_user_model().objects.create_user("counted", password="pw-counted-2026")
+    client = Client()
+    assert client.login(username="counted", password="pw-counted-2026")
+    answer = client.get("/")
+    assert int(answer["X-Bench-Queries"]) > 0  # the session, the user, authguard's session record...
+
+
+def test_customers_have_their_own_home_address_and_send_a_csrf_checked_login() -> None:
+    from bench.load.login_seed import Customer, home_ip, login_request, risky_request
+
+    addresses = {home_ip(n) for n in range(20_000)}
+    assert len(addresses) == 20_000
+    assert all(a.startswith(("2001:db8:4713:", "2001:db8:2516:")) for a in addresses)
+    customer = Customer("lc000007", home_ip(7), "Mozilla/5.0", "signed-cookie")
+    body, headers = login_request(customer, "s" * 32)
+    assert json.loads(body)["username"] == "lc000007"
+    assert headers["Cookie"] == f"csrftoken={'s' * 32}; authguard_device=signed-cookie"
+    assert headers["X-CSRFToken"] == "s" * 32 and headers["X-Forwarded-For"] == home_ip(7)
+    risky = risky_request(customer, 3)
+    assert risky.ip.startswith("203.0.113.") and not risky.device_cookie
+    assert "authguard_device" not in login_request(risky, "s" * 32)[1]["Cookie"]
+
+
+def test_login_summary_counts_throughput_latency_and_sql_of_the_safe_logins() -> None:
+    from bench.load.logins import summarize_answers
+
+    answers = [("safe", 0.010 * (i + 1), 200, "ok", 27, 4) for i in range(100)]
+    answers += [("risky", 0.005, 403, "denied", 13, 1)] * 10 + [("safe", 30.0, 0, "error", -1, -1)]
+    summary = summarize_answers(answers, 10.0)
+    assert summary["logins"] == 111 and summary["logins_per_s"] == 11.1 and summary["safe_ok_per_s"] == 10.0
+    assert (summary["p50_ms"], summary["p99_ms"]) == (510.0, 1000.0)
+    assert summary["statements_per_safe_login"] == 27 and summary["transactions_per_safe_login"] == 4
+    assert summary["statements_per_login"] == round((100 * 27 + 10 * 13) / 110, 2)
+    assert summary["outcomes"] == {"safe ok 200": 100, "risky denied 403": 10, "safe error 0": 1}
+    assert summary["errors"] == 1
+
+
+def test_the_cpu_bound_ceiling_is_the_cpus_over_web_and_database_cpu_per_login() -> None:
+    from bench.load.logins import cpu_bound
+
+    assert cpu_bound({"web_cpu_ms_per_login": 30.0, "db_cpu_ms_per_login": 10.0}, 2) == 50.0
+    assert cpu_bound({"db_cpu_ms_per_login": 10.0}, 2) is None
+
+
+def test_lock_samples_are_shared_out_by_relation() -> None:
+    from bench.load.pg_sampler import LockSummary, statement_table
+
+    assert (
+        statement_table('UPDATE "authguard_populationcount" SET "count" = 1') == "authguard_populationcount"
+    )
+    assert statement_table('INSERT INTO "authguard_loginevent" ("a") VALUES (1)') == "authguard_loginevent"
+    assert statement_table('SELECT "a"."b" FROM "auth_user" WHERE 1') == "auth_user"
+    assert statement_table("COMMIT") == "?"
+    summary = LockSummary()
+    idle = (None, None, "", 'SELECT 1 FROM "auth_user"')
+    summary.add([idle, idle])
+    summary.add([("Lock", "transactionid", "", 'UPDATE "authguard_populationcount" SET x = 1'), idle])
+    tuple_wait = ("Lock", "tuple", "authguard_riskprofile", "SELECT ... FOR UPDATE")
+    summary.add(
+        [tuple_wait, ("LWLock", "WALWrite", "", "COMMIT"), ("Lock", "relation", "django_session", "LOCK")]
+    )
+    summary.add([])
+    assert (summary.readings, summary.active, summary.lock_waits, summary.readings_with_wait) == (4, 7, 3, 2)
+    assert summary.share == 3 / 7 and summary.authguard_share() == 2 / 7
+    assert summary.as_dict()["by_relation"] == {
+        "authguard_populationcount": 1, "authguard_riskprofile": 1, "django_session": 1
+    }  # fmt: skip
+    assert summary.as_dict()["by_wait_event"] == {"transactionid": 1, "tuple": 1, "relation": 1}
+    assert LockSummary().share == 0.0
+
+
+def test_logins_refuse_to_drop_a_database_that_is_not_theirs() -> None:
+    from bench.load.logins import parse_args
+
+    assert parse_args([]).workers == [1, 2, 4] and parse_args([]).database == "bench_load"
+    for name in ("test", "postgres"):
+        with pytest.raises(SystemExit):
+            parse_args(["--database", name])
+
+
+@pytest.mark.skipif(
+    os.environ.get("AUTHGUARD_TEST_BENCH_LOAD") != "1",
+    reason="starts gunicorn on PostgreSQL and Redis and loads both cores: set AUTHGUARD_TEST_BENCH_LOAD=1",
+)
+def test_the_login_benchmark_runs_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "logins.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.load", "logins", "--workers", "1", "2", "--customers", "60",
+         "--duration", "2", "--warmup", "1", "--risky", "0.1", "--database", "bench_load_test",
+         "--json", str(out)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("queries per safe login: ")
+    report = json.loads(out.read_text())
+    assert [r["workers"] for r in report["runs"]] == [1, 2]
+    for run in report["runs"]:
+        assert run["safe_ok_per_s"] > 0 and run["errors"] == 0
+        assert set(run["outcomes"]) <= {"safe ok 200", "risky denied 403", "risky step_up_required 200"}
+        assert run["statements_per_safe_login"] > 0 and run["locks"]["readings"] > 0
+    assert any(origin for _sql, origin in report["one_safe_login_sql"])

@@ -1,5 +1,7 @@
 """Middleware cost benchmark (issue 4, acceptance item 7): ``make bench-load`` / ``python -m bench.load``.
 
+(``python -m bench.load logins``, the login path under load for issue 15, is :mod:`bench.load.logins`.)
+
 Method, in one run:
 
 1. A throwaway database: a SQLite file in a temporary folder, or, when ``DATABASE_URL`` names a
