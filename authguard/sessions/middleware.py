@@ -23,6 +23,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.risk.context import device_id_from_cookie, new_device_cookie
 from authguard.sessions import dbsc
@@ -372,6 +373,10 @@ class AuthguardMiddleware:
         if (
             now - login_at > app_settings.SESSION_ABSOLUTE_SECONDS
             or now - seen > app_settings.SESSION_IDLE_SECONDS
+            # SECURITY: a sign-in or activity time from the future (written by a node whose clock ran ahead)
+            # proves no recent activity: timed out too, never "just now" (docs/faults.md).
+            or clock.is_from_the_future(now - login_at)
+            or clock.is_from_the_future(now - seen)
         ):
             # SECURITY: timed out; from here on this request is anonymous (the view asks for a login).
             sessions_state.forget_session(session.session_key)
