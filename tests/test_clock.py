@@ -72,7 +72,7 @@ def test_a_last_sign_in_from_the_future_is_a_network_hop_not_long_ago() -> None:
 
 
 @pytest.mark.django_db
-def test_a_session_whose_activity_lies_in_the_future_is_ended(alice: Any, settings: Any) -> None:
+def test_a_session_signed_in_in_the_future_is_ended(alice: Any, settings: Any) -> None:
     settings.AUTHGUARD_RISK_SIGNALS = []
     with time_machine.travel(LATER, tick=False) as traveller:
         browser = OrderApi(REMOTE_ADDR=IP_TOKYO)
@@ -107,3 +107,19 @@ def test_the_skew_check_is_silent_when_the_clocks_agree(settings: Any) -> None:
     assert check_clock_skew(None, databases=["default"]) == []
     assert check_clock_skew(None) == []  # without --database: no query
     call_command("check", "--database", "default", verbosity=0)
+
+
+@pytest.mark.django_db
+def test_an_activity_time_in_the_future_cannot_stretch_the_idle_timeout(alice: Any, settings: Any) -> None:
+    settings.AUTHGUARD_RISK_SIGNALS = []
+    idle = settings.AUTHGUARD_SESSION_IDLE_SECONDS = 900
+    with time_machine.travel(LATER, tick=False) as traveller:
+        browser = OrderApi(REMOTE_ADDR=IP_TOKYO)
+        browser.login("alice", "correct horse battery")
+        traveller.move_to(LATER + timedelta(seconds=600))  # a node 10 minutes ahead serves one request
+        assert browser.get("/api/portfolio").status_code == 200
+        traveller.move_to(LATER + timedelta(seconds=10))  # back on time: still signed in, activity reset
+        assert browser.get("/api/portfolio").status_code == 200
+        # Idle from the request at +10 s, not from the "+600 s" the fast node wrote.
+        traveller.move_to(LATER + timedelta(seconds=10 + idle + 1))
+        assert browser.get("/api/portfolio").status_code in (401, 403)
