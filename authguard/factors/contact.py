@@ -89,7 +89,9 @@ def require_contact_change_allowed(request: HttpRequest, *, user: Any) -> str:
     if (
         isinstance(earlier, dict)
         and earlier.get("id") != verifier.persistent_id
-        and float(earlier.get("t", 0)) >= clock.now().timestamp() - 2 * app_settings.STEP_UP_FRESH_SECONDS
+        # SECURITY: within minutes, and never "from the future" (a node whose clock ran ahead wrote it).
+        and not clock.is_from_the_future(elapsed := clock.timestamp() - float(earlier.get("t", 0)))
+        and elapsed <= 2 * app_settings.STEP_UP_FRESH_SECONDS
     ):
         other = session_device_by_id(user, earlier.get("id"))
         if other is not None and may_confirm_sensitive(user, other):
@@ -111,7 +113,7 @@ def remember_first_factor(request: HttpRequest) -> None:
     change (for customers without a passkey)."""
     device = session_device(request)
     if device is not None:
-        request.session[SECOND_FACTOR_KEY] = {"id": device.persistent_id, "t": clock.now().timestamp()}
+        request.session[SECOND_FACTOR_KEY] = {"id": device.persistent_id, "t": clock.timestamp()}
 
 
 def session_device_by_id(user: Any, persistent_id: object) -> Device | None:
