@@ -141,6 +141,19 @@ class AppSettings:
         return float(self._setting("BROKER_PUBLISH_SECONDS", 1.0))
 
     @property
+    def CLOCK(self) -> dict[str, float]:
+        """``{"measure_seconds": 60, "tolerance_seconds": 2, "max_round_trip_seconds": 0.5}``: how often a
+        process measures its clock against the database's, the offset below which no correction is made,
+        and the slowest measurement still used (:mod:`authguard.clock`; docs/faults.md)."""
+        options: dict[str, float] = {
+            "measure_seconds": 60.0,
+            "tolerance_seconds": 2.0,
+            "max_round_trip_seconds": 0.5,
+        }
+        options.update(self._setting("CLOCK", {}) or {})
+        return options
+
+    @property
     def TRUSTED_DEVICE_DAYS(self) -> int:
         """How long a device cookie counts as remembered after a successful step-up."""
         return int(self._setting("TRUSTED_DEVICE_DAYS", 30))

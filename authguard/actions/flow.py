@@ -44,10 +44,10 @@ from typing import Any, Generic, TypeVar
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from authguard import clock
 from authguard.actions.errors import ActionError as ActionError
 from authguard.actions.errors import ActionInvalid as ActionInvalid
 from authguard.actions.errors import ActionNotExecutable as ActionNotExecutable
@@ -257,7 +257,7 @@ def guard(
     clean = clean_params(kind=kind, params=params)
     if not isinstance(portal_ref, str) or len(portal_ref) > 64:
         raise ValueError("portal_ref must be a string of at most 64 characters")
-    now = now or timezone.now()
+    now = now or clock.now()
     guarded = kind in guarded_kinds()
     with transaction.atomic():
         lock_customer(user)
@@ -503,7 +503,7 @@ def staff_cancel(held: HeldAction, *, by: Any, reason: str) -> bool:
     Who and why go to the admin log; the customer is told that the security desk cancelled the request.
     SECURITY: staff names and internal notes never reach the customer's pages or mail.
     """
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         if not _close(held.pk, HeldAction.Status.CANCELLED):
             return False
@@ -526,7 +526,7 @@ def staff_cancel(held: HeldAction, *, by: Any, reason: str) -> bool:
 def expire_due(*, now: datetime | None = None) -> int:
     """Expire every pending held action past its ``expires_at``; return how many (periodic task, optional:
     actions also expire when read and when their customer asks for another)."""
-    now = now or timezone.now()
+    now = now or clock.now()
     rows = HeldAction.objects.filter(status=HeldAction.Status.PENDING, expires_at__lte=now)
     return flow.expire_rows(rows, HELD_ACTION, close=_close)
 
@@ -535,7 +535,7 @@ def pending_actions(user: Any) -> list[HeldAction]:
     """The customer's actions waiting for confirmation (expired ones are closed first)."""
     if user is None or getattr(user, "pk", None) is None:
         return []
-    _expire_for(user, now=timezone.now())
+    _expire_for(user, now=clock.now())
     return list(
         HeldAction.objects.filter(user_id=user.pk, status=HeldAction.Status.PENDING).order_by("created_at")
     )

@@ -24,6 +24,7 @@ if not missing_otp_apps():
     from authguard.checks import (  # noqa: F401  (imported to register their checks)
         actions,
         celery,
+        clock,
         console,
         factors,
         geoip,

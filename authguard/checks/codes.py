@@ -79,6 +79,9 @@ class Codes:
     CELERY_NO_HEARTBEAT = "authguard.W173"
     CELERY_SCHEDULE_INCOMPLETE = "authguard.W174"
     AXES_AFTER_THROTTLE_BACKEND = "authguard.W175"
+    # -- clocks (owner: faults; issue 15): E180-E189 / W180-W189 --
+    CLOCK_SETTINGS_INVALID = "authguard.E180"
+    CLOCK_SKEWED = "authguard.W180"
 
 
 # -- factor lifecycle: throttle and identity proofing (owner: factors; ids E100-E109) ------------------------

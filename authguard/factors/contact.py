@@ -24,11 +24,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext as _
 from django_otp.models import Device
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, StepUpRequired, Throttled
 from authguard.factors import methods as factor_methods
@@ -88,7 +89,9 @@ def require_contact_change_allowed(request: HttpRequest, *, user: Any) -> str:
     if (
         isinstance(earlier, dict)
         and earlier.get("id") != verifier.persistent_id
-        and float(earlier.get("t", 0)) >= timezone.now().timestamp() - 2 * app_settings.STEP_UP_FRESH_SECONDS
+        # SECURITY: within minutes, and never "from the future" (a node whose clock ran ahead wrote it).
+        and not clock.is_from_the_future(elapsed := clock.timestamp() - float(earlier.get("t", 0)))
+        and elapsed <= 2 * app_settings.STEP_UP_FRESH_SECONDS
     ):
         other = session_device_by_id(user, earlier.get("id"))
         if other is not None and may_confirm_sensitive(user, other):
@@ -110,7 +113,7 @@ def remember_first_factor(request: HttpRequest) -> None:
     change (for customers without a passkey)."""
     device = session_device(request)
     if device is not None:
-        request.session[SECOND_FACTOR_KEY] = {"id": device.persistent_id, "t": timezone.now().timestamp()}
+        request.session[SECOND_FACTOR_KEY] = {"id": device.persistent_id, "t": clock.timestamp()}
 
 
 def session_device_by_id(user: Any, persistent_id: object) -> Device | None:
@@ -200,7 +203,7 @@ def begin_email_change(request: HttpRequest, *, user: Any, new_email: object) ->
     if _address_taken(address, user_pk=user.pk):
         raise _address_unavailable(user, "request")
     code = "".join(secrets.choice("0123456789") for _ in range(EMAIL_CODE_LENGTH))
-    now = timezone.now()
+    now = clock.now()
     change, _created = ContactChange.objects.update_or_create(
         user_id=user.pk,
         defaults={
@@ -240,7 +243,7 @@ def _mail_code(user: Any, address: str, code: str) -> None:
 
 def pending_email_change(user: Any) -> ContactChange | None:
     """The user's e-mail change waiting for its code, if any and not expired."""
-    return ContactChange.objects.filter(user_id=user.pk, expires_at__gt=timezone.now()).first()
+    return ContactChange.objects.filter(user_id=user.pk, expires_at__gt=clock.now()).first()
 
 
 def confirm_email_change(request: HttpRequest, *, user: Any, code: object) -> str:
@@ -283,7 +286,7 @@ def confirm_email_change(request: HttpRequest, *, user: Any, code: object) -> st
     model = get_user_model()
     field = model.get_email_field_name()
     login_name = email_is_login_name()
-    now = timezone.now()
+    now = clock.now()
     old = str(getattr(user, field, "") or "")
     try:
         with transaction.atomic():

@@ -26,13 +26,13 @@ from typing import Any
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext_lazy
 from webauthn.helpers.cose import COSEAlgorithmIdentifier
 from webauthn.helpers.exceptions import InvalidBackupFlags
 from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential
 from authguard.models import CREDENTIAL_ID_MAX_CHARS, PasskeyDevice
@@ -260,7 +260,7 @@ def store_challenge(
     allow: list[str] | None = None,
     handle: str | None = None,
 ) -> None:
-    now = timezone.now().timestamp()
+    now = clock.now().timestamp()
     pending = request.session.get(SESSION_KEY)
     pending = dict(pending) if isinstance(pending, dict) else {}
     pending = {
@@ -302,7 +302,7 @@ def pop_challenge(request: HttpRequest, *, purpose: str, kind: str, user: Any) -
         request.session.save()
     if not isinstance(record, dict) or record.get("kind") != kind:
         raise invalid("no_challenge")
-    if float(record.get("exp", 0)) <= timezone.now().timestamp():
+    if float(record.get("exp", 0)) <= clock.now().timestamp():
         raise invalid("no_challenge")
     expected_user = None if user is None else str(user.pk)
     if record.get("user") != expected_user:

@@ -18,8 +18,8 @@ from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import Throttled
 from authguard.factors.inventory import factor_is_cooling_off, session_device
@@ -29,7 +29,7 @@ from authguard.sessions import state as sessions_state
 
 
 def _now(at: datetime | None) -> datetime:
-    return at if at is not None else timezone.now()
+    return at if at is not None else clock.now()
 
 
 def could_be_customer(request: HttpRequest | None) -> bool:

@@ -33,11 +33,11 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from authguard import clock
 from authguard.choices import Action
 from authguard.conf import app_settings
 from authguard.factors import lifecycle
@@ -144,7 +144,7 @@ def is_throttled(request: HttpRequest, username: str) -> bool:
     limits = app_settings.LOGIN_THROTTLE
     try:
         user_failures, ip_failures = peek_throttle(
-            cache, username=username or "", ip=client_ip(request), timestamp=timezone.now().timestamp()
+            cache, username=username or "", ip=client_ip(request), timestamp=clock.timestamp()
         )
     except CountersUnavailable:
         return False
@@ -165,7 +165,7 @@ def throttle_attempt(request: HttpRequest, username: str) -> bool:
         cache,
         username=username or "",
         ip=client_ip(request),
-        timestamp=timezone.now().timestamp(),
+        timestamp=clock.timestamp(),
         user_limit=limits["user_failures"],
         ip_limit=limits["ip_failures"],
     )
@@ -561,7 +561,7 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
             notify(
                 user,
                 "password_changed",
-                context={"account": user.get_username(), "time": timezone.now(), "revoked": revoked},
+                context={"account": user.get_username(), "time": clock.now(), "revoked": revoked},
                 dedupe_key=f"password:{digest}",
             )
     except Exception:

@@ -15,10 +15,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from authguard import clock
 from authguard.login import flow as login
 from authguard.login import last_login
 
@@ -94,3 +96,7 @@ def act_on_password_change(sender: Any, instance: Any, created: bool = False, **
     # added during a cooling-off (battery case 58). Not swallowed: a reset that cannot end the sessions
     # must not look like it succeeded.
     login.password_changed(instance)
+
+
+# The correction of authguard.clock: measured on a new database connection, at most once a minute per process.
+connection_created.connect(clock.measure_on_connect, dispatch_uid="authguard.clock")

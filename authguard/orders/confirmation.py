@@ -34,6 +34,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from authguard import clock
 from authguard.exceptions import AuthguardError, InvalidCredential, Throttled
 from authguard.factors.base import note_account_failure
 from authguard.factors.passkey_ceremony import b64url_decode
@@ -221,7 +222,7 @@ def pending(
         raise kind.not_found()
     if held.status != kind.pending:
         raise kind.gone()
-    if held.expires_at <= timezone.now():
+    if held.expires_at <= clock.now():
         close(held.pk, kind.model.Status.EXPIRED)
         raise kind.gone(str(kind.expired_message), code="expired")
     return held
@@ -334,7 +335,7 @@ def execute_once(
     with transaction.atomic():
         lock_customer(user)
         held = kind.model._default_manager.select_for_update().select_related(related).get(pk=held_id)
-        now = timezone.now()
+        now = clock.now()
         # SECURITY: single use: whoever takes the lock second finds it no longer pending.
         if held.status != status.PENDING:
             raise kind.gone()

@@ -38,10 +38,10 @@ from typing import Any, Generic, TypeVar
 
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import AuthguardError
 from authguard.models import CampaignFlag, GuardedOrder, GuardStatus, HeldOrder
@@ -264,7 +264,7 @@ def submit_order(
     ``Placed.decision`` keeps the decision (``action`` ``hold`` or ``deny``). No hold, notice or campaign
     flag is made.
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     with transaction.atomic():
         lock_customer(user)
         decision = check_order(request, intent, user=user, now=now, instrument=instrument)

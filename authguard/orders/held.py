@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from authguard import clock
 from authguard.audit import audit
 from authguard.conf import app_settings
 from authguard.factors.base import in_cooling_off
@@ -334,7 +335,7 @@ def expire_due(*, now: datetime | None = None, user: Any = None) -> int:
     The periodic task calls it for everyone; the order path and the pages that list held orders call it for
     one customer, so held orders expire on time even where no Celery beat runs.
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     due_rows = HeldOrder.objects.filter(status=HeldOrder.Status.PENDING, expires_at__lte=now)
     if user is not None:
         due_rows = due_rows.filter(user_id=user.pk)
@@ -346,7 +347,7 @@ def pending_orders(user: Any, *, now: datetime | None = None) -> list[HeldOrder]
     are expired first, so a page listing them never shows one that can no longer be confirmed)."""
     if user is None or getattr(user, "pk", None) is None:
         return []
-    now = now or timezone.now()
+    now = now or clock.now()
     expire_due(user=user, now=now)
     rows = HeldOrder.objects.filter(user_id=user.pk, status=HeldOrder.Status.PENDING, expires_at__gt=now)
     return list(rows.order_by("created_at"))

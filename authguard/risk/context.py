@@ -17,9 +17,9 @@ from typing import Any
 
 from django.core import signing
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from authguard import clock
 from authguard.conf import app_settings
 
 # The request's parts moved to their own modules; re-exported because callers import them from here.
@@ -146,7 +146,7 @@ def build_context(
     device_id = device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME))
     hashed = device_hash(device_id)
     return LoginContext(
-        time=now or timezone.now(),
+        time=now or clock.now(),
         username=(username or "")[:150],
         user_id=getattr(user, "pk", None),
         ip=ip,

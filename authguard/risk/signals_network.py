@@ -104,7 +104,9 @@ class NetworkHop(RiskSignal):
         if not last or evidence.device.known or evidence.device.trusted:
             return []
         elapsed = ctx.timestamp - last["t"]
-        if not 0 <= elapsed <= self.options["minutes"] * 60 or last.get("asn") == ctx.geo.asn:
+        # SECURITY: a last sign-in "in the future" (a node whose clock ran ahead wrote it) counts as minutes
+        # ago, never as long ago: negative elapsed time is suspicious (docs/faults.md, clocks).
+        if elapsed > self.options["minutes"] * 60 or last.get("asn") == ctx.geo.asn:
             return []
         return [
             Finding(

@@ -23,6 +23,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.risk.context import device_id_from_cookie, new_device_cookie
 from authguard.sessions import dbsc
@@ -372,12 +373,16 @@ class AuthguardMiddleware:
         if (
             now - login_at > app_settings.SESSION_ABSOLUTE_SECONDS
             or now - seen > app_settings.SESSION_IDLE_SECONDS
+            # SECURITY: a sign-in time from the future (written by a node whose clock ran ahead) would stretch
+            # the absolute timeout by the skew: timed out too, never "just now" (docs/faults.md).
+            or clock.is_from_the_future(now - login_at)
         ):
             # SECURITY: timed out; from here on this request is anonymous (the view asks for a login).
             sessions_state.forget_session(session.session_key)
             logout(request)
             return None
-        if now - seen > sessions_state.ACTIVITY_RESOLUTION_SECONDS:
+        # An activity time from the future is reset to this request's: it cannot stretch the idle timeout.
+        if now - seen > sessions_state.ACTIVITY_RESOLUTION_SECONDS or clock.is_from_the_future(now - seen):
             sessions_state.touch(state, now)
             session.modified = True
         if sessions_state.saved_under(state) != session.session_key:

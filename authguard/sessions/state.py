@@ -40,8 +40,8 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.dispatch import Signal
 from django.http import HttpRequest
-from django.utils import timezone
 
+from authguard import clock
 from authguard.choices import Action, FactorKind, Outcome
 from authguard.conf import app_settings
 from authguard.models import LoginEvent, SessionRecord
@@ -95,7 +95,7 @@ def _dt(value: float | None) -> datetime | None:
 
 
 def _now() -> float:
-    return timezone.now().timestamp()
+    return clock.timestamp()
 
 
 def raw_state(request: HttpRequest) -> dict[str, Any] | None:
