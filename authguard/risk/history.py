@@ -223,7 +223,10 @@ class DatabaseHistory:
         if ctx.user_id is None:
             return
         appended = _population_increments(evidence)
-        with transaction.atomic():
+        # No savepoint (issue 15): every caller runs this inside its own transaction with no ``try`` around
+        # it (the login flow, the passkey sign-in) or inside a savepoint of its own (the step-up), so a
+        # failure half-way already rolls back everything it wrote. Called alone, it is one transaction.
+        with transaction.atomic(savepoint=False):
             profile, _ = RiskProfile.objects.select_for_update().get_or_create(user_id=ctx.user_id)
             profile.data = learn(profile.data, ctx, horizon_days=self.horizon_days)
             profile.save(update_fields=["data", "updated_at"])
