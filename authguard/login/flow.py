@@ -340,7 +340,7 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
             history.learn(ctx, evidence)
         if status == "ok":
             # A new browser or country that was allowed still tells the customer (outbox, same transaction).
-            outbox.notify_signed_in(event)
+            outbox.notify_signed_in(event, country_known=evidence is not None and evidence.country_known())
     decision = LoginDecision(assessment, event.pk, status=status, methods=tuple(methods))
     setattr(request, DECISION_ATTR, decision)
     new_device = evidence is None or not evidence.device.known

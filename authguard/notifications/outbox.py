@@ -209,12 +209,14 @@ def _login_context(event: LoginEvent) -> dict[str, Any]:
     }
 
 
-def notify_login(event: LoginEvent) -> list[Notification]:
+def notify_login(event: LoginEvent, *, country_known: bool = False) -> list[Notification]:
     """Tell the customer about a sign-in from a new device or a new country. Idempotent per event.
 
     Call it when a login event reaches a signed-in outcome (``signed_in``, or ``step_up_passed``); calling
     it again for the same event (e.g. on both outcomes) sends nothing more. The first login of an account
-    has nothing to compare with and notifies nothing.
+    has nothing to compare with and notifies nothing. ``country_known``: the caller knows the account signed
+    in from this country before (it is in the risk profile as it was before this login), so it is no new
+    country and the two queries that would ask the login events are not sent (issue 15).
     """
     if event.user_id is None or event.outcome not in SIGNED_IN_OUTCOMES:
         return []
@@ -226,7 +228,7 @@ def notify_login(event: LoginEvent) -> list[Notification]:
         row = notify(user, "new_device_login", context=context, dedupe_key=f"event:{event.pk}")
         if row is not None:
             sent.append(row)
-    if event.country and _is_new_country(event, event.user_id):
+    if event.country and not country_known and _is_new_country(event, event.user_id):
         row = notify(user, "new_country_login", context=context, dedupe_key=f"event:{event.pk}")
         if row is not None:
             sent.append(row)
@@ -258,15 +260,26 @@ def login_event_saved(sender: Any, instance: LoginEvent, **kwargs: Any) -> None:
 # -- rendering and sending (used by authguard.tasks) ------------------------------------------------------
 
 
-def notify_signed_in(event: Any) -> None:
+def _may_notify(event: Any, *, country_known: bool) -> bool:
+    """Whether :func:`notify_login` could queue anything for ``event``, decided without a query."""
+    if event.user_id is None or event.outcome not in SIGNED_IN_OUTCOMES:
+        return False
+    codes = {f.get("code") for f in event.findings or [] if isinstance(f, dict)}
+    return bool(codes & NEW_DEVICE_CODES) or (bool(event.country) and not country_known)
+
+
+def notify_signed_in(event: Any, *, country_known: bool = False) -> None:
     """Tell the customer about a sign-in from a new device or country, now that it is signed in.
 
     The outbox row joins the caller's transaction through a savepoint, so a failure to queue the message
-    never undoes the login event it is about.
+    never undoes the login event it is about. A login from a known browser and a known country
+    (``country_known``, see :func:`notify_login`) has nothing to queue: no savepoint, no query (issue 15).
     """
+    if not _may_notify(event, country_known=country_known):
+        return
     try:
         with transaction.atomic():
-            notify_login(event)  # idempotent per event
+            notify_login(event, country_known=country_known)  # idempotent per event
     except Exception:
         logger.exception("authguard: could not queue the sign-in notification")
 

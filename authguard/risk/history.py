@@ -65,6 +65,11 @@ class Evidence:
     def population_count(self, key: str) -> int:
         return self.population.get(key, 0)
 
+    def country_known(self) -> bool:
+        """Whether the account signed in from this login's country before (within the profile's horizon)."""
+        country = self.ctx.geo.country
+        return bool(country) and self.profile.count("cc", country) > 0
+
 
 class History(Protocol):
     """The store interface shared by live logins and the replay."""
