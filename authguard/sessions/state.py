@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import django_otp
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
+from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 from django.http import HttpRequest
 
@@ -312,7 +313,7 @@ def begin_verified(request: HttpRequest, *, user: Any, decision: LoginDecision, 
     state = _new_state(status="verified", decision=decision, new_device=new_device)
     _bind(request, state)
     _save(request, state)
-    _record_session(request, user)
+    _record_session(request, user, new_key=True)
 
 
 def begin_pending(
@@ -322,7 +323,7 @@ def begin_pending(
     state = _new_state(status="pending", decision=decision, new_device=new_device)
     _bind(request, state)
     _save(request, state)
-    _record_session(request, user)
+    _record_session(request, user, new_key=True)
 
 
 def adopt(request: HttpRequest) -> dict[str, Any]:
@@ -386,23 +387,34 @@ def has_fresh_verification(
 # -- sessions of a user, so the others can be ended ----------------------------------------------------------
 
 
-def _record_session(request: HttpRequest, user: Any, *, previous: str | None = None) -> None:
+def _record_session(
+    request: HttpRequest, user: Any, *, previous: str | None = None, new_key: bool = False
+) -> None:
     """Remember which session keys belong to ``user`` (for "sign out other sessions"); ``previous`` is the
-    key the session had before a rotation, whose record is dropped."""
+    key the session had before a rotation, whose record is dropped.
+
+    ``new_key``: Django's ``login()`` has just created this key, so it has no record yet: one ``INSERT``
+    instead of ``update_or_create``'s locked read, savepoint and transaction (issue 15). Should a record
+    exist after all, the insert fails on the unique key and the record is updated as before; inside a
+    transaction (``ATOMIC_REQUESTS``), where a failed insert would break it, it is always updated."""
     if request.session.session_key is None:
         request.session.save()
     key = request.session.session_key
     try:
+        fields = {
+            "user_id": user.pk,
+            "place": geolocate(client_ip(request)).place[:120],
+            "device_summary": client_info(request.META.get("HTTP_USER_AGENT")).summary[:200],
+        }
         if previous and previous != key:
             SessionRecord.objects.filter(session_key=previous).delete()
-        SessionRecord.objects.update_or_create(
-            session_key=key,
-            defaults={
-                "user_id": user.pk,
-                "place": geolocate(client_ip(request)).place[:120],
-                "device_summary": client_info(request.META.get("HTTP_USER_AGENT")).summary[:200],
-            },
-        )
+        if new_key and not transaction.get_connection().in_atomic_block:
+            try:
+                SessionRecord.objects.create(session_key=key, **fields)
+                return
+            except IntegrityError:
+                pass  # a record for this key after all: update it below
+        SessionRecord.objects.update_or_create(session_key=key, defaults=fields)
     except Exception:
         logger.exception("authguard: could not record a session")
 
