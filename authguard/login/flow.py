@@ -42,7 +42,8 @@ from authguard.choices import Action
 from authguard.conf import app_settings
 from authguard.factors import lifecycle
 from authguard.factors import methods as factor_methods
-from authguard.login import lockout
+from authguard.login import attempt, lockout
+from authguard.login.attempt import user_by_name as _user_by_name
 from authguard.models import LoginEvent, Outcome
 from authguard.notifications import outbox
 from authguard.notifications.outbox import notify
@@ -252,12 +253,14 @@ def password_login(request: HttpRequest, *, username: str, password: str) -> Log
         # Without ThrottleBackend (checks.py warns), this API still throttles before the password check.
         _record_throttled(request, username)
         return LoginResult("throttled")
-    if _is_locked(_user_by_name(username)):
+    if attempt.user_and_lock(username)[1]:
         # SECURITY: the password is not checked, so the answer cannot tell a right one from a wrong one.
         _release_throttle(request)
         _record_locked(request, username)
         return LoginResult("locked")
+    attempt.note_unlocked(request, username)  # ThrottleBackend need not ask again for this attempt
     user = authenticate(request, username=username, password=password)
+    attempt.take_unlocked(request, username)  # taken back, whichever backends ran
     if user is None:
         # Refused unchecked by ThrottleBackend, or by a backend before it (django-axes).
         if getattr(request, THROTTLED_ATTR, False) or getattr(request, REFUSED_UPSTREAM_ATTR, False):
@@ -439,16 +442,6 @@ def locked_message() -> str:
     ) % {"ways": ", ".join(ways)}
 
 
-def _user_by_name(username: str) -> Any:
-    if not username:
-        return None
-    model = get_user_model()
-    try:
-        return model._default_manager.get_by_natural_key(username)
-    except model.DoesNotExist:
-        return None
-
-
 def record_event(
     ctx: LoginContext, user: Any, assessment: Assessment, *, password_ok: bool, outcome: str
 ) -> LoginEvent:
@@ -504,7 +497,8 @@ class ThrottleBackend:
             setattr(request, THROTTLED_ATTR, True)  # the failed-login receiver records it as throttled
             raise PermissionDenied("throttled")
         name = username or kwargs.get(get_user_model().USERNAME_FIELD)
-        if isinstance(name, str) and name and _is_locked(_user_by_name(name[:150])):
+        checked = isinstance(name, str) and attempt.take_unlocked(request, name) and len(name) <= 150
+        if isinstance(name, str) and name and not checked and _is_locked(_user_by_name(name[:150])):
             if request is not None:
                 _release_throttle(request)  # refused unchecked: no failure to count
                 setattr(request, LOCKED_ATTR, True)  # recorded as refused, counted nowhere

@@ -243,9 +243,14 @@ def is_locked(user: Any) -> bool:
     rows = list(
         AccountLock.objects.filter(user_id=user.pk, locked_at__isnull=False).values_list("unlock_due_at")[:1]
     )
-    if not rows:
+    return locked_with_due(user, locked=bool(rows), due=rows[0][0] if rows else None)
+
+
+def locked_with_due(user: Any, *, locked: bool, due: datetime | None) -> bool:
+    """:func:`is_locked` given the lock row already read: ``locked`` (a row with ``locked_at`` set) and its
+    ``unlock_due_at``. A self-service unlock that fell due completes here."""
+    if not locked:
         return False
-    due = rows[0][0]
     # SECURITY: a codes unlock asked for before the way back was switched off (the JSDA preset, or
     # AUTHGUARD_UNLOCK_WAIT_HOURS = None) does not complete afterwards: the passkey and the desk remain.
     if due is not None and due <= timezone.now() and app_settings.UNLOCK_WAIT_HOURS is not None:
