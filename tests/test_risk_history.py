@@ -27,14 +27,25 @@ def learn_n(user, n: int) -> DatabaseHistory:
 
 
 @pytest.mark.parametrize("prior", [1, 300])
-def test_gathering_evidence_costs_three_queries(user_factory, django_assert_num_queries, prior):
+def test_gathering_evidence_costs_two_queries(user_factory, django_assert_num_queries, prior):
     user = user_factory(f"user{prior}")
     history = learn_n(user, prior)
     login = ctx(user=user.username, ip=IP_SG_VPS, device="another-browser", at=T0 + timedelta(days=30))
     object.__setattr__(login, "user_id", user.pk)
-    with django_assert_num_queries(3):
+    # Issue 15: the profile and whether the browser is a trusted device in one query, the population counts.
+    with django_assert_num_queries(2):
         evidence = history.evidence(login)
     assert evidence.profile.logins == prior
+    assert not evidence.device.known and evidence.device.presented
+
+
+def test_a_first_login_asks_the_device_on_its_own(user_factory, django_assert_num_queries):
+    user = user_factory("newcomer")
+    login = ctx(user=user.username, ip=IP_SG_VPS, device="another-browser", at=T0)
+    object.__setattr__(login, "user_id", user.pk)
+    with django_assert_num_queries(3):  # no profile row to ask it with
+        evidence = DatabaseHistory().evidence(login)
+    assert evidence.profile.logins == 0
     assert not evidence.device.known and evidence.device.presented
 
 
