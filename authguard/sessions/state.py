@@ -408,7 +408,7 @@ def _record_session(
         }
         if previous and previous != key:
             SessionRecord.objects.filter(session_key=previous).delete()
-        if new_key and not transaction.get_connection().in_atomic_block:
+        if new_key and key is not None and not transaction.get_connection().in_atomic_block:
             try:
                 SessionRecord.objects.create(session_key=key, **fields)
                 return
