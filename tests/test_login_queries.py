@@ -14,8 +14,10 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from authguard.models import LoginEvent, Notification, Outcome
+from authguard.login import attempt
+from authguard.models import AccountLock, LoginEvent, Notification, Outcome, SessionRecord
 
 from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_CURL
 from .test_login_flow import api_login
@@ -65,6 +67,8 @@ def test_a_safe_login_of_a_returning_customer_sends_at_most_15_statements(
     event = LoginEvent.objects.latest("pk")
     assert (event.user, event.outcome, event.action, event.score) == (user, Outcome.SIGNED_IN, "allow", 0)
     assert Notification.objects.count() == notified  # a known browser and country: nothing to tell
+    # The session is recorded for "sign out other sessions" (one INSERT for the key login() just created).
+    assert SessionRecord.objects.filter(session_key=client.session.session_key, user=user).exists()
 
 
 def test_a_risky_login_is_still_refused(user_factory: Any) -> None:
@@ -73,3 +77,21 @@ def test_a_risky_login_is_still_refused(user_factory: Any) -> None:
     answer = api_login(thief, "tanaka", "correct horse battery", ip=IP_SG_VPS, ua=UA_CURL)
     assert answer.status_code in (200, 403) and answer.json()["status"] in ("denied", "step_up_required")
     assert LoginEvent.objects.latest("pk").outcome in (Outcome.REFUSED, Outcome.STEP_UP_PENDING)
+
+
+def test_the_lock_check_before_the_password_rides_on_the_user_query(
+    user_factory: Any, django_assert_num_queries: Any
+) -> None:
+    user = user_factory("tanaka")
+    with django_assert_num_queries(1):
+        assert attempt.user_and_lock("tanaka") == (user, False)
+    with django_assert_num_queries(1):
+        assert attempt.user_and_lock("nobody") == (None, False)
+    AccountLock.objects.create(user=user, locked_at=timezone.now(), failures=10)
+    with django_assert_num_queries(1):
+        assert attempt.user_and_lock("tanaka") == (user, True)
+    # The API answers "locked" whatever the password, and ThrottleBackend refuses it on its own too.
+    for password in ("correct horse battery", "wrong"):
+        answer = api_login(Client(), "tanaka", password, ip=IP_TOKYO, ua=UA_CHROME_WIN)
+        assert (answer.status_code, answer.json()["code"]) == (403, "locked")
+    assert not Client().login(username="tanaka", password="correct horse battery")
