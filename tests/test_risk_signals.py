@@ -134,6 +134,34 @@ def test_a_vpn_address_the_account_used_is_no_discount_for_a_new_browser():
     assert codes(DeviceCookie(new_device_known_address=-15), store, later) == {"new_device": 25}
 
 
+def test_a_new_browser_can_count_less_on_an_account_with_one_to_three_sign_ins():
+    # Issue 13 (friction): an account with up to three sign-ins has not shown all its customer's browsers
+    # (phone, computer, tablet) yet, so a new one is the expected case; the address still counts in full.
+    # Off by default (young_account_logins 0); a portal may turn it on.
+    later = T0 + timedelta(days=4)
+    young = history_of(*daily(3))
+    phone = ctx(at=later, device="tablet", ip=IP_US_HOME, ua=UA_IPHONE)
+    full = {"new_device": 25, "new_device_new_network": 15}
+    assert codes(DeviceCookie(), young, phone) == full
+    signal = DeviceCookie(young_account_logins=3)
+    found = {f.code: f for f in signal.evaluate(young.evidence(phone))}
+    assert {code: f.score for code, f in found.items()} == {"new_device": 15, "new_device_new_network": 15}
+    assert found["new_device"].evidence["young_account"] is True
+    assert codes(signal, young, ctx(at=later, device=None, ip=IP_US_HOME)) == {
+        "new_device": 15,
+        "new_device_new_network": 15,
+        "copied_user_agent": 30,
+    }
+    # From the fourth sign-in on, the full points.
+    assert codes(signal, history_of(*daily(4)), phone) == full
+    # SECURITY: at the account's own address or /24, the full points (battery case 56: a thief proxying
+    # through the customer's line).
+    assert codes(signal, young, ctx(at=later, device="tablet")) == {"new_device": 25}
+    assert codes(signal, young, ctx(at=later, device="tablet", ip=IP_TOKYO_2)) == {"new_device": 25}
+    # SECURITY: through a VPN, proxy or hosting network (shared with strangers): no discount.
+    assert codes(signal, young, ctx(at=later, device="tablet", ip=IP_VPN, ua=UA_IPHONE)) == full
+
+
 def test_device_cookie_says_nothing_without_history():
     assert codes(DeviceCookie(), MemoryHistory(), ctx(device=None)) == {}
 

@@ -90,6 +90,11 @@ _SIGNALS: dict[str, tuple[Any, Any, dict[str, tuple[Any, tuple[float | None, flo
         _("Knows the browsers an account used before by their device cookie; checks they fit their past."),
         {
             "new_device": (_("Points for a browser never seen on the account"), _POINTS),
+            "young_account_logins": (_("Sign-ins up to which an account counts as young"), _COUNT),
+            "new_device_young_account": (
+                _("Points for a browser never seen on a young account (not through a shared network)"),
+                _POINTS,
+            ),
             "new_device_new_network": (_("More points when that browser is on a new network"), _POINTS),
             "new_device_known_address": (
                 _("Points added when that browser is at an address the account uses"),
