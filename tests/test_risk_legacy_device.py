@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from authguard.conf import app_settings
 from authguard.models import LoginEvent, RiskProfile
-from authguard.risk.context import device_hash
+from authguard.risk.context import build_context, device_hash
 from authguard.risk.history import MemoryHistory
 from authguard.risk.import_history import import_history, mark_imported
 from authguard.risk.replay import replay
@@ -197,3 +197,15 @@ def test_with_the_portals_cookie_read_a_copied_user_agent_needs_no_first_authgua
     settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = None  # not read: the finding waits for her first cookie
     waiting, _ = sign_in(imported + timedelta(minutes=5), portal_id=None, ip=IP_US_HOME)
     assert "copied_user_agent" not in waiting.reasons
+
+
+@pytest.mark.parametrize("value", ["", "x" * 15, "x" * 16, "x" * 200, "x" * 201, "ü\x00;=" * 10])
+def test_any_portal_cookie_value_builds_a_context(value: str, settings: Any, rf: Any) -> None:
+    settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = COOKIE
+    request = rf.get("/", REMOTE_ADDR=IP_TOKYO)
+    request.COOKIES[COOKIE] = value
+    ctx = build_context(request, username="alice")
+    expected = device_hash(value) if 16 <= len(value) <= 200 else None
+    assert ctx.legacy_device_hash == expected and ctx.device_hash is None
+    settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = None
+    assert build_context(request, username="alice").legacy_device_hash is None
