@@ -86,6 +86,14 @@ class AppSettings:
         """Lifetime of the device cookie in seconds (default two years)."""
         return int(self._setting("DEVICE_COOKIE_AGE", 2 * 365 * 24 * 3600))
 
+    @property
+    def LEGACY_DEVICE_COOKIE(self) -> str | None:
+        """Name of the portal's own long-lived device cookie, whose value is the ``device_id`` of the sign-in
+        log given to ``import-history`` (default None: off). A browser whose authguard device cookie the
+        account does not know yet, presenting this cookie with an id the import learned for that account, is
+        judged as that imported device (docs/interfaces.md, "Operator commands besides the replay")."""
+        return self._setting("LEGACY_DEVICE_COOKIE", None) or None
+
     # -- risk engine ---------------------------------------------------------------------------------
     @property
     def RISK_SIGNALS(self) -> list[dict[str, Any]]:

@@ -67,6 +67,10 @@ class LoginContext:
     #: ``bound_missing_proof``
     #: (a bound device's cookie presented without its proof: copied off the device).
     dbsc: str = "unbound"
+    #: The keyed hash of the portal's own device cookie (``AUTHGUARD_LEGACY_DEVICE_COOKIE``), when set and
+    #: presented: the history judges the login as the imported device it names, if the account's imported
+    #: profile knows that id and not this browser's authguard cookie (:mod:`authguard.risk.legacy_device`).
+    legacy_device_hash: str | None = None
 
     @computed_once
     def timestamp(self) -> float:
@@ -109,6 +113,19 @@ def device_id_from_cookie(value: str | None) -> str | None:
         return None
 
 
+#: The shortest portal device id a legacy device cookie may carry: shorter ones (a counter, a short code)
+#: could be guessed, and are ignored as if no cookie were presented.
+MIN_LEGACY_DEVICE_ID = 16
+
+
+def legacy_device_hash(value: str | None) -> str | None:
+    """The keyed hash of a portal device id (the legacy cookie's value, or a log's ``device_id``), or None
+    when absent, shorter than :data:`MIN_LEGACY_DEVICE_ID` or over 200 characters."""
+    if not value or not MIN_LEGACY_DEVICE_ID <= len(value) <= 200:
+        return None
+    return device_hash(value)
+
+
 @functools.lru_cache(maxsize=65536)
 def device_hash(device_id: str | None) -> str | None:
     """What the server stores of a device id: a keyed hash, so a database leak reveals no cookie."""
@@ -145,6 +162,7 @@ def build_context(
     ip = client_ip(request)
     device_id = device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME))
     hashed = device_hash(device_id)
+    legacy_cookie = app_settings.LEGACY_DEVICE_COOKIE
     return LoginContext(
         time=now or clock.now(),
         username=(username or "")[:150],
@@ -155,6 +173,7 @@ def build_context(
         device_hash=hashed,
         account=account_facts(user) if user is not None else {},
         dbsc=_dbsc_state(request, hashed),
+        legacy_device_hash=legacy_device_hash(request.COOKIES.get(legacy_cookie)) if legacy_cookie else None,
     )
 
 

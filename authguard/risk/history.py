@@ -30,6 +30,7 @@ from authguard.conf import app_settings
 from authguard.models import KnownDevice, PopulationCount, RiskProfile
 from authguard.models.population import PopulationDelta, PopulationFold
 from authguard.risk.context import LoginContext
+from authguard.risk.legacy_device import judged_context, take_over
 from authguard.risk.profile import POPULATION_FEATURES, Profile, learn, population_keys
 from authguard.risk.velocity import (
     WINDOW_SECONDS,
@@ -151,11 +152,13 @@ class MemoryHistory:
                     self.fold()
         profile = Profile.at(self.profiles.get(ctx.user_id), ctx.timestamp, self.horizon_days)
         until = self.trusted.get((ctx.user_id, ctx.device_hash or ""))
+        trusted = until is not None and until > ctx.time
+        ctx = judged_context(ctx, profile, trusted=trusted)
         return Evidence(
             ctx=ctx,
             profile=profile,
             population=self.population,
-            device=_device_state(profile, ctx, until is not None and until > ctx.time),
+            device=_device_state(profile, ctx, trusted),
             velocity=read_counts(self.counters, ctx),
         )
 
@@ -163,9 +166,8 @@ class MemoryHistory:
         self.pending.extend(_population_increments(evidence))
         if not self.fold_every:
             self.fold()
-        self.profiles[ctx.user_id] = learn(
-            self.profiles.get(ctx.user_id), ctx, horizon_days=self.horizon_days
-        )
+        data = take_over(self.profiles.get(ctx.user_id), evidence.ctx, ctx)
+        self.profiles[ctx.user_id] = learn(data, ctx, horizon_days=self.horizon_days)
 
     def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
         record_attempt(self.counters, ctx, failed=failed)
@@ -223,6 +225,7 @@ class DatabaseHistory:
         population = dict(
             PopulationCount.objects.filter(key__in=population_keys(ctx)).values_list("key", "count")
         )
+        ctx = judged_context(ctx, profile, trusted=trusted)
         return Evidence(
             ctx=ctx,
             profile=profile,
@@ -240,7 +243,9 @@ class DatabaseHistory:
         # failure half-way already rolls back everything it wrote. Called alone, it is one transaction.
         with transaction.atomic(savepoint=False):
             profile, _ = RiskProfile.objects.select_for_update().get_or_create(user_id=ctx.user_id)
-            profile.data = learn(profile.data, ctx, horizon_days=self.horizon_days)
+            profile.data = learn(
+                take_over(profile.data, evidence.ctx, ctx), ctx, horizon_days=self.horizon_days
+            )
             profile.save(update_fields=["data", "updated_at"])
             # An append, never an update of a shared row: logins do not wait on each other (issue 15).
             PopulationDelta.objects.bulk_create([PopulationDelta(key=key) for key in appended])

@@ -12,9 +12,14 @@ format (CONTRACTS section 5, :mod:`authguard.risk.replay`) and imports it first:
    already have a live profile are left alone unless ``replace``), and the population counts (added to the
    live ones). Users of the log that the portal does not have are counted and skipped.
 
-The portal's own device ids are not authguard's device cookies: an import remembers no device as known or
-trusted (every browser's first authguard cookie is a new device), but it keeps how many devices each account
-used and what they were (:func:`mark_imported`), so attacks right after the install are judged as later.
+The portal's own device ids (the log's ``device_id``) are not authguard's device cookies: an import remembers
+no device as trusted, but it keeps each account's per-device memory keyed by those ids (how many devices,
+what they were, their networks and cities; :func:`mark_imported`), so attacks right after the install are
+judged as later. Where the portal sets its own long-lived device cookie and its log's ``device_id`` is that
+cookie's value, ``AUTHGUARD_LEGACY_DEVICE_COOKIE`` names the cookie: a returning browser presenting it is
+then judged as its imported device, with a known device's checks, until authguard's cookie takes the device
+over (:mod:`authguard.risk.legacy_device`); without the setting each browser's first authguard cookie is a
+new device.
 """
 
 from __future__ import annotations
@@ -123,7 +128,8 @@ def mark_imported(data: dict[str, Any], *, at: float) -> dict[str, Any]:
     the memory let 8-23 % of four attack classes through until the victim's own first sign-in; measured
     with ``python -m bench.detection.firstday``). Only the "copied user agent" finding waits for the
     account's first authguard cookie: until then, the customer's own browser with its new cookie would
-    look exactly like a copy.
+    look exactly like a copy. Its devices' ids are the portal's, which a browser's legacy device cookie
+    names (:func:`authguard.risk.legacy_device.judged_context`).
     """
     data = dict(data)
     data[IMPORTED_AT] = at

@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
 from authguard.choices import Action
+from authguard.conf import app_settings
 from authguard.risk.addresses import normalize_ip
-from authguard.risk.context import LoginContext, device_hash
+from authguard.risk.context import LoginContext, device_hash, legacy_device_hash
 from authguard.risk.engine import score_login
 from authguard.risk.findings import RiskSignal, build_signals, configured_signals
 from authguard.risk.geoip import geolocate
@@ -48,6 +49,7 @@ from authguard.risk.history import (
     _fold_increments,
     trusted_until,
 )
+from authguard.risk.legacy_device import judged_context, take_over
 from authguard.risk.policy import Thresholds, current_thresholds
 from authguard.risk.policy_validation import risk_signals_problem
 from authguard.risk.profile import Profile, learn
@@ -80,6 +82,9 @@ class LoginRecord(NamedTuple):
     device_id: str | None
     password_ok: bool
     second_factor_ok: bool | None
+    #: Optional: the portal's own device cookie the browser presented (read with
+    #: ``AUTHGUARD_LEGACY_DEVICE_COOKIE`` set; :mod:`authguard.risk.legacy_device`).
+    legacy_device_id: str | None = None
 
 
 @dataclass
@@ -181,6 +186,7 @@ def parse_line(number: int, text: str) -> LoginRecord:
         obj["device_id"] or None,
         obj["password_ok"],
         obj["second_factor_ok"],
+        legacy if isinstance(legacy := obj.get("legacy_device_id"), str) else None,
     )
 
 
@@ -194,6 +200,10 @@ def context_from_record(record: LoginRecord, *, geoip_path: str | None) -> Login
         geo=geolocate(record.ip, path=geoip_path),
         client=client_info(record.user_agent),
         device_hash=device_hash(record.device_id),
+        # Only where the live setting reads the portal's cookie too: without it no other key decides.
+        legacy_device_hash=legacy_device_hash(record.legacy_device_id)
+        if record.legacy_device_id and app_settings.LEGACY_DEVICE_COOKIE
+        else None,
     )
 
 
@@ -307,20 +317,21 @@ class UserScorer:
         history = self.history
         profile = Profile.at(history.profiles.get(ctx.user_id), ctx.timestamp, history.horizon_days)
         until = history.trusted.get((ctx.user_id, ctx.device_hash or ""))
+        trusted = until is not None and until > ctx.time
+        ctx = judged_context(ctx, profile, trusted=trusted)
         return Evidence(
             ctx=ctx,
             profile=profile,
             population=self._population,
-            device=_device_state(profile, ctx, until is not None and until > ctx.time),
+            device=_device_state(profile, ctx, trusted),
             velocity=self._velocity,
         )
 
     def learn(self, ctx: LoginContext, evidence: Evidence) -> None:
         """The profile only: population counts are pass 1's (:func:`counts_in_population`)."""
         history = self.history
-        history.profiles[ctx.user_id] = learn(
-            history.profiles.get(ctx.user_id), ctx, horizon_days=history.horizon_days
-        )
+        data = take_over(history.profiles.get(ctx.user_id), evidence.ctx, ctx)
+        history.profiles[ctx.user_id] = learn(data, ctx, horizon_days=history.horizon_days)
 
     def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
         """Nothing: pass 1 counts every attempt."""

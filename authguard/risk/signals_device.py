@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from django.utils.translation import gettext_lazy as _
 
+from authguard.conf import app_settings
 from authguard.risk.findings import STEP_UP_FLOOR, Finding, RiskSignal
 from authguard.risk.geoip import Geo
 from authguard.risk.history import Evidence
@@ -44,7 +45,9 @@ def _only_imported_devices(profile: Profile) -> bool:
     never authguard cookies): until the account's first authguard cookie, its customer's own browser with a
     new cookie looks exactly like a copied user agent, so that finding waits (``new_device`` does not)."""
     imported = profile.data.get("imp")
-    if not imported:
+    if not imported or app_settings.LEGACY_DEVICE_COOKIE:
+        # With the portal's own device cookie read, the customer's browser is its imported device
+        # (authguard.risk.legacy_device): one without it is no more the customer's own than on day 180.
         return False
     devices = profile.data.get("dv") or {}
     return all(entry and entry[0] <= imported for entry in devices.values())

@@ -1,6 +1,6 @@
 """``python -m bench.detection.firstday``: the first day after ``import-history`` against day 180 (issue 13).
 
-On one seed's detection world (the generator of ``python -m bench.detection``), three runs score the same test
+On one seed's detection world (the generator of ``python -m bench.detection``), four runs score the same test
 window (the last ``--test-days`` days) with the same replay, :func:`authguard.risk.replay.replay`:
 
 ``day180``
@@ -12,7 +12,12 @@ window (the last ``--test-days`` days) with the same replay, :func:`authguard.ri
     :class:`~authguard.risk.history.MemoryHistory`, keep each profile marked as imported
     (:func:`authguard.risk.import_history.mark_imported`, stored as the JSON a database would hold) and the
     population counts, no remembered devices, no velocity counters); then only the test window is replayed
-    from that state, every device presenting a new id (authguard's cookie, not the portal's old one).
+    from that state, every device presenting a new id (authguard's cookie) and, as the portal's own device
+    cookie (``legacy_device_id``, read with ``AUTHGUARD_LEGACY_DEVICE_COOKIE`` set), the id the world gave
+    it, which is the one the old log has (:func:`_new_cookie`; a stolen-cookie login carries both).
+``import_own_cookie``
+    the same, with the portal's cookie not read (the setting off): every returning browser's first
+    authguard cookie is a new device.
 ``empty``
     the install without an import: the test window replayed from an empty state (the worst case, which the
     first-login policy guards).
@@ -30,6 +35,7 @@ GeoIP databases into ``--out/geoip-SEED``.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import json
 import os
@@ -49,12 +55,15 @@ if TYPE_CHECKING:  # authguard needs Django set up first (main does it)
     from authguard.risk.history import MemoryHistory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RUNS = ("day180", "import", "empty")
+RUNS = ("day180", "import", "import_own_cookie", "empty")
 RUN_TITLES = {
     "day180": "day 180 (reference)",
-    "import": "first day after import",
+    "import": "first day after import, portal's device cookie read",
+    "import_own_cookie": "first day after import, authguard's cookie only",
     "empty": "first day, no import",
 }
+#: The portal's own device cookie in the ``import`` run (``AUTHGUARD_LEGACY_DEVICE_COOKIE``).
+PORTAL_COOKIE = "portal_device"
 ATTACKS = ("A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8")
 
 
@@ -211,17 +220,31 @@ def measure(
     return report
 
 
-def _new_cookie(event: dict) -> dict:
-    """``event`` with its device id replaced by the one authguard's cookie would give that device."""
-    if not event.get("device_id"):
+def _new_cookie(event: dict, *, portal_cookie: bool = False) -> dict:
+    """``event`` with its device id replaced by the one authguard's cookie would give that device; with
+    ``portal_cookie``, the old id is presented too, as the portal's own device cookie (``legacy_device_id``).
+
+    Every browser carries both cookies: the portal keeps setting its own, on a thief's browser as on the
+    customer's (a thief's own browser presents an id no profile knows). A stolen-cookie login (A7) presents
+    the victim's authguard cookie *and* the victim's portal cookie: the infostealer copies every cookie of
+    the browser. It gets both even when the theft was before the install (the thief could then only have the
+    portal's): the stronger thief, who is judged as the victim's known device by one or the other.
+    """
+    device = event.get("device_id")
+    if not device:
         return event
-    return {**event, "device_id": f"authguard-{event['device_id']}"}
+    event = {**event, "device_id": f"authguard-{device}"}
+    if portal_cookie:
+        event["legacy_device_id"] = device
+    return event
 
 
 def run_seed(
     seed: int, *, users: int, history_days: int, test_days: int, out: Path, bootstrap: int, check_full: bool
 ) -> dict:
     """Generate one world, run the three replays one after the other, and measure them."""
+    from django.test import override_settings
+
     from authguard.risk.history import MemoryHistory
     from authguard.risk.replay import Policy, replay
 
@@ -252,14 +275,27 @@ def run_seed(
     # After an install every browser gets a new authguard device cookie: the portal's device ids of the old
     # log never come back. The import run's test window presents each device under a new id (a thief who
     # steals a device's cookie steals the new one).
-    installed_texts = [json.dumps(_new_cookie(e), ensure_ascii=False) for e in test_events]
-    for name, start_state in (("import", state), ("empty", MemoryHistory()), ("day180", learned)):
+    inputs = {
+        "import": [json.dumps(_new_cookie(e, portal_cookie=True), ensure_ascii=False) for e in test_events],
+        "import_own_cookie": [json.dumps(_new_cookie(e), ensure_ascii=False) for e in test_events],
+        "empty": test_texts,
+        "day180": test_texts,
+    }
+    starts = {
+        "import": state,
+        "import_own_cookie": copy.deepcopy(state),
+        "empty": MemoryHistory(),
+        "day180": learned,
+    }
+    for name in ("import", "import_own_cookie", "empty", "day180"):
         # day180 last: it continues on ``learned`` itself (the import copied what it needed first).
         print(f"seed {seed}: replaying the test window ({len(test_texts):,} lines), {name}", file=log)
         started = time.perf_counter()
         sink = _Collect()
-        lines = installed_texts if name == "import" else test_texts
-        replay(lines, sink, geoip_path=str(geoip), policy=policy, history=start_state)
+        # The portal's cookie is read only in the "import" run (the setting off, the key is ignored).
+        legacy = PORTAL_COOKIE if name == "import" else None
+        with override_settings(AUTHGUARD_LEGACY_DEVICE_COOKIE=legacy):
+            replay(inputs[name], sink, geoip_path=str(geoip), policy=policy, history=starts[name])
         seconds[name] = round(time.perf_counter() - started, 1)
         scored[name] = list(sink)
 

@@ -1,0 +1,102 @@
+"""The portal's own device cookie on the days after ``import-history`` (issue 13, "the first day").
+
+A brokerage already sets its own long-lived device cookie and logs its id in its sign-in log. The import
+learns per-device memory keyed by those ids (the log's ``device_id``), but every customer's browser meets
+authguard's cookie for the first time on the install day, so without this each one is a new device.
+With ``AUTHGUARD_LEGACY_DEVICE_COOKIE`` naming the portal's cookie:
+
+* :func:`judged_context`: a login whose authguard device cookie this account does not know (or that has
+  none), presenting the portal's cookie with an id the *import* learned for this account, is judged as that
+  imported device, with every check a known device gets (a network, city or ASN the device never used, a
+  user agent that went backwards or sideways, a long-idle device, a device that moved too fast).
+* :func:`take_over`: when such a login is learned, the imported device's memory moves to the browser's
+  authguard cookie, which is the device from then on; the portal's id stops counting.
+
+SECURITY: the portal's cookie is as stealable as authguard's own (infostealers copy every cookie), and its
+ids were in the portal's log. So it never counts for more than authguard's cookie would: only devices the
+import learned (an id the profile does not know, or one authguard learned, counts as no cookie, so guessing
+ids gains nothing), never as a remembered (trusted) device, never over a known or remembered authguard
+cookie or a DBSC-bound one, and only until the device is taken over or forgotten with the profile's horizon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from authguard.risk.context import LoginContext
+from authguard.risk.profile import Profile
+
+#: The profile key :func:`authguard.risk.import_history.mark_imported` sets (that module imports the
+#: replay, which imports this one): when the profile was imported, POSIX seconds.
+IMPORTED_AT = "imp"
+
+
+def imported_device(profile: Profile, dev: str) -> bool:
+    """Whether ``dev`` (a device hash prefix, ``features["dev"]``) is a device the import learned for this
+    profile and still within its horizon: remembered with its last use no later than the import."""
+    imported = profile.data.get(IMPORTED_AT)
+    if not imported:
+        return False
+    entry = profile.data.get("dv", {}).get(dev)
+    return entry is not None and len(entry) == 8 and entry[0] <= imported and profile.count("dev", dev) > 0
+
+
+def judged_context(ctx: LoginContext, profile: Profile, *, trusted: bool) -> LoginContext:
+    """``ctx`` as the risk engine judges it: the imported device its legacy cookie names, or ``ctx`` itself.
+
+    ``trusted``: whether the login's authguard cookie is a remembered device (it is then judged by it).
+    """
+    legacy = ctx.legacy_device_hash
+    if legacy is None or trusted or ctx.dbsc != "unbound":
+        return ctx
+    own = ctx.device_hash
+    if own is not None and profile.count("dev", own[:20]) > 0:
+        return ctx  # authguard's own cookie already took over
+    if not imported_device(profile, legacy[:20]):
+        return ctx  # SECURITY: an id the import did not learn for this account counts as no cookie
+    return replace(ctx, device_hash=legacy, legacy_device_hash=None)
+
+
+def _move(values: dict[str, list[int]] | None, old: str, new: str) -> None:
+    """Rename a feature value, adding its counts to those ``new`` may already have."""
+    if not values or old not in values:
+        return
+    entry = values.pop(old)
+    have = values.get(new)
+    if have is None:
+        values[new] = entry
+    else:
+        have[0] += entry[0]
+        have[1] += entry[1]
+        have[2] = max(have[2], entry[2])
+
+
+def take_over(data: dict[str, Any] | None, judged: LoginContext, ctx: LoginContext) -> dict[str, Any] | None:
+    """Before learning ``ctx``: if it was judged as an imported device (``judged``, the evidence's context)
+    and carries an authguard device cookie, that cookie takes over the imported device's memory (its counts,
+    networks, cities and last use), so the next sign-in with it is a known device and the portal's id no
+    longer counts. ``data`` is changed in place and returned."""
+    if judged is ctx or data is None or ctx.device_hash is None or judged.device_hash is None:
+        return data
+    old, new = judged.device_hash[:20], ctx.device_hash[:20]
+    devices = data.get("dv") or {}
+    if old == new or old not in devices:
+        return data  # nothing imported under that id any more (taken over meanwhile)
+    features = data.get("f", {})
+    _move(features.get("dev"), old, new)
+    for feature in ("dasn", "dcity"):
+        values = features.get(feature)
+        if values:
+            for key in [key for key in values if key.startswith(old + "|")]:
+                _move(values, key, new + key[len(old) :])
+    entry = devices.pop(old)
+    if new not in devices or devices[new][0] < entry[0]:
+        devices[new] = entry
+    last = data.get("last")
+    if last and last.get("dev") == old:
+        last["dev"] = new
+    return data
+
+
+__all__ = ["IMPORTED_AT", "imported_device", "judged_context", "take_over"]
