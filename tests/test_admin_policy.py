@@ -127,8 +127,9 @@ def test_backtest_button_shows_the_backtest_and_saves_nothing(editor, user_facto
     user_factory("alice")
     built = build_history({"alice": "correct horse battery"})
     mark(built.attacks, Feedback.FRAUD)
-    client = staff_client(editor)
     with time_machine.travel(NOW, tick=False):
+        # Signed in at the data's time: a session signed in "later" than the clock reads is ended.
+        client = staff_client(editor)
         page = client.post(ADD, {**form(step_up=5, deny=100), "_backtest": "1"})
         expected = backtest.run_backtest(
             backtest.proposed_runtime_policy(thresholds={"step_up": 5}, signal_options={})

@@ -405,8 +405,9 @@ def test_backtest_export_lines_of_passkey_and_session_events(event_set: EventSet
 
 
 def test_backtest_page_shows_what_happened_beside_the_replays(event_set: EventSet) -> None:
-    desk = staff_client(staff_user(perms=("authguard.view_loginevent",)))
     with time_machine.travel(at(18), tick=False):
+        # Signed in at the events' time: a session signed in "later" than the clock reads is ended.
+        desk = staff_client(staff_user(perms=("authguard.view_loginevent",)))
         page = desk.post(BACKTEST, {"days": 1, "step_up": 40, "deny": 100, "signal_options": ""})
     html = page.content.decode()
     result = page.context["result"]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import time_machine
 from django import forms
+from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 
 from authguard.console.policy_forms import REVIEWED
@@ -367,9 +368,11 @@ def test_the_backtest_preview_shows_beside_the_changes_and_saves_nothing(
     user_factory("alice")
     built = build_history({"alice": "correct horse battery"})
     mark(built.attacks, Feedback.FRAUD)
-    data = page_values(analyst.get(ADD))
-    data.update({"comment": "tighten", "step_up": "5"})
     with time_machine.travel(NOW, tick=False):
+        # Signed in again at the data's time: a session signed in "later" than the clock reads is ended.
+        analyst = staff_client(get_user_model().objects.get(username="tuner"))
+        data = page_values(analyst.get(ADD))
+        data.update({"comment": "tighten", "step_up": "5"})
         page = analyst.post(ADD, {**data, "_backtest": "1"})
         expected = backtest.run_backtest(build_policy(thresholds={"step_up": 5, "deny": 100}))
     assert page.status_code == 200 and nothing_asked_for()

@@ -36,8 +36,13 @@ def history(user_factory):
 
 
 @pytest.fixture
-def desk():
-    return staff_client(staff_user(perms=("authguard.view_loginevent",)))
+def desk_user():
+    return staff_user(perms=("authguard.view_loginevent",))
+
+
+@pytest.fixture
+def desk(desk_user):
+    return staff_client(desk_user)
 
 
 def expected_label(event: LoginEvent) -> str:
@@ -80,8 +85,10 @@ def friction_and_catches(jsonl: str, results: list[dict]) -> tuple[int, int]:
     "thresholds",
     [{"step_up": 15, "deny": 100}, {"step_up": 80, "deny": 95}, {"step_up": 40, "deny": 60}],
 )
-def test_backtest_page_equals_replay_command(history, desk, tmp_path, thresholds):
+def test_backtest_page_equals_replay_command(history, desk_user, tmp_path, thresholds):
     with time_machine.travel(NOW, tick=False):
+        # Signed in at the data's time: a session signed in "later" than the clock reads is ended.
+        desk = staff_client(desk_user)
         page = desk.post(BACKTEST_URL, {"days": 30, **thresholds, "signal_options": ""})
         export = desk.get(EXPORT_URL, {"days": 30})
     assert page.status_code == 200 and export.status_code == 200
@@ -119,11 +126,12 @@ def test_a_stricter_policy_adds_friction_and_a_laxer_one_misses_attacks(history)
 
 
 def test_the_current_side_is_the_runtime_policy_in_force(
-    history, desk, tmp_path, django_capture_on_commit_callbacks
+    history, desk_user, tmp_path, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):  # the new version is published after commit
         save_policy(by=None, comment="stricter after the campaign", thresholds={"step_up": 20})
     with time_machine.travel(NOW, tick=False):
+        desk = staff_client(desk_user)
         page = desk.post(BACKTEST_URL, {"days": 30, "step_up": 40, "deny": 100, "signal_options": ""})
         jsonl = b"".join(page.client.get(EXPORT_URL, {"days": 30}).streaming_content).decode()
     result = page.context["result"]

@@ -182,6 +182,7 @@ def test_beat_schedule_names_registered_tasks() -> None:
         "authguard.retry_pending_notifications",
         "authguard.expire_held_orders",
         "authguard.fold_population",
+        "authguard.roll_up_orders",
         "authguard.prune_retention",
         "authguard.heartbeat",
     }
