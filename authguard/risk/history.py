@@ -150,6 +150,13 @@ class MemoryHistory:
                 self._fold_period = period
                 if self.pending:
                     self.fold()
+        return self.evidence_with(ctx, population=self.population, velocity=read_counts(self.counters, ctx))
+
+    def evidence_with(
+        self, ctx: LoginContext, *, population: dict[str, int], velocity: VelocityCounts
+    ) -> Evidence:
+        """The evidence of ``ctx`` from this store's profiles and remembered devices, with the cross-user
+        reads given: this store's own, or the sharded replay's first pass (:mod:`authguard.risk.replay`)."""
         profile = Profile.at(self.profiles.get(ctx.user_id), ctx.timestamp, self.horizon_days)
         until = self.trusted.get((ctx.user_id, ctx.device_hash or ""))
         trusted = until is not None and until > ctx.time
@@ -157,9 +164,9 @@ class MemoryHistory:
         return Evidence(
             ctx=ctx,
             profile=profile,
-            population=self.population,
+            population=population,
             device=_device_state(profile, ctx, trusted),
-            velocity=read_counts(self.counters, ctx),
+            velocity=velocity,
         )
 
     def learn(self, ctx: LoginContext, evidence: Evidence) -> None:

@@ -21,12 +21,13 @@ pass 1 first and then pass 2 for each shard of users on a Dask cluster.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
 import time as _time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
@@ -45,14 +46,13 @@ from authguard.risk.history import (
     _SWEEP_WINDOWS,
     Evidence,
     MemoryHistory,
-    _device_state,
     _fold_increments,
     trusted_until,
 )
-from authguard.risk.legacy_device import judged_context, take_over
+from authguard.risk.legacy_device import take_over
 from authguard.risk.policy import Thresholds, current_thresholds
 from authguard.risk.policy_validation import risk_signals_problem
-from authguard.risk.profile import Profile, learn
+from authguard.risk.profile import learn
 from authguard.risk.useragent import client_info
 from authguard.risk.velocity import WINDOW_SECONDS, VelocityCounts, read_counts, record_attempt
 from authguard.validators import thresholds_problem
@@ -314,18 +314,7 @@ class UserScorer:
         return text, action, reasons
 
     def evidence(self, ctx: LoginContext) -> Evidence:
-        history = self.history
-        profile = Profile.at(history.profiles.get(ctx.user_id), ctx.timestamp, history.horizon_days)
-        until = history.trusted.get((ctx.user_id, ctx.device_hash or ""))
-        trusted = until is not None and until > ctx.time
-        ctx = judged_context(ctx, profile, trusted=trusted)
-        return Evidence(
-            ctx=ctx,
-            profile=profile,
-            population=self._population,
-            device=_device_state(profile, ctx, trusted),
-            velocity=self._velocity,
-        )
+        return self.history.evidence_with(ctx, population=self._population, velocity=self._velocity)
 
     def learn(self, ctx: LoginContext, evidence: Evidence) -> None:
         """The profile only: population counts are pass 1's (:func:`counts_in_population`)."""
@@ -400,14 +389,17 @@ def replay(
     return summary
 
 
+@contextlib.contextmanager
+def open_text(path: str, mode: str = "r") -> Iterator[IO[str]]:
+    """``path`` as UTF-8 text, closed after; ``-`` is stdin (``"r"``) or stdout (``"w"``), left open."""
+    if path == "-":
+        yield sys.stdin if mode == "r" else sys.stdout
+        return
+    with open(path, mode, encoding="utf-8") as stream:
+        yield stream
+
+
 def replay_file(input_path: str, output_path: str, **kwargs: Any) -> Summary:
     """:func:`replay` between two files (``-`` reads stdin or writes stdout)."""
-    source = sys.stdin if input_path == "-" else open(input_path, encoding="utf-8")  # noqa: SIM115
-    target = sys.stdout if output_path == "-" else open(output_path, "w", encoding="utf-8")  # noqa: SIM115
-    try:
+    with open_text(input_path) as source, open_text(output_path, "w") as target:
         return replay(source, target, **kwargs)
-    finally:
-        if source is not sys.stdin:
-            source.close()
-        if target is not sys.stdout:
-            target.close()

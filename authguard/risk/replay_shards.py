@@ -33,7 +33,6 @@ import importlib
 import importlib.util
 import os
 import pickle
-import sys
 import time as _time
 import zlib
 from collections import Counter, deque
@@ -51,6 +50,7 @@ from authguard.risk.replay import (
     UserScorer,
     context_from_record,
     counts_in_population,
+    open_text,
     parse_line,
 )
 from authguard.risk.velocity import VelocityCounts
@@ -380,18 +380,10 @@ def replay_file_sharded(input_path: str, output_path: str, **kwargs: Any) -> Sum
     """:func:`replay_sharded` between two files (``-`` reads stdin or writes stdout)."""
     if not dask_available():
         raise RuntimeError(NO_DASK)
-    source = sys.stdin if input_path == "-" else open(input_path, encoding="utf-8")  # noqa: SIM115
-    try:
+    with open_text(input_path) as source:
         texts = list(source)  # lines as the streaming replay reads them (a JSON string may hold U+2028)
-    finally:
-        if source is not sys.stdin:
-            source.close()
-    target = sys.stdout if output_path == "-" else open(output_path, "w", encoding="utf-8")  # noqa: SIM115
-    try:
+    with open_text(output_path, "w") as target:
         return replay_sharded(texts, target, **kwargs)
-    finally:
-        if target is not sys.stdout:
-            target.close()
 
 
 __all__ = [

@@ -162,25 +162,14 @@ class Command(BaseCommand):
             raise CommandError("--shards must be a positive integer.")
         if (shards > 1 or scheduler) and not dask_available():
             raise CommandError(NO_DASK)
+        common = {"geoip_path": geoip_path, "policy": policy, "progress": progress}
         try:
             if shards > 1 or scheduler:
                 summary = replay_file_sharded(
-                    options["input"],
-                    options["output"],
-                    shards=shards,
-                    scheduler=scheduler,
-                    geoip_path=geoip_path,
-                    policy=policy,
-                    progress=progress,
+                    options["input"], options["output"], shards=shards, scheduler=scheduler, **common
                 )
             else:
-                summary = replay_file(
-                    options["input"],
-                    options["output"],
-                    geoip_path=geoip_path,
-                    policy=policy,
-                    progress=progress,
-                )
+                summary = replay_file(options["input"], options["output"], **common)
         except ReplayError as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
