@@ -26,13 +26,24 @@ from authguard.actions.errors import PayeeOnHold
 from authguard.actions.payees import _payee_snapshot, payee_available_at, register_payee
 from authguard.factors import inventory, lifecycle
 from authguard.login.lockout import is_locked, record_failure
-from authguard.models import AccountLock, AccountSecurity, ActionKind, Notification, NotificationStatus
+from authguard.models import (
+    AccountLock,
+    AccountSecurity,
+    ActionKind,
+    NetworkBlock,
+    NetworkBlockKind,
+    Notification,
+    NotificationStatus,
+)
 from authguard.notifications.delivery import claim
 from authguard.notifications.outbox import notify
+from authguard.risk import networks
+from authguard.risk.signals_network import NetworkLists
 from authguard.sessions import dbsc
 from authguard.sessions.device_binding import bound_session_id
 
 from .actions_support import BANK
+from .factories import ctx, history_of
 
 pytestmark = pytest.mark.django_db
 
@@ -187,3 +198,23 @@ def test_a_step_up_token_signed_and_checked_on_the_database_clock() -> None:
         assert signing.loads(token, salt="test", max_age=300) == {"u": "1"}
     with time_machine.travel(T + timedelta(seconds=301), tick=False), pytest.raises(signing.SignatureExpired):
         signer.unsign_object(token, max_age=timedelta(seconds=300))
+
+
+@pytest.mark.usefixtures("geoip")
+@pytest.mark.parametrize("off", [AHEAD, BEHIND], ids=["ahead", "behind"])
+def test_the_desks_network_block_applies_to_a_live_login_on_a_node_off(node: Node, off: timedelta) -> None:
+    """Live blocks apply to a login whose time is within 5 minutes of the clock. Before: the login's time
+    (the database's) was compared with the node's own ``time.time()``, 2 h apart, so a node off by more than
+    5 minutes scored every login as a replay of the past: without the desk's blocks."""
+    NetworkBlock.objects.create(
+        network="198.51.100.0/24",
+        kind=NetworkBlockKind.CIDR,
+        until=T + timedelta(hours=1),
+        reason="credential stuffing",
+        created_at=T,
+    )
+    networks.blocks_changed()
+    with node(T + timedelta(minutes=1), off):
+        login = ctx(ip="198.51.100.9", device=None, at=clock.now())
+        found = list(NetworkLists().evaluate(history_of().evidence(login)))
+    assert [f.code for f in found] == ["denylisted_network"], found
