@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core import signing
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
@@ -35,6 +36,7 @@ from authguard.conf import app_settings
 
 __all__ = [
     "Skew",
+    "TimestampSigner",
     "is_from_the_future",
     "measure",
     "measure_on_connect",
@@ -116,6 +118,26 @@ def now() -> datetime:
 def timestamp() -> float:
     """:func:`now` as seconds since the epoch."""
     return now().timestamp()
+
+
+class TimestampSigner(signing.TimestampSigner):
+    """Django's ``TimestampSigner`` on :func:`timestamp`: a value signed on one node and checked for age on
+    another (a bound cookie, a step-up token) keeps its lifetime whatever the nodes' own clocks say. Django's
+    reads ``time.time()`` on both sides. Also ``sign_object`` / ``unsign_object`` (``signing.dumps`` /
+    ``loads``)."""
+
+    def timestamp(self) -> str:
+        return signing.b62_encode(int(timestamp()))
+
+    def unsign(self, value: str, max_age: float | timedelta | None = None) -> str:
+        result = signing.Signer.unsign(self, value)
+        value, stamp = result.rsplit(self.sep, 1)
+        if max_age is not None:
+            limit = max_age.total_seconds() if isinstance(max_age, timedelta) else max_age
+            age = timestamp() - signing.b62_decode(stamp)
+            if age > limit:
+                raise signing.SignatureExpired(f"Signature age {age} > {limit} seconds")
+        return value
 
 
 def is_from_the_future(elapsed_seconds: float) -> bool:

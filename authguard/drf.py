@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
-import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import Throttled
 from authguard.factors import inventory
@@ -263,7 +263,9 @@ def _park(session: SessionBase, user: Any, event_id: int) -> str:
     parked.set_expiry(STEP_UP_TOKEN_SECONDS)
     parked.save(must_create=True)
     _discard(session)
-    return signing.dumps({"u": str(user.pk), "e": event_id, "k": parked.session_key}, salt=_SALT)
+    return clock.TimestampSigner(salt=_SALT).sign_object(
+        {"u": str(user.pk), "e": event_id, "k": parked.session_key}
+    )
 
 
 @dataclass
@@ -305,7 +307,7 @@ def pending_login(step_up_token: object) -> PendingLogin:
     if not isinstance(step_up_token, str) or not 0 < len(step_up_token) <= 1024:
         raise _invalid(_("Send the step_up_token you received when signing in."), "step_up_token")
     try:
-        claims = signing.loads(step_up_token, salt=_SALT, max_age=STEP_UP_TOKEN_SECONDS)
+        claims = clock.TimestampSigner(salt=_SALT).unsign_object(step_up_token, max_age=STEP_UP_TOKEN_SECONDS)
         user_id, event_id, key = str(claims["u"]), int(claims["e"]), str(claims["k"])
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         raise _expired() from None
@@ -503,7 +505,7 @@ class StepUpRequired(NotPending):
         if self.methods is not None and strength.method not in self.methods:
             return False, False
         age = app_settings.STEP_UP_FRESH_SECONDS if self.max_age is None else self.max_age
-        if not 0 <= time.time() - strength.at <= age:
+        if not 0 <= clock.timestamp() - strength.at <= age:
             return False, False
         device = inventory.device_from_id(user, strength.device_id) if strength.device_id else None
         return True, device is None or inventory.factor_is_cooling_off(device)

@@ -19,12 +19,12 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import AuthguardError, StepUpRequired, Throttled
 from authguard.factors import contact, inventory, lifecycle, recovery, totp
@@ -280,7 +280,7 @@ def _current_totp_enrollment(request: HttpRequest) -> Any:
 
     pending = request.session.get(totp.TOTP_ENROLLMENT_KEY)
     device = None
-    if isinstance(pending, dict) and float(pending.get("exp", 0)) > timezone.now().timestamp():
+    if isinstance(pending, dict) and float(pending.get("exp", 0)) > clock.timestamp():
         from django_otp.plugins.otp_totp.models import TOTPDevice
 
         device = TOTPDevice.objects.filter(pk=pending.get("id"), user=request.user, confirmed=False).first()
@@ -301,7 +301,7 @@ def security(request: HttpRequest) -> HttpResponse:
     assert user.is_authenticated  # @login_required
     devices = KnownDevice.objects.filter(user=user, revoked_at__isnull=True).order_by("-last_seen_at")
     logins = LoginEvent.objects.filter(user=user).order_by("-created_at")[:RECENT_LOGINS]
-    now = timezone.now()
+    now = clock.now()
     return render(
         request,
         "authguard/security.html",
@@ -437,7 +437,7 @@ def security_revoke_device(request: HttpRequest, pk: int) -> HttpResponse:
     """Forget a remembered device: its next sign-in is treated as a new device again."""
     assert request.user.is_authenticated  # @login_required
     updated = KnownDevice.objects.filter(pk=pk, user=request.user, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), trusted_until=None
+        revoked_at=clock.now(), trusted_until=None
     )
     if updated:
         messages.success(request, _("The device is no longer remembered."))

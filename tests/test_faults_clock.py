@@ -27,7 +27,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from authguard.conf import app_settings
-from authguard.models import HeldOrder, LoginEvent, Outcome
+from authguard.models import AccountLock, HeldOrder, LoginEvent, Outcome
 from demo_site.brokerage import services
 
 from .conftest import IP_OSAKA, IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, UA_FIREFOX_LINUX, OrderApi
@@ -200,6 +200,38 @@ def test_a_node_two_hours_ahead_counts_in_the_same_throttle_windows(
         assert fifth.status_code == 401, fifth.content  # before: counted in windows 2 h away, limit doubled
     else:
         assert fifth.status_code == 429 and fifth.json()["status"] == "throttled", fifth.content
+
+
+@pytest.mark.parametrize("extra", [{}, UNCORRECTED], ids=["corrected", "uncorrected"])
+def test_wrong_passwords_on_a_node_two_hours_behind_count_towards_the_lock(
+    kenji: Any, settings: Any, extra: dict[str, Any]
+) -> None:
+    """The lock counts consecutive failures within a window (here 1 h, limit 3) from the last one's time."""
+    lockout = {"AUTHGUARD_LOCKOUT_FAILURES": 3, "AUTHGUARD_LOCKOUT_FAILURE_WINDOW_HOURS": 1}
+    for name, value in lockout.items():
+        setattr(settings, name, value)
+    wrong = ["/api/login", {"username": "kenji", "password": "a guess"}, {}]
+    job = {
+        "settings": {"AUTHGUARD_RISK_SIGNALS": [], **lockout, **extra},
+        "client": {"REMOTE_ADDR": IP_SG_VPS, "HTTP_USER_AGENT": UA_FIREFOX_LINUX},
+        "requests": [wrong] * 2,
+    }
+    started = time.time()
+    report, _stderr = skewed_node("-2h", job)
+    assert [status for status, _answer in report["answers"]] == [401] * 2
+    lock = AccountLock.objects.get(user=kenji)
+    assert lock.failures == 2 and lock.locked_at is None
+    # The third guess, on a true-clock node.
+    here = OrderApi(REMOTE_ADDR=IP_SG_VPS, HTTP_USER_AGENT=UA_FIREFOX_LINUX)
+    here.post("/api/login", {"username": "kenji", "password": "a guess"})
+    lock.refresh_from_db()
+    if extra:
+        # Before: the slow node's failures were written "2 h ago", outside the window: the count started
+        # again and the guesser had 3 more tries for every 2 on the slow node.
+        assert lock.failures == 1 and lock.locked_at is None
+    else:
+        assert lock.failures == 3 and lock.locked_at is not None
+        assert abs(lock.locked_at.timestamp() - started) < CLOSE
 
 
 def test_the_skew_check_warns_on_the_skewed_node_only() -> None:

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
+from authguard import clock
 from authguard.actions.errors import ActionInvalid, ConfirmationInvalid, PayeeOnHold, UnknownPayee
 from authguard.actions.params import PAYEE_DETAILS, clean_params
 from authguard.conf import app_settings
@@ -79,16 +79,14 @@ def register_payee(
         kind=ActionKind.BANK_ACCOUNT_ADD,
         params={"account": "-", "payee": ref, "bank_name": details.get("bank_name", "-"), **dict(details)},
     )
-    return _write_payee(
-        user=user, params=clean, at=registered_at or timezone.now(), source=source, action=None
-    )
+    return _write_payee(user=user, params=clean, at=registered_at or clock.now(), source=source, action=None)
 
 
 def remove_payee(*, user: Any, ref: str) -> bool:
     """The portal removed this bank account: it receives nothing from now on. False if it was unknown."""
     return bool(
         RegisteredPayee.objects.filter(user_id=user.pk, ref=str(ref), removed_at__isnull=True).update(
-            removed_at=timezone.now()
+            removed_at=clock.now()
         )
     )
 

@@ -46,9 +46,9 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from authguard import clock
 from authguard.audit import ADDITION
 from authguard.audit import audit as audit
 from authguard.console.four_eyes import ACCOUNT_CONTAINMENT as ACCOUNT_CONTAINMENT
@@ -84,7 +84,7 @@ def _notify(approval: StaffApproval, stage: str, *, customer_what: str | None = 
     """Tell the customer (and, for a request, the staff) what happened: never who on the staff did it, never
     the internal notes (neither is in the context)."""
 
-    now = timezone.now()
+    now = clock.now()
     what = approval.payload.get("customer_what", "") if customer_what is None else customer_what
     context: dict[str, Any] = {
         "action": approval.action,
@@ -135,7 +135,7 @@ def request_action(
     note = reason_text(reason)
     check_actionable(described)
     four_eyes = needs_second_approval(action=action, severity=described.severity)
-    now = timezone.now()
+    now = clock.now()
     stored = {**described.payload, "customer_what": described.customer_what}
     try:
         with transaction.atomic():
@@ -239,7 +239,7 @@ def approve(request: HttpRequest, *, approval_id: object, note: object = "") -> 
     expired = False
     with transaction.atomic():
         approval = _locked(approval_id)
-        now = timezone.now()
+        now = clock.now()
         if not _require_pending(approval, now=now):
             _close_expired(approval, now=now)
             expired = True
@@ -268,7 +268,7 @@ def reject(request: HttpRequest, *, approval_id: object, note: object) -> StaffA
     text = reason_text(note)
     with transaction.atomic():
         approval = _locked(approval_id)
-        now = timezone.now()
+        now = clock.now()
         if not _require_pending(approval, now=now):
             _close_expired(approval, now=now)
             return approval  # expired: nothing was going to happen anyway
@@ -290,7 +290,7 @@ def withdraw(request: HttpRequest, *, approval_id: object) -> StaffApproval:
     user = require_console(request)
     with transaction.atomic():
         approval = _locked(approval_id)
-        now = timezone.now()
+        now = clock.now()
         if not _require_pending(approval, now=now):
             _close_expired(approval, now=now)
             return approval
@@ -305,7 +305,7 @@ def withdraw(request: HttpRequest, *, approval_id: object) -> StaffApproval:
 
 def expire_due(*, now: datetime | None = None) -> int:
     """Close every pending request past its expiry (for a periodic task); returns how many."""
-    now = now or timezone.now()
+    now = now or clock.now()
     n = 0
     for pk in StaffApproval.objects.filter(
         status=StaffApprovalStatus.PENDING, expires_at__lte=now
@@ -321,14 +321,14 @@ def expire_due(*, now: datetime | None = None) -> int:
 def pending() -> Any:
     """The requests waiting for a second approval, oldest first (not yet expired)."""
     return StaffApproval.objects.filter(
-        status=StaffApprovalStatus.PENDING, expires_at__gt=timezone.now()
+        status=StaffApprovalStatus.PENDING, expires_at__gt=clock.now()
     ).order_by("requested_at")
 
 
 def _carry_out(approval: StaffApproval, *, by: Any) -> None:
     """Execute ``approval`` (locked, in the caller's transaction) through the owner's function; record the
     outcome. The owner's writes are undone if it fails (a savepoint), the approval's record is not."""
-    now = timezone.now()
+    now = clock.now()
     try:
         with transaction.atomic():
             result = EXECUTORS[approval.action](approval, by)

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
+from authguard import clock
 from authguard.console import approvals, four_eyes
 from authguard.console.staff_actions import (
     DEFAULT_MAX_BLOCK_HOURS as DEFAULT_MAX_BLOCK_HOURS,
@@ -109,7 +109,7 @@ def request_end_block(request: HttpRequest, *, block_id: object, reason: object)
 
 def active_blocks_for_console() -> list[NetworkBlock]:
     """The blocks in force, newest first, for the network lists page."""
-    return list(NetworkBlock.active(now=timezone.now()).select_related("created_by", "approved_by")[:500])
+    return list(NetworkBlock.active(now=clock.now()).select_related("created_by", "approved_by")[:500])
 
 
 __all__ = [

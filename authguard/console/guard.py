@@ -33,9 +33,9 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.factors.inventory import disabled_device_ids, factor_confirmed_at, factor_is_cooling_off
 from authguard.models import PasskeyDevice
@@ -114,7 +114,7 @@ def console_access(request: HttpRequest) -> ConsoleAccess:
         return ConsoleAccess("not_verified", has_passkey=True)
     if state.strong_at is None:
         return ConsoleAccess("not_verified", has_passkey=True)
-    age = (timezone.now() - state.strong_at).total_seconds()
+    age = (clock.now() - state.strong_at).total_seconds()
     # A time slightly ahead of this node's clock (another web node's) is a verification of just now: the
     # time is written by the server, never taken from the client.
     if age > app_settings.CONSOLE_PASSKEY_SECONDS:
@@ -124,7 +124,7 @@ def console_access(request: HttpRequest) -> ConsoleAccess:
         # SECURITY: the passkey that verified the session was removed or disabled since: check again.
         return ConsoleAccess("not_verified", has_passkey=True)
     registered = _registered_at(device)
-    too_new = registered is None or registered > timezone.now() - timedelta(
+    too_new = registered is None or registered > clock.now() - timedelta(
         hours=app_settings.CONSOLE_NEW_PASSKEY_HOURS
     )
     if too_new or _cooling_off(device):

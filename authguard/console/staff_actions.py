@@ -21,10 +21,11 @@ from typing import Any
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django_otp.models import Device
 
+from authguard import clock
 from authguard.audit import ADDITION, audit
 from authguard.conf import app_settings
 from authguard.console.four_eyes import (
@@ -202,7 +203,7 @@ def check_actionable(target: Target) -> None:
     ):
         raise ApprovalError(_("This account is not locked."), code="closed")
     elif target.action == StaffAction.END_NETWORK_BLOCK and not (
-        NetworkBlock.active(now=timezone.now()).filter(pk=target.payload["block"]).exists()
+        NetworkBlock.active(now=clock.now()).filter(pk=target.payload["block"]).exists()
     ):
         raise ApprovalError(_("This network block has already ended."), code="closed")
 
@@ -400,7 +401,7 @@ def create_block(approval: StaffApproval, *, approved_by: Any = None) -> Network
     """Write the block of an approved ``block_network`` request (in the flow's transaction); the cached
     blocks are dropped once it commits."""
     values = block_payload(approval.payload)
-    now = timezone.now()
+    now = clock.now()
     block = NetworkBlock.objects.create(
         network=values["network"],
         kind=values["kind"],
@@ -419,7 +420,7 @@ def create_block(approval: StaffApproval, *, approved_by: Any = None) -> Network
 def end_block(approval: StaffApproval, *, approved_by: Any = None) -> NetworkBlock | None:
     """Write the record that ends the block of an approved ``end_network_block`` request; None when the
     block has already ended (expired, or ended by another record)."""
-    now = timezone.now()
+    now = clock.now()
     block = (
         NetworkBlock.objects.select_for_update()
         .filter(pk=approval.payload.get("block"), ends__isnull=True)

@@ -31,6 +31,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django_otp.models import Device
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import Throttled
 from authguard.factors.inventory import FACTOR_LABELS, factor_is_cooling_off
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 def tell_user(user: Any, kind: str, **context: Any) -> None:
     """Queue the notice ``kind`` to ``user`` (the outbox), stamped with the time of the change."""
-    notify(user, kind, context={"time": timezone.now(), **context})
+    notify(user, kind, context={"time": clock.now(), **context})
 
 
 def note_change(user: Any, when: datetime) -> None:
@@ -66,7 +67,7 @@ def _record_for(device: Device, *, kind: str) -> FactorRecord:
         defaults={
             "user_id": device.user_id,
             "kind": kind,
-            "enrolled_at": getattr(device, "created_at", None) or timezone.now(),
+            "enrolled_at": getattr(device, "created_at", None) or clock.now(),
         },
     )
     return FactorRecord.objects.select_for_update().get(pk=record.pk)
@@ -93,7 +94,7 @@ def record_factor_failure(
         update.append("limit_failures")
     if record.disabled_at is None and record.limit_failures >= app_settings.AUTHENTICATOR_FAILURE_LIMIT:
         # SECURITY: NIST SP 800-63B 3.2.2: at the limit the authenticator is disabled until re-bound.
-        now = timezone.now()
+        now = clock.now()
         record.disabled_at = now
         update.append("disabled_at")
         type(device).objects.filter(pk=device.pk).update(confirmed=False)
@@ -178,6 +179,8 @@ def throttled_refusal(info: dict[str, Any] | None) -> Throttled:
     locked_until = (info or {}).get("locked_until")
     if not isinstance(locked_until, datetime):
         return Throttled()
+    # django-otp's back-off is on the node's own clock (it writes the failure time and checks the wait with
+    # timezone.now()): the wait left is measured on that clock, or it would not match django-otp's answer.
     return Throttled(retry_after=max(1, math.ceil((locked_until - timezone.now()).total_seconds())))
 
 

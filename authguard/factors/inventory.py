@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.translation import gettext_lazy
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from authguard import clock
 from authguard.models import AccountSecurity, FactorKind, FactorRecord, PasskeyDevice, RecoveryCodeDevice
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ FACTOR_LABELS: dict[str, StrOrPromise] = {
 
 
 def _now(at: datetime | None) -> datetime:
-    return at if at is not None else timezone.now()
+    return at if at is not None else clock.now()
 
 
 def kind_of(device: Device) -> FactorKind:

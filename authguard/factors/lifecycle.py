@@ -42,12 +42,12 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, StepUpRequired
 from authguard.factors import methods as factor_methods
@@ -87,7 +87,7 @@ class RebindRequired(StepUpRequired):
 
 
 def _now(at: datetime | None) -> datetime:
-    return at if at is not None else timezone.now()
+    return at if at is not None else clock.now()
 
 
 def _hours() -> timedelta:
@@ -114,7 +114,7 @@ def _has_any_factor_row(user: Any) -> datetime | None:
     for model in (PasskeyDevice, TOTPDevice, RecoveryCodeDevice):
         device = model.objects.filter(user_id=user.pk, confirmed=True).order_by("pk").first()
         if device is not None:
-            times.append(getattr(device, "created_at", None) or timezone.now())
+            times.append(getattr(device, "created_at", None) or clock.now())
     return min(times) if times else None
 
 
@@ -285,7 +285,7 @@ def grant_rebind(user: Any, *, by_staff: Any, hours: int = DESK_REBIND_HOURS) ->
     the customer is told. Returns until when the grant holds."""
     if by_staff is None or not getattr(by_staff, "is_staff", False):
         raise PermissionError("only staff may grant a re-binding")
-    until = timezone.now() + timedelta(hours=hours)
+    until = clock.now() + timedelta(hours=hours)
     row = _security(user)
     AccountSecurity.objects.filter(pk=row.pk).update(rebind_granted_until=until, rebind_granted_by=by_staff)
     logger.warning("authguard re-binding granted user=%s staff=%s until=%s", user.pk, by_staff.pk, until)
@@ -297,7 +297,7 @@ def _desk_granted(request: HttpRequest, *, user: Any) -> bool:
     state = sessions_state.session_state(request)
     if state is None or state.status != "verified":
         return False
-    return AccountSecurity.objects.filter(user_id=user.pk, rebind_granted_until__gt=timezone.now()).exists()
+    return AccountSecurity.objects.filter(user_id=user.pk, rebind_granted_until__gt=clock.now()).exists()
 
 
 def _consume_desk_grant(user: Any) -> None:
@@ -342,7 +342,7 @@ def record_enrollment(
     (and every recovery-code set) starts or extends the account's cooling-off, and is itself cooling off
     until it ends. Called by every enrollment path inside its transaction.
     """
-    now = timezone.now()
+    now = clock.now()
     state = sessions_state.session_state(request) if request is not None else None
     low_risk = bool(state is not None and state.low_risk and not state.rescored)
     # SECURITY: the first-factor exemption holds once per account: the row lock serialises two racing
@@ -447,7 +447,7 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> No
 
 def _delete_factor(user: Any, device: Device, *, reason: str, by_staff: Any = None) -> None:
     kind = kind_of(device)
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         FactorRecord.objects.filter(device_id=device.persistent_id).delete()
         name = device.name

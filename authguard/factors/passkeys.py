@@ -33,7 +33,6 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext as _
 from webauthn import (
@@ -53,6 +52,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from authguard import clock
 from authguard.exceptions import InvalidCredential
 from authguard.factors.base import record_factor_failure, record_factor_success
 from authguard.factors.inventory import is_disabled, usable_passkeys
@@ -190,6 +190,7 @@ def register(
                 user=user,
                 name=_device_name(name),
                 confirmed=True,
+                created_at=clock.now(),  # its age: the database's time, as every node compares it
                 credential_id=credential_id,
                 public_key=verified.credential_public_key,
                 user_handle=record.get("handle") or b64url_encode(user_handle_for(user)),
@@ -298,7 +299,7 @@ def _check_assertion(
         raise invalid("backup_flags")
     device.sign_count = verified.new_sign_count
     device.backup_state = verified.credential_backed_up
-    device.last_used_at = timezone.now()
+    device.last_used_at = clock.now()
     device.throttling_failure_count = 0
     device.throttling_failure_timestamp = None
     device.save(

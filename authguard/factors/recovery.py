@@ -18,6 +18,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django_otp.models import Device
 
+from authguard import clock
 from authguard.factors.base import tell_user, verify_code
 from authguard.factors.inventory import user_factors
 from authguard.factors.lifecycle import record_enrollment, require_can_change_factors, require_can_remove
@@ -77,7 +78,9 @@ def generate_recovery_codes(request: HttpRequest, *, user: Any) -> list[str]:
         for old in RecoveryCodeDevice.objects.filter(user=user):
             FactorRecord.objects.filter(device_id=old.persistent_id).delete()
             old.delete()
-        device = RecoveryCodeDevice.objects.create(user=user, name=_("Recovery codes")[:64], confirmed=True)
+        device = RecoveryCodeDevice.objects.create(
+            user=user, name=_("Recovery codes")[:64], confirmed=True, created_at=clock.now()
+        )
         RecoveryCode.objects.bulk_create(
             # 80 random bits need no slow password hash (10 of them took 5 s): the keyed digest is the
             # check, and a stolen table without SECRET_KEY gives nothing to guess against.

@@ -18,11 +18,11 @@ import django_otp
 import segno
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, Throttled
 from authguard.factors.base import throttled_refusal, verify_code
@@ -118,7 +118,7 @@ def pending_totp_enrollment(request: HttpRequest, *, user: Any) -> TotpEnrollmen
     """This session's TOTP enrollment still waiting for its first code (to show it again after a wrong
     code), or None. Only the session's own user's, and only within its 10 minutes."""
     pending = request.session.get(TOTP_ENROLLMENT_KEY)
-    if not isinstance(pending, dict) or float(pending.get("exp", 0)) <= timezone.now().timestamp():
+    if not isinstance(pending, dict) or float(pending.get("exp", 0)) <= clock.timestamp():
         return None
     if user is None or user.pk != getattr(request.user, "pk", None):
         return None
@@ -156,7 +156,7 @@ def begin_totp_enrollment(request: HttpRequest, *, user: Any) -> TotpEnrollment:
         )
     request.session[TOTP_ENROLLMENT_KEY] = {
         "id": device.pk,
-        "exp": timezone.now().timestamp() + TOTP_ENROLLMENT_SECONDS,
+        "exp": clock.timestamp() + TOTP_ENROLLMENT_SECONDS,
     }
     return _enrollment_of(device)
 
@@ -174,7 +174,7 @@ def confirm_totp_enrollment(request: HttpRequest, *, user: Any, code: object) ->
         # SECURITY: a disabled authenticator is bound again only through a strong path (case 55).
         via = require_strong_rebind(request, user=user)
     pending = request.session.get(TOTP_ENROLLMENT_KEY)
-    if not isinstance(pending, dict) or float(pending.get("exp", 0)) <= timezone.now().timestamp():
+    if not isinstance(pending, dict) or float(pending.get("exp", 0)) <= clock.timestamp():
         raise InvalidCredential(_("Start adding the authenticator app again."), code="no_enrollment")
     device = TOTPDevice.objects.filter(pk=pending.get("id"), user=user, confirmed=False).first()
     if device is None:
@@ -197,7 +197,7 @@ def confirm_totp_enrollment(request: HttpRequest, *, user: Any, code: object) ->
                 FactorRecord.objects.filter(device_id=old.persistent_id).delete()
                 old.delete()
             # SECURITY: the factor's age is its confirmation, never the start of its enrollment (case 57).
-            TOTPDevice.objects.filter(pk=locked.pk).update(confirmed=True, created_at=timezone.now())
+            TOTPDevice.objects.filter(pk=locked.pk).update(confirmed=True, created_at=clock.now())
             locked.refresh_from_db()
             record_enrollment(request, user=user, device=locked, kind=FactorKind.TOTP, via=via)
             request.session.pop(TOTP_ENROLLMENT_KEY, None)

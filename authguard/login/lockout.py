@@ -41,8 +41,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.utils import timezone
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import AuthguardError
 from authguard.models import AccountLock
@@ -102,7 +102,7 @@ def record_failure(user: Any, *, kind: str) -> bool:
         raise ValueError(f"unknown failure kind {kind!r}; one of {sorted(FAILURE_KINDS)}")
     if user is None or user.pk is None:
         return False  # an unknown username: nothing to lock (the login throttle handles floods)
-    now = timezone.now()
+    now = clock.now()
     limit = app_settings.LOCKOUT_FAILURES
     with transaction.atomic():
         AccountLock.objects.get_or_create(user=user)
@@ -174,7 +174,7 @@ def lock(user: Any, *, by: Any, reason: str) -> bool:
     reason = " ".join(str(reason or "").split())
     if not reason:
         raise ValueError("a lock needs a reason (it is kept with the account)")
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         AccountLock.objects.get_or_create(user=user)
         row = AccountLock.objects.select_for_update().get(user=user)
@@ -253,7 +253,7 @@ def locked_with_due(user: Any, *, locked: bool, due: datetime | None) -> bool:
         return False
     # SECURITY: a codes unlock asked for before the way back was switched off (the JSDA preset, or
     # AUTHGUARD_UNLOCK_WAIT_HOURS = None) does not complete afterwards: the passkey and the desk remain.
-    if due is not None and due <= timezone.now() and app_settings.UNLOCK_WAIT_HOURS is not None:
+    if due is not None and due <= clock.now() and app_settings.UNLOCK_WAIT_HOURS is not None:
         return not _complete_due_unlock(user)
     return True
 
@@ -297,7 +297,7 @@ def unlock(user: Any, *, by: Any, reason: str) -> bool:
     reason = str(reason or "").strip()
     if not reason:
         raise ValueError("an unlock needs a reason (it is kept with the account)")
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         lock = AccountLock.objects.select_for_update().filter(user_id=user.pk).first()
         if lock is None:
@@ -337,7 +337,7 @@ def unlock(user: Any, *, by: Any, reason: str) -> bool:
 
 def _complete_due_unlock(user: Any) -> bool:
     """Carry out a self-service unlock whose waiting period is over; True when the account is now unlocked."""
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         lock = AccountLock.objects.select_for_update().filter(user_id=user.pk).first()
         if lock is None or not lock.is_locked:

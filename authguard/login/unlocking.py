@@ -14,9 +14,9 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential
 from authguard.factors.methods import codes_unlock_available, factor_cooling_off
@@ -114,7 +114,7 @@ def request_unlock_with_codes(user: Any, *, totp_code: object, recovery_code: ob
     if factor_cooling_off(totp) or factor_cooling_off(recovery):
         # SECURITY: codes minted or an app added during a cooling-off may be the thief's (issue 10).
         raise UnlockUnavailable()
-    now = timezone.now()
+    now = clock.now()
     reference = "-".join(secrets.token_hex(2).upper() for _ in range(3))
     due = now + timedelta(hours=wait)
     with transaction.atomic():
@@ -145,7 +145,7 @@ def cancel_unlock_request(user: Any, *, reference: object = None, by: Any = None
     there is no request, ``InvalidCredential`` for a wrong reference."""
     if by is not None and not by.has_perm(UNLOCK_PERMISSION):
         raise PermissionDenied("cancelling an unlock needs the authguard.unlock_account permission")
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         lock = (
             AccountLock.objects.select_for_update()

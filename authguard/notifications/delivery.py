@@ -16,8 +16,8 @@ from typing import Any
 from celery import shared_task
 from django.db.models import F, Q
 from django.dispatch import Signal
-from django.utils import timezone
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.models import Notification, NotificationStatus
 from authguard.notifications.messages import LinkInMessage, build_message
@@ -124,7 +124,7 @@ def claim(pk: int, *, now: datetime | None = None) -> bool:
     SECURITY/integrity: a single conditional UPDATE, so of two workers racing for the same row exactly
     one sees ``1`` and sends; the other sees ``0`` and does nothing.
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     updated = Notification.objects.filter(Q(pk=pk) & claimable(now)).update(
         status=NotificationStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
     )
@@ -136,7 +136,7 @@ def deliver(pk: int) -> str:
 
     The worker's part of :func:`send_notification`, callable without Celery.
     """
-    now = timezone.now()
+    now = clock.now()
     if not claim(pk, now=now):
         return "not_due"  # already sent, being sent, skipped, or not due yet
     notification = Notification.objects.select_related("user").get(pk=pk)
@@ -158,7 +158,7 @@ def deliver(pk: int) -> str:
         logger.warning("authguard: notification %s not sent (attempt %s): %s", pk, attempts, exc)
         Notification.objects.filter(pk=pk, status=NotificationStatus.SENDING).update(
             status=NotificationStatus.PENDING,
-            next_attempt_at=timezone.now() + timedelta(seconds=backoff_seconds(attempts)),
+            next_attempt_at=clock.now() + timedelta(seconds=backoff_seconds(attempts)),
             last_error=repr(exc)[:300],
         )
         return "retry"
@@ -169,7 +169,7 @@ def deliver(pk: int) -> str:
 def _finish(pk: int, status: str, *, error: str) -> None:
     fields: dict[str, Any] = {"status": status, "last_error": error[:300]}
     if status == NotificationStatus.SENT:
-        fields["sent_at"] = timezone.now()
+        fields["sent_at"] = clock.now()
     updated = Notification.objects.filter(pk=pk, status=NotificationStatus.SENDING).update(**fields)
     if updated and status == NotificationStatus.FAILED:
         delivery_failed.send(sender=Notification, pk=pk)
@@ -195,7 +195,7 @@ def retry_pending_notifications(limit: int = 500) -> int:
 
     Periodic: this is what delivers notifications written while the broker was down.
     """
-    rows = Notification.objects.filter(claimable(timezone.now())).order_by("pk")
+    rows = Notification.objects.filter(claimable(clock.now())).order_by("pk")
     pks = list(rows.values_list("pk", flat=True)[:limit])
     queued = 0
     for pk in pks:

@@ -29,7 +29,6 @@ from typing import Any
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -397,7 +396,7 @@ def close_pending(
         held = kind.model._default_manager.select_for_update().filter(pk=held_id).first()
         if held is None or held.status != kind.pending:
             return False
-        close_locked(held, status, now=timezone.now(), reason=reason)
+        close_locked(held, status, now=clock.now(), reason=reason)
     return True
 
 

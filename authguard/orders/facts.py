@@ -10,8 +10,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest
-from django.utils import timezone
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.orders.exposure import illiquid_buy_facts, ledger_totals
 from authguard.orders.exposure_rules import Campaign as CampaignRule
@@ -76,7 +76,7 @@ def gather_facts(
     A portal that has just read the instrument to validate the order passes it as ``instrument``, and the
     ``AUTHGUARD_ORDER_INSTRUMENT`` hook is not asked again.
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     if instrument is None:
         instrument = _hook("ORDER_INSTRUMENT")(intent.symbol)
     elif instrument.symbol != intent.symbol:

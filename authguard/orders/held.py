@@ -19,7 +19,6 @@ from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -271,7 +270,7 @@ def staff_cancel(held: HeldOrder, *, by: Any, reason: str) -> bool:
     why go to the admin log; the customer is told that the security desk cancelled the order, never who
     or why. SECURITY: staff names and internal notes never reach the customer's pages or mail.
     """
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         if not _close(held.pk, HeldOrder.Status.CANCELLED):
             return False

@@ -24,9 +24,9 @@ from datetime import datetime
 
 from django.core.cache import cache
 from django.core.signals import setting_changed
-from django.utils import timezone
 from django.utils.translation import gettext
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.models import NetworkBlock
 
@@ -240,7 +240,7 @@ def active_blocks(*, now: datetime | None = None) -> ActiveBlocks:
     a login gets meanwhile: :class:`authguard.risk_signals.NetworkLists` steps it up).
     """
     global _last_good
-    now = now or timezone.now()
+    now = now or clock.now()
     rows: tuple[_Row, ...] | None = None
     try:
         cached = cache.get(BLOCKS_CACHE_KEY)

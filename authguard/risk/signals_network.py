@@ -6,12 +6,12 @@ Built-in risk signals (all listed in :mod:`authguard.risk.signals`).
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from django.utils.translation import gettext_lazy as _
 
+from authguard import clock
 from authguard.risk.findings import STEP_UP_FLOOR, Finding, RiskSignal
 from authguard.risk.history import Evidence
 from authguard.risk.networks import (
@@ -221,7 +221,7 @@ class NetworkLists(RiskSignal):
         blocks: ActiveBlocks | None = None
         try:
             # A replayed login of the past is scored without today's blocks: they were not in force then.
-            if abs(ctx.timestamp - time.time()) <= BLOCKS_LIVE_SECONDS:
+            if abs(ctx.timestamp - clock.timestamp()) <= BLOCKS_LIVE_SECONDS:
                 blocks = active_blocks()
         except BlocksUnavailable as exc:
             blocks = exc.last_known

@@ -52,13 +52,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core import signing
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.models import DbscChallenge, DbscSession
 from authguard.risk.context import device_hash, device_id_from_cookie
@@ -220,7 +219,7 @@ def start_registration(
 ) -> RegistrationOffer:
     """Store a registration challenge for ``user`` on the device ``device_cookie_hash`` in the Django session
     holding ``session_nonce``; return it with the ``Secure-Session-Registration`` header value."""
-    now = now or timezone.now()
+    now = now or clock.now()
     challenge = _new_challenge()
     expires_at = now + timedelta(seconds=_challenge_seconds())
     _prune_challenges(now)
@@ -305,7 +304,7 @@ def verify_registration(
     """
     if not enabled():
         raise DbscDisabled()
-    now = now or timezone.now()
+    now = now or clock.now()
     verified = verify_proof(proof=proof, registered_jwk=None, registered_algorithm=None)
     row = _find_challenge(verified.challenge, kind=DbscChallenge.Kind.REGISTRATION, now=now)
     if device_cookie_hash is None or not constant_time_compare(row.device_hash, device_cookie_hash):
@@ -357,7 +356,7 @@ def active_session(
     Raises :class:`UnknownSession` (``unknown_session``: unknown, ended or expired; ``device``: the request
     carries another device cookie, or none).
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     session = DbscSession.objects.filter(session_id=session_id).first()
     if session is None or session.ended_at is not None or session.expires_at <= now:
         raise UnknownSession("unknown_session")
@@ -368,7 +367,7 @@ def active_session(
 
 def issue_refresh_challenge(*, session: DbscSession, now: datetime | None = None) -> str:
     """Store a new refresh challenge for ``session`` and return the ``Secure-Session-Challenge`` value."""
-    now = now or timezone.now()
+    now = now or clock.now()
     challenge = _new_challenge()
     _prune_challenges(now)
     with transaction.atomic():
@@ -399,7 +398,7 @@ def verify_refresh(*, session: DbscSession, proof: str, now: datetime | None = N
     """
     if not enabled():
         raise DbscDisabled()
-    now = now or timezone.now()
+    now = now or clock.now()
     verified = verify_proof(
         proof=proof, registered_jwk=session.public_jwk, registered_algorithm=session.algorithm
     )
@@ -448,7 +447,7 @@ def session_instructions(*, session: DbscSession, secure: bool) -> dict[str, Any
 def bound_cookie_value(*, session: DbscSession) -> str:
     """A new bound cookie for ``session``: its identifier, signed and timestamped (checked statelessly for
     age, then against the session row)."""
-    return signing.TimestampSigner(salt=_BOUND_COOKIE_SALT).sign(session.session_id)
+    return clock.TimestampSigner(salt=_BOUND_COOKIE_SALT).sign(session.session_id)
 
 
 def set_bound_cookie(response: HttpResponse, *, session: DbscSession, secure: bool) -> None:
@@ -468,5 +467,5 @@ def end_device_binding(*, device_cookie_hash: str, reason: str, now: datetime | 
     """End every active DBSC session of a device (e.g. the device was revoked); returns how many ended.
     The browser learns it at its next refresh (404) and drops its key."""
     return DbscSession.objects.filter(device_hash=device_cookie_hash, ended_at__isnull=True).update(
-        ended_at=now or timezone.now(), end_reason=reason[:40]
+        ended_at=now or clock.now(), end_reason=reason[:40]
     )

@@ -10,9 +10,9 @@ from typing import Literal
 
 from django.core import signing
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.models import DbscSession
 
@@ -44,7 +44,7 @@ def bound_session_id(value: str | None) -> str | None:
     if not value or len(value) > 256:
         return None
     try:
-        return signing.TimestampSigner(salt=_BOUND_COOKIE_SALT).unsign(
+        return clock.TimestampSigner(salt=_BOUND_COOKIE_SALT).unsign(
             value, max_age=bound_cookie_age() + BOUND_COOKIE_LEEWAY_SECONDS
         )
     except signing.BadSignature:  # includes SignatureExpired
@@ -65,7 +65,7 @@ def device_binding_state(request: HttpRequest, *, device_cookie_hash: str | None
     """
     if not device_cookie_hash or not enabled():
         return "unbound"
-    now = timezone.now()
+    now = clock.now()
     active = list(
         DbscSession.objects.filter(
             device_hash=device_cookie_hash, ended_at__isnull=True, expires_at__gt=now

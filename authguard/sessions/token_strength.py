@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
+
+from authguard import clock
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def _strength_key(token_key: str) -> str:
 
 def note_token_strength(token_key: str, *, method: str, device: Any) -> None:
     """Record that the holder of ``token_key`` just proved ``method`` with ``device``."""
-    value = {"t": time.time(), "m": method, "d": getattr(device, "persistent_id", None)}
+    value = {"t": clock.timestamp(), "m": method, "d": getattr(device, "persistent_id", None)}
     try:
         cache.set(_strength_key(token_key), value, STRENGTH_TTL_SECONDS)
     except Exception:

@@ -12,11 +12,12 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from authguard import clock
 from authguard.console.admin_base import (
     ReadOnlyAdmin,
     audit_change,
@@ -47,7 +48,7 @@ def _notify_revoked(user: AbstractBaseUser, *, factor: Any, name: str, dedupe_ke
     notify(
         user,
         "factor_removed",
-        context={"factor": label, "name": name, "time": timezone.now(), "by_staff": True},
+        context={"factor": label, "name": name, "time": clock.now(), "by_staff": True},
         dedupe_key=dedupe_key,
     )
 
@@ -98,7 +99,7 @@ class KnownDeviceAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
         description=_("Revoke: forget the device (next login from it is new)"), permissions=["revoke"]
     )
     def revoke(self, request: HttpRequest, queryset: QuerySet[KnownDevice]) -> None:
-        now = timezone.now()
+        now = clock.now()
         n = 0
         with transaction.atomic():
             for device in queryset.select_for_update().select_related("user").filter(revoked_at__isnull=True):
