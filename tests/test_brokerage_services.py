@@ -285,6 +285,28 @@ def test_portfolio_values_holdings_in_yen(customer: Any) -> None:
     assert p.holdings[0].name == "Toyota Motor" and p.holdings[1].market == "NASDAQ"
 
 
+def test_the_guards_portfolio_hook_agrees_with_the_portfolio_page_in_one_statement(customer: Any) -> None:
+    """AUTHGUARD_ORDER_PORTFOLIO: the same cash and yen values as the portfolio page, in one statement;
+    cash alone once everything is sold; nothing for a user without an account."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        snapshot = services.guard_portfolio(customer)
+    assert len(queries) == 1
+    page = services.portfolio(customer)
+    assert snapshot.cash == page.cash == Decimal("1000000.00")
+    assert [(h.symbol, h.quantity, h.value) for h in snapshot.holdings] == [
+        (h.symbol, h.quantity, h.value_jpy) for h in page.holdings
+    ]
+    assert snapshot.currency == "JPY"
+    Position.objects.filter(account__user=customer).delete()
+    emptied = services.guard_portfolio(customer)
+    assert emptied.cash == Decimal("1000000.00") and emptied.holdings == ()
+    nobody = get_user_model().objects.create_user("no-account", password=PASSWORD)
+    assert services.guard_portfolio(nobody).cash == Decimal(0)
+    assert services.guard_portfolio(nobody).holdings == ()
+
+
 def test_order_history_is_newest_first_and_only_ones_own(customer: Any) -> None:
     other = services.open_account("jiro", PASSWORD, email="j@example.com", cash=100000, holdings={})
     first = services.place_order(customer, side="sell", symbol="AAPL", quantity=1)
