@@ -74,7 +74,9 @@ TEMPLATES = [
 def _database_from_url(url: str) -> dict:
     import dj_database_url
 
-    return dj_database_url.parse(url, conn_max_age=60)
+    # Persistent connections are checked once per request before use: after a database restart or failover
+    # each worker reconnects instead of failing its first request on a dead connection (docs/faults.md).
+    return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
 
 
 DATABASES = {
@@ -157,8 +159,18 @@ AUTHGUARD_TRUSTED_PROXIES = os.environ.get("AUTHGUARD_TRUSTED_PROXIES", "127.0.0
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"authguard": {"handlers": ["console"], "level": "INFO"}},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        # Django's own console handler writes only while DEBUG is on, and its mail_admins handler needs
+        # ADMINS: without this one a 500 under DJANGO_DEBUG=0 (gunicorn, a deployment) leaves no line
+        # anywhere (docs/faults.md). With DEBUG on, Django's handler writes it, once.
+        "errors": {"class": "logging.StreamHandler", "level": "ERROR", "filters": ["require_debug_false"]},
+    },
+    "loggers": {
+        "authguard": {"handlers": ["console"], "level": "INFO"},
+        "django.request": {"handlers": ["errors"], "level": "INFO"},
+    },
 }
 
 # -- step-up and factors (owner: stepup, factors) ---------------------------------------------------------

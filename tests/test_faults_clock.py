@@ -59,15 +59,20 @@ def skewed_node(skew: str, job: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
+def current_database_url() -> str:
+    """The URL of the database this test runs on (the test database): for a second process to share it."""
+    db = connection.settings_dict
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{host}/{db['NAME']}"
+
+
 def run_skewed(skew: str, arguments: list[str]) -> subprocess.CompletedProcess[str]:
     """Run this interpreter with ``arguments`` under ``faketime -f <skew>``, on this test's database."""
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "AUTHGUARD_TEST_DB": "postgres",
-        "AUTHGUARD_TEST_DATABASE_URL": url + db["NAME"],
+        "AUTHGUARD_TEST_DATABASE_URL": current_database_url(),
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.run(  # noqa: S603 - our own interpreter and module

@@ -123,6 +123,18 @@ def _stat(pid: str) -> list[str] | None:
     return raw[raw.rindex(")") + 2 :].split()  # fields after "pid (comm)": state, ppid, ...
 
 
+def children(parent: int) -> set[int]:
+    """The processes whose parent is ``parent`` now (a gunicorn master's workers); none without ``/proc``."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return set()
+    found = set()
+    for entry in proc.iterdir():
+        if entry.name.isdigit() and (fields := _stat(entry.name)) is not None and int(fields[1]) == parent:
+            found.add(int(entry.name))
+    return found
+
+
 def process_tree_cpu(root: int) -> float | None:
     """User + system CPU seconds of ``root`` and its direct children (a gunicorn master's workers)."""
     proc = Path("/proc")
