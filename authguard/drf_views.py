@@ -28,7 +28,6 @@ from authguard.drf import (
     _claim,
     _credential,
     _discard,
-    _expired,
     _in_session,
     _invalid,
     _issue_token,
@@ -169,8 +168,7 @@ def _failed(http: HttpRequest, pending: PendingLogin) -> None:
 def _passed(http: HttpRequest, pending: PendingLogin, *, device: Any, method: str) -> Response:
     """The factor passed: finish the login with stepup's own flow, spend the step-up token, hand out the
     token."""
-    if not _claim(pending):
-        raise _expired()
+    _claim(pending)
     session = pending.session
     with pending.signed_in(), transaction.atomic():
         login_stepup.complete_step_up(http, user=pending.user, device=device, method=method)
