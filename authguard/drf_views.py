@@ -221,8 +221,9 @@ class _CodeStepUp(_StepUpView):
 
 
 class StepUpTotp(_CodeStepUp):
-    """``POST {"step_up_token", "code"}``: 200 ``{"status": "ok", "token"}`` · 400 ``invalid`` · 401
-    ``login_required`` (``step_up_expired``) · 403 ``denied`` · 429 ``throttled``."""
+    """``POST {"step_up_token", "code"}``: 200 ``{"status": "ok", "token"}`` · 400 ``invalid``
+    (``wrong_code``, ``step_up_unavailable``) · 401 ``login_required`` (``step_up_expired``) · 403 ``denied``
+    · 429 ``throttled``."""
 
     method = "totp"
 
