@@ -338,8 +338,9 @@ def _claim(pending: PendingLogin) -> None:
             cache.add, _SPENT_PREFIX + digest, 1, STEP_UP_TOKEN_SECONDS + 60, what="spent step-up tokens"
         )
     except CacheUnavailable:
-        # SECURITY: a spend that cannot be recorded could be replayed in parallel: refuse (fail closed). The
-        # token is not spent; the client may try again once the cache answers.
+        # SECURITY: a spend that cannot be recorded could be replayed in parallel: refuse (fail closed). One
+        # skipped by the open breaker was never sent; one that timed out may still be recorded when the cache
+        # resumes, and the token then answers step_up_expired (sign in again).
         raise Answer(
             400,
             "invalid",
