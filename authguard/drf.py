@@ -57,6 +57,7 @@ from authguard.factors import inventory
 from authguard.factors import methods as factor_methods
 from authguard.login import lockout
 from authguard.login.flow import LoginResult, locked_message
+from authguard.resilience import CacheUnavailable, guarded_cache_call
 from authguard.sessions import state as sessions_state
 from authguard.sessions.state import api_access_revoked
 from authguard.sessions.token_strength import STRENGTH_TTL_SECONDS as STRENGTH_TTL_SECONDS
@@ -327,14 +328,27 @@ def pending_login(step_up_token: object) -> PendingLogin:
     return PendingLogin(user=user, session=session, event_id=event_id, auth=dict(auth))
 
 
-def _claim(pending: PendingLogin) -> bool:
-    """Spend the step-up token once (parallel exchanges of one token: one wins). Fails closed."""
+def _claim(pending: PendingLogin) -> None:
+    """Spend the step-up token once (parallel exchanges of one token: one wins). Fails closed: :class:`Answer`
+    401 ``step_up_expired`` for a token already spent, 400 ``step_up_unavailable`` when the cache cannot
+    record the spend (down, hung, its circuit breaker open)."""
     digest = hashlib.sha256(str(pending.session.session_key).encode()).hexdigest()
     try:
-        return bool(cache.add(_SPENT_PREFIX + digest, 1, STEP_UP_TOKEN_SECONDS + 60))
-    except Exception:
-        logger.exception("authguard: cache unavailable: a token step-up cannot be spent safely")
-        return False
+        fresh = guarded_cache_call(
+            cache.add, _SPENT_PREFIX + digest, 1, STEP_UP_TOKEN_SECONDS + 60, what="spent step-up tokens"
+        )
+    except CacheUnavailable:
+        # SECURITY: a spend that cannot be recorded could be replayed in parallel: refuse (fail closed). One
+        # skipped by the open breaker was never sent; one that timed out may still be recorded when the cache
+        # resumes, and the token then answers step_up_expired (sign in again).
+        raise Answer(
+            400,
+            "invalid",
+            _("Sign-in confirmation is unavailable right now. Please try again in a moment."),
+            code="step_up_unavailable",
+        ) from None
+    if not fresh:
+        raise _expired()
 
 
 @receiver(api_access_revoked, dispatch_uid="authguard.drf.revoke_tokens")

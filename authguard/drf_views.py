@@ -28,7 +28,6 @@ from authguard.drf import (
     _claim,
     _credential,
     _discard,
-    _expired,
     _in_session,
     _invalid,
     _issue_token,
@@ -169,8 +168,7 @@ def _failed(http: HttpRequest, pending: PendingLogin) -> None:
 def _passed(http: HttpRequest, pending: PendingLogin, *, device: Any, method: str) -> Response:
     """The factor passed: finish the login with stepup's own flow, spend the step-up token, hand out the
     token."""
-    if not _claim(pending):
-        raise _expired()
+    _claim(pending)
     session = pending.session
     with pending.signed_in(), transaction.atomic():
         login_stepup.complete_step_up(http, user=pending.user, device=device, method=method)
@@ -223,8 +221,9 @@ class _CodeStepUp(_StepUpView):
 
 
 class StepUpTotp(_CodeStepUp):
-    """``POST {"step_up_token", "code"}``: 200 ``{"status": "ok", "token"}`` · 400 ``invalid`` · 401
-    ``login_required`` (``step_up_expired``) · 403 ``denied`` · 429 ``throttled``."""
+    """``POST {"step_up_token", "code"}``: 200 ``{"status": "ok", "token"}`` · 400 ``invalid``
+    (``wrong_code``, ``step_up_unavailable``) · 401 ``login_required`` (``step_up_expired``) · 403 ``denied``
+    · 429 ``throttled``."""
 
     method = "totp"
 

@@ -8,7 +8,9 @@ every call is skipped at once (:class:`CircuitOpen`) for ``reset_seconds``; then
 
 Breakers are per process (each web worker learns about an outage from its own calls), thread-safe, and need
 nothing but the standard library. Callers decide what a skipped call means: authguard's velocity and throttle
-counters report themselves unavailable, and the login flow then fails *safe* (``docs/faults.md``).
+counters report themselves unavailable, and the login flow then fails *safe*; the policy version and the
+network blocks are read from the database instead; a one-time spend (a step-up token, a WebAuthn challenge)
+that cannot be recorded is refused (``docs/faults.md``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -27,6 +29,7 @@ from authguard.conf import app_settings
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 CLOSED = "closed"
 OPEN = "open"
@@ -181,11 +184,53 @@ def breaker(name: str, *, ignore: tuple[type[BaseException], ...] = ()) -> Circu
 
 
 def cache_breaker() -> CircuitBreaker:
-    """The breaker of Django's default cache (velocity and throttle counters).
+    """The breaker of Django's default cache: every cache call of a request (velocity and throttle
+    counters, the policy version, network blocks, one-time spends, token strength) goes through it, most
+    via :func:`guarded_cache_call`.
 
     A cache's ``ValueError`` (``incr`` of a missing key) is an answer, not a fault.
     """
     return breaker("the cache", ignore=(ValueError,))
+
+
+class CacheUnavailable(Exception):
+    """A call to Django's default cache failed, hung past its socket timeout, or was skipped because the
+    cache's breaker is open."""
+
+
+_RAISE: Any = object()
+
+
+@overload
+def guarded_cache_call(fn: Callable[..., T], *args: Any, what: str) -> T: ...
+
+
+@overload
+def guarded_cache_call(fn: Callable[..., T], *args: Any, what: str, default: D) -> T | D: ...
+
+
+def guarded_cache_call(fn: Callable[..., T], *args: Any, what: str, default: Any = _RAISE) -> Any:
+    """``fn(*args)`` (a method of Django's cache) through :func:`cache_breaker`.
+
+    Any fault (an error, a socket timeout, the breaker open) answers ``default`` when one is given, and
+    raises :class:`CacheUnavailable` otherwise; the caller decides what a missing answer means (a security
+    decision fails closed, anything else fails safe). A fault is logged once per call as a ``WARNING``
+    naming ``what``; a call skipped by the open breaker is not (the breaker logged when it opened).
+    ``ValueError`` (``incr`` of a missing key) is the cache's answer and is re-raised.
+    """
+    try:
+        return cache_breaker().call(fn, *args)
+    except ValueError:
+        raise
+    except CircuitOpen as error:
+        if default is _RAISE:
+            raise CacheUnavailable(str(error)) from error
+        return default
+    except Exception as error:
+        logger.warning("authguard: cache call for %s failed (%s: %s)", what, type(error).__name__, error)
+        if default is _RAISE:
+            raise CacheUnavailable(str(error)) from error
+        return default
 
 
 def broker_breaker(url: str | None = None) -> CircuitBreaker:
@@ -215,10 +260,12 @@ __all__ = [
     "CLOSED",
     "HALF_OPEN",
     "OPEN",
+    "CacheUnavailable",
     "CircuitBreaker",
     "CircuitOpen",
     "breaker",
     "broker_breaker",
     "cache_breaker",
+    "guarded_cache_call",
     "reset_breakers",
 ]

@@ -337,9 +337,9 @@ def test_redis_stopped_or_hung_under_gunicorn(
         timings.append(round(seconds, 2))
         assert (status, answer["status"]) == (200, "ok"), answer
         home.send("POST", "/api/logout")
-    # Bounded by the cache's socket timeouts, not the OS's TCP timeout. Measured under a hung Redis: 2.4-2.7 s
-    # for a worker's first logins (its breaker still closed), then about 1.3 s (PBKDF2 about 0.4 s; the
-    # policy-version and network-block reads, which have no breaker yet, four socket timeouts).
+    # Bounded by the cache's socket timeouts, not the OS's TCP timeout. Measured under a hung Redis: 1.0-1.5 s
+    # for a worker's first login (the three timeouts that open its breaker), then 0.38-0.46 s (PBKDF2 about
+    # 0.4 s; no cache wait: every cache call of a login is behind the breaker).
     assert max(timings) < PROMPT, timings
     assert "Internal Server Error" not in server.log(), server.log_tail(40)
     assert_workers_unharmed(server, workers)

@@ -17,7 +17,6 @@ import base64
 import binascii
 import hashlib
 import json
-import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -36,8 +35,7 @@ from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential
 from authguard.models import CREDENTIAL_ID_MAX_CHARS, PasskeyDevice
-
-logger = logging.getLogger(__name__)
+from authguard.resilience import CacheUnavailable, guarded_cache_call
 
 #: Session key of the pending WebAuthn challenges, ``{purpose: record}``.
 SESSION_KEY = "_authguard_webauthn"
@@ -309,12 +307,16 @@ def pop_challenge(request: HttpRequest, *, purpose: str, kind: str, user: Any) -
         raise invalid("no_challenge")
     digest = hashlib.sha256(f"{record['c']}:{record.get('n', '')}".encode()).hexdigest()
     try:
-        fresh = cache.add(
-            f"authguard:webauthn:spent:{digest}", 1, app_settings.WEBAUTHN_CHALLENGE_SECONDS + 60
+        fresh = guarded_cache_call(
+            cache.add,
+            f"authguard:webauthn:spent:{digest}",
+            1,
+            app_settings.WEBAUTHN_CHALLENGE_SECONDS + 60,
+            what="spent WebAuthn challenges",
         )
-    except Exception:
-        # SECURITY: without the spent marker single use cannot be guaranteed: refuse (fail closed).
-        logger.exception("authguard: cache unavailable for WebAuthn challenges")
+    except CacheUnavailable:
+        # SECURITY: without the spent marker single use cannot be guaranteed: refuse (fail closed). A hung
+        # cache costs one socket timeout here until its breaker opens, then nothing.
         raise invalid("unavailable") from None
     if not fresh:
         raise invalid("replayed")

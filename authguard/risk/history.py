@@ -29,6 +29,7 @@ from django.utils import timezone
 from authguard.conf import app_settings
 from authguard.models import KnownDevice, PopulationCount, RiskProfile
 from authguard.models.population import PopulationDelta, PopulationFold
+from authguard.resilience import guarded_cache_call
 from authguard.risk.context import LoginContext
 from authguard.risk.legacy_device import judged_context, take_over
 from authguard.risk.profile import POPULATION_FEATURES, Profile, learn, population_keys
@@ -386,7 +387,17 @@ def fold_when_due() -> None:
             if period == _claimed_period:
                 return  # this process already saw the period claimed: no cache round trip per login
             _claimed_period = period
-            if not default_cache.add(f"authguard:population:fold:{period}", 1, timeout=2 * seconds):
+            # A cache that cannot answer claims nothing (fail safe): the fold runs at the next period or from
+            # the beat task, and no login waits on a hung cache here once its breaker is open.
+            claimed = guarded_cache_call(
+                default_cache.add,
+                f"authguard:population:fold:{period}",
+                1,
+                2 * seconds,
+                what="the population fold claim",
+                default=False,
+            )
+            if not claimed:
                 return
         fold_population()
     except Exception:  # the cache or the database failing must not fail the login that triggered it

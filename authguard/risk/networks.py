@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.cache import cache
 from django.core.signals import setting_changed
@@ -29,6 +30,7 @@ from django.utils.translation import gettext
 from authguard import clock
 from authguard.conf import app_settings
 from authguard.models import NetworkBlock
+from authguard.resilience import guarded_cache_call
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +225,8 @@ def _compile(rows: tuple[_Row, ...]) -> ActiveBlocks:
 
 
 _last_good: tuple[float, ActiveBlocks] | None = None
+#: What :func:`guarded_cache_call` answers when the cache could not be asked.
+_NO_ANSWER: Any = object()
 _last_good_lock = threading.Lock()
 
 
@@ -233,7 +237,8 @@ def _read_rows(now: datetime) -> tuple[_Row, ...]:
 
 def active_blocks(*, now: datetime | None = None) -> ActiveBlocks:
     """The network blocks in force: from the cache, else the database (then cached for
-    :data:`BLOCKS_CACHE_SECONDS`). A cache that fails is skipped (the database is read).
+    :data:`BLOCKS_CACHE_SECONDS`). A cache that fails, hangs or whose circuit breaker is open is skipped
+    (the database is read, nothing is written to the cache).
 
     Raises :class:`BlocksUnavailable` when the database cannot be read; its ``last_known`` holds this
     process's last good read if it is younger than :data:`BLOCKS_STALE_SECONDS` (the caller decides what
@@ -242,11 +247,9 @@ def active_blocks(*, now: datetime | None = None) -> ActiveBlocks:
     global _last_good
     now = now or clock.now()
     rows: tuple[_Row, ...] | None = None
-    try:
-        cached = cache.get(BLOCKS_CACHE_KEY)
-    except Exception:
-        logger.warning("authguard: cache unavailable; reading the network blocks from the database")
-        cached = None
+    # SECURITY: a cache that cannot answer (down, hung, its breaker open) is never "no blocks": the database
+    # is read instead, and failing that the last good read (BlocksUnavailable.last_known).
+    cached = guarded_cache_call(cache.get, BLOCKS_CACHE_KEY, what="the network blocks", default=_NO_ANSWER)
     if isinstance(cached, tuple):
         rows = cached
     if rows is None:
@@ -258,10 +261,17 @@ def active_blocks(*, now: datetime | None = None) -> ActiveBlocks:
                 last = _last_good
             fresh = last is not None and time.monotonic() - last[0] < BLOCKS_STALE_SECONDS
             raise BlocksUnavailable(last[1] if fresh and last is not None else None) from exc
-        try:
-            cache.set(BLOCKS_CACHE_KEY, rows, BLOCKS_CACHE_SECONDS)
-        except Exception:
-            logger.warning("authguard: could not cache the network blocks")
+        if (
+            cached is not _NO_ANSWER
+        ):  # a failing cache is not written to: the write would wait out its timeout
+            guarded_cache_call(
+                cache.set,
+                BLOCKS_CACHE_KEY,
+                rows,
+                BLOCKS_CACHE_SECONDS,
+                what="the network blocks",
+                default=None,
+            )
     blocks = _compile(rows)
     with _last_good_lock:
         _last_good = (time.monotonic(), blocks)
@@ -270,6 +280,9 @@ def active_blocks(*, now: datetime | None = None) -> ActiveBlocks:
 
 def blocks_changed() -> None:
     """Drop the cached blocks after a block was added or ended (call it once the change is committed)."""
+    # SECURITY: not through the cache's breaker: a breaker this process opened may skip a cache that answers
+    # again, and every process would then match the old blocks for up to BLOCKS_CACHE_SECONDS. Staff's
+    # change may wait out one socket timeout instead.
     try:
         cache.delete(BLOCKS_CACHE_KEY)
     except Exception:

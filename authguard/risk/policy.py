@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy as _
 from authguard.choices import Action as Action
 from authguard.conf import app_settings
 from authguard.models import PolicyVersion
+from authguard.resilience import guarded_cache_call
 from authguard.risk.findings import Finding, RiskSignal, build_signals, configured_signals
 from authguard.risk.policy_validation import effective_signal_config as effective_signal_config
 from authguard.risk.policy_validation import policy_problem as policy_problem
@@ -200,19 +201,32 @@ def _policy_versions() -> type[PolicyVersion]:
     return PolicyVersion
 
 
+#: What :func:`guarded_cache_call` answers when the cache could not be asked (failed, hung, breaker open).
+_NO_ANSWER: Any = object()
+#: The version this process last found in force: used while neither the cache nor the database answers.
+_last_version: int | None = None
+
+
 def _version_in_force() -> int:
-    try:
-        cached = cache.get(VERSION_CACHE_KEY)
-    except Exception:
-        logger.warning("authguard: cache unavailable; reading the policy version from the database")
-        cached = None
+    global _last_version
+    cached = guarded_cache_call(cache.get, VERSION_CACHE_KEY, what="the policy version", default=_NO_ANSWER)
     if isinstance(cached, int):
+        _last_version = cached
         return cached
+    # SECURITY: a cache that cannot answer never means "no policy": the database says which version is in
+    # force.
     latest = _policy_versions().objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    try:
-        cache.set(VERSION_CACHE_KEY, latest, VERSION_CACHE_SECONDS)
-    except Exception:
-        logger.warning("authguard: could not cache the policy version")
+    if cached is not _NO_ANSWER:
+        # Only a cache that answered is written to: a write into a failing cache waits out its timeout too.
+        guarded_cache_call(
+            cache.set,
+            VERSION_CACHE_KEY,
+            latest,
+            VERSION_CACHE_SECONDS,
+            what="the policy version",
+            default=None,
+        )
+    _last_version = latest
     return latest
 
 
@@ -220,8 +234,9 @@ def current_policy() -> Policy:
     """The policy in force: the newest saved version, or the settings alone.
 
     One cache read per call; the database only when the cache has no version number (after a restart
-    or an eviction), and the policy is rebuilt only when the version changed. If the saved policy cannot
-    be read at all, the settings' policy is used (and the failure logged): the configured baseline.
+    or an eviction) or cannot answer (down, hung, its circuit breaker open), and the policy is rebuilt
+    only when the version changed. If the saved policy cannot be read at all, this process's last known
+    policy is used, else the settings' policy (and the failure logged): the configured baseline.
     """
     try:
         version = _version_in_force()
@@ -230,9 +245,15 @@ def current_policy() -> Policy:
             return policy
         row = _policy_versions().objects.filter(pk=version).first() if version else None
     except Exception:
-        # The database is unreachable: fall back to the deployment's configured baseline. The login's own
-        # evidence cannot be read either then, so score_login steps it up (fails closed) regardless.
-        logger.exception("authguard: could not read the run-time policy; using the settings")
+        # The database is unreachable: keep the policy last in force here, else fall back to the deployment's
+        # configured baseline. The login's own evidence cannot be read either then, so score_login steps it up
+        # (fails closed) regardless.
+        logger.exception(
+            "authguard: could not read the run-time policy; using the last known or the settings"
+        )
+        known = _memo.get(_last_version) if _last_version is not None else None
+        if known is not None:
+            return known
         version, row = 0, None
         policy = _memo.get(0)
         if policy is not None:
@@ -299,10 +320,14 @@ def version_saved(version: PolicyVersion) -> None:
 
     def publish() -> None:
         _clear_memo()
+        # SECURITY: not through the cache's breaker: a breaker this process opened may skip a cache that
+        # answers again, and every other process would keep the old version until its cached number expires.
+        # An admin's save may wait out one socket timeout instead.
         try:
             cache.set(VERSION_CACHE_KEY, version.pk, VERSION_CACHE_SECONDS)
         except Exception:
-            # Other processes see it when their cached number expires (VERSION_CACHE_SECONDS).
+            # Processes whose cache fails read the database; the others see it when their cached number
+            # expires (VERSION_CACHE_SECONDS).
             logger.exception("authguard: could not publish policy version %s", version.pk)
 
     # Forget this process's memo at once too: a test database may reuse a rolled-back version's number.

@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from django.utils.crypto import salted_hmac
 
-from authguard.resilience import CircuitOpen, cache_breaker
+from authguard.resilience import CacheUnavailable, guarded_cache_call
 from authguard.risk.context import LoginContext
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -63,13 +60,8 @@ def _call(cache: CounterCache, fn: Callable[..., T], *args: Any) -> T:
     if isinstance(cache, DictCache):
         return fn(*args)
     try:
-        return cache_breaker().call(fn, *args)
-    except ValueError:
-        raise
-    except CircuitOpen as error:  # the breaker logged when it opened; one line per skipped call is noise
-        raise CountersUnavailable(str(error)) from error
-    except Exception as error:
-        logger.warning("authguard: cache call failed (%s: %s)", type(error).__name__, error)
+        return guarded_cache_call(fn, *args, what="the velocity counters")
+    except CacheUnavailable as error:
         raise CountersUnavailable(str(error)) from error
 
 

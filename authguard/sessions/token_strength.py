@@ -8,15 +8,13 @@ under a digest of the token key (never the key itself); an unreadable entry is n
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
 
 from authguard import clock
-
-logger = logging.getLogger(__name__)
+from authguard.resilience import guarded_cache_call
 
 #: How long the cache keeps a token's strong verification (seconds); ``max_age`` decides within it.
 STRENGTH_TTL_SECONDS = 3600
@@ -41,20 +39,17 @@ def _strength_key(token_key: str) -> str:
 def note_token_strength(token_key: str, *, method: str, device: Any) -> None:
     """Record that the holder of ``token_key`` just proved ``method`` with ``device``."""
     value = {"t": clock.timestamp(), "m": method, "d": getattr(device, "persistent_id", None)}
-    try:
-        cache.set(_strength_key(token_key), value, STRENGTH_TTL_SECONDS)
-    except Exception:
-        # The token still works; it only has to step up again for what demands a fresh factor.
-        logger.exception("authguard: could not record a token's strong verification")
+    # Fail safe: unrecorded, the token still works; it only has to step up again for what demands a fresh
+    # factor.
+    guarded_cache_call(
+        cache.set, _strength_key(token_key), value, STRENGTH_TTL_SECONDS, what="token strength", default=None
+    )
 
 
 def token_strength(token_key: str) -> Strength | None:
     """The token's last strong verification, or None (never, expired from the cache, or unreadable)."""
-    try:
-        value = cache.get(_strength_key(token_key))
-    except Exception:
-        logger.exception("authguard: could not read a token's strong verification")
-        return None  # SECURITY: unknown strength is no strength
+    # SECURITY: unknown strength (the cache down, hung, its breaker open) is no strength.
+    value = guarded_cache_call(cache.get, _strength_key(token_key), what="token strength", default=None)
     if not isinstance(value, dict):
         return None
     try:
@@ -65,7 +60,5 @@ def token_strength(token_key: str) -> Strength | None:
 
 def forget_token_strength(token_key: str) -> None:
     """Drop a token's strong verification (the token was revoked)."""
-    try:
-        cache.delete(_strength_key(token_key))
-    except Exception:
-        logger.exception("authguard: could not drop a token's strong verification")
+    # Best effort: the token itself is revoked (gone from the database): a strength left behind names nothing.
+    guarded_cache_call(cache.delete, _strength_key(token_key), what="token strength", default=None)
