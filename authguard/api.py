@@ -218,9 +218,9 @@ def step_up_passkey(request: HttpRequest) -> HttpResponse:
         device = passkeys.verify_authentication(
             request, purpose=PURPOSE_STEP_UP, credential=credential, user=request.user
         )
-    except InvalidCredential:
+    except InvalidCredential as exc:
         _failed(request)
-        factors.note_account_failure(request.user, kind="passkey")
+        factors.note_account_failure(request.user, kind="passkey", code=exc.code)
         raise
     return _verified(request, device=device, method="passkey")
 

@@ -259,9 +259,9 @@ class StepUpPasskey(_StepUpView):
             device = passkeys.verify_authentication(
                 http, purpose=PURPOSE_STEP_UP, credential=credential, user=pending.user
             )
-        except InvalidCredential:
+        except InvalidCredential as exc:
             _failed(http, pending)
-            factors.note_account_failure(pending.user, kind="passkey")
+            factors.note_account_failure(pending.user, kind="passkey", code=exc.code)
             raise
         return _passed(http, pending, device=device, method="passkey")
 

@@ -25,7 +25,7 @@ import time_machine
 from django.utils import timezone
 
 from authguard import resilience
-from authguard.models import LoginEvent, NetworkBlock, Outcome
+from authguard.models import AccountLock, LoginEvent, NetworkBlock, Outcome
 from authguard.resilience import OPEN
 from authguard.risk import networks
 from authguard.risk.policy import VERSION_CACHE_KEY, current_policy, save_policy
@@ -309,6 +309,7 @@ def test_redis_hung_a_webauthn_challenge_is_refused_not_spent_and_never_used_twi
         )
 
     assertion = authenticator.get(options())
+    failures_before = AccountLock.objects.filter(user=alice).values_list("failures", flat=True).first() or 0
     on_redis.hang()
     started = time.monotonic()
     refused = assert_with(assertion)
@@ -320,6 +321,10 @@ def test_redis_hung_a_webauthn_challenge_is_refused_not_spent_and_never_used_twi
     replayed = assert_with(assertion)
     assert replayed.status_code == 400 and "token" not in replayed.json(), replayed.content
     assert not Token.objects.filter(user=alice).exists()
+    # Our outage is not the customer's failure: the refusal counted nothing towards the account lock (the
+    # replayed challenge, which anyone could send, does count).
+    failures_after = AccountLock.objects.filter(user=alice).values_list("failures", flat=True).first() or 0
+    assert failures_after == failures_before + 1
 
     on_redis.resume()
     resilience.reset_breakers()

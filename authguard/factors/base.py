@@ -118,9 +118,18 @@ def record_factor_success(device: Device) -> None:
     )
 
 
-def note_account_failure(user: Any, *, kind: str) -> bool:
+#: Refusal codes that say nothing about who answered: the server could not check the answer (the cache
+#: that records spent challenges is down). They refuse the attempt but do not count towards the lock.
+NOT_THE_CUSTOMERS_FAILURE = frozenset({"unavailable"})
+
+
+def note_account_failure(user: Any, *, kind: str, code: str | None = None) -> bool:
     """Report a failed second factor to the account lock (:mod:`authguard.login.lockout`); True if it
-    locked."""
+    locked. ``code``: the refusal's code; one of :data:`NOT_THE_CUSTOMERS_FAILURE` is not counted."""
+    if code in NOT_THE_CUSTOMERS_FAILURE:
+        # An outage of our own must not lock customers out; the attempt itself was still refused (fail
+        # closed), and an attacker cannot choose this code.
+        return False
     try:
         return lockout.record_failure(user, kind=kind)
     except Exception:

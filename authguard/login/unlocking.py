@@ -76,8 +76,10 @@ def unlock_with_passkey(request: HttpRequest, *, credential: dict[str, Any] | st
     """
     try:
         device = verify_authentication(request, purpose="unlock", credential=credential, user=user)
-    except Exception:
-        if user is not None:
+    except Exception as exc:
+        # Not counted: a refusal because the server could not check the answer (see
+        # authguard.factors.base.NOT_THE_CUSTOMERS_FAILURE).
+        if user is not None and getattr(exc, "code", None) != "unavailable":
             record_failure(user, kind="unlock")
         raise
     owner = user if user is not None else device.user

@@ -155,7 +155,7 @@ def confirm_batch_with_passkey(request: HttpRequest, *, ids: object, credential:
             request, purpose=_purpose(helds), credential=credential, user=request.user
         )
     except InvalidCredential as exc:
-        note_account_failure(request.user, kind="passkey")
+        note_account_failure(request.user, kind="passkey", code=exc.code)
         raise ConfirmationInvalid(exc.message, code=exc.code) from None
     if factor_cooling_off(device):
         raise ConfirmationInvalid(

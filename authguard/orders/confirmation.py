@@ -269,7 +269,7 @@ def verify_passkey(
             request, purpose=f"{kind.purpose}:{held.pk}", credential=credential, user=request.user
         )
     except InvalidCredential as exc:
-        note_account_failure(request.user, kind="passkey")
+        note_account_failure(request.user, kind="passkey", code=exc.code)
         raise kind.invalid(exc.message, code=exc.code) from None
 
 
