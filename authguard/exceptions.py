@@ -46,6 +46,12 @@ class InvalidCredential(AuthguardError):
     default_message = _("The verification failed.")
 
 
+#: :class:`InvalidCredential` codes that say nothing about who answered: the server could not check the
+#: answer (the cache that records spent challenges is down). The attempt is refused, but it does not count
+#: towards the account lock.
+NOT_THE_CUSTOMERS_FAILURE = frozenset({"unavailable"})
+
+
 class StepUpRequired(AuthguardError):
     """The session must first pass (or freshly repeat) a strong verification with an existing factor."""
 

@@ -199,6 +199,9 @@ class CacheUnavailable(Exception):
 
 
 _RAISE: Any = object()
+#: A ``default`` for :func:`guarded_cache_call` that tells "the cache could not be asked" apart from any
+#: answer (``None`` included): callers then read their source of truth and do not write to the cache.
+NO_ANSWER: Any = object()
 
 
 @overload
@@ -259,6 +262,7 @@ def _services_changed(*, setting: str, **kwargs: Any) -> None:
 __all__ = [
     "CLOSED",
     "HALF_OPEN",
+    "NO_ANSWER",
     "OPEN",
     "CacheUnavailable",
     "CircuitBreaker",

@@ -33,7 +33,7 @@ from django_otp.models import Device
 
 from authguard import clock
 from authguard.conf import app_settings
-from authguard.exceptions import Throttled
+from authguard.exceptions import NOT_THE_CUSTOMERS_FAILURE, Throttled
 from authguard.factors.inventory import FACTOR_LABELS, factor_is_cooling_off
 from authguard.factors.throttles import check_throttle, could_be_customer, note_throttle_failure
 from authguard.login import lockout
@@ -118,14 +118,10 @@ def record_factor_success(device: Device) -> None:
     )
 
 
-#: Refusal codes that say nothing about who answered: the server could not check the answer (the cache
-#: that records spent challenges is down). They refuse the attempt but do not count towards the lock.
-NOT_THE_CUSTOMERS_FAILURE = frozenset({"unavailable"})
-
-
 def note_account_failure(user: Any, *, kind: str, code: str | None = None) -> bool:
     """Report a failed second factor to the account lock (:mod:`authguard.login.lockout`); True if it
-    locked. ``code``: the refusal's code; one of :data:`NOT_THE_CUSTOMERS_FAILURE` is not counted."""
+    locked. ``code``: the refusal's code; one of
+    :data:`authguard.exceptions.NOT_THE_CUSTOMERS_FAILURE` is not counted."""
     if code in NOT_THE_CUSTOMERS_FAILURE:
         # An outage of our own must not lock customers out; the attempt itself was still refused (fail
         # closed), and an attacker cannot choose this code.

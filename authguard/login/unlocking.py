@@ -18,7 +18,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from authguard import clock
 from authguard.conf import app_settings
-from authguard.exceptions import InvalidCredential
+from authguard.exceptions import NOT_THE_CUSTOMERS_FAILURE, InvalidCredential
 from authguard.factors.methods import codes_unlock_available, factor_cooling_off
 from authguard.factors.passkeys import verify_authentication
 from authguard.factors.recovery import verify_recovery_code
@@ -77,9 +77,8 @@ def unlock_with_passkey(request: HttpRequest, *, credential: dict[str, Any] | st
     try:
         device = verify_authentication(request, purpose="unlock", credential=credential, user=user)
     except Exception as exc:
-        # Not counted: a refusal because the server could not check the answer (see
-        # authguard.factors.base.NOT_THE_CUSTOMERS_FAILURE).
-        if user is not None and getattr(exc, "code", None) != "unavailable":
+        # Not counted: a refusal because the server could not check the answer.
+        if user is not None and getattr(exc, "code", None) not in NOT_THE_CUSTOMERS_FAILURE:
             record_failure(user, kind="unlock")
         raise
     owner = user if user is not None else device.user

@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.core.cache import cache
 from django.core.signals import setting_changed
@@ -30,7 +29,7 @@ from django.utils.translation import gettext
 from authguard import clock
 from authguard.conf import app_settings
 from authguard.models import NetworkBlock
-from authguard.resilience import guarded_cache_call
+from authguard.resilience import NO_ANSWER, guarded_cache_call
 
 logger = logging.getLogger(__name__)
 
@@ -225,8 +224,6 @@ def _compile(rows: tuple[_Row, ...]) -> ActiveBlocks:
 
 
 _last_good: tuple[float, ActiveBlocks] | None = None
-#: What :func:`guarded_cache_call` answers when the cache could not be asked.
-_NO_ANSWER: Any = object()
 _last_good_lock = threading.Lock()
 
 
@@ -249,7 +246,7 @@ def active_blocks(*, now: datetime | None = None) -> ActiveBlocks:
     rows: tuple[_Row, ...] | None = None
     # SECURITY: a cache that cannot answer (down, hung, its breaker open) is never "no blocks": the database
     # is read instead, and failing that the last good read (BlocksUnavailable.last_known).
-    cached = guarded_cache_call(cache.get, BLOCKS_CACHE_KEY, what="the network blocks", default=_NO_ANSWER)
+    cached = guarded_cache_call(cache.get, BLOCKS_CACHE_KEY, what="the network blocks", default=NO_ANSWER)
     if isinstance(cached, tuple):
         rows = cached
     if rows is None:
@@ -261,9 +258,7 @@ def active_blocks(*, now: datetime | None = None) -> ActiveBlocks:
                 last = _last_good
             fresh = last is not None and time.monotonic() - last[0] < BLOCKS_STALE_SECONDS
             raise BlocksUnavailable(last[1] if fresh and last is not None else None) from exc
-        if (
-            cached is not _NO_ANSWER
-        ):  # a failing cache is not written to: the write would wait out its timeout
+        if cached is not NO_ANSWER:  # a failing cache is not written to: the write would wait out its timeout
             guarded_cache_call(
                 cache.set,
                 BLOCKS_CACHE_KEY,

@@ -31,7 +31,7 @@ from django.utils.translation import gettext_lazy as _
 from authguard.choices import Action as Action
 from authguard.conf import app_settings
 from authguard.models import PolicyVersion
-from authguard.resilience import guarded_cache_call
+from authguard.resilience import NO_ANSWER, guarded_cache_call
 from authguard.risk.findings import Finding, RiskSignal, build_signals, configured_signals
 from authguard.risk.policy_validation import effective_signal_config as effective_signal_config
 from authguard.risk.policy_validation import policy_problem as policy_problem
@@ -201,22 +201,20 @@ def _policy_versions() -> type[PolicyVersion]:
     return PolicyVersion
 
 
-#: What :func:`guarded_cache_call` answers when the cache could not be asked (failed, hung, breaker open).
-_NO_ANSWER: Any = object()
 #: The version this process last found in force: used while neither the cache nor the database answers.
 _last_version: int | None = None
 
 
 def _version_in_force() -> int:
     global _last_version
-    cached = guarded_cache_call(cache.get, VERSION_CACHE_KEY, what="the policy version", default=_NO_ANSWER)
+    cached = guarded_cache_call(cache.get, VERSION_CACHE_KEY, what="the policy version", default=NO_ANSWER)
     if isinstance(cached, int):
         _last_version = cached
         return cached
     # SECURITY: a cache that cannot answer never means "no policy": the database says which version is in
     # force.
     latest = _policy_versions().objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    if cached is not _NO_ANSWER:
+    if cached is not NO_ANSWER:
         # Only a cache that answered is written to: a write into a failing cache waits out its timeout too.
         guarded_cache_call(
             cache.set,
