@@ -76,7 +76,12 @@ def _database_from_url(url: str) -> dict:
 
     # Persistent connections are checked once per request before use: after a database restart or failover
     # each worker reconnects instead of failing its first request on a dead connection (docs/faults.md).
-    return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    database = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        # The demo talks to PostgreSQL directly (no transaction-mode pooler), so authguard's hot statements
+        # may be prepared on the server (authguard.statements); Django's own queries keep client-side binding.
+        database.setdefault("OPTIONS", {})["prepare_threshold"] = 5
+    return database
 
 
 DATABASES = {

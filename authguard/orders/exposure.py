@@ -31,6 +31,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
 from django.db.models import Case, Exists, IntegerField, Q, Value, When
 
+from authguard import statements
 from authguard.choices import Action
 from authguard.models import (
     AccountSecurity,
@@ -213,9 +214,7 @@ def ledger_totals(
     params += [user.pk, adapt(since), True, Action.ALLOW, LoginOutcome.STEP_UP_PASSED, LoginOutcome.RESCORED]
     params += [f"%{code}%" for code in CONTEXT_CHANGE_REASONS]
     params += [user.pk, adapt(now), adapt(since)]
-    with connection.cursor() as cursor:
-        cursor.execute(_ledger_sql(connection.vendor, len(hours), max(len(rounded), 1)), params)
-        rows = cursor.fetchall()
+    rows = statements.fetch_all(_ledger_sql(connection.vendor, len(hours), max(len(rounded), 1)), params)
     # Decimal sums and one int count ("il") per window.
     sums: dict[int, dict[str, Any]] = {
         h: {"sp": _ZERO, "sh": _ZERO, "bp": _ZERO, "bh": _ZERO, "il": 0, "ia": _ZERO, "sb": _ZERO}
@@ -362,9 +361,7 @@ def illiquid_buy_facts(
     params += [volume_start, volume_start, user.pk]
     params += [adapt(now - timedelta(hours=h)) for h in volume_hours]
     params += [symbol, user.pk, symbol, symbol, adapt(now - timedelta(hours=longest))]
-    with connection.cursor() as cursor:
-        cursor.execute(_campaign_sql(connection.vendor, len(volume_hours)), params)
-        row = cursor.fetchone()
+    (row,) = statements.fetch_all(_campaign_sql(connection.vendor, len(volume_hours)), params)
     accounts, risky_accounts, mine, window_volume, volume_accounts, mine_volume = row[:6]
     risky_sums = row[6 : 6 + len(volume_hours)]
     flagged, mine_placed = row[6 + len(volume_hours) :]

@@ -34,6 +34,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from authguard import statements
 from authguard.models import HeldOrder
 from authguard.orders import guard as guard_orders
 from authguard.orders.guard import OrderIntent, OrderNotExecutable
@@ -537,11 +538,10 @@ def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
     """``AUTHGUARD_ORDER_PORTFOLIO``: cash and holdings valued in yen, in one statement.
 
     It runs on every guarded order, so it is plain SQL written once rather than an ORM query compiled on
-    each call (the compilation cost more than the database's answer).
+    each call (the compilation cost more than the database's answer), run through
+    :func:`authguard.statements.fetch_all` (prepared on the server where the database allows it).
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_portfolio_sql(connection.vendor), [user.pk])
-        rows = cursor.fetchall()
+    rows = statements.fetch_all(_portfolio_sql(connection.vendor), [user.pk])
     cash = _decimal(rows[0][0]) if rows else Decimal(0)
     holdings = tuple(
         HoldingValue(

@@ -1,0 +1,62 @@
+"""Plain SQL on the hot paths, run as a prepared statement where the portal's database connection allows it.
+
+The order guard reads an account's exposure with one statement built once per process
+(:mod:`authguard.orders.exposure`), and a portal's hooks on every order may do the same. PostgreSQL spends
+longer *planning* the ledger statement (four ``UNION ALL`` arms, four ``EXISTS``, about 0.7 ms) than running
+it (about 0.25 ms). Prepared on the server, it is planned a few times and then kept as a generic plan for
+the connection's life: one call fell from about 1.0 ms to 0.34 ms on the machine of 2026-12-03.
+
+Django turns psycopg 3's prepared statements off unless the database's ``OPTIONS`` set
+``prepare_threshold`` (a connection pooler in transaction mode that does not track them, such as PgBouncer
+before 1.21 or without ``max_prepared_statements``, would send the next execution to a server connection that
+never prepared it). :func:`fetch_all` follows the portal's switch: with ``prepare_threshold`` set it binds
+the parameters on the server and psycopg prepares the statement after that many executions; without it the
+statement runs as every other query of the portal does. Either way it goes through Django's cursor wrapper,
+so query logging, ``execute_wrapper`` hooks, health checks and error translation apply as to any query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+def prepares(connection: BaseDatabaseWrapper) -> bool:
+    """Whether statements on ``connection`` may be prepared on the server: PostgreSQL through psycopg 3 with
+    the database's ``OPTIONS["prepare_threshold"]`` set (Django's own switch for it)."""
+    if connection.vendor != "postgresql":
+        return False
+    connection.ensure_connection()
+    return getattr(connection.connection, "prepare_threshold", None) is not None
+
+
+def fetch_all(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> list[tuple[Any, ...]]:
+    """Every row of ``sql`` (``%s`` placeholders) run with ``params`` on the database ``using``.
+
+    ``sql`` must be the same text on every call for the same shape of parameters (build it once, e.g. in an
+    ``lru_cache``): a prepared statement is looked up by its text and parameter types.
+    """
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if prepares(connection):
+            _bind_on_server(cursor, connection)
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _bind_on_server(cursor: Any, connection: BaseDatabaseWrapper) -> None:
+    """Swap the client-side binding cursor Django made for a server-side binding one on the same connection
+    (psycopg prepares only those); the wrapper around it, and so Django's bookkeeping, stays."""
+    # (defined only where psycopg 3 is installed, which is where prepare_threshold exists)
+    from django.db.backends.postgresql.base import ServerBindingCursor  # type: ignore[attr-defined]
+
+    if isinstance(cursor.cursor, ServerBindingCursor):
+        return  # the portal binds on the server already (OPTIONS["server_side_binding"])
+    cursor.cursor.close()
+    cursor.cursor = ServerBindingCursor(connection.connection)
+
+
+__all__ = ["fetch_all", "prepares"]
