@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -31,6 +32,12 @@ def prepares(connection: BaseDatabaseWrapper) -> bool:
         return False
     connection.ensure_connection()
     return getattr(connection.connection, "prepare_threshold", None) is not None
+
+
+def user_id(pk: Any, *, using: str = DEFAULT_DB_ALIAS) -> Any:
+    """A user's primary key as a parameter of plain SQL: what the ORM would send for it (a portal's user model
+    may have a UUID key, which SQLite stores as 32 hex digits)."""
+    return get_user_model()._meta.pk.get_db_prep_value(pk, connections[using])
 
 
 def fetch_all(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> list[tuple[Any, ...]]:
@@ -59,4 +66,4 @@ def _bind_on_server(cursor: Any, connection: BaseDatabaseWrapper) -> None:
     cursor.cursor = ServerBindingCursor(connection.connection)
 
 
-__all__ = ["fetch_all", "prepares"]
+__all__ = ["fetch_all", "prepares", "user_id"]

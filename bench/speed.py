@@ -17,6 +17,7 @@ import io
 import json
 import os
 import random
+import secrets
 import statistics
 import sys
 import tempfile
@@ -194,12 +195,15 @@ class _Session(dict):
 
     def flush(self) -> None:
         self.clear()
+        self.session_key = None
 
     def cycle_key(self) -> None:
-        pass
+        # A new key, as Django's login() gives the session (authguard records the session under it).
+        self.session_key = secrets.token_hex(16)
 
     def save(self) -> None:
-        pass
+        if self.session_key is None:  # as a SessionStore's first save() creates its key
+            self.cycle_key()
 
 
 def bench_replay(events: int, rng: random.Random, geoip_dir: str) -> dict:

@@ -39,14 +39,51 @@ def test_gathering_evidence_costs_two_queries(user_factory, django_assert_num_qu
     assert not evidence.device.known and evidence.device.presented
 
 
-def test_a_first_login_asks_the_device_on_its_own(user_factory, django_assert_num_queries):
+def test_a_first_login_costs_two_queries_too(user_factory, django_assert_num_queries):
     user = user_factory("newcomer")
     login = ctx(user=user.username, ip=IP_SG_VPS, device="another-browser", at=T0)
     object.__setattr__(login, "user_id", user.pk)
-    with django_assert_num_queries(3):  # no profile row to ask it with
+    with django_assert_num_queries(2):  # no profile row: the device is asked in the same statement
         evidence = DatabaseHistory().evidence(login)
     assert evidence.profile.logins == 0
-    assert not evidence.device.known and evidence.device.presented
+    assert not evidence.device.known and evidence.device.presented and not evidence.device.trusted
+
+
+@pytest.mark.parametrize(
+    ("profile", "trusted_for", "revoked", "trusted"),
+    [
+        (False, timedelta(days=30), False, True),  # a first login with a trusted browser (no profile row)
+        (True, timedelta(days=30), False, True),
+        (True, timedelta(days=30), True, False),  # revoked by the customer
+        (True, -timedelta(seconds=1), False, False),  # trusted until just before the login
+        (True, None, False, False),  # listed, never trusted
+    ],
+)
+def test_a_browser_is_trusted_only_while_its_trust_runs_and_it_is_not_revoked(
+    user_factory, profile, trusted_for, revoked, trusted
+):
+    user = user_factory("trusting")
+    if profile:
+        learn_n(user, 2)
+    login = ctx(user=user.username, ip=IP_TOKYO, device="trusted-browser", at=T0 + timedelta(days=1))
+    object.__setattr__(login, "user_id", user.pk)
+    other = ctx(user=user.username, ip=IP_TOKYO, device="other-browser", at=T0 + timedelta(days=1))
+    object.__setattr__(other, "user_id", user.pk)
+    for hash_, until in ((login.device_hash, trusted_for), (other.device_hash, timedelta(days=30))):
+        KnownDevice.objects.update_or_create(
+            user=user, cookie_hash=hash_,
+            defaults={
+                "first_seen_at": T0, "last_seen_at": T0,
+                "trusted_until": None if until is None else login.time + until,
+                "revoked_at": T0 if revoked and hash_ == login.device_hash else None,
+            },
+        )  # fmt: skip
+    assert DatabaseHistory().evidence(login).device.trusted is trusted
+    # Another browser's trust is not this one's, and a login without a cookie is never trusted.
+    assert DatabaseHistory().evidence(other).device.trusted is True
+    bare = ctx(user=user.username, ip=IP_TOKYO, device=None, at=T0 + timedelta(days=1))
+    object.__setattr__(bare, "user_id", user.pk)
+    assert DatabaseHistory().evidence(bare).device.trusted is False
 
 
 def test_learning_writes_profile_population_and_device(user_factory, settings):

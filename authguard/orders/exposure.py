@@ -200,20 +200,21 @@ def ledger_totals(
     adapt_day = connection.ops.adapt_datefield_value
     since = now - timedelta(days=trust_days)
     earliest = starts[hours[-1]]
+    uid = statements.user_id(user.pk)
     params: list[Any] = []
     for h in hours[:-1] or hours:
         params += [adapt(starts[h]), h]
-    params += [hours[-1], symbol, user.pk, adapt(earliest)]
+    params += [hours[-1], symbol, uid, adapt(earliest)]
     day_params: list[Any] = []
     for h in rounded[:-1] or rounded[:1] or hours[:1]:  # as many WHENs as _ledger_sql writes
         day_params += [adapt_day(starts[h].date()), h]
     day_params += [hours[-1]]
-    params += [*day_params, user.pk, adapt_day(earliest.date())]
-    params += [*day_params, user.pk, adapt_day(earliest.date()), symbol]
-    params += [user.pk, adapt(since), user.pk, adapt(since)]
-    params += [user.pk, adapt(since), True, Action.ALLOW, LoginOutcome.STEP_UP_PASSED, LoginOutcome.RESCORED]
+    params += [*day_params, uid, adapt_day(earliest.date())]
+    params += [*day_params, uid, adapt_day(earliest.date()), symbol]
+    params += [uid, adapt(since), uid, adapt(since)]
+    params += [uid, adapt(since), True, Action.ALLOW, LoginOutcome.STEP_UP_PASSED, LoginOutcome.RESCORED]
     params += [f"%{code}%" for code in CONTEXT_CHANGE_REASONS]
-    params += [user.pk, adapt(now), adapt(since)]
+    params += [uid, adapt(now), adapt(since)]
     rows = statements.fetch_all(_ledger_sql(connection.vendor, len(hours), max(len(rounded), 1)), params)
     # Decimal sums and one int count ("il") per window.
     sums: dict[int, dict[str, Any]] = {
@@ -357,10 +358,11 @@ def illiquid_buy_facts(
     campaign_start = adapt(now - timedelta(hours=hours or 0))
     longest = max([hours or 0, *volume_hours])
     volume_start = adapt(now - timedelta(hours=max(volume_hours or [0])))
-    params: list[Any] = [campaign_start, campaign_start, campaign_start, user.pk, campaign_start]
-    params += [volume_start, volume_start, user.pk]
+    uid = statements.user_id(user.pk)
+    params: list[Any] = [campaign_start, campaign_start, campaign_start, uid, campaign_start]
+    params += [volume_start, volume_start, uid]
     params += [adapt(now - timedelta(hours=h)) for h in volume_hours]
-    params += [symbol, user.pk, symbol, symbol, adapt(now - timedelta(hours=longest))]
+    params += [symbol, uid, symbol, symbol, adapt(now - timedelta(hours=longest))]
     (row,) = statements.fetch_all(_campaign_sql(connection.vendor, len(volume_hours)), params)
     accounts, risky_accounts, mine, window_volume, volume_accounts, mine_volume = row[:6]
     risky_sums = row[6 : 6 + len(volume_hours)]
