@@ -307,6 +307,26 @@ def test_the_guards_portfolio_hook_agrees_with_the_portfolio_page_in_one_stateme
     assert services.guard_portfolio(nobody).holdings == ()
 
 
+def test_the_instrument_hook_answers_as_the_model_in_one_statement(db: Any) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    services.sync_instruments()
+    for instrument in Instrument.objects.all():
+        with CaptureQueriesContext(connection) as queries:
+            info = services.guard_instrument(instrument.symbol)
+        assert len(queries) == 1
+        assert info is not None
+        assert (info.symbol, info.name, info.price, info.currency, info.market) == (
+            instrument.symbol, instrument.name, instrument.price, instrument.currency, instrument.market,
+        )  # fmt: skip
+        assert isinstance(info.price, Decimal) and info.is_small_cap is instrument.is_small_cap
+        assert (info.listing_country, info.avg_daily_volume) == (
+            instrument.listing_country, instrument.avg_daily_volume,
+        )  # fmt: skip
+    assert services.guard_instrument("NOPE") is None
+    assert services.guard_instrument("7203' OR '1'='1") is None
+
+
 def test_order_history_is_newest_first_and_only_ones_own(customer: Any) -> None:
     other = services.open_account("jiro", PASSWORD, email="j@example.com", cash=100000, holdings={})
     first = services.place_order(customer, side="sell", symbol="AAPL", quantity=1)

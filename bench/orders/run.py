@@ -371,12 +371,17 @@ def _time_checks(user: Any, *, now: datetime) -> dict[str, Any]:
     times: list[float] = []
     counts: list[int] = []
     with time_machine.travel(now, tick=False):
-        for side, symbol in [("buy", "7203"), ("buy", "7Z2A"), ("buy", "AAPL")] * 20:
+        # The first pass is not timed: a worker's connection has long prepared its statements (and planned
+        # them after the roll-up's ANALYZE) before it meets this account; the month above did that for the
+        # ordinary checks.
+        for n, (side, symbol) in enumerate([("buy", "7203"), ("buy", "7Z2A"), ("buy", "AAPL")] * 40):
             draft = services.validate_order(user, side=side, symbol=symbol, quantity=1)
             intent = services.order_intent(user, draft)
             instrument = services.instrument_info(draft)
             t = time.perf_counter()
             guard.check_order(request, intent, user=user, instrument=instrument)
+            if n < 60:
+                continue
             times.append(time.perf_counter() - t)
             connection.queries_log.clear()
             with CaptureQueriesContext(connection) as queries:

@@ -558,11 +558,29 @@ _INSTRUMENT_FIELDS = (
 )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4)
+def _instrument_sql(vendor: str) -> str:
+    """The instrument statement, written once per database vendor (symbols are unique)."""
+    q = connection.ops.quote_name
+    # Only the model's own (quoted) names are formatted in; the symbol is a parameter.
+    return (
+        f"SELECT {', '.join(q(field) for field in _INSTRUMENT_FIELDS)}"  # noqa: S608
+        f" FROM {q(Instrument._meta.db_table)} WHERE {q('symbol')} = %s"
+    )
+
+
 def guard_instrument(symbol: str) -> InstrumentInfo | None:
-    """``AUTHGUARD_ORDER_INSTRUMENT``: price, average daily volume, market and listing of ``symbol``."""
-    row = Instrument.objects.filter(symbol=symbol).values(*_INSTRUMENT_FIELDS).first()
-    if row is None:
+    """``AUTHGUARD_ORDER_INSTRUMENT``: price, average daily volume, market and listing of ``symbol``.
+
+    Plain SQL through :func:`authguard.statements.fetch_all`, like the portfolio hook: it runs on every order
+    a portal checks without handing the guard the instrument.
+    """
+    rows = statements.fetch_all(_instrument_sql(connection.vendor), [symbol])
+    if not rows:
         return None
+    row = dict(zip(_INSTRUMENT_FIELDS, rows[0], strict=True))
+    row["price"] = _decimal(row["price"])
+    row["is_small_cap"] = bool(row["is_small_cap"])  # SQLite answers 0 or 1
     return InstrumentInfo(**row, fx_rate=JPY_PER_UNIT[row["currency"]])
 
 
