@@ -213,3 +213,24 @@ def test_population_counts_come_from_the_log_not_from_decisions(geoip_dir):
     assert history.population["#users"] == 1  # c alone: a and b never got in
     assert history.population["ip:192.0.2.1"] == 2
     assert set(history.profiles) <= {"c"}
+
+
+@pytest.mark.parametrize("fold_seconds", [0, 900])
+def test_a_replay_continued_on_its_store_scores_every_line_as_one_replay(benchmark, settings, fold_seconds):
+    """What an import followed by enforcement relies on (bench.detection.firstday's day-180 run): the store
+    carries everything a later login reads, the users already counted in ``#users`` included."""
+    settings.AUTHGUARD_POPULATION_FOLD_SECONDS = fold_seconds
+    events, geoip = benchmark
+    lines = events.read_text().splitlines(keepends=True)
+    whole = [json.loads(text) for text in streaming(lines, geoip).splitlines()]
+    half = len(lines) // 2
+    history = MemoryHistory()
+    first, second = io.StringIO(), io.StringIO()
+    replay(lines[:half], first, geoip_path=str(geoip), history=history)
+    assert history.counted_users and history.profiles
+    replay(lines[half:], second, geoip_path=str(geoip), history=history)
+    continued = [json.loads(text) for text in (first.getvalue() + second.getvalue()).splitlines()]
+    assert len(continued) == len(whole) == len(lines)
+    assert [(o["user"], o["score"], o["action"], o["reasons"]) for o in continued] == [
+        (o["user"], o["score"], o["action"], o["reasons"]) for o in whole
+    ]

@@ -138,6 +138,9 @@ class MemoryHistory:
         self.population: dict[str, int] = {}
         #: Appended population values not yet folded into ``population`` (what the live deltas table holds).
         self.pending: list[str] = []
+        #: Users already counted in ``#users`` (once each, at their first learned login), kept with the
+        #: counts so that a replay continued on this store does not count its returning users again.
+        self.counted_users: set[Any] = set()
         self.fold_every = fold_seconds() if fold_every is None else fold_every
         self._fold_period: int | None = None
         self.trusted: dict[tuple[Any, str], datetime] = {}

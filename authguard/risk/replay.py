@@ -231,7 +231,8 @@ class CrossUserPass:
     def __init__(self, history: MemoryHistory, *, schedule: list[tuple[int, Counter[str]]] | None = None):
         self.history = history
         self.schedule = schedule
-        self.counted_users: set[str] = set()
+        # The store's own set: a replay continued on ``history`` (after an import, say) knows who was counted.
+        self.counted_users = history.counted_users
         self._fold_period: int | None = None
         self._swept_window = -_SWEEP_WINDOWS
 

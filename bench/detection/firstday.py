@@ -102,8 +102,14 @@ def imported_state(learned: MemoryHistory, *, at: float) -> MemoryHistory:
     state.profiles = {
         user: json.loads(json.dumps(mark_imported(data, at=at))) for user, data in learned.profiles.items()
     }
-    learned.fold()  # what import-history writes: every value, the last period's included
-    state.population = dict(learned.population)
+    # What import-history writes: every value, the last period's included. Folded on a copy: the day-180
+    # run continues on ``learned`` itself, whose last period's values a live portal folds only at the next
+    # period boundary (folding them here made that run differ from the full replay, seen on seed 12).
+    folded = copy.copy(learned)
+    folded.population, folded.pending = dict(learned.population), list(learned.pending)
+    folded.fold()
+    state.population = folded.population
+    state.counted_users = set(learned.counted_users)  # in ``#users`` already, as their profiles say live
     return state
 
 
