@@ -7,12 +7,14 @@ it (about 0.25 ms). Prepared on the server, it is planned a few times and then k
 the connection's life: one call fell from about 1.0 ms to 0.34 ms on the machine of 2026-12-03.
 
 Django turns psycopg 3's prepared statements off unless the database's ``OPTIONS`` set
-``prepare_threshold`` (a connection pooler in transaction mode that does not track them, such as PgBouncer
-before 1.21 or without ``max_prepared_statements``, would send the next execution to a server connection that
-never prepared it). :func:`fetch_all` follows the portal's switch: with ``prepare_threshold`` set it binds
-the parameters on the server and psycopg prepares the statement after that many executions; without it the
-statement runs as every other query of the portal does. Either way it goes through Django's cursor wrapper,
-so query logging, ``execute_wrapper`` hooks, health checks and error translation apply as to any query.
+``prepare_threshold``: a connection pooler in transaction mode that does not track them would send the next
+execution to a server connection that never prepared it (PgBouncer tracks them from 1.22, with
+``max_prepared_statements`` set). :func:`fetch_all` follows the portal's switch: with ``prepare_threshold``
+set it binds the parameters on the server and psycopg prepares the statement after that many executions;
+without it the statement runs as every other query of the portal does. Either way it goes through Django's
+cursor wrapper, so ``execute_wrapper`` hooks, health checks, error translation and ``connection.queries``
+apply as to any query (the ``django.db.backends`` debug log line of a prepared statement shows no text on
+Django 5.2).
 """
 
 from __future__ import annotations
@@ -48,9 +50,17 @@ def fetch_all(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS)
     """
     connection = connections[using]
     with connection.cursor() as cursor:
-        if prepares(connection):
+        on_server = prepares(connection)
+        if on_server:
             _bind_on_server(cursor, connection)
         cursor.execute(sql, params)
+        if on_server and connection.queries_logged and connection.queries_log:
+            # Django reads the logged text back from psycopg's last query, which a server-bound statement
+            # holds with $1 placeholders and a prepared one not at all (Django 5.2 logs None): log the
+            # statement as composed, as for every other query (connection.queries, CaptureQueriesContext).
+            # (compose_sql is PostgreSQL's, which on_server implies.)
+            composed = connection.ops.compose_sql(sql, params)  # type: ignore[attr-defined]
+            connection.queries_log[-1]["sql"] = composed
         return cursor.fetchall()
 
 

@@ -71,16 +71,18 @@ def test_the_ledger_statement_is_prepared_where_allowed_and_answers_as_unprepare
     calls = threshold + 8
     with CaptureQueriesContext(connection) as queries:
         prepared = [_ledger(user, now) for _ in range(calls)]
-    # Every call is still one query in Django's log, and the same answer as without preparing.
+    # Every call is still one query in Django's log, with its text (Django 5.2 would log None once prepared),
+    # and the same answer as without preparing.
     assert len(queries) == calls
+    table = GuardedOrder._meta.db_table
+    assert all(isinstance(q["sql"], str) and table in q["sql"] and "$1" not in q["sql"] for q in queries)
     assert all(answer == unprepared[0] for answer in prepared + unprepared)
     totals, held_due, trust = prepared[-1]
     assert totals[720].sells_held > 0 and totals[720].illiquid_buys > 0 and totals[24].buys_placed > 0
-    # psycopg prepared it after ``threshold`` executions; the server ran it from then on, with a cached plan
-    # once its five custom plans were made.
+    # psycopg prepared it after ``threshold`` executions and the server ran it from then on (whether it keeps
+    # a generic plan is the planner's choice, by its cost estimates).
     ((generic, custom),) = _prepared_ledger_statements()
     assert generic + custom == calls - threshold
-    assert generic >= calls - threshold - 5
 
 
 @pytest.mark.django_db

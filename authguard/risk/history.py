@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from django.core.cache import cache as default_cache
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -208,10 +208,10 @@ _PROFILE_DATA = RiskProfile._meta.get_field("data")
 
 
 @functools.lru_cache(maxsize=4)
-def _profile_sql(vendor: str) -> str:
+def _profile_sql(alias: str) -> str:
     """The user's stored profile (NULL without one) and whether the login's browser is one of the user's
-    trusted devices, not revoked, trusted until after the login."""
-    q = connection.ops.quote_name
+    trusted devices, not revoked, trusted until after the login (on the database ``alias``)."""
+    q = connections[alias].ops.quote_name
     profiles, devices = q(RiskProfile._meta.db_table), q(KnownDevice._meta.db_table)
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
     return (
@@ -222,9 +222,9 @@ def _profile_sql(vendor: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _population_sql(vendor: str, keys: int) -> str:
-    """The population counts of ``keys`` keys (a login asks for a few dozen)."""
-    q = connection.ops.quote_name
+def _population_sql(alias: str, keys: int) -> str:
+    """The population counts of ``keys`` keys (a login asks for a few dozen) on the database ``alias``."""
+    q = connections[alias].ops.quote_name
     # SECURITY: only the model's own (quoted) names are formatted in; every key is a parameter.
     return (
         f"SELECT {q('key')}, {q('count')} FROM {q(PopulationCount._meta.db_table)}"  # noqa: S608
@@ -250,19 +250,23 @@ class DatabaseHistory:
         trusted = False
         if ctx.user_id is not None:
             # The profile and whether this browser is trusted in one statement (issue 15), also on a first
-            # login (no profile row yet).
-            user = statements.user_id(ctx.user_id)
+            # login (no profile row yet); read where the portal's routers read the profiles.
+            alias = router.db_for_read(RiskProfile) or DEFAULT_DB_ALIAS
+            db = connections[alias]
+            user = statements.user_id(ctx.user_id, using=alias)
             ((stored, trusted_flag),) = statements.fetch_all(
-                _profile_sql(connection.vendor),
-                [user, user, ctx.device_hash or "", connection.ops.adapt_datetimefield_value(ctx.time)],
+                _profile_sql(alias),
+                [user, user, ctx.device_hash or "", db.ops.adapt_datetimefield_value(ctx.time)],
+                using=alias,
             )
             # (No column expression: the value is the whole document, not a key transform.)
-            data = _PROFILE_DATA.from_db_value(stored, None, connection)  # type: ignore[arg-type]
+            data = _PROFILE_DATA.from_db_value(stored, None, db)  # type: ignore[arg-type]
             # SECURITY: a login without a device cookie is never a trusted browser.
             trusted = bool(ctx.device_hash) and bool(trusted_flag)
         keys = population_keys(ctx)
         profile = Profile.at(data, ctx.timestamp, self.horizon_days)
-        population = dict(statements.fetch_all(_population_sql(connection.vendor, len(keys)), keys))
+        counts = router.db_for_read(PopulationCount) or DEFAULT_DB_ALIAS
+        population = dict(statements.fetch_all(_population_sql(counts, len(keys)), keys, using=counts))
         ctx = judged_context(ctx, profile, trusted=trusted)
         return Evidence(
             ctx=ctx,
