@@ -86,6 +86,21 @@ def test_a_browser_is_trusted_only_while_its_trust_runs_and_it_is_not_revoked(
     assert DatabaseHistory().evidence(bare).device.trusted is False
 
 
+def test_a_browser_trusted_on_one_account_is_not_trusted_on_another(user_factory):
+    owner, other = user_factory("owner"), user_factory("neighbour")
+    learn_n(other, 2)
+    login = ctx(user=owner.username, ip=IP_TOKYO, device="shared-browser", at=T0 + timedelta(days=1))
+    object.__setattr__(login, "user_id", owner.pk)
+    KnownDevice.objects.create(
+        user=owner, cookie_hash=login.device_hash, first_seen_at=T0, last_seen_at=T0,
+        trusted_until=login.time + timedelta(days=30),
+    )  # fmt: skip
+    assert DatabaseHistory().evidence(login).device.trusted is True
+    # The same cookie presented for the other account (a thief who holds the owner's trusted browser).
+    object.__setattr__(login, "user_id", other.pk)
+    assert DatabaseHistory().evidence(login).device.trusted is False
+
+
 def test_learning_writes_profile_population_and_device(user_factory, settings):
     settings.AUTHGUARD_POPULATION_FOLD_SECONDS = 900
     user = user_factory("alice")

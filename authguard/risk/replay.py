@@ -231,8 +231,6 @@ class CrossUserPass:
     def __init__(self, history: MemoryHistory, *, schedule: list[tuple[int, Counter[str]]] | None = None):
         self.history = history
         self.schedule = schedule
-        # The store's own set: a replay continued on ``history`` (after an import, say) knows who was counted.
-        self.counted_users = history.counted_users
         self._fold_period: int | None = None
         self._swept_window = -_SWEEP_WINDOWS
 
@@ -261,8 +259,10 @@ class CrossUserPass:
             history.counters.forget_before(ctx.timestamp)
         if counted:
             history.pending.extend(keys)
-            if ctx.username not in self.counted_users:
-                self.counted_users.add(ctx.username)
+            # The store's set, not this pass's: a replay continued on it (after an import, say) knows who was
+            # counted.
+            if ctx.username not in history.counted_users:
+                history.counted_users.add(ctx.username)
                 history.pending.append("#users")
 
     def _fold(self, line: int) -> None:
