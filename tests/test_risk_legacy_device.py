@@ -11,15 +11,18 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 from django.utils import timezone
 
 from authguard.conf import app_settings
-from authguard.models import LoginEvent, RiskProfile
+from authguard.models import KnownDevice, LoginEvent, RiskProfile
 from authguard.risk.context import build_context, device_hash
+from authguard.risk.findings import configured_signals
 from authguard.risk.history import MemoryHistory
 from authguard.risk.import_history import import_history, mark_imported
-from authguard.risk.replay import replay
+from authguard.risk.policy import Thresholds
+from authguard.risk.replay import Policy, ReplayError, replay
 
 from .conftest import IP_TOKYO, IP_US_HOME, UA_CHROME_WIN, UA_FIREFOX_LINUX, OrderApi
 from .test_risk_import_history import log as import_log
@@ -137,10 +140,11 @@ def test_a_stolen_portal_cookie_is_evidence_not_identity(imported: datetime) -> 
     assert "device_user_agent_sideways" in other.reasons and other.action != "allow", other.reasons
 
 
-def test_a_portal_cookie_never_counts_as_a_remembered_device(imported: datetime) -> None:
+def test_a_portal_cookie_is_not_a_remembered_device_unless_a_passkey_verified_it(imported: datetime) -> None:
     event, _ = sign_in(imported, portal_id=PORTAL_ID)
     codes = {finding["code"] for finding in event.findings}
-    # At most what authguard's own cookie of a known device gets: the known-device discount, no more.
+    # The old log names no factor: at most what authguard's own cookie of a known device gets, the
+    # known-device discount, no more (a passkey named in the log: the tests below).
     assert "known_device" in codes and "remembered_device" not in codes, codes
 
 
@@ -209,3 +213,121 @@ def test_any_portal_cookie_value_builds_a_context(value: str, settings: Any, rf:
     assert ctx.legacy_device_hash == expected and ctx.device_hash is None
     settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = None
     assert build_context(request, username="alice").legacy_device_hash is None
+
+
+def _stepped_up_log(start: datetime, days: int, **overrides: Any) -> list[str]:
+    """alice's PC (``PORTAL_ID``), daily; with :func:`_asking` every line is a step-up the line passed."""
+    return log(start, "alice", days, second_factor_ok=True, **overrides)
+
+
+def _asking() -> Policy:
+    """A policy that steps up every sign-in: each line of the old log is a step-up (the factor decides)."""
+    return Policy(configured_signals(), Thresholds(step_up=0, deny=10_000))
+
+
+@pytest.fixture
+def passkey_imported(user_factory: Any, totp_factory: Any, geoip: Any, settings: Any) -> datetime:
+    """alice imported from 40 days of her PC's sign-ins, each a step-up the log says a passkey passed."""
+    totp_factory(user_factory("alice"))
+    now = timezone.now()
+    lines = _stepped_up_log(now - timedelta(days=45), 40, second_factor="passkey")
+    summary = import_history(lines, geoip_path=str(geoip), policy=_asking())
+    assert summary.remembered_devices == 1
+    settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = COOKIE
+    return now
+
+
+def test_a_portal_device_a_passkey_verified_in_the_old_log_is_remembered_and_listed(
+    passkey_imported: datetime,
+) -> None:
+    listed = KnownDevice.objects.get()
+    assert listed.cookie_hash == device_hash(PORTAL_ID) and listed.revoked_at is None
+    # Remembered as authguard would have remembered it: from the last passkey step-up, for 30 days.
+    last_line = passkey_imported - timedelta(days=6)
+    assert listed.trusted_until == pytest.approx(last_line + timedelta(days=30), abs=timedelta(seconds=1))
+    event, _ = sign_in(passkey_imported, portal_id=PORTAL_ID)
+    codes = {finding["code"] for finding in event.findings}
+    assert "remembered_device" in codes and event.action == "allow", codes
+    # Only the portal's cookie presents it: the same id as authguard's cookie is nothing (it is signed).
+    bare, _ = sign_in(passkey_imported + timedelta(minutes=1), portal_id=None)
+    assert "remembered_device" not in {finding["code"] for finding in bare.findings}
+
+
+def test_a_revoked_imported_device_is_no_longer_remembered_nor_brought_back_by_importing_again(
+    passkey_imported: datetime, geoip: Any
+) -> None:
+    listed = KnownDevice.objects.get()
+    # The customer revokes it from her security page, where it is listed like her other devices.
+    page = Client()
+    page.force_login(listed.user)
+    assert listed.label in page.get(reverse("authguard:security")).content.decode()
+    page.post(reverse("authguard:security-revoke-device", args=[listed.pk]))
+    listed.refresh_from_db()
+    assert listed.revoked_at is not None and listed.trusted_until is None
+    event, _ = sign_in(passkey_imported + timedelta(minutes=1), portal_id=PORTAL_ID)
+    codes = {finding["code"] for finding in event.findings}
+    assert "known_device" in codes and "remembered_device" not in codes, codes
+    lines = _stepped_up_log(passkey_imported - timedelta(days=45), 40, second_factor="passkey")
+    import_history(lines, geoip_path=str(geoip), policy=_asking(), replace=True)
+    listed.refresh_from_db()
+    assert listed.revoked_at is not None and listed.trusted_until is None
+
+
+def test_authguards_cookie_takes_the_remembered_device_over(passkey_imported: datetime) -> None:
+    until = KnownDevice.objects.get().trusted_until
+    _, api = sign_in(passkey_imported, portal_id=PORTAL_ID)
+    # The portal's entry became her browser's authguard cookie, remembered until the same time.
+    (own,) = KnownDevice.objects.all()
+    assert own.cookie_hash != device_hash(PORTAL_ID) and own.trusted_until == until
+    with time_machine.travel(passkey_imported + timedelta(days=1), tick=False):
+        api.client.cookies.pop(COOKIE)
+        api.post("/api/logout")
+        api.login("alice", PASSWORD)
+    again = LoginEvent.objects.latest("pk")
+    assert "remembered_device" in {finding["code"] for finding in again.findings}, again.findings
+    # A copy of the portal's cookie alone (stolen before the takeover) is no device at all now.
+    thief, _ = sign_in(passkey_imported + timedelta(days=2), portal_id=PORTAL_ID)
+    assert "new_device" in thief.reasons
+
+
+@pytest.mark.parametrize("factor", ["totp", "recovery_code", None])
+def test_a_relayable_or_unnamed_factor_in_the_old_log_remembers_nothing(
+    factor: str | None, user_factory: Any, geoip: Any, settings: Any
+) -> None:
+    user_factory("alice")
+    now = timezone.now()
+    extra = {} if factor is None else {"second_factor": factor}
+    summary = import_history(
+        _stepped_up_log(now - timedelta(days=45), 40, **extra), geoip_path=str(geoip), policy=_asking()
+    )
+    assert summary.remembered_devices == 0 and not KnownDevice.objects.exists()
+    # SECURITY: as live, a step-up passed with a relayable factor teaches the profile nothing either.
+    assert RiskProfile.objects.exists() is (factor is None)
+    if factor is None:
+        settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = COOKIE
+        event, _ = sign_in(now, portal_id=PORTAL_ID)
+        assert "remembered_device" not in {finding["code"] for finding in event.findings}
+
+
+@pytest.mark.parametrize("value", [5, "", "x" * 41, ["passkey"]])
+def test_a_malformed_second_factor_stops_an_import_and_is_ignored_by_the_replay(
+    value: Any, user_factory: Any, geoip: Any
+) -> None:
+    user_factory("alice")
+    lines = log(timezone.now() - timedelta(days=3), "alice", 3, second_factor=value)
+    with pytest.raises(ReplayError, match="line 1: 'second_factor'"):
+        import_history(lines, geoip_path=str(geoip))
+    assert not RiskProfile.objects.exists()
+    # The replay's contract reads seven keys and ignores the others: the same lines replay.
+    assert replay(lines, _Null(), geoip_path=str(geoip)).lines == 3
+
+
+def test_the_replay_contract_ignores_the_factor_an_import_reads(geoip: Any) -> None:
+    start = timezone.now() - timedelta(days=45)
+    lines = _stepped_up_log(start, 40, second_factor="totp")
+    contract, imported = MemoryHistory(), MemoryHistory()
+    with override_settings(AUTHGUARD_GEOIP_PATH=str(geoip)):
+        replay(lines, _Null(), geoip_path=str(geoip), policy=_asking(), history=contract)
+        replay(lines, _Null(), geoip_path=str(geoip), policy=_asking(), history=imported, factors=True)
+    assert "alice" in contract.profiles and contract.trusted  # as CONTRACTS section 5 says
+    assert not imported.profiles and not imported.trusted and not imported.passkey_devices

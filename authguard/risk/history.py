@@ -144,6 +144,10 @@ class MemoryHistory:
         self.fold_every = fold_seconds() if fold_every is None else fold_every
         self._fold_period: int | None = None
         self.trusted: dict[tuple[Any, str], datetime] = {}
+        #: Of ``trusted``, the devices a replayed line said a passkey verified (``second_factor``), with that
+        #: login's browser, time, address and place: what an import may remember
+        #: (:mod:`authguard.risk.import_history`).
+        self.passkey_devices: dict[tuple[Any, str], tuple[str, datetime, str | None, str]] = {}
         self.counters = DictCache()
         self._swept_window = -_SWEEP_WINDOWS
 
@@ -165,8 +169,13 @@ class MemoryHistory:
         reads given: this store's own, or the sharded replay's first pass (:mod:`authguard.risk.replay`)."""
         profile = Profile.at(self.profiles.get(ctx.user_id), ctx.timestamp, self.horizon_days)
         until = self.trusted.get((ctx.user_id, ctx.device_hash or ""))
-        trusted = until is not None and until > ctx.time
-        ctx = judged_context(ctx, profile, trusted=trusted)
+        legacy_until = self.trusted.get((ctx.user_id, ctx.legacy_device_hash or ""))
+        ctx, trusted = judged_context(
+            ctx,
+            profile,
+            trusted=until is not None and until > ctx.time,
+            legacy_trusted=legacy_until is not None and legacy_until > ctx.time,
+        )
         return Evidence(
             ctx=ctx,
             profile=profile,
@@ -181,6 +190,17 @@ class MemoryHistory:
             self.fold()
         data = take_over(self.profiles.get(ctx.user_id), evidence.ctx, ctx)
         self.profiles[ctx.user_id] = learn(data, ctx, horizon_days=self.horizon_days)
+        self.move_trust(ctx, evidence)
+
+    def move_trust(self, ctx: LoginContext, evidence: Evidence) -> None:
+        """After :func:`take_over`: a remembered imported device's trust moves to authguard's cookie."""
+        old = remembered_taken_over(ctx, evidence)
+        if old is None or not ctx.device_hash:
+            return
+        until = self.trusted.pop((ctx.user_id, old), None)
+        if until is not None and until > ctx.time:
+            have = self.trusted.get((ctx.user_id, ctx.device_hash))
+            self.trusted[(ctx.user_id, ctx.device_hash)] = until if have is None else max(have, until)
 
     def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
         record_attempt(self.counters, ctx, failed=failed)
@@ -207,18 +227,28 @@ class MemoryHistory:
 _PROFILE_DATA = RiskProfile._meta.get_field("data")
 
 
+def remembered_taken_over(ctx: LoginContext, evidence: Evidence) -> str | None:
+    """The hash of the remembered imported device (the portal's cookie) that authguard's cookie of ``ctx``
+    takes over as the login is learned, or None (:mod:`authguard.risk.legacy_device`)."""
+    judged = evidence.ctx.device_hash
+    if evidence.ctx is ctx or not evidence.device.trusted or judged is None or judged == ctx.device_hash:
+        return None
+    return judged
+
+
 @functools.lru_cache(maxsize=4)
 def _profile_sql(alias: str) -> str:
-    """The user's stored profile (NULL without one) and whether the login's browser is one of the user's
-    trusted devices, not revoked, trusted until after the login (on the database ``alias``)."""
+    """The user's stored profile (NULL without one) and whether the login's browser, then the portal's
+    device cookie it presented, is one of the user's trusted devices, not revoked, trusted until after the
+    login (on the database ``alias``)."""
     q = connections[alias].ops.quote_name
     profiles, devices = q(RiskProfile._meta.db_table), q(KnownDevice._meta.db_table)
-    # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
-    return (
-        f"SELECT (SELECT data FROM {profiles} WHERE user_id = %s),"  # noqa: S608
-        f" CASE WHEN EXISTS (SELECT 1 FROM {devices} WHERE user_id = %s AND cookie_hash = %s"
+    trusted = (
+        f" CASE WHEN EXISTS (SELECT 1 FROM {devices} WHERE user_id = %s AND cookie_hash = %s"  # noqa: S608
         " AND revoked_at IS NULL AND trusted_until > %s) THEN 1 ELSE 0 END"
     )
+    # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
+    return f"SELECT (SELECT data FROM {profiles} WHERE user_id = %s),{trusted},{trusted}"  # noqa: S608
 
 
 @functools.lru_cache(maxsize=64)
@@ -247,27 +277,29 @@ class DatabaseHistory:
 
     def evidence(self, ctx: LoginContext) -> Evidence:
         data = None
-        trusted = False
+        trusted = legacy_trusted = False
         if ctx.user_id is not None:
             # The profile and whether this browser is trusted in one statement (issue 15), also on a first
             # login (no profile row yet); read where the portal's routers read the profiles.
             alias = router.db_for_read(RiskProfile) or DEFAULT_DB_ALIAS
             db = connections[alias]
             user = statements.user_id(ctx.user_id, using=alias)
-            ((stored, trusted_flag),) = statements.fetch_all(
+            at = db.ops.adapt_datetimefield_value(ctx.time)
+            ((stored, trusted_flag, legacy_flag),) = statements.fetch_all(
                 _profile_sql(alias),
-                [user, user, ctx.device_hash or "", db.ops.adapt_datetimefield_value(ctx.time)],
+                [user, user, ctx.device_hash or "", at, user, ctx.legacy_device_hash or "", at],
                 using=alias,
             )
             # (No column expression: the value is the whole document, not a key transform.)
             data = _PROFILE_DATA.from_db_value(stored, None, db)  # type: ignore[arg-type]
             # SECURITY: a login without a device cookie is never a trusted browser.
             trusted = bool(ctx.device_hash) and bool(trusted_flag)
+            legacy_trusted = bool(ctx.legacy_device_hash) and bool(legacy_flag)
         keys = population_keys(ctx)
         profile = Profile.at(data, ctx.timestamp, self.horizon_days)
         counts = router.db_for_read(PopulationCount) or DEFAULT_DB_ALIAS
         population = dict(statements.fetch_all(_population_sql(counts, len(keys)), keys, using=counts))
-        ctx = judged_context(ctx, profile, trusted=trusted)
+        ctx, trusted = judged_context(ctx, profile, trusted=trusted, legacy_trusted=legacy_trusted)
         return Evidence(
             ctx=ctx,
             profile=profile,
@@ -312,6 +344,28 @@ class DatabaseHistory:
                         last_ip=ctx.ip,
                         last_place=ctx.geo.place,
                     )
+                self._move_trust(ctx, evidence)
+
+    def _move_trust(self, ctx: LoginContext, evidence: Evidence) -> None:
+        """After :func:`take_over`: the remembered imported device (listed under the portal's cookie) becomes
+        authguard's cookie, with the same "remembered until"; the portal's entry is gone."""
+        old = remembered_taken_over(ctx, evidence)
+        if old is None or ctx.user_id is None:
+            return
+        imported = (
+            KnownDevice.objects.select_for_update()
+            .filter(user_id=ctx.user_id, cookie_hash=old, revoked_at__isnull=True, trusted_until__gt=ctx.time)
+            .first()
+        )
+        if imported is None:
+            return  # revoked or lapsed between the evidence and now: nothing to carry over
+        own = KnownDevice.objects.get(user_id=ctx.user_id, cookie_hash=ctx.device_hash)
+        until = imported.trusted_until
+        assert until is not None  # filtered above
+        if own.revoked_at is None and (own.trusted_until is None or own.trusted_until < until):
+            own.trusted_until = until
+            own.save(update_fields=["trusted_until"])
+        imported.delete()
 
     def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
         record_attempt(self.cache, ctx, failed=failed)

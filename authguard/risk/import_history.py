@@ -12,14 +12,21 @@ format (CONTRACTS section 5, :mod:`authguard.risk.replay`) and imports it first:
    already have a live profile are left alone unless ``replace``), and the population counts (added to the
    live ones). Users of the log that the portal does not have are counted and skipped.
 
-The portal's own device ids (the log's ``device_id``) are not authguard's device cookies: an import remembers
-no device as trusted, but it keeps each account's per-device memory keyed by those ids (how many devices,
+The portal's own device ids (the log's ``device_id``) are not authguard's device cookies: an import keeps
+each account's per-device memory keyed by those ids (how many devices,
 what they were, their networks and cities; :func:`mark_imported`), so attacks right after the install are
 judged as later. Where the portal sets its own long-lived device cookie and its log's ``device_id`` is that
 cookie's value, ``AUTHGUARD_LEGACY_DEVICE_COOKIE`` names the cookie: a returning browser presenting it is
 then judged as its imported device, with a known device's checks, until authguard's cookie takes the device
 over (:mod:`authguard.risk.legacy_device`); without the setting each browser's first authguard cookie is a
 new device.
+
+An import remembers (trusts) a device only where live authguard would have: a line the replay stepped up
+whose log says a passkey passed it (``"second_factor": "passkey"``;
+:data:`authguard.risk.replay.PHISHING_RESISTANT`), for ``AUTHGUARD_TRUSTED_DEVICE_DAYS`` from that line.
+Such a device is listed among the customer's devices (``KnownDevice``, keyed by the portal's id) and can be
+revoked like any other; only the portal's cookie can present it. SECURITY: a relayable factor, or a log
+that does not say which factor, remembers nothing.
 """
 
 from __future__ import annotations
@@ -34,8 +41,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from authguard.models import PopulationCount, RiskProfile
+from authguard.models import KnownDevice, PopulationCount, RiskProfile
 from authguard.risk.history import MemoryHistory
 from authguard.risk.replay import Policy, replay
 
@@ -60,6 +68,7 @@ class ImportSummary:
     kept_profiles: int = 0
     unknown_users: int = 0
     population_keys: int = 0
+    remembered_devices: int = 0
     seconds: float = 0.0
     dry_run: bool = False
     unknown_examples: list[str] = field(default_factory=list)
@@ -69,7 +78,8 @@ class ImportSummary:
         return (
             f"{self.lines:,} sign-ins read in {self.seconds:.1f} s; {self.learned_users:,} accounts learned: "
             f"{verb} {self.imported_profiles:,} profiles, kept {self.kept_profiles:,} existing ones, "
-            f"{self.unknown_users:,} unknown to this portal; {self.population_keys:,} population counts."
+            f"{self.unknown_users:,} unknown to this portal; {self.population_keys:,} population counts; "
+            f"{self.remembered_devices:,} devices remembered after a passkey."
         )
 
 
@@ -90,8 +100,15 @@ def import_history(
     """
     started = time.monotonic()
     history = MemoryHistory()
+    # The old log may name each line's second factor (``second_factor``): only the import reads it.
     scored = replay(
-        lines, _Discard(), geoip_path=geoip_path, policy=policy, progress=progress, history=history
+        lines,
+        _Discard(),
+        geoip_path=geoip_path,
+        policy=policy,
+        progress=progress,
+        history=history,
+        factors=True,
     )
     history.fold()  # the last period's values too: the import writes the complete counts
     summary = ImportSummary(lines=scored.lines, learned_users=len(history.profiles), dry_run=dry_run)
@@ -106,7 +123,8 @@ def import_history(
     summary.unknown_users = len(unknown)
     summary.unknown_examples = unknown[:5]
     with transaction.atomic():
-        _write_profiles(history, pks, summary, replace=replace, dry_run=dry_run)
+        imported = _write_profiles(history, pks, summary, replace=replace, dry_run=dry_run)
+        summary.remembered_devices = _write_devices(history, imported, now=timezone.now(), dry_run=dry_run)
         summary.population_keys = _write_population(history.population, dry_run=dry_run)
         if dry_run:
             transaction.set_rollback(True)
@@ -138,12 +156,14 @@ def mark_imported(data: dict[str, Any], *, at: float) -> dict[str, Any]:
 
 def _write_profiles(
     history: MemoryHistory, pks: dict[str, Any], summary: ImportSummary, *, replace: bool, dry_run: bool
-) -> None:
+) -> dict[str, Any]:
+    """Write the profiles; returns the accounts (log name to key) whose profile was imported."""
     now = timezone.now().timestamp()
     existing = set(
         RiskProfile.objects.filter(user_id__in=list(pks.values())).values_list("user_id", flat=True)
     )
     fresh: list[RiskProfile] = []
+    imported: dict[str, Any] = {}
     for name, pk in pks.items():
         data = mark_imported(history.profiles[name], at=now)
         if pk in existing:
@@ -155,8 +175,37 @@ def _write_profiles(
         else:
             fresh.append(RiskProfile(user_id=pk, data=data))
         summary.imported_profiles += 1
+        imported[name] = pk
     if fresh and not dry_run:
         RiskProfile.objects.bulk_create(fresh, batch_size=BATCH)
+    return imported
+
+
+def _write_devices(history: MemoryHistory, imported: dict[str, Any], *, now: Any, dry_run: bool) -> int:
+    """List the devices a passkey verified in the old log, still remembered at ``now``, as the customers'
+    remembered devices (keyed by the portal's id); returns how many. An existing entry is left as it is:
+    SECURITY: a device the customer revoked is not brought back by importing again."""
+    rows = []
+    for (name, device), (label, when, ip, place) in history.passkey_devices.items():
+        until = history.trusted.get((name, device))
+        pk = imported.get(str(name))
+        if pk is None or until is None or until <= now:
+            continue
+        rows.append(
+            KnownDevice(
+                user_id=pk,
+                cookie_hash=device,
+                label=f"{label} ({_('from the sign-in log')})"[:200],
+                first_seen_at=when,
+                last_seen_at=when,
+                last_ip=ip,
+                last_place=place[:120],
+                trusted_until=until,
+            )
+        )
+    if rows and not dry_run:
+        KnownDevice.objects.bulk_create(rows, batch_size=BATCH, ignore_conflicts=True)
+    return len(rows)
 
 
 def _write_population(population: dict[str, int], *, dry_run: bool) -> int:

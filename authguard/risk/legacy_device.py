@@ -15,8 +15,12 @@ With ``AUTHGUARD_LEGACY_DEVICE_COOKIE`` naming the portal's cookie:
 SECURITY: the portal's cookie is as stealable as authguard's own (infostealers copy every cookie), and its
 ids were in the portal's log. So it never counts for more than authguard's cookie would: only devices the
 import learned (an id the profile does not know, or one authguard learned, counts as no cookie, so guessing
-ids gains nothing), never as a remembered (trusted) device, never over a known or remembered authguard
-cookie or a DBSC-bound one, and only until the device is taken over or forgotten with the profile's horizon.
+ids gains nothing), never over a known or remembered authguard cookie or a DBSC-bound one, and only until
+the device is taken over or forgotten with the profile's horizon. It is a remembered (trusted) device only
+where authguard's cookie would have been one: the old log says a passkey passed a step-up the replay asked
+for on it, within ``AUTHGUARD_TRUSTED_DEVICE_DAYS`` (the import then lists it among the customer's devices,
+who can revoke it like any other; :func:`authguard.risk.import_history.import_history`). A relayable
+factor, or a log that does not say which factor, remembers nothing.
 """
 
 from __future__ import annotations
@@ -42,20 +46,25 @@ def imported_device(profile: Profile, dev: str) -> bool:
     return entry is not None and len(entry) == 8 and entry[0] <= imported and profile.count("dev", dev) > 0
 
 
-def judged_context(ctx: LoginContext, profile: Profile, *, trusted: bool) -> LoginContext:
-    """``ctx`` as the risk engine judges it: the imported device its legacy cookie names, or ``ctx`` itself.
+def judged_context(
+    ctx: LoginContext, profile: Profile, *, trusted: bool, legacy_trusted: bool = False
+) -> tuple[LoginContext, bool]:
+    """``ctx`` as the risk engine judges it (the imported device its legacy cookie names, or ``ctx`` itself),
+    and whether that device is a remembered one.
 
     ``trusted``: whether the login's authguard cookie is a remembered device (it is then judged by it).
+    ``legacy_trusted``: whether the portal's cookie is one the import remembered for this account (it counts
+    only where the login is judged as that imported device).
     """
     legacy = ctx.legacy_device_hash
     if legacy is None or trusted or ctx.dbsc != "unbound":
-        return ctx
+        return ctx, trusted
     own = ctx.device_hash
     if own is not None and profile.count("dev", own[:20]) > 0:
-        return ctx  # authguard's own cookie already took over
+        return ctx, trusted  # authguard's own cookie already took over
     if not imported_device(profile, legacy[:20]):
-        return ctx  # SECURITY: an id the import did not learn for this account counts as no cookie
-    return replace(ctx, device_hash=legacy, legacy_device_hash=None)
+        return ctx, trusted  # SECURITY: an id the import did not learn for this account counts as no cookie
+    return replace(ctx, device_hash=legacy, legacy_device_hash=None), legacy_trusted
 
 
 def _move(values: dict[str, list[int]] | None, old: str, new: str) -> None:

@@ -85,6 +85,24 @@ class LoginRecord(NamedTuple):
     #: Optional: the portal's own device cookie the browser presented (read with
     #: ``AUTHGUARD_LEGACY_DEVICE_COOKIE`` set; :mod:`authguard.risk.legacy_device`).
     legacy_device_id: str | None = None
+    #: Optional: which second factor the line's ``second_factor_ok`` is about (``"passkey"``, ``"totp"``...);
+    #: None when the log does not say or is not read for it (:func:`strong_factor`, :func:`parse_line`).
+    second_factor: str | None = None
+
+
+#: ``second_factor`` values a phishing page cannot relay: a step-up passed with one of them is learned and
+#: remembers the browser, as live (``authguard.login.stepup.remembers_device``).
+PHISHING_RESISTANT = frozenset({"passkey", "webauthn", "security_key"})
+
+
+def strong_factor(record: LoginRecord) -> bool:
+    """Whether a passed step-up on this line may teach the profile and remember the browser.
+
+    As live, only a factor a phishing page cannot relay does (a TOTP or recovery code is good for its session
+    only). A log that does not say which factor (no ``second_factor``) is read as before this key existed:
+    the step-up the replay models is authguard's passkey step-up.
+    """
+    return record.second_factor is None or record.second_factor in PHISHING_RESISTANT
 
 
 @dataclass
@@ -143,8 +161,12 @@ class Summary:
         return "\n".join(out)
 
 
-def parse_line(number: int, text: str) -> LoginRecord:
-    """Validate one input line against CONTRACTS section 5."""
+def parse_line(number: int, text: str, *, factors: bool = False) -> LoginRecord:
+    """Validate one input line against CONTRACTS section 5.
+
+    ``factors``: also read the optional ``second_factor`` key (``authguard import-history`` does; the replay
+    contract ignores keys beyond its seven, so ``authguard replay`` does not).
+    """
     try:
         obj = json.loads(text)
     except ValueError as exc:
@@ -177,6 +199,9 @@ def parse_line(number: int, text: str) -> LoginRecord:
         raise ReplayError(number, "'password_ok' must be true or false")
     if obj["second_factor_ok"] is not None and not isinstance(obj["second_factor_ok"], bool):
         raise ReplayError(number, "'second_factor_ok' must be true, false or null")
+    factor = obj.get("second_factor") if factors else None
+    if factor is not None and (not isinstance(factor, str) or not factor or len(factor) > 40):
+        raise ReplayError(number, "'second_factor' must be a factor's name (passkey, totp...) or null")
     return LoginRecord(
         number,
         when,
@@ -187,6 +212,7 @@ def parse_line(number: int, text: str) -> LoginRecord:
         obj["password_ok"],
         obj["second_factor_ok"],
         legacy if isinstance(legacy := obj.get("legacy_device_id"), str) else None,
+        factor.lower() if factor else None,
     )
 
 
@@ -298,13 +324,24 @@ class UserScorer:
         assessment, evidence = score_login(ctx, self, signals=policy.signals, thresholds=policy.thresholds)
         # The decision is made; only now may the line's own second factor result be read.
         if record.password_ok and evidence is not None:
+            # SECURITY: as live, a step-up passed with a relayable factor teaches nothing (issue 13).
             passed = assessment.action == Action.ALLOW or (
-                assessment.action == Action.STEP_UP and record.second_factor_ok is True
+                assessment.action == Action.STEP_UP
+                and record.second_factor_ok is True
+                and strong_factor(record)
             )
             if passed:
                 self.learn(ctx, evidence)
                 if assessment.action == Action.STEP_UP:
                     self.trust_device(ctx, trusted_until(ctx))
+                    if record.second_factor is not None and ctx.device_hash:
+                        # The log says so: the import may remember the portal's device id (import_history).
+                        self.history.passkey_devices[(ctx.user_id, ctx.device_hash)] = (
+                            ctx.client.summary,
+                            ctx.time,
+                            ctx.ip,
+                            ctx.geo.place,
+                        )
         reasons = assessment.reasons
         action = assessment.action.value
         # Written by hand: the same JSON as json.dumps of the dict, at a third of the cost per line.
@@ -322,6 +359,7 @@ class UserScorer:
         history = self.history
         data = take_over(history.profiles.get(ctx.user_id), evidence.ctx, ctx)
         history.profiles[ctx.user_id] = learn(data, ctx, horizon_days=history.horizon_days)
+        history.move_trust(ctx, evidence)
 
     def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
         """Nothing: pass 1 counts every attempt."""
@@ -339,13 +377,16 @@ def replay(
     progress: IO[str] | None = None,
     progress_every: float = 2.0,
     history: MemoryHistory | None = None,
+    factors: bool = False,
 ) -> Summary:
     """Score every line of ``lines`` and write one result line per input line to ``output``.
 
     Raises :class:`ReplayError` at the first malformed or out-of-order line (lines before it are written).
     ``history``: the in-memory store to start from and leave the learned state in (``authguard
     import-history`` reads it afterwards); a new, empty one by default. Both passes run line by line, so
-    the output equals the sharded replay's (:mod:`authguard.risk.replay_shards`).
+    the output equals the sharded replay's (:mod:`authguard.risk.replay_shards`). ``factors``: read each
+    line's optional ``second_factor`` (:func:`parse_line`): a step-up passed with a factor a phishing page can
+    relay then teaches nothing, as live, and a passkey's device is kept for an import to remember.
     """
     policy = policy or Policy.current()
     history = history if history is not None else MemoryHistory()
@@ -357,7 +398,7 @@ def replay(
     previous: datetime | None = None
     number = 0
     for number, text in enumerate(lines, start=1):
-        record = parse_line(number, text) if text.strip() else None
+        record = parse_line(number, text, factors=factors) if text.strip() else None
         if record is None:
             raise ReplayError(number, "empty line")
         if previous is not None and record.ts < previous:

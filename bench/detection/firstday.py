@@ -11,7 +11,8 @@ window (the last ``--test-days`` days) with the same replay, :func:`authguard.ri
     it is imported with the semantics of ``manage.py authguard import-history`` (replay-learn it into a
     :class:`~authguard.risk.history.MemoryHistory`, keep each profile marked as imported
     (:func:`authguard.risk.import_history.mark_imported`, stored as the JSON a database would hold) and the
-    population counts, no remembered devices, no velocity counters); then only the test window is replayed
+    population counts, the devices a passkey verified in the old log as remembered ones (by the portal's id),
+    no velocity counters); then only the test window is replayed
     from that state, every device presenting a new id (authguard's cookie) and, as the portal's own device
     cookie (``legacy_device_id``, read with ``AUTHGUARD_LEGACY_DEVICE_COOKIE`` set), the id the world gave
     it, which is the one the old log has (:func:`_new_cookie`; a stolen-cookie login carries both).
@@ -28,6 +29,11 @@ the install day, the first week and each user's first sign-in after the install,
 account's first sign-in with a device cookie after the install (until then an imported profile knows no
 device); catch rates of A1-A8 are the scorer's, split the same ways. ``--check-full`` also replays the whole
 stream from empty and stops unless its test window equals ``day180``'s. Nothing is written to a database.
+
+The old log names the second factor of each passed step-up (``second_factor``, ``--old-log-factor``): by
+default ``passkey``, the factor the day-180 run's step-ups are (a replay line that does not name its factor is
+read as authguard's passkey step-up), so an import remembers the browsers day 180 remembers; ``none`` leaves
+the key out, as a portal whose log cannot say which factor passed (the import then remembers no browser).
 Writes ``report.json`` and ``report.md`` into ``--out`` (default ``bench/out/firstday``) and the worlds'
 GeoIP databases into ``--out/geoip-SEED``.
 """
@@ -93,8 +99,9 @@ def _setup_django(settings: str) -> None:
 
 def imported_state(learned: MemoryHistory, *, at: float) -> MemoryHistory:
     """What ``import-history`` leaves for enforcing, as an in-memory store: ``learned``'s profiles marked as
-    imported at ``at``, round-tripped through JSON as the database stores them, and its population counts;
-    no remembered devices and no velocity counters (a fresh install has neither)."""
+    imported at ``at``, round-tripped through JSON as the database stores them, its population counts, and
+    the devices the old log says a passkey verified, still remembered at ``at`` (keyed by the portal's id);
+    no velocity counters (a fresh install has none)."""
     from authguard.risk.history import MemoryHistory
     from authguard.risk.import_history import mark_imported
 
@@ -110,6 +117,11 @@ def imported_state(learned: MemoryHistory, *, at: float) -> MemoryHistory:
     folded.fold()
     state.population = folded.population
     state.counted_users = set(learned.counted_users)  # in ``#users`` already, as their profiles say live
+    state.trusted = {
+        key: until
+        for key in learned.passkey_devices
+        if (until := learned.trusted.get(key)) is not None and until.timestamp() > at
+    }
     return state
 
 
@@ -245,8 +257,23 @@ def _new_cookie(event: dict, *, portal_cookie: bool = False) -> dict:
     return event
 
 
+def named_factor(text: str, factor: str | None) -> str:
+    """An old-log line with its passed second factor named ``factor`` (unchanged for None or no factor)."""
+    if factor is None or '"second_factor_ok": true' not in text:
+        return text
+    return text[:-1] + f', "second_factor": "{factor}"}}'
+
+
 def run_seed(
-    seed: int, *, users: int, history_days: int, test_days: int, out: Path, bootstrap: int, check_full: bool
+    seed: int,
+    *,
+    users: int,
+    history_days: int,
+    test_days: int,
+    out: Path,
+    bootstrap: int,
+    check_full: bool,
+    old_log_factor: str | None = "passkey",
 ) -> dict:
     """Generate one world, run the three replays one after the other, and measure them."""
     from django.test import override_settings
@@ -262,7 +289,8 @@ def run_seed(
     generation = time.perf_counter() - started
     texts = [json.dumps(e, ensure_ascii=False) for e in events]
     split = next((i for i, e in enumerate(events) if e["phase"] == "test"), len(events))
-    history_texts, test_texts, test_events = texts[:split], texts[split:], events[split:]
+    test_texts, test_events = texts[split:], events[split:]
+    history_texts = [named_factor(text, old_log_factor) for text in texts[:split]]
     policy = Policy.current()
     test_start = config.start + dt.timedelta(days=history_days)
     log = sys.stderr
@@ -270,7 +298,7 @@ def run_seed(
     print(f"seed {seed}: importing {split:,} lines of old log", file=log)
     started = time.perf_counter()
     learned = MemoryHistory()
-    replay(history_texts, _Discard(), geoip_path=str(geoip), policy=policy, history=learned)
+    replay(history_texts, _Discard(), geoip_path=str(geoip), policy=policy, history=learned, factors=True)
     # Imported just before the test window's first login (the install).
     first_test = dt.datetime.fromisoformat(test_events[0]["ts"]).timestamp() if test_events else 0.0
     state = imported_state(learned, at=first_test - 1)
@@ -309,7 +337,7 @@ def run_seed(
     if check_full:
         print(f"seed {seed}: full replay from empty (check)", file=log)
         sink = _Collect()
-        replay(texts, sink, geoip_path=str(geoip), policy=policy)
+        replay(history_texts + test_texts, sink, geoip_path=str(geoip), policy=policy, factors=True)
         full = sink[split:]
         full_matches = all(
             (a["score"], a["action"], a["reasons"]) == (b["score"], b["action"], b["reasons"])
@@ -337,6 +365,8 @@ def run_seed(
         "import_seconds": round(import_seconds, 1),
         "replay_seconds": seconds,
         "full_replay_check": full_matches,
+        "old_log_factor": old_log_factor,
+        "remembered_imported_devices": len(state.trusted),
         "runs": {name: _compact(r) for name, r in reports.items()},
     }
 
@@ -467,6 +497,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also replay the whole stream from empty and check it equals the day-180 run (one more replay)",
     )
+    parser.add_argument(
+        "--old-log-factor",
+        choices=["passkey", "none"],
+        default="passkey",
+        help="the second factor the old log names on each passed step-up (none: the key is left out)",
+    )
     return parser
 
 
@@ -485,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             out=out,
             bootstrap=args.bootstrap,
             check_full=args.check_full,
+            old_log_factor=None if args.old_log_factor == "none" else args.old_log_factor,
         )
         for seed in args.seed
     ]
