@@ -41,7 +41,6 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from authguard.models import KnownDevice, PopulationCount, RiskProfile
 from authguard.risk.history import MemoryHistory
@@ -195,7 +194,7 @@ def _write_devices(history: MemoryHistory, imported: dict[str, Any], *, now: Any
             KnownDevice(
                 user_id=pk,
                 cookie_hash=device,
-                label=f"{label} ({_('from the sign-in log')})"[:200],
+                label=label[:200],  # the browser, as every device's label (stored, so not translated)
                 first_seen_at=when,
                 last_seen_at=when,
                 last_ip=ip,
