@@ -5,6 +5,7 @@ over."""
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -274,11 +275,14 @@ def test_a_revoked_imported_device_is_no_longer_remembered_nor_brought_back_by_i
 
 
 def test_authguards_cookie_takes_the_remembered_device_over(passkey_imported: datetime) -> None:
-    until = KnownDevice.objects.get().trusted_until
+    imported = KnownDevice.objects.get()
     _, api = sign_in(passkey_imported, portal_id=PORTAL_ID)
-    # The portal's entry became her browser's authguard cookie, remembered until the same time.
-    (own,) = KnownDevice.objects.all()
-    assert own.cookie_hash != device_hash(PORTAL_ID) and own.trusted_until == until
+    # The portal's entry became her browser's authguard cookie: first seen and remembered as it was.
+    own = KnownDevice.objects.exclude(pk=imported.pk).get()
+    assert (own.trusted_until, own.first_seen_at) == (imported.trusted_until, imported.first_seen_at)
+    # The portal's entry has ended (kept, revoked: not listed, and an import cannot bring it back).
+    imported.refresh_from_db()
+    assert imported.revoked_at is not None and imported.trusted_until is None
     with time_machine.travel(passkey_imported + timedelta(days=1), tick=False):
         api.client.cookies.pop(COOKIE)
         api.post("/api/logout")
@@ -288,6 +292,62 @@ def test_authguards_cookie_takes_the_remembered_device_over(passkey_imported: da
     # A copy of the portal's cookie alone (stolen before the takeover) is no device at all now.
     thief, _ = sign_in(passkey_imported + timedelta(days=2), portal_id=PORTAL_ID)
     assert "new_device" in thief.reasons
+
+
+def test_importing_again_brings_back_no_device_taken_over_and_then_revoked(
+    passkey_imported: datetime, geoip: Any
+) -> None:
+    sign_in(passkey_imported, portal_id=PORTAL_ID)  # her browser takes the imported device over
+    own = KnownDevice.objects.get(revoked_at__isnull=True)
+    page = Client()
+    page.force_login(own.user)
+    page.post(reverse("authguard:security-revoke-device", args=[own.pk]))  # she suspects a theft
+    lines = _stepped_up_log(passkey_imported - timedelta(days=45), 40, second_factor="passkey")
+    import_history(lines, geoip_path=str(geoip), policy=_asking(), replace=True)
+    assert not KnownDevice.objects.filter(revoked_at__isnull=True).exists()
+    thief, _ = sign_in(passkey_imported + timedelta(hours=1), portal_id=PORTAL_ID)
+    assert "remembered_device" not in {finding["code"] for finding in thief.findings}, thief.findings
+
+
+def test_the_portals_entry_ends_when_her_browser_signs_in_by_its_own_cookie(
+    passkey_imported: datetime, settings: Any
+) -> None:
+    # Her browser got its authguard cookie while the portal's cookie was not read yet (setting switched on
+    # a day after the import): two names for one browser, the portal's still remembered.
+    settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = None
+    _, api = sign_in(passkey_imported, portal_id=PORTAL_ID)
+    with time_machine.travel(passkey_imported + timedelta(hours=1), tick=False):
+        api.post("/api/logout")
+        api.login("alice", PASSWORD)
+    portal = KnownDevice.objects.get(cookie_hash=device_hash(PORTAL_ID))
+    assert portal.revoked_at is None and portal.trusted_until is not None
+    settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = COOKIE
+    with time_machine.travel(passkey_imported + timedelta(hours=2), tick=False):
+        api.post("/api/logout")
+        api.login("alice", PASSWORD)  # both cookies: judged by her own, known one
+    mine = LoginEvent.objects.latest("pk")
+    assert "known_device" in {finding["code"] for finding in mine.findings}, mine.findings
+    portal.refresh_from_db()
+    assert portal.revoked_at is not None and portal.trusted_until is None
+    # SECURITY: a copy of the portal's cookie alone no longer counts for more than her own cookie does.
+    thief, _ = sign_in(passkey_imported + timedelta(days=1), portal_id=PORTAL_ID)
+    assert "remembered_device" not in {finding["code"] for finding in thief.findings}, thief.findings
+
+
+@pytest.mark.parametrize(("passkey_days", "expected_until_day"), [(10, None), (31, 30)])
+def test_a_later_line_naming_no_factor_does_not_extend_what_a_passkey_remembered(
+    passkey_days: int, expected_until_day: int | None, user_factory: Any, geoip: Any
+) -> None:
+    user_factory("alice")
+    start = timezone.now() - timedelta(days=45)
+    named = _stepped_up_log(start, passkey_days, second_factor="passkey")
+    unnamed = _stepped_up_log(start + timedelta(days=passkey_days), 40 - passkey_days)
+    summary = import_history(named + unnamed, geoip_path=str(geoip), policy=_asking())
+    if expected_until_day is None:  # the last passkey was 36 days ago: nothing is remembered any more
+        assert summary.remembered_devices == 0 and not KnownDevice.objects.exists()
+    else:
+        until = start + timedelta(days=expected_until_day + 30)
+        assert KnownDevice.objects.get().trusted_until == pytest.approx(until, abs=timedelta(seconds=1))
 
 
 @pytest.mark.parametrize("factor", ["totp", "recovery_code", None])
@@ -331,3 +391,11 @@ def test_the_replay_contract_ignores_the_factor_an_import_reads(geoip: Any) -> N
         replay(lines, _Null(), geoip_path=str(geoip), policy=_asking(), history=imported, factors=True)
     assert "alice" in contract.profiles and contract.trusted  # as CONTRACTS section 5 says
     assert not imported.profiles and not imported.trusted and not imported.passkey_devices
+    # Whatever the key holds, `authguard replay` writes the same lines as without it.
+    plain = _stepped_up_log(start, 40)
+    outputs = []
+    for variant in (plain, lines, _stepped_up_log(start, 40, second_factor=5)):
+        sink = io.StringIO()
+        replay(variant, sink, geoip_path=str(geoip), policy=_asking())
+        outputs.append(sink.getvalue())
+    assert outputs[0] and outputs[0] == outputs[1] == outputs[2]

@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from django.core.cache import cache as default_cache
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
@@ -147,7 +147,7 @@ class MemoryHistory:
         #: Of ``trusted``, the devices a replayed line said a passkey verified (``second_factor``), with that
         #: login's browser, time, address and place: what an import may remember
         #: (:mod:`authguard.risk.import_history`).
-        self.passkey_devices: dict[tuple[Any, str], tuple[str, datetime, str | None, str]] = {}
+        self.passkey_devices: dict[tuple[Any, str], PasskeyVerified] = {}
         self.counters = DictCache()
         self._swept_window = -_SWEEP_WINDOWS
 
@@ -193,12 +193,13 @@ class MemoryHistory:
         self.move_trust(ctx, evidence)
 
     def move_trust(self, ctx: LoginContext, evidence: Evidence) -> None:
-        """After :func:`take_over`: a remembered imported device's trust moves to authguard's cookie."""
-        old = remembered_taken_over(ctx, evidence)
-        if old is None or not ctx.device_hash:
+        """After :func:`take_over`: a remembered imported device's trust moves to authguard's cookie; the
+        portal's entry ends (:func:`portal_device_ending`)."""
+        old, moves = portal_device_ending(ctx, evidence)
+        if old is None:
             return
         until = self.trusted.pop((ctx.user_id, old), None)
-        if until is not None and until > ctx.time:
+        if moves and ctx.device_hash and evidence.device.trusted and until is not None and until > ctx.time:
             have = self.trusted.get((ctx.user_id, ctx.device_hash))
             self.trusted[(ctx.user_id, ctx.device_hash)] = until if have is None else max(have, until)
 
@@ -227,13 +228,32 @@ class MemoryHistory:
 _PROFILE_DATA = RiskProfile._meta.get_field("data")
 
 
-def remembered_taken_over(ctx: LoginContext, evidence: Evidence) -> str | None:
-    """The hash of the remembered imported device (the portal's cookie) that authguard's cookie of ``ctx``
-    takes over as the login is learned, or None (:mod:`authguard.risk.legacy_device`)."""
-    judged = evidence.ctx.device_hash
-    if evidence.ctx is ctx or not evidence.device.trusted or judged is None or judged == ctx.device_hash:
-        return None
-    return judged
+class PasskeyVerified(NamedTuple):
+    """A device's last step-up a replayed line said a passkey passed (``MemoryHistory.passkey_devices``)."""
+
+    label: str
+    at: datetime
+    ip: str | None
+    place: str
+    #: Remembered until, from that line alone: a later line that names no factor does not extend it.
+    until: datetime
+
+
+def portal_device_ending(ctx: LoginContext, evidence: Evidence) -> tuple[str | None, bool]:
+    """As ``ctx`` is learned: the portal's device id (its hash) whose remembered entry ends with it, and
+    whether authguard's cookie of ``ctx`` takes that device over (:mod:`authguard.risk.legacy_device`).
+
+    Judged as the imported device, the browser's authguard cookie becomes that device. Judged by its own
+    authguard cookie while also presenting the portal's, the portal's id is the same browser's second name:
+    SECURITY: its remembered entry ends, so a copy of the portal's cookie alone never counts for more than
+    the browser's own cookie does (a DBSC-bound one included).
+    """
+    if evidence.ctx is not ctx:
+        judged = evidence.ctx.device_hash
+        if judged is None or judged == ctx.device_hash or not ctx.device_hash:
+            return None, False
+        return judged, True
+    return ctx.legacy_device_hash, False
 
 
 @functools.lru_cache(maxsize=4)
@@ -347,25 +367,35 @@ class DatabaseHistory:
                 self._move_trust(ctx, evidence)
 
     def _move_trust(self, ctx: LoginContext, evidence: Evidence) -> None:
-        """After :func:`take_over`: the remembered imported device (listed under the portal's cookie) becomes
-        authguard's cookie, with the same "remembered until"; the portal's entry is gone."""
-        old = remembered_taken_over(ctx, evidence)
+        """After :func:`take_over`: the imported device listed under the portal's id becomes authguard's
+        cookie (first seen then, and remembered until the same time if it still was); the portal's entry
+        ends (:func:`portal_device_ending`)."""
+        old, moves = portal_device_ending(ctx, evidence)
         if old is None or ctx.user_id is None:
             return
         imported = (
             KnownDevice.objects.select_for_update()
-            .filter(user_id=ctx.user_id, cookie_hash=old, revoked_at__isnull=True, trusted_until__gt=ctx.time)
+            .filter(user_id=ctx.user_id, cookie_hash=old, revoked_at__isnull=True)
             .first()
         )
         if imported is None:
-            return  # revoked or lapsed between the evidence and now: nothing to carry over
-        own = KnownDevice.objects.get(user_id=ctx.user_id, cookie_hash=ctx.device_hash)
-        until = imported.trusted_until
-        assert until is not None  # filtered above
-        if own.revoked_at is None and (own.trusted_until is None or own.trusted_until < until):
-            own.trusted_until = until
-            own.save(update_fields=["trusted_until"])
-        imported.delete()
+            return  # none, or revoked between the evidence and now: nothing to carry over
+        if moves and ctx.device_hash:
+            own = KnownDevice.objects.get(user_id=ctx.user_id, cookie_hash=ctx.device_hash)
+            own.first_seen_at = min(own.first_seen_at, imported.first_seen_at)
+            until = imported.trusted_until
+            # SECURITY: only trust the login was judged with, never onto a browser the customer revoked.
+            if (
+                evidence.device.trusted
+                and until is not None
+                and until > ctx.time
+                and own.revoked_at is None
+                and (own.trusted_until is None or own.trusted_until < until)
+            ):
+                own.trusted_until = until
+            own.save(update_fields=["first_seen_at", "trusted_until"])
+        # SECURITY: ended, not deleted: importing the log again must not list (and remember) it again.
+        KnownDevice.objects.filter(pk=imported.pk).update(revoked_at=ctx.time, trusted_until=None)
 
     def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
         record_attempt(self.cache, ctx, failed=failed)

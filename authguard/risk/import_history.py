@@ -185,21 +185,21 @@ def _write_devices(history: MemoryHistory, imported: dict[str, Any], *, now: Any
     remembered devices (keyed by the portal's id); returns how many. An existing entry is left as it is:
     SECURITY: a device the customer revoked is not brought back by importing again."""
     rows = []
-    for (name, device), (label, when, ip, place) in history.passkey_devices.items():
-        until = history.trusted.get((name, device))
+    for (name, device), verified in history.passkey_devices.items():
         pk = imported.get(str(name))
-        if pk is None or until is None or until <= now:
+        # SECURITY: remembered from the passkey's own line; a later line naming no factor does not extend it.
+        if pk is None or verified.until <= now:
             continue
         rows.append(
             KnownDevice(
                 user_id=pk,
                 cookie_hash=device,
-                label=label[:200],  # the browser, as every device's label (stored, so not translated)
-                first_seen_at=when,
-                last_seen_at=when,
-                last_ip=ip,
-                last_place=place[:120],
-                trusted_until=until,
+                label=verified.label[:200],  # the browser, as every device's label (stored: not translated)
+                first_seen_at=verified.at,
+                last_seen_at=verified.at,
+                last_ip=verified.ip,
+                last_place=verified.place[:120],
+                trusted_until=verified.until,
             )
         )
     if rows and not dry_run:

@@ -20,7 +20,9 @@ the device is taken over or forgotten with the profile's horizon. It is a rememb
 where authguard's cookie would have been one: the old log says a passkey passed a step-up the replay asked
 for on it, within ``AUTHGUARD_TRUSTED_DEVICE_DAYS`` (the import then lists it among the customer's devices,
 who can revoke it like any other; :func:`authguard.risk.import_history.import_history`). A relayable
-factor, or a log that does not say which factor, remembers nothing.
+factor, or a log that does not say which factor, remembers nothing. That entry ends when authguard's cookie
+takes the device over or signs the same browser in by itself
+(:func:`authguard.risk.history.portal_device_ending`).
 """
 
 from __future__ import annotations

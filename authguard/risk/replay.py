@@ -46,6 +46,7 @@ from authguard.risk.history import (
     _SWEEP_WINDOWS,
     Evidence,
     MemoryHistory,
+    PasskeyVerified,
     _fold_increments,
     trusted_until,
 )
@@ -333,14 +334,12 @@ class UserScorer:
             if passed:
                 self.learn(ctx, evidence)
                 if assessment.action == Action.STEP_UP:
-                    self.trust_device(ctx, trusted_until(ctx))
+                    until = trusted_until(ctx)
+                    self.trust_device(ctx, until)
                     if record.second_factor is not None and ctx.device_hash:
                         # The log says so: the import may remember the portal's device id (import_history).
-                        self.history.passkey_devices[(ctx.user_id, ctx.device_hash)] = (
-                            ctx.client.summary,
-                            ctx.time,
-                            ctx.ip,
-                            ctx.geo.place,
+                        self.history.passkey_devices[(ctx.user_id, ctx.device_hash)] = PasskeyVerified(
+                            ctx.client.summary, ctx.time, ctx.ip, ctx.geo.place, until
                         )
         reasons = assessment.reasons
         action = assessment.action.value

@@ -118,9 +118,9 @@ def imported_state(learned: MemoryHistory, *, at: float) -> MemoryHistory:
     state.population = folded.population
     state.counted_users = set(learned.counted_users)  # in ``#users`` already, as their profiles say live
     state.trusted = {
-        key: until
-        for key in learned.passkey_devices
-        if (until := learned.trusted.get(key)) is not None and until.timestamp() > at
+        key: verified.until
+        for key, verified in learned.passkey_devices.items()
+        if verified.until.timestamp() > at
     }
     return state
 
