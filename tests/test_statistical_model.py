@@ -19,14 +19,17 @@ W_UA = [0.5, 0.3, 0.15, 0.05]
 
 
 def evidence_for(login, profile_logins, population):
+    """The evidence the live path gathers: the login's device cookie is known when the history used it."""
     data = None
     for past in profile_logins:
         data = learn(data, past, horizon_days=180)
+    profile = Profile.at(data, login.time, 180)
+    known = profile.count("dev", login.features["dev"]) > 0
     return Evidence(
         ctx=login,
-        profile=Profile.at(data, login.time, 180),
+        profile=profile,
         population=population,
-        device=DeviceState(presented=True, known=False, trusted=False),
+        device=DeviceState(presented=login.device_hash is not None, known=known, trusted=False),
         velocity=VelocityCounts(),
     )
 
@@ -142,3 +145,26 @@ def test_no_history_gives_no_ratio_and_only_the_population_speaks(geoip, model):
 def test_weights_must_be_a_distribution(weights):
     with pytest.raises(ValueError):
         StatisticalModel(ip_weights=weights)
+
+
+def test_a_familiar_network_does_not_lower_the_score_of_a_new_browser(geoip, model):
+    """Low and slow: the thief picks the customer's ISP, city and hour; only the browser is new."""
+    past = [ctx(ip=IP_TOKYO, at=T0.replace(day=day)) for day in range(1, 9)]
+    pop = population_for(
+        ctx(ip=IP_TOKYO), counts={"ip": 1, "prefix": 1, "asn": 2, "cc": 9, "ua": 5, "browser": 6, "os": 7}
+    )
+    own = evidence_for(ctx(ip=IP_TOKYO, at=T0.replace(day=10)), past, pop)
+    (familiar,) = model.evaluate(own)
+    assert own.device.known and familiar.code == "familiar_login" and familiar.score < 0
+    new = evidence_for(ctx(ip=IP_TOKYO, at=T0.replace(day=10), device="dev-thief"), past, pop)
+    assert model.likelihood_ratio(new) == pytest.approx(model.likelihood_ratio(own))  # the same login else
+    (capped,) = model.evaluate(new)
+    assert (capped.code, capped.score, capped.evidence["new_device"]) == ("familiar_login", 0, True)
+    # Without a cookie on an account whose sign-ins carry one, the browser is as new.
+    (bare,) = model.evaluate(evidence_for(ctx(ip=IP_TOKYO, at=T0.replace(day=10), device=None), past, pop))
+    assert bare.score == 0
+    # A portal may let a familiar network lower it again (the option), and an unfamiliar login still counts.
+    lowering = StatisticalModel(ip_weights=W_IP, ua_weights=W_UA, new_device_can_lower=True)
+    assert list(lowering.evaluate(new))[0].score == list(lowering.evaluate(own))[0].score < 0
+    far = evidence_for(ctx(ip=IP_SG_VPS, at=T0.replace(day=10), device="dev-thief"), past, pop)
+    assert list(model.evaluate(far))[0].score > 0

@@ -73,6 +73,7 @@ _SIGNALS: dict[str, tuple[Any, Any, dict[str, tuple[Any, tuple[float | None, flo
             "min_points": (_("Fewest points (a very familiar sign-in)"), _POINTS),
             "max_points": (_("Most points (a very unusual sign-in)"), _POINTS),
             "user_agent_can_lower": (_("A familiar browser signature may lower the score"), None),
+            "new_device_can_lower": (_("A familiar network may lower the score of a new browser"), None),
             "browser_update_neutral": (_("A browser update on a known device is not unusual"), None),
             "rare_country_share": (_("Share of sign-ins below which a country is rare"), _SHARE),
             "rare_country_min_population": (

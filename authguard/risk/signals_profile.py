@@ -49,6 +49,13 @@ def _smoothed_probability(
     return total
 
 
+def _new_browser(evidence: Evidence) -> bool:
+    """A login whose device cookie (or none) is not one of the account's, on an account whose sign-ins carry
+    device cookies (what :class:`~authguard.risk_signals.DeviceCookie` calls a new device)."""
+    device = evidence.device
+    return not (device.known or device.trusted) and evidence.profile.total("dev") > 0
+
+
 class StatisticalModel(RiskSignal):
     """Freeman et al., "Who are you? A statistical approach to measuring user authenticity" (NDSS 2016).
 
@@ -71,6 +78,7 @@ class StatisticalModel(RiskSignal):
         "min_points": -20,
         "max_points": 40,
         "user_agent_can_lower": False,
+        "new_device_can_lower": False,
         "browser_update_neutral": True,
         "rare_country_share": 0.01,
         "rare_country_min_population": 500,
@@ -146,6 +154,12 @@ class StatisticalModel(RiskSignal):
             return self._without_history(evidence)
         points = self.options["points_per_doubling"] * math.log2(max(ratio, 1e-300))
         points = round(max(self.options["min_points"], min(self.options["max_points"], points)))
+        if points < 0 and not self.options["new_device_can_lower"] and _new_browser(evidence):
+            # SECURITY: the familiar part of a login with a browser the account never used is its network,
+            # place and hour, which a targeted thief picks to match (a proxy on the customer's ISP in the
+            # customer's city at the customer's usual hour: low and slow); it must not offset the browser.
+            facts = {"likelihood_ratio": round(ratio, 4), "new_device": True}
+            return [Finding("familiar_login", 0, _FAMILIAR, facts)]
         if points > 0:
             return [Finding("unfamiliar_login", points, _UNFAMILIAR, {"likelihood_ratio": round(ratio, 4)})]
         return [Finding("familiar_login", points, _FAMILIAR, {"likelihood_ratio": round(ratio, 4)})]
