@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -102,7 +103,13 @@ def test_likelihood_ratio_hand_computed(geoip, model):
     p_ua_user = 1.0  # every level seen in all 4 logins
     user_term = 10 / (2 * 4)  # p(u|A)/p(u|L) = (1/|U|) / (n_u/N)
     expected = user_term * (p_ip / p_ip_user) * (p_ua / p_ua_user)
-    lowering = StatisticalModel(ip_weights=W_IP, ua_weights=W_UA, user_agent_can_lower=True)
+    # (A known device whose browser did not change leaves the user agent out; here it is weighed.)
+    model = StatisticalModel(
+        ip_weights=W_IP, ua_weights=W_UA, max_points=40, min_points=-20, browser_update_neutral=False
+    )
+    lowering = StatisticalModel(
+        ip_weights=W_IP, ua_weights=W_UA, user_agent_can_lower=True, browser_update_neutral=False
+    )
     assert lowering.likelihood_ratio(ev) == pytest.approx(expected)
     # By default the user agent never lowers risk (it is a header the attacker writes): its ratio is >= 1.
     assert p_ua / p_ua_user < 1
@@ -160,6 +167,10 @@ def test_a_familiar_network_does_not_lower_the_score_of_a_new_browser(geoip, mod
     assert model.likelihood_ratio(new) == pytest.approx(model.likelihood_ratio(own))  # the same login else
     (capped,) = model.evaluate(new)
     assert (capped.code, capped.score, capped.evidence["new_device"]) == ("familiar_login", 0, True)
+    assert "no discount" in str(capped.reason)
+    # The copy of a DBSC-bound device's cookie without its key's proof: known, and still no discount.
+    copied = dataclasses.replace(own, ctx=dataclasses.replace(own.ctx, dbsc="bound_missing_proof"))
+    assert copied.device.known and list(model.evaluate(copied))[0].score == 0
     # Without a cookie on an account whose sign-ins carry one, the browser is as new.
     (bare,) = model.evaluate(evidence_for(ctx(ip=IP_TOKYO, at=T0.replace(day=10), device=None), past, pop))
     assert bare.score == 0

@@ -33,7 +33,7 @@ from authguard.models import KnownDevice, PopulationCount, RiskProfile
 from authguard.models.population import PopulationDelta, PopulationFold
 from authguard.resilience import guarded_cache_call
 from authguard.risk.context import LoginContext
-from authguard.risk.legacy_device import judged_context, take_over
+from authguard.risk.legacy_device import judged_context, named_by_portal, take_over
 from authguard.risk.profile import POPULATION_FEATURES, Profile, learn, population_keys
 from authguard.risk.velocity import (
     WINDOW_SECONDS,
@@ -188,7 +188,8 @@ class MemoryHistory:
         self.pending.extend(_population_increments(evidence))
         if not self.fold_every:
             self.fold()
-        data = take_over(self.profiles.get(ctx.user_id), evidence.ctx, ctx)
+        named = named_by_portal(evidence.ctx, evidence.profile, ctx)
+        data = take_over(self.profiles.get(ctx.user_id), named, ctx)
         self.profiles[ctx.user_id] = learn(data, ctx, horizon_days=self.horizon_days)
         self.move_trust(ctx, evidence)
 
@@ -338,7 +339,9 @@ class DatabaseHistory:
         with transaction.atomic(savepoint=False):
             profile, _ = RiskProfile.objects.select_for_update().get_or_create(user_id=ctx.user_id)
             profile.data = learn(
-                take_over(profile.data, evidence.ctx, ctx), ctx, horizon_days=self.horizon_days
+                take_over(profile.data, named_by_portal(evidence.ctx, evidence.profile, ctx), ctx),
+                ctx,
+                horizon_days=self.horizon_days,
             )
             profile.save(update_fields=["data", "updated_at"])
             # An append, never an update of a shared row: logins do not wait on each other (issue 15).

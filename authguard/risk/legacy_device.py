@@ -69,6 +69,24 @@ def judged_context(
     return replace(ctx, device_hash=legacy, legacy_device_hash=None), legacy_trusted
 
 
+def named_by_portal(judged: LoginContext, profile: Profile, ctx: LoginContext) -> LoginContext:
+    """The context whose device :func:`take_over` moves onto ``ctx``'s authguard cookie as ``ctx`` is learned.
+
+    ``judged`` (the evidence's context) when the login was judged as an imported device. When it was judged
+    by its own authguard cookie while also presenting the portal's cookie naming a device the import learned
+    for this account, that device too: one browser, two names. SECURITY: otherwise a copy of the portal's
+    cookie alone would still be judged as the imported device after the browser's own cookie (a DBSC-bound
+    one included) became the known one. Only an *imported* device (:func:`imported_device`): a portal cookie
+    naming a device authguard learned moves nothing.
+    """
+    if judged is not ctx:
+        return judged
+    legacy = ctx.legacy_device_hash
+    if legacy is None or ctx.device_hash is None or not imported_device(profile, legacy[:20]):
+        return ctx
+    return replace(ctx, device_hash=legacy, legacy_device_hash=None)
+
+
 def _move(values: dict[str, list[int]] | None, old: str, new: str) -> None:
     """Rename a feature value, adding its counts to those ``new`` may already have."""
     if not values or old not in values:
@@ -110,4 +128,4 @@ def take_over(data: dict[str, Any] | None, judged: LoginContext, ctx: LoginConte
     return data
 
 
-__all__ = ["IMPORTED_AT", "imported_device", "judged_context", "take_over"]
+__all__ = ["IMPORTED_AT", "imported_device", "judged_context", "named_by_portal", "take_over"]

@@ -21,6 +21,7 @@ _DISTINCT = {level: f"~{level}" for level in (*IP_LEVELS, *UA_LEVELS)}
 # Reasons of the findings nearly every login carries, made once (a lazy string costs a little each time).
 _UNFAMILIAR = _("Network and browser are unusual for this account")
 _FAMILIAR = _("Network and browser match this account's history")
+_FAMILIAR_NEW_BROWSER = _("The network matches this account's history, but not the browser: no discount")
 
 
 def _smoothing_steps(
@@ -51,8 +52,11 @@ def _smoothed_probability(
 
 def _new_browser(evidence: Evidence) -> bool:
     """A login whose device cookie (or none) is not one of the account's, on an account whose sign-ins carry
-    device cookies (what :class:`~authguard.risk_signals.DeviceCookie` calls a new device)."""
+    device cookies (what :class:`~authguard.risk_signals.DeviceCookie` calls a new device), or the copy of a
+    DBSC-bound device's cookie presented without its key's proof (worse than a new device)."""
     device = evidence.device
+    if evidence.ctx.dbsc == "bound_missing_proof":
+        return True
     return not (device.known or device.trusted) and evidence.profile.total("dev") > 0
 
 
@@ -159,7 +163,7 @@ class StatisticalModel(RiskSignal):
             # place and hour, which a targeted thief picks to match (a proxy on the customer's ISP in the
             # customer's city at the customer's usual hour: low and slow); it must not offset the browser.
             facts = {"likelihood_ratio": round(ratio, 4), "new_device": True}
-            return [Finding("familiar_login", 0, _FAMILIAR, facts)]
+            return [Finding("familiar_login", 0, _FAMILIAR_NEW_BROWSER, facts)]
         if points > 0:
             return [Finding("unfamiliar_login", points, _UNFAMILIAR, {"likelihood_ratio": round(ratio, 4)})]
         return [Finding("familiar_login", points, _FAMILIAR, {"likelihood_ratio": round(ratio, 4)})]
