@@ -354,11 +354,14 @@
     element.dataset.authguardWired = "1";
     var start = element.querySelector("[data-authguard-start]");
     var conditional = null;
+    var asked = false;
     if (element.dataset.authguardPasskey === "login") {
       var autofill = element.querySelector("input[autocomplete~='webauthn']");
       if (autofill && supported() && typeof PublicKeyCredential.isConditionalMediationAvailable === "function") {
         PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
-          if (available) {
+          // Not once the button was pressed: a late autofill request would replace the button's pending
+          // challenge on the server (one per purpose) and the button's answer would find none.
+          if (available && !asked) {
             conditional = new AbortController();
             run(element, null, "conditional", conditional.signal);
           }
@@ -368,6 +371,7 @@
     if (start) {
       start.addEventListener("click", function (event) {
         event.preventDefault();
+        asked = true;
         if (conditional) {
           conditional.abort();
           conditional = null;
