@@ -137,6 +137,19 @@ def test_every_save_is_a_new_audited_version(user_factory: Any, on_commit: Any) 
             "must be a number",
         ),
         ({"signal_options": {"authguard.risk_signals.DeviceCookie": 5}}, "must be a dict"),
+        # SECURITY: a string "false" must not switch a guard (it would read as true, or off) by accident.
+        (
+            {
+                "signal_options": {
+                    "authguard.risk_signals.StatisticalModel": {"new_device_can_lower": "false"}
+                }
+            },
+            "must be true or false",
+        ),
+        (
+            {"signal_options": {"authguard.risk_signals.StatisticalModel": {"user_agent_can_lower": 0}}},
+            "must be true or false",
+        ),
         ({"shadow_signals": [{"NAME": "authguard.nowhere.Signal"}]}, "cannot import"),
         ({"shadow_signals": {"NAME": "x"}}, "must be a list"),
     ],

@@ -76,6 +76,10 @@ class RiskSignal:
             numeric = isinstance(default, int | float) and not isinstance(default, bool)
             if numeric and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise ValueError(f"option {key!r} must be a number")
+            # SECURITY: a switch given as a string ("false", "0") would read as true or be compared wrongly;
+            # several switches guard the score (user_agent_can_lower, new_device_can_lower).
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise ValueError(f"option {key!r} must be true or false")
         self.options = merged
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:

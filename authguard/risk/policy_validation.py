@@ -14,7 +14,7 @@ from django.utils.translation import gettext
 from authguard.conf import app_settings
 from authguard.plugins import plugin_list_problem
 from authguard.risk.findings import RiskSignal
-from authguard.risk.signal_info import FLOAT, INT, describe_signal
+from authguard.risk.signal_info import BOOL, FLOAT, INT, describe_signal
 from authguard.validators import thresholds_problem
 
 
@@ -107,6 +107,12 @@ def signal_problem(name: str, options: dict[str, Any], *, report_only: bool = Fa
         value = options[option.key]
         if option.kind in (INT, FLOAT) and (isinstance(value, bool) or not isinstance(value, int | float)):
             return gettext("%(signal)s: %(option)s (%(key)s) must be a number") % {
+                "signal": signal,
+                "option": option.label,
+                "key": option.key,
+            }
+        if option.kind == BOOL and not isinstance(value, bool):
+            return gettext("%(signal)s: %(option)s (%(key)s) must be true or false") % {
                 "signal": signal,
                 "option": option.label,
                 "key": option.key,
