@@ -63,6 +63,14 @@ def sign_in(when: datetime, *, portal_id: str | None, ip: str = IP_TOKYO, ua: st
     return LoginEvent.objects.latest("pk"), api
 
 
+def sign_in_again(api: OrderApi, when: datetime) -> Any:
+    """The same browser (its cookies as they are) signs out and in again at ``when``; returns its event."""
+    with time_machine.travel(when, tick=False):
+        api.post("/api/logout")
+        api.login("alice", PASSWORD)
+    return LoginEvent.objects.latest("pk")
+
+
 def test_a_returning_browser_with_the_portals_cookie_is_its_imported_device(
     imported: datetime, settings: Any
 ) -> None:
@@ -81,11 +89,8 @@ def test_authguards_cookie_takes_over_and_the_portal_id_then_stops_counting(impo
     assert not any(key.startswith(old) for key in data["f"]["dasn"])
     # Her browser's next sign-in, without the portal's cookie (cleared, or a portal that stopped setting it):
     # authguard's own cookie is now that device, with its past.
-    with time_machine.travel(imported + timedelta(days=1), tick=False):
-        api.client.cookies.pop(COOKIE)
-        api.post("/api/logout")
-        api.login("alice", PASSWORD)
-    again = LoginEvent.objects.latest("pk")
+    api.client.cookies.pop(COOKIE)
+    again = sign_in_again(api, imported + timedelta(days=1))
     assert again.action == "allow" and "new_device" not in again.reasons, again.reasons
     # A thief's browser with a copy of the portal's cookie only (stolen before the takeover): no longer a
     # known device, whatever the place.
@@ -112,10 +117,8 @@ def test_an_id_authguard_learned_counts_as_no_cookie_in_the_portals_cookie(
     # alice's browser is learned by its authguard cookie (the portal's cookie not read yet).
     settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = None
     _, api = sign_in(imported, portal_id=None)
-    with time_machine.travel(imported + timedelta(hours=1), tick=False):
-        api.post("/api/logout")
-        api.login("alice", PASSWORD)
-    assert "new_device" not in LoginEvent.objects.latest("pk").reasons  # her authguard cookie is known now
+    # Her authguard cookie is known now.
+    assert "new_device" not in sign_in_again(api, imported + timedelta(hours=1)).reasons
     own_id = api.client.cookies[app_settings.DEVICE_COOKIE_NAME].value.rsplit(":", 1)[0]
     settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = COOKIE
     # Only devices the import learned: that id in the portal's cookie (signature dropped) is no cookie.
@@ -283,11 +286,8 @@ def test_authguards_cookie_takes_the_remembered_device_over(passkey_imported: da
     # The portal's entry has ended (kept, revoked: not listed, and an import cannot bring it back).
     imported.refresh_from_db()
     assert imported.revoked_at is not None and imported.trusted_until is None
-    with time_machine.travel(passkey_imported + timedelta(days=1), tick=False):
-        api.client.cookies.pop(COOKIE)
-        api.post("/api/logout")
-        api.login("alice", PASSWORD)
-    again = LoginEvent.objects.latest("pk")
+    api.client.cookies.pop(COOKIE)
+    again = sign_in_again(api, passkey_imported + timedelta(days=1))
     assert "remembered_device" in {finding["code"] for finding in again.findings}, again.findings
     # A copy of the portal's cookie alone (stolen before the takeover) is no device at all now.
     thief, _ = sign_in(passkey_imported + timedelta(days=2), portal_id=PORTAL_ID)
@@ -316,16 +316,11 @@ def test_the_portals_entry_ends_when_her_browser_signs_in_by_its_own_cookie(
     # a day after the import): two names for one browser, the portal's still remembered.
     settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = None
     _, api = sign_in(passkey_imported, portal_id=PORTAL_ID)
-    with time_machine.travel(passkey_imported + timedelta(hours=1), tick=False):
-        api.post("/api/logout")
-        api.login("alice", PASSWORD)
+    sign_in_again(api, passkey_imported + timedelta(hours=1))
     portal = KnownDevice.objects.get(cookie_hash=device_hash(PORTAL_ID))
     assert portal.revoked_at is None and portal.trusted_until is not None
     settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = COOKIE
-    with time_machine.travel(passkey_imported + timedelta(hours=2), tick=False):
-        api.post("/api/logout")
-        api.login("alice", PASSWORD)  # both cookies: judged by her own, known one
-    mine = LoginEvent.objects.latest("pk")
+    mine = sign_in_again(api, passkey_imported + timedelta(hours=2))  # both cookies: judged by her own
     assert "known_device" in {finding["code"] for finding in mine.findings}, mine.findings
     portal.refresh_from_db()
     assert portal.revoked_at is not None and portal.trusted_until is None

@@ -33,7 +33,7 @@ from authguard.models import KnownDevice, PopulationCount, RiskProfile
 from authguard.models.population import PopulationDelta, PopulationFold
 from authguard.resilience import guarded_cache_call
 from authguard.risk.context import LoginContext
-from authguard.risk.legacy_device import judged_context, named_by_portal, take_over
+from authguard.risk.legacy_device import judged_context, take_over
 from authguard.risk.profile import POPULATION_FEATURES, Profile, learn, population_keys
 from authguard.risk.velocity import (
     WINDOW_SECONDS,
@@ -188,12 +188,16 @@ class MemoryHistory:
         self.pending.extend(_population_increments(evidence))
         if not self.fold_every:
             self.fold()
-        named = named_by_portal(evidence.ctx, evidence.profile, ctx)
-        data = take_over(self.profiles.get(ctx.user_id), named, ctx)
-        self.profiles[ctx.user_id] = learn(data, ctx, horizon_days=self.horizon_days)
-        self.move_trust(ctx, evidence)
+        self.learn_profile(ctx, evidence)
 
-    def move_trust(self, ctx: LoginContext, evidence: Evidence) -> None:
+    def learn_profile(self, ctx: LoginContext, evidence: Evidence) -> None:
+        """The user's own part of :meth:`learn` (the replay's second pass calls it alone): the profile, and
+        the devices the portal's cookie named (:func:`take_over`, :meth:`_move_trust`)."""
+        data = take_over(self.profiles.get(ctx.user_id), evidence.ctx, ctx, profile=evidence.profile)
+        self.profiles[ctx.user_id] = learn(data, ctx, horizon_days=self.horizon_days)
+        self._move_trust(ctx, evidence)
+
+    def _move_trust(self, ctx: LoginContext, evidence: Evidence) -> None:
         """After :func:`take_over`: a remembered imported device's trust moves to authguard's cookie; the
         portal's entry ends (:func:`portal_device_ending`)."""
         old, moves = portal_device_ending(ctx, evidence)
@@ -339,7 +343,7 @@ class DatabaseHistory:
         with transaction.atomic(savepoint=False):
             profile, _ = RiskProfile.objects.select_for_update().get_or_create(user_id=ctx.user_id)
             profile.data = learn(
-                take_over(profile.data, named_by_portal(evidence.ctx, evidence.profile, ctx), ctx),
+                take_over(profile.data, evidence.ctx, ctx, profile=evidence.profile),
                 ctx,
                 horizon_days=self.horizon_days,
             )
@@ -383,7 +387,7 @@ class DatabaseHistory:
         )
         if imported is None:
             return  # none, or revoked between the evidence and now: nothing to carry over
-        if moves and ctx.device_hash:
+        if moves:
             own = KnownDevice.objects.get(user_id=ctx.user_id, cookie_hash=ctx.device_hash)
             own.first_seen_at = min(own.first_seen_at, imported.first_seen_at)
             until = imported.trusted_until

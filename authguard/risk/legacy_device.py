@@ -69,7 +69,7 @@ def judged_context(
     return replace(ctx, device_hash=legacy, legacy_device_hash=None), legacy_trusted
 
 
-def named_by_portal(judged: LoginContext, profile: Profile, ctx: LoginContext) -> LoginContext:
+def _named_by_portal(judged: LoginContext, profile: Profile, ctx: LoginContext) -> LoginContext:
     """The context whose device :func:`take_over` moves onto ``ctx``'s authguard cookie as ``ctx`` is learned.
 
     ``judged`` (the evidence's context) when the login was judged as an imported device. When it was judged
@@ -101,11 +101,15 @@ def _move(values: dict[str, list[int]] | None, old: str, new: str) -> None:
         have[2] = max(have[2], entry[2])
 
 
-def take_over(data: dict[str, Any] | None, judged: LoginContext, ctx: LoginContext) -> dict[str, Any] | None:
-    """Before learning ``ctx``: if it was judged as an imported device (``judged``, the evidence's context)
+def take_over(
+    data: dict[str, Any] | None, judged: LoginContext, ctx: LoginContext, *, profile: Profile
+) -> dict[str, Any] | None:
+    """Before learning ``ctx``: if it was judged as an imported device (``judged``, the evidence's context),
+    or presents the portal's cookie naming one (:func:`_named_by_portal`; ``profile`` is the evidence's),
     and carries an authguard device cookie, that cookie takes over the imported device's memory (its counts,
     networks, cities and last use), so the next sign-in with it is a known device and the portal's id no
     longer counts. ``data`` is changed in place and returned."""
+    judged = _named_by_portal(judged, profile, ctx)
     if judged is ctx or data is None or ctx.device_hash is None or judged.device_hash is None:
         return data
     old, new = judged.device_hash[:20], ctx.device_hash[:20]
@@ -128,4 +132,4 @@ def take_over(data: dict[str, Any] | None, judged: LoginContext, ctx: LoginConte
     return data
 
 
-__all__ = ["IMPORTED_AT", "imported_device", "judged_context", "named_by_portal", "take_over"]
+__all__ = ["IMPORTED_AT", "imported_device", "judged_context", "take_over"]

@@ -50,10 +50,8 @@ from authguard.risk.history import (
     _fold_increments,
     trusted_until,
 )
-from authguard.risk.legacy_device import named_by_portal, take_over
 from authguard.risk.policy import Thresholds, current_thresholds
 from authguard.risk.policy_validation import risk_signals_problem
-from authguard.risk.profile import learn
 from authguard.risk.useragent import client_info
 from authguard.risk.velocity import WINDOW_SECONDS, VelocityCounts, read_counts, record_attempt
 from authguard.validators import thresholds_problem
@@ -355,12 +353,7 @@ class UserScorer:
 
     def learn(self, ctx: LoginContext, evidence: Evidence) -> None:
         """The profile only: population counts are pass 1's (:func:`counts_in_population`)."""
-        history = self.history
-        data = take_over(
-            history.profiles.get(ctx.user_id), named_by_portal(evidence.ctx, evidence.profile, ctx), ctx
-        )
-        history.profiles[ctx.user_id] = learn(data, ctx, horizon_days=history.horizon_days)
-        history.move_trust(ctx, evidence)
+        self.history.learn_profile(ctx, evidence)
 
     def record_attempt(self, ctx: LoginContext, *, failed: bool) -> None:
         """Nothing: pass 1 counts every attempt."""
