@@ -8,7 +8,7 @@ import pytest
 
 from authguard.choices import Action
 from authguard.risk.engine import assess, score_login
-from authguard.risk.findings import Finding, RiskSignal, build_signals
+from authguard.risk.findings import STEP_UP_FLOOR, Finding, RiskSignal, build_signals
 from authguard.risk.history import MemoryHistory
 from authguard.risk.policy import Thresholds
 from authguard.risk.signals import (
@@ -420,6 +420,14 @@ def _default_signals():
     return configured_signals()
 
 
+def _decide(login, store):
+    """The shipped signals and thresholds' decision on ``login``."""
+    assessment, _ = score_login(
+        login, store, signals=_default_signals(), thresholds=Thresholds(step_up=40, deny=100)
+    )
+    return assessment
+
+
 def test_a_stolen_device_cookie_from_a_new_city_and_network_is_stepped_up():
     # Alice's PC signs in from her Tokyo line every day; an infostealer replays its cookie and user agent
     # from a clean residential line in Osaka (another ISP, not listed anywhere).
@@ -427,19 +435,13 @@ def test_a_stolen_device_cookie_from_a_new_city_and_network_is_stepped_up():
     attack = ctx(at=T0 + timedelta(days=31, hours=3), ip=IP_OSAKA)
     assert store.evidence(attack).device.known
     found = codes(DeviceCookie(), store, attack)
-    assert found == {"device_new_network": 35, "device_new_city": 10}  # and no known-device discount
-    assessment, _ = score_login(
-        attack, store, signals=_default_signals(), thresholds=Thresholds(step_up=40, deny=100)
-    )
+    # And no known-device discount; a PC only ever used in Tokyo, now on a fixed line in Osaka: settled.
+    assert found == {"device_new_network": 35, "device_new_city": 10, "settled_device_moved": 30}
+    assessment = _decide(attack, store)
     assert assessment.action == Action.STEP_UP
     assert {"device_new_network", "device_new_city"} <= set(assessment.reasons)
     # The same cookie at home is the customer: known, discounted, allowed.
-    home, _ = score_login(
-        ctx(at=T0 + timedelta(days=31, hours=3)),
-        store,
-        signals=_default_signals(),
-        thresholds=Thresholds(step_up=40, deny=100),
-    )
+    home = _decide(ctx(at=T0 + timedelta(days=31, hours=3)), store)
     assert home.action == Action.ALLOW
     assert "known_device" in {f.code for f in home.findings}
 
@@ -469,6 +471,7 @@ def test_a_remembered_device_on_a_network_it_never_used_loses_most_of_its_discou
     assert codes(DeviceCookie(), store, ctx(at=later, ip=IP_OSAKA)) == {
         "device_new_network": 35,
         "device_new_city": 10,
+        "settled_device_moved": 30,
         "remembered_device": -10,
     }
 
@@ -507,9 +510,74 @@ def test_a_real_browser_update_on_the_same_cookie_is_not_penalised():
 def test_a_user_agent_that_went_backwards_or_sideways_on_a_cookie_is_risk():
     store = history_of(*daily(20))
     older = ctx(at=T0 + timedelta(days=21), ua=UA_CHROME_130)
-    assert codes(DeviceCookie(), store, older) == {"known_device": -10, "device_user_agent_backwards": 40}
+    # A cookie that does not fit its own browser earns no known-device discount.
+    assert codes(DeviceCookie(), store, older) == {"device_user_agent_backwards": 40}
     other_os = ctx(at=T0 + timedelta(days=21), ua=UA_IPHONE)
-    assert codes(DeviceCookie(), store, other_os) == {"known_device": -10, "device_user_agent_sideways": 40}
+    assert codes(DeviceCookie(), store, other_os) == {"device_user_agent_sideways": 40}
+    # A remembered one keeps only the small discount it gets elsewhere.
+    store.trust_device(ctx(at=T0 + timedelta(days=20)), T0 + timedelta(days=50))
+    assert codes(DeviceCookie(), store, older) == {
+        "device_user_agent_backwards": 40,
+        "remembered_device": -10,
+    }
+
+
+def test_a_stolen_cookie_with_an_older_browser_is_stepped_up_even_from_home():
+    # The infostealer copied the cookie when the PC ran Chrome 130; the customer has since updated to 131.
+    # The thief replays it through a proxy at the customer's own address, at her usual hour: everything
+    # familiar but the browser's release, which only goes forwards on a real browser.
+    store = history_of(*daily(20, ua=UA_CHROME_130), *daily(10, start=T0 + timedelta(days=20)))
+    thief = ctx(at=T0 + timedelta(days=30, hours=1), ua=UA_CHROME_130)
+    found = {f.code: f for f in DeviceCookie().evaluate(store.evidence(thief))}
+    assert set(found) == {"device_user_agent_backwards"}
+    assert found["device_user_agent_backwards"].evidence[STEP_UP_FLOOR] is True
+    assessment = _decide(thief, store)
+    assert assessment.action == Action.STEP_UP
+    assert "device_user_agent_backwards" in assessment.reasons
+    # The customer's own browser, updated, at the same place and hour: allowed.
+    own = _decide(ctx(at=T0 + timedelta(days=30, hours=1)), store)
+    assert own.action == Action.ALLOW
+    # A portal whose customers' browsers are rolled back (an enterprise fleet) may drop the floor.
+    relaxed = {
+        f.code: f
+        for f in DeviceCookie(device_user_agent_backwards_step_up=False).evaluate(store.evidence(thief))
+    }
+    assert STEP_UP_FLOOR not in relaxed["device_user_agent_backwards"].evidence
+
+
+def test_a_computer_seen_in_one_city_on_a_fixed_line_elsewhere_is_a_settled_device_moved():
+    # Alice's PC only ever signed in from her SoftBank line in Nagoya. An infostealer's thief replays its
+    # cookie and user agent through a residential proxy on the same ISP in Fukuoka (GeoIP radius 20 km):
+    # no new network, only a new city, which alone would be 10 points: together a step-up.
+    store = history_of(*daily(30, ip=IP_JP_PROXY))
+    thief = ctx(at=T0 + timedelta(days=31), ip=IP_V6_FUKUOKA)
+    found = {f.code: f for f in DeviceCookie().evaluate(store.evidence(thief))}
+    assert {code: f.score for code, f in found.items()} == {"device_new_city": 10, "settled_device_moved": 30}
+    assert found["settled_device_moved"].evidence == {"city": "Fukuoka, JP", "accuracy_km": 20}
+    assessment = _decide(thief, store)
+    assert assessment.action == Action.STEP_UP
+    assert "settled_device_moved" in assessment.reasons
+
+
+def test_a_device_that_travelled_before_a_phone_a_coarse_place_or_a_known_city_are_not_settled_moves():
+    later = T0 + timedelta(days=31)
+    # The same PC took one trip to Osaka before: a laptop that travels, its next city is only new.
+    travelled = history_of(*daily(29, ip=IP_JP_PROXY), *daily(1, ip=IP_OSAKA, start=T0 + timedelta(days=29)))
+    assert codes(DeviceCookie(), travelled, ctx(at=later, ip=IP_V6_FUKUOKA)) == {"device_new_city": 10}
+    # A phone is never settled: it moves all day.
+    phone = history_of(*daily(30, ip=IP_JP_PROXY, ua=UA_IPHONE, device="dev-phone"))
+    moved = codes(DeviceCookie(), phone, ctx(at=later, ip=IP_V6_FUKUOKA, ua=UA_IPHONE, device="dev-phone"))
+    assert moved == {"device_new_city": 2}
+    # A coarsely placed address (a carrier's CGNAT, 200 km) is not a fixed line.
+    store = history_of(*daily(30, ip=IP_JP_PROXY))
+    coarse = codes(DeviceCookie(), store, ctx(at=later, ip=IP_DOCOMO))
+    assert coarse == {"device_new_network": 35, "device_new_city": 10}
+    # A city the account knows (the customer's phone signs in from Fukuoka): not where a thief's proxy is.
+    known_city = history_of(
+        *daily(30, ip=IP_JP_PROXY),
+        *daily(5, ip=IP_V6_FUKUOKA, ua=UA_IPHONE, device="dev-phone"),
+    )
+    assert codes(DeviceCookie(), known_city, ctx(at=later, ip=IP_V6_FUKUOKA)) == {"device_new_city": 10}
 
 
 def test_a_cookie_unused_for_months_and_a_device_in_two_places_are_risk():

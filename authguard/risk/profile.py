@@ -303,6 +303,21 @@ def device_memory(profile: Profile, dev: str | None) -> DeviceMemory | None:
     return DeviceMemory(*entry) if entry is not None and len(entry) == 8 else None
 
 
+def device_city_count(profile: Profile, dev: str | None) -> int:
+    """How many cities the profile has seen device ``dev`` in (its ``"dcity"`` pairs inside the horizon).
+
+    The pairs are bounded like every feature (least recently seen evicted), so this reads a few dozen keys.
+    """
+    if not dev:
+        return 0
+    prefix = f"{dev}|"
+    return sum(
+        1
+        for key in profile._features.get("dcity", _NONE)
+        if key.startswith(prefix) and profile.count("dcity", key)
+    )
+
+
 def population_keys(ctx: LoginContext) -> list[str]:
     """The population-count keys a login needs: each hierarchy level's value, total and distinct count."""
     keys = list(ctx.population_value_keys.values())

@@ -117,6 +117,10 @@ _SIGNALS: dict[str, tuple[Any, Any, dict[str, tuple[Any, tuple[float | None, flo
             "device_new_network": (_("Points for a known browser on a network it never used"), _POINTS),
             "device_new_network_known_to_account": (_("Points when the account used that network"), _POINTS),
             "device_new_city": (_("Points for a known browser in a new city"), _POINTS),
+            "settled_device_moved": (
+                _("More points when a computer seen in one city only is on a fixed line in another"),
+                _POINTS,
+            ),
             "portable_factor": (_("Share of the new-city points for a phone or tablet"), _SHARE),
             "device_city_min_km": (_("Distance before a city counts as new (km)"), _COUNT),
             "device_user_agent_backwards": (
@@ -126,6 +130,10 @@ _SIGNALS: dict[str, tuple[Any, Any, dict[str, tuple[Any, tuple[float | None, flo
             "device_user_agent_sideways": (
                 _("Points when a known browser reports another browser or system"),
                 _POINTS,
+            ),
+            "device_user_agent_backwards_step_up": (
+                _("Always step up a known browser that reports an older version"),
+                None,
             ),
             "stale_device_days": (_("Days unused before a known browser is stale"), _COUNT),
             "stale_device": (_("Points for a stale known browser"), _POINTS),

@@ -13,7 +13,7 @@ from authguard.conf import app_settings
 from authguard.risk.findings import STEP_UP_FLOOR, Finding, RiskSignal
 from authguard.risk.geoip import Geo
 from authguard.risk.history import Evidence
-from authguard.risk.profile import DeviceMemory, Profile, device_memory, major_version
+from authguard.risk.profile import DeviceMemory, Profile, device_city_count, device_memory, major_version
 from authguard.risk.signals_network import haversine_km
 
 # A reason nearly every login carries, made once (a lazy string costs a little each time).
@@ -101,10 +101,15 @@ class DeviceCookie(RiskSignal):
         "device_new_network": 35,
         "device_new_network_known_to_account": 0,
         "device_new_city": 10,
+        # A computer only ever seen in one city, now at a fixed line elsewhere: what an infostealer's replay
+        # from a residential proxy looks like, even on the victim's own ISP (issue 13).
+        "settled_device_moved": 30,
         "portable_factor": 0.25,
         "device_city_min_km": 30,
         "device_user_agent_backwards": 40,
         "device_user_agent_sideways": 40,
+        # An older release of the browser under the same cookie is stepped up whatever the rest of the score.
+        "device_user_agent_backwards_step_up": True,
         "stale_device_days": 60,
         "stale_device": 5,
         "device_max_kmh": 400,
@@ -232,26 +237,35 @@ class DeviceCookie(RiskSignal):
         """A device cookie this account used before (or remembered): check that it fits its own past."""
         o, profile, features = self.options, evidence.profile, evidence.ctx.features
         findings = self._elsewhere(evidence)
-        if evidence.device.trusted:
-            points = o["remembered_device_elsewhere"] if findings else o["remembered_device"]
-            findings.append(
-                Finding("remembered_device", points, _("A device remembered after a second-factor check"))
-            )
-        elif not findings:
-            findings.append(Finding("known_device", o["known_device"], _KNOWN_DEVICE))
         memory = device_memory(profile, features["dev"])
         change = user_agent_change(memory, evidence)
         # user_agent_change answers None without a memory; the test narrows it for the type checker.
-        if memory is not None and change in ("backwards", "sideways"):
+        changed = memory is not None and change in ("backwards", "sideways")
+        # SECURITY: a cookie that does not fit its own past (a new network or city, or another browser than
+        # the one that last sent it) earns no known-device discount, and a remembered one only the small one.
+        if evidence.device.trusted:
+            points = o["remembered_device_elsewhere"] if findings or changed else o["remembered_device"]
+            findings.append(
+                Finding("remembered_device", points, _("A device remembered after a second-factor check"))
+            )
+        elif not findings and not changed:
+            findings.append(Finding("known_device", o["known_device"], _KNOWN_DEVICE))
+        if memory is not None and changed:
+            details: dict[str, object] = {
+                "was": f"{memory.browser} {memory.major} {memory.os}",
+                "now": evidence.ctx.client.summary,
+            }
+            if change == "backwards" and o["device_user_agent_backwards_step_up"]:
+                # SECURITY: browsers update forwards. The same cookie from an older release of the same
+                # browser is a copy replayed with the user agent of the day it was stolen (an infostealer);
+                # the familiar network it comes from must not talk the score down below a step-up.
+                details[STEP_UP_FLOOR] = True
             findings.append(
                 Finding(
                     f"device_user_agent_{change}",
                     o[f"device_user_agent_{change}"],
                     _("This device's browser is older than, or not the same as, the one it used before"),
-                    {
-                        "was": f"{memory.browser} {memory.major} {memory.os}",
-                        "now": evidence.ctx.client.summary,
-                    },
+                    details,
                 )
             )
         if memory is None:
@@ -343,4 +357,38 @@ class DeviceCookie(RiskSignal):
                     {"city": evidence.ctx.geo.place},
                 )
             )
+            if factor == 1.0 and o["settled_device_moved"] and self._settled_device_moved(evidence):
+                findings.append(
+                    Finding(
+                        "settled_device_moved",
+                        o["settled_device_moved"],
+                        _("A computer only ever used in one city, now on a fixed line in another"),
+                        {"city": evidence.ctx.geo.place, "accuracy_km": evidence.ctx.geo.accuracy_km},
+                    )
+                )
         return findings
+
+    def _settled_device_moved(self, evidence: Evidence) -> bool:
+        """Whether this computer's first move is to a fixed line: the profile saw it in one city only, and
+        GeoIP places the new address precisely (accuracy radius at most ``fixed_line_max_km``).
+
+        Infostealers copy the cookies of computers, and the thief replays them from a residential proxy,
+        often on the victim's own ISP (so no new network) in another city. A customer's own computer that
+        stayed in one place and now appears on another city's fixed line is rare: a laptop that travels has
+        a hotel or office city on record after its first trip, and a phone's mobile data is placed coarsely
+        (phones and tablets never reach this check). A VPN, proxy or hosting exit is left to the network
+        signals, which already count it.
+        """
+        geo = evidence.ctx.geo
+        if (
+            geo.accuracy_km is None
+            or geo.accuracy_km > self.options["fixed_line_max_km"]
+            or _shared_network(geo)
+        ):
+            return False
+        profile, features = evidence.profile, evidence.ctx.features
+        # A city the account knows (the customer's home, where the computer was only ever used on a trip)
+        # is not where a thief's proxy is.
+        return (
+            profile.count("city", features["city"]) == 0 and device_city_count(profile, features["dev"]) == 1
+        )

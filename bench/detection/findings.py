@@ -35,13 +35,42 @@ def _setup() -> None:
 class _Recorder:
     """Wraps a risk signal: the same findings, also kept in ``sink`` with the evidence they were made from."""
 
-    def __init__(self, signal: Any, sink: list) -> None:
-        self.signal, self.sink = signal, sink
+    def __init__(self, signal: Any, sink: list, facts: dict) -> None:
+        self.signal, self.sink, self.facts = signal, sink, facts
 
     def evaluate(self, evidence: Any) -> list:
+        if not self.sink:
+            # Read before the login is learned: learning updates the device's memory in place.
+            self.facts.clear()
+            self.facts.update(_device_facts(evidence, evidence.ctx))
         found = list(self.signal.evaluate(evidence))
         self.sink.append((evidence, found))
         return found
+
+
+def _device_facts(evidence: Any, ctx: Any) -> dict:
+    """For a known device: hours since its last successful use, and its distance from that use's place
+    after both accuracy radii (what ``device_new_city`` and ``device_moved`` read), plus the device's own
+    networks and cities so far."""
+    from authguard.risk.profile import device_memory
+    from authguard.risk.signals_network import haversine_km
+
+    memory = device_memory(evidence.profile, ctx.features.get("dev"))
+    if memory is None:
+        return {}
+    facts: dict[str, Any] = {"dev_hours": round((ctx.timestamp - memory.t) / 3600, 1)}
+    geo = ctx.geo
+    if None not in (memory.lat, memory.lon, geo.latitude, geo.longitude):
+        km = haversine_km(memory.lat, memory.lon, geo.latitude, geo.longitude)
+        facts["dev_km"] = round(km)
+        facts["dev_km_eff"] = round(km - (memory.acc or 0) - (geo.accuracy_km or 0))
+    dev = ctx.features["dev"]
+    features = evidence.profile._features
+    for feature in ("dasn", "dcity"):
+        counts = [c for key, c in features.get(feature, {}).items() if key.startswith(dev + "|")]
+        facts[f"{feature}_n"] = len(counts)
+        facts[f"{feature}_uses"] = sum(sum(c[:2]) for c in counts)
+    return facts
 
 
 def run(folder: Path, policy_path: Path | None, out: Path) -> list[dict]:
@@ -59,7 +88,8 @@ def run(folder: Path, policy_path: Path | None, out: Path) -> list[dict]:
 
     policy = Policy.from_json(json.loads(policy_path.read_text())) if policy_path else Policy.current()
     sink: list = []
-    recording = Policy([_Recorder(signal, sink) for signal in policy.signals], policy.thresholds)
+    facts: dict = {}
+    recording = Policy([_Recorder(signal, sink, facts) for signal in policy.signals], policy.thresholds)
     history = MemoryHistory()
     cross = CrossUserPass(history)
     # The replay's own scorer: the same decision and learning rule as ``authguard replay``.
@@ -97,6 +127,7 @@ def run(folder: Path, policy_path: Path | None, out: Path) -> list[dict]:
                     "logins": evidence.profile.logins,
                     "known": evidence.device.known,
                     "dtype": ctx.client.device_type,
+                    **facts,
                     # Freeman's account prior p(u|A)/p(u|L) = N / (|U| n_u), before the feature ratios.
                     "prior": round(
                         history.population.get("#dtype", 0)
