@@ -347,3 +347,32 @@ def test_command_writes_the_dataset_and_reports_baseline_b0(tmp_path, capsys):
     assert list(report["systems"]) == ["B0"]
     assert report["dataset"]["events"] == len((tmp_path / "events.jsonl").read_text().splitlines())
     assert "| A1 caught |" in capsys.readouterr().out
+
+
+def test_findings_rows_carry_each_login_s_findings_and_its_device_s_past(dataset, tmp_path):
+    from bench.detection.findings import run
+
+    _generator, lines, geoip = dataset
+    folder = tmp_path / "seed"
+    folder.mkdir()
+    write_events(lines, folder / "events.jsonl")
+    (folder / "geoip").symlink_to(geoip, target_is_directory=True)
+    rows = run(folder, None, tmp_path / "findings.jsonl")
+    assert rows and all(row["line"] and row["label"] for row in rows)
+    assert [json.loads(text) for text in (tmp_path / "findings.jsonl").read_text().splitlines()] == rows
+    test_logins = [line for line in lines if line["phase"] == "test" and line["password_ok"]]
+    assert len(rows) == len(test_logins)
+
+    # The score is the clamped sum of the findings' points, raised to the step-up threshold where a finding
+    # asks for a step-up whatever the points (what the what-if re-scoring relies on).
+    def rescored(row):
+        total = max(0, min(100, sum(points for _, points in row["findings"])))
+        return max(total, 40) if row["floor"] else total
+
+    assert all(row["score"] == rescored(row) for row in rows)
+    assert any(row["floor"] for row in rows) and not all(row["floor"] for row in rows)
+    known = [row for row in rows if row["known"] and "dev_hours" in row]
+    assert known, "known devices carry their past"
+    # Read before the login is learned: a device's last use is before this login, not this login itself.
+    assert sum(row["dev_hours"] > 0 for row in known) > 0.9 * len(known)
+    assert all(row["dcity_n"] >= 1 and row["dasn_n"] >= 1 for row in known)

@@ -76,6 +76,7 @@ def _device_facts(evidence: Any, ctx: Any) -> dict:
 def run(folder: Path, policy_path: Path | None, out: Path) -> list[dict]:
     """Replay ``folder/events.jsonl`` and write the findings of its test-window logins to ``out``."""
     # Imported here, not at the top: these modules need Django set up first (_setup), as in firstday.py.
+    from authguard.risk.findings import STEP_UP_FLOOR
     from authguard.risk.history import MemoryHistory
     from authguard.risk.replay import (
         CrossUserPass,
@@ -122,6 +123,9 @@ def run(folder: Path, policy_path: Path | None, out: Path) -> list[dict]:
                     "score": json.loads(result)["score"],
                     "action": action,
                     "findings": [[f.code, f.score] for _, found in sink for f in found if f.score],
+                    # A finding that asks for a step-up whatever the points (the score is then at least
+                    # the step-up threshold): re-scoring must keep it.
+                    "floor": any(f.evidence.get(STEP_UP_FLOOR) for _, found in sink for f in found),
                     "asn": geo.asn,
                     "acc": geo.accuracy_km,
                     "logins": evidence.profile.logins,
