@@ -145,6 +145,27 @@ TEST_NETWORKS = [
         asn=17676,
         as_org="SoftBank Corp.",
     ),
+    GeoNetwork(
+        "2001:db8:1::/48",
+        country="JP",
+        city="Sapporo",
+        latitude=43.0618,
+        longitude=141.3545,
+        accuracy_km=20,
+        time_zone="Asia/Tokyo",
+        asn=17676,
+        as_org="SoftBank Corp.",
+    ),
+    GeoNetwork(  # placed in the country only (no city), as MaxMind does for some blocks
+        "2001:db8:2::/48",
+        country="JP",
+        latitude=35.69,
+        longitude=139.69,
+        accuracy_km=100,
+        time_zone="Asia/Tokyo",
+        asn=17676,
+        as_org="SoftBank Corp.",
+    ),
 ]
 
 # Handy addresses by place.
@@ -159,6 +180,8 @@ IP_TOR = "198.51.100.130"
 IP_VPN = "198.51.100.200"
 IP_AWS = "192.0.2.10"
 IP_V6_FUKUOKA = "2001:db8::1"
+IP_V6_SAPPORO = "2001:db8:1::1"
+IP_V6_JAPAN_ONLY = "2001:db8:2::1"
 
 
 @pytest.fixture(scope="session")

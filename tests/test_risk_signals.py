@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from authguard.choices import Action
-from authguard.risk.engine import assess, score_login
+from authguard.risk.engine import SHADOW_DECISION, assess, score_login
 from authguard.risk.findings import STEP_UP_FLOOR, Finding, RiskSignal, build_signals
 from authguard.risk.history import MemoryHistory
 from authguard.risk.policy import Thresholds
@@ -34,6 +35,8 @@ from .conftest import (
     IP_TOR,
     IP_US_HOME,
     IP_V6_FUKUOKA,
+    IP_V6_JAPAN_ONLY,
+    IP_V6_SAPPORO,
     IP_VPN,
     UA_CURL,
     UA_IPHONE,
@@ -354,6 +357,52 @@ def test_a_crashing_signal_fails_closed():
     assert assessment.reasons == ["signal_error"]
 
 
+class Fixed(RiskSignal):
+    """Emits the findings it was given (code, points, floored)."""
+
+    defaults = {"found": []}
+
+    def evaluate(self, evidence):
+        return [
+            Finding(code, points, code, {STEP_UP_FLOOR: True} if floor else {})
+            for code, points, floor in self.options["found"]
+        ]
+
+
+def test_a_report_only_floor_is_reported_as_the_live_rule_would_apply_it():
+    thresholds = Thresholds(step_up=40, deny=90)
+    login = ctx()
+    live = [Fixed(found=[("known_device", -10, False)])]
+    shadow = [Fixed(found=[("device_user_agent_backwards", 20, True)])]
+    assessment, _ = score_login(
+        login, MemoryHistory(), signals=live, thresholds=thresholds, shadow_signals=shadow
+    )
+    assert (assessment.score, assessment.action) == (0, Action.ALLOW)  # report-only: decides nothing
+    found = {f.code: f for f in assessment.findings}
+    # The recorded shadow finding says it would ask for a step-up, and never asks for one itself.
+    assert found["device_user_agent_backwards"].evidence == {
+        "shadow": True,
+        "would_score": 20,
+        "would_step_up": True,
+    }
+    assert found[SHADOW_DECISION].evidence == {"shadow": True, "would_score": 40, "would_action": "step_up"}
+    # A live floor stays a floor when a shadow rule would take points off, and the sum is the live rule's
+    # (clamped once: -10 + 30 - 25, not 0 + 30 - 25).
+    live = [Fixed(found=[("first_login_elsewhere", 5, True), ("known_device", -10, False)])]
+    shadow = [Fixed(found=[("trial", 30, False), ("trial_discount", -25, False)])]
+    assessment, _ = score_login(
+        login, MemoryHistory(), signals=live, thresholds=thresholds, shadow_signals=shadow
+    )
+    assert (assessment.score, assessment.action) == (40, Action.STEP_UP)
+    summary = {f.code: f for f in assessment.findings}[SHADOW_DECISION].evidence
+    assert summary == {"shadow": True, "would_score": 40, "would_action": "step_up"}
+    no_floor = [Fixed(found=[("known_device", -10, False)])]
+    assessment, _ = score_login(
+        login, MemoryHistory(), signals=no_floor, thresholds=thresholds, shadow_signals=shadow
+    )
+    assert {f.code: f for f in assessment.findings}[SHADOW_DECISION].evidence["would_score"] == 0
+
+
 class Unreachable(MemoryHistory):
     def evidence(self, ctx):
         raise ConnectionError("database down")
@@ -546,10 +595,10 @@ def test_a_stolen_cookie_with_an_older_browser_is_stepped_up_even_from_home():
 
 
 def test_a_computer_seen_in_one_city_on_a_fixed_line_elsewhere_is_a_settled_device_moved():
-    # Alice's PC only ever signed in from her SoftBank line in Nagoya. An infostealer's thief replays its
-    # cookie and user agent through a residential proxy on the same ISP in Fukuoka (GeoIP radius 20 km):
-    # no new network, only a new city, which alone would be 10 points: together a step-up.
-    store = history_of(*daily(30, ip=IP_JP_PROXY))
+    # Alice's PC only ever signed in from her SoftBank line in Sapporo. An infostealer's thief replays its
+    # cookie and user agent through a residential proxy on the same ISP in Fukuoka (GeoIP radius 20 km, not
+    # listed anywhere): no new network, only a new city, which alone would be 10 points: together a step-up.
+    store = history_of(*daily(30, ip=IP_V6_SAPPORO))
     thief = ctx(at=T0 + timedelta(days=31), ip=IP_V6_FUKUOKA)
     found = {f.code: f for f in DeviceCookie().evaluate(store.evidence(thief))}
     assert {code: f.score for code, f in found.items()} == {"device_new_city": 10, "settled_device_moved": 30}
@@ -562,22 +611,88 @@ def test_a_computer_seen_in_one_city_on_a_fixed_line_elsewhere_is_a_settled_devi
 def test_a_device_that_travelled_before_a_phone_a_coarse_place_or_a_known_city_are_not_settled_moves():
     later = T0 + timedelta(days=31)
     # The same PC took one trip to Osaka before: a laptop that travels, its next city is only new.
-    travelled = history_of(*daily(29, ip=IP_JP_PROXY), *daily(1, ip=IP_OSAKA, start=T0 + timedelta(days=29)))
+    travelled = history_of(
+        *daily(29, ip=IP_V6_SAPPORO), *daily(1, ip=IP_OSAKA, start=T0 + timedelta(days=29))
+    )
     assert codes(DeviceCookie(), travelled, ctx(at=later, ip=IP_V6_FUKUOKA)) == {"device_new_city": 10}
-    # A phone is never settled: it moves all day.
-    phone = history_of(*daily(30, ip=IP_JP_PROXY, ua=UA_IPHONE, device="dev-phone"))
-    moved = codes(DeviceCookie(), phone, ctx(at=later, ip=IP_V6_FUKUOKA, ua=UA_IPHONE, device="dev-phone"))
-    assert moved == {"device_new_city": 2}
+    # A phone is never settled: it moves all day (whatever share of the new-city points a portal gives it).
+    phone = history_of(*daily(30, ip=IP_V6_SAPPORO, ua=UA_IPHONE, device="dev-phone"))
+    moved = ctx(at=later, ip=IP_V6_FUKUOKA, ua=UA_IPHONE, device="dev-phone")
+    assert codes(DeviceCookie(), phone, moved) == {"device_new_city": 2}
+    assert codes(DeviceCookie(portable_factor=1.0), phone, moved) == {"device_new_city": 10}
+    store = history_of(*daily(30, ip=IP_V6_SAPPORO))
     # A coarsely placed address (a carrier's CGNAT, 200 km) is not a fixed line.
-    store = history_of(*daily(30, ip=IP_JP_PROXY))
     coarse = codes(DeviceCookie(), store, ctx(at=later, ip=IP_DOCOMO))
     assert coarse == {"device_new_network": 35, "device_new_city": 10}
+    # Nor is one placed exactly at the limit (``fixed_line_max_km`` is the radius *under* which it is one).
+    thief = ctx(at=later, ip=IP_V6_FUKUOKA)  # placed within 20 km
+    assert "settled_device_moved" not in codes(DeviceCookie(fixed_line_max_km=20), store, thief)
+    assert "settled_device_moved" in codes(DeviceCookie(fixed_line_max_km=21), store, thief)
+    # A VPN exit in a new city is the network signals' business.
+    vpn = codes(DeviceCookie(), store, ctx(at=later, ip=IP_VPN))
+    assert vpn == {"device_new_network": 35, "device_new_city": 10}
     # A city the account knows (the customer's phone signs in from Fukuoka): not where a thief's proxy is.
     known_city = history_of(
-        *daily(30, ip=IP_JP_PROXY),
+        *daily(30, ip=IP_V6_SAPPORO),
         *daily(5, ip=IP_V6_FUKUOKA, ua=UA_IPHONE, device="dev-phone"),
     )
     assert codes(DeviceCookie(), known_city, ctx(at=later, ip=IP_V6_FUKUOKA)) == {"device_new_city": 10}
+    # A cookie whose DBSC key proved possession is on its own device, wherever that is.
+    bound = replace(thief, dbsc="bound_ok")
+    assert "settled_device_moved" not in codes(DeviceCookie(), store, bound)
+
+
+def test_a_device_only_ever_placed_in_the_country_or_nowhere_is_not_settled():
+    later = T0 + timedelta(days=31)
+    # GeoIP placed the PC in Japan only (no city): it was in no known city, so it cannot leave one.
+    country_only = history_of(*daily(30, ip=IP_V6_JAPAN_ONLY))
+    moved = codes(DeviceCookie(), country_only, ctx(at=later, ip=IP_V6_FUKUOKA))
+    assert moved == {"device_new_city": 10}
+    # An address no database places at all: the device's last place is unknown.
+    nowhere = history_of(*daily(30, ip="198.18.0.1"))
+    assert "settled_device_moved" not in codes(DeviceCookie(), nowhere, ctx(at=later, ip=IP_V6_FUKUOKA))
+    # Once in a real city as well, a move from it counts (the country-only place is not a second city).
+    both = history_of(
+        *daily(20, ip=IP_V6_JAPAN_ONLY), *daily(10, ip=IP_V6_SAPPORO, start=T0 + timedelta(days=20))
+    )
+    assert "settled_device_moved" in codes(DeviceCookie(), both, ctx(at=later, ip=IP_V6_FUKUOKA))
+
+
+def test_a_travelled_computer_whose_other_cities_may_have_been_evicted_is_not_settled():
+    from authguard.risk.profile import MAX_VALUES
+
+    later = T0 + timedelta(days=31)
+    store = history_of(*daily(30, ip=IP_V6_SAPPORO))
+    # Fill the account's device|city pairs (other devices in other cities): a pair of this PC may be gone.
+    profile = store.profiles["alice"]
+    filler = {f"other-{i}|city-{i}": [0, 1] for i in range(MAX_VALUES - len(profile["f"]["dcity"]))}
+    profile["f"]["dcity"].update(filler)
+    assert "settled_device_moved" not in codes(DeviceCookie(), store, ctx(at=later, ip=IP_V6_FUKUOKA))
+    for key in filler:
+        del profile["f"]["dcity"][key]
+    assert "settled_device_moved" in codes(DeviceCookie(), store, ctx(at=later, ip=IP_V6_FUKUOKA))
+
+
+def test_a_version_that_does_not_parse_is_not_a_step_back():
+    safari = (
+        "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/534.57.2 (KHTML, like Gecko) "
+        "Version/5.1.7 Safari/534.57.2"
+    )
+    no_version = (
+        "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/534.57.2 (KHTML, like Gecko) Safari/534.57.2"
+    )
+    store = history_of(*daily(20, ua=safari))
+    assert codes(DeviceCookie(), store, ctx(at=T0 + timedelta(days=21), ua=no_version)) == {
+        "known_device": -10
+    }
+
+
+def test_a_dbsc_proof_keeps_a_browser_that_went_back_from_the_floor():
+    store = history_of(*daily(20, ua=UA_CHROME_130), *daily(10, start=T0 + timedelta(days=20)))
+    rolled_back = replace(ctx(at=T0 + timedelta(days=30, hours=1), ua=UA_CHROME_130), dbsc="bound_ok")
+    found = {f.code: f for f in DeviceCookie().evaluate(store.evidence(rolled_back))}
+    assert found["device_user_agent_backwards"].score == 40
+    assert STEP_UP_FLOOR not in found["device_user_agent_backwards"].evidence
 
 
 def test_a_cookie_unused_for_months_and_a_device_in_two_places_are_risk():

@@ -138,6 +138,7 @@ def with_shadow(
     """
     extra: list[Finding] = []
     would_add = 0
+    would_floor = False
     for signal in shadow_signals:
         try:
             found = list(signal.evaluate(evidence))
@@ -146,10 +147,22 @@ def with_shadow(
             continue
         for f in found:
             would_add += f.score
-            extra.append(Finding(f.code, 0, f.reason, {**f.evidence, "shadow": True, "would_score": f.score}))
+            recorded = {**f.evidence, "shadow": True, "would_score": f.score}
+            if recorded.pop(STEP_UP_FLOOR, False):
+                # Reported, not applied: a recorded shadow finding must never ask for a step-up itself.
+                would_floor = recorded["would_step_up"] = True
+            extra.append(Finding(f.code, 0, f.reason, recorded))
     if not extra:
         return assessment
-    would_score = max(0, min(100, assessment.score + would_add))
+    # What the live rule would do with these findings: the clamped sum, raised to a step-up where a live or
+    # shadow finding asks for one whatever the points (assess).
+    would_floor = would_floor or any(
+        f.code == "signal_error" or f.evidence.get(STEP_UP_FLOOR) for f in assessment.findings
+    )
+    base = sum(f.score for f in assessment.findings)
+    would_score = max(0, min(100, base + would_add))
+    if would_floor:
+        would_score = max(would_score, thresholds.step_up)
     summary = Finding(
         SHADOW_DECISION,
         0,

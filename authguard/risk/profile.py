@@ -304,17 +304,18 @@ def device_memory(profile: Profile, dev: str | None) -> DeviceMemory | None:
 
 
 def device_city_count(profile: Profile, dev: str | None) -> int:
-    """How many cities the profile has seen device ``dev`` in (its ``"dcity"`` pairs inside the horizon).
+    """How many cities the profile has seen device ``dev`` in (its ``"dcity"`` pairs inside the horizon;
+    a place GeoIP could not name is not a city).
 
     The pairs are bounded like every feature (least recently seen evicted), so this reads a few dozen keys.
     """
     if not dev:
         return 0
-    prefix = f"{dev}|"
+    prefix, unknown = f"{dev}|", f"{dev}|{UNKNOWN}"
     return sum(
         1
         for key in profile._features.get("dcity", _NONE)
-        if key.startswith(prefix) and profile.count("dcity", key)
+        if key.startswith(prefix) and key != unknown and profile.count("dcity", key)
     )
 
 

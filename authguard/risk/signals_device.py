@@ -13,7 +13,14 @@ from authguard.conf import app_settings
 from authguard.risk.findings import STEP_UP_FLOOR, Finding, RiskSignal
 from authguard.risk.geoip import Geo
 from authguard.risk.history import Evidence
-from authguard.risk.profile import DeviceMemory, Profile, device_city_count, device_memory, major_version
+from authguard.risk.profile import (
+    MAX_VALUES,
+    DeviceMemory,
+    Profile,
+    device_city_count,
+    device_memory,
+    major_version,
+)
 from authguard.risk.signals_network import haversine_km
 
 # A reason nearly every login carries, made once (a lazy string costs a little each time).
@@ -35,7 +42,9 @@ def user_agent_change(memory: DeviceMemory | None, evidence: Evidence) -> str | 
     if client.browser != memory.browser or client.os != memory.os or client.device_type != memory.dtype:
         return "sideways"
     major = major_version(client.browser_version)
-    if major == memory.major:
+    if major == memory.major or major < 0 or memory.major < 0:
+        # A version that does not parse (a web view without "Version/", say) is not comparable: neither an
+        # update nor a step back.
         return "same"
     return "update" if major > memory.major else "backwards"
 
@@ -255,7 +264,11 @@ class DeviceCookie(RiskSignal):
                 "was": f"{memory.browser} {memory.major} {memory.os}",
                 "now": evidence.ctx.client.summary,
             }
-            if change == "backwards" and o["device_user_agent_backwards_step_up"]:
+            if (
+                change == "backwards"
+                and o["device_user_agent_backwards_step_up"]
+                and evidence.ctx.dbsc != "bound_ok"
+            ):
                 # SECURITY: browsers update forwards. The same cookie from an older release of the same
                 # browser is a copy replayed with the user agent of the day it was stolen (an infostealer);
                 # the familiar network it comes from must not talk the score down below a step-up.
@@ -357,7 +370,7 @@ class DeviceCookie(RiskSignal):
                     {"city": evidence.ctx.geo.place},
                 )
             )
-            if factor == 1.0 and o["settled_device_moved"] and self._settled_device_moved(evidence):
+            if o["settled_device_moved"] and self._settled_device_moved(evidence):
                 findings.append(
                     Finding(
                         "settled_device_moved",
@@ -369,24 +382,32 @@ class DeviceCookie(RiskSignal):
         return findings
 
     def _settled_device_moved(self, evidence: Evidence) -> bool:
-        """Whether this computer's first move is to a fixed line: the profile saw it in one city only, and
-        GeoIP places the new address precisely (accuracy radius at most ``fixed_line_max_km``).
+        """Whether this computer's first move is to a fixed line: the profile saw it in one known city only,
+        and GeoIP places the new address precisely (accuracy radius under ``fixed_line_max_km``).
 
         Infostealers copy the cookies of computers, and the thief replays them from a residential proxy,
         often on the victim's own ISP (so no new network) in another city. A customer's own computer that
         stayed in one place and now appears on another city's fixed line is rare: a laptop that travels has
         a hotel or office city on record after its first trip, and a phone's mobile data is placed coarsely
-        (phones and tablets never reach this check). A VPN, proxy or hosting exit is left to the network
-        signals, which already count it.
+        and moves all day (phones and tablets are never "settled"). A VPN, proxy or hosting exit is left to
+        the network signals, which already count it. A cookie whose DBSC key proved possession is on its own
+        device wherever that is.
         """
-        geo = evidence.ctx.geo
+        ctx = evidence.ctx
+        geo = ctx.geo
         if (
-            geo.accuracy_km is None
-            or geo.accuracy_km > self.options["fixed_line_max_km"]
+            ctx.client.device_type in ("mobile", "tablet")
+            or ctx.dbsc == "bound_ok"
+            or geo.accuracy_km is None
+            or geo.accuracy_km >= self.options["fixed_line_max_km"]
             or _shared_network(geo)
         ):
             return False
-        profile, features = evidence.profile, evidence.ctx.features
+        profile, features = evidence.profile, ctx.features
+        if len(profile._features.get("dcity", {})) >= MAX_VALUES:
+            # The device|city pairs are full: one of this device's other cities may have been evicted, and a
+            # travelled laptop would look settled.
+            return False
         # A city the account knows (the customer's home, where the computer was only ever used on a trip)
         # is not where a thief's proxy is.
         return (
