@@ -303,19 +303,21 @@ def device_memory(profile: Profile, dev: str | None) -> DeviceMemory | None:
     return DeviceMemory(*entry) if entry is not None and len(entry) == 8 else None
 
 
-def device_city_count(profile: Profile, dev: str | None) -> int:
+def device_city_count(profile: Profile, dev: str | None) -> int | None:
     """How many cities the profile has seen device ``dev`` in (its ``"dcity"`` pairs inside the horizon;
-    a place GeoIP could not name is not a city).
+    a place GeoIP could not name is not a city), or ``None`` when that is not known for sure.
 
-    The pairs are bounded like every feature (least recently seen evicted), so this reads a few dozen keys.
+    The pairs are bounded like every feature (least recently seen evicted), so this reads a few dozen keys;
+    while the table is full, one of this device's pairs may have been evicted, and the count is ``None``.
     """
     if not dev:
         return 0
+    pairs = profile._features.get("dcity", _NONE)
+    if len(pairs) >= MAX_VALUES:
+        return None
     prefix, unknown = f"{dev}|", f"{dev}|{UNKNOWN}"
     return sum(
-        1
-        for key in profile._features.get("dcity", _NONE)
-        if key.startswith(prefix) and key != unknown and profile.count("dcity", key)
+        1 for key in pairs if key.startswith(prefix) and key != unknown and profile.count("dcity", key)
     )
 
 

@@ -14,7 +14,6 @@ from authguard.risk.findings import STEP_UP_FLOOR, Finding, RiskSignal
 from authguard.risk.geoip import Geo
 from authguard.risk.history import Evidence
 from authguard.risk.profile import (
-    MAX_VALUES,
     DeviceMemory,
     Profile,
     device_city_count,
@@ -404,12 +403,9 @@ class DeviceCookie(RiskSignal):
         ):
             return False
         profile, features = evidence.profile, ctx.features
-        if len(profile._features.get("dcity", {})) >= MAX_VALUES:
-            # The device|city pairs are full: one of this device's other cities may have been evicted, and a
-            # travelled laptop would look settled.
-            return False
         # A city the account knows (the customer's home, where the computer was only ever used on a trip)
-        # is not where a thief's proxy is.
+        # is not where a thief's proxy is. An unknown count (the device|city table is full, so one of this
+        # device's cities may have been evicted) is not one: a travelled laptop would look settled.
         return (
             profile.count("city", features["city"]) == 0 and device_city_count(profile, features["dev"]) == 1
         )
