@@ -12,7 +12,7 @@ signal options, and shadow signals that report without deciding); the replay pas
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from authguard.choices import Action
@@ -68,6 +68,13 @@ def assess(evidence: Evidence, *, signals: Sequence[RiskSignal], thresholds: Thr
                     {"signal": type(signal).__name__},
                 )
             )
+    score = combined_score(findings, thresholds)
+    return Assessment(score=score, action=thresholds.decide(score), findings=tuple(findings))
+
+
+def combined_score(findings: Iterable[Finding], thresholds: Thresholds) -> int:
+    """The score of a login's findings: their sum clamped to 0..100, raised to ``thresholds.step_up`` where a
+    finding asks for a step-up whatever the points. The one rule of live decisions and report-only trials."""
     total = 0
     floor = False
     for finding in findings:
@@ -79,7 +86,7 @@ def assess(evidence: Evidence, *, signals: Sequence[RiskSignal], thresholds: Thr
         # SECURITY: a failed signal, or a finding that is a policy rather than a degree of risk (a first
         # sign-in from abroad, say), asks for a second factor at least, whatever the other points.
         score = max(score, thresholds.step_up)
-    return Assessment(score=score, action=thresholds.decide(score), findings=tuple(findings))
+    return score
 
 
 def score_login(
@@ -137,32 +144,22 @@ def with_shadow(
     signal that fails is logged and ignored: report-only means it can never change a decision.
     """
     extra: list[Finding] = []
-    would_add = 0
-    would_floor = False
+    found: list[Finding] = []
     for signal in shadow_signals:
         try:
-            found = list(signal.evaluate(evidence))
+            found.extend(list(signal.evaluate(evidence)))  # all of a signal's findings or none
         except Exception:
             logger.exception("authguard: shadow signal %s failed", type(signal).__name__)
-            continue
-        for f in found:
-            would_add += f.score
-            recorded = {**f.evidence, "shadow": True, "would_score": f.score}
-            if recorded.pop(STEP_UP_FLOOR, False):
-                # Reported, not applied: a recorded shadow finding must never ask for a step-up itself.
-                would_floor = recorded["would_step_up"] = True
-            extra.append(Finding(f.code, 0, f.reason, recorded))
+    for f in found:
+        recorded = {**f.evidence, "shadow": True, "would_score": f.score}
+        if recorded.pop(STEP_UP_FLOOR, False):
+            # Reported, not applied: a recorded shadow finding must never ask for a step-up itself.
+            recorded["would_step_up"] = True
+        extra.append(Finding(f.code, 0, f.reason, recorded))
     if not extra:
         return assessment
-    # What the live rule would do with these findings: the clamped sum, raised to a step-up where a live or
-    # shadow finding asks for one whatever the points (assess).
-    would_floor = would_floor or any(
-        f.code == "signal_error" or f.evidence.get(STEP_UP_FLOOR) for f in assessment.findings
-    )
-    base = sum(f.score for f in assessment.findings)
-    would_score = max(0, min(100, base + would_add))
-    if would_floor:
-        would_score = max(would_score, thresholds.step_up)
+    # What the live rule would decide had these signals been live.
+    would_score = combined_score([*assessment.findings, *found], thresholds)
     summary = Finding(
         SHADOW_DECISION,
         0,

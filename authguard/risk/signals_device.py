@@ -22,6 +22,9 @@ from authguard.risk.profile import (
 )
 from authguard.risk.signals_network import haversine_km
 
+#: Device types that move between networks and places all day (mobile data, wifi).
+_PORTABLE = ("mobile", "tablet")
+
 # A reason nearly every login carries, made once (a lazy string costs a little each time).
 _KNOWN_DEVICE = _("A browser this account signed in from before")
 
@@ -345,7 +348,7 @@ class DeviceCookie(RiskSignal):
             return []
         findings = []
         # Phones and tablets change networks all day (mobile data, wifi): their new places count less.
-        factor = o["portable_factor"] if evidence.ctx.client.device_type in ("mobile", "tablet") else 1.0
+        factor = o["portable_factor"] if evidence.ctx.client.device_type in _PORTABLE else 1.0
         if profile.count("dasn", features["dasn"]) == 0:
             # A network another of the account's devices uses (the home line the phone also uses) is a
             # small step; one the account never used is where a stolen cookie is replayed from.
@@ -395,7 +398,7 @@ class DeviceCookie(RiskSignal):
         ctx = evidence.ctx
         geo = ctx.geo
         if (
-            ctx.client.device_type in ("mobile", "tablet")
+            ctx.client.device_type in _PORTABLE
             or ctx.dbsc == "bound_ok"
             or geo.accuracy_km is None
             or geo.accuracy_km >= self.options["fixed_line_max_km"]

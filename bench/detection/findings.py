@@ -42,19 +42,20 @@ class _Recorder:
         if not self.sink:
             # Read before the login is learned: learning updates the device's memory in place.
             self.facts.clear()
-            self.facts.update(_device_facts(evidence, evidence.ctx))
+            self.facts.update(_device_facts(evidence))
         found = list(self.signal.evaluate(evidence))
         self.sink.append((evidence, found))
         return found
 
 
-def _device_facts(evidence: Any, ctx: Any) -> dict:
+def _device_facts(evidence: Any) -> dict:
     """For a known device: hours since its last successful use, and its distance from that use's place
     after both accuracy radii (what ``device_new_city`` and ``device_moved`` read), plus the device's own
     networks and cities so far."""
     from authguard.risk.profile import device_memory
     from authguard.risk.signals_network import haversine_km
 
+    ctx = evidence.ctx
     memory = device_memory(evidence.profile, ctx.features.get("dev"))
     if memory is None:
         return {}
