@@ -234,7 +234,12 @@
 
   /** Prove a passkey (step-up, re-verification, confirmation): a Promise of the server's JSON answer. */
   function authenticate(optionsUrl, verifyUrl, element, mediation, signal) {
-    return post(optionsUrl, {}, element).then(function (json) {
+    var options = post(optionsUrl, {}, element);
+    if (mediation === "conditional") {
+      // The button waits for it (wire): the server keeps one pending challenge per purpose.
+      element.authguardAutofillOptions = options;
+    }
+    return options.then(function (json) {
       var request = { publicKey: requestOptions(json) };
       if (mediation) {
         request.mediation = mediation;
@@ -376,7 +381,16 @@
           conditional.abort();
           conditional = null;
         }
-        run(element, start);
+        // An autofill options request still on its way would reach the server after the button's and
+        // replace its challenge: ask only once it has answered (its ceremony is aborted either way).
+        var pending = element.authguardAutofillOptions || Promise.resolve();
+        element.authguardAutofillOptions = null;
+        if (start) {
+          start.disabled = true;
+        }
+        pending.catch(function () {}).then(function () {
+          run(element, start);
+        });
       });
     }
   }
