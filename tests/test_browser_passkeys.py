@@ -135,6 +135,62 @@ def test_passwordless_sign_in_with_the_explicit_button(chrome: Any, alice: Any) 
     assert browser.authguard_state()["sm"] == "passkey"
 
 
+#: Installed before the page's own scripts: the first passkey answer the page sends (the autofill's) waits
+#: a second before it leaves, as on a slow line, and the page counts the answers the server gave.
+SLOW_FIRST_ANSWER = """
+window.authguardAnswers = {sent: 0, answered: 0};
+const originalFetch = window.fetch.bind(window);
+window.fetch = (url, init) => {
+  if (!String(url).endsWith("/api/login/passkey")) {
+    return originalFetch(url, init);
+  }
+  const first = window.authguardAnswers.sent++ === 0;
+  const delay = new Promise((resolve) => setTimeout(resolve, first ? 1000 : 0));
+  return delay.then(() => originalFetch(url, init)).finally(() => { window.authguardAnswers.answered++; });
+};
+"""
+
+
+def test_the_button_waits_for_an_autofill_answer_already_on_its_way(chrome: Any, alice: Any) -> None:
+    # The autofill's ceremony got an answer from the authenticator (refused by the server: no UV flag) and
+    # is sending it as the person presses the button. The button must not ask for its own challenge before
+    # that answer is in: the answer would use the button's challenge up, and the button's own passkey would
+    # then be refused as "expired or already used" (a CI flake, 2026-12-04).
+    browser = signed_in_at_home(chrome)
+    browser.enroll_passkey("Laptop")
+    browser.sign_out()
+    browser.set_user_verified(False)
+    browser.come_from(IP_TOKYO)
+    scripts = [
+        browser.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": source})
+        for source in (DOWNGRADE_USER_VERIFICATION, SLOW_FIRST_ANSWER)
+    ]
+    try:
+        browser.get("/login/")
+        browser.wait(
+            lambda driver: driver.execute_script("return window.authguardAnswers.sent") == 1,
+            "the autofill's answer on its way",
+        )
+        browser.click('[data-authguard-passkey="login"] [data-authguard-start]')
+        browser.wait(
+            lambda driver: driver.execute_script("return window.authguardAnswers.answered") == 2,
+            "both answers answered",
+        )
+        button = browser.visible('[data-authguard-passkey="login"] [data-authguard-start]')
+        browser.wait(lambda driver: button.is_enabled(), "the button's ceremony to end")
+        # The button's own answer was judged on its merits: no UV flag, not a used-up challenge.
+        assert "did not verify you" in browser.visible_text(
+            '[data-authguard-passkey="login"] [data-authguard-error]'
+        )
+    finally:
+        for script in scripts:
+            browser.driver.execute_cdp_cmd(
+                "Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]}
+            )
+    assert browser.signed_in_user_id() is None
+    assert not LoginEvent.objects.filter(outcome=Outcome.PASSKEY_LOGIN).exists()
+
+
 @pytest.mark.battery(33)
 def test_battery_33_enrollment_without_user_verification_fails_cleanly(chrome: Any, alice: Any) -> None:
     browser = signed_in_at_home(chrome, user_verified=False)

@@ -235,11 +235,7 @@
   /** Prove a passkey (step-up, re-verification, confirmation): a Promise of the server's JSON answer. */
   function authenticate(optionsUrl, verifyUrl, element, mediation, signal) {
     var options = post(optionsUrl, {}, element);
-    if (mediation === "conditional") {
-      // The button waits for it (wire): the server keeps one pending challenge per purpose.
-      element.authguardAutofillOptions = options;
-    }
-    return options.then(function (json) {
+    var ceremony = options.then(function (json) {
       var request = { publicKey: requestOptions(json) };
       if (mediation) {
         request.mediation = mediation;
@@ -256,6 +252,12 @@
         throw error;
       });
     });
+    if (mediation === "conditional") {
+      // The button waits for all of it (wire): the server keeps one pending challenge per purpose, and
+      // both the autofill's options request and its answer (once the person picked a passkey) use it.
+      element.authguardAutofill = ceremony;
+    }
+    return ceremony;
   }
 
   /** Passwordless login; mediation "conditional" for autofill, undefined for an explicit prompt. */
@@ -381,14 +383,21 @@
           conditional.abort();
           conditional = null;
         }
-        // An autofill options request still on its way would reach the server after the button's and
-        // replace its challenge: ask only once it has answered (its ceremony is aborted either way).
-        var pending = element.authguardAutofillOptions || Promise.resolve();
-        element.authguardAutofillOptions = null;
-        if (start) {
-          start.disabled = true;
-        }
-        pending.catch(function () {}).then(function () {
+        // The autofill's options request, or its answer when the authenticator already gave one, would
+        // reach the server after the button's options and replace or use up its challenge: ask only once
+        // the autofill's ceremony has ended (the abort ends it at once unless its answer is on its way).
+        var pending = element.authguardAutofill || Promise.resolve(null);
+        element.authguardAutofill = null;
+        start.disabled = true;
+        pending.then(function (answer) {
+          return !!answer;
+        }, function () {
+          return false;
+        }).then(function (signedIn) {
+          if (signedIn) {
+            start.disabled = false; // the autofill's passkey was accepted: done() already took over
+            return;
+          }
           run(element, start);
         });
       });
