@@ -120,6 +120,7 @@ def same_session_here(session_key: str) -> int:
     return int(client.get("/api/portfolio").status_code)
 
 
+@pytest.mark.battery(47)
 def test_a_node_two_hours_ahead_writes_the_database_time(kenji: Any) -> None:
     report, stderr, started = hold_on_skewed_node("+2h", {})
     # The node's own clock really is 2 h ahead; it measured that against PostgreSQL and logged it.
@@ -239,6 +240,7 @@ def test_wrong_passwords_on_a_node_two_hours_behind_count_towards_the_lock(
         assert abs(lock.locked_at.timestamp() - started) < CLOSE
 
 
+@pytest.mark.battery(47)
 def test_the_skew_check_warns_on_the_skewed_node_only() -> None:
     check = ["manage.py", "check", "--database", "default", "--settings", "tests.settings"]
     skewed = run_skewed("+2h", check)
