@@ -82,9 +82,12 @@ class Codes:
     # -- clocks (owner: faults; issue 15): E180-E189 / W180-W189 --
     CLOCK_SETTINGS_INVALID = "authguard.E180"
     CLOCK_SKEWED = "authguard.W180"
+    # -- factor lifecycle: throttle and identity proofing (owner: factors): E100-E109 --
+    FACTOR_THROTTLE_INVALID = "authguard.E100"
+    IDENTITY_PROOFING_HOOK_INVALID = "authguard.E101"
 
 
-# -- factor lifecycle: throttle and identity proofing (owner: factors; ids E100-E109) ------------------------
-# Declared outside Codes when they were added; kept importable under these names.
-FACTOR_THROTTLE_INVALID = "authguard.E100"
-IDENTITY_PROOFING_HOOK_INVALID = "authguard.E101"
+# Declared outside Codes when they were added (so the registry, and the guide's check of it, missed them);
+# kept importable under these names.
+FACTOR_THROTTLE_INVALID = Codes.FACTOR_THROTTLE_INVALID
+IDENTITY_PROOFING_HOOK_INVALID = Codes.IDENTITY_PROOFING_HOOK_INVALID
