@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from authguard.checks.base import conf_defaults, hook_import_error
-from authguard.checks.codes import FACTOR_THROTTLE_INVALID, IDENTITY_PROOFING_HOOK_INVALID, Codes
+from authguard.checks.codes import Codes
 from authguard.conf import app_settings
 from authguard.validators import origins_problem, sqlite_without_immediate_transactions
 
@@ -170,7 +170,7 @@ def check_factor_lifecycle(app_configs: Sequence[AppConfig] | None, **kwargs: An
                 Error(
                     f"AUTHGUARD_FACTOR_THROTTLE is {raw!r}.",
                     hint=f"A dict of positive integers with keys among {sorted(FACTOR_THROTTLE_KEYS)}.",
-                    id=FACTOR_THROTTLE_INVALID,
+                    id=Codes.FACTOR_THROTTLE_INVALID,
                 )
             )
     hook = getattr(settings, "AUTHGUARD_IDENTITY_PROOFING_HOOK", None)
@@ -181,7 +181,7 @@ def check_factor_lifecycle(app_configs: Sequence[AppConfig] | None, **kwargs: An
                 Error(
                     f"AUTHGUARD_IDENTITY_PROOFING_HOOK cannot be imported: {hook!r} ({exc}).",
                     hint="A dotted path to a function (request, user) -> bool.",
-                    id=IDENTITY_PROOFING_HOOK_INVALID,
+                    id=Codes.IDENTITY_PROOFING_HOOK_INVALID,
                 )
             )
     return messages

@@ -234,8 +234,7 @@
 
   /** Prove a passkey (step-up, re-verification, confirmation): a Promise of the server's JSON answer. */
   function authenticate(optionsUrl, verifyUrl, element, mediation, signal) {
-    var options = post(optionsUrl, {}, element);
-    var ceremony = options.then(function (json) {
+    var ceremony = post(optionsUrl, {}, element).then(function (json) {
       var request = { publicKey: requestOptions(json) };
       if (mediation) {
         request.mediation = mediation;
@@ -390,14 +389,12 @@
         element.authguardAutofill = null;
         start.disabled = true;
         pending.then(function (answer) {
-          return !!answer;
-        }, function () {
-          return false;
-        }).then(function (signedIn) {
-          if (signedIn) {
+          if (answer) {
             start.disabled = false; // the autofill's passkey was accepted: done() already took over
-            return;
+          } else {
+            run(element, start);
           }
+        }, function () {
           run(element, start);
         });
       });
