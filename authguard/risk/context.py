@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
@@ -42,7 +43,8 @@ from authguard.risk.useragent import ClientInfo as ClientInfo
 from authguard.risk.useragent import client_info as client_info
 from authguard.risk.useragent import parse_user_agent as parse_user_agent
 from authguard.risk.useragent import sanitize_user_agent as sanitize_user_agent
-from authguard.sessions import device_binding
+from authguard.sessions import device_activity, device_binding
+from authguard.sessions.device_activity import DeviceActivity
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,10 @@ class LoginContext:
     #: presented: the history judges the login as the imported device it names, if the account's imported
     #: profile knows that id and not this browser's authguard cookie (:mod:`authguard.risk.legacy_device`).
     legacy_device_hash: str | None = None
+    #: The latest activity of a verified session bound to this device cookie in *another* browser session
+    #: (another cookie jar), when one was recorded (:mod:`authguard.sessions.device_activity`): live sign-ins
+    #: only, the replay has no sessions.
+    device_activity: DeviceActivity | None = None
 
     @computed_once
     def timestamp(self) -> float:
@@ -174,7 +180,24 @@ def build_context(
         account=account_facts(user) if user is not None else {},
         dbsc=_dbsc_state(request, hashed),
         legacy_device_hash=legacy_device_hash(request.COOKIES.get(legacy_cookie)) if legacy_cookie else None,
+        device_activity=_activity_elsewhere(request, hashed),
     )
+
+
+def _activity_elsewhere(request: HttpRequest, hashed: str | None) -> DeviceActivity | None:
+    """The device's latest session activity when it was another browser session's; one cache read, and
+    only for a presented device cookie."""
+    if not hashed:
+        return None
+    found = device_activity.read(hashed)
+    if found is None:
+        return None
+    # The session cookie this browser sent (Django's login() has rotated the key since): the same one as
+    # the device's active session means the same browser signing in again, not a copy.
+    sent = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if sent and device_activity.session_digest(sent) == found.session:
+        return None
+    return found
 
 
 def _dbsc_state(request: HttpRequest, hashed: str | None) -> str:

@@ -144,6 +144,14 @@ _SIGNALS: dict[str, tuple[Any, Any, dict[str, tuple[Any, tuple[float | None, flo
                 _("Points for a device-bound cookie without its key's proof"),
                 _POINTS,
             ),
+            "device_in_two_places": (
+                _("Points for a browser cookie another session used elsewhere moments ago"),
+                _POINTS,
+            ),
+            "device_in_two_places_seconds": (
+                _("Seconds a session's use of a browser cookie counts as moments ago"),
+                _COUNT,
+            ),
         },
     ),
     "authguard.risk_signals.ImpossibleTravel": (

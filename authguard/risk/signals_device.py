@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from django.utils.translation import gettext_lazy as _
 
 from authguard.conf import app_settings
+from authguard.risk.addresses import ip_prefix
 from authguard.risk.findings import STEP_UP_FLOOR, Finding, RiskSignal
 from authguard.risk.geoip import Geo
 from authguard.risk.history import Evidence
@@ -89,6 +90,11 @@ class DeviceCookie(RiskSignal):
     string, or a near copy: same browser family and major version, OS and device type), from a /24 the
     account never used, is the signature of an attacker replaying the victim's user agent (the user
     agent is easy to copy; the HttpOnly cookie is not), even on the victim's own ISP.
+
+    A device cookie signing in from another browser session (another cookie jar) while a verified session
+    bound to it was active within ``device_in_two_places_seconds``, from another city (or, where either
+    place is unknown, another network), is in two places at once: a copy (``device_in_two_places``, a
+    step-up at least). Live sign-ins only (:mod:`authguard.sessions.device_activity`).
     """
 
     defaults = {
@@ -127,9 +133,20 @@ class DeviceCookie(RiskSignal):
         "device_min_km": 150,
         "device_moved": 10,
         "device_binding_missing": 60,
+        "device_in_two_places": 45,
+        "device_in_two_places_seconds": 900,
     }
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
+        findings = self._judge(evidence)
+        twice = self._in_two_places(evidence)
+        if twice is None:
+            return findings
+        # SECURITY: a copied cookie earns no known-device discount.
+        return [f for f in findings if f.code not in ("known_device", "remembered_device")] + [twice]
+
+    def _judge(self, evidence: Evidence) -> list[Finding]:
+        """The cookie against the account's history (or its DBSC binding)."""
         device, profile = evidence.device, evidence.profile
         if evidence.ctx.dbsc == "bound_missing_proof":
             # SECURITY: the cookie of a device bound to a key (DBSC) without the proof that key gives: it was
@@ -317,6 +334,54 @@ class DeviceCookie(RiskSignal):
                     )
                 )
         return findings
+
+    def _in_two_places(self, evidence: Evidence) -> Finding | None:
+        """``device_in_two_places`` when another browser session used this device cookie moments ago
+        somewhere else.
+
+        A browser keeps its device cookie and its session cookie in one jar, so the same browser signing in
+        again sends the session cookie of its own active session (the context leaves that case out). The
+        only legitimate way to a second jar with the same device cookie is a browser that dropped its
+        session cookie (closed, with sessions ending at close) and moved within minutes; another city is
+        not reachable that fast, so the test is distance, with both accuracy radii subtracted (a mobile
+        carrier's coarse placement never counts). Where either place is unknown, another network (ASN)
+        and another /24 (/48) count instead.
+        """
+        ctx, o = evidence.ctx, self.options
+        other = ctx.device_activity
+        if other is None or not o["device_in_two_places"] or ctx.dbsc == "bound_ok":
+            # A cookie whose DBSC key proved possession is on its own device, wherever the other session is.
+            return None
+        seconds = ctx.timestamp - other.at
+        if seconds > o["device_in_two_places_seconds"]:
+            return None
+        geo = ctx.geo
+        details: dict[str, object] = {"seconds": max(0, round(seconds)), STEP_UP_FLOOR: True}
+        if (
+            other.latitude is not None
+            and other.longitude is not None
+            and geo.latitude is not None
+            and geo.longitude is not None
+        ):
+            distance = haversine_km(other.latitude, other.longitude, geo.latitude, geo.longitude)
+            effective = distance - (other.accuracy_km or 0) - (geo.accuracy_km or 0)
+            if effective < o["device_city_min_km"]:
+                return None
+            details["km"] = round(effective)
+        elif (
+            other.asn is None or geo.asn is None or other.asn == geo.asn or ip_prefix(other.ip) == ctx.prefix
+        ):
+            return None
+        else:
+            details["asn"] = geo.asn
+        # SECURITY: one of the two jars holds a copy (an infostealer's); the one signing in must prove it is
+        # the customer, whatever the rest of the score says.
+        return Finding(
+            "device_in_two_places",
+            o["device_in_two_places"],
+            _("This device was in use elsewhere by another session minutes ago"),
+            details,
+        )
 
     def _far(self, evidence: Evidence) -> bool:
         """Whether the login is at least ``device_city_min_km`` from the device's last place, after

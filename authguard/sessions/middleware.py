@@ -326,9 +326,9 @@ class AuthguardMiddleware:
         self, request: HttpRequest, response: HttpResponse, signed_in_key: str | None
     ) -> HttpResponse:
         if signed_in_key is not None and SESSION_KEY not in request.session:
-            sessions_state.forget_session(
-                signed_in_key
-            )  # signed out in this request: drop the session's record
+            # Signed out in this request: drop the session's record, and its device is no longer in use here.
+            sessions_state.forget_session(signed_in_key)
+            sessions_state.forget_device_activity(request, signed_in_key)
         response = self._after_login(request, response)
         if not _is_static(request) and _needs_device_cookie(request, signed_in_key):
             self._keep_device_cookie(request, response)
@@ -379,6 +379,7 @@ class AuthguardMiddleware:
         ):
             # SECURITY: timed out; from here on this request is anonymous (the view asks for a login).
             sessions_state.forget_session(session.session_key)
+            sessions_state.forget_device_activity(request, session.session_key)
             logout(request)
             return None
         # An activity time from the future is reset to this request's: it cannot stretch the idle timeout.
@@ -395,11 +396,14 @@ class AuthguardMiddleware:
         if binding == "ended":
             # SECURITY: what a fresh login from here would refuse ends the session; no step-up (case 61).
             sessions_state.forget_session(session.session_key)
+            sessions_state.forget_device_activity(request, session.session_key)
             logout(request)
             setattr(request, ENDED_ATTR, True)
             return None
         if binding == "pending":
             setattr(request, PENDING_ATTR, True)
+        elif sessions_state.note_device_activity(request, state, now):
+            session.modified = True
         return session.session_key
 
     @staticmethod

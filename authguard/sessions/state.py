@@ -20,7 +20,9 @@ that verify, re-score or lock build on it, never the other way round.
 The compact dict keys: ``s`` status, ``e`` login event id, ``a`` login action, ``u`` stepped up, ``r``
 re-scored, ``n`` new device, ``t`` login time, ``st``/``sm`` strong verification time and method, ``lr``
 low risk, ``w`` last activity, ``k`` fingerprint of the last request context seen, ``b`` the bound context
-(``ip``, ``asn``, ``cc``, ``dev``, ``br``), ``sk`` the session key the state was last written under.
+(``ip``, ``asn``, ``cc``, ``dev``, ``br``), ``sk`` the session key the state was last written under,
+``da`` when, under which session key digest and from which address the device's activity was last recorded
+(:func:`note_device_activity`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from authguard.risk.addresses import client_ip
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
 from authguard.risk.useragent import client_info
+from authguard.sessions import device_activity
 
 if TYPE_CHECKING:
     from authguard.login.flow import LoginDecision
@@ -205,6 +208,53 @@ def activity(state: dict[str, Any]) -> tuple[float, float]:
 
 def touch(state: dict[str, Any], now: float) -> None:
     state["w"] = now
+
+
+def note_device_activity(request: HttpRequest, state: dict[str, Any], now: float) -> bool:
+    """Record that the verified session's device cookie is in use here (:mod:`~.device_activity`), at most
+    once per ``ACTIVITY_RESOLUTION_SECONDS`` unless the session key or the address changed. True when the
+    state changed (the caller saves the session).
+
+    Called by the middleware after the binding check, so the bound context is this request's.
+    """
+    binding = bound_context(state)
+    device, ip = binding.get("dev"), binding.get("ip")
+    key = request.session.session_key
+    if not device or not key:
+        return False
+    digest = device_activity.session_digest(key)
+    last = state.get("da")
+    if (
+        isinstance(last, list)
+        and len(last) == 3
+        and last[1:] == [digest, ip]
+        and isinstance(last[0], (int, float))
+        # abs(): a time from the future (another node's clock) must not stop the updates either.
+        and abs(now - last[0]) < ACTIVITY_RESOLUTION_SECONDS
+    ):
+        return False
+    geo = geolocate(ip)
+    device_activity.note(
+        device,
+        device_activity.DeviceActivity(
+            session=digest,
+            at=now,
+            ip=ip,
+            asn=geo.asn,
+            latitude=geo.latitude,
+            longitude=geo.longitude,
+            accuracy_km=geo.accuracy_km,
+        ),
+    )
+    state["da"] = [now, digest, ip]
+    return True
+
+
+def forget_device_activity(request: HttpRequest, session_key: str | None) -> None:
+    """The session ``session_key`` signed out: its browser's device cookie is no longer in use there."""
+    device = device_hash(device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME)))
+    if device and session_key:
+        device_activity.forget(device, session_key)
 
 
 def saved_under(state: dict[str, Any]) -> str | None:
