@@ -27,7 +27,7 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from authguard import checks
 from authguard.conf import app_settings
-from authguard.models import DbscChallenge, DbscSession, LoginEvent
+from authguard.models import DbscChallenge, DbscSession, LoginEvent, Notification
 from authguard.risk.context import device_hash, device_id_from_cookie, new_device_cookie
 from authguard.sessions import dbsc
 from authguard.sessions import state as sessions_state
@@ -794,6 +794,7 @@ def test_a_sign_in_offers_the_binding_and_a_copied_cookie_of_a_bound_device_is_s
     assert answer.status_code == 200 and answer.json()["status"] == "step_up_required", answer.content
     event = LoginEvent.objects.order_by("-pk").first()
     assert "device_binding_missing" in event.reasons and event.action == "step_up"
+    assert Notification.objects.filter(kind="device_cookie_copied", user=event.user).count() == 1
     # Her own browser, with its bound cookie, signs in as before.
     own = json_login(browser, IP_TOKYO)
     assert own.json()["status"] == "ok", own.content

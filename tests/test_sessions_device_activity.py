@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from authguard.choices import Action
-from authguard.models import LoginEvent
+from authguard.models import LoginEvent, Notification
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.risk.engine import score_login
 from authguard.risk.findings import configured_signals
@@ -177,6 +177,15 @@ def test_a_copied_device_cookie_signing_in_while_the_customer_is_active_is_stepp
     # The thief's pending session reaches nothing; the customer's session goes on.
     assert thief.get("/api/portfolio").status_code == 401
     assert at_home.get("/api/portfolio").status_code == 200
+    # The customer is told at once (malware on her computer reads its cookies), once an hour at most.
+    (warning,) = Notification.objects.filter(kind="device_cookie_copied")
+    assert (
+        warning.user == event.user
+        and warning.context["city"] == "Osaka"
+        and warning.context["ip"] == IP_OSAKA
+    )
+    _login(_copy_of_device_cookie(at_home, IP_OSAKA))
+    assert len(_two_places()) == 2 and Notification.objects.filter(kind="device_cookie_copied").count() == 1
 
 
 @pytest.mark.django_db
@@ -196,6 +205,7 @@ def test_the_same_browser_signing_in_again_elsewhere_is_not_two_places(at_home: 
         moved.cookies[name] = morsel.value
     _login(moved)
     assert _two_places() == []
+    assert not Notification.objects.filter(kind="device_cookie_copied").exists()
 
 
 @pytest.mark.django_db

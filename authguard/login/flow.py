@@ -344,6 +344,7 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
         if status == "ok":
             # A new browser or country that was allowed still tells the customer (outbox, same transaction).
             outbox.notify_signed_in(event, country_known=evidence is not None and evidence.country_known())
+        outbox.notify_copied_cookie(event)  # whatever the outcome: the customer's computer leaks cookies
     decision = LoginDecision(assessment, event.pk, status=status, methods=tuple(methods))
     setattr(request, DECISION_ATTR, decision)
     new_device = evidence is None or not evidence.device.known

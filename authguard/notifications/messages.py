@@ -40,6 +40,8 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "new_device_login": Kind(_("New sign-in from a device we did not recognise")),
     "new_country_login": Kind(_("New sign-in from another country")),
+    # Whatever the sign-in's outcome: the customer's computer leaks its browser data (an infostealer).
+    "device_cookie_copied": Kind(_("A copy of your browser's sign-in data was used")),
     "step_up_failures": Kind(
         _("Repeated failed security checks on your account"),
         _("Repeated failed second-factor checks on a customer account"),

@@ -198,6 +198,10 @@ NEW_DEVICE_CODES = frozenset({"new_device", "copied_user_agent"})
 SIGNED_IN_OUTCOMES = frozenset({Outcome.SIGNED_IN, Outcome.STEP_UP_PASSED, Outcome.PASSKEY_LOGIN})
 
 
+#: Findings that say the device cookie presented was copied off the customer's device.
+COPIED_COOKIE_CODES = frozenset({"device_in_two_places", "device_binding_missing"})
+
+
 def _login_context(event: LoginEvent) -> dict[str, Any]:
     return {
         "time": event.created_at,
@@ -233,6 +237,28 @@ def notify_login(event: LoginEvent, *, country_known: bool = False) -> list[Noti
         if row is not None:
             sent.append(row)
     return sent
+
+
+def notify_copied_cookie(event: LoginEvent) -> Notification | None:
+    """Tell the customer that a copy of one of their browsers' device cookies was presented, whatever the
+    sign-in's outcome: stepped up or refused, the copy says that malware on their computer reads its
+    browser data, and only the customer can clean it. At most once per account and clock hour; a sign-in
+    without such a finding costs nothing (no query). Queued in a savepoint: a failure never undoes the
+    login event."""
+    codes = {f.get("code") for f in event.findings or [] if isinstance(f, dict)}
+    if event.user_id is None or not codes & COPIED_COOKIE_CODES:
+        return None
+    try:
+        with transaction.atomic():
+            return notify(
+                event.user,
+                "device_cookie_copied",
+                context=_login_context(event),
+                dedupe_key=f"copied:{event.created_at:%Y-%m-%dT%H}",
+            )
+    except Exception:
+        logger.exception("authguard: could not queue the copied-cookie notification")
+        return None
 
 
 def _is_new_country(event: LoginEvent, user_id: int) -> bool:
