@@ -344,7 +344,6 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
         if status == "ok":
             # A new browser or country that was allowed still tells the customer (outbox, same transaction).
             outbox.notify_signed_in(event, country_known=evidence is not None and evidence.country_known())
-        outbox.notify_copied_cookie(event)  # whatever the outcome: the customer's computer leaks cookies
     decision = LoginDecision(assessment, event.pk, status=status, methods=tuple(methods))
     setattr(request, DECISION_ATTR, decision)
     new_device = evidence is None or not evidence.device.known
@@ -448,7 +447,7 @@ def record_event(
 ) -> LoginEvent:
     """Write the audit record of one login (or mid-session re-score) with its explained decision."""
     geo = ctx.geo
-    return LoginEvent.objects.create(
+    event = LoginEvent.objects.create(
         created_at=ctx.time,
         user=user,
         username=ctx.username,
@@ -467,6 +466,10 @@ def record_event(
         findings=[f.as_dict() for f in assessment.findings],
         outcome=outcome,
     )
+    # Whatever the outcome (signed in, held, refused, a re-score): a copy of the customer's device cookie
+    # means their computer leaks its browser data, and only they can clean it.
+    outbox.notify_copied_cookie(event)
+    return event
 
 
 def _is_locked(user: Any) -> bool:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
@@ -73,9 +72,8 @@ class LoginContext:
     #: presented: the history judges the login as the imported device it names, if the account's imported
     #: profile knows that id and not this browser's authguard cookie (:mod:`authguard.risk.legacy_device`).
     legacy_device_hash: str | None = None
-    #: The latest activity of a verified session bound to this device cookie in *another* browser session
-    #: (another cookie jar), when one was recorded (:mod:`authguard.sessions.device_activity`): live sign-ins
-    #: only, the replay has no sessions.
+    #: The latest activity of a verified session of this account bound to this device cookie, when one was
+    #: recorded (:mod:`authguard.sessions.device_activity`): live sign-ins only, the replay has no sessions.
     device_activity: DeviceActivity | None = None
 
     @computed_once
@@ -180,24 +178,17 @@ def build_context(
         account=account_facts(user) if user is not None else {},
         dbsc=_dbsc_state(request, hashed),
         legacy_device_hash=legacy_device_hash(request.COOKIES.get(legacy_cookie)) if legacy_cookie else None,
-        device_activity=_activity_elsewhere(request, hashed),
+        device_activity=_device_activity(hashed, user),
     )
 
 
-def _activity_elsewhere(request: HttpRequest, hashed: str | None) -> DeviceActivity | None:
-    """The device's latest session activity when it was another browser session's; one cache read, and
-    only for a presented device cookie."""
-    if not hashed:
+def _device_activity(hashed: str | None, user: Any) -> DeviceActivity | None:
+    """Where this account's verified session last used the device cookie: one cache read, only for a
+    presented device cookie of a known account."""
+    if not hashed or user is None or getattr(user, "pk", None) is None:
         return None
-    found = device_activity.read(hashed)
-    if found is None:
-        return None
-    # The session cookie this browser sent (Django's login() has rotated the key since): the same one as
-    # the device's active session means the same browser signing in again, not a copy.
-    sent = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-    if sent and device_activity.session_digest(sent) == found.session:
-        return None
-    return found
+    # The account id as Django's session stores it (SESSION_KEY), which is what the writer has.
+    return device_activity.read(hashed, user._meta.pk.value_to_string(user))
 
 
 def _dbsc_state(request: HttpRequest, hashed: str | None) -> str:

@@ -145,7 +145,7 @@ _SIGNALS: dict[str, tuple[Any, Any, dict[str, tuple[Any, tuple[float | None, flo
                 _POINTS,
             ),
             "device_in_two_places": (
-                _("Points for a browser cookie another session used elsewhere moments ago"),
+                _("Points for a browser cookie in use too far away minutes before"),
                 _POINTS,
             ),
             "device_in_two_places_seconds": (

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from django.utils.translation import gettext_lazy as _
 
 from authguard.conf import app_settings
-from authguard.risk.addresses import ip_prefix
 from authguard.risk.findings import STEP_UP_FLOOR, Finding, RiskSignal
 from authguard.risk.geoip import Geo
 from authguard.risk.history import Evidence
@@ -22,6 +21,9 @@ from authguard.risk.profile import (
     major_version,
 )
 from authguard.risk.signals_network import haversine_km
+
+#: How far in the future a recorded session activity may lie (another node's clock) and still count.
+_CLOCK_TOLERANCE_SECONDS = 60
 
 #: Device types that move between networks and places all day (mobile data, wifi).
 _PORTABLE = ("mobile", "tablet")
@@ -91,10 +93,10 @@ class DeviceCookie(RiskSignal):
     account never used, is the signature of an attacker replaying the victim's user agent (the user
     agent is easy to copy; the HttpOnly cookie is not), even on the victim's own ISP.
 
-    A device cookie signing in from another browser session (another cookie jar) while a verified session
-    bound to it was active within ``device_in_two_places_seconds``, from another city (or, where either
-    place is unknown, another network), is in two places at once: a copy (``device_in_two_places``, a
-    step-up at least). Live sign-ins only (:mod:`authguard.sessions.device_activity`).
+    A device cookie used for the account at least ``device_city_min_km`` from where the account's verified
+    session used it within the last ``device_in_two_places_seconds`` is in two places at once: a copy
+    (``device_in_two_places``, a step-up at least). Live sign-ins and re-scores only
+    (:mod:`authguard.sessions.device_activity`).
     """
 
     defaults = {
@@ -336,16 +338,14 @@ class DeviceCookie(RiskSignal):
         return findings
 
     def _in_two_places(self, evidence: Evidence) -> Finding | None:
-        """``device_in_two_places`` when another browser session used this device cookie moments ago
-        somewhere else.
+        """``device_in_two_places`` when the account's verified session used this device cookie moments ago
+        too far away to have moved here since.
 
-        A browser keeps its device cookie and its session cookie in one jar, so the same browser signing in
-        again sends the session cookie of its own active session (the context leaves that case out). The
-        only legitimate way to a second jar with the same device cookie is a browser that dropped its
-        session cookie (closed, with sessions ending at close) and moved within minutes; another city is
-        not reachable that fast, so the test is distance, with both accuracy radii subtracted (a mobile
-        carrier's coarse placement never counts). Where either place is unknown, another network (ASN)
-        and another /24 (/48) count instead.
+        Whichever cookies come with it: a thief who replays the whole cookie jar (the session cookie too)
+        is re-scored by the session binding, and meets this finding there. Distance is the only test,
+        with both accuracy radii subtracted, so a mobile carrier's coarse placement never counts, nor does
+        an address GeoIP cannot place: a customer's own browser changes networks (a dual-stack line,
+        wifi to mobile data) but does not jump between cities within minutes.
         """
         ctx, o = evidence.ctx, self.options
         other = ctx.device_activity
@@ -353,33 +353,24 @@ class DeviceCookie(RiskSignal):
             # A cookie whose DBSC key proved possession is on its own device, wherever the other session is.
             return None
         seconds = ctx.timestamp - other.at
-        if seconds > o["device_in_two_places_seconds"]:
+        # An activity from the future beyond a clock's tolerance is no activity (it would count as recent
+        # until it expired).
+        if not -_CLOCK_TOLERANCE_SECONDS <= seconds <= o["device_in_two_places_seconds"]:
             return None
         geo = ctx.geo
-        details: dict[str, object] = {"seconds": max(0, round(seconds)), STEP_UP_FLOOR: True}
-        if (
-            other.latitude is not None
-            and other.longitude is not None
-            and geo.latitude is not None
-            and geo.longitude is not None
-        ):
-            distance = haversine_km(other.latitude, other.longitude, geo.latitude, geo.longitude)
-            effective = distance - (other.accuracy_km or 0) - (geo.accuracy_km or 0)
-            if effective < o["device_city_min_km"]:
-                return None
-            details["km"] = round(effective)
-        elif (
-            other.asn is None or geo.asn is None or other.asn == geo.asn or ip_prefix(other.ip) == ctx.prefix
-        ):
+        if other.latitude is None or other.longitude is None or geo.latitude is None or geo.longitude is None:
             return None
-        else:
-            details["asn"] = geo.asn
-        # SECURITY: one of the two jars holds a copy (an infostealer's); the one signing in must prove it is
-        # the customer, whatever the rest of the score says.
+        distance = haversine_km(other.latitude, other.longitude, geo.latitude, geo.longitude)
+        effective = distance - (other.accuracy_km or 0) - (geo.accuracy_km or 0)
+        if effective < o["device_city_min_km"]:
+            return None
+        details = {"seconds": max(0, round(seconds)), "km": round(effective), STEP_UP_FLOOR: True}
+        # SECURITY: one of the two places holds a copy (an infostealer's); this one must prove it is the
+        # customer, whatever the rest of the score says.
         return Finding(
             "device_in_two_places",
             o["device_in_two_places"],
-            _("This device was in use elsewhere by another session minutes ago"),
+            _("This browser was in use too far from here minutes ago"),
             details,
         )
 

@@ -38,6 +38,8 @@ PENDING_ATTR = "_authguard_pending"
 #: Request attribute: this request's session was ended before the view (a re-score a fresh login would
 #: refuse); the view is answered with :func:`session_ended_answer`.
 ENDED_ATTR = "_authguard_session_ended"
+#: Request attribute: the account id (as the session stores it) of this request's verified session.
+VERIFIED_USER_ATTR = "_authguard_verified_user"
 #: Query parameter the login page reads to say why the customer was signed out.
 SESSION_ENDED_PARAM = "session_ended"
 #: View attribute set by :func:`authguard.decorators.step_up_exempt`.
@@ -328,7 +330,11 @@ class AuthguardMiddleware:
         if signed_in_key is not None and SESSION_KEY not in request.session:
             # Signed out in this request: drop the session's record, and its device is no longer in use here.
             sessions_state.forget_session(signed_in_key)
-            sessions_state.forget_device_activity(request, signed_in_key)
+            verified_user = getattr(request, VERIFIED_USER_ATTR, None)
+            if verified_user is not None:
+                sessions_state.forget_device_activity(
+                    request, user_id=verified_user, session_key=signed_in_key
+                )
         response = self._after_login(request, response)
         if not _is_static(request) and _needs_device_cookie(request, signed_in_key):
             self._keep_device_cookie(request, response)
@@ -379,7 +385,6 @@ class AuthguardMiddleware:
         ):
             # SECURITY: timed out; from here on this request is anonymous (the view asks for a login).
             sessions_state.forget_session(session.session_key)
-            sessions_state.forget_device_activity(request, session.session_key)
             logout(request)
             return None
         # An activity time from the future is reset to this request's: it cannot stretch the idle timeout.
@@ -395,15 +400,20 @@ class AuthguardMiddleware:
         binding = _check_binding(request, state)
         if binding == "ended":
             # SECURITY: what a fresh login from here would refuse ends the session; no step-up (case 61).
+            # The device's recorded activity stays: the request that ended it may be a thief's, whose next
+            # sign-in with the copied device cookie must still meet it.
             sessions_state.forget_session(session.session_key)
-            sessions_state.forget_device_activity(request, session.session_key)
             logout(request)
             setattr(request, ENDED_ATTR, True)
             return None
         if binding == "pending":
             setattr(request, PENDING_ATTR, True)
-        elif sessions_state.note_device_activity(request, state, now):
-            session.modified = True
+        else:
+            # Only a verified session may later forget its device's activity (a pending one, perhaps a
+            # thief's, must not wipe the customer's by signing out).
+            setattr(request, VERIFIED_USER_ATTR, session[SESSION_KEY])
+            if sessions_state.note_device_activity(request, state, now):
+                session.modified = True
         return session.session_key
 
     @staticmethod

@@ -219,8 +219,8 @@ def note_device_activity(request: HttpRequest, state: dict[str, Any], now: float
     """
     binding = bound_context(state)
     device, ip = binding.get("dev"), binding.get("ip")
-    key = request.session.session_key
-    if not device or not key:
+    key, user_id = request.session.session_key, request.session.get(SESSION_KEY)
+    if not device or not key or not user_id:
         return False
     digest = device_activity.session_digest(key)
     last = state.get("da")
@@ -236,6 +236,7 @@ def note_device_activity(request: HttpRequest, state: dict[str, Any], now: float
     geo = geolocate(ip)
     device_activity.note(
         device,
+        user_id,
         device_activity.DeviceActivity(
             session=digest,
             at=now,
@@ -250,11 +251,12 @@ def note_device_activity(request: HttpRequest, state: dict[str, Any], now: float
     return True
 
 
-def forget_device_activity(request: HttpRequest, session_key: str | None) -> None:
-    """The session ``session_key`` signed out: its browser's device cookie is no longer in use there."""
+def forget_device_activity(request: HttpRequest, *, user_id: str, session_key: str) -> None:
+    """The verified session ``session_key`` of the account ``user_id`` (as Django's session stores it)
+    signed out: its browser's device cookie is no longer in use there."""
     device = device_hash(device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME)))
-    if device and session_key:
-        device_activity.forget(device, session_key)
+    if device:
+        device_activity.forget(device, user_id, session_key)
 
 
 def saved_under(state: dict[str, Any]) -> str | None:
