@@ -794,7 +794,8 @@ def test_a_sign_in_offers_the_binding_and_a_copied_cookie_of_a_bound_device_is_s
     assert answer.status_code == 200 and answer.json()["status"] == "step_up_required", answer.content
     event = LoginEvent.objects.order_by("-pk").first()
     assert "device_binding_missing" in event.reasons and event.action == "step_up"
-    assert Notification.objects.filter(kind="device_cookie_copied", user=event.user).count() == 1
+    # No malware warning: a browser that lost its DBSC session looks the same (the step-up is enough).
+    assert not Notification.objects.filter(kind="device_cookie_copied", user=event.user).exists()
     # Her own browser, with its bound cookie, signs in as before.
     own = json_login(browser, IP_TOKYO)
     assert own.json()["status"] == "ok", own.content

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from importlib import import_module
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,9 +28,21 @@ from authguard.risk.policy import Thresholds
 from authguard.risk.signals import DeviceCookie
 from authguard.sessions import device_activity
 from authguard.sessions.device_activity import DeviceActivity
+from authguard.sessions.state import STATE_KEY
 
 from .conftest import HANAKO_PASSWORD as PASSWORD
-from .conftest import IP_DOCOMO, IP_OSAKA, IP_SG_VPS, IP_TOKYO, IP_TOKYO_2, IP_V6_FUKUOKA, UA_CHROME_WIN
+from .conftest import (
+    IP_DOCOMO,
+    IP_JP_PROXY,
+    IP_OSAKA,
+    IP_SG_VPS,
+    IP_TOKYO,
+    IP_TOKYO_2,
+    IP_V6_FUKUOKA,
+    IP_V6_SAPPORO,
+    UA_CHROME_WIN,
+    totp_token,
+)
 from .factories import T0, ctx, daily, history_of
 
 pytestmark = [pytest.mark.usefixtures("geoip")]
@@ -103,9 +116,9 @@ def test_only_another_place_within_the_window_counts() -> None:
     assert "device_in_two_places" in _codes(store, replace(at_osaka, device_activity=soon))
     later = _active(at_osaka.time + timedelta(seconds=61))
     assert "device_in_two_places" not in _codes(store, replace(at_osaka, device_activity=later))
-    # A cookie whose DBSC key proved possession is on its own device.
+    # Not even a DBSC-proven cookie is excused: its short-lived bound cookie is copied with the rest.
     bound = replace(at_osaka, device_activity=recent, dbsc="bound_ok")
-    assert "device_in_two_places" not in _codes(store, bound)
+    assert "device_in_two_places" in _codes(store, bound)
 
 
 def test_the_finding_needs_no_history_and_can_be_switched_off() -> None:
@@ -221,28 +234,85 @@ def test_a_copied_device_cookie_signing_in_while_the_customer_is_active_is_stepp
     assert Notification.objects.filter(kind="device_cookie_copied").count() == 1
 
 
-@pytest.mark.battery(62)
+def _same_jar(victim: Client, ip: str) -> Client:
+    """A client elsewhere with every cookie of ``victim`` (the customer's browser moved, or a thief who
+    took the whole jar)."""
+    other = _client(ip)
+    for name, morsel in victim.cookies.items():
+        other.cookies[name] = morsel.value
+    return other
+
+
+def _session_state(client: Client) -> dict[str, Any]:
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    return store(session_key=client.cookies[settings.SESSION_COOKIE_NAME].value).load()[STATE_KEY]
+
+
 @pytest.mark.django_db
-def test_a_thief_replaying_the_whole_cookie_jar_is_caught_when_the_session_is_re_scored(
+def test_the_customers_own_session_switching_to_a_far_vpn_is_not_two_places(
     at_home: Client, hanako: Any
 ) -> None:
-    # Infostealers take every cookie: the session cookie comes with the device cookie.
-    thief = _client(IP_OSAKA)
-    for name, morsel in at_home.cookies.items():
-        thief.cookies[name] = morsel.value
+    # She switches on her employer's VPN (another network, placed in Osaka): one session moving, which the
+    # session binding re-scores as before; no copy, no malware warning.
+    moved = _same_jar(at_home, IP_OSAKA)
+    assert moved.get("/api/portfolio").status_code == 200
+    assert _session_state(moved)["r"] is True  # re-scored
+    assert _two_places() == []
+    assert not Notification.objects.filter(kind="device_cookie_copied").exists()
+    assert _in_use(at_home, hanako).ip == IP_OSAKA  # the session's activity moved with it
+
+
+@pytest.mark.django_db
+def test_a_far_move_on_the_same_network_is_re_scored(hanako: Any) -> None:
+    # Fukuoka and Sapporo are both on one ISP (AS17676): a whole cookie jar replayed through the
+    # customer's own ISP in another city used to pass the session binding unlooked-at.
+    home = _client(IP_V6_FUKUOKA)
+    home.get("/api/csrf")
+    assert _login(home).json()["status"] == "ok"
+    assert home.get("/api/portfolio").status_code == 200
+    assert _session_state(home)["r"] is False
+    home.get("/api/portfolio")
+    far = _same_jar(home, IP_V6_SAPPORO)
+    far.get("/api/portfolio")
+    assert _session_state(far)["r"] is True
+
+
+@pytest.mark.django_db
+def test_another_address_of_the_same_line_in_the_same_city_is_no_move(at_home: Client) -> None:
+    near = _same_jar(at_home, IP_TOKYO_2)
+    assert near.get("/api/portfolio").status_code == 200
+    assert _session_state(near)["r"] is False and _session_state(near)["b"]["ip"] == IP_TOKYO_2
+
+
+@pytest.mark.django_db
+def test_a_held_session_cannot_wipe_the_customers_activity_by_signing_out(
+    at_home: Client, hanako: Any
+) -> None:
+    # A whole jar replayed from a flagged residential proxy: re-scored and held at step-up.
+    thief = _same_jar(at_home, IP_JP_PROXY)
     assert thief.get("/api/portfolio").status_code == 401
-    (event,) = _two_places()
-    assert event.outcome == "rescored" and event.action == Action.STEP_UP and event.ip == IP_OSAKA
-    assert Notification.objects.filter(kind="device_cookie_copied", user=hanako).count() == 1
-    # The customer's recorded activity is still hers (Tokyo): the held session wrote nothing.
+    assert _session_state(thief)["s"] == "pending"
     found = _in_use(at_home, hanako)
     assert found is not None and found.ip == IP_TOKYO
-    # Signing the held session out does not wipe it either; a fresh sign-in with the copy meets it.
     assert thief.post("/api/logout").status_code == 200  # (the test client checks no CSRF token)
-    assert thief.get("/api/portfolio").status_code == 401
     assert _in_use(at_home, hanako) == found
-    assert _login(_copy_of_device_cookie(at_home, IP_OSAKA)).json()["status"] == "step_up_required"
-    assert len(_two_places()) == 2
+
+
+@pytest.mark.django_db
+def test_a_re_verification_rotates_the_session_key_and_its_activity_follows(
+    at_home: Client, hanako: Any
+) -> None:
+    before = at_home.cookies[settings.SESSION_COOKIE_NAME].value
+    answer = at_home.post(
+        "/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}, content_type="application/json"
+    )
+    assert answer.status_code == 200, answer.content
+    after = at_home.cookies[settings.SESSION_COOKIE_NAME].value
+    assert after != before
+    assert _in_use(at_home, hanako).session == device_activity.session_digest(after)
+    # So her session moving on is still her own session moving.
+    assert _same_jar(at_home, IP_OSAKA).get("/api/portfolio").status_code == 200
+    assert _two_places() == []
 
 
 @pytest.mark.django_db
@@ -340,3 +410,14 @@ def test_an_entry_that_does_not_decode_loses_only_this_evidence(at_home: Client,
     assert answer.status_code == 200 and _last_event().ip == IP_OSAKA
     assert _two_places() == []
     assert at_home.post("/api/logout").status_code == 200
+
+
+@pytest.mark.django_db
+def test_under_report_only_the_copy_is_recorded_and_the_customer_is_not_told(
+    at_home: Client, settings: Any
+) -> None:
+    settings.AUTHGUARD_REPORT_ONLY = ["login", "step_up"]
+    assert _login(_copy_of_device_cookie(at_home, IP_OSAKA)).json()["status"] == "ok"
+    (event,) = _two_places()
+    assert "report_only" in {f["code"] for f in event.findings} and event.outcome == "signed_in"
+    assert not Notification.objects.filter(kind="device_cookie_copied").exists()

@@ -198,8 +198,9 @@ NEW_DEVICE_CODES = frozenset({"new_device", "copied_user_agent"})
 SIGNED_IN_OUTCOMES = frozenset({Outcome.SIGNED_IN, Outcome.STEP_UP_PASSED, Outcome.PASSKEY_LOGIN})
 
 
-#: Findings that say the device cookie presented was copied off the customer's device.
-COPIED_COOKIE_CODES = frozenset({"device_in_two_places", "device_binding_missing"})
+#: Findings that prove the device cookie presented was copied off the customer's device. Not
+#: ``device_binding_missing``: a browser that lost its DBSC session raises it too (docs/dbsc.md).
+COPIED_COOKIE_CODES = frozenset({"device_in_two_places"})
 
 
 def _login_context(event: LoginEvent) -> dict[str, Any]:
@@ -239,18 +240,19 @@ def notify_login(event: LoginEvent, *, country_known: bool = False) -> list[Noti
     return sent
 
 
-def notify_copied_cookie(event: LoginEvent) -> Notification | None:
+def notify_copied_cookie(event: LoginEvent) -> list[Notification]:
     """Tell the customer that a copy of one of their browsers' device cookies was presented, whatever the
     sign-in's outcome: stepped up or refused, the copy says that malware on their computer reads its
-    browser data, and only the customer can clean it. At most once per account and clock hour; a sign-in
-    without such a finding costs nothing (no query). Queued in a savepoint: a failure never undoes the
-    login event."""
+    browser data, and only the customer can clean it. At most once per account and clock hour, on every
+    address security notices go to (:func:`notify_customer`); nothing under report-only (a rollout shows
+    customers nothing); a sign-in without such a finding costs nothing (no query). Queued in a savepoint:
+    a failure never undoes the login event."""
     codes = {f.get("code") for f in event.findings or [] if isinstance(f, dict)}
-    if event.user_id is None or not codes & COPIED_COOKIE_CODES:
-        return None
+    if event.user_id is None or not codes & COPIED_COOKIE_CODES or "report_only" in codes:
+        return []
     try:
         with transaction.atomic():
-            return notify(
+            return notify_customer(
                 event.user,
                 "device_cookie_copied",
                 context=_login_context(event),
@@ -258,7 +260,7 @@ def notify_copied_cookie(event: LoginEvent) -> Notification | None:
             )
     except Exception:
         logger.exception("authguard: could not queue the copied-cookie notification")
-        return None
+        return []
 
 
 def _is_new_country(event: LoginEvent, user_id: int) -> bool:

@@ -341,16 +341,17 @@ class DeviceCookie(RiskSignal):
         """``device_in_two_places`` when the account's verified session used this device cookie moments ago
         too far away to have moved here since.
 
-        Whichever cookies come with it: a thief who replays the whole cookie jar (the session cookie too)
-        is re-scored by the session binding, and meets this finding there. Distance is the only test,
-        with both accuracy radii subtracted, so a mobile carrier's coarse placement never counts, nor does
-        an address GeoIP cannot place: a customer's own browser changes networks (a dual-stack line,
-        wifi to mobile data) but does not jump between cities within minutes.
+        The context leaves out the request's own session (:func:`authguard.risk.context.build_context`):
+        one session moving (a VPN switched on, an IPv4/IPv6 flip) is the session binding's to re-score
+        (a far move is material there too). What is left is another cookie jar, or a fresh one, holding
+        the same device cookie. Distance is the only test, with both accuracy radii subtracted, so a
+        mobile carrier's coarse placement never counts, nor does an address GeoIP cannot place.
         """
         ctx, o = evidence.ctx, self.options
         other = ctx.device_activity
-        if other is None or not o["device_in_two_places"] or ctx.dbsc == "bound_ok":
-            # A cookie whose DBSC key proved possession is on its own device, wherever the other session is.
+        # SECURITY: not even a DBSC-proven cookie is excused: the short-lived bound cookie is copied with
+        # the rest, and proves nothing for the minutes it stays valid, which are this finding's minutes.
+        if other is None or not o["device_in_two_places"]:
             return None
         seconds = ctx.timestamp - other.at
         # An activity from the future beyond a clock's tolerance is no activity (it would count as recent

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.core.cache import cache
@@ -116,6 +116,15 @@ def forget(device_hash: str, user_id: Any, session_key: str) -> None:
         guarded_cache_call(cache.delete, _key(device_hash, user_id), what="the device activity", default=None)
     except ValueError:
         logger.warning("authguard: a device activity entry could not be deleted")
+
+
+def rekey(device_hash: str, user_id: Any, *, old_key: str, new_key: str) -> None:
+    """The session ``old_key`` got the key ``new_key`` (a step-up, a portal rotating keys): the entry it
+    wrote stays its own, so the session's next move is not taken for another session's."""
+    found = read(device_hash, user_id)
+    if found is None or found.session != session_digest(old_key):
+        return
+    note(device_hash, user_id, replace(found, session=session_digest(new_key)))
 
 
 def _parse(value: Any) -> DeviceActivity | None:

@@ -51,6 +51,7 @@ from authguard.models import LoginEvent, SessionRecord
 from authguard.risk.addresses import client_ip
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
+from authguard.risk.signals_network import haversine_km
 from authguard.risk.useragent import client_info
 from authguard.sessions import device_activity
 
@@ -251,6 +252,14 @@ def note_device_activity(request: HttpRequest, state: dict[str, Any], now: float
     return True
 
 
+def _rekey_device_activity(request: HttpRequest, state: dict[str, Any], previous: str | None) -> None:
+    """The session's key changed from ``previous``: its recorded device activity follows it."""
+    device = bound_context(state).get("dev")
+    key, user_id = request.session.session_key, request.session.get(SESSION_KEY)
+    if device and previous and key and user_id and previous != key:
+        device_activity.rekey(device, user_id, old_key=previous, new_key=key)
+
+
 def forget_device_activity(request: HttpRequest, *, user_id: str, session_key: str) -> None:
     """The verified session ``session_key`` of the account ``user_id`` (as Django's session stores it)
     signed out: its browser's device cookie is no longer in use there."""
@@ -293,10 +302,31 @@ def current_binding(request: HttpRequest) -> dict[str, Any]:
     }
 
 
+#: A session whose address moved at least this far (both GeoIP accuracy radii subtracted) is re-scored even
+#: on the same network: the customer's own national ISP is where a thief's residential proxy sits.
+MATERIAL_MOVE_KM = 30
+
+
 def is_material_change(bound: dict[str, Any], now: dict[str, Any]) -> bool:
     """Whether ``now`` differs from ``bound`` in what matters: network (ASN), country, device cookie (or
-    its absence) or browser family. Another IP inside the same ASN and country is not material."""
-    return any(bound.get(key) != now.get(key) for key in ("asn", "cc", "dev", "br"))
+    its absence), browser family, or a place provably ``MATERIAL_MOVE_KM`` away. Another IP inside the
+    same ASN and country, placed nearby or coarsely (a mobile carrier), is not material."""
+    if any(bound.get(key) != now.get(key) for key in ("asn", "cc", "dev", "br")):
+        return True
+    if bound.get("ip") == now.get("ip"):
+        return False
+    # SECURITY: a session cookie copied with the rest of the browser's cookies and replayed through the
+    # victim's own ISP in another city is otherwise never looked at again (issue 13).
+    before, after = geolocate(bound.get("ip")), geolocate(now.get("ip"))
+    if (
+        before.latitude is None
+        or before.longitude is None
+        or after.latitude is None
+        or after.longitude is None
+    ):
+        return False
+    distance = haversine_km(before.latitude, before.longitude, after.latitude, after.longitude)
+    return distance - (before.accuracy_km or 0) - (after.accuracy_km or 0) >= MATERIAL_MOVE_KM
 
 
 def _bind(request: HttpRequest, state: dict[str, Any]) -> None:
@@ -397,6 +427,7 @@ def mark_strong(request: HttpRequest, state: dict[str, Any], *, device: Any, met
     previous = request.session.session_key
     # SECURITY: a new session key on every (re-)authentication (ASVS 7.2.4); the old key dies here.
     request.session.cycle_key()
+    _rekey_device_activity(request, state, previous)
     if device is not None:
         django_otp.login(request, device)
     state["st"] = _now()
@@ -476,6 +507,7 @@ def note_session_key(request: HttpRequest, state: dict[str, Any]) -> None:
     previous = state.get("sk")
     _save(request, state)
     _record_session(request, request.user, previous=previous)
+    _rekey_device_activity(request, state, previous if isinstance(previous, str) else None)
 
 
 def end_other_sessions(request: HttpRequest, *, user: Any) -> int:
