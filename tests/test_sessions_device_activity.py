@@ -121,6 +121,28 @@ def test_only_another_place_within_the_window_counts() -> None:
     assert "device_in_two_places" in _codes(store, bound)
 
 
+def test_the_requests_own_session_counts_only_for_an_impossible_jump_on_its_own_network() -> None:
+    store = history_of()
+    fukuoka = {"ip": IP_V6_FUKUOKA, "lat": 33.59, "lon": 130.40, "acc": 20, "asn": 17676}
+    login = ctx(at=T0, ip=IP_V6_SAPPORO)  # 1,400 km away, the same ISP
+
+    def own(minutes: float, **where: Any) -> Any:
+        activity = _active(T0 - timedelta(minutes=minutes), **{**fukuoka, **where})
+        return replace(login, device_activity=activity, device_activity_own=True)
+
+    assert "device_in_two_places" in _codes(store, own(5))
+    assert "device_in_two_places" in _codes(store, replace(own(14), device_activity_own=False))
+    # Its own session after 14 minutes: 1,400 km at over 400 km/h, still impossible.
+    assert "device_in_two_places" in _codes(store, own(14))
+    # Another network: a VPN switched on, left to the rest of the score.
+    assert "device_in_two_places" not in _codes(store, own(5, asn=4713))
+    # Not fast enough: 1,400 km in four hours is a flight (outside the window anyway for another jar).
+    slow = replace(
+        own(5), device_activity=replace(own(5).device_activity, at=(T0 - timedelta(hours=4)).timestamp())
+    )
+    assert "device_in_two_places" not in _codes(store, slow)
+
+
 def test_the_finding_needs_no_history_and_can_be_switched_off() -> None:
     store = history_of()
     login = replace(ctx(at=T0, ip=IP_V6_FUKUOKA), device_activity=_active(T0 - timedelta(minutes=1)))
@@ -262,19 +284,25 @@ def test_the_customers_own_session_switching_to_a_far_vpn_is_not_two_places(
     assert _in_use(at_home, hanako).ip == IP_OSAKA  # the session's activity moved with it
 
 
+@pytest.mark.battery(62)
 @pytest.mark.django_db
-def test_a_far_move_on_the_same_network_is_re_scored(hanako: Any) -> None:
+def test_a_whole_jar_replayed_through_the_customers_own_isp_far_away_is_held(hanako: Any) -> None:
     # Fukuoka and Sapporo are both on one ISP (AS17676): a whole cookie jar replayed through the
-    # customer's own ISP in another city used to pass the session binding unlooked-at.
+    # customer's own ISP in another city used to pass the session binding unlooked-at. No VPN keeps the
+    # network and crosses 1,400 km in a minute: the session is in two places at once.
     home = _client(IP_V6_FUKUOKA)
     home.get("/api/csrf")
     assert _login(home).json()["status"] == "ok"
     assert home.get("/api/portfolio").status_code == 200
     assert _session_state(home)["r"] is False
-    home.get("/api/portfolio")
     far = _same_jar(home, IP_V6_SAPPORO)
-    far.get("/api/portfolio")
-    assert _session_state(far)["r"] is True
+    assert far.get("/api/portfolio").status_code == 401
+    assert _session_state(far)["r"] is True and _session_state(far)["s"] == "pending"
+    (event,) = _two_places()
+    assert event.outcome == "rescored" and event.ip == IP_V6_SAPPORO
+    finding = next(f for f in event.findings if f["code"] == "device_in_two_places")
+    assert finding["evidence"]["same_session"] is True and finding["evidence"]["km"] > 1000
+    assert Notification.objects.filter(kind="device_cookie_copied", user=hanako).count() == 1
 
 
 @pytest.mark.django_db
@@ -296,6 +324,10 @@ def test_a_held_session_cannot_wipe_the_customers_activity_by_signing_out(
     assert found is not None and found.ip == IP_TOKYO
     assert thief.post("/api/logout").status_code == 200  # (the test client checks no CSRF token)
     assert _in_use(at_home, hanako) == found
+    # Its session cookie, now dead, proves nothing: a sign-in with the jar from Osaka meets the entry.
+    again = _same_jar(at_home, IP_OSAKA)
+    assert _login(again).json()["status"] == "step_up_required"
+    assert [e.ip for e in _two_places()] == [IP_OSAKA]
 
 
 @pytest.mark.django_db

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
@@ -74,9 +73,11 @@ class LoginContext:
     #: profile knows that id and not this browser's authguard cookie (:mod:`authguard.risk.legacy_device`).
     legacy_device_hash: str | None = None
     #: The latest activity of a verified session of this account bound to this device cookie, when one was
-    #: recorded and it was not the request's own session's (:mod:`authguard.sessions.device_activity`):
-    #: live sign-ins and re-scores only, the replay has no sessions.
+    #: recorded (:mod:`authguard.sessions.device_activity`): live sign-ins and re-scores only, the replay
+    #: has no sessions.
     device_activity: DeviceActivity | None = None
+    #: Whether that activity is the request's own live, verified session's (one session moving).
+    device_activity_own: bool = False
 
     @computed_once
     def timestamp(self) -> float:
@@ -180,24 +181,24 @@ def build_context(
         account=account_facts(user) if user is not None else {},
         dbsc=_dbsc_state(request, hashed),
         legacy_device_hash=legacy_device_hash(request.COOKIES.get(legacy_cookie)) if legacy_cookie else None,
-        device_activity=_device_activity(request, hashed, user),
+        **_device_activity(request, hashed, user),
     )
 
 
-def _device_activity(request: HttpRequest, hashed: str | None, user: Any) -> DeviceActivity | None:
-    """Where another verified session of this account last used the device cookie: one cache read, only
-    for a presented device cookie of a known account."""
+def _device_activity(request: HttpRequest, hashed: str | None, user: Any) -> dict[str, Any]:
+    """Where a verified session of this account last used the device cookie, and whether it was the
+    request's own: one cache read, only for a presented device cookie of a known account."""
     if not hashed or user is None or getattr(user, "pk", None) is None:
-        return None
+        return {}
     # The account id as Django's session stores it (SESSION_KEY), which is what the writer has.
-    found = device_activity.read(hashed, user._meta.pk.value_to_string(user))
-    # The session this browser sent (Django's login() may have rotated it since): its own activity is one
-    # session moving (a VPN switched on, an IPv4/IPv6 flip), which the session binding re-scores; a copy
-    # is in another cookie jar, or a fresh one.
-    sent = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-    if found is not None and sent and device_activity.session_digest(sent) == found.session:
-        return None
-    return found
+    account = user._meta.pk.value_to_string(user)
+    found = device_activity.read(hashed, account)
+    if found is None:
+        return {}
+    # SECURITY: "own" only for a live, verified session the middleware loaded for this account, never for a
+    # session cookie the request merely sends (a thief replays the stolen one, live or dead).
+    own = getattr(request, device_activity.OWN_SESSION_ATTR, None) == (account, found.session)
+    return {"device_activity": found, "device_activity_own": own}
 
 
 def _dbsc_state(request: HttpRequest, hashed: str | None) -> str:

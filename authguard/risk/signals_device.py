@@ -341,11 +341,14 @@ class DeviceCookie(RiskSignal):
         """``device_in_two_places`` when the account's verified session used this device cookie moments ago
         too far away to have moved here since.
 
-        The context leaves out the request's own session (:func:`authguard.risk.context.build_context`):
-        one session moving (a VPN switched on, an IPv4/IPv6 flip) is the session binding's to re-score
-        (a far move is material there too). What is left is another cookie jar, or a fresh one, holding
-        the same device cookie. Distance is the only test, with both accuracy radii subtracted, so a
-        mobile carrier's coarse placement never counts, nor does an address GeoIP cannot place.
+        Another cookie jar, or a fresh one, holding the same device cookie: at least
+        ``device_city_min_km`` away. The request's own live session moving (re-scored by the session
+        binding) is a customer switching a VPN on as often as a thief replaying the whole jar; on another
+        network it is left to the rest of the score, on the *same* network it counts only at an
+        impossible speed (``device_min_km`` and ``device_max_kmh``, as ``device_moved``): a VPN changes
+        the network, a jar replayed through the customer's own ISP in another city does not. Distance
+        is the only test, with both accuracy radii subtracted, so a mobile carrier's coarse placement
+        never counts, nor does an address GeoIP cannot place.
         """
         ctx, o = evidence.ctx, self.options
         other = ctx.device_activity
@@ -365,7 +368,19 @@ class DeviceCookie(RiskSignal):
         effective = distance - (other.accuracy_km or 0) - (geo.accuracy_km or 0)
         if effective < o["device_city_min_km"]:
             return None
-        details = {"seconds": max(0, round(seconds)), "km": round(effective), STEP_UP_FLOOR: True}
+        if ctx.device_activity_own and (
+            other.asn is None
+            or other.asn != geo.asn
+            or effective < o["device_min_km"]
+            or effective / max(seconds / 3600, 1 / 60) <= o["device_max_kmh"]
+        ):
+            return None
+        details = {
+            "seconds": max(0, round(seconds)),
+            "km": round(effective),
+            "same_session": ctx.device_activity_own,
+            STEP_UP_FLOOR: True,
+        }
         # SECURITY: one of the two places holds a copy (an infostealer's); this one must prove it is the
         # customer, whatever the rest of the score says.
         return Finding(

@@ -32,6 +32,11 @@ logger = logging.getLogger(__name__)
 
 _KEY_PREFIX = "authguard:device-active:"
 
+#: Request attribute the session middleware sets on a request that carries a live, verified session:
+#: ``(account id as the session stores it, session_digest(key))``. Only this says "the request's own
+#: session"; a session cookie the request merely sends proves nothing (a thief sends the stolen one).
+OWN_SESSION_ATTR = "_authguard_own_session"
+
 
 @dataclass(frozen=True)
 class DeviceActivity:

@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from authguard import clock
 from authguard.conf import app_settings
 from authguard.risk.context import device_id_from_cookie, new_device_cookie
-from authguard.sessions import dbsc
+from authguard.sessions import dbsc, device_activity
 from authguard.sessions import state as sessions_state
 from authguard.sessions.logout import logout_url
 from authguard.sessions.state import DECISION_ATTR
@@ -397,6 +397,12 @@ class AuthguardMiddleware:
         if not sessions_state.is_verified(state):
             setattr(request, PENDING_ATTR, True)
             return session.session_key
+        # What the risk engine may call this request's own session, also while the binding re-scores it.
+        setattr(
+            request,
+            device_activity.OWN_SESSION_ATTR,
+            (session[SESSION_KEY], device_activity.session_digest(session.session_key)),
+        )
         binding = _check_binding(request, state)
         if binding == "ended":
             # SECURITY: what a fresh login from here would refuse ends the session; no step-up (case 61).

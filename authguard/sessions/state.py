@@ -303,8 +303,9 @@ def current_binding(request: HttpRequest) -> dict[str, Any]:
 
 
 #: A session whose address moved at least this far (both GeoIP accuracy radii subtracted) is re-scored even
-#: on the same network: the customer's own national ISP is where a thief's residential proxy sits.
-MATERIAL_MOVE_KM = 30
+#: on the same network: the customer's own national ISP is where a thief's residential proxy sits. Far
+#: enough that one line's IPv4 and IPv6 addresses, placed apart in one region, are no move.
+MATERIAL_MOVE_KM = 150
 
 
 def is_material_change(bound: dict[str, Any], now: dict[str, Any]) -> bool:
