@@ -156,6 +156,17 @@ TEST_NETWORKS = [
         asn=17676,
         as_org="SoftBank Corp.",
     ),
+    GeoNetwork(  # the Fukuoka line's ISP 90 km away: one region, apart (a dual-stack line's other family)
+        "2001:db8:3::/48",
+        country="JP",
+        city="Kumamoto",
+        latitude=32.8032,
+        longitude=130.7079,
+        accuracy_km=10,
+        time_zone="Asia/Tokyo",
+        asn=17676,
+        as_org="SoftBank Corp.",
+    ),
     GeoNetwork(  # placed in the country only (no city), as MaxMind does for some blocks
         "2001:db8:2::/48",
         country="JP",
@@ -182,6 +193,7 @@ IP_AWS = "192.0.2.10"
 IP_V6_FUKUOKA = "2001:db8::1"
 IP_V6_SAPPORO = "2001:db8:1::1"
 IP_V6_JAPAN_ONLY = "2001:db8:2::1"
+IP_V6_KUMAMOTO = "2001:db8:3::1"
 
 
 @pytest.fixture(scope="session")

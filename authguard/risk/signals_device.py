@@ -342,19 +342,18 @@ class DeviceCookie(RiskSignal):
         too far away to have moved here since.
 
         Another cookie jar, or a fresh one, holding the same device cookie: at least
-        ``device_city_min_km`` away. The request's own live session moving (re-scored by the session
-        binding) is a customer switching a VPN on as often as a thief replaying the whole jar; on another
-        network it is left to the rest of the score, on the *same* network it counts only at an
-        impossible speed (``device_min_km`` and ``device_max_kmh``, as ``device_moved``): a VPN changes
-        the network, a jar replayed through the customer's own ISP in another city does not. Distance
-        is the only test, with both accuracy radii subtracted, so a mobile carrier's coarse placement
-        never counts, nor does an address GeoIP cannot place.
+        ``device_city_min_km`` away. Never the request's own live session moving: that is a customer
+        switching a VPN on, or a cloud proxy or relay changing its exit city on the same network, as often
+        as a thief replaying the whole jar; the session binding re-scores it with the rest of the score
+        (:func:`authguard.sessions.state.is_material_change`). Distance is the only test, with both
+        accuracy radii subtracted, so a mobile carrier's coarse placement never counts, nor does an
+        address GeoIP cannot place.
         """
         ctx, o = evidence.ctx, self.options
         other = ctx.device_activity
         # SECURITY: not even a DBSC-proven cookie is excused: the short-lived bound cookie is copied with
         # the rest, and proves nothing for the minutes it stays valid, which are this finding's minutes.
-        if other is None or not o["device_in_two_places"]:
+        if other is None or ctx.device_activity_own or not o["device_in_two_places"]:
             return None
         seconds = ctx.timestamp - other.at
         # An activity from the future beyond a clock's tolerance is no activity (it would count as recent
@@ -368,19 +367,7 @@ class DeviceCookie(RiskSignal):
         effective = distance - (other.accuracy_km or 0) - (geo.accuracy_km or 0)
         if effective < o["device_city_min_km"]:
             return None
-        if ctx.device_activity_own and (
-            other.asn is None
-            or other.asn != geo.asn
-            or effective < o["device_min_km"]
-            or effective / max(seconds / 3600, 1 / 60) <= o["device_max_kmh"]
-        ):
-            return None
-        details = {
-            "seconds": max(0, round(seconds)),
-            "km": round(effective),
-            "same_session": ctx.device_activity_own,
-            STEP_UP_FLOOR: True,
-        }
+        details = {"seconds": max(0, round(seconds)), "km": round(effective), STEP_UP_FLOOR: True}
         # SECURITY: one of the two places holds a copy (an infostealer's); this one must prove it is the
         # customer, whatever the rest of the score says.
         return Finding(
