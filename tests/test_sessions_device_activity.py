@@ -473,3 +473,13 @@ def test_signing_out_forgets_only_the_sessions_own_activity(at_home: Client, han
     # second's record alone.
     assert at_home.post("/api/logout").status_code == 200
     assert _in_use(at_home, hanako) == written
+
+
+@pytest.mark.django_db
+def test_a_sign_out_whose_own_request_the_re_score_held_forgets_nothing(at_home: Client, hanako: Any) -> None:
+    # The replayed jar's very first request is the sign-out: re-scored, held, and only then signed out.
+    found = _in_use(at_home, hanako)
+    assert found is not None
+    assert _same_jar(at_home, IP_JP_PROXY).post("/api/logout").status_code == 200
+    assert LoginEvent.objects.filter(ip=IP_JP_PROXY, outcome="rescored").exists()
+    assert _in_use(at_home, hanako) == found

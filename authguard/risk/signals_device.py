@@ -20,7 +20,7 @@ from authguard.risk.profile import (
     device_memory,
     major_version,
 )
-from authguard.risk.signals_network import haversine_km
+from authguard.risk.signals_network import apart_km, haversine_km
 
 #: How far in the future a recorded session activity may lie (another node's clock) and still count.
 _CLOCK_TOLERANCE_SECONDS = 60
@@ -361,11 +361,10 @@ class DeviceCookie(RiskSignal):
         if not -_CLOCK_TOLERANCE_SECONDS <= seconds <= o["device_in_two_places_seconds"]:
             return None
         geo = ctx.geo
-        if other.latitude is None or other.longitude is None or geo.latitude is None or geo.longitude is None:
-            return None
-        distance = haversine_km(other.latitude, other.longitude, geo.latitude, geo.longitude)
-        effective = distance - (other.accuracy_km or 0) - (geo.accuracy_km or 0)
-        if effective < o["device_city_min_km"]:
+        effective = apart_km(
+            other.latitude, other.longitude, other.accuracy_km, geo.latitude, geo.longitude, geo.accuracy_km
+        )
+        if effective is None or effective < o["device_city_min_km"]:
             return None
         details = {"seconds": max(0, round(seconds)), "km": round(effective), STEP_UP_FLOOR: True}
         # SECURITY: one of the two places holds a copy (an infostealer's); this one must prove it is the

@@ -39,6 +39,21 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(a)))
 
 
+def apart_km(
+    lat1: float | None,
+    lon1: float | None,
+    acc1: float | None,
+    lat2: float | None,
+    lon2: float | None,
+    acc2: float | None,
+) -> float | None:
+    """How far apart two GeoIP places provably are: the distance minus both accuracy radii (negative when
+    the circles overlap), or None when either place is unknown."""
+    if lat1 is None or lon1 is None or lat2 is None or lon2 is None:
+        return None
+    return haversine_km(lat1, lon1, lat2, lon2) - (acc1 or 0) - (acc2 or 0)
+
+
 class ImpossibleTravel(RiskSignal):
     """Faster than ``max_kmh`` since the last successful login, after subtracting both accuracy radii.
 

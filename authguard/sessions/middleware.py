@@ -38,8 +38,6 @@ PENDING_ATTR = "_authguard_pending"
 #: Request attribute: this request's session was ended before the view (a re-score a fresh login would
 #: refuse); the view is answered with :func:`session_ended_answer`.
 ENDED_ATTR = "_authguard_session_ended"
-#: Request attribute: the account id (as the session stores it) of this request's verified session.
-VERIFIED_USER_ATTR = "_authguard_verified_user"
 #: Query parameter the login page reads to say why the customer was signed out.
 SESSION_ENDED_PARAM = "session_ended"
 #: View attribute set by :func:`authguard.decorators.step_up_exempt`.
@@ -330,11 +328,11 @@ class AuthguardMiddleware:
         if signed_in_key is not None and SESSION_KEY not in request.session:
             # Signed out in this request: drop the session's record, and its device is no longer in use here.
             sessions_state.forget_session(signed_in_key)
-            verified_user = getattr(request, VERIFIED_USER_ATTR, None)
-            if verified_user is not None:
-                sessions_state.forget_device_activity(
-                    request, user_id=verified_user, session_key=signed_in_key
-                )
+            # Only a session still verified after its binding check forgets (a held one, perhaps a thief's,
+            # must not wipe the customer's record by signing out).
+            own = getattr(request, device_activity.OWN_SESSION_ATTR, None)
+            if own is not None and not getattr(request, PENDING_ATTR, False):
+                sessions_state.forget_device_activity(request, user_id=own[0], session_key=signed_in_key)
         response = self._after_login(request, response)
         if not _is_static(request) and _needs_device_cookie(request, signed_in_key):
             self._keep_device_cookie(request, response)
@@ -414,12 +412,8 @@ class AuthguardMiddleware:
             return None
         if binding == "pending":
             setattr(request, PENDING_ATTR, True)
-        else:
-            # Only a verified session may later forget its device's activity (a pending one, perhaps a
-            # thief's, must not wipe the customer's by signing out).
-            setattr(request, VERIFIED_USER_ATTR, session[SESSION_KEY])
-            if sessions_state.note_device_activity(request, state, now):
-                session.modified = True
+        elif sessions_state.note_device_activity(request, state, now):
+            session.modified = True
         return session.session_key
 
     @staticmethod

@@ -51,7 +51,7 @@ from authguard.models import LoginEvent, SessionRecord
 from authguard.risk.addresses import client_ip
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
-from authguard.risk.signals_network import haversine_km
+from authguard.risk.signals_network import apart_km
 from authguard.risk.useragent import client_info
 from authguard.sessions import device_activity
 
@@ -318,16 +318,9 @@ def is_material_change(bound: dict[str, Any], now: dict[str, Any]) -> bool:
         return False
     # SECURITY: a session cookie copied with the rest of the browser's cookies and replayed through the
     # victim's own ISP in another city is otherwise never looked at again (issue 13).
-    before, after = geolocate(bound.get("ip")), geolocate(now.get("ip"))
-    if (
-        before.latitude is None
-        or before.longitude is None
-        or after.latitude is None
-        or after.longitude is None
-    ):
-        return False
-    distance = haversine_km(before.latitude, before.longitude, after.latitude, after.longitude)
-    return distance - (before.accuracy_km or 0) - (after.accuracy_km or 0) >= MATERIAL_MOVE_KM
+    a, b = geolocate(bound.get("ip")), geolocate(now.get("ip"))
+    apart = apart_km(a.latitude, a.longitude, a.accuracy_km, b.latitude, b.longitude, b.accuracy_km)
+    return apart is not None and apart >= MATERIAL_MOVE_KM
 
 
 def _bind(request: HttpRequest, state: dict[str, Any]) -> None:
