@@ -86,14 +86,26 @@ class Browser:
             NoSuchElementException,
             StaleElementReferenceException,
             TimeoutException,
+            WebDriverException,
         )
         from selenium.webdriver.support.ui import WebDriverWait
+
+        def polled(driver: Any) -> Any:
+            try:
+                return condition(driver)
+            except WebDriverException as error:
+                # Chromium sometimes reports an element detached by the page being replaced as an
+                # inspector error rather than a stale element (CI, 2026-12-04): the same race, so poll
+                # again. Any other driver error still fails the test.
+                if "does not belong to the document" in str(error.msg or ""):
+                    return None
+                raise
 
         # Elements go stale or missing while a page is replaced by the next: keep polling through that.
         ignored = (NoSuchElementException, StaleElementReferenceException)
         try:
             waiter = WebDriverWait(self.driver, seconds, poll_frequency=0.1, ignored_exceptions=ignored)
-            return waiter.until(condition)
+            return waiter.until(polled)
         except TimeoutException:
             pytest.fail(f"timed out waiting for {what}\n{self.diagnostics()}", pytrace=False)
 
