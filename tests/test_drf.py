@@ -31,7 +31,15 @@ from authguard import drf  # noqa: E402
 from authguard.models import LoginEvent, Notification, Outcome, SessionRecord  # noqa: E402
 from authguard.testing import SoftAuthenticator  # noqa: E402
 
-from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, bind_passkey, totp_token, wrong_code  # noqa: E402
+from .conftest import (  # noqa: E402
+    IP_OSAKA,
+    IP_SG_VPS,
+    IP_TOKYO,
+    UA_CHROME_WIN,
+    bind_passkey,
+    totp_token,
+    wrong_code,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip"), pytest.mark.urls("tests.drf_urlconf")]
 
@@ -39,6 +47,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip"), pytest.ma
 UA_REQUESTS = "python-requests/2.32.3"
 PASSWORD = "correct horse battery"
 TOKEN_URL = "/api/auth/token"
+DEVICE_COOKIE = "authguard_device"
 
 
 @pytest.fixture
@@ -277,6 +286,29 @@ def test_the_parked_login_is_no_session_cookie(alice: Any) -> None:
     thief.cookies[settings.SESSION_COOKIE_NAME] = key
     response = thief.get("/api/portfolio")
     assert response.status_code == 401 and response.json()["status"] == "login_required"
+
+
+def test_a_device_cookie_copied_from_a_customer_online_in_tokyo_gets_no_token_in_osaka(alice: Any) -> None:
+    """Issue 13, ``device_in_two_places``: the token endpoint builds the browser login's context, so an
+    infostealer's copy of the device cookie, sent minutes after the customer's session used it in Tokyo,
+    is a copy here too: no token, the finding recorded, the customer told."""
+    home = Client(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN)
+    home.get("/api/csrf")  # her browser holds a device cookie
+    signed_in = home.post(
+        "/api/login", json.dumps({"username": "alice", "password": PASSWORD}), content_type="application/json"
+    )
+    assert signed_in.json()["status"] == "ok"
+    home.get("/api/portfolio")  # her session in use: the middleware records where
+    thief = api(IP_OSAKA, UA_CHROME_WIN)
+    thief.cookies[DEVICE_COOKIE] = home.cookies[DEVICE_COOKIE].value
+
+    response = obtain(thief)
+
+    assert response.status_code == 401 and response.json()["status"] == "step_up_required"
+    assert "token" not in response.json() and not Token.objects.exists()
+    event = latest_event(alice)
+    assert event.ip == IP_OSAKA and "device_in_two_places" in event.reasons
+    assert kinds(alice).count("device_cookie_copied") == 1
 
 
 # -- step-up with a passkey ----------------------------------------------------------------------------------

@@ -262,6 +262,18 @@ def _session_state(client: Client) -> dict[str, Any]:
 
 
 @pytest.mark.django_db
+def test_the_html_sign_in_form_meets_the_customers_live_session_too(at_home: Client, hanako: Any) -> None:
+    # The portal's HTML form (the path a thief's anti-detect browser takes) builds the same context.
+    thief = _copy_of_device_cookie(at_home, IP_OSAKA)
+    answer = thief.post("/login/", {"username": "hanako", "password": PASSWORD})
+    assert answer.status_code == 302 and "/authguard/step-up/" in answer["Location"]
+    (event,) = _two_places()
+    assert event.ip == IP_OSAKA and event.user == hanako and event.action == Action.STEP_UP
+    assert thief.get("/api/portfolio").status_code == 401
+    assert Notification.objects.filter(kind="device_cookie_copied", user=hanako).count() == 1
+
+
+@pytest.mark.django_db
 def test_the_customers_own_session_switching_to_a_far_vpn_is_not_two_places(
     at_home: Client, hanako: Any
 ) -> None:
