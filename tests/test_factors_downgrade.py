@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.models import PasskeyDevice
+from authguard.testing import SoftAuthenticator
 
 from .conftest import HANAKO_PASSWORD as PASSWORD
 from .conftest import IP_SG_VPS, OrderApi, totp_token
@@ -35,6 +37,32 @@ def test_battery_23_a_totp_verified_session_cannot_remove_the_passkey(hanako: An
     assert removal.json()["methods"] == ["passkey"]
     assert PasskeyDevice.objects.filter(pk=hanako.passkey.pk).exists()
     # So a held sale still asks for the passkey, which the thief does not have.
+    held = thief.order("sell", "AAPL", 10).json()
+    assert held["status"] == "held" and held["confirmation"]["methods"] == ["passkey"]
+
+
+@pytest.mark.battery(23)
+def test_battery_23_a_passkey_verification_whose_passkey_is_gone_removes_nothing(hanako: Any) -> None:
+    """Red team, 2026-12-04: with one relayed code the thief adds a passkey of his own (cooling off), verifies
+    with it, removes it, and the session still says "a fresh passkey verification"."""
+    thief_key = SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
+    thief = OrderApi(REMOTE_ADDR=IP_SG_VPS)
+    login = thief.post("/api/login", {"username": "hanako", "password": PASSWORD})
+    assert login.json()["status"] == "step_up_required"
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    own = thief.register_passkey(thief_key)
+    assert own["cooling_off"] is True
+    options = thief.post("/authguard/api/step-up/passkey/options").json()
+    assert thief.post("/authguard/api/step-up/passkey", thief_key.get(options)).status_code == 200
+    refused = thief.post("/authguard/api/factors/remove", {"id": hanako.passkey.persistent_id})
+    assert refused.status_code == 400 and refused.json()["code"] == "cooling_off"
+    assert thief.post("/authguard/api/factors/remove", {"id": own["id"]}).status_code == 200
+
+    removal = thief.post("/authguard/api/factors/remove", {"id": hanako.passkey.persistent_id})
+
+    assert 400 <= removal.status_code < 500 and removal.json()["message"]
+    assert PasskeyDevice.objects.filter(pk=hanako.passkey.pk).exists()
+    assert TOTPDevice.objects.filter(user=hanako).exists()
     held = thief.order("sell", "AAPL", 10).json()
     assert held["status"] == "held" and held["confirmation"]["methods"] == ["passkey"]
 

@@ -60,6 +60,7 @@ from authguard.factors.inventory import (
     notice_addresses,
     session_device,
     user_factors,
+    verified_by_cooling_off_factor,
 )
 from authguard.models import AccountSecurity, FactorKind, FactorRecord, PasskeyDevice, RecoveryCodeDevice
 from authguard.sessions import state as sessions_state
@@ -411,13 +412,10 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> No
     """
     verifier = session_device(request)
     target_cooling = factor_is_cooling_off(device)
-    if (
-        verifier is not None
-        and verifier.persistent_id != device.persistent_id
-        and not target_cooling
-        and factor_is_cooling_off(verifier)
-    ):
-        # SECURITY: a factor added during the cooling-off never removes the customer's older ones.
+    if not target_cooling and verified_by_cooling_off_factor(request):
+        # SECURITY: a factor added during the cooling-off never removes the customer's older ones. Nor does
+        # a session whose verifying factor is gone: a thief who verified with his own new passkey and then
+        # removed it still holds a "passkey" verification, which must not remove hers (red team, 2026-12-04).
         raise FactorCoolingOff(
             _(
                 "A security method added during the cooling-off period cannot remove your other "
@@ -427,10 +425,15 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> No
     if (
         not target_cooling
         and kind_of(device) == FactorKind.PASSKEY
-        and not sessions_state.has_fresh_verification(request, methods=["passkey"])
+        and not (
+            sessions_state.has_fresh_verification(request, methods=["passkey"])
+            and isinstance(verifier, PasskeyDevice)
+            and may_confirm_sensitive(user, verifier)
+        )
     ):
         # SECURITY: a relayable factor (TOTP, a recovery code) never removes a phishing-resistant one;
         # otherwise a phisher with the password and one relayed code could drop the customer's passkey.
+        # The passkey that verified must still exist and be trusted, not just be named in the session.
         raise StepUpRequired(
             _("Confirm it is you with a passkey to remove a passkey."),
             code="step_up_required",
