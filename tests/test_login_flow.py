@@ -203,3 +203,35 @@ def test_force_login_outside_a_request_still_sets_last_login(user_factory, clien
     client.force_login(user)
     user.refresh_from_db()
     assert user.last_login is not None and not LoginEvent.objects.exists()
+
+
+def _portfolio(client: Client) -> int:
+    return client.get("/api/portfolio", REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN).status_code
+
+
+def test_signing_in_again_through_a_live_session_gives_a_new_key_and_ends_every_copy(brokerage_customer):
+    """Red team, 2026-12-04: Django's login() keeps the key when the same user signs in again through a
+    live session, so a copy of the session cookie (an infostealer takes the whole jar) survived the
+    customer's new sign-in, and a thief's re-login through the copy restarted the timeouts of both."""
+    from django.conf import settings
+
+    from authguard.models import SessionRecord
+
+    from .conftest import HANAKO_PASSWORD
+
+    brokerage_customer(holdings={"7203": 100})
+    home = Client()
+    assert api_login(home, "hanako", HANAKO_PASSWORD).json()["status"] == "ok"
+    first = home.cookies[settings.SESSION_COOKIE_NAME].value
+    copy = Client()
+    for name, morsel in home.cookies.items():
+        copy.cookies[name] = morsel.value
+    assert _portfolio(copy) == 200
+
+    assert api_login(home, "hanako", HANAKO_PASSWORD).json()["status"] == "ok"
+
+    second = home.cookies[settings.SESSION_COOKIE_NAME].value
+    assert second != first
+    assert _portfolio(home) == 200
+    assert _portfolio(copy) == 401  # the copy of the old key is signed out
+    assert list(SessionRecord.objects.values_list("session_key", flat=True)) == [second]

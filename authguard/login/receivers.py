@@ -45,6 +45,7 @@ def score_successful_login(
     if request is None or "REQUEST_METHOD" not in request.META:
         last_login.stamp(sender, user)
         return
+    _rotate_a_kept_session_key(request)
     if getattr(request, sessions_state.DECISION_ATTR, None) is not None:
         last_login.stamp(sender, user)
         return
@@ -53,6 +54,19 @@ def score_successful_login(
     # sign-in") keeps the customer's own (issue 14, item 7).
     if decision.status != "denied":
         last_login.stamp(sender, user)
+
+
+def _rotate_a_kept_session_key(request: HttpRequest) -> None:
+    """A new session key on every sign-in (ASVS 7.2.4), also when the same user signs in again through a
+    live session, where Django's ``login()`` keeps the key it came with."""
+    session = getattr(request, "session", None)
+    previous = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if session is None or not previous or session.session_key != previous:
+        return
+    # SECURITY: a copy of that session cookie (an infostealer takes the whole jar) must not survive the
+    # customer's new sign-in, nor share the thief's re-login, which restarts the session's timeouts.
+    session.cycle_key()
+    sessions_state.forget_session(previous)  # the new key is recorded when the login is decided
 
 
 @receiver(user_login_failed, dispatch_uid="authguard.record_failed_login")
