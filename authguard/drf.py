@@ -39,6 +39,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
 from django.core.cache import cache
+from django.db import IntegrityError, transaction
 from django.dispatch import receiver
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
@@ -370,8 +371,20 @@ def revoke_tokens(user: Any) -> int:
 
 
 def _issue_token(user: Any) -> str:
-    token, _created = Token.objects.get_or_create(user=user)
-    return str(token.key)
+    """A new token for every login; the one the account had, and its strength, end here.
+
+    SECURITY: DRF keeps one token per user. Handing out the existing one (``get_or_create``) gave a thief's
+    password-only login the customer's token, which then became as strong as her next passkey step-up, and
+    gave her login his (red team, 2026-12-04). A login elsewhere signs the previous holder out instead.
+    """
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                revoke_tokens(user)
+                return str(Token.objects.create(user=user).key)
+        except IntegrityError:
+            continue  # a concurrent login of the same account created one in between: replace it
+    raise Throttled(_("Too many sign-ins at once. Please try again."), retry_after=1)
 
 
 # -- authentication and permissions ------------------------------------------------------------------------

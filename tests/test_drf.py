@@ -335,6 +335,37 @@ def test_a_passkey_step_up_issues_a_token_strong_for_passkey_views(
     assert with_token(api(IP_SG_VPS), token).post("/drf/withdraw").status_code == 200
 
 
+def test_every_login_gets_a_token_of_its_own_and_ends_the_previous_one(
+    alice: Any, authenticator: SoftAuthenticator, clock: Any
+) -> None:
+    """Red team, 2026-12-04: every login got the account's one DRF token, so a thief's password-only login
+    held the customer's token, which became passkey-strong when she stepped up, and hers was his."""
+    bind_passkey(alice, authenticator)
+    thief = api(IP_TOKYO)
+    allowed = obtain(thief)
+    assert allowed.status_code == 200, allowed.content
+    with_token(thief, allowed.json()["token"])
+    assert thief.post("/drf/withdraw").status_code == 403  # password only: no fresh factor
+    clock.shift(3600)
+
+    # The customer signs in from her phone and steps up with her passkey.
+    phone, body = step_up_pending(alice)
+    options = post(phone, "/api/auth/step-up/passkey/options", {"step_up_token": body["step_up_token"]})
+    credential = authenticator.get(options.json())
+    passed = post(
+        phone, "/api/auth/step-up/passkey", {"step_up_token": body["step_up_token"], "credential": credential}
+    )
+    assert passed.status_code == 200, passed.content
+
+    token = passed.json()["token"]
+    assert token != allowed.json()["token"]
+    assert list(Token.objects.filter(user=alice).values_list("key", flat=True)) == [token]
+    assert thief.post("/drf/withdraw").status_code in (401, 403)  # his token ended with her login
+    assert thief.post("/drf/payees").status_code in (401, 403)
+    assert thief.get("/drf/portfolio").status_code in (401, 403)
+    assert with_token(api(IP_SG_VPS), token).post("/drf/payees").status_code == 200
+
+
 def test_a_passkey_assertion_is_checked_against_the_pending_logins_challenge(
     alice: Any, authenticator: SoftAuthenticator
 ) -> None:
