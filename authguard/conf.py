@@ -253,6 +253,12 @@ class AppSettings:
         return int(self._setting("FACTOR_COOLING_OFF_HOURS", 24))
 
     @property
+    def UNVOUCHED_FACTOR_DAYS(self) -> int:
+        """How long a factor enrolled from a session that proved no more than a password and a relayable
+        code, on a device the account has not used for long, stays cooling off (docs/factor-lifecycle.md)."""
+        return int(self._setting("UNVOUCHED_FACTOR_DAYS", 14))
+
+    @property
     def AUTHENTICATOR_FAILURE_LIMIT(self) -> int:
         """Consecutive failures after which an authenticator is disabled until re-bound (NIST SP 800-63B)."""
         return int(self._setting("AUTHENTICATOR_FAILURE_LIMIT", 100))

@@ -63,7 +63,7 @@ def customer(hanako: Any, actions_site: Any) -> tuple[OrderApi, SoftAuthenticato
     """Hanako signed in through the demo's JSON API from her usual browser, with her passkey registered."""
     authenticator = SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
     client = OrderApi()
-    client.login("hanako", HANAKO_PASSWORD)
+    client.login_usual("hanako", HANAKO_PASSWORD)
     client.register_passkey(authenticator)
     return client, authenticator
 

@@ -324,10 +324,24 @@ class Browser:
         self.link("/authguard/security/passkeys/add/")
         self.wait_for_path("/authguard/security/passkeys/add/")
 
-    def enroll_passkey(self, name: str) -> Any:
-        """Add a passkey named ``name`` on the security page; returns the stored ``PasskeyDevice``."""
+    def settle(self, *, days: int = 40) -> None:
+        """Make this browser one the signed-in user has used for ``days`` days (their usual computer), so
+        a factor enrolled here is vouched for (authguard.factors.lifecycle); it must have signed in here."""
+        from django.contrib.auth import get_user_model
+
+        from .conftest import settle_device
+
+        user = get_user_model().objects.get(pk=self.signed_in_user_id())
+        settle_device(self.driver.get_cookie("authguard_device")["value"], user, days=days)
+
+    def enroll_passkey(self, name: str, *, usual: bool = True) -> Any:
+        """Add a passkey named ``name`` on the security page; returns the stored ``PasskeyDevice``.
+        ``usual``: from the person's usual browser (:meth:`settle`), as customers and staff do; False: from a
+        browser the account has not used before, whose new factor cools off for days."""
         from authguard.models import PasskeyDevice
 
+        if usual:
+            self.settle()
         self.open_passkey_page()
         self.fill("#passkey-name", name)
         self.click("[data-authguard-start]")

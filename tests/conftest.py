@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -579,6 +580,19 @@ class OrderApi:
         assert response.status_code == 200, response.content
         return response
 
+    def login_usual(self, username: str, password: str, *, days: int = 40) -> Any:
+        """Sign in from this browser as from the customer's usual one: the account has known it for ``days``
+        days, so a factor enrolled here is vouched for (authguard.factors.lifecycle)."""
+        from django.contrib.auth import get_user_model
+
+        response = self.login(username, password)
+        settle_device(
+            self.client.cookies["authguard_device"].value,
+            get_user_model().objects.get(username=username),
+            days=days,
+        )
+        return response
+
     def login_known(self, username: str, password: str) -> Any:
         """Sign in from this browser a second time, so the session is on a known device (not risky)."""
         self.login(username, password)
@@ -599,6 +613,19 @@ class OrderApi:
         assert options.status_code == 200, options.content
         assertion = authenticator.get(options.json(), **overrides)
         return self.post(f"/authguard/api/confirmations/{confirmation_id}/passkey", assertion)
+
+
+def settle_device(cookie: str, user: Any, *, days: int = 40) -> None:
+    """Make the browser holding the device cookie ``cookie`` one ``user`` has signed in from for ``days`` days
+    (their usual browser): backdate the known-device row its allowed sign-in created."""
+    from django.utils import timezone
+
+    from authguard.models import KnownDevice
+    from authguard.risk.context import device_hash, device_id_from_cookie
+
+    since = timezone.now() - timedelta(days=days)
+    known = KnownDevice.objects.filter(user=user, cookie_hash=device_hash(device_id_from_cookie(cookie)))
+    assert known.update(first_seen_at=since) == 1, "sign in from this browser (allowed) first"
 
 
 @pytest.fixture

@@ -344,7 +344,7 @@ def test_battery_44_no_password_code_session_id_or_seed_reaches_logs_celery_or_t
     with time_machine.travel(timezone.now(), tick=False) as clock:
         # At home: sign in, bind an authenticator app (its seed is shown once) with a first code.
         home = OrderApi(REMOTE_ADDR=IP_TOKYO)
-        home.login("kenji", KENJI_PASSWORD)
+        home.login_usual("kenji", KENJI_PASSWORD)  # his own computer
         seen(home)
         enrollment = home.post("/authguard/api/totp")
         assert enrollment.status_code == 200, enrollment.content

@@ -400,7 +400,12 @@ def test_battery_56_cooling_off_belongs_to_the_account_not_the_session(
     clock.shift(2 * 3600)
     assert inventory.factor_is_cooling_off(device)  # his passkey matures with the account, not alone
     clock.shift(23 * 3600)
-    assert not inventory.in_cooling_off(totp_customer) and not inventory.factor_is_cooling_off(device)
+    # The account's cooling-off is over, but no more than a password and one relayed code vouched for his
+    # passkey (a new browser): it cools off for days, so he cannot just outwait her "factor added" notice
+    # and then release held orders with it (red team, 2026-12-04).
+    assert not inventory.in_cooling_off(totp_customer) and inventory.factor_is_cooling_off(device)
+    clock.shift(12 * 24 * 3600)
+    assert not inventory.factor_is_cooling_off(device)  # AUTHGUARD_UNVOUCHED_FACTOR_DAYS, 14
 
 
 @pytest.mark.battery(56)
@@ -509,6 +514,7 @@ def test_battery_57_without_any_cooling_off_a_factor_confirmed_after_the_hold_is
     api: Any, hanako: Any, authenticator: Any, totp_factory: Any, clock: Any, settings: Any, preset: Any
 ) -> None:
     settings.AUTHGUARD_FACTOR_COOLING_OFF_HOURS = 0  # a portal that switched cooling-off off
+    settings.AUTHGUARD_UNVOUCHED_FACTOR_DAYS = 0  # both kinds
     settings.AUTHGUARD_CONFIRMATION_TOTP_WITH_PASSKEY = True
     bind_passkey(hanako, authenticator)
     hanako.totp = totp_factory(hanako)

@@ -82,6 +82,7 @@ def test_a_japanese_customer_gets_the_passkey_confirmation_and_step_up_pages_in_
     browser.wait_for_path("/")
     choose_japanese(browser)
 
+    browser.settle()  # her own computer: the passkey she adds here may confirm orders
     browser.open_passkey_page()
     assert browser.visible_text("h1") == japanese("Add a passkey")
     browser.click("[data-authguard-start]")

@@ -33,8 +33,11 @@ def code_for_secret(secret: str, *, steps: int = 0) -> str:
     return f"{totp.token():06d}"
 
 
-def enroll_totp(browser: Browser) -> TOTPDevice:
-    """From the security page: add an authenticator app with the secret shown, confirm with its first code."""
+def enroll_totp(browser: Browser, *, usual: bool = True) -> TOTPDevice:
+    """From the security page: add an authenticator app with the secret shown, confirm with its first code.
+    ``usual``: from the customer's usual browser (``Browser.settle``)."""
+    if usual:
+        browser.settle()
     browser.get("/authguard/security/")
     browser.link("/authguard/security/totp/")
     browser.wait_for_path("/authguard/security/totp/")

@@ -46,6 +46,7 @@ from .conftest import (
     api_post,
     bind_passkey,
     passkey_step_up,
+    settle_device,
     totp_token,
     wrong_code,
 )
@@ -73,9 +74,11 @@ def totp(alice: Any, totp_factory: Any) -> TOTPDevice:
 
 @pytest.fixture
 def low_risk(alice: Any, browser_at: Any) -> Client:
+    """alice signed in, low-risk, from the browser she has used for weeks (her usual one)."""
     client = browser_at(IP_TOKYO, UA_CHROME_WIN)
     client.sign_in("alice")
     assert client.session["_authguard"]["lr"] is True
+    settle_device(client.cookies["authguard_device"].value, alice)
     return client
 
 
@@ -335,6 +338,30 @@ def test_throttling_one_factor_never_locks_the_others(
 
 
 # -- enrollment rules ------------------------------------------------------------------------------------
+
+
+def test_a_first_factor_from_a_browser_the_account_has_not_used_for_long_cools_off_for_days(
+    alice: Any, browser_at: Any, clock: Any
+) -> None:
+    """Red team, 2026-12-04: a thief with the password alone, on a clean line the risk engine allows, added
+    the account's first passkey and confirmed every held order with it at once. A low-risk session on a
+    new browser is exactly what he has: its first factor cools off for AUTHGUARD_UNVOUCHED_FACTOR_DAYS."""
+    client = browser_at(IP_TOKYO, UA_CHROME_WIN)
+    client.sign_in("alice")
+    assert client.session["_authguard"]["lr"] is True
+    assert api_post(client, "api-totp").status_code == 200
+    device = TOTPDevice.objects.get(user=alice)
+    clock.shift(2)
+    confirm = api_post(client, "api-totp-confirm", {"code": totp_token(device)})
+    assert confirm.status_code == 201 and confirm.json()["totp"]["cooling_off"] is True
+    record = record_of(device)
+    assert record.enrolled_via == "low_risk_first_factor"
+    assert record.cooling_off_until == timezone.now() + timedelta(days=14)
+    assert factors.in_cooling_off(device)
+    clock.shift(13 * 24 * 3600)
+    assert factors.in_cooling_off(device)
+    clock.shift(24 * 3600)
+    assert not factors.in_cooling_off(device)
 
 
 def test_a_first_factor_may_be_enrolled_from_a_low_risk_session_without_cooling_off(

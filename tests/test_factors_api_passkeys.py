@@ -21,7 +21,15 @@ from hypothesis import strategies as st
 from authguard.models import AccountSecurity, FactorRecord, Notification, PasskeyDevice
 from authguard.testing import SoftAuthenticator
 
-from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, api_post, bind_passkey, passkey_step_up
+from .conftest import (
+    IP_SG_VPS,
+    IP_TOKYO,
+    UA_CHROME_WIN,
+    api_post,
+    bind_passkey,
+    passkey_step_up,
+    settle_device,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
@@ -36,8 +44,10 @@ def unb64(value: str) -> bytes:
 
 @pytest.fixture
 def low_risk(alice: Any, browser_at: Any) -> Client:
+    """alice signed in, low-risk, from the browser she has used for weeks (her usual one)."""
     client = browser_at(IP_TOKYO, UA_CHROME_WIN)
     client.sign_in("alice")
+    settle_device(client.cookies["authguard_device"].value, alice)
     return client
 
 

@@ -27,7 +27,7 @@ def test_seed_scenario_liquidation_held_and_only_the_customers_passkey_executes_
     tanaka: Any, order_api: Any, authenticator: SoftAuthenticator
 ) -> None:
     browser = order_api()
-    browser.login("tanaka", "tanaka-demo-2025")
+    browser.login_usual("tanaka", "tanaka-demo-2025")  # her own computer
     browser.register_passkey(authenticator)
     start = services.portfolio(tanaka)
     # Biggest positions first, as a thief would, leaving the three smallest.

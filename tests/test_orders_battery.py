@@ -33,9 +33,9 @@ PLAIN_RULES = [
 
 @pytest.fixture
 def browser(hanako: Any, order_api: Any, authenticator: SoftAuthenticator) -> OrderApi:
-    """Hanako signed in through the API, with her passkey registered."""
+    """Hanako signed in through the API from her usual browser, with her passkey registered."""
     client = order_api()
-    client.login("hanako", PASSWORD)
+    client.login_usual("hanako", PASSWORD)
     client.register_passkey(authenticator)
     return client
 
@@ -317,7 +317,7 @@ def test_a_factor_in_its_cooling_off_period_cannot_confirm(
     from authguard.models import FactorRecord
 
     client = order_api()
-    client.login("hanako", PASSWORD)
+    client.login_usual("hanako", PASSWORD)
     authenticator = SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
     settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
     settings.AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
@@ -372,3 +372,41 @@ def test_html_order_entry_goes_through_the_guard(hanako: Any, order_api: Any) ->
     assert state(hanako)[1]["AAPL"] == 10
     page = client.get(response["Location"])
     assert "Sell 10 of AAPL Apple" in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    "relayed_code", [False, True], ids=["password-only-first-factor", "one-relayed-code"]
+)
+def test_a_passkey_added_from_a_new_browser_releases_no_held_order_for_days(
+    hanako: Any, order_api: Any, settings: Any, totp_factory: Any, relayed_code: bool
+) -> None:
+    """Red team, 2026-12-04: with the password alone (a customer without a factor), or with one relayed code,
+    the thief added a passkey of his own, waited out the 24-hour cooling-off if there was one, and released
+    every held order of his mass liquidation with it. Nothing but the password and perhaps one relayable
+    code vouches for a factor added from a browser the account has not used for long: it cools off for
+    AUTHGUARD_UNVOUCHED_FACTOR_DAYS (14), and the customer's "factor added" notice has that long."""
+    settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
+    settings.AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
+    if relayed_code:
+        with time_machine.travel(timezone.now() - timedelta(days=30)):
+            hanako.totp = totp_factory(hanako)
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        thief = order_api()
+        thief.login("hanako", PASSWORD)
+        if relayed_code:
+            assert (
+                thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code
+                == 200
+            )
+        his_key = SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
+        passkey = thief.register_passkey(his_key)
+        assert passkey["cooling_off"] is True
+        clock.shift(timedelta(hours=26))
+        thief.post("/api/logout")
+        thief.login("hanako", PASSWORD)
+        held = held_sell(thief)
+        assert held["status"] == "held" and held["confirmation"]["methods"] == []
+        refused = thief.post(f"/authguard/api/confirmations/{held['confirmation']['id']}/passkey/options")
+        assert refused.status_code == 400 and refused.json()["code"] == "method"
+        assert HeldOrder.objects.get().status == HeldOrder.Status.PENDING
+        assert Order.objects.get().status == OrderStatus.HELD

@@ -110,6 +110,7 @@ def check_factors(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> lis
     for name, low, high in (
         ("AUTHGUARD_AUTHENTICATOR_FAILURE_LIMIT", 1, NIST_FAILURE_LIMIT),
         ("AUTHGUARD_FACTOR_COOLING_OFF_HOURS", 0, 24 * 365),
+        ("AUTHGUARD_UNVOUCHED_FACTOR_DAYS", 0, 365),
         ("AUTHGUARD_WEBAUTHN_CHALLENGE_SECONDS", 30, MAX_CHALLENGE_SECONDS),
     ):
         if not hasattr(settings, name):

@@ -62,7 +62,14 @@ from authguard.factors.inventory import (
     user_factors,
     verified_by_cooling_off_factor,
 )
-from authguard.models import AccountSecurity, FactorKind, FactorRecord, PasskeyDevice, RecoveryCodeDevice
+from authguard.models import (
+    AccountSecurity,
+    FactorKind,
+    FactorRecord,
+    KnownDevice,
+    PasskeyDevice,
+    RecoveryCodeDevice,
+)
 from authguard.sessions import state as sessions_state
 
 logger = logging.getLogger(__name__)
@@ -346,6 +353,7 @@ def record_enrollment(
     now = clock.now()
     state = sessions_state.session_state(request) if request is not None else None
     low_risk = bool(state is not None and state.low_risk and not state.rescored)
+    vouched = request is None or _vouched(request, user=user, via=via, low_risk=low_risk, now=now)
     # SECURITY: the first-factor exemption holds once per account: the row lock serialises two racing
     # first enrollments, and the second one cools off like any other added factor.
     with transaction.atomic():
@@ -355,7 +363,7 @@ def record_enrollment(
             row.first_factor_at = now
             row.save(update_fields=["first_factor_at", "updated_at"])
     until: datetime | None = None
-    if not (first and low_risk):
+    if not (first and low_risk and vouched):
         # SECURITY: a factor added to an account that already had one (or from a session that was not
         # low-risk) may be the thief's: the account cools off and the factor confirms nothing meanwhile.
         reason = REASON_RECOVERY_CODES if kind == FactorKind.RECOVERY_CODE else REASON_FACTOR_ADDED
@@ -364,6 +372,11 @@ def record_enrollment(
         if via == "staff":
             _consume_desk_grant(user)
         until = start_cooling_off(user, reason=reason, at=now)
+    if not vouched:
+        # SECURITY: nothing but a password and perhaps one relayed code stands behind this factor: it cools
+        # off for days, not hours, so a thief cannot simply outwait the customer's "factor added" notice
+        # and then release held orders with a factor of his own (red team, 2026-12-04).
+        until = max(until or now, now + timedelta(days=app_settings.UNVOUCHED_FACTOR_DAYS))
     record, _created = FactorRecord.objects.update_or_create(
         device_id=device.persistent_id,
         defaults={
@@ -393,6 +406,38 @@ def record_enrollment(
         "authguard factor added user=%s kind=%s via=%s cooling_off=%s", user.pk, kind, via, bool(until)
     )
     return record
+
+
+#: How long the account must have known a browser before a factor enrolled from it counts as vouched for.
+ESTABLISHED_DEVICE_DAYS = 30
+
+
+def _vouched(request: HttpRequest, *, user: Any, via: str, low_risk: bool, now: datetime) -> bool:
+    """Whether more than a password and a relayable code vouch for a factor enrolled in this session: a
+    strong re-bind (another passkey, identity proofing, the desk), a fresh verification with a trusted
+    passkey, or a low-risk session on a browser this account has used for ``ESTABLISHED_DEVICE_DAYS``."""
+    if via in ("passkey", "identity_proofing", "staff"):
+        return True
+    verifier = session_device(request)
+    if (
+        sessions_state.has_fresh_verification(request, methods=["passkey"])
+        and isinstance(verifier, PasskeyDevice)
+        and may_confirm_sensitive(user, verifier)
+    ):
+        return True
+    if not low_risk:
+        return False
+    # SECURITY: "known" is cheap (two allowed sign-ins from the thief's own browser); "known for a month"
+    # is not. A copied cookie of the customer's browser is what the risk engine's device findings are for.
+    device = sessions_state.bound_context(sessions_state.raw_state(request) or {}).get("dev")
+    return bool(device) and (
+        KnownDevice.objects.filter(
+            user_id=user.pk,
+            cookie_hash=device,
+            revoked_at__isnull=True,
+            first_seen_at__lte=now - timedelta(days=ESTABLISHED_DEVICE_DAYS),
+        ).exists()
+    )
 
 
 # -- removal and revocation ----------------------------------------------------------------------------------
