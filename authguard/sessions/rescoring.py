@@ -10,13 +10,18 @@ import logging
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from authguard.choices import Action, Outcome
 from authguard.conf import app_settings
 from authguard.factors.methods import step_up_methods
 from authguard.login import flow as login_flow
 from authguard.risk.context import LoginContext
+from authguard.risk.engine import Assessment
+from authguard.risk.findings import STEP_UP_FLOOR, Finding
+from authguard.risk.policy import current_policy
 from authguard.sessions import state as sessions_state
+from authguard.sessions.places import in_two_places
 from authguard.sessions.state import (
     _fingerprint,
     _request_parts,
@@ -27,6 +32,10 @@ from authguard.sessions.state import (
 
 logger = logging.getLogger(__name__)
 
+#: The finding of such a session's re-score (a step-up at least) and its points.
+SESSION_IN_TWO_PLACES = "session_in_two_places"
+TWO_PLACES_POINTS = 10
+
 
 def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     """Compare this request's context with the one the verified session is bound to.
@@ -34,10 +43,14 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     Returns ``"same"`` (nothing to do), ``"moved"`` (another IP in the same network: rebound), ``"allowed"``
     (a material change the risk engine allowed: rebound), ``"reported"`` (``"step_up"`` is report-only: a
     risky re-score recorded with a ``report_only`` finding, the session rebound and carried on, no longer
-    low-risk), ``"pending"`` (scored ``step_up``: the session must step up again; logged as a ``rescored``
-    login event) or ``"ended"`` (scored ``deny``, or
-    ``step_up`` for a user with no factor to step up with: what a fresh login from there would be refused;
-    logged as ``refused``). The caller signs an ended session out.
+    low-risk), ``"pending"`` (scored ``step_up``, or back where it was minutes ago from far away,
+    :func:`in_two_places`: the session must step up again; logged as a ``rescored`` login event) or
+    ``"ended"`` (scored ``deny``, or ``step_up`` for a user with no factor to step up with: what a fresh
+    login from there would be refused; logged as ``refused``). The caller signs an ended session out.
+
+    A move is material (:func:`~authguard.sessions.state.is_material_change`) also against the session's
+    anchor, where it was last verified or re-scored, so short hops add up (``"allowed"`` and ``"reported"``
+    move the anchor; ``"moved"`` never does).
 
     SECURITY: a re-scored session is never treated more gently than a fresh sign-in (battery case 61): a
     context a fresh login would be refused from must not be one relayed code away from the account.
@@ -47,14 +60,17 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     if sessions_state.same_fingerprint(state, fingerprint):
         return "same"
     now = current_binding(request)
-    if not is_material_change(sessions_state.bound_context(state), now):
+    if not is_material_change(sessions_state.bound_context(state), now, sessions_state.anchor(state)):
         sessions_state.rebind(state, now, fingerprint)
         _save(request, state)
         return "moved"
+    twice = in_two_places(state, now, sessions_state._now())
     assessment, ctx = _rescore(request)
+    if twice is not None:
+        assessment = _held_in_two_places(assessment, twice)
     sessions_state.mark_rescored(state)
     if assessment.action == Action.ALLOW:
-        sessions_state.rebind(state, now, fingerprint)
+        sessions_state.rebind(state, now, fingerprint, rescored="allowed")
         _save(request, state)
         return "allowed"
     no_factor = not step_up_methods(request.user)
@@ -63,7 +79,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         would_have = "end_session" if assessment.action == Action.DENY or no_factor else "step_up"
         reported = login_flow.with_report_only(assessment, "step_up", would_have, rescored=True)
         login_flow.record_event(ctx, request.user, reported, password_ok=False, outcome=Outcome.SIGNED_IN)
-        sessions_state.rebind(state, now, fingerprint, low_risk=False)
+        sessions_state.rebind(state, now, fingerprint, rescored="reported")
         _save(request, state)
         logger.warning(
             "authguard REPORT-ONLY step_up user=%s ip=%s re-scored session would have %s: %s",
@@ -104,3 +120,20 @@ def _rescore(request: HttpRequest) -> tuple[Any, LoginContext]:
     # Scored, never learned: the session's new context has not proved anything.
     scored = login_flow.score_request(request, username=user.get_username(), user=user)
     return scored.assessment, scored.context
+
+
+def _held_in_two_places(assessment: Assessment, evidence: dict[str, int]) -> Assessment:
+    """The re-score of a session in two places: a step-up at least, however low it scored."""
+    # SECURITY: a thief replaying the whole cookie jar from a place the customer also uses scores low there
+    # (her history); going back and forth with her live session is what gives him away (ping-pong).
+    finding = Finding(
+        SESSION_IN_TWO_PLACES,
+        TWO_PLACES_POINTS,
+        # The wording of device_in_two_places, already translated: the same browser data, two places.
+        _("This browser was in use too far from here minutes ago"),
+        {**evidence, STEP_UP_FLOOR: True},
+    )
+    thresholds = current_policy().thresholds
+    score = max(thresholds.step_up, min(100, assessment.score + finding.score))
+    action = Action.DENY if Action.DENY in (assessment.action, thresholds.decide(score)) else Action.STEP_UP
+    return Assessment(score, action, (*assessment.findings, finding))

@@ -20,9 +20,10 @@ that verify, re-score or lock build on it, never the other way round.
 The compact dict keys: ``s`` status, ``e`` login event id, ``a`` login action, ``u`` stepped up, ``r``
 re-scored, ``n`` new device, ``t`` login time, ``st``/``sm`` strong verification time and method, ``lr``
 low risk, ``w`` last activity, ``k`` fingerprint of the last request context seen, ``b`` the bound context
-(``ip``, ``asn``, ``cc``, ``dev``, ``br``), ``sk`` the session key the state was last written under,
-``da`` when, under which session key digest and from which address the device's activity was last recorded
-(:func:`note_device_activity`).
+(``ip``, ``asn``, ``cc``, ``dev``, ``br``, ``pl`` its last precise place), ``an`` the anchor, ``h`` the last
+places, ``vp`` the places the customer vouched for (:mod:`authguard.sessions.places`), ``sk`` the session
+key the state was last written under, ``da`` when, under which session key digest and from which address
+the device's activity was last recorded (:func:`note_device_activity`).
 """
 
 from __future__ import annotations
@@ -51,9 +52,16 @@ from authguard.models import LoginEvent, SessionRecord
 from authguard.risk.addresses import client_ip
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
-from authguard.risk.signals_network import apart_km
 from authguard.risk.useragent import client_info
 from authguard.sessions import device_activity
+from authguard.sessions.places import (  # noqa: F401 (MATERIAL_MOVE_KM, anchor, places: this module's API)
+    MATERIAL_MOVE_KM,
+    anchor,
+    is_material_change,
+    place_binding,
+    place_of,
+    places,
+)
 
 if TYPE_CHECKING:
     from authguard.login.flow import LoginDecision
@@ -182,12 +190,12 @@ def same_fingerprint(state: dict[str, Any], fingerprint: str) -> bool:
     return state.get("k") == fingerprint
 
 
-def rebind(
-    state: dict[str, Any], binding: dict[str, Any], fingerprint: str, *, low_risk: bool | None = None
-) -> None:
-    """Bind the session to ``binding`` (its request ``fingerprint``); ``low_risk`` False ends its low risk."""
-    state["b"], state["k"] = binding, fingerprint
-    if low_risk is False:
+def rebind(state: dict[str, Any], binding: dict[str, Any], fingerprint: str, *, rescored: str = "") -> None:
+    """Bind the session to ``binding`` (its request ``fingerprint``). ``rescored`` there (``"allowed"``, or
+    ``"reported"``, which ends its low risk): its anchor moves there too (:func:`place_binding`)."""
+    place_binding(state, binding, verified=bool(rescored))
+    state["k"] = fingerprint
+    if rescored == "reported":
         state["lr"] = False
 
 
@@ -290,7 +298,7 @@ def _request_parts(request: HttpRequest) -> tuple[str | None, str, str | None]:
 
 
 def current_binding(request: HttpRequest) -> dict[str, Any]:
-    """The context of this request as the session binding stores it."""
+    """The context of this request as the session binding stores it (``pl``: its GeoIP place)."""
     ip, ua, cookie = _request_parts(request)
     geo = geolocate(ip)
     return {
@@ -299,33 +307,14 @@ def current_binding(request: HttpRequest) -> dict[str, Any]:
         "cc": geo.country,
         "dev": device_hash(device_id_from_cookie(cookie)),
         "br": client_info(ua).browser,
+        "pl": place_of(geo),
     }
-
-
-#: A session whose address moved at least this far (both GeoIP accuracy radii subtracted) is re-scored even
-#: on the same network: the customer's own national ISP is where a thief's residential proxy sits. Far
-#: enough that one line's IPv4 and IPv6 addresses, placed apart in one region, are no move.
-MATERIAL_MOVE_KM = 150
-
-
-def is_material_change(bound: dict[str, Any], now: dict[str, Any]) -> bool:
-    """Whether ``now`` differs from ``bound`` in what matters: network (ASN), country, device cookie (or
-    its absence), browser family, or a place provably ``MATERIAL_MOVE_KM`` away. Another IP inside the
-    same ASN and country, placed nearby or coarsely (a mobile carrier), is not material."""
-    if any(bound.get(key) != now.get(key) for key in ("asn", "cc", "dev", "br")):
-        return True
-    if bound.get("ip") == now.get("ip"):
-        return False
-    # SECURITY: a session cookie copied with the rest of the browser's cookies and replayed through the
-    # victim's own ISP in another city is otherwise never looked at again (issue 13).
-    a, b = geolocate(bound.get("ip")), geolocate(now.get("ip"))
-    apart = apart_km(a.latitude, a.longitude, a.accuracy_km, b.latitude, b.longitude, b.accuracy_km)
-    return apart is not None and apart >= MATERIAL_MOVE_KM
 
 
 def _bind(request: HttpRequest, state: dict[str, Any]) -> None:
     ip, ua, cookie = _request_parts(request)
-    state["b"] = current_binding(request)
+    # An allowed sign-in or a passed step-up (verified) vouches for the place; a pending sign-in does not.
+    place_binding(state, current_binding(request), verified=True, vouched=state.get("s") == "verified")
     state["k"] = _fingerprint(ip, ua, cookie)
     setattr(request, BOUND_ATTR, True)
 
@@ -453,12 +442,6 @@ def has_fresh_verification(
     age = app_settings.STEP_UP_FRESH_SECONDS if max_age is None else max_age
     elapsed = _now() - float(state["st"])
     return 0 <= elapsed <= age
-
-
-# -- passwordless login -----------------------------------------------------------------------------------
-
-
-# -- the session binding, checked by the middleware --------------------------------------------------------
 
 
 # -- sessions of a user, so the others can be ended ----------------------------------------------------------

@@ -1,0 +1,150 @@
+"""Where a session has been: the places of its binding, its anchor, its last places and the places where the
+customer proved it was her, and the two rules built on them (issue 13, red team of 2026-12-04).
+
+* **Material moves** (:func:`is_material_change`): another network, country, device cookie or browser, or a
+  place provably ``MATERIAL_MOVE_KM`` from the bound place or from the *anchor*, where the session was last
+  verified or re-scored. The anchor stays put on non-material moves, so short hops add up (creeping), and a
+  coarse or unplaced hop keeps the last precise place (no wildcard).
+* **Two places at once** (:func:`in_two_places`): back at a place it left minutes ago, from a place provably
+  ``SAME_PLACE_KM`` away (a whole cookie jar replayed from another city while the customer uses it).
+
+The compact keys, in the session state of :mod:`authguard.sessions.state`: ``b["pl"]`` the bound place
+``[lat, lon, accuracy]``, ``an`` the anchor ``[lat, lon, accuracy, asn]``, ``h`` the last three places
+``[since, asn, lat, lon, accuracy, anonymous]``, and ``vp`` up to three vouched places
+``[lat, lon, accuracy]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authguard import clock
+from authguard.risk.geoip import Geo, geolocate
+from authguard.risk.networks import HOSTING_ASNS
+from authguard.risk.signals_network import apart_km
+
+#: A session whose address moved at least this far (both GeoIP accuracy radii subtracted) is re-scored even
+#: on the same network: the customer's own national ISP is where a thief's residential proxy sits. Far
+#: enough that one line's IPv4 and IPv6 addresses, placed apart in one region, are no move.
+MATERIAL_MOVE_KM = 150
+#: A place with a radius this large (a mobile carrier, a country's centroid) proves no move: no reference.
+COARSE_KM = MATERIAL_MOVE_KM
+SAME_PLACE_KM = 30  # closer (radii subtracted) is one place, as DeviceCookie's ``device_city_min_km``
+
+
+def place_of(geo: Geo) -> list[float] | None:
+    """``[lat, lon, accuracy]`` of a GeoIP answer, or None when it has no coordinates."""
+    if geo.latitude is None or geo.longitude is None:
+        return None
+    return [geo.latitude, geo.longitude, geo.accuracy_km or 0]
+
+
+def _precise(place: Any) -> bool:
+    return isinstance(place, list) and len(place) == 3 and None not in place and place[2] < COARSE_KM
+
+
+def apart(a: list[Any] | None, b: list[Any] | None) -> float | None:  # :func:`apart_km` of two places
+    return apart_km(a[0], a[1], a[2], b[0], b[1], b[2]) if a and b and len(a) == len(b) == 3 else None
+
+
+def _bound_place(bound: dict[str, Any]) -> list[float] | None:
+    return bound["pl"] if "pl" in bound else place_of(geolocate(bound.get("ip")))  # saved before ``pl``
+
+
+def anchor(state: dict[str, Any]) -> list[Any] | None:
+    """``[lat, lon, acc, asn]``, the precise place the session was last verified or re-scored at, if any."""
+    return value if isinstance(value := state.get("an"), list) and len(value) == 4 else None
+
+
+def is_material_change(bound: dict[str, Any], now: dict[str, Any], anchored: list[Any] | None = None) -> bool:
+    """Whether ``now`` differs from ``bound`` in what matters: network (ASN), country, device cookie (or
+    its absence), browser family, or a place provably ``MATERIAL_MOVE_KM`` from the bound one or from the
+    ``anchored`` one (:func:`anchor`, same ASN). Another IP of the ASN placed nearby or coarsely is not."""
+    if any(bound.get(key) != now.get(key) for key in ("asn", "cc", "dev", "br")):
+        return True
+    if bound.get("ip") == now.get("ip"):
+        return False
+    # SECURITY: a whole cookie jar replayed through the victim's own ISP in another city (issue 13), or
+    # creeping there by shorter hops: the anchor stays put on non-material moves, so they add up.
+    here = _bound_place(now)
+    far = apart(anchored[:3], here) if anchored and anchored[3] == now.get("asn") else None
+    return any(km is not None and km >= MATERIAL_MOVE_KM for km in (apart(_bound_place(bound), here), far))
+
+
+def place_binding(
+    state: dict[str, Any], binding: dict[str, Any], *, verified: bool, vouched: bool = False
+) -> None:
+    """Bind ``state`` to ``binding``, noting the place in ``h``. ``verified`` (or re-scored) here: the anchor
+    moves here; otherwise it stays (a session without one takes its first precise place). ``vouched``: the
+    customer proved it is her here (an allowed sign-in or a passed step-up): the place joins ``vp``."""
+    bound = state.get("b")
+    previous = dict(bound) if isinstance(bound, dict) else {}
+    kept = _bound_place(previous) if previous else None
+    if previous.get("asn") == binding.get("asn") and _precise(kept) and not _precise(binding.get("pl")):
+        # SECURITY: an unplaced or coarse hop on the same network keeps the last precise place, so the next
+        # hop is compared with it, not with a place that proves nothing (the placeless wildcard).
+        binding = {**binding, "pl": kept}
+    if "an" not in state and previous:  # saved before anchors: anchored where it was bound
+        state["an"] = [*kept, previous.get("asn")] if kept and _precise(kept) else None
+    place: Any = binding.get("pl")
+    if verified or (state.get("an") is None and _precise(place)):
+        state["an"] = [*place, binding.get("asn")] if _precise(place) else None
+    state["b"], seen, geo = binding, places(state), geolocate(binding.get("ip"))  # (cached: just looked up)
+    # Anonymous: a VPN, Tor, a public proxy or a hosting network, whose place says nothing of its user's.
+    hidden = geo.anonymous_vpn or geo.tor_exit or geo.public_proxy or geo.hosting or geo.asn in HOSTING_ASNS
+    where: list[Any] = place_of(geo) or [None, None, None]
+    entry = [round(clock.timestamp()), binding.get("asn"), *where, int(hidden)]
+    distance = apart(seen[-1][2:5], entry[2:5]) if seen else None
+    if not seen or seen[-1][1] != entry[1] or (distance is not None and distance >= SAME_PLACE_KM):
+        state["h"] = [*seen, entry][-3:]  # a new place, not another address of the same one
+    if vouched and not hidden and _precise(entry[2:5]) and not _vouched_place(state, entry[2:5]):
+        state["vp"] = [*_vouched_places(state), entry[2:5]][-3:]
+
+
+def places(state: dict[str, Any]) -> list[list[Any]]:
+    """The session's last three places, the current one last: ``[since, asn, lat, lon, acc, anonymous]``."""
+    value = state.get("h")
+    return [p for p in value if isinstance(p, list) and len(p) == 6] if isinstance(value, list) else []
+
+
+def _vouched_places(state: dict[str, Any]) -> list[list[Any]]:
+    value = state.get("vp")
+    return [p for p in value if _precise(p)] if isinstance(value, list) else []
+
+
+def _vouched_place(state: dict[str, Any], place: list[Any]) -> bool:
+    """Whether ``place`` is not provably ``SAME_PLACE_KM`` from a place the customer proved it was her."""
+    return any((km := apart(p, place)) is None or km < SAME_PLACE_KM for p in _vouched_places(state))
+
+
+#: A session back at a place it left this few seconds ago, from a place provably ``SAME_PLACE_KM`` away, was
+#: in two places at once (DeviceCookie's ``device_in_two_places_seconds``).
+TWO_PLACES_SECONDS = 900
+
+
+def in_two_places(state: dict[str, Any], now: dict[str, Any], at: float) -> dict[str, int] | None:
+    """Evidence (``seconds``, ``km``) that the session is back at a place it left at most
+    ``TWO_PLACES_SECONDS`` ago, having been at a place provably ``SAME_PLACE_KM`` from it since; else None.
+
+    Precise, non-anonymous places only: a customer toggling her VPN, or Wi-Fi and a coarsely placed mobile
+    carrier, alternates too. Only on a material move: one line's IPv4 and IPv6 addresses alternate. Two
+    places where she signed in or passed a step-up in this session are both hers (a dual-stack line whose
+    IPv6 is on another network and placed apart): she steps up at most once at each, a thief never can.
+    """
+    here, seen = now.get("pl"), places(state)
+    if not isinstance(here, list) or not _precise(here):
+        return None
+    for i, (_since, asn, *place, anon) in enumerate(seen[:-1]):
+        left_ago, same = at - seen[i + 1][0], apart(place, here)
+        if anon or asn != now.get("asn") or not _precise(place) or left_ago > TWO_PLACES_SECONDS:
+            continue
+        if same is None or same >= SAME_PLACE_KM:
+            continue
+        for _t, _asn, *there, there_anon in seen[i + 1 :]:
+            km = apart(there, here)
+            if there_anon or not _precise(there) or km is None or km < SAME_PLACE_KM:
+                continue
+            if _vouched_place(state, here) and _vouched_place(state, there):
+                continue  # SECURITY: only where she proved it was her, never where a re-score let him in
+            return {"seconds": max(0, round(left_ago)), "km": round(km)}
+    return None
