@@ -203,3 +203,76 @@ def test_summary_and_progress_on_stderr(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "3 logins scored" in err and "allow" in err
+
+
+# -- inputs an outside evaluation sends (review, 2026-12-04) ----------------------------------------------
+
+
+def _raw_run(tmp_path: Path, data: bytes, *extra: str) -> list[dict]:
+    source = tmp_path / "raw.jsonl"
+    source.write_bytes(data)
+    out = tmp_path / "out.jsonl"
+    call_command("authguard", "replay", str(source), "--output", str(out), "--quiet", *extra)
+    return [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+@pytest.mark.parametrize("field", ["user", "user_agent", "device_id"])
+def test_a_lone_surrogate_escape_is_scored_not_a_crash(tmp_path, field):
+    # json.dumps writes "\ud800" as the escape itself: valid JSON, but no character.
+    rows = [line(0), line(1, **{field: "pc\ud800x"}), line(2)]
+    out = _raw_run(tmp_path, _jsonl(rows))
+    assert [o["line"] for o in out] == [1, 2, 3]
+    if field == "user":
+        assert out[1]["user"] == "pc?x"
+
+
+def test_a_byte_order_mark_bytes_that_are_not_utf8_and_trailing_blank_lines_are_read(tmp_path):
+    body = (
+        _jsonl([line(0)])
+        + json.dumps(line(1, user="caf\u00e9")).encode().replace(b"caf\\u00e9", b"caf\xe9")
+        + b"\n"
+        + _jsonl([line(2)])
+    )
+    out = _raw_run(tmp_path, b"\xef\xbb\xbf" + body + b"\n\r\n")
+    assert [o["line"] for o in out] == [1, 2, 3]
+    assert out[1]["user"] == "caf\ufffd" and out[0]["user"] == out[2]["user"] == "alice"
+
+
+def test_a_blank_line_before_another_line_still_stops_the_run(tmp_path):
+    with pytest.raises(CommandError, match="line 2: empty line"):
+        _raw_run(tmp_path, _jsonl([line(0)]) + b"\n" + _jsonl([line(1)]))
+
+
+@pytest.mark.parametrize(
+    ("ts", "expected"),
+    [
+        ("2026-04-01t09:00:00z", "2026-04-01T09:00:00+00:00"),
+        ("2026-04-01T08:59:60Z", "2026-04-01T09:00:00+00:00"),  # a leap second
+        ("2026-03-31T24:00:00+09:00", "2026-04-01T00:00:00+09:00"),
+    ],
+)
+def test_rfc3339_times_pythons_parser_refuses_are_read(ts, expected):
+    from authguard.risk.replay import parse_line
+
+    record = parse_line(1, json.dumps(line(0, ts=ts)))
+    assert record.ts == datetime.fromisoformat(expected)
+
+
+def test_an_ipv6_zone_is_dropped(tmp_path, geoip_dir):
+    rows = [line(0, ip="2001:db8:1::1"), line(1, ip="2001:db8:1::1%eth0")]
+    out = _raw_run(tmp_path, _jsonl(rows), "--geoip-path", str(geoip_dir))
+    assert "unknown_network" not in out[1]["reasons"]
+
+
+def test_long_device_ids_are_hashed_without_filling_the_cache():
+    from authguard.risk import context
+
+    before = context._cached_device_hash.cache_info().currsize
+    long_id = "x" * 100_000
+    assert context.device_hash(long_id) == context.device_hash(long_id) is not None
+    assert context._cached_device_hash.cache_info().currsize == before
+    assert context.device_hash("pc-1") == context._device_hash("pc-1")

@@ -133,12 +133,25 @@ def legacy_device_hash(value: str | None) -> str | None:
     return device_hash(value)
 
 
-@functools.lru_cache(maxsize=65536)
 def device_hash(device_id: str | None) -> str | None:
     """What the server stores of a device id: a keyed hash, so a database leak reveals no cookie."""
     if not device_id:
         return None
+    # Memoised for ids of a sane length only: the cache holds its keys, and 65,536 ids of 100 KB each (a
+    # replayed log's, or headers at the server's limit) would be gigabytes (found by review, 2026-12-04).
+    if len(device_id) > _CACHED_ID_LENGTH:
+        return _device_hash(device_id)
+    return _cached_device_hash(device_id)
+
+
+_CACHED_ID_LENGTH = 256
+
+
+def _device_hash(device_id: str) -> str:
     return salted_hmac(_DEVICE_COOKIE_SALT, device_id, algorithm="sha256").hexdigest()
+
+
+_cached_device_hash = functools.lru_cache(maxsize=65536)(_device_hash)
 
 
 # -- the context -------------------------------------------------------------------------------------

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import sys
 import time as _time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -178,10 +179,9 @@ def parse_line(number: int, text: str, *, factors: bool = False) -> LoginRecord:
     ts = obj["ts"]
     if not isinstance(ts, str):
         raise ReplayError(number, "'ts' must be an ISO-8601 string")
-    try:
-        when = datetime.fromisoformat(ts)
-    except ValueError:
-        raise ReplayError(number, f"'ts' is not ISO-8601: {ts[:40]!r}") from None
+    when = _timestamp(ts)
+    if when is None:
+        raise ReplayError(number, f"'ts' is not ISO-8601: {_text(ts)[:40]!r}")
     if when.tzinfo is None:
         raise ReplayError(number, "'ts' needs a UTC offset")
     for key in ("user", "ip", "user_agent"):
@@ -189,11 +189,13 @@ def parse_line(number: int, text: str, *, factors: bool = False) -> LoginRecord:
             raise ReplayError(number, f"{key!r} must be a string")
     if not obj["user"]:
         raise ReplayError(number, "'user' must not be empty")
-    ip = normalize_ip(obj["ip"])
+    # An IPv6 zone ("%eth0") names the sender's interface, not the address.
+    ip = normalize_ip(obj["ip"].split("%", 1)[0])
     if ip is None:
-        raise ReplayError(number, f"'ip' is not an IP address: {obj['ip'][:60]!r}")
+        raise ReplayError(number, f"'ip' is not an IP address: {_text(obj['ip'])[:60]!r}")
     if obj["device_id"] is not None and not isinstance(obj["device_id"], str):
         raise ReplayError(number, "'device_id' must be a string or null")
+    legacy = obj.get("legacy_device_id")
     if not isinstance(obj["password_ok"], bool):
         raise ReplayError(number, "'password_ok' must be true or false")
     if obj["second_factor_ok"] is not None and not isinstance(obj["second_factor_ok"], bool):
@@ -204,15 +206,38 @@ def parse_line(number: int, text: str, *, factors: bool = False) -> LoginRecord:
     return LoginRecord(
         number,
         when,
-        obj["user"],
+        _text(obj["user"]),
         ip,
-        obj["user_agent"],
-        obj["device_id"] or None,
+        _text(obj["user_agent"]),
+        _text(obj["device_id"] or "") or None,
         obj["password_ok"],
         obj["second_factor_ok"],
-        legacy if isinstance(legacy := obj.get("legacy_device_id"), str) else None,
+        _text(legacy) if isinstance(legacy, str) else None,
         factor.lower() if factor else None,
     )
+
+
+def _text(value: str) -> str:
+    """``value`` with any lone UTF-16 surrogate (valid JSON, ``"\\ud800"``, but no character) replaced, so
+    hashing and writing it cannot fail half-way through a run."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _timestamp(ts: str) -> datetime | None:
+    """An ISO-8601 / RFC 3339 time: also lower-case ``t``/``z``, a leap second (``:60``, read as the next
+    second) and ``24:00`` (the next day's midnight), which Python's parser refuses."""
+    text = ts.strip().upper()
+    extra = timedelta(0)
+    if len(text) >= 19 and text[10] in "T " and text[17:19] == "60":
+        text, extra = text[:17] + "59" + text[19:], timedelta(seconds=1)
+    if len(text) >= 16 and text[10] in "T " and text[11:13] == "24" and text[14:16] == "00":
+        text, extra = text[:11] + "00" + text[13:], timedelta(days=1)
+    try:
+        return datetime.fromisoformat(text) + extra
+    except (ValueError, OverflowError):
+        return None
 
 
 def context_from_record(record: LoginRecord, *, geoip_path: str | None) -> LoginContext:
@@ -435,7 +460,32 @@ def open_text(path: str, mode: str = "r") -> Iterator[IO[str]]:
         yield stream
 
 
+@contextlib.contextmanager
+def open_lines(path: str) -> Iterator[Iterator[str]]:
+    """The lines of the log ``path`` (``-``: stdin), read as UTF-8 the way exports come: a leading byte-order
+    mark is dropped, a byte that is not UTF-8 reads as U+FFFD (the line is scored, not the run stopped), and
+    blank lines at the very end are no lines (a blank line before another line is still an error)."""
+    if path == "-":
+        buffer = getattr(sys.stdin, "buffer", None)
+        stream = io.TextIOWrapper(buffer, encoding="utf-8-sig", errors="replace") if buffer else sys.stdin
+        yield _without_trailing_blanks(stream)
+        return
+    with open(path, encoding="utf-8-sig", errors="replace") as stream:
+        yield _without_trailing_blanks(stream)
+
+
+def _without_trailing_blanks(lines: Iterable[str]) -> Iterator[str]:
+    blanks: list[str] = []
+    for text in lines:
+        if text.strip():
+            yield from blanks
+            blanks.clear()
+            yield text
+        else:
+            blanks.append(text)
+
+
 def replay_file(input_path: str, output_path: str, **kwargs: Any) -> Summary:
     """:func:`replay` between two files (``-`` reads stdin or writes stdout)."""
-    with open_text(input_path) as source, open_text(output_path, "w") as target:
+    with open_lines(input_path) as source, open_text(output_path, "w") as target:
         return replay(source, target, **kwargs)

@@ -50,6 +50,7 @@ from authguard.risk.replay import (
     UserScorer,
     context_from_record,
     counts_in_population,
+    open_lines,
     open_text,
     parse_line,
 )
@@ -380,7 +381,7 @@ def replay_file_sharded(input_path: str, output_path: str, **kwargs: Any) -> Sum
     """:func:`replay_sharded` between two files (``-`` reads stdin or writes stdout)."""
     if not dask_available():
         raise RuntimeError(NO_DASK)
-    with open_text(input_path) as source:
+    with open_lines(input_path) as source:
         texts = list(source)  # lines as the streaming replay reads them (a JSON string may hold U+2028)
     with open_text(output_path, "w") as target:
         return replay_sharded(texts, target, **kwargs)

@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from authguard import retention
 from authguard.conf import app_settings
 from authguard.risk.import_history import import_history
-from authguard.risk.replay import Policy, ReplayError, replay_file
+from authguard.risk.replay import Policy, ReplayError, open_lines, replay_file
 from authguard.risk.replay_shards import NO_DASK, dask_available, replay_file_sharded
 
 #: ``--only`` choices -> the :mod:`authguard.retention` function, in the order they run.
@@ -105,28 +105,22 @@ class Command(BaseCommand):
             self.import_history(**options)
 
     def import_history(self, **options: Any) -> None:
-        import sys
-
         geoip_path = options["geoip_path"] or app_settings.GEOIP_PATH
         progress = None if options["quiet"] else self.stderr._out
         try:
-            source = sys.stdin if options["input"] == "-" else open(options["input"], encoding="utf-8")  # noqa: SIM115
+            with open_lines(options["input"]) as source:
+                summary = import_history(
+                    source,
+                    geoip_path=geoip_path,
+                    replace=options["replace"],
+                    dry_run=options["dry_run"],
+                    # django-stubs types OutputWrapper._out as a callable; it is the wrapped stream.
+                    progress=progress,  # type: ignore[arg-type]
+                )
         except OSError as exc:
             raise CommandError(str(exc)) from None
-        try:
-            summary = import_history(
-                source,
-                geoip_path=geoip_path,
-                replace=options["replace"],
-                dry_run=options["dry_run"],
-                # django-stubs types OutputWrapper._out as a callable; it is the wrapped stream.
-                progress=progress,  # type: ignore[arg-type]
-            )
         except ReplayError as exc:
             raise CommandError(f"{exc} (nothing was imported)") from None
-        finally:
-            if source is not sys.stdin:
-                source.close()
         self.stdout.write(summary.render())
 
     def prune(self, **options: Any) -> None:
