@@ -211,3 +211,41 @@ def test_the_security_page_offers_no_email_form_when_the_portal_switches_it_off(
     assert "cannot be changed here" in refused.content.decode()
     user.refresh_from_db()
     assert user.email == "dora@example.jp"
+
+
+# -- the previous address keeps hearing (red team, 2026-12-04) ---------------------------------------------
+
+
+def _change_email(client: Client, address: str) -> None:
+    assert api_post(client, "api-email", {"email": address}).status_code == 202
+    assert api_post(client, "api-email-confirm", {"code": mailed_code()}).status_code == 200
+
+
+def _sent_to(kind: str) -> set[str]:
+    return set(Notification.objects.filter(kind=kind).values_list("to_email", flat=True))
+
+
+@pytest.mark.django_db
+def test_after_an_email_change_the_previous_address_hears_of_every_change(alice: tuple[Any, Client]) -> None:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    user, client = alice
+    totp = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    _change_email(client, "thief@evil.example")
+    assert _sent_to("email_changed") == {"alice@example.jp"}
+    assert _sent_to("email_changed_new") == {"thief@evil.example"}
+    assert api_post(client, "api-recovery-codes").status_code == 201
+    assert _sent_to("factor_added") == {"thief@evil.example", "alice@example.jp"}
+    assert api_post(client, "api-factor-remove", {"id": totp.persistent_id}).status_code == 200
+    assert _sent_to("factor_removed") == {"thief@evil.example", "alice@example.jp"}
+
+
+@pytest.mark.django_db
+def test_a_second_email_change_keeps_the_customers_own_address_in_the_notices(
+    alice: tuple[Any, Client],
+) -> None:
+    user, client = alice
+    for address in ("one@evil.example", "two@evil.example"):
+        _change_email(client, address)
+    user.refresh_from_db()
+    assert inventory.notice_addresses(user) == ["two@evil.example", "alice@example.jp"]

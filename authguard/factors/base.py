@@ -38,7 +38,7 @@ from authguard.factors.inventory import FACTOR_LABELS, factor_is_cooling_off
 from authguard.factors.throttles import check_throttle, could_be_customer, note_throttle_failure
 from authguard.login import lockout
 from authguard.models import FactorKind, FactorRecord
-from authguard.notifications.outbox import notify
+from authguard.notifications.outbox import notify, notify_customer
 from authguard.risk.history import note_factor_change
 
 logger = logging.getLogger(__name__)
@@ -47,8 +47,14 @@ logger = logging.getLogger(__name__)
 
 
 def tell_user(user: Any, kind: str, **context: Any) -> None:
-    """Queue the notice ``kind`` to ``user`` (the outbox), stamped with the time of the change."""
-    notify(user, kind, context={"time": clock.now(), **context})
+    """Queue the notice ``kind`` to ``user`` (the outbox), stamped with the time of the change: to
+    ``to_email`` when given, else to every address security notices go to (``notify_customer``)."""
+    if "to_email" in context:
+        notify(user, kind, context={"time": clock.now(), **context})
+        return
+    # SECURITY: during a cooling-off started by an e-mail change the previous address hears of every change
+    # (a removed factor, a used recovery code), not only of added factors (red team, 2026-12-04).
+    notify_customer(user, kind, context={"time": clock.now(), **context})
 
 
 def note_change(user: Any, when: datetime) -> None:

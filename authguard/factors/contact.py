@@ -311,6 +311,7 @@ def confirm_email_change(request: HttpRequest, *, user: Any, code: object) -> st
             tell_user(
                 user,
                 "email_changed_new",
+                to_email=change.new_email,  # the old address has its own message above
                 hours=app_settings.FACTOR_COOLING_OFF_HOURS,
                 login_name_changed=login_name,
             )

@@ -54,6 +54,7 @@ from authguard.factors import methods as factor_methods
 from authguard.factors.base import note_change, tell_user
 from authguard.factors.inventory import (
     FACTOR_LABELS,
+    cooling_off_until,
     factor_is_cooling_off,
     kind_of,
     may_confirm_sensitive,
@@ -182,8 +183,13 @@ def note_contact_changed(
     e-mail change, remember the old address so that notices keep going there until it ends
     (:func:`notice_addresses`). The sensitive-action guard calls this for a confirmed contact change.
     Returns when the cooling-off ends."""
+    # SECURITY: a second change during the cooling-off keeps the address from before the first, so a thief
+    # cannot change it twice and drop the customer's own address from the notices at once (red team).
+    kept = AccountSecurity.objects.filter(user_id=user.pk).exclude(previous_email="").exists() and bool(
+        cooling_off_until(user, at=at)
+    )
     until = start_cooling_off(user, reason=reason, at=at)
-    if old_email:
+    if old_email and not kept:
         AccountSecurity.objects.filter(user_id=user.pk).update(previous_email=old_email[:254])
     return until
 
@@ -391,16 +397,8 @@ def record_enrollment(
             "disabled_at": None,
         },
     )
-    for extra in [None, *notice_addresses(user)[1:]]:
-        # The customer hears of it on the current address and, after an e-mail change, on the old one.
-        context: dict[str, Any] = {
-            "factor": FACTOR_LABELS[kind],
-            "name": device.name,
-            "cooling_off_until": until,
-        }
-        if extra is not None:
-            context["to_email"] = extra
-        tell_user(user, "factor_added", **context)
+    # The customer hears of it on the current address and, after an e-mail change, on the old one.
+    tell_user(user, "factor_added", factor=FACTOR_LABELS[kind], name=device.name, cooling_off_until=until)
     note_change(user, now)
     logger.info(
         "authguard factor added user=%s kind=%s via=%s cooling_off=%s", user.pk, kind, via, bool(until)
@@ -558,6 +556,7 @@ def revoke_factors_added_in_cooling_off(user: Any, *, reason: str) -> int:
 
 
 __all__ = [
+    "notice_addresses",
     "can_change_factors",
     "ever_had_factor",
     "FactorCoolingOff",

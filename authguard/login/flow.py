@@ -46,7 +46,7 @@ from authguard.login import attempt, lockout
 from authguard.login.attempt import user_by_name as _user_by_name
 from authguard.models import LoginEvent, Outcome
 from authguard.notifications import outbox
-from authguard.notifications.outbox import notify
+from authguard.notifications.outbox import notify_customer
 from authguard.risk.addresses import client_ip
 from authguard.risk.context import LoginContext, build_context
 from authguard.risk.engine import Assessment, score_login
@@ -556,7 +556,7 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     ).hexdigest()[:16]
     try:
         with transaction.atomic():
-            notify(
+            notify_customer(
                 user,
                 "password_changed",
                 context={"account": user.get_username(), "time": clock.now(), "revoked": revoked},

@@ -46,7 +46,7 @@ from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import AuthguardError
 from authguard.models import AccountLock
-from authguard.notifications.outbox import notify, notify_staff
+from authguard.notifications.outbox import notify_customer, notify_staff
 from authguard.sessions.state import end_all_sessions, revoke_api_tokens
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def record_failure(user: Any, *, kind: str) -> bool:
             # SECURITY: a lock ends every session of the account, the thief's open one included (case 59).
             ended = _end_all_sessions(user)
             context = {**_account_context(user, now), "failures": lock.failures, "ended": ended}
-            notify(user, "account_locked", context=context, dedupe_key=f"lock:{lock.lock_count}")
+            notify_customer(user, "account_locked", context=context, dedupe_key=f"lock:{lock.lock_count}")
             notify_staff("account_locked", context=context, dedupe_key=f"u{user.pk}:lock:{lock.lock_count}")
             logger.warning(
                 "authguard: account %s locked after %s failures; %s session(s) ended",
@@ -216,7 +216,7 @@ def _note_factor_failure(lock: AccountLock, now: datetime) -> bool:
 def _notify_burst(user: Any, lock: AccountLock, now: datetime) -> None:
     context = {**_account_context(user, now), "failures": len(lock.recent_factor_failures)}
     hour = now.strftime("%Y%m%d%H")
-    notify(user, "step_up_failures", context=context, dedupe_key=f"burst:{hour}")
+    notify_customer(user, "step_up_failures", context=context, dedupe_key=f"burst:{hour}")
     notify_staff("step_up_failures", context=context, dedupe_key=f"u{user.pk}:burst:{hour}")
 
 
@@ -317,7 +317,7 @@ def unlock(user: Any, *, by: Any, reason: str) -> bool:
             key = f"unlock:{lock.lock_count}"
             # SECURITY: staff usernames are for staff; the customer reads only "our security desk".
             customer_how = "staff" if by is not None else "identity check"
-            notify(
+            notify_customer(
                 user,
                 "account_unlocked",
                 context={**_account_context(user, now), "how": customer_how},

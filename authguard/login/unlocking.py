@@ -35,7 +35,7 @@ from authguard.login.lockout import (
     unlock,
 )
 from authguard.models import AccountLock
-from authguard.notifications.outbox import notify, notify_staff
+from authguard.notifications.outbox import notify_customer, notify_staff
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def request_unlock_with_codes(user: Any, *, totp_code: object, recovery_code: ob
         lock.save(update_fields=["unlock_requested_at", "unlock_due_at", "unlock_reference_digest"])
         context = {**_account_context(user, now), "due": due, "reference": reference}
         key = f"unlock-request:{lock.lock_count}:{reference}"
-        notify(user, "unlock_requested", context=context, dedupe_key=key)
+        notify_customer(user, "unlock_requested", context=context, dedupe_key=key)
         notify_staff(
             "unlock_requested",
             context={**_account_context(user, now), "due": due},
@@ -163,5 +163,5 @@ def cancel_unlock_request(user: Any, *, reference: object = None, by: Any = None
                 raise InvalidCredential(code="wrong_reference")
         _clear_request(lock)
         lock.save(update_fields=["unlock_requested_at", "unlock_due_at", "unlock_reference_digest"])
-        notify(user, "unlock_cancelled", context=_account_context(user, now), dedupe_key=None)
+        notify_customer(user, "unlock_cancelled", context=_account_context(user, now), dedupe_key=None)
     logger.warning("authguard: account %s unlock request cancelled", user.pk)
