@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import time_machine
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from django.contrib.auth import SESSION_KEY
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory
 from django.urls import path
@@ -569,8 +570,11 @@ def test_refresh_with_an_expired_or_foreign_challenge_is_refused(browser: Client
     assert_refused(
         post_refresh(browser, session_id, key.proof(foreign, registration=False)), 403, "challenge"
     )
-    # And a registration challenge is not a refresh challenge.
+    # And a registration challenge is not a refresh challenge. (Without its bound cookie the session is
+    # re-scored and, for this customer without a factor, ended: she signs in again for a new offer.)
     browser.cookies.pop(dbsc.bound_cookie_name())
+    assert browser.get("/dbsc-offer/").status_code == 302
+    browser.force_login(get_user_model().objects.get(username="hanako"))
     registration_challenge = offer(browser)
     assert_refused(
         post_refresh(browser, session_id, key.proof(registration_challenge, registration=False)),
@@ -675,12 +679,39 @@ def test_re_registration_after_a_lost_binding_replaces_the_old_key(browser: Clie
     assert dbsc.REGISTRATION_HEADER not in browser.get("/dbsc-offer/")  # bound and proved: no offer
 
     browser.cookies.pop(dbsc.bound_cookie_name())
+    # Its session without the bound cookie is a copy for all the server can tell: re-scored, and ended for
+    # this customer without a factor to step up with. She signs in again, and the sign-in offers DBSC anew.
+    assert browser.get("/dbsc-offer/").status_code == 302
+    browser.force_login(get_user_model().objects.get(username="hanako"))
     new_id = register(browser, DeviceKey())
     assert new_id != old_id
     old = DbscSession.objects.get(session_id=old_id)
     assert old.ended_at is not None and old.end_reason == "replaced"
     assert binding_state(browser) == "bound_ok"
     assert_refused(post_refresh(browser, old_id), 404, "unknown_session")
+
+
+def test_a_bound_sessions_cookie_replayed_without_the_bound_cookie_is_re_scored(
+    browser: Client, user_factory: Any
+) -> None:
+    """Red team, 2026-12-04: DBSC was consulted only when a sign-in was scored, so the session cookie an
+    infostealer copies with the rest of the jar was served for its whole life, from anywhere. Each request
+    of a bound session now needs a fresh bound cookie of its binding (checked statelessly)."""
+    from authguard.models import LoginEvent, Outcome
+
+    register(browser, DeviceKey())
+    assert browser.get("/dbsc-offer/").status_code == 200  # her browser, its bound cookie fresh
+    thief = Client()
+    for name in (settings.SESSION_COOKIE_NAME, app_settings.DEVICE_COOKIE_NAME):
+        thief.cookies[name] = browser.cookies[name].value  # the bound cookie's ten minutes are over
+
+    answer = thief.get("/dbsc-offer/")
+
+    assert answer.status_code == 302 and "session_ended" in answer["Location"]
+    event = LoginEvent.objects.get()
+    assert event.outcome == Outcome.REFUSED and "device_binding_missing" in event.reasons
+    # The shared session is gone for both: she signs in again.
+    assert SESSION_KEY not in browser.session
 
 
 def test_end_device_binding(browser: Client) -> None:

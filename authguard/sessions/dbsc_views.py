@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from authguard.models import DbscSession
 from authguard.sessions import dbsc
+from authguard.sessions import state as sessions_state
 from authguard.sessions.decorators import step_up_exempt
 
 
@@ -63,6 +64,7 @@ def register(request: HttpRequest) -> HttpResponse:
     except dbsc.DbscError as error:
         return _error(error)
     request.session.pop(dbsc.SESSION_NONCE_KEY, None)
+    sessions_state.note_device_bound(request, session.session_id)
     secure = request.is_secure()
     response = _answer(dbsc.session_instructions(session=session, secure=secure))
     dbsc.set_bound_cookie(response, session=session, secure=secure)
@@ -97,6 +99,8 @@ def refresh(request: HttpRequest) -> HttpResponse:
             return _challenge(session, message=error.message, code=error.code)
     except dbsc.DbscError as error:
         return _error(error)
+    if getattr(request, "user", None) is not None and request.user.is_authenticated:
+        sessions_state.note_device_bound(request, session.session_id)
     secure = request.is_secure()
     response = _answer(dbsc.session_instructions(session=session, secure=secure))
     dbsc.set_bound_cookie(response, session=session, secure=secure)

@@ -57,10 +57,15 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     """
     ip, ua, cookie = _request_parts(request)
     fingerprint = _fingerprint(ip, ua, cookie)
-    if sessions_state.same_fingerprint(state, fingerprint):
+    # SECURITY: a DBSC-bound session's request without its bound cookie is a copy of the session cookie
+    # wherever it comes from: re-scored, and the context's missing proof holds it (device_binding_missing).
+    proof_missing = sessions_state.bound_proof_missing(request, state)
+    if not proof_missing and sessions_state.same_fingerprint(state, fingerprint):
         return "same"
     now = current_binding(request)
-    if not is_material_change(sessions_state.bound_context(state), now, sessions_state.anchor(state)):
+    if not proof_missing and not is_material_change(
+        sessions_state.bound_context(state), now, sessions_state.anchor(state)
+    ):
         sessions_state.rebind(state, now, fingerprint)
         _save(request, state)
         return "moved"
@@ -70,6 +75,8 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         assessment = _held_in_two_places(assessment, twice)
     sessions_state.mark_rescored(state)
     if assessment.action == Action.ALLOW:
+        if proof_missing:
+            state.pop("db", None)  # the engine found the device unbound (its DBSC session ended)
         sessions_state.rebind(state, now, fingerprint, rescored="allowed")
         _save(request, state)
         return "allowed"

@@ -44,6 +44,8 @@ from django.contrib.auth import SESSION_KEY
 from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.crypto import constant_time_compare
 
 from authguard import clock
 from authguard.choices import Action, FactorKind, Outcome
@@ -53,7 +55,7 @@ from authguard.risk.addresses import client_ip
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
 from authguard.risk.useragent import client_info
-from authguard.sessions import device_activity
+from authguard.sessions import device_activity, device_binding
 from authguard.sessions.places import (  # noqa: F401 (MATERIAL_MOVE_KM, anchor, places: this module's API)
     MATERIAL_MOVE_KM,
     anchor,
@@ -311,8 +313,42 @@ def current_binding(request: HttpRequest) -> dict[str, Any]:
     }
 
 
+def note_device_bound(request: HttpRequest, session_id: str) -> None:
+    """DBSC bound this session's browser to a key it holds (a registration, or a refresh): from now on each
+    request of the session must carry a fresh bound cookie of ``session_id`` (:func:`bound_proof_missing`)."""
+    state = raw_state(request)
+    if state is not None and state.get("db") != session_id:
+        state["db"] = session_id
+        _save(request, state)
+
+
+def bound_proof_missing(request: HttpRequest, state: dict[str, Any]) -> bool:
+    """Whether this session's browser is DBSC-bound and the request lacks a fresh bound cookie of that
+    binding. Checked statelessly (the cookie is signed and dated): no query on any request."""
+    bound = state.get("db")
+    if not isinstance(bound, str) or not device_binding.enabled() or _dbsc_endpoint(request):
+        return False
+    presented = device_binding.bound_session_id(request.COOKIES.get(device_binding.bound_cookie_name()))
+    # SECURITY: a DBSC browser refreshes the short-lived bound cookie before it sends a request; a session
+    # cookie copied with the rest of the jar outlives the copied bound cookie by the session's lifetime.
+    return presented is None or not constant_time_compare(presented, bound)
+
+
+def _dbsc_endpoint(request: HttpRequest) -> bool:
+    """The DBSC refresh and registration endpoints: a refresh comes exactly when the bound cookie expired,
+    and proves the device key itself."""
+    try:
+        return request.path in (reverse("authguard:dbsc_refresh"), reverse("authguard:dbsc_register"))
+    except NoReverseMatch:
+        return False
+
+
 def _bind(request: HttpRequest, state: dict[str, Any]) -> None:
     ip, ua, cookie = _request_parts(request)
+    if device_binding.enabled():
+        presented = device_binding.bound_session_id(request.COOKIES.get(device_binding.bound_cookie_name()))
+        if presented is not None:
+            state["db"] = presented
     # An allowed sign-in or a passed step-up (verified) vouches for the place; a pending sign-in does not.
     place_binding(state, current_binding(request), verified=True, vouched=state.get("s") == "verified")
     state["k"] = _fingerprint(ip, ua, cookie)
