@@ -255,7 +255,8 @@ class AppSettings:
     @property
     def UNVOUCHED_FACTOR_DAYS(self) -> int:
         """How long a factor enrolled from a session that proved no more than a password and a relayable
-        code, on a device the account has not used for long, stays cooling off (docs/factor-lifecycle.md)."""
+        code, on a device the account has not used for long, stays cooling off (docs/factor-lifecycle.md);
+        0 switches the rule off (such a factor is treated as before: the account's cooling-off only)."""
         return int(self._setting("UNVOUCHED_FACTOR_DAYS", 14))
 
     @property

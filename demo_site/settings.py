@@ -218,3 +218,7 @@ AUTHGUARD_FOUR_EYES = {
 # Demo only: a passkey the demo's security desk registers opens the console at once. A deployment keeps the
 # default (24 hours), so a passkey a thief registers with a phished staff password waits while staff are told.
 AUTHGUARD_CONSOLE_NEW_PASSKEY_HOURS = 0
+# Every demo visitor's browser is new to the demo's accounts, so a factor added in it would cool off for two
+# weeks (docs/factor-lifecycle.md, "Vouched and unvouched factors"): off here, so the demo's passkeys confirm
+# held orders and open the console at once. A real portal keeps the default, 14.
+AUTHGUARD_UNVOUCHED_FACTOR_DAYS = 0

@@ -49,6 +49,8 @@ AUTHGUARD_TRUSTED_PROXIES: list[str] = []
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 # The staff console's documented default (the demo opens it to a new desk passkey at once).
 AUTHGUARD_CONSOLE_NEW_PASSKEY_HOURS = 24
+# The unvouched-factor rule's default (the demo switches it off: every visitor's browser is new).
+AUTHGUARD_UNVOUCHED_FACTOR_DAYS = 14
 # Population counts folded with each login (as the replay's fold_every=0): a test's logins see the ones before
 # it, as they did before issue 15. The snapshot rule of the default (900 s) has its own tests
 # (test_risk_history).

@@ -359,7 +359,11 @@ def record_enrollment(
     now = clock.now()
     state = sessions_state.session_state(request) if request is not None else None
     low_risk = bool(state is not None and state.low_risk and not state.rescored)
-    vouched = request is None or _vouched(request, user=user, via=via, low_risk=low_risk, now=now)
+    vouched = (
+        request is None
+        or not app_settings.UNVOUCHED_FACTOR_DAYS  # 0: the portal switched the rule off
+        or _vouched(request, user=user, via=via, low_risk=low_risk, now=now)
+    )
     # SECURITY: the first-factor exemption holds once per account: the row lock serialises two racing
     # first enrollments, and the second one cools off like any other added factor.
     with transaction.atomic():
