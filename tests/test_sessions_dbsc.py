@@ -714,6 +714,37 @@ def test_a_bound_sessions_cookie_replayed_without_the_bound_cookie_is_re_scored(
     assert SESSION_KEY not in browser.session
 
 
+@pytest.mark.parametrize("device_cookie", ["none", "fresh"])
+def test_a_bound_session_cannot_shed_its_binding_by_leaving_the_device_cookie_behind(
+    browser: Client, device_cookie: str
+) -> None:
+    """Review, 2026-12-04: without the device cookie (or with a new one) the context sees no binding, so the
+    re-score was a plain new device, allowed on the customer's own line, and the session forgot its
+    binding for good. The session's own binding is checked instead."""
+    from authguard.models import LoginEvent
+
+    register(browser, DeviceKey())
+    assert browser.session[sessions_state.STATE_KEY]["db"]
+    thief = Client()
+    thief.cookies[settings.SESSION_COOKIE_NAME] = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    if device_cookie == "fresh":
+        thief.cookies[app_settings.DEVICE_COOKIE_NAME] = new_device_cookie()
+
+    answer = thief.get("/dbsc-offer/")
+
+    assert answer.status_code == 302 and "session_ended" in answer["Location"]
+    assert "device_binding_missing" in LoginEvent.objects.get().reasons
+
+
+def test_a_session_whose_binding_ended_carries_on_without_the_bound_cookie(browser: Client) -> None:
+    register(browser, DeviceKey())
+    assert dbsc.end_device_binding(device_cookie_hash=device_of(browser), reason="device_revoked") == 1
+    browser.cookies.pop(dbsc.bound_cookie_name())
+    assert browser.get("/dbsc-offer/").status_code == 200
+    assert "db" not in browser.session[sessions_state.STATE_KEY]
+    assert SESSION_KEY in browser.session
+
+
 def test_end_device_binding(browser: Client) -> None:
     session_id = register(browser, DeviceKey())
     assert dbsc.end_device_binding(device_cookie_hash=device_of(browser), reason="device_revoked") == 1

@@ -51,6 +51,13 @@ def bound_session_id(value: str | None) -> str | None:
         return None
 
 
+def binding_active(session_id: str) -> bool:
+    """Whether the DBSC session ``session_id`` is still active (not ended, not expired). One query."""
+    now = clock.now()
+    active = DbscSession.objects.filter(session_id=session_id, ended_at__isnull=True, expires_at__gt=now)
+    return active.exists()
+
+
 def device_binding_state(request: HttpRequest, *, device_cookie_hash: str | None) -> BindingState:
     """What DBSC says about the device cookie ``device_cookie_hash`` presented with ``request``.
 

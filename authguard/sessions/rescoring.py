@@ -20,6 +20,7 @@ from authguard.risk.context import LoginContext
 from authguard.risk.engine import Assessment
 from authguard.risk.findings import STEP_UP_FLOOR, Finding
 from authguard.risk.policy import current_policy
+from authguard.sessions import device_binding
 from authguard.sessions import state as sessions_state
 from authguard.sessions.places import in_two_places
 from authguard.sessions.state import (
@@ -60,6 +61,11 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     # SECURITY: a DBSC-bound session's request without its bound cookie is a copy of the session cookie
     # wherever it comes from: re-scored, and the context's missing proof holds it (device_binding_missing).
     proof_missing = sessions_state.bound_proof_missing(request, state)
+    if proof_missing and not device_binding.binding_active(state["db"]):
+        # The binding ended (revoked, replaced, expired): nothing is left to prove. One query, only here.
+        state.pop("db", None)
+        _save(request, state)
+        proof_missing = False
     if not proof_missing and sessions_state.same_fingerprint(state, fingerprint):
         return "same"
     now = current_binding(request)
@@ -73,10 +79,12 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     assessment, ctx = _rescore(request)
     if twice is not None:
         assessment = _held_in_two_places(assessment, twice)
+    if proof_missing:
+        # SECURITY: whatever device cookie this request sends (none, or a fresh one, so that the context sees
+        # no binding), the session's own binding is alive and unproven: a step-up at least.
+        assessment = _held_without_proof(assessment)
     sessions_state.mark_rescored(state)
     if assessment.action == Action.ALLOW:
-        if proof_missing:
-            state.pop("db", None)  # the engine found the device unbound (its DBSC session ended)
         sessions_state.rebind(state, now, fingerprint, rescored="allowed")
         _save(request, state)
         return "allowed"
@@ -140,6 +148,23 @@ def _held_in_two_places(assessment: Assessment, evidence: dict[str, int]) -> Ass
         _("This browser was in use too far from here minutes ago"),
         {**evidence, STEP_UP_FLOOR: True},
     )
+    return _at_least_step_up(assessment, finding)
+
+
+def _held_without_proof(assessment: Assessment) -> Assessment:
+    """The re-score of a DBSC-bound session's request without its bound cookie: a step-up at least."""
+    if "device_binding_missing" in assessment.reasons:
+        return assessment  # the context saw the bound device cookie and judged it already
+    finding = Finding(
+        "device_binding_missing",
+        TWO_PLACES_POINTS,  # the floor decides; the points make it a reason
+        _("A device cookie bound to a device key, presented without that key's proof"),
+        {STEP_UP_FLOOR: True, "session": True},
+    )
+    return _at_least_step_up(assessment, finding)
+
+
+def _at_least_step_up(assessment: Assessment, finding: Finding) -> Assessment:
     thresholds = current_policy().thresholds
     score = max(thresholds.step_up, min(100, assessment.score + finding.score))
     action = Action.DENY if Action.DENY in (assessment.action, thresholds.decide(score)) else Action.STEP_UP

@@ -335,10 +335,10 @@ def bound_proof_missing(request: HttpRequest, state: dict[str, Any]) -> bool:
 
 
 def _dbsc_endpoint(request: HttpRequest) -> bool:
-    """The DBSC refresh and registration endpoints: a refresh comes exactly when the bound cookie expired,
-    and proves the device key itself."""
+    """The DBSC refresh endpoint: a refresh comes exactly when the bound cookie expired, and proves the
+    device key itself. (Registration is no exception: it would re-point the session's binding.)"""
     try:
-        return request.path in (reverse("authguard:dbsc_refresh"), reverse("authguard:dbsc_register"))
+        return request.path == reverse("authguard:dbsc_refresh")
     except NoReverseMatch:
         return False
 
