@@ -249,3 +249,45 @@ def test_a_second_email_change_keeps_the_customers_own_address_in_the_notices(
         _change_email(client, address)
     user.refresh_from_db()
     assert inventory.notice_addresses(user) == ["two@evil.example", "alice@example.jp"]
+
+
+@pytest.mark.django_db
+def test_an_address_dropped_long_ago_neither_hears_nor_displaces_the_current_one(user_factory: Any) -> None:
+    """Review, 2026-12-04: the remembered address was never forgotten, so any later cooling-off sent every
+    notice to an address the customer dropped a year before, and kept her current one from being
+    remembered when a thief changed it."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from authguard.factors import lifecycle
+
+    user = user_factory("carol", email="old@example.jp")
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        user.email = "carol@example.jp"
+        user.save()
+        lifecycle.note_contact_changed(user, old_email="old@example.jp")
+        assert inventory.notice_addresses(user) == ["carol@example.jp", "old@example.jp"]
+        clock.shift(timedelta(days=365))
+        lifecycle.start_cooling_off(user, reason=lifecycle.REASON_RECOVERY_CODES)
+        assert inventory.notice_addresses(user) == ["carol@example.jp"]
+        user.email = "thief@evil.example"
+        user.save()
+        lifecycle.note_contact_changed(user, old_email="carol@example.jp")
+        assert inventory.notice_addresses(user) == ["thief@evil.example", "carol@example.jp"]
+
+
+@pytest.mark.django_db
+def test_a_lock_and_a_password_change_reach_the_previous_address_too(alice: tuple[Any, Client]) -> None:
+    from authguard.login import lockout
+
+    user, client = alice
+    _change_email(client, "thief@evil.example")
+    user.refresh_from_db()
+    for _ in range(12):
+        lockout.record_failure(user, kind="password")
+    assert _sent_to("account_locked") == {"thief@evil.example", "alice@example.jp"}
+    user.set_password("a brand new password 2026")
+    user.save()
+    assert _sent_to("password_changed") == {"thief@evil.example", "alice@example.jp"}

@@ -242,14 +242,29 @@ def verified_by_cooling_off_factor(request: HttpRequest, *, at: datetime | None 
     return device is None or factor_is_cooling_off(device, at=at)
 
 
+def previous_address(user: Any, *, at: datetime | None = None) -> str | None:
+    """The address before an e-mail change made during the account's running cooling-off, or None.
+
+    SECURITY: only one remembered since that cooling-off began: an address the customer dropped long ago
+    must not hear of her account, nor keep her current address from being remembered (review, 2026-12-04).
+    """
+    at = _now(at)
+    row = AccountSecurity.objects.filter(user_id=user.pk).first()
+    if row is None or not row.previous_email or row.previous_email_at is None:
+        return None
+    if row.cooling_off_until is None or row.cooling_off_until <= at or row.cooling_off_started_at is None:
+        return None
+    return row.previous_email if row.previous_email_at >= row.cooling_off_started_at else None
+
+
 def notice_addresses(user: Any) -> list[str]:
     """Where held-order and security notices of ``user`` go: the current address, and during a cooling-off
     started by an e-mail change also the previous one (a thief who changed it cannot silence them)."""
     field = get_user_model().get_email_field_name()
     addresses = [str(getattr(user, field, "") or "")]
-    row = AccountSecurity.objects.filter(user_id=user.pk).first()
-    if row is not None and row.previous_email and in_cooling_off(user):
-        addresses.append(row.previous_email)
+    previous = previous_address(user)
+    if previous is not None:
+        addresses.append(previous)
     seen: list[str] = []
     for address in addresses:
         if address and address.lower() not in [a.lower() for a in seen]:
@@ -271,6 +286,7 @@ __all__ = [
     "kind_of",
     "may_confirm_sensitive",
     "notice_addresses",
+    "previous_address",
     "recovery_codes_left",
     "session_device",
     "totp_device",

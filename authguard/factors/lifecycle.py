@@ -54,11 +54,11 @@ from authguard.factors import methods as factor_methods
 from authguard.factors.base import note_change, tell_user
 from authguard.factors.inventory import (
     FACTOR_LABELS,
-    cooling_off_until,
     factor_is_cooling_off,
     kind_of,
     may_confirm_sensitive,
     notice_addresses,
+    previous_address,
     session_device,
     user_factors,
     verified_by_cooling_off_factor,
@@ -185,12 +185,13 @@ def note_contact_changed(
     Returns when the cooling-off ends."""
     # SECURITY: a second change during the cooling-off keeps the address from before the first, so a thief
     # cannot change it twice and drop the customer's own address from the notices at once (red team).
-    kept = AccountSecurity.objects.filter(user_id=user.pk).exclude(previous_email="").exists() and bool(
-        cooling_off_until(user, at=at)
-    )
+    at = at or clock.now()
+    kept = previous_address(user, at=at) is not None
     until = start_cooling_off(user, reason=reason, at=at)
     if old_email and not kept:
-        AccountSecurity.objects.filter(user_id=user.pk).update(previous_email=old_email[:254])
+        AccountSecurity.objects.filter(user_id=user.pk).update(
+            previous_email=old_email[:254], previous_email_at=at
+        )
     return until
 
 

@@ -37,6 +37,9 @@ class AccountSecurity(models.Model):
     cooling_off_reason = models.CharField(_("cooling-off reason"), max_length=40, blank=True)
     # The address before the last e-mail change: during the cooling-off, notices also go there.
     previous_email = models.EmailField(_("previous e-mail address"), blank=True)
+    # When it was remembered: it counts only for the cooling-off running since (an address dropped a year ago
+    # must not displace the customer's current one).
+    previous_email_at = models.DateTimeField(_("previous e-mail address remembered"), null=True, blank=True)
     # The desk (staff, after its approvals) lets the customer bind a factor again once, until then.
     rebind_granted_until = models.DateTimeField(_("re-binding allowed until"), null=True, blank=True)
     rebind_granted_by = models.ForeignKey(
