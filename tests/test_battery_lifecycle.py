@@ -379,6 +379,8 @@ def test_battery_56_one_relayed_code_then_own_recovery_codes_and_passkey_confirm
 def test_battery_56_cooling_off_belongs_to_the_account_not_the_session(
     api: Any, totp_customer: Any, clock: Any, preset: Any
 ) -> None:
+    totp_customer.date_joined -= timedelta(days=400)  # a customer of long standing
+    totp_customer.save(update_fields=["date_joined"])
     thief = api()
     thief.login("hanako", HANAKO_PASSWORD)
     relay_totp(thief, totp_customer.totp)
@@ -676,3 +678,47 @@ def test_battery_56_a_factor_added_in_the_cooling_off_does_not_sign_the_customer
     )
     assert response.status_code == 302 and response.url.startswith("/authguard/reverify/")
     assert customer.get("/api/portfolio").status_code == 200  # her session lives on
+
+
+# -- what vouches for a new factor (review, 2026-12-04) ------------------------------------------------------
+
+
+def _enrolled_until(response: Any) -> Any:
+    assert response.status_code == 201, response.content
+    return FactorRecord.objects.get(device_id=response.json()["passkey"]["id"]).cooling_off_until
+
+
+def test_a_passkey_the_thief_added_vouches_for_no_further_factor(
+    api: Any, totp_customer: Any, clock: Any, preset: Any
+) -> None:
+    """Only a passkey that is itself trusted vouches: his own cooling-off passkey must not launder a second
+    one into the account's 24 hours."""
+    totp_customer.date_joined -= timedelta(days=400)
+    totp_customer.save(update_fields=["date_joined"])
+    thief = api()
+    thief.login("hanako", HANAKO_PASSWORD)
+    relay_totp(thief, totp_customer.totp)
+    if preset:
+        return  # the preset refused the relayed code (relay_totp): the attack ends before it began
+    his_first = new_key()
+    _enrolled_until(register(thief, his_first))
+    options = thief.post("/authguard/api/step-up/passkey/options").json()
+    assert thief.post("/authguard/api/step-up/passkey", his_first.get(options)).status_code == 200
+    assert _enrolled_until(register(thief, new_key())) == timezone.now() + timedelta(days=14)
+
+
+def test_her_usual_browser_in_a_session_that_was_re_scored_vouches_for_nothing(
+    api: Any, totp_customer: Any, clock: Any, preset: Any
+) -> None:
+    """The month-old browser counts only in a low-risk session: one carried to another network since (a
+    whole cookie jar replayed elsewhere) was re-scored, whatever the re-score decided."""
+    totp_customer.date_joined -= timedelta(days=400)
+    totp_customer.save(update_fields=["date_joined"])
+    home = api(IP_TOKYO)
+    home.login_usual("hanako", HANAKO_PASSWORD)
+    moved = api(IP_OSAKA)
+    moved.client.cookies, moved.token = home.client.cookies, home.token  # the same jar, on another network
+    assert moved.get("/api/portfolio").status_code == 200  # re-scored (allowed: no risk signal here)
+    if relay_totp(moved, totp_customer.totp) is None:
+        return  # the preset: a TOTP code steps nothing up
+    assert _enrolled_until(register(moved, new_key())) == timezone.now() + timedelta(days=14)

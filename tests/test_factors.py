@@ -346,6 +346,8 @@ def test_a_first_factor_from_a_browser_the_account_has_not_used_for_long_cools_o
     """Red team, 2026-12-04: a thief with the password alone, on a clean line the risk engine allows, added
     the account's first passkey and confirmed every held order with it at once. A low-risk session on a
     new browser is exactly what he has: its first factor cools off for AUTHGUARD_UNVOUCHED_FACTOR_DAYS."""
+    alice.date_joined = timezone.now() - timedelta(days=400)  # a customer of long standing
+    alice.save(update_fields=["date_joined"])
     client = browser_at(IP_TOKYO, UA_CHROME_WIN)
     client.sign_in("alice")
     assert client.session["_authguard"]["lr"] is True
@@ -362,6 +364,28 @@ def test_a_first_factor_from_a_browser_the_account_has_not_used_for_long_cools_o
     assert factors.in_cooling_off(device)
     clock.shift(24 * 3600)
     assert not factors.in_cooling_off(device)
+
+
+@pytest.mark.parametrize("from_her_first_browser", [True, False], ids=["her-first-browser", "a-later-one"])
+def test_a_new_customers_first_browser_vouches_for_her_first_factor(
+    alice: Any, browser_at: Any, clock: Any, from_her_first_browser: bool
+) -> None:
+    """An account younger than a month has no month-old browser: the one it was first used from counts,
+    and no browser that came after it (a thief's, say)."""
+    first = browser_at(IP_TOKYO, UA_CHROME_WIN)
+    first.sign_in("alice")
+    clock.shift(3600)
+    second = browser_at(IP_TOKYO, UA_CHROME_WIN)
+    second.sign_in("alice")
+    client = first if from_her_first_browser else second
+    assert api_post(client, "api-totp").status_code == 200
+    clock.shift(2)
+    device = TOTPDevice.objects.get(user=alice)
+    answer = api_post(client, "api-totp-confirm", {"code": totp_token(device)})
+    assert answer.status_code == 201
+    assert answer.json()["totp"]["cooling_off"] is not from_her_first_browser
+    expected = None if from_her_first_browser else timezone.now() + timedelta(days=14)
+    assert record_of(device).cooling_off_until == expected
 
 
 def test_a_first_factor_may_be_enrolled_from_a_low_risk_session_without_cooling_off(

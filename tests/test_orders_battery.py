@@ -387,6 +387,8 @@ def test_a_passkey_added_from_a_new_browser_releases_no_held_order_for_days(
     AUTHGUARD_UNVOUCHED_FACTOR_DAYS (14), and the customer's "factor added" notice has that long."""
     settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
     settings.AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
+    hanako.date_joined = timezone.now() - timedelta(days=400)  # a customer of long standing
+    hanako.save(update_fields=["date_joined"])
     if relayed_code:
         with time_machine.travel(timezone.now() - timedelta(days=30)):
             hanako.totp = totp_factory(hanako)

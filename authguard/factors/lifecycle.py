@@ -433,14 +433,17 @@ def _vouched(request: HttpRequest, *, user: Any, via: str, low_risk: bool, now: 
     # SECURITY: "known" is cheap (two allowed sign-ins from the thief's own browser); "known for a month"
     # is not. A copied cookie of the customer's browser is what the risk engine's device findings are for.
     device = sessions_state.bound_context(sessions_state.raw_state(request) or {}).get("dev")
-    return bool(device) and (
-        KnownDevice.objects.filter(
-            user_id=user.pk,
-            cookie_hash=device,
-            revoked_at__isnull=True,
-            first_seen_at__lte=now - timedelta(days=ESTABLISHED_DEVICE_DAYS),
-        ).exists()
-    )
+    if not device:
+        return False
+    since = now - timedelta(days=ESTABLISHED_DEVICE_DAYS)
+    known = KnownDevice.objects.filter(user_id=user.pk, revoked_at__isnull=True)
+    if known.filter(cookie_hash=device, first_seen_at__lte=since).exists():
+        return True
+    # A new customer (an account younger than that) has no month-old browser: the browser the account was
+    # first used from counts. A thief is vouched for only if he signed in before the customer ever did.
+    joined = getattr(user, "date_joined", None)
+    first = known.order_by("first_seen_at", "pk").values_list("cookie_hash", flat=True).first()
+    return isinstance(joined, datetime) and joined > since and first == device
 
 
 # -- removal and revocation ----------------------------------------------------------------------------------
