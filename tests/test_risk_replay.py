@@ -262,6 +262,12 @@ def test_rfc3339_times_pythons_parser_refuses_are_read(ts, expected):
     assert record.ts == datetime.fromisoformat(expected)
 
 
+@pytest.mark.parametrize("ts", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:30:00+01:00"])
+def test_a_time_at_the_calendars_edge_stops_the_run_with_its_line(tmp_path, ts):
+    with pytest.raises(CommandError, match="line 2: 'ts' is not ISO-8601"):
+        run(tmp_path, [line(0), line(1, ts=ts)])
+
+
 def test_an_ipv6_zone_is_dropped(tmp_path, geoip_dir):
     rows = [line(0, ip="2001:db8:1::1"), line(1, ip="2001:db8:1::1%eth0")]
     out = _raw_run(tmp_path, _jsonl(rows), "--geoip-path", str(geoip_dir))

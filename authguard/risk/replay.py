@@ -30,7 +30,7 @@ import time as _time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -235,9 +235,11 @@ def _timestamp(ts: str) -> datetime | None:
     if len(text) >= 16 and text[10] in "T " and text[11:13] == "24" and text[14:16] == "00":
         text, extra = text[:11] + "00" + text[13:], timedelta(days=1)
     try:
-        return datetime.fromisoformat(text) + extra
+        when = datetime.fromisoformat(text) + extra
+        when.astimezone(timezone.utc)  # year 1 or 9999 with an offset has no UTC time
     except (ValueError, OverflowError):
         return None
+    return when
 
 
 def context_from_record(record: LoginRecord, *, geoip_path: str | None) -> LoginContext:
