@@ -64,7 +64,7 @@ def sessions(count: int) -> list[OrderApi]:
     clients = []
     for _ in range(count):
         client = OrderApi()
-        client.login("kenji", PASSWORD)
+        client.login_usual("kenji", PASSWORD)  # one of his own browsers
         clients.append(client)
     return clients
 
