@@ -736,6 +736,23 @@ def test_a_bound_session_cannot_shed_its_binding_by_leaving_the_device_cookie_be
     assert "device_binding_missing" in LoginEvent.objects.get().reasons
 
 
+def test_a_sign_in_presenting_a_fresh_bound_cookie_binds_its_new_session(
+    browser: Client, totp_factory: Any
+) -> None:
+    """A later sign-in of the bound browser (its bound cookie fresh) carries the binding into the new
+    session, so a copy of that session's cookie needs the proof as well."""
+    session_id = register(browser, DeviceKey())
+    totp_factory(get_user_model().objects.get(username="hanako"))
+    assert browser.post("/api/logout").status_code == 200  # (keeps the browser's cookies)
+    answer = browser.post(
+        "/api/login",
+        {"username": "hanako", "password": "correct horse battery"},
+        content_type="application/json",
+    )
+    assert answer.status_code == 200 and answer.json()["status"] in ("ok", "step_up_required")
+    assert browser.session[sessions_state.STATE_KEY]["db"] == session_id
+
+
 def test_a_session_whose_binding_ended_carries_on_without_the_bound_cookie(browser: Client) -> None:
     register(browser, DeviceKey())
     assert dbsc.end_device_binding(device_cookie_hash=device_of(browser), reason="device_revoked") == 1
