@@ -330,8 +330,8 @@ def test_notices_also_go_to_the_previous_address_during_a_cooling_off(customer: 
 
     client, _authenticator = customer
     bank = old_bank_account(hanako)
-    lifecycle.start_cooling_off(hanako, reason="email_changed")
-    AccountSecurity.objects.filter(user=hanako).update(previous_email="old@example.com")
+    lifecycle.note_contact_changed(hanako, old_email="old@example.com")
+    assert AccountSecurity.objects.get(user=hanako).previous_email == "old@example.com"
     client.post("/api/withdrawals", {"bank_account_id": bank.pk, "amount": "1000"})
     sent = set(Notification.objects.filter(kind="action_held").values_list("to_email", flat=True))
     assert sent == {"hanako@example.com", "old@example.com"}
