@@ -483,6 +483,17 @@ def alice(user_factory: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
+def low_risk(alice: Any, browser_at: Callable[..., Any]) -> Any:
+    """alice signed in, low-risk, from the browser she has used for weeks (her usual one): a factor she adds
+    there is vouched for (authguard.factors.lifecycle)."""
+    client = browser_at(IP_TOKYO, UA_CHROME_WIN)
+    client.sign_in("alice")
+    assert client.session["_authguard"]["lr"] is True
+    settle_device(client.cookies["authguard_device"].value, alice)
+    return client
+
+
+@pytest.fixture
 def alice_with_totp(user_factory: Callable[..., Any], totp_factory: Callable[..., Any]) -> Any:
     """alice with a confirmed authenticator app, as ``alice.totp``; no sign-in yet."""
     user = user_factory("alice")
@@ -626,6 +637,13 @@ def settle_device(cookie: str, user: Any, *, days: int = 40) -> None:
     since = timezone.now() - timedelta(days=days)
     known = KnownDevice.objects.filter(user=user, cookie_hash=device_hash(device_id_from_cookie(cookie)))
     assert known.update(first_seen_at=since) == 1, "sign in from this browser (allowed) first"
+
+
+def of_long_standing(user: Any, *, days: int = 400) -> Any:
+    """Make ``user`` a customer for ``days`` days (``date_joined``): no new account's first-browser rule."""
+    user.date_joined -= timedelta(days=days)
+    user.save(update_fields=["date_joined"])
+    return user
 
 
 @pytest.fixture

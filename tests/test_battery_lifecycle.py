@@ -33,7 +33,16 @@ from authguard.models import (
 from authguard.sessions import state as sessions_state
 from authguard.testing import SoftAuthenticator
 
-from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, bind_passkey, totp_token, wrong_code
+from .conftest import (
+    HANAKO_PASSWORD,
+    IP_OSAKA,
+    IP_TOKYO,
+    OrderApi,
+    bind_passkey,
+    of_long_standing,
+    totp_token,
+    wrong_code,
+)
 
 #: Every attack runs twice: under the default settings and under the ``jsda-2025`` preset (issue 10,
 #: acceptance 2). Where the preset refuses an attack's first step, the test asserts that refusal and ends.
@@ -379,8 +388,7 @@ def test_battery_56_one_relayed_code_then_own_recovery_codes_and_passkey_confirm
 def test_battery_56_cooling_off_belongs_to_the_account_not_the_session(
     api: Any, totp_customer: Any, clock: Any, preset: Any
 ) -> None:
-    totp_customer.date_joined -= timedelta(days=400)  # a customer of long standing
-    totp_customer.save(update_fields=["date_joined"])
+    of_long_standing(totp_customer)
     thief = api()
     thief.login("hanako", HANAKO_PASSWORD)
     relay_totp(thief, totp_customer.totp)
@@ -693,8 +701,7 @@ def test_a_passkey_the_thief_added_vouches_for_no_further_factor(
 ) -> None:
     """Only a passkey that is itself trusted vouches: his own cooling-off passkey must not launder a second
     one into the account's 24 hours."""
-    totp_customer.date_joined -= timedelta(days=400)
-    totp_customer.save(update_fields=["date_joined"])
+    of_long_standing(totp_customer)
     thief = api()
     thief.login("hanako", HANAKO_PASSWORD)
     relay_totp(thief, totp_customer.totp)
@@ -712,8 +719,7 @@ def test_her_usual_browser_in_a_session_that_was_re_scored_vouches_for_nothing(
 ) -> None:
     """The month-old browser counts only in a low-risk session: one carried to another network since (a
     whole cookie jar replayed elsewhere) was re-scored, whatever the re-score decided."""
-    totp_customer.date_joined -= timedelta(days=400)
-    totp_customer.save(update_fields=["date_joined"])
+    of_long_standing(totp_customer)
     home = api(IP_TOKYO)
     home.login_usual("hanako", HANAKO_PASSWORD)
     moved = api(IP_OSAKA)

@@ -45,8 +45,8 @@ from .conftest import (
     UA_CHROME_WIN,
     api_post,
     bind_passkey,
+    of_long_standing,
     passkey_step_up,
-    settle_device,
     totp_token,
     wrong_code,
 )
@@ -70,16 +70,6 @@ def clock() -> Any:
 @pytest.fixture
 def totp(alice: Any, totp_factory: Any) -> TOTPDevice:
     return totp_factory(alice)
-
-
-@pytest.fixture
-def low_risk(alice: Any, browser_at: Any) -> Client:
-    """alice signed in, low-risk, from the browser she has used for weeks (her usual one)."""
-    client = browser_at(IP_TOKYO, UA_CHROME_WIN)
-    client.sign_in("alice")
-    assert client.session["_authguard"]["lr"] is True
-    settle_device(client.cookies["authguard_device"].value, alice)
-    return client
 
 
 def recovery_codes_for(client: Client) -> list[str]:
@@ -346,8 +336,7 @@ def test_a_first_factor_from_a_browser_the_account_has_not_used_for_long_cools_o
     """Red team, 2026-12-04: a thief with the password alone, on a clean line the risk engine allows, added
     the account's first passkey and confirmed every held order with it at once. A low-risk session on a
     new browser is exactly what he has: its first factor cools off for AUTHGUARD_UNVOUCHED_FACTOR_DAYS."""
-    alice.date_joined = timezone.now() - timedelta(days=400)  # a customer of long standing
-    alice.save(update_fields=["date_joined"])
+    of_long_standing(alice)
     client = browser_at(IP_TOKYO, UA_CHROME_WIN)
     client.sign_in("alice")
     assert client.session["_authguard"]["lr"] is True

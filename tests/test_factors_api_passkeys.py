@@ -23,12 +23,10 @@ from authguard.testing import SoftAuthenticator
 
 from .conftest import (
     IP_SG_VPS,
-    IP_TOKYO,
     UA_CHROME_WIN,
     api_post,
     bind_passkey,
     passkey_step_up,
-    settle_device,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
@@ -40,15 +38,6 @@ def b64(data: bytes) -> str:
 
 def unb64(value: str) -> bytes:
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-
-
-@pytest.fixture
-def low_risk(alice: Any, browser_at: Any) -> Client:
-    """alice signed in, low-risk, from the browser she has used for weeks (her usual one)."""
-    client = browser_at(IP_TOKYO, UA_CHROME_WIN)
-    client.sign_in("alice")
-    settle_device(client.cookies["authguard_device"].value, alice)
-    return client
 
 
 def creation_options(client: Client) -> dict[str, Any]:

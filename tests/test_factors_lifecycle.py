@@ -20,12 +20,9 @@ from authguard.factors.base import in_cooling_off
 from authguard.models import AccountSecurity, FactorRecord, FactorThrottle, PasskeyDevice
 
 from .conftest import (
-    IP_TOKYO,
-    UA_CHROME_WIN,
     api_post,
     bind_passkey,
     passkey_step_up,
-    settle_device,
     totp_token,
 )
 
@@ -36,16 +33,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 def clock() -> Iterator[Any]:
     with time_machine.travel(timezone.now(), tick=False) as traveller:
         yield traveller
-
-
-@pytest.fixture
-def low_risk(alice: Any, browser_at: Any) -> Client:
-    """alice signed in, low-risk, from the browser she has used for weeks (her usual one)."""
-    client = browser_at(IP_TOKYO, UA_CHROME_WIN)
-    client.sign_in("alice")
-    assert client.session["_authguard"]["lr"] is True
-    settle_device(client.cookies["authguard_device"].value, alice)
-    return client
 
 
 # -- the account's cooling-off -------------------------------------------------------------------------------

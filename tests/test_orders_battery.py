@@ -22,7 +22,7 @@ from demo_site.brokerage import services
 from demo_site.brokerage.models import Account, Order, OrderStatus
 
 from .conftest import HANAKO_PASSWORD as PASSWORD
-from .conftest import UA_CHROME_WIN, OrderApi, totp_token
+from .conftest import UA_CHROME_WIN, OrderApi, of_long_standing, totp_token
 
 #: Only the mass-liquidation and illiquid-buy rules, at their defaults: a 50 % window limit.
 PLAIN_RULES = [
@@ -387,8 +387,7 @@ def test_a_passkey_added_from_a_new_browser_releases_no_held_order_for_days(
     AUTHGUARD_UNVOUCHED_FACTOR_DAYS (14), and the customer's "factor added" notice has that long."""
     settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
     settings.AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
-    hanako.date_joined = timezone.now() - timedelta(days=400)  # a customer of long standing
-    hanako.save(update_fields=["date_joined"])
+    of_long_standing(hanako)
     if relayed_code:
         with time_machine.travel(timezone.now() - timedelta(days=30)):
             hanako.totp = totp_factory(hanako)

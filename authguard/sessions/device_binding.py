@@ -6,7 +6,7 @@ the ``DbscSession`` rows, nothing of the protocol (registration, refresh, proofs
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from django.core import signing
 from django.http import HttpRequest
@@ -51,11 +51,18 @@ def bound_session_id(value: str | None) -> str | None:
         return None
 
 
+def presented_session_id(request: HttpRequest) -> str | None:
+    """The session identifier of the fresh, authentic bound cookie ``request`` carries, or None."""
+    return bound_session_id(request.COOKIES.get(bound_cookie_name()))
+
+
+def _active_sessions() -> Any:
+    return DbscSession.objects.filter(ended_at__isnull=True, expires_at__gt=clock.now())
+
+
 def binding_active(session_id: str) -> bool:
     """Whether the DBSC session ``session_id`` is still active (not ended, not expired). One query."""
-    now = clock.now()
-    active = DbscSession.objects.filter(session_id=session_id, ended_at__isnull=True, expires_at__gt=now)
-    return active.exists()
+    return bool(_active_sessions().filter(session_id=session_id).exists())
 
 
 def device_binding_state(request: HttpRequest, *, device_cookie_hash: str | None) -> BindingState:
@@ -72,15 +79,11 @@ def device_binding_state(request: HttpRequest, *, device_cookie_hash: str | None
     """
     if not device_cookie_hash or not enabled():
         return "unbound"
-    now = clock.now()
-    active = list(
-        DbscSession.objects.filter(
-            device_hash=device_cookie_hash, ended_at__isnull=True, expires_at__gt=now
-        ).values_list("session_id", flat=True)
-    )
+    of_device = _active_sessions().filter(device_hash=device_cookie_hash)
+    active = list(of_device.values_list("session_id", flat=True))
     if not active:
         return "unbound"
-    presented = bound_session_id(request.COOKIES.get(bound_cookie_name()))
+    presented = presented_session_id(request)
     if presented is not None and any(constant_time_compare(presented, sid) for sid in active):
         return "bound_ok"
     return "bound_missing_proof"

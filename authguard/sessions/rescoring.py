@@ -17,7 +17,7 @@ from authguard.conf import app_settings
 from authguard.factors.methods import step_up_methods
 from authguard.login import flow as login_flow
 from authguard.risk.context import LoginContext
-from authguard.risk.engine import Assessment
+from authguard.risk.engine import Assessment, combined_score
 from authguard.risk.findings import STEP_UP_FLOOR, Finding
 from authguard.risk.policy import current_policy
 from authguard.sessions import device_binding
@@ -165,7 +165,10 @@ def _held_without_proof(assessment: Assessment) -> Assessment:
 
 
 def _at_least_step_up(assessment: Assessment, finding: Finding) -> Assessment:
+    """``assessment`` with ``finding`` (which asks for a step-up whatever its points), scored by the engine's
+    one rule (:func:`~authguard.risk.engine.combined_score`); a refusal stays one."""
     thresholds = current_policy().thresholds
-    score = max(thresholds.step_up, min(100, assessment.score + finding.score))
-    action = Action.DENY if Action.DENY in (assessment.action, thresholds.decide(score)) else Action.STEP_UP
-    return Assessment(score, action, (*assessment.findings, finding))
+    findings = (*assessment.findings, finding)
+    score = combined_score(findings, thresholds)
+    action = Action.DENY if assessment.action == Action.DENY else thresholds.decide(score)
+    return Assessment(score, action, findings)

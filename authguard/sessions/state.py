@@ -326,12 +326,15 @@ def bound_proof_missing(request: HttpRequest, state: dict[str, Any]) -> bool:
     """Whether this session's browser is DBSC-bound and the request lacks a fresh bound cookie of that
     binding. Checked statelessly (the cookie is signed and dated): no query on any request."""
     bound = state.get("db")
-    if not isinstance(bound, str) or not device_binding.enabled() or _dbsc_endpoint(request):
+    if not isinstance(bound, str) or not device_binding.enabled():
         return False
-    presented = device_binding.bound_session_id(request.COOKIES.get(device_binding.bound_cookie_name()))
+    presented = device_binding.presented_session_id(request)
+    if presented is not None and constant_time_compare(presented, bound):
+        return False
     # SECURITY: a DBSC browser refreshes the short-lived bound cookie before it sends a request; a session
     # cookie copied with the rest of the jar outlives the copied bound cookie by the session's lifetime.
-    return presented is None or not constant_time_compare(presented, bound)
+    # (The URL lookup only here, off the common path.)
+    return not _dbsc_endpoint(request)
 
 
 def _dbsc_endpoint(request: HttpRequest) -> bool:
@@ -346,7 +349,7 @@ def _dbsc_endpoint(request: HttpRequest) -> bool:
 def _bind(request: HttpRequest, state: dict[str, Any]) -> None:
     ip, ua, cookie = _request_parts(request)
     if device_binding.enabled():
-        presented = device_binding.bound_session_id(request.COOKIES.get(device_binding.bound_cookie_name()))
+        presented = device_binding.presented_session_id(request)
         if presented is not None:
             state["db"] = presented
     # An allowed sign-in or a passed step-up (verified) vouches for the place; a pending sign-in does not.
