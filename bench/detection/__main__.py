@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .baseline import run_b0
-from .generator import Config, Generator, summarize, write_events
+from .generator import VARIANT_CLASSES, Config, Generator, summarize, write_events
 from .scorer import load_jsonl, render_markdown, score_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--scored", type=Path, help="score this existing replay output instead of replaying")
     parser.add_argument("--no-replay", action="store_true", help="report baseline B0 only")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap iterations (0: no intervals)")
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="add the red team's opt-in attack variants V1-V4 (docs/benchmarks-variants.md)",
+    )
     return parser
 
 
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     events_path, geoip = out / "events.jsonl", out / "geoip"
 
     started = time.perf_counter()
-    generator = Generator(config)
+    generator = Generator(config, variants=args.variants)
     lines = generator.generate()
     write_events(lines, events_path)
     generator.world.write_databases(geoip, anonymous=not args.no_anonymous_db)
@@ -113,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             **vars(config),
             "start": config.start.isoformat(),
             "anonymous_db": not args.no_anonymous_db,
+            **({"variants": list(VARIANT_CLASSES)} if args.variants else {}),
         },
         "generation_seconds": round(generation, 2),
         "replay_seconds": None if replay_seconds is None else round(replay_seconds, 2),

@@ -53,6 +53,9 @@ ATTACK_CLASSES = ("A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8")
 #: Classes added later: their random draws (cookies included) come from streams of their own, so adding them
 #: left every line of A1-A6, the controls and the legitimate users byte-identical.
 _LATER_CLASSES = frozenset({"A7", "A8"})
+#: The red team's opt-in variant classes (``bench/detection/variants.py``, ``--variants``): off by default,
+#: and drawn from streams of their own when on, so they only add lines.
+VARIANT_CLASSES = ("V1", "V2", "V2b", "V3", "V4")
 
 #: Public holidays of 2025 (the market is closed and people behave as on a weekend).
 HOLIDAYS = frozenset(
@@ -245,8 +248,9 @@ def _hex_id(rng: random.Random) -> str:
 class Generator:
     """Builds the users, their logins, the attacks and the controls of one seed."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, variants: bool = False) -> None:
         self.config = config
+        self.variants = variants
         self.world = build_world(random.Random(f"{config.seed}:world"))
         self.days = config.history_days + config.test_days
         self.t0 = int(dt.datetime.combine(config.start, dt.time(), JST).timestamp())
@@ -1095,12 +1099,17 @@ class Generator:
             self._simulate(user)
         self._attacks(self.users)
         self._controls(self.users)
+        if self.variants:
+            from .variants import add_variants  # here: variants.py imports this module
+
+            add_variants(self)
         return self._finish()
 
     def _finish(self) -> list[dict]:
         self.events.sort(key=lambda e: (e.ts, e.seq))
         rng = random.Random(f"{self.config.seed}:cookies")
         later_rng = random.Random(f"{self.config.seed}:cookies:later")
+        variant_rng = random.Random(f"{self.config.seed}:cookies:variants")
         epochs: dict[tuple[Device, int], str] = {}
         # The cookie each successful legitimate login presented (what an infostealer can find in use).
         used: dict[int, str] = {}
@@ -1113,6 +1122,8 @@ class Generator:
             # that posts directly presents none.
             no_cookie = 0.7 if device.scripted else 0.25
             draw = later_rng if event.label in _LATER_CLASSES else rng
+            if event.label in VARIANT_CLASSES:
+                draw = variant_rng
             if event.stolen:
                 # The newest cookie the stolen browser presented on a successful login before the theft.
                 presented = next((used[e.seq] for e in event.stolen if e.seq in used), None)
