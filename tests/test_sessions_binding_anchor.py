@@ -134,6 +134,8 @@ def _signed_in_after(t: Any, days: list[str], *, at: str = IP_TOKYO, totp: Any =
         assert status == "ok", ip
         here.get("/api/portfolio")
         here.post("/api/logout")
+        for name, morsel in here.cookies.items():  # one browser: what it was given there, it keeps
+            home.cookies[name] = morsel.value
         t.shift(timedelta(days=1))
     t.move_to(START)
     assert _login(home).json()["status"] == "ok"

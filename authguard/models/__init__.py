@@ -122,6 +122,11 @@ class KnownDevice(models.Model):
     # Set after a successful step-up: the risk engine treats the device as remembered until then.
     trusted_until = models.DateTimeField(_("remembered until"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    # The newest generation of the device cookie this browser presented in a verified session of the user,
+    # when, and the one before it (authguard.sessions.device_generations): an older one is a copy.
+    cookie_generation = models.BigIntegerField(_("cookie generation"), null=True, blank=True)
+    cookie_generation_at = models.DateTimeField(_("cookie generation confirmed"), null=True, blank=True)
+    previous_generation = models.BigIntegerField(_("previous cookie generation"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("known device")

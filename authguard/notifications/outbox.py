@@ -200,7 +200,9 @@ SIGNED_IN_OUTCOMES = frozenset({Outcome.SIGNED_IN, Outcome.STEP_UP_PASSED, Outco
 
 #: Findings that prove the device cookie presented was copied off the customer's device. Not
 #: ``device_binding_missing``: a browser that lost its DBSC session raises it too (docs/dbsc.md).
-COPIED_COOKIE_CODES = frozenset({"device_in_two_places"})
+#: ``device_cookie_superseded``: two sign-ins older than the cookie its browser holds (one older may be a
+#: browser that lost its newest cookie in a crash: ``device_cookie_behind`` tells no one).
+COPIED_COOKIE_CODES = frozenset({"device_in_two_places", "device_cookie_superseded"})
 
 
 def _login_context(event: LoginEvent) -> dict[str, Any]:

@@ -78,6 +78,10 @@ class LoginContext:
     device_activity: DeviceActivity | None = None
     #: Whether that activity is the request's own live, verified session's (one session moving).
     device_activity_own: bool = False
+    #: The generation of the presented device cookie (:func:`device_cookie_generation`: 0 for a cookie from
+    #: before generations), None when no live cookie was presented (the replay has none): the history
+    #: compares it with the newest one the account's browser confirmed (a superseded one is a copy).
+    device_generation: int | None = None
 
     @computed_once
     def timestamp(self) -> float:
@@ -105,19 +109,63 @@ class LoginContext:
 # -- device cookie -----------------------------------------------------------------------------------
 
 
-def new_device_cookie() -> str:
-    """A fresh signed device cookie value (random id, signed so forged ids are recognised)."""
-    return signing.Signer(salt=_DEVICE_COOKIE_SALT).sign(secrets.token_urlsafe(24))
+#: Between the device id and its generation in a cookie value (never in a ``token_urlsafe`` id).
+_GENERATION_SEPARATOR = "."
 
 
-def device_id_from_cookie(value: str | None) -> str | None:
-    """The device id inside a signed cookie value, or None when absent or forged."""
+def new_device_cookie(device_id: str | None = None, *, after: int | None = None) -> str:
+    """A signed device cookie value: ``device_id`` (a fresh random id when None) and a new generation.
+
+    The generation is the issue time in milliseconds, and always above ``after`` (the generation the browser
+    presented): a node whose clock runs behind must not issue a cookie older than the one it replaces.
+    Signed with the id, so neither can be forged or moved to another id
+    (:mod:`authguard.sessions.device_generations`).
+    """
+    generation = max(int(clock.now().timestamp() * 1000), (after or 0) + 1)
+    value = f"{device_id or secrets.token_urlsafe(24)}{_GENERATION_SEPARATOR}{_base36(generation)}"
+    return signing.Signer(salt=_DEVICE_COOKIE_SALT).sign(value)
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, digit = divmod(number, 36)
+        out = digits[digit] + out
+        if not number:
+            return out
+
+
+def _unsigned_device_cookie(value: str | None) -> tuple[str, int] | None:
+    """``(device id, generation)`` of a signed cookie value (generation 0: a value from before
+    generations), or None when absent, oversized or forged."""
     if not value or len(value) > 200:
         return None
     try:
-        return signing.Signer(salt=_DEVICE_COOKIE_SALT).unsign(value)
+        unsigned = signing.Signer(salt=_DEVICE_COOKIE_SALT).unsign(value)
     except signing.BadSignature:
         return None
+    device_id, _, generation = unsigned.partition(_GENERATION_SEPARATOR)
+    if not device_id:
+        return None
+    try:
+        return device_id, int(generation, 36) if generation else 0
+    except ValueError:
+        return device_id, 0  # signed by us, so never; read as the oldest generation all the same
+
+
+def device_id_from_cookie(value: str | None) -> str | None:
+    """The device id inside a signed cookie value (the same for every generation of one browser's
+    cookie), or None when absent or forged."""
+    parts = _unsigned_device_cookie(value)
+    return parts[0] if parts else None
+
+
+def device_cookie_generation(value: str | None) -> int | None:
+    """The generation of a signed cookie value (0 for one from before generations), or None when absent
+    or forged."""
+    parts = _unsigned_device_cookie(value)
+    return parts[1] if parts else None
 
 
 #: The shortest portal device id a legacy device cookie may carry: shorter ones (a counter, a short code)
@@ -180,8 +228,8 @@ def build_context(
 ) -> LoginContext:
     """Build the :class:`LoginContext` of a login attempt from the live request."""
     ip = client_ip(request)
-    device_id = device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME))
-    hashed = device_hash(device_id)
+    presented = _unsigned_device_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME))
+    hashed = device_hash(presented[0] if presented else None)
     legacy_cookie = app_settings.LEGACY_DEVICE_COOKIE
     return LoginContext(
         time=now or clock.now(),
@@ -194,6 +242,7 @@ def build_context(
         account=account_facts(user) if user is not None else {},
         dbsc=_dbsc_state(request, hashed),
         legacy_device_hash=legacy_device_hash(request.COOKIES.get(legacy_cookie)) if legacy_cookie else None,
+        device_generation=presented[1] if presented else None,
         **_device_activity(request, hashed, user),
     )
 

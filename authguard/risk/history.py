@@ -43,6 +43,7 @@ from authguard.risk.velocity import (
     read_counts,
     record_attempt,
 )
+from authguard.sessions.device_generations import left_behind_params, left_behind_sql
 
 logger = logging.getLogger("authguard.risk.history")
 
@@ -54,6 +55,9 @@ class DeviceState:
     presented: bool
     known: bool
     trusted: bool
+    #: How far the presented cookie is behind the newest generation the account's browser confirmed
+    #: (:mod:`authguard.sessions.device_generations`): 0 current, 1 one generation behind, 2 further.
+    left_behind: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,10 +88,12 @@ class History(Protocol):
     def trust_device(self, ctx: LoginContext, until: datetime) -> None: ...
 
 
-def _device_state(profile: Profile, ctx: LoginContext, trusted: bool) -> DeviceState:
+def _device_state(profile: Profile, ctx: LoginContext, trusted: bool, left_behind: int = 0) -> DeviceState:
     presented = ctx.device_hash is not None
     known = ctx.device_hash is not None and profile.count("dev", ctx.device_hash[:20]) > 0
-    return DeviceState(presented=presented, known=known, trusted=presented and trusted)
+    return DeviceState(
+        presented=presented, known=known, trusted=presented and trusted, left_behind=left_behind
+    )
 
 
 _TOTAL_KEYS = {feature: f"#{feature}" for feature in POPULATION_FEATURES}
@@ -273,7 +279,11 @@ def _profile_sql(alias: str) -> str:
         " AND revoked_at IS NULL AND trusted_until > %s) THEN 1 ELSE 0 END"
     )
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
-    return f"SELECT (SELECT data FROM {profiles} WHERE user_id = %s),{trusted},{trusted}"  # noqa: S608
+    # The last column: how far the presented device cookie is behind its browser's newest one.
+    return (
+        f"SELECT (SELECT data FROM {profiles} WHERE user_id = %s),{trusted},{trusted},"  # noqa: S608
+        f"{left_behind_sql(devices)}"
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -303,6 +313,7 @@ class DatabaseHistory:
     def evidence(self, ctx: LoginContext) -> Evidence:
         data = None
         trusted = legacy_trusted = False
+        left_behind = 0
         if ctx.user_id is not None:
             # The profile and whether this browser is trusted in one statement (issue 15), also on a first
             # login (no profile row yet); read where the portal's routers read the profiles.
@@ -310,11 +321,13 @@ class DatabaseHistory:
             db = connections[alias]
             user = statements.user_id(ctx.user_id, using=alias)
             at = db.ops.adapt_datetimefield_value(ctx.time)
-            ((stored, trusted_flag, legacy_flag),) = statements.fetch_all(
+            generation = left_behind_params(ctx, user, db)
+            ((stored, trusted_flag, legacy_flag, behind),) = statements.fetch_all(
                 _profile_sql(alias),
-                [user, user, ctx.device_hash or "", at, user, ctx.legacy_device_hash or "", at],
+                [user, user, ctx.device_hash or "", at, user, ctx.legacy_device_hash or "", at, *generation],
                 using=alias,
             )
+            left_behind = int(behind or 0)
             # (No column expression: the value is the whole document, not a key transform.)
             data = _PROFILE_DATA.from_db_value(stored, None, db)  # type: ignore[arg-type]
             # SECURITY: a login without a device cookie is never a trusted browser.
@@ -329,7 +342,7 @@ class DatabaseHistory:
             ctx=ctx,
             profile=profile,
             population=population,
-            device=_device_state(profile, ctx, trusted),
+            device=_device_state(profile, ctx, trusted, left_behind),
             velocity=read_counts(self.cache, ctx),
         )
 

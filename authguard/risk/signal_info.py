@@ -144,6 +144,14 @@ _SIGNALS: dict[str, tuple[Any, Any, dict[str, tuple[Any, tuple[float | None, flo
                 _("Points for a device-bound cookie without its key's proof"),
                 _POINTS,
             ),
+            "device_cookie_behind": (
+                _("Points for a browser cookie one sign-in older than its browser's"),
+                _POINTS,
+            ),
+            "device_cookie_superseded": (
+                _("Points for a browser cookie two or more sign-ins older than its browser's"),
+                _POINTS,
+            ),
             "device_in_two_places": (
                 _("Points for a browser cookie in use too far away minutes before"),
                 _POINTS,

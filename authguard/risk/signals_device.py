@@ -135,17 +135,31 @@ class DeviceCookie(RiskSignal):
         "device_min_km": 150,
         "device_moved": 10,
         "device_binding_missing": 60,
+        # A device cookie its browser has moved on from (authguard.sessions.device_generations): one
+        # generation behind may be a browser that lost its newest cookie in a crash; further behind, a copy.
+        "device_cookie_behind": 40,
+        "device_cookie_superseded": 60,
         "device_in_two_places": 45,
         "device_in_two_places_seconds": 900,
     }
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         findings = self._judge(evidence)
-        twice = self._in_two_places(evidence)
-        if twice is None:
+        copied = [f for f in (self._in_two_places(evidence), self._behind(evidence)) if f is not None]
+        if not copied:
             return findings
         # SECURITY: a copied cookie earns no known-device discount.
-        return [f for f in findings if f.code not in ("known_device", "remembered_device")] + [twice]
+        return [f for f in findings if f.code not in ("known_device", "remembered_device")] + copied
+
+    def _behind(self, evidence: Evidence) -> Finding | None:
+        """A device cookie one generation behind the newest its browser confirmed for the account."""
+        if evidence.device.left_behind != 1 or evidence.ctx.dbsc == "bound_missing_proof":
+            return None
+        return Finding(
+            "device_cookie_behind",
+            self.options["device_cookie_behind"],
+            _("An older copy of this browser's cookie than the browser itself now holds"),
+        )
 
     def _judge(self, evidence: Evidence) -> list[Finding]:
         """The cookie against the account's history (or its DBSC binding)."""
@@ -158,6 +172,17 @@ class DeviceCookie(RiskSignal):
                     "device_binding_missing",
                     self.options["device_binding_missing"],
                     _("A device cookie bound to a device key, presented without that key's proof"),
+                    {STEP_UP_FLOOR: True},
+                )
+            ]
+        if device.left_behind > 1:
+            # SECURITY: a cookie two or more sign-ins older than the one its browser now holds was copied off
+            # it (no crash loses two): no discount for a known device, and a step-up at least.
+            return [
+                Finding(
+                    "device_cookie_superseded",
+                    self.options["device_cookie_superseded"],
+                    _("A copy of this browser's cookie, which the browser itself has since replaced"),
                     {STEP_UP_FLOOR: True},
                 )
             ]

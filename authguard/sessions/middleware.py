@@ -25,11 +25,11 @@ from django.utils.translation import gettext as _
 
 from authguard import clock
 from authguard.conf import app_settings
-from authguard.risk.context import device_id_from_cookie, new_device_cookie
+from authguard.risk.context import device_cookie_generation, device_id_from_cookie, new_device_cookie
 from authguard.sessions import dbsc, device_activity
 from authguard.sessions import state as sessions_state
 from authguard.sessions.logout import logout_url
-from authguard.sessions.state import DECISION_ATTR
+from authguard.sessions.state import BOUND_ATTR, DECISION_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +233,15 @@ def _offer_device_binding(request: HttpRequest, response: HttpResponse) -> None:
     value = dbsc.registration_header(request)
     if value is not None:
         response[dbsc.REGISTRATION_HEADER] = value
+
+
+def _verified_in_this_request(request: HttpRequest) -> bool:
+    """Whether this request bound a session (a sign-in, a step-up) that is verified at its end."""
+    session = getattr(request, "session", None)
+    if not getattr(request, BOUND_ATTR, False) or session is None or SESSION_KEY not in session:
+        return False
+    state = sessions_state.raw_state(request)
+    return isinstance(state, dict) and sessions_state.is_verified(state)
 
 
 def _needs_device_cookie(request: HttpRequest, signed_in_key: str | None) -> bool:
@@ -443,10 +452,17 @@ class AuthguardMiddleware:
 
     @staticmethod
     def _keep_device_cookie(request: HttpRequest, response: HttpResponse) -> None:
+        """Issue the device cookie to a browser without one, and its next generation at each sign-in or
+        step-up that leaves the session verified (the request bound it)."""
         name = app_settings.DEVICE_COOKIE_NAME
-        if device_id_from_cookie(request.COOKIES.get(name)) is not None:
+        presented = request.COOKIES.get(name)
+        device_id = device_id_from_cookie(presented)
+        # SECURITY: every verified sign-in moves the browser's cookie on to a new generation; a copy stays
+        # behind, and the next sign-in or session check recognises it (authguard.sessions.device_generations).
+        # Never a pending one: a thief held at step-up for his copy would sign in again with a fresh cookie.
+        if device_id is not None and not _verified_in_this_request(request):
             return
-        value = new_device_cookie()
+        value = new_device_cookie(device_id, after=device_cookie_generation(presented))
         # SECURITY: HttpOnly keeps scripts (and XSS) away from it; the server stores only its keyed hash.
         response.set_cookie(
             name,

@@ -20,7 +20,7 @@ from authguard.risk.context import LoginContext
 from authguard.risk.engine import Assessment, combined_score
 from authguard.risk.findings import STEP_UP_FLOOR, Finding
 from authguard.risk.policy import current_policy
-from authguard.sessions import device_binding
+from authguard.sessions import device_binding, device_generations
 from authguard.sessions import state as sessions_state
 from authguard.sessions.places import in_two_places
 from authguard.sessions.state import (
@@ -66,6 +66,15 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         state.pop("db", None)
         _save(request, state)
         proof_missing = False
+    # SECURITY: a device cookie its own browser has moved on from (a later sign-in) is a copy, whatever
+    # else this request matches: the copied session is re-scored and held (device_generations).
+    device, generation = device_generations.presented(request)
+    changed, left_behind = device_generations.check_session(
+        request, state, device=device, generation=generation, now=sessions_state._now()
+    )
+    if changed:
+        _save(request, state)
+    proof_missing = proof_missing or left_behind
     if not proof_missing and sessions_state.same_fingerprint(state, fingerprint):
         return "same"
     now = current_binding(request)
@@ -79,7 +88,9 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     assessment, ctx = _rescore(request)
     if twice is not None:
         assessment = _held_in_two_places(assessment, twice)
-    if proof_missing:
+    if left_behind:
+        assessment = _held_left_behind(assessment)
+    elif proof_missing:
         # SECURITY: whatever device cookie this request sends (none, or a fresh one, so that the context sees
         # no binding), the session's own binding is alive and unproven: a step-up at least.
         assessment = _held_without_proof(assessment)
@@ -95,6 +106,8 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         reported = login_flow.with_report_only(assessment, "step_up", would_have, rescored=True)
         login_flow.record_event(ctx, request.user, reported, password_ok=False, outcome=Outcome.SIGNED_IN)
         sessions_state.rebind(state, now, fingerprint, rescored="reported")
+        if left_behind:
+            device_generations.note_reported(state, generation)
         _save(request, state)
         logger.warning(
             "authguard REPORT-ONLY step_up user=%s ip=%s re-scored session would have %s: %s",
@@ -153,14 +166,29 @@ def _held_in_two_places(assessment: Assessment, evidence: dict[str, int]) -> Ass
 
 def _held_without_proof(assessment: Assessment) -> Assessment:
     """The re-score of a DBSC-bound session's request without its bound cookie: a step-up at least."""
-    if "device_binding_missing" in assessment.reasons:
-        return assessment  # the context saw the bound device cookie and judged it already
-    finding = Finding(
+    return _held_for_the_session(
+        assessment,
         "device_binding_missing",
-        TWO_PLACES_POINTS,  # the floor decides; the points make it a reason
         _("A device cookie bound to a device key, presented without that key's proof"),
-        {STEP_UP_FLOOR: True, "session": True},
     )
+
+
+def _held_left_behind(assessment: Assessment) -> Assessment:
+    """The re-score of a session whose device cookie its browser has moved on from: a step-up at least."""
+    return _held_for_the_session(
+        assessment,
+        "device_cookie_superseded",
+        _("A copy of this browser's cookie, which the browser itself has since replaced"),
+    )
+
+
+def _held_for_the_session(assessment: Assessment, code: str, label: Any) -> Assessment:
+    """``assessment`` with the session's own ``code`` finding, a step-up at least; unchanged when the
+    context judged the same thing already (with its own floor)."""
+    if code in assessment.reasons:
+        return assessment
+    # The floor decides; the points make it a reason.
+    finding = Finding(code, TWO_PLACES_POINTS, label, {STEP_UP_FLOOR: True, "session": True})
     return _at_least_step_up(assessment, finding)
 
 

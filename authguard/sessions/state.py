@@ -52,10 +52,10 @@ from authguard.choices import Action, FactorKind, Outcome
 from authguard.conf import app_settings
 from authguard.models import LoginEvent, SessionRecord
 from authguard.risk.addresses import client_ip
-from authguard.risk.context import device_hash, device_id_from_cookie
+from authguard.risk.context import device_cookie_generation, device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
 from authguard.risk.useragent import client_info
-from authguard.sessions import device_activity, device_binding
+from authguard.sessions import device_activity, device_binding, device_generations
 from authguard.sessions.places import (  # noqa: F401 (MATERIAL_MOVE_KM, anchor, places: this module's API)
     MATERIAL_MOVE_KM,
     anchor,
@@ -359,8 +359,9 @@ def _bind(request: HttpRequest, state: dict[str, Any]) -> None:
 
 
 def bind_issued_device_cookie(request: HttpRequest, cookie_value: str) -> None:
-    """The middleware issued ``cookie_value`` in the response of the request that bound the session, whose
-    request had no valid device cookie: bind the session to the new cookie, so its next request matches."""
+    """The middleware issued ``cookie_value`` in the response of the request that bound the session (a new
+    cookie, or the next generation of the one presented): bind the session to it, so its next request
+    matches, and that request confirms its generation (:mod:`~authguard.sessions.device_generations`)."""
     state = raw_state(request)
     if state is None or not getattr(request, BOUND_ATTR, False):
         return
@@ -369,6 +370,7 @@ def bind_issued_device_cookie(request: HttpRequest, cookie_value: str) -> None:
     state["b"] = binding
     ip, ua, _ = _request_parts(request)
     state["k"] = _fingerprint(ip, ua, cookie_value)
+    device_generations.note_issued(state, device_cookie_generation(cookie_value), _now())
     _save(request, state)
 
 

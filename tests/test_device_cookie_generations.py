@@ -1,0 +1,334 @@
+"""The device cookie moves on at every sign-in; a copy stays behind (issue 13, the infostealer variants).
+
+An infostealer copies the browser's cookie jar; the thief replays it from the customer's own city and ISP
+with the user agent of the day, where nothing in the sign-in line tells the copy from the customer. Every
+sign-in and step-up re-issues the device cookie (same device id, a new signed generation); the customer's
+browser confirms it on its next request; a copy taken before is then behind
+(:mod:`authguard.sessions.device_generations`). Tested end to end through the demo's JSON API, the real
+session middleware and real TOTP codes; the replay has no live cookies and is unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.test import Client
+
+from authguard.choices import Action, Outcome
+from authguard.models import KnownDevice, LoginEvent, Notification
+from authguard.risk.context import (
+    device_cookie_generation,
+    device_hash,
+    device_id_from_cookie,
+    new_device_cookie,
+)
+from authguard.sessions import device_generations
+from authguard.sessions.device_generations import BEHIND, CURRENT, SUPERSEDED, judge
+
+from .conftest import HANAKO_PASSWORD as PASSWORD
+from .conftest import IP_OSAKA, IP_TOKYO, UA_CHROME_WIN, totp_token
+
+pytestmark = [pytest.mark.usefixtures("geoip"), pytest.mark.django_db]
+
+DEVICE = "authguard_device"
+START = datetime(2026, 12, 7, 1, 0, tzinfo=timezone.utc)  # 10:00 in Tokyo
+
+
+@pytest.fixture
+def hanako(brokerage_customer: Any) -> Any:
+    return brokerage_customer(holdings={"7203": 100}, totp=True)
+
+
+@pytest.fixture
+def clock() -> Any:
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+def _client(ip: str = IP_TOKYO) -> Client:
+    return Client(REMOTE_ADDR=ip, HTTP_USER_AGENT=UA_CHROME_WIN)
+
+
+def _login(client: Client) -> Any:
+    answer = client.post(
+        "/api/login", {"username": "hanako", "password": PASSWORD}, content_type="application/json"
+    )
+    assert answer.status_code in (200, 403), answer.content
+    return answer.json()
+
+
+def _sign_in_and_use(client: Client) -> None:
+    """A sign-in the engine allows, then a page: the browser took the new cookie and confirmed it."""
+    assert _login(client)["status"] == "ok"
+    assert client.get("/api/portfolio").status_code == 200
+
+
+def _sign_out(client: Client) -> None:
+    client.post("/api/logout")
+
+
+def _browser_in_use() -> Client:
+    """Her browser at home: it visited before (a device cookie), signed in, and opened a page."""
+    browser = _client()
+    browser.get("/api/csrf")
+    _sign_in_and_use(browser)
+    return browser
+
+
+def _later_sign_ins(browser: Client, clock: Any, count: int) -> None:
+    """The customer signs out and in again ``count`` times, a day apart; her browser moves on each time."""
+    for _ in range(count):
+        clock.shift(timedelta(days=1))
+        _sign_out(browser)
+        _sign_in_and_use(browser)
+
+
+def _cookie(client: Client) -> str:
+    return client.cookies[DEVICE].value
+
+
+def _row(user: Any, client: Client) -> KnownDevice:
+    return KnownDevice.objects.get(user=user, cookie_hash=device_hash(device_id_from_cookie(_cookie(client))))
+
+
+def _copy(value: str, ip: str = IP_TOKYO) -> Client:
+    thief = _client(ip)
+    thief.cookies[DEVICE] = value
+    return thief
+
+
+def _last_event() -> LoginEvent:
+    return LoginEvent.objects.order_by("-pk").first()
+
+
+def _finding(event: LoginEvent, code: str) -> dict[str, Any] | None:
+    return next((f for f in event.findings if f["code"] == code), None)
+
+
+# -- the cookie ------------------------------------------------------------------------------------------
+
+
+def test_a_cookie_keeps_its_device_id_across_generations_and_refuses_forgery(clock: Any) -> None:
+    first = new_device_cookie()
+    device_id = device_id_from_cookie(first)
+    clock.shift(timedelta(seconds=5))
+    second = new_device_cookie(device_id, after=device_cookie_generation(first))
+    assert device_id_from_cookie(second) == device_id and second != first
+    assert device_cookie_generation(second) > device_cookie_generation(first)
+    # A node whose clock runs behind still issues a newer generation than the one presented.
+    clock.shift(timedelta(hours=-1))
+    third = new_device_cookie(device_id, after=device_cookie_generation(second))
+    assert device_cookie_generation(third) == device_cookie_generation(second) + 1
+    # SECURITY: the generation is signed with the id: neither can be changed or moved.
+    tampered = second.replace(second.split(":")[0], f"{device_id}.zzzzzzzzz")
+    assert device_id_from_cookie(tampered) is None and device_cookie_generation(tampered) is None
+    # A cookie from before generations reads as generation 0 of the same id.
+    from django.core import signing
+
+    old = signing.Signer(salt="authguard.device-cookie").sign(device_id)
+    assert (device_id_from_cookie(old), device_cookie_generation(old)) == (device_id, 0)
+
+
+def test_the_rule_in_python_is_the_rule_in_sql() -> None:
+    now = START
+    long_ago = now - timedelta(days=3)
+    assert judge(None, 5, now) == CURRENT
+    assert judge((None, None, None), 0, now) == CURRENT  # nothing confirmed yet
+    assert judge((10, long_ago, None), 10, now) == CURRENT
+    assert judge((10, long_ago, None), 11, now) == CURRENT  # issued, not confirmed yet
+    assert judge((10, long_ago, None), 9, now) == BEHIND  # the first generation after an upgrade
+    assert judge((10, long_ago, 8), 8, now) == BEHIND
+    assert judge((10, long_ago, 8), 7, now) == SUPERSEDED
+    assert judge((10, long_ago, 8), 0, now) == SUPERSEDED  # a cookie from before generations
+    # Requests sent with the old cookie just before the browser took the new one.
+    assert judge((10, now - timedelta(seconds=59), 8), 7, now) == CURRENT
+    assert judge((10, now - timedelta(seconds=61), 8), 7, now) == SUPERSEDED
+
+
+# -- sign-in ---------------------------------------------------------------------------------------------
+
+
+def test_each_sign_in_moves_the_cookie_on_and_the_next_request_confirms_it(hanako: Any, clock: Any) -> None:
+    browser = _client()
+    browser.get("/api/csrf")
+    before = _cookie(browser)
+    assert _login(browser)["status"] == "ok"
+    after = _cookie(browser)
+    assert after != before and device_id_from_cookie(after) == device_id_from_cookie(before)
+    assert _row(hanako, browser).cookie_generation is None  # issued, not yet seen back
+    browser.get("/api/portfolio")
+    row = _row(hanako, browser)
+    assert row.cookie_generation == device_cookie_generation(after) and row.previous_generation is None
+    clock.shift(timedelta(hours=1))
+    _sign_out(browser)
+    _sign_in_and_use(browser)
+    row = _row(hanako, browser)
+    assert row.cookie_generation == device_cookie_generation(_cookie(browser))
+    assert row.previous_generation == device_cookie_generation(after)
+    # Her own browser is never behind: every sign-in of it was allowed without a finding of this kind.
+    assert not LoginEvent.objects.filter(reasons__icontains="device_cookie").exists()
+
+
+@pytest.mark.battery(62)
+def test_an_infostealers_copy_two_sign_ins_old_is_stepped_up_from_her_own_line(
+    hanako: Any, clock: Any
+) -> None:
+    browser = _browser_in_use()
+    stolen = _cookie(browser)  # the malware's copy of the jar, this morning
+    _later_sign_ins(browser, clock, 2)  # she signs in twice more over the next days; her browser moves on
+    clock.shift(timedelta(days=1))
+    # The thief replays it from her own address with her user agent: the line is hers in every field.
+    thief = _copy(stolen)
+    answer = _login(thief)
+    assert answer["status"] == "step_up_required"
+    event = _last_event()
+    assert event.action == Action.STEP_UP and event.ip == IP_TOKYO
+    finding = _finding(event, "device_cookie_superseded")
+    assert finding is not None and finding["score"] == 60
+    assert "known_device" not in event.reasons  # SECURITY: no discount for a copy
+    assert thief.get("/api/portfolio").status_code == 401
+    # She is told: malware on her computer reads its browser data.
+    (warning,) = Notification.objects.filter(kind="device_cookie_copied", user=hanako)
+    assert warning.context["ip"] == IP_TOKYO
+    # Her own browser is untouched: its next sign-in is an ordinary one.
+    assert _login(browser)["status"] == "ok"
+    assert "device_cookie" not in " ".join(_last_event().reasons)
+
+
+def test_a_sign_in_held_at_step_up_gets_no_fresh_cookie_to_try_again_with(hanako: Any, clock: Any) -> None:
+    browser = _browser_in_use()
+    stolen = _cookie(browser)
+    _later_sign_ins(browser, clock, 2)
+    clock.shift(timedelta(hours=3))
+    thief = _copy(stolen)
+    assert _login(thief)["status"] == "step_up_required"
+    # SECURITY: the held sign-in's answer does not move his copy on; he gives up and tries again.
+    assert _cookie(thief) == stolen
+    thief.post("/api/logout")
+    assert _login(thief)["status"] == "step_up_required"
+    assert "device_cookie_superseded" in _last_event().reasons
+
+
+def test_a_copy_one_sign_in_old_counts_points_but_tells_no_one(hanako: Any, clock: Any) -> None:
+    browser = _browser_in_use()
+    older = _cookie(browser)
+    _later_sign_ins(browser, clock, 1)
+    clock.shift(timedelta(days=1))
+    # One generation behind: a copy, or the same browser after a crash lost its newest cookie.
+    _login(_copy(older))
+    event = _last_event()
+    finding = _finding(event, "device_cookie_behind")
+    assert finding is not None and finding["score"] == 40
+    # Without the finding it would have been her known browser at home (score 0): 40 points more, and no
+    # discount, which a new city or network on top turns into a step-up.
+    assert "known_device" not in event.reasons and event.score >= 30
+    assert not Notification.objects.filter(kind="device_cookie_copied").exists()
+
+
+def test_a_browser_that_lost_the_new_cookie_is_not_behind(hanako: Any, clock: Any) -> None:
+    browser = _browser_in_use()
+    kept = _cookie(browser)
+    clock.shift(timedelta(days=1))
+    _sign_out(browser)
+    assert _login(browser)["status"] == "ok"
+    browser.cookies[DEVICE] = kept  # the answer's Set-Cookie never reached the disk
+    assert browser.get("/api/portfolio").status_code == 200  # nothing confirmed: it saw the old one
+    clock.shift(timedelta(days=1))
+    _sign_out(browser)
+    assert _login(browser)["status"] == "ok"
+    assert "device_cookie" not in " ".join(_last_event().reasons)
+
+
+def test_a_household_signing_in_by_turns_on_one_browser_is_never_behind(
+    hanako: Any, brokerage_customer: Any, user_factory: Any, clock: Any
+) -> None:
+    taro = user_factory("taro", password=PASSWORD)
+    browser = _client()
+    browser.get("/api/csrf")
+    for day in range(4):
+        clock.shift(timedelta(days=1))
+        for name in ("hanako", "taro"):
+            answer = browser.post(
+                "/api/login", {"username": name, "password": PASSWORD}, content_type="application/json"
+            )
+            assert answer.json()["status"] == "ok", (day, name, answer.content)
+            assert browser.get("/api/portfolio").status_code in (200, 403)
+            _sign_out(browser)
+    assert not LoginEvent.objects.filter(reasons__icontains="device_cookie").exists()
+    assert KnownDevice.objects.filter(user=taro).get().cookie_generation is not None
+
+
+# -- a live session --------------------------------------------------------------------------------------
+
+
+def _jar(victim: Client, ip: str = IP_TOKYO) -> Client:
+    other = _client(ip)
+    for name, morsel in victim.cookies.items():
+        other.cookies[name] = morsel.value
+    return other
+
+
+def test_a_copied_session_is_held_within_a_minute_of_her_next_sign_in(hanako: Any, clock: Any) -> None:
+    browser = _browser_in_use()
+    # The whole jar is copied, session cookie included, and used from her own line: nothing differs.
+    thief = _jar(browser)
+    assert thief.get("/api/portfolio").status_code == 200
+    # She closes the browser (its session cookie goes) and signs in again the next morning; the thief
+    # keeps his copy of the old session alive.
+    for minutes in (10, 20, 30):
+        clock.shift(timedelta(minutes=10))
+        assert thief.get("/api/portfolio").status_code == 200, minutes
+    del browser.cookies[settings.SESSION_COOKIE_NAME]
+    _sign_in_and_use(browser)
+    clock.shift(timedelta(seconds=device_generations.CHECK_SECONDS + 1))
+    answer = thief.get("/api/portfolio")
+    assert answer.status_code == 401 and answer.json()["status"] == "step_up_required"
+    event = _last_event()
+    assert event.outcome == Outcome.RESCORED and event.user == hanako
+    assert _finding(event, "device_cookie_superseded")["evidence"]["session"] is True
+    assert Notification.objects.filter(kind="device_cookie_copied", user=hanako).count() == 1
+    assert browser.get("/api/portfolio").status_code == 200
+
+
+def test_when_the_thief_signs_in_first_her_browser_is_held_then_his(hanako: Any, clock: Any) -> None:
+    browser = _browser_in_use()
+    clock.shift(timedelta(minutes=5))
+    # The thief copies the current cookie and signs in first, from her line with one relayed code.
+    thief = _copy(_cookie(browser))
+    first = _login(thief)
+    if first["status"] == "step_up_required":
+        code = totp_token(hanako.totp)
+        answer = thief.post("/authguard/api/step-up/totp", {"code": code}, content_type="application/json")
+        assert answer.status_code == 200
+    assert thief.get("/api/portfolio").status_code == 200  # his browser confirms the next generation
+    clock.shift(timedelta(seconds=device_generations.CHECK_SECONDS + 1))
+    # Her live session now presents a cookie its browser was moved past: held, never silently allowed.
+    mine = browser.get("/api/portfolio")
+    assert mine.status_code == 401 and mine.json()["status"] == "step_up_required"
+    # She steps up (the thief has no code of this time step); her browser moves past his copy.
+    clock.shift(timedelta(seconds=60))
+    answer = browser.post(
+        "/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}, content_type="application/json"
+    )
+    assert answer.status_code == 200, answer.content
+    assert browser.get("/api/portfolio").status_code == 200
+    clock.shift(timedelta(seconds=device_generations.CHECK_SECONDS + 1))
+    held = thief.get("/api/portfolio")
+    assert held.status_code == 401 and held.json()["status"] == "step_up_required"
+    assert browser.get("/api/portfolio").status_code == 200
+
+
+def test_a_cookie_from_elsewhere_is_left_to_the_binding(hanako: Any, clock: Any) -> None:
+    # The comparison is for the session's own device cookie; another one re-scores as a new browser.
+    browser = _browser_in_use()
+    moved = _jar(browser, ip=IP_OSAKA)
+    moved.cookies[DEVICE] = new_device_cookie()
+    clock.shift(timedelta(seconds=device_generations.CHECK_SECONDS + 1))
+    moved.get("/api/portfolio")
+    event = _last_event()
+    assert event.outcome in (Outcome.RESCORED, Outcome.REFUSED, Outcome.SIGNED_IN)
+    assert "device_cookie_superseded" not in event.reasons
