@@ -11,11 +11,13 @@ session middleware and real TOTP codes; the replay has no live cookies and is un
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import time_machine
 from django.conf import settings
+from django.db import connection
 from django.test import Client
 
 from authguard.choices import Action, Outcome
@@ -30,7 +32,7 @@ from authguard.sessions import device_generations
 from authguard.sessions.device_generations import BEHIND, CURRENT, SUPERSEDED, judge
 
 from .conftest import HANAKO_PASSWORD as PASSWORD
-from .conftest import IP_OSAKA, IP_TOKYO, UA_CHROME_WIN, totp_token
+from .conftest import IP_TOKYO, UA_CHROME_WIN, totp_token
 
 pytestmark = [pytest.mark.usefixtures("geoip"), pytest.mark.django_db]
 
@@ -53,9 +55,9 @@ def _client(ip: str = IP_TOKYO) -> Client:
     return Client(REMOTE_ADDR=ip, HTTP_USER_AGENT=UA_CHROME_WIN)
 
 
-def _login(client: Client) -> Any:
+def _login(client: Client, username: str = "hanako") -> Any:
     answer = client.post(
-        "/api/login", {"username": "hanako", "password": PASSWORD}, content_type="application/json"
+        "/api/login", {"username": username, "password": PASSWORD}, content_type="application/json"
     )
     assert answer.status_code in (200, 403), answer.content
     return answer.json()
@@ -133,20 +135,55 @@ def test_a_cookie_keeps_its_device_id_across_generations_and_refuses_forgery(clo
     assert (device_id_from_cookie(old), device_cookie_generation(old)) == (device_id, 0)
 
 
-def test_the_rule_in_python_is_the_rule_in_sql() -> None:
-    now = START
-    long_ago = now - timedelta(days=3)
-    assert judge(None, 5, now) == CURRENT
-    assert judge((None, None, None), 0, now) == CURRENT  # nothing confirmed yet
-    assert judge((10, long_ago, None), 10, now) == CURRENT
-    assert judge((10, long_ago, None), 11, now) == CURRENT  # issued, not confirmed yet
-    assert judge((10, long_ago, None), 9, now) == BEHIND  # the first generation after an upgrade
-    assert judge((10, long_ago, 8), 8, now) == BEHIND
-    assert judge((10, long_ago, 8), 7, now) == SUPERSEDED
-    assert judge((10, long_ago, 8), 0, now) == SUPERSEDED  # a cookie from before generations
+_LONG_AGO = START - timedelta(days=3)
+#: (rows of the device id, one per account, as (newest, confirmed at, previous); presented; expected)
+_RULES = [
+    ([], 5, CURRENT),
+    ([(None, None, None)], 0, CURRENT),  # nothing confirmed yet
+    ([(10**6, _LONG_AGO, None)], 10**6, CURRENT),
+    ([(10**6, _LONG_AGO, None)], 10**6 + 1, CURRENT),  # issued, not confirmed yet
+    ([(10**6, _LONG_AGO, None)], 1, BEHIND),  # the first generation after an upgrade
+    ([(10**6, _LONG_AGO, 10**5)], 10**5, BEHIND),
+    ([(10**6, _LONG_AGO, 10**5)], 10**4, SUPERSEDED),
+    ([(10**6, _LONG_AGO, 10**5)], 0, SUPERSEDED),  # a cookie from before generations
+    ([(10**6, _LONG_AGO, 10**5)], 10**6 - 59_000, CURRENT),  # a sibling: issued 59 s apart
     # Requests sent with the old cookie just before the browser took the new one.
-    assert judge((10, now - timedelta(seconds=59), 8), 7, now) == CURRENT
-    assert judge((10, now - timedelta(seconds=61), 8), 7, now) == SUPERSEDED
+    ([(10**6, START - timedelta(seconds=59), 10**5)], 10**4, CURRENT),
+    ([(10**6, START - timedelta(seconds=61), 10**5)], 10**4, SUPERSEDED),
+    # Another account's row of the same browser moved on: the copy is behind for every account.
+    ([(10**4, _LONG_AGO, None), (10**6, _LONG_AGO, 10**5)], 10**4, SUPERSEDED),
+    # A retired id: the newest cookie at retirement is behind, older ones superseded; no grace.
+    ([(device_generations.RETIRED, START, 10**6)], 10**6, BEHIND),
+    ([(device_generations.RETIRED, START, 10**6)], 10**5, SUPERSEDED),
+    ([(device_generations.RETIRED, START, None)], 10**6, SUPERSEDED),
+]
+
+
+@pytest.mark.parametrize(("rows", "presented", "expected"), _RULES)
+def test_the_rule_in_python_is_the_rule_in_sql(
+    rows: list[Any], presented: int, expected: int, user_factory: Any
+) -> None:
+    assert judge(rows, presented, START) == expected
+    for number, (newest, at, previous) in enumerate(rows):
+        KnownDevice.objects.create(
+            user=user_factory(f"u{number}"),
+            cookie_hash="h" * 64,
+            first_seen_at=_LONG_AGO,
+            last_seen_at=_LONG_AGO,
+            cookie_generation=newest,
+            cookie_generation_at=at,
+            previous_generation=previous,
+        )
+    table = connection.ops.quote_name(KnownDevice._meta.db_table)
+    context = SimpleNamespace(device_generation=presented, device_hash="h" * 64, time=START)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {device_generations.left_behind_sql(table)}",
+            device_generations.left_behind_params(context, connection),
+        )
+        (found,) = cursor.fetchone()
+    assert (found or CURRENT) == expected
+    assert device_generations.left_behind(device_hash="h" * 64, generation=presented, now=START) == expected
 
 
 # -- sign-in ---------------------------------------------------------------------------------------------
@@ -194,9 +231,23 @@ def test_an_infostealers_copy_two_sign_ins_old_is_stepped_up_from_her_own_line(
     # She is told: malware on her computer reads its browser data.
     (warning,) = Notification.objects.filter(kind="device_cookie_copied", user=hanako)
     assert warning.context["ip"] == IP_TOKYO
-    # Her own browser is untouched: its next sign-in is an ordinary one.
+    # Two holders of one browser id: the id is retired. Her browser held its newest cookie: behind (+40,
+    # allowed at home; never refused for what the thief did), and it gets a new id; from there on her
+    # sign-ins are ordinary again.
+    old_id = device_id_from_cookie(_cookie(browser))
+    clock.shift(timedelta(hours=1))
+    _sign_out(browser)
+    assert _login(browser)["status"] == "ok"
+    assert "device_cookie_behind" in _last_event().reasons
+    assert device_id_from_cookie(_cookie(browser)) != old_id
+    assert browser.get("/api/portfolio").status_code == 200
+    clock.shift(timedelta(days=1))
+    _sign_out(browser)
     assert _login(browser)["status"] == "ok"
     assert "device_cookie" not in " ".join(_last_event().reasons)
+    # The thief's copy stays retired.
+    _sign_out(thief)
+    assert _login(thief)["status"] == "step_up_required"
 
 
 def test_a_sign_in_held_at_step_up_gets_no_fresh_cookie_to_try_again_with(hanako: Any, clock: Any) -> None:
@@ -289,9 +340,18 @@ def test_a_copied_session_is_held_within_a_minute_of_her_next_sign_in(hanako: An
     assert answer.status_code == 401 and answer.json()["status"] == "step_up_required"
     event = _last_event()
     assert event.outcome == Outcome.RESCORED and event.user == hanako
-    assert _finding(event, "device_cookie_superseded")["evidence"]["session"] is True
+    assert "device_cookie_superseded" in event.reasons
     assert Notification.objects.filter(kind="device_cookie_copied", user=hanako).count() == 1
+    # Two holders of one id: retired. Her session is held too; she steps up and her browser gets a new id.
+    assert browser.get("/api/portfolio").status_code == 401
+    answer = browser.post(
+        "/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}, content_type="application/json"
+    )
+    assert answer.status_code == 200, answer.content
     assert browser.get("/api/portfolio").status_code == 200
+    clock.shift(timedelta(seconds=device_generations.CHECK_SECONDS + 1))
+    assert browser.get("/api/portfolio").status_code == 200
+    assert thief.get("/api/portfolio").status_code == 401
 
 
 def test_when_the_thief_signs_in_first_her_browser_is_held_then_his(hanako: Any, clock: Any) -> None:
@@ -322,13 +382,66 @@ def test_when_the_thief_signs_in_first_her_browser_is_held_then_his(hanako: Any,
     assert browser.get("/api/portfolio").status_code == 200
 
 
-def test_a_cookie_from_elsewhere_is_left_to_the_binding(hanako: Any, clock: Any) -> None:
-    # The comparison is for the session's own device cookie; another one re-scores as a new browser.
+@pytest.mark.parametrize("swap", ["drop", "fresh"])
+def test_a_copied_session_cannot_shed_the_check_by_dropping_its_device_cookie(
+    hanako: Any, clock: Any, swap: str
+) -> None:
     browser = _browser_in_use()
-    moved = _jar(browser, ip=IP_OSAKA)
-    moved.cookies[DEVICE] = new_device_cookie()
+    thief = _jar(browser)
+    if swap == "drop":
+        del thief.cookies[DEVICE]
+    else:
+        thief.cookies[DEVICE] = new_device_cookie()
+    # SECURITY: her browser confirmed its cookie: the session without it is held at once, not re-bound.
+    answer = thief.get("/api/portfolio")
+    assert answer.status_code == 401 and answer.json()["status"] == "step_up_required"
+    assert "device_cookie_superseded" in _last_event().reasons
+    assert _finding(_last_event(), "device_cookie_superseded")["evidence"]["session"] is True
+
+
+def test_a_one_behind_copy_at_home_gets_a_new_id_and_no_lineage(hanako: Any, clock: Any) -> None:
+    browser = _browser_in_use()
+    older = _cookie(browser)
+    _later_sign_ins(browser, clock, 1)
+    clock.shift(timedelta(minutes=20))
+    thief = _copy(older)
+    assert _login(thief)["status"] == "ok"  # +40 at home: allowed, as a crashed browser would be
+    # SECURITY: never the next generation of a copy; a new id, i.e. a new browser from here on.
+    assert device_id_from_cookie(_cookie(thief)) != device_id_from_cookie(older)
+    # Two holders of one id: retired, so her live session is held within a minute, and no ping-pong
+    # follows: each side's next sign-in with the old id meets "superseded".
     clock.shift(timedelta(seconds=device_generations.CHECK_SECONDS + 1))
-    moved.get("/api/portfolio")
-    event = _last_event()
-    assert event.outcome in (Outcome.RESCORED, Outcome.REFUSED, Outcome.SIGNED_IN)
-    assert "device_cookie_superseded" not in event.reasons
+    mine = browser.get("/api/portfolio")
+    assert mine.status_code == 401 and mine.json()["status"] == "step_up_required"
+
+
+def test_a_copy_cannot_be_made_current_through_an_account_of_the_thiefs_own(
+    hanako: Any, user_factory: Any, clock: Any
+) -> None:
+    user_factory("mallory", password=PASSWORD, email="mallory@example.jp")
+    browser = _browser_in_use()
+    stolen = _cookie(browser)
+    _later_sign_ins(browser, clock, 3)
+    clock.shift(timedelta(days=1))
+    thief = _copy(stolen)
+    # His own account: the copy is judged against every account's row of that browser id, so it is
+    # superseded there too, and whatever his sign-in's outcome, he gets no next generation of her id.
+    _login(thief, "mallory")
+    assert "device_cookie_superseded" in _last_event().reasons
+    laundered = _cookie(thief)
+    assert laundered == stolen or device_id_from_cookie(laundered) != device_id_from_cookie(stolen)
+    _sign_out(thief)
+    thief.cookies[DEVICE] = stolen
+    assert _login(thief)["status"] == "step_up_required"
+    assert "device_cookie_superseded" in _last_event().reasons
+
+
+def test_revoking_the_browser_does_not_switch_the_comparison_off(hanako: Any, clock: Any) -> None:
+    # Her natural answer to the "copied" notice: she revokes the browser on her security page.
+    browser = _browser_in_use()
+    stolen = _cookie(browser)
+    _later_sign_ins(browser, clock, 2)
+    KnownDevice.objects.filter(user=hanako).update(revoked_at=START)
+    clock.shift(timedelta(days=1))
+    assert _login(_copy(stolen))["status"] == "step_up_required"
+    assert "device_cookie_superseded" in _last_event().reasons

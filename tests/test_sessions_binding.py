@@ -180,7 +180,9 @@ def test_another_ip_in_the_same_network_is_not_a_material_change(victim: Browser
 
 def test_an_allowed_re_score_rebinds_the_session(victim: Browser, settings: Any) -> None:
     settings.AUTHGUARD_RISK_SIGNALS = []  # every context scores 0: allowed
-    thief = steal(victim, ip=IP_SG_VPS, ua=UA_FIREFOX_LINUX)
+    # The whole jar: a session cookie without the device cookie its browser confirmed is held whatever the
+    # score (tests/test_device_cookie_generations.py), so the allowed re-score is of one that carries it.
+    thief = steal(victim, ip=IP_SG_VPS, ua=UA_FIREFOX_LINUX, device_cookie=True)
     assert thief.get("/api/portfolio").status_code == 200
     state = victim.state()
     assert state["s"] == "verified" and state["r"] is True and state["b"]["cc"] == "SG"

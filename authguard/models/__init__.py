@@ -134,6 +134,8 @@ class KnownDevice(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "cookie_hash"], name="authguard_device_unique")
         ]
+        # A device cookie's generations are judged over every account's row of it (device_generations).
+        indexes = [models.Index(fields=["cookie_hash"], name="authguard_device_cookie_idx")]
 
     def __str__(self) -> str:
         return f"{self.label or 'device'} of {self.user}"

@@ -1,27 +1,27 @@
 """Which generation of a browser's device cookie is current: a cookie left behind is a copy.
 
-Every sign-in and step-up re-issues the device cookie with the same device id and a new *generation* (its
-issue time in milliseconds, signed with the id: :func:`authguard.risk.context.new_device_cookie`). The next
-request of the verified session that presents it *confirms* it (:func:`check_session`): the account's
-:class:`~authguard.models.KnownDevice` row keeps the newest confirmed generation, when it was confirmed, and
-the one before it. The customer's browser moves on with every sign-in; a copy of its cookie jar (infostealer
-malware) stays at the generation it was taken at. So a device cookie older than the newest generation its
-browser confirmed since is a copy, or the browser lost its newest cookie:
+Every verified sign-in and step-up re-issues the device cookie with the same device id and a new
+*generation* (its issue time in milliseconds, signed with the id:
+:func:`authguard.risk.context.new_device_cookie`). The next request of the verified session that
+presents it *confirms* it (:func:`check_session`): the
+account's :class:`~authguard.models.KnownDevice` row keeps the newest confirmed generation, when it was
+confirmed, and the one before it. The customer's browser moves on with every sign-in; a copy of its cookie jar
+(infostealer malware) stays at the generation it was taken at. A device cookie older than the newest
+generation any account confirmed for that device id since is a copy, or the browser lost its newest cookie:
 
 * one generation behind (``left_behind`` 1): a copy taken before the customer's last sign-in, or a browser
   that crashed before it wrote its newest cookie to disk: ``device_cookie_behind`` (points, no floor);
-* further behind (2): no crash loses two sign-ins' cookies: ``device_cookie_superseded``, a step-up at least,
-  and the customer is told.
+* further behind (2): ``device_cookie_superseded``, a step-up at least, and the customer is told.
+
+A cookie left behind means two holders of one device id, and either may be the thief (he signs in first,
+her browser falls behind). So the device id is *retired* the moment one is presented (:func:`retire`):
+every cookie of that id is superseded from then on, and the next verified sign-in or step-up of each holder
+gets a new device id (a new browser to the engine), never the next generation of the old one. A thief
+cannot launder an old copy through an account of his own, nor keep the customer's established browser.
 
 This is refresh-token rotation with reuse detection (OAuth 2.0 Security BCP, RFC 9700) applied to the device
-cookie, and per account: a thief's own account signed in with the copy moves only its own row. Whoever uses
-a copy first, the other side is caught next: the thief at his sign-in (or his copied session within
-:data:`CHECK_SECONDS`) when the customer signed in since the theft; otherwise the customer's browser, whose
-sign-in or session is then held at step-up, which she passes and the thief (without her passkey) does not,
-and which moves the generation on past the thief's.
-
-The replay has no live cookies (``LoginContext.device_generation`` is None there): nothing here applies.
-It sits low, beside :mod:`~authguard.sessions.device_activity`: the risk history reads it.
+cookie. The replay has no live cookies (``LoginContext.device_generation`` is None there): nothing here
+applies. It sits low, beside :mod:`~authguard.sessions.device_activity`: the risk history reads it.
 """
 
 from __future__ import annotations
@@ -49,35 +49,59 @@ CHECK_SECONDS = 60
 
 CURRENT, BEHIND, SUPERSEDED = 0, 1, 2
 
+#: The generation a retired device id's rows hold: every cookie of the id is below it, and no
+#: confirmation moves past it (a retired id is never current again).
+RETIRED = 2**62
+#: Two generations issued this close are siblings (two sign-ins of one browser in flight at once, whose
+#: answers may arrive in either order), never a copy and its successor.
+_SIBLING_MS = GRACE_SECONDS * 1000
+
 
 def left_behind_sql(devices_table: str) -> str:
-    """A scalar subquery: how far the presented generation is behind (0, 1, 2; NULL without a row), with
-    :func:`left_behind_params`. The risk history asks it in the statement that reads the profile, so a
-    sign-in costs no query more (issue 15). SECURITY: ``devices_table`` is the model's own quoted name;
-    every value is a parameter."""
+    """A scalar subquery: how far the presented generation is behind (0, 1, 2; NULL without a row), over
+    every account's row of the device id, with :func:`left_behind_params`. The risk history asks it in the
+    statement that reads the profile, so a sign-in costs no query more (issue 15). SECURITY:
+    ``devices_table`` is the model's own quoted name, the constants are integers; every value is a
+    parameter."""
     return (
-        "(SELECT CASE WHEN cookie_generation IS NULL OR %s >= cookie_generation"  # noqa: S608
-        " OR cookie_generation_at > %s THEN 0"
-        " WHEN previous_generation IS NULL OR %s >= previous_generation THEN 1 ELSE 2 END"
-        f" FROM {devices_table} WHERE user_id = %s AND cookie_hash = %s AND revoked_at IS NULL)"
+        "(SELECT MAX(CASE WHEN cookie_generation IS NULL THEN 0"  # noqa: S608
+        f" WHEN cookie_generation >= {RETIRED} THEN CASE WHEN previous_generation IS NOT NULL"
+        f" AND %s >= previous_generation - {_SIBLING_MS} THEN 1 ELSE 2 END"
+        f" WHEN %s >= cookie_generation - {_SIBLING_MS} THEN 0"
+        " WHEN cookie_generation_at > %s THEN 0"
+        " WHEN previous_generation IS NULL OR %s >= previous_generation THEN 1 ELSE 2 END)"
+        f" FROM {devices_table} WHERE cookie_hash = %s)"
     )
 
 
-def left_behind_params(ctx: Any, user: Any, connection: Any) -> list[Any]:
+def left_behind_params(ctx: Any, connection: Any) -> list[Any]:
     """The parameters of :func:`left_behind_sql` for a login context (no row without a live cookie)."""
     generation = ctx.device_generation
     live = generation is not None and bool(ctx.device_hash)
     grace_start = connection.ops.adapt_datetimefield_value(ctx.time - timedelta(seconds=GRACE_SECONDS))
-    return [generation or 0, grace_start, generation or 0, user, ctx.device_hash if live else ""]
+    presented = generation or 0
+    return [presented, presented, grace_start, presented, ctx.device_hash if live else ""]
 
 
-def judge(row: tuple[int | None, datetime | None, int | None] | None, generation: int, now: datetime) -> int:
-    """:func:`left_behind_sql` in Python: ``row`` is ``(cookie_generation, cookie_generation_at,
-    previous_generation)`` of the account's device, or None."""
-    if row is None:
-        return CURRENT
+Row = tuple[int | None, datetime | None, int | None]
+
+
+def judge(rows: list[Row], generation: int, now: datetime) -> int:
+    """:func:`left_behind_sql` in Python: ``rows`` are ``(cookie_generation, cookie_generation_at,
+    previous_generation)`` of the device id's rows, one per account."""
+    return max((_judge_row(row, generation, now) for row in rows), default=CURRENT)
+
+
+def _judge_row(row: Row, generation: int, now: datetime) -> int:
     newest, confirmed_at, previous = row
-    if newest is None or generation >= newest:
+    if newest is None:
+        return CURRENT
+    if newest >= RETIRED:
+        # The newest cookie when the id was retired is one holder's, perhaps the customer's: behind, not a
+        # copy (she is not stepped up, or refused without a factor, for what the other holder did).
+        sibling = previous is not None and generation >= previous - _SIBLING_MS
+        return BEHIND if sibling else SUPERSEDED
+    if generation >= newest - _SIBLING_MS:
         return CURRENT
     if confirmed_at is not None and confirmed_at > now - timedelta(seconds=GRACE_SECONDS):
         return CURRENT
@@ -86,19 +110,27 @@ def judge(row: tuple[int | None, datetime | None, int | None] | None, generation
     return SUPERSEDED
 
 
-def left_behind(*, user_id: Any, device_hash: str, generation: int, now: datetime) -> int:
-    """How far ``generation`` of the device is behind its newest confirmed one for the account."""
-    row = (
-        KnownDevice.objects.filter(user_id=user_id, cookie_hash=device_hash, revoked_at__isnull=True)
-        .values_list("cookie_generation", "cookie_generation_at", "previous_generation")
-        .first()
+def left_behind(*, device_hash: str, generation: int, now: datetime) -> int:
+    """How far ``generation`` of the device id is behind the newest one any account confirmed."""
+    rows = KnownDevice.objects.filter(cookie_hash=device_hash).values_list(
+        "cookie_generation", "cookie_generation_at", "previous_generation"
     )
-    return judge(row, generation, now)
+    return judge(list(rows), generation, now)
+
+
+def retire(*, device_hash: str, now: datetime) -> None:
+    """A cookie of this device id was left behind: two holders, either may be the thief. From now on the
+    newest cookie of the id is behind and every older one superseded, with no grace; each holder's next
+    verified sign-in or step-up gets a new id. (``previous_generation`` keeps the newest at retirement.)"""
+    KnownDevice.objects.filter(cookie_hash=device_hash, cookie_generation__lt=RETIRED).update(
+        previous_generation=F("cookie_generation"), cookie_generation=RETIRED, cookie_generation_at=now
+    )
 
 
 def confirm(*, user_id: Any, device_hash: str, generation: int, now: datetime) -> bool:
     """The account's verified session presented ``generation`` of the device's cookie: it is the newest
-    (one conditional UPDATE; an older or equal one changes nothing). Returns whether a row moved on."""
+    (one conditional UPDATE; an older or equal one, or a retired id, changes nothing). Returns whether a
+    row moved on."""
     newer = Q(cookie_generation__isnull=True) | Q(cookie_generation__lt=generation)
     # One statement: the database moves the newest to ``previous`` and sets the new one atomically, so two
     # racing confirmations keep the order of their generations.
@@ -115,22 +147,28 @@ def note_issued(state: dict[str, Any], generation: int | None, now: float) -> No
     state["dgt"] = now
 
 
+#: The findings that say a sign-in presented a cookie left behind (:mod:`authguard.risk.signals_device`).
+LEFT_BEHIND_CODES = frozenset({"device_cookie_behind", "device_cookie_superseded"})
+
+
 def check_session(
     request: HttpRequest, state: dict[str, Any], *, device: str | None, generation: int | None, now: float
 ) -> tuple[bool, bool]:
     """For a verified session's request presenting ``device`` (its hash) at ``generation``: confirm the
     generation the session was given, and at most every :data:`CHECK_SECONDS` ask whether the cookie was
-    left behind. Returns ``(state changed, left behind)``."""
+    left behind (then its id is retired). Returns ``(state changed, hold the session)``."""
     if device is None or generation is None or device != (state.get("b") or {}).get("dev"):
-        return False, False  # no cookie, or another one: the binding re-scores that change itself
-    user_id = request.user.pk
+        # SECURITY: a session whose browser confirmed its cookie, asked without it (dropped, or swapped for
+        # a fresh one), is a copied session cookie shedding the evidence: held like a cookie left behind.
+        hold = bool(state.get("dgc"))
+        return False, hold and not _reported(state, device, generation)
     at = datetime.fromtimestamp(now, tz=timezone.utc)
     changed = False
     issued = state.get("dg")
     if isinstance(issued, int) and not state.get("dgc") and generation >= issued:
         try:
             with transaction.atomic():
-                confirm(user_id=user_id, device_hash=device, generation=generation, now=at)
+                confirm(user_id=request.user.pk, device_hash=device, generation=generation, now=at)
         except DatabaseError:
             # Only this evidence is lost: the older generation stays the newest one, nothing is held.
             logger.exception("authguard: could not confirm a device cookie generation")
@@ -142,19 +180,45 @@ def check_session(
     state["dgt"] = now
     try:
         with transaction.atomic():  # a savepoint: a failure leaves a portal's request transaction usable
-            behind = left_behind(user_id=user_id, device_hash=device, generation=generation, now=at)
+            behind = left_behind(device_hash=device, generation=generation, now=at)
+            if behind:
+                retire(device_hash=device, now=at)
     except DatabaseError:
         # SECURITY: a comparison that cannot be made holds the session (fail closed); it re-scores.
         logger.exception("authguard: could not compare a device cookie generation")
         behind = SUPERSEDED
-    if behind and state.get("dgr") == generation:
-        return True, False  # already re-scored for this very cookie (and reported: report-only)
-    return True, behind > CURRENT
+    return True, behind > CURRENT and not _reported(state, device, generation)
 
 
-def note_reported(state: dict[str, Any], generation: int | None) -> None:
-    """Report-only carried a left-behind session on: its re-score is not repeated for the same cookie."""
-    state["dgr"] = generation
+def _reported(state: dict[str, Any], device: str | None, generation: int | None) -> bool:
+    """Report-only already carried this session on for this very cookie: no re-score at every request."""
+    return app_settings.report_only("step_up") and state.get("dgr") == f"{device}:{generation}"
+
+
+def note_reported(state: dict[str, Any], device: str | None, generation: int | None) -> None:
+    """Report-only carried a held session on: its re-score is not repeated for the same cookie."""
+    state["dgr"] = f"{device}:{generation}"
+
+
+def reissued_id(
+    *, device_id: str, device: str, generation: int | None, decision: Any, now: datetime
+) -> str | None:
+    """The id a verified sign-in's or step-up's re-issued cookie carries: ``device_id`` (the next
+    generation), or None (a new id) when the presented cookie was left behind or its id retired.
+
+    A sign-in's decision already judged the cookie (its findings); a step-up asks (one query)."""
+    if decision is not None:
+        behind = bool(LEFT_BEHIND_CODES & set(decision.assessment.reasons))
+    else:
+        behind = left_behind(device_hash=device, generation=generation or 0, now=now) > CURRENT
+    # SECURITY: never the next generation of a copy: that would make it current again (a laundered copy).
+    return None if behind else device_id
+
+
+def retire_if_left_behind(*, device: str, decision: Any, now: datetime) -> None:
+    """A sign-in (any outcome) presented a cookie left behind: retire its id (:func:`retire`)."""
+    if decision is not None and LEFT_BEHIND_CODES & set(decision.assessment.reasons):
+        retire(device_hash=device, now=now)
 
 
 def presented(request: HttpRequest) -> tuple[str | None, int | None]:

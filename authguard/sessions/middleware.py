@@ -25,8 +25,13 @@ from django.utils.translation import gettext as _
 
 from authguard import clock
 from authguard.conf import app_settings
-from authguard.risk.context import device_cookie_generation, device_id_from_cookie, new_device_cookie
-from authguard.sessions import dbsc, device_activity
+from authguard.risk.context import (
+    device_cookie_generation,
+    device_hash,
+    device_id_from_cookie,
+    new_device_cookie,
+)
+from authguard.sessions import dbsc, device_activity, device_generations
 from authguard.sessions import state as sessions_state
 from authguard.sessions.logout import logout_url
 from authguard.sessions.state import BOUND_ATTR, DECISION_ATTR
@@ -457,12 +462,22 @@ class AuthguardMiddleware:
         name = app_settings.DEVICE_COOKIE_NAME
         presented = request.COOKIES.get(name)
         device_id = device_id_from_cookie(presented)
+        generation = device_cookie_generation(presented)
+        decision = getattr(request, DECISION_ATTR, None)
+        device = device_hash(device_id)
+        if device is not None and decision is not None:
+            # SECURITY: a sign-in of any outcome that presented a cookie left behind retires its id.
+            device_generations.retire_if_left_behind(device=device, decision=decision, now=clock.now())
         # SECURITY: every verified sign-in moves the browser's cookie on to a new generation; a copy stays
         # behind, and the next sign-in or session check recognises it (authguard.sessions.device_generations).
         # Never a pending one: a thief held at step-up for his copy would sign in again with a fresh cookie.
         if device_id is not None and not _verified_in_this_request(request):
             return
-        value = new_device_cookie(device_id, after=device_cookie_generation(presented))
+        if device_id is not None and device is not None:
+            device_id = device_generations.reissued_id(
+                device_id=device_id, device=device, generation=generation, decision=decision, now=clock.now()
+            )
+        value = new_device_cookie(device_id, after=generation)
         # SECURITY: HttpOnly keeps scripts (and XSS) away from it; the server stores only its keyed hash.
         response.set_cookie(
             name,

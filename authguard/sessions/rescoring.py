@@ -74,11 +74,11 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     )
     if changed:
         _save(request, state)
-    proof_missing = proof_missing or left_behind
-    if not proof_missing and sessions_state.same_fingerprint(state, fingerprint):
+    held = proof_missing or left_behind
+    if not held and sessions_state.same_fingerprint(state, fingerprint):
         return "same"
     now = current_binding(request)
-    if not proof_missing and not is_material_change(
+    if not held and not is_material_change(
         sessions_state.bound_context(state), now, sessions_state.anchor(state)
     ):
         sessions_state.rebind(state, now, fingerprint)
@@ -90,7 +90,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         assessment = _held_in_two_places(assessment, twice)
     if left_behind:
         assessment = _held_left_behind(assessment)
-    elif proof_missing:
+    if proof_missing:
         # SECURITY: whatever device cookie this request sends (none, or a fresh one, so that the context sees
         # no binding), the session's own binding is alive and unproven: a step-up at least.
         assessment = _held_without_proof(assessment)
@@ -107,7 +107,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         login_flow.record_event(ctx, request.user, reported, password_ok=False, outcome=Outcome.SIGNED_IN)
         sessions_state.rebind(state, now, fingerprint, rescored="reported")
         if left_behind:
-            device_generations.note_reported(state, generation)
+            device_generations.note_reported(state, device, generation)
         _save(request, state)
         logger.warning(
             "authguard REPORT-ONLY step_up user=%s ip=%s re-scored session would have %s: %s",
