@@ -32,6 +32,11 @@ def main(job: dict[str, Any]) -> dict[str, Any]:
             out["answers"].append([response.status_code, json.loads(response.content or b"null")])
         cookie = client.cookies.get(settings.SESSION_COOKIE_NAME)
         out["session"] = cookie.value if cookie else None
+        # The browser's whole jar: its device cookie goes with its session to every node.
+        from authguard.conf import app_settings
+
+        device = client.cookies.get(app_settings.DEVICE_COOKIE_NAME)
+        out["device"] = device.value if device else None
         measured = clock.skew()
         out["offset"] = measured.offset if measured else None
         out["clock_now"] = clock.timestamp()

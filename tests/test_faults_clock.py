@@ -113,10 +113,13 @@ def hold_on_skewed_node(skew: str, extra_settings: dict[str, Any]) -> tuple[dict
     return report, stderr, started
 
 
-def same_session_here(session_key: str) -> int:
-    """This (true-clock) node's answer to the skewed node's session: 200 when it is still signed in."""
+def same_session_here(report: dict[str, Any]) -> int:
+    """This (true-clock) node's answer to the skewed node's session (the same browser, its whole cookie
+    jar: session and device cookie): 200 when it is still signed in."""
     client = OrderApi(REMOTE_ADDR=IP_TOKYO)
-    client.client.cookies[django_settings.SESSION_COOKIE_NAME] = session_key
+    client.client.cookies[django_settings.SESSION_COOKIE_NAME] = report["session"]
+    if report.get("device"):
+        client.client.cookies["authguard_device"] = report["device"]
     return int(client.get("/api/portfolio").status_code)
 
 
@@ -132,7 +135,7 @@ def test_a_node_two_hours_ahead_writes_the_database_time(kenji: Any) -> None:
     held = HeldOrder.objects.get(user=kenji)
     assert abs(held.expires_at.timestamp() - (started + 300)) < CLOSE, held.expires_at
     # Its session's times are the database's: the true-clock node serves it as signed in.
-    assert same_session_here(report["session"]) == 200
+    assert same_session_here(report) == 200
 
 
 def test_without_the_correction_times_from_the_future_fail_closed(kenji: Any) -> None:
@@ -144,7 +147,7 @@ def test_without_the_correction_times_from_the_future_fail_closed(kenji: Any) ->
     assert abs(held.expires_at.timestamp() - (started + 7200 + 300)) < CLOSE, held.expires_at
     # A session signed in "2 h from now" is no recent activity: this node ends it (before: valid for 2 h
     # longer than the idle timeout allows).
-    assert same_session_here(report["session"]) in (401, 403)
+    assert same_session_here(report) in (401, 403)
 
 
 @pytest.mark.usefixtures("geoip")

@@ -286,7 +286,9 @@ class AuthguardMiddleware:
       switch and views marked :func:`~authguard.decorators.step_up_exempt`; everything else answers a
       redirect to the step-up chooser (HTML) or 401 ``step_up_required`` (JSON).
     * Issues the long-lived device cookie to browsers that have none (or a forged one), where a sign-in is
-      near (:func:`_needs_device_cookie`), never on other anonymous pages.
+      near (:func:`_needs_device_cookie`), never on other anonymous pages; re-issues it (its next generation,
+      or a new id for a copy) at each verified sign-in or step-up
+      (:mod:`~authguard.sessions.device_generations`).
     * Runs in a sync or an async stack (Django's ``sync_capable`` / ``async_capable``), the same way.
     * After a login in this request: a pending one goes to the step-up chooser, a refused one to the
       generic "refused" page, instead of the login view's success redirect.
