@@ -136,7 +136,7 @@ def _base36(number: int) -> str:
             return out
 
 
-def _unsigned_device_cookie(value: str | None) -> tuple[str, int] | None:
+def device_cookie_parts(value: str | None) -> tuple[str, int] | None:
     """``(device id, generation)`` of a signed cookie value (generation 0: a value from before
     generations), or None when absent, oversized or forged."""
     if not value or len(value) > 200:
@@ -157,14 +157,14 @@ def _unsigned_device_cookie(value: str | None) -> tuple[str, int] | None:
 def device_id_from_cookie(value: str | None) -> str | None:
     """The device id inside a signed cookie value (the same for every generation of one browser's
     cookie), or None when absent or forged."""
-    parts = _unsigned_device_cookie(value)
+    parts = device_cookie_parts(value)
     return parts[0] if parts else None
 
 
 def device_cookie_generation(value: str | None) -> int | None:
     """The generation of a signed cookie value (0 for one from before generations), or None when absent
     or forged."""
-    parts = _unsigned_device_cookie(value)
+    parts = device_cookie_parts(value)
     return parts[1] if parts else None
 
 
@@ -228,7 +228,7 @@ def build_context(
 ) -> LoginContext:
     """Build the :class:`LoginContext` of a login attempt from the live request."""
     ip = client_ip(request)
-    presented = _unsigned_device_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME))
+    presented = device_cookie_parts(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME))
     hashed = device_hash(presented[0] if presented else None)
     legacy_cookie = app_settings.LEGACY_DEVICE_COOKIE
     return LoginContext(

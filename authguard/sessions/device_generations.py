@@ -36,7 +36,7 @@ from django.http import HttpRequest
 
 from authguard.conf import app_settings
 from authguard.models import KnownDevice
-from authguard.risk.context import device_cookie_generation, device_hash, device_id_from_cookie
+from authguard.risk.context import device_cookie_parts, device_hash
 
 logger = logging.getLogger(__name__)
 
@@ -223,5 +223,6 @@ def retire_if_left_behind(*, device: str, decision: Any, now: datetime) -> None:
 
 def presented(request: HttpRequest) -> tuple[str | None, int | None]:
     """``(device hash, generation)`` of the request's device cookie, each None when absent or forged."""
-    raw = request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME)
-    return device_hash(device_id_from_cookie(raw)), device_cookie_generation(raw)
+    # One signature check per request (this runs for every request of a verified session).
+    parts = device_cookie_parts(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME))
+    return (device_hash(parts[0]), parts[1]) if parts else (None, None)

@@ -25,12 +25,7 @@ from django.utils.translation import gettext as _
 
 from authguard import clock
 from authguard.conf import app_settings
-from authguard.risk.context import (
-    device_cookie_generation,
-    device_hash,
-    device_id_from_cookie,
-    new_device_cookie,
-)
+from authguard.risk.context import device_cookie_parts, device_hash, new_device_cookie
 from authguard.sessions import dbsc, device_activity, device_generations
 from authguard.sessions import state as sessions_state
 from authguard.sessions.logout import logout_url
@@ -462,9 +457,8 @@ class AuthguardMiddleware:
         """Issue the device cookie to a browser without one, and its next generation at each sign-in or
         step-up that leaves the session verified (the request bound it)."""
         name = app_settings.DEVICE_COOKIE_NAME
-        presented = request.COOKIES.get(name)
-        device_id = device_id_from_cookie(presented)
-        generation = device_cookie_generation(presented)
+        parts = device_cookie_parts(request.COOKIES.get(name))  # one signature check, every request
+        device_id, generation = parts if parts else (None, None)
         decision = getattr(request, DECISION_ATTR, None)
         device = device_hash(device_id)
         if device is not None and decision is not None:
