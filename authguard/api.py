@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 
 from authguard.exceptions import InvalidCredential, StepUpRequired, Throttled
 from authguard.factors import base as factors
-from authguard.factors import contact, inventory, lifecycle, passkeys, recovery, totp
+from authguard.factors import contact, inventory, lifecycle, passkeys, recovery, removal, totp
 from authguard.login import lockout, unlocking
 from authguard.login import stepup as login_stepup
 from authguard.sessions import state as sessions_state
@@ -394,7 +394,7 @@ def factor_remove(request: HttpRequest) -> HttpResponse:
         # Checked after the rules, so the answer says nothing about other users' devices.
         lifecycle.require_can_change_factors(request)
         raise ApiError(404, "not_found", _("There is no such security method on your account."))
-    lifecycle.remove_factor(request, user=request.user, device=device)
+    removal.remove_factor(request, user=request.user, device=device)
     return answer("ok")
 
 

@@ -13,10 +13,11 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
@@ -27,7 +28,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import AuthguardError, StepUpRequired, Throttled
-from authguard.factors import contact, inventory, lifecycle, recovery, totp
+from authguard.factors import contact, inventory, lifecycle, recovery, removal, totp
 from authguard.factors import methods as factor_methods
 from authguard.login import stepup as login_stepup
 from authguard.models import KnownDevice, LoginEvent
@@ -230,8 +231,9 @@ def _can_change(request: HttpRequest) -> bool:
     return bool(lifecycle.can_change_factors(request))
 
 
-def _reverify_first(request: HttpRequest) -> HttpResponse:
-    """Factor and email changes need a fresh strong verification: go and get one, then come back."""
+def _reverify_first(request: HttpRequest, back: str | None = None) -> HttpResponse:
+    """Factor, email and password changes need a fresh strong verification: go and get one, then come back
+    (to the security page, or ``back``)."""
 
     if not factor_methods.step_up_methods(request.user):
         if lifecycle.ever_had_factor(request.user):
@@ -252,7 +254,7 @@ def _reverify_first(request: HttpRequest) -> HttpResponse:
             ),
         )
         return redirect("authguard:security")
-    return redirect(step_up_url(request, reverse("authguard:security"), name="authguard:reverify"))
+    return redirect(step_up_url(request, back or reverse("authguard:security"), name="authguard:reverify"))
 
 
 def _factor_rows(user: AbstractBaseUser) -> list[dict[str, Any]]:
@@ -404,7 +406,7 @@ def security_remove_factor(request: HttpRequest, method: str, pk: int) -> HttpRe
         messages.error(request, _("That sign-in method does not exist."))
         return redirect("authguard:security")
     try:
-        lifecycle.remove_factor(request, user=request.user, device=device)
+        removal.remove_factor(request, user=request.user, device=device)
     except AuthguardError as error:
         messages.error(request, error.message)
     else:
@@ -444,6 +446,21 @@ def security_revoke_device(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.error(request, _("That device does not exist."))
     return redirect("authguard:security")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change behind authguard's rule (:func:`~authguard.factors.contact.
+    require_password_change_allowed`): a fresh verification with a factor the customer had before the
+    cooling-off first. Route the portal's ``password_change`` URL here."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.user.is_authenticated:
+            try:
+                contact.require_password_change_allowed(request, user=request.user)
+            except StepUpRequired as error:
+                messages.error(request, error.message)
+                return _reverify_first(request, back=request.path)
+        return super().dispatch(request, *args, **kwargs)
 
 
 @never_cache

@@ -692,6 +692,12 @@ def test_battery_58_password_change_ends_the_other_sessions_and_keeps_this_one(
     customer = Client(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN)
     customer.get("/login/")
     assert customer.post("/login/", {"username": "hanako", "password": HANAKO_PASSWORD}).url == "/"
+    # A password-only session changes no password (red team, 2026-12-05): first a fresh verification with a
+    # factor she had before the cooling-off, then the form.
+    assert customer.get("/password/change/").url == "/authguard/reverify/?next=/password/change/"
+    code = totp_token(totp_hanako.totp, steps=1)  # the next step: the thief spent this one's code
+    verified = customer.post("/authguard/step-up/totp/?next=/password/change/", {"code": code})
+    assert verified.status_code == 302 and verified.url == "/password/change/", verified
     page = customer.get("/password/change/")
     assert page.status_code == 200 and b"old_password" in page.content
     new = "a much better password 2026"

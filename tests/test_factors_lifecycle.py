@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.exceptions import Throttled
-from authguard.factors import contact, inventory, lifecycle, throttles
+from authguard.factors import contact, inventory, lifecycle, removal, throttles
 from authguard.factors.base import in_cooling_off
 from authguard.models import AccountSecurity, FactorRecord, FactorThrottle, PasskeyDevice
 
@@ -193,12 +193,12 @@ def test_staff_remove_a_factor_through_the_lifecycle_and_the_customer_is_told(
 
     staff = user_factory("desk", is_staff=True)
     device = totp_factory(alice)
-    lifecycle.remove_factor(None, user=alice, device=device, by_staff=staff, reason="lost phone")
+    removal.remove_factor(None, user=alice, device=device, by_staff=staff, reason="lost phone")
     assert not TOTPDevice.objects.filter(pk=device.pk).exists()
     notice = Notification.objects.get(kind="factor_removed", user=alice)
     assert notice.context["by_staff"] is True
     with pytest.raises(ValueError):
-        lifecycle.remove_factor(None, user=alice, device=totp_factory(alice))
+        removal.remove_factor(None, user=alice, device=totp_factory(alice))
 
 
 def test_the_desk_grants_one_re_binding(

@@ -20,7 +20,7 @@ never who on the staff did it and never the internal notes; the staff recipients
 waiting for a second approval.
 
 Execution calls the owners' public functions: :func:`authguard.orders.guard.staff_release`,
-:func:`authguard.factors.lifecycle.remove_factor`, :func:`authguard.login.lockout.unlock`,
+:func:`authguard.factors.removal.remove_factor`, :func:`authguard.login.lockout.unlock`,
 :func:`authguard.risk.policy.save_policy`, and for containment (issue 16)
 :func:`authguard.login.lockout.lock`,
 :func:`authguard.login.lockout.end_all_access` and :mod:`authguard.console.containment` (forced password

@@ -3,7 +3,7 @@ about (:func:`describe`), what can never be carried out (:func:`check_actionable
 out through its owner's public function (:data:`EXECUTORS`).
 
 Execution calls the owners' public functions: :func:`authguard.orders.guard.staff_release`,
-:func:`authguard.factors.lifecycle.remove_factor`, :func:`authguard.login.lockout.unlock`,
+:func:`authguard.factors.removal.remove_factor`, :func:`authguard.login.lockout.unlock`,
 :func:`authguard.risk.policy.save_policy`, :func:`authguard.login.lockout.lock`,
 :func:`authguard.login.lockout.end_all_access`, and for containment (issue 16) the forced password reset
 (:func:`force_password_reset`) and the network block records (:func:`create_block`, :func:`end_block`),
@@ -39,7 +39,7 @@ from authguard.console.four_eyes import (
     could_not,
 )
 from authguard.exceptions import AuthguardError
-from authguard.factors import lifecycle
+from authguard.factors import removal
 from authguard.factors.inventory import FACTOR_LABELS, kind_of
 from authguard.login import lockout
 from authguard.models import (
@@ -233,7 +233,7 @@ def _revoke_factor(approval: StaffApproval, by: Any) -> str:
     audit(
         by, device, f"revoked {approval.payload.get('kind', '')} {name!r} of {device.user}: {approval.reason}"
     )
-    lifecycle.remove_factor(None, user=approval.customer, device=device, by_staff=by, reason=approval.reason)
+    removal.remove_factor(None, user=approval.customer, device=device, by_staff=by, reason=approval.reason)
     return ""
 
 

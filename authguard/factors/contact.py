@@ -41,7 +41,7 @@ from authguard.factors.inventory import (
     session_device,
     user_factors,
 )
-from authguard.factors.lifecycle import note_contact_changed, require_can_change_factors
+from authguard.factors.lifecycle import note_contact_changed, require_can_change_factors, session_vouched
 from authguard.models import ContactChange, PasskeyDevice
 from authguard.notifications.messages import user_language
 from authguard.sessions import state as sessions_state
@@ -106,6 +106,62 @@ def require_contact_change_allowed(request: HttpRequest, *, user: Any) -> str:
         code="second_factor_required",
         methods=[m for m in others if m],
     )
+
+
+def require_strong_removal(request: HttpRequest, *, user: Any) -> str:
+    """Removing or replacing a factor that is not cooling off needs more than one relayable code: a fresh
+    verification with a trusted passkey (``"passkey"``), a vouched session (``"vouched"``: low-risk, on a
+    browser the account has used for a month, verified with a factor not cooling off), or what an e-mail
+    change needs (``"two_factors"``, :func:`require_contact_change_allowed`). Raises
+    :class:`~authguard.exceptions.StepUpRequired`."""
+    verifier = session_device(request)
+    if (
+        isinstance(verifier, PasskeyDevice)
+        and sessions_state.has_fresh_verification(request, methods=["passkey"])
+        and may_confirm_sensitive(user, verifier)
+    ):
+        return "passkey"
+    state = sessions_state.session_state(request)
+    low_risk = bool(state is not None and state.low_risk and not state.rescored)
+    if (
+        verifier is not None
+        and may_confirm_sensitive(user, verifier)
+        and session_vouched(request, user=user, via="fresh_verification", low_risk=low_risk, now=clock.now())
+    ):
+        return "vouched"
+    try:
+        return require_contact_change_allowed(request, user=user)
+    except StepUpRequired as exc:
+        raise StepUpRequired(
+            _(
+                "To remove or replace a security method, confirm it is you with your passkey, or with a "
+                "second, different security method."
+            ),
+            code=exc.code,
+            methods=exc.methods,
+        ) from None
+
+
+def require_password_change_allowed(request: HttpRequest, *, user: Any) -> str:
+    """A password change from a signed-in session (a reset by e-mail is not one): the rules of a factor
+    change, with a verifying factor that is not cooling off. Returns how, as
+    :func:`~authguard.factors.lifecycle.require_can_change_factors` does.
+
+    SECURITY: a change ends every other session and revokes the factors added during a cooling-off
+    (:func:`authguard.login.flow.password_changed`): the customer's decision, never a password-only
+    session's, or a thief with the password alone would lock her out and delete her new passkey (red team,
+    2026-12-05). Raises :class:`~authguard.exceptions.StepUpRequired`.
+    """
+    how = require_can_change_factors(request, user=user)
+    if how == "fresh_verification":
+        verifier = session_device(request)
+        if verifier is None or not may_confirm_sensitive(request.user, verifier):
+            raise StepUpRequired(
+                _("Confirm it is you with a security method you had before the cooling-off period."),
+                code="step_up_required",
+                methods=factor_methods.step_up_methods(request.user),
+            )
+    return how
 
 
 def remember_first_factor(request: HttpRequest) -> None:
@@ -341,6 +397,8 @@ __all__ = [
     "pending_email_change",
     "remember_first_factor",
     "require_contact_change_allowed",
+    "require_password_change_allowed",
+    "require_strong_removal",
     "SECOND_FACTOR_KEY",
     "session_device_by_id",
 ]

@@ -22,11 +22,11 @@ all call these functions, so each rule below is written once (issue 10, battery 
 * **Re-binding is strong.** A disabled factor is bound again only after a fresh verification with another
   active passkey that is not cooling off, or when the portal's identity-proofing hook
   (``AUTHGUARD_IDENTITY_PROOFING_HOOK``) vouches for the session (:func:`require_strong_rebind`); staff
-  re-bind through :func:`remove_factor` with ``by_staff``.
-* **Removal.** A factor added during the cooling-off can always be removed with any older factor; a factor
-  that is cooling off removes nothing but factors that are cooling off too; a passkey that is not cooling off
-  is removed only with a passkey (no downgrade); the last strong factor is never removed by the customer.
-  A password reset revokes every factor still cooling off (:func:`revoke_factors_added_in_cooling_off`).
+  re-bind through :func:`authguard.factors.removal.remove_factor` with ``by_staff``.
+* **Removal** (:mod:`authguard.factors.removal`): a factor added during the cooling-off can always be removed
+  with any older factor; a factor that is cooling off removes nothing but factors that are cooling off too;
+  an established factor yields to no relayed code; the last strong factor is never removed by the customer.
+  A password reset revokes every factor still cooling off.
 * **Who may change factors at all** (:func:`require_can_change_factors`): adding, removing or replacing a
   factor (and changing the e-mail address, :mod:`authguard.factors.contact`) needs a fresh strong
   verification with an existing factor; a user who never had any factor may enroll the first one only from
@@ -54,14 +54,11 @@ from authguard.factors import methods as factor_methods
 from authguard.factors.base import note_change, tell_user
 from authguard.factors.inventory import (
     FACTOR_LABELS,
-    factor_is_cooling_off,
-    kind_of,
     may_confirm_sensitive,
     notice_addresses,
     previous_address,
     session_device,
     user_factors,
-    verified_by_cooling_off_factor,
 )
 from authguard.models import (
     AccountSecurity,
@@ -363,7 +360,7 @@ def record_enrollment(
     vouched = (
         request is None
         or not app_settings.UNVOUCHED_FACTOR_DAYS  # 0: the portal switched the rule off
-        or _vouched(request, user=user, via=via, low_risk=low_risk, now=now)
+        or session_vouched(request, user=user, via=via, low_risk=low_risk, now=now)
     )
     # SECURITY: the first-factor exemption holds once per account: the row lock serialises two racing
     # first enrollments, and the second one cools off like any other added factor.
@@ -415,7 +412,7 @@ def record_enrollment(
 ESTABLISHED_DEVICE_DAYS = 30
 
 
-def _vouched(request: HttpRequest, *, user: Any, via: str, low_risk: bool, now: datetime) -> bool:
+def session_vouched(request: HttpRequest, *, user: Any, via: str, low_risk: bool, now: datetime) -> bool:
     """Whether more than a password and a relayable code vouch for a factor enrolled in this session: a
     strong re-bind (another passkey, identity proofing, the desk), a fresh verification with a trusted
     passkey, or a low-risk session on a browser this account has used for ``ESTABLISHED_DEVICE_DAYS``."""
@@ -441,126 +438,22 @@ def _vouched(request: HttpRequest, *, user: Any, via: str, low_risk: bool, now: 
         return True
     # A new customer (an account younger than that) has no month-old browser: the browser the account was
     # first used from counts. A thief is vouched for only if he signed in before the customer ever did.
+    # SECURITY: "first" over every browser the account ever had, forgotten ones included: forgetting her
+    # browser (which the security page allows without a verification) must not make his the first
+    # (red team, 2026-12-05).
     joined = getattr(user, "date_joined", None)
-    first = known.order_by("first_seen_at", "pk").values_list("cookie_hash", flat=True).first()
-    return isinstance(joined, datetime) and joined > since and first == device
-
-
-# -- removal and revocation ----------------------------------------------------------------------------------
-
-
-def _strong_factors(user: Any) -> list[Device]:
-    return [d for d in user_factors(user) if not isinstance(d, RecoveryCodeDevice)]
-
-
-def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> None:
-    """The rules of removing ``device`` in this session (the caller has checked a fresh verification).
-
-    * a factor that is cooling off may be removed with any older factor (or itself);
-    * a session verified with a factor that is cooling off removes nothing else;
-    * a passkey that is not cooling off is removed only with another factor that is a passkey;
-    * the last strong factor (passkey or authenticator app) is never removed by the customer.
-    """
-    verifier = session_device(request)
-    target_cooling = factor_is_cooling_off(device)
-    if not target_cooling and verified_by_cooling_off_factor(request):
-        # SECURITY: a factor added during the cooling-off never removes the customer's older ones. Nor does
-        # a session whose verifying factor is gone: a thief who verified with his own new passkey and then
-        # removed it still holds a "passkey" verification, which must not remove hers (red team, 2026-12-04).
-        raise FactorCoolingOff(
-            _(
-                "A security method added during the cooling-off period cannot remove your other "
-                "methods. Confirm it is you with a method you had before."
-            )
-        )
-    if (
-        not target_cooling
-        and kind_of(device) == FactorKind.PASSKEY
-        and not (
-            sessions_state.has_fresh_verification(request, methods=["passkey"])
-            and isinstance(verifier, PasskeyDevice)
-            and may_confirm_sensitive(user, verifier)
-        )
-    ):
-        # SECURITY: a relayable factor (TOTP, a recovery code) never removes a phishing-resistant one;
-        # otherwise a phisher with the password and one relayed code could drop the customer's passkey.
-        # The passkey that verified must still exist and be trusted, not just be named in the session.
-        raise StepUpRequired(
-            _("Confirm it is you with a passkey to remove a passkey."),
-            code="step_up_required",
-            methods=["passkey"],
-        )
-    if kind_of(device) != FactorKind.RECOVERY_CODE and not target_cooling:
-        others = [d for d in _strong_factors(user) if d.persistent_id != device.persistent_id]
-        if not [d for d in others if not factor_is_cooling_off(d)]:
-            raise InvalidCredential(
-                _("This is your last security method. Add another one before you remove it."),
-                code="last_factor",
-            )
-
-
-def _delete_factor(user: Any, device: Device, *, reason: str, by_staff: Any = None) -> None:
-    kind = kind_of(device)
-    now = clock.now()
-    with transaction.atomic():
-        FactorRecord.objects.filter(device_id=device.persistent_id).delete()
-        name = device.name
-        device.delete()
-        tell_user(
-            user, "factor_removed", factor=FACTOR_LABELS[kind], name=name, by_staff=by_staff is not None
-        )
-        note_change(user, now)
-    logger.info(
-        "authguard factor removed user=%s kind=%s reason=%s staff=%s",
-        user.pk,
-        kind,
-        reason,
-        getattr(by_staff, "pk", None),
+    first = (
+        KnownDevice.objects.filter(user_id=user.pk)
+        .order_by("first_seen_at", "pk")
+        .values_list("cookie_hash", flat=True)
+        .first()
     )
-
-
-def remove_factor(
-    request: HttpRequest | None, *, user: Any, device: Device, by_staff: Any = None, reason: str = ""
-) -> None:
-    """Remove one factor (passkey, TOTP device or recovery-code set) of ``user``.
-
-    From the customer's session (``by_staff`` None): subject to
-    :func:`require_can_change_factors` and :func:`require_can_remove`; ``device`` must be the session
-    user's (else ``InvalidCredential("unknown_factor")``). From the admin: ``by_staff`` is the
-    staff user (the caller checks permissions and approvals) and ``reason`` is audited; the customer is
-    notified either way. Raises :class:`~authguard.exceptions.StepUpRequired`,
-    :class:`FactorCoolingOff` or :class:`~authguard.exceptions.InvalidCredential`.
-    """
-    if by_staff is None:
-        if request is None:
-            raise ValueError("remove_factor needs the customer's request or by_staff")
-        require_can_change_factors(request, user=user)
-        user = request.user
-    # SECURITY: only the user's own device; the id may come from the request.
-    if device is None or getattr(device, "user_id", None) != user.pk:
-        raise InvalidCredential(_("There is no such security method on your account."), code="unknown_factor")
-    if by_staff is None:
-        require_can_remove(request, user=user, device=device)  # type: ignore[arg-type]
-    _delete_factor(user, device, reason=reason or ("staff" if by_staff else "customer"), by_staff=by_staff)
-
-
-def revoke_factors_added_in_cooling_off(user: Any, *, reason: str) -> int:
-    """Remove every factor of ``user`` that is cooling off now (the password-reset hook calls this: what a
-    thief added with the password must not survive its reset). Returns how many were removed."""
-    removed = 0
-    for model in (PasskeyDevice, TOTPDevice, RecoveryCodeDevice):
-        for device in list(model.objects.filter(user_id=user.pk)):
-            record = FactorRecord.objects.filter(device_id=device.persistent_id).first()
-            if not device.confirmed and (record is None or record.disabled_at is None):
-                continue  # an enrollment never finished: nothing to revoke (it is discarded anyway)
-            if factor_is_cooling_off(device):
-                _delete_factor(user, device, reason=reason)
-                removed += 1
-    if removed:
-        logger.warning(
-            "authguard revoked %s factors added in cooling-off user=%s (%s)", removed, user.pk, reason
-        )
-    return removed
+    return (
+        isinstance(joined, datetime)
+        and joined > since
+        and first == device
+        and known.filter(cookie_hash=device).exists()
+    )
 
 
 __all__ = [
@@ -573,13 +466,11 @@ __all__ = [
     "note_contact_changed",
     "RebindRequired",
     "record_enrollment",
-    "remove_factor",
     "require_can_change_factors",
-    "require_can_remove",
+    "session_vouched",
     "require_enrollment_allowed",
     "require_fresh_verification",
     "require_may_confirm_sensitive",
     "require_strong_rebind",
-    "revoke_factors_added_in_cooling_off",
     "start_cooling_off",
 ]

@@ -21,7 +21,8 @@ from django_otp.models import Device
 from authguard import clock
 from authguard.factors.base import tell_user, verify_code
 from authguard.factors.inventory import user_factors
-from authguard.factors.lifecycle import record_enrollment, require_can_change_factors, require_can_remove
+from authguard.factors.lifecycle import record_enrollment, require_can_change_factors
+from authguard.factors.removal import require_can_remove
 from authguard.models import FactorKind, FactorRecord, RecoveryCode, RecoveryCodeDevice
 from authguard.models.factors import _BASE32
 from authguard.models.factors import RECOVERY_CODE_LENGTH as RECOVERY_CODE_LENGTH

@@ -30,9 +30,9 @@ from authguard.factors.inventory import is_disabled, totp_device
 from authguard.factors.lifecycle import (
     record_enrollment,
     require_can_change_factors,
-    require_can_remove,
     require_strong_rebind,
 )
+from authguard.factors.removal import require_can_remove
 from authguard.models import FactorKind, FactorRecord
 
 #: Session key of a TOTP enrollment waiting for its first code, and how long it waits.

@@ -40,8 +40,8 @@ from django.utils.translation import gettext_lazy
 from authguard import clock
 from authguard.choices import Action
 from authguard.conf import app_settings
-from authguard.factors import lifecycle
 from authguard.factors import methods as factor_methods
+from authguard.factors import removal
 from authguard.login import attempt, lockout
 from authguard.login.attempt import user_by_name as _user_by_name
 from authguard.models import LoginEvent, Outcome
@@ -575,7 +575,7 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
 
 def _revoke_cooling_off_factors(user: Any) -> int:
     """Revoke the factors added during the account's cooling-off (:mod:`authguard.factors.lifecycle`)."""
-    return int(lifecycle.revoke_factors_added_in_cooling_off(user, reason="password_reset") or 0)
+    return int(removal.revoke_factors_added_in_cooling_off(user, reason="password_reset") or 0)
 
 
 __all__ = [

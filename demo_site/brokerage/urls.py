@@ -7,12 +7,15 @@ everything else is in the ``brokerage`` namespace, the JSON API under ``/api/`` 
 answers unknown paths in JSON.
 
 Every password change or reset ends the customer's other sessions and revokes the factors added during a
-cooling-off (authguard's receiver on the user model; :func:`authguard.login.flow.password_changed`).
+cooling-off (authguard's receiver on the user model; :func:`authguard.login.flow.password_changed`), so a
+change from a session goes through authguard's view, which first asks for a fresh verification with a factor
+the customer had before any cooling-off (a reset proves the mailbox instead).
 """
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
+from authguard import views as authguard_views
 from authguard.login.flow import LockAwareAuthenticationForm
 
 from . import api, demo_place, money_urls, views
@@ -57,7 +60,7 @@ urlpatterns = [
     path("unlock/cancel/", views.cancel_unlock, name="unlock-cancel"),
     # Demo only (404 outside DEBUG): the login page's "sign in as if from…" switch.
     path("demo/place/", demo_place.choose, name="demo-place"),
-    path("password/change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("password/change/", authguard_views.PasswordChangeView.as_view(), name="password_change"),
     path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
     path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),

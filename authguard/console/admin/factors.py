@@ -1,5 +1,5 @@
 """Customers' known devices and second factors in the console: listed, never shown or edited; revoking a
-factor goes through the four-eyes flow and :func:`authguard.factors.lifecycle.remove_factor`.
+factor goes through the four-eyes flow and :func:`authguard.factors.removal.remove_factor`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,164 @@
+"""Removing a factor, and revoking the ones added during a cooling-off: the rules of :mod:`lifecycle`'s
+"Removal", written once for the HTML pages, the JSON API, the admin's staff actions and the password hook.
+
+* a factor that is cooling off may be removed with any older factor (or itself);
+* a session verified with a factor that is cooling off removes nothing else;
+* a factor that is not cooling off yields to no relayed code: a passkey only to a passkey, any other factor
+  (the authenticator app, the recovery-code set; replacing is removing) to a passkey, a vouched session or two
+  different factors (:func:`authguard.factors.contact.require_strong_removal`);
+* the last strong factor is never removed by the customer; staff remove with ``by_staff``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from django_otp.models import Device
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from authguard import clock
+from authguard.exceptions import InvalidCredential, StepUpRequired
+from authguard.factors.base import note_change, tell_user
+from authguard.factors.contact import require_strong_removal
+from authguard.factors.inventory import (
+    FACTOR_LABELS,
+    factor_is_cooling_off,
+    kind_of,
+    may_confirm_sensitive,
+    session_device,
+    user_factors,
+    verified_by_cooling_off_factor,
+)
+from authguard.factors.lifecycle import FactorCoolingOff, require_can_change_factors
+from authguard.models import FactorKind, FactorRecord, PasskeyDevice, RecoveryCodeDevice
+from authguard.sessions import state as sessions_state
+
+logger = logging.getLogger(__name__)
+
+
+def _strong_factors(user: Any) -> list[Device]:
+    return [d for d in user_factors(user) if not isinstance(d, RecoveryCodeDevice)]
+
+
+def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> None:
+    """The rules of removing ``device`` in this session (the caller has checked a fresh verification).
+
+    * a factor that is cooling off may be removed with any older factor (or itself);
+    * a session verified with a factor that is cooling off removes nothing else;
+    * a passkey that is not cooling off is removed only with another factor that is a passkey;
+    * any other factor that is not cooling off (an authenticator app, a recovery-code set: replacing is
+      removing) only as an e-mail change is made, or from a vouched session
+      (:func:`authguard.factors.contact.require_strong_removal`);
+    * the last strong factor (passkey or authenticator app) is never removed by the customer.
+    """
+    verifier = session_device(request)
+    target_cooling = factor_is_cooling_off(device)
+    if not target_cooling and verified_by_cooling_off_factor(request):
+        # SECURITY: a factor added during the cooling-off never removes the customer's older ones. Nor does
+        # a session whose verifying factor is gone: a thief who verified with his own new passkey and then
+        # removed it still holds a "passkey" verification, which must not remove hers (red team, 2026-12-04).
+        raise FactorCoolingOff(
+            _(
+                "A security method added during the cooling-off period cannot remove your other "
+                "methods. Confirm it is you with a method you had before."
+            )
+        )
+    if (
+        not target_cooling
+        and kind_of(device) == FactorKind.PASSKEY
+        and not (
+            sessions_state.has_fresh_verification(request, methods=["passkey"])
+            and isinstance(verifier, PasskeyDevice)
+            and may_confirm_sensitive(user, verifier)
+        )
+    ):
+        # SECURITY: a relayable factor (TOTP, a recovery code) never removes a phishing-resistant one;
+        # otherwise a phisher with the password and one relayed code could drop the customer's passkey.
+        # The passkey that verified must still exist and be trusted, not just be named in the session.
+        raise StepUpRequired(
+            _("Confirm it is you with a passkey to remove a passkey."),
+            code="step_up_required",
+            methods=["passkey"],
+        )
+    if not target_cooling:
+        # SECURITY: one relayed code removes or replaces none of her established factors (red team,
+        # 2026-12-05: her recovery codes regenerated, her authenticator app replaced by his).
+        require_strong_removal(request, user=user)
+    if kind_of(device) != FactorKind.RECOVERY_CODE and not target_cooling:
+        others = [d for d in _strong_factors(user) if d.persistent_id != device.persistent_id]
+        if not [d for d in others if not factor_is_cooling_off(d)]:
+            raise InvalidCredential(
+                _("This is your last security method. Add another one before you remove it."),
+                code="last_factor",
+            )
+
+
+def _delete_factor(user: Any, device: Device, *, reason: str, by_staff: Any = None) -> None:
+    kind = kind_of(device)
+    now = clock.now()
+    with transaction.atomic():
+        FactorRecord.objects.filter(device_id=device.persistent_id).delete()
+        name = device.name
+        device.delete()
+        tell_user(
+            user, "factor_removed", factor=FACTOR_LABELS[kind], name=name, by_staff=by_staff is not None
+        )
+        note_change(user, now)
+    logger.info(
+        "authguard factor removed user=%s kind=%s reason=%s staff=%s",
+        user.pk,
+        kind,
+        reason,
+        getattr(by_staff, "pk", None),
+    )
+
+
+def remove_factor(
+    request: HttpRequest | None, *, user: Any, device: Device, by_staff: Any = None, reason: str = ""
+) -> None:
+    """Remove one factor (passkey, TOTP device or recovery-code set) of ``user``.
+
+    From the customer's session (``by_staff`` None): subject to
+    :func:`require_can_change_factors` and :func:`require_can_remove`; ``device`` must be the session
+    user's (else ``InvalidCredential("unknown_factor")``). From the admin: ``by_staff`` is the
+    staff user (the caller checks permissions and approvals) and ``reason`` is audited; the customer is
+    notified either way. Raises :class:`~authguard.exceptions.StepUpRequired`,
+    :class:`FactorCoolingOff` or :class:`~authguard.exceptions.InvalidCredential`.
+    """
+    if by_staff is None:
+        if request is None:
+            raise ValueError("remove_factor needs the customer's request or by_staff")
+        require_can_change_factors(request, user=user)
+        user = request.user
+    # SECURITY: only the user's own device; the id may come from the request.
+    if device is None or getattr(device, "user_id", None) != user.pk:
+        raise InvalidCredential(_("There is no such security method on your account."), code="unknown_factor")
+    if by_staff is None:
+        require_can_remove(request, user=user, device=device)  # type: ignore[arg-type]
+    _delete_factor(user, device, reason=reason or ("staff" if by_staff else "customer"), by_staff=by_staff)
+
+
+def revoke_factors_added_in_cooling_off(user: Any, *, reason: str) -> int:
+    """Remove every factor of ``user`` that is cooling off now (the password-reset hook calls this: what a
+    thief added with the password must not survive its reset). Returns how many were removed."""
+    removed = 0
+    for model in (PasskeyDevice, TOTPDevice, RecoveryCodeDevice):
+        for device in list(model.objects.filter(user_id=user.pk)):
+            record = FactorRecord.objects.filter(device_id=device.persistent_id).first()
+            if not device.confirmed and (record is None or record.disabled_at is None):
+                continue  # an enrollment never finished: nothing to revoke (it is discarded anyway)
+            if factor_is_cooling_off(device):
+                _delete_factor(user, device, reason=reason)
+                removed += 1
+    if removed:
+        logger.warning(
+            "authguard revoked %s factors added in cooling-off user=%s (%s)", removed, user.pk, reason
+        )
+    return removed
+
+
+__all__ = ["remove_factor", "require_can_remove", "revoke_factors_added_in_cooling_off"]
