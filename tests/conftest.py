@@ -626,6 +626,20 @@ class OrderApi:
         return self.post(f"/authguard/api/confirmations/{confirmation_id}/passkey", assertion)
 
 
+@pytest.fixture
+def new_browser_api(order_api: Any, settings: Any) -> Callable[..., OrderApi]:
+    """``new_browser_api(ip)``: a new browser on the demo portal whose password logins are allowed outright
+    (no account lock in the way: the thief of the lifecycle cases has the password)."""
+    settings.AUTHGUARD_LOCKOUT_FAILURES = None
+    settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
+    settings.AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
+
+    def make(ip: str = IP_OSAKA) -> OrderApi:
+        return order_api(REMOTE_ADDR=ip)
+
+    return make
+
+
 def settle_device(cookie: str, user: Any, *, days: int = 40) -> None:
     """Make the browser holding the device cookie ``cookie`` one ``user`` has signed in from for ``days`` days
     (their usual browser): backdate the known-device row its allowed sign-in created."""

@@ -64,16 +64,9 @@ def clock() -> Iterator[Any]:
 
 
 @pytest.fixture
-def api(order_api: Any, settings: Any) -> Any:
+def api(new_browser_api: Any) -> Any:
     """``api(ip)``: a new browser on the demo portal whose password logins are allowed outright."""
-    settings.AUTHGUARD_LOCKOUT_FAILURES = None  # the account lock is another engineer's case (59)
-    settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
-    settings.AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
-
-    def make(ip: str = IP_OSAKA) -> OrderApi:
-        return order_api(REMOTE_ADDR=ip)
-
-    return make
+    return new_browser_api
 
 
 @pytest.fixture

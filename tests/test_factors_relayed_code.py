@@ -33,16 +33,8 @@ def clock() -> Iterator[Any]:
 
 
 @pytest.fixture
-def api(order_api: Any, settings: Any) -> Any:
-    """``api(ip)``: a new browser on the demo portal whose password logins are allowed outright."""
-    settings.AUTHGUARD_LOCKOUT_FAILURES = None
-    settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
-    settings.AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
-
-    def make(ip: str = IP_OSAKA) -> OrderApi:
-        return order_api(REMOTE_ADDR=ip)
-
-    return make
+def api(new_browser_api: Any) -> Any:
+    return new_browser_api
 
 
 def new_key() -> SoftAuthenticator:
