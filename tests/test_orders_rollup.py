@@ -51,7 +51,7 @@ def _ledger(user: Any, *, rows: int, seed: int, now: datetime = NOW) -> list[Gua
     return GuardedOrder.objects.bulk_create(orders)
 
 
-def _totals(user: Any, *, now: datetime = NOW, symbol: str = "7203") -> tuple[Any, bool, Any]:
+def _totals(user: Any, *, now: datetime = NOW, symbol: str = "7203") -> tuple[Any, bool, Any, bool]:
     return exposure.ledger_totals(
         user, now=now, hours=WINDOWS, symbol=symbol, held_seconds=300, trust_days=14
     )
@@ -78,7 +78,7 @@ def test_windows_that_reach_into_rolled_days_only_get_longer(user_factory: Any) 
     """A window reaching back before the rollable days starts at the midnight (UTC) before its start, never
     later; the shortest window (24 h) is exact."""
     user = user_factory("busy")
-    windows, _, _ = _totals(user)
+    windows, *_ = _totals(user)
     assert windows[24].start == NOW - timedelta(hours=24)
     for hours in (48, 168, 720):
         exact = NOW - timedelta(hours=hours)
@@ -93,9 +93,9 @@ def test_a_sell_just_inside_the_rounded_start_counts_in_the_week(user_factory: A
         user=user, created_at=week_start + timedelta(minutes=1), side="sell", symbol="7203", quantity=1,
         amount=Decimal(5_000_000), currency="JPY", status=GuardStatus.PLACED,
     )  # fmt: skip
-    before, _, _ = _totals(user)
+    before, *_ = _totals(user)
     assert rollup.roll_up(user.pk, before=rollup.rollable_before(NOW)) == 1
-    after, _, _ = _totals(user)
+    after, *_ = _totals(user)
     assert before[168].sells_placed == after[168].sells_placed == Decimal(5_000_000)
     assert after[24].sells_placed == after[48].sells_placed == 0
 
@@ -107,13 +107,13 @@ def test_a_held_order_confirmed_after_its_day_was_rolled_up_counts_once(user_fac
         user=user, created_at=NOW - timedelta(days=3), side="sell", symbol="7203", quantity=1,
         amount=Decimal(7_000_000), currency="JPY", status=GuardStatus.HELD,
     )  # fmt: skip
-    before, _, _ = _totals(user)
+    before, *_ = _totals(user)
     rollup.roll_up(user.pk, before=rollup.rollable_before(NOW))
     held.refresh_from_db()
     assert not held.rolled  # held orders are never rolled
     # Confirmed later (as orders.held does): placed now, still unrolled, so it counts from the ledger.
     GuardedOrder.objects.filter(pk=held.pk).update(status=GuardStatus.PLACED)
-    after, _, _ = _totals(user)
+    after, *_ = _totals(user)
     assert after[168].sells_placed == before[168].sells_placed + Decimal(7_000_000)
     assert after[168].sells_held == before[168].sells_held - Decimal(7_000_000)
     # The next roll-up moves it into its day's total: the week still counts it exactly once.

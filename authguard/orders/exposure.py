@@ -21,6 +21,7 @@ None of them reads more than the horizon, whatever the account's history.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
@@ -116,7 +117,8 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     side, status, the smallest window a row falls in and whether it is of the order's instrument; the
     rolled-up days' sells, and their buys (the account's and the order
     instrument's), each grouped by the smallest window the day falls in (at most one row per day and window);
-    one row with the trust EXISTS subqueries.
+    one row with the trust EXISTS subqueries and whether the order's instrument is flagged by a campaign; one
+    row with the same subqueries over the campaign's longer look-back.
     """
     q = connection.ops.quote_name
     ledger = q(GuardedOrder._meta.db_table)
@@ -124,6 +126,7 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     devices = q(KnownDevice._meta.db_table)
     events = q(LoginEvent._meta.db_table)
     security = q(AccountSecurity._meta.db_table)
+    campaign_flags = q(CampaignFlag._meta.db_table)
     # At least one WHEN (PostgreSQL refuses a bare CASE ... ELSE): one window alone gets a WHEN for itself.
     bucket = "CASE " + " ".join(["WHEN created_at >= %s THEN %s"] * max(windows - 1, 1)) + " ELSE %s END"
     day_bucket = "CASE " + " ".join(["WHEN day >= %s THEN %s"] * max(rounded - 1, 1)) + " ELSE %s END"
@@ -155,8 +158,21 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
         " SUM(buys), SUM(illiquid_amount), SUM(illiquid_buys), NULL"
         f" FROM {days} WHERE user_id = %s AND day >= %s AND symbol IN ('', %s) GROUP BY 3, 4"
     )
-    trust = f"SELECT 'trust', '', {flags[0]}, {flags[1]}, {flags[2]}, {flags[3]}, 0, NULL"
-    return f"{grouped} UNION ALL {rolled_sells} UNION ALL {rolled_buys} UNION ALL {trust}"
+    # SECURITY: a campaign flag holds every buy of its instrument, however liquid the instrument looks by
+    # now (a pump lifts the volume too): read for every order, in this statement (red team, 2026-12-05).
+    flagged = f"(SELECT COUNT(*) FROM {campaign_flags} WHERE symbol = %s AND active)"  # noqa: S608
+    trust = f"SELECT 'trust', '', {flags[0]}, {flags[1]}, {flags[2]}, {flags[3]}, {flagged}, NULL"
+    lately = f"SELECT 'lately', '', {flags[0]}, {flags[1]}, {flags[2]}, {flags[3]}, 0, NULL"
+    return f"{grouped} UNION ALL {rolled_sells} UNION ALL {rolled_buys} UNION ALL {trust} UNION ALL {lately}"
+
+
+def _trust_params(uid: Any, *, now: datetime, since: datetime) -> list[Any]:
+    """The parameters of the trust EXISTS subqueries of :func:`_ledger_sql` for changes since ``since``."""
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list[Any] = [uid, adapt(since), uid, adapt(since)]
+    params += [uid, adapt(since), True, Action.ALLOW, LoginOutcome.STEP_UP_PASSED, LoginOutcome.RESCORED]
+    params += [f"%{code}%" for code in CONTEXT_CHANGE_REASONS]
+    return [*params, uid, adapt(now), adapt(since)]
 
 
 def _window_starts(now: datetime, hours: list[int]) -> tuple[dict[int, datetime], datetime]:
@@ -182,9 +198,12 @@ def ledger_totals(
     symbol: str,
     held_seconds: int,
     trust_days: int,
-) -> tuple[dict[int, WindowTotals], bool, TrustFacts]:
+    changed_days: int = 0,
+) -> tuple[dict[int, WindowTotals], bool, TrustFacts, bool]:
     """Each window's placed and held orders of ``user``, whether a held order is past its deadline
-    (older than ``held_seconds``), and the account's :class:`TrustFacts` (:func:`account_trust`): one query.
+    (older than ``held_seconds``), the account's :class:`TrustFacts` (:func:`account_trust`) and whether
+    ``symbol`` is flagged by a campaign (an active :class:`~authguard.models.CampaignFlag`): one query.
+    ``changed_days``: the campaign's look-back (``TrustFacts.lately``; at least ``trust_days``).
 
     ``hours`` are the windows (e.g. 24, 168, 720). The query reads the ledger rows not yet rolled up (the
     last day or two, and held orders) and one total per earlier day (:mod:`authguard.orders.rollup`), so
@@ -211,10 +230,8 @@ def ledger_totals(
     day_params += [hours[-1]]
     params += [*day_params, uid, adapt_day(earliest.date())]
     params += [*day_params, uid, adapt_day(earliest.date()), symbol]
-    params += [uid, adapt(since), uid, adapt(since)]
-    params += [uid, adapt(since), True, Action.ALLOW, LoginOutcome.STEP_UP_PASSED, LoginOutcome.RESCORED]
-    params += [f"%{code}%" for code in CONTEXT_CHANGE_REASONS]
-    params += [uid, adapt(now), adapt(since)]
+    params += [*_trust_params(uid, now=now, since=since), symbol]
+    params += _trust_params(uid, now=now, since=now - timedelta(days=max(changed_days, trust_days)))
     rows = statements.fetch_all(_ledger_sql(connection.vendor, len(hours), max(len(rounded), 1)), params)
     # Decimal sums and one int count ("il") per window.
     sums: dict[int, dict[str, Any]] = {
@@ -224,17 +241,16 @@ def ledger_totals(
     due_before = now - timedelta(seconds=held_seconds)
     held_due = False
     trust = TrustFacts(True, ("unknown_account",), trust_days)  # SECURITY: no answer is no trust
+    flagged = True  # SECURITY: no answer, no liquidity to trust either
+    lately = True
     for side, status, bucket, same, total, weighted, thin, first in rows:
-        if side == "trust":
-            trust = _trust_from(
-                {
-                    "t_new_device": bucket,
-                    "t_old_device": same,
-                    "t_risky_login": total,
-                    "t_cooling_off": weighted,
-                },
-                trust_days,
-            )
+        if side in ("trust", "lately"):
+            changes = {"t_new_device": bucket, "t_old_device": same, "t_risky_login": total}
+            found = _trust_from({**changes, "t_cooling_off": weighted}, trust_days)
+            if side == "trust":
+                trust, flagged = found, bool(thin)
+            else:
+                lately = found.changed
             continue
         placed = status == GuardStatus.PLACED or side.startswith("rolled")
         if not placed and first is not None and _as_datetime(first) <= due_before:
@@ -258,7 +274,7 @@ def ledger_totals(
         )
         for h, acc in sums.items()
     }
-    return totals, held_due, trust
+    return totals, held_due, replace(trust, lately=lately or trust.changed), flagged
 
 
 def _add_row(
@@ -336,6 +352,27 @@ def _campaign_sql(vendor: str, volume_windows: int) -> str:
     )
 
 
+#: The first key of the campaign's advisory locks (PostgreSQL): "ag" and 1, so that a portal's own advisory
+#: locks, which usually use one 64-bit key, do not meet ours.
+CAMPAIGN_LOCK_KEY = 0x61670001
+
+
+def _serialise_buys_of(symbol: str) -> None:
+    """Within the order's transaction, wait for any other transaction buying ``symbol`` to finish.
+
+    SECURITY: the campaign facts are other accounts' buys; under READ COMMITTED twenty orders submitted at
+    the same moment from twenty taken-over accounts each read none of the others and all pass (red team,
+    2026-12-05). Each holds its own customer's row lock only, so buys of one instrument queue on a
+    transaction-scoped advisory lock instead. SQLite serialises every writer already. A portal that submits
+    several buys in one transaction should submit them in a stable order (PostgreSQL refuses a deadlock,
+    and the transaction, with nothing written, rolls back).
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [CAMPAIGN_LOCK_KEY, symbol])
+
+
 def illiquid_buy_facts(
     user: AbstractBaseUser,
     symbol: str,
@@ -346,6 +383,7 @@ def illiquid_buy_facts(
     amount: Decimal,
     volume_hours: list[int],
     daily_value: Decimal | None,
+    serialise: bool = False,
 ) -> tuple[CampaignFacts | None, bool]:
     """For a buy of an illiquid instrument, in one query over the ledger's buys of it (the
     ``(symbol, created_at)`` index range of the longest window): the campaign facts (is it flagged, how many
@@ -353,7 +391,10 @@ def illiquid_buy_facts(
     within each of ``volume_hours``) and whether this customer never bought it.
 
     ``risky``: this order comes from such an account (its ``amount`` then counts in the volume windows).
+    ``serialise``: first wait for the other transactions buying ``symbol`` (inside the order's transaction).
     """
+    if serialise:
+        _serialise_buys_of(symbol)
     adapt = connection.ops.adapt_datetimefield_value
     campaign_start = adapt(now - timedelta(hours=hours or 0))
     longest = max([hours or 0, *volume_hours])

@@ -51,6 +51,9 @@ class Campaign(OrderRule):
         # [hours, share]: buys by accounts with a recent context change above ``share`` of one day's traded
         # value within ``hours`` flag the instrument, however the buys are spaced (battery case 52).
         "volume_windows": [[24, 0.1], [72, 0.2], [168, 0.25]],
+        # How far back a context change makes an account's buys count in the volume windows: longer than the
+        # longest window plus the trust days, so a gang cannot wait out the trust week before it buys.
+        "changed_days": 30,
         # ...once at least this many such accounts bought it (one account's own buys are the exposure rule's).
         "volume_accounts": 3,
         # The count of accounts flags only when together they bought at least this share of a day's traded
@@ -272,7 +275,7 @@ class Exposure(OrderRule):
                     self.action,
                     self._evidence(facts, adv_share=share, bought=str(bought), hours=horizon),
                 )
-        if facts.illiquidity <= 0:
+        if facts.exposure_weight <= 0:
             return
         total = facts.portfolio.total_value
         weighted = facts.weighted_amount
@@ -299,7 +302,7 @@ class Exposure(OrderRule):
                 return
         holding = facts.portfolio.holding(facts.symbol)
         position = (holding.value if holding else Decimal(0)) + facts.amount
-        concentration = position * Decimal(str(facts.illiquidity)) / total if total > 0 else Decimal(1)
+        concentration = position * Decimal(str(facts.exposure_weight)) / total if total > 0 else Decimal(1)
         limit = self._limit("max_position_share", facts)
         if concentration > limit:
             yield RuleFinding(

@@ -69,10 +69,13 @@ def gather_facts(
     rules: Sequence[OrderRule],
     now: datetime | None = None,
     instrument: InstrumentInfo | None = None,
+    serialise: bool = False,
 ) -> OrderFacts | None:
     """Everything the rules read about ``intent``; ``None`` when the portal does not know the instrument.
 
     Costs one ledger query plus the portal's hooks; buys of illiquid instruments add the campaign lookups.
+    ``serialise`` (:func:`~authguard.orders.guard.submit_order`, inside its transaction): such a buy first
+    waits for the other transactions buying the same instrument, whose buys the campaign facts count.
     A portal that has just read the instrument to validate the order passes it as ``instrument``, and the
     ``AUTHGUARD_ORDER_INSTRUMENT`` hook is not asked again.
     """
@@ -88,13 +91,15 @@ def gather_facts(
     risky_hours = int(rule_option(rules, RiskySession, "hours", DEFAULT_RISKY_SESSION_HOURS))
     session_risky = session.risky(now=now, hours=risky_hours)
     trust_days = int(rule_option(rules, ExposureRule, "trust_days", DEFAULT_TRUST_DAYS))
-    windows, held_due, trust = ledger_totals(
+    campaign_rule = next((r for r in rules if isinstance(r, CampaignRule)), None)
+    windows, held_due, trust, flagged = ledger_totals(
         user,
         now=now,
         hours=_window_hours(rules),
         symbol=intent.symbol,
         held_seconds=app_settings.CONFIRMATION_SECONDS,
         trust_days=trust_days,
+        changed_days=int(campaign_rule.options["changed_days"]) if campaign_rule else 0,
     )
     floor = Decimal(rule_option(rules, IlliquidBuy, "liquidity_floor", DEFAULT_LIQUIDITY_FLOOR))
     home = str(rule_option(rules, IlliquidBuy, "home_country", "JP"))
@@ -110,20 +115,22 @@ def gather_facts(
     # weighing at least ILLIQUID_WEIGHT gets the pivot, risky-session and campaign rules too.
     illiquid = instrument.is_small_cap or daily is None or daily < floor or weight >= ILLIQUID_WEIGHT
     amount = instrument.value_of(intent.quantity)
-    account_risky = session_risky or trust.changed
+    # As OrderFacts.campaign_risky: this buy counts as a taken-over account's for the campaign rule.
+    campaign_risky = session_risky or trust.changed or trust.lately
     first_trade = None
     campaign = None
-    if intent.side == "buy" and illiquid:
-        campaign_rule = next((r for r in rules if isinstance(r, CampaignRule)), None)
+    # SECURITY: every buy of a flagged instrument reads the campaign facts (which hold it), liquid or not.
+    if intent.side == "buy" and (illiquid or flagged):
         campaign, never_bought = illiquid_buy_facts(
             user,
             intent.symbol,
             now=now,
             hours=campaign_rule.campaign_hours() if campaign_rule else None,
-            risky=account_risky,
+            risky=campaign_risky,
             amount=amount,
             volume_hours=campaign_rule.volume_hours() if campaign_rule else [],
             daily_value=daily,
+            serialise=serialise,
         )
         first_trade = never_bought and portfolio.holding(intent.symbol) is None
     return OrderFacts(

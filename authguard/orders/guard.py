@@ -217,8 +217,24 @@ def check_order(
     ``instrument``: the portal's current data on the order's instrument, when it has just read it (else the
     ``AUTHGUARD_ORDER_INSTRUMENT`` hook is asked).
     """
+    return _decide(request, intent, user=user, now=now, instrument=instrument, serialise=False)
+
+
+def _decide(
+    request: HttpRequest | None,
+    intent: OrderIntent,
+    *,
+    user: Any,
+    now: datetime | None,
+    instrument: InstrumentInfo | None,
+    serialise: bool,
+) -> OrderDecision:
+    """:func:`check_order`; ``serialise``: inside :func:`submit_order`'s transaction, where a buy of an
+    illiquid instrument first waits for the other buys of it (the campaign facts are theirs)."""
     rules = configured_rules()
-    facts = gather_facts(request, intent, user=user, rules=rules, now=now, instrument=instrument)
+    facts = gather_facts(
+        request, intent, user=user, rules=rules, now=now, instrument=instrument, serialise=serialise
+    )
     if facts is None:
         # SECURITY: an instrument the guard cannot value is never waved through.
         finding = RuleFinding(
@@ -267,11 +283,11 @@ def submit_order(
     now = now or clock.now()
     with transaction.atomic():
         lock_customer(user)
-        decision = check_order(request, intent, user=user, now=now, instrument=instrument)
+        decision = _decide(request, intent, user=user, now=now, instrument=instrument, serialise=True)
         if decision.facts is not None and decision.facts.held_due:
             # Held orders expire on time without a periodic task: in the order path, before they count.
             expire_due(user=user, now=now)
-            decision = check_order(request, intent, user=user, now=now, instrument=instrument)
+            decision = _decide(request, intent, user=user, now=now, instrument=instrument, serialise=True)
         # Rollout (``"orders"`` in AUTHGUARD_REPORT_ONLY): a hold or a denial is recorded and logged, and the
         # order is placed; check W170 names the mode on every check.
         reported = decision.action != ALLOW and app_settings.report_only("orders")
@@ -290,7 +306,7 @@ def submit_order(
             currency=currency,
             status=GuardStatus.PLACED if decision.allowed or reported else GuardStatus.HELD,
             illiquid=bool(facts and facts.illiquid),
-            risky_session=bool(facts.account_changed) if facts else True,
+            risky_session=bool(facts.campaign_risky) if facts else True,
             reasons=[*decision.reasons, report_only_code(decision)] if reported else decision.reasons,
             illiquidity=facts.illiquidity if facts else 1.0,
             illiquid_amount=facts.weighted_amount if facts else amount,

@@ -152,6 +152,9 @@ class TrustFacts:
     changed: bool
     reasons: tuple[str, ...] = ()
     days: int = DEFAULT_TRUST_DAYS
+    #: The context changed within the campaign rule's longer look-back (``Campaign`` option
+    #: ``changed_days``): such an account's buys count as a campaign's, even after its trust days ran out.
+    lately: bool = False
 
 
 @dataclass(frozen=True)
@@ -243,9 +246,32 @@ class OrderFacts:
         return self.session_risky or bool(self.trust and self.trust.changed)
 
     @property
+    def campaign_risky(self) -> bool:
+        """Whether this order's buy counts among the buys of taken-over accounts for the campaign rule: the
+        account changed within the trust days or the campaign's longer look-back.
+
+        SECURITY: a gang that signs in to its victims and waits out the trust week before buying the pumped
+        stock is still a campaign (red team, 2026-12-05)."""
+        return self.account_changed or bool(self.trust and self.trust.lately)
+
+    @property
+    def exposure_weight(self) -> float:
+        """How much of a buy of this instrument counts towards the illiquid exposure limits: all of it for an
+        instrument the guard calls illiquid, else its illiquidity over ``ILLIQUID_WEIGHT`` (rising with no
+        step from 0 for a liquid stock to 1 where "illiquid" begins).
+
+        SECURITY: the limits are shares of the portfolio in yen. Counting an illiquid stock's buys at its
+        weight (0.5 for a small cap at home, 0.86 just above the liquidity floor) let 11.5-20 % of a
+        portfolio into a stock the guard itself called illiquid (red team, 2026-12-05).
+        """
+        if self.illiquid:
+            return 1.0
+        return min(1.0, max(self.illiquidity, 0.0) / ILLIQUID_WEIGHT)
+
+    @property
     def weighted_amount(self) -> Decimal:
-        """This order's amount weighted by the instrument's illiquidity."""
-        return (self.amount * Decimal(str(self.illiquidity))).quantize(Decimal("0.01"))
+        """This order's amount weighted by :attr:`exposure_weight` (what the ledger sums as exposure)."""
+        return (self.amount * Decimal(str(self.exposure_weight))).quantize(Decimal("0.01"))
 
     @property
     def is_sell(self) -> bool:
