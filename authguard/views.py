@@ -334,7 +334,6 @@ def security(request: HttpRequest) -> HttpResponse:
 def security_totp(request: HttpRequest) -> HttpResponse:
     """Add an authenticator app: GET shows a fresh secret and its QR code (drawn here, never sent out),
     POST confirms it with a first code."""
-
     if not _can_change(request):
         return _reverify_first(request)
     if request.method == "POST":
@@ -360,6 +359,9 @@ def security_totp(request: HttpRequest) -> HttpResponse:
         return _with_retry_after(response, retry_after)
     try:
         enrollment = totp.begin_totp_enrollment(request, user=request.user)
+    except StepUpRequired as error:
+        messages.error(request, error.message)
+        return _reverify_first(request)
     except AuthguardError as error:
         # e.g. the app would replace the customer's last strong factor, or a disabled one needs re-binding.
         messages.error(request, error.message)
@@ -390,7 +392,6 @@ def security_passkey(request: HttpRequest) -> HttpResponse:
 @login_required
 def security_remove_factor(request: HttpRequest, method: str, pk: int) -> HttpResponse:
     """Remove a passkey or authenticator app (after a fresh verification; the user is told by email)."""
-
     if not _can_change(request):
         return _reverify_first(request)
     # SECURITY: the device is looked up among the session user's own factors only.
@@ -407,6 +408,9 @@ def security_remove_factor(request: HttpRequest, method: str, pk: int) -> HttpRe
         return redirect("authguard:security")
     try:
         removal.remove_factor(request, user=request.user, device=device)
+    except StepUpRequired as error:
+        messages.error(request, error.message)
+        return _reverify_first(request)
     except AuthguardError as error:
         messages.error(request, error.message)
     else:
@@ -419,11 +423,13 @@ def security_remove_factor(request: HttpRequest, method: str, pk: int) -> HttpRe
 @login_required
 def security_recovery_codes(request: HttpRequest) -> HttpResponse:
     """Generate new recovery codes (the old ones stop working) and show them once."""
-
     if not _can_change(request):
         return _reverify_first(request)
     try:
         codes = recovery.generate_recovery_codes(request, user=request.user)
+    except StepUpRequired as error:
+        messages.error(request, error.message)
+        return _reverify_first(request)
     except AuthguardError as error:
         messages.error(request, error.message)
         return redirect("authguard:security")
@@ -436,8 +442,12 @@ def security_recovery_codes(request: HttpRequest) -> HttpResponse:
 @require_POST
 @login_required
 def security_revoke_device(request: HttpRequest, pk: int) -> HttpResponse:
-    """Forget a remembered device: its next sign-in is treated as a new device again."""
+    """Forget a remembered device: its next sign-in is treated as a new device again (needs what ending the
+    other sessions needs: a forgotten browser loses its month of standing for good)."""
     assert request.user.is_authenticated  # @login_required
+    # SECURITY: else a password alone takes her vouched browser away from her (red team, 2026-12-05).
+    if (refused := _refuse_without_established_factor(request)) is not None:
+        return refused
     updated = KnownDevice.objects.filter(pk=pk, user=request.user, revoked_at__isnull=True).update(
         revoked_at=clock.now(), trusted_until=None
     )
@@ -536,11 +546,20 @@ def security_email_confirm(request: HttpRequest) -> HttpResponse:
 def security_end_sessions(request: HttpRequest) -> HttpResponse:
     """Sign out every other session of this user (needs a fresh verification: ASVS 7.5.2)."""
     # SECURITY: only a fresh strong factor may end sessions; otherwise a thief could sign the owner out.
+    if (refused := _refuse_without_established_factor(request)) is not None:
+        return refused
+    ended = sessions_state.end_other_sessions(request, user=request.user)
+    messages.success(request, _("Other sessions signed out: %(count)s.") % {"count": ended})
+    return redirect("authguard:security")
 
+
+def _refuse_without_established_factor(request: HttpRequest) -> HttpResponse | None:
+    """None when this session was freshly verified with a factor from before any cooling-off, else the way
+    to re-verify."""
     if not sessions_state.has_fresh_verification(request):
         return _reverify_first(request)
     if inventory.verified_by_cooling_off_factor(request):
-        # SECURITY: a factor added during the cooling-off (maybe the thief's) does not sign the customer out.
+        # SECURITY: a factor added during the cooling-off (maybe the thief's) does not act for the customer.
         messages.error(
             request,
             _(
@@ -549,9 +568,7 @@ def security_end_sessions(request: HttpRequest) -> HttpResponse:
             ),
         )
         return _reverify_first(request)
-    ended = sessions_state.end_other_sessions(request, user=request.user)
-    messages.success(request, _("Other sessions signed out: %(count)s.") % {"count": ended})
-    return redirect("authguard:security")
+    return None
 
 
 def _notify(user: AbstractBaseUser, kind: str, **kwargs: Any) -> None:

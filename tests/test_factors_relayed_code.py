@@ -3,7 +3,10 @@
 With the password alone: forgetting the customer's first browser made the thief's "the account's first" (his
 passkey vouched for, no cooling-off); a password change from a password-only session revoked her new passkey
 and ended her sessions. With one relayed code: her recovery codes regenerated, her authenticator app replaced
-by his. The rules: docs/factor-lifecycle.md ("Removing or replacing a factor", "Changing the password").
+by his. The second round, against those fixes: forgetting her browser without a verification took her vouched
+path away for good; the desk's re-bind grant let a password session change the password; a spent recovery-code
+set could not be renewed; an imported history made her own browser "not the first"; Django's own password view
+needs a system check (W012). The rules: docs/factor-lifecycle.md.
 """
 
 from __future__ import annotations
@@ -106,14 +109,16 @@ def test_password_only_thief_forgets_her_first_browser_and_his_first_passkey_con
 # -- 2: one relayed TOTP code replaces the customer's recovery codes ----------------------------------------
 
 
-def her_recovery_codes(user: Any, *, days: int = 300) -> list[str]:
-    """Give ``user`` a recovery-code set she printed ``days`` days ago; returns her codes."""
+def her_recovery_codes(user: Any, *, days: int = 300, used: bool = False) -> list[str]:
+    """Give ``user`` a recovery-code set she printed ``days`` days ago (``used``: every code spent)."""
     codes = [f"{'ABCDEFGHJKMNPQRS'[i]}BCDEFGHJKMNPQR{i % 8 + 2}" for i in range(10)]
     device = RecoveryCodeDevice.objects.create(
         user=user, name="Recovery codes", confirmed=True, created_at=timezone.now() - timedelta(days=days)
     )
+    spent = timezone.now() - timedelta(days=1) if used else None
     RecoveryCode.objects.bulk_create(
-        RecoveryCode(device=device, digest=recovery_digest(device.pk, code), hashed="") for code in codes
+        RecoveryCode(device=device, digest=recovery_digest(device.pk, code), hashed="", used_at=spent)
+        for code in codes
     )
     return codes
 
@@ -216,3 +221,206 @@ def test_one_relayed_totp_code_replaces_the_customers_authenticator_app(
         thief.post("/authguard/api/totp/confirm", {"code": totp_token(his)})
     assert TOTPDevice.objects.filter(pk=hanako.totp.pk, confirmed=True).exists()
     assert list(TOTPDevice.objects.filter(user=hanako, confirmed=True)) == [hanako.totp]
+
+
+# -- the second round (2026-12-05): walks around the fixes above, and what they broke ----------------------
+
+
+def test_password_only_thief_forgetting_her_usual_browser_takes_away_her_vouched_path_for_good(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """hanako (authenticator app + recovery codes, no passkey) has used her PC for months: from it, one
+    verification renews her recovery codes (the "vouched session" path of require_strong_removal). She lost
+    her phone. A thief with the password alone forgets her PC on the security page (no verification asked).
+    A forgotten KnownDevice row is never un-forgotten (history.learn updates it, keeps revoked_at), and
+    session_vouched only counts rows with revoked_at NULL: her own month-old browser is now, and forever,
+    "new". With her phone lost she cannot show two different factors: her recovery codes can no longer be
+    renewed, nor would her next passkey from this PC be vouched for. The thief turned her browser against
+    her with the password alone, exactly the class of the first-browser fix, one step over."""
+    of_long_standing(hanako)
+    hanako.totp = totp_factory(hanako)
+    codes = her_recovery_codes(hanako)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    her.post("/api/logout")
+    clock.shift(3600)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)  # password only
+    hers = KnownDevice.objects.filter(user=hanako).order_by("first_seen_at", "pk").first()
+    form_post(thief, f"/authguard/security/devices/{hers.pk}/revoke/")
+    clock.shift(3600)
+    # She is back on her own PC of months, with a recovery code (the phone is gone).
+    her.login("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/recovery-code", {"code": codes[0]}).status_code == 200
+    renewed = her.post("/authguard/api/recovery-codes")
+    assert renewed.status_code == 201, renewed.content
+
+
+# -- 2: an exhausted recovery-code set can no longer be renewed with the only factor she has --------------
+
+
+def test_a_customer_whose_recovery_codes_are_used_up_cannot_get_new_ones_with_her_authenticator(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """hanako has her authenticator app and a recovery-code set with no code left (none in user_factors).
+    Without any set, one TOTP verification would mint one (adding is allowed). With the spent set, minting
+    "replaces" it, so require_can_remove -> require_strong_removal asks for a passkey, a vouched session or a
+    second, different factor: she has none (the methods list is empty) and a new laptop. Replacing nothing of
+    value locks her out of recovery codes, while the thief gains nothing by the stricter rule (he could mint
+    a set the same way had she none)."""
+    of_long_standing(hanako)
+    hanako.totp = totp_factory(hanako)
+    her_recovery_codes(hanako, used=True)
+    her = new_browser_api(IP_TOKYO)
+    her.login("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    renewed = her.post("/authguard/api/recovery-codes")
+    assert renewed.status_code == 201, renewed.content
+    assert len(renewed.json()["codes"]) == 10
+
+
+# -- 3: the security page's "new recovery codes" never leads to the second factor it asks for --------------
+
+
+def test_the_security_page_sends_a_customer_asked_for_a_second_factor_to_re_verify(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """The HTML flow of require_strong_removal: hanako (authenticator app + recovery codes) on a browser that
+    is not vouched asks for new recovery codes after a TOTP re-verification. The e-mail change answers
+    StepUpRequired with a redirect to the re-verification page (and back); the factor pages catch it as any
+    AuthguardError and drop her on the security page with a message, with no way to the second factor."""
+    of_long_standing(hanako)
+    hanako.totp = totp_factory(hanako)
+    her_recovery_codes(hanako)
+    her = new_browser_api(IP_TOKYO)
+    her.login("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    answer = form_post(her, "/authguard/security/recovery-codes/")
+    assert answer.status_code == 302
+    assert "/authguard/reverify/" in answer["Location"], answer["Location"]
+
+
+# -- 4: the password-change rule is opt-in, unchecked and missing from the integration guide -----------------
+
+from django.urls import include, path  # noqa: E402
+
+#: A portal that mounts authguard as docs/integration.md says and Django's stock auth views for the rest.
+urlpatterns = [
+    path("authguard/", include("authguard.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+]
+
+
+def test_a_portal_with_djangos_own_password_change_view_is_warned(settings: Any) -> None:
+    """authguard.views.PasswordChangeView only protects a portal that routes ``password_change`` to it; the
+    demo does, docs/integration.md says nothing, and no system check looks. A portal with Django's stock
+    ``django.contrib.auth.urls`` (the common setup) keeps the hole the fix closed: a password-only session
+    changes the password, ends her sessions and revokes her cooling-off passkey (the password-change hook
+    revokes whatever is cooling off, whichever view saved the hash). A deployment-visible check is the
+    least: the hook cannot tell a reset from a session's change."""
+    from django.core import checks
+    from django.urls import clear_url_caches
+
+    settings.ROOT_URLCONF = __name__
+    clear_url_caches()
+    try:
+        messages = checks.run_checks(tags=[checks.Tags.security])
+    finally:
+        clear_url_caches()
+    assert any("password_change" in str(m.msg) or "PasswordChangeView" in str(m.msg) for m in messages), [
+        m.id for m in messages
+    ]
+
+
+# -- 5: during a desk re-binding grant, a password-only session changes the password -------------------------
+
+
+def test_a_password_only_thief_changes_the_password_while_the_desk_grant_of_a_rebind_is_open(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, user_factory: Any, clock: Any
+) -> None:
+    """hanako's authenticator app was disabled (the failure limit) and the desk granted her a re-binding for
+    72 hours (lifecycle.grant_rebind). require_password_change_allowed only checks the verifier when
+    require_can_change_factors answers "fresh_verification"; for an account without usable factors that
+    ever had one it answers require_strong_rebind's "staff" for *any* verified session, password-only
+    included. So within the grant, a thief with the password alone opens /password/change/ and changes the
+    password: her sessions end, only he knows the password, and the grant (not consumed by a password
+    change) is still open for him to bind his own factor. The fix's rule was "never a password-only
+    session's decision"."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from authguard.factors import lifecycle
+    from authguard.models import FactorKind, FactorRecord
+
+    of_long_standing(hanako)
+    device = totp_factory(hanako)
+    TOTPDevice.objects.filter(pk=device.pk).update(created_at=timezone.now() - timedelta(days=300))
+    FactorRecord.objects.create(
+        user=hanako,
+        device_id=device.persistent_id,
+        kind=FactorKind.TOTP,
+        enrolled_at=timezone.now() - timedelta(days=300),
+        disabled_at=timezone.now() - timedelta(hours=1),
+    )
+    assert lifecycle.ever_had_factor(hanako)
+    her = new_browser_api(IP_TOKYO)
+    her.login("hanako", HANAKO_PASSWORD)
+    lifecycle.grant_rebind(hanako, by_staff=user_factory("desk", is_staff=True))
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)  # password only
+    new = "thief chose this 2026"
+    thief.get("/password/change/")
+    changed = thief.client.post(
+        "/password/change/",
+        {"old_password": HANAKO_PASSWORD, "new_password1": new, "new_password2": new},
+        HTTP_X_CSRFTOKEN=thief.token,
+    )
+    hanako.refresh_from_db()
+    assert hanako.check_password(HANAKO_PASSWORD), changed.status_code
+    assert her.get("/api/portfolio").status_code == 200
+
+
+# -- 6: regression of fix 1: a young account's first browser taken over from the portal's history ------------
+
+
+def test_a_new_customers_first_browser_taken_over_from_imported_history_vouches_for_her_first_passkey(
+    user_factory: Any, geoip: Any, settings: Any
+) -> None:
+    """A portal installs authguard with ``import-history`` and ``AUTHGUARD_LEGACY_DEVICE_COOKIE``. alice
+    opened her account three weeks ago and has signed in from her PC since (passkey step-ups in the old
+    log, so the import remembers the PC). On the first day her PC presents the portal's cookie:
+    authguard's own cookie takes the device over (history._move_trust copies first_seen_at, revokes the
+    portal's entry). Fix 1 made "the account's first browser" count revoked rows too, ordered by
+    (first_seen_at, pk): the revoked portal entry has the same first_seen_at and the lower pk, so it is
+    "first" forever and her own PC is not. Her first passkey, from her first and only browser on a low-
+    risk login, is unvouched and cools off for AUTHGUARD_UNVOUCHED_FACTOR_DAYS (14 days) instead of
+    confirming at once (before the fix it did)."""
+    from authguard.factors import inventory
+    from authguard.models import FactorRecord, PasskeyDevice
+    from authguard.risk.import_history import import_history
+    from authguard.testing import SoftAuthenticator
+
+    from .conftest import OrderApi
+    from .test_risk_legacy_device import COOKIE, PORTAL_ID, _asking, _stepped_up_log
+
+    settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
+    settings.AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
+    alice = user_factory("alice")
+    alice.date_joined = timezone.now() - timedelta(days=22)
+    alice.save(update_fields=["date_joined"])
+    now = timezone.now()
+    lines = _stepped_up_log(now - timedelta(days=21), 20, second_factor="passkey")
+    import_history(lines, geoip_path=str(geoip), policy=_asking())
+    settings.AUTHGUARD_LEGACY_DEVICE_COOKIE = COOKIE
+    api = OrderApi(REMOTE_ADDR=IP_TOKYO)
+    api.client.cookies[COOKIE] = PORTAL_ID
+    api.login("alice", "correct horse battery")
+    assert KnownDevice.objects.filter(user=alice, revoked_at__isnull=True).count() == 1  # taken over
+    key = SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
+    options = api.post("/authguard/api/passkeys/options")
+    assert options.status_code == 200, options.content
+    added = api.post("/authguard/api/passkeys", key.create(options.json()))
+    assert added.status_code == 201, added.content
+    device = PasskeyDevice.objects.get(user=alice)
+    record = FactorRecord.objects.get(device_id=device.persistent_id)
+    assert record.enrolled_low_risk, "the login was low-risk"
+    assert not inventory.factor_is_cooling_off(device), record.cooling_off_until

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.test import Client, override_settings
+from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,6 +26,7 @@ from authguard.risk.policy import Thresholds
 from authguard.risk.replay import Policy, ReplayError, replay
 
 from .conftest import IP_TOKYO, IP_US_HOME, UA_CHROME_WIN, UA_FIREFOX_LINUX, OrderApi
+from .staff_fixtures import staff_client
 from .test_risk_import_history import log as import_log
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
@@ -262,8 +263,7 @@ def test_a_revoked_imported_device_is_no_longer_remembered_nor_brought_back_by_i
 ) -> None:
     listed = KnownDevice.objects.get()
     # The customer revokes it from her security page, where it is listed like her other devices.
-    page = Client()
-    page.force_login(listed.user)
+    page = staff_client(listed.user)  # forgetting a device needs a fresh verification (her passkey here)
     assert listed.label in page.get(reverse("authguard:security")).content.decode()
     page.post(reverse("authguard:security-revoke-device", args=[listed.pk]))
     listed.refresh_from_db()
@@ -299,8 +299,7 @@ def test_importing_again_brings_back_no_device_taken_over_and_then_revoked(
 ) -> None:
     sign_in(passkey_imported, portal_id=PORTAL_ID)  # her browser takes the imported device over
     own = KnownDevice.objects.get(revoked_at__isnull=True)
-    page = Client()
-    page.force_login(own.user)
+    page = staff_client(own.user)  # verified with her passkey: forgetting a device needs a fresh verification
     page.post(reverse("authguard:security-revoke-device", args=[own.pk]))  # she suspects a theft
     lines = _stepped_up_log(passkey_imported - timedelta(days=45), 40, second_factor="passkey")
     import_history(lines, geoip_path=str(geoip), policy=_asking(), replace=True)

@@ -27,6 +27,7 @@ class Codes:
     FACTOR_SETTINGS_INVALID = "authguard.E010"
     CHALLENGE_CACHE_UNSAFE = "authguard.W010"
     SQLITE_NOT_IMMEDIATE = "authguard.W011"
+    PASSWORD_CHANGE_UNGUARDED = "authguard.W012"
     SESSION_TIMEOUTS_INVALID = "authguard.E018"
     STEP_UP_METHODS_INVALID = "authguard.E019"
     SESSION_TIMEOUTS_LONG = "authguard.W018"

@@ -186,3 +186,40 @@ def check_factor_lifecycle(app_configs: Sequence[AppConfig] | None, **kwargs: An
                 )
             )
     return messages
+
+
+@register(Tags.security, Tags.urls)
+def check_password_change_view(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The URL named ``password_change`` (Django's ``auth.urls`` name) is not Django's own view unguarded.
+
+    A password change ends the customer's other sessions and revokes her factors still cooling off
+    (:func:`authguard.login.flow.password_changed`, whichever view saved the password), so it must be her
+    decision: :class:`authguard.views.PasswordChangeView` first asks for a fresh verification with a factor
+    she had before any cooling-off. Django's own view lets a password-only session change it.
+    """
+    # Deferred: checks register before the URLconf and the views (which import models) may load.
+    from django.contrib.auth.views import PasswordChangeView as DjangoPasswordChangeView
+    from django.urls import resolve, reverse
+
+    from authguard.views import PasswordChangeView  # deferred, as above
+
+    try:
+        view = resolve(reverse("password_change")).func
+    except Exception:  # no such URL, or a URLconf that does not load (its own error)
+        return []
+    view_class = getattr(view, "view_class", None)
+    if (
+        isinstance(view_class, type)
+        and issubclass(view_class, DjangoPasswordChangeView)
+        and not issubclass(view_class, PasswordChangeView)
+    ):
+        return [
+            Warning(
+                "The password_change URL is Django's PasswordChangeView: a session signed in with the "
+                "password alone can change the password, ending the customer's sessions.",
+                hint='Route it to authguard.views.PasswordChangeView: path("password/change/", '
+                'authguard.views.PasswordChangeView.as_view(), name="password_change").',
+                id=Codes.PASSWORD_CHANGE_UNGUARDED,
+            )
+        ]
+    return []

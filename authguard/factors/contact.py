@@ -153,14 +153,17 @@ def require_password_change_allowed(request: HttpRequest, *, user: Any) -> str:
     2026-12-05). Raises :class:`~authguard.exceptions.StepUpRequired`.
     """
     how = require_can_change_factors(request, user=user)
-    if how == "fresh_verification":
-        verifier = session_device(request)
-        if verifier is None or not may_confirm_sensitive(request.user, verifier):
-            raise StepUpRequired(
-                _("Confirm it is you with a security method you had before the cooling-off period."),
-                code="step_up_required",
-                methods=factor_methods.step_up_methods(request.user),
-            )
+    if how == "low_risk_first_factor":
+        return how
+    verifier = session_device(request)
+    if how != "fresh_verification" or verifier is None or not may_confirm_sensitive(request.user, verifier):
+        # SECURITY: the desk's or identity proofing's grant to bind a factor again is no licence to change
+        # the password from a password session (red team, 2026-12-05): a reset by e-mail is the way.
+        raise StepUpRequired(
+            _("Confirm it is you with a security method you had before the cooling-off period."),
+            code="step_up_required",
+            methods=factor_methods.step_up_methods(request.user),
+        )
     return how
 
 

@@ -441,18 +441,16 @@ def session_vouched(request: HttpRequest, *, user: Any, via: str, low_risk: bool
     # SECURITY: "first" over every browser the account ever had, forgotten ones included: forgetting her
     # browser (which the security page allows without a verification) must not make his the first
     # (red team, 2026-12-05).
+    # A browser that took over an imported row (the portal's own device cookie) carries its first sign-in.
     joined = getattr(user, "date_joined", None)
-    first = (
-        KnownDevice.objects.filter(user_id=user.pk)
-        .order_by("first_seen_at", "pk")
-        .values_list("cookie_hash", flat=True)
-        .first()
-    )
+    earliest = KnownDevice.objects.filter(user_id=user.pk).order_by("first_seen_at").first()
+    mine = known.filter(cookie_hash=device).values_list("first_seen_at", flat=True).first()
     return (
         isinstance(joined, datetime)
         and joined > since
-        and first == device
-        and known.filter(cookie_hash=device).exists()
+        and earliest is not None
+        and mine is not None
+        and mine <= earliest.first_seen_at
     )
 
 

@@ -20,7 +20,7 @@ from django_otp.models import Device
 
 from authguard import clock
 from authguard.factors.base import tell_user, verify_code
-from authguard.factors.inventory import user_factors
+from authguard.factors.inventory import is_disabled, user_factors
 from authguard.factors.lifecycle import record_enrollment, require_can_change_factors
 from authguard.factors.removal import require_can_remove
 from authguard.models import FactorKind, FactorRecord, RecoveryCode, RecoveryCodeDevice
@@ -69,6 +69,8 @@ def generate_recovery_codes(request: HttpRequest, *, user: Any) -> list[str]:
     via = require_can_change_factors(request, user=user)
     user = request.user
     for old in RecoveryCodeDevice.objects.filter(user=user, confirmed=True):
+        if is_disabled(old) or not RecoveryCode.objects.filter(device=old, used_at__isnull=True).exists():
+            continue  # a spent or disabled set is no factor to keep: as if she had none (red team 12-05)
         # SECURITY: a new set replaces the old one: a factor that is cooling off never replaces older codes.
         require_can_remove(request, user=user, device=old)
     codes = [
