@@ -162,14 +162,24 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     # now (a pump lifts the volume too): read for every order, in this statement (red team, 2026-12-05).
     flagged = f"(SELECT COUNT(*) FROM {campaign_flags} WHERE symbol = %s AND active)"  # noqa: S608
     trust = f"SELECT 'trust', '', {flags[0]}, {flags[1]}, {flags[2]}, {flags[3]}, {flagged}, NULL"
-    lately = f"SELECT 'lately', '', {flags[0]}, {flags[1]}, {flags[2]}, {flags[3]}, 0, NULL"
+    # SECURITY: over the look-back a "new device" is any but the account's earliest: a victim whose own
+    # browser is younger than the look-back was no change at all (red team, 2026-12-05).
+    not_first = (
+        f"SELECT 1 FROM {devices} d WHERE d.user_id = %s AND d.first_seen_at >= %s AND EXISTS"  # noqa: S608
+        f" (SELECT 1 FROM {devices} o WHERE o.user_id = d.user_id AND o.first_seen_at < d.first_seen_at)"
+    )
+    changed = f"CASE WHEN EXISTS ({not_first}) THEN 1 ELSE 0 END"
+    lately = f"SELECT 'lately', '', {changed}, {flags[1]}, {flags[2]}, {flags[3]}, 0, NULL"
     return f"{grouped} UNION ALL {rolled_sells} UNION ALL {rolled_buys} UNION ALL {trust} UNION ALL {lately}"
 
 
-def _trust_params(uid: Any, *, now: datetime, since: datetime) -> list[Any]:
-    """The parameters of the trust EXISTS subqueries of :func:`_ledger_sql` for changes since ``since``."""
+def _trust_params(
+    uid: Any, *, now: datetime, since: datetime, old_before: datetime | None = None
+) -> list[Any]:
+    """The parameters of the trust EXISTS subqueries of :func:`_ledger_sql` for changes since ``since``
+    (``old_before``: what counts as an older device, ``since`` by default)."""
     adapt = connection.ops.adapt_datetimefield_value
-    params: list[Any] = [uid, adapt(since), uid, adapt(since)]
+    params: list[Any] = [uid, adapt(since), uid, adapt(old_before or since)]
     params += [uid, adapt(since), True, Action.ALLOW, LoginOutcome.STEP_UP_PASSED, LoginOutcome.RESCORED]
     params += [f"%{code}%" for code in CONTEXT_CHANGE_REASONS]
     return [*params, uid, adapt(now), adapt(since)]
@@ -231,7 +241,8 @@ def ledger_totals(
     params += [*day_params, uid, adapt_day(earliest.date())]
     params += [*day_params, uid, adapt_day(earliest.date()), symbol]
     params += [*_trust_params(uid, now=now, since=since), symbol]
-    params += _trust_params(uid, now=now, since=now - timedelta(days=max(changed_days, trust_days)))
+    lately_since = now - timedelta(days=max(changed_days, trust_days))
+    params += _trust_params(uid, now=now, since=lately_since, old_before=now)
     rows = statements.fetch_all(_ledger_sql(connection.vendor, len(hours), max(len(rounded), 1)), params)
     # Decimal sums and one int count ("il") per window.
     sums: dict[int, dict[str, Any]] = {
@@ -341,6 +352,8 @@ def _campaign_sql(vendor: str, volume_windows: int) -> str:
         "SUM(CASE WHEN created_at >= %s AND risky_session AND user_id = %s THEN 1 ELSE 0 END)",
     ]
     columns += ["SUM(CASE WHEN created_at >= %s AND risky_session THEN amount ELSE 0 END)"] * volume_windows
+    # Every account within the longest volume window (the statement's range): how many, this one, how much.
+    columns += ["COUNT(DISTINCT user_id)", "SUM(CASE WHEN user_id = %s THEN 1 ELSE 0 END)", "SUM(amount)"]
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
     return (
         f"SELECT {', '.join(columns)},"  # noqa: S608
@@ -403,11 +416,12 @@ def illiquid_buy_facts(
     params: list[Any] = [campaign_start, campaign_start, campaign_start, uid, campaign_start]
     params += [volume_start, volume_start, uid]
     params += [adapt(now - timedelta(hours=h)) for h in volume_hours]
+    params += [uid]
     params += [symbol, uid, symbol, symbol, adapt(now - timedelta(hours=longest))]
     (row,) = statements.fetch_all(_campaign_sql(connection.vendor, len(volume_hours)), params)
     accounts, risky_accounts, mine, window_volume, volume_accounts, mine_volume = row[:6]
     risky_sums = row[6 : 6 + len(volume_hours)]
-    flagged, mine_placed = row[6 + len(volume_hours) :]
+    slow_accounts, slow_mine, slow_volume, flagged, mine_placed = row[6 + len(volume_hours) :]
     never_bought = not mine_placed
     if hours is None:
         return None, never_bought
@@ -433,6 +447,9 @@ def illiquid_buy_facts(
             risky_volume_accounts=volume_accounts,
             daily_value=daily_value,
             window_volume=_money(window_volume) + amount,
+            slow_accounts=int(slow_accounts or 0) + (0 if slow_mine else 1),
+            slow_volume=_money(slow_volume) + amount,
+            slow_hours=longest,
         ),
         never_bought,
     )

@@ -54,6 +54,10 @@ class Campaign(OrderRule):
         # How far back a context change makes an account's buys count in the volume windows: longer than the
         # longest window plus the trust days, so a gang cannot wait out the trust week before it buys.
         "changed_days": 30,
+        # Any accounts, changed or not: ``slow_accounts`` of them buying more than ``slow_share`` of a day's
+        # traded value within the longest volume window (the gang that outwaits every look-back).
+        "slow_accounts": 10,
+        "slow_share": 0.25,
         # ...once at least this many such accounts bought it (one account's own buys are the exposure rule's).
         "volume_accounts": 3,
         # The count of accounts flags only when together they bought at least this share of a day's traded
@@ -116,10 +120,32 @@ class Campaign(OrderRule):
                 },
             )
             return
+        daily = campaign.daily_value
+        slow = campaign.slow_volume
+        if (
+            campaign.slow_accounts >= int(self.options["slow_accounts"])
+            and slow is not None
+            and daily is not None
+            and daily > 0
+            and slow / daily > Decimal(str(self.options["slow_share"]))
+        ):
+            yield RuleFinding(
+                "campaign_detected",
+                CRITICAL,
+                _campaign_reason(facts),
+                self.action,
+                {
+                    "accounts": campaign.slow_accounts,
+                    "hours": campaign.slow_hours,
+                    "volume_share": round(float(slow / daily), 4),
+                    "limit": float(self.options["slow_share"]),
+                    "flag": True,
+                },
+            )
+            return
         enough = campaign.accounts >= int(self.options["accounts"]) or campaign.risky_accounts >= int(
             self.options["risky_accounts"]
         )
-        daily = campaign.daily_value
         if enough and campaign.window_volume is not None and daily is not None and daily > 0:
             # SECURITY: an unknown volume (or none reported) keeps the count alone, as before: fail closed.
             enough = campaign.window_volume / daily >= Decimal(str(self.options["min_volume_share"]))

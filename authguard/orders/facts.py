@@ -119,8 +119,10 @@ def gather_facts(
     campaign_risky = session_risky or trust.changed or trust.lately
     first_trade = None
     campaign = None
-    # SECURITY: every buy of a flagged instrument reads the campaign facts (which hold it), liquid or not.
-    if intent.side == "buy" and (illiquid or flagged):
+    # SECURITY: every buy of a flagged instrument reads the campaign facts (which hold it), liquid or not;
+    # so does every buy that counts at least half against the illiquid exposure: a pump lifts the volume of
+    # the stock it pumps, just over the illiquid weight (red team, 2026-12-05).
+    if intent.side == "buy" and (illiquid or flagged or weight >= ILLIQUID_WEIGHT / 2):
         campaign, never_bought = illiquid_buy_facts(
             user,
             intent.symbol,

@@ -212,6 +212,11 @@ class CampaignFacts:
     window_volume: Decimal | None = None
     #: The instrument's average daily traded value (portfolio currency), or ``None`` when unknown.
     daily_value: Decimal | None = None
+    #: Distinct accounts of any kind, and the value they bought, within the longest volume window (this
+    #: order included): a gang patient enough to outwait every look-back is still many accounts.
+    slow_accounts: int = 0
+    slow_volume: Decimal | None = None
+    slow_hours: int = 0
 
 
 @dataclass(frozen=True)
