@@ -66,6 +66,7 @@ def form_post(client: OrderApi, path: str, data: dict[str, Any] | None = None) -
 # -- 1: forgetting her first browser makes the thief's browser "the account's first" ------------------------
 
 
+@pytest.mark.battery(63)
 @pytest.mark.usefixtures("both_presets")
 def test_password_only_thief_forgets_her_first_browser_and_his_first_passkey_confirms_at_once(
     api: Any, hanako: Any, clock: Any
@@ -123,6 +124,7 @@ def her_recovery_codes(user: Any, *, days: int = 300, used: bool = False) -> lis
     return codes
 
 
+@pytest.mark.battery(63)
 def test_one_relayed_totp_code_replaces_the_customers_recovery_codes(
     api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
@@ -150,6 +152,7 @@ def test_one_relayed_totp_code_replaces_the_customers_recovery_codes(
 # -- 3: the thief's password change turns "a password change revokes cooling-off factors" against her -------
 
 
+@pytest.mark.battery(63)
 @pytest.mark.usefixtures("both_presets")
 def test_password_only_thief_changes_the_password_and_revokes_the_customers_new_passkey(
     api: Any, hanako: Any, totp_factory: Any, clock: Any
@@ -198,6 +201,7 @@ def test_password_only_thief_changes_the_password_and_revokes_the_customers_new_
     assert her.get("/api/portfolio").status_code == 200
 
 
+@pytest.mark.battery(63)
 def test_one_relayed_totp_code_replaces_the_customers_authenticator_app(
     api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
@@ -226,6 +230,7 @@ def test_one_relayed_totp_code_replaces_the_customers_authenticator_app(
 # -- the second round (2026-12-05): walks around the fixes above, and what they broke ----------------------
 
 
+@pytest.mark.battery(63)
 def test_password_only_thief_forgetting_her_usual_browser_takes_away_her_vouched_path_for_good(
     new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
@@ -259,6 +264,7 @@ def test_password_only_thief_forgetting_her_usual_browser_takes_away_her_vouched
 # -- 2: an exhausted recovery-code set can no longer be renewed with the only factor she has --------------
 
 
+@pytest.mark.battery(63)
 def test_a_customer_whose_recovery_codes_are_used_up_cannot_get_new_ones_with_her_authenticator(
     new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
@@ -282,6 +288,7 @@ def test_a_customer_whose_recovery_codes_are_used_up_cannot_get_new_ones_with_he
 # -- 3: the security page's "new recovery codes" never leads to the second factor it asks for --------------
 
 
+@pytest.mark.battery(63)
 def test_the_security_page_sends_a_customer_asked_for_a_second_factor_to_re_verify(
     new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
@@ -311,6 +318,7 @@ urlpatterns = [
 ]
 
 
+@pytest.mark.battery(63)
 def test_a_portal_with_djangos_own_password_change_view_is_warned(settings: Any) -> None:
     """authguard.views.PasswordChangeView only protects a portal that routes ``password_change`` to it; the
     demo does, docs/integration.md says nothing, and no system check looks. A portal with Django's stock
@@ -335,6 +343,7 @@ def test_a_portal_with_djangos_own_password_change_view_is_warned(settings: Any)
 # -- 5: during a desk re-binding grant, a password-only session changes the password -------------------------
 
 
+@pytest.mark.battery(63)
 def test_a_password_only_thief_changes_the_password_while_the_desk_grant_of_a_rebind_is_open(
     new_browser_api: Any, hanako: Any, totp_factory: Any, user_factory: Any, clock: Any
 ) -> None:
@@ -382,6 +391,7 @@ def test_a_password_only_thief_changes_the_password_while_the_desk_grant_of_a_re
 # -- 6: regression of fix 1: a young account's first browser taken over from the portal's history ------------
 
 
+@pytest.mark.battery(63)
 def test_a_new_customers_first_browser_taken_over_from_imported_history_vouches_for_her_first_passkey(
     user_factory: Any, geoip: Any, settings: Any
 ) -> None:

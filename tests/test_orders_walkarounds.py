@@ -50,6 +50,7 @@ def _sell_for_cash(thief: Any, symbols: list[tuple[str, int]]) -> None:
 # -- 1. Weighted exposure: an instrument the guard itself calls illiquid takes more than 10 % ----------------
 
 
+@pytest.mark.battery(64)
 def test_a_stock_the_guard_calls_illiquid_counts_in_full_not_at_its_weight(
     order_api: Any, authenticator: Any, clock: Any, tanaka: Any
 ) -> None:
@@ -71,6 +72,7 @@ def test_a_stock_the_guard_calls_illiquid_counts_in_full_not_at_its_weight(
     assert placed_buys(tanaka, "5Z4A") <= Decimal("0.10") * before.total_value
 
 
+@pytest.mark.battery(64)
 def test_a_pumped_small_cap_counts_in_full_after_the_trust_week(
     order_api: Any, authenticator: Any, clock: Any, tanaka: Any
 ) -> None:
@@ -107,6 +109,7 @@ def test_a_pumped_small_cap_counts_in_full_after_the_trust_week(
 # -- 2. The campaign rule counts only accounts whose context changed: wait out the trust week ----------------
 
 
+@pytest.mark.battery(64)
 def test_a_campaign_that_waited_out_the_trust_week_is_flagged(
     order_api: Any, settings: Any, clock: Any
 ) -> None:
@@ -131,6 +134,7 @@ def test_a_campaign_that_waited_out_the_trust_week_is_flagged(
 # -- 3. An active campaign flag is only read for buys the guard calls illiquid -----------------------------
 
 
+@pytest.mark.battery(64)
 def test_a_flagged_instrument_stays_held_when_a_pump_lifts_its_volume(
     order_api: Any, authenticator: Any, clock: Any, tanaka: Any
 ) -> None:
@@ -157,6 +161,7 @@ def test_a_flagged_instrument_stays_held_when_a_pump_lifts_its_volume(
 # -- 4. (PostgreSQL) The campaign rule reads other accounts' buys without any lock ------------------------
 
 
+@pytest.mark.battery(64)
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_buys_from_many_taken_over_accounts_see_each_other(settings: Any) -> None:
@@ -225,6 +230,7 @@ def recount_for_the_upgrade() -> None:
 # -- round 2, 1. the 30-day look-back needs a device older than 30 days  -------------------------------------
 
 
+@pytest.mark.battery(64)
 def test_a_campaign_on_accounts_younger_than_the_look_back_is_flagged(
     order_api: Any, settings: Any, clock: Any
 ) -> None:
@@ -254,6 +260,7 @@ def test_a_campaign_on_accounts_younger_than_the_look_back_is_flagged(
 # -- round 2, 2. ledger rows of before the fix keep their old weighted amount  -------------------------------
 
 
+@pytest.mark.battery(64)
 def test_buys_recorded_before_the_fix_count_in_full_against_the_month(
     order_api: Any, authenticator: Any, clock: Any, tanaka: Any
 ) -> None:
@@ -290,6 +297,7 @@ def test_buys_recorded_before_the_fix_count_in_full_against_the_month(
 # -- round 2, 3. the campaign rule stops at weight 0.5  ------------------------------------------------------
 
 
+@pytest.mark.battery(64)
 def test_a_campaign_in_a_stock_pumped_just_above_the_illiquid_weight_is_flagged(
     order_api: Any, settings: Any, clock: Any
 ) -> None:
@@ -322,6 +330,7 @@ def test_a_campaign_in_a_stock_pumped_just_above_the_illiquid_weight_is_flagged(
 # -- round 2, 4. the 30-day look-back waited out  ------------------------------------------------------------
 
 
+@pytest.mark.battery(64)
 def test_a_campaign_that_waited_out_the_look_back_is_flagged(
     order_api: Any, settings: Any, clock: Any
 ) -> None:
