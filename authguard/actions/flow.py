@@ -220,13 +220,12 @@ def confirmation_methods(user: Any) -> list[str]:
     preset. Factors in their cooling-off are not counted at all.
     """
     allowed = app_settings.ACTION_CONFIRMATION_METHODS
-    if "passkey" in allowed and any(_may_confirm(user, device) for device in usable_passkeys(user)):
+    passkeys = usable_passkeys(user)
+    if "passkey" in allowed and any(_may_confirm(user, device) for device in passkeys):
         return ["passkey"]
-    if "totp" in allowed:
-        totp = totp_device(user)
-        if totp is not None and _may_confirm(user, totp):
-            return ["totp"]
-    return []
+    # SECURITY: a relayed code never stands in for her passkey while it cools off (red team, 2026-12-05).
+    totp = totp_device(user) if "totp" in allowed and not passkeys else None
+    return ["totp"] if totp is not None and _may_confirm(user, totp) else []
 
 
 # -- asking for an action -----------------------------------------------------------------------------------
@@ -375,7 +374,7 @@ def confirm_with_passkey(request: HttpRequest, *, action_id: object, credential:
 def confirm_with_totp(request: HttpRequest, *, action_id: object, code: object) -> Confirmed:
     """Confirm with a TOTP code, only where this action's ``methods`` allow it (never under the preset)."""
     held = pending_for(request, action_id)
-    allowed = "totp" in held.methods and not app_settings.JSDA
+    allowed = "totp" in held.methods and not app_settings.JSDA and not usable_passkeys(request.user)
     device = flow.verify_confirmation_code(
         request, held, HELD_ACTION, code=code, allowed=allowed, recheck=stored_action
     )

@@ -132,10 +132,14 @@ def _clean_bank(data: dict[str, Any]) -> dict[str, str]:
     if errors:
         raise MoneyRejected(errors)
     try:
-        actions.clean_params(kind=ActionKind.BANK_ACCOUNT_ADD, params={"account": "0", "payee": "0", **clean})
+        canonical = actions.clean_params(
+            kind=ActionKind.BANK_ACCOUNT_ADD, params={"account": "0", "payee": "0", **clean}
+        )
     except actions.ActionInvalid as exc:
         raise MoneyRejected(exc.errors) from None
-    return clean
+    # Stored as authguard will compare them when the confirmed action is carried out (spaces squeezed,
+    # Unicode normalised): the customer's confirmation must match what the portal keeps.
+    return {name: canonical[name] for name in BANK_FIELDS}
 
 
 def request_bank_account(request: HttpRequest, *, data: dict[str, Any]) -> Requested:
@@ -199,7 +203,7 @@ def request_withdrawal(request: HttpRequest, *, bank_account_id: object, amount:
             BankAccount.objects.filter(
                 pk=int(bank_account_id), account=account, status=BankAccountStatus.ACTIVE
             ).first()
-            if str(bank_account_id).isdigit() and len(str(bank_account_id)) < 12
+            if re.fullmatch(r"[0-9]{1,11}", str(bank_account_id))  # ASCII digits: "²".isdigit() is True
             else None
         )
         if bank is None:
