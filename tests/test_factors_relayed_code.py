@@ -35,11 +35,6 @@ def clock() -> Iterator[Any]:
         yield traveller
 
 
-@pytest.fixture
-def api(new_browser_api: Any) -> Any:
-    return new_browser_api
-
-
 def new_key() -> SoftAuthenticator:
     return SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
 
@@ -69,7 +64,7 @@ def form_post(client: OrderApi, path: str, data: dict[str, Any] | None = None) -
 @pytest.mark.battery(63)
 @pytest.mark.usefixtures("both_presets")
 def test_password_only_thief_forgets_her_first_browser_and_his_first_passkey_confirms_at_once(
-    api: Any, hanako: Any, clock: Any
+    new_browser_api: Any, hanako: Any, clock: Any
 ) -> None:
     """A new account (younger than ESTABLISHED_DEVICE_DAYS) without a factor yet. `_vouched` counts "the
     browser the account was first used from" among *non-revoked* known devices, and forgetting a remembered
@@ -77,11 +72,11 @@ def test_password_only_thief_forgets_her_first_browser_and_his_first_passkey_con
     security page; his own browser is then "the first", his first passkey is vouched for and, being the
     account's first factor from a low-risk session, starts no cooling-off: it sells her whole NTT position
     at once (a held order confirmed), with nothing but the password."""
-    her = api(IP_TOKYO)
+    her = new_browser_api(IP_TOKYO)
     her.login("hanako", HANAKO_PASSWORD)  # her first browser: the one a new account's first factor trusts
     her.post("/api/logout")
     clock.shift(2 * 24 * 3600)
-    thief = api(IP_OSAKA)
+    thief = new_browser_api(IP_OSAKA)
     thief.login("hanako", HANAKO_PASSWORD)  # password only, allowed outright (a clean line)
     hers = KnownDevice.objects.filter(user=hanako).order_by("first_seen_at", "pk").first()
     assert hers is not None
@@ -126,7 +121,7 @@ def her_recovery_codes(user: Any, *, days: int = 300, used: bool = False) -> lis
 
 @pytest.mark.battery(63)
 def test_one_relayed_totp_code_replaces_the_customers_recovery_codes(
-    api: Any, hanako: Any, totp_factory: Any, clock: Any
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
     """hanako has her authenticator app and the recovery codes she printed long ago (no passkey). The thief
     relays one TOTP code and mints a new recovery-code set: hers die and he reads the new ten, which sign in
@@ -137,7 +132,7 @@ def test_one_relayed_totp_code_replaces_the_customers_recovery_codes(
     hanako.totp = totp_factory(hanako)
     codes = her_recovery_codes(hanako)
     hers = RecoveryCodeDevice.objects.get(user=hanako)
-    thief = api()
+    thief = new_browser_api()
     thief.login("hanako", HANAKO_PASSWORD)
     relayed = thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)})
     assert relayed.status_code == 200, relayed.content
@@ -155,7 +150,7 @@ def test_one_relayed_totp_code_replaces_the_customers_recovery_codes(
 @pytest.mark.battery(63)
 @pytest.mark.usefixtures("both_presets")
 def test_password_only_thief_changes_the_password_and_revokes_the_customers_new_passkey(
-    api: Any, hanako: Any, totp_factory: Any, clock: Any
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
     """hanako (authenticator app for years) adds a passkey from her usual browser: vouched, it cools off
     with the account for a day. The password change hook revokes every factor cooling off, assuming whoever
@@ -164,7 +159,7 @@ def test_password_only_thief_changes_the_password_and_revokes_the_customers_new_
     passkey is deleted, every session of hers is ended, and only he knows the password now."""
     of_long_standing(hanako)
     hanako.totp = totp_factory(hanako)
-    her = api(IP_TOKYO)
+    her = new_browser_api(IP_TOKYO)
     her.login_usual("hanako", HANAKO_PASSWORD)
     from authguard.conf import app_settings
 
@@ -185,7 +180,7 @@ def test_password_only_thief_changes_the_password_and_revokes_the_customers_new_
     hers = PasskeyDevice.objects.get(user=hanako)
     assert inventory.factor_is_cooling_off(hers)
     clock.shift(3600)
-    thief = api(IP_OSAKA)
+    thief = new_browser_api(IP_OSAKA)
     thief.login("hanako", HANAKO_PASSWORD)  # password only, allowed outright
     page = thief.get("/password/change/")
     new = "thief chose this 2026"
@@ -203,7 +198,7 @@ def test_password_only_thief_changes_the_password_and_revokes_the_customers_new_
 
 @pytest.mark.battery(63)
 def test_one_relayed_totp_code_replaces_the_customers_authenticator_app(
-    api: Any, hanako: Any, totp_factory: Any, clock: Any
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
     """hanako has a passkey and her authenticator app, both for years. The thief relays one code from her
     app and then replaces the app with his own (begin + confirm): ``require_can_remove`` only stops a
@@ -216,7 +211,7 @@ def test_one_relayed_totp_code_replaces_the_customers_authenticator_app(
     of_long_standing(hanako)
     bind_passkey(hanako, new_key())
     hanako.totp = totp_factory(hanako)
-    thief = api()
+    thief = new_browser_api()
     thief.login("hanako", HANAKO_PASSWORD)
     assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
     begun = thief.post("/authguard/api/totp")

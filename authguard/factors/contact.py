@@ -109,24 +109,16 @@ def require_contact_change_allowed(request: HttpRequest, *, user: Any) -> str:
 
 
 def require_strong_removal(request: HttpRequest, *, user: Any) -> str:
-    """Removing or replacing a factor that is not cooling off needs more than one relayable code: a fresh
-    verification with a trusted passkey (``"passkey"``), a vouched session (``"vouched"``: low-risk, on a
-    browser the account has used for a month, verified with a factor not cooling off), or what an e-mail
-    change needs (``"two_factors"``, :func:`require_contact_change_allowed`). Raises
-    :class:`~authguard.exceptions.StepUpRequired`."""
+    """Removing or replacing a factor that is not cooling off needs more than one relayable code: a vouched
+    session (``"vouched"``, :func:`~authguard.factors.lifecycle.session_vouched`: a fresh verification with a
+    trusted passkey, or a low-risk session on a browser the account has used for a month) verified with a
+    factor not cooling off, or what an e-mail change needs (``"two_factors"``,
+    :func:`require_contact_change_allowed`). Raises :class:`~authguard.exceptions.StepUpRequired`."""
     verifier = session_device(request)
-    if (
-        isinstance(verifier, PasskeyDevice)
-        and sessions_state.has_fresh_verification(request, methods=["passkey"])
-        and may_confirm_sensitive(user, verifier)
-    ):
-        return "passkey"
-    state = sessions_state.session_state(request)
-    low_risk = bool(state is not None and state.low_risk and not state.rescored)
     if (
         verifier is not None
         and may_confirm_sensitive(user, verifier)
-        and session_vouched(request, user=user, via="fresh_verification", low_risk=low_risk, now=clock.now())
+        and session_vouched(request, user=user, via="fresh_verification", now=clock.now())
     ):
         return "vouched"
     try:

@@ -41,6 +41,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
+from django.db.models import Min
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
@@ -355,12 +356,11 @@ def record_enrollment(
     until it ends. Called by every enrollment path inside its transaction.
     """
     now = clock.now()
-    state = sessions_state.session_state(request) if request is not None else None
-    low_risk = bool(state is not None and state.low_risk and not state.rescored)
+    low_risk = session_low_risk(request)
     vouched = (
         request is None
         or not app_settings.UNVOUCHED_FACTOR_DAYS  # 0: the portal switched the rule off
-        or session_vouched(request, user=user, via=via, low_risk=low_risk, now=now)
+        or session_vouched(request, user=user, via=via, now=now)
     )
     # SECURITY: the first-factor exemption holds once per account: the row lock serialises two racing
     # first enrollments, and the second one cools off like any other added factor.
@@ -412,10 +412,17 @@ def record_enrollment(
 ESTABLISHED_DEVICE_DAYS = 30
 
 
-def session_vouched(request: HttpRequest, *, user: Any, via: str, low_risk: bool, now: datetime) -> bool:
+def session_low_risk(request: HttpRequest | None) -> bool:
+    """Whether this session's sign-in was allowed outright and never re-scored since."""
+    state = sessions_state.session_state(request) if request is not None else None
+    return bool(state is not None and state.low_risk and not state.rescored)
+
+
+def session_vouched(request: HttpRequest, *, user: Any, via: str, now: datetime) -> bool:
     """Whether more than a password and a relayable code vouch for a factor enrolled in this session: a
     strong re-bind (another passkey, identity proofing, the desk), a fresh verification with a trusted
-    passkey, or a low-risk session on a browser this account has used for ``ESTABLISHED_DEVICE_DAYS``."""
+    passkey, or a low-risk session (:func:`session_low_risk`) on a browser this account has used for
+    ``ESTABLISHED_DEVICE_DAYS``."""
     if via in ("passkey", "identity_proofing", "staff"):
         return True
     verifier = session_device(request)
@@ -425,7 +432,7 @@ def session_vouched(request: HttpRequest, *, user: Any, via: str, low_risk: bool
         and may_confirm_sensitive(user, verifier)
     ):
         return True
-    if not low_risk:
+    if not session_low_risk(request):
         return False
     # SECURITY: "known" is cheap (two allowed sign-ins from the thief's own browser); "known for a month"
     # is not. A copied cookie of the customer's browser is what the risk engine's device findings are for.
@@ -433,25 +440,23 @@ def session_vouched(request: HttpRequest, *, user: Any, via: str, low_risk: bool
     if not device:
         return False
     since = now - timedelta(days=ESTABLISHED_DEVICE_DAYS)
-    known = KnownDevice.objects.filter(user_id=user.pk, revoked_at__isnull=True)
-    if known.filter(cookie_hash=device, first_seen_at__lte=since).exists():
+    mine = (
+        KnownDevice.objects.filter(user_id=user.pk, cookie_hash=device, revoked_at__isnull=True)
+        .values_list("first_seen_at", flat=True)
+        .first()
+    )
+    if mine is None:
+        return False
+    if mine <= since:
         return True
     # A new customer (an account younger than that) has no month-old browser: the browser the account was
     # first used from counts. A thief is vouched for only if he signed in before the customer ever did.
-    # SECURITY: "first" over every browser the account ever had, forgotten ones included: forgetting her
-    # browser (which the security page allows without a verification) must not make his the first
-    # (red team, 2026-12-05).
-    # A browser that took over an imported row (the portal's own device cookie) carries its first sign-in.
+    # SECURITY: "first" over every browser the account ever had, forgotten ones included, so forgetting hers
+    # does not make his the first (red team, 2026-12-05); a browser that took over an imported row (the
+    # portal's own device cookie) carries that row's first sign-in.
     joined = getattr(user, "date_joined", None)
-    earliest = KnownDevice.objects.filter(user_id=user.pk).order_by("first_seen_at").first()
-    mine = known.filter(cookie_hash=device).values_list("first_seen_at", flat=True).first()
-    return (
-        isinstance(joined, datetime)
-        and joined > since
-        and earliest is not None
-        and mine is not None
-        and mine <= earliest.first_seen_at
-    )
+    earliest = KnownDevice.objects.filter(user_id=user.pk).aggregate(first=Min("first_seen_at"))["first"]
+    return isinstance(joined, datetime) and joined > since and earliest is not None and mine <= earliest
 
 
 __all__ = [
@@ -465,6 +470,7 @@ __all__ = [
     "RebindRequired",
     "record_enrollment",
     "require_can_change_factors",
+    "session_low_risk",
     "session_vouched",
     "require_enrollment_allowed",
     "require_fresh_verification",

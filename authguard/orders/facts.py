@@ -115,8 +115,8 @@ def gather_facts(
     # weighing at least ILLIQUID_WEIGHT gets the pivot, risky-session and campaign rules too.
     illiquid = instrument.is_small_cap or daily is None or daily < floor or weight >= ILLIQUID_WEIGHT
     amount = instrument.value_of(intent.quantity)
-    # As OrderFacts.campaign_risky: this buy counts as a taken-over account's for the campaign rule.
-    campaign_risky = session_risky or trust.changed or trust.lately
+    # As OrderFacts.campaign_risky (``lately`` includes ``changed``): a taken-over account's buy.
+    campaign_risky = session_risky or trust.lately
     first_trade = None
     campaign = None
     # SECURITY: every buy of a flagged instrument reads the campaign facts (which hold it), liquid or not;
