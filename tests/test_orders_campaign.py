@@ -6,8 +6,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 
-from authguard.models import CampaignFlag, HeldOrder, Notification
+from authguard.conf import DEFAULT_ORDER_RULES
+from authguard.models import CampaignFlag, GuardedOrder, HeldOrder, Notification
+from authguard.orders import guard
 from demo_site.brokerage import services
 from demo_site.brokerage.models import Order, OrderStatus
 
@@ -144,3 +147,56 @@ def test_a_dozen_customers_buying_a_little_of_a_small_cap_is_no_campaign(buyers:
     statuses = [client.order("buy", "4Z1A", 10).json()["status"] for client in buyers[:12]]
     assert statuses == ["placed"] * 12
     assert not CampaignFlag.objects.exists()
+
+
+# -- A campaign rule that denies: the flag outlives the rollback of the order it refused ------------------
+
+
+def test_a_campaign_rule_that_denies_still_flags_the_instrument_and_alerts_the_admins(
+    buyers: list[OrderApi], settings: Any
+) -> None:
+    """A portal may deny instead of hold (``"action": "deny"``). The denial is an exception that rolls back
+    the order's transaction and the demo's own around it; the flag and the staff alert were written there and
+    vanished, so the next buyer was judged without them and the desk never heard of the campaign."""
+    settings.AUTHGUARD_ORDER_RULES = [
+        {"NAME": rule["NAME"], "OPTIONS": {**rule.get("OPTIONS", {}), "action": "deny"}}
+        if rule["NAME"].endswith(".Campaign")
+        else rule
+        for rule in DEFAULT_ORDER_RULES
+    ]
+    answers = [client.order("buy", "4Z1A", 100) for client in buyers[:10]]
+    assert [a.status_code for a in answers] == [201] * 9 + [403], [a.content for a in answers]
+    flag = CampaignFlag.objects.get(symbol="4Z1A")
+    assert flag.active and flag.accounts == 10
+    alerts = Notification.objects.filter(kind="campaign_flagged", staff=True)
+    assert alerts.count() == 1 and "4Z1A" in alerts.get().context["summary"]
+    # The denied order left nothing else behind: no order, no ledger row, no hold.
+    assert Order.objects.filter(instrument__symbol="4Z1A").count() == 9
+    assert not HeldOrder.objects.filter(user__username="buyer9").exists()
+    # The flag now refuses a buyer the campaign's volume alone would not (a buy from an account that bought
+    # nothing before, of one share), and it raises no second alert.
+    assert buyers[12].order("buy", "4Z1A", 1).status_code == 403
+    assert alerts.count() == 1
+
+
+def test_a_denial_outside_any_request_flags_the_campaign_after_the_orders_rollback(
+    buyers: list[OrderApi], settings: Any
+) -> None:
+    """Without a request (a batch of orders) the flag is written at once, after the order's own rollback."""
+    settings.AUTHGUARD_ORDER_RULES = [
+        {"NAME": "authguard.order_rules.Campaign", "OPTIONS": {"action": "deny"}},
+    ]
+    for client in buyers[:9]:
+        assert client.order("buy", "4Z1A", 100).status_code == 201
+    user = get_user_model().objects.get(username="buyer9")
+    draft = services.validate_order(user, side="buy", symbol="4Z1A", quantity=100)
+    with pytest.raises(guard.OrderDenied):
+        guard.submit_order(
+            None,
+            user=user,
+            intent=services.order_intent(user, draft),
+            place=lambda: pytest.fail("a denied order is never placed"),
+        )
+    assert CampaignFlag.objects.filter(symbol="4Z1A", active=True).exists()
+    assert Notification.objects.filter(kind="campaign_flagged", staff=True).count() == 1
+    assert not GuardedOrder.objects.filter(user=user).exists()

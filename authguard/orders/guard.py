@@ -43,6 +43,7 @@ from django.utils.translation import gettext_lazy
 
 from authguard import clock
 from authguard.conf import app_settings
+from authguard.durable import record_refusal
 from authguard.exceptions import AuthguardError
 from authguard.models import CampaignFlag, GuardedOrder, GuardStatus, HeldOrder
 from authguard.notifications.outbox import notify_customer, notify_staff
@@ -272,8 +273,9 @@ def submit_order(
 
     ``place()`` places the order in the portal (its exceptions roll everything back). ``hold(decision)``
     stores the portal's copy of a held order and returns its reference (e.g. a primary key). Raises
-    :class:`OrderDenied` for a denied order (nothing is recorded). ``instrument`` as for
-    :func:`check_order`.
+    :class:`OrderDenied` for a denied order (the order is not recorded; a campaign the denial uncovered is
+    flagged all the same, even when the caller's transaction rolls back: :mod:`authguard.durable`).
+    ``instrument`` as for :func:`check_order`.
 
     With ``"orders"`` in ``AUTHGUARD_REPORT_ONLY`` an order that would be held or denied is placed: the
     ledger row is ``placed`` with :data:`REPORT_ONLY_WOULD_HOLD` (or ``..._DENY``) after the reasons, and
@@ -281,6 +283,29 @@ def submit_order(
     flag is made.
     """
     now = now or clock.now()
+    try:
+        return _submit(
+            request, user=user, intent=intent, place=place, hold=hold, now=now, instrument=instrument
+        )
+    except OrderDenied as denied:
+        # SECURITY: the campaign a denial uncovered outlives the rollback of the order it refused (and of the
+        # portal's own transaction around this call): its flag holds the next buyers and alerts staff.
+        decision = denied.decision
+        record_refusal(lambda: _flag_campaign(decision, now=now))
+        raise
+
+
+def _submit(
+    request: HttpRequest | None,
+    *,
+    user: Any,
+    intent: OrderIntent,
+    place: Callable[[], T],
+    hold: Callable[[OrderDecision], Any] | None,
+    now: datetime,
+    instrument: InstrumentInfo | None,
+) -> Placed[T] | Held:
+    """:func:`submit_order`'s transaction."""
     with transaction.atomic():
         lock_customer(user)
         decision = _decide(request, intent, user=user, now=now, instrument=instrument, serialise=True)

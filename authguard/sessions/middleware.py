@@ -23,7 +23,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
-from authguard import clock
+from authguard import clock, durable
 from authguard.conf import app_settings
 from authguard.risk.context import device_cookie_parts, device_hash, new_device_cookie
 from authguard.sessions import dbsc, device_activity, device_generations
@@ -287,6 +287,8 @@ class AuthguardMiddleware:
     * Runs in a sync or an async stack (Django's ``sync_capable`` / ``async_capable``), the same way.
     * After a login in this request: a pending one goes to the step-up chooser, a refused one to the
       generic "refused" page, instead of the login view's success redirect.
+    * Writes again, after the view, the refusals' records the view's transaction may have rolled back
+      (:mod:`authguard.durable`).
     * Forbids framing every answer of authguard's own URLs (:func:`deny_framing`).
     """
 
@@ -308,7 +310,9 @@ class AuthguardMiddleware:
         ended = sessions_state.ENDED_SESSIONS.set(frozenset())
         try:
             signed_in_key = self._before_view(request)
-            response = self.get_response(request)
+            with durable.collecting() as refusals:
+                response = self.get_response(request)
+            durable.write_again(refusals)
             self._drop_ended_session(request)
         finally:
             sessions_state.ENDED_SESSIONS.reset(ended)
@@ -321,7 +325,10 @@ class AuthguardMiddleware:
         ended = sessions_state.ENDED_SESSIONS.set(frozenset())
         try:
             signed_in_key = await sync_to_async(self._before_view)(request)
-            response = await self.get_response(request)  # type: ignore[misc]
+            with durable.collecting() as refusals:
+                response = await self.get_response(request)  # type: ignore[misc]
+            if refusals:
+                await sync_to_async(durable.write_again)(refusals)
             await sync_to_async(self._drop_ended_session)(request)
         finally:
             sessions_state.ENDED_SESSIONS.reset(ended)
