@@ -31,6 +31,7 @@ import logging
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -392,10 +393,15 @@ def _issue_token(user: Any) -> str:
 
 class TokenAuthentication(authentication.TokenAuthentication):
     """DRF's token authentication, refusing the tokens of locked accounts (a lock ends every session; a
-    token is one). Use it instead of DRF's in ``DEFAULT_AUTHENTICATION_CLASSES``."""
+    token is one) and ending a token older than ``AUTHGUARD_SESSION_ABSOLUTE_SECONDS``, as a browser session
+    ends. Use it instead of DRF's in ``DEFAULT_AUTHENTICATION_CLASSES``."""
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
         user, token = super().authenticate_credentials(key)
+        if clock.now() - token.created > timedelta(seconds=app_settings.SESSION_ABSOLUTE_SECONDS):
+            # SECURITY: a token is a session: a relayed-code sign-in must not buy weeks of access.
+            Token.objects.filter(pk=token.pk).delete()
+            raise exceptions.AuthenticationFailed(_("Your session has ended. Sign in again."))
         # SECURITY: fail closed: a lock state that cannot be read refuses the token too.
         if lockout.is_locked_fail_closed(user):
             raise exceptions.AuthenticationFailed(_("This action is not possible right now."))

@@ -13,6 +13,7 @@ from typing import Any
 from django.test import Client
 from django.utils import timezone
 
+from authguard.login import lockout
 from authguard.testing import SoftAuthenticator
 
 from .conftest import api_post, bind_passkey
@@ -79,3 +80,12 @@ def approve_pending(client: Client, *, note: str = "checked with the customer by
     return client.post(
         APPROVALS, {"action": "approve", "_selected_action": pks, "apply": "1", "reason": note}
     )
+
+
+def locked_by_failures(user: Any, settings: Any, *, failures: int = 2) -> Any:
+    """Lock ``user``'s account the way a run of wrong passwords does; returns ``user``."""
+    settings.AUTHGUARD_LOCKOUT_FAILURES = failures
+    for _ in range(failures):
+        lockout.record_failure(user, kind="password")
+    assert lockout.is_locked(user)
+    return user

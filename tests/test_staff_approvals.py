@@ -18,7 +18,7 @@ from authguard.login import lockout
 from authguard.models import AccountLock, Notification, PolicyVersion, StaffApproval
 
 from .console_data import staff_user
-from .staff_fixtures import password_only_client, staff_client
+from .staff_fixtures import locked_by_failures, password_only_client, staff_client
 
 pytestmark = [pytest.mark.django_db]
 
@@ -39,12 +39,7 @@ def session_request(client):
 
 @pytest.fixture
 def locked(user_factory, settings):
-    settings.AUTHGUARD_LOCKOUT_FAILURES = 2
-    alice = user_factory("alice")
-    for _ in range(2):
-        lockout.record_failure(alice, kind="password")
-    assert lockout.is_locked(alice)
-    return alice
+    return locked_by_failures(user_factory("alice"), settings)
 
 
 @pytest.fixture

@@ -470,10 +470,7 @@ def _carried_out(
 
 def _close_locked(held: HeldAction, status: str, *, now: datetime, reason: str = "") -> None:
     flow.mark_closed(held, status, now=now, reason=reason)
-    try:
-        _executor().release(held, status=status)
-    except ActionsMisconfigured:
-        logger.error("authguard: held action %s closed, but no executor can release it", held.pk)
+    flow.release_portal_copy(held, lambda: _executor().release(held, status=status))
 
 
 def _close(held_id: uuid.UUID, status: str, *, reason: str = "") -> bool:

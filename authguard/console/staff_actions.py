@@ -106,12 +106,15 @@ def describe(*, action: str, target: Any = None, payload: dict[str, Any] | None 
         user = target.user if isinstance(target, AccountLock) else target
         if user is None or getattr(user, "pk", None) is None:
             raise ApprovalError(_("Choose an account."), code="invalid")
+        lock_count = AccountLock.objects.filter(user_id=user.pk).values_list("lock_count", flat=True).first()
         return Target(
             action=action,
             target_id=str(user.pk),
             customer=user,
             summary=f"unlock {user.get_username()}"[:300],
             severity=HIGH,
+            # The request is about the lock in force now; _unlock_account ends that one or none.
+            payload={"lock_count": lock_count or 0},
         )
     if action in ACCOUNT_CONTAINMENT:
         user = target.user if isinstance(target, AccountLock) else target
@@ -197,6 +200,10 @@ def check_actionable(target: Target) -> None:
             )
         if not HeldOrder.objects.filter(pk=target.target_id, status=HeldOrder.Status.PENDING).exists():
             raise ApprovalError(_("This held order is no longer waiting."), code="closed")
+        if lockout.is_locked_fail_closed(target.customer):
+            raise ApprovalError(
+                _("This account is locked: its held orders cannot be released."), code="closed"
+            )
     elif (
         target.action == StaffAction.UNLOCK_ACCOUNT
         and not AccountLock.objects.filter(user_id=target.customer.pk, locked_at__isnull=False).exists()
@@ -241,6 +248,11 @@ def _unlock_account(approval: StaffApproval, by: Any) -> str:
 
     if approval.customer is None:
         raise NotDone(_("The account no longer exists."))
+    row = AccountLock.objects.select_for_update().filter(user_id=approval.customer.pk).first()
+    if row is not None and row.is_locked and row.lock_count != approval.payload.get("lock_count"):
+        # SECURITY: the account was locked again after the request (the desk's containment lock, a new
+        # run of failures): approving an old request must not end a lock nobody asked to end.
+        raise NotDone(_("The account was locked again after this request was made. Ask again."))
     if not lockout.unlock(approval.customer, by=by, reason=approval.reason):
         raise NotDone(_("The account was not locked any more."))
     lock = AccountLock.objects.filter(user_id=approval.customer.pk).first()

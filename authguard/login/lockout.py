@@ -123,29 +123,35 @@ def record_failure(user: Any, *, kind: str) -> bool:
         burst = kind in SECOND_FACTOR_KINDS and _note_factor_failure(lock, now)
         lock.save()
         if locked_now:
-            # SECURITY: a lock ends every session of the account, the thief's open one included (case 59).
-            ended = _end_all_sessions(user)
-            context = {**_account_context(user, now), "failures": lock.failures, "ended": ended}
+            # SECURITY: a lock ends every session of the account, the thief's open one included (case 59),
+            # and every API token: one only refused while locked would work again after the unlock.
+            ended, tokens = _end_all_access(user)
+            context = {
+                **_account_context(user, now),
+                "failures": lock.failures,
+                "ended": ended,
+            }
             notify_customer(user, "account_locked", context=context, dedupe_key=f"lock:{lock.lock_count}")
             notify_staff("account_locked", context=context, dedupe_key=f"u{user.pk}:lock:{lock.lock_count}")
             logger.warning(
-                "authguard: account %s locked after %s failures; %s session(s) ended",
+                "authguard: account %s locked after %s failures; %s session(s) and %s API token(s) ended",
                 user.pk,
                 lock.failures,
                 ended,
+                tokens,
             )
         if burst:
             _notify_burst(user, lock, now)
     return locked_now
 
 
-def _end_all_sessions(user: Any) -> int:
+def _end_all_access(user: Any) -> tuple[int, int]:
     try:
         with transaction.atomic():  # a savepoint: the lock stands even if a session cannot be ended
-            return end_all_sessions(user=user)
+            return end_all_access(user)
     except Exception:
         logger.exception("authguard: could not end the sessions of locked account %s", user.pk)
-        return 0
+        return 0, 0
 
 
 def end_all_access(user: Any) -> tuple[int, int]:

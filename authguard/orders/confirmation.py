@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
@@ -39,6 +40,8 @@ from authguard.factors.base import note_account_failure
 from authguard.factors.passkey_ceremony import b64url_decode
 from authguard.factors.passkeys import authentication_options, verify_authentication
 from authguard.factors.totp import verify_totp
+
+logger = logging.getLogger(__name__)
 
 # -- exceptions ---------------------------------------------------------------------------------------------
 
@@ -388,6 +391,21 @@ def mark_closed(held: Any, status: str, *, now: datetime, reason: str = "") -> N
     )
 
 
+def release_portal_copy(held: Any, release: Callable[[], object]) -> None:
+    """Let the portal close its copy of the closed ``held`` item (``release()``), in a savepoint.
+
+    SECURITY: a failing portal hook (its back office is down) is logged and never undoes the close: a cancel
+    by the customer or the desk, an expiry or a failure stands, and the item can never execute.
+    """
+    try:
+        with transaction.atomic():
+            release()
+    except Exception:
+        logger.exception(
+            "authguard: held item %s is %s, but the portal could not close its copy", held.pk, held.status
+        )
+
+
 def close_pending(
     held_id: uuid.UUID, kind: HeldKind, *, status: str, close_locked: Callable[..., None], reason: str = ""
 ) -> bool:
@@ -426,6 +444,7 @@ __all__ = [
     "parse_id",
     "passkey_options",
     "pending",
+    "release_portal_copy",
     "session_binding",
     "signed_challenge",
     "verify_confirmation_code",

@@ -27,6 +27,7 @@ from authguard.audit import audit
 from authguard.conf import app_settings
 from authguard.factors.base import in_cooling_off
 from authguard.factors.inventory import factor_confirmed_at, totp_device, usable_passkeys
+from authguard.login import lockout
 from authguard.models import GuardedOrder, GuardStatus, HeldOrder
 from authguard.notifications.outbox import notify_customer
 from authguard.orders import confirmation as flow
@@ -306,6 +307,12 @@ def staff_release(held: HeldOrder, *, by: Any, reason: str) -> Confirmed:
             _("Under the JSDA 2025 preset only the customer's passkey can confirm a held order."),
             code="preset",
         )
+    if lockout.is_locked_fail_closed(held.user):
+        # SECURITY: a locked account (the desk's containment, a run of failures) has no order executed on
+        # anyone's word; its held orders expire unconfirmed.
+        raise ConfirmationInvalid(
+            _("This account is locked: its held orders cannot be released."), code="locked"
+        )
     logger.info("authguard held order %s released by staff %s: %s", held.pk, by.get_username(), reason)
     return _execute(held.user, held.pk, method="staff", device=None, assertion=None)
 
@@ -313,7 +320,7 @@ def staff_release(held: HeldOrder, *, by: Any, reason: str) -> Confirmed:
 def _close_locked(held: HeldOrder, status: str, *, now: datetime, reason: str = "") -> None:
     flow.mark_closed(held, status, now=now, reason=reason)
     GuardedOrder.objects.filter(pk=held.guarded_id).update(status=_LEDGER_STATUS[status])
-    _executor().release(held, status=status)
+    flow.release_portal_copy(held, lambda: _executor().release(held, status=status))
 
 
 def _close(held_id: uuid.UUID, status: str, *, reason: str = "") -> bool:

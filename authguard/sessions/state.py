@@ -529,8 +529,12 @@ def note_session_key(request: HttpRequest, state: dict[str, Any]) -> None:
 
 
 def end_other_sessions(request: HttpRequest, *, user: Any) -> int:
-    """End every other session of ``user`` (the caller checks for a fresh strong verification first)."""
-    return end_all_sessions(user=user, keep=request.session.session_key)
+    """End every other session of ``user`` and every API token (the caller checks for a fresh strong
+    verification first); the number ended.
+
+    SECURITY: "sign out everywhere else" includes the API: a thief's token would outlive it otherwise.
+    """
+    return end_all_sessions(user=user, keep=request.session.session_key) + revoke_api_tokens(user)
 
 
 def end_all_sessions(*, user: Any, keep: str | None = None) -> int:

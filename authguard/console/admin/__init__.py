@@ -29,7 +29,8 @@ The whole console is behind a passkey check of the staff session
 
 The admins, by subject: :mod:`~.events` (login events and the console pages), :mod:`~.factors` (known
 devices and factors), :mod:`~.accounts` (account locks, notifications), :mod:`~.orders` (the order guard's
-records), :mod:`~.staff` (staff actions, network blocks); what they share is
+records), :mod:`~.staff` (staff actions, network blocks), :mod:`~.tokens` (DRF's API tokens, without their
+keys); what they share is
 :mod:`authguard.console.admin_base`. Importing this package registers every one of them.
 """
 
@@ -71,6 +72,7 @@ from authguard.console.admin.orders import (  # noqa: E402
     HeldOrderAdmin,
 )
 from authguard.console.admin.staff import NetworkBlockAdmin, StaffApprovalAdmin  # noqa: E402
+from authguard.console.admin.tokens import ApiTokenAdmin  # noqa: E402  (replaces DRF's TokenAdmin)
 from authguard.console.admin_base import (  # noqa: E402
     PENDING,
     LockAccountsMixin,
@@ -91,6 +93,7 @@ from authguard.console import policy_editor  # noqa: E402  (registers PolicyVers
 
 __all__ = [
     "AccountLockAdmin",
+    "ApiTokenAdmin",
     "AsnFilter",
     "CampaignFlagAdmin",
     "CountryFilter",

@@ -1,0 +1,191 @@
+"""The staff side and its faults, attacked (red team, 2026-12-05; each test failed on the code before): a
+stale unlock request, a release of a contained account's order, DRF's token admin, a failing portal hook,
+a failure lock that kept the API tokens."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+
+from authguard.console import approvals
+from authguard.login import lockout
+from authguard.models import AccountLock, HeldOrder, StaffApproval
+
+from .console_data import staff_user
+from .staff_fixtures import locked_by_failures, staff_client
+from .test_staff_approvals import session_request
+
+pytestmark = [pytest.mark.django_db]
+
+PERMS = (
+    "authguard.view_accountlock",
+    "authguard.unlock_account",
+    "authguard.contain_account",
+    "authguard.add_policyversion",
+    "authguard.view_policyversion",
+    "authguard.change_heldorder",
+    "authguard.view_heldorder",
+)
+
+
+@pytest.fixture
+def locked(user_factory: Any, settings: Any) -> Any:
+    return locked_by_failures(user_factory("alice"), settings)
+
+
+@pytest.fixture
+def desks() -> tuple[Any, Any, Any]:
+    return (
+        staff_user("desk-a", perms=PERMS),
+        staff_user("desk-b", perms=PERMS),
+        staff_user("desk-c", perms=PERMS),
+    )
+
+
+@pytest.mark.battery(66)
+def test_a_stale_unlock_request_does_not_undo_a_later_containment_lock(locked: Any, desks: Any) -> None:
+    """Desk A (phished or insider) asks to unlock alice after a run of failures. Alice unlocks herself with
+    her passkey; later desk C locks the account for a takeover (containment). Approving A's old request must
+    not end the *new* lock it was never about: the request was about a lock that already ended."""
+    desk_a, desk_b, desk_c = desks
+    stale = approvals.request_action(
+        session_request(staff_client(desk_a)),
+        action="unlock_account",
+        target=locked,
+        reason="customer called",
+    )
+    lockout.unlock(locked, by=None, reason="identity check: passkey")  # her own way back
+    assert not lockout.is_locked(locked)
+    contained = approvals.request_action(
+        session_request(staff_client(desk_c)),
+        action="lock_account",
+        target=locked,
+        reason="takeover in progress",
+    )
+    assert contained.status == "executed" and lockout.is_locked(locked)
+    assert StaffApproval.objects.get(pk=stale.pk).status == "pending"  # nothing closed the old request
+
+    try:
+        result = approvals.approve(session_request(staff_client(desk_b)), approval_id=stale.pk)
+    except approvals.ApprovalError:
+        result = StaffApproval.objects.get(pk=stale.pk)
+    # SECURE: the containment lock stands; the stale request failed or was closed, not executed.
+    assert lockout.is_locked(locked), "a stale unlock request ended the desk's containment lock"
+    assert AccountLock.objects.get(user=locked).locked_reason.startswith("security desk")
+    assert result.status != "executed"
+
+
+@pytest.mark.battery(66)
+def test_a_containment_lock_closes_or_blocks_a_pending_release_of_the_customers_held_order(
+    settings: Any, desks: Any, tanaka: Any, order_api: Any
+) -> None:
+    """A held order (a suspicious buy of an illiquid stock) waits; desk A asks for its release ("the
+    customer confirmed by phone"). Desk C then locks the account because it is being taken over. Approving
+    A's request must not execute the held order of an account the desk has just contained (docs: "a locked
+    account's pending ones expire unconfirmed")."""
+    desk_a, desk_b, desk_c = desks
+    browser = order_api()
+    browser.login("tanaka", "tanaka-demo-2025")
+    answer = browser.order("buy", "3Z3A", 5000)
+    held = HeldOrder.objects.get(pk=answer.json()["confirmation"]["id"])
+    release = approvals.request_action(
+        session_request(staff_client(desk_a)),
+        action="release_order",
+        target=held,
+        reason="confirmed by phone",
+    )
+    assert release.status == "pending"
+    lock = approvals.request_action(
+        session_request(staff_client(desk_c)), action="lock_account", target=tanaka, reason="account takeover"
+    )
+    assert lock.status == "executed" and lockout.is_locked(tanaka)
+
+    with contextlib.suppress(approvals.ApprovalError):
+        approvals.approve(session_request(staff_client(desk_b)), approval_id=release.pk)
+    held.refresh_from_db()
+    # SECURE: the contained account's held order is not executed on the desk's word.
+    assert held.status != HeldOrder.Status.CONFIRMED, "a locked account's held order was executed"
+    assert StaffApproval.objects.get(pk=release.pk).status != "executed"
+
+
+@pytest.mark.battery(66)
+def test_the_console_shows_no_customer_api_token_and_one_desk_cannot_mint_one(user_factory: Any) -> None:
+    """authguard replaces django-otp's TOTP admin because it showed secrets to any staff member allowed to
+    view devices. DRF's TokenAdmin (``rest_framework.authtoken``, which authguard.drf requires) is left in
+    the console: it lists every customer's API bearer token to whoever may view tokens, and lets one staff
+    member mint a token for any customer (a full API sign-in as her: no login scoring, no step-up, no four
+    eyes, no notice)."""
+    Token = pytest.importorskip("rest_framework.authtoken.models").Token
+    alice = user_factory("alice")
+    bob = user_factory("bob")
+    token = Token.objects.create(user=alice)  # alice's app signed in
+    viewer = staff_client(staff_user("desk-view", perms=("authtoken.view_tokenproxy",)))
+    page = viewer.get("/admin/authtoken/tokenproxy/")
+    # SECURE: a console page never shows a credential someone could use as the customer.
+    leaked = page.status_code == 200 and token.key in page.content.decode()
+
+    minter = staff_client(
+        staff_user("desk-mint", perms=("authtoken.view_tokenproxy", "authtoken.add_tokenproxy"))
+    )
+    minter.post("/admin/authtoken/tokenproxy/add/", {"user": str(bob.pk)})
+    minted = Token.objects.filter(user=bob).first()
+    assert not leaked, "the console lists alice's API token in clear"
+    assert minted is None, f"one staff member minted an API token for bob: {minted.key}"
+
+
+@pytest.mark.battery(66)
+def test_a_failing_portal_release_hook_does_not_undo_the_desks_cancel_of_a_held_order(
+    monkeypatch: Any, desks: Any, tanaka: Any, order_api: Any
+) -> None:
+    """Fault: the portal's ``release()`` hook (closing its own copy of the order) raises, e.g. its back office
+    is down. The desk cancels a suspicious held order (one staff member, the protective action). The cancel
+    must stand in authguard (fail closed: the order can never execute), with the portal's copy closed later;
+    instead the hook's exception rolls the cancel back and the order stays pending and confirmable."""
+    from authguard.orders import guard as orders
+    from demo_site.brokerage import services
+
+    browser = order_api()
+    browser.login("tanaka", "tanaka-demo-2025")
+    held = HeldOrder.objects.get(pk=browser.order("buy", "3Z3A", 5000).json()["confirmation"]["id"])
+
+    def down(self: Any, held: Any, *, status: str) -> None:
+        raise RuntimeError("back office unavailable")
+
+    monkeypatch.setattr(services.HeldOrderExecutor, "release", down)
+    desk_a = desks[0]
+    with contextlib.suppress(RuntimeError):
+        orders.staff_cancel(held, by=desk_a, reason="phishing report from the customer")
+    held.refresh_from_db()
+    # SECURE: the desk's cancel is recorded; the order can no longer be confirmed.
+    assert held.status == HeldOrder.Status.CANCELLED, f"the desk's cancel was undone: {held.status}"
+
+
+@pytest.mark.battery(66)
+@pytest.mark.urls("tests.drf_urlconf")
+@pytest.mark.usefixtures("geoip")
+def test_an_api_token_does_not_survive_a_failure_lock_and_come_back_at_the_unlock(
+    alice_with_totp: Any, settings: Any
+) -> None:
+    """docs/drf.md: "A password change or reset, and an account lock, delete every token of the user as they
+    end the user's sessions". The automatic lock (consecutive failures) ends the sessions but keeps the API
+    tokens: TokenAuthentication only refuses them *while* locked. When the account is unlocked (the desk's
+    four-eyes unlock, or the customer's passkey), a thief's token from before the lock works again, while
+    every browser session of his stays ended."""
+    pytest.importorskip("rest_framework")
+    from rest_framework.authtoken.models import Token
+
+    from .test_drf import api, obtain, with_token
+
+    alice = alice_with_totp
+    token = obtain(api()).json()["token"]  # the thief's API sign-in (or any token of the account)
+    assert with_token(api(), token).get("/drf/portfolio").status_code == 200
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 2
+    obtain(api(), password="wrong password!")
+    obtain(api(), password="wrong password!")
+    assert lockout.is_locked(alice)
+    lockout.unlock(alice, by=None, reason="identity check: passkey")  # the customer's own way back
+    # SECURE: the lock ended every API token, as it ended every session.
+    assert not Token.objects.filter(user=alice).exists(), "the failure lock kept the account's API tokens"
+    assert with_token(api(), token).get("/drf/portfolio").status_code in (401, 403)

@@ -1,0 +1,141 @@
+"""An API token is a session: it ends when the browser sessions end (a failure lock, "sign out everywhere
+else") and at the absolute session lifetime (red team on the other front ends, 2026-12-05; each test failed
+on the code before). The thief has the customer's password and relays one TOTP code; he reads our code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+# isort: split
+# test_drf skips this module without djangorestframework (and fails under CI=true): imported first.
+from .test_drf import PASSWORD, TOKEN_URL, api, with_token
+
+# isort: split
+import time_machine
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from authguard.conf import app_settings
+from authguard.login import lockout, unlocking
+from authguard.models import AccountLock
+
+from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, passkey_step_up, totp_token
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip"), pytest.mark.urls("tests.drf_urlconf")]
+
+
+@pytest.fixture
+def clock() -> Any:
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        yield traveller
+
+
+def thief_token(customer: Any) -> str:
+    """The thief's token: the phished password from a Singapore hosting network, stepped up with one
+    relayed TOTP code through authguard's DRF exchange (docs/drf.md)."""
+    client = api(IP_SG_VPS, UA_CHROME_WIN)
+    login = client.post(TOKEN_URL, {"username": "alice", "password": PASSWORD}, format="json")
+    assert login.status_code == 401, login.content
+    exchange = client.post(
+        "/api/auth/step-up/totp",
+        {"step_up_token": login.json()["step_up_token"], "code": totp_token(customer.totp)},
+        format="json",
+    )
+    assert exchange.status_code == 200, exchange.content
+    token = exchange.json()["token"]
+    assert with_token(api(IP_SG_VPS), token).get("/drf/portfolio").status_code == 200
+    return token
+
+
+# -- 1. a lock after consecutive failures leaves the thief's API token alive ------------------------------
+
+
+@pytest.mark.battery(66)
+def test_a_failure_lock_revokes_the_thiefs_api_token_so_the_customers_unlock_does_not_revive_it(
+    alice_with_totp_and_passkey: Any, settings: Any, clock: Any
+) -> None:
+    """docs/drf.md: "A password change or reset, and an account lock, delete every token of the user", and
+    lockout.py: a lock ends every session, "the thief's open one included (case 59)". A lock reached by
+    consecutive failures only ends the browser sessions (``lockout._end_all_sessions``), not the DRF tokens:
+    the token is merely refused while the lock stands, and once the customer unlocks with her own passkey
+    the thief's token (and, within the hour, its TOTP strength) works again."""
+    alice = alice_with_totp_and_passkey
+    token = thief_token(alice)
+    clock.shift(60)
+
+    # Failures lock the account (the customer's own mistyped passwords, or the thief's guesses elsewhere).
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 3
+    for _ in range(3):
+        lockout.record_failure(alice, kind="password")
+    assert AccountLock.objects.get(user=alice).is_locked
+
+    # SECURITY: a lock ends every way into the account, API tokens included (as the desk's lock does).
+    assert not Token.objects.filter(user=alice).exists(), "the failure lock left the thief's API token"
+
+    # The customer gets back in with her own passkey, as the lock notice tells her to.
+    unlocking.unlock_with_identity_check(alice, device=alice.passkey, method="passkey")
+    assert not AccountLock.objects.get(user=alice).is_locked
+    portfolio = with_token(api(IP_SG_VPS), token).get("/drf/portfolio")
+    assert portfolio.status_code in (401, 403), "the thief's token works again after the customer's unlock"
+    withdraw = with_token(api(IP_SG_VPS), token).post("/drf/withdraw")
+    assert withdraw.status_code in (401, 403)
+
+
+# -- 2. "sign out every other session" leaves the thief's API token alive --------------------------------
+
+
+@pytest.mark.battery(66)
+def test_the_customers_sign_out_other_sessions_also_ends_the_thiefs_api_token(
+    alice_with_totp_and_passkey: Any, browser_at: Any, authenticator: Any, clock: Any
+) -> None:
+    """The customer, told of a sign-in she did not make, re-verifies with her passkey and presses "sign out
+    every other session" on the security page. The thief's browser session would end; his DRF token (one
+    relayed TOTP code) lives on and keeps reading and trading the account (``views.security_end_sessions``
+    calls ``end_other_sessions`` only; tokens end only at a password change, a desk lock or her next token
+    login)."""
+    alice = alice_with_totp_and_passkey
+    token = thief_token(alice)
+    clock.shift(60)
+
+    customer = browser_at(IP_TOKYO, UA_CHROME_WIN)
+    customer.sign_in("alice")
+    if customer.session.get("_authguard", {}).get("s") == "pending":
+        assert passkey_step_up(customer, authenticator).status_code == 200
+    clock.shift(5)
+    assert passkey_step_up(customer, authenticator).status_code == 200  # a fresh passkey, as the page asks
+    ended = customer.post("/authguard/security/sessions/end-others/")
+    assert ended.status_code == 302 and "/reverify/" not in ended.url, ended
+
+    # SECURITY: every other way into her account ends, the API token included.
+    assert not Token.objects.filter(user=alice).exists(), "the thief's API token outlived 'sign out others'"
+    assert with_token(api(IP_SG_VPS), token).get("/drf/portfolio").status_code in (401, 403)
+
+
+# -- 3. an API token never times out, a browser session does --------------------------------------------
+
+
+@pytest.mark.battery(66)
+def test_a_thiefs_api_token_ends_with_the_session_lifetime_a_browser_session_gets(
+    alice_with_totp: Any, clock: Any
+) -> None:
+    """docs/step-up.md: a signed-in session older than ``AUTHGUARD_SESSION_ABSOLUTE_SECONDS`` is signed out
+    however active (AAL2: at most 24 h). The same relayed-code login made through the DRF token endpoint
+    buys a credential with no lifetime at all: ``authguard.drf.TokenAuthentication`` checks only the lock, so
+    the thief keeps reading and trading the account (orders under the risky-session limits, again and again)
+    for weeks, until the customer happens to change her password or sign in to an API client herself."""
+    token = thief_token(alice_with_totp)
+    # The thief keeps the token busy (never idle), for a day and a bit.
+    elapsed = 0
+    while elapsed <= app_settings.SESSION_ABSOLUTE_SECONDS:
+        clock.shift(1800)
+        elapsed += 1800
+        last = with_token(api(IP_SG_VPS), token).get("/drf/portfolio")
+    # SECURITY: past the absolute lifetime a browser session gets, the token signs nothing in.
+    assert last.status_code in (401, 403), f"the token still works {elapsed // 3600} h after the login"
+    later = with_token(api(IP_SG_VPS), token).get("/drf/portfolio")
+    clock.shift(7 * 86400)
+    week = with_token(api(IP_SG_VPS), token).get("/drf/portfolio")
+    assert later.status_code in (401, 403) and week.status_code in (401, 403)
