@@ -34,7 +34,7 @@ from authguard.sessions import dbsc
 from authguard.sessions import state as sessions_state
 from demo_site import urls as demo_urls
 
-from .conftest import IP_TOKYO, UA_CHROME_WIN
+from .conftest import IP_TOKYO, UA_CHROME_WIN, bind_passkey, passkey_step_up
 
 # -- a URLconf: the demo's (authguard.urls mounts the DBSC endpoints), plus a bare offer view ---------------
 
@@ -670,19 +670,30 @@ def test_device_binding_state_reads_one_query(browser: Client, django_assert_num
         assert dbsc.device_binding_state(request, device_cookie_hash=None) == "unbound"
 
 
-def test_re_registration_after_a_lost_binding_replaces_the_old_key(browser: Client) -> None:
+def test_re_registration_after_a_lost_binding_replaces_the_old_key(
+    browser: Client, authenticator: Any
+) -> None:
     """The browser lost its DBSC session (its 10-minute cookie is gone and it cannot refresh): after the
-    customer proved themselves (a verified session), the sign-in offers a new registration, which ends the
-    old binding; the old key can no longer refresh."""
+    customer proved themselves with an established passkey, the sign-in offers a new registration, which
+    ends the old binding; the old key can no longer refresh. A session verified without one (a sign-in, a
+    relayed code) cannot replace a live binding: it proves nothing a copy of the device cookie could not
+    (red team, 2026-12-05)."""
+    hanako = get_user_model().objects.get(username="hanako")
+    with time_machine.travel(timezone.now() - timedelta(days=30)):
+        bind_passkey(hanako, authenticator)  # long established, not cooling off
     old_key = DeviceKey()
     old_id = register(browser, old_key)
     assert dbsc.REGISTRATION_HEADER not in browser.get("/dbsc-offer/")  # bound and proved: no offer
 
     browser.cookies.pop(dbsc.bound_cookie_name())
-    # Its session without the bound cookie is a copy for all the server can tell: re-scored, and ended for
-    # this customer without a factor to step up with. She signs in again, and the sign-in offers DBSC anew.
-    assert browser.get("/dbsc-offer/").status_code == 302
-    browser.force_login(get_user_model().objects.get(username="hanako"))
+    # Its session without the bound cookie is a copy for all the server can tell: re-scored and held. She
+    # signs in again, and the sign-in offers DBSC anew; a registration without the old key's proof and
+    # without a passkey is refused, and the old binding stands.
+    assert browser.get("/dbsc-offer/").status_code != 200
+    browser.force_login(hanako)
+    assert_refused(post_register(browser, DeviceKey().proof(offer(browser))), 403, "device")
+    assert DbscSession.objects.get(session_id=old_id).ended_at is None
+    assert passkey_step_up(browser, authenticator).status_code == 200
     new_id = register(browser, DeviceKey())
     assert new_id != old_id
     old = DbscSession.objects.get(session_id=old_id)

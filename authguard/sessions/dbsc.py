@@ -294,13 +294,20 @@ def verify_registration(
     user: AbstractBaseUser,
     device_cookie_hash: str | None,
     session_nonce: str | None,
+    presented_binding: str | None = None,
+    passkey_verified: bool = False,
     now: datetime | None = None,
 ) -> DbscSession:
     """Verify a registration proof and store the new :class:`DbscSession` (replacing the device's old one).
 
     ``user``, ``device_cookie_hash`` and ``session_nonce`` are the registering request's: they must be the
-    ones the challenge was offered to. Raises :class:`MalformedDbscRequest`, :class:`InvalidProof`,
-    :class:`ChallengeRejected` or :class:`RegistrationNotAllowed`; nothing is written unless all passes.
+    ones the challenge was offered to. ``presented_binding``: the DBSC session of the fresh bound cookie the
+    request carries (:func:`~authguard.sessions.device_binding.presented_session_id`); a device with an
+    active binding is bound again only for the same account, by a request that proves it or by a session the
+    customer has just verified with an established passkey (``passkey_verified``: a browser whose DBSC
+    session failed drops its key and keeps its cookies). Raises
+    :class:`MalformedDbscRequest`, :class:`InvalidProof`, :class:`ChallengeRejected` or
+    :class:`RegistrationNotAllowed`; nothing is written unless all passes.
     """
     if not enabled():
         raise DbscDisabled()
@@ -320,6 +327,7 @@ def verify_registration(
     try:
         with transaction.atomic():
             _consume(row, now=now)
+            _check_replaceable(user, device_cookie_hash, presented_binding, passkey_verified, now=now)
             # SECURITY: one binding per device: the new key replaces the old one, whose bound cookies
             # stop counting at once.
             DbscSession.objects.filter(device_hash=device_cookie_hash, ended_at__isnull=True).update(
@@ -343,6 +351,26 @@ def verify_registration(
         "authguard dbsc: device bound user=%s session=%s alg=%s", user.pk, session.pk, session.algorithm
     )
     return session
+
+
+def _check_replaceable(
+    user: Any, device_hash: str, presented: str | None, passkey_verified: bool, *, now: datetime
+) -> None:
+    """Raise :class:`RegistrationNotAllowed` (``device``) unless the device has no active binding, or the
+    registering request is of the binding's account and proves the binding (a fresh bound cookie of it) or
+    comes from a session just verified with an established passkey.
+
+    SECURITY: a device cookie with a live binding and no proof is, for all the server can tell, a copy.
+    Replacing that binding from an account of the thief's own, or from the customer's after one relayed
+    code, would make the copy the bound browser and void the customer's key (red team, 2026-12-05).
+    """
+    active = DbscSession.objects.select_for_update().filter(
+        device_hash=device_hash, ended_at__isnull=True, expires_at__gt=now
+    )
+    for old in active:
+        proven = presented is not None and constant_time_compare(presented, old.session_id)
+        if old.user_id != user.pk or not (proven or passkey_verified):
+            raise RegistrationNotAllowed("device")
 
 
 # -- refresh -----------------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from authguard.models import DbscSession
-from authguard.sessions import dbsc
+from authguard.factors import inventory
+from authguard.models import DbscSession, FactorKind
+from authguard.sessions import dbsc, device_binding
 from authguard.sessions import state as sessions_state
 from authguard.sessions.decorators import step_up_exempt
 
@@ -60,6 +61,8 @@ def register(request: HttpRequest) -> HttpResponse:
             user=request.user,  # type: ignore[arg-type]
             device_cookie_hash=dbsc.request_device_hash(request),
             session_nonce=request.session.get(dbsc.SESSION_NONCE_KEY),
+            presented_binding=device_binding.presented_session_id(request),
+            passkey_verified=_passkey_verified(request),
         )
     except dbsc.DbscError as error:
         return _error(error)
@@ -69,6 +72,13 @@ def register(request: HttpRequest) -> HttpResponse:
     response = _answer(dbsc.session_instructions(session=session, secure=secure))
     dbsc.set_bound_cookie(response, session=session, secure=secure)
     return response
+
+
+def _passkey_verified(request: HttpRequest) -> bool:
+    """This session was just verified with a passkey the customer had before any cooling-off."""
+    return sessions_state.has_fresh_verification(
+        request, methods=(FactorKind.PASSKEY,)
+    ) and not inventory.verified_by_cooling_off_factor(request)
 
 
 @csrf_exempt
@@ -99,7 +109,9 @@ def refresh(request: HttpRequest) -> HttpResponse:
             return _challenge(session, message=error.message, code=error.code)
     except dbsc.DbscError as error:
         return _error(error)
-    if getattr(request, "user", None) is not None and request.user.is_authenticated:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and str(session.user_id) == str(user.pk):
+        # SECURITY: only the binding's own account's session is bound by its refresh.
         sessions_state.note_device_bound(request, session.session_id)
     secure = request.is_secure()
     response = _answer(dbsc.session_instructions(session=session, secure=secure))

@@ -60,9 +60,24 @@ def _active_sessions() -> Any:
     return DbscSession.objects.filter(ended_at__isnull=True, expires_at__gt=clock.now())
 
 
-def binding_active(session_id: str) -> bool:
-    """Whether the DBSC session ``session_id`` is still active (not ended, not expired). One query."""
-    return bool(_active_sessions().filter(session_id=session_id).exists())
+def binding_released(session_id: str) -> bool:
+    """Whether the DBSC session ``session_id`` no longer binds the Django sessions it bound: it expired, or
+    was ended (the device revoked, a sign-out). One query.
+
+    SECURITY: not when a new key *replaced* it: only a request proving the old key can replace a binding
+    (:func:`authguard.sessions.dbsc.verify_registration`), and the customer's own session moves to the new
+    binding as it registers; a copy of an older session of hers still has nothing to prove it with.
+    """
+    row = DbscSession.objects.filter(session_id=session_id).values_list(
+        "ended_at", "end_reason", "expires_at"
+    )
+    found = row.first()
+    if found is None:
+        return True
+    ended_at, reason, expires_at = found
+    if ended_at is not None:
+        return reason != "replaced"
+    return bool(expires_at <= clock.now())
 
 
 def device_binding_state(request: HttpRequest, *, device_cookie_hash: str | None) -> BindingState:

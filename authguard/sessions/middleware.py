@@ -230,6 +230,11 @@ def _offer_device_binding(request: HttpRequest, response: HttpResponse) -> None:
     )
     if getattr(request, DECISION_ATTR, None) is None and not stepped_up:
         return
+    # SECURITY: only a sign-in or a step-up that verified the session *in this request* earns the offer; a
+    # copied session viewing a step-up page must not bind the customer's device cookie to the thief's key
+    # (red team, 2026-12-05).
+    if not _verified_in_this_request(request):
+        return
     value = dbsc.registration_header(request)
     if value is not None:
         response[dbsc.REGISTRATION_HEADER] = value

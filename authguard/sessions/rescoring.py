@@ -61,8 +61,8 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     # SECURITY: a DBSC-bound session's request without its bound cookie is a copy of the session cookie
     # wherever it comes from: re-scored, and the context's missing proof holds it (device_binding_missing).
     proof_missing = sessions_state.bound_proof_missing(request, state)
-    if proof_missing and not device_binding.binding_active(state["db"]):
-        # The binding ended (revoked, replaced, expired): nothing is left to prove. One query, only here.
+    if proof_missing and device_binding.binding_released(state["db"]):
+        # The binding ended (revoked, expired; not replaced): nothing is left to prove. One query, only here.
         state.pop("db", None)
         _save(request, state)
         proof_missing = False

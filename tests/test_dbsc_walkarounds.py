@@ -1,0 +1,157 @@
+"""DBSC against a thief with the customer's password, her copied cookie jar (session and device cookie),
+her user agent and a residential proxy in Japan, who re-binds her device to his own key (red team,
+2026-12-05; each test failed on the code before): through an account of his own, to revive a copied bound
+session, or from a copied session viewing a step-up page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from authguard.conf import app_settings
+from authguard.models import DbscSession, LoginEvent
+from authguard.sessions import dbsc
+
+from .conftest import IP_TOKYO, UA_CHROME_WIN, api_post, totp_token
+from .test_sessions_dbsc import (  # the protocol helpers: real keys, real proofs
+    OFFER,
+    DeviceKey,
+    dbsc_on,  # noqa: F401 (fixture)
+    json_login,
+    post_register,
+    register,
+    urlpatterns,  # noqa: F401 (this module's URLconf: the demo plus the offer view)
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+
+
+def login_as(client: Client, username: str) -> Any:
+    return client.post(
+        "/api/login",
+        {"username": username, "password": "correct horse battery"},
+        content_type="application/json",
+        REMOTE_ADDR=IP_TOKYO,
+        HTTP_USER_AGENT=UA_CHROME_WIN,
+    )
+
+
+def browser() -> Client:
+    return Client(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN)
+
+
+def her_bound_browser(user_factory: Any, totp_factory: Any) -> tuple[Client, str]:
+    """hanako's browser (she has an authenticator app), signed in (allowed) and bound to the key in its TPM;
+    returns it and the binding's DBSC session id."""
+    totp_factory(user_factory("hanako"))
+    own = browser()
+    own.get("/login/")
+    assert json_login(own, IP_TOKYO).json()["status"] == "ok"
+    binding = register(own, DeviceKey())
+    assert own.get("/api/portfolio").status_code == 200  # her session is bound and proven
+    return own, binding
+
+
+def rebind_through_his_account(copied_device_cookie: str, user_factory: Any, totp_factory: Any) -> Any:
+    """The thief signs in to an account of his own (kuroda) with her copied device cookie, is held for the
+    missing proof, steps up with his own authenticator app and answers the registration offer his step-up
+    gets with his own key. Returns the registration's answer."""
+    account = user_factory("kuroda")
+    totp = totp_factory(account)
+    thief = browser()
+    thief.cookies[app_settings.DEVICE_COOKIE_NAME] = copied_device_cookie
+    assert login_as(thief, "kuroda").json()["status"] == "step_up_required"
+    passed = api_post(thief, "api-step-up-totp", {"code": totp_token(totp)})
+    assert passed.status_code == 200, passed.content
+    thief.cookies[app_settings.DEVICE_COOKIE_NAME] = (
+        copied_device_cookie  # the re-issued cookie is never kept
+    )
+    offered = OFFER.match(passed[dbsc.REGISTRATION_HEADER])
+    assert offered, passed[dbsc.REGISTRATION_HEADER]
+    return post_register(thief, DeviceKey().proof(offered["challenge"]))
+
+
+@pytest.mark.battery(65)
+@pytest.mark.usefixtures("geoip", "dbsc_on")
+def test_a_copied_device_cookie_cannot_be_re_bound_to_the_thiefs_key_through_his_own_account(
+    user_factory: Any, totp_factory: Any
+) -> None:
+    """A registration ended *any* active binding of the device, whichever account it belonged to. So the
+    thief signed in to an account of his own with the customer's copied device cookie, passed that
+    account's step-up with his own authenticator app, answered the registration offer with his own key and
+    thereby replaced her binding: from then on his copy was the "bound_ok" device and her TPM-held key
+    void; he signed in to her account with her password, her device cookie and his bound cookie, and was
+    let in as her known, DBSC-proven browser."""
+    own, binding = her_bound_browser(user_factory, totp_factory)
+    copied = own.cookies[app_settings.DEVICE_COOKIE_NAME].value
+
+    refused = rebind_through_his_account(copied, user_factory, totp_factory)
+    assert refused.status_code == 403 and refused.json()["code"] == "device", refused.content
+    assert DbscSession.objects.get(session_id=binding).ended_at is None
+    assert not DbscSession.objects.filter(user__username="kuroda").exists()
+
+    # Her device cookie without her key is still a copy at her sign-in.
+    thief = browser()
+    thief.cookies[app_settings.DEVICE_COOKIE_NAME] = copied
+    answer = login_as(thief, "hanako")
+    last = LoginEvent.objects.filter(user__username="hanako").order_by("-pk").first()
+    assert answer.json()["status"] == "step_up_required", (answer.json(), last.reasons if last else None)
+    assert last is not None and "device_binding_missing" in last.reasons
+
+
+@pytest.mark.battery(65)
+@pytest.mark.usefixtures("geoip", "dbsc_on")
+def test_a_copied_bound_session_is_not_revived_by_re_binding_the_device_through_another_account(
+    user_factory: Any, totp_factory: Any
+) -> None:
+    """The same hole, second use: a copied session cookie of a DBSC-bound session is held once its bound
+    cookie's minutes are over (``test_sessions_dbsc``), but ``rescoring.check_binding`` dropped the
+    session's binding once it was no longer active ("nothing is left to prove"), and the thief ended it
+    himself as above. Her copied session was then served in full from her own line."""
+    own, binding = her_bound_browser(user_factory, totp_factory)
+    # The jar, copied: the session cookie and the device cookie (the bound cookie expires in minutes).
+    names = (settings.SESSION_COOKIE_NAME, app_settings.DEVICE_COOKIE_NAME)
+    jar = {name: own.cookies[name].value for name in names}
+
+    rebind_through_his_account(jar[app_settings.DEVICE_COOKIE_NAME], user_factory, totp_factory)
+    replay = browser()
+    for name, value in jar.items():
+        replay.cookies[name] = value
+    answer = replay.get("/api/portfolio")
+
+    # The copy without her key's proof is held (or ended), never served; her binding stands.
+    assert answer.status_code != 200, answer.content
+    assert DbscSession.objects.get(session_id=binding).ended_at is None
+
+
+@pytest.mark.battery(65)
+@pytest.mark.usefixtures("geoip", "dbsc_on")
+def test_a_copied_session_cannot_bind_the_customers_device_to_the_thiefs_key(
+    user_factory: Any, totp_factory: Any
+) -> None:
+    """A registration offer was made for *any* answer below 400 to a step-up route, not only after a sign-in
+    or a passed step-up. Her browser has no DBSC (Firefox, Safari, a Mac), so nothing binds her device
+    cookie. The thief replayed her copied cookie jar from her own line, opened the step-up chooser (a
+    verified session is redirected: 302, offer included) and registered his own key for her device cookie;
+    the shared session then demanded *his* bound cookie, her own browser was held as a copy at once and
+    again right after her step-up, and every later sign-in of hers was stepped up for
+    ``device_binding_missing`` while his copy was ``bound_ok``."""
+    totp_factory(user_factory("hanako"))
+    own = browser()
+    own.get("/login/")
+    assert json_login(own, IP_TOKYO).json()["status"] == "ok"  # (her browser ignores the offer)
+    assert own.get("/api/portfolio").status_code == 200
+
+    thief = browser()
+    for name in (settings.SESSION_COOKIE_NAME, app_settings.DEVICE_COOKIE_NAME):
+        thief.cookies[name] = own.cookies[name].value
+    assert thief.get("/api/portfolio").status_code == 200  # the copied session, from her own line
+
+    # A page view of a signed-in session offers nothing: her device stays unbound, her browser carries on.
+    assert dbsc.REGISTRATION_HEADER not in thief.get("/authguard/step-up/")
+    assert not DbscSession.objects.exists()
+    assert own.get("/api/portfolio").status_code == 200
