@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from bench.orders import contention
 from bench.orders.run import run
 
 
@@ -24,3 +27,16 @@ def test_the_order_benchmark_reports_holds_and_check_costs(db: Any, settings: An
     # The hourly roll-up task summed the finished days (the old 20,000 and most of the month): same queries.
     rolled = heavy["rolled_up"]
     assert rolled["rows_rolled"] > 20_000 and rolled["queries_max"] <= 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_contention_benchmark_queues_buys_of_one_stock_behind_the_slow_transaction(settings: Any) -> None:
+    """bench.orders.contention end to end on PostgreSQL (several connections at once). With 20 ms of OMS
+    latency inside ``place()``, the buys of one stock queue on the campaign rule's advisory lock: at most
+    one per 20 ms, whatever the machine; buys of different stocks do not queue."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    result = contention.run(threads=3, seconds=1.0, oms_ms=20.0)
+    for case in ("spread", "one_stock", "spread_with_oms", "one_stock_with_oms"):
+        assert result[case]["orders"] > 0 and result[case]["p50_ms"] > 0, result
+    assert result["one_stock_with_oms"]["orders_per_second"] <= 1000 / 20 * 1.05, result

@@ -390,12 +390,8 @@ def _time_checks(user: Any, *, now: datetime) -> dict[str, Any]:
     return {**_percentiles(times), "queries_max": max(counts)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.orders", description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=600)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=11)
-    args = parser.parse_args(argv)
+def in_test_database(work: Any) -> dict[str, Any]:
+    """Set Django up, run ``work()`` in a throw-away test database (dropped afterwards), return its result."""
     _setup_django()
     import logging
 
@@ -408,9 +404,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Out-of-band mails of held orders go nowhere here (the outbox rows are still written).
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
-            result = run(args.customers, args.days, args.seed)
+            result: dict[str, Any] = work()
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.orders", description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=600)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args(argv)
+    result = in_test_database(lambda: run(args.customers, args.days, args.seed))
     json.dump(result, sys.stdout, indent=2)
     print()
     return 0
