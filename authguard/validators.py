@@ -10,6 +10,7 @@ Layer L0: it imports only Django, the standard library and :mod:`authguard.conf`
 from __future__ import annotations
 
 import ipaddress
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +31,23 @@ __all__ = [
 
 #: django-otp's apps: authguard's models, factors and console import their models (``TOTPDevice``).
 OTP_APPS = ("django_otp", "django_otp.plugins.otp_totp")
+
+
+#: Unicode categories never shown to a customer: controls, format characters (bidi overrides, zero-width
+#: joiners) and lone surrogates.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+
+
+def visible_text(value: object) -> str:
+    """``value`` as one line of NFC text without control or format characters, whitespace collapsed.
+
+    SECURITY: a name someone else chose (a passkey's, a device's) is shown to the customer on her security
+    page and in her mail; a right-to-left override or a zero-width character would make it read as one of
+    hers (red team, 2026-12-05).
+    """
+    text = unicodedata.normalize("NFC", str(value))
+    text = "".join(c for c in text if unicodedata.category(c) not in INVISIBLE_CATEGORIES or c.isspace())
+    return " ".join(text.split())
 
 
 def missing_otp_apps() -> list[str]:

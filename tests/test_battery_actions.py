@@ -37,7 +37,7 @@ def test_battery_54_a_withdrawal_to_a_bank_account_registered_in_the_same_sessio
     assert added.status_code == 202, added.content
     body = added.json()
     assert body["status"] == "held" and body["confirmation"]["methods"] == ["passkey"]
-    assert "Mizuho Bank (0001) 123 ****567 YAMADA HANAKO" in body["confirmation"]["summary"]
+    assert "Mizuho Bank (0001) 123 1234567 YAMADA HANAKO" in body["confirmation"]["summary"]
     bank_id = body["bank_account"]["bank_account_id"]
     # Before the confirmation it is not a bank account money can go to at all.
     early = client.post("/api/withdrawals", {"bank_account_id": bank_id, "amount": "500000"})
@@ -163,7 +163,7 @@ def test_battery_54_a_bank_account_change_is_held_bound_to_the_new_details_and_r
     summary = held.as_json()["summary"]
     assert summary == (
         "Change the bank account Mizuho Bank (0001) 123 ****567 YAMADA HANAKO to "
-        "Mizuho Bank (0001) 123 ****321 SUZUKI ICHIRO."
+        "Mizuho Bank (0001) 123 7654321 SUZUKI ICHIRO."
     )
     before = RegisteredPayee.objects.get(ref=str(bank.pk))
     assert recording.done == []

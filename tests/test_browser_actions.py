@@ -138,7 +138,7 @@ def test_a_bank_account_registered_in_this_session_is_confirmed_but_receives_not
         browser.fill(f"#id_{name}", value)
     browser.click("#bank-submit")
     browser.wait_for_path_prefix("/authguard/actions/")
-    assert "****567" in browser.visible_text("#confirm-summary")
+    assert "123 1234567 YAMADA HANAKO" in browser.visible_text("#confirm-summary")  # the new number in full
     confirm_with_passkey(browser)
     bank = BankAccount.objects.get()
     assert bank.status == BankAccountStatus.ACTIVE

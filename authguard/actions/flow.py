@@ -85,6 +85,7 @@ from authguard.actions.summary import action_url as action_url
 from authguard.actions.summary import format_money as format_money
 from authguard.actions.summary import render_summary as render_summary
 from authguard.actions.summary import summary_data as summary_data
+from authguard.actions.summary import summary_for
 from authguard.audit import audit
 from authguard.conf import app_settings
 from authguard.factors.inventory import (
@@ -285,7 +286,11 @@ def guard(
         _notify_customer(
             user,
             "action_held",
-            context={"summary": render_summary(held.summary_data), "time": now, "expires": held.expires_at},
+            context={
+                "summary": summary_for(user, held.summary_data),
+                "time": now,
+                "expires": held.expires_at,
+            },
             dedupe_key=f"action-held:{held.pk}",
         )
     logger.info("authguard action held user=%s kind=%s id=%s", user.pk, kind, held.pk)
@@ -460,7 +465,7 @@ def _carried_out(
     _notify_customer(
         user,
         "action_done",
-        context={"summary": render_summary(data), "time": now},
+        context={"summary": summary_for(user, data), "time": now},
         dedupe_key=f"action-done:{action.pk}" if action is not None else None,
     )
 

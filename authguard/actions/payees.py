@@ -29,10 +29,15 @@ def payee_digest(*, user: Any, details: Mapping[str, Any]) -> str:
     return salted_hmac("authguard.actions.payee", canonical_json(values), algorithm="sha256").hexdigest()
 
 
-def payee_label(details: Mapping[str, Any]) -> str:
-    """``Mizuho Bank (0001) 123 ****567 YAMADA HANAKO``: the account as summaries show it."""
+def payee_label(details: Mapping[str, Any], *, full: bool = False) -> str:
+    """``Mizuho Bank (0001) 123 ****567 YAMADA HANAKO``: the account as summaries show it.
+
+    ``full``: with the whole account number, for an account being added or changed to: the customer's
+    passkey confirms exactly that number, and a mule account whose number ends in the same three digits
+    as hers must not read as hers (red team, 2026-12-05). It was typed in the same session.
+    """
     number = str(details.get("account_number", ""))
-    masked = "*" * max(len(number) - 3, 0) + number[-3:]
+    masked = number if full else "*" * max(len(number) - 3, 0) + number[-3:]
     return " ".join(
         part
         for part in (

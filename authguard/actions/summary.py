@@ -15,6 +15,14 @@ from django.utils.translation import gettext_lazy
 
 from authguard.actions.payees import payee_label
 from authguard.models import ActionKind, HeldAction
+from authguard.notifications.messages import user_language
+
+
+def summary_for(user: Any, data: Mapping[str, Any]) -> str:
+    """``data`` rendered in the language authguard writes to ``user`` in: a notice tells the customer in her
+    language, not in the language of the browser that asked (perhaps the thief's)."""
+    with translation.override(user_language(user)):
+        return str(render_summary(data))
 
 
 def summary_data(kind: str, params: Mapping[str, Any], *, payee: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -25,9 +33,9 @@ def summary_data(kind: str, params: Mapping[str, Any], *, payee: Mapping[str, An
             amount=params["amount"], currency=params["currency"], payee=(payee or {}).get("label", "")
         )
     elif kind == ActionKind.BANK_ACCOUNT_ADD:
-        data.update(payee=payee_label(params))
+        data.update(payee=payee_label(params, full=True))
     elif kind == ActionKind.BANK_ACCOUNT_CHANGE:
-        data.update(payee=payee_label(params), old=(payee or {}).get("label", ""))
+        data.update(payee=payee_label(params, full=True), old=(payee or {}).get("label", ""))
     elif kind == ActionKind.SECURITIES_TRANSFER_OUT:
         data.update(symbol=params["symbol"], quantity=params["quantity"], destination=params["destination"])
     elif kind == ActionKind.CONTACT_CHANGE:

@@ -75,6 +75,7 @@ from authguard.factors.passkey_ceremony import (
 )
 from authguard.factors.throttles import check_throttle, note_throttle_failure
 from authguard.models import FactorKind, FactorRecord, PasskeyDevice
+from authguard.validators import visible_text
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def registration_options(request: HttpRequest, *, user: Any) -> dict[str, Any]:
 
 
 def _device_name(name: object) -> str:
-    text = " ".join(str(name or "").split())[:64]
+    text = visible_text(name or "")[:64]
     return text or _("Passkey")
 
 

@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from authguard.conf import app_settings
 from authguard.factors.methods import codes_unlock_available, factor_cooling_off, method_of, usable_factors
 from authguard.models import Notification
+from authguard.validators import visible_text
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,10 @@ KINDS: dict[str, Kind] = {
 logger = logging.getLogger(__name__)
 
 #: Longest context value a message shows (defanged values are cut here).
-_MAX_VALUE = 120
+MAX_VALUE = 120
+#: The context values a message may show longer: a held action's summary names every account and amount
+#: the customer's passkey confirms (a bank account change names two accounts), none of it may be cut off.
+LONG_VALUES = {"summary": 480}
 
 #: Anything a mail client could turn into a link: schemes, ``www.``, e-mail addresses and domain names.
 LINK_PATTERN = re.compile(
@@ -105,8 +109,9 @@ def contains_link(text: str) -> bool:
     return LINK_PATTERN.search(text) is not None
 
 
-def defang(value: Any) -> Any:
-    """Make a context value safe to show: short, with link-like parts removed.
+def defang(value: Any, *, limit: int = MAX_VALUE) -> Any:
+    """Make a context value safe to show: short (``limit`` characters), one line, without invisible
+    characters, with link-like parts removed.
 
     SECURITY: user agents, network names and device labels are written by whoever signs in; an attacker
     must not be able to put a link (or a convincing domain) into a mail that comes from the brokerage.
@@ -114,8 +119,8 @@ def defang(value: Any) -> Any:
     if isinstance(value, bool | int | float) or value is None:
         return value
     if isinstance(value, list | tuple):
-        return [defang(v) for v in value][:20]
-    text = " ".join(str(value).split())[:_MAX_VALUE]
+        return [defang(v, limit=limit) for v in value][:20]
+    text = visible_text(value)[:limit]
     return LINK_PATTERN.sub("[…]", text)
 
 

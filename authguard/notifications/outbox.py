@@ -38,7 +38,7 @@ from authguard.conf import app_settings
 from authguard.factors.inventory import notice_addresses
 from authguard.models import LoginEvent, Notification, NotificationStatus, Outcome
 from authguard.notifications.delivery import delivery_failed, enqueue
-from authguard.notifications.messages import KINDS, defang, user_language
+from authguard.notifications.messages import KINDS, LONG_VALUES, MAX_VALUE, defang, user_language
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def _clean_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
             value = value.isoformat()
         elif isinstance(value, Promise):
             value = str(value)
-        clean[key] = defang(value)
+        clean[key] = defang(value, limit=LONG_VALUES.get(key, MAX_VALUE))
     return clean
 
 

@@ -15,6 +15,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
@@ -66,10 +67,6 @@ def pending_batch(request: HttpRequest, ids: object) -> list[HeldOrder]:
     return sorted(helds, key=lambda h: str(h.pk))
 
 
-#: Session key of the set of held orders the batch page showed (the page's passkey button confirms that set).
-BATCH_SESSION_KEY = "_authguard_order_batch"
-
-
 def session_pending(request: HttpRequest) -> list[HeldOrder]:
     """This customer's held orders that this session placed and that are still pending, oldest first
     (those past their deadline are expired first)."""
@@ -90,14 +87,21 @@ def session_pending(request: HttpRequest) -> list[HeldOrder]:
     return found
 
 
-def remember_batch(request: HttpRequest, helds: list[HeldOrder]) -> None:
-    """Keep the set the batch page shows, so its passkey button confirms exactly that set."""
-    request.session[BATCH_SESSION_KEY] = sorted(str(h.pk) for h in helds)
+def shown_set(helds: list[HeldOrder]) -> str:
+    """The query string that names the set the batch page shows: its passkey button posts to the API with
+    it, so one confirmation covers exactly the orders that page listed."""
+    return urlencode({"ids": ",".join(sorted(str(h.pk) for h in helds))})
 
 
-def remembered_batch(request: HttpRequest) -> list[str] | None:
-    ids = request.session.get(BATCH_SESSION_KEY) if hasattr(request, "session") else None
-    return ids if isinstance(ids, list) and all(isinstance(i, str) for i in ids) else None
+def ids_of_shown_set(request: HttpRequest) -> list[str] | None:
+    """The set named by the batch page's query string (:func:`shown_set`), or None.
+
+    SECURITY: never a set remembered in the session: a second tab, or a copied live session, loading the
+    page after adding an order of its own would change what the first page's one passkey touch confirms
+    (red team, 2026-12-05).
+    """
+    raw = request.GET.get("ids")
+    return raw.split(",") if isinstance(raw, str) and raw else None
 
 
 def batch_digest(helds: list[HeldOrder]) -> bytes:
@@ -176,13 +180,12 @@ def confirm_batch_with_passkey(request: HttpRequest, *, ids: object, credential:
 
 
 __all__ = [
-    "BATCH_SESSION_KEY",
     "MAX_BATCH",
     "BatchResult",
     "batch_challenge",
     "batch_options",
     "confirm_batch_with_passkey",
-    "remember_batch",
-    "remembered_batch",
+    "ids_of_shown_set",
     "session_pending",
+    "shown_set",
 ]

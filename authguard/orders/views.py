@@ -93,8 +93,8 @@ def api_batch_passkey_options(request: HttpRequest) -> HttpResponse:
     """``POST api/confirmations/batch/passkey/options`` ``{"ids": [...]}``: request options whose challenge
     names exactly these held orders (one confirmation for a batch)."""
     data = read_json(request)
-    # The batch page's button sends no ids: it confirms the set that page showed (kept in the session).
-    ids = data.get("ids") if "ids" in data else batch.remembered_batch(request)
+    # The batch page's button sends no ids: it confirms the set that page showed (named in its URL).
+    ids = data.get("ids") if "ids" in data else batch.ids_of_shown_set(request)
     try:
         options = batch.batch_options(request, ids=ids)
     except ConfirmationError as error:
@@ -109,8 +109,8 @@ def api_batch_passkey(request: HttpRequest) -> HttpResponse:
     data = read_json(request)
     if "credential" in data:
         ids, credential = data.get("ids"), data.get("credential")
-    else:  # the batch page's button: the credential alone, for the set that page showed
-        ids, credential = batch.remembered_batch(request), data
+    else:  # the batch page's button: the credential alone, for the set that page showed (in its URL)
+        ids, credential = batch.ids_of_shown_set(request), data
     try:
         result = batch.confirm_batch_with_passkey(request, ids=ids, credential=credential)
     except ConfirmationError as error:
@@ -174,7 +174,7 @@ def confirm_batch(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     helds = batch.session_pending(request)
-    batch.remember_batch(request, helds)
+    shown = batch.shown_set(helds)
     rows = [
         {
             "held": held,
@@ -190,8 +190,8 @@ def confirm_batch(request: HttpRequest) -> HttpResponse:
         {
             "rows": rows,
             "passkey": passkey,
-            "options_url": reverse("authguard:api-confirm-batch-options"),
-            "verify_url": reverse("authguard:api-confirm-batch"),
+            "options_url": f"{reverse('authguard:api-confirm-batch-options')}?{shown}",
+            "verify_url": f"{reverse('authguard:api-confirm-batch')}?{shown}",
             "done_url": reverse("authguard:confirm-batch"),
         },
     )
