@@ -31,7 +31,6 @@ import logging
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -382,7 +381,10 @@ def _issue_token(user: Any) -> str:
         try:
             with transaction.atomic():
                 revoke_tokens(user)
-                return str(Token.objects.create(user=user).key)
+                token = Token.objects.create(user=user)
+                # auto_now_add is this node's clock; the lifetime counts on authguard's (the database's).
+                Token.objects.filter(pk=token.pk).update(created=clock.now())
+                return str(token.key)
         except IntegrityError:
             continue  # a concurrent login of the same account created one in between: replace it
     raise Throttled(_("Too many sign-ins at once. Please try again."), retry_after=1)
@@ -398,8 +400,10 @@ class TokenAuthentication(authentication.TokenAuthentication):
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
         user, token = super().authenticate_credentials(key)
-        if clock.now() - token.created > timedelta(seconds=app_settings.SESSION_ABSOLUTE_SECONDS):
-            # SECURITY: a token is a session: a relayed-code sign-in must not buy weeks of access.
+        age = (clock.now() - token.created).total_seconds()
+        if age > app_settings.SESSION_ABSOLUTE_SECONDS or clock.is_from_the_future(age):
+            # SECURITY: a token is a session: a relayed-code sign-in must not buy weeks of access (nor a
+            # token dated ahead by a node's fast clock).
             Token.objects.filter(pk=token.pk).delete()
             raise exceptions.AuthenticationFailed(_("Your session has ended. Sign in again."))
         # SECURITY: fail closed: a lock state that cannot be read refuses the token too.

@@ -12,6 +12,8 @@ import pytest
 from authguard.console import approvals
 from authguard.login import lockout
 from authguard.models import AccountLock, HeldOrder, StaffApproval
+from authguard.orders import guard as orders
+from demo_site.brokerage import services
 
 from .console_data import staff_user
 from .staff_fixtures import locked_by_failures, staff_client
@@ -33,6 +35,20 @@ PERMS = (
 @pytest.fixture
 def locked(user_factory: Any, settings: Any) -> Any:
     return locked_by_failures(user_factory("alice"), settings)
+
+
+def held_order_and_release_request(order_api: Any, desk: Any) -> tuple[HeldOrder, StaffApproval]:
+    """tanaka's held buy of an illiquid stock (the thief's, signed in as her), and ``desk``'s request to
+    release it ("the customer confirmed by phone": the thief's phone call), waiting for a second desk."""
+    browser = order_api()
+    browser.login("tanaka", "tanaka-demo-2025")
+    answer = browser.order("buy", "3Z3A", 5000)
+    held = HeldOrder.objects.get(pk=answer.json()["confirmation"]["id"])
+    release = approvals.request_action(
+        session_request(staff_client(desk)), action="release_order", target=held, reason="confirmed by phone"
+    )
+    assert release.status == "pending"
+    return held, release
 
 
 @pytest.fixture
@@ -86,17 +102,7 @@ def test_a_containment_lock_closes_or_blocks_a_pending_release_of_the_customers_
     A's request must not execute the held order of an account the desk has just contained (docs: "a locked
     account's pending ones expire unconfirmed")."""
     desk_a, desk_b, desk_c = desks
-    browser = order_api()
-    browser.login("tanaka", "tanaka-demo-2025")
-    answer = browser.order("buy", "3Z3A", 5000)
-    held = HeldOrder.objects.get(pk=answer.json()["confirmation"]["id"])
-    release = approvals.request_action(
-        session_request(staff_client(desk_a)),
-        action="release_order",
-        target=held,
-        reason="confirmed by phone",
-    )
-    assert release.status == "pending"
+    held, release = held_order_and_release_request(order_api, desk_a)
     lock = approvals.request_action(
         session_request(staff_client(desk_c)), action="lock_account", target=tanaka, reason="account takeover"
     )
@@ -143,9 +149,6 @@ def test_a_failing_portal_release_hook_does_not_undo_the_desks_cancel_of_a_held_
     is down. The desk cancels a suspicious held order (one staff member, the protective action). The cancel
     must stand in authguard (fail closed: the order can never execute), with the portal's copy closed later;
     instead the hook's exception rolls the cancel back and the order stays pending and confirmable."""
-    from authguard.orders import guard as orders
-    from demo_site.brokerage import services
-
     browser = order_api()
     browser.login("tanaka", "tanaka-demo-2025")
     held = HeldOrder.objects.get(pk=browser.order("buy", "3Z3A", 5000).json()["confirmation"]["id"])
@@ -189,3 +192,114 @@ def test_an_api_token_does_not_survive_a_failure_lock_and_come_back_at_the_unloc
     # SECURE: the lock ended every API token, as it ended every session.
     assert not Token.objects.filter(user=alice).exists(), "the failure lock kept the account's API tokens"
     assert with_token(api(), token).get("/drf/portfolio").status_code in (401, 403)
+
+
+# -- round 2, against the fixes above --------------------------------------------------------------------
+
+
+@pytest.mark.battery(66)
+@pytest.mark.parametrize("containment", ["lock_then_unlock", "end_sessions", "force_password_reset"])
+def test_a_release_requested_before_the_desks_containment_is_not_executed_after_it(
+    desks: Any, tanaka: Any, order_api: Any, containment: str
+) -> None:
+    """The thief, signed in as tanaka, buys an illiquid stock; the order is held. He phones the desk as
+    tanaka and desk A asks for its release. Desk C then contains the account as a takeover. e9ac580 only
+    refuses the release *while* the account is locked (``staff_release``: ``is_locked_fail_closed``):
+
+    * ``lock_then_unlock``: the lock is lifted (tanaka's own passkey, the desk's unlock) within the order's
+      confirmation window, and desk B's approval of the stale request executes the thief's order; the
+      unlock request got a ``lock_count`` for exactly this shape (docs/staff-approvals.md: "a request is for
+      the lock it saw"), the release request did not;
+    * ``end_sessions`` / ``force_password_reset``: the desk's other containment actions leave the account
+      unlocked and the order pending, and the stale release executes at once.
+
+    SECURE: a release request is about the account as it was when asked: a containment since (a lock, an
+    end of sessions, a forced reset) makes it fail, as the stale unlock request does."""
+    desk_a, desk_b, desk_c = desks
+    held, release = held_order_and_release_request(order_api, desk_a)
+
+    action = "lock_account" if containment == "lock_then_unlock" else containment
+    contained = approvals.request_action(
+        session_request(staff_client(desk_c)), action=action, target=tanaka, reason="account takeover"
+    )
+    assert contained.status == "executed"
+    if containment == "lock_then_unlock":
+        assert lockout.is_locked(tanaka)
+        lockout.unlock(tanaka, by=None, reason="identity check: passkey")  # her own way back
+    assert not lockout.is_locked(tanaka)
+
+    with contextlib.suppress(approvals.ApprovalError):
+        approvals.approve(session_request(staff_client(desk_b)), approval_id=release.pk)
+    held.refresh_from_db()
+    # SECURE: the order the thief placed before the containment is not executed on a request from before it.
+    assert held.status != HeldOrder.Status.CONFIRMED, (
+        f"a release requested before the desk's {containment} executed the held order after it"
+    )
+    assert StaffApproval.objects.get(pk=release.pk).status != "executed"
+
+
+@pytest.mark.battery(66)
+def test_a_stale_unlock_request_does_not_undo_a_containment_lock_taken_while_already_locked(
+    user_factory: Any, settings: Any
+) -> None:
+    """The thief's guesses lock alice's account (a failure lock, ``lock_count`` 1). He phones the desk as
+    alice ("I mistyped my password") and desk A asks to unlock her. Desk C, who reads the login events,
+    sees a takeover and contains the account with "lock": it is already locked, so ``lockout.lock`` only
+    ends the sessions and cancels a waiting self-service unlock (``locked_now`` False): no new
+    ``lock_count``, the reason stays "too many failures". Desk B approves A's request: its ``lock_count``
+    (e9ac580) still matches, and the desk's containment is undone on a request made before it.
+
+    SECURE: the desk's containment lock is a new lock as far as an earlier unlock request is concerned:
+    the request fails (docs/staff-approvals.md: "approving it after the account was locked again (the
+    desk's containment lock ...) fails")."""
+    perms = ("authguard.view_accountlock", "authguard.unlock_account", "authguard.contain_account")
+    desk_a, desk_b, desk_c = (staff_user(f"desk-{n}", perms=perms) for n in "abc")
+    alice = locked_by_failures(user_factory("alice"), settings)
+
+    stale = approvals.request_action(
+        session_request(staff_client(desk_a)), action="unlock_account", target=alice, reason="customer called"
+    )
+    assert stale.status == "pending"
+    contained = approvals.request_action(
+        session_request(staff_client(desk_c)), action="lock_account", target=alice, reason="account takeover"
+    )
+    assert contained.status == "executed" and lockout.is_locked(alice)
+
+    try:
+        result = approvals.approve(session_request(staff_client(desk_b)), approval_id=stale.pk)
+    except approvals.ApprovalError:
+        result = StaffApproval.objects.get(pk=stale.pk)
+    # SECURE: the desk's containment stands; the request from before it is not carried out.
+    assert lockout.is_locked(alice), (
+        "a stale unlock request ended the desk's containment lock (taken while already locked): "
+        f"{AccountLock.objects.get(user=alice).locked_reason!r}"
+    )
+    assert result.status != "executed"
+
+
+@pytest.mark.battery(66)
+def test_the_token_admin_cannot_be_filtered_by_the_key_to_read_it_out(user_factory: Any) -> None:
+    """authguard.console.admin.tokens: "no console page shows a customer's API key". The list page shows no
+    key, but Django's changelist accepts a lookup on any local field in the query string
+    (``ModelAdmin.lookup_allowed``: "Either a local field filter ... return True"): ``?key__startswith=``
+    narrows the list to alice's row or to none, so a desk with view permission reads her bearer token out
+    one hex digit at a time (at most 16 x 40 page views, scripted in minutes)."""
+    Token = pytest.importorskip("rest_framework.authtoken.models").Token
+    alice = user_factory("alice")
+    token = Token.objects.create(user=alice)  # alice's app signed in
+    viewer = staff_client(staff_user("desk-view", perms=("authtoken.view_tokenproxy",)))
+
+    def row_shown(prefix: str) -> bool:
+        page = viewer.get("/admin/authtoken/tokenproxy/", {"key__startswith": prefix})
+        return page.status_code == 200 and "alice" in page.content.decode()
+
+    recovered = ""
+    for _position in range(len(token.key)):
+        for digit in "0123456789abcdef":
+            if row_shown(recovered + digit):
+                recovered += digit
+                break
+        else:
+            break
+    # SECURE: no query string lets a console page tell one key from another.
+    assert recovered != token.key, f"the desk read alice's API token out of the token admin: {recovered}"

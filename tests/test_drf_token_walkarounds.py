@@ -5,19 +5,22 @@ on the code before). The thief has the customer's password and relays one TOTP c
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 # isort: split
 # test_drf skips this module without djangorestframework (and fails under CI=true): imported first.
-from .test_drf import PASSWORD, TOKEN_URL, api, with_token
+from .test_drf import PASSWORD, TOKEN_URL, api, obtain, with_token
 
 # isort: split
 import time_machine
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from authguard import clock as authguard_clock
 from authguard.conf import app_settings
 from authguard.login import lockout, unlocking
 from authguard.models import AccountLock
@@ -139,3 +142,44 @@ def test_a_thiefs_api_token_ends_with_the_session_lifetime_a_browser_session_get
     clock.shift(7 * 86400)
     week = with_token(api(IP_SG_VPS), token).get("/drf/portfolio")
     assert later.status_code in (401, 403) and week.status_code in (401, 403)
+
+
+@pytest.mark.battery(66)
+def test_an_api_tokens_absolute_lifetime_does_not_stretch_with_the_issuing_nodes_fast_clock(
+    alice_with_totp: Any, monkeypatch: Any
+) -> None:
+    """e9ac580 ends a token older than ``AUTHGUARD_SESSION_ABSOLUTE_SECONDS`` by ``clock.now() -
+    token.created``. ``clock.now()`` is corrected to the database's clock (docs/faults.md, issue 15: "every
+    web node writes times that other nodes compare ... through clock.now()"), but ``Token.created`` is DRF's
+    ``auto_now_add``: the issuing node's own, uncorrected ``timezone.now()``. A token issued on a node whose
+    clock runs 6 hours fast (authguard.W180 warns, the node keeps serving, "corrected") is born 6 hours in
+    the future and lives 30 hours; a day fast, 48. The thief, who can retry his relayed-code login until it
+    lands on that node, keeps the account for that long.
+
+    SECURE: the lifetime is counted on the corrected clock (``created`` written from ``clock.now()``, or a
+    ``created`` in the future beyond the tolerance refused: ``clock.is_from_the_future``)."""
+    fast = 6 * 3600
+    start = timezone.now()
+    # The issuing node: its OS clock 6 h fast; authguard measured it and corrects its own times.
+    with time_machine.travel(start + timedelta(seconds=fast), tick=False):
+        monkeypatch.setattr(
+            authguard_clock,
+            "_last",
+            authguard_clock.Skew(
+                offset=-fast, round_trip=0.001, database="default", measured_at=time.monotonic()
+            ),
+        )
+        assert abs((authguard_clock.now() - start).total_seconds()) < 1  # corrected: the true time
+        answer = obtain(api())
+        assert answer.status_code == 200, answer.content
+        token = answer.json()["token"]
+    monkeypatch.setattr(authguard_clock, "_last", None)  # the other nodes' clocks are right
+
+    # An hour past the absolute lifetime, on a node with a correct clock.
+    later = start + timedelta(seconds=app_settings.SESSION_ABSOLUTE_SECONDS + 3600)
+    with time_machine.travel(later, tick=False):
+        used = with_token(api(), token).get("/drf/portfolio")
+    # SECURE: 25 hours after the sign-in, the token signs nothing in.
+    assert used.status_code in (401, 403), (
+        f"the token still works {(later - start).total_seconds() / 3600:.0f} h after the sign-in"
+    )

@@ -49,6 +49,7 @@ from authguard.models import (
     PolicyVersion,
     StaffAction,
     StaffApproval,
+    StaffApprovalStatus,
 )
 from authguard.notifications.messages import user_language
 from authguard.orders import guard as orders
@@ -215,11 +216,33 @@ def check_actionable(target: Target) -> None:
         raise ApprovalError(_("This network block has already ended."), code="closed")
 
 
+def _contained_since(approval: StaffApproval) -> bool:
+    """Whether the desk contained the customer's account (a lock, an end of sessions, a forced reset) after
+    ``approval`` was asked for: one query.
+
+    SECURITY: a request is about the account as it was when asked. A release or an unlock asked for on the
+    thief's phone call must not carry out after the desk found the takeover, even when the containment has
+    since been lifted or never locked the account (red team, 2026-12-05).
+    """
+    return (
+        StaffApproval.objects.filter(
+            customer_id=approval.customer_id,
+            action__in=ACCOUNT_CONTAINMENT,
+            status=StaffApprovalStatus.EXECUTED,
+            executed_at__gte=approval.requested_at,
+        )
+        .exclude(pk=approval.pk)
+        .exists()
+    )
+
+
 def _release_order(approval: StaffApproval, by: Any) -> str:
 
     held = HeldOrder.objects.filter(pk=approval.target_id).first()
     if held is None:
         raise NotDone(_("The held order no longer exists."))
+    if _contained_since(approval):
+        raise NotDone(_("The desk contained this account after this request was made. Ask again."))
     try:
         confirmed = orders.staff_release(held, by=by, reason=approval.reason)
     except orders.ConfirmationError as exc:
@@ -249,6 +272,8 @@ def _unlock_account(approval: StaffApproval, by: Any) -> str:
     if approval.customer is None:
         raise NotDone(_("The account no longer exists."))
     row = AccountLock.objects.select_for_update().filter(user_id=approval.customer.pk).first()
+    if _contained_since(approval):
+        raise NotDone(_("The desk contained this account after this request was made. Ask again."))
     if row is not None and row.is_locked and row.lock_count != approval.payload.get("lock_count"):
         # SECURITY: the account was locked again after the request (the desk's containment lock, a new
         # run of failures): approving an old request must not end a lock nobody asked to end.

@@ -240,7 +240,7 @@ def build_context(
         client=client_info(request.META.get("HTTP_USER_AGENT")),
         device_hash=hashed,
         account=account_facts(user) if user is not None else {},
-        dbsc=_dbsc_state(request, hashed),
+        dbsc=_dbsc_state(request, hashed, getattr(user, "pk", None)),
         legacy_device_hash=legacy_device_hash(request.COOKIES.get(legacy_cookie)) if legacy_cookie else None,
         device_generation=presented[1] if presented else None,
         **_device_activity(request, hashed, user),
@@ -263,10 +263,11 @@ def _device_activity(request: HttpRequest, hashed: str | None, user: Any) -> dic
     return {"device_activity": found, "device_activity_own": own}
 
 
-def _dbsc_state(request: HttpRequest, hashed: str | None) -> str:
-    """The device cookie's DBSC binding state; no query unless DBSC is on and a cookie was presented."""
+def _dbsc_state(request: HttpRequest, hashed: str | None, user_id: object) -> str:
+    """The device cookie's DBSC binding state for this account; no query unless DBSC is on and a cookie
+    was presented."""
     try:
-        return device_binding.device_binding_state(request, device_cookie_hash=hashed)
+        return device_binding.device_binding_state(request, device_cookie_hash=hashed, user_id=user_id)
     except Exception:
         # SECURITY: a binding that cannot be read is treated as a missing proof (the login is stepped up).
         logger.exception("authguard: DBSC binding state unavailable")

@@ -263,7 +263,7 @@ def registration_header(request: HttpRequest) -> str | None:
         dev = bound.get("dev") if isinstance(bound.get("dev"), str) else None
     if dev is None:
         return None
-    if device_binding_state(request, device_cookie_hash=dev) == "bound_ok":
+    if device_binding_state(request, device_cookie_hash=dev, user_id=user.pk) == "bound_ok":
         return None
     try:
         path = reverse(REGISTER_URL_NAME)
@@ -328,11 +328,11 @@ def verify_registration(
         with transaction.atomic():
             _consume(row, now=now)
             _check_replaceable(user, device_cookie_hash, presented_binding, passkey_verified, now=now)
-            # SECURITY: one binding per device: the new key replaces the old one, whose bound cookies
-            # stop counting at once.
-            DbscSession.objects.filter(device_hash=device_cookie_hash, ended_at__isnull=True).update(
-                ended_at=now, end_reason="replaced"
-            )
+            # SECURITY: one binding per device and account: the new key replaces the account's old one,
+            # whose bound cookies stop counting at once; another account's binding is not ours to end.
+            DbscSession.objects.filter(
+                device_hash=device_cookie_hash, user_id=user.pk, ended_at__isnull=True
+            ).update(ended_at=now, end_reason="replaced")
             session = DbscSession.objects.create(
                 session_id=secrets.token_urlsafe(32),
                 user=user,  # type: ignore[misc]  # swappable AUTH_USER_MODEL: the plugin types the FK as the settings' concrete model
@@ -356,20 +356,21 @@ def verify_registration(
 def _check_replaceable(
     user: Any, device_hash: str, presented: str | None, passkey_verified: bool, *, now: datetime
 ) -> None:
-    """Raise :class:`RegistrationNotAllowed` (``device``) unless the device has no active binding, or the
-    registering request is of the binding's account and proves the binding (a fresh bound cookie of it) or
-    comes from a session just verified with an established passkey.
+    """Raise :class:`RegistrationNotAllowed` (``device``) unless the device has no active binding for this
+    account, or the registering request proves the one it has (a fresh bound cookie of it) or comes from a
+    session just verified with an established passkey.
 
     SECURITY: a device cookie with a live binding and no proof is, for all the server can tell, a copy.
-    Replacing that binding from an account of the thief's own, or from the customer's after one relayed
-    code, would make the copy the bound browser and void the customer's key (red team, 2026-12-05).
+    Replacing that binding from the customer's account after one relayed code would make the copy the bound
+    browser and void her key (red team, 2026-12-05). Bindings are per account: another account's binding of
+    the device (the thief's, made with her copied cookie) neither blocks hers nor is ended by it.
     """
     active = DbscSession.objects.select_for_update().filter(
-        device_hash=device_hash, ended_at__isnull=True, expires_at__gt=now
+        device_hash=device_hash, user_id=user.pk, ended_at__isnull=True, expires_at__gt=now
     )
     for old in active:
         proven = presented is not None and constant_time_compare(presented, old.session_id)
-        if old.user_id != user.pk or not (proven or passkey_verified):
+        if not (proven or passkey_verified):
             raise RegistrationNotAllowed("device")
 
 

@@ -80,8 +80,11 @@ def binding_released(session_id: str) -> bool:
     return bool(expires_at <= clock.now())
 
 
-def device_binding_state(request: HttpRequest, *, device_cookie_hash: str | None) -> BindingState:
-    """What DBSC says about the device cookie ``device_cookie_hash`` presented with ``request``.
+def device_binding_state(
+    request: HttpRequest, *, device_cookie_hash: str | None, user_id: object = None
+) -> BindingState:
+    """What DBSC says about the device cookie ``device_cookie_hash`` presented with ``request``, for the
+    account ``user_id`` (None: any account's binding of the device counts).
 
     * ``"unbound"``: DBSC is off, there is no device cookie, or its device has no active DBSC session;
     * ``"bound_ok"``: its device is bound and the request carries a fresh bound cookie of that binding;
@@ -90,11 +93,15 @@ def device_binding_state(request: HttpRequest, *, device_cookie_hash: str | None
       before it sends the request). The risk engine must treat it as stolen.
 
     SECURITY: ``Secure-Session-Skipped`` (a browser saying it skipped a refresh) is not honoured: anyone can
-    send it. One query, by the indexed device hash.
+    send it. Bindings are per account: one a thief made for the customer's copied device cookie from an
+    account of his own neither proves his copy nor holds her browser (red team, 2026-12-05). One query, by
+    the indexed device hash.
     """
     if not device_cookie_hash or not enabled():
         return "unbound"
     of_device = _active_sessions().filter(device_hash=device_cookie_hash)
+    if user_id is not None:
+        of_device = of_device.filter(user_id=user_id)
     active = list(of_device.values_list("session_id", flat=True))
     if not active:
         return "unbound"

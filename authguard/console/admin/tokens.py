@@ -32,6 +32,11 @@ class ApiTokenAdmin(UserSearchMixin, ReadOnlyAdmin):
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         return {}
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        # SECURITY: the admin takes any lookup on a field from the query string; ?key__startswith=... would
+        # read a key out a character at a time (red team, 2026-12-05). Only the customer filters.
+        return lookup.split("__")[0] == "user" and super().lookup_allowed(lookup, value, request)
+
 
 if apps.is_installed("rest_framework.authtoken"):
     # DRF's admin module registers its TokenAdmin when imported; import it first so that it is replaced
