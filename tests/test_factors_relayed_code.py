@@ -46,6 +46,24 @@ def register(client: OrderApi, key: SoftAuthenticator) -> Any:
     return client.post("/authguard/api/passkeys", key.create(options.json()))
 
 
+def disabled_totp(user: Any, totp_factory: Any) -> Any:
+    """The customer's authenticator app of long standing, disabled (the failure limit, or she lost it)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from authguard.models import FactorKind, FactorRecord
+
+    device = totp_factory(user)
+    TOTPDevice.objects.filter(pk=device.pk).update(created_at=timezone.now() - timedelta(days=300))
+    FactorRecord.objects.create(
+        user=user,
+        device_id=device.persistent_id,
+        kind=FactorKind.TOTP,
+        enrolled_at=timezone.now() - timedelta(days=300),
+        disabled_at=timezone.now() - timedelta(hours=1),
+    )
+    return device
+
+
 def holding(user: Any, symbol: str) -> int:
     from demo_site.brokerage.models import Account
 
@@ -350,21 +368,10 @@ def test_a_password_only_thief_changes_the_password_while_the_desk_grant_of_a_re
     password: her sessions end, only he knows the password, and the grant (not consumed by a password
     change) is still open for him to bind his own factor. The fix's rule was "never a password-only
     session's decision"."""
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
     from authguard.factors import lifecycle
-    from authguard.models import FactorKind, FactorRecord
 
     of_long_standing(hanako)
-    device = totp_factory(hanako)
-    TOTPDevice.objects.filter(pk=device.pk).update(created_at=timezone.now() - timedelta(days=300))
-    FactorRecord.objects.create(
-        user=hanako,
-        device_id=device.persistent_id,
-        kind=FactorKind.TOTP,
-        enrolled_at=timezone.now() - timedelta(days=300),
-        disabled_at=timezone.now() - timedelta(hours=1),
-    )
+    disabled_totp(hanako, totp_factory)
     assert lifecycle.ever_had_factor(hanako)
     her = new_browser_api(IP_TOKYO)
     her.login("hanako", HANAKO_PASSWORD)

@@ -28,6 +28,7 @@ class Codes:
     CHALLENGE_CACHE_UNSAFE = "authguard.W010"
     SQLITE_NOT_IMMEDIATE = "authguard.W011"
     PASSWORD_CHANGE_UNGUARDED = "authguard.W012"
+    PASSWORD_RESET_UNAWARE = "authguard.W013"
     SESSION_TIMEOUTS_INVALID = "authguard.E018"
     STEP_UP_METHODS_INVALID = "authguard.E019"
     SESSION_TIMEOUTS_LONG = "authguard.W018"

@@ -199,27 +199,56 @@ def check_password_change_view(app_configs: Sequence[AppConfig] | None, **kwargs
     """
     # Deferred: checks register before the URLconf and the views (which import models) may load.
     from django.contrib.auth.views import PasswordChangeView as DjangoPasswordChangeView
-    from django.urls import resolve, reverse
 
     from authguard.views import PasswordChangeView  # deferred, as above
 
-    try:
-        view = resolve(reverse("password_change")).func
-    except Exception:  # no such URL, or a URLconf that does not load (its own error)
+    if not _djangos_own_view("password_change", DjangoPasswordChangeView, PasswordChangeView):
         return []
+    return [
+        Warning(
+            "The password_change URL is Django's PasswordChangeView: a session signed in with the "
+            "password alone can change the password, ending the customer's sessions.",
+            hint='Route it to authguard.views.PasswordChangeView: path("password/change/", '
+            'authguard.views.PasswordChangeView.as_view(), name="password_change").',
+            id=Codes.PASSWORD_CHANGE_UNGUARDED,
+        )
+    ]
+
+
+@register(Tags.security, Tags.urls)
+def check_password_reset_view(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """The URL named ``password_reset`` is not Django's own view: during the cooling-off of an e-mail change
+    Django's form mails the reset link to the new address only (maybe the thief's), and the customer's
+    request with her own address finds nothing (:mod:`authguard.login.password_reset`)."""
+    from django.contrib.auth.views import PasswordResetView as DjangoPasswordResetView  # deferred, as above
+
+    from authguard.login.password_reset import PasswordResetForm  # deferred, as above
+
+    view_class = _djangos_own_view("password_reset", DjangoPasswordResetView, None)
+    if view_class is None or issubclass(getattr(view_class, "form_class", object), PasswordResetForm):
+        return []
+    return [
+        Warning(
+            "The password_reset URL uses Django's PasswordResetForm: after an e-mail change the reset link "
+            "goes to the new address only, and the customer's own address finds nothing.",
+            hint="Route it to authguard.login.password_reset.PasswordResetView (or give your view "
+            "form_class=authguard.login.password_reset.PasswordResetForm).",
+            id=Codes.PASSWORD_RESET_UNAWARE,
+        )
+    ]
+
+
+def _djangos_own_view(url_name: str, django_view: type, ours: type | None) -> type | None:
+    """The view class of ``url_name`` when it is (a subclass of) ``django_view`` and not of ``ours``."""
+    from django.urls import resolve, reverse  # deferred: the URLconf may not load before the checks
+
+    try:
+        view = resolve(reverse(url_name)).func
+    except Exception:  # no such URL, or a URLconf that does not load (its own error)
+        return None
     view_class = getattr(view, "view_class", None)
-    if (
-        isinstance(view_class, type)
-        and issubclass(view_class, DjangoPasswordChangeView)
-        and not issubclass(view_class, PasswordChangeView)
-    ):
-        return [
-            Warning(
-                "The password_change URL is Django's PasswordChangeView: a session signed in with the "
-                "password alone can change the password, ending the customer's sessions.",
-                hint='Route it to authguard.views.PasswordChangeView: path("password/change/", '
-                'authguard.views.PasswordChangeView.as_view(), name="password_change").',
-                id=Codes.PASSWORD_CHANGE_UNGUARDED,
-            )
-        ]
-    return []
+    if not isinstance(view_class, type) or not issubclass(view_class, django_view):
+        return None
+    if ours is not None and issubclass(view_class, ours):
+        return None
+    return view_class

@@ -377,7 +377,8 @@ def record_enrollment(
         reason = REASON_RECOVERY_CODES if kind == FactorKind.RECOVERY_CODE else REASON_FACTOR_ADDED
         if via in ("passkey", "identity_proofing", "staff"):
             reason = REASON_FACTOR_REBOUND
-        if via == "staff":
+        if via == "staff" and vouched:
+            # The desk's grant is used up by the customer's re-binding, not by a stranger's (below).
             _consume_desk_grant(user)
         until = start_cooling_off(user, reason=reason, at=now)
     if not vouched:
@@ -420,10 +421,15 @@ def session_low_risk(request: HttpRequest | None) -> bool:
 
 def session_vouched(request: HttpRequest, *, user: Any, via: str, now: datetime) -> bool:
     """Whether more than a password and a relayable code vouch for a factor enrolled in this session: a
-    strong re-bind (another passkey, identity proofing, the desk), a fresh verification with a trusted
-    passkey, or a low-risk session (:func:`session_low_risk`) on a browser this account has used for
-    ``ESTABLISHED_DEVICE_DAYS``."""
-    if via in ("passkey", "identity_proofing", "staff"):
+    strong re-bind (another passkey, identity proofing), a fresh verification with a trusted passkey, or a
+    low-risk session (:func:`session_low_risk`) on a browser this account has used for
+    ``ESTABLISHED_DEVICE_DAYS``.
+
+    SECURITY: the desk's grant (``via="staff"``) vouches for nothing by itself: it sits on the account, and a
+    session with the password alone can use it. A factor bound through it from a browser the account has
+    not known for a month cools off like any unvouched one (red team, 2026-12-05).
+    """
+    if via in ("passkey", "identity_proofing"):
         return True
     verifier = session_device(request)
     if (

@@ -7,6 +7,7 @@ read the factors and their cooling-off and change nothing.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from authguard.conf import app_settings
@@ -47,12 +48,13 @@ def account_cooling_off(user: Any) -> bool:
         return True
 
 
-def factor_cooling_off(device: Any) -> bool:
-    """Whether ``device`` is still cooling off (added during, or too recently for, a sensitive use)."""
+def factor_cooling_off(device: Any, *, at: datetime | None = None) -> bool:
+    """Whether ``device`` is still cooling off (added during, or too recently for, a sensitive use), now or
+    ``at`` an earlier time."""
     if device is None:
         return True
     try:
-        return bool(inventory.factor_is_cooling_off(device))
+        return bool(inventory.factor_is_cooling_off(device, at=at))
     except Exception:
         # SECURITY: fail closed: a factor whose age cannot be read is treated as new.
         logger.exception("authguard: factor cooling-off state unavailable")

@@ -16,6 +16,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
 from authguard import views as authguard_views
+from authguard.login import password_reset
 from authguard.login.flow import LockAwareAuthenticationForm
 
 from . import api, demo_place, money_urls, views
@@ -62,7 +63,8 @@ urlpatterns = [
     path("demo/place/", demo_place.choose, name="demo-place"),
     path("password/change/", authguard_views.PasswordChangeView.as_view(), name="password_change"),
     path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
-    path("password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    # authguard's reset: during the cooling-off of an e-mail change the link goes to the previous address.
+    path("password/reset/", password_reset.PasswordResetView.as_view(), name="password_reset"),
     path("password/reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path(
         "password/reset/<uidb64>/<token>/",

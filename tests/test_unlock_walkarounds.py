@@ -1,0 +1,164 @@
+"""The ways back into an account, attacked (red team, 2026-12-05; each test failed on the code before): the
+desk's re-bind grant used by a password-only session, the thief's cooling-off passkey outwaiting the desk's
+containment lock, a password reset during the cooling-off of an e-mail change. Threat model: the thief has
+the password, may relay one code, not the customer's mailbox, and days of time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.urls import include, path
+from django.utils import timezone
+
+from authguard.login import lockout
+from authguard.models import AccountLock, AccountSecurity, Notification, PasskeyDevice
+
+from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, of_long_standing, totp_token
+from .test_factors_relayed_code import disabled_totp, new_key, register
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
+
+
+@pytest.fixture
+def clock() -> Iterator[Any]:
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        yield traveller
+
+
+@pytest.mark.battery(66)
+def test_a_password_only_thief_gets_no_vouched_passkey_from_the_desks_re_bind_grant(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, user_factory: Any, clock: Any
+) -> None:
+    """hanako lost her authenticator app; she calls the desk, which grants her a re-binding for 72 hours
+    (lifecycle.grant_rebind). The grant sits on the *account*, and an account without usable factors gets
+    a verified session from a password alone. The thief's passkey, bound through the grant, counted as a
+    vouched re-bind (24 h of cooling-off instead of 14 days) and used up her grant. Now the grant vouches for
+    nothing by itself: his passkey cools off as any unvouched factor, she is told, and her grant stays open
+    for her own re-binding. (Binding the grant to a code the desk gives her is not built: the thief can
+    still add a cooling-off passkey within the 72 hours; docs/factor-lifecycle.md.)"""
+    from authguard.conf import app_settings
+    from authguard.factors import inventory, lifecycle
+    from authguard.models import FactorRecord
+
+    of_long_standing(hanako)
+    disabled_totp(hanako, totp_factory)
+    assert lifecycle.ever_had_factor(hanako) and not inventory.user_factors(hanako)
+    lifecycle.grant_rebind(hanako, by_staff=user_factory("desk", is_staff=True))
+
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)  # password only: she has no usable factor to step up with
+    added = register(thief, new_key())
+    assert added.status_code == 201, added.content
+    his = PasskeyDevice.objects.get(user=hanako)
+    record = FactorRecord.objects.get(device_id=his.persistent_id)
+    assert record.enrolled_via == "staff"
+    days = app_settings.UNVOUCHED_FACTOR_DAYS
+    assert record.cooling_off_until >= timezone.now() + timedelta(days=days) - timedelta(minutes=1)
+    clock.shift(25 * 3600)
+    assert not lifecycle.may_confirm_sensitive(hanako, his)
+    assert AccountSecurity.objects.get(user=hanako).rebind_granted_until is not None
+    assert Notification.objects.filter(kind="factor_added", user=hanako).exists()
+
+
+@pytest.mark.battery(66)
+def test_the_thiefs_passkey_outwaits_the_desks_containment_lock_and_unlocks_it_at_once(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """With one relayed TOTP code the thief adds a passkey of his own (unvouched: it cools off for 14 days).
+    hanako gets the "factor added" notice and reports it; the desk contains the account at once
+    (lockout.lock). The lock keeps *her* out (she cannot sign in to remove his passkey), but his passkey's
+    cooling-off keeps running: on day 15 it is "her own passkey, not cooling off" and unlock_with_passkey
+    (discoverable, no username, no password, no waiting period, no cancel) ends the desk's containment on
+    the spot. He then signs in with the password and the same passkey."""
+    from authguard.factors import inventory
+
+    from .console_data import staff_user
+
+    of_long_standing(hanako)
+    hanako.totp = totp_factory(hanako)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    key = new_key()
+    assert register(thief, key).status_code == 201  # one relayed code buys a (cooling-off) factor: accepted
+    his = PasskeyDevice.objects.get(user=hanako)
+    clock.shift(2 * 3600)
+    assert inventory.factor_is_cooling_off(his)  # when the desk locks, his passkey is still cooling off
+    desk = staff_user("desk", perms=("authguard.contain_account",))
+    assert lockout.lock(hanako, by=desk, reason="customer reports a passkey she never added")
+
+    clock.shift(15 * 24 * 3600)  # the thief's passkey is past its 14 days; the account is still contained
+    api = OrderApi(REMOTE_ADDR=IP_OSAKA)
+    options = api.post("/authguard/api/unlock/options")
+    assert options.status_code == 200, options.content
+    api.post("/authguard/api/unlock", key.get(options.json()))
+
+    # SECURE: a factor that was still cooling off when the account was locked cannot end that lock: the
+    # desk's containment stands, and nothing tells hanako her account was unlocked.
+    assert lockout.is_locked(hanako), "the thief's own passkey ended the desk's containment lock"
+    lock = AccountLock.objects.get(user=hanako)
+    assert lock.locked_reason.startswith("security desk") and lock.unlocked_at is None
+    assert not Notification.objects.filter(kind="account_unlocked", user=hanako).exists()
+
+
+@pytest.mark.battery(66)
+def test_during_the_email_cooling_off_her_password_reset_reaches_only_the_thiefs_address(
+    user_factory: Any, browser_at: Any, settings: Any
+) -> None:
+    """The e-mail change is the two-factor path (one phishing page that relays an authenticator code and a
+    recovery code meets it: docs/factor-lifecycle.md accepts that). Its answer is the cooling-off: for 24 h
+    the old address hears of everything, and the customer's remedy is "her reset by e-mail ends his sessions
+    and revokes what he added". But the portal's reset (Django's PasswordResetView) looks the account up by
+    its *current* address and mails only that: hanako, told on her old address, asks for a reset with it and
+    gets nothing; the thief asks with his and gets the link, resets, and her password is gone for good (her
+    next reset mail goes to him too). The cooling-off lets her read about the takeover, not undo it."""
+    from django.core import mail
+
+    from .test_email_change import _change_email, verified_customer
+
+    user, session = verified_customer(user_factory, browser_at, settings, "alice")
+    _change_email(session, "thief@evil.example")  # stands for the thief's two-factor change (accepted)
+    user.refresh_from_db()
+    assert user.email == "thief@evil.example"
+    mail.outbox.clear()
+
+    customer = browser_at(IP_TOKYO, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0")
+    customer.post("/password/reset/", {"email": "alice@example.jp"})
+    thief = browser_at(IP_OSAKA, "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0")
+    thief.post("/password/reset/", {"email": "thief@evil.example"})
+    links = {
+        tuple(m.to): m.body
+        for m in mail.outbox
+        if "/password/reset/" in m.body or "reset" in m.subject.lower()
+    }
+
+    # SECURE: during the cooling-off of an e-mail change the reset link goes to the address from before it
+    # (the customer's), never only to the address the change just brought in.
+    assert ("alice@example.jp",) in links, f"no reset link reached her previous address: {sorted(links)}"
+    assert ("thief@evil.example",) not in links, "the new address alone got a reset link in the cooling-off"
+
+
+#: A portal with Django's stock auth URLs (its own PasswordResetView), for the system check below.
+urlpatterns = [path("accounts/", include("django.contrib.auth.urls"))]
+
+
+def test_a_portal_with_djangos_own_password_reset_view_is_warned_and_the_demo_is_not(settings: Any) -> None:
+    """authguard.W013: the reset above protects only a portal that routes ``password_reset`` to authguard's
+    view (or form); the demo does."""
+    from django.core import checks
+    from django.urls import clear_url_caches
+
+    def w013(urlconf: str) -> list[str]:
+        settings.ROOT_URLCONF = urlconf
+        clear_url_caches()
+        try:
+            return [m.id for m in checks.run_checks(tags=[checks.Tags.security]) if m.id == "authguard.W013"]
+        finally:
+            clear_url_caches()
+
+    assert w013(__name__) == ["authguard.W013"]
+    assert w013("demo_site.urls") == []
