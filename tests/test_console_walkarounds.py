@@ -303,3 +303,43 @@ def test_the_token_admin_cannot_be_filtered_by_the_key_to_read_it_out(user_facto
             break
     # SECURE: no query string lets a console page tell one key from another.
     assert recovered != token.key, f"the desk read alice's API token out of the token admin: {recovered}"
+
+
+@pytest.mark.battery(66)
+@pytest.mark.parametrize("containment", ["lock_account", "end_sessions", "force_password_reset"])
+def test_a_revocation_the_thief_asked_for_before_the_containment_still_deletes_her_factor_after_it(
+    user_factory: Any, containment: str
+) -> None:
+    """aef2bf0: "a request is about the account as it was when asked": a release or an unlock asked for on
+    the thief's phone call fails once the desk contained the account since. The third customer-facing
+    request the thief can phone in, revoke_factor ("I lost my phone, delete my authenticator"), has no
+    such rule: desk A asks, desk C contains the account as a takeover, desk B approves A's stale request and
+    the customer's own factor of long standing (her way back from the lock: unlock with codes, the step-up
+    after the forced reset) is deleted on the thief's word."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    perms = (
+        "authguard.view_accountlock",
+        "authguard.unlock_account",
+        "authguard.contain_account",
+        "otp_totp.delete_totpdevice",
+        "otp_totp.view_totpdevice",
+    )
+    desk_a, desk_b, desk_c = (staff_user(f"desk-{n}", perms=perms) for n in "abc")
+    alice = user_factory("alice")
+    hers = TOTPDevice.objects.create(user=alice, name="phone", confirmed=True)
+
+    stale = approvals.request_action(
+        session_request(staff_client(desk_a)), action="revoke_factor", target=hers, reason="lost phone"
+    )
+    assert stale.status == "pending", (stale.status, stale.result)
+    contained = approvals.request_action(
+        session_request(staff_client(desk_c)), action=containment, target=alice, reason="account takeover"
+    )
+    assert contained.status == "executed", (contained.status, contained.result)
+
+    with contextlib.suppress(approvals.ApprovalError):
+        approvals.approve(session_request(staff_client(desk_b)), approval_id=stale.pk)
+    # SECURE: as for a release or an unlock: a request from before the containment does not act after it.
+    assert TOTPDevice.objects.filter(pk=hers.pk).exists(), "revoked on a request from before the containment"
+    assert StaffApproval.objects.get(pk=stale.pk).status != "executed"

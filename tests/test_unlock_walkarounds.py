@@ -30,38 +30,41 @@ def clock() -> Iterator[Any]:
 
 
 @pytest.mark.battery(66)
-def test_a_password_only_thief_gets_no_vouched_passkey_from_the_desks_re_bind_grant(
+def test_a_password_only_thief_binds_nothing_with_the_desks_re_bind_grant(
     new_browser_api: Any, hanako: Any, totp_factory: Any, user_factory: Any, clock: Any
 ) -> None:
     """hanako lost her authenticator app; she calls the desk, which grants her a re-binding for 72 hours
     (lifecycle.grant_rebind). The grant sits on the *account*, and an account without usable factors gets
-    a verified session from a password alone. The thief's passkey, bound through the grant, counted as a
-    vouched re-bind (24 h of cooling-off instead of 14 days) and used up her grant. Now the grant vouches for
-    nothing by itself: his passkey cools off as any unvouched factor, she is told, and her grant stays open
-    for her own re-binding. (Binding the grant to a code the desk gives her is not built: the thief can
-    still add a cooling-off passkey within the 72 hours; docs/factor-lifecycle.md.)"""
-    from authguard.conf import app_settings
+    a verified session from a password alone: the thief's passkey, bound through the grant, counted as a
+    vouched re-bind (24 h of cooling-off) and used up her grant; once it was made to cool off for 14 days
+    instead (round two), it was the account's only factor, and her own re-binding through the still open
+    grant asked her to step up with *his* key (round three). Now a stranger's session binds nothing through
+    the grant; her own browser of long standing does. docs/factor-lifecycle.md: re-binding is "never from a
+    password session"."""
     from authguard.factors import inventory, lifecycle
-    from authguard.models import FactorRecord
+    from authguard.models import FactorRecord, KnownDevice
 
     of_long_standing(hanako)
     disabled_totp(hanako, totp_factory)
     assert lifecycle.ever_had_factor(hanako) and not inventory.user_factors(hanako)
+    her = new_browser_api(IP_TOKYO)  # her computer: the account has known its browser for a year
+    her.login("hanako", HANAKO_PASSWORD)
+    KnownDevice.objects.filter(user=hanako).update(first_seen_at=timezone.now() - timedelta(days=365))
     lifecycle.grant_rebind(hanako, by_staff=user_factory("desk", is_staff=True))
 
     thief = new_browser_api(IP_OSAKA)
     thief.login("hanako", HANAKO_PASSWORD)  # password only: she has no usable factor to step up with
-    added = register(thief, new_key())
-    assert added.status_code == 201, added.content
-    his = PasskeyDevice.objects.get(user=hanako)
-    record = FactorRecord.objects.get(device_id=his.persistent_id)
-    assert record.enrolled_via == "staff"
-    days = app_settings.UNVOUCHED_FACTOR_DAYS
-    assert record.cooling_off_until >= timezone.now() + timedelta(days=days) - timedelta(minutes=1)
-    clock.shift(25 * 3600)
-    assert not lifecycle.may_confirm_sensitive(hanako, his)
+    refused = register(thief, new_key())
+    assert refused.status_code == 403, refused.content
+    assert not PasskeyDevice.objects.filter(user=hanako).exists()
     assert AccountSecurity.objects.get(user=hanako).rebind_granted_until is not None
-    assert Notification.objects.filter(kind="factor_added", user=hanako).exists()
+
+    # Her own re-binding through the grant, from her browser of long standing: vouched, and the grant used.
+    mine = register(her, new_key())
+    assert mine.status_code == 201, mine.content
+    record = FactorRecord.objects.get(device_id=PasskeyDevice.objects.get(user=hanako).persistent_id)
+    assert record.enrolled_via == "staff"
+    assert AccountSecurity.objects.get(user=hanako).rebind_granted_until is None
 
 
 @pytest.mark.battery(66)

@@ -220,9 +220,9 @@ def _contained_since(approval: StaffApproval) -> bool:
     """Whether the desk contained the customer's account (a lock, an end of sessions, a forced reset) after
     ``approval`` was asked for: one query.
 
-    SECURITY: a request is about the account as it was when asked. A release or an unlock asked for on the
-    thief's phone call must not carry out after the desk found the takeover, even when the containment has
-    since been lifted or never locked the account (red team, 2026-12-05).
+    SECURITY: a request is about the account as it was when asked. A release, an unlock or a factor's
+    revocation asked for on the thief's phone call must not carry out after the desk found the takeover,
+    even when the containment has since been lifted or never locked the account (red team, 2026-12-05).
     """
     return (
         StaffApproval.objects.filter(
@@ -259,6 +259,9 @@ def _revoke_factor(approval: StaffApproval, by: Any) -> str:
         device = None
     if device is None or approval.customer is None or device.user_id != approval.customer.pk:
         raise NotDone(_("The sign-in method no longer exists."))
+    if _contained_since(approval):
+        # SECURITY: her factor is her way back from the containment (the thief asked for it on the phone).
+        raise NotDone(_("The desk contained this account after this request was made. Ask again."))
     name = device.name
     audit(
         by, device, f"revoked {approval.payload.get('kind', '')} {name!r} of {device.user}: {approval.reason}"

@@ -277,7 +277,12 @@ def require_strong_rebind(request: HttpRequest, *, user: Any) -> str:
             return "passkey"
     if identity_proofed(request, user=user):
         return "identity_proofing"
-    if _desk_granted(request, user=user):
+    if _desk_granted(request, user=user) and session_vouched(
+        request, user=user, via="staff", now=clock.now()
+    ):
+        # SECURITY: the grant sits on the account, and a password alone signs in to an account without a
+        # usable factor: it is used from a browser the account has known for a month (or after a trusted
+        # passkey), never by a stranger's session, which would also shut her out of it (red team, 2026-12-05).
         return "staff"
     raise RebindRequired(
         _(
@@ -377,8 +382,7 @@ def record_enrollment(
         reason = REASON_RECOVERY_CODES if kind == FactorKind.RECOVERY_CODE else REASON_FACTOR_ADDED
         if via in ("passkey", "identity_proofing", "staff"):
             reason = REASON_FACTOR_REBOUND
-        if via == "staff" and vouched:
-            # The desk's grant is used up by the customer's re-binding, not by a stranger's (below).
+        if via == "staff":
             _consume_desk_grant(user)
         until = start_cooling_off(user, reason=reason, at=now)
     if not vouched:
@@ -426,8 +430,8 @@ def session_vouched(request: HttpRequest, *, user: Any, via: str, now: datetime)
     ``ESTABLISHED_DEVICE_DAYS``.
 
     SECURITY: the desk's grant (``via="staff"``) vouches for nothing by itself: it sits on the account, and a
-    session with the password alone can use it. A factor bound through it from a browser the account has
-    not known for a month cools off like any unvouched one (red team, 2026-12-05).
+    session with the password alone could use it (:func:`require_strong_rebind` accepts it only where this
+    says the session is vouched; red team, 2026-12-05).
     """
     if via in ("passkey", "identity_proofing"):
         return True
