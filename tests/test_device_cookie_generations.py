@@ -33,6 +33,7 @@ from authguard.sessions.device_generations import BEHIND, CURRENT, SUPERSEDED, j
 
 from .conftest import HANAKO_PASSWORD as PASSWORD
 from .conftest import IP_TOKYO, UA_CHROME_WIN, totp_token
+from .test_sessions_binding_anchor import OCN_TOKYO, rt_geoip_dir  # noqa: F401  (rt_geoip_dir: a fixture)
 
 pytestmark = [pytest.mark.usefixtures("geoip"), pytest.mark.django_db]
 
@@ -445,3 +446,52 @@ def test_revoking_the_browser_does_not_switch_the_comparison_off(hanako: Any, cl
     clock.shift(timedelta(days=1))
     assert _login(_copy(stolen))["status"] == "step_up_required"
     assert "device_cookie_superseded" in _last_event().reasons
+
+
+# -- a forgotten browser is a new browser (red team, 2026-12-05) ------------------------------------------
+
+
+@pytest.fixture
+def her_isp_too(geoip: Any, request: Any, settings: Any) -> None:
+    """GeoIP knows another /24 of her ISP in her city (OCN_TOKYO): what a residential proxy there buys."""
+    settings.AUTHGUARD_GEOIP_PATH = str(request.getfixturevalue("rt_geoip_dir"))
+
+
+@pytest.mark.usefixtures("her_isp_too")
+def test_a_copy_of_a_forgotten_browsers_cookie_is_a_new_browser(hanako: Any, clock: Any) -> None:
+    """The security page and the admin promise a forgotten browser's "next sign-in is treated as a new
+    device again"; the profile's device counts kept the known-device discount for a copy of its cookie (the
+    copy current: taken after her last sign-in), and the thief on another line of her ISP was allowed."""
+    browser = _browser_in_use()
+    _later_sign_ins(browser, clock, 5)
+    stolen = _cookie(browser)
+    KnownDevice.objects.filter(user=hanako).update(revoked_at=datetime.now(timezone.utc), trusted_until=None)
+    # The baseline: the thief on her ISP in her city with a fresh browser is stepped up.
+    assert _login(_client(OCN_TOKYO))["status"] == "step_up_required"
+    assert "new_device" in _last_event().reasons
+    # With the forgotten cookie he is a new browser too, not her known one.
+    assert _login(_copy(stolen, OCN_TOKYO))["status"] == "step_up_required"
+    codes = {f["code"] for f in _last_event().findings}
+    assert "new_device" in codes and "known_device" not in codes, codes
+
+
+@pytest.mark.usefixtures("her_isp_too")
+def test_a_forgotten_browser_the_engine_learns_again_is_known_and_listed_again(
+    hanako: Any, clock: Any
+) -> None:
+    browser = _browser_in_use()
+    _later_sign_ins(browser, clock, 5)
+    KnownDevice.objects.filter(user=hanako).update(revoked_at=datetime.now(timezone.utc), trusted_until=None)
+    # Her own browser, at home: new again (a new browser at home is allowed at the new-device points alone).
+    clock.shift(timedelta(hours=1))
+    _sign_out(browser)
+    _sign_in_and_use(browser)
+    assert "new_device" in _last_event().reasons or "new_device" in {
+        f["code"] for f in _last_event().findings
+    }
+    # That allowed sign-in was learned: the browser is hers again, listed and known.
+    assert _row(hanako, browser).revoked_at is None
+    clock.shift(timedelta(hours=1))
+    _sign_out(browser)
+    _sign_in_and_use(browser)
+    assert "known_device" in {f["code"] for f in _last_event().findings}

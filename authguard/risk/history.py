@@ -88,9 +88,13 @@ class History(Protocol):
     def trust_device(self, ctx: LoginContext, until: datetime) -> None: ...
 
 
-def _device_state(profile: Profile, ctx: LoginContext, trusted: bool, left_behind: int = 0) -> DeviceState:
+def _device_state(
+    profile: Profile, ctx: LoginContext, trusted: bool, left_behind: int = 0, revoked: bool = False
+) -> DeviceState:
     presented = ctx.device_hash is not None
-    known = ctx.device_hash is not None and profile.count("dev", ctx.device_hash[:20]) > 0
+    # SECURITY: a device the customer forgot (or staff revoked) is new again, whatever the profile counted,
+    # until a login the engine learns brings it back (red team, 2026-12-05: a copy kept the discount).
+    known = ctx.device_hash is not None and profile.count("dev", ctx.device_hash[:20]) > 0 and not revoked
     return DeviceState(
         presented=presented, known=known, trusted=presented and trusted, left_behind=left_behind
     )
@@ -278,11 +282,16 @@ def _profile_sql(alias: str) -> str:
         f" CASE WHEN EXISTS (SELECT 1 FROM {devices} WHERE user_id = %s AND cookie_hash = %s"  # noqa: S608
         " AND revoked_at IS NULL AND trusted_until > %s) THEN 1 ELSE 0 END"
     )
+    revoked = (
+        f" CASE WHEN EXISTS (SELECT 1 FROM {devices} WHERE user_id = %s AND cookie_hash = %s"  # noqa: S608
+        " AND revoked_at IS NOT NULL) THEN 1 ELSE 0 END"
+    )
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
-    # The last column: how far the presented device cookie is behind its browser's newest one.
+    # Then how far the presented device cookie is behind its browser's newest one, and whether the account
+    # revoked it.
     return (
         f"SELECT (SELECT data FROM {profiles} WHERE user_id = %s),{trusted},{trusted},"  # noqa: S608
-        f"{left_behind_sql(devices)}"
+        f"{left_behind_sql(devices)},{revoked}"
     )
 
 
@@ -312,7 +321,7 @@ class DatabaseHistory:
 
     def evidence(self, ctx: LoginContext) -> Evidence:
         data = None
-        trusted = legacy_trusted = False
+        trusted = legacy_trusted = revoked = False
         left_behind = 0
         if ctx.user_id is not None:
             # The profile and whether this browser is trusted in one statement (issue 15), also on a first
@@ -322,11 +331,13 @@ class DatabaseHistory:
             user = statements.user_id(ctx.user_id, using=alias)
             at = db.ops.adapt_datetimefield_value(ctx.time)
             generation = left_behind_params(ctx, db)
-            ((stored, trusted_flag, legacy_flag, behind),) = statements.fetch_all(
+            ((stored, trusted_flag, legacy_flag, behind, revoked_flag),) = statements.fetch_all(
                 _profile_sql(alias),
-                [user, user, ctx.device_hash or "", at, user, ctx.legacy_device_hash or "", at, *generation],
+                [user, user, ctx.device_hash or "", at, user, ctx.legacy_device_hash or "", at, *generation]
+                + [user, ctx.device_hash or ""],
                 using=alias,
             )
+            revoked = bool(ctx.device_hash) and bool(revoked_flag)
             left_behind = int(behind or 0)
             # (No column expression: the value is the whole document, not a key transform.)
             data = _PROFILE_DATA.from_db_value(stored, None, db)  # type: ignore[arg-type]
@@ -337,12 +348,15 @@ class DatabaseHistory:
         profile = Profile.at(data, ctx.timestamp, self.horizon_days)
         counts = router.db_for_read(PopulationCount) or DEFAULT_DB_ALIAS
         population = dict(statements.fetch_all(_population_sql(counts, len(keys)), keys, using=counts))
+        presented = ctx.device_hash
         ctx, trusted = judged_context(ctx, profile, trusted=trusted, legacy_trusted=legacy_trusted)
         return Evidence(
             ctx=ctx,
             profile=profile,
             population=population,
-            device=_device_state(profile, ctx, trusted, left_behind),
+            device=_device_state(
+                profile, ctx, trusted, left_behind, revoked=revoked and ctx.device_hash == presented
+            ),
             velocity=read_counts(self.cache, ctx),
         )
 
@@ -368,11 +382,13 @@ class DatabaseHistory:
             else:
                 fold_population()  # AUTHGUARD_POPULATION_FOLD_SECONDS = 0: counted with the login, as before
             if ctx.device_hash:
+                # A login the engine learns brings a forgotten device back (listed, and known again).
                 updated = KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(
                     last_seen_at=ctx.time,
                     last_ip=ctx.ip,
                     last_place=ctx.geo.place,
                     label=ctx.client.summary[:200],
+                    revoked_at=None,
                 )
                 if not updated:
                     KnownDevice.objects.create(
