@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from authguard.actions.errors import ActionInvalid
 from authguard.models import ActionKind
+from authguard.validators import INVISIBLE_CATEGORIES
 
 #: Largest amount of money one action may move (the demo's columns hold 16 integer digits).
 MAX_AMOUNT = Decimal("1000000000000")
@@ -54,7 +55,7 @@ def _text(max_length: int) -> _FieldCheck:
         if (
             not text
             or len(text) > max_length
-            or any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in text)
+            or any(unicodedata.category(c) in INVISIBLE_CATEGORIES for c in text)
         ):
             raise ValueError(
                 _("Enter 1 to %(max)s characters without control characters.") % {"max": max_length}

@@ -224,6 +224,8 @@ def _contained_since(approval: StaffApproval) -> bool:
     revocation asked for on the thief's phone call must not carry out after the desk found the takeover,
     even when the containment has since been lifted or never locked the account (red team, 2026-12-05).
     """
+    if approval.customer_id is None:
+        return False  # the account is gone: its executor says so
     return (
         StaffApproval.objects.filter(
             customer_id=approval.customer_id,
@@ -241,8 +243,6 @@ def _release_order(approval: StaffApproval, by: Any) -> str:
     held = HeldOrder.objects.filter(pk=approval.target_id).first()
     if held is None:
         raise NotDone(_("The held order no longer exists."))
-    if _contained_since(approval):
-        raise NotDone(_("The desk contained this account after this request was made. Ask again."))
     try:
         confirmed = orders.staff_release(held, by=by, reason=approval.reason)
     except orders.ConfirmationError as exc:
@@ -259,9 +259,6 @@ def _revoke_factor(approval: StaffApproval, by: Any) -> str:
         device = None
     if device is None or approval.customer is None or device.user_id != approval.customer.pk:
         raise NotDone(_("The sign-in method no longer exists."))
-    if _contained_since(approval):
-        # SECURITY: her factor is her way back from the containment (the thief asked for it on the phone).
-        raise NotDone(_("The desk contained this account after this request was made. Ask again."))
     name = device.name
     audit(
         by, device, f"revoked {approval.payload.get('kind', '')} {name!r} of {device.user}: {approval.reason}"
@@ -275,8 +272,6 @@ def _unlock_account(approval: StaffApproval, by: Any) -> str:
     if approval.customer is None:
         raise NotDone(_("The account no longer exists."))
     row = AccountLock.objects.select_for_update().filter(user_id=approval.customer.pk).first()
-    if _contained_since(approval):
-        raise NotDone(_("The desk contained this account after this request was made. Ask again."))
     if row is not None and row.is_locked and row.lock_count != approval.payload.get("lock_count"):
         # SECURITY: the account was locked again after the request (the desk's containment lock, a new
         # run of failures): approving an old request must not end a lock nobody asked to end.
@@ -367,11 +362,26 @@ def _change_policy(approval: StaffApproval, by: Any) -> str:
     return f"policy v{version.pk}"
 
 
+def _unless_contained_since(
+    execute: Callable[[StaffApproval, Any], str],
+) -> Callable[[StaffApproval, Any], str]:
+    """``execute``, refused (:class:`NotDone`) when the desk contained the customer's account after the
+    request was made (:func:`_contained_since`): for the actions that give a customer's account something
+    (a release, an unlock) or take her way back from it (a factor's revocation)."""
+
+    def unless_contained(approval: StaffApproval, by: Any) -> str:
+        if _contained_since(approval):
+            raise NotDone(_("The desk contained this account after this request was made. Ask again."))
+        return execute(approval, by)
+
+    return unless_contained
+
+
 # Keyed by StaffApproval.action, a plain string equal to the members.
 EXECUTORS: dict[str, Callable[[StaffApproval, Any], str]] = {
-    StaffAction.RELEASE_ORDER: _release_order,
-    StaffAction.REVOKE_FACTOR: _revoke_factor,
-    StaffAction.UNLOCK_ACCOUNT: _unlock_account,
+    StaffAction.RELEASE_ORDER: _unless_contained_since(_release_order),
+    StaffAction.REVOKE_FACTOR: _unless_contained_since(_revoke_factor),
+    StaffAction.UNLOCK_ACCOUNT: _unless_contained_since(_unlock_account),
     StaffAction.CHANGE_POLICY: _change_policy,
     StaffAction.LOCK_ACCOUNT: _lock_account,
     StaffAction.END_SESSIONS: _end_sessions,

@@ -271,10 +271,8 @@ def require_strong_rebind(request: HttpRequest, *, user: Any) -> str:
     :class:`RebindRequired` otherwise (never a password session, a relayable code or a
     factor that is cooling off).
     """
-    if sessions_state.has_fresh_verification(request, methods=["passkey"]):
-        device = session_device(request)
-        if isinstance(device, PasskeyDevice) and may_confirm_sensitive(user, device):
-            return "passkey"
+    if fresh_trusted_passkey(request, user=user):
+        return "passkey"
     if identity_proofed(request, user=user):
         return "identity_proofing"
     if _desk_granted(request, user=user) and session_vouched(
@@ -417,6 +415,17 @@ def record_enrollment(
 ESTABLISHED_DEVICE_DAYS = 30
 
 
+def fresh_trusted_passkey(request: HttpRequest, *, user: Any) -> bool:
+    """Whether this session was just verified (``AUTHGUARD_STEP_UP_FRESH_SECONDS``) with a passkey of
+    ``user`` that may confirm sensitive things (not cooling off, nor added in the account's cooling-off)."""
+    verifier = session_device(request)
+    return (
+        sessions_state.has_fresh_verification(request, methods=["passkey"])
+        and isinstance(verifier, PasskeyDevice)
+        and may_confirm_sensitive(user, verifier)
+    )
+
+
 def session_low_risk(request: HttpRequest | None) -> bool:
     """Whether this session's sign-in was allowed outright and never re-scored since."""
     state = sessions_state.session_state(request) if request is not None else None
@@ -433,14 +442,7 @@ def session_vouched(request: HttpRequest, *, user: Any, via: str, now: datetime)
     session with the password alone could use it (:func:`require_strong_rebind` accepts it only where this
     says the session is vouched; red team, 2026-12-05).
     """
-    if via in ("passkey", "identity_proofing"):
-        return True
-    verifier = session_device(request)
-    if (
-        sessions_state.has_fresh_verification(request, methods=["passkey"])
-        and isinstance(verifier, PasskeyDevice)
-        and may_confirm_sensitive(user, verifier)
-    ):
+    if via in ("passkey", "identity_proofing") or fresh_trusted_passkey(request, user=user):
         return True
     if not session_low_risk(request):
         return False
@@ -480,6 +482,7 @@ __all__ = [
     "RebindRequired",
     "record_enrollment",
     "require_can_change_factors",
+    "fresh_trusted_passkey",
     "session_low_risk",
     "session_vouched",
     "require_enrollment_allowed",

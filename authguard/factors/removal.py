@@ -28,14 +28,11 @@ from authguard.factors.inventory import (
     FACTOR_LABELS,
     factor_is_cooling_off,
     kind_of,
-    may_confirm_sensitive,
-    session_device,
     user_factors,
     verified_by_cooling_off_factor,
 )
-from authguard.factors.lifecycle import FactorCoolingOff, require_can_change_factors
+from authguard.factors.lifecycle import FactorCoolingOff, fresh_trusted_passkey, require_can_change_factors
 from authguard.models import FactorKind, FactorRecord, PasskeyDevice, RecoveryCodeDevice
-from authguard.sessions import state as sessions_state
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +52,6 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> No
       (:func:`authguard.factors.contact.require_strong_removal`);
     * the last strong factor (passkey or authenticator app) is never removed by the customer.
     """
-    verifier = session_device(request)
     target_cooling = factor_is_cooling_off(device)
     if not target_cooling and verified_by_cooling_off_factor(request):
         # SECURITY: a factor added during the cooling-off never removes the customer's older ones. Nor does
@@ -70,11 +66,7 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> No
     if (
         not target_cooling
         and kind_of(device) == FactorKind.PASSKEY
-        and not (
-            sessions_state.has_fresh_verification(request, methods=["passkey"])
-            and isinstance(verifier, PasskeyDevice)
-            and may_confirm_sensitive(user, verifier)
-        )
+        and not fresh_trusted_passkey(request, user=user)
     ):
         # SECURITY: a relayable factor (TOTP, a recovery code) never removes a phishing-resistant one;
         # otherwise a phisher with the password and one relayed code could drop the customer's passkey.

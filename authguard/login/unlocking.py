@@ -65,15 +65,15 @@ def unlock_with_identity_check(user: Any, *, device: Any, method: str) -> None:
         raise NotLocked("the account is not locked")
 
 
-def _cooling_off_when_locked(user: Any, device: Any) -> bool:
-    """Whether ``device`` was still cooling off (or did not exist yet) when the account was locked.
+def _cooling_off_when_locked(user: Any, *devices: Any) -> bool:
+    """Whether any of ``devices`` was still cooling off (or did not exist yet) when the account was locked.
 
     SECURITY: a lock stops the customer, not the clock of the thief's factor: his passkey, added with one
     relayed code and cooling off when the desk contained the account, would otherwise end the containment
     by itself the day its cooling-off is over (red team, 2026-12-05).
     """
     locked_at = AccountLock.objects.filter(user_id=user.pk).values_list("locked_at", flat=True).first()
-    return locked_at is not None and factor_cooling_off(device, at=locked_at)
+    return locked_at is not None and any(factor_cooling_off(d, at=locked_at) for d in devices)
 
 
 def unlock_with_passkey(request: HttpRequest, *, credential: dict[str, Any] | str, user: Any = None) -> Any:
@@ -123,7 +123,11 @@ def request_unlock_with_codes(user: Any, *, totp_code: object, recovery_code: ob
     recovery = verify_recovery_code(user, recovery_code)
     if recovery is None:
         raise InvalidCredential(code="wrong_code")
-    if any(factor_cooling_off(f) or _cooling_off_when_locked(user, f) for f in (totp, recovery)):
+    if (
+        factor_cooling_off(totp)
+        or factor_cooling_off(recovery)
+        or _cooling_off_when_locked(user, totp, recovery)
+    ):
         # SECURITY: codes minted or an app added during a cooling-off may be the thief's (issue 10).
         raise UnlockUnavailable()
     now = clock.now()

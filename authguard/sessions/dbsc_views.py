@@ -18,8 +18,8 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from authguard.factors import inventory
-from authguard.models import DbscSession, FactorKind
+from authguard.factors import lifecycle
+from authguard.models import DbscSession
 from authguard.sessions import dbsc, device_binding
 from authguard.sessions import state as sessions_state
 from authguard.sessions.decorators import step_up_exempt
@@ -62,7 +62,7 @@ def register(request: HttpRequest) -> HttpResponse:
             device_cookie_hash=dbsc.request_device_hash(request),
             session_nonce=request.session.get(dbsc.SESSION_NONCE_KEY),
             presented_binding=device_binding.presented_session_id(request),
-            passkey_verified=_passkey_verified(request),
+            passkey_verified=lifecycle.fresh_trusted_passkey(request, user=request.user),
         )
     except dbsc.DbscError as error:
         return _error(error)
@@ -72,13 +72,6 @@ def register(request: HttpRequest) -> HttpResponse:
     response = _answer(dbsc.session_instructions(session=session, secure=secure))
     dbsc.set_bound_cookie(response, session=session, secure=secure)
     return response
-
-
-def _passkey_verified(request: HttpRequest) -> bool:
-    """This session was just verified with a passkey the customer had before any cooling-off."""
-    return sessions_state.has_fresh_verification(
-        request, methods=(FactorKind.PASSKEY,)
-    ) and not inventory.verified_by_cooling_off_factor(request)
 
 
 @csrf_exempt
