@@ -18,10 +18,11 @@ from django.test import Client
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
+from authguard.conf import app_settings
 from authguard.models import LoginEvent, Outcome
 from authguard.testing import SoftAuthenticator
 
-from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, api_post, totp_token
+from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, api_post, totp_token, wrong_code
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
@@ -90,8 +91,10 @@ def test_totp_400_invalid_for_missing_or_mistyped_codes(
     assert_error(api_post(pending, "api-step-up-totp", body), 400, "invalid")
 
 
-def test_totp_429_throttled_after_a_failure(pending: Client, alice: Any, clock: Any) -> None:
-    api_post(pending, "api-step-up-totp", {"code": "000000"})
+def test_totp_429_throttled_after_the_free_failures(pending: Client, alice: Any, clock: Any) -> None:
+    # A browser the account does not know well: its session's free failures, then authguard's back-off.
+    for _ in range(app_settings.FACTOR_THROTTLE["session"] + 1):
+        api_post(pending, "api-step-up-totp", {"code": wrong_code(alice.totp)})
     body = assert_error(
         api_post(pending, "api-step-up-totp", {"code": totp_token(alice.totp)}), 429, "throttled"
     )

@@ -35,7 +35,7 @@ from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import NOT_THE_CUSTOMERS_FAILURE, Throttled
 from authguard.factors.inventory import FACTOR_LABELS, factor_is_cooling_off
-from authguard.factors.throttles import check_throttle, could_be_customer, note_throttle_failure
+from authguard.factors.throttles import check_throttle, could_be_customer, note_throttle_failure, stranger
 from authguard.login import lockout
 from authguard.models import FactorKind, FactorRecord
 from authguard.notifications.outbox import notify, notify_customer
@@ -151,12 +151,17 @@ def verify_code(
     :func:`authguard.factors.recovery.verify_recovery_code`).
 
     A session that could not be the customer's is first held to the lifecycle's back-off (session, network,
-    account), and its failures count there, not towards disabling the factor.
+    account), and its failures count there, not towards disabling the factor. A stranger's failures
+    (:func:`~authguard.factors.throttles.stranger`) are not counted on django-otp's back-off of the device
+    either, and that back-off never waits longer than ``AUTHGUARD_FACTOR_THROTTLE["max_delay"]``.
     """
     if device is None:
         return None
     # SECURITY: throttled before the code is even looked at; raises Throttled with Retry-After.
     check_throttle(request, user=user)
+    # Without a request there is no browser to tell her from anyone else: django-otp's (capped) back-off
+    # counts every failure, as it always did (a portal's own script, the factor's unit tests).
+    from_stranger = request is not None and stranger(request, user=user)
     throttled: Throttled | None = None
     verified: Device | None = None
     with transaction.atomic():
@@ -165,6 +170,7 @@ def verify_code(
         )
         if locked is None:
             return None
+        _cap_backoff(locked)
         allowed, info = locked.verify_is_allowed()
         if not allowed:
             throttled = throttled_refusal(info)
@@ -174,6 +180,8 @@ def verify_code(
             # throttle counts it too.
             verified = django_otp.verify_token(user, locked.persistent_id, token or "malformed")
             if verified is None:
+                if from_stranger:
+                    _undo_backoff(locked)
                 record_factor_failure(locked, kind=kind, request=request)
             else:
                 record_factor_success(locked)
@@ -183,6 +191,48 @@ def verify_code(
     if throttled is not None:
         raise throttled
     return verified
+
+
+def _backoff_limit(device: Device) -> int | None:
+    """The most failures django-otp's back-off of ``device`` may count: the largest ``n`` whose wait
+    (``factor * 2^(n-1)`` seconds) is within ``AUTHGUARD_FACTOR_THROTTLE["max_delay"]``; None without one."""
+    if not getattr(device, "throttling_enabled", False):
+        return None
+    factor = device.get_throttle_factor()
+    if not factor or factor <= 0:
+        return None
+    cap = app_settings.FACTOR_THROTTLE["max_delay"]
+    return max(1, math.floor(math.log2(max(cap / factor, 1))) + 1)
+
+
+def _cap_backoff(device: Device) -> None:
+    """Bring django-otp's failure count of the locked ``device`` down to :func:`_backoff_limit`.
+
+    SECURITY: django-otp doubles its wait with every failure and never stops (2^n seconds): a few dozen
+    failures over three days kept the customer's own right code refused for days (red team, 2026-12-05).
+    Guessing stays bounded by the scoped throttle and the account lock; this wait only has to slow a burst.
+    """
+    limit = _backoff_limit(device)
+    count = getattr(device, "throttling_failure_count", 0)
+    if limit is not None and count > limit:
+        type(device).objects.filter(pk=device.pk).update(throttling_failure_count=limit)
+        device.throttling_failure_count = limit
+
+
+def _undo_backoff(device: Device) -> None:
+    """Put django-otp's back-off of ``device`` back as it was before a stranger's failed attempt (``device``
+    is the row as locked before it).
+
+    SECURITY: the back-off sits on the customer's factor, so whoever has the password (or only the username,
+    at the codes unlock) would otherwise set her wait; a stranger waits in his own scopes instead
+    (:mod:`authguard.factors.throttles`), and every failure still counts towards the account lock.
+    """
+    if not hasattr(device, "throttling_failure_count"):
+        return
+    type(device).objects.filter(pk=device.pk).update(
+        throttling_failure_count=device.throttling_failure_count,
+        throttling_failure_timestamp=device.throttling_failure_timestamp,
+    )
 
 
 def throttled_refusal(info: dict[str, Any] | None) -> Throttled:

@@ -61,6 +61,7 @@ from authguard.factors.inventory import (
     session_device,
     user_factors,
 )
+from authguard.factors.throttles import ESTABLISHED_DEVICE_DAYS
 from authguard.models import (
     AccountSecurity,
     FactorKind,
@@ -409,10 +410,6 @@ def record_enrollment(
         "authguard factor added user=%s kind=%s via=%s cooling_off=%s", user.pk, kind, via, bool(until)
     )
     return record
-
-
-#: How long the account must have known a browser before a factor enrolled from it counts as vouched for.
-ESTABLISHED_DEVICE_DAYS = 30
 
 
 def fresh_trusted_passkey(request: HttpRequest, *, user: Any) -> bool:

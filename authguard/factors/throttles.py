@@ -7,6 +7,11 @@ throttled per session, network and account with growing delays (:func:`check_thr
 :func:`note_throttle_failure`,
 ``AUTHGUARD_FACTOR_THROTTLE``), so whoever has the password can neither guess on nor disable the
 customer's factors.
+
+Nor can he hold her back with his failures: the account's scope is shared only by browsers the account
+does not know well; a browser it has used for ``ESTABLISHED_DEVICE_DAYS`` (:func:`established_device`)
+waits out only its own failures, and a stranger's failures never touch the back-off django-otp keeps on
+the factor itself (:func:`stranger`, :func:`authguard.factors.base.verify_code`).
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import Throttled
 from authguard.factors.inventory import factor_is_cooling_off, session_device
-from authguard.models import FactorThrottle
+from authguard.models import FactorThrottle, KnownDevice
 from authguard.risk.addresses import client_ip
+from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.sessions import state as sessions_state
 
 
@@ -45,6 +51,39 @@ def could_be_customer(request: HttpRequest | None) -> bool:
     return device is not None and not factor_is_cooling_off(device)
 
 
+#: How long the account must have known a browser before it counts as the customer's own: a factor
+#: enrolled from it is vouched for (:func:`authguard.factors.lifecycle.session_vouched`), and its failures
+#: are throttled apart from everybody else's (:func:`established_device`).
+ESTABLISHED_DEVICE_DAYS = 30
+
+
+def established_device(request: HttpRequest | None, *, user: Any, at: datetime | None = None) -> str | None:
+    """The keyed hash of this request's device cookie when it is a browser ``user`` has signed in from for
+    ``ESTABLISHED_DEVICE_DAYS`` and not forgotten since, else None.
+
+    SECURITY: "known" alone is cheap (one allowed sign-in from a new browser lists it); "known for a month"
+    is not. A copy of her cookie shares her scope: the risk engine's device findings are for that.
+    """
+    if request is None:
+        return None
+    cookies = getattr(request, "COOKIES", None) or {}
+    hashed = device_hash(device_id_from_cookie(cookies.get(app_settings.DEVICE_COOKIE_NAME)))
+    if not hashed:
+        return None
+    since = _now(at) - timedelta(days=ESTABLISHED_DEVICE_DAYS)
+    known = KnownDevice.objects.filter(
+        user_id=user.pk, cookie_hash=hashed, revoked_at__isnull=True, first_seen_at__lte=since
+    ).exists()
+    return hashed if known else None
+
+
+def stranger(request: HttpRequest | None, *, user: Any) -> bool:
+    """Whether an attempt of this request is a stranger's: neither a session that could be the customer's
+    nor one on a browser of hers (:func:`established_device`). Its failures count in the shared scopes
+    only, never on the factor's own back-off."""
+    return not could_be_customer(request) and established_device(request, user=user) is None
+
+
 def _throttle_options() -> dict[str, int]:
     return app_settings.FACTOR_THROTTLE
 
@@ -60,10 +99,22 @@ def _network_of(ip: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
-def _throttle_keys(request: HttpRequest | None, user: Any) -> list[tuple[str, int]]:
-    """(key, free failures) of each scope a failure of this request counts in."""
+def _throttle_keys(
+    request: HttpRequest | None, user: Any, at: datetime | None = None
+) -> list[tuple[str, int]]:
+    """(key, free failures) of each scope a failure of this request counts in.
+
+    SECURITY: a browser the account has known for a month counts in a scope of its own instead of the
+    account's and its network's: otherwise anyone with the password (or only the username, at the codes
+    unlock) could keep the customer's own browser waiting for good by failing once each time the wait ends
+    (red team, 2026-12-05). He still waits out his own failures, and the account lock still counts both.
+    """
     options = _throttle_options()
-    keys: list[tuple[str, int]] = [(f"a:{user.pk}", options["account"])]
+    own = established_device(request, user=user, at=at)
+    if own is not None:
+        keys: list[tuple[str, int]] = [(f"d:{user.pk}:{own[:32]}"[:80], options["account"])]
+    else:
+        keys = [(f"a:{user.pk}", options["account"])]
     if request is not None:
         session = getattr(request, "session", None)
         session_key = getattr(session, "session_key", None)
@@ -71,7 +122,7 @@ def _throttle_keys(request: HttpRequest | None, user: Any) -> list[tuple[str, in
             digest = hashlib.sha256(session_key.encode()).hexdigest()[:40]
             keys.append((f"s:{digest}", options["session"]))
         network = _network_of(client_ip(request))
-        if network:
+        if network and own is None:
             keys.append((f"n:{network}"[:80], options["network"]))
     return keys
 
@@ -83,7 +134,7 @@ def check_throttle(request: HttpRequest | None, *, user: Any, at: datetime | Non
     if could_be_customer(request):
         return
     at = _now(at)
-    keys = [key for key, _free in _throttle_keys(request, user)]
+    keys = [key for key, _free in _throttle_keys(request, user, at)]
     blocked = (
         FactorThrottle.objects.filter(key__in=keys, blocked_until__gt=at)
         .order_by("-blocked_until")
@@ -103,7 +154,7 @@ def note_throttle_failure(request: HttpRequest | None, *, user: Any, at: datetim
     options = _throttle_options()
     window = timedelta(seconds=options["window"])
     with transaction.atomic():
-        for key, free in _throttle_keys(request, user):
+        for key, free in _throttle_keys(request, user, at):
             row, created = FactorThrottle.objects.select_for_update().get_or_create(
                 key=key, defaults={"failures": 0, "last_failure_at": at}
             )
@@ -118,13 +169,17 @@ def note_throttle_failure(request: HttpRequest | None, *, user: Any, at: datetim
 
 
 def clear_throttle(*, user: Any) -> None:
-    """Forget the account scope's failures (a desk reset, a password reset)."""
+    """Forget the account's scopes' failures, its browsers' too (a desk reset, a password reset)."""
     FactorThrottle.objects.filter(key=f"a:{user.pk}").delete()
+    FactorThrottle.objects.filter(key__startswith=f"d:{user.pk}:").delete()
 
 
 __all__ = [
     "check_throttle",
     "clear_throttle",
     "could_be_customer",
+    "ESTABLISHED_DEVICE_DAYS",
+    "established_device",
     "note_throttle_failure",
+    "stranger",
 ]

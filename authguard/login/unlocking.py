@@ -102,7 +102,9 @@ def _reference_digest(user: Any, reference: str) -> str:
     return salted_hmac(_REFERENCE_SALT, f"{user.pk}:{normalised}", algorithm="sha256").hexdigest()
 
 
-def request_unlock_with_codes(user: Any, *, totp_code: object, recovery_code: object) -> UnlockRequest:
+def request_unlock_with_codes(
+    user: Any, *, totp_code: object, recovery_code: object, request: HttpRequest | None = None
+) -> UnlockRequest:
     """The customer's way back without a passkey: a code from the authenticator app and a recovery code.
 
     Both must verify (each failure is counted like any other); the recovery code is spent. The account is
@@ -110,6 +112,8 @@ def request_unlock_with_codes(user: Any, *, totp_code: object, recovery_code: ob
     with the reference mailed to them (:func:`cancel_unlock_request`); staff hear of it too. Raises
     :class:`NotLocked`, :class:`UnlockUnavailable` (turned off, or the account lacks either factor, or one
     of them is cooling off), ``InvalidCredential`` for a wrong code, ``Throttled`` from the factor.
+    Pass the ``request``: on a browser the account has known for a month the customer then waits out only
+    her own failures, not those of whoever else knows her username (:mod:`authguard.factors.throttles`).
     """
     wait = app_settings.UNLOCK_WAIT_HOURS
     if not is_locked(user):
@@ -117,10 +121,10 @@ def request_unlock_with_codes(user: Any, *, totp_code: object, recovery_code: ob
     if wait is None or not codes_unlock_available(user):
         raise UnlockUnavailable()
     # SECURITY: the authenticator code first, so a wrong one never spends a recovery code.
-    totp = verify_totp(user, totp_code)
+    totp = verify_totp(user, totp_code, request=request)
     if totp is None:
         raise InvalidCredential(code="wrong_code")
-    recovery = verify_recovery_code(user, recovery_code)
+    recovery = verify_recovery_code(user, recovery_code, request=request)
     if recovery is None:
         raise InvalidCredential(code="wrong_code")
     if (

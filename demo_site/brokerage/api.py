@@ -246,7 +246,7 @@ def unlock_with_codes(request: HttpRequest) -> HttpResponse:
         raise wrong  # SECURITY: an unknown username gets the wrong-code answer
     try:
         pending_unlock = unlocking.request_unlock_with_codes(
-            user, totp_code=totp_code, recovery_code=recovery_code
+            user, totp_code=totp_code, recovery_code=recovery_code, request=request
         )
     except lockout.NotLocked:
         return answer("not_locked", 409, message=_("This account is not locked. You can sign in."))
@@ -257,7 +257,10 @@ def unlock_with_codes(request: HttpRequest) -> HttpResponse:
             message=_("This account cannot be unlocked this way. Use your passkey or call customer support."),
         )
     except Throttled as error:
-        return answer("throttled", 429, message=error.message)
+        throttled = answer("throttled", 429, message=error.message)
+        if error.retry_after is not None:
+            throttled["Retry-After"] = str(error.retry_after)  # as every 429 of authguard's says
+        return throttled
     except InvalidCredential:
         raise wrong from None
     return answer(

@@ -153,6 +153,7 @@ def unlock_with_codes(request: HttpRequest) -> HttpResponse:
                     user,
                     totp_code=form.cleaned_data["totp_code"],
                     recovery_code=form.cleaned_data["recovery_code"],
+                    request=request,
                 )
             except lockout.NotLocked:
                 form.add_error(None, _("This account is not locked. You can sign in."))

@@ -1,0 +1,165 @@
+"""The factor's back-off as a weapon (red team, 2026-12-05; each test failed on the code before): django-otp
+doubles the wait of the customer's authenticator with every failure and never stops, and the account's
+throttle scope was shared by every browser. Whoever had her username (the codes unlock of a locked account)
+or her password (the step-up) kept her own right code refused for days with one wrong code each time the
+wait ran out. Threat model: the thief has the username or the password and days of time, not her browser."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from authguard.factors import throttles
+from authguard.models import AccountLock, FactorRecord, FactorThrottle, RecoveryCode
+
+from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, settle_device, totp_token, wrong_code
+from .test_battery_sessions import give_recovery_codes
+
+pytestmark = pytest.mark.django_db
+
+#: How long the thief keeps at it.
+SIEGE = timedelta(days=3)
+
+
+@pytest.fixture
+def clock() -> Iterator[Any]:
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def totp_hanako(hanako: Any, totp_factory: Any) -> Any:
+    """The demo customer with an authenticator app and printed recovery codes, no passkey."""
+    hanako.totp = totp_factory(hanako)
+    return hanako
+
+
+def her_browser(user: Any) -> OrderApi:
+    """The browser she has signed in from for 40 days (allowed: no risk signal scores these logins)."""
+    browser = OrderApi(REMOTE_ADDR=IP_TOKYO)
+    browser.login("hanako", HANAKO_PASSWORD)
+    settle_device(browser.client.cookies["authguard_device"].value, user)
+    assert browser.post("/api/logout").status_code == 200
+    return browser
+
+
+def siege(clock: Any, attempt: Callable[[], Any]) -> list[int]:
+    """He sends a wrong code each time the wait he was told ends, for three days, and once more just before
+    she comes, ten minutes later. The status of each of his answers."""
+    start, answers = timezone.now(), []
+    while True:
+        answer = attempt()
+        answers.append(answer.status_code)
+        if timezone.now() - start >= SIEGE and answer.status_code == 400:
+            break
+        clock.shift(int(answer.get("Retry-After") or 1) if answer.status_code == 429 else 1)
+    clock.shift(600)
+    return answers
+
+
+def test_a_thief_with_her_username_keeps_her_codes_unlock_refused_for_days(
+    totp_hanako: Any, order_api: Any, clock: Any, settings: Any
+) -> None:
+    """He locks her account with wrong passwords (anyone can), then sends a wrong authenticator code to the
+    codes unlock each time the wait ends, for three days: her own right codes from her own browser must
+    still start the unlock. Before: django-otp's wait on her app had grown past a year (429)."""
+    codes = give_recovery_codes(totp_hanako)
+    mine = her_browser(totp_hanako)
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 3
+    thief = OrderApi(REMOTE_ADDR=IP_OSAKA)
+    for _ in range(3):
+        assert thief.post("/api/login", {"username": "hanako", "password": "guess"}).status_code == 401
+    assert AccountLock.objects.get(user=totp_hanako).is_locked
+    body = {"username": "hanako", "totp_code": wrong_code(totp_hanako.totp), "recovery_code": codes[2]}
+    answers = siege(clock, lambda: thief.post("/api/unlock/codes", body))
+    assert set(answers) == {400, 429} and answers.count(400) >= 15  # he was held back, and kept at it
+
+    body = {"username": "hanako", "totp_code": totp_token(totp_hanako.totp), "recovery_code": codes[0]}
+    asked = mine.post("/api/unlock/codes", body)
+    assert asked.status_code == 202 and asked.json()["status"] == "unlock_requested", asked.content
+    assert AccountLock.objects.get(user=totp_hanako).unlock_due_at is not None
+    assert RecoveryCode.objects.filter(used_at__isnull=False).count() == 1  # hers, spent; his guesses none
+    totp_hanako.totp.refresh_from_db()
+    assert totp_hanako.totp.throttling_failure_count == 0  # his failures never set her app's back-off
+
+
+def test_a_thief_with_her_password_keeps_her_step_up_refused_for_days(
+    totp_hanako: Any, new_browser_api: Any, clock: Any, settings: Any
+) -> None:
+    """With the account lock off (the portal's choice), he signs in with the password and sends a wrong code
+    at the step-up each time the wait ends, for three days. Her sign-in from her own browser, stepped up
+    too, must take her right code at once. Before: refused (429) by django-otp's back-off and the account's
+    throttle scope, both his doing."""
+    mine = her_browser(totp_hanako)
+    settings.AUTHGUARD_THRESHOLDS = {"step_up": 0, "deny": 100}  # every sign-in steps up
+    thief = new_browser_api(IP_OSAKA)
+
+    def attempt() -> Any:
+        answer = thief.post("/authguard/api/step-up/totp", {"code": wrong_code(totp_hanako.totp)})
+        if answer.status_code != 401:
+            return answer
+        # His session idled out while he waited: he signs in again, and is stepped up again.
+        assert thief.login("hanako", HANAKO_PASSWORD).json()["status"] == "step_up_required"
+        return thief.post("/authguard/api/step-up/totp", {"code": wrong_code(totp_hanako.totp)})
+
+    assert thief.login("hanako", HANAKO_PASSWORD).json()["status"] == "step_up_required"
+    answers = siege(clock, attempt)
+    assert {400, 429} <= set(answers) and answers.count(400) >= 15
+
+    signed_in = mine.post("/api/login", {"username": "hanako", "password": HANAKO_PASSWORD})
+    assert signed_in.json()["status"] == "step_up_required", signed_in.content
+    verified = mine.post("/authguard/api/step-up/totp", {"code": totp_token(totp_hanako.totp)})
+    assert verified.status_code == 200, verified.content
+    assert mine.get("/api/portfolio").status_code == 200
+    # Nothing of his counted against her authenticator's limit.
+    assert FactorRecord.objects.get(device_id=totp_hanako.totp.persistent_id).limit_failures == 0
+    assert FactorThrottle.objects.get(key=f"a:{totp_hanako.pk}").failures >= 20  # the strangers' scope: his
+
+
+def test_her_own_failures_still_back_off_but_never_for_days(
+    totp_hanako: Any, order_api: Any, clock: Any, settings: Any
+) -> None:
+    """Her browser (known for 40 days) has its own scope and still waits out its own failures; django-otp's
+    doubling stops at ``AUTHGUARD_FACTOR_THROTTLE["max_delay"]`` (an hour) however many there were."""
+    mine = her_browser(totp_hanako)
+    settings.AUTHGUARD_THRESHOLDS = {"step_up": 0, "deny": 100}
+    settings.AUTHGUARD_LOCKOUT_FAILURES = None
+    assert mine.post("/api/login", {"username": "hanako", "password": HANAKO_PASSWORD}).status_code == 200
+    TOTPDevice.objects.filter(pk=totp_hanako.totp.pk).update(
+        throttling_failure_count=40, throttling_failure_timestamp=timezone.now()
+    )
+    refused = mine.post("/authguard/api/step-up/totp", {"code": totp_token(totp_hanako.totp)})
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= 3600  # not 2^39 seconds
+    clock.shift(int(refused["Retry-After"]))
+    verified = mine.post("/authguard/api/step-up/totp", {"code": totp_token(totp_hanako.totp)})
+    assert verified.status_code == 200, verified.content
+
+
+def test_only_a_browser_known_for_a_month_has_a_scope_of_its_own(
+    totp_hanako: Any, order_api: Any, clock: Any
+) -> None:
+    """One allowed sign-in lists a browser; only ``ESTABLISHED_DEVICE_DAYS`` make it hers. A forgotten
+    browser goes back to the shared scope."""
+    from django.test import RequestFactory
+
+    from authguard.models import KnownDevice
+
+    browser = OrderApi(REMOTE_ADDR=IP_OSAKA)
+    browser.login("hanako", HANAKO_PASSWORD)
+    cookie = browser.client.cookies["authguard_device"].value
+    request = RequestFactory().get("/", REMOTE_ADDR=IP_OSAKA)
+    request.COOKIES["authguard_device"] = cookie
+    assert throttles.established_device(request, user=totp_hanako) is None
+    assert throttles.stranger(request, user=totp_hanako)
+    clock.shift(timedelta(days=throttles.ESTABLISHED_DEVICE_DAYS, seconds=1))
+    assert throttles.established_device(request, user=totp_hanako) is not None
+    assert not throttles.stranger(request, user=totp_hanako)
+    KnownDevice.objects.filter(user=totp_hanako).update(revoked_at=timezone.now())
+    assert throttles.established_device(request, user=totp_hanako) is None
