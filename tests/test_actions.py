@@ -326,12 +326,14 @@ def test_a_contact_change_is_held_and_once_carried_out_starts_the_cooling_off(
 
 def test_notices_also_go_to_the_previous_address_during_a_cooling_off(customer: Any, hanako: Any) -> None:
     from authguard.factors import lifecycle
-    from authguard.models import AccountSecurity
+    from authguard.models import PreviousEmail
 
     client, _authenticator = customer
     bank = old_bank_account(hanako)
     lifecycle.note_contact_changed(hanako, old_email="old@example.com")
-    assert AccountSecurity.objects.get(user=hanako).previous_email == "old@example.com"
+    assert list(PreviousEmail.objects.filter(account_id=hanako.pk).values_list("email", flat=True)) == [
+        "old@example.com"
+    ]
     client.post("/api/withdrawals", {"bank_account_id": bank.pk, "amount": "1000"})
     sent = set(Notification.objects.filter(kind="action_held").values_list("to_email", flat=True))
     assert sent == {"hanako@example.com", "old@example.com"}

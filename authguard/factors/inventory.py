@@ -12,11 +12,13 @@ Nothing here writes; the flows that change factors live in :mod:`authguard.facto
   :func:`session_device`.
 * **Cooling-off** (see :mod:`authguard.factors.lifecycle` for the rules that start it): the account's
   (:func:`cooling_off_until`, :func:`in_cooling_off`) and one factor's (:func:`factor_is_cooling_off`,
-  :func:`may_confirm_sensitive`), and where notices go meanwhile (:func:`notice_addresses`).
+  :func:`may_confirm_sensitive`), and where notices go meanwhile (:func:`notice_addresses`,
+  :func:`previous_addresses`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +30,14 @@ from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard import clock
-from authguard.models import AccountSecurity, FactorKind, FactorRecord, PasskeyDevice, RecoveryCodeDevice
+from authguard.models import (
+    AccountSecurity,
+    FactorKind,
+    FactorRecord,
+    PasskeyDevice,
+    PreviousEmail,
+    RecoveryCodeDevice,
+)
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -242,34 +251,55 @@ def verified_by_cooling_off_factor(request: HttpRequest, *, at: datetime | None 
     return device is None or factor_is_cooling_off(device, at=at)
 
 
-def previous_address(user: Any, *, at: datetime | None = None) -> str | None:
-    """The address before an e-mail change made during the account's running cooling-off, or None.
+def previous_addresses(user: Any, *, at: datetime | None = None) -> list[str]:
+    """The addresses the account had before each e-mail change made during its running cooling-off, earliest
+    first, without repeats (case-insensitive); empty when no cooling-off runs at ``at`` (now).
 
-    SECURITY: only one remembered since that cooling-off began: an address the customer dropped long ago
-    must not hear of her account, nor keep her current address from being remembered (review, 2026-12-04).
+    SECURITY: only those dropped since that cooling-off began: an address the customer dropped long ago must
+    not hear of her account (review, 2026-12-04). All of them, not the first alone: after her own change A->B
+    a thief's B->C must not leave B, her real address, unheard (red team).
     """
     at = _now(at)
     row = AccountSecurity.objects.filter(user_id=user.pk).first()
-    if row is None or not row.previous_email or row.previous_email_at is None:
-        return None
-    if row.cooling_off_until is None or row.cooling_off_until <= at or row.cooling_off_started_at is None:
-        return None
-    return row.previous_email if row.previous_email_at >= row.cooling_off_started_at else None
+    if (
+        row is None
+        or row.cooling_off_until is None
+        or row.cooling_off_until <= at
+        or row.cooling_off_started_at is None
+    ):
+        return []
+    remembered = (
+        PreviousEmail.objects.filter(account_id=row.pk, dropped_at__gte=row.cooling_off_started_at)
+        .order_by("dropped_at", "pk")
+        .values_list("email", flat=True)
+    )
+    return _distinct(remembered)
+
+
+def previous_address(user: Any, *, at: datetime | None = None) -> str | None:
+    """The earliest of :func:`previous_addresses` (the address from before the cooling-off's first e-mail
+    change), or None."""
+    previous = previous_addresses(user, at=at)
+    return previous[0] if previous else None
 
 
 def notice_addresses(user: Any) -> list[str]:
     """Where held-order and security notices of ``user`` go: the current address, and during a cooling-off
-    started by an e-mail change also the previous one (a thief who changed it cannot silence them)."""
+    started by an e-mail change also every address the account had in it (a thief who changed it, once or
+    again, cannot silence them)."""
     field = get_user_model().get_email_field_name()
-    addresses = [str(getattr(user, field, "") or "")]
-    previous = previous_address(user)
-    if previous is not None:
-        addresses.append(previous)
-    seen: list[str] = []
+    return _distinct([str(getattr(user, field, "") or ""), *previous_addresses(user)])
+
+
+def _distinct(addresses: Iterable[str]) -> list[str]:
+    """``addresses`` without empty ones and case-insensitive repeats, in their order."""
+    seen: set[str] = set()
+    kept: list[str] = []
     for address in addresses:
-        if address and address.lower() not in [a.lower() for a in seen]:
-            seen.append(address)
-    return seen
+        if address and address.lower() not in seen:
+            seen.add(address.lower())
+            kept.append(address)
+    return kept
 
 
 __all__ = [
@@ -287,6 +317,7 @@ __all__ = [
     "may_confirm_sensitive",
     "notice_addresses",
     "previous_address",
+    "previous_addresses",
     "recovery_codes_left",
     "session_device",
     "totp_device",

@@ -57,7 +57,7 @@ from authguard.factors.inventory import (
     FACTOR_LABELS,
     may_confirm_sensitive,
     notice_addresses,
-    previous_address,
+    previous_addresses,
     session_device,
     user_factors,
 )
@@ -182,15 +182,21 @@ def note_contact_changed(
     e-mail change, remember the old address so that notices keep going there until it ends
     (:func:`notice_addresses`). The sensitive-action guard calls this for a confirmed contact change.
     Returns when the cooling-off ends."""
-    # SECURITY: a second change during the cooling-off keeps the address from before the first, so a thief
-    # cannot change it twice and drop the customer's own address from the notices at once (red team).
     at = at or clock.now()
-    kept = previous_address(user, at=at) is not None
     until = start_cooling_off(user, reason=reason, at=at)
-    if old_email and not kept:
-        AccountSecurity.objects.filter(user_id=user.pk).update(
-            previous_email=old_email[:254], previous_email_at=at
-        )
+    if not old_email:
+        return until
+    with transaction.atomic():
+        row = _security(user, lock=True)
+        # Addresses of an earlier cooling-off are never used again (previous_addresses): forget them.
+        row.previous_emails.filter(dropped_at__lt=row.cooling_off_started_at).delete()
+        remembered = [address.lower() for address in previous_addresses(user, at=at)]
+        # SECURITY: every address the account had during the cooling-off hears of it, so a thief's change
+        # after the customer's own (A->B, then B->C) still reaches B. Once the bound is reached the earliest
+        # stay and later ones are not added: a thief changing it again and again cannot push hers out
+        # (the addresses after his first change are his own).
+        if old_email.lower() not in remembered and len(remembered) < AccountSecurity.PREVIOUS_EMAILS_KEPT:
+            row.previous_emails.create(email=old_email[:254], dropped_at=at)
     return until
 
 

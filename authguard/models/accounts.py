@@ -4,6 +4,8 @@
   cleared, so an account that ever had one never again gets a "first factor" path) and the account's
   cooling-off (start, end, reason), during which factors and recovery codes added in it cannot confirm
   anything sensitive. Written only by :mod:`authguard.factors.lifecycle`.
+* :class:`PreviousEmail` is an address the account had before an e-mail change: while the cooling-off it was
+  dropped in runs, notices and the password reset go there too.
 * :class:`ContactChange` is a pending e-mail address change, confirmed by a code mailed to the new address.
 * :class:`FactorThrottle` counts second-factor failures of sessions that are not the customer's, per session,
   network and account, with growing delays.
@@ -11,11 +13,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
-__all__ = ["AccountSecurity", "ContactChange", "FactorThrottle"]
+__all__ = ["AccountSecurity", "ContactChange", "FactorThrottle", "PreviousEmail"]
 
 
 class AccountSecurity(models.Model):
@@ -35,11 +40,6 @@ class AccountSecurity(models.Model):
     cooling_off_until = models.DateTimeField(_("cooling off until"), null=True, blank=True, db_index=True)
     # Why the (current or last) cooling-off started or was last extended: "factor_added", "email_changed"...
     cooling_off_reason = models.CharField(_("cooling-off reason"), max_length=40, blank=True)
-    # The address before the last e-mail change: during the cooling-off, notices also go there.
-    previous_email = models.EmailField(_("previous e-mail address"), blank=True)
-    # When it was remembered: it counts only for the cooling-off running since (an address dropped a year ago
-    # must not displace the customer's current one).
-    previous_email_at = models.DateTimeField(_("previous e-mail address remembered"), null=True, blank=True)
     # The desk (staff, after its approvals) lets the customer bind a factor again once, until then.
     rebind_granted_until = models.DateTimeField(_("re-binding allowed until"), null=True, blank=True)
     rebind_granted_by = models.ForeignKey(
@@ -52,12 +52,40 @@ class AccountSecurity(models.Model):
     )
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
+    #: How many addresses one cooling-off remembers (:class:`PreviousEmail`): enough for the customer's own
+    #: change and a thief's few after it; a bound, so changing the address in a loop fills no table.
+    PREVIOUS_EMAILS_KEPT: ClassVar[int] = 5
+
     class Meta:
         verbose_name = _("account security state")
         verbose_name_plural = _("account security states")
 
     def __str__(self) -> str:
         return f"security state of {self.user_id}"
+
+
+class PreviousEmail(models.Model):
+    """An address the account had until an e-mail change (``dropped_at``). It counts only for the cooling-off
+    running when it was dropped (an address dropped a year ago must not hear of the account), and one
+    cooling-off remembers at most :attr:`AccountSecurity.PREVIOUS_EMAILS_KEPT` of them, the earliest."""
+
+    account = models.ForeignKey(
+        AccountSecurity,
+        on_delete=models.CASCADE,
+        related_name="previous_emails",
+        verbose_name=_("account security state"),
+    )
+    email = models.EmailField(_("previous e-mail address"))
+    dropped_at = models.DateTimeField(_("replaced"))
+
+    class Meta:
+        verbose_name = _("previous e-mail address")
+        verbose_name_plural = _("previous e-mail addresses")
+        # The password reset looks an account up by any address it had (``email__iexact``).
+        indexes = [models.Index(Upper("email"), name="authguard_prevemail_upper")]
+
+    def __str__(self) -> str:
+        return f"previous e-mail of {self.account_id}"
 
 
 class ContactChange(models.Model):
