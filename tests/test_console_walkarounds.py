@@ -5,9 +5,13 @@ a failure lock that kept the API tokens."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
+from django.utils import timezone
 
 from authguard.console import approvals
 from authguard.login import lockout
@@ -20,6 +24,14 @@ from .staff_fixtures import locked_by_failures, staff_client
 from .test_staff_approvals import session_request
 
 pytestmark = [pytest.mark.django_db]
+
+#: Each test of a containment runs for each of the desk's three.
+every_containment = pytest.mark.parametrize(
+    "containment", ["lock_account", "end_sessions", "force_password_reset"]
+)
+
+#: When her authenticator app was bound: long before any of this.
+START_OF_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 
 PERMS = (
     "authguard.view_accountlock",
@@ -306,7 +318,7 @@ def test_the_token_admin_cannot_be_filtered_by_the_key_to_read_it_out(user_facto
 
 
 @pytest.mark.battery(66)
-@pytest.mark.parametrize("containment", ["lock_account", "end_sessions", "force_password_reset"])
+@every_containment
 def test_a_revocation_the_thief_asked_for_before_the_containment_still_deletes_her_factor_after_it(
     user_factory: Any, containment: str
 ) -> None:
@@ -343,3 +355,108 @@ def test_a_revocation_the_thief_asked_for_before_the_containment_still_deletes_h
     # SECURE: as for a release or an unlock: a request from before the containment does not act after it.
     assert TOTPDevice.objects.filter(pk=hers.pk).exists(), "revoked on a request from before the containment"
     assert StaffApproval.objects.get(pk=stale.pk).status != "executed"
+
+
+# -- what a containment leaves the thief (red team, round four) --------------------------------------------
+
+
+@pytest.fixture
+def taken_over(brokerage_customer: Any, settings: Any, geoip: Any) -> Iterator[Any]:
+    """hanako (authenticator app, a laptop the account has known for a year) at START, frozen."""
+    from authguard.models import KnownDevice
+
+    from .conftest import of_long_standing
+    from .test_device_cookie_generations import START, _browser_in_use, _later_sign_ins
+
+    settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
+    settings.AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
+    hanako = of_long_standing(brokerage_customer(holdings={"7203": 100}, totp=True))
+    with time_machine.travel(START, tick=False) as clock:
+        hanako.laptop = _browser_in_use()
+        _later_sign_ins(hanako.laptop, clock, 3)
+        KnownDevice.objects.filter(user=hanako).update(first_seen_at=START - timedelta(days=365))
+        hanako.clock = clock
+        yield hanako
+
+
+def contain(user: Any, action: str) -> StaffApproval:
+    desk = staff_user("desk-c", perms=("authguard.contain_account",))
+    contained = approvals.request_action(
+        session_request(staff_client(desk)), action=action, target=user, reason="account takeover"
+    )
+    assert contained.status == "executed", (contained.status, contained.result)
+    return contained
+
+
+@pytest.mark.battery(66)
+@every_containment
+def test_a_re_bind_grant_given_before_the_containment_binds_nothing_after_it(
+    taken_over: Any, containment: str
+) -> None:
+    """The thief (her password, her stolen laptop of long standing) phones the desk as hanako, "I lost my
+    phone", and gets a re-binding grant (72 h). An hour later the desk finds the takeover and contains the
+    account. The grant was no staff action: nothing ended it, and after an end of sessions he signed in
+    again and bound his passkey through it. Every containment withdraws it."""
+    from authguard.factors import inventory, lifecycle
+    from authguard.models import AccountSecurity, FactorKind, FactorRecord, PasskeyDevice
+
+    from .test_device_cookie_generations import _cookie, _copy, _login
+
+    hanako, clock = taken_over, taken_over.clock
+    FactorRecord.objects.update_or_create(
+        device_id=hanako.totp.persistent_id,
+        defaults={"user_id": hanako.pk, "kind": FactorKind.TOTP, "enrolled_at": START_OF_TIME},
+    )
+    FactorRecord.objects.filter(device_id=hanako.totp.persistent_id).update(disabled_at=timezone.now())
+    assert not inventory.user_factors(hanako)
+    stolen = _cookie(hanako.laptop)
+    lifecycle.grant_rebind(hanako, by_staff=staff_user("desk-a", perms=()))  # the thief's phone call
+    clock.shift(3600)
+    contained = contain(hanako, containment)
+    assert "re-binding grant withdrawn" in contained.result
+    assert AccountSecurity.objects.get(user=hanako).rebind_granted_until is None
+    if containment != "end_sessions":
+        return  # locked, or his password replaced: he cannot sign in to try
+    clock.shift(600)
+    thief = _copy(stolen)
+    assert _login(thief)["status"] == "ok"  # password only: she has no usable factor to step up with
+    refused = thief.post("/authguard/api/passkeys/options", "{}", "application/json")
+    assert refused.status_code == 403 and refused.json()["code"] == "rebind_required", refused.content
+    assert not PasskeyDevice.objects.filter(user=hanako).exists()
+
+
+@pytest.mark.battery(66)
+@every_containment
+def test_the_thiefs_cooling_off_passkey_does_not_survive_the_desks_containment(
+    taken_over: Any, containment: str
+) -> None:
+    """With one relayed code the thief added a passkey of his own (cooling off, 14 days). The desk forced a
+    password reset (or ended the sessions, or locked the account), and five minutes later he signed in with
+    that passkey, no password needed (or after the unlock). Every containment revokes what is still cooling
+    off, as her own password reset does, and tells her."""
+    from authguard.models import Notification, PasskeyDevice
+    from authguard.testing import SoftAuthenticator
+
+    from .conftest import IP_OSAKA, register_passkey, totp_token
+    from .test_device_cookie_generations import _client, _login
+
+    hanako, clock = taken_over, taken_over.clock
+    thief = _client(IP_OSAKA)
+    assert _login(thief)["status"] == "step_up_required"
+    relayed = thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}, "application/json")
+    assert relayed.status_code == 200, relayed.content
+    key = SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
+    assert register_passkey(thief, key).status_code == 201  # his, cooling off
+    clock.shift(3600)
+
+    contained = contain(hanako, containment)
+    assert "1 sign-in method(s) still cooling off revoked" in contained.result
+    assert not PasskeyDevice.objects.filter(user=hanako).exists()
+    assert Notification.objects.filter(user=hanako, kind="factor_removed").exists()
+    hanako.totp.refresh_from_db()
+    assert hanako.totp.confirmed  # hers, of long standing, untouched
+    clock.shift(300)
+    options = thief.post("/authguard/api/login/passkey/options", "{}", "application/json")
+    back = thief.post("/authguard/api/login/passkey", key.get(options.json()), "application/json")
+    assert back.status_code in (400, 403), back.content
+    assert thief.get("/api/portfolio").status_code != 200

@@ -495,3 +495,38 @@ def test_a_forgotten_browser_the_engine_learns_again_is_known_and_listed_again(
     _sign_out(browser)
     _sign_in_and_use(browser)
     assert "known_device" in {f["code"] for f in _last_event().findings}
+
+
+@pytest.mark.battery(66)
+def test_a_forgotten_laptop_learned_again_vouches_for_nothing(hanako: Any, clock: Any, settings: Any) -> None:
+    """Red team, 2026-12-05: her laptop of a year is stolen; she forgets it on her security page. The thief
+    opens it on a line she uses: new to the engine, allowed, learned, and the revived row kept its year-old
+    first sign-in, so one relayed code made his passkey "vouched" (a day's cooling-off, not 14 days). A
+    forgotten browser brought back counts from its return."""
+    from authguard.factors import throttles
+    from authguard.models import FactorRecord, PasskeyDevice
+    from authguard.testing import SoftAuthenticator
+
+    from .conftest import of_long_standing, register_passkey
+
+    settings.AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
+    settings.AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
+    of_long_standing(hanako)
+    laptop = _browser_in_use()
+    _later_sign_ins(laptop, clock, 3)
+    KnownDevice.objects.filter(user=hanako).update(first_seen_at=START - timedelta(days=365))
+    stolen = _cookie(laptop)
+    KnownDevice.objects.filter(user=hanako).update(revoked_at=datetime.now(timezone.utc), trusted_until=None)
+    clock.shift(timedelta(hours=2))
+
+    thief = _copy(stolen, IP_TOKYO)
+    assert _login(thief)["status"] == "ok"  # a new browser where she signs in: allowed, and learned
+    assert _row(hanako, thief).revoked_at is None
+    assert _row(hanako, thief).first_seen_at == datetime.now(timezone.utc)  # back, as of now
+    assert throttles.established_device(thief.get("/").wsgi_request, user=hanako) is None
+    ok = thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}, "application/json")
+    assert ok.status_code == 200, ok.content  # one relayed code
+    key = SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
+    assert register_passkey(thief, key).status_code == 201
+    record = FactorRecord.objects.get(device_id=PasskeyDevice.objects.get(user=hanako).persistent_id)
+    assert record.cooling_off_until >= datetime.now(timezone.utc) + timedelta(days=13)  # unvouched

@@ -63,6 +63,7 @@ def siege(clock: Any, attempt: Callable[[], Any]) -> list[int]:
     return answers
 
 
+@pytest.mark.battery(71)
 def test_a_thief_with_her_username_keeps_her_codes_unlock_refused_for_days(
     totp_hanako: Any, order_api: Any, clock: Any, settings: Any
 ) -> None:
@@ -89,6 +90,7 @@ def test_a_thief_with_her_username_keeps_her_codes_unlock_refused_for_days(
     assert totp_hanako.totp.throttling_failure_count == 0  # his failures never set her app's back-off
 
 
+@pytest.mark.battery(71)
 def test_a_thief_with_her_password_keeps_her_step_up_refused_for_days(
     totp_hanako: Any, new_browser_api: Any, clock: Any, settings: Any
 ) -> None:
@@ -122,6 +124,7 @@ def test_a_thief_with_her_password_keeps_her_step_up_refused_for_days(
     assert FactorThrottle.objects.get(key=f"a:{totp_hanako.pk}").failures >= 20  # the strangers' scope: his
 
 
+@pytest.mark.battery(71)
 def test_her_own_failures_still_back_off_but_never_for_days(
     totp_hanako: Any, order_api: Any, clock: Any, settings: Any
 ) -> None:
@@ -142,6 +145,7 @@ def test_her_own_failures_still_back_off_but_never_for_days(
     assert verified.status_code == 200, verified.content
 
 
+@pytest.mark.battery(71)
 def test_only_a_browser_known_for_a_month_has_a_scope_of_its_own(
     totp_hanako: Any, order_api: Any, clock: Any
 ) -> None:

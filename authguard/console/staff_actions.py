@@ -39,7 +39,7 @@ from authguard.console.four_eyes import (
     could_not,
 )
 from authguard.exceptions import AuthguardError
-from authguard.factors import removal
+from authguard.factors import lifecycle, removal
 from authguard.factors.inventory import FACTOR_LABELS, kind_of
 from authguard.login import lockout
 from authguard.models import (
@@ -377,15 +377,46 @@ def _unless_contained_since(
     return unless_contained
 
 
+def _containing(
+    execute: Callable[[StaffApproval, Any], str],
+) -> Callable[[StaffApproval, Any], str]:
+    """``execute`` (a containment: a lock, an end of sessions, a forced reset), then what every containment
+    also closes: the factors still cooling off are revoked, as the customer's own password reset revokes
+    them, and an open re-binding grant is withdrawn.
+
+    SECURITY: ending the thief's sessions or his password is no containment while his passkey, added with
+    the password and one relayed code, still signs him in without either, or while the desk's grant given
+    on his phone call still lets him bind one (red team, 2026-12-05). The customer is told of each factor
+    removed; one of her own still cooling off she adds again once the desk has spoken with her.
+    """
+
+    def contain(approval: StaffApproval, by: Any) -> str:
+        result = execute(approval, by)
+        customer = approval.customer
+        if customer is None:
+            return result
+        removed = removal.revoke_factors_added_in_cooling_off(
+            customer, reason=f"contained: {approval.reason}"
+        )
+        withdrawn = lifecycle.withdraw_rebind_grant(customer)
+        if removed:
+            result += f"; {removed} sign-in method(s) still cooling off revoked"
+        if withdrawn:
+            result += "; the open re-binding grant withdrawn"
+        return result
+
+    return contain
+
+
 # Keyed by StaffApproval.action, a plain string equal to the members.
 EXECUTORS: dict[str, Callable[[StaffApproval, Any], str]] = {
     StaffAction.RELEASE_ORDER: _unless_contained_since(_release_order),
     StaffAction.REVOKE_FACTOR: _unless_contained_since(_revoke_factor),
     StaffAction.UNLOCK_ACCOUNT: _unless_contained_since(_unlock_account),
     StaffAction.CHANGE_POLICY: _change_policy,
-    StaffAction.LOCK_ACCOUNT: _lock_account,
-    StaffAction.END_SESSIONS: _end_sessions,
-    StaffAction.FORCE_PASSWORD_RESET: _force_password_reset,
+    StaffAction.LOCK_ACCOUNT: _containing(_lock_account),
+    StaffAction.END_SESSIONS: _containing(_end_sessions),
+    StaffAction.FORCE_PASSWORD_RESET: _containing(_force_password_reset),
     StaffAction.BLOCK_NETWORK: _block_network,
     StaffAction.END_NETWORK_BLOCK: _end_network_block,
 }
@@ -406,7 +437,8 @@ def max_block_hours() -> int:
 
 def force_password_reset(user: Any) -> tuple[int, int]:
     """Replace ``user``'s password with a random one nobody knows, then end every session and API token;
-    returns (sessions, tokens) ended. The account's factors are untouched.
+    returns (sessions, tokens) ended. The account's factors are untouched here (the desk's containment then
+    revokes those still cooling off, :func:`_containing`).
 
     Not an *unusable* password: Django's password reset sends no mail to an account without a usable one,
     and the portal's password reset is exactly the customer's way back. Written with an UPDATE, not

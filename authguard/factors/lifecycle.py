@@ -327,6 +327,19 @@ def _consume_desk_grant(user: Any) -> None:
     AccountSecurity.objects.filter(user_id=user.pk).update(rebind_granted_until=None)
 
 
+def withdraw_rebind_grant(user: Any) -> bool:
+    """End an open re-binding grant of ``user`` (the desk's containment calls this); True if one was open.
+
+    SECURITY: a grant given on a phone call the desk later judged to be the thief's must not outlive the
+    containment that followed: he would sign in again and bind his passkey through it (red team,
+    2026-12-05). A grant given after the containment, once the desk has checked who calls, is a new one.
+    """
+    withdrawn = AccountSecurity.objects.filter(user_id=user.pk, rebind_granted_until__gt=clock.now()).update(
+        rebind_granted_until=None, rebind_granted_by=None
+    )
+    return bool(withdrawn)
+
+
 def identity_proofed(request: HttpRequest, *, user: Any) -> bool:
     """Whether the portal's identity-proofing hook vouches for this session's user (False without a hook)."""
     path = app_settings.IDENTITY_PROOFING_HOOK
@@ -480,6 +493,7 @@ __all__ = [
     "ever_had_factor",
     "FactorCoolingOff",
     "grant_rebind",
+    "withdraw_rebind_grant",
     "identity_proofed",
     "note_contact_changed",
     "RebindRequired",

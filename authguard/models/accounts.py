@@ -116,8 +116,9 @@ class ContactChange(models.Model):
 class FactorThrottle(models.Model):
     """Failed second-factor attempts of one scope (a session, a network or an account) and its back-off.
 
-    ``key`` is ``"s:<digest of the session key>"``, ``"n:<network>"`` or ``"a:<user id>"``; only failures of
-    sessions that could not be the customer's are counted here (see :mod:`authguard.factors.lifecycle`).
+    ``key`` is ``"s:<digest of the session key>"``, ``"n:<network>"``, ``"a:<user id>"`` (browsers the account
+    does not know well) or ``"d:<user id>:<device>"`` (one it has used for a month); only failures of
+    sessions that could not be the customer's are counted here (see :mod:`authguard.factors.throttles`).
     """
 
     key = models.CharField(max_length=80, unique=True)

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Protocol
 
 from django.core.cache import cache as default_cache
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from authguard import statements
@@ -383,11 +383,17 @@ class DatabaseHistory:
                 fold_population()  # AUTHGUARD_POPULATION_FOLD_SECONDS = 0: counted with the login, as before
             if ctx.device_hash:
                 # A login the engine learns brings a forgotten device back (listed, and known again).
+                # SECURITY: ... as a browser first seen now: a stolen laptop she forgot must not get its
+                # year of standing back with the thief's first allowed sign-in (it would vouch for his
+                # factors and throttle him apart from strangers; red team, 2026-12-05).
                 updated = KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash=ctx.device_hash).update(
                     last_seen_at=ctx.time,
                     last_ip=ctx.ip,
                     last_place=ctx.geo.place,
                     label=ctx.client.summary[:200],
+                    first_seen_at=Case(
+                        When(revoked_at__isnull=False, then=Value(ctx.time)), default=F("first_seen_at")
+                    ),
                     revoked_at=None,
                 )
                 if not updated:
