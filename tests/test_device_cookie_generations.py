@@ -530,3 +530,43 @@ def test_a_forgotten_laptop_learned_again_vouches_for_nothing(hanako: Any, clock
     assert register_passkey(thief, key).status_code == 201
     record = FactorRecord.objects.get(device_id=PasskeyDevice.objects.get(user=hanako).persistent_id)
     assert record.cooling_off_until >= datetime.now(timezone.utc) + timedelta(days=13)  # unvouched
+
+
+@pytest.mark.battery(71)
+def test_a_copy_the_engine_caught_no_longer_counts_as_her_browser_at_the_factors_throttle(
+    hanako: Any, clock: Any, settings: Any
+) -> None:
+    """Red team, round five: an infostealer's copy of her browser of a year, caught (superseded, the id
+    retired), still counted as her established browser at the factor's throttle: his wrong step-up codes
+    went onto django-otp's back-off of her authenticator, and ten seconds later her right code was refused.
+    A caught copy is a stranger: his failures stay in his scopes, off her back-off."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from authguard.factors import throttles
+
+    from .conftest import wrong_code
+
+    browser = _browser_in_use()
+    KnownDevice.objects.filter(user=hanako).update(first_seen_at=START - timedelta(days=365))
+    stolen = _cookie(browser)  # the malware's copy
+    _later_sign_ins(browser, clock, 2)
+    clock.shift(timedelta(days=1))
+
+    thief = _copy(stolen)
+    assert _login(thief)["status"] == "step_up_required"
+    assert _finding(_last_event(), "device_cookie_superseded") is not None  # caught, the id retired
+    assert throttles.established_device(thief.get("/api/csrf").wsgi_request, user=hanako) is None
+    for _ in range(6):
+        clock.shift(timedelta(seconds=40))
+        answer = thief.post(
+            "/authguard/api/step-up/totp", {"code": wrong_code(hanako.totp)}, "application/json"
+        )
+        assert answer.status_code in (400, 429), answer.content
+    assert TOTPDevice.objects.get(pk=hanako.totp.pk).throttling_failure_count == 0
+
+    clock.shift(timedelta(seconds=10))
+    settings.AUTHGUARD_THRESHOLDS = {"step_up": 0, "deny": 100}  # every sign-in steps up
+    _sign_out(browser)
+    assert _login(browser)["status"] == "step_up_required"
+    mine = browser.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}, "application/json")
+    assert mine.status_code == 200, mine.content

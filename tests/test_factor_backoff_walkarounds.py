@@ -167,3 +167,64 @@ def test_only_a_browser_known_for_a_month_has_a_scope_of_its_own(
     assert not throttles.stranger(request, user=totp_hanako)
     KnownDevice.objects.filter(user=totp_hanako).update(revoked_at=timezone.now())
     assert throttles.established_device(request, user=totp_hanako) is None
+
+
+@pytest.mark.battery(71)
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_parallel_guesses_gets_one_check_per_opening_of_the_throttle(
+    totp_hanako: Any, on_postgres: bool, settings: Any
+) -> None:
+    """Red team, round five: with his failures no longer on django-otp's back-off, nothing queued a burst.
+    The thief (the lock off, the portal's choice) waits for the strangers' scope to open, then sends 20 codes
+    at once from 20 sessions on 20 networks: each passed the throttle's check before any was counted, so
+    all 20 were guesses. The check and the count now happen under the factor's row lock: one guess."""
+    import threading
+
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db import connection
+    from django.test import RequestFactory
+
+    from authguard.exceptions import Throttled
+    from authguard.factors.totp import verify_totp
+
+    assert on_postgres
+    settings.AUTHGUARD_LOCKOUT_FAILURES = None
+    free = (
+        settings.AUTHGUARD_FACTOR_THROTTLE["account"]
+        if hasattr(settings, "AUTHGUARD_FACTOR_THROTTLE")
+        else 10
+    )
+    now = timezone.now()
+    FactorThrottle.objects.create(
+        key=f"a:{totp_hanako.pk}",
+        failures=free + 5,
+        last_failure_at=now - timedelta(seconds=40),
+        blocked_until=now - timedelta(seconds=1),  # the wait just ended
+    )
+    bad = wrong_code(totp_hanako.totp)
+    requests = []
+    for n in range(20):
+        request = RequestFactory().post("/", REMOTE_ADDR=f"198.51.{n}.7")
+        request.session = SessionStore()
+        request.session.create()
+        requests.append(request)
+    barrier, results, guard = threading.Barrier(20), [], threading.Lock()
+
+    def guess(request: Any) -> None:
+        try:
+            barrier.wait()
+            outcome = "checked" if verify_totp(totp_hanako, bad, request=request) is None else "in"
+        except Throttled:
+            outcome = "throttled"
+        finally:
+            connection.close()
+        with guard:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=guess, args=(request,)) for request in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["checked"] + ["throttled"] * 19, results

@@ -157,23 +157,31 @@ def verify_code(
     """
     if device is None:
         return None
-    # SECURITY: throttled before the code is even looked at; raises Throttled with Retry-After.
-    check_throttle(request, user=user)
     # Without a request there is no browser to tell her from anyone else: django-otp's (capped) back-off
     # counts every failure, as it always did (a portal's own script, the factor's unit tests).
     from_stranger = request is not None and stranger(request, user=user)
-    throttled: Throttled | None = None
+    held_back: Throttled | None = None  # by a scope of authguard's throttle
+    backed_off: Throttled | None = None  # by django-otp's back-off of the device
     verified: Device | None = None
     with transaction.atomic():
+        # SECURITY: every attempt at this factor waits here for the one before it: the scoped throttle is
+        # checked, the code verified and the failure counted (in the scopes and towards the account lock)
+        # under the device's row lock, so parallel requests cannot all pass one opening of the throttle
+        # before any of them is counted (red team, 2026-12-05: 20 guesses in flight were 20 guesses).
         locked = (
             type(device).objects.select_for_update().filter(pk=device.pk, user=user, confirmed=True).first()
         )
         if locked is None:
             return None
         _cap_backoff(locked)
-        allowed, info = locked.verify_is_allowed()
+        try:
+            check_throttle(request, user=user)  # before the code is even looked at
+        except Throttled as scope_refusal:
+            held_back = scope_refusal
+        allowed, info = locked.verify_is_allowed() if held_back is None else (False, None)
         if not allowed:
-            throttled = throttled_refusal(info)
+            # Refused unchecked, and still counted on the factor: every attempt is (battery case 12).
+            backed_off = throttled_refusal(info) if held_back is None else None
             record_factor_failure(locked, kind=kind, request=request, throttled=True)
         else:
             # A malformed code still goes through django-otp (as a token it cannot parse), so that its own
@@ -185,11 +193,13 @@ def verify_code(
                 record_factor_failure(locked, kind=kind, request=request)
             else:
                 record_factor_success(locked)
-    if verified is None:
-        note_throttle_failure(request, user=user)
-        note_account_failure(user, kind=kind)
-    if throttled is not None:
-        raise throttled
+        if verified is None and held_back is None:
+            # A scope's refusal is not counted again in the scopes or towards the lock (it was never a try).
+            note_throttle_failure(request, user=user)
+            note_account_failure(user, kind=kind)
+    refused = held_back if held_back is not None else backed_off
+    if refused is not None:
+        raise refused
     return verified
 
 

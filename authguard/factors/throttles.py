@@ -30,7 +30,7 @@ from authguard.exceptions import Throttled
 from authguard.factors.inventory import factor_is_cooling_off, session_device
 from authguard.models import FactorThrottle, KnownDevice
 from authguard.risk.addresses import client_ip
-from authguard.risk.context import device_hash, device_id_from_cookie
+from authguard.sessions import device_generations
 from authguard.sessions import state as sessions_state
 
 
@@ -59,22 +59,35 @@ ESTABLISHED_DEVICE_DAYS = 30
 
 def established_device(request: HttpRequest | None, *, user: Any, at: datetime | None = None) -> str | None:
     """The keyed hash of this request's device cookie when it is a browser ``user`` has signed in from for
-    ``ESTABLISHED_DEVICE_DAYS`` and not forgotten since, else None.
+    ``ESTABLISHED_DEVICE_DAYS``, not forgotten since, and the cookie is that browser's current one; else None.
 
     SECURITY: "known" alone is cheap (one allowed sign-in from a new browser lists it); "known for a month"
-    is not. A copy of her cookie shares her scope: the risk engine's device findings are for that.
+    is not. A copy of her cookie that the engine caught (left behind, its id retired:
+    :mod:`authguard.sessions.device_generations`) is no longer her browser: its failures are a stranger's,
+    never set on her factor's back-off (red team, 2026-12-05). An uncaught copy shares her scope.
     """
     if request is None:
         return None
-    cookies = getattr(request, "COOKIES", None) or {}
-    hashed = device_hash(device_id_from_cookie(cookies.get(app_settings.DEVICE_COOKIE_NAME)))
+    hashed, generation = device_generations.presented(request)
     if not hashed:
         return None
-    since = _now(at) - timedelta(days=ESTABLISHED_DEVICE_DAYS)
-    known = KnownDevice.objects.filter(
-        user_id=user.pk, cookie_hash=hashed, revoked_at__isnull=True, first_seen_at__lte=since
-    ).exists()
-    return hashed if known else None
+    at = _now(at)
+    since = at - timedelta(days=ESTABLISHED_DEVICE_DAYS)
+    known = (
+        KnownDevice.objects.filter(
+            user_id=user.pk, cookie_hash=hashed, revoked_at__isnull=True, first_seen_at__lte=since
+        )
+        .exclude(cookie_generation__gte=device_generations.RETIRED)
+        .exists()
+    )
+    if not known:
+        return None
+    if generation is not None and (
+        device_generations.left_behind(device_hash=hashed, generation=generation, now=at)
+        != device_generations.CURRENT
+    ):
+        return None
+    return hashed
 
 
 def stranger(request: HttpRequest | None, *, user: Any) -> bool:
