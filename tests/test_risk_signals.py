@@ -317,6 +317,11 @@ def test_account_context_no_history_dormant_and_password_change():
         "dormant_account": 20,
         "no_history": 20,
     }  # 130 days: outside half the horizon, inside the whole
+    # Idle for less than dormant_days but longer than the profile remembers: dormant all the same.
+    assert codes(AccountContext(), store, ctx(at=T0 + timedelta(days=100), account={"pw": "aaa"})) == {
+        "dormant_account": 20,
+        "no_history": 20,
+    }
     assert codes(AccountContext(), store, ctx(at=T0 + timedelta(days=2), account={"pw": "bbb"})) == {
         "password_changed": 15
     }

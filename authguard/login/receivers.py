@@ -22,7 +22,7 @@ from django.http import HttpRequest
 
 from authguard import clock
 from authguard.login import flow as login
-from authguard.login import last_login
+from authguard.login import last_login, requestless
 
 # Imported for its receiver: a saved PolicyVersion is put in force by authguard.risk.policy.
 from authguard.risk import policy as _policy  # noqa: F401
@@ -40,9 +40,15 @@ AUTHENTICATE_SENDER = "django.contrib.auth"
 def score_successful_login(
     sender: Any, request: HttpRequest | None, user: AbstractBaseUser, **kwargs: Any
 ) -> None:
-    # Not an HTTP request: a script, or a test client's force_login() (every WSGI/ASGI request carries
-    # REQUEST_METHOD). Or the login was already decided in this request.
-    if request is None or "REQUEST_METHOD" not in request.META:
+    if request is None:
+        # SECURITY: a websocket login or a script: nothing to score it with, so its session is held for a
+        # step-up when authguard meets it (red team, 2026-12-05).
+        requestless.note_sign_in(user)
+        last_login.stamp(sender, user)
+        return
+    # Not an HTTP request: a test client's force_login() (every WSGI/ASGI request carries REQUEST_METHOD).
+    # Or the login was already decided in this request.
+    if "REQUEST_METHOD" not in request.META:
         last_login.stamp(sender, user)
         return
     _rotate_a_kept_session_key(request)
@@ -73,6 +79,9 @@ def _rotate_a_kept_session_key(request: HttpRequest) -> None:
 def record_failed_login(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
+    if request is None:
+        requestless.note_failure(credentials)  # SECURITY: counts towards the lock like a form's failure
+        return
     # Only a failure of Django's backend chain can have stopped before ThrottleBackend (django-axes).
     login.after_failed_login(request, credentials, from_authenticate=sender == AUTHENTICATE_SENDER)
 

@@ -50,6 +50,10 @@ class AccountSecurity(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # The last sign-in Django reported without a request (a websocket login, a script): nothing scored it,
+    # so a session authguard finds without its state is held for a step-up until the session lifetime has
+    # passed (authguard.sessions.state.adopt).
+    unscored_login_at = models.DateTimeField(_("last sign-in without a request"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     #: How many addresses one cooling-off remembers (:class:`PreviousEmail`): enough for the customer's own

@@ -192,7 +192,10 @@ class AccountContext(RiskSignal):
         last = profile.last
         if last:
             idle_days = (ctx.timestamp - last["t"]) / 86400
-            if idle_days >= self.options["dormant_days"]:
+            # SECURITY: idle for longer than the profile remembers (no sign-in left in the horizon, one on
+            # record) is dormant too: otherwise an account 91-119 days idle was scored like one on its
+            # first day, and a new browser on a clean home line was allowed (red team, 2026-12-05).
+            if idle_days >= self.options["dormant_days"] or profile.logins == 0:
                 findings.append(
                     Finding(
                         "dormant_account",

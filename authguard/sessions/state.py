@@ -33,7 +33,7 @@ import logging
 from collections.abc import Collection
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, Literal
@@ -50,7 +50,7 @@ from django.utils.crypto import constant_time_compare
 from authguard import clock
 from authguard.choices import Action, FactorKind, Outcome
 from authguard.conf import app_settings
-from authguard.models import LoginEvent, SessionRecord
+from authguard.models import AccountSecurity, LoginEvent, SessionRecord
 from authguard.risk.addresses import client_ip
 from authguard.risk.context import device_cookie_generation, device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
@@ -434,8 +434,18 @@ def begin_pending(
 
 def adopt(request: HttpRequest) -> dict[str, Any]:
     """Give a signed-in session without authguard state (``force_login``, a session from before authguard
-    was installed) a verified, not low-risk state bound to this request's context."""
-    state = _new_state(status="verified", decision=None, new_device=False)
+    was installed) a verified, not low-risk state bound to this request's context; a pending one if the
+    account was signed in without a request within a session's lifetime
+    (:mod:`authguard.login.requestless`)."""
+    since = clock.now() - timedelta(seconds=app_settings.SESSION_ABSOLUTE_SECONDS)
+    # SECURITY: a websocket login or a script's was never scored: its session must not pass as verified
+    # (red team, 2026-12-05). One query, only for sessions authguard has never seen.
+    user_pk = getattr(request.user, "pk", None)
+    unscored = (
+        user_pk is not None
+        and AccountSecurity.objects.filter(user_id=user_pk, unscored_login_at__gte=since).exists()
+    )
+    state = _new_state(status="pending" if unscored else "verified", decision=None, new_device=False)
     _bind(request, state)
     _save(request, state)
     _record_session(request, request.user)
