@@ -15,8 +15,9 @@ import time_machine
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from authguard.conf import app_settings
 from authguard.factors import throttles
-from authguard.models import AccountLock, FactorRecord, FactorThrottle, RecoveryCode
+from authguard.models import AccountLock, FactorRecord, FactorThrottle, KnownDevice, RecoveryCode
 
 from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, settle_device, totp_token, wrong_code
 from .test_battery_sessions import give_recovery_codes
@@ -63,6 +64,18 @@ def siege(clock: Any, attempt: Callable[[], Any]) -> list[int]:
     return answers
 
 
+def lock_and_siege_the_codes_unlock(user: Any, recovery_code: str, clock: Any, settings: Any) -> list[int]:
+    """With her username only: lock her account with wrong passwords (anyone can), then :func:`siege` the
+    codes unlock with a wrong authenticator code (and one of her recovery codes, never reached)."""
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 3
+    thief = OrderApi(REMOTE_ADDR=IP_OSAKA)
+    for _ in range(3):
+        assert thief.post("/api/login", {"username": user.username, "password": "guess"}).status_code == 401
+    assert AccountLock.objects.get(user=user).is_locked
+    body = {"username": user.username, "totp_code": wrong_code(user.totp), "recovery_code": recovery_code}
+    return siege(clock, lambda: thief.post("/api/unlock/codes", body))
+
+
 @pytest.mark.battery(71)
 def test_a_thief_with_her_username_keeps_her_codes_unlock_refused_for_days(
     totp_hanako: Any, order_api: Any, clock: Any, settings: Any
@@ -72,13 +85,7 @@ def test_a_thief_with_her_username_keeps_her_codes_unlock_refused_for_days(
     still start the unlock. Before: django-otp's wait on her app had grown past a year (429)."""
     codes = give_recovery_codes(totp_hanako)
     mine = her_browser(totp_hanako)
-    settings.AUTHGUARD_LOCKOUT_FAILURES = 3
-    thief = OrderApi(REMOTE_ADDR=IP_OSAKA)
-    for _ in range(3):
-        assert thief.post("/api/login", {"username": "hanako", "password": "guess"}).status_code == 401
-    assert AccountLock.objects.get(user=totp_hanako).is_locked
-    body = {"username": "hanako", "totp_code": wrong_code(totp_hanako.totp), "recovery_code": codes[2]}
-    answers = siege(clock, lambda: thief.post("/api/unlock/codes", body))
+    answers = lock_and_siege_the_codes_unlock(totp_hanako, codes[2], clock, settings)
     assert set(answers) == {400, 429} and answers.count(400) >= 15  # he was held back, and kept at it
 
     body = {"username": "hanako", "totp_code": totp_token(totp_hanako.totp), "recovery_code": codes[0]}
@@ -169,6 +176,49 @@ def test_only_a_browser_known_for_a_month_has_a_scope_of_its_own(
     assert throttles.established_device(request, user=totp_hanako) is None
 
 
+def burst(user: Any, code: str, *, first: Callable[[], None] = lambda: None, count: int = 20) -> list[str]:
+    """``count`` attempts at ``code`` sent at once (PostgreSQL, a thread each), each from its own session on
+    its own network, each after ``first()``: ``checked`` (a wrong code verified), ``in``, ``throttled`` or
+    ``refused:<code>`` for each."""
+    import threading
+
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db import connection
+    from django.test import RequestFactory
+
+    from authguard.exceptions import AuthguardError, Throttled
+    from authguard.factors.totp import verify_totp
+
+    requests = []
+    for n in range(count):
+        request = RequestFactory().post("/", REMOTE_ADDR=f"198.51.{n}.7")
+        request.session = SessionStore()
+        request.session.create()
+        requests.append(request)
+    barrier, results, guard = threading.Barrier(count), [], threading.Lock()
+
+    def attempt(request: Any) -> None:
+        try:
+            first()
+            barrier.wait()  # the requests arrive together
+            outcome = "checked" if verify_totp(user, code, request=request) is None else "in"
+        except Throttled:
+            outcome = "throttled"
+        except AuthguardError as error:
+            outcome = f"refused:{error.code}"
+        finally:
+            connection.close()
+        with guard:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=attempt, args=(request,)) for request in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 @pytest.mark.battery(71)
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
@@ -179,52 +229,98 @@ def test_a_burst_of_parallel_guesses_gets_one_check_per_opening_of_the_throttle(
     The thief (the lock off, the portal's choice) waits for the strangers' scope to open, then sends 20 codes
     at once from 20 sessions on 20 networks: each passed the throttle's check before any was counted, so
     all 20 were guesses. The check and the count now happen under the factor's row lock: one guess."""
-    import threading
-
-    from django.contrib.sessions.backends.db import SessionStore
-    from django.db import connection
-    from django.test import RequestFactory
-
-    from authguard.exceptions import Throttled
-    from authguard.factors.totp import verify_totp
-
     assert on_postgres
     settings.AUTHGUARD_LOCKOUT_FAILURES = None
-    free = (
-        settings.AUTHGUARD_FACTOR_THROTTLE["account"]
-        if hasattr(settings, "AUTHGUARD_FACTOR_THROTTLE")
-        else 10
-    )
     now = timezone.now()
     FactorThrottle.objects.create(
         key=f"a:{totp_hanako.pk}",
-        failures=free + 5,
+        failures=app_settings.FACTOR_THROTTLE["account"] + 5,
         last_failure_at=now - timedelta(seconds=40),
         blocked_until=now - timedelta(seconds=1),  # the wait just ended
     )
-    bad = wrong_code(totp_hanako.totp)
-    requests = []
-    for n in range(20):
-        request = RequestFactory().post("/", REMOTE_ADDR=f"198.51.{n}.7")
-        request.session = SessionStore()
-        request.session.create()
-        requests.append(request)
-    barrier, results, guard = threading.Barrier(20), [], threading.Lock()
-
-    def guess(request: Any) -> None:
-        try:
-            barrier.wait()
-            outcome = "checked" if verify_totp(totp_hanako, bad, request=request) is None else "in"
-        except Throttled:
-            outcome = "throttled"
-        finally:
-            connection.close()
-        with guard:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=guess, args=(request,)) for request in requests]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = burst(totp_hanako, wrong_code(totp_hanako.totp))
     assert sorted(results) == ["checked"] + ["throttled"] * 19, results
+
+
+@pytest.mark.battery(71)
+@pytest.mark.usefixtures("geoip")
+def test_an_old_copy_shown_once_does_not_put_her_browser_in_the_strangers_scope(
+    brokerage_customer: Any, user_factory: Any, settings: Any
+) -> None:
+    """Red team, round six: with an infostealer's old copy of her device cookie (two sign-ins old) and her
+    username, the thief signs in once to an account of his own: her id is retired for every account, and her
+    browser of a year stopped being hers at the throttle. He locked her account and failed the codes unlock
+    each time the strangers' scope opened: her right codes from her own browser were refused (429). The
+    browser holding the newest cookie at the retirement keeps its own scope; only the copy is a stranger."""
+    from authguard.factors import throttles
+    from authguard.models import RecoveryCode
+
+    from . import test_device_cookie_generations as gen
+    from .test_battery_sessions import give_recovery_codes
+
+    with time_machine.travel(gen.START, tick=False) as clock:
+        hanako = brokerage_customer(holdings={"7203": 100}, totp=True)
+        codes = give_recovery_codes(hanako)
+        user_factory("mallory", password=HANAKO_PASSWORD, email="mallory@example.jp")
+        browser = gen._browser_in_use()
+        KnownDevice.objects.filter(user=hanako).update(first_seen_at=gen.START - timedelta(days=365))
+        stolen = gen._cookie(browser)  # the malware's copy
+        gen._later_sign_ins(browser, clock, 2)
+        clock.shift(timedelta(days=1))
+        assert throttles.established_device(browser.get("/api/csrf").wsgi_request, user=hanako) is not None
+
+        # Once, into his own account: her id is retired everywhere.
+        gen._login(gen._copy(stolen, IP_OSAKA), "mallory")
+        assert "device_cookie_superseded" in gen._last_event().reasons
+
+        answers = lock_and_siege_the_codes_unlock(hanako, codes[2], clock, settings)
+        assert answers.count(429) > 0  # he was held back, and kept at it
+
+        mine = OrderApi(REMOTE_ADDR=IP_TOKYO)
+        mine.client.cookies[gen.DEVICE] = gen._cookie(browser)  # her own browser, its newest cookie
+        body = {"username": "hanako", "totp_code": totp_token(hanako.totp), "recovery_code": codes[0]}
+        asked = mine.post("/api/unlock/codes", body)
+        assert asked.status_code == 202, (asked.status_code, asked.content[:300])
+        assert RecoveryCode.objects.filter(used_at__isnull=False).count() == 1
+
+
+@pytest.mark.battery(71)
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_step_up_codes_gets_no_guess_past_the_account_lock(
+    alice_with_totp: Any, on_postgres: bool, settings: Any
+) -> None:
+    """Red team, round six: the account lock was checked before the factor's row lock and never again. With
+    a lock at 5 failures, 20 wrong codes sent at once from 20 pending sessions all passed the lock check,
+    queued on the row lock, and 11 were checked. The lock is checked again under the row lock: once locked,
+    a code is refused unchecked."""
+    from authguard.login.stepup import check_step_up_allowed
+
+    assert on_postgres
+    alice = alice_with_totp
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 5
+    # What every front end asks first, for each request as it arrives.
+    results = burst(alice, wrong_code(alice.totp), first=lambda: check_step_up_allowed(alice, method="totp"))
+    lock = AccountLock.objects.get(user=alice)
+    assert lock.is_locked
+    assert results.count("checked") <= app_settings.LOCKOUT_FAILURES, (sorted(results), lock.failures)
+
+
+@pytest.mark.battery(71)
+def test_a_locked_accounts_code_is_refused_unchecked_except_by_the_codes_unlock(
+    totp_hanako: Any, settings: Any, clock: Any
+) -> None:
+    """The lock is checked under the factor's row lock too; the codes unlock alone verifies while locked."""
+    from authguard.exceptions import Throttled
+    from authguard.factors.totp import verify_totp
+    from authguard.login import lockout
+
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 1
+    assert verify_totp(totp_hanako, wrong_code(totp_hanako.totp)) is None
+    assert lockout.is_locked(totp_hanako)
+    clock.shift(5)
+    with pytest.raises(Throttled):
+        verify_totp(totp_hanako, totp_token(totp_hanako.totp))
+    assert FactorRecord.objects.get(device_id=totp_hanako.totp.persistent_id).failures == 2  # seen, unchecked
+    assert AccountLock.objects.get(user=totp_hanako).failures == 1  # and not counted again
+    assert verify_totp(totp_hanako, totp_token(totp_hanako.totp), while_locked=True) == totp_hanako.totp

@@ -65,15 +65,19 @@ def test_a_websocket_sign_in_is_held_for_a_step_up_not_adopted_as_verified(hanak
     assert AccountSecurity.objects.get(user=hanako).unscored_login_at == timezone.now()
 
 
-def test_a_session_older_than_the_sign_in_lifetime_is_adopted_as_before(
-    hanako: Any, clock: Any, client: Any
-) -> None:
-    """The hold lasts as long as a session can; force_login (a request without REQUEST_METHOD) and sessions
-    from before authguard are adopted as verified, as they always were."""
-    websocket_login(hanako)
-    clock.shift(timedelta(seconds=app_settings.SESSION_ABSOLUTE_SECONDS + 1))
-    client.force_login(hanako)
-    assert client.get("/api/portfolio").status_code == 200
+def test_a_websocket_session_kept_unused_for_a_day_is_still_held(brokerage_customer: Any, clock: Any) -> None:
+    """Red team, round six: the thief signs in over the websocket and does not touch HTTP until a day has
+    passed (Django keeps the session for two weeks). The hold was a 24-hour window on the account, and the
+    session's own lifetime starts only when authguard first meets it: adopted as verified on the password
+    alone. Any session of the account met without authguard's state is held, however old."""
+    hanako = brokerage_customer(holdings={"7203": 100}, totp=True)
+    key = websocket_login(hanako)
+    clock.shift(timedelta(seconds=app_settings.SESSION_ABSOLUTE_SECONDS + 60))
+    thief = OrderApi(REMOTE_ADDR=IP_OSAKA)
+    thief.client.cookies[django_settings.SESSION_COOKIE_NAME] = key
+    held = thief.get("/api/portfolio")
+    assert held.status_code in (401, 403), (held.status_code, held.content[:200])
+    assert thief.order("sell", "7203", 100).status_code in (401, 403)
 
 
 def test_a_forced_login_in_a_test_is_still_adopted_as_verified(hanako: Any, client: Any) -> None:

@@ -143,7 +143,13 @@ def note_account_failure(user: Any, *, kind: str, code: str | None = None) -> bo
 
 
 def verify_code(
-    user: Any, device: Device | None, *, kind: str, token: str | None, request: HttpRequest | None = None
+    user: Any,
+    device: Device | None,
+    *,
+    kind: str,
+    token: str | None,
+    request: HttpRequest | None = None,
+    while_locked: bool = False,
 ) -> Device | None:
     """Verify ``token`` against ``device`` under its row lock; count every failure (throttled ones too).
 
@@ -153,7 +159,8 @@ def verify_code(
     A session that could not be the customer's is first held to the lifecycle's back-off (session, network,
     account), and its failures count there, not towards disabling the factor. A stranger's failures
     (:func:`~authguard.factors.throttles.stranger`) are not counted on django-otp's back-off of the device
-    either, and that back-off never waits longer than ``AUTHGUARD_FACTOR_THROTTLE["max_delay"]``.
+    either, and that back-off never waits longer than ``AUTHGUARD_FACTOR_THROTTLE["max_delay"]``. A locked
+    account's code is refused unchecked (``Throttled``), except by the codes unlock (``while_locked``).
     """
     if device is None:
         return None
@@ -175,6 +182,10 @@ def verify_code(
             return None
         _cap_backoff(locked)
         try:
+            if not while_locked and lockout.is_locked_fail_closed(user):
+                # SECURITY: the views check the lock first, but a burst queued here behind the attempt that
+                # locked the account would each still be a guess (red team, round six: 11 against 5).
+                raise Throttled()
             check_throttle(request, user=user)  # before the code is even looked at
         except Throttled as scope_refusal:
             held_back = scope_refusal

@@ -36,14 +36,17 @@ logger = logging.getLogger(__name__)
 RECOVERY_CODE_COUNT = 10
 
 
-def verify_recovery_code(user: Any, code: object, *, request: HttpRequest | None = None) -> Device | None:
+def verify_recovery_code(
+    user: Any, code: object, *, request: HttpRequest | None = None, while_locked: bool = False
+) -> Device | None:
     """Spend one of the user's recovery codes; the device on success, None otherwise. Notifies the user.
 
     Throttled independently of TOTP; raises :class:`~authguard.exceptions.Throttled` like :func:`verify_totp`.
     """
     device = next((d for d in user_factors(user) if isinstance(d, RecoveryCodeDevice)), None)
+    token = _normalise_recovery_code(code)
     verified = verify_code(
-        user, device, kind=FactorKind.RECOVERY_CODE, token=_normalise_recovery_code(code), request=request
+        user, device, kind=FactorKind.RECOVERY_CODE, token=token, request=request, while_locked=while_locked
     )
     if verified is not None:
         remaining = RecoveryCode.objects.filter(device_id=verified.pk, used_at__isnull=True).count()

@@ -62,9 +62,10 @@ def established_device(request: HttpRequest | None, *, user: Any, at: datetime |
     ``ESTABLISHED_DEVICE_DAYS``, not forgotten since, and the cookie is that browser's current one; else None.
 
     SECURITY: "known" alone is cheap (one allowed sign-in from a new browser lists it); "known for a month"
-    is not. A copy of her cookie that the engine caught (left behind, its id retired:
-    :mod:`authguard.sessions.device_generations`) is no longer her browser: its failures are a stranger's,
-    never set on her factor's back-off (red team, 2026-12-05). An uncaught copy shares her scope.
+    is not. A copy of her cookie left behind (:mod:`authguard.sessions.device_generations`) is not her
+    browser: its failures are a stranger's, never set on her factor's back-off (red team, round five); her
+    browser, which holds the newest cookie, stays hers when the copy got the id retired (round six). A copy
+    holding the newest cookie (taken after her last sign-in) shares her scope.
     """
     if request is None:
         return None
@@ -73,18 +74,13 @@ def established_device(request: HttpRequest | None, *, user: Any, at: datetime |
         return None
     at = _now(at)
     since = at - timedelta(days=ESTABLISHED_DEVICE_DAYS)
-    known = (
-        KnownDevice.objects.filter(
-            user_id=user.pk, cookie_hash=hashed, revoked_at__isnull=True, first_seen_at__lte=since
-        )
-        .exclude(cookie_generation__gte=device_generations.RETIRED)
-        .exists()
-    )
+    known = KnownDevice.objects.filter(
+        user_id=user.pk, cookie_hash=hashed, revoked_at__isnull=True, first_seen_at__lte=since
+    ).exists()
     if not known:
         return None
-    if generation is not None and (
-        device_generations.left_behind(device_hash=hashed, generation=generation, now=at)
-        != device_generations.CURRENT
+    if generation is not None and not device_generations.holds_newest(
+        user_id=user.pk, device_hash=hashed, generation=generation, now=at
     ):
         return None
     return hashed

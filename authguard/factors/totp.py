@@ -57,7 +57,9 @@ def _totp_token(code: object, digits: int) -> str | None:
     return token
 
 
-def verify_totp(user: Any, code: object, *, request: HttpRequest | None = None) -> Device | None:
+def verify_totp(
+    user: Any, code: object, *, request: HttpRequest | None = None, while_locked: bool = False
+) -> Device | None:
     """Verify a TOTP code of ``user``; the device on success, None for a wrong or malformed code.
 
     Atomic and replay-proof (django-otp's ``last_t`` under ``select_for_update``); accepts the current step
@@ -65,10 +67,13 @@ def verify_totp(user: Any, code: object, *, request: HttpRequest | None = None) 
     Raises :class:`~authguard.exceptions.Throttled` while django-otp's back-off refuses attempts (the attempt
     still counts), or while the lifecycle's back-off holds ``request``'s session, network or the account.
     Pass ``request`` whenever there is one: without it, failures never count towards disabling the factor.
+    A locked account's code is refused (``Throttled``) unless ``while_locked`` (the codes unlock).
     """
     device = totp_device(user)
     token = _totp_token(code, device.digits if device is not None else 6)
-    return verify_code(user, device, kind=FactorKind.TOTP, token=token, request=request)
+    return verify_code(
+        user, device, kind=FactorKind.TOTP, token=token, request=request, while_locked=while_locked
+    )
 
 
 # -- enrolling ----------------------------------------------------------------------------------------------

@@ -4,9 +4,9 @@ portal's own script, ``authenticate()`` called with no request.
 Nothing can score them (no address, no browser, no device cookie), so authguard fails closed instead of
 trusting them (red team, 2026-12-05):
 
-* a successful one is remembered on the account (:func:`note_sign_in`); a session authguard then finds
-  without its state is held for a step-up instead of being adopted as verified
-  (:func:`authguard.sessions.state.adopt`), for as long as a session can live;
+* a successful one is remembered on the account (:func:`note_sign_in`); from then on a session of that
+  account authguard finds without its state is held for a step-up instead of being adopted as verified
+  (:func:`authguard.sessions.state.adopt`), however long it was kept unused;
 * a failed one counts towards the account lock (:func:`note_failure`), as a wrong password through a form
   does; without a request it cannot be throttled per address.
 

@@ -121,10 +121,10 @@ def request_unlock_with_codes(
     if wait is None or not codes_unlock_available(user):
         raise UnlockUnavailable()
     # SECURITY: the authenticator code first, so a wrong one never spends a recovery code.
-    totp = verify_totp(user, totp_code, request=request)
+    totp = verify_totp(user, totp_code, request=request, while_locked=True)
     if totp is None:
         raise InvalidCredential(code="wrong_code")
-    recovery = verify_recovery_code(user, recovery_code, request=request)
+    recovery = verify_recovery_code(user, recovery_code, request=request, while_locked=True)
     if recovery is None:
         raise InvalidCredential(code="wrong_code")
     if (

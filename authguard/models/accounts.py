@@ -51,8 +51,8 @@ class AccountSecurity(models.Model):
         related_name="+",
     )
     # The last sign-in Django reported without a request (a websocket login, a script): nothing scored it,
-    # so a session authguard finds without its state is held for a step-up until the session lifetime has
-    # passed (authguard.sessions.state.adopt).
+    # so from then on a session of the account authguard finds without its state is held for a step-up
+    # (authguard.sessions.state.adopt).
     unscored_login_at = models.DateTimeField(_("last sign-in without a request"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

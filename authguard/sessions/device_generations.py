@@ -118,6 +118,28 @@ def left_behind(*, device_hash: str, generation: int, now: datetime) -> int:
     return judge(list(rows), generation, now)
 
 
+def holds_newest(*, user_id: Any, device_hash: str, generation: int, now: datetime) -> bool:
+    """Whether ``generation`` is the newest cookie the account's row of this device id knows: current, or,
+    once the id is retired, the one that was newest then (the browser that moved on, not the copy left
+    behind). False without a row.
+
+    SECURITY: retiring the id (anyone can, by presenting an old copy once, even from an account of his own)
+    must not make the customer's own browser a stranger, or the copy's holder could push her into the
+    throttle scope he keeps shut (red team, round six).
+    """
+    row = (
+        KnownDevice.objects.filter(user_id=user_id, cookie_hash=device_hash)
+        .values_list("cookie_generation", "cookie_generation_at", "previous_generation")
+        .first()
+    )
+    if row is None:
+        return False
+    newest, _confirmed_at, previous = row
+    if newest is not None and newest >= RETIRED:
+        return previous is not None and generation >= previous - _SIBLING_MS
+    return _judge_row(row, generation, now) == CURRENT
+
+
 def retire(*, device_hash: str, now: datetime) -> None:
     """A cookie of this device id was left behind: two holders, either may be the thief. From now on the
     newest cookie of the id is behind and every older one superseded, with no grace; each holder's next

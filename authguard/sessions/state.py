@@ -33,7 +33,7 @@ import logging
 from collections.abc import Collection
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from datetime import timezone as dt_timezone
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, Literal
@@ -435,15 +435,15 @@ def begin_pending(
 def adopt(request: HttpRequest) -> dict[str, Any]:
     """Give a signed-in session without authguard state (``force_login``, a session from before authguard
     was installed) a verified, not low-risk state bound to this request's context; a pending one if the
-    account was signed in without a request within a session's lifetime
-    (:mod:`authguard.login.requestless`)."""
-    since = clock.now() - timedelta(seconds=app_settings.SESSION_ABSOLUTE_SECONDS)
-    # SECURITY: a websocket login or a script's was never scored: its session must not pass as verified
-    # (red team, 2026-12-05). One query, only for sessions authguard has never seen.
+    account was ever signed in without a request (:mod:`authguard.login.requestless`)."""
+    # SECURITY: a websocket login or a script's was never scored: its session must not pass as verified,
+    # however long it was kept unused before it came (red team, rounds five and six: a time window on the
+    # account was outwaited, the session's own lifetime starting only here). One query, only for sessions
+    # authguard has never seen; each is held once, then it has its state.
     user_pk = getattr(request.user, "pk", None)
     unscored = (
         user_pk is not None
-        and AccountSecurity.objects.filter(user_id=user_pk, unscored_login_at__gte=since).exists()
+        and AccountSecurity.objects.filter(user_id=user_pk, unscored_login_at__isnull=False).exists()
     )
     state = _new_state(status="pending" if unscored else "verified", decision=None, new_device=False)
     _bind(request, state)
