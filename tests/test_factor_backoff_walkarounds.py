@@ -6,6 +6,7 @@ wait ran out. Threat model: the thief has the username or the password and days 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -64,16 +65,45 @@ def siege(clock: Any, attempt: Callable[[], Any]) -> list[int]:
     return answers
 
 
-def lock_and_siege_the_codes_unlock(user: Any, recovery_code: str, clock: Any, settings: Any) -> list[int]:
+def lock_and_siege_the_codes_unlock(
+    user: Any, recovery_code: str, clock: Any, settings: Any, *, thief: OrderApi | None = None
+) -> list[int]:
     """With her username only: lock her account with wrong passwords (anyone can), then :func:`siege` the
-    codes unlock with a wrong authenticator code (and one of her recovery codes, never reached)."""
+    codes unlock with a wrong authenticator code (and one of her recovery codes, never reached), from
+    ``thief`` (a new browser in Osaka by default)."""
     settings.AUTHGUARD_LOCKOUT_FAILURES = 3
-    thief = OrderApi(REMOTE_ADDR=IP_OSAKA)
+    thief = thief or OrderApi(REMOTE_ADDR=IP_OSAKA)
     for _ in range(3):
         assert thief.post("/api/login", {"username": user.username, "password": "guess"}).status_code == 401
     assert AccountLock.objects.get(user=user).is_locked
     body = {"username": user.username, "totp_code": wrong_code(user.totp), "recovery_code": recovery_code}
     return siege(clock, lambda: thief.post("/api/unlock/codes", body))
+
+
+def her_codes_unlock_starts(user: Any, recovery_code: str, cookie: str) -> None:
+    """Her right codes, from her own browser (``cookie``: its device cookie), start the unlock."""
+    mine = OrderApi(REMOTE_ADDR=IP_TOKYO)
+    mine.client.cookies["authguard_device"] = cookie
+    body = {"username": user.username, "totp_code": totp_token(user.totp), "recovery_code": recovery_code}
+    asked = mine.post("/api/unlock/codes", body)
+    assert asked.status_code == 202, (asked.status_code, asked.content[:300])
+
+
+@contextlib.contextmanager
+def her_laptop_and_his_account(brokerage_customer: Any, user_factory: Any) -> Iterator[tuple[Any, ...]]:
+    """At the generations tests' START, frozen: hanako (authenticator app, printed recovery codes), the
+    browser she has used for a year, and the thief's own account (mallory). Yields (hanako, her recovery
+    codes, her browser, the clock)."""
+    from . import test_device_cookie_generations as gen
+    from .test_battery_sessions import give_recovery_codes
+
+    with time_machine.travel(gen.START, tick=False) as clock:
+        hanako = brokerage_customer(holdings={"7203": 100}, totp=True)
+        codes = give_recovery_codes(hanako)
+        user_factory("mallory", password=HANAKO_PASSWORD, email="mallory@example.jp")
+        browser = gen._browser_in_use()
+        KnownDevice.objects.filter(user=hanako).update(first_seen_at=gen.START - timedelta(days=365))
+        yield hanako, codes, browser, clock
 
 
 @pytest.mark.battery(71)
@@ -256,14 +286,8 @@ def test_an_old_copy_shown_once_does_not_put_her_browser_in_the_strangers_scope(
     from authguard.models import RecoveryCode
 
     from . import test_device_cookie_generations as gen
-    from .test_battery_sessions import give_recovery_codes
 
-    with time_machine.travel(gen.START, tick=False) as clock:
-        hanako = brokerage_customer(holdings={"7203": 100}, totp=True)
-        codes = give_recovery_codes(hanako)
-        user_factory("mallory", password=HANAKO_PASSWORD, email="mallory@example.jp")
-        browser = gen._browser_in_use()
-        KnownDevice.objects.filter(user=hanako).update(first_seen_at=gen.START - timedelta(days=365))
+    with her_laptop_and_his_account(brokerage_customer, user_factory) as (hanako, codes, browser, clock):
         stolen = gen._cookie(browser)  # the malware's copy
         gen._later_sign_ins(browser, clock, 2)
         clock.shift(timedelta(days=1))
@@ -276,11 +300,7 @@ def test_an_old_copy_shown_once_does_not_put_her_browser_in_the_strangers_scope(
         answers = lock_and_siege_the_codes_unlock(hanako, codes[2], clock, settings)
         assert answers.count(429) > 0  # he was held back, and kept at it
 
-        mine = OrderApi(REMOTE_ADDR=IP_TOKYO)
-        mine.client.cookies[gen.DEVICE] = gen._cookie(browser)  # her own browser, its newest cookie
-        body = {"username": "hanako", "totp_code": totp_token(hanako.totp), "recovery_code": codes[0]}
-        asked = mine.post("/api/unlock/codes", body)
-        assert asked.status_code == 202, (asked.status_code, asked.content[:300])
+        her_codes_unlock_starts(hanako, codes[0], gen._cookie(browser))
         assert RecoveryCode.objects.filter(used_at__isnull=False).count() == 1
 
 
@@ -324,3 +344,48 @@ def test_a_locked_accounts_code_is_refused_unchecked_except_by_the_codes_unlock(
     assert FactorRecord.objects.get(device_id=totp_hanako.totp.persistent_id).failures == 2  # seen, unchecked
     assert AccountLock.objects.get(user=totp_hanako).failures == 1  # and not counted again
     assert verify_totp(totp_hanako, totp_token(totp_hanako.totp), while_locked=True) == totp_hanako.totp
+
+
+@pytest.mark.battery(71)
+@pytest.mark.usefixtures("geoip")
+def test_a_current_copy_laundered_through_his_own_account_is_not_her_browser(
+    brokerage_customer: Any, user_factory: Any, settings: Any
+) -> None:
+    """Red team, round seven: with a current copy of her cookie (taken after her last sign-in) the thief
+    signs in once to an account of his own: his browser gets a newer generation of her device id on his row,
+    her browser falls behind it and the id is retired. "At least her newest" let his laundered cookie pass
+    for her browser of a year: his wrong codes at the codes unlock went onto her authenticator's back-off
+    and her own browser's scope. Only her own row's newest cookie (within sibling distance) is hers."""
+    from authguard.risk.context import device_id_from_cookie
+    from authguard.sessions import device_generations
+
+    from . import test_device_cookie_generations as gen
+
+    with her_laptop_and_his_account(brokerage_customer, user_factory) as (hanako, codes, browser, clock):
+        stolen = gen._cookie(browser)  # current: taken after her last sign-in
+        clock.shift(timedelta(minutes=5))
+
+        thief = gen._copy(stolen, IP_OSAKA)
+        status = gen._login(thief, "mallory")["status"]
+        thief.get("/api/portfolio")  # his browser confirms the generation mallory's sign-in gave it
+        laundered = gen._cookie(thief)
+        assert status == "ok"  # his own account, a browser new to it
+        assert device_id_from_cookie(laundered) == device_id_from_cookie(stolen)  # her id, a newer generation
+        assert laundered != stolen
+
+        # Her live session is checked a minute later: her cookie is behind mallory's row; the id is retired.
+        clock.shift(timedelta(seconds=device_generations.CHECK_SECONDS + 1))
+        browser.get("/api/portfolio")
+        assert KnownDevice.objects.get(user=hanako).cookie_generation == device_generations.RETIRED
+
+        his = OrderApi(REMOTE_ADDR=IP_OSAKA)
+        his.client.cookies[gen.DEVICE] = laundered
+        request = his.get("/api/csrf").wsgi_request
+
+        answers = lock_and_siege_the_codes_unlock(hanako, codes[2], clock, settings, thief=his)
+        assert answers.count(429) > 0  # he was held back, and kept at it
+
+        her_codes_unlock_starts(hanako, codes[0], gen._cookie(browser))
+        assert throttles.established_device(request, user=hanako) is None  # his cookie is not her browser
+        assert TOTPDevice.objects.get(pk=hanako.totp.pk).throttling_failure_count == 0
+        assert RecoveryCode.objects.filter(used_at__isnull=False).count() == 1

@@ -80,7 +80,7 @@ def established_device(request: HttpRequest | None, *, user: Any, at: datetime |
     if not known:
         return None
     if generation is not None and not device_generations.holds_newest(
-        user_id=user.pk, device_hash=hashed, generation=generation, now=at
+        user_id=user.pk, device_hash=hashed, generation=generation
     ):
         return None
     return hashed

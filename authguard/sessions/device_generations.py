@@ -118,26 +118,29 @@ def left_behind(*, device_hash: str, generation: int, now: datetime) -> int:
     return judge(list(rows), generation, now)
 
 
-def holds_newest(*, user_id: Any, device_hash: str, generation: int, now: datetime) -> bool:
-    """Whether ``generation`` is the newest cookie the account's row of this device id knows: current, or,
-    once the id is retired, the one that was newest then (the browser that moved on, not the copy left
-    behind). False without a row.
+def holds_newest(*, user_id: Any, device_hash: str, generation: int) -> bool:
+    """Whether ``generation`` is the cookie the account's own row of this device id holds as its newest
+    (within sibling distance): its newest confirmed generation, or, once the id is retired, the one that was
+    newest then (the browser that moved on, not the copy left behind). False without a row; True for a row
+    that never confirmed a generation (nothing to compare with).
 
     SECURITY: retiring the id (anyone can, by presenting an old copy once, even from an account of his own)
-    must not make the customer's own browser a stranger, or the copy's holder could push her into the
-    throttle scope he keeps shut (red team, round six).
+    must not make the customer's own browser a stranger (red team, round six); nor may a generation issued
+    on another account's row of the same id, newer than hers, pass for hers (a current copy laundered
+    through the thief's own account: round seven). Hence "within sibling distance", never "at least".
     """
     row = (
         KnownDevice.objects.filter(user_id=user_id, cookie_hash=device_hash)
-        .values_list("cookie_generation", "cookie_generation_at", "previous_generation")
+        .values_list("cookie_generation", "previous_generation")
         .first()
     )
     if row is None:
         return False
-    newest, _confirmed_at, previous = row
-    if newest is not None and newest >= RETIRED:
-        return previous is not None and generation >= previous - _SIBLING_MS
-    return _judge_row(row, generation, now) == CURRENT
+    newest, previous = row
+    if newest is None:
+        return True
+    anchor = previous if newest >= RETIRED else newest
+    return anchor is not None and abs(generation - anchor) <= _SIBLING_MS
 
 
 def retire(*, device_hash: str, now: datetime) -> None:
