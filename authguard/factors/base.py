@@ -35,7 +35,7 @@ from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import NOT_THE_CUSTOMERS_FAILURE, Throttled
 from authguard.factors.inventory import FACTOR_LABELS, factor_is_cooling_off
-from authguard.factors.throttles import check_throttle, could_be_customer, note_throttle_failure, stranger
+from authguard.factors.throttles import attempt_of, check_throttle, could_be_customer, note_throttle_failure
 from authguard.login import lockout
 from authguard.models import FactorKind, FactorRecord
 from authguard.notifications.outbox import notify, notify_customer
@@ -164,9 +164,10 @@ def verify_code(
     """
     if device is None:
         return None
+    attempt = attempt_of(request, user=user)  # read once: the throttle's check and its count use it
     # Without a request there is no browser to tell her from anyone else: django-otp's (capped) back-off
     # counts every failure, as it always did (a portal's own script, the factor's unit tests).
-    from_stranger = request is not None and stranger(request, user=user)
+    from_stranger = request is not None and attempt.stranger
     held_back: Throttled | None = None  # by a scope of authguard's throttle
     backed_off: Throttled | None = None  # by django-otp's back-off of the device
     verified: Device | None = None
@@ -186,7 +187,7 @@ def verify_code(
                 # SECURITY: the views check the lock first, but a burst queued here behind the attempt that
                 # locked the account would each still be a guess (red team, round six: 11 against 5).
                 raise Throttled()
-            check_throttle(request, user=user)  # before the code is even looked at
+            check_throttle(request, user=user, attempt=attempt)  # before the code is even looked at
         except Throttled as scope_refusal:
             held_back = scope_refusal
         allowed, info = locked.verify_is_allowed() if held_back is None else (False, None)
@@ -206,7 +207,7 @@ def verify_code(
                 record_factor_success(locked)
         if verified is None and held_back is None:
             # A scope's refusal is not counted again in the scopes or towards the lock (it was never a try).
-            note_throttle_failure(request, user=user)
+            note_throttle_failure(request, user=user, attempt=attempt)
             note_account_failure(user, kind=kind)
     refused = held_back if held_back is not None else backed_off
     if refused is not None:

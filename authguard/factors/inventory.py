@@ -276,13 +276,6 @@ def previous_addresses(user: Any, *, at: datetime | None = None) -> list[str]:
     return _distinct(remembered)
 
 
-def previous_address(user: Any, *, at: datetime | None = None) -> str | None:
-    """The earliest of :func:`previous_addresses` (the address from before the cooling-off's first e-mail
-    change), or None."""
-    previous = previous_addresses(user, at=at)
-    return previous[0] if previous else None
-
-
 def notice_addresses(user: Any) -> list[str]:
     """Where held-order and security notices of ``user`` go: the current address, and during a cooling-off
     started by an e-mail change also every address the account had in it (a thief who changed it, once or
@@ -316,7 +309,6 @@ __all__ = [
     "kind_of",
     "may_confirm_sensitive",
     "notice_addresses",
-    "previous_address",
     "previous_addresses",
     "recovery_codes_left",
     "session_device",

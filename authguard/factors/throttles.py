@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -72,25 +73,50 @@ def established_device(request: HttpRequest | None, *, user: Any, at: datetime |
     hashed, generation = device_generations.presented(request)
     if not hashed:
         return None
-    at = _now(at)
-    since = at - timedelta(days=ESTABLISHED_DEVICE_DAYS)
-    known = KnownDevice.objects.filter(
-        user_id=user.pk, cookie_hash=hashed, revoked_at__isnull=True, first_seen_at__lte=since
-    ).exists()
-    if not known:
+    since = _now(at) - timedelta(days=ESTABLISHED_DEVICE_DAYS)
+    row = (
+        KnownDevice.objects.filter(
+            user_id=user.pk, cookie_hash=hashed, revoked_at__isnull=True, first_seen_at__lte=since
+        )
+        .values_list("cookie_generation", "previous_generation")
+        .first()
+    )
+    if row is None:
         return None
+    newest, previous = row
     if generation is not None and not device_generations.holds_newest(
-        user_id=user.pk, device_hash=hashed, generation=generation
+        newest=newest, previous=previous, generation=generation
     ):
         return None
     return hashed
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Who an attempt at a factor comes from, read once per attempt (:func:`attempt_of`): a session that
+    could be the customer's (never held back), one on a browser of hers (``own_device``, its own scope), or
+    a stranger's (the shared scopes only, never the factor's own back-off)."""
+
+    customer: bool
+    own_device: str | None
+
+    @property
+    def stranger(self) -> bool:
+        return not self.customer and self.own_device is None
+
+
+def attempt_of(request: HttpRequest | None, *, user: Any, at: datetime | None = None) -> Attempt:
+    """The :class:`Attempt` of this request at ``user``'s factors."""
+    if could_be_customer(request):
+        return Attempt(customer=True, own_device=None)
+    return Attempt(customer=False, own_device=established_device(request, user=user, at=at))
 
 
 def stranger(request: HttpRequest | None, *, user: Any) -> bool:
     """Whether an attempt of this request is a stranger's: neither a session that could be the customer's
     nor one on a browser of hers (:func:`established_device`). Its failures count in the shared scopes
     only, never on the factor's own back-off."""
-    return not could_be_customer(request) and established_device(request, user=user) is None
+    return attempt_of(request, user=user).stranger
 
 
 def _throttle_options() -> dict[str, int]:
@@ -108,9 +134,7 @@ def _network_of(ip: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
-def _throttle_keys(
-    request: HttpRequest | None, user: Any, at: datetime | None = None
-) -> list[tuple[str, int]]:
+def _throttle_keys(request: HttpRequest | None, user: Any, own: str | None) -> list[tuple[str, int]]:
     """(key, free failures) of each scope a failure of this request counts in.
 
     SECURITY: a browser the account has known for a month counts in a scope of its own instead of the
@@ -119,7 +143,6 @@ def _throttle_keys(
     (red team, 2026-12-05). He still waits out his own failures, and the account lock still counts both.
     """
     options = _throttle_options()
-    own = established_device(request, user=user, at=at)
     if own is not None:
         keys: list[tuple[str, int]] = [(f"d:{user.pk}:{own[:32]}"[:80], options["account"])]
     else:
@@ -136,14 +159,18 @@ def _throttle_keys(
     return keys
 
 
-def check_throttle(request: HttpRequest | None, *, user: Any, at: datetime | None = None) -> None:
+def check_throttle(
+    request: HttpRequest | None, *, user: Any, at: datetime | None = None, attempt: Attempt | None = None
+) -> None:
     """Raise :class:`~authguard.exceptions.Throttled` while a scope of this request (its session, network,
     or the account) waits out the back-off of earlier failures. The customer's own sessions
-    (:func:`could_be_customer`) are never held back here."""
-    if could_be_customer(request):
+    (:func:`could_be_customer`) are never held back here. ``attempt``: :func:`attempt_of` this request,
+    when the caller has read it already."""
+    attempt = attempt or attempt_of(request, user=user, at=at)
+    if attempt.customer:
         return
     at = _now(at)
-    keys = [key for key, _free in _throttle_keys(request, user, at)]
+    keys = [key for key, _free in _throttle_keys(request, user, attempt.own_device)]
     blocked = (
         FactorThrottle.objects.filter(key__in=keys, blocked_until__gt=at)
         .order_by("-blocked_until")
@@ -154,16 +181,20 @@ def check_throttle(request: HttpRequest | None, *, user: Any, at: datetime | Non
         raise Throttled(retry_after=max(1, int((blocked - at).total_seconds() + 0.999)))
 
 
-def note_throttle_failure(request: HttpRequest | None, *, user: Any, at: datetime | None = None) -> None:
+def note_throttle_failure(
+    request: HttpRequest | None, *, user: Any, at: datetime | None = None, attempt: Attempt | None = None
+) -> None:
     """Count a failure of a session that is not the customer's in each of its scopes; beyond the scope's
-    free failures, each one doubles the wait (up to ``max_delay`` seconds)."""
-    if could_be_customer(request):
+    free failures, each one doubles the wait (up to ``max_delay`` seconds). ``attempt`` as for
+    :func:`check_throttle`."""
+    attempt = attempt or attempt_of(request, user=user, at=at)
+    if attempt.customer:
         return
     at = _now(at)
     options = _throttle_options()
     window = timedelta(seconds=options["window"])
     with transaction.atomic():
-        for key, free in _throttle_keys(request, user, at):
+        for key, free in _throttle_keys(request, user, attempt.own_device):
             row, created = FactorThrottle.objects.select_for_update().get_or_create(
                 key=key, defaults={"failures": 0, "last_failure_at": at}
             )
@@ -184,6 +215,8 @@ def clear_throttle(*, user: Any) -> None:
 
 
 __all__ = [
+    "Attempt",
+    "attempt_of",
     "check_throttle",
     "clear_throttle",
     "could_be_customer",

@@ -118,25 +118,17 @@ def left_behind(*, device_hash: str, generation: int, now: datetime) -> int:
     return judge(list(rows), generation, now)
 
 
-def holds_newest(*, user_id: Any, device_hash: str, generation: int) -> bool:
-    """Whether ``generation`` is the cookie the account's own row of this device id holds as its newest
-    (within sibling distance): its newest confirmed generation, or, once the id is retired, the one that was
-    newest then (the browser that moved on, not the copy left behind). False without a row; True for a row
-    that never confirmed a generation (nothing to compare with).
+def holds_newest(*, newest: int | None, previous: int | None, generation: int) -> bool:
+    """Whether ``generation`` is the cookie an account's row of its device id (``cookie_generation``
+    ``newest``, ``previous_generation`` ``previous``) holds as its newest, within sibling distance: the newest
+    confirmed generation, or, once the id is retired, the one that was newest then (the browser that moved
+    on, not the copy left behind). True for a row that never confirmed a generation (nothing to compare).
 
     SECURITY: retiring the id (anyone can, by presenting an old copy once, even from an account of his own)
     must not make the customer's own browser a stranger (red team, round six); nor may a generation issued
     on another account's row of the same id, newer than hers, pass for hers (a current copy laundered
     through the thief's own account: round seven). Hence "within sibling distance", never "at least".
     """
-    row = (
-        KnownDevice.objects.filter(user_id=user_id, cookie_hash=device_hash)
-        .values_list("cookie_generation", "previous_generation")
-        .first()
-    )
-    if row is None:
-        return False
-    newest, previous = row
     if newest is None:
         return True
     anchor = previous if newest >= RETIRED else newest
