@@ -148,8 +148,12 @@ _RULES = [
     ([(10**6, _LONG_AGO, 10**5)], 10**4, SUPERSEDED),
     ([(10**6, _LONG_AGO, 10**5)], 0, SUPERSEDED),  # a cookie from before generations
     ([(10**6, _LONG_AGO, 10**5)], 10**6 - 59_000, CURRENT),  # a sibling: issued 59 s apart
-    # Requests sent with the old cookie just before the browser took the new one.
-    ([(10**6, START - timedelta(seconds=59), 10**5)], 10**4, CURRENT),
+    # Requests sent with the old cookie just before the browser took the new one: the one before it only.
+    ([(10**6, START - timedelta(seconds=59), 10**5)], 10**5, CURRENT),
+    ([(10**6, START - timedelta(seconds=59), None)], 0, CURRENT),  # the first confirmation after an upgrade
+    ([(10**6, START - timedelta(seconds=61), 10**5)], 10**5, BEHIND),
+    # An older copy shown in that minute is no such request (red team, round eight).
+    ([(10**6, START - timedelta(seconds=59), 10**5)], 10**4, SUPERSEDED),
     ([(10**6, START - timedelta(seconds=61), 10**5)], 10**4, SUPERSEDED),
     # Another account's row of the same browser moved on: the copy is behind for every account.
     ([(10**4, _LONG_AGO, None), (10**6, _LONG_AGO, 10**5)], 10**4, SUPERSEDED),

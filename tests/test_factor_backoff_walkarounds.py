@@ -194,6 +194,7 @@ def test_only_a_browser_known_for_a_month_has_a_scope_of_its_own(
 
     browser = OrderApi(REMOTE_ADDR=IP_OSAKA)
     browser.login("hanako", HANAKO_PASSWORD)
+    assert browser.get("/api/portfolio").status_code == 200  # the browser's next request confirms its cookie
     cookie = browser.client.cookies["authguard_device"].value
     request = RequestFactory().get("/", REMOTE_ADDR=IP_OSAKA)
     request.COOKIES["authguard_device"] = cookie

@@ -1,7 +1,8 @@
 """The ways back into an account, attacked (red team, 2026-12-05; each test failed on the code before): the
 desk's re-bind grant used by a password-only session, the thief's cooling-off passkey outwaiting the desk's
-containment lock, a password reset during the cooling-off of an e-mail change. Threat model: the thief has
-the password, may relay one code, not the customer's mailbox, and days of time."""
+containment lock, a password reset during the cooling-off of an e-mail change; round eight: a refused codes
+unlock that spent a recovery code. Threat model: the thief has the password (or only the username), may relay
+one code, not the customer's mailbox, and days of time."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from django.urls import include, path
 from django.utils import timezone
 
 from authguard.login import lockout
-from authguard.models import AccountLock, AccountSecurity, Notification, PasskeyDevice
+from authguard.models import AccountLock, AccountSecurity, Notification, PasskeyDevice, RecoveryCode
 
 from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, of_long_standing, totp_token
 from .test_factors_relayed_code import disabled_totp, new_key, register
@@ -165,3 +166,54 @@ def test_a_portal_with_djangos_own_password_reset_view_is_warned_and_the_demo_is
 
     assert w013(__name__) == ["authguard.W013"]
     assert w013("demo_site.urls") == []
+
+
+# -- red team, round eight: a refusal that spends a recovery code ------------------------------------------
+
+
+@pytest.mark.battery(66)
+def test_a_codes_unlock_it_will_refuse_does_not_spend_her_recovery_code(
+    totp_hanako: Any, order_api: Any, settings: Any
+) -> None:
+    """With her username only. She prints her first recovery codes from her own browser (freshly verified
+    with her authenticator app of a year): they cool off, as every new factor does. That evening the thief
+    locks her account with three wrong passwords (anyone can). She does what the lock's notice says: her
+    authenticator code and one of her new recovery codes at the codes unlock. The unlock is refused (403:
+    codes cooling off when the account was locked never unlock it, documented), but only after
+    ``verify_recovery_code`` has spent her code and told her it was used; ``codes_unlock_available`` never
+    asked about cooling-off. Each try, today or a month later, burns one more of her ten codes for nothing
+    (the lock's ``locked_at`` never moves), until she has none left for the day she needs them."""
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 3
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        mine = OrderApi(REMOTE_ADDR=IP_TOKYO)
+        mine.login("hanako", HANAKO_PASSWORD)
+        fresh = mine.post("/authguard/api/step-up/totp", {"code": totp_token(totp_hanako.totp)})
+        assert fresh.status_code == 200, fresh.content
+        minted = mine.post("/authguard/api/recovery-codes")
+        assert minted.status_code == 201, minted.content
+        codes = minted.json()["codes"]
+        mine.post("/api/logout")
+
+        clock.shift(timedelta(hours=3))
+        thief = OrderApi(REMOTE_ADDR=IP_OSAKA)
+        for _ in range(3):
+            assert thief.post("/api/login", {"username": "hanako", "password": "guess"}).status_code == 401
+
+        tries = []
+        for days in (0, 30):  # that evening, and again a month later (her codes long out of cooling-off)
+            clock.shift(timedelta(days=days, minutes=5))
+            code = totp_token(totp_hanako.totp)
+            body = {"username": "hanako", "totp_code": code, "recovery_code": codes[0]}
+            tries.append(OrderApi(REMOTE_ADDR=IP_TOKYO).post("/api/unlock/codes", body).status_code)
+            codes = codes[1:]
+
+        spent = RecoveryCode.objects.filter(used_at__isnull=False).count()
+        assert 202 not in tries  # refused: that part is the documented rule
+        assert spent == 0, f"{spent} of her recovery codes spent by unlocks that were refused ({tries})"
+
+
+@pytest.fixture
+def totp_hanako(hanako: Any, totp_factory: Any) -> Any:
+    """The demo customer with an authenticator app of long standing, no recovery codes, no passkey."""
+    hanako.totp = totp_factory(hanako)
+    return hanako

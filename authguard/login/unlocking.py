@@ -19,7 +19,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import NOT_THE_CUSTOMERS_FAILURE, InvalidCredential
-from authguard.factors.methods import codes_unlock_available, factor_cooling_off
+from authguard.factors.methods import codes_unlock_available, factor_cooling_off, method_of, usable_factors
 from authguard.factors.passkeys import verify_authentication
 from authguard.factors.recovery import verify_recovery_code
 from authguard.factors.totp import verify_totp
@@ -76,6 +76,28 @@ def _cooling_off_when_locked(user: Any, *devices: Any) -> bool:
     return locked_at is not None and any(factor_cooling_off(d, at=locked_at) for d in devices)
 
 
+def _refused_for_unlock(user: Any, device: Any) -> bool:
+    """Whether ``device`` cannot unlock ``user``'s account: cooling off now or when the account was locked."""
+    return factor_cooling_off(device) or _cooling_off_when_locked(user, device)
+
+
+def _codes_could_unlock(user: Any) -> bool:
+    """Whether the codes unlock could succeed at all: the recovery codes and at least one authenticator app
+    neither cooling off now nor when the account was locked. Asked before any code is verified.
+
+    SECURITY: a refusal after ``verify_recovery_code`` would spend one of her codes for nothing, at every
+    try, until none is left (red team, round eight).
+    """
+    factors = usable_factors(user)
+    apps = [d for d in factors if method_of(d) == "totp"]
+    codes = [d for d in factors if method_of(d) == "recovery_code"]
+    return (
+        any(not _refused_for_unlock(user, d) for d in apps)
+        and bool(codes)
+        and not _refused_for_unlock(user, codes[0])
+    )
+
+
 def unlock_with_passkey(request: HttpRequest, *, credential: dict[str, Any] | str, user: Any = None) -> Any:
     """Verify a WebAuthn assertion (challenge purpose ``"unlock"``) and unlock its account; returns the user.
 
@@ -118,21 +140,20 @@ def request_unlock_with_codes(
     wait = app_settings.UNLOCK_WAIT_HOURS
     if not is_locked(user):
         raise NotLocked()
-    if wait is None or not codes_unlock_available(user):
+    if wait is None or not codes_unlock_available(user) or not _codes_could_unlock(user):
         raise UnlockUnavailable()
     # SECURITY: the authenticator code first, so a wrong one never spends a recovery code.
     totp = verify_totp(user, totp_code, request=request, while_locked=True)
     if totp is None:
         raise InvalidCredential(code="wrong_code")
+    if _refused_for_unlock(user, totp):
+        # SECURITY: codes minted or an app added during a cooling-off may be the thief's (issue 10); refused
+        # before the recovery code is spent (red team, round eight).
+        raise UnlockUnavailable()
     recovery = verify_recovery_code(user, recovery_code, request=request, while_locked=True)
     if recovery is None:
         raise InvalidCredential(code="wrong_code")
-    if (
-        factor_cooling_off(totp)
-        or factor_cooling_off(recovery)
-        or _cooling_off_when_locked(user, totp, recovery)
-    ):
-        # SECURITY: codes minted or an app added during a cooling-off may be the thief's (issue 10).
+    if _refused_for_unlock(user, recovery):
         raise UnlockUnavailable()
     now = clock.now()
     reference = "-".join(secrets.token_hex(2).upper() for _ in range(3))

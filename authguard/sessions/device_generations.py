@@ -68,7 +68,8 @@ def left_behind_sql(devices_table: str) -> str:
         f" WHEN cookie_generation >= {RETIRED} THEN CASE WHEN previous_generation IS NOT NULL"
         f" AND %s >= previous_generation - {_SIBLING_MS} THEN 1 ELSE 2 END"
         f" WHEN %s >= cookie_generation - {_SIBLING_MS} THEN 0"
-        " WHEN cookie_generation_at > %s THEN 0"
+        " WHEN cookie_generation_at > %s AND (previous_generation IS NULL"
+        f" OR %s >= previous_generation - {_SIBLING_MS}) THEN 0"
         " WHEN previous_generation IS NULL OR %s >= previous_generation THEN 1 ELSE 2 END)"
         f" FROM {devices_table} WHERE cookie_hash = %s)"
     )
@@ -80,7 +81,7 @@ def left_behind_params(ctx: Any, connection: Any) -> list[Any]:
     live = generation is not None and bool(ctx.device_hash)
     grace_start = connection.ops.adapt_datetimefield_value(ctx.time - timedelta(seconds=GRACE_SECONDS))
     presented = generation or 0
-    return [presented, presented, grace_start, presented, ctx.device_hash if live else ""]
+    return [presented, presented, grace_start, presented, presented, ctx.device_hash if live else ""]
 
 
 Row = tuple[int | None, datetime | None, int | None]
@@ -103,7 +104,11 @@ def _judge_row(row: Row, generation: int, now: datetime) -> int:
         return BEHIND if sibling else SUPERSEDED
     if generation >= newest - _SIBLING_MS:
         return CURRENT
-    if confirmed_at is not None and confirmed_at > now - timedelta(seconds=GRACE_SECONDS):
+    # SECURITY: the grace covers the one cookie before the newest (requests sent before the browser took
+    # its new cookie), never an older one: a copy three sign-ins old shown in the minute after her sign-in
+    # would otherwise be current, and re-issued as her browser's sibling (red team, round eight).
+    fresh = confirmed_at is not None and confirmed_at > now - timedelta(seconds=GRACE_SECONDS)
+    if fresh and (previous is None or generation >= previous - _SIBLING_MS):
         return CURRENT
     if previous is None or generation >= previous:
         return BEHIND
@@ -122,7 +127,8 @@ def holds_newest(*, newest: int | None, previous: int | None, generation: int) -
     """Whether ``generation`` is the cookie an account's row of its device id (``cookie_generation``
     ``newest``, ``previous_generation`` ``previous``) holds as its newest, within sibling distance: the newest
     confirmed generation, or, once the id is retired, the one that was newest then (the browser that moved
-    on, not the copy left behind). True for a row that never confirmed a generation (nothing to compare).
+    on, not the copy left behind). A row that never confirmed a generation (a browser from before
+    generations) holds only a cookie from before generations (generation 0).
 
     SECURITY: retiring the id (anyone can, by presenting an old copy once, even from an account of his own)
     must not make the customer's own browser a stranger (red team, round six); nor may a generation issued
@@ -130,7 +136,9 @@ def holds_newest(*, newest: int | None, previous: int | None, generation: int) -
     through the thief's own account: round seven). Hence "within sibling distance", never "at least".
     """
     if newest is None:
-        return True
+        # SECURITY: not "nothing to compare": a copy from before generations, shown once to the thief's own
+        # account, carries a generation his row issued (red team, round eight).
+        return generation == 0
     anchor = previous if newest >= RETIRED else newest
     return anchor is not None and abs(generation - anchor) <= _SIBLING_MS
 
@@ -139,7 +147,10 @@ def retire(*, device_hash: str, now: datetime) -> None:
     """A cookie of this device id was left behind: two holders, either may be the thief. From now on the
     newest cookie of the id is behind and every older one superseded, with no grace; each holder's next
     verified sign-in or step-up gets a new id. (``previous_generation`` keeps the newest at retirement.)"""
-    KnownDevice.objects.filter(cookie_hash=device_hash, cookie_generation__lt=RETIRED).update(
+    # SECURITY: a row that never confirmed a generation (a browser from before generations) is retired too:
+    # NULL is not "< RETIRED", and such a row would stay current for good (red team, round eight).
+    live = Q(cookie_generation__lt=RETIRED) | Q(cookie_generation__isnull=True)
+    KnownDevice.objects.filter(live, cookie_hash=device_hash).update(
         previous_generation=F("cookie_generation"), cookie_generation=RETIRED, cookie_generation_at=now
     )
 
