@@ -20,7 +20,16 @@ from authguard.conf import app_settings
 from authguard.factors import throttles
 from authguard.models import AccountLock, FactorRecord, FactorThrottle, KnownDevice, RecoveryCode
 
-from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, settle_device, totp_token, wrong_code
+from .conftest import (
+    HANAKO_PASSWORD,
+    IP_OSAKA,
+    IP_TOKYO,
+    IP_V6_FUKUOKA,
+    OrderApi,
+    settle_device,
+    totp_token,
+    wrong_code,
+)
 from .test_battery_sessions import give_recovery_codes
 
 pytestmark = pytest.mark.django_db
@@ -390,3 +399,41 @@ def test_a_current_copy_laundered_through_his_own_account_is_not_her_browser(
         assert throttles.established_device(request, user=hanako) is None  # his cookie is not her browser
         assert TOTPDevice.objects.get(pk=hanako.totp.pk).throttling_failure_count == 0
         assert RecoveryCode.objects.filter(used_at__isnull=False).count() == 1
+
+
+@pytest.mark.battery(71)
+def test_the_desks_unlock_opens_her_scopes_that_the_thief_kept_shut(
+    totp_hanako: Any, order_api: Any, clock: Any, settings: Any, user_factory: Any, totp_factory: Any
+) -> None:
+    """With her username only he locked her account and kept the strangers' scope shut at the codes unlock.
+    She calls the desk, which unlocks the account after checking who she is (four eyes): her right code
+    from a browser without a month of standing (a new phone, or her browser's new id after a retirement)
+    is taken at once, not refused for the thief's failures. Another account's scope is not touched."""
+    from .console_data import staff_client, staff_user
+    from .staff_fixtures import approve_pending
+    from .test_admin_orders import act
+
+    codes = give_recovery_codes(totp_hanako)
+    other = user_factory("taro")
+    FactorThrottle.objects.create(key=f"a:{other.pk}", failures=3, last_failure_at=timezone.now())
+    answers = lock_and_siege_the_codes_unlock(totp_hanako, codes[2], clock, settings)
+    assert 429 in answers
+    assert FactorThrottle.objects.filter(key=f"a:{totp_hanako.pk}").exists()
+
+    url = "/admin/authguard/accountlock/"
+    perms = ("authguard.view_accountlock", "authguard.unlock_account")
+    lock = AccountLock.objects.get(user=totp_hanako)
+    act(staff_client(staff_user("desk", perms=perms)), url, "unlock", [lock.pk], apply="1", reason="id seen")
+    approve_pending(staff_client(staff_user("desk2", perms=perms)))
+    assert not AccountLock.objects.get(user=totp_hanako).is_locked
+
+    assert not FactorThrottle.objects.filter(key=f"a:{totp_hanako.pk}").exists()
+    assert not FactorThrottle.objects.filter(key__startswith=f"d:{totp_hanako.pk}:").exists()
+    assert FactorThrottle.objects.filter(key=f"a:{other.pk}").exists()
+    settings.AUTHGUARD_THRESHOLDS = {"step_up": 0, "deny": 100}  # her sign-in steps up
+    # (On another network than his: every Japanese address of the tests shares one /24, his scope's.)
+    new_phone = OrderApi(REMOTE_ADDR=IP_V6_FUKUOKA)
+    assert new_phone.login("hanako", HANAKO_PASSWORD).json()["status"] == "step_up_required"
+    clock.shift(timedelta(seconds=31))
+    verified = new_phone.post("/authguard/api/step-up/totp", {"code": totp_token(totp_hanako.totp)})
+    assert verified.status_code == 200, verified.content

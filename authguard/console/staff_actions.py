@@ -39,7 +39,7 @@ from authguard.console.four_eyes import (
     could_not,
 )
 from authguard.exceptions import AuthguardError
-from authguard.factors import lifecycle, removal
+from authguard.factors import lifecycle, removal, throttles
 from authguard.factors.inventory import FACTOR_LABELS, kind_of
 from authguard.login import lockout
 from authguard.models import (
@@ -278,6 +278,10 @@ def _unlock_account(approval: StaffApproval, by: Any) -> str:
         raise NotDone(_("The account was locked again after this request was made. Ask again."))
     if not lockout.unlock(approval.customer, by=by, reason=approval.reason):
         raise NotDone(_("The account was not locked any more."))
+    # SECURITY: the desk checked who she is; the failures whoever knows her username sent while it was
+    # locked must not keep her codes refused after it (a browser without a month of standing shares the
+    # strangers' scope: docs/factor-lifecycle.md).
+    throttles.clear_throttle(user=approval.customer)
     lock = AccountLock.objects.filter(user_id=approval.customer.pk).first()
     if lock is not None:
         audit(by, lock, f"unlocked: {approval.reason}")
