@@ -137,7 +137,8 @@ def test_a_cookie_keeps_its_device_id_across_generations_and_refuses_forgery(clo
 
 
 _LONG_AGO = START - timedelta(days=3)
-#: (rows of the device id, one per account, as (newest, confirmed at, previous); presented; expected)
+#: (rows of the device id, one per account, as (newest, confirmed at, previous), the first the judging
+#: account's own; presented; expected)
 _RULES = [
     ([], 5, CURRENT),
     ([(None, None, None)], 0, CURRENT),  # nothing confirmed yet
@@ -155,6 +156,10 @@ _RULES = [
     # An older copy shown in that minute is no such request (red team, round eight).
     ([(10**6, START - timedelta(seconds=59), 10**5)], 10**4, SUPERSEDED),
     ([(10**6, START - timedelta(seconds=61), 10**5)], 10**4, SUPERSEDED),
+    # Nor is the one before it shown to another account (the first row is the judging account's): the grace
+    # is for her browser's requests in flight, not for a copy one sign-in old (red team, round nine).
+    ([(None, None, None), (10**6, START - timedelta(seconds=59), 10**5)], 10**5, BEHIND),
+    ([(None, None, None), (10**6, START - timedelta(seconds=59), None)], 0, BEHIND),
     # Another account's row of the same browser moved on: the copy is behind for every account.
     ([(10**4, _LONG_AGO, None), (10**6, _LONG_AGO, 10**5)], 10**4, SUPERSEDED),
     # A retired id: the newest cookie at retirement is behind, older ones superseded; no grace.
@@ -168,10 +173,11 @@ _RULES = [
 def test_the_rule_in_python_is_the_rule_in_sql(
     rows: list[Any], presented: int, expected: int, user_factory: Any
 ) -> None:
-    assert judge(rows, presented, START) == expected
+    assert judge([(*row, number == 0) for number, row in enumerate(rows)], presented, START) == expected
+    users = [user_factory(f"u{number}") for number in range(max(1, len(rows)))]
     for number, (newest, at, previous) in enumerate(rows):
         KnownDevice.objects.create(
-            user=user_factory(f"u{number}"),
+            user=users[number],
             cookie_hash="h" * 64,
             first_seen_at=_LONG_AGO,
             last_seen_at=_LONG_AGO,
@@ -184,11 +190,14 @@ def test_the_rule_in_python_is_the_rule_in_sql(
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {device_generations.left_behind_sql(table)}",
-            device_generations.left_behind_params(context, connection),
+            device_generations.left_behind_params(context, connection, users[0].pk),
         )
         (found,) = cursor.fetchone()
     assert (found or CURRENT) == expected
-    assert device_generations.left_behind(device_hash="h" * 64, generation=presented, now=START) == expected
+    judged = device_generations.left_behind(
+        device_hash="h" * 64, generation=presented, now=START, user_id=users[0].pk
+    )
+    assert judged == expected
 
 
 # -- sign-in ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """A device cookie's generations, attacked (red team, round eight; each test failed on the code before): a
 copy from before generations laundered through the thief's own account, and an old copy shown in the minute
-after her sign-in. Threat model: an infostealer's copy of her cookie jar, her password or only her username,
+after her sign-in (round eight), or one sign-in old shown to another account in that minute (round nine).
+Threat model: an infostealer's copy of her cookie jar, her password or only her username,
 an account of the thief's own, days of time; real flows through the demo's JSON API, real TOTP codes."""
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.sessions import device_generations
 
 from . import test_device_cookie_generations as gen
-from .conftest import HANAKO_PASSWORD, IP_OSAKA, OrderApi
+from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, totp_token
 from .test_battery_sessions import give_recovery_codes
-from .test_factor_backoff_walkarounds import lock_and_siege_the_codes_unlock
+from .test_factor_backoff_walkarounds import her_laptop_and_his_account, lock_and_siege_the_codes_unlock
 
 pytestmark = pytest.mark.django_db
 
@@ -121,14 +122,7 @@ def test_an_old_copy_shown_in_the_minute_after_her_sign_in_becomes_a_sibling_of_
         stolen = gen._cookie(browser)  # the malware's copy
         gen._later_sign_ins(browser, clock, 3)  # three sign-ins later: two or more generations behind
 
-        clock.shift(timedelta(days=1))
-        gen._sign_out(browser)
-        gen._sign_in_and_use(browser)  # her morning sign-in; her browser confirms its new cookie
-        clock.shift(timedelta(seconds=20))
-
-        thief = gen._copy(stolen, IP_OSAKA)
-        gen._login(thief, "mallory")
-        flagged = set(gen._last_event().reasons) & device_generations.LEFT_BEHIND_CODES
+        thief, flagged = shown_to_his_account_in_her_minute(stolen, browser, clock)
         thief.get("/api/portfolio")
         his = OrderApi(REMOTE_ADDR=IP_OSAKA)
         his.client.cookies[gen.DEVICE] = gen._cookie(thief)
@@ -137,3 +131,60 @@ def test_an_old_copy_shown_in_the_minute_after_her_sign_in_becomes_a_sibling_of_
 
         assert flagged, "a copy three sign-ins old was judged current"
         assert throttles.established_device(request, user=hanako) is None
+
+
+@pytest.mark.battery(71)
+@pytest.mark.usefixtures("geoip")
+def test_a_copy_one_sign_in_old_shown_in_the_minute_after_her_sign_in_is_laundered_into_her_browser(
+    brokerage_customer: Any, user_factory: Any, settings: Any
+) -> None:
+    """Round eight narrowed the grace after a fresh confirmation to "the one before it", but the one before
+    it is exactly what an infostealer's copy holds once she has signed in again (the most common copy of
+    all: taken some day after one sign-in, used after the next). She signs in at nine every morning; twenty
+    seconds after her browser confirms its new cookie the thief shows the copy, one sign-in old, to his own
+    account (mallory). In the grace minute it is CURRENT: no finding, no retirement, and mallory's sign-in
+    re-issues her device id to him at a generation within sibling distance of her newest. From then on his
+    cookie is "her browser of a year" at the factor throttle, and neither holder is ever behind the other
+    (siblings): his wrong codes at the codes unlock go into her browser's own scope and onto her
+    authenticator's own back-off, and her right codes from her own browser are refused."""
+    with her_laptop_and_his_account(brokerage_customer, user_factory) as (hanako, codes, browser, clock):
+        stolen = gen._cookie(browser)  # the malware's copy, taken after her last sign-in
+
+        thief, flagged = shown_to_his_account_in_her_minute(stolen, browser, clock)
+        thief.get("/api/portfolio")  # his browser confirms what mallory's sign-in gave it
+        laundered = gen._cookie(thief)
+        clock.shift(timedelta(hours=2))
+        browser.get("/api/portfolio")  # her live session is checked: is her browser behind his?
+
+        his = OrderApi(REMOTE_ADDR=IP_OSAKA)
+        his.client.cookies[gen.DEVICE] = laundered
+        request = his.get("/api/csrf").wsgi_request
+        passes_for_hers = throttles.established_device(request, user=hanako) is not None
+
+        answers = lock_and_siege_the_codes_unlock(hanako, codes[2], clock, settings, thief=his)
+        assert 400 in answers and 429 in answers  # he was held back, and kept at it
+
+        mine = OrderApi(REMOTE_ADDR=IP_TOKYO)
+        mine.client.cookies[gen.DEVICE] = gen._cookie(browser)
+        body = {"username": "hanako", "totp_code": totp_token(hanako.totp), "recovery_code": codes[0]}
+        hers = mine.post("/api/unlock/codes", body)
+        back_off = TOTPDevice.objects.get(pk=hanako.totp.pk).throttling_failure_count
+
+        assert hers.status_code == 202, (hers.status_code, hers.content[:200])  # 429: his failures, hers
+        assert back_off == 0, f"his wrong codes went onto her authenticator's own back-off ({back_off})"
+        assert not passes_for_hers, "the laundered copy passes for her browser of a year at the throttle"
+        assert flagged, "a copy one sign-in old, shown in the grace minute, was judged current"
+        assert RecoveryCode.objects.filter(used_at__isnull=False).count() == 1
+
+
+def shown_to_his_account_in_her_minute(stolen: str, browser: Any, clock: Any) -> tuple[Any, set[str]]:
+    """A day later she signs in (her browser confirms its new cookie); twenty seconds on the thief shows
+    the ``stolen`` copy to his own account (mallory). Returns his browser and the left-behind findings of
+    his sign-in."""
+    clock.shift(timedelta(days=1))
+    gen._sign_out(browser)
+    gen._sign_in_and_use(browser)
+    clock.shift(timedelta(seconds=20))
+    thief = gen._copy(stolen, IP_OSAKA)
+    gen._login(thief, "mallory")
+    return thief, set(gen._last_event().reasons) & device_generations.LEFT_BEHIND_CODES

@@ -409,10 +409,6 @@ def test_the_desks_unlock_opens_her_scopes_that_the_thief_kept_shut(
     She calls the desk, which unlocks the account after checking who she is (four eyes): her right code
     from a browser without a month of standing (a new phone, or her browser's new id after a retirement)
     is taken at once, not refused for the thief's failures. Another account's scope is not touched."""
-    from .console_data import staff_client, staff_user
-    from .staff_fixtures import approve_pending
-    from .test_admin_orders import act
-
     codes = give_recovery_codes(totp_hanako)
     other = user_factory("taro")
     FactorThrottle.objects.create(key=f"a:{other.pk}", failures=3, last_failure_at=timezone.now())
@@ -420,15 +416,11 @@ def test_the_desks_unlock_opens_her_scopes_that_the_thief_kept_shut(
     assert 429 in answers
     assert FactorThrottle.objects.filter(key=f"a:{totp_hanako.pk}").exists()
 
-    url = "/admin/authguard/accountlock/"
-    perms = ("authguard.view_accountlock", "authguard.unlock_account")
-    lock = AccountLock.objects.get(user=totp_hanako)
-    act(staff_client(staff_user("desk", perms=perms)), url, "unlock", [lock.pk], apply="1", reason="id seen")
-    approve_pending(staff_client(staff_user("desk2", perms=perms)))
-    assert not AccountLock.objects.get(user=totp_hanako).is_locked
+    desk_unlocks(totp_hanako)
 
-    assert not FactorThrottle.objects.filter(key=f"a:{totp_hanako.pk}").exists()
-    assert not FactorThrottle.objects.filter(key__startswith=f"d:{totp_hanako.pk}:").exists()
+    # Opened, not forgotten: his failures still count, so his next wrong code waits longer than his last.
+    hers = FactorThrottle.objects.get(key=f"a:{totp_hanako.pk}")
+    assert hers.blocked_until is None and hers.failures > 10
     assert FactorThrottle.objects.filter(key=f"a:{other.pk}").exists()
     settings.AUTHGUARD_THRESHOLDS = {"step_up": 0, "deny": 100}  # her sign-in steps up
     # (On another network than his: every Japanese address of the tests shares one /24, his scope's.)
@@ -437,3 +429,55 @@ def test_the_desks_unlock_opens_her_scopes_that_the_thief_kept_shut(
     clock.shift(timedelta(seconds=31))
     verified = new_phone.post("/authguard/api/step-up/totp", {"code": totp_token(totp_hanako.totp)})
     assert verified.status_code == 200, verified.content
+
+
+@pytest.mark.battery(71)
+def test_after_the_desks_unlock_his_next_wrong_code_does_not_shut_the_strangers_scope(
+    hanako: Any, totp_factory: Any, clock: Any, settings: Any
+) -> None:
+    """docs/factor-lifecycle.md: after the desk's unlock "her code is taken at once; his next wrong code shuts
+    the strangers' scope again". ``clear_throttle`` deletes the account's scope instead of opening it: his
+    count starts from nothing, with the account's ten free failures. With her username only he locks her
+    again (three wrong passwords), and from a network he has not used yet he gets ten checked guesses at
+    her authenticator in a row, at once, where the open-but-remembered scope would have checked one and shut
+    (an hour, as before the unlock). Each desk unlock she asks for (the documented answer to his siege) buys
+    him a fresh batch; the desk's own scope clearance should open her way, not reset his count."""
+    hanako.totp = totp_factory(hanako)
+    codes = give_recovery_codes(hanako)
+    answers = lock_and_siege_the_codes_unlock(hanako, codes[2], clock, settings)
+    assert 429 in answers
+    shut = FactorThrottle.objects.get(key=f"a:{hanako.pk}")
+    assert shut.failures > 20 and shut.blocked_until > timezone.now()  # his siege: an hour per guess
+
+    desk_unlocks(hanako)
+
+    # He locks her again with her username, and guesses from a network he has not used before.
+    fresh = OrderApi(REMOTE_ADDR="198.51.100.77")
+    for _ in range(3):
+        assert fresh.post("/api/login", {"username": "hanako", "password": "guess"}).status_code == 401
+    assert AccountLock.objects.get(user=hanako).is_locked
+    checked = 0
+    for _ in range(10):  # ten seconds
+        clock.shift(1)
+        body = {"username": "hanako", "totp_code": wrong_code(hanako.totp), "recovery_code": codes[2]}
+        answer = OrderApi(REMOTE_ADDR="198.51.100.77").post("/api/unlock/codes", body)  # a session each
+        if answer.status_code == 400:
+            checked += 1
+        elif answer.status_code == 429:
+            break
+    assert checked <= 1, f"{checked} guesses at her authenticator in ten seconds after the desk's unlock"
+
+
+def desk_unlocks(user: Any) -> None:
+    """The desk unlocks ``user``'s account after checking who she is: one staff member asks, another
+    approves (four eyes), through the console's lock list."""
+    from .console_data import staff_client, staff_user
+    from .staff_fixtures import approve_pending
+    from .test_admin_orders import act
+
+    url = "/admin/authguard/accountlock/"
+    perms = ("authguard.view_accountlock", "authguard.unlock_account")
+    lock = AccountLock.objects.get(user=user)
+    act(staff_client(staff_user("desk", perms=perms)), url, "unlock", [lock.pk], apply="1", reason="id seen")
+    approve_pending(staff_client(staff_user("desk2", perms=perms)))
+    assert not AccountLock.objects.get(user=user).is_locked

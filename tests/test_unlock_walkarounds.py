@@ -18,7 +18,7 @@ from django.utils import timezone
 from authguard.login import lockout
 from authguard.models import AccountLock, AccountSecurity, Notification, PasskeyDevice, RecoveryCode
 
-from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, of_long_standing, totp_token
+from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, of_long_standing, totp_token, wrong_code
 from .test_factors_relayed_code import disabled_totp, new_key, register
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
@@ -217,3 +217,40 @@ def totp_hanako(hanako: Any, totp_factory: Any) -> Any:
     """The demo customer with an authenticator app of long standing, no recovery codes, no passkey."""
     hanako.totp = totp_factory(hanako)
     return hanako
+
+
+@pytest.mark.battery(66)
+def test_with_only_her_username_the_codes_unlock_says_whether_her_factors_are_cooling_off(
+    hanako: Any, totp_factory: Any, settings: Any
+) -> None:
+    """Round eight moved the cooling-off refusal before any code is verified (``_codes_could_unlock``): the
+    403 "cannot be unlocked this way" now answers a request with no right code at all. Whoever has her
+    username locks her account (three wrong passwords) and sends two made-up codes: 403 tells him she minted
+    new recovery codes (or added an app, or an account cooling-off runs) within the cooling-off before the
+    lock, i.e. that she has noticed, and that her own way back without a passkey is closed for this lock;
+    400 tells him the opposite. The probe is free: refused before ``verify_code``, it is neither throttled
+    nor counted, so he can ask as often as he likes. Before round eight a wrong authenticator code got the
+    same 400 either way (the cooling-off was asked only after both codes verified). The answer to wrong codes
+    must not depend on her factors' state."""
+    hanako.totp = totp_factory(hanako)  # her authenticator app of a year
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 3
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        mine = OrderApi(REMOTE_ADDR=IP_TOKYO)
+        mine.login("hanako", HANAKO_PASSWORD)
+        assert mine.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+        assert mine.post("/authguard/api/recovery-codes").status_code == 201  # new codes: they cool off
+        mine.post("/api/logout")
+
+        clock.shift(timedelta(hours=3))
+        thief = OrderApi(REMOTE_ADDR=IP_OSAKA)
+        for _ in range(3):
+            assert thief.post("/api/login", {"username": "hanako", "password": "guess"}).status_code == 401
+        assert AccountLock.objects.get(user=hanako).is_locked
+
+        made_up = {"username": "hanako", "totp_code": wrong_code(hanako.totp), "recovery_code": "A" * 16}
+        answers = []
+        for _ in range(30):
+            clock.shift(1)
+            answers.append(thief.post("/api/unlock/codes", made_up).status_code)
+
+        assert set(answers) <= {400, 429}, f"made-up codes learnt her factors' state: {sorted(set(answers))}"

@@ -83,7 +83,7 @@ def _refused_for_unlock(user: Any, device: Any) -> bool:
 
 def _codes_could_unlock(user: Any) -> bool:
     """Whether the codes unlock could succeed at all: the recovery codes and at least one authenticator app
-    neither cooling off now nor when the account was locked. Asked before any code is verified.
+    neither cooling off now nor when the account was locked. Asked before the recovery code is verified.
 
     SECURITY: a refusal after ``verify_recovery_code`` would spend one of her codes for nothing, at every
     try, until none is left (red team, round eight).
@@ -140,13 +140,14 @@ def request_unlock_with_codes(
     wait = app_settings.UNLOCK_WAIT_HOURS
     if not is_locked(user):
         raise NotLocked()
-    if wait is None or not codes_unlock_available(user) or not _codes_could_unlock(user):
+    if wait is None or not codes_unlock_available(user):
         raise UnlockUnavailable()
-    # SECURITY: the authenticator code first, so a wrong one never spends a recovery code.
+    # SECURITY: the authenticator code first, so a wrong one never spends a recovery code, and only whoever
+    # holds her app learns whether her factors are cooling off (red team, round nine).
     totp = verify_totp(user, totp_code, request=request, while_locked=True)
     if totp is None:
         raise InvalidCredential(code="wrong_code")
-    if _refused_for_unlock(user, totp):
+    if _refused_for_unlock(user, totp) or not _codes_could_unlock(user):
         # SECURITY: codes minted or an app added during a cooling-off may be the thief's (issue 10); refused
         # before the recovery code is spent (red team, round eight).
         raise UnlockUnavailable()

@@ -330,7 +330,7 @@ class DatabaseHistory:
             db = connections[alias]
             user = statements.user_id(ctx.user_id, using=alias)
             at = db.ops.adapt_datetimefield_value(ctx.time)
-            generation = left_behind_params(ctx, db)
+            generation = left_behind_params(ctx, db, user)
             ((stored, trusted_flag, legacy_flag, behind, revoked_flag),) = statements.fetch_all(
                 _profile_sql(alias),
                 [user, user, ctx.device_hash or "", at, user, ctx.legacy_device_hash or "", at, *generation]

@@ -59,7 +59,8 @@ _SIBLING_MS = GRACE_SECONDS * 1000
 
 def left_behind_sql(devices_table: str) -> str:
     """A scalar subquery: how far the presented generation is behind (0, 1, 2; NULL without a row), over
-    every account's row of the device id, with :func:`left_behind_params`. The risk history asks it in the
+    every account's row of the device id (the grace only on the judging account's own row), with
+    :func:`left_behind_params`. The risk history asks it in the
     statement that reads the profile, so a sign-in costs no query more (issue 15). SECURITY:
     ``devices_table`` is the model's own quoted name, the constants are integers; every value is a
     parameter."""
@@ -68,33 +69,35 @@ def left_behind_sql(devices_table: str) -> str:
         f" WHEN cookie_generation >= {RETIRED} THEN CASE WHEN previous_generation IS NOT NULL"
         f" AND %s >= previous_generation - {_SIBLING_MS} THEN 1 ELSE 2 END"
         f" WHEN %s >= cookie_generation - {_SIBLING_MS} THEN 0"
-        " WHEN cookie_generation_at > %s AND (previous_generation IS NULL"
+        " WHEN cookie_generation_at > %s AND user_id = %s AND (previous_generation IS NULL"
         f" OR %s >= previous_generation - {_SIBLING_MS}) THEN 0"
         " WHEN previous_generation IS NULL OR %s >= previous_generation THEN 1 ELSE 2 END)"
         f" FROM {devices_table} WHERE cookie_hash = %s)"
     )
 
 
-def left_behind_params(ctx: Any, connection: Any) -> list[Any]:
-    """The parameters of :func:`left_behind_sql` for a login context (no row without a live cookie)."""
+def left_behind_params(ctx: Any, connection: Any, user: Any) -> list[Any]:
+    """The parameters of :func:`left_behind_sql` for a login context (no row without a live cookie) of the
+    account ``user`` (its id as the database takes it)."""
     generation = ctx.device_generation
     live = generation is not None and bool(ctx.device_hash)
     grace_start = connection.ops.adapt_datetimefield_value(ctx.time - timedelta(seconds=GRACE_SECONDS))
     presented = generation or 0
-    return [presented, presented, grace_start, presented, presented, ctx.device_hash if live else ""]
+    return [presented, presented, grace_start, user, presented, presented, ctx.device_hash if live else ""]
 
 
-Row = tuple[int | None, datetime | None, int | None]
+Row = tuple[int | None, datetime | None, int | None, bool]
 
 
 def judge(rows: list[Row], generation: int, now: datetime) -> int:
     """:func:`left_behind_sql` in Python: ``rows`` are ``(cookie_generation, cookie_generation_at,
-    previous_generation)`` of the device id's rows, one per account."""
+    previous_generation, whether the row is the judging account's own)`` of the device id's rows, one per
+    account."""
     return max((_judge_row(row, generation, now) for row in rows), default=CURRENT)
 
 
 def _judge_row(row: Row, generation: int, now: datetime) -> int:
-    newest, confirmed_at, previous = row
+    newest, confirmed_at, previous, own = row
     if newest is None:
         return CURRENT
     if newest >= RETIRED:
@@ -106,8 +109,10 @@ def _judge_row(row: Row, generation: int, now: datetime) -> int:
         return CURRENT
     # SECURITY: the grace covers the one cookie before the newest (requests sent before the browser took
     # its new cookie), never an older one: a copy three sign-ins old shown in the minute after her sign-in
-    # would otherwise be current, and re-issued as her browser's sibling (red team, round eight).
-    fresh = confirmed_at is not None and confirmed_at > now - timedelta(seconds=GRACE_SECONDS)
+    # would otherwise be current, and re-issued as her browser's sibling (red team, round eight). And only
+    # for the account whose row it is: her browser's requests in flight are her account's; the copy one
+    # sign-in old shown to another account in that minute is a copy (round nine).
+    fresh = own and confirmed_at is not None and confirmed_at > now - timedelta(seconds=GRACE_SECONDS)
     if fresh and (previous is None or generation >= previous - _SIBLING_MS):
         return CURRENT
     if previous is None or generation >= previous:
@@ -115,12 +120,13 @@ def _judge_row(row: Row, generation: int, now: datetime) -> int:
     return SUPERSEDED
 
 
-def left_behind(*, device_hash: str, generation: int, now: datetime) -> int:
-    """How far ``generation`` of the device id is behind the newest one any account confirmed."""
+def left_behind(*, device_hash: str, generation: int, now: datetime, user_id: Any) -> int:
+    """How far ``generation`` of the device id is behind the newest one any account confirmed, judged for
+    the account ``user_id`` (the grace minute counts on its own row only)."""
     rows = KnownDevice.objects.filter(cookie_hash=device_hash).values_list(
-        "cookie_generation", "cookie_generation_at", "previous_generation"
+        "cookie_generation", "cookie_generation_at", "previous_generation", "user_id"
     )
-    return judge(list(rows), generation, now)
+    return judge([(*row[:3], row[3] == user_id) for row in rows], generation, now)
 
 
 def holds_newest(*, newest: int | None, previous: int | None, generation: int) -> bool:
@@ -208,7 +214,7 @@ def check_session(
     state["dgt"] = now
     try:
         with transaction.atomic():  # a savepoint: a failure leaves a portal's request transaction usable
-            behind = left_behind(device_hash=device, generation=generation, now=at)
+            behind = left_behind(device_hash=device, generation=generation, now=at, user_id=request.user.pk)
             if behind:
                 retire(device_hash=device, now=at)
     except DatabaseError:
@@ -229,7 +235,7 @@ def note_reported(state: dict[str, Any], device: str | None, generation: int | N
 
 
 def reissued_id(
-    *, device_id: str, device: str, generation: int | None, decision: Any, now: datetime
+    *, device_id: str, device: str, generation: int | None, decision: Any, now: datetime, user_id: Any
 ) -> str | None:
     """The id a verified sign-in's or step-up's re-issued cookie carries: ``device_id`` (the next
     generation), or None (a new id) when the presented cookie was left behind or its id retired.
@@ -238,7 +244,9 @@ def reissued_id(
     if decision is not None:
         behind = bool(LEFT_BEHIND_CODES & set(decision.assessment.reasons))
     else:
-        behind = left_behind(device_hash=device, generation=generation or 0, now=now) > CURRENT
+        behind = (
+            left_behind(device_hash=device, generation=generation or 0, now=now, user_id=user_id) > CURRENT
+        )
     # SECURITY: never the next generation of a copy: that would make it current again (a laundered copy).
     return None if behind else device_id
 

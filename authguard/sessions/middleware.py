@@ -483,7 +483,12 @@ class AuthguardMiddleware:
             return
         if device_id is not None and device is not None:
             device_id = device_generations.reissued_id(
-                device_id=device_id, device=device, generation=generation, decision=decision, now=clock.now()
+                device_id=device_id,
+                device=device,
+                generation=generation,
+                decision=decision,
+                now=clock.now(),
+                user_id=request.user.pk,
             )
         value = new_device_cookie(device_id, after=generation)
         # SECURITY: HttpOnly keeps scripts (and XSS) away from it; the server stores only its keyed hash.
