@@ -60,6 +60,7 @@ from authguard.login import lockout
 from authguard.login.flow import LoginResult, locked_message
 from authguard.resilience import CacheUnavailable, guarded_cache_call
 from authguard.sessions import state as sessions_state
+from authguard.sessions import token_activity
 from authguard.sessions.state import api_access_revoked
 from authguard.sessions.token_strength import STRENGTH_TTL_SECONDS as STRENGTH_TTL_SECONDS
 from authguard.sessions.token_strength import Strength as Strength
@@ -367,6 +368,7 @@ def revoke_tokens(user: Any) -> int:
     for key in keys:
         forget_token_strength(key)
     Token.objects.filter(key__in=keys).delete()
+    token_activity.forget(keys)
     return len(keys)
 
 
@@ -381,9 +383,10 @@ def _issue_token(user: Any) -> str:
         try:
             with transaction.atomic():
                 revoke_tokens(user)
-                token = Token.objects.create(user=user)
+                token, now = Token.objects.create(user=user), clock.now()
                 # auto_now_add is this node's clock; the lifetime counts on authguard's (the database's).
-                Token.objects.filter(pk=token.pk).update(created=clock.now())
+                Token.objects.filter(pk=token.pk).update(created=now)
+                token_activity.note_issued(token.key, now=now)
                 return str(token.key)
         except IntegrityError:
             continue  # a concurrent login of the same account created one in between: replace it
@@ -394,17 +397,15 @@ def _issue_token(user: Any) -> str:
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
-    """DRF's token authentication, refusing the tokens of locked accounts (a lock ends every session; a
-    token is one) and ending a token older than ``AUTHGUARD_SESSION_ABSOLUTE_SECONDS``, as a browser session
-    ends. Use it instead of DRF's in ``DEFAULT_AUTHENTICATION_CLASSES``."""
+    """DRF's token authentication: refuses the tokens of locked accounts and ends a token past a session's
+    lifetime or idle limit (``sessions.token_activity``). Use it instead of DRF's in the settings."""
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
         user, token = super().authenticate_credentials(key)
-        age = (clock.now() - token.created).total_seconds()
-        if age > app_settings.SESSION_ABSOLUTE_SECONDS or clock.is_from_the_future(age):
-            # SECURITY: a token is a session: a relayed-code sign-in must not buy weeks of access (nor a
-            # token dated ahead by a node's fast clock).
+        if token_activity.ended(token):
+            # SECURITY: a token is a session: a relayed-code sign-in must not buy weeks of access.
             Token.objects.filter(pk=token.pk).delete()
+            token_activity.forget([token.key])
             raise exceptions.AuthenticationFailed(_("Your session has ended. Sign in again."))
         # SECURITY: fail closed: a lock state that cannot be read refuses the token too.
         if lockout.is_locked_fail_closed(user):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from hashlib import sha256
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from rest_framework.authtoken.models import Token
 from authguard import clock as authguard_clock
 from authguard.conf import app_settings
 from authguard.login import lockout, unlocking
-from authguard.models import AccountLock
+from authguard.models import AccountLock, TokenActivity
 
 from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, passkey_step_up, totp_token
 
@@ -183,3 +184,41 @@ def test_an_api_tokens_absolute_lifetime_does_not_stretch_with_the_issuing_nodes
     assert used.status_code in (401, 403), (
         f"the token still works {(later - start).total_seconds() / 3600:.0f} h after the sign-in"
     )
+
+
+# -- an API token left unused is a session left open -------------------------------------------------------
+
+
+@pytest.mark.battery(66)
+def test_an_api_token_left_unused_ends_like_an_idle_browser_session(alice_with_totp: Any, clock: Any) -> None:
+    """docs/step-up.md: a session unused for ``AUTHGUARD_SESSION_IDLE_SECONDS`` (an hour) is signed out. The
+    thief's token from one relayed code, put aside and picked up again later in the day (when she is not
+    looking), still worked until the absolute lifetime: idle time was not measured for tokens."""
+    token = thief_token(alice_with_totp)
+    idle = app_settings.SESSION_IDLE_SECONDS
+    # Used every half hour, the token lives (the idle time counts from the last use, not the sign-in).
+    for _ in range(4):
+        clock.shift(idle // 2)
+        assert with_token(api(IP_SG_VPS), token).get("/drf/portfolio").status_code == 200
+    clock.shift(idle + 61)
+    ended = with_token(api(IP_SG_VPS), token).get("/drf/portfolio")
+    assert ended.status_code in (401, 403), "an API token unused for longer than a session may be still works"
+    assert not Token.objects.filter(key=token).exists()
+    assert not TokenActivity.objects.filter(token_digest=sha256(token.encode()).hexdigest()).exists()
+
+
+def test_a_token_from_before_its_activity_was_kept_counts_as_idle_since_its_sign_in(
+    alice_with_totp: Any, clock: Any
+) -> None:
+    """A token issued before the activity table existed has no row: it is idle since it was issued (it
+    ends rather than living on unmeasured), and one still in its first hour is kept and measured from now."""
+    token = thief_token(alice_with_totp)
+    TokenActivity.objects.filter(token_digest=sha256(token.encode()).hexdigest()).delete()
+    clock.shift(app_settings.SESSION_IDLE_SECONDS // 2)
+    assert with_token(api(IP_SG_VPS), token).get("/drf/portfolio").status_code == 200
+    assert TokenActivity.objects.filter(
+        token_digest=sha256(token.encode()).hexdigest()
+    ).exists()  # measured from this use on
+    TokenActivity.objects.filter(token_digest=sha256(token.encode()).hexdigest()).delete()
+    clock.shift(app_settings.SESSION_IDLE_SECONDS)
+    assert with_token(api(IP_SG_VPS), token).get("/drf/portfolio").status_code in (401, 403)

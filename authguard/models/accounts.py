@@ -9,6 +9,8 @@
 * :class:`ContactChange` is a pending e-mail address change, confirmed by a code mailed to the new address.
 * :class:`FactorThrottle` counts second-factor failures of sessions that are not the customer's, per session,
   network and account, with growing delays.
+* :class:`TokenActivity` is when an API token (``authguard.drf``) was last used: a token is a session, and
+  one idle longer than a browser session may be ends.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from django.db import models
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
-__all__ = ["AccountSecurity", "ContactChange", "FactorThrottle", "PreviousEmail"]
+__all__ = ["AccountSecurity", "ContactChange", "FactorThrottle", "PreviousEmail", "TokenActivity"]
 
 
 class AccountSecurity(models.Model):
@@ -136,3 +138,21 @@ class FactorThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.failures}"
+
+
+class TokenActivity(models.Model):
+    """When an API token was last used, on authguard's clock (DRF's ``Token`` has no such field).
+
+    Written when the token is issued and at most once a minute while it is used
+    (:class:`authguard.drf.TokenAuthentication`); deleted with the token. ``token_digest`` is the SHA-256 of
+    the token's key: a second copy of a bearer secret would be one more place to steal it from."""
+
+    token_digest = models.CharField(max_length=64, primary_key=True)
+    last_used_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("API token activity")
+        verbose_name_plural = _("API token activity")
+
+    def __str__(self) -> str:
+        return f"token used {self.last_used_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,64 @@
+"""An API token is a session: how long it may live, and how long it may sit unused.
+
+A browser session is signed out after ``AUTHGUARD_SESSION_IDLE_SECONDS`` unused (NIST SP 800-63B AAL2: at most
+an hour) and ``AUTHGUARD_SESSION_ABSOLUTE_SECONDS`` after its sign-in however active (24 hours). An API token
+issued by :mod:`authguard.drf` is the same sign-in, so it ends by the same two limits, both on authguard's
+clock (corrected to the database's: docs/faults.md). DRF's ``Token`` has no "last used" field:
+:class:`~authguard.models.TokenActivity` keeps it, written at issue and at most once a minute while the token
+is used (:data:`TOUCH_SECONDS`), so a busy client costs one indexed read per call and a write a minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from authguard import clock
+from authguard.conf import app_settings
+from authguard.models import TokenActivity
+
+#: A token's last use is written at most this often: its idle time is known to within a minute.
+TOUCH_SECONDS = 60
+
+
+def _digest(token_key: str) -> str:
+    # SECURITY: the key is a bearer secret; only its digest is kept here.
+    return hashlib.sha256(token_key.encode()).hexdigest()
+
+
+def note_issued(token_key: str, *, now: datetime) -> None:
+    """A token was just issued: it was last used now."""
+    TokenActivity.objects.update_or_create(token_digest=_digest(token_key), defaults={"last_used_at": now})
+
+
+def forget(token_keys: Collection[str]) -> None:
+    """The tokens were revoked: their activity names nothing any more."""
+    TokenActivity.objects.filter(token_digest__in=[_digest(key) for key in token_keys]).delete()
+
+
+def ended(token: Any) -> bool:
+    """Whether ``token`` (DRF's ``Token``: ``key``, ``created``) has ended: older than the absolute session
+    lifetime, dated in the future beyond the clock tolerance, or unused for longer than a session may be
+    idle. A live token's use is noted (at most once a minute).
+
+    SECURITY: a token without an activity row (issued before this table existed) counts as idle since it
+    was created: it ends rather than living on unmeasured.
+    """
+    now, digest = clock.now(), _digest(token.key)
+    age = (now - token.created).total_seconds()
+    if age > app_settings.SESSION_ABSOLUTE_SECONDS or clock.is_from_the_future(age):
+        return True
+    last = (
+        TokenActivity.objects.filter(token_digest=digest).values_list("last_used_at", flat=True).first()
+        or token.created
+    )
+    if (now - last).total_seconds() > app_settings.SESSION_IDLE_SECONDS:
+        return True
+    if now - last >= timedelta(seconds=TOUCH_SECONDS):
+        # A conditional write: concurrent calls of one client write once, and never move the time back.
+        rows = TokenActivity.objects.filter(token_digest=digest, last_used_at__lt=now)
+        if not rows.update(last_used_at=now):
+            TokenActivity.objects.get_or_create(token_digest=digest, defaults={"last_used_at": now})
+    return False
