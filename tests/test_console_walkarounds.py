@@ -460,3 +460,46 @@ def test_the_thiefs_cooling_off_passkey_does_not_survive_the_desks_containment(
     back = thief.post("/authguard/api/login/passkey", key.get(options.json()), "application/json")
     assert back.status_code in (400, 403), back.content
     assert thief.get("/api/portfolio").status_code != 200
+
+
+@pytest.mark.battery(66)
+@every_containment
+def test_the_thiefs_browser_does_not_age_into_her_browser_of_a_month_after_the_containment(
+    taken_over: Any, containment: str
+) -> None:
+    """The thief signed in with the password and one relayed code from a browser of his own: the account
+    knows it from then on. The desk contained the account, but his browser stayed a known device and kept
+    aging: a month later it was "a browser the account has known for a month" (its own throttle scope; a
+    factor enrolled from a low-risk sign-in on it vouched for) and its cookie earned the known-device
+    discount. Every containment forgets the browsers the account met in the month before it; hers of long
+    standing are untouched."""
+    from django.test import RequestFactory
+
+    from authguard.factors import throttles
+    from authguard.models import KnownDevice
+
+    from .conftest import IP_OSAKA, totp_token
+    from .test_device_cookie_generations import _client, _cookie, _login
+
+    hanako, clock = taken_over, taken_over.clock
+    thief = _client(IP_OSAKA)
+    assert _login(thief)["status"] == "step_up_required"
+    relayed = thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}, "application/json")
+    assert relayed.status_code == 200, relayed.content
+    assert thief.get("/api/portfolio").status_code == 200
+    his = KnownDevice.objects.filter(user=hanako, first_seen_at__gt=timezone.now() - timedelta(days=1))
+    assert his.count() == 1
+    clock.shift(3600)
+
+    contained = contain(hanako, containment)
+    assert "1 browser(s) met in the last" in contained.result
+    assert his.get().revoked_at is not None
+    assert not KnownDevice.objects.filter(user=hanako, revoked_at__isnull=False).exclude(pk=his.get().pk)
+
+    clock.shift(timedelta(days=throttles.ESTABLISHED_DEVICE_DAYS + 1))
+    request = RequestFactory().get("/", REMOTE_ADDR=IP_OSAKA)
+    request.COOKIES["authguard_device"] = _cookie(thief)
+    assert throttles.established_device(request, user=hanako) is None
+    laptop = RequestFactory().get("/")
+    laptop.COOKIES["authguard_device"] = _cookie(hanako.laptop)
+    assert throttles.established_device(laptop, user=hanako) is not None  # hers, of long standing

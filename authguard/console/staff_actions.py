@@ -45,6 +45,7 @@ from authguard.login import lockout
 from authguard.models import (
     AccountLock,
     HeldOrder,
+    KnownDevice,
     NetworkBlock,
     PolicyVersion,
     StaffAction,
@@ -386,7 +387,8 @@ def _containing(
 ) -> Callable[[StaffApproval, Any], str]:
     """``execute`` (a containment: a lock, an end of sessions, a forced reset), then what every containment
     also closes: the factors still cooling off are revoked, as the customer's own password reset revokes
-    them, and an open re-binding grant is withdrawn.
+    them, an open re-binding grant is withdrawn, and the browsers the account met in the last
+    ``ESTABLISHED_DEVICE_DAYS`` are forgotten (:func:`_forget_young_browsers`).
 
     SECURITY: ending the thief's sessions or his password is no containment while his passkey, added with
     the password and one relayed code, still signs him in without either, or while the desk's grant given
@@ -403,13 +405,33 @@ def _containing(
             customer, reason=f"contained: {approval.reason}"
         )
         withdrawn = lifecycle.withdraw_rebind_grant(customer)
+        forgotten = _forget_young_browsers(customer)
         if removed:
             result += f"; {removed} sign-in method(s) still cooling off revoked"
         if withdrawn:
             result += "; the open re-binding grant withdrawn"
+        if forgotten:
+            result += (
+                f"; {forgotten} browser(s) met in the last {throttles.ESTABLISHED_DEVICE_DAYS} days forgotten"
+            )
         return result
 
     return contain
+
+
+def _forget_young_browsers(customer: Any) -> int:
+    """Forget the browsers ``customer``'s account first met in the last ``ESTABLISHED_DEVICE_DAYS``; returns
+    how many.
+
+    SECURITY: the thief's browser, known to the account since his sign-in, kept aging after the containment
+    into "a browser the account has known for a month" (its own throttle scope, a vouched session) and kept
+    the known-device discount (red team, round eight). The desk cannot tell his from her new phone; hers
+    is learned again at her next verified sign-in, counted from then (``risk.history.learn``).
+    """
+    now = clock.now()
+    since = now - timedelta(days=throttles.ESTABLISHED_DEVICE_DAYS)
+    young = KnownDevice.objects.filter(user=customer, revoked_at__isnull=True, first_seen_at__gt=since)
+    return young.update(revoked_at=now, trusted_until=None)
 
 
 # Keyed by StaffApproval.action, a plain string equal to the members.
