@@ -39,20 +39,20 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
-from django.dispatch import receiver
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
-from rest_framework import authentication, exceptions, permissions, status
-from rest_framework.authtoken.models import Token
+from rest_framework import exceptions, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from authguard import clock
 from authguard.conf import app_settings
+from authguard.drf_tokens import TokenAuthentication as TokenAuthentication
+from authguard.drf_tokens import _issue_token as _issue_token
+from authguard.drf_tokens import revoke_tokens as revoke_tokens
 from authguard.exceptions import Throttled
 from authguard.factors import inventory
 from authguard.factors import methods as factor_methods
@@ -60,8 +60,6 @@ from authguard.login import lockout
 from authguard.login.flow import LoginResult, locked_message
 from authguard.resilience import CacheUnavailable, guarded_cache_call
 from authguard.sessions import state as sessions_state
-from authguard.sessions import token_activity
-from authguard.sessions.state import api_access_revoked
 from authguard.sessions.token_strength import STRENGTH_TTL_SECONDS as STRENGTH_TTL_SECONDS
 from authguard.sessions.token_strength import Strength as Strength
 from authguard.sessions.token_strength import forget_token_strength as forget_token_strength
@@ -353,64 +351,7 @@ def _claim(pending: PendingLogin) -> None:
         raise _expired()
 
 
-@receiver(api_access_revoked, dispatch_uid="authguard.drf.revoke_tokens")
-def _revoke_on_access_ended(sender: Any, *, user: Any, **kwargs: Any) -> int:
-    return revoke_tokens(user)
-
-
-def revoke_tokens(user: Any) -> int:
-    """Delete every DRF token of ``user`` and their strong verifications; return how many there were.
-
-    SECURITY: :func:`authguard.login.flow.password_changed` calls it, so a password change or reset ends a
-    thief's API token as it ends his sessions.
-    """
-    keys = list(Token.objects.filter(user=user).values_list("key", flat=True))
-    for key in keys:
-        forget_token_strength(key)
-    Token.objects.filter(key__in=keys).delete()
-    token_activity.forget(keys)
-    return len(keys)
-
-
-def _issue_token(user: Any) -> str:
-    """A new token for every login; the one the account had, and its strength, end here.
-
-    SECURITY: DRF keeps one token per user. Handing out the existing one (``get_or_create``) gave a thief's
-    password-only login the customer's token, which then became as strong as her next passkey step-up, and
-    gave her login his (red team, 2026-12-04). A login elsewhere signs the previous holder out instead.
-    """
-    for _attempt in range(3):
-        try:
-            with transaction.atomic():
-                revoke_tokens(user)
-                token, now = Token.objects.create(user=user), clock.now()
-                # auto_now_add is this node's clock; the lifetime counts on authguard's (the database's).
-                Token.objects.filter(pk=token.pk).update(created=now)
-                token_activity.note_issued(token.key, now=now)
-                return str(token.key)
-        except IntegrityError:
-            continue  # a concurrent login of the same account created one in between: replace it
-    raise Throttled(_("Too many sign-ins at once. Please try again."), retry_after=1)
-
-
-# -- authentication and permissions ------------------------------------------------------------------------
-
-
-class TokenAuthentication(authentication.TokenAuthentication):
-    """DRF's token authentication: refuses the tokens of locked accounts and ends a token past a session's
-    lifetime or idle limit (``sessions.token_activity``). Use it instead of DRF's in the settings."""
-
-    def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
-        user, token = super().authenticate_credentials(key)
-        if token_activity.ended(token):
-            # SECURITY: a token is a session: a relayed-code sign-in must not buy weeks of access.
-            Token.objects.filter(pk=token.pk).delete()
-            token_activity.forget([token.key])
-            raise exceptions.AuthenticationFailed(_("Your session has ended. Sign in again."))
-        # SECURITY: fail closed: a lock state that cannot be read refuses the token too.
-        if lockout.is_locked_fail_closed(user):
-            raise exceptions.AuthenticationFailed(_("This action is not possible right now."))
-        return user, token
+# -- step-up for token clients ------------------------------------------------------------------------------
 
 
 class StepUpError(exceptions.APIException):

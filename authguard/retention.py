@@ -29,7 +29,14 @@ from django.db.models import Min, Model, Q
 from django.utils import timezone
 
 from authguard.conf import app_settings
-from authguard.models import LoginEvent, Notification, NotificationStatus, PopulationCount, SessionRecord
+from authguard.models import (
+    LoginEvent,
+    Notification,
+    NotificationStatus,
+    PopulationCount,
+    SessionRecord,
+    TokenActivity,
+)
 from authguard.risk.profile import POPULATION_FEATURES
 
 logger = logging.getLogger(__name__)
@@ -313,6 +320,30 @@ def prune_notifications(
     )
 
 
+def prune_token_activity(
+    *, batch: int = DEFAULT_BATCH, dry_run: bool = False, now: datetime | None = None
+) -> PruneResult:
+    """Delete ``TokenActivity`` rows no token can still need: last used longer ago than a session can live
+    (plus an hour). authguard deletes a token's row with the token; this sweeps those of tokens deleted
+    behind its back (a user deleted, a portal's own ``token.delete()``). A live token whose row went is
+    idle since it was issued, so it has ended anyway."""
+    batch = _batch_size(batch)
+    now = now or timezone.now()
+    stale = TokenActivity.objects.filter(
+        last_used_at__lt=now
+        - timedelta(seconds=app_settings.SESSION_ABSOLUTE_SECONDS)
+        - ABSOLUTE_TIMEOUT_GRACE
+    )
+    if dry_run:
+        count = stale.count()
+        return PruneResult("API token activity", count, -(-count // batch), True)
+    matched = batches = 0
+    while page := list(stale.order_by("pk").values_list("pk", flat=True)[:batch]):
+        batches += 1
+        matched += TokenActivity.objects.filter(pk__in=page).delete()[0]
+    return PruneResult("API token activity", matched, batches, False)
+
+
 def prune_all(
     *, batch: int = DEFAULT_BATCH, dry_run: bool = False, population_days: int | None = None
 ) -> list[PruneResult]:
@@ -322,6 +353,7 @@ def prune_all(
         prune_population(population_days, batch=batch, dry_run=dry_run),
         prune_login_events(batch=batch, dry_run=dry_run),
         prune_notifications(batch=batch, dry_run=dry_run),
+        prune_token_activity(batch=batch, dry_run=dry_run),
     ]
     for result in results:
         logger.info("authguard: retention: %s", result.render())
@@ -335,4 +367,5 @@ __all__ = [
     "prune_notifications",
     "prune_population",
     "prune_session_records",
+    "prune_token_activity",
 ]

@@ -222,3 +222,44 @@ def test_a_token_from_before_its_activity_was_kept_counts_as_idle_since_its_sign
     TokenActivity.objects.filter(token_digest=sha256(token.encode()).hexdigest()).delete()
     clock.shift(app_settings.SESSION_IDLE_SECONDS)
     assert with_token(api(IP_SG_VPS), token).get("/drf/portfolio").status_code in (401, 403)
+
+
+@pytest.mark.battery(66)
+def test_a_tokens_last_use_written_by_a_node_running_ahead_ends_it(alice_with_totp: Any) -> None:
+    """docs/faults.md and ``clock.is_from_the_future``: a time written by a node whose clock ran ahead is
+    "suspicious (fail closed), never 'just now'"; the token's ``created`` was checked that way, its last use
+    was not (red team, round ten). A node whose clock runs 55 minutes ahead with no correction applied
+    (MySQL and Oracle are never measured; on PostgreSQL between a clock step and the next measurement)
+    serves one call: the last use is written 55 minutes from now, and the touch never moved it back. On the
+    nodes whose clocks are right the token then ended only when its idle time counted from that future
+    time ran out. A last use from the future beyond the tolerance now ends the token at once. (Once the
+    written time has passed, the idle time counts from it: an uncorrected node stretches it by its skew, as
+    it does a browser session's; authguard.W180 warns of such a node.)"""
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        token = thief_token(alice_with_totp)
+    ahead = app_settings.SESSION_IDLE_SECONDS - 300  # 55 minutes ahead: that node still serves the token
+    with time_machine.travel(start + timedelta(seconds=60 + ahead), tick=False):
+        assert with_token(api(IP_SG_VPS), token).get("/drf/portfolio").status_code == 200
+    row = TokenActivity.objects.get(token_digest=sha256(token.encode()).hexdigest())
+    assert row.last_used_at > start + timedelta(seconds=ahead)  # the future time is stored
+    # Ten minutes on, a node whose clock is right: the last use is still 45 minutes in its future.
+    with time_machine.travel(start + timedelta(seconds=60 + 600), tick=False):
+        used = with_token(api(IP_SG_VPS), token).get("/drf/portfolio")
+    assert used.status_code in (401, 403), "a token whose last use is dated in the future still works"
+    assert not Token.objects.filter(key=token).exists()
+
+
+@pytest.mark.postgres
+def test_a_token_header_with_a_nul_byte_is_refused_not_a_server_error() -> None:
+    """``authguard.drf.TokenAuthentication`` (the class docs/drf.md tells portals to put in
+    ``DEFAULT_AUTHENTICATION_CLASSES``) passes the header's key to DRF's ``Token.objects.get(key=...)``
+    unchecked: on PostgreSQL a key with a NUL byte raises ``DataError`` ("text fields cannot contain NUL")
+    out of authentication, a 500 for every DRF view, also the ones that need no sign-in, as often as anyone
+    asks (an error report and a traceback each). The JSON login refuses NUL in credentials
+    (``drf._credential``); the token header does not. CORRECT: 401/403, as for any unknown key."""
+    client = api()
+    client.raise_request_exception = False
+    client.credentials(HTTP_AUTHORIZATION="Token " + "a" * 20 + "\x00" + "b" * 19)
+    answer = client.get("/drf/portfolio")
+    assert answer.status_code in (401, 403), f"a NUL byte in the token header answers {answer.status_code}"

@@ -436,9 +436,9 @@ def test_after_the_desks_unlock_his_next_wrong_code_does_not_shut_the_strangers_
     hanako: Any, totp_factory: Any, clock: Any, settings: Any
 ) -> None:
     """docs/factor-lifecycle.md: after the desk's unlock "her code is taken at once; his next wrong code shuts
-    the strangers' scope again". ``clear_throttle`` deletes the account's scope instead of opening it: his
-    count starts from nothing, with the account's ten free failures. With her username only he locks her
-    again (three wrong passwords), and from a network he has not used yet he gets ten checked guesses at
+    the strangers' scope again". ``clear_throttle`` deleted the account's scope instead of opening it: his
+    count started from nothing, with the account's ten free failures. With her username only he locked her
+    again (three wrong passwords), and from a network he had not used yet he got ten checked guesses at
     her authenticator in a row, at once, where the open-but-remembered scope would have checked one and shut
     (an hour, as before the unlock). Each desk unlock she asks for (the documented answer to his siege) buys
     him a fresh batch; the desk's own scope clearance should open her way, not reset his count."""

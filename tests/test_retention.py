@@ -20,6 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from authguard import retention
+from authguard.conf import app_settings
 from authguard.models import (
     LoginEvent,
     Notification,
@@ -27,6 +28,7 @@ from authguard.models import (
     Outcome,
     PopulationCount,
     SessionRecord,
+    TokenActivity,
 )
 from authguard.risk.context import build_context
 from authguard.risk.history import DatabaseHistory
@@ -257,6 +259,22 @@ def test_notifications_keep_what_staff_still_need(settings: Any, user_factory: A
     assert left == {rows["pending"].pk, rows["sending"].pk, rows["failed"].pk, fresh.pk}
 
 
+def test_activity_rows_no_token_can_need_are_pruned(db: Any) -> None:
+    """A token deleted behind authguard's back (its user deleted, a portal's own ``token.delete()``) leaves
+    its activity row; once older than a session can live, nothing reads it, and the prune deletes it."""
+    now = timezone.now()
+    lifetime = timedelta(seconds=app_settings.SESSION_ABSOLUTE_SECONDS)
+    gone = now - lifetime - timedelta(hours=2)
+    old = [TokenActivity.objects.create(token_digest=f"{n:064x}", last_used_at=gone) for n in range(3)]
+    live = TokenActivity.objects.create(token_digest="f" * 64, last_used_at=now - lifetime)
+    assert retention.prune_token_activity(dry_run=True, batch=2).matched == 3
+    assert TokenActivity.objects.count() == 4
+    result = retention.prune_token_activity(batch=2)
+    assert (result.matched, result.batches) == (3, 2)
+    assert list(TokenActivity.objects.values_list("pk", flat=True)) == [live.pk]
+    assert not TokenActivity.objects.filter(pk__in=[row.pk for row in old]).exists()
+
+
 # -- the task and the command --------------------------------------------------------------------------------
 
 
@@ -278,6 +296,7 @@ def test_retention_task_runs_every_prune(settings: Any, user_factory: Any) -> No
         "population counts": 1,
         "login events": 1,
         "notifications": 0,
+        "API token activity": 0,
     }
     assert (SessionRecord.objects.count(), PopulationCount.objects.count(), LoginEvent.objects.count()) == (
         0,

@@ -254,3 +254,53 @@ def test_with_only_her_username_the_codes_unlock_says_whether_her_factors_are_co
             answers.append(thief.post("/api/unlock/codes", made_up).status_code)
 
         assert set(answers) <= {400, 429}, f"made-up codes learnt her factors' state: {sorted(set(answers))}"
+
+
+def _lock_and_probe(clock: Any, thief: OrderApi) -> list[int]:
+    made_up = {"username": "hanako", "totp_code": "123456", "recovery_code": "A" * 16}
+    answers = []
+    for _ in range(5):
+        clock.shift(1)
+        answers.append(thief.post("/api/unlock/codes", made_up).status_code)
+    return answers
+
+
+@pytest.mark.battery(66)
+def test_with_only_her_username_the_codes_unlock_does_not_tell_which_factors_she_has(
+    hanako: Any, totp_factory: Any, settings: Any
+) -> None:
+    """Round nine: "the answer to wrong codes must not depend on her factors' state" (the cooling-off
+    refusal moved after the authenticator code). ``codes_unlock_available`` still answers before any code is
+    verified: made-up codes get 403 "cannot be unlocked this way" while she has an authenticator app but no
+    recovery codes, and 400 "the codes are not correct" once she has printed some. Whoever has her username
+    locks the account (three wrong passwords, anyone can) and probes for free (refused before
+    ``verify_code``: neither throttled nor counted) whether she has recovery codes, whether she has an
+    authenticator app at all (a passkey-only customer is 403), and sees the day she prints her first codes:
+    that she has noticed. SECURE: wrong codes get one answer whatever factors she has."""
+    hanako.totp = totp_factory(hanako)  # her authenticator app of a year, no recovery codes yet
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 3
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        thief = OrderApi(REMOTE_ADDR=IP_OSAKA)
+        for _ in range(3):
+            assert thief.post("/api/login", {"username": "hanako", "password": "guess"}).status_code == 401
+        assert AccountLock.objects.get(user=hanako).is_locked
+        before = _lock_and_probe(clock, thief)
+
+        # The desk unlocks her; she prints her first recovery codes from her own browser.
+        lockout.unlock(hanako, by=None, reason="desk")
+        clock.shift(timedelta(hours=1))
+        mine = OrderApi(REMOTE_ADDR=IP_TOKYO)
+        mine.login("hanako", HANAKO_PASSWORD)
+        assert mine.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+        assert mine.post("/authguard/api/recovery-codes").status_code == 201
+        mine.post("/api/logout")
+
+        clock.shift(timedelta(days=30))  # long after: her codes are out of cooling-off
+        for _ in range(3):
+            assert thief.post("/api/login", {"username": "hanako", "password": "guess"}).status_code == 401
+        assert AccountLock.objects.get(user=hanako).is_locked
+        after = _lock_and_probe(clock, thief)
+
+    assert set(before) == set(after), (
+        f"made-up codes tell whether she has recovery codes: {sorted(set(before))} then {sorted(set(after))}"
+    )

@@ -84,8 +84,9 @@ def step_up_methods(user: Any) -> list[str]:
 
 
 def codes_unlock_available(user: Any) -> bool:
-    """Whether ``user`` could unlock with an authenticator code plus a recovery code (both confirmed, neither
-    cooling off), and the portal allows it (``AUTHGUARD_UNLOCK_WAIT_HOURS`` is not ``None``)."""
+    """Whether ``user`` has what an unlock with an authenticator code plus a recovery code takes (both
+    confirmed and usable), and the portal allows it (``AUTHGUARD_UNLOCK_WAIT_HOURS`` is not ``None``). Whether
+    they are cooling off is the unlock's own question (:mod:`authguard.login.unlocking`)."""
     if app_settings.UNLOCK_WAIT_HOURS is None or user is None or user.pk is None:
         return False
     methods = {method_of(device) for device in usable_factors(user)}

@@ -82,20 +82,14 @@ def _refused_for_unlock(user: Any, device: Any) -> bool:
 
 
 def _codes_could_unlock(user: Any) -> bool:
-    """Whether the codes unlock could succeed at all: the recovery codes and at least one authenticator app
-    neither cooling off now nor when the account was locked. Asked before the recovery code is verified.
+    """Whether her recovery codes (the set ``verify_recovery_code`` would spend one of) could unlock: neither
+    cooling off now nor when the account was locked. Asked before the recovery code is verified.
 
     SECURITY: a refusal after ``verify_recovery_code`` would spend one of her codes for nothing, at every
     try, until none is left (red team, round eight).
     """
-    factors = usable_factors(user)
-    apps = [d for d in factors if method_of(d) == "totp"]
-    codes = [d for d in factors if method_of(d) == "recovery_code"]
-    return (
-        any(not _refused_for_unlock(user, d) for d in apps)
-        and bool(codes)
-        and not _refused_for_unlock(user, codes[0])
-    )
+    codes = [d for d in usable_factors(user) if method_of(d) == "recovery_code"]
+    return bool(codes) and not _refused_for_unlock(user, codes[0])
 
 
 def unlock_with_passkey(request: HttpRequest, *, credential: dict[str, Any] | str, user: Any = None) -> Any:
@@ -140,21 +134,22 @@ def request_unlock_with_codes(
     wait = app_settings.UNLOCK_WAIT_HOURS
     if not is_locked(user):
         raise NotLocked()
-    if wait is None or not codes_unlock_available(user):
+    if wait is None:
         raise UnlockUnavailable()
     # SECURITY: the authenticator code first, so a wrong one never spends a recovery code, and only whoever
-    # holds her app learns whether her factors are cooling off (red team, round nine).
+    # holds her app learns which factors she has or whether they are cooling off (red team, rounds nine
+    # and ten: made-up codes were answered 403 or 400 by her factors' state, unthrottled).
     totp = verify_totp(user, totp_code, request=request, while_locked=True)
     if totp is None:
         raise InvalidCredential(code="wrong_code")
-    if _refused_for_unlock(user, totp) or not _codes_could_unlock(user):
+    if not codes_unlock_available(user) or _refused_for_unlock(user, totp) or not _codes_could_unlock(user):
         # SECURITY: codes minted or an app added during a cooling-off may be the thief's (issue 10); refused
         # before the recovery code is spent (red team, round eight).
         raise UnlockUnavailable()
     recovery = verify_recovery_code(user, recovery_code, request=request, while_locked=True)
     if recovery is None:
         raise InvalidCredential(code="wrong_code")
-    if _refused_for_unlock(user, recovery):
+    if _refused_for_unlock(user, recovery):  # defensive: _codes_could_unlock asked of this very set
         raise UnlockUnavailable()
     now = clock.now()
     reference = "-".join(secrets.token_hex(2).upper() for _ in range(3))

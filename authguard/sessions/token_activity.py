@@ -28,23 +28,25 @@ def _digest(token_key: str) -> str:
     return hashlib.sha256(token_key.encode()).hexdigest()
 
 
-def note_issued(token_key: str, *, now: datetime) -> None:
+def note_issued(*, token_key: str, now: datetime) -> None:
     """A token was just issued: it was last used now."""
     TokenActivity.objects.update_or_create(token_digest=_digest(token_key), defaults={"last_used_at": now})
 
 
-def forget(token_keys: Collection[str]) -> None:
+def forget(*, token_keys: Collection[str]) -> None:
     """The tokens were revoked: their activity names nothing any more."""
     TokenActivity.objects.filter(token_digest__in=[_digest(key) for key in token_keys]).delete()
 
 
-def ended(token: Any) -> bool:
+def ended(*, token: Any) -> bool:
     """Whether ``token`` (DRF's ``Token``: ``key``, ``created``) has ended: older than the absolute session
-    lifetime, dated in the future beyond the clock tolerance, or unused for longer than a session may be
-    idle. A live token's use is noted (at most once a minute).
+    lifetime, unused for longer than a session may be idle, or either time dated in the future beyond the
+    clock tolerance. A token that has not ended is noted as used now (a write at most once a minute).
 
     SECURITY: a token without an activity row (issued before this table existed) counts as idle since it
-    was created: it ends rather than living on unmeasured.
+    was created: it ends rather than living on unmeasured. A last use from the future (written by a node
+    whose clock ran ahead) ends it too: kept, it would stretch the idle limit by the skew (red team, round
+    ten), as a sign-in time from the future would stretch the absolute one.
     """
     now, digest = clock.now(), _digest(token.key)
     age = (now - token.created).total_seconds()
@@ -54,7 +56,8 @@ def ended(token: Any) -> bool:
         TokenActivity.objects.filter(token_digest=digest).values_list("last_used_at", flat=True).first()
         or token.created
     )
-    if (now - last).total_seconds() > app_settings.SESSION_IDLE_SECONDS:
+    idle = (now - last).total_seconds()
+    if idle > app_settings.SESSION_IDLE_SECONDS or clock.is_from_the_future(idle):
         return True
     if now - last >= timedelta(seconds=TOUCH_SECONDS):
         # A conditional write: concurrent calls of one client write once, and never move the time back.

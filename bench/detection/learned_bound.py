@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         str(path): [r for r in map(json.loads, path.read_text().splitlines()) if r["label"] != "control"]
         for path in args.findings
     }
+    if args.raw:
+        folders = [path.parent for path in args.findings]
+        if len(set(folders)) < len(folders) or not all((f / "events.jsonl").exists() for f in folders):
+            parser.error("--raw reads each seed's events.jsonl beside its findings: FOLDER/findings.jsonl")
     raw = {str(path): raw_facts(path.parent) for path in args.findings} if args.raw else {}
     codes = sorted({code for rows in seeds.values() for row in rows for code, _ in row["findings"]})
 
