@@ -650,7 +650,9 @@ def settle_device(cookie: str, user: Any, *, days: int = 40) -> None:
 
     since = timezone.now() - timedelta(days=days)
     known = KnownDevice.objects.filter(user=user, cookie_hash=device_hash(device_id_from_cookie(cookie)))
-    assert known.update(first_seen_at=since) == 1, "sign in from this browser (allowed) first"
+    assert known.update(first_seen_at=since, learned_at=since) == 1, (
+        "sign in from this browser (allowed) first"
+    )
 
 
 def of_long_standing(user: Any, *, days: int = 400) -> Any:

@@ -361,7 +361,8 @@ def test_battery_59_the_customer_cancels_an_unlock_someone_else_asked_for(
             none_waiting = OrderApi(REMOTE_ADDR=IP_TOKYO).post(
                 "/api/unlock/cancel", {"username": "hanako", "reference": "0000-0000-0000"}
             )
-            assert none_waiting.status_code == 409 and none_waiting.json()["status"] == "not_locked"
+            # Without the reference nothing about the account is told (round eleven): as a wrong reference.
+            assert none_waiting.status_code == 400 and none_waiting.json()["status"] == "invalid"
             return
         assert api.post("/api/unlock/codes", body).status_code == 202
         reference = Notification.objects.get(kind="unlock_requested", staff=False).context["reference"]

@@ -374,7 +374,9 @@ def taken_over(brokerage_customer: Any, settings: Any, geoip: Any) -> Iterator[A
     with time_machine.travel(START, tick=False) as clock:
         hanako.laptop = _browser_in_use()
         _later_sign_ins(hanako.laptop, clock, 3)
-        KnownDevice.objects.filter(user=hanako).update(first_seen_at=START - timedelta(days=365))
+        KnownDevice.objects.filter(user=hanako).update(
+            first_seen_at=START - timedelta(days=365), learned_at=START - timedelta(days=365)
+        )
         hanako.clock = clock
         yield hanako
 
@@ -478,21 +480,17 @@ def test_the_thiefs_browser_does_not_age_into_her_browser_of_a_month_after_the_c
     from authguard.factors import throttles
     from authguard.models import KnownDevice
 
-    from .conftest import IP_OSAKA, totp_token
-    from .test_device_cookie_generations import _client, _cookie, _login
+    from .conftest import IP_OSAKA
+    from .test_device_cookie_generations import _cookie
 
     hanako, clock = taken_over, taken_over.clock
-    thief = _client(IP_OSAKA)
-    assert _login(thief)["status"] == "step_up_required"
-    relayed = thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}, "application/json")
-    assert relayed.status_code == 200, relayed.content
-    assert thief.get("/api/portfolio").status_code == 200
+    thief = in_with_one_relayed_code(hanako)
     his = KnownDevice.objects.filter(user=hanako, first_seen_at__gt=timezone.now() - timedelta(days=1))
     assert his.count() == 1
     clock.shift(3600)
 
     contained = contain(hanako, containment)
-    assert "1 browser(s) met in the last" in contained.result
+    assert "1 browser(s) without 30 days of standing forgotten" in contained.result
     assert his.get().revoked_at is not None
     assert not KnownDevice.objects.filter(user=hanako, revoked_at__isnull=False).exclude(pk=his.get().pk)
 
@@ -503,3 +501,56 @@ def test_the_thiefs_browser_does_not_age_into_her_browser_of_a_month_after_the_c
     laptop = RequestFactory().get("/")
     laptop.COOKIES["authguard_device"] = _cookie(hanako.laptop)
     assert throttles.established_device(laptop, user=hanako) is not None  # hers, of long standing
+
+
+@pytest.mark.battery(66)
+@every_containment
+def test_the_browser_of_a_thief_who_sat_on_the_account_for_a_month_is_forgotten_by_the_containment(
+    taken_over: Any, containment: str
+) -> None:
+    """The first containment rule forgot the browsers "first met in the last ESTABLISHED_DEVICE_DAYS":
+    the window is exactly the age at which a browser becomes "hers" (its own throttle scope, a vouched
+    session). The thief who phished one relayed code signs in once from his browser, does nothing for 31
+    days (account sitting: the 2025 brokerage takeovers waited for the pump), then strikes; the desk
+    contains the account that day. His browser, known to the account only through a relayed code
+    (``history.note_device``: "nothing learned or trusted"), is already 31 days old: it is not forgotten
+    and remains an established browser of hers after the containment (after the desk's lock, whoever has
+    the username guesses at her codes unlock from it in a scope of its own, apart from the strangers').
+    The desk cannot tell his from her new phone by age; it can by how the browser was ever verified: one
+    the engine never learned (no allowed sign-in, no passkey) is no browser of long standing.
+    SECURE: after the containment his browser is not an established browser of hers."""
+    from django.test import RequestFactory
+
+    from authguard.factors import throttles
+
+    from .conftest import IP_OSAKA
+    from .test_device_cookie_generations import _cookie
+
+    hanako, clock = taken_over, taken_over.clock
+    thief = in_with_one_relayed_code(hanako)
+    thief.post("/api/logout", content_type="application/json")
+    clock.shift(timedelta(days=throttles.ESTABLISHED_DEVICE_DAYS + 1))  # he sits on the account
+
+    contain(hanako, containment)
+    request = RequestFactory().get("/", REMOTE_ADDR=IP_OSAKA)
+    request.COOKIES["authguard_device"] = _cookie(thief)
+    assert throttles.established_device(request, user=hanako) is None, (
+        "the thief's browser, verified only by a relayed code, survived the containment as hers"
+    )
+    laptop = RequestFactory().get("/")
+    laptop.COOKIES["authguard_device"] = _cookie(hanako.laptop)
+    assert throttles.established_device(laptop, user=hanako) is not None  # hers, of long standing
+
+
+def in_with_one_relayed_code(hanako: Any) -> Any:
+    """The thief signs in from his own browser in Osaka with her password and one relayed authenticator
+    code (the browser is only listed: a relayed code teaches the engine nothing); returns his browser."""
+    from .conftest import IP_OSAKA, totp_token
+    from .test_device_cookie_generations import _client, _login
+
+    thief = _client(IP_OSAKA)
+    assert _login(thief)["status"] == "step_up_required"
+    relayed = thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}, "application/json")
+    assert relayed.status_code == 200, relayed.content
+    assert thief.get("/api/portfolio").status_code == 200
+    return thief

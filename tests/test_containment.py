@@ -140,7 +140,8 @@ def test_ending_the_sessions_signs_the_customer_out_but_leaves_the_account_open(
     said = " ".join(messages_of(answer))
     # The browser she signed in from minutes ago is forgotten too (every containment: a thief's would age).
     assert (
-        "done (1 session(s) and 1 API token(s) ended; 1 browser(s) met in the last 30 days forgotten)" in said
+        "done (1 session(s) and 1 API token(s) ended; 1 browser(s) without 30 days of standing forgotten)"
+        in said
     )
     assert not store_has(key) and not Token.objects.filter(user=hanako).exists()
     assert not signed_in(browser)

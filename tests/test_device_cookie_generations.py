@@ -527,7 +527,9 @@ def test_a_forgotten_laptop_learned_again_vouches_for_nothing(hanako: Any, clock
     of_long_standing(hanako)
     laptop = _browser_in_use()
     _later_sign_ins(laptop, clock, 3)
-    KnownDevice.objects.filter(user=hanako).update(first_seen_at=START - timedelta(days=365))
+    KnownDevice.objects.filter(user=hanako).update(
+        first_seen_at=START - timedelta(days=365), learned_at=START - timedelta(days=365)
+    )
     stolen = _cookie(laptop)
     KnownDevice.objects.filter(user=hanako).update(revoked_at=datetime.now(timezone.utc), trusted_until=None)
     clock.shift(timedelta(hours=2))
@@ -560,7 +562,9 @@ def test_a_copy_the_engine_caught_no_longer_counts_as_her_browser_at_the_factors
     from .conftest import wrong_code
 
     browser = _browser_in_use()
-    KnownDevice.objects.filter(user=hanako).update(first_seen_at=START - timedelta(days=365))
+    KnownDevice.objects.filter(user=hanako).update(
+        first_seen_at=START - timedelta(days=365), learned_at=START - timedelta(days=365)
+    )
     stolen = _cookie(browser)  # the malware's copy
     _later_sign_ins(browser, clock, 2)
     clock.shift(timedelta(days=1))

@@ -65,6 +65,7 @@ def test_a_caught_copy_of_a_browser_from_before_generations_stays_her_browser_fo
             cookie_generation_at=None,
             previous_generation=None,
             first_seen_at=gen.START - timedelta(days=365),
+            learned_at=gen.START - timedelta(days=365),
         )
         stolen = _old_format(device_id)  # the malware's copy, taken before the upgrade
 
@@ -118,7 +119,9 @@ def test_an_old_copy_shown_in_the_minute_after_her_sign_in_becomes_a_sibling_of_
         hanako = brokerage_customer(holdings={"7203": 100}, totp=True)
         user_factory("mallory", password=HANAKO_PASSWORD, email="mallory@example.jp")
         browser = gen._browser_in_use()
-        KnownDevice.objects.filter(user=hanako).update(first_seen_at=gen.START - timedelta(days=365))
+        KnownDevice.objects.filter(user=hanako).update(
+            first_seen_at=gen.START - timedelta(days=365), learned_at=gen.START - timedelta(days=365)
+        )
         stolen = gen._cookie(browser)  # the malware's copy
         gen._later_sign_ins(browser, clock, 3)  # three sign-ins later: two or more generations behind
 

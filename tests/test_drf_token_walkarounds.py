@@ -263,3 +263,72 @@ def test_a_token_header_with_a_nul_byte_is_refused_not_a_server_error() -> None:
     client.credentials(HTTP_AUTHORIZATION="Token " + "a" * 20 + "\x00" + "b" * 19)
     answer = client.get("/drf/portfolio")
     assert answer.status_code in (401, 403), f"a NUL byte in the token header answers {answer.status_code}"
+
+
+# -- round eleven: two healthy nodes disagree by up to twice the tolerance ------------------------------
+
+
+def test_a_token_issued_on_one_node_is_not_ended_by_the_next_node_within_the_tolerance(
+    alice_with_totp: Any,
+) -> None:
+    """docs/faults.md: a node whose clock is within ``tolerance_seconds`` (2 s) of the database's is "no
+    correction at all": it is a healthy node. Two such nodes may disagree by twice the tolerance. The token
+    is issued on a node 1.5 s ahead (``created`` is its ``clock.now()``); the client's first call, half a
+    second later, lands on a node 1.5 s behind: ``created`` lies 2.5 s in that node's future,
+    ``is_from_the_future`` says "beyond the tolerance", and the customer's brand-new token is deleted (401,
+    "Sign in again"). Nothing was skewed beyond what authguard itself calls healthy. CORRECT: 200."""
+    true = timezone.now()
+    with time_machine.travel(true + timedelta(seconds=1.5), tick=False):  # node A: +1.5 s, uncorrected
+        issued = obtain(api())
+        assert issued.status_code == 200, issued.content
+        token = issued.json()["token"]
+    with time_machine.travel(true + timedelta(seconds=0.5 - 1.5), tick=False):  # node B: -1.5 s
+        first = with_token(api(), token).get("/drf/portfolio")
+    assert first.status_code == 200, f"her new token ended on its first call: {first.status_code}"
+    assert Token.objects.filter(key=token).exists()
+
+
+def test_a_busy_clients_token_survives_its_minute_touch_landing_on_a_node_ahead_within_the_tolerance(
+    alice_with_totp: Any,
+) -> None:
+    """Round ten's fix: a last use "dated in the future beyond the clock tolerance" now *ends* the token
+    (a browser session's from the future is reset to now instead: docs/faults.md, "a customer whose request
+    hit a fast node keeps its session"). A trading client polls twice a second through a load balancer over
+    two healthy nodes, one 1.8 s ahead and one 1.8 s behind (each within the 2 s tolerance: never
+    corrected, no W180). Once a minute a call writes the last use (``TOUCH_SECONDS``); when that call lands
+    on the node ahead and the next one, half a second later, on the node behind, the last use lies 3.1 s in
+    that node's future: the customer's token is deleted mid-session, about once an hour of trading, with no
+    clock beyond the tolerance anywhere. CORRECT: 200 (as a session's activity from the future is reset)."""
+    true = timezone.now()
+    with time_machine.travel(true, tick=False):
+        issued = obtain(api())
+        assert issued.status_code == 200, issued.content
+        token = issued.json()["token"]
+    with time_machine.travel(true + timedelta(seconds=30 - 1.8), tick=False):  # node behind: no touch yet
+        assert with_token(api(), token).get("/drf/portfolio").status_code == 200
+    with time_machine.travel(true + timedelta(seconds=60 + 1.8), tick=False):  # the touch, on the node ahead
+        assert with_token(api(), token).get("/drf/portfolio").status_code == 200
+    with time_machine.travel(true + timedelta(seconds=60.5 - 1.8), tick=False):  # half a second on, behind
+        after = with_token(api(), token).get("/drf/portfolio")
+    assert after.status_code == 200, f"a healthy pair of nodes ended her token: {after.status_code}"
+    assert Token.objects.filter(key=token).exists()
+
+
+def test_a_browser_session_signed_in_on_one_node_is_not_ended_by_the_next_node_within_the_tolerance(
+    hanako: Any, order_api: Any
+) -> None:
+    """The same rule on the browser side (the token's ``created`` check copies it): the session middleware
+    ends a session whose sign-in lies "more than the tolerance in the future". hanako signs in on a node
+    1.5 s ahead; her next request, half a second later, lands on a node 1.5 s behind (both healthy by
+    authguard's own standard: within ``tolerance_seconds``, never corrected, no W180): her sign-in is 2.5 s
+    in that node's future and she is signed out on her first page. Elapsed times between two nodes are only
+    known to within twice the tolerance. CORRECT: she is still signed in."""
+    from .conftest import HANAKO_PASSWORD
+
+    true = timezone.now()
+    her = order_api(REMOTE_ADDR="203.0.113.10")
+    with time_machine.travel(true + timedelta(seconds=1.5), tick=False):  # node A
+        her.login("hanako", HANAKO_PASSWORD)
+    with time_machine.travel(true + timedelta(seconds=0.5 - 1.5), tick=False):  # node B
+        page = her.get("/api/portfolio")
+    assert page.status_code == 200, f"signed out on her first page: {page.status_code}"

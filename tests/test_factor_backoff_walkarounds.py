@@ -111,7 +111,9 @@ def her_laptop_and_his_account(brokerage_customer: Any, user_factory: Any) -> It
         codes = give_recovery_codes(hanako)
         user_factory("mallory", password=HANAKO_PASSWORD, email="mallory@example.jp")
         browser = gen._browser_in_use()
-        KnownDevice.objects.filter(user=hanako).update(first_seen_at=gen.START - timedelta(days=365))
+        KnownDevice.objects.filter(user=hanako).update(
+            first_seen_at=gen.START - timedelta(days=365), learned_at=gen.START - timedelta(days=365)
+        )
         yield hanako, codes, browser, clock
 
 

@@ -50,7 +50,9 @@ def test_a_password_only_thief_binds_nothing_with_the_desks_re_bind_grant(
     assert lifecycle.ever_had_factor(hanako) and not inventory.user_factors(hanako)
     her = new_browser_api(IP_TOKYO)  # her computer: the account has known its browser for a year
     her.login("hanako", HANAKO_PASSWORD)
-    KnownDevice.objects.filter(user=hanako).update(first_seen_at=timezone.now() - timedelta(days=365))
+    KnownDevice.objects.filter(user=hanako).update(
+        first_seen_at=timezone.now() - timedelta(days=365), learned_at=timezone.now() - timedelta(days=365)
+    )
     lifecycle.grant_rebind(hanako, by_staff=user_factory("desk", is_staff=True))
 
     thief = new_browser_api(IP_OSAKA)
@@ -304,3 +306,54 @@ def test_with_only_her_username_the_codes_unlock_does_not_tell_which_factors_she
     assert set(before) == set(after), (
         f"made-up codes tell whether she has recovery codes: {sorted(set(before))} then {sorted(set(after))}"
     )
+
+
+def _probe_codes_unlock(username: str, ip: str, times: int) -> list[int]:
+    """Lock ``username`` with wrong passwords (anyone can), then send made-up codes to the codes unlock."""
+    thief = OrderApi(REMOTE_ADDR=ip)
+    for _ in range(3):
+        assert thief.post("/api/login", {"username": username, "password": "guess"}).status_code == 401
+    made_up = {"username": username, "totp_code": "123456", "recovery_code": "A" * 16}
+    return [thief.post("/api/unlock/codes", made_up).status_code for _ in range(times)]
+
+
+@pytest.mark.battery(66)
+def test_with_only_her_username_the_codes_unlock_does_not_tell_whether_she_has_an_authenticator_app(
+    hanako: Any, tanaka: Any, totp_factory: Any, settings: Any
+) -> None:
+    """Round ten: "every factor question now follows the authenticator code", so that made-up codes get
+    "one answer whatever factors she has". But the first question, ``verify_totp``, is itself a factor
+    question: for an account without an authenticator app ``verify_code`` returns None at once (no device:
+    nothing checked, nothing counted, no throttle), while for one with an app every made-up code is counted
+    in the strangers' scopes and the eleventh is refused 429. Whoever has a username locks the account with
+    three wrong passwords and sends a dozen made-up codes: 400 for ever means "no authenticator app"
+    (a passkey-only customer, or none: the one to phish for a TOTP code is not her), a 429 means she has
+    one. SECURE: the same answers, in the same order, whatever factors she has."""
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 3
+    hanako.totp = totp_factory(hanako)  # hanako has an authenticator app; tanaka has none
+    with time_machine.travel(timezone.now(), tick=False):
+        # From two networks: every failure counts in the network's scope too (both accounts' alike now).
+        without_app = _probe_codes_unlock(tanaka.get_username(), "198.51.100.71", 14)
+        with_app = _probe_codes_unlock("hanako", "192.0.2.72", 14)
+    assert AccountLock.objects.get(user=hanako).is_locked and AccountLock.objects.get(user=tanaka).is_locked
+    assert with_app == without_app, (
+        f"made-up codes tell whether she has an authenticator app: {without_app} (none) vs {with_app} (one)"
+    )
+
+
+@pytest.mark.battery(66)
+def test_the_codes_unlock_does_not_tell_who_is_a_customer(hanako: Any) -> None:
+    """docs/demo.md: the login answers "the same for an unknown user and a wrong password", and the codes
+    unlock's docstring: "400 invalid (also for an unknown username)". But an existing account that is not
+    locked answers 409 ``not_locked`` *before* any code is looked at, and an unknown username 400: a free,
+    unthrottled, unrecorded oracle of which usernames are customers (and which of them are locked right
+    now: whether the desk contained the account he took over). The cancel endpoint answers the same way.
+    SECURE: the made-up codes of an unknown username and of a customer's unlocked account get one answer."""
+    stranger = OrderApi(REMOTE_ADDR="203.0.113.73")
+    made_up = {"totp_code": "123456", "recovery_code": "A" * 16}
+    customer = stranger.post("/api/unlock/codes", {"username": "hanako", **made_up})
+    nobody = stranger.post("/api/unlock/codes", {"username": "no-such-customer", **made_up})
+    assert (customer.status_code, customer.json().get("status")) == (
+        nobody.status_code,
+        nobody.json().get("status"),
+    ), f"hanako: {customer.status_code}, an unknown name: {nobody.status_code}"

@@ -21,6 +21,7 @@ from typing import Any
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django_otp.models import Device
@@ -387,8 +388,8 @@ def _containing(
 ) -> Callable[[StaffApproval, Any], str]:
     """``execute`` (a containment: a lock, an end of sessions, a forced reset), then what every containment
     also closes: the factors still cooling off are revoked, as the customer's own password reset revokes
-    them, an open re-binding grant is withdrawn, and the browsers the account met in the last
-    ``ESTABLISHED_DEVICE_DAYS`` are forgotten (:func:`_forget_young_browsers`).
+    them, an open re-binding grant is withdrawn, and the browsers without a month of standing (learned in
+    the last ``ESTABLISHED_DEVICE_DAYS``, or never) are forgotten (:func:`_forget_young_browsers`).
 
     SECURITY: ending the thief's sessions or his password is no containment while his passkey, added with
     the password and one relayed code, still signs him in without either, or while the desk's grant given
@@ -411,17 +412,16 @@ def _containing(
         if withdrawn:
             result += "; the open re-binding grant withdrawn"
         if forgotten:
-            result += (
-                f"; {forgotten} browser(s) met in the last {throttles.ESTABLISHED_DEVICE_DAYS} days forgotten"
-            )
+            days = throttles.ESTABLISHED_DEVICE_DAYS
+            result += f"; {forgotten} browser(s) without {days} days of standing forgotten"
         return result
 
     return contain
 
 
 def _forget_young_browsers(customer: Any) -> int:
-    """Forget the browsers ``customer``'s account first met in the last ``ESTABLISHED_DEVICE_DAYS``; returns
-    how many.
+    """Forget the browsers ``customer``'s account learned in the last ``ESTABLISHED_DEVICE_DAYS``, or never
+    learned at all; returns how many.
 
     SECURITY: the thief's browser, known to the account since his sign-in, kept aging after the containment
     into "a browser the account has known for a month" (its own throttle scope, a vouched session) and kept
@@ -430,8 +430,11 @@ def _forget_young_browsers(customer: Any) -> int:
     """
     now = clock.now()
     since = now - timedelta(days=throttles.ESTABLISHED_DEVICE_DAYS)
-    young = KnownDevice.objects.filter(user=customer, revoked_at__isnull=True, first_seen_at__gt=since)
-    return young.update(revoked_at=now, trusted_until=None)
+    # SECURITY: and every browser the engine never learned (listed by a relayed code), however long ago:
+    # a thief who waited a month after his one relayed code kept it through every containment (round eleven).
+    young = Q(learned_at__isnull=True) | Q(learned_at__gt=since)
+    rows = KnownDevice.objects.filter(young, user=customer, revoked_at__isnull=True)
+    return rows.update(revoked_at=now, trusted_until=None)
 
 
 # Keyed by StaffApproval.action, a plain string equal to the members.

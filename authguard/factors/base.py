@@ -162,9 +162,18 @@ def verify_code(
     either, and that back-off never waits longer than ``AUTHGUARD_FACTOR_THROTTLE["max_delay"]``. A locked
     account's code is refused unchecked (``Throttled``), except by the codes unlock (``while_locked``).
     """
-    if device is None:
-        return None
     attempt = attempt_of(request, user=user)  # read once: the throttle's check and its count use it
+    if device is None:
+        # SECURITY: a factor she does not have answers as a wrong code does, held back and counted alike:
+        # uncounted, the scopes' 429 after a dozen made-up codes told whoever has her username whether she
+        # has an authenticator app at all (red team, round eleven).
+        with transaction.atomic():
+            if not while_locked and lockout.is_locked_fail_closed(user):
+                raise Throttled()
+            check_throttle(request, user=user, attempt=attempt)
+            note_throttle_failure(request, user=user, attempt=attempt)
+            note_account_failure(user, kind=kind)
+        return None
     # Without a request there is no browser to tell her from anyone else: django-otp's (capped) back-off
     # counts every failure, as it always did (a portal's own script, the factor's unit tests).
     from_stranger = request is not None and attempt.stranger

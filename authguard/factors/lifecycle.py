@@ -468,14 +468,17 @@ def session_vouched(request: HttpRequest, *, user: Any, via: str, now: datetime)
     if not device:
         return False
     since = now - timedelta(days=ESTABLISHED_DEVICE_DAYS)
-    mine = (
+    row = (
         KnownDevice.objects.filter(user_id=user.pk, cookie_hash=device, revoked_at__isnull=True)
-        .values_list("first_seen_at", flat=True)
+        .values_list("first_seen_at", "learned_at")
         .first()
     )
-    if mine is None:
+    # SECURITY: a browser only listed by a relayed code (never learned) vouches for nothing, however old
+    # its listing (red team, round eleven); standing counts from its learning.
+    mine, learned = row if row is not None else (None, None)
+    if mine is None or learned is None:
         return False
-    if mine <= since:
+    if learned <= since:
         return True
     # A new customer (an account younger than that) has no month-old browser: the browser the account was
     # first used from counts. A thief is vouched for only if he signed in before the customer ever did.

@@ -77,7 +77,7 @@ def established_device(request: HttpRequest | None, *, user: Any, at: datetime |
     since = _now(at) - timedelta(days=ESTABLISHED_DEVICE_DAYS)
     row = (
         KnownDevice.objects.filter(
-            user_id=user.pk, cookie_hash=hashed, revoked_at__isnull=True, first_seen_at__lte=since
+            user_id=user.pk, cookie_hash=hashed, revoked_at__isnull=True, learned_at__lte=since
         )
         .values_list("cookie_generation", "previous_generation")
         .first()

@@ -126,14 +126,14 @@ def request_unlock_with_codes(
     Both must verify (each failure is counted like any other); the recovery code is spent. The account is
     then unlocked after ``AUTHGUARD_UNLOCK_WAIT_HOURS`` (by :func:`is_locked`), unless the customer cancels
     with the reference mailed to them (:func:`cancel_unlock_request`); staff hear of it too. Raises
-    :class:`NotLocked`, :class:`UnlockUnavailable` (turned off, or the account lacks either factor, or one
-    of them is cooling off), ``InvalidCredential`` for a wrong code, ``Throttled`` from the factor.
+    :class:`UnlockUnavailable` when the portal turned it off; once the authenticator code verified,
+    :class:`NotLocked`, or :class:`UnlockUnavailable` (the account lacks either factor, or one of them is
+    cooling off); ``InvalidCredential`` for a wrong code (or a factor she lacks: the same answer);
+    ``Throttled`` from the factor.
     Pass the ``request``: on a browser the account has known for a month the customer then waits out only
     her own failures, not those of whoever else knows her username (:mod:`authguard.factors.throttles`).
     """
     wait = app_settings.UNLOCK_WAIT_HOURS
-    if not is_locked(user):
-        raise NotLocked()
     if wait is None:
         raise UnlockUnavailable()
     # SECURITY: the authenticator code first, so a wrong one never spends a recovery code, and only whoever
@@ -142,6 +142,10 @@ def request_unlock_with_codes(
     totp = verify_totp(user, totp_code, request=request, while_locked=True)
     if totp is None:
         raise InvalidCredential(code="wrong_code")
+    if not is_locked(user):
+        # SECURITY: after the code, not before: an unlocked account answered made-up codes 409 and an unknown
+        # username 400, telling anyone who is a customer (red team, round eleven).
+        raise NotLocked()
     if not codes_unlock_available(user) or _refused_for_unlock(user, totp) or not _codes_could_unlock(user):
         # SECURITY: codes minted or an app added during a cooling-off may be the thief's (issue 10); refused
         # before the recovery code is spent (red team, round eight).
@@ -178,8 +182,9 @@ def request_unlock_with_codes(
 
 def cancel_unlock_request(user: Any, *, reference: object = None, by: Any = None) -> None:
     """Cancel a waiting self-service unlock: the customer with the reference from the message, or staff
-    (``by``, with ``authguard.unlock_account``). The account stays locked. Raises :class:`NotLocked` when
-    there is no request, ``InvalidCredential`` for a wrong reference."""
+    (``by``, with ``authguard.unlock_account``). The account stays locked. Raises :class:`NotLocked` to
+    staff when there is no request, ``InvalidCredential`` for a wrong reference (to the customer also when
+    there is no request: her reference is what tells her account from anyone's)."""
     if by is not None and not by.has_perm(UNLOCK_PERMISSION):
         raise PermissionDenied("cancelling an unlock needs the authguard.unlock_account permission")
     now = clock.now()
@@ -190,7 +195,9 @@ def cancel_unlock_request(user: Any, *, reference: object = None, by: Any = None
             .first()
         )
         if lock is None:
-            raise NotLocked()
+            # SECURITY: the customer's way (no ``by``) learns nothing without the reference: "nothing is
+            # waiting" would tell anyone with a username who is a customer (red team, round eleven).
+            raise NotLocked() if by is not None else InvalidCredential(code="wrong_reference")
         if by is None:
             typed = reference if isinstance(reference, str) and 0 < len(reference) <= 64 else None
             if typed is None or not constant_time_compare(

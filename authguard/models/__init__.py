@@ -116,6 +116,10 @@ class KnownDevice(models.Model):
     cookie_hash = models.CharField(max_length=64)
     label = models.CharField(_("browser"), max_length=200, blank=True)
     first_seen_at = models.DateTimeField(_("first seen"))
+    # When the risk engine first learned the browser (an allowed sign-in, a step-up with a factor a phishing
+    # page cannot relay, an imported log); None while it is only listed (a relayed code:
+    # history.note_device). A browser's standing ("known for a month") counts from here.
+    learned_at = models.DateTimeField(_("learned"), null=True, blank=True)
     last_seen_at = models.DateTimeField(_("last seen"))
     last_ip = models.GenericIPAddressField(_("last IP address"), null=True, blank=True)
     last_place = models.CharField(_("last place"), max_length=120, blank=True)

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Protocol
 
 from django.core.cache import cache as default_cache
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from authguard import statements
@@ -394,6 +394,13 @@ class DatabaseHistory:
                     first_seen_at=Case(
                         When(revoked_at__isnull=False, then=Value(ctx.time)), default=F("first_seen_at")
                     ),
+                    # SECURITY: standing counts from the engine's first learning of the browser, not from
+                    # a relayed code's listing of it (red team, round eleven: a thief who waited a month
+                    # after one relayed code kept a browser of standing through every containment).
+                    learned_at=Case(
+                        When(Q(revoked_at__isnull=False) | Q(learned_at__isnull=True), then=Value(ctx.time)),
+                        default=F("learned_at"),
+                    ),
                     revoked_at=None,
                 )
                 if not updated:
@@ -402,6 +409,7 @@ class DatabaseHistory:
                         cookie_hash=ctx.device_hash,
                         label=ctx.client.summary[:200],
                         first_seen_at=ctx.time,
+                        learned_at=ctx.time,
                         last_seen_at=ctx.time,
                         last_ip=ctx.ip,
                         last_place=ctx.geo.place,
@@ -425,6 +433,8 @@ class DatabaseHistory:
         if moves:
             own = KnownDevice.objects.get(user_id=ctx.user_id, cookie_hash=ctx.device_hash)
             own.first_seen_at = min(own.first_seen_at, imported.first_seen_at)
+            learned = [t for t in (own.learned_at, imported.learned_at) if t is not None]
+            own.learned_at = min(learned) if learned else own.learned_at
             until = imported.trusted_until
             # SECURITY: only trust the login was judged with, never onto a browser the customer revoked.
             if (
@@ -435,7 +445,7 @@ class DatabaseHistory:
                 and (own.trusted_until is None or own.trusted_until < until)
             ):
                 own.trusted_until = until
-            own.save(update_fields=["first_seen_at", "trusted_until"])
+            own.save(update_fields=["first_seen_at", "learned_at", "trusted_until"])
         # SECURITY: ended, not deleted: importing the log again must not list (and remember) it again.
         KnownDevice.objects.filter(pk=imported.pk).update(revoked_at=ctx.time, trusted_until=None)
 

@@ -196,6 +196,7 @@ def _write_devices(history: MemoryHistory, imported: dict[str, Any], *, now: Any
                 cookie_hash=device,
                 label=verified.label[:200],  # the browser, as every device's label (stored: not translated)
                 first_seen_at=verified.at,
+                learned_at=verified.at,  # a passkey's line of the portal's own log
                 last_seen_at=verified.at,
                 last_ip=verified.ip,
                 last_place=verified.place[:120],

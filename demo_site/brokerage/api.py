@@ -235,8 +235,9 @@ def unlock_with_codes(request: HttpRequest) -> HttpResponse:
     passkey asks to unlock with a code from the authenticator app and a recovery code.
 
     202 ``unlock_requested`` with ``due_at`` (the account unlocks then, unless the customer cancels with the
-    reference mailed to them) · 400 ``invalid`` (also for an unknown username) · 409 ``not_locked`` ·
-    403 ``denied`` (this way back is not open to the account) · 429 ``throttled``.
+    reference mailed to them) · 400 ``invalid`` (also for an unknown username or a factor the account lacks)
+    · after a right authenticator code only: 409 ``not_locked``, 403 ``denied`` (this way back is not open to
+    the account) · 429 ``throttled``.
     """
     data = read_json_object(request)
     user = _user_named(data)
@@ -278,8 +279,8 @@ def unlock_with_codes(request: HttpRequest) -> HttpResponse:
 @json_view("POST", login_required=False)
 def cancel_unlock(request: HttpRequest) -> HttpResponse:
     """``POST /api/unlock/cancel`` ``{"username", "reference"}``: cancel a waiting unlock with the reference
-    from the message; the account stays locked. 200 ``ok`` · 400 ``invalid`` · 409 ``not_locked`` (no
-    waiting unlock)."""
+    from the message; the account stays locked. 200 ``ok`` · 400 ``invalid`` (also for an unknown username
+    and when no unlock is waiting: without the reference nothing about the account is told)."""
     data = read_json_object(request)
     user = _user_named(data)
     reference = _code(data, "reference")
@@ -288,8 +289,6 @@ def cancel_unlock(request: HttpRequest) -> HttpResponse:
         raise wrong
     try:
         unlocking.cancel_unlock_request(user, reference=reference)
-    except lockout.NotLocked:
-        return answer("not_locked", 409, message=_("No unlock is waiting for this account."))
     except InvalidCredential:
         raise wrong from None
     return answer("ok", message=_("The unlock was cancelled. Your account stays locked."))

@@ -201,9 +201,6 @@ def cancel_unlock(request: HttpRequest) -> HttpResponse:
                 if user is None:
                     raise InvalidCredential(code="wrong_reference")
                 unlocking.cancel_unlock_request(user, reference=form.cleaned_data["reference"])
-            except lockout.NotLocked:
-                form.add_error(None, _("No unlock is waiting for this account."))
-                status = 409
             except InvalidCredential:
                 form.add_error("reference", _("That reference is not correct."))
             else:
