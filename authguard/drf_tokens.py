@@ -1,12 +1,10 @@
-"""API tokens as sessions (:mod:`authguard.drf`): issued one per sign-in, revoked with the account's sessions,
-and ended by a session's limits.
+"""API tokens as sessions (:mod:`authguard.drf`): issued one per sign-in and revoked with the account's
+sessions.
 
 :func:`_issue_token` gives every token login (and every passed step-up of one) a new token, ending the one the
 account had; :func:`revoke_tokens` ends them all when the account's sessions end (a password change or reset,
-a lock, "sign out everywhere else", the desk); :class:`TokenAuthentication` (name it in
-``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]`` as ``authguard.drf.TokenAuthentication``) refuses a
-locked account's token and ends one past the absolute lifetime or the idle limit of a browser session
-(:mod:`authguard.sessions.token_activity`).
+a lock, "sign out everywhere else", the desk). ``authguard.drf.TokenAuthentication`` ends one past the
+absolute lifetime or the idle limit of a browser session (:mod:`authguard.sessions.token_activity`).
 """
 
 from __future__ import annotations
@@ -16,12 +14,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.dispatch import receiver
 from django.utils.translation import gettext as _
-from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from authguard import clock
 from authguard.exceptions import Throttled
-from authguard.login import lockout
 from authguard.sessions import token_activity
 from authguard.sessions.state import api_access_revoked
 from authguard.sessions.token_strength import forget_token_strength
@@ -69,26 +65,3 @@ def _issue_token(user: Any) -> str:
         except IntegrityError:
             continue  # a concurrent login of the same account created one in between: replace it
     raise Throttled(_("Too many sign-ins at once. Please try again."), retry_after=1)
-
-
-class TokenAuthentication(authentication.TokenAuthentication):
-    """DRF's token authentication, refusing the tokens of locked accounts (a lock ends every session; a
-    token is one) and ending a token past a browser session's absolute lifetime or idle limit. Use it
-    instead of DRF's in ``DEFAULT_AUTHENTICATION_CLASSES``."""
-
-    def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
-        # A key no token can have (a NUL byte, which PostgreSQL refuses with an error; too long; not ASCII)
-        # is refused as an invalid token, not carried to the database (red team, round ten: a 500).
-        if not (0 < len(key) <= TOKEN_KEY_LENGTH and key.isascii() and key.isalnum()):
-            raise exceptions.AuthenticationFailed(_("Invalid token."))
-        user, token = super().authenticate_credentials(key)
-        if token_activity.ended(token=token):
-            # SECURITY: a token is a session: a relayed-code sign-in must not buy weeks of access, nor a
-            # token put aside for a day.
-            Token.objects.filter(pk=token.pk).delete()
-            token_activity.forget(token_keys=[token.key])
-            raise exceptions.AuthenticationFailed(_("Your session has ended. Sign in again."))
-        # SECURITY: fail closed: a lock state that cannot be read refuses the token too.
-        if lockout.is_locked_fail_closed(user):
-            raise exceptions.AuthenticationFailed(_("This action is not possible right now."))
-        return user, token

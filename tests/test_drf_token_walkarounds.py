@@ -332,3 +332,72 @@ def test_a_browser_session_signed_in_on_one_node_is_not_ended_by_the_next_node_w
     with time_machine.travel(true + timedelta(seconds=0.5 - 1.5), tick=False):  # node B
         page = her.get("/api/portfolio")
     assert page.status_code == 200, f"signed out on her first page: {page.status_code}"
+
+
+# -- round twelve: a step-up's freshness between two healthy nodes ----------------------------------------
+
+
+def test_a_token_stepped_up_on_one_node_is_fresh_on_the_next_node_within_the_tolerance(
+    alice_with_totp: Any,
+) -> None:
+    """Round eleven: elapsed times between two nodes are only known to within twice ``tolerance_seconds``
+    (two uncorrected, healthy nodes), so ``clock.is_from_the_future`` moved to twice the tolerance. But the
+    freshness of a step-up still asks ``0 <= elapsed`` (``authguard/drf.py`` ``_token_fresh``; the same in
+    ``sessions/state.py`` ``has_fresh_verification``). alice steps her token login up with her app on a
+    node 1.5 s ahead (``strength.at``); her withdrawal, half a second later, lands on a node 1.5 s behind:
+    the step-up lies 2.5 s in that node's future and she is told to confirm with a second factor again
+    (403 ``reverify``), which can repeat for as long as the balancer alternates. CORRECT: 200."""
+    true = timezone.now()
+    with time_machine.travel(true + timedelta(seconds=1.5), tick=False):  # node A: +1.5 s, uncorrected
+        client = api(IP_SG_VPS, UA_CHROME_WIN)
+        login = client.post(TOKEN_URL, {"username": "alice", "password": PASSWORD}, format="json")
+        if login.status_code == 200:
+            pytest.skip("the token login was allowed outright: no step-up to test")
+        assert login.status_code == 401, login.content
+        exchange = client.post(
+            "/api/auth/step-up/totp",
+            {"step_up_token": login.json()["step_up_token"], "code": totp_token(alice_with_totp.totp)},
+            format="json",
+        )
+        assert exchange.status_code == 200, exchange.content
+        token = exchange.json()["token"]
+    with time_machine.travel(true + timedelta(seconds=0.5 - 1.5), tick=False):  # node B: -1.5 s
+        withdraw = with_token(api(IP_SG_VPS, UA_CHROME_WIN), token).post("/drf/withdraw")
+    assert withdraw.status_code == 200, (
+        f"her step-up of half a second ago is not fresh on a healthy node: {withdraw.status_code} "
+        f"{withdraw.content!r}"
+    )
+
+
+def test_a_browser_step_up_on_one_node_is_fresh_on_the_next_node_within_the_tolerance(
+    brokerage_customer: Any,
+) -> None:
+    """The browser side of the same rule: ``has_fresh_verification`` (``@step_up_required``, DRF's
+    ``StepUpRequired`` on a session, the e-mail change, a factor change) refuses a verification written by
+    a node ahead within the tolerance. hanako steps up with her app on a node 1.5 s ahead; the sensitive
+    request half a second later lands on a node 1.5 s behind. CORRECT: 200."""
+    from django.test import Client
+
+    from .conftest import HANAKO_PASSWORD
+
+    hanako = brokerage_customer(holdings={"7203": 100}, totp=True)
+    true = timezone.now()
+    browser = Client(REMOTE_ADDR=IP_SG_VPS, HTTP_USER_AGENT=UA_CHROME_WIN)
+    with time_machine.travel(true + timedelta(seconds=1.5), tick=False):  # node A
+        login = browser.post(
+            "/api/login", {"username": "hanako", "password": HANAKO_PASSWORD}, content_type="application/json"
+        )
+        assert login.status_code == 200, login.content
+        if login.json()["status"] == "ok":
+            pytest.skip("allowed outright: no step-up to test")
+        assert login.json()["status"] == "step_up_required", login.content
+        stepped = browser.post(
+            "/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}, "application/json"
+        )
+        assert stepped.status_code == 200, stepped.content
+    with time_machine.travel(true + timedelta(seconds=0.5 - 1.5), tick=False):  # node B
+        withdraw = browser.post("/drf/withdraw")
+    assert withdraw.status_code == 200, (
+        f"her step-up of half a second ago is not fresh on a healthy node: {withdraw.status_code} "
+        f"{withdraw.content!r}"
+    )

@@ -357,3 +357,77 @@ def test_the_codes_unlock_does_not_tell_who_is_a_customer(hanako: Any) -> None:
         nobody.status_code,
         nobody.json().get("status"),
     ), f"hanako: {customer.status_code}, an unknown name: {nobody.status_code}"
+
+
+# -- round twelve: an unlocked account's codes are neither verified nor counted -------------------------
+
+
+@pytest.mark.battery(66)
+def test_made_up_codes_at_the_codes_unlock_tell_a_customer_from_an_unknown_username(
+    brokerage_customer: Any, settings: Any
+) -> None:
+    """Round eleven made a customer's unlocked account answer made-up codes 400, as an unknown username does,
+    and counts a factor she lacks like a wrong code. But only the customer's answers are counted: her
+    account's throttle scope (``a:<pk>``, ten free failures) fills, and the eleventh made-up code is
+    refused 429, while an unknown username is answered 400 for ever, counted nowhere
+    (``demo_site/brokerage/api.py`` ``unlock_with_codes``: ``if user is None: raise wrong``). From a
+    fresh /24 per request (the network scope never fills), a dozen requests per name tell which usernames
+    are customers, on a portal with the failure lock turned off (``AUTHGUARD_LOCKOUT_FAILURES = None``)
+    where there is no lock to enumerate by, with nothing but the username. SECURE: one sequence of
+    answers for a customer and for a name nobody has."""
+    from .conftest import OrderApi
+
+    settings.AUTHGUARD_LOCKOUT_FAILURES = None  # no failure lock: the documented lock oracle is gone
+    brokerage_customer(holdings={"7203": 100}, totp=True)  # hanako, an authenticator app
+
+    def probe(username: str, first_octet: int) -> list[int]:
+        answers = []
+        for n in range(12):
+            stranger = OrderApi(REMOTE_ADDR=f"{first_octet}.0.{n}.9")  # a new /24 each time
+            made_up = {"username": username, "totp_code": "123456", "recovery_code": "A" * 16}
+            answers.append(stranger.post("/api/unlock/codes", made_up).status_code)
+        return answers
+
+    with time_machine.travel(timezone.now(), tick=False):
+        customer = probe("hanako", 100)
+        nobody = probe("no-such-customer", 101)
+    assert customer == nobody, f"made-up codes tell a customer ({customer}) from nobody ({nobody})"
+
+
+@pytest.mark.battery(71)
+def test_with_only_her_username_a_stranger_holds_back_her_own_step_up_through_the_codes_unlock(
+    brokerage_customer: Any, settings: Any
+) -> None:
+    """Before round eleven the codes unlock answered an unlocked account ``not_locked`` before any code was
+    looked at: free, and counted nowhere. Now every made-up code for an unlocked account is verified and
+    counted in her account's throttle scope (``a:<pk>``), the scope her own step-up shares on any browser
+    without a month of *learned* standing (after round eleven: every browser she only ever verified with
+    her app). On a portal without the failure lock, a stranger with nothing but her username sends eleven
+    made-up codes to ``/api/unlock/codes``; hanako then signs in from her browser and types the right code
+    from her app: refused 429, and the wait doubles with every further made-up code (up to an hour), for
+    as long as he keeps it up. SECURE: her right code signs her in."""
+    from django.test import Client
+
+    from .conftest import UA_CHROME_WIN, of_long_standing
+    from .test_device_cookie_generations import START, _browser_in_use, _later_sign_ins
+
+    settings.AUTHGUARD_LOCKOUT_FAILURES = None
+    hanako = of_long_standing(brokerage_customer(holdings={"7203": 100}, totp=True))
+    with time_machine.travel(START, tick=False) as clock:
+        _later_sign_ins(_browser_in_use(), clock, 3)  # her laptop at home in Tokyo
+        clock.shift(timedelta(days=1))
+        made_up = {"username": "hanako", "totp_code": "123456", "recovery_code": "A" * 16}
+        for n in range(22):  # ten free, then one each time the account's wait ends: it doubles each time
+            OrderApi(REMOTE_ADDR=f"100.0.{n}.9").post("/api/unlock/codes", made_up)
+            if 10 <= n < 21:
+                clock.shift(2 ** (n - 10) + 1)
+        her = Client(REMOTE_ADDR=IP_OSAKA, HTTP_USER_AGENT=UA_CHROME_WIN)
+        login = her.post(
+            "/api/login", {"username": "hanako", "password": HANAKO_PASSWORD}, content_type="application/json"
+        )
+        assert login.status_code == 200 and login.json()["status"] == "step_up_required", login.content
+        right = her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}, "application/json")
+    assert right.status_code == 200, (
+        f"her right code, held back by a stranger's made-up codes: {right.status_code} "
+        f"Retry-After {right.get('Retry-After')} {right.content!r}"
+    )

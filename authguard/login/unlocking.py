@@ -126,26 +126,28 @@ def request_unlock_with_codes(
     Both must verify (each failure is counted like any other); the recovery code is spent. The account is
     then unlocked after ``AUTHGUARD_UNLOCK_WAIT_HOURS`` (by :func:`is_locked`), unless the customer cancels
     with the reference mailed to them (:func:`cancel_unlock_request`); staff hear of it too. Raises
-    :class:`UnlockUnavailable` when the portal turned it off; once the authenticator code verified,
-    :class:`NotLocked`, or :class:`UnlockUnavailable` (the account lacks either factor, or one of them is
-    cooling off); ``InvalidCredential`` for a wrong code (or a factor she lacks: the same answer);
-    ``Throttled`` from the factor.
+    :class:`UnlockUnavailable` when the portal turned it off; ``InvalidCredential`` for a wrong code, a
+    factor she lacks, or an account that is not locked (nothing is verified or counted then: one answer);
+    once the authenticator code verified, :class:`UnlockUnavailable` (the account lacks either factor, or
+    one of them is cooling off); ``Throttled`` from the factor; :class:`NotLocked` only if the lock ended
+    while the codes were checked.
     Pass the ``request``: on a browser the account has known for a month the customer then waits out only
     her own failures, not those of whoever else knows her username (:mod:`authguard.factors.throttles`).
     """
     wait = app_settings.UNLOCK_WAIT_HOURS
     if wait is None:
         raise UnlockUnavailable()
+    if not is_locked(user):
+        # SECURITY: nothing to unlock, so nothing is verified or counted: counted, anyone with her username
+        # could shut the throttle scope her own step-up shares, or lock her, through this endpoint (red
+        # team, round twelve); answered as wrong codes, it tells nobody who is a customer (round eleven).
+        raise InvalidCredential(code="wrong_code")
     # SECURITY: the authenticator code first, so a wrong one never spends a recovery code, and only whoever
     # holds her app learns which factors she has or whether they are cooling off (red team, rounds nine
     # and ten: made-up codes were answered 403 or 400 by her factors' state, unthrottled).
     totp = verify_totp(user, totp_code, request=request, while_locked=True)
     if totp is None:
         raise InvalidCredential(code="wrong_code")
-    if not is_locked(user):
-        # SECURITY: after the code, not before: an unlocked account answered made-up codes 409 and an unknown
-        # username 400, telling anyone who is a customer (red team, round eleven).
-        raise NotLocked()
     if not codes_unlock_available(user) or _refused_for_unlock(user, totp) or not _codes_could_unlock(user):
         # SECURITY: codes minted or an app added during a cooling-off may be the thief's (issue 10); refused
         # before the recovery code is spent (red team, round eight).

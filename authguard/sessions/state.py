@@ -492,7 +492,9 @@ def has_fresh_verification(
         return False
     age = app_settings.STEP_UP_FRESH_SECONDS if max_age is None else max_age
     elapsed = _now() - float(state["st"])
-    return 0 <= elapsed <= age
+    # A step-up written a moment ago on a node ahead (within what healthy nodes disagree by) is fresh; one
+    # further in the future is not (red team, round twelve).
+    return not clock.is_from_the_future(elapsed) and elapsed <= age
 
 
 # -- sessions of a user, so the others can be ended ----------------------------------------------------------

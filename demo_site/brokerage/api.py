@@ -235,14 +235,14 @@ def unlock_with_codes(request: HttpRequest) -> HttpResponse:
     passkey asks to unlock with a code from the authenticator app and a recovery code.
 
     202 ``unlock_requested`` with ``due_at`` (the account unlocks then, unless the customer cancels with the
-    reference mailed to them) · 400 ``invalid`` (also for an unknown username or a factor the account lacks)
-    · after a right authenticator code only: 409 ``not_locked``, 403 ``denied`` (this way back is not open to
-    the account) · 429 ``throttled``.
+    reference mailed to them) · 400 ``invalid`` (also for an unknown username, a factor the account lacks,
+    or an account that is not locked: one answer) · after a right authenticator code only: 403 ``denied``
+    (this way back is not open to the account) · 429 ``throttled``.
     """
     data = read_json_object(request)
     user = _user_named(data)
     totp_code, recovery_code = _code(data, "totp_code"), _code(data, "recovery_code")
-    wrong = invalid({"code": [_("The codes are not correct.")]})
+    wrong = invalid({"code": [_("The codes are not correct, or this account is not locked.")]})
     if user is None:
         raise wrong  # SECURITY: an unknown username gets the wrong-code answer
     try:

@@ -168,7 +168,7 @@ def unlock_with_codes(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, error.message)
                 status = 429
             except InvalidCredential:
-                form.add_error(None, _("The codes are not correct."))
+                form.add_error(None, _("The codes are not correct, or this account is not locked."))
             else:
                 messages.success(
                     request,
