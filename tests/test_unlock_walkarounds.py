@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.test import Client
 from django.urls import include, path
 from django.utils import timezone
 
@@ -431,3 +432,44 @@ def test_with_only_her_username_a_stranger_holds_back_her_own_step_up_through_th
         f"her right code, held back by a stranger's made-up codes: {right.status_code} "
         f"Retry-After {right.get('Retry-After')} {right.content!r}"
     )
+
+
+# -- round thirteen: a way turned off for everyone answers everyone alike ------------------------------
+
+
+@pytest.mark.battery(66)
+@pytest.mark.parametrize("preset", ["jsda", "wait_hours_none"])
+def test_with_the_codes_unlock_turned_off_made_up_codes_do_not_tell_a_customer_from_nobody(
+    brokerage_customer: Any, settings: Any, preset: str
+) -> None:
+    """The JSDA preset (and ``AUTHGUARD_UNLOCK_WAIT_HOURS = None``) turns the codes unlock off, but its
+    routes stay: ``/api/unlock/codes`` answers an unknown username 400 (``if user is None: raise wrong``,
+    before authguard is asked) and an existing one 403 ``denied`` (``request_unlock_with_codes`` raises
+    ``UnlockUnavailable`` before anything else). With made-up codes, nothing counted or throttled, from one
+    address, a stranger learns which usernames are customers (locked or not): the one answer docs/
+    interfaces.md promises ("an unknown username ... an account that is not locked: one answer") is broken
+    on exactly the portals that run the brokerage preset. The HTML page (``/unlock/codes/``) does the same."""
+    if preset == "jsda":
+        settings.AUTHGUARD_PRESET = "jsda-2025"
+    else:
+        settings.AUTHGUARD_UNLOCK_WAIT_HOURS = None
+    settings.AUTHGUARD_LOCKOUT_FAILURES = None  # no failure lock: the documented lock oracle is gone
+    brokerage_customer(holdings={"7203": 100}, totp=True)  # hanako, not locked
+
+    with time_machine.travel(timezone.now(), tick=False):
+        stranger = OrderApi(REMOTE_ADDR="203.0.113.131")
+        made_up = {"totp_code": "123456", "recovery_code": "A" * 16}
+        customer = [
+            stranger.post("/api/unlock/codes", {"username": "hanako", **made_up}).status_code
+            for _ in range(3)
+        ]
+        nobody = [
+            stranger.post("/api/unlock/codes", {"username": "no-such-customer", **made_up}).status_code
+            for _ in range(3)
+        ]
+        page = Client(REMOTE_ADDR="203.0.113.132")
+        html_customer = page.post("/unlock/codes/", {"username": "hanako", **made_up}).status_code
+        html_nobody = page.post("/unlock/codes/", {"username": "no-such-customer", **made_up}).status_code
+
+    assert customer == nobody, f"the codes unlock tells a customer ({customer}) from nobody ({nobody})"
+    assert html_customer == html_nobody, f"the page: customer {html_customer}, nobody {html_nobody}"

@@ -131,8 +131,12 @@ def request_unlock_with_codes(
     once the authenticator code verified, :class:`UnlockUnavailable` (the account lacks either factor, or
     one of them is cooling off); ``Throttled`` from the factor; :class:`NotLocked` only if the lock ended
     while the codes were checked.
-    Pass the ``request``: on a browser the account has known for a month the customer then waits out only
-    her own failures, not those of whoever else knows her username (:mod:`authguard.factors.throttles`).
+
+    A portal's view answers an unknown username as a wrong code, and, when the portal turned this way off,
+    every name alike before looking it up (the demo's ``unlock_with_codes``): else its answers tell who is a
+    customer. Pass the ``request``: on a browser the account has known for a month the customer then waits
+    out only her own failures, not those of whoever else knows her username
+    (:mod:`authguard.factors.throttles`).
     """
     wait = app_settings.UNLOCK_WAIT_HOURS
     if wait is None:

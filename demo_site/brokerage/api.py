@@ -209,12 +209,17 @@ def unlock_ways() -> dict[str, Any]:
     }
 
 
-def _user_named(data: dict[str, Any]) -> Any:
-    from django.contrib.auth import get_user_model
-
+def _username(data: dict[str, Any]) -> str:
     username = _credential(data.get("username"), MAX_USERNAME_LENGTH)
     if username is None:
         raise invalid({"username": [_("Enter your username.")]})
+    return username
+
+
+def _user_named(data: dict[str, Any]) -> Any:
+    from django.contrib.auth import get_user_model
+
+    username = _username(data)
     model = get_user_model()
     try:
         return model._default_manager.get_by_natural_key(username)
@@ -240,8 +245,18 @@ def unlock_with_codes(request: HttpRequest) -> HttpResponse:
     (this way back is not open to the account) · 429 ``throttled``.
     """
     data = read_json_object(request)
-    user = _user_named(data)
+    denied = answer(
+        "denied",
+        403,
+        message=_("This account cannot be unlocked this way. Use your passkey or call customer support."),
+    )
+    _username(data)  # a malformed body is a 400 whatever the settings
     totp_code, recovery_code = _code(data, "totp_code"), _code(data, "recovery_code")
+    if app_settings.UNLOCK_WAIT_HOURS is None:
+        # SECURITY: the way is off for everyone (the JSDA preset): one answer for every name, before any is
+        # looked up, or a 403 for a customer against a 400 for nobody tells who is one (red team, round 13).
+        return denied
+    user = _user_named(data)
     wrong = invalid({"code": [_("The codes are not correct, or this account is not locked.")]})
     if user is None:
         raise wrong  # SECURITY: an unknown username gets the wrong-code answer
@@ -252,11 +267,7 @@ def unlock_with_codes(request: HttpRequest) -> HttpResponse:
     except lockout.NotLocked:
         return answer("not_locked", 409, message=_("This account is not locked. You can sign in."))
     except lockout.UnlockUnavailable:
-        return answer(
-            "denied",
-            403,
-            message=_("This account cannot be unlocked this way. Use your passkey or call customer support."),
-        )
+        return denied
     except Throttled as error:
         throttled = answer("throttled", 429, message=error.message)
         if error.retry_after is not None:
