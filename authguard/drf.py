@@ -45,7 +45,6 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from rest_framework import authentication, exceptions, permissions, status
-from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -369,9 +368,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
         user, token = super().authenticate_credentials(key)
         if token_activity.ended(token=token):
             # SECURITY: a token is a session: a relayed-code sign-in must not buy weeks of access, nor a
-            # token put aside for a day.
-            Token.objects.filter(pk=token.pk).delete()
-            token_activity.forget(token_keys=[token.key])
+            # token put aside for a day. DRF keeps one token per user: this one, its strength and activity go.
+            revoke_tokens(user)
             raise exceptions.AuthenticationFailed(_("Your session has ended. Sign in again."))
         # SECURITY: fail closed: a lock state that cannot be read refuses the token too.
         if lockout.is_locked_fail_closed(user):

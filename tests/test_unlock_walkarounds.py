@@ -20,6 +20,7 @@ from authguard.login import lockout
 from authguard.models import AccountLock, AccountSecurity, Notification, PasskeyDevice, RecoveryCode
 
 from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, of_long_standing, totp_token, wrong_code
+from .test_battery_sessions import totp_hanako as totp_hanako  # noqa: F401 (a fixture)
 from .test_factors_relayed_code import disabled_totp, new_key, register
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
@@ -213,13 +214,6 @@ def test_a_codes_unlock_it_will_refuse_does_not_spend_her_recovery_code(
         spent = RecoveryCode.objects.filter(used_at__isnull=False).count()
         assert 202 not in tries  # refused: that part is the documented rule
         assert spent == 0, f"{spent} of her recovery codes spent by unlocks that were refused ({tries})"
-
-
-@pytest.fixture
-def totp_hanako(hanako: Any, totp_factory: Any) -> Any:
-    """The demo customer with an authenticator app of long standing, no recovery codes, no passkey."""
-    hanako.totp = totp_factory(hanako)
-    return hanako
 
 
 @pytest.mark.battery(66)

@@ -19,7 +19,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import NOT_THE_CUSTOMERS_FAILURE, InvalidCredential
-from authguard.factors.methods import codes_unlock_available, factor_cooling_off, method_of, usable_factors
+from authguard.factors.methods import factor_cooling_off, method_of, usable_factors
 from authguard.factors.passkeys import verify_authentication
 from authguard.factors.recovery import verify_recovery_code
 from authguard.factors.totp import verify_totp
@@ -58,7 +58,7 @@ def unlock_with_identity_check(user: Any, *, device: Any, method: str) -> None:
     if not own or not getattr(device, "confirmed", True):
         # SECURITY: only the account's own, confirmed factor proves the customer's identity.
         raise PermissionDenied("that factor does not belong to this account")
-    if factor_cooling_off(device) or _cooling_off_when_locked(user, device):
+    if _refused_for_unlock(user, device):
         # SECURITY: a factor added during a cooling-off may be the thief's; it cannot unlock (issue 10).
         raise PermissionDenied("a factor that is still cooling off cannot unlock the account")
     if not unlock(user, by=None, reason=f"identity check: {method}"):
@@ -76,20 +76,25 @@ def _cooling_off_when_locked(user: Any, *devices: Any) -> bool:
     return locked_at is not None and any(factor_cooling_off(d, at=locked_at) for d in devices)
 
 
-def _refused_for_unlock(user: Any, device: Any) -> bool:
-    """Whether ``device`` cannot unlock ``user``'s account: cooling off now or when the account was locked."""
-    return factor_cooling_off(device) or _cooling_off_when_locked(user, device)
+def _refused_for_unlock(user: Any, *devices: Any) -> bool:
+    """Whether any of ``devices`` cannot unlock ``user``'s account: cooling off now or when the account was
+    locked (one read of the lock for all of them)."""
+    return any(factor_cooling_off(d) for d in devices) or _cooling_off_when_locked(user, *devices)
 
 
-def _codes_could_unlock(user: Any) -> bool:
-    """Whether her recovery codes (the set ``verify_recovery_code`` would spend one of) could unlock: neither
-    cooling off now nor when the account was locked. Asked before the recovery code is verified.
+def _codes_could_unlock(user: Any, totp: Any) -> bool:
+    """Whether the verified authenticator app ``totp`` and her recovery codes (the set
+    ``verify_recovery_code`` would spend one of) could unlock: the account has both (as
+    :func:`~authguard.factors.methods.codes_unlock_available` asks), neither cooling off now nor when the
+    account was locked. Asked before the recovery code is verified, from one read of her factors.
 
     SECURITY: a refusal after ``verify_recovery_code`` would spend one of her codes for nothing, at every
     try, until none is left (red team, round eight).
     """
-    codes = [d for d in usable_factors(user) if method_of(d) == "recovery_code"]
-    return bool(codes) and not _refused_for_unlock(user, codes[0])
+    factors = usable_factors(user)
+    has_app = any(method_of(d) == "totp" for d in factors)
+    codes = next((d for d in factors if method_of(d) == "recovery_code"), None)
+    return has_app and codes is not None and not _refused_for_unlock(user, totp, codes)
 
 
 def unlock_with_passkey(request: HttpRequest, *, credential: dict[str, Any] | str, user: Any = None) -> Any:
@@ -152,7 +157,7 @@ def request_unlock_with_codes(
     totp = verify_totp(user, totp_code, request=request, while_locked=True)
     if totp is None:
         raise InvalidCredential(code="wrong_code")
-    if not codes_unlock_available(user) or _refused_for_unlock(user, totp) or not _codes_could_unlock(user):
+    if not _codes_could_unlock(user, totp):
         # SECURITY: codes minted or an app added during a cooling-off may be the thief's (issue 10); refused
         # before the recovery code is spent (red team, round eight).
         raise UnlockUnavailable()

@@ -433,8 +433,7 @@ class DatabaseHistory:
         if moves:
             own = KnownDevice.objects.get(user_id=ctx.user_id, cookie_hash=ctx.device_hash)
             own.first_seen_at = min(own.first_seen_at, imported.first_seen_at)
-            learned = [t for t in (own.learned_at, imported.learned_at) if t is not None]
-            own.learned_at = min(learned) if learned else own.learned_at
+            own.learned_at = min((t for t in (own.learned_at, imported.learned_at) if t), default=None)
             until = imported.trusted_until
             # SECURITY: only trust the login was judged with, never onto a browser the customer revoked.
             if (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from authguard import clock
@@ -59,7 +59,7 @@ def ended(*, token: Any) -> bool:
     idle = (now - last).total_seconds()
     if idle > app_settings.SESSION_IDLE_SECONDS or clock.is_from_the_future(idle):
         return True
-    if now - last >= timedelta(seconds=TOUCH_SECONDS):
+    if idle >= TOUCH_SECONDS:
         # A conditional write: concurrent calls of one client write once, and never move the time back.
         rows = TokenActivity.objects.filter(token_digest=digest, last_used_at__lt=now)
         if not rows.update(last_used_at=now):

@@ -217,9 +217,12 @@ def _username(data: dict[str, Any]) -> str:
 
 
 def _user_named(data: dict[str, Any]) -> Any:
+    return _user_by_name(_username(data))
+
+
+def _user_by_name(username: str) -> Any:
     from django.contrib.auth import get_user_model
 
-    username = _username(data)
     model = get_user_model()
     try:
         return model._default_manager.get_by_natural_key(username)
@@ -250,13 +253,13 @@ def unlock_with_codes(request: HttpRequest) -> HttpResponse:
         403,
         message=_("This account cannot be unlocked this way. Use your passkey or call customer support."),
     )
-    _username(data)  # a malformed body is a 400 whatever the settings
+    username = _username(data)  # a malformed body is a 400 whatever the settings
     totp_code, recovery_code = _code(data, "totp_code"), _code(data, "recovery_code")
     if app_settings.UNLOCK_WAIT_HOURS is None:
         # SECURITY: the way is off for everyone (the JSDA preset): one answer for every name, before any is
         # looked up, or a 403 for a customer against a 400 for nobody tells who is one (red team, round 13).
         return denied
-    user = _user_named(data)
+    user = _user_by_name(username)
     wrong = invalid({"code": [_("The codes are not correct, or this account is not locked.")]})
     if user is None:
         raise wrong  # SECURITY: an unknown username gets the wrong-code answer
