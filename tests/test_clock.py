@@ -93,12 +93,20 @@ def test_a_session_signed_in_in_the_future_is_ended(alice: Any, settings: Any) -
         {"measure_seconds": "60"},
         {"tolerence_seconds": 2},
         {"tolerance_seconds": True},
+        # Round thirteen: every freshness rule accepts twice the tolerance ahead; a day would stretch them.
+        {"tolerance_seconds": 61},
+        {"tolerance_seconds": 86_400},
         5,
     ],
 )
 def test_e180_for_an_invalid_clock_setting(settings: Any, value: Any) -> None:
     settings.AUTHGUARD_CLOCK = value
     assert [m.id for m in check_clock_settings(None)] == ["authguard.E180"]
+
+
+def test_the_largest_tolerance_passes_the_check(settings: Any) -> None:
+    settings.AUTHGUARD_CLOCK = {"tolerance_seconds": 60, "measure_seconds": 0}
+    assert check_clock_settings(None) == []
 
 
 @pytest.mark.django_db

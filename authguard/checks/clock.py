@@ -15,10 +15,16 @@ from authguard.conf import app_settings
 
 CLOCK_OPTIONS = ("measure_seconds", "tolerance_seconds", "max_round_trip_seconds")
 
+#: The largest ``tolerance_seconds`` accepted. Two nodes within the tolerance are not corrected, so every
+#: freshness and "from the future" rule accepts times up to twice it ahead (authguard.clock): a tolerance of a
+#: few minutes would stretch a step-up's freshness, an idle limit and a token's lifetime by that much.
+MAX_TOLERANCE_SECONDS = 60
+
 
 @register(Tags.security)
 def check_clock_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
-    """``AUTHGUARD_CLOCK`` holds only its three options, each a number >= 0."""
+    """``AUTHGUARD_CLOCK`` holds only its three options, each a number >= 0, and ``tolerance_seconds`` at most
+    :data:`MAX_TOLERANCE_SECONDS`."""
     given = getattr(settings, "AUTHGUARD_CLOCK", None) or {}
     wrong = (
         [repr(given)]
@@ -30,6 +36,8 @@ def check_clock_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any)
             or isinstance(value, bool)
             or not isinstance(value, int | float)
             or value < 0
+            # SECURITY: twice the tolerance is accepted as "now" by every freshness rule.
+            or (key == "tolerance_seconds" and value > MAX_TOLERANCE_SECONDS)
         ]
     )
     if not wrong:
@@ -37,7 +45,9 @@ def check_clock_settings(app_configs: Sequence[AppConfig] | None, **kwargs: Any)
     return [
         Error(
             f"AUTHGUARD_CLOCK is invalid: {', '.join(wrong)}.",
-            hint="A dict of " + ", ".join(CLOCK_OPTIONS) + ", each a number of seconds >= 0.",
+            hint="A dict of "
+            + ", ".join(CLOCK_OPTIONS)
+            + f", each a number of seconds >= 0; tolerance_seconds at most {MAX_TOLERANCE_SECONDS}.",
             id=Codes.CLOCK_SETTINGS_INVALID,
         )
     ]
