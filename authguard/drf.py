@@ -60,7 +60,7 @@ from authguard.login import lockout
 from authguard.login.flow import LoginResult, locked_message
 from authguard.resilience import CacheUnavailable, guarded_cache_call
 from authguard.sessions import state as sessions_state
-from authguard.sessions import token_activity
+from authguard.sessions import token_activity, token_binding
 from authguard.sessions.token_strength import STRENGTH_TTL_SECONDS as STRENGTH_TTL_SECONDS
 from authguard.sessions.token_strength import Strength as Strength
 from authguard.sessions.token_strength import forget_token_strength as forget_token_strength
@@ -359,6 +359,18 @@ class TokenAuthentication(authentication.TokenAuthentication):
     """DRF's token authentication, refusing the tokens of locked accounts (a lock ends every session; a
     token is one) and ending a token past a browser session's absolute lifetime or idle limit. Use it
     instead of DRF's in ``DEFAULT_AUTHENTICATION_CLASSES``."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        user, token = result
+        # SECURITY: a token is bound to where it was issued, as a browser session is: a copy replayed from
+        # another network, country or client is scored again, and ends unless the engine allows it.
+        if token_binding.check(request._request, user=user, token=token) == "ended":
+            revoke_tokens(user)
+            raise exceptions.AuthenticationFailed(_("Your session has ended. Sign in again."))
+        return result
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
         # A key no token can have (a NUL byte, which PostgreSQL refuses with an error; too long; not ASCII)

@@ -13,12 +13,13 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.dispatch import receiver
+from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
 
 from authguard import clock
 from authguard.exceptions import Throttled
-from authguard.sessions import token_activity
+from authguard.sessions import token_activity, token_binding
 from authguard.sessions.state import api_access_revoked
 from authguard.sessions.token_strength import forget_token_strength
 
@@ -45,13 +46,15 @@ def revoke_tokens(user: Any) -> int:
     return len(keys)
 
 
-def _issue_token(user: Any) -> str:
+def _issue_token(user: Any, *, request: HttpRequest) -> str:
     """A new token for every login; the one the account had, and its strength, end here.
 
     SECURITY: DRF keeps one token per user. Handing out the existing one (``get_or_create``) gave a thief's
     password-only login the customer's token, which then became as strong as her next passkey step-up, and
     gave her login his (red team, 2026-12-04). A login elsewhere signs the previous holder out instead.
+    The token is bound to ``request``'s context (:mod:`authguard.sessions.token_binding`).
     """
+    binding = token_binding.binding_of(request)
     for _attempt in range(3):
         try:
             with transaction.atomic():
@@ -61,6 +64,7 @@ def _issue_token(user: Any) -> str:
                 # auto_now_add is this node's clock; the lifetime counts on authguard's (the database's).
                 Token.objects.filter(pk=token.pk).update(created=now)
                 token_activity.note_issued(token_key=token.key, now=now)
+                token_binding.note_bound(token_key=token.key, binding=binding)
                 return str(token.key)
         except IntegrityError:
             continue  # a concurrent login of the same account created one in between: replace it

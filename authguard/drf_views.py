@@ -133,7 +133,7 @@ class ObtainAuthToken(_View):
         if refused is not None:
             return refused
         if result.status == "ok":
-            return answer("ok", token=_issue_token(result.user))
+            return answer("ok", token=_issue_token(result.user, request=http))
         return answer(
             "step_up_required",
             401,
@@ -172,7 +172,7 @@ def _passed(http: HttpRequest, pending: PendingLogin, *, device: Any, method: st
     session = pending.session
     with pending.signed_in(), transaction.atomic():
         login_stepup.complete_step_up(http, user=pending.user, device=device, method=method)
-        key = _issue_token(pending.user)
+        key = _issue_token(pending.user, request=http)
     # complete_step_up rotated the private session's key: delete the new one (and its record) too.
     _discard(session)
     pending.done = True

@@ -30,6 +30,17 @@ from .test_sessions_dbsc import (  # the protocol helpers: real keys, real proof
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
 
+@pytest.fixture
+def verified_browser(user_factory: Any, dbsc_on: None) -> Client:  # noqa: F811
+    """A signed-in, verified browser with authguard's device cookie (test_sessions_dbsc's ``browser``)."""
+    from .test_sessions_dbsc import new_device_cookie
+
+    client = Client()
+    client.force_login(user_factory("hanako"))
+    client.cookies[app_settings.DEVICE_COOKIE_NAME] = new_device_cookie()
+    return client
+
+
 def login_as(client: Client, username: str) -> Any:
     return client.post(
         "/api/login",
@@ -223,3 +234,39 @@ def test_a_thief_cannot_bind_the_customers_unbound_device_cookie_to_his_key_thro
     # And a browser of hers with DBSC can still bind her device cookie to its own key (no lasting lock-out).
     assert register(again, DeviceKey())
     assert DbscSession.objects.filter(user__username="kuroda", ended_at__isnull=True).count() == 1
+
+
+# -- round fourteen ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.battery(62)
+def test_a_registration_proof_with_a_lone_surrogate_challenge_is_a_4xx_not_a_server_error(
+    verified_browser: Client,
+) -> None:
+    """docs/dbsc.md: "Malformed input of any kind gets a 4xx with a stable ``code`` and a translated
+    ``message``, never a 500". A registration proof is self-signed (its ``jwk`` header is the key it is
+    verified with), so anyone with a verified session can sign any claims. ``dbsc_proofs._verify`` accepts a
+    ``jti`` that is any non-empty JSON string up to 256 characters, and JSON lets it be a lone surrogate
+    (``"\\ud800"``). ``dbsc._find_challenge`` then hashes it with ``challenge.encode("utf-8")``, which raises
+    ``UnicodeEncodeError``: an unhandled exception, a 500 from the registration endpoint (and from the
+    refresh endpoint for a binding's own key)."""
+    from joserfc import jws
+
+    from authguard.models import DbscChallenge
+
+    from .test_sessions_dbsc import offer
+
+    offer(verified_browser)  # a real offer is outstanding for this session
+    key = DeviceKey()
+    header = {"alg": "ES256", "typ": "dbsc+jwt", "jwk": key.public_jwk()}
+    proof = jws.serialize_compact(header, b'{"jti": "\\ud800"}', key.key, algorithms=["ES256"])
+    proof = proof.decode() if isinstance(proof, bytes) else proof
+
+    client = Client(raise_request_exception=False)
+    client.cookies = verified_browser.cookies
+    answer = client.post("/authguard/api/dbsc/register/", headers={"Secure-Session-Response": f'"{proof}"'})
+
+    assert 400 <= answer.status_code < 500, f"a malformed proof answered {answer.status_code}"
+    assert answer.json()["code"] in ("malformed", "challenge")
+    assert not DbscSession.objects.exists()
+    assert DbscChallenge.objects.filter(used_at__isnull=True).count() == 1  # the real offer stays usable

@@ -26,7 +26,7 @@ from authguard.conf import app_settings
 from authguard.login import lockout, unlocking
 from authguard.models import AccountLock, TokenActivity
 
-from .conftest import IP_SG_VPS, IP_TOKYO, UA_CHROME_WIN, passkey_step_up, totp_token
+from .conftest import IP_SG_VPS, IP_TOKYO, IP_TOKYO_2, UA_CHROME_WIN, UA_CURL, passkey_step_up, totp_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip"), pytest.mark.urls("tests.drf_urlconf")]
 
@@ -388,3 +388,82 @@ def test_a_browser_step_up_on_one_node_is_fresh_on_the_next_node_within_the_tole
         f"her step-up of half a second ago is not fresh on a healthy node: {withdraw.status_code} "
         f"{withdraw.content!r}"
     )
+
+
+# -- round fourteen: a token is bound to where it was issued ---------------------------------------------
+
+
+@pytest.mark.battery(66)
+def test_a_copied_api_token_replayed_from_a_hosting_network_abroad_ends(alice_with_totp: Any) -> None:
+    """docs/drf.md: a token is bound to its network, country and client, as a browser session is. Her app's
+    token, copied off her computer and replayed by a script on a hosting network in Singapore, was served in
+    full for up to a day (red team, round fourteen): it is scored again, refused, recorded and revoked."""
+    from authguard.models import LoginEvent
+
+    answer = obtain(api(IP_TOKYO, UA_CHROME_WIN))
+    assert answer.status_code == 200, answer.content
+    token = answer.json()["token"]
+    assert with_token(api(IP_TOKYO, UA_CHROME_WIN), token).get("/drf/portfolio").status_code == 200
+    events = LoginEvent.objects.filter(user=alice_with_totp).count()
+
+    stolen = with_token(api(IP_SG_VPS, UA_CURL), token).get("/drf/portfolio")
+
+    assert stolen.status_code in (401, 403), stolen.content  # the view's first authentication class decides
+    assert "Sign in again" in stolen.json()["detail"]
+    assert not Token.objects.filter(key=token).exists()
+    assert not TokenActivity.objects.filter(token_digest=sha256(token.encode()).hexdigest()).exists()
+    refused = LoginEvent.objects.filter(user=alice_with_totp).latest("pk")
+    assert LoginEvent.objects.filter(user=alice_with_totp).count() == events + 1
+    assert (refused.outcome, refused.ip) == ("refused", IP_SG_VPS)
+    # Her app, back home, signs in again: the copy's end is not hers for good.
+    assert with_token(api(IP_TOKYO, UA_CHROME_WIN), token).get("/drf/portfolio").status_code in (401, 403)
+    assert obtain(api(IP_TOKYO, UA_CHROME_WIN)).status_code == 200
+
+
+def test_a_token_used_from_another_address_of_its_network_carries_on_unscored(alice_with_totp: Any) -> None:
+    """Another address of the same network nearby (a new lease, the next CGNAT address) is no material
+    change: the token is served and nothing is scored or recorded."""
+    from authguard.models import LoginEvent
+
+    token = obtain(api(IP_TOKYO, UA_CHROME_WIN)).json()["token"]
+    events = LoginEvent.objects.filter(user=alice_with_totp).count()
+    digest = sha256(token.encode()).hexdigest()
+    bound = TokenActivity.objects.get(token_digest=digest).binding
+    assert (bound["ip"], bound["cc"], bound["dev"]) == (IP_TOKYO, "JP", None)
+
+    assert with_token(api(IP_TOKYO_2, UA_CHROME_WIN), token).get("/drf/portfolio").status_code == 200
+
+    assert LoginEvent.objects.filter(user=alice_with_totp).count() == events
+    assert TokenActivity.objects.get(token_digest=digest).binding == bound  # the issue place stays the anchor
+
+
+def test_a_token_from_before_bindings_is_bound_where_it_is_first_used(alice_with_totp: Any) -> None:
+    """A token issued before migration 0022 has no binding: it is bound at its first use after the deploy,
+    and a copy used elsewhere after that is scored as any other."""
+    token = obtain(api(IP_TOKYO, UA_CHROME_WIN)).json()["token"]
+    digest = sha256(token.encode()).hexdigest()
+    TokenActivity.objects.filter(token_digest=digest).update(binding={})
+
+    assert with_token(api(IP_TOKYO, UA_CHROME_WIN), token).get("/drf/portfolio").status_code == 200
+    assert TokenActivity.objects.get(token_digest=digest).binding["ip"] == IP_TOKYO
+    assert with_token(api(IP_SG_VPS, UA_CURL), token).get("/drf/portfolio").status_code in (401, 403)
+    assert not Token.objects.filter(key=token).exists()
+
+
+def test_with_step_up_report_only_a_moved_token_is_recorded_and_carries_on(
+    alice_with_totp: Any, settings: Any
+) -> None:
+    """Rollout (``AUTHGUARD_REPORT_ONLY``): the re-score is recorded with what would have happened; the
+    token is rebound there and served."""
+    from authguard.models import LoginEvent
+
+    token = obtain(api(IP_TOKYO, UA_CHROME_WIN)).json()["token"]
+    settings.AUTHGUARD_REPORT_ONLY = ["step_up"]
+
+    assert with_token(api(IP_SG_VPS, UA_CURL), token).get("/drf/portfolio").status_code == 200
+
+    event = LoginEvent.objects.filter(user=alice_with_totp).latest("pk")
+    assert event.ip == IP_SG_VPS
+    assert "report_only" in {finding["code"] for finding in event.findings}
+    rebound = TokenActivity.objects.get(token_digest=sha256(token.encode()).hexdigest()).binding
+    assert rebound["ip"] == IP_SG_VPS

@@ -483,3 +483,60 @@ def desk_unlocks(user: Any) -> None:
     act(staff_client(staff_user("desk", perms=perms)), url, "unlock", [lock.pk], apply="1", reason="id seen")
     approve_pending(staff_client(staff_user("desk2", perms=perms)))
     assert not AccountLock.objects.get(user=user).is_locked
+
+
+# -- round fourteen ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.urls("tests.test_sessions_dbsc")
+@pytest.mark.usefixtures("geoip")
+@pytest.mark.battery(71)
+def test_a_copy_of_a_dbsc_bound_browsers_cookie_without_its_proof_is_not_her_browser_at_the_factor_throttle(
+    brokerage_customer: Any, user_factory: Any, settings: Any
+) -> None:
+    """docs/dbsc.md: a device cookie of a DBSC-bound device presented without a fresh bound cookie "was copied
+    off the device": the sign-in says ``device_binding_missing``. docs/dbsc.md (round nine) names DBSC as what
+    tells her browser from a copy that holds her newest cookie. But the factor throttle's "her browser"
+    (``throttles.established_device``, ``authguard/factors/throttles.py:62-92``) asks only whether the cookie
+    is the account's month-old row and holds its newest generation; it never asks DBSC. Her laptop is bound to
+    the key in its TPM; the infostealer's copy of her cookie jar (taken after her last sign-in, the bound
+    cookie long expired) is, at the codes unlock, *her* browser: his wrong codes are counted in her laptop's
+    own scope and on django-otp's back-off of her authenticator app itself (a stranger's never are), so he
+    holds back her own laptop's right codes for as long as he keeps at it."""
+    from authguard.sessions import dbsc
+
+    from .conftest import IP_OSAKA, OrderApi, wrong_code
+    from .test_sessions_dbsc import DeviceKey, register
+
+    settings.AUTHGUARD_DBSC = {"ENABLED": True}
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 3
+    with her_laptop_and_his_account(brokerage_customer, user_factory) as (hanako, codes, laptop, clock):
+        binding = register(laptop, DeviceKey())  # her laptop's TPM key binds its device cookie
+        assert laptop.get("/api/portfolio").status_code == 200
+        stolen = laptop.cookies["authguard_device"].value  # the malware's copy (the bound cookie expires)
+
+        clock.shift(timedelta(hours=3))
+        his = OrderApi(REMOTE_ADDR=IP_OSAKA)
+        his.client.cookies["authguard_device"] = stolen
+        request = his.get("/api/csrf").wsgi_request
+        assert dbsc.device_binding_state(request, device_cookie_hash=dbsc.request_device_hash(request)) == (
+            "bound_missing_proof"
+        )
+        passes_for_hers = throttles.established_device(request, user=hanako) is not None
+
+        # With her username only: he locks her account, then sends a wrong code to the codes unlock.
+        for _ in range(3):
+            his.post("/api/login", {"username": "hanako", "password": "guess"})
+        assert AccountLock.objects.get(user=hanako).is_locked
+        body = {"username": "hanako", "totp_code": wrong_code(hanako.totp), "recovery_code": codes[2]}
+        assert his.post("/api/unlock/codes", body).status_code == 400
+        back_off = TOTPDevice.objects.get(pk=hanako.totp.pk).throttling_failure_count
+
+    from authguard.models import DbscSession
+
+    assert DbscSession.objects.get(session_id=binding).ended_at is None
+    assert not passes_for_hers, (
+        f"a copy of her DBSC-bound laptop's cookie, with no proof, is her laptop "
+        f"(her app's back-off: {back_off})"
+    )
+    assert back_off == 0, f"his wrong code went onto her authenticator's own back-off ({back_off})"

@@ -467,3 +467,30 @@ def test_with_the_codes_unlock_turned_off_made_up_codes_do_not_tell_a_customer_f
 
     assert customer == nobody, f"the codes unlock tells a customer ({customer}) from nobody ({nobody})"
     assert html_customer == html_nobody, f"the page: customer {html_customer}, nobody {html_nobody}"
+
+
+# -- round fourteen ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"username": "hanako"}, {"username": "x" * 151, "totp_code": "123456", "recovery_code": "A" * 16}],
+    ids=["empty", "no-codes", "username-too-long"],
+)
+@pytest.mark.battery(66)
+def test_with_the_codes_unlock_turned_off_a_malformed_form_is_still_a_400(
+    brokerage_customer: Any, settings: Any, body: dict[str, str]
+) -> None:
+    """Round thirteen: with ``AUTHGUARD_UNLOCK_WAIT_HOURS = None`` every name gets the same answer, and "a
+    malformed body is a 400 whatever the settings" (``demo_site/brokerage/api.py``: the username and codes
+    are read before the setting). The HTML page (``demo_site/brokerage/views.py:143``) checks the setting
+    *before* the form: a form with no fields, no codes or a 151-character username answers 403 "cannot be
+    unlocked this way" where the API, and the page itself with the way on, answer 400 for the input."""
+    settings.AUTHGUARD_UNLOCK_WAIT_HOURS = None
+    brokerage_customer(holdings={"7203": 100}, totp=True)
+
+    api_answer = Client(REMOTE_ADDR="203.0.113.133").post("/api/unlock/codes", body, "application/json")
+    page_answer = Client(REMOTE_ADDR="203.0.113.134").post("/unlock/codes/", body)
+
+    assert api_answer.status_code == 400, api_answer.content
+    assert page_answer.status_code == 400, f"the page answered a malformed form {page_answer.status_code}"

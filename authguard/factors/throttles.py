@@ -32,7 +32,7 @@ from authguard.exceptions import Throttled
 from authguard.factors.inventory import factor_is_cooling_off, session_device
 from authguard.models import FactorThrottle, KnownDevice
 from authguard.risk.addresses import client_ip
-from authguard.sessions import device_generations
+from authguard.sessions import device_binding, device_generations
 from authguard.sessions import state as sessions_state
 
 
@@ -67,7 +67,8 @@ def established_device(request: HttpRequest | None, *, user: Any, at: datetime |
     is not. A copy of her cookie left behind (:mod:`authguard.sessions.device_generations`) is not her
     browser: its failures are a stranger's, never set on her factor's back-off (red team, round five); her
     browser, which holds the newest cookie, stays hers when the copy got the id retired (round six). A copy
-    holding the newest cookie (taken after her last sign-in) shares her scope.
+    holding the newest cookie (taken after her last sign-in) shares her scope, unless her browser is bound
+    to a device key (DBSC) and the copy comes without that key's proof.
     """
     if request is None:
         return None
@@ -87,6 +88,13 @@ def established_device(request: HttpRequest | None, *, user: Any, at: datetime |
     newest, previous = row
     if generation is not None and not device_generations.holds_newest(
         newest=newest, previous=previous, generation=generation
+    ):
+        return None
+    # SECURITY: her browser bound to a device key (DBSC) sends that key's fresh proof; a copy of its cookie
+    # without it is the infostealer's, whatever generation it holds (red team, round fourteen).
+    if (
+        device_binding.device_binding_state(request, device_cookie_hash=hashed, user_id=user.pk)
+        == "bound_missing_proof"
     ):
         return None
     return hashed

@@ -144,11 +144,15 @@ class TokenActivity(models.Model):
     """When an API token was last used, on authguard's clock (DRF's ``Token`` has no such field).
 
     Written when the token is issued and at most once a minute while it is used
-    (:class:`authguard.drf.TokenAuthentication`); deleted with the token. ``token_digest`` is the SHA-256 of
-    the token's key: a second copy of a bearer secret would be one more place to steal it from."""
+    (:class:`authguard.drf.TokenAuthentication`), with the context the token is bound to; deleted with the
+    token. ``token_digest`` is the SHA-256 of the token's key: a second copy of a bearer secret would be one
+    more place to steal it from."""
 
     token_digest = models.CharField(max_length=64, primary_key=True)
     last_used_at = models.DateTimeField()
+    #: Where the token was issued (or last re-scored allowed): network, country, browser family, place, as a
+    #: browser session's binding (:mod:`authguard.sessions.token_binding`); empty for a token issued before.
+    binding = models.JSONField(_("binding"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("API token activity")

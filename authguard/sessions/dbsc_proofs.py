@@ -42,6 +42,8 @@ _BARE_VALUE = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 _SF_STRING_CHAR = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]")
+#: The alphabet of the challenges authguard issues (``secrets.token_urlsafe``).
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class _ProofRegistry(JWSRegistry):
@@ -277,7 +279,9 @@ def _verify(proof: str, *, key: ECKey | RSAKey, algorithm: str) -> dict[str, Any
     if not isinstance(claims, dict):
         raise MalformedDbscRequest("malformed")
     jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti or len(jti) > 256:
+    # Every challenge authguard issues is base64url (secrets.token_urlsafe); anything else (a lone surrogate
+    # included, which cannot even be encoded to look it up: red team, round fourteen) is malformed.
+    if not isinstance(jti, str) or not jti or len(jti) > 256 or not _BASE64URL.fullmatch(jti):
         raise MalformedDbscRequest("malformed")
     return claims
 
