@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.factors import inventory
 from authguard.models import KnownDevice, PasskeyDevice, RecoveryCode, RecoveryCodeDevice
@@ -436,3 +437,134 @@ def test_a_new_customers_first_browser_taken_over_from_imported_history_vouches_
     record = FactorRecord.objects.get(device_id=device.persistent_id)
     assert record.enrolled_low_risk, "the login was low-risk"
     assert not inventory.factor_is_cooling_off(device), record.cooling_off_until
+
+
+# -- round fourteen: a factor of hers that is cooling off is replaced by no relayed code --------------
+
+
+def old_totp(user: Any, totp_factory: Any, *, days: int = 300) -> Any:
+    """Her authenticator app of long standing."""
+    device = totp_factory(user)
+    TOTPDevice.objects.filter(pk=device.pk).update(created_at=timezone.now() - timedelta(days=days))
+    device.refresh_from_db()
+    return device
+
+
+@pytest.mark.battery(63)
+def test_one_relayed_code_regenerates_her_freshly_renewed_recovery_codes_and_shows_him_the_new_ones(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """hanako (authenticator app for years) used up some recovery codes and renews the set from her new
+    laptop: the new set cools off (unvouched, 14 days). During those days a thief who relays ONE code of her
+    authenticator app asks for new recovery codes: removal.require_can_remove skips every check for a target
+    that is cooling off (removal.py: ``target_cooling``), so her new codes die and he reads ten fresh ones
+    (cooling off for him, then his). docs/factor-lifecycle.md: "one relayed code neither regenerates her
+    recovery codes (and shows him the new ones) nor replaces her authenticator app with his"."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+    her_recovery_codes(hanako, used=True)
+    her = new_browser_api(IP_TOKYO)  # her new laptop
+    her.login("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    renewed = her.post("/authguard/api/recovery-codes")
+    assert renewed.status_code == 201, renewed.content
+    her_codes = renewed.json()["codes"]
+    hers = RecoveryCodeDevice.objects.get(user=hanako)
+    assert inventory.factor_is_cooling_off(hers)  # her own new set, cooling off
+
+    clock.shift(2 * 3600)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    relayed = thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)})
+    assert relayed.status_code == 200, relayed.content  # the one relayed code
+    minted = thief.post("/authguard/api/recovery-codes")
+
+    # SECURE: one relayed code regenerates none of her recovery codes, and shows the thief no codes.
+    assert "codes" not in minted.json(), "the thief read a fresh set of her recovery codes"
+    assert minted.status_code in (400, 401, 403), minted.content
+    assert RecoveryCodeDevice.objects.filter(pk=hers.pk, confirmed=True).exists()
+    assert RecoveryCode.objects.filter(device_id=hers.pk, used_at__isnull=True).count() == len(her_codes)
+
+
+@pytest.mark.battery(63)
+def test_one_relayed_code_of_her_new_authenticator_app_replaces_it_with_the_thiefs_unannounced(
+    new_browser_api: Any, hanako: Any, clock: Any
+) -> None:
+    """hanako (a passkey for years) sets up an authenticator app from her PC of months: vouched, it cools off
+    with the account for a day. Two hours later a thief phishes ONE code of it and replaces it with an app of
+    his own: her cooling-off app yields to any verification (removal.py ``target_cooling`` skips
+    ``require_strong_removal``), ``confirm_totp_enrollment`` deletes it without a "factor_removed" notice, and
+    the only notice she gets reads "authenticator app added" -- the very notice her own set-up gave her two
+    hours before. Her phone's codes are refused from now on and, 14 days on, his app is an established
+    factor of her account (with a set of recovery codes he mints the same way: the two different factors an
+    e-mail change asks for)."""
+    from .conftest import bind_passkey
+
+    of_long_standing(hanako)
+    key = new_key()
+    hanako.passkey = bind_passkey(hanako, key)
+    PasskeyDevice.objects.filter(pk=hanako.passkey.pk).update(created_at=timezone.now() - timedelta(days=300))
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)  # her PC of months: a vouched session
+    options = her.post("/authguard/api/step-up/passkey/options")
+    assert options.status_code == 200, options.content
+    assert her.post("/authguard/api/step-up/passkey", key.get(options.json())).status_code == 200
+    began = her.post("/authguard/api/totp")
+    assert began.status_code == 200, began.content
+    her_app = TOTPDevice.objects.get(user=hanako, confirmed=False)
+    confirmed = her.post("/authguard/api/totp/confirm", {"code": totp_token(her_app)})
+    assert confirmed.status_code == 201, confirmed.content
+    her_app.refresh_from_db()
+    assert inventory.factor_is_cooling_off(her_app)
+
+    clock.shift(2 * 3600)
+    from authguard.models import Notification
+
+    notices_before = set(Notification.objects.filter(user=hanako).values_list("pk", flat=True))
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    relayed = thief.post("/authguard/api/step-up/totp", {"code": totp_token(her_app)})
+    assert relayed.status_code == 200, relayed.content  # the one relayed code (her new app signs in)
+    began = thief.post("/authguard/api/totp")
+    if began.status_code == 200:
+        his = TOTPDevice.objects.get(user=hanako, confirmed=False)
+        thief.post("/authguard/api/totp/confirm", {"code": totp_token(his)})
+
+    # SECURE: one relayed code replaces none of her factors; and whatever of hers goes, she is told so.
+    her_app_kept = TOTPDevice.objects.filter(pk=her_app.pk, confirmed=True).exists()
+    new_notices = Notification.objects.filter(user=hanako).exclude(pk__in=notices_before)
+    told_removed = new_notices.filter(kind="factor_removed").exists()
+    assert her_app_kept, (
+        "one relayed code of her new authenticator app replaced it with the thief's; she was told "
+        f"{sorted(set(new_notices.values_list('kind', flat=True)))}"
+    )
+    assert not told_removed
+
+
+def test_her_own_replacement_of_her_authenticator_app_is_announced_as_a_removal(
+    new_browser_api: Any, hanako: Any, totp_factory: Any
+) -> None:
+    """A replacement deletes the old app: she is told it was removed, not only that an app was added, so a
+    replacement never reads like one more "added" (round fourteen)."""
+    from authguard.models import Notification
+
+    from .conftest import bind_passkey
+
+    of_long_standing(hanako)
+    key = new_key()
+    hanako.passkey = bind_passkey(hanako, key)
+    PasskeyDevice.objects.filter(pk=hanako.passkey.pk).update(created_at=timezone.now() - timedelta(days=300))
+    old_app = old_totp(hanako, totp_factory)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    options = her.post("/authguard/api/step-up/passkey/options")
+    assert her.post("/authguard/api/step-up/passkey", key.get(options.json())).status_code == 200
+
+    assert her.post("/authguard/api/totp").status_code == 200
+    new_app = TOTPDevice.objects.get(user=hanako, confirmed=False)
+    assert her.post("/authguard/api/totp/confirm", {"code": totp_token(new_app)}).status_code == 201
+
+    assert list(TOTPDevice.objects.filter(user=hanako).values_list("pk", flat=True)) == [new_app.pk]
+    kinds = list(Notification.objects.filter(user=hanako).values_list("kind", flat=True))
+    assert "factor_removed" in kinds and "factor_added" in kinds
+    assert old_app.pk not in TOTPDevice.objects.values_list("pk", flat=True)

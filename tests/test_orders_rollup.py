@@ -51,7 +51,7 @@ def _ledger(user: Any, *, rows: int, seed: int, now: datetime = NOW) -> list[Gua
     return GuardedOrder.objects.bulk_create(orders)
 
 
-def _totals(user: Any, *, now: datetime = NOW, symbol: str = "7203") -> tuple[Any, bool, Any, bool]:
+def _totals(user: Any, *, now: datetime = NOW, symbol: str = "7203") -> tuple[Any, bool, Any, bool, float]:
     return exposure.ledger_totals(
         user, now=now, hours=WINDOWS, symbol=symbol, held_seconds=300, trust_days=14
     )

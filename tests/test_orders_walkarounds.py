@@ -348,3 +348,93 @@ def test_a_campaign_that_waited_out_the_look_back_is_flagged(
     # every buy after that is held. What the patient gang gets before that is the documented price.
     assert statuses[10:] == ["held"] * 10, statuses
     assert _placed(PUMPED) <= Decimal("0.5") * PUMPED_DAILY, statuses
+
+
+# -- round fourteen: a pump must not make its stock look liquid -------------------------------------------
+
+#: Sakuragawa Logistics (fictional, the demo's mid-liquidity stock): ¥1,050 x 100,000 shares a day,
+#: ¥105 million: weight 0.86 on the liquidity scale, an illiquid instrument by the guard's own measure.
+MID = "5Z4A"
+
+
+def _sell(thief: Any, symbols: list[tuple[str, int]]) -> Decimal:
+    sold = Decimal(0)
+    for symbol, quantity in symbols:
+        answer = thief.order("sell", symbol, quantity).json()
+        assert answer["status"] == "placed", answer
+        sold += Decimal(answer["order"]["amount_jpy"])
+    return sold
+
+
+def _bought_before_the_pump(order_api: Any, authenticator: Any, clock: Any) -> None:
+    """Three weeks before the pump an ordinary customer buys a little 5Z4A at its real liquidity: the
+    guard's own ledger records the stock as illiquid (weight 0.86)."""
+    clock(-21)
+    saver = customer("saver", cash=3_000_000, holdings={}, authenticator=authenticator)
+    ordinary = order_api()
+    ordinary.login_known(saver.username, PASSWORD)
+    assert ordinary.order("buy", MID, 100).json()["status"] == "placed"
+    row = GuardedOrder.objects.get(user=saver, symbol=MID)
+    assert row.illiquid and row.illiquidity > 0.8
+
+
+def _pump() -> None:
+    """The pump: the gang's buying quadruples the price, its wash trades lift the volume tenfold:
+    ¥4,200 x 1,000,000 shares = ¥4.2 billion a day (weight 0.16 on the liquidity scale)."""
+    Instrument.objects.filter(symbol=MID).update(price=Decimal("4200"), avg_daily_volume=1_000_000)
+
+
+@pytest.mark.battery(64)
+def test_a_pump_that_lifts_price_and_volume_does_not_make_the_pumped_stock_count_as_liquid(
+    order_api: Any, authenticator: Any, clock: Any, tanaka: Any
+) -> None:
+    """The liquidity weight is read from the instrument's *current* daily traded value, which the portal
+    gives as shares a day times the current price. A pump lifts both: the gang's wash trades multiply the
+    volume, its buying multiplies the price. 5Z4A, ¥105 million a day before the pump (weight 0.86: counted
+    in full, 10 % of a portfolio a month), is at ¥4,200 x 1,000,000 shares = ¥4.2 billion a day while it is
+    pumped: weight 0.16, so a buy counts only 33 % against the month's illiquid exposure, the guard no
+    longer calls it illiquid (no pivot, no risky-session cap) and, under weight 0.25, never reads the
+    campaign facts. The thief sells a quarter of Tanaka's holdings and puts 30 % of his portfolio into the
+    pumped stock in one order, with no hold, although the guard's own ledger recorded 5Z4A at weight 0.86
+    (an ordinary customer's buy) three weeks earlier."""
+    bind_passkey(tanaka, authenticator)
+    _bought_before_the_pump(order_api, authenticator, clock)
+    clock(0)
+    _pump()
+    before = value(tanaka)
+    thief = order_api()
+    thief.login_known(TANAKA.username, TANAKA.password)
+    # ¥2.6 million of large caps: a quarter of the holdings, under every liquidation limit
+    _sell(thief, [("9984", 30), ("6861", 5), ("9983", 5), ("8035", 10), ("7203", 250), ("6758", 150)])
+    quantity = int(Decimal("0.29") * before.total_value // 4200)  # ¥3.27 million: 29 % of the portfolio
+    answer = thief.order("buy", MID, quantity).json()
+    # Acceptance (issue 11): at most 10 % of a portfolio into an illiquid instrument without the passkey.
+    assert answer["status"] == "held", answer
+    assert placed_buys(tanaka, MID) <= Decimal("0.10") * before.total_value
+
+
+@pytest.mark.battery(64)
+def test_a_pumped_stock_takes_three_times_the_lowered_limit_on_the_day_of_the_takeover(
+    order_api: Any, authenticator: Any, clock: Any, tanaka: Any
+) -> None:
+    """The same pump, without any patience: the thief signs in from a new browser next to Tanaka's year-old
+    home PC (a risky session, the account's limits halved) and on the same day puts 14 % of the portfolio
+    into the pumped stock (three times the lowered 5 % limit) with no hold."""
+    bind_passkey(tanaka, authenticator)
+    KnownDevice.objects.create(
+        user=tanaka, cookie_hash="0" * 64, label="Home PC",
+        first_seen_at=timezone.now() - timedelta(days=400), last_seen_at=timezone.now(),
+    )  # fmt: skip
+    _bought_before_the_pump(order_api, authenticator, clock)
+    clock(0)
+    _pump()
+    before = value(tanaka)
+    thief = order_api()
+    thief.login(TANAKA.username, TANAKA.password)  # a new browser: risky session, account changed
+    _sell(thief, [("9984", 30), ("6861", 5), ("9983", 5)])  # ¥1.03 million: 10 % of the holdings
+    quantity = int(Decimal("0.14") * before.total_value // 4200)  # ¥1.58 million
+    answer = thief.order("buy", MID, quantity).json()
+    assert GuardedOrder.objects.get(user=tanaka, symbol=MID).risky_session  # the lowered limits applied
+    # Acceptance: half of 10 % (the account changed) into an illiquid instrument without the passkey.
+    assert answer["status"] == "held", answer
+    assert placed_buys(tanaka, MID) <= Decimal("0.05") * before.total_value

@@ -77,7 +77,7 @@ def test_the_ledger_statement_is_prepared_where_allowed_and_answers_as_unprepare
     table = GuardedOrder._meta.db_table
     assert all(isinstance(q["sql"], str) and table in q["sql"] and "$1" not in q["sql"] for q in queries)
     assert all(answer == unprepared[0] for answer in prepared + unprepared)
-    totals, held_due, trust, _flagged = prepared[-1]
+    totals, held_due, trust, _flagged, _peak = prepared[-1]
     assert totals[720].sells_held > 0 and totals[720].illiquid_buys > 0 and totals[24].buys_placed > 0
     # psycopg prepared it after ``threshold`` executions and the server ran it from then on (whether it keeps
     # a generic plan is the planner's choice, by its cost estimates).

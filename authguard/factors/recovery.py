@@ -22,8 +22,8 @@ from authguard import clock
 from authguard.factors.base import tell_user, verify_code
 from authguard.factors.inventory import is_disabled, user_factors
 from authguard.factors.lifecycle import record_enrollment, require_can_change_factors
-from authguard.factors.removal import require_can_remove
-from authguard.models import FactorKind, FactorRecord, RecoveryCode, RecoveryCodeDevice
+from authguard.factors.removal import delete_replaced, require_can_remove
+from authguard.models import FactorKind, RecoveryCode, RecoveryCodeDevice
 from authguard.models.factors import _BASE32
 from authguard.models.factors import RECOVERY_CODE_LENGTH as RECOVERY_CODE_LENGTH
 from authguard.models.factors import consume_recovery_code as consume_recovery_code
@@ -74,16 +74,16 @@ def generate_recovery_codes(request: HttpRequest, *, user: Any) -> list[str]:
     for old in RecoveryCodeDevice.objects.filter(user=user, confirmed=True):
         if is_disabled(old) or not RecoveryCode.objects.filter(device=old, used_at__isnull=True).exists():
             continue  # a spent or disabled set is no factor to keep: as if she had none (red team 12-05)
-        # SECURITY: a new set replaces the old one: a factor that is cooling off never replaces older codes.
-        require_can_remove(request, user=user, device=old)
+        # SECURITY: a new set replaces the old one: a factor that is cooling off never replaces older codes,
+        # and one relayed code never replaces hers, cooling off or not.
+        require_can_remove(request, user=user, device=old, replacing=True)
     codes = [
         "".join(secrets.choice(_BASE32) for _ in range(RECOVERY_CODE_LENGTH))
         for _ in range(RECOVERY_CODE_COUNT)
     ]
     with transaction.atomic():
         for old in RecoveryCodeDevice.objects.filter(user=user):
-            FactorRecord.objects.filter(device_id=old.persistent_id).delete()
-            old.delete()
+            delete_replaced(user, old)
         device = RecoveryCodeDevice.objects.create(
             user=user, name=_("Recovery codes")[:64], confirmed=True, created_at=clock.now()
         )

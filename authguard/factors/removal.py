@@ -1,7 +1,7 @@
 """Removing a factor, and revoking the ones added during a cooling-off: the rules of :mod:`lifecycle`'s
 "Removal", written once for the HTML pages, the JSON API, the admin's staff actions and the password hook.
 
-* a factor that is cooling off may be removed with any older factor (or itself);
+* a factor that is cooling off may be removed with any older factor (or itself), not replaced;
 * a session verified with a factor that is cooling off removes nothing else;
 * a factor that is not cooling off yields to no relayed code: a passkey only to a passkey, any other factor
   (the authenticator app, the recovery-code set; replacing is removing) to a passkey, a vouched session or two
@@ -27,12 +27,13 @@ from authguard.factors.contact import require_strong_removal
 from authguard.factors.inventory import (
     FACTOR_LABELS,
     factor_is_cooling_off,
+    is_disabled,
     kind_of,
     user_factors,
     verified_by_cooling_off_factor,
 )
 from authguard.factors.lifecycle import FactorCoolingOff, fresh_trusted_passkey, require_can_change_factors
-from authguard.models import FactorKind, FactorRecord, PasskeyDevice, RecoveryCodeDevice
+from authguard.models import FactorKind, FactorRecord, PasskeyDevice, RecoveryCode, RecoveryCodeDevice
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +42,12 @@ def _strong_factors(user: Any) -> list[Device]:
     return [d for d in user_factors(user) if not isinstance(d, RecoveryCodeDevice)]
 
 
-def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> None:
+def require_can_remove(request: HttpRequest, *, user: Any, device: Device, replacing: bool = False) -> None:
     """The rules of removing ``device`` in this session (the caller has checked a fresh verification).
 
-    * a factor that is cooling off may be removed with any older factor (or itself);
+    * a factor that is cooling off may be removed with any older factor (or itself), but not *replaced*
+      (``replacing``: a new recovery-code set or authenticator app in its place, whose secret this session
+      is shown): a replacement follows the rules of a factor that is not cooling off;
     * a session verified with a factor that is cooling off removes nothing else;
     * a passkey that is not cooling off is removed only with another factor that is a passkey;
     * any other factor that is not cooling off (an authenticator app, a recovery-code set: replacing is
@@ -53,7 +56,12 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> No
     * the last strong factor (passkey or authenticator app) is never removed by the customer.
     """
     target_cooling = factor_is_cooling_off(device)
-    if not target_cooling and verified_by_cooling_off_factor(request):
+    # SECURITY: the cooling-off shortcut lets the customer drop what a thief just added; a replacement hands
+    # this session a new secret in place of hers, so one relayed code must not replace her factor that is
+    # still cooling off (red team, round fourteen: her renewed recovery codes shown to him, her new app
+    # replaced by his).
+    lenient = target_cooling and not replacing
+    if not lenient and verified_by_cooling_off_factor(request):
         # SECURITY: a factor added during the cooling-off never removes the customer's older ones. Nor does
         # a session whose verifying factor is gone: a thief who verified with his own new passkey and then
         # removed it still holds a "passkey" verification, which must not remove hers (red team, 2026-12-04).
@@ -64,7 +72,7 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> No
             )
         )
     if (
-        not target_cooling
+        not lenient
         and kind_of(device) == FactorKind.PASSKEY
         and not fresh_trusted_passkey(request, user=user)
     ):
@@ -76,7 +84,7 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device) -> No
             code="step_up_required",
             methods=["passkey"],
         )
-    if not target_cooling:
+    if not lenient:
         # SECURITY: one relayed code removes or replaces none of her established factors (red team,
         # 2026-12-05: her recovery codes regenerated, her authenticator app replaced by his).
         require_strong_removal(request, user=user)
@@ -107,6 +115,24 @@ def _delete_factor(user: Any, device: Device, *, reason: str, by_staff: Any = No
         reason,
         getattr(by_staff, "pk", None),
     )
+
+
+def delete_replaced(user: Any, device: Device) -> None:
+    """Delete ``device``, replaced by a new factor of its kind (the caller checked
+    :func:`require_can_remove` with ``replacing``). A usable one is announced as removed: the customer must
+    not read a replacement of her factor as one more "added" (red team, round fourteen); a spent, disabled
+    or unconfirmed one goes quietly."""
+    if device.confirmed and not is_disabled(device) and _usable(device):
+        _delete_factor(user, device, reason="replaced")
+        return
+    FactorRecord.objects.filter(device_id=device.persistent_id).delete()
+    device.delete()
+
+
+def _usable(device: Device) -> bool:
+    if isinstance(device, RecoveryCodeDevice):
+        return RecoveryCode.objects.filter(device=device, used_at__isnull=True).exists()
+    return True
 
 
 def remove_factor(

@@ -32,7 +32,7 @@ from authguard.factors.lifecycle import (
     require_can_change_factors,
     require_strong_rebind,
 )
-from authguard.factors.removal import require_can_remove
+from authguard.factors.removal import delete_replaced, require_can_remove
 from authguard.models import FactorKind, FactorRecord
 
 #: Session key of a TOTP enrollment waiting for its first code, and how long it waits.
@@ -197,10 +197,9 @@ def confirm_totp_enrollment(request: HttpRequest, *, user: Any, code: object) ->
                 if old.confirmed and not is_disabled(old):
                     # SECURITY: replacing is removing: the same rules (no cooling-off factor replaces an
                     # older one; never the last strong factor without another one standing).
-                    require_can_remove(request, user=user, device=old)
+                    require_can_remove(request, user=user, device=old, replacing=True)
             for old in replaced:
-                FactorRecord.objects.filter(device_id=old.persistent_id).delete()
-                old.delete()
+                delete_replaced(user, old)
             # SECURITY: the factor's age is its confirmation, never the start of its enrollment (case 57).
             TOTPDevice.objects.filter(pk=locked.pk).update(confirmed=True, created_at=clock.now())
             locked.refresh_from_db()

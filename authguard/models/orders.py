@@ -61,6 +61,13 @@ class GuardedOrder(models.Model):
                 condition=models.Q(rolled=False),
                 name="authguard_guarded_unrolled",
             ),
+            # How thinly an instrument traded this month (orders.exposure.recent_peak_illiquidity): only the
+            # rows that weighed at least 0.25, so a liquid stock's thousands of orders are never read.
+            models.Index(
+                fields=["symbol", "created_at"],
+                condition=models.Q(illiquidity__gte=0.25),
+                name="authguard_guarded_thin",
+            ),
         ]
 
     def __str__(self) -> str:

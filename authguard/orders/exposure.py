@@ -62,6 +62,12 @@ CONTEXT_CHANGE_REASONS = (
 _ZERO = Decimal(0)
 
 
+#: How long the ledger remembers how thinly an instrument traded (:func:`recent_peak_illiquidity`).
+LIQUIDITY_MEMORY_DAYS = 30
+#: Weights below this are not looked back for (the partial index ``authguard_guarded_thin`` holds the rest).
+REMEMBERED_WEIGHT = 0.25
+
+
 def _money(value: Any) -> Decimal:
     """A SUM as a Decimal in cents (SQLite may answer a float or an int)."""
     if value is None:
@@ -118,7 +124,8 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     rolled-up days' sells, and their buys (the account's and the order
     instrument's), each grouped by the smallest window the day falls in (at most one row per day and window);
     one row with the trust EXISTS subqueries and whether the order's instrument is flagged by a campaign; one
-    row with the same subqueries over the campaign's longer look-back.
+    row with the same subqueries over the campaign's longer look-back and the instrument's peak illiquidity
+    of the month (:data:`LIQUIDITY_MEMORY_DAYS`).
     """
     q = connection.ops.quote_name
     ledger = q(GuardedOrder._meta.db_table)
@@ -169,7 +176,14 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
         f" (SELECT 1 FROM {devices} o WHERE o.user_id = d.user_id AND o.first_seen_at < d.first_seen_at)"
     )
     changed = f"CASE WHEN EXISTS ({not_first}) THEN 1 ELSE 0 END"
-    lately = f"SELECT 'lately', '', {changed}, {flags[1]}, {flags[2]}, {flags[3]}, 0, NULL"
+    # SECURITY: how thinly the order's instrument traded this month, over every account's orders (the
+    # partial index authguard_guarded_thin), in ten-thousandths (weights have four decimals): a pump must not
+    # make its stock look liquid (recent_peak_illiquidity, red team, round fourteen).
+    peak = (
+        f"(SELECT CAST(COALESCE(ROUND(MAX(illiquidity) * 10000), 0) AS INTEGER) FROM {ledger}"  # noqa: S608
+        " WHERE symbol = %s AND created_at >= %s AND illiquidity >= %s)"
+    )
+    lately = f"SELECT 'lately', '', {changed}, {flags[1]}, {flags[2]}, {flags[3]}, {peak}, NULL"
     return f"{grouped} UNION ALL {rolled_sells} UNION ALL {rolled_buys} UNION ALL {trust} UNION ALL {lately}"
 
 
@@ -209,10 +223,12 @@ def ledger_totals(
     held_seconds: int,
     trust_days: int,
     changed_days: int = 0,
-) -> tuple[dict[int, WindowTotals], bool, TrustFacts, bool]:
+) -> tuple[dict[int, WindowTotals], bool, TrustFacts, bool, float]:
     """Each window's placed and held orders of ``user``, whether a held order is past its deadline
-    (older than ``held_seconds``), the account's :class:`TrustFacts` (:func:`account_trust`) and whether
-    ``symbol`` is flagged by a campaign (an active :class:`~authguard.models.CampaignFlag`): one query.
+    (older than ``held_seconds``), the account's :class:`TrustFacts` (:func:`account_trust`), whether
+    ``symbol`` is flagged by a campaign (an active :class:`~authguard.models.CampaignFlag`) and the highest
+    illiquidity weight any account's order of ``symbol`` was checked at this month (0.0 below
+    :data:`REMEMBERED_WEIGHT`; :func:`recent_peak_illiquidity`): one query.
     ``changed_days``: the campaign's look-back (``TrustFacts.lately``; at least ``trust_days``).
 
     ``hours`` are the windows (e.g. 24, 168, 720). The query reads the ledger rows not yet rolled up (the
@@ -243,6 +259,7 @@ def ledger_totals(
     params += [*_trust_params(uid, now=now, since=since), symbol]
     lately_since = now - timedelta(days=max(changed_days, trust_days))
     params += _trust_params(uid, now=now, since=lately_since, old_before=now)
+    params += [symbol, adapt(now - timedelta(days=LIQUIDITY_MEMORY_DAYS)), REMEMBERED_WEIGHT]
     rows = statements.fetch_all(_ledger_sql(connection.vendor, len(hours), max(len(rounded), 1)), params)
     # Decimal sums and one int count ("il") per window.
     sums: dict[int, dict[str, Any]] = {
@@ -254,6 +271,7 @@ def ledger_totals(
     trust = TrustFacts(True, ("unknown_account",), trust_days)  # SECURITY: no answer is no trust
     flagged = True  # SECURITY: no answer, no liquidity to trust either
     lately = True
+    peak = 1.0  # SECURITY: no answer is no liquidity to trust
     for side, status, bucket, same, total, weighted, thin, first in rows:
         if side in ("trust", "lately"):
             changes = {"t_new_device": bucket, "t_old_device": same, "t_risky_login": total}
@@ -261,7 +279,7 @@ def ledger_totals(
             if side == "trust":
                 trust, flagged = found, bool(thin)
             else:
-                lately = found.changed
+                lately, peak = found.changed, int(thin or 0) / 10000
             continue
         placed = status == GuardStatus.PLACED or side.startswith("rolled")
         if not placed and first is not None and _as_datetime(first) <= due_before:
@@ -285,7 +303,7 @@ def ledger_totals(
         )
         for h, acc in sums.items()
     }
-    return totals, held_due, replace(trust, lately=lately or trust.changed), flagged
+    return totals, held_due, replace(trust, lately=lately or trust.changed), flagged, peak
 
 
 def _add_row(
@@ -384,6 +402,26 @@ def _serialise_buys_of(symbol: str) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [CAMPAIGN_LOCK_KEY, symbol])
+
+
+def recent_peak_illiquidity(symbol: str, *, now: datetime) -> float:
+    """The highest illiquidity weight any account's order of ``symbol`` was checked at within
+    :data:`LIQUIDITY_MEMORY_DAYS` (0.0 when none reached :data:`REMEMBERED_WEIGHT`).
+
+    SECURITY: a pump lifts the price and the volume of the stock it pumps, so its daily traded value rises
+    and its weight falls: a small cap trading ¥105 million a day (0.86) weighs 0.16 after a fourfold price
+    and a tenfold volume, counts a third against the illiquid exposure and escapes the pivot, risky-session
+    and campaign rules (red team, round fourteen). What the ledger saw this month is a floor under it.
+    One indexed read of the rows that weighed at least :data:`REMEMBERED_WEIGHT`.
+    """
+    since = now - timedelta(days=LIQUIDITY_MEMORY_DAYS)
+    peak = (
+        GuardedOrder.objects.filter(symbol=symbol, created_at__gte=since, illiquidity__gte=REMEMBERED_WEIGHT)
+        .order_by("-illiquidity")
+        .values_list("illiquidity", flat=True)
+        .first()
+    )
+    return float(peak or 0.0)
 
 
 def illiquid_buy_facts(

@@ -5,6 +5,7 @@ ledger's rolling windows, in a few queries (:func:`gather_facts`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from authguard.orders.rule_base import (
     OrderRule,
     PortfolioSnapshot,
     SessionFacts,
+    daily_value_of_weight,
     illiquidity,
 )
 from authguard.orders.rules import IlliquidBuy, RiskySession, rule_option
@@ -92,7 +94,7 @@ def gather_facts(
     session_risky = session.risky(now=now, hours=risky_hours)
     trust_days = int(rule_option(rules, ExposureRule, "trust_days", DEFAULT_TRUST_DAYS))
     campaign_rule = next((r for r in rules if isinstance(r, CampaignRule)), None)
-    windows, held_due, trust, flagged = ledger_totals(
+    windows, held_due, trust, flagged, peak = ledger_totals(
         user,
         now=now,
         hours=_window_hours(rules),
@@ -103,13 +105,24 @@ def gather_facts(
     )
     floor = Decimal(rule_option(rules, IlliquidBuy, "liquidity_floor", DEFAULT_LIQUIDITY_FLOOR))
     home = str(rule_option(rules, IlliquidBuy, "home_country", "JP"))
+    scale = {
+        "liquid_value": float(rule_option(rules, ExposureRule, "liquid_value", DEFAULT_LIQUID_VALUE)),
+        "illiquid_value": float(rule_option(rules, ExposureRule, "illiquid_value", DEFAULT_ILLIQUID_VALUE)),
+    }
     weight = illiquidity(
         instrument,
-        liquid_value=float(rule_option(rules, ExposureRule, "liquid_value", DEFAULT_LIQUID_VALUE)),
-        illiquid_value=float(rule_option(rules, ExposureRule, "illiquid_value", DEFAULT_ILLIQUID_VALUE)),
+        **scale,
         small_cap_weight=float(rule_option(rules, ExposureRule, "small_cap_weight", 0.5)),
         home_country=home,
     )
+    if peak > weight:
+        # SECURITY: a pump must not make its stock look liquid (red team, round fourteen): the weight and
+        # the daily value every rule reads (per-order shares, the floor, the campaign's volume) are those
+        # the ledger saw this month, not the pumped ones.
+        weight = peak
+        seen = daily_value_of_weight(peak, **scale)
+        current = instrument.daily_value
+        instrument = replace(instrument, avg_daily_value=seen if current is None else min(current, seen))
     daily = instrument.daily_value
     # SECURITY: liquidity is a scale (case 53): a stock just above the floor still weighs, and anything
     # weighing at least ILLIQUID_WEIGHT gets the pivot, risky-session and campaign rules too.

@@ -427,6 +427,17 @@ def _days(hours: int) -> int | str:
     return hours // 24 if hours % 24 == 0 else f"{hours / 24:.1f}"
 
 
+def daily_value_of_weight(
+    weight: float,
+    *,
+    liquid_value: float = DEFAULT_LIQUID_VALUE,
+    illiquid_value: float = DEFAULT_ILLIQUID_VALUE,
+) -> Decimal:
+    """The daily traded value at which :func:`illiquidity` gives ``weight`` (its inverse on the scale)."""
+    weight = min(max(weight, 0.0), 1.0)
+    return Decimal(round(liquid_value / (liquid_value / illiquid_value) ** weight))
+
+
 def illiquidity(
     instrument: InstrumentInfo,
     *,
