@@ -25,7 +25,7 @@ from authguard.risk.import_history import import_history, mark_imported
 from authguard.risk.policy import Thresholds
 from authguard.risk.replay import Policy, ReplayError, replay
 
-from .conftest import IP_TOKYO, IP_US_HOME, UA_CHROME_WIN, UA_FIREFOX_LINUX, OrderApi
+from .conftest import IP_OSAKA, IP_TOKYO, IP_US_HOME, UA_CHROME_WIN, UA_FIREFOX_LINUX, OrderApi
 from .staff_fixtures import staff_client
 from .test_risk_import_history import log as import_log
 
@@ -94,9 +94,9 @@ def test_authguards_cookie_takes_over_and_the_portal_id_then_stops_counting(impo
     again = sign_in_again(api, imported + timedelta(days=1))
     assert again.action == "allow" and "new_device" not in again.reasons, again.reasons
     # A thief's browser with a copy of the portal's cookie only (stolen before the takeover): no longer a
-    # known device, whatever the place.
+    # known device, whatever the place; a second holder of the portal's cookie, a copy (round fourteen).
     thief, _ = sign_in(imported + timedelta(days=2), portal_id=PORTAL_ID)
-    assert "new_device" in thief.reasons
+    assert thief.reasons == ["device_cookie_superseded"] and thief.action == "step_up", thief.reasons
 
 
 def test_a_guessed_or_short_portal_id_counts_as_no_cookie(imported: datetime, geoip: Any) -> None:
@@ -289,9 +289,10 @@ def test_authguards_cookie_takes_the_remembered_device_over(passkey_imported: da
     api.client.cookies.pop(COOKIE)
     again = sign_in_again(api, passkey_imported + timedelta(days=1))
     assert "remembered_device" in {finding["code"] for finding in again.findings}, again.findings
-    # A copy of the portal's cookie alone (stolen before the takeover) is no device at all now.
+    # A copy of the portal's cookie alone (stolen before the takeover) is no device at all now: a second
+    # holder of it, judged as a copy (round fourteen).
     thief, _ = sign_in(passkey_imported + timedelta(days=2), portal_id=PORTAL_ID)
-    assert "new_device" in thief.reasons
+    assert thief.reasons == ["device_cookie_superseded"] and thief.action == "step_up", thief.reasons
 
 
 def test_importing_again_brings_back_no_device_taken_over_and_then_revoked(
@@ -327,7 +328,9 @@ def test_the_portals_entry_ends_when_her_browser_signs_in_by_its_own_cookie(
     # own cookie took the imported device's memory over, so the portal's id names no device any more.
     thief, _ = sign_in(passkey_imported + timedelta(days=1), portal_id=PORTAL_ID)
     codes = {finding["code"] for finding in thief.findings}
-    assert "new_device" in codes and not codes & {"known_device", "remembered_device"}, codes
+    # A second holder of the portal's cookie: judged as a copy (round fourteen), never her browser.
+    assert "device_cookie_superseded" in codes and not codes & {"known_device", "remembered_device"}, codes
+    assert thief.action == "step_up"
     assert device_hash(PORTAL_ID)[:20] not in RiskProfile.objects.get().data["dv"]
 
 
@@ -396,3 +399,51 @@ def test_the_replay_contract_ignores_the_factor_an_import_reads(geoip: Any) -> N
         replay(variant, sink, geoip_path=str(geoip), policy=_asking())
         outputs.append(sink.getvalue())
     assert outputs[0] and outputs[0] == outputs[1] == outputs[2]
+
+
+# -- round fourteen: two holders of the portal's cookie ---------------------------------------------------
+
+
+@pytest.mark.battery(62)
+def test_a_copy_of_the_portals_device_cookie_shown_first_is_caught_when_her_own_pc_shows_it_too(
+    imported: datetime,
+) -> None:
+    """docs/dbsc.md: a device cookie with two holders is caught when the one left behind shows up (the id is
+    retired, both holders start again as new browsers, "either may be the thief (he signed in first)"). The
+    portal's own device cookie (``AUTHGUARD_LEGACY_DEVICE_COOKIE``) has no generations and no such rule. The
+    infostealer's stock holds her PC's portal cookie from before the install; on the first day the thief
+    signs in with her password and that copy from a proxy on her line in Tokyo (her user agent): judged as
+    her imported PC, allowed, learned, and *his* authguard cookie takes the imported device over with its 40
+    days of memory and its first sign-in (``legacy_device.take_over``, ``history._move_trust``). Her own PC
+    then shows the same portal cookie: its entry is gone, so it is "no cookie" (``judged_context``): she is
+    the new browser, nothing says two browsers held one portal id, nobody is told, and his browser goes on
+    as her PC of 40 days (known device, allowed) at every later sign-in."""
+    first, thief = sign_in(imported, portal_id=PORTAL_ID)  # the thief, with the copy: her PC to the engine
+    assert first.action == "allow", first.reasons
+
+    hers, _ = sign_in(imported + timedelta(days=1), portal_id=PORTAL_ID)  # her own PC, the same cookie
+    later = sign_in_again(thief, imported + timedelta(days=2))
+
+    codes = {finding["code"] for finding in later.findings}
+    assert not (later.action == "allow" and "known_device" in codes), (
+        f"after her PC showed the portal cookie his copy had taken over, his browser is still her PC: "
+        f"{later.action} {sorted(codes)} (hers: {hers.action} {hers.reasons})"
+    )
+
+
+@pytest.mark.battery(62)
+def test_her_pc_first_then_a_copy_of_its_portal_cookie_is_caught_and_her_next_sign_in_steps_up(
+    imported: datetime,
+) -> None:
+    """The other order: her PC takes the imported device over; the thief's copy of the portal cookie is a
+    second holder: stepped up (a copy), and her PC's id is retired, so her next sign-in steps up once and
+    gets a new id (either holder may be the thief). Seen once: her re-issued id is not taken for a fork."""
+    from authguard.models import KnownDevice
+
+    first, hers = sign_in(imported, portal_id=PORTAL_ID)
+    assert first.action == "allow", first.reasons
+    thief, _ = sign_in(imported + timedelta(hours=1), portal_id=PORTAL_ID, ip=IP_OSAKA)
+    assert thief.action != "allow" and "device_cookie_superseded" in thief.reasons, thief.reasons
+
+    again = sign_in_again(hers, imported + timedelta(days=1))
+    assert again.action != "allow", again.reasons

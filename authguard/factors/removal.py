@@ -104,8 +104,14 @@ def _delete_factor(user: Any, device: Device, *, reason: str, by_staff: Any = No
         FactorRecord.objects.filter(device_id=device.persistent_id).delete()
         name = device.name
         device.delete()
+        replaced = {"replaced": True} if reason == "replaced" else {}
         tell_user(
-            user, "factor_removed", factor=FACTOR_LABELS[kind], name=name, by_staff=by_staff is not None
+            user,
+            "factor_removed",
+            factor=FACTOR_LABELS[kind],
+            name=name,
+            by_staff=by_staff is not None,
+            **replaced,
         )
         note_change(user, now)
     logger.info(

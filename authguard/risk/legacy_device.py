@@ -27,15 +27,62 @@ takes the device over or signs the same browser in by itself
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
+from authguard.models import KnownDevice
 from authguard.risk.context import LoginContext
 from authguard.risk.profile import Profile
+from authguard.sessions import device_generations
+
+logger = logging.getLogger(__name__)
 
 #: The profile key :func:`authguard.risk.import_history.mark_imported` sets (that module imports the
 #: replay, which imports this one): when the profile was imported, POSIX seconds.
 IMPORTED_AT = "imp"
+
+
+#: The profile key of the portal's ids taken over: portal id -> the authguard cookie that took it over
+#: (hash prefixes), or :data:`FORK_SEEN` once another browser presented it too. At most one entry per
+#: imported device.
+TAKEN_OVER = "to"
+FORK_SEEN = "!"
+
+
+def forked_from(profile: Profile, ctx: LoginContext) -> str | None:
+    """The authguard cookie (a hash prefix) that took over the device the portal's cookie of ``ctx`` names,
+    when ``ctx`` is another browser presenting that cookie: two holders of it, either of them the thief.
+
+    SECURITY: authguard's own cookie catches a copy by its generations; the portal's has none. A thief who
+    showed the infostealer's copy of it first took her imported PC's memory over (:func:`take_over`), and her
+    own PC presenting it afterwards was only a new browser, his the PC of 40 days (red team, round
+    fourteen). The login is judged as a copy (``device_cookie_superseded``); the live store also retires the
+    taker's id (:func:`authguard.sessions.device_generations.retire`), as for a copy of authguard's cookie.
+    """
+    legacy = ctx.legacy_device_hash
+    if not legacy:
+        return None
+    taker = (profile.data.get(TAKEN_OVER) or {}).get(legacy[:20])
+    if not isinstance(taker, str) or taker == FORK_SEEN:
+        return None
+    own = ctx.device_hash[:20] if ctx.device_hash else None
+    return None if own == taker else taker
+
+
+def retire_taker(ctx: LoginContext, taker: str) -> None:
+    """The live store's part of a fork (:func:`forked_from`): retire the id of the browser that took the
+    portal's device over, so its next sign-in is a copy's too (a step-up, then a new id)."""
+    if ctx.user_id is None:
+        return
+    full = (
+        KnownDevice.objects.filter(user_id=ctx.user_id, cookie_hash__startswith=taker)
+        .values_list("cookie_hash", flat=True)
+        .first()
+    )
+    if full:
+        device_generations.retire(device_hash=full, now=ctx.time)
+    logger.warning("authguard: the portal's device cookie has two holders user=%s", ctx.user_id)
 
 
 def imported_device(profile: Profile, dev: str) -> bool:
@@ -109,6 +156,9 @@ def take_over(
     and carries an authguard device cookie, that cookie takes over the imported device's memory (its counts,
     networks, cities and last use), so the next sign-in with it is a known device and the portal's id no
     longer counts. ``data`` is changed in place and returned."""
+    if data is not None and forked_from(profile, ctx) is not None and ctx.legacy_device_hash:
+        # The fork was judged (a step-up at least) and this holder proved itself: seen, never again.
+        data.setdefault(TAKEN_OVER, {})[ctx.legacy_device_hash[:20]] = FORK_SEEN
     judged = _named_by_portal(judged, profile, ctx)
     if judged is ctx or data is None or ctx.device_hash is None or judged.device_hash is None:
         return data
@@ -116,6 +166,8 @@ def take_over(
     devices = data.get("dv") or {}
     if old == new or old not in devices:
         return data  # nothing imported under that id any more (taken over meanwhile)
+    # SECURITY: which browser took the portal's id over, so that another one presenting it is a fork.
+    data.setdefault(TAKEN_OVER, {})[old] = new
     features = data.get("f", {})
     _move(features.get("dev"), old, new)
     for feature in ("dasn", "dcity"):
@@ -132,4 +184,13 @@ def take_over(
     return data
 
 
-__all__ = ["IMPORTED_AT", "imported_device", "judged_context", "take_over"]
+__all__ = [
+    "FORK_SEEN",
+    "IMPORTED_AT",
+    "TAKEN_OVER",
+    "forked_from",
+    "imported_device",
+    "judged_context",
+    "retire_taker",
+    "take_over",
+]

@@ -104,9 +104,9 @@ def _factor_history(user: Any) -> list[_Factor]:
         if note.kind == "factor_added":
             _note_added(factors, factor_kind or label, name, note, defang)
         else:
-            _note_removed(
-                factors, factor_kind or label, name, note, defang, by_staff=bool(context.get("by_staff"))
-            )
+            how = "replaced" if context.get("replaced") else "customer"
+            how = "staff" if context.get("by_staff") else how
+            _note_removed(factors, factor_kind or label, name, note, defang, how=how)
     return factors
 
 
@@ -146,7 +146,7 @@ def _note_added(factors: list[_Factor], kind: str, name: str, note: Notification
 
 
 def _note_removed(
-    factors: list[_Factor], kind: str, name: str, note: Notification, defang: Any, *, by_staff: bool
+    factors: list[_Factor], kind: str, name: str, note: Notification, defang: Any, *, how: str
 ) -> None:
     for factor in factors:
         if (
@@ -162,7 +162,7 @@ def _note_removed(
             and factor.added_at <= note.created_at
             and (factor.removed_at is None and factor.removed_how == "unknown")
         ):
-            factor.removed_at, factor.removed_how = note.created_at, "staff" if by_staff else "customer"
+            factor.removed_at, factor.removed_how = note.created_at, how
             return
     # A removal of a factor added before the notifications kept (retention) or outside authguard's flows.
     factors.append(
@@ -172,7 +172,7 @@ def _note_removed(
             added_at=None,
             reference=f"notification {note.pk}",
             removed_at=note.created_at,
-            removed_how="staff" if by_staff else "customer",
+            removed_how=how,
         )
     )
 
