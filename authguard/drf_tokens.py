@@ -54,7 +54,7 @@ def _issue_token(user: Any, *, request: HttpRequest) -> str:
     gave her login his (red team, 2026-12-04). A login elsewhere signs the previous holder out instead.
     The token is bound to ``request``'s context (:mod:`authguard.sessions.token_binding`).
     """
-    binding = token_binding.binding_of(request)
+    bound = token_binding.issued_state(request)
     for _attempt in range(3):
         try:
             with transaction.atomic():
@@ -64,7 +64,7 @@ def _issue_token(user: Any, *, request: HttpRequest) -> str:
                 # auto_now_add is this node's clock; the lifetime counts on authguard's (the database's).
                 Token.objects.filter(pk=token.pk).update(created=now)
                 token_activity.note_issued(token_key=token.key, now=now)
-                token_binding.note_bound(token_key=token.key, binding=binding)
+                token_binding.note_bound(token_key=token.key, state=bound)
                 return str(token.key)
         except IntegrityError:
             continue  # a concurrent login of the same account created one in between: replace it

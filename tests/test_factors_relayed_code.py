@@ -21,11 +21,19 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.factors import inventory
-from authguard.models import KnownDevice, PasskeyDevice, RecoveryCode, RecoveryCodeDevice
+from authguard.models import KnownDevice, Notification, PasskeyDevice, RecoveryCode, RecoveryCodeDevice
 from authguard.models.factors import recovery_digest
 from authguard.testing import SoftAuthenticator
 
-from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, of_long_standing, totp_token
+from .conftest import (
+    HANAKO_PASSWORD,
+    IP_OSAKA,
+    IP_TOKYO,
+    OrderApi,
+    bind_passkey,
+    of_long_standing,
+    totp_token,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
@@ -187,8 +195,6 @@ def test_password_only_thief_changes_the_password_and_revokes_the_customers_new_
         # staff-free path is the same (record_enrollment), so bind one directly and start her cooling-off.
         from authguard.factors import lifecycle
 
-        from .conftest import bind_passkey
-
         device = bind_passkey(hanako, new_key())
         lifecycle.start_cooling_off(hanako, reason="factor_added")
         PasskeyDevice.objects.filter(pk=device.pk).update(created_at=timezone.now())
@@ -224,8 +230,6 @@ def test_one_relayed_totp_code_replaces_the_customers_authenticator_app(
     relayable code from removing a *passkey*, so her authenticator is deleted and his is bound, and it turns
     active after the unvouched wait. One relayed code must not remove or replace her factors."""
     from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    from .conftest import bind_passkey
 
     of_long_standing(hanako)
     bind_passkey(hanako, new_key())
@@ -498,8 +502,6 @@ def test_one_relayed_code_of_her_new_authenticator_app_replaces_it_with_the_thie
     hours before. Her phone's codes are refused from now on and, 14 days on, his app is an established
     factor of her account (with a set of recovery codes he mints the same way: the two different factors an
     e-mail change asks for)."""
-    from .conftest import bind_passkey
-
     of_long_standing(hanako)
     key = new_key()
     hanako.passkey = bind_passkey(hanako, key)
@@ -548,8 +550,6 @@ def test_her_own_replacement_of_her_authenticator_app_is_announced_as_a_removal(
     replacement never reads like one more "added" (round fourteen)."""
     from authguard.models import Notification
 
-    from .conftest import bind_passkey
-
     of_long_standing(hanako)
     key = new_key()
     hanako.passkey = bind_passkey(hanako, key)
@@ -568,3 +568,112 @@ def test_her_own_replacement_of_her_authenticator_app_is_announced_as_a_removal(
     kinds = list(Notification.objects.filter(user=hanako).values_list("kind", flat=True))
     assert "factor_removed" in kinds and "factor_added" in kinds
     assert old_app.pk not in TOTPDevice.objects.values_list("pk", flat=True)
+
+
+# -- round fifteen: removing her factor that cools off, then adding one in its place, is a replacement -----
+
+
+@pytest.mark.battery(63)
+def test_one_relayed_code_removes_her_renewed_recovery_codes_then_mints_a_set_for_the_thief(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """Round fourteen made *replacing* her cooling-off recovery-code set strict (removal.require_can_remove
+    ``replacing=True``), but *removing* it stays lenient (``lenient = target_cooling and not replacing``), and
+    generate_recovery_codes only checks a set that still exists. So the thief who relays one code of her
+    authenticator app removes her freshly renewed set (api/factors/remove), then mints a set over nothing:
+    he reads ten codes, exactly what test_one_relayed_code_regenerates_her_freshly_renewed_recovery_codes...
+    forbids, in two requests instead of one."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+    her_recovery_codes(hanako, used=True)
+    her = new_browser_api(IP_TOKYO)
+    her.login("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    renewed = her.post("/authguard/api/recovery-codes")
+    assert renewed.status_code == 201, renewed.content
+    hers = RecoveryCodeDevice.objects.get(user=hanako)
+    assert inventory.factor_is_cooling_off(hers)
+
+    clock.shift(2 * 3600)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    removed = thief.post("/authguard/api/factors/remove", {"id": hers.persistent_id})
+    minted = thief.post("/authguard/api/recovery-codes")
+
+    assert "codes" not in minted.json(), (
+        f"removing her set first ({removed.status_code}), the thief read ten fresh recovery codes"
+    )
+    assert minted.status_code in (400, 401, 403), minted.content
+    # A factor cooling off still yields to any older one (authguard cannot tell her new set from one a
+    # thief added): the removal stands, she is told, and nothing takes its place until its cooling-off
+    # would have ended.
+    assert removed.status_code == 200, removed.content
+    assert not RecoveryCodeDevice.objects.filter(user=hanako).exists()
+    assert Notification.objects.filter(user=hanako, kind="factor_removed").exists()
+
+
+@pytest.mark.battery(63)
+def test_one_relayed_code_of_her_new_app_removes_it_then_binds_the_thiefs_app(
+    new_browser_api: Any, hanako: Any, clock: Any
+) -> None:
+    """The same walk-around for the authenticator app: hanako (a passkey for years) sets up an app from her
+    PC of months; it cools off for a day. A thief phishes ONE code of it, removes it (a cooling-off target is
+    removed with any verification, even its own, and the last-factor rule skips cooling-off targets), then
+    begins and confirms an app of his own: no app is left to "replace", so nothing strict is asked. Her
+    phone's codes are refused from now on; 14 days on his app is an established factor of hers."""
+    of_long_standing(hanako)
+    key = new_key()
+    hanako.passkey = bind_passkey(hanako, key)
+    PasskeyDevice.objects.filter(pk=hanako.passkey.pk).update(created_at=timezone.now() - timedelta(days=300))
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    options = her.post("/authguard/api/step-up/passkey/options")
+    assert her.post("/authguard/api/step-up/passkey", key.get(options.json())).status_code == 200
+    assert her.post("/authguard/api/totp").status_code == 200
+    her_app = TOTPDevice.objects.get(user=hanako, confirmed=False)
+    assert her.post("/authguard/api/totp/confirm", {"code": totp_token(her_app)}).status_code == 201
+    her_app.refresh_from_db()
+    assert inventory.factor_is_cooling_off(her_app)
+
+    clock.shift(2 * 3600)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(her_app)}).status_code == 200
+    removed = thief.post("/authguard/api/factors/remove", {"id": her_app.persistent_id})
+    began = thief.post("/authguard/api/totp")
+    if began.status_code == 200:
+        his = TOTPDevice.objects.get(user=hanako, confirmed=False)
+        thief.post("/authguard/api/totp/confirm", {"code": totp_token(his)})
+
+    assert list(TOTPDevice.objects.filter(user=hanako, confirmed=True).values_list("pk", flat=True)) in (
+        [her_app.pk],
+        [],
+    ), f"one relayed code put the thief's authenticator app in place of hers (removal {removed.status_code})"
+
+
+def test_the_replacement_rule_after_a_removal_ends_when_the_removed_factor_would_have_stopped_cooling_off(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """``AccountSecurity.removed_cooling`` lasts until the removed set's own cooling-off would have ended;
+    after that a new set is an ordinary added factor again (one verification, it cools off, she is told)."""
+    from authguard.models import AccountSecurity
+
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+    her = new_browser_api(IP_TOKYO)
+    her.login("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert her.post("/authguard/api/recovery-codes").status_code == 201
+    hers = RecoveryCodeDevice.objects.get(user=hanako)
+    until = inventory.cooling_off_end(hers)
+    assert until is not None
+    assert her.post("/authguard/api/factors/remove", {"id": hers.persistent_id}).status_code == 200
+    assert AccountSecurity.objects.get(user=hanako).removed_cooling == {"recovery_code": until.isoformat()}
+    assert her.post("/authguard/api/recovery-codes").status_code in (400, 401, 403)
+
+    clock.move_to(until + timedelta(minutes=1))
+    again = new_browser_api(IP_TOKYO)
+    again.login("hanako", HANAKO_PASSWORD)
+    assert again.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert again.post("/authguard/api/recovery-codes").status_code == 201

@@ -438,3 +438,49 @@ def test_a_pumped_stock_takes_three_times_the_lowered_limit_on_the_day_of_the_ta
     # Acceptance: half of 10 % (the account changed) into an illiquid instrument without the passkey.
     assert answer["status"] == "held", answer
     assert placed_buys(tanaka, MID) <= Decimal("0.05") * before.total_value
+
+
+# -- round fifteen: the month's memory of a thin stock ends with the month ------------------------------
+
+
+def _customers(*usernames: str) -> None:
+    """Ordinary customers (``customer`` re-syncs the demo's instruments: open every account first)."""
+    for username in usernames:
+        customer(username, cash=30_000_000, holdings={"7203": 1000}, home_device=False)
+
+
+def _buy(username: str, symbol: str, quantity: int) -> dict[str, Any]:
+    """An ordinary customer (her own browser only: no new-device signal) buys ``quantity`` of ``symbol``."""
+    client = OrderApi()
+    client.login_known(username, PASSWORD)
+    return client.order("buy", symbol, quantity).json()
+
+
+@pytest.mark.django_db
+@pytest.mark.battery(64)
+def test_a_stock_that_became_liquid_months_ago_is_still_weighed_at_its_old_thin_weight(clock: Any) -> None:
+    """exposure.LIQUIDITY_MEMORY_DAYS: the ledger remembers how thinly a stock traded for 30 days. But
+    guard.py stores each order's ``illiquidity`` as ``facts.illiquidity``, which facts.py has already raised
+    to the month's peak: every check of the stock writes the old peak again with a new ``created_at``, so
+    one order every 30 days by anyone keeps the memory alive forever. 5Z4A traded ¥105 million a day (0.86)
+    until, say, a takeover bid made it trade ¥21 billion a day (weight 0). Sixty days later, and eighty-one
+    since any order of it weighed 0.86 on its own volume, a customer's ¥6.3 million buy (0.03 % of a day's
+    value) is still held ("illiquid_buy_large": 6 % of a day, with the daily value pinned at ¥105 million),
+    only because ordinary customers bought 100 shares every ten days. Without those small buys the same
+    order is placed at weight 0."""
+    days = clock
+    days(-21)
+    _customers("saver", "buyer", *(f"regular{day}" for day in (5, 15, 25, 35, 45, 55)))
+    assert _buy("saver", MID, 100)["status"] == "placed"  # while it was thin: weight 0.86
+    days(0)
+    Instrument.objects.filter(symbol=MID).update(avg_daily_volume=20_000_000)  # ¥21 billion a day from now
+    for day in (5, 15, 25, 35, 45, 55):
+        days(day)
+        assert _buy(f"regular{day}", MID, 100)["status"] == "placed"
+    weights = list(
+        GuardedOrder.objects.filter(symbol=MID).order_by("created_at").values_list("illiquidity", flat=True)
+    )
+    days(60)
+    answer = _buy("buyer", MID, 6000)  # ¥6.3 million
+    # SECURE (and ordinary): a month after the stock last traded thinly, its weight is its own again.
+    assert answer["status"] == "placed", (answer.get("reasons") or answer, weights)

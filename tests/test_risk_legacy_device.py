@@ -438,7 +438,6 @@ def test_her_pc_first_then_a_copy_of_its_portal_cookie_is_caught_and_her_next_si
     """The other order: her PC takes the imported device over; the thief's copy of the portal cookie is a
     second holder: stepped up (a copy), and her PC's id is retired, so her next sign-in steps up once and
     gets a new id (either holder may be the thief). Seen once: her re-issued id is not taken for a fork."""
-    from authguard.models import KnownDevice
 
     first, hers = sign_in(imported, portal_id=PORTAL_ID)
     assert first.action == "allow", first.reasons

@@ -231,6 +231,25 @@ def factor_is_cooling_off(device: Device, *, at: datetime | None = None) -> bool
     return confirmed is None or confirmed >= started
 
 
+def cooling_off_end(device: Device, *, at: datetime | None = None) -> datetime | None:
+    """When ``device``'s cooling-off ends (:func:`factor_is_cooling_off`), or None if it is not cooling off
+    at ``at``: the later of its own and the account's cooling-off it was confirmed in."""
+    at = _now(at)
+    if not factor_is_cooling_off(device, at=at):
+        return None
+    record = FactorRecord.objects.filter(device_id=device.persistent_id).first()
+    row = AccountSecurity.objects.filter(user_id=device.user_id).first()
+    ends = [
+        until
+        for until in (
+            record.cooling_off_until if record is not None else None,
+            row.cooling_off_until if row is not None else None,
+        )
+        if until is not None and until > at
+    ]
+    return max(ends) if ends else None
+
+
 def may_confirm_sensitive(user: Any, device: Device | None, *, at: datetime | None = None) -> bool:
     """Whether ``device`` may confirm a held order or a sensitive action of ``user`` now: it is the user's,
     confirmed, not disabled and not cooling off."""

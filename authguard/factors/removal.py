@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -26,6 +27,7 @@ from authguard.factors.base import note_change, tell_user
 from authguard.factors.contact import require_strong_removal
 from authguard.factors.inventory import (
     FACTOR_LABELS,
+    cooling_off_end,
     factor_is_cooling_off,
     is_disabled,
     kind_of,
@@ -33,7 +35,14 @@ from authguard.factors.inventory import (
     verified_by_cooling_off_factor,
 )
 from authguard.factors.lifecycle import FactorCoolingOff, fresh_trusted_passkey, require_can_change_factors
-from authguard.models import FactorKind, FactorRecord, PasskeyDevice, RecoveryCode, RecoveryCodeDevice
+from authguard.models import (
+    AccountSecurity,
+    FactorKind,
+    FactorRecord,
+    PasskeyDevice,
+    RecoveryCode,
+    RecoveryCodeDevice,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +172,55 @@ def remove_factor(
         raise InvalidCredential(_("There is no such security method on your account."), code="unknown_factor")
     if by_staff is None:
         require_can_remove(request, user=user, device=device)  # type: ignore[arg-type]
-    _delete_factor(user, device, reason=reason or ("staff" if by_staff else "customer"), by_staff=by_staff)
+    with transaction.atomic():
+        if by_staff is None:
+            _note_removed_cooling(user, device)
+        how = reason or ("staff" if by_staff else "customer")
+        _delete_factor(user, device, reason=how, by_staff=by_staff)
+
+
+def _note_removed_cooling(user: Any, device: Device) -> None:
+    """Remember until when ``device``, removed by the customer's session while cooling off, would have cooled
+    off (:func:`require_replacement_allowed`)."""
+    until = cooling_off_end(device)
+    if until is None:
+        return
+    kind = kind_of(device)
+    row, _created = AccountSecurity.objects.select_for_update().get_or_create(user_id=user.pk)
+    removed = dict(row.removed_cooling) if isinstance(row.removed_cooling, dict) else {}
+    earlier = _parsed(removed.get(kind))
+    removed[kind] = max(until, earlier).isoformat() if earlier else until.isoformat()
+    AccountSecurity.objects.filter(pk=row.pk).update(removed_cooling=removed)
+
+
+def _parsed(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def require_replacement_allowed(request: HttpRequest, *, user: Any, kind: str) -> None:
+    """Adding a factor of ``kind`` after the customer's session removed one of that kind while it was still
+    cooling off, before its cooling-off would have ended, is a replacement: the rules of replacing a factor
+    that is not cooling off (:func:`require_can_remove` with ``replacing``).
+
+    SECURITY: removing a factor that is cooling off is lenient (the customer drops what a thief just added,
+    with any older factor); without this, one relayed code removed her freshly renewed recovery codes or her
+    new authenticator app and put his in their place in two requests (red team, round fifteen).
+    """
+    stored = AccountSecurity.objects.filter(user_id=user.pk).values_list("removed_cooling", flat=True).first()
+    until = _parsed((stored or {}).get(kind)) if isinstance(stored, dict) else None
+    if until is None or until <= clock.now():
+        return
+    if verified_by_cooling_off_factor(request):
+        raise FactorCoolingOff(
+            _(
+                "A security method added during the cooling-off period cannot replace your other "
+                "methods. Confirm it is you with a method you had before."
+            )
+        )
+    require_strong_removal(request, user=user)
 
 
 def revoke_factors_added_in_cooling_off(user: Any, *, reason: str) -> int:

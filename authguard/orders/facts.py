@@ -115,6 +115,7 @@ def gather_facts(
         small_cap_weight=float(rule_option(rules, ExposureRule, "small_cap_weight", 0.5)),
         home_country=home,
     )
+    own = weight
     if peak > weight:
         # SECURITY: a pump must not make its stock look liquid (red team, round fourteen): the weight and
         # the daily value every rule reads (per-order shares, the floor, the campaign's volume) are those
@@ -164,6 +165,7 @@ def gather_facts(
         first_trade=first_trade,
         campaign=campaign,
         illiquidity=weight,
+        own_illiquidity=own,
         trust=trust,
         held_due=held_due,
     )

@@ -333,7 +333,9 @@ def _submit(
             illiquid=bool(facts and facts.illiquid),
             risky_session=bool(facts.campaign_risky) if facts else True,
             reasons=[*decision.reasons, report_only_code(decision)] if reported else decision.reasons,
-            illiquidity=facts.illiquidity if facts else 1.0,
+            # SECURITY: the weight of the day's own volume, not the month's floor: recorded floored, one order
+            # a month kept an old thin weight alive for good (red team, round fifteen).
+            illiquidity=_own_weight(facts),
             illiquid_amount=facts.weighted_amount if facts else amount,
         )
         if decision.allowed:
@@ -483,6 +485,12 @@ def _create_held(
         expires_at=now + timedelta(seconds=app_settings.CONFIRMATION_SECONDS),
         portal_ref=portal_ref,
     )
+
+
+def _own_weight(facts: OrderFacts | None) -> float:
+    if facts is None:
+        return 1.0
+    return facts.illiquidity if facts.own_illiquidity is None else facts.own_illiquidity
 
 
 __all__ = [

@@ -238,8 +238,12 @@ class OrderFacts:
     #: Whether the customer never traded nor held the instrument (``None``: not looked up).
     first_trade: bool | None = None
     campaign: CampaignFacts | None = None
-    #: How thinly traded the instrument is on the liquidity scale: 0 (liquid) to 1 (illiquid).
+    #: How thinly traded the instrument is on the liquidity scale: 0 (liquid) to 1 (illiquid), at least the
+    #: weight the ledger saw this month (a pump must not make its stock look liquid).
     illiquidity: float = 0.0
+    #: The weight of the instrument's own daily value today, before that floor: what the ledger records, so
+    #: the month's memory expires a month after the stock stopped being thin (``None``: as ``illiquidity``).
+    own_illiquidity: float | None = None
     #: The account's sign-in context over days (``None``: not looked up, treated as unchanged).
     trust: TrustFacts | None = None
     #: Some of the account's held orders are past their deadline (the guard expires them first).

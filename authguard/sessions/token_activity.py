@@ -61,7 +61,7 @@ def ended(*, token: Any) -> bool:
         return True
     if idle >= TOUCH_SECONDS:
         # A conditional write: concurrent calls of one client write once, and never move the time back.
-        rows = TokenActivity.objects.filter(token_digest=digest, last_used_at__lt=now)
-        if not rows.update(last_used_at=now):
-            TokenActivity.objects.get_or_create(token_digest=digest, defaults={"last_used_at": now})
+        # SECURITY: never a row for a token whose row is gone: revoked by a call in flight beside this one
+        # (red team, round fifteen: it came back with an empty binding, bound to the thief's network).
+        TokenActivity.objects.filter(token_digest=digest, last_used_at__lt=now).update(last_used_at=now)
     return False

@@ -2,10 +2,13 @@
 
 A verified browser session whose network (ASN), country, browser family or place changes materially is
 scored again (:mod:`authguard.sessions.rescoring`); a token is the same sign-in, so a copy of it replayed
-from another network or by another client is scored again too. The binding is kept beside the token's last use
-(:class:`~authguard.models.TokenActivity`). A re-score the engine allows moves the binding there; any other
-outcome ends the token, and its holder signs in again (risk-scored, stepped up): a bearer token cannot be
-held mid-request for a second factor the way a browser session is.
+from another network or by another client is scored again too, by the same rules and the same state: the
+binding, the anchor (where it was last issued or re-scored, so short hops add up), the last three places and
+the places where the customer proved it was her (the issuing sign-in), kept beside the token's last use
+(:class:`~authguard.models.TokenActivity`). A re-score the engine allows moves the binding there; a token
+back at a place it left minutes ago from far away (:func:`~authguard.sessions.places.in_two_places`) or
+any other outcome ends the token, and its holder signs in again (risk-scored, stepped up): a bearer token
+cannot be held mid-request for a second factor the way a browser session is.
 
 The device cookie is not part of a token's binding: an API client need not keep a cookie jar.
 """
@@ -17,12 +20,14 @@ from typing import Any, Literal
 
 from django.http import HttpRequest
 
+from authguard import clock
 from authguard.choices import Action, Outcome
 from authguard.conf import app_settings
 from authguard.login import flow as login_flow
 from authguard.models import TokenActivity
-from authguard.sessions.places import is_material_change
-from authguard.sessions.state import current_binding
+from authguard.sessions.places import anchor, in_two_places, is_material_change, place_binding
+from authguard.sessions.rescoring import _held_in_two_places
+from authguard.sessions.state import _fingerprint, _request_parts, current_binding
 from authguard.sessions.token_activity import _digest
 
 logger = logging.getLogger(__name__)
@@ -35,41 +40,88 @@ def binding_of(request: HttpRequest) -> dict[str, Any]:
     return {**current_binding(request), "dev": None}
 
 
-def note_bound(*, token_key: str, binding: dict[str, Any]) -> None:
-    """Bind the token ``token_key`` (its activity row exists: written at issue) to ``binding``."""
-    TokenActivity.objects.filter(token_digest=_digest(token_key)).update(binding=binding)
+def _fingerprint_of(request: HttpRequest) -> str:
+    ip, ua, _cookie = _request_parts(request)
+    return _fingerprint(ip, ua, None)
+
+
+def issued_state(request: HttpRequest) -> dict[str, Any]:
+    """The binding state of a token issued to ``request``: bound, anchored and vouched for there (the sign-in
+    or step-up that issued it is where the customer proved it was her)."""
+    state: dict[str, Any] = {}
+    place_binding(state, binding_of(request), verified=True, vouched=True)
+    state["k"] = _fingerprint_of(request)
+    return state
+
+
+def note_bound(*, token_key: str, state: dict[str, Any]) -> None:
+    """Keep ``state`` (:func:`issued_state`) for the token ``token_key`` (its activity row exists)."""
+    TokenActivity.objects.filter(token_digest=_digest(token_key)).update(binding=state)
+
+
+def _state(stored: Any) -> dict[str, Any]:
+    # Round fourteen kept the bare binding (``{"asn": ...}``): read it as a state bound there.
+    if isinstance(stored, dict) and "b" not in stored and "asn" in stored:
+        return {"b": stored}
+    return dict(stored) if isinstance(stored, dict) else {}
 
 
 def check(request: HttpRequest, *, user: Any, token: Any) -> Verdict:
-    """Compare ``request`` with the context ``token`` of ``user`` is bound to.
+    """Compare ``request`` with the state ``token`` of ``user`` is bound to.
 
-    ``"same"``: no material change (another address of the same network, nearby); ``"allowed"``: a material
-    change the risk engine allowed (rebound here); ``"reported"``: ``"step_up"`` is report-only, the re-score
-    was recorded and the token rebound; ``"ended"``: the re-score asked for a step-up or refused, recorded as
-    a refused sign-in: the caller ends the token.
+    ``"same"``: the same request context, or no material change (another address of the same network
+    nearby: rebound, the anchor kept); ``"allowed"``: a material change the risk engine allowed (rebound and
+    anchored here); ``"reported"``: ``"step_up"`` is report-only, the re-score was recorded and the token
+    rebound; ``"ended"``: the token has no activity row (revoked by a call in flight beside this one), is in
+    two places at once, or its re-score asked for a step-up or refused (recorded as a refused sign-in): the
+    caller ends the token.
 
     SECURITY: the token a customer's app got at home, copied by an infostealer and replayed by a script on a
-    hosting network abroad, was served for up to a day with no re-score (red team, round fourteen).
+    hosting network abroad, was served for up to a day with no re-score (red team, round fourteen); a copy
+    alternating with her app between her home and a place her history knows was allowed at every move
+    (round fifteen).
     """
     digest = _digest(token.key)
-    bound = TokenActivity.objects.filter(token_digest=digest).values_list("binding", flat=True).first()
+    stored = TokenActivity.objects.filter(token_digest=digest).values_list("binding", flat=True).first()
+    if stored is None:
+        # SECURITY: no row: the token was revoked by a call in flight beside this one (it had loaded the
+        # token before the delete), or issued before activity was kept: ended either way (round fifteen).
+        return "ended"
+    rows = TokenActivity.objects.filter(token_digest=digest)
+    state, fingerprint = _state(stored), _fingerprint_of(request)
     now = binding_of(request)
-    if not bound:
+    if not state:
         # Issued before tokens were bound (they live a day at most): bound where first used from now on.
-        TokenActivity.objects.filter(token_digest=digest).update(binding=now)
+        place_binding(state, now, verified=True)
+        state["k"] = fingerprint
+        rows.update(binding=state)
         return "same"
-    if not is_material_change(bound, now):
+    if state.get("k") == fingerprint:
         return "same"
+    bound = state.get("b")
+    if not is_material_change(bound if isinstance(bound, dict) else {}, now, anchor(state)):
+        place_binding(state, now, verified=False)
+        state["k"] = fingerprint
+        rows.update(binding=state)
+        return "same"
+    twice = in_two_places(state, now, clock.timestamp())
     # Scored, never learned: the token's new context has not proved anything.
     scored = login_flow.score_request(request, username=user.get_username(), user=user)
     assessment, ctx = scored.assessment, scored.context
+    if twice is not None:
+        # SECURITY: back where it was minutes ago from far away: two holders of one token (ping-pong).
+        assessment = _held_in_two_places(assessment, twice)
     if assessment.action == Action.ALLOW:
-        TokenActivity.objects.filter(token_digest=digest).update(binding=now)
+        place_binding(state, now, verified=True)
+        state["k"] = fingerprint
+        rows.update(binding=state)
         return "allowed"
     if app_settings.report_only("step_up"):
         reported = login_flow.with_report_only(assessment, "step_up", "end_session", rescored=True)
         login_flow.record_event(ctx, user, reported, password_ok=False, outcome=Outcome.SIGNED_IN)
-        TokenActivity.objects.filter(token_digest=digest).update(binding=now)
+        place_binding(state, now, verified=True)
+        state["k"] = fingerprint
+        rows.update(binding=state)
         logger.warning(
             "authguard REPORT-ONLY step_up user=%s ip=%s re-scored API token would have ended: %s",
             user.pk,
