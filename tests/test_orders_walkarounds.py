@@ -484,3 +484,36 @@ def test_a_stock_that_became_liquid_months_ago_is_still_weighed_at_its_old_thin_
     answer = _buy("buyer", MID, 6000)  # ¥6.3 million
     # SECURE (and ordinary): a month after the stock last traded thinly, its weight is its own again.
     assert answer["status"] == "placed", (answer.get("reasons") or answer, weights)
+
+
+@pytest.mark.django_db
+@pytest.mark.battery(64)
+def test_a_portals_long_run_daily_value_keeps_a_pumped_stock_nobody_traded_thin(
+    order_api: Any, authenticator: Any, clock: Any, tanaka: Any
+) -> None:
+    """The ledger remembers only what the portal's customers traded this month. A portal that gives the
+    guard the instrument's long-run daily value (``InstrumentInfo.baseline_daily_value``) keeps a pumped
+    stock no customer traded before its pump thin: the guard reads the lower of the two."""
+    from dataclasses import replace as with_fields
+
+    from django.test import RequestFactory
+
+    from authguard.orders import guard
+    from demo_site.brokerage import services
+
+    bind_passkey(tanaka, authenticator)
+    clock(0)
+    _pump()  # ¥4.2 billion a day while pumped; no ledger row of 5Z4A anywhere
+    draft = services.validate_order(tanaka, side="buy", symbol=MID, quantity=250)
+    intent = services.order_intent(tanaka, draft)
+    request = RequestFactory().post("/api/orders")
+    request.user = tanaka
+    request.session = {}
+    pumped = services.instrument_info(draft)
+    looks_liquid = guard.check_order(request, intent, user=tanaka, instrument=pumped)
+    baseline = with_fields(pumped, baseline_daily_value=Decimal(105_000_000))
+    assert baseline.daily_value == Decimal(105_000_000) < pumped.daily_value  # type: ignore[operator]
+    judged = guard.check_order(request, intent, user=tanaka, instrument=baseline)
+    assert judged.facts is not None and looks_liquid.facts is not None
+    assert looks_liquid.facts.illiquidity < 0.5 <= judged.facts.illiquidity
+    assert judged.facts.illiquid and not judged.allowed, judged.reasons

@@ -87,7 +87,9 @@ class InstrumentInfo:
 
     Give the average daily traded value (in the portfolio's currency) or the average daily volume in shares
     (the guard multiplies by ``price`` and ``fx_rate``). ``fx_rate`` converts one unit of the instrument's
-    ``currency`` into the portfolio's currency.
+    ``currency`` into the portfolio's currency. ``baseline_daily_value``, optional: the instrument's long-run
+    daily traded value in the portfolio's currency (for example the median of the last 250 trading days, from
+    the portal's market data); the guard reads the lower of it and the current one.
     """
 
     symbol: str
@@ -100,15 +102,26 @@ class InstrumentInfo:
     is_small_cap: bool = False
     fx_rate: Decimal = Decimal(1)
     name: str = ""
+    baseline_daily_value: Decimal | None = None
 
     @property
     def daily_value(self) -> Decimal | None:
-        """Average value traded per day in the portfolio's currency, or ``None`` when unknown."""
+        """Average value traded per day in the portfolio's currency, or ``None`` when unknown; never more than
+        ``baseline_daily_value`` when the portal gives one.
+
+        SECURITY: a pump lifts the price and the volume of the stock it pumps; a long-run baseline keeps it
+        from looking liquid, also where no customer of the portal traded it in the month before (the
+        ledger's memory, :func:`authguard.orders.exposure.ledger_totals`)."""
         if self.avg_daily_value is not None:
-            return Decimal(self.avg_daily_value)
-        if self.avg_daily_volume is not None:
-            return Decimal(self.avg_daily_volume) * self.price * self.fx_rate
-        return None
+            current = Decimal(self.avg_daily_value)
+        elif self.avg_daily_volume is not None:
+            current = Decimal(self.avg_daily_volume) * self.price * self.fx_rate
+        else:
+            return None
+        baseline = self.baseline_daily_value
+        if baseline is not None and Decimal(baseline) > 0:
+            return min(current, Decimal(baseline))
+        return current
 
     def value_of(self, quantity: int) -> Decimal:
         """The value of ``quantity`` shares in the portfolio's currency."""
