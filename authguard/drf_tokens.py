@@ -54,7 +54,9 @@ def _issue_token(user: Any, *, request: HttpRequest) -> str:
     gave her login his (red team, 2026-12-04). A login elsewhere signs the previous holder out instead.
     The token is bound to ``request``'s context (:mod:`authguard.sessions.token_binding`).
     """
-    bound = token_binding.issued_state(request)
+    bound = token_binding.issued_state(
+        request, vouched=token_binding.vouched_before(request, user=user, now=clock.timestamp())
+    )
     for _attempt in range(3):
         try:
             with transaction.atomic():

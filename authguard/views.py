@@ -470,6 +470,8 @@ class PasswordChangeView(auth_views.PasswordChangeView):
             except StepUpRequired as error:
                 messages.error(request, error.message)
                 return _reverify_first(request, back=request.path)
+            if request.method == "POST":  # SECURITY: it revokes what cools off; adding then asks again
+                removal.note_removal(request)
         return super().dispatch(request, *args, **kwargs)
 
 

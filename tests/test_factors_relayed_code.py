@@ -55,6 +55,25 @@ def register(client: OrderApi, key: SoftAuthenticator) -> Any:
     return client.post("/authguard/api/passkeys", key.create(options.json()))
 
 
+def her_new_app(new_browser_api: Any, hanako: Any) -> Any:
+    """hanako, with a passkey of years, sets up an authenticator app from her PC of months (a vouched
+    session, verified with the passkey): the app cools off. Returns it."""
+    of_long_standing(hanako)
+    key = new_key()
+    hanako.passkey = bind_passkey(hanako, key)
+    PasskeyDevice.objects.filter(pk=hanako.passkey.pk).update(created_at=timezone.now() - timedelta(days=300))
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    options = her.post("/authguard/api/step-up/passkey/options")
+    assert her.post("/authguard/api/step-up/passkey", key.get(options.json())).status_code == 200
+    assert her.post("/authguard/api/totp").status_code == 200
+    her_app = TOTPDevice.objects.get(user=hanako, confirmed=False)
+    assert her.post("/authguard/api/totp/confirm", {"code": totp_token(her_app)}).status_code == 201
+    her_app.refresh_from_db()
+    assert inventory.factor_is_cooling_off(her_app)
+    return her_app
+
+
 def disabled_totp(user: Any, totp_factory: Any) -> Any:
     """The customer's authenticator app of long standing, disabled (the failure limit, or she lost it)."""
     from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -622,19 +641,7 @@ def test_one_relayed_code_of_her_new_app_removes_it_then_binds_the_thiefs_app(
     removed with any verification, even its own, and the last-factor rule skips cooling-off targets), then
     begins and confirms an app of his own: no app is left to "replace", so nothing strict is asked. Her
     phone's codes are refused from now on; 14 days on his app is an established factor of hers."""
-    of_long_standing(hanako)
-    key = new_key()
-    hanako.passkey = bind_passkey(hanako, key)
-    PasskeyDevice.objects.filter(pk=hanako.passkey.pk).update(created_at=timezone.now() - timedelta(days=300))
-    her = new_browser_api(IP_TOKYO)
-    her.login_usual("hanako", HANAKO_PASSWORD)
-    options = her.post("/authguard/api/step-up/passkey/options")
-    assert her.post("/authguard/api/step-up/passkey", key.get(options.json())).status_code == 200
-    assert her.post("/authguard/api/totp").status_code == 200
-    her_app = TOTPDevice.objects.get(user=hanako, confirmed=False)
-    assert her.post("/authguard/api/totp/confirm", {"code": totp_token(her_app)}).status_code == 201
-    her_app.refresh_from_db()
-    assert inventory.factor_is_cooling_off(her_app)
+    her_app = her_new_app(new_browser_api, hanako)
 
     clock.shift(2 * 3600)
     thief = new_browser_api(IP_OSAKA)
@@ -652,13 +659,11 @@ def test_one_relayed_code_of_her_new_app_removes_it_then_binds_the_thiefs_app(
     ), f"one relayed code put the thief's authenticator app in place of hers (removal {removed.status_code})"
 
 
-def test_the_replacement_rule_after_a_removal_ends_when_the_removed_factor_would_have_stopped_cooling_off(
+def test_after_removing_a_factor_her_session_adds_one_once_she_verifies_again(
     new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
-    """``AccountSecurity.removed_cooling`` lasts until the removed set's own cooling-off would have ended;
-    after that a new set is an ordinary added factor again (one verification, it cools off, she is told)."""
-    from authguard.models import AccountSecurity
-
+    """A session that removed a factor adds one only after a verification made after the removal: the
+    customer re-verifies with a code of hers; one relayed code is spent (round fifteen, sixteen)."""
     of_long_standing(hanako)
     hanako.totp = old_totp(hanako, totp_factory)
     her = new_browser_api(IP_TOKYO)
@@ -666,14 +671,126 @@ def test_the_replacement_rule_after_a_removal_ends_when_the_removed_factor_would
     assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
     assert her.post("/authguard/api/recovery-codes").status_code == 201
     hers = RecoveryCodeDevice.objects.get(user=hanako)
-    until = inventory.cooling_off_end(hers)
-    assert until is not None
     assert her.post("/authguard/api/factors/remove", {"id": hers.persistent_id}).status_code == 200
-    assert AccountSecurity.objects.get(user=hanako).removed_cooling == {"recovery_code": until.isoformat()}
-    assert her.post("/authguard/api/recovery-codes").status_code in (400, 401, 403)
+    refused = her.post("/authguard/api/recovery-codes")
+    assert refused.status_code in (401, 403) and "codes" not in refused.json(), refused.content
 
-    clock.move_to(until + timedelta(minutes=1))
-    again = new_browser_api(IP_TOKYO)
-    again.login("hanako", HANAKO_PASSWORD)
-    assert again.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
-    assert again.post("/authguard/api/recovery-codes").status_code == 201
+    clock.shift(31)  # her app's next code
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    again = her.post("/authguard/api/recovery-codes")
+    assert again.status_code == 201 and len(again.json()["codes"]) == 10
+
+
+# -- round sixteen: a password change revokes what cools off; removing, then adding, asks again ---------
+
+
+def change_password(client: OrderApi, old: str, new: str) -> Any:
+    client.get("/password/change/")
+    return client.client.post(
+        "/password/change/",
+        {"old_password": old, "new_password1": new, "new_password2": new},
+        HTTP_X_CSRFTOKEN=client.token,
+    )
+
+
+# -- a password change revokes what cools off: the session adds a factor only after a new verification --
+
+
+@pytest.mark.battery(63)
+def test_one_relayed_code_revokes_her_renewed_codes_by_a_password_change_then_mints_a_set_for_the_thief(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """Her freshly renewed recovery codes cool off. A thief with one relayed code of her app changes the
+    password (a verifier not cooling off is all the form asks), which revokes every factor cooling off; then
+    he asks for new codes: there is nothing left to "replace". Round fifteen's marker was written by the
+    remove button only, so he read ten fresh codes. The session that changed the password now adds a factor
+    only after a new verification (removal.note_removal), which one relayed code is not."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+    her_recovery_codes(hanako, used=True)
+    her = new_browser_api(IP_TOKYO)
+    her.login("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert her.post("/authguard/api/recovery-codes").status_code == 201
+    hers = RecoveryCodeDevice.objects.get(user=hanako)
+    assert inventory.factor_is_cooling_off(hers)
+
+    clock.shift(2 * 3600)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    changed = change_password(thief, HANAKO_PASSWORD, "thief chose this 2026")
+    minted = thief.post("/authguard/api/recovery-codes")
+
+    assert "codes" not in minted.json(), (
+        f"after a password change ({changed.status_code}) revoked her renewed set, the thief read ten "
+        "fresh recovery codes"
+    )
+
+
+# -- she removes the thief's passkey, verifies again, and adds her own --------------------------------
+
+
+@pytest.mark.battery(63)
+def test_a_totp_only_customer_who_removed_the_thiefs_passkey_verifies_again_and_adds_her_own(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """The documented answer to a thief's passkey: a TOTP-only customer removes it with her app. Round
+    fifteen's marker then made her own new passkey a "replacement" for two weeks (she had no second factor,
+    no browser of a month). Now she verifies once more with her app's next code and adds it."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert register(thief, new_key()).status_code == 201
+    his = PasskeyDevice.objects.get(user=hanako)
+    assert inventory.factor_is_cooling_off(his)
+
+    clock.shift(3 * 3600)
+    her = new_browser_api(IP_TOKYO)
+    her.login("hanako", HANAKO_PASSWORD)
+    assert (
+        her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp, steps=1)}).status_code == 200
+    )
+    removed = her.post("/authguard/api/factors/remove", {"id": his.persistent_id})
+    assert removed.status_code == 200, removed.content
+    # After a removal her session verifies once more (her app's next code), then adds her passkey.
+    assert register(her, new_key()).status_code in (401, 403)
+    clock.shift(31)
+    assert (
+        her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp, steps=1)}).status_code == 200
+    )
+    mine = register(her, new_key())
+
+    assert mine.status_code == 201, (
+        f"after removing the thief's passkey she cannot add her own: {mine.status_code} {mine.content!r}"
+    )
+
+
+@pytest.mark.battery(63)
+def test_one_relayed_recovery_code_revokes_her_new_app_by_a_password_change_then_binds_the_thiefs_app(
+    new_browser_api: Any, hanako: Any, clock: Any
+) -> None:
+    """The same through the password form for the authenticator app: a passkey and printed recovery codes
+    for years, a new app from her PC of months, cooling off. One relayed recovery code, a password change
+    (her app revoked), then his app begun and confirmed: it stood where hers was. Now the session asks for a
+    verification after the change before any factor is added."""
+    her_app = her_new_app(new_browser_api, hanako)
+    codes = her_recovery_codes(hanako)
+
+    clock.shift(2 * 3600)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/recovery-code", {"code": codes[3]}).status_code == 200
+    changed = change_password(thief, HANAKO_PASSWORD, "thief chose this 2026")
+    began = thief.post("/authguard/api/totp")
+    if began.status_code == 200:
+        his = TOTPDevice.objects.get(user=hanako, confirmed=False)
+        thief.post("/authguard/api/totp/confirm", {"code": totp_token(his)})
+
+    assert list(TOTPDevice.objects.filter(user=hanako, confirmed=True).values_list("pk", flat=True)) in (
+        [her_app.pk],
+        [],
+    ), f"a password change ({changed.status_code}) and one relayed code put the thief's app in place of hers"

@@ -517,3 +517,28 @@ def test_a_portals_long_run_daily_value_keeps_a_pumped_stock_nobody_traded_thin(
     assert judged.facts is not None and looks_liquid.facts is not None
     assert looks_liquid.facts.illiquidity < 0.5 <= judged.facts.illiquidity
     assert judged.facts.illiquid and not judged.allowed, judged.reasons
+
+
+@pytest.mark.django_db
+@pytest.mark.battery(64)
+def test_a_blue_chip_checked_once_while_its_volume_was_missing_is_held_as_illiquid_for_a_month(
+    clock: Any,
+) -> None:
+    """illiquidity() weighs an instrument whose daily value is unknown or zero at 1.0 (the thinnest: right
+    for that order). Since round fourteen the ledger remembers every order's weight for
+    LIQUIDITY_MEMORY_DAYS and facts.py floors every later order of the symbol at the month's peak, so one
+    order checked during a data-feed gap (the portal's volume for Toyota read 0 for a morning) pins Toyota,
+    ¥71 billion a day, at weight 1.0 and ¥50 million a day for thirty days: ordinary customers' ordinary
+    buys (¥5.7 million, 0.008 % of a real day) are held as "illiquid" all month. A transient unknown is
+    remembered as a month of thin trading (red team, round sixteen)."""
+    from demo_site.brokerage.models import Instrument
+
+    days = clock
+    days(-1)
+    _customers("early", "buyer")
+    Instrument.objects.filter(symbol="7203").update(avg_daily_volume=0)  # the feed's gap, one morning
+    _buy("early", "7203", 100)
+    Instrument.objects.filter(symbol="7203").update(avg_daily_volume=25_000_000)  # the feed is back
+    days(10)
+    answer = _buy("buyer", "7203", 2000)  # ¥5.7 million of Toyota
+    assert answer["status"] == "placed", answer

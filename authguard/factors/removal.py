@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -27,7 +26,6 @@ from authguard.factors.base import note_change, tell_user
 from authguard.factors.contact import require_strong_removal
 from authguard.factors.inventory import (
     FACTOR_LABELS,
-    cooling_off_end,
     factor_is_cooling_off,
     is_disabled,
     kind_of,
@@ -35,14 +33,15 @@ from authguard.factors.inventory import (
     verified_by_cooling_off_factor,
 )
 from authguard.factors.lifecycle import FactorCoolingOff, fresh_trusted_passkey, require_can_change_factors
+from authguard.factors.methods import step_up_methods
 from authguard.models import (
-    AccountSecurity,
     FactorKind,
     FactorRecord,
     PasskeyDevice,
     RecoveryCode,
     RecoveryCodeDevice,
 )
+from authguard.sessions import state as sessions_state
 
 logger = logging.getLogger(__name__)
 
@@ -172,55 +171,42 @@ def remove_factor(
         raise InvalidCredential(_("There is no such security method on your account."), code="unknown_factor")
     if by_staff is None:
         require_can_remove(request, user=user, device=device)  # type: ignore[arg-type]
-    with transaction.atomic():
-        if by_staff is None:
-            _note_removed_cooling(user, device)
-        how = reason or ("staff" if by_staff else "customer")
-        _delete_factor(user, device, reason=how, by_staff=by_staff)
+    _delete_factor(user, device, reason=reason or ("staff" if by_staff else "customer"), by_staff=by_staff)
+    if by_staff is None:
+        note_removal(request)
 
 
-def _note_removed_cooling(user: Any, device: Device) -> None:
-    """Remember until when ``device``, removed by the customer's session while cooling off, would have cooled
-    off (:func:`require_replacement_allowed`)."""
-    until = cooling_off_end(device)
-    if until is None:
-        return
-    kind = kind_of(device)
-    row, _created = AccountSecurity.objects.select_for_update().get_or_create(user_id=user.pk)
-    removed = dict(row.removed_cooling) if isinstance(row.removed_cooling, dict) else {}
-    earlier = _parsed(removed.get(kind))
-    removed[kind] = max(until, earlier).isoformat() if earlier else until.isoformat()
-    AccountSecurity.objects.filter(pk=row.pk).update(removed_cooling=removed)
+def note_removal(request: HttpRequest | None) -> None:
+    """This session removed a factor, or had factors revoked (a password change): from now on it adds one
+    only after a verification made after that (:func:`require_verified_since_removal`)."""
+    state = sessions_state.raw_state(request) if request is not None else None
+    if state is not None:
+        state["rm"] = clock.timestamp()
+        sessions_state._save(request, state)  # type: ignore[arg-type]
 
 
-def _parsed(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def require_replacement_allowed(request: HttpRequest, *, user: Any, kind: str) -> None:
-    """Adding a factor of ``kind`` after the customer's session removed one of that kind while it was still
-    cooling off, before its cooling-off would have ended, is a replacement: the rules of replacing a factor
-    that is not cooling off (:func:`require_can_remove` with ``replacing``).
+def require_verified_since_removal(request: HttpRequest, *, user: Any) -> None:
+    """Adding a factor in a session that removed one (or had its cooling-off factors revoked by a password
+    change) needs a verification made after that removal: a second code, which one relayed code is not.
 
     SECURITY: removing a factor that is cooling off is lenient (the customer drops what a thief just added,
-    with any older factor); without this, one relayed code removed her freshly renewed recovery codes or her
-    new authenticator app and put his in their place in two requests (red team, round fifteen).
+    with any older factor), and so is adding one with a single verification; together, one relayed code
+    removed her freshly renewed recovery codes or her new authenticator app and put his in their place
+    (red team, round fifteen; round sixteen: the same through a password change, which revokes the factors
+    cooling off). The customer re-verifies with a factor of hers; the thief has no second code.
     """
-    stored = AccountSecurity.objects.filter(user_id=user.pk).values_list("removed_cooling", flat=True).first()
-    until = _parsed((stored or {}).get(kind)) if isinstance(stored, dict) else None
-    if until is None or until <= clock.now():
+    state = sessions_state.raw_state(request)
+    removed = state.get("rm") if state is not None else None
+    if removed is None:
         return
-    if verified_by_cooling_off_factor(request):
-        raise FactorCoolingOff(
-            _(
-                "A security method added during the cooling-off period cannot replace your other "
-                "methods. Confirm it is you with a method you had before."
-            )
-        )
-    require_strong_removal(request, user=user)
+    verified = state.get("st") if state is not None else None
+    if verified is not None and float(verified) > float(removed):
+        return
+    raise StepUpRequired(
+        _("Confirm it is you again before you add a security method after removing one."),
+        code="step_up_required",
+        methods=step_up_methods(user),
+    )
 
 
 def revoke_factors_added_in_cooling_off(user: Any, *, reason: str) -> int:

@@ -52,6 +52,7 @@ from authguard.risk.context import LoginContext, build_context
 from authguard.risk.engine import Assessment, score_login
 from authguard.risk.findings import Finding
 from authguard.risk.history import DatabaseHistory, Evidence
+from authguard.risk.legacy_device import settle_fork
 from authguard.risk.velocity import (
     CountersUnavailable,
     Reservation,
@@ -338,6 +339,8 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
         )
     with transaction.atomic():
         event = record_event(ctx, user, assessment, password_ok=True, outcome=outcome)
+        if evidence is not None and evidence.fork:
+            settle_fork(ctx, evidence.fork)  # a second holder of the portal's cookie: once
         # SECURITY: a login the policy would have stepped up or refused teaches the profile nothing.
         if status == "ok" and evidence is not None and not reported:
             history.learn(ctx, evidence)
@@ -378,17 +381,15 @@ def after_failed_login(
     passed = getattr(request, PASSED_ATTR, False)
     setattr(request, PASSED_ATTR, False)  # one mark per attempt: the next authenticate() sets its own
     if getattr(request, THROTTLED_ATTR, False):
-        # SECURITY: not a wrong password. Counting it towards the lock would let a cache (Redis) outage,
-        # where every attempt is refused, lock out each customer who retries (battery case 45).
+        # SECURITY: no wrong password; counted, a Redis outage would lock out who retries (case 45).
         _record_throttled(request, username)
         return
     if getattr(request, LOCKED_ATTR, False):
         _record_locked(request, username)  # refused unchecked: neither a right nor a wrong password
         return
     if from_authenticate and not passed and _throttle_backend_installed():
-        # SECURITY: the chain stopped before ThrottleBackend, so before any password check: not a wrong
-        # password. Counting it would let axes' refusals of a guesser's IP lock the customer (issue 14, 7).
-        # A failure sent by a portal's own password check (any other sender) still counts.
+        # SECURITY: stopped before ThrottleBackend, before any password check: counted, axes' refusals of
+        # a guesser's IP would lock the customer (issue 14, 7). A portal's own password check still counts.
         setattr(request, REFUSED_UPSTREAM_ATTR, True)
         _record_throttled(request, username, upstream=True)
         return
@@ -550,7 +551,9 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
         keep = session.session_key
     ended = sessions_state.end_all_sessions(user=user, keep=keep)
     revoke_api_tokens(user)
-    revoked = _revoke_cooling_off_factors(user)
+    revoked = int(removal.revoke_factors_added_in_cooling_off(user, reason="password_reset") or 0)
+    if keep is not None and revoked:  # SECURITY: it adds a factor only after a new verification
+        removal.note_removal(request)
     digest = salted_hmac(
         "authguard.login.password_changed", str(user.password), algorithm="sha256"
     ).hexdigest()[:16]
@@ -571,11 +574,6 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
         revoked,
     )
     return ended
-
-
-def _revoke_cooling_off_factors(user: Any) -> int:
-    """Revoke the factors added during the account's cooling-off (:mod:`authguard.factors.lifecycle`)."""
-    return int(removal.revoke_factors_added_in_cooling_off(user, reason="password_reset") or 0)
 
 
 __all__ = [

@@ -56,11 +56,6 @@ class AccountSecurity(models.Model):
     # so from then on a session of the account authguard finds without its state is held for a step-up
     # (authguard.sessions.state.adopt).
     unscored_login_at = models.DateTimeField(_("last sign-in without a request"), null=True, blank=True)
-    # A factor the customer's session removed while it was cooling off, by kind: until when it would have
-    # cooled off (ISO 8601). Until then a new factor of that kind takes the strict path of a replacement
-    # (authguard.factors.removal.require_replacement_allowed): removing her new factor and adding his in its
-    # place is a replacement in two requests.
-    removed_cooling = models.JSONField(_("factors removed while cooling off"), default=dict, blank=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     #: How many addresses one cooling-off remembers (:class:`PreviousEmail`): enough for the customer's own

@@ -115,7 +115,11 @@ def gather_facts(
         small_cap_weight=float(rule_option(rules, ExposureRule, "small_cap_weight", 0.5)),
         home_country=home,
     )
-    own = weight
+    # What the ledger remembers: the weight of a known traded value only. SECURITY (availability): an
+    # unknown or zero volume weighs 1 for this order alone; remembered, one glitch of the market data made a
+    # blue chip "illiquid" for a month (red team, round sixteen).
+    known = instrument.daily_value is not None and instrument.daily_value > 0
+    own = weight if known else 0.0
     if peak > weight:
         # SECURITY: a pump must not make its stock look liquid (red team, round fourteen): the weight and
         # the daily value every rule reads (per-order shares, the floor, the campaign's volume) are those

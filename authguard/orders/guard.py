@@ -488,8 +488,9 @@ def _create_held(
 
 
 def _own_weight(facts: OrderFacts | None) -> float:
+    # No facts (no instrument data): counted in full by its amount, but nothing for the month to remember.
     if facts is None:
-        return 1.0
+        return 0.0
     return facts.illiquidity if facts.own_illiquidity is None else facts.own_illiquidity
 
 

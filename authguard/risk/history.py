@@ -33,7 +33,7 @@ from authguard.models import KnownDevice, PopulationCount, RiskProfile
 from authguard.models.population import PopulationDelta, PopulationFold
 from authguard.resilience import guarded_cache_call
 from authguard.risk.context import LoginContext
-from authguard.risk.legacy_device import forked_from, judged_context, retire_taker, take_over
+from authguard.risk.legacy_device import forked_from, judged_context, take_over
 from authguard.risk.profile import POPULATION_FEATURES, Profile, learn, population_keys
 from authguard.risk.velocity import (
     WINDOW_SECONDS,
@@ -69,6 +69,8 @@ class Evidence:
     population: dict[str, int]
     device: DeviceState
     velocity: VelocityCounts
+    #: The browser that took over the device this login's portal cookie names, when this is another one.
+    fork: str | None = None
 
     def population_count(self, key: str) -> int:
         return self.population.get(key, 0)
@@ -180,7 +182,7 @@ class MemoryHistory:
         profile = Profile.at(self.profiles.get(ctx.user_id), ctx.timestamp, self.horizon_days)
         until = self.trusted.get((ctx.user_id, ctx.device_hash or ""))
         legacy_until = self.trusted.get((ctx.user_id, ctx.legacy_device_hash or ""))
-        forked = forked_from(profile, ctx) is not None
+        fork = forked_from(profile, ctx)
         ctx, trusted = judged_context(
             ctx,
             profile,
@@ -191,8 +193,9 @@ class MemoryHistory:
             ctx=ctx,
             profile=profile,
             population=population,
-            device=_device_state(profile, ctx, trusted, 2 if forked else 0),
+            device=_device_state(profile, ctx, trusted, 2 if fork else 0),
             velocity=velocity,
+            fork=fork,
         )
 
     def learn(self, ctx: LoginContext, evidence: Evidence) -> None:
@@ -350,10 +353,8 @@ class DatabaseHistory:
         counts = router.db_for_read(PopulationCount) or DEFAULT_DB_ALIAS
         population = dict(statements.fetch_all(_population_sql(counts, len(keys)), keys, using=counts))
         presented = ctx.device_hash
-        taker = forked_from(profile, ctx)
-        if taker is not None:
-            left_behind = 2
-            retire_taker(ctx, taker)
+        fork = forked_from(profile, ctx)
+        left_behind = 2 if fork else left_behind
         ctx, trusted = judged_context(ctx, profile, trusted=trusted, legacy_trusted=legacy_trusted)
         return Evidence(
             ctx=ctx,
@@ -363,6 +364,7 @@ class DatabaseHistory:
                 profile, ctx, trusted, left_behind, revoked=revoked and ctx.device_hash == presented
             ),
             velocity=read_counts(self.cache, ctx),
+            fork=fork,
         )
 
     def learn(self, ctx: LoginContext, evidence: Evidence) -> None:

@@ -31,7 +31,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from authguard.models import KnownDevice
+from authguard.models import KnownDevice, RiskProfile
 from authguard.risk.context import LoginContext
 from authguard.risk.profile import Profile
 from authguard.sessions import device_generations
@@ -57,8 +57,8 @@ def forked_from(profile: Profile, ctx: LoginContext) -> str | None:
     SECURITY: authguard's own cookie catches a copy by its generations; the portal's has none. A thief who
     showed the infostealer's copy of it first took her imported PC's memory over (:func:`take_over`), and her
     own PC presenting it afterwards was only a new browser, his the PC of 40 days (red team, round
-    fourteen). The login is judged as a copy (``device_cookie_superseded``); the live store also retires the
-    taker's id (:func:`authguard.sessions.device_generations.retire`), as for a copy of authguard's cookie.
+    fourteen). The login is judged as a copy (``device_cookie_superseded``); a sign-in with the right
+    password settles the fork (:func:`settle_fork`, :func:`fork_seen`).
     """
     legacy = ctx.legacy_device_hash
     if not legacy:
@@ -70,9 +70,22 @@ def forked_from(profile: Profile, ctx: LoginContext) -> str | None:
     return None if own == taker else taker
 
 
-def retire_taker(ctx: LoginContext, taker: str) -> None:
-    """The live store's part of a fork (:func:`forked_from`): retire the id of the browser that took the
-    portal's device over, so its next sign-in is a copy's too (a step-up, then a new id)."""
+def fork_seen(data: dict[str, Any] | None, ctx: LoginContext) -> None:
+    """Mark the fork of ``ctx``'s portal cookie seen in the profile ``data`` (changed in place): judged once,
+    its holders are never taken for it again."""
+    if data is not None and ctx.legacy_device_hash:
+        data.setdefault(TAKEN_OVER, {})[ctx.legacy_device_hash[:20]] = FORK_SEEN
+
+
+def settle_fork(ctx: LoginContext, taker: str) -> None:
+    """The live store's part of a fork (:func:`forked_from`), once a sign-in with the right password showed
+    the second holder: retire the id of the browser that took the portal's device over (its next sign-in is
+    a copy's too: a step-up, then a new id) and mark the fork seen.
+
+    SECURITY: never on a wrong password or a re-score (red team, round sixteen: a wrong guess with a copy of
+    the portal's cookie retired her PC's id), and seen at once, whichever factor the step-up then takes: a
+    relayable one teaches nothing, and her own PC was a "copy" at every sign-in after (round sixteen).
+    """
     if ctx.user_id is None:
         return
     full = (
@@ -82,6 +95,10 @@ def retire_taker(ctx: LoginContext, taker: str) -> None:
     )
     if full:
         device_generations.retire(device_hash=full, now=ctx.time)
+    row = RiskProfile.objects.select_for_update().filter(user_id=ctx.user_id).first()
+    if row is not None and isinstance(row.data, dict):
+        fork_seen(row.data, ctx)
+        row.save(update_fields=["data", "updated_at"])
     logger.warning("authguard: the portal's device cookie has two holders user=%s", ctx.user_id)
 
 
@@ -191,6 +208,7 @@ __all__ = [
     "forked_from",
     "imported_device",
     "judged_context",
-    "retire_taker",
+    "fork_seen",
+    "settle_fork",
     "take_over",
 ]

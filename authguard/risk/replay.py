@@ -51,6 +51,7 @@ from authguard.risk.history import (
     _fold_increments,
     trusted_until,
 )
+from authguard.risk.legacy_device import fork_seen
 from authguard.risk.policy import Thresholds, current_thresholds
 from authguard.risk.policy_validation import risk_signals_problem
 from authguard.risk.useragent import client_info
@@ -350,6 +351,8 @@ class UserScorer:
         assessment, evidence = score_login(ctx, self, signals=policy.signals, thresholds=policy.thresholds)
         # The decision is made; only now may the line's own second factor result be read.
         if record.password_ok and evidence is not None:
+            if evidence.fork:  # a second holder of the portal's cookie: once (no retirement here)
+                fork_seen(self.history.profiles.get(ctx.user_id), ctx)
             # SECURITY: as live, a step-up passed with a relayable factor teaches nothing (issue 13).
             passed = assessment.action == Action.ALLOW or (
                 assessment.action == Action.STEP_UP

@@ -96,13 +96,33 @@ def place_binding(
     entry = [round(clock.timestamp()), binding.get("asn"), *where, int(hidden)]
     distance = apart(seen[-1][2:5], entry[2:5]) if seen else None
     if not seen or seen[-1][1] != entry[1] or (distance is not None and distance >= SAME_PLACE_KM):
-        state["h"] = [*seen, entry][-3:]  # a new place, not another address of the same one
+        state["h"] = _kept_places([*seen, entry])  # a new place, not another address of the same one
     if vouched and not hidden and _precise(entry[2:5]) and not _vouched_place(state, entry[2:5]):
         state["vp"] = [*_vouched_places(state), entry[2:5]][-3:]
 
 
+#: The most places kept that were left within ``TWO_PLACES_SECONDS`` (besides the last three).
+MAX_RECENT_PLACES = 8
+
+
+def _kept_places(seen: list[list[Any]]) -> list[list[Any]]:
+    """The last three places, and before them the oldest ``MAX_RECENT_PLACES`` left within
+    ``TWO_PLACES_SECONDS`` (when the next place began).
+
+    SECURITY: not the last three alone: a copy hopping on to two more places of the same network nearby (no
+    material move, so never scored) pushed her place out of the last three, and then came back and forth
+    with her live session unseen (red team, round sixteen). The oldest are kept: they are the ones a return
+    would be to.
+    """
+    if len(seen) <= 3:
+        return seen
+    now = seen[-1][0]
+    older = [p for i, p in enumerate(seen[:-3]) if now - seen[i + 1][0] <= TWO_PLACES_SECONDS]
+    return [*older[:MAX_RECENT_PLACES], *seen[-3:]]
+
+
 def places(state: dict[str, Any]) -> list[list[Any]]:
-    """The session's last three places, the current one last: ``[since, asn, lat, lon, acc, anonymous]``."""
+    """The session's recent places, the current one last: ``[since, asn, lat, lon, acc, anonymous]``."""
     value = state.get("h")
     return [p for p in value if isinstance(p, list) and len(p) == 6] if isinstance(value, list) else []
 

@@ -16,6 +16,8 @@ The device cookie is not part of a token's binding: an API client need not keep 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any, Literal
 
 from django.http import HttpRequest
@@ -24,8 +26,17 @@ from authguard import clock
 from authguard.choices import Action, Outcome
 from authguard.conf import app_settings
 from authguard.login import flow as login_flow
-from authguard.models import TokenActivity
-from authguard.sessions.places import anchor, in_two_places, is_material_change, place_binding
+from authguard.models import LoginEvent, TokenActivity
+from authguard.risk.context import device_hash, device_id_from_cookie
+from authguard.risk.geoip import geolocate
+from authguard.sessions.places import (
+    _precise,
+    anchor,
+    in_two_places,
+    is_material_change,
+    place_binding,
+    place_of,
+)
 from authguard.sessions.rescoring import _held_in_two_places
 from authguard.sessions.state import _fingerprint, _request_parts, current_binding
 from authguard.sessions.token_activity import _digest
@@ -45,10 +56,45 @@ def _fingerprint_of(request: HttpRequest) -> str:
     return _fingerprint(ip, ua, None)
 
 
-def issued_state(request: HttpRequest) -> dict[str, Any]:
+def vouched_before(request: HttpRequest, *, user: Any, now: float) -> list[Any]:
+    """The precise places where this client (its device cookie, else its user agent) signed ``user`` in
+    within a token's lifetime (allowed, or stepped up and passed), newest last: the places where she proved
+    it was her, as a browser session's are. Another client's sign-ins (a thief's) vouch for nothing here."""
+    since = datetime.fromtimestamp(now - app_settings.SESSION_ABSOLUTE_SECONDS, tz=dt_timezone.utc)
+    _ip, ua, cookie = _request_parts(request)
+    device = device_hash(device_id_from_cookie(cookie))
+    same_client = {"device_hash": device} if device else {"user_agent": ua[:512], "device_hash": ""}
+    ips = (
+        LoginEvent.objects.filter(
+            user_id=user.pk,
+            created_at__gte=since,
+            password_ok=True,
+            outcome__in=(Outcome.SIGNED_IN, Outcome.STEP_UP_PASSED),
+            **same_client,
+        )
+        .order_by("-created_at")
+        .values_list("ip", flat=True)[:10]
+    )
+    vouched: list[Any] = []
+    for ip in ips:
+        geo = geolocate(ip)
+        hidden = geo.anonymous_vpn or geo.tor_exit or geo.public_proxy or geo.hosting
+        place = place_of(geo)
+        if place and not hidden and _precise(place) and place not in vouched:
+            vouched.append(place)
+    return list(reversed(vouched[:3]))
+
+
+def issued_state(request: HttpRequest, *, vouched: list[Any] | None = None) -> dict[str, Any]:
     """The binding state of a token issued to ``request``: bound, anchored and vouched for there (the sign-in
-    or step-up that issued it is where the customer proved it was her)."""
-    state: dict[str, Any] = {}
+    or step-up that issued it is where the customer proved it was her), with the places ``vouched`` for the
+    account's sign-ins of the token's lifetime (:func:`vouched_before`).
+
+    A customer whose IPv6 is another network placed apart from her IPv4 signs in on both sides as her app
+    flips between them: each place she signed in at stays hers, as in a browser session, or every return
+    ended her new token (red team, round sixteen).
+    """
+    state: dict[str, Any] = {"vp": list(vouched or [])[-3:]} if vouched else {}
     place_binding(state, binding_of(request), verified=True, vouched=True)
     state["k"] = _fingerprint_of(request)
     return state
