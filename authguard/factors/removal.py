@@ -193,12 +193,13 @@ def require_verified_since_removal(request: HttpRequest, *, user: Any) -> None:
     with any older factor), and so is adding one with a single verification; together, one relayed code
     removed her freshly renewed recovery codes or her new authenticator app and put his in their place
     (red team, round fifteen; round sixteen: the same through a password change, which revokes the factors
-    cooling off). The customer re-verifies with a factor of hers; the thief has no second code.
+    cooling off). The customer re-verifies with a factor of hers; the thief has no second code. A session
+    verified with a trusted passkey of hers is not asked again.
     """
     state = sessions_state.raw_state(request)
     removed = state.get("rm") if state is not None else None
-    if removed is None:
-        return
+    if removed is None or fresh_trusted_passkey(request, user=user):
+        return  # a passkey of hers is never a relayed code
     verified = state.get("st") if state is not None else None
     if verified is not None and float(verified) > float(removed):
         return
