@@ -662,23 +662,28 @@ def test_one_relayed_code_of_her_new_app_removes_it_then_binds_the_thiefs_app(
 def test_after_removing_a_factor_her_session_adds_one_once_she_verifies_again(
     new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
-    """A session that removed a factor adds one only after a verification made after the removal: the
-    customer re-verifies with a code of hers; one relayed code is spent (round fifteen, sixteen)."""
+    """One change per verification, then a verification with a factor of hers that is not cooling off: a
+    session that added a factor removes one, and one that removed a factor adds one, only after it (it may
+    take back what it added itself). One relayed code is spent (rounds fifteen to seventeen)."""
     of_long_standing(hanako)
     hanako.totp = old_totp(hanako, totp_factory)
+    her_recovery_codes(hanako)
+    hers = RecoveryCodeDevice.objects.get(user=hanako)
     her = new_browser_api(IP_TOKYO)
     her.login("hanako", HANAKO_PASSWORD)
     assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
-    assert her.post("/authguard/api/recovery-codes").status_code == 201
-    hers = RecoveryCodeDevice.objects.get(user=hanako)
-    assert her.post("/authguard/api/factors/remove", {"id": hers.persistent_id}).status_code == 200
-    refused = her.post("/authguard/api/recovery-codes")
-    assert refused.status_code in (401, 403) and "codes" not in refused.json(), refused.content
+    assert register(her, new_key()).status_code == 201  # a change: her new passkey
+    taken_back = PasskeyDevice.objects.get(user=hanako)
+    refused = her.post("/authguard/api/factors/remove", {"id": hers.persistent_id})
+    assert refused.status_code == 403, refused.content
+    assert her.post("/authguard/api/factors/remove", {"id": taken_back.persistent_id}).status_code == 200
+    again = register(her, new_key())
+    assert again.status_code == 403 and not PasskeyDevice.objects.filter(user=hanako).exists(), again.content
 
     clock.shift(31)  # her app's next code
     assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
-    again = her.post("/authguard/api/recovery-codes")
-    assert again.status_code == 201 and len(again.json()["codes"]) == 10
+    assert register(her, new_key()).status_code == 201
+    assert RecoveryCodeDevice.objects.filter(pk=hers.pk).exists()
 
 
 # -- round sixteen: a password change revokes what cools off; removing, then adding, asks again ---------

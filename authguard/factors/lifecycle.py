@@ -55,11 +55,13 @@ from authguard.factors import methods as factor_methods
 from authguard.factors.base import note_change, tell_user
 from authguard.factors.inventory import (
     FACTOR_LABELS,
+    factor_is_cooling_off,
     may_confirm_sensitive,
     notice_addresses,
     previous_addresses,
     session_device,
     user_factors,
+    verified_by_cooling_off_factor,
 )
 from authguard.factors.throttles import ESTABLISHED_DEVICE_DAYS
 from authguard.models import (
@@ -369,6 +371,47 @@ def require_enrollment_allowed(request: HttpRequest, *, user: Any, has_factors: 
     return require_strong_rebind(request, user=user)
 
 
+def note_session_change(request: HttpRequest | None, *, removed: bool, added: str | None = None) -> None:
+    """This session added a factor (``added``: its persistent id), or removed one (``removed``; a password
+    change too: it revokes the factors cooling off): what it may change next needs a new verification
+    (:func:`require_verified_since_change`). It may take back what it added itself."""
+    state = sessions_state.raw_state(request) if request is not None else None
+    if state is not None:
+        state["rm" if removed else "ad"] = clock.timestamp()
+        if added:
+            state["af"] = [*state.get("af", [])[-4:], added]
+        sessions_state._save(request, state)  # type: ignore[arg-type]
+
+
+def require_verified_since_change(request: HttpRequest, *, user: Any, removing: bool) -> None:
+    """A session that removed a factor (or changed the password) adds one, and a session that added or
+    removed one removes another, only after a new verification with a factor that is not cooling off (any
+    factor while the account has none that is not), or with a trusted passkey. Adding after adding stays
+    one verification (a new customer's app, then her recovery codes).
+
+    SECURITY: removing a factor that is cooling off is lenient (the customer drops what a thief just added,
+    with an older factor), and so is adding one; chained in one session, one relayed code removed her new
+    recovery codes or app and put his in their place (red team, round fifteen; round sixteen: through a
+    password change), or added his passkey first and then removed hers (round seventeen). The customer
+    re-verifies with a code of hers; the thief's own new factors, cooling off, do not count.
+    """
+    state = sessions_state.raw_state(request)
+    marks = [state.get("rm"), state.get("ad") if removing else None] if state is not None else []
+    changed = max((float(mark) for mark in marks if mark is not None), default=None)
+    if changed is None or fresh_trusted_passkey(request, user=user):
+        return
+    verified = state.get("st") if state is not None else None
+    after = verified is not None and float(verified) > changed
+    established = any(not factor_is_cooling_off(d) for d in user_factors(user))
+    if after and not (established and verified_by_cooling_off_factor(request)):
+        return
+    raise StepUpRequired(
+        _("Confirm it is you again with a security method you had before, then make the next change."),
+        code="step_up_required",
+        methods=factor_methods.step_up_methods(user),
+    )
+
+
 def record_enrollment(
     request: HttpRequest | None, *, user: Any, device: Device, kind: str, via: str
 ) -> FactorRecord:
@@ -425,6 +468,7 @@ def record_enrollment(
     # The customer hears of it on the current address and, after an e-mail change, on the old one.
     tell_user(user, "factor_added", factor=FACTOR_LABELS[kind], name=device.name, cooling_off_until=until)
     note_change(user, now)
+    note_session_change(request, removed=False, added=device.persistent_id)
     logger.info(
         "authguard factor added user=%s kind=%s via=%s cooling_off=%s", user.pk, kind, via, bool(until)
     )

@@ -56,7 +56,12 @@ from authguard import clock
 from authguard.exceptions import InvalidCredential
 from authguard.factors.base import record_factor_failure, record_factor_success
 from authguard.factors.inventory import is_disabled, usable_passkeys
-from authguard.factors.lifecycle import record_enrollment, require_can_change_factors, require_strong_rebind
+from authguard.factors.lifecycle import (
+    record_enrollment,
+    require_can_change_factors,
+    require_strong_rebind,
+    require_verified_since_change,
+)
 from authguard.factors.passkey_ceremony import (
     SUPPORTED_ALGORITHMS,
     RelyingParty,
@@ -73,7 +78,6 @@ from authguard.factors.passkey_ceremony import (
     timeout_ms,
     webauthn_code,
 )
-from authguard.factors.removal import require_verified_since_removal
 from authguard.factors.throttles import check_throttle, note_throttle_failure
 from authguard.models import FactorKind, FactorRecord, PasskeyDevice
 from authguard.validators import visible_text
@@ -106,7 +110,7 @@ def registration_options(request: HttpRequest, *, user: Any) -> dict[str, Any]:
     Raises :class:`~authguard.exceptions.StepUpRequired` unless the session may change factors now.
     """
     require_can_change_factors(request, user=user)
-    require_verified_since_removal(request, user=request.user)
+    require_verified_since_change(request, user=request.user, removing=False)
     rp = relying_party()
     handle = user_handle_for(user)
     options = generate_registration_options(
@@ -152,7 +156,7 @@ def register(
     verifies the session: it is not a step-up. Raises :class:`~authguard.exceptions.InvalidCredential`.
     """
     via = require_can_change_factors(request, user=user)
-    require_verified_since_removal(request, user=request.user)
+    require_verified_since_change(request, user=request.user, removing=False)
     rp = relying_party()
     record = pop_challenge(request, purpose=REGISTER, kind="create", user=user)
     data = load_credential(credential, fields=("clientDataJSON", "attestationObject"))

@@ -21,8 +21,12 @@ from django_otp.models import Device
 from authguard import clock
 from authguard.factors.base import tell_user, verify_code
 from authguard.factors.inventory import is_disabled, user_factors
-from authguard.factors.lifecycle import record_enrollment, require_can_change_factors
-from authguard.factors.removal import delete_replaced, require_can_remove, require_verified_since_removal
+from authguard.factors.lifecycle import (
+    record_enrollment,
+    require_can_change_factors,
+    require_verified_since_change,
+)
+from authguard.factors.removal import delete_replaced, require_can_remove
 from authguard.models import FactorKind, RecoveryCode, RecoveryCodeDevice
 from authguard.models.factors import _BASE32
 from authguard.models.factors import RECOVERY_CODE_LENGTH as RECOVERY_CODE_LENGTH
@@ -71,7 +75,7 @@ def generate_recovery_codes(request: HttpRequest, *, user: Any) -> list[str]:
     """
     via = require_can_change_factors(request, user=user)
     user = request.user
-    require_verified_since_removal(request, user=user)
+    require_verified_since_change(request, user=user, removing=False)
     for old in RecoveryCodeDevice.objects.filter(user=user, confirmed=True):
         if is_disabled(old) or not RecoveryCode.objects.filter(device=old, used_at__isnull=True).exists():
             continue  # a spent or disabled set is no factor to keep: as if she had none (red team 12-05)

@@ -29,11 +29,17 @@ from authguard.factors.inventory import (
     factor_is_cooling_off,
     is_disabled,
     kind_of,
+    session_device,
     user_factors,
     verified_by_cooling_off_factor,
 )
-from authguard.factors.lifecycle import FactorCoolingOff, fresh_trusted_passkey, require_can_change_factors
-from authguard.factors.methods import step_up_methods
+from authguard.factors.lifecycle import (
+    FactorCoolingOff,
+    fresh_trusted_passkey,
+    note_session_change,
+    require_can_change_factors,
+    require_verified_since_change,
+)
 from authguard.models import (
     FactorKind,
     FactorRecord,
@@ -69,7 +75,11 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device, repla
     # still cooling off (red team, round fourteen: her renewed recovery codes shown to him, her new app
     # replaced by his).
     lenient = target_cooling and not replacing
-    if not lenient and verified_by_cooling_off_factor(request):
+    verifier = session_device(request)
+    itself = verifier is not None and verifier.persistent_id == device.persistent_id
+    # SECURITY: a cooling-off factor removes only itself, even one that is cooling off: his new passkey
+    # removed her new app in a session that had changed nothing (red team, round seventeen).
+    if not itself and verified_by_cooling_off_factor(request):
         # SECURITY: a factor added during the cooling-off never removes the customer's older ones. Nor does
         # a session whose verifying factor is gone: a thief who verified with his own new passkey and then
         # removed it still holds a "passkey" verification, which must not remove hers (red team, 2026-12-04).
@@ -171,43 +181,18 @@ def remove_factor(
         raise InvalidCredential(_("There is no such security method on your account."), code="unknown_factor")
     if by_staff is None:
         require_can_remove(request, user=user, device=device)  # type: ignore[arg-type]
+        if not _added_in_this_session(request, device):  # taking back its own addition is no change of hers
+            require_verified_since_change(request, user=user, removing=True)  # type: ignore[arg-type]
     _delete_factor(user, device, reason=reason or ("staff" if by_staff else "customer"), by_staff=by_staff)
     if by_staff is None:
-        note_removal(request)
+        note_session_change(request, removed=True)
 
 
-def note_removal(request: HttpRequest | None) -> None:
-    """This session removed a factor, or had factors revoked (a password change): from now on it adds one
-    only after a verification made after that (:func:`require_verified_since_removal`)."""
+def _added_in_this_session(request: HttpRequest | None, device: Device) -> bool:
+    """Whether this session added ``device`` (:func:`authguard.factors.lifecycle.note_session_change`)."""
     state = sessions_state.raw_state(request) if request is not None else None
-    if state is not None:
-        state["rm"] = clock.timestamp()
-        sessions_state._save(request, state)  # type: ignore[arg-type]
-
-
-def require_verified_since_removal(request: HttpRequest, *, user: Any) -> None:
-    """Adding a factor in a session that removed one (or had its cooling-off factors revoked by a password
-    change) needs a verification made after that removal: a second code, which one relayed code is not.
-
-    SECURITY: removing a factor that is cooling off is lenient (the customer drops what a thief just added,
-    with any older factor), and so is adding one with a single verification; together, one relayed code
-    removed her freshly renewed recovery codes or her new authenticator app and put his in their place
-    (red team, round fifteen; round sixteen: the same through a password change, which revokes the factors
-    cooling off). The customer re-verifies with a factor of hers; the thief has no second code. A session
-    verified with a trusted passkey of hers is not asked again.
-    """
-    state = sessions_state.raw_state(request)
-    removed = state.get("rm") if state is not None else None
-    if removed is None or fresh_trusted_passkey(request, user=user):
-        return  # a passkey of hers is never a relayed code
-    verified = state.get("st") if state is not None else None
-    if verified is not None and float(verified) > float(removed):
-        return
-    raise StepUpRequired(
-        _("Confirm it is you again before you add a security method after removing one."),
-        code="step_up_required",
-        methods=step_up_methods(user),
-    )
+    added = state.get("af") if state is not None else None
+    return isinstance(added, list) and device.persistent_id in added
 
 
 def revoke_factors_added_in_cooling_off(user: Any, *, reason: str) -> int:

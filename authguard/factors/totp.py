@@ -31,8 +31,9 @@ from authguard.factors.lifecycle import (
     record_enrollment,
     require_can_change_factors,
     require_strong_rebind,
+    require_verified_since_change,
 )
-from authguard.factors.removal import delete_replaced, require_can_remove, require_verified_since_removal
+from authguard.factors.removal import delete_replaced, require_can_remove
 from authguard.models import FactorKind, FactorRecord
 
 #: Session key of a TOTP enrollment waiting for its first code, and how long it waits.
@@ -142,7 +143,7 @@ def begin_totp_enrollment(request: HttpRequest, *, user: Any) -> TotpEnrollment:
     user = request.user
     if FactorRecord.objects.filter(user=user, kind=FactorKind.TOTP, disabled_at__isnull=False).exists():
         require_strong_rebind(request, user=user)
-    require_verified_since_removal(request, user=user)
+    require_verified_since_change(request, user=user, removing=False)
     for old in TOTPDevice.objects.filter(user=user, confirmed=True):
         if not is_disabled(old):
             # Said before the QR code is shown: the new device would replace this one (the same rule again
@@ -179,7 +180,7 @@ def confirm_totp_enrollment(request: HttpRequest, *, user: Any, code: object) ->
     if FactorRecord.objects.filter(user=user, kind=FactorKind.TOTP, disabled_at__isnull=False).exists():
         # SECURITY: a disabled authenticator is bound again only through a strong path (case 55).
         via = require_strong_rebind(request, user=user)
-    require_verified_since_removal(request, user=user)
+    require_verified_since_change(request, user=user, removing=False)
     pending = request.session.get(TOTP_ENROLLMENT_KEY)
     if not isinstance(pending, dict) or float(pending.get("exp", 0)) <= clock.timestamp():
         raise InvalidCredential(_("Start adding the authenticator app again."), code="no_enrollment")

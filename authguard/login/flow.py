@@ -40,8 +40,8 @@ from django.utils.translation import gettext_lazy
 from authguard import clock
 from authguard.choices import Action
 from authguard.conf import app_settings
+from authguard.factors import lifecycle, removal
 from authguard.factors import methods as factor_methods
-from authguard.factors import removal
 from authguard.login import attempt, lockout
 from authguard.login.attempt import user_by_name as _user_by_name
 from authguard.models import LoginEvent, Outcome
@@ -553,7 +553,7 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     revoke_api_tokens(user)
     revoked = int(removal.revoke_factors_added_in_cooling_off(user, reason="password_reset") or 0)
     if keep is not None and revoked:  # SECURITY: it adds a factor only after a new verification
-        removal.note_removal(request)
+        lifecycle.note_session_change(request, removed=True)
     digest = salted_hmac(
         "authguard.login.password_changed", str(user.password), algorithm="sha256"
     ).hexdigest()[:16]

@@ -101,24 +101,34 @@ def place_binding(
         state["vp"] = [*_vouched_places(state), entry[2:5]][-3:]
 
 
-#: The most places kept that were left within ``TWO_PLACES_SECONDS`` (besides the last three).
-MAX_RECENT_PLACES = 8
+#: The most distinct places kept (each the newest visit of a place left within ``TWO_PLACES_SECONDS``).
+MAX_RECENT_PLACES = 16
 
 
 def _kept_places(seen: list[list[Any]]) -> list[list[Any]]:
-    """The last three places, and before them the oldest ``MAX_RECENT_PLACES`` left within
-    ``TWO_PLACES_SECONDS`` (when the next place began).
+    """The places to remember: every place left within ``TWO_PLACES_SECONDS`` (when the next place began)
+    and the last three, each place once (its newest visit: same network, within ``SAME_PLACE_KM``), at most
+    ``MAX_RECENT_PLACES``.
 
     SECURITY: not the last three alone: a copy hopping on to two more places of the same network nearby (no
-    material move, so never scored) pushed her place out of the last three, and then came back and forth
-    with her live session unseen (red team, round sixteen). The oldest are kept: they are the ones a return
-    would be to.
+    material move, so never scored) pushed her place out of them, then went back and forth with her live
+    session unseen (red team, round sixteen); nor the oldest of the window: hops filling it pushed both her
+    and his latest places out (round seventeen). One entry per place: hopping between a few places adds
+    none, so only many distinct places, each bought, could fill the list.
     """
-    if len(seen) <= 3:
-        return seen
     now = seen[-1][0]
-    older = [p for i, p in enumerate(seen[:-3]) if now - seen[i + 1][0] <= TWO_PLACES_SECONDS]
-    return [*older[:MAX_RECENT_PLACES], *seen[-3:]]
+    kept: list[list[Any]] = []
+    for i, entry in enumerate(seen):
+        if i < len(seen) - 3 and now - seen[i + 1][0] > TWO_PLACES_SECONDS:
+            continue
+        kept = [k for k in kept if not _same_place(k, entry)]
+        kept.append(entry)
+    return kept[-MAX_RECENT_PLACES:]
+
+
+def _same_place(a: list[Any], b: list[Any]) -> bool:
+    km = apart(a[2:5], b[2:5])
+    return a[1] == b[1] and km is not None and km < SAME_PLACE_KM
 
 
 def places(state: dict[str, Any]) -> list[list[Any]]:

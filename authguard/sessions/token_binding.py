@@ -30,8 +30,10 @@ from authguard.models import LoginEvent, TokenActivity
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
 from authguard.sessions.places import (
+    MATERIAL_MOVE_KM,
     _precise,
     anchor,
+    apart,
     in_two_places,
     is_material_change,
     place_binding,
@@ -57,20 +59,26 @@ def _fingerprint_of(request: HttpRequest) -> str:
 
 
 def vouched_before(request: HttpRequest, *, user: Any, now: float) -> list[Any]:
-    """The precise places where this client (its device cookie, else its user agent) signed ``user`` in
-    within a token's lifetime (allowed, or stepped up and passed), newest last: the places where she proved
-    it was her, as a browser session's are. Another client's sign-ins (a thief's) vouch for nothing here."""
-    since = datetime.fromtimestamp(now - app_settings.SESSION_ABSOLUTE_SECONDS, tz=dt_timezone.utc)
-    _ip, ua, cookie = _request_parts(request)
+    """The precise places near this request (under ``MATERIAL_MOVE_KM``: one region) where this browser or
+    app, by its device cookie, signed ``user`` in within a token's lifetime (allowed, or stepped up and
+    passed), newest last: a dual-stack line's other side, where she proved it was her.
+
+    SECURITY: nothing without a device cookie (a user agent is copied with the token: red team, round
+    seventeen), and nothing far away: a commuter's office, where her app signed in yesterday, must not
+    excuse a copy going back and forth between it and her home (round seventeen)."""
+    ip, _ua, cookie = _request_parts(request)
     device = device_hash(device_id_from_cookie(cookie))
-    same_client = {"device_hash": device} if device else {"user_agent": ua[:512], "device_hash": ""}
+    here = place_of(geolocate(ip))
+    if not device or not here or not _precise(here):
+        return []
+    since = datetime.fromtimestamp(now - app_settings.SESSION_ABSOLUTE_SECONDS, tz=dt_timezone.utc)
     ips = (
         LoginEvent.objects.filter(
             user_id=user.pk,
             created_at__gte=since,
             password_ok=True,
             outcome__in=(Outcome.SIGNED_IN, Outcome.STEP_UP_PASSED),
-            **same_client,
+            device_hash=device,
         )
         .order_by("-created_at")
         .values_list("ip", flat=True)[:10]
@@ -80,7 +88,9 @@ def vouched_before(request: HttpRequest, *, user: Any, now: float) -> list[Any]:
         geo = geolocate(ip)
         hidden = geo.anonymous_vpn or geo.tor_exit or geo.public_proxy or geo.hosting
         place = place_of(geo)
-        if place and not hidden and _precise(place) and place not in vouched:
+        km = apart(place, here) if place else None
+        near = km is not None and km < MATERIAL_MOVE_KM
+        if place and not hidden and _precise(place) and near and place not in vouched:
             vouched.append(place)
     return list(reversed(vouched[:3]))
 
