@@ -371,37 +371,48 @@ def require_enrollment_allowed(request: HttpRequest, *, user: Any, has_factors: 
     return require_strong_rebind(request, user=user)
 
 
-def note_session_change(request: HttpRequest | None, *, removed: bool, added: str | None = None) -> None:
-    """This session added a factor (``added``: its persistent id), or removed one (``removed``; a password
-    change too: it revokes the factors cooling off): what it may change next needs a new verification
-    (:func:`require_verified_since_change`). It may take back what it added itself."""
-    state = sessions_state.raw_state(request) if request is not None else None
-    if state is not None:
-        state["rm" if removed else "ad"] = clock.timestamp()
-        if added:
-            state["af"] = [*state.get("af", [])[-4:], added]
-        sessions_state._save(request, state)  # type: ignore[arg-type]
+def note_session_change(
+    request: HttpRequest | None, *, user: Any, removed: bool, added: str | None = None
+) -> None:
+    """The customer's session added a factor (``added``: its persistent id) or removed one (``removed``; a
+    password change too: it revokes the factors cooling off): the account's next change needs a new
+    verification (:func:`require_verified_since_change`). Call it inside the change's transaction, after
+    :func:`require_verified_since_change` with ``lock``. The session may take back what it added itself."""
+    if request is None:
+        return  # staff, seeds, a reset by e-mail: no session of hers made the change
+    AccountSecurity.objects.filter(pk=_security(user).pk).update(
+        factors_changed_at=clock.now(), factors_changed_how="removed" if removed else "added"
+    )
+    state = sessions_state.raw_state(request)
+    if state is not None and added:
+        state["af"] = [*state.get("af", [])[-4:], added]
+        sessions_state._save(request, state)
 
 
-def require_verified_since_change(request: HttpRequest, *, user: Any, removing: bool) -> None:
-    """A session that removed a factor (or changed the password) adds one, and a session that added or
-    removed one removes another, only after a new verification with a factor that is not cooling off (any
-    factor while the account has none that is not), or with a trusted passkey. Adding after adding stays
-    one verification (a new customer's app, then her recovery codes).
+def require_verified_since_change(
+    request: HttpRequest, *, user: Any, removing: bool, lock: bool = False
+) -> None:
+    """After the account's last change of its factors from a session (``AccountSecurity.factors_changed_at``),
+    a removal, or an addition after a removal, needs a verification of this session made after that change,
+    with a factor that is not cooling off (any factor while the account has none that is not), or a trusted
+    passkey. Adding after adding stays one verification (a new customer's app, then her recovery codes).
+    ``lock``: read under the row's lock (inside the change's transaction), so that two requests in flight
+    make one change.
 
     SECURITY: removing a factor that is cooling off is lenient (the customer drops what a thief just added,
-    with an older factor), and so is adding one; chained in one session, one relayed code removed her new
-    recovery codes or app and put his in their place (red team, round fifteen; round sixteen: through a
-    password change), or added his passkey first and then removed hers (round seventeen). The customer
-    re-verifies with a code of hers; the thief's own new factors, cooling off, do not count.
+    with an older factor), and so is adding one; chained, one relayed code removed her new recovery codes or
+    app and put his in their place (red team, round fifteen; round sixteen: through a password change), or
+    added his passkey first and then removed hers (round seventeen); kept in the session, the mark was lost
+    to a request in flight, or passed by two at once (round eighteen). The customer re-verifies with a code
+    of hers; the thief's own new factors, cooling off, do not count.
     """
-    state = sessions_state.raw_state(request)
-    marks = [state.get("rm"), state.get("ad") if removing else None] if state is not None else []
-    changed = max((float(mark) for mark in marks if mark is not None), default=None)
-    if changed is None or fresh_trusted_passkey(request, user=user):
+    row = _security(user, lock=lock)
+    changed, how = row.factors_changed_at, row.factors_changed_how
+    if changed is None or (not removing and how != "removed") or fresh_trusted_passkey(request, user=user):
         return
+    state = sessions_state.raw_state(request)
     verified = state.get("st") if state is not None else None
-    after = verified is not None and float(verified) > changed
+    after = verified is not None and float(verified) > changed.timestamp()
     established = any(not factor_is_cooling_off(d) for d in user_factors(user))
     if after and not (established and verified_by_cooling_off_factor(request)):
         return
@@ -432,6 +443,9 @@ def record_enrollment(
     # first enrollments, and the second one cools off like any other added factor.
     with transaction.atomic():
         row = _security(user, lock=True)
+        if request is not None:
+            # SECURITY: under the row's lock, in the enrollment's transaction: a refusal rolls it back.
+            require_verified_since_change(request, user=user, removing=False, lock=True)
         first = row.first_factor_at is None and via == "low_risk_first_factor"
         if row.first_factor_at is None:
             row.first_factor_at = now
@@ -468,7 +482,7 @@ def record_enrollment(
     # The customer hears of it on the current address and, after an e-mail change, on the old one.
     tell_user(user, "factor_added", factor=FACTOR_LABELS[kind], name=device.name, cooling_off_until=until)
     note_change(user, now)
-    note_session_change(request, removed=False, added=device.persistent_id)
+    note_session_change(request, user=user, removed=False, added=device.persistent_id)
     logger.info(
         "authguard factor added user=%s kind=%s via=%s cooling_off=%s", user.pk, kind, via, bool(until)
     )

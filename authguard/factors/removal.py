@@ -181,11 +181,15 @@ def remove_factor(
         raise InvalidCredential(_("There is no such security method on your account."), code="unknown_factor")
     if by_staff is None:
         require_can_remove(request, user=user, device=device)  # type: ignore[arg-type]
-        if not _added_in_this_session(request, device):  # taking back its own addition is no change of hers
-            require_verified_since_change(request, user=user, removing=True)  # type: ignore[arg-type]
-    _delete_factor(user, device, reason=reason or ("staff" if by_staff else "customer"), by_staff=by_staff)
-    if by_staff is None:
-        note_session_change(request, removed=True)
+    with transaction.atomic():
+        # SECURITY: the check and the mark under the account row's lock: two requests, one change.
+        if by_staff is None and not _added_in_this_session(request, device):  # its own addition: not hers
+            require_verified_since_change(request, user=user, removing=True, lock=True)  # type: ignore[arg-type]
+        _delete_factor(
+            user, device, reason=reason or ("staff" if by_staff else "customer"), by_staff=by_staff
+        )
+        if by_staff is None:
+            note_session_change(request, user=user, removed=True)
 
 
 def _added_in_this_session(request: HttpRequest | None, device: Device) -> bool:

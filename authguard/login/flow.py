@@ -553,7 +553,7 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     revoke_api_tokens(user)
     revoked = int(removal.revoke_factors_added_in_cooling_off(user, reason="password_reset") or 0)
     if keep is not None and revoked:  # SECURITY: it adds a factor only after a new verification
-        lifecycle.note_session_change(request, removed=True)
+        lifecycle.note_session_change(request, user=user, removed=True)
     digest = salted_hmac(
         "authguard.login.password_changed", str(user.password), algorithm="sha256"
     ).hexdigest()[:16]
