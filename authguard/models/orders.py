@@ -61,7 +61,7 @@ class GuardedOrder(models.Model):
                 condition=models.Q(rolled=False),
                 name="authguard_guarded_unrolled",
             ),
-            # How thinly an instrument traded this month (orders.exposure.recent_peak_illiquidity): only the
+            # How thinly an instrument traded this month (orders.exposure.ledger_totals): only the
             # rows that weighed at least 0.25, so a liquid stock's thousands of orders are never read.
             models.Index(
                 fields=["symbol", "created_at"],

@@ -62,7 +62,7 @@ CONTEXT_CHANGE_REASONS = (
 _ZERO = Decimal(0)
 
 
-#: How long the ledger remembers how thinly an instrument traded (:func:`recent_peak_illiquidity`).
+#: How long the ledger remembers how thinly an instrument traded (:func:`ledger_totals`' peak).
 LIQUIDITY_MEMORY_DAYS = 30
 #: Weights below this are not looked back for (the partial index ``authguard_guarded_thin`` holds the rest).
 REMEMBERED_WEIGHT = 0.25
@@ -177,8 +177,9 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     )
     changed = f"CASE WHEN EXISTS ({not_first}) THEN 1 ELSE 0 END"
     # SECURITY: how thinly the order's instrument traded this month, over every account's orders (the
-    # partial index authguard_guarded_thin), in ten-thousandths (weights have four decimals): a pump must not
-    # make its stock look liquid (recent_peak_illiquidity, red team, round fourteen).
+    # partial index authguard_guarded_thin), in ten-thousandths (weights have four decimals): a pump lifts
+    # the price and the volume of the stock it pumps, and must not make it look liquid (red team, round
+    # fourteen: ¥105 million a day, 0.86, weighed 0.16 at a fourfold price and a tenfold volume).
     peak = (
         f"(SELECT CAST(COALESCE(ROUND(MAX(illiquidity) * 10000), 0) AS INTEGER) FROM {ledger}"  # noqa: S608
         " WHERE symbol = %s AND created_at >= %s AND illiquidity >= %s)"
@@ -228,7 +229,7 @@ def ledger_totals(
     (older than ``held_seconds``), the account's :class:`TrustFacts` (:func:`account_trust`), whether
     ``symbol`` is flagged by a campaign (an active :class:`~authguard.models.CampaignFlag`) and the highest
     illiquidity weight any account's order of ``symbol`` was checked at this month (0.0 below
-    :data:`REMEMBERED_WEIGHT`; :func:`recent_peak_illiquidity`): one query.
+    :data:`REMEMBERED_WEIGHT`): one query.
     ``changed_days``: the campaign's look-back (``TrustFacts.lately``; at least ``trust_days``).
 
     ``hours`` are the windows (e.g. 24, 168, 720). The query reads the ledger rows not yet rolled up (the
@@ -402,26 +403,6 @@ def _serialise_buys_of(symbol: str) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [CAMPAIGN_LOCK_KEY, symbol])
-
-
-def recent_peak_illiquidity(symbol: str, *, now: datetime) -> float:
-    """The highest illiquidity weight any account's order of ``symbol`` was checked at within
-    :data:`LIQUIDITY_MEMORY_DAYS` (0.0 when none reached :data:`REMEMBERED_WEIGHT`).
-
-    SECURITY: a pump lifts the price and the volume of the stock it pumps, so its daily traded value rises
-    and its weight falls: a small cap trading ¥105 million a day (0.86) weighs 0.16 after a fourfold price
-    and a tenfold volume, counts a third against the illiquid exposure and escapes the pivot, risky-session
-    and campaign rules (red team, round fourteen). What the ledger saw this month is a floor under it.
-    One indexed read of the rows that weighed at least :data:`REMEMBERED_WEIGHT`.
-    """
-    since = now - timedelta(days=LIQUIDITY_MEMORY_DAYS)
-    peak = (
-        GuardedOrder.objects.filter(symbol=symbol, created_at__gte=since, illiquidity__gte=REMEMBERED_WEIGHT)
-        .order_by("-illiquidity")
-        .values_list("illiquidity", flat=True)
-        .first()
-    )
-    return float(peak or 0.0)
 
 
 def illiquid_buy_facts(

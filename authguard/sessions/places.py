@@ -71,6 +71,13 @@ def is_material_change(bound: dict[str, Any], now: dict[str, Any], anchored: lis
     return any(km is not None and km >= MATERIAL_MOVE_KM for km in (apart(_bound_place(bound), here), far))
 
 
+def anonymous(geo: Geo) -> bool:
+    """A VPN, Tor, a public proxy or a hosting network: a place that says nothing of its user's."""
+    return bool(
+        geo.anonymous_vpn or geo.tor_exit or geo.public_proxy or geo.hosting or geo.asn in HOSTING_ASNS
+    )
+
+
 def place_binding(
     state: dict[str, Any], binding: dict[str, Any], *, verified: bool, vouched: bool = False
 ) -> None:
@@ -90,8 +97,7 @@ def place_binding(
     if verified or (state.get("an") is None and _precise(place)):
         state["an"] = [*place, binding.get("asn")] if _precise(place) else None
     state["b"], seen, geo = binding, places(state), geolocate(binding.get("ip"))  # (cached: just looked up)
-    # Anonymous: a VPN, Tor, a public proxy or a hosting network, whose place says nothing of its user's.
-    hidden = geo.anonymous_vpn or geo.tor_exit or geo.public_proxy or geo.hosting or geo.asn in HOSTING_ASNS
+    hidden = anonymous(geo)
     where: list[Any] = place_of(geo) or [None, None, None]
     entry = [round(clock.timestamp()), binding.get("asn"), *where, int(hidden)]
     distance = apart(seen[-1][2:5], entry[2:5]) if seen else None

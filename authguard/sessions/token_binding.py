@@ -33,6 +33,7 @@ from authguard.sessions.places import (
     MATERIAL_MOVE_KM,
     _precise,
     anchor,
+    anonymous,
     apart,
     in_two_places,
     is_material_change,
@@ -40,7 +41,7 @@ from authguard.sessions.places import (
     place_of,
 )
 from authguard.sessions.rescoring import _held_in_two_places
-from authguard.sessions.state import _fingerprint, _request_parts, current_binding
+from authguard.sessions.state import _fingerprint, _request_parts, current_binding, rebind
 from authguard.sessions.token_activity import _digest
 
 logger = logging.getLogger(__name__)
@@ -86,11 +87,10 @@ def vouched_before(request: HttpRequest, *, user: Any, now: float) -> list[Any]:
     vouched: list[Any] = []
     for ip in ips:
         geo = geolocate(ip)
-        hidden = geo.anonymous_vpn or geo.tor_exit or geo.public_proxy or geo.hosting
         place = place_of(geo)
         km = apart(place, here) if place else None
         near = km is not None and km < MATERIAL_MOVE_KM
-        if place and not hidden and _precise(place) and near and place not in vouched:
+        if place and not anonymous(geo) and _precise(place) and near and place not in vouched:
             vouched.append(place)
     return list(reversed(vouched[:3]))
 
@@ -148,16 +148,14 @@ def check(request: HttpRequest, *, user: Any, token: Any) -> Verdict:
     now = binding_of(request)
     if not state:
         # Issued before tokens were bound (they live a day at most): bound where first used from now on.
-        place_binding(state, now, verified=True)
-        state["k"] = fingerprint
+        rebind(state, now, fingerprint, rescored="allowed")
         rows.update(binding=state)
         return "same"
     if state.get("k") == fingerprint:
         return "same"
     bound = state.get("b")
     if not is_material_change(bound if isinstance(bound, dict) else {}, now, anchor(state)):
-        place_binding(state, now, verified=False)
-        state["k"] = fingerprint
+        rebind(state, now, fingerprint)
         rows.update(binding=state)
         return "same"
     twice = in_two_places(state, now, clock.timestamp())
@@ -168,15 +166,13 @@ def check(request: HttpRequest, *, user: Any, token: Any) -> Verdict:
         # SECURITY: back where it was minutes ago from far away: two holders of one token (ping-pong).
         assessment = _held_in_two_places(assessment, twice)
     if assessment.action == Action.ALLOW:
-        place_binding(state, now, verified=True)
-        state["k"] = fingerprint
+        rebind(state, now, fingerprint, rescored="allowed")
         rows.update(binding=state)
         return "allowed"
     if app_settings.report_only("step_up"):
         reported = login_flow.with_report_only(assessment, "step_up", "end_session", rescored=True)
         login_flow.record_event(ctx, user, reported, password_ok=False, outcome=Outcome.SIGNED_IN)
-        place_binding(state, now, verified=True)
-        state["k"] = fingerprint
+        rebind(state, now, fingerprint, rescored="reported")
         rows.update(binding=state)
         logger.warning(
             "authguard REPORT-ONLY step_up user=%s ip=%s re-scored API token would have ended: %s",
