@@ -365,9 +365,15 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if result is None:
             return None
         user, token = result
-        # SECURITY: a token is bound to where it was issued, as a browser session is: a copy replayed from
-        # another network, country or client is scored again, and ends unless the engine allows it.
-        if token_binding.check(request._request, user=user, token=token) == "ended":
+        # One read of the token's activity row serves both checks below.
+        activity = token_activity.read(token=token)
+        # SECURITY: a token is a session: a relayed-code sign-in must not buy weeks of access, nor a token put
+        # aside for a day; and it is bound to where it was issued, as a browser session is: a copy replayed
+        # from another network, country or client is scored again, and ends unless the engine allows it.
+        if token_activity.ended(token=token, activity=activity) or (
+            token_binding.check(request._request, user=user, token=token, activity=activity) == "ended"
+        ):
+            # DRF keeps one token per user: this one, its strength and activity go.
             revoke_tokens(user)
             raise exceptions.AuthenticationFailed(_("Your session has ended. Sign in again."))
         return result
@@ -378,11 +384,6 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if not (0 < len(key) <= TOKEN_KEY_LENGTH and key.isascii() and key.isalnum()):
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         user, token = super().authenticate_credentials(key)
-        if token_activity.ended(token=token):
-            # SECURITY: a token is a session: a relayed-code sign-in must not buy weeks of access, nor a
-            # token put aside for a day. DRF keeps one token per user: this one, its strength and activity go.
-            revoke_tokens(user)
-            raise exceptions.AuthenticationFailed(_("Your session has ended. Sign in again."))
         # SECURITY: fail closed: a lock state that cannot be read refuses the token too.
         if lockout.is_locked_fail_closed(user):
             raise exceptions.AuthenticationFailed(_("This action is not possible right now."))

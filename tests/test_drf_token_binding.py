@@ -21,6 +21,7 @@ from .test_drf import api, obtain, with_token
 
 # isort: split
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
 from authguard.models import LoginEvent, TokenActivity
@@ -126,3 +127,19 @@ def test_a_second_copied_request_in_flight_when_the_first_ends_the_token_is_not_
         f"the second copied call from Singapore was served: {second.status_code} {second.content!r}"
     )
     assert not TokenActivity.objects.filter(token_digest=_digest(token)).exists()
+
+
+# -- 3. what a served call costs --------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("geoip")
+def test_a_served_token_call_reads_its_activity_row_once(alice_with_totp: Any) -> None:
+    """Its idle time and its binding come from one read of the token's activity row (they were two)."""
+    token = obtain(api(IP_TOKYO, UA_CHROME_WIN)).json()["token"]
+    client = with_token(api(IP_TOKYO, UA_CHROME_WIN), token)
+    assert client.get(PORTFOLIO).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(PORTFOLIO).status_code == 200
+    table = TokenActivity._meta.db_table
+    reads = [q["sql"] for q in queries.captured_queries if table in q["sql"] and "SELECT" in q["sql"].upper()]
+    assert len(reads) == 1, reads

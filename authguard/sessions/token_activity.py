@@ -5,7 +5,8 @@ an hour) and ``AUTHGUARD_SESSION_ABSOLUTE_SECONDS`` after its sign-in however ac
 issued by :mod:`authguard.drf` is the same sign-in, so it ends by the same two limits, both on authguard's
 clock (corrected to the database's: docs/faults.md). DRF's ``Token`` has no "last used" field:
 :class:`~authguard.models.TokenActivity` keeps it, written at issue and at most once a minute while the token
-is used (:data:`TOUCH_SECONDS`), so a busy client costs one indexed read per call and a write a minute.
+is used (:data:`TOUCH_SECONDS`), so a busy client costs one indexed read per call (its binding comes with
+it) and a write a minute.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from authguard import clock
 from authguard.conf import app_settings
@@ -38,10 +39,26 @@ def forget(*, token_keys: Collection[str]) -> None:
     TokenActivity.objects.filter(token_digest__in=[_digest(key) for key in token_keys]).delete()
 
 
-def ended(*, token: Any) -> bool:
+class Activity(NamedTuple):
+    """A token's activity row: its last use and the state it is bound to (:mod:`.token_binding`)."""
+
+    last_used_at: datetime
+    binding: Any
+
+
+def read(*, token: Any) -> Activity | None:
+    """The activity row of ``token``, in one indexed read; ``None`` when it has none (revoked by a call in
+    flight, or issued before activity was kept)."""
+    row = TokenActivity.objects.filter(token_digest=_digest(token.key)).values_list("last_used_at", "binding")
+    found = row.first()
+    return Activity(*found) if found is not None else None
+
+
+def ended(*, token: Any, activity: Activity | None) -> bool:
     """Whether ``token`` (DRF's ``Token``: ``key``, ``created``) has ended: older than the absolute session
     lifetime, unused for longer than a session may be idle, or either time dated in the future beyond the
-    clock tolerance. A token that has not ended is noted as used now (a write at most once a minute).
+    clock tolerance. ``activity`` is its row as :func:`read` found it. A token that has not ended is noted as
+    used now (a write at most once a minute).
 
     SECURITY: a token without an activity row (issued before this table existed) counts as idle since it
     was created: it ends rather than living on unmeasured. A last use from the future (written by a node
@@ -52,10 +69,7 @@ def ended(*, token: Any) -> bool:
     age = (now - token.created).total_seconds()
     if age > app_settings.SESSION_ABSOLUTE_SECONDS or clock.is_from_the_future(age):
         return True
-    last = (
-        TokenActivity.objects.filter(token_digest=digest).values_list("last_used_at", flat=True).first()
-        or token.created
-    )
+    last = activity.last_used_at if activity is not None else token.created
     idle = (now - last).total_seconds()
     if idle > app_settings.SESSION_IDLE_SECONDS or clock.is_from_the_future(idle):
         return True

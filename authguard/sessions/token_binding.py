@@ -42,7 +42,7 @@ from authguard.sessions.places import (
 )
 from authguard.sessions.rescoring import _held_in_two_places
 from authguard.sessions.state import _fingerprint, _request_parts, current_binding, rebind
-from authguard.sessions.token_activity import _digest
+from authguard.sessions.token_activity import Activity, _digest
 
 logger = logging.getLogger(__name__)
 
@@ -122,15 +122,16 @@ def _state(stored: Any) -> dict[str, Any]:
     return dict(stored) if isinstance(stored, dict) else {}
 
 
-def check(request: HttpRequest, *, user: Any, token: Any) -> Verdict:
+def check(request: HttpRequest, *, user: Any, token: Any, activity: Activity | None) -> Verdict:
     """Compare ``request`` with the state ``token`` of ``user`` is bound to.
 
     ``"same"``: the same request context, or no material change (another address of the same network
     nearby: rebound, the anchor kept); ``"allowed"``: a material change the risk engine allowed (rebound and
     anchored here); ``"reported"``: ``"step_up"`` is report-only, the re-score was recorded and the token
-    rebound; ``"ended"``: the token has no activity row (revoked by a call in flight beside this one), is in
-    two places at once, or its re-score asked for a step-up or refused (recorded as a refused sign-in): the
-    caller ends the token.
+    rebound; ``"ended"``: the token has no activity row (``activity``, its row as
+    :func:`.token_activity.read` found it, is ``None``: revoked by a call in flight beside this one), is
+    in two places at once, or its re-score asked for a step-up or refused (recorded as a refused sign-in):
+    the caller ends the token.
 
     SECURITY: the token a customer's app got at home, copied by an infostealer and replayed by a script on a
     hosting network abroad, was served for up to a day with no re-score (red team, round fourteen); a copy
@@ -138,13 +139,12 @@ def check(request: HttpRequest, *, user: Any, token: Any) -> Verdict:
     (round fifteen).
     """
     digest = _digest(token.key)
-    stored = TokenActivity.objects.filter(token_digest=digest).values_list("binding", flat=True).first()
-    if stored is None:
+    if activity is None:
         # SECURITY: no row: the token was revoked by a call in flight beside this one (it had loaded the
         # token before the delete), or issued before activity was kept: ended either way (round fifteen).
         return "ended"
     rows = TokenActivity.objects.filter(token_digest=digest)
-    state, fingerprint = _state(stored), _fingerprint_of(request)
+    state, fingerprint = _state(activity.binding), _fingerprint_of(request)
     now = binding_of(request)
     if not state:
         # Issued before tokens were bound (they live a day at most): bound where first used from now on.
