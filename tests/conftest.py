@@ -227,6 +227,16 @@ def _clear_cache() -> Iterator[None]:
 
 
 @pytest.fixture
+def clock() -> Iterator[Any]:
+    """Time stands still at now; ``clock.shift(seconds)`` moves it (time-machine)."""
+    import time_machine
+    from django.utils import timezone
+
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
 def user_factory(db: Any) -> Callable[..., Any]:
     """Create users: ``user_factory("alice", password="...", email=...)``."""
     from django.contrib.auth import get_user_model

@@ -9,12 +9,10 @@ and the one relayed code buys him one session, nothing that lasts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import time_machine
 from django.core import mail
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -55,12 +53,6 @@ BAD_SIGNATURE = b"\x30\x06\x02\x01\x01\x02\x01\x01"
 def preset(both_presets: str | None) -> str | None:
     """The leg this test runs in: ``None`` (the default settings) or ``"jsda-2025"``."""
     return both_presets
-
-
-@pytest.fixture
-def clock() -> Iterator[Any]:
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture

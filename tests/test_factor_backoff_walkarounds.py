@@ -39,12 +39,6 @@ SIEGE = timedelta(days=3)
 
 
 @pytest.fixture
-def clock() -> Iterator[Any]:
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
 def totp_hanako(hanako: Any, totp_factory: Any) -> Any:
     """The demo customer with an authenticator app and printed recovery codes, no passkey."""
     hanako.totp = totp_factory(hanako)

@@ -5,40 +5,26 @@ lifecycle.require_verified_since_change, with a factor that is not cooling off."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import time_machine
-from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.factors import inventory
 from authguard.models import PasskeyDevice, RecoveryCodeDevice
 
-from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, of_long_standing, totp_token
-from .test_factors_relayed_code import (
+from .conftest import HANAKO_PASSWORD, IP_TOKYO, of_long_standing, totp_token
+from .factor_scenarios import (
     her_new_app,
-    her_recovery_codes,
+    her_renewed_recovery_codes,
     new_key,
     old_totp,
+    passkey_verify,
     register,
+    thief_with_one_code,
 )
 
-
-@pytest.fixture
-def clock() -> Iterator[Any]:
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
-
-
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
-
-
-def passkey_verify(client: Any, key: Any) -> Any:
-    options = client.post("/authguard/api/step-up/passkey/options")
-    assert options.status_code == 200, options.content
-    return client.post("/authguard/api/step-up/passkey", key.get(options.json()))
 
 
 # -- 1: "add first": his own cooling-off passkey is the verification "made after the removal" -------------
@@ -53,20 +39,10 @@ def test_one_relayed_code_adds_his_passkey_removes_her_renewed_codes_and_his_pas
     (a cooling-off target is removed leniently), then re-verifies with *his own* cooling-off passkey:
     ``require_verified_since_change`` only compares times (st > rm), not what verified, so he mints and
     reads ten fresh recovery codes -- what round fifteen's test forbids, in four requests instead of two."""
-    of_long_standing(hanako)
-    hanako.totp = old_totp(hanako, totp_factory)
-    her_recovery_codes(hanako, used=True)
-    her = new_browser_api(IP_TOKYO)
-    her.login("hanako", HANAKO_PASSWORD)
-    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
-    assert her.post("/authguard/api/recovery-codes").status_code == 201
-    hers = RecoveryCodeDevice.objects.get(user=hanako)
-    assert inventory.factor_is_cooling_off(hers)
+    hers = her_renewed_recovery_codes(new_browser_api, hanako, totp_factory)
 
     clock.shift(2 * 3600)
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, hanako.totp)
     key = new_key()
     added = register(thief, key)
     assert added.status_code == 201, added.content  # his passkey, cooling off
@@ -93,9 +69,7 @@ def test_one_relayed_code_of_her_new_app_adds_his_passkey_removes_her_app_and_bi
     her_app = her_new_app(new_browser_api, hanako)
 
     clock.shift(2 * 3600)
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(her_app)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, her_app)
     key = new_key()
     assert register(thief, key).status_code == 201
     removed = thief.post("/authguard/api/factors/remove", {"id": her_app.persistent_id})
@@ -128,9 +102,7 @@ def test_one_relayed_code_adds_his_passkey_removes_her_app_then_his_passkey_sign
     her_app = her_new_app(new_browser_api, hanako)
 
     clock.shift(2 * 3600)
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(her_app)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, her_app)
     key = new_key()
     assert register(thief, key).status_code == 201
     removed = thief.post("/authguard/api/factors/remove", {"id": her_app.persistent_id})
@@ -166,9 +138,7 @@ def test_one_relayed_code_mints_his_codes_removes_her_new_app_and_one_of_his_cod
     assert not RecoveryCodeDevice.objects.filter(user=hanako).exists()
 
     clock.shift(2 * 3600)
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(her_app)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, her_app)
     minted = thief.post("/authguard/api/recovery-codes")
     assert minted.status_code == 201, minted.content
     his_codes = minted.json()["codes"]
@@ -212,9 +182,7 @@ def test_one_relayed_code_adds_his_passkey_then_removes_her_new_passkey(
     assert inventory.factor_is_cooling_off(hers)
 
     clock.shift(2 * 3600)
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, hanako.totp)
     added = register(thief, new_key())
     removed = thief.post("/authguard/api/factors/remove", {"id": hers.persistent_id})
 
@@ -238,9 +206,7 @@ def test_his_younger_passkey_alone_removes_her_older_cooling_off_app_in_a_sessio
     her_app = her_new_app(new_browser_api, hanako)
 
     clock.shift(2 * 3600)
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(her_app)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, her_app)
     key = new_key()
     assert register(thief, key).status_code == 201
     thief.post("/api/logout")

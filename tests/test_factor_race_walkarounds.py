@@ -5,29 +5,20 @@ transaction. Each test failed on the code it was written against."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from importlib import import_module
 from typing import Any
 
 import pytest
-import time_machine
 from django.conf import settings
-from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.factors import inventory
 from authguard.models import PasskeyDevice
 
-from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, of_long_standing, totp_token
-from .test_factors_relayed_code import her_new_app, new_key, old_totp, register
+from .conftest import HANAKO_PASSWORD, IP_TOKYO, of_long_standing, totp_token
+from .factor_scenarios import her_new_app, new_key, old_totp, register, thief_with_one_code
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
-
-
-@pytest.fixture
-def clock() -> Iterator[Any]:
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
 
 
 def _store(client: Any) -> Any:
@@ -64,9 +55,7 @@ def test_two_requests_in_flight_add_his_passkey_and_remove_her_new_passkey_with_
     assert inventory.factor_is_cooling_off(hers)
 
     clock.shift(2 * 3600)
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, hanako.totp)
     key = new_key()
     options = thief.post("/authguard/api/passkeys/options")
     assert options.status_code == 200, options.content
@@ -97,9 +86,7 @@ def test_a_request_in_flight_writes_over_the_removal_mark_and_his_app_is_bound_a
     her_app = her_new_app(new_browser_api, hanako)
 
     clock.shift(2 * 3600)
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(her_app)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, her_app)
 
     copy = read_session(thief)  # the in-flight request (it only reads options: it changes no factor)
     removed = thief.post("/authguard/api/factors/remove", {"id": her_app.persistent_id})

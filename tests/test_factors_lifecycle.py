@@ -3,12 +3,10 @@ the first-factor rule, throttling, removal rules, the desk's re-binding and the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import time_machine
 from django.core import mail
 from django.test import Client
 from django.utils import timezone
@@ -27,12 +25,6 @@ from .conftest import (
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
-
-
-@pytest.fixture
-def clock() -> Iterator[Any]:
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
 
 
 # -- the account's cooling-off -------------------------------------------------------------------------------

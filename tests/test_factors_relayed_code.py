@@ -11,18 +11,15 @@ needs a system check (W012). The rules: docs/factor-lifecycle.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import time_machine
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.factors import inventory
 from authguard.models import KnownDevice, Notification, PasskeyDevice, RecoveryCode, RecoveryCodeDevice
-from authguard.models.factors import recovery_digest
 from authguard.testing import SoftAuthenticator
 
 from .conftest import (
@@ -34,62 +31,19 @@ from .conftest import (
     of_long_standing,
     totp_token,
 )
+from .factor_scenarios import (
+    change_password,
+    disabled_totp,
+    her_new_app,
+    her_recovery_codes,
+    her_renewed_recovery_codes,
+    new_key,
+    old_totp,
+    register,
+    thief_with_one_code,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
-
-
-@pytest.fixture
-def clock() -> Iterator[Any]:
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
-
-
-def new_key() -> SoftAuthenticator:
-    return SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
-
-
-def register(client: OrderApi, key: SoftAuthenticator) -> Any:
-    options = client.post("/authguard/api/passkeys/options")
-    if options.status_code != 200:
-        return options
-    return client.post("/authguard/api/passkeys", key.create(options.json()))
-
-
-def her_new_app(new_browser_api: Any, hanako: Any) -> Any:
-    """hanako, with a passkey of years, sets up an authenticator app from her PC of months (a vouched
-    session, verified with the passkey): the app cools off. Returns it."""
-    of_long_standing(hanako)
-    key = new_key()
-    hanako.passkey = bind_passkey(hanako, key)
-    PasskeyDevice.objects.filter(pk=hanako.passkey.pk).update(created_at=timezone.now() - timedelta(days=300))
-    her = new_browser_api(IP_TOKYO)
-    her.login_usual("hanako", HANAKO_PASSWORD)
-    options = her.post("/authguard/api/step-up/passkey/options")
-    assert her.post("/authguard/api/step-up/passkey", key.get(options.json())).status_code == 200
-    assert her.post("/authguard/api/totp").status_code == 200
-    her_app = TOTPDevice.objects.get(user=hanako, confirmed=False)
-    assert her.post("/authguard/api/totp/confirm", {"code": totp_token(her_app)}).status_code == 201
-    her_app.refresh_from_db()
-    assert inventory.factor_is_cooling_off(her_app)
-    return her_app
-
-
-def disabled_totp(user: Any, totp_factory: Any) -> Any:
-    """The customer's authenticator app of long standing, disabled (the failure limit, or she lost it)."""
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    from authguard.models import FactorKind, FactorRecord
-
-    device = totp_factory(user)
-    TOTPDevice.objects.filter(pk=device.pk).update(created_at=timezone.now() - timedelta(days=300))
-    FactorRecord.objects.create(
-        user=user,
-        device_id=device.persistent_id,
-        kind=FactorKind.TOTP,
-        enrolled_at=timezone.now() - timedelta(days=300),
-        disabled_at=timezone.now() - timedelta(hours=1),
-    )
-    return device
 
 
 def holding(user: Any, symbol: str) -> int:
@@ -149,20 +103,6 @@ def test_password_only_thief_forgets_her_first_browser_and_his_first_passkey_con
 
 
 # -- 2: one relayed TOTP code replaces the customer's recovery codes ----------------------------------------
-
-
-def her_recovery_codes(user: Any, *, days: int = 300, used: bool = False) -> list[str]:
-    """Give ``user`` a recovery-code set she printed ``days`` days ago (``used``: every code spent)."""
-    codes = [f"{'ABCDEFGHJKMNPQRS'[i]}BCDEFGHJKMNPQR{i % 8 + 2}" for i in range(10)]
-    device = RecoveryCodeDevice.objects.create(
-        user=user, name="Recovery codes", confirmed=True, created_at=timezone.now() - timedelta(days=days)
-    )
-    spent = timezone.now() - timedelta(days=1) if used else None
-    RecoveryCode.objects.bulk_create(
-        RecoveryCode(device=device, digest=recovery_digest(device.pk, code), hashed="", used_at=spent)
-        for code in codes
-    )
-    return codes
 
 
 @pytest.mark.battery(63)
@@ -433,7 +373,6 @@ def test_a_new_customers_first_browser_taken_over_from_imported_history_vouches_
     from authguard.factors import inventory
     from authguard.models import FactorRecord, PasskeyDevice
     from authguard.risk.import_history import import_history
-    from authguard.testing import SoftAuthenticator
 
     from .conftest import OrderApi
     from .test_risk_legacy_device import COOKIE, PORTAL_ID, _asking, _stepped_up_log
@@ -463,14 +402,6 @@ def test_a_new_customers_first_browser_taken_over_from_imported_history_vouches_
 
 
 # -- round fourteen: a factor of hers that is cooling off is replaced by no relayed code --------------
-
-
-def old_totp(user: Any, totp_factory: Any, *, days: int = 300) -> Any:
-    """Her authenticator app of long standing."""
-    device = totp_factory(user)
-    TOTPDevice.objects.filter(pk=device.pk).update(created_at=timezone.now() - timedelta(days=days))
-    device.refresh_from_db()
-    return device
 
 
 @pytest.mark.battery(63)
@@ -614,9 +545,7 @@ def test_one_relayed_code_removes_her_renewed_recovery_codes_then_mints_a_set_fo
     assert inventory.factor_is_cooling_off(hers)
 
     clock.shift(2 * 3600)
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, hanako.totp)
     removed = thief.post("/authguard/api/factors/remove", {"id": hers.persistent_id})
     minted = thief.post("/authguard/api/recovery-codes")
 
@@ -644,9 +573,7 @@ def test_one_relayed_code_of_her_new_app_removes_it_then_binds_the_thiefs_app(
     her_app = her_new_app(new_browser_api, hanako)
 
     clock.shift(2 * 3600)
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(her_app)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, her_app)
     removed = thief.post("/authguard/api/factors/remove", {"id": her_app.persistent_id})
     began = thief.post("/authguard/api/totp")
     if began.status_code == 200:
@@ -689,15 +616,6 @@ def test_after_removing_a_factor_her_session_adds_one_once_she_verifies_again(
 # -- round sixteen: a password change revokes what cools off; removing, then adding, asks again ---------
 
 
-def change_password(client: OrderApi, old: str, new: str) -> Any:
-    client.get("/password/change/")
-    return client.client.post(
-        "/password/change/",
-        {"old_password": old, "new_password1": new, "new_password2": new},
-        HTTP_X_CSRFTOKEN=client.token,
-    )
-
-
 # -- a password change revokes what cools off: the session adds a factor only after a new verification --
 
 
@@ -710,20 +628,10 @@ def test_one_relayed_code_revokes_her_renewed_codes_by_a_password_change_then_mi
     he asks for new codes: there is nothing left to "replace". Round fifteen's marker was written by the
     remove button only, so he read ten fresh codes. The session that changed the password now adds a factor
     only after a new verification (removal.note_removal), which one relayed code is not."""
-    of_long_standing(hanako)
-    hanako.totp = old_totp(hanako, totp_factory)
-    her_recovery_codes(hanako, used=True)
-    her = new_browser_api(IP_TOKYO)
-    her.login("hanako", HANAKO_PASSWORD)
-    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
-    assert her.post("/authguard/api/recovery-codes").status_code == 201
-    hers = RecoveryCodeDevice.objects.get(user=hanako)
-    assert inventory.factor_is_cooling_off(hers)
+    her_renewed_recovery_codes(new_browser_api, hanako, totp_factory)
 
     clock.shift(2 * 3600)
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, hanako.totp)
     changed = change_password(thief, HANAKO_PASSWORD, "thief chose this 2026")
     minted = thief.post("/authguard/api/recovery-codes")
 
@@ -746,9 +654,7 @@ def test_a_totp_only_customer_who_removed_the_thiefs_passkey_verifies_again_and_
     of_long_standing(hanako)
     hanako.totp = old_totp(hanako, totp_factory)
 
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, hanako.totp)
     assert register(thief, new_key()).status_code == 201
     his = PasskeyDevice.objects.get(user=hanako)
     assert inventory.factor_is_cooling_off(his)

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import redis
-import time_machine
 from django.utils import timezone
 
 from authguard import resilience
@@ -208,12 +207,6 @@ def test_redis_hung_a_blocked_network_is_still_refused_and_a_block_added_during_
 needs_drf = pytest.mark.skipif(
     importlib.util.find_spec("rest_framework") is None, reason="djangorestframework is not installed"
 )
-
-
-@pytest.fixture
-def clock() -> Iterator[Any]:
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
 
 
 def token_step_up(client: Any) -> str:

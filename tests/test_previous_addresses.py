@@ -10,12 +10,10 @@ none from an earlier cooling-off.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import time_machine
 from django.core import mail
 from django.utils import timezone
 
@@ -29,12 +27,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
 A, B, C, D = "alice@example.jp", "alice.home@example.jp", "thief@evil.example", "thief2@evil.example"
 COOLING_OFF = timedelta(hours=24, seconds=1)
-
-
-@pytest.fixture
-def clock() -> Iterator[Any]:
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
 
 
 def _changed(user: Any, new: str) -> None:

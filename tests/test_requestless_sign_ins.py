@@ -6,13 +6,11 @@ offers such a sign-in, the thief has the password."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
 
 import pytest
-import time_machine
 from django.conf import settings as django_settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, authenticate
 from django.contrib.auth.signals import user_logged_in
@@ -27,12 +25,6 @@ from .conftest import HANAKO_PASSWORD, IP_OSAKA, OrderApi
 pytestmark = pytest.mark.django_db
 
 SessionStore = import_module(django_settings.SESSION_ENGINE).SessionStore
-
-
-@pytest.fixture
-def clock() -> Iterator[Any]:
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
 
 
 def websocket_login(user: Any) -> str:

@@ -6,7 +6,6 @@ one code, not the customer's mailbox, and days of time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,16 +19,10 @@ from authguard.login import lockout
 from authguard.models import AccountLock, AccountSecurity, Notification, PasskeyDevice, RecoveryCode
 
 from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, of_long_standing, totp_token, wrong_code
+from .factor_scenarios import disabled_totp, new_key, register, thief_with_one_code
 from .test_battery_sessions import totp_hanako as totp_hanako  # noqa: F401 (a fixture)
-from .test_factors_relayed_code import disabled_totp, new_key, register
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
-
-
-@pytest.fixture
-def clock() -> Iterator[Any]:
-    with time_machine.travel(timezone.now(), tick=False) as traveller:
-        yield traveller
 
 
 @pytest.mark.battery(66)
@@ -88,9 +81,7 @@ def test_the_thiefs_passkey_outwaits_the_desks_containment_lock_and_unlocks_it_a
 
     of_long_standing(hanako)
     hanako.totp = totp_factory(hanako)
-    thief = new_browser_api(IP_OSAKA)
-    thief.login("hanako", HANAKO_PASSWORD)
-    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    thief = thief_with_one_code(new_browser_api, hanako.totp)
     key = new_key()
     assert register(thief, key).status_code == 201  # one relayed code buys a (cooling-off) factor: accepted
     his = PasskeyDevice.objects.get(user=hanako)
