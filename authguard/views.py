@@ -470,8 +470,6 @@ class PasswordChangeView(auth_views.PasswordChangeView):
             except StepUpRequired as error:
                 messages.error(request, error.message)
                 return _reverify_first(request, back=request.path)
-            if request.method == "POST":  # SECURITY: it revokes what cools off; adding then asks again
-                lifecycle.note_session_change(request, user=request.user, removed=True)
         return super().dispatch(request, *args, **kwargs)
 
 

@@ -71,13 +71,15 @@ def test_one_relayed_code_of_her_new_app_adds_his_passkey_removes_her_app_and_bi
     clock.shift(2 * 3600)
     thief = thief_with_one_code(new_browser_api, her_app)
     key = new_key()
-    assert register(thief, key).status_code == 201
+    # Refused since round nineteen: a code of her new app, cooling off, changes nothing while her passkey of
+    # years stands (authguard.factors.changes); the steps below try the rest of the chain all the same.
+    assert register(thief, key).status_code == 403
     removed = thief.post("/authguard/api/factors/remove", {"id": her_app.persistent_id})
     # Refused since round seventeen: after his addition, the next change needs a verification with a factor
     # of hers that is not cooling off (one relayed code is one change).
     assert removed.status_code == 403, removed.content
     clock.shift(5)
-    again = passkey_verify(thief, key)
+    assert not PasskeyDevice.objects.filter(user=hanako).exclude(pk=hanako.passkey.pk).exists()
     began = thief.post("/authguard/api/totp")
     if began.status_code == 200:
         his = TOTPDevice.objects.get(user=hanako, confirmed=False)
@@ -86,7 +88,7 @@ def test_one_relayed_code_of_her_new_app_adds_his_passkey_removes_her_app_and_bi
     assert list(TOTPDevice.objects.filter(user=hanako, confirmed=True).values_list("pk", flat=True)) in (
         [her_app.pk],
         [],
-    ), f"his own passkey ({again.status_code}) re-verified after the removal; his app stands where hers was"
+    ), f"one relayed code of her new app ({began.status_code}): his app stands where hers was"
 
 
 @pytest.mark.battery(63)
@@ -104,17 +106,17 @@ def test_one_relayed_code_adds_his_passkey_removes_her_app_then_his_passkey_sign
     clock.shift(2 * 3600)
     thief = thief_with_one_code(new_browser_api, her_app)
     key = new_key()
-    assert register(thief, key).status_code == 201
+    # Refused since round nineteen: a code of her new app, cooling off, changes nothing while her passkey of
+    # years stands (authguard.factors.changes); the steps below try the rest of the chain all the same.
+    assert register(thief, key).status_code == 403
     removed = thief.post("/authguard/api/factors/remove", {"id": her_app.persistent_id})
     # Refused since round seventeen: after his addition, the next change needs a verification with a factor
     # of hers that is not cooling off (one relayed code is one change).
     assert removed.status_code == 403, removed.content
     thief.post("/api/logout")
     clock.shift(60)
-    options = thief.post("/authguard/api/login/passkey/options")
-    assert options.status_code == 200, options.content
-    back = thief.post("/authguard/api/login/passkey", key.get(options.json()))
-    thief.token = thief.client.get("/api/csrf").json()["csrf_token"]  # the sign-in rotated it
+    # Without his passkey the passwordless sign-in has nothing to sign with: his password sign-in instead.
+    back = thief.login("hanako", HANAKO_PASSWORD)
     began = thief.post("/authguard/api/totp")
     if began.status_code == 200:
         his = TOTPDevice.objects.get(user=hanako, confirmed=False)
@@ -123,7 +125,7 @@ def test_one_relayed_code_adds_his_passkey_removes_her_app_then_his_passkey_sign
     assert list(TOTPDevice.objects.filter(user=hanako, confirmed=True).values_list("pk", flat=True)) in (
         [her_app.pk],
         [],
-    ), f"a new session signed in with his own passkey ({back.status_code}) bound his app where hers was"
+    ), f"a new session ({back}) bound his app where hers was"
 
 
 @pytest.mark.battery(63)
@@ -140,8 +142,10 @@ def test_one_relayed_code_mints_his_codes_removes_her_new_app_and_one_of_his_cod
     clock.shift(2 * 3600)
     thief = thief_with_one_code(new_browser_api, her_app)
     minted = thief.post("/authguard/api/recovery-codes")
-    assert minted.status_code == 201, minted.content
-    his_codes = minted.json()["codes"]
+    # Refused since round nineteen: a code of her new app, cooling off, changes nothing while her passkey of
+    # years stands (authguard.factors.changes); the steps below try the rest of the chain all the same.
+    assert minted.status_code == 403, minted.content
+    his_codes = minted.json().get("codes") or ["NOCODES"]
     removed = thief.post("/authguard/api/factors/remove", {"id": her_app.persistent_id})
     # Refused since round seventeen: after his addition, the next change needs a verification with a factor
     # of hers that is not cooling off (one relayed code is one change).
@@ -208,12 +212,12 @@ def test_his_younger_passkey_alone_removes_her_older_cooling_off_app_in_a_sessio
     clock.shift(2 * 3600)
     thief = thief_with_one_code(new_browser_api, her_app)
     key = new_key()
-    assert register(thief, key).status_code == 201
+    # Refused since round nineteen: a code of her new app, cooling off, changes nothing while her passkey of
+    # years stands (authguard.factors.changes); the steps below try the rest of the chain all the same.
+    assert register(thief, key).status_code == 403
     thief.post("/api/logout")
     clock.shift(60)
-    options = thief.post("/authguard/api/login/passkey/options")
-    assert thief.post("/authguard/api/login/passkey", key.get(options.json())).status_code == 200
-    thief.token = thief.client.get("/api/csrf").json()["csrf_token"]  # the sign-in rotated it
+    thief.login("hanako", HANAKO_PASSWORD)  # no passkey of his to sign in with
     removed = thief.post("/authguard/api/factors/remove", {"id": her_app.persistent_id})
 
     assert TOTPDevice.objects.filter(pk=her_app.pk, confirmed=True).exists(), (

@@ -51,17 +51,15 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, StepUpRequired
+from authguard.factors import changes
 from authguard.factors import methods as factor_methods
 from authguard.factors.base import note_change, tell_user
 from authguard.factors.inventory import (
     FACTOR_LABELS,
-    factor_is_cooling_off,
     may_confirm_sensitive,
     notice_addresses,
     previous_addresses,
-    session_device,
     user_factors,
-    verified_by_cooling_off_factor,
 )
 from authguard.factors.throttles import ESTABLISHED_DEVICE_DAYS
 from authguard.models import (
@@ -280,7 +278,7 @@ def require_strong_rebind(request: HttpRequest, *, user: Any) -> str:
     :class:`RebindRequired` otherwise (never a password session, a relayable code or a
     factor that is cooling off).
     """
-    if fresh_trusted_passkey(request, user=user):
+    if changes.fresh_trusted_passkey(request, user=user):
         return "passkey"
     if identity_proofed(request, user=user):
         return "identity_proofing"
@@ -371,58 +369,6 @@ def require_enrollment_allowed(request: HttpRequest, *, user: Any, has_factors: 
     return require_strong_rebind(request, user=user)
 
 
-def note_session_change(
-    request: HttpRequest | None, *, user: Any, removed: bool, added: str | None = None
-) -> None:
-    """The customer's session added a factor (``added``: its persistent id) or removed one (``removed``; a
-    password change too: it revokes the factors cooling off): the account's next change needs a new
-    verification (:func:`require_verified_since_change`). Call it inside the change's transaction, after
-    :func:`require_verified_since_change` with ``lock``. The session may take back what it added itself."""
-    if request is None:
-        return  # staff, seeds, a reset by e-mail: no session of hers made the change
-    AccountSecurity.objects.filter(pk=_security(user).pk).update(
-        factors_changed_at=clock.now(), factors_changed_how="removed" if removed else "added"
-    )
-    state = sessions_state.raw_state(request)
-    if state is not None and added:
-        state["af"] = [*state.get("af", [])[-4:], added]
-        sessions_state._save(request, state)
-
-
-def require_verified_since_change(
-    request: HttpRequest, *, user: Any, removing: bool, lock: bool = False
-) -> None:
-    """After the account's last change of its factors from a session (``AccountSecurity.factors_changed_at``),
-    a removal, or an addition after a removal, needs a verification of this session made after that change,
-    with a factor that is not cooling off (any factor while the account has none that is not), or a trusted
-    passkey. Adding after adding stays one verification (a new customer's app, then her recovery codes).
-    ``lock``: read under the row's lock (inside the change's transaction), so that two requests in flight
-    make one change.
-
-    SECURITY: removing a factor that is cooling off is lenient (the customer drops what a thief just added,
-    with an older factor), and so is adding one; chained, one relayed code removed her new recovery codes or
-    app and put his in their place (red team, round fifteen; round sixteen: through a password change), or
-    added his passkey first and then removed hers (round seventeen); kept in the session, the mark was lost
-    to a request in flight, or passed by two at once (round eighteen). The customer re-verifies with a code
-    of hers; the thief's own new factors, cooling off, do not count.
-    """
-    row = _security(user, lock=lock)
-    changed, how = row.factors_changed_at, row.factors_changed_how
-    if changed is None or (not removing and how != "removed") or fresh_trusted_passkey(request, user=user):
-        return
-    state = sessions_state.raw_state(request)
-    verified = state.get("st") if state is not None else None
-    after = verified is not None and float(verified) > changed.timestamp()
-    established = any(not factor_is_cooling_off(d) for d in user_factors(user))
-    if after and not (established and verified_by_cooling_off_factor(request)):
-        return
-    raise StepUpRequired(
-        _("Confirm it is you again with a security method you had before, then make the next change."),
-        code="step_up_required",
-        methods=factor_methods.step_up_methods(user),
-    )
-
-
 def record_enrollment(
     request: HttpRequest | None, *, user: Any, device: Device, kind: str, via: str
 ) -> FactorRecord:
@@ -445,7 +391,7 @@ def record_enrollment(
         row = _security(user, lock=True)
         if request is not None:
             # SECURITY: under the row's lock, in the enrollment's transaction: a refusal rolls it back.
-            require_verified_since_change(request, user=user, removing=False, lock=True)
+            changes.require_verified_since_change(request, user=user, removing=False, lock=True)
         first = row.first_factor_at is None and via == "low_risk_first_factor"
         if row.first_factor_at is None:
             row.first_factor_at = now
@@ -482,22 +428,11 @@ def record_enrollment(
     # The customer hears of it on the current address and, after an e-mail change, on the old one.
     tell_user(user, "factor_added", factor=FACTOR_LABELS[kind], name=device.name, cooling_off_until=until)
     note_change(user, now)
-    note_session_change(request, user=user, removed=False, added=device.persistent_id)
+    changes.count_change(request, user=user, removed=False, added=device.persistent_id)
     logger.info(
         "authguard factor added user=%s kind=%s via=%s cooling_off=%s", user.pk, kind, via, bool(until)
     )
     return record
-
-
-def fresh_trusted_passkey(request: HttpRequest, *, user: Any) -> bool:
-    """Whether this session was just verified (``AUTHGUARD_STEP_UP_FRESH_SECONDS``) with a passkey of
-    ``user`` that may confirm sensitive things (not cooling off, nor added in the account's cooling-off)."""
-    verifier = session_device(request)
-    return (
-        sessions_state.has_fresh_verification(request, methods=["passkey"])
-        and isinstance(verifier, PasskeyDevice)
-        and may_confirm_sensitive(user, verifier)
-    )
 
 
 def session_low_risk(request: HttpRequest | None) -> bool:
@@ -516,7 +451,7 @@ def session_vouched(request: HttpRequest, *, user: Any, via: str, now: datetime)
     session with the password alone could use it (:func:`require_strong_rebind` accepts it only where this
     says the session is vouched; red team, 2026-12-05).
     """
-    if via in ("passkey", "identity_proofing") or fresh_trusted_passkey(request, user=user):
+    if via in ("passkey", "identity_proofing") or changes.fresh_trusted_passkey(request, user=user):
         return True
     if not session_low_risk(request):
         return False
@@ -560,7 +495,6 @@ __all__ = [
     "RebindRequired",
     "record_enrollment",
     "require_can_change_factors",
-    "fresh_trusted_passkey",
     "session_low_risk",
     "session_vouched",
     "require_enrollment_allowed",

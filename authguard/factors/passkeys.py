@@ -55,12 +55,12 @@ from webauthn.helpers.structs import (
 from authguard import clock
 from authguard.exceptions import InvalidCredential
 from authguard.factors.base import record_factor_failure, record_factor_success
+from authguard.factors.changes import require_verified_since_change
 from authguard.factors.inventory import is_disabled, usable_passkeys
 from authguard.factors.lifecycle import (
     record_enrollment,
     require_can_change_factors,
     require_strong_rebind,
-    require_verified_since_change,
 )
 from authguard.factors.passkey_ceremony import (
     SUPPORTED_ALGORITHMS,

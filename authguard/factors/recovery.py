@@ -20,11 +20,11 @@ from django_otp.models import Device
 
 from authguard import clock
 from authguard.factors.base import tell_user, verify_code
+from authguard.factors.changes import require_verified_since_change
 from authguard.factors.inventory import is_disabled, user_factors
 from authguard.factors.lifecycle import (
     record_enrollment,
     require_can_change_factors,
-    require_verified_since_change,
 )
 from authguard.factors.removal import delete_replaced, require_can_remove
 from authguard.models import FactorKind, RecoveryCode, RecoveryCodeDevice

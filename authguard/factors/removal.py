@@ -23,6 +23,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from authguard import clock
 from authguard.exceptions import InvalidCredential, StepUpRequired
 from authguard.factors.base import note_change, tell_user
+from authguard.factors.changes import (
+    added_in_this_session,
+    count_change,
+    fresh_trusted_passkey,
+    lock_for_change,
+    require_verified_since_change,
+)
 from authguard.factors.contact import require_strong_removal
 from authguard.factors.inventory import (
     FACTOR_LABELS,
@@ -33,13 +40,7 @@ from authguard.factors.inventory import (
     user_factors,
     verified_by_cooling_off_factor,
 )
-from authguard.factors.lifecycle import (
-    FactorCoolingOff,
-    fresh_trusted_passkey,
-    note_session_change,
-    require_can_change_factors,
-    require_verified_since_change,
-)
+from authguard.factors.lifecycle import FactorCoolingOff, require_can_change_factors
 from authguard.models import (
     FactorKind,
     FactorRecord,
@@ -47,7 +48,6 @@ from authguard.models import (
     RecoveryCode,
     RecoveryCodeDevice,
 )
-from authguard.sessions import state as sessions_state
 
 logger = logging.getLogger(__name__)
 
@@ -183,34 +183,37 @@ def remove_factor(
         require_can_remove(request, user=user, device=device)  # type: ignore[arg-type]
     with transaction.atomic():
         # SECURITY: the check and the mark under the account row's lock: two requests, one change.
-        if by_staff is None and not _added_in_this_session(request, device):  # its own addition: not hers
+        if by_staff is None and not added_in_this_session(request, device):  # its own addition: not hers
             require_verified_since_change(request, user=user, removing=True, lock=True)  # type: ignore[arg-type]
         _delete_factor(
             user, device, reason=reason or ("staff" if by_staff else "customer"), by_staff=by_staff
         )
-        if by_staff is None:
-            note_session_change(request, user=user, removed=True)
+        # The desk's removal counts too: a change in flight of any session comes after it.
+        count_change(request if by_staff is None else None, user=user, removed=True)
 
 
-def _added_in_this_session(request: HttpRequest | None, device: Device) -> bool:
-    """Whether this session added ``device`` (:func:`authguard.factors.lifecycle.note_session_change`)."""
-    state = sessions_state.raw_state(request) if request is not None else None
-    added = state.get("af") if state is not None else None
-    return isinstance(added, list) and device.persistent_id in added
+def revoke_factors_added_in_cooling_off(user: Any, *, reason: str, request: HttpRequest | None = None) -> int:
+    """Remove every factor of ``user`` that is cooling off now (a password change or reset, and the desk's
+    containment, call this: what a thief added with the password must not survive it), and count the change
+    (:func:`~authguard.factors.changes.count_change`; ``request``: the customer's own session that changed
+    the password, whose verification it spends). Returns how many were removed.
 
-
-def revoke_factors_added_in_cooling_off(user: Any, *, reason: str) -> int:
-    """Remove every factor of ``user`` that is cooling off now (the password-reset hook calls this: what a
-    thief added with the password must not survive its reset). Returns how many were removed."""
+    SECURITY: under the account row's lock, in one transaction with the count: a passkey registration in
+    flight either commits first and is revoked here, or comes after and finds the count moved on (red team,
+    round nineteen: it passed its checks before her reset and committed after it, his passkey kept).
+    """
     removed = 0
-    for model in (PasskeyDevice, TOTPDevice, RecoveryCodeDevice):
-        for device in list(model.objects.filter(user_id=user.pk)):
-            record = FactorRecord.objects.filter(device_id=device.persistent_id).first()
-            if not device.confirmed and (record is None or record.disabled_at is None):
-                continue  # an enrollment never finished: nothing to revoke (it is discarded anyway)
-            if factor_is_cooling_off(device):
-                _delete_factor(user, device, reason=reason)
-                removed += 1
+    with transaction.atomic():
+        lock_for_change(user)
+        for model in (PasskeyDevice, TOTPDevice, RecoveryCodeDevice):
+            for device in list(model.objects.filter(user_id=user.pk)):
+                record = FactorRecord.objects.filter(device_id=device.persistent_id).first()
+                if not device.confirmed and (record is None or record.disabled_at is None):
+                    continue  # an enrollment never finished: nothing to revoke (it is discarded anyway)
+                if factor_is_cooling_off(device):
+                    _delete_factor(user, device, reason=reason)
+                    removed += 1
+        count_change(request, user=user, removed=True)
     if removed:
         logger.warning(
             "authguard revoked %s factors added in cooling-off user=%s (%s)", removed, user.pk, reason

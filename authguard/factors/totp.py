@@ -26,12 +26,12 @@ from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, Throttled
 from authguard.factors.base import throttled_refusal, verify_code
+from authguard.factors.changes import require_verified_since_change
 from authguard.factors.inventory import is_disabled, totp_device
 from authguard.factors.lifecycle import (
     record_enrollment,
     require_can_change_factors,
     require_strong_rebind,
-    require_verified_since_change,
 )
 from authguard.factors.removal import delete_replaced, require_can_remove
 from authguard.models import FactorKind, FactorRecord

@@ -40,8 +40,8 @@ from django.utils.translation import gettext_lazy
 from authguard import clock
 from authguard.choices import Action
 from authguard.conf import app_settings
-from authguard.factors import lifecycle, removal
 from authguard.factors import methods as factor_methods
+from authguard.factors import removal
 from authguard.login import attempt, lockout
 from authguard.login.attempt import user_by_name as _user_by_name
 from authguard.models import LoginEvent, Outcome
@@ -551,9 +551,10 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
         keep = session.session_key
     ended = sessions_state.end_all_sessions(user=user, keep=keep)
     revoke_api_tokens(user)
-    revoked = int(removal.revoke_factors_added_in_cooling_off(user, reason="password_reset") or 0)
-    if keep is not None and revoked:  # SECURITY: it adds a factor only after a new verification
-        lifecycle.note_session_change(request, user=user, removed=True)
+    # SECURITY: counted as a removal (it revokes what cools off): every session, the kept one included,
+    # changes a factor next only after a new verification.
+    kept = request if keep is not None else None
+    revoked = removal.revoke_factors_added_in_cooling_off(user, reason="password_reset", request=kept)
     digest = salted_hmac(
         "authguard.login.password_changed", str(user.password), algorithm="sha256"
     ).hexdigest()[:16]

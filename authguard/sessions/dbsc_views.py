@@ -18,7 +18,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from authguard.factors import lifecycle
+from authguard.factors import changes
 from authguard.models import DbscSession
 from authguard.sessions import dbsc, device_binding
 from authguard.sessions import state as sessions_state
@@ -62,7 +62,7 @@ def register(request: HttpRequest) -> HttpResponse:
             device_cookie_hash=dbsc.request_device_hash(request),
             session_nonce=request.session.get(dbsc.SESSION_NONCE_KEY),
             presented_binding=device_binding.presented_session_id(request),
-            passkey_verified=lifecycle.fresh_trusted_passkey(request, user=request.user),
+            passkey_verified=changes.fresh_trusted_passkey(request, user=request.user),
         )
     except dbsc.DbscError as error:
         return _error(error)

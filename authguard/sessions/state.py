@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from collections.abc import Collection
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -466,6 +467,11 @@ def mark_strong(request: HttpRequest, state: dict[str, Any], *, device: Any, met
         django_otp.login(request, device)
     state["st"] = _now()
     state["sm"] = method
+    # SECURITY: what this verification may change of the account's factors is counted from the account's
+    # changes made so far, not timed (authguard.factors.changes, "one change per verification").
+    counted = AccountSecurity.objects.filter(user_id=getattr(request.user, "pk", 0))
+    state["fc"] = counted.values_list("factors_changes", flat=True).first() or 0
+    state["fv"] = secrets.token_hex(8)
     _save(request, state)
     _record_session(request, request.user, previous=previous)
 

@@ -1,0 +1,350 @@
+"""One change per verification, against round eighteen's rule (red team, round nineteen).
+
+The thief has the password and relays ONE code of the customer's; he has read the code and has days. Each
+test failed on the code before :mod:`authguard.factors.changes` (docs/factor-lifecycle.md): the rule compared
+wall-clock times of two web nodes, kept the account's last change as one mark that her own re-addition
+cleared, let his own cooling-off passkey keep adding, took no lock when her password reset revoked what
+cooled off, and counted a password form refused for a typo as a removal. Real TOTP codes, real WebAuthn
+payloads, time-machine for time.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.test import Client
+from django.utils import timezone
+
+from authguard.factors import inventory
+from authguard.factors import passkeys as passkeys_module
+from authguard.models import Notification, PasskeyDevice
+
+from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, of_long_standing, totp_token
+from .factor_scenarios import change_password, new_key, old_totp, passkey_verify, register
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
+
+
+# -- 1: counted, not timed: two web nodes a second apart -----------------------------------------------------
+# Round nineteen: "one change per verification" compares wall-clock times written by different web nodes.
+#
+# ``require_verified_since_change`` orders the session's verification (``state["st"]``, the verifying node's
+# ``clock.timestamp()``) against the account's last change (``AccountSecurity.factors_changed_at``, the
+# changing node's ``clock.now()``). authguard.clock leaves a node within ``tolerance_seconds`` (2 s) of the
+# database uncorrected and itself says two healthy nodes may disagree by twice that
+# (``clock.is_from_the_future``). A relayed code verified on a node a second ahead is "after" a change a
+# node on the true time makes a moment later: the same verification makes two changes.
+#
+# The two nodes are simulated with time-machine (in tests authguard.clock applies no correction): the step-up
+# request is served at T+1.5 s, the next requests at T+0.1 s, T+0.2 s ... (the true time).
+
+
+@pytest.mark.battery(63)
+def test_a_relayed_code_verified_on_a_node_ahead_adds_his_passkey_and_removes_her_new_one(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """Round seventeen's case (his passkey added, her new passkey removed, one relayed code) across two
+    healthy nodes 1.5 s apart: the step-up lands on the node ahead, so its ``st`` is later than the
+    ``factors_changed_at`` the registration writes on the other node 0.1 s (true time) after it."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert register(her, new_key()).status_code == 201
+    hers = PasskeyDevice.objects.get(user=hanako)
+    assert inventory.factor_is_cooling_off(hers)
+
+    clock.shift(2 * 3600)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    true_time = timezone.now()
+    # The step-up is served by node A, whose clock is 1.5 s ahead (within the 2 s tolerance: uncorrected).
+    clock.move_to(true_time + timedelta(seconds=1.5))
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    # The next requests are served by node B, on the true time, a moment later.
+    clock.move_to(true_time + timedelta(seconds=0.1))
+    added = register(thief, new_key())
+    assert added.status_code == 201, added.content  # one change: allowed
+    clock.move_to(true_time + timedelta(seconds=0.2))
+    removed = thief.post("/authguard/api/factors/remove", {"id": hers.persistent_id})
+
+    kept = PasskeyDevice.objects.filter(pk=hers.pk).exists()
+    his = PasskeyDevice.objects.filter(user=hanako).exclude(pk=hers.pk).exists()
+    assert kept or not his, (
+        f"one relayed code verified on a node 1.5 s ahead: his passkey added ({added.status_code}) and her "
+        f"new passkey removed ({removed.status_code}) -- the second change passed because st > "
+        "factors_changed_at across nodes"
+    )
+
+
+@pytest.mark.battery(63)
+def test_a_relayed_code_verified_on_a_node_ahead_removes_her_new_passkey_then_adds_his(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """Round fifteen's order (remove hers, then add his) the same way."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert register(her, new_key()).status_code == 201
+    hers = PasskeyDevice.objects.get(user=hanako)
+
+    clock.shift(2 * 3600)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    true_time = timezone.now()
+    clock.move_to(true_time + timedelta(seconds=1.5))  # node A, ahead
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    clock.move_to(true_time + timedelta(seconds=0.1))  # node B, true time
+    removed = thief.post("/authguard/api/factors/remove", {"id": hers.persistent_id})
+    assert removed.status_code == 200, removed.content  # one change: allowed (her factor cools off)
+    clock.move_to(true_time + timedelta(seconds=0.3))
+    added = register(thief, new_key())
+
+    assert not PasskeyDevice.objects.filter(user=hanako).exists(), (
+        f"one relayed code verified on a node 1.5 s ahead: her new passkey removed ({removed.status_code}), "
+        f"then his registered ({added.status_code})"
+    )
+
+
+# -- 2: her re-addition does not clear his removal -----------------------------------------------------------
+# Round nineteen: the account's last change is one mark, last writer wins, and an *addition* clears
+# "removed" for every session.
+#
+# ``require_verified_since_change(removing=False)`` only asks for a new verification when the account's last
+# change was a removal (``factors_changed_how == "removed"``). The rule is "a session that removed a factor
+# adds one only after a new verification", but the mark is the account's: once any other session adds a
+# factor, the removing session -- still holding the one relayed code's fresh verification -- adds at once.
+# The customer's natural answer to a "factor removed" notice (set her passkey up again) is that addition.
+
+
+@pytest.mark.battery(63)
+def test_her_re_adding_the_passkey_he_removed_lets_his_removing_session_add_his_own(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """hanako (authenticator app for years) adds a passkey on her usual PC; it cools off. Two hours later the
+    thief relays ONE code of her app and removes her new passkey (lenient: it cools off). His session may not
+    add now (403: one change per verification). hanako gets the "removed" notice, signs in, verifies with her
+    app's next code and sets the passkey up again: the account's mark is now "added". The thief's session,
+    verified once with the relayed code a minute ago, registers his passkey: round fifteen's "remove hers,
+    then add his" with one relayed code."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert register(her, new_key()).status_code == 201
+    hers = PasskeyDevice.objects.get(user=hanako)
+    assert inventory.factor_is_cooling_off(hers)
+
+    clock.shift(2 * 3600)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    removed = thief.post("/authguard/api/factors/remove", {"id": hers.persistent_id})
+    assert removed.status_code == 200, removed.content  # one change: allowed (her factor cools off)
+    assert Notification.objects.filter(user=hanako, kind="factor_removed").exists()
+    refused = register(thief, new_key())
+    assert refused.status_code == 403, refused.content  # the rule holds for his session alone
+
+    # She reacts to the notice: signs in (her usual PC), verifies with her app's next code, adds her key.
+    clock.shift(31)
+    again = new_browser_api(IP_TOKYO)
+    again.login_usual("hanako", HANAKO_PASSWORD)
+    assert again.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert register(again, new_key()).status_code == 201
+    her_second = PasskeyDevice.objects.get(user=hanako)
+
+    clock.shift(20)  # still within the thief's 5 fresh minutes
+    added = register(thief, new_key())
+
+    his = PasskeyDevice.objects.filter(user=hanako).exclude(pk=her_second.pk)
+    assert not his.exists(), (
+        f"his session removed her passkey ({removed.status_code}) and, once her own session added one, "
+        f"registered his ({added.status_code}) with the same relayed code"
+    )
+
+
+# -- 3: his own cooling-off passkey adds nothing -------------------------------------------------------------
+# Round nineteen: the thief's own cooling-off passkey keeps the account's mark moving, and the customer's
+# documented answer to his passkey ("she removes a passkey she does not know with her authenticator app")
+# never gets through.
+#
+# Adding after adding needs no new verification (``require_verified_since_change`` returns at once when the
+# last change was an addition), and a cooling-off factor re-verifies a session (``require_can_change_factors``
+# takes any fresh verification). So a session verified only with the thief's own cooling-off passkey adds a
+# passkey whenever it likes, and each addition moves ``factors_changed_at`` past her last verification: her
+# removal of his passkey asks her to verify again, and again.
+
+
+@pytest.mark.battery(63)
+def test_his_cooling_off_passkey_keeps_adding_and_she_can_never_remove_it_with_her_app(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """hanako has her authenticator app for years. The thief relays ONE code of it and registers his passkey
+    (one change: allowed, it cools off, she is told). Hours later she signs in and verifies with her app to
+    remove it. Between her verification and her click his script -- verified with *his own* cooling-off
+    passkey, no code of hers -- registers one more passkey: her removal is refused (verify again). Three
+    codes of her app later (a minute and a half), his passkey is still there."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    key = new_key()
+    assert register(thief, key).status_code == 201
+    his_first = PasskeyDevice.objects.get(user=hanako)
+    assert inventory.factor_is_cooling_off(his_first)
+
+    clock.shift(3 * 3600)
+    # His script signs in again with his own passkey alone (passwordless): no code of hers.
+    thief = new_browser_api(IP_OSAKA)
+    options = thief.post("/authguard/api/login/passkey/options")
+    assert thief.post("/authguard/api/login/passkey", key.get(options.json())).status_code == 200
+    thief.token = thief.client.get("/api/csrf").json()["csrf_token"]  # the sign-in rotated it
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    answers, his_more = [], []
+    for _attempt in range(3):
+        clock.shift(31)  # her app's next code
+        assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+        clock.shift(1)
+        # His script: keep the session fresh with his own passkey, add one more (no code of hers).
+        assert passkey_verify(thief, key).status_code == 200
+        # Refused since round nineteen: a verification with a factor cooling off adds nothing while the
+        # account has one that is not.
+        his_more.append(register(thief, new_key()).status_code)
+        clock.shift(1)
+        answers.append(her.post("/authguard/api/factors/remove", {"id": his_first.persistent_id}).status_code)
+        if answers[-1] == 200:
+            break
+
+    assert set(his_more) == {403}, his_more
+    assert not PasskeyDevice.objects.filter(pk=his_first.pk).exists(), (
+        f"her removals of the thief's passkey, each right after a verification with her app, were refused "
+        f"{answers}: his own cooling-off passkey re-verified his session and added one more passkey each "
+        f"time ({PasskeyDevice.objects.filter(user=hanako).count()} passkeys of his now)"
+    )
+
+
+# -- 4: a registration in flight and her password reset ------------------------------------------------------
+# Round nineteen: a password reset by e-mail does not serialise with an addition in flight.
+#
+# The reset (Django's PasswordResetConfirmView: ``user.save()`` -> authguard's receiver ->
+# ``login.flow.password_changed(user)``) ends every session and revokes every factor cooling off
+# (``removal.revoke_factors_added_in_cooling_off``), but takes no lock on ``AccountSecurity`` and, having no
+# session of hers, writes no "removed" mark (``lifecycle.note_session_change`` returns for ``request=None``).
+# A registration of the thief's that passed its checks before the reset and commits after it finds the
+# account's last change to be his own addition ("adding after adding stays one verification") and binds his
+# passkey: it outlives the reset that docs/factor-lifecycle.md names as her answer ("her reset by e-mail ends
+# his sessions and revokes what he added"), and signs him in without any password.
+
+
+def _reset_link() -> str:
+    """Her reset request: the link mailed to her."""
+    mail.outbox.clear()
+    Client(REMOTE_ADDR=IP_TOKYO).post("/password/reset/", {"email": "hanako@example.com"})
+    links = [
+        m for message in mail.outbox for m in re.findall(r"https?://\S+/password/reset/\S+/", message.body)
+    ]
+    assert links, [message.body for message in mail.outbox]
+    return "/" + links[0].split("/", 3)[3]
+
+
+def _finish_reset(link: str, new_password: str) -> None:
+    """She opens the link and sets a new password."""
+    browser = Client(REMOTE_ADDR=IP_TOKYO)
+    form = browser.get(link, follow=True)
+    assert form.status_code == 200, form.status_code
+    done = browser.post(
+        form.redirect_chain[-1][0] if form.redirect_chain else link,
+        {"new_password1": new_password, "new_password2": new_password},
+    )
+    assert done.status_code == 302, done.content[:500]
+
+
+@pytest.mark.battery(63)
+def test_a_passkey_registration_in_flight_outlives_her_password_reset(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any, monkeypatch: Any
+) -> None:
+    """hanako (authenticator app for years). The thief relays ONE code and registers a passkey; she is told
+    and resets her password by e-mail. His script keeps registering passkeys (adding after adding needs no
+    new verification); the one whose checks passed just before her new password was saved commits just after
+    the reset revoked the others. It is bound, cooling off, and signs him in without a password."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert register(thief, new_key()).status_code == 201  # his first: she gets "passkey added"
+
+    clock.shift(60)
+    link = _reset_link()  # she asks for the reset at once
+
+    real_verify = passkeys_module.verify_registration_response
+    fired = []
+
+    def reset_lands_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        # His registration has passed require_can_change_factors and require_verified_since_change; her new
+        # password is saved (on another web node) before it reaches its transaction.
+        if not fired:
+            fired.append(True)
+            _finish_reset(link, "her own new password 2026")
+        return real_verify(*args, **kwargs)
+
+    monkeypatch.setattr(passkeys_module, "verify_registration_response", reset_lands_meanwhile)
+    key = new_key()
+    in_flight = register(thief, key)
+    monkeypatch.undo()
+    assert fired
+
+    hanako.refresh_from_db()
+    assert hanako.check_password("her own new password 2026")
+    survivors = list(PasskeyDevice.objects.filter(user=hanako).values_list("name", flat=True))
+
+    # What he does with it: a passwordless sign-in.
+    back = new_browser_api(IP_OSAKA)
+    options = back.post("/authguard/api/login/passkey/options")
+    signed_in = back.post("/authguard/api/login/passkey", key.get(options.json()))
+
+    assert not survivors, (
+        f"her password reset revoked his first passkey, but the registration in flight "
+        f"({in_flight.status_code}) committed after it: {len(survivors)} passkey of his survives the reset "
+        f"and signs him in without a password ({signed_in.status_code})"
+    )
+
+
+# -- 5: a refused password form changes nothing --------------------------------------------------------------
+# Round nineteen (low): ``PasswordChangeView.dispatch`` writes the account's "removed" mark on every POST,
+# before Django's form is even validated. A password form refused for a typo changed nothing, yet the account
+# now counts a removal: her session (and every other one) must verify again before adding a factor.
+
+
+@pytest.mark.battery(63)
+def test_a_refused_password_form_counts_as_a_removal_and_her_next_passkey_is_refused(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    typo = change_password(her, "hanako-test-2O25", "a new password of hers 2026")  # wrong old password
+    assert typo.status_code == 200  # the form again, with its error: nothing changed
+    hanako.refresh_from_db()
+    assert hanako.check_password(HANAKO_PASSWORD)
+    clock.shift(5)
+    added = register(her, new_key())
+
+    assert added.status_code == 201 and PasskeyDevice.objects.filter(user=hanako).exists(), (
+        f"a password form refused for a typo counted as a removal: her passkey is refused "
+        f"({added.status_code})"
+    )
