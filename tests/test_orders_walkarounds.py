@@ -473,7 +473,11 @@ def test_a_stock_that_became_liquid_months_ago_is_still_weighed_at_its_old_thin_
     _customers("saver", "buyer", *(f"regular{day}" for day in (5, 15, 25, 35, 45, 55)))
     assert _buy("saver", MID, 100)["status"] == "placed"  # while it was thin: weight 0.86
     days(0)
-    Instrument.objects.filter(symbol=MID).update(avg_daily_volume=20_000_000)  # ¥21 billion a day from now
+    # ¥21 billion a day from now; the portal's long-run value follows (at once here: this test is about the
+    # ledger's memory, not the baseline, which would keep the stock thin for as long as it says so).
+    Instrument.objects.filter(symbol=MID).update(
+        avg_daily_volume=20_000_000, baseline_daily_value=Decimal(21_000_000_000)
+    )
     for day in (5, 15, 25, 35, 45, 55):
         days(day)
         assert _buy(f"regular{day}", MID, 100)["status"] == "placed"
@@ -492,8 +496,9 @@ def test_a_portals_long_run_daily_value_keeps_a_pumped_stock_nobody_traded_thin(
     order_api: Any, authenticator: Any, clock: Any, tanaka: Any
 ) -> None:
     """The ledger remembers only what the portal's customers traded this month. A portal that gives the
-    guard the instrument's long-run daily value (``InstrumentInfo.baseline_daily_value``) keeps a pumped
-    stock no customer traded before its pump thin: the guard reads the lower of the two."""
+    guard the instrument's long-run daily value (``InstrumentInfo.baseline_daily_value``; the demo does since
+    round nineteen) keeps a pumped stock no customer traded before its pump thin: the guard reads the lower
+    of the two. Without it (a portal whose hook gives none) the pump makes the stock look liquid."""
     from dataclasses import replace as with_fields
 
     from django.test import RequestFactory
@@ -509,7 +514,7 @@ def test_a_portals_long_run_daily_value_keeps_a_pumped_stock_nobody_traded_thin(
     request = RequestFactory().post("/api/orders")
     request.user = tanaka
     request.session = {}
-    pumped = services.instrument_info(draft)
+    pumped = with_fields(services.instrument_info(draft), baseline_daily_value=None)  # a hook without one
     looks_liquid = guard.check_order(request, intent, user=tanaka, instrument=pumped)
     baseline = with_fields(pumped, baseline_daily_value=Decimal(105_000_000))
     assert baseline.daily_value == Decimal(105_000_000) < pumped.daily_value  # type: ignore[operator]

@@ -63,6 +63,8 @@ class Codes:
     SESSIONS_CANNOT_BE_ENDED = "authguard.W111"
     # -- order guard v2: exposure over days (owner: orders): E120-E129 / W120-W129 --
     ORDER_EXPOSURE_MISSING = "authguard.W120"
+    # Logged at run time, once per process (not by ``check``): an instrument without a long-run daily value.
+    ORDER_BASELINE_MISSING = "authguard.W121"
     # -- GeoIP files and retention (owner: scale): E150-E159 / W150-W159 --
     GEOIP_FILE_SETTINGS_INVALID = "authguard.E150"
     GEOIP_DATABASE_MISSING = "authguard.W150"

@@ -44,7 +44,8 @@ from authguard.factors import methods as factor_methods
 from authguard.factors import removal
 from authguard.login import attempt, lockout
 from authguard.login.attempt import user_by_name as _user_by_name
-from authguard.models import LoginEvent, Outcome
+from authguard.login.events import record_event as record_event
+from authguard.models import Outcome
 from authguard.notifications import outbox
 from authguard.notifications.outbox import notify_customer
 from authguard.risk.addresses import client_ip
@@ -441,36 +442,6 @@ def locked_message() -> str:
         "This account is locked after repeated failed attempts, and all its sessions were signed out. "
         "To unlock it, %(ways)s."
     ) % {"ways": ", ".join(ways)}
-
-
-def record_event(
-    ctx: LoginContext, user: Any, assessment: Assessment, *, password_ok: bool, outcome: str
-) -> LoginEvent:
-    """Write the audit record of one login (or mid-session re-score) with its explained decision."""
-    geo = ctx.geo
-    event = LoginEvent.objects.create(
-        created_at=ctx.time,
-        user=user,
-        username=ctx.username,
-        password_ok=password_ok,
-        ip=ctx.ip,
-        country=geo.country or "",
-        city=(geo.city or "")[:100],
-        asn=geo.asn,
-        as_org=(geo.as_org or "")[:200],
-        user_agent=ctx.client.raw,
-        device_summary=ctx.client.summary[:200],
-        device_hash=ctx.device_hash or "",
-        score=assessment.score,
-        action=assessment.action,
-        reasons=assessment.reasons,
-        findings=[f.as_dict() for f in assessment.findings],
-        outcome=outcome,
-    )
-    # Whatever the outcome (signed in, held, refused, a re-score): a copy of the customer's device cookie
-    # means their computer leaks its browser data, and only they can clean it.
-    outbox.notify_copied_cookie(event)
-    return event
 
 
 def _is_locked(user: Any) -> bool:

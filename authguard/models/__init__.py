@@ -47,6 +47,9 @@ class LoginEvent(models.Model):
     # The username as typed, so failed attempts against unknown names are still visible to admins.
     username = models.CharField(_("username tried"), max_length=150, blank=True)
     password_ok = models.BooleanField(_("password correct"))
+    # A signed-in session's or API token's re-score (its password_ok is false, like a wrong password's): the
+    # order guard reads it as a change of the account's context, never a stranger's failed attempt.
+    rescore = models.BooleanField(_("re-score of a signed-in session"), default=False)
     ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     country = models.CharField(_("country"), max_length=2, blank=True, db_index=True)
     city = models.CharField(_("city"), max_length=100, blank=True)

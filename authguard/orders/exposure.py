@@ -9,8 +9,8 @@ spreading over days add up to the same exposure:
   illiquidity (the ledger stores each order's weight, so one ``SUM`` is the exposure), and whether a held
   order is past its deadline;
 - :func:`account_trust`: one query says whether the account's sign-in context changed within the trust days
-  (a device first seen recently on an account with older ones, a risky or stepped-up login, the account's
-  cooling-off after a factor or contact change);
+  (a device first seen recently on an account with older ones, a risky or stepped-up login or re-scored
+  session, the account's cooling-off after a factor or contact change);
 - :func:`illiquid_buy_facts`: for a buy of an illiquid instrument, one query over the ledger's
   ``(symbol, created_at)`` index gives the campaign counts and the value bought by accounts with a recent
   context change over each volume window.
@@ -83,10 +83,17 @@ def _trust_expressions(user: AbstractBaseUser, *, now: datetime, days: int) -> d
     context = Q()
     for code in CONTEXT_CHANGE_REASONS:
         context |= Q(reasons__icontains=code)
-    risky_login = LoginEvent.objects.filter(user_id=user.pk, created_at__gte=since, password_ok=True).filter(
-        ~Q(action=Action.ALLOW)
-        | Q(outcome__in=(LoginOutcome.STEP_UP_PASSED, LoginOutcome.RESCORED))
-        | context
+    # SECURITY: a re-scored session's or token's event has password_ok false, like a stranger's wrong
+    # password: read by its own mark, or a hijack stepped up with a relayed code changed nothing (round 19).
+    verified = Q(password_ok=True) | Q(rescore=True)
+    risky_login = (
+        LoginEvent.objects.filter(user_id=user.pk, created_at__gte=since)
+        .filter(verified)
+        .filter(
+            ~Q(action=Action.ALLOW)
+            | Q(outcome__in=(LoginOutcome.STEP_UP_PASSED, LoginOutcome.RESCORED))
+            | context
+        )
     )
     subqueries = {
         "t_new_device": KnownDevice.objects.filter(user_id=user.pk, first_seen_at__gte=since),
@@ -142,8 +149,10 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     exists = [
         f"SELECT 1 FROM {devices} WHERE user_id = %s AND first_seen_at >= %s",  # noqa: S608
         f"SELECT 1 FROM {devices} WHERE user_id = %s AND first_seen_at < %s",  # noqa: S608
-        f"SELECT 1 FROM {events} WHERE user_id = %s AND created_at >= %s AND password_ok = %s"  # noqa: S608
-        f" AND (action <> %s OR outcome IN (%s, %s) OR {context})",
+        # SECURITY: the right password or a re-score's mark (never a stranger's failed attempt), as in
+        # _trust_expressions: a re-scored session stepped up with a relayed code is a change (round 19).
+        f"SELECT 1 FROM {events} WHERE user_id = %s AND created_at >= %s"  # noqa: S608
+        f" AND (password_ok = %s OR rescore = %s) AND (action <> %s OR outcome IN (%s, %s) OR {context})",
         f"SELECT 1 FROM {security} WHERE user_id = %s"  # noqa: S608
         " AND (cooling_off_until > %s OR cooling_off_started_at >= %s)",
     ]
@@ -195,7 +204,8 @@ def _trust_params(
     (``old_before``: what counts as an older device, ``since`` by default)."""
     adapt = connection.ops.adapt_datetimefield_value
     params: list[Any] = [uid, adapt(since), uid, adapt(old_before or since)]
-    params += [uid, adapt(since), True, Action.ALLOW, LoginOutcome.STEP_UP_PASSED, LoginOutcome.RESCORED]
+    params += [uid, adapt(since), True, True]  # password_ok, rescore
+    params += [Action.ALLOW, LoginOutcome.STEP_UP_PASSED, LoginOutcome.RESCORED]
     params += [f"%{code}%" for code in CONTEXT_CHANGE_REASONS]
     return [*params, uid, adapt(now), adapt(since)]
 
@@ -338,7 +348,9 @@ def account_trust(user: AbstractBaseUser, *, now: datetime, days: int) -> TrustF
 
     Changed means any of: a device first seen within the days on an account that also has an older one (a
     customer's very first devices are no change); a login with the right password within the days that was
-    stepped up, denied, re-scored or scored for a new network, a proxy, a factor or password change; the
+    stepped up, denied, re-scored or scored for a new network, a proxy, a factor or password change, or a
+    signed-in session or API token re-scored to a step-up or an end (``LoginEvent.rescore``: its event has no
+    password, yet a stranger's wrong password or an attempt on a locked account is no change); the
     account's cooling-off (:mod:`authguard.factors.lifecycle`: after a factor or contact change) running or
     begun within the days.
     """

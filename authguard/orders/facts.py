@@ -4,15 +4,18 @@ ledger's rolling windows, in a few queries (:func:`gather_facts`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from authguard import clock
+from authguard.checks.codes import Codes
 from authguard.conf import app_settings
 from authguard.orders.exposure import illiquid_buy_facts, ledger_totals
 from authguard.orders.exposure_rules import Campaign as CampaignRule
@@ -38,6 +41,35 @@ from authguard.sessions.state import session_state
 
 if TYPE_CHECKING:
     from authguard.orders.guard import OrderIntent
+
+logger = logging.getLogger(__name__)
+
+#: What this process has warned about once (``authguard.W121``).
+_warned: set[str] = set()
+
+
+def _warn_without_baseline(instrument: InstrumentInfo) -> None:
+    """Log ``authguard.W121`` the first time (per process) the guard reads an instrument without a long-run
+    daily value (``InstrumentInfo.baseline_daily_value``); silenced like a check, by its id in
+    ``SILENCED_SYSTEM_CHECKS``.
+
+    SECURITY: without it a pump of a stock that no customer of the portal traded in the month before (so the
+    ledger has no memory of it) makes the stock look liquid: the guard cannot see it (red team, round
+    nineteen: half a portfolio into a pumped mid-cap in one order)."""
+    baseline = instrument.baseline_daily_value
+    if (baseline is not None and baseline > 0) or Codes.ORDER_BASELINE_MISSING in _warned:
+        return
+    _warned.add(Codes.ORDER_BASELINE_MISSING)
+    if Codes.ORDER_BASELINE_MISSING in getattr(settings, "SILENCED_SYSTEM_CHECKS", ()):
+        return
+    logger.warning(
+        "%s: the order guard read %s without InstrumentInfo.baseline_daily_value (from "
+        "AUTHGUARD_ORDER_INSTRUMENT or the portal). Without a long-run daily value the guard cannot see the "
+        "pump of a stock no customer traded in the month before: give it from the portal's market data "
+        "(docs/order-guard.md). Logged once per process.",
+        Codes.ORDER_BASELINE_MISSING,
+        instrument.symbol,
+    )
 
 
 def _session_facts(request: HttpRequest | None) -> SessionFacts:
@@ -88,6 +120,7 @@ def gather_facts(
         raise ValueError("the instrument given does not match the order's symbol")
     if instrument is None:
         return None
+    _warn_without_baseline(instrument)
     portfolio: PortfolioSnapshot = _hook("ORDER_PORTFOLIO")(user)
     session = _session_facts(request)
     risky_hours = int(rule_option(rules, RiskySession, "hours", DEFAULT_RISKY_SESSION_HOURS))

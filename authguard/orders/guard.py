@@ -3,9 +3,10 @@
 A portal describes an order as an :class:`OrderIntent` and submits it through :func:`submit_order`, giving a
 ``place`` callable (and, for holds, a ``hold`` callable)::
 
-    outcome = orders.submit_order(request, user=request.user, intent=intent,
-                                  place=lambda: services.execute_order(user, draft),
-                                  hold=lambda decision: services.hold_order(user, draft).pk)
+    outcome = orders.submit_order(
+        request, user=request.user, intent=intent,
+        place=lambda approval: services.execute_order(user, draft, approval=approval),
+        hold=lambda decision: services.hold_order(user, draft).pk)
     if isinstance(outcome, orders.Held):
         return JsonResponse({"status": "held", "confirmation": outcome.as_json()}, status=202)
 
@@ -14,6 +15,10 @@ The portal's data reaches the guard through three hooks named by dotted paths in
 (``symbol -> InstrumentInfo | None``) and ``AUTHGUARD_ORDER_EXECUTOR`` (an object with
 ``execute(held) -> str`` that executes a held order's *stored* canonical order, and
 ``release(held, *, status)`` that closes the portal's copy of an order that will never execute).
+
+What the guard allowed is an amount: ``place`` is given the :class:`~authguard.orders.approval.Approval` (the
+checked quantity at the checked price) and executes the order as a limit order at that price, never a market
+order at whatever the price is by then (:mod:`authguard.orders.approval`).
 
 Held orders use dynamic linking: the exact canonical order JSON and its SHA-256 ``digest`` are stored with a
 random ``nonce``, and the passkey challenge is ``sha256(nonce || digest)``, so an assertion confirms this
@@ -47,6 +52,9 @@ from authguard.durable import record_refusal
 from authguard.exceptions import AuthguardError
 from authguard.models import CampaignFlag, GuardedOrder, GuardStatus, HeldOrder
 from authguard.notifications.outbox import notify_customer, notify_staff
+from authguard.orders.approval import Approval as Approval
+from authguard.orders.approval import approval_for, call_place
+from authguard.orders.approval import stored_approval as stored_approval
 from authguard.orders.confirmation import ConfirmationError as ConfirmationError
 from authguard.orders.confirmation import ConfirmationGone as ConfirmationGone
 from authguard.orders.confirmation import ConfirmationInvalid as ConfirmationInvalid
@@ -151,10 +159,12 @@ class OrderDecision:
 
 @dataclass(frozen=True)
 class Placed(Generic[T]):
-    """The order was allowed and placed: ``result`` is what the portal's ``place()`` returned."""
+    """The order was allowed and placed: ``result`` is what the portal's ``place()`` returned; ``approval``
+    what the guard checked (the quantity at the checked price), which ``place`` was to execute within."""
 
     result: T
     decision: OrderDecision
+    approval: Approval | None = None
 
 
 @dataclass(frozen=True)
@@ -264,17 +274,20 @@ def submit_order(
     *,
     user: Any,
     intent: OrderIntent,
-    place: Callable[[], T],
+    place: Callable[..., T],
     hold: Callable[[OrderDecision], Any] | None = None,
     now: datetime | None = None,
     instrument: InstrumentInfo | None = None,
 ) -> Placed[T] | Held:
     """Check, record and place ``intent``, or hold it for confirmation; all in one transaction.
 
-    ``place()`` places the order in the portal (its exceptions roll everything back). ``hold(decision)``
-    stores the portal's copy of a held order and returns its reference (e.g. a primary key). Raises
-    :class:`OrderDenied` for a denied order (the order is not recorded; a campaign the denial uncovered is
-    flagged all the same, even when the caller's transaction rolls back: :mod:`authguard.durable`).
+    ``place(approval)`` places the order in the portal (its exceptions roll everything back) within the
+    :class:`Approval`: as a limit order at ``approval.limit_price``, the price the guard checked (a
+    ``place`` that takes no argument is called without it, and must bound the fill to the checked price
+    itself). ``hold(decision)`` stores the portal's copy of a held order and returns its reference (e.g. a
+    primary key). Raises :class:`OrderDenied` for a denied order (the order is not recorded; a campaign the
+    denial uncovered is flagged all the same, even when the caller's transaction rolls back:
+    :mod:`authguard.durable`).
     ``instrument`` as for :func:`check_order`.
 
     With ``"orders"`` in ``AUTHGUARD_REPORT_ONLY`` an order that would be held or denied is placed: the
@@ -300,7 +313,7 @@ def _submit(
     *,
     user: Any,
     intent: OrderIntent,
-    place: Callable[[], T],
+    place: Callable[..., T],
     hold: Callable[[OrderDecision], Any] | None,
     now: datetime,
     instrument: InstrumentInfo | None,
@@ -338,8 +351,11 @@ def _submit(
             illiquidity=_own_weight(facts),
             illiquid_amount=facts.weighted_amount if facts else amount,
         )
+        # SECURITY: what the guard allowed is this amount: the portal executes the quantity at the checked
+        # price or better, never at whatever the price is by then (red team, round nineteen).
+        approval = approval_for(intent, facts)
         if decision.allowed:
-            return Placed(place(), decision)
+            return Placed(call_place(place, approval), decision, approval)
         if reported:
             # No campaign flag, no notice, no hold: nothing acts on a report-only decision.
             logger.warning(
@@ -351,7 +367,7 @@ def _submit(
                 "held" if decision.action == HOLD else "denied",
                 ", ".join(decision.reasons),
             )
-            return Placed(place(), decision)
+            return Placed(call_place(place, approval), decision, approval)
         _flag_campaign(decision, now=now)
         portal_result = hold(decision) if hold is not None else None
         ref = getattr(portal_result, "pk", portal_result)
@@ -361,6 +377,7 @@ def _submit(
             intent=intent,
             decision=decision,
             ledger=ledger,
+            approval=approval,
             portal_ref="" if ref is None else str(ref),
             now=now,
         )
@@ -441,6 +458,7 @@ def _create_held(
     intent: OrderIntent,
     decision: OrderDecision,
     ledger: GuardedOrder,
+    approval: Approval,
     portal_ref: str,
     now: datetime,
 ) -> HeldOrder:
@@ -460,6 +478,9 @@ def _create_held(
             "market": intent.market,
             "amount": str(ledger.amount),
             "amount_currency": ledger.currency,
+            # SECURITY: the price the guard checked: the executor fills at it or better (stored_approval).
+            "limit_price": str(approval.limit_price),
+            "limit_currency": approval.currency,
             "portal_ref": portal_ref,
             "held_at": now.isoformat(),
         }
@@ -495,6 +516,7 @@ def _own_weight(facts: OrderFacts | None) -> float:
 
 
 __all__ = [
+    "Approval",
     "Confirmed",
     "ConfirmationError",
     "ConfirmationGone",
@@ -522,6 +544,7 @@ __all__ = [
     "lock_customer",
     "owned_confirmation",
     "pending_for",
+    "stored_approval",
     "stored_order",
     "submit_order",
 ]

@@ -25,8 +25,10 @@ class Executor(Protocol):
     """What ``AUTHGUARD_ORDER_EXECUTOR`` names."""
 
     def execute(self, held: HeldOrder) -> str:
-        """Execute the held order's stored canonical order; return the portal's reference. Raise
-        :class:`OrderNotExecutable` to refuse (nothing the executor wrote is kept)."""
+        """Execute the held order's stored canonical order, as a limit order at the price it was checked at
+        (:func:`~authguard.orders.approval.stored_approval`); return the portal's reference. Raise
+        :class:`OrderNotExecutable` to refuse, e.g. when the price has moved above it (nothing the executor
+        wrote is kept)."""
 
     def release(self, held: HeldOrder, *, status: str) -> None:
         """The held order was cancelled, expired or failed: close the portal's copy of it."""

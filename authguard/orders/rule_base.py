@@ -158,8 +158,8 @@ class TrustFacts:
 
     ``reasons`` name what changed: ``new_device`` (a device first seen recently on an account that has older
     ones), ``risky_login`` (a login with the right password that was stepped up, denied, re-scored, or scored
-    for a new network, a proxy, a factor or password change), ``cooling_off`` (the account's cooling-off after
-    a factor or contact change).
+    for a new network, a proxy, a factor or password change; or a signed-in session or API token re-scored to
+    a step-up or an end), ``cooling_off`` (the account's cooling-off after a factor or contact change).
     """
 
     changed: bool

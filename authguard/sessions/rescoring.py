@@ -104,7 +104,9 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         # Rollout: record what would have happened, carry the session on (rebound, no longer low-risk).
         would_have = "end_session" if assessment.action == Action.DENY or no_factor else "step_up"
         reported = login_flow.with_report_only(assessment, "step_up", would_have, rescored=True)
-        login_flow.record_event(ctx, request.user, reported, password_ok=False, outcome=Outcome.SIGNED_IN)
+        login_flow.record_event(
+            ctx, request.user, reported, password_ok=False, rescore=True, outcome=Outcome.SIGNED_IN
+        )
         sessions_state.rebind(state, now, fingerprint, rescored="reported")
         if left_behind:
             device_generations.note_reported(state, device, generation)
@@ -118,7 +120,9 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         )
         return "reported"
     if assessment.action == Action.DENY or no_factor:
-        login_flow.record_event(ctx, request.user, assessment, password_ok=False, outcome=Outcome.REFUSED)
+        login_flow.record_event(
+            ctx, request.user, assessment, password_ok=False, rescore=True, outcome=Outcome.REFUSED
+        )
         logger.warning(
             "authguard session ended on re-score user=%s ip=%s %s",
             request.user.pk,
@@ -127,7 +131,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         )
         return "ended"
     event = login_flow.record_event(
-        ctx, request.user, assessment, password_ok=False, outcome=Outcome.RESCORED
+        ctx, request.user, assessment, password_ok=False, rescore=True, outcome=Outcome.RESCORED
     )
     # SECURITY: a session carried to another network, device or browser proves nothing by itself. The
     # re-score's event is the one a later step-up marks passed.

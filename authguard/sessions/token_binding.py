@@ -171,7 +171,9 @@ def check(request: HttpRequest, *, user: Any, token: Any, activity: Activity | N
         return "allowed"
     if app_settings.report_only("step_up"):
         reported = login_flow.with_report_only(assessment, "step_up", "end_session", rescored=True)
-        login_flow.record_event(ctx, user, reported, password_ok=False, outcome=Outcome.SIGNED_IN)
+        login_flow.record_event(
+            ctx, user, reported, password_ok=False, rescore=True, outcome=Outcome.SIGNED_IN
+        )
         rebind(state, now, fingerprint, rescored="reported")
         rows.update(binding=state)
         logger.warning(
@@ -181,7 +183,7 @@ def check(request: HttpRequest, *, user: Any, token: Any, activity: Activity | N
             assessment.explain(),
         )
         return "reported"
-    login_flow.record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.REFUSED)
+    login_flow.record_event(ctx, user, assessment, password_ok=False, rescore=True, outcome=Outcome.REFUSED)
     logger.warning(
         "authguard API token ended on re-score user=%s ip=%s %s", user.pk, ctx.ip, assessment.explain()
     )

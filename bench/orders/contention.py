@@ -77,10 +77,11 @@ def _buyer(user: Any, symbol: str, *, oms_seconds: float, until: float, out: lis
     request.user = user
     request.session = _session(user, login_at=timezone.now() - timedelta(hours=2), new_device=False)
 
-    def place() -> Any:
+    def place(approval: Any) -> Any:
         if oms_seconds:
             time.sleep(oms_seconds)  # the portal's order management system, called inside the transaction
-        return services.execute_order(user, draft, idempotency_key=None)
+        # A limit order at the price the guard checked (docs/order-guard.md, "Integrating a portal").
+        return services.execute_order(user, draft, approval=approval, idempotency_key=None)
 
     try:
         while time.perf_counter() < until:

@@ -11,7 +11,10 @@ from .models import Account, BankAccount, Instrument, Order, Position, Withdrawa
 
 @admin.register(Instrument)
 class InstrumentAdmin(admin.ModelAdmin):
-    list_display = ["symbol", "name", "market", "currency", "price", "avg_daily_volume", "is_small_cap"]
+    list_display = [
+        "symbol", "name", "market", "currency", "price", "avg_daily_volume", "baseline_daily_value",
+        "is_small_cap",
+    ]  # fmt: skip
     list_filter = ["market", "currency", "is_small_cap"]
     search_fields = ["symbol", "name"]
 

@@ -380,8 +380,9 @@ def orders(request: HttpRequest) -> HttpResponse:
 
     ``POST /api/orders`` ``{"side", "symbol", "quantity"}`` (optionally with an ``Idempotency-Key`` header):
     through authguard's order guard, 201 ``placed``; 202 ``held`` with the ``confirmation`` the customer
-    must give (``{id, summary, methods, expires_at}``); 400 ``invalid`` with ``errors`` and no change;
-    403 ``denied``. Repeating a key answers with the first order again.
+    must give (``{id, summary, methods, expires_at}``); 400 ``invalid`` with ``errors`` and no change (a
+    price that moved above the one the order was checked at since it was validated: ``errors.price``, and the
+    client submits the order again); 403 ``denied``. Repeating a key answers with the first order again.
     """
     if request.method == "GET":
         rows = [_order_json(o) for o in services.order_history(request.user)[:MAX_ORDERS_LISTED]]

@@ -13,7 +13,8 @@ from .models import Side
 
 
 class OrderForm(forms.Form):
-    """A market order: buy or sell a quantity of one instrument."""
+    """An order: buy or sell a quantity of one instrument (executed at the price it was checked at or better:
+    ``services.execute_order``)."""
 
     side = forms.ChoiceField(label=_("Buy or sell"), choices=Side.choices, widget=forms.RadioSelect)
     symbol = forms.ChoiceField(label=_("Instrument"))

@@ -62,6 +62,19 @@ class Instrument(models.Model):
         default=False,
         help_text=_("Thinly traded: the kind of stock hijacked accounts are made to buy."),
     )
+    # SECURITY: a pump lifts the price and the volume of the day; the long-run value it cannot lift keeps a
+    # pumped stock that no customer traded in the month before thin (red team, round nineteen).
+    baseline_daily_value = models.DecimalField(
+        _("long-run daily traded value"),
+        max_digits=20,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text=_(
+            "Yen traded on an average day over the long run (for example the median of the last 250 trading "
+            "days, from market data). The order guard reads the lower of this and the current daily value."
+        ),
+    )
 
     class Meta:
         ordering = ["symbol"]

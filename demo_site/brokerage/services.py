@@ -8,7 +8,9 @@ Placing an order is split in two so that an order guard can sit in between:
 
 - :func:`validate_order` checks the request and returns an :class:`OrderDraft` (what would happen), or raises
   :class:`OrderRejected` with errors per field;
-- :func:`execute_order` carries a draft out under row locks, re-checking cash and holdings;
+- :func:`execute_order` carries a draft out under row locks, re-checking cash and holdings, as a limit order
+  at the price the guard checked (the draft's, or the guard's :class:`~authguard.orders.approval.Approval`): a
+  price that moved above it fills nothing (:class:`PriceMoved`);
 - :func:`hold_order` stores a draft as a ``held`` order without moving anything, and
   ``execute_order(user, draft, order=held)`` later executes that held order exactly once.
 
@@ -37,6 +39,7 @@ from django.utils.translation import gettext as _
 from authguard import statements
 from authguard.models import HeldOrder
 from authguard.orders import guard as guard_orders
+from authguard.orders.approval import Approval
 from authguard.orders.guard import OrderIntent, OrderNotExecutable
 from authguard.orders.rules import HoldingValue, InstrumentInfo, PortfolioSnapshot
 
@@ -76,6 +79,32 @@ class OrderRejected(Exception):
         return " ".join(m for messages in self.errors.values() for m in messages)
 
 
+class PriceMoved(OrderRejected):
+    """The instrument's price is now above the one the order was checked at: nothing was executed.
+
+    A limit order at the checked price does not fill; the customer sees the new price and submits the order
+    again (through the order guard, at the new price). ``errors`` has it under ``price``.
+    """
+
+    def __init__(self, symbol: str, *, limit: Decimal, price: Decimal, currency: str) -> None:
+        super().__init__(
+            {
+                "price": [
+                    _(
+                        "The price of %(symbol)s is now %(price)s, above the %(limit)s this order was "
+                        "checked at, so nothing was executed. Check the new price and place the order again."
+                    )
+                    % {
+                        "symbol": symbol,
+                        "price": format_money(price, currency),
+                        "limit": format_money(limit, currency),
+                    }
+                ]
+            }
+        )
+        self.limit, self.price = limit, price
+
+
 class AccountError(ValueError):
     """:func:`open_account` or :func:`reset_portfolio` was given an impossible portfolio."""
 
@@ -96,6 +125,8 @@ class OrderDraft:
     avg_daily_volume: int
     market: str = ""
     listing_country: str = ""
+    #: The instrument's long-run daily traded value in yen (``None``: the portal has none).
+    baseline_daily_value: Decimal | None = None
 
     @property
     def amount(self) -> Decimal:
@@ -180,6 +211,8 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
                     "avg_daily_volume": row.avg_daily_volume,
                     "listing_country": row.listing_country,
                     "is_small_cap": row.is_small_cap,
+                    # The demo's levels are its long run (instruments.py): what a pump cannot lift.
+                    "baseline_daily_value": to_jpy(row.price * row.avg_daily_volume, row.currency),
                 },
             )
             count += 1
@@ -317,6 +350,7 @@ def _draft(side: str, instrument: Instrument, quantity: int) -> OrderDraft:
         avg_daily_volume=instrument.avg_daily_volume,
         market=instrument.market,
         listing_country=instrument.listing_country,
+        baseline_daily_value=instrument.baseline_daily_value,
     )
 
 
@@ -399,14 +433,28 @@ def execute_order(
     *,
     order: Order | None = None,
     idempotency_key: str | None = None,
+    approval: Approval | None = None,
 ) -> Order:
-    """Execute ``draft`` at the instrument's current price and return the ``placed`` order.
+    """Execute ``draft`` as a limit order and return the ``placed`` order.
+
+    The limit is the price the order guard checked: ``approval.limit_price`` (what
+    ``authguard.orders.guard.submit_order`` hands ``place``, or
+    :func:`~authguard.orders.guard.stored_approval` of a held order), else the draft's own price (the quote
+    it was validated at). The order fills at the instrument's current price when that is at the limit or
+    better (lower), and not at all above it (:class:`PriceMoved`), for a buy and a sell alike: nothing
+    executes at a value the guard never saw.
 
     Runs in one transaction that locks the account row first (so parallel orders of one customer queue up
     and cannot overspend or oversell), then re-checks cash or holdings. With ``order``, executes that held
     order instead of creating one: it must belong to ``user``, still be ``held`` and describe the same side,
     instrument and quantity as ``draft``; it is placed exactly once. Raises :class:`OrderRejected`.
     """
+    if approval is not None and (approval.side, approval.symbol, approval.quantity) != (
+        draft.side,
+        draft.symbol,
+        draft.quantity,
+    ):
+        raise ValueError("the approval is not this order's")
     with transaction.atomic():
         # SECURITY: every write to an account's cash or positions happens under this row lock.
         account = Account.objects.select_for_update().filter(user_id=user.pk).first() if user.pk else None
@@ -426,6 +474,12 @@ def execute_order(
                 raise OrderRejected({"order": [_("The order does not match the one held for confirmation.")]})
         instrument = Instrument.objects.get(pk=draft.instrument_id)
         current = _draft(draft.side, instrument, draft.quantity)
+        limit = draft.price if approval is None else approval.limit_price
+        # SECURITY: a limit order at the checked price: in a thin stock the gang's own ask lifts the price
+        # between the quote and the fill, and a market order paid ten times what the guard allowed (red
+        # team, round nineteen). A lower price moves less than was checked; a higher one fills nothing.
+        if (approval is not None and approval.currency != current.currency) or current.price > limit:
+            raise PriceMoved(current.symbol, limit=limit, price=current.price, currency=current.currency)
         position = Position.objects.select_for_update().filter(account=account, instrument=instrument).first()
         errors = _check_funds(account, position, current)
         if errors:
@@ -500,7 +554,8 @@ def hold_order(
 def place_order(
     user: AbstractBaseUser | AnonymousUser, *, side: object, symbol: object, quantity: object
 ) -> Order:
-    """Validate and execute a market order at once: the ``placed`` order, or :class:`OrderRejected`."""
+    """Validate and execute an order at once, as a limit order at the price it was validated at: the
+    ``placed`` order, or :class:`OrderRejected` (:class:`PriceMoved` when the price rose in between)."""
     draft = validate_order(user, side=side, symbol=symbol, quantity=quantity)
     return execute_order(user, draft)
 
@@ -554,7 +609,8 @@ def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
 
 
 _INSTRUMENT_FIELDS = (
-    "symbol", "name", "price", "currency", "market", "listing_country", "avg_daily_volume", "is_small_cap"
+    "symbol", "name", "price", "currency", "market", "listing_country", "avg_daily_volume", "is_small_cap",
+    "baseline_daily_value",
 )  # fmt: skip
 
 
@@ -570,7 +626,8 @@ def _instrument_sql(vendor: str) -> str:
 
 
 def guard_instrument(symbol: str) -> InstrumentInfo | None:
-    """``AUTHGUARD_ORDER_INSTRUMENT``: price, average daily volume, market and listing of ``symbol``.
+    """``AUTHGUARD_ORDER_INSTRUMENT``: price, average daily volume, long-run daily value, market and listing
+    of ``symbol``.
 
     Plain SQL through :func:`authguard.statements.fetch_all`, like the portfolio hook: it runs on every order
     a portal checks without handing the guard the instrument.
@@ -580,6 +637,8 @@ def guard_instrument(symbol: str) -> InstrumentInfo | None:
         return None
     row = dict(zip(_INSTRUMENT_FIELDS, rows[0], strict=True))
     row["price"] = _decimal(row["price"])
+    baseline = row["baseline_daily_value"]
+    row["baseline_daily_value"] = None if baseline is None else _decimal(baseline)
     row["is_small_cap"] = bool(row["is_small_cap"])  # SQLite answers 0 or 1
     return InstrumentInfo(**row, fx_rate=JPY_PER_UNIT[row["currency"]])
 
@@ -596,6 +655,8 @@ def instrument_info(draft: OrderDraft) -> InstrumentInfo:
         avg_daily_volume=draft.avg_daily_volume,
         is_small_cap=draft.is_small_cap,
         fx_rate=JPY_PER_UNIT[draft.currency],
+        # SECURITY: without it the guard cannot see a pump of a stock no customer traded this month.
+        baseline_daily_value=draft.baseline_daily_value,
     )
 
 
@@ -626,7 +687,11 @@ class HeldOrderExecutor:
             raise OrderNotExecutable(_("The order does not match the one held for confirmation."))
         try:
             placed = execute_order(
-                order.account.user, _draft(stored["side"], instrument, stored["quantity"]), order=order
+                order.account.user,
+                _draft(stored["side"], instrument, stored["quantity"]),
+                order=order,
+                # SECURITY: what the customer confirmed is the order at the price it was checked and held at.
+                approval=guard_orders.stored_approval(held),
             )
         except OrderRejected as rejected:
             raise OrderNotExecutable(rejected.message) from None
@@ -710,7 +775,10 @@ def submit_order(
             user=user,
             intent=intent,
             instrument=instrument_info(draft),
-            place=lambda: execute_order(user, draft, idempotency_key=idempotency_key),
+            # The guard's approval: executed as a limit order at the price it checked.
+            place=lambda approval: execute_order(
+                user, draft, approval=approval, idempotency_key=idempotency_key
+            ),
             hold=lambda decision: hold_order(
                 user, draft, reason=", ".join(decision.reasons), idempotency_key=idempotency_key
             ),

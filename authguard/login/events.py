@@ -1,0 +1,57 @@
+"""The audit record of a login or a re-score: :func:`record_event` writes one :class:`LoginEvent`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authguard.models import LoginEvent
+from authguard.notifications import outbox
+from authguard.risk.context import LoginContext
+from authguard.risk.engine import Assessment
+
+
+def record_event(
+    ctx: LoginContext,
+    user: Any,
+    assessment: Assessment,
+    *,
+    password_ok: bool,
+    outcome: str,
+    rescore: bool = False,
+) -> LoginEvent:
+    """Write the audit record of one login (or mid-session re-score) with its explained decision.
+
+    ``rescore``: the event of a signed-in session's or API token's re-score
+    (:mod:`authguard.sessions.rescoring`, :mod:`authguard.sessions.token_binding`), whose ``password_ok`` is
+    false like a wrong password's. SECURITY: the order guard reads it as a change of the account's context (a
+    hijacked session stepped up with a relayed code, red team round nineteen); a stranger's wrong password or
+    an attempt on a locked account, whose events do not carry it, never is one.
+    """
+    geo = ctx.geo
+    event = LoginEvent.objects.create(
+        created_at=ctx.time,
+        user=user,
+        username=ctx.username,
+        password_ok=password_ok,
+        rescore=rescore,
+        ip=ctx.ip,
+        country=geo.country or "",
+        city=(geo.city or "")[:100],
+        asn=geo.asn,
+        as_org=(geo.as_org or "")[:200],
+        user_agent=ctx.client.raw,
+        device_summary=ctx.client.summary[:200],
+        device_hash=ctx.device_hash or "",
+        score=assessment.score,
+        action=assessment.action,
+        reasons=assessment.reasons,
+        findings=[f.as_dict() for f in assessment.findings],
+        outcome=outcome,
+    )
+    # Whatever the outcome (signed in, held, refused, a re-score): a copy of the customer's device cookie
+    # means their computer leaks its browser data, and only they can clean it.
+    outbox.notify_copied_cookie(event)
+    return event
+
+
+__all__ = ["record_event"]
