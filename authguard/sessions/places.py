@@ -4,13 +4,15 @@ customer proved it was her, and the two rules built on them (issue 13, red team 
 * **Material moves** (:func:`is_material_change`): another network, country, device cookie or browser, or a
   place provably ``MATERIAL_MOVE_KM`` from the bound place or from the *anchor*, where the session was last
   verified or re-scored. The anchor stays put on non-material moves, so short hops add up (creeping), and a
-  coarse or unplaced hop keeps the last precise place (no wildcard).
+  coarse or unplaced hop keeps the last precise place (no wildcard); a binding with no precise place at all
+  (it reached its network at a coarse address) is compared with the session's last precise place.
 * **Two places at once** (:func:`in_two_places`): back at a place it left minutes ago, from a place provably
-  ``SAME_PLACE_KM`` away (a whole cookie jar replayed from another city while the customer uses it).
+  ``SAME_PLACE_KM`` away (a whole cookie jar replayed from another city while the customer uses it), or
+  back from a place provably ``MATERIAL_MOVE_KM`` away sooner than ``MAX_KMH`` allows (faster than a train).
 
 The compact keys, in the session state of :mod:`authguard.sessions.state`: ``b["pl"]`` the bound place
-``[lat, lon, accuracy]``, ``an`` the anchor ``[lat, lon, accuracy, asn]``, ``h`` the last three places
-``[since, asn, lat, lon, accuracy, anonymous]``, and ``vp`` up to three vouched places
+``[lat, lon, accuracy]``, ``an`` the anchor ``[lat, lon, accuracy, asn]``, ``h`` the recent places
+(:func:`_kept_places`) ``[since, asn, lat, lon, accuracy, anonymous]``, and ``vp`` up to three vouched places
 ``[lat, lon, accuracy]``.
 """
 
@@ -30,6 +32,10 @@ MATERIAL_MOVE_KM = 150
 #: A place with a radius this large (a mobile carrier, a country's centroid) proves no move: no reference.
 COARSE_KM = MATERIAL_MOVE_KM
 SAME_PLACE_KM = 30  # closer (radii subtracted) is one place, as DeviceCookie's ``device_city_min_km``
+#: A session back at a place from one provably ``MATERIAL_MOVE_KM`` away, sooner after it arrived there than
+#: this speed allows, was in two places (DeviceCookie's ``device_max_kmh``): faster than any train; a flight
+#: back soon after landing (Sapporo and back to Tokyo within two hours) is the journey it holds.
+MAX_KMH = 400
 
 
 def place_of(geo: Geo) -> list[float] | None:
@@ -56,19 +62,29 @@ def anchor(state: dict[str, Any]) -> list[Any] | None:
     return value if isinstance(value := state.get("an"), list) and len(value) == 4 else None
 
 
-def is_material_change(bound: dict[str, Any], now: dict[str, Any], anchored: list[Any] | None = None) -> bool:
+def is_material_change(
+    bound: dict[str, Any], now: dict[str, Any], state: dict[str, Any] | None = None
+) -> bool:
     """Whether ``now`` differs from ``bound`` in what matters: network (ASN), country, device cookie (or
-    its absence), browser family, or a place provably ``MATERIAL_MOVE_KM`` from the bound one or from the
-    ``anchored`` one (:func:`anchor`, same ASN). Another IP of the ASN placed nearby or coarsely is not."""
+    its absence), browser family, or a place provably ``MATERIAL_MOVE_KM`` from the bound one, from the
+    ``state``'s :func:`anchor` (same ASN) or, when the bound place is not precise, from the session's
+    :func:`last_place`. Another IP of the ASN placed nearby or coarsely is not."""
     if any(bound.get(key) != now.get(key) for key in ("asn", "cc", "dev", "br")):
         return True
     if bound.get("ip") == now.get("ip"):
         return False
     # SECURITY: a whole cookie jar replayed through the victim's own ISP in another city (issue 13), or
     # creeping there by shorter hops: the anchor stays put on non-material moves, so they add up.
-    here = _bound_place(now)
-    far = apart(anchored[:3], here) if anchored and anchored[3] == now.get("asn") else None
-    return any(km is not None and km >= MATERIAL_MOVE_KM for km in (apart(_bound_place(bound), here), far))
+    here, kept = _bound_place(now), _bound_place(bound)
+    anchored = anchor(state) if state else None
+    references = [kept, anchored[:3] if anchored and anchored[3] == now.get("asn") else None]
+    if state and _precise(here) and not _precise(kept):
+        # SECURITY: a binding that reached this network at an unplaced or coarse address (a re-score there
+        # knew nothing of where) is no wildcard for the network's precise places: they are compared with
+        # where the session last provably was (red team, round nineteen: a copy hopping through such an
+        # address of her ISP made her next call from home, 400 km from his, no move, never checked).
+        references.append(last_place(state))
+    return any((km := apart(ref, here)) is not None and km >= MATERIAL_MOVE_KM for ref in references)
 
 
 def anonymous(geo: Geo) -> bool:
@@ -100,8 +116,7 @@ def place_binding(
     hidden = anonymous(geo)
     where: list[Any] = place_of(geo) or [None, None, None]
     entry = [round(clock.timestamp()), binding.get("asn"), *where, int(hidden)]
-    distance = apart(seen[-1][2:5], entry[2:5]) if seen else None
-    if not seen or seen[-1][1] != entry[1] or (distance is not None and distance >= SAME_PLACE_KM):
+    if not seen or not _same_place(seen[-1], entry):
         state["h"] = _kept_places([*seen, entry])  # a new place, not another address of the same one
     if vouched and not hidden and _precise(entry[2:5]) and not _vouched_place(state, entry[2:5]):
         state["vp"] = [*_vouched_places(state), entry[2:5]][-3:]
@@ -112,35 +127,60 @@ MAX_RECENT_PLACES = 16
 
 
 def _kept_places(seen: list[list[Any]]) -> list[list[Any]]:
-    """The places to remember: every place left within ``TWO_PLACES_SECONDS`` (when the next place began)
-    and the last three, each place once (its newest visit: same network, within ``SAME_PLACE_KM``), at most
-    ``MAX_RECENT_PLACES``.
+    """The places to remember: every place left within ``TWO_PLACES_SECONDS`` (when the next place began),
+    the last three and the last precise, non-anonymous one (:func:`last_place`), each place once (its newest
+    visit, :func:`_same_place`), at most ``MAX_RECENT_PLACES``.
 
     SECURITY: not the last three alone: a copy hopping on to two more places of the same network nearby (no
     material move, so never scored) pushed her place out of them, then went back and forth with her live
     session unseen (red team, round sixteen); nor the oldest of the window: hops filling it pushed both her
-    and his latest places out (round seventeen). One entry per place: hopping between a few places adds
-    none, so only many distinct places, each bought, could fill the list.
+    and his latest places out (round seventeen). One entry per place, and one for all the unplaced or
+    coarse addresses of a network (round nineteen: two unplaced addresses, alternated, filled the list):
+    hopping between a few places adds none, so only many distinct places, each bought, could fill the list,
+    and never over where the session last provably was.
     """
     now = seen[-1][0]
+    known = max((i for i, entry in enumerate(seen) if _known(entry)), default=None)
     kept: list[list[Any]] = []
     for i, entry in enumerate(seen):
-        if i < len(seen) - 3 and now - seen[i + 1][0] > TWO_PLACES_SECONDS:
+        if i < len(seen) - 3 and i != known and now - seen[i + 1][0] > TWO_PLACES_SECONDS:
             continue
         kept = [k for k in kept if not _same_place(k, entry)]
         kept.append(entry)
-    return kept[-MAX_RECENT_PLACES:]
+    last = [entry for entry in kept if _known(entry)][-1:]
+    newest = kept[-MAX_RECENT_PLACES:]
+    return newest if not last or last[0] in newest else [*last, *kept[1 - MAX_RECENT_PLACES :]]
+
+
+def _known(entry: list[Any]) -> bool:  # an entry that says where its user was: precise, not anonymous
+    return _precise(entry[2:5]) and not entry[5]
 
 
 def _same_place(a: list[Any], b: list[Any]) -> bool:
+    """Two entries of one network, both precise and under ``SAME_PLACE_KM`` apart, or both unplaced or
+    coarse (neither proves where it was, so neither can ever be the reference of a rule)."""
+    if a[1] != b[1]:
+        return False
+    if not _precise(a[2:5]) or not _precise(b[2:5]):
+        # SECURITY: an unknown distance is not "the same place" when one of the two is precise: her place
+        # reached after an unplaced hop must be noted, or it is no reference for the next return (round
+        # nineteen), nor its time for how fast the session moved.
+        return not _precise(a[2:5]) and not _precise(b[2:5])
     km = apart(a[2:5], b[2:5])
-    return a[1] == b[1] and km is not None and km < SAME_PLACE_KM
+    return km is not None and km < SAME_PLACE_KM
 
 
 def places(state: dict[str, Any]) -> list[list[Any]]:
     """The session's recent places, the current one last: ``[since, asn, lat, lon, acc, anonymous]``."""
     value = state.get("h")
     return [p for p in value if isinstance(p, list) and len(p) == 6] if isinstance(value, list) else []
+
+
+def last_place(state: dict[str, Any]) -> list[Any] | None:
+    """``[lat, lon, accuracy]`` of the session's last precise, non-anonymous place: where it last provably
+    was (a VPN's exit or a mobile carrier's region says nothing of its user's)."""
+    known = [entry[2:5] for entry in places(state) if _known(entry)]
+    return known[-1] if known else None
 
 
 def _vouched_places(state: dict[str, Any]) -> list[list[Any]]:
@@ -159,28 +199,42 @@ TWO_PLACES_SECONDS = 900
 
 
 def in_two_places(state: dict[str, Any], now: dict[str, Any], at: float) -> dict[str, int] | None:
-    """Evidence (``seconds``, ``km``) that the session is back at a place it left at most
-    ``TWO_PLACES_SECONDS`` ago, having been at a place provably ``SAME_PLACE_KM`` from it since; else None.
+    """Evidence that the session is back at a place it was at, having been since at a place ``there``
+    provably ``SAME_PLACE_KM`` from it: either it left the place at most ``TWO_PLACES_SECONDS`` ago
+    (``seconds`` since it left, ``km``), or ``there`` is provably ``MATERIAL_MOVE_KM`` away and it arrived
+    there too recently to be back by now at ``MAX_KMH`` (``seconds`` since it arrived there, ``km``, ``kmh``,
+    the lowest speed it could have come back at; a minute at least, as DeviceCookie's ``device_moved``);
+    else None.
 
     Precise, non-anonymous places only: a customer toggling her VPN, or Wi-Fi and a coarsely placed mobile
     carrier, alternates too. Only on a material move: one line's IPv4 and IPv6 addresses alternate. Two
     places where she signed in or passed a step-up in this session are both hers (a dual-stack line whose
     IPv6 is on another network and placed apart): she steps up at most once at each, a thief never can.
+    Only a return: a single move faster than a train is an exit switched on as often as a copy (her
+    employer's VPN, which GeoIP does not name), which the engine scores (``impossible_travel``,
+    ``device_moved``); going back and forth at that speed is two holders.
+
+    SECURITY: the window alone let a copy used from 400 km away twenty minutes after each of her calls be
+    re-scored and allowed at every move (red team, round nineteen): from 400 km, no one is back in an hour.
     """
     here, seen = now.get("pl"), places(state)
     if not isinstance(here, list) or not _precise(here):
         return None
     for i, (_since, asn, *place, anon) in enumerate(seen[:-1]):
         left_ago, same = at - seen[i + 1][0], apart(place, here)
-        if anon or asn != now.get("asn") or not _precise(place) or left_ago > TWO_PLACES_SECONDS:
+        if anon or asn != now.get("asn") or not _precise(place) or same is None or same >= SAME_PLACE_KM:
             continue
-        if same is None or same >= SAME_PLACE_KM:
-            continue
-        for _t, _asn, *there, there_anon in seen[i + 1 :]:
+        for since, _asn, *there, there_anon in seen[i + 1 :]:
             km = apart(there, here)
             if there_anon or not _precise(there) or km is None or km < SAME_PLACE_KM:
                 continue
+            seconds = max(at - since, 60)
+            too_fast = km >= MATERIAL_MOVE_KM and km * 3600 / seconds > MAX_KMH
+            if left_ago > TWO_PLACES_SECONDS and not too_fast:
+                continue
             if _vouched_place(state, here) and _vouched_place(state, there):
                 continue  # SECURITY: only where she proved it was her, never where a re-score let him in
-            return {"seconds": max(0, round(left_ago)), "km": round(km)}
+            if left_ago <= TWO_PLACES_SECONDS:
+                return {"seconds": max(0, round(left_ago)), "km": round(km)}
+            return {"seconds": round(seconds), "km": round(km), "kmh": round(km * 3600 / seconds)}
     return None

@@ -78,9 +78,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
     if not held and sessions_state.same_fingerprint(state, fingerprint):
         return "same"
     now = current_binding(request)
-    if not held and not is_material_change(
-        sessions_state.bound_context(state), now, sessions_state.anchor(state)
-    ):
+    if not held and not is_material_change(sessions_state.bound_context(state), now, state):
         sessions_state.rebind(state, now, fingerprint)
         _save(request, state)
         return "moved"

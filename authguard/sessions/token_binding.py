@@ -3,9 +3,10 @@
 A verified browser session whose network (ASN), country, browser family or place changes materially is
 scored again (:mod:`authguard.sessions.rescoring`); a token is the same sign-in, so a copy of it replayed
 from another network or by another client is scored again too, by the same rules and the same state: the
-binding, the anchor (where it was last issued or re-scored, so short hops add up), the last three places and
+binding, the anchor (where it was last issued or re-scored, so short hops add up), its recent places and
 the places where the customer proved it was her (the issuing sign-in), kept beside the token's last use
-(:class:`~authguard.models.TokenActivity`). A re-score the engine allows moves the binding there; a token
+(:class:`~authguard.models.TokenActivity`), with a version ``v`` so that two calls in flight never write
+over each other's (compare-and-set). A re-score the engine allows moves the binding there; a token
 back at a place it left minutes ago from far away (:func:`~authguard.sessions.places.in_two_places`) or
 any other outcome ends the token, and its holder signs in again (risk-scored, stepped up): a bearer token
 cannot be held mid-request for a second factor the way a browser session is.
@@ -29,10 +30,10 @@ from authguard.login import flow as login_flow
 from authguard.models import LoginEvent, TokenActivity
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
+from authguard.sessions import token_activity
 from authguard.sessions.places import (
     MATERIAL_MOVE_KM,
     _precise,
-    anchor,
     anonymous,
     apart,
     in_two_places,
@@ -133,31 +134,50 @@ def check(request: HttpRequest, *, user: Any, token: Any, activity: Activity | N
     in two places at once, or its re-score asked for a step-up or refused (recorded as a refused sign-in):
     the caller ends the token.
 
+    The state is written only if no call wrote it since it was read (its version ``v``, compare-and-set):
+    otherwise it is read again and this call checked again, once, against what the other call left.
+
     SECURITY: the token a customer's app got at home, copied by an infostealer and replayed by a script on a
     hosting network abroad, was served for up to a day with no re-score (red team, round fourteen); a copy
     alternating with her app between her home and a place her history knows was allowed at every move
-    (round fifteen).
+    (round fifteen). A call of hers that read the state before a copy's slower re-score and wrote it after
+    erased the copy's place: the next return was no return (round nineteen).
     """
-    digest = _digest(token.key)
     if activity is None:
         # SECURITY: no row: the token was revoked by a call in flight beside this one (it had loaded the
         # token before the delete), or issued before activity was kept: ended either way (round fifteen).
         return "ended"
-    rows = TokenActivity.objects.filter(token_digest=digest)
-    state, fingerprint = _state(activity.binding), _fingerprint_of(request)
+    verdict = _check_once(request, user=user, token=token, stored=activity.binding, last_try=False)
+    if verdict is None:  # another call wrote the state since it was read: checked against what it left
+        activity = token_activity.read(token=token)
+        if activity is None:
+            return "ended"
+        verdict = _check_once(request, user=user, token=token, stored=activity.binding, last_try=True)
+    return verdict or "ended"  # (the last try always answers)
+
+
+def _check_once(
+    request: HttpRequest, *, user: Any, token: Any, stored: Any, last_try: bool
+) -> Verdict | None:
+    """:func:`check` against the state ``stored``; None when another call wrote the state in between (not on
+    the ``last_try``: a third call in flight at once keeps its place, this one is answered unwritten)."""
+    state, fingerprint = _state(stored), _fingerprint_of(request)
+    version = state.get("v")
+
+    def written() -> bool:
+        return _write(token.key, state, version) or last_try
+
     now = binding_of(request)
     if not state:
         # Issued before tokens were bound (they live a day at most): bound where first used from now on.
         rebind(state, now, fingerprint, rescored="allowed")
-        rows.update(binding=state)
-        return "same"
+        return "same" if written() else None
     if state.get("k") == fingerprint:
         return "same"
     bound = state.get("b")
-    if not is_material_change(bound if isinstance(bound, dict) else {}, now, anchor(state)):
+    if not is_material_change(bound if isinstance(bound, dict) else {}, now, state):
         rebind(state, now, fingerprint)
-        rows.update(binding=state)
-        return "same"
+        return "same" if written() else None
     twice = in_two_places(state, now, clock.timestamp())
     # Scored, never learned: the token's new context has not proved anything.
     scored = login_flow.score_request(request, username=user.get_username(), user=user)
@@ -167,15 +187,15 @@ def check(request: HttpRequest, *, user: Any, token: Any, activity: Activity | N
         assessment = _held_in_two_places(assessment, twice)
     if assessment.action == Action.ALLOW:
         rebind(state, now, fingerprint, rescored="allowed")
-        rows.update(binding=state)
-        return "allowed"
+        return "allowed" if written() else None
     if app_settings.report_only("step_up"):
+        rebind(state, now, fingerprint, rescored="reported")
+        if not written():
+            return None  # recorded by the check against the newer state, once
         reported = login_flow.with_report_only(assessment, "step_up", "end_session", rescored=True)
         login_flow.record_event(
             ctx, user, reported, password_ok=False, rescore=True, outcome=Outcome.SIGNED_IN
         )
-        rebind(state, now, fingerprint, rescored="reported")
-        rows.update(binding=state)
         logger.warning(
             "authguard REPORT-ONLY step_up user=%s ip=%s re-scored API token would have ended: %s",
             user.pk,
@@ -188,3 +208,14 @@ def check(request: HttpRequest, *, user: Any, token: Any, activity: Activity | N
         "authguard API token ended on re-score user=%s ip=%s %s", user.pk, ctx.ip, assessment.explain()
     )
     return "ended"
+
+
+def _write(token_key: str, state: dict[str, Any], version: Any) -> bool:
+    """Write ``state`` for ``token_key`` if its stored version is still ``version`` (``None``: a state from
+    before versions, or none), as version ``version + 1``; whether it was written. One conditional
+    ``UPDATE``, on SQLite and PostgreSQL alike (a JSON key lookup)."""
+    rows = TokenActivity.objects.filter(token_digest=_digest(token_key))
+    seen = version if isinstance(version, int) else None
+    rows = rows.filter(binding__v=seen) if seen is not None else rows.filter(binding__v__isnull=True)
+    state["v"] = (seen or 0) + 1
+    return rows.update(binding=state) == 1
