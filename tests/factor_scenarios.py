@@ -135,3 +135,17 @@ def thief_with_one_code(new_browser_api: Any, device: Any, *, ip: str = IP_OSAKA
     thief.login("hanako", HANAKO_PASSWORD)
     assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(device)}).status_code == 200
     return thief
+
+
+def her_new_passkey(new_browser_api: Any, hanako: Any, totp_factory: Any) -> PasskeyDevice:
+    """hanako, with an authenticator app of years (``hanako.totp``), adds a passkey from her usual browser,
+    verified with the app: it cools off. Returns it."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert register(her, new_key()).status_code == 201
+    hers = PasskeyDevice.objects.get(user=hanako)
+    assert inventory.factor_is_cooling_off(hers)
+    return hers

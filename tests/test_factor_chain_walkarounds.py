@@ -10,15 +10,14 @@ from typing import Any
 import pytest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard.factors import inventory
 from authguard.models import PasskeyDevice, RecoveryCodeDevice
 
-from .conftest import HANAKO_PASSWORD, IP_TOKYO, of_long_standing, totp_token
+from .conftest import HANAKO_PASSWORD, totp_token
 from .factor_scenarios import (
     her_new_app,
+    her_new_passkey,
     her_renewed_recovery_codes,
     new_key,
-    old_totp,
     passkey_verify,
     register,
     thief_with_one_code,
@@ -176,14 +175,7 @@ def test_one_relayed_code_adds_his_passkey_then_removes_her_new_passkey(
     older factor). No rule looks at a session that *added* before it removes: his passkey stands where hers
     was, exactly the replacement of a cooling-off factor that round fourteen forbids (and she now has
     nothing but the app the thief phishes)."""
-    of_long_standing(hanako)
-    hanako.totp = old_totp(hanako, totp_factory)
-    her = new_browser_api(IP_TOKYO)
-    her.login_usual("hanako", HANAKO_PASSWORD)
-    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
-    assert register(her, new_key()).status_code == 201
-    hers = PasskeyDevice.objects.get(user=hanako)
-    assert inventory.factor_is_cooling_off(hers)
+    hers = her_new_passkey(new_browser_api, hanako, totp_factory)
 
     clock.shift(2 * 3600)
     thief = thief_with_one_code(new_browser_api, hanako.totp)

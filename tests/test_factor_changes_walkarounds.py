@@ -1,4 +1,4 @@
-"""One change per verification, against round eighteen's rule (red team, round nineteen).
+"""One change per verification, against round eighteen's rule (red team, rounds nineteen and twenty).
 
 The thief has the password and relays ONE code of the customer's; he has read the code and has days. Each
 test failed on the code before :mod:`authguard.factors.changes` (docs/factor-lifecycle.md): the rule compared
@@ -21,10 +21,10 @@ from django.utils import timezone
 
 from authguard.factors import inventory
 from authguard.factors import passkeys as passkeys_module
-from authguard.models import Notification, PasskeyDevice
+from authguard.models import AccountSecurity, Notification, PasskeyDevice, RecoveryCodeDevice
 
 from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, of_long_standing, totp_token
-from .factor_scenarios import change_password, new_key, old_totp, passkey_verify, register
+from .factor_scenarios import change_password, her_new_passkey, new_key, old_totp, passkey_verify, register
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
@@ -50,14 +50,7 @@ def test_a_relayed_code_verified_on_a_node_ahead_adds_his_passkey_and_removes_he
     """Round seventeen's case (his passkey added, her new passkey removed, one relayed code) across two
     healthy nodes 1.5 s apart: the step-up lands on the node ahead, so its ``st`` is later than the
     ``factors_changed_at`` the registration writes on the other node 0.1 s (true time) after it."""
-    of_long_standing(hanako)
-    hanako.totp = old_totp(hanako, totp_factory)
-    her = new_browser_api(IP_TOKYO)
-    her.login_usual("hanako", HANAKO_PASSWORD)
-    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
-    assert register(her, new_key()).status_code == 201
-    hers = PasskeyDevice.objects.get(user=hanako)
-    assert inventory.factor_is_cooling_off(hers)
+    hers = her_new_passkey(new_browser_api, hanako, totp_factory)
 
     clock.shift(2 * 3600)
     thief = new_browser_api(IP_OSAKA)
@@ -87,13 +80,7 @@ def test_a_relayed_code_verified_on_a_node_ahead_removes_her_new_passkey_then_ad
     new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
     """Round fifteen's order (remove hers, then add his) the same way."""
-    of_long_standing(hanako)
-    hanako.totp = old_totp(hanako, totp_factory)
-    her = new_browser_api(IP_TOKYO)
-    her.login_usual("hanako", HANAKO_PASSWORD)
-    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
-    assert register(her, new_key()).status_code == 201
-    hers = PasskeyDevice.objects.get(user=hanako)
+    hers = her_new_passkey(new_browser_api, hanako, totp_factory)
 
     clock.shift(2 * 3600)
     thief = new_browser_api(IP_OSAKA)
@@ -134,14 +121,7 @@ def test_her_re_adding_the_passkey_he_removed_lets_his_removing_session_add_his_
     app's next code and sets the passkey up again: the account's mark is now "added". The thief's session,
     verified once with the relayed code a minute ago, registers his passkey: round fifteen's "remove hers,
     then add his" with one relayed code."""
-    of_long_standing(hanako)
-    hanako.totp = old_totp(hanako, totp_factory)
-    her = new_browser_api(IP_TOKYO)
-    her.login_usual("hanako", HANAKO_PASSWORD)
-    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
-    assert register(her, new_key()).status_code == 201
-    hers = PasskeyDevice.objects.get(user=hanako)
-    assert inventory.factor_is_cooling_off(hers)
+    hers = her_new_passkey(new_browser_api, hanako, totp_factory)
 
     clock.shift(2 * 3600)
     thief = new_browser_api(IP_OSAKA)
@@ -348,3 +328,286 @@ def test_a_refused_password_form_counts_as_a_removal_and_her_next_passkey_is_ref
         f"a password form refused for a typo counted as a removal: her passkey is refused "
         f"({added.status_code})"
     )
+
+
+# -- 6: round twenty: after her removal, replaced sets, the desk's grant and a reset -------------------------
+# Each failed on round nineteen's count: an addition read only the account's last change (a session verified
+# before her removal added after her addition); a set replaced quietly left the sessions it verified adding;
+# a session with nothing to verify with (the desk's grant, a new customer after a reset) was refused for good.
+
+
+@pytest.mark.battery(63)
+def test_his_adding_session_adds_again_after_she_removes_his_passkey_and_adds_her_own(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """The thief relays ONE code and registers his passkey (one change). hanako is told, verifies with her
+    app and removes it (her verification is after his change: allowed). She then sets up a passkey of her
+    own (a new verification: her first one is spent on the removal). His session -- verified with the one
+    relayed code, *before* her removal -- registers another passkey: "an addition needs a verification made
+    after the account's last removal" does not hold, because the rule only asks that the account's last
+    change be an addition."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert register(thief, new_key()).status_code == 201
+    his_first = PasskeyDevice.objects.get(user=hanako)
+
+    clock.shift(40)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    removed = her.post("/authguard/api/factors/remove", {"id": his_first.persistent_id})
+    assert removed.status_code == 200, removed.content
+    assert not PasskeyDevice.objects.filter(user=hanako).exists()
+
+    clock.shift(31)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert register(her, new_key()).status_code == 201
+    hers = PasskeyDevice.objects.get(user=hanako)
+
+    clock.shift(20)  # 91 s after his step-up: still fresh
+    again = register(thief, new_key())
+
+    his = PasskeyDevice.objects.filter(user=hanako).exclude(pk=hers.pk)
+    assert not his.exists(), (
+        f"his session verified once, before her removal of his passkey, registered another "
+        f"({again.status_code}) once her own addition made the account's last change an addition"
+    )
+
+
+def _spend_codes(new_browser_api: Any, codes: list[str]) -> list[Any]:
+    """One session per code: password + one recovery code each (every code spent); returns the sessions."""
+    sessions = []
+    for code in codes:
+        s = new_browser_api(IP_OSAKA)
+        s.login("hanako", HANAKO_PASSWORD)
+        ok = s.post("/authguard/api/step-up/recovery-code", {"code": code})
+        assert ok.status_code == 200, ok.content
+        sessions.append(s)
+    return sessions
+
+
+@pytest.mark.battery(63)
+def test_sessions_verified_with_his_own_recovery_codes_add_once_the_set_is_quietly_replaced(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """hanako has only her authenticator app of years. The thief relays ONE code (session A) and mints a
+    recovery-code set (one change, an addition; it cools off). He spends its ten codes in ten sessions of
+    his: each is verified with *his cooling-off set*, and rightly adds nothing (403). Session A mints a new
+    set: the spent one is deleted quietly (``delete_replaced``; no removal counted, the account's last change
+    stays an addition). Now those ten sessions' verifier is gone (``session_device`` None), the cooling-off
+    check of ``require_verified_since_change`` is skipped, and "the last change was an addition" passes
+    them: each registers a passkey of his. "A verification with a cooling-off factor changes nothing while
+    the account has a factor not cooling off" does not hold."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+
+    a = new_browser_api(IP_OSAKA)
+    a.login("hanako", HANAKO_PASSWORD)
+    assert a.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    minted = a.post("/authguard/api/recovery-codes")
+    assert minted.status_code == 201, minted.content
+    first_set = RecoveryCodeDevice.objects.get(user=hanako)
+    assert inventory.factor_is_cooling_off(first_set)
+
+    clock.shift(10)
+    sessions = _spend_codes(new_browser_api, minted.json()["codes"])
+    refused = register(sessions[-1], new_key())
+    assert refused.status_code == 403, refused.content  # the rule holds while his set exists
+
+    clock.shift(10)
+    assert a.post("/authguard/api/recovery-codes").status_code == 201  # the spent set replaced, quietly
+    assert not RecoveryCodeDevice.objects.filter(pk=first_set.pk).exists()
+
+    clock.shift(5)
+    added = [register(s, new_key()).status_code for s in sessions[:3]]
+
+    assert set(added) == {403}, (
+        f"sessions verified only with his own cooling-off recovery codes registered passkeys {added} once "
+        f"the set was replaced: {PasskeyDevice.objects.filter(user=hanako).count()} passkeys of his"
+    )
+
+
+def _spend_in_one_session(new_browser_api: Any, codes: list[str]) -> Any:
+    """One session of his steps up with each code in turn (every code spent); its last verification is with
+    that set."""
+    s = new_browser_api(IP_OSAKA)
+    s.login("hanako", HANAKO_PASSWORD)
+    for code in codes:
+        ok = s.post("/authguard/api/step-up/recovery-code", {"code": code})
+        assert ok.status_code == 200, ok.content
+    return s
+
+
+@pytest.mark.battery(63)
+def test_his_recovery_code_relay_keeps_adding_past_the_relayed_code_and_she_can_never_remove_his_passkey(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """Round nineteen's "his own cooling-off factor keeps adding" again, through sets quietly replaced.
+
+    ONE relayed code of her app (session A) mints a set. His sessions relay-race: each generation spends the
+    current set (so it is "no factor to keep") and a session of the generation before, whose set was replaced
+    (verifier gone, still fresh), mints the next one, which makes that generation's verifier gone in turn.
+    Minutes after the relayed code is stale his sessions still register passkeys whenever they like; each
+    time she verifies with her app to remove his passkey, his script adds one more in between and her removal
+    asks her to verify again."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+
+    a = new_browser_api(IP_OSAKA)
+    a.login("hanako", HANAKO_PASSWORD)
+    assert a.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    codes = a.post("/authguard/api/recovery-codes").json()["codes"]
+    clock.shift(10)
+    previous = _spend_in_one_session(new_browser_api, codes)
+    clock.shift(10)
+    codes = a.post("/authguard/api/recovery-codes").json()["codes"]  # his first generation's verifier gone
+    minted_by_generation = []
+    for _generation in range(3):
+        clock.shift(180)
+        current = _spend_in_one_session(new_browser_api, codes)
+        clock.shift(5)
+        minted = previous.post("/authguard/api/recovery-codes")
+        minted_by_generation.append(minted.status_code)
+        if minted.status_code != 201:
+            break  # since round twenty: the replaced set counts as removed, its sessions change nothing
+        codes = minted.json()["codes"]
+        previous = current
+    assert register(a, new_key()).status_code == 403  # the relayed code's session is long stale
+    added = [register(s, new_key()).status_code for s in (previous, current)]
+
+    assert set(added) == {403} and not PasskeyDevice.objects.filter(user=hanako).exists(), (
+        f"ten minutes after the one relayed code, sessions verified with his own (replaced) recovery codes "
+        f"minted {minted_by_generation} and registered passkeys {added}"
+    )
+
+
+@pytest.mark.battery(63)
+def test_a_day_later_his_session_verified_with_his_passkey_adds_once_she_removes_it_and_adds_her_own(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """The relayed code is a day old. His passkey (cooling off, 14 days) keeps a session of his freshly
+    verified (his script re-verifies every few minutes); it adds nothing while the passkey exists. hanako
+    removes the passkey she does not know with her app (docs: her answer), then sets up her own passkey.
+    His session's verifier is gone, so the cooling-off check is skipped, and the account's last change is
+    an addition: his session registers a new passkey of his."""
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    key = new_key()
+    assert register(thief, key).status_code == 201
+    his_first = PasskeyDevice.objects.get(user=hanako)
+
+    clock.shift(24 * 3600)
+    b = new_browser_api(IP_OSAKA)
+    options = b.post("/authguard/api/login/passkey/options")
+    assert b.post("/authguard/api/login/passkey", key.get(options.json())).status_code == 200
+    b.token = b.client.get("/api/csrf").json()["csrf_token"]
+    assert passkey_verify(b, key).status_code == 200
+    assert register(b, new_key()).status_code == 403  # his cooling-off passkey adds nothing
+
+    clock.shift(30)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert her.post("/authguard/api/factors/remove", {"id": his_first.persistent_id}).status_code == 200
+    clock.shift(31)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    assert register(her, new_key()).status_code == 201
+    hers = PasskeyDevice.objects.get(user=hanako)
+
+    clock.shift(5)
+    again = register(b, new_key())
+    assert not PasskeyDevice.objects.filter(user=hanako).exclude(pk=hers.pk).exists(), (
+        f"a session verified only with his own passkey, which she removed, registered a new one "
+        f"({again.status_code}) once she added her own"
+    )
+
+
+@pytest.mark.battery(63)
+def test_the_desks_re_binding_grant_after_it_removed_her_lost_phone_lets_her_bind_a_new_app(
+    alice: Any, user_factory: Any, totp_factory: Any, browser_at: Any, clock: Any
+) -> None:
+    """A legitimate sequence: alice lost her phone (her only factor, an authenticator app of months). The desk
+    checks who she is, removes the app (staff removal: counted as a change) and grants her a re-binding
+    (``lifecycle.grant_rebind``). She signs in on the browser she has used for weeks and sets up the app on
+    her new phone. Her session has no verification of its own (she has no factor left to verify with), so
+    ``require_verified_since_change`` finds no ``fv``/``fc`` and an account whose count is not 0: refused,
+    "confirm it is you again with a security method you had before" -- she has none."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from authguard.factors import lifecycle, removal
+
+    from .conftest import IP_TOKYO, UA_CHROME_WIN, api_post, settle_device
+
+    old = totp_factory(alice)
+    staff = user_factory("desk", is_staff=True)
+    removal.remove_factor(None, user=alice, device=old, by_staff=staff, reason="lost phone, identity checked")
+    lifecycle.grant_rebind(alice, by_staff=staff)
+
+    clock.shift(60)
+    client = browser_at(IP_TOKYO, UA_CHROME_WIN)
+    client.sign_in("alice")
+    settle_device(client.cookies["authguard_device"].value, alice)
+    begun = api_post(client, "api-totp")
+    assert begun.status_code == 200, begun.content
+    new = TOTPDevice.objects.get(user=alice, confirmed=False)
+    clock.shift(31)
+    confirmed = api_post(client, "api-totp-confirm", {"code": totp_token(new)})
+    assert confirmed.status_code == 201, (
+        f"the desk removed her lost app and granted a re-binding; her own session on her usual browser "
+        f"could not bind the new one: {confirmed.status_code} {confirmed.content[:200]!r}"
+    )
+
+
+@pytest.mark.battery(63)
+def test_a_new_customer_who_reset_her_forgotten_password_can_still_add_her_first_factor(
+    alice: Any, browser_at: Any, clock: Any
+) -> None:
+    """A legitimate sequence: alice (no factor yet) forgot her password and resets it by e-mail. The reset
+    counts as a removal (``revoke_factors_added_in_cooling_off`` -> ``count_change(None)``), so the account's
+    count is 1, last change "removed". She signs in on her usual browser and sets up her first factor, an
+    authenticator app (the first-factor path: a low-risk session). Her session never verified with a factor
+    -- she has none -- so it has no ``fv``: refused, with no method to verify with."""
+    import re
+
+    from django.core import mail
+    from django.test import Client
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from .conftest import IP_TOKYO, UA_CHROME_WIN, api_post, settle_device
+
+    client = browser_at(IP_TOKYO, UA_CHROME_WIN)
+    client.sign_in("alice")
+    settle_device(client.cookies["authguard_device"].value, alice)
+    client.post("/logout/")
+
+    mail.outbox.clear()
+    Client(REMOTE_ADDR=IP_TOKYO).post("/password/reset/", {"email": alice.email})
+    links = [
+        m for message in mail.outbox for m in re.findall(r"https?://\S+/password/reset/\S+/", message.body)
+    ]
+    assert links, [message.body for message in mail.outbox]
+    browser = Client(REMOTE_ADDR=IP_TOKYO)
+    form = browser.get("/" + links[0].split("/", 3)[3], follow=True)
+    new_password = "alice new pw 2026!"
+    done = browser.post(
+        form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password}
+    )
+    assert done.status_code == 302
+    assert AccountSecurity.objects.get(user=alice).factors_changes == 1
+
+    clock.shift(60)
+    client.sign_in("alice", "alice new pw 2026!")
+    begun = api_post(client, "api-totp")
+    assert begun.status_code == 200, (
+        f"a new customer who reset her forgotten password cannot set up her first factor: {begun.content!r}"
+    )
+    new = TOTPDevice.objects.get(user=alice, confirmed=False)
+    clock.shift(31)
+    assert api_post(client, "api-totp-confirm", {"code": totp_token(new)}).status_code == 201

@@ -12,11 +12,10 @@ import pytest
 from django.conf import settings
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard.factors import inventory
 from authguard.models import PasskeyDevice
 
-from .conftest import HANAKO_PASSWORD, IP_TOKYO, of_long_standing, totp_token
-from .factor_scenarios import her_new_app, new_key, old_totp, register, thief_with_one_code
+from .conftest import totp_token
+from .factor_scenarios import her_new_app, her_new_passkey, new_key, thief_with_one_code
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
@@ -45,14 +44,7 @@ def test_two_requests_in_flight_add_his_passkey_and_remove_her_new_passkey_with_
     """Round seventeen's case (his passkey in place of her new one) with the two steps sent together: the
     removal and the registration each read a session that has changed nothing, so
     require_verified_since_change passes both (lifecycle.py: the marks are read from the session's copy)."""
-    of_long_standing(hanako)
-    hanako.totp = old_totp(hanako, totp_factory)
-    her = new_browser_api(IP_TOKYO)
-    her.login_usual("hanako", HANAKO_PASSWORD)
-    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
-    assert register(her, new_key()).status_code == 201
-    hers = PasskeyDevice.objects.get(user=hanako)
-    assert inventory.factor_is_cooling_off(hers)
+    hers = her_new_passkey(new_browser_api, hanako, totp_factory)
 
     clock.shift(2 * 3600)
     thief = thief_with_one_code(new_browser_api, hanako.totp)

@@ -26,7 +26,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
@@ -72,27 +71,38 @@ def _refuse(user: Any) -> StepUpRequired:
     )
 
 
+#: How a change was authorised without a verification of the session, so that no count applies: the account's
+#: first factor from a low-risk session (it never had one to protect), the desk's re-binding grant and the
+#: portal's identity proofing (each vouches for the session on its own, and the customer has nothing left to
+#: verify with: red team, round twenty, locked her out for good).
+UNCOUNTED_VIA = frozenset({"low_risk_first_factor", "staff", "identity_proofing"})
+
+
 def require_verified_since_change(
-    request: HttpRequest, *, user: Any, removing: bool, lock: bool = False
+    request: HttpRequest, *, user: Any, removing: bool, lock: bool = False, via: str | None = None
 ) -> None:
     """Raise :class:`~authguard.exceptions.StepUpRequired` unless this session's last verification may make
     this change (a removal with ``removing``, else an addition): the rules of this module. ``lock``: read
     under the row's lock, inside the change's transaction, so that two requests in flight make one change.
+    ``via``: how :func:`~authguard.factors.lifecycle.require_can_change_factors` (or the re-binding rule)
+    authorised it; one of :data:`UNCOUNTED_VIA` is not counted against.
 
     SECURITY: chained, one relayed code removed her new recovery codes or app and put his in their place
     (red team, round fifteen; sixteen: through a password change), added his passkey first and then removed
     hers (seventeen), was passed by two requests at once (eighteen), made two changes across web nodes a
     second apart, added his after she re-added what he removed, or let his own cooling-off passkey keep
-    adding so that her removal of it was always too late (nineteen).
+    adding so that her removal of it was always too late (nineteen); a session verified before her removal
+    added after her addition, and sessions verified with his own recovery codes added once the set was
+    replaced (twenty).
     """
     row = _row(user, lock=lock)
-    if fresh_trusted_passkey(request, user=user):
+    if via in UNCOUNTED_VIA or fresh_trusted_passkey(request, user=user):
         return
     state = sessions_state.raw_state(request) or {}
     verifier = session_device(request)
     # SECURITY: the thief's own new passkey re-verified his session and added one more each time she
-    # verified to remove it (round nineteen). A verifier gone since (replaced in this very change, or removed
-    # by her) proves nothing either way: the count below decides.
+    # verified to remove it (round nineteen). A verifier gone since was removed or replaced, which is counted
+    # as a removal: the count below refuses the session that verified with it.
     if (
         verifier is not None
         and factor_is_cooling_off(verifier)
@@ -101,15 +111,15 @@ def require_verified_since_change(
         raise _refuse(user)
     if row.factors_changes == 0 and not row.factors_changed_how:
         return  # nothing was ever changed from a session: any one change
-    spent = {vid: how for vid, how in _spent(row)}
-    mine = spent.get(str(state["fv"])) if state.get("fv") else None
-    unchanged_since = state.get("fc") == row.factors_changes and state.get("fc") is not None
+    verified_at = state.get("fc") if isinstance(state.get("fc"), int) else None
+    mine = dict(_spent(row)).get(str(state["fv"])) if state.get("fv") else None
     if removing:
-        if unchanged_since and mine is None:
+        # A removal: a verification after the account's last change of any kind, spent on nothing yet.
+        if verified_at == row.factors_changes and mine is None:
             return
-    elif mine != REMOVED and (unchanged_since or (row.factors_changed_how != REMOVED and state.get("fv"))):
-        # Adding after adding (hers or this session's) stays one verification; never after a removal made
-        # with this verification, nor after anyone's removal since it.
+    elif verified_at is not None and verified_at >= row.factors_removed_count and mine != REMOVED:
+        # An addition: a verification after the account's last removal, not spent on a removal (adding after
+        # adding, hers or this session's, stays one verification).
         return
     raise _refuse(user)
 
@@ -137,8 +147,10 @@ def count_change(request: HttpRequest | None, *, user: Any, removed: bool, added
         previous = dict(spent).get(state["fv"])
         spent = [s for s in spent if s[0] != state["fv"]]
         spent.append((state["fv"], REMOVED if REMOVED in (how, previous) else how))
+    count = row.factors_changes + 1  # under the row's lock: nobody counts in between
     AccountSecurity.objects.filter(pk=row.pk).update(
-        factors_changes=F("factors_changes") + 1,
+        factors_changes=count,
+        factors_removed_count=count if removed else row.factors_removed_count,
         factors_changed_at=clock.now(),
         factors_changed_how=how,
         factors_spent=[list(s) for s in spent[-SPENT_KEPT:]],

@@ -36,6 +36,7 @@ all call these functions, so each rule below is written once (issue 10, battery 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -370,13 +371,22 @@ def require_enrollment_allowed(request: HttpRequest, *, user: Any, has_factors: 
 
 
 def record_enrollment(
-    request: HttpRequest | None, *, user: Any, device: Device, kind: str, via: str
+    request: HttpRequest | None,
+    *,
+    user: Any,
+    device: Device,
+    kind: str,
+    via: str,
+    replaced: Sequence[str | None] = (),
 ) -> FactorRecord:
     """Record a newly confirmed factor: its age (now), cooling-off, notification, history.
 
     The account's first factor confirmed from a low-risk session starts no cooling-off; every other factor
     (and every recovery-code set) starts or extends the account's cooling-off, and is itself cooling off
-    until it ends. Called by every enrollment path inside its transaction.
+    until it ends. Called by every enrollment path inside its transaction. ``replaced``: what
+    :func:`~authguard.factors.removal.delete_replaced` answered for each factor this one replaces: a usable
+    one makes the change a removal as well (:mod:`authguard.factors.changes`), and any confirmed one counts
+    as removed (the sessions it verified change nothing more).
     """
     now = clock.now()
     low_risk = session_low_risk(request)
@@ -391,7 +401,9 @@ def record_enrollment(
         row = _security(user, lock=True)
         if request is not None:
             # SECURITY: under the row's lock, in the enrollment's transaction: a refusal rolls it back.
-            changes.require_verified_since_change(request, user=user, removing=False, lock=True)
+            changes.require_verified_since_change(
+                request, user=user, removing="usable" in replaced, lock=True, via=via
+            )
         first = row.first_factor_at is None and via == "low_risk_first_factor"
         if row.first_factor_at is None:
             row.first_factor_at = now
@@ -428,7 +440,8 @@ def record_enrollment(
     # The customer hears of it on the current address and, after an e-mail change, on the old one.
     tell_user(user, "factor_added", factor=FACTOR_LABELS[kind], name=device.name, cooling_off_until=until)
     note_change(user, now)
-    changes.count_change(request, user=user, removed=False, added=device.persistent_id)
+    removed = any(r is not None for r in replaced)
+    changes.count_change(request, user=user, removed=removed, added=device.persistent_id)
     logger.info(
         "authguard factor added user=%s kind=%s via=%s cooling_off=%s", user.pk, kind, via, bool(until)
     )

@@ -109,8 +109,8 @@ def registration_options(request: HttpRequest, *, user: Any) -> dict[str, Any]:
 
     Raises :class:`~authguard.exceptions.StepUpRequired` unless the session may change factors now.
     """
-    require_can_change_factors(request, user=user)
-    require_verified_since_change(request, user=request.user, removing=False)
+    via = require_can_change_factors(request, user=user)
+    require_verified_since_change(request, user=request.user, removing=False, via=via)
     rp = relying_party()
     handle = user_handle_for(user)
     options = generate_registration_options(
@@ -156,7 +156,7 @@ def register(
     verifies the session: it is not a step-up. Raises :class:`~authguard.exceptions.InvalidCredential`.
     """
     via = require_can_change_factors(request, user=user)
-    require_verified_since_change(request, user=request.user, removing=False)
+    require_verified_since_change(request, user=request.user, removing=False, via=via)
     rp = relying_party()
     record = pop_challenge(request, purpose=REGISTER, kind="create", user=user)
     data = load_credential(credential, fields=("clientDataJSON", "attestationObject"))

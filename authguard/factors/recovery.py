@@ -75,7 +75,7 @@ def generate_recovery_codes(request: HttpRequest, *, user: Any) -> list[str]:
     """
     via = require_can_change_factors(request, user=user)
     user = request.user
-    require_verified_since_change(request, user=user, removing=False)
+    require_verified_since_change(request, user=user, removing=False, via=via)
     for old in RecoveryCodeDevice.objects.filter(user=user, confirmed=True):
         if is_disabled(old) or not RecoveryCode.objects.filter(device=old, used_at__isnull=True).exists():
             continue  # a spent or disabled set is no factor to keep: as if she had none (red team 12-05)
@@ -87,8 +87,7 @@ def generate_recovery_codes(request: HttpRequest, *, user: Any) -> list[str]:
         for _ in range(RECOVERY_CODE_COUNT)
     ]
     with transaction.atomic():
-        for old in RecoveryCodeDevice.objects.filter(user=user):
-            delete_replaced(user, old)
+        replaced = [delete_replaced(user, old) for old in RecoveryCodeDevice.objects.filter(user=user)]
         device = RecoveryCodeDevice.objects.create(
             user=user, name=_("Recovery codes")[:64], confirmed=True, created_at=clock.now()
         )
@@ -98,7 +97,9 @@ def generate_recovery_codes(request: HttpRequest, *, user: Any) -> list[str]:
             RecoveryCode(device=device, digest=_recovery_digest(device.pk, code), hashed="")
             for code in codes
         )
-        record_enrollment(request, user=user, device=device, kind=FactorKind.RECOVERY_CODE, via=via)
+        record_enrollment(
+            request, user=user, device=device, kind=FactorKind.RECOVERY_CODE, via=via, replaced=replaced
+        )
     return [format_recovery_code(code) for code in codes]
 
 

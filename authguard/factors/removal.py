@@ -141,16 +141,20 @@ def _delete_factor(user: Any, device: Device, *, reason: str, by_staff: Any = No
     )
 
 
-def delete_replaced(user: Any, device: Device) -> None:
+def delete_replaced(user: Any, device: Device) -> str | None:
     """Delete ``device``, replaced by a new factor of its kind (the caller checked
     :func:`require_can_remove` with ``replacing``). A usable one is announced as removed: the customer must
     not read a replacement of her factor as one more "added" (red team, round fourteen); a spent, disabled
-    or unconfirmed one goes quietly."""
+    or unconfirmed one goes quietly. Returns ``"usable"``, ``"confirmed"`` (spent or disabled) or None
+    (an enrollment never confirmed): what the caller passes on as ``replaced`` to
+    :func:`~authguard.factors.lifecycle.record_enrollment`, which counts the change."""
     if device.confirmed and not is_disabled(device) and _usable(device):
         _delete_factor(user, device, reason="replaced")
-        return
+        return "usable"
+    confirmed = bool(device.confirmed)
     FactorRecord.objects.filter(device_id=device.persistent_id).delete()
     device.delete()
+    return "confirmed" if confirmed else None
 
 
 def _usable(device: Device) -> bool:

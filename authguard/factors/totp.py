@@ -139,11 +139,11 @@ def begin_totp_enrollment(request: HttpRequest, *, user: Any) -> TotpEnrollment:
     confirmed by a first code (:func:`confirm_totp_enrollment`) within 10 minutes; earlier unconfirmed
     enrollments are discarded.
     """
-    require_can_change_factors(request, user=user)
+    via = require_can_change_factors(request, user=user)
     user = request.user
     if FactorRecord.objects.filter(user=user, kind=FactorKind.TOTP, disabled_at__isnull=False).exists():
-        require_strong_rebind(request, user=user)
-    require_verified_since_change(request, user=user, removing=False)
+        via = require_strong_rebind(request, user=user)
+    require_verified_since_change(request, user=user, removing=False, via=via)
     for old in TOTPDevice.objects.filter(user=user, confirmed=True):
         if not is_disabled(old):
             # Said before the QR code is shown: the new device would replace this one (the same rule again
@@ -180,7 +180,7 @@ def confirm_totp_enrollment(request: HttpRequest, *, user: Any, code: object) ->
     if FactorRecord.objects.filter(user=user, kind=FactorKind.TOTP, disabled_at__isnull=False).exists():
         # SECURITY: a disabled authenticator is bound again only through a strong path (case 55).
         via = require_strong_rebind(request, user=user)
-    require_verified_since_change(request, user=user, removing=False)
+    require_verified_since_change(request, user=user, removing=False, via=via)
     pending = request.session.get(TOTP_ENROLLMENT_KEY)
     if not isinstance(pending, dict) or float(pending.get("exp", 0)) <= clock.timestamp():
         raise InvalidCredential(_("Start adding the authenticator app again."), code="no_enrollment")
@@ -201,12 +201,11 @@ def confirm_totp_enrollment(request: HttpRequest, *, user: Any, code: object) ->
                     # SECURITY: replacing is removing: the same rules (no cooling-off factor replaces an
                     # older one; never the last strong factor without another one standing).
                     require_can_remove(request, user=user, device=old, replacing=True)
-            for old in replaced:
-                delete_replaced(user, old)
+            gone = [delete_replaced(user, old) for old in replaced]
             # SECURITY: the factor's age is its confirmation, never the start of its enrollment (case 57).
             TOTPDevice.objects.filter(pk=locked.pk).update(confirmed=True, created_at=clock.now())
             locked.refresh_from_db()
-            record_enrollment(request, user=user, device=locked, kind=FactorKind.TOTP, via=via)
+            record_enrollment(request, user=user, device=locked, kind=FactorKind.TOTP, via=via, replaced=gone)
             request.session.pop(TOTP_ENROLLMENT_KEY, None)
             return locked
     if throttled is not None:

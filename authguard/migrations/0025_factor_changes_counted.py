@@ -17,6 +17,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='accountsecurity',
+            name='factors_removed_count',
+            field=models.PositiveIntegerField(default=0, verbose_name='factor changes at the last removal'),
+        ),
+        migrations.AddField(
+            model_name='accountsecurity',
             name='factors_spent',
             field=models.JSONField(blank=True, default=list, verbose_name='verifications spent on factor changes'),
         ),

@@ -57,11 +57,13 @@ class AccountSecurity(models.Model):
     # (authguard.sessions.state.adopt).
     unscored_login_at = models.DateTimeField(_("last sign-in without a request"), null=True, blank=True)
     # The account's changes of its factors (added, or removed: a password change or reset too), counted, the
-    # last one's time and kind, and the session verifications they spent ([id, "added"|"removed"], the last
-    # few): a change needs a verification made after the account's last one (authguard.factors.changes, "one
-    # change per verification"), read and written under this row's lock so that two requests in flight make
-    # one change. Counted, not timed: two web nodes' clocks disagree by a second.
+    # count at the last removal, the last one's time and kind, and the session verifications they spent
+    # ([id, "added"|"removed"], the last few): a change needs a verification made after the account's last
+    # change, an addition one after its last removal (authguard.factors.changes, "one change per
+    # verification"), read and written under this row's lock so that two requests in flight make one change.
+    # Counted, not timed: two web nodes' clocks disagree by a second.
     factors_changes = models.PositiveIntegerField(_("factor changes"), default=0)
+    factors_removed_count = models.PositiveIntegerField(_("factor changes at the last removal"), default=0)
     factors_changed_at = models.DateTimeField(_("factors last changed"), null=True, blank=True)
     factors_changed_how = models.CharField(_("how the factors last changed"), max_length=8, blank=True)
     factors_spent = models.JSONField(_("verifications spent on factor changes"), default=list, blank=True)

@@ -127,29 +127,46 @@ MAX_RECENT_PLACES = 16
 
 
 def _kept_places(seen: list[list[Any]]) -> list[list[Any]]:
-    """The places to remember: every place left within ``TWO_PLACES_SECONDS`` (when the next place began),
-    the last three and the last precise, non-anonymous one (:func:`last_place`), each place once (its newest
-    visit, :func:`_same_place`), at most ``MAX_RECENT_PLACES``.
+    """The places to remember: every place of the session's life, each once (its newest visit,
+    :func:`_same_place`), at most ``MAX_RECENT_PLACES``; over that, :func:`_forgotten` first.
 
     SECURITY: not the last three alone: a copy hopping on to two more places of the same network nearby (no
     material move, so never scored) pushed her place out of them, then went back and forth with her live
     session unseen (red team, round sixteen); nor the oldest of the window: hops filling it pushed both her
     and his latest places out (round seventeen). One entry per place, and one for all the unplaced or
-    coarse addresses of a network (round nineteen: two unplaced addresses, alternated, filled the list):
-    hopping between a few places adds none, so only many distinct places, each bought, could fill the list,
-    and never over where the session last provably was.
+    coarse addresses of a network (round nineteen: two unplaced addresses, alternated, filled the list).
+    Not only what was left within ``TWO_PLACES_SECONDS``: a return from 400 km is too fast for an hour, and
+    two free hops nearby a quarter of an hour after each of his arrivals dropped her place before her return
+    (round twenty). Only many distinct places far apart, each bought and scored, could push hers out.
     """
-    now = seen[-1][0]
-    known = max((i for i, entry in enumerate(seen) if _known(entry)), default=None)
     kept: list[list[Any]] = []
-    for i, entry in enumerate(seen):
-        if i < len(seen) - 3 and i != known and now - seen[i + 1][0] > TWO_PLACES_SECONDS:
-            continue
+    for entry in seen:
         kept = [k for k in kept if not _same_place(k, entry)]
         kept.append(entry)
-    last = [entry for entry in kept if _known(entry)][-1:]
-    newest = kept[-MAX_RECENT_PLACES:]
-    return newest if not last or last[0] in newest else [*last, *kept[1 - MAX_RECENT_PLACES :]]
+    while len(kept) > MAX_RECENT_PLACES:
+        kept.remove(_forgotten(kept))
+    return kept
+
+
+def _forgotten(kept: list[list[Any]]) -> list[Any]:
+    """The entry to forget first, never one of the last three nor the last that says where the session was:
+    one that says nothing (unplaced, coarse, anonymous), then one within ``MATERIAL_MOVE_KM`` of a newer place
+    that says where it was (a hop nearby adds nothing a far return could be measured against), then the
+    oldest."""
+    known = [i for i, entry in enumerate(kept) if _known(entry)]
+    spared = {len(kept) - 3, len(kept) - 2, len(kept) - 1, *known[-1:]}
+    candidates = [entry for i, entry in enumerate(kept) if i not in spared]
+    near = [
+        entry
+        for i, entry in enumerate(kept)
+        if i not in spared
+        and any(
+            (km := apart(entry[2:5], kept[j][2:5])) is not None and km < MATERIAL_MOVE_KM
+            for j in known
+            if j > i
+        )
+    ]
+    return next((entry for entry in candidates if not _known(entry)), None) or (near or candidates)[0]
 
 
 def _known(entry: list[Any]) -> bool:  # an entry that says where its user was: precise, not anonymous
@@ -220,9 +237,11 @@ def in_two_places(state: dict[str, Any], now: dict[str, Any], at: float) -> dict
     here, seen = now.get("pl"), places(state)
     if not isinstance(here, list) or not _precise(here):
         return None
-    for i, (_since, asn, *place, anon) in enumerate(seen[:-1]):
+    for i, (_since, _asn, *place, anon) in enumerate(seen[:-1]):
         left_ago, same = at - seen[i + 1][0], apart(place, here)
-        if anon or asn != now.get("asn") or not _precise(place) or same is None or same >= SAME_PLACE_KM:
+        # A place is where it is, whatever network reaches it (round twenty: a copy alternating two networks
+        # at its place was never "back").
+        if anon or not _precise(place) or same is None or same >= SAME_PLACE_KM:
             continue
         for since, _asn, *there, there_anon in seen[i + 1 :]:
             km = apart(there, here)
