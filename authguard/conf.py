@@ -9,6 +9,7 @@ Use it as ``from authguard.conf import app_settings`` and read ``app_settings.TH
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
@@ -41,6 +42,28 @@ DEFAULT_ORDER_RULES: list[dict[str, Any]] = [
 
 #: The value of ``AUTHGUARD_PRESET`` that turns on the JSDA 2025 guideline preset.
 PRESET_JSDA_2025 = "jsda-2025"
+
+#: ``AUTHGUARD_ORDER_PRICE_TOLERANCE``'s default: an order fills up to 1 % beyond the price the guard checked
+#: (a buy above it, a sell below it). One tick of a TSE stock priced ¥100 or more is at most 1 % (¥1 ticks up
+#: to ¥3,000), and a liquid stock moves less than that in the seconds between a quote and its fill; a gang's
+#: lift or crash of a thin stock is tens of per cent or more (docs/order-guard.md).
+DEFAULT_ORDER_PRICE_TOLERANCE = Decimal("0.01")
+#: The largest tolerance ``authguard.E025`` accepts: beyond it the band is a market order in all but name.
+MAX_ORDER_PRICE_TOLERANCE = Decimal("0.05")
+
+
+def order_price_tolerance(raw: Any) -> Decimal | None:
+    """``raw`` as a price tolerance (a number from 0 to :data:`MAX_ORDER_PRICE_TOLERANCE`), or ``None``."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | Decimal | str):
+        return None
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or not 0 <= value <= MAX_ORDER_PRICE_TOLERANCE:
+        return None
+    return value
+
 
 #: The parts of authguard that ``AUTHGUARD_REPORT_ONLY`` can run report-only (docs/integration.md): the
 #: login decision, the step-up demanded after sign-in (re-scored sessions, ``@step_up_required``), and the
@@ -316,6 +339,17 @@ class AppSettings:
     def ORDER_RULES(self) -> list[dict[str, Any]]:
         """The order guard's rules, ``[{"NAME": dotted.path, "OPTIONS": {...}}]`` like the risk signals."""
         return self._setting("ORDER_RULES", DEFAULT_ORDER_RULES)
+
+    @property
+    def ORDER_PRICE_TOLERANCE(self) -> Decimal:
+        """How far beyond the checked price an order may fill, as a share of it (default 0.01: 1 %): a buy at
+        most ``limit x (1 + tolerance)``, a sell at least ``limit x (1 - tolerance)``
+        (:meth:`authguard.orders.approval.Approval.fills_at`). ``authguard.E025`` checks it."""
+        tolerance = order_price_tolerance(
+            self._setting("ORDER_PRICE_TOLERANCE", DEFAULT_ORDER_PRICE_TOLERANCE)
+        )
+        # SECURITY: an invalid value (E025) fills at the exact checked price, never with a wider band.
+        return Decimal(0) if tolerance is None else tolerance
 
     @property
     def ORDER_PORTFOLIO(self) -> str | None:

@@ -262,13 +262,18 @@ def test_a_held_order_cannot_be_swapped_or_run_by_someone_else(customer: Any) ->
     assert state(other)[:2] == (Decimal("0"), {"7203": 100})
 
 
-def test_a_held_order_executes_at_the_price_of_the_moment(customer: Any) -> None:
+def test_a_held_order_executes_at_the_price_of_the_moment_within_its_band(customer: Any) -> None:
+    """A held sell checked at $230 fills at the price of the moment when that is $227.70 (1 % below) or more;
+    at $200 it fills nothing (round twenty: it used to fill at any lower price)."""
     draft = services.validate_order(customer, side="sell", symbol="AAPL", quantity=10)
     held = services.hold_order(customer, draft)
     Instrument.objects.filter(symbol="AAPL").update(price=Decimal("200"))
+    with pytest.raises(services.PriceMoved):
+        services.execute_order(customer, draft, order=held)
+    Instrument.objects.filter(symbol="AAPL").update(price=Decimal("240"))
     placed = services.execute_order(customer, draft, order=held)
-    assert (placed.price, placed.amount_jpy) == (Decimal("200"), Decimal("300000"))
-    assert state(customer)[0] == Decimal("1300000")
+    assert (placed.price, placed.amount_jpy) == (Decimal("240"), Decimal("360000"))
+    assert state(customer)[0] == Decimal("1360000")
 
 
 # -- portfolio and history -------------------------------------------------------------------------------

@@ -1,17 +1,23 @@
-"""Red team, round nineteen: a pumped stock that no customer of the portal traded in the month before its pump
-(now held).
+"""Red teams, rounds nineteen and twenty: a pumped stock that no customer of the portal traded in the month
+before its pump (now held).
 
 The ledger remembers how thinly a stock traded only if some customer traded it within 30 days; for the rest
 the guard needs the portal's long-run daily value (``InstrumentInfo.baseline_daily_value``), which the demo's
 instrument hooks did not give. They give it now, from the instrument's stored long-run value (migration
 ``brokerage.0003``), and the guard logs ``authguard.W121`` once per process when a portal gives none
 (docs/order-guard.md, "A pump does not make its stock look liquid").
+
+Round twenty: ``services.sync_instruments`` (the demo's one way to create *or update* its instruments) wrote
+the long-run value from the row it was given, so the first sync of the day's prices while a stock was pumped
+made the pump the long run. It keeps the stored value now, unless the row carries an explicit long-run value
+(``InstrumentData.baseline_daily_value``); only a new instrument starts from its row's price x volume.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,6 +32,7 @@ from authguard.models import KnownDevice
 from authguard.orders import facts as guard_facts
 from authguard.orders import guard
 from demo_site.brokerage import services
+from demo_site.brokerage.instruments import INSTRUMENTS
 from demo_site.brokerage.management.commands.seed_demo import TANAKA
 from demo_site.brokerage.models import Instrument
 
@@ -96,6 +103,71 @@ def test_a_pumped_mid_cap_no_customer_traded_this_month_takes_half_the_portfolio
     assert answer["status"] == "held", (answer["status"], placed_buys(tanaka, MID), before.total_value)
     assert placed_buys(tanaka, MID) <= Decimal("0.10") * before.total_value
     assert "liquidate_and_pivot" in answer["confirmation"]["reasons"], answer["confirmation"]["reasons"]
+
+
+def _todays_rows() -> list[Any]:
+    """The day's instrument data as a portal would sync it: 5Z4A pumped to ¥4,200 x 2.5 million shares."""
+    return [
+        replace(row, price=Decimal("4200"), avg_daily_volume=2_500_000) if row.symbol == MID else row
+        for row in INSTRUMENTS
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.battery(64)
+def test_after_a_price_sync_of_the_pumped_day_the_mid_cap_is_still_held(
+    order_api: Any, clock: Any, tanaka: Any
+) -> None:
+    """The walk-around above, with the pump arriving through the demo's own instrument update instead of a
+    raw UPDATE: ``sync_instruments`` set the long-run value from the pumped day's row (¥10.5 billion a day),
+    and the thief again sold 45 % of the holdings, then put every yen of cash (about half the portfolio)
+    into the pumped stock in one order, with no hold. The sync keeps the long run: held."""
+    _home_pc(tanaka)
+    clock(-10)
+    thief = order_api()
+    thief.login_known(TANAKA.username, TANAKA.password)
+    settle_device(thief.client.cookies["authguard_device"].value, tanaka, days=400)
+    clock(0)
+    services.sync_instruments(_todays_rows())  # the portal's morning price update
+    sign_in(thief, TANAKA.username, TANAKA.password)
+    before = value(tanaka)
+    _sell_up_to(thief, tanaka, Decimal("0.45"))
+    quantity = int(value(tanaka).cash // 4200)
+    answer = thief.order("buy", MID, quantity).json()
+    bought = placed_buys(tanaka, MID)
+    # Secure: at most 10 % of the portfolio into the pumped stock without the passkey.
+    assert answer["status"] == "held" and bought <= Decimal("0.10") * before.total_value, (
+        answer["status"],
+        f"{bought / before.total_value:.1%} of the portfolio",
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.battery(64)
+def test_syncing_the_days_prices_keeps_the_long_run_value(tanaka: Any) -> None:
+    """After a sync of the pumped day the baseline is still the stock's long run (¥105 million); the day's
+    price and volume are synced."""
+    services.sync_instruments(_todays_rows())
+    hooked = services.guard_instrument(MID)
+    assert hooked is not None and hooked.price == Decimal(4200) and hooked.avg_daily_volume == 2_500_000
+    # Secure: a price/volume update does not rewrite the long-run value to the pumped day's.
+    assert hooked.daily_value == hooked.baseline_daily_value == Decimal(105_000_000)
+
+
+@pytest.mark.django_db
+def test_a_sync_row_with_a_long_run_value_sets_it_and_a_new_instrument_starts_from_its_row(
+    tanaka: Any,
+) -> None:
+    """The portal's market data brings a new long-run value (its 250-day median moved): that row sets it. A
+    symbol the demo does not know yet starts from its row's price x volume."""
+    rows = [
+        replace(row, baseline_daily_value=Decimal(120_000_000)) for row in INSTRUMENTS if row.symbol == MID
+    ]
+    new = replace(INSTRUMENTS[-2], symbol="6Z6A", name="Fictional New Listing", baseline_daily_value=None)
+    assert services.sync_instruments([*rows, new]) == 2
+    stored = dict(Instrument.objects.values_list("symbol", "baseline_daily_value"))
+    assert stored[MID] == Decimal(120_000_000)
+    assert stored["6Z6A"] == new.price * new.avg_daily_volume
 
 
 @pytest.mark.django_db

@@ -180,12 +180,23 @@ def test_rule_options_are_validated(options: dict[str, Any], error: type[Excepti
         ),
         ("AUTHGUARD_CONFIRMATION_METHODS", ["sms"], Codes.CONFIRMATION_METHODS_INVALID),
         ("AUTHGUARD_CONFIRMATION_SECONDS", 5, Codes.CONFIRMATION_SECONDS_INVALID),
+        ("AUTHGUARD_ORDER_PRICE_TOLERANCE", 0.5, Codes.ORDER_PRICE_TOLERANCE_INVALID),
+        ("AUTHGUARD_ORDER_PRICE_TOLERANCE", -0.01, Codes.ORDER_PRICE_TOLERANCE_INVALID),
+        ("AUTHGUARD_ORDER_PRICE_TOLERANCE", "a yen", Codes.ORDER_PRICE_TOLERANCE_INVALID),
+        ("AUTHGUARD_ORDER_PRICE_TOLERANCE", True, Codes.ORDER_PRICE_TOLERANCE_INVALID),
+        ("AUTHGUARD_ORDER_PRICE_TOLERANCE", None, Codes.ORDER_PRICE_TOLERANCE_INVALID),
     ],
 )
 def test_system_checks_of_the_order_guard(settings: Any, name: str, value: Any, code: str) -> None:
     assert code not in {m.id for m in run_checks()}
     setattr(settings, name, value)
     assert code in {m.id for m in run_checks()}
+
+
+@pytest.mark.parametrize("value", [0, 0.005, "0.01", Decimal("0.05")])
+def test_a_price_tolerance_from_0_to_5_percent_passes_the_check(settings: Any, value: Any) -> None:
+    settings.AUTHGUARD_ORDER_PRICE_TOLERANCE = value
+    assert Codes.ORDER_PRICE_TOLERANCE_INVALID not in {m.id for m in run_checks()}
 
 
 def test_the_summary_in_english_and_japanese() -> None:

@@ -38,6 +38,7 @@ class Codes:
     ORDER_HOOK_INVALID = "authguard.E022"
     CONFIRMATION_METHODS_INVALID = "authguard.E023"
     CONFIRMATION_SECONDS_INVALID = "authguard.E024"
+    ORDER_PRICE_TOLERANCE_INVALID = "authguard.E025"
     # -- notifications, lockout, policy, preset (owner: ops, console) --
     # console (JSDA preset): E035-E039 / W035-W039; ops keeps E030-E034 / W030-W034.
     LOCKOUT_INVALID = "authguard.E030"
@@ -65,6 +66,10 @@ class Codes:
     ORDER_EXPOSURE_MISSING = "authguard.W120"
     # Logged at run time, once per process (not by ``check``): an instrument without a long-run daily value.
     ORDER_BASELINE_MISSING = "authguard.W121"
+    # Logged at run time, once per process: a ``place`` callable that cannot take the guard's approval.
+    ORDER_PLACE_WITHOUT_APPROVAL = "authguard.W122"
+    # Logged at run time, once per process: portfolio holdings without their instrument's data.
+    ORDER_HOLDING_INSTRUMENT_MISSING = "authguard.W123"
     # -- GeoIP files and retention (owner: scale): E150-E159 / W150-W159 --
     GEOIP_FILE_SETTINGS_INVALID = "authguard.E150"
     GEOIP_DATABASE_MISSING = "authguard.W150"

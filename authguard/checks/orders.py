@@ -1,4 +1,5 @@
-"""The order guard: its rules, the portal's hooks, the confirmation settings, and exposure over days."""
+"""The order guard: its rules, the portal's hooks, the confirmation settings, the price tolerance of a fill,
+and exposure over days."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.utils.module_loading import import_string
 
 from authguard.checks.base import conf_defaults
 from authguard.checks.codes import Codes
+from authguard.conf import MAX_ORDER_PRICE_TOLERANCE, order_price_tolerance
 from authguard.orders.rules import Exposure, build_rules, rules_problem
 
 ORDER_HOOKS = ("ORDER_PORTFOLIO", "ORDER_INSTRUMENT", "ORDER_EXECUTOR")
@@ -79,6 +81,17 @@ def check_order_guard(app_configs: Sequence[AppConfig] | None, **kwargs: Any) ->
                 hint="Use a whole number of seconds from 30 to 3600 "
                 f"(default {conf_defaults.CONFIRMATION_SECONDS}).",
                 id=Codes.CONFIRMATION_SECONDS_INVALID,
+            )
+        )
+    tolerance = getattr(settings, "AUTHGUARD_ORDER_PRICE_TOLERANCE", conf_defaults.ORDER_PRICE_TOLERANCE)
+    if order_price_tolerance(tolerance) is None:
+        errors.append(
+            Error(
+                f"AUTHGUARD_ORDER_PRICE_TOLERANCE is invalid: {tolerance!r}.",
+                hint=f"Use a number from 0 to {MAX_ORDER_PRICE_TOLERANCE} (a share of the checked price; "
+                f"default {conf_defaults.ORDER_PRICE_TOLERANCE}). Until it is fixed orders fill only at "
+                "the exact checked price.",
+                id=Codes.ORDER_PRICE_TOLERANCE_INVALID,
             )
         )
     return errors

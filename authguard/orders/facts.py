@@ -5,7 +5,7 @@ ledger's rolling windows, in a few queries (:func:`gather_facts`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -33,7 +33,9 @@ from authguard.orders.rule_base import (
     OrderRule,
     PortfolioSnapshot,
     SessionFacts,
+    base_weight,
     daily_value_of_weight,
+    exposure_weight,
     illiquidity,
 )
 from authguard.orders.rules import IlliquidBuy, RiskySession, rule_option
@@ -44,8 +46,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: What this process has warned about once (``authguard.W121``).
+#: What this process has warned about once (``authguard.W121``, ``authguard.W123``).
 _warned: set[str] = set()
+
+
+def _warn_once(code: str, message: str, *args: Any) -> None:
+    """Log ``message`` under ``code`` the first time (per process); silenced by ``SILENCED_SYSTEM_CHECKS``."""
+    if code in _warned:
+        return
+    _warned.add(code)
+    if code in getattr(settings, "SILENCED_SYSTEM_CHECKS", ()):
+        return
+    logger.warning(message, code, *args)
 
 
 def _warn_without_baseline(instrument: InstrumentInfo) -> None:
@@ -57,19 +69,46 @@ def _warn_without_baseline(instrument: InstrumentInfo) -> None:
     ledger has no memory of it) makes the stock look liquid: the guard cannot see it (red team, round
     nineteen: half a portfolio into a pumped mid-cap in one order)."""
     baseline = instrument.baseline_daily_value
-    if (baseline is not None and baseline > 0) or Codes.ORDER_BASELINE_MISSING in _warned:
+    if baseline is not None and baseline > 0:
         return
-    _warned.add(Codes.ORDER_BASELINE_MISSING)
-    if Codes.ORDER_BASELINE_MISSING in getattr(settings, "SILENCED_SYSTEM_CHECKS", ()):
-        return
-    logger.warning(
+    _warn_once(
+        Codes.ORDER_BASELINE_MISSING,
         "%s: the order guard read %s without InstrumentInfo.baseline_daily_value (from "
         "AUTHGUARD_ORDER_INSTRUMENT or the portal). Without a long-run daily value the guard cannot see the "
         "pump of a stock no customer traded in the month before: give it from the portal's market data "
         "(docs/order-guard.md). Logged once per process.",
-        Codes.ORDER_BASELINE_MISSING,
         instrument.symbol,
     )
+
+
+def _base_holdings(
+    portfolio: PortfolioSnapshot, *, symbol: str, own_weight: float, weigh: Callable[[InstrumentInfo], float]
+) -> Decimal:
+    """The holdings' value the liquidation base trusts: each position times its
+    :func:`~authguard.orders.rule_base.base_weight`, from its instrument's exposure weight (``weigh``); the
+    order's own instrument at the weight the guard gave the order (``own_weight``: the month's memory
+    included). A position without its instrument's data counts in full (``authguard.W123``, once per process).
+
+    SECURITY: a pump of a thin stock the victim holds (or was made to buy) lifts its value in the portfolio
+    hook, not in the base (red team, round twenty)."""
+    total = Decimal(0)
+    for holding in portfolio.holdings:
+        if holding.symbol == symbol:
+            weight = own_weight
+        elif holding.instrument is not None:
+            weight = weigh(holding.instrument)
+        else:
+            _warn_once(
+                Codes.ORDER_HOLDING_INSTRUMENT_MISSING,
+                "%s: the portfolio hook (AUTHGUARD_ORDER_PORTFOLIO) gave the position in %s without "
+                "HoldingValue.instrument. Without it the guard counts every position in full in the base of "
+                "the sell limits, so a gang that pumps a thin stock the customer holds widens them: give "
+                "each position's InstrumentInfo (docs/order-guard.md). Logged once per process.",
+                holding.symbol,
+            )
+            weight = 0.0
+        total += holding.value * base_weight(weight)
+    return total.quantize(Decimal("0.01"))
 
 
 def _session_facts(request: HttpRequest | None) -> SessionFacts:
@@ -165,6 +204,20 @@ def gather_facts(
     # SECURITY: liquidity is a scale (case 53): a stock just above the floor still weighs, and anything
     # weighing at least ILLIQUID_WEIGHT gets the pivot, risky-session and campaign rules too.
     illiquid = instrument.is_small_cap or daily is None or daily < floor or weight >= ILLIQUID_WEIGHT
+    small_cap_weight = float(rule_option(rules, ExposureRule, "small_cap_weight", 0.5))
+    base_holdings = _base_holdings(
+        portfolio,
+        symbol=intent.symbol,
+        # As OrderFacts.exposure_weight: the order's own instrument at the weight the rules read.
+        own_weight=1.0 if illiquid else min(1.0, max(weight, 0.0) / ILLIQUID_WEIGHT),
+        weigh=lambda held: exposure_weight(
+            held,
+            liquidity_floor=float(floor),
+            **scale,
+            small_cap_weight=small_cap_weight,
+            home_country=home,
+        ),
+    )
     amount = instrument.value_of(intent.quantity)
     # As OrderFacts.campaign_risky (``lately`` includes ``changed``): a taken-over account's buy.
     campaign_risky = session_risky or trust.lately
@@ -205,6 +258,7 @@ def gather_facts(
         own_illiquidity=own,
         trust=trust,
         held_due=held_due,
+        base_holdings=base_holdings,
     )
 
 

@@ -17,8 +17,9 @@ The portal's data reaches the guard through three hooks named by dotted paths in
 ``release(held, *, status)`` that closes the portal's copy of an order that will never execute).
 
 What the guard allowed is an amount: ``place`` is given the :class:`~authguard.orders.approval.Approval` (the
-checked quantity at the checked price) and executes the order as a limit order at that price, never a market
-order at whatever the price is by then (:mod:`authguard.orders.approval`).
+checked quantity at the checked price) and executes the order as a limit order at that price (a buy at it or
+lower, a sell at it or higher, within a small tolerance), never a market order at whatever the price is by
+then (:mod:`authguard.orders.approval`).
 
 Held orders use dynamic linking: the exact canonical order JSON and its SHA-256 ``digest`` are stored with a
 random ``nonce``, and the passkey challenge is ``sha256(nonce || digest)``, so an assertion confirms this
@@ -282,10 +283,12 @@ def submit_order(
     """Check, record and place ``intent``, or hold it for confirmation; all in one transaction.
 
     ``place(approval)`` places the order in the portal (its exceptions roll everything back) within the
-    :class:`Approval`: as a limit order at ``approval.limit_price``, the price the guard checked (a
-    ``place`` that takes no argument is called without it, and must bound the fill to the checked price
-    itself). ``hold(decision)`` stores the portal's copy of a held order and returns its reference (e.g. a
-    primary key). Raises :class:`OrderDenied` for a denied order (the order is not recorded; a campaign the
+    :class:`Approval`: as a limit order at ``approval.limit_price``, the price the guard checked, filling only
+    where ``approval.fills_at(price)`` (a buy at most, a sell at least, that price within
+    ``AUTHGUARD_ORDER_PRICE_TOLERANCE``). A ``place`` that takes no argument is called without it and must
+    bound the fill to the checked price itself (``authguard.W122`` is logged once per process).
+    ``hold(decision)`` stores the portal's copy of a held order and returns its reference (e.g. a primary
+    key). Raises :class:`OrderDenied` for a denied order (the order is not recorded; a campaign the
     denial uncovered is flagged all the same, even when the caller's transaction rolls back:
     :mod:`authguard.durable`).
     ``instrument`` as for :func:`check_order`.

@@ -26,9 +26,9 @@ class Executor(Protocol):
 
     def execute(self, held: HeldOrder) -> str:
         """Execute the held order's stored canonical order, as a limit order at the price it was checked at
-        (:func:`~authguard.orders.approval.stored_approval`); return the portal's reference. Raise
-        :class:`OrderNotExecutable` to refuse, e.g. when the price has moved above it (nothing the executor
-        wrote is kept)."""
+        (:func:`~authguard.orders.approval.stored_approval`, filling where its ``fills_at(price)``); return
+        the portal's reference. Raise :class:`OrderNotExecutable` to refuse, e.g. when the price has left
+        the band (nothing the executor wrote is kept)."""
 
     def release(self, held: HeldOrder, *, status: str) -> None:
         """The held order was cancelled, expired or failed: close the portal's copy of it."""

@@ -44,7 +44,7 @@ DEFAULT_TRUST_DAYS = 7
 DEFAULT_LIQUID_VALUE = 10_000_000_000
 DEFAULT_ILLIQUID_VALUE = 50_000_000
 #: Weight at and above which an instrument counts as illiquid for the pivot, risky-session and campaign
-#: rules (¥316 million a day on the default scale).
+#: rules (¥707 million a day on the default scale).
 ILLIQUID_WEIGHT = 0.5
 
 
@@ -53,11 +53,18 @@ ILLIQUID_WEIGHT = 0.5
 
 @dataclass(frozen=True)
 class HoldingValue:
-    """One position of a portfolio, valued in the portfolio's currency."""
+    """One position of a portfolio, valued in the portfolio's currency.
+
+    ``instrument``, optional: the position's instrument as the ``AUTHGUARD_ORDER_INSTRUMENT`` hook would give
+    it (its daily traded value, long-run value, small cap...). The guard then counts the position in the
+    liquidation base only as far as its market is liquid (:func:`base_weight`); without it the position
+    counts in full and ``authguard.W123`` is logged once per process.
+    """
 
     symbol: str
     quantity: int
     value: Decimal
+    instrument: InstrumentInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +268,9 @@ class OrderFacts:
     trust: TrustFacts | None = None
     #: Some of the account's held orders are past their deadline (the guard expires them first).
     held_due: bool = False
+    #: The holdings' value the liquidation base trusts: each position at its value times its
+    #: :func:`base_weight` (``None``: the portfolio's holdings value, every position in full).
+    base_holdings: Decimal | None = None
 
     @property
     def account_changed(self) -> bool:
@@ -312,10 +322,14 @@ class OrderFacts:
 
         SECURITY: buys never raise the base (battery case 51): stock bought with cash inside the window is
         taken out again, so buying first does not make room for selling more of the original holdings.
+        Today's holdings count at what the guard can trust of their value (:attr:`base_holdings`): a thin
+        stock's price is whatever the gang trades it at, so a pump of it never widens the base (red team,
+        round twenty: the victim's 320 shares of the gang's small cap, pumped twentyfold, let 37 % of the
+        holdings be sold under a 25 % limit; a hundredfold, 91 %).
         """
         totals = self.window(hours)
         sold = totals.sells + (self.amount if self.is_sell else Decimal(0))
-        holdings_now = self.portfolio.holdings_value
+        holdings_now = self.portfolio.holdings_value if self.base_holdings is None else self.base_holdings
         base = holdings_now + totals.sells_placed - totals.buys_placed
         base = max(base, sold)
         if base <= 0:
@@ -453,6 +467,44 @@ def daily_value_of_weight(
     """The daily traded value at which :func:`illiquidity` gives ``weight`` (its inverse on the scale)."""
     weight = min(max(weight, 0.0), 1.0)
     return Decimal(round(liquid_value / (liquid_value / illiquid_value) ** weight))
+
+
+def base_weight(exposure_weight: float) -> Decimal:
+    """How much of a position's value the liquidation base trusts, from its instrument's exposure weight
+    (:func:`exposure_weight`): all of a liquid stock's, nothing of an illiquid one's, and in between the
+    share the exposure limits do not count (a stock at ¥2 billion a day, exposure weight 0.61: 39 %).
+
+    SECURITY: the price of a thinly traded stock is whatever its few traders make it; the base of the sell
+    limits is the customer's wealth in stock whose price a gang cannot set (red team, round twenty)."""
+    return Decimal(str(round(1.0 - min(max(exposure_weight, 0.0), 1.0), 4)))
+
+
+def exposure_weight(
+    instrument: InstrumentInfo,
+    *,
+    liquidity_floor: float = DEFAULT_LIQUIDITY_FLOOR,
+    liquid_value: float = DEFAULT_LIQUID_VALUE,
+    illiquid_value: float = DEFAULT_ILLIQUID_VALUE,
+    small_cap_weight: float = 0.5,
+    home_country: str = "JP",
+) -> float:
+    """How much of a buy of ``instrument`` counts towards the illiquid exposure limits, as
+    :attr:`OrderFacts.exposure_weight` reads it for an order: 1 for an instrument the guard calls illiquid (a
+    small cap, an unknown volume, under the liquidity floor, or weighing at least :data:`ILLIQUID_WEIGHT` on
+    the liquidity scale), else its :func:`illiquidity` over :data:`ILLIQUID_WEIGHT`."""
+    weight = illiquidity(
+        instrument,
+        liquid_value=liquid_value,
+        illiquid_value=illiquid_value,
+        small_cap_weight=small_cap_weight,
+        home_country=home_country,
+    )
+    daily = instrument.daily_value
+    if instrument.is_small_cap or daily is None or daily < Decimal(str(liquidity_floor)):
+        return 1.0
+    if weight >= ILLIQUID_WEIGHT:
+        return 1.0
+    return min(1.0, max(weight, 0.0) / ILLIQUID_WEIGHT)
 
 
 def illiquidity(

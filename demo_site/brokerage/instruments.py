@@ -17,7 +17,13 @@ from decimal import Decimal
 
 @dataclass(frozen=True)
 class InstrumentData:
-    """One row of the demo's instrument list."""
+    """One row of the demo's instrument list (or of a day's instrument data synced into it).
+
+    ``baseline_daily_value``, optional: the instrument's long-run daily traded value in yen (a 250-day median
+    of market data). Only a row that carries one changes the stored long-run value
+    (``services.sync_instruments``): the day's price and volume never do, or a sync on the day of a pump
+    would make the pump the long run.
+    """
 
     symbol: str
     name: str
@@ -27,6 +33,7 @@ class InstrumentData:
     avg_daily_volume: int
     listing_country: str
     is_small_cap: bool = False
+    baseline_daily_value: Decimal | None = None
 
 
 def _jp(symbol: str, name: str, price: str, adv: int, market: str = "TSE Prime") -> InstrumentData:

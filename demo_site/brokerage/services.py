@@ -10,7 +10,8 @@ Placing an order is split in two so that an order guard can sit in between:
   :class:`OrderRejected` with errors per field;
 - :func:`execute_order` carries a draft out under row locks, re-checking cash and holdings, as a limit order
   at the price the guard checked (the draft's, or the guard's :class:`~authguard.orders.approval.Approval`): a
-  price that moved above it fills nothing (:class:`PriceMoved`);
+  buy whose price moved above it, or a sell whose price moved below it, by more than the tolerance
+  (``AUTHGUARD_ORDER_PRICE_TOLERANCE``) fills nothing (:class:`PriceMoved`);
 - :func:`hold_order` stores a draft as a ``held`` order without moving anything, and
   ``execute_order(user, draft, order=held)`` later executes that held order exactly once.
 
@@ -39,7 +40,7 @@ from django.utils.translation import gettext as _
 from authguard import statements
 from authguard.models import HeldOrder
 from authguard.orders import guard as guard_orders
-from authguard.orders.approval import Approval
+from authguard.orders.approval import Approval, fills_within
 from authguard.orders.guard import OrderIntent, OrderNotExecutable
 from authguard.orders.rules import HoldingValue, InstrumentInfo, PortfolioSnapshot
 
@@ -80,29 +81,34 @@ class OrderRejected(Exception):
 
 
 class PriceMoved(OrderRejected):
-    """The instrument's price is now above the one the order was checked at: nothing was executed.
+    """The instrument's price has moved out of the band the order was checked at: nothing was executed.
 
-    A limit order at the checked price does not fill; the customer sees the new price and submits the order
-    again (through the order guard, at the new price). ``errors`` has it under ``price``.
+    A limit order at the checked price does not fill: a buy above ``limit x (1 + tolerance)``, a sell below
+    ``limit x (1 - tolerance)`` (:func:`authguard.orders.approval.price_band`). The customer sees the new
+    price and submits the order again (through the order guard, at the new price). ``errors`` has it under
+    ``price``.
     """
 
-    def __init__(self, symbol: str, *, limit: Decimal, price: Decimal, currency: str) -> None:
-        super().__init__(
-            {
-                "price": [
-                    _(
-                        "The price of %(symbol)s is now %(price)s, above the %(limit)s this order was "
-                        "checked at, so nothing was executed. Check the new price and place the order again."
-                    )
-                    % {
-                        "symbol": symbol,
-                        "price": format_money(price, currency),
-                        "limit": format_money(limit, currency),
-                    }
-                ]
-            }
-        )
-        self.limit, self.price = limit, price
+    def __init__(
+        self, symbol: str, *, limit: Decimal, price: Decimal, currency: str, side: str = Side.BUY
+    ) -> None:
+        params = {
+            "symbol": symbol,
+            "price": format_money(price, currency),
+            "limit": format_money(limit, currency),
+        }
+        if side == Side.SELL:
+            message = _(
+                "The price of %(symbol)s is now %(price)s, below the %(limit)s this order was checked at, so "
+                "nothing was executed. Check the new price and place the order again."
+            )
+        else:
+            message = _(
+                "The price of %(symbol)s is now %(price)s, above the %(limit)s this order was checked at, so "
+                "nothing was executed. Check the new price and place the order again."
+            )
+        super().__init__({"price": [message % params]})
+        self.limit, self.price, self.side = limit, price, side
 
 
 class AccountError(ValueError):
@@ -197,23 +203,34 @@ def list_instruments() -> QuerySet[Instrument]:
 
 
 def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
-    """Create or update the instruments from :mod:`~demo_site.brokerage.instruments`; return how many."""
+    """Create or update the instruments from :mod:`~demo_site.brokerage.instruments` (or a day's rows of
+    the same shape); return how many.
+
+    The long-run daily traded value (``Instrument.baseline_daily_value``) is written from a row's explicit
+    ``baseline_daily_value``; without one, a new instrument starts from its row's price x volume (the demo's
+    levels are its long run) and an existing one keeps the value it has.
+    """
     count = 0
     with transaction.atomic():
         for row in rows:
+            fields: dict[str, object] = {
+                "name": row.name,
+                "market": row.market,
+                "currency": row.currency,
+                "price": row.price,
+                "avg_daily_volume": row.avg_daily_volume,
+                "listing_country": row.listing_country,
+                "is_small_cap": row.is_small_cap,
+            }
+            long_run = row.baseline_daily_value
+            # SECURITY: the long run is what a pump cannot lift: never the day's price x volume of a stock the
+            # demo already knows (red team, round twenty: one morning's sync of a pumped day made 5Z4A's
+            # ¥10.5 billion its long-run value, and half a portfolio went into it without a hold).
+            first = to_jpy(row.price * row.avg_daily_volume, row.currency) if long_run is None else long_run
             Instrument.objects.update_or_create(
                 symbol=row.symbol,
-                defaults={
-                    "name": row.name,
-                    "market": row.market,
-                    "currency": row.currency,
-                    "price": row.price,
-                    "avg_daily_volume": row.avg_daily_volume,
-                    "listing_country": row.listing_country,
-                    "is_small_cap": row.is_small_cap,
-                    # The demo's levels are its long run (instruments.py): what a pump cannot lift.
-                    "baseline_daily_value": to_jpy(row.price * row.avg_daily_volume, row.currency),
-                },
+                defaults=fields if long_run is None else {**fields, "baseline_daily_value": long_run},
+                create_defaults={**fields, "baseline_daily_value": first},
             )
             count += 1
     return count
@@ -440,9 +457,10 @@ def execute_order(
     The limit is the price the order guard checked: ``approval.limit_price`` (what
     ``authguard.orders.guard.submit_order`` hands ``place``, or
     :func:`~authguard.orders.guard.stored_approval` of a held order), else the draft's own price (the quote
-    it was validated at). The order fills at the instrument's current price when that is at the limit or
-    better (lower), and not at all above it (:class:`PriceMoved`), for a buy and a sell alike: nothing
-    executes at a value the guard never saw.
+    it was validated at). The order fills at the instrument's current price when that is within the limit's
+    band (:func:`authguard.orders.approval.price_band`): a buy at the limit or lower, a sell at the limit or
+    higher, each within ``AUTHGUARD_ORDER_PRICE_TOLERANCE`` (1 %) of it; outside the band nothing fills
+    (:class:`PriceMoved`): nothing executes at a value the guard never saw.
 
     Runs in one transaction that locks the account row first (so parallel orders of one customer queue up
     and cannot overspend or oversell), then re-checks cash or holdings. With ``order``, executes that held
@@ -475,11 +493,16 @@ def execute_order(
         instrument = Instrument.objects.get(pk=draft.instrument_id)
         current = _draft(draft.side, instrument, draft.quantity)
         limit = draft.price if approval is None else approval.limit_price
-        # SECURITY: a limit order at the checked price: in a thin stock the gang's own ask lifts the price
-        # between the quote and the fill, and a market order paid ten times what the guard allowed (red
-        # team, round nineteen). A lower price moves less than was checked; a higher one fills nothing.
-        if (approval is not None and approval.currency != current.currency) or current.price > limit:
-            raise PriceMoved(current.symbol, limit=limit, price=current.price, currency=current.currency)
+        # SECURITY: a limit order at the checked price, in authguard's one band for both sides: in a thin
+        # stock the gang's own ask lifts the price between the quote and a buy's fill (a market order paid
+        # ten times what the guard allowed, round nineteen), and its own bid crashes it before a sell's (the
+        # victim's shares for a hundredth of what was checked, round twenty).
+        if (approval is not None and approval.currency != current.currency) or not fills_within(
+            current.side, limit, current.price
+        ):
+            raise PriceMoved(
+                current.symbol, limit=limit, price=current.price, currency=current.currency, side=current.side
+            )
         position = Position.objects.select_for_update().filter(account=account, instrument=instrument).first()
         errors = _check_funds(account, position, current)
         if errors:
@@ -555,7 +578,8 @@ def place_order(
     user: AbstractBaseUser | AnonymousUser, *, side: object, symbol: object, quantity: object
 ) -> Order:
     """Validate and execute an order at once, as a limit order at the price it was validated at: the
-    ``placed`` order, or :class:`OrderRejected` (:class:`PriceMoved` when the price rose in between)."""
+    ``placed`` order, or :class:`OrderRejected` (:class:`PriceMoved` when the price left the band in
+    between)."""
     draft = validate_order(user, side=side, symbol=symbol, quantity=quantity)
     return execute_order(user, draft)
 
@@ -578,7 +602,8 @@ def _portfolio_sql(vendor: str) -> str:
     account, position, instrument = (q(m._meta.db_table) for m in (Account, Position, Instrument))
     # Only the models' own (quoted) table names are formatted in; the user's id is a parameter.
     return (
-        f"SELECT a.cash, i.symbol, p.quantity, i.price, i.currency FROM {account} a"  # noqa: S608
+        "SELECT a.cash, i.symbol, p.quantity, i.price, i.currency, i.name, i.market, i.listing_country,"  # noqa: S608
+        f" i.avg_daily_volume, i.is_small_cap, i.baseline_daily_value FROM {account} a"
         f" LEFT JOIN {position} p ON p.account_id = a.id LEFT JOIN {instrument} i ON i.id = p.instrument_id"
         " WHERE a.user_id = %s ORDER BY i.symbol"
     )
@@ -590,7 +615,9 @@ def _decimal(value: object) -> Decimal:
 
 
 def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
-    """``AUTHGUARD_ORDER_PORTFOLIO``: cash and holdings valued in yen, in one statement.
+    """``AUTHGUARD_ORDER_PORTFOLIO``: cash and holdings valued in yen, each with its instrument's data (the
+    guard counts a thinly traded position in the base of the sell limits only as far as its market is
+    liquid), in one statement.
 
     It runs on every guarded order, so it is plain SQL written once rather than an ORM query compiled on
     each call (the compilation cost more than the database's answer), run through
@@ -598,14 +625,22 @@ def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
     """
     rows = statements.fetch_all(_portfolio_sql(connection.vendor), [user.pk])
     cash = _decimal(rows[0][0]) if rows else Decimal(0)
-    holdings = tuple(
-        HoldingValue(
-            symbol=symbol, quantity=int(quantity), value=to_jpy(_decimal(price) * int(quantity), currency)
+    holdings = []
+    for _cash, symbol, quantity, price, currency, name, market, country, volume, small, baseline in rows:
+        if symbol is None:
+            continue
+        price = _decimal(price)
+        instrument = InstrumentInfo(
+            symbol=symbol, name=name, price=price, currency=currency, market=market, listing_country=country,
+            avg_daily_volume=volume, is_small_cap=bool(small), fx_rate=JPY_PER_UNIT[currency],
+            # SECURITY: the long-run value, so a pump of the position's stock does not make it look liquid.
+            baseline_daily_value=None if baseline is None else _decimal(baseline),
+        )  # fmt: skip
+        value = to_jpy(price * int(quantity), currency)
+        holdings.append(
+            HoldingValue(symbol=symbol, quantity=int(quantity), value=value, instrument=instrument)
         )
-        for _cash, symbol, quantity, price, currency in rows
-        if symbol is not None
-    )
-    return PortfolioSnapshot(currency=Currency.JPY, cash=cash, holdings=holdings)
+    return PortfolioSnapshot(currency=Currency.JPY, cash=cash, holdings=tuple(holdings))
 
 
 _INSTRUMENT_FIELDS = (

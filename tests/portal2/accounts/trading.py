@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from authguard.models import HeldOrder
 from authguard.orders import guard
+from authguard.orders.approval import Approval
 from authguard.orders.rules import HoldingValue, InstrumentInfo, PortfolioSnapshot
 
 from .models import Account, Order, Position, User
@@ -69,7 +70,7 @@ def holdings_of(user: Any) -> dict[str, int]:
 
 
 def validate(user: Any, data: Mapping[str, Any]) -> Draft:
-    """A draft of a well-formed market order; :class:`OrderInvalid` otherwise."""
+    """A draft of a well-formed order at the table's price; :class:`OrderInvalid` otherwise."""
     side, symbol, quantity = data.get("side"), data.get("symbol"), data.get("quantity")
     errors: dict[str, str] = {}
     if side not in ("buy", "sell"):
@@ -86,8 +87,14 @@ def validate(user: Any, data: Mapping[str, Any]) -> Draft:
     return Draft(side, symbol, quantity, INSTRUMENTS[symbol][1])
 
 
-def _execute(account: Account, draft: Draft, *, order: Order | None = None) -> Order:
-    """Move cash and shares for ``draft`` (the caller holds the account's row lock)."""
+def _execute(account: Account, draft: Draft, *, approval: Approval, order: Order | None = None) -> Order:
+    """Move cash and shares for ``draft`` as a limit order within the guard's ``approval`` (the caller holds
+    the account's row lock)."""
+    # SECURITY: what the guard allowed is the checked quantity at the checked price, within its band.
+    if (approval.side, approval.symbol, approval.quantity) != (draft.side, draft.symbol, draft.quantity):
+        raise OrderInvalid({"order": "This is not the order that was checked."})
+    if not approval.fills_at(draft.price):
+        raise OrderInvalid({"price": f"The price is now {draft.price}; place the order again."})
     position = Position.objects.select_for_update().filter(account=account, symbol=draft.symbol).first()
     if draft.side == "buy":
         if account.cash < draft.amount:
@@ -139,7 +146,8 @@ def submit(request: HttpRequest, user: Any, draft: Draft) -> tuple[Order, HeldOr
             request,
             user=user,
             intent=intent,
-            place=lambda: _execute(_locked_account(user), draft),
+            # The guard's approval: a limit order at the price it checked.
+            place=lambda approval: _execute(_locked_account(user), draft, approval=approval),
             hold=lambda decision: Order.objects.create(
                 account_id=account_id,
                 side=draft.side,
@@ -158,12 +166,18 @@ def submit(request: HttpRequest, user: Any, draft: Draft) -> tuple[Order, HeldOr
 
 
 def guard_portfolio(user: Any) -> PortfolioSnapshot:
-    """``AUTHGUARD_ORDER_PORTFOLIO``: cash and positions in yen."""
+    """``AUTHGUARD_ORDER_PORTFOLIO``: cash and positions in yen, each with its instrument (the guard counts a
+    thin position in the base of the sell limits only as far as its market is liquid)."""
     account = Account.objects.filter(user_id=user.pk).first()
     if account is None:
         return PortfolioSnapshot(currency="JPY", cash=Decimal(0))
     holdings = tuple(
-        HoldingValue(symbol=p.symbol, quantity=p.quantity, value=INSTRUMENTS[p.symbol][1] * p.quantity)
+        HoldingValue(
+            symbol=p.symbol,
+            quantity=p.quantity,
+            value=INSTRUMENTS[p.symbol][1] * p.quantity,
+            instrument=guard_instrument(p.symbol),
+        )
         for p in account.positions.order_by("symbol")
     )
     return PortfolioSnapshot(currency="JPY", cash=account.cash, holdings=holdings)
@@ -178,6 +192,8 @@ def guard_instrument(symbol: str) -> InstrumentInfo | None:
     return InstrumentInfo(
         symbol=symbol, name=name, price=price, currency="JPY", market="TSE", listing_country="JP",
         avg_daily_volume=volume, is_small_cap=small_cap,
+        # The table is the portal's reference data, its long run: what a pump cannot lift.
+        baseline_daily_value=price * volume,
     )  # fmt: skip
 
 
@@ -202,7 +218,8 @@ class Executor:
                 raise guard.OrderNotExecutable()
             draft = Draft(order.side, order.symbol, order.quantity, INSTRUMENTS[order.symbol][1])
             try:
-                placed = _execute(account, draft, order=order)
+                # SECURITY: what the customer confirmed: the stored order at the price it was checked at.
+                placed = _execute(account, draft, approval=guard.stored_approval(held), order=order)
             except OrderInvalid as error:
                 raise guard.OrderNotExecutable(str(error)) from None
         return str(placed.pk)
