@@ -1,4 +1,4 @@
-"""One change per verification, against round eighteen's rule (red team, rounds nineteen and twenty).
+"""One change per verification, against round eighteen's rule (red team, rounds nineteen to twenty-one).
 
 The thief has the password and relays ONE code of the customer's; he has read the code and has days. Each
 test failed on the code before :mod:`authguard.factors.changes` (docs/factor-lifecycle.md): the rule compared
@@ -18,13 +18,22 @@ import pytest
 from django.core import mail
 from django.test import Client
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authguard.factors import inventory
+from authguard.factors import inventory, lifecycle, removal
 from authguard.factors import passkeys as passkeys_module
 from authguard.models import AccountSecurity, Notification, PasskeyDevice, RecoveryCodeDevice
 
 from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, of_long_standing, totp_token
-from .factor_scenarios import change_password, her_new_passkey, new_key, old_totp, passkey_verify, register
+from .factor_scenarios import (
+    change_password,
+    her_new_passkey,
+    new_key,
+    old_totp,
+    passkey_verify,
+    register,
+    thief_with_one_code,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
@@ -611,3 +620,182 @@ def test_a_new_customer_who_reset_her_forgotten_password_can_still_add_her_first
     new = TOTPDevice.objects.get(user=alice, confirmed=False)
     clock.shift(31)
     assert api_post(client, "api-totp-confirm", {"code": totp_token(new)}).status_code == 201
+
+
+# -- 7: round twenty-one: where every factor of hers cools off, and a factor from before the records ---------
+# Each failed on round twenty's code: with her only app cooling off (the desk had just bound it again), his
+# own passkey kept adding and her app could not remove it; the desk's removal of an app from before
+# authguard's records left an account that "never had a factor", and a password-only thief bound the first.
+
+
+def _her_app_rebound_by_the_desk(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, user_factory: Any
+) -> Any:
+    """hanako (an app of years, her only factor) lost her phone: the desk removes the app, grants a
+    re-binding, and she binds a new app from her usual browser. It is her only factor, and it cools off."""
+    of_long_standing(hanako)
+    lost = old_totp(hanako, totp_factory)
+    assert lifecycle.ever_had_factor(hanako)  # remembered (first_factor_at), as for an app enrolled here
+    staff = user_factory("desk", is_staff=True)
+    removal.remove_factor(
+        None, user=hanako, device=lost, by_staff=staff, reason="lost phone, identity checked"
+    )
+    lifecycle.grant_rebind(hanako, by_staff=staff)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/totp").status_code == 200
+    app = TOTPDevice.objects.get(user=hanako, confirmed=False)
+    assert her.post("/authguard/api/totp/confirm", {"code": totp_token(app)}).status_code == 201
+    app.refresh_from_db()
+    assert inventory.factor_is_cooling_off(app)
+    assert inventory.user_factors(hanako) == [app]
+    return app
+
+
+def _his_passkey_session(new_browser_api: Any, key: Any) -> Any:
+    """A session of the thief: her password, then a step-up with his own passkey."""
+    s = new_browser_api(IP_OSAKA)
+    s.login("hanako", HANAKO_PASSWORD)
+    verified = passkey_verify(s, key)
+    assert verified.status_code == 200, verified.content
+    return s
+
+
+# -- 1: every factor of hers cools off: his own cooling-off passkey keeps adding ---------------------------
+
+
+@pytest.mark.battery(63)
+def test_when_all_her_factors_cool_off_his_own_passkey_keeps_adding_long_after_the_relayed_code(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, user_factory: Any, clock: Any
+) -> None:
+    """The rule "a verification with a cooling-off factor changes nothing while the account has a factor
+    that is not" has an exemption: an account whose every factor cools off (here: the desk re-bound her
+    app after she lost her phone). ONE relayed code of her new app registers his passkey (one change);
+    from then on every session he verifies with *his own* passkey passes ``require_verified_since_change``
+    (no factor of hers is "not cooling off", and an addition only asks for a verification after the last
+    removal): a day later, a week later, he adds one more passkey whenever he likes, each addition
+    extending the account's cooling-off so that her app never stops cooling off."""
+    her_app = _her_app_rebound_by_the_desk(new_browser_api, hanako, totp_factory, user_factory)
+
+    clock.shift(2 * 3600)
+    thief = thief_with_one_code(new_browser_api, her_app)
+    key = new_key()
+    assert register(thief, key).status_code == 201  # the one change of the one relayed code
+
+    added = []
+    for _day in range(3):
+        clock.shift(20 * 3600)
+        s = _his_passkey_session(new_browser_api, key)
+        added.append(register(s, new_key()).status_code)
+
+    assert set(added) == {403} and PasskeyDevice.objects.filter(user=hanako).count() == 1, (
+        f"days after the one relayed code, sessions verified only with his own cooling-off passkey "
+        f"registered more passkeys {added}: {PasskeyDevice.objects.filter(user=hanako).count()} of his; "
+        f"her app cools off until {AccountSecurity.objects.get(user=hanako).cooling_off_until}"
+    )
+
+
+@pytest.mark.battery(63)
+def test_when_all_her_factors_cool_off_she_cannot_remove_the_passkey_one_relayed_code_added(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, user_factory: Any, clock: Any
+) -> None:
+    """The documented answer to a thief's passkey is to remove it with a factor of hers ("a cooling-off
+    factor yields to any older one"). Her only factor, the app the desk re-bound, is older than his passkey
+    but cools off itself, and ``require_can_remove`` lets a session verified with a cooling-off factor remove
+    nothing but that factor: she cannot remove his passkey. While he keeps adding (test above) the account
+    never stops cooling off; her only way out, a password reset, revokes her own app with his."""
+    her_app = _her_app_rebound_by_the_desk(new_browser_api, hanako, totp_factory, user_factory)
+
+    clock.shift(2 * 3600)
+    thief = thief_with_one_code(new_browser_api, her_app)
+    assert register(thief, new_key()).status_code == 201
+    his = PasskeyDevice.objects.get(user=hanako)
+
+    clock.shift(3600)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(her_app, steps=1)}).status_code == 200
+    removed = her.post("/authguard/api/factors/remove", {"id": his.persistent_id})
+
+    assert removed.status_code == 200 and not PasskeyDevice.objects.filter(pk=his.pk).exists(), (
+        f"with her only app (older than his passkey, re-bound by the desk) she cannot remove the passkey one "
+        f"relayed code added: {removed.status_code} {removed.content[:200]!r}"
+    )
+
+
+# -- 2: the desk's removal of a factor from before authguard's records: "never had a factor" --------------
+
+
+@pytest.mark.battery(55)
+def test_after_the_desk_removes_her_pre_authguard_app_a_password_only_thief_binds_a_first_factor(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, user_factory: Any, clock: Any
+) -> None:
+    """hanako's authenticator app predates authguard's records (the portal's own django-otp device: no
+    FactorRecord, ``first_factor_at`` never written, which ``ever_had_factor`` only writes when asked while
+    the device still exists). She lost her phone; the desk removes the app (``remove_factor(by_staff)``
+    deletes the device and its record) and grants her a re-binding. The account now "never had a factor":
+    a thief with the password alone, on a login the engine allows, gets the first-factor path
+    (``low_risk_first_factor``, in UNCOUNTED_VIA) instead of ``rebind_required``, binds his app without any
+    grant or verification, and her own re-binding through the desk's grant then asks her to step up with
+    his factor."""
+    of_long_standing(hanako)
+    lost = old_totp(hanako, totp_factory)
+    staff = user_factory("desk", is_staff=True)
+    removal.remove_factor(
+        None, user=hanako, device=lost, by_staff=staff, reason="lost phone, identity checked"
+    )
+    lifecycle.grant_rebind(hanako, by_staff=staff)
+
+    clock.shift(3600)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)  # the password alone
+    began = thief.post("/authguard/api/totp")
+    confirmed = None
+    if began.status_code == 200:
+        his = TOTPDevice.objects.get(user=hanako, confirmed=False)
+        confirmed = thief.post("/authguard/api/totp/confirm", {"code": totp_token(his)})
+
+    clock.shift(600)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    hers = her.post("/authguard/api/totp")
+
+    assert began.status_code == 403 and not TOTPDevice.objects.filter(user=hanako, confirmed=True).exists(), (
+        f"with the password alone the thief bound an app of his ({began.status_code}, "
+        f"{getattr(confirmed, 'status_code', None)}) after the desk removed hers; her re-binding through the "
+        f"desk's grant: {hers.status_code} {hers.content[:160]!r}"
+    )
+
+
+@pytest.mark.battery(63)
+def test_one_relayed_code_of_her_desk_rebound_app_buys_one_passkey_and_no_more(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, user_factory: Any, clock: Any
+) -> None:
+    """The chain of the two tests above, to the end. Day 0: ONE relayed code of the app the desk re-bound
+    registers his passkey P1 (14 days unvouched). Every 20 hours a session verified with his own passkey
+    adds one more (allowed: no factor of hers is "not cooling off"), which keeps the account cooling off,
+    so her app cools off too and removes nothing of his. After P1's 14 days he stops; 24 hours later the
+    account's cooling-off ends and P1 and her app stop cooling off at the same instant: his script verifies
+    with P1, a "fresh trusted passkey", which passes every rule, and removes her app. She was told of each
+    passkey and could do nothing with her factor; he owns the account's factors."""
+    her_app = _her_app_rebound_by_the_desk(new_browser_api, hanako, totp_factory, user_factory)
+
+    clock.shift(2 * 3600)
+    thief = thief_with_one_code(new_browser_api, her_app)
+    key = new_key()
+    assert register(thief, key).status_code == 201
+    first = PasskeyDevice.objects.get(user=hanako)
+
+    more = []
+    for _step in range(16):  # 16 x 20 h: within P1's 14 days
+        clock.shift(20 * 3600)
+        more.append(register(_his_passkey_session(new_browser_api, key), new_key()).status_code)
+
+    # Since round twenty-one his passkey, younger than her app, adds nothing: the account's cooling-off is not
+    # kept running, and the one passkey the relayed code bought is hers to remove for its 14 days (the
+    # "added" notice, and her older app: the test above). Outwaited untouched, it becomes trusted, by design.
+    assert set(more) == {403} and PasskeyDevice.objects.filter(user=hanako).count() == 1, (
+        f"one relayed code, then his own passkeys: {PasskeyDevice.objects.filter(user=hanako).count()} "
+        f"passkeys of his ({more})"
+    )
+    assert first.pk == PasskeyDevice.objects.get(user=hanako).pk

@@ -8,8 +8,9 @@ chain (remove hers and add his; add his and remove hers). The rule (red team, ro
   verification: a new customer's app, then her recovery codes), never on both.
 * A removal needs a verification made after the account's last change of its factors, by any session; an
   addition needs one made after the account's last *removal* (a password change or reset counts as one).
-* A verification with a factor that is cooling off changes nothing while the account has a factor that is
-  not (the thief's own new passkey must not re-verify his session and keep adding).
+* A verification with a factor that is cooling off changes nothing, unless the account has no factor that
+  is not and this one is its oldest (a new customer's first app adds her passkey): the thief's own new
+  passkey must not re-verify his session and keep adding.
 * A fresh verification with a trusted passkey (not cooling off) passes all of this; a session may take
   back a factor it added itself (:func:`added_in_this_session`).
 
@@ -33,6 +34,7 @@ from authguard import clock
 from authguard.exceptions import StepUpRequired
 from authguard.factors import methods as factor_methods
 from authguard.factors.inventory import (
+    factor_confirmed_at,
     factor_is_cooling_off,
     may_confirm_sensitive,
     session_device,
@@ -101,13 +103,12 @@ def require_verified_since_change(
     state = sessions_state.raw_state(request) or {}
     verifier = session_device(request)
     # SECURITY: the thief's own new passkey re-verified his session and added one more each time she
-    # verified to remove it (round nineteen). A verifier gone since was removed or replaced, which is counted
-    # as a removal: the count below refuses the session that verified with it.
-    if (
-        verifier is not None
-        and factor_is_cooling_off(verifier)
-        and any(not factor_is_cooling_off(d) for d in user_factors(user))
-    ):
+    # verified to remove it (round nineteen); where every factor of hers cooled off (her app the desk just
+    # bound again), it added one every day and outwaited her (round twenty-one). A factor cooling off changes
+    # nothing unless it is the account's oldest and none is established (a new customer's first app adds her
+    # passkey). A verifier gone since was removed or replaced, which is counted as a removal: the count below
+    # refuses the session that verified with it.
+    if verifier is not None and factor_is_cooling_off(verifier) and not _oldest_of_new(verifier, user):
         raise _refuse(user)
     if row.factors_changes == 0 and not row.factors_changed_how:
         return  # nothing was ever changed from a session: any one change
@@ -122,6 +123,16 @@ def require_verified_since_change(
         # adding, hers or this session's, stays one verification).
         return
     raise _refuse(user)
+
+
+def _oldest_of_new(verifier: Any, user: Any) -> bool:
+    """Whether ``verifier`` is the oldest of ``user``'s factors, and none of them is established."""
+    factors = user_factors(user)
+    if any(not factor_is_cooling_off(d) for d in factors):
+        return False
+    dated = [(factor_confirmed_at(d), d.persistent_id) for d in factors]
+    dated = [(at, pid) for at, pid in dated if at is not None]
+    return bool(dated) and min(dated)[1] == verifier.persistent_id
 
 
 def _spent(row: AccountSecurity) -> list[tuple[str, str]]:

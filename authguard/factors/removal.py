@@ -33,6 +33,7 @@ from authguard.factors.changes import (
 from authguard.factors.contact import require_strong_removal
 from authguard.factors.inventory import (
     FACTOR_LABELS,
+    factor_confirmed_at,
     factor_is_cooling_off,
     is_disabled,
     kind_of,
@@ -40,7 +41,7 @@ from authguard.factors.inventory import (
     user_factors,
     verified_by_cooling_off_factor,
 )
-from authguard.factors.lifecycle import FactorCoolingOff, require_can_change_factors
+from authguard.factors.lifecycle import FactorCoolingOff, ever_had_factor, require_can_change_factors
 from authguard.models import (
     FactorKind,
     FactorRecord,
@@ -62,7 +63,8 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device, repla
     * a factor that is cooling off may be removed with any older factor (or itself), but not *replaced*
       (``replacing``: a new recovery-code set or authenticator app in its place, whose secret this session
       is shown): a replacement follows the rules of a factor that is not cooling off;
-    * a session verified with a factor that is cooling off removes nothing else;
+    * a session verified with a factor that is cooling off removes nothing else but a younger factor that is
+      cooling off too (never by replacing it);
     * a passkey that is not cooling off is removed only with another factor that is a passkey;
     * any other factor that is not cooling off (an authenticator app, a recovery-code set: replacing is
       removing) only as an e-mail change is made, or from a vouched session
@@ -79,7 +81,17 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device, repla
     itself = verifier is not None and verifier.persistent_id == device.persistent_id
     # SECURITY: a cooling-off factor removes only itself, even one that is cooling off: his new passkey
     # removed her new app in a session that had changed nothing (red team, round seventeen).
-    if not itself and verified_by_cooling_off_factor(request):
+    # An older factor, even one cooling off, removes a younger one that is cooling off: where all her factors
+    # cool off (her app the desk bound again), hers must drop the passkey one relayed code added (round
+    # twenty-one); never the other way round, and never a replacement.
+    older = (
+        lenient
+        and verifier is not None
+        and (mine := factor_confirmed_at(verifier)) is not None
+        and (theirs := factor_confirmed_at(device)) is not None
+        and mine < theirs
+    )
+    if not itself and not older and verified_by_cooling_off_factor(request):
         # SECURITY: a factor added during the cooling-off never removes the customer's older ones. Nor does
         # a session whose verifying factor is gone: a thief who verified with his own new passkey and then
         # removed it still holds a "passkey" verification, which must not remove hers (red team, 2026-12-04).
@@ -116,6 +128,10 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device, repla
 
 
 def _delete_factor(user: Any, device: Device, *, reason: str, by_staff: Any = None) -> None:
+    # SECURITY: remembered before it goes: a factor from before authguard's records, removed by the desk,
+    # left an account that "never had a factor", and a password-only thief bound its first one (round
+    # twenty-one).
+    ever_had_factor(user)
     kind = kind_of(device)
     now = clock.now()
     with transaction.atomic():
@@ -152,6 +168,8 @@ def delete_replaced(user: Any, device: Device) -> str | None:
         _delete_factor(user, device, reason="replaced")
         return "usable"
     confirmed = bool(device.confirmed)
+    if confirmed:
+        ever_had_factor(user)  # remembered before it goes (see _delete_factor)
     FactorRecord.objects.filter(device_id=device.persistent_id).delete()
     device.delete()
     return "confirmed" if confirmed else None

@@ -424,7 +424,7 @@ class AuthguardMiddleware:
             device_activity.OWN_SESSION_ATTR,
             (session[SESSION_KEY], device_activity.session_digest(session.session_key)),
         )
-        binding = _check_binding(request, state)
+        binding = _check_binding(request, state, last_seen=seen)
         if binding == "ended":
             # SECURITY: what a fresh login from here would refuse ends the session; no step-up (case 61).
             # The device's recorded activity stays: the request that ended it may be a thief's, whose next
@@ -513,7 +513,7 @@ def _step_up_methods(user: Any) -> list[str]:
     return step_up_methods(user)
 
 
-def _check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
+def _check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: float) -> str:
     from authguard.sessions.rescoring import check_binding  # see above: django-otp may be missing at check
 
-    return check_binding(request, state)
+    return check_binding(request, state, last_seen=last_seen)

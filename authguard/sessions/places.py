@@ -12,7 +12,8 @@ customer proved it was her, and the two rules built on them (issue 13, red team 
 
 The compact keys, in the session state of :mod:`authguard.sessions.state`: ``b["pl"]`` the bound place
 ``[lat, lon, accuracy]``, ``an`` the anchor ``[lat, lon, accuracy, asn]``, ``h`` the recent places
-(:func:`_kept_places`) ``[since, asn, lat, lon, accuracy, anonymous]``, and ``vp`` up to three vouched places
+(:func:`_kept_places`) ``[since, asn, lat, lon, accuracy, anonymous, seen]``, and ``vp`` up to three vouched
+places
 ``[lat, lon, accuracy]``.
 """
 
@@ -95,11 +96,18 @@ def anonymous(geo: Geo) -> bool:
 
 
 def place_binding(
-    state: dict[str, Any], binding: dict[str, Any], *, verified: bool, vouched: bool = False
+    state: dict[str, Any],
+    binding: dict[str, Any],
+    *,
+    verified: bool,
+    vouched: bool = False,
+    left_at: float | None = None,
 ) -> None:
     """Bind ``state`` to ``binding``, noting the place in ``h``. ``verified`` (or re-scored) here: the anchor
     moves here; otherwise it stays (a session without one takes its first precise place). ``vouched``: the
-    customer proved it is her here (an allowed sign-in or a passed step-up): the place joins ``vp``."""
+    customer proved it is her here (an allowed sign-in or a passed step-up): the place joins ``vp``.
+    ``left_at``: when the session was last seen before this request (its last activity): the place it
+    leaves for a new one was last seen then."""
     bound = state.get("b")
     previous = dict(bound) if isinstance(bound, dict) else {}
     kept = _bound_place(previous) if previous else None
@@ -115,8 +123,11 @@ def place_binding(
     state["b"], seen, geo = binding, places(state), geolocate(binding.get("ip"))  # (cached: just looked up)
     hidden = anonymous(geo)
     where: list[Any] = place_of(geo) or [None, None, None]
-    entry = [round(clock.timestamp()), binding.get("asn"), *where, int(hidden)]
+    at = round(clock.timestamp())
+    entry = [at, binding.get("asn"), *where, int(hidden), at]
     if not seen or not _same_place(seen[-1], entry):
+        if seen and left_at is not None:
+            seen[-1][6] = max(seen[-1][6], round(min(left_at, at)))  # last seen there: when it left
         state["h"] = _kept_places([*seen, entry])  # a new place, not another address of the same one
     if vouched and not hidden and _precise(entry[2:5]) and not _vouched_place(state, entry[2:5]):
         state["vp"] = [*_vouched_places(state), entry[2:5]][-3:]
@@ -188,9 +199,14 @@ def _same_place(a: list[Any], b: list[Any]) -> bool:
 
 
 def places(state: dict[str, Any]) -> list[list[Any]]:
-    """The session's recent places, the current one last: ``[since, asn, lat, lon, acc, anonymous]``."""
+    """The session's places, the current one last: ``[since, asn, lat, lon, acc, anonymous, seen]``, ``since``
+    when it arrived there and ``seen`` when it was last seen there before it left (``since`` until it left;
+    entries kept before round twenty-one have no ``seen``: ``since``)."""
     value = state.get("h")
-    return [p for p in value if isinstance(p, list) and len(p) == 6] if isinstance(value, list) else []
+    entries = (
+        [p for p in value if isinstance(p, list) and len(p) in (6, 7)] if isinstance(value, list) else []
+    )
+    return [[*p, p[0]] if len(p) == 6 else list(p) for p in entries]
 
 
 def last_place(state: dict[str, Any]) -> list[Any] | None:
@@ -215,13 +231,15 @@ def _vouched_place(state: dict[str, Any], place: list[Any]) -> bool:
 TWO_PLACES_SECONDS = 900
 
 
-def in_two_places(state: dict[str, Any], now: dict[str, Any], at: float) -> dict[str, int] | None:
+def in_two_places(
+    state: dict[str, Any], now: dict[str, Any], at: float, *, left_at: float | None = None
+) -> dict[str, int] | None:
     """Evidence that the session is back at a place it was at, having been since at a place ``there``
     provably ``SAME_PLACE_KM`` from it: either it left the place at most ``TWO_PLACES_SECONDS`` ago
-    (``seconds`` since it left, ``km``), or ``there`` is provably ``MATERIAL_MOVE_KM`` away and it arrived
-    there too recently to be back by now at ``MAX_KMH`` (``seconds`` since it arrived there, ``km``, ``kmh``,
-    the lowest speed it could have come back at; a minute at least, as DeviceCookie's ``device_moved``);
-    else None.
+    (``seconds`` since it left, ``km``), or ``there`` is provably ``MATERIAL_MOVE_KM`` away and it was last
+    seen there too recently to be back by now at ``MAX_KMH`` (``seconds`` since then, ``km``, ``kmh``, the
+    lowest speed it could have come back at; a minute at least, as DeviceCookie's ``device_moved``); else
+    None. ``left_at``: when the session was last seen before this request (at the place it leaves now).
 
     Precise, non-anonymous places only: a customer toggling her VPN, or Wi-Fi and a coarsely placed mobile
     carrier, alternates too. Only on a material move: one line's IPv4 and IPv6 addresses alternate. Two
@@ -233,21 +251,27 @@ def in_two_places(state: dict[str, Any], now: dict[str, Any], at: float) -> dict
 
     SECURITY: the window alone let a copy used from 400 km away twenty minutes after each of her calls be
     re-scored and allowed at every move (red team, round nineteen): from 400 km, no one is back in an hour.
+    Measured from when it was last seen there, not from when it arrived: a copy used in blocks of an hour, a
+    minute after her last call of each, was "392 km/h" (round twenty-one).
     """
     here, seen = now.get("pl"), places(state)
     if not isinstance(here, list) or not _precise(here):
         return None
-    for i, (_since, _asn, *place, anon) in enumerate(seen[:-1]):
+    if left_at is not None and seen:
+        seen[-1][6] = max(seen[-1][6], min(left_at, at))  # the place it leaves now was last seen then
+    for i, entry in enumerate(seen[:-1]):
+        place, anon = entry[2:5], entry[5]
         left_ago, same = at - seen[i + 1][0], apart(place, here)
         # A place is where it is, whatever network reaches it (round twenty: a copy alternating two networks
         # at its place was never "back").
         if anon or not _precise(place) or same is None or same >= SAME_PLACE_KM:
             continue
-        for since, _asn, *there, there_anon in seen[i + 1 :]:
+        for later in seen[i + 1 :]:
+            there, there_anon = later[2:5], later[5]
             km = apart(there, here)
             if there_anon or not _precise(there) or km is None or km < SAME_PLACE_KM:
                 continue
-            seconds = max(at - since, 60)
+            seconds = max(at - later[6], 60)
             too_fast = km >= MATERIAL_MOVE_KM and km * 3600 / seconds > MAX_KMH
             if left_ago > TWO_PLACES_SECONDS and not too_fast:
                 continue

@@ -38,8 +38,9 @@ SESSION_IN_TWO_PLACES = "session_in_two_places"
 TWO_PLACES_POINTS = 10
 
 
-def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
-    """Compare this request's context with the one the verified session is bound to.
+def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: float | None = None) -> str:
+    """Compare this request's context with the one the verified session is bound to (``last_seen``: the
+    session's last activity before this request, when it was last seen where it is bound).
 
     Returns ``"same"`` (nothing to do), ``"moved"`` (another IP in the same network: rebound), ``"allowed"``
     (a material change the risk engine allowed: rebound), ``"reported"`` (``"step_up"`` is report-only: a
@@ -79,10 +80,10 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         return "same"
     now = current_binding(request)
     if not held and not is_material_change(sessions_state.bound_context(state), now, state):
-        sessions_state.rebind(state, now, fingerprint)
+        sessions_state.rebind(state, now, fingerprint, left_at=last_seen)
         _save(request, state)
         return "moved"
-    twice = in_two_places(state, now, sessions_state._now())
+    twice = in_two_places(state, now, sessions_state._now(), left_at=last_seen)
     assessment, ctx = _rescore(request)
     if twice is not None:
         assessment = _held_in_two_places(assessment, twice)
@@ -94,7 +95,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         assessment = _held_without_proof(assessment)
     sessions_state.mark_rescored(state)
     if assessment.action == Action.ALLOW:
-        sessions_state.rebind(state, now, fingerprint, rescored="allowed")
+        sessions_state.rebind(state, now, fingerprint, rescored="allowed", left_at=last_seen)
         _save(request, state)
         return "allowed"
     no_factor = not step_up_methods(request.user)
@@ -105,7 +106,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any]) -> str:
         login_flow.record_event(
             ctx, request.user, reported, password_ok=False, rescore=True, outcome=Outcome.SIGNED_IN
         )
-        sessions_state.rebind(state, now, fingerprint, rescored="reported")
+        sessions_state.rebind(state, now, fingerprint, rescored="reported", left_at=last_seen)
         if left_behind:
             device_generations.note_reported(state, device, generation)
         _save(request, state)

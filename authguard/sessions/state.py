@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from authguard.login.flow import LoginDecision
 
 logger = logging.getLogger(__name__)
+Json = dict[str, Any]  # a session state, or a binding in it
 
 #: The request attribute through which the login flow hands its decision to views and middleware.
 DECISION_ATTR = "_authguard_decision"
@@ -193,10 +194,11 @@ def same_fingerprint(state: dict[str, Any], fingerprint: str) -> bool:
     return state.get("k") == fingerprint
 
 
-def rebind(state: dict[str, Any], binding: dict[str, Any], fingerprint: str, *, rescored: str = "") -> None:
+def rebind(state: Json, binding: Json, fingerprint: str, *, rescored: str = "", left_at: Any = None) -> None:
     """Bind the session to ``binding`` (its request ``fingerprint``). ``rescored`` there (``"allowed"``, or
-    ``"reported"``, which ends its low risk): its anchor moves there too (:func:`place_binding`)."""
-    place_binding(state, binding, verified=bool(rescored))
+    ``"reported"``, which ends its low risk): its anchor moves there too (:func:`place_binding`, with
+    ``left_at``, when it was last seen before)."""
+    place_binding(state, binding, verified=bool(rescored), left_at=left_at)
     state["k"] = fingerprint
     if rescored == "reported":
         state["lr"] = False

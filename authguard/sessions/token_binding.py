@@ -147,22 +147,25 @@ def check(request: HttpRequest, *, user: Any, token: Any, activity: Activity | N
         # SECURITY: no row: the token was revoked by a call in flight beside this one (it had loaded the
         # token before the delete), or issued before activity was kept: ended either way (round fifteen).
         return "ended"
-    verdict = _check_once(request, user=user, token=token, stored=activity.binding, last_try=False)
+    verdict = _check_once(request, user=user, token=token, activity=activity, last_try=False)
     if verdict is None:  # another call wrote the state since it was read: checked against what it left
         activity = token_activity.read(token=token)
         if activity is None:
             return "ended"
-        verdict = _check_once(request, user=user, token=token, stored=activity.binding, last_try=True)
+        verdict = _check_once(request, user=user, token=token, activity=activity, last_try=True)
     return verdict or "ended"  # (the last try always answers)
 
 
 def _check_once(
-    request: HttpRequest, *, user: Any, token: Any, stored: Any, last_try: bool
+    request: HttpRequest, *, user: Any, token: Any, activity: Activity, last_try: bool
 ) -> Verdict | None:
-    """:func:`check` against the state ``stored``; None when another call wrote the state in between (not on
-    the ``last_try``: a third call in flight at once keeps its place, this one is answered unwritten)."""
-    state, fingerprint = _state(stored), _fingerprint_of(request)
+    """:func:`check` against the state ``activity`` holds; None when another call wrote the state in between
+    (not on the ``last_try``: a third call in flight at once keeps its place, this one is answered
+    unwritten)."""
+    state, fingerprint = _state(activity.binding), _fingerprint_of(request)
     version = state.get("v")
+    # When the token was last used before this call (to the minute): where it is bound, it was seen then.
+    left_at = activity.last_used_at.timestamp()
 
     def written() -> bool:
         return _write(token.key, state, version) or last_try
@@ -176,9 +179,9 @@ def _check_once(
         return "same"
     bound = state.get("b")
     if not is_material_change(bound if isinstance(bound, dict) else {}, now, state):
-        rebind(state, now, fingerprint)
+        rebind(state, now, fingerprint, left_at=left_at)
         return "same" if written() else None
-    twice = in_two_places(state, now, clock.timestamp())
+    twice = in_two_places(state, now, clock.timestamp(), left_at=left_at)
     # Scored, never learned: the token's new context has not proved anything.
     scored = login_flow.score_request(request, username=user.get_username(), user=user)
     assessment, ctx = scored.assessment, scored.context
@@ -186,10 +189,10 @@ def _check_once(
         # SECURITY: back where it was minutes ago from far away: two holders of one token (ping-pong).
         assessment = _held_in_two_places(assessment, twice)
     if assessment.action == Action.ALLOW:
-        rebind(state, now, fingerprint, rescored="allowed")
+        rebind(state, now, fingerprint, rescored="allowed", left_at=left_at)
         return "allowed" if written() else None
     if app_settings.report_only("step_up"):
-        rebind(state, now, fingerprint, rescored="reported")
+        rebind(state, now, fingerprint, rescored="reported", left_at=left_at)
         if not written():
             return None  # recorded by the check against the newer state, once
         reported = login_flow.with_report_only(assessment, "step_up", "end_session", rescored=True)
