@@ -34,7 +34,7 @@ from django_otp.models import Device
 from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import NOT_THE_CUSTOMERS_FAILURE, Throttled
-from authguard.factors.inventory import FACTOR_LABELS, factor_is_cooling_off
+from authguard.factors.inventory import FACTOR_LABELS, factor_is_cooling_off, unrecorded_confirmed_at
 from authguard.factors.throttles import attempt_of, check_throttle, could_be_customer, note_throttle_failure
 from authguard.login import lockout
 from authguard.models import FactorKind, FactorRecord
@@ -73,7 +73,7 @@ def _record_for(device: Device, *, kind: str) -> FactorRecord:
         defaults={
             "user_id": device.user_id,
             "kind": kind,
-            "enrolled_at": getattr(device, "created_at", None) or clock.now(),
+            "enrolled_at": unrecorded_confirmed_at(device) or clock.now(),
         },
     )
     return FactorRecord.objects.select_for_update().get(pk=record.pk)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
@@ -202,13 +203,33 @@ def cooling_off_reason(user: Any) -> str:
     return row.cooling_off_reason if row is not None else ""
 
 
+#: The confirmation time of a confirmed factor authguard has no record of and that has no ``created_at``:
+#: django-otp's devices made before its timestamps (their column was added empty), from before authguard. It
+#: has stood longer than anything authguard recorded.
+LONG_STANDING = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+
+
+def unrecorded_confirmed_at(device: Device) -> datetime | None:
+    """When a device authguard did not enroll (seeded, admin-made, from before authguard) was confirmed:
+    its ``created_at``, or :data:`LONG_STANDING` for a confirmed one without it; None for an unconfirmed one.
+
+    SECURITY: "no time" counted as cooling off whenever the account was: one relayed code's passkey made her
+    app of years "new", so his passkey was the oldest of all-new factors and added on, and her reset revoked
+    her own app (red team, round twenty-two).
+    """
+    created = getattr(device, "created_at", None)
+    if created is None and getattr(device, "confirmed", False) and getattr(device, "pk", None) is not None:
+        return LONG_STANDING
+    return created
+
+
 def factor_confirmed_at(device: Device) -> datetime | None:
     """When ``device`` was confirmed: its record's time (the confirmation, never the start of an enrollment);
-    for devices authguard did not enroll (seeded, admin-made), their ``created_at``."""
+    for devices authguard did not enroll, :func:`unrecorded_confirmed_at`."""
     record = FactorRecord.objects.filter(device_id=device.persistent_id).only("enrolled_at").first()
     if record is not None:
         return record.enrolled_at
-    return getattr(device, "created_at", None)
+    return unrecorded_confirmed_at(device)
 
 
 def factor_is_cooling_off(device: Device, *, at: datetime | None = None) -> bool:
@@ -220,7 +241,7 @@ def factor_is_cooling_off(device: Device, *, at: datetime | None = None) -> bool
     record = FactorRecord.objects.filter(device_id=device.persistent_id).first()
     if record is not None and record.cooling_off_until is not None and record.cooling_off_until > at:
         return True
-    confirmed = record.enrolled_at if record is not None else getattr(device, "created_at", None)
+    confirmed = record.enrolled_at if record is not None else unrecorded_confirmed_at(device)
     row = AccountSecurity.objects.filter(user_id=device.user_id).first()
     if row is None or row.cooling_off_until is None or row.cooling_off_until <= at:
         return False

@@ -60,6 +60,7 @@ from authguard.factors.inventory import (
     may_confirm_sensitive,
     notice_addresses,
     previous_addresses,
+    unrecorded_confirmed_at,
     user_factors,
 )
 from authguard.factors.throttles import ESTABLISHED_DEVICE_DAYS
@@ -123,7 +124,7 @@ def _has_any_factor_row(user: Any) -> datetime | None:
     for model in (PasskeyDevice, TOTPDevice, RecoveryCodeDevice):
         device = model.objects.filter(user_id=user.pk, confirmed=True).order_by("pk").first()
         if device is not None:
-            times.append(getattr(device, "created_at", None) or clock.now())
+            times.append(unrecorded_confirmed_at(device) or clock.now())
     return min(times) if times else None
 
 

@@ -33,9 +33,9 @@ MATERIAL_MOVE_KM = 150
 #: A place with a radius this large (a mobile carrier, a country's centroid) proves no move: no reference.
 COARSE_KM = MATERIAL_MOVE_KM
 SAME_PLACE_KM = 30  # closer (radii subtracted) is one place, as DeviceCookie's ``device_city_min_km``
-#: A session back at a place from one provably ``MATERIAL_MOVE_KM`` away, sooner after it arrived there than
-#: this speed allows, was in two places (DeviceCookie's ``device_max_kmh``): faster than any train; a flight
-#: back soon after landing (Sapporo and back to Tokyo within two hours) is the journey it holds.
+#: A session back at a place from one provably ``MATERIAL_MOVE_KM`` away, sooner after it was last seen
+#: there than this speed allows, was in two places (DeviceCookie's ``device_max_kmh``): faster than any train;
+#: a flight used just before boarding and again on landing (Sapporo to Tokyo) is the journey it holds.
 MAX_KMH = 400
 
 
@@ -185,9 +185,12 @@ def _known(entry: list[Any]) -> bool:  # an entry that says where its user was: 
 
 
 def _same_place(a: list[Any], b: list[Any]) -> bool:
-    """Two entries of one network, both precise and under ``SAME_PLACE_KM`` apart, or both unplaced or
-    coarse (neither proves where it was, so neither can ever be the reference of a rule)."""
-    if a[1] != b[1]:
+    """Two entries of one network, both anonymous or both not, both precise and under ``SAME_PLACE_KM`` apart,
+    or both unplaced or coarse (neither proves where it was, so neither can ever be the reference of a
+    rule)."""
+    if a[1] != b[1] or bool(a[5]) != bool(b[5]):
+        # SECURITY: a flagged address (a proxy, a VPS in the ISP's data centre) next to his place replaced it
+        # with an entry no rule reads, and the copy went back and forth with her unseen (round twenty-two).
         return False
     if not _precise(a[2:5]) or not _precise(b[2:5]):
         # SECURITY: an unknown distance is not "the same place" when one of the two is precise: her place
