@@ -113,6 +113,29 @@ def sell_up_to_the_limit(client: OrderApi, user: Any) -> tuple[Decimal, list[dic
     return sold, holds
 
 
+def home_pc(user: Any) -> None:
+    """``user``'s computer of more than a year, last seen yesterday (a known device)."""
+    now = timezone.now()
+    KnownDevice.objects.create(
+        user=user, cookie_hash="0" * 64, label="Home PC",
+        first_seen_at=now - timedelta(days=400), last_seen_at=now - timedelta(days=1),
+    )  # fmt: skip
+
+
+def sell_large_caps_up_to(thief: Any, user: Any, share: Decimal) -> Decimal:
+    """Sell whole large-cap positions, largest first, while the running total stays under ``share`` of the
+    holdings' value (every one of them placed)."""
+    holdings = value(user).holdings_value
+    sold = Decimal(0)
+    for holding in sorted(value(user).holdings, key=lambda h: -h.value_jpy):
+        if holding.is_small_cap or sold + holding.value_jpy > share * holdings:
+            continue
+        answer = thief.order("sell", holding.symbol, holding.quantity).json()
+        assert answer["status"] == "placed", answer
+        sold += Decimal(answer["order"]["amount_jpy"])
+    return sold
+
+
 def placed_buys(user: Any, symbol: str) -> Decimal:
     return sum(
         (

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +24,6 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from authguard.checks import Codes
-from authguard.models import KnownDevice
 from authguard.orders import facts as guard_facts
 from authguard.orders import guard, rule_base
 from authguard.orders.rule_base import (
@@ -41,18 +40,10 @@ from demo_site.brokerage.models import Instrument
 
 from . import test_battery_exposure as battery
 from .conftest import settle_device
-from .test_battery_exposure import PASSWORD, PUMPED, customer, sign_in, value
+from .test_battery_exposure import PASSWORD, PUMPED, customer, home_pc, sign_in, value
 
 start = battery.start
 clock = battery.clock
-
-
-def _home_pc(user: Any) -> None:
-    now = timezone.now()
-    KnownDevice.objects.create(
-        user=user, cookie_hash="0" * 64, label="Home PC",
-        first_seen_at=now - timedelta(days=400), last_seen_at=now - timedelta(days=1),
-    )  # fmt: skip
 
 
 def _sell_largest_first(thief: Any, user: Any) -> tuple[Decimal, list[str]]:
@@ -84,7 +75,7 @@ def test_the_gangs_pump_of_its_own_stock_does_not_widen_the_victims_sell_limits(
     largest first: without the pump 23 % of the holdings was placed (the rest held); with it about 37 %, with
     no hold; pumped a hundredfold, 91 %. The small cap now counts nothing in the base, pumped or not
     (``pump`` 1 is the control): every sell beyond the quarter is held."""
-    _home_pc(tanaka)
+    home_pc(tanaka)
     clock(0)
     holdings_before = value(tanaka).holdings_value
     thief = order_api()

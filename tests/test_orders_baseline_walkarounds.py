@@ -18,17 +18,14 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import replace
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.apps import apps as django_apps
 from django.test import RequestFactory
-from django.utils import timezone
 
 from authguard.checks import Codes
-from authguard.models import KnownDevice
 from authguard.orders import facts as guard_facts
 from authguard.orders import guard
 from demo_site.brokerage import services
@@ -38,34 +35,12 @@ from demo_site.brokerage.models import Instrument
 
 from . import test_battery_exposure as battery
 from .conftest import bind_passkey, settle_device
-from .test_battery_exposure import placed_buys, sign_in, value
+from .test_battery_exposure import home_pc, placed_buys, sell_large_caps_up_to, sign_in, value
 
 start = battery.start
 clock = battery.clock
 
 MID = "5Z4A"  # the demo's mid-liquidity stock: ¥1,050 x 100,000 shares = ¥105 million a day (weight 0.86)
-
-
-def _home_pc(user: Any) -> None:
-    now = timezone.now()
-    KnownDevice.objects.create(
-        user=user, cookie_hash="0" * 64, label="Home PC",
-        first_seen_at=now - timedelta(days=400), last_seen_at=now - timedelta(days=1),
-    )  # fmt: skip
-
-
-def _sell_up_to(thief: Any, user: Any, share: Decimal) -> Decimal:
-    """Sell whole large-cap positions, largest first, while the running total stays under ``share`` of the
-    holdings' value (every one of them placed)."""
-    holdings = value(user).holdings_value
-    sold = Decimal(0)
-    for holding in sorted(value(user).holdings, key=lambda h: -h.value_jpy):
-        if holding.is_small_cap or sold + holding.value_jpy > share * holdings:
-            continue
-        answer = thief.order("sell", holding.symbol, holding.quantity).json()
-        assert answer["status"] == "placed", answer
-        sold += Decimal(answer["order"]["amount_jpy"])
-    return sold
 
 
 def _pump() -> None:
@@ -88,7 +63,7 @@ def test_a_pumped_mid_cap_no_customer_traded_this_month_takes_half_the_portfolio
     cash, ~half the portfolio, into the pumped stock in one order, with no hold. Through the demo's real
     hooks, which now give the stock's long-run daily value, the buy is held."""
     bind_passkey(tanaka, authenticator)
-    _home_pc(tanaka)
+    home_pc(tanaka)
     clock(-10)
     thief = order_api()
     thief.login_known(TANAKA.username, TANAKA.password)
@@ -97,7 +72,7 @@ def test_a_pumped_mid_cap_no_customer_traded_this_month_takes_half_the_portfolio
     _pump()
     sign_in(thief, TANAKA.username, TANAKA.password)
     before = value(tanaka)
-    _sell_up_to(thief, tanaka, Decimal("0.45"))
+    sell_large_caps_up_to(thief, tanaka, Decimal("0.45"))
     quantity = int(value(tanaka).cash // 4200)
     answer = thief.order("buy", MID, quantity).json()
     assert answer["status"] == "held", (answer["status"], placed_buys(tanaka, MID), before.total_value)
@@ -122,7 +97,7 @@ def test_after_a_price_sync_of_the_pumped_day_the_mid_cap_is_still_held(
     raw UPDATE: ``sync_instruments`` set the long-run value from the pumped day's row (¥10.5 billion a day),
     and the thief again sold 45 % of the holdings, then put every yen of cash (about half the portfolio)
     into the pumped stock in one order, with no hold. The sync keeps the long run: held."""
-    _home_pc(tanaka)
+    home_pc(tanaka)
     clock(-10)
     thief = order_api()
     thief.login_known(TANAKA.username, TANAKA.password)
@@ -131,7 +106,7 @@ def test_after_a_price_sync_of_the_pumped_day_the_mid_cap_is_still_held(
     services.sync_instruments(_todays_rows())  # the portal's morning price update
     sign_in(thief, TANAKA.username, TANAKA.password)
     before = value(tanaka)
-    _sell_up_to(thief, tanaka, Decimal("0.45"))
+    sell_large_caps_up_to(thief, tanaka, Decimal("0.45"))
     quantity = int(value(tanaka).cash // 4200)
     answer = thief.order("buy", MID, quantity).json()
     bought = placed_buys(tanaka, MID)

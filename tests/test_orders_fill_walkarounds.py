@@ -18,17 +18,15 @@ approval is still called, and ``authguard.W122`` is logged once per process.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db.models import Sum
 from django.test import RequestFactory
-from django.utils import timezone
 
 from authguard.checks import Codes
-from authguard.models import GuardedOrder, GuardStatus, HeldOrder, KnownDevice
+from authguard.models import GuardedOrder, GuardStatus, HeldOrder
 from authguard.orders import approval as guard_approval
 from authguard.orders import guard
 from authguard.orders.approval import Approval, stored_approval, takes_approval
@@ -38,34 +36,20 @@ from demo_site.brokerage.models import Instrument, Order, OrderStatus
 
 from . import test_battery_exposure as battery
 from .conftest import bind_passkey, settle_device
-from .test_battery_exposure import PASSWORD, customer, placed_buys, sign_in, value
+from .test_battery_exposure import (
+    PASSWORD,
+    customer,
+    home_pc,
+    placed_buys,
+    sell_large_caps_up_to,
+    sign_in,
+    value,
+)
 
 start = battery.start
 clock = battery.clock
 
 PUMPED = "7Z2A"  # a small cap: ¥845 x 6,500 shares = ¥5.5 million a day
-
-
-def _home_pc(user: Any) -> None:
-    now = timezone.now()
-    KnownDevice.objects.create(
-        user=user, cookie_hash="0" * 64, label="Home PC",
-        first_seen_at=now - timedelta(days=400), last_seen_at=now - timedelta(days=1),
-    )  # fmt: skip
-
-
-def _sell_up_to(thief: Any, user: Any, share: Decimal) -> Decimal:
-    """Sell whole large-cap positions, largest first, while the running total stays under ``share`` of the
-    holdings' value (every one of them placed)."""
-    holdings = value(user).holdings_value
-    sold = Decimal(0)
-    for holding in sorted(value(user).holdings, key=lambda h: -h.value_jpy):
-        if holding.is_small_cap or sold + holding.value_jpy > share * holdings:
-            continue
-        answer = thief.order("sell", holding.symbol, holding.quantity).json()
-        assert answer["status"] == "placed", answer
-        sold += Decimal(answer["order"]["amount_jpy"])
-    return sold
 
 
 def _checked(user: Any, symbol: str) -> Decimal:
@@ -93,7 +77,7 @@ def test_a_buy_fills_at_the_price_the_guard_checked_not_at_a_price_the_gang_lift
     checked price: it fills nothing (a clear 400, never a 500), and submitted again it is checked at the
     price it would fill at, and held."""
     bind_passkey(tanaka, authenticator)
-    _home_pc(tanaka)
+    home_pc(tanaka)
     clock(-10)
     thief = order_api()
     thief.login_known(TANAKA.username, TANAKA.password)
@@ -101,7 +85,7 @@ def test_a_buy_fills_at_the_price_the_guard_checked_not_at_a_price_the_gang_lift
     clock(0)
     sign_in(thief, TANAKA.username, TANAKA.password)
     before = value(tanaka)
-    _sell_up_to(thief, tanaka, Decimal("0.2"))  # ~¥2 million of large caps: cash for the fill
+    sell_large_caps_up_to(thief, tanaka, Decimal("0.2"))  # ~¥2 million of large caps: cash for the fill
 
     real = services.order_intent
 

@@ -21,7 +21,7 @@ import pytest
 from django.utils import timezone
 
 from authguard.choices import Action
-from authguard.models import KnownDevice, LoginEvent, Outcome
+from authguard.models import LoginEvent, Outcome
 from authguard.orders import exposure
 from demo_site.brokerage.management.commands.seed_demo import TANAKA
 
@@ -37,18 +37,10 @@ from .conftest import (
     settle_device,
     totp_token,
 )
-from .test_battery_exposure import sign_in, value
+from .test_battery_exposure import home_pc, sign_in, value
 
 start = battery.start
 clock = battery.clock
-
-
-def _home_pc(user: Any) -> None:
-    now = timezone.now()
-    KnownDevice.objects.create(
-        user=user, cookie_hash="0" * 64, label="Home PC",
-        first_seen_at=now - timedelta(days=400), last_seen_at=now - timedelta(days=1),
-    )  # fmt: skip
 
 
 def _trust_both_ways(user: Any, *, days: int = 7) -> tuple[Any, Any]:
@@ -75,7 +67,7 @@ def test_a_session_hijack_stepped_up_with_a_relayed_code_lowers_the_accounts_lim
     up with a relayed one-time code. Next day the thief signs in again from Tanaka's (copied) browser: the
     account counted as unchanged, so 45 % of the holdings were sold in one go (a changed account: 25 %)."""
     bind_passkey(tanaka, authenticator)
-    _home_pc(tanaka)
+    home_pc(tanaka)
     clock(-10)
     browser = order_api()
     browser.login_known(TANAKA.username, TANAKA.password)  # Tanaka's own browser, used for a year

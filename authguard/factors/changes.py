@@ -37,6 +37,7 @@ from authguard.factors.inventory import (
     factor_confirmed_at,
     factor_is_cooling_off,
     may_confirm_sensitive,
+    security_row,
     session_device,
     user_factors,
 )
@@ -47,11 +48,6 @@ from authguard.sessions import state as sessions_state
 SPENT_KEPT = 8
 
 ADDED, REMOVED = "added", "removed"
-
-
-def _row(user: Any, *, lock: bool) -> AccountSecurity:
-    row, _created = AccountSecurity.objects.get_or_create(user_id=user.pk)
-    return AccountSecurity.objects.select_for_update().get(pk=row.pk) if lock else row
 
 
 def fresh_trusted_passkey(request: HttpRequest, *, user: Any) -> bool:
@@ -97,7 +93,7 @@ def require_verified_since_change(
     added after her addition, and sessions verified with his own recovery codes added once the set was
     replaced (twenty).
     """
-    row = _row(user, lock=lock)
+    row = security_row(user, lock=lock)
     if via in UNCOUNTED_VIA or fresh_trusted_passkey(request, user=user):
         return
     state = sessions_state.raw_state(request) or {}
@@ -152,7 +148,7 @@ def count_change(request: HttpRequest | None, *, user: Any, removed: bool, added
     a reset by e-mail: no session of hers spent anything, but every session's next change counts from here."""
     how = REMOVED if removed else ADDED
     state = sessions_state.raw_state(request) if request is not None else None
-    row = _row(user, lock=True)
+    row = security_row(user, lock=True)
     spent = _spent(row)
     if state is not None and state.get("fv"):
         previous = dict(spent).get(state["fv"])
@@ -178,7 +174,7 @@ def lock_for_change(user: Any) -> None:
     before her reset committed after the reset had revoked what cools off)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("lock_for_change needs a transaction")
-    _row(user, lock=True)
+    security_row(user, lock=True)
 
 
 def added_in_this_session(request: HttpRequest | None, device: Any) -> bool:

@@ -203,6 +203,13 @@ def cooling_off_reason(user: Any) -> str:
     return row.cooling_off_reason if row is not None else ""
 
 
+def security_row(user: Any, *, lock: bool = False) -> AccountSecurity:
+    """The user's :class:`~authguard.models.AccountSecurity` row (created on first use); ``lock`` inside a
+    transaction."""
+    row, _created = AccountSecurity.objects.get_or_create(user_id=user.pk)
+    return AccountSecurity.objects.select_for_update().get(pk=row.pk) if lock else row
+
+
 #: The confirmation time of a confirmed factor authguard has no record of and that has no ``created_at``:
 #: django-otp's devices made before its timestamps (their column was added empty), from before authguard. It
 #: has stood longer than anything authguard recorded.

@@ -60,6 +60,7 @@ from authguard.factors.inventory import (
     may_confirm_sensitive,
     notice_addresses,
     previous_addresses,
+    security_row,
     unrecorded_confirmed_at,
     user_factors,
 )
@@ -107,14 +108,6 @@ def _hours() -> timedelta:
 # -- the account's state -------------------------------------------------------------------------------------
 
 
-def _security(user: Any, *, lock: bool = False) -> AccountSecurity:
-    """The user's :class:`AccountSecurity` row (created on first use); ``lock`` inside a transaction."""
-    row, _created = AccountSecurity.objects.get_or_create(user_id=user.pk)
-    if lock:
-        return AccountSecurity.objects.select_for_update().get(pk=row.pk)
-    return row
-
-
 def _has_any_factor_row(user: Any) -> datetime | None:
     """When the user's oldest known factor was confirmed, from records or devices (seeded, admin-made)."""
     times: list[datetime] = []
@@ -152,7 +145,7 @@ def start_cooling_off(user: Any, *, reason: str, at: datetime | None = None) -> 
     at = _now(at)
     until = at + _hours()
     with transaction.atomic():
-        row = _security(user, lock=True)
+        row = security_row(user, lock=True)
         running = row.cooling_off_until is not None and row.cooling_off_until > at
         if not running:
             row.cooling_off_started_at = at
@@ -189,7 +182,7 @@ def note_contact_changed(
     if not old_email:
         return until
     with transaction.atomic():
-        row = _security(user, lock=True)
+        row = security_row(user, lock=True)
         # Addresses of an earlier cooling-off are never used again (previous_addresses): forget them.
         row.previous_emails.filter(dropped_at__lt=row.cooling_off_started_at).delete()
         remembered = [address.lower() for address in previous_addresses(user, at=at)]
@@ -311,7 +304,7 @@ def grant_rebind(user: Any, *, by_staff: Any, hours: int = DESK_REBIND_HOURS) ->
     if by_staff is None or not getattr(by_staff, "is_staff", False):
         raise PermissionError("only staff may grant a re-binding")
     until = clock.now() + timedelta(hours=hours)
-    row = _security(user)
+    row = security_row(user)
     AccountSecurity.objects.filter(pk=row.pk).update(rebind_granted_until=until, rebind_granted_by=by_staff)
     logger.warning("authguard re-binding granted user=%s staff=%s until=%s", user.pk, by_staff.pk, until)
     return until
@@ -399,7 +392,7 @@ def record_enrollment(
     # SECURITY: the first-factor exemption holds once per account: the row lock serialises two racing
     # first enrollments, and the second one cools off like any other added factor.
     with transaction.atomic():
-        row = _security(user, lock=True)
+        row = security_row(user, lock=True)
         if request is not None:
             # SECURITY: under the row's lock, in the enrollment's transaction: a refusal rolls it back.
             changes.require_verified_since_change(
