@@ -36,6 +36,7 @@ from .conftest import (
     IP_US_HOME,
     IP_V6_FUKUOKA,
     IP_V6_JAPAN_ONLY,
+    IP_V6_KUMAMOTO,
     IP_V6_SAPPORO,
     IP_VPN,
     UA_CURL,
@@ -163,6 +164,62 @@ def test_a_new_browser_can_count_less_on_an_account_with_one_to_three_sign_ins()
     assert codes(signal, young, ctx(at=later, device="tablet", ip=IP_TOKYO_2)) == {"new_device": 25}
     # SECURITY: through a VPN, proxy or hosting network (shared with strangers): no discount.
     assert codes(signal, young, ctx(at=later, device="tablet", ip=IP_VPN, ua=UA_IPHONE)) == full
+
+
+def _shedding_iphone(cookies: int, *, start=T0):
+    """Her iPhone's Safari loses its cookie every three weeks (private browsing, a cleaner app): each new
+    cookie signs in a few times on her carrier and is learned; her PC keeps its cookie all along."""
+    logins = [
+        ctx(at=start + timedelta(days=21 * i + d), device=f"shed-{i}", ua=UA_IPHONE, ip=IP_V6_FUKUOKA)
+        for i in range(cookies)
+        for d in range(3)
+    ]
+    return history_of(*logins, *daily(cookies * 21, start=start, ip=IP_V6_FUKUOKA))
+
+
+def test_a_browser_that_keeps_losing_its_cookie_can_make_a_new_one_its_habit():
+    # Issue 13 (friction): off by default (a targeted proxy on a shedding victim's network with her user agent
+    # looks the same, docs/benchmarks-detection.md); a portal may turn it on.
+    store = _shedding_iphone(5)
+    later = T0 + timedelta(days=106)
+    cleared = ctx(at=later, device=None, ua=UA_IPHONE, ip=IP_V6_KUMAMOTO)
+    full = {"new_device": 25, "new_device_new_fixed_address": 20, "copied_user_agent": 30}
+    assert codes(DeviceCookie(), store, cleared) == full
+    signal = DeviceCookie(cookie_shedding_browsers=5)
+    found = {f.code: f for f in signal.evaluate(store.evidence(cleared))}
+    assert {code: f.score for code, f in found.items()} == {
+        "new_device": 25,
+        "new_device_new_fixed_address": 20,
+        "copied_user_agent_shedding": 0,
+    }
+    assert found["copied_user_agent_shedding"].evidence == {"exact": True, "cookies": 5}
+    # Four cookies are not yet a habit.
+    assert codes(signal, _shedding_iphone(4), cleared) == full
+    # Her PC never lost its cookie: its user agent without the cookie is still a copy.
+    assert codes(signal, store, ctx(at=later, device=None, ip=IP_V6_KUMAMOTO)) == full
+    # SECURITY: a network the account never used, or a shared one (a residential proxy on her own ISP, a
+    # VPN), gets no habit.
+    proxy = ctx(at=later, device=None, ua=UA_IPHONE, ip=IP_JP_PROXY)
+    assert proxy.geo.residential_proxy and codes(signal, store, proxy)["copied_user_agent"] == 30
+    assert codes(signal, store, ctx(at=later, device=None, ua=UA_IPHONE, ip=IP_US_HOME)) == {
+        "new_device": 25,
+        "new_device_new_network": 15,
+        "copied_user_agent": 30,
+    }
+    vpn = ctx(at=later, device=None, ua=UA_IPHONE, ip=IP_VPN)
+    assert vpn.geo.anonymous_vpn and "copied_user_agent_shedding" not in codes(signal, store, vpn)
+    # Cookies learned more than cookie_shedding_days ago no longer count.
+    assert codes(DeviceCookie(cookie_shedding_browsers=5, cookie_shedding_days=30), store, cleared) == full
+
+
+def test_a_habit_let_through_is_still_a_copy_for_factors_and_orders():
+    # SECURITY: what the habit lets through may be the copy it resembles: factors it enrolls cool off and the
+    # order guard lowers the account's limits, as for copied_user_agent.
+    from authguard.orders.exposure import CONTEXT_CHANGE_REASONS
+    from authguard.sessions.state import RELAY_FINDINGS
+
+    assert "copied_user_agent_shedding" in RELAY_FINDINGS
+    assert any(code in "copied_user_agent_shedding" for code in CONTEXT_CHANGE_REASONS)
 
 
 def test_device_cookie_says_nothing_without_history():

@@ -57,6 +57,8 @@ CONTEXT_CHANGE_REASONS = (
     "anonymous",
     "factor_changed",
     "password_changed",
+    # Matched as a substring: also "copied_user_agent_shedding" (a new cookie a shedding browser's habit
+    # let through, issue 13), which lowers the limits like the copy it may be.
     "copied_user_agent",
 )
 _ZERO = Decimal(0)

@@ -110,6 +110,15 @@ _SIGNALS: dict[str, tuple[Any, Any, dict[str, tuple[Any, tuple[float | None, flo
                 _COUNT,
             ),
             "copied_user_agent": (_("Points for a copied browser signature without the cookie"), _POINTS),
+            "cookie_shedding_browsers": (
+                _("Learned cookies of one browser that make a new one its habit (0: off)"),
+                _COUNT,
+            ),
+            "cookie_shedding_days": (_("Days over which those cookies are counted"), _COUNT),
+            "copied_user_agent_shedding": (
+                _("Points for a new cookie in a browser that keeps losing its cookie"),
+                _POINTS,
+            ),
             "known_device": (_("Points for a known browser"), _POINTS),
             "remembered_device": (_("Points for a remembered browser"), _POINTS),
             "remembered_device_elsewhere": (_("Points for a remembered browser in a new place"), _POINTS),

@@ -407,7 +407,9 @@ def _new_state(*, status: Status, decision: LoginDecision | None, new_device: bo
 #: Findings that keep even an allowed login from counting as low-risk. A login through an anonymising
 #: network, with a copied browser or hopping networks may be a phishing proxy relaying the customer's own
 #: cookies (real-time phishing): factors it enrolls start their cooling-off, whatever the score.
-RELAY_FINDINGS = frozenset({"copied_user_agent", "network_hop", "impossible_travel"})
+RELAY_FINDINGS = frozenset(
+    {"copied_user_agent", "copied_user_agent_shedding", "network_hop", "impossible_travel"}
+)
 
 
 def _relay_suspected(decision: LoginDecision | None) -> bool:
