@@ -190,7 +190,7 @@ def test_a_browser_that_keeps_losing_its_cookie_can_make_a_new_one_its_habit():
     assert {code: f.score for code, f in found.items()} == {
         "new_device": 25,
         "new_device_new_fixed_address": 20,
-        "copied_user_agent_shedding": 0,
+        "copied_user_agent_shedding": 5,
     }
     assert found["copied_user_agent_shedding"].evidence == {"exact": True, "cookies": 5}
     # Four cookies are not yet a habit.
@@ -214,12 +214,27 @@ def test_a_browser_that_keeps_losing_its_cookie_can_make_a_new_one_its_habit():
 
 def test_a_habit_let_through_is_still_a_copy_for_factors_and_orders():
     # SECURITY: what the habit lets through may be the copy it resembles: factors it enrolls cool off and the
-    # order guard lowers the account's limits, as for copied_user_agent.
+    # order guard lowers the account's limits, as for copied_user_agent. Both read the login's reasons, which
+    # name only findings with points: the policy keeps this one at 1 point or more.
     from authguard.orders.exposure import CONTEXT_CHANGE_REASONS
+    from authguard.risk.policy_validation import risk_signals_problem
     from authguard.sessions.state import RELAY_FINDINGS
 
+    store = _shedding_iphone(5)
+    cleared = ctx(at=T0 + timedelta(days=106), device=None, ua=UA_IPHONE, ip=IP_V6_KUMAMOTO)
+    signals = [
+        s if not isinstance(s, DeviceCookie) else DeviceCookie(cookie_shedding_browsers=5)
+        for s in _default_signals()
+    ]
+    assessment, _ = score_login(cleared, store, signals=signals, thresholds=Thresholds(step_up=40, deny=100))
+    assert "copied_user_agent_shedding" in assessment.reasons
     assert "copied_user_agent_shedding" in RELAY_FINDINGS
     assert any(code in "copied_user_agent_shedding" for code in CONTEXT_CHANGE_REASONS)
+    device_cookie = {
+        "NAME": "authguard.risk_signals.DeviceCookie",
+        "OPTIONS": {"copied_user_agent_shedding": 0},
+    }
+    assert "copied_user_agent_shedding" in (risk_signals_problem([device_cookie]) or "")
 
 
 def test_device_cookie_says_nothing_without_history():

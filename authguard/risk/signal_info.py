@@ -117,7 +117,9 @@ _SIGNALS: dict[str, tuple[Any, Any, dict[str, tuple[Any, tuple[float | None, flo
             "cookie_shedding_days": (_("Days over which those cookies are counted"), _COUNT),
             "copied_user_agent_shedding": (
                 _("Points for a new cookie in a browser that keeps losing its cookie"),
-                _POINTS,
+                # At least 1: a finding without points is not among the reasons the factor cooling-off and
+                # the order guard read.
+                (1, 100),
             ),
             "known_device": (_("Points for a known browser"), _POINTS),
             "remembered_device": (_("Points for a remembered browser"), _POINTS),

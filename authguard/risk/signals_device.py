@@ -6,6 +6,7 @@ One of the built-in risk signals (all listed in :mod:`authguard.risk.signals`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
@@ -135,7 +136,9 @@ class DeviceCookie(RiskSignal):
         # (A4) login through on each (docs/benchmarks-detection.md); a portal may trade it.
         "cookie_shedding_browsers": 0,
         "cookie_shedding_days": 180,
-        "copied_user_agent_shedding": 0,
+        # At least 1 (refused below): the finding must be among the login's reasons, which the factor
+        # cooling-off (sessions.state.RELAY_FINDINGS) and the order guard's context change read.
+        "copied_user_agent_shedding": 5,
         "known_device": -10,
         "remembered_device": -25,
         "remembered_device_elsewhere": -10,
@@ -165,6 +168,13 @@ class DeviceCookie(RiskSignal):
         "device_in_two_places": 45,
         "device_in_two_places_seconds": 900,
     }
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # SECURITY: the factor cooling-off and the order guard read a login's reasons, which name only
+        # findings with points: a habit scored 0 would hide the copy it may be from both.
+        if self.options["copied_user_agent_shedding"] < 1:
+            raise ValueError("option 'copied_user_agent_shedding' must be at least 1")
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         findings = self._judge(evidence)
