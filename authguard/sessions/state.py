@@ -200,8 +200,9 @@ def rebind(state: Json, binding: Json, fingerprint: str, *, rescored: str = "", 
     ``left_at``, when it was last seen before)."""
     place_binding(state, binding, verified=bool(rescored), left_at=left_at)
     state["k"] = fingerprint
-    if rescored == "reported":
-        state["lr"] = False
+    if rescored:
+        # SECURITY: a step-up holds where it was made: a copy re-scored elsewhere has none (round 23).
+        state.update(st=None, sm=None, fv=None, **({"lr": False} if rescored == "reported" else {}))
 
 
 def mark_rescored(state: dict[str, Any]) -> None:

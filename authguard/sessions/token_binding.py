@@ -44,6 +44,7 @@ from authguard.sessions.places import (
 from authguard.sessions.rescoring import _held_in_two_places
 from authguard.sessions.state import _fingerprint, _request_parts, current_binding, rebind
 from authguard.sessions.token_activity import Activity, _digest
+from authguard.sessions.token_strength import forget_token_strength
 
 logger = logging.getLogger(__name__)
 
@@ -190,9 +191,12 @@ def _check_once(
         assessment = _held_in_two_places(assessment, twice)
     if assessment.action == Action.ALLOW:
         rebind(state, now, fingerprint, rescored="allowed", left_at=left_at)
+        # SECURITY: the token's step-up holds where it was made, not for a copy re-scored elsewhere.
+        forget_token_strength(token.key)
         return "allowed" if written() else None
     if app_settings.report_only("step_up"):
         rebind(state, now, fingerprint, rescored="reported", left_at=left_at)
+        forget_token_strength(token.key)
         if not written():
             return None  # recorded by the check against the newer state, once
         reported = login_flow.with_report_only(assessment, "step_up", "end_session", rescored=True)
