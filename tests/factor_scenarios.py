@@ -149,3 +149,15 @@ def her_new_passkey(new_browser_api: Any, hanako: Any, totp_factory: Any) -> Pas
     hers = PasskeyDevice.objects.get(user=hanako)
     assert inventory.factor_is_cooling_off(hers)
     return hers
+
+
+def her_only_app(her: Any, hanako: Any) -> Any:
+    """hanako, signed in as ``her``, sets up an authenticator app that is then her only factor, cooling
+    off (her first one, or the one the desk let her bind again). Returns it."""
+    assert her.post("/authguard/api/totp").status_code == 200
+    app = TOTPDevice.objects.get(user=hanako, confirmed=False)
+    assert her.post("/authguard/api/totp/confirm", {"code": totp_token(app)}).status_code == 201
+    app.refresh_from_db()
+    assert inventory.factor_is_cooling_off(app)
+    assert inventory.user_factors(hanako) == [app]
+    return app

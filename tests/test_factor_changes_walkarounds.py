@@ -28,6 +28,7 @@ from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, of_long_standing, tot
 from .factor_scenarios import (
     change_password,
     her_new_passkey,
+    her_only_app,
     new_key,
     old_totp,
     passkey_verify,
@@ -643,13 +644,7 @@ def _her_app_rebound_by_the_desk(
     lifecycle.grant_rebind(hanako, by_staff=staff)
     her = new_browser_api(IP_TOKYO)
     her.login_usual("hanako", HANAKO_PASSWORD)
-    assert her.post("/authguard/api/totp").status_code == 200
-    app = TOTPDevice.objects.get(user=hanako, confirmed=False)
-    assert her.post("/authguard/api/totp/confirm", {"code": totp_token(app)}).status_code == 201
-    app.refresh_from_db()
-    assert inventory.factor_is_cooling_off(app)
-    assert inventory.user_factors(hanako) == [app]
-    return app
+    return her_only_app(her, hanako)
 
 
 def _his_passkey_session(new_browser_api: Any, key: Any) -> Any:

@@ -77,13 +77,20 @@ UNCOUNTED_VIA = frozenset({"low_risk_first_factor", "staff", "identity_proofing"
 
 
 def require_verified_since_change(
-    request: HttpRequest, *, user: Any, removing: bool, lock: bool = False, via: str | None = None
+    request: HttpRequest,
+    *,
+    user: Any,
+    removing: bool,
+    lock: bool = False,
+    via: str | None = None,
+    adding: Any = None,
 ) -> None:
     """Raise :class:`~authguard.exceptions.StepUpRequired` unless this session's last verification may make
     this change (a removal with ``removing``, else an addition): the rules of this module. ``lock``: read
     under the row's lock, inside the change's transaction, so that two requests in flight make one change.
     ``via``: how :func:`~authguard.factors.lifecycle.require_can_change_factors` (or the re-binding rule)
-    authorised it; one of :data:`UNCOUNTED_VIA` is not counted against.
+    authorised it; one of :data:`UNCOUNTED_VIA` is not counted against. ``adding``: the factor being added,
+    already saved (it is not one of the account's factors yet when judging the verifier).
 
     SECURITY: chained, one relayed code removed her new recovery codes or app and put his in their place
     (red team, round fifteen; sixteen: through a password change), added his passkey first and then removed
@@ -104,7 +111,8 @@ def require_verified_since_change(
     # nothing unless it is the account's oldest and none is established (a new customer's first app adds her
     # passkey). A verifier gone since was removed or replaced, which is counted as a removal: the count below
     # refuses the session that verified with it.
-    if verifier is not None and factor_is_cooling_off(verifier) and not _oldest_of_new(verifier, user):
+    cooling = verifier is not None and factor_is_cooling_off(verifier)
+    if cooling and not _oldest_of_new(verifier, user, adding):
         raise _refuse(user)
     if row.factors_changes == 0 and not row.factors_changed_how:
         return  # nothing was ever changed from a session: any one change
@@ -121,9 +129,11 @@ def require_verified_since_change(
     raise _refuse(user)
 
 
-def _oldest_of_new(verifier: Any, user: Any) -> bool:
-    """Whether ``verifier`` is the oldest of ``user``'s factors, and none of them is established."""
-    factors = user_factors(user)
+def _oldest_of_new(verifier: Any, user: Any, adding: Any = None) -> bool:
+    """Whether ``verifier`` is the oldest of ``user``'s factors, and none of them is established (``adding``,
+    saved before its record, would count as established: it is left out)."""
+    skip = getattr(adding, "persistent_id", None)
+    factors = [d for d in user_factors(user) if d.persistent_id != skip]
     if any(not factor_is_cooling_off(d) for d in factors):
         return False
     dated = [(factor_confirmed_at(d), d.persistent_id) for d in factors]

@@ -396,7 +396,7 @@ def record_enrollment(
         if request is not None:
             # SECURITY: under the row's lock, in the enrollment's transaction: a refusal rolls it back.
             changes.require_verified_since_change(
-                request, user=user, removing="usable" in replaced, lock=True, via=via
+                request, user=user, removing="usable" in replaced, lock=True, via=via, adding=device
             )
         first = row.first_factor_at is None and via == "low_risk_first_factor"
         if row.first_factor_at is None:

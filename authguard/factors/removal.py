@@ -69,7 +69,8 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device, repla
     * any other factor that is not cooling off (an authenticator app, a recovery-code set: replacing is
       removing) only as an e-mail change is made, or from a vouched session
       (:func:`authguard.factors.contact.require_strong_removal`);
-    * the last strong factor (passkey or authenticator app) is never removed by the customer.
+    * the last strong factor (passkey or authenticator app) is never removed by the customer; one that is
+      cooling off only while another strong factor remains.
     """
     target_cooling = factor_is_cooling_off(device)
     # SECURITY: the cooling-off shortcut lets the customer drop what a thief just added; a replacement hands
@@ -118,9 +119,12 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device, repla
         # SECURITY: one relayed code removes or replaces none of her established factors (red team,
         # 2026-12-05: her recovery codes regenerated, her authenticator app replaced by his).
         require_strong_removal(request, user=user)
-    if kind_of(device) != FactorKind.RECOVERY_CODE and not target_cooling:
+    if kind_of(device) != FactorKind.RECOVERY_CODE:
         others = [d for d in _strong_factors(user) if d.persistent_id != device.persistent_id]
-        if not [d for d in others if not factor_is_cooling_off(d)]:
+        # SECURITY: her only factor, cooling off, removed with one relayed code of itself left her nothing to
+        # sign in with or add a factor with, for good (red team, round twenty-three): while it cools off it
+        # may go only where another remains, cooling off or not.
+        if not (others if target_cooling else [d for d in others if not factor_is_cooling_off(d)]):
             raise InvalidCredential(
                 _("This is your last security method. Add another one before you remove it."),
                 code="last_factor",
