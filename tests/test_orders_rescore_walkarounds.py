@@ -208,7 +208,11 @@ def test_the_ledger_statement_and_account_trust_agree_on_every_kind_of_login_eve
     event with neither the right password nor the re-score mark never counts."""
     user = user_factory("matrix")
     combinations = itertools.product(
-        (True, False), (True, False), Outcome.values, Action.values, ([], ["network_hop"], ["new_device"])
+        (True, False),
+        (True, False),
+        Outcome.values,
+        Action.values,
+        ([], ["network_hop"], ["new_device"], ["dormant_account"]),
     )
     for password_ok, rescore, outcome, action, reasons in combinations:
         LoginEvent.objects.filter(user=user).delete()
@@ -222,7 +226,7 @@ def test_the_ledger_statement_and_account_trust_agree_on_every_kind_of_login_eve
         risky = (
             action != Action.ALLOW
             or outcome in (Outcome.STEP_UP_PASSED, Outcome.RESCORED)
-            or bool(set(reasons) & {"network_hop"})
+            or bool(set(reasons) & {"network_hop", "dormant_account"})  # dormancy: round twenty-three
         )
         assert by_sql.changed == ((password_ok or rescore) and risky), case
     # Older than the trust days: no change.

@@ -9,8 +9,8 @@ spreading over days add up to the same exposure:
   illiquidity (the ledger stores each order's weight, so one ``SUM`` is the exposure), and whether a held
   order is past its deadline;
 - :func:`account_trust`: one query says whether the account's sign-in context changed within the trust days
-  (a device first seen recently on an account with older ones, a risky or stepped-up login or re-scored
-  session, the account's cooling-off after a factor or contact change);
+  (a device first seen recently, unless it is among a new account's first ones; a risky or stepped-up login
+  or re-scored session; the account's cooling-off after a factor or contact change);
 - :func:`illiquid_buy_facts`: for a buy of an illiquid instrument, one query over the ledger's
   ``(symbol, created_at)`` index gives the campaign counts and the value bought by accounts with a recent
   context change over each volume window.
@@ -57,6 +57,10 @@ CONTEXT_CHANGE_REASONS = (
     "anonymous",
     "factor_changed",
     "password_changed",
+    # A sign-in after months without one (or with none left in the profile's horizon): on an old device
+    # row (a copied cookie of the customer's idle browser) no device is new, and nothing else says it
+    # changed (red team, round twenty-three).
+    "dormant_account",
     # Matched as a substring: also "copied_user_agent_shedding" (a new cookie a shedding browser's habit
     # let through, issue 13), which lowers the limits like the copy it may be.
     "copied_user_agent",
@@ -77,6 +81,19 @@ def _money(value: Any) -> Decimal:
     if isinstance(value, Decimal):
         return value
     return Decimal(str(round(float(value), 2)))
+
+
+def new_account(user: AbstractBaseUser, *, since: datetime) -> bool:
+    """Whether ``user``'s account was opened after ``since`` (its ``date_joined``): a genuinely new customer,
+    whose very first devices are no change of context (:func:`account_trust`).
+
+    SECURITY: an account the guard cannot date (a custom user model without ``date_joined``, a naive date
+    against an aware clock) is not new: every device first seen within the days is then a change.
+    """
+    joined = getattr(user, "date_joined", None)
+    if not isinstance(joined, datetime) or (joined.tzinfo is None) != (since.tzinfo is None):
+        return False
+    return joined > since
 
 
 def _trust_expressions(user: AbstractBaseUser, *, now: datetime, days: int) -> dict[str, Any]:
@@ -111,9 +128,16 @@ def _trust_expressions(user: AbstractBaseUser, *, now: datetime, days: int) -> d
     }
 
 
-def _trust_from(row: dict[str, Any], days: int) -> TrustFacts:
+def _trust_from(row: dict[str, Any], days: int, *, new: bool) -> TrustFacts:
+    """The trust EXISTS flags as :class:`TrustFacts`; ``new``: the account was opened within the days
+    (:func:`new_account`)."""
     reasons = []
-    if row.get("t_new_device") and row.get("t_old_device"):
+    # SECURITY: a customer's very first devices are no change only on an account younger than the days. A
+    # long-standing customer with no device on record (not signed in since the portal installed authguard,
+    # or imported without a passkey-trusted device) has the thief's browser as her "first": it lowered
+    # nothing, and a day later he sold 44 % of the holdings and bought 9.9 % of the portfolio in a thin
+    # stock with no hold (red team, round twenty-three).
+    if row.get("t_new_device") and (row.get("t_old_device") or not new):
         reasons.append("new_device")
     if row.get("t_risky_login"):
         reasons.append("risky_login")
@@ -181,10 +205,12 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     flagged = f"(SELECT COUNT(*) FROM {campaign_flags} WHERE symbol = %s AND active)"  # noqa: S608
     trust = f"SELECT 'trust', '', {flags[0]}, {flags[1]}, {flags[2]}, {flags[3]}, {flagged}, NULL"
     # SECURITY: over the look-back a "new device" is any but the account's earliest: a victim whose own
-    # browser is younger than the look-back was no change at all (red team, 2026-12-05).
+    # browser is younger than the look-back was no change at all (red team, 2026-12-05). The earliest is
+    # spared only on an account opened within the look-back (the parameter: not new, as _trust_from): a
+    # victim with no device on record had the thief's as her earliest (red team, round twenty-three).
     not_first = (
-        f"SELECT 1 FROM {devices} d WHERE d.user_id = %s AND d.first_seen_at >= %s AND EXISTS"  # noqa: S608
-        f" (SELECT 1 FROM {devices} o WHERE o.user_id = d.user_id AND o.first_seen_at < d.first_seen_at)"
+        f"SELECT 1 FROM {devices} d WHERE d.user_id = %s AND d.first_seen_at >= %s AND (%s OR EXISTS"  # noqa: S608
+        f" (SELECT 1 FROM {devices} o WHERE o.user_id = d.user_id AND o.first_seen_at < d.first_seen_at))"
     )
     changed = f"CASE WHEN EXISTS ({not_first}) THEN 1 ELSE 0 END"
     # SECURITY: how thinly the order's instrument traded this month, over every account's orders (the
@@ -195,17 +221,20 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
         f"(SELECT CAST(COALESCE(ROUND(MAX(illiquidity) * 10000), 0) AS INTEGER) FROM {ledger}"  # noqa: S608
         " WHERE symbol = %s AND created_at >= %s AND illiquidity >= %s)"
     )
-    lately = f"SELECT 'lately', '', {changed}, {flags[1]}, {flags[2]}, {flags[3]}, {peak}, NULL"
+    # The second column is 1: "older" is in not_first itself.
+    lately = f"SELECT 'lately', '', {changed}, 1, {flags[2]}, {flags[3]}, {peak}, NULL"
     return f"{grouped} UNION ALL {rolled_sells} UNION ALL {rolled_buys} UNION ALL {trust} UNION ALL {lately}"
 
 
-def _trust_params(
-    uid: Any, *, now: datetime, since: datetime, old_before: datetime | None = None
-) -> list[Any]:
-    """The parameters of the trust EXISTS subqueries of :func:`_ledger_sql` for changes since ``since``
-    (``old_before``: what counts as an older device, ``since`` by default)."""
+def _trust_params(uid: Any, *, now: datetime, since: datetime, established: bool | None = None) -> list[Any]:
+    """The parameters of the trust EXISTS subqueries of :func:`_ledger_sql` for changes since ``since``:
+    the trust row's (a device first seen since then, one before it), or with ``established`` the lately
+    row's (``not_first``: whether even the account's earliest device counts)."""
     adapt = connection.ops.adapt_datetimefield_value
-    params: list[Any] = [uid, adapt(since), uid, adapt(old_before or since)]
+    if established is None:
+        params: list[Any] = [uid, adapt(since), uid, adapt(since)]
+    else:
+        params = [uid, adapt(since), established]
     params += [uid, adapt(since), True, True]  # password_ok, rescore
     params += [Action.ALLOW, LoginOutcome.STEP_UP_PASSED, LoginOutcome.RESCORED]
     params += [f"%{code}%" for code in CONTEXT_CHANGE_REASONS]
@@ -271,7 +300,10 @@ def ledger_totals(
     params += [*day_params, uid, adapt_day(earliest.date()), symbol]
     params += [*_trust_params(uid, now=now, since=since), symbol]
     lately_since = now - timedelta(days=max(changed_days, trust_days))
-    params += _trust_params(uid, now=now, since=lately_since, old_before=now)
+    new = new_account(user, since=since)
+    params += _trust_params(
+        uid, now=now, since=lately_since, established=not new_account(user, since=lately_since)
+    )
     params += [symbol, adapt(now - timedelta(days=LIQUIDITY_MEMORY_DAYS)), REMEMBERED_WEIGHT]
     rows = statements.fetch_all(_ledger_sql(connection.vendor, len(hours), max(len(rounded), 1)), params)
     # Decimal sums and one int count ("il") per window.
@@ -288,7 +320,7 @@ def ledger_totals(
     for side, status, bucket, same, total, weighted, thin, first in rows:
         if side in ("trust", "lately"):
             changes = {"t_new_device": bucket, "t_old_device": same, "t_risky_login": total}
-            found = _trust_from({**changes, "t_cooling_off": weighted}, trust_days)
+            found = _trust_from({**changes, "t_cooling_off": weighted}, trust_days, new=new)
             if side == "trust":
                 trust, flagged = found, bool(thin)
             else:
@@ -348,11 +380,13 @@ def account_trust(user: AbstractBaseUser, *, now: datetime, days: int) -> TrustF
     """Whether the account's sign-in context changed within ``days`` (one query; :func:`ledger_totals`
     answers the same along with the ledger's totals).
 
-    Changed means any of: a device first seen within the days on an account that also has an older one (a
-    customer's very first devices are no change); a login with the right password within the days that was
-    stepped up, denied, re-scored or scored for a new network, a proxy, a factor or password change, or a
-    signed-in session or API token re-scored to a step-up or an end (``LoginEvent.rescore``: its event has no
-    password, yet a stranger's wrong password or an attempt on a locked account is no change); the
+    Changed means any of: a device first seen within the days, unless the account has no older one and was
+    itself opened within the days (:func:`new_account`: a genuinely new customer's very first devices are
+    no change; a long-standing customer's first device on record is); a login with the right password
+    within the days that was stepped up, denied, re-scored or scored for a new network, a proxy, a factor or
+    password change or a dormancy (:data:`CONTEXT_CHANGE_REASONS`), or a signed-in session or API token
+    re-scored to a step-up or an end (``LoginEvent.rescore``: its event has no password, yet a stranger's
+    wrong password or an attempt on a locked account is no change); the
     account's cooling-off (:mod:`authguard.factors.lifecycle`: after a factor or contact change) running or
     begun within the days.
     """
@@ -367,7 +401,7 @@ def account_trust(user: AbstractBaseUser, *, now: datetime, days: int) -> TrustF
     if row is None:
         # SECURITY: a user the guard cannot read is not a trusted one.
         return TrustFacts(True, ("unknown_account",), days)
-    return _trust_from(row, days)
+    return _trust_from(row, days, new=new_account(user, since=now - timedelta(days=days)))
 
 
 @functools.lru_cache(maxsize=16)

@@ -163,10 +163,11 @@ class WindowTotals:
 class TrustFacts:
     """Whether the account's sign-in context changed within ``days`` (not only this session's).
 
-    ``reasons`` name what changed: ``new_device`` (a device first seen recently on an account that has older
-    ones), ``risky_login`` (a login with the right password that was stepped up, denied, re-scored, or scored
-    for a new network, a proxy, a factor or password change; or a signed-in session or API token re-scored to
-    a step-up or an end), ``cooling_off`` (the account's cooling-off after a factor or contact change).
+    ``reasons`` name what changed: ``new_device`` (a device first seen recently, unless the account has no
+    older one and was itself opened within the days: a new customer's very first devices), ``risky_login``
+    (a login with the right password that was stepped up, denied, re-scored, or scored for a new network, a
+    proxy, a factor or password change, or after a dormancy; or a signed-in session or API token re-scored
+    to a step-up or an end), ``cooling_off`` (the account's cooling-off after a factor or contact change).
     """
 
     changed: bool
