@@ -70,6 +70,8 @@ class Codes:
     ORDER_PLACE_WITHOUT_APPROVAL = "authguard.W122"
     # Logged at run time, once per process: portfolio holdings without their instrument's data.
     ORDER_HOLDING_INSTRUMENT_MISSING = "authguard.W123"
+    # Logged at run time, once per process: an instrument without a long-run price (reference_price).
+    ORDER_REFERENCE_PRICE_MISSING = "authguard.W124"
     # -- GeoIP files and retention (owner: scale): E150-E159 / W150-W159 --
     GEOIP_FILE_SETTINGS_INVALID = "authguard.E150"
     GEOIP_DATABASE_MISSING = "authguard.W150"

@@ -197,7 +197,10 @@ class Exposure(OrderRule):
     - ``exposure_instrument_volume``: the account's buys of one instrument within the horizon above
       ``max_adv_share`` of its daily traded value (chunks just under the per-order limit add up);
     - ``exposure_concentration``: after the buy, more than ``max_position_share`` of the portfolio (weighted
-      by illiquidity) in the instrument.
+      by illiquidity) in the instrument;
+    - ``exposure_reference_price``: a sell checked at a price below the instrument's long-run price
+      (``InstrumentInfo.reference_price``), or a buy above it, by more than ``max_reference_deviation`` of it,
+      weighted by the instrument's exposure weight (an illiquid stock in full, a liquid one not at all).
 
     An account whose sign-in context changed within ``trust_days`` (or a risky session) has every limit
     multiplied by ``changed_factor``.
@@ -216,6 +219,10 @@ class Exposure(OrderRule):
         "liquid_value": DEFAULT_LIQUID_VALUE,
         "illiquid_value": DEFAULT_ILLIQUID_VALUE,
         "small_cap_weight": 0.5,
+        # How far from its long-run price a thin stock's order may be checked without a hold: a day's price
+        # limit of a Tokyo stock of ¥500 or more is 14-30 %, a gang's crash or pump tenfold
+        # (docs/order-guard.md).
+        "max_reference_deviation": 0.3,
     }
 
     def __init__(self, **options: Any) -> None:
@@ -224,6 +231,9 @@ class Exposure(OrderRule):
             raise ValueError("option 'liquid_value' must be above 'illiquid_value', both positive")
         if not 0 < self.options["changed_factor"] <= 1:
             raise ValueError("option 'changed_factor' must be above 0 and at most 1")
+        if not 0 < self.options["max_reference_deviation"] < 1:
+            # At 1 or more no sell is ever held (its price cannot fall by more than all of it).
+            raise ValueError("option 'max_reference_deviation' must be above 0 and below 1")
 
     def window_hours(self) -> int | None:
         return int(self.options["horizon_hours"])
@@ -248,10 +258,45 @@ class Exposure(OrderRule):
         return evidence
 
     def evaluate(self, facts: OrderFacts) -> Iterable[RuleFinding]:
+        yield from self._reference_price(facts)
         if facts.is_sell:
             yield from self._liquidation(facts)
         else:
             yield from self._illiquid(facts)
+
+    def _reference_price(self, facts: OrderFacts) -> Iterable[RuleFinding]:
+        """A thin stock's order checked at a price far from its long-run price, to the customer's loss."""
+        deviation = facts.instrument.price_deviation(facts.side)
+        weight = Decimal(str(facts.exposure_weight))
+        if deviation is None or weight <= 0:
+            return  # no reference price (authguard.W124), or a liquid stock: no day's trades move it far
+        limit = self._limit("max_reference_deviation", facts)
+        # SECURITY: the sell limits measure a sell at the price checked, which in a thin stock the gang's
+        # wash trades set: the victim's 24 % of the portfolio in it, checked at a tenth of its price, was 3 %
+        # of the base and sold into the gang's bid (red team, round twenty-three); a buy far above it is the
+        # pump the 2025 gangs sold into victims' cash. Weighted like the exposure (no floor to trade above).
+        if deviation * weight <= limit:
+            return
+        sell = _(
+            "This sell's price is %(share)s %% below the usual price of %(symbol)s, a thinly traded stock."
+        )
+        buy = _(
+            "This buy's price is %(share)s %% above the usual price of %(symbol)s, a thinly traded stock."
+        )
+        yield RuleFinding(
+            "exposure_reference_price",
+            HIGH,
+            reason(sell if facts.is_sell else buy, {"share": _percent(deviation), "symbol": facts.symbol}),
+            self.action,
+            self._evidence(
+                facts,
+                deviation=deviation,
+                limit=limit / weight,
+                price=str(facts.instrument.price),
+                reference_price=str(facts.instrument.reference_price),
+                illiquidity=facts.illiquidity,
+            ),
+        )
 
     def _liquidation(self, facts: OrderFacts) -> Iterable[RuleFinding]:
         checks = (

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: What this process has warned about once (``authguard.W121``, ``authguard.W123``).
+#: What this process has warned about once (``authguard.W121``, ``authguard.W123``, ``authguard.W124``).
 _warned: set[str] = set()
 
 
@@ -76,6 +76,28 @@ def _warn_without_baseline(instrument: InstrumentInfo) -> None:
         "%s: the order guard read %s without InstrumentInfo.baseline_daily_value (from "
         "AUTHGUARD_ORDER_INSTRUMENT or the portal). Without a long-run daily value the guard cannot see the "
         "pump of a stock no customer traded in the month before: give it from the portal's market data "
+        "(docs/order-guard.md). Logged once per process.",
+        instrument.symbol,
+    )
+
+
+def _warn_without_reference(instrument: InstrumentInfo) -> None:
+    """Log ``authguard.W124`` the first time (per process) the guard reads an instrument without a long-run
+    price (``InstrumentInfo.reference_price``); silenced like a check, by its id in
+    ``SILENCED_SYSTEM_CHECKS``.
+
+    SECURITY: without it the guard checks a thin stock's order at whatever price the gang's trades printed
+    that day: the victim's shares sold into its crashed bid, or the victim's cash into its pump (red team,
+    round twenty-three)."""
+    reference = instrument.reference_price
+    if reference is not None and reference > 0:
+        return
+    _warn_once(
+        Codes.ORDER_REFERENCE_PRICE_MISSING,
+        "%s: the order guard read %s without InstrumentInfo.reference_price (from AUTHGUARD_ORDER_INSTRUMENT "
+        "or the portal). Without a long-run price the guard checks an order of a thinly traded stock at "
+        "whatever price a gang's trades printed that day, so the customer's shares can be sold into its "
+        "crash and the customer's cash into its pump: give it from the portal's market data "
         "(docs/order-guard.md). Logged once per process.",
         instrument.symbol,
     )
@@ -160,6 +182,7 @@ def gather_facts(
     if instrument is None:
         return None
     _warn_without_baseline(instrument)
+    _warn_without_reference(instrument)
     portfolio: PortfolioSnapshot = _hook("ORDER_PORTFOLIO")(user)
     session = _session_facts(request)
     risky_hours = int(rule_option(rules, RiskySession, "hours", DEFAULT_RISKY_SESSION_HOURS))

@@ -96,7 +96,10 @@ class InstrumentInfo:
     (the guard multiplies by ``price`` and ``fx_rate``). ``fx_rate`` converts one unit of the instrument's
     ``currency`` into the portfolio's currency. ``baseline_daily_value``, optional: the instrument's long-run
     daily traded value in the portfolio's currency (for example the median of the last 250 trading days, from
-    the portal's market data); the guard reads the lower of it and the current one.
+    the portal's market data); the guard reads the lower of it and the current one. ``reference_price``,
+    optional: the instrument's long-run price per share in its own ``currency`` (for example the median close
+    of the last 20 trading days, from the portal's market data); the ``Exposure`` rule holds an order of a
+    thinly traded instrument checked at a price far from it (:meth:`price_deviation`).
     """
 
     symbol: str
@@ -110,6 +113,7 @@ class InstrumentInfo:
     fx_rate: Decimal = Decimal(1)
     name: str = ""
     baseline_daily_value: Decimal | None = None
+    reference_price: Decimal | None = None
 
     @property
     def daily_value(self) -> Decimal | None:
@@ -133,6 +137,21 @@ class InstrumentInfo:
     def value_of(self, quantity: int) -> Decimal:
         """The value of ``quantity`` shares in the portfolio's currency."""
         return (self.price * quantity * self.fx_rate).quantize(Decimal("0.01"))
+
+    def price_deviation(self, side: str) -> Decimal | None:
+        """How far ``price`` is from ``reference_price`` to the loss of a customer on ``side``, as a share of
+        the reference: a sell's price below it (``1 - price / reference``), a buy's above it (``price /
+        reference - 1``); 0 at it or on the customer's side of it; ``None`` without a reference price.
+
+        SECURITY: in a thin stock the gang *is* the market for the day, and the price the guard checks is
+        the one its wash trades printed; the long-run price is what a day's trades cannot move (red team,
+        round twenty-three: the victim's shares checked and sold at a tenth of their price)."""
+        reference = self.reference_price
+        if reference is None or Decimal(reference) <= 0:
+            return None
+        ratio = Decimal(self.price) / Decimal(reference)
+        deviation = 1 - ratio if side == "sell" else ratio - 1
+        return max(deviation, Decimal(0))
 
 
 # -- what the guard gathered -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from .models import Account, BankAccount, Instrument, Order, Position, Withdrawa
 class InstrumentAdmin(admin.ModelAdmin):
     list_display = [
         "symbol", "name", "market", "currency", "price", "avg_daily_volume", "baseline_daily_value",
-        "is_small_cap",
+        "reference_price", "is_small_cap",
     ]  # fmt: skip
     list_filter = ["market", "currency", "is_small_cap"]
     search_fields = ["symbol", "name"]

@@ -20,9 +20,10 @@ class InstrumentData:
     """One row of the demo's instrument list (or of a day's instrument data synced into it).
 
     ``baseline_daily_value``, optional: the instrument's long-run daily traded value in yen (a 250-day median
-    of market data). Only a row that carries one changes the stored long-run value
-    (``services.sync_instruments``): the day's price and volume never do, or a sync on the day of a pump
-    would make the pump the long run.
+    of market data). ``reference_price``, optional: its long-run price in its own currency (a median close
+    of the last 20 trading days). Only a row that carries one changes the stored long-run value
+    (``services.sync_instruments``): the day's price and volume never do, or a sync on the day of a pump (or
+    of a gang's crash) would make it the long run.
     """
 
     symbol: str
@@ -34,6 +35,7 @@ class InstrumentData:
     listing_country: str
     is_small_cap: bool = False
     baseline_daily_value: Decimal | None = None
+    reference_price: Decimal | None = None
 
 
 def _jp(symbol: str, name: str, price: str, adv: int, market: str = "TSE Prime") -> InstrumentData:

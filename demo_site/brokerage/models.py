@@ -75,6 +75,21 @@ class Instrument(models.Model):
             "days, from market data). The order guard reads the lower of this and the current daily value."
         ),
     )
+    # SECURITY: in a thin stock the gang is the market for the day and its trades set the day's price; the
+    # long-run price they cannot move lets the guard hold a sell into its crash or a buy into its pump (red
+    # team, round twenty-three).
+    reference_price = models.DecimalField(
+        _("long-run price"),
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text=_(
+            "The usual price per share over the long run, in the instrument's currency (for example the "
+            "median close of the last 20 trading days, from market data). The order guard holds an order of "
+            "a thinly traded stock whose price is far from it."
+        ),
+    )
 
     class Meta:
         ordering = ["symbol"]

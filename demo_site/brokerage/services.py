@@ -133,6 +133,8 @@ class OrderDraft:
     listing_country: str = ""
     #: The instrument's long-run daily traded value in yen (``None``: the portal has none).
     baseline_daily_value: Decimal | None = None
+    #: The instrument's long-run price in its own currency (``None``: the portal has none).
+    reference_price: Decimal | None = None
 
     @property
     def amount(self) -> Decimal:
@@ -208,7 +210,9 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
 
     The long-run daily traded value (``Instrument.baseline_daily_value``) is written from a row's explicit
     ``baseline_daily_value``; without one, a new instrument starts from its row's price x volume (the demo's
-    levels are its long run) and an existing one keeps the value it has.
+    levels are its long run) and an existing one keeps the value it has. The long-run price
+    (``Instrument.reference_price``) likewise: from a row's explicit ``reference_price``, else a new
+    instrument's from its row's price, and an existing one's kept.
     """
     count = 0
     with transaction.atomic():
@@ -227,10 +231,21 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
             # demo already knows (red team, round twenty: one morning's sync of a pumped day made 5Z4A's
             # ¥10.5 billion its long-run value, and half a portfolio went into it without a hold).
             first = to_jpy(row.price * row.avg_daily_volume, row.currency) if long_run is None else long_run
+            # SECURITY: nor the long-run price from the day's, which in a thin stock the gang's trades set
+            # (red team, round twenty-three: 7Z2A's day printed at ¥85, a tenth of its price).
+            updates: dict[str, object] = {}
+            if long_run is not None:
+                updates["baseline_daily_value"] = long_run
+            if row.reference_price is not None:
+                updates["reference_price"] = row.reference_price
             Instrument.objects.update_or_create(
                 symbol=row.symbol,
-                defaults=fields if long_run is None else {**fields, "baseline_daily_value": long_run},
-                create_defaults={**fields, "baseline_daily_value": first},
+                defaults={**fields, **updates},
+                create_defaults={
+                    **fields,
+                    "baseline_daily_value": first,
+                    "reference_price": row.price if row.reference_price is None else row.reference_price,
+                },
             )
             count += 1
     return count
@@ -368,6 +383,7 @@ def _draft(side: str, instrument: Instrument, quantity: int) -> OrderDraft:
         market=instrument.market,
         listing_country=instrument.listing_country,
         baseline_daily_value=instrument.baseline_daily_value,
+        reference_price=instrument.reference_price,
     )
 
 
@@ -603,7 +619,7 @@ def _portfolio_sql(vendor: str) -> str:
     # Only the models' own (quoted) table names are formatted in; the user's id is a parameter.
     return (
         "SELECT a.cash, i.symbol, p.quantity, i.price, i.currency, i.name, i.market, i.listing_country,"  # noqa: S608
-        f" i.avg_daily_volume, i.is_small_cap, i.baseline_daily_value FROM {account} a"
+        f" i.avg_daily_volume, i.is_small_cap, i.baseline_daily_value, i.reference_price FROM {account} a"
         f" LEFT JOIN {position} p ON p.account_id = a.id LEFT JOIN {instrument} i ON i.id = p.instrument_id"
         " WHERE a.user_id = %s ORDER BY i.symbol"
     )
@@ -626,7 +642,8 @@ def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
     rows = statements.fetch_all(_portfolio_sql(connection.vendor), [user.pk])
     cash = _decimal(rows[0][0]) if rows else Decimal(0)
     holdings = []
-    for _cash, symbol, quantity, price, currency, name, market, country, volume, small, baseline in rows:
+    for row in rows:
+        _cash, symbol, quantity, price, currency, name, market, country, volume, small, baseline, ref = row
         if symbol is None:
             continue
         price = _decimal(price)
@@ -635,6 +652,7 @@ def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
             avg_daily_volume=volume, is_small_cap=bool(small), fx_rate=JPY_PER_UNIT[currency],
             # SECURITY: the long-run value, so a pump of the position's stock does not make it look liquid.
             baseline_daily_value=None if baseline is None else _decimal(baseline),
+            reference_price=None if ref is None else _decimal(ref),
         )  # fmt: skip
         value = to_jpy(price * int(quantity), currency)
         holdings.append(
@@ -645,7 +663,7 @@ def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
 
 _INSTRUMENT_FIELDS = (
     "symbol", "name", "price", "currency", "market", "listing_country", "avg_daily_volume", "is_small_cap",
-    "baseline_daily_value",
+    "baseline_daily_value", "reference_price",
 )  # fmt: skip
 
 
@@ -661,8 +679,8 @@ def _instrument_sql(vendor: str) -> str:
 
 
 def guard_instrument(symbol: str) -> InstrumentInfo | None:
-    """``AUTHGUARD_ORDER_INSTRUMENT``: price, average daily volume, long-run daily value, market and listing
-    of ``symbol``.
+    """``AUTHGUARD_ORDER_INSTRUMENT``: price, average daily volume, long-run daily value and price, market and
+    listing of ``symbol``.
 
     Plain SQL through :func:`authguard.statements.fetch_all`, like the portfolio hook: it runs on every order
     a portal checks without handing the guard the instrument.
@@ -674,6 +692,8 @@ def guard_instrument(symbol: str) -> InstrumentInfo | None:
     row["price"] = _decimal(row["price"])
     baseline = row["baseline_daily_value"]
     row["baseline_daily_value"] = None if baseline is None else _decimal(baseline)
+    reference = row["reference_price"]
+    row["reference_price"] = None if reference is None else _decimal(reference)
     row["is_small_cap"] = bool(row["is_small_cap"])  # SQLite answers 0 or 1
     return InstrumentInfo(**row, fx_rate=JPY_PER_UNIT[row["currency"]])
 
@@ -692,6 +712,8 @@ def instrument_info(draft: OrderDraft) -> InstrumentInfo:
         fx_rate=JPY_PER_UNIT[draft.currency],
         # SECURITY: without it the guard cannot see a pump of a stock no customer traded this month.
         baseline_daily_value=draft.baseline_daily_value,
+        # SECURITY: without it the guard checks a thin stock's order at whatever price a gang printed today.
+        reference_price=draft.reference_price,
     )
 
 

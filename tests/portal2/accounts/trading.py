@@ -192,8 +192,8 @@ def guard_instrument(symbol: str) -> InstrumentInfo | None:
     return InstrumentInfo(
         symbol=symbol, name=name, price=price, currency="JPY", market="TSE", listing_country="JP",
         avg_daily_volume=volume, is_small_cap=small_cap,
-        # The table is the portal's reference data, its long run: what a pump cannot lift.
-        baseline_daily_value=price * volume,
+        # The table is the portal's reference data, its long run: what a pump (or a crash) cannot move.
+        baseline_daily_value=price * volume, reference_price=price,
     )  # fmt: skip
 
 
