@@ -10,7 +10,8 @@ cools off goes only where another strong factor remains (``removal.require_can_r
 
 Found alongside: her first app, in its 14 days, could not add her passkey once the account's own day of
 cooling off was over (the passkey, saved before its record, counted as established); now
-``changes._oldest_of_new`` leaves out the factor being added.
+``changes._oldest_of_new`` leaves out the factor being added. Round twenty-four: recovery codes count as
+what remains, so her printed codes still drop the passkey one relayed code of them added.
 """
 
 from __future__ import annotations
@@ -21,9 +22,17 @@ import pytest
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.factors import inventory, lifecycle
+from authguard.models import PasskeyDevice
 
-from .conftest import HANAKO_PASSWORD, IP_TOKYO, of_long_standing, totp_token
-from .factor_scenarios import her_only_app, new_key, register, thief_with_one_code
+from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, of_long_standing, totp_token
+from .factor_scenarios import (
+    disabled_totp,
+    her_only_app,
+    her_recovery_codes,
+    new_key,
+    register,
+    thief_with_one_code,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
@@ -125,3 +134,60 @@ def test_her_first_app_in_its_cooling_off_adds_her_passkey_after_the_first_day(
     added = register(her, new_key())
     assert added.status_code == 201, added.content
     assert PasskeyDevice.objects.filter(user=hanako).count() == 1
+
+
+@pytest.mark.battery(63)
+def test_her_recovery_codes_remove_the_passkey_one_relayed_code_of_them_added(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """Round twenty-four, against round twenty-three's rule: her app lost (disabled), her printed recovery
+    codes her only usable factor; the thief's one relayed code of them adds his passkey. She removes it with
+    a code of hers from her PC of months: what remains is what she had before (it was refused as "your last
+    security method" when only passkeys and apps counted)."""
+    of_long_standing(hanako)
+    disabled_totp(hanako, totp_factory)  # her phone is lost: the app disabled
+    codes = her_recovery_codes(hanako)  # printed 300 days ago: her only usable factor
+
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/recovery-code", {"code": codes[3]}).status_code == 200
+    added = register(thief, new_key())
+    assert added.status_code == 201, added.content  # one change for one relayed code: accepted, announced
+    his = PasskeyDevice.objects.get(user=hanako)
+    assert inventory.factor_is_cooling_off(his)
+
+    clock.shift(1800)  # she reads the "passkey added" notice
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)  # her PC of months
+    assert her.post("/authguard/api/step-up/recovery-code", {"code": codes[0]}).status_code == 200
+    removed = her.post("/authguard/api/factors/remove", {"id": his.persistent_id})
+
+    assert PasskeyDevice.objects.filter(pk=his.pk).count() == 0, (
+        f"hanako, verified from her PC of months with her own recovery code, cannot remove the passkey one "
+        f"relayed code added 30 minutes ago: {removed.status_code} {removed.content[:200]!r}; it stays, "
+        f"and when its cooling-off ends it is an established passkey in the thief's hands"
+    )
+
+
+@pytest.mark.battery(63)
+def test_her_password_change_with_her_recovery_code_revokes_his_passkey_too(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """The other undo in the scenario above: a password change from her session verified with a recovery
+    code revokes what cools off."""
+    from .factor_scenarios import change_password
+
+    of_long_standing(hanako)
+    disabled_totp(hanako, totp_factory)
+    codes = her_recovery_codes(hanako)
+    thief = new_browser_api(IP_OSAKA)
+    thief.login("hanako", HANAKO_PASSWORD)
+    assert thief.post("/authguard/api/step-up/recovery-code", {"code": codes[3]}).status_code == 200
+    assert register(thief, new_key()).status_code == 201
+    his = PasskeyDevice.objects.get(user=hanako)
+    clock.shift(1800)
+    her = new_browser_api(IP_TOKYO)
+    her.login_usual("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/recovery-code", {"code": codes[0]}).status_code == 200
+    assert change_password(her, HANAKO_PASSWORD, "brand-new-pass-9876").status_code == 302
+    assert not PasskeyDevice.objects.filter(pk=his.pk).exists()

@@ -43,6 +43,25 @@ def _recorded(user: Any, since: int = 0) -> list[Any]:
     return [(e.ip, e.outcome, e.reasons) for e in LoginEvent.objects.filter(user=user).order_by("pk")][since:]
 
 
+def her_hotel_token(t: Any, user: Any) -> tuple[str, str]:
+    """Her history at home (OCN Tokyo) and office (KDDI Osaka); five hours later her laptop's API client
+    signs in at a Fukuoka hotel (a network it never used: a TOTP step-up). Her device cookie and the token."""
+    home = _signed_in_after(t, [IP_TOKYO, IP_OSAKA] * 10)
+    device = home.cookies["authguard_device"].value
+    t.shift(timedelta(hours=5))  # a business trip
+    login = _her_app(IP_V6_FUKUOKA, device).post(
+        "/api/auth/token", {"username": "hanako", "password": HANAKO_PASSWORD}, format="json"
+    )
+    assert login.status_code == 401 and login.json()["status"] == "step_up_required", login.content
+    t.shift(timedelta(seconds=20))
+    passed = _her_app(IP_V6_FUKUOKA, device).post(
+        "/api/auth/step-up/totp",
+        {"step_up_token": login.json()["step_up_token"], "code": totp_token(user.totp)},
+        format="json",
+    )
+    return device, passed.json()["token"]
+
+
 @pytest.mark.battery(61)
 @pytest.mark.django_db
 @pytest.mark.urls("tests.drf_urlconf")
@@ -98,20 +117,7 @@ def test_a_copied_token_rescored_at_her_office_withdraws_with_the_step_up_that_i
     traveller = time_machine.travel(START - timedelta(days=21), tick=False)
     t = traveller.start()
     try:
-        home = _signed_in_after(t, [IP_TOKYO, IP_OSAKA] * 10)
-        device = home.cookies["authguard_device"].value
-        t.shift(timedelta(hours=5))  # a business trip
-        login = _her_app(IP_V6_FUKUOKA, device).post(
-            "/api/auth/token", {"username": "hanako", "password": HANAKO_PASSWORD}, format="json"
-        )
-        assert login.status_code == 401 and login.json()["status"] == "step_up_required", login.content
-        t.shift(timedelta(seconds=20))
-        passed = _her_app(IP_V6_FUKUOKA, device).post(
-            "/api/auth/step-up/totp",
-            {"step_up_token": login.json()["step_up_token"], "code": totp_token(hanako.totp)},
-            format="json",
-        )
-        token = passed.json()["token"]
+        device, token = her_hotel_token(t, hanako)
         assert with_token(_her_app(IP_V6_FUKUOKA, device), token).post("/drf/withdraw").status_code == 200
         events = LoginEvent.objects.filter(user=hanako).count()
         t.shift(timedelta(seconds=60))

@@ -70,7 +70,7 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device, repla
       removing) only as an e-mail change is made, or from a vouched session
       (:func:`authguard.factors.contact.require_strong_removal`);
     * the last strong factor (passkey or authenticator app) is never removed by the customer; one that is
-      cooling off only while another strong factor remains.
+      cooling off only while another usable factor (recovery codes included) remains.
     """
     target_cooling = factor_is_cooling_off(device)
     # SECURITY: the cooling-off shortcut lets the customer drop what a thief just added; a replacement hands
@@ -120,11 +120,16 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device, repla
         # 2026-12-05: her recovery codes regenerated, her authenticator app replaced by his).
         require_strong_removal(request, user=user)
     if kind_of(device) != FactorKind.RECOVERY_CODE:
-        others = [d for d in _strong_factors(user) if d.persistent_id != device.persistent_id]
         # SECURITY: her only factor, cooling off, removed with one relayed code of itself left her nothing to
         # sign in with or add a factor with, for good (red team, round twenty-three): while it cools off it
-        # may go only where another remains, cooling off or not.
-        if not (others if target_cooling else [d for d in others if not factor_is_cooling_off(d)]):
+        # may go only where another usable factor remains, cooling off or not, recovery codes included (her
+        # printed codes must still drop the passkey one relayed code of them added: round twenty-four).
+        if target_cooling:
+            left = [d for d in user_factors(user) if d.persistent_id != device.persistent_id]
+        else:
+            others = [d for d in _strong_factors(user) if d.persistent_id != device.persistent_id]
+            left = [d for d in others if not factor_is_cooling_off(d)]
+        if not left:
             raise InvalidCredential(
                 _("This is your last security method. Add another one before you remove it."),
                 code="last_factor",

@@ -93,7 +93,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: flo
         # SECURITY: whatever device cookie this request sends (none, or a fresh one, so that the context sees
         # no binding), the session's own binding is alive and unproven: a step-up at least.
         assessment = _held_without_proof(assessment)
-    sessions_state.mark_rescored(state)
+    state["r"] = True  # re-scored once: the session's context changed since its sign-in
     if assessment.action == Action.ALLOW:
         sessions_state.rebind(state, now, fingerprint, rescored="allowed", left_at=last_seen)
         _save(request, state)

@@ -197,16 +197,15 @@ def same_fingerprint(state: dict[str, Any], fingerprint: str) -> bool:
 def rebind(state: Json, binding: Json, fingerprint: str, *, rescored: str = "", left_at: Any = None) -> None:
     """Bind the session to ``binding`` (its request ``fingerprint``). ``rescored`` there (``"allowed"``, or
     ``"reported"``, which ends its low risk): its anchor moves there too (:func:`place_binding`, with
-    ``left_at``, when it was last seen before)."""
+    ``left_at``, when it was last seen before). Re-scored, or at another address, its step-up is gone."""
+    before: Json = state["b"] if isinstance(state.get("b"), dict) else {}
+    moved = before.get("ip") != binding.get("ip")
     place_binding(state, binding, verified=bool(rescored), left_at=left_at)
     state["k"] = fingerprint
-    if rescored:
-        # SECURITY: a step-up holds where it was made: a copy re-scored elsewhere has none (round 23).
+    if rescored or moved:
+        # SECURITY: a step-up holds where it was made, not for a copy elsewhere, re-scored or nearby on her
+        # own network (red team, rounds twenty-three and twenty-four); she confirms again from a new address.
         state.update(st=None, sm=None, fv=None, **({"lr": False} if rescored == "reported" else {}))
-
-
-def mark_rescored(state: dict[str, Any]) -> None:
-    state["r"] = True
 
 
 def back_to_pending(state: dict[str, Any], *, event_id: int) -> None:

@@ -180,6 +180,9 @@ def _check_once(
         return "same"
     bound = state.get("b")
     if not is_material_change(bound if isinstance(bound, dict) else {}, now, state):
+        if (bound if isinstance(bound, dict) else {}).get("ip") != now.get("ip"):
+            # SECURITY: as a session's (sessions.state.rebind): the step-up stays at its address (round 24).
+            forget_token_strength(token.key)
         rebind(state, now, fingerprint, left_at=left_at)
         return "same" if written() else None
     twice = in_two_places(state, now, clock.timestamp(), left_at=left_at)
