@@ -37,7 +37,7 @@ from authguard.orders import rules as r
 from authguard.orders.rule_base import render_message
 from demo_site.brokerage import services
 from demo_site.brokerage.instruments import INSTRUMENTS
-from demo_site.brokerage.models import Instrument
+from demo_site.brokerage.models import Instrument, Order, OrderStatus
 
 from . import test_battery_exposure as battery
 from .conftest import settle_device
@@ -291,3 +291,32 @@ def test_the_migration_seeds_the_long_run_price_of_existing_instruments(tanaka: 
     migration.seed_reference_prices(django_apps, None)
     seeded = dict(Instrument.objects.values_list("symbol", "reference_price"))
     assert seeded[PUMPED] == Decimal(845) and seeded["AAPL"] == Decimal(230) and None not in seeded.values()
+
+
+@pytest.mark.django_db
+@pytest.mark.battery(64)
+def test_a_print_walked_down_over_days_never_moves_the_reference_and_each_slice_is_bounded(
+    order_api: Any, clock: Any
+) -> None:
+    """Red team, round twenty-four (the defence held). Day by day the gang prints 7Z2A 14 % lower than the
+    day before (¥727, ¥625, ¥537, ...) and the thief
+    (a new device: the changed account's 15 %) sells 500 of the victim's 3,000 shares each day. Only the
+    first day's slice is placed; every later one is measured against the unchanged ¥845 and held, so the
+    victim's loss is bounded by 15 % of what was sold."""
+    clock(0)
+    victim = customer("kondo", cash=0, holdings=HOLDINGS)
+    thief = _thief(order_api, clock, victim)
+    price = Decimal(845)
+    statuses = []
+    for day in range(6):
+        clock(day)
+        sign_in(thief, victim.username)
+        price = (price * Decimal("0.86")).quantize(Decimal(1))
+        _market_data(PUMPED, price=str(price))
+        statuses.append(thief.order("sell", PUMPED, 500).json()["status"])
+    assert Instrument.objects.get(symbol=PUMPED).reference_price == Decimal(845)
+    placed = Order.objects.filter(account__user=victim, side="sell", status=OrderStatus.PLACED)
+    loss = sum((o.quantity * Decimal(845) - o.amount_jpy for o in placed), Decimal(0))
+    sold = sum((o.quantity * Decimal(845) for o in placed), Decimal(0))
+    assert statuses[0] == "placed" and set(statuses[1:]) == {"held"}, statuses
+    assert loss <= Decimal("0.15") * sold, (loss, sold)

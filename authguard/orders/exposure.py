@@ -42,10 +42,12 @@ from authguard.models import (
     KnownDevice,
     LoginEvent,
     OrderDayTotal,
+    RiskProfile,
 )
 from authguard.models import Outcome as LoginOutcome
 from authguard.orders import rollup
 from authguard.orders.rules import CampaignFacts, TrustFacts, WindowTotals
+from authguard.risk.import_history import IMPORTED_AT
 
 #: Reason codes of a login that mean its context changed (a new network, a proxy, a factor or password
 #: change...): any of them within the trust days lowers the account's limits.
@@ -64,6 +66,9 @@ CONTEXT_CHANGE_REASONS = (
     # Matched as a substring: also "copied_user_agent_shedding" (a new cookie a shedding browser's habit
     # let through, issue 13), which lowers the limits like the copy it may be.
     "copied_user_agent",
+    # A browser idle for months (or a copy of it) coming back, as dormant_account for the whole account:
+    # a copy used 60-119 days after her last sign-in was scored only stale_device (round twenty-four).
+    "stale_device",
 )
 _ZERO = Decimal(0)
 
@@ -93,6 +98,8 @@ def new_account(user: AbstractBaseUser, *, since: datetime) -> bool:
     joined = getattr(user, "date_joined", None)
     if not isinstance(joined, datetime) or (joined.tzinfo is None) != (since.tzinfo is None):
         return False
+    # The guard's own records overrule a recent date_joined: an imported profile counts as an older device
+    # (_trust_expressions, _ledger_sql), so a customer migrated on the install day is not new.
     return joined > since
 
 
@@ -114,17 +121,24 @@ def _trust_expressions(user: AbstractBaseUser, *, now: datetime, days: int) -> d
             | context
         )
     )
+    # SECURITY: an account whose profile came from import-history existed before authguard, whatever its
+    # date_joined says: it counts as having an older device (a user table migrated on the install day made
+    # every customer "new" for that week: red team, round twenty-four).
+    imported = Exists(RiskProfile.objects.filter(user_id=user.pk, data__has_key=IMPORTED_AT))
+    older = Exists(KnownDevice.objects.filter(user_id=user.pk, first_seen_at__lt=since)) | imported
     subqueries = {
-        "t_new_device": KnownDevice.objects.filter(user_id=user.pk, first_seen_at__gte=since),
-        "t_old_device": KnownDevice.objects.filter(user_id=user.pk, first_seen_at__lt=since),
-        "t_risky_login": risky_login,
-        "t_cooling_off": AccountSecurity.objects.filter(user_id=user.pk).filter(
-            Q(cooling_off_until__gt=now) | Q(cooling_off_started_at__gte=since)
+        "t_new_device": Exists(KnownDevice.objects.filter(user_id=user.pk, first_seen_at__gte=since)),
+        "t_old_device": older,
+        "t_risky_login": Exists(risky_login),
+        "t_cooling_off": Exists(
+            AccountSecurity.objects.filter(user_id=user.pk).filter(
+                Q(cooling_off_until__gt=now) | Q(cooling_off_started_at__gte=since)
+            )
         ),
     }
     return {
-        name: Case(When(Exists(query), then=Value(1)), default=Value(0), output_field=IntegerField())
-        for name, query in subqueries.items()
+        name: Case(When(condition, then=Value(1)), default=Value(0), output_field=IntegerField())
+        for name, condition in subqueries.items()
     }
 
 
@@ -172,9 +186,17 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     day_bucket = "CASE " + " ".join(["WHEN day >= %s THEN %s"] * max(rounded - 1, 1)) + " ELSE %s END"
     context = " OR ".join(["CAST(reasons AS TEXT) LIKE %s"] * len(CONTEXT_CHANGE_REASONS))
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
+    profiles = q(RiskProfile._meta.db_table)
+    # An imported profile (import-history) stands for a device older than any window, as in
+    # _trust_expressions; the key is a constant of this module, never a value from outside.
+    has_key = {
+        "postgresql": f"(p.data -> '{IMPORTED_AT}') IS NOT NULL",
+        "sqlite": f"json_extract(p.data, '$.{IMPORTED_AT}') IS NOT NULL",
+    }.get(vendor, f"p.data LIKE '%%\"{IMPORTED_AT}\"%%'")
+    imported = f"SELECT 1 FROM {profiles} p WHERE p.user_id = %s AND {has_key}"  # noqa: S608
     exists = [
         f"SELECT 1 FROM {devices} WHERE user_id = %s AND first_seen_at >= %s",  # noqa: S608
-        f"SELECT 1 FROM {devices} WHERE user_id = %s AND first_seen_at < %s",  # noqa: S608
+        f"SELECT 1 FROM {devices} WHERE user_id = %s AND first_seen_at < %s UNION ALL {imported}",  # noqa: S608
         # SECURITY: the right password or a re-score's mark (never a stranger's failed attempt), as in
         # _trust_expressions: a re-scored session stepped up with a relayed code is a change (round 19).
         f"SELECT 1 FROM {events} WHERE user_id = %s AND created_at >= %s"  # noqa: S608
@@ -210,7 +232,8 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     # victim with no device on record had the thief's as her earliest (red team, round twenty-three).
     not_first = (
         f"SELECT 1 FROM {devices} d WHERE d.user_id = %s AND d.first_seen_at >= %s AND (%s OR EXISTS"  # noqa: S608
-        f" (SELECT 1 FROM {devices} o WHERE o.user_id = d.user_id AND o.first_seen_at < d.first_seen_at))"
+        f" (SELECT 1 FROM {devices} o WHERE o.user_id = d.user_id AND o.first_seen_at < d.first_seen_at)"
+        f" OR EXISTS ({imported.replace('= %s', '= d.user_id')}))"
     )
     changed = f"CASE WHEN EXISTS ({not_first}) THEN 1 ELSE 0 END"
     # SECURITY: how thinly the order's instrument traded this month, over every account's orders (the
@@ -232,7 +255,7 @@ def _trust_params(uid: Any, *, now: datetime, since: datetime, established: bool
     row's (``not_first``: whether even the account's earliest device counts)."""
     adapt = connection.ops.adapt_datetimefield_value
     if established is None:
-        params: list[Any] = [uid, adapt(since), uid, adapt(since)]
+        params: list[Any] = [uid, adapt(since), uid, adapt(since), uid]
     else:
         params = [uid, adapt(since), established]
     params += [uid, adapt(since), True, True]  # password_ok, rescore
