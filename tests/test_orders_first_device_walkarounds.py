@@ -176,6 +176,22 @@ def test_victims_without_a_device_on_record_are_a_campaign_by_volume(
 # -- 3. a sign-in after a dormancy, on the customer's own old browser ----------------------------------------
 
 
+def idle_browser_back(clock: Any, user: Any, settings: Any, *, idle_days: int) -> tuple[OrderApi, str, Any]:
+    """Tanaka's home browser of a year (``user``), unused for ``idle_days``, signs in again (or a copy of its
+    cookies, address and user agent does); the portal keeps a profile horizon longer than the dormancy. The
+    browser, and the engine's action and reasons."""
+    settings.AUTHGUARD_PROFILE_HORIZON_DAYS = 400
+    of_long_standing(user)
+    clock(-idle_days)
+    browser = OrderApi(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_FIREFOX_LINUX)
+    browser.login(TANAKA.username, TANAKA.password)
+    settle_device(browser.client.cookies["authguard_device"].value, user, days=400)
+    clock(0)
+    sign_in(browser, TANAKA.username, TANAKA.password)
+    action, reasons = LoginEvent.objects.filter(user=user).values_list("action", "reasons").latest("id")
+    return browser, action, reasons
+
+
 @pytest.mark.django_db
 @pytest.mark.usefixtures("geoip")
 def test_a_sign_in_after_months_of_dormancy_lowers_the_limits(clock: Any, tanaka: Any, settings: Any) -> None:
@@ -185,15 +201,7 @@ def test_a_sign_in_after_months_of_dormancy_lowers_the_limits(clock: Any, tanaka
     dormancy, so the account is not also without history, which would step it up). Before: no change of
     context, and the copy sold 44 % of the holdings in one sitting with no hold. Now the dormancy is a
     change."""
-    settings.AUTHGUARD_PROFILE_HORIZON_DAYS = 400
-    of_long_standing(tanaka)
-    clock(-130)
-    browser = OrderApi(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_FIREFOX_LINUX)
-    browser.login(TANAKA.username, TANAKA.password)
-    settle_device(browser.client.cookies["authguard_device"].value, tanaka, days=400)
-    clock(0)
-    sign_in(browser, TANAKA.username, TANAKA.password)
-    action, reasons = LoginEvent.objects.filter(user=tanaka).values_list("action", "reasons").latest("id")
+    browser, action, reasons = idle_browser_back(clock, tanaka, settings, idle_days=130)
     assert action == "allow" and "dormant_account" in reasons, (action, reasons)
     _bought, sold_share, statuses = _buy_and_sell(browser, tanaka)
     assert sold_share <= LOWERED_SELL_SHARE and "held" in statuses, (sold_share, statuses)

@@ -20,20 +20,22 @@ import pytest
 
 from authguard.models import KnownDevice, LoginEvent, RiskProfile
 from authguard.risk.import_history import import_history
-from demo_site.brokerage.management.commands.seed_demo import TANAKA
 
 from . import test_battery_exposure as battery
 from .conftest import (
     IP_TOKYO,
     IP_TOKYO_2,
     UA_CHROME_WIN,
-    UA_FIREFOX_LINUX,
     OrderApi,
-    of_long_standing,
-    settle_device,
 )
-from .test_battery_exposure import sign_in, value
-from .test_orders_first_device_walkarounds import LOWERED_SELL_SHARE, _buy_and_sell, _day_one, _paid_for
+from .test_battery_exposure import value
+from .test_orders_first_device_walkarounds import (
+    LOWERED_SELL_SHARE,
+    _buy_and_sell,
+    _day_one,
+    _paid_for,
+    idle_browser_back,
+)
 from .test_risk_import_history import log
 
 start = battery.start
@@ -85,15 +87,7 @@ def test_a_copy_of_the_idle_browser_scored_stale_device_one_day_before_dormancy_
     copy puts 9.9 % of the ¥11 million portfolio into the illiquid 5Z4A and sells 44 % of the holdings.
     Four months of silence and then a sign-in that trades half the portfolio is the same change at 119
     days as at 120."""
-    settings.AUTHGUARD_PROFILE_HORIZON_DAYS = 400
-    of_long_standing(tanaka)
-    clock(-119)
-    browser = OrderApi(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_FIREFOX_LINUX)
-    browser.login(TANAKA.username, TANAKA.password)
-    settle_device(browser.client.cookies["authguard_device"].value, tanaka, days=400)
-    clock(0)
-    sign_in(browser, TANAKA.username, TANAKA.password)
-    action, reasons = LoginEvent.objects.filter(user=tanaka).values_list("action", "reasons").latest("id")
+    browser, action, reasons = idle_browser_back(clock, tanaka, settings, idle_days=119)
     bought, sold_share, statuses = _buy_and_sell(browser, tanaka)
     assert action == "allow" and reasons == ["stale_device"], (action, reasons)
     outcome = (action, reasons, bought, f"sold {sold_share:.1%}", statuses)

@@ -194,10 +194,10 @@ def same_fingerprint(state: dict[str, Any], fingerprint: str) -> bool:
     return state.get("k") == fingerprint
 
 
-def rebind(state: Json, binding: Json, fingerprint: str, *, rescored: str = "", left_at: Any = None) -> None:
+def rebind(state: Json, binding: Json, fingerprint: str, *, rescored: str = "", left_at: Any = None) -> bool:
     """Bind the session to ``binding`` (its request ``fingerprint``). ``rescored`` there (``"allowed"``, or
     ``"reported"``, which ends its low risk): its anchor moves there too (:func:`place_binding`, with
-    ``left_at``, when it was last seen before). Re-scored, or at another address, its step-up is gone."""
+    ``left_at``, when it was last seen before). True: its step-up is gone (re-scored, or another address)."""
     before: Json = state["b"] if isinstance(state.get("b"), dict) else {}
     moved = before.get("ip") != binding.get("ip")
     place_binding(state, binding, verified=bool(rescored), left_at=left_at)
@@ -206,6 +206,7 @@ def rebind(state: Json, binding: Json, fingerprint: str, *, rescored: str = "", 
         # SECURITY: a step-up holds where it was made, not for a copy elsewhere, re-scored or nearby on her
         # own network (red team, rounds twenty-three and twenty-four); she confirms again from a new address.
         state.update(st=None, sm=None, fv=None, **({"lr": False} if rescored == "reported" else {}))
+    return bool(rescored) or moved
 
 
 def back_to_pending(state: dict[str, Any], *, event_id: int) -> None:

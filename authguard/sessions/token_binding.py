@@ -180,10 +180,9 @@ def _check_once(
         return "same"
     bound = state.get("b")
     if not is_material_change(bound if isinstance(bound, dict) else {}, now, state):
-        if (bound if isinstance(bound, dict) else {}).get("ip") != now.get("ip"):
-            # SECURITY: as a session's (sessions.state.rebind): the step-up stays at its address (round 24).
+        # SECURITY: as a session's (sessions.state.rebind): the step-up stays at its address (round 24).
+        if rebind(state, now, fingerprint, left_at=left_at):
             forget_token_strength(token.key)
-        rebind(state, now, fingerprint, left_at=left_at)
         return "same" if written() else None
     twice = in_two_places(state, now, clock.timestamp(), left_at=left_at)
     # Scored, never learned: the token's new context has not proved anything.
@@ -193,13 +192,13 @@ def _check_once(
         # SECURITY: back where it was minutes ago from far away: two holders of one token (ping-pong).
         assessment = _held_in_two_places(assessment, twice)
     if assessment.action == Action.ALLOW:
-        rebind(state, now, fingerprint, rescored="allowed", left_at=left_at)
         # SECURITY: the token's step-up holds where it was made, not for a copy re-scored elsewhere.
-        forget_token_strength(token.key)
+        if rebind(state, now, fingerprint, rescored="allowed", left_at=left_at):
+            forget_token_strength(token.key)
         return "allowed" if written() else None
     if app_settings.report_only("step_up"):
-        rebind(state, now, fingerprint, rescored="reported", left_at=left_at)
-        forget_token_strength(token.key)
+        if rebind(state, now, fingerprint, rescored="reported", left_at=left_at):
+            forget_token_strength(token.key)
         if not written():
             return None  # recorded by the check against the newer state, once
         reported = login_flow.with_report_only(assessment, "step_up", "end_session", rescored=True)
