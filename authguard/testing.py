@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
@@ -180,6 +180,24 @@ def write_geoip_databases(
                 writer.insert_network(IPSet([net.network]), record)
         writer.to_db_file(str(folder / ANONYMOUS_FILENAME))
     return folder
+
+
+# -- Mail ------------------------------------------------------------------------------------------------
+
+
+def mail_settings(backend: str, **options: Any) -> dict[str, Any]:
+    """The settings that send the portal's mail through ``backend`` on the running Django.
+
+    Django 6.1 replaced ``EMAIL_BACKEND`` and the other ``EMAIL_*`` settings by ``MAILERS`` (the old ones are
+    deprecated and refused next to it); authguard sends through the default mailer either way. ``options``
+    are the backend's keyword arguments (``host``, ``port``, ``timeout``, ``file_path``): ``OPTIONS`` of the
+    default mailer, or ``EMAIL_HOST``, ``EMAIL_PORT``... before 6.1. For ``override_settings(**...)``.
+    """
+    import django
+
+    if django.VERSION >= (6, 1):
+        return {"MAILERS": {"default": {"BACKEND": backend, "OPTIONS": dict(options)}}}
+    return {"EMAIL_BACKEND": backend, **{f"EMAIL_{name.upper()}": value for name, value in options.items()}}
 
 
 # -- WebAuthn: a software authenticator ------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import django
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -148,7 +149,12 @@ X_FRAME_OPTIONS = "DENY"
 # JSON answers for CSRF failures under /api/ (HTML elsewhere), so API clients always get JSON.
 CSRF_FAILURE_VIEW = "demo_site.brokerage.api.csrf_failure"
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Django 6.1 configures mail with MAILERS (EMAIL_BACKEND is deprecated there and refused beside it).
+_MAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": _MAIL_BACKEND}}
+else:
+    EMAIL_BACKEND = _MAIL_BACKEND
 DEFAULT_FROM_EMAIL = "security@demo-broker.example"
 
 # -- authguard ---------------------------------------------------------------------------------------

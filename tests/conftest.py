@@ -17,7 +17,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 
-from authguard.testing import GeoNetwork, write_geoip_databases
+from authguard.testing import GeoNetwork, mail_settings, write_geoip_databases
 
 UA_CHROME_WIN = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -337,6 +337,12 @@ def on_postgres() -> bool:
 
 
 # -- step-up and factors fixtures (owner: stepup, factors) ---------------------------------------------------
+
+
+def use_mail_backend(settings: Any, backend: str, **options: Any) -> None:
+    """Send this test's mail through ``backend`` (``settings`` of pytest-django), ``MAILERS`` on 6.1+."""
+    for name, value in mail_settings(backend, **options).items():
+        setattr(settings, name, value)
 
 
 def totp_token(device: Any, *, steps: int = 0) -> str:

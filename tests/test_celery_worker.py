@@ -30,6 +30,7 @@ from authguard.models import LoginEvent, Notification, NotificationStatus, Outco
 from authguard.notifications import messages as notifications_messages
 from authguard.notifications import outbox as notifications
 from authguard.notifications.delivery import retry_pending_notifications, send_notification
+from authguard.testing import mail_settings
 from demo_site.celery import app as celery_app
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -114,15 +115,14 @@ def _worker_settings(tmp: Path, database: dict[str, Any], redis_url: str, queue:
     keys = ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
     db = {k: (str(v) if k == "NAME" else v) for k, v in database.items() if k in keys}
     module = f"authguard_worker_settings_{uuid.uuid4().hex[:8]}"
+    mail = mail_settings("django.core.mail.backends.filebased.EmailBackend", file_path=str(mail_dir))
     (tmp / f"{module}.py").write_text(
         "from tests.settings import *  # noqa\n"
         f"DATABASES = {{'default': {json.loads(json.dumps(db))!r}}}\n"
         f"CELERY_BROKER_URL = {redis_url!r}\n"
         "CELERY_TASK_ALWAYS_EAGER = False\n"
         f"CELERY_TASK_DEFAULT_QUEUE = {queue!r}\n"
-        "CELERY_BEAT_SCHEDULE = {}\n"
-        "EMAIL_BACKEND = 'django.core.mail.backends.filebased.EmailBackend'\n"
-        f"EMAIL_FILE_PATH = {str(mail_dir)!r}\n",
+        "CELERY_BEAT_SCHEDULE = {}\n" + "".join(f"{name} = {value!r}\n" for name, value in mail.items()),
         encoding="utf-8",
     )
     return module

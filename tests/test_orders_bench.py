@@ -9,9 +9,11 @@ import pytest
 from bench.orders import contention
 from bench.orders.run import run
 
+from .conftest import use_mail_backend
+
 
 def test_the_order_benchmark_reports_holds_and_check_costs(db: Any, settings: Any) -> None:
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    use_mail_backend(settings, "django.core.mail.backends.locmem.EmailBackend")
     result = run(customers=12, days=3, seed=3)
     assert result["orders"] > 0
     assert result["outcomes"].get("placed", 0) + result["outcomes"].get("held", 0) == result["orders"]
@@ -35,7 +37,7 @@ def test_the_contention_benchmark_queues_buys_of_one_stock_behind_the_slow_trans
     """bench.orders.contention end to end on PostgreSQL (several connections at once). With 20 ms of OMS
     latency inside ``place()``, the buys of one stock queue on the campaign rule's advisory lock: at most
     one per 20 ms, whatever the machine; buys of different stocks do not queue."""
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    use_mail_backend(settings, "django.core.mail.backends.locmem.EmailBackend")
     result = contention.run(threads=3, seconds=1.0, oms_ms=20.0)
     for case in ("spread", "one_stock", "spread_with_oms", "one_stock_with_oms"):
         assert result[case]["orders"] > 0 and result[case]["p50_ms"] > 0, result

@@ -24,6 +24,8 @@ from authguard.notifications.outbox import notify
 from authguard.tasks import expire_held_orders, prune_login_events
 from demo_site.celery import app as celery_app
 
+from .conftest import use_mail_backend
+
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -40,10 +42,8 @@ def mail_server_down(settings: Any) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port
-    settings.EMAIL_TIMEOUT = 2
+    smtp = "django.core.mail.backends.smtp.EmailBackend"
+    use_mail_backend(settings, smtp, host="127.0.0.1", port=port, timeout=2)
 
 
 def test_backoff_grows_and_is_capped() -> None:
@@ -67,7 +67,7 @@ def test_mail_server_down_then_back_sends_once(
         retry_pending_notifications()  # due, but the server is still down: backs off further
         row.refresh_from_db()
         assert row.attempts == 2 and row.next_attempt_at == T0 + timedelta(seconds=31 + 60)
-        settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # the server is back
+        use_mail_backend(settings, "django.core.mail.backends.locmem.EmailBackend")  # the server is back
         clock.shift(timedelta(seconds=61))
         assert retry_pending_notifications() == 1
         assert retry_pending_notifications() == 0

@@ -71,7 +71,6 @@ TEMPLATES = [
 ROOT_URLCONF = "portal_urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DEFAULT_FROM_EMAIL = "security@wheel-portal.example.jp"
-EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 AUTHGUARD_WEBAUTHN_RP_NAME = "Wheel Portal"
 AUTHGUARD_WEBAUTHN_RP_ID = "localhost"
 AUTHGUARD_WEBAUTHN_ORIGINS = ["http://localhost:8000"]
@@ -82,6 +81,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout"
 # took over the default 1 s on a loaded 2-core machine and the row then waited for a retry that never came.
 AUTHGUARD_BROKER_PUBLISH_SECONDS = 15
 # This run's database, mail folder, broker and queue follow.
+"""
+
+# After MAIL_FILE_PATH: mail goes to files, configured as the portal's Django wants it (MAILERS from 6.1 on).
+MAIL = """\
+import django
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+                           "OPTIONS": {"file_path": MAIL_FILE_PATH}}}
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = MAIL_FILE_PATH
 """
 
 URLS = """\
@@ -267,11 +277,11 @@ def portal(installed: Installed, tmp_path: Path) -> Iterator[tuple[Installed, Pa
                 "KEY_PREFIX": queue,
             }
         },
-        "EMAIL_FILE_PATH": str(mail_dir),
+        "MAIL_FILE_PATH": str(mail_dir),
         "CELERY_BROKER_URL": broker,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
     }
-    settings = SETTINGS + "".join(f"{name} = {value!r}\n" for name, value in per_run.items())
+    settings = SETTINGS + "".join(f"{name} = {value!r}\n" for name, value in per_run.items()) + MAIL
     (installed.portal / "portal_settings.py").write_text(settings, encoding="utf-8")
     (installed.portal / "portal_urls.py").write_text(URLS, encoding="utf-8")
     (installed.portal / "portal_celery.py").write_text(CELERY_APP, encoding="utf-8")

@@ -399,11 +399,13 @@ def in_test_database(work: Any) -> dict[str, Any]:
     from django.db import connection
     from django.test.utils import override_settings, setup_test_environment
 
+    from authguard.testing import mail_settings
+
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         # Out-of-band mails of held orders go nowhere here (the outbox rows are still written).
-        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+        with override_settings(**mail_settings("django.core.mail.backends.locmem.EmailBackend")):
             result: dict[str, Any] = work()
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import django
+
 HERE = Path(__file__).resolve().parent
 
 SECRET_KEY = "portal2-tests-only-" + "k" * 40
@@ -113,7 +115,10 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+if django.VERSION >= (6, 1):  # MAILERS replaces EMAIL_BACKEND there
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEFAULT_FROM_EMAIL = "security@portal2.example"
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 

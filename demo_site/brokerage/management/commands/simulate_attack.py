@@ -41,7 +41,7 @@ from authguard.conf import app_settings
 from authguard.models import HeldOrder, LoginEvent, Notification, PasskeyDevice
 from authguard.orders import guard as guard_orders
 from authguard.sessions import state as sessions_state
-from authguard.testing import SoftAuthenticator
+from authguard.testing import SoftAuthenticator, mail_settings
 from demo_site.brokerage import services
 from demo_site.brokerage.management.commands.seed_demo import TANAKA
 from demo_site.brokerage.models import Account
@@ -112,7 +112,7 @@ class Command(BaseCommand):
             logger.setLevel(logging.ERROR)
         try:
             # The held-order mails go to the outbox (the admin shows them), not all over this story.
-            with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+            with override_settings(**mail_settings("django.core.mail.backends.locmem.EmailBackend")):
                 self._run(dry_run=dry_run, patient=patient)
         finally:
             for logger, level in zip(loggers, levels, strict=True):
