@@ -20,6 +20,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.contrib.auth import logout
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, path
@@ -147,12 +148,15 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
 
 def _may_step_up(request: HttpRequest, method: str) -> None:
     """The step-up rule every front end shares (:func:`authguard.login.stepup.check_step_up_allowed`): a
-    locked account gets the generic ``denied`` answer (403) and verifies nothing; a method the user lacks
-    (or the preset refuses) is 400 ``method_unavailable``."""
+    locked account, or a pending login stepped up from where a sign-in is refused, gets the generic
+    ``denied`` answer (403) and verifies nothing; a method the user lacks (or the preset refuses) is 400
+    ``method_unavailable``."""
     try:
-        login_stepup.check_step_up_allowed(request.user, method=method)
+        login_stepup.check_step_up_allowed(request.user, method=method, request=request)
     except login_stepup.StepUpUnavailable as refused:
-        if refused.code == "locked":
+        if refused.code == "refused":
+            logout(request)  # SECURITY: the pending login ends; nothing here may finish it
+        if refused.code in login_stepup.REFUSED:
             raise ApiError(403, "denied", refused.message) from None
         raise ApiError(400, "invalid", refused.message, code="method_unavailable") from None
 

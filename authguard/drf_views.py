@@ -148,13 +148,18 @@ class ObtainAuthToken(_View):
 # -- the step-up exchange --------------------------------------------------------------------------------
 
 
-def _usable(pending: PendingLogin, method: str) -> None:
-    # SECURITY: a lock taken since the login (repeated failures elsewhere) stops the exchange too: the
-    # same rule as the browser's step-up (authguard.login.stepup.check_step_up_allowed).
+def _usable(http: HttpRequest, pending: PendingLogin, method: str) -> None:
+    # SECURITY: a lock taken since the login (repeated failures elsewhere) stops the exchange too, and so
+    # does an exchange posted from where a sign-in is refused (the step_up_token is a bearer credential):
+    # the same rule as the browser's step-up (authguard.login.stepup.check_step_up_allowed).
     try:
-        login_stepup.check_step_up_allowed(pending.user, method=method)
+        with pending.signed_in():  # the parked login's state and binding, as the browser's pending session
+            login_stepup.check_step_up_allowed(pending.user, method=method, request=http)
     except login_stepup.StepUpUnavailable as refused:
-        if refused.code == "locked":
+        if refused.code == "refused":
+            _discard(pending.session)  # the parked login ends: its token exchanges nothing any more
+            pending.done = True
+        if refused.code in login_stepup.REFUSED:
             raise Answer(403, "denied", refused.message) from None
         raise Answer(400, "invalid", refused.message, code="method_unavailable") from None
 
@@ -186,10 +191,10 @@ class _StepUpView(_View):
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = read_body(request)
         pending = pending_login(data.get("step_up_token"))
-        _usable(pending, self.method)
         http = request._request
         with _in_session(http, pending.session, user=pending.user):
             try:
+                _usable(http, pending, self.method)
                 return self.exchange(http, pending, data)
             finally:
                 if not pending.done and pending.session.session_key is not None and pending.session.modified:

@@ -120,11 +120,13 @@ def _verify_code(
         return answer
     context = _method_context(request)
     try:
-        login_stepup.check_step_up_allowed(request.user, method=method, methods=context["methods"])
+        login_stepup.check_step_up_allowed(
+            request.user, method=method, methods=context["methods"], request=request
+        )
     except login_stepup.StepUpUnavailable as refused:
-        if refused.code != "locked":
+        if refused.code not in login_stepup.REFUSED:
             return _chooser(request, context)
-        # SECURITY: a locked account gets no further guesses; the session ends with the generic answer.
+        # SECURITY: a locked account, or a step-up from where a sign-in is refused: the session ends.
         logout(request)
         return redirect("authguard:denied")
     status = 200

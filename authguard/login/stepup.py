@@ -38,7 +38,10 @@ from authguard.risk.history import DatabaseHistory, trusted_until
 from authguard.sessions.state import (
     _bind,
     _new_state,
+    bound_context,
+    current_binding,
     event_id,
+    is_material_change,
     is_pending,
     is_verified,
     mark_strong,
@@ -52,25 +55,65 @@ logger = logging.getLogger(__name__)
 
 
 class StepUpUnavailable(AuthguardError):
-    """This step-up cannot happen: the account is locked (``code="locked"``, answered like any refusal) or
-    the method is not one the user has and the portal accepts (``code="method_unavailable"``)."""
+    """This step-up cannot happen: the account is locked (``code="locked"``), the step-up is posted from a
+    context a sign-in would be refused from (``code="refused"``; both answered like any refusal, the
+    pending login ends) or the method is not one the user has and the portal accepts
+    (``code="method_unavailable"``)."""
 
     default_code = "method_unavailable"
     default_message = gettext_lazy("This way of confirming it is you is not available.")
 
 
-def check_step_up_allowed(user: Any, *, method: str, methods: Collection[str] | None = None) -> None:
-    """Raise :class:`StepUpUnavailable` unless ``user`` may step up with ``method`` now.
+#: The :class:`StepUpUnavailable` codes every front end answers as a refusal, ending the pending login.
+REFUSED = frozenset({"locked", "refused"})
+
+
+def check_step_up_allowed(
+    user: Any, *, method: str, methods: Collection[str] | None = None, request: HttpRequest | None = None
+) -> None:
+    """Raise :class:`StepUpUnavailable` unless ``user`` may step up with ``method`` now (in ``request``'s
+    pending session, when given: :func:`refused_where_posted`).
 
     Every front end asks here first (the HTML pages, the JSON API, DRF's step-up exchange), so the lock
-    check and the method check are one rule. ``methods``: the user's :func:`step_up_methods`, when the caller
-    has just read them (they are not read twice).
+    check, the place check and the method check are one rule. ``methods``: the user's
+    :func:`step_up_methods`, when the caller has just read them (they are not read twice).
     """
     # SECURITY: a locked account gets no further guesses, whatever the front end (fail closed).
     if lockout.is_locked_fail_closed(user):
         raise StepUpUnavailable(gettext_lazy("This action is not possible right now."), code="locked")
+    if request is not None and refused_where_posted(request, user=user):
+        raise StepUpUnavailable(gettext_lazy("This action is not possible right now."), code="refused")
     if method not in (step_up_methods(user) if methods is None else methods):
         raise StepUpUnavailable()
+
+
+def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
+    """Whether ``request``'s pending session is being stepped up from a context a sign-in is refused from.
+
+    SECURITY: the sign-in was scored where the password was posted, but :func:`complete_step_up` verifies
+    and binds the session where the factor is posted. A phishing kit scored in Osaka must not finish from a
+    Tor exit or a hosting network abroad (red team, round twenty-five). A step-up posted from a materially
+    different context (:func:`~authguard.sessions.places.is_material_change`) is scored as a sign-in from
+    there. A ``deny`` refuses it and is recorded as ``refused``; the step-up itself answers anything milder.
+    This follows battery case 61: never more gently than a fresh sign-in.
+    """
+    state = raw_state(request)
+    if state is None or is_verified(state):
+        return False
+    here = current_binding(request)
+    if not is_material_change(bound_context(state), here, state):
+        return False
+    pending = event_id(state)
+    if pending is not None and LoginEvent.objects.filter(pk=pending, user=user, ip=here["ip"]).exists():
+        return False  # the login (or the session's re-score) it completes was scored right here
+    scored = login_flow.score_request(request, username=user.get_username(), user=user)
+    if scored.assessment.action != Action.DENY or app_settings.report_only("login"):
+        return False
+    login_flow.record_event(
+        scored.context, user, scored.assessment, password_ok=False, rescore=True, outcome=Outcome.REFUSED
+    )
+    logger.warning("authguard step-up refused where posted user=%s ip=%s", user.pk, scored.context.ip)
+    return True
 
 
 def verify_step_up_code(request: HttpRequest, *, user: Any, method: str, code: object) -> Any:

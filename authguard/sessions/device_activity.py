@@ -6,7 +6,7 @@ malware takes off the customer's computer (issue 13). The risk signal
 :class:`~authguard.risk.signals_device.DeviceCookie` weighs it; this module only keeps the fact.
 
 One cache entry per device *and account*, written by the session middleware at most once a minute per
-session (:func:`authguard.sessions.state.note_device_activity`) and read once per sign-in (or re-score)
+session (:func:`authguard.sessions.middleware.note_device_activity`) and read once per sign-in (or re-score)
 that presents a device cookie (:func:`authguard.risk.context.build_context`). Per account, so that a
 thief's own account signed in with the copy can neither overwrite the customer's entry nor tell him
 whether the customer is online. It lives in Django's default cache, never in the database: it is worth

@@ -25,7 +25,8 @@ from django.utils.translation import gettext as _
 
 from authguard import clock, durable
 from authguard.conf import app_settings
-from authguard.risk.context import device_cookie_parts, device_hash, new_device_cookie
+from authguard.risk.context import device_cookie_parts, device_hash, device_id_from_cookie, new_device_cookie
+from authguard.risk.geoip import geolocate
 from authguard.sessions import dbsc, device_activity, device_generations
 from authguard.sessions import state as sessions_state
 from authguard.sessions.logout import logout_url
@@ -240,6 +241,55 @@ def _offer_device_binding(request: HttpRequest, response: HttpResponse) -> None:
         response[dbsc.REGISTRATION_HEADER] = value
 
 
+def note_device_activity(request: HttpRequest, state: dict[str, Any], now: float) -> bool:
+    """Record that the verified session's device cookie is in use here (:mod:`~.device_activity`), at most
+    once per ``ACTIVITY_RESOLUTION_SECONDS`` unless the session key or the address changed. True when the
+    state changed (the caller saves the session).
+
+    Called by the middleware after the binding check, so the bound context is this request's.
+    """
+    binding = sessions_state.bound_context(state)
+    device, ip = binding.get("dev"), binding.get("ip")
+    key, user_id = request.session.session_key, request.session.get(SESSION_KEY)
+    if not device or not key or not user_id:
+        return False
+    digest = device_activity.session_digest(key)
+    last = state.get("da")
+    if (
+        isinstance(last, list)
+        and len(last) == 3
+        and last[1:] == [digest, ip]
+        and isinstance(last[0], (int, float))
+        # abs(): a time from the future (another node's clock) must not stop the updates either.
+        and abs(now - last[0]) < sessions_state.ACTIVITY_RESOLUTION_SECONDS
+    ):
+        return False
+    geo = geolocate(ip)
+    device_activity.note(
+        device,
+        user_id,
+        device_activity.DeviceActivity(
+            session=digest,
+            at=now,
+            ip=ip,
+            asn=geo.asn,
+            latitude=geo.latitude,
+            longitude=geo.longitude,
+            accuracy_km=geo.accuracy_km,
+        ),
+    )
+    state["da"] = [now, digest, ip]
+    return True
+
+
+def forget_device_activity(request: HttpRequest, *, user_id: str, session_key: str) -> None:
+    """The verified session ``session_key`` of the account ``user_id`` (as Django's session stores it)
+    signed out: its browser's device cookie is no longer in use there."""
+    device = device_hash(device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME)))
+    if device:
+        device_activity.forget(device, user_id, session_key)
+
+
 def _verified_in_this_request(request: HttpRequest) -> bool:
     """Whether this request bound a session (a sign-in, a step-up) that is verified at its end."""
     session = getattr(request, "session", None)
@@ -355,7 +405,7 @@ class AuthguardMiddleware:
             # must not wipe the customer's record by signing out).
             own = getattr(request, device_activity.OWN_SESSION_ATTR, None)
             if own is not None and not getattr(request, PENDING_ATTR, False):
-                sessions_state.forget_device_activity(request, user_id=own[0], session_key=signed_in_key)
+                forget_device_activity(request, user_id=own[0], session_key=signed_in_key)
         response = self._after_login(request, response)
         if not _is_static(request) and _needs_device_cookie(request, signed_in_key):
             self._keep_device_cookie(request, response)
@@ -435,7 +485,7 @@ class AuthguardMiddleware:
             return None
         if binding == "pending":
             setattr(request, PENDING_ATTR, True)
-        elif sessions_state.note_device_activity(request, state, now):
+        elif note_device_activity(request, state, now):
             session.modified = True
         return session.session_key
 

@@ -23,7 +23,8 @@ low risk, ``w`` last activity, ``k`` fingerprint of the last request context see
 (``ip``, ``asn``, ``cc``, ``dev``, ``br``, ``pl`` its last precise place), ``an`` the anchor, ``h`` the last
 places, ``vp`` the places the customer vouched for (:mod:`authguard.sessions.places`), ``sk`` the session
 key the state was last written under, ``da`` when, under which session key digest and from which address
-the device's activity was last recorded (:func:`note_device_activity`).
+the device's activity was last recorded
+(:func:`authguard.sessions.middleware.note_device_activity`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from django.dispatch import Signal
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.crypto import constant_time_compare
+from django.utils.functional import SimpleLazyObject, empty
 
 from authguard import clock
 from authguard.choices import Action, FactorKind, Outcome
@@ -116,12 +118,27 @@ def _now() -> float:
 
 
 def raw_state(request: HttpRequest) -> dict[str, Any] | None:
-    """The state dict of a signed-in session, or None."""
+    """The state dict of a signed-in session of the request's user, or None."""
     session = getattr(request, "session", None)
     if session is None or SESSION_KEY not in session:
         return None
+    if not _session_of_the_user(request, session[SESSION_KEY]):
+        return None
     state = session.get(STATE_KEY)
     return state if isinstance(state, dict) else None
+
+
+def _session_of_the_user(request: HttpRequest, session_user: Any) -> bool:
+    """Whether the session belongs to the user the request is authenticated as.
+
+    SECURITY: a request authenticated otherwise (an API token) still carries whatever session cookie the
+    client sends. A copied token sent with the thief's own low-risk session must not be judged by his
+    session (red team, round twenty-five): it is then a request without a session, as a token's is.
+    """
+    user = getattr(request, "user", None)
+    if user is None or (isinstance(user, SimpleLazyObject) and getattr(user, "_wrapped", None) is empty):
+        return True  # not resolved yet: it will resolve from this very session
+    return not user.is_authenticated or str(user.pk) == str(session_user)
 
 
 def session_state(request: HttpRequest) -> SessionState | None:
@@ -225,61 +242,12 @@ def touch(state: dict[str, Any], now: float) -> None:
     state["w"] = now
 
 
-def note_device_activity(request: HttpRequest, state: dict[str, Any], now: float) -> bool:
-    """Record that the verified session's device cookie is in use here (:mod:`~.device_activity`), at most
-    once per ``ACTIVITY_RESOLUTION_SECONDS`` unless the session key or the address changed. True when the
-    state changed (the caller saves the session).
-
-    Called by the middleware after the binding check, so the bound context is this request's.
-    """
-    binding = bound_context(state)
-    device, ip = binding.get("dev"), binding.get("ip")
-    key, user_id = request.session.session_key, request.session.get(SESSION_KEY)
-    if not device or not key or not user_id:
-        return False
-    digest = device_activity.session_digest(key)
-    last = state.get("da")
-    if (
-        isinstance(last, list)
-        and len(last) == 3
-        and last[1:] == [digest, ip]
-        and isinstance(last[0], (int, float))
-        # abs(): a time from the future (another node's clock) must not stop the updates either.
-        and abs(now - last[0]) < ACTIVITY_RESOLUTION_SECONDS
-    ):
-        return False
-    geo = geolocate(ip)
-    device_activity.note(
-        device,
-        user_id,
-        device_activity.DeviceActivity(
-            session=digest,
-            at=now,
-            ip=ip,
-            asn=geo.asn,
-            latitude=geo.latitude,
-            longitude=geo.longitude,
-            accuracy_km=geo.accuracy_km,
-        ),
-    )
-    state["da"] = [now, digest, ip]
-    return True
-
-
 def _rekey_device_activity(request: HttpRequest, state: dict[str, Any], previous: str | None) -> None:
     """The session's key changed from ``previous``: its recorded device activity follows it."""
     device = bound_context(state).get("dev")
     key, user_id = request.session.session_key, request.session.get(SESSION_KEY)
     if device and previous and key and user_id and previous != key:
         device_activity.rekey(device, user_id, old_key=previous, new_key=key)
-
-
-def forget_device_activity(request: HttpRequest, *, user_id: str, session_key: str) -> None:
-    """The verified session ``session_key`` of the account ``user_id`` (as Django's session stores it)
-    signed out: its browser's device cookie is no longer in use there."""
-    device = device_hash(device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME)))
-    if device:
-        device_activity.forget(device, user_id, session_key)
 
 
 def saved_under(state: dict[str, Any]) -> str | None:
