@@ -57,12 +57,12 @@ from authguard.factors import methods as factor_methods
 from authguard.factors.base import note_change, tell_user
 from authguard.factors.inventory import (
     FACTOR_LABELS,
+    factors_of_session,
     may_confirm_sensitive,
     notice_addresses,
     previous_addresses,
     security_row,
     unrecorded_confirmed_at,
-    user_factors,
 )
 from authguard.factors.throttles import ESTABLISHED_DEVICE_DAYS
 from authguard.models import (
@@ -219,7 +219,7 @@ def require_can_change_factors(request: HttpRequest, *, user: Any = None) -> str
     if state is None or state.status != "verified":
         # SECURITY: a password-only (pending) session, or one whose state cannot be read, changes nothing.
         raise StepUpRequired(code="step_up_required", methods=methods)
-    if user_factors(user):
+    if factors_of_session(request, user):
         if sessions_state.has_fresh_verification(request):
             return "fresh_verification"
         raise StepUpRequired(

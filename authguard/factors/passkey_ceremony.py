@@ -156,7 +156,7 @@ def load_credential(credential: dict[str, Any] | str, *, fields: tuple[str, ...]
             raise invalid("too_large")
         try:
             credential = json.loads(credential)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise invalid("malformed") from None
     if not isinstance(credential, dict):
         raise invalid("malformed")
@@ -193,7 +193,7 @@ def client_data(credential: dict[str, Any], *, expected_type: str) -> dict[str, 
     raw = b64url_decode(credential["response"]["clientDataJSON"], max_chars=_MAX_FIELD["clientDataJSON"])
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise invalid("malformed") from None
     if not isinstance(data, dict) or not all(
         isinstance(data.get(key), str) for key in ("type", "challenge", "origin")

@@ -35,6 +35,7 @@ from authguard.factors.inventory import (
     FACTOR_LABELS,
     factor_confirmed_at,
     factor_is_cooling_off,
+    factors_of_session,
     is_disabled,
     kind_of,
     session_device,
@@ -43,6 +44,7 @@ from authguard.factors.inventory import (
 )
 from authguard.factors.lifecycle import FactorCoolingOff, ever_had_factor, require_can_change_factors
 from authguard.models import (
+    AccountSecurity,
     FactorKind,
     FactorRecord,
     PasskeyDevice,
@@ -69,8 +71,9 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device, repla
     * any other factor that is not cooling off (an authenticator app, a recovery-code set: replacing is
       removing) only as an e-mail change is made, or from a vouched session
       (:func:`authguard.factors.contact.require_strong_removal`);
-    * the last strong factor (passkey or authenticator app) is never removed by the customer; one that is
-      cooling off only while another usable factor (recovery codes included) remains.
+    * the last strong factor (passkey or authenticator app) is never removed by the customer; a factor of
+      any kind that is cooling off only while another usable factor remains (recovery codes included, and
+      the set whose last code verified this session).
     """
     target_cooling = factor_is_cooling_off(device)
     # SECURITY: the cooling-off shortcut lets the customer drop what a thief just added; a replacement hands
@@ -119,21 +122,24 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device, repla
         # SECURITY: one relayed code removes or replaces none of her established factors (red team,
         # 2026-12-05: her recovery codes regenerated, her authenticator app replaced by his).
         require_strong_removal(request, user=user)
-    if kind_of(device) != FactorKind.RECOVERY_CODE:
-        # SECURITY: her only factor, cooling off, removed with one relayed code of itself left her nothing to
-        # sign in with or add a factor with, for good (red team, round twenty-three): while it cools off it
-        # may go only where another usable factor remains, cooling off or not, recovery codes included (her
-        # printed codes must still drop the passkey one relayed code of them added: round twenty-four).
-        if target_cooling:
-            left = [d for d in user_factors(user) if d.persistent_id != device.persistent_id]
-        else:
-            others = [d for d in _strong_factors(user) if d.persistent_id != device.persistent_id]
-            left = [d for d in others if not factor_is_cooling_off(d)]
-        if not left:
-            raise InvalidCredential(
-                _("This is your last security method. Add another one before you remove it."),
-                code="last_factor",
-            )
+    # SECURITY: her only factor, cooling off, removed with one relayed code of itself left her nothing to
+    # sign in with or add a factor with, for good (red team, round twenty-three; round twenty-five: her
+    # renewed recovery codes, too): while it cools off, a factor of any kind may go only where another
+    # usable factor remains, cooling off or not, recovery codes included (her printed codes must still
+    # drop the passkey one relayed code of them added: round twenty-four), the set whose last code verified
+    # this session too (round twenty-five).
+    if target_cooling:
+        left = [d for d in factors_of_session(request, user) if d.persistent_id != device.persistent_id]
+    elif kind_of(device) != FactorKind.RECOVERY_CODE:
+        others = [d for d in _strong_factors(user) if d.persistent_id != device.persistent_id]
+        left = [d for d in others if not factor_is_cooling_off(d)]
+    else:
+        return  # her established recovery codes: only her last strong factor is kept back
+    if not left:
+        raise InvalidCredential(
+            _("This is your last security method. Add another one before you remove it."),
+            code="last_factor",
+        )
 
 
 def _delete_factor(user: Any, device: Device, *, reason: str, by_staff: Any = None) -> None:
@@ -234,6 +240,7 @@ def revoke_factors_added_in_cooling_off(user: Any, *, reason: str, request: Http
     round nineteen: it passed its checks before her reset and committed after it, his passkey kept).
     """
     removed = 0
+    confirmed: list[Any] = []  # when each revoked factor was confirmed (None: not known)
     with transaction.atomic():
         lock_for_change(user)
         for model in (PasskeyDevice, TOTPDevice, RecoveryCodeDevice):
@@ -242,14 +249,34 @@ def revoke_factors_added_in_cooling_off(user: Any, *, reason: str, request: Http
                 if not device.confirmed and (record is None or record.disabled_at is None):
                     continue  # an enrollment never finished: nothing to revoke (it is discarded anyway)
                 if factor_is_cooling_off(device):
+                    confirmed.append(record.enrolled_at if record is not None else None)
                     _delete_factor(user, device, reason=reason)
                     removed += 1
+        if reason == "password_reset" and confirmed and None not in confirmed:
+            _forget_a_first_factor_never_established(user, since=min(confirmed))
         count_change(request, user=user, removed=True)
     if removed:
         logger.warning(
             "authguard revoked %s factors added in cooling-off user=%s (%s)", removed, user.pk, reason
         )
     return removed
+
+
+def _forget_a_first_factor_never_established(user: Any, *, since: Any) -> None:
+    """The password changed and every factor the account ever had was cooling off, so all are gone: the
+    account has no first factor again, and the customer binds hers from a session the risk engine allows.
+
+    SECURITY: a password-only thief binds an account's first factor (the first-factor path, cooling off);
+    her reset revoked it but left "ever had a factor", and she could not set up any factor herself until
+    the desk acted (red team, round twenty-five). The thief no longer has the password. Only here: a
+    factor disabled by failures, or removed by the desk, is never forgotten (case 55).
+    """
+    if any(
+        model.objects.filter(user_id=user.pk).exists()
+        for model in (PasskeyDevice, TOTPDevice, RecoveryCodeDevice)
+    ):
+        return
+    AccountSecurity.objects.filter(user_id=user.pk, first_factor_at__gte=since).update(first_factor_at=None)
 
 
 __all__ = ["remove_factor", "require_can_remove", "revoke_factors_added_in_cooling_off"]
