@@ -69,6 +69,14 @@ CONTEXT_CHANGE_REASONS = (
     # A browser idle for months (or a copy of it) coming back, as dormant_account for the whole account:
     # a copy used 60-119 days after her last sign-in was scored only stale_device (round twenty-four).
     "stale_device",
+    # A known browser on a network, in a city or far from where it settled, never seen with it: an
+    # infostealer's copy of her cookie jar scored under the step-up threshold (a phone's points are cut to a
+    # quarter) got the full limits, and nine such copies fed one thin stock unflagged (round twenty-five).
+    # Matched as substrings: "device_new_network" (also in "new_device_new_network"), "device_moved" (also
+    # "settled_device_moved").
+    "device_new_network",
+    "device_new_city",
+    "device_moved",
 )
 _ZERO = Decimal(0)
 
