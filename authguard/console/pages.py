@@ -441,9 +441,10 @@ def _json_object(raw: str, what: str) -> Any:
         return {}
     try:
         return json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        error = "nested too deeply" if isinstance(exc, RecursionError) else exc
         raise ValidationError(
-            gettext("The %(what)s are not valid JSON: %(error)s") % {"what": what, "error": exc}
+            gettext("The %(what)s are not valid JSON: %(error)s") % {"what": what, "error": error}
         ) from None
 
 

@@ -9,6 +9,7 @@ degrades to "unknown" fields on missing, corrupt or unparsable input; it never r
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -97,13 +98,27 @@ class LoginContext:
     def population_value_keys(self) -> dict[str, str]:
         """``{feature: "feature:value"}``: the population-count key of each hierarchy level's value."""
         features = self.features
-        return {feature: f"{feature}:{features[feature]}" for feature in POPULATION_FEATURES}
+        return {feature: population_key(f"{feature}:{features[feature]}") for feature in POPULATION_FEATURES}
 
     @computed_once
     def features(self) -> dict[str, str | None]:
         """The profile features of this login (:func:`authguard.risk.profile.feature_values`), computed
         once."""
         return feature_values(self)
+
+
+#: The length of ``PopulationCount.key`` (and ``PopulationDelta.key``).
+POPULATION_KEY_LENGTH = 255
+
+
+def population_key(key: str) -> str:
+    """``key`` as stored: one longer than its column ends in a digest of the whole, so it stays its own
+    value. A user agent with a 380-digit version wrote a key no PostgreSQL column took, and the sign-in's
+    learning (or an install-day import) failed (red team, round twenty-five)."""
+    if len(key) <= POPULATION_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
+    return f"{key[: POPULATION_KEY_LENGTH - len(digest) - 1]}#{digest}"
 
 
 # -- device cookie -----------------------------------------------------------------------------------

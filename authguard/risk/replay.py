@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
+from django.utils.timezone import get_default_timezone
+
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
@@ -170,7 +172,7 @@ def parse_line(number: int, text: str, *, factors: bool = False) -> LoginRecord:
     """
     try:
         obj = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ReplayError(number, f"not valid JSON ({exc.args[0]})") from None
     if not isinstance(obj, dict):
         raise ReplayError(number, "not a JSON object")
@@ -238,6 +240,7 @@ def _timestamp(ts: str) -> datetime | None:
     try:
         when = datetime.fromisoformat(text) + extra
         when.astimezone(timezone.utc)  # year 1 or 9999 with an offset has no UTC time
+        when.astimezone(get_default_timezone())  # nor, on the site's clock, in the profile's hour of day
     except (ValueError, OverflowError):
         return None
     return when

@@ -147,6 +147,8 @@ class Command(BaseCommand):
             try:
                 with open(options["policy"], encoding="utf-8") as fh:
                     policy = Policy.from_json(json.load(fh))
+            except RecursionError:
+                raise CommandError(f"cannot use policy {options['policy']}: JSON nested too deeply") from None
             except (OSError, ValueError) as exc:
                 raise CommandError(f"cannot use policy {options['policy']}: {exc}") from None
         geoip_path = options["geoip_path"] or app_settings.GEOIP_PATH
