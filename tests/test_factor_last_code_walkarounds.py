@@ -21,7 +21,7 @@ from .factor_scenarios import (
     register,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip"), pytest.mark.battery(63)]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 
 
 def _her_renewed_codes_her_only_factor(new_browser_api: Any, hanako: Any, totp_factory: Any) -> list[str]:
@@ -42,6 +42,7 @@ def _her_renewed_codes_her_only_factor(new_browser_api: Any, hanako: Any, totp_f
     return minted.json()["codes"]
 
 
+@pytest.mark.battery(63)
 def test_one_relayed_code_of_her_only_cooling_off_recovery_set_does_not_remove_it(
     new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
@@ -84,6 +85,7 @@ def _spend_all_but(hanako: Any, left: int) -> None:
     )
 
 
+@pytest.mark.battery(63)
 def test_her_last_printed_code_drops_the_passkey_one_relayed_code_of_them_added(
     new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
@@ -119,6 +121,7 @@ def test_her_last_printed_code_drops_the_passkey_one_relayed_code_of_them_added(
     )
 
 
+@pytest.mark.battery(63)
 def test_her_last_printed_code_verifies_her_and_adds_her_passkey(
     new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
@@ -144,6 +147,7 @@ def test_her_last_printed_code_verifies_her_and_adds_her_passkey(
     )
 
 
+@pytest.mark.battery(63)
 def test_held_her_last_printed_code_still_revokes_his_passkey_through_a_password_change(
     new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:
@@ -194,6 +198,7 @@ def _reset_password_by_mail(new_password: str) -> None:
     assert done.status_code == 302, done.content[:300]
 
 
+@pytest.mark.battery(63)
 def test_her_reset_after_a_password_only_thief_bound_her_accounts_first_factor_lets_her_bind_her_own(
     new_browser_api: Any, hanako: Any, clock: Any
 ) -> None:
@@ -234,6 +239,7 @@ def test_her_reset_after_a_password_only_thief_bound_her_accounts_first_factor_l
     )
 
 
+@pytest.mark.battery(63)
 def test_held_one_relayed_code_of_her_only_cooling_off_recovery_set_does_not_renew_it(
     new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:

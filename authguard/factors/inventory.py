@@ -174,27 +174,6 @@ def session_device(request: HttpRequest) -> Device | None:
     return device
 
 
-def factors_of_session(request: HttpRequest, user: Any) -> list[Device]:
-    """The user's usable factors (:func:`user_factors`), with the recovery-code set that verified this
-    session even when that verification spent its last code.
-
-    Her last printed code proves her as well as her first: the set it used up stands for her in this session
-    (its freshness is the caller's check). Without it, her step-up with her last code found "no factor" and
-    sent her to the desk's re-binding, and the passkey one relayed code of that set had added looked like
-    her last factor (red team, round twenty-five).
-    """
-    factors = user_factors(user)
-    verifier = session_device(request)
-    if (
-        isinstance(verifier, RecoveryCodeDevice)
-        and verifier.confirmed
-        and all(device.persistent_id != verifier.persistent_id for device in factors)
-        and not is_disabled(verifier)
-    ):
-        factors.append(verifier)
-    return factors
-
-
 # -- cooling-off: the account's and one factor's ------------------------------------------------------------
 
 
@@ -367,7 +346,6 @@ __all__ = [
     "cooling_off_reason",
     "cooling_off_until",
     "device_from_id",
-    "factors_of_session",
     "disabled_device_ids",
     "factor_confirmed_at",
     "factor_is_cooling_off",

@@ -57,12 +57,14 @@ from authguard.factors import methods as factor_methods
 from authguard.factors.base import note_change, tell_user
 from authguard.factors.inventory import (
     FACTOR_LABELS,
-    factors_of_session,
+    is_disabled,
     may_confirm_sensitive,
     notice_addresses,
     previous_addresses,
     security_row,
+    session_device,
     unrecorded_confirmed_at,
+    user_factors,
 )
 from authguard.factors.throttles import ESTABLISHED_DEVICE_DAYS
 from authguard.models import (
@@ -196,6 +198,30 @@ def note_contact_changed(
 
 
 # -- who may change factors ------------------------------------------------------------------------------
+
+
+def factors_of_session(request: HttpRequest, user: Any) -> list[Device]:
+    """The user's usable factors (:func:`user_factors`), with the recovery-code set that verified this
+    session even when that verification spent its last code, in a session vouched for on its own
+    (:func:`session_vouched`: her browser of a month on a low-risk sign-in, or a trusted passkey).
+
+    Her last printed code proves her as well as her first: without it, her step-up with her last code found
+    "no factor" and sent her to the desk's re-binding, and the passkey one relayed code of that set had
+    added looked like her last factor (red team, round twenty-five). SECURITY: only where the session is
+    vouched for: the same last code relayed to a thief's new browser removed her only usable factor, or
+    renewed the spent set as his (round twenty-six).
+    """
+    factors = user_factors(user)
+    verifier = session_device(request)
+    if (
+        isinstance(verifier, RecoveryCodeDevice)
+        and verifier.confirmed
+        and all(device.persistent_id != verifier.persistent_id for device in factors)
+        and not is_disabled(verifier)
+        and session_vouched(request, user=user, via="fresh_verification", now=clock.now())
+    ):
+        factors.append(verifier)
+    return factors
 
 
 def require_can_change_factors(request: HttpRequest, *, user: Any = None) -> str:

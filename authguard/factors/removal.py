@@ -35,14 +35,18 @@ from authguard.factors.inventory import (
     FACTOR_LABELS,
     factor_confirmed_at,
     factor_is_cooling_off,
-    factors_of_session,
     is_disabled,
     kind_of,
     session_device,
     user_factors,
     verified_by_cooling_off_factor,
 )
-from authguard.factors.lifecycle import FactorCoolingOff, ever_had_factor, require_can_change_factors
+from authguard.factors.lifecycle import (
+    FactorCoolingOff,
+    ever_had_factor,
+    factors_of_session,
+    require_can_change_factors,
+)
 from authguard.models import (
     AccountSecurity,
     FactorKind,

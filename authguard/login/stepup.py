@@ -112,7 +112,12 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
     login_flow.record_event(
         scored.context, user, scored.assessment, password_ok=False, rescore=True, outcome=Outcome.REFUSED
     )
-    logger.warning("authguard step-up refused where posted user=%s ip=%s", user.pk, scored.context.ip)
+    logger.warning(
+        "authguard step-up refused where posted user=%s ip=%s %s",
+        user.pk,
+        scored.context.ip,
+        scored.assessment.explain(),
+    )
     return True
 
 
