@@ -150,11 +150,11 @@ X_FRAME_OPTIONS = "DENY"
 CSRF_FAILURE_VIEW = "demo_site.brokerage.api.csrf_failure"
 
 # Django 6.1 configures mail with MAILERS (EMAIL_BACKEND is deprecated there and refused beside it).
-_MAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+_mail_backend = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 if django.VERSION >= (6, 1):
-    MAILERS = {"default": {"BACKEND": _MAIL_BACKEND}}
+    MAILERS = {"default": {"BACKEND": _mail_backend}}
 else:
-    EMAIL_BACKEND = _MAIL_BACKEND
+    EMAIL_BACKEND = _mail_backend
 DEFAULT_FROM_EMAIL = "security@demo-broker.example"
 
 # -- authguard ---------------------------------------------------------------------------------------

@@ -36,18 +36,18 @@ from authguard.notifications.outbox import notify_signed_in
 from authguard.risk.context import build_context
 from authguard.risk.history import DatabaseHistory, trusted_until
 from authguard.sessions.state import (
+    SCORED_KEYS,
     _bind,
     _new_state,
-    bound_context,
     current_binding,
     event_id,
-    is_material_change,
     is_pending,
     is_verified,
     mark_strong,
     mark_verified,
     note_step_up_failure,
     raw_state,
+    scored_context,
     set_stepped_up,
 )
 
@@ -100,12 +100,12 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
     state = raw_state(request)
     if state is None or is_verified(state):
         return False
-    here = current_binding(request)
-    if not is_material_change(bound_context(state), here, state):
+    # SECURITY: judged by the login's own score only in the very context it was scored in: the same
+    # address, device cookie and browser. A script, her copied cookie, or a Tor exit on the kit's own
+    # network nearby was "no move" and never scored (red team, round twenty-six).
+    here, scored_in = current_binding(request), scored_context(state)
+    if all(here.get(key) == scored_in.get(key) for key in SCORED_KEYS):
         return False
-    pending = event_id(state)
-    if pending is not None and LoginEvent.objects.filter(pk=pending, user=user, ip=here["ip"]).exists():
-        return False  # the login (or the session's re-score) it completes was scored right here
     scored = login_flow.score_request(request, username=user.get_username(), user=user)
     if scored.assessment.action != Action.DENY or app_settings.report_only("login"):
         return False

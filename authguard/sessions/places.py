@@ -69,8 +69,12 @@ def is_material_change(
     """Whether ``now`` differs from ``bound`` in what matters: network (ASN), country, device cookie (or
     its absence), browser family, or a place provably ``MATERIAL_MOVE_KM`` from the bound one, from the
     ``state``'s :func:`anchor` (same ASN) or, when the bound place is not precise, from the session's
-    :func:`last_place`. Another IP of the ASN placed nearby or coarsely is not."""
+    :func:`last_place`. Another IP of the ASN placed nearby or coarsely is not, unless one of the two is an
+    anonymous network (``x``: a Tor exit, VPN, proxy or hosting address) and the other is not."""
     if any(bound.get(key) != now.get(key) for key in ("asn", "cc", "dev", "br")):
+        return True
+    # SECURITY: a Tor exit on the kit's own ISP in its own city was "no move" (red team, round twenty-six).
+    if bool(bound.get("x")) != bool(now.get("x")):
         return True
     if bound.get("ip") == now.get("ip"):
         return False

@@ -134,7 +134,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: flo
     )
     # SECURITY: a session carried to another network, device or browser proves nothing by itself. The
     # re-score's event is the one a later step-up marks passed.
-    sessions_state.back_to_pending(state, event_id=event.pk)
+    sessions_state.back_to_pending(state, event_id=event.pk, scored=now)
     _save(request, state)
     logger.warning(
         "authguard session re-scored user=%s ip=%s event=%s %s",

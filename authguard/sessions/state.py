@@ -20,10 +20,11 @@ that verify, re-score or lock build on it, never the other way round.
 The compact dict keys: ``s`` status, ``e`` login event id, ``a`` login action, ``u`` stepped up, ``r``
 re-scored, ``n`` new device, ``t`` login time, ``st``/``sm`` strong verification time and method, ``lr``
 low risk, ``w`` last activity, ``k`` fingerprint of the last request context seen, ``b`` the bound context
-(``ip``, ``asn``, ``cc``, ``dev``, ``br``, ``pl`` its last precise place), ``an`` the anchor, ``h`` the last
-places, ``vp`` the places the customer vouched for (:mod:`authguard.sessions.places`), ``sk`` the session
-key the state was last written under, ``da`` when, under which session key digest and from which address
-the device's activity was last recorded
+(``ip``, ``asn``, ``cc``, ``dev``, ``br``, ``pl`` its last precise place, ``x`` an anonymous network),
+``an`` the anchor, ``h`` the last places, ``vp`` the places the customer vouched for
+(:mod:`authguard.sessions.places`), ``sc`` the context a pending re-score was scored in, ``sk`` the
+session key the state was last written under, ``da`` when, under which session key digest and from which
+address the device's activity was last recorded
 (:func:`authguard.sessions.middleware.note_device_activity`).
 """
 
@@ -62,6 +63,7 @@ from authguard.sessions import device_activity, device_binding, device_generatio
 from authguard.sessions.places import (  # noqa: F401 (MATERIAL_MOVE_KM, anchor, places: this module's API)
     MATERIAL_MOVE_KM,
     anchor,
+    anonymous,
     is_material_change,
     place_binding,
     place_of,
@@ -195,6 +197,7 @@ def is_verified(state: dict[str, Any]) -> bool:
 def mark_verified(state: dict[str, Any]) -> None:
     """A step-up passed: the session is verified (and was stepped up)."""
     state.update(s="verified", u=True)
+    state.pop("sc", None)
 
 
 def set_stepped_up(state: dict[str, Any], stepped_up: bool) -> None:
@@ -226,10 +229,21 @@ def rebind(state: Json, binding: Json, fingerprint: str, *, rescored: str = "", 
     return bool(rescored) or moved
 
 
-def back_to_pending(state: dict[str, Any], *, event_id: int) -> None:
+#: What a step-up must share with the context its pending login was scored in to be judged by that score.
+SCORED_KEYS = ("ip", "dev", "br")
+
+
+def back_to_pending(state: dict[str, Any], *, event_id: int, scored: Json) -> None:
     """A re-score asked for a step-up: pending again, no strong verification, bound to the re-score's
-    event."""
+    event; ``scored``: the binding it was scored in (``sc``, where its step-up is not scored again)."""
     state.update(s="pending", st=None, sm=None, lr=False, e=event_id)
+    state["sc"] = {key: scored.get(key) for key in SCORED_KEYS}
+
+
+def scored_context(state: Json) -> Json:
+    """The context the pending login (or the session's re-score) was scored in: ``ip``, ``dev``, ``br``."""
+    scored = state.get("sc")
+    return scored if isinstance(scored, dict) else bound_context(state)
 
 
 def activity(state: dict[str, Any]) -> tuple[float, float]:
@@ -282,6 +296,7 @@ def current_binding(request: HttpRequest) -> dict[str, Any]:
         "dev": device_hash(device_id_from_cookie(cookie)),
         "br": client_info(ua).browser,
         "pl": place_of(geo),
+        **({"x": True} if anonymous(geo) else {}),
     }
 
 
