@@ -88,6 +88,7 @@ from authguard.actions.summary import summary_data as summary_data
 from authguard.actions.summary import summary_for
 from authguard.audit import audit
 from authguard.conf import app_settings
+from authguard.factors import passkey_ceremony
 from authguard.factors.inventory import (
     factor_confirmed_at,
     may_confirm_sensitive,
@@ -372,7 +373,7 @@ def confirm_with_passkey(request: HttpRequest, *, action_id: object, credential:
     held = pending_for(request, action_id)
     device = flow.verify_passkey(request, held, HELD_ACTION, credential=credential, recheck=stored_action)
     _require_may_confirm(request.user, device, held)
-    evidence = json.loads(credential) if isinstance(credential, str) else credential
+    evidence = passkey_ceremony.assertion_evidence(credential)
     return _execute(request.user, held.pk, method="passkey", device=device, assertion=evidence)
 
 

@@ -188,6 +188,34 @@ def load_credential(credential: dict[str, Any] | str, *, fields: tuple[str, ...]
     return credential
 
 
+#: What an order or action keeps of the assertion that confirmed it: the signed parts.
+_EVIDENCE_KEYS = ("id", "rawId", "type", "authenticatorAttachment")
+_EVIDENCE_RESPONSE_KEYS = ("clientDataJSON", "authenticatorData", "signature", "userHandle")
+
+
+def assertion_evidence(credential: object) -> dict[str, Any]:
+    """The verified assertion's signed parts (its ids, type, and the response's base64url strings), as a held
+    order or action keeps them for its audit record.
+
+    What else the client sent (``clientExtensionResults``...) is not kept: nested past the recursion limit,
+    it passed the checks but could not be stored, and the confirmation answered 500 (red team, round
+    twenty-six).
+    """
+    try:
+        data = json.loads(credential) if isinstance(credential, (str, bytes)) else credential
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    kept: dict[str, Any] = {key: data[key] for key in _EVIDENCE_KEYS if isinstance(data.get(key), str)}
+    response = data.get("response")
+    if isinstance(response, dict):
+        kept["response"] = {
+            key: response[key] for key in _EVIDENCE_RESPONSE_KEYS if isinstance(response.get(key), str)
+        }
+    return kept
+
+
 def client_data(credential: dict[str, Any], *, expected_type: str) -> dict[str, Any]:
     """Decode ``clientDataJSON`` and apply the checks py_webauthn 3.0.1 skips (crossOrigin, topOrigin)."""
     raw = b64url_decode(credential["response"]["clientDataJSON"], max_chars=_MAX_FIELD["clientDataJSON"])

@@ -11,7 +11,6 @@ re-checked, executed once); the answer lists what was placed and what failed.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
 from authguard.exceptions import InvalidCredential
+from authguard.factors import passkey_ceremony
 from authguard.factors.base import note_account_failure
 from authguard.factors.passkeys import authentication_options, verify_authentication
 from authguard.models import HeldOrder
@@ -167,7 +167,7 @@ def confirm_batch_with_passkey(request: HttpRequest, *, ids: object, credential:
         )
     for held in helds:
         _require_older_than(device, held)
-    evidence = json.loads(credential) if isinstance(credential, str) else credential
+    evidence = passkey_ceremony.assertion_evidence(credential)
     confirmed, failed = [], []
     for held in helds:
         try:

@@ -77,6 +77,9 @@ CONTEXT_CHANGE_REASONS = (
     "device_new_network",
     "device_new_city",
     "device_moved",
+    # A copy of her cookie one generation behind her browser, allowed at 39 on her own network (round
+    # twenty-six). Her own crashed browser showing its older cookie is a new device at its next sign-in.
+    "device_cookie_behind",
 )
 _ZERO = Decimal(0)
 

@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy
 from authguard import clock
 from authguard.audit import audit
 from authguard.conf import app_settings
+from authguard.factors import passkey_ceremony
 from authguard.factors.base import in_cooling_off
 from authguard.factors.inventory import factor_confirmed_at, totp_device, usable_passkeys
 from authguard.login import lockout
@@ -190,7 +191,7 @@ def confirm_with_passkey(request: HttpRequest, *, confirmation_id: object, crede
             _("This passkey was added too recently to confirm orders."), code="cooling_off"
         )
     _require_older_than(device, held)
-    evidence = json.loads(credential) if isinstance(credential, str) else credential
+    evidence = passkey_ceremony.assertion_evidence(credential)
     return _execute(request.user, held.pk, method="passkey", device=device, assertion=evidence)
 
 

@@ -144,7 +144,10 @@ class DeviceCookie(RiskSignal):
         "remembered_device_elsewhere": -10,
         "account_min_logins": 2,
         "device_new_network": 35,
-        "device_new_network_known_to_account": 0,
+        # Never 0: a login's reasons name only findings with points, and the order guard reads them. At 0,
+        # her PC's copied cookie on her phone's carrier scored as her own PC, no reason at all (round
+        # twenty-six). A phone's point rounds to 0 (portable_factor).
+        "device_new_network_known_to_account": 1,
         "device_new_city": 10,
         # A computer only ever seen in one city, now at a fixed line elsewhere: what an infostealer's replay
         # from a residential proxy looks like, even on the victim's own ISP (issue 13).
