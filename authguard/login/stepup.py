@@ -31,7 +31,7 @@ from authguard.factors.recovery import verify_recovery_code
 from authguard.factors.totp import verify_totp
 from authguard.login import flow as login_flow
 from authguard.login import lockout
-from authguard.models import LoginEvent
+from authguard.models import KnownDevice, LoginEvent
 from authguard.notifications.outbox import notify_signed_in
 from authguard.risk.context import build_context
 from authguard.risk.history import DatabaseHistory, trusted_until
@@ -103,8 +103,7 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
     # SECURITY: judged by the login's own score only in the very context it was scored in: the same
     # address, device cookie and browser. A script, her copied cookie, or a Tor exit on the kit's own
     # network nearby was "no move" and never scored (red team, round twenty-six).
-    here, scored_in = current_binding(request), scored_context(state)
-    if all(here.get(key) == scored_in.get(key) for key in SCORED_KEYS):
+    if _where_it_was_scored(current_binding(request), scored_context(state), user=user):
         return False
     scored = login_flow.score_request(request, username=user.get_username(), user=user)
     if scored.assessment.action != Action.DENY or app_settings.report_only("login"):
@@ -196,6 +195,22 @@ def note_strong_verification(request: HttpRequest, *, device: Any, method: str) 
     mark_strong(request, state, device=device, method=method)
     if remembers_device(request.user, device=device, method=method):
         _lockout_success(request.user)
+
+
+def _where_it_was_scored(here: dict[str, Any], scored: dict[str, Any], *, user: Any) -> bool:
+    """Whether ``here`` is the context ``scored`` (:data:`~authguard.sessions.state.SCORED_KEYS`).
+
+    A sign-in scored without a device cookie (a token client's, whose answer issues one) is the same client
+    when it presents a cookie the account does not know; one of the account's own browsers' cookies is
+    not: her copy, posted on the kit's address after a cookieless sign-in (red team, round twenty-six).
+    """
+    if any(here.get(key) != scored.get(key) for key in SCORED_KEYS if key != "dev"):
+        return False
+    if here.get("dev") == scored.get("dev"):
+        return True
+    return scored.get("dev") is None and not (
+        here.get("dev") and KnownDevice.objects.filter(user_id=user.pk, cookie_hash=here["dev"]).exists()
+    )
 
 
 def _session_backend() -> str:
