@@ -560,8 +560,8 @@ def _refuse_without_established_factor(request: HttpRequest) -> HttpResponse | N
     to re-verify."""
     if not sessions_state.has_fresh_verification(request):
         return _reverify_first(request)
-    if inventory.verified_by_cooling_off_factor(request):
-        # SECURITY: a factor added during the cooling-off (maybe the thief's) does not act for the customer.
+    if inventory.verified_by_cooling_off_factor(request) or not lifecycle.verified_by_usable_factor(request):
+        # SECURITY: a factor added in the cooling-off, or her spent codes relayed (round 27), acts not for her
         messages.error(
             request,
             _(

@@ -41,7 +41,12 @@ from authguard.factors.inventory import (
     session_device,
     user_factors,
 )
-from authguard.factors.lifecycle import note_contact_changed, require_can_change_factors, session_vouched
+from authguard.factors.lifecycle import (
+    note_contact_changed,
+    require_can_change_factors,
+    session_vouched,
+    verified_by_usable_factor,
+)
 from authguard.models import ContactChange, PasskeyDevice
 from authguard.notifications.messages import user_language
 from authguard.sessions import state as sessions_state
@@ -148,7 +153,12 @@ def require_password_change_allowed(request: HttpRequest, *, user: Any) -> str:
     if how == "low_risk_first_factor":
         return how
     verifier = session_device(request)
-    if how != "fresh_verification" or verifier is None or not may_confirm_sensitive(request.user, verifier):
+    if (
+        how != "fresh_verification"
+        or verifier is None
+        or not may_confirm_sensitive(request.user, verifier)
+        or not verified_by_usable_factor(request)
+    ):
         # SECURITY: the desk's or identity proofing's grant to bind a factor again is no licence to change
         # the password from a password session (red team, 2026-12-05): a reset by e-mail is the way.
         raise StepUpRequired(

@@ -224,6 +224,17 @@ def factors_of_session(request: HttpRequest, user: Any) -> list[Device]:
     return factors
 
 
+def verified_by_usable_factor(request: HttpRequest) -> bool:
+    """Whether the factor that verified this session is one of its user's usable factors
+    (:func:`factors_of_session`). SECURITY: a recovery-code set whose last code this session spent acts for
+    her only in a session vouched for on its own; relayed to the thief's browser, it changed her password,
+    which revoked her only usable factor (red team, round twenty-seven)."""
+    verifier = session_device(request)
+    return verifier is not None and any(
+        device.persistent_id == verifier.persistent_id for device in factors_of_session(request, request.user)
+    )
+
+
 def require_can_change_factors(request: HttpRequest, *, user: Any = None) -> str:
     """Allow a factor change (add, remove, replace; or an email change) in this session, or raise.
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -21,6 +22,7 @@ from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard import clock
+from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, StepUpRequired
 from authguard.factors.base import note_change, tell_user
 from authguard.factors.changes import (
@@ -244,20 +246,20 @@ def revoke_factors_added_in_cooling_off(user: Any, *, reason: str, request: Http
     round nineteen: it passed its checks before her reset and committed after it, his passkey kept).
     """
     removed = 0
-    confirmed: list[Any] = []  # when each revoked factor was confirmed (None: not known)
     with transaction.atomic():
         lock_for_change(user)
         for model in (PasskeyDevice, TOTPDevice, RecoveryCodeDevice):
             for device in list(model.objects.filter(user_id=user.pk)):
                 record = FactorRecord.objects.filter(device_id=device.persistent_id).first()
                 if not device.confirmed and (record is None or record.disabled_at is None):
-                    continue  # an enrollment never finished: nothing to revoke (it is discarded anyway)
+                    if reason == "password_reset":
+                        device.delete()  # an enrollment never finished: discarded (it would block the forget)
+                    continue
                 if factor_is_cooling_off(device):
-                    confirmed.append(record.enrolled_at if record is not None else None)
                     _delete_factor(user, device, reason=reason)
                     removed += 1
-        if reason == "password_reset" and confirmed and None not in confirmed:
-            _forget_a_first_factor_never_established(user, since=min(confirmed))
+        if reason == "password_reset" and removed:
+            _forget_a_first_factor_never_established(user)
         count_change(request, user=user, removed=True)
     if removed:
         logger.warning(
@@ -266,21 +268,25 @@ def revoke_factors_added_in_cooling_off(user: Any, *, reason: str, request: Http
     return removed
 
 
-def _forget_a_first_factor_never_established(user: Any, *, since: Any) -> None:
-    """The password changed and every factor the account ever had was cooling off, so all are gone: the
-    account has no first factor again, and the customer binds hers from a session the risk engine allows.
+def _forget_a_first_factor_never_established(user: Any) -> None:
+    """The password changed and took every factor the account had, and its first factor is younger than the
+    longest cooling-off: no factor of it was ever established. The account has no first factor again, and
+    the customer binds hers from a session the risk engine allows.
 
     SECURITY: a password-only thief binds an account's first factor (the first-factor path, cooling off);
     her reset revoked it but left "ever had a factor", and she could not set up any factor herself until
-    the desk acted (red team, round twenty-five). The thief no longer has the password. Only here: a
-    factor disabled by failures, or removed by the desk, is never forgotten (case 55).
+    the desk acted (red team, round twenty-five). Not bounded by what this reset revoked: the thief swapped
+    his first factor for a younger one, or left an app enrollment unfinished, and nothing was forgotten
+    (round twenty-seven). A factor disabled by failures is a row that stays, so never forgotten (case 55);
+    an established factor is removed only by the desk or beside another established factor, which stays.
     """
     if any(
         model.objects.filter(user_id=user.pk).exists()
         for model in (PasskeyDevice, TOTPDevice, RecoveryCodeDevice)
     ):
         return
-    AccountSecurity.objects.filter(user_id=user.pk, first_factor_at__gte=since).update(first_factor_at=None)
+    recent = clock.now() - timedelta(days=app_settings.UNVOUCHED_FACTOR_DAYS)
+    AccountSecurity.objects.filter(user_id=user.pk, first_factor_at__gt=recent).update(first_factor_at=None)
 
 
 __all__ = ["remove_factor", "require_can_remove", "revoke_factors_added_in_cooling_off"]
