@@ -58,6 +58,7 @@ from authguard.factors import inventory
 from authguard.factors import methods as factor_methods
 from authguard.login import lockout
 from authguard.login.flow import LoginResult, locked_message
+from authguard.models import SessionRecord
 from authguard.resilience import CacheUnavailable, guarded_cache_call
 from authguard.sessions import state as sessions_state
 from authguard.sessions import token_activity, token_binding
@@ -264,6 +265,9 @@ def _park(session: SessionBase, user: Any, event_id: int) -> str:
     parked[PARKED_KEY] = {"u": str(user.pk), "e": event_id, "auth": auth}
     parked.set_expiry(STEP_UP_TOKEN_SECONDS)
     parked.save(must_create=True)
+    # SECURITY: recorded as the user's, so "end every session" (the desk's, or hers) ends it too: a parked
+    # login outlived it and exchanged the next relayed code for a token (red team, round twenty-seven).
+    SessionRecord.objects.create(session_key=str(parked.session_key), user_id=user.pk)
     _discard(session)
     return clock.TimestampSigner(salt=_SALT).sign_object(
         {"u": str(user.pk), "e": event_id, "k": parked.session_key}

@@ -576,7 +576,11 @@ def test_a_known_device_on_a_network_the_account_uses_is_a_small_step():
     # The PC signs in from the account's phone carrier (tethering): the account knows that network.
     store = history_of(*daily(10), *daily(10, device="dev-alice-phone", ua=UA_IPHONE, ip=IP_DOCOMO))
     later = ctx(at=T0 + timedelta(days=11), ip=IP_DOCOMO)
-    assert "device_new_network" not in codes(DeviceCookie(), store, later)
+    # A small step: one point, not 35, but a reason: the order guard sees a copy of the PC there (round 26).
+    assert codes(DeviceCookie(), store, later) == {"device_new_network": 1}
+    # The phone's own points on the PC's home line keep that point too (round 27: a phone's copy scored 0).
+    phone_home = ctx(at=T0 + timedelta(days=11), device="dev-alice-phone", ua=UA_IPHONE, ip=IP_TOKYO)
+    assert codes(DeviceCookie(), store, phone_home).get("device_new_network") == 1
 
 
 def test_a_phone_moving_networks_counts_less_than_a_computer():

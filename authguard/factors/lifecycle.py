@@ -57,6 +57,7 @@ from authguard.factors import methods as factor_methods
 from authguard.factors.base import note_change, tell_user
 from authguard.factors.inventory import (
     FACTOR_LABELS,
+    disabled_device_ids,
     is_disabled,
     may_confirm_sensitive,
     notice_addresses,
@@ -321,13 +322,20 @@ def require_strong_rebind(request: HttpRequest, *, user: Any) -> str:
         # usable factor: it is used from a browser the account has known for a month (or after a trusted
         # passkey), never by a stranger's session, which would also shut her out of it (red team, 2026-12-05).
         return "staff"
-    raise RebindRequired(
-        _(
+    spent_codes = isinstance(session_device(request), RecoveryCodeDevice)  # verified, not usable: used up
+    if disabled_device_ids(user) and not spent_codes:
+        message = _(
             "This security method was disabled after too many failed attempts. Confirm it is you with "
             "another passkey, or contact the customer desk to set it up again."
-        ),
-        methods=["passkey"],
-    )
+        )
+    else:
+        # Her last printed code verified this session, or nothing was disabled (her methods were removed).
+        message = _(
+            "You have no security method left that can be used here, for example because your last "
+            "recovery code was used. Confirm it is you with another passkey, or contact the customer desk "
+            "to set one up again."
+        )
+    raise RebindRequired(message, methods=["passkey"])
 
 
 #: How long a re-binding granted by the desk stays open (the customer signs in and binds a factor).

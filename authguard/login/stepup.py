@@ -23,6 +23,7 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy
 
+from authguard import clock
 from authguard.choices import Action, Outcome
 from authguard.conf import app_settings
 from authguard.exceptions import AuthguardError
@@ -68,6 +69,10 @@ class StepUpUnavailable(AuthguardError):
 REFUSED = frozenset({"locked", "refused"})
 
 
+#: How long a pending login's own score stands for a step-up from its very context (then it is scored again).
+SCORE_FRESH_SECONDS = 60
+
+
 def check_step_up_allowed(
     user: Any, *, method: str, methods: Collection[str] | None = None, request: HttpRequest | None = None
 ) -> None:
@@ -92,18 +97,25 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
 
     SECURITY: the sign-in was scored where the password was posted, but :func:`complete_step_up` verifies
     and binds the session where the factor is posted. A phishing kit scored in Osaka must not finish from a
-    Tor exit or a hosting network abroad (red team, round twenty-five). A step-up posted from a materially
-    different context (:func:`~authguard.sessions.places.is_material_change`) is scored as a sign-in from
-    there. A ``deny`` refuses it and is recorded as ``refused``; the step-up itself answers anything milder.
-    This follows battery case 61: never more gently than a fresh sign-in.
+    Tor exit or a hosting network abroad (red team, round twenty-five). The step-up is scored as a sign-in
+    from where it is posted, unless it comes from the very context its login (or the session's re-score)
+    was scored in, within :data:`SCORE_FRESH_SECONDS` of that score. A ``deny`` refuses it and is recorded
+    as ``refused``; the step-up itself answers anything milder. This follows battery case 61: never more
+    gently than a fresh sign-in.
     """
     state = raw_state(request)
     if state is None or is_verified(state):
         return False
-    # SECURITY: judged by the login's own score only in the very context it was scored in: the same
-    # address, device cookie and browser. A script, her copied cookie, or a Tor exit on the kit's own
-    # network nearby was "no move" and never scored (red team, round twenty-six).
-    if _where_it_was_scored(current_binding(request), scored_context(state), user=user):
+    # SECURITY: judged by the login's own score only in the very context it was scored in (the same
+    # address, device cookie and browser: a script, her copied cookie, or a Tor exit on the kit's own network
+    # nearby was "no move", round twenty-six), only while that score is fresh (a network the desk blocked
+    # since, or her PC back in use elsewhere), and only where a login was scored at all (a websocket
+    # sign-in adopted by its first request has no event: round twenty-seven).
+    scored_in = scored_context(state)
+    scored_at = scored_in.get("at", state.get("t"))
+    fresh = isinstance(scored_at, (int, float)) and clock.timestamp() - scored_at <= SCORE_FRESH_SECONDS
+    same = _where_it_was_scored(current_binding(request), scored_in, user=user)
+    if same and fresh and event_id(state) is not None:
         return False
     scored = login_flow.score_request(request, username=user.get_username(), user=user)
     if scored.assessment.action != Action.DENY or app_settings.report_only("login"):

@@ -80,6 +80,9 @@ CONTEXT_CHANGE_REASONS = (
     # A copy of her cookie one generation behind her browser, allowed at 39 on her own network (round
     # twenty-six). Her own crashed browser showing its older cookie is a new device at its next sign-in.
     "device_cookie_behind",
+    # Her cookie in another browser or OS (device_user_agent_sideways, _backwards), allowed at 39 on her
+    # own network (round twenty-seven).
+    "device_user_agent_",
 )
 _ZERO = Decimal(0)
 

@@ -501,7 +501,9 @@ class DeviceCookie(RiskSignal):
                 findings.append(
                     Finding(
                         "device_new_network",
-                        round(points * factor),
+                        # Never rounded to 0: a phone's copied cookie on her home line's ISP scored no
+                        # reason, so the order guard never saw it (round twenty-seven).
+                        max(1, round(points * factor)),
                         _("A known device on a network it never signed in from"),
                         {"asn": evidence.ctx.geo.asn, "account_network": account_network},
                     )

@@ -237,11 +237,12 @@ def back_to_pending(state: dict[str, Any], *, event_id: int, scored: Json) -> No
     """A re-score asked for a step-up: pending again, no strong verification, bound to the re-score's
     event; ``scored``: the binding it was scored in (``sc``, where its step-up is not scored again)."""
     state.update(s="pending", st=None, sm=None, lr=False, e=event_id)
-    state["sc"] = {key: scored.get(key) for key in SCORED_KEYS}
+    state["sc"] = {**{key: scored.get(key) for key in SCORED_KEYS}, "at": _now()}
 
 
 def scored_context(state: Json) -> Json:
-    """The context the pending login (or the session's re-score) was scored in: ``ip``, ``dev``, ``br``."""
+    """The context the pending login (or the session's re-score) was scored in: ``ip``, ``dev``, ``br``
+    (and ``at``, when a re-score)."""
     scored = state.get("sc")
     return scored if isinstance(scored, dict) else bound_context(state)
 
@@ -288,13 +289,15 @@ def _request_parts(request: HttpRequest) -> tuple[str | None, str, str | None]:
 def current_binding(request: HttpRequest) -> dict[str, Any]:
     """The context of this request as the session binding stores it (``pl``: its GeoIP place)."""
     ip, ua, cookie = _request_parts(request)
-    geo = geolocate(ip)
+    geo, client = geolocate(ip), client_info(ua)
     return {
         "ip": ip,
         "asn": geo.asn,
         "cc": geo.country,
         "dev": device_hash(device_id_from_cookie(cookie)),
-        "br": client_info(ua).browser,
+        # SECURITY: the browser *and* its OS and device type: a browser's cookies never move to another OS,
+        # and her live session copied into the thief's Chrome on a Mac was "the same Chrome" (round 27).
+        "br": f"{client.browser}|{client.os}|{client.device_type}",
         "pl": place_of(geo),
         **({"x": True} if anonymous(geo) else {}),
     }
