@@ -146,17 +146,16 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
-def _may_step_up(request: HttpRequest, method: str) -> None:
+def _may_step_up(request: HttpRequest, method: str, *, posted: bool = True) -> None:
     """The step-up rule every front end shares (:func:`authguard.login.stepup.check_step_up_allowed`): a
     locked account, or a pending login stepped up from where a sign-in is refused, gets the generic
     ``denied`` answer (403) and verifies nothing; a method the user lacks (or the preset refuses) is 400
-    ``method_unavailable``."""
+    ``method_unavailable``. ``posted``: false for a passkey's options (the factor is judged when posted)."""
     try:
-        login_stepup.check_step_up_allowed(request.user, method=method, request=request)
+        login_stepup.check_step_up_allowed(request.user, method=method, request=request if posted else None)
     except login_stepup.StepUpUnavailable as refused:
-        if refused.code == "refused":
-            logout(request)  # SECURITY: the pending login ends; nothing here may finish it
         if refused.code in login_stepup.REFUSED:
+            logout(request)  # SECURITY: the pending login ends; nothing here may finish it
             raise ApiError(403, "denied", refused.message) from None
         raise ApiError(400, "invalid", refused.message, code="method_unavailable") from None
 
@@ -206,7 +205,7 @@ def step_up_recovery_code(request: HttpRequest) -> HttpResponse:
 @json_endpoint()
 def step_up_passkey_options(request: HttpRequest) -> HttpResponse:
     """``POST api/step-up/passkey/options``: 200 request options for the user's passkeys."""
-    _may_step_up(request, "passkey")
+    _may_step_up(request, "passkey", posted=False)
     return answer(
         "ok", **passkeys.authentication_options(request, purpose=PURPOSE_STEP_UP, user=request.user)
     )

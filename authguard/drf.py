@@ -39,6 +39,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
 from django.core.cache import cache
+from django.db import transaction
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
@@ -264,10 +265,12 @@ def _park(session: SessionBase, user: Any, event_id: int) -> str:
     parked.update(data)
     parked[PARKED_KEY] = {"u": str(user.pk), "e": event_id, "auth": auth}
     parked.set_expiry(STEP_UP_TOKEN_SECONDS)
-    parked.save(must_create=True)
     # SECURITY: recorded as the user's, so "end every session" (the desk's, or hers) ends it too: a parked
-    # login outlived it and exchanged the next relayed code for a token (red team, round twenty-seven).
-    SessionRecord.objects.create(session_key=str(parked.session_key), user_id=user.pk)
+    # login outlived it and exchanged the next relayed code for a token (red team, round twenty-seven). In one
+    # transaction with a database session's save, so no "end every session" falls between the two.
+    with transaction.atomic():
+        parked.save(must_create=True)
+        SessionRecord.objects.create(session_key=str(parked.session_key), user_id=user.pk)
     _discard(session)
     return clock.TimestampSigner(salt=_SALT).sign_object(
         {"u": str(user.pk), "e": event_id, "k": parked.session_key}

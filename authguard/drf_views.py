@@ -148,18 +148,17 @@ class ObtainAuthToken(_View):
 # -- the step-up exchange --------------------------------------------------------------------------------
 
 
-def _usable(http: HttpRequest, pending: PendingLogin, method: str) -> None:
+def _usable(http: HttpRequest, pending: PendingLogin, method: str, *, judged: bool = True) -> None:
     # SECURITY: a lock taken since the login (repeated failures elsewhere) stops the exchange too, and so
     # does an exchange posted from where a sign-in is refused (the step_up_token is a bearer credential):
     # the same rule as the browser's step-up (authguard.login.stepup.check_step_up_allowed).
     try:
         with pending.signed_in():  # the parked login's state and binding, as the browser's pending session
-            login_stepup.check_step_up_allowed(pending.user, method=method, request=http)
+            login_stepup.check_step_up_allowed(pending.user, method=method, request=http if judged else None)
     except login_stepup.StepUpUnavailable as refused:
-        if refused.code == "refused":
+        if refused.code in login_stepup.REFUSED:
             _discard(pending.session)  # the parked login ends: its token exchanges nothing any more
             pending.done = True
-        if refused.code in login_stepup.REFUSED:
             raise Answer(403, "denied", refused.message) from None
         raise Answer(400, "invalid", refused.message, code="method_unavailable") from None
 
@@ -187,6 +186,8 @@ def _passed(http: HttpRequest, pending: PendingLogin, *, device: Any, method: st
 
 class _StepUpView(_View):
     method = ""
+    #: Whether the factor itself is posted here, so where it comes from is judged (not a passkey's options).
+    posts_factor = True
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = read_body(request)
@@ -194,7 +195,7 @@ class _StepUpView(_View):
         http = request._request
         with _in_session(http, pending.session, user=pending.user):
             try:
-                _usable(http, pending, self.method)
+                _usable(http, pending, self.method, judged=self.posts_factor)
                 return self.exchange(http, pending, data)
             finally:
                 if not pending.done and pending.session.session_key is not None and pending.session.modified:
@@ -244,6 +245,7 @@ class StepUpPasskeyOptions(_StepUpView):
     kept with the pending login, never in a cookie)."""
 
     method = "passkey"
+    posts_factor = False
 
     def exchange(self, http: HttpRequest, pending: PendingLogin, data: Mapping[str, Any]) -> Response:
         options = passkeys.authentication_options(http, purpose=PURPOSE_STEP_UP, user=pending.user)

@@ -442,7 +442,7 @@ def _json_object(raw: str, what: str) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        error = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        error = gettext("nested too deeply") if isinstance(exc, RecursionError) else exc
         raise ValidationError(
             gettext("The %(what)s are not valid JSON: %(error)s") % {"what": what, "error": error}
         ) from None

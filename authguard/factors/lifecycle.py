@@ -65,6 +65,7 @@ from authguard.factors.inventory import (
     security_row,
     session_device,
     unrecorded_confirmed_at,
+    unused_recovery_codes,
     user_factors,
 )
 from authguard.factors.throttles import ESTABLISHED_DEVICE_DAYS
@@ -322,7 +323,8 @@ def require_strong_rebind(request: HttpRequest, *, user: Any) -> str:
         # usable factor: it is used from a browser the account has known for a month (or after a trusted
         # passkey), never by a stranger's session, which would also shut her out of it (red team, 2026-12-05).
         return "staff"
-    spent_codes = isinstance(session_device(request), RecoveryCodeDevice)  # verified, not usable: used up
+    verifier = session_device(request)
+    spent_codes = isinstance(verifier, RecoveryCodeDevice) and not unused_recovery_codes(verifier)
     if disabled_device_ids(user) and not spent_codes:
         message = _(
             "This security method was disabled after too many failed attempts. Confirm it is you with "

@@ -135,6 +135,9 @@ def require_can_remove(request: HttpRequest, *, user: Any, device: Device, repla
     # drop the passkey one relayed code of them added: round twenty-four), the set whose last code verified
     # this session too (round twenty-five).
     if target_cooling:
+        # SECURITY: her spent set counts as what remains only in a session vouched for on its own; removing
+        # the thief's cooling-off passkey there leaves her no usable factor, and that is her choice (the
+        # passkey would otherwise become trusted after its days).
         left = [d for d in factors_of_session(request, user) if d.persistent_id != device.persistent_id]
     elif kind_of(device) != FactorKind.RECOVERY_CODE:
         others = [d for d in _strong_factors(user) if d.persistent_id != device.persistent_id]
@@ -253,7 +256,9 @@ def revoke_factors_added_in_cooling_off(user: Any, *, reason: str, request: Http
                 record = FactorRecord.objects.filter(device_id=device.persistent_id).first()
                 if not device.confirmed and (record is None or record.disabled_at is None):
                     if reason == "password_reset":
-                        device.delete()  # an enrollment never finished: discarded (it would block the forget)
+                        # An enrollment never finished: discarded with its record (it would block the forget).
+                        FactorRecord.objects.filter(device_id=device.persistent_id).delete()
+                        device.delete()
                     continue
                 if factor_is_cooling_off(device):
                     _delete_factor(user, device, reason=reason)
@@ -275,15 +280,19 @@ def _forget_a_first_factor_never_established(user: Any) -> None:
 
     SECURITY: a password-only thief binds an account's first factor (the first-factor path, cooling off);
     her reset revoked it but left "ever had a factor", and she could not set up any factor herself until
-    the desk acted (red team, round twenty-five). Not bounded by what this reset revoked: the thief swapped
-    his first factor for a younger one, or left an app enrollment unfinished, and nothing was forgotten
-    (round twenty-seven). A factor disabled by failures is a row that stays, so never forgotten (case 55);
-    an established factor is removed only by the desk or beside another established factor, which stays.
+    the desk acted (red team, round twenty-five). Not bounded by *which* factors this reset revoked: the
+    thief swapped his first factor for a younger one, or left an app enrollment unfinished, and nothing was
+    forgotten (round twenty-seven). A factor disabled by failures is a row that stays, so never forgotten
+    (case 55); an established factor is removed only by the desk or beside another established factor, which
+    stays. "No factor" is :func:`ever_had_factor`'s own test (device rows and factor records), so the next
+    call cannot write the first factor back.
     """
     if any(
         model.objects.filter(user_id=user.pk).exists()
         for model in (PasskeyDevice, TOTPDevice, RecoveryCodeDevice)
     ):
+        return
+    if FactorRecord.objects.filter(user_id=user.pk).exists():
         return
     recent = clock.now() - timedelta(days=app_settings.UNVOUCHED_FACTOR_DAYS)
     AccountSecurity.objects.filter(user_id=user.pk, first_factor_at__gt=recent).update(first_factor_at=None)

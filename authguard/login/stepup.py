@@ -40,6 +40,7 @@ from authguard.sessions.state import (
     SCORED_KEYS,
     _bind,
     _new_state,
+    _save,
     current_binding,
     event_id,
     is_pending,
@@ -103,8 +104,11 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
     as ``refused``; the step-up itself answers anything milder. This follows battery case 61: never more
     gently than a fresh sign-in.
     """
-    state = raw_state(request)
-    if state is None or is_verified(state):
+    if request.method != "POST":
+        return False  # a page or options fetched: nothing is verified by it, so nothing is judged
+    stored = raw_state(request)
+    state = stored or {}  # an unreadable state is judged, never waved through
+    if is_verified(state):
         return False
     # SECURITY: judged by the login's own score only in the very context it was scored in (the same
     # address, device cookie and browser: a script, her copied cookie, or a Tor exit on the kit's own network
@@ -118,18 +122,30 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
     if same and fresh and event_id(state) is not None:
         return False
     scored = login_flow.score_request(request, username=user.get_username(), user=user)
-    if scored.assessment.action != Action.DENY or app_settings.report_only("login"):
-        return False
-    login_flow.record_event(
-        scored.context, user, scored.assessment, password_ok=False, rescore=True, outcome=Outcome.REFUSED
+    assessment, denied = scored.assessment, scored.assessment.action == Action.DENY
+    if denied and not app_settings.report_only("login"):
+        login_flow.record_event(
+            scored.context, user, assessment, password_ok=False, rescore=True, outcome=Outcome.REFUSED
+        )
+        logger.warning(
+            "authguard step-up refused where posted user=%s ip=%s %s",
+            user.pk,
+            scored.context.ip,
+            assessment.explain(),
+        )
+        return True
+    if denied:  # rollout: recorded as it would have been decided, not enforced
+        assessment = login_flow.with_report_only(assessment, "login", "deny", rescored=True)
+    # The context the session will live in is recorded as the re-score it is, and the step-up marks that
+    # event passed: its reasons reach the console and the order guard, as a session re-score's do (red team,
+    # round twenty-eight: a step-up from another network left no trace of it).
+    event = login_flow.record_event(
+        scored.context, user, assessment, password_ok=False, rescore=True, outcome=Outcome.RESCORED
     )
-    logger.warning(
-        "authguard step-up refused where posted user=%s ip=%s %s",
-        user.pk,
-        scored.context.ip,
-        scored.assessment.explain(),
-    )
-    return True
+    if stored is not None:
+        stored["e"] = event.pk
+        _save(request, stored)
+    return False
 
 
 def verify_step_up_code(request: HttpRequest, *, user: Any, method: str, code: object) -> Any:

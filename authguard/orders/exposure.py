@@ -53,7 +53,6 @@ from authguard.risk.import_history import IMPORTED_AT
 #: change...): any of them within the trust days lowers the account's limits.
 CONTEXT_CHANGE_REASONS = (
     "network_hop",
-    "new_device_new_network",
     "unknown_network",
     "impossible_travel",
     "anonymous",
@@ -72,8 +71,8 @@ CONTEXT_CHANGE_REASONS = (
     # A known browser on a network, in a city or far from where it settled, never seen with it: an
     # infostealer's copy of her cookie jar scored under the step-up threshold (a phone's points are cut to a
     # quarter) got the full limits, and nine such copies fed one thin stock unflagged (round twenty-five).
-    # Matched as substrings: "device_new_network" (also in "new_device_new_network"), "device_moved" (also
-    # "settled_device_moved").
+    # Matched as substrings: "device_new_network" (also "new_device_new_network", a new browser on a new
+    # network), "device_moved" (also "settled_device_moved").
     "device_new_network",
     "device_new_city",
     "device_moved",

@@ -170,6 +170,13 @@ class Profile:
         return n[0] * self._prev + n[1] * self._cur
 
     @property
+    def lifetime_logins(self) -> int:
+        """Successful logins ever learned (at least those inside the horizon): an account that signs in a few
+        times a year is not a new one (red team, round twenty-eight: a copy of such a customer's PC was
+        exempt from every device finding)."""
+        return max(self.logins, int(self.data.get("life", 0)))
+
+    @property
     def last(self) -> dict[str, Any]:
         """The last successful login: time (epoch seconds), place, network and device."""
         return self.data.get("last", {})
@@ -243,6 +250,7 @@ def learn(data: dict[str, Any] | None, ctx: LoginContext, *, horizon_days: int) 
         entry[1] += 1
         entry[2] = day
         total[1] += 1
+    data["life"] = int(data.get("life", 0)) + 1
     geo = ctx.geo
     data["last"] = {
         "t": ctx.timestamp,

@@ -126,7 +126,8 @@ _SIGNALS: dict[str, tuple[Any, Any, dict[str, tuple[Any, tuple[float | None, flo
             "remembered_device_elsewhere": (_("Points for a remembered browser in a new place"), _POINTS),
             "account_min_logins": (_("Sign-ins before new networks count against a browser"), _COUNT),
             "device_new_network": (_("Points for a known browser on a network it never used"), _POINTS),
-            "device_new_network_known_to_account": (_("Points when the account used that network"), _POINTS),
+            # At least 1, as copied_user_agent_shedding: the order guard reads only findings with points.
+            "device_new_network_known_to_account": (_("Points when the account used that network"), (1, 100)),
             "device_new_city": (_("Points for a known browser in a new city"), _POINTS),
             "settled_device_moved": (
                 _("More points when a computer seen in one city only is on a fixed line in another"),

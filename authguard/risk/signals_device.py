@@ -146,7 +146,7 @@ class DeviceCookie(RiskSignal):
         "device_new_network": 35,
         # Never 0: a login's reasons name only findings with points, and the order guard reads them. At 0,
         # her PC's copied cookie on her phone's carrier scored as her own PC, no reason at all (round
-        # twenty-six). A phone's point rounds to 0 (portable_factor).
+        # twenty-six). A phone keeps at least that point (round twenty-seven).
         "device_new_network_known_to_account": 1,
         "device_new_city": 10,
         # A computer only ever seen in one city, now at a fixed line elsewhere: what an infostealer's replay
@@ -178,6 +178,8 @@ class DeviceCookie(RiskSignal):
         # findings with points: a habit scored 0 would hide the copy it may be from both.
         if self.options["copied_user_agent_shedding"] < 1:
             raise ValueError("option 'copied_user_agent_shedding' must be at least 1")
+        if self.options["device_new_network_known_to_account"] < 1:
+            raise ValueError("option 'device_new_network_known_to_account' must be at least 1")
 
     def evaluate(self, evidence: Evidence) -> Iterable[Finding]:
         findings = self._judge(evidence)
@@ -484,7 +486,7 @@ class DeviceCookie(RiskSignal):
         if (
             not evidence.device.known
             or profile.total("dasn") == 0
-            or profile.logins < o["account_min_logins"]
+            or profile.lifetime_logins < o["account_min_logins"]
         ):
             # A remembered device the profile never learned, a profile from before per-device memory, or an
             # account too new to have habits (its second sign-in, from the office, is not a stolen cookie).
@@ -508,11 +510,29 @@ class DeviceCookie(RiskSignal):
                         {"asn": evidence.ctx.geo.asn, "account_network": account_network},
                     )
                 )
-        if features["city"] != "?" and profile.count("dcity", features["dcity"]) == 0 and self._far(evidence):
+        new_city_points = round(o["device_new_city"] * factor)
+        if o["device_new_city"] > 0:
+            new_city_points = max(1, new_city_points)  # never rounded away (round twenty-eight)
+        unplaced = features["city"] == "?"
+        if (
+            unplaced
+            and o["device_new_city"] > 0
+            and profile.count("dcity", features["dcity"]) == 0
+            and (device_city_count(profile, features["dev"]) or 0) >= 1
+        ):
+            # SECURITY: an address GeoIP places in no city is no alibi. A copy of her settled PC's cookie
+            # replayed from such a proxy scored no reason at all, so the order guard never saw it (red team,
+            # round twenty-eight). One point: the place is unknown, not provably new.
+            findings.append(
+                Finding(
+                    "device_new_city", 1, _("A known device at an address placed in no city"), {"city": None}
+                )
+            )
+        if not unplaced and profile.count("dcity", features["dcity"]) == 0 and self._far(evidence):
             findings.append(
                 Finding(
                     "device_new_city",
-                    round(o["device_new_city"] * factor),
+                    new_city_points,
                     _("A known device in a city it never signed in from"),
                     {"city": evidence.ctx.geo.place},
                 )
@@ -526,6 +546,12 @@ class DeviceCookie(RiskSignal):
                         {"city": evidence.ctx.geo.place, "accuracy_km": evidence.ctx.geo.accuracy_km},
                     )
                 )
+        if profile.logins < o["account_min_logins"]:
+            # An account that signs in a few times a year is not a new one, but its horizon is thin: what this
+            # device did elsewhere is a reason the order guard reads, at one point each, not a settled
+            # device's full evidence (red team, round twenty-eight: a copy of such a customer's PC was exempt
+            # from every device finding, and the guard saw no change).
+            findings = [Finding(f.code, min(f.score, 1), f.reason, f.evidence) for f in findings]
         return findings
 
     def _settled_device_moved(self, evidence: Evidence) -> bool:

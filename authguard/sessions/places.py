@@ -71,7 +71,7 @@ def is_material_change(
     ``state``'s :func:`anchor` (same ASN) or, when the bound place is not precise, from the session's
     :func:`last_place`. Another IP of the ASN placed nearby or coarsely is not, unless one of the two is an
     anonymous network (``x``: a Tor exit, VPN, proxy or hosting address) and the other is not."""
-    if any(bound.get(key) != now.get(key) for key in ("asn", "cc", "dev", "br")):
+    if any(bound.get(key) != now.get(key) for key in ("asn", "cc", "dev")) or not _same_browser(bound, now):
         return True
     # SECURITY: a Tor exit on the kit's own ISP in its own city was "no move" (red team, round twenty-six).
     if bool(bound.get("x")) != bool(now.get("x")):
@@ -90,6 +90,26 @@ def is_material_change(
         # address of her ISP made her next call from home, 400 km from his, no move, never checked).
         references.append(last_place(state))
     return any((km := apart(ref, here)) is not None and km >= MATERIAL_MOVE_KM for ref in references)
+
+
+def _same_browser(bound: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether ``now``'s browser is the bound one: family|OS|device type, or the family alone against a
+    binding written before round twenty-seven (the family only), so an upgrade re-scores no session."""
+    kept, here = bound.get("br"), now.get("br")
+    if isinstance(kept, str) and isinstance(here, str) and "|" not in kept:
+        return kept == here.split("|", 1)[0]
+    # SECURITY: an older release than the bound one is a copy, as the engine's device_user_agent_backwards
+    # says at sign-in: her live session replayed from the thief's older Chromium was "the same Chrome" and
+    # kept her step-up (red team, round twenty-eight). A newer one is her browser's update.
+    return kept == here and not _older(now.get("rel"), bound.get("rel"))
+
+
+def _older(release: Any, than: Any) -> bool:
+    """Whether browser release ``release`` ("120", "18.1") is provably older than ``than``."""
+    try:
+        return tuple(int(p) for p in str(release).split(".")) < tuple(int(p) for p in str(than).split("."))
+    except ValueError:
+        return False
 
 
 def anonymous(geo: Geo) -> bool:

@@ -298,6 +298,7 @@ def current_binding(request: HttpRequest) -> dict[str, Any]:
         # SECURITY: the browser *and* its OS and device type: a browser's cookies never move to another OS,
         # and her live session copied into the thief's Chrome on a Mac was "the same Chrome" (round 27).
         "br": f"{client.browser}|{client.os}|{client.device_type}",
+        "rel": client.browser_release,
         "pl": place_of(geo),
         **({"x": True} if anonymous(geo) else {}),
     }
