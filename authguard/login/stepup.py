@@ -134,6 +134,8 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
             assessment.explain(),
         )
         return True
+    if same and event_id(state) is not None and not denied:
+        return False  # her own slow step-up: the login's event already records this very context
     if denied:  # rollout: recorded as it would have been decided, not enforced
         assessment = login_flow.with_report_only(assessment, "login", "deny", rescored=True)
     # The context the session will live in is recorded as the re-score it is, and the step-up marks that
