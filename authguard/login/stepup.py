@@ -41,6 +41,7 @@ from authguard.sessions.state import (
     _bind,
     _new_state,
     _save,
+    bound_context,
     current_binding,
     event_id,
     is_pending,
@@ -118,7 +119,8 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
     scored_in = scored_context(state)
     scored_at = scored_in.get("at", state.get("t"))
     fresh = isinstance(scored_at, (int, float)) and clock.timestamp() - scored_at <= SCORE_FRESH_SECONDS
-    same = _where_it_was_scored(current_binding(request), scored_in, user=user)
+    here = current_binding(request)
+    same = _where_it_was_scored(here, scored_in, user=user)
     if same and fresh and event_id(state) is not None:
         return False
     scored = login_flow.score_request(request, username=user.get_username(), user=user)
@@ -134,8 +136,11 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
             assessment.explain(),
         )
         return True
-    if same and event_id(state) is not None and not denied:
-        return False  # her own slow step-up: the login's event already records this very context
+    # Her own slow step-up from the login's context, or the owner of a re-scored session stepping up where it
+    # was verified before: an event already records this very context (the login's), so none is written.
+    recorded = same or ("sc" in state and _where_it_was_scored(here, bound_context(state), user=user))
+    if recorded and event_id(state) is not None and not denied:
+        return False
     if denied:  # rollout: recorded as it would have been decided, not enforced
         assessment = login_flow.with_report_only(assessment, "login", "deny", rescored=True)
     # The context the session will live in is recorded as the re-score it is, and the step-up marks that
