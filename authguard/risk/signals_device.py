@@ -517,8 +517,10 @@ class DeviceCookie(RiskSignal):
         if (
             unplaced
             and o["device_new_city"] > 0
-            and profile.count("dcity", features["dcity"]) == 0
-            and (device_city_count(profile, features["dev"]) or 0) >= 1
+            # Only her exact earlier address vouches ("dev|?" pairs every unplaced address into one), and a
+            # city count the full table cannot tell is not "no city" (red team, round twenty-nine).
+            and profile.count("ip", features["ip"]) == 0
+            and device_city_count(profile, features["dev"]) != 0
         ):
             # SECURITY: an address GeoIP places in no city is no alibi. A copy of her settled PC's cookie
             # replayed from such a proxy scored no reason at all, so the order guard never saw it (red team,
