@@ -45,6 +45,7 @@ from authguard.factors.inventory import (
 )
 from authguard.factors.lifecycle import (
     FactorCoolingOff,
+    _has_any_factor_row,
     ever_had_factor,
     factors_of_session,
     require_can_change_factors,
@@ -287,12 +288,7 @@ def _forget_a_first_factor_never_established(user: Any) -> None:
     stays. "No factor" is :func:`ever_had_factor`'s own test (device rows and factor records), so the next
     call cannot write the first factor back.
     """
-    if any(
-        model.objects.filter(user_id=user.pk).exists()
-        for model in (PasskeyDevice, TOTPDevice, RecoveryCodeDevice)
-    ):
-        return
-    if FactorRecord.objects.filter(user_id=user.pk).exists():
+    if _has_any_factor_row(user) is not None:
         return
     recent = clock.now() - timedelta(days=app_settings.UNVOUCHED_FACTOR_DAYS)
     AccountSecurity.objects.filter(user_id=user.pk, first_factor_at__gt=recent).update(first_factor_at=None)
