@@ -49,12 +49,13 @@ def _other_address(n: int) -> str:
     return f"203.0.113.{(130 if n % 2 else 70) + n // 2}"
 
 
-def _home_browser(clock: Any, user: Any, *, days: int = 10) -> OrderApi:
-    """Tanaka's home Chrome on Windows (OCN, Tokyo) of more than a year, signed in every day for ``days``
-    days, each session used. Infostealer malware copies the jar after her last sign-in (her newest cookie)."""
+def _home_browser(clock: Any, user: Any, *, days: int = 10, ua: str = UA_CHROME_WIN) -> OrderApi:
+    """Tanaka's home Chrome on Windows (``ua``; OCN, Tokyo) of more than a year, signed in every day for
+    ``days`` days, each session used. Infostealer malware copies the jar after her last sign-in (her newest
+    cookie)."""
     of_long_standing(user)
     clock(-days)
-    home = OrderApi(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN)
+    home = OrderApi(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=ua)
     home.login(TANAKA.username, TANAKA.password)
     settle_device(home.client.cookies["authguard_device"].value, user, days=400)
     for day in range(-days + 1, 0):

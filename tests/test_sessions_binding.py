@@ -140,9 +140,10 @@ def test_the_rightful_owner_steps_up_again_and_the_session_is_rebound(victim: Br
         victim.client.post("/authguard/step-up/totp/", {"code": totp_token(hanako.totp)})
     assert victim.get("/api/portfolio").status_code == 200
     assert victim.state()["b"]["ip"] == IP_TOKYO
-    # The re-score's event records the step-up; the original login's event keeps its own outcome.
+    # Her step-up at home (the session's former binding) is hers, not the copy's: the re-score's event keeps
+    # its outcome (nobody passed on docomo), and the original login's event keeps its own.
     rescore = LoginEvent.objects.get(ip=IP_DOCOMO)
-    assert rescore.outcome == Outcome.STEP_UP_PASSED
+    assert rescore.outcome == Outcome.RESCORED
     assert LoginEvent.objects.get(ip=IP_TOKYO).outcome == Outcome.SIGNED_IN
 
 

@@ -138,8 +138,14 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
         return True
     # Her own slow step-up from the login's context, or the owner of a re-scored session stepping up where it
     # was verified before: an event already records this very context (the login's), so none is written.
-    recorded = same or ("sc" in state and _where_it_was_scored(here, bound_context(state), user=user))
-    if recorded and event_id(state) is not None and not denied:
+    former = not same and "sc" in state and _where_it_was_scored(here, bound_context(state), user=user)
+    if (same or former) and event_id(state) is not None and not denied:
+        if former and stored is not None:
+            # SECURITY: ``e`` names the re-score of the held context (the copy's), not hers: her step-up must
+            # not mark the thief's copy "passed step-up" for the console and the backtest (red team, round
+            # twenty-nine). Her former context's own event records where she is.
+            stored.pop("e", None)
+            _save(request, stored)
         return False
     if denied:  # rollout: recorded as it would have been decided, not enforced
         assessment = login_flow.with_report_only(assessment, "login", "deny", rescored=True)

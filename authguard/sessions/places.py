@@ -19,6 +19,7 @@ places
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from authguard import clock
@@ -98,18 +99,65 @@ def _same_browser(bound: dict[str, Any], now: dict[str, Any]) -> bool:
     kept, here = bound.get("br"), now.get("br")
     if isinstance(kept, str) and isinstance(here, str) and "|" not in kept:
         return kept == here.split("|", 1)[0]
+    if kept != here:
+        return False
     # SECURITY: an older release than the bound one is a copy, as the engine's device_user_agent_backwards
     # says at sign-in: her live session replayed from the thief's older Chromium was "the same Chrome" and
-    # kept her step-up (red team, round twenty-eight). A newer one is her browser's update.
-    return kept == here and not _older(now.get("rel"), bound.get("rel"))
+    # kept her step-up (red team, round twenty-eight). A release that does not parse against one that does
+    # is older too (round twenty-nine: ``Version/18`` against her Safari 18.1).
+    change = release_change(now.get("rel"), bound.get("rel"))
+    if change == "older":
+        return False
+    # SECURITY: a newer one is her browser's update only where the session is bound: an update restarts
+    # her browser where it runs. The thief's newer Chromium from another address of her network was "her
+    # update" and never re-scored (round twenty-nine).
+    return change == "same" or same_address(now.get("ip"), bound.get("ip"))
 
 
-def _older(release: Any, than: Any) -> bool:
-    """Whether browser release ``release`` ("120", "18.1") is provably older than ``than``."""
+def _release(value: Any) -> tuple[int, ...] | None:
     try:
-        return tuple(int(p) for p in str(release).split(".")) < tuple(int(p) for p in str(than).split("."))
+        return tuple(int(p) for p in str(value).split("."))
+    except ValueError:
+        return None
+
+
+def release_change(release: Any, than: Any) -> str:
+    """How browser release ``release`` ("120", "18.1") compares with the bound ``than``: ``"older"``,
+    ``"newer"`` or ``"same"``. A bound release that does not parse (a binding written before ``rel``)
+    proves nothing: ``"same"``; one that parses, against one that does not, is ``"older"``."""
+    bound = _release(than)
+    if bound is None:
+        return "same"
+    here = _release(release)
+    if here is None or here < bound:
+        return "older"
+    return "newer" if here > bound else "same"
+
+
+def went_back(bound: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether the session's browser is the bound one at an older release than the session's own: two
+    browsers hold it (browsers update forwards), whatever the device remembers from its sign-in."""
+    kept = bound.get("br")
+    return (
+        isinstance(kept, str)
+        and kept == now.get("br")
+        and release_change(now.get("rel"), bound.get("rel")) == "older"
+    )
+
+
+def same_address(a: Any, b: Any) -> bool:
+    """One address: the same IPv4 address, or the same IPv6 /64 (its privacy addresses rotate)."""
+    try:
+        first, second = ipaddress.ip_address(str(a)), ipaddress.ip_address(str(b))
     except ValueError:
         return False
+    if first.version != second.version:
+        return False
+    if first.version == 4:
+        return first == second
+    return ipaddress.ip_network(f"{first}/64", strict=False) == ipaddress.ip_network(
+        f"{second}/64", strict=False
+    )
 
 
 def anonymous(geo: Geo) -> bool:

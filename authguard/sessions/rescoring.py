@@ -22,7 +22,7 @@ from authguard.risk.findings import STEP_UP_FLOOR, Finding
 from authguard.risk.policy import current_policy
 from authguard.sessions import device_binding, device_generations
 from authguard.sessions import state as sessions_state
-from authguard.sessions.places import in_two_places
+from authguard.sessions.places import in_two_places, went_back
 from authguard.sessions.state import (
     _fingerprint,
     _request_parts,
@@ -84,11 +84,14 @@ def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: flo
         _save(request, state)
         return "moved"
     twice = in_two_places(state, now, sessions_state._now(), left_at=last_seen)
+    backwards = went_back(sessions_state.bound_context(state), now)
     assessment, ctx = _rescore(request)
     if twice is not None:
         assessment = _held_in_two_places(assessment, twice)
     if left_behind:
         assessment = _held_left_behind(assessment)
+    if backwards:
+        assessment = _held_went_back(assessment)
     if proof_missing:
         # SECURITY: whatever device cookie this request sends (none, or a fresh one, so that the context sees
         # no binding), the session's own binding is alive and unproven: a step-up at least.
@@ -165,6 +168,19 @@ def _held_in_two_places(assessment: Assessment, evidence: dict[str, int]) -> Ass
         {**evidence, STEP_UP_FLOOR: True},
     )
     return _at_least_step_up(assessment, finding)
+
+
+def _held_went_back(assessment: Assessment) -> Assessment:
+    """The re-score of a session whose browser went back a release: a step-up at least."""
+    # SECURITY: after a copy's newer release, her own older browser's request was re-scored against the
+    # device's memory (its release at sign-in), found nothing and was allowed; the two went on side by side,
+    # neither ever held (red team, round twenty-nine). One session that showed a release and then an older
+    # one is two browsers, as one back at a place it left minutes ago is two holders.
+    return _held_for_the_session(
+        assessment,
+        "device_user_agent_backwards",
+        _("This device's browser is older than, or not the same as, the one it used before"),
+    )
 
 
 def _held_without_proof(assessment: Assessment) -> Assessment:

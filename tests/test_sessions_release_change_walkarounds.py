@@ -1,4 +1,4 @@
-"""OPEN findings of red team round twenty-nine, kept as strict xfails for the next session.
+"""Red team round twenty-nine's session findings: a browser release that changes mid-session.
 
 Round twenty-nine (a): round twenty-eight's session changes (4cd2ced, 23cf280, 2505bde).
 
@@ -28,7 +28,7 @@ from authguard.models import LoginEvent
 from demo_site.brokerage.management.commands.seed_demo import TANAKA
 
 from . import test_battery_exposure as battery
-from .conftest import IP_TOKYO, IP_TOKYO_2, UA_CHROME_WIN, OrderApi
+from .conftest import IP_TOKYO, IP_TOKYO_2, UA_CHROME_WIN, OrderApi, totp_token
 from .test_battery_exposure import sign_in, value
 from .test_orders_copied_browser_os_walkarounds import _home_browser
 from .test_orders_first_device_walkarounds import LOWERED_SELL_SHARE, _buy_and_sell, _paid_for
@@ -42,13 +42,31 @@ clock = battery.clock
 UA_CHROME_WIN_NEWER = UA_CHROME_WIN.replace("Chrome/131.0.0.0", "Chrome/133.0.0.0")
 
 
-OPEN = "open, red team round twenty-nine (docs/step-up.md, Not covered yet): "
+def _her_session_copied(
+    clock: Any, tanaka: Any, *, ip: str, ua: str, home_ua: str = UA_CHROME_WIN
+) -> tuple[OrderApi, OrderApi, int]:
+    """Tanaka signs in at home (``home_ua``) and uses her session; an hour later its jar is replayed from
+    ``ip`` with ``ua``. Her browser, the copy, and how many login events she had before the copy."""
+    home = _home_browser(clock, tanaka, ua=home_ua)
+    clock(0)
+    sign_in(home, TANAKA.username, TANAKA.password)
+    assert home.get("/api/portfolio").status_code == 200
+    events = LoginEvent.objects.filter(user=tanaka).count()
+    clock(0, hours=1)
+    return home, _copy_of(home, ip=ip, ua=ua), events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=OPEN + "a newer release from another address passes as her update",
-)
+def _pump(copy: OrderApi, tanaka: Any) -> tuple[int, dict[str, Any], str, float, list[str], Decimal]:
+    """The copy's portfolio answer, its session state, and its try at the pump: the buy's outcome, the share
+    of the portfolio sold, the orders' statuses and what was paid for 5Z4A."""
+    served = copy.get("/api/portfolio").status_code
+    state = _session_state(copy) if served == 200 else {}
+    bought, sold_share, statuses = ("not served", 0.0, [])
+    if served == 200:
+        bought, sold_share, statuses = _buy_and_sell(copy, tanaka)
+    return served, state, bought, sold_share, statuses, _paid_for(tanaka, "5Z4A")
+
+
 @pytest.mark.battery(64)
 @pytest.mark.django_db
 @pytest.mark.usefixtures("geoip")
@@ -60,21 +78,10 @@ def test_her_live_session_replayed_with_a_newer_chromium_build_is_re_scored_and_
     it into an anti-detect Chromium 133 on Windows behind a residential proxy at another address of her /24.
     ``_same_browser`` calls only an older release a copy ("a newer one is her browser's update"), so the
     move is "moved": no re-score, no event, and the guard sees her allowed session."""
-    home = _home_browser(clock, tanaka)
-    clock(0)
-    sign_in(home, TANAKA.username, TANAKA.password)
-    assert home.get("/api/portfolio").status_code == 200
-    events = LoginEvent.objects.filter(user=tanaka).count()
-    clock(0, hours=1)
-    copy = _copy_of(home, ip=IP_TOKYO_2, ua=UA_CHROME_WIN_NEWER)
-    served = copy.get("/api/portfolio").status_code
-    rescored = LoginEvent.objects.filter(user=tanaka).count() - events
-    state = _session_state(copy) if served == 200 else {}
+    _, copy, events = _her_session_copied(clock, tanaka, ip=IP_TOKYO_2, ua=UA_CHROME_WIN_NEWER)
     total = value(tanaka).total_value
-    bought, sold_share, statuses = ("not served", 0, [])
-    if served == 200:
-        bought, sold_share, statuses = _buy_and_sell(copy, tanaka)
-    paid = _paid_for(tanaka, "5Z4A")
+    served, state, bought, sold_share, statuses, paid = _pump(copy, tanaka)
+    rescored = LoginEvent.objects.filter(user=tanaka).count() - events
     outcome = (
         f"portfolio {served}", f"{rescored} events",
         f"r={state.get('r')} rel={state.get('b', {}).get('rel')}", bought,
@@ -86,10 +93,6 @@ def test_her_live_session_replayed_with_a_newer_chromium_build_is_re_scored_and_
         assert bought == "held" and "held" in statuses, outcome
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=OPEN + "a session going back a release is re-scored, not held",
-)
 @pytest.mark.battery(64)
 @pytest.mark.django_db
 @pytest.mark.usefixtures("geoip")
@@ -106,13 +109,7 @@ def test_her_browser_going_back_a_release_after_the_copys_newer_one_holds_the_se
     forwards), as a session back at a place it left minutes ago is two holders (``in_two_places``). Secure:
     the step back is held at a step-up at least (the session's own evidence, as
     ``session_in_two_places``), so her step-up rotates the key and the copy is out."""
-    home = _home_browser(clock, tanaka)
-    clock(0)
-    sign_in(home, TANAKA.username, TANAKA.password)
-    assert home.get("/api/portfolio").status_code == 200
-    events = LoginEvent.objects.filter(user=tanaka).count()
-    clock(0, hours=1)
-    copy = _copy_of(home, ip=IP_TOKYO_2, ua=UA_CHROME_WIN_NEWER)
+    _, copy, events = _her_session_copied(clock, tanaka, ip=IP_TOKYO_2, ua=UA_CHROME_WIN_NEWER)
     assert copy.get("/api/portfolio").status_code == 200
     assert _session_state(copy)["b"]["rel"] == "133"
     clock(0, hours=1.05)
@@ -129,8 +126,51 @@ def test_her_browser_going_back_a_release_after_the_copys_newer_one_holds_the_se
         f"her request {hers.status_code}", f"state {after_hers.get('s')} r={after_hers.get('r')}",
         f"copy again {copy_again}", new_events,
     )  # fmt: skip
-    assert hers.status_code == 401 and after_hers.get("s") == "pending", outcome
+    # Held at a step-up; a customer with no factor to step up with has the session ended (``refused``).
+    from authguard.factors.methods import step_up_methods
+
+    held = "pending" if step_up_methods(tanaka) else None
+    assert hers.status_code == 401 and after_hers.get("s") == held, outcome
+    assert "device_user_agent_backwards" in new_events[-1][4], outcome
     assert copy_again != 200, outcome
+
+
+@pytest.mark.battery(64)
+@pytest.mark.django_db
+@pytest.mark.usefixtures("geoip")
+def test_her_step_up_after_her_browser_went_back_a_release_shuts_the_newer_copy_out(
+    clock: Any, tanaka: Any, totp_factory: Any
+) -> None:
+    """The test above with Tanaka's authenticator app: her own older browser's request is held at a step-up
+    (``device_user_agent_backwards``, the session's own evidence), she confirms with her code at home, the
+    session key rotates, and the copy's next request (Chromium 133, the old session cookie) is out."""
+    device = totp_factory(tanaka)
+    _, copy, _ = _her_session_copied(clock, tanaka, ip=IP_TOKYO_2, ua=UA_CHROME_WIN_NEWER)
+    assert copy.get("/api/portfolio").status_code == 200
+    clock(0, hours=1.05)
+    her = _copy_of(copy, ip=IP_TOKYO, ua=UA_CHROME_WIN)
+    assert her.get("/api/portfolio").status_code == 401
+    assert _session_state(her)["s"] == "pending"
+    held = LoginEvent.objects.filter(user=tanaka).latest("pk")
+    assert (held.ip, held.outcome, held.action) == (IP_TOKYO, "rescored", "step_up"), held.reasons
+    assert "device_user_agent_backwards" in held.reasons
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(device)}).status_code == 200
+    assert her.get("/api/portfolio").status_code == 200
+    clock(0, hours=1.1)
+    assert copy.get("/api/portfolio").status_code == 401
+    assert _session_state(her)["b"]["rel"] == "131"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("geoip")
+def test_control_her_chrome_updating_mid_session_at_home_is_not_re_scored(clock: Any, tanaka: Any) -> None:
+    """Her own update: Chrome relaunches as 133 at her home address an hour into her session. Not a move (her
+    update, where the session is bound): no re-score, no event, her session's limits untouched."""
+    _, updated, events = _her_session_copied(clock, tanaka, ip=IP_TOKYO, ua=UA_CHROME_WIN_NEWER)
+    assert updated.get("/api/portfolio").status_code == 200
+    state = _session_state(updated)
+    assert (state["b"]["rel"], bool(state.get("r")), state["s"]) == ("133", False, "verified")
+    assert LoginEvent.objects.filter(user=tanaka).count() == events
 
 
 # -- a release that does not parse: ``_older`` answers False ------------------------------------------------
@@ -142,37 +182,13 @@ UA_SAFARI_MAC = (
 )
 
 
-def _home_safari(clock: Any, user: Any, *, days: int = 10) -> OrderApi:
-    """As ``_home_browser``, Tanaka's Safari 18.1 on her Mac (OCN, Tokyo), signed in every day."""
-    from .conftest import of_long_standing, settle_device
-
-    of_long_standing(user)
-    clock(-days)
-    home = OrderApi(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_SAFARI_MAC % "18.1")
-    home.login(TANAKA.username, TANAKA.password)
-    settle_device(home.client.cookies["authguard_device"].value, user, days=400)
-    for day in range(-days + 1, 0):
-        clock(day)
-        sign_in(home, TANAKA.username, TANAKA.password)
-        assert home.get("/api/portfolio").status_code == 200
-    home.post("/api/logout")
-    return home
-
-
 @pytest.mark.battery(64)
 @pytest.mark.django_db
 @pytest.mark.usefixtures("geoip")
 @pytest.mark.parametrize(
     "release",
     [
-        pytest.param(
-            "18",
-            id="no-minor",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=OPEN + "an unparsed release is not older",
-            ),
-        ),
+        pytest.param("18", id="no-minor"),
         pytest.param("18.0", id="older-minor-control"),
     ],
 )
@@ -186,20 +202,12 @@ def test_her_safari_session_replayed_with_a_release_that_does_not_parse_gets_the
     ``Version/18.0``, parses, is older, is re-scored (``r``) and gets the lowered limits. One user-agent edit
     that works whatever her release is (as a newer one does). Secure: a release that does not parse against a
     bound one that does is a change, as an older one is."""
-    home = _home_safari(clock, tanaka)
-    clock(0)
-    sign_in(home, TANAKA.username, TANAKA.password)
-    assert home.get("/api/portfolio").status_code == 200
+    home, copy, _ = _her_session_copied(
+        clock, tanaka, ip=IP_TOKYO_2, ua=UA_SAFARI_MAC % release, home_ua=UA_SAFARI_MAC % "18.1"
+    )
     assert _session_state(home)["b"]["rel"] == "18.1"
-    clock(0, hours=1)
-    copy = _copy_of(home, ip=IP_TOKYO_2, ua=UA_SAFARI_MAC % release)
-    served = copy.get("/api/portfolio").status_code
-    state = _session_state(copy) if served == 200 else {}
     total = value(tanaka).total_value
-    bought, sold_share, statuses = ("not served", 0, [])
-    if served == 200:
-        bought, sold_share, statuses = _buy_and_sell(copy, tanaka)
-    paid = _paid_for(tanaka, "5Z4A")
+    served, state, bought, sold_share, statuses, paid = _pump(copy, tanaka)
     outcome = (
         f"portfolio {served}", f"r={state.get('r')} rel={state.get('b', {}).get('rel')!r}", bought,
         f"{paid / total:.1%} of the portfolio in 5Z4A", f"sold {sold_share:.1%}",
@@ -211,14 +219,10 @@ def test_her_safari_session_replayed_with_a_release_that_does_not_parse_gets_the
 # -- 2505bde: the former binding's exemption, and whose event a step-up marks passed -------------------------
 
 
-from .conftest import IP_DOCOMO, UA_FIREFOX_LINUX, totp_token  # noqa: E402
+from .conftest import IP_DOCOMO, UA_FIREFOX_LINUX  # noqa: E402
 from .test_sessions_binding import Browser, hanako, steal, victim  # noqa: E402, F401 (fixtures)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=OPEN + "her step-up at home marks the thief's re-score passed",
-)
 @pytest.mark.django_db
 @pytest.mark.usefixtures("geoip")
 def test_her_step_up_at_home_does_not_label_the_thiefs_copy_a_passed_step_up(
