@@ -152,7 +152,9 @@ def _may_step_up(request: HttpRequest, method: str, *, posted: bool = True) -> N
     ``denied`` answer (403) and verifies nothing; a method the user lacks (or the preset refuses) is 400
     ``method_unavailable``. ``posted``: false for a passkey's options (the factor is judged when posted)."""
     try:
-        login_stepup.check_step_up_allowed(request.user, method=method, request=request if posted else None)
+        login_stepup.check_step_up_allowed(
+            request.user, method=method, request=request, carries_factor=posted
+        )
     except login_stepup.StepUpUnavailable as refused:
         if refused.code in login_stepup.REFUSED:
             logout(request)  # SECURITY: the pending login ends; nothing here may finish it

@@ -154,7 +154,9 @@ def _usable(http: HttpRequest, pending: PendingLogin, method: str, *, judged: bo
     # the same rule as the browser's step-up (authguard.login.stepup.check_step_up_allowed).
     try:
         with pending.signed_in():  # the parked login's state and binding, as the browser's pending session
-            login_stepup.check_step_up_allowed(pending.user, method=method, request=http if judged else None)
+            login_stepup.check_step_up_allowed(
+                pending.user, method=method, request=http, carries_factor=judged
+            )
     except login_stepup.StepUpUnavailable as refused:
         if refused.code in login_stepup.REFUSED:
             _discard(pending.session)  # the parked login ends: its token exchanges nothing any more

@@ -649,7 +649,12 @@ def test_battery_58_a_password_reset_revokes_the_factors_added_in_cooling_off(
     register(thief, new_key())
     thief.post("/authguard/api/recovery-codes")
     assert PasskeyDevice.objects.count() == 1 and RecoveryCodeDevice.objects.count() == 1
-    assert removal.revoke_factors_added_in_cooling_off(totp_customer, reason="password_reset") == 2
+    assert (
+        removal.revoke_factors_added_in_cooling_off(
+            totp_customer, reason="password_reset", password_changed=True
+        )
+        == 2
+    )
     assert not PasskeyDevice.objects.exists() and not RecoveryCodeDevice.objects.exists()
     assert TOTPDevice.objects.filter(pk=totp_customer.totp.pk, confirmed=True).exists()  # hers stays
     assert AccountSecurity.objects.get(user=totp_customer).first_factor_at is not None

@@ -131,11 +131,15 @@ def build_event_set(user_factory: Any, totp_factory: Any, authenticator: SoftAut
     _signed_out(home)
     built.events["password_home"] = _password_sign_in(home, at(9, 5)).pk
     # 09:06 the session is used from a mobile network with another browser: re-checked, held at step-up;
-    # 09:07 Kenji passes it with his authenticator app (passed step-up number one).
+    # 09:07 Kenji passes it there with his authenticator app (passed step-up number one). (A step-up from
+    # home, where the session was verified before, would be his and leave the re-check held: that event
+    # is where the session was re-checked, and only a step-up there passes it.)
+    moved = _stolen(home, IP_DOCOMO, UA_FIREFOX_LINUX)
     with time_machine.travel(at(9, 6), tick=False):
-        _stolen(home, IP_DOCOMO, UA_FIREFOX_LINUX).get("/")
+        moved.get("/")
     built.events["rescored"] = _latest().pk
-    _step_up_totp(home, at(9, 7), totp)
+    _step_up_totp(moved, at(9, 7), totp)
+    _signed_out(moved)
     _signed_out(home)
 
     # 09:30 a new phone: stepped up, passed with the app (passed step-up number two).

@@ -320,13 +320,21 @@ def test_a_burst_of_step_up_codes_gets_no_guess_past_the_account_lock(
     a lock at 5 failures, 20 wrong codes sent at once from 20 pending sessions all passed the lock check,
     queued on the row lock, and 11 were checked. The lock is checked again under the row lock: once locked,
     a code is refused unchecked."""
+    from django.test import RequestFactory
+
     from authguard.login.stepup import check_step_up_allowed
 
     assert on_postgres
+    # The lock check alone (``carries_factor=False``: no pending session here to judge the place of).
+    options = RequestFactory().post("/authguard/api/step-up/passkey/options")
     alice = alice_with_totp
     settings.AUTHGUARD_LOCKOUT_FAILURES = 5
     # What every front end asks first, for each request as it arrives.
-    results = burst(alice, wrong_code(alice.totp), first=lambda: check_step_up_allowed(alice, method="totp"))
+    results = burst(
+        alice,
+        wrong_code(alice.totp),
+        first=lambda: check_step_up_allowed(alice, method="totp", request=options, carries_factor=False),
+    )
     lock = AccountLock.objects.get(user=alice)
     assert lock.is_locked
     assert results.count("checked") <= app_settings.LOCKOUT_FAILURES, (sorted(results), lock.failures)

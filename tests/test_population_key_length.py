@@ -95,3 +95,12 @@ def test_an_import_whose_old_log_holds_a_long_version_writes_population_keys_tha
     summary = import_history(rows, geoip_path=str(geoip))
     assert summary.imported_profiles == 2
     assert not _keys_over_column()
+
+
+def test_the_key_length_is_the_columns_own() -> None:
+    """``POPULATION_KEY_LENGTH`` repeats the columns' length (the risk core does not import models): both
+    columns must say the same, or a key cut to the constant would still not fit."""
+    from authguard.risk.context import POPULATION_KEY_LENGTH
+
+    lengths = {model._meta.get_field("key").max_length for model in (PopulationCount, PopulationDelta)}
+    assert lengths == {POPULATION_KEY_LENGTH}

@@ -239,11 +239,16 @@ def remove_factor(
         count_change(request if by_staff is None else None, user=user, removed=True)
 
 
-def revoke_factors_added_in_cooling_off(user: Any, *, reason: str, request: HttpRequest | None = None) -> int:
+def revoke_factors_added_in_cooling_off(
+    user: Any, *, reason: str, request: HttpRequest | None = None, password_changed: bool = False
+) -> int:
     """Remove every factor of ``user`` that is cooling off now (a password change or reset, and the desk's
     containment, call this: what a thief added with the password must not survive it), and count the change
     (:func:`~authguard.factors.changes.count_change`; ``request``: the customer's own session that changed
-    the password, whose verification it spends). Returns how many were removed.
+    the password, whose verification it spends). Returns how many were removed. ``reason`` is for the log
+    and the audit only; ``password_changed``: the password was just replaced (the customer's own change or
+    reset, or the desk's), so unfinished enrollments are discarded and a first factor never established is
+    forgotten (:func:`_forget_a_first_factor_never_established`).
 
     SECURITY: under the account row's lock, in one transaction with the count: a passkey registration in
     flight either commits first and is revoked here, or comes after and finds the count moved on (red team,
@@ -256,7 +261,7 @@ def revoke_factors_added_in_cooling_off(user: Any, *, reason: str, request: Http
             for device in list(model.objects.filter(user_id=user.pk)):
                 record = FactorRecord.objects.filter(device_id=device.persistent_id).first()
                 if not device.confirmed and (record is None or record.disabled_at is None):
-                    if reason == "password_reset":
+                    if password_changed:
                         # An enrollment never finished: discarded with its record (it would block the forget).
                         FactorRecord.objects.filter(device_id=device.persistent_id).delete()
                         device.delete()
@@ -264,7 +269,7 @@ def revoke_factors_added_in_cooling_off(user: Any, *, reason: str, request: Http
                 if factor_is_cooling_off(device):
                     _delete_factor(user, device, reason=reason)
                     removed += 1
-        if reason == "password_reset" and removed:
+        if password_changed and removed:
             _forget_a_first_factor_never_established(user)
         count_change(request, user=user, removed=True)
     if removed:

@@ -525,7 +525,9 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     # SECURITY: counted as a removal (it revokes what cools off): every session, the kept one included,
     # changes a factor next only after a new verification.
     kept = request if keep is not None else None
-    revoked = removal.revoke_factors_added_in_cooling_off(user, reason="password_reset", request=kept)
+    revoked = removal.revoke_factors_added_in_cooling_off(
+        user, reason="password_reset", request=kept, password_changed=True
+    )
     digest = salted_hmac(
         "authguard.login.password_changed", str(user.password), algorithm="sha256"
     ).hexdigest()[:16]

@@ -76,19 +76,26 @@ SCORE_FRESH_SECONDS = 60
 
 
 def check_step_up_allowed(
-    user: Any, *, method: str, methods: Collection[str] | None = None, request: HttpRequest | None = None
+    user: Any,
+    *,
+    method: str,
+    request: HttpRequest,
+    carries_factor: bool = True,
+    methods: Collection[str] | None = None,
 ) -> None:
-    """Raise :class:`StepUpUnavailable` unless ``user`` may step up with ``method`` now (in ``request``'s
-    pending session, when given: :func:`refused_where_posted`).
+    """Raise :class:`StepUpUnavailable` unless ``user`` may step up with ``method`` now, in ``request``'s
+    pending session (:func:`refused_where_posted`).
 
     Every front end asks here first (the HTML pages, the JSON API, DRF's step-up exchange), so the lock
-    check, the place check and the method check are one rule. ``methods``: the user's
+    check, the place check and the method check are one rule. ``request`` is required, so that a new front
+    end cannot skip the place check by leaving it out. ``carries_factor``: false for a request that verifies
+    nothing (a passkey's options): the place is judged where the factor is posted. ``methods``: the user's
     :func:`step_up_methods`, when the caller has just read them (they are not read twice).
     """
     # SECURITY: a locked account gets no further guesses, whatever the front end (fail closed).
     if lockout.is_locked_fail_closed(user):
         raise StepUpUnavailable(gettext_lazy("This action is not possible right now."), code="locked")
-    if request is not None and refused_where_posted(request, user=user):
+    if carries_factor and refused_where_posted(request, user=user):
         raise StepUpUnavailable(gettext_lazy("This action is not possible right now."), code="refused")
     if method not in (step_up_methods(user) if methods is None else methods):
         raise StepUpUnavailable()
