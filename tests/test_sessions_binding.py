@@ -140,11 +140,13 @@ def test_the_rightful_owner_steps_up_again_and_the_session_is_rebound(victim: Br
         victim.client.post("/authguard/step-up/totp/", {"code": totp_token(hanako.totp)})
     assert victim.get("/api/portfolio").status_code == 200
     assert victim.state()["b"]["ip"] == IP_TOKYO
-    # Her step-up at home (the session's former binding) is hers, not the copy's: the re-score's event keeps
-    # its outcome (nobody passed on docomo), and the original login's event keeps its own.
+    # Her step-up at home is hers, not the copy's: the re-score's event keeps its outcome (nobody passed on
+    # docomo), the original login's event keeps its own, and her step-up is recorded where she made it.
     rescore = LoginEvent.objects.get(ip=IP_DOCOMO)
     assert rescore.outcome == Outcome.RESCORED
-    assert LoginEvent.objects.get(ip=IP_TOKYO).outcome == Outcome.SIGNED_IN
+    at_home = list(LoginEvent.objects.filter(ip=IP_TOKYO).order_by("pk").values_list("outcome", flat=True))
+    assert at_home == [Outcome.SIGNED_IN, Outcome.STEP_UP_PASSED]
+    assert victim.state()["e"] == LoginEvent.objects.filter(ip=IP_TOKYO).latest("pk").pk
 
 
 @pytest.mark.battery(18)

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from authguard.sessions.places import is_material_change, release_change, same_address, went_back
+from authguard.sessions.places import (
+    is_material_change,
+    place_binding,
+    release_change,
+    returned_browser,
+    same_address,
+    same_line,
+    went_back,
+)
 
 BR = "Chrome|Windows|pc"
 
@@ -78,3 +86,53 @@ def test_went_back_is_the_same_browser_at_an_older_release_than_the_sessions_own
     )
     # A binding written before ``rel`` proves nothing.
     assert not went_back({"br": BR}, _binding("203.0.113.10", "120"))
+
+
+def test_same_line_is_one_address_or_one_of_each_family() -> None:
+    assert same_line("203.0.113.10", "203.0.113.10")
+    assert same_line("203.0.113.10", "2001:db8:40:1::5")  # a dual-stack line's two sides
+    assert not same_line("203.0.113.10", "203.0.113.20")
+    assert not same_line("2001:db8:40:1::5", "2001:db8:40:2::5")
+    assert not same_line("203.0.113.10", None)
+
+
+WIN, MAC, TABLET, DESKTOP_SITE = (
+    "Chrome|Windows|pc",
+    "Chrome|Mac OS X|pc",
+    "Chrome|Android|tablet",
+    "Chrome|Linux|pc",
+)
+
+
+def _bound_to(state: dict[str, object], browser: str, *, vouched: bool) -> None:
+    place_binding(state, {**_binding("203.0.113.10", "131", browser), "ip": "203.0.113.10"}, verified=vouched,
+                  vouched=vouched)  # fmt: skip
+
+
+def test_a_session_back_in_a_browser_it_left_is_two_browsers_until_she_vouched_for_both() -> None:
+    state: dict[str, object] = {}
+    _bound_to(state, WIN, vouched=True)  # her sign-in
+    _bound_to(state, MAC, vouched=False)  # the copy: re-scored, allowed
+    assert returned_browser(state, {"br": MAC}, {"br": WIN})  # her next request: held
+    assert not returned_browser(
+        state, {"br": MAC}, {"br": "Firefox|Windows|pc"}
+    )  # a first sight: scored only
+    _bound_to(state, WIN, vouched=True)  # her step-up in her own browser
+    assert returned_browser(state, {"br": WIN}, {"br": MAC})  # the copy back: held again
+
+
+def test_her_tablet_flipping_to_its_desktop_site_is_held_once_per_browser_and_then_not() -> None:
+    state: dict[str, object] = {}
+    _bound_to(state, TABLET, vouched=True)
+    _bound_to(state, DESKTOP_SITE, vouched=False)  # the first flip: re-scored (another OS)
+    assert returned_browser(state, {"br": DESKTOP_SITE}, {"br": TABLET})  # back: held, she steps up
+    _bound_to(state, TABLET, vouched=True)
+    assert returned_browser(state, {"br": TABLET}, {"br": DESKTOP_SITE})  # the desktop site again: held once
+    _bound_to(state, DESKTOP_SITE, vouched=True)  # her step-up there
+    assert not returned_browser(state, {"br": DESKTOP_SITE}, {"br": TABLET})
+    assert not returned_browser(state, {"br": TABLET}, {"br": DESKTOP_SITE})
+
+
+def test_a_binding_written_before_the_browser_list_holds_nothing() -> None:
+    assert not returned_browser({}, {"br": WIN}, {"br": MAC})
+    assert not returned_browser({"bs": "garbage"}, {"br": WIN}, {"br": MAC})

@@ -26,8 +26,8 @@ authguard itself when a ``bank_account_add`` or ``bank_account_change`` is carri
 out, whatever was confirmed.
 
 **Methods.** A passkey. TOTP only where ``AUTHGUARD_ACTION_CONFIRMATION_METHODS`` lists it and the customer
-has no usable passkey; never under the ``jsda-2025`` preset. A customer with no usable method is refused
-with a clear message (:class:`NoConfirmationMethod`) and nothing is held.
+has no usable passkey; never under the ``jsda-2025`` preset, never for a ``contact_change``. A customer with
+no usable method is refused with a clear message (:class:`NoConfirmationMethod`) and nothing is held.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ from authguard.actions.errors import PayeeOnHold as PayeeOnHold
 from authguard.actions.errors import UnknownPayee as UnknownPayee
 from authguard.actions.hooks import Executor as Executor
 from authguard.actions.hooks import _executor
+from authguard.actions.methods import _require_may_confirm
+from authguard.actions.methods import confirmation_methods as confirmation_methods
 from authguard.actions.params import KIND_PARAMS as KIND_PARAMS
 from authguard.actions.params import KINDS as KINDS
 from authguard.actions.params import MAX_AMOUNT as MAX_AMOUNT
@@ -90,9 +92,6 @@ from authguard.audit import audit
 from authguard.conf import app_settings
 from authguard.factors import passkey_ceremony
 from authguard.factors.inventory import (
-    factor_confirmed_at,
-    may_confirm_sensitive,
-    totp_device,
     usable_passkeys,
 )
 from authguard.factors.lifecycle import note_contact_changed
@@ -210,26 +209,6 @@ def _session_binding(request: HttpRequest | None, *, create: bool) -> str | None
 # -- methods ------------------------------------------------------------------------------------------------
 
 
-def _may_confirm(user: Any, device: Any) -> bool:
-    return may_confirm_sensitive(user, device)
-
-
-def confirmation_methods(user: Any) -> list[str]:
-    """How ``user`` may confirm a sensitive action now: ``["passkey"]``, ``["totp"]`` or none.
-
-    SECURITY: a passkey, whenever the customer has one; TOTP only where the setting allows it and the customer
-    has no usable passkey (a code can be relayed by a phishing page, a passkey cannot), never under the JSDA
-    preset. Factors in their cooling-off are not counted at all.
-    """
-    allowed = app_settings.ACTION_CONFIRMATION_METHODS
-    passkeys = usable_passkeys(user)
-    if "passkey" in allowed and any(_may_confirm(user, device) for device in passkeys):
-        return ["passkey"]
-    # SECURITY: a relayed code never stands in for her passkey while it cools off (red team, 2026-12-05).
-    totp = totp_device(user) if "totp" in allowed and not passkeys else None
-    return ["totp"] if totp is not None and _may_confirm(user, totp) else []
-
-
 # -- asking for an action -----------------------------------------------------------------------------------
 
 
@@ -279,7 +258,7 @@ def guard(
                 _("Too many requests are waiting for your confirmation. Confirm or cancel them first."),
                 code="too_many_pending",
             )
-        methods = confirmation_methods(user)
+        methods = confirmation_methods(user, kind=kind)
         if not methods:
             raise NoConfirmationMethod()
         held = _create_held(request, user=user, kind=kind, params=clean, payee=payee, methods=methods,
@@ -380,32 +359,17 @@ def confirm_with_passkey(request: HttpRequest, *, action_id: object, credential:
 def confirm_with_totp(request: HttpRequest, *, action_id: object, code: object) -> Confirmed:
     """Confirm with a TOTP code, only where this action's ``methods`` allow it (never under the preset)."""
     held = pending_for(request, action_id)
-    allowed = "totp" in held.methods and not app_settings.JSDA and not usable_passkeys(request.user)
+    allowed = (
+        "totp" in held.methods
+        and held.kind != ActionKind.CONTACT_CHANGE  # SECURITY: held before the rule (round thirty)
+        and not app_settings.JSDA
+        and not usable_passkeys(request.user)
+    )
     device = flow.verify_confirmation_code(
         request, held, HELD_ACTION, code=code, allowed=allowed, recheck=stored_action
     )
     _require_may_confirm(request.user, device, held)
     return _execute(request.user, held.pk, method="totp", device=device, assertion=None)
-
-
-def _require_may_confirm(user: Any, device: Any, held: HeldAction) -> None:
-    """SECURITY: the factor is not cooling off (its own, or the account's with a factor confirmed during it),
-    and the customer had it before the action was asked for: whoever holds a hijacked session must not add a
-    factor of their own and confirm with it."""
-    if not _may_confirm(user, device):
-        raise ConfirmationInvalid(
-            _(
-                "This passkey or authenticator was added too recently to confirm this. "
-                "Use one you had before."
-            ),
-            code="cooling_off",
-        )
-    confirmed = factor_confirmed_at(device)
-    if confirmed is None or confirmed >= held.created_at:
-        raise ConfirmationInvalid(
-            _("Confirm with a passkey or authenticator you had before this was asked for."),
-            code="factor_too_new",
-        )
 
 
 def _recheck(held: HeldAction, now: datetime) -> dict[str, Any]:

@@ -269,7 +269,9 @@ def revoke_factors_added_in_cooling_off(
                 if factor_is_cooling_off(device):
                     _delete_factor(user, device, reason=reason)
                     removed += 1
-        if password_changed and removed:
+        if password_changed:
+            # SECURITY (availability): also when the desk removed his first factor before her reset, and
+            # this one had nothing left to revoke (red team, round thirty: she was sent back to the desk).
             _forget_a_first_factor_never_established(user)
         count_change(request, user=user, removed=True)
     if removed:
@@ -280,8 +282,9 @@ def revoke_factors_added_in_cooling_off(
 
 
 def _forget_a_first_factor_never_established(user: Any) -> None:
-    """The password changed and took every factor the account had, and its first factor is younger than the
-    longest cooling-off: no factor of it was ever established. The account has no first factor again, and
+    """The password changed and no factor is left (this change revoked the last, or the desk removed them
+    before it), and the first factor is younger than the longest cooling-off: no factor of it was ever
+    established. The account has no first factor again, and
     the customer binds hers from a session the risk engine allows.
 
     SECURITY: a password-only thief binds an account's first factor (the first-factor path, cooling off);

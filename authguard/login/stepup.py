@@ -41,7 +41,6 @@ from authguard.sessions.state import (
     _bind,
     _new_state,
     _save,
-    bound_context,
     current_binding,
     event_id,
     is_pending,
@@ -143,16 +142,12 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
             assessment.explain(),
         )
         return True
-    # Her own slow step-up from the login's context, or the owner of a re-scored session stepping up where it
-    # was verified before: an event already records this very context (the login's), so none is written.
-    former = not same and "sc" in state and _where_it_was_scored(here, bound_context(state), user=user)
-    if (same or former) and event_id(state) is not None and not denied:
-        if former and stored is not None:
-            # SECURITY: ``e`` names the re-score of the held context (the copy's), not hers: her step-up must
-            # not mark the thief's copy "passed step-up" for the console and the backtest (red team, round
-            # twenty-nine). Her former context's own event records where she is.
-            stored.pop("e", None)
-            _save(request, stored)
+    # Her own slow step-up from the login's context: the login's event records this very context, so none
+    # is written. SECURITY: nowhere else. A step-up where the session was bound before its re-score was
+    # exempted too (round twenty-eight), but any move on her network rebinds the session, so the thief's copy
+    # moved to his address stepped up there unrecorded, and the re-score's event (hers, held) named nobody's
+    # step-up (red team, round thirty). Each such step-up gets its own event, hers at home included.
+    if same and event_id(state) is not None and not denied:
         return False
     if denied:  # rollout: recorded as it would have been decided, not enforced
         assessment = login_flow.with_report_only(assessment, "login", "deny", rescored=True)

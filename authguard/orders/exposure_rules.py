@@ -348,7 +348,8 @@ class Exposure(OrderRule):
                 )
         if facts.exposure_weight <= 0:
             return
-        total = facts.portfolio.total_value
+        # SECURITY: shares of what a pump of her own thin holdings cannot lift (red team, round thirty).
+        total = facts.trusted_total
         weighted = facts.weighted_amount
         if slow in facts.windows:
             exposure = facts.window(slow).illiquid_amount + weighted

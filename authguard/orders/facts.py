@@ -133,6 +133,34 @@ def _base_holdings(
     return total.quantize(Decimal("0.01"))
 
 
+def _trusted_holdings(
+    portfolio: PortfolioSnapshot, *, deviation: Decimal, weigh: Callable[[InstrumentInfo], float]
+) -> Decimal:
+    """The holdings' value the limits on buys of thin stocks trust: each position at no more than its
+    long-run price (``InstrumentInfo.reference_price``) lifted by ``deviation``, the most a day's trades may
+    move it unheld; without a long-run price, as the liquidation base counts it (its value times its
+    :func:`~authguard.orders.rule_base.base_weight`); without its instrument's data, in full (as the base,
+    ``authguard.W123``).
+
+    SECURITY: those limits are shares of the portfolio. A pump of a thin stock the victim holds (or was made
+    to buy, within every limit) lifted its value in the portfolio hook and widened them: 320 shares of the
+    gang's small cap printed at a hundred times its price let 14.5 % of the portfolio into its second thin
+    stock under a 5 % limit; a thousand times, 26.6 % (red team, round thirty)."""
+    total = Decimal(0)
+    for holding in portfolio.holdings:
+        instrument = holding.instrument
+        if instrument is None:
+            total += holding.value
+            continue
+        reference = instrument.reference_price
+        if reference is None or Decimal(reference) <= 0:
+            total += holding.value * base_weight(weigh(instrument))
+            continue
+        ceiling = Decimal(reference) * (1 + deviation) * holding.quantity * instrument.fx_rate
+        total += min(holding.value, ceiling)
+    return total.quantize(Decimal("0.01"))
+
+
 def _session_facts(request: HttpRequest | None) -> SessionFacts:
     state = session_state(request) if request is not None else None
     if state is None:
@@ -228,19 +256,21 @@ def gather_facts(
     # weighing at least ILLIQUID_WEIGHT gets the pivot, risky-session and campaign rules too.
     illiquid = instrument.is_small_cap or daily is None or daily < floor or weight >= ILLIQUID_WEIGHT
     small_cap_weight = float(rule_option(rules, ExposureRule, "small_cap_weight", 0.5))
+
+    def weigh(held: InstrumentInfo) -> float:
+        return exposure_weight(
+            held, liquidity_floor=float(floor), **scale, small_cap_weight=small_cap_weight, home_country=home
+        )
+
     base_holdings = _base_holdings(
         portfolio,
         symbol=intent.symbol,
         # As OrderFacts.exposure_weight: the order's own instrument at the weight the rules read.
         own_weight=1.0 if illiquid else min(1.0, max(weight, 0.0) / ILLIQUID_WEIGHT),
-        weigh=lambda held: exposure_weight(
-            held,
-            liquidity_floor=float(floor),
-            **scale,
-            small_cap_weight=small_cap_weight,
-            home_country=home,
-        ),
+        weigh=weigh,
     )
+    deviation = Decimal(str(rule_option(rules, ExposureRule, "max_reference_deviation", 0.3)))
+    trusted_holdings = _trusted_holdings(portfolio, deviation=deviation, weigh=weigh)
     amount = instrument.value_of(intent.quantity)
     # As OrderFacts.campaign_risky (``lately`` includes ``changed``): a taken-over account's buy.
     campaign_risky = session_risky or trust.lately
@@ -282,6 +312,7 @@ def gather_facts(
         trust=trust,
         held_due=held_due,
         base_holdings=base_holdings,
+        trusted_holdings=trusted_holdings,
     )
 
 

@@ -291,6 +291,17 @@ class OrderFacts:
     #: The holdings' value the liquidation base trusts: each position at its value times its
     #: :func:`base_weight` (``None``: the portfolio's holdings value, every position in full).
     base_holdings: Decimal | None = None
+    #: The holdings' value the buy limits trust: each position at no more than its long-run price lifted by
+    #: the reference deviation (``None``: the portfolio's holdings value, every position in full).
+    trusted_holdings: Decimal | None = None
+
+    @property
+    def trusted_total(self) -> Decimal:
+        """The portfolio's value the limits on buys of thin stocks are shares of: cash, and the holdings at
+        what a day's trades cannot lift (:attr:`trusted_holdings`)."""
+        if self.trusted_holdings is None:
+            return self.portfolio.total_value
+        return self.portfolio.cash + self.trusted_holdings
 
     @property
     def account_changed(self) -> bool:

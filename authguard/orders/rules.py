@@ -136,7 +136,7 @@ class IlliquidBuy(OrderRule):
                 {"adv_share": round(float(adv_share), 4), "daily_value": daily},
             )
         elif daily < Decimal(self.options["liquidity_floor"]):
-            total = facts.portfolio.total_value
+            total = facts.trusted_total  # SECURITY: not lifted by a pump of her thin holdings (round thirty)
             portfolio_share = facts.amount / total if total > 0 else Decimal(1)
             if facts.amount > Decimal(self.options["floor_max_amount"]) or portfolio_share > Decimal(
                 str(self.options["floor_max_share"])

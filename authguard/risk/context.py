@@ -107,8 +107,8 @@ class LoginContext:
         return feature_values(self)
 
 
-#: The length of ``PopulationCount.key`` (and ``PopulationDelta.key``): the risk core imports no model, so it is
-#: repeated here, and tests/test_population_key_length.py holds the two equal.
+#: The length of ``PopulationCount.key`` (and ``PopulationDelta.key``): the risk core imports no model, so
+#: it is repeated here, and tests/test_population_key_length.py holds the two equal.
 POPULATION_KEY_LENGTH = 255
 
 

@@ -111,7 +111,7 @@ def _same_browser(bound: dict[str, Any], now: dict[str, Any]) -> bool:
     # SECURITY: a newer one is her browser's update only where the session is bound: an update restarts
     # her browser where it runs. The thief's newer Chromium from another address of her network was "her
     # update" and never re-scored (round twenty-nine).
-    return change == "same" or same_address(now.get("ip"), bound.get("ip"))
+    return change == "same" or same_line(now.get("ip"), bound.get("ip"))
 
 
 def _release(value: Any) -> tuple[int, ...] | None:
@@ -143,6 +143,23 @@ def went_back(bound: dict[str, Any], now: dict[str, Any]) -> bool:
         and kept == now.get("br")
         and release_change(now.get("rel"), bound.get("rel")) == "older"
     )
+
+
+def same_line(a: Any, b: Any) -> bool:
+    """What may be one customer's line: :func:`same_address`, or one address of each family (a dual-stack
+    line's IPv4 address and its IPv6 /64; the move between them is judged by network and place, as any).
+
+    Her update reaching the site over her line's IPv6 side while the session was bound on the IPv4 side was
+    re-scored (red team, round thirty, a cost). A thief gains nothing from it that her exact user agent does
+    not give him on her network nearby already (docs/step-up.md, known limits)."""
+    return same_address(a, b) or _families(a, b) == {4, 6}
+
+
+def _families(a: Any, b: Any) -> set[int]:
+    try:
+        return {ipaddress.ip_address(str(a)).version, ipaddress.ip_address(str(b)).version}
+    except ValueError:
+        return set()
 
 
 def same_address(a: Any, b: Any) -> bool:
@@ -203,6 +220,42 @@ def place_binding(
         state["h"] = _kept_places([*seen, entry])  # a new place, not another address of the same one
     if vouched and not hidden and _precise(entry[2:5]) and not _vouched_place(state, entry[2:5]):
         state["vp"] = [*_vouched_places(state), entry[2:5]][-3:]
+    _note_browser(state, binding.get("br"), vouched=vouched)
+
+
+#: The most browsers a session remembers having shown (the ones she vouched for are always kept).
+MAX_SESSION_BROWSERS = 8
+
+
+def _session_browsers(state: dict[str, Any]) -> list[list[Any]]:
+    """``bs``: the browsers (``br``) the session has shown, oldest first, each ``[br, vouched]``."""
+    kept = state.get("bs")
+    return [list(e) for e in kept if isinstance(e, list) and len(e) == 2] if isinstance(kept, list) else []
+
+
+def _note_browser(state: dict[str, Any], browser: Any, *, vouched: bool) -> None:
+    if not isinstance(browser, str) or "|" not in browser:
+        return  # a binding written before ``br`` held OS and device type: nothing to tell apart
+    seen = _session_browsers(state)
+    entry = next((e for e in seen if e[0] == browser), None)
+    if entry is None:
+        seen.append([browser, int(vouched)])
+    elif vouched:
+        entry[1] = 1
+    while len(seen) > MAX_SESSION_BROWSERS and any(not e[1] for e in seen):
+        seen.remove(next(e for e in seen if not e[1]))
+    state["bs"] = seen[-MAX_SESSION_BROWSERS * 2 :]
+
+
+def returned_browser(state: dict[str, Any], bound: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether ``now``'s browser (family|OS|device type) is one the session showed before it moved to the
+    bound one: two browsers hold it, taking turns, unless she vouched for both in this session (an allowed
+    sign-in or a passed step-up in each)."""
+    here, kept = now.get("br"), bound.get("br")
+    if not isinstance(here, str) or here == kept:
+        return False
+    seen = {e[0]: e[1] for e in _session_browsers(state)}
+    return here in seen and not (seen[here] and seen.get(kept))
 
 
 #: The most distinct places kept (each the newest visit of a place left within ``TWO_PLACES_SECONDS``).

@@ -22,7 +22,7 @@ from authguard.risk.findings import STEP_UP_FLOOR, Finding
 from authguard.risk.policy import current_policy
 from authguard.sessions import device_binding, device_generations
 from authguard.sessions import state as sessions_state
-from authguard.sessions.places import in_two_places, went_back
+from authguard.sessions.places import in_two_places, returned_browser, went_back
 from authguard.sessions.state import (
     _fingerprint,
     _request_parts,
@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 #: The finding of such a session's re-score (a step-up at least) and its points.
 SESSION_IN_TWO_PLACES = "session_in_two_places"
 TWO_PLACES_POINTS = 10
+#: The finding of a session back in a browser it left for another (a step-up at least).
+SESSION_IN_TWO_BROWSERS = "session_in_two_browsers"
 
 
 def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: float | None = None) -> str:
@@ -84,7 +86,8 @@ def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: flo
         _save(request, state)
         return "moved"
     twice = in_two_places(state, now, sessions_state._now(), left_at=last_seen)
-    backwards = went_back(sessions_state.bound_context(state), now)
+    bound = sessions_state.bound_context(state)
+    backwards, returned = went_back(bound, now), returned_browser(state, bound, now)
     assessment, ctx = _rescore(request)
     if twice is not None:
         assessment = _held_in_two_places(assessment, twice)
@@ -92,6 +95,8 @@ def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: flo
         assessment = _held_left_behind(assessment)
     if backwards:
         assessment = _held_went_back(assessment)
+    if returned:
+        assessment = _held_in_two_browsers(assessment)
     if proof_missing:
         # SECURITY: whatever device cookie this request sends (none, or a fresh one, so that the context sees
         # no binding), the session's own binding is alive and unproven: a step-up at least.
@@ -180,6 +185,18 @@ def _held_went_back(assessment: Assessment) -> Assessment:
         assessment,
         "device_user_agent_backwards",
         _("This device's browser is older than, or not the same as, the one it used before"),
+    )
+
+
+def _held_in_two_browsers(assessment: Assessment) -> Assessment:
+    """The re-score of a session back in a browser it left for another: a step-up at least."""
+    # SECURITY: her Chrome on Windows and the thief's copy in Chrome on a Mac took turns in one session, each
+    # turn another browser, re-scored and allowed, none ever held, so the copy lived beside her session until
+    # her next sign-in (red team, round thirty). A browser's cookies never move to another OS and back: as a
+    # session back at a place it left (session_in_two_places), it is two holders. Her step-up in each browser
+    # vouches for both (an Android tablet flipping to its desktop site).
+    return _held_for_the_session(
+        assessment, SESSION_IN_TWO_BROWSERS, _("Another browser has been using this session too")
     )
 
 
