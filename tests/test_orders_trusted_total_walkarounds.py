@@ -36,7 +36,8 @@ TARGET_CHUNK = 260  # 260 x ¥1,050 = ¥273,000
 
 
 def _buy_in_chunks(thief: Any, symbol: str, chunk: int, *, most: int = 12) -> list[dict[str, Any]]:
-    """Buy ``chunk`` shares at a time until one is held (cancelled, so nothing waits for the customer)."""
+    """Buy ``chunk`` shares at a time until one is held (cancelled, so nothing waits for the customer) or
+    refused (the victim's cash is spent, or the price moved)."""
     answers = []
     for _ in range(most):
         answer = thief.order("buy", symbol, chunk).json()
@@ -44,8 +45,8 @@ def _buy_in_chunks(thief: Any, symbol: str, chunk: int, *, most: int = 12) -> li
         if answer["status"] == "held":
             thief.post(f"/authguard/api/confirmations/{answer['confirmation']['id']}/cancel")
             break
-        if answer["status"] == "invalid" and "cash" in answer.get("errors", {}):
-            break  # the victim's cash is spent
+        if answer["status"] == "invalid":
+            break
         assert answer["status"] == "placed", answer
     return answers
 

@@ -36,8 +36,14 @@ from authguard.models import KnownDevice, LoginEvent
 from authguard.notifications.outbox import notify_signed_in
 from authguard.risk.context import build_context
 from authguard.risk.history import DatabaseHistory, trusted_until
-from authguard.sessions.state import (
+from authguard.sessions.pending import (
     SCORED_KEYS,
+    point_at_event,
+    posted_event_id,
+    scored_context,
+    scored_event_id,
+)
+from authguard.sessions.state import (
     _bind,
     _new_state,
     _save,
@@ -49,7 +55,6 @@ from authguard.sessions.state import (
     mark_verified,
     note_step_up_failure,
     raw_state,
-    scored_context,
     set_stepped_up,
 )
 
@@ -94,10 +99,12 @@ def check_step_up_allowed(
     # SECURITY: a locked account gets no further guesses, whatever the front end (fail closed).
     if lockout.is_locked_fail_closed(user):
         raise StepUpUnavailable(gettext_lazy("This action is not possible right now."), code="locked")
-    if carries_factor and refused_where_posted(request, user=user):
-        raise StepUpUnavailable(gettext_lazy("This action is not possible right now."), code="refused")
+    # A method the user lacks verifies nothing: answered before the place is scored and recorded (red team,
+    # round thirty-one: forty such posts wrote forty events).
     if method not in (step_up_methods(user) if methods is None else methods):
         raise StepUpUnavailable()
+    if carries_factor and refused_where_posted(request, user=user):
+        raise StepUpUnavailable(gettext_lazy("This action is not possible right now."), code="refused")
 
 
 def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
@@ -127,7 +134,9 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
     fresh = isinstance(scored_at, (int, float)) and clock.timestamp() - scored_at <= SCORE_FRESH_SECONDS
     here = current_binding(request)
     same = _where_it_was_scored(here, scored_in, user=user)
-    if same and fresh and event_id(state) is not None:
+    scored_event = scored_event_id(state)
+    if same and fresh and scored_event is not None:
+        _point_at(request, stored, scored_event)
         return False
     scored = login_flow.score_request(request, username=user.get_username(), user=user)
     assessment, denied = scored.assessment, scored.assessment.action == Action.DENY
@@ -147,7 +156,11 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
     # exempted too (round twenty-eight), but any move on her network rebinds the session, so the thief's copy
     # moved to his address stepped up there unrecorded, and the re-score's event (hers, held) named nobody's
     # step-up (red team, round thirty). Each such step-up gets its own event, hers at home included.
-    if same and event_id(state) is not None and not denied:
+    if same and scored_event is not None and not denied:
+        _point_at(request, stored, scored_event)
+        return False
+    # One event per context a step-up is posted from: posted again there, it is the same attempt.
+    if posted_event_id(state, here) is not None and not denied:
         return False
     if denied:  # rollout: recorded as it would have been decided, not enforced
         assessment = login_flow.with_report_only(assessment, "login", "deny", rescored=True)
@@ -157,10 +170,19 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
     event = login_flow.record_event(
         scored.context, user, assessment, password_ok=False, rescore=True, outcome=Outcome.RESCORED
     )
-    if stored is not None:
-        stored["e"] = event.pk
-        _save(request, stored)
+    _point_at(request, stored, event.pk, posted=here)
     return False
+
+
+def _point_at(request: HttpRequest, stored: Any, event: int, *, posted: Any = None) -> None:
+    """Point the pending session's ``e`` at ``event`` (recorded where ``posted``; None: the scored context).
+
+    SECURITY: a step-up is booked on the event of the context it is posted from, whatever was posted before:
+    a thief's post from his address (a wrong code, or none) pointed ``e`` at his event, and her step-up at
+    home then marked *his* event passed; her mistyped code at home, then his relayed one from his held
+    context, booked his takeover as hers (red team, round thirty-one)."""
+    if stored is not None and point_at_event(stored, event, posted=posted):
+        _save(request, stored)
 
 
 def verify_step_up_code(request: HttpRequest, *, user: Any, method: str, code: object) -> Any:
@@ -241,7 +263,7 @@ def note_strong_verification(request: HttpRequest, *, device: Any, method: str) 
 
 
 def _where_it_was_scored(here: dict[str, Any], scored: dict[str, Any], *, user: Any) -> bool:
-    """Whether ``here`` is the context ``scored`` (:data:`~authguard.sessions.state.SCORED_KEYS`).
+    """Whether ``here`` is the context ``scored`` (:data:`~authguard.sessions.pending.SCORED_KEYS`).
 
     A sign-in scored without a device cookie (a token client's, whose answer issues one) is the same client
     when it presents a cookie the account does not know; one of the account's own browsers' cookies is

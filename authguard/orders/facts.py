@@ -136,11 +136,11 @@ def _base_holdings(
 def _trusted_holdings(
     portfolio: PortfolioSnapshot, *, deviation: Decimal, weigh: Callable[[InstrumentInfo], float]
 ) -> Decimal:
-    """The holdings' value the limits on buys of thin stocks trust: each position at no more than its
-    long-run price (``InstrumentInfo.reference_price``) lifted by ``deviation``, the most a day's trades may
-    move it unheld; without a long-run price, as the liquidation base counts it (its value times its
-    :func:`~authguard.orders.rule_base.base_weight`); without its instrument's data, in full (as the base,
-    ``authguard.W123``).
+    """The holdings' value the limits on buys of thin stocks trust: a liquid position in full, any other at
+    no more than its long-run price (``InstrumentInfo.reference_price``) lifted by ``deviation``, the most a
+    day's trades may move it unheld; without a long-run price, as the liquidation base counts it (its
+    value times its :func:`~authguard.orders.rule_base.base_weight`); without its instrument's data, in full
+    (as the base, ``authguard.W123``).
 
     SECURITY: those limits are shares of the portfolio. A pump of a thin stock the victim holds (or was made
     to buy, within every limit) lifted its value in the portfolio hook and widened them: 320 shares of the
@@ -152,9 +152,13 @@ def _trusted_holdings(
         if instrument is None:
             total += holding.value
             continue
+        weight = weigh(instrument)
+        if weight <= 0:
+            total += holding.value  # a liquid stock: no day's trades set its price (a takeover bid may)
+            continue
         reference = instrument.reference_price
         if reference is None or Decimal(reference) <= 0:
-            total += holding.value * base_weight(weigh(instrument))
+            total += holding.value * base_weight(weight)
             continue
         ceiling = Decimal(reference) * (1 + deviation) * holding.quantity * instrument.fx_rate
         total += min(holding.value, ceiling)

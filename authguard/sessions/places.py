@@ -72,7 +72,9 @@ def is_material_change(
     ``state``'s :func:`anchor` (same ASN) or, when the bound place is not precise, from the session's
     :func:`last_place`. Another IP of the ASN placed nearby or coarsely is not, unless one of the two is an
     anonymous network (``x``: a Tor exit, VPN, proxy or hosting address) and the other is not."""
-    if any(bound.get(key) != now.get(key) for key in ("asn", "cc", "dev")) or not _same_browser(bound, now):
+    if any(bound.get(key) != now.get(key) for key in ("asn", "cc", "dev")):
+        return True
+    if not _same_browser(bound, now, state):
         return True
     # SECURITY: a Tor exit on the kit's own ISP in its own city was "no move" (red team, round twenty-six).
     if bool(bound.get("x")) != bool(now.get("x")):
@@ -93,13 +95,18 @@ def is_material_change(
     return any((km := apart(ref, here)) is not None and km >= MATERIAL_MOVE_KM for ref in references)
 
 
-def _same_browser(bound: dict[str, Any], now: dict[str, Any]) -> bool:
+def _same_browser(bound: dict[str, Any], now: dict[str, Any], state: dict[str, Any] | None = None) -> bool:
     """Whether ``now``'s browser is the bound one: family|OS|device type, or the family alone against a
-    binding written before round twenty-seven (the family only), so an upgrade re-scores no session."""
+    binding written before round twenty-seven (the family only), so an upgrade re-scores no session; or
+    two browsers she vouched for in this session (``state``'s ``bs``: her tablet's own and desktop site)."""
     kept, here = bound.get("br"), now.get("br")
     if isinstance(kept, str) and isinstance(here, str) and "|" not in kept:
         return kept == here.split("|", 1)[0]
-    if kept != here:
+    # Her tablet flipping to its desktop site asked for a step-up at every flip: a re-score is never learned,
+    # so the engine met the other user agent anew each time (round thirty-one, a cost). Once she stepped up
+    # in each, the two are one browser for the session; a thief's browser is never vouched without a step-up
+    # of its own.
+    if kept != here and not (state is not None and _both_vouched(state, kept, here)):
         return False
     # SECURITY: an older release than the bound one is a copy, as the engine's device_user_agent_backwards
     # says at sign-in: her live session replayed from the thief's older Chromium was "the same Chrome" and
@@ -223,7 +230,8 @@ def place_binding(
     _note_browser(state, binding.get("br"), vouched=vouched)
 
 
-#: The most browsers a session remembers having shown (the ones she vouched for are always kept).
+#: The most browsers a session remembers having shown without her vouching for them. Past it, every
+#: browser new to the session is held as one more holder (:func:`returned_browser`): nothing is forgotten.
 MAX_SESSION_BROWSERS = 8
 
 
@@ -233,29 +241,43 @@ def _session_browsers(state: dict[str, Any]) -> list[list[Any]]:
     return [list(e) for e in kept if isinstance(e, list) and len(e) == 2] if isinstance(kept, list) else []
 
 
+def _unvouched(seen: list[list[Any]]) -> int:
+    return sum(1 for entry in seen if not entry[1])
+
+
 def _note_browser(state: dict[str, Any], browser: Any, *, vouched: bool) -> None:
     if not isinstance(browser, str) or "|" not in browser:
         return  # a binding written before ``br`` held OS and device type: nothing to tell apart
     seen = _session_browsers(state)
     entry = next((e for e in seen if e[0] == browser), None)
-    if entry is None:
+    if entry is None and (vouched or _unvouched(seen) < MAX_SESSION_BROWSERS):
         seen.append([browser, int(vouched)])
-    elif vouched:
+    elif entry is not None and vouched:
         entry[1] = 1
-    while len(seen) > MAX_SESSION_BROWSERS and any(not e[1] for e in seen):
-        seen.remove(next(e for e in seen if not e[1]))
-    state["bs"] = seen[-MAX_SESSION_BROWSERS * 2 :]
+    state["bs"] = seen
+
+
+def _both_vouched(state: dict[str, Any], kept: Any, here: Any) -> bool:
+    vouched = {e[0] for e in _session_browsers(state) if e[1]}
+    return kept in vouched and here in vouched
 
 
 def returned_browser(state: dict[str, Any], bound: dict[str, Any], now: dict[str, Any]) -> bool:
     """Whether ``now``'s browser (family|OS|device type) is one the session showed before it moved to the
     bound one: two browsers hold it, taking turns, unless she vouched for both in this session (an allowed
-    sign-in or a passed step-up in each)."""
+    sign-in or a passed step-up in each). Also any browser new to a session that has shown
+    ``MAX_SESSION_BROWSERS`` she never vouched for."""
     here, kept = now.get("br"), bound.get("br")
     if not isinstance(here, str) or here == kept:
         return False
-    seen = {e[0]: e[1] for e in _session_browsers(state)}
-    return here in seen and not (seen[here] and seen.get(kept))
+    listed = _session_browsers(state)
+    seen = {e[0]: e[1] for e in listed}
+    if here not in seen:
+        # SECURITY: a copy sending eight builds of other OSes flushed both holders out of the list, and took
+        # his turns beside her unheld (red team, round thirty-one). A full list forgets nothing: one more
+        # browser is one more holder.
+        return "|" in here and _unvouched(listed) >= MAX_SESSION_BROWSERS
+    return not (seen[here] and seen.get(kept))
 
 
 #: The most distinct places kept (each the newest visit of a place left within ``TWO_PLACES_SECONDS``).

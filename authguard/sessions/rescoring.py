@@ -20,7 +20,7 @@ from authguard.risk.context import LoginContext
 from authguard.risk.engine import Assessment, combined_score
 from authguard.risk.findings import STEP_UP_FLOOR, Finding
 from authguard.risk.policy import current_policy
-from authguard.sessions import device_binding, device_generations
+from authguard.sessions import device_binding, device_generations, pending
 from authguard.sessions import state as sessions_state
 from authguard.sessions.places import in_two_places, returned_browser, went_back
 from authguard.sessions.state import (
@@ -142,7 +142,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: flo
     )
     # SECURITY: a session carried to another network, device or browser proves nothing by itself. The
     # re-score's event is the one a later step-up marks passed.
-    sessions_state.back_to_pending(state, event_id=event.pk, scored=now)
+    pending.back_to_pending(state, event_id=event.pk, scored=now)
     _save(request, state)
     logger.warning(
         "authguard session re-scored user=%s ip=%s event=%s %s",

@@ -229,24 +229,6 @@ def rebind(state: Json, binding: Json, fingerprint: str, *, rescored: str = "", 
     return bool(rescored) or moved
 
 
-#: What a step-up must share with the context its pending login was scored in to be judged by that score.
-SCORED_KEYS = ("ip", "dev", "br")
-
-
-def back_to_pending(state: dict[str, Any], *, event_id: int, scored: Json) -> None:
-    """A re-score asked for a step-up: pending again, no strong verification, bound to the re-score's
-    event; ``scored``: the binding it was scored in (``sc``, where its step-up is not scored again)."""
-    state.update(s="pending", st=None, sm=None, lr=False, e=event_id)
-    state["sc"] = {**{key: scored.get(key) for key in SCORED_KEYS}, "at": _now()}
-
-
-def scored_context(state: Json) -> Json:
-    """The context the pending login (or the session's re-score) was scored in: ``ip``, ``dev``, ``br``
-    (and ``at``, when a re-score)."""
-    scored = state.get("sc")
-    return scored if isinstance(scored, dict) else bound_context(state)
-
-
 def activity(state: dict[str, Any]) -> tuple[float, float]:
     """When the session signed in and when it was last seen (epoch seconds)."""
     login_at = float(state["t"])
@@ -380,6 +362,7 @@ def _new_state(*, status: Status, decision: LoginDecision | None, new_device: bo
     return {
         "s": status,
         "e": decision.event_id if decision is not None else None,
+        "se": decision.event_id if decision is not None else None,
         "a": action,
         "u": False,
         "r": False,
