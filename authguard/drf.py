@@ -426,7 +426,8 @@ class NotPending(permissions.BasePermission):
     ``step_up_required``), and so is any request of a locked account.
 
     Tokens from :class:`ObtainAuthToken` are only ever issued after a passed (or unneeded) step-up, so a
-    token request is never pending.
+    token request is never pending. Only a session (DRF's ``SessionAuthentication``) or authguard's
+    :class:`TokenAuthentication` passes: any other scheme was signed in without authguard's scoring.
     """
 
     message = _("Sign in first.")
@@ -434,6 +435,14 @@ class NotPending(permissions.BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
         if user is None or not user.is_authenticated:
+            return False
+        # SECURITY: DRF's default BasicAuthentication checks the phished password on every request, unscored,
+        # and DRF's own TokenAuthentication serves a copied token from anywhere, never re-checked: both were
+        # let through here (red team, round thirty-two). Fail closed on any scheme authguard does not judge.
+        if not isinstance(
+            getattr(request, "successful_authenticator", None),
+            (authentication.SessionAuthentication, TokenAuthentication),
+        ):
             return False
         if lockout.is_locked_fail_closed(user):
             raise exceptions.PermissionDenied(_("This action is not possible right now."))

@@ -64,3 +64,10 @@ AUTHGUARD_POPULATION_FOLD_SECONDS = 0
 # Django REST framework for authguard.drf's tests (tests/test_drf.py); the suite runs without it too.
 if importlib.util.find_spec("rest_framework") is not None:
     INSTALLED_APPS = [*INSTALLED_APPS, "rest_framework", "rest_framework.authtoken"]  # noqa: F405
+    # As docs/drf.md says: never DRF's default BasicAuthentication (authguard.W112).
+    REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "rest_framework.authentication.SessionAuthentication",
+            "authguard.drf.TokenAuthentication",
+        ]
+    }

@@ -109,6 +109,43 @@ def dbsc_problem(raw: Any) -> str | None:
     return None
 
 
+#: DRF authentication classes that sign a request in without authguard judging it: a password checked on
+#: every request, unscored, or a token never re-checked where it is used.
+UNJUDGED_DRF_AUTHENTICATION = frozenset(
+    {"rest_framework.authentication.BasicAuthentication", "rest_framework.authentication.TokenAuthentication"}
+)
+#: DRF's own default when ``DEFAULT_AUTHENTICATION_CLASSES`` is not set.
+DRF_DEFAULT_AUTHENTICATION = (
+    "rest_framework.authentication.SessionAuthentication",
+    "rest_framework.authentication.BasicAuthentication",
+)
+
+
+@register(Tags.security)
+def check_drf_authentication(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
+    """DRF's ``DEFAULT_AUTHENTICATION_CLASSES`` name no scheme authguard does not judge (its default names
+    ``BasicAuthentication``). :class:`authguard.drf.NotPending` refuses such requests whatever the view."""
+    if "rest_framework" not in settings.INSTALLED_APPS:
+        return []
+    configured = getattr(settings, "REST_FRAMEWORK", {}).get("DEFAULT_AUTHENTICATION_CLASSES")
+    classes = DRF_DEFAULT_AUTHENTICATION if configured is None else configured
+    unjudged = [name for name in classes if isinstance(name, str) and name in UNJUDGED_DRF_AUTHENTICATION]
+    if not unjudged:
+        return []
+    return [
+        Warning(
+            f"REST_FRAMEWORK's DEFAULT_AUTHENTICATION_CLASSES names {', '.join(unjudged)}"
+            + (" (DRF's default)" if configured is None else "")
+            + ".",
+            hint="Use rest_framework.authentication.SessionAuthentication and "
+            "authguard.drf.TokenAuthentication only: BasicAuthentication checks the password on every "
+            "request without any scoring, and DRF's own TokenAuthentication never re-checks where a token is "
+            "used (docs/drf.md). authguard.drf.NotPending refuses requests signed in by either.",
+            id=Codes.DRF_UNJUDGED_AUTHENTICATION,
+        )
+    ]
+
+
 @register(Tags.security)
 def check_dbsc(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     """E160: ``AUTHGUARD_DBSC`` is malformed. E161: DBSC is on but its endpoints are not mounted. W160: DBSC

@@ -288,6 +288,16 @@ def step_up_methods(user: Any) -> list[str]:
     return factor_methods.step_up_methods(user)
 
 
+#: Findings that say the device cookie presented is a copy (or may be): such a login is never learned.
+COPIED_COOKIE_FINDINGS = frozenset(
+    {"device_cookie_behind", "device_cookie_superseded", "device_in_two_places", "device_binding_missing"}
+)
+
+
+def _copied(assessment: Assessment) -> bool:
+    return any(code in COPIED_COOKIE_FINDINGS for code in assessment.reasons)
+
+
 def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
     """Score a login that just passed the password check, record it, and enforce the decision.
 
@@ -342,8 +352,10 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
         event = record_event(ctx, user, assessment, password_ok=True, outcome=outcome)
         if evidence is not None and evidence.fork:
             settle_fork(ctx, evidence.fork)  # a second holder of the portal's cookie: once
-        # SECURITY: a login the policy would have stepped up or refused teaches the profile nothing.
-        if status == "ok" and evidence is not None and not reported:
+        # SECURITY: a login the policy would have stepped up or refused teaches the profile nothing, nor
+        # does a copy of a cookie let in (round thirty-two: an allowed copy taught her profile his network,
+        # and his next browser there was hers).
+        if status == "ok" and evidence is not None and not reported and not _copied(assessment):
             history.learn(ctx, evidence)
         if status == "ok":
             # A new browser or country that was allowed still tells the customer (outbox, same transaction).

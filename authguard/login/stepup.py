@@ -35,10 +35,14 @@ from authguard.login import lockout
 from authguard.models import KnownDevice, LoginEvent
 from authguard.notifications.outbox import notify_signed_in
 from authguard.risk.context import build_context
+from authguard.risk.engine import Assessment
+from authguard.risk.findings import Finding
 from authguard.risk.history import DatabaseHistory, trusted_until
 from authguard.sessions.pending import (
+    MAX_POSTED_CONTEXTS,
     SCORED_KEYS,
     point_at_event,
+    posted_contexts,
     posted_event_id,
     scored_context,
     scored_event_id,
@@ -160,8 +164,22 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
         _point_at(request, stored, scored_event)
         return False
     # One event per context a step-up is posted from: posted again there, it is the same attempt.
-    if posted_event_id(state, here) is not None and not denied:
+    if (posted := posted_event_id(state, here)) is not None and not denied:
+        _point_at(request, stored, posted, posted=here)
         return False
+    if posted_contexts(state) >= MAX_POSTED_CONTEXTS and not app_settings.report_only("login"):
+        # SECURITY: one pending sign-in stepped up from more places than a customer is at: a copy cycling user
+        # agents wrote an event at each post and flooded her sign-in history (red team, round thirty-two).
+        login_flow.record_event(
+            scored.context,
+            user,
+            _too_many_places(assessment),
+            password_ok=False,
+            rescore=True,
+            outcome=Outcome.REFUSED,
+        )
+        logger.warning("authguard step-up refused: too many places user=%s ip=%s", user.pk, scored.context.ip)
+        return True
     if denied:  # rollout: recorded as it would have been decided, not enforced
         assessment = login_flow.with_report_only(assessment, "login", "deny", rescored=True)
     # The context the session will live in is recorded as the re-score it is, and the step-up marks that
@@ -172,6 +190,17 @@ def refused_where_posted(request: HttpRequest, *, user: Any) -> bool:
     )
     _point_at(request, stored, event.pk, posted=here)
     return False
+
+
+def _too_many_places(assessment: Assessment) -> Assessment:
+    """``assessment`` refused for a step-up posted from more than :data:`MAX_POSTED_CONTEXTS` places."""
+    finding = Finding(
+        "step_up_too_many_places",
+        10,  # the points make it a reason; the refusal is the rule's
+        gettext_lazy("A step-up tried from too many places"),
+        {"contexts": MAX_POSTED_CONTEXTS},
+    )
+    return Assessment(assessment.score, Action.DENY, (*assessment.findings, finding))
 
 
 def _point_at(request: HttpRequest, stored: Any, event: int, *, posted: Any = None) -> None:

@@ -193,10 +193,15 @@ class DeviceCookie(RiskSignal):
         """A device cookie one generation behind the newest its browser confirmed for the account."""
         if evidence.device.left_behind != 1 or evidence.ctx.dbsc == "bound_missing_proof":
             return None
+        # SECURITY: a browser that crashed before it wrote its newest cookie is where it always is; a copy one
+        # sign-in old on a network or in a city this device never used is stepped up whatever else the login
+        # looks like (red team, round thirty-two: allowed from her ISP 830 km away, and from docomo).
+        elsewhere = bool(self._elsewhere(evidence))
         return Finding(
             "device_cookie_behind",
             self.options["device_cookie_behind"],
             _("An older copy of this browser's cookie than the browser itself now holds"),
+            {STEP_UP_FLOOR: True} if elsewhere else {},
         )
 
     def _judge(self, evidence: Evidence) -> list[Finding]:

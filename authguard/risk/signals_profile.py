@@ -60,6 +60,18 @@ def _new_browser(evidence: Evidence) -> bool:
     return not (device.known or device.trusted) and evidence.profile.total("dev") > 0
 
 
+def _copy_elsewhere(evidence: Evidence) -> bool:
+    """A device cookie one or more generations behind the one its browser now holds (a copy, or a crash that
+    lost the newest), away from every address the account signed in from.
+
+    SECURITY: a copy one sign-in old (``device_cookie_behind``) was excused "at home", but the familiar part
+    of the login (her ISP, her city, her hour: what a targeted proxy matches) paid for it wherever the site's
+    population made her network rare: her phone's copy from her ISP 830 km away was allowed (red team, round
+    thirty-two). Only her own address excuses it, as a browser that crashed at home."""
+    device, features = evidence.device, evidence.ctx.features
+    return device.left_behind >= 1 and evidence.profile.count("ip", features["ip"]) == 0
+
+
 class StatisticalModel(RiskSignal):
     """Freeman et al., "Who are you? A statistical approach to measuring user authenticity" (NDSS 2016).
 
@@ -158,7 +170,11 @@ class StatisticalModel(RiskSignal):
             return self._without_history(evidence)
         points = self.options["points_per_doubling"] * math.log2(max(ratio, 1e-300))
         points = round(max(self.options["min_points"], min(self.options["max_points"], points)))
-        if points < 0 and not self.options["new_device_can_lower"] and _new_browser(evidence):
+        if (
+            points < 0
+            and not self.options["new_device_can_lower"]
+            and (_new_browser(evidence) or _copy_elsewhere(evidence))
+        ):
             # SECURITY: the familiar part of a login with a browser the account never used is its network,
             # place and hour, which a targeted thief picks to match (a proxy on the customer's ISP in the
             # customer's city at the customer's usual hour: low and slow); it must not offset the browser.

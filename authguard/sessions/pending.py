@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from authguard.sessions.state import Json, _now, bound_context, event_id
+from authguard.sessions.state import Json, _now, bound_context
 
 #: What a step-up must share with the context its pending login was scored in to be judged by that score.
 SCORED_KEYS = ("ip", "dev", "br")
@@ -28,27 +28,46 @@ def scored_event_id(state: Json) -> int | None:
     return value if isinstance(value, int) else None
 
 
+#: The most contexts a pending session's step-up may be posted from (each one event): past it, the step-up is
+#: refused (:func:`authguard.login.stepup.refused_where_posted`).
+MAX_POSTED_CONTEXTS = 3
+
+
+def _posted(state: Json) -> list[list[Any]]:
+    """``ep``: ``[ip, dev, br, event]`` of each context a step-up was posted from in this pending period."""
+    kept = state.get("ep")
+    return [list(e) for e in kept if isinstance(e, list) and len(e) == 4] if isinstance(kept, list) else []
+
+
+def _key(context: Json) -> list[Any]:
+    return [context.get(key) for key in SCORED_KEYS]
+
+
 def point_at_event(state: Json, event_id: int, *, posted: Json | None = None) -> bool:
     """Point ``e`` (the event a step-up marks passed or failed) at ``event_id``, recorded for a step-up
-    posted in ``posted``'s context (``ep``; None: the scored context). Whether anything changed."""
-    where = {key: posted.get(key) for key in SCORED_KEYS} if posted is not None else None
-    if state.get("e") == event_id and state.get("ep") == where:
-        return False
+    posted in ``posted``'s context (listed in ``ep``; None: the scored event). Whether anything changed."""
+    # SECURITY: a state from before ``se`` keeps its scored event before ``e`` moves: her step-up at home then
+    # booked the thief's event (red team, round thirty-two).
+    state.setdefault("se", state.get("e"))
+    changed = state.get("e") != event_id
     state["e"] = event_id
-    if where is None:
-        state.pop("ep", None)
-    else:
-        state["ep"] = where
-    return True
+    if posted is not None:
+        listed = _posted(state)
+        if not any(entry[:3] == _key(posted) for entry in listed):
+            state["ep"] = [*listed, [*_key(posted), event_id]]
+            changed = True
+    return changed
 
 
 def posted_event_id(state: Json, here: Json) -> int | None:
-    """``e``, when it was recorded for a step-up posted in ``here``'s very context (address, device cookie,
-    browser), else None."""
-    where = state.get("ep")
-    if isinstance(where, dict) and all(where.get(key) == here.get(key) for key in SCORED_KEYS):
-        return event_id(state)
-    return None
+    """The event recorded for a step-up posted in ``here``'s very context (address, device cookie, browser)
+    in this pending period, else None."""
+    return next((entry[3] for entry in _posted(state) if entry[:3] == _key(here)), None)
+
+
+def posted_contexts(state: Json) -> int:
+    """How many contexts a step-up was posted from in this pending period (besides the scored one)."""
+    return len(_posted(state))
 
 
 def scored_context(state: Json) -> Json:

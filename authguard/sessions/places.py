@@ -227,6 +227,10 @@ def place_binding(
         state["h"] = _kept_places([*seen, entry])  # a new place, not another address of the same one
     if vouched and not hidden and _precise(entry[2:5]) and not _vouched_place(state, entry[2:5]):
         state["vp"] = [*_vouched_places(state), entry[2:5]][-3:]
+    if "bs" not in state and previous:
+        # A session from before ``bs``: the browser it leaves was shown, unvouched (red team, round
+        # thirty-two: her return after the copy's turn was a first sight, allowed, never asked to step up).
+        _note_browser(state, previous.get("br"), vouched=False)
     _note_browser(state, binding.get("br"), vouched=vouched)
 
 

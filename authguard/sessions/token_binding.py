@@ -22,6 +22,7 @@ from datetime import timezone as dt_timezone
 from typing import Any, Literal
 
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from authguard import clock
 from authguard.choices import Action, Outcome
@@ -40,8 +41,15 @@ from authguard.sessions.places import (
     is_material_change,
     place_binding,
     place_of,
+    returned_browser,
+    went_back,
 )
-from authguard.sessions.rescoring import _held_in_two_places
+from authguard.sessions.rescoring import (
+    _held_for_the_session,
+    _held_in_two_browsers,
+    _held_in_two_places,
+    _held_went_back,
+)
 from authguard.sessions.state import _fingerprint, _request_parts, current_binding, rebind
 from authguard.sessions.token_activity import Activity, _digest
 from authguard.sessions.token_strength import forget_token_strength
@@ -107,8 +115,11 @@ def issued_state(request: HttpRequest, *, vouched: list[Any] | None = None) -> d
     ended her new token (red team, round sixteen).
     """
     state: dict[str, Any] = {"vp": list(vouched or [])[-3:]} if vouched else {}
-    place_binding(state, binding_of(request), verified=True, vouched=True)
+    binding = binding_of(request)
+    place_binding(state, binding, verified=True, vouched=True)
     state["k"] = _fingerprint_of(request)
+    if binding.get("cc"):
+        state["ic"] = binding["cc"]  # the country it was issued in (token_new_country)
     return state
 
 
@@ -191,6 +202,23 @@ def _check_once(
     if twice is not None:
         # SECURITY: back where it was minutes ago from far away: two holders of one token (ping-pong).
         assessment = _held_in_two_places(assessment, twice)
+    kept = bound if isinstance(bound, dict) else {}
+    # SECURITY: the session's rules for two holders hold for a token too: a copy taking turns with her app
+    # in another browser or OS, or from an older release, was served all day (red team, round thirty-two).
+    if went_back(kept, now):
+        assessment = _held_went_back(assessment)
+    if returned_browser(state, kept, now):
+        assessment = _held_in_two_browsers(assessment)
+    issued_in = state.get("ic")
+    if issued_in and now.get("cc") and now.get("cc") != issued_in and not now.get("x"):
+        # SECURITY: a token carries no device cookie, so its re-score abroad saw no device to compare: her
+        # app's copy replayed from a home line in Los Angeles half an hour after her use in Tokyo scored 38,
+        # allowed (round thirty-two). Another country than the one it was issued in ends the token; her app
+        # signs in again there. An exit of her VPN (anonymous: it says nothing of where she is) is left to
+        # the engine's re-score, and so is her app back home from it.
+        assessment = _held_for_the_session(
+            assessment, "token_new_country", _("A token used in another country than where it was issued")
+        )
     if assessment.action == Action.ALLOW:
         # SECURITY: the token's step-up holds where it was made, not for a copy re-scored elsewhere.
         if rebind(state, now, fingerprint, rescored="allowed", left_at=left_at):
