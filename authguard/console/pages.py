@@ -436,16 +436,20 @@ def dashboard_charts(data: reports.Dashboard) -> dict[str, Any]:
     }
 
 
-def _json_object(raw: str, what: str) -> Any:
+def _json_object(raw: str, what: str) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         error = gettext("nested too deeply") if isinstance(exc, RecursionError) else exc
         raise ValidationError(
             gettext("The %(what)s are not valid JSON: %(error)s") % {"what": what, "error": error}
         ) from None
+    if not isinstance(value, dict):
+        # A list, a string or a number answered 500 on the backtest page (red team, round thirty-three).
+        raise ValidationError(gettext("The %(what)s must be a JSON object.") % {"what": what})
+    return value
 
 
 class BacktestForm(forms.Form):

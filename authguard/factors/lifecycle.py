@@ -50,6 +50,7 @@ from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard import clock
+from authguard.audit import audit
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, StepUpRequired
 from authguard.factors import changes
@@ -77,6 +78,7 @@ from authguard.models import (
     PasskeyDevice,
     RecoveryCodeDevice,
 )
+from authguard.notifications.outbox import notify
 from authguard.sessions import state as sessions_state
 
 logger = logging.getLogger(__name__)
@@ -352,7 +354,15 @@ def grant_rebind(user: Any, *, by_staff: Any, hours: int = DESK_REBIND_HOURS) ->
         raise PermissionError("only staff may grant a re-binding")
     until = clock.now() + timedelta(hours=hours)
     row = security_row(user)
-    AccountSecurity.objects.filter(pk=row.pk).update(rebind_granted_until=until, rebind_granted_by=by_staff)
+    with transaction.atomic():
+        AccountSecurity.objects.filter(pk=row.pk).update(
+            rebind_granted_until=until, rebind_granted_by=by_staff
+        )
+        # SECURITY: recorded and told at once, as everything the desk does to an account: a grant given on
+        # the thief's phone call left no audit line and said nothing to her until his factor was bound with
+        # it (red team, round thirty-three).
+        audit(by_staff, row, f"granted a re-binding of a sign-in method until {until.isoformat()}")
+        notify(user, "rebind_granted", context={"until": until, "time": clock.now()})
     logger.warning("authguard re-binding granted user=%s staff=%s until=%s", user.pk, by_staff.pk, until)
     return until
 

@@ -191,17 +191,26 @@ class DeviceCookie(RiskSignal):
 
     def _behind(self, evidence: Evidence) -> Finding | None:
         """A device cookie one generation behind the newest its browser confirmed for the account."""
-        if evidence.device.left_behind != 1 or evidence.ctx.dbsc == "bound_missing_proof":
+        if evidence.device.left_behind != 1:
             return None
         # SECURITY: a browser that crashed before it wrote its newest cookie is where it always is; a copy one
-        # sign-in old on a network or in a city this device never used is stepped up whatever else the login
-        # looks like (red team, round thirty-two: allowed from her ISP 830 km away, and from docomo).
-        elsewhere = bool(self._elsewhere(evidence))
+        # sign-in old on a network or in a city this device never used, or on a shared exit (a VPN she uses
+        # is rented by the thief too), is stepped up whatever else the login looks like (red team, rounds
+        # thirty-two and thirty-three).
+        elsewhere = bool(self._elsewhere(evidence)) or _shared_network(evidence.ctx.geo)
         return Finding(
             "device_cookie_behind",
             self.options["device_cookie_behind"],
             _("An older copy of this browser's cookie than the browser itself now holds"),
             {STEP_UP_FLOOR: True} if elsewhere else {},
+        )
+
+    def _superseded(self, *, points: int | None = None) -> Finding:
+        return Finding(
+            "device_cookie_superseded",
+            self.options["device_cookie_superseded"] if points is None else points,
+            _("A copy of this browser's cookie, which the browser itself has since replaced"),
+            {STEP_UP_FLOOR: True},
         )
 
     def _judge(self, evidence: Evidence) -> list[Finding]:
@@ -210,25 +219,20 @@ class DeviceCookie(RiskSignal):
         if evidence.ctx.dbsc == "bound_missing_proof":
             # SECURITY: the cookie of a device bound to a key (DBSC) without the proof that key gives: it was
             # copied off the device (an infostealer). No discount for a known device, and a step-up at least.
-            return [
-                Finding(
-                    "device_binding_missing",
-                    self.options["device_binding_missing"],
-                    _("A device cookie bound to a device key, presented without that key's proof"),
-                    {STEP_UP_FLOOR: True},
-                )
-            ]
+            missing = Finding(
+                "device_binding_missing",
+                self.options["device_binding_missing"],
+                _("A device cookie bound to a device key, presented without that key's proof"),
+                {STEP_UP_FLOOR: True},
+            )
+            # SECURITY: a copy left behind as well says so, so that its id is retired and she is told, as for
+            # an unbound browser's (red team, round thirty-three).
+            # One point: the missing proof scores the copy already; this names it (retire, notice).
+            return [missing, *([self._superseded(points=1)] if device.left_behind > 1 else [])]
         if device.left_behind > 1:
             # SECURITY: a cookie two or more sign-ins older than the one its browser now holds was copied off
             # it (no crash loses two): no discount for a known device, and a step-up at least.
-            return [
-                Finding(
-                    "device_cookie_superseded",
-                    self.options["device_cookie_superseded"],
-                    _("A copy of this browser's cookie, which the browser itself has since replaced"),
-                    {STEP_UP_FLOOR: True},
-                )
-            ]
+            return [self._superseded()]
         if device.known or device.trusted:
             return self._known(evidence)
         if profile.logins == 0:

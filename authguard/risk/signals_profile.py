@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from authguard.risk.findings import Finding, RiskSignal
 from authguard.risk.history import Evidence
 from authguard.risk.profile import IP_LEVELS, UA_LEVELS, device_memory
-from authguard.risk.signals_device import user_agent_change
+from authguard.risk.signals_device import _shared_network, user_agent_change
 
 _TOTAL = {level: f"#{level}" for level in (*IP_LEVELS, *UA_LEVELS)}
 _DISTINCT = {level: f"~{level}" for level in (*IP_LEVELS, *UA_LEVELS)}
@@ -69,7 +69,10 @@ def _copy_elsewhere(evidence: Evidence) -> bool:
     population made her network rare: her phone's copy from her ISP 830 km away was allowed (red team, round
     thirty-two). Only her own address excuses it, as a browser that crashed at home."""
     device, features = evidence.device, evidence.ctx.features
-    return device.left_behind >= 1 and evidence.profile.count("ip", features["ip"]) == 0
+    # SECURITY: a VPN's or proxy's exit she used is no address of hers: the thief rents the same one (red
+    # team, round thirty-three).
+    shared = _shared_network(evidence.ctx.geo)
+    return device.left_behind >= 1 and (shared or evidence.profile.count("ip", features["ip"]) == 0)
 
 
 class StatisticalModel(RiskSignal):

@@ -17,7 +17,7 @@ The device cookie is not part of a token's binding: an API client need not keep 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, Literal
 
@@ -41,6 +41,7 @@ from authguard.sessions.places import (
     is_material_change,
     place_binding,
     place_of,
+    places,
     returned_browser,
     went_back,
 )
@@ -209,13 +210,16 @@ def _check_once(
         assessment = _held_went_back(assessment)
     if returned_browser(state, kept, now):
         assessment = _held_in_two_browsers(assessment)
-    issued_in = state.get("ic")
-    if issued_in and now.get("cc") and now.get("cc") != issued_in and not now.get("x"):
+    # A token issued before ``ic`` was kept: the country it is bound in (round thirty-three).
+    issued_in = state.get("ic") or kept.get("cc")
+    exit_seen = bool(now.get("x")) and _exit_seen(state, now, user=user)
+    if issued_in and now.get("cc") and now.get("cc") != issued_in and not exit_seen:
         # SECURITY: a token carries no device cookie, so its re-score abroad saw no device to compare: her
         # app's copy replayed from a home line in Los Angeles half an hour after her use in Tokyo scored 38,
         # allowed (round thirty-two). Another country than the one it was issued in ends the token; her app
-        # signs in again there. An exit of her VPN (anonymous: it says nothing of where she is) is left to
-        # the engine's re-score, and so is her app back home from it.
+        # signs in again there. Only an exit of her VPN this token already used is left to the engine's
+        # re-score (and her app back home from it): a first use abroad through a VPN exit was the thief's
+        # better choice (round thirty-three).
         assessment = _held_for_the_session(
             assessment, "token_new_country", _("A token used in another country than where it was issued")
         )
@@ -245,6 +249,28 @@ def _check_once(
         "authguard API token ended on re-score user=%s ip=%s %s", user.pk, ctx.ip, assessment.explain()
     )
     return "ended"
+
+
+#: How far back a sign-in of the account through an anonymous exit vouches for that exit's network.
+EXIT_SEEN_DAYS = 90
+
+
+def _exit_seen(state: dict[str, Any], now: dict[str, Any], *, user: Any) -> bool:
+    """Whether ``now``'s anonymous network (its ASN) is one this token used before, or the account signed in
+    through (allowed, or a passed step-up) within :data:`EXIT_SEEN_DAYS`: her VPN, switched on and off."""
+    asn = now.get("asn")
+    if asn is None:
+        return False
+    if any(isinstance(entry, list) and len(entry) > 1 and entry[1] == asn for entry in places(state)):
+        return True
+    since = clock.now() - timedelta(days=EXIT_SEEN_DAYS)
+    return LoginEvent.objects.filter(
+        user_id=user.pk,
+        asn=asn,
+        created_at__gte=since,
+        password_ok=True,
+        outcome__in=(Outcome.SIGNED_IN, Outcome.STEP_UP_PASSED),
+    ).exists()
 
 
 def _write(token_key: str, state: dict[str, Any], version: Any) -> bool:

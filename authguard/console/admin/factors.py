@@ -92,6 +92,11 @@ class KnownDeviceAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
         # Viewable, never edited field by field: revoking is the one change, through the action.
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # SECURITY: Django's "Delete selected" forgot her browsers without a word to her; revoking is the
+        # way, and she is told (red team, round thirty-three).
+        return False
+
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("authguard.change_knowndevice")
 

@@ -1,0 +1,68 @@
+"""What a customer does to her own browsers and sessions from the security page: forget a remembered
+browser, sign out every other session. One flow each, called by the HTML page (and any portal front end).
+
+Both need a fresh verification with a factor she had before any cooling-off (the page checks it first);
+forgetting *another* browser than this one needs more (:func:`forget_device`), and both tell her.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+
+from authguard import clock
+from authguard.factors import contact
+from authguard.models import KnownDevice
+from authguard.notifications.messages import user_language
+from authguard.notifications.outbox import notify
+from authguard.sessions import state as sessions_state
+
+
+def forget_device(request: HttpRequest, *, pk: int) -> bool:
+    """Forget the session user's remembered browser ``pk``: its next sign-in is a new browser's. Whether
+    one was forgotten. Raises :class:`~authguard.exceptions.StepUpRequired` for another browser than this
+    one without what a factor's removal needs (:func:`~authguard.factors.contact.require_strong_removal`).
+
+    SECURITY: a browser of months is her standing (her one-step code renewal, the desk's re-binding grant,
+    her own throttle scope, a passkey's short cooling-off): one relayed code forgot her PC, and her passkey
+    added there the next day cooled off for two weeks (red team, round thirty-three). She is told."""
+    user: Any = request.user
+    device = KnownDevice.objects.filter(pk=pk, user=user, revoked_at__isnull=True).first()
+    if device is None:
+        return False
+    if device.cookie_hash != sessions_state.current_binding(request).get("dev"):
+        contact.require_strong_removal(request, user=user)
+    with transaction.atomic():
+        forgotten = KnownDevice.objects.filter(pk=device.pk, revoked_at__isnull=True).update(
+            revoked_at=clock.now(), trusted_until=None
+        )
+        if forgotten:
+            with translation.override(user_language(user) or None):
+                label = str(_("remembered device"))
+            notify(
+                user,
+                "factor_removed",
+                context={"factor": label, "name": device.label, "time": clock.now(), "by_staff": False},
+                dedupe_key=f"forget-device:{device.pk}",
+            )
+    return bool(forgotten)
+
+
+def end_other_sessions(request: HttpRequest) -> int:
+    """Sign out every other session of the session user (API tokens too); she is told. How many ended.
+
+    SECURITY: a thief's session doing this signed her out with no word to her (red team, round
+    thirty-three)."""
+    user: Any = request.user
+    with transaction.atomic():
+        ended = sessions_state.end_other_sessions(request, user=user)
+        if ended:
+            notify(user, "sessions_ended", context={"count": ended, "time": clock.now()})
+    return ended
+
+
+__all__ = ["end_other_sessions", "forget_device"]
