@@ -115,11 +115,6 @@ def _put_in_force(client: Client, approver: Client, on_commit: Any, **changes: s
         approve_pending(approver)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open, red team round thirty-three (docs/policy-editor.md, Not covered yet): the approval page "
-    "shows the proposed policy, not what it changes against the policy in force",
-)
 def test_the_approver_is_not_shown_that_a_request_drops_an_earlier_hardening(
     django_capture_on_commit_callbacks: Any,
 ) -> None:

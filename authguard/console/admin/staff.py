@@ -9,9 +9,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from authguard.choices import StaffAction
 from authguard.console import approvals, four_eyes
 from authguard.console.admin_base import (
     ReadOnlyAdmin,
@@ -87,10 +90,29 @@ class StaffApprovalAdmin(UserSearchMixin, ReadOnlyAdmin):
         "decision_note",
         "executed_at",
         "result",
+        "changes",
         "payload",
     )
     readonly_fields = fields
     actions = ("approve", "reject", "withdraw")
+
+    @admin.display(description=_("what it changes in the policy in force"))
+    def changes(self, obj: StaffApproval) -> str:
+        """A policy change's changes against the policy in force now, old → new (what approving does).
+
+        SECURITY: the page showed the proposal only: a request that left out an option an earlier approved
+        change had raised ("no scoring change") took it back to its default, and the approver was never shown
+        so (red team, round thirty-three)."""
+        if obj.action != StaffAction.CHANGE_POLICY or not isinstance(obj.payload, dict):
+            return "-"
+        from authguard.console.policy_forms import policy_changes, policy_in_force
+
+        rows = policy_changes(policy_in_force(), obj.payload)
+        if not rows:
+            return gettext("nothing")
+        return format_html_join(
+            mark_safe("<br>"), "{}: {}: {} → {}", ((r["what"], r["option"], r["old"], r["new"]) for r in rows)
+        )
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return _may_act(request)
