@@ -24,6 +24,7 @@ from authguard.console.mixins import UserSearchMixin
 from authguard.console.mixins import (
     user_search_fields as user_search_fields,  # re-exported: public since issue 14
 )
+from authguard.console.policy_forms import policy_changes, policy_in_force
 from authguard.models import (
     NetworkBlock,
     StaffApproval,
@@ -105,8 +106,6 @@ class StaffApprovalAdmin(UserSearchMixin, ReadOnlyAdmin):
         so (red team, round thirty-three)."""
         if obj.action != StaffAction.CHANGE_POLICY or not isinstance(obj.payload, dict):
             return "-"
-        from authguard.console.policy_forms import policy_changes, policy_in_force
-
         rows = policy_changes(policy_in_force(), obj.payload)
         if not rows:
             return gettext("nothing")
