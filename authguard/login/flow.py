@@ -61,6 +61,7 @@ from authguard.risk.velocity import (
     release_password_check,
     reserve_password_check,
 )
+from authguard.sessions import device_generations
 from authguard.sessions import state as sessions_state
 from authguard.sessions.state import DECISION_ATTR as DECISION_ATTR
 from authguard.sessions.state import revoke_api_tokens
@@ -289,9 +290,10 @@ def step_up_methods(user: Any) -> list[str]:
 
 
 #: Findings that say the device cookie presented is a copy (or may be): such a login is never learned.
-COPIED_COOKIE_FINDINGS = frozenset(
-    {"device_cookie_behind", "device_cookie_superseded", "device_in_two_places", "device_binding_missing"}
-)
+COPIED_COOKIE_FINDINGS = device_generations.LEFT_BEHIND_CODES | {
+    "device_in_two_places",
+    "device_binding_missing",
+}
 
 
 def _copied(assessment: Assessment) -> bool:

@@ -19,6 +19,7 @@ from authguard.factors import contact
 from authguard.models import KnownDevice
 from authguard.notifications.messages import user_language
 from authguard.notifications.outbox import notify
+from authguard.sessions import device_generations
 from authguard.sessions import state as sessions_state
 
 
@@ -34,7 +35,7 @@ def forget_device(request: HttpRequest, *, pk: int) -> bool:
     device = KnownDevice.objects.filter(pk=pk, user=user, revoked_at__isnull=True).first()
     if device is None:
         return False
-    if device.cookie_hash != sessions_state.current_binding(request).get("dev"):
+    if device.cookie_hash != device_generations.presented(request)[0]:  # another browser than this one
         contact.require_strong_removal(request, user=user)
     with transaction.atomic():
         forgotten = KnownDevice.objects.filter(pk=device.pk, revoked_at__isnull=True).update(

@@ -159,29 +159,27 @@ def same_line(a: Any, b: Any) -> bool:
     Her update reaching the site over her line's IPv6 side while the session was bound on the IPv4 side was
     re-scored (red team, round thirty, a cost). A thief gains nothing from it that her exact user agent does
     not give him on her network nearby already (docs/step-up.md, known limits)."""
-    return same_address(a, b) or _families(a, b) == {4, 6}
-
-
-def _families(a: Any, b: Any) -> set[int]:
-    try:
-        return {ipaddress.ip_address(str(a)).version, ipaddress.ip_address(str(b)).version}
-    except ValueError:
-        return set()
+    pair = _addresses(a, b)
+    return pair is not None and (pair[0].version != pair[1].version or _one_address(*pair))
 
 
 def same_address(a: Any, b: Any) -> bool:
     """One address: the same IPv4 address, or the same IPv6 /64 (its privacy addresses rotate)."""
+    pair = _addresses(a, b)
+    return pair is not None and pair[0].version == pair[1].version and _one_address(*pair)
+
+
+def _addresses(a: Any, b: Any) -> tuple[Any, Any] | None:
     try:
-        first, second = ipaddress.ip_address(str(a)), ipaddress.ip_address(str(b))
+        return ipaddress.ip_address(str(a)), ipaddress.ip_address(str(b))
     except ValueError:
-        return False
-    if first.version != second.version:
-        return False
+        return None
+
+
+def _one_address(first: Any, second: Any) -> bool:
     if first.version == 4:
-        return first == second
-    return ipaddress.ip_network(f"{first}/64", strict=False) == ipaddress.ip_network(
-        f"{second}/64", strict=False
-    )
+        return bool(first == second)
+    return int(first) >> 64 == int(second) >> 64  # one /64
 
 
 def anonymous(geo: Geo) -> bool:

@@ -86,17 +86,14 @@ def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: flo
         _save(request, state)
         return "moved"
     twice = in_two_places(state, now, sessions_state._now(), left_at=last_seen)
-    bound = sessions_state.bound_context(state)
-    backwards, returned = went_back(bound, now), returned_browser(state, bound, now)
     assessment, ctx = _rescore(request)
     if twice is not None:
         assessment = _held_in_two_places(assessment, twice)
     if left_behind:
         assessment = _held_left_behind(assessment)
-    if backwards:
-        assessment = _held_went_back(assessment)
-    if returned:
-        assessment = _held_in_two_browsers(assessment)
+    assessment = held_in_two_browsers(
+        assessment, state=state, bound=sessions_state.bound_context(state), now=now
+    )
     if proof_missing:
         # SECURITY: whatever device cookie this request sends (none, or a fresh one, so that the context sees
         # no binding), the session's own binding is alive and unproven: a step-up at least.
@@ -173,6 +170,20 @@ def _held_in_two_places(assessment: Assessment, evidence: dict[str, int]) -> Ass
         {**evidence, STEP_UP_FLOOR: True},
     )
     return _at_least_step_up(assessment, finding)
+
+
+def held_in_two_browsers(
+    assessment: Assessment, *, state: dict[str, Any], bound: dict[str, Any], now: dict[str, Any]
+) -> Assessment:
+    """``assessment`` held at a step-up at least when two browsers hold the session (or token) bound to
+    ``bound`` in ``state``: its browser went back a release (:func:`~authguard.sessions.places.went_back`),
+    or it is back in a browser it left for another (:func:`~authguard.sessions.places.returned_browser`).
+    The one rule for a browser session's re-score and an API token's."""
+    if went_back(bound, now):
+        assessment = _held_went_back(assessment)
+    if returned_browser(state, bound, now):
+        assessment = _held_in_two_browsers(assessment)
+    return assessment
 
 
 def _held_went_back(assessment: Assessment) -> Assessment:

@@ -42,15 +42,8 @@ from authguard.sessions.places import (
     place_binding,
     place_of,
     places,
-    returned_browser,
-    went_back,
 )
-from authguard.sessions.rescoring import (
-    _held_for_the_session,
-    _held_in_two_browsers,
-    _held_in_two_places,
-    _held_went_back,
-)
+from authguard.sessions.rescoring import _held_for_the_session, _held_in_two_places, held_in_two_browsers
 from authguard.sessions.state import _fingerprint, _request_parts, current_binding, rebind
 from authguard.sessions.token_activity import Activity, _digest
 from authguard.sessions.token_strength import forget_token_strength
@@ -206,14 +199,11 @@ def _check_once(
     kept = bound if isinstance(bound, dict) else {}
     # SECURITY: the session's rules for two holders hold for a token too: a copy taking turns with her app
     # in another browser or OS, or from an older release, was served all day (red team, round thirty-two).
-    if went_back(kept, now):
-        assessment = _held_went_back(assessment)
-    if returned_browser(state, kept, now):
-        assessment = _held_in_two_browsers(assessment)
+    assessment = held_in_two_browsers(assessment, state=state, bound=kept, now=now)
     # A token issued before ``ic`` was kept: the country it is bound in (round thirty-three).
     issued_in = state.get("ic") or kept.get("cc")
-    exit_seen = bool(now.get("x")) and _exit_seen(state, now, user=user)
-    if issued_in and now.get("cc") and now.get("cc") != issued_in and not exit_seen:
+    abroad = bool(issued_in and now.get("cc") and now.get("cc") != issued_in)
+    if abroad and not (now.get("x") and _exit_seen(state, now, user=user)):
         # SECURITY: a token carries no device cookie, so its re-score abroad saw no device to compare: her
         # app's copy replayed from a home line in Los Angeles half an hour after her use in Tokyo scored 38,
         # allowed (round thirty-two). Another country than the one it was issued in ends the token; her app
