@@ -62,7 +62,7 @@ from authguard.login.flow import LoginResult, locked_message
 from authguard.models import SessionRecord
 from authguard.resilience import CacheUnavailable, guarded_cache_call
 from authguard.sessions import state as sessions_state
-from authguard.sessions import token_activity, token_binding
+from authguard.sessions import token_activity, token_binding, token_devices
 from authguard.sessions.token_strength import STRENGTH_TTL_SECONDS as STRENGTH_TTL_SECONDS
 from authguard.sessions.token_strength import Strength as Strength
 from authguard.sessions.token_strength import forget_token_strength as forget_token_strength
@@ -383,6 +383,9 @@ class TokenAuthentication(authentication.TokenAuthentication):
             # DRF keeps one token per user: this one, its strength and activity go.
             revoke_tokens(user)
             raise exceptions.AuthenticationFailed(_("Your session has ended. Sign in again."))
+        # The device cookie its sign-in's answer carried, presented now, moves on (round thirty-two).
+        binding = activity.binding if activity is not None else None
+        token_devices.confirm(request._request, user_id=user.pk, token_key=token.key, state=binding)
         return result
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:

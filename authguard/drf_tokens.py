@@ -19,8 +19,8 @@ from rest_framework.authtoken.models import Token
 
 from authguard import clock
 from authguard.exceptions import Throttled
-from authguard.sessions import token_activity, token_binding
-from authguard.sessions.state import api_access_revoked
+from authguard.sessions import token_activity, token_binding, token_devices
+from authguard.sessions.state import TOKEN_ATTR, api_access_revoked
 from authguard.sessions.token_strength import forget_token_strength
 
 #: DRF's keys are 40 hexadecimal characters; anything else is refused before the database sees it.
@@ -52,8 +52,13 @@ def _issue_token(user: Any, *, request: HttpRequest) -> str:
     SECURITY: DRF keeps one token per user. Handing out the existing one (``get_or_create``) gave a thief's
     password-only login the customer's token, which then became as strong as her next passkey step-up, and
     gave her login his (red team, 2026-12-04). A login elsewhere signs the previous holder out instead.
-    The token is bound to ``request``'s context (:mod:`authguard.sessions.token_binding`).
+    The token is bound to ``request``'s context (:mod:`authguard.sessions.token_binding`), and the answer
+    moves the client's device cookie on (:mod:`authguard.sessions.token_devices`).
     """
+    # The cookie the previous token's answer carried, presented now, is the client's newest (before that
+    # token goes: its state names the generation).
+    for previous in Token.objects.filter(user=user).values_list("key", flat=True):
+        token_devices.confirm(request, user_id=user.pk, token_key=previous)
     bound = token_binding.issued_state(
         request, vouched=token_binding.vouched_before(request, user=user, now=clock.timestamp())
     )
@@ -67,6 +72,7 @@ def _issue_token(user: Any, *, request: HttpRequest) -> str:
                 Token.objects.filter(pk=token.pk).update(created=now)
                 token_activity.note_issued(token_key=token.key, now=now)
                 token_binding.note_bound(token_key=token.key, state=bound)
+                setattr(request, TOKEN_ATTR, (token.key, user.pk))
                 return str(token.key)
         except IntegrityError:
             continue  # a concurrent login of the same account created one in between: replace it

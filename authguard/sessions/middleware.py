@@ -27,10 +27,10 @@ from authguard import clock, durable
 from authguard.conf import app_settings
 from authguard.risk.context import device_cookie_parts, device_hash, device_id_from_cookie, new_device_cookie
 from authguard.risk.geoip import geolocate
-from authguard.sessions import dbsc, device_activity, device_generations
+from authguard.sessions import dbsc, device_activity, device_generations, token_devices
 from authguard.sessions import state as sessions_state
 from authguard.sessions.logout import logout_url
-from authguard.sessions.state import BOUND_ATTR, DECISION_ATTR
+from authguard.sessions.state import BOUND_ATTR, DECISION_ATTR, TOKEN_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -311,6 +311,8 @@ def _needs_device_cookie(request: HttpRequest, signed_in_key: str | None) -> boo
     """
     if signed_in_key is not None or getattr(request, DECISION_ATTR, None) is not None:
         return True
+    if getattr(request, TOKEN_ATTR, None) is not None:  # a token sign-in or step-up exchange
+        return True
     session = getattr(request, "session", None)
     if session is not None and SESSION_KEY in session:
         return True
@@ -529,7 +531,9 @@ class AuthguardMiddleware:
         # SECURITY: every verified sign-in moves the browser's cookie on to a new generation; a copy stays
         # behind, and the next sign-in or session check recognises it (authguard.sessions.device_generations).
         # Never a pending one: a thief held at step-up for his copy would sign in again with a fresh cookie.
-        if device_id is not None and not _verified_in_this_request(request):
+        # An API token handed out in this request is a verified sign-in too (its session is private).
+        token = getattr(request, TOKEN_ATTR, None)
+        if device_id is not None and not (token is not None or _verified_in_this_request(request)):
             return
         if device_id is not None and device is not None:
             device_id = device_generations.reissued_id(
@@ -538,7 +542,7 @@ class AuthguardMiddleware:
                 generation=generation,
                 decision=decision,
                 now=clock.now(),
-                user_id=request.user.pk,
+                user_id=token[1] if token is not None else request.user.pk,
             )
         value = new_device_cookie(device_id, after=generation)
         # SECURITY: HttpOnly keeps scripts (and XSS) away from it; the server stores only its keyed hash.
@@ -552,6 +556,8 @@ class AuthguardMiddleware:
         )
         # A session bound in this very request (a login without a device cookie) is bound to this one.
         sessions_state.bind_issued_device_cookie(request, value)
+        if token is not None:  # the client's next presentation of it confirms it
+            token_devices.note_issued(token_key=token[0], cookie_value=value)
 
 
 # Django's own checks import this class before anything else of authguard (``check_middleware``), also in a

@@ -83,6 +83,9 @@ STATE_KEY = "_authguard"
 #: Request attribute set when the session was (re)bound in this request; the middleware then binds the
 #: device cookie it issues in the same response.
 BOUND_ATTR = "_authguard_bound"
+#: Request attribute ``(token key, user pk)`` set when an API token was issued in this request; the
+#: middleware then re-issues the client's device cookie for it (:mod:`~authguard.sessions.token_devices`).
+TOKEN_ATTR = "_authguard_token"
 #: Strong verification methods, as named in settings and in session state.
 METHODS = tuple(FactorKind.values)
 #: Session keys ended (deleted from the store) while this request ran: the middleware then also drops the

@@ -79,3 +79,14 @@ def ended(*, token: Any, activity: Activity | None) -> bool:
         # (red team, round fifteen: it came back with an empty binding, bound to the thief's network).
         TokenActivity.objects.filter(token_digest=digest, last_used_at__lt=now).update(last_used_at=now)
     return False
+
+
+def write_binding(token_key: str, state: dict[str, Any], version: Any) -> bool:
+    """Write the binding state ``state`` (:mod:`.token_binding`) for ``token_key`` if its stored version is
+    still ``version`` (``None``: a state from before versions, or none), as version ``version + 1``; whether
+    it was written. One conditional ``UPDATE``, on SQLite and PostgreSQL alike (a JSON key lookup)."""
+    rows = TokenActivity.objects.filter(token_digest=_digest(token_key))
+    seen = version if isinstance(version, int) else None
+    rows = rows.filter(binding__v=seen) if seen is not None else rows.filter(binding__v__isnull=True)
+    state["v"] = (seen or 0) + 1
+    return rows.update(binding=state) == 1

@@ -11,7 +11,8 @@ back at a place it left minutes ago from far away (:func:`~authguard.sessions.pl
 any other outcome ends the token, and its holder signs in again (risk-scored, stepped up): a bearer token
 cannot be held mid-request for a second factor the way a browser session is.
 
-The device cookie is not part of a token's binding: an API client need not keep a cookie jar.
+The device cookie is not part of a token's binding: an API client need not keep a cookie jar (one that does
+has its cookie moved on per token: :mod:`authguard.sessions.token_devices`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from authguard.sessions.places import (
 )
 from authguard.sessions.rescoring import _held_for_the_session, _held_in_two_places, held_in_two_browsers
 from authguard.sessions.state import _fingerprint, _request_parts, current_binding, rebind
-from authguard.sessions.token_activity import Activity, _digest
+from authguard.sessions.token_activity import Activity, _digest, write_binding
 from authguard.sessions.token_strength import forget_token_strength
 
 logger = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ def _check_once(
     left_at = activity.last_used_at.timestamp()
 
     def written() -> bool:
-        return _write(token.key, state, version) or last_try
+        return write_binding(token.key, state, version) or last_try
 
     now = binding_of(request)
     if not state:
@@ -261,14 +262,3 @@ def _exit_seen(state: dict[str, Any], now: dict[str, Any], *, user: Any) -> bool
         password_ok=True,
         outcome__in=(Outcome.SIGNED_IN, Outcome.STEP_UP_PASSED),
     ).exists()
-
-
-def _write(token_key: str, state: dict[str, Any], version: Any) -> bool:
-    """Write ``state`` for ``token_key`` if its stored version is still ``version`` (``None``: a state from
-    before versions, or none), as version ``version + 1``; whether it was written. One conditional
-    ``UPDATE``, on SQLite and PostgreSQL alike (a JSON key lookup)."""
-    rows = TokenActivity.objects.filter(token_digest=_digest(token_key))
-    seen = version if isinstance(version, int) else None
-    rows = rows.filter(binding__v=seen) if seen is not None else rows.filter(binding__v__isnull=True)
-    state["v"] = (seen or 0) + 1
-    return rows.update(binding=state) == 1
