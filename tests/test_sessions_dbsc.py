@@ -182,10 +182,16 @@ def assert_refused(response: Any, status: int, code: str) -> None:
     assert "no-store" in response["Cache-Control"]
 
 
-def binding_state(client: Client) -> str:
-    """``device_binding_state`` for the next request this client would send."""
+def _request_of(client: Client) -> Any:
+    """A request carrying the cookies this client would send next."""
     request = RequestFactory().get("/")
     request.COOKIES = {name: morsel.value for name, morsel in client.cookies.items() if morsel.value}
+    return request
+
+
+def binding_state(client: Client) -> str:
+    """``device_binding_state`` for the next request this client would send."""
+    request = _request_of(client)
     return dbsc.device_binding_state(request, device_cookie_hash=dbsc.request_device_hash(request))
 
 
@@ -521,7 +527,7 @@ def test_refresh_signed_by_another_key_is_refused(browser: Client) -> None:
     )
     # Bringing his own key in the header does not help either.
     assert_refused(post_refresh(browser, session_id, thief.proof(challenge)), 400, "key")
-    assert DbscChallenge.objects.get(kind="refresh").used_at is None
+    assert not DbscChallenge.objects.filter(kind="refresh").exists()  # no challenge was used up
     assert DbscSession.objects.get().last_refreshed_at == DbscSession.objects.get().created_at
     assert binding_state(browser) == "bound_missing_proof"
 
@@ -547,8 +553,8 @@ def test_refresh_with_a_missing_proof_issues_nothing_but_a_challenge(browser: Cl
         response = post_refresh(browser, session_id)
         assert response.status_code == 403 and bound_cookie(response) is None
         assert response.json()["message"]
-    # Outstanding challenges per session are bounded.
-    assert DbscChallenge.objects.filter(kind="refresh").count() == dbsc.MAX_PENDING_REFRESH_CHALLENGES
+    # Nothing is stored for a challenge until a proof answers it: no flood fills the table or evicts hers.
+    assert DbscChallenge.objects.filter(kind="refresh").count() == 0
     assert binding_state(browser) == "bound_missing_proof"
 
 
@@ -604,24 +610,51 @@ def test_refresh_session_and_device_checks(browser: Client) -> None:
     assert_refused(post_refresh(browser, None), 400, "no_session_id")
     assert_refused(post_refresh(browser, "unknown-session"), 404, "unknown_session")
     assert_refused(post_refresh(browser, '"a" "b"', quoted=False), 400, "malformed")
-    # Another browser (another device cookie, or none) cannot refresh this device's session.
+    # Another browser (another device cookie, or none) cannot refresh this device's session: without a
+    # device cookie it is refused; with another one it is given a challenge only the key can sign (the key's
+    # holder moves the binding to its cookie: round thirty-four), and a proof by any other key is refused.
     stranger = Client()
     assert_refused(post_refresh(stranger, session_id), 400, "device")
     stranger.cookies[app_settings.DEVICE_COOKIE_NAME] = new_device_cookie()
-    assert_refused(post_refresh(stranger, session_id), 400, "device")
+    challenge = refresh_challenge(stranger, session_id)
+    assert_refused(
+        post_refresh(stranger, session_id, DeviceKey().proof(challenge, registration=False)), 401, "signature"
+    )
     assert DbscChallenge.objects.filter(kind="refresh").count() == 0
+    assert DbscSession.objects.get().device_hash == dbsc.request_device_hash(_request_of(browser))
 
 
-def test_consuming_a_challenge_twice_fails_even_when_both_looked_unused(browser: Client) -> None:
-    """Two requests racing with one proof: both read the row as unused, only the first UPDATE wins."""
-    session_id = register(browser, DeviceKey())
-    refresh_challenge(browser, session_id)
-    row = DbscChallenge.objects.get(kind="refresh")
-    now = timezone.now()
-    dbsc._consume(row, now=now)
+def test_answering_one_refresh_challenge_twice_fails_even_when_both_proofs_verify(browser: Client) -> None:
+    """Two requests racing with one proof: both verify, only the first records the challenge's use (its
+    digest is unique), the second is ``replayed`` and changes nothing."""
+    key = DeviceKey()
+    session_id = register(browser, key)
+    proof = key.proof(refresh_challenge(browser, session_id), registration=False)
+    session = DbscSession.objects.get()
+    dbsc.verify_refresh(session=session, proof=proof)
+    refreshed = DbscSession.objects.get().last_refreshed_at
     with pytest.raises(dbsc.ChallengeRejected) as caught:
-        dbsc._consume(row, now=now)
+        dbsc.verify_refresh(session=session, proof=proof, now=timezone.now() + timedelta(seconds=5))
     assert caught.value.code == "replayed"
+    assert DbscSession.objects.get().last_refreshed_at == refreshed
+
+
+def test_a_refresh_signed_by_the_key_moves_the_binding_to_the_browsers_new_device_cookie(
+    browser: Client,
+) -> None:
+    """Her browser was given a new device id (a copy of the old one was used, round thirty-four): the refresh
+    it signs with its registered key moves the binding to the cookie it now holds, and it stays bound."""
+    key = DeviceKey()
+    session_id = register(browser, key)
+    browser.cookies[app_settings.DEVICE_COOKIE_NAME] = new_device_cookie()
+    browser.cookies.pop(dbsc.bound_cookie_name())
+    browser.cookies.pop(settings.SESSION_COOKIE_NAME)  # (a refresh needs no signed-in session)
+    answer = post_refresh(
+        browser, session_id, key.proof(refresh_challenge(browser, session_id), registration=False)
+    )
+    assert answer.status_code == 200, answer.content
+    assert DbscSession.objects.get().device_hash == dbsc.request_device_hash(_request_of(browser))
+    assert binding_state(browser) == "bound_ok"
 
 
 # -- the device binding state: the stolen-cookie case --------------------------------------------------------

@@ -198,9 +198,11 @@ class DeviceCookie(RiskSignal):
         # is rented by the thief too), is stepped up whatever else the login looks like (red team, rounds
         # thirty-two and thirty-three).
         elsewhere = bool(self._elsewhere(evidence)) or _shared_network(evidence.ctx.geo)
+        # SECURITY: a missing DBSC proof scores the copy already; both refused her own browser at 100 once a
+        # thief's copy moved the id on (round thirty-four). One point names it (notice, retirement).
         return Finding(
             "device_cookie_behind",
-            self.options["device_cookie_behind"],
+            1 if evidence.ctx.dbsc == "bound_missing_proof" else self.options["device_cookie_behind"],
             _("An older copy of this browser's cookie than the browser itself now holds"),
             {STEP_UP_FLOOR: True} if elsewhere else {},
         )

@@ -59,7 +59,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from authguard import clock
 from authguard.conf import app_settings
-from authguard.models import DbscChallenge, DbscSession
+from authguard.models import DbscChallenge, DbscSession, KnownDevice
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.sessions import state as sessions_state
 
@@ -117,10 +117,11 @@ REGISTER_URL_NAME = "authguard:dbsc_register"
 REFRESH_URL_NAME = "authguard:dbsc_refresh"
 #: Django session key of the nonce that binds a registration challenge to the session it was offered to.
 SESSION_NONCE_KEY = "_authguard_dbsc"
-#: Refresh challenges one DBSC session may have outstanding (older ones are dropped).
+#: Kept for the portals that read it: refresh challenges are no longer stored until answered (round 34).
 MAX_PENDING_REFRESH_CHALLENGES = 4
 
 _SESSION_BINDING_SALT = "authguard.dbsc-django-session"
+_REFRESH_SALT = "authguard.dbsc-refresh-challenge"
 
 
 # -- errors ------------------------------------------------------------------------------------------------
@@ -294,18 +295,15 @@ def verify_registration(
     user: AbstractBaseUser,
     device_cookie_hash: str | None,
     session_nonce: str | None,
-    presented_binding: str | None = None,
     passkey_verified: bool = False,
     now: datetime | None = None,
 ) -> DbscSession:
     """Verify a registration proof and store the new :class:`DbscSession` (replacing the device's old one).
 
     ``user``, ``device_cookie_hash`` and ``session_nonce`` are the registering request's: they must be the
-    ones the challenge was offered to. ``presented_binding``: the DBSC session of the fresh bound cookie the
-    request carries (:func:`~authguard.sessions.device_binding.presented_session_id`); a device with an
-    active binding is bound again only for the same account, by a request that proves it or by a session the
-    customer has just verified with an established passkey (``passkey_verified``: a browser whose DBSC
-    session failed drops its key and keeps its cookies). Raises
+    ones the challenge was offered to. A device the account used before the offering sign-in, or with an
+    active binding, is bound only by a session the customer has just verified with an established passkey
+    (``passkey_verified``: a browser whose DBSC session failed drops its key and keeps its cookies). Raises
     :class:`MalformedDbscRequest`, :class:`InvalidProof`, :class:`ChallengeRejected` or
     :class:`RegistrationNotAllowed`; nothing is written unless all passes.
     """
@@ -327,7 +325,7 @@ def verify_registration(
     try:
         with transaction.atomic():
             _consume(row, now=now)
-            _check_replaceable(user, device_cookie_hash, presented_binding, passkey_verified, now=now)
+            _check_bindable(user, device_cookie_hash, passkey_verified, offered_at=row.created_at, now=now)
             # SECURITY: one binding per device and account: the new key replaces the account's old one,
             # whose bound cookies stop counting at once; another account's binding is not ours to end.
             DbscSession.objects.filter(
@@ -353,25 +351,41 @@ def verify_registration(
     return session
 
 
-def _check_replaceable(
-    user: Any, device_hash: str, presented: str | None, passkey_verified: bool, *, now: datetime
+#: A browser this account saw longer ago than this before the offer was in use before the sign-in that
+#: offered the binding (the offering sign-in learns a new browser moments before it offers).
+IN_USE_BEFORE_SECONDS = 60
+
+
+def _check_bindable(
+    user: Any, device_hash: str, passkey_verified: bool, *, offered_at: datetime, now: datetime
 ) -> None:
-    """Raise :class:`RegistrationNotAllowed` (``device``) unless the device has no active binding for this
-    account, or the registering request proves the one it has (a fresh bound cookie of it) or comes from a
-    session just verified with an established passkey.
+    """Raise :class:`RegistrationNotAllowed` (``device``) unless the registering session was just verified
+    with an established passkey, or the device cookie has no active binding for this account and was new
+    to it at the sign-in that offered the binding.
 
     SECURITY: a device cookie with a live binding and no proof is, for all the server can tell, a copy.
     Replacing that binding from the customer's account after one relayed code would make the copy the bound
-    browser and void her key (red team, 2026-12-05). Bindings are per account: another account's binding of
-    the device (the thief's, made with her copied cookie) neither blocks hers nor is ended by it.
+    browser and void her key (red team, 2026-12-05). Nor does a fresh bound cookie sent with the
+    registration prove anything: it is a bearer cookie, copied with the jar and valid for its minutes; the
+    thief who registered his key with it became her key-proven browser and hers the copy (round thirty-four).
+    And a cookie the account already used unbound has two holders as soon as it is copied: binding it to
+    whichever registers first made a thief with her password and a current copy the key-proven browser and
+    hers "the copy", stepped up for a key she never had (round thirty-four). Only a passkey proves which
+    holder is hers. Bindings are per account: another account's binding of the device (the thief's, made
+    with her copied cookie) neither blocks hers nor is ended by it.
     """
+    if passkey_verified:
+        return
     active = DbscSession.objects.select_for_update().filter(
         device_hash=device_hash, user_id=user.pk, ended_at__isnull=True, expires_at__gt=now
     )
-    for old in active:
-        proven = presented is not None and constant_time_compare(presented, old.session_id)
-        if not (proven or passkey_verified):
-            raise RegistrationNotAllowed("device")
+    in_use_before = KnownDevice.objects.filter(
+        user_id=user.pk,
+        cookie_hash=device_hash,
+        first_seen_at__lt=offered_at - timedelta(seconds=IN_USE_BEFORE_SECONDS),
+    )
+    if active.exists() or in_use_before.exists():
+        raise RegistrationNotAllowed("device")
 
 
 # -- refresh -----------------------------------------------------------------------------------------------
@@ -380,49 +394,71 @@ def _check_replaceable(
 def active_session(
     *, session_id: str, device_cookie_hash: str | None, now: datetime | None = None
 ) -> DbscSession:
-    """The active DBSC session ``session_id``, which must be bound to ``device_cookie_hash``.
+    """The active DBSC session ``session_id``, asked for by a request with the device cookie
+    ``device_cookie_hash``.
 
     Raises :class:`UnknownSession` (``unknown_session``: unknown, ended or expired; ``device``: the request
-    carries another device cookie, or none).
+    carries no device cookie). A request with another device cookie than the bound one is answered (a
+    challenge): only the registered key can sign the refresh, which then moves the binding to that cookie
+    (:func:`verify_refresh`).
     """
     now = now or clock.now()
     session = DbscSession.objects.filter(session_id=session_id).first()
     if session is None or session.ended_at is not None or session.expires_at <= now:
         raise UnknownSession("unknown_session")
-    if device_cookie_hash is None or not constant_time_compare(session.device_hash, device_cookie_hash):
+    if device_cookie_hash is None:
         raise UnknownSession("device")
     return session
 
 
+def _refresh_challenge(session_id: str, issued: int, nonce: str) -> str:
+    """Twelve digits of issue time, 24 hex digits of nonce, the keyed MAC: base64url characters only."""
+    mac = salted_hmac(_REFRESH_SALT, f"{session_id}|{issued}|{nonce}", algorithm="sha256").hexdigest()
+    return f"{issued:012d}{nonce}{mac}"
+
+
 def issue_refresh_challenge(*, session: DbscSession, now: datetime | None = None) -> str:
-    """Store a new refresh challenge for ``session`` and return the ``Secure-Session-Challenge`` value."""
+    """A new refresh challenge for ``session``: the ``Secure-Session-Challenge`` value.
+
+    SECURITY: nothing is stored until a proof answers it (a keyed MAC of the session, the time and a nonce;
+    its use is recorded, once, by :func:`verify_refresh`). The session id is readable in the bound cookie and
+    the device cookie is copied with the jar: stored, bounded challenges let a copy's requests evict the
+    one her browser was signing, and her refresh failed for as long as he asked (red team, round
+    thirty-four). Now every challenge issued stays answerable until it expires, whoever asks for more.
+    """
     now = now or clock.now()
-    challenge = _new_challenge()
-    _prune_challenges(now)
-    with transaction.atomic():
-        outstanding = list(
-            DbscChallenge.objects.filter(session=session, used_at__isnull=True, expires_at__gt=now)
-            .order_by("-created_at", "-pk")
-            .values_list("pk", flat=True)
-        )
-        # Bounded: whoever holds the device cookie and the session id cannot fill the table.
-        if len(outstanding) >= MAX_PENDING_REFRESH_CHALLENGES:
-            DbscChallenge.objects.filter(pk__in=outstanding[MAX_PENDING_REFRESH_CHALLENGES - 1 :]).delete()
-        DbscChallenge.objects.create(
-            digest=_digest(challenge),
-            kind=DbscChallenge.Kind.REFRESH,
-            session=session,
-            created_at=now,
-            expires_at=now + timedelta(seconds=_challenge_seconds()),
-        )
+    challenge = _refresh_challenge(session.session_id, int(now.timestamp()), secrets.token_hex(12))
     return f"{sf_string(challenge)};id={sf_string(session.session_id)}"
 
 
-def verify_refresh(*, session: DbscSession, proof: str, now: datetime | None = None) -> DbscSession:
+def _refresh_issued_at(challenge: str, *, session: DbscSession, now: datetime) -> datetime:
+    """When ``challenge`` was issued for ``session``; :class:`ChallengeRejected` unless it is one issued
+    here for this session (``challenge``) and not expired (``expired``)."""
+    issued, nonce = challenge[:12], challenge[12:36]
+    if not issued.isdigit() or len(nonce) != 24:
+        raise ChallengeRejected("challenge")
+    if not constant_time_compare(challenge, _refresh_challenge(session.session_id, int(issued), nonce)):
+        raise ChallengeRejected("challenge")
+    at = datetime.fromtimestamp(int(issued), tz=now.tzinfo)
+    if at + timedelta(seconds=_challenge_seconds()) <= now:
+        raise ChallengeRejected("expired")
+    return at
+
+
+def verify_refresh(
+    *,
+    session: DbscSession,
+    proof: str,
+    device_cookie_hash: str | None = None,
+    now: datetime | None = None,
+) -> DbscSession:
     """Verify a refresh proof for ``session`` (from :func:`active_session`) and record it.
 
-    The proof must be signed by the registered key under the registered algorithm and answer an unexpired,
-    unused refresh challenge issued for this very session. Raises :class:`MalformedDbscRequest`,
+    The proof must be signed by the registered key under the registered algorithm and answer an unexpired
+    refresh challenge issued for this very session, never answered before. ``device_cookie_hash``: the
+    refreshing request's device cookie; when it is another than the bound one, the binding moves to it
+    (the key's holder is the device: her browser given a new device id after a copy of its old one was
+    used keeps its binding, round thirty-four). Raises :class:`MalformedDbscRequest`,
     :class:`InvalidProof` or :class:`ChallengeRejected`; nothing is written unless all passes.
     """
     if not enabled():
@@ -431,19 +467,37 @@ def verify_refresh(*, session: DbscSession, proof: str, now: datetime | None = N
     verified = verify_proof(
         proof=proof, registered_jwk=session.public_jwk, registered_algorithm=session.algorithm
     )
-    row = _find_challenge(verified.challenge, kind=DbscChallenge.Kind.REFRESH, now=now)
-    if row.session_id != session.pk:
-        raise ChallengeRejected("challenge")
+    issued_at = _refresh_issued_at(verified.challenge, session=session, now=now)
+    moved = device_cookie_hash is not None and not constant_time_compare(
+        session.device_hash, device_cookie_hash
+    )
+    _prune_challenges(now)
     with transaction.atomic():
-        _consume(row, now=now)
-        updated = DbscSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
-            last_refreshed_at=now, expires_at=now + _session_lifetime()
-        )
+        try:
+            with transaction.atomic():  # SECURITY: the unique digest: a proof is accepted once
+                DbscChallenge.objects.create(
+                    digest=_digest(verified.challenge),
+                    kind=DbscChallenge.Kind.REFRESH,
+                    session=session,
+                    created_at=issued_at,
+                    expires_at=issued_at + timedelta(seconds=_challenge_seconds()),
+                    used_at=now,
+                )
+        except IntegrityError:
+            raise ChallengeRejected("replayed") from None
+        changes: dict[str, Any] = {"last_refreshed_at": now, "expires_at": now + _session_lifetime()}
+        if moved:
+            changes["device_hash"] = device_cookie_hash
+        updated = DbscSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(**changes)
         if updated != 1:
-            # Ended by a new registration while this proof was checked: refuse, and undo the consume.
+            # Ended by a new registration while this proof was checked: refuse, and undo the record.
             raise UnknownSession("unknown_session")
+    if moved:
+        logger.info("authguard dbsc: binding moved to the refreshing device's cookie session=%s", session.pk)
     session.last_refreshed_at = now
     session.expires_at = now + _session_lifetime()
+    if moved and device_cookie_hash is not None:
+        session.device_hash = device_cookie_hash
     return session
 
 

@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from authguard.factors import changes
 from authguard.models import DbscSession
-from authguard.sessions import dbsc, device_binding
+from authguard.sessions import dbsc
 from authguard.sessions import state as sessions_state
 from authguard.sessions.decorators import step_up_exempt
 
@@ -61,7 +61,6 @@ def register(request: HttpRequest) -> HttpResponse:
             user=request.user,  # type: ignore[arg-type]
             device_cookie_hash=dbsc.request_device_hash(request),
             session_nonce=request.session.get(dbsc.SESSION_NONCE_KEY),
-            presented_binding=device_binding.presented_session_id(request),
             passkey_verified=changes.fresh_trusted_passkey(request, user=request.user),
         )
     except dbsc.DbscError as error:
@@ -96,7 +95,9 @@ def refresh(request: HttpRequest) -> HttpResponse:
             return _challenge(session, message=_("Sign the challenge to refresh the device-bound session."))
         proof = dbsc.parse_sf_string_item(raw_proof, max_chars=dbsc.MAX_PROOF_CHARS)
         try:
-            session = dbsc.verify_refresh(session=session, proof=proof)
+            session = dbsc.verify_refresh(
+                session=session, proof=proof, device_cookie_hash=dbsc.request_device_hash(request)
+            )
         except dbsc.ChallengeRejected as error:
             # The draft's answer to a stale challenge: 403 with a new one, which the browser signs.
             return _challenge(session, message=error.message, code=error.code)
