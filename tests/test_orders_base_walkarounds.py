@@ -207,9 +207,10 @@ def portfolio_without_instruments(user: Any) -> PortfolioSnapshot:
 def test_the_guard_reads_the_base_from_the_instruments_the_portfolio_hook_gives(
     clock: Any, monkeypatch: Any, caplog: Any, settings: Any
 ) -> None:
-    """Through the demo's hooks: the small caps are out of the base. A portfolio hook that gives positions
-    without their instrument (the contract before round twenty) has them counted in full, and
-    ``authguard.W123`` is logged once per process."""
+    """Through the demo's hooks: the small caps count in the base at no more than their long-run price
+    lifted by the reference deviation (round thirty-four; before, not at all), never at a pumped price. A
+    portfolio hook that gives positions without their instrument (the contract before round twenty) has them
+    counted in full, and ``authguard.W123`` is logged once per process."""
     user = customer("ono", cash=0, holdings=ENTHUSIAST)
     clock(0)
     draft = services.validate_order(user, side="sell", symbol="7203", quantity=10)
@@ -217,7 +218,16 @@ def test_the_guard_reads_the_base_from_the_instruments_the_portfolio_hook_gives(
     facts = guard.check_order(_request(user), intent, user=user).facts
     assert facts is not None
     large = sum((h.value for h in facts.portfolio.holdings if h.symbol[1] != "Z"), Decimal(0))
-    assert facts.base_holdings == large < facts.portfolio.holdings_value
+    small = sum(
+        (
+            min(h.value, Decimal(h.instrument.reference_price) * Decimal("1.3") * h.quantity)
+            for h in facts.portfolio.holdings
+            if h.symbol[1] == "Z" and h.instrument is not None and h.instrument.reference_price
+        ),
+        Decimal(0),
+    )
+    assert small > 0
+    assert facts.base_holdings == (large + small).quantize(Decimal("0.01"))
 
     settings.AUTHGUARD_ORDER_PORTFOLIO = f"{__name__}.portfolio_without_instruments"
     monkeypatch.setattr(guard_facts, "_warned", set())

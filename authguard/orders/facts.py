@@ -104,15 +104,24 @@ def _warn_without_reference(instrument: InstrumentInfo) -> None:
 
 
 def _base_holdings(
-    portfolio: PortfolioSnapshot, *, symbol: str, own_weight: float, weigh: Callable[[InstrumentInfo], float]
+    portfolio: PortfolioSnapshot,
+    *,
+    symbol: str,
+    own_weight: float,
+    weigh: Callable[[InstrumentInfo], float],
+    deviation: Decimal,
 ) -> Decimal:
-    """The holdings' value the liquidation base trusts: each position times its
-    :func:`~authguard.orders.rule_base.base_weight`, from its instrument's exposure weight (``weigh``); the
-    order's own instrument at the weight the guard gave the order (``own_weight``: the month's memory
-    included). A position without its instrument's data counts in full (``authguard.W123``, once per process).
+    """The holdings' value the liquidation base trusts: a liquid position in full; any other at no more
+    than its long-run price (``InstrumentInfo.reference_price``) lifted by ``deviation``, or, without one,
+    its value times its :func:`~authguard.orders.rule_base.base_weight`, from its instrument's exposure
+    weight (``weigh``); the order's own instrument at the weight the guard gave the order (``own_weight``:
+    the month's memory included). A position without its instrument's data counts in full
+    (``authguard.W123``, once per process).
 
     SECURITY: a pump of a thin stock the victim holds (or was made to buy) lifts its value in the portfolio
-    hook, not in the base (red team, round twenty)."""
+    hook, not in the base (red team, round twenty). At its long-run price it counts, though: a Growth-market
+    investor holding only small caps had a base of nothing, so every sell of hers was "100 %" of it and
+    held (red team, round thirty-four)."""
     total = Decimal(0)
     for holding in portfolio.holdings:
         if holding.symbol == symbol:
@@ -129,6 +138,11 @@ def _base_holdings(
                 holding.symbol,
             )
             weight = 0.0
+        reference = holding.instrument.reference_price if holding.instrument is not None else None
+        if weight > 0 and reference is not None and Decimal(reference) > 0 and holding.instrument is not None:
+            ceiling = Decimal(reference) * (1 + deviation) * holding.quantity * holding.instrument.fx_rate
+            total += min(holding.value, ceiling)
+            continue
         total += holding.value * base_weight(weight)
     return total.quantize(Decimal("0.01"))
 
@@ -266,14 +280,15 @@ def gather_facts(
             held, liquidity_floor=float(floor), **scale, small_cap_weight=small_cap_weight, home_country=home
         )
 
+    deviation = Decimal(str(rule_option(rules, ExposureRule, "max_reference_deviation", 0.3)))
     base_holdings = _base_holdings(
         portfolio,
         symbol=intent.symbol,
         # As OrderFacts.exposure_weight: the order's own instrument at the weight the rules read.
         own_weight=1.0 if illiquid else min(1.0, max(weight, 0.0) / ILLIQUID_WEIGHT),
         weigh=weigh,
+        deviation=deviation,
     )
-    deviation = Decimal(str(rule_option(rules, ExposureRule, "max_reference_deviation", 0.3)))
     trusted_holdings = _trusted_holdings(portfolio, deviation=deviation, weigh=weigh)
     amount = instrument.value_of(intent.quantity)
     # As OrderFacts.campaign_risky (``lately`` includes ``changed``): a taken-over account's buy.
