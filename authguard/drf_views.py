@@ -19,7 +19,6 @@ from rest_framework.views import APIView
 
 from authguard.drf import (
     MAX_PASSWORD_LENGTH,
-    MAX_USERNAME_LENGTH,
     PURPOSE_STEP_UP,
     STEP_UP_TOKEN_SECONDS,
     Answer,
@@ -46,6 +45,7 @@ from authguard.factors import base as factors
 from authguard.factors import passkeys, recovery, totp
 from authguard.login import stepup as login_stepup
 from authguard.login.flow import password_login
+from authguard.risk.context import login_name_limit
 from authguard.sessions import state as sessions_state
 
 # -- the token login ---------------------------------------------------------------------------------------
@@ -101,13 +101,13 @@ class ObtainAuthToken(_View):
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = read_body(request)
         field = get_user_model().USERNAME_FIELD
-        username = _credential(data.get("username", data.get(field)), MAX_USERNAME_LENGTH)
+        # SECURITY: the user model's limit (not 150): a long e-mail address signs in here as elsewhere.
+        longest = login_name_limit()
+        username = _credential(data.get("username", data.get(field)), longest)
         password = _credential(data.get("password"), MAX_PASSWORD_LENGTH)
         errors: dict[str, list[str]] = {}
         if username is None:
-            errors["username"] = [
-                _("Enter a username of 1 to %(max)s characters.") % {"max": MAX_USERNAME_LENGTH}
-            ]
+            errors["username"] = [_("Enter a username of 1 to %(max)s characters.") % {"max": longest}]
         if password is None:
             errors["password"] = [
                 _("Enter a password of 1 to %(max)s characters.") % {"max": MAX_PASSWORD_LENGTH}

@@ -18,11 +18,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import BaseUserManager
+from django.core.exceptions import BadRequest
 from django.db.models import Exists, OuterRef, Subquery
 from django.http import HttpRequest
 
 from authguard.login import lockout
 from authguard.models import AccountLock
+from authguard.risk.context import login_name_limit
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +33,12 @@ UNLOCKED_ATTR = "_authguard_checked_unlocked"
 
 
 def user_by_name(username: str) -> Any:
-    """The user named ``username`` (through the user manager's ``get_by_natural_key``), or None."""
-    if not username:
+    """The user named ``username`` (through the user manager's ``get_by_natural_key``), or None.
+
+    SECURITY: looked up by the whole name, never a cut copy (a long address cut to 150 characters reached
+    no account, so its failures locked nothing, red team 34a); a name longer than any account's is nobody.
+    """
+    if not username or len(username) > login_name_limit():
         return None
     model = get_user_model()
     try:
@@ -48,7 +54,7 @@ def user_and_lock(username: str) -> tuple[Any, bool]:
     other manager, or any error, takes the two queries of :func:`user_by_name` and
     :func:`authguard.login.lockout.is_locked_fail_closed`.
     """
-    if not username:
+    if not username or len(username) > login_name_limit():
         return None, False
     model = get_user_model()
     manager = model._default_manager
@@ -78,6 +84,22 @@ def user_and_lock(username: str) -> tuple[Any, bool]:
         # SECURITY: as is_locked_fail_closed: a lock state that cannot be settled refuses.
         logger.exception("authguard: lockout state unavailable")
         return row, True
+
+
+class MalformedCredentials(BadRequest):
+    """A login name or password no password check can read: Django answers 400 (``BadRequest``)."""
+
+
+def readable(value: object) -> bool:
+    """Whether ``value`` is a credential string the database and the hasher can take: encodable as UTF-8 (a
+    lone surrogate, ``"\\ud800"``, is valid JSON and is not) and without NUL (PostgreSQL refuses it)."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def note_unlocked(request: HttpRequest, username: str) -> None:

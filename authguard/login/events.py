@@ -9,6 +9,9 @@ from authguard.notifications import outbox
 from authguard.risk.context import LoginContext
 from authguard.risk.engine import Assessment
 
+#: The length of ``LoginEvent.username`` (150): a longer login name (an e-mail address) is stored cut.
+_USERNAME_COLUMN: int = LoginEvent._meta.get_field("username").max_length or 150
+
 
 def record_event(
     ctx: LoginContext,
@@ -31,7 +34,8 @@ def record_event(
     event = LoginEvent.objects.create(
         created_at=ctx.time,
         user=user,
-        username=ctx.username,
+        # A copy for the console, cut to the column (150): ``user`` names the account whatever its length.
+        username=ctx.username[:_USERNAME_COLUMN],
         password_ok=password_ok,
         rescore=rescore,
         ip=ctx.ip,

@@ -42,7 +42,8 @@ from authguard.choices import Action
 from authguard.conf import app_settings
 from authguard.factors import methods as factor_methods
 from authguard.factors import removal
-from authguard.login import attempt, lockout
+from authguard.login import admin_door, attempt, lockout
+from authguard.login.attempt import MalformedCredentials as MalformedCredentials
 from authguard.login.attempt import user_by_name as _user_by_name
 from authguard.login.events import record_event as record_event
 from authguard.models import Outcome
@@ -251,7 +252,12 @@ def password_login(request: HttpRequest, *, username: str, password: str) -> Log
     session reach only the step-up pages and API until a second factor passes); ``methods`` says which.
     ``denied``: nothing is signed in (risky beyond step-up, or risky with no factor to step up with), and
     the answer says nothing more. ``locked``: a locked account, refused before the password is checked.
+    Raises :class:`MalformedCredentials` (Django answers 400) for a name or password no check can read.
     """
+    if not (attempt.readable(username) and attempt.readable(password)):
+        # SECURITY: refused before a throttle slot is taken: a lone surrogate made the hasher raise after
+        # ThrottleBackend took one, and ten such 500s throttled the customer silently (red team 34a).
+        raise MalformedCredentials(_("The login name or password contains characters that cannot be read."))
     if not _throttle_backend_installed() and not throttle_attempt(request, username):
         # Without ThrottleBackend (checks.py warns), this API still throttles before the password check.
         _record_throttled(request, username)
@@ -392,7 +398,8 @@ def after_failed_login(
     if request is None:
         return
     username_field = get_user_model().USERNAME_FIELD
-    username = str(credentials.get("username") or credentials.get(username_field) or "")[:150]
+    # SECURITY: the whole name: a long address cut to 150 characters reached no account (red team 34a).
+    username = str(credentials.get("username") or credentials.get(username_field) or "")
     passed = getattr(request, PASSED_ATTR, False)
     setattr(request, PASSED_ATTR, False)  # one mark per attempt: the next authenticate() sets its own
     if getattr(request, THROTTLED_ATTR, False):
@@ -401,6 +408,11 @@ def after_failed_login(
         return
     if getattr(request, LOCKED_ATTR, False):
         _record_locked(request, username)  # refused unchecked: neither a right nor a wrong password
+        return
+    customer = admin_door.take_refused(request)
+    if customer is not None:
+        _release_throttle(request)  # the password was right: no failure, as for any refused right password
+        admin_door.record_refused(customer, score_request(request, username=username, user=customer))
         return
     if from_authenticate and not passed and _throttle_backend_installed():
         # SECURITY: stopped before ThrottleBackend, before any password check: counted, axes' refusals of
@@ -487,14 +499,17 @@ class ThrottleBackend:
             setattr(request, THROTTLED_ATTR, True)  # the failed-login receiver records it as throttled
             raise PermissionDenied("throttled")
         name = username or kwargs.get(get_user_model().USERNAME_FIELD)
-        checked = isinstance(name, str) and attempt.take_unlocked(request, name) and len(name) <= 150
-        if isinstance(name, str) and name and not checked and _is_locked(_user_by_name(name[:150])):
+        checked = isinstance(name, str) and attempt.take_unlocked(request, name)  # SECURITY: never cut
+        if isinstance(name, str) and name and not checked and _is_locked(_user_by_name(name)):
             if request is not None:
                 _release_throttle(request)  # refused unchecked: no failure to count
                 setattr(request, LOCKED_ATTR, True)  # recorded as refused, counted nowhere
             raise PermissionDenied("locked")
         if request is not None:
             setattr(request, PASSED_ATTR, True)  # on to the password check: a failure now is a wrong password
+            # SECURITY: at the admin login a customer's password is checked here and refused either way,
+            # the right one recorded and scored (the admin form refused it without a trace, red team 34a).
+            admin_door.check_customer(request, name, kwargs.get("password"))
         return None
 
     # No get_user(): this backend never signs anyone in, so Django must not pick it to restore sessions.
@@ -568,6 +583,7 @@ __all__ = [
     "LockAwareAuthenticationForm",
     "LoginDecision",
     "LoginResult",
+    "MalformedCredentials",
     "ThrottleBackend",
     "after_failed_login",
     "after_password_login",

@@ -25,6 +25,7 @@ from authguard import clock
 from authguard.login import lockout
 from authguard.login.attempt import user_by_name
 from authguard.models import AccountSecurity
+from authguard.risk.context import login_name_limit
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def note_failure(credentials: dict[str, Any]) -> bool:
     """
     field = get_user_model().USERNAME_FIELD
     username = credentials.get("username") or credentials.get(field)
-    if not isinstance(username, str) or not username or len(username) > 150:
+    # SECURITY: the user model's limit, not 150: a longer e-mail address is a login name too (red team 34a).
+    if not isinstance(username, str) or not username or len(username) > login_name_limit():
         return False
     user = user_by_name(username)
     if user is None or lockout.is_locked_fail_closed(user):

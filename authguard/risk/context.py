@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core import signing
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
@@ -49,6 +50,22 @@ from authguard.sessions.device_activity import DeviceActivity
 logger = logging.getLogger(__name__)
 
 _DEVICE_COOKIE_SALT = "authguard.device-cookie"
+
+#: The longest login name authguard looks up or counts, whatever the user model says: an e-mail address
+#: holds at most 254 characters (RFC 5321), and no field's length may make a typed name unbounded.
+LOGIN_NAME_CAP = 254
+
+
+def login_name_limit() -> int:
+    """The longest login name an account can have: the ``max_length`` of the user model's ``USERNAME_FIELD``
+    (150 for Django's ``username``, 254 for an ``EmailField``), at most :data:`LOGIN_NAME_CAP`.
+
+    The one limit of every login path (the failed-login flow, the lock check, the token login): a name cut
+    to a shorter one reached no account, so a long address was never locked (red team 34a).
+    """
+    model = get_user_model()
+    length = getattr(model._meta.get_field(model.USERNAME_FIELD), "max_length", None)
+    return min(length, LOGIN_NAME_CAP) if isinstance(length, int) and length > 0 else LOGIN_NAME_CAP
 
 
 @dataclass(frozen=True)
@@ -249,7 +266,7 @@ def build_context(
     legacy_cookie = app_settings.LEGACY_DEVICE_COOKIE
     return LoginContext(
         time=now or clock.now(),
-        username=(username or "")[:150],
+        username=(username or "")[: login_name_limit()],
         user_id=getattr(user, "pk", None),
         ip=ip,
         geo=geolocate(ip),
