@@ -9,7 +9,7 @@ from django.utils.module_loading import import_string
 import authguard.factors
 import authguard.orders
 from authguard.factors import totp
-from authguard.login import flow
+from authguard.login import backend
 from authguard.orders import guard
 from authguard.risk import signals_device
 from authguard.sessions import middleware
@@ -19,7 +19,7 @@ from authguard.sessions import middleware
     ("old", "new"),
     [
         ("authguard.risk_signals.DeviceCookie", signals_device.DeviceCookie),
-        ("authguard.login.ThrottleBackend", flow.ThrottleBackend),
+        ("authguard.login.ThrottleBackend", backend.ThrottleBackend),
         ("authguard.middleware.AuthguardMiddleware", middleware.AuthguardMiddleware),
         ("authguard.orders.submit_order", guard.submit_order),
         # authguard/factors/__init__.py was split into several modules: each name is found in its new one.

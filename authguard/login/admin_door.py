@@ -3,7 +3,7 @@
 Django's admin form checks the password, then refuses an account that is not staff itself: no
 ``user_logged_in``, no ``user_login_failed``, so a phished customer password checked there was neither scored
 nor recorded, and only a wrong one did authguard's work (a timing oracle; red team 34a). At the admin login
-:class:`~authguard.login.flow.ThrottleBackend` checks a non-staff account's password itself
+:class:`~authguard.login.backend.ThrottleBackend` checks a non-staff account's password itself
 (:func:`check_customer`) and refuses it either way: a wrong one is the usual failure (recorded, counted on
 the lock), a right one is recorded as a refused sign-in, scored like any other (:func:`record_refused`).
 """

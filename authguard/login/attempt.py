@@ -1,7 +1,7 @@
 """The user and the lock check of one password attempt, fetched once (issue 15).
 
 :func:`authguard.login.flow.password_login` looks the user up and asks whether the account is locked
-before it calls Django's ``authenticate``; :class:`authguard.login.flow.ThrottleBackend` would ask the
+before it calls Django's ``authenticate``; :class:`authguard.login.backend.ThrottleBackend` would ask the
 same two questions again a moment later, for the same name, in the same request. The first answer is
 noted on the request (:func:`note_unlocked`) and taken, once, by the backend (:func:`take_unlocked`).
 

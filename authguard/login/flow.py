@@ -30,7 +30,6 @@ from django.contrib.auth import authenticate, get_user_model, login, logout
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
@@ -485,36 +484,6 @@ def _lockout_failure(user: Any) -> None:
 THROTTLE_BACKEND = "authguard.login.ThrottleBackend"
 
 
-class ThrottleBackend:
-    """Put first in ``AUTHENTICATION_BACKENDS``: refuses every login of a throttled IP or account, and of a
-    locked account.
-
-    Raising ``PermissionDenied`` stops Django's backend chain, so no password is checked while throttled
-    or locked, whichever view (HTML, admin, API) called ``authenticate``: a locked account's answer is the
-    same for a right and a wrong password (battery case 59).
-    """
-
-    def authenticate(self, request: HttpRequest | None, username: str | None = None, **kwargs: Any) -> None:
-        if request is not None and not throttle_attempt(request, username or ""):
-            setattr(request, THROTTLED_ATTR, True)  # the failed-login receiver records it as throttled
-            raise PermissionDenied("throttled")
-        name = username or kwargs.get(get_user_model().USERNAME_FIELD)
-        checked = isinstance(name, str) and attempt.take_unlocked(request, name)  # SECURITY: never cut
-        if isinstance(name, str) and name and not checked and _is_locked(_user_by_name(name)):
-            if request is not None:
-                _release_throttle(request)  # refused unchecked: no failure to count
-                setattr(request, LOCKED_ATTR, True)  # recorded as refused, counted nowhere
-            raise PermissionDenied("locked")
-        if request is not None:
-            setattr(request, PASSED_ATTR, True)  # on to the password check: a failure now is a wrong password
-            # SECURITY: at the admin login a customer's password is checked here and refused either way,
-            # the right one recorded and scored (the admin form refused it without a trace, red team 34a).
-            admin_door.check_customer(request, name, kwargs.get("password"))
-        return None
-
-    # No get_user(): this backend never signs anyone in, so Django must not pick it to restore sessions.
-
-
 class LockAwareAuthenticationForm(AuthenticationForm):
     """Django's login form, telling a locked account (whatever password was typed) how to get back in, and
     a throttled attempt (by authguard or django-axes) to wait, instead of "wrong username or password"."""
@@ -584,7 +553,6 @@ __all__ = [
     "LoginDecision",
     "LoginResult",
     "MalformedCredentials",
-    "ThrottleBackend",
     "after_failed_login",
     "after_password_login",
     "fail_safe",
