@@ -59,7 +59,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from authguard import clock
 from authguard.conf import app_settings
-from authguard.models import DbscChallenge, DbscSession, KnownDevice
+from authguard.models import DbscChallenge, DbscSession, KnownDevice, LoginEvent
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.sessions import state as sessions_state
 
@@ -379,12 +379,16 @@ def _check_bindable(
     active = DbscSession.objects.select_for_update().filter(
         device_hash=device_hash, user_id=user.pk, ended_at__isnull=True, expires_at__gt=now
     )
-    in_use_before = KnownDevice.objects.filter(
-        user_id=user.pk,
-        cookie_hash=device_hash,
-        first_seen_at__lt=offered_at - timedelta(seconds=IN_USE_BEFORE_SECONDS),
+    before = offered_at - timedelta(seconds=IN_USE_BEFORE_SECONDS)
+    # SECURITY: any earlier sign-in with the cookie counts, not only the browser row's first sighting: the
+    # desk's containment forgets her browsers, and the copy learned again looked new (round thirty-five).
+    in_use_before = (
+        KnownDevice.objects.filter(
+            user_id=user.pk, cookie_hash=device_hash, first_seen_at__lt=before
+        ).exists()
+        or LoginEvent.objects.filter(user_id=user.pk, device_hash=device_hash, created_at__lt=before).exists()
     )
-    if active.exists() or in_use_before.exists():
+    if in_use_before or active.exists():
         raise RegistrationNotAllowed("device")
 
 

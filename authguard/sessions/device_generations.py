@@ -35,7 +35,7 @@ from django.db.models import F, Q
 from django.http import HttpRequest
 
 from authguard.conf import app_settings
-from authguard.models import KnownDevice
+from authguard.models import KnownDevice, TokenActivity
 from authguard.risk.context import device_cookie_parts, device_hash
 
 logger = logging.getLogger(__name__)
@@ -152,13 +152,18 @@ def holds_newest(*, newest: int | None, previous: int | None, generation: int) -
 def retire(*, device_hash: str, now: datetime) -> None:
     """A cookie of this device id was left behind: two holders, either may be the thief. From now on the
     newest cookie of the id is behind and every older one superseded, with no grace; each holder's next
-    verified sign-in or step-up gets a new id. (``previous_generation`` keeps the newest at retirement.)"""
+    verified sign-in or step-up gets a new id. (``previous_generation`` keeps the newest at retirement.)
+    The API tokens issued with the id end."""
     # SECURITY: a row that never confirmed a generation (a browser from before generations) is retired too:
     # NULL is not "< RETIRED", and such a row would stay current for good (red team, round eight).
     live = Q(cookie_generation__lt=RETIRED) | Q(cookie_generation__isnull=True)
     KnownDevice.objects.filter(live, cookie_hash=device_hash).update(
         previous_generation=F("cookie_generation"), cookie_generation=RETIRED, cookie_generation_at=now
     )
+    # SECURITY: an API token issued to a holder of the id is a session of it: its activity goes, so its
+    # next call ends it (a token without its row ends: sessions.token_binding), with its cookie or without
+    # (round thirty-five). "tdv" is sessions.token_devices.DEVICE_KEY (that module imports this one).
+    TokenActivity.objects.filter(binding__tdv=device_hash).delete()
 
 
 def confirm(*, user_id: Any, device_hash: str, generation: int, now: datetime) -> bool:

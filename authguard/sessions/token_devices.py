@@ -6,7 +6,10 @@ falls behind (``device_cookie_superseded``). A token sign-in runs in a private s
 not bind, so the same is kept in the token's own state (:class:`~authguard.models.TokenActivity`): the
 answer that hands out a token re-issues the client's device cookie and notes it here (:func:`note_issued`),
 and the client's next presentation of that generation, with the token on an API call or at its next token
-sign-in, confirms it (:func:`confirm`).
+sign-in, confirms it (:func:`confirm`). A token is a session of that device id: when the id is retired (a
+cookie of it left behind: two holders, :func:`.device_generations.retire`), the token ends, as a browser
+session of the id is held (red team, round thirty-five: the thief's token got with a current copy of her
+browser's cookie outlived her sign-in that retired the id).
 
 SECURITY: confirming at issue was tried and not shipped: a client that pins one cookie value instead of
 keeping its jar (docs/drf.md allows it) would then be taken for a copy of itself at its third sign-in. A
@@ -31,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: The key of the token's state that holds ``[device hash, generation]`` issued with it, until confirmed.
 ISSUED_KEY = "tdg"
+#: The key of the token's state that holds the hash of the device id its answer carried, for its life.
+DEVICE_KEY = "tdv"
 
 
 def note_issued(*, token_key: str, cookie_value: str) -> None:
@@ -42,6 +47,8 @@ def note_issued(*, token_key: str, cookie_value: str) -> None:
         return
     state = dict(found[0]) if isinstance(found[0], dict) else {}
     state[ISSUED_KEY] = [device_hash(parts[0]), parts[1]]
+    # Kept for the token's life: retiring this device id ends the token (device_generations.retire).
+    state[DEVICE_KEY] = state[ISSUED_KEY][0]
     write_binding(token_key, state, state.get("v"))
 
 

@@ -70,7 +70,9 @@ def test_an_async_login_view_can_sign_a_customer_in(user_factory: Any) -> None:
 
     alice = user_factory("alice")
     try:
-        user = async_to_sync(aauthenticate)(post(IP_TOKYO), username="alice@example.jp", password="correct horse battery")
+        user = async_to_sync(aauthenticate)(
+            post(IP_TOKYO), username="alice@example.jp", password="correct horse battery"
+        )
     except AttributeError as error:
         pytest.fail(f"an async sign-in cannot be made: {error}")
     assert user == alice
