@@ -513,7 +513,12 @@ def test_a_copy_of_a_dbsc_bound_browsers_cookie_without_its_proof_is_not_her_bro
     settings.AUTHGUARD_DBSC = {"ENABLED": True}
     settings.AUTHGUARD_LOCKOUT_FAILURES = 3
     with her_laptop_and_his_account(brokerage_customer, user_factory) as (hanako, codes, laptop, clock):
-        binding = register(laptop, DeviceKey())  # her laptop's TPM key binds its device cookie
+        # Her laptop's TPM key bound its device cookie the day the laptop was new (a browser in use before
+        # is bound only after a passkey, round thirty-four): its year of history is dated after the binding.
+        year_old = KnownDevice.objects.filter(user=hanako).values_list("first_seen_at", flat=True).get()
+        KnownDevice.objects.filter(user=hanako).update(first_seen_at=timezone.now())
+        binding = register(laptop, DeviceKey())
+        KnownDevice.objects.filter(user=hanako).update(first_seen_at=year_old)
         assert laptop.get("/api/portfolio").status_code == 200
         stolen = laptop.cookies["authguard_device"].value  # the malware's copy (the bound cookie expires)
 
