@@ -4,6 +4,7 @@ state of :mod:`authguard.sessions.state`, whose dict only these functions and th
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from authguard.sessions.state import Json, _now, bound_context
@@ -43,6 +44,27 @@ def _key(context: Json) -> list[Any]:
     return [context.get(key) for key in SCORED_KEYS]
 
 
+def _block(ip: Any) -> str | None:
+    """The /24 of an IPv4 address, the /64 of an IPv6 one; None for anything else."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except (TypeError, ValueError):
+        return None
+    return str(ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 64}", strict=False))
+
+
+def _one_context(listed: list[Any], here: list[Any]) -> bool:
+    """Whether a listed context (``[ip, dev, br]``) is ``here``'s: the same device cookie and browser, at the
+    same address or another of its /24 (/64).
+
+    An office's or a carrier's proxy pool hands each connection another address of one block: her three
+    mistyped codes through it were three places, and her right fourth one was refused as "too many places"
+    (red team, round thirty-five). Another block, cookie or browser is still another context."""
+    if listed[1:] != here[1:]:
+        return False
+    return listed[0] == here[0] or (_block(listed[0]) is not None and _block(listed[0]) == _block(here[0]))
+
+
 def point_at_event(state: Json, event_id: int, *, posted: Json | None = None) -> bool:
     """Point ``e`` (the event a step-up marks passed or failed) at ``event_id``, recorded for a step-up
     posted in ``posted``'s context (listed in ``ep``; None: the scored event). Whether anything changed."""
@@ -53,16 +75,16 @@ def point_at_event(state: Json, event_id: int, *, posted: Json | None = None) ->
     state["e"] = event_id
     if posted is not None:
         listed = _posted(state)
-        if not any(entry[:3] == _key(posted) for entry in listed):
+        if not any(_one_context(entry[:3], _key(posted)) for entry in listed):
             state["ep"] = [*listed, [*_key(posted), event_id]]
             changed = True
     return changed
 
 
 def posted_event_id(state: Json, here: Json) -> int | None:
-    """The event recorded for a step-up posted in ``here``'s very context (address, device cookie, browser)
-    in this pending period, else None."""
-    return next((entry[3] for entry in _posted(state) if entry[:3] == _key(here)), None)
+    """The event recorded for a step-up posted in ``here``'s context (its address or block, device cookie,
+    browser: :func:`_one_context`) in this pending period, else None."""
+    return next((entry[3] for entry in _posted(state) if _one_context(entry[:3], _key(here))), None)
 
 
 def posted_contexts(state: Json) -> int:
