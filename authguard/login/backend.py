@@ -11,6 +11,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
@@ -24,6 +25,7 @@ from authguard.login.flow import (
     _release_throttle,
     throttle_attempt,
 )
+from authguard.risk.velocity import take_in_flight
 
 
 class ThrottleBackend:
@@ -50,6 +52,18 @@ class ThrottleBackend:
                 _release_throttle(request)  # refused unchecked: no failure to count
                 setattr(request, LOCKED_ATTR, True)  # recorded as refused, counted nowhere
             raise PermissionDenied("locked")
+        if (
+            request is not None
+            and isinstance(name, str)
+            and name
+            and not take_in_flight(cache, request, username=name)
+        ):
+            # SECURITY: another check of this account is in flight: a burst of parallel guesses read "not
+            # locked" together and outran the lock (red team, round thirty-five). Refused unchecked, with the
+            # throttle's answer, a right password as a wrong one.
+            _release_throttle(request)
+            setattr(request, THROTTLED_ATTR, True)
+            raise PermissionDenied("throttled")
         if request is not None:
             setattr(request, PASSED_ATTR, True)  # on to the password check: a failure now is a wrong password
             # SECURITY: at the admin login a customer's password is checked here and refused either way,

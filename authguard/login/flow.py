@@ -58,6 +58,7 @@ from authguard.risk.velocity import (
     CountersUnavailable,
     Reservation,
     peek_throttle,
+    release_in_flight,
     release_password_check,
     reserve_password_check,
 )
@@ -317,6 +318,7 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
     refused all the same: the lock is not a risk decision.
     """
     _release_throttle(request)  # the password was right: this attempt is no failure
+    release_in_flight(cache, request)
     scored = score_request(request, username=user.get_username(), user=user)
     ctx, history, evidence = scored.context, scored.history, scored.evidence
     assessment = fail_safe(request, scored.assessment, evidence)
@@ -389,13 +391,23 @@ def after_failed_login(
 ) -> None:
     """Record and count a failed password login (it feeds the velocity signals and the account lock).
 
-    An attempt :class:`ThrottleBackend` refused is recorded as ``throttled`` and counted nowhere: its
-    password was never checked. So is a failure of Django's ``authenticate()`` (``from_authenticate``)
-    whose backend chain stopped before ThrottleBackend (django-axes' ``AxesBackend`` refusing a locked-out
-    client raises ``PermissionDenied``), with a :data:`REFUSED_UPSTREAM` finding.
+    An attempt :class:`~authguard.login.backend.ThrottleBackend` refused is recorded as ``throttled`` and
+    counted nowhere: its password was never checked. So is a failure of Django's ``authenticate()``
+    (``from_authenticate``) whose backend chain stopped before ThrottleBackend (django-axes' ``AxesBackend``
+    refusing a locked-out client raises ``PermissionDenied``), with a :data:`REFUSED_UPSTREAM` finding.
+    The account's check in flight is given back once the failure is counted (the next one sees it).
     """
     if request is None:
         return
+    try:
+        _after_failed_login(request, credentials, from_authenticate=from_authenticate)
+    finally:
+        release_in_flight(cache, request)
+
+
+def _after_failed_login(
+    request: HttpRequest, credentials: dict[str, Any], *, from_authenticate: bool
+) -> None:
     username_field = get_user_model().USERNAME_FIELD
     # SECURITY: the whole name: a long address cut to 150 characters reached no account (red team 34a).
     username = str(credentials.get("username") or credentials.get(username_field) or "")

@@ -46,6 +46,7 @@ class CounterCache(Protocol):
     def add(self, key: str, value: Any, timeout: int | None = ...) -> bool: ...
     def incr(self, key: str, delta: int = 1) -> int: ...
     def decr(self, key: str, delta: int = 1) -> int: ...
+    def delete(self, key: str) -> Any: ...
 
 
 class CountersUnavailable(Exception):
@@ -264,6 +265,45 @@ def release_password_check(cache: CounterCache, reservation: Reservation) -> Non
             _call(cache, cache.decr, key)
 
 
+_IN_FLIGHT = f"{_PREFIX}tf:"
+#: How long one password check of an account holds its place: a check takes a fraction of a second; the
+#: place of a request that died (or never signed anyone in) is free again after this.
+IN_FLIGHT_SECONDS = 15
+#: The request attribute holding the in-flight key this request took (:func:`take_in_flight`).
+IN_FLIGHT_ATTR = "_authguard_check_in_flight"
+
+
+def take_in_flight(cache: CounterCache, request: Any, *, username: str) -> bool:
+    """Take the account's one password check in flight for ``request``; False: another check of the account is
+    in flight, refuse this one unchecked. The place is given back by :func:`release_in_flight` once the
+    attempt is counted (or after :data:`IN_FLIGHT_SECONDS`). When the cache cannot be used the check goes on
+    (the throttle's fail-safe steps the login up: docs/faults.md).
+
+    SECURITY: the account lock is read before a password check and counted after it: a burst of parallel
+    guesses all read "not locked" and were all checked, seventeen against a lock of ten, and a right password
+    among them was answered apart from the wrong ones (red team, round thirty-five). One check at a time per
+    account: no burst outruns the lock, and every attempt refused for it gets the throttle's answer.
+    """
+    key = f"{_IN_FLIGHT}{_user_key(username)}"
+    try:
+        if not _call(cache, cache.add, key, 1, IN_FLIGHT_SECONDS):
+            return False
+    except CountersUnavailable:
+        return True
+    setattr(request, IN_FLIGHT_ATTR, key)
+    return True
+
+
+def release_in_flight(cache: CounterCache, request: Any) -> None:
+    """Give back the place :func:`take_in_flight` took for ``request`` (once; best effort)."""
+    key = getattr(request, IN_FLIGHT_ATTR, None)
+    if not key:
+        return
+    setattr(request, IN_FLIGHT_ATTR, None)
+    with contextlib.suppress(CountersUnavailable):
+        _call(cache, cache.delete, key)
+
+
 def peek_throttle(cache: CounterCache, *, username: str, ip: str | None, timestamp: float) -> tuple[int, int]:
     """The account's and the IP's rolling throttle counts (failures in the last hour), without taking a slot.
 
@@ -308,6 +348,9 @@ class DictCache:
 
     def decr(self, key: str, delta: int = 1) -> int:
         return self.incr(key, -delta)
+
+    def delete(self, key: str) -> Any:
+        return self.data.pop(key, None)
 
     def forget_before(self, when_timestamp: float) -> None:
         """Drop hourly windows older than the previous one, and daily ones older than yesterday."""

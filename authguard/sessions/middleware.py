@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch, reverse
@@ -27,6 +28,7 @@ from authguard import clock, durable
 from authguard.conf import app_settings
 from authguard.risk.context import device_cookie_parts, device_hash, device_id_from_cookie, new_device_cookie
 from authguard.risk.geoip import geolocate
+from authguard.risk.velocity import release_in_flight
 from authguard.sessions import dbsc, device_activity, device_generations, token_devices
 from authguard.sessions import state as sessions_state
 from authguard.sessions.logout import logout_url
@@ -409,6 +411,9 @@ class AuthguardMiddleware:
             if own is not None and not getattr(request, PENDING_ATTR, False):
                 forget_device_activity(request, user_id=own[0], session_key=signed_in_key)
         response = self._after_login(request, response)
+        # A password check whose attempt was never counted (a portal that authenticates and signs nobody in)
+        # gives its place back with the request (authguard.risk.velocity.take_in_flight).
+        release_in_flight(cache, request)
         if not _is_static(request) and _needs_device_cookie(request, signed_in_key):
             self._keep_device_cookie(request, response)
         _offer_device_binding(request, response)
