@@ -346,10 +346,12 @@ def test_fifty_parallel_wrong_passwords_reach_the_password_check_at_most_the_lim
     user_factory("alice")
     results = in_parallel(50, lambda i: attempt("alice", f"wrong-{i}", f"198.51.100.{i + 1}"))
     assert results == [None] * 50, [r for r in results if r is not None]
-    # Before: 12 of 50 reached the check against a limit of 10 (read, then increment later).
-    assert counting.checks == 10
-    assert LoginEvent.objects.filter(outcome=Outcome.BAD_PASSWORD).count() == 10
-    assert LoginEvent.objects.filter(outcome=Outcome.THROTTLED).count() == 40
+    # Before: 12 of 50 reached the check against a limit of 10 (read, then increment later). Since round
+    # thirty-five one check of an account is in flight at a time, so fewer may reach it, never more.
+    assert 1 <= counting.checks <= 10
+    checked = LoginEvent.objects.filter(outcome=Outcome.BAD_PASSWORD).count()
+    assert checked == counting.checks
+    assert LoginEvent.objects.filter(outcome=Outcome.THROTTLED).count() == 50 - checked
 
 
 @pytest.mark.postgres
