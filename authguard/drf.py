@@ -87,7 +87,7 @@ STEP_UP_TOKEN_SECONDS = 300
 #: Largest request body read (a passkey assertion is a few kilobytes).
 MAX_BODY_BYTES = 64 * 1024
 #: Longest password passed on to authentication (as the JSON login); the longest login name is the user
-#: model's (:func:`authguard.risk.context.login_name_limit`, 254 for an e-mail address).
+#: model's (:func:`authguard.risk.context.login_name_limit`: the login field's length, up to 1024).
 MAX_PASSWORD_LENGTH = 4096
 #: The WebAuthn challenge purpose of a token step-up (the same as the session step-up's).
 PURPOSE_STEP_UP = "step_up"

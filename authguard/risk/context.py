@@ -51,14 +51,17 @@ logger = logging.getLogger(__name__)
 
 _DEVICE_COOKIE_SALT = "authguard.device-cookie"
 
-#: The longest login name authguard looks up or counts, whatever the user model says: an e-mail address
-#: holds at most 254 characters (RFC 5321), and no field's length may make a typed name unbounded.
-LOGIN_NAME_CAP = 254
+#: The longest login name authguard looks up or counts when the user model's field has no length (a
+#: ``TextField``) or a longer one: no typed name is unbounded. Above any real login field (an e-mail address
+#: holds at most 254 characters): a cap under the field's length let names between the two reach Django's
+#: password check but never the lock (red team, round thirty-five).
+LOGIN_NAME_CAP = 1024
 
 
 def login_name_limit() -> int:
     """The longest login name an account can have: the ``max_length`` of the user model's ``USERNAME_FIELD``
-    (150 for Django's ``username``, 254 for an ``EmailField``), at most :data:`LOGIN_NAME_CAP`.
+    (150 for Django's ``username``, 254 for an ``EmailField``), at most :data:`LOGIN_NAME_CAP` (also without
+    one).
 
     The one limit of every login path (the failed-login flow, the lock check, the token login): a name cut
     to a shorter one reached no account, so a long address was never locked (red team 34a).

@@ -164,3 +164,19 @@ def test_a_long_login_name_failing_without_a_request_counts_on_its_lock(user_fac
     assert authenticate(None, username=LONG_EMAIL, password="wrong") is None
     assert AccountLock.objects.get(user=hanako).failures == 1
     assert requestless.note_failure({"username": LONG_EMAIL + "x" * 200}) is False  # longer than any name
+
+
+def test_the_limit_follows_a_login_field_longer_than_an_email_address(monkeypatch: Any) -> None:
+    """Red team, round thirty-five: a cap of 254 under a longer login field (``max_length=320``) let names
+    between the two reach Django's password check but never the lock. The limit is the field's, up to 1024;
+    a field without a length is capped there too."""
+    from django.contrib.auth import get_user_model
+
+    from authguard.risk.context import LOGIN_NAME_CAP
+
+    model = get_user_model()
+    field = model._meta.get_field(model.USERNAME_FIELD)
+    monkeypatch.setattr(field, "max_length", 320)
+    assert login_name_limit() == 320
+    monkeypatch.setattr(field, "max_length", None)
+    assert login_name_limit() == LOGIN_NAME_CAP == 1024
