@@ -30,6 +30,7 @@ from django.db import connection
 from django.test import RequestFactory
 
 from authguard import resilience
+from authguard.login.attempt import account_key
 from authguard.login.flow import COUNTERS_UNAVAILABLE, is_throttled
 from authguard.models import AccountLock, LoginEvent, Outcome
 from authguard.resilience import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, CircuitOpen
@@ -370,7 +371,7 @@ def test_a_right_password_gives_its_slot_back_and_a_refused_attempt_takes_none(
     on_redis: RedisServer, counting: type[CountingBackend], user_factory: Any, settings: Any
 ) -> None:
     settings.AUTHGUARD_LOGIN_THROTTLE = {"user_failures": 3, "ip_failures": 1000}
-    user_factory("alice")
+    alice = user_factory("alice")
     client = OrderApi(REMOTE_ADDR=IP_TOKYO)
     assert api_login(client, "alice", "wrong")[0].status_code == 401
     assert api_login(client, "alice", "wrong")[0].status_code == 401
@@ -384,7 +385,9 @@ def test_a_right_password_gives_its_slot_back_and_a_refused_attempt_takes_none(
         assert response.status_code == 429 and response.json()["status"] == "throttled"
     assert counting.checks == checks  # refused before the password check
     assert is_throttled(RequestFactory().post("/api/login", REMOTE_ADDR=IP_TOKYO), "alice")
-    user_failures, _ip = peek_throttle(cache, username="alice", ip=IP_TOKYO, timestamp=time.time())
+    # The account's slot (round thirty-six: keyed on the account found, not the typed name).
+    key = account_key(alice, "alice")
+    user_failures, _ip = peek_throttle(cache, username=key, ip=IP_TOKYO, timestamp=time.time())
     assert user_failures == 3  # the refused attempts hold no slot
 
 

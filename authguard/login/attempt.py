@@ -102,15 +102,33 @@ def readable(value: object) -> bool:
     return True
 
 
-def note_unlocked(request: HttpRequest, username: str) -> None:
-    """The attempt about to be made for ``username`` was found not locked (see the module docstring)."""
-    setattr(request, UNLOCKED_ATTR, username)
+def note_unlocked(request: HttpRequest, username: str, user: Any = None) -> None:
+    """The attempt about to be made for ``username`` (the account ``user``, or None) was found not locked (see
+    the module docstring)."""
+    setattr(request, UNLOCKED_ATTR, (username, user))
 
 
-def take_unlocked(request: HttpRequest | None, name: str) -> bool:
-    """Whether this attempt for ``name`` was just found not locked; the note is taken back either way."""
+def take_unlocked(request: HttpRequest | None, name: str) -> tuple[bool, Any]:
+    """``(whether this attempt for name was just found not locked, the account it found)``; the note is
+    taken back either way."""
     if request is None:
-        return False
+        return False, None
     noted = getattr(request, UNLOCKED_ATTR, None)
     setattr(request, UNLOCKED_ATTR, None)
-    return noted is not None and noted == name
+    if isinstance(noted, tuple) and len(noted) == 2 and noted[0] == name:
+        return True, noted[1]
+    return False, None
+
+
+def account_key(user: Any, name: str) -> str:
+    """What an attempt's throttle slot and in-flight place are keyed on: the account found (its primary key),
+    or, for a name that finds no account, the name as typed. Two namespaces: no typed name is an account's
+    key.
+
+    SECURITY: keyed on the lower-cased typed name, spellings of one account that the database folds
+    (PostgreSQL's ``UPPER()`` finds ``alıce`` for ``alice``) had places of their own and a burst of them
+    outran the lock, and a name of nobody that lower-cases to hers (``HANAKO`` on a portal whose names are
+    case-sensitive, a Kelvin sign) filled her slot and throttled her silently (red team, round thirty-six).
+    """
+    pk = getattr(user, "pk", None)
+    return f"account:{pk}" if pk is not None else f"name:{name}"

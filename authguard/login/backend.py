@@ -25,7 +25,7 @@ from authguard.login.flow import (
     _release_throttle,
     throttle_attempt,
 )
-from authguard.risk.velocity import take_in_flight
+from authguard.risk.velocity import release_in_flight, take_in_flight
 
 
 class ThrottleBackend:
@@ -38,32 +38,33 @@ class ThrottleBackend:
     """
 
     def authenticate(self, request: HttpRequest | None, username: str | None = None, **kwargs: Any) -> None:
-        # SECURITY: the account's throttle is keyed on the login name however the portal passes it
-        # (``username=`` or the user model's field, ``email=``): keyed on ``username`` alone, every e-mail
-        # sign-in shared one bucket, and ten wrong passwords an hour for made-up names throttled every
-        # customer of the site (red team, round thirty-five).
-        name = username or kwargs.get(get_user_model().USERNAME_FIELD)
-        if request is not None and not throttle_attempt(request, name if isinstance(name, str) else ""):
+        typed = username or kwargs.get(get_user_model().USERNAME_FIELD)
+        name = typed if isinstance(typed, str) else ""
+        # password_login looked the account up and found it unlocked a moment ago: not asked again.
+        checked, account = attempt.take_unlocked(request, name)  # SECURITY: the whole name, never cut
+        if not checked and name:
+            account = user_by_name(name)
+        # SECURITY: the account's throttle slot and in-flight place are keyed on the account found, however
+        # the portal passes the name (``username=``, ``email=``: one bucket for every customer before, red
+        # team round thirty-five) and however it is spelled (round thirty-six: attempt.account_key).
+        key = attempt.account_key(account, name)
+        if request is not None and not throttle_attempt(request, key):
             setattr(request, THROTTLED_ATTR, True)  # the failed-login receiver records it as throttled
             raise PermissionDenied("throttled")
-        checked = isinstance(name, str) and attempt.take_unlocked(request, name)  # SECURITY: never cut
-        if isinstance(name, str) and name and not checked and _is_locked(user_by_name(name)):
-            if request is not None:
-                _release_throttle(request)  # refused unchecked: no failure to count
-                setattr(request, LOCKED_ATTR, True)  # recorded as refused, counted nowhere
-            raise PermissionDenied("locked")
-        if (
-            request is not None
-            and isinstance(name, str)
-            and name
-            and not take_in_flight(cache, request, username=name)
-        ):
-            # SECURITY: another check of this account is in flight: a burst of parallel guesses read "not
-            # locked" together and outran the lock (red team, round thirty-five). Refused unchecked, with the
-            # throttle's answer, a right password as a wrong one.
+        place = take_in_flight(cache, request, username=key) if request is not None and name else "taken"
+        if place == "busy" and request is not None:
+            # SECURITY: another check of this account is still in flight: refused unchecked, with the
+            # throttle's answer, a right password as a wrong one (round thirty-five).
             _release_throttle(request)
             setattr(request, THROTTLED_ATTR, True)
             raise PermissionDenied("throttled")
+        # A check that ended while this one waited may have locked the account: asked again (round 36).
+        if name and (not checked or place == "waited") and _is_locked(account):
+            if request is not None:
+                _release_throttle(request)  # refused unchecked: no failure to count
+                release_in_flight(cache, request)
+                setattr(request, LOCKED_ATTR, True)  # recorded as refused, counted nowhere
+            raise PermissionDenied("locked")
         if request is not None:
             setattr(request, PASSED_ATTR, True)  # on to the password check: a failure now is a wrong password
             # SECURITY: at the admin login a customer's password is checked here and refused either way,

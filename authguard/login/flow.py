@@ -147,9 +147,10 @@ def is_throttled(request: HttpRequest, username: str) -> bool:
     the counters unreachable this answers False; the login flow then fails safe (docs/faults.md).
     """
     limits = app_settings.LOGIN_THROTTLE
+    key = attempt.account_key(_user_by_name(username) if username else None, username or "")
     try:
         user_failures, ip_failures = peek_throttle(
-            cache, username=username or "", ip=client_ip(request), timestamp=clock.timestamp()
+            cache, username=key, ip=client_ip(request), timestamp=clock.timestamp()
         )
     except CountersUnavailable:
         return False
@@ -258,16 +259,19 @@ def password_login(request: HttpRequest, *, username: str, password: str) -> Log
         # SECURITY: refused before a throttle slot is taken: a lone surrogate made the hasher raise after
         # ThrottleBackend took one, and ten such 500s throttled the customer silently (red team 34a).
         raise MalformedCredentials(_("The login name or password contains characters that cannot be read."))
-    if not _throttle_backend_installed() and not throttle_attempt(request, username):
+    found, locked = attempt.user_and_lock(username)
+    if not _throttle_backend_installed() and not throttle_attempt(
+        request, attempt.account_key(found, username)
+    ):
         # Without ThrottleBackend (checks.py warns), this API still throttles before the password check.
         _record_throttled(request, username)
         return LoginResult("throttled")
-    if attempt.user_and_lock(username)[1]:
+    if locked:
         # SECURITY: the password is not checked, so the answer cannot tell a right one from a wrong one.
         _release_throttle(request)
         _record_locked(request, username)
         return LoginResult("locked")
-    attempt.note_unlocked(request, username)  # ThrottleBackend need not ask again for this attempt
+    attempt.note_unlocked(request, username, found)  # ThrottleBackend need not ask again for this attempt
     user = authenticate(request, username=username, password=password)
     attempt.take_unlocked(request, username)  # taken back, whichever backends ran
     if user is None:

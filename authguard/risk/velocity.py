@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -269,29 +270,42 @@ _IN_FLIGHT = f"{_PREFIX}tf:"
 #: How long one password check of an account holds its place: a check takes a fraction of a second; the
 #: place of a request that died (or never signed anyone in) is free again after this.
 IN_FLIGHT_SECONDS = 15
+#: How often a waiting attempt asks for the place again.
+IN_FLIGHT_POLL_SECONDS = 0.05
 #: The request attribute holding the in-flight key this request took (:func:`take_in_flight`).
 IN_FLIGHT_ATTR = "_authguard_check_in_flight"
 
 
-def take_in_flight(cache: CounterCache, request: Any, *, username: str) -> bool:
-    """Take the account's one password check in flight for ``request``; False: another check of the account is
-    in flight, refuse this one unchecked. The place is given back by :func:`release_in_flight` once the
-    attempt is counted (or after :data:`IN_FLIGHT_SECONDS`). When the cache cannot be used the check goes on
-    (the throttle's fail-safe steps the login up: docs/faults.md).
+def take_in_flight(cache: CounterCache, request: Any, *, username: str, wait_seconds: float = 2.0) -> str:
+    """Take the account's one password check in flight for ``request``, waiting up to ``wait_seconds`` while
+    another check of it runs. ``"taken"``; ``"waited"`` (taken after another check ended: its failure may
+    have locked the account, ask again); ``"busy"`` (still in flight: refuse this one unchecked). The place
+    is given back by :func:`release_in_flight` once the attempt is counted (or after
+    :data:`IN_FLIGHT_SECONDS`). When the cache cannot be used the check goes on (``"taken"``; the throttle's
+    fail-safe steps the login up: docs/faults.md). ``username`` is the attempt's account key
+    (:func:`authguard.login.attempt.account_key`).
 
     SECURITY: the account lock is read before a password check and counted after it: a burst of parallel
     guesses all read "not locked" and were all checked, seventeen against a lock of ten, and a right password
     among them was answered apart from the wrong ones (red team, round thirty-five). One check at a time per
-    account: no burst outruns the lock, and every attempt refused for it gets the throttle's answer.
+    account: no burst outruns the lock. A customer's double-submitted form waits its turn (a fraction of a
+    second) instead of being refused (round thirty-six).
     """
     key = f"{_IN_FLIGHT}{_user_key(username)}"
-    try:
-        if not _call(cache, cache.add, key, 1, IN_FLIGHT_SECONDS):
-            return False
-    except CountersUnavailable:
-        return True
+    deadline = time.monotonic() + max(wait_seconds, 0.0)
+    waited = False
+    while True:
+        try:
+            if _call(cache, cache.add, key, 1, IN_FLIGHT_SECONDS):
+                break
+        except CountersUnavailable:
+            return "taken"
+        if time.monotonic() >= deadline:
+            return "busy"
+        waited = True
+        time.sleep(IN_FLIGHT_POLL_SECONDS)
     setattr(request, IN_FLIGHT_ATTR, key)
-    return True
+    return "waited" if waited else "taken"
 
 
 def release_in_flight(cache: CounterCache, request: Any) -> None:

@@ -197,9 +197,12 @@ def check_session(
     generation the session was given, and at most every :data:`CHECK_SECONDS` ask whether the cookie was
     left behind (then its id is retired). Returns ``(state changed, hold the session)``."""
     if device is None or generation is None or device != (state.get("b") or {}).get("dev"):
-        # SECURITY: a session whose browser confirmed its cookie, asked without it (dropped, or swapped for
-        # a fresh one), is a copied session cookie shedding the evidence: held like a cookie left behind.
-        hold = bool(state.get("dgc"))
+        # SECURITY: a session that was given a cookie generation (its sign-in or step-up bound it to the
+        # device), asked without it (dropped, or swapped for a fresh one), is a copied session cookie
+        # shedding the evidence: held like a cookie left behind, whether or not it confirmed the generation
+        # yet (red team, round thirty-six: the thief dropped the cookie his sign-in was given before any
+        # other request, and her next sign-in retired nothing).
+        hold = bool(state.get("dgc")) or isinstance(state.get("dg"), int)
         return False, hold and not _reported(state, device, generation)
     at = datetime.fromtimestamp(now, tz=timezone.utc)
     changed = False
