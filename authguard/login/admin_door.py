@@ -17,7 +17,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy
 
-from authguard.login.attempt import user_by_name
 from authguard.login.events import record_event
 from authguard.models import Outcome
 from authguard.risk.engine import Assessment
@@ -45,14 +44,14 @@ def is_admin_login(request: HttpRequest) -> bool:
     return match is not None and match.url_name == "login" and match.app_names[-1:] == ["admin"]
 
 
-def check_customer(request: HttpRequest, name: object, password: object) -> None:
-    """At the admin login, check the password of an account that is not staff here and refuse it.
+def check_customer(request: HttpRequest, user: Any, password: object) -> None:
+    """At the admin login, check the password of ``user`` (the account the attempt's name found, or None) if
+    it is not staff, and refuse it.
 
     Nothing for any other request, an unknown name or a staff account: Django's backends go on as before.
     """
-    if not isinstance(name, str) or not isinstance(password, str) or not is_admin_login(request):
+    if not isinstance(password, str) or not is_admin_login(request):
         return
-    user = user_by_name(name)
     if user is None or getattr(user, "is_staff", False):
         return
     # SECURITY: the admin form would refuse this account after the password check without a signal; here

@@ -69,7 +69,7 @@ class ThrottleBackend:
             setattr(request, PASSED_ATTR, True)  # on to the password check: a failure now is a wrong password
             # SECURITY: at the admin login a customer's password is checked here and refused either way,
             # the right one recorded and scored (the admin form refused it without a trace, red team 34a).
-            admin_door.check_customer(request, name, kwargs.get("password"))
+            admin_door.check_customer(request, account if name else None, kwargs.get("password"))
         return None
 
     async def aauthenticate(

@@ -54,6 +54,12 @@ def read(*, token: Any) -> Activity | None:
     return Activity(*found) if found is not None else None
 
 
+def binding_of(token_key: str) -> Any:
+    """The binding state kept for ``token_key`` (None when it has no activity row): one indexed read."""
+    found = TokenActivity.objects.filter(token_digest=_digest(token_key)).values_list("binding").first()
+    return found[0] if found is not None else None
+
+
 def ended(*, token: Any, activity: Activity | None) -> bool:
     """Whether ``token`` (DRF's ``Token``: ``key``, ``created``) has ended: older than the absolute session
     lifetime, unused for longer than a session may be idle, or either time dated in the future beyond the

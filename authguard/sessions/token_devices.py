@@ -25,10 +25,9 @@ from django.db import DatabaseError, transaction
 from django.http import HttpRequest
 
 from authguard import clock
-from authguard.models import TokenActivity
 from authguard.risk.context import device_cookie_parts, device_hash
 from authguard.sessions import device_generations
-from authguard.sessions.token_activity import _digest, write_binding
+from authguard.sessions.token_activity import binding_of, write_binding
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +41,10 @@ def note_issued(*, token_key: str, cookie_value: str) -> None:
     """The answer that issued ``token_key`` carries the device cookie ``cookie_value``: the client's next
     presentation of it confirms its generation. (The token is new: no call of it can be in flight.)"""
     parts = device_cookie_parts(cookie_value)
-    found = TokenActivity.objects.filter(token_digest=_digest(token_key)).values_list("binding").first()
-    if parts is None or found is None:
+    if parts is None:
         return
-    state = dict(found[0]) if isinstance(found[0], dict) else {}
+    stored = binding_of(token_key)
+    state = dict(stored) if isinstance(stored, dict) else {}
     state[ISSUED_KEY] = [device_hash(parts[0]), parts[1]]
     # Kept for the token's life: retiring this device id ends the token (device_generations.retire).
     state[DEVICE_KEY] = state[ISSUED_KEY][0]
@@ -58,8 +57,7 @@ def confirm(request: HttpRequest, *, user_id: Any, token_key: str, state: Any = 
     (:func:`.device_generations.confirm`). ``state`` is the token's binding state when the caller read it
     already; otherwise it is read here (one query)."""
     if state is None:
-        found = TokenActivity.objects.filter(token_digest=_digest(token_key)).values_list("binding").first()
-        state = found[0] if found is not None else None
+        state = binding_of(token_key)
     issued = state.get(ISSUED_KEY) if isinstance(state, dict) else None
     if not (isinstance(issued, list) and len(issued) == 2 and isinstance(issued[1], int)):
         return
