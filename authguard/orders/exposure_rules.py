@@ -329,7 +329,7 @@ class Exposure(OrderRule):
         slow = int(self.options["slow_horizon_hours"])
         daily = facts.instrument.daily_value
         if horizon in facts.windows and daily is not None and daily > 0:
-            bought = facts.window(horizon).symbol_buys + facts.amount
+            bought = facts.window(horizon).symbol_buys + facts.counted_amount
             share = bought / daily
             limit = self._limit("max_adv_share", facts)
             if share > limit:
@@ -373,7 +373,7 @@ class Exposure(OrderRule):
                 )
                 return
         holding = facts.portfolio.holding(facts.symbol)
-        position = (holding.value if holding else Decimal(0)) + facts.amount
+        position = (holding.value if holding else Decimal(0)) + facts.counted_amount
         concentration = position * Decimal(str(facts.exposure_weight)) / total if total > 0 else Decimal(1)
         limit = self._limit("max_position_share", facts)
         if concentration > limit:

@@ -332,9 +332,28 @@ class OrderFacts:
         return min(1.0, max(self.illiquidity, 0.0) / ILLIQUID_WEIGHT)
 
     @property
+    def counted_amount(self) -> Decimal:
+        """What the limits on buys of thin stocks count this order at: its amount, or, for a buy of a stock
+        that weighs (:attr:`exposure_weight`) priced below its long-run price, its shares at that price.
+
+        SECURITY: the trusted total and the liquidation base count a thin position at up to its long-run
+        price; shares bought far below it had counted at the price paid against the limits and at the
+        long-run price in the totals. A gang that printed its stocks at a hundredth of their price for a day
+        sold her ¥960,000 of shares the guard then trusted at ¥98 million, and her whole portfolio went into
+        its pump unheld (red team, round thirty-seven)."""
+        reference = self.instrument.reference_price
+        if not self.is_buy or self.exposure_weight <= 0 or reference is None or Decimal(reference) <= 0:
+            return self.amount
+        at_reference = Decimal(reference) * self.quantity * self.instrument.fx_rate
+        return max(self.amount, at_reference.quantize(Decimal("0.01")))
+
+    @property
     def weighted_amount(self) -> Decimal:
-        """This order's amount weighted by :attr:`exposure_weight` (what the ledger sums as exposure)."""
-        return (self.amount * Decimal(str(self.exposure_weight))).quantize(Decimal("0.01"))
+        """This order's amount weighted by :attr:`exposure_weight` (what the ledger sums as exposure), plus
+        in full what :attr:`counted_amount` adds to it: shares bought below their long-run price count at
+        that price in the trusted total whatever the stock weighs, so the difference is charged whole."""
+        weighted = self.amount * Decimal(str(self.exposure_weight)) + (self.counted_amount - self.amount)
+        return weighted.quantize(Decimal("0.01"))
 
     @property
     def is_sell(self) -> bool:

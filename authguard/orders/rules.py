@@ -123,7 +123,7 @@ class IlliquidBuy(OrderRule):
                 self.action,
             )
             return
-        adv_share = facts.amount / daily
+        adv_share = facts.counted_amount / daily
         if adv_share > Decimal(str(self.options["max_adv_share"])):
             yield RuleFinding(
                 "illiquid_buy_large",
@@ -137,8 +137,8 @@ class IlliquidBuy(OrderRule):
             )
         elif daily < Decimal(self.options["liquidity_floor"]):
             total = facts.trusted_total  # SECURITY: not lifted by a pump of her thin holdings (round thirty)
-            portfolio_share = facts.amount / total if total > 0 else Decimal(1)
-            if facts.amount > Decimal(self.options["floor_max_amount"]) or portfolio_share > Decimal(
+            portfolio_share = facts.counted_amount / total if total > 0 else Decimal(1)
+            if facts.counted_amount > Decimal(self.options["floor_max_amount"]) or portfolio_share > Decimal(
                 str(self.options["floor_max_share"])
             ):
                 yield RuleFinding(
@@ -236,7 +236,7 @@ class RiskySession(OrderRule):
                     self.action,
                     {**evidence, "share": round(float(share), 4)},
                 )
-        elif facts.illiquid and facts.amount > Decimal(self.options["max_illiquid_amount"]):
+        elif facts.illiquid and facts.counted_amount > Decimal(self.options["max_illiquid_amount"]):
             template = (
                 _(
                     "This session started recently on a new device or after a security check; buying "
