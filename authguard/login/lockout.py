@@ -47,6 +47,7 @@ from authguard.conf import app_settings
 from authguard.exceptions import AuthguardError
 from authguard.models import AccountLock
 from authguard.notifications.outbox import notify_customer, notify_staff
+from authguard.sessions import dbsc_moves
 from authguard.sessions.state import end_all_sessions, revoke_api_tokens
 
 logger = logging.getLogger(__name__)
@@ -148,20 +149,30 @@ def record_failure(user: Any, *, kind: str) -> bool:
 def _end_all_access(user: Any) -> tuple[int, int]:
     try:
         with transaction.atomic():  # a savepoint: the lock stands even if a session cannot be ended
-            return end_all_access(user)
+            # SECURITY: not her DBSC bindings: anyone with her username can cause this lock, and a binding
+            # ended can be made again only after a passkey (a used cookie); her key's proof would be gone on
+            # demand and a copy of her device cookie unbound. The desk's lock ends them (round thirty-seven).
+            return end_all_access(user, bindings=False)
     except Exception:
         logger.exception("authguard: could not end the sessions of locked account %s", user.pk)
         return 0, 0
 
 
-def end_all_access(user: Any) -> tuple[int, int]:
-    """End every session of ``user`` and revoke their DRF API tokens; returns (sessions, tokens) ended.
+def end_all_access(user: Any, *, bindings: bool = True) -> tuple[int, int]:
+    """End every session of ``user``, their DBSC bindings (unless ``bindings`` is false) and their DRF API
+    tokens; returns (sessions, tokens) ended.
 
     The same functions a password change uses (:func:`authguard.sessions.state.end_all_sessions` and
     :func:`authguard.sessions.state.revoke_api_tokens`: DRF tokens where the portal uses them), in the
     caller's transaction: if it fails, the caller's writes are undone with it.
+
+    SECURITY: the desk's containment (end the sessions, lock, force a password reset) ends the bindings,
+    ``access_ended``: a key the thief registered on his browser during the intrusion went on refreshing
+    with no session and no password, and (before its move was checked) onto her device id (red team,
+    round thirty-seven).
     """
-    return end_all_sessions(user=user), revoke_api_tokens(user)
+    reason = dbsc_moves.ACCESS_ENDED if bindings else None
+    return end_all_sessions(user=user, binding_reason=reason), revoke_api_tokens(user)
 
 
 def lock(user: Any, *, by: Any, reason: str) -> bool:

@@ -34,12 +34,14 @@ What authguard checks (fail closed, every failure a :class:`DbscError` with a st
 * the challenge (``jti``) is one authguard issued, for this purpose and this session, not expired, and is
   consumed atomically together with the write it allows, so a proof is never accepted twice;
 * registration requires a signed-in session that is not waiting for step-up, the same user, device cookie
-  and Django session the challenge was offered to; refresh requires the device cookie the session is
-  bound to.
+  and Django session the challenge was offered to; refresh requires a device cookie, and moves the binding
+  onto another one than the bound one only when the binding's own browser was given it
+  (:mod:`~authguard.sessions.dbsc_moves`).
 
 The binding is per device cookie, not per sign-in: it survives signing out, so a copied device cookie is
 recognised at any later sign-in. A new registration of the same device (after a step-up proved the
-customer) replaces the old binding.
+customer) replaces the old binding. The doors that end the account's access (the desk's containment, a
+password change or reset, "sign out everywhere", "forget this browser") end its bindings too.
 """
 
 from __future__ import annotations
@@ -61,7 +63,11 @@ from authguard import clock
 from authguard.conf import app_settings
 from authguard.models import DbscChallenge, DbscSession, KnownDevice, LoginEvent
 from authguard.risk.context import device_hash, device_id_from_cookie
+from authguard.sessions import dbsc_moves
 from authguard.sessions import state as sessions_state
+
+# Where a binding moves and ends lives in dbsc_moves; re-exported: part of this module's API.
+from authguard.sessions.dbsc_moves import end_device_binding as end_device_binding
 
 # The wire formats (errors, headers, proofs) are their own module; re-exported: part of this module's API.
 from authguard.sessions.dbsc_proofs import ALGORITHMS as ALGORITHMS
@@ -255,16 +261,23 @@ def registration_header(request: HttpRequest) -> str | None:
 
     if sessions_state.is_pending(request):
         return None
-    dev = request_device_hash(request)
+    presented = dev = request_device_hash(request)
+    # The device cookie the middleware issued in this very response (sessions.state.bind_issued_device_cookie
+    # binds the session to it): the presented one's next generation, a new id, or a first cookie.
+    issued = sessions_state.bound_context(sessions_state.raw_state(request) or {}).get("dev")
+    issued = issued if isinstance(issued, str) else None
     if dev is None:
-        # A first sign-in: the middleware issues the device cookie in this very response and binds the
-        # session to it (sessions.state.bind_issued_device_cookie); the registration comes back with it.
-        state = sessions_state.raw_state(request) or {}
-        bound = sessions_state.bound_context(state)
-        dev = bound.get("dev") if isinstance(bound.get("dev"), str) else None
+        # A first sign-in: the registration comes back with the cookie issued in this response.
+        dev = issued
     if dev is None:
         return None
-    if device_binding_state(request, device_cookie_hash=dev, user_id=user.pk) == "bound_ok":
+    binding = device_binding_state(request, device_cookie_hash=dev, user_id=user.pk)
+    # SECURITY: a new id given to a browser that proved its binding here is where that binding may move at
+    # its key's next refresh; no other cookie is (red team, round thirty-seven).
+    dbsc_moves.note_issued(
+        request, user_id=user.pk, presented=presented, issued=issued, bound_ok=binding == "bound_ok"
+    )
+    if binding == "bound_ok":
         return None
     try:
         path = reverse(REGISTER_URL_NAME)
@@ -403,8 +416,8 @@ def active_session(
 
     Raises :class:`UnknownSession` (``unknown_session``: unknown, ended or expired; ``device``: the request
     carries no device cookie). A request with another device cookie than the bound one is answered (a
-    challenge): only the registered key can sign the refresh, which then moves the binding to that cookie
-    (:func:`verify_refresh`).
+    challenge): only the registered key can sign the refresh, which moves the binding to that cookie only
+    when the binding's own browser was given it (:func:`verify_refresh`).
     """
     now = now or clock.now()
     session = DbscSession.objects.filter(session_id=session_id).first()
@@ -454,16 +467,21 @@ def verify_refresh(
     session: DbscSession,
     proof: str,
     device_cookie_hash: str | None = None,
+    device_cookie_generation: int | None = None,
+    issued_to: str | None = None,
     now: datetime | None = None,
 ) -> DbscSession:
     """Verify a refresh proof for ``session`` (from :func:`active_session`) and record it.
 
     The proof must be signed by the registered key under the registered algorithm and answer an unexpired
-    refresh challenge issued for this very session, never answered before. ``device_cookie_hash``: the
-    refreshing request's device cookie; when it is another than the bound one, the binding moves to it
-    (the key's holder is the device: her browser given a new device id after a copy of its old one was
-    used keeps its binding, round thirty-four). Raises :class:`MalformedDbscRequest`,
-    :class:`InvalidProof` or :class:`ChallengeRejected`; nothing is written unless all passes.
+    refresh challenge issued for this very session, never answered before. ``device_cookie_hash`` (and its
+    ``device_cookie_generation``): the refreshing request's device cookie; when it is another than the bound
+    one, the binding moves to it if its own browser was given it (``issued_to``, the move the refreshing
+    session recorded, :func:`~.dbsc_moves.issued_to_binding`; or a cookie new to the account since the
+    registration: :func:`~.dbsc_moves.may_move`), so her browser given a new device id after a copy of its
+    old one was used keeps its binding (round thirty-four); otherwise it stays where it is. Raises
+    :class:`MalformedDbscRequest`, :class:`InvalidProof` or :class:`ChallengeRejected`; nothing is written
+    unless all passes.
     """
     if not enabled():
         raise DbscDisabled()
@@ -472,9 +490,10 @@ def verify_refresh(
         proof=proof, registered_jwk=session.public_jwk, registered_algorithm=session.algorithm
     )
     issued_at = _refresh_issued_at(verified.challenge, session=session, now=now)
-    moved = device_cookie_hash is not None and not constant_time_compare(
+    elsewhere = device_cookie_hash is not None and not constant_time_compare(
         session.device_hash, device_cookie_hash
     )
+    moved = False
     _prune_challenges(now)
     with transaction.atomic():
         try:
@@ -490,18 +509,35 @@ def verify_refresh(
         except IntegrityError:
             raise ChallengeRejected("replayed") from None
         changes: dict[str, Any] = {"last_refreshed_at": now, "expires_at": now + _session_lifetime()}
+        if elsewhere and device_cookie_hash is not None:
+            # SECURITY: a key proves its own browser, not the cookie its refresh carries: the binding moves
+            # only onto a cookie that browser was given. A refused move still refreshes the binding where it
+            # is (not fail closed): a 4xx makes the browser drop its key, and her own browser signed out
+            # before its refresh would lose DBSC for good (re-binding a used cookie needs a passkey), while a
+            # binding left on its own device harms no other browser (red team, round thirty-seven).
+            moved = dbsc_moves.may_move(
+                session,
+                device_cookie_hash=device_cookie_hash,
+                generation=device_cookie_generation,
+                issued_to=issued_to,
+                now=now,
+            )
         if moved:
             changes["device_hash"] = device_cookie_hash
         updated = DbscSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(**changes)
         if updated != 1:
-            # Ended by a new registration while this proof was checked: refuse, and undo the record.
+            # Ended (a new registration, a door that ends access) while the proof was checked: undo, refuse.
             raise UnknownSession("unknown_session")
-    if moved:
+    if moved and device_cookie_hash is not None:
         logger.info("authguard dbsc: binding moved to the refreshing device's cookie session=%s", session.pk)
+        session.device_hash = device_cookie_hash
+    elif elsewhere:
+        logger.warning(
+            "authguard dbsc: refresh from a device cookie its browser was not given; not moved session=%s",
+            session.pk,
+        )
     session.last_refreshed_at = now
     session.expires_at = now + _session_lifetime()
-    if moved and device_cookie_hash is not None:
-        session.device_hash = device_cookie_hash
     return session
 
 
@@ -547,12 +583,4 @@ def set_bound_cookie(response: HttpResponse, *, session: DbscSession, secure: bo
         secure=secure,
         httponly=True,
         samesite="Lax",
-    )
-
-
-def end_device_binding(*, device_cookie_hash: str, reason: str, now: datetime | None = None) -> int:
-    """End every active DBSC session of a device (e.g. the device was revoked); returns how many ended.
-    The browser learns it at its next refresh (404) and drops its key."""
-    return DbscSession.objects.filter(device_hash=device_cookie_hash, ended_at__isnull=True).update(
-        ended_at=now or clock.now(), end_reason=reason[:40]
     )

@@ -18,9 +18,11 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
+from authguard.conf import app_settings
 from authguard.factors import changes
 from authguard.models import DbscSession
-from authguard.sessions import dbsc
+from authguard.risk.context import device_cookie_generation
+from authguard.sessions import dbsc, dbsc_moves
 from authguard.sessions import state as sessions_state
 from authguard.sessions.decorators import step_up_exempt
 
@@ -94,9 +96,18 @@ def refresh(request: HttpRequest) -> HttpResponse:
         if raw_proof is None:
             return _challenge(session, message=_("Sign the challenge to refresh the device-bound session."))
         proof = dbsc.parse_sf_string_item(raw_proof, max_chars=dbsc.MAX_PROOF_CHARS)
+        device = dbsc.request_device_hash(request)
         try:
             session = dbsc.verify_refresh(
-                session=session, proof=proof, device_cookie_hash=dbsc.request_device_hash(request)
+                session=session,
+                proof=proof,
+                device_cookie_hash=device,
+                device_cookie_generation=device_cookie_generation(
+                    request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME)
+                ),
+                # SECURITY: the new id the binding's own browser was given, as its session recorded it: the
+                # one cookie besides a new one the binding may move onto (red team, round thirty-seven).
+                issued_to=dbsc_moves.issued_to_binding(request, session),
             )
         except dbsc.ChallengeRejected as error:
             # The draft's answer to a stale challenge: 403 with a new one, which the browser signs.
@@ -107,6 +118,8 @@ def refresh(request: HttpRequest) -> HttpResponse:
     if user is not None and user.is_authenticated and str(session.user_id) == str(user.pk):
         # SECURITY: only the binding's own account's session is bound by its refresh.
         sessions_state.note_device_bound(request, session.session_id)
+        if session.device_hash == device:
+            dbsc_moves.forget_issued(request)  # moved (or never needed): the record is spent
     secure = request.is_secure()
     response = _answer(dbsc.session_instructions(session=session, secure=secure))
     dbsc.set_bound_cookie(response, session=session, secure=secure)

@@ -18,15 +18,16 @@ from authguard import clock
 from authguard.factors import contact
 from authguard.models import KnownDevice
 from authguard.notifications.messages import user_language
-from authguard.notifications.outbox import notify
-from authguard.sessions import device_generations
+from authguard.notifications.outbox import notify_customer
+from authguard.sessions import dbsc_moves, device_generations
 from authguard.sessions import state as sessions_state
 
 
 def forget_device(request: HttpRequest, *, pk: int) -> bool:
-    """Forget the session user's remembered browser ``pk``: its next sign-in is a new browser's. Whether
-    one was forgotten. Raises :class:`~authguard.exceptions.StepUpRequired` for another browser than this
-    one without what a factor's removal needs (:func:`~authguard.factors.contact.require_strong_removal`).
+    """Forget the session user's remembered browser ``pk``: its next sign-in is a new browser's, and its
+    DBSC binding of the account ends (``device_forgotten``). Whether one was forgotten. Raises
+    :class:`~authguard.exceptions.StepUpRequired` for another browser than this one without what a factor's
+    removal needs (:func:`~authguard.factors.contact.require_strong_removal`).
 
     SECURITY: a browser of months is her standing (her one-step code renewal, the desk's re-binding grant,
     her own throttle scope, a passkey's short cooling-off): one relayed code forgot her PC, and her passkey
@@ -42,9 +43,16 @@ def forget_device(request: HttpRequest, *, pk: int) -> bool:
             revoked_at=clock.now(), trusted_until=None
         )
         if forgotten:
+            # SECURITY: a key registered on the forgotten browser is forgotten with it, in this transaction:
+            # his key's refresh had gone on answering after she forgot his browser (red team, round
+            # thirty-seven).
+            dbsc_moves.end_bindings(
+                user_id=user.pk, reason=dbsc_moves.DEVICE_FORGOTTEN, device_cookie_hash=device.cookie_hash
+            )
             with translation.override(user_language(user) or None):
                 label = str(_("remembered device"))
-            notify(
+            # SECURITY: on every address security notices go to (red team, round thirty-seven (d)).
+            notify_customer(
                 user,
                 "factor_removed",
                 context={"factor": label, "name": device.label, "time": clock.now(), "by_staff": False},
@@ -54,7 +62,8 @@ def forget_device(request: HttpRequest, *, pk: int) -> bool:
 
 
 def end_other_sessions(request: HttpRequest) -> int:
-    """Sign out every other session of the session user (API tokens too); she is told. How many ended.
+    """Sign out every other session of the session user (API tokens and the DBSC bindings of her other
+    browsers too: ``signed_out_everywhere``); she is told. How many sessions and tokens ended.
 
     SECURITY: a thief's session doing this signed her out with no word to her (red team, round
     thirty-three)."""
@@ -62,7 +71,7 @@ def end_other_sessions(request: HttpRequest) -> int:
     with transaction.atomic():
         ended = sessions_state.end_other_sessions(request, user=user)
         if ended:
-            notify(user, "sessions_ended", context={"count": ended, "time": clock.now()})
+            notify_customer(user, "sessions_ended", context={"count": ended, "time": clock.now()})
     return ended
 
 

@@ -12,7 +12,7 @@ state, so it is server-side, dies with the session, and cannot be steered by any
   :func:`has_fresh_verification` asks whether there was one recently enough.
 * The binding (network, device cookie, browser) is kept here; :mod:`authguard.sessions.rescoring` re-scores
   a session whose context changed materially.
-* :func:`end_all_sessions` ends every session of a user (a lock, a password change or reset).
+* :func:`end_all_sessions` ends every session and DBSC binding of a user (a lock, a password change or reset).
 
 This module is low in the layering (it reads settings, the models and the request context): the flows
 that verify, re-score or lock build on it, never the other way round.
@@ -59,7 +59,7 @@ from authguard.risk.addresses import client_ip
 from authguard.risk.context import device_cookie_generation, device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
 from authguard.risk.useragent import client_info
-from authguard.sessions import device_activity, device_binding, device_generations
+from authguard.sessions import dbsc_moves, device_activity, device_binding, device_generations
 from authguard.sessions.places import (  # noqa: F401 (MATERIAL_MOVE_KM, anchor, places: this module's API)
     MATERIAL_MOVE_KM,
     anchor,
@@ -525,31 +525,56 @@ def note_session_key(request: HttpRequest, state: dict[str, Any]) -> None:
 
 
 def end_other_sessions(request: HttpRequest, *, user: Any) -> int:
-    """End every other session of ``user`` and every API token (the caller checks for a fresh strong
-    verification first); the number ended.
+    """End every other session of ``user``, every API token and every other browser's DBSC binding (the
+    caller checks for a fresh strong verification first); the number of sessions and tokens ended.
 
-    SECURITY: "sign out everywhere else" includes the API: a thief's token would outlive it otherwise.
+    SECURITY: "sign out everywhere else" includes the API: a thief's token would outlive it otherwise; and
+    his key's binding (red team, round thirty-seven). This browser's stays: the one on its device cookie,
+    or named by its fresh bound cookie or its session.
     """
-    return end_all_sessions(user=user, keep=request.session.session_key) + revoke_api_tokens(user)
+    device = device_hash(device_id_from_cookie(_request_parts(request)[2]))
+    kept = (device, device_binding.presented_session_id(request), (raw_state(request) or {}).get("db"))
+    reason, keep = dbsc_moves.SIGNED_OUT_EVERYWHERE, request.session.session_key
+    ended = end_all_sessions(user=user, keep=keep, kept_browser=kept, binding_reason=reason)
+    return ended + revoke_api_tokens(user)
 
 
-def end_all_sessions(*, user: Any, keep: str | None = None) -> int:
-    """End every session of ``user`` but ``keep`` (a session key), wherever it is; the number ended.
+def end_all_sessions(
+    *,
+    user: Any,
+    keep: str | None = None,
+    kept_browser: Collection[Any] = (),
+    binding_reason: str | None = dbsc_moves.SESSIONS_ENDED,
+) -> int:
+    """End every session of ``user`` but ``keep`` (a session key), wherever it is, and the account's DBSC
+    bindings but the kept browser's (``kept_browser``: its device cookie hash and binding ids, else read from
+    the kept session) with ``binding_reason`` (None: no binding ends); the number of sessions ended.
 
     Deletes each recorded session from the session store (so its cookie signs nothing in any more) and
     its record. A session ended while it is serving this very request is also dropped by the middleware
-    at the end of the request instead of being written back.
+    at the end of the request instead of being written back. One transaction: a failure half-way leaves
+    the account's bindings and records as they were.
     """
     if user is None or user.pk is None:
         return 0
     store = import_module(settings.SESSION_ENGINE).SessionStore
-    records = SessionRecord.objects.filter(user_id=user.pk)
-    if keep:
-        records = records.exclude(session_key=keep)
-    keys = list(records.values_list("session_key", flat=True))
-    for key in keys:
-        store(session_key=key).delete()
-    SessionRecord.objects.filter(session_key__in=keys).delete()
+    if keep and not kept_browser:
+        # What the kept session last saved; nothing readable, nothing kept (fail closed).
+        saved = store(session_key=keep).load().get(STATE_KEY)
+        kept_browser = (bound_context(saved).get("dev"), saved.get("db")) if isinstance(saved, dict) else ()
+    kept = [value for value in kept_browser if isinstance(value, str)]  # device hashes and binding ids
+    with transaction.atomic():
+        # SECURITY: a key registered during an intrusion must not outlive the access it came with: his
+        # refresh, with no session and no password, had gone on answering (red team, round thirty-seven).
+        if binding_reason is not None:
+            dbsc_moves.end_bindings(user_id=user.pk, reason=binding_reason, keep_devices=kept, keep_ids=kept)
+        records = SessionRecord.objects.filter(user_id=user.pk)
+        if keep:
+            records = records.exclude(session_key=keep)
+        keys = list(records.values_list("session_key", flat=True))
+        for key in keys:
+            store(session_key=key).delete()
+        SessionRecord.objects.filter(session_key__in=keys).delete()
     if keys:
         ENDED_SESSIONS.set(ENDED_SESSIONS.get() | frozenset(keys))
         logger.info("authguard: ended %s session(s) of user %s", len(keys), user.pk)
