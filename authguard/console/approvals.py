@@ -75,7 +75,7 @@ from authguard.models import (
     StaffApprovalStatus,
 )
 from authguard.notifications.messages import ways_back
-from authguard.notifications.outbox import notify, notify_staff
+from authguard.notifications.outbox import notify_customer, notify_staff
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,9 @@ def _notify(approval: StaffApproval, stage: str, *, customer_what: str | None = 
     if approval.customer is not None:
         if approval.action == StaffAction.LOCK_ACCOUNT and stage == "executed":
             context.update(_ways_back(approval.customer))
-        notify(approval.customer, "staff_action", context=context, dedupe_key=f"staff:{approval.pk}:{stage}")
+        notify_customer(
+            approval.customer, "staff_action", context=context, dedupe_key=f"staff:{approval.pk}:{stage}"
+        )
     if stage in ("requested", "failed") or approval.customer is None:
         account = approval.customer.get_username() if approval.customer is not None else ""
         notify_staff(

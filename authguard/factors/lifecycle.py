@@ -78,7 +78,7 @@ from authguard.models import (
     PasskeyDevice,
     RecoveryCodeDevice,
 )
-from authguard.notifications.outbox import notify
+from authguard.notifications.outbox import notify_customer
 from authguard.sessions import state as sessions_state
 
 logger = logging.getLogger(__name__)
@@ -362,7 +362,7 @@ def grant_rebind(user: Any, *, by_staff: Any, hours: int = DESK_REBIND_HOURS) ->
         # the thief's phone call left no audit line and said nothing to her until his factor was bound with
         # it (red team, round thirty-three).
         audit(by_staff, row, f"granted a re-binding of a sign-in method until {until.isoformat()}")
-        notify(user, "rebind_granted", context={"until": until, "time": clock.now()})
+        notify_customer(user, "rebind_granted", context={"until": until, "time": clock.now()})
     logger.warning("authguard re-binding granted user=%s staff=%s until=%s", user.pk, by_staff.pk, until)
     return until
 

@@ -231,14 +231,12 @@ def notify_login(event: LoginEvent, *, country_known: bool = False) -> list[Noti
     sent: list[Notification] = []
     codes = {f.get("code") for f in event.findings or [] if isinstance(f, dict)}
     context = _login_context(event)
+    # SECURITY: on every address security notices go to: after a thief changed the address, her previous
+    # one still hears of his sign-ins during the cooling-off (red team, round thirty-seven).
     if codes & NEW_DEVICE_CODES:
-        row = notify(user, "new_device_login", context=context, dedupe_key=f"event:{event.pk}")
-        if row is not None:
-            sent.append(row)
+        sent += notify_customer(user, "new_device_login", context=context, dedupe_key=f"event:{event.pk}")
     if event.country and not country_known and _is_new_country(event, event.user_id):
-        row = notify(user, "new_country_login", context=context, dedupe_key=f"event:{event.pk}")
-        if row is not None:
-            sent.append(row)
+        sent += notify_customer(user, "new_country_login", context=context, dedupe_key=f"event:{event.pk}")
     return sent
 
 

@@ -37,7 +37,7 @@ from authguard.models import (
     StaffAction,
 )
 from authguard.notifications.messages import user_language
-from authguard.notifications.outbox import notify
+from authguard.notifications.outbox import notify_customer
 
 
 def _notify_revoked(user: AbstractBaseUser, *, factor: Any, name: str, dedupe_key: str) -> None:
@@ -45,7 +45,7 @@ def _notify_revoked(user: AbstractBaseUser, *, factor: Any, name: str, dedupe_ke
 
     with translation.override(user_language(user) or None):
         label = str(factor)
-    notify(
+    notify_customer(
         user,
         "factor_removed",
         context={"factor": label, "name": name, "time": clock.now(), "by_staff": True},
