@@ -6,9 +6,11 @@ same two questions again a moment later, for the same name, in the same request.
 noted on the request (:func:`note_unlocked`) and taken, once, by the backend (:func:`take_unlocked`).
 
 SECURITY: only "not locked" is noted, and only for the attempt that is about to reach the backend: the
-backend takes the note back whatever it decides, so no later attempt of the request reuses it. A lock
-that lands between the two is the same race as one landing between the backend's check and the password
-check: the login flow asks again before any session is granted (``after_password_login``).
+backend takes the note back whatever it decides, so no later attempt of the request reuses it. The note
+saves the backend the user lookup, never the lock: the backend reads the lock again once it holds the
+account's one check in flight (``velocity.take_in_flight``), because a failure that ended between the two
+may have locked the account, and a right password checked there was answered apart from a wrong one (red
+team, round thirty-seven).
 """
 
 from __future__ import annotations

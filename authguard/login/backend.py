@@ -40,7 +40,7 @@ class ThrottleBackend:
     def authenticate(self, request: HttpRequest | None, username: str | None = None, **kwargs: Any) -> None:
         typed = username or kwargs.get(get_user_model().USERNAME_FIELD)
         name = typed if isinstance(typed, str) else ""
-        # password_login looked the account up and found it unlocked a moment ago: not asked again.
+        # password_login looked the account up a moment ago: not looked up again.
         checked, account = attempt.take_unlocked(request, name)  # SECURITY: the whole name, never cut
         if not checked and name:
             account = user_by_name(name)
@@ -58,8 +58,10 @@ class ThrottleBackend:
             _release_throttle(request)
             setattr(request, THROTTLED_ATTR, True)
             raise PermissionDenied("throttled")
-        # A check that ended while this one waited may have locked the account: asked again (round 36).
-        if name and (not checked or place == "waited") and _is_locked(account):
+        # SECURITY: read after the place is taken, always: a check that ended while this one waited (round
+        # thirty-six), or between password_login's reading and this place, may have locked the account; the
+        # reading noted before the place let a right password be checked and answered apart (round 37a).
+        if name and _is_locked(account):
             if request is not None:
                 _release_throttle(request)  # refused unchecked: no failure to count
                 release_in_flight(cache, request)

@@ -334,7 +334,7 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
         logger.exception("authguard: could not count a login attempt")
     action = assessment.action
     methods: list[str] = factor_methods.step_up_methods(user) if action == Action.STEP_UP else []
-    locked = _is_locked(user)
+    locked = _locked_after_check(user, evidence)
     if locked:
         status, outcome = "denied", Outcome.REFUSED
     elif action == Action.ALLOW:
@@ -406,7 +406,7 @@ def after_failed_login(
     try:
         _after_failed_login(request, credentials, from_authenticate=from_authenticate)
     finally:
-        release_in_flight(cache, request)
+        release_in_flight(cache, request, when_committed=True)  # SECURITY: once the lock is visible (37a)
 
 
 def _after_failed_login(
@@ -488,6 +488,19 @@ def locked_message() -> str:
 def _is_locked(user: Any) -> bool:
     """Whether ``authguard.login.lockout`` (when installed) has locked this account."""
     return lockout.is_locked_fail_closed(user)
+
+
+def _locked_after_check(user: Any, evidence: Evidence | None) -> bool:
+    """:func:`_is_locked` after the password check, from the lock the evidence read with the profile (in the
+    same statement, after the check) when it did; fail closed as :func:`_is_locked`."""
+    lock = evidence.account_lock if evidence is not None else None
+    if lock is None:
+        return _is_locked(user)
+    try:
+        return lockout.locked_with_due(user, locked=lock[0], due=lock[1])
+    except Exception:
+        logger.exception("authguard: lockout state unavailable")
+        return True
 
 
 def _lockout_failure(user: Any) -> None:

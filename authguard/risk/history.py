@@ -13,7 +13,6 @@ so the replay scores exactly as live logins do.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections import Counter, defaultdict
@@ -29,10 +28,12 @@ from django.utils import timezone
 
 from authguard import statements
 from authguard.conf import app_settings
-from authguard.models import KnownDevice, PopulationCount, RiskProfile
+from authguard.models import AccountLock, KnownDevice, PopulationCount, RiskProfile
 from authguard.models.population import PopulationDelta, PopulationFold
 from authguard.resilience import guarded_cache_call
 from authguard.risk.context import LoginContext
+from authguard.risk.history_sql import as_time as _as_time
+from authguard.risk.history_sql import population_sql, profile_sql
 from authguard.risk.legacy_device import forked_from, judged_context, take_over
 from authguard.risk.profile import POPULATION_FEATURES, Profile, learn, population_keys
 from authguard.risk.velocity import (
@@ -43,7 +44,7 @@ from authguard.risk.velocity import (
     read_counts,
     record_attempt,
 )
-from authguard.sessions.device_generations import left_behind_params, left_behind_sql
+from authguard.sessions.device_generations import left_behind_params
 
 logger = logging.getLogger("authguard.risk.history")
 
@@ -71,6 +72,9 @@ class Evidence:
     velocity: VelocityCounts
     #: The browser that took over the device this login's portal cookie names, when this is another one.
     fork: str | None = None
+    #: The account's lock as read with the profile: (locked, its self-service unlock's due time); ``None``
+    #: when not read (the replay, a first login of nobody, the lock rows routed to another database).
+    account_lock: tuple[bool, datetime | None] | None = None
 
     def population_count(self, key: str) -> int:
         return self.population.get(key, 0)
@@ -275,41 +279,6 @@ def portal_device_ending(ctx: LoginContext, evidence: Evidence) -> tuple[str | N
     return ctx.legacy_device_hash, False
 
 
-@functools.lru_cache(maxsize=4)
-def _profile_sql(alias: str) -> str:
-    """The user's stored profile (NULL without one) and whether the login's browser, then the portal's
-    device cookie it presented, is one of the user's trusted devices, not revoked, trusted until after the
-    login (on the database ``alias``)."""
-    q = connections[alias].ops.quote_name
-    profiles, devices = q(RiskProfile._meta.db_table), q(KnownDevice._meta.db_table)
-    trusted = (
-        f" CASE WHEN EXISTS (SELECT 1 FROM {devices} WHERE user_id = %s AND cookie_hash = %s"  # noqa: S608
-        " AND revoked_at IS NULL AND trusted_until > %s) THEN 1 ELSE 0 END"
-    )
-    revoked = (
-        f" CASE WHEN EXISTS (SELECT 1 FROM {devices} WHERE user_id = %s AND cookie_hash = %s"  # noqa: S608
-        " AND revoked_at IS NOT NULL) THEN 1 ELSE 0 END"
-    )
-    # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
-    # Then how far the presented device cookie is behind its browser's newest one, and whether the account
-    # revoked it.
-    return (
-        f"SELECT (SELECT data FROM {profiles} WHERE user_id = %s),{trusted},{trusted},"  # noqa: S608
-        f"{left_behind_sql(devices)},{revoked}"
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _population_sql(alias: str, keys: int) -> str:
-    """The population counts of ``keys`` keys (a login asks for a few dozen) on the database ``alias``."""
-    q = connections[alias].ops.quote_name
-    # SECURITY: only the model's own (quoted) names are formatted in; every key is a parameter.
-    return (
-        f"SELECT {q('key')}, {q('count')} FROM {q(PopulationCount._meta.db_table)}"  # noqa: S608
-        f" WHERE {q('key')} IN ({', '.join(['%s'] * keys)})"
-    )
-
-
 class DatabaseHistory:
     """The live store: profiles, population counts and devices in the database, counters in the cache.
 
@@ -327,6 +296,7 @@ class DatabaseHistory:
         data = None
         trusted = legacy_trusted = revoked = False
         left_behind = 0
+        account_lock = None
         if ctx.user_id is not None:
             # The profile and whether this browser is trusted in one statement (issue 15), also on a first
             # login (no profile row yet); read where the portal's routers read the profiles.
@@ -335,12 +305,17 @@ class DatabaseHistory:
             user = statements.user_id(ctx.user_id, using=alias)
             at = db.ops.adapt_datetimefield_value(ctx.time)
             generation = left_behind_params(ctx, db, user)
-            ((stored, trusted_flag, legacy_flag, behind, revoked_flag),) = statements.fetch_all(
-                _profile_sql(alias),
+            # The account's lock rides along (issue 15's budget) where its rows are read from this database.
+            with_lock = (router.db_for_read(AccountLock) or DEFAULT_DB_ALIAS) == alias
+            ((stored, trusted_flag, legacy_flag, behind, revoked_flag, *lock),) = statements.fetch_all(
+                profile_sql(alias, with_lock=with_lock),
                 [user, user, ctx.device_hash or "", at, user, ctx.legacy_device_hash or "", at, *generation]
-                + [user, ctx.device_hash or ""],
+                + [user, ctx.device_hash or ""]
+                + ([user, user] if with_lock else []),
                 using=alias,
             )
+            if lock:
+                account_lock = (bool(lock[0]), _as_time(lock[1]))
             revoked = bool(ctx.device_hash) and bool(revoked_flag)
             left_behind = int(behind or 0)
             # (No column expression: the value is the whole document, not a key transform.)
@@ -351,7 +326,7 @@ class DatabaseHistory:
         keys = population_keys(ctx)
         profile = Profile.at(data, ctx.timestamp, self.horizon_days)
         counts = router.db_for_read(PopulationCount) or DEFAULT_DB_ALIAS
-        population = dict(statements.fetch_all(_population_sql(counts, len(keys)), keys, using=counts))
+        population = dict(statements.fetch_all(population_sql(counts, len(keys)), keys, using=counts))
         presented = ctx.device_hash
         fork = forked_from(profile, ctx)
         left_behind = 2 if fork else left_behind
@@ -365,6 +340,7 @@ class DatabaseHistory:
             ),
             velocity=read_counts(self.cache, ctx),
             fork=fork,
+            account_lock=account_lock,
         )
 
     def learn(self, ctx: LoginContext, evidence: Evidence) -> None:

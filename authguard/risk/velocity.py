@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from django.db import transaction
 from django.utils.crypto import salted_hmac
 
 from authguard.resilience import CacheUnavailable, guarded_cache_call
@@ -292,6 +293,10 @@ def take_in_flight(cache: CounterCache, request: Any, *, username: str, wait_sec
     second) instead of being refused (round thirty-six).
     """
     key = f"{_IN_FLIGHT}{_user_key(username)}"
+    if getattr(request, IN_FLIGHT_ATTR, None) == key:
+        # This request's own earlier check of the account, its place kept until its transaction commits
+        # (:func:`release_in_flight`): the lock it wrote is visible here, in the same transaction; ask again.
+        return "waited"
     deadline = time.monotonic() + max(wait_seconds, 0.0)
     waited = False
     while True:
@@ -308,12 +313,29 @@ def take_in_flight(cache: CounterCache, request: Any, *, username: str, wait_sec
     return "waited" if waited else "taken"
 
 
-def release_in_flight(cache: CounterCache, request: Any) -> None:
-    """Give back the place :func:`take_in_flight` took for ``request`` (once; best effort)."""
+def release_in_flight(cache: CounterCache, request: Any, *, when_committed: bool = False) -> None:
+    """Give back the place :func:`take_in_flight` took for ``request`` (once; best effort).
+
+    ``when_committed``: the attempt wrote what the next check must read (a failure, perhaps the account's
+    lock); inside a transaction the place is given back when it commits, or, rolled back, by the middleware
+    after the view.
+
+    SECURITY: under ``ATOMIC_REQUESTS`` the view's transaction commits the lock when the view returns; the
+    place given back before that let the next check read "not locked" and a right password sign in on the
+    account the tenth failure had just locked (red team, round thirty-seven).
+    """
     key = getattr(request, IN_FLIGHT_ATTR, None)
     if not key:
         return
-    setattr(request, IN_FLIGHT_ATTR, None)
+    if when_committed and transaction.get_connection().in_atomic_block:
+        transaction.on_commit(functools.partial(_release_key, cache, request, key))
+        return
+    _release_key(cache, request, key)
+
+
+def _release_key(cache: CounterCache, request: Any, key: str) -> None:
+    if getattr(request, IN_FLIGHT_ATTR, None) == key:
+        setattr(request, IN_FLIGHT_ATTR, None)
     with contextlib.suppress(CountersUnavailable):
         _call(cache, cache.delete, key)
 
