@@ -18,6 +18,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
+from authguard import clock
 from authguard.conf import app_settings
 from authguard.factors import changes
 from authguard.models import DbscSession
@@ -116,14 +117,37 @@ def refresh(request: HttpRequest) -> HttpResponse:
         return _error(error)
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and str(session.user_id) == str(user.pk):
-        # SECURITY: only the binding's own account's session is bound by its refresh.
-        sessions_state.note_device_bound(request, session.session_id)
+        # SECURITY: only the binding's own account's session, and only this browser's own binding (below).
+        if _binds_session(request, session, device):
+            sessions_state.note_device_bound(request, session.session_id)
         if session.device_hash == device:
             dbsc_moves.forget_issued(request)  # moved (or never needed): the record is spent
     secure = request.is_secure()
     response = _answer(dbsc.session_instructions(session=session, secure=secure))
     dbsc.set_bound_cookie(response, session=session, secure=secure)
     return response
+
+
+def _binds_session(request: HttpRequest, session: DbscSession, device: str | None) -> bool:
+    """Whether the refresh of ``session`` binds the request's signed-in session to it: the binding is this
+    browser's (its device cookie is the request's, after any move), the session is not bound to another
+    active binding, and a session not bound yet signed in with this browser's device cookie.
+
+    SECURITY: a thief's key registered on his own browser, refreshed with her copied session, device and
+    bound cookies (its move onto her id refused), had re-bound her session to his key: her copy lived on with
+    his bound cookie and her own browser was held (red team, round thirty-eight)."""
+    state = sessions_state.raw_state(request)
+    if state is None or not device or session.device_hash != device:
+        return False
+    current = state.get("db")
+    if current == session.session_id:
+        return True
+    if isinstance(current, str) and current:
+        return not DbscSession.objects.filter(
+            session_id=current, ended_at__isnull=True, expires_at__gt=clock.now()
+        ).exists()
+    own = sessions_state.bound_context(state).get("dev")
+    return not own or own == device
 
 
 def _challenge(session: DbscSession, *, message: str, code: str = "challenge_required") -> JsonResponse:
