@@ -329,7 +329,9 @@ class Exposure(OrderRule):
         slow = int(self.options["slow_horizon_hours"])
         daily = facts.instrument.daily_value
         if horizon in facts.windows and daily is not None and daily > 0:
-            bought = facts.window(horizon).symbol_buys + facts.counted_amount
+            # Like with like: the day's traded value and the ledger's amounts are at the prices traded; at
+            # the long-run price a customer's buy on a real dip was charged for the dip twice (round 38).
+            bought = facts.window(horizon).symbol_buys + facts.amount
             share = bought / daily
             limit = self._limit("max_adv_share", facts)
             if share > limit:

@@ -123,7 +123,7 @@ class IlliquidBuy(OrderRule):
                 self.action,
             )
             return
-        adv_share = facts.counted_amount / daily
+        adv_share = facts.amount / daily  # like with like: both at the day's price (round thirty-eight)
         if adv_share > Decimal(str(self.options["max_adv_share"])):
             yield RuleFinding(
                 "illiquid_buy_large",
