@@ -41,6 +41,12 @@ def record_refusal(write: Write) -> None:
         pending.append(write)
 
 
+def in_view() -> bool:
+    """Whether :class:`~authguard.sessions.middleware.AuthguardMiddleware` runs around the current view: what
+    the view's transaction holds back, the middleware can still do after it."""
+    return _PENDING.get() is not None
+
+
 @contextmanager
 def collecting() -> Iterator[list[Write]]:
     """Collect the refusals recorded inside the block (the middleware, around the view)."""

@@ -30,6 +30,7 @@ from typing import Any, Protocol, TypeVar
 from django.db import transaction
 from django.utils.crypto import salted_hmac
 
+from authguard import durable
 from authguard.resilience import CacheUnavailable, guarded_cache_call
 from authguard.risk.context import LoginContext
 
@@ -317,8 +318,9 @@ def release_in_flight(cache: CounterCache, request: Any, *, when_committed: bool
     """Give back the place :func:`take_in_flight` took for ``request`` (once; best effort).
 
     ``when_committed``: the attempt wrote what the next check must read (a failure, perhaps the account's
-    lock); inside a transaction the place is given back when it commits, or, rolled back, by the middleware
-    after the view.
+    lock); inside a view's transaction the place is given back when it commits, or, rolled back, by the
+    middleware after the view. (Outside a view, e.g. ``authenticate()`` in a shell or a test's transaction,
+    at once: nothing would give it back otherwise.)
 
     SECURITY: under ``ATOMIC_REQUESTS`` the view's transaction commits the lock when the view returns; the
     place given back before that let the next check read "not locked" and a right password sign in on the
@@ -327,7 +329,7 @@ def release_in_flight(cache: CounterCache, request: Any, *, when_committed: bool
     key = getattr(request, IN_FLIGHT_ATTR, None)
     if not key:
         return
-    if when_committed and transaction.get_connection().in_atomic_block:
+    if when_committed and transaction.get_connection().in_atomic_block and durable.in_view():
         transaction.on_commit(functools.partial(_release_key, cache, request, key))
         return
     _release_key(cache, request, key)
