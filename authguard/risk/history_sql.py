@@ -4,7 +4,7 @@ shape (:mod:`authguard.statements`), every value a parameter."""
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from django.db import connections
@@ -16,9 +16,9 @@ from authguard.sessions.device_generations import left_behind_sql
 def as_time(value: Any) -> datetime | None:
     """A timestamp column read by plain SQL as an aware datetime (SQLite answers the stored text)."""
     if value is None or isinstance(value, datetime):
-        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
     parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 @functools.lru_cache(maxsize=8)
