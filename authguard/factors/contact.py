@@ -323,7 +323,7 @@ def confirm_email_change(request: HttpRequest, *, user: Any, code: object) -> st
     codes (the change is then dropped).
     """
     _require_email_change_on()
-    require_contact_change_allowed(request, user=user)
+    via = require_contact_change_allowed(request, user=user)
     user = request.user
     change = pending_email_change(user)
     if change is None:
@@ -366,7 +366,7 @@ def confirm_email_change(request: HttpRequest, *, user: Any, code: object) -> st
             setattr(user, field, change.new_email)
             user.save(update_fields=[field])
             ContactChange.objects.filter(pk=change.pk).delete()
-            note_contact_changed(user, old_email=old, at=now)
+            note_contact_changed(user, old_email=old, at=now, by_passkey=via == "passkey")
             if old:
                 tell_user(user, "email_changed", to_email=old, login_name_changed=login_name)
             tell_user(

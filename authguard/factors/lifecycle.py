@@ -62,9 +62,9 @@ from authguard.factors.inventory import (
     is_disabled,
     may_confirm_sensitive,
     notice_addresses,
-    previous_addresses,
     security_row,
     session_device,
+    since_last_passkey_change,
     unrecorded_confirmed_at,
     unused_recovery_codes,
     user_factors,
@@ -177,12 +177,18 @@ def require_may_confirm_sensitive(user: Any, device: Device | None, *, at: datet
 
 
 def note_contact_changed(
-    user: Any, *, old_email: str = "", reason: str = REASON_EMAIL_CHANGED, at: datetime | None = None
+    user: Any,
+    *,
+    old_email: str = "",
+    reason: str = REASON_EMAIL_CHANGED,
+    at: datetime | None = None,
+    by_passkey: bool = False,
 ) -> datetime:
     """A contact (e-mail address, phone) of ``user`` was changed: start the account's cooling-off and, for an
     e-mail change, remember the old address so that notices keep going there until it ends
     (:func:`notice_addresses`). The sensitive-action guard calls this for a confirmed contact change.
-    Returns when the cooling-off ends."""
+    ``by_passkey``: the change was confirmed with a passkey not cooling off (where the password reset's
+    link goes: :func:`~authguard.factors.inventory.reset_addresses`). Returns when the cooling-off ends."""
     at = at or clock.now()
     until = start_cooling_off(user, reason=reason, at=at)
     if not old_email:
@@ -191,13 +197,25 @@ def note_contact_changed(
         row = security_row(user, lock=True)
         # Addresses of an earlier cooling-off are never used again (previous_addresses): forget them.
         row.previous_emails.filter(dropped_at__lt=row.cooling_off_started_at).delete()
-        remembered = [address.lower() for address in previous_addresses(user, at=at)]
+        # Counted from her last passkey-confirmed change: a change after it must be remembered even when
+        # its address was replaced before it (her A->B by codes, B->A by passkey, then his A->C: A is hers).
+        _strong, since = since_last_passkey_change(
+            list(
+                row.previous_emails.filter(dropped_at__gte=row.cooling_off_started_at)
+                .order_by("dropped_at", "pk")
+                .values_list("email", "by_passkey")
+            )
+        )
+        remembered = [address.lower() for address in since]
         # SECURITY: every address the account had during the cooling-off hears of it, so a thief's change
         # after the customer's own (A->B, then B->C) still reaches B. Once the bound is reached the earliest
         # stay and later ones are not added: a thief changing it again and again cannot push hers out
         # (the addresses after his first change are his own).
-        if old_email.lower() not in remembered and len(remembered) < AccountSecurity.PREVIOUS_EMAILS_KEPT:
-            row.previous_emails.create(email=old_email[:254], dropped_at=at)
+        # A passkey-confirmed change is always remembered (only she can make one).
+        if by_passkey or (
+            old_email.lower() not in remembered and len(remembered) < AccountSecurity.PREVIOUS_EMAILS_KEPT
+        ):
+            row.previous_emails.create(email=old_email[:254], dropped_at=at, by_passkey=by_passkey)
     return until
 
 

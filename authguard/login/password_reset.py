@@ -18,7 +18,7 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 
-from authguard.factors.inventory import previous_addresses
+from authguard.factors.inventory import reset_addresses
 from authguard.models import PreviousEmail
 
 
@@ -32,7 +32,7 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
         # The account's AccountSecurity row shares its user's primary key.
         changed = PreviousEmail.objects.filter(email__iexact=email).values_list("account_id", flat=True)
         for user in model._default_manager.filter(pk__in=list(changed), is_active=True):
-            previous = [address.lower() for address in previous_addresses(user)]
+            previous = [address.lower() for address in reset_addresses(user)]
             if email.lower() in previous and user.has_usable_password():
                 found.setdefault(user.pk, user)
         yield from found.values()
@@ -47,8 +47,9 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
         html_email_template_name: str | None = None,
     ) -> None:
         # SECURITY: never to the current address alone (the last change may be the thief's), but to each one
-        # the account had during the cooling-off: after her A->B and his B->C, B is hers.
-        for address in previous_addresses(context["user"]) or [to_email]:
+        # the account had during the cooling-off since her last passkey-confirmed change (after her A->B and
+        # his B->C, B is hers), or to the current one she chose with her passkey (round thirty-nine).
+        for address in reset_addresses(context["user"]) or [to_email]:
             super().send_mail(
                 subject_template_name,
                 email_template_name,

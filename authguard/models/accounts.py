@@ -94,6 +94,8 @@ class PreviousEmail(models.Model):
     )
     email = models.EmailField(_("previous e-mail address"))
     dropped_at = models.DateTimeField(_("replaced"))
+    #: The change that replaced it was confirmed with a passkey not cooling off: the customer's own choice.
+    by_passkey = models.BooleanField(_("replaced with a passkey"), default=False)
 
     class Meta:
         verbose_name = _("previous e-mail address")
