@@ -27,10 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, router, transaction
 from django.utils.crypto import salted_hmac
 
 from authguard import durable
+from authguard.models import AccountLock
 from authguard.resilience import CacheUnavailable, guarded_cache_call
 from authguard.risk.context import LoginContext
 
@@ -329,8 +330,10 @@ def release_in_flight(cache: CounterCache, request: Any, *, when_committed: bool
     key = getattr(request, IN_FLIGHT_ATTR, None)
     if not key:
         return
-    if when_committed and transaction.get_connection().in_atomic_block and durable.in_view():
-        transaction.on_commit(functools.partial(_release_key, cache, request, key))
+    # The lock's own database (a portal may route authguard's rows away from ``default``).
+    alias = router.db_for_write(AccountLock) or DEFAULT_DB_ALIAS
+    if when_committed and transaction.get_connection(alias).in_atomic_block and durable.in_view():
+        transaction.on_commit(functools.partial(_release_key, cache, request, key), using=alias)
         return
     _release_key(cache, request, key)
 
