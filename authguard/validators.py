@@ -92,7 +92,7 @@ def network_list_entry_ok(entry: Any) -> bool:
     """Whether ``entry`` is a valid allow/deny-list entry: a CIDR, ``AS<number>`` or a country code."""
     if not isinstance(entry, str):
         return False
-    if entry.upper().startswith("AS") and entry[2:].isdigit():
+    if entry.upper().startswith("AS") and entry[2:].isascii() and entry[2:].isdigit():
         return True
     if len(entry) == 2 and entry.isalpha():
         return True

@@ -192,7 +192,7 @@ def request_action(
 
 def _locked(approval_id: object) -> StaffApproval:
     raw = str(approval_id)
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         # SECURITY: only a plain positive number in the database's range reaches the query (no 500s).
         raise ApprovalError(_("There is no such staff action."), code="not_found")
     pk = int(raw)

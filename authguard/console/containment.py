@@ -98,7 +98,11 @@ def request_block(request: HttpRequest, *, network: object, hours: object, reaso
 def request_end_block(request: HttpRequest, *, block_id: object, reason: object) -> Outcome:
     """Ask to end an active block early, through the four-eyes flow."""
     raw = str(block_id)
-    block = NetworkBlock.objects.filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 19 else None
+    block = (
+        NetworkBlock.objects.filter(pk=int(raw)).first()
+        if raw.isascii() and raw.isdigit() and len(raw) < 19
+        else None
+    )
     if block is None:
         raise four_eyes.ApprovalError(_("There is no such network block."), code="not_found")
     approval = approvals.request_action(

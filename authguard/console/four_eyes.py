@@ -8,6 +8,7 @@ The flow itself is :mod:`authguard.console.approvals`; the concrete actions are
 from __future__ import annotations
 
 import logging
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +134,9 @@ def require_permission(user: Any, action: str, target_id: str) -> None:
 
 def reason_text(raw: object, *, required: bool = True) -> str:
     text = " ".join(str(raw or "").split()) if isinstance(raw, str) else ""
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
+        # SECURITY (availability): NUL reached PostgreSQL and a lone surrogate the page (a 500; round 39).
+        raise ApprovalError(_("The reason contains characters that cannot be stored."), code="invalid")
     if not text and not required:
         return ""
     if not REASON_MIN <= len(text) <= REASON_MAX:

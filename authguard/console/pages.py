@@ -35,6 +35,7 @@ from authguard.conf import app_settings
 from authguard.console import charts, containment, four_eyes, reports, staff_actions
 from authguard.factors.inventory import previous_addresses
 from authguard.login import lockout
+from authguard.login.attempt import readable
 from authguard.models import LoginEvent, Outcome, PreviousEmail, SessionRecord
 from authguard.risk import backtest
 from authguard.risk import policy as runtime_policy
@@ -340,6 +341,10 @@ def _find_user(raw: str) -> tuple[Any, str | None]:
     raw = raw.strip()
     if not raw:
         return None, None
+    if not readable(raw):
+        # NUL reached PostgreSQL's lookup (a 500, red team round thirty-nine): no account has such a name.
+        shown = raw[:150].encode("ascii", "backslashreplace").decode("ascii")
+        return None, gettext("No account %(name)r.") % {"name": shown}
     model = get_user_model()
     manager = model._default_manager
     # The login's own lookup (the portal's manager may match e-mail addresses case-insensitively).
@@ -347,7 +352,7 @@ def _find_user(raw: str) -> tuple[Any, str | None]:
         user = manager.get_by_natural_key(raw)
     except (model.DoesNotExist, model.MultipleObjectsReturned):
         user = None
-    if user is None and raw.isdigit() and len(raw) < 19:
+    if user is None and raw.isascii() and raw.isdigit() and len(raw) < 19:
         user = manager.filter(pk=int(raw)).first()
     if user is None:
         had = _had_address(raw)

@@ -13,12 +13,12 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
-from django.forms.fields import InvalidJSONInput
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from authguard.conf import app_settings
+from authguard.console.policy_json import PolicyJSONField
 from authguard.models import PolicyVersion
 from authguard.risk import backtest, signal_info
 from authguard.risk import policy as runtime_policy
@@ -270,25 +270,6 @@ def proposal_digest(payload: dict[str, Any]) -> str:
 # -- the form ------------------------------------------------------------------------------------------------
 
 
-class _JSONField(forms.JSONField):
-    """Django's JSON form field, which lets a ``RecursionError`` through: JSON nested past Python's recursion
-    limit is the same form error as any invalid JSON, not a server error (red team, round twenty-five)."""
-
-    def to_python(self, value: Any) -> Any:
-        try:
-            return super().to_python(value)
-        except RecursionError:
-            raise forms.ValidationError(
-                self.error_messages["invalid"], code="invalid", params={"value": ""}
-            ) from None
-
-    def bound_data(self, data: Any, initial: Any) -> Any:
-        try:
-            return super().bound_data(data, initial)
-        except RecursionError:
-            return InvalidJSONInput(data)
-
-
 class PolicyVersionForm(forms.ModelForm):
     """A new policy version: thresholds, one fieldset per configured signal, comment; the model's JSON
     fields as an advanced addition. Validated like the settings
@@ -321,7 +302,7 @@ class PolicyVersionForm(forms.ModelForm):
     class Meta:
         model = PolicyVersion
         fields = ("comment", "signal_options", "shadow_signals")
-        field_classes = {"signal_options": _JSONField, "shadow_signals": _JSONField}
+        field_classes = {"signal_options": PolicyJSONField, "shadow_signals": PolicyJSONField}
         widgets = {
             "comment": forms.TextInput(attrs={"size": 80}),
             "signal_options": forms.Textarea(attrs={"rows": 3, "cols": 80}),

@@ -330,7 +330,7 @@ def confirm_email_change(request: HttpRequest, *, user: Any, code: object) -> st
         raise InvalidCredential(_("Start the e-mail change again."), code="no_change")
     token = code.strip() if isinstance(code, str) else ""
     expected = change.code_digest
-    if not token.isdigit() or not constant_time_compare(
+    if not (token.isascii() and token.isdigit()) or not constant_time_compare(
         _email_digest(user.pk, change.new_email, token), expected
     ):
         ContactChange.objects.filter(pk=change.pk).update(attempts=F("attempts") + 1)

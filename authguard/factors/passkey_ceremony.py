@@ -182,6 +182,10 @@ def load_credential(credential: dict[str, Any] | str, *, fields: tuple[str, ...]
     transports = response.get("transports", [])
     if not isinstance(transports, list) or len(transports) > 10:
         raise invalid("malformed")
+    if any(not isinstance(value, str) or not value.isascii() or "\x00" in value for value in transports):
+        # SECURITY: stored and shown to staff: NUL or a lone surrogate was a 500 on PostgreSQL and broke the
+        # passkey's admin page on SQLite (red team, round thirty-nine).
+        raise invalid("malformed")
     attachment = credential.get("authenticatorAttachment")
     if attachment is not None and attachment not in ("platform", "cross-platform"):
         raise invalid("malformed")
@@ -255,6 +259,17 @@ def webauthn_code(exc: Exception) -> str:
         if needle in text:
             return code
     return "malformed"
+
+
+def known_transports(values: object) -> list[str]:
+    """The transport hints of a registration that WebAuthn defines (``AuthenticatorTransport``), in order,
+    without repeats: a browser's hint the library does not know is dropped (it only speeds up a prompt)."""
+    known = {transport.value for transport in AuthenticatorTransport}
+    kept: list[str] = []
+    for value in values if isinstance(values, list) else []:
+        if isinstance(value, str) and value in known and value not in kept:
+            kept.append(value)
+    return kept
 
 
 def descriptor(device: PasskeyDevice) -> PublicKeyCredentialDescriptor:
@@ -361,6 +376,7 @@ __all__ = [
     "challenge_bytes",
     "client_data",
     "descriptor",
+    "known_transports",
     "invalid",
     "load_credential",
     "MAX_CREDENTIAL_JSON",

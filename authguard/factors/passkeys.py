@@ -71,6 +71,7 @@ from authguard.factors.passkey_ceremony import (
     client_data,
     descriptor,
     invalid,
+    known_transports,
     load_credential,
     pop_challenge,
     relying_party,
@@ -181,7 +182,7 @@ def register(
     credential_id = b64url_encode(verified.credential_id)
     if len(verified.credential_id) > 1023 or credential_id != data["rawId"]:
         raise invalid("malformed")
-    transports = [t for t in data["response"].get("transports", []) if isinstance(t, str)][:10]
+    transports = known_transports(data["response"].get("transports", []))
     try:
         with transaction.atomic():
             existing = PasskeyDevice.objects.select_for_update().filter(credential_id=credential_id).first()

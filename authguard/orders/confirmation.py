@@ -291,7 +291,11 @@ def verify_confirmation_code(
     if not allowed:
         raise kind.invalid(str(kind.totp_method_message), code="method")
     recheck(held)
-    if not isinstance(code, str) or not code.strip().isdigit() or len(code.strip()) > 10:
+    if (
+        not isinstance(code, str)
+        or not (code.strip().isascii() and code.strip().isdigit())
+        or len(code.strip()) > 10
+    ):
         raise kind.invalid(_("Enter the code from your authenticator app."), code="malformed")
     try:
         # SECURITY: with the request, every wrong code counts towards the factor's failure limit and the

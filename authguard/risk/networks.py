@@ -104,7 +104,7 @@ def parse_network_list(entries: tuple[str, ...]) -> NetworkList:
     """Parse entries already validated by system check ``authguard.E008``."""
     networks, asns, countries = [], set(), set()
     for entry in entries:
-        if entry.upper().startswith("AS") and entry[2:].isdigit():
+        if entry.upper().startswith("AS") and entry[2:].isascii() and entry[2:].isdigit():
             asns.add(int(entry[2:]))
         elif len(entry) == 2 and entry.isalpha():
             countries.add(entry.upper())

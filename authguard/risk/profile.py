@@ -287,7 +287,7 @@ def learn(data: dict[str, Any] | None, ctx: LoginContext, *, horizon_days: int) 
 def major_version(version: str) -> int:
     """The leading number of a parsed version ("131" -> 131); -1 when there is none."""
     head = version.split(".", 1)[0]
-    return int(head) if head.isdigit() else -1
+    return int(head) if head.isascii() and head.isdigit() else -1
 
 
 class DeviceMemory(NamedTuple):

@@ -28,6 +28,8 @@ INT, FLOAT, BOOL, INT_LIST, FLOAT_LIST, TEXT_LIST = (
 _POINTS = (-100, 100)
 _SHARE = (0, 1)
 _COUNT = (0, None)
+#: An autonomous system number (32 bits; 0 is reserved and no network's).
+_ASN = (1, 2**32 - 1)
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,7 @@ _SIGNALS: dict[str, tuple[Any, Any, dict[str, tuple[Any, tuple[float | None, flo
             "unknown": (_("Points for an address no database knows"), _POINTS),
             "habitual_share": (_("Share of the account's sign-ins that makes a network habitual"), _SHARE),
             "habitual_factor": (_("Share of the points kept on a habitual network"), _SHARE),
-            "extra_hosting_asns": (_("More hosting networks (AS numbers)"), _COUNT),
+            "extra_hosting_asns": (_("More hosting networks (AS numbers)"), _ASN),
         },
     ),
     "authguard.risk_signals.Velocity": (

@@ -452,7 +452,7 @@ def _refresh_issued_at(challenge: str, *, session: DbscSession, now: datetime) -
     """When ``challenge`` was issued for ``session``; :class:`ChallengeRejected` unless it is one issued
     here for this session (``challenge``) and not expired (``expired``)."""
     issued, nonce = challenge[:12], challenge[12:36]
-    if not issued.isdigit() or len(nonce) != 24:
+    if not (issued.isascii() and issued.isdigit()) or len(nonce) != 24:
         raise ChallengeRejected("challenge")
     if not constant_time_compare(challenge, _refresh_challenge(session.session_id, int(issued), nonce)):
         raise ChallengeRejected("challenge")

@@ -310,7 +310,7 @@ class MoneyExecutor:
 
     def release(self, action: HeldAction, *, status: str) -> None:
         reason = action.failure or str(HeldAction.Status(status).label)
-        ref = int(action.portal_ref) if action.portal_ref.isdigit() else 0
+        ref = int(action.portal_ref) if action.portal_ref.isascii() and action.portal_ref.isdigit() else 0
         if action.kind == ActionKind.WITHDRAWAL:
             new = {
                 HeldAction.Status.EXPIRED: WithdrawalStatus.EXPIRED,

@@ -109,7 +109,7 @@ class AsnFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             return queryset.none()  # a malformed ASN matches nothing, it is not a server error
         return queryset.filter(asn=int(value))
 

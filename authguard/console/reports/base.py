@@ -15,6 +15,11 @@ from django.utils.translation import gettext as _
 MAX_RANGE_DAYS = 400
 #: Default range of the dashboard: the last 30 days.
 DEFAULT_RANGE_DAYS = 30
+#: The days a range may name. The calendar's own edges are no report's: the day before 0001-01-01 (the default
+#: start) or after 9999-12-31 (:meth:`DateRange.bounds`) does not exist, and the database's time-zone
+#: conversion of year 1 overflows (red team, round thirty-nine).
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(9998, 12, 31)
 
 
 class ReportError(ValueError):
@@ -66,9 +71,15 @@ def _parse_day(raw: Any, name: str) -> date | None:
     if not isinstance(raw, str) or len(raw) != 10:
         raise ReportError(_("The %(name)s date must look like 2026-12-01.") % {"name": name})
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise ReportError(_("The %(name)s date must look like 2026-12-01.") % {"name": name}) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ReportError(
+            _("The %(name)s date must be from %(first)s to %(last)s.")
+            % {"name": name, "first": FIRST_DAY.isoformat(), "last": LAST_DAY.isoformat()}
+        )
+    return day
 
 
 def site_timezone() -> tzinfo:
