@@ -142,10 +142,15 @@ def _binds_session(request: HttpRequest, session: DbscSession, device: str | Non
     current = state.get("db")
     if current == session.session_id:
         return True
-    if isinstance(current, str) and current:
-        return not DbscSession.objects.filter(
+    if (
+        isinstance(current, str)
+        and current
+        and DbscSession.objects.filter(
             session_id=current, ended_at__isnull=True, expires_at__gt=clock.now()
         ).exists()
+    ):
+        return False
+    # Unbound, or its binding ended: only a binding of the device cookie the session itself holds.
     own = sessions_state.bound_context(state).get("dev")
     return not own or own == device
 
