@@ -425,7 +425,12 @@ def _carried_out(
         if params["field"] == "email":
             held_email = str(getattr(user, get_user_model().get_email_field_name(), "") or "")
             old_email = held_email if held_email != params["value"] else ""
-        note_contact_changed(user, old_email=old_email, reason=REASON_CONTACT_CHANGED, at=now)
+        # Confirmed with her passkey (one that may confirm it: not cooling off, older than the action): her
+        # choice, as the e-mail page's passkey path (where the password reset's link goes; round forty).
+        by_passkey = action is not None and action.confirmed_method == "passkey"
+        note_contact_changed(
+            user, old_email=old_email, reason=REASON_CONTACT_CHANGED, at=now, by_passkey=by_passkey
+        )
     data = action.summary_data if action is not None else summary_data(kind, params, payee=payee)
     _notify_customer(
         user,
