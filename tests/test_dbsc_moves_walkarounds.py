@@ -377,8 +377,8 @@ def test_signing_out_everywhere_ends_his_binding_and_keeps_her_browsers(
 
 
 def test_a_password_change_ends_his_binding(clock: Any, user_factory: Any, totp_factory: Any) -> None:
-    """Her password is changed (or reset): every session ends, and every DBSC binding of the account with them
-    (``sessions_ended``); his key's refresh is refused."""
+    """Her password is changed (or reset): every session ends, and every DBSC binding of the account
+    registered within the month with them (``sessions_ended``); his key's refresh is refused."""
     her, totp = _her_unbound_browser(clock, user_factory, totp_factory)
     thief = Client(REMOTE_ADDR=IP_TOKYO_2, HTTP_USER_AGENT=UA_CHROME_WIN)
     key, binding = _thief_binds_his_own_browser(thief, totp)
@@ -388,6 +388,28 @@ def test_a_password_change_ends_his_binding(clock: Any, user_factory: Any, totp_
     hanako.save()
     assert thief.get("/api/portfolio").status_code != 200
     _assert_ended(binding, "sessions_ended", thief, key)
+
+
+def test_a_password_reset_ends_his_new_binding_and_keeps_her_browsers_of_months(
+    clock: Any, user_factory: Any, totp_factory: Any
+) -> None:
+    """Review, round forty: a reset by e-mail is open to whoever has her mailbox. Ending her browser's
+    binding of months with it left a copy of her device cookie her trusted, unbound browser (the reason the
+    failure lock keeps them). A password change ends the keys of the last month (an intrusion's) and keeps
+    her older ones: her key still refreshes, his does not."""
+    from .test_dbsc_session_rebind_walkarounds import _her_bound_history, _her_refresh
+
+    her, her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=31)
+    thief = Client(REMOTE_ADDR=IP_TOKYO_2, HTTP_USER_AGENT=UA_CHROME_WIN)
+    key, binding = _thief_binds_his_own_browser(thief, totp)
+    clock.shift(timedelta(minutes=30))
+    hanako = DbscSession.objects.get(session_id=binding).user
+    hanako.set_password("a new and long passphrase")
+    hanako.save()
+    _assert_ended(binding, "sessions_ended", thief, key)
+    kept = DbscSession.objects.get(session_id=her_binding)
+    assert kept.ended_at is None and kept.end_reason == ""
+    assert _her_refresh(her, her_key, her_binding).status_code == 200
 
 
 def test_a_lock_after_failed_sign_ins_leaves_the_bindings(

@@ -71,3 +71,14 @@ def test_policy_editor_extra_hosting_asns_of_the_wrong_type_are_refused_not_revi
     assert page.status_code < 500, page.status_code
     assert not (page.context and page.context.get("reviewed")), "the garbage list was reviewed"
     assert not StaffApproval.objects.exists()
+
+
+@pytest.mark.parametrize("value", [5, "JP", ["J\x00"], ["\ud800"], [""], [None]], ids=repr)
+def test_a_text_list_option_of_the_wrong_shape_is_refused(value: object) -> None:
+    """Review, round forty: ``home_countries: 5`` passed the editor's check, and once approved the signal
+    raised at every sign-in (a step-up for everyone); ``"JP"`` read as {"J", "P"}."""
+    from authguard.risk.policy_validation import signal_problem
+
+    problem = signal_problem("authguard.risk_signals.AccountContext", {"home_countries": value})
+    assert problem is not None and "home_countries" in problem
+    assert signal_problem("authguard.risk_signals.AccountContext", {"home_countries": ["JP", "US"]}) is None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -41,6 +42,7 @@ from authguard.choices import Action
 from authguard.conf import app_settings
 from authguard.factors import methods as factor_methods
 from authguard.factors import removal
+from authguard.factors.throttles import ESTABLISHED_DEVICE_DAYS
 from authguard.login import admin_door, attempt, lockout
 from authguard.login.attempt import MalformedCredentials as MalformedCredentials
 from authguard.login.attempt import user_by_name as _user_by_name
@@ -491,8 +493,7 @@ def _is_locked(user: Any) -> bool:
 
 
 def _locked_after_check(user: Any, evidence: Evidence | None) -> bool:
-    """:func:`_is_locked` after the password check, from the lock the evidence read with the profile (in the
-    same statement, after the check) when it did; fail closed as :func:`_is_locked`."""
+    """:func:`_is_locked` after the password check, from the lock the evidence read with the profile."""
     lock = evidence.account_lock if evidence is not None else None
     if lock is None:
         return _is_locked(user)
@@ -547,7 +548,9 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     session = getattr(request, "session", None) if request is not None else None
     if session is not None and getattr(getattr(request, "user", None), "pk", None) == user.pk:
         keep = session.session_key
-    ended = sessions_state.end_all_sessions(user=user, keep=keep)
+    # SECURITY: a month's keys end (an intrusion's); older ones stay, as at the failure lock (review, r40).
+    since = clock.now() - timedelta(days=ESTABLISHED_DEVICE_DAYS)
+    ended = sessions_state.end_all_sessions(user=user, keep=keep, bound_since=since)
     revoke_api_tokens(user)
     # SECURITY: counted as a removal (it revokes what cools off): every session, the kept one included,
     # changes a factor next only after a new verification.

@@ -15,7 +15,16 @@ from django.utils.translation import gettext
 from authguard.conf import app_settings
 from authguard.plugins import plugin_list_problem
 from authguard.risk.findings import RiskSignal
-from authguard.risk.signal_info import BOOL, FLOAT, FLOAT_LIST, INT, INT_LIST, OptionInfo, describe_signal
+from authguard.risk.signal_info import (
+    BOOL,
+    FLOAT,
+    FLOAT_LIST,
+    INT,
+    INT_LIST,
+    TEXT_LIST,
+    OptionInfo,
+    describe_signal,
+)
 from authguard.validators import thresholds_problem
 
 #: The largest magnitude of a number option (or list item) on a side without a bound of its own: a sane
@@ -140,6 +149,15 @@ def signal_problem(name: str, options: dict[str, Any], *, report_only: bool = Fa
             problem = _list_problem(signal, option, value)
             if problem:
                 return problem
+        # SECURITY (availability): ``5`` made the signal raise at every sign-in (a step-up for everyone, a
+        # refusal for customers without a factor), ``"JP"`` read as {"J", "P"} (review, round forty).
+        listed = isinstance(klass.defaults.get(option.key), list | tuple)  # (not a plug-in's text option)
+        if option.kind == TEXT_LIST and listed and not _texts(value):
+            return gettext("%(signal)s: %(option)s (%(key)s) must be a list of texts") % {
+                "signal": signal,
+                "option": option.label,
+                "key": option.key,
+            }
         if option.kind == BOOL and not isinstance(value, bool):
             return gettext("%(signal)s: %(option)s (%(key)s) must be true or false") % {
                 "signal": signal,
@@ -151,6 +169,17 @@ def signal_problem(name: str, options: dict[str, Any], *, report_only: bool = Fa
     except (TypeError, ValueError) as exc:
         return gettext("%(signal)s: the options are refused (%(error)s)") % {"signal": signal, "error": exc}
     return None
+
+
+def _texts(value: Any) -> bool:
+    """A list of non-empty texts of 200 characters at most, with no NUL and no lone surrogate."""
+    return isinstance(value, list | tuple) and all(
+        isinstance(item, str)
+        and 0 < len(item) <= 200
+        and "\x00" not in item
+        and item.encode("utf-8", "replace").decode("utf-8") == item
+        for item in value
+    )
 
 
 def _figure(number: float) -> str:

@@ -131,7 +131,8 @@ def refresh(request: HttpRequest) -> HttpResponse:
 def _binds_session(request: HttpRequest, session: DbscSession, device: str | None) -> bool:
     """Whether the refresh of ``session`` binds the request's signed-in session to it: the binding is this
     browser's (its device cookie is the request's, after any move), the session is not bound to another
-    active binding, and a session not bound yet signed in with this browser's device cookie.
+    active binding, and a session not bound yet signed in with this browser's device cookie (or recorded
+    none: a session signed in without a device cookie).
 
     SECURITY: a thief's key registered on his own browser, refreshed with her copied session, device and
     bound cookies (its move onto her id refused), had re-bound her session to his key: her copy lived on with

@@ -545,15 +545,16 @@ def end_all_sessions(
     keep: str | None = None,
     kept_browser: Collection[Any] = (),
     binding_reason: str | None = dbsc_moves.SESSIONS_ENDED,
+    bound_since: datetime | None = None,
 ) -> int:
     """End every session of ``user`` but ``keep`` (a session key), wherever it is, and the account's DBSC
     bindings but the kept browser's (``kept_browser``: its device cookie hash and binding ids, else read from
-    the kept session) with ``binding_reason`` (None: no binding ends); the number of sessions ended.
+    the kept session) with ``binding_reason`` (None: no binding ends; ``bound_since``: only those
+    registered since then); the number of sessions ended.
 
     Deletes each recorded session from the session store (so its cookie signs nothing in any more) and
     its record. A session ended while it is serving this very request is also dropped by the middleware
-    at the end of the request instead of being written back. One transaction: a failure half-way leaves
-    the account's bindings and records as they were.
+    at the end of the request instead of being written back. One transaction (on the default database).
     """
     if user is None or user.pk is None:
         return 0
@@ -567,7 +568,8 @@ def end_all_sessions(
         # SECURITY: a key registered during an intrusion must not outlive the access it came with: his
         # refresh, with no session and no password, had gone on answering (red team, round thirty-seven).
         if binding_reason is not None:
-            dbsc_moves.end_bindings(user_id=user.pk, reason=binding_reason, keep_devices=kept, keep_ids=kept)
+            ending: dict[str, Any] = {"keep_devices": kept, "keep_ids": kept, "registered_since": bound_since}
+            dbsc_moves.end_bindings(user_id=user.pk, reason=binding_reason, **ending)
         records = SessionRecord.objects.filter(user_id=user.pk)
         if keep:
             records = records.exclude(session_key=keep)
