@@ -315,10 +315,10 @@ def previous_addresses(user: Any, *, at: datetime | None = None) -> list[str]:
         or row.cooling_off_started_at is None
     ):
         return []
-    return _distinct(email for email, _strong in _dropped(user, at=at))
+    return _distinct(email for email, _strong in dropped_addresses(user, at=at))
 
 
-def _dropped(user: Any, *, at: datetime | None = None) -> list[tuple[str, bool]]:
+def dropped_addresses(user: Any, *, at: datetime | None = None) -> list[tuple[str, bool]]:
     """``(address, replaced with a passkey)`` of each e-mail change of the running cooling-off, in order."""
     at = _now(at)
     row = AccountSecurity.objects.filter(user_id=user.pk).first()
@@ -356,7 +356,7 @@ def reset_addresses(user: Any, *, at: datetime | None = None) -> list[str]:
     addresses before it. Mailing every address of the cooling-off sent the link to the thief's address after
     she had taken hers back with her passkey, and only to her phished mailbox after she had moved off it
     with her passkey (red team, round thirty-nine)."""
-    strong, weak = since_last_passkey_change(_dropped(user, at=at))
+    strong, weak = since_last_passkey_change(dropped_addresses(user, at=at))
     if weak or not strong:
         return _distinct(weak)
     field = get_user_model().get_email_field_name()
@@ -398,6 +398,7 @@ __all__ = [
     "notice_addresses",
     "previous_addresses",
     "reset_addresses",
+    "dropped_addresses",
     "since_last_passkey_change",
     "recovery_codes_left",
     "session_device",

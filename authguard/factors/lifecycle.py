@@ -59,6 +59,7 @@ from authguard.factors.base import note_change, tell_user
 from authguard.factors.inventory import (
     FACTOR_LABELS,
     disabled_device_ids,
+    dropped_addresses,
     is_disabled,
     may_confirm_sensitive,
     notice_addresses,
@@ -199,13 +200,7 @@ def note_contact_changed(
         row.previous_emails.filter(dropped_at__lt=row.cooling_off_started_at).delete()
         # Counted from her last passkey-confirmed change: a change after it must be remembered even when
         # its address was replaced before it (her A->B by codes, B->A by passkey, then his A->C: A is hers).
-        _strong, since = since_last_passkey_change(
-            list(
-                row.previous_emails.filter(dropped_at__gte=row.cooling_off_started_at)
-                .order_by("dropped_at", "pk")
-                .values_list("email", "by_passkey")
-            )
-        )
+        _strong, since = since_last_passkey_change(dropped_addresses(user, at=at))
         remembered = [address.lower() for address in since]
         # SECURITY: every address the account had during the cooling-off hears of it, so a thief's change
         # after the customer's own (A->B, then B->C) still reaches B. Once the bound is reached the earliest

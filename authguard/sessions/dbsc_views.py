@@ -18,12 +18,11 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from authguard import clock
 from authguard.conf import app_settings
 from authguard.factors import changes
 from authguard.models import DbscSession
 from authguard.risk.context import device_cookie_generation
-from authguard.sessions import dbsc, dbsc_moves
+from authguard.sessions import dbsc, dbsc_moves, device_binding
 from authguard.sessions import state as sessions_state
 from authguard.sessions.decorators import step_up_exempt
 
@@ -143,13 +142,7 @@ def _binds_session(request: HttpRequest, session: DbscSession, device: str | Non
     current = state.get("db")
     if current == session.session_id:
         return True
-    if (
-        isinstance(current, str)
-        and current
-        and DbscSession.objects.filter(
-            session_id=current, ended_at__isnull=True, expires_at__gt=clock.now()
-        ).exists()
-    ):
+    if isinstance(current, str) and current and not device_binding.binding_released(current):
         return False
     # Unbound, or its binding ended: only a binding of the device cookie the session itself holds.
     own = sessions_state.bound_context(state).get("dev")
