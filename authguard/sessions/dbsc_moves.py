@@ -157,27 +157,23 @@ def end_bindings(
     user_id: Any,
     reason: str,
     device_cookie_hash: str | None = None,
-    keep_devices: Collection[str] = (),
-    keep_ids: Collection[str] = (),
+    keep: Collection[str] = (),
     registered_since: datetime | None = None,
     now: datetime | None = None,
 ) -> int:
     """End the active bindings of the account ``user_id`` (only the device ``device_cookie_hash``'s when
-    given; only those registered since ``registered_since`` when given), but those on ``keep_devices`` or
-    named in ``keep_ids``, with ``reason``; how many ended. Call it in the transaction of the rest of the
-    ending. The browser learns it at its next refresh (404) and drops its key; a session it bound carries on
-    without the bound cookie (``device_binding.binding_released``)."""
+    given; only those registered since ``registered_since`` when given), but those ``keep`` names (a device
+    cookie hash or a binding id), with ``reason``; how many ended. Call it in the transaction of the rest of
+    the ending. The browser learns it at its next refresh (404) and drops its key; a session it bound carries
+    on without the bound cookie (``device_binding.binding_released``)."""
     rows = DbscSession.objects.filter(user_id=user_id, ended_at__isnull=True)
     if registered_since is not None:
         rows = rows.filter(created_at__gte=registered_since)
     if device_cookie_hash is not None:
         rows = rows.filter(device_hash=device_cookie_hash)
-    kept = [value for value in keep_devices if value]
+    kept = [value for value in keep if value]
     if kept:
-        rows = rows.exclude(device_hash__in=kept)
-    named = [value for value in keep_ids if value]
-    if named:
-        rows = rows.exclude(session_id__in=named)
+        rows = rows.exclude(device_hash__in=kept).exclude(session_id__in=kept)
     return rows.update(ended_at=now or clock.now(), end_reason=reason[:40])
 
 

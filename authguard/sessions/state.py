@@ -565,11 +565,11 @@ def end_all_sessions(
         kept_browser = (bound_context(saved).get("dev"), saved.get("db")) if isinstance(saved, dict) else ()
     kept = [value for value in kept_browser if isinstance(value, str)]  # device hashes and binding ids
     with transaction.atomic():
-        # SECURITY: a key registered during an intrusion must not outlive the access it came with: his
-        # refresh, with no session and no password, had gone on answering (red team, round thirty-seven).
+        # SECURITY: an intrusion's key must not outlive its access (its refresh went on; round thirty-seven).
         if binding_reason is not None:
-            ending: dict[str, Any] = {"keep_devices": kept, "keep_ids": kept, "registered_since": bound_since}
-            dbsc_moves.end_bindings(user_id=user.pk, reason=binding_reason, **ending)
+            dbsc_moves.end_bindings(
+                user_id=user.pk, reason=binding_reason, keep=kept, registered_since=bound_since
+            )
         records = SessionRecord.objects.filter(user_id=user.pk)
         if keep:
             records = records.exclude(session_key=keep)
