@@ -199,12 +199,14 @@ def test_held_her_step_up_frees_her_session_from_his_key(
     )
 
 
-def test_held_observed_sign_out_everywhere_from_his_session_keeps_his_binding_and_ends_hers(
+def test_held_sign_out_everywhere_from_his_session_with_a_relayed_code_ends_his_binding_too(
     clock: Any, user_factory: Any, totp_factory: Any
 ) -> None:
-    """Observed (the designed behaviour, docs/dbsc.md's table): her password on his own browser, his own key
-    bound, one relayed TOTP code for the fresh verification, then "sign out everywhere" from his session:
-    his binding stays, hers ends (``signed_out_everywhere``); she is told."""
+    """Her password on his own browser, his own key bound, one relayed TOTP code for the fresh
+    verification, then "sign out everywhere" from his session: every binding of the month ends, his too
+    (``signed_out_everywhere``; until round forty-one his stayed and hers ended). Hers of five days ends
+    with it (a relayable verification keeps only bindings older than the month:
+    test_dbsc_sign_out_everywhere_walkarounds)."""
     from django.urls import reverse
 
     from .conftest import api_post, totp_token
@@ -218,5 +220,5 @@ def test_held_observed_sign_out_everywhere_from_his_session_keeps_his_binding_an
     hers = DbscSession.objects.get(session_id=her_binding)
     his = DbscSession.objects.get(session_id=his_binding)
     assert (stepped.status_code, ended.status_code) == (200, 302), (stepped.content[:200], ended)
-    assert his.ended_at is None
+    assert his.ended_at is not None and his.end_reason == "signed_out_everywhere"
     assert hers.ended_at is not None and hers.end_reason == "signed_out_everywhere"

@@ -7,6 +7,7 @@ forgetting *another* browser than this one needs more (:func:`forget_device`), a
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -16,10 +17,12 @@ from django.utils.translation import gettext_lazy as _
 
 from authguard import clock
 from authguard.factors import contact
+from authguard.factors.methods import PHISHING_RESISTANT_METHODS
+from authguard.factors.throttles import ESTABLISHED_DEVICE_DAYS
 from authguard.models import KnownDevice
 from authguard.notifications.messages import user_language
 from authguard.notifications.outbox import notify_customer
-from authguard.sessions import dbsc_moves, device_generations
+from authguard.sessions import dbsc_moves, device_binding, device_generations
 from authguard.sessions import state as sessions_state
 
 
@@ -62,14 +65,31 @@ def forget_device(request: HttpRequest, *, pk: int) -> bool:
 
 
 def end_other_sessions(request: HttpRequest) -> int:
-    """Sign out every other session of the session user (API tokens and the DBSC bindings of her other
-    browsers too: ``signed_out_everywhere``); she is told. How many sessions and tokens ended.
+    """Sign out every other session of the session user, her API tokens and the DBSC bindings of her other
+    browsers (``signed_out_everywhere``); she is told. How many sessions and tokens ended.
 
     SECURITY: a thief's session doing this signed her out with no word to her (red team, round
-    thirty-three)."""
+    thirty-three). "Everywhere" includes the API (his token would outlive it) and his key's binding (round
+    thirty-seven). Verified with a factor a page can relay, it ends the bindings registered within the
+    month, this browser's too, and keeps the older ones, as a password reset does: his, from one relayed
+    code, had stayed and hers of months had ended. Verified with a passkey, all but this browser's end."""
     user: Any = request.user
+    kept: tuple[Any, ...]
+    if sessions_state.has_fresh_verification(request, methods=PHISHING_RESISTANT_METHODS):
+        state = sessions_state.raw_state(request) or {}
+        this_browser = device_generations.presented(request)[0]
+        kept, since = (this_browser, device_binding.presented_session_id(request), state.get("db")), None
+    else:
+        kept, since = (), clock.now() - timedelta(days=ESTABLISHED_DEVICE_DAYS)
     with transaction.atomic():
-        ended = sessions_state.end_other_sessions(request, user=user)
+        ended = sessions_state.end_all_sessions(
+            user=user,
+            keep=request.session.session_key,
+            kept_browser=kept,
+            binding_reason=dbsc_moves.SIGNED_OUT_EVERYWHERE,
+            bound_since=since,
+        )
+        ended += sessions_state.revoke_api_tokens(user)
         if ended:
             notify_customer(user, "sessions_ended", context={"count": ended, "time": clock.now()})
     return ended

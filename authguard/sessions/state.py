@@ -524,31 +524,16 @@ def note_session_key(request: HttpRequest, state: dict[str, Any]) -> None:
     _rekey_device_activity(request, state, previous if isinstance(previous, str) else None)
 
 
-def end_other_sessions(request: HttpRequest, *, user: Any) -> int:
-    """End every other session of ``user``, every API token and every other browser's DBSC binding (the
-    caller checks for a fresh strong verification first); the number of sessions and tokens ended.
-
-    SECURITY: "sign out everywhere else" includes the API: a thief's token would outlive it otherwise; and
-    his key's binding (red team, round thirty-seven). This browser's stays: the one on its device cookie,
-    or named by its fresh bound cookie or its session.
-    """
-    device = device_hash(device_id_from_cookie(_request_parts(request)[2]))
-    kept = (device, device_binding.presented_session_id(request), (raw_state(request) or {}).get("db"))
-    reason, keep = dbsc_moves.SIGNED_OUT_EVERYWHERE, request.session.session_key
-    ended = end_all_sessions(user=user, keep=keep, kept_browser=kept, binding_reason=reason)
-    return ended + revoke_api_tokens(user)
-
-
 def end_all_sessions(
     *,
     user: Any,
     keep: str | None = None,
-    kept_browser: Collection[Any] = (),
+    kept_browser: Collection[Any] | None = None,
     binding_reason: str | None = dbsc_moves.SESSIONS_ENDED,
     bound_since: datetime | None = None,
 ) -> int:
     """End every session of ``user`` but ``keep`` (a session key), wherever it is, and the account's DBSC
-    bindings but the kept browser's (``kept_browser``: its device cookie hash and binding ids, else read from
+    bindings but the kept browser's (``kept_browser``: its device cookie hash and binding ids; None: read from
     the kept session) with ``binding_reason`` (None: no binding ends; ``bound_since``: only those
     registered since then); the number of sessions ended.
 
@@ -559,11 +544,11 @@ def end_all_sessions(
     if user is None or user.pk is None:
         return 0
     store = import_module(settings.SESSION_ENGINE).SessionStore
-    if keep and not kept_browser:
+    if keep and kept_browser is None:
         # What the kept session last saved; nothing readable, nothing kept (fail closed).
         saved = store(session_key=keep).load().get(STATE_KEY)
         kept_browser = (bound_context(saved).get("dev"), saved.get("db")) if isinstance(saved, dict) else ()
-    kept = [value for value in kept_browser if isinstance(value, str)]  # device hashes and binding ids
+    kept = [value for value in kept_browser or () if isinstance(value, str)]  # device hashes, binding ids
     with transaction.atomic():
         # SECURITY: an intrusion's key must not outlive its access (its refresh went on; round thirty-seven).
         if binding_reason is not None:
