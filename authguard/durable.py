@@ -41,6 +41,18 @@ def record_refusal(write: Write) -> None:
         pending.append(write)
 
 
+def keep_through_rollback(write: Write, *, kept: Callable[[], bool], using: str | None = None) -> None:
+    """``write`` has just run in the caller's transaction (on ``using``). When a view's transaction encloses
+    it, run it once more after the view unless ``kept()`` then finds what it wrote: a view that raised, or
+    DRF answering an ``APIException`` under ``ATOMIC_REQUESTS`` (``set_rollback``), undoes it.
+
+    Unlike :func:`record_refusal`, ``write`` need not be idempotent: it runs again only when the first
+    write is gone."""
+    pending = _PENDING.get()
+    if pending is not None and transaction.get_connection(using).in_atomic_block:
+        pending.append(lambda: None if kept() else write())
+
+
 def in_view() -> bool:
     """Whether :class:`~authguard.sessions.middleware.AuthguardMiddleware` runs around the current view: what
     the view's transaction holds back, the middleware can still do after it."""

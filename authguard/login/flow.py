@@ -47,6 +47,7 @@ from authguard.login import admin_door, attempt, lockout
 from authguard.login.attempt import MalformedCredentials as MalformedCredentials
 from authguard.login.attempt import user_by_name as _user_by_name
 from authguard.login.events import record_event as record_event
+from authguard.login.events import record_wrong_password
 from authguard.models import Outcome
 from authguard.notifications import outbox
 from authguard.notifications.outbox import notify_customer
@@ -446,9 +447,7 @@ def _after_failed_login(
         pass  # logged where it failed; the account lock below lives in the database and still counts
     except Exception:
         logger.exception("authguard: could not count a failed login")
-    record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.BAD_PASSWORD)
-    if user is not None:
-        _lockout_failure(user)
+    record_wrong_password(ctx, user, assessment)  # SECURITY: outlives the view's rollback (round 41)
 
 
 def _record_throttled(request: HttpRequest, username: str, *, upstream: bool = False) -> None:
@@ -502,13 +501,6 @@ def _locked_after_check(user: Any, evidence: Evidence | None) -> bool:
     except Exception:
         logger.exception("authguard: lockout state unavailable")
         return True
-
-
-def _lockout_failure(user: Any) -> None:
-    try:
-        lockout.record_failure(user, kind="password")
-    except Exception:
-        logger.exception("authguard: could not count a failure towards the lockout")
 
 
 THROTTLE_BACKEND = "authguard.login.ThrottleBackend"
