@@ -210,7 +210,11 @@ def note_contact_changed(
         if by_passkey or (
             old_email.lower() not in remembered and len(remembered) < AccountSecurity.PREVIOUS_EMAILS_KEPT
         ):
-            row.previous_emails.create(email=old_email[:254], dropped_at=at, by_passkey=by_passkey)
+            # SECURITY: dropped within the cooling-off it belongs to: a passkey registration of his that
+            # started it a moment after this change read its clock left her address before it, forgotten,
+            # and every notice and reset link went to him alone (red team, round forty-one).
+            dropped = max(at, row.cooling_off_started_at or at)
+            row.previous_emails.create(email=old_email[:254], dropped_at=dropped, by_passkey=by_passkey)
     return until
 
 
