@@ -12,7 +12,9 @@ any other outcome ends the token, and its holder signs in again (risk-scored, st
 cannot be held mid-request for a second factor the way a browser session is.
 
 The device cookie is not part of a token's binding: an API client need not keep a cookie jar (one that does
-has its cookie moved on per token: :mod:`authguard.sessions.token_devices`).
+has its cookie moved on per token: :mod:`authguard.sessions.token_devices`). A token issued to a request that
+presented a fresh DBSC bound cookie is tied to that binding (``db``), as a session is
+(:func:`authguard.sessions.state.bound_proof_missing`): each call must carry a fresh bound cookie of it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from authguard.login import flow as login_flow
 from authguard.models import LoginEvent, TokenActivity
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
-from authguard.sessions import token_activity
+from authguard.sessions import device_binding, token_activity
 from authguard.sessions.places import (
     MATERIAL_MOVE_KM,
     _precise,
@@ -44,14 +46,28 @@ from authguard.sessions.places import (
     place_of,
     places,
 )
-from authguard.sessions.rescoring import _held_for_the_session, _held_in_two_places, held_in_two_browsers
-from authguard.sessions.state import _fingerprint, _request_parts, current_binding, rebind
+from authguard.sessions.rescoring import (
+    _held_for_the_session,
+    _held_in_two_places,
+    _held_without_proof,
+    held_in_two_browsers,
+)
+from authguard.sessions.state import (
+    _fingerprint,
+    _request_parts,
+    bound_proof_missing,
+    current_binding,
+    rebind,
+)
 from authguard.sessions.token_activity import Activity, _digest, write_binding
 from authguard.sessions.token_strength import forget_token_strength
 
 logger = logging.getLogger(__name__)
 
 Verdict = Literal["same", "allowed", "reported", "ended"]
+
+#: The key of the token's state that holds the DBSC binding its sign-in proved (the session state's key).
+BOUND_KEY = "db"
 
 
 def binding_of(request: HttpRequest) -> dict[str, Any]:
@@ -115,6 +131,13 @@ def issued_state(request: HttpRequest, *, vouched: list[Any] | None = None) -> d
     state["k"] = _fingerprint_of(request)
     if binding.get("cc"):
         state["ic"] = binding["cc"]  # the country it was issued in (token_new_country)
+    if device_binding.enabled():
+        presented = device_binding.presented_session_id(request)
+        if presented is not None:
+            # SECURITY: a sign-in that showed a fresh bound cookie (``bound_ok`` on her known browser) is
+            # tied to that binding, as a session is (sessions.state._bind): the copied jar's token outlived
+            # the copied bound cookie by hours (red team, round forty-one).
+            state[BOUND_KEY] = presented
     return state
 
 
@@ -182,10 +205,20 @@ def _check_once(
         # Issued before tokens were bound (they live a day at most): bound where first used from now on.
         rebind(state, now, fingerprint, rescored="allowed")
         return "same" if written() else None
-    if state.get("k") == fingerprint:
+    # SECURITY: a token whose sign-in proved a DBSC binding, called without a fresh bound cookie of it, is a
+    # copy (the jar's bound cookie lasts minutes): re-scored wherever it comes from, a step-up at least, so
+    # it ends (red team, round forty-one), as a session without its proof is held (sessions.rescoring).
+    proof_missing = bound_proof_missing(request, state)
+    if proof_missing and device_binding.binding_released(state[BOUND_KEY]):
+        # The binding ended (revoked, expired; not replaced): nothing is left to prove. One query, only here.
+        state.pop(BOUND_KEY, None)
+        if state.get("k") == fingerprint:
+            return "same" if written() else None
+        proof_missing = False
+    if not proof_missing and state.get("k") == fingerprint:
         return "same"
     bound = state.get("b")
-    if not is_material_change(bound if isinstance(bound, dict) else {}, now, state):
+    if not proof_missing and not is_material_change(bound if isinstance(bound, dict) else {}, now, state):
         # SECURITY: as a session's (sessions.state.rebind): the step-up stays at its address (round 24).
         if rebind(state, now, fingerprint, left_at=left_at):
             forget_token_strength(token.key)
@@ -201,6 +234,8 @@ def _check_once(
     # SECURITY: the session's rules for two holders hold for a token too: a copy taking turns with her app
     # in another browser or OS, or from an older release, was served all day (red team, round thirty-two).
     assessment = held_in_two_browsers(assessment, state=state, bound=kept, now=now)
+    if proof_missing:
+        assessment = _held_without_proof(assessment)
     # A token issued before ``ic`` was kept: the country it is bound in (round thirty-three).
     issued_in = state.get("ic") or kept.get("cc")
     abroad = bool(issued_in and now.get("cc") and now.get("cc") != issued_in)
