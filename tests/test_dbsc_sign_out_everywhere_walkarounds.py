@@ -25,7 +25,7 @@ from authguard.models import DbscSession, SessionRecord
 
 from .conftest import IP_TOKYO_2, UA_CHROME_WIN
 from .staff_fixtures import give_passkey, passkey_verify
-from .test_dbsc_copies_walkarounds import _her_refresh, _login, _summary
+from .test_dbsc_copies_walkarounds import _her_refresh, _last, _login, _summary
 from .test_dbsc_moves_walkarounds import _assert_ended, _thief_binds_his_own_browser
 from .test_dbsc_session_rebind_walkarounds import _her_bound_history
 from .test_sessions_dbsc import dbsc_on, urlpatterns  # noqa: F401
@@ -107,3 +107,29 @@ def test_her_sign_out_everywhere_with_her_passkey_keeps_her_young_binding(
     assert DbscSession.objects.get(session_id=her_binding).ended_at is None
     clock.shift(timedelta(minutes=11))
     assert _her_refresh(her, her_key, her_binding).status_code == 200
+
+
+def test_his_sign_out_everywhere_with_a_relayed_code_does_not_free_her_young_browsers_cookie(
+    clock: Any, user_factory: Any, totp_factory: Any
+) -> None:
+    """Secure: a binding "sign out everywhere" ended keeps its device cookie held without a proof, as a
+    password reset's does (``device_binding.HOLDING_END_REASONS``). The thief has her password, one relayed
+    code and the jar of her browser (bound three weeks ago); from his own browser he signs out everywhere,
+    which ends her young binding. A later sign-in with her copied device cookie and her password alone is
+    stepped up (``device_binding_missing``), not let in as her trusted, unbound browser."""
+    her, _her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=21)
+    stolen = her.cookies["authguard_device"].value
+    thief = Client(REMOTE_ADDR=IP_TOKYO_2, HTTP_USER_AGENT=UA_CHROME_WIN)
+    _thief_binds_his_own_browser(thief, totp)
+    clock.shift(timedelta(minutes=5))
+    reverify(thief, totp)
+    assert thief.post(END_OTHERS).status_code == 302
+    assert DbscSession.objects.get(session_id=her_binding).end_reason == "signed_out_everywhere"
+
+    clock.shift(timedelta(hours=2))
+    copy = Client(REMOTE_ADDR=IP_TOKYO_2, HTTP_USER_AGENT=UA_CHROME_WIN)
+    copy.cookies["authguard_device"] = stolen
+    copy.get("/api/csrf")
+    answer = _login(copy)
+    assert answer.json()["status"] != "ok", _summary(_last())
+    assert "device_binding_missing" in _last().reasons

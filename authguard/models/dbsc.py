@@ -33,6 +33,12 @@ class DbscSession(models.Model):
     )
     # The keyed hash of the device cookie (authguard.risk.context.device_hash), never the cookie itself.
     device_hash = models.CharField(_("device"), max_length=64, db_index=True)
+    #: The device cookie (keyed hash) the binding was registered on; ``device_hash`` is where its key's
+    #: refreshes moved it since. "Forget this browser" ends the bindings registered on the forgotten browser
+    #: too (red team, round forty-one).
+    registered_device_hash = models.CharField(
+        _("browser"), max_length=64, blank=True, default="", db_index=True
+    )
     algorithm = models.CharField(_("algorithm"), max_length=8)
     #: The public key as a JWK (RFC 7517); only public members are ever stored.
     public_jwk = models.JSONField(_("public key"))

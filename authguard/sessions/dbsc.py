@@ -348,6 +348,9 @@ def verify_registration(
                 session_id=secrets.token_urlsafe(32),
                 user=user,  # type: ignore[misc]  # swappable AUTH_USER_MODEL: the plugin types the FK as the settings' concrete model
                 device_hash=device_cookie_hash,
+                # SECURITY: where it was registered, wherever its refreshes move it: "forget this browser"
+                # ends it with that browser (red team, round forty-one).
+                registered_device_hash=device_cookie_hash,
                 algorithm=verified.algorithm,
                 public_jwk=verified.jwk,
                 key_thumbprint=verified.thumbprint,

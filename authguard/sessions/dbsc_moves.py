@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import SESSION_KEY
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare
 
@@ -40,7 +41,7 @@ ACCESS_ENDED = "access_ended"
 SESSIONS_ENDED = "sessions_ended"
 #: The customer signed out every other session: every binding but her current browser's.
 SIGNED_OUT_EVERYWHERE = "signed_out_everywhere"
-#: The customer forgot a remembered browser: its device cookie's binding.
+#: The customer forgot a remembered browser: the bindings on its device cookie and those registered on it.
 DEVICE_FORGOTTEN = "device_forgotten"
 
 #: A new device cookie issued this long before the binding's registration still counts as issued after it
@@ -162,15 +163,16 @@ def end_bindings(
     now: datetime | None = None,
 ) -> int:
     """End the active bindings of the account ``user_id`` (only the device ``device_cookie_hash``'s when
-    given; only those registered since ``registered_since`` when given), but those ``keep`` names (a device
-    cookie hash or a binding id), with ``reason``; how many ended. Call it in the transaction of the rest of
-    the ending. The browser learns it at its next refresh (404) and drops its key; a session it bound carries
-    on without the bound cookie (``device_binding.binding_released``)."""
+    given, those registered on it included: :func:`of_device`; only those registered since
+    ``registered_since`` when given), but those ``keep`` names (a device cookie hash or a binding id), with
+    ``reason``; how many ended. Call it in the transaction of the rest of the ending. The browser learns it
+    at its next refresh (404) and drops its key; a session it bound carries on without the bound cookie
+    (``device_binding.binding_released``)."""
     rows = DbscSession.objects.filter(user_id=user_id, ended_at__isnull=True)
     if registered_since is not None:
         rows = rows.filter(created_at__gte=registered_since)
     if device_cookie_hash is not None:
-        rows = rows.filter(device_hash=device_cookie_hash)
+        rows = rows.filter(of_device(device_cookie_hash))
     kept = [value for value in keep if value]
     if kept:
         rows = rows.exclude(device_hash__in=kept).exclude(session_id__in=kept)
@@ -178,8 +180,24 @@ def end_bindings(
 
 
 def end_device_binding(*, device_cookie_hash: str, reason: str, now: datetime | None = None) -> int:
-    """End every active DBSC session of a device, whichever account's (e.g. the device was revoked); returns
-    how many ended. The browser learns it at its next refresh (404) and drops its key."""
-    return DbscSession.objects.filter(device_hash=device_cookie_hash, ended_at__isnull=True).update(
-        ended_at=now or clock.now(), end_reason=reason[:40]
+    """End every active DBSC session of a device (:func:`of_device`), whichever account's (e.g. the device
+    was revoked); returns how many ended. The browser learns it at its next refresh (404) and drops its
+    key."""
+    return (
+        DbscSession.objects.filter(ended_at__isnull=True)
+        .filter(of_device(device_cookie_hash))
+        .update(ended_at=now or clock.now(), end_reason=reason[:40])
     )
+
+
+def of_device(device_cookie_hash: str) -> Q:
+    """The bindings of the device cookie ``device_cookie_hash``: those now on it, and those registered on it
+    wherever their key's refreshes moved them since.
+
+    SECURITY: a binding ends with the browser it was registered on. A key may move its binding onto a
+    device cookie new to the account (:func:`may_move`: her browser's new id, before it signs in with it),
+    so a thief's key registered on his browser and then refreshed with a fresh cookie of the site's was
+    bound to no browser she could see; "forget this browser", ending only the forgotten cookie's, left it
+    alive for its 400 days (red team, round forty-one). Chosen over refusing such a move without a
+    signed-in session: her own browser signed out before its refresh moves that way (round thirty-four)."""
+    return Q(device_hash=device_cookie_hash) | Q(registered_device_hash=device_cookie_hash)

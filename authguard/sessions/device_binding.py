@@ -6,7 +6,7 @@ the ``DbscSession`` rows, nothing of the protocol (registration, refresh, proofs
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from django.core import signing
 from django.http import HttpRequest
@@ -23,6 +23,12 @@ BOUND_COOKIE_LEEWAY_SECONDS = 30
 _BOUND_COOKIE_SALT = "authguard.dbsc-bound-cookie"
 
 BindingState = Literal["unbound", "bound_ok", "bound_missing_proof"]
+
+#: The end reasons after which a device stays held without a proof (:func:`device_binding_state`):
+#: ``dbsc_moves``' SESSIONS_ENDED (a password change or reset), SIGNED_OUT_EVERYWHERE and ACCESS_ENDED (the
+#: desk's containment); that module imports this one. Doors a thief can open (her mailbox's reset, "sign out
+#: everywhere" with a relayed code) or that a forced reset follows must not free her device cookie.
+HOLDING_END_REASONS = frozenset({"sessions_ended", "signed_out_everywhere", "access_ended"})
 
 
 def enabled() -> bool:
@@ -56,10 +62,6 @@ def presented_session_id(request: HttpRequest) -> str | None:
     return bound_session_id(request.COOKIES.get(bound_cookie_name()))
 
 
-def _active_sessions() -> Any:
-    return DbscSession.objects.filter(ended_at__isnull=True, expires_at__gt=clock.now())
-
-
 def binding_released(session_id: str) -> bool:
     """Whether the DBSC session ``session_id`` no longer binds the Django sessions it bound: it expired, or
     was ended (the device revoked, a sign-out). One query.
@@ -86,11 +88,14 @@ def device_binding_state(
     """What DBSC says about the device cookie ``device_cookie_hash`` presented with ``request``, for the
     account ``user_id`` (None: any account's binding of the device counts).
 
-    * ``"unbound"``: DBSC is off, there is no device cookie, or its device has no active DBSC session;
+    * ``"unbound"``: DBSC is off, there is no device cookie, or its device has no active DBSC session (nor
+      one a password change or reset ended, below);
     * ``"bound_ok"``: its device is bound and the request carries a fresh bound cookie of that binding;
     * ``"bound_missing_proof"``: its device is bound but the request has no valid, fresh bound cookie for
       it: the device cookie was copied off the device (a legitimate browser refreshes the bound cookie
-      before it sends the request). The risk engine must treat it as stolen.
+      before it sends the request). The risk engine must treat it as stolen. Also when the account's
+      newest binding of the device was ended by a password change or reset and would not have expired yet
+      (:func:`_held_without_proof`): no request proves an ended binding.
 
     SECURITY: ``Secure-Session-Skipped`` (a browser saying it skipped a refresh) is not honoured: anyone can
     send it. Bindings are per account: one a thief made for the customer's copied device cookie from an
@@ -99,13 +104,39 @@ def device_binding_state(
     """
     if not device_cookie_hash or not enabled():
         return "unbound"
-    of_device = _active_sessions().filter(device_hash=device_cookie_hash)
+    # Every binding of the device not past its expiry, ended or not: an active one decides; without one, a
+    # binding a password change or reset ended still holds the device (:func:`_held_without_proof`).
+    of_device = DbscSession.objects.filter(device_hash=device_cookie_hash, expires_at__gt=clock.now())
     if user_id is not None:
-        of_device = of_device.filter(user_id=user_id)
-    active = list(of_device.values_list("session_id", flat=True))
+        of_device = of_device.filter(user_id=cast(Any, user_id))
+    rows = list(of_device.values_list("session_id", "user_id", "created_at", "ended_at", "end_reason"))
+    active = [session_id for session_id, _user, _created, ended_at, _reason in rows if ended_at is None]
     if not active:
-        return "unbound"
+        return "bound_missing_proof" if _held_without_proof(rows) else "unbound"
     presented = presented_session_id(request)
     if presented is not None and any(constant_time_compare(presented, sid) for sid in active):
         return "bound_ok"
     return "bound_missing_proof"
+
+
+def _held_without_proof(rows: list[tuple[Any, ...]]) -> bool:
+    """Whether, among a device's unexpired bindings (``session_id, user_id, created_at, ended_at,
+    end_reason``) none of which is active, an account's newest was ended by a password change or reset,
+    "sign out everywhere" or the desk's containment (:data:`HOLDING_END_REASONS`): its device still counts
+    as bound, and no request holds its proof.
+
+    SECURITY: a reset by e-mail is open to whoever has her mailbox. It ends the bindings of the last month
+    (an intrusion's keys), hers of three weeks among them, and a copy of her device cookie then signed in
+    with the new password as her trusted, unbound browser, with no code (red team, round forty-one). So
+    the ended binding keeps its device ``bound_missing_proof`` (a step-up at sign-in) until the account binds
+    the device again (only a passkey re-binds a used cookie: the newer binding then decides) or the ended
+    binding would have expired (its ``expires_at``, no longer sliding); the key itself stays ended, and a
+    thief's browser bound during the intrusion is held the same way. So for "sign out everywhere" (one
+    relayed code ends her young binding) and the desk's containment (a forced reset follows, open to her
+    mailbox). "Forget this browser" (its cookie is a new browser's from then on) and a replacement release
+    the device, as before."""
+    newest: dict[Any, tuple[Any, str]] = {}
+    for _session_id, user, created_at, _ended_at, reason in rows:
+        if user not in newest or created_at > newest[user][0]:
+            newest[user] = (created_at, reason)
+    return any(reason in HOLDING_END_REASONS for _created, reason in newest.values())

@@ -27,10 +27,10 @@ from authguard.sessions import state as sessions_state
 
 
 def forget_device(request: HttpRequest, *, pk: int) -> bool:
-    """Forget the session user's remembered browser ``pk``: its next sign-in is a new browser's, and its
-    DBSC binding of the account ends (``device_forgotten``). Whether one was forgotten. Raises
-    :class:`~authguard.exceptions.StepUpRequired` for another browser than this one without what a factor's
-    removal needs (:func:`~authguard.factors.contact.require_strong_removal`).
+    """Forget the session user's remembered browser ``pk``: its next sign-in is a new browser's, and the
+    account's DBSC bindings on it or registered on it end (``device_forgotten``). Whether one was
+    forgotten. Raises :class:`~authguard.exceptions.StepUpRequired` for another browser than this one
+    without what a factor's removal needs (:func:`~authguard.factors.contact.require_strong_removal`).
 
     SECURITY: a browser of months is her standing (her one-step code renewal, the desk's re-binding grant,
     her own throttle scope, a passkey's short cooling-off): one relayed code forgot her PC, and her passkey
@@ -48,7 +48,8 @@ def forget_device(request: HttpRequest, *, pk: int) -> bool:
         if forgotten:
             # SECURITY: a key registered on the forgotten browser is forgotten with it, in this transaction:
             # his key's refresh had gone on answering after she forgot his browser (red team, round
-            # thirty-seven).
+            # thirty-seven). Wherever its refreshes moved it since, too (dbsc_moves.of_device): moved onto
+            # a fresh cookie first, his key had outlived it (round forty-one).
             dbsc_moves.end_bindings(
                 user_id=user.pk, reason=dbsc_moves.DEVICE_FORGOTTEN, device_cookie_hash=device.cookie_hash
             )
