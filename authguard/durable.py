@@ -10,6 +10,10 @@ and, when a transaction does enclose it, writes it *again* after the view, from
 :class:`~authguard.sessions.middleware.AuthguardMiddleware`, outside every transaction the view opened.
 Writes must therefore be idempotent (``get_or_create``, a notice deduplicated by key). Outside a request
 (a batch job, a shell) there is no second write: such a caller commits or rolls back the record itself.
+
+:func:`outlive_rollback` is for counts, which are not idempotent: a failure's count on the account lock,
+the factor throttle and the factor's record, a login's event. It writes again after the view only when the
+view's transaction rolled the first write back.
 """
 
 from __future__ import annotations
@@ -41,16 +45,32 @@ def record_refusal(write: Write) -> None:
         pending.append(write)
 
 
-def keep_through_rollback(write: Write, *, kept: Callable[[], bool], using: str | None = None) -> None:
+def outlive_rollback(write: Write, *, using: str | None = None) -> None:
     """``write`` has just run in the caller's transaction (on ``using``). When a view's transaction encloses
-    it, run it once more after the view unless ``kept()`` then finds what it wrote: a view that raised, or
-    DRF answering an ``APIException`` under ``ATOMIC_REQUESTS`` (``set_rollback``), undoes it.
+    it and rolls it back (a view that raised; DRF answering an ``APIException`` under ``ATOMIC_REQUESTS``,
+    which marks the request's transaction for rollback), run it once more after the view.
 
-    Unlike :func:`record_refusal`, ``write`` need not be idempotent: it runs again only when the first
-    write is gone."""
+    Whether it was rolled back is read off Django's own commit hooks: a hook registered here has run (the
+    transaction committed) or is still waiting (an enclosing transaction, a test's, has not ended) unless a
+    rollback discarded it. Unlike :func:`record_refusal`, ``write`` need not be idempotent.
+    """
     pending = _PENDING.get()
-    if pending is not None and transaction.get_connection(using).in_atomic_block:
-        pending.append(lambda: None if kept() else write())
+    connection = transaction.get_connection(using)
+    if pending is None or not connection.in_atomic_block:
+        return
+    committed: list[bool] = []
+
+    def mark() -> None:
+        committed.append(True)
+
+    transaction.on_commit(mark, using=using)
+
+    def again() -> None:
+        if committed or any(hook[1] is mark for hook in connection.run_on_commit):
+            return  # kept: committed, or still in a transaction that has not ended
+        write()
+
+    pending.append(again)
 
 
 def in_view() -> bool:

@@ -698,3 +698,16 @@ def tanaka(db: Any) -> Any:
 
 
 # -- operations fixtures (owner: ops, console) ---------------------------------------------------------------
+
+
+@pytest.fixture
+def atomic_requests() -> Iterator[None]:
+    """The portal runs every view in a transaction (``DATABASES["default"]["ATOMIC_REQUESTS"] = True``)."""
+    from django.db import connections
+
+    saved = connections.settings["default"]["ATOMIC_REQUESTS"]
+    connections.settings["default"]["ATOMIC_REQUESTS"] = True
+    try:
+        yield
+    finally:
+        connections.settings["default"]["ATOMIC_REQUESTS"] = saved

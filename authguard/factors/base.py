@@ -20,18 +20,19 @@ removing and cooling off: :mod:`authguard.factors.lifecycle`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from datetime import datetime
 from typing import Any
 
 import django_otp
-from django.db import transaction
+from django.db import router, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django_otp.models import Device
 
-from authguard import clock
+from authguard import clock, durable
 from authguard.conf import app_settings
 from authguard.exceptions import NOT_THE_CUSTOMERS_FAILURE, Throttled
 from authguard.factors.inventory import FACTOR_LABELS, factor_is_cooling_off, unrecorded_confirmed_at
@@ -92,10 +93,22 @@ def record_factor_failure(
     the passkey: otherwise one relayed code would buy the session that disables it (issue 10 item 3).
     Call inside the transaction that locked the device row, so parallel failures all count.
     """
+    guess = not throttled and kind != FactorKind.PASSKEY and could_be_customer(request)
+    record = _count_factor_failure(device, kind=kind, guess=guess)
+    # SECURITY: a portal's step-up view raising on a wrong code rolled the count back under ATOMIC_REQUESTS,
+    # and the NIST limit never came (red team, round forty-two).
+    durable.outlive_rollback(
+        functools.partial(_count_factor_failure, device, kind=kind, guess=guess),
+        using=router.db_for_write(FactorRecord),
+    )
+    return record
+
+
+def _count_factor_failure(device: Device, *, kind: str, guess: bool) -> FactorRecord:
     record = _record_for(device, kind=kind)
     record.failures += 1
     update = ["failures"]
-    if not throttled and kind != FactorKind.PASSKEY and could_be_customer(request):
+    if guess:
         record.limit_failures += 1
         update.append("limit_failures")
     if record.disabled_at is None and record.limit_failures >= app_settings.AUTHENTICATOR_FAILURE_LIMIT:

@@ -16,17 +16,18 @@ the factor itself (:func:`stranger`, :func:`authguard.factors.base.verify_code`)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import Q
 from django.http import HttpRequest
 
-from authguard import clock
+from authguard import clock, durable
 from authguard.conf import app_settings
 from authguard.exceptions import Throttled
 from authguard.factors.inventory import factor_is_cooling_off, session_device
@@ -91,11 +92,13 @@ def established_device(request: HttpRequest | None, *, user: Any, at: datetime |
     ):
         return None
     # SECURITY: her browser bound to a device key (DBSC) sends that key's fresh proof; a copy of its cookie
-    # without it is the infostealer's, whatever generation it holds (red team, round fourteen).
-    if (
-        device_binding.device_binding_state(request, device_cookie_hash=hashed, user_id=user.pk)
-        == "bound_missing_proof"
-    ):
+    # without it is the infostealer's, whatever generation it holds (red team, round fourteen). A binding a
+    # door ended holds the sign-in (a step-up), not her scope here: her browser of months, held after a
+    # reset or his "sign out everywhere", fell into the strangers' scope he fills (round forty-two).
+    state = device_binding.device_binding_state(
+        request, device_cookie_hash=hashed, user_id=user.pk, ended_holds=False
+    )
+    if state == "bound_missing_proof":
         return None
     return hashed
 
@@ -199,11 +202,20 @@ def note_throttle_failure(
     attempt = attempt or attempt_of(request, user=user, at=at)
     if attempt.customer:
         return
-    at = _now(at)
+    keys, when = _throttle_keys(request, user, attempt.own_device), _now(at)
+    _count_in_scopes(keys, at=when)
+    # SECURITY: a portal's step-up view raising on a wrong code rolled the count back under ATOMIC_REQUESTS:
+    # unlimited guesses at her code (red team, round forty-two).
+    durable.outlive_rollback(
+        functools.partial(_count_in_scopes, keys, at=when), using=router.db_for_write(FactorThrottle)
+    )
+
+
+def _count_in_scopes(keys: list[tuple[str, int]], *, at: datetime) -> None:
     options = _throttle_options()
     window = timedelta(seconds=options["window"])
     with transaction.atomic():
-        for key, free in _throttle_keys(request, user, attempt.own_device):
+        for key, free in keys:
             row, created = FactorThrottle.objects.select_for_update().get_or_create(
                 key=key, defaults={"failures": 0, "last_failure_at": at}
             )

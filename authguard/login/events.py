@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -62,30 +63,29 @@ def record_event(
     # Whatever the outcome (signed in, held, refused, a re-score): a copy of the customer's device cookie
     # means their computer leaks its browser data, and only they can clean it.
     outbox.notify_copied_cookie(event)
+    # SECURITY: the audit record and its warning outlive the view's rollback (a portal's login view raising
+    # its own 401 for a step-up, or on a refusal, under ATOMIC_REQUESTS: red team, round forty-two), under
+    # the same id, which a held session's state names.
+    durable.outlive_rollback(functools.partial(_write_again, event), using=router.db_for_write(LoginEvent))
     return event
 
 
+def _write_again(event: LoginEvent) -> None:
+    event.save(force_insert=True)
+    outbox.notify_copied_cookie(event)
+
+
 def record_wrong_password(ctx: LoginContext, user: Any, assessment: Assessment) -> None:
-    """Write a wrong password's event and count it towards ``user``'s lock (when the name is an account).
-
-    SECURITY: both outlive the view's rollback. SimpleJWT's, dj-rest-auth's and DRF's own token serializers
-    answer a wrong password with an exception, which DRF answers by rolling the view's transaction back
-    under ``ATOMIC_REQUESTS``: the lock counted none of them, and the console saw none (red team, round
-    forty-one). They are written again after the view when the view's transaction did not keep them."""
-
-    def write() -> int:
-        event = record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.BAD_PASSWORD)
-        if user is not None:
-            try:
-                lockout.record_failure(user, kind=lockout.PASSWORD)
-            except Exception:
-                logger.exception("authguard: could not count a failure towards the lockout")
-        return event.pk
-
-    first = write()
-    durable.keep_through_rollback(
-        write, kept=LoginEvent.objects.filter(pk=first).exists, using=router.db_for_write(LoginEvent)
-    )
+    """Write a wrong password's event and count it towards ``user``'s lock (when the name is an account);
+    both outlive the view's rollback (:func:`authguard.durable.outlive_rollback`: SimpleJWT's, dj-rest-auth's
+    and DRF's own token serializers raise on a wrong password, and DRF rolls the view's transaction back
+    under ``ATOMIC_REQUESTS``; red team, round forty-one)."""
+    record_event(ctx, user, assessment, password_ok=False, outcome=Outcome.BAD_PASSWORD)
+    if user is not None:
+        try:
+            lockout.record_failure(user, kind=lockout.PASSWORD)
+        except Exception:
+            logger.exception("authguard: could not count a failure towards the lockout")
 
 
 __all__ = ["record_event", "record_wrong_password"]

@@ -34,15 +34,16 @@ unlimited guesses at the second factor; the JSDA's 2025 guidelines ask for autom
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import router, transaction
 
-from authguard import clock
+from authguard import clock, durable
 from authguard.conf import app_settings
 from authguard.exceptions import AuthguardError
 from authguard.models import AccountLock
@@ -103,6 +104,18 @@ def record_failure(user: Any, *, kind: str) -> bool:
         raise ValueError(f"unknown failure kind {kind!r}; one of {sorted(FAILURE_KINDS)}")
     if user is None or user.pk is None:
         return False  # an unknown username: nothing to lock (the login throttle handles floods)
+    locked_now = _count_failure(user, kind=kind)
+    # SECURITY: a portal view answering a failure with an exception (SimpleJWT's, dj-rest-auth's, DRF's own
+    # token serializers; a step-up endpoint raising ValidationError) rolled the count back under
+    # ATOMIC_REQUESTS: unlimited guesses (red team, rounds forty-one and forty-two).
+    durable.outlive_rollback(
+        functools.partial(_count_failure, user, kind=kind), using=router.db_for_write(AccountLock)
+    )
+    return locked_now
+
+
+def _count_failure(user: Any, *, kind: str) -> bool:
+    """:func:`record_failure`'s count, in a transaction of its own (a savepoint in the caller's)."""
     now = clock.now()
     limit = app_settings.LOCKOUT_FAILURES
     with transaction.atomic():

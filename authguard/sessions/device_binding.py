@@ -83,10 +83,11 @@ def binding_released(session_id: str) -> bool:
 
 
 def device_binding_state(
-    request: HttpRequest, *, device_cookie_hash: str | None, user_id: object = None
+    request: HttpRequest, *, device_cookie_hash: str | None, user_id: object = None, ended_holds: bool = True
 ) -> BindingState:
     """What DBSC says about the device cookie ``device_cookie_hash`` presented with ``request``, for the
-    account ``user_id`` (None: any account's binding of the device counts).
+    account ``user_id`` (None: any account's binding of the device counts). ``ended_holds=False``: a binding
+    a door ended does not hold the device (the factor throttle's scope: below).
 
     * ``"unbound"``: DBSC is off, there is no device cookie, or its device has no active DBSC session (nor
       one a password change or reset ended, below);
@@ -112,7 +113,7 @@ def device_binding_state(
     rows = list(of_device.values_list("session_id", "user_id", "created_at", "ended_at", "end_reason"))
     active = [session_id for session_id, _user, _created, ended_at, _reason in rows if ended_at is None]
     if not active:
-        return "bound_missing_proof" if _held_without_proof(rows) else "unbound"
+        return "bound_missing_proof" if ended_holds and _held_without_proof(rows) else "unbound"
     presented = presented_session_id(request)
     if presented is not None and any(constant_time_compare(presented, sid) for sid in active):
         return "bound_ok"

@@ -17,7 +17,6 @@ commits. Nothing of authguard is replaced. PostgreSQL (parallel connections).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -42,17 +41,6 @@ pytestmark = [
 
 EMAIL = "alice@example.jp"
 RIGHT = "correct horse battery"
-
-
-@pytest.fixture
-def atomic_requests() -> Iterator[None]:
-    """The portal runs every view in a transaction (``DATABASES["default"]["ATOMIC_REQUESTS"] = True``)."""
-    saved = connections.settings["default"]["ATOMIC_REQUESTS"]
-    connections.settings["default"]["ATOMIC_REQUESTS"] = True
-    try:
-        yield
-    finally:
-        connections.settings["default"]["ATOMIC_REQUESTS"] = saved
 
 
 def nine_failures_two_hours_ago(user_factory: Any) -> Any:

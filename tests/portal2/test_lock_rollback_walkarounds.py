@@ -15,14 +15,12 @@ SimpleJWT, nothing of authguard replaced; real passwords, time-machine for time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import time_machine
 from django.contrib.auth import authenticate
-from django.db import connections
 from django.urls import include, path
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
@@ -62,17 +60,6 @@ urlpatterns = [
 ]
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__), pytest.mark.usefixtures("geoip")]
-
-
-@pytest.fixture
-def atomic_requests() -> Iterator[None]:
-    """The portal runs every view in a transaction (``DATABASES["default"]["ATOMIC_REQUESTS"] = True``)."""
-    saved = connections.settings["default"]["ATOMIC_REQUESTS"]
-    connections.settings["default"]["ATOMIC_REQUESTS"] = True
-    try:
-        yield
-    finally:
-        connections.settings["default"]["ATOMIC_REQUESTS"] = saved
 
 
 def _guess(password: str, ip: str = IP_TOKYO) -> Any:
