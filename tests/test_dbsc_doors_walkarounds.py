@@ -54,6 +54,7 @@ def clock() -> Any:
         yield traveller
 
 
+@pytest.mark.battery(65)
 def test_forgetting_his_browser_ends_his_key_though_it_moved_onto_a_fresh_cookie_first(
     clock: Any, user_factory: Any, totp_factory: Any
 ) -> None:
@@ -99,6 +100,7 @@ def test_forgetting_his_browser_ends_his_key_though_it_moved_onto_a_fresh_cookie
     )
 
 
+@pytest.mark.battery(65)
 def test_a_password_reset_from_her_mailbox_strips_her_binding_of_weeks(
     clock: Any, user_factory: Any, totp_factory: Any
 ) -> None:
@@ -208,6 +210,7 @@ def test_her_browser_held_after_a_reset_is_bound_again_by_her_passkey(
     assert "device_binding_missing" in _last().reasons
 
 
+@pytest.mark.battery(65)
 def test_after_the_desks_containment_a_reset_from_her_mailbox_does_not_free_her_browsers_cookie(
     clock: Any, user_factory: Any, totp_factory: Any
 ) -> None:

@@ -90,6 +90,7 @@ def _her_codes_unlock(her: Client, totp: Any, recovery_code: str) -> Any:
     return her.post("/api/unlock/codes", body, content_type="application/json")
 
 
+@pytest.mark.battery(71)
 def test_a_reset_within_her_bindings_month_puts_her_browser_of_months_in_the_strangers_scope(
     clock: Any, user_factory: Any, totp_factory: Any, settings: Any
 ) -> None:
@@ -143,6 +144,7 @@ def test_held_her_browser_of_months_with_its_binding_live_keeps_its_own_scope(
     assert asked.status_code == 202, (asked.status_code, asked.content[:200])
 
 
+@pytest.mark.battery(71)
 def test_his_sign_out_everywhere_with_one_relayed_code_lets_his_password_keep_her_step_up_refused(
     clock: Any, user_factory: Any, totp_factory: Any, settings: Any
 ) -> None:

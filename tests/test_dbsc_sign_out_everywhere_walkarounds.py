@@ -42,6 +42,7 @@ def clock() -> Any:
         yield traveller
 
 
+@pytest.mark.battery(65)
 def test_his_sign_out_everywhere_with_one_relayed_code_ends_his_new_binding_and_keeps_her_browsers(
     clock: Any, user_factory: Any, totp_factory: Any
 ) -> None:
@@ -109,6 +110,7 @@ def test_her_sign_out_everywhere_with_her_passkey_keeps_her_young_binding(
     assert _her_refresh(her, her_key, her_binding).status_code == 200
 
 
+@pytest.mark.battery(65)
 def test_his_sign_out_everywhere_with_a_relayed_code_does_not_free_her_young_browsers_cookie(
     clock: Any, user_factory: Any, totp_factory: Any
 ) -> None:

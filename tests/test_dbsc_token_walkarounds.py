@@ -73,6 +73,7 @@ def _jar(source: Client, client: Any, names: tuple[str, ...] = (DEVICE, BOUND)) 
     return client
 
 
+@pytest.mark.battery(66)
 def test_a_token_sign_in_with_the_copied_bound_cookie_outlives_its_minutes(
     clock: Any, user_factory: Any, totp_factory: Any
 ) -> None:

@@ -73,6 +73,7 @@ def _thief_two_factor_session(new_browser_api: Any, app: Any, code: str, clock: 
     return thief
 
 
+@pytest.mark.battery(24)
 def test_an_e_mail_change_that_read_the_clock_before_his_passkey_registration_forgets_her_address(
     brokerage_customer: Any, totp_factory: Any, new_browser_api: Any, clock: Any
 ) -> None:

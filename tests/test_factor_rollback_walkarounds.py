@@ -88,6 +88,7 @@ def _guess(client: Any, code: str) -> Any:
 
 
 @pytest.mark.usefixtures("atomic_requests")
+@pytest.mark.battery(2)
 def test_wrong_codes_answered_by_an_exception_still_throttle_and_lock(
     thief: Any, alice_with_totp: Any, clock: Any
 ) -> None:

@@ -105,6 +105,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__), pytest.mark.use
 
 
 @pytest.mark.usefixtures("atomic_requests")
+@pytest.mark.battery(2)
 def test_requestless_wrong_passwords_still_lock_when_the_view_raises(
     user_factory: Any, browser_at: Any
 ) -> None:

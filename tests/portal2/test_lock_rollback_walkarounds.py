@@ -67,6 +67,7 @@ def _guess(password: str, ip: str = IP_TOKYO) -> Any:
 
 
 @pytest.mark.usefixtures("atomic_requests")
+@pytest.mark.battery(2)
 def test_wrong_passwords_answered_by_an_exception_still_lock_the_account(user_factory: Any) -> None:
     """Secure: ten wrong passwords at a portal's token login lock the account, whether the view answers
     them with a response or an exception that rolls its transaction back; each is in the console.
