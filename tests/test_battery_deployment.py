@@ -287,6 +287,8 @@ def test_battery_43_the_order_confirmation_page_cannot_be_framed(
     assert wrong.status_code == 400
     for response in (page, wrong):
         assert_never_framed(response)
+        # Never stored by a cache either (round forty-three: the page carries the held order's details).
+        assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]
     assert HeldOrder.objects.get(pk=held["confirmation"]["id"]).status == HeldOrder.Status.PENDING
     assert holdings(kenji)["9432"] == 2000
 

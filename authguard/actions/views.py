@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from authguard.actions import flow as actions
@@ -118,6 +119,7 @@ def _page_context(request: HttpRequest, held: HeldAction) -> dict[str, Any]:
     }
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def confirm(request: HttpRequest, action_id: str) -> HttpResponse:
     """``actions/<id>/``: the summary; POST ``action=totp`` (with ``code``) or ``action=cancel``."""

@@ -63,6 +63,7 @@ class Codes:
     THROTTLE_BACKEND_NOT_FIRST = "authguard.W110"
     SESSIONS_CANNOT_BE_ENDED = "authguard.W111"
     DRF_UNJUDGED_AUTHENTICATION = "authguard.W112"
+    PAGE_CACHE_BELOW_AUTHGUARD = "authguard.W113"
     # -- order guard v2: exposure over days (owner: orders): E120-E129 / W120-W129 --
     ORDER_EXPOSURE_MISSING = "authguard.W120"
     # Logged at run time, once per process (not by ``check``): an instrument without a long-run daily value.

@@ -4,6 +4,7 @@ Bound Session Credentials."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib import import_module
 from typing import Any
 
 from django.apps import AppConfig
@@ -11,20 +12,23 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.urls import NoReverseMatch, reverse
 
-from authguard.checks.base import conf_defaults
+from authguard.checks.base import MIDDLEWARE_PATH, conf_defaults
 from authguard.checks.codes import Codes
 from authguard.conf import app_settings
 
 THROTTLE_BACKEND_PATH = "authguard.login.ThrottleBackend"
 #: django-axes' backends: they may (and should) come before authguard's (docs/integration.md, django-axes).
 AXES_BACKENDS = frozenset({"axes.backends.AxesStandaloneBackend", "axes.backends.AxesBackend"})
+#: Django's per-site cache: the middleware that stores answers (W113).
+UPDATE_CACHE_PATH = "django.middleware.cache.UpdateCacheMiddleware"
 
 
 @register(Tags.security)
 def check_locks(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     """The lock's failure window and the self-service unlock's waiting period are whole hours; the throttle
     backend comes first (after django-axes' only), so a locked account's password is never checked (same
-    answer for right and wrong)."""
+    answer for right and wrong); sessions are server-side, and a per-site cache sees authguard's answers as
+    private (W113)."""
     messages: list[CheckMessage] = []
     for name, allow_none in (("LOCKOUT_FAILURE_WINDOW_HOURS", False), ("UNLOCK_WAIT_HOURS", True)):
         value = getattr(settings, "AUTHGUARD_" + name, getattr(conf_defaults, name))
@@ -59,7 +63,18 @@ def check_locks(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[
                 id=Codes.AXES_AFTER_THROTTLE_BACKEND,
             )
         )
-    if getattr(settings, "SESSION_ENGINE", "") == "django.contrib.sessions.backends.signed_cookies":
+    middleware = list(getattr(settings, "MIDDLEWARE", []) or [])
+    if MIDDLEWARE_PATH in middleware and UPDATE_CACHE_PATH in middleware[middleware.index(MIDDLEWARE_PATH) :]:
+        messages.append(
+            Warning(
+                f"{UPDATE_CACHE_PATH} comes after {MIDDLEWARE_PATH} in MIDDLEWARE.",
+                hint="Put it first, as Django's docs do: authguard marks every answer to a signed-in session "
+                "private, which only a cache middleware listed before it sees; below it, a customer's pages "
+                "are cached and served to a copy of her cookies that authguard holds.",
+                id=Codes.PAGE_CACHE_BELOW_AUTHGUARD,
+            )
+        )
+    if _signed_cookie_sessions(getattr(settings, "SESSION_ENGINE", "")):
         messages.append(
             Warning(
                 "Sessions stored in signed cookies cannot be ended from the server.",
@@ -184,3 +199,14 @@ def check_dbsc(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[C
             )
         )
     return messages
+
+
+def _signed_cookie_sessions(engine: str) -> bool:
+    """Whether ``SESSION_ENGINE`` keeps sessions in signed cookies (Django's engine, or one built on it)."""
+    from django.contrib.sessions.backends import signed_cookies
+
+    try:
+        store = import_module(engine).SessionStore
+    except Exception:
+        return engine == "django.contrib.sessions.backends.signed_cookies"
+    return isinstance(store, type) and issubclass(store, signed_cookies.SessionStore)

@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from authguard.api import ApiError, answer, json_endpoint, read_json
@@ -167,6 +168,7 @@ def _page_context(request: HttpRequest, held: HeldOrder) -> dict[str, Any]:
     }
 
 
+@never_cache
 @require_http_methods(["GET"])
 def confirm_batch(request: HttpRequest) -> HttpResponse:
     """``confirmations/batch/``: every order this session has waiting, listed with its plain summary and
@@ -197,6 +199,7 @@ def confirm_batch(request: HttpRequest) -> HttpResponse:
     )
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def confirm(request: HttpRequest, confirmation_id: str) -> HttpResponse:
     """``confirmations/<id>/``: the summary; POST ``action=totp`` (with ``code``) or ``action=cancel``."""

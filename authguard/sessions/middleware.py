@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
 from django.urls import NoReverseMatch, reverse
-from django.utils.cache import add_never_cache_headers
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.translation import gettext as _
 
 from authguard import clock, durable
@@ -207,6 +207,15 @@ def _is_login_page(request: HttpRequest) -> bool:
         return True
     match = getattr(request, "resolver_match", None)
     return match is not None and match.view_name == "login"
+
+
+def _note_renewed_key(request: HttpRequest) -> None:
+    """The view renewed the signed-in session's key (a portal's ``cycle_key()`` after its own step-up, as
+    ASVS 3.2.1 asks): record the new key now. SECURITY: recorded at the session's next request only, it was a
+    key "sign out everywhere", the lock and the desk did not know of while its holder waited (round 43)."""
+    state = request.session.get(sessions_state.STATE_KEY)
+    if isinstance(state, dict) and sessions_state.saved_under(state) != request.session.session_key:
+        sessions_state.note_session_key(request, state)
 
 
 def _is_static(request: HttpRequest) -> bool:
@@ -410,6 +419,12 @@ class AuthguardMiddleware:
             own = getattr(request, device_activity.OWN_SESSION_ATTR, None)
             if own is not None and not getattr(request, PENDING_ATTR, False):
                 forget_device_activity(request, user_id=own[0], session_key=signed_in_key)
+        elif signed_in_key is not None and request.session.session_key != signed_in_key:
+            _note_renewed_key(request)
+        if signed_in_key is not None or SESSION_KEY in request.session:
+            # SECURITY: an answer to a signed-in session is hers alone: Django's per-site cache (and a shared
+            # proxy) served her cached statement to a copy of her jar authguard had held (round forty-three).
+            patch_cache_control(response, private=True)
         response = self._after_login(request, response)
         # A password check whose attempt was never counted (a portal that authenticates and signs nobody in)
         # gives its place back with the request (authguard.risk.velocity.take_in_flight).
