@@ -62,6 +62,7 @@ def cached_portal(settings: Any) -> None:
     settings.CACHE_MIDDLEWARE_SECONDS = 600
 
 
+@pytest.mark.battery(18)
 def test_a_copied_cookie_jar_authguard_holds_still_reads_her_pages_from_the_page_cache(
     cached_portal: None, brokerage_customer: Any, totp_factory: Any, clock: Any
 ) -> None:
@@ -117,3 +118,11 @@ def test_a_page_cache_below_authguard_and_a_signed_cookie_engine_of_the_portals_
 
 class SessionStore(signed_cookies.SessionStore):
     """A portal's own engine built on Django's signed cookies (for the W111 test above)."""
+
+
+def test_held_an_answer_to_a_request_with_credentials_is_never_stored_by_a_shared_cache() -> None:
+    """An API call authenticated by a header (a token, Basic) is answered ``private`` as a session's is
+    (red team, round forty-four: a per-site cache keyed on the URL would hand her token's answer to
+    anyone). The demo's home page, public otherwise, is the probe."""
+    answer = Client(REMOTE_ADDR=IP_TOKYO).get("/", HTTP_AUTHORIZATION="Token 0123456789abcdef")
+    assert "private" in answer.get("Cache-Control", ""), (answer.status_code, answer.get("Cache-Control"))

@@ -46,6 +46,7 @@ def portal(settings: Any) -> None:
     settings.AUTHGUARD_LOCKOUT_FAILURES = None
 
 
+@pytest.mark.battery(21)
 def test_a_session_whose_key_the_portal_renewed_outlives_her_sign_out_everywhere(
     portal: None, hanako: Any, totp_factory: Any, clock: Any
 ) -> None:

@@ -79,7 +79,7 @@ from authguard.factors.passkey_ceremony import (
     timeout_ms,
     webauthn_code,
 )
-from authguard.factors.throttles import check_throttle, note_throttle_failure
+from authguard.factors.throttles import check_passkey_throttle, note_passkey_failure
 from authguard.models import FactorKind, FactorRecord, PasskeyDevice
 from authguard.validators import visible_text
 
@@ -284,24 +284,38 @@ def _check_assertion(
     if handle is not None and not constant_time_compare(handle.rstrip("="), device.user_handle):
         raise invalid("user_handle")
     try:
+        # SECURITY: py_webauthn judges the sign count before the signature: an unsigned assertion with a
+        # made-up counter was told "sign_count" or "signature", and a dozen of them found her passkey's
+        # count (how often she uses it) and filled the log with cloned-authenticator warnings. The count
+        # is judged here only once the signature verified (0: py_webauthn's own check never refuses).
         verified = verify_authentication_response(
             credential=data,
             expected_challenge=challenge_bytes(record),
             expected_rp_id=rp.id,
             expected_origin=rp.origins,
             credential_public_key=bytes(device.public_key),
-            credential_current_sign_count=device.sign_count,
+            credential_current_sign_count=0,
             require_user_verification=True,
         )
     except WebAuthnException as exc:
-        code = webauthn_code(exc)
-        # A counter that went backwards can mean a cloned authenticator: worth an operator's look.
-        log = logger.warning if code == "sign_count" else logger.info
-        log("authguard passkey assertion refused user=%s device=%s: %s", device.user_id, device.pk, exc)
-        raise invalid(code) from None
+        logger.info(
+            "authguard passkey assertion refused user=%s device=%s: %s", device.user_id, device.pk, exc
+        )
+        raise invalid(webauthn_code(exc)) from None
     except Exception:
         logger.warning("authguard passkey assertion: unexpected error", exc_info=True)
         raise invalid("malformed") from None
+    counted = verified.new_sign_count
+    if (counted > 0 or device.sign_count > 0) and counted <= device.sign_count:
+        # A counter that went backwards can mean a cloned authenticator: worth an operator's look.
+        logger.warning(
+            "authguard passkey assertion refused user=%s device=%s: sign count %s not above %s",
+            device.user_id,
+            device.pk,
+            counted,
+            device.sign_count,
+        )
+        raise invalid("sign_count")
     # SECURITY: backup eligibility is fixed for a credential's life; a change means another authenticator.
     eligible = verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE
     if eligible != device.backup_eligible:
@@ -333,14 +347,16 @@ def verify_authentication(
 
     With ``user`` given (a signed-in session), a failed assertion of one of that user's passkeys is counted;
     it counts towards the failure limit only from a session that could be the customer's
-    (:func:`authguard.factors.throttles.could_be_customer`), and any other session is throttled per session,
-    network and account instead (a bad signature is no guess: disabling on it would only let whoever has
-    the password disable the customer's passkey, issue 10 item 3). Anonymous (``user=None``) failures never
-    count. Raises :class:`~authguard.exceptions.InvalidCredential` or
-    :class:`~authguard.exceptions.Throttled`.
+    (:func:`authguard.factors.throttles.could_be_customer`), and any other session is throttled in its own
+    scope only (:func:`~authguard.factors.throttles.check_passkey_throttle`): a bad signature is no guess
+    (disabling on it would only let whoever has the password disable the customer's passkey, issue 10
+    item 3), and a scope that other sessions' wrong codes fill must not hold her passkey back (red team,
+    round forty-three). The caller's view checks the account lock first, and counts a failure towards it.
+    Anonymous (``user=None``) failures never count. Raises
+    :class:`~authguard.exceptions.InvalidCredential` or :class:`~authguard.exceptions.Throttled`.
     """
     if user is not None:
-        check_throttle(request, user=user)
+        check_passkey_throttle(request)
     rp = relying_party()
     record = pop_challenge(request, purpose=purpose, kind="get", user=user)
     data = load_credential(credential, fields=("clientDataJSON", "authenticatorData", "signature"))
@@ -358,7 +374,7 @@ def verify_authentication(
             record_factor_success(device)
     if failure is not None:
         if user is not None:
-            note_throttle_failure(request, user=user)
+            note_passkey_failure(request)
         raise failure
     return device
 

@@ -11,7 +11,8 @@ customer's factors.
 Nor can he hold her back with his failures: the account's scope is shared only by browsers the account
 does not know well; a browser it has used for ``ESTABLISHED_DEVICE_DAYS`` (:func:`established_device`)
 waits out only its own failures, and a stranger's failures never touch the back-off django-otp keeps on
-the factor itself (:func:`stranger`, :func:`authguard.factors.base.verify_code`).
+the factor itself (:func:`stranger`, :func:`authguard.factors.base.verify_code`). A passkey assertion
+cannot be guessed: it waits only on its own session's failures (:func:`check_passkey_throttle`).
 """
 
 from __future__ import annotations
@@ -160,15 +161,32 @@ def _throttle_keys(request: HttpRequest | None, user: Any, own: str | None) -> l
     else:
         keys = [(f"a:{user.pk}", options["account"])]
     if request is not None:
-        session = getattr(request, "session", None)
-        session_key = getattr(session, "session_key", None)
-        if session_key:
-            digest = hashlib.sha256(session_key.encode()).hexdigest()[:40]
-            keys.append((f"s:{digest}", options["session"]))
+        keys.extend(_session_scope(request))
         network = _network_of(client_ip(request))
         if network and own is None:
             keys.append((f"n:{network}"[:80], options["network"]))
     return keys
+
+
+def _session_scope(request: HttpRequest | None) -> list[tuple[str, int]]:
+    """(key, free failures) of the scope of this request's own session, if it has one."""
+    session = getattr(request, "session", None)
+    session_key = getattr(session, "session_key", None)
+    if not session_key:
+        return []
+    digest = hashlib.sha256(session_key.encode()).hexdigest()[:40]
+    return [(f"s:{digest}", _throttle_options()["session"])]
+
+
+def _blocked_for(keys: list[str], at: datetime) -> None:
+    blocked = (
+        FactorThrottle.objects.filter(key__in=keys, blocked_until__gt=at)
+        .order_by("-blocked_until")
+        .values_list("blocked_until", flat=True)
+        .first()
+    )
+    if blocked is not None:
+        raise Throttled(retry_after=max(1, int((blocked - at).total_seconds() + 0.999)))
 
 
 def check_throttle(
@@ -181,16 +199,7 @@ def check_throttle(
     attempt = attempt or attempt_of(request, user=user, at=at)
     if attempt.customer:
         return
-    at = _now(at)
-    keys = [key for key, _free in _throttle_keys(request, user, attempt.own_device)]
-    blocked = (
-        FactorThrottle.objects.filter(key__in=keys, blocked_until__gt=at)
-        .order_by("-blocked_until")
-        .values_list("blocked_until", flat=True)
-        .first()
-    )
-    if blocked is not None:
-        raise Throttled(retry_after=max(1, int((blocked - at).total_seconds() + 0.999)))
+    _blocked_for([key for key, _free in _throttle_keys(request, user, attempt.own_device)], _now(at))
 
 
 def note_throttle_failure(
@@ -202,12 +211,46 @@ def note_throttle_failure(
     attempt = attempt or attempt_of(request, user=user, at=at)
     if attempt.customer:
         return
-    keys, when = _throttle_keys(request, user, attempt.own_device), _now(at)
-    _count_in_scopes(keys, at=when)
+    _count_durably(_throttle_keys(request, user, attempt.own_device), at=_now(at))
+
+
+def check_passkey_throttle(request: HttpRequest | None, *, at: datetime | None = None) -> None:
+    """Raise :class:`~authguard.exceptions.Throttled` while this request's own session waits out the
+    back-off of its own failed passkey assertions (:func:`note_passkey_failure`). The customer's own
+    sessions (:func:`could_be_customer`) are never held back.
+
+    SECURITY: a passkey assertion waits on no scope that other sessions fill (the account's, its
+    network's): a signature cannot be guessed, and whoever has her password kept the account's scope shut
+    with one wrong code each time the wait ended, and with it her passkey's step-up and her passkey's
+    confirmation of a held order (red team, round forty-three). The session's own scope still slows one
+    session's stream of bad assertions, the account lock still counts them (the callers), and an unsigned
+    assertion learns nothing of her passkey (:func:`authguard.factors.passkeys.verify_authentication`
+    judges its sign count only after the signature).
+    """
+    if could_be_customer(request):
+        return
+    keys = _session_scope(request)
+    if keys:
+        _blocked_for([key for key, _free in keys], _now(at))
+
+
+def note_passkey_failure(request: HttpRequest | None, *, at: datetime | None = None) -> None:
+    """Count a failed passkey assertion of a session that is not the customer's in that session's own
+    scope only (:func:`check_passkey_throttle`): never in the account's or the network's, where it would
+    hold back her codes."""
+    if could_be_customer(request):
+        return
+    keys = _session_scope(request)
+    if keys:
+        _count_durably(keys, at=_now(at))
+
+
+def _count_durably(keys: list[tuple[str, int]], *, at: datetime) -> None:
+    _count_in_scopes(keys, at=at)
     # SECURITY: a portal's step-up view raising on a wrong code rolled the count back under ATOMIC_REQUESTS:
     # unlimited guesses at her code (red team, round forty-two).
     durable.outlive_rollback(
-        functools.partial(_count_in_scopes, keys, at=when), using=router.db_for_write(FactorThrottle)
+        functools.partial(_count_in_scopes, keys, at=at), using=router.db_for_write(FactorThrottle)
     )
 
 
@@ -243,11 +286,13 @@ def clear_throttle(*, user: Any) -> None:
 __all__ = [
     "Attempt",
     "attempt_of",
+    "check_passkey_throttle",
     "check_throttle",
     "clear_throttle",
     "could_be_customer",
     "ESTABLISHED_DEVICE_DAYS",
     "established_device",
+    "note_passkey_failure",
     "note_throttle_failure",
     "stranger",
 ]

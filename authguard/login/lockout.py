@@ -132,6 +132,7 @@ def _count_failure(user: Any, *, kind: str) -> bool:
             lock.locked_at = now
             lock.lock_count += 1
             lock.locked_reason = f"{lock.failures} consecutive failures (last: {kind})"[:200]
+            lock.locked_by_desk = False
             _clear_request(lock)
             locked_now = True
         burst = kind in SECOND_FACTOR_KINDS and _note_factor_failure(lock, now)
@@ -214,12 +215,24 @@ def lock(user: Any, *, by: Any, reason: str) -> bool:
             row.locked_at = now
             row.lock_count += 1
             row.locked_reason = f"security desk: {reason}"[:200]
+            row.locked_by_desk = True
             _clear_request(row)
             row.save()
-        elif row.unlock_due_at is not None:
+        else:
+            # SECURITY: the desk contains an account a stranger's failures locked already: from now on it is
+            # the desk's lock (:func:`authguard.login.unlocking.unlock_with_identity_check`), or the thief's
+            # cooling-off passkey would end it the day its cooling-off is over (red team, round forty-three).
             # A waiting self-service unlock would undo the desk's lock behind its back: it is cancelled.
+            row.locked_by_desk = True
             _clear_request(row)
-            row.save(update_fields=["unlock_requested_at", "unlock_due_at", "unlock_reference_digest"])
+            row.save(
+                update_fields=[
+                    "locked_by_desk",
+                    "unlock_requested_at",
+                    "unlock_due_at",
+                    "unlock_reference_digest",
+                ]
+            )
         # SECURITY: not in a savepoint that swallows errors (unlike a failure lock): a desk lock that could
         # not end the sessions must not look like it succeeded; the caller's transaction is undone.
         ended, tokens = end_all_access(user)
@@ -338,6 +351,7 @@ def unlock(user: Any, *, by: Any, reason: str) -> bool:
         _clear_request(lock)
         if was_locked:
             lock.locked_at = None
+            lock.locked_by_desk = False
             lock.unlocked_at = now
             lock.unlocked_by = by
             lock.unlock_reason = reason[:200]

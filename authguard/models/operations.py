@@ -82,6 +82,9 @@ class AccountLock(models.Model):
     recent_factor_failures = models.JSONField(_("recent second-factor failures"), default=list, blank=True)
     locked_at = models.DateTimeField(_("locked"), null=True, blank=True, db_index=True)
     locked_reason = models.CharField(_("lock reason"), max_length=200, blank=True)
+    # The security desk's containment (authguard.login.lockout.lock), also when it found the account locked
+    # already: no factor cooling off when the account was locked ends it (authguard.login.unlocking).
+    locked_by_desk = models.BooleanField(_("locked by the security desk"), default=False)
     lock_count = models.PositiveIntegerField(_("times locked"), default=0)
     unlocked_at = models.DateTimeField(_("last unlocked"), null=True, blank=True)
     unlocked_by = models.ForeignKey(

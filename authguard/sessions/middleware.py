@@ -421,9 +421,10 @@ class AuthguardMiddleware:
                 forget_device_activity(request, user_id=own[0], session_key=signed_in_key)
         elif signed_in_key is not None and request.session.session_key != signed_in_key:
             _note_renewed_key(request)
-        if signed_in_key is not None or SESSION_KEY in request.session:
-            # SECURITY: an answer to a signed-in session is hers alone: Django's per-site cache (and a shared
-            # proxy) served her cached statement to a copy of her jar authguard had held (round forty-three).
+        signed_in = signed_in_key is not None or SESSION_KEY in request.session
+        if signed_in or "HTTP_AUTHORIZATION" in request.META:
+            # SECURITY: an answer to a signed-in session (or an API token's) is hers alone: Django's per-site
+            # cache served her cached statement to a copy of her jar authguard had held (round forty-three).
             patch_cache_control(response, private=True)
         response = self._after_login(request, response)
         # A password check whose attempt was never counted (a portal that authenticates and signs nobody in)
