@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 
 Write = Callable[[], object]
 
-#: The refusals recorded during the request the middleware is running (None: no middleware around us).
+#: The refusals (and counts, :func:`outlive_rollback`) recorded during the request the middleware is running
+#: (None: no middleware around us).
 _PENDING: ContextVar[list[Write] | None] = ContextVar("authguard_pending_refusals", default=None)
 
 
@@ -52,7 +53,9 @@ def outlive_rollback(write: Write, *, using: str | None = None) -> None:
 
     Whether it was rolled back is read off Django's own commit hooks: a hook registered here has run (the
     transaction committed) or is still waiting (an enclosing transaction, a test's, has not ended) unless a
-    rollback discarded it. Unlike :func:`record_refusal`, ``write`` need not be idempotent.
+    rollback discarded it. Unlike :func:`record_refusal`, ``write`` need not be idempotent. (A portal's own
+    commit hook that raises before this one runs leaves it unrun though the transaction committed: the write
+    then counts twice, which fails closed.)
     """
     pending = _PENDING.get()
     connection = transaction.get_connection(using)
@@ -66,7 +69,8 @@ def outlive_rollback(write: Write, *, using: str | None = None) -> None:
     transaction.on_commit(mark, using=using)
 
     def again() -> None:
-        if committed or any(hook[1] is mark for hook in connection.run_on_commit):
+        # Django keeps (savepoint ids, function, robust) per hook; ``in`` asks any layout that holds it.
+        if committed or any(mark in hook for hook in connection.run_on_commit):
             return  # kept: committed, or still in a transaction that has not ended
         write()
 

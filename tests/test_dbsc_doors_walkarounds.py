@@ -246,3 +246,13 @@ def test_after_the_desks_containment_a_reset_from_her_mailbox_does_not_free_her_
     )
     assert answer.json()["status"] != "ok", _summary(_last())
     assert "device_binding_missing" in _last().reasons
+
+
+def test_the_holding_end_reasons_are_the_doors_own() -> None:
+    """``device_binding.HOLDING_END_REASONS`` names the end reasons of ``dbsc_moves`` (which imports it) by
+    their values: a renamed reason would silently stop holding its device."""
+    from authguard.sessions import dbsc_moves, device_binding
+
+    holding = {dbsc_moves.SESSIONS_ENDED, dbsc_moves.SIGNED_OUT_EVERYWHERE, dbsc_moves.ACCESS_ENDED}
+    assert holding == device_binding.HOLDING_END_REASONS
+    assert dbsc_moves.DEVICE_FORGOTTEN not in device_binding.HOLDING_END_REASONS

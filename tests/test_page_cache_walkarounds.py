@@ -111,6 +111,8 @@ def test_a_page_cache_below_authguard_and_a_signed_cookie_engine_of_the_portals_
     assert [m.id for m in check_locks(None)] == []
     settings.MIDDLEWARE = [*base, update]
     assert [m.id for m in check_locks(None)] == ["authguard.W113"]
+    settings.MIDDLEWARE = [*base, "django.middleware.cache.CacheMiddleware"]  # the two in one
+    assert [m.id for m in check_locks(None)] == ["authguard.W113"]
     settings.MIDDLEWARE = base
     settings.SESSION_ENGINE = __name__
     assert [m.id for m in check_locks(None)] == ["authguard.W111"]
@@ -126,3 +128,21 @@ def test_held_an_answer_to_a_request_with_credentials_is_never_stored_by_a_share
     anyone). The demo's home page, public otherwise, is the probe."""
     answer = Client(REMOTE_ADDR=IP_TOKYO).get("/", HTTP_AUTHORIZATION="Token 0123456789abcdef")
     assert "private" in answer.get("Cache-Control", ""), (answer.status_code, answer.get("Cache-Control"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_held_a_static_file_of_a_signed_in_browser_costs_no_query_and_stays_cacheable(
+    brokerage_customer: Any,
+) -> None:
+    """Review, round forty-four: the private mark is for answers about the account; a static file's request
+    never loads the session, so it sends no statement and a CDN may keep the file."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    customer = brokerage_customer(holdings={"7203": 100})
+    browser = Client(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN)
+    browser.force_login(customer)
+    with CaptureQueriesContext(connection) as queries:
+        answer = browser.get("/static/app.css")
+    assert len(queries.captured_queries) == 0, [q["sql"][:80] for q in queries.captured_queries]
+    assert "private" not in answer.get("Cache-Control", "")

@@ -83,3 +83,18 @@ def test_held_each_wrong_password_counts_once_whatever_the_view_does_with_its_tr
     lock = AccountLock.objects.filter(user=alice).first()
     events = LoginEvent.objects.filter(user=alice, outcome=Outcome.BAD_PASSWORD).count()
     assert (lock.failures if lock else 0, events) == (3, 3), (url, lock.failures if lock else 0, events)
+
+
+def test_held_django_keeps_a_commit_hook_where_outlive_rollback_looks_for_it() -> None:
+    """``durable.outlive_rollback`` tells a rolled-back write by its commit hook still waiting in the
+    connection's list (Django 5.2 and 6.x: ``(savepoint ids, function, robust)``): the layout it reads."""
+    from django.db import connection
+
+    def hook() -> None:
+        return None
+
+    with transaction.atomic():
+        transaction.on_commit(hook)
+        assert any(hook in entry for entry in connection.run_on_commit)
+        transaction.set_rollback(True)
+    assert not any(hook in entry for entry in connection.run_on_commit)

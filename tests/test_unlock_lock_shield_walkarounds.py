@@ -93,3 +93,27 @@ def test_held_wrong_passwords_on_a_desk_locked_account_keep_the_desks_mark(
     clock.shift(timedelta(days=15))
     assert _passkey_unlock(key) == 403
     assert lockout.is_locked(hanako) and AccountLock.objects.get(user=hanako).locked_by_desk
+
+
+def test_his_passkey_stays_unvouched_when_the_portal_lengthens_the_rule_later(
+    new_browser_api: Any, hanako: Any, totp_factory: Any, clock: Any, settings: Any
+) -> None:
+    """Secure (review, round forty-four): whether a factor was enrolled vouched for is kept at enrollment,
+    not read off its dates with today's ``AUTHGUARD_UNVOUCHED_FACTOR_DAYS``: the portal lengthening the rule
+    to 30 days after his passkey (two weeks' cooling-off) was added does not turn it into one that may end
+    the lock he made."""
+    of_long_standing(hanako)
+    hanako.totp = totp_factory(hanako)
+    thief = thief_with_one_code(new_browser_api, hanako.totp)
+    key = new_key()
+    assert register(thief, key).status_code == 201
+    settings.AUTHGUARD_LOCKOUT_FAILURES = 10
+    clock.shift(60)
+    for _ in range(10):
+        OrderApi(REMOTE_ADDR=IP_OSAKA).post("/api/login", {"username": "hanako", "password": "guess"})
+    assert lockout.is_locked(hanako)
+    settings.AUTHGUARD_UNVOUCHED_FACTOR_DAYS = 30
+    clock.shift(timedelta(days=15))
+    assert not inventory.factor_is_cooling_off(PasskeyDevice.objects.get(user=hanako))
+    assert _passkey_unlock(key) == 403
+    assert lockout.is_locked(hanako)

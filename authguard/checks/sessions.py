@@ -19,8 +19,10 @@ from authguard.conf import app_settings
 THROTTLE_BACKEND_PATH = "authguard.login.ThrottleBackend"
 #: django-axes' backends: they may (and should) come before authguard's (docs/integration.md, django-axes).
 AXES_BACKENDS = frozenset({"axes.backends.AxesStandaloneBackend", "axes.backends.AxesBackend"})
-#: Django's per-site cache: the middleware that stores answers (W113).
-UPDATE_CACHE_PATH = "django.middleware.cache.UpdateCacheMiddleware"
+#: Django's per-site cache: the middlewares that store answers (W113).
+UPDATE_CACHE_PATHS = frozenset(
+    {"django.middleware.cache.UpdateCacheMiddleware", "django.middleware.cache.CacheMiddleware"}
+)
 
 
 @register(Tags.security)
@@ -64,10 +66,11 @@ def check_locks(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[
             )
         )
     middleware = list(getattr(settings, "MIDDLEWARE", []) or [])
-    if MIDDLEWARE_PATH in middleware and UPDATE_CACHE_PATH in middleware[middleware.index(MIDDLEWARE_PATH) :]:
+    below = middleware[middleware.index(MIDDLEWARE_PATH) :] if MIDDLEWARE_PATH in middleware else []
+    for cache_middleware in UPDATE_CACHE_PATHS.intersection(below):
         messages.append(
             Warning(
-                f"{UPDATE_CACHE_PATH} comes after {MIDDLEWARE_PATH} in MIDDLEWARE.",
+                f"{cache_middleware} comes after {MIDDLEWARE_PATH} in MIDDLEWARE.",
                 hint="Put it first, as Django's docs do: authguard marks every answer to a signed-in session "
                 "private, which only a cache middleware listed before it sees; below it, a customer's pages "
                 "are cached and served to a copy of her cookies that authguard holds.",

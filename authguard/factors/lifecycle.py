@@ -499,6 +499,7 @@ def record_enrollment(
             "enrolled_at": now,
             "enrolled_low_risk": low_risk,
             "enrolled_via": via,
+            "enrolled_vouched": vouched,
             "cooling_off_until": until,
             "failures": 0,
             "limit_failures": 0,

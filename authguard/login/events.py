@@ -1,4 +1,5 @@
-"""The audit record of a login or a re-score: :func:`record_event` writes one :class:`LoginEvent`."""
+"""The audit record of a login or a re-score: :func:`record_event` writes one :class:`LoginEvent`;
+:func:`record_wrong_password` writes a wrong password's and counts it towards the account lock."""
 
 from __future__ import annotations
 

@@ -93,17 +93,9 @@ def _cooling_off_when_locked(user: Any, *devices: Any, every_lock: bool = True) 
 
 
 def _enrolled_vouched(device: Any) -> bool:
-    """Whether ``device`` was enrolled from a vouched-for session: its own cooling-off was the account's
-    hours, not ``AUTHGUARD_UNVOUCHED_FACTOR_DAYS`` (``lifecycle.record_enrollment``). Unknown: not."""
-    days = app_settings.UNVOUCHED_FACTOR_DAYS
-    record = FactorRecord.objects.filter(device_id=device.persistent_id).values_list(
-        "enrolled_at", "cooling_off_until"
-    )
-    found = record.first()
-    if found is None or found[0] is None:
-        return False
-    enrolled, until = found
-    return not days or until is None or until < enrolled + timedelta(days=days)
+    """Whether ``device`` was enrolled from a vouched-for session (``FactorRecord.enrolled_vouched``, kept at
+    enrollment by ``lifecycle.record_enrollment``). No record: not."""
+    return FactorRecord.objects.filter(device_id=device.persistent_id, enrolled_vouched=True).exists()
 
 
 def _refused_for_unlock(user: Any, *devices: Any, every_lock: bool = True) -> bool:

@@ -215,6 +215,10 @@ class FactorRecord(models.Model):
     enrolled_low_risk = models.BooleanField(_("enrolled from a low-risk session"), default=False)
     # How the enrollment was authorised: "fresh_verification", "low_risk_first_factor", "email_code".
     enrolled_via = models.CharField(_("authorised by"), max_length=30, blank=True)
+    # Whether the enrolling session was vouched for (her browser of a month, a trusted passkey): such a factor
+    # cools off for the account's hours, any other for AUTHGUARD_UNVOUCHED_FACTOR_DAYS. Kept, not inferred
+    # from the dates, which a later change of the setting would reinterpret (review, round forty-four).
+    enrolled_vouched = models.BooleanField(_("enrolled from a vouched-for session"), default=False)
     cooling_off_until = models.DateTimeField(_("cooling off until"), null=True, blank=True)
     failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
     # SECURITY: the consecutive failures that count towards the NIST limit: only those from a session that

@@ -90,13 +90,14 @@ def device_binding_state(
     a door ended does not hold the device (the factor throttle's scope: below).
 
     * ``"unbound"``: DBSC is off, there is no device cookie, or its device has no active DBSC session (nor
-      one a password change or reset ended, below);
+      one a door of :data:`HOLDING_END_REASONS` ended, below);
     * ``"bound_ok"``: its device is bound and the request carries a fresh bound cookie of that binding;
     * ``"bound_missing_proof"``: its device is bound but the request has no valid, fresh bound cookie for
       it: the device cookie was copied off the device (a legitimate browser refreshes the bound cookie
       before it sends the request). The risk engine must treat it as stolen. Also when the account's
-      newest binding of the device was ended by a password change or reset and would not have expired yet
-      (:func:`_held_without_proof`): no request proves an ended binding.
+      newest binding of the device was ended by a password change or reset, "sign out everywhere" or the
+      desk's containment and would not have expired yet (:func:`_ended_binding_holds`): no request proves an
+      ended binding.
 
     SECURITY: ``Secure-Session-Skipped`` (a browser saying it skipped a refresh) is not honoured: anyone can
     send it. Bindings are per account: one a thief made for the customer's copied device cookie from an
@@ -106,21 +107,21 @@ def device_binding_state(
     if not device_cookie_hash or not enabled():
         return "unbound"
     # Every binding of the device not past its expiry, ended or not: an active one decides; without one, a
-    # binding a password change or reset ended still holds the device (:func:`_held_without_proof`).
+    # binding a holding door ended still holds the device (:func:`_ended_binding_holds`).
     of_device = DbscSession.objects.filter(device_hash=device_cookie_hash, expires_at__gt=clock.now())
     if user_id is not None:
         of_device = of_device.filter(user_id=cast(Any, user_id))
     rows = list(of_device.values_list("session_id", "user_id", "created_at", "ended_at", "end_reason"))
     active = [session_id for session_id, _user, _created, ended_at, _reason in rows if ended_at is None]
     if not active:
-        return "bound_missing_proof" if ended_holds and _held_without_proof(rows) else "unbound"
+        return "bound_missing_proof" if ended_holds and _ended_binding_holds(rows) else "unbound"
     presented = presented_session_id(request)
     if presented is not None and any(constant_time_compare(presented, sid) for sid in active):
         return "bound_ok"
     return "bound_missing_proof"
 
 
-def _held_without_proof(rows: list[tuple[Any, ...]]) -> bool:
+def _ended_binding_holds(rows: list[tuple[Any, ...]]) -> bool:
     """Whether, among a device's unexpired bindings (``session_id, user_id, created_at, ended_at,
     end_reason``) none of which is active, an account's newest was ended by a password change or reset,
     "sign out everywhere" or the desk's containment (:data:`HOLDING_END_REASONS`): its device still counts

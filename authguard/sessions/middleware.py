@@ -421,8 +421,9 @@ class AuthguardMiddleware:
                 forget_device_activity(request, user_id=own[0], session_key=signed_in_key)
         elif signed_in_key is not None and request.session.session_key != signed_in_key:
             _note_renewed_key(request)
-        signed_in = signed_in_key is not None or SESSION_KEY in request.session
-        if signed_in or "HTTP_AUTHORIZATION" in request.META:
+        static = _is_static(request)  # its session is never loaded: not for this either (no query)
+        signed_in = not static and (signed_in_key is not None or SESSION_KEY in request.session)
+        if signed_in or (not static and "HTTP_AUTHORIZATION" in request.META):
             # SECURITY: an answer to a signed-in session (or an API token's) is hers alone: Django's per-site
             # cache served her cached statement to a copy of her jar authguard had held (round forty-three).
             patch_cache_control(response, private=True)
@@ -430,7 +431,7 @@ class AuthguardMiddleware:
         # A password check whose attempt was never counted (a portal that authenticates and signs nobody in)
         # gives its place back with the request (authguard.risk.velocity.take_in_flight).
         release_in_flight(cache, request)
-        if not _is_static(request) and _needs_device_cookie(request, signed_in_key):
+        if not static and _needs_device_cookie(request, signed_in_key):
             self._keep_device_cookie(request, response)
         _offer_device_binding(request, response)
         match = getattr(request, "resolver_match", None)
