@@ -458,11 +458,11 @@ def record_enrollment(
     """
     now = clock.now()
     low_risk = session_low_risk(request)
-    vouched = (
-        request is None
-        or not app_settings.UNVOUCHED_FACTOR_DAYS  # 0: the portal switched the rule off
-        or session_vouched(request, user=user, via=via, now=now)
-    )
+    # What the session was, kept on the record (a lock a stranger's failures made is ended only by a factor
+    # enrolled vouched for); the setting's 0 switches off the longer cooling-off only, never makes a session
+    # vouched: in a portal's launch weeks his passkey had ended the lock he made (red team, round forty-five).
+    session_was_vouched = request is None or session_vouched(request, user=user, via=via, now=now)
+    vouched = session_was_vouched or not app_settings.UNVOUCHED_FACTOR_DAYS
     # SECURITY: the first-factor exemption holds once per account: the row lock serialises two racing
     # first enrollments, and the second one cools off like any other added factor.
     with transaction.atomic():
@@ -499,7 +499,7 @@ def record_enrollment(
             "enrolled_at": now,
             "enrolled_low_risk": low_risk,
             "enrolled_via": via,
-            "enrolled_vouched": vouched,
+            "enrolled_vouched": session_was_vouched,
             "cooling_off_until": until,
             "failures": 0,
             "limit_failures": 0,
