@@ -31,15 +31,9 @@ from authguard.sessions.decorators import step_up_required
 
 from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, of_long_standing, totp_token
 from .factor_scenarios import new_key, old_totp, register, thief_with_one_code
+from .test_unlock_lock_shield_walkarounds import _passkey_unlock
 
 pytestmark = pytest.mark.django_db
-
-
-def _passkey_unlock(key: Any) -> int:
-    api = OrderApi(REMOTE_ADDR=IP_OSAKA)
-    options = api.post("/authguard/api/unlock/options")
-    assert options.status_code == 200, options.content
-    return int(api.post("/authguard/api/unlock", key.get(options.json())).status_code)
 
 
 @pytest.mark.battery(66)
