@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -112,3 +113,13 @@ def wait_message(seconds: int) -> str:
             count,
         )
     return text % {"count": count}
+
+
+class SessionEnded(PermissionDenied):
+    """The session was ended ("sign out everywhere", a lock, the desk) while this request renewed its key
+    (a step-up): the request is refused (403) and the browser is signed out."""
+
+    code = "session_ended"
+
+    def __init__(self) -> None:
+        super().__init__(str(_("This session was signed out. Sign in again.")))

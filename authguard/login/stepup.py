@@ -356,7 +356,7 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
     state = _new_state(status="verified", decision=decision, new_device=new_device)
     set_stepped_up(state, assessment.action != Action.ALLOW)
     _bind(request, state)
-    mark_strong(request, state, device=device, method="passkey")
+    mark_strong(request, state, device=device, method="passkey", signed_in_now=True)
     if remember:
         _lockout_success(user)
     return login_flow.LoginResult("ok", user=user)

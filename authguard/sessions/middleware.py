@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
+from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
@@ -32,7 +33,7 @@ from authguard.risk.velocity import release_in_flight
 from authguard.sessions import dbsc, device_activity, device_generations, token_devices
 from authguard.sessions import state as sessions_state
 from authguard.sessions.logout import logout_url
-from authguard.sessions.state import BOUND_ATTR, DECISION_ATTR, TOKEN_ATTR
+from authguard.sessions.state import BOUND_ATTR, DECISION_ATTR, TOKEN_ATTR, note_renewed_key
 
 logger = logging.getLogger(__name__)
 
@@ -209,13 +210,15 @@ def _is_login_page(request: HttpRequest) -> bool:
     return match is not None and match.view_name == "login"
 
 
-def _note_renewed_key(request: HttpRequest) -> None:
-    """The view renewed the signed-in session's key (a portal's ``cycle_key()`` after its own step-up, as
-    ASVS 3.2.1 asks): record the new key now. SECURITY: recorded at the session's next request only, it was a
-    key "sign out everywhere", the lock and the desk did not know of while its holder waited (round 43)."""
-    state = request.session.get(sessions_state.STATE_KEY)
-    if isinstance(state, dict) and sessions_state.saved_under(state) != request.session.session_key:
-        sessions_state.note_session_key(request, state)
+def _drop_dead_session_cookie(request: HttpRequest) -> None:
+    """Take a session cookie that names no live session (signed out, ended, expired) out of the ``Cookie``
+    header the view and the caches read. SECURITY: ``cache_page`` with ``Vary: Cookie`` outside the login
+    check served her cached statement to a copy of her jar once she had signed out (round forty-six)."""
+    name = settings.SESSION_COOKIE_NAME
+    if name in request.COOKIES:
+        parts = request.META.get("HTTP_COOKIE", "").split(";")
+        request.META["HTTP_COOKIE"] = ";".join(p for p in parts if p.split("=", 1)[0].strip() != name)
+        request.__dict__.pop("headers", None)  # HttpRequest.headers is cached from META
 
 
 def _is_static(request: HttpRequest) -> bool:
@@ -229,9 +232,7 @@ def _is_static(request: HttpRequest) -> bool:
 def _offer_device_binding(request: HttpRequest, response: HttpResponse) -> None:
     """After a sign-in or a step-up in this request, offer the browser to bind the device cookie to a key it
     holds (DBSC, :mod:`authguard.sessions.dbsc`; off unless ``AUTHGUARD_DBSC`` turns it on). Only then: an
-    offer
-    costs a challenge row, so ordinary page views never make one."""
-
+    offer costs a challenge row, so ordinary page views never make one."""
     if not dbsc.enabled() or response.status_code >= 400:
         return
     match = getattr(request, "resolver_match", None)
@@ -380,11 +381,11 @@ class AuthguardMiddleware:
             signed_in_key = self._before_view(request)
             with durable.collecting() as refusals:
                 response = self.get_response(request)
-            durable.write_again(refusals)
+            durable.write_again(refusals, response)
             self._drop_ended_session(request)
+            return self._after_view(request, response, signed_in_key)  # type: ignore[arg-type]
         finally:
             sessions_state.ENDED_SESSIONS.reset(ended)
-        return self._after_view(request, response, signed_in_key)  # type: ignore[arg-type]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         """The same steps as :meth:`__call__` for an async stack: the session and database work runs in
@@ -396,11 +397,11 @@ class AuthguardMiddleware:
             with durable.collecting() as refusals:
                 response = await self.get_response(request)  # type: ignore[misc]
             if refusals:
-                await sync_to_async(durable.write_again)(refusals)
+                await sync_to_async(durable.write_again)(refusals, response)
             await sync_to_async(self._drop_ended_session)(request)
+            return await sync_to_async(self._after_view)(request, response, signed_in_key)
         finally:
             sessions_state.ENDED_SESSIONS.reset(ended)
-        return await sync_to_async(self._after_view)(request, response, signed_in_key)
 
     def _before_view(self, request: HttpRequest) -> str | None:
         """The session checks before the view; returns the signed-in session's key (None: anonymous)."""
@@ -419,8 +420,8 @@ class AuthguardMiddleware:
             own = getattr(request, device_activity.OWN_SESSION_ATTR, None)
             if own is not None and not getattr(request, PENDING_ATTR, False):
                 forget_device_activity(request, user_id=own[0], session_key=signed_in_key)
-        elif signed_in_key is not None and request.session.session_key != signed_in_key:
-            _note_renewed_key(request)
+        elif not _is_static(request) and SESSION_KEY in request.session and not note_renewed_key(request):
+            response = session_ended_answer(request)
         static = _is_static(request)  # its session is never loaded: not for this either (no query)
         signed_in = not static and (signed_in_key is not None or SESSION_KEY in request.session)
         if signed_in or (not static and "HTTP_AUTHORIZATION" in request.META):
@@ -458,6 +459,8 @@ class AuthguardMiddleware:
         """Timeouts, the pending flag and the context binding; returns the signed-in session's key."""
         session = getattr(request, "session", None)
         if session is None or SESSION_KEY not in session:
+            if session is not None and session.session_key is None:
+                _drop_dead_session_cookie(request)
             return None
         state = session.get(sessions_state.STATE_KEY)
         if not isinstance(state, dict):
@@ -486,8 +489,9 @@ class AuthguardMiddleware:
         if now - seen > sessions_state.ACTIVITY_RESOLUTION_SECONDS or clock.is_from_the_future(now - seen):
             sessions_state.touch(state, now)
             session.modified = True
-        if sessions_state.saved_under(state) != session.session_key:
-            sessions_state.note_session_key(request, state)
+        if sessions_state.saved_under(state) != session.session_key and not note_renewed_key(request):
+            setattr(request, ENDED_ATTR, True)
+            return None
         # A pending session is already held at step-up: only verified ones are compared with their binding.
         if not sessions_state.is_verified(state):
             setattr(request, PENDING_ATTR, True)
@@ -523,8 +527,6 @@ class AuthguardMiddleware:
             # SECURITY: flush() gives the browser a new, empty session; the old key stays deleted.
             session.flush()
             if hasattr(request, "user"):
-                from django.contrib.auth.models import AnonymousUser
-
                 request.user = AnonymousUser()
 
     # -- after the view --------------------------------------------------------------------------------

@@ -29,8 +29,9 @@ from authguard.sessions import state as sessions_state
 def forget_device(request: HttpRequest, *, pk: int) -> bool:
     """Forget the session user's remembered browser ``pk``: its next sign-in is a new browser's, and the
     account's DBSC bindings on it or registered on it end (``device_forgotten``). Whether one was
-    forgotten. Raises :class:`~authguard.exceptions.StepUpRequired` for another browser than this one
-    without what a factor's removal needs (:func:`~authguard.factors.contact.require_strong_removal`).
+    forgotten. Raises :class:`~authguard.exceptions.StepUpRequired` for another browser than this one (or
+    this one's device cookie without its DBSC binding's proof: a copy) without what a factor's removal needs
+    (:func:`~authguard.factors.contact.require_strong_removal`).
 
     SECURITY: a browser of months is her standing (her one-step code renewal, the desk's re-binding grant,
     her own throttle scope, a passkey's short cooling-off): one relayed code forgot her PC, and her passkey
@@ -39,7 +40,12 @@ def forget_device(request: HttpRequest, *, pk: int) -> bool:
     device = KnownDevice.objects.filter(pk=pk, user=user, revoked_at__isnull=True).first()
     if device is None:
         return False
-    if device.cookie_hash != device_generations.presented(request)[0]:  # another browser than this one
+    # SECURITY: a copy of her bound browser's device cookie is not "this browser": his relayed code forgot
+    # her browser of months and ended its binding, which a code-verified sign-out keeps (round forty-six).
+    if device.cookie_hash != device_generations.presented(request)[0] or (
+        device_binding.device_binding_state(request, device_cookie_hash=device.cookie_hash, user_id=user.pk)
+        == "bound_missing_proof"
+    ):
         contact.require_strong_removal(request, user=user)
     with transaction.atomic():
         forgotten = KnownDevice.objects.filter(pk=device.pk, revoked_at__isnull=True).update(

@@ -34,7 +34,6 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Collection
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -43,9 +42,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import django_otp
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
-from django.db import IntegrityError, transaction
-from django.dispatch import Signal
+from django.contrib.auth import SESSION_KEY, logout
+from django.db import transaction
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.crypto import constant_time_compare
@@ -54,6 +52,7 @@ from django.utils.functional import SimpleLazyObject, empty
 from authguard import clock
 from authguard.choices import Action, FactorKind, Outcome
 from authguard.conf import app_settings
+from authguard.exceptions import SessionEnded
 from authguard.models import AccountSecurity, LoginEvent, SessionRecord
 from authguard.risk.addresses import client_ip
 from authguard.risk.context import device_cookie_generation, device_hash, device_id_from_cookie
@@ -68,6 +67,15 @@ from authguard.sessions.places import (  # noqa: F401 (MATERIAL_MOVE_KM, anchor,
     place_binding,
     place_of,
     places,
+)
+from authguard.sessions.records import (  # noqa: F401 (what the flows read here: this module's API)
+    ENDED_SESSIONS,
+    api_access_revoked,
+    forget_session,
+    lock_account,
+    record_session,
+    renew_record,
+    revoke_api_tokens,
 )
 
 if TYPE_CHECKING:
@@ -88,9 +96,6 @@ BOUND_ATTR = "_authguard_bound"
 TOKEN_ATTR = "_authguard_token"
 #: Strong verification methods, as named in settings and in session state.
 METHODS = tuple(FactorKind.values)
-#: Session keys ended (deleted from the store) while this request ran: the middleware then also drops the
-#: request's own session instead of writing it back.
-ENDED_SESSIONS: ContextVar[frozenset[str]] = ContextVar("authguard_ended_sessions", default=frozenset())
 #: Last-activity time is written at most this often, so an active session is saved once a minute, not on
 #: every request.
 ACTIVITY_RESOLUTION_SECONDS = 60
@@ -398,7 +403,7 @@ def begin_verified(request: HttpRequest, *, user: Any, decision: LoginDecision, 
     state = _new_state(status="verified", decision=decision, new_device=new_device)
     _bind(request, state)
     _save(request, state)
-    _record_session(request, user, new_key=True)
+    record_session(request, user, new_key=True)
 
 
 def begin_pending(
@@ -408,7 +413,7 @@ def begin_pending(
     state = _new_state(status="pending", decision=decision, new_device=new_device)
     _bind(request, state)
     _save(request, state)
-    _record_session(request, user, new_key=True)
+    record_session(request, user, new_key=True)
 
 
 def adopt(request: HttpRequest) -> dict[str, Any]:
@@ -427,19 +432,30 @@ def adopt(request: HttpRequest) -> dict[str, Any]:
     state = _new_state(status="pending" if unscored else "verified", decision=None, new_device=False)
     _bind(request, state)
     _save(request, state)
-    _record_session(request, request.user)
+    record_session(request, request.user)
     return state
 
 
 # -- strong verification ----------------------------------------------------------------------------------
 
 
-def mark_strong(request: HttpRequest, state: dict[str, Any], *, device: Any, method: str) -> None:
+def mark_strong(
+    request: HttpRequest, state: dict[str, Any], *, device: Any, method: str, signed_in_now: bool = False
+) -> None:
+    """Record a strong verification with ``device`` (``method``) in this session under a new key
+    (``signed_in_now``: the session's sign-in was in this request, its key has no record yet).
+
+    Raises :class:`~authguard.exceptions.SessionEnded` when the session was ended while the key was renewed.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown step-up method {method!r}")
     previous = request.session.session_key
     # SECURITY: a new session key on every (re-)authentication (ASVS 7.2.4); the old key dies here.
     request.session.cycle_key()
+    if not renew_record(request, request.user, previous=None if signed_in_now else previous):
+        # SECURITY: ended while this request verified it: the verification counts for nothing.
+        request.session.flush()
+        raise SessionEnded()
     _rekey_device_activity(request, state, previous)
     if device is not None:
         django_otp.login(request, device)
@@ -451,7 +467,6 @@ def mark_strong(request: HttpRequest, state: dict[str, Any], *, device: Any, met
     state["fc"] = counted.values_list("factors_changes", flat=True).first() or 0
     state["fv"] = secrets.token_hex(8)
     _save(request, state)
-    _record_session(request, request.user, previous=previous)
 
 
 def note_step_up_failure(request: HttpRequest) -> None:
@@ -484,44 +499,32 @@ def has_fresh_verification(
 # -- sessions of a user, so the others can be ended ----------------------------------------------------------
 
 
-def _record_session(
-    request: HttpRequest, user: Any, *, previous: str | None = None, new_key: bool = False
-) -> None:
-    """Remember which session keys belong to ``user`` (for "sign out other sessions"); ``previous`` is the
-    key the session had before a rotation, whose record is dropped.
-
-    ``new_key``: Django's ``login()`` has just created this key, so it has no record yet: one ``INSERT``
-    instead of ``update_or_create``'s locked read, savepoint and transaction (issue 15). Should a record
-    exist after all, the insert fails on the unique key and the record is updated as before; inside a
-    transaction (``ATOMIC_REQUESTS``), where a failed insert would break it, it is always updated."""
-    if request.session.session_key is None:
-        request.session.save()
-    key = request.session.session_key
-    try:
-        fields = {
-            "user_id": user.pk,
-            "place": geolocate(client_ip(request)).place[:120],
-            "device_summary": client_info(request.META.get("HTTP_USER_AGENT")).summary[:200],
-        }
-        if previous and previous != key:
-            SessionRecord.objects.filter(session_key=previous).delete()
-        if new_key and key is not None and not transaction.get_connection().in_atomic_block:
-            try:
-                SessionRecord.objects.create(session_key=key, **fields)
-                return
-            except IntegrityError:
-                pass  # a record for this key after all: update it below
-        SessionRecord.objects.update_or_create(session_key=key, defaults=fields)
-    except Exception:
-        logger.exception("authguard: could not record a session")
-
-
-def note_session_key(request: HttpRequest, state: dict[str, Any]) -> None:
-    """The middleware saw the session key change under the state (another library rotated it)."""
+def note_session_key(request: HttpRequest, state: dict[str, Any]) -> bool:
+    """The middleware saw the session key change under the state (the portal's view or another library
+    renewed it); False when the session had been ended meanwhile (:func:`~authguard.sessions.records.\
+renew_record`): the caller ends it."""
     previous = state.get("sk")
+    if not renew_record(request, request.user, previous=previous if isinstance(previous, str) else None):
+        return False
     _save(request, state)
-    _record_session(request, request.user, previous=previous)
     _rekey_device_activity(request, state, previous if isinstance(previous, str) else None)
+    return True
+
+
+def note_renewed_key(request: HttpRequest) -> bool:
+    """Record the signed-in session's key if it was renewed since the state was saved (a portal's
+    ``cycle_key()`` after its step-up or its ``login()``, as ASVS 3.2.1 asks); False when the session was
+    ended meanwhile: it is signed out here (the middleware answers that it ended).
+
+    SECURITY: recorded at the session's next request only, it was a key "sign out everywhere", the lock and
+    the desk did not know of while its holder waited (rounds 43 and 46)."""
+    state = request.session.get(STATE_KEY)
+    if not isinstance(state, dict) or saved_under(state) == request.session.session_key:
+        return True
+    if note_session_key(request, state):
+        return True
+    logout(request)
+    return False
 
 
 def end_all_sessions(
@@ -550,6 +553,7 @@ def end_all_sessions(
         kept_browser = (bound_context(saved).get("dev"), saved.get("db")) if isinstance(saved, dict) else ()
     kept = [value for value in kept_browser or () if isinstance(value, str)]  # device hashes, binding ids
     with transaction.atomic():
+        lock_account(user.pk)  # SECURITY: a key renewed meanwhile is moved before or ends itself (records.py)
         # SECURITY: an intrusion's key must not outlive its access (its refresh went on; round thirty-seven).
         if binding_reason is not None:
             dbsc_moves.end_bindings(
@@ -566,20 +570,3 @@ def end_all_sessions(
         ENDED_SESSIONS.set(ENDED_SESSIONS.get() | frozenset(keys))
         logger.info("authguard: ended %s session(s) of user %s", len(keys), user.pk)
     return len(keys)
-
-
-def forget_session(session_key: str | None) -> None:
-    """Drop the record of a session that was signed out."""
-    if session_key:
-        SessionRecord.objects.filter(session_key=session_key).delete()
-
-
-#: Sent to end every API credential of a user (``user``) with their sessions (a lock, a password change or
-#: reset): each API front end revokes its own and returns how many it ended (:mod:`authguard.drf` does,
-#: connected at app ready when DRF's token app is installed).
-api_access_revoked = Signal()
-
-
-def revoke_api_tokens(user: Any) -> int:
-    """End every API token of ``user`` that an installed front end issued; returns how many ended."""
-    return sum(int(result or 0) for _receiver, result in api_access_revoked.send(sender=None, user=user))

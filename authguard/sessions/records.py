@@ -1,0 +1,125 @@
+"""Which session keys belong to which account (``SessionRecord``): what "sign out everywhere", the lock, a
+password change and the desk end (:func:`authguard.sessions.state.end_all_sessions`).
+
+A key is recorded when a sign-in starts its session (:func:`record_session`) and moved whenever the session's
+key is renewed (:func:`renew_record`: authguard's step-up, a portal's own ``cycle_key()``). A renewal and an
+ending of the account's sessions both take the account's row lock (:func:`lock_account`), so a key renewed
+while her "sign out everywhere" runs on another node is either moved before the ending reads the records
+(and ended with them) or finds its old key's record gone (and ends itself).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.dispatch import Signal
+from django.http import HttpRequest
+
+from authguard import durable
+from authguard.models import SessionRecord
+from authguard.risk.addresses import client_ip
+from authguard.risk.geoip import geolocate
+from authguard.risk.useragent import client_info
+
+logger = logging.getLogger(__name__)
+
+#: Session keys ended (deleted from the store) while this request ran: the middleware then also drops the
+#: request's own session instead of writing it back.
+ENDED_SESSIONS: ContextVar[frozenset[str]] = ContextVar("authguard_ended_sessions", default=frozenset())
+
+#: Sent to end every API credential of a user (``user``) with their sessions (a lock, a password change or
+#: reset): each API front end revokes its own and returns how many it ended (:mod:`authguard.drf` does,
+#: connected at app ready when DRF's token app is installed).
+api_access_revoked = Signal()
+
+
+def lock_account(user_pk: Any) -> None:
+    """``SELECT ... FOR UPDATE`` on the user's row (inside a transaction): one renewal or ending of the
+    account's session records at a time."""
+    users = get_user_model()._default_manager
+    users.select_for_update().filter(pk=user_pk).values_list("pk", flat=True).first()
+
+
+def _fields(request: HttpRequest, user: Any) -> dict[str, Any]:
+    return {
+        "user_id": user.pk,
+        "place": geolocate(client_ip(request)).place[:120],
+        "device_summary": client_info(request.META.get("HTTP_USER_AGENT")).summary[:200],
+    }
+
+
+def _current_key(request: HttpRequest) -> str | None:
+    if request.session.session_key is None:
+        request.session.save()
+    return request.session.session_key
+
+
+def record_session(request: HttpRequest, user: Any, *, new_key: bool = False) -> None:
+    """Remember that this request's session key belongs to ``user`` (a sign-in, an adopted session).
+
+    ``new_key``: Django's ``login()`` has just created this key, so it has no record yet: one ``INSERT``
+    instead of ``update_or_create``'s locked read, savepoint and transaction (issue 15). Should a record
+    exist after all, the insert fails on the unique key and the record is updated as before; inside a
+    transaction (``ATOMIC_REQUESTS``), where a failed insert would break it, it is always updated."""
+    key = _current_key(request)
+    try:
+        fields = _fields(request, user)
+        if new_key and key is not None and not transaction.get_connection().in_atomic_block:
+            try:
+                SessionRecord.objects.create(session_key=key, **fields)
+                return
+            except IntegrityError:
+                pass  # a record for this key after all: update it below
+        SessionRecord.objects.update_or_create(session_key=key, defaults=fields)
+        # SECURITY: a login view answering with an exception under ATOMIC_REQUESTS rolls the record back and
+        # keeps the session: unrecorded, no ending knew of it, and its renewal found no record (round 46).
+        records = SessionRecord.objects
+        durable.outlive_rollback(lambda: records.update_or_create(session_key=key, defaults=fields))
+    except Exception:
+        logger.exception("authguard: could not record a session")
+
+
+def renew_record(request: HttpRequest, user: Any, *, previous: str | None) -> bool:
+    """The session's key was renewed from ``previous``: move its record to the new key. False when
+    ``previous`` has no record any more, or the move failed: the caller ends the session.
+
+    SECURITY: her "sign out everywhere" on another node read the records while this request renewed the
+    key; the new key, recorded after that read, outlived it (round forty-five). Under the account's lock
+    the old key's record is either still there (her ending comes after and finds the new one) or gone: the
+    account's sessions were ended, this one with them.
+    """
+    key = _current_key(request)
+    if not previous or previous == key:
+        record_session(request, user)
+        return True
+    try:
+        with transaction.atomic():
+            lock_account(user.pk)
+            # Ended by this very request, the record is gone too: a password change ends every session, then
+            # Django's update_session_auth_hash() renews the changer's key (the session Django keeps).
+            moved = SessionRecord.objects.filter(session_key=previous).delete()[0] or (
+                previous in ENDED_SESSIONS.get()
+            )
+            if moved:
+                SessionRecord.objects.update_or_create(session_key=key, defaults=_fields(request, user))
+    except Exception:
+        logger.exception("authguard: could not move a session's record")
+        return False  # fail closed: a key no ending would know of is not kept
+    if not moved:
+        logger.warning("authguard: a renewed session of user %s had been ended; ending it", user.pk)
+    return bool(moved)
+
+
+def forget_session(session_key: str | None) -> None:
+    """Drop the record of a session that was signed out."""
+    if session_key:
+        SessionRecord.objects.filter(session_key=session_key).delete()
+
+
+def revoke_api_tokens(user: Any) -> int:
+    """End every API token of ``user`` that an installed front end issued; returns how many ended."""
+    return sum(int(result or 0) for _receiver, result in api_access_revoked.send(sender=None, user=user))
