@@ -13,6 +13,7 @@ engine that runs a hook right after ``cycle_key()``: the same database, another 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -32,13 +33,26 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("geoip")]
 AFTER_RENEWAL: list[Callable[[], None]] = []
 
 
+#: Threads whose next session deletion pauses first (``BEFORE_DELETE``: the events to set and to wait for).
+PAUSE_IN: set[str] = set()
+BEFORE_DELETE: list[tuple[threading.Event, threading.Event]] = []
+
+
 class SessionStore(DatabaseStore):
-    """Django's database sessions, with a moment between a key's renewal and the rest of the request."""
+    """Django's database sessions, with a moment between a key's renewal and the rest of the request, and
+    (in the threads of ``PAUSE_IN``) one before a session's deletion."""
 
     def cycle_key(self) -> None:
         super().cycle_key()
         while AFTER_RENEWAL:
             AFTER_RENEWAL.pop()()
+
+    def delete(self, session_key: str | None = None) -> None:
+        if threading.current_thread().name in PAUSE_IN and BEFORE_DELETE:
+            paused, go = BEFORE_DELETE.pop()
+            paused.set()
+            go.wait(10)
+        super().delete(session_key)
 
 
 urlpatterns = [
@@ -55,6 +69,8 @@ def portal(settings: Any) -> Any:
     AFTER_RENEWAL.clear()
     yield
     AFTER_RENEWAL.clear()
+    PAUSE_IN.clear()
+    BEFORE_DELETE.clear()
 
 
 def _her_verified_session(hanako: Any) -> OrderApi:
@@ -187,3 +203,65 @@ def test_held_his_password_change_renews_his_key_and_her_reset_by_email_still_en
     assert done.status_code == 302 and done.url == "/password/reset/complete/"
     assert thief.get("/api/portfolio").status_code == 401
     assert not SessionRecord.objects.filter(user=hanako).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgres_a_renewal_while_her_ending_holds_the_account_waits_and_ends(
+    portal: None, hanako: Any, totp_factory: Any, clock: Any
+) -> None:
+    """Secure: as above, with real threads and row locks. Her "sign out everywhere" has read the records
+    (his old key among them) and is about to delete the sessions from the store when his request renews its
+    key: the renewal waits for her ending to commit, finds his old key's record gone and ends his session.
+    (Without the account's lock the renewal moved his record to the new key before her ending deleted the
+    old one: checked by making ``lock_account`` a no-op.)"""
+    import threading
+    import time
+
+    from django.db import connection
+
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+    her = _her_verified_session(hanako)
+    clock.shift(60)
+    thief = OrderApi(REMOTE_ADDR=IP_OSAKA)
+    thief.post("/api/login", {"username": "hanako", "password": HANAKO_PASSWORD})
+    assert thief.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+
+    paused, go = threading.Event(), threading.Event()
+    results: dict[str, Any] = {}
+    PAUSE_IN.add("her-sign-out")
+
+    def her_sign_out() -> None:
+        try:
+            _she_signs_out_everywhere(her)()
+        finally:
+            connection.close()
+
+    def his_renewal() -> None:
+        try:
+            results["his"] = thief.client.get("/portal/trading-mode", HTTP_ACCEPT="application/json")
+        finally:
+            connection.close()
+
+    BEFORE_DELETE.append((paused, go))
+    ending = threading.Thread(target=her_sign_out, name="her-sign-out")
+    ending.start()
+    assert paused.wait(10), "her ending never reached the session store"
+    renewing = threading.Thread(target=his_renewal, name="his-renewal")
+    renewing.start()
+    for _ in range(60):  # until his renewal waits for a lock, or has finished without waiting
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if cursor.fetchone()[0] or not renewing.is_alive():
+                break
+        time.sleep(0.05)
+    go.set()
+    ending.join(30)
+    renewing.join(30)
+    assert results["his"].status_code == 401, results["his"].content
+    assert thief.get("/api/portfolio").status_code == 401
+    assert her.get("/api/portfolio").status_code == 200
