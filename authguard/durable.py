@@ -20,10 +20,12 @@ view's transaction rolled the first write back.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from django.core.signals import request_finished
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,9 @@ Write = Callable[[], object]
 #: The refusals (and counts, :func:`outlive_rollback`) recorded during the request the middleware is running
 #: (None: no middleware around us).
 _PENDING: ContextVar[list[Write] | None] = ContextVar("authguard_pending_refusals", default=None)
+#: Writes waiting for the end of this thread's request (:func:`write_again`): a thread serves one request
+#: at a time, also Django's thread for sync code under ASGI.
+_DEFERRED = threading.local()
 
 
 def record_refusal(write: Write) -> None:
@@ -97,17 +102,37 @@ def collecting() -> Iterator[list[Write]]:
 
 def write_again(writes: list[Write], response: object = None) -> None:
     """Run every collected write once more, now that the view's transactions have ended; when a transaction
-    above the middleware is still open, once ``response`` is closed (after every middleware)."""
+    above the middleware is still open, once it has ended too: when ``response`` is closed, or at
+    ``request_finished`` when a middleware above answered with another response."""
     if not writes:
         return
-    closers = getattr(response, "_resource_closers", None)
-    if isinstance(closers, list) and transaction.get_connection().in_atomic_block:
+    if response is not None and transaction.get_connection().in_atomic_block:
         # SECURITY: a portal middleware above authguard's running the whole request in one transaction rolled
-        # back every count with its error answer, this second write included (red team, round forty-six).
-        # Django closes the response once every middleware has returned, before ``request_finished``.
-        closers.append(lambda: _run_all(writes))
+        # back every count with its error answer, this second write included (red team, round forty-six);
+        # one more portal middleware answering with its own error response left the closers of authguard's
+        # unrun (round forty-seven). Django closes the final response after every middleware has returned.
+        if not hasattr(_DEFERRED, "batches"):
+            _DEFERRED.batches = []
+        _DEFERRED.batches.append(list(writes))
+        closers = getattr(response, "_resource_closers", None)
+        if isinstance(closers, list):
+            closers.append(run_deferred)
         return
     _run_all(writes)
+
+
+def run_deferred(**kwargs: object) -> None:
+    """Run the writes :func:`write_again` deferred in this thread (the response's closer; connected to
+    ``request_finished`` too)."""
+    batches = getattr(_DEFERRED, "batches", None)
+    if not batches:
+        return
+    _DEFERRED.batches = []
+    for batch in batches:
+        _run_all(batch)
+
+
+request_finished.connect(run_deferred, dispatch_uid="authguard.durable.run_deferred")
 
 
 def _run_all(writes: list[Write]) -> None:

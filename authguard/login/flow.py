@@ -130,7 +130,9 @@ class Scored:
     history: DatabaseHistory
 
 
-def score_request(request: HttpRequest, *, username: str, user: Any) -> Scored:
+def score_request(
+    request: HttpRequest, *, username: str, user: Any, history: DatabaseHistory | None = None
+) -> Scored:
     """Score a live request for ``user`` (or for the ``username`` typed, ``user`` None when unknown).
 
     The one place a request is scored: password logins (passed, failed, throttled, locked), the passkey
@@ -138,7 +140,7 @@ def score_request(request: HttpRequest, *, username: str, user: Any) -> Scored:
     all call it; replay scores stored contexts with :func:`authguard.risk.engine.score_login` directly.
     """
     ctx = build_context(request, username=username, user=user)
-    history = DatabaseHistory()
+    history = history or DatabaseHistory()
     assessment, evidence = score_login(ctx, history)
     return Scored(ctx, assessment, evidence, history)
 

@@ -67,6 +67,10 @@ class AccountSecurity(models.Model):
     factors_changed_at = models.DateTimeField(_("factors last changed"), null=True, blank=True)
     factors_changed_how = models.CharField(_("how the factors last changed"), max_length=8, blank=True)
     factors_spent = models.JSONField(_("verifications spent on factor changes"), default=list, blank=True)
+    # When the account's sessions were last ended (sign out everywhere, a lock, a password change, the desk):
+    # a session whose key is renewed after its record went missing was ended only if it signed in before
+    # (authguard.sessions.records.renew_record; a record can also go missing to the retention prune).
+    sessions_ended_at = models.DateTimeField(_("sessions last ended"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     #: How many addresses one cooling-off remembers (:class:`PreviousEmail`): enough for the customer's own

@@ -37,6 +37,7 @@ from django.http import HttpRequest
 from authguard.conf import app_settings
 from authguard.models import KnownDevice, TokenActivity
 from authguard.risk.context import device_cookie_parts, device_hash
+from authguard.sessions import device_binding
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def check_session(
     try:
         with transaction.atomic():  # a savepoint: a failure leaves a portal's request transaction usable
             behind = left_behind(device_hash=device, generation=generation, now=at, user_id=request.user.pk)
-            if behind:
+            if behind and not unproven_copy_of_bound(request, device=device, user_id=request.user.pk):
                 retire(device_hash=device, now=at)
     except DatabaseError:
         # SECURITY: a comparison that cannot be made holds the session (fail closed); it re-scores.
@@ -259,9 +260,28 @@ def reissued_id(
     return None if behind else device_id
 
 
-def retire_if_left_behind(*, device: str, decision: Any, now: datetime) -> None:
-    """A sign-in (any outcome) presented a cookie left behind: retire its id (:func:`retire`)."""
-    if decision is not None and LEFT_BEHIND_CODES & set(decision.assessment.reasons):
+def unproven_copy_of_bound(
+    request: HttpRequest, *, device: str, user_id: Any, by_passkey: bool = False
+) -> bool:
+    """Whether the request's device cookie (``device``) is a DBSC-bound browser's of ``user_id`` presented
+    without its key's proof, in a session not verified with a passkey (``by_passkey``: a passkey re-binds
+    the used cookie instead, :mod:`~authguard.sessions.device_binding`). One query, with DBSC on."""
+    if by_passkey:
+        return False
+    binding = device_binding.device_binding_state(request, device_cookie_hash=device, user_id=user_id)
+    return binding == "bound_missing_proof"
+
+
+def retire_if_left_behind(request: HttpRequest, *, device: str, decision: Any, now: datetime) -> None:
+    """A sign-in (any outcome) presented a cookie left behind: retire its id (:func:`retire`), unless it is a
+    copy of a DBSC-bound browser's cookie that its missing proof tells apart (:func:`unproven_copy_of_bound`).
+
+    SECURITY: either holder of a retired id may be the thief, so both lose it; a bound browser's holder is
+    known by its key, and her browser of months kept losing its id and its standing to a copy's sign-in
+    (red team, round forty-seven)."""
+    if decision is None or not LEFT_BEHIND_CODES & set(decision.assessment.reasons):
+        return
+    if not unproven_copy_of_bound(request, device=device, user_id=getattr(request.user, "pk", None)):
         retire(device_hash=device, now=now)
 
 

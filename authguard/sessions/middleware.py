@@ -27,13 +27,13 @@ from django.utils.translation import gettext as _
 
 from authguard import clock, durable
 from authguard.conf import app_settings
-from authguard.risk.context import device_cookie_parts, device_hash, device_id_from_cookie, new_device_cookie
+from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
 from authguard.risk.velocity import release_in_flight
-from authguard.sessions import dbsc, device_activity, device_generations, token_devices
+from authguard.sessions import dbsc, device_activity, device_cookie
 from authguard.sessions import state as sessions_state
 from authguard.sessions.logout import logout_url
-from authguard.sessions.state import BOUND_ATTR, DECISION_ATTR, TOKEN_ATTR, note_renewed_key
+from authguard.sessions.state import DECISION_ATTR, TOKEN_ATTR, note_renewed_key
 
 logger = logging.getLogger(__name__)
 
@@ -211,11 +211,13 @@ def _is_login_page(request: HttpRequest) -> bool:
 
 
 def _drop_dead_session_cookie(request: HttpRequest) -> None:
-    """Take a session cookie that names no live session (signed out, ended, expired) out of the ``Cookie``
-    header the view and the caches read. SECURITY: ``cache_page`` with ``Vary: Cookie`` outside the login
-    check served her cached statement to a copy of her jar once she had signed out (round forty-six)."""
+    """Take a session cookie that names no live session (signed out, ended, timed out here) out of the
+    ``Cookie`` header the view and the caches read. SECURITY: ``cache_page`` with ``Vary: Cookie`` outside
+    the login check served her cached statement to a copy of her jar once she had signed out (round 46), or
+    when the copy's own request found her session timed out (round 47)."""
     name = settings.SESSION_COOKIE_NAME
-    if name in request.COOKIES:
+    session = getattr(request, "session", None)
+    if name in request.COOKIES and (session is None or session.session_key != request.COOKIES[name]):
         parts = request.META.get("HTTP_COOKIE", "").split(";")
         request.META["HTTP_COOKIE"] = ";".join(p for p in parts if p.split("=", 1)[0].strip() != name)
         request.__dict__.pop("headers", None)  # HttpRequest.headers is cached from META
@@ -246,7 +248,7 @@ def _offer_device_binding(request: HttpRequest, response: HttpResponse) -> None:
     # SECURITY: only a sign-in or a step-up that verified the session *in this request* earns the offer; a
     # copied session viewing a step-up page must not bind the customer's device cookie to the thief's key
     # (red team, 2026-12-05).
-    if not _verified_in_this_request(request):
+    if not device_cookie.verified_in_this_request(request):
         return
     value = dbsc.registration_header(request)
     if value is not None:
@@ -300,15 +302,6 @@ def forget_device_activity(request: HttpRequest, *, user_id: str, session_key: s
     device = device_hash(device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME)))
     if device:
         device_activity.forget(device, user_id, session_key)
-
-
-def _verified_in_this_request(request: HttpRequest) -> bool:
-    """Whether this request bound a session (a sign-in, a step-up) that is verified at its end."""
-    session = getattr(request, "session", None)
-    if not getattr(request, BOUND_ATTR, False) or session is None or SESSION_KEY not in session:
-        return False
-    state = sessions_state.raw_state(request)
-    return isinstance(state, dict) and sessions_state.is_verified(state)
 
 
 def _needs_device_cookie(request: HttpRequest, signed_in_key: str | None) -> bool:
@@ -407,7 +400,10 @@ class AuthguardMiddleware:
         """The session checks before the view; returns the signed-in session's key (None: anonymous)."""
         if _is_static(request):
             return None
-        return self._check_session(request)
+        signed_in_key = self._check_session(request)
+        if signed_in_key is None:  # anonymous, signed out here, timed out or ended
+            _drop_dead_session_cookie(request)
+        return signed_in_key
 
     def _after_view(
         self, request: HttpRequest, response: HttpResponse, signed_in_key: str | None
@@ -433,7 +429,7 @@ class AuthguardMiddleware:
         # gives its place back with the request (authguard.risk.velocity.take_in_flight).
         release_in_flight(cache, request)
         if not static and _needs_device_cookie(request, signed_in_key):
-            self._keep_device_cookie(request, response)
+            device_cookie.keep(request, response)
         _offer_device_binding(request, response)
         match = getattr(request, "resolver_match", None)
         if match is not None and "authguard" in match.namespaces:
@@ -459,8 +455,6 @@ class AuthguardMiddleware:
         """Timeouts, the pending flag and the context binding; returns the signed-in session's key."""
         session = getattr(request, "session", None)
         if session is None or SESSION_KEY not in session:
-            if session is not None and session.session_key is None:
-                _drop_dead_session_cookie(request)
             return None
         state = session.get(sessions_state.STATE_KEY)
         if not isinstance(state, dict):
@@ -539,49 +533,6 @@ class AuthguardMiddleware:
         if decision.status == "step_up_required":
             return HttpResponseRedirect(step_up_url(request, response.url))
         return HttpResponseRedirect(reverse("authguard:denied"))
-
-    @staticmethod
-    def _keep_device_cookie(request: HttpRequest, response: HttpResponse) -> None:
-        """Issue the device cookie to a browser without one, and its next generation at each sign-in or
-        step-up that leaves the session verified (the request bound it)."""
-        name = app_settings.DEVICE_COOKIE_NAME
-        parts = device_cookie_parts(request.COOKIES.get(name))  # one signature check, every request
-        device_id, generation = parts if parts else (None, None)
-        decision = getattr(request, DECISION_ATTR, None)
-        device = device_hash(device_id)
-        if device is not None and decision is not None:
-            # SECURITY: a sign-in of any outcome that presented a cookie left behind retires its id.
-            device_generations.retire_if_left_behind(device=device, decision=decision, now=clock.now())
-        # SECURITY: every verified sign-in moves the browser's cookie on to a new generation; a copy stays
-        # behind, and the next sign-in or session check recognises it (authguard.sessions.device_generations).
-        # Never a pending one: a thief held at step-up for his copy would sign in again with a fresh cookie.
-        # An API token handed out in this request is a verified sign-in too (its session is private).
-        token = getattr(request, TOKEN_ATTR, None)
-        if device_id is not None and not (token is not None or _verified_in_this_request(request)):
-            return
-        if device_id is not None and device is not None:
-            device_id = device_generations.reissued_id(
-                device_id=device_id,
-                device=device,
-                generation=generation,
-                decision=decision,
-                now=clock.now(),
-                user_id=token[1] if token is not None else request.user.pk,
-            )
-        value = new_device_cookie(device_id, after=generation)
-        # SECURITY: HttpOnly keeps scripts (and XSS) away from it; the server stores only its keyed hash.
-        response.set_cookie(
-            name,
-            value,
-            max_age=app_settings.DEVICE_COOKIE_AGE,
-            httponly=True,
-            secure=request.is_secure(),
-            samesite="Lax",
-        )
-        # A session bound in this very request (a login without a device cookie) is bound to this one.
-        sessions_state.bind_issued_device_cookie(request, value)
-        if token is not None:  # the client's next presentation of it confirms it
-            token_devices.note_issued(token_key=token[0], cookie_value=value)
 
 
 # Django's own checks import this class before anything else of authguard (``check_middleware``), also in a

@@ -16,7 +16,7 @@ from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from authguard import clock
-from authguard.factors import contact
+from authguard.factors import contact, lifecycle
 from authguard.factors.methods import PHISHING_RESISTANT_METHODS
 from authguard.factors.throttles import ESTABLISHED_DEVICE_DAYS
 from authguard.models import KnownDevice
@@ -40,12 +40,7 @@ def forget_device(request: HttpRequest, *, pk: int) -> bool:
     device = KnownDevice.objects.filter(pk=pk, user=user, revoked_at__isnull=True).first()
     if device is None:
         return False
-    # SECURITY: a copy of her bound browser's device cookie is not "this browser": his relayed code forgot
-    # her browser of months and ended its binding, which a code-verified sign-out keeps (round forty-six).
-    if device.cookie_hash != device_generations.presented(request)[0] or (
-        device_binding.device_binding_state(request, device_cookie_hash=device.cookie_hash, user_id=user.pk)
-        == "bound_missing_proof"
-    ):
+    if not _is_this_browser(request, device=device, user=user):
         contact.require_strong_removal(request, user=user)
     with transaction.atomic():
         forgotten = KnownDevice.objects.filter(pk=device.pk, revoked_at__isnull=True).update(
@@ -69,6 +64,26 @@ def forget_device(request: HttpRequest, *, pk: int) -> bool:
                 dedupe_key=f"forget-device:{device.pk}",
             )
     return bool(forgotten)
+
+
+def _is_this_browser(request: HttpRequest, *, device: KnownDevice, user: Any) -> bool:
+    """Whether ``device`` is the browser making this request, as far as forgetting it goes: its cookie, and
+    for a browser with standing (known for ``ESTABLISHED_DEVICE_DAYS``) its DBSC binding's proof or, unbound,
+    a session its sign-in left low-risk. A browser without standing (the shared computer she signed in on
+    today) is forgotten from itself as before: that costs her nothing.
+
+    SECURITY: a copy of her browser's device cookie is not "this browser": his relayed code forgot her
+    browser of months and ended its binding, which a code-verified sign-out keeps (round forty-six); without
+    DBSC, a copy stepped up as her settled browser moved did the same (round forty-seven)."""
+    if device.cookie_hash != device_generations.presented(request)[0]:
+        return False
+    established = clock.now() - timedelta(days=ESTABLISHED_DEVICE_DAYS)
+    if device.learned_at is None or device.learned_at > established:
+        return True
+    binding = device_binding.device_binding_state(
+        request, device_cookie_hash=device.cookie_hash, user_id=user.pk
+    )
+    return binding == "bound_ok" or (binding == "unbound" and lifecycle.session_low_risk(request))
 
 
 def end_other_sessions(request: HttpRequest) -> int:

@@ -11,16 +11,20 @@ while her "sign out everywhere" runs on another node is either moved before the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
+from functools import partial
+from importlib import import_module
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 from django.http import HttpRequest
 
-from authguard import durable
-from authguard.models import SessionRecord
+from authguard import clock, durable
+from authguard.models import AccountSecurity, SessionRecord
 from authguard.risk.addresses import client_ip
 from authguard.risk.geoip import geolocate
 from authguard.risk.useragent import client_info
@@ -30,6 +34,10 @@ logger = logging.getLogger(__name__)
 #: Session keys ended (deleted from the store) while this request ran: the middleware then also drops the
 #: request's own session instead of writing it back.
 ENDED_SESSIONS: ContextVar[frozenset[str]] = ContextVar("authguard_ended_sessions", default=frozenset())
+
+#: Seconds a sign-in may seem to follow an ending that came after it (two web nodes' clocks, corrected to
+#: the database's by :mod:`authguard.clock`): within them a missing record still counts as ended.
+ENDING_SKEW_SECONDS = 300
 
 #: Sent to end every API credential of a user (``user``) with their sessions (a lock, a password change or
 #: reset): each API front end revokes its own and returns how many it ended (:mod:`authguard.drf` does,
@@ -83,35 +91,71 @@ def record_session(request: HttpRequest, user: Any, *, new_key: bool = False) ->
         logger.exception("authguard: could not record a session")
 
 
-def renew_record(request: HttpRequest, user: Any, *, previous: str | None) -> bool:
-    """The session's key was renewed from ``previous``: move its record to the new key. False when
-    ``previous`` has no record any more, or the move failed: the caller ends the session.
+def renew_record(
+    request: HttpRequest, user: Any, *, previous: str | None, signed_in_at: float | None = None
+) -> bool:
+    """The session's key was renewed from ``previous``: move its record to the new key. False when the
+    session was ended meanwhile (``previous`` has no record any more and the account's sessions were ended
+    since ``signed_in_at``, the session's sign-in time), or the move failed: the caller ends the session.
 
     SECURITY: her "sign out everywhere" on another node read the records while this request renewed the
-    key; the new key, recorded after that read, outlived it (round forty-five). Under the account's lock
-    the old key's record is either still there (her ending comes after and finds the new one) or gone: the
-    account's sessions were ended, this one with them.
+    key; the new key, recorded after that read, outlived it (round forty-six). Under the account's lock the
+    old key's record is either still there (her ending comes after and finds the new one) or gone. Gone
+    without an ending since the sign-in (the retention prune deleted it after a portal's middleware above
+    authguard renewed the key), the session is not ended (round forty-seven).
     """
     key = _current_key(request)
-    if not previous or previous == key:
+    if not previous or previous == key or key is None:
         record_session(request, user)
         return True
+    move = partial(_move, user.pk, previous, key, _fields(request, user), signed_in_at)
     try:
-        with transaction.atomic():
-            lock_account(user.pk)
-            # Ended by this very request, the record is gone too: a password change ends every session, then
-            # Django's update_session_auth_hash() renews the changer's key (the session Django keeps).
-            moved = SessionRecord.objects.filter(session_key=previous).delete()[0] or (
-                previous in ENDED_SESSIONS.get()
-            )
-            if moved:
-                SessionRecord.objects.update_or_create(session_key=key, defaults=_fields(request, user))
+        moved = move()
     except Exception:
         logger.exception("authguard: could not move a session's record")
         return False  # fail closed: a key no ending would know of is not kept
     if not moved:
         logger.warning("authguard: a renewed session of user %s had been ended; ending it", user.pk)
+        return False
+    # SECURITY: a step-up view then answering with an exception under ATOMIC_REQUESTS rolled the move back
+    # and kept the session (a cache engine): its new key was never recorded, nor ended (round 47).
+    durable.outlive_rollback(partial(_move_again, move, key))
+    return True
+
+
+def _move(user_pk: Any, previous: str, key: str, fields: dict[str, Any], signed_in_at: float | None) -> bool:
+    with transaction.atomic():
+        lock_account(user_pk)
+        # Ended by this very request, the record is gone too: a password change ends every session, then
+        # Django's update_session_auth_hash() renews the changer's key (the session Django keeps).
+        moved = (
+            SessionRecord.objects.filter(session_key=previous).delete()[0]
+            or previous in ENDED_SESSIONS.get()
+            or not _ended_since(user_pk, signed_in_at)
+        )
+        if moved:
+            SessionRecord.objects.update_or_create(session_key=key, defaults=fields)
     return bool(moved)
+
+
+def _move_again(move: Callable[[], bool], key: str) -> None:
+    if not move():  # ended meanwhile: so is the session the rollback kept
+        import_module(settings.SESSION_ENGINE).SessionStore(session_key=key).delete()
+
+
+def _ended_since(user_pk: Any, signed_in_at: float | None) -> bool:
+    """Whether the account's sessions were ended after a sign-in at ``signed_in_at`` (None: unknown, so
+    yes), within :data:`ENDING_SKEW_SECONDS` of it (two nodes' clocks)."""
+    row = AccountSecurity.objects.filter(user_id=user_pk)
+    ended = row.values_list("sessions_ended_at", flat=True).first()
+    if ended is None:
+        return False
+    return signed_in_at is None or ended.timestamp() >= signed_in_at - ENDING_SKEW_SECONDS
+
+
+def note_ended(user_pk: Any) -> None:
+    """The account's sessions end now (inside the ending's transaction, under :func:`lock_account`)."""
+    AccountSecurity.objects.update_or_create(user_id=user_pk, defaults={"sessions_ended_at": clock.now()})
 
 
 def forget_session(session_key: str | None) -> None:

@@ -73,6 +73,7 @@ from authguard.sessions.records import (  # noqa: F401 (what the flows read here
     api_access_revoked,
     forget_session,
     lock_account,
+    note_ended,
     record_session,
     renew_record,
     revoke_api_tokens,
@@ -452,7 +453,9 @@ def mark_strong(
     previous = request.session.session_key
     # SECURITY: a new session key on every (re-)authentication (ASVS 7.2.4); the old key dies here.
     request.session.cycle_key()
-    if not renew_record(request, request.user, previous=None if signed_in_now else previous):
+    if not renew_record(
+        request, request.user, previous=None if signed_in_now else previous, signed_in_at=state.get("t")
+    ):
         # SECURITY: ended while this request verified it: the verification counts for nothing.
         request.session.flush()
         raise SessionEnded()
@@ -501,13 +504,13 @@ def has_fresh_verification(
 
 def note_session_key(request: HttpRequest, state: dict[str, Any]) -> bool:
     """The middleware saw the session key change under the state (the portal's view or another library
-    renewed it); False when the session had been ended meanwhile (:func:`~authguard.sessions.records.\
-renew_record`): the caller ends it."""
-    previous = state.get("sk")
-    if not renew_record(request, request.user, previous=previous if isinstance(previous, str) else None):
+    renewed it); False when the session had been ended meanwhile (:func:`renew_record`): the caller ends
+    it."""
+    previous = state.get("sk") if isinstance(state.get("sk"), str) else None
+    if not renew_record(request, request.user, previous=previous, signed_in_at=state.get("t")):
         return False
     _save(request, state)
-    _rekey_device_activity(request, state, previous if isinstance(previous, str) else None)
+    _rekey_device_activity(request, state, previous)
     return True
 
 
@@ -554,6 +557,7 @@ def end_all_sessions(
     kept = [value for value in kept_browser or () if isinstance(value, str)]  # device hashes, binding ids
     with transaction.atomic():
         lock_account(user.pk)  # SECURITY: a key renewed meanwhile is moved before or ends itself (records.py)
+        note_ended(user.pk)
         # SECURITY: an intrusion's key must not outlive its access (its refresh went on; round thirty-seven).
         if binding_reason is not None:
             dbsc_moves.end_bindings(
