@@ -71,8 +71,10 @@ def test_a_copied_token_that_first_fills_the_oldest_eight_places_ping_pongs_with
             return with_token(api(ip, UA_CHROME_WIN), token).get(PORTFOLIO).status_code
 
         hops = [KDDI_HIMEJI, KDDI_WAKAYAMA]
-        # Once, while her app is idle: Osaka, then a hop every 20 seconds for 16 minutes.
-        t.shift(timedelta(minutes=5))
+        # Once, while her app is idle: Osaka, then a hop every 20 seconds for 16 minutes. Fifty minutes after
+        # her last call (round forty-eight: five minutes after it, Tokyo-Osaka is measured from her last call
+        # and the copy ends at once, before it could fill any place; 400 km in fifty minutes is possible).
+        t.shift(timedelta(minutes=50))
         setup = [thief(IP_OSAKA)]
         for n in range(50):
             t.shift(timedelta(seconds=20))

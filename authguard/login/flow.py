@@ -545,6 +545,8 @@ def password_changed(user: Any, *, request: HttpRequest | None = None) -> int:
     # SECURITY: a month's keys end (an intrusion's); older ones stay, as at the failure lock (review, r40).
     since = clock.now() - timedelta(days=ESTABLISHED_DEVICE_DAYS)
     ended = sessions_state.end_all_sessions(user=user, keep=keep, bound_since=since)
+    if keep is not None:
+        sessions_state.note_kept_through_ending(request)  # type: ignore[arg-type]
     revoke_api_tokens(user)
     # SECURITY: counted as a removal (it revokes what cools off): every session, the kept one included,
     # changes a factor next only after a new verification.

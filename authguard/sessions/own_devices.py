@@ -111,6 +111,7 @@ def end_other_sessions(request: HttpRequest) -> int:
             binding_reason=dbsc_moves.SIGNED_OUT_EVERYWHERE,
             bound_since=since,
         )
+        sessions_state.note_kept_through_ending(request)
         ended += sessions_state.revoke_api_tokens(user)
         if ended:
             notify_customer(user, "sessions_ended", context={"count": ended, "time": clock.now()})

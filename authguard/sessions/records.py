@@ -92,11 +92,17 @@ def record_session(request: HttpRequest, user: Any, *, new_key: bool = False) ->
 
 
 def renew_record(
-    request: HttpRequest, user: Any, *, previous: str | None, signed_in_at: float | None = None
+    request: HttpRequest,
+    user: Any,
+    *,
+    previous: str | None,
+    signed_in_at: float | None = None,
+    kept_at: float | None = None,
 ) -> bool:
     """The session's key was renewed from ``previous``: move its record to the new key. False when the
     session was ended meanwhile (``previous`` has no record any more and the account's sessions were ended
-    since ``signed_in_at``, the session's sign-in time), or the move failed: the caller ends the session.
+    since ``signed_in_at``, the session's sign-in time, and after ``kept_at``, when an ending kept this
+    session), or the move failed: the caller ends the session.
 
     SECURITY: her "sign out everywhere" on another node read the records while this request renewed the
     key; the new key, recorded after that read, outlived it (round forty-six). Under the account's lock the
@@ -108,7 +114,7 @@ def renew_record(
     if not previous or previous == key or key is None:
         record_session(request, user)
         return True
-    move = partial(_move, user.pk, previous, key, _fields(request, user), signed_in_at)
+    move = partial(_move, user.pk, previous, key, _fields(request, user), (signed_in_at, kept_at))
     try:
         moved = move()
     except Exception:
@@ -123,7 +129,7 @@ def renew_record(
     return True
 
 
-def _move(user_pk: Any, previous: str, key: str, fields: dict[str, Any], signed_in_at: float | None) -> bool:
+def _move(user_pk: Any, previous: str, key: str, fields: dict[str, Any], times: tuple[Any, Any]) -> bool:
     with transaction.atomic():
         lock_account(user_pk)
         # Ended by this very request, the record is gone too: a password change ends every session, then
@@ -131,7 +137,7 @@ def _move(user_pk: Any, previous: str, key: str, fields: dict[str, Any], signed_
         moved = (
             SessionRecord.objects.filter(session_key=previous).delete()[0]
             or previous in ENDED_SESSIONS.get()
-            or not _ended_since(user_pk, signed_in_at)
+            or not _ended_since(user_pk, *times)
         )
         if moved:
             SessionRecord.objects.update_or_create(session_key=key, defaults=fields)
@@ -139,18 +145,28 @@ def _move(user_pk: Any, previous: str, key: str, fields: dict[str, Any], signed_
 
 
 def _move_again(move: Callable[[], bool], key: str) -> None:
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
+    # SECURITY: a database session store's renewal was rolled back with the move: the old key lives on with
+    # its restored record, the new one was never made (round forty-eight: moving the record onto it left his
+    # live old key unrecorded). Only a renewal the store kept (a cache engine) is moved again.
+    if not store.exists(key):
+        return
     if not move():  # ended meanwhile: so is the session the rollback kept
-        import_module(settings.SESSION_ENGINE).SessionStore(session_key=key).delete()
+        store.delete(key)
 
 
-def _ended_since(user_pk: Any, signed_in_at: float | None) -> bool:
+def _ended_since(user_pk: Any, signed_in_at: Any, kept_at: Any) -> bool:
     """Whether the account's sessions were ended after a sign-in at ``signed_in_at`` (None: unknown, so
-    yes), within :data:`ENDING_SKEW_SECONDS` of it (two nodes' clocks)."""
+    yes; within :data:`ENDING_SKEW_SECONDS` of it: two nodes' clocks) and after ``kept_at`` (the ending
+    that kept this session, and any before it, are not its end)."""
     row = AccountSecurity.objects.filter(user_id=user_pk)
     ended = row.values_list("sessions_ended_at", flat=True).first()
     if ended is None:
         return False
-    return signed_in_at is None or ended.timestamp() >= signed_in_at - ENDING_SKEW_SECONDS
+    at = ended.timestamp()
+    if isinstance(kept_at, (int, float)) and at <= kept_at:
+        return False
+    return not isinstance(signed_in_at, (int, float)) or at >= signed_in_at - ENDING_SKEW_SECONDS
 
 
 def note_ended(user_pk: Any) -> None:

@@ -23,7 +23,7 @@ from authguard.risk.history import DatabaseHistory, Evidence
 from authguard.risk.policy import current_policy
 from authguard.sessions import device_binding, device_generations, pending
 from authguard.sessions import state as sessions_state
-from authguard.sessions.places import in_two_places, returned_browser, went_back
+from authguard.sessions.places import in_two_places, last_known_seen, returned_browser, went_back
 from authguard.sessions.state import (
     _fingerprint,
     _request_parts,
@@ -87,7 +87,7 @@ def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: flo
         _save(request, state)
         return "moved"
     twice = in_two_places(state, now, sessions_state._now(), left_at=last_seen)
-    assessment, ctx = _rescore(request, seen=_last_seen_at(sessions_state.bound_context(state), last_seen))
+    assessment, ctx = _rescore(request, history=seen_history(state, last_seen))
     if twice is not None:
         assessment = _held_in_two_places(assessment, twice)
     if left_behind:
@@ -152,29 +152,33 @@ def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: flo
     return "pending"
 
 
-def _rescore(request: HttpRequest, *, seen: dict[str, Any] | None = None) -> tuple[Any, LoginContext]:
+def _rescore(request: HttpRequest, *, history: DatabaseHistory | None = None) -> tuple[Any, LoginContext]:
     user = request.user
     # Scored, never learned: the session's new context has not proved anything.
-    history = _SeenHistory(seen) if seen is not None else None
     scored = login_flow.score_request(request, username=user.get_username(), user=user, history=history)
     return scored.assessment, scored.context
 
 
-def _last_seen_at(bound: dict[str, Any], last_seen: float | None) -> dict[str, Any] | None:
-    """Where and when the session was last seen (its bound place, its last activity), in the shape of a
-    profile's last sign-in (:attr:`authguard.risk.profile.Profile.last`); None when either is unknown."""
-    place = bound.get("pl")
-    if last_seen is None or not (isinstance(place, list) and len(place) == 3 and None not in place[:2]):
+def seen_history(state: dict[str, Any], last_seen: float | None) -> DatabaseHistory | None:
+    """The history a re-score of a session (or an API token, whose state has the same places) is scored
+    with: travel measured from where it was last seen (:func:`_last_seen_at`); None: the account's own."""
+    seen = _last_seen_at(state, last_seen)
+    return _SeenHistory(seen) if seen is not None else None
+
+
+def _last_seen_at(state: dict[str, Any], last_seen: float | None) -> dict[str, Any] | None:
+    """Where the session last provably was (a precise, non-anonymous place) and when it was last seen
+    there, in the shape of a profile's last sign-in (:attr:`authguard.risk.profile.Profile.last`); None when
+    unknown. SECURITY: not the bound place: an anonymous one (a cloud VM's) is never a starting point for
+    travel, and an unplaced one has none, so a first hop through either measured Singapore from her
+    sign-in again (red team, round forty-eight)."""
+    if last_seen is None:
         return None
-    return {
-        "t": last_seen,
-        "lat": place[0],
-        "lon": place[1],
-        "acc": place[2],
-        "asn": bound.get("asn"),
-        "cc": bound.get("cc"),
-        "anon": bool(bound.get("x")),
-    }
+    found = last_known_seen(state, last_seen=last_seen)
+    if found is None:
+        return None
+    place, asn, seen = found
+    return {"t": seen, "lat": place[0], "lon": place[1], "acc": place[2], "asn": asn, "anon": False}
 
 
 class _SeenHistory(DatabaseHistory):

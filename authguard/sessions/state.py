@@ -453,9 +453,8 @@ def mark_strong(
     previous = request.session.session_key
     # SECURITY: a new session key on every (re-)authentication (ASVS 7.2.4); the old key dies here.
     request.session.cycle_key()
-    if not renew_record(
-        request, request.user, previous=None if signed_in_now else previous, signed_in_at=state.get("t")
-    ):
+    times = {"signed_in_at": state.get("t"), "kept_at": state.get("ek")}
+    if not renew_record(request, request.user, previous=None if signed_in_now else previous, **times):
         # SECURITY: ended while this request verified it: the verification counts for nothing.
         request.session.flush()
         raise SessionEnded()
@@ -502,12 +501,23 @@ def has_fresh_verification(
 # -- sessions of a user, so the others can be ended ----------------------------------------------------------
 
 
+def note_kept_through_ending(request: HttpRequest) -> None:
+    """The request's session was the one an ending of the account's sessions kept ("sign out everywhere
+    else", her password change): that ending is not hers (:func:`~authguard.sessions.records.renew_record`).
+    SECURITY: else a renewal of it that found its old record pruned read her ending as its own (round 48)."""
+    state = raw_state(request)
+    if state is not None:
+        state["ek"] = _now()
+        _save(request, state)
+
+
 def note_session_key(request: HttpRequest, state: dict[str, Any]) -> bool:
     """The middleware saw the session key change under the state (the portal's view or another library
     renewed it); False when the session had been ended meanwhile (:func:`renew_record`): the caller ends
     it."""
     previous = state.get("sk") if isinstance(state.get("sk"), str) else None
-    if not renew_record(request, request.user, previous=previous, signed_in_at=state.get("t")):
+    times = {"signed_in_at": state.get("t"), "kept_at": state.get("ek")}
+    if not renew_record(request, request.user, previous=previous, **times):
         return False
     _save(request, state)
     _rekey_device_activity(request, state, previous)

@@ -51,6 +51,7 @@ from authguard.sessions.rescoring import (
     _held_in_two_places,
     _held_without_proof,
     held_in_two_browsers,
+    seen_history,
 )
 from authguard.sessions.state import (
     _fingerprint,
@@ -225,7 +226,9 @@ def _check_once(
         return "same" if written() else None
     twice = in_two_places(state, now, clock.timestamp(), left_at=left_at)
     # Scored, never learned: the token's new context has not proved anything.
-    scored = login_flow.score_request(request, username=user.get_username(), user=user)
+    # SECURITY: travel from where the token was last seen, not from its sign-in (round forty-eight).
+    history = seen_history(state, left_at)
+    scored = login_flow.score_request(request, username=user.get_username(), user=user, history=history)
     assessment, ctx = scored.assessment, scored.context
     if twice is not None:
         # SECURITY: back where it was minutes ago from far away: two holders of one token (ping-pong).
