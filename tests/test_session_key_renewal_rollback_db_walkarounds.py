@@ -27,9 +27,11 @@ from .test_session_key_renewal_rollback_walkarounds import urlpatterns  # noqa: 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__), pytest.mark.usefixtures("geoip")]
 
 
-@pytest.fixture
-def db_portal(settings: Any) -> None:
-    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"  # Django's default
+@pytest.fixture(params=["db", "cached_db"])
+def db_portal(request: pytest.FixtureRequest, settings: Any) -> None:
+    # Django's default, and the cache in front of it (which keeps the new key the rollback undid: review,
+    # round forty-eight).
+    settings.SESSION_ENGINE = f"django.contrib.sessions.backends.{request.param}"
     settings.AUTHGUARD_LOCKOUT_FAILURES = None
 
 

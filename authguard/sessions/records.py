@@ -114,8 +114,9 @@ def renew_record(
     if not previous or previous == key or key is None:
         record_session(request, user)
         return True
-    move = partial(_move, user.pk, previous, key, _fields(request, user), (signed_in_at, kept_at))
     try:
+        fields = _fields(request, user)
+        move = partial(_move, user.pk, previous, key, fields, (signed_in_at, kept_at))
         moved = move()
     except Exception:
         logger.exception("authguard: could not move a session's record")
@@ -125,7 +126,7 @@ def renew_record(
         return False
     # SECURITY: a step-up view then answering with an exception under ATOMIC_REQUESTS rolled the move back
     # and kept the session (a cache engine): its new key was never recorded, nor ended (round 47).
-    durable.outlive_rollback(partial(_move_again, move, key))
+    durable.outlive_rollback(partial(_move_again, move, key, previous, fields))
     return True
 
 
@@ -144,14 +145,17 @@ def _move(user_pk: Any, previous: str, key: str, fields: dict[str, Any], times: 
     return bool(moved)
 
 
-def _move_again(move: Callable[[], bool], key: str) -> None:
+def _move_again(move: Callable[[], bool], key: str, previous: str, fields: dict[str, Any]) -> None:
     store = import_module(settings.SESSION_ENGINE).SessionStore()
     # SECURITY: a database session store's renewal was rolled back with the move: the old key lives on with
-    # its restored record, the new one was never made (round forty-eight: moving the record onto it left his
-    # live old key unrecorded). Only a renewal the store kept (a cache engine) is moved again.
-    if not store.exists(key):
+    # its restored record (round forty-eight: moving the record onto the new key left his live old key
+    # unrecorded). A cached_db store has both: the old key in the database, the new one in the cache; each
+    # keeps a record, so an ending ends whichever the browser holds (review, round forty-eight).
+    if store.exists(previous):
+        if store.exists(key):
+            SessionRecord.objects.update_or_create(session_key=key, defaults=fields)
         return
-    if not move():  # ended meanwhile: so is the session the rollback kept
+    if store.exists(key) and not move():  # ended meanwhile: so is the session the rollback kept
         store.delete(key)
 
 
