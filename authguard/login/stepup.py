@@ -274,10 +274,11 @@ def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: st
             notify_signed_in(event)
     mark_verified(state)
     _bind(request, state)
-    mark_strong(request, state, device=device, method=method)
     if remember:
-        # SECURITY: only a verification a thief cannot relay ends the account's failure run.
+        # SECURITY: only a verification a thief cannot relay ends the account's failure run. Before the
+        # renewal: the lock's row before the account's, as a failure lock takes them (review, round 48).
         _lockout_success(user)
+    mark_strong(request, state, device=device, method=method)
     logger.info("authguard step-up passed user=%s method=%s remembered=%s", user.pk, method, remember)
 
 
@@ -286,9 +287,9 @@ def note_strong_verification(request: HttpRequest, *, device: Any, method: str) 
     state = raw_state(request)
     if state is None or not is_verified(state):
         raise PermissionError("re-verification outside a verified session")
-    mark_strong(request, state, device=device, method=method)
     if remembers_device(request.user, device=device, method=method):
-        _lockout_success(request.user)
+        _lockout_success(request.user)  # before the renewal: the lock's row first (complete_step_up)
+    mark_strong(request, state, device=device, method=method)
 
 
 def _where_it_was_scored(here: dict[str, Any], scored: dict[str, Any], *, user: Any) -> bool:
@@ -356,9 +357,9 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
     state = _new_state(status="verified", decision=decision, new_device=new_device)
     set_stepped_up(state, assessment.action != Action.ALLOW)
     _bind(request, state)
-    mark_strong(request, state, device=device, method="passkey", signed_in_now=True)
     if remember:
-        _lockout_success(user)
+        _lockout_success(user)  # before the renewal: the lock's row first (complete_step_up)
+    mark_strong(request, state, device=device, method="passkey", signed_in_now=True)
     return login_flow.LoginResult("ok", user=user)
 
 

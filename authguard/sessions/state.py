@@ -451,10 +451,15 @@ def mark_strong(
     if method not in METHODS:
         raise ValueError(f"unknown step-up method {method!r}")
     previous = request.session.session_key
-    # SECURITY: a new session key on every (re-)authentication (ASVS 7.2.4); the old key dies here.
-    request.session.cycle_key()
     times = {"signed_in_at": state.get("t"), "kept_at": state.get("ek")}
-    if not renew_record(request, request.user, previous=None if signed_in_now else previous, **times):
+    with transaction.atomic():
+        # SECURITY: the account's row before the session's, as an ending takes them: under ATOMIC_REQUESTS a
+        # renewal held its session's row and waited for the account's while an ending did the reverse.
+        lock_account(getattr(request.user, "pk", None))
+        # SECURITY: a new session key on every (re-)authentication (ASVS 7.2.4); the old key dies here.
+        request.session.cycle_key()
+        renewed = renew_record(request, request.user, previous=None if signed_in_now else previous, **times)
+    if not renewed:
         # SECURITY: ended while this request verified it: the verification counts for nothing.
         request.session.flush()
         raise SessionEnded()
