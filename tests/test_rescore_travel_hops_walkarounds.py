@@ -114,7 +114,7 @@ def _her_move(frm: str, to: str, history: list[str], hours: int) -> int:
 
 @pytest.mark.django_db
 def test_held_her_phone_handing_over_from_osaka_wifi_to_docomo_is_not_stepped_up(
-    binding_hanako: Any,
+    binding_hanako: Any,  # noqa: F811
     rt_geoip: Path,  # noqa: F811
 ) -> None:
     """Friction check (held): her phone leaves the Osaka office Wi-Fi for DOCOMO, which GeoIP places in
@@ -124,7 +124,7 @@ def test_held_her_phone_handing_over_from_osaka_wifi_to_docomo_is_not_stepped_up
 
 @pytest.mark.django_db
 def test_held_her_office_vpn_without_a_geoip_place_seven_hours_in_is_not_stepped_up(
-    binding_hanako: Any,
+    binding_hanako: Any,  # noqa: F811
     rt_geoip: Path,  # noqa: F811
 ) -> None:
     """Friction check (held): seven hours into her session she switches on her office VPN (an egress no

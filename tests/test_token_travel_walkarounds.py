@@ -35,7 +35,7 @@ def _after_her_call(make_call: Any) -> int:
 @pytest.mark.django_db
 @pytest.mark.urls("tests.drf_urlconf")
 def test_a_copied_token_replayed_from_sapporo_on_her_isp_a_minute_after_her_app_is_served(
-    hanako: Any,
+    hanako: Any,  # noqa: F811
     rt16_geoip: Path,  # noqa: F811
 ) -> None:
     """Secure: a copy of her app's token (and the device cookie her app keeps) replayed 830 km away a

@@ -408,6 +408,7 @@ class AuthguardMiddleware:
     def _after_view(
         self, request: HttpRequest, response: HttpResponse, signed_in_key: str | None
     ) -> HttpResponse:
+        static = _is_static(request)  # its session is never loaded: not for this either (no query)
         if signed_in_key is not None and SESSION_KEY not in request.session:
             # Signed out in this request: drop the session's record, and its device is no longer in use here.
             sessions_state.forget_session(signed_in_key)
@@ -416,9 +417,8 @@ class AuthguardMiddleware:
             own = getattr(request, device_activity.OWN_SESSION_ATTR, None)
             if own is not None and not getattr(request, PENDING_ATTR, False):
                 forget_device_activity(request, user_id=own[0], session_key=signed_in_key)
-        elif not _is_static(request) and SESSION_KEY in request.session and not note_renewed_key(request):
+        elif not static and SESSION_KEY in request.session and not note_renewed_key(request):
             response = session_ended_answer(request)
-        static = _is_static(request)  # its session is never loaded: not for this either (no query)
         signed_in = not static and (signed_in_key is not None or SESSION_KEY in request.session)
         if signed_in or (not static and "HTTP_AUTHORIZATION" in request.META):
             # SECURITY: an answer to a signed-in session (or an API token's) is hers alone: Django's per-site

@@ -451,7 +451,7 @@ def mark_strong(
     if method not in METHODS:
         raise ValueError(f"unknown step-up method {method!r}")
     previous = request.session.session_key
-    times = {"signed_in_at": state.get("t"), "kept_at": state.get("ek")}
+    times = _ending_times(state)
     with transaction.atomic():
         # SECURITY: the account's row before the session's, as an ending takes them: under ATOMIC_REQUESTS a
         # renewal held its session's row and waited for the account's while an ending did the reverse.
@@ -516,12 +516,17 @@ def note_kept_through_ending(request: HttpRequest) -> None:
         _save(request, state)
 
 
+def _ending_times(state: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`renew_record` asks to tell an ending of this session from one it outlived."""
+    return {"signed_in_at": state.get("t"), "kept_at": state.get("ek")}
+
+
 def note_session_key(request: HttpRequest, state: dict[str, Any]) -> bool:
     """The middleware saw the session key change under the state (the portal's view or another library
     renewed it); False when the session had been ended meanwhile (:func:`renew_record`): the caller ends
     it."""
     previous = state.get("sk") if isinstance(state.get("sk"), str) else None
-    times = {"signed_in_at": state.get("t"), "kept_at": state.get("ek")}
+    times = _ending_times(state)
     if not renew_record(request, request.user, previous=previous, **times):
         return False
     _save(request, state)
