@@ -2,7 +2,8 @@
 key's record the retention prune deleted, but only when the account's sessions were never ended since the
 session signed in (``records._ended_since``). Her *own* kept session is exactly one signed in before an
 ending: the one she pressed "sign out everywhere else" in (after the Osaka sign-in she did not know), or
-the one she signed in with minutes after resetting her password (within ``ENDING_SKEW_SECONDS``).
+the one she signed in with minutes after resetting her password (then within a five-minute skew; round
+49 narrowed it to the nodes' clocks, ``records.ending_skew_seconds``).
 
 Not a thief: hanako, signed out of the session she kept ("it was used from a place we could not trust").
 

@@ -183,9 +183,17 @@ def _one_address(first: Any, second: Any) -> bool:
 
 
 def anonymous(geo: Geo) -> bool:
-    """A VPN, Tor, a public proxy or a hosting network: a place that says nothing of its user's."""
+    """A VPN, Tor, a public or residential proxy or a hosting network: a place that says nothing of its
+    user's. SECURITY: a copy of her jar moved onto a listed residential proxy of her ISP in her city was "no
+    move" and kept her low-risk session, where a fresh sign-in there is scored ``residential_proxy`` (red
+    team, round forty-nine; round twenty-six's Tor exit, again)."""
     return bool(
-        geo.anonymous_vpn or geo.tor_exit or geo.public_proxy or geo.hosting or geo.asn in HOSTING_ASNS
+        geo.anonymous_vpn
+        or geo.tor_exit
+        or geo.public_proxy
+        or geo.residential_proxy
+        or geo.hosting
+        or geo.asn in HOSTING_ASNS
     )
 
 

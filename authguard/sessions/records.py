@@ -24,6 +24,7 @@ from django.dispatch import Signal
 from django.http import HttpRequest
 
 from authguard import clock, durable
+from authguard.conf import app_settings
 from authguard.models import AccountSecurity, SessionRecord
 from authguard.risk.addresses import client_ip
 from authguard.risk.geoip import geolocate
@@ -35,9 +36,10 @@ logger = logging.getLogger(__name__)
 #: request's own session instead of writing it back.
 ENDED_SESSIONS: ContextVar[frozenset[str]] = ContextVar("authguard_ended_sessions", default=frozenset())
 
-#: Seconds a sign-in may seem to follow an ending that came after it (two web nodes' clocks, corrected to
-#: the database's by :mod:`authguard.clock`): within them a missing record still counts as ended.
-ENDING_SKEW_SECONDS = 300
+#: Seconds, beyond two web nodes' clock disagreement (:func:`ending_skew_seconds`), a sign-in may seem to
+#: follow an ending that came after it: the sign-in request's own time between stamping the session and
+#: writing its record, which the ending may read and delete in between.
+ENDING_MARGIN_SECONDS = 10
 
 #: Sent to end every API credential of a user (``user``) with their sessions (a lock, a password change or
 #: reset): each API front end revokes its own and returns how many it ended (:mod:`authguard.drf` does,
@@ -159,9 +161,20 @@ def _move_again(move: Callable[[], bool], key: str, previous: str, fields: dict[
         store.delete(key)
 
 
+def ending_skew_seconds() -> float:
+    """How long before a sign-in an ending may seem to come and still have ended it: two nodes' clocks, each
+    within :mod:`authguard.clock`'s tolerance of the database's (uncorrected within it), and
+    :data:`ENDING_MARGIN_SECONDS`.
+
+    SECURITY, both ways: too short, a thief's copy signed in on a node whose clock runs ahead of the ending
+    node's outlives her ending when the prune races it; too long (it was five minutes), her own sign-in a
+    minute after her password reset read the reset as its end and signed her out (red team, round 49)."""
+    return 2 * float(app_settings.CLOCK["tolerance_seconds"]) + ENDING_MARGIN_SECONDS
+
+
 def _ended_since(user_pk: Any, signed_in_at: Any, kept_at: Any) -> bool:
     """Whether the account's sessions were ended after a sign-in at ``signed_in_at`` (None: unknown, so
-    yes; within :data:`ENDING_SKEW_SECONDS` of it: two nodes' clocks) and after ``kept_at`` (the ending
+    yes; within :func:`ending_skew_seconds` before it: two nodes' clocks) and after ``kept_at`` (the ending
     that kept this session, and any before it, are not its end)."""
     row = AccountSecurity.objects.filter(user_id=user_pk)
     ended = row.values_list("sessions_ended_at", flat=True).first()
@@ -170,7 +183,7 @@ def _ended_since(user_pk: Any, signed_in_at: Any, kept_at: Any) -> bool:
     at = ended.timestamp()
     if isinstance(kept_at, (int, float)) and at <= kept_at:
         return False
-    return not isinstance(signed_in_at, (int, float)) or at >= signed_in_at - ENDING_SKEW_SECONDS
+    return not isinstance(signed_in_at, (int, float)) or at >= signed_in_at - ending_skew_seconds()
 
 
 def note_ended(user_pk: Any) -> None:

@@ -194,7 +194,10 @@ class _SeenHistory(DatabaseHistory):
     def evidence(self, ctx: LoginContext) -> Evidence:
         evidence = super().evidence(ctx)
         last = evidence.profile.last
-        if not last or float(last.get("t") or 0) < self.seen["t"]:
+        # SECURITY: a later sign-in of another browser at a place that proves nothing (anonymous, unplaced)
+        # is no starting point for travel (ImpossibleTravel skips it): the session's own place is (round 49).
+        placeless = not last or last.get("lat") is None or bool(last.get("anon"))
+        if placeless or float(last.get("t") or 0) < self.seen["t"]:
             evidence.profile.data = {**evidence.profile.data, "last": {**last, **self.seen}}
         return evidence
 

@@ -529,6 +529,10 @@ def note_session_key(request: HttpRequest, state: dict[str, Any]) -> bool:
     times = _ending_times(state)
     if not renew_record(request, request.user, previous=previous, **times):
         return False
+    if previous in ENDED_SESSIONS.get():
+        # SECURITY: its own request ended every session, then renewed it (Django's password change): the one
+        # the ending kept; else a renewal that found its record pruned read that ending as its end (rd 49).
+        state["ek"] = _now()
     _save(request, state)
     _rekey_device_activity(request, state, previous)
     return True
