@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -17,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from authguard import clock
 from authguard.drf import (
     MAX_PASSWORD_LENGTH,
     PURPOSE_STEP_UP,
@@ -39,6 +41,7 @@ from authguard.drf import (
     note_token_strength,
     pending_login,
     read_body,
+    revoke_tokens,
 )
 from authguard.exceptions import InvalidCredential, Throttled
 from authguard.factors import base as factors
@@ -47,6 +50,7 @@ from authguard.login import stepup as login_stepup
 from authguard.login.flow import password_login
 from authguard.risk.context import login_name_limit
 from authguard.sessions import state as sessions_state
+from authguard.sessions.records import unless_ended_since
 
 # -- the token login ---------------------------------------------------------------------------------------
 
@@ -118,6 +122,7 @@ class ObtainAuthToken(_View):
         http = request._request
         session = _session_store()()
         step_up_token = None
+        started = clock.timestamp()
         with _in_session(http, session):
             result = password_login(http, username=username, password=password)
             if result.status == "step_up_required":
@@ -133,7 +138,14 @@ class ObtainAuthToken(_View):
         if refused is not None:
             return refused
         if result.status == "ok":
-            return answer("ok", token=_issue_token(result.user, request=http))
+            key = _issue_token(result.user, request=http)
+            # SECURITY: her reset (or the desk's lock) that revoked the account's tokens while this login
+            # checked the old password came before this token: it ends too (red team, round fifty).
+            if unless_ended_since(
+                getattr(result.user, "pk", None), started, partial(revoke_tokens, result.user)
+            ):
+                return login_answer(LoginResult("denied")) or answer("denied", 403)
+            return answer("ok", token=key)
         return answer(
             "step_up_required",
             401,

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 from django.http import HttpRequest
@@ -91,6 +92,23 @@ def record_session(request: HttpRequest, user: Any, *, new_key: bool = False) ->
         durable.outlive_rollback(lambda: records.update_or_create(session_key=key, defaults=fields))
     except Exception:
         logger.exception("authguard: could not record a session")
+
+
+def record_sign_in(request: HttpRequest, user: Any, *, started_at: Any) -> None:
+    """:func:`record_session` for the key Django's ``login()`` has just created, of a sign-in whose checks
+    began at ``started_at``: its session ends here when an ending of the account's sessions came meanwhile
+    (:func:`unless_ended_since`)."""
+    record_session(request, user, new_key=True)
+    unless_ended_since(user.pk, started_at, partial(_end_session, request.session.session_key))
+
+
+def _end_session(key: str | None) -> None:
+    """End the session ``key`` as an ending does: gone from the store and the records, and dropped by the
+    middleware if it is this request's."""
+    if key:
+        import_module(settings.SESSION_ENGINE).SessionStore(session_key=key).delete()
+        forget_session(key)
+        ENDED_SESSIONS.set(ENDED_SESSIONS.get() | frozenset([key]))
 
 
 def renew_record(
@@ -187,8 +205,69 @@ def _ended_since(user_pk: Any, signed_in_at: Any, kept_at: Any) -> bool:
 
 
 def note_ended(user_pk: Any) -> None:
-    """The account's sessions end now (inside the ending's transaction, under :func:`lock_account`)."""
-    AccountSecurity.objects.update_or_create(user_id=user_pk, defaults={"sessions_ended_at": clock.now()})
+    """The account's sessions end now (inside the ending's transaction, under :func:`lock_account`), and
+    sign-ins in flight are told at once (:func:`unless_ended_since`), before the ending reads the records."""
+    now = clock.now()
+    AccountSecurity.objects.update_or_create(user_id=user_pk, defaults={"sessions_ended_at": now})
+    _OWN_ENDINGS.set((*_OWN_ENDINGS.get()[-7:], (user_pk, now.timestamp())))
+    try:
+        cache.set(_ending_mark(user_pk), now.timestamp(), ENDING_MARK_SECONDS)
+    except Exception:
+        logger.exception("authguard: could not mark an ending of user %s in the cache", user_pk)
+
+
+#: The last endings this thread of work made: a sign-in after one of them (Django's ``post_reset_login``
+#: signs her in right after her reset ended every session) follows it, it did not race it.
+_OWN_ENDINGS: ContextVar[tuple[tuple[Any, float], ...]] = ContextVar("authguard_own_endings", default=())
+
+
+#: How long an ending's mark stays in the cache: longer than a sign-in takes from its checks to its record.
+ENDING_MARK_SECONDS = 600
+
+
+def _ending_mark(user_pk: Any) -> str:
+    return f"authguard:sessions-ended:{user_pk}"
+
+
+def unless_ended_since(user_pk: Any, started_at: Any, end: Callable[[], object]) -> bool:
+    """A sign-in that started at ``started_at`` wrote its session's record or its API token: ``end`` it when
+    an ending of the account's sessions came since (within :func:`ending_skew_seconds`); True when it was
+    ended here. Checked now, and again once the request's transaction commits (``ATOMIC_REQUESTS``).
+
+    SECURITY: a sign-in past its lock check when the desk's lock (or her "sign out everywhere", her reset)
+    read the records wrote its record, or its token, after them: it outlived the ending (red team, round
+    fifty). The ending marks the cache before it reads the records; the sign-in reads the mark after its
+    record is written (committed): one of the two sees the other. Fails closed."""
+
+    def ended() -> bool:
+        try:
+            at = cache.get(_ending_mark(user_pk))
+        except Exception:
+            logger.exception("authguard: no ending mark readable; the database's ending time instead")
+            at = _ending_time(user_pk)
+        late = not isinstance(started_at, (int, float)) or (
+            isinstance(at, (int, float))
+            and at >= started_at - ending_skew_seconds()
+            and (user_pk, at) not in _OWN_ENDINGS.get()
+        )
+        if late:
+            logger.warning("authguard: a sign-in of user %s raced an ending of its sessions: ended", user_pk)
+            end()
+        return late
+
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(ended)
+    return ended()
+
+
+def _ending_time(user_pk: Any) -> float | None:
+    try:
+        row = AccountSecurity.objects.filter(user_id=user_pk)
+        at = row.values_list("sessions_ended_at", flat=True).first()
+    except Exception:
+        logger.exception("authguard: no ending time readable")
+        return float("inf")  # fail closed: ended
+    return at.timestamp() if at is not None else None
 
 
 def forget_session(session_key: str | None) -> None:

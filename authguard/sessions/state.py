@@ -75,6 +75,7 @@ from authguard.sessions.records import (  # noqa: F401 (what the flows read here
     lock_account,
     note_ended,
     record_session,
+    record_sign_in,
     renew_record,
     revoke_api_tokens,
 )
@@ -314,8 +315,7 @@ def bound_proof_missing(request: HttpRequest, state: dict[str, Any]) -> bool:
     if presented is not None and constant_time_compare(presented, bound):
         return False
     # SECURITY: a DBSC browser refreshes the short-lived bound cookie before it sends a request; a session
-    # cookie copied with the rest of the jar outlives the copied bound cookie by the session's lifetime.
-    # (The URL lookup only here, off the common path.)
+    # cookie copied with the jar outlives the copied bound cookie by its lifetime. (URL lookup only here.)
     return not _dbsc_endpoint(request)
 
 
@@ -404,7 +404,7 @@ def begin_verified(request: HttpRequest, *, user: Any, decision: LoginDecision, 
     state = _new_state(status="verified", decision=decision, new_device=new_device)
     _bind(request, state)
     _save(request, state)
-    record_session(request, user, new_key=True)
+    record_sign_in(request, user, started_at=state["t"])
 
 
 def begin_pending(
@@ -414,7 +414,7 @@ def begin_pending(
     state = _new_state(status="pending", decision=decision, new_device=new_device)
     _bind(request, state)
     _save(request, state)
-    record_session(request, user, new_key=True)
+    record_sign_in(request, user, started_at=state["t"])
 
 
 def adopt(request: HttpRequest) -> dict[str, Any]:
