@@ -288,7 +288,10 @@ def password_login(request: HttpRequest, *, username: str, password: str) -> Log
         return LoginResult("invalid")
     login(request, user)
     decision: LoginDecision | None = getattr(request, DECISION_ATTR, None)
-    if decision is None:  # the receiver did not run (disconnected?): fail closed
+    # SECURITY: ended by an ending it raced (records.record_sign_in): a portal minting its own credential on
+    # "ok" (a JWT pair) handed one out after her reset (red team, round fifty-one). Fail closed, too, when
+    # the receiver did not run (disconnected?).
+    if decision is None or request.session.session_key in sessions_state.ENDED_SESSIONS.get():
         logout(request)
         return LoginResult("denied")
     if decision.status == "ok":

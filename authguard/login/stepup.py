@@ -47,6 +47,7 @@ from authguard.sessions.pending import (
     scored_context,
     scored_event_id,
 )
+from authguard.sessions.records import signed_in_unless_ended
 from authguard.sessions.state import (
     _bind,
     _new_state,
@@ -360,6 +361,10 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
     if remember:
         _lockout_success(user)  # before the renewal: the lock's row first (complete_step_up)
     mark_strong(request, state, device=device, method="passkey", signed_in_now=True)
+    # SECURITY: the desk's lock (her "sign out everywhere") that read the records after the lock check above
+    # and before this session's record: his passkey's sign-in outlived it (red team, round fifty-one).
+    if not signed_in_unless_ended(request, user, started_at=state["t"]):
+        return login_flow.LoginResult("denied")
     return login_flow.LoginResult("ok", user=user)
 
 

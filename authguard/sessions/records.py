@@ -99,7 +99,13 @@ def record_sign_in(request: HttpRequest, user: Any, *, started_at: Any) -> None:
     began at ``started_at``: its session ends here when an ending of the account's sessions came meanwhile
     (:func:`unless_ended_since`)."""
     record_session(request, user, new_key=True)
-    unless_ended_since(user.pk, started_at, partial(_end_session, request.session.session_key))
+    signed_in_unless_ended(request, user, started_at=started_at)
+
+
+def signed_in_unless_ended(request: HttpRequest, user: Any, *, started_at: Any) -> bool:
+    """The session this request signed ``user`` in with, recorded, ends when an ending of the account's
+    sessions came since ``started_at`` (:func:`unless_ended_since`); False then."""
+    return not unless_ended_since(user.pk, started_at, partial(_end_session, request.session.session_key))
 
 
 def _end_session(key: str | None) -> None:
