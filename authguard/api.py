@@ -23,6 +23,7 @@ from typing import Any
 from django.contrib.auth import logout
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import RawPostDataException
 from django.urls import URLPattern, path
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
@@ -133,6 +134,12 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
         body = request.body
     except RequestDataTooBig:
         raise too_large from None
+    except RawPostDataException:
+        # A form body the CSRF middleware already parsed from the stream (multipart): not JSON, a 400, not
+        # the 500 anyone with a CSRF token could raise at will (red team, round fifty-one).
+        raise ApiError(
+            400, "invalid", _("The request body must be a JSON object."), code="malformed"
+        ) from None
     if len(body) > MAX_BODY_BYTES:
         raise too_large
     if not body:
