@@ -67,8 +67,26 @@ def app_login(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": result.status, "session_ended": ended})
 
 
+@csrf_exempt
+def login_then_cycle(request: HttpRequest) -> JsonResponse:
+    """A portal's own sign-in view: Django's ``authenticate()`` and ``login()``, then a fresh key as ASVS
+    3.2.1 asks (``cycle_key()``), then its answer."""
+    import json
+
+    from django.contrib.auth import authenticate, login
+
+    body = json.loads(request.body or b"{}")
+    user = authenticate(request, username=body.get("username"), password=body.get("password"))
+    if user is None:
+        return JsonResponse({"status": "invalid"}, status=400)
+    login(request, user)
+    request.session.cycle_key()
+    return JsonResponse({"status": "ok"})
+
+
 urlpatterns = [
     path("app/login", app_login),
+    path("app/login-cycle", login_then_cycle),
     *[p for p in drf_urlpatterns if str(p.pattern) != ""],
     path("", include("demo_site.urls")),
 ]
@@ -236,3 +254,36 @@ def test_held_the_same_login_after_her_reset_is_invalid(
         content_type="application/json",
     )
     assert answer.json()["status"] == "invalid"
+
+
+# -- 3. a portal's login() and cycle_key() (review, round fifty-one) --------------------------------------
+
+
+def test_a_sign_in_ended_by_its_race_is_not_kept_by_the_portals_key_renewal(
+    portal: None, user_factory: Any
+) -> None:
+    """Secure: a sign-in that raced the desk's lock, ended by its own check, stays ended when the portal's
+    view renews its key after ``login()``.
+
+    Means: her password; a portal whose sign-in view calls ``login()`` then ``cycle_key()`` (as
+    ``note_renewed_key`` expects portals to). His sign-in is past its lock check when the desk locks the
+    account; its check ends the session (its key in ``ENDED_SESSIONS``); the view renews the key, and the
+    renewal counted the old key "ended by this very request" as the session an ending kept (Django's
+    password change): the renewed key was recorded and the session outlived the lock."""
+    alice = user_factory("alice")
+    desk = _desk()
+
+    def the_desk_locks() -> None:
+        assert lockout.lock(alice, by=desk, reason="customer reports a sign-in she did not make")
+
+    thief = Client(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN)
+    AT_STATE.append(the_desk_locks)
+    thief.post(
+        "/app/login-cycle",
+        {"username": "alice", "password": "correct horse battery"},
+        content_type="application/json",
+    )
+    assert not AT_STATE, "the desk's lock ran inside his sign-in"
+    assert AccountLock.objects.get(user=alice).is_locked
+    assert thief.get("/api/portfolio").status_code != 200
+    assert not SessionRecord.objects.filter(user=alice).exists()

@@ -327,6 +327,7 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
     """
     if device is None or device.user_id != user.pk or not user.is_active:
         return login_flow.LoginResult("denied")
+    checked_at = clock.timestamp()  # what an ending since is measured from (signed_in_unless_ended)
     if lockout.is_locked_fail_closed(user):
         return login_flow.LoginResult("denied")
     scored = login_flow.score_request(request, username=user.get_username(), user=user)
@@ -363,7 +364,7 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
     mark_strong(request, state, device=device, method="passkey", signed_in_now=True)
     # SECURITY: the desk's lock (her "sign out everywhere") that read the records after the lock check above
     # and before this session's record: his passkey's sign-in outlived it (red team, round fifty-one).
-    if not signed_in_unless_ended(request, user, started_at=state["t"]):
+    if not signed_in_unless_ended(request, user, started_at=checked_at):
         return login_flow.LoginResult("denied")
     return login_flow.LoginResult("ok", user=user)
 

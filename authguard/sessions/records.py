@@ -109,12 +109,23 @@ def signed_in_unless_ended(request: HttpRequest, user: Any, *, started_at: Any) 
 
 
 def _end_session(key: str | None) -> None:
-    """End the session ``key`` as an ending does: gone from the store and the records, and dropped by the
-    middleware if it is this request's."""
-    if key:
+    """End the session ``key`` as an ending does: dropped by the middleware if it is this request's, gone
+    from the store and the records; never one an ending kept (:data:`_RACED`)."""
+    if not key:
+        return
+    ENDED_SESSIONS.set(ENDED_SESSIONS.get() | frozenset([key]))
+    _RACED.set((*_RACED.get()[-63:], key))
+    try:
         import_module(settings.SESSION_ENGINE).SessionStore(session_key=key).delete()
         forget_session(key)
-        ENDED_SESSIONS.set(ENDED_SESSIONS.get() | frozenset([key]))
+    except Exception:
+        logger.exception("authguard: could not delete a sign-in's session that raced an ending")
+
+
+#: Sessions a sign-in's own check ended (:func:`unless_ended_since`). SECURITY: a portal's ``cycle_key()``
+#: after its ``login()`` renewed such a key, and the renewal counted it as the session its own request's
+#: ending kept (``_move``): the session outlived the lock it raced (review, round fifty-one).
+_RACED: ContextVar[tuple[str, ...]] = ContextVar("authguard_raced_sessions", default=())
 
 
 def renew_record(
@@ -163,7 +174,7 @@ def _move(user_pk: Any, previous: str, key: str, fields: dict[str, Any], times: 
         # Django's update_session_auth_hash() renews the changer's key (the session Django keeps).
         moved = (
             SessionRecord.objects.filter(session_key=previous).delete()[0]
-            or previous in ENDED_SESSIONS.get()
+            or (previous in ENDED_SESSIONS.get() and previous not in _RACED.get())
             or not _ended_since(user_pk, *times)
         )
         if moved:
@@ -243,7 +254,8 @@ def unless_ended_since(user_pk: Any, started_at: Any, end: Callable[[], object])
     SECURITY: a sign-in past its lock check when the desk's lock (or her "sign out everywhere", her reset)
     read the records wrote its record, or its token, after them: it outlived the ending (red team, round
     fifty). The ending marks the cache before it reads the records; the sign-in reads the mark after its
-    record is written (committed): one of the two sees the other. Fails closed."""
+    record is written (committed): one of the two sees the other. A mark it cannot read fails closed
+    (the database's ending time); a mark the ending could not write is only logged."""
 
     def ended() -> bool:
         try:
@@ -258,7 +270,10 @@ def unless_ended_since(user_pk: Any, started_at: Any, end: Callable[[], object])
         )
         if late:
             logger.warning("authguard: a sign-in of user %s raced an ending of its sessions: ended", user_pk)
-            end()
+            try:
+                end()
+            except Exception:  # (after the commit too: no 500 for what the login already answered)
+                logger.exception("authguard: could not end a sign-in that raced an ending")
         return late
 
     if transaction.get_connection().in_atomic_block:
