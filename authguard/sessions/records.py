@@ -27,6 +27,7 @@ from django.http import HttpRequest
 from authguard import clock, durable
 from authguard.conf import app_settings
 from authguard.models import AccountSecurity, SessionRecord
+from authguard.resilience import NO_ANSWER, guarded_cache_call
 from authguard.risk.addresses import client_ip
 from authguard.risk.geoip import geolocate
 from authguard.risk.useragent import client_info
@@ -227,10 +228,15 @@ def note_ended(user_pk: Any) -> None:
     now = clock.now()
     AccountSecurity.objects.update_or_create(user_id=user_pk, defaults={"sessions_ended_at": now})
     _OWN_ENDINGS.set((*_OWN_ENDINGS.get()[-7:], (user_pk, now.timestamp())))
-    try:
-        cache.set(_ending_mark(user_pk), now.timestamp(), ENDING_MARK_SECONDS)
-    except Exception:
-        logger.exception("authguard: could not mark an ending of user %s in the cache", user_pk)
+    # Through the cache's breaker: a hung cache costs an ending one socket timeout at most, never a 500.
+    guarded_cache_call(
+        cache.set,
+        _ending_mark(user_pk),
+        now.timestamp(),
+        ENDING_MARK_SECONDS,
+        what="the ending mark",
+        default=None,
+    )
 
 
 #: The last endings this thread of work made: a sign-in after one of them (Django's ``post_reset_login``
@@ -258,10 +264,9 @@ def unless_ended_since(user_pk: Any, started_at: Any, end: Callable[[], object])
     (the database's ending time); a mark the ending could not write is only logged."""
 
     def ended() -> bool:
-        try:
-            at = cache.get(_ending_mark(user_pk))
-        except Exception:
-            logger.exception("authguard: no ending mark readable; the database's ending time instead")
+        # A hung or failing cache (its breaker open): the database's ending time, not a login held up.
+        at = guarded_cache_call(cache.get, _ending_mark(user_pk), what="the ending mark", default=NO_ANSWER)
+        if at is NO_ANSWER:
             at = _ending_time(user_pk)
         late = not isinstance(started_at, (int, float)) or (
             isinstance(at, (int, float))
