@@ -30,8 +30,8 @@ import pytest
 pytestmark = [pytest.mark.redis]
 
 REPO = Path(__file__).resolve().parent.parent
-# The broker's own Redis database: the suite's cache (and a FLUSHDB of it) lives elsewhere. Two runs of the suite
-# at once on one Redis server (.ci/run's two Django legs) each name their own.
+# The broker's own Redis database: the suite's cache (and a FLUSHDB of it) lives elsewhere. Two runs of the
+# suite at once on one Redis server (.ci/run's two Django legs) each name their own.
 BROKER_DB = int(os.environ.get("AUTHGUARD_TEST_WHEEL_BROKER_DB", "13"))
 WAIT_SECONDS = 60
 SUBJECT = "[Wheel Portal] A sign-in method was added to your account"
