@@ -26,6 +26,7 @@ from authguard.login.flow import (
     throttle_attempt,
 )
 from authguard.risk.velocity import release_in_flight, take_in_flight
+from authguard.sessions.records import note_sign_in_started
 
 
 class ThrottleBackend:
@@ -38,6 +39,7 @@ class ThrottleBackend:
     """
 
     def authenticate(self, request: HttpRequest | None, username: str | None = None, **kwargs: Any) -> None:
+        note_sign_in_started(request)  # SECURITY: a portal's own login view: before the lock read below
         typed = username or kwargs.get(get_user_model().USERNAME_FIELD)
         name = typed if isinstance(typed, str) else ""
         # password_login looked the account up a moment ago: not looked up again.

@@ -65,7 +65,7 @@ from authguard.risk.velocity import (
     release_password_check,
     reserve_password_check,
 )
-from authguard.sessions import device_generations
+from authguard.sessions import device_generations, records
 from authguard.sessions import state as sessions_state
 from authguard.sessions.state import DECISION_ATTR as DECISION_ATTR
 from authguard.sessions.state import revoke_api_tokens
@@ -264,6 +264,7 @@ def password_login(request: HttpRequest, *, username: str, password: str) -> Log
         # SECURITY: refused before a throttle slot is taken: a lone surrogate made the hasher raise after
         # ThrottleBackend took one, and ten such 500s throttled the customer silently (red team 34a).
         raise MalformedCredentials(_("The login name or password contains characters that cannot be read."))
+    records.note_sign_in_started(request)  # SECURITY: before any lock read (records.record_sign_in)
     found, locked = attempt.user_and_lock(username)
     if not _throttle_backend_installed() and not throttle_attempt(
         request, attempt.account_key(found, username)

@@ -95,11 +95,32 @@ def record_session(request: HttpRequest, user: Any, *, new_key: bool = False) ->
         logger.exception("authguard: could not record a session")
 
 
+#: When this request's sign-in began its checks, before its first look at the account's lock
+#: (:func:`note_sign_in_started`).
+SIGN_IN_STARTED_ATTR = "_authguard_sign_in_started"
+
+
+def note_sign_in_started(request: HttpRequest | None) -> None:
+    """Stamp the start of this request's sign-in (``password_login``, ``ThrottleBackend``), before any lock
+    read: what :func:`record_sign_in` measures an ending from. The request's first stamp stays.
+
+    SECURITY: stamped after the scoring, a sign-in held up between its lock check and its record (its
+    event's foreign key waits on the user row an ending holds until it commits) read an ending that came
+    after its lock check as one before it, and kept its session on the locked account (red team, round 52).
+    """
+    if request is not None and not isinstance(getattr(request, SIGN_IN_STARTED_ATTR, None), float):
+        setattr(request, SIGN_IN_STARTED_ATTR, clock.timestamp())
+
+
 def record_sign_in(request: HttpRequest, user: Any, *, started_at: Any) -> None:
     """:func:`record_session` for the key Django's ``login()`` has just created, of a sign-in whose checks
-    began at ``started_at``: its session ends here when an ending of the account's sessions came meanwhile
+    began at ``started_at``, or earlier when the request stamped its start (:func:`note_sign_in_started`):
+    its session ends here when an ending of the account's sessions came meanwhile
     (:func:`unless_ended_since`)."""
     record_session(request, user, new_key=True)
+    stamped = getattr(request, SIGN_IN_STARTED_ATTR, None)
+    if isinstance(stamped, float) and isinstance(started_at, (int, float)):
+        started_at = min(started_at, stamped)
     signed_in_unless_ended(request, user, started_at=started_at)
 
 
@@ -212,11 +233,9 @@ def _ended_since(user_pk: Any, signed_in_at: Any, kept_at: Any) -> bool:
     """Whether the account's sessions were ended after a sign-in at ``signed_in_at`` (None: unknown, so
     yes; within :func:`ending_skew_seconds` before it: two nodes' clocks) and after ``kept_at`` (the ending
     that kept this session, and any before it, are not its end)."""
-    row = AccountSecurity.objects.filter(user_id=user_pk)
-    ended = row.values_list("sessions_ended_at", flat=True).first()
-    if ended is None:
+    at = _ending_time(user_pk)  # (unreadable: infinity, ended)
+    if at is None:
         return False
-    at = ended.timestamp()
     if isinstance(kept_at, (int, float)) and at <= kept_at:
         return False
     return not isinstance(signed_in_at, (int, float)) or at >= signed_in_at - ending_skew_seconds()
