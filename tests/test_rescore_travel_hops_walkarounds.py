@@ -1,9 +1,10 @@
 """Red team round forty-eight: the round-47 re-score travel fix (sessions.rescoring._SeenHistory /
-_last_seen_at) against a copy of her live cookie jar (infostealer: session, device and CSRF cookies), and
+_seen_places) against a copy of her live cookie jar (infostealer: session, device and CSRF cookies), and
 her own ordinary mid-session moves. Real middleware, real risk engine, GeoIP test databases.
 
 Fixed: the re-score measures travel from the session's last precise, non-anonymous place and when it was
-last seen there (``places.last_known_seen``), whatever address came between.
+last seen there (``places.known_seen``; since round fifty-two the one of its places that gives the travel
+rule the most points), whatever address came between.
 """
 
 from __future__ import annotations

@@ -376,16 +376,17 @@ def last_place(state: dict[str, Any]) -> list[Any] | None:
     return known[-1] if known else None
 
 
-def last_known_seen(state: dict[str, Any], *, last_seen: float) -> tuple[list[Any], Any, float] | None:
-    """``(place, asn, when)``: the session's last precise, non-anonymous place and when it was last seen
-    there (``last_seen``, the session's last activity, when that place is where it is now); None without one.
-    An anonymous or unplaced address since says nothing of where its user went."""
+def known_seen(state: dict[str, Any], *, last_seen: float) -> list[tuple[list[Any], Any, float]]:
+    """``(place, asn, when)`` of each precise, non-anonymous place of the session, the last one last, and when
+    it was last seen there (``last_seen``, the session's last activity, for the place where it is now). An
+    anonymous or unplaced address says nothing of where its user went."""
     entries = places(state)
-    for i in range(len(entries) - 1, -1, -1):
-        if _known(entries[i]):
-            seen = max(entries[i][6], last_seen) if i == len(entries) - 1 else entries[i][6]
-            return entries[i][2:5], entries[i][1], seen
-    return None
+    last = len(entries) - 1
+    return [
+        (entry[2:5], entry[1], max(entry[6], last_seen) if i == last else entry[6])
+        for i, entry in enumerate(entries)
+        if _known(entry)
+    ]
 
 
 def _vouched_places(state: dict[str, Any]) -> list[list[Any]]:

@@ -21,9 +21,10 @@ from authguard.risk.engine import Assessment, combined_score
 from authguard.risk.findings import STEP_UP_FLOOR, Finding
 from authguard.risk.history import DatabaseHistory, Evidence
 from authguard.risk.policy import current_policy
+from authguard.risk.signals_network import ImpossibleTravel
 from authguard.sessions import device_binding, device_generations, pending
 from authguard.sessions import state as sessions_state
-from authguard.sessions.places import in_two_places, last_known_seen, returned_browser, went_back
+from authguard.sessions.places import in_two_places, known_seen, returned_browser, went_back
 from authguard.sessions.state import (
     _fingerprint,
     _request_parts,
@@ -161,24 +162,23 @@ def _rescore(request: HttpRequest, *, history: DatabaseHistory | None = None) ->
 
 def seen_history(state: dict[str, Any], last_seen: float | None) -> DatabaseHistory | None:
     """The history a re-score of a session (or an API token, whose state has the same places) is scored
-    with: travel measured from where it was last seen (:func:`_last_seen_at`); None: the account's own."""
-    seen = _last_seen_at(state, last_seen)
-    return _SeenHistory(seen) if seen is not None else None
+    with: travel measured from where it was last seen (:func:`_seen_places`); None: the account's own."""
+    seen = _seen_places(state, last_seen)
+    return _SeenHistory(seen) if seen else None
 
 
-def _last_seen_at(state: dict[str, Any], last_seen: float | None) -> dict[str, Any] | None:
-    """Where the session last provably was (a precise, non-anonymous place) and when it was last seen
-    there, in the shape of a profile's last sign-in (:attr:`authguard.risk.profile.Profile.last`); None when
-    unknown. SECURITY: not the bound place: an anonymous one (a cloud VM's) is never a starting point for
-    travel, and an unplaced one has none, so a first hop through either measured Singapore from her
-    sign-in again (red team, round forty-eight)."""
+def _seen_places(state: dict[str, Any], last_seen: float | None) -> list[dict[str, Any]]:
+    """Each place the session provably was at (precise, non-anonymous) and when it was last seen there, in
+    the shape of a profile's last sign-in (:attr:`authguard.risk.profile.Profile.last`), the last one last.
+    SECURITY: not the bound place: an anonymous one (a cloud VM's) is never a starting point for travel, and
+    an unplaced one has none, so a first hop through either measured Singapore from her sign-in again (red
+    team, round forty-eight)."""
     if last_seen is None:
-        return None
-    found = last_known_seen(state, last_seen=last_seen)
-    if found is None:
-        return None
-    place, asn, seen = found
-    return {"t": seen, "lat": place[0], "lon": place[1], "acc": place[2], "asn": asn, "anon": False}
+        return []
+    return [
+        {"t": seen, "lat": place[0], "lon": place[1], "acc": place[2], "asn": asn, "anon": False}
+        for place, asn, seen in known_seen(state, last_seen=last_seen)
+    ]
 
 
 class _SeenHistory(DatabaseHistory):
@@ -187,7 +187,7 @@ class _SeenHistory(DatabaseHistory):
     minute after her call from Tokyo was held five hours into her session and let in at seven (5,300 km in
     seven hours is possible; in a minute it is not; red team, round forty-seven)."""
 
-    def __init__(self, seen: dict[str, Any]) -> None:
+    def __init__(self, seen: list[dict[str, Any]]) -> None:
         super().__init__()
         self.seen = seen
 
@@ -197,9 +197,31 @@ class _SeenHistory(DatabaseHistory):
         # SECURITY: a later sign-in of another browser at a place that proves nothing (anonymous, unplaced)
         # is no starting point for travel (ImpossibleTravel skips it): the session's own place is (round 49).
         placeless = not last or last.get("lat") is None or bool(last.get("anon"))
-        if placeless or float(last.get("t") or 0) < self.seen["t"]:
-            evidence.profile.data = {**evidence.profile.data, "last": {**last, **self.seen}}
+        if placeless or float(last.get("t") or 0) < self.seen[-1]["t"]:
+            _measure_from_the_farthest(evidence, self.seen)
         return evidence
+
+
+def _measure_from_the_farthest(evidence: Evidence, seen: list[dict[str, Any]]) -> None:
+    """Make ``evidence``'s last sign-in the session's place that gives the travel rule (the policy's
+    :class:`~authguard.risk.signals_network.ImpossibleTravel`) the most points, the latest among equals.
+
+    SECURITY: measured from the session's latest place only, a copy of her jar chose where travel began: one
+    call through an address of her ISP that GeoIP places 225 km off with a 100 km radius (no material move,
+    never scored, yet a precise place) made his Osaka, a minute after her call from Tokyo, no travel at all
+    (red team, round fifty-two). Every place the session was seen at is a place it left in its own time."""
+    base, last = evidence.profile.data, evidence.profile.last or {}
+    rules = [signal for signal in current_policy().signals if isinstance(signal, ImpossibleTravel)]
+
+    def points(place: dict[str, Any]) -> int:
+        evidence.profile.data = {**base, "last": {**last, **place}}
+        return sum(finding.score for rule in rules for finding in rule.evaluate(evidence))
+
+    chosen, most = seen[-1], points(seen[-1])
+    for place in reversed(seen[:-1]):
+        if (score := points(place)) > most:
+            chosen, most = place, score
+    evidence.profile.data = {**base, "last": {**last, **chosen}}
 
 
 def _held_in_two_places(assessment: Assessment, evidence: dict[str, int]) -> Assessment:
