@@ -295,8 +295,8 @@ MAX_RECENT_PLACES = 16
 
 
 def _kept_places(seen: list[list[Any]]) -> list[list[Any]]:
-    """The places to remember: every place of the session's life, each once (its newest visit,
-    :func:`_same_place`), at most ``MAX_RECENT_PLACES``; over that, :func:`_forgotten` first.
+    """The places to remember: every place of the session's life, each once (its newest visit as precise,
+    :func:`_covers`), at most ``MAX_RECENT_PLACES``; over that, :func:`_forgotten` first.
 
     SECURITY: not the last three alone: a copy hopping on to two more places of the same network nearby (no
     material move, so never scored) pushed her place out of them, then went back and forth with her live
@@ -309,11 +309,19 @@ def _kept_places(seen: list[list[Any]]) -> list[list[Any]]:
     """
     kept: list[list[Any]] = []
     for entry in seen:
-        kept = [k for k in kept if not _same_place(k, entry)]
+        kept = [k for k in kept if not _covers(entry, k)]
         kept.append(entry)
     while len(kept) > MAX_RECENT_PLACES:
         kept.remove(_forgotten(kept))
     return kept
+
+
+def _covers(newer: list[Any], older: list[Any]) -> bool:
+    """Whether ``newer`` is a newer visit of ``older``'s place (:func:`_same_place`) that says where it was
+    at least as precisely. SECURITY: "the same place" subtracts both radii; a copy's hops through addresses
+    of her ISP placed 100 and 140 km off with 100 km radii each replaced the place before, her precise one
+    first, and travel was measured from the last of them (red team, round fifty-three)."""
+    return _same_place(newer, older) and not (_precise(older[2:5]) and newer[4] > older[4])
 
 
 def _forgotten(kept: list[list[Any]]) -> list[Any]:
@@ -327,14 +335,16 @@ def _forgotten(kept: list[list[Any]]) -> list[Any]:
     near = [
         entry
         for i, entry in enumerate(kept)
-        if i not in spared
-        and any(
-            (km := apart(entry[2:5], kept[j][2:5])) is not None and km < MATERIAL_MOVE_KM
-            for j in known
-            if j > i
-        )
+        if i not in spared and any(_near_and_as_precise(kept[j], entry) for j in known if j > i)
     ]
     return next((entry for entry in candidates if not _known(entry)), None) or (near or candidates)[0]
+
+
+def _near_and_as_precise(newer: list[Any], older: list[Any]) -> bool:
+    """``newer`` (a known place) is within ``MATERIAL_MOVE_KM`` of ``older`` and says where it was at least as
+    precisely: ``older`` adds nothing a far return could be measured against (:func:`_covers`, round 53)."""
+    km = apart(older[2:5], newer[2:5])
+    return km is not None and km < MATERIAL_MOVE_KM and not (_precise(older[2:5]) and newer[4] > older[4])
 
 
 def _known(entry: list[Any]) -> bool:  # an entry that says where its user was: precise, not anonymous
