@@ -161,7 +161,17 @@ class Browser:
         return str(self.wait(shown, f"{fragment!r} in {css!r}", **kwargs))
 
     def click(self, css: str) -> None:
-        self.visible(css).click()
+        """Click the element matching ``css`` that is displayed, found again when the page replaced it between
+        finding and clicking (a script re-rendering it as it starts; CI, 2026-12-07: a stale element)."""
+
+        def clicked(_driver: Any) -> bool | None:
+            for element in self.find_all(css):
+                if element.is_displayed():
+                    element.click()
+                    return True
+            return None
+
+        self.wait(clicked, f"a clickable {css!r}")
 
     def link(self, href_prefix: str) -> None:
         """Click the visible link whose ``href`` starts with ``href_prefix`` (a path)."""

@@ -126,10 +126,11 @@ def test_passwordless_sign_in_with_the_explicit_button(chrome: Any, alice: Any) 
     browser = signed_in_at_home(chrome)
     browser.enroll_passkey("Laptop")
     browser.sign_out()
+    start = '[data-authguard-passkey="login"] [data-authguard-start]'
     with browser.authenticator_idle():  # the person ignores the autofill ...
         browser.get("/login/")
-        button = browser.visible('[data-authguard-passkey="login"] [data-authguard-start]')
-    button.click()  # ... and presses "sign in with a passkey"
+        browser.visible(start)
+    browser.click(start)  # ... and presses "sign in with a passkey"
     browser.wait_for_path("/")
     assert browser.signed_in_user_id() == str(alice.pk)
     assert browser.authguard_state()["sm"] == "passkey"

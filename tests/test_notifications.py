@@ -61,7 +61,8 @@ def _event(user: Any, **fields: Any) -> LoginEvent:
 def test_notify_sends_once_after_commit(user_factory: Any, on_commit: Any) -> None:
     alice = user_factory("alice")
     with on_commit(execute=True), transaction.atomic():
-        row = notify(alice, "factor_added", context={"factor": "passkey", "name": "YubiKey"}, dedupe_key="d1")
+        context = {"factor": "passkey", "name": "YubiKey", "ip": "203.0.113.10", "device": "Chrome on Mac"}
+        row = notify(alice, "factor_added", context=context, dedupe_key="d1")
         assert row is not None
         assert mail.outbox == []  # nothing leaves before the event's transaction commits
     row.refresh_from_db()
@@ -69,7 +70,7 @@ def test_notify_sends_once_after_commit(user_factory: Any, on_commit: Any) -> No
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == ["alice@example.jp"]
-    assert "YubiKey" in message.body and "passkey" in message.body
+    assert "passkey" in message.body and "203.0.113.10" in message.body and "Chrome on Mac" in message.body
     assert message.extra_headers["Message-ID"].startswith("<")
 
 

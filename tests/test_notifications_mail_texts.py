@@ -141,11 +141,19 @@ def test_a_new_recovery_code_set_is_named_once(
         assert first == "A sign-in method was added to your account: recovery codes"
 
 
-def test_a_passkey_keeps_its_own_name(user_factory: Any, on_commit: Any) -> None:
+def test_a_new_passkey_is_told_by_where_and_on_what_it_was_added_not_by_its_name(
+    user_factory: Any, on_commit: Any
+) -> None:
+    """Whoever adds a passkey names it: a thief's "Hanako's iPhone" reads as hers (red team, round 53). The
+    mail says where and on what browser it was added, which she can tell from her own."""
     alice = user_factory("alice")
+    where = {"city": "Osaka", "country": "JP", "network": "OCN", "device": "Chrome 131 on Windows 10"}
     with on_commit(execute=True):
-        notify(alice, "factor_added", context={"factor": "passkey", "name": "Hanako's iPhone"})
-    assert "A sign-in method was added to your account: passkey (Hanako's iPhone)" in mail.outbox[-1].body
+        notify(alice, "factor_added", context={"factor": "passkey", "name": "Hanako's iPhone", **where})
+    body = mail.outbox[-1].body
+    assert body.startswith("A sign-in method was added to your account: passkey\n"), body
+    assert "Hanako's iPhone" not in body
+    assert "Where: Osaka, JP (OCN)" in body and "Device: Chrome 131 on Windows 10" in body, body
 
 
 # -- the "new country" mail only for a new country -------------------------------------------------------

@@ -79,7 +79,7 @@ from authguard.models import (
     PasskeyDevice,
     RecoveryCodeDevice,
 )
-from authguard.notifications.outbox import notify_customer
+from authguard.notifications.outbox import notify_customer, request_context
 from authguard.sessions import state as sessions_state
 
 logger = logging.getLogger(__name__)
@@ -507,7 +507,11 @@ def record_enrollment(
         },
     )
     # The customer hears of it on the current address and, after an e-mail change, on the old one.
-    tell_user(user, "factor_added", factor=FACTOR_LABELS[kind], name=device.name, cooling_off_until=until)
+    # SECURITY: where and on what it was added, not the name whoever added it chose (a thief's "Hanako
+    # iPhone" looks like hers; round 53): the name is kept for the console, never shown in the mail.
+    where = request_context(request)
+    label = FACTOR_LABELS[kind]
+    tell_user(user, "factor_added", factor=label, name=device.name, cooling_off_until=until, **where)
     note_change(user, now)
     removed = any(r is not None for r in replaced)
     changes.count_change(request, user=user, removed=removed, added=device.persistent_id)

@@ -102,6 +102,13 @@ LINK_PATTERN = re.compile(
 )
 
 
+#: A run of seven digits or more, spaced, dotted, bracketed or hyphenated as phone numbers are written
+#: (full-width digits and dashes too): the number of a "desk" written into a name whoever adds a factor chose.
+PHONE_PATTERN = re.compile(r"\+?\d(?:[\s\-\u2010-\u2015\u30fc\uff0d.()\uff08\uff09/]*\d){6,}")
+#: Context keys whose values are free text someone typed (a factor's name): phone numbers are removed too.
+FREE_TEXT_KEYS = frozenset({"name"})
+
+
 class LinkInMessage(ValueError):
     """A rendered message contained something link-like: it is refused, never sent."""
 
@@ -124,6 +131,16 @@ def defang(value: Any, *, limit: int = MAX_VALUE) -> Any:
         return [defang(v, limit=limit) for v in value][:20]
     text = visible_text(value)[:limit]
     return LINK_PATTERN.sub("[…]", text)
+
+
+def defang_name(value: Any, *, limit: int = MAX_VALUE) -> Any:
+    """:func:`defang` for free text someone typed (:data:`FREE_TEXT_KEYS`), its phone numbers removed too.
+
+    SECURITY: a thief with her password and one relayed code named his passkey "Hanako iPhone - if not you,
+    call our desk 0120-987-654", and her genuine "a sign-in method was added" mail carried his number to her
+    (red team, round fifty-three); the number of a desk comes from her account documents, never a name."""
+    cleaned = defang(value, limit=limit)
+    return PHONE_PATTERN.sub("[…]", cleaned) if isinstance(cleaned, str) else cleaned
 
 
 def user_language(user: Any) -> str:

@@ -32,13 +32,25 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.dispatch import receiver
+from django.http import HttpRequest
 from django.utils.functional import Promise
 
 from authguard.conf import app_settings
 from authguard.factors.inventory import notice_addresses
 from authguard.models import LoginEvent, Notification, NotificationStatus, Outcome
 from authguard.notifications.delivery import delivery_failed, enqueue
-from authguard.notifications.messages import KINDS, LONG_VALUES, MAX_VALUE, defang, user_language
+from authguard.notifications.messages import (
+    FREE_TEXT_KEYS,
+    KINDS,
+    LONG_VALUES,
+    MAX_VALUE,
+    defang,
+    defang_name,
+    user_language,
+)
+from authguard.risk.addresses import client_ip
+from authguard.risk.geoip import geolocate
+from authguard.risk.useragent import client_info
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +73,8 @@ def _clean_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
             value = value.isoformat()
         elif isinstance(value, Promise):
             value = str(value)
-        clean[key] = defang(value, limit=LONG_VALUES.get(key, MAX_VALUE))
+        clean_value = defang_name if key in FREE_TEXT_KEYS else defang
+        clean[key] = clean_value(value, limit=LONG_VALUES.get(key, MAX_VALUE))
     return clean
 
 
@@ -203,6 +216,22 @@ SIGNED_IN_OUTCOMES = frozenset({Outcome.SIGNED_IN, Outcome.STEP_UP_PASSED, Outco
 #: ``device_cookie_superseded``: two sign-ins older than the cookie its browser holds (one older may be a
 #: browser that lost its newest cookie in a crash: ``device_cookie_behind`` tells no one).
 COPIED_COOKIE_CODES = frozenset({"device_in_two_places", "device_cookie_superseded"})
+
+
+def request_context(request: HttpRequest | None) -> dict[str, Any]:
+    """Where and on what a change was made, in the shape of a sign-in notice's (``_login.txt``): the
+    request's place, network, browser and address; empty without a request or when unreadable."""
+    if request is None:
+        return {}
+    try:
+        ip = client_ip(request)
+        geo = geolocate(ip)
+        device = client_info(request.META.get("HTTP_USER_AGENT")).summary
+    except Exception:  # the notice still goes, without the details
+        logger.exception("authguard: no place for a notice")
+        return {}
+    where = {"city": geo.city or "", "country": geo.country or "", "network": geo.as_org or ""}
+    return {**where, "device": device, "ip": ip or ""}
 
 
 def _login_context(event: LoginEvent) -> dict[str, Any]:

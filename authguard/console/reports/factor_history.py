@@ -24,7 +24,7 @@ from authguard.models import (
     PasskeyDevice,
     RecoveryCodeDevice,
 )
-from authguard.notifications.messages import defang
+from authguard.notifications.messages import defang_name
 
 # -- factors: the devices still there, and from the notifications those removed or replaced since ----------
 
@@ -102,11 +102,11 @@ def _factor_history(user: Any) -> list[_Factor]:
             continue
         seen.append((key, note.created_at))
         if note.kind == "factor_added":
-            _note_added(factors, factor_kind or label, name, note, defang)
+            _note_added(factors, factor_kind or label, name, note, defang_name)
         else:
             how = "replaced" if context.get("replaced") else "customer"
             how = "staff" if context.get("by_staff") else how
-            _note_removed(factors, factor_kind or label, name, note, defang, how=how)
+            _note_removed(factors, factor_kind or label, name, note, defang_name, how=how)
     return factors
 
 
