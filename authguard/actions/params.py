@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from authguard.actions.errors import ActionInvalid
 from authguard.models import ActionKind
+from authguard.notifications.lures import has_lure
 from authguard.validators import INVISIBLE_CATEGORIES
 
 #: Largest amount of money one action may move (the demo's columns hold 16 integer digits).
@@ -60,6 +61,25 @@ def _text(max_length: int) -> _FieldCheck:
             raise ValueError(
                 _("Enter 1 to %(max)s characters without control characters.") % {"max": max_length}
             )
+        return text
+
+    return check
+
+
+def _name(max_length: int) -> _FieldCheck:
+    """:func:`_text` for a name shown back to the customer (a bank's, an account holder's): no phone
+    number or domain name in it.
+
+    SECURITY: a thief registering a bank account named "みずほ銀行 ご本人でない場合は当社 0120-987-654
+    へ" put his desk's number into her genuine "a request is on hold" mail (red team, round fifty-four):
+    the customer who did not ask for it is exactly the one who calls.
+    """
+    text_check = _text(max_length)
+
+    def check(value: object) -> str:
+        text = text_check(value)
+        if has_lure(text):
+            raise ValueError(_("A name cannot contain a phone number or a web address."))
         return text
 
     return check
@@ -129,11 +149,11 @@ _BANK_ACCOUNT: dict[str, _FieldCheck] = {
     "account": _ref,
     "payee": _ref,
     "bank_code": _digits(4, 4),
-    "bank_name": _text(60),
+    "bank_name": _name(60),
     "branch_code": _digits(3, 3),
     "account_type": _choice("ordinary", "current", "savings"),
     "account_number": _digits(1, 8),
-    "holder_name": _text(60),
+    "holder_name": _name(60),
 }
 
 #: The params of each kind: field name -> check (returns the canonical value or raises ``ValueError``).

@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from authguard.conf import app_settings
 from authguard.factors.methods import codes_unlock_available, factor_cooling_off, method_of, usable_factors
 from authguard.models import Notification
+from authguard.notifications.lures import strip_lures
 from authguard.validators import visible_text
 
 
@@ -102,11 +103,9 @@ LINK_PATTERN = re.compile(
 )
 
 
-#: A run of seven digits or more, spaced, dotted, bracketed or hyphenated as phone numbers are written
-#: (full-width digits and dashes too): the number of a "desk" written into a name whoever adds a factor chose.
-PHONE_PATTERN = re.compile(r"\+?\d(?:[\s\-\u2010-\u2015\u30fc\uff0d.()\uff08\uff09/]*\d){6,}")
-#: Context keys whose values are free text someone typed (a factor's name): phone numbers are removed too.
-FREE_TEXT_KEYS = frozenset({"name"})
+#: Context keys whose values are text someone else chose (a factor's name, a browser's summary of the
+#: User-Agent he wrote, a network's or a city's name): phone numbers and domains of any script go too.
+FREE_TEXT_KEYS = frozenset({"name", "device", "network", "city"})
 
 
 class LinkInMessage(ValueError):
@@ -134,13 +133,15 @@ def defang(value: Any, *, limit: int = MAX_VALUE) -> Any:
 
 
 def defang_name(value: Any, *, limit: int = MAX_VALUE) -> Any:
-    """:func:`defang` for free text someone typed (:data:`FREE_TEXT_KEYS`), its phone numbers removed too.
+    """:func:`defang` for text someone else chose (:data:`FREE_TEXT_KEYS`), its phone numbers and domain
+    names in any script or width removed too (:func:`authguard.notifications.lures.strip_lures`).
 
     SECURITY: a thief with her password and one relayed code named his passkey "Hanako iPhone - if not you,
     call our desk 0120-987-654", and her genuine "a sign-in method was added" mail carried his number to her
-    (red team, round fifty-three); the number of a desk comes from her account documents, never a name."""
+    (red team, round fifty-three); his User-Agent's "SECURITY DESK CALL 0120 987 654 Spider/2" did the same
+    as the mail's browser, and kanji numerals or a full-width dot passed a pattern of ASCII (round 54)."""
     cleaned = defang(value, limit=limit)
-    return PHONE_PATTERN.sub("[…]", cleaned) if isinstance(cleaned, str) else cleaned
+    return strip_lures(cleaned) if isinstance(cleaned, str) else cleaned
 
 
 def user_language(user: Any) -> str:

@@ -8,14 +8,19 @@ it is evidence); these filters translate, at display time, only the words authgu
 connective " on ", the place fallback "unknown", and ua-parser's "Other" for a browser it did not recognise.
 Names of browsers, operating systems and cities are shown as stored.
 
-``{{ device.label|device_label }}``, ``{{ device.last_place|place_label }}``. The results are plain text,
-escaped as usual by the template.
+``{{ device.label|device_label }}``, ``{{ device.last_place|place_label }}``,
+``{{ factor.name|chosen_name }}``. The results are plain text, escaped as usual by the template. A browser
+summary (written from the User-Agent whoever signed in chose) and a name someone gave a factor lose their
+phone numbers and domain names (:mod:`authguard.notifications.lures`).
 """
 
 from __future__ import annotations
 
 from django import template
 from django.utils.translation import gettext, pgettext
+
+from authguard.notifications.lures import strip_lures
+from authguard.validators import visible_text
 
 register = template.Library()
 
@@ -35,7 +40,9 @@ def _browser(name: str) -> str:
 def device_label(value: object) -> str:
     """A stored browser summary in the active language: "Chrome 131 on Windows 10" is
     "Chrome 131（Windows 10）" in Japanese. Text of another shape is shown unchanged."""
-    text = "" if value is None else str(value)
+    # SECURITY: ua-parser's catch-all keeps up to 50 characters of a "Spider/2" he wrote: "SECURITY DESK CALL
+    # 0120 987 654 Spider 2 on iOS 18" on her security page (red team, round fifty-four).
+    text = "" if value is None else strip_lures(str(value))
     browser, connective, os_name = text.partition(CONNECTIVE)
     if not connective or not browser.strip() or not os_name.strip():
         return _browser(text)
@@ -48,3 +55,11 @@ def place_label(value: object) -> str:
     ("Tokyo, JP") is shown unchanged."""
     text = "" if value is None else str(value)
     return pgettext("place", "unknown") if text == UNKNOWN_PLACE else text
+
+
+@register.filter
+def chosen_name(value: object) -> str:
+    """A name someone gave a factor (perhaps a thief who added it), one visible line without phone numbers
+    or domain names: the security page names his passkey without handing her his desk's number (red team,
+    round fifty-four)."""
+    return strip_lures(visible_text(value)) if value else ""

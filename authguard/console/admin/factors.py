@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -36,8 +36,10 @@ from authguard.models import (
     RecoveryCodeDevice,
     StaffAction,
 )
+from authguard.notifications.lures import strip_lures
 from authguard.notifications.messages import user_language
 from authguard.notifications.outbox import notify_customer
+from authguard.validators import visible_text
 
 
 def _notify_revoked(user: AbstractBaseUser, *, factor: Any, name: str, dedupe_key: str) -> None:
@@ -126,7 +128,7 @@ class FactorAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     """A customer's second factor: listed, never shown (no secrets), never edited; staff may revoke it."""
 
     # Sequences of any length: each factor's admin lists its own columns.
-    list_display: tuple[str, ...] = ("user", "name", "confirmed", "created_at", "last_used_at")
+    list_display: tuple[str, ...] = ("user", "shown_name", "confirmed", "created_at", "last_used_at")
     list_filter: ClassVar[tuple[str, ...]] = ("confirmed", "created_at", "last_used_at")
     search_fields = ("name",)
     list_select_related = ("user",)
@@ -137,6 +139,12 @@ class FactorAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         # SECURITY: factors are enrolled by the customer, bound to them; staff never create one.
         return False
+
+    @admin.display(description=pgettext_lazy("factor", "name"), ordering="name")
+    def shown_name(self, obj: Any) -> str:
+        """The name whoever added it chose, without phone numbers or domains: "Hanako iPhone - verified,
+        unlock OK, call 0120-987-654" handed the desk a thief's number (red team, round fifty-four)."""
+        return strip_lures(visible_text(obj.name)) if obj.name else ""
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -182,7 +190,7 @@ admin.site.register(TOTPDevice, TOTPFactorAdmin)
 class PasskeyAdmin(FactorAdmin):
     """Customers' passkeys (public keys only: nothing secret is stored)."""
 
-    list_display = ("user", "name", "confirmed", "backup_state", "created_at", "last_used_at")
+    list_display = ("user", "shown_name", "confirmed", "backup_state", "created_at", "last_used_at")
     list_filter = ("confirmed", "backup_eligible", "backup_state", "created_at", "last_used_at")
     fields = (
         "user",
