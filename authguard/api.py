@@ -33,6 +33,7 @@ from authguard.factors import base as factors
 from authguard.factors import contact, inventory, lifecycle, passkeys, recovery, removal, totp
 from authguard.login import lockout, unlocking
 from authguard.login import stepup as login_stepup
+from authguard.notifications.lures import shown_name
 from authguard.sessions import state as sessions_state
 from authguard.sessions.decorators import step_up_exempt
 
@@ -360,7 +361,7 @@ def factors_state(request: HttpRequest) -> HttpResponse:
             {
                 "id": device.persistent_id,
                 "kind": inventory.kind_of(device),
-                "name": device.name,
+                "name": shown_name(device.name),
                 "confirmed_at": _iso(inventory.factor_confirmed_at(device)),
                 "cooling_off": inventory.factor_is_cooling_off(device),
             }

@@ -1,10 +1,13 @@
 """Phone numbers and web addresses in text someone else chose, found in any script or width.
 
 A thief names what he adds (a passkey, a bank account) and writes his own User-Agent; the customer reads
-those names in the brokerage's genuine mail and pages. A number or an address there reads as the
-brokerage's own ("if not you, call our desk 0120-987-654"), and the customer who did not make the change is
-exactly the one who calls (red team, rounds fifty-three and fifty-four). :func:`strip_lures` removes both;
-:func:`has_lure` tells a form to refuse such a name.
+those names in the brokerage's genuine mail and pages, and the desk in the console. A number or an address
+there reads as the brokerage's own ("if not you, call our desk 0120-987-654"), and the customer who did not
+make the change is exactly the one who calls (red team, rounds fifty-three to fifty-five).
+:func:`strip_lures` removes both before the text is shown; :func:`has_lure` tells a form to refuse a name.
+
+Each character is first read as NFKC reads it (full-width letters, a one-dot leader, circled digits), one
+character for one, so a match's span is the span in the original text.
 """
 
 from __future__ import annotations
@@ -12,56 +15,152 @@ from __future__ import annotations
 import re
 import unicodedata
 
-#: Kanji numerals, which spell a number as well as digits do (〇一二〇・九八七・六五四).
-KANJI_DIGITS = frozenset("〇零一壱二弐三参四五六七八九")
+from authguard.validators import visible_text
+
+#: Kanji numerals, which spell a number as well as digits do (〇一二〇・九八七・六五四, 九百八十七).
+KANJI_DIGITS = frozenset("〇零一壱二弐三参四五六七八九十百千")
+#: Characters that read as letters (prolonged sound marks, wave dashes) but join a number's parts, as a
+#: Japanese input method types "-" in kana mode (0120ー987ー654).
+JOINERS = frozenset("ーｰ〜～~")
 #: Full stops a browser or a reader takes for a domain's dot.
-DOTS = frozenset(".。．｡")
-#: Seven digits or more, each apart from the next by at most three characters that are neither letters nor
-#: digits (spaces, dashes and minus signs of any width, dots, brackets, underscores, 、・~): a phone number.
-_PHONE = re.compile(r"0(?: {0,3}0){6,}")
-#: A domain name whose labels are letters of any script, digits and hyphens, under an ASCII or punycode top
-#: level domain, once every kind of full stop reads as ".".
+DOTS = frozenset("。．｡")
+#: Seven digits or more, each apart from the next by at most six characters that are neither letters nor
+#: digits (spaces, dashes and minus signs of any width, dots, brackets, underscores, 、・): a phone number.
+_PHONE = re.compile(r"0(?: {0,6}0){6,}")
+#: A date (and time) a customer writes into a name to tell her devices apart: no phone number.
+_DATE = re.compile(
+    r"(?:19|20)\d\d\s*[-./年]\s*\d{1,2}\s*[-./月]\s*\d{1,2}日?(?:\s+\d{1,2}\s*[:時]\s*\d{2}分?)?"
+)
+#: Anything a mail client could turn into a link: schemes, ``www.``, e-mail addresses and domain names under
+#: any top level domain (the mail's last check, and what a shown value loses).
+LINK_PATTERN = re.compile(
+    r"(?ix)("
+    r"[a-z][a-z0-9+.\-]*:(//|[^\s]*@)"  # http://, ftp://, mailto:x@...
+    r"|www\."
+    r"|[\w.+\-]+@[\w\-]+(\.[\w\-]+)+"  # e-mail addresses
+    r"|(?<![a-z0-9\-])[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*"
+    r"\.(?:[a-z]{2,24}|xn--[a-z0-9\-]+)(?![a-z0-9\-])"  # bare domain names (example.com, evil.co.jp)
+    r")"
+)
+#: A domain name whose labels are letters of any script, digits and hyphens (のむら証券.jp), ending where the
+#: top level domain's ASCII letters end (a particle may follow: のむら証券.jpへ).
 _DOMAIN = re.compile(
-    r"(?i)(?<![\w\-])[^\W_][\w\-]*(?:\.[^\W_][\w\-]*)*\.(?:[a-z]{2,24}|xn--[a-z0-9\-]+)(?![\w\-])"
+    r"(?i)(?<![\w\-])[^\W_][\w\-]*(?:\.[^\W_][\w\-]*)*\.(?P<tld>[a-z]{2,24}|xn--[a-z0-9\-]+)(?![a-z0-9\-])"
+)
+#: Top level domains a name is refused for (:func:`has_lure`): every two-letter country code and the generic
+#: ones phishing uses most. Not every generic one: a holder's name "ABC CO.LTD" or "YAMADA.TARO" is no
+#: address.
+_REFUSED_TLDS = frozenset(
+    [
+        "com",
+        "net",
+        "org",
+        "info",
+        "biz",
+        "xyz",
+        "top",
+        "online",
+        "site",
+        "shop",
+        "store",
+        "app",
+        "dev",
+        "io",
+        "me",
+        "cc",
+        "tv",
+        "club",
+        "live",
+        "vip",
+        "work",
+        "tokyo",
+        "icu",
+        "cloud",
+        "link",
+        "click",
+        "page",
+        "support",
+        "help",
+        "services",
+        "security",
+        "bank",
+        "finance",
+        "money",
+        "asia",
+    ]
 )
 
 
+def _read(text: str) -> str:
+    """``text`` as NFKC reads each character, one for one (a character NFKC makes longer stays as it is)."""
+    out = []
+    for char in text:
+        folded = unicodedata.normalize("NFKC", char)
+        out.append(folded if len(folded) == 1 else char)
+    return "".join(out)
+
+
 def _digits_shape(text: str) -> str:
-    """``text`` with every digit (of any script, kanji numerals too) as "0", every letter as "a" and
-    everything else as " ": the same length, so a match's span is the span in ``text``."""
+    """Every digit (of any script, kanji numerals too) as "0", every letter as "a", anything else as " "."""
     shape = []
     for char in text:
         if char in KANJI_DIGITS or unicodedata.digit(char, None) is not None:
             shape.append("0")
-        elif char.isalpha():
+        elif char.isalpha() and char not in JOINERS:
             shape.append("a")
         else:
             shape.append(" ")
     return "".join(shape)
 
 
-def _dots_shape(text: str) -> str:
-    return "".join("." if char in DOTS else char for char in text)
+def _phones(read: str) -> list[tuple[int, int]]:
+    found = []
+    for match in _PHONE.finditer(_digits_shape(read)):
+        start, end = match.span()
+        if not _DATE.fullmatch(read[start:end].strip()):
+            found.append((start, end))
+    return found
+
+
+def _domains(read: str) -> list[re.Match[str]]:
+    dotted = "".join("." if char in DOTS else char for char in read)
+    return list(_DOMAIN.finditer(dotted))
 
 
 def _spans(text: str) -> list[tuple[int, int]]:
-    found = [m.span() for m in _PHONE.finditer(_digits_shape(text))]
-    found += [m.span() for m in _DOMAIN.finditer(_dots_shape(text))]
+    read = _read(text)
+    found = _phones(read) + [m.span() for m in _domains(read)]
+    found += [m.span() for m in LINK_PATTERN.finditer(read)]
     return sorted(found)
 
 
 def has_lure(text: str) -> bool:
-    """Whether ``text`` holds a phone number or a domain name in any script or width."""
-    return bool(_spans(text))
+    """Whether ``text`` holds a phone number, a link, an e-mail address or a domain name under a top level
+    domain of :data:`_REFUSED_TLDS` or a country's, in any script or width."""
+    read = _read(text)
+    if _phones(read) or any(
+        m.group(0)[:4].lower() == "www." or "@" in m.group(0) or ":" in m.group(0)
+        for m in LINK_PATTERN.finditer(read)
+    ):
+        return True
+    return any(
+        len(tld := m.group("tld").lower()) == 2 or tld in _REFUSED_TLDS or tld.startswith("xn--")
+        for m in _domains(read)
+    )
 
 
 def strip_lures(text: str) -> str:
-    """``text`` with each phone number and domain name (:func:`has_lure`) replaced by "[…]"."""
+    """``text`` with each phone number, link, e-mail address and domain name replaced by "[…]"."""
     out, at = [], 0
     for start, end in _spans(text):
-        if start < at:  # overlapping: already cut
-            start = at
+        start = max(start, at)  # overlapping: already cut
         if start < end:
             out.append(text[at:start] + "[…]")
             at = end
     return "".join(out) + text[at:]
+
+
+def shown_name(value: object) -> str:
+    """A name someone gave a factor (perhaps a thief who added it), as every page, list and API shows it:
+    one visible line without phone numbers, links or domain names ("" for none)."""
+    return strip_lures(visible_text(value)) if value else ""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from authguard.conf import app_settings
 from authguard.factors.methods import codes_unlock_available, factor_cooling_off, method_of, usable_factors
 from authguard.models import Notification
+from authguard.notifications.lures import LINK_PATTERN as LINK_PATTERN
 from authguard.notifications.lures import strip_lures
 from authguard.validators import visible_text
 
@@ -90,17 +90,6 @@ MAX_VALUE = 120
 #: The context values a message may show longer: a held action's summary names every account and amount
 #: the customer's passkey confirms (a bank account change names two accounts), none of it may be cut off.
 LONG_VALUES = {"summary": 480}
-
-#: Anything a mail client could turn into a link: schemes, ``www.``, e-mail addresses and domain names.
-LINK_PATTERN = re.compile(
-    r"(?ix)("
-    r"[a-z][a-z0-9+.\-]*:(//|[^\s]*@)"  # http://, ftp://, mailto:x@...
-    r"|www\."
-    r"|[\w.+\-]+@[\w\-]+(\.[\w\-]+)+"  # e-mail addresses
-    r"|(?<![a-z0-9\-])[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?)*"
-    r"\.(?:[a-z]{2,24}|xn--[a-z0-9\-]+)(?![a-z0-9\-])"  # bare domain names (example.com, evil.co.jp)
-    r")"
-)
 
 
 #: Context keys whose values are text someone else chose (a factor's name, a browser's summary of the

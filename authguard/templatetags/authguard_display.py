@@ -19,8 +19,7 @@ from __future__ import annotations
 from django import template
 from django.utils.translation import gettext, pgettext
 
-from authguard.notifications.lures import strip_lures
-from authguard.validators import visible_text
+from authguard.notifications.lures import shown_name, strip_lures
 
 register = template.Library()
 
@@ -59,7 +58,7 @@ def place_label(value: object) -> str:
 
 @register.filter
 def chosen_name(value: object) -> str:
-    """A name someone gave a factor (perhaps a thief who added it), one visible line without phone numbers
-    or domain names: the security page names his passkey without handing her his desk's number (red team,
-    round fifty-four)."""
-    return strip_lures(visible_text(value)) if value else ""
+    """A name someone gave a factor (perhaps a thief who added it), one visible line without phone numbers,
+    links or domain names: the security page names his passkey without handing her his desk's number (red
+    team, round fifty-four)."""
+    return shown_name(value)

@@ -36,10 +36,10 @@ from authguard.models import (
     RecoveryCodeDevice,
     StaffAction,
 )
-from authguard.notifications.lures import strip_lures
+from authguard.notifications.lures import shown_name
 from authguard.notifications.messages import user_language
 from authguard.notifications.outbox import notify_customer
-from authguard.validators import visible_text
+from authguard.templatetags.authguard_display import device_label
 
 
 def _notify_revoked(user: AbstractBaseUser, *, factor: Any, name: str, dedupe_key: str) -> None:
@@ -64,7 +64,7 @@ class KnownDeviceAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
 
     list_display = (
         "user",
-        "label",
+        "shown_label",
         "first_seen_at",
         "last_seen_at",
         "last_place",
@@ -74,6 +74,13 @@ class KnownDeviceAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     list_filter = ("revoked_at", "last_seen_at")
     search_fields = ("label", "=last_ip")
     list_select_related = ("user",)
+
+    @admin.display(description=_("browser"), ordering="label")
+    def shown_label(self, obj: KnownDevice) -> str:
+        """The browser's summary as pages show it (:func:`device_label`): his User-Agent's number is no one's
+        to call (red team, round fifty-five)."""
+        return device_label(obj.label)
+
     readonly_fields = (
         "cookie_hash",
         "first_seen_at",
@@ -144,7 +151,7 @@ class FactorAdmin(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     def shown_name(self, obj: Any) -> str:
         """The name whoever added it chose, without phone numbers or domains: "Hanako iPhone - verified,
         unlock OK, call 0120-987-654" handed the desk a thief's number (red team, round fifty-four)."""
-        return strip_lures(visible_text(obj.name)) if obj.name else ""
+        return shown_name(obj.name)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

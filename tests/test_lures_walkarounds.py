@@ -1,0 +1,315 @@
+"""The lure filter of round 54 (:mod:`authguard.notifications.lures`), its gaps and its cost (red team, round
+fifty-five).
+
+The thief has hanako's password and relays one code of her authenticator app; he names what he adds, writes
+his User-Agent, and types the free text of the requests he makes. Real flows (the demo portal's JSON API,
+real TOTP codes, SoftAuthenticator passkeys, mails as the outbox builds them, the console as staff see it).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.core import mail
+
+from authguard.models import Notification, PasskeyDevice
+from authguard.notifications.messages import build_message
+
+from .actions_support import BANK, actions_site, customer, guard_in_session  # noqa: F401 (fixtures)
+from .conftest import HANAKO_PASSWORD, IP_TOKYO, of_long_standing, totp_token
+from .factor_scenarios import new_key, old_totp
+from .test_injected_text_walkarounds import (  # noqa: F401 (fixtures)
+    DIGITS,
+    UA_VISHING,
+    _her_removes,
+    _register_named,
+    _thief,
+    _thief_with_one_code,
+    alice,
+    on_commit,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def thief_setup(new_browser_api: Any, order_api: Any, hanako: Any, totp_factory: Any) -> Any:
+    of_long_standing(hanako)
+    hanako.totp = old_totp(hanako, totp_factory)
+    mail.outbox.clear()
+    return hanako
+
+
+def _her_security_page(new_browser_api: Any, hanako: Any, clock: Any) -> str:
+    clock.shift(31)
+    her = new_browser_api(IP_TOKYO)
+    her.login("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    page = her.get("/authguard/security/")
+    assert page.status_code == 200
+    return re.sub(r"<[^>]+>", " ", page.content.decode())
+
+
+# -- 1. numbers the digit shape does not see ------------------------------------------------------------
+
+#: The callback number as Japanese customers write and read it every day.
+JAPANESE_SPELLINGS = [
+    # The katakana prolonged-sound mark: what a Japanese IME types for "-" in kana mode; it is a letter (Lm).
+    ("Hanako iPhone 不審なら当社 0120ー987ー654 へ", re.compile(r"0120\D987\D654")),
+    ("Hanako iPhone 不審なら当社 ０１２０ー９８７ー６５４ へ", re.compile(r"０１２０.９８７.６５４")),
+    ("Hanako iPhone 不審なら当社 0120ｰ987ｰ654 へ", re.compile(r"0120\D987\D654")),  # half-width ｰ
+    # Positional kanji numerals: 百 and 十 are letters, so 九百八十七 breaks the run.
+    ("Hanako iPhone 当社窓口 〇一二〇 九百八十七 六五四", re.compile(r"九百八十七")),
+    # Four separators between groups.
+    ("Hanako iPhone call our desk 0120 -- 987 -- 654", re.compile(r"0120\D{1,6}987\D{1,6}654")),
+]
+
+
+@pytest.mark.parametrize(("name", "shown"), JAPANESE_SPELLINGS)
+def test_his_passkeys_name_with_a_japanese_spelled_number_stays_out_of_her_removal_notice(
+    thief_setup: Any, order_api: Any, new_browser_api: Any, clock: Any, name: str, shown: Any
+) -> None:
+    """Secure: "0120ー987ー654" is how a Japanese keyboard writes a phone number (the IME turns "-" into the
+    prolonged-sound mark ー, a letter to ``str.isalpha``), and 九百八十七 is how a number is written out in
+    kanji. ``_digits_shape`` makes ー, ｰ, 百 and 十 "a", which ends the run of digits, and more than three
+    separators end it too: her genuine "a sign-in method was removed" mail still hands her his desk's
+    number. Treat ー/ｰ/〜 and the kanji place values (十百千万) as separators or digits, and count a gap of
+    any non-alphanumeric length (within a line) as one."""
+    hanako = thief_setup
+    thief = _thief_with_one_code(order_api, hanako)
+    assert _register_named(thief, new_key(), name).status_code == 201
+    body = _her_removes(new_browser_api, hanako, PasskeyDevice.objects.get(user=hanako), clock)
+    assert "Hanako iPhone" in body, body
+    assert not shown.search(body), body
+
+
+# -- 2. domains the domain pattern does not see -----------------------------------------------------------
+
+UNSEEN_DOMAINS = [
+    # An IDN label then a Japanese particle: (?![\w\-]) refuses the match, LINK_PATTERN knows ASCII labels.
+    ("Hanako iPhone 確認は のむら証券.jpへ", "のむら証券.jp"),
+    # A full-width top-level domain (IDNA maps it to "jp"; the pattern wants [a-z]).
+    ("Hanako iPhone 確認 nomura-sec．ｊｐ", "nomura-sec．ｊｐ"),
+    # ONE DOT LEADER (U+2024): it looks like "." and NFKC (so IDNA) maps it to "."
+    ("Hanako iPhone check nomura-sec\u2024jp", "nomura-sec\u2024jp"),
+]
+
+
+@pytest.mark.parametrize(("name", "domain"), UNSEEN_DOMAINS)
+def test_his_passkeys_name_with_a_domain_stays_out_of_her_removal_notice(
+    thief_setup: Any, order_api: Any, new_browser_api: Any, clock: Any, name: str, domain: str
+) -> None:
+    """Secure: mails carry no links and no domain a reader types. A domain followed straight by a Japanese
+    particle ("のむら証券.jpへ": Japanese puts no space there), a full-width TLD ("．ｊｐ") or a dot leader
+    ("․") passes ``_DOMAIN`` (lookahead ``(?![\\w\\-])`` and ASCII ``[a-z]`` TLDs, only 。．｡ as dots) and the
+    ASCII ``LINK_PATTERN``: his phishing site is named in her genuine removal notice. NFKC-fold the text
+    before matching, and end a domain at any character that is not ASCII-alphanumeric or '-'."""
+    hanako = thief_setup
+    thief = _thief_with_one_code(order_api, hanako)
+    assert _register_named(thief, new_key(), name).status_code == 201
+    body = _her_removes(new_browser_api, hanako, PasskeyDevice.objects.get(user=hanako), clock)
+    assert "Hanako iPhone" in body, body
+    assert domain not in body, body
+
+
+def test_her_security_page_does_not_show_his_domain_followed_by_a_particle(
+    thief_setup: Any, order_api: Any, new_browser_api: Any, clock: Any
+) -> None:
+    """Secure: the mail at least has the ASCII ``LINK_PATTERN`` behind ``strip_lures``; the security page
+    (``chosen_name``) and the console (``shown_name``) have only ``strip_lures``, whose domain match needs a
+    non-word character after the TLD. "Hanako iPhone 確認は nomura-sec.jpへ" is listed whole on the page she
+    opens to find the method she did not add. Apply the same (NFKC, any-script) domain match everywhere."""
+    hanako = thief_setup
+    thief = _thief_with_one_code(order_api, hanako)
+    assert _register_named(thief, new_key(), "Hanako iPhone 確認は nomura-sec.jpへ").status_code == 201
+    text = _her_security_page(new_browser_api, hanako, clock)
+    assert "Hanako iPhone" in text
+    assert "nomura-sec.jp" not in text, re.findall(r".{0,40}nomura.{0,20}", text)
+
+
+# -- 3. other carriers of his text -------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("actions_site")
+@pytest.mark.xfail(
+    strict=True,
+    reason="a known limit (docs/sensitive-actions.md): a transfer's destination is free text that holds its "
+    "account's number, so a number in it cannot be told from a callback number; the destination needs fields",
+)
+def test_a_securities_transfers_destination_does_not_carry_his_number_into_her_hold_notice(
+    customer: Any, hanako: Any
+) -> None:
+    """Secure: bank and holder names with a phone number are refused (400), but a securities transfer's
+    ``destination`` is free text of 120 characters (``_text(120)``), rendered into ``summary`` which
+    ``_clean_context`` only ``defang``s: her genuine "a request is on hold until you confirm it" mail reads
+    "Transfer 100 shares of 7203 out to 野村證券 ご本人でない場合は当社 0120-987-654 へ" above "if you did
+    not ask for this, do not confirm it". Make the destination structured (broker code, branch, digits of
+    the account) like a bank account, or refuse a lure in its free-text part."""
+    client, _authenticator = customer
+    params = {
+        "account": "1",
+        "symbol": "7203",
+        "quantity": 100,
+        "destination": "野村證券 ご本人でない場合は当社 0120-987-654 へ",
+    }
+    guard_in_session(client, hanako, kind="securities_transfer_out", params=params)
+    note = Notification.objects.filter(kind="action_held", user=hanako).latest("pk")
+    body = build_message(note).body
+    assert "7203" in body, body
+    assert not DIGITS.search(body), body
+
+
+def test_the_consoles_known_device_list_does_not_hand_the_desk_his_number(
+    alice: Any, browser_at: Any
+) -> None:
+    """Secure: his User-Agent's "SECURITY DESK CALL 0120 987 654 Spider/2" is stored as the remembered
+    browser's ``label`` and the sign-in's ``device_summary``. The security page and the incident report
+    pass them through ``device_label``; the console's "Known devices" and "Login events" lists show the
+    raw field (``list_display = ("user", "label", ...)``, ``"device_summary"``). The analyst calling "the
+    customer's desk" reaches him. Show these columns through ``device_label`` too."""
+    from .console_data import staff_client, staff_user
+
+    browser_at(IP_TOKYO, UA_VISHING).sign_in("alice")
+    desk = staff_client(
+        staff_user("desk", perms=("authguard.view_knowndevice", "authguard.view_loginevent"))
+    )
+    shown = []
+    for path in ("/admin/authguard/knowndevice/", "/admin/authguard/loginevent/"):
+        page = desk.get(path)
+        assert page.status_code == 200, path
+        text = re.sub(r"<[^>]+>", " ", page.content.decode())
+        assert "Spider" in text, path
+        shown += [path] if DIGITS.search(text) else []
+    assert shown == [], shown
+
+
+# -- 4. the cost: ordinary customer text -----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("actions_site")
+@pytest.mark.parametrize(
+    ("bank_name", "holder_name"),
+    [
+        ("ゆうちょ銀行", "ヤマダ ハナコ"),
+        ("三菱UFJ銀行", "YAMADA HANAKO"),
+        ("PayPay銀行", "ﾔﾏﾀﾞ ﾊﾅｺ"),
+        ("ＳＢＩ新生銀行", "ｶ)ﾔﾏﾀﾞｼﾖｳｼﾞ"),
+        ("楽天銀行", "SMITH JOHN"),
+        ("GMOあおぞらネット銀行", "ヤマダ タロウ"),
+        ("auじぶん銀行", "YAMADA TARO"),
+    ],
+)
+def test_held_ordinary_bank_and_holder_names_are_accepted(
+    customer: Any, bank_name: str, holder_name: str
+) -> None:
+    """Held: the bank and holder names Japanese customers type are held for her passkey, not refused."""
+    client, _authenticator = customer
+    response = client.post("/api/bank-accounts", {**BANK, "bank_name": bank_name, "holder_name": holder_name})
+    assert response.status_code == 202, response.content
+
+
+@pytest.mark.usefixtures("actions_site")
+@pytest.mark.parametrize("holder_name", ["J.SMITH", "YAMADA.TARO", "ABC CO.LTD", "ｶ)ABC.JAPAN"])
+def test_a_holder_name_with_a_dot_is_not_refused_as_a_web_address(customer: Any, holder_name: str) -> None:
+    """Secure: the Zengin character set lets a holder name carry "." (initials, "CO.LTD", romaji with a dot);
+    ``_DOMAIN`` takes any letters after a dot for a top-level domain ([a-z]{2,24}), so "J.SMITH" or
+    "ABC CO.LTD" (the name printed on the customer's bank book) is refused with "a name cannot contain a web
+    address", and she cannot register her own account. Accept a top-level domain only from the real list
+    (the IANA root zone, or at least the ccTLDs and common gTLDs), or require a second label before it."""
+    client, _authenticator = customer
+    response = client.post("/api/bank-accounts", {**BANK, "holder_name": holder_name})
+    assert response.status_code == 202, response.content
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "iPhone 15 Pro",
+        "Pixel 8a",
+        "YubiKey 5C NFC",
+        "MacBook Pro 2023",
+    ],
+)
+def test_held_ordinary_passkey_names_are_shown_whole_on_her_security_page(
+    thief_setup: Any, new_browser_api: Any, clock: Any, name: str
+) -> None:
+    """Held: ordinary passkey names are listed as she typed them."""
+    from authguard.testing import SoftAuthenticator
+
+    from .conftest import bind_passkey
+
+    bind_passkey(thief_setup, SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost"), name=name)
+    text = _her_security_page(new_browser_api, thief_setup, clock)
+    assert name in text
+
+
+@pytest.mark.parametrize("name", ["会社のPC 2024-10-01", "Windows Hello 2024.10.01", "家のPC 2024/10/01 09:00"])
+def test_a_passkey_named_with_its_date_keeps_the_date_on_her_security_page(
+    thief_setup: Any, new_browser_api: Any, clock: Any, name: str
+) -> None:
+    """Secure (cost): customers name passkeys by the day they added them ("会社のPC 2024-10-01"); the eight
+    digits of an ISO date are "a phone number" to ``_PHONE``, and her security page lists her own passkey
+    as "会社のPC […]", which tells her nothing when she must pick which method to remove. A date
+    (YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD, with or without a time) is not a callback number: recognise it
+    (a Japanese phone number starts with 0, a date with 19/20)."""
+    from authguard.testing import SoftAuthenticator
+
+    from .conftest import bind_passkey
+
+    bind_passkey(thief_setup, SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost"), name=name)
+    text = _her_security_page(new_browser_api, thief_setup, clock)
+    assert name in text, re.findall(r".{0,30}\[…\].{0,10}", text)
+
+
+@pytest.mark.parametrize(
+    "ua",
+    [
+        "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86",
+        "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/18.1 Mobile/15E148 Safari/604.1",
+    ],
+)
+def test_held_real_browsers_are_named_whole_in_her_sign_in_notice(
+    alice: Any, browser_at: Any, on_commit: Any, ua: str
+) -> None:
+    """Held: the summaries of real browsers (major versions only) keep every word: in the stored sign-in, on
+    her security page's filter (``device_label``) and in the Device line of a sign-in notice when one is sent."""
+    from authguard.models import LoginEvent
+    from authguard.templatetags.authguard_display import device_label
+
+    Notification.objects.all().delete()
+    with on_commit(execute=True):
+        browser_at(IP_TOKYO, ua).sign_in("alice")
+    summary = LoginEvent.objects.filter(user=alice).latest("pk").device_summary
+    assert "[…]" not in device_label(summary), summary
+    for notice in Notification.objects.filter(user=alice):
+        body = build_message(notice).body
+        assert "[…]" not in body, body
+
+
+def test_the_factor_list_api_does_not_hand_the_portal_his_callback_number(
+    thief_setup: Any, order_api: Any, new_browser_api: Any, clock: Any
+) -> None:
+    """Secure: a portal draws its own "your sign-in methods" screen from ``POST api/factors``; authguard's
+    security page shows names through ``chosen_name`` (numbers stripped), the API returns ``device.name``
+    raw, so the brokerage's app lists "Hanako iPhone - if not you, call our desk 0120-987-654" on her
+    screen. Return the name as the page shows it (``chosen_name``), or say which names carry a lure."""
+    hanako = thief_setup
+    thief = _thief_with_one_code(order_api, hanako)
+    vishing = "Hanako iPhone - if not you, call our desk 0120-987-654 now"
+    assert _register_named(thief, new_key(), vishing).status_code == 201
+    clock.shift(31)
+    her = new_browser_api(IP_TOKYO)
+    her.login("hanako", HANAKO_PASSWORD)
+    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    listed = her.post("/authguard/api/factors")
+    assert listed.status_code == 200, listed.content
+    names = [factor["name"] for factor in listed.json()["factors"]]
+    assert any("Hanako iPhone" in name for name in names), names
+    assert not any(DIGITS.search(name) for name in names), names
