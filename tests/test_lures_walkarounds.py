@@ -139,7 +139,8 @@ def test_her_security_page_does_not_show_his_domain_followed_by_a_particle(
     "account's number, so a number in it cannot be told from a callback number; the destination needs fields",
 )
 def test_a_securities_transfers_destination_does_not_carry_his_number_into_her_hold_notice(
-    customer: Any, hanako: Any
+    customer: Any,  # noqa: F811
+    hanako: Any,
 ) -> None:
     """Secure: bank and holder names with a phone number are refused (400), but a securities transfer's
     ``destination`` is free text of 120 characters (``_text(120)``), rendered into ``summary`` which
@@ -162,7 +163,8 @@ def test_a_securities_transfers_destination_does_not_carry_his_number_into_her_h
 
 
 def test_the_consoles_known_device_list_does_not_hand_the_desk_his_number(
-    alice: Any, browser_at: Any
+    alice: Any,  # noqa: F811
+    browser_at: Any,
 ) -> None:
     """Secure: his User-Agent's "SECURITY DESK CALL 0120 987 654 Spider/2" is stored as the remembered
     browser's ``label`` and the sign-in's ``device_summary``. The security page and the incident report
@@ -172,9 +174,7 @@ def test_the_consoles_known_device_list_does_not_hand_the_desk_his_number(
     from .console_data import staff_client, staff_user
 
     browser_at(IP_TOKYO, UA_VISHING).sign_in("alice")
-    desk = staff_client(
-        staff_user("desk", perms=("authguard.view_knowndevice", "authguard.view_loginevent"))
-    )
+    desk = staff_client(staff_user("desk", perms=("authguard.view_knowndevice", "authguard.view_loginevent")))
     shown = []
     for path in ("/admin/authguard/knowndevice/", "/admin/authguard/loginevent/"):
         page = desk.get(path)
@@ -202,7 +202,9 @@ def test_the_consoles_known_device_list_does_not_hand_the_desk_his_number(
     ],
 )
 def test_held_ordinary_bank_and_holder_names_are_accepted(
-    customer: Any, bank_name: str, holder_name: str
+    customer: Any,  # noqa: F811
+    bank_name: str,
+    holder_name: str,
 ) -> None:
     """Held: the bank and holder names Japanese customers type are held for her passkey, not refused."""
     client, _authenticator = customer
@@ -212,7 +214,7 @@ def test_held_ordinary_bank_and_holder_names_are_accepted(
 
 @pytest.mark.usefixtures("actions_site")
 @pytest.mark.parametrize("holder_name", ["J.SMITH", "YAMADA.TARO", "ABC CO.LTD", "ｶ)ABC.JAPAN"])
-def test_a_holder_name_with_a_dot_is_not_refused_as_a_web_address(customer: Any, holder_name: str) -> None:
+def test_a_holder_name_with_a_dot_is_not_refused_as_a_web_address(customer: Any, holder_name: str) -> None:  # noqa: F811
     """Secure: the Zengin character set lets a holder name carry "." (initials, "CO.LTD", romaji with a dot);
     ``_DOMAIN`` takes any letters after a dot for a top-level domain ([a-z]{2,24}), so "J.SMITH" or
     "ABC CO.LTD" (the name printed on the customer's bank book) is refused with "a name cannot contain a web
@@ -245,7 +247,9 @@ def test_held_ordinary_passkey_names_are_shown_whole_on_her_security_page(
     assert name in text
 
 
-@pytest.mark.parametrize("name", ["会社のPC 2024-10-01", "Windows Hello 2024.10.01", "家のPC 2024/10/01 09:00"])
+@pytest.mark.parametrize(
+    "name", ["会社のPC 2024-10-01", "Windows Hello 2024.10.01", "家のPC 2024/10/01 09:00"]
+)
 def test_a_passkey_named_with_its_date_keeps_the_date_on_her_security_page(
     thief_setup: Any, new_browser_api: Any, clock: Any, name: str
 ) -> None:
@@ -276,10 +280,14 @@ def test_a_passkey_named_with_its_date_keeps_the_date_on_her_security_page(
     ],
 )
 def test_held_real_browsers_are_named_whole_in_her_sign_in_notice(
-    alice: Any, browser_at: Any, on_commit: Any, ua: str
+    alice: Any,  # noqa: F811
+    browser_at: Any,
+    on_commit: Any,  # noqa: F811
+    ua: str,
 ) -> None:
     """Held: the summaries of real browsers (major versions only) keep every word: in the stored sign-in, on
-    her security page's filter (``device_label``) and in the Device line of a sign-in notice when one is sent."""
+    her security page's filter (``device_label``) and in the Device line of a sign-in notice when one is
+    sent."""
     from authguard.models import LoginEvent
     from authguard.templatetags.authguard_display import device_label
 

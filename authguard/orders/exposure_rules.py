@@ -374,8 +374,7 @@ class Exposure(OrderRule):
                     ),
                 )
                 return
-        holding = facts.portfolio.holding(facts.symbol)
-        position = (holding.value if holding else Decimal(0)) + facts.counted_amount
+        position = _held_at_least_reference(facts) + facts.counted_amount
         concentration = position * Decimal(str(facts.exposure_weight)) / total if total > 0 else Decimal(1)
         limit = self._limit("max_position_share", facts)
         if concentration > limit:
@@ -392,3 +391,20 @@ class Exposure(OrderRule):
                 self.action,
                 self._evidence(facts, concentration=concentration, illiquidity=facts.illiquidity),
             )
+
+
+def _held_at_least_reference(facts: OrderFacts) -> Decimal:
+    """The position the customer already holds in the order's instrument, valued at no less than its shares
+    at the long-run price (``InstrumentInfo.reference_price``), as the order itself is (``counted_amount``).
+
+    SECURITY: valued at the day's price, a print of the gang's stock at 60 % of its usual price halved her
+    years-old 27 % position, and his buys with her cash took it to 35 % unheld, over the 30 % limit (red
+    team, round fifty-five)."""
+    holding = facts.portfolio.holding(facts.symbol)
+    if holding is None:
+        return Decimal(0)
+    reference = facts.instrument.reference_price
+    if reference is None or Decimal(reference) <= 0:
+        return holding.value
+    at_reference = Decimal(reference) * holding.quantity * facts.instrument.fx_rate
+    return max(holding.value, at_reference.quantize(Decimal("0.01")))
