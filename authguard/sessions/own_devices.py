@@ -70,19 +70,24 @@ def _is_this_browser(request: HttpRequest, *, device: KnownDevice, user: Any) ->
     """Whether ``device`` is the browser making this request, as far as forgetting it goes: its cookie, and
     for a browser with standing (known for ``ESTABLISHED_DEVICE_DAYS``) its DBSC binding's proof or, unbound,
     a session its sign-in left low-risk. A browser without standing (the shared computer she signed in on
-    today) is forgotten from itself as before: that costs her nothing.
+    today) is forgotten from itself as before, unless it is bound and this request has no proof of it.
 
     SECURITY: a copy of her browser's device cookie is not "this browser": his relayed code forgot her
     browser of months and ended its binding, which a code-verified sign-out keeps (round forty-six); without
     DBSC, a copy stepped up as her settled browser moved did the same (round forty-seven)."""
     if device.cookie_hash != device_generations.presented(request)[0]:
         return False
-    established = clock.now() - timedelta(days=ESTABLISHED_DEVICE_DAYS)
-    if device.learned_at is None or device.learned_at > established:
-        return True
     binding = device_binding.device_binding_state(
         request, device_cookie_hash=device.cookie_hash, user_id=user.pk
     )
+    if binding == "bound_missing_proof":
+        # SECURITY: a bound browser's cookie without its proof is a copy, however young the browser: his
+        # relayed code forgot her browser bound five days before, and her binding ended with it (red team,
+        # round fifty-six).
+        return False
+    established = clock.now() - timedelta(days=ESTABLISHED_DEVICE_DAYS)
+    if device.learned_at is None or device.learned_at > established:
+        return True
     return binding == "bound_ok" or (binding == "unbound" and lifecycle.session_low_risk(request))
 
 
