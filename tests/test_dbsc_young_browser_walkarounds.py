@@ -245,7 +245,8 @@ def test_held_a_token_sign_in_with_her_copied_device_cookie_is_stepped_up(
     thief = Client(REMOTE_ADDR=IP_TOKYO_2, HTTP_USER_AGENT=UA_CHROME_WIN)
     thief.cookies[DEVICE] = her.cookies[DEVICE].value
     answer = thief.post(
-        "/api/auth/token", {"username": "hanako", "password": "correct horse battery"},
+        "/api/auth/token",
+        {"username": "hanako", "password": "correct horse battery"},
         content_type="application/json",
     )
     body = answer.json()
