@@ -19,9 +19,12 @@ from authguard.validators import visible_text
 
 #: Kanji numerals, which spell a number as well as digits do (〇一二〇・九八七・六五四, 九百八十七).
 KANJI_DIGITS = frozenset("〇零一壱二弐三参四五六七八九十百千")
-#: Characters that read as letters (prolonged sound marks, wave dashes) but join a number's parts, as a
-#: Japanese input method types "-" in kana mode (0120ー987ー654).
-JOINERS = frozenset("ーｰ〜～~")
+#: Characters that read as letters (prolonged sound marks, wave dashes, the particle の) but join a number's
+#: parts, as a Japanese input method types "-" in kana mode (0120ー987ー654, 0120の987の654).
+JOINERS = frozenset("ーｰ〜～~の")
+#: Characters read at most: the patterns' time grows with the square of a hostile text's length, and no name
+#: or summary shown is longer (a passkey's name is 64, a context value 120 to 480).
+MAX_TEXT = 1000
 #: Full stops a browser or a reader takes for a domain's dot.
 DOTS = frozenset("。．｡")
 #: Seven digits or more, each apart from the next by at most six characters that are neither letters nor
@@ -128,16 +131,16 @@ def _domains(read: str) -> list[re.Match[str]]:
 
 
 def _spans(text: str) -> list[tuple[int, int]]:
-    read = _read(text)
+    read = _read(text[:MAX_TEXT])
     found = _phones(read) + [m.span() for m in _domains(read)]
     found += [m.span() for m in LINK_PATTERN.finditer(read)]
     return sorted(found)
 
 
-def has_lure(text: str) -> bool:
+def has_lure(text: object) -> bool:
     """Whether ``text`` holds a phone number, a link, an e-mail address or a domain name under a top level
     domain of :data:`_REFUSED_TLDS` or a country's, in any script or width."""
-    read = _read(text)
+    read = _read(str(text)[:MAX_TEXT])
     if _phones(read) or any(
         m.group(0)[:4].lower() == "www." or "@" in m.group(0) or ":" in m.group(0)
         for m in LINK_PATTERN.finditer(read)
@@ -149,8 +152,10 @@ def has_lure(text: str) -> bool:
     )
 
 
-def strip_lures(text: str) -> str:
-    """``text`` with each phone number, link, e-mail address and domain name replaced by "[…]"."""
+def strip_lures(text: object) -> str:
+    """``text`` with each phone number, link, e-mail address and domain name replaced by "[…]"; cut to
+    :data:`MAX_TEXT` characters ("" for None)."""
+    text = "" if text is None else str(text)[:MAX_TEXT]
     out, at = [], 0
     for start, end in _spans(text):
         start = max(start, at)  # overlapping: already cut

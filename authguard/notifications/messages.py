@@ -130,6 +130,8 @@ def defang_name(value: Any, *, limit: int = MAX_VALUE) -> Any:
     (red team, round fifty-three); his User-Agent's "SECURITY DESK CALL 0120 987 654 Spider/2" did the same
     as the mail's browser, and kanji numerals or a full-width dot passed a pattern of ASCII (round 54)."""
     cleaned = defang(value, limit=limit)
+    if isinstance(cleaned, list):
+        return [strip_lures(item) if isinstance(item, str) else item for item in cleaned]
     return strip_lures(cleaned) if isinstance(cleaned, str) else cleaned
 
 
