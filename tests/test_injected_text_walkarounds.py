@@ -58,12 +58,18 @@ def _register_named(client: Any, key: Any, name: str) -> Any:
     return client.post("/authguard/api/passkeys", {**key.create(options.json()), "name": name})
 
 
-def _her_removes(new_browser_api: Any, hanako: Any, device: Any, clock: Any) -> str:
-    """hanako, from her PC, verifies with her app and removes ``device``: the body of her removal mail."""
+def _her_verified(new_browser_api: Any, hanako: Any, clock: Any) -> Any:
+    """hanako signed in from her PC and verified with her app: her client."""
     clock.shift(31)  # the thief's relayed code was this step's; hers is the next one
     her = new_browser_api(IP_TOKYO)
     her.login("hanako", HANAKO_PASSWORD)
     assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    return her
+
+
+def _her_removes(new_browser_api: Any, hanako: Any, device: Any, clock: Any) -> str:
+    """hanako, from her PC, verifies with her app and removes ``device``: the body of her removal mail."""
+    her = _her_verified(new_browser_api, hanako, clock)
     removed = her.post("/authguard/api/factors/remove", {"id": device.persistent_id})
     assert removed.status_code == 200, removed.content
     notice = Notification.objects.filter(user=hanako, kind="factor_removed").latest("pk")
@@ -228,10 +234,7 @@ def test_her_security_page_does_not_show_his_callback_number_in_his_passkeys_nam
     thief = _thief_with_one_code(order_api, hanako)
     vishing = "Hanako iPhone - if not you, call our desk 0120-987-654 now"
     assert _register_named(thief, new_key(), vishing).status_code == 201
-    clock.shift(31)
-    her = new_browser_api(IP_TOKYO)
-    her.login("hanako", HANAKO_PASSWORD)
-    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    her = _her_verified(new_browser_api, hanako, clock)
     page = her.get("/authguard/security/")
     assert page.status_code == 200
     html = page.content.decode()

@@ -12,42 +12,31 @@ import re
 from typing import Any
 
 import pytest
-from django.core import mail
 
 from authguard.models import Notification, PasskeyDevice
 from authguard.notifications.messages import build_message
 
 from .actions_support import BANK, actions_site, customer, guard_in_session  # noqa: F401 (fixtures)
-from .conftest import HANAKO_PASSWORD, IP_TOKYO, of_long_standing, totp_token
-from .factor_scenarios import new_key, old_totp
+from .conftest import IP_TOKYO
+from .factor_scenarios import new_key
 from .test_injected_text_walkarounds import (  # noqa: F401 (fixtures)
     DIGITS,
     UA_VISHING,
     _her_removes,
+    _her_verified,
     _register_named,
     _thief,
     _thief_with_one_code,
     alice,
     on_commit,
+    thief_setup,
 )
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def thief_setup(new_browser_api: Any, order_api: Any, hanako: Any, totp_factory: Any) -> Any:
-    of_long_standing(hanako)
-    hanako.totp = old_totp(hanako, totp_factory)
-    mail.outbox.clear()
-    return hanako
-
-
 def _her_security_page(new_browser_api: Any, hanako: Any, clock: Any) -> str:
-    clock.shift(31)
-    her = new_browser_api(IP_TOKYO)
-    her.login("hanako", HANAKO_PASSWORD)
-    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
-    page = her.get("/authguard/security/")
+    page = _her_verified(new_browser_api, hanako, clock).get("/authguard/security/")
     assert page.status_code == 200
     return re.sub(r"<[^>]+>", " ", page.content.decode())
 
@@ -69,7 +58,12 @@ JAPANESE_SPELLINGS = [
 
 @pytest.mark.parametrize(("name", "shown"), JAPANESE_SPELLINGS)
 def test_his_passkeys_name_with_a_japanese_spelled_number_stays_out_of_her_removal_notice(
-    thief_setup: Any, order_api: Any, new_browser_api: Any, clock: Any, name: str, shown: Any
+    thief_setup: Any,  # noqa: F811
+    order_api: Any,
+    new_browser_api: Any,
+    clock: Any,
+    name: str,
+    shown: Any,
 ) -> None:
     """Secure: "0120ー987ー654" is how a Japanese keyboard writes a phone number (the IME turns "-" into the
     prolonged-sound mark ー, a letter to ``str.isalpha``), and 九百八十七 is how a number is written out in
@@ -99,7 +93,12 @@ UNSEEN_DOMAINS = [
 
 @pytest.mark.parametrize(("name", "domain"), UNSEEN_DOMAINS)
 def test_his_passkeys_name_with_a_domain_stays_out_of_her_removal_notice(
-    thief_setup: Any, order_api: Any, new_browser_api: Any, clock: Any, name: str, domain: str
+    thief_setup: Any,  # noqa: F811
+    order_api: Any,
+    new_browser_api: Any,
+    clock: Any,
+    name: str,
+    domain: str,
 ) -> None:
     """Secure: mails carry no links and no domain a reader types. A domain followed straight by a Japanese
     particle ("のむら証券.jpへ": Japanese puts no space there), a full-width TLD ("．ｊｐ") or a dot leader
@@ -115,7 +114,10 @@ def test_his_passkeys_name_with_a_domain_stays_out_of_her_removal_notice(
 
 
 def test_her_security_page_does_not_show_his_domain_followed_by_a_particle(
-    thief_setup: Any, order_api: Any, new_browser_api: Any, clock: Any
+    thief_setup: Any,  # noqa: F811
+    order_api: Any,
+    new_browser_api: Any,
+    clock: Any,
 ) -> None:
     """Secure: the mail at least has the ASCII ``LINK_PATTERN`` behind ``strip_lures``; the security page
     (``chosen_name``) and the console (``shown_name``) have only ``strip_lures``, whose domain match needs a
@@ -235,7 +237,10 @@ def test_a_holder_name_with_a_dot_is_not_refused_as_a_web_address(customer: Any,
     ],
 )
 def test_held_ordinary_passkey_names_are_shown_whole_on_her_security_page(
-    thief_setup: Any, new_browser_api: Any, clock: Any, name: str
+    thief_setup: Any,  # noqa: F811
+    new_browser_api: Any,
+    clock: Any,
+    name: str,
 ) -> None:
     """Held: ordinary passkey names are listed as she typed them."""
     from authguard.testing import SoftAuthenticator
@@ -251,7 +256,10 @@ def test_held_ordinary_passkey_names_are_shown_whole_on_her_security_page(
     "name", ["会社のPC 2024-10-01", "Windows Hello 2024.10.01", "家のPC 2024/10/01 09:00"]
 )
 def test_a_passkey_named_with_its_date_keeps_the_date_on_her_security_page(
-    thief_setup: Any, new_browser_api: Any, clock: Any, name: str
+    thief_setup: Any,  # noqa: F811
+    new_browser_api: Any,
+    clock: Any,
+    name: str,
 ) -> None:
     """Secure (cost): customers name passkeys by the day they added them ("会社のPC 2024-10-01"); the eight
     digits of an ISO date are "a phone number" to ``_PHONE``, and her security page lists her own passkey
@@ -302,7 +310,10 @@ def test_held_real_browsers_are_named_whole_in_her_sign_in_notice(
 
 
 def test_the_factor_list_api_does_not_hand_the_portal_his_callback_number(
-    thief_setup: Any, order_api: Any, new_browser_api: Any, clock: Any
+    thief_setup: Any,  # noqa: F811
+    order_api: Any,
+    new_browser_api: Any,
+    clock: Any,
 ) -> None:
     """Secure: a portal draws its own "your sign-in methods" screen from ``POST api/factors``; authguard's
     security page shows names through ``chosen_name`` (numbers stripped), the API returns ``device.name``
@@ -312,11 +323,7 @@ def test_the_factor_list_api_does_not_hand_the_portal_his_callback_number(
     thief = _thief_with_one_code(order_api, hanako)
     vishing = "Hanako iPhone - if not you, call our desk 0120-987-654 now"
     assert _register_named(thief, new_key(), vishing).status_code == 201
-    clock.shift(31)
-    her = new_browser_api(IP_TOKYO)
-    her.login("hanako", HANAKO_PASSWORD)
-    assert her.post("/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
-    listed = her.post("/authguard/api/factors")
+    listed = _her_verified(new_browser_api, hanako, clock).post("/authguard/api/factors")
     assert listed.status_code == 200, listed.content
     names = [factor["name"] for factor in listed.json()["factors"]]
     assert any("Hanako iPhone" in name for name in names), names

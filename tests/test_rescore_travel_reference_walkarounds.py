@@ -13,28 +13,19 @@ Osaka, 400 km from her call a minute ago, no travel at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import time_machine
 from django.test import Client
 
-from authguard.models import LoginEvent, Outcome
-from authguard.testing import write_geoip_databases
+from authguard.models import LoginEvent
 
-from .conftest import IP_TOKYO, TEST_NETWORKS
+# Her laptop's history and the GeoIP test networks (the Toyohashi block too) of round fifty-three's file.
+from .test_places_wide_merge_walkarounds import OCN_WIDE, _her_morning, seasoned, wide_geoip_dir  # noqa: F401
 from .test_sessions_binding_anchor import (
-    EXTRA,
-    OCN,
-    OCN_NAGOYA,
     OCN_OSAKA,
-    START,
-    _at,
     _jar,
-    _signed_in_after,
     _state,
     _use,
     hanako,  # noqa: F401
@@ -42,39 +33,9 @@ from .test_sessions_binding_anchor import (
 
 pytestmark = [pytest.mark.django_db]
 
-#: An OCN block GeoIP places near Toyohashi with MaxMind's common 100 km radius (225 km from Tokyo).
-OCN_WIDE = "203.0.102.9"
-HOP = _at("203.0.102.0/24", "Toyohashi", 34.7692, 137.3915, 100, OCN)
-
-
-@pytest.fixture(scope="session")
-def hop_geoip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_geoip_databases(tmp_path_factory.mktemp("travel-reference"), [*TEST_NETWORKS, *EXTRA, HOP])
-
-
-@pytest.fixture
-def seasoned(hanako: Any, settings: Any, hop_geoip_dir: Path) -> Iterator[tuple[Any, Client]]:  # noqa: F811
-    """Her laptop: twelve daily sign-ins at home in Tokyo and on trips to Nagoya (both OCN), then signed in
-    at home and active. Osaka is a city her laptop never signed in from."""
-    settings.AUTHGUARD_GEOIP_PATH = str(hop_geoip_dir)
-    traveller = time_machine.travel(START - timedelta(days=21), tick=False)
-    t = traveller.start()
-    yield t, _signed_in_after(t, [IP_TOKYO, IP_TOKYO, OCN_NAGOYA] * 4)
-    traveller.stop()
-
-
-def _her_morning(t: Any, home: Client) -> None:
-    for _ in range(3):  # she reads her portfolio every ten minutes at home
-        t.shift(timedelta(minutes=10))
-        assert _use(home) == 200
-
-
-def _last_rescore() -> LoginEvent | None:
-    return LoginEvent.objects.filter(outcome__in=[Outcome.RESCORED, Outcome.SIGNED_IN]).order_by("pk").last()
-
 
 def test_held_the_copy_straight_from_osaka_a_minute_after_her_call_is_held(
-    seasoned: tuple[Any, Client],
+    seasoned: tuple[Any, Client],  # noqa: F811
 ) -> None:
     """Control: the copy's first call from an OCN address in Osaka a minute after her call from Tokyo is held
     (50 points: impossible_travel 30, 400 km in a minute; device_new_city 10; device_moved 10)."""
@@ -89,7 +50,7 @@ def test_held_the_copy_straight_from_osaka_a_minute_after_her_call_is_held(
 
 
 def test_a_copy_hopping_through_a_widely_placed_address_of_her_isp_is_still_measured_from_her_call(
-    seasoned: tuple[Any, Client],
+    seasoned: tuple[Any, Client],  # noqa: F811
 ) -> None:
     """Secure: the copy's call from Osaka a minute after her call from Tokyo is held for travel, whatever
     address of her ISP it went through first: 400 km in a minute is no one's journey.

@@ -403,8 +403,5 @@ def _held_at_least_reference(facts: OrderFacts) -> Decimal:
     holding = facts.portfolio.holding(facts.symbol)
     if holding is None:
         return Decimal(0)
-    reference = facts.instrument.reference_price
-    if reference is None or Decimal(reference) <= 0:
-        return holding.value
-    at_reference = Decimal(reference) * holding.quantity * facts.instrument.fx_rate
-    return max(holding.value, at_reference.quantize(Decimal("0.01")))
+    at_reference = facts.instrument.reference_value_of(holding.quantity)
+    return holding.value if at_reference is None else max(holding.value, at_reference)

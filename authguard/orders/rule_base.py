@@ -138,6 +138,13 @@ class InstrumentInfo:
         """The value of ``quantity`` shares in the portfolio's currency."""
         return (self.price * quantity * self.fx_rate).quantize(Decimal("0.01"))
 
+    def reference_value_of(self, quantity: int) -> Decimal | None:
+        """:meth:`value_of` at ``reference_price``; ``None`` without one."""
+        reference = self.reference_price
+        if reference is None or Decimal(reference) <= 0:
+            return None
+        return (Decimal(reference) * quantity * self.fx_rate).quantize(Decimal("0.01"))
+
     def price_deviation(self, side: str) -> Decimal | None:
         """How far ``price`` is from ``reference_price`` to the loss of a customer on ``side``, as a share of
         the reference: a sell's price below it (``1 - price / reference``), a buy's above it (``price /
@@ -341,11 +348,10 @@ class OrderFacts:
         long-run price in the totals. A gang that printed its stocks at a hundredth of their price for a day
         sold her ¥960,000 of shares the guard then trusted at ¥98 million, and her whole portfolio went into
         its pump unheld (red team, round thirty-seven)."""
-        reference = self.instrument.reference_price
-        if not self.is_buy or self.exposure_weight <= 0 or reference is None or Decimal(reference) <= 0:
+        if not self.is_buy or self.exposure_weight <= 0:
             return self.amount
-        at_reference = Decimal(reference) * self.quantity * self.instrument.fx_rate
-        return max(self.amount, at_reference.quantize(Decimal("0.01")))
+        at_reference = self.instrument.reference_value_of(self.quantity)
+        return self.amount if at_reference is None else max(self.amount, at_reference)
 
     @property
     def weighted_amount(self) -> Decimal:

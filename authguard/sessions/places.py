@@ -321,7 +321,13 @@ def _covers(newer: list[Any], older: list[Any]) -> bool:
     at least as precisely. SECURITY: "the same place" subtracts both radii; a copy's hops through addresses
     of her ISP placed 100 and 140 km off with 100 km radii each replaced the place before, her precise one
     first, and travel was measured from the last of them (red team, round fifty-three)."""
-    return _same_place(newer, older) and not (_precise(older[2:5]) and newer[4] > older[4])
+    return _same_place(newer, older) and _as_precise(newer, older)
+
+
+def _as_precise(newer: list[Any], older: list[Any]) -> bool:
+    """Whether ``newer`` says where it was at least as precisely as ``older`` (any entry does when ``older``
+    is unplaced or coarse)."""
+    return not (_precise(older[2:5]) and newer[4] > older[4])
 
 
 def _forgotten(kept: list[list[Any]]) -> list[Any]:
@@ -344,7 +350,7 @@ def _near_and_as_precise(newer: list[Any], older: list[Any]) -> bool:
     """``newer`` (a known place) is within ``MATERIAL_MOVE_KM`` of ``older`` and says where it was at least as
     precisely: ``older`` adds nothing a far return could be measured against (:func:`_covers`, round 53)."""
     km = apart(older[2:5], newer[2:5])
-    return km is not None and km < MATERIAL_MOVE_KM and not (_precise(older[2:5]) and newer[4] > older[4])
+    return km is not None and km < MATERIAL_MOVE_KM and _as_precise(newer, older)
 
 
 def _known(entry: list[Any]) -> bool:  # an entry that says where its user was: precise, not anonymous
