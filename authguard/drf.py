@@ -252,18 +252,17 @@ def _auth_keys(session: SessionBase) -> dict[str, Any]:
     }
 
 
-def _park(session: SessionBase, user: Any, event_id: int) -> str:
-    """Keep a pending login for its step-up; returns its step-up token.
-
-    The pending state moves to a new private session without Django's sign-in keys (they are kept apart
-    under :data:`PARKED_KEY`): the token names the session's key, and that key as a session cookie must sign
-    nobody in. The session expires with the token.
+def _park(session: SessionBase, user: Any, event_id: int, *, started_at: float) -> tuple[str, SessionBase]:
+    """Keep a pending login (whose sign-in began at ``started_at``) for its step-up: its step-up token and
+    the parked session. The pending state moves to a new private session without Django's sign-in keys (kept
+    apart under :data:`PARKED_KEY`): the token names the session's key, and that key as a session cookie must
+    sign nobody in. The session expires with the token.
     """
     data = {key: value for key, value in session.items()}
     auth = {key: data.pop(key) for key in list(_auth_keys(session))}
     parked = _session_store()()
     parked.update(data)
-    parked[PARKED_KEY] = {"u": str(user.pk), "e": event_id, "auth": auth}
+    parked[PARKED_KEY] = {"u": str(user.pk), "e": event_id, "auth": auth, "t": started_at}
     parked.set_expiry(STEP_UP_TOKEN_SECONDS)
     # SECURITY: recorded as the user's, so "end every session" (the desk's, or hers) ends it too: a parked
     # login outlived it and exchanged the next relayed code for a token (red team, round twenty-seven). In one
@@ -272,9 +271,8 @@ def _park(session: SessionBase, user: Any, event_id: int) -> str:
         parked.save(must_create=True)
         SessionRecord.objects.create(session_key=str(parked.session_key), user_id=user.pk)
     _discard(session)
-    return clock.TimestampSigner(salt=_SALT).sign_object(
-        {"u": str(user.pk), "e": event_id, "k": parked.session_key}
-    )
+    claims = {"u": str(user.pk), "e": event_id, "k": parked.session_key}
+    return clock.TimestampSigner(salt=_SALT).sign_object(claims), parked
 
 
 @dataclass
@@ -285,6 +283,8 @@ class PendingLogin:
     session: SessionBase
     event_id: int
     auth: dict[str, Any]
+    #: When its sign-in began (:func:`_park`): an ending of the account's sessions since then ends it.
+    started_at: float | None = None
     #: Set once the step-up passed and the session was deleted: nothing may save it again.
     done: bool = False
 
@@ -333,7 +333,9 @@ def pending_login(step_up_token: object) -> PendingLogin:
     # SECURITY: a password change since the login ends it, as it ends every session.
     if not constant_time_compare(str(auth.get(HASH_SESSION_KEY, "")), user.get_session_auth_hash()):
         raise _expired()
-    return PendingLogin(user=user, session=session, event_id=event_id, auth=dict(auth))
+    started = parked.get("t")  # not a time (parked before round 57): ended, fail closed (_passed)
+    started = float(started) if isinstance(started, (int, float)) else None
+    return PendingLogin(user=user, session=session, event_id=event_id, auth=dict(auth), started_at=started)
 
 
 def _claim(pending: PendingLogin) -> None:

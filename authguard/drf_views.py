@@ -29,6 +29,7 @@ from authguard.drf import (
     _claim,
     _credential,
     _discard,
+    _expired,
     _in_session,
     _invalid,
     _issue_token,
@@ -131,7 +132,13 @@ class ObtainAuthToken(_View):
                 if event_id is None:  # SECURITY: no event to bind to: fail closed
                     result = LoginResult("denied")
                 else:
-                    step_up_token = _park(session, result.user, event_id)
+                    step_up_token, parked = _park(session, result.user, event_id, started_at=started)
+                    # SECURITY: an ending of the account's sessions (the desk's, her "sign out everywhere")
+                    # that read the records before the parked record was written never knew of it: the
+                    # next relayed code exchanged it for a token (red team, round fifty-seven).
+                    user_pk = getattr(result.user, "pk", None)
+                    if unless_ended_since(user_pk, started, partial(_discard, parked)):
+                        result, step_up_token = LoginResult("denied"), None
         if result.status != "step_up_required":
             _discard(session)  # an allowed login's private session served its purpose; a denied one is empty
         refused = login_answer(result)
@@ -194,6 +201,11 @@ def _passed(http: HttpRequest, pending: PendingLogin, *, device: Any, method: st
     # complete_step_up rotated the private session's key: delete the new one (and its record) too.
     _discard(session)
     pending.done = True
+    # SECURITY: the token, written, is checked against the endings since the sign-in began (the ending marks
+    # before it revokes the tokens): one that ended the parked login after this exchange read it, or before
+    # the record's commit, ends the token too (red team, round fifty-seven).
+    if unless_ended_since(pending.user.pk, pending.started_at, partial(revoke_tokens, pending.user)):
+        raise _expired()
     note_token_strength(key, method=method, device=device)
     return answer("ok", token=key, method=method)
 

@@ -48,6 +48,9 @@ from authguard.login.attempt import MalformedCredentials as MalformedCredentials
 from authguard.login.attempt import user_by_name as _user_by_name
 from authguard.login.events import record_event as record_event
 from authguard.login.events import record_wrong_password
+from authguard.login.report_only import REPORT_ONLY as REPORT_ONLY
+from authguard.login.report_only import report_only_finding as report_only_finding
+from authguard.login.report_only import with_report_only
 from authguard.models import Outcome
 from authguard.notifications import outbox
 from authguard.notifications.outbox import notify_customer
@@ -86,9 +89,6 @@ RESERVATIONS_ATTR = "_authguard_throttle_slots"
 THROTTLE_UNAVAILABLE_ATTR = "_authguard_throttle_unavailable"
 #: The finding added to a login decided while the velocity or throttle counters were unavailable.
 COUNTERS_UNAVAILABLE = "counters_unavailable"
-#: The finding that marks a decision taken in report-only mode (``AUTHGUARD_REPORT_ONLY``): score 0, evidence
-#: ``{"part": "login" | "step_up", "would_have": "step_up" | "deny" | "end_session", ...}``.
-REPORT_ONLY = "report_only"
 #: The finding of a throttled event that a backend listed before ThrottleBackend refused (evidence ``by``).
 REFUSED_UPSTREAM = "refused_before_password_check"
 
@@ -234,23 +234,6 @@ def fail_safe(request: HttpRequest, assessment: Assessment, evidence: Any) -> As
     return Assessment(assessment.score, action, (*assessment.findings, finding))
 
 
-def report_only_finding(part: str, would_have: str, **evidence: Any) -> Finding:
-    """The score-0 finding recording what ``part`` would have done had it not been report-only."""
-    return Finding(
-        REPORT_ONLY,
-        0,
-        gettext_lazy("Report-only mode: this decision was recorded, not enforced"),
-        {"part": part, "would_have": would_have, **evidence},
-    )
-
-
-def with_report_only(assessment: Assessment, part: str, would_have: str, **evidence: Any) -> Assessment:
-    """``assessment`` with its score and action unchanged (the login event says what was decided) and a
-    :data:`REPORT_ONLY` finding saying what would have happened."""
-    finding = report_only_finding(part, would_have, **evidence)
-    return Assessment(assessment.score, assessment.action, (*assessment.findings, finding))
-
-
 def password_login(request: HttpRequest, *, username: str, password: str) -> LoginResult:
     """Authenticate ``username``/``password``, sign the user in, and report authguard's decision.
 
@@ -330,6 +313,9 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
     session is verified, but not low-risk, and the login teaches the profile nothing. A locked account is
     refused all the same: the lock is not a risk decision.
     """
+    # SECURITY: before any lock read, kept when a door stamped earlier: a portal's own login() (no
+    # authenticate()) measured an ending from after its scoring and outlived the desk's lock (round 57).
+    records.note_sign_in_started(request)
     _release_throttle(request)  # the password was right: this attempt is no failure
     release_in_flight(cache, request)
     scored = score_request(request, username=user.get_username(), user=user)
