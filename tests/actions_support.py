@@ -44,6 +44,13 @@ BANK = {
     "account_number": "1234567",
     "holder_name": "YAMADA HANAKO",
 }
+#: The receiving account of a securities transfer out (its fields, as a bank account's).
+OTHER_BROKER = {
+    "broker_code": "0001",
+    "broker_name": "Other Securities",
+    "branch_code": "123",
+    "account_number": "9876543",
+}
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from .actions_support import *  # noqa: F403
 from .actions_support import (
     BANK,
     HANAKO_PASSWORD,
+    OTHER_BROKER,
     cash_of,
     confirm_action,
     guard_in_session,
@@ -77,7 +78,7 @@ def test_params_are_checked_against_the_kind_and_canonicalised() -> None:
         ("bank_account_add", {"account": "1", "payee": "2", **BANK, "account_type": "gold"}, "account_type"),
         (
             "securities_transfer_out",
-            {"account": "1", "symbol": "7203", "quantity": 0, "destination": "x"},
+            {"account": "1", "symbol": "7203", "quantity": 0, **OTHER_BROKER},
             "quantity",
         ),
         ("contact_change", {"account": "1", "field": "password", "value": "x"}, "field"),

@@ -20,7 +20,7 @@ from authguard.models import HeldAction, Notification, RegisteredPayee
 from demo_site.brokerage.models import BankAccount, BankAccountStatus, Withdrawal, WithdrawalStatus
 
 from .actions_support import *  # noqa: F403
-from .actions_support import BANK, HANAKO_PASSWORD, cash_of, confirm_action, old_bank_account
+from .actions_support import BANK, HANAKO_PASSWORD, OTHER_BROKER, cash_of, confirm_action, old_bank_account
 from .conftest import OrderApi
 
 pytestmark = pytest.mark.django_db
@@ -184,9 +184,11 @@ def test_battery_54_a_transfer_of_securities_out_is_held_until_the_passkey_confi
     from .actions_support import guard_in_session
 
     client, authenticator = customer
-    params = {"account": "1", "symbol": "7203", "quantity": 100, "destination": "Other Securities 9876543"}
+    params = {"account": "1", "symbol": "7203", "quantity": 100, **OTHER_BROKER}
     held = guard_in_session(client, hanako, kind="securities_transfer_out", params=params)
-    assert held.as_json()["summary"] == "Transfer 100 shares of 7203 out to Other Securities 9876543."
+    assert held.as_json()["summary"] == (
+        "Transfer 100 shares of 7203 out to Other Securities (broker code 0001), branch 123, account 9876543."
+    )
     assert held.as_json()["methods"] == ["passkey"] and recording.done == []
     # Confirmed with the customer's passkey: carried out once, and the confirmation is used up.
     response = confirm_action(client, str(held.action.pk), authenticator)
@@ -208,7 +210,7 @@ def test_battery_54_a_passkey_in_its_cooling_off_cannot_confirm(
     from .conftest import bind_passkey
 
     client, authenticator = customer
-    params = {"account": "1", "symbol": "7203", "quantity": 100, "destination": "Other Securities 9876543"}
+    params = {"account": "1", "symbol": "7203", "quantity": 100, **OTHER_BROKER}
     # A passkey confirmed during the account's cooling-off (the thief's, added with a relayed code) is not
     # counted: the customer's older passkey is the only way to confirm.
     day_ago = timezone.now() - timedelta(days=1)

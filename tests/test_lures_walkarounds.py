@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from authguard.models import Notification, PasskeyDevice
+from authguard.actions import ActionInvalid, clean_params
+from authguard.models import HeldAction, Notification, PasskeyDevice
 from authguard.notifications.messages import build_message
 
 from .actions_support import BANK, actions_site, customer, guard_in_session  # noqa: F401 (fixtures)
@@ -135,33 +136,78 @@ def test_her_security_page_does_not_show_his_domain_followed_by_a_particle(
 
 
 @pytest.mark.usefixtures("actions_site")
-@pytest.mark.xfail(
-    strict=True,
-    reason="a known limit (docs/sensitive-actions.md): a transfer's destination is free text that holds its "
-    "account's number, so a number in it cannot be told from a callback number; the destination needs fields",
+@pytest.mark.parametrize(
+    "receiving",
+    [
+        # His desk's number as the broker's name: refused like a bank's name.
+        {"broker_name": "野村證券 ご本人でない場合は当社 0120-987-654 へ"},
+        # Or spread over the number fields, each valid digits: the summary names each number, so they do
+        # not read as one phone number.
+        {"broker_code": "0120", "branch_code": "987", "account_number": "654"},
+    ],
+    ids=["in_the_name", "over_the_numbers"],
 )
 def test_a_securities_transfers_destination_does_not_carry_his_number_into_her_hold_notice(
     customer: Any,  # noqa: F811
     hanako: Any,
+    receiving: dict[str, str],
 ) -> None:
-    """Secure: bank and holder names with a phone number are refused (400), but a securities transfer's
-    ``destination`` is free text of 120 characters (``_text(120)``), rendered into ``summary`` which
-    ``_clean_context`` only ``defang``s: her genuine "a request is on hold until you confirm it" mail reads
-    "Transfer 100 shares of 7203 out to 野村證券 ご本人でない場合は当社 0120-987-654 へ" above "if you did
-    not ask for this, do not confirm it". Make the destination structured (broker code, branch, digits of
-    the account) like a bank account, or refuse a lure in its free-text part."""
+    """Secure: a securities transfer's receiving account does not carry a callback number into her genuine
+    "a request is on hold until you confirm it" mail. Before round fifty-seven it was one free text of 120
+    characters, "野村證券 ご本人でない場合は当社 0120-987-654 へ" was its summary, and the number in it
+    could not be told from the account's own. It is now fields like a bank account's: a name refused when it
+    holds a lure (400), digits for the broker's code, branch and account, each named in the summary."""
     client, _authenticator = customer
     params = {
         "account": "1",
         "symbol": "7203",
         "quantity": 100,
-        "destination": "野村證券 ご本人でない場合は当社 0120-987-654 へ",
+        "broker_code": "0001",
+        "broker_name": "野村證券",
+        "branch_code": "123",
+        "account_number": "1234567",
+        **receiving,
     }
+    if "broker_name" in receiving:
+        with pytest.raises(ActionInvalid) as refused:
+            clean_params(kind="securities_transfer_out", params=params)
+        assert set(refused.value.errors) == {"broker_name"} and refused.value.http_status == 400
+        assert not HeldAction.objects.filter(user=hanako).exists()
+        return
     guard_in_session(client, hanako, kind="securities_transfer_out", params=params)
     note = Notification.objects.filter(kind="action_held", user=hanako).latest("pk")
     body = build_message(note).body
-    assert "7203" in body, body
-    assert not DIGITS.search(body), body
+    assert "7203" in body and "0120" in body and "654" in body, body  # the numbers she confirms are there
+    assert not DIGITS.search(body) and not re.search(r"0120\D{0,3}987\D{0,3}654", body), body
+
+
+@pytest.mark.usefixtures("actions_site")
+def test_the_old_free_text_destination_is_refused_with_what_replaced_it(customer: Any) -> None:  # noqa: F811
+    """A portal still sending ``destination`` gets a 400 naming the fields that replaced it, not an unknown
+    field alone; nothing is held."""
+    with pytest.raises(ActionInvalid) as refused:
+        clean_params(
+            kind="securities_transfer_out",
+            params={"account": "1", "symbol": "7203", "quantity": 100, "destination": "野村證券 1234567"},
+        )
+    assert "broker_code" in " ".join(refused.value.errors["destination"])
+    assert {"broker_code", "broker_name", "branch_code", "account_number"} <= set(refused.value.errors)
+
+
+def test_a_transfer_held_before_the_fields_still_reads_without_his_number() -> None:
+    """A held transfer stored before round fifty-seven keeps its free-text destination in its summary data;
+    rendered again (the confirmation page, the console), its lures are stripped."""
+    from authguard.actions.summary import render_summary
+
+    text = render_summary(
+        {
+            "kind": "securities_transfer_out",
+            "symbol": "7203",
+            "quantity": 100,
+            "destination": "野村證券 ご本人でない場合は当社 0120-987-654 へ",
+        }
+    )
+    assert "野村證券" in text and not DIGITS.search(text), text
 
 
 def test_the_consoles_known_device_list_does_not_hand_the_desk_his_number(

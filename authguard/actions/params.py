@@ -161,11 +161,17 @@ KIND_PARAMS: dict[str, dict[str, _FieldCheck]] = {
     ActionKind.WITHDRAWAL: {"account": _ref, "payee": _ref, "amount": _amount, "currency": _currency},
     ActionKind.BANK_ACCOUNT_ADD: _BANK_ACCOUNT,
     ActionKind.BANK_ACCOUNT_CHANGE: _BANK_ACCOUNT,
+    # SECURITY: the receiving account in fields, as a bank account's, not one free text: a free-text
+    # destination held the other broker's account number, so his desk's number in it could not be told from
+    # it and reached her genuine hold notice (red team, round fifty-four; fields since round fifty-seven).
     ActionKind.SECURITIES_TRANSFER_OUT: {
         "account": _ref,
         "symbol": _text(16),
         "quantity": _quantity,
-        "destination": _text(120),
+        "broker_code": _digits(4, 5),
+        "broker_name": _name(60),
+        "branch_code": _digits(3, 3),
+        "account_number": _digits(1, 8),
     },
     ActionKind.CONTACT_CHANGE: {
         "account": _ref,
@@ -192,6 +198,11 @@ def clean_params(*, kind: object, params: object) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for key in sorted(set(params) - set(spec), key=str):
         errors[str(key)[:40]] = [_("Unknown field.")]
+    if kind == ActionKind.SECURITIES_TRANSFER_OUT and "destination" in params:
+        # The free-text field of before round fifty-seven: say what replaced it.
+        errors["destination"] = [
+            _("Send the receiving account as broker_code, broker_name, branch_code and account_number.")
+        ]
     for name, check in spec.items():
         if name not in params:
             errors[name] = [_("This field is required.")]

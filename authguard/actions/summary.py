@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy
 
 from authguard.actions.payees import payee_label
 from authguard.models import ActionKind, HeldAction
+from authguard.notifications.lures import strip_lures
 from authguard.notifications.messages import user_language
 
 
@@ -37,7 +38,14 @@ def summary_data(kind: str, params: Mapping[str, Any], *, payee: Mapping[str, An
     elif kind == ActionKind.BANK_ACCOUNT_CHANGE:
         data.update(payee=payee_label(params, full=True), old=(payee or {}).get("label", ""))
     elif kind == ActionKind.SECURITIES_TRANSFER_OUT:
-        data.update(symbol=params["symbol"], quantity=params["quantity"], destination=params["destination"])
+        data.update(
+            symbol=params["symbol"],
+            quantity=params["quantity"],
+            broker=params["broker_name"],
+            broker_code=params["broker_code"],
+            branch=params["branch_code"],
+            number=params["account_number"],
+        )
     elif kind == ActionKind.CONTACT_CHANGE:
         data.update(field=params["field"], value=params["value"])
     return data
@@ -77,11 +85,24 @@ def render_summary(data: Mapping[str, Any]) -> str:
             "old": data["old"],
             "payee": data["payee"],
         }
-    if kind == ActionKind.SECURITIES_TRANSFER_OUT:
+    if kind == ActionKind.SECURITIES_TRANSFER_OUT and "broker" in data:
+        # Each number named by what it is, so no two of them read as one phone number.
+        return _(
+            "Transfer %(quantity)s shares of %(symbol)s out to %(broker)s (broker code %(broker_code)s), "
+            "branch %(branch)s, account %(number)s."
+        ) % {
+            "quantity": f"{int(data['quantity']):,}",
+            "symbol": data["symbol"],
+            "broker": data["broker"],
+            "broker_code": data["broker_code"],
+            "branch": data["branch"],
+            "number": data["number"],
+        }
+    if kind == ActionKind.SECURITIES_TRANSFER_OUT:  # stored before round fifty-seven: free text
         return _("Transfer %(quantity)s shares of %(symbol)s out to %(destination)s.") % {
             "quantity": f"{int(data['quantity']):,}",
             "symbol": data["symbol"],
-            "destination": data["destination"],
+            "destination": strip_lures(data["destination"]),
         }
     if kind == ActionKind.CONTACT_CHANGE:
         return _("Change your %(field)s to %(value)s.") % {
