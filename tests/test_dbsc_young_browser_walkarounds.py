@@ -1,7 +1,9 @@
-"""Stolen device cookies against Device Bound Session Credentials (issue 10, red team, round fifty-six).
+"""Stolen device cookies against Device Bound Session Credentials (issue 10, red team, rounds fifty-six and
+fifty-seven).
 
 The thief has an infostealer copy of Hanako's whole cookie jar (device, session, CSRF and bound cookie) and
 her exact user agent, from a residential address in her city; sometimes her password and one relayed code.
+Round fifty-seven: the jar sent at once, its bound cookie still fresh for minutes.
 
 Real sign-ins through the demo's JSON API and pages, real DBSC keys and proofs (test_sessions_dbsc's
 helpers), real TOTP codes, the real middleware, GeoIP test databases, time-machine for time.
@@ -18,11 +20,12 @@ from django.conf import settings
 from django.test import Client
 from django.urls import path
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard.conf import app_settings
 from authguard.models import DbscSession, KnownDevice
 
-from .conftest import IP_TOKYO_2, UA_CHROME_WIN, api_post, totp_token
+from .conftest import IP_OSAKA, IP_TOKYO_2, UA_CHROME_WIN, api_post, totp_token
 from .drf_urlconf import urlpatterns as drf_urlpatterns
 from .test_dbsc_copies_walkarounds import _her_refresh, _last, _login, _summary
 from .test_dbsc_session_rebind_walkarounds import _her_bound_history
@@ -50,10 +53,12 @@ def clock() -> Any:
         yield traveller
 
 
-def _copy_jar(source: Client, ip: str = IP_TOKYO_2) -> Client:
-    """The infostealer's copy of her whole jar, replayed with her user agent from a residential address."""
+def _copy_jar(source: Client, ip: str = IP_TOKYO_2, *, session: bool = True) -> Client:
+    """The infostealer's copy of her whole jar, replayed with her user agent from a residential address
+    (``session=False``: without her session cookie, she had signed out)."""
     copy = Client(REMOTE_ADDR=ip, HTTP_USER_AGENT=UA_CHROME_WIN)
-    for name in (settings.SESSION_COOKIE_NAME, DEVICE, BOUND, settings.CSRF_COOKIE_NAME):
+    names = [DEVICE, BOUND, settings.CSRF_COOKIE_NAME] + ([settings.SESSION_COOKIE_NAME] if session else [])
+    for name in names:
         if name in source.cookies:
             copy.cookies[name] = source.cookies[name].value
     return copy
@@ -253,3 +258,165 @@ def test_held_a_token_sign_in_with_her_copied_device_cookie_is_stepped_up(
     assert answer.status_code == 401 and "token" not in body, body
     assert body.get("status") == "step_up_required", body
     assert "device_binding_missing" in _last().reasons, _summary(_last())
+
+
+# -- a fresh copy of her jar (round fifty-seven) ----------------------------------------------------------
+
+
+def _outcome(hers: KnownDevice, binding: str) -> str:
+    hers.refresh_from_db()
+    row = DbscSession.objects.get(session_id=binding)
+    return f"her browser revoked={hers.revoked_at is not None}, binding end={row.end_reason!r}"
+
+
+def test_a_fresh_copy_of_her_bound_browser_of_months_cannot_forget_it_with_one_relayed_code(
+    clock: Any, user_factory: Any, totp_factory: Any
+) -> None:
+    """Secure: forgetting her DBSC-bound browser of months (its standing: one-step renewal, the desk's
+    re-binding grant, her throttle scope, a passkey's short cooling-off; and its binding) takes what a
+    factor's removal needs unless the request proves her key, and a bound cookie copied with the jar proves
+    nothing (docs/dbsc.md: "a bearer cookie proves nothing for its minutes; only a passkey does now", the rule
+    the registration follows since round thirty-four).
+
+    Attack: today's infostealers send the jar at once; her bound cookie in it is fresh for ten minutes. Two
+    minutes later the thief replays the jar (her session, device and bound cookies, her user agent) from a
+    residential address in her city and relays one TOTP code phished from her (the fresh verification the
+    security page asks). ``_is_this_browser`` took her cookie and ``binding == "bound_ok"`` (the copied bound
+    cookie) for this browser, so ``require_strong_removal`` was skipped: her browser of 35 days was forgotten,
+    its binding ended ``device_forgotten`` (a *releasing* reason), her key's refresh was 404. Fixed: only a
+    bound cookie issued (by a proof of her key) since the session's step-up proves the browser
+    (``device_binding.key_proved_since``)."""
+    her, her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=35)
+    hers = KnownDevice.objects.get(user__username="hanako", revoked_at__isnull=True)
+    assert hers.learned_at is not None and hers.learned_at < timezone.now() - timedelta(days=30)
+    clock.shift(timedelta(minutes=1))
+    assert _her_refresh(her, her_key, her_binding).status_code == 200  # her bound cookie: fresh
+    thief = _copy_jar(her)
+    clock.shift(timedelta(minutes=2))
+    served = thief.get("/api/portfolio").status_code
+    relayed = api_post(thief, "api-step-up-totp", {"code": totp_token(totp)})
+    forgot = thief.post(f"/authguard/security/devices/{hers.pk}/revoke/")
+    outcome = _outcome(hers, her_binding)
+    clock.shift(timedelta(minutes=11))
+    refreshed = _her_refresh(her, her_key, her_binding).status_code
+    assert hers.revoked_at is None and refreshed == 200, (
+        f"copy served {served}, relayed step-up {relayed.status_code}, forget {forgot.status_code} "
+        f"{forgot.get('Location')}: {outcome}; her key's refresh {refreshed}"
+    )
+
+
+@pytest.mark.parametrize("ip", [IP_TOKYO_2, IP_OSAKA], ids=["tokyo", "osaka"])
+def test_a_fresh_copy_of_her_bound_device_and_bound_cookie_signs_in_but_cannot_forget_her_browser_of_months(
+    clock: Any, user_factory: Any, totp_factory: Any, ip: str
+) -> None:
+    """Secure: as above, through a sign-in of his own: her password, her device cookie and her fresh bound
+    cookie (no session cookie: she had signed out), one relayed code. ``bound_ok`` at the sign-in and at the
+    forget had made it "this browser"; her browser of 35 days and its binding were gone. From Osaka his
+    sign-in is stepped up (no low-risk session, so not "the whole jar on her network nearby" known limit),
+    and the relayed code that passed the step-up was all the forget then asked. Fixed as above."""
+    her, her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=35)
+    hers = KnownDevice.objects.get(user__username="hanako", revoked_at__isnull=True)
+    her.post("/api/logout")
+    clock.shift(timedelta(minutes=1))
+    assert _her_refresh(her, her_key, her_binding).status_code == 200
+    thief = _copy_jar(her, ip, session=False)
+    thief.get("/api/csrf")
+    clock.shift(timedelta(minutes=2))
+    signed_in = _login(thief).json()["status"]
+    summary = _summary(_last())
+    relayed = api_post(thief, "api-step-up-totp", {"code": totp_token(totp)})
+    forgot = thief.post(f"/authguard/security/devices/{hers.pk}/revoke/")
+    outcome = _outcome(hers, her_binding)
+    assert hers.revoked_at is None, (
+        f"his sign-in {signed_in} ({summary}), relayed step-up {relayed.status_code}, forget "
+        f"{forgot.status_code} {forgot.get('Location')}: {outcome}"
+    )
+
+
+def test_a_fresh_copy_of_her_bound_browser_of_months_cannot_remove_her_authenticator_with_one_relayed_code(
+    clock: Any, user_factory: Any, totp_factory: Any
+) -> None:
+    """Secure: removing a factor takes a passkey or two different factors unless the session is vouched
+    (``contact.require_strong_removal``); a jar copied minutes ago is not her browser's proof.
+
+    Attack: as above (her password, her device cookie and fresh bound cookie, one relayed code): his
+    sign-in was allowed (``bound_ok``, known device), its session low-risk on a browser learned 35 days ago,
+    so ``lifecycle.session_vouched`` said vouched and her authenticator app was removed. Fixed: on a
+    DBSC-bound browser, vouching needs a bound cookie her key refreshed since the session's step-up (or its
+    sign-in, without one)."""
+    her, her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=35)
+    tablet = totp_factory(totp.user, name="tablet")  # her second app, of months too
+    TOTPDevice.objects.filter(pk=tablet.pk).update(created_at=timezone.now() - timedelta(days=60))
+    her.post("/api/logout")
+    clock.shift(timedelta(minutes=1))
+    assert _her_refresh(her, her_key, her_binding).status_code == 200
+    thief = _copy_jar(her, session=False)
+    thief.get("/api/csrf")
+    clock.shift(timedelta(minutes=2))
+    signed_in = _login(thief).json()["status"]
+    relayed = api_post(thief, "api-step-up-totp", {"code": totp_token(totp)})
+    removed = thief.post(f"/authguard/security/factors/totp/{tablet.pk}/remove/")
+    page = thief.get("/authguard/security/")
+    left = TOTPDevice.objects.filter(pk=tablet.pk).exists()
+    assert left, (
+        f"his sign-in {signed_in}, relayed {relayed.status_code}, remove {removed.status_code} "
+        f"{removed.get('Location')}: her authenticator app is gone ({page.status_code})"
+    )
+
+
+def test_held_a_copy_twelve_minutes_late_cannot_forget_her_bound_browser_of_months(
+    clock: Any, user_factory: Any, totp_factory: Any
+) -> None:
+    """Control: the same jar after its bound cookie ran out: ``bound_missing_proof``, not this browser."""
+    her, her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=35)
+    hers = KnownDevice.objects.get(user__username="hanako", revoked_at__isnull=True)
+    her.post("/api/logout")
+    clock.shift(timedelta(minutes=1))
+    assert _her_refresh(her, her_key, her_binding).status_code == 200
+    thief = _copy_jar(her, session=False)
+    thief.get("/api/csrf")
+    clock.shift(timedelta(minutes=12))
+    _login(thief)
+    api_post(thief, "api-step-up-totp", {"code": totp_token(totp)})
+    thief.post(f"/authguard/security/devices/{hers.pk}/revoke/")
+    assert "revoked=False" in _outcome(hers, her_binding)
+
+
+def test_cost_her_bound_browser_forgets_itself_with_one_code_once_her_key_refreshed_after_her_step_up(
+    clock: Any, user_factory: Any, totp_factory: Any
+) -> None:
+    """Cost (round fifty-seven): right after her step-up, her own bound browser of months is not "this
+    browser" until its key refreshes the bound cookie (by itself when the cookie runs out, within its ten
+    minutes): forgetting it asks what forgetting another browser asks. After that refresh, inside the
+    step-up's freshness, her one code forgets it as before."""
+    her, her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=35)
+    hers = KnownDevice.objects.get(user__username="hanako", revoked_at__isnull=True)
+    clock.shift(timedelta(minutes=1))
+    reverify(her, totp)
+    refused = her.post(f"/authguard/security/devices/{hers.pk}/revoke/")
+    assert "reverify" in refused["Location"] and "revoked=False" in _outcome(hers, her_binding)
+    clock.shift(timedelta(minutes=2))
+    assert _her_refresh(her, her_key, her_binding).status_code == 200  # her browser's own refresh
+    forgot = her.post(f"/authguard/security/devices/{hers.pk}/revoke/")
+    assert forgot.status_code == 302 and "reverify" not in forgot["Location"], forgot
+    assert "revoked=True" in _outcome(hers, her_binding)
+
+
+def test_cost_her_factor_removal_on_her_bound_browser_waits_for_her_keys_refresh_after_her_step_up(
+    clock: Any, user_factory: Any, totp_factory: Any
+) -> None:
+    """Cost (round fifty-seven): right after her step-up, her low-risk session on her bound browser of months
+    is not vouched until its key refreshes the bound cookie: removing her second app asks a passkey or a
+    second, different factor meanwhile. After the refresh, inside the step-up's freshness, it is removed."""
+    her, her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=35)
+    tablet = totp_factory(totp.user, name="tablet")
+    TOTPDevice.objects.filter(pk=tablet.pk).update(created_at=timezone.now() - timedelta(days=60))
+    clock.shift(timedelta(minutes=1))
+    reverify(her, totp)
+    refused = her.post(f"/authguard/security/factors/totp/{tablet.pk}/remove/")
+    assert "reverify" in refused["Location"] and TOTPDevice.objects.filter(pk=tablet.pk).exists()
+    clock.shift(timedelta(minutes=2))
+    assert _her_refresh(her, her_key, her_binding).status_code == 200
+    removed = her.post(f"/authguard/security/factors/totp/{tablet.pk}/remove/")
+    assert removed.status_code == 302 and "reverify" not in removed["Location"], removed
+    assert not TOTPDevice.objects.filter(pk=tablet.pk).exists()

@@ -6,15 +6,14 @@ all call these functions, so each rule below is written once (issue 10, battery 
 * **First factor once.** An account that has *ever* had a confirmed factor (:func:`ever_had_factor`, kept on
   :class:`~authguard.models.AccountSecurity` and never cleared) never again gets the "first factor from a
   low-risk session" path, even when every factor was disabled or removed.
-* **Cooling-off belongs to the account.** Any factor added, any recovery-code set minted and any e-mail
-  change starts (or extends, never shortens) the account's cooling-off (:func:`start_cooling_off`,
+* **Cooling-off belongs to the account.** Any factor added, any recovery-code set minted and any e-mail change
+  starts (or extends, never shortens) the account's cooling-off (:func:`start_cooling_off`,
   ``AUTHGUARD_FACTOR_COOLING_OFF_HOURS``). A factor *confirmed* during a cooling-off is itself cooling off
-  (:func:`~authguard.factors.inventory.factor_is_cooling_off`) until the account's cooling-off ends: it
-  cannot confirm held orders or sensitive actions
-  (:func:`~authguard.factors.inventory.may_confirm_sensitive`), unlock, remove other factors or satisfy
-  ``@step_up_required``. The age of a factor is when it was
-  confirmed (:func:`~authguard.factors.inventory.factor_confirmed_at`).
-  The account's first factor, added from a low-risk session, starts no cooling-off.
+  (:func:`~authguard.factors.inventory.factor_is_cooling_off`) until the account's cooling-off ends: it cannot
+  confirm held orders or sensitive actions (:func:`~authguard.factors.inventory.may_confirm_sensitive`),
+  unlock, remove other factors or satisfy ``@step_up_required``. The age of a factor is when it was confirmed
+  (:func:`~authguard.factors.inventory.factor_confirmed_at`). The account's first factor, added from a
+  low-risk session, starts no cooling-off.
 * **Failures never hand the account over.** Only failures from a session that could be the customer's
   (:func:`authguard.factors.throttles.could_be_customer`) count towards the NIST limit that disables a
   factor (:func:`authguard.factors.base.record_factor_failure`); every other session's are throttled
@@ -80,6 +79,7 @@ from authguard.models import (
     RecoveryCodeDevice,
 )
 from authguard.notifications.outbox import notify_customer, request_context
+from authguard.sessions import device_binding
 from authguard.sessions import state as sessions_state
 
 logger = logging.getLogger(__name__)
@@ -545,6 +545,15 @@ def session_vouched(request: HttpRequest, *, user: Any, via: str, now: datetime)
     # is not. A copied cookie of the customer's browser is what the risk engine's device findings are for.
     device = sessions_state.bound_context(sessions_state.raw_state(request) or {}).get("dev")
     if not device:
+        return False
+    # SECURITY: a DBSC-bound browser's key proved itself since the session's step-up (else sign-in): a fresh
+    # copy of her jar and one relayed code removed her authenticator (red team, round fifty-seven).
+    binding = device_binding.device_binding_state(
+        request, device_cookie_hash=device, user_id=user.pk, ended_holds=False
+    )
+    state = sessions_state.session_state(request)
+    proved = state is not None and device_binding.key_proved_since(request, state.strong_at or state.login_at)
+    if binding != "unbound" and not (binding == "bound_ok" and proved):
         return False
     since = now - timedelta(days=ESTABLISHED_DEVICE_DAYS)
     row = (

@@ -6,6 +6,7 @@ the ``DbscSession`` rows, nothing of the protocol (registration, refresh, proofs
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal, cast
 
 from django.core import signing
@@ -60,6 +61,24 @@ def bound_session_id(value: str | None) -> str | None:
 def presented_session_id(request: HttpRequest) -> str | None:
     """The session identifier of the fresh, authentic bound cookie ``request`` carries, or None."""
     return bound_session_id(request.COOKIES.get(bound_cookie_name()))
+
+
+def key_proved_since(request: HttpRequest, since: datetime | None) -> bool:
+    """Whether the fresh, authentic bound cookie ``request`` carries was issued at or after ``since``: a bound
+    cookie is issued only on a proof of the device key (a registration, a refresh), so its signed time is
+    when the key last proved itself. False without such a cookie or without ``since``. Whether the cookie is
+    the device's binding's is :func:`device_binding_state`'s to say.
+
+    SECURITY: a bound cookie copied with the jar is a bearer cookie for its minutes: only one issued after
+    what a thief does with the copy (his sign-in, his step-up) is her browser's own. A fresh copy of her jar
+    and one relayed code forgot her bound browser of months and removed her authenticator (red team, round
+    fifty-seven). Its time is in whole seconds: one signed within the second of ``since`` counts."""
+    value = request.COOKIES.get(bound_cookie_name())
+    if since is None or value is None or bound_session_id(value) is None:
+        return False
+    signer = clock.TimestampSigner(salt=_BOUND_COOKIE_SALT)
+    stamp = signing.Signer.unsign(signer, value).rsplit(signer.sep, 1)[1]
+    return signing.b62_decode(stamp) >= int(since.timestamp())
 
 
 def binding_released(session_id: str) -> bool:

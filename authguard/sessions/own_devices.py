@@ -70,7 +70,8 @@ def _is_this_browser(request: HttpRequest, *, device: KnownDevice, user: Any) ->
     """Whether ``device`` is the browser making this request, as far as forgetting it goes: its cookie, and
     for a browser with standing (known for ``ESTABLISHED_DEVICE_DAYS``) its DBSC binding's proof or, unbound,
     a session its sign-in left low-risk. A browser without standing (the shared computer she signed in on
-    today) is forgotten from itself as before, unless it is bound and this request has no proof of it.
+    today) is forgotten from itself as before, unless it is bound and this request has no proof of it. A
+    bound browser's proof is a bound cookie its key refreshed since the session's latest verification.
 
     SECURITY: a copy of her browser's device cookie is not "this browser": his relayed code forgot her
     browser of months and ended its binding, which a code-verified sign-out keeps (round forty-six); without
@@ -84,6 +85,14 @@ def _is_this_browser(request: HttpRequest, *, device: KnownDevice, user: Any) ->
         # SECURITY: a bound browser's cookie without its proof is a copy, however young the browser: his
         # relayed code forgot her browser bound five days before, and her binding ended with it (red team,
         # round fifty-six).
+        return False
+    verified = sessions_state.session_state(request)
+    since = (verified.strong_at or verified.login_at) if verified is not None else None
+    if binding == "bound_ok" and not device_binding.key_proved_since(request, since):
+        # SECURITY: a bound cookie copied with the jar is a bearer cookie for its minutes: only one her key
+        # refreshed since this session's step-up proves the browser. His fresh copy of her jar and one relayed
+        # code forgot her browser of months (red team, round fifty-seven). Her own browser's next refresh
+        # (within the bound cookie's ten minutes) proves it.
         return False
     established = clock.now() - timedelta(days=ESTABLISHED_DEVICE_DAYS)
     if device.learned_at is None or device.learned_at > established:
