@@ -25,10 +25,11 @@ def test_the_order_benchmark_reports_holds_and_check_costs(db: Any, settings: An
     assert 0 <= result["customers_confirming_percent"] <= 100
     assert set(result["by_profile"]) <= {"saver", "rebalancer", "trader", "enthusiast", "seller"}
     heavy = result["heavy_history_account"]
-    assert heavy["ledger_rows"] == 22_000 and heavy["queries_max"] <= 3  # as for an account without history
+    # As for an account without history (a thin buy adds the campaign and the count since her confirmation).
+    assert heavy["ledger_rows"] == 22_000 and heavy["queries_max"] <= 4
     # The hourly roll-up task summed the finished days (the old 20,000 and most of the month): same queries.
     rolled = heavy["rolled_up"]
-    assert rolled["rows_rolled"] > 20_000 and rolled["queries_max"] <= 3
+    assert rolled["rows_rolled"] > 20_000 and rolled["queries_max"] <= 4
 
 
 @pytest.mark.postgres

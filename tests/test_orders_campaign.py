@@ -112,7 +112,7 @@ def test_a_flag_holds_buys_even_when_nobody_bought_within_the_window(buyers: lis
     assert answer["status"] == "held" and answer["confirmation"]["reasons"] == ["campaign_instrument"]
 
 
-def test_checking_an_order_costs_at_most_four_queries(
+def test_checking_an_order_costs_at_most_five_queries(
     buyers: list[OrderApi], django_assert_max_num_queries: Any
 ) -> None:
     from django.test import RequestFactory
@@ -138,7 +138,10 @@ def test_checking_an_order_costs_at_most_four_queries(
         intent = services.order_intent(
             user, services.validate_order(user, side=side, symbol=symbol, quantity=1)
         )
-        with django_assert_max_num_queries(3 if side == "sell" else 4):
+        # The instrument and portfolio hooks and the ledger; a thin buy adds the campaign and, from a session
+        # no passkey vouched for, the thin buys since her last confirmation (authguard.orders.vouching).
+        thin = symbol in ("4Z1A", "ZVXQ")
+        with django_assert_max_num_queries(5 if thin else 3 if side == "sell" else 4):
             orders.check_order(request, intent, user=user)
 
 

@@ -196,6 +196,10 @@ class Exposure(OrderRule):
       within the slow horizon, so the limit tightens continuously as the stock gets thinner;
     - ``exposure_instrument_volume``: the account's buys of one instrument within the horizon above
       ``max_adv_share`` of its daily traded value (chunks just under the per-order limit add up);
+    - ``exposure_illiquid_unvouched``: for a thin buy from a session no passkey vouched for, every thin buy
+      since the customer last confirmed a held order (at most ``unvouched_days`` back) above
+      ``max_illiquid_share``: the month's share must not renew every month for a browser she never vouched
+      for (:mod:`authguard.orders.vouching`);
     - ``exposure_concentration``: after the buy, more than ``max_position_share`` of the portfolio (weighted
       by illiquidity) in the instrument;
     - ``exposure_reference_price``: a sell checked at a price below the instrument's long-run price
@@ -223,6 +227,9 @@ class Exposure(OrderRule):
         # limit of a Tokyo stock of ¥500 or more is 14-30 %, a gang's crash or pump tenfold
         # (docs/order-guard.md).
         "max_reference_deviation": 0.3,
+        # How far back a thin buy from a session no passkey vouched for counts the account's thin buys
+        # since its last confirmed hold against ``max_illiquid_share`` (0 turns the long count off).
+        "unvouched_days": 365,
     }
 
     def __init__(self, **options: Any) -> None:
@@ -374,6 +381,10 @@ class Exposure(OrderRule):
                     ),
                 )
                 return
+        finding = self._unvouched(facts, total, weighted)
+        if finding is not None:
+            yield finding
+            return
         position = _held_at_least_reference(facts) + facts.counted_amount
         concentration = position * Decimal(str(facts.exposure_weight)) / total if total > 0 else Decimal(1)
         limit = self._limit("max_position_share", facts)
@@ -391,6 +402,42 @@ class Exposure(OrderRule):
                 self.action,
                 self._evidence(facts, concentration=concentration, illiquidity=facts.illiquidity),
             )
+
+    def _unvouched(self, facts: OrderFacts, total: Decimal, weighted: Decimal) -> RuleFinding | None:
+        """The thin buys since the customer last confirmed a held order, for a buy no passkey vouched for.
+
+        SECURITY: the month's share rolls every 30 days; a thief who kept his browser and bought just under
+        it each month had a third of her portfolio in the gang's stock after a quarter, never held (red
+        team, round fifty-five). Not lowered for a changed account: the month's limit already is."""
+        unvouched = facts.unvouched
+        if unvouched is None:
+            return None
+        exposure = unvouched.amount + weighted
+        share = exposure / total if total > 0 else Decimal(1)
+        limit = Decimal(str(self.options["max_illiquid_share"]))
+        if share <= limit:
+            return None
+        return RuleFinding(
+            "exposure_illiquid_unvouched",
+            CRITICAL,
+            reason(
+                _(
+                    "Your buys of thinly traded stocks since you last confirmed an order would reach "
+                    "%(share)s %% of your portfolio (limit %(limit)s %%)."
+                ),
+                {"share": _percent(share), "limit": _percent(limit)},
+            ),
+            self.action,
+            self._evidence(
+                facts,
+                share=share,
+                weighted=str(exposure),
+                since=unvouched.since.isoformat(),
+                since_confirmation=unvouched.confirmed,
+                days=unvouched.days,
+                illiquidity=facts.illiquidity,
+            ),
+        )
 
 
 def _held_at_least_reference(facts: OrderFacts) -> Decimal:

@@ -38,7 +38,8 @@ from authguard.orders.rule_base import (
     exposure_weight,
     illiquidity,
 )
-from authguard.orders.rules import IlliquidBuy, RiskySession, rule_option
+from authguard.orders.rules import DEFAULT_MIN_HISTORY_DAYS, IlliquidBuy, RiskySession, rule_option
+from authguard.orders.vouching import session_vouched, thin_since_confirmation
 from authguard.sessions.state import session_state
 
 if TYPE_CHECKING:
@@ -101,6 +102,26 @@ def _warn_without_reference(instrument: InstrumentInfo) -> None:
         "(docs/order-guard.md). Logged once per process.",
         instrument.symbol,
     )
+
+
+def _short_history(instrument: InstrumentInfo, min_days: int) -> bool:
+    """Whether ``instrument``'s long-run figures cover fewer than ``min_days`` trading days
+    (``InstrumentInfo.history_days``; unknown: no)."""
+    days = instrument.history_days
+    return days is not None and days < min_days
+
+
+def _without_young_references(portfolio: PortfolioSnapshot, min_days: int) -> PortfolioSnapshot:
+    """``portfolio`` with no long-run price on a position whose instrument has a short history: such a
+    position counts at its weight (1: nothing) in the sell base and the buy limits' portfolio, never up to
+    a reference price its first days printed."""
+    holdings = tuple(
+        replace(h, instrument=replace(h.instrument, reference_price=None))
+        if h.instrument is not None and _short_history(h.instrument, min_days)
+        else h
+        for h in portfolio.holdings
+    )
+    return replace(portfolio, holdings=holdings)
 
 
 def _base_holdings(
@@ -229,7 +250,10 @@ def gather_facts(
         return None
     _warn_without_baseline(instrument)
     _warn_without_reference(instrument)
-    portfolio: PortfolioSnapshot = _hook("ORDER_PORTFOLIO")(user)
+    min_history = int(rule_option(rules, IlliquidBuy, "min_history_days", DEFAULT_MIN_HISTORY_DAYS))
+    # SECURITY: a new listing's or a new code's long run is its first days, which the gang's wash trades
+    # printed: its positions never count up to their "long-run" price (red team, round fifty-seven).
+    portfolio: PortfolioSnapshot = _without_young_references(_hook("ORDER_PORTFOLIO")(user), min_history)
     session = _session_facts(request)
     risky_hours = int(rule_option(rules, RiskySession, "hours", DEFAULT_RISKY_SESSION_HOURS))
     session_risky = session.risky(now=now, hours=risky_hours)
@@ -269,6 +293,12 @@ def gather_facts(
         seen = daily_value_of_weight(peak, **scale)
         current = instrument.daily_value
         instrument = replace(instrument, avg_daily_value=seen if current is None else min(current, seen))
+    if _short_history(instrument, min_history):
+        # SECURITY: weight 1 (every thin-stock rule) for this order, not remembered: the first day of a new
+        # code, wash-traded to ¥12.6 billion, made its baseline, weighed 0 and took all of her cash unheld
+        # (red team, round fifty-seven). Its reference price still adds holds (a buy counts at no less than
+        # it); it lifts no value (_without_young_references).
+        weight = 1.0
     daily = instrument.daily_value
     # SECURITY: liquidity is a scale (case 53): a stock just above the floor still weighs, and anything
     # weighing at least ILLIQUID_WEIGHT gets the pivot, risky-session and campaign rules too.
@@ -276,6 +306,8 @@ def gather_facts(
     small_cap_weight = float(rule_option(rules, ExposureRule, "small_cap_weight", 0.5))
 
     def weigh(held: InstrumentInfo) -> float:
+        if _short_history(held, min_history):
+            return 1.0  # SECURITY: as the order's own instrument above (round fifty-seven)
         return exposure_weight(
             held, liquidity_floor=float(floor), **scale, small_cap_weight=small_cap_weight, home_country=home
         )
@@ -311,7 +343,7 @@ def gather_facts(
             serialise=serialise,
         )
         first_trade = never_bought and portfolio.holding(intent.symbol) is None
-    return OrderFacts(
+    facts = OrderFacts(
         side=intent.side,
         symbol=intent.symbol,
         quantity=intent.quantity,
@@ -333,6 +365,13 @@ def gather_facts(
         base_holdings=base_holdings,
         trusted_holdings=trusted_holdings,
     )
+    days = int(rule_option(rules, ExposureRule, "unvouched_days", 0) or 0)
+    # SECURITY: a thin buy from a session no passkey vouched for counts every thin buy since her last
+    # confirmation, not only the month's: the month's budget rolled for a thief who kept his browser (red
+    # team, round fifty-five). One statement more, for such buys only.
+    if days > 0 and facts.is_buy and facts.exposure_weight > 0 and not session_vouched(request):
+        facts = replace(facts, unvouched=thin_since_confirmation(user, now=now, days=days))
+    return facts
 
 
 __all__ = ["gather_facts"]

@@ -14,11 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.utils import translation
 from django.utils.functional import Promise, lazy
 from django.utils.translation import gettext
+
+if TYPE_CHECKING:
+    from authguard.orders.vouching import UnvouchedThin
 
 #: Severity of a finding: the decision carries the highest one, and the admin sorts by it.
 LOW, MEDIUM, HIGH, CRITICAL = 1, 2, 3, 4
@@ -92,14 +95,13 @@ class PortfolioSnapshot:
 class InstrumentInfo:
     """What the guard needs to know about an instrument (the ``AUTHGUARD_ORDER_INSTRUMENT`` hook).
 
-    Give the average daily traded value (in the portfolio's currency) or the average daily volume in shares
-    (the guard multiplies by ``price`` and ``fx_rate``). ``fx_rate`` converts one unit of the instrument's
-    ``currency`` into the portfolio's currency. ``baseline_daily_value``, optional: the instrument's long-run
-    daily traded value in the portfolio's currency (for example the median of the last 250 trading days, from
-    the portal's market data); the guard reads the lower of it and the current one. ``reference_price``,
-    optional: the instrument's long-run price per share in its own ``currency`` (for example the median close
-    of the last 20 trading days, from the portal's market data); the ``Exposure`` rule holds an order of a
-    thinly traded instrument checked at a price far from it (:meth:`price_deviation`).
+    Give the average daily traded value (portfolio currency) or volume in shares (times ``price`` and
+    ``fx_rate``: one ``currency`` unit in the portfolio's). Optional: ``baseline_daily_value``, the long-run
+    daily traded value (portfolio currency; e.g. a 250-day median), read as the lower of it and today's;
+    ``reference_price``, the long-run price per share in ``currency`` (e.g. a 20-day median close), a thin
+    stock's order checked far from it is held (:meth:`price_deviation`). Prices and volumes are per share as
+    it trades today (split-adjusted). ``history_days``: the trading days the long-run figures cover; under
+    ``IlliquidBuy``'s ``min_history_days`` (a new listing, a new code) it is illiquid (``None``: as before).
     """
 
     symbol: str
@@ -114,6 +116,7 @@ class InstrumentInfo:
     name: str = ""
     baseline_daily_value: Decimal | None = None
     reference_price: Decimal | None = None
+    history_days: int | None = None
 
     @property
     def daily_value(self) -> Decimal | None:
@@ -301,6 +304,9 @@ class OrderFacts:
     #: The holdings' value the buy limits trust: each position at no more than its long-run price lifted by
     #: the reference deviation (``None``: the portfolio's holdings value, every position in full).
     trusted_holdings: Decimal | None = None
+    #: For a thin buy from a session no passkey vouched for: the weighted thin buys since the customer's last
+    #: confirmation of a held order (:mod:`authguard.orders.vouching`; ``None``: vouched, or not looked up).
+    unvouched: UnvouchedThin | None = None
 
     @property
     def trusted_total(self) -> Decimal:

@@ -63,6 +63,10 @@ from authguard.orders.rule_base import reason as reason
 from authguard.orders.rule_base import render_message as render_message
 from authguard.plugins import plugin_list_problem
 
+#: Trading days of long-run data (``InstrumentInfo.history_days``) under which an instrument counts as
+#: illiquid, unless the configured :class:`IlliquidBuy` sets its own ``min_history_days``.
+DEFAULT_MIN_HISTORY_DAYS = 20
+
 
 class MassLiquidation(OrderRule):
     """Sells within ``window_hours`` above ``max_share`` of the holdings' value at the window's start.
@@ -100,6 +104,8 @@ class IlliquidBuy(OrderRule):
     ``max_adv_share``: largest share of a day's traded value one buy may be. ``liquidity_floor``: daily
     traded value under which an instrument is illiquid; buys of one are held above ``floor_max_amount`` or
     above ``floor_max_share`` of the portfolio. ``home_country``: where the portal's own market is.
+    ``min_history_days``: an instrument whose long-run data cover fewer trading days
+    (``InstrumentInfo.history_days``: a new listing, a new code) is illiquid for every rule (0: never).
     """
 
     defaults: ClassVar[dict[str, Any]] = {
@@ -109,6 +115,8 @@ class IlliquidBuy(OrderRule):
         "floor_max_share": 0.2,
         "foreign_small_cap": True,
         "home_country": "JP",
+        # A month of trading days: the window of the reference price's median (docs/order-guard.md).
+        "min_history_days": DEFAULT_MIN_HISTORY_DAYS,
     }
 
     def evaluate(self, facts: OrderFacts) -> Iterable[RuleFinding]:

@@ -11,8 +11,14 @@ accounts are made to buy at inflated prices, so their volumes are tiny next to t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 from decimal import Decimal
+from fractions import Fraction
+
+#: Since when the demo's levels stand for its instruments' long run (``InstrumentData.history_since``): the
+#: listed stocks of the demo are long listed.
+LONG_RUN_SINCE = date(2015, 1, 5)
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,14 @@ class InstrumentData:
     of the last 20 trading days). Only a row that carries one changes the stored long-run value
     (``services.sync_instruments``): the day's price and volume never do, or a sync on the day of a pump (or
     of a gang's crash) would make it the long run.
+
+    ``history_since``, optional: the first trading day of the long-run data; a new instrument without one
+    starts its history on the day it arrives (the order guard weighs it as illiquid for 20 trading days).
+    ``formerly``, optional: the code a new instrument traded under before (a code change, a move between
+    markets): it takes over that code's long-run data and the positions in it. ``split``, optional: a split
+    or consolidation that takes effect with this row, as new shares per old share (``Fraction(10)`` ten for
+    one, ``Fraction(1, 10)`` ten into one): the stored long-run price and the positions are rescaled. A row
+    carries it once, on the day it takes effect.
     """
 
     symbol: str
@@ -36,6 +50,9 @@ class InstrumentData:
     is_small_cap: bool = False
     baseline_daily_value: Decimal | None = None
     reference_price: Decimal | None = None
+    history_since: date | None = None
+    formerly: str | None = None
+    split: Fraction | None = None
 
 
 def _jp(symbol: str, name: str, price: str, adv: int, market: str = "TSE Prime") -> InstrumentData:
@@ -46,7 +63,7 @@ def _us(symbol: str, name: str, price: str, adv: int, market: str) -> Instrument
     return InstrumentData(symbol, name, market, "USD", Decimal(price), adv, "US")
 
 
-INSTRUMENTS: tuple[InstrumentData, ...] = (
+_ROWS: tuple[InstrumentData, ...] = (
     # -- Tokyo Stock Exchange, Prime market (4-digit securities codes) ------------------------------------
     _jp("7203", "Toyota Motor", "2850", 25_000_000),
     _jp("6758", "Sony Group", "3900", 12_000_000),
@@ -114,3 +131,5 @@ INSTRUMENTS: tuple[InstrumentData, ...] = (
         True,
     ),
 )
+
+INSTRUMENTS: tuple[InstrumentData, ...] = tuple(replace(row, history_since=LONG_RUN_SINCE) for row in _ROWS)

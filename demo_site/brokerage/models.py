@@ -90,6 +90,18 @@ class Instrument(models.Model):
             "a thinly traded stock whose price is far from it."
         ),
     )
+    # SECURITY: a new listing's (or a new code's) long run is its first days, which a gang's wash trades can
+    # print: the order guard weighs it as illiquid until its data cover a month (red team, round fifty-seven).
+    history_since = models.DateField(
+        _("long-run data since"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The first trading day of the long-run figures (its listing, or the first day of market data "
+            "under this or a former code). Empty: long listed. Until they cover 20 trading days the order "
+            "guard treats the stock as thinly traded."
+        ),
+    )
 
     class Meta:
         ordering = ["symbol"]

@@ -26,13 +26,15 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from fractions import Fraction
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -42,7 +44,7 @@ from authguard.models import HeldOrder
 from authguard.orders import guard as guard_orders
 from authguard.orders.approval import Approval, fills_within
 from authguard.orders.guard import OrderIntent, OrderNotExecutable
-from authguard.orders.rules import HoldingValue, InstrumentInfo, PortfolioSnapshot
+from authguard.orders.rules import DEFAULT_MIN_HISTORY_DAYS, HoldingValue, InstrumentInfo, PortfolioSnapshot
 
 from .instruments import INSTRUMENTS, InstrumentData
 from .models import Account, Currency, Instrument, Order, OrderStatus, Position, Side
@@ -135,6 +137,8 @@ class OrderDraft:
     baseline_daily_value: Decimal | None = None
     #: The instrument's long-run price in its own currency (``None``: the portal has none).
     reference_price: Decimal | None = None
+    #: The first trading day of the instrument's long-run data (``None``: long listed).
+    history_since: date | None = None
 
     @property
     def amount(self) -> Decimal:
@@ -204,6 +208,24 @@ def list_instruments() -> QuerySet[Instrument]:
     return Instrument.objects.order_by("listing_country", "symbol")
 
 
+def history_days(since: date | None, today: date | None = None) -> int | None:
+    """Trading days of long-run data from ``since`` to ``today`` (default: the local date), both counted:
+    weekdays, as the demo keeps no exchange calendar. ``None`` for an instrument without a start (long
+    listed): the guard then reads its long-run figures as it always did."""
+    if since is None:
+        return None
+    today = timezone.localdate() if today is None else today
+    if today < since:
+        return 0
+    weeks, rest = divmod((today - since).days + 1, 7)
+    return weeks * 5 + sum(1 for day in range(rest) if (since.weekday() + day) % 7 < 5)
+
+
+def _young(instrument: Instrument, today: date) -> bool:
+    days = history_days(instrument.history_since, today)
+    return days is not None and days < DEFAULT_MIN_HISTORY_DAYS
+
+
 def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
     """Create or update the instruments from :mod:`~demo_site.brokerage.instruments` (or a day's rows of
     the same shape); return how many.
@@ -213,8 +235,16 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
     levels are its long run) and an existing one keeps the value it has. The long-run price
     (``Instrument.reference_price``) likewise: from a row's explicit ``reference_price``, else a new
     instrument's from its row's price, and an existing one's kept.
+
+    A new instrument's long-run data start on the day it arrives (``Instrument.history_since``) unless its
+    row gives a start (``history_since``) or a former code (``formerly``: a code change), whose long-run data
+    and positions it takes over. While they cover fewer than 20 trading days the order guard weighs it as
+    illiquid (``InstrumentInfo.history_days``), and a day's row can only lower its long-run daily value: the
+    demo keeps no series to take a median of, and its first day is the one a gang wash-trades. A row's
+    ``split`` rescales the long-run price and the positions (:func:`_apply_split`).
     """
     count = 0
+    today = timezone.localdate()
     with transaction.atomic():
         for row in rows:
             fields: dict[str, object] = {
@@ -226,29 +256,88 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
                 "listing_country": row.listing_country,
                 "is_small_cap": row.is_small_cap,
             }
-            long_run = row.baseline_daily_value
-            # SECURITY: the long run is what a pump cannot lift: never the day's price x volume of a stock the
-            # demo already knows (red team, round twenty: one morning's sync of a pumped day made 5Z4A's
-            # ¥10.5 billion its long-run value, and half a portfolio went into it without a hold).
-            first = to_jpy(row.price * row.avg_daily_volume, row.currency) if long_run is None else long_run
-            # SECURITY: nor the long-run price from the day's, which in a thin stock the gang's trades set
-            # (red team, round twenty-three: 7Z2A's day printed at ¥85, a tenth of its price).
-            updates: dict[str, object] = {}
-            if long_run is not None:
-                updates["baseline_daily_value"] = long_run
-            if row.reference_price is not None:
-                updates["reference_price"] = row.reference_price
-            Instrument.objects.update_or_create(
-                symbol=row.symbol,
-                defaults={**fields, **updates},
-                create_defaults={
-                    **fields,
-                    "baseline_daily_value": first,
-                    "reference_price": row.price if row.reference_price is None else row.reference_price,
-                },
-            )
+            existing = Instrument.objects.select_for_update().filter(symbol=row.symbol).first()
+            if existing is None:
+                _create_instrument(row, fields, today)
+            else:
+                _update_instrument(existing, row, fields, today)
             count += 1
     return count
+
+
+def _create_instrument(row: InstrumentData, fields: dict[str, object], today: date) -> Instrument:
+    day_value = to_jpy(row.price * row.avg_daily_volume, row.currency)
+    former = Instrument.objects.filter(symbol=row.formerly).first() if row.formerly else None
+    baseline: Decimal | None = day_value
+    reference: Decimal | None = row.price
+    since: date | None = today
+    if former is not None:
+        # SECURITY: a new code's long run is its former code's, not its first day, which the gang's wash
+        # trades print (red team, round fifty-seven).
+        baseline, reference, since = former.baseline_daily_value, former.reference_price, former.history_since
+    instrument = Instrument.objects.create(
+        symbol=row.symbol,
+        **fields,
+        baseline_daily_value=baseline if row.baseline_daily_value is None else row.baseline_daily_value,
+        reference_price=reference if row.reference_price is None else row.reference_price,
+        history_since=since if row.history_since is None else row.history_since,
+    )
+    if former is not None:
+        Position.objects.filter(instrument=former).update(instrument=instrument)
+    return instrument
+
+
+def _update_instrument(
+    instrument: Instrument, row: InstrumentData, fields: dict[str, object], today: date
+) -> None:
+    updates = dict(fields)
+    # SECURITY: the long run is what a pump cannot lift: never the day's price x volume of a stock the demo
+    # already knows (red team, round twenty: one morning's sync of a pumped day made 5Z4A's ¥10.5 billion a
+    # day its long-run value, and half a portfolio went into it without a hold). A young one's only falls
+    # (round fifty-seven: its first day was the gang's).
+    if row.baseline_daily_value is not None:
+        updates["baseline_daily_value"] = row.baseline_daily_value
+    elif _young(instrument, today) and instrument.baseline_daily_value is not None:
+        day_value = to_jpy(row.price * row.avg_daily_volume, row.currency)
+        updates["baseline_daily_value"] = min(instrument.baseline_daily_value, day_value)
+    # SECURITY: nor the long-run price from the day's, which in a thin stock the gang's trades set (red team,
+    # round twenty-three: 7Z2A's day printed at ¥85, a tenth of its price); a split rescales it per share
+    # as the stock trades now (round fifty-seven: a consolidation left it a tenth of the new share's).
+    if row.reference_price is not None:
+        updates["reference_price"] = row.reference_price
+    elif row.split is not None and instrument.reference_price is not None:
+        updates["reference_price"] = (instrument.reference_price / _ratio(row.split)).quantize(CENTS)
+    if row.history_since is not None:
+        updates["history_since"] = row.history_since
+    if row.split is not None:
+        _apply_split(instrument, _ratio(row.split), price=row.price)
+    for name, value in updates.items():
+        setattr(instrument, name, value)
+    instrument.save(update_fields=list(updates))
+
+
+def _ratio(split: Fraction) -> Decimal:
+    if split <= 0:
+        raise ValueError(f"a split must be a positive number of new shares per old share, not {split!r}")
+    return Decimal(split.numerator) / Decimal(split.denominator)
+
+
+def _apply_split(instrument: Instrument, ratio: Decimal, *, price: Decimal) -> None:
+    """Every position in ``instrument`` times ``ratio`` new shares per old share; a fraction of a new share
+    is paid out in cash at ``price`` (the new share's), as a consolidation's odd lots are. A held order from
+    before the split no longer fills: its checked price is out of its band (:class:`PriceMoved`)."""
+    positions = Position.objects.select_for_update().filter(instrument=instrument).order_by("pk")
+    for position in positions:
+        shares = Decimal(position.quantity) * ratio
+        whole = int(shares)
+        odd = to_jpy((shares - whole) * price, instrument.currency)
+        if odd > 0:
+            Account.objects.filter(pk=position.account_id).update(cash=F("cash") + odd)
+        if whole > 0:
+            position.quantity = whole
+            position.save(update_fields=["quantity"])
+        else:
+            position.delete()
 
 
 # -- accounts ------------------------------------------------------------------------------------------
@@ -384,6 +473,7 @@ def _draft(side: str, instrument: Instrument, quantity: int) -> OrderDraft:
         listing_country=instrument.listing_country,
         baseline_daily_value=instrument.baseline_daily_value,
         reference_price=instrument.reference_price,
+        history_since=instrument.history_since,
     )
 
 
@@ -619,10 +709,16 @@ def _portfolio_sql(vendor: str) -> str:
     # Only the models' own (quoted) table names are formatted in; the user's id is a parameter.
     return (
         "SELECT a.cash, i.symbol, p.quantity, i.price, i.currency, i.name, i.market, i.listing_country,"  # noqa: S608
-        f" i.avg_daily_volume, i.is_small_cap, i.baseline_daily_value, i.reference_price FROM {account} a"
+        " i.avg_daily_volume, i.is_small_cap, i.baseline_daily_value, i.reference_price, i.history_since"
+        f" FROM {account} a"
         f" LEFT JOIN {position} p ON p.account_id = a.id LEFT JOIN {instrument} i ON i.id = p.instrument_id"
         " WHERE a.user_id = %s ORDER BY i.symbol"
     )
+
+
+def _date(value: object) -> date | None:
+    """A date column's value: SQLite answers text."""
+    return date.fromisoformat(value) if isinstance(value, str) else value if isinstance(value, date) else None
 
 
 def _decimal(value: object) -> Decimal:
@@ -643,7 +739,8 @@ def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
     cash = _decimal(rows[0][0]) if rows else Decimal(0)
     holdings = []
     for row in rows:
-        _cash, symbol, quantity, price, currency, name, market, country, volume, small, baseline, ref = row
+        symbol, quantity, price, currency, name, market, country, volume, small, baseline, ref = row[1:12]
+        since = _date(row[12])
         if symbol is None:
             continue
         price = _decimal(price)
@@ -653,6 +750,8 @@ def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
             # SECURITY: the long-run value, so a pump of the position's stock does not make it look liquid.
             baseline_daily_value=None if baseline is None else _decimal(baseline),
             reference_price=None if ref is None else _decimal(ref),
+            # SECURITY: a new code's position never counts up to its first days' price (round fifty-seven).
+            history_days=history_days(since),
         )  # fmt: skip
         value = to_jpy(price * int(quantity), currency)
         holdings.append(
@@ -663,7 +762,7 @@ def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
 
 _INSTRUMENT_FIELDS = (
     "symbol", "name", "price", "currency", "market", "listing_country", "avg_daily_volume", "is_small_cap",
-    "baseline_daily_value", "reference_price",
+    "baseline_daily_value", "reference_price", "history_since",
 )  # fmt: skip
 
 
@@ -695,7 +794,8 @@ def guard_instrument(symbol: str) -> InstrumentInfo | None:
     reference = row["reference_price"]
     row["reference_price"] = None if reference is None else _decimal(reference)
     row["is_small_cap"] = bool(row["is_small_cap"])  # SQLite answers 0 or 1
-    return InstrumentInfo(**row, fx_rate=JPY_PER_UNIT[row["currency"]])
+    since = _date(row.pop("history_since"))
+    return InstrumentInfo(**row, fx_rate=JPY_PER_UNIT[row["currency"]], history_days=history_days(since))
 
 
 def instrument_info(draft: OrderDraft) -> InstrumentInfo:
@@ -714,6 +814,8 @@ def instrument_info(draft: OrderDraft) -> InstrumentInfo:
         baseline_daily_value=draft.baseline_daily_value,
         # SECURITY: without it the guard checks a thin stock's order at whatever price a gang printed today.
         reference_price=draft.reference_price,
+        # SECURITY: a new listing's or a new code's long run is its first days: the guard weighs it as thin.
+        history_days=history_days(draft.history_since),
     )
 
 

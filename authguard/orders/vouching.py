@@ -1,0 +1,126 @@
+"""Thin-stock buys the customer never vouched for: what the exposure rule's long count reads (issue 8).
+
+The month's illiquid budget (``Exposure.max_illiquid_share`` within ``slow_horizon_hours``) rolls: a thief
+whose browser the engine let in, who keeps to it and buys just under the month's share every month, filled a
+third of her portfolio with the gang's stock in a quarter without one hold (red team, round fifty-five). What
+rolls for him must not roll for a session she has not vouched for. So a buy of a thin stock from a session
+that no passkey verified (:func:`session_vouched`) also counts every thin buy since her last confirmation of
+a held order, up to ``Exposure.unvouched_days`` back (:func:`thin_since_confirmation`): only her factor,
+on an order the guard showed her, starts that count again.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+from django.http import HttpRequest
+
+from authguard import statements
+from authguard.choices import GuardStatus
+from authguard.factors.methods import PHISHING_RESISTANT_METHODS, remembers_device
+from authguard.models import GuardedOrder, HeldOrder, OrderDayTotal
+from authguard.orders import rollup
+from authguard.sessions.state import session_state
+
+
+@dataclass(frozen=True)
+class UnvouchedThin:
+    """The thin-stock buys (weighted by illiquidity, as ``GuardedOrder.illiquid_amount``) placed or held
+    since ``since``: the later of ``days`` ago and the customer's last confirmation of a held order."""
+
+    since: datetime
+    amount: Decimal
+    days: int
+    #: Whether ``since`` is a confirmation (else it is ``days`` ago).
+    confirmed: bool
+
+
+def session_vouched(request: HttpRequest | None) -> bool:
+    """Whether the order's session was verified with a factor a phishing page cannot relay (a passkey) that
+    may vouch for the browser (:func:`~authguard.factors.methods.remembers_device`: not the thief's own new
+    passkey while it cools off, not during the account's cooling-off).
+
+    SECURITY: no request, no authguard state, no OTP device on the request (an API token, a portal without
+    ``OTPMiddleware``) or a relayable code is no vouching: the long count applies (fail closed).
+    """
+    if request is None:
+        return False
+    state = session_state(request)
+    if state is None or state.strong_method not in PHISHING_RESISTANT_METHODS:
+        return False
+    user = getattr(request, "user", None)
+    device = getattr(user, "otp_device", None)
+    return remembers_device(user, device=device, method=state.strong_method)
+
+
+#: The UTC day of a timestamp, per database (the rolled-up days are UTC days).
+_UTC_DAY = {
+    "postgresql": "CAST(({}) AT TIME ZONE 'UTC' AS DATE)",
+    "sqlite": "date(({}))",
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _sums_sql(vendor: str) -> str:
+    """The account's weighted thin buys since the later of a time and its last confirmed held order, in one
+    statement: the ledger rows not rolled up, the rolled-up days, and the confirmation's time itself."""
+    q = connection.ops.quote_name
+    ledger = q(GuardedOrder._meta.db_table)
+    days = q(OrderDayTotal._meta.db_table)
+    held = q(HeldOrder._meta.db_table)
+    # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
+    last = (
+        f"SELECT MAX(confirmed_at) FROM {held}"  # noqa: S608
+        " WHERE user_id = %s AND status = %s AND confirmed_at > %s AND confirmed_at <= %s"
+    )
+    day_of_last = _UTC_DAY.get(vendor, "CAST(({}) AS DATE)").format(last)
+    # The confirmation's row first: PostgreSQL types a UNION's columns pair by pair from the left, and two
+    # bare NULLs first would make the third column text.
+    return (
+        f"SELECT 'last', NULL, ({last})"  # noqa: S608
+        f" UNION ALL SELECT 'ledger', SUM(illiquid_amount), NULL FROM {ledger}"  # noqa: S608
+        " WHERE user_id = %s AND created_at >= %s AND NOT rolled AND side = 'buy' AND status IN (%s, %s)"
+        f" AND (created_at > ({last}) OR ({last}) IS NULL)"
+        f" UNION ALL SELECT 'days', SUM(illiquid_amount), NULL FROM {days}"  # noqa: S608
+        f" WHERE user_id = %s AND day >= %s AND symbol = '' AND (day >= {day_of_last} OR ({last}) IS NULL)"
+    )
+
+
+def thin_since_confirmation(user: Any, *, now: datetime, days: int) -> UnvouchedThin:
+    """The account's thin-stock buys since the later of ``days`` ago and its last confirmed held order (one
+    statement, whatever the history: the rolled-up days are one row each).
+
+    A rolled-up day counts whole from the day the count starts in: the count can only grow by it, never miss
+    a buy (as :func:`~authguard.orders.exposure.ledger_totals`' rounded windows)."""
+    start = now - timedelta(days=days)
+    uid = statements.user_id(user.pk)
+    adapt = connection.ops.adapt_datetimefield_value
+    last = [uid, HeldOrder.Status.CONFIRMED, adapt(start), adapt(now)]
+    params = [*last, uid, adapt(start), GuardStatus.PLACED, GuardStatus.HELD, *last, *last]
+    params += [uid, connection.ops.adapt_datefield_value(rollup.day_start(start).date()), *last, *last]
+    total = Decimal(0)
+    confirmed_at: datetime | None = None
+    for part, value, when in statements.fetch_all(_sums_sql(connection.vendor), params):
+        if part == "last":
+            confirmed_at = _as_datetime(when)
+        elif value is not None:
+            total += value if isinstance(value, Decimal) else Decimal(str(round(float(value), 2)))
+    since = confirmed_at or start
+    return UnvouchedThin(since=since, amount=total, days=days, confirmed=confirmed_at is not None)
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """``MAX(confirmed_at)`` as an aware datetime (SQLite answers the stored text)."""
+    if value is None or isinstance(value, datetime):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+
+
+__all__ = ["UnvouchedThin", "session_vouched", "thin_since_confirmation"]
