@@ -210,12 +210,15 @@ def test_held_sign_out_everywhere_from_his_session_with_a_relayed_code_ends_his_
     from django.urls import reverse
 
     from .conftest import api_post, totp_token
+    from .test_dbsc_moves_walkarounds import _refresh
 
     her, her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory)
     thief = Client(REMOTE_ADDR=IP_TOKYO_2, HTTP_USER_AGENT=UA_CHROME_WIN)
     his_key, his_binding = _thief_binds_his_own_browser(thief, totp)
     clock.shift(timedelta(seconds=31))
     stepped = api_post(thief, "api-step-up-totp", {"code": totp_token(totp)})
+    # His browser refreshes with its key: the step-up's answer ended the bound cookie from before it.
+    assert _refresh(thief, his_key, his_binding).status_code == 200
     ended = thief.post(reverse("authguard:security-end-sessions"))
     hers = DbscSession.objects.get(session_id=her_binding)
     his = DbscSession.objects.get(session_id=his_binding)

@@ -26,7 +26,7 @@ from authguard.models import DbscSession, SessionRecord
 from .conftest import IP_TOKYO_2, UA_CHROME_WIN
 from .staff_fixtures import give_passkey, passkey_verify
 from .test_dbsc_copies_walkarounds import _her_refresh, _last, _login, _summary
-from .test_dbsc_moves_walkarounds import _assert_ended, _thief_binds_his_own_browser
+from .test_dbsc_moves_walkarounds import _assert_ended, _refresh, _thief_binds_his_own_browser
 from .test_dbsc_session_rebind_walkarounds import _her_bound_history
 from .test_sessions_dbsc import dbsc_on, urlpatterns  # noqa: F401
 from .test_stepup_security import reverify
@@ -55,6 +55,8 @@ def test_his_sign_out_everywhere_with_one_relayed_code_ends_his_new_binding_and_
 
     clock.shift(timedelta(minutes=5))
     reverify(thief, totp)  # the code she typed into his page
+    # His browser refreshes with its key: the step-up's answer ended the bound cookie from before it.
+    assert _refresh(thief, key, binding).status_code == 200
     ended = thief.post(END_OTHERS)
     assert ended.status_code == 302 and "reverify" not in ended["Location"], ended
     assert her.get("/api/portfolio").status_code != 200  # her session ends: that much he can do
@@ -78,6 +80,7 @@ def test_her_sign_out_everywhere_with_her_code_ends_the_bindings_of_the_month_he
 
     clock.shift(timedelta(minutes=5))
     reverify(her, totp)
+    assert _her_refresh(her, her_key, her_binding).status_code == 200  # as her browser does after it
     ended = her.post(END_OTHERS)
     assert ended.status_code == 302 and "reverify" not in ended["Location"], ended
     assert thief.get("/api/portfolio").status_code != 200
@@ -102,6 +105,7 @@ def test_her_sign_out_everywhere_with_her_passkey_keeps_her_young_binding(
     her.post("/api/logout")
     assert _login(her).json()["status"] == "ok", _summary(None)
     assert passkey_verify(her, authenticator).status_code == 200
+    assert _her_refresh(her, her_key, her_binding).status_code == 200  # as her browser does after it
     ended = her.post(END_OTHERS)
     assert ended.status_code == 302 and "reverify" not in ended["Location"], ended
     _assert_ended(binding, "signed_out_everywhere", thief, key)
@@ -122,9 +126,10 @@ def test_his_sign_out_everywhere_with_a_relayed_code_does_not_free_her_young_bro
     her, _her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=21)
     stolen = her.cookies["authguard_device"].value
     thief = Client(REMOTE_ADDR=IP_TOKYO_2, HTTP_USER_AGENT=UA_CHROME_WIN)
-    _thief_binds_his_own_browser(thief, totp)
+    key, binding = _thief_binds_his_own_browser(thief, totp)
     clock.shift(timedelta(minutes=5))
     reverify(thief, totp)
+    assert _refresh(thief, key, binding).status_code == 200  # his browser refreshes after his step-up
     assert thief.post(END_OTHERS).status_code == 302
     assert DbscSession.objects.get(session_id=her_binding).end_reason == "signed_out_everywhere"
 

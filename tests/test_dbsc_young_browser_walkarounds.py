@@ -382,41 +382,81 @@ def test_held_a_copy_twelve_minutes_late_cannot_forget_her_bound_browser_of_mont
     assert "revoked=False" in _outcome(hers, her_binding)
 
 
-def test_cost_her_bound_browser_forgets_itself_with_one_code_once_her_key_refreshed_after_her_step_up(
+def _step_up_ends_her_bound_cookie(her: Any, totp: Any) -> None:
+    """Her step-up with her app; its answer ends the bound cookie she sent (round fifty-seven), so her
+    browser refreshes with its key before its next request, as DBSC does for a missing bound cookie."""
+    assert her.cookies.get(BOUND) is not None and her.cookies[BOUND].value
+    reverify(her, totp)
+    assert not her.cookies[BOUND].value  # ended in the step-up's answer: max-age 0
+
+
+def test_her_bound_browser_forgets_itself_with_one_code_once_her_key_refreshed_after_her_step_up(
     clock: Any, user_factory: Any, totp_factory: Any
 ) -> None:
-    """Cost (round fifty-seven): right after her step-up, her own bound browser of months is not "this
-    browser" until its key refreshes the bound cookie (by itself when the cookie runs out, within its ten
-    minutes): forgetting it asks what forgetting another browser asks. After that refresh, inside the
-    step-up's freshness, her one code forgets it as before."""
+    """Cost (round fifty-seven), and how little it is: her own bound browser of months is "this browser" only
+    with a bound cookie its key refreshed since her step-up. The step-up's answer ends the bound cookie, so
+    her browser refreshes at once; a client that kept sending the old cookie would be asked what forgetting
+    another browser asks. After the refresh her one code forgets it as before."""
     her, her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=35)
     hers = KnownDevice.objects.get(user__username="hanako", revoked_at__isnull=True)
     clock.shift(timedelta(minutes=1))
-    reverify(her, totp)
-    refused = her.post(f"/authguard/security/devices/{hers.pk}/revoke/")
-    assert "reverify" in refused["Location"] and "revoked=False" in _outcome(hers, her_binding)
-    clock.shift(timedelta(minutes=2))
+    _step_up_ends_her_bound_cookie(her, totp)
     assert _her_refresh(her, her_key, her_binding).status_code == 200  # her browser's own refresh
     forgot = her.post(f"/authguard/security/devices/{hers.pk}/revoke/")
     assert forgot.status_code == 302 and "reverify" not in forgot["Location"], forgot
     assert "revoked=True" in _outcome(hers, her_binding)
 
 
-def test_cost_her_factor_removal_on_her_bound_browser_waits_for_her_keys_refresh_after_her_step_up(
+def test_her_factor_removal_on_her_bound_browser_goes_through_once_her_key_refreshed_after_her_step_up(
     clock: Any, user_factory: Any, totp_factory: Any
 ) -> None:
-    """Cost (round fifty-seven): right after her step-up, her low-risk session on her bound browser of months
-    is not vouched until its key refreshes the bound cookie: removing her second app asks a passkey or a
-    second, different factor meanwhile. After the refresh, inside the step-up's freshness, it is removed."""
+    """Cost (round fifty-seven): her low-risk session on her bound browser of months vouches for a removal
+    only with a bound cookie its key refreshed since her step-up. The old cookie (a copy's, or a client that
+    does not refresh) asks a passkey or a second, different factor; her browser, whose bound cookie the
+    step-up's answer ended, refreshes at once and removes her second app."""
     her, her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=35)
     tablet = totp_factory(totp.user, name="tablet")
     TOTPDevice.objects.filter(pk=tablet.pk).update(created_at=timezone.now() - timedelta(days=60))
     clock.shift(timedelta(minutes=1))
-    reverify(her, totp)
+    old_bound = her.cookies[BOUND].value
+    _step_up_ends_her_bound_cookie(her, totp)
+    her.cookies[BOUND] = old_bound  # a client that keeps sending the cookie from before the step-up
     refused = her.post(f"/authguard/security/factors/totp/{tablet.pk}/remove/")
     assert "reverify" in refused["Location"] and TOTPDevice.objects.filter(pk=tablet.pk).exists()
-    clock.shift(timedelta(minutes=2))
     assert _her_refresh(her, her_key, her_binding).status_code == 200
     removed = her.post(f"/authguard/security/factors/totp/{tablet.pk}/remove/")
     assert removed.status_code == 302 and "reverify" not in removed["Location"], removed
     assert not TOTPDevice.objects.filter(pk=tablet.pk).exists()
+
+
+@pytest.mark.parametrize("dbsc", [True, False], ids=["her_bound_chrome", "same_browser_unbound"])
+def test_her_first_passkey_added_right_after_her_code_on_her_bound_browser_is_vouched_as_on_an_unbound_one(
+    clock: Any, user_factory: Any, totp_factory: Any, authenticator: Any, dbsc: bool, request: Any
+) -> None:
+    """Cost of round fifty-seven's fresh-proof rule, closed (red team, round fifty-eight): a customer with her
+    authenticator app only adds her first passkey on her own bound PC of 35 days: "confirm it is you" with
+    her code, then the passkey ceremony twenty seconds later. Her bound cookie was issued before that code,
+    so the passkey was unvouched: 14 days' cooling-off instead of the account's day, where the same browser
+    without DBSC was vouched. The step-up's answer now ends the older bound cookie; her browser refreshes
+    with its key before its next request (as DBSC does for a missing bound cookie) and the passkey is
+    vouched, as on an unbound browser."""
+    from authguard.models import FactorRecord, PasskeyDevice
+
+    from .conftest import register_passkey
+
+    her, key, binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=35)
+    clock.shift(timedelta(minutes=6))
+    assert _her_refresh(her, key, binding).status_code == 200  # her cookie ran out: her key refreshed it
+    clock.shift(timedelta(minutes=4))
+    if not dbsc:
+        request.getfixturevalue("settings").AUTHGUARD_DBSC = {"ENABLED": False}
+    reverify(her, totp)
+    if dbsc:
+        assert not her.cookies[BOUND].value  # ended in the step-up's answer
+        assert _her_refresh(her, key, binding).status_code == 200  # her browser, before its next request
+    clock.shift(20)
+    added = register_passkey(her, authenticator)
+    assert added.status_code == 201, added.content
+    record = FactorRecord.objects.get(device_id=PasskeyDevice.objects.get(user=totp.user).persistent_id)
+    days = (record.cooling_off_until - timezone.now()).total_seconds() / 86400
+    assert record.enrolled_vouched and days <= 1.01, (record.enrolled_vouched, days)

@@ -30,7 +30,7 @@ from authguard.conf import app_settings
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.risk.geoip import geolocate
 from authguard.risk.velocity import release_in_flight
-from authguard.sessions import dbsc, device_activity, device_cookie
+from authguard.sessions import dbsc, device_activity, device_binding, device_cookie
 from authguard.sessions import state as sessions_state
 from authguard.sessions.logout import logout_url
 from authguard.sessions.state import DECISION_ATTR, TOKEN_ATTR, note_renewed_key
@@ -229,6 +229,27 @@ def _is_static(request: HttpRequest) -> bool:
     # SECURITY: static files skip the session checks, but only below a real prefix: a STATIC_URL of "/" (or
     # empty) must not exempt every path.
     return static_prefix != "/" and request.path.startswith(static_prefix)
+
+
+def _end_bound_cookie_older_than_step_up(request: HttpRequest, response: HttpResponse) -> None:
+    """On a step-up's answer, end a bound cookie issued before the session's latest verification: it proves
+    nothing of it (``device_binding.key_proved_since``), and without one DBSC makes her browser refresh with
+    its key before its next request, so the doors that ask for a proof since the step-up (forgetting this
+    browser, vouching for a factor change) find one at once, not when the cookie runs out. A copy cannot
+    refresh (round fifty-seven: the first passkey she added right after her code cooled off for two weeks
+    on her bound browser, a day on an unbound one)."""
+    name = device_binding.bound_cookie_name()
+    if not dbsc.enabled() or response.status_code >= 400 or not request.COOKIES.get(name):
+        return
+    match = getattr(request, "resolver_match", None)
+    if match is None or "authguard" not in match.namespaces:
+        return
+    if match.url_name not in STEP_UP_ROUTES and not request.path.endswith(STEP_UP_API_SUFFIXES):
+        return
+    state = sessions_state.session_state(request) if SESSION_KEY in request.session else None
+    if state is None or state.strong_at is None or device_binding.key_proved_since(request, state.strong_at):
+        return
+    response.delete_cookie(name, path="/", samesite="Lax")
 
 
 def _offer_device_binding(request: HttpRequest, response: HttpResponse) -> None:
@@ -431,6 +452,7 @@ class AuthguardMiddleware:
         if not static and _needs_device_cookie(request, signed_in_key):
             device_cookie.keep(request, response)
         _offer_device_binding(request, response)
+        _end_bound_cookie_older_than_step_up(request, response)
         match = getattr(request, "resolver_match", None)
         if match is not None and "authguard" in match.namespaces:
             deny_framing(response)
