@@ -9,6 +9,7 @@ real TOTP codes, SoftAuthenticator passkeys, mails as the outbox builds them, th
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from authguard.actions import ActionInvalid, clean_params
 from authguard.models import HeldAction, Notification, PasskeyDevice
 from authguard.notifications.messages import build_message
 
-from .actions_support import BANK, actions_site, customer, guard_in_session  # noqa: F401 (fixtures)
+from .actions_support import BANK, OTHER_BROKER, actions_site, customer, guard_in_session  # noqa: F401
 from .conftest import IP_TOKYO
 from .factor_scenarios import new_key
 from .test_injected_text_walkarounds import (  # noqa: F401 (fixtures)
@@ -208,6 +209,107 @@ def test_a_transfer_held_before_the_fields_still_reads_without_his_number() -> N
         }
     )
     assert "野村證券" in text and not DIGITS.search(text), text
+
+
+@pytest.mark.parametrize(
+    "symbol",
+    ["0120-987-654", "TEL0120987654", "お問合せ0120987654", "０１２０９８７６５４"],
+    ids=["bare", "tel", "japanese", "fullwidth"],
+)
+@pytest.mark.usefixtures("actions_site")
+def test_a_transfers_symbol_does_not_carry_his_number_into_her_hold_notice(
+    customer: Any,  # noqa: F811
+    hanako: Any,
+    symbol: str,
+) -> None:
+    """Secure: nothing the thief types into a securities transfer out reaches her genuine "a request is on
+    hold until you confirm it" mail as a callback number (round 54's rule; round 57 moved the receiving
+    account into fields and refused lures in ``broker_name``).
+
+    Attack: the ``symbol`` field is still ``_text(16)``: no lure check in ``clean_params`` and none at
+    rendering (``render_summary`` puts it raw into the summary; the mail's ``summary`` key is not in
+    ``FREE_TEXT_KEYS``, so only ``LINK_PATTERN`` is defanged, never a phone number). 16 characters hold
+    "お問合せ0120987654" or "TEL0120987654": her hold notice, the confirmation page and the console list read
+    "Transfer 100 shares of TEL0120987654 out to ...", and the customer who did not ask for it calls.
+    Fixed in round fifty-eight: ``symbol`` is a security's code (``params._security_code``: up to 12 ASCII
+    letters, digits, dots or hyphens, nothing ``has_lure`` flags), refused with a 400 otherwise."""
+    client, _authenticator = customer
+    params = {"account": "1", "symbol": symbol, "quantity": 100, **OTHER_BROKER}
+    try:
+        held = guard_in_session(client, hanako, kind="securities_transfer_out", params=params)
+    except ActionInvalid as refused:
+        assert "symbol" in refused.errors
+        assert not HeldAction.objects.filter(user=hanako).exists()
+        return
+    note = Notification.objects.filter(kind="action_held", user=hanako).latest("pk")
+    body = build_message(note).body
+    page = client.get(f"/authguard/actions/{held.action.pk}/")
+    shown = re.sub(r"<[^>]+>", " ", page.content.decode())
+    assert not DIGITS.search(_read(body)) and not DIGITS.search(_read(shown)), (
+        f"his number in her hold notice: {body!r}\nconfirmation page ({page.status_code}) shows it: "
+        f"{bool(DIGITS.search(_read(shown)))}"
+    )
+
+
+def _read(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+@pytest.mark.usefixtures("actions_site")
+def test_the_desks_cancel_notice_of_a_transfer_held_before_the_fields_does_not_carry_his_number(
+    customer: Any,  # noqa: F811
+    hanako: Any,
+    admin_user: Any,
+) -> None:
+    """Secure: a transfer held before round 57 (its free-text destination, "野村證券 ご本人でない場合は当社
+    0120-987-654 へ", kept in the row) does not hand his number to her or to the desk when it is shown again.
+
+    Round 57 strips lures when the summary is *rendered from* ``summary_data`` (the confirmation page, the
+    API). But the row's stored ``summary`` text (rendered at hold time, before the fix) is shown raw: the
+    console's held-action list (``list_display = (..., "summary", ...)``) and, worse, the desk's cancel
+    notice to her (``actions.flow.staff_cancel``: ``"what": str(held.summary)[:120]``; "what" is not in
+    ``FREE_TEXT_KEYS``, only links are defanged). The desk, seeing a suspicious transfer out, cancels it and
+    her genuine "the security desk cancelled a request" mail reads "... 野村證券 ご本人でない場合は当社
+    0120-987-654 へ". Fixed in round fifty-eight: both cancel notices (``actions.flow.staff_cancel``
+    and the order guard's twin) and the console's held-action list and page show the stored summary through
+    ``strip_lures``."""
+    from authguard.actions import admin as actions_admin  # noqa: F401 (registers the admin)
+
+    from .staff_fixtures import staff_client
+
+    client, _authenticator = customer
+    params = {"account": "1", "symbol": "7203", "quantity": 100, **OTHER_BROKER}
+    held = guard_in_session(client, hanako, kind="securities_transfer_out", params=params)
+    old_text = "野村證券 ご本人でない場合は当社 0120-987-654 へ"
+    # The row as round 56 stored it: the free-text destination in its data and in its rendered summary.
+    HeldAction.objects.filter(pk=held.action.pk).update(
+        summary_data={
+            "kind": "securities_transfer_out",
+            "symbol": "7203",
+            "quantity": 100,
+            "destination": old_text,
+        },
+        summary=f"Transfer 100 shares of 7203 out to {old_text}.",
+    )
+    desk = staff_client(admin_user)
+    listing = desk.get("/admin/authguard/heldaction/")
+    console = re.sub(r"<[^>]+>", " ", listing.content.decode())
+    done = desk.post(
+        "/admin/authguard/heldaction/",
+        {
+            "action": "cancel_held",
+            "_selected_action": [str(held.action.pk)],
+            "reason": "customer did not ask for it",
+            "apply": "1",
+        },
+    )
+    assert done.status_code in (200, 302)
+    assert HeldAction.objects.get(pk=held.action.pk).status == "cancelled"
+    note = Notification.objects.filter(kind="staff_action", user=hanako).latest("pk")
+    body = build_message(note).body
+    assert not DIGITS.search(body) and not DIGITS.search(console), (
+        f"her cancel notice: {body!r}\nthe console's list shows it: {bool(DIGITS.search(console))}"
+    )
 
 
 def test_the_consoles_known_device_list_does_not_hand_the_desk_his_number(

@@ -285,11 +285,12 @@ def test_without_history_days_the_guard_reads_the_long_run_figures_as_before(
 
 
 @pytest.mark.django_db
-def test_cost_a_new_listing_is_thin_for_its_first_twenty_trading_days(order_api: Any, clock: Any) -> None:
+def test_cost_a_new_listing_weighs_for_its_first_half_year(order_api: Any, clock: Any) -> None:
     """Cost: a real new listing that trades ¥15 billion a day from its first day weighs as illiquid until its
-    data cover 20 trading days. Her buy of ¥1.5 million (21 % of her ¥7 million) from her usual browser in
-    its second week waits for her passkey (the month's thin budget, 10 %); the same buy after the month is
-    placed."""
+    data cover 20 trading days, then less and less until 120 (``IlliquidBuy`` ``history_fade_days``, round
+    fifty-eight). Her buy of ¥1.5 million (21 % of her ¥7 million) from her usual browser in its second week
+    waits for her passkey (the month's thin budget, 10 %), and so does the same buy after six weeks (its
+    weight is still 0.9); after half a year it is placed."""
     user = customer("nomura", cash=CASH, holdings={"7203": 1000, "6758": 300})
     clock(0)
     her = order_api()
@@ -305,6 +306,12 @@ def test_cost_a_new_listing_is_thin_for_its_first_twenty_trading_days(order_api:
     assert "exposure_illiquid" in early["confirmation"]["reasons"]
     her.post(f"/authguard/api/confirmations/{early['confirmation']['id']}/cancel")
     clock(40)
+    services.sync_instruments([listing])
+    battery.sign_in(her, user.username)
+    later = her.order("buy", "9Z8A", 500).json()
+    assert later["status"] == "held" and "exposure_illiquid" in later["confirmation"]["reasons"], later
+    her.post(f"/authguard/api/confirmations/{later['confirmation']['id']}/cancel")
+    clock(180)
     services.sync_instruments([listing])
     battery.sign_in(her, user.username)
     assert her.order("buy", "9Z8A", 500).json()["status"] == "placed"

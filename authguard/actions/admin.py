@@ -20,6 +20,7 @@ from authguard.actions.flow import staff_cancel
 from authguard.console.admin_base import with_reason
 from authguard.console.mixins import UserSearchMixin
 from authguard.models import HeldAction, RegisteredPayee
+from authguard.notifications.lures import strip_lures
 
 
 class _ReadOnly(UserSearchMixin, admin.ModelAdmin):
@@ -39,14 +40,22 @@ class _ReadOnly(UserSearchMixin, admin.ModelAdmin):
 class HeldActionAdmin(_ReadOnly):
     """Held sensitive actions (withdrawals, bank accounts, transfers out, contact changes)."""
 
-    list_display = ("created_at", "user", "kind", "summary", "status", "expires_at", "confirmed_method")
+    list_display = ("created_at", "user", "kind", "shown_summary", "status", "expires_at", "confirmed_method")
     list_filter = ("status", "kind", "created_at")
     search_fields = ("summary", "portal_ref")  # and the customer's login name and e-mail
     list_select_related = ("user",)
     date_hierarchy = "created_at"
-    # SECURITY: what binds a confirmation to its action and session is shown to nobody.
-    exclude = ("nonce", "session_binding")
+    # SECURITY: what binds a confirmation to its action and session is shown to nobody; the stored summary
+    # only through shown_summary.
+    exclude = ("nonce", "session_binding", "summary")
+    readonly_fields = ("shown_summary",)
     actions = ("cancel_held",)
+
+    @admin.display(description=_("summary"), ordering="summary")
+    def shown_summary(self, obj: HeldAction) -> str:
+        """The stored summary without phone numbers or domains: a transfer held before round fifty-seven kept
+        its free-text destination, his desk's number in it (red team, round fifty-eight)."""
+        return strip_lures(obj.summary)
 
     def has_review_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("authguard.change_heldaction")

@@ -97,6 +97,7 @@ from authguard.factors.inventory import (
 from authguard.factors.lifecycle import note_contact_changed
 from authguard.models import ActionKind as ActionKind
 from authguard.models import HeldAction
+from authguard.notifications.lures import strip_lures
 from authguard.notifications.outbox import notify_customer
 from authguard.orders import confirmation as flow
 from authguard.orders.confirmation import HeldKind, canonical_json
@@ -485,7 +486,8 @@ def staff_cancel(held: HeldAction, *, by: Any, reason: str) -> bool:
             context={
                 "action": "cancel_action",
                 "stage": "executed",
-                "what": str(held.summary)[:120],
+                # SECURITY: a summary stored before round fifty-seven may hold his number (round 58).
+                "what": strip_lures(str(held.summary))[:120],
                 "four_eyes": False,
                 "time": now,
             },

@@ -85,6 +85,19 @@ def _name(max_length: int) -> _FieldCheck:
     return check
 
 
+_SECURITY_CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,11}")
+
+
+def _security_code(value: object) -> str:
+    """A security's code as exchanges write it ("7203", "130A", "BRK.B"): never free text.
+
+    SECURITY: a free-text symbol carried "TEL0120987654" into her genuine hold notice (red team, round
+    fifty-eight); a code that reads as a phone number is refused too."""
+    if not isinstance(value, str) or not _SECURITY_CODE_RE.fullmatch(value) or has_lure(value):
+        raise ValueError(_("Enter the security's code: up to 12 letters, digits, dots or hyphens."))
+    return value
+
+
 def _digits(low: int, high: int) -> _FieldCheck:
     def check(value: object) -> str:
         # Leading zeros matter (bank code 0001): digits come as a string, never as a number.
@@ -166,7 +179,7 @@ KIND_PARAMS: dict[str, dict[str, _FieldCheck]] = {
     # it and reached her genuine hold notice (red team, round fifty-four; fields since round fifty-seven).
     ActionKind.SECURITIES_TRANSFER_OUT: {
         "account": _ref,
-        "symbol": _text(16),
+        "symbol": _security_code,
         "quantity": _quantity,
         "broker_code": _digits(4, 5),
         "broker_name": _name(60),

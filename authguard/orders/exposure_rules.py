@@ -30,6 +30,10 @@ from authguard.orders.rule_base import (
     reason,
 )
 
+#: The long count's finding (:meth:`Exposure._unvouched`): only her confirmation of a hold that had it starts
+#: the count again (:mod:`authguard.orders.vouching`).
+UNVOUCHED_FINDING = "exposure_illiquid_unvouched"
+
 
 def _campaign_reason(facts: OrderFacts) -> Any:
     """What the customer reads for every campaign finding (flagged, by volume or by count)."""
@@ -418,11 +422,11 @@ class Exposure(OrderRule):
         if share <= limit:
             return None
         return RuleFinding(
-            "exposure_illiquid_unvouched",
+            UNVOUCHED_FINDING,
             CRITICAL,
             reason(
                 _(
-                    "Your buys of thinly traded stocks since you last confirmed an order would reach "
+                    "Your buys of thinly traded stocks since you last confirmed them would reach "
                     "%(share)s %% of your portfolio (limit %(limit)s %%)."
                 ),
                 {"share": _percent(share), "limit": _percent(limit)},

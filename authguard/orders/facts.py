@@ -38,7 +38,13 @@ from authguard.orders.rule_base import (
     exposure_weight,
     illiquidity,
 )
-from authguard.orders.rules import DEFAULT_MIN_HISTORY_DAYS, IlliquidBuy, RiskySession, rule_option
+from authguard.orders.rules import (
+    DEFAULT_HISTORY_FADE_DAYS,
+    DEFAULT_MIN_HISTORY_DAYS,
+    IlliquidBuy,
+    RiskySession,
+    rule_option,
+)
 from authguard.orders.vouching import session_vouched, thin_since_confirmation
 from authguard.sessions.state import session_state
 
@@ -109,6 +115,26 @@ def _short_history(instrument: InstrumentInfo, min_days: int) -> bool:
     (``InstrumentInfo.history_days``; unknown: no)."""
     days = instrument.history_days
     return days is not None and days < min_days
+
+
+def _history_floor(instrument: InstrumentInfo, min_days: int, fade_days: int) -> float:
+    """The least illiquidity ``instrument``'s history allows: 1 under ``min_days`` trading days; then
+    ``ILLIQUID_WEIGHT`` falling linearly to 0 at ``fade_days``, so its exposure weight falls from 1 to 0 and
+    the rules for illiquid instruments (pivot, risky session) no longer apply to it for its youth alone
+    (unknown history: 0).
+
+    SECURITY: a long run of a few weeks is what a gang's wash trades of those weeks made it: wash-traded
+    every day of its first month, a new listing weighed 0 on day 21 and took all of her cash unheld (red
+    team, round fifty-eight). Each day of data is believed a little more, and wash trading all of them
+    costs the gang half a year of fees."""
+    days = instrument.history_days
+    if days is None:
+        return 0.0
+    if days < min_days:
+        return 1.0
+    if fade_days <= min_days or days >= fade_days:
+        return 0.0
+    return ILLIQUID_WEIGHT * (fade_days - days) / (fade_days - min_days)
 
 
 def _without_young_references(portfolio: PortfolioSnapshot, min_days: int) -> PortfolioSnapshot:
@@ -251,6 +277,7 @@ def gather_facts(
     _warn_without_baseline(instrument)
     _warn_without_reference(instrument)
     min_history = int(rule_option(rules, IlliquidBuy, "min_history_days", DEFAULT_MIN_HISTORY_DAYS))
+    fade = int(rule_option(rules, IlliquidBuy, "history_fade_days", DEFAULT_HISTORY_FADE_DAYS))
     # SECURITY: a new listing's or a new code's long run is its first days, which the gang's wash trades
     # printed: its positions never count up to their "long-run" price (red team, round fifty-seven).
     portfolio: PortfolioSnapshot = _without_young_references(_hook("ORDER_PORTFOLIO")(user), min_history)
@@ -293,12 +320,12 @@ def gather_facts(
         seen = daily_value_of_weight(peak, **scale)
         current = instrument.daily_value
         instrument = replace(instrument, avg_daily_value=seen if current is None else min(current, seen))
-    if _short_history(instrument, min_history):
-        # SECURITY: weight 1 (every thin-stock rule) for this order, not remembered: the first day of a new
-        # code, wash-traded to ¥12.6 billion, made its baseline, weighed 0 and took all of her cash unheld
-        # (red team, round fifty-seven). Its reference price still adds holds (a buy counts at no less than
-        # it); it lifts no value (_without_young_references).
-        weight = 1.0
+    # SECURITY: weight 1 (every thin-stock rule) for this order under min_history_days, then fading, not
+    # remembered: the first day of a new code, wash-traded to ¥12.6 billion, made its baseline, weighed 0 and
+    # took all of her cash unheld (red team, round fifty-seven); wash-traded for its whole first month, on
+    # day 21 (round fifty-eight). Its reference price still adds holds (a buy counts at no less than it); it
+    # lifts no value while it is young (_without_young_references).
+    weight = max(weight, _history_floor(instrument, min_history, fade))
     daily = instrument.daily_value
     # SECURITY: liquidity is a scale (case 53): a stock just above the floor still weighs, and anything
     # weighing at least ILLIQUID_WEIGHT gets the pivot, risky-session and campaign rules too.
@@ -308,9 +335,10 @@ def gather_facts(
     def weigh(held: InstrumentInfo) -> float:
         if _short_history(held, min_history):
             return 1.0  # SECURITY: as the order's own instrument above (round fifty-seven)
-        return exposure_weight(
+        traded = exposure_weight(
             held, liquidity_floor=float(floor), **scale, small_cap_weight=small_cap_weight, home_country=home
         )
+        return max(traded, min(1.0, _history_floor(held, min_history, fade) / ILLIQUID_WEIGHT))
 
     deviation = Decimal(str(rule_option(rules, ExposureRule, "max_reference_deviation", 0.3)))
     base_holdings = _base_holdings(

@@ -66,6 +66,9 @@ from authguard.plugins import plugin_list_problem
 #: Trading days of long-run data (``InstrumentInfo.history_days``) under which an instrument counts as
 #: illiquid, unless the configured :class:`IlliquidBuy` sets its own ``min_history_days``.
 DEFAULT_MIN_HISTORY_DAYS = 20
+#: Trading days over which a young instrument's weight falls from 1 back to its traded value's
+#: (``IlliquidBuy`` option ``history_fade_days``): half a year of data before volume alone is believed.
+DEFAULT_HISTORY_FADE_DAYS = 120
 
 
 class MassLiquidation(OrderRule):
@@ -105,7 +108,9 @@ class IlliquidBuy(OrderRule):
     traded value under which an instrument is illiquid; buys of one are held above ``floor_max_amount`` or
     above ``floor_max_share`` of the portfolio. ``home_country``: where the portal's own market is.
     ``min_history_days``: an instrument whose long-run data cover fewer trading days
-    (``InstrumentInfo.history_days``: a new listing, a new code) is illiquid for every rule (0: never).
+    (``InstrumentInfo.history_days``: a new listing, a new code) is illiquid for every rule (0: never);
+    ``history_fade_days``: from there its weight falls no faster than linearly to its traded value's weight
+    at this many trading days of history (0 or at most ``min_history_days``: no fade).
     """
 
     defaults: ClassVar[dict[str, Any]] = {
@@ -117,6 +122,9 @@ class IlliquidBuy(OrderRule):
         "home_country": "JP",
         # A month of trading days: the window of the reference price's median (docs/order-guard.md).
         "min_history_days": DEFAULT_MIN_HISTORY_DAYS,
+        # A gang wash-trading a new listing every day of its first month made that month its long run, and
+        # the stock weighed 0 on day 21 (red team, round fifty-eight): the weight fades over half a year.
+        "history_fade_days": DEFAULT_HISTORY_FADE_DAYS,
     }
 
     def evaluate(self, facts: OrderFacts) -> Iterable[RuleFinding]:

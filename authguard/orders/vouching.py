@@ -5,8 +5,8 @@ whose browser the engine let in, who keeps to it and buys just under the month's
 third of her portfolio with the gang's stock in a quarter without one hold (red team, round fifty-five). What
 rolls for him must not roll for a session she has not vouched for. So a buy of a thin stock from a session
 that no passkey verified (:func:`session_vouched`) also counts every thin buy since her last confirmation of
-a held order, up to ``Exposure.unvouched_days`` back (:func:`thin_since_confirmation`): only her factor,
-on an order the guard showed her, starts that count again.
+a held order the count itself held, up to ``Exposure.unvouched_days`` back (:func:`thin_since_confirmation`):
+only her factor, on a hold that showed her the count, starts it again (not the desk's release).
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ from authguard.choices import GuardStatus
 from authguard.factors.methods import PHISHING_RESISTANT_METHODS, remembers_device
 from authguard.models import GuardedOrder, HeldOrder, OrderDayTotal
 from authguard.orders import rollup
+from authguard.orders.exposure_rules import UNVOUCHED_FINDING
 from authguard.sessions.state import session_state
+
+#: The long count's finding: a hold that had it showed her the count.
+FINDING = UNVOUCHED_FINDING
+#: ``HeldOrder.confirmed_method`` of the desk's release (:func:`authguard.orders.held.staff_release`).
+STAFF_METHOD = "staff"
 
 
 @dataclass(frozen=True)
@@ -75,9 +81,13 @@ def _sums_sql(vendor: str) -> str:
     days = q(OrderDayTotal._meta.db_table)
     held = q(HeldOrder._meta.db_table)
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
+    # SECURITY: only her own factor on a hold that showed her this count starts it again: her confirmation
+    # of her own small buy held by the month's rule forgave the thief's buys, and so did the desk's release
+    # of his tiny held buy after a call in her name (red team, round fifty-eight).
     last = (
         f"SELECT MAX(confirmed_at) FROM {held}"  # noqa: S608
         " WHERE user_id = %s AND status = %s AND confirmed_at > %s AND confirmed_at <= %s"
+        " AND confirmed_method <> %s AND CAST(reasons AS TEXT) LIKE %s"
     )
     day_of_last = _UTC_DAY.get(vendor, "CAST(({}) AS DATE)").format(last)
     # The confirmation's row first: PostgreSQL types a UNION's columns pair by pair from the left, and two
@@ -101,7 +111,7 @@ def thin_since_confirmation(user: Any, *, now: datetime, days: int) -> Unvouched
     start = now - timedelta(days=days)
     uid = statements.user_id(user.pk)
     adapt = connection.ops.adapt_datetimefield_value
-    last = [uid, HeldOrder.Status.CONFIRMED, adapt(start), adapt(now)]
+    last = [uid, HeldOrder.Status.CONFIRMED, adapt(start), adapt(now), STAFF_METHOD, f"%{FINDING}%"]
     params = [*last, uid, adapt(start), GuardStatus.PLACED, GuardStatus.HELD, *last, *last]
     params += [uid, connection.ops.adapt_datefield_value(rollup.day_start(start).date()), *last, *last]
     total = Decimal(0)
