@@ -62,6 +62,19 @@ def _passkey_session(client: Any, authenticator: Any) -> None:
     assert verified.status_code == 200, verified.content
 
 
+def _fill_then_a_tiny_buy(order_api: Any, clock: Any, user: Any, total: Decimal) -> tuple[Any, int, Any]:
+    """His browser: 9.6 % of her portfolio into the pump on day 9, a 50-share buy on day 40 (its answer)."""
+    thief = order_api()
+    thief.login(user.username, battery.PASSWORD)
+    clock(9)
+    battery.sign_in(thief, user.username)
+    first = int(Decimal("0.096") * total / 1050)
+    assert thief.order("buy", PUMP, first).json()["status"] == "placed"
+    clock(40)
+    battery.sign_in(thief, user.username)
+    return thief, first, thief.order("buy", PUMP, 50).json()
+
+
 @pytest.mark.django_db
 def test_her_confirmations_of_her_own_holds_do_not_forgive_the_thiefs_unvouched_buys(
     order_api: Any, clock: Any, authenticator: Any
@@ -137,15 +150,7 @@ def test_a_desk_release_of_a_tiny_held_buy_does_not_restart_the_unvouched_count(
     user = customer("rt58a_kato", cash=CASH, holdings=LARGE)
     clock(0)
     total = value(user).total_value
-    thief = order_api()
-    thief.login(user.username, battery.PASSWORD)
-    clock(9)
-    battery.sign_in(thief, user.username)
-    first = int(Decimal("0.096") * total / 1050)
-    assert thief.order("buy", PUMP, first).json()["status"] == "placed"
-    clock(40)
-    battery.sign_in(thief, user.username)
-    tiny = thief.order("buy", PUMP, 50).json()
+    thief, first, tiny = _fill_then_a_tiny_buy(order_api, clock, user, total)
     assert tiny["status"] == "held" and "exposure_illiquid_unvouched" in tiny["confirmation"]["reasons"]
     desk = get_user_model().objects.create_user("rt58a_desk", password="x" * 20, is_staff=True)
     staff_release(HeldOrder.objects.get(pk=tiny["confirmation"]["id"]), by=desk, reason="customer phoned")
@@ -166,15 +171,7 @@ def test_held_a_hold_he_lets_expire_or_cancels_does_not_restart_the_count(order_
     user = customer("rt58a_mori", cash=CASH, holdings=LARGE)
     clock(0)
     total = value(user).total_value
-    thief = order_api()
-    thief.login(user.username, battery.PASSWORD)
-    clock(9)
-    battery.sign_in(thief, user.username)
-    first = int(Decimal("0.096") * total / 1050)
-    assert thief.order("buy", PUMP, first).json()["status"] == "placed"
-    clock(40)
-    battery.sign_in(thief, user.username)
-    tiny = thief.order("buy", PUMP, 50).json()
+    thief, first, tiny = _fill_then_a_tiny_buy(order_api, clock, user, total)
     assert tiny["status"] == "held"
     clock(43)  # expired
     battery.sign_in(thief, user.username)
