@@ -168,6 +168,36 @@ def test_cost_without_her_passkey_she_confirms_one_order_each_time_her_thin_buys
     assert not HeldOrder.objects.filter(user=user, status="pending").exists()
 
 
+@pytest.mark.django_db
+def test_cost_her_own_passkey_buys_do_not_count_when_a_later_session_of_hers_is_not_vouched(
+    order_api: Any, clock: Any, authenticator: Any
+) -> None:
+    """The long count reads only thin buys no passkey vouched for (``GuardedOrder.vouched``): she buys 8.4 %
+    a month for two months in sessions her passkey verified, then, a month on, signs in with her password
+    alone (her phone's session lost its verification on a network change, say) and buys 8.4 % again: placed,
+    though her thin buys since her last confirmation (none) are 25 % (red team, round fifty-eight: her own
+    passkey buys held her again and again)."""
+    user = customer("ueda", cash=CASH, holdings=LARGE, authenticator=authenticator)
+    clock(0)
+    total = value(user).total_value
+    her = order_api()
+    her.login_usual(user.username, battery.PASSWORD, days=400)
+    statuses: list[str] = []
+    for month in range(2):
+        clock(month * 31, hours=1)
+        battery.sign_in(her, user.username)
+        options = her.post(reverse("authguard:api-step-up-passkey-options"))
+        verified = her.post(reverse("authguard:api-step-up-passkey"), authenticator.get(options.json()))
+        assert verified.status_code == 200, verified.content
+        statuses += _buy_a_months_share(her, user, Decimal("0.085"), total)
+    clock(62, hours=1)
+    battery.sign_in(her, user.username)  # her password alone
+    statuses += _buy_a_months_share(her, user, Decimal("0.085"), total)
+    assert set(statuses) == {"placed"}, statuses
+    assert GuardedOrder.objects.filter(user=user, vouched=True).count() == 6
+    assert GuardedOrder.objects.filter(user=user, vouched=False).count() == 3
+
+
 # -- attacks the guard withstood --------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from authguard.models import GuardedOrder, GuardStatus, OrderDayTotal
-from authguard.orders import exposure, rollup
+from authguard.orders import exposure, rollup, vouching
 from authguard.tasks import roll_up_orders
 
 NOW = datetime(2026, 12, 3, 14, 37, 21, tzinfo=dt_timezone.utc)
@@ -46,6 +46,7 @@ def _ledger(user: Any, *, rows: int, seed: int, now: datetime = NOW) -> list[Gua
                 illiquid_amount=(amount * Decimal("0.8")).quantize(Decimal("0.01"))
                 if illiquid
                 else Decimal(0),
+                vouched=rng.random() < 0.5,
             )
         )
     return GuardedOrder.objects.bulk_create(orders)
@@ -55,6 +56,34 @@ def _totals(user: Any, *, now: datetime = NOW, symbol: str = "7203") -> tuple[An
     return exposure.ledger_totals(
         user, now=now, hours=WINDOWS, symbol=symbol, held_seconds=300, trust_days=14
     )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_rolled_up_days_give_exactly_the_long_count_of_unvouched_thin_buys(
+    user_factory: Any, seed: int
+) -> None:
+    """The long count (``vouching.thin_since_confirmation``) reads only buys no passkey vouched for, from the
+    ledger and from the rolled-up days alike: the same sum before and after a roll-up, when the count starts
+    at a midnight (a rolled day counts whole from the day the count starts in)."""
+    user = user_factory("busy")
+    _ledger(user, rows=600, seed=seed)
+    days = 35
+    now = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+    raw = vouching.thin_since_confirmation(user, now=now, days=days).amount
+    expected = sum(
+        (
+            o.illiquid_amount
+            for o in GuardedOrder.objects.filter(
+                user=user, side="buy", vouched=False, status__in=[GuardStatus.PLACED, GuardStatus.HELD],
+                created_at__gte=now - timedelta(days=days),
+            )
+        ),
+        Decimal(0),
+    )  # fmt: skip
+    assert raw == expected and raw > 0
+    assert GuardedOrder.objects.filter(user=user, vouched=True, illiquid=True, side="buy").exists()
+    rollup.roll_up(user.pk, before=rollup.rollable_before(NOW))
+    assert vouching.thin_since_confirmation(user, now=now, days=days).amount == raw
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

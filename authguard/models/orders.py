@@ -47,6 +47,9 @@ class GuardedOrder(models.Model):
     # SECURITY: set only by authguard.orders.rollup.roll_up, in the transaction that adds the row to its day's
     # OrderDayTotal: a rolled row is counted from there, an unrolled one from the ledger, never both.
     rolled = models.BooleanField(_("summed into its day's totals"), default=False)
+    # Placed from a session a passkey vouched for (authguard.orders.vouching): the long count of thin buys
+    # reads only the others. False for every row from before the count (migration 0032): counted.
+    vouched = models.BooleanField(_("from a session a passkey vouched for"), default=False)
 
     class Meta:
         verbose_name = _("guarded order")
@@ -92,6 +95,9 @@ class OrderDayTotal(models.Model):
     illiquid_buys = models.PositiveIntegerField(_("buys of illiquid instruments"), default=0)
     illiquid_amount = models.DecimalField(
         _("buys weighted by illiquidity"), max_digits=24, decimal_places=2, default=0
+    )
+    unvouched_illiquid_amount = models.DecimalField(
+        _("of them from sessions no passkey vouched for"), max_digits=24, decimal_places=2, default=0
     )
 
     class Meta:

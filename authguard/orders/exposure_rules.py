@@ -414,7 +414,7 @@ class Exposure(OrderRule):
         it each month had a third of her portfolio in the gang's stock after a quarter, never held (red
         team, round fifty-five). Not lowered for a changed account: the month's limit already is."""
         unvouched = facts.unvouched
-        if unvouched is None:
+        if unvouched is None or unvouched.vouched:
             return None
         exposure = unvouched.amount + weighted
         share = exposure / total if total > 0 else Decimal(1)

@@ -45,7 +45,7 @@ from authguard.orders.rules import (
     RiskySession,
     rule_option,
 )
-from authguard.orders.vouching import session_vouched, thin_since_confirmation
+from authguard.orders.vouching import session_vouched, thin_since_confirmation, vouched_buy
 from authguard.sessions.state import session_state
 
 if TYPE_CHECKING:
@@ -397,8 +397,13 @@ def gather_facts(
     # SECURITY: a thin buy from a session no passkey vouched for counts every thin buy since her last
     # confirmation, not only the month's: the month's budget rolled for a thief who kept his browser (red
     # team, round fifty-five). One statement more, for such buys only.
-    if days > 0 and facts.is_buy and facts.exposure_weight > 0 and not session_vouched(request):
-        facts = replace(facts, unvouched=thin_since_confirmation(user, now=now, days=days))
+    if days > 0 and facts.is_buy and facts.exposure_weight > 0:
+        # The ledger marks a vouched buy, which the count never reads (her own passkey buys cost her nothing
+        # in a later session that is not vouched: red team, round fifty-eight).
+        if session_vouched(request):
+            facts = replace(facts, unvouched=vouched_buy(now=now, days=days))
+        else:
+            facts = replace(facts, unvouched=thin_since_confirmation(user, now=now, days=days))
     return facts
 
 

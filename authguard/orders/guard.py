@@ -353,6 +353,7 @@ def _submit(
             # a month kept an old thin weight alive for good (red team, round fifteen).
             illiquidity=_own_weight(facts),
             illiquid_amount=facts.weighted_amount if facts else amount,
+            vouched=bool(facts and facts.unvouched and facts.unvouched.vouched),
         )
         # SECURITY: what the guard allowed is this amount: the portal executes the quantity at the checked
         # price or better, never at whatever the price is by then (red team, round nineteen).

@@ -60,7 +60,9 @@ def roll_up(user_id: int, *, before: datetime) -> int:
         rows = list(
             GuardedOrder.objects.select_for_update()
             .filter(user_id=user_id, status=GuardStatus.PLACED, rolled=False, created_at__lt=before)
-            .values_list("pk", "created_at", "side", "symbol", "amount", "illiquid", "illiquid_amount")
+            .values_list(
+                "pk", "created_at", "side", "symbol", "amount", "illiquid", "illiquid_amount", "vouched"
+            )
         )
         if not rows:
             return 0
@@ -78,9 +80,15 @@ def roll_up(user_id: int, *, before: datetime) -> int:
 
 def _day_sums(rows: list[tuple]) -> dict[tuple[date, str], dict[str, Decimal | int]]:
     sums: dict[tuple[date, str], dict[str, Decimal | int]] = defaultdict(
-        lambda: {"sells": Decimal(0), "buys": Decimal(0), "illiquid_buys": 0, "illiquid_amount": Decimal(0)}
+        lambda: {
+            "sells": Decimal(0),
+            "buys": Decimal(0),
+            "illiquid_buys": 0,
+            "illiquid_amount": Decimal(0),
+            "unvouched_illiquid_amount": Decimal(0),
+        }
     )
-    for _pk, created_at, side, symbol, amount, illiquid, illiquid_amount in rows:
+    for _pk, created_at, side, symbol, amount, illiquid, illiquid_amount, vouched in rows:
         day = day_start(created_at).date()
         account = sums[(day, "")]
         if side == "sell":
@@ -89,6 +97,8 @@ def _day_sums(rows: list[tuple]) -> dict[tuple[date, str], dict[str, Decimal | i
         account["buys"] += amount
         account["illiquid_buys"] += int(bool(illiquid))
         account["illiquid_amount"] += illiquid_amount
+        if not vouched:
+            account["unvouched_illiquid_amount"] += illiquid_amount
         sums[(day, symbol)]["buys"] += amount
     return sums
 

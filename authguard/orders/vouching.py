@@ -45,6 +45,9 @@ class UnvouchedThin:
     days: int
     #: Whether ``since`` is a confirmation (else it is ``days`` ago).
     confirmed: bool
+    #: The order's own session is vouched for: the count does not apply to it (and was not read), and the
+    #: ledger marks its row so that the count never reads it (``GuardedOrder.vouched``).
+    vouched: bool = False
 
 
 def session_vouched(request: HttpRequest | None) -> bool:
@@ -95,16 +98,23 @@ def _sums_sql(vendor: str) -> str:
     return (
         f"SELECT 'last', NULL, ({last})"  # noqa: S608
         f" UNION ALL SELECT 'ledger', SUM(illiquid_amount), NULL FROM {ledger}"  # noqa: S608
-        " WHERE user_id = %s AND created_at >= %s AND NOT rolled AND side = 'buy' AND status IN (%s, %s)"
+        " WHERE user_id = %s AND created_at >= %s AND NOT rolled AND NOT vouched AND side = 'buy'"
+        " AND status IN (%s, %s)"
         f" AND (created_at > ({last}) OR ({last}) IS NULL)"
-        f" UNION ALL SELECT 'days', SUM(illiquid_amount), NULL FROM {days}"  # noqa: S608
+        f" UNION ALL SELECT 'days', SUM(unvouched_illiquid_amount), NULL FROM {days}"  # noqa: S608
         f" WHERE user_id = %s AND day >= %s AND symbol = '' AND (day >= {day_of_last} OR ({last}) IS NULL)"
     )
 
 
+def vouched_buy(*, now: datetime, days: int) -> UnvouchedThin:
+    """What a thin buy from a vouched session carries: no count (none was read)."""
+    return UnvouchedThin(since=now, amount=Decimal(0), days=days, confirmed=False, vouched=True)
+
+
 def thin_since_confirmation(user: Any, *, now: datetime, days: int) -> UnvouchedThin:
-    """The account's thin-stock buys since the later of ``days`` ago and its last confirmed held order (one
-    statement, whatever the history: the rolled-up days are one row each).
+    """The account's thin-stock buys from sessions no passkey vouched for (``GuardedOrder.vouched`` false),
+    since the later of ``days`` ago and its last confirmation of a hold of this count (one statement,
+    whatever the history: the rolled-up days are one row each).
 
     A rolled-up day counts whole from the day the count starts in: the count can only grow by it, never miss
     a buy (as :func:`~authguard.orders.exposure.ledger_totals`' rounded windows)."""
@@ -133,4 +143,4 @@ def _as_datetime(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
 
 
-__all__ = ["UnvouchedThin", "session_vouched", "thin_since_confirmation"]
+__all__ = ["UnvouchedThin", "session_vouched", "thin_since_confirmation", "vouched_buy"]
