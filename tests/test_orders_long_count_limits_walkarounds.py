@@ -1,0 +1,187 @@
+"""Known limits of the order guard found by red team round fifty-nine, kept as strict xfails: the long count
+(``exposure_illiquid_unvouched``) against a thief who makes her confirm its hold innocently, and twenty
+victims in rotating groups against the campaign rule. Real demo endpoints, real passkey payloads, the
+battery's simulated clock; docs/order-guard.md says what closing each would take."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db.models import Sum
+
+from authguard.models import CampaignFlag, GuardedOrder, HeldOrder
+from demo_site.brokerage.models import Order, OrderStatus
+
+from . import test_battery_exposure as battery
+from .conftest import UA_FIREFOX_LINUX
+from .test_battery_exposure import PUMPED, PUMPED_DAILY, customer, placed_buys, sign_in, value
+
+start = battery.start
+clock = battery.clock
+
+LARGE = {"7203": 1000, "9984": 100, "6758": 300, "8306": 500}
+CASH = 3_000_000
+PUMP = "5Z4A"  # ¥1,050, weighs 1 to the guard
+HERS = "3Z3A"  # her own small cap habit: 540 x ¥127 = ¥68,580 a week (0.7 %)
+HER_WEEKLY = 540
+
+
+def _thin(user: Any, **where: Any) -> Decimal:
+    rows = GuardedOrder.objects.filter(user=user, side="buy", status__in=["placed", "held"], **where)
+    return rows.aggregate(s=Sum("illiquid_amount"))["s"] or Decimal(0)
+
+
+def _last_long_count_confirmation(user: Any) -> Any:
+    rows = HeldOrder.objects.filter(user=user, status="confirmed").exclude(confirmed_method="staff")
+    rows = [h for h in rows if "exposure_illiquid_unvouched" in str(h.reasons)]
+    return max((h.confirmed_at for h in rows), default=None)
+
+
+@pytest.mark.django_db
+@pytest.mark.xfail(
+    strict=True,
+    reason="a known limit (docs/order-guard.md, the long count): the ledger does not know which browser "
+    "placed a buy, so her confirmation of the count's hold in her own password session restarts it for his "
+    "buys too",
+)
+def test_her_confirmation_of_her_own_small_buy_held_by_the_long_count_forgives_the_thiefs_buys(
+    order_api: Any, clock: Any, authenticator: Any
+) -> None:
+    """Secure: thin buys from a browser she never vouched for total no more than ``max_illiquid_share``
+    (10 %) of her portfolio until she confirms a hold that showed her *those* buys.
+
+    The attack (round 58's, one step on): she signs in with her password from her usual browser (no passkey
+    step-up: every session of hers is unvouched, as the benchmark's customers) and buys ¥68,580 of her small
+    cap every week. The thief (her password, his own browser) keeps the *month's* window under 10 % (his
+    buy + her next four weekly buys), so her next weekly buy is held by ``exposure_illiquid_unvouched``
+    alone, the very finding round 58 made the only one that restarts the count. The hold she is shown names
+    her ¥68,580 order of 3Z3A and "your buys of thinly traded stocks since you last confirmed them would
+    reach 10.x %": she is a small-cap buyer, so it reads as hers; nothing names 5Z4A, his buys or his
+    browser. She confirms with her passkey, and two days later he fills again.
+
+    Root cause: ``vouching._sums_sql``'s restart takes any confirmation of a hold with the finding; the hold
+    does not show which buys it counted (``summary.summary_data``: her order only; the reason: a share).
+    Fix: keep the long count's buys on the hold (``evidence``: symbols, amounts, dates, the session/device
+    of each) and show them; restart only past the buys the hold listed, and never past buys from other
+    sessions than hers unless they were listed (or record per ``GuardedOrder`` whether its session was
+    vouched and let her confirmation forgive only her own session's buys)."""
+    user = customer("rt59a_abe", cash=CASH, holdings=LARGE, authenticator=authenticator)
+    clock(0)
+    total = value(user).total_value
+    weekly = Decimal(HER_WEEKLY * 127)
+    her = order_api()
+    her.login_usual(user.username, battery.PASSWORD, days=400)
+    thief = order_api(HTTP_USER_AGENT=UA_FIREFOX_LINUX)
+    thief.login(user.username, battery.PASSWORD)
+    her_holds: list[dict[str, Any]] = []
+    thief_holds = 0
+    thief_next = 9
+    thief_last = -100
+    for day in range(1, 101):
+        now = clock(day, hours=1)
+        if day % 7 == 1:
+            battery.sign_in(her, user.username)
+            answer = her.order("buy", HERS, HER_WEEKLY).json()
+            if answer["status"] == "held":
+                her_holds.append(answer["confirmation"])
+                confirmed = her.confirm_with_passkey(answer["confirmation"]["id"], authenticator)
+                assert confirmed.status_code == 200, confirmed.content
+                thief_next = max(day + 2, thief_last + 32)
+            else:
+                assert answer["status"] == "placed", answer
+        if day == thief_next:
+            battery.sign_in(thief, user.username)
+            # His arithmetic from the code: at each of her weekly buys the month's window (30 days) holds his
+            # fill and at most five of her buys: under 9.6 % the month's rule stays silent, and the long count
+            # alone holds her buy (its own hold: the only confirmation that restarts it). His own fills are a
+            # month apart; his fill itself stays under the long count since her last such confirmation.
+            month = _thin(user, symbol=PUMP, created_at__gt=now - timedelta(days=31))
+            since = _last_long_count_confirmation(user)
+            long = _thin(user, created_at__gt=since) if since else _thin(user)
+            room = min(Decimal("0.096") * total - 5 * weekly - month, Decimal("0.096") * total - long)
+            thief_last = day
+            quantity = int(room / 1050)
+            if quantity > 0:
+                answer = thief.order("buy", PUMP, quantity).json()
+                if answer["status"] != "placed":
+                    thief_holds += 1
+                    thief.post(f"/authguard/api/confirmations/{answer['confirmation']['id']}/cancel")
+    bought = placed_buys(user, PUMP)
+    assert her_holds, "her habit was never held"
+    assert all(h["reasons"] == ["exposure_illiquid_unvouched"] for h in her_holds), her_holds
+    # What she was shown: her own order; nothing names the gang's stock.
+    assert all(PUMP not in str(h) for h in her_holds), her_holds
+    assert thief_holds == 0
+    # Secure: a browser she never vouched for moves no more than the share into thin stock.
+    assert bought <= Decimal("0.101") * total, (
+        f"{bought / total:.1%} of her portfolio in {PUMP}, unheld; she confirmed {len(her_holds)} of her own "
+        f"¥{weekly:,} buys: {[h['summary'] for h in her_holds][:1]}"
+    )
+
+
+def _gang(order_api: Any, clock: Any, accounts: int, cash: int) -> list[tuple[Any, Any]]:
+    thieves = []
+    for n in range(accounts):
+        clock(0, hours=n / 60)
+        victim = customer(f"rt59a_v{n}", cash=cash, holdings={}, home_device=True)
+        thief = order_api()
+        thief.login(victim.username, battery.PASSWORD)
+        thieves.append((victim, thief))
+    return thieves
+
+
+@pytest.mark.django_db
+@pytest.mark.xfail(
+    strict=True,
+    reason="a known limit (docs/order-guard.md, campaigns by volume over days): the slow arm counts distinct "
+    "buyers within a week; rotating groups of nine over a quarter add up unflagged",
+)
+def test_twenty_victims_in_groups_of_nine_a_week_feed_one_pump_for_a_quarter_with_no_flag(
+    order_api: Any, clock: Any, settings: Any
+) -> None:
+    """Secure: many taken-over accounts buying one thin stock are a campaign (flag, admins alerted) before
+    together they buy much more than a day's traded value; docs/order-guard.md: what a patient gang buys
+    before the slow rule flags is "up to about half a day's value".
+
+    The attack: the gang signs in to 20 victims (¥20 million cash each) from new browsers on day 0 and waits
+    out ``changed_days`` (30): no buy of theirs counts in the risky volume windows. From day 31 every
+    7 days 1 hour one group of nine accounts (rotating through all twenty) buys 7Z2A (¥5.49 million a day),
+    each account two chunks of 320 (4.9 % of a day each: under ``IlliquidBuy.max_adv_share``; 9.8 % a week:
+    under ``Exposure.max_adv_share``), within its own 10 % of its portfolio (the month and the long count).
+    Nine accounts per 168 h are one fewer than ``slow_accounts``; nine within 6 h one fewer than
+    ``accounts``; none risky. Each account stays under every per-account limit, and the campaign rule sees
+    at most nine buyers in any of its windows.
+
+    Root cause: ``Campaign.evaluate``'s slow arm requires ``slow_accounts`` distinct buyers within the
+    longest volume window (``exposure.illiquid_buy_facts``: 168 h) and nothing looks further back.
+    Fix: a look-back of ``changed_days``/a month for the slow arm by volume alone (e.g. accounts >= 3 that
+    bought more than N days' traded value within 30 days, or a per-account-count-free ceiling: all accounts
+    together above ~1 day's traded value within 30 days flags), so rotating groups add up."""
+    settings.ADMINS = [("Security desk", "desk@demo-broker.example")]
+    thieves = _gang(order_api, clock, 20, 20_000_000)
+    statuses: list[str] = []
+    for week in range(9):  # day 31 .. day 88
+        day = 31 + week * 7
+        members = [thieves[(week * 9 + i) % 20] for i in range(9)]
+        for i, (victim, thief) in enumerate(members):
+            clock(day + week / 24, hours=i / 6)  # each week one hour later: never two groups within 168 h
+            sign_in(thief, victim.username)
+            for _chunk in range(2):
+                answer = thief.order("buy", PUMPED, 320).json()
+                statuses.append(answer["status"])
+                if answer["status"] != "placed":
+                    thief.post(f"/authguard/api/confirmations/{answer['confirmation']['id']}/cancel")
+                    break
+    bought = sum(
+        (o.amount_jpy for o in Order.objects.filter(instrument__symbol=PUMPED, status=OrderStatus.PLACED)),
+        Decimal(0),
+    )
+    flagged = CampaignFlag.objects.filter(symbol=PUMPED).exists()
+    held = [s for s in statuses if s != "placed"]
+    assert flagged or bought <= Decimal("1.0") * PUMPED_DAILY, (
+        f"{bought / PUMPED_DAILY:.1f} days of {PUMPED}'s traded value bought by 20 taken-over accounts, "
+        f"no flag; {len(held)} of {len(statuses)} orders held"
+    )
