@@ -1,7 +1,7 @@
-"""Known limits of the order guard found by red team round fifty-nine, kept as strict xfails: the long count
-(``exposure_illiquid_unvouched``) against a thief who makes her confirm its hold innocently, and twenty
-victims in rotating groups against the campaign rule. Real demo endpoints, real passkey payloads, the
-battery's simulated clock; docs/order-guard.md says what closing each would take."""
+"""Red team round fifty-nine against the order guard: the long count (``exposure_illiquid_unvouched``) against
+a thief who makes her confirm its hold innocently (closed: the ledger keeps the placing browser), and twenty
+victims in rotating groups against the campaign rule (a known limit, strict xfail; docs/order-guard.md says
+what closing it would take). Real demo endpoints, real passkey payloads, the battery's simulated clock."""
 
 from __future__ import annotations
 
@@ -41,13 +41,7 @@ def _last_long_count_confirmation(user: Any) -> Any:
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="a known limit (docs/order-guard.md, the long count): the ledger does not know which browser "
-    "placed a buy, so her confirmation of the count's hold in her own password session restarts it for his "
-    "buys too",
-)
-def test_her_confirmation_of_her_own_small_buy_held_by_the_long_count_forgives_the_thiefs_buys(
+def test_her_confirmation_of_her_own_small_buy_held_by_the_long_count_does_not_forgive_the_thiefs_buys(
     order_api: Any, clock: Any, authenticator: Any
 ) -> None:
     """Secure: thin buys from a browser she never vouched for total no more than ``max_illiquid_share``
@@ -62,12 +56,9 @@ def test_her_confirmation_of_her_own_small_buy_held_by_the_long_count_forgives_t
     reach 10.x %": she is a small-cap buyer, so it reads as hers; nothing names 5Z4A, his buys or his
     browser. She confirms with her passkey, and two days later he fills again.
 
-    Root cause: ``vouching._sums_sql``'s restart takes any confirmation of a hold with the finding; the hold
-    does not show which buys it counted (``summary.summary_data``: her order only; the reason: a share).
-    Fix: keep the long count's buys on the hold (``evidence``: symbols, amounts, dates, the session/device
-    of each) and show them; restart only past the buys the hold listed, and never past buys from other
-    sessions than hers unless they were listed (or record per ``GuardedOrder`` whether its session was
-    vouched and let her confirmation forgive only her own session's buys)."""
+    Fixed in round fifty-nine: each ledger row keeps its placing browser (``GuardedOrder.device_hash``) and
+    unvouched thin buys are never rolled up, so her confirmation restarts the count for her own browser's
+    buys only; his next fill is held."""
     user = customer("rt59a_abe", cash=CASH, holdings=LARGE, authenticator=authenticator)
     clock(0)
     total = value(user).total_value
@@ -114,7 +105,7 @@ def test_her_confirmation_of_her_own_small_buy_held_by_the_long_count_forgives_t
     assert all(h["reasons"] == ["exposure_illiquid_unvouched"] for h in her_holds), her_holds
     # What she was shown: her own order; nothing names the gang's stock.
     assert all(PUMP not in str(h) for h in her_holds), her_holds
-    assert thief_holds == 0
+    assert thief_holds >= 1  # his next fill is held: her confirmation forgave only her own browser's buys
     # Secure: a browser she never vouched for moves no more than the share into thin stock.
     assert bought <= Decimal("0.101") * total, (
         f"{bought / total:.1%} of her portfolio in {PUMP}, unheld; she confirmed {len(her_holds)} of her own "

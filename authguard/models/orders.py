@@ -50,6 +50,9 @@ class GuardedOrder(models.Model):
     # Placed from a session a passkey vouched for (authguard.orders.vouching): the long count of thin buys
     # reads only the others. False for every row from before the count (migration 0032): counted.
     vouched = models.BooleanField(_("from a session a passkey vouched for"), default=False)
+    # The keyed hash of the placing browser's device cookie ("" without one; "*" for rows from before it was
+    # kept, migration 0033): a confirmation of the long count's hold forgives only its own browser's buys.
+    device_hash = models.CharField(_("placing browser"), max_length=64, blank=True, default="")
 
     class Meta:
         verbose_name = _("guarded order")

@@ -45,7 +45,7 @@ from authguard.orders.rules import (
     RiskySession,
     rule_option,
 )
-from authguard.orders.vouching import session_vouched, thin_since_confirmation, vouched_buy
+from authguard.orders.vouching import placing_device, session_vouched, thin_since_confirmation, vouched_buy
 from authguard.sessions.state import session_state
 
 if TYPE_CHECKING:
@@ -403,7 +403,8 @@ def gather_facts(
         if session_vouched(request):
             facts = replace(facts, unvouched=vouched_buy(now=now, days=days))
         else:
-            facts = replace(facts, unvouched=thin_since_confirmation(user, now=now, days=days))
+            counted = thin_since_confirmation(user, now=now, days=days, device=placing_device(request))
+            facts = replace(facts, unvouched=counted)
     return facts
 
 

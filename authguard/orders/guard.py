@@ -100,6 +100,7 @@ from authguard.orders.rules import (
 from authguard.orders.summary import format_amount as format_amount
 from authguard.orders.summary import render_summary as render_summary
 from authguard.orders.summary import summary_data as summary_data
+from authguard.orders.vouching import placing_device
 
 logger = logging.getLogger(__name__)
 
@@ -354,6 +355,7 @@ def _submit(
             illiquidity=_own_weight(facts),
             illiquid_amount=facts.weighted_amount if facts else amount,
             vouched=bool(facts and facts.unvouched and facts.unvouched.vouched),
+            device_hash=placing_device(request),
         )
         # SECURITY: what the guard allowed is this amount: the portal executes the quantity at the checked
         # price or better, never at whatever the price is by then (red team, round nineteen).

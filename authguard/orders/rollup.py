@@ -22,9 +22,13 @@ from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 
 from authguard.models import GuardedOrder, GuardStatus, OrderDayTotal
+
+#: Thin buys no passkey vouched for stay in the ledger: the long count forgives them per placing browser
+#: (``GuardedOrder.device_hash``), which a day's total does not keep (red team, round fifty-nine).
+UNVOUCHED_THIN = Q(side="buy", vouched=False, illiquid_amount__gt=0)
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ def roll_up(user_id: int, *, before: datetime) -> int:
         rows = list(
             GuardedOrder.objects.select_for_update()
             .filter(user_id=user_id, status=GuardStatus.PLACED, rolled=False, created_at__lt=before)
+            .exclude(UNVOUCHED_THIN)
             .values_list(
                 "pk", "created_at", "side", "symbol", "amount", "illiquid", "illiquid_amount", "vouched"
             )
@@ -120,6 +125,7 @@ def roll_up_accounts(*, now: datetime, min_rows: int = ROLL_AFTER_ROWS, limit: i
     before = rollable_before(now)
     busy = (
         GuardedOrder.objects.filter(rolled=False, status=GuardStatus.PLACED, created_at__lt=before)
+        .exclude(UNVOUCHED_THIN)
         .values("user_id")
         .annotate(rows=Count("pk"))
         .filter(rows__gte=min_rows)

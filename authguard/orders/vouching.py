@@ -23,16 +23,20 @@ from django.http import HttpRequest
 
 from authguard import statements
 from authguard.choices import GuardStatus
+from authguard.conf import app_settings
 from authguard.factors.methods import PHISHING_RESISTANT_METHODS, remembers_device
 from authguard.models import GuardedOrder, HeldOrder, OrderDayTotal
 from authguard.orders import rollup
 from authguard.orders.exposure_rules import UNVOUCHED_FINDING
+from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.sessions.state import session_state
 
 #: The long count's finding: a hold that had it showed her the count.
 FINDING = UNVOUCHED_FINDING
 #: ``HeldOrder.confirmed_method`` of the desk's release (:func:`authguard.orders.held.staff_release`).
 STAFF_METHOD = "staff"
+#: ``GuardedOrder.device_hash`` of the rows from before the browser was kept: any browser's confirmation.
+LEGACY_DEVICE = "*"
 
 
 @dataclass(frozen=True)
@@ -75,34 +79,48 @@ _UTC_DAY = {
 }
 
 
+def placing_device(request: HttpRequest | None) -> str:
+    """The keyed hash of the request's device cookie, as the ledger keeps it (``""`` without one)."""
+    if request is None:
+        return ""
+    return device_hash(device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME))) or ""
+
+
 @functools.lru_cache(maxsize=4)
 def _sums_sql(vendor: str) -> str:
-    """The account's weighted thin buys since the later of a time and its last confirmed held order, in one
-    statement: the ledger rows not rolled up, the rolled-up days, and the confirmation's time itself."""
+    """The account's weighted thin buys no passkey vouched for, each counted unless a confirmation of a hold
+    of this count from its own browser came after it, in one statement: the ledger rows (never rolled up),
+    the days rolled up before the browser was kept (every browser's confirmation restarts those), and the
+    latest such confirmation from this request's browser."""
     q = connection.ops.quote_name
     ledger = q(GuardedOrder._meta.db_table)
     days = q(OrderDayTotal._meta.db_table)
     held = q(HeldOrder._meta.db_table)
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
-    # SECURITY: only her own factor on a hold that showed her this count starts it again: her confirmation
-    # of her own small buy held by the month's rule forgave the thief's buys, and so did the desk's release
-    # of his tiny held buy after a call in her name (red team, round fifty-eight).
-    last = (
-        f"SELECT MAX(confirmed_at) FROM {held}"  # noqa: S608
-        " WHERE user_id = %s AND status = %s AND confirmed_at > %s AND confirmed_at <= %s"
-        " AND confirmed_method <> %s AND CAST(reasons AS TEXT) LIKE %s"
+    # Only her own factor on a hold that showed her this count restarts it (not the desk's release: red team,
+    # round fifty-eight), and only for the buys of the browser she confirmed from: the thief sized his fills
+    # so that her own weekly buy was held by the count, and her confirmation forgave his buys (round 59).
+    confirmations = (
+        f"{held} h JOIN {ledger} c ON c.id = h.guarded_id WHERE h.user_id = %s AND h.status = %s"  # noqa: S608
+        " AND h.confirmed_at > %s AND h.confirmed_at <= %s AND h.confirmed_method <> %s"
+        " AND CAST(h.reasons AS TEXT) LIKE %s"
     )
-    day_of_last = _UTC_DAY.get(vendor, "CAST(({}) AS DATE)").format(last)
+    mine = f"SELECT MAX(h.confirmed_at) FROM {confirmations} AND c.device_hash = %s"  # noqa: S608
+    anyone = f"SELECT MAX(h.confirmed_at) FROM {confirmations}"  # noqa: S608
+    forgiven = (
+        f"SELECT 1 FROM {confirmations} AND h.confirmed_at >= g.created_at"  # noqa: S608
+        f" AND (c.device_hash = g.device_hash OR g.device_hash = '{LEGACY_DEVICE}')"
+    )
+    day_of_any = _UTC_DAY.get(vendor, "CAST(({}) AS DATE)").format(anyone)
     # The confirmation's row first: PostgreSQL types a UNION's columns pair by pair from the left, and two
     # bare NULLs first would make the third column text.
     return (
-        f"SELECT 'last', NULL, ({last})"  # noqa: S608
-        f" UNION ALL SELECT 'ledger', SUM(illiquid_amount), NULL FROM {ledger}"  # noqa: S608
-        " WHERE user_id = %s AND created_at >= %s AND NOT rolled AND NOT vouched AND side = 'buy'"
-        " AND status IN (%s, %s)"
-        f" AND (created_at > ({last}) OR ({last}) IS NULL)"
+        f"SELECT 'last', NULL, ({mine})"  # noqa: S608
+        f" UNION ALL SELECT 'ledger', SUM(g.illiquid_amount), NULL FROM {ledger} g"
+        " WHERE g.user_id = %s AND g.created_at >= %s AND NOT g.rolled AND NOT g.vouched AND g.side = 'buy'"
+        f" AND g.status IN (%s, %s) AND NOT EXISTS ({forgiven})"
         f" UNION ALL SELECT 'days', SUM(unvouched_illiquid_amount), NULL FROM {days}"  # noqa: S608
-        f" WHERE user_id = %s AND day >= %s AND symbol = '' AND (day >= {day_of_last} OR ({last}) IS NULL)"
+        f" WHERE user_id = %s AND day >= %s AND symbol = '' AND (day >= {day_of_any} OR ({anyone}) IS NULL)"
     )
 
 
@@ -111,19 +129,21 @@ def vouched_buy(*, now: datetime, days: int) -> UnvouchedThin:
     return UnvouchedThin(since=now, amount=Decimal(0), days=days, confirmed=False, vouched=True)
 
 
-def thin_since_confirmation(user: Any, *, now: datetime, days: int) -> UnvouchedThin:
-    """The account's thin-stock buys from sessions no passkey vouched for (``GuardedOrder.vouched`` false),
-    since the later of ``days`` ago and its last confirmation of a hold of this count (one statement,
-    whatever the history: the rolled-up days are one row each).
+def thin_since_confirmation(user: Any, *, now: datetime, days: int, device: str = "") -> UnvouchedThin:
+    """The account's thin-stock buys from sessions no passkey vouched for (``GuardedOrder.vouched`` false)
+    within ``days``, less those of each browser that its own confirmation of a hold of this count came after
+    (one statement, whatever the history). ``since`` is the later of ``days`` ago and the last such
+    confirmation from ``device`` (the order's browser, :func:`placing_device`).
 
-    A rolled-up day counts whole from the day the count starts in: the count can only grow by it, never miss
-    a buy (as :func:`~authguard.orders.exposure.ledger_totals`' rounded windows)."""
+    The days rolled up before the browser was kept (migration ``0033``) count from the last confirmation
+    from any browser, whole from the day it falls in: they can only count more, never miss a buy."""
     start = now - timedelta(days=days)
     uid = statements.user_id(user.pk)
     adapt = connection.ops.adapt_datetimefield_value
-    last = [uid, HeldOrder.Status.CONFIRMED, adapt(start), adapt(now), STAFF_METHOD, f"%{FINDING}%"]
-    params = [*last, uid, adapt(start), GuardStatus.PLACED, GuardStatus.HELD, *last, *last]
-    params += [uid, connection.ops.adapt_datefield_value(rollup.day_start(start).date()), *last, *last]
+    held = [uid, HeldOrder.Status.CONFIRMED, adapt(start), adapt(now), STAFF_METHOD, f"%{FINDING}%"]
+    params = [*held, device]
+    params += [uid, adapt(start), GuardStatus.PLACED, GuardStatus.HELD, *held]
+    params += [uid, connection.ops.adapt_datefield_value(rollup.day_start(start).date()), *held, *held]
     total = Decimal(0)
     confirmed_at: datetime | None = None
     for part, value, when in statements.fetch_all(_sums_sql(connection.vendor), params):
@@ -143,4 +163,4 @@ def _as_datetime(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
 
 
-__all__ = ["UnvouchedThin", "session_vouched", "thin_since_confirmation", "vouched_buy"]
+__all__ = ["UnvouchedThin", "placing_device", "session_vouched", "thin_since_confirmation", "vouched_buy"]
