@@ -193,6 +193,10 @@ def _failed(http: HttpRequest, pending: PendingLogin) -> None:
 def _passed(http: HttpRequest, pending: PendingLogin, *, device: Any, method: str) -> Response:
     """The factor passed: finish the login with stepup's own flow, spend the step-up token, hand out the
     token."""
+    if pending.started_at is None:
+        # SECURITY: parked before its start was kept (round fifty-seven): no telling whether an ending came
+        # during it, so no token; and nothing of hers is revoked for it (review, round fifty-nine).
+        raise _expired()
     _claim(pending)
     session = pending.session
     with pending.signed_in(), transaction.atomic():

@@ -281,8 +281,11 @@ def test_cost_a_login_parked_without_its_start_by_an_earlier_release_is_refused_
     alice_with_totp: Any, clock: Any
 ) -> None:
     """The cost (round fifty-seven): a login parked by a release before this one has no start in its parked
-    session; its exchange fails closed (``step_up_expired``: sign in again). It lives five minutes."""
+    session; its exchange fails closed (``step_up_expired``: sign in again). It lives five minutes. Refused
+    before any token is written, it revokes none of hers (the review of round fifty-nine: her app's token
+    had been revoked with it)."""
     alice = alice_with_totp
+    her_app = Token.objects.create(user=alice)
     thief = APIClient(REMOTE_ADDR=IP_SG_VPS, HTTP_USER_AGENT=UA_CHROME_WIN)
     answer = thief.post("/api/auth/token", {"username": "alice", "password": PASSWORD}, format="json")
     parked = pending_login(answer.json()["step_up_token"]).session
@@ -293,7 +296,7 @@ def test_cost_a_login_parked_without_its_start_by_an_earlier_release_is_refused_
     clock.shift(5)
     exchanged, token = _relays_her_code(thief, alice, answer)
     assert token is None and exchanged.json()["code"] == "step_up_expired", exchanged.content
-    assert not Token.objects.filter(user=alice).exists()
+    assert list(Token.objects.filter(user=alice)) == [her_app]
 
 
 def test_held_a_parked_token_login_from_before_the_desks_end_sessions_exchanges_nothing(

@@ -47,8 +47,8 @@ class HeldActionAdmin(_ReadOnly):
     date_hierarchy = "created_at"
     # SECURITY: what binds a confirmation to its action and session is shown to nobody; the stored summary
     # only through shown_summary.
-    exclude = ("nonce", "session_binding", "summary")
-    readonly_fields = ("shown_summary",)
+    exclude = ("nonce", "session_binding", "summary", "canonical", "summary_data")
+    readonly_fields = ("shown_summary", "shown_canonical")
     actions = ("cancel_held",)
 
     @admin.display(description=_("summary"), ordering="summary")
@@ -56,6 +56,12 @@ class HeldActionAdmin(_ReadOnly):
         """The stored summary without phone numbers or domains: a transfer held before round fifty-seven kept
         its free-text destination, his desk's number in it (red team, round fifty-eight)."""
         return strip_lures(obj.summary)
+
+    @admin.display(description=_("canonical request (JSON)"))
+    def shown_canonical(self, obj: HeldAction) -> str:
+        """The exact request the customer's factor confirms, without phone numbers or domains: a transfer held
+        before round fifty-seven kept its free-text destination there too (review, round fifty-nine)."""
+        return strip_lures(obj.canonical)
 
     def has_review_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("authguard.change_heldaction")

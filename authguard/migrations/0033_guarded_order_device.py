@@ -3,12 +3,9 @@
 from django.db import migrations, models
 
 
-def earlier_rows_of_any_browser(apps, schema_editor):
-    # The rows from before the placing browser was kept: any browser's confirmation restarts their count.
-    apps.get_model("authguard", "GuardedOrder").objects.update(device_hash="*")
-
-
 class Migration(migrations.Migration):
+    # The rows from before the placing browser was kept get "*" (any browser's confirmation restarts their
+    # count) from the column's default when it is added, with no UPDATE of the ledger; new rows default to "".
 
     dependencies = [
         ('authguard', '0032_guarded_order_vouched'),
@@ -18,7 +15,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='guardedorder',
             name='device_hash',
+            field=models.CharField(blank=True, default='*', max_length=64, verbose_name='placing browser'),
+        ),
+        migrations.AlterField(
+            model_name='guardedorder',
+            name='device_hash',
             field=models.CharField(blank=True, default='', max_length=64, verbose_name='placing browser'),
         ),
-        migrations.RunPython(earlier_rows_of_any_browser, migrations.RunPython.noop),
     ]

@@ -26,9 +26,18 @@ from django.db.models import Count, F, Q
 
 from authguard.models import GuardedOrder, GuardStatus, OrderDayTotal
 
-#: Thin buys no passkey vouched for stay in the ledger: the long count forgives them per placing browser
-#: (``GuardedOrder.device_hash``), which a day's total does not keep (red team, round fifty-nine).
+#: Thin buys no passkey vouched for stay in the ledger while the long count reads them: it forgives them per
+#: placing browser (``GuardedOrder.device_hash``), which a day's total does not keep (red team, round
+#: fifty-nine). Past this many days (the count's default ``unvouched_days`` and a day) they are rolled up, so
+#: the partial index of unrolled rows does not grow for good.
+UNVOUCHED_KEPT_DAYS = 366
 UNVOUCHED_THIN = Q(side="buy", vouched=False, illiquid_amount__gt=0)
+
+
+def _kept_unvouched(before: datetime) -> Q:
+    """The unvouched thin buys a roll-up before ``before`` leaves in the ledger."""
+    return UNVOUCHED_THIN & Q(created_at__gte=before - timedelta(days=UNVOUCHED_KEPT_DAYS))
+
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +73,7 @@ def roll_up(user_id: int, *, before: datetime) -> int:
         rows = list(
             GuardedOrder.objects.select_for_update()
             .filter(user_id=user_id, status=GuardStatus.PLACED, rolled=False, created_at__lt=before)
-            .exclude(UNVOUCHED_THIN)
+            .exclude(_kept_unvouched(before))
             .values_list(
                 "pk", "created_at", "side", "symbol", "amount", "illiquid", "illiquid_amount", "vouched"
             )
@@ -125,7 +134,7 @@ def roll_up_accounts(*, now: datetime, min_rows: int = ROLL_AFTER_ROWS, limit: i
     before = rollable_before(now)
     busy = (
         GuardedOrder.objects.filter(rolled=False, status=GuardStatus.PLACED, created_at__lt=before)
-        .exclude(UNVOUCHED_THIN)
+        .exclude(_kept_unvouched(before))
         .values("user_id")
         .annotate(rows=Count("pk"))
         .filter(rows__gte=min_rows)

@@ -105,11 +105,14 @@ def _sums_sql(vendor: str) -> str:
         " AND h.confirmed_at > %s AND h.confirmed_at <= %s AND h.confirmed_method <> %s"
         " AND CAST(h.reasons AS TEXT) LIKE %s"
     )
-    mine = f"SELECT MAX(h.confirmed_at) FROM {confirmations} AND c.device_hash = %s"  # noqa: S608
+    # SECURITY: a row without a browser ("": a token client without a cookie jar, a portal's own call) is
+    # forgiven by no confirmation: "" = "" made every such order one browser, and her app's confirmation
+    # forgave his token's buys (review, round fifty-nine).
+    mine = f"SELECT MAX(h.confirmed_at) FROM {confirmations} AND c.device_hash = %s AND %s <> ''"  # noqa: S608
     anyone = f"SELECT MAX(h.confirmed_at) FROM {confirmations}"  # noqa: S608
     forgiven = (
         f"SELECT 1 FROM {confirmations} AND h.confirmed_at >= g.created_at"  # noqa: S608
-        f" AND (c.device_hash = g.device_hash OR g.device_hash = '{LEGACY_DEVICE}')"
+        f" AND ((c.device_hash = g.device_hash AND g.device_hash <> '') OR g.device_hash = '{LEGACY_DEVICE}')"
     )
     day_of_any = _UTC_DAY.get(vendor, "CAST(({}) AS DATE)").format(anyone)
     # The confirmation's row first: PostgreSQL types a UNION's columns pair by pair from the left, and two
@@ -141,7 +144,7 @@ def thin_since_confirmation(user: Any, *, now: datetime, days: int, device: str 
     uid = statements.user_id(user.pk)
     adapt = connection.ops.adapt_datetimefield_value
     held = [uid, HeldOrder.Status.CONFIRMED, adapt(start), adapt(now), STAFF_METHOD, f"%{FINDING}%"]
-    params = [*held, device]
+    params = [*held, device, device]
     params += [uid, adapt(start), GuardStatus.PLACED, GuardStatus.HELD, *held]
     params += [uid, connection.ops.adapt_datefield_value(rollup.day_start(start).date()), *held, *held]
     total = Decimal(0)
