@@ -110,3 +110,22 @@ def test_unvouched_thin_buys_stay_in_the_ledger_until_the_count_is_past_them(use
     rolled = dict(GuardedOrder.objects.filter(user=user).values_list("pk", "rolled"))
     assert rolled == {his.pk: False, mine.pk: False, old.pk: True, vouched.pk: True, liquid.pk: True}
     assert _count(user) == Decimal(100_000)  # his, still counted after the roll-up
+
+
+def test_a_policy_cannot_make_the_count_read_past_the_rows_the_ledger_keeps(user_factory: Any) -> None:
+    """Red team, round sixty-one: with ``unvouched_days`` 730 the roll-up moved his year-old buys into day
+    totals (which keep no browser) while the count still read them, and her confirmation from her own
+    browser forgave them. A policy may set at most 365; the roll-up keeps the count's rows a day longer."""
+    from authguard.orders.exposure_rules import MAX_UNVOUCHED_DAYS, Exposure
+
+    with pytest.raises(ValueError, match="unvouched_days"):
+        Exposure(unvouched_days=MAX_UNVOUCHED_DAYS + 1)
+    assert Exposure(unvouched_days=MAX_UNVOUCHED_DAYS).options["unvouched_days"] == 365
+    assert rollup.UNVOUCHED_KEPT_DAYS > MAX_UNVOUCHED_DAYS
+    user = user_factory("hanako")
+    his = _buy(user, days_ago=365, device=HIS)
+    mine = _buy(user, days_ago=5, device=HERS)
+    _confirmed(user, mine, days_ago=4)
+    rollup.roll_up(user.pk, before=rollup.rollable_before(NOW))
+    his.refresh_from_db()
+    assert not his.rolled and _count(user) == Decimal(100_000)

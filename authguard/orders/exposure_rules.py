@@ -30,6 +30,10 @@ from authguard.orders.rule_base import (
     reason,
 )
 
+#: The longest ``unvouched_days`` a policy may set: the roll-up keeps the count's rows in the ledger (where
+#: each keeps its browser) one day longer (:data:`authguard.orders.rollup.UNVOUCHED_KEPT_DAYS`); a longer
+#: count read rolled-up days, which any browser's confirmation restarted (red team, round sixty-one).
+MAX_UNVOUCHED_DAYS = 365
 #: The long count's finding (:meth:`Exposure._unvouched`): only her confirmation of a hold that had it starts
 #: the count again (:mod:`authguard.orders.vouching`).
 UNVOUCHED_FINDING = "exposure_illiquid_unvouched"
@@ -245,6 +249,8 @@ class Exposure(OrderRule):
         if not 0 < self.options["max_reference_deviation"] < 1:
             # At 1 or more no sell is ever held (its price cannot fall by more than all of it).
             raise ValueError("option 'max_reference_deviation' must be above 0 and below 1")
+        if self.options["unvouched_days"] > MAX_UNVOUCHED_DAYS:
+            raise ValueError(f"option 'unvouched_days' must be at most {MAX_UNVOUCHED_DAYS} (0 turns it off)")
 
     def window_hours(self) -> int | None:
         return int(self.options["horizon_hours"])

@@ -25,12 +25,13 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, F, Q
 
 from authguard.models import GuardedOrder, GuardStatus, OrderDayTotal
+from authguard.orders.exposure_rules import MAX_UNVOUCHED_DAYS
 
 #: Thin buys no passkey vouched for stay in the ledger while the long count reads them: it forgives them per
 #: placing browser (``GuardedOrder.device_hash``), which a day's total does not keep (red team, round
 #: fifty-nine). Past this many days (the count's default ``unvouched_days`` and a day) they are rolled up, so
 #: the partial index of unrolled rows does not grow for good.
-UNVOUCHED_KEPT_DAYS = 366
+UNVOUCHED_KEPT_DAYS = MAX_UNVOUCHED_DAYS + 1
 UNVOUCHED_THIN = Q(side="buy", vouched=False, illiquid_amount__gt=0)
 
 

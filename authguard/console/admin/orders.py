@@ -28,6 +28,7 @@ from authguard.models import (
     HeldOrder,
     StaffAction,
 )
+from authguard.notifications.lures import strip_lures
 from authguard.orders.guard import staff_cancel
 
 # -- order guard ---------------------------------------------------------------------------------------------
@@ -58,16 +59,35 @@ class GuardedOrderAdmin(UserSearchMixin, ReadOnlyAdmin):
 class HeldOrderAdmin(LockAccountsMixin, UserSearchMixin, ReadOnlyAdmin):
     """Held orders: staff review them, and cancel or release one with a recorded reason."""
 
-    list_display = ("created_at", "user", "summary", "severity", "status", "expires_at", "confirmed_method")
+    list_display = (
+        "created_at",
+        "user",
+        "shown_summary",
+        "severity",
+        "status",
+        "expires_at",
+        "confirmed_method",
+    )
     list_filter = ("status", "severity", "created_at")
     search_fields = ("summary", "portal_ref")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     # SECURITY: the nonce, digest and session binding are what bind a confirmation to this order; shown
     # to nobody (they are not secrets after use, but there is nothing to learn from them here).
-    exclude = ("nonce", "session_binding")
-    readonly_fields = ("reasons_explained",)
+    exclude = ("nonce", "session_binding", "summary", "canonical", "summary_data")
+    readonly_fields = ("shown_summary", "shown_canonical", "reasons_explained")
     actions = ("cancel_held", "release_held", "lock_accounts")
+
+    @admin.display(description=_("summary"), ordering="summary")
+    def shown_summary(self, obj: HeldOrder) -> str:
+        """The stored summary without phone numbers or domains: a portal may pass an unchecked symbol or
+        reference (red team, round sixty-one; as the held actions' list)."""
+        return strip_lures(obj.summary)
+
+    @admin.display(description=_("canonical order (JSON)"))
+    def shown_canonical(self, obj: HeldOrder) -> str:
+        """The exact order the customer's factor confirms, without phone numbers or domains."""
+        return strip_lures(obj.canonical)
 
     @admin.display(description=_("why it was held"))
     def reasons_explained(self, obj: HeldOrder) -> str:
