@@ -99,6 +99,14 @@ def test_a_thief_who_keeps_his_browser_for_a_quarter_moves_no_more_than_the_mont
     assert Notification.objects.filter(user=user, kind="order_held").exists()  # she is told
 
 
+def _passkey_step_up(client: Any, authenticator: Any) -> None:
+    """Her passkey verifies her session (the step-up API): a session her passkey vouched for."""
+    options = client.post(reverse("authguard:api-step-up-passkey-options"))
+    assert options.status_code == 200, options.content
+    verified = client.post(reverse("authguard:api-step-up-passkey"), authenticator.get(options.json()))
+    assert verified.status_code == 200, verified.content
+
+
 def _buy_a_months_share(client: Any, user: Any, share: Decimal, total: Decimal) -> list[str]:
     """Buy the pump in chunks until ``share`` of ``total`` this month; the statuses."""
     statuses = []
@@ -129,10 +137,7 @@ def test_cost_her_passkey_sessions_buying_a_thin_stock_every_month_are_judged_by
     for month in range(3):
         clock(month * 31, hours=1)
         battery.sign_in(her, user.username)
-        options = her.post(reverse("authguard:api-step-up-passkey-options"))
-        assert options.status_code == 200, options.content
-        verified = her.post(reverse("authguard:api-step-up-passkey"), authenticator.get(options.json()))
-        assert verified.status_code == 200, verified.content
+        _passkey_step_up(her, authenticator)
         statuses += _buy_a_months_share(her, user, Decimal("0.085"), total)
     assert set(statuses) == {"placed"}, statuses
     assert placed_buys(user, PUMP) >= Decimal("0.25") * total
@@ -186,9 +191,7 @@ def test_cost_her_own_passkey_buys_do_not_count_when_a_later_session_of_hers_is_
     for month in range(2):
         clock(month * 31, hours=1)
         battery.sign_in(her, user.username)
-        options = her.post(reverse("authguard:api-step-up-passkey-options"))
-        verified = her.post(reverse("authguard:api-step-up-passkey"), authenticator.get(options.json()))
-        assert verified.status_code == 200, verified.content
+        _passkey_step_up(her, authenticator)
         statuses += _buy_a_months_share(her, user, Decimal("0.085"), total)
     clock(62, hours=1)
     battery.sign_in(her, user.username)  # her password alone

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +26,7 @@ from authguard.conf import app_settings
 from authguard.factors.methods import PHISHING_RESISTANT_METHODS, remembers_device
 from authguard.models import GuardedOrder, HeldOrder, OrderDayTotal
 from authguard.orders import rollup
+from authguard.orders.exposure import _as_datetime, _money
 from authguard.orders.exposure_rules import UNVOUCHED_FINDING
 from authguard.risk.context import device_hash, device_id_from_cookie
 from authguard.sessions.state import session_state
@@ -151,19 +151,11 @@ def thin_since_confirmation(user: Any, *, now: datetime, days: int, device: str 
     confirmed_at: datetime | None = None
     for part, value, when in statements.fetch_all(_sums_sql(connection.vendor), params):
         if part == "last":
-            confirmed_at = _as_datetime(when)
-        elif value is not None:
-            total += value if isinstance(value, Decimal) else Decimal(str(round(float(value), 2)))
+            confirmed_at = None if when is None else _as_datetime(when)
+        else:
+            total += _money(value)
     since = confirmed_at or start
     return UnvouchedThin(since=since, amount=total, days=days, confirmed=confirmed_at is not None)
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    """``MAX(confirmed_at)`` as an aware datetime (SQLite answers the stored text)."""
-    if value is None or isinstance(value, datetime):
-        return value if value is None or value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
-    parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
 
 
 __all__ = ["UnvouchedThin", "placing_device", "session_vouched", "thin_since_confirmation", "vouched_buy"]
