@@ -208,6 +208,19 @@ def check_session(
     at = datetime.fromtimestamp(now, tz=timezone.utc)
     changed = False
     issued = state.get("dg")
+    if isinstance(issued, int) and generation < issued - _SIBLING_MS and now * 1000 - issued > _SIBLING_MS:
+        # SECURITY: the session was given a newer generation than this one, a minute ago or more: its browser
+        # took it (the session cookie came in the same answer), so this is a copy that threw the new cookie
+        # away to keep presenting hers, which then stayed current for good and her browser never fell
+        # behind (red team, round sixty-three). Held, and the id retired as for a cookie left behind.
+        try:
+            with transaction.atomic():
+                if not unproven_copy_of_bound(request, device=device, user_id=request.user.pk):
+                    retire(device_hash=device, now=at)
+        except DatabaseError:
+            logger.exception("authguard: could not retire a device id")
+        state["dgt"] = now
+        return True, not _reported(state, device, generation)
     if isinstance(issued, int) and not state.get("dgc") and generation >= issued:
         try:
             with transaction.atomic():
