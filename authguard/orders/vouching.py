@@ -24,12 +24,13 @@ from authguard import statements
 from authguard.choices import GuardStatus
 from authguard.conf import app_settings
 from authguard.factors.methods import PHISHING_RESISTANT_METHODS, remembers_device
-from authguard.models import GuardedOrder, HeldOrder, OrderDayTotal
+from authguard.models import GuardedOrder, HeldOrder, KnownDevice, OrderDayTotal
 from authguard.orders import rollup
 from authguard.orders.exposure import _as_datetime, _money
 from authguard.orders.exposure_rules import UNVOUCHED_FINDING
 from authguard.risk.context import device_hash, device_id_from_cookie
-from authguard.sessions.state import session_state
+from authguard.sessions.device_generations import RETIRED
+from authguard.sessions.state import raw_state, session_state
 
 #: The long count's finding: a hold that had it showed her the count.
 FINDING = UNVOUCHED_FINDING
@@ -80,8 +81,16 @@ _UTC_DAY = {
 
 
 def placing_device(request: HttpRequest | None) -> str:
-    """The keyed hash of the request's device cookie, as the ledger keeps it (``""`` without one)."""
+    """The keyed hash of the request's device cookie, as the ledger keeps it (``""`` without one, and for a
+    browser session that has not confirmed the device cookie generation it was given)."""
     if request is None:
+        return ""
+    state = raw_state(request)
+    if state is not None and isinstance(state.get("dg"), int) and not state.get("dgc"):
+        # SECURITY: a session given a new generation that it never presented kept the old one: a copy of
+        # her current cookie that threw its own away placed his buys inside the minute before that is held,
+        # with her browser's hash, and never showed again; her confirmation forgave them (red team, round
+        # sixty-four). Her browser's first request after a sign-in confirms its new cookie.
         return ""
     return device_hash(device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME))) or ""
 
@@ -108,11 +117,22 @@ def _sums_sql(vendor: str) -> str:
     # SECURITY: a row without a browser ("": a token client without a cookie jar, a portal's own call) is
     # forgiven by no confirmation: "" = "" made every such order one browser, and her app's confirmation
     # forgave his token's buys (review, round fifty-nine).
-    mine = f"SELECT MAX(h.confirmed_at) FROM {confirmations} AND c.device_hash = %s AND %s <> ''"  # noqa: S608
+    # SECURITY: a device id retired as held by two (:mod:`authguard.sessions.device_generations`) was no one
+    # browser: a copy's buys carried her browser's hash, and her confirmation before the retirement forgave
+    # them (red team, round sixty-four). Its rows are forgiven by nothing, whenever the retirement came.
+    retired = (
+        f"EXISTS (SELECT 1 FROM {q(KnownDevice._meta.db_table)} k WHERE k.user_id = c.user_id"  # noqa: S608
+        f" AND k.cookie_hash = c.device_hash AND k.cookie_generation >= {RETIRED})"
+    )
+    mine = (
+        f"SELECT MAX(h.confirmed_at) FROM {confirmations} AND c.device_hash = %s AND %s <> ''"  # noqa: S608
+        f" AND NOT {retired}"
+    )
     anyone = f"SELECT MAX(h.confirmed_at) FROM {confirmations}"  # noqa: S608
     forgiven = (
         f"SELECT 1 FROM {confirmations} AND h.confirmed_at >= g.created_at"  # noqa: S608
-        f" AND ((c.device_hash = g.device_hash AND g.device_hash <> '') OR g.device_hash = '{LEGACY_DEVICE}')"
+        f" AND ((c.device_hash = g.device_hash AND g.device_hash <> '' AND NOT {retired})"
+        f" OR g.device_hash = '{LEGACY_DEVICE}')"
     )
     day_of_any = _UTC_DAY.get(vendor, "CAST(({}) AS DATE)").format(anyone)
     # The confirmation's row first: PostgreSQL types a UNION's columns pair by pair from the left, and two
