@@ -226,6 +226,8 @@ def place_binding(
     hidden = anonymous(geo)
     where: list[Any] = place_of(geo) or [None, None, None]
     at = round(clock.timestamp())
+    placed = not hidden and _precise(where)
+    _note_address(state, binding.get("ip"), at=at, vouched=vouched, placed=placed, left_at=left_at)
     entry = [at, binding.get("asn"), *where, int(hidden), at]
     if not seen or not _same_place(seen[-1], entry):
         if seen and left_at is not None:
@@ -238,6 +240,92 @@ def place_binding(
         # thirty-two: her return after the copy's turn was a first sight, allowed, never asked to step up).
         _note_browser(state, previous.get("br"), vouched=False)
     _note_browser(state, binding.get("br"), vouched=vouched)
+
+
+#: A session back at an address it left at most this many seconds ago, from another address of the same
+#: network and place, is held: two holders taking turns (:func:`returned_address`).
+RETURN_SECONDS = 1800
+#: The most addresses a session remembers (each its newest visit).
+MAX_SESSION_ADDRESSES = 8
+
+
+def _address_key(ip: Any) -> str | None:
+    """The block an address is one of for :func:`returned_address`: an IPv4 /24 (an office's NAT pool
+    hands each connection another address of its block), or an IPv6 /64 (privacy addresses rotate)."""
+    try:
+        address = ipaddress.ip_address(str(ip))
+    except ValueError:
+        return None
+    return str(ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 64}", strict=False))
+
+
+def _addresses_seen(state: dict[str, Any]) -> list[list[Any]]:
+    """``[block, seen, vouched, placed]`` of each address block of the session, the current one last:
+    ``seen`` when it was last seen there (until it left), ``placed`` whether GeoIP places it precisely and
+    it is no anonymous network."""
+    value = state.get("ad")
+    return [list(e) for e in value if isinstance(e, list) and len(e) == 4] if isinstance(value, list) else []
+
+
+def _note_address(
+    state: dict[str, Any], ip: Any, *, at: float, vouched: bool, placed: bool, left_at: float | None
+) -> None:
+    key = _address_key(ip)
+    if key is None:
+        return
+    seen = _addresses_seen(state)
+    if seen and seen[-1][0] == key:
+        seen[-1][2] = int(bool(seen[-1][2]) or vouched)
+        state["ad"] = seen
+        return
+    if seen and left_at is not None:
+        seen[-1][1] = max(seen[-1][1], round(min(left_at, at)))  # last seen there: when it left
+    earlier = [e for e in seen if e[0] == key]
+    was_vouched = bool(earlier and earlier[0][2])
+    kept = [e for e in seen if e[0] != key]
+    entry = [key, round(at), int(was_vouched or vouched), int(placed)]
+    state["ad"] = [*kept, entry][-MAX_SESSION_ADDRESSES:]
+
+
+def returned_address(
+    state: dict[str, Any], now: dict[str, Any], at: float, *, left_at: float | None = None
+) -> dict[str, int] | None:
+    """Evidence that the session is back at an address block (:func:`_address_key`: an IPv4 /24, an IPv6
+    /64) it left at most ``RETURN_SECONDS`` ago, having been since at another block of the same IP version,
+    network and country (``seconds`` since it left, ``addresses``: blocks between); else None.
+    ``left_at``: when it was last seen at the block it leaves now.
+
+    SECURITY: a copy of her whole jar replayed with her user agent from another address of her ISP in her
+    city changes nothing that matters (:func:`is_material_change`: ``"moved"``) and took turns with her,
+    never re-scored (red team, round sixty-two). One browser does not go back and forth between two
+    addresses of one line within minutes; two holders do. Not counted: one line's IPv4 address and IPv6
+    /64 (a dual-stack browser alternates them), addresses of one /24 (an office's NAT pool; so a copy on
+    her own /24 is not told apart), an address without a precise place (a mobile carrier's
+    CGNAT; Wi-Fi and mobile data alternate), another network (a material move, re-scored anyway), and
+    addresses where she proved it was her in this session (an allowed sign-in or a passed step-up): she
+    steps up at most once at each, a thief never can. A copy used only while she is idle makes no return
+    before her next request: it is held then, and her step-up renews the session key he holds."""
+    bound = state.get("b")
+    if not isinstance(bound, dict):
+        return None
+    here = _address_key(now.get("ip"))
+    if here is None or not _precise(now.get("pl")) or now.get("x"):
+        return None
+    if any(bound.get(key) != now.get(key) for key in ("asn", "cc")):
+        return None
+    seen = _addresses_seen(state)
+    index = next((i for i, e in enumerate(seen[:-1]) if e[0] == here), None)
+    if index is None:
+        return None
+    if left_at is not None and seen:
+        seen[-1][1] = max(seen[-1][1], min(left_at, at))
+    version = ":" in here
+    between = [e for e in seen[index + 1 :] if (":" in e[0]) == version and e[3]]
+    if not between or at - seen[index][1] > RETURN_SECONDS:
+        return None
+    if seen[index][2] and all(e[2] for e in between):
+        return None
+    return {"seconds": max(0, round(at - seen[index][1])), "addresses": len(between)}
 
 
 #: The most browsers a session remembers having shown without her vouching for them. Past it, every

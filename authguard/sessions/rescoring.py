@@ -24,7 +24,7 @@ from authguard.risk.policy import current_policy
 from authguard.risk.signals_network import ImpossibleTravel
 from authguard.sessions import device_binding, device_generations, pending
 from authguard.sessions import state as sessions_state
-from authguard.sessions.places import in_two_places, known_seen, returned_browser, went_back
+from authguard.sessions.places import in_two_places, known_seen, returned_address, returned_browser, went_back
 from authguard.sessions.state import (
     _fingerprint,
     _request_parts,
@@ -40,6 +40,8 @@ SESSION_IN_TWO_PLACES = "session_in_two_places"
 TWO_PLACES_POINTS = 10
 #: The finding of a session back in a browser it left for another (a step-up at least).
 SESSION_IN_TWO_BROWSERS = "session_in_two_browsers"
+#: The finding of a session back at an address of its network it left minutes ago (a step-up at least).
+SESSION_AT_TWO_ADDRESSES = "session_at_two_addresses"
 
 
 def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: float | None = None) -> str:
@@ -83,7 +85,8 @@ def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: flo
     if not held and sessions_state.same_fingerprint(state, fingerprint):
         return "same"
     now = current_binding(request)
-    if not held and not is_material_change(sessions_state.bound_context(state), now, state):
+    back = returned_address(state, now, sessions_state._now(), left_at=last_seen)
+    if not held and back is None and not is_material_change(sessions_state.bound_context(state), now, state):
         sessions_state.rebind(state, now, fingerprint, left_at=last_seen)
         _save(request, state)
         return "moved"
@@ -93,6 +96,8 @@ def check_binding(request: HttpRequest, state: dict[str, Any], *, last_seen: flo
         assessment = _held_in_two_places(assessment, twice)
     if left_behind:
         assessment = _held_left_behind(assessment)
+    if back is not None:
+        assessment = _held_at_two_addresses(assessment, back)
     assessment = held_in_two_browsers(
         assessment, state=state, bound=sessions_state.bound_context(state), now=now
     )
@@ -234,6 +239,20 @@ def _held_in_two_places(assessment: Assessment, evidence: dict[str, int]) -> Ass
         # The wording of device_in_two_places, already translated: the same browser data, two places.
         _("This browser was in use too far from here minutes ago"),
         {**evidence, STEP_UP_FLOOR: True},
+    )
+    return _at_least_step_up(assessment, finding)
+
+
+def _held_at_two_addresses(assessment: Assessment, evidence: dict[str, int]) -> Assessment:
+    """The re-score of a session back at an address of its network it left minutes ago: a step-up at least."""
+    # SECURITY: a copy of her whole jar from another address of her ISP in her city is no material change;
+    # taking turns with her is what gives it away (red team, round sixty-two). Her step-up renews the
+    # session key, which ends the copy.
+    finding = Finding(
+        SESSION_AT_TWO_ADDRESSES,
+        TWO_PLACES_POINTS,
+        _("This session was in use from another address minutes ago"),
+        {**evidence, STEP_UP_FLOOR: True, "session": True},
     )
     return _at_least_step_up(assessment, finding)
 
