@@ -35,6 +35,8 @@ IP_NEIGHBOUR = "203.0.113.11"  # same /24 as her line
 IP_OCN_V6 = "2001:db8:40::1234:5678:9abc:def0"
 IP_OCN_MOBILE = "203.0.98.20"  # OCN's mobile data (the same ASN), placed in Tokyo within 100 km
 IP_OCN_MOBILE_2 = "203.0.97.41"  # the same, another /24 of its CGNAT pool
+IP_OCN_COARSE = "203.0.96.7"  # an OCN home line GeoIP places only to 500 km
+OCN_POOL = [f"203.0.{80 + n}.9" for n in range(10)]  # ten more OCN Tokyo /24s (a residential proxy pool)
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +57,8 @@ def same_isp_geoip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         GeoNetwork("2001:db8:40::/48", **common),
         GeoNetwork("203.0.98.0/24", **mobile),
         GeoNetwork("203.0.97.0/24", **mobile),
+        GeoNetwork("203.0.96.0/24", **{**common, "accuracy_km": 500}),
+        GeoNetwork("203.0.80.0/20", **common),
     ]
     return write_geoip_databases(tmp_path_factory.mktemp("same_isp"), [*TEST_NETWORKS, *extra])
 
@@ -151,6 +155,41 @@ def test_held_a_copy_of_her_jar_interleaved_with_her_from_her_isp_in_her_city(
     assert placed.status_code in (401, 403), placed.content[:200]
     assert thief.get("/api/portfolio").status_code in (401, 403)
     assert not Order.objects.filter(account__user=user).exists()
+
+
+def test_held_a_copy_that_hops_through_ten_blocks_of_her_isp_does_not_push_her_home_out(
+    clock: Any, brokerage_customer: Any
+) -> None:
+    """A session remembers eight address blocks. The copy takes its turn through ten blocks of her ISP in
+    her city, a request each, to push her home block out of that memory, so that her return is a first
+    sight: the oldest block she never proved herself at goes first, so her home stays, and her return is
+    held (red team, round sixty-three, the lead's own review)."""
+    her, user = _her(clock, brokerage_customer)
+    clock.shift(60)
+    for ip in OCN_POOL:
+        clock.shift(10)
+        assert _copy(her, ip).get("/api/portfolio").status_code == 200
+    clock.shift(30)
+    assert her.get("/api/portfolio").status_code == 401
+    assert "session_at_two_addresses" in _rescored_reasons(user)
+
+
+def test_held_a_copy_on_a_coarsely_placed_block_of_her_isp_taking_turns_with_her(
+    clock: Any, brokerage_customer: Any
+) -> None:
+    """The copy chooses a block of her ISP that GeoIP places only to 500 km (a coarse hop on her network is
+    no material move): coarse blocks count for the return all the same."""
+    her, user = _her(clock, brokerage_customer)
+    clock.shift(60)
+    seen = _interleave(clock, her, _copy(her, IP_OCN_COARSE), rounds=2)
+    assert any(a != 200 for a, _b in seen), seen
+
+
+def _rescored_reasons(user: Any) -> list[str]:
+    from authguard.models import LoginEvent
+
+    event = LoginEvent.objects.filter(user=user).order_by("-pk").first()
+    return list(event.reasons) if event else []
 
 
 @pytest.mark.parametrize("ip", [IP_OCN_V6, IP_NEIGHBOUR], ids=["v6", "neighbour"])

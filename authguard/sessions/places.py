@@ -226,8 +226,7 @@ def place_binding(
     hidden = anonymous(geo)
     where: list[Any] = place_of(geo) or [None, None, None]
     at = round(clock.timestamp())
-    placed = not hidden and _precise(where)
-    _note_address(state, binding.get("ip"), at=at, vouched=vouched, placed=placed, left_at=left_at)
+    _note_address(state, binding.get("ip"), at=at, vouched=vouched, hidden=hidden, left_at=left_at)
     entry = [at, binding.get("asn"), *where, int(hidden), at]
     if not seen or not _same_place(seen[-1], entry):
         if seen and left_at is not None:
@@ -260,15 +259,14 @@ def _address_key(ip: Any) -> str | None:
 
 
 def _addresses_seen(state: dict[str, Any]) -> list[list[Any]]:
-    """``[block, seen, vouched, placed]`` of each address block of the session, the current one last:
-    ``seen`` when it was last seen there (until it left), ``placed`` whether GeoIP places it precisely and
-    it is no anonymous network."""
+    """``[block, seen, vouched, anonymous]`` of each address block of the session, the current one last:
+    ``seen`` when it was last seen there (until it left)."""
     value = state.get("ad")
     return [list(e) for e in value if isinstance(e, list) and len(e) == 4] if isinstance(value, list) else []
 
 
 def _note_address(
-    state: dict[str, Any], ip: Any, *, at: float, vouched: bool, placed: bool, left_at: float | None
+    state: dict[str, Any], ip: Any, *, at: float, vouched: bool, hidden: bool, left_at: float | None
 ) -> None:
     key = _address_key(ip)
     if key is None:
@@ -283,8 +281,13 @@ def _note_address(
     earlier = [e for e in seen if e[0] == key]
     was_vouched = bool(earlier and earlier[0][2])
     kept = [e for e in seen if e[0] != key]
-    entry = [key, round(at), int(was_vouched or vouched), int(placed)]
-    state["ad"] = [*kept, entry][-MAX_SESSION_ADDRESSES:]
+    kept.append([key, round(at), int(was_vouched or vouched), int(hidden)])
+    # SECURITY: past the limit, the oldest block she never proved herself at goes first: a copy hopping
+    # through eight blocks must not push her own out, or her return would be a first sight.
+    while len(kept) > MAX_SESSION_ADDRESSES:
+        drop = next((i for i, e in enumerate(kept[:-1]) if not e[2]), 0)
+        kept.pop(drop)
+    state["ad"] = kept
 
 
 def returned_address(
@@ -300,16 +303,21 @@ def returned_address(
     never re-scored (red team, round sixty-two). One browser does not go back and forth between two
     addresses of one line within minutes; two holders do. Not counted: one line's IPv4 address and IPv6
     /64 (a dual-stack browser alternates them), addresses of one /24 (an office's NAT pool; so a copy on
-    her own /24 is not told apart), an address without a precise place (a mobile carrier's
-    CGNAT; Wi-Fi and mobile data alternate), another network (a material move, re-scored anyway), and
-    addresses where she proved it was her in this session (an allowed sign-in or a passed step-up): she
-    steps up at most once at each, a thief never can. A copy used only while she is idle makes no return
-    before her next request: it is held then, and her step-up renews the session key he holds."""
+    her own /24 is not told apart), an anonymous network (a move onto or off one is material already),
+    another network (a material move, re-scored anyway), and blocks where she proved it was her in this
+    session (an allowed sign-in or a passed step-up): she steps up at most once at each, a thief never can.
+    Only a return to a precisely placed block counts (a carrier's CGNAT exits alternate), from any block
+    between, coarse ones too (a copy would choose one): Wi-Fi and mobile data of one network (au on KDDI's
+    line) alternate, and she steps up once at each block. A copy used only while she is idle makes
+    no return before her next request: it is held then, and her step-up renews the session key he holds."""
     bound = state.get("b")
     if not isinstance(bound, dict):
         return None
     here = _address_key(now.get("ip"))
-    if here is None or not _precise(now.get("pl")) or now.get("x"):
+    # A mobile carrier's CGNAT exits, placed coarsely, alternate within minutes (Fukuoka, Osaka, Tokyo):
+    # only a return to a precisely placed block counts. The blocks between may be coarse (a copy would
+    # choose one).
+    if here is None or now.get("x") or not _precise(now.get("pl")):
         return None
     if any(bound.get(key) != now.get(key) for key in ("asn", "cc")):
         return None
@@ -320,7 +328,7 @@ def returned_address(
     if left_at is not None and seen:
         seen[-1][1] = max(seen[-1][1], min(left_at, at))
     version = ":" in here
-    between = [e for e in seen[index + 1 :] if (":" in e[0]) == version and e[3]]
+    between = [e for e in seen[index + 1 :] if (":" in e[0]) == version and not e[3]]
     if not between or at - seen[index][1] > RETURN_SECONDS:
         return None
     if seen[index][2] and all(e[2] for e in between):
