@@ -125,15 +125,11 @@ def _gang(order_api: Any, clock: Any, accounts: int, cash: int) -> list[tuple[An
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="a known limit (docs/order-guard.md, campaigns by volume over days): the slow arm counts distinct "
-    "buyers within a week; rotating groups of nine over a quarter add up unflagged",
-)
-def test_twenty_victims_in_groups_of_nine_a_week_feed_one_pump_for_a_quarter_with_no_flag(
+def test_held_twenty_victims_in_groups_of_nine_a_week_feed_one_pump_for_a_quarter(
     order_api: Any, clock: Any, settings: Any
 ) -> None:
-    """Secure: many taken-over accounts buying one thin stock are a campaign (flag, admins alerted) before
+    """Held since round sixty-five (``Campaign``'s month arm: ``month_hours``, ``month_share``,
+    ``month_accounts``; tests/test_orders_campaign_month_walkarounds.py). Secure: many taken-over accounts buying one thin stock are a campaign (flag, admins alerted) before
     together they buy much more than a day's traded value; docs/order-guard.md: what a patient gang buys
     before the slow rule flags is "up to about half a day's value".
 

@@ -12,8 +12,8 @@ spreading over days add up to the same exposure:
   (a device first seen recently, unless it is among a new account's first ones; a risky or stepped-up login
   or re-scored session; the account's cooling-off after a factor or contact change);
 - :func:`illiquid_buy_facts`: for a buy of an illiquid instrument, one query over the ledger's
-  ``(symbol, created_at)`` index gives the campaign counts and the value bought by accounts with a recent
-  context change over each volume window.
+  ``(symbol, created_at)`` index gives the campaign counts, the value bought by accounts with a recent
+  context change over each volume window, and by accounts of every kind over the week and the month.
 
 None of them reads more than the horizon, whatever the account's history.
 """
@@ -455,17 +455,25 @@ def _campaign_sql(vendor: str, volume_windows: int) -> str:
         "SUM(CASE WHEN created_at >= %s AND risky_session AND user_id = %s THEN 1 ELSE 0 END)",
     ]
     columns += ["SUM(CASE WHEN created_at >= %s AND risky_session THEN amount ELSE 0 END)"] * volume_windows
-    # Every account within the longest volume window (the statement's range): how many, this one, how much.
+    # Every account within the longest volume window (the week's range): how many, this one, how much.
     columns += ["COUNT(DISTINCT user_id)", "SUM(CASE WHEN user_id = %s THEN 1 ELSE 0 END)", "SUM(amount)"]
+    buys = f"FROM {ledger} WHERE symbol = %s AND side = 'buy' AND status IN ('placed', 'held')"  # noqa: S608
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
-    return (
+    week = (
         f"SELECT {', '.join(columns)},"  # noqa: S608
         f" (SELECT COUNT(*) FROM {flags} WHERE symbol = %s AND active),"
         f" (SELECT COUNT(*) FROM {ledger} WHERE user_id = %s AND symbol = %s AND side = 'buy'"
-        " AND status = 'placed')"
-        f" FROM {ledger} WHERE symbol = %s AND side = 'buy' AND created_at >= %s"
-        " AND status IN ('placed', 'held')"
+        f" AND status = 'placed') {buys} AND created_at >= %s"
     )
+    # The same over the month, in a part of its own: the week's part reads the week's rows only, this one
+    # three sums over the month's. The month starts again when an admin clears the instrument's flag: the
+    # buys she judged do not flag it again on every next buy for a month.
+    cleared = f"(SELECT MAX(cleared_at) FROM {flags} WHERE symbol = %s)"  # noqa: S608
+    month = (
+        "SELECT COUNT(DISTINCT user_id), SUM(CASE WHEN user_id = %s THEN 1 ELSE 0 END), SUM(amount)"
+        f" {buys} AND created_at >= %s AND created_at >= COALESCE({cleared}, %s)"
+    )
+    return f"SELECT * FROM ({week}) w CROSS JOIN ({month}) m"  # noqa: S608
 
 
 #: The first key of the campaign's advisory locks (PostgreSQL): "ag" and 1, so that a portal's own advisory
@@ -501,11 +509,14 @@ def illiquid_buy_facts(
     daily_value: Decimal | None,
     serialise: bool = False,
 ) -> tuple[CampaignFacts | None, bool]:
-    """For a buy of an illiquid instrument, in one query over the ledger's buys of it (the
-    ``(symbol, created_at)`` index range of the longest window): the campaign facts (is it flagged, how many
-    accounts bought it within ``hours`` and how much, how much accounts with a recent context change bought
-    within each of ``volume_hours``) and whether this customer never bought it.
+    """For a buy of an illiquid instrument, in one statement over the ledger's buys of it (the
+    ``(symbol, created_at)`` index ranges of the week and of the month): the campaign facts (is it flagged,
+    how many accounts bought it within ``hours`` and how much, how much accounts with a recent context change
+    bought within each of ``volume_hours``) and whether this customer never bought it.
 
+    ``volume_hours`` (:meth:`Campaign.volume_hours <authguard.orders.exposure_rules.Campaign.volume_hours>`):
+    the volume windows' hours and, the longest, the month's: the value and the accounts of every kind over
+    the month (:attr:`CampaignFacts.month_volume`).
     ``risky``: this order comes from such an account (its ``amount`` then counts in the volume windows).
     ``serialise``: first wait for the other transactions buying ``symbol`` (inside the order's transaction).
     """
@@ -513,18 +524,22 @@ def illiquid_buy_facts(
         _serialise_buys_of(symbol)
     adapt = connection.ops.adapt_datetimefield_value
     campaign_start = adapt(now - timedelta(hours=hours or 0))
-    longest = max([hours or 0, *volume_hours])
-    volume_start = adapt(now - timedelta(hours=max(volume_hours or [0])))
+    month_hours = max(volume_hours or [0])
+    windows = sorted(volume_hours)[:-1]
+    slow = max([hours or 0, *windows])
+    volume_start = adapt(now - timedelta(hours=max(windows or [0])))
+    month_start = adapt(now - timedelta(hours=month_hours))
     uid = statements.user_id(user.pk)
     params: list[Any] = [campaign_start, campaign_start, campaign_start, uid, campaign_start]
     params += [volume_start, volume_start, uid]
-    params += [adapt(now - timedelta(hours=h)) for h in volume_hours]
-    params += [uid]
-    params += [symbol, uid, symbol, symbol, adapt(now - timedelta(hours=longest))]
-    (row,) = statements.fetch_all(_campaign_sql(connection.vendor, len(volume_hours)), params)
+    params += [adapt(now - timedelta(hours=h)) for h in windows]
+    params += [uid, symbol, uid, symbol, symbol, adapt(now - timedelta(hours=slow))]
+    params += [uid, symbol, month_start, symbol, month_start]
+    (row,) = statements.fetch_all(_campaign_sql(connection.vendor, len(windows)), params)
     accounts, risky_accounts, mine, window_volume, volume_accounts, mine_volume = row[:6]
-    risky_sums = row[6 : 6 + len(volume_hours)]
-    slow_accounts, slow_mine, slow_volume, flagged, mine_placed = row[6 + len(volume_hours) :]
+    risky_sums = row[6 : 6 + len(windows)]
+    slow_accounts, slow_mine, slow_volume, flagged, mine_placed, *month = row[6 + len(windows) :]
+    month_accounts, month_mine, month_volume = month
     never_bought = not mine_placed
     if hours is None:
         return None, never_bought
@@ -535,7 +550,7 @@ def illiquid_buy_facts(
         accounts += 1
         risky_accounts += int(risky)
     risky_volume = {
-        h: _money(v) + (amount if risky else _ZERO) for h, v in zip(volume_hours, risky_sums, strict=True)
+        h: _money(v) + (amount if risky else _ZERO) for h, v in zip(windows, risky_sums, strict=True)
     }
     volume_accounts = int(volume_accounts or 0)
     if risky and not mine_volume:
@@ -552,7 +567,9 @@ def illiquid_buy_facts(
             window_volume=_money(window_volume) + amount,
             slow_accounts=int(slow_accounts or 0) + (0 if slow_mine else 1),
             slow_volume=_money(slow_volume) + amount,
-            slow_hours=longest,
+            slow_hours=slow,
+            month_accounts=int(month_accounts or 0) + (0 if month_mine else 1),
+            month_volume=_money(month_volume) + amount,
         ),
         never_bought,
     )

@@ -37,6 +37,9 @@ MAX_UNVOUCHED_DAYS = 365
 #: The long count's finding (:meth:`Exposure._unvouched`): only her confirmation of a hold that had it starts
 #: the count again (:mod:`authguard.orders.vouching`).
 UNVOUCHED_FINDING = "exposure_illiquid_unvouched"
+#: The longest ``month_hours`` a policy may set (92 days): the campaign statement reads every buy of the
+#: instrument within it, by every account.
+MAX_MONTH_HOURS = 92 * 24
 
 
 def _campaign_reason(facts: OrderFacts) -> Any:
@@ -50,7 +53,9 @@ def _campaign_reason(facts: OrderFacts) -> Any:
 class Campaign(OrderRule):
     """Many accounts buying one illiquid instrument within ``window_hours``: at ``accounts`` distinct buyers
     (or ``risky_accounts`` from risky sessions) the instrument is flagged, the admins are alerted, and every
-    further buy of it is held for every account until an admin clears the flag."""
+    further buy of it is held for every account until an admin clears the flag. So do buys by volume: by
+    accounts with a recent context change within the ``volume_windows``, ``slow_accounts`` of any kind within
+    the longest of them, and any accounts together within ``month_hours``."""
 
     defaults: ClassVar[dict[str, Any]] = {
         "window_hours": 6,
@@ -71,6 +76,12 @@ class Campaign(OrderRule):
         # The count of accounts flags only when together they bought at least this share of a day's traded
         # value: a dozen customers buying ¥3,000 each of a small cap is no pump (0 turns the condition off).
         "min_volume_share": 0.05,
+        # Any accounts, at least ``month_accounts`` of them, buying more than ``month_share`` of a day's
+        # traded value within ``month_hours``, however many at a time and however spaced: groups of accounts
+        # taking turns add up (red team, round fifty-nine). ``month_share`` 0 turns it off.
+        "month_hours": 720,
+        "month_share": 1.0,
+        "month_accounts": 3,
     }
 
     def __init__(self, **options: Any) -> None:
@@ -86,13 +97,27 @@ class Campaign(OrderRule):
             raise ValueError(
                 "option 'volume_windows' must be a list of [hours, share] pairs of positive numbers"
             )
+        longest = max([int(h) for h, _share in windows] or [0])
+        if not longest < self.options["month_hours"] <= MAX_MONTH_HOURS:
+            # The month's hours are told from the volume windows' by being the longest (volume_hours).
+            raise ValueError(
+                f"option 'month_hours' must be above the longest volume window ({longest}) and at most "
+                f"{MAX_MONTH_HOURS}"
+            )
+        if self.options["month_accounts"] < 2:
+            # One account's own buys are the exposure rule's (max_adv_share), not a campaign.
+            raise ValueError("option 'month_accounts' must be at least 2")
 
     def campaign_hours(self) -> int:
         return int(self.options["window_hours"])
 
     def volume_hours(self) -> list[int]:
-        """The hours of the volume windows (the guard sums risky buys over each)."""
-        return sorted({int(h) for h, _share in self.options["volume_windows"]})
+        """The hours of the volume windows (the guard sums risky buys over each) and, last and longest, the
+        month's (``month_hours``: the guard sums every account's buys over it too)."""
+        return [*sorted({int(h) for h, _share in self.options["volume_windows"]}), self.month_hours()]
+
+    def month_hours(self) -> int:
+        return int(self.options["month_hours"])
 
     def window_hours(self) -> int | None:
         return None  # reads CampaignFacts, not the customer's own window
@@ -151,6 +176,22 @@ class Campaign(OrderRule):
                 },
             )
             return
+        month = self._month(campaign)
+        if month is not None:
+            yield RuleFinding(
+                "campaign_detected",
+                CRITICAL,
+                _campaign_reason(facts),
+                self.action,
+                {
+                    "accounts": campaign.month_accounts,
+                    "hours": self.month_hours(),
+                    "volume_share": round(float(month), 4),
+                    "limit": float(self.options["month_share"]),
+                    "flag": True,
+                },
+            )
+            return
         enough = campaign.accounts >= int(self.options["accounts"]) or campaign.risky_accounts >= int(
             self.options["risky_accounts"]
         )
@@ -170,6 +211,23 @@ class Campaign(OrderRule):
                     "flag": True,
                 },
             )
+
+    def _month(self, campaign: CampaignFacts) -> Decimal | None:
+        """The share of a day's traded value every account bought within ``month_hours``, when above
+        ``month_share`` and bought by at least ``month_accounts`` accounts.
+
+        SECURITY: the slow arm counts distinct buyers within a week; twenty victims buying in turn, nine a
+        week, each under every per-account limit, bought 6.9 days of a thin stock's traded value in a quarter
+        unflagged (red team, round fifty-nine). By volume over the month, rotating or adding accounts changes
+        nothing; at least a few accounts, so that one customer's own buys stay the exposure rule's."""
+        limit = Decimal(str(self.options["month_share"]))
+        daily, bought = campaign.daily_value, campaign.month_volume
+        if limit <= 0 or daily is None or daily <= 0 or bought is None:
+            return None
+        if campaign.month_accounts < int(self.options["month_accounts"]):
+            return None
+        share = bought / daily
+        return share if share > limit else None
 
     def _volume_window(self, campaign: CampaignFacts) -> tuple[int, Decimal, float] | None:
         """The first volume window whose risky buys exceed its share of a day's traded value, if any."""

@@ -234,12 +234,8 @@ class SessionFacts:
     def reasons(self) -> list[str]:
         if not self.known:
             return ["unknown_session"]
-        names = [
-            ("stepped_up", self.stepped_up),
-            ("rescored", self.rescored),
-            ("new_device", self.new_device),
-        ]
-        found = [name for name, on in names if on]
+        names = {"stepped_up": self.stepped_up, "rescored": self.rescored, "new_device": self.new_device}
+        found = [name for name, on in names.items() if on]
         if self.login_action and self.login_action != "allow" and not self.stepped_up:
             found.append("risky_login")
         return found
@@ -267,6 +263,9 @@ class CampaignFacts:
     slow_accounts: int = 0
     slow_volume: Decimal | None = None
     slow_hours: int = 0
+    #: The same over the month (``Campaign`` option ``month_hours``): groups of accounts in turn add up.
+    month_accounts: int = 0
+    month_volume: Decimal | None = None
 
 
 @dataclass(frozen=True)
