@@ -3,7 +3,7 @@ generation than it was given, a minute after it was given, is held and the id re
 forgiveness per browser (docs/dbsc.md, "A cookie left behind"; docs/order-guard.md, the long count).
 
 Fixed: a session that never confirmed the generation it was given places its orders with no browser
-(``vouching.placing_device``: forgiven by no confirmation), and a retired id's rows are forgiven by nothing
+(``vouching.placing_device``: forgiven by no confirmation); a retired id's rows are forgiven by nothing
 (``vouching._sums_sql``). Known limits (strict xfails): a copy that signs in again every 55 seconds keeping
 her generation, and a copy one sign-in old shown within her sign-in's minute (a sibling).
 
@@ -25,7 +25,13 @@ from authguard.orders.vouching import thin_since_confirmation
 from . import test_battery_exposure as battery
 from .conftest import IP_OSAKA, IP_TOKYO, OrderApi
 from .test_battery_exposure import customer, placed_buys, value
-from .test_orders_long_count_copied_cookie_walkarounds import _copy_of, _device, _her_browser, _retired
+from .test_orders_long_count_copied_cookie_walkarounds import (
+    _copy_of,
+    _device,
+    _her_browser,
+    _passkey_step_up,
+    _retired,
+)
 from .test_orders_long_count_limits_walkarounds import CASH, HER_WEEKLY, HERS, LARGE, PUMP
 
 start = battery.start
@@ -83,16 +89,15 @@ def test_held_a_copy_that_hits_and_runs_inside_the_minute_is_no_browser_her_conf
     first, his_device = _hit_and_run(her, IP_TOKYO, user, int(Decimal("0.096") * total / 1050))
     assert first["status"] == "placed", first
     assert his_device == _device(her)
+    assert GuardedOrder.objects.get(user=user, symbol=PUMP).device_hash == ""  # no browser
     clock(40)
     battery.sign_in(her, user.username)
-    her.get("/api/portfolio")
-    assert not _retired(user, his_device)  # nothing ever told the two holders apart
-    assert _device(her) == his_device  # her browser keeps the id his rows carry
+    if her.get("/api/portfolio").status_code == 401:  # her cookie is behind the one he threw away
+        _passkey_step_up(her, authenticator)
     mine = her.order("buy", HERS, HER_WEEKLY).json()
-    assert mine["status"] == "held", mine  # his 9.6 % + her 0.7 %: the long count holds her own buy
-    assert "exposure_illiquid_unvouched" in mine["confirmation"]["reasons"]
-    ok = her.confirm_with_passkey(mine["confirmation"]["id"], authenticator)
-    assert ok.status_code == 200, ok.content
+    if mine["status"] == "held":
+        ok = her.confirm_with_passkey(mine["confirmation"]["id"], authenticator)
+        assert ok.status_code == 200, ok.content
     clock(41)
     second, _ = _hit_and_run(her, IP_TOKYO, user, int(Decimal("0.09") * total / 1050))
     bought = placed_buys(user, PUMP)
@@ -102,8 +107,8 @@ def test_held_a_copy_that_hits_and_runs_inside_the_minute_is_no_browser_her_conf
 @pytest.mark.xfail(
     strict=True,
     reason="a known limit (docs/dbsc.md, round sixty-four): the evidence of a generation given and never "
-    "confirmed lives in the session the copy abandons; the thief has her password, her current jar and her "
-    "line (the whole jar replayed nearby); his orders keep no browser for the long count",
+    "presented lives in the session the copy abandons; he has her password, her current jar and her line "
+    "(the whole jar replayed nearby); his orders keep no browser for the long count",
 )
 def test_signing_in_again_every_55_seconds_a_copy_keeping_her_generation_is_never_held(
     clock: Any, authenticator: Any
@@ -117,8 +122,10 @@ def test_signing_in_again_every_55_seconds_a_copy_keeping_her_generation_is_neve
     never retired, her browser is never behind.
 
     Root cause: device_generations.check_session: the rule is keyed on the session's own ``dg``, and a new
-    sign-in resets it. Fix: record the generation issued on the KnownDevice row (issued, not confirmed);
-    a sign-in or session presenting an older one beyond the sibling minute after an issue is a fork."""
+    sign-in resets it. Fix: the browser's row keeps the oldest generation given to a verified session and
+    not yet presented; an older cookie shown over a minute later is one behind (tried in round sixty-four:
+    three statements more per sign-in, over the login's budget of 15; to be folded into ``learn``'s
+    known-device ``UPDATE``, minding API token clients that pin their cookie)."""
     user = customer("rt64_baba", cash=CASH, holdings=LARGE, authenticator=authenticator)
     clock(0)
     her = _her_browser(user, authenticator)

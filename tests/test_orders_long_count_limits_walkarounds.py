@@ -129,7 +129,9 @@ def test_held_twenty_victims_in_groups_of_nine_a_week_feed_one_pump_for_a_quarte
     order_api: Any, clock: Any, settings: Any
 ) -> None:
     """Held since round sixty-five (``Campaign``'s month arm: ``month_hours``, ``month_share``,
-    ``month_accounts``; tests/test_orders_campaign_month_walkarounds.py). Secure: many taken-over accounts buying one thin stock are a campaign (flag, admins alerted) before
+    ``month_accounts``; tests/test_orders_campaign_month_walkarounds.py).
+
+    Secure: many taken-over accounts buying one thin stock are a campaign (flag, admins alerted) before
     together they buy much more than a day's traded value; docs/order-guard.md: what a patient gang buys
     before the slow rule flags is "up to about half a day's value".
 
