@@ -36,6 +36,7 @@ from .conftest import (
     IP_VPN,
     TEST_NETWORKS,
     UA_CHROME_WIN,
+    UA_IPHONE,
     totp_token,
 )
 
@@ -106,7 +107,7 @@ def _login(c: Client) -> Any:
 
 def _jar(victim: Client, ip: str) -> Client:
     """A client at ``ip`` with the whole cookie jar of ``victim`` (her browser moved, or a thief's copy)."""
-    other = _client(ip)
+    other = _client(ip, victim.defaults.get("HTTP_USER_AGENT", UA_CHROME_WIN))
     for name, morsel in victim.cookies.items():
         other.cookies[name] = morsel.value
     return other
@@ -120,10 +121,12 @@ def _state(c: Client) -> dict[str, Any]:
     return SessionStore(session_key=c.cookies[settings.SESSION_COOKIE_NAME].value).load()[STATE_KEY]
 
 
-def _signed_in_after(t: Any, days: list[str], *, at: str = IP_TOKYO, totp: Any = None) -> Client:
-    """hanako's laptop signs in once a day from each of ``days`` (the same browser; stepping up with
-    ``totp`` where asked), then at START from ``at`` and uses the portal."""
-    home = _client(at)
+def _signed_in_after(
+    t: Any, days: list[str], *, at: str = IP_TOKYO, totp: Any = None, ua: str = UA_CHROME_WIN
+) -> Client:
+    """hanako's laptop (or ``ua``'s device) signs in once a day from each of ``days`` (the same browser;
+    stepping up with ``totp`` where asked), then at START from ``at`` and uses the portal."""
+    home = _client(at, ua)
     home.get("/api/csrf")  # a browser that visited before: it holds a device cookie
     for ip in days:
         here = _jar(home, ip)
@@ -323,11 +326,13 @@ def test_switching_between_wi_fi_and_a_coarsely_placed_mobile_carrier_is_not_two
     hanako: Any, rt_geoip: Path
 ) -> None:
     """Her phone's carrier is placed in Osaka, 200 km either way, while she is at home in Tokyo: toggling
-    Wi-Fi off and on again is re-scored (another network each time) and allowed, never held."""
+    Wi-Fi off and on again is re-scored (another network each time) and allowed, never held. (Her phone:
+    a desktop browser taking turns between networks is held since round sixty-five,
+    tests/test_sessions_copy_same_isp_walkarounds.py.)"""
     traveller = time_machine.travel(START - timedelta(days=10), tick=False)
     t = traveller.start()
     try:
-        phone = _signed_in_after(t, [IP_TOKYO, DOCOMO_OSAKA] * 5, totp=hanako.totp)
+        phone = _signed_in_after(t, [IP_TOKYO, DOCOMO_OSAKA] * 5, totp=hanako.totp, ua=UA_IPHONE)
         assert _walk(t, phone, [DOCOMO_OSAKA, IP_TOKYO, DOCOMO_OSAKA, IP_TOKYO], seconds=60) == [200] * 4
         assert _state(phone)["s"] == "verified" and _state(phone)["r"] is True
         assert not [e for e in LoginEvent.objects.all() if SESSION_IN_TWO_PLACES in e.reasons]

@@ -226,7 +226,7 @@ def place_binding(
     hidden = anonymous(geo)
     where: list[Any] = place_of(geo) or [None, None, None]
     at = round(clock.timestamp())
-    _note_address(state, binding.get("ip"), at=at, vouched=vouched, hidden=hidden, left_at=left_at)
+    _note_address(state, binding, at=at, vouched=vouched, hidden=hidden, left_at=left_at)
     entry = [at, binding.get("asn"), *where, int(hidden), at]
     if not seen or not _same_place(seen[-1], entry):
         if seen and left_at is not None:
@@ -241,34 +241,44 @@ def place_binding(
     _note_browser(state, binding.get("br"), vouched=vouched)
 
 
-#: A session back at an address it left at most this many seconds ago, from another address of the same
-#: network and place, is held: two holders taking turns (:func:`returned_address`).
+#: A desktop session back at an address block it used, with another block between used at most this many
+#: seconds ago, is held: two holders taking turns (:func:`returned_address`).
 RETURN_SECONDS = 1800
-#: The most addresses a session remembers (each its newest visit).
+#: The most address blocks a session remembers (each its newest visit).
 MAX_SESSION_ADDRESSES = 8
+#: The IPv4 prefix of a block: an office's NAT pool hands each connection another address of its block,
+#: and such pools span a few /24s.
+IPV4_BLOCK = 22
 
 
 def _address_key(ip: Any) -> str | None:
-    """The block an address is one of for :func:`returned_address`: an IPv4 /24 (an office's NAT pool
-    hands each connection another address of its block), or an IPv6 /64 (privacy addresses rotate)."""
+    """The block an address is one of for :func:`returned_address`: an IPv4 /22 (an office's NAT pool), or
+    an IPv6 /64 (privacy addresses rotate)."""
     try:
         address = ipaddress.ip_address(str(ip))
     except ValueError:
         return None
-    return str(ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 64}", strict=False))
+    prefix = IPV4_BLOCK if address.version == 4 else 64
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
 def _addresses_seen(state: dict[str, Any]) -> list[list[Any]]:
-    """``[block, seen, vouched, anonymous]`` of each address block of the session, the current one last:
-    ``seen`` when it was last seen there (until it left)."""
+    """``[block, seen, vouched, anonymous, asn]`` of each address block of the session, the current one
+    last: ``seen`` when it was last seen there (until it left)."""
     value = state.get("ad")
-    return [list(e) for e in value if isinstance(e, list) and len(e) == 4] if isinstance(value, list) else []
+    return [list(e) for e in value if isinstance(e, list) and len(e) == 5] if isinstance(value, list) else []
 
 
 def _note_address(
-    state: dict[str, Any], ip: Any, *, at: float, vouched: bool, hidden: bool, left_at: float | None
+    state: dict[str, Any],
+    binding: dict[str, Any],
+    *,
+    at: float,
+    vouched: bool,
+    hidden: bool,
+    left_at: float | None,
 ) -> None:
-    key = _address_key(ip)
+    key = _address_key(binding.get("ip"))
     if key is None:
         return
     seen = _addresses_seen(state)
@@ -281,7 +291,7 @@ def _note_address(
     earlier = [e for e in seen if e[0] == key]
     was_vouched = bool(earlier and earlier[0][2])
     kept = [e for e in seen if e[0] != key]
-    kept.append([key, round(at), int(was_vouched or vouched), int(hidden)])
+    kept.append([key, round(at), int(was_vouched or vouched), int(hidden), binding.get("asn")])
     # SECURITY: past the limit, the oldest block she never proved herself at goes first: a copy hopping
     # through eight blocks must not push her own out, or her return would be a first sight.
     while len(kept) > MAX_SESSION_ADDRESSES:
@@ -290,50 +300,63 @@ def _note_address(
     state["ad"] = kept
 
 
+def _desktop(browser: Any) -> bool:
+    return isinstance(browser, str) and browser.rsplit("|", 1)[-1] == "desktop"
+
+
 def returned_address(
     state: dict[str, Any], now: dict[str, Any], at: float, *, left_at: float | None = None
 ) -> dict[str, int] | None:
-    """Evidence that the session is back at an address block (:func:`_address_key`: an IPv4 /24, an IPv6
-    /64) it left at most ``RETURN_SECONDS`` ago, having been since at another block of the same IP version,
-    network and country (``seconds`` since it left, ``addresses``: blocks between); else None.
-    ``left_at``: when it was last seen at the block it leaves now.
+    """Evidence that a desktop browser's session is back at an address block it used before
+    (:func:`_address_key`), having been since at another block of the same IP version that it used within
+    ``RETURN_SECONDS`` (``seconds`` since then, ``addresses``: blocks between); or that a new block would
+    push out of its memory one used within ``RETURN_SECONDS``; else None. ``left_at``: when it was last
+    seen at the block it leaves.
 
     SECURITY: a copy of her whole jar replayed with her user agent from another address of her ISP in her
     city changes nothing that matters (:func:`is_material_change`: ``"moved"``) and took turns with her,
-    never re-scored (red team, round sixty-two). One browser does not go back and forth between two
-    addresses of one line within minutes; two holders do. Not counted: one line's IPv4 address and IPv6
-    /64 (a dual-stack browser alternates them), addresses of one /24 (an office's NAT pool; so a copy on
-    her own /24 is not told apart), an anonymous network (a move onto or off one is material already),
-    another network (a material move, re-scored anyway), and blocks where she proved it was her in this
-    session (an allowed sign-in or a passed step-up): she steps up at most once at each, a thief never can.
-    Only a return to a precisely placed block counts (a carrier's CGNAT exits alternate), from any block
-    between, coarse ones too (a copy would choose one): Wi-Fi and mobile data of one network (au on KDDI's
-    line) alternate, and she steps up once at each block. A copy used only while she is idle makes
-    no return before her next request: it is held then, and her step-up renews the session key he holds."""
-    bound = state.get("b")
-    if not isinstance(bound, dict):
+    never re-scored (red team, round sixty-two); from another ISP in her city each turn was re-scored and
+    allowed (her browser, her city: round sixty-five). A desktop browser does not go back and forth between
+    networks or lines within minutes; two holders do. Counted between, whatever their network or
+    placement: every block but an anonymous one on another network than the block returned to (a VPN she
+    switches on and off; a residential proxy of her own ISP counts). Not counted: one line's IPv4 address
+    and IPv6 /64 (a dual-stack browser alternates them), addresses of one IPv4 /22 (an office's NAT pool; so
+    a copy on her own /22 is not told apart), a return to a block GeoIP does not place within 150 km, and
+    blocks where she proved it was her in this session (an allowed sign-in or a passed step-up): she steps
+    up at most once at each, a thief never can. Phones and tablets are left out: they go from Wi-Fi to
+    mobile data and back all day, and a carrier's CGNAT exits alternate within minutes."""
+    if not isinstance(state.get("b"), dict) or not _desktop(now.get("br")):
         return None
     here = _address_key(now.get("ip"))
-    # A mobile carrier's CGNAT exits, placed coarsely, alternate within minutes (Fukuoka, Osaka, Tokyo):
-    # only a return to a precisely placed block counts. The blocks between may be coarse (a copy would
-    # choose one).
-    if here is None or now.get("x") or not _precise(now.get("pl")):
-        return None
-    if any(bound.get(key) != now.get(key) for key in ("asn", "cc")):
+    if here is None:
         return None
     seen = _addresses_seen(state)
-    index = next((i for i, e in enumerate(seen[:-1]) if e[0] == here), None)
-    if index is None:
-        return None
     if left_at is not None and seen:
         seen[-1][1] = max(seen[-1][1], min(left_at, at))
+    index = next((i for i, e in enumerate(seen[:-1]) if e[0] == here), None)
+    if index is None:
+        # SECURITY: a new block that would push out one she never proved herself at, used within the
+        # window, is one more holder: nothing is forgotten that a copy could push out (red team, round
+        # sixty-five: her home, reached by an allowed re-score, went first, and her return was a first sight).
+        if len(seen) >= MAX_SESSION_ADDRESSES:
+            dropped = next((e for e in seen[:-1] if not e[2]), None)
+            if dropped is not None and at - dropped[1] <= RETURN_SECONDS:
+                return {"seconds": max(0, round(at - dropped[1])), "addresses": len(seen)}
+        return None
+    if now.get("x") or not _precise(now.get("pl")):
+        return None
     version = ":" in here
-    between = [e for e in seen[index + 1 :] if (":" in e[0]) == version and not e[3]]
-    if not between or at - seen[index][1] > RETURN_SECONDS:
+    between = [
+        e for e in seen[index + 1 :] if (":" in e[0]) == version and (not e[3] or e[4] == now.get("asn"))
+    ]
+    # SECURITY: counted from his turn, not from when she left: a copy used after her half-hour pause, with
+    # her return five minutes later, was never a return (round sixty-five).
+    recent = [e for e in between if at - e[1] <= RETURN_SECONDS]
+    if not recent:
         return None
     if seen[index][2] and all(e[2] for e in between):
         return None
-    return {"seconds": max(0, round(at - seen[index][1])), "addresses": len(between)}
+    return {"seconds": max(0, round(min(at - e[1] for e in recent))), "addresses": len(between)}
 
 
 #: The most browsers a session remembers having shown without her vouching for them. Past it, every
