@@ -468,10 +468,14 @@ def _campaign_sql(vendor: str, volume_windows: int) -> str:
     # The same over the month, in a part of its own: the week's part reads the week's rows only, this one
     # three sums over the month's. The month starts again when an admin clears the instrument's flag: the
     # buys she judged do not flag it again on every next buy for a month.
+    # SECURITY: placed buys only: three of the gang's own accounts placed three big buys that were held
+    # (never bought), passed a day's value together and flagged a stock for every customer (red team, round
+    # sixty-six). A held buy counts once it is confirmed.
     cleared = f"(SELECT MAX(cleared_at) FROM {flags} WHERE symbol = %s)"  # noqa: S608
+    placed = f"FROM {ledger} WHERE symbol = %s AND side = 'buy' AND status = 'placed'"  # noqa: S608
     month = (
         "SELECT COUNT(DISTINCT user_id), SUM(CASE WHEN user_id = %s THEN 1 ELSE 0 END), SUM(amount)"
-        f" {buys} AND created_at >= %s AND created_at >= COALESCE({cleared}, %s)"
+        f" {placed} AND created_at >= %s AND created_at >= COALESCE({cleared}, %s)"
     )
     return f"SELECT * FROM ({week}) w CROSS JOIN ({month}) m"  # noqa: S608
 
