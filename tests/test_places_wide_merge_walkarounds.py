@@ -20,6 +20,7 @@ import time_machine
 from django.test import Client
 
 from authguard.models import LoginEvent, Outcome
+from authguard.sessions import places
 from authguard.testing import write_geoip_databases
 
 from .conftest import IP_TOKYO, TEST_NETWORKS
@@ -87,7 +88,7 @@ def _known(state: dict[str, Any]) -> list[list[Any]]:
 
 
 def test_a_copy_that_merges_her_tokyo_place_away_is_still_measured_from_her_call(
-    seasoned: tuple[Any, Client],
+    seasoned: tuple[Any, Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Secure: the copy's call from Osaka a minute after her call from Tokyo is held for travel (400 km in a
     minute), whatever addresses of her ISP it went through first. Her place must stay a reference until she
@@ -99,6 +100,9 @@ def test_a_copy_that_merges_her_tokyo_place_away_is_still_measured_from_her_call
     REPLACES hers in ``h`` (``_kept_places``); Toyohashi is "the same place" as Numazu (two 100 km radii),
     so it replaces that one. Osaka's re-score finds one reference, Toyohashi (65 km after the radii): no
     impossible_travel, the round-52 walk-around again."""
+    # This fixture's Numazu and Toyohashi /24s share a /22, so the return rule (places.returned_address,
+    # round sixty-five) would hold the copy at its fourth hop already; /24 blocks keep the travel measured.
+    monkeypatch.setattr(places, "IPV4_BLOCK", 24)
     t, home = seasoned
     _her_morning(t, home)
     for ip in [OCN_UNPLACED, OCN_NUMAZU_WIDE, OCN_UNPLACED, OCN_WIDE]:

@@ -576,7 +576,7 @@ def test_held_a_copy_flushing_her_home_block_when_she_signed_in_elsewhere(
     clock.shift(timedelta(minutes=40))
     her.defaults["REMOTE_ADDR"] = IP_TOKYO
     assert her.get("/api/portfolio").status_code == 200  # home: re-scored, allowed, not vouched
-    assert [e[2] for e in _state(her)["ad"] if e[0] == "203.0.112.0/22"] == [0]
+    assert [e[2] for e in _state(her)["ad"] if e[0] == "4713|203.0.112.0/22"] == [0]
     thief = _copy(her, POOL[0])
     codes = []
     for _turn in range(4):

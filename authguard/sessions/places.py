@@ -244,6 +244,9 @@ def place_binding(
 #: A desktop session back at an address block it used, with another block between used at most this many
 #: seconds ago, is held: two holders taking turns (:func:`returned_address`).
 RETURN_SECONDS = 1800
+#: ...and the block it is back at was left at most this many seconds ago (a laptop taken to the office on
+#: the train and home in the evening has left home for the day).
+LEFT_SECONDS = 7200
 #: The most address blocks a session remembers (each its newest visit).
 MAX_SESSION_ADDRESSES = 8
 #: The IPv4 prefix of a block: an office's NAT pool hands each connection another address of its block,
@@ -251,15 +254,15 @@ MAX_SESSION_ADDRESSES = 8
 IPV4_BLOCK = 22
 
 
-def _address_key(ip: Any) -> str | None:
-    """The block an address is one of for :func:`returned_address`: an IPv4 /22 (an office's NAT pool), or
-    an IPv6 /64 (privacy addresses rotate)."""
+def _address_key(binding: dict[str, Any]) -> str | None:
+    """The block a binding's address is one of for :func:`returned_address`: its network (ASN) and an IPv4
+    /22 (an office's NAT pool) or an IPv6 /64 (privacy addresses rotate)."""
     try:
-        address = ipaddress.ip_address(str(ip))
+        address = ipaddress.ip_address(str(binding.get("ip")))
     except ValueError:
         return None
     prefix = IPV4_BLOCK if address.version == 4 else 64
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+    return f"{binding.get('asn')}|{ipaddress.ip_network(f'{address}/{prefix}', strict=False)}"
 
 
 def _addresses_seen(state: dict[str, Any]) -> list[list[Any]]:
@@ -278,7 +281,7 @@ def _note_address(
     hidden: bool,
     left_at: float | None,
 ) -> None:
-    key = _address_key(binding.get("ip"))
+    key = _address_key(binding)
     if key is None:
         return
     seen = _addresses_seen(state)
@@ -308,8 +311,9 @@ def returned_address(
     state: dict[str, Any], now: dict[str, Any], at: float, *, left_at: float | None = None
 ) -> dict[str, int] | None:
     """Evidence that a desktop browser's session is back at an address block it used before
-    (:func:`_address_key`), having been since at another block of the same IP version that it used within
-    ``RETURN_SECONDS`` (``seconds`` since then, ``addresses``: blocks between); or that a new block would
+    (:func:`_address_key`) and left at most ``LEFT_SECONDS`` ago, having been since at another block of the
+    same IP version that it used within ``RETURN_SECONDS`` (``seconds`` since then, ``addresses``: blocks
+    between); or that a new block would
     push out of its memory one used within ``RETURN_SECONDS``; else None. ``left_at``: when it was last
     seen at the block it leaves.
 
@@ -327,7 +331,7 @@ def returned_address(
     mobile data and back all day, and a carrier's CGNAT exits alternate within minutes."""
     if not isinstance(state.get("b"), dict) or not _desktop(now.get("br")):
         return None
-    here = _address_key(now.get("ip"))
+    here = _address_key(now)
     if here is None:
         return None
     seen = _addresses_seen(state)
@@ -350,9 +354,10 @@ def returned_address(
         e for e in seen[index + 1 :] if (":" in e[0]) == version and (not e[3] or e[4] == now.get("asn"))
     ]
     # SECURITY: counted from his turn, not from when she left: a copy used after her half-hour pause, with
-    # her return five minutes later, was never a return (round sixty-five).
+    # her return five minutes later, was never a return (round sixty-five). A block left hours ago is not
+    # returned to: her laptop home in the evening after a day at the office.
     recent = [e for e in between if at - e[1] <= RETURN_SECONDS]
-    if not recent:
+    if not recent or at - seen[index][1] > LEFT_SECONDS:
         return None
     if seen[index][2] and all(e[2] for e in between):
         return None
