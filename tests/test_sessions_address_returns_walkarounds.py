@@ -612,17 +612,7 @@ def test_a_plain_ipv4_copy_of_her_isp_while_her_browser_uses_her_ipv6_line_is_ne
     Fix: learn the pair: the first block of the other family the session meets right after a block she
     vouched (her line's other side) is hers; any later, different block of the other family counts between
     (or only exempt another-family block seen within seconds of her vouched block)."""
-    user = brokerage_customer(holdings={"7203": 100}, totp=True)
-    from .test_sessions_copy_same_isp_walkarounds import _login
-
-    her = Client(REMOTE_ADDR=IP_OCN_V6, HTTP_USER_AGENT=UA_CHROME_WIN)
-    her.get("/api/csrf")
-    for _ in range(30):
-        assert _login(her).json()["status"] == "ok"
-        her.get("/api/portfolio")
-        her.post("/api/logout")
-        clock.shift(timedelta(days=1))
-    assert _login(her).json()["status"] == "ok"
+    her, user = _her(clock, brokerage_customer, IP_OCN_V6)
     thief = _copy(her, IP_OCN_OTHER_24)
     codes, placed, held = _turns(clock, her, thief, IP_OCN_V6, IP_OCN_OTHER_24)
     assert held, (codes, placed.status_code, Order.objects.filter(account__user=user).count(), _kinds(user))

@@ -82,10 +82,11 @@ def _login(client: Client) -> Any:
     )
 
 
-def _her(clock: Any, brokerage_customer: Any) -> tuple[Client, Any]:
-    """hanako, signing in from home (OCN Tokyo) on her PC every day for 30 days; today's sign-in allowed."""
+def _her(clock: Any, brokerage_customer: Any, ip: str = IP_TOKYO) -> tuple[Client, Any]:
+    """hanako, signing in from home (OCN Tokyo, at ``ip``) on her PC every day for 30 days; today's sign-in
+    allowed."""
     user = brokerage_customer(holdings={"7203": 100}, totp=True)
-    her = Client(REMOTE_ADDR=IP_TOKYO, HTTP_USER_AGENT=UA_CHROME_WIN)
+    her = Client(REMOTE_ADDR=ip, HTTP_USER_AGENT=UA_CHROME_WIN)
     her.get("/api/csrf")
     for _ in range(30):
         assert _login(her).json()["status"] == "ok"

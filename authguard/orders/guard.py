@@ -419,26 +419,22 @@ def _flag_campaign(decision: OrderDecision, *, now: datetime) -> None:
     if finding is None or decision.facts is None:
         return
     symbol = decision.facts.symbol
+    evidence = {
+        "accounts": finding.evidence.get("accounts", 0),
+        "risky_accounts": finding.evidence.get("risky_accounts", 0),
+        "window_hours": finding.evidence.get("hours", 0),
+    }
     flag, created = CampaignFlag.objects.get_or_create(
-        symbol=symbol,
-        defaults={
-            "flagged_at": now,
-            "accounts": finding.evidence.get("accounts", 0),
-            "risky_accounts": finding.evidence.get("risky_accounts", 0),
-            "window_hours": finding.evidence.get("hours", 0),
-        },
+        symbol=symbol, defaults={"flagged_at": now, **evidence}
     )
     if not created and not flag.active:
         # SECURITY: the evidence of this finding, not of the flag an admin cleared before: the month's arm
         # re-flagged a stock showing "9 accounts within 6 hours" from the first flag, and her clearing on
         # that evidence started the month again (red team, round sixty-six).
         flag.active, flag.flagged_at, flag.cleared_at = True, now, None
-        flag.accounts = finding.evidence.get("accounts", 0)
-        flag.risky_accounts = finding.evidence.get("risky_accounts", 0)
-        flag.window_hours = finding.evidence.get("hours", 0)
-        flag.save(
-            update_fields=["active", "flagged_at", "cleared_at", "accounts", "risky_accounts", "window_hours"]
-        )
+        for name, value in evidence.items():
+            setattr(flag, name, value)
+        flag.save(update_fields=["active", "flagged_at", "cleared_at", *evidence])
     elif not created:
         return
     logger.warning("authguard campaign flagged symbol=%s accounts=%s", symbol, flag.accounts)

@@ -208,19 +208,11 @@ def check_session(
     at = datetime.fromtimestamp(now, tz=timezone.utc)
     changed = False
     issued = state.get("dg")
-    if isinstance(issued, int) and generation < issued - _SIBLING_MS and now * 1000 - issued > _SIBLING_MS:
-        # SECURITY: the session was given a newer generation than this one, a minute ago or more: its browser
-        # took it (the session cookie came in the same answer), so this is a copy that threw the new cookie
-        # away to keep presenting hers, which then stayed current for good and her browser never fell
-        # behind (red team, round sixty-three). Held, and the id retired as for a cookie left behind.
-        try:
-            with transaction.atomic():
-                if not unproven_copy_of_bound(request, device=device, user_id=request.user.pk):
-                    retire(device_hash=device, now=at)
-        except DatabaseError:
-            logger.exception("authguard: could not retire a device id")
-        state["dgt"] = now
-        return True, not _reported(state, device, generation)
+    # SECURITY: the session was given a newer generation than this one, a minute ago or more: its browser
+    # took it (the session cookie came in the same answer), so this is a copy that threw the new cookie away
+    # to keep presenting hers, which then stayed current for good and her browser never fell behind (red
+    # team, round sixty-three). Judged at once, as a cookie left behind: held, and the id retired.
+    shed = isinstance(issued, int) and generation < issued - _SIBLING_MS and now * 1000 - issued > _SIBLING_MS
     if isinstance(issued, int) and not state.get("dgc") and generation >= issued:
         try:
             with transaction.atomic():
@@ -231,12 +223,16 @@ def check_session(
         state["dgc"] = True
         changed = True
     last = state.get("dgt")
-    if isinstance(last, (int, float)) and 0 <= now - last < CHECK_SECONDS:
+    if not shed and isinstance(last, (int, float)) and 0 <= now - last < CHECK_SECONDS:
         return changed, False
     state["dgt"] = now
     try:
         with transaction.atomic():  # a savepoint: a failure leaves a portal's request transaction usable
-            behind = left_behind(device_hash=device, generation=generation, now=at, user_id=request.user.pk)
+            behind = (
+                SUPERSEDED
+                if shed
+                else left_behind(device_hash=device, generation=generation, now=at, user_id=request.user.pk)
+            )
             if behind and not unproven_copy_of_bound(request, device=device, user_id=request.user.pk):
                 retire(device_hash=device, now=at)
     except DatabaseError:

@@ -248,13 +248,12 @@ def _held_at_two_addresses(assessment: Assessment, evidence: dict[str, int]) -> 
     # SECURITY: a copy of her whole jar from another address of her ISP in her city is no material change;
     # taking turns with her is what gives it away (red team, round sixty-two). Her step-up renews the
     # session key, which ends the copy.
-    finding = Finding(
+    return _held_for_the_session(
+        assessment,
         SESSION_AT_TWO_ADDRESSES,
-        TWO_PLACES_POINTS,
         _("This session was in use from another address minutes ago"),
-        {**evidence, STEP_UP_FLOOR: True, "session": True},
+        evidence=evidence,
     )
-    return _at_least_step_up(assessment, finding)
 
 
 def held_in_two_browsers(
@@ -314,13 +313,17 @@ def _held_left_behind(assessment: Assessment) -> Assessment:
     )
 
 
-def _held_for_the_session(assessment: Assessment, code: str, label: Any) -> Assessment:
-    """``assessment`` with the session's own ``code`` finding, a step-up at least; unchanged when the
-    context judged the same thing already (with its own floor)."""
+def _held_for_the_session(
+    assessment: Assessment, code: str, label: Any, *, evidence: dict[str, Any] | None = None
+) -> Assessment:
+    """``assessment`` with the session's own ``code`` finding (and its ``evidence``), a step-up at least;
+    unchanged when the context judged the same thing already (with its own floor)."""
     if code in assessment.reasons:
         return assessment
     # The floor decides; the points make it a reason.
-    finding = Finding(code, TWO_PLACES_POINTS, label, {STEP_UP_FLOOR: True, "session": True})
+    finding = Finding(
+        code, TWO_PLACES_POINTS, label, {**(evidence or {}), STEP_UP_FLOOR: True, "session": True}
+    )
     return _at_least_step_up(assessment, finding)
 
 
