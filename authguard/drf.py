@@ -61,6 +61,7 @@ from authguard.login import lockout
 from authguard.login.flow import LoginResult, locked_message
 from authguard.models import SessionRecord
 from authguard.resilience import CacheUnavailable, guarded_cache_call
+from authguard.risk.context import TOKEN_CLIENT_ATTR
 from authguard.sessions import state as sessions_state
 from authguard.sessions import token_activity, token_binding, token_devices
 from authguard.sessions.token_strength import STRENGTH_TTL_SECONDS as STRENGTH_TTL_SECONDS
@@ -87,7 +88,7 @@ STEP_UP_TOKEN_SECONDS = 300
 #: Largest request body read (a passkey assertion is a few kilobytes).
 MAX_BODY_BYTES = 64 * 1024
 #: Longest password passed on to authentication (as the JSON login); the longest login name is the user
-#: model's (:func:`authguard.risk.context.login_name_limit`: the login field's length, up to 1024).
+#: model's (:func:`~authguard.risk.context.login_name_limit`).
 MAX_PASSWORD_LENGTH = 4096
 #: The WebAuthn challenge purpose of a token step-up (the same as the session step-up's).
 PURPOSE_STEP_UP = "step_up"
@@ -130,8 +131,7 @@ def read_body(request: Request) -> Mapping[str, Any]:
     """The parsed body (JSON, or a form for the token login), bounded by :data:`MAX_BODY_BYTES`.
 
     DRF's own parse errors echo the parser's text and a deeply nested body is a ``RecursionError`` (a 500):
-    both become 400 ``invalid`` with a fixed message here.
-    """
+    both become 400 ``invalid`` with a fixed message here."""
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -215,11 +215,11 @@ def _in_session(request: HttpRequest, session: SessionBase, user: Any = None) ->
     """Run authguard's session-based flows on ``session`` instead of the client's, then put it back.
 
     SECURITY: a token client's login never touches (or creates) a cookie session: the response carries no
-    session cookie, and whatever the flows write stays in ``session``, which this module owns.
-    """
+    session cookie, and whatever the flows write stays in ``session``, which this module owns."""
     saved_session = getattr(request, "session", _MISSING)
     saved_user = request.__dict__.get("user", _MISSING)
     request.session = session
+    setattr(request, TOKEN_CLIENT_ATTR, True)  # its sign-ins note no cookie generation as given
     if user is not None:
         request.user = user
     try:
@@ -236,6 +236,7 @@ def _in_session(request: HttpRequest, session: SessionBase, user: Any = None) ->
         # The flows bound *this* session to the request's context; the middleware must not bind the
         # client's own session (if any) to a device cookie it issues in this response.
         request.__dict__.pop(sessions_state.BOUND_ATTR, None)
+        request.__dict__.pop(TOKEN_CLIENT_ATTR, None)
 
 
 def _discard(session: SessionBase) -> None:
@@ -256,8 +257,7 @@ def _park(session: SessionBase, user: Any, event_id: int, *, started_at: float) 
     """Keep a pending login (whose sign-in began at ``started_at``) for its step-up: its step-up token and
     the parked session. The pending state moves to a new private session without Django's sign-in keys (kept
     apart under :data:`PARKED_KEY`): the token names the session's key, and that key as a session cookie must
-    sign nobody in. The session expires with the token.
-    """
+    sign nobody in. The session expires with the token."""
     data = {key: value for key, value in session.items()}
     auth = {key: data.pop(key) for key in list(_auth_keys(session))}
     parked = _session_store()()

@@ -134,6 +134,10 @@ class KnownDevice(models.Model):
     cookie_generation = models.BigIntegerField(_("cookie generation"), null=True, blank=True)
     cookie_generation_at = models.DateTimeField(_("cookie generation confirmed"), null=True, blank=True)
     previous_generation = models.BigIntegerField(_("previous cookie generation"), null=True, blank=True)
+    # The oldest generation (at least) given to a browser sign-in of the user with this cookie that no request
+    # presented since: a cookie older than it, shown over a minute after, was left behind by a copy that
+    # threw its new cookie away and signed in again (device_generations, red team round sixty-four).
+    issued_generation = models.BigIntegerField(_("cookie generation given"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("known device")

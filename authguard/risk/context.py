@@ -103,6 +103,9 @@ class LoginContext:
     #: before generations), None when no live cookie was presented (the replay has none): the history
     #: compares it with the newest one the account's browser confirmed (a superseded one is a copy).
     device_generation: int | None = None
+    #: An API token client's sign-in (:mod:`authguard.drf`): it may pin its device cookie and never take the
+    #: next generation its answers give, so none is noted as given (``sessions.device_generations``).
+    token_client: bool = False
 
     @computed_once
     def timestamp(self) -> float:
@@ -255,6 +258,10 @@ def account_facts(user: Any) -> dict[str, Any]:
     }
 
 
+#: Set on the request while :mod:`authguard.drf` runs the login flows for an API token client.
+TOKEN_CLIENT_ATTR = "_authguard_token_client"
+
+
 def build_context(
     request: HttpRequest,
     *,
@@ -279,6 +286,7 @@ def build_context(
         dbsc=_dbsc_state(request, hashed, getattr(user, "pk", None)),
         legacy_device_hash=legacy_device_hash(request.COOKIES.get(legacy_cookie)) if legacy_cookie else None,
         device_generation=presented[1] if presented else None,
+        token_client=bool(getattr(request, TOKEN_CLIENT_ATTR, False)),
         **_device_activity(request, hashed, user),
     )
 

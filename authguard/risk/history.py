@@ -44,7 +44,7 @@ from authguard.risk.velocity import (
     read_counts,
     record_attempt,
 )
-from authguard.sessions.device_generations import left_behind_params
+from authguard.sessions.device_generations import given_generation, keep_given, left_behind_params
 
 logger = logging.getLogger("authguard.risk.history")
 
@@ -365,6 +365,7 @@ class DatabaseHistory:
             else:
                 fold_population()  # AUTHGUARD_POPULATION_FOLD_SECONDS = 0: counted with the login, as before
             if ctx.device_hash:
+                given = given_generation(ctx)
                 # A login the engine learns brings a forgotten device back (listed, and known again).
                 # SECURITY: ... as a browser first seen now: a stolen laptop she forgot must not get its
                 # year of standing back with the thief's first allowed sign-in (it would vouch for his
@@ -385,6 +386,8 @@ class DatabaseHistory:
                         default=F("learned_at"),
                     ),
                     revoked_at=None,
+                    # The cookie generation this sign-in's answer gives, in the same statement (issue 15).
+                    **({"issued_generation": keep_given(ctx, given)} if given is not None else {}),
                 )
                 if not updated:
                     KnownDevice.objects.create(
@@ -396,6 +399,7 @@ class DatabaseHistory:
                         last_seen_at=ctx.time,
                         last_ip=ctx.ip,
                         last_place=ctx.geo.place,
+                        issued_generation=given,
                     )
                 self._move_trust(ctx, evidence)
 

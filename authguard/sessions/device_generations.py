@@ -13,6 +13,12 @@ generation any account confirmed for that device id since is a copy, or the brow
   that crashed before it wrote its newest cookie to disk: ``device_cookie_behind`` (points, no floor);
 * further behind (2): ``device_cookie_superseded``, a step-up at least, and the customer is told.
 
+A browser sign-in the engine learns also notes, on the row, the generation it gave (``issued_generation``,
+the oldest not presented since): a cookie older than it, shown over a minute after, is one behind too. That
+is the copy that throws away each new cookie its sign-ins are given and signs in again before its session's
+own check (:func:`check_session`) would see it (red team, round sixty-four). API token clients may pin their
+cookie and are not noted (``LoginContext.token_client``).
+
 A cookie left behind means two holders of one device id, and either may be the thief (he signs in first,
 her browser falls behind). So the device id is *retired* the moment one is presented (:func:`retire`):
 every cookie of that id is superseded from then on, and the next verified sign-in or step-up of each holder
@@ -31,7 +37,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from django.db import DatabaseError, transaction
-from django.db.models import F, Q
+from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.http import HttpRequest
 
 from authguard.conf import app_settings
@@ -65,13 +71,16 @@ def left_behind_sql(devices_table: str) -> str:
     statement that reads the profile, so a sign-in costs no query more (issue 15). SECURITY:
     ``devices_table`` is the model's own quoted name, the constants are integers; every value is a
     parameter."""
+    # Where the row says "current": one behind all the same if a newer generation given over a minute ago
+    # was never presented (``issued_generation``).
+    current = f"CASE WHEN issued_generation < %s AND %s < issued_generation - {_SIBLING_MS} THEN 1 ELSE 0 END"
     return (
-        "(SELECT MAX(CASE WHEN cookie_generation IS NULL THEN 0"  # noqa: S608
-        f" WHEN cookie_generation >= {RETIRED} THEN CASE WHEN previous_generation IS NOT NULL"
-        f" AND %s >= previous_generation - {_SIBLING_MS} THEN 1 ELSE 2 END"
-        f" WHEN %s >= cookie_generation - {_SIBLING_MS} THEN 0"
+        f"(SELECT MAX(CASE WHEN cookie_generation >= {RETIRED} THEN CASE WHEN previous_generation"  # noqa: S608
+        f" IS NOT NULL AND %s >= previous_generation - {_SIBLING_MS} THEN 1 ELSE 2 END"
+        f" WHEN cookie_generation IS NULL THEN {current}"
+        f" WHEN %s >= cookie_generation - {_SIBLING_MS} THEN {current}"
         " WHEN cookie_generation_at > %s AND user_id = %s AND (previous_generation IS NULL"
-        f" OR %s >= previous_generation - {_SIBLING_MS}) THEN 0"
+        f" OR %s >= previous_generation - {_SIBLING_MS}) THEN {current}"
         " WHEN previous_generation IS NULL OR %s >= previous_generation THEN 1 ELSE 2 END)"
         f" FROM {devices_table} WHERE cookie_hash = %s)"
     )
@@ -84,29 +93,46 @@ def left_behind_params(ctx: Any, connection: Any, user: Any) -> list[Any]:
     live = generation is not None and bool(ctx.device_hash)
     grace_start = connection.ops.adapt_datetimefield_value(ctx.time - timedelta(seconds=GRACE_SECONDS))
     presented = generation or 0
-    return [presented, presented, grace_start, user, presented, presented, ctx.device_hash if live else ""]
+    given = (_ms(ctx.time) - _SIBLING_MS, presented)  # given before this, and not reached by it
+    return [
+        *(presented, *given, presented, *given, grace_start, user, presented, *given, presented),
+        ctx.device_hash if live else "",
+    ]
 
 
-Row = tuple[int | None, datetime | None, int | None, bool]
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+#: ``(cookie_generation, cookie_generation_at, previous_generation, whether the row is the judging
+#: account's own, issued_generation)`` of a row of the device id.
+Row = tuple[int | None, datetime | None, int | None, bool, int | None]
 
 
 def judge(rows: list[Row], generation: int, now: datetime) -> int:
-    """:func:`left_behind_sql` in Python: ``rows`` are ``(cookie_generation, cookie_generation_at,
-    previous_generation, whether the row is the judging account's own)`` of the device id's rows, one per
-    account."""
+    """:func:`left_behind_sql` in Python over the device id's rows (:data:`Row`), one per account."""
     return max((_judge_row(row, generation, now) for row in rows), default=CURRENT)
 
 
 def _judge_row(row: Row, generation: int, now: datetime) -> int:
-    newest, confirmed_at, previous, own = row
-    if newest is None:
-        return CURRENT
-    if newest >= RETIRED:
+    judged = _judge_confirmed(row, generation, now)
+    issued = row[4]
+    # SECURITY: a sign-in over a minute ago was given a newer cookie that no request presented since: this
+    # older one is a copy that threw it away and signed in again before its session's check (round 64), or
+    # a browser that lost that answer: one behind, whichever session or sign-in asks.
+    if judged == CURRENT and issued is not None and issued < _ms(now) - _SIBLING_MS:
+        return BEHIND if generation < issued - _SIBLING_MS else CURRENT
+    return judged
+
+
+def _judge_confirmed(row: Row, generation: int, now: datetime) -> int:
+    newest, confirmed_at, previous, own, _issued = row
+    if newest is not None and newest >= RETIRED:
         # The newest cookie when the id was retired is one holder's, perhaps the customer's: behind, not a
         # copy (she is not stepped up, or refused without a factor, for what the other holder did).
         sibling = previous is not None and generation >= previous - _SIBLING_MS
         return BEHIND if sibling else SUPERSEDED
-    if generation >= newest - _SIBLING_MS:
+    if newest is None or generation >= newest - _SIBLING_MS:
         return CURRENT
     # SECURITY: the grace covers the one cookie before the newest (requests sent before the browser took
     # its new cookie), never an older one: a copy three sign-ins old shown in the minute after her sign-in
@@ -125,9 +151,9 @@ def left_behind(*, device_hash: str, generation: int, now: datetime, user_id: An
     """How far ``generation`` of the device id is behind the newest one any account confirmed, judged for
     the account ``user_id`` (the grace minute counts on its own row only)."""
     rows = KnownDevice.objects.filter(cookie_hash=device_hash).values_list(
-        "cookie_generation", "cookie_generation_at", "previous_generation", "user_id"
+        "cookie_generation", "cookie_generation_at", "previous_generation", "user_id", "issued_generation"
     )
-    return judge([(*row[:3], row[3] == user_id) for row in rows], generation, now)
+    return judge([(*row[:3], row[3] == user_id, row[4]) for row in rows], generation, now)
 
 
 def holds_newest(*, newest: int | None, previous: int | None, generation: int) -> bool:
@@ -173,11 +199,37 @@ def confirm(*, user_id: Any, device_hash: str, generation: int, now: datetime) -
     row moved on."""
     newer = Q(cookie_generation__isnull=True) | Q(cookie_generation__lt=generation)
     # One statement: the database moves the newest to ``previous`` and sets the new one atomically, so two
-    # racing confirmations keep the order of their generations.
+    # racing confirmations keep the order of their generations. The generation given is presented now.
     moved = KnownDevice.objects.filter(newer, user_id=user_id, cookie_hash=device_hash).update(
-        previous_generation=F("cookie_generation"), cookie_generation=generation, cookie_generation_at=now
+        previous_generation=F("cookie_generation"),
+        cookie_generation=generation,
+        cookie_generation_at=now,
+        issued_generation=Case(
+            When(issued_generation__lte=generation + _SIBLING_MS, then=Value(None)),
+            default=F("issued_generation"),
+            output_field=BigIntegerField(),
+        ),
     )
     return moved > 0
+
+
+def given_generation(ctx: Any) -> int | None:
+    """The generation (at least) that the answer to a learned browser sign-in presenting a live cookie gives
+    it (the cookie is issued after the view: :mod:`~authguard.sessions.device_cookie`). None for the replay
+    (no live cookies) and for API token clients, which may pin their cookie and would be left behind by their
+    own sign-ins."""
+    if ctx.device_generation is None or getattr(ctx, "token_client", False):
+        return None
+    return max(_ms(ctx.time), ctx.device_generation + 1)
+
+
+def keep_given(ctx: Any, given: int) -> Case:
+    """The ``issued_generation`` of the risk history's update of the row: ``given``, unless the row holds an
+    older generation given that this sign-in's cookie has not reached (the oldest no request presented)."""
+    taken = Q(issued_generation__isnull=True) | Q(issued_generation__lte=ctx.device_generation + _SIBLING_MS)
+    return Case(
+        When(taken, then=Value(given)), default=F("issued_generation"), output_field=BigIntegerField()
+    )
 
 
 def note_issued(state: dict[str, Any], generation: int | None, now: float) -> None:
