@@ -65,12 +65,11 @@ _SIBLING_MS = GRACE_SECONDS * 1000
 
 
 def left_behind_sql(devices_table: str) -> str:
-    """A scalar subquery: how far the presented generation is behind (0, 1, 2; NULL without a row), over
-    every account's row of the device id (the grace only on the judging account's own row), with
-    :func:`left_behind_params`. The risk history asks it in the
-    statement that reads the profile, so a sign-in costs no query more (issue 15). SECURITY:
-    ``devices_table`` is the model's own quoted name, the constants are integers; every value is a
-    parameter."""
+    """A scalar subquery: how far a sign-in's presented generation is behind (0, 1, 2; NULL without a row),
+    over every account's row of the device id, with :func:`left_behind_params`: :func:`judge` with no grace
+    (``grace=False``). The risk history asks it in the statement that reads the profile, so a sign-in costs
+    no query more (issue 15). SECURITY: ``devices_table`` is the model's own quoted name, the constants are
+    integers; every value is a parameter."""
     # Where the row says "current": one behind all the same if a newer generation given over a minute ago
     # was never presented (``issued_generation``).
     current = f"CASE WHEN issued_generation < %s AND %s < issued_generation - {_SIBLING_MS} THEN 1 ELSE 0 END"
@@ -79,25 +78,18 @@ def left_behind_sql(devices_table: str) -> str:
         f" IS NOT NULL AND %s >= previous_generation - {_SIBLING_MS} THEN 1 ELSE 2 END"
         f" WHEN cookie_generation IS NULL THEN {current}"
         f" WHEN %s >= cookie_generation - {_SIBLING_MS} THEN {current}"
-        " WHEN cookie_generation_at > %s AND user_id = %s AND (previous_generation IS NULL"
-        f" OR %s >= previous_generation - {_SIBLING_MS}) THEN {current}"
         " WHEN previous_generation IS NULL OR %s >= previous_generation THEN 1 ELSE 2 END)"
         f" FROM {devices_table} WHERE cookie_hash = %s)"
     )
 
 
-def left_behind_params(ctx: Any, connection: Any, user: Any) -> list[Any]:
-    """The parameters of :func:`left_behind_sql` for a login context (no row without a live cookie) of the
-    account ``user`` (its id as the database takes it)."""
+def left_behind_params(ctx: Any) -> list[Any]:
+    """The parameters of :func:`left_behind_sql` for a login context (no row without a live cookie)."""
     generation = ctx.device_generation
     live = generation is not None and bool(ctx.device_hash)
-    grace_start = connection.ops.adapt_datetimefield_value(ctx.time - timedelta(seconds=GRACE_SECONDS))
     presented = generation or 0
     given = (_ms(ctx.time) - _SIBLING_MS, presented)  # given before this, and not reached by it
-    return [
-        *(presented, *given, presented, *given, grace_start, user, presented, *given, presented),
-        ctx.device_hash if live else "",
-    ]
+    return [presented, *given, presented, *given, presented, ctx.device_hash if live else ""]
 
 
 def _ms(at: datetime) -> int:
@@ -109,13 +101,14 @@ def _ms(at: datetime) -> int:
 Row = tuple[int | None, datetime | None, int | None, bool, int | None]
 
 
-def judge(rows: list[Row], generation: int, now: datetime) -> int:
-    """:func:`left_behind_sql` in Python over the device id's rows (:data:`Row`), one per account."""
-    return max((_judge_row(row, generation, now) for row in rows), default=CURRENT)
+def judge(rows: list[Row], generation: int, now: datetime, *, grace: bool = True) -> int:
+    """How far ``generation`` is behind, over the device id's rows (:data:`Row`), one per account; with the
+    ``grace`` of a session's requests (a sign-in has none: :func:`left_behind_sql`)."""
+    return max((_judge_row(row, generation, now, grace) for row in rows), default=CURRENT)
 
 
-def _judge_row(row: Row, generation: int, now: datetime) -> int:
-    judged = _judge_confirmed(row, generation, now)
+def _judge_row(row: Row, generation: int, now: datetime, grace: bool) -> int:
+    judged = _judge_confirmed(row, generation, now, grace)
     issued = row[4]
     # SECURITY: a sign-in over a minute ago was given a newer cookie that no request presented since: this
     # older one is a copy that threw it away and signed in again before its session's check (round 64), or
@@ -125,7 +118,7 @@ def _judge_row(row: Row, generation: int, now: datetime) -> int:
     return judged
 
 
-def _judge_confirmed(row: Row, generation: int, now: datetime) -> int:
+def _judge_confirmed(row: Row, generation: int, now: datetime, grace: bool) -> int:
     newest, confirmed_at, previous, own, _issued = row
     if newest is not None and newest >= RETIRED:
         # The newest cookie when the id was retired is one holder's, perhaps the customer's: behind, not a
@@ -138,8 +131,13 @@ def _judge_confirmed(row: Row, generation: int, now: datetime) -> int:
     # its new cookie), never an older one: a copy three sign-ins old shown in the minute after her sign-in
     # would otherwise be current, and re-issued as her browser's sibling (red team, round eight). And only
     # for the account whose row it is: her browser's requests in flight are her account's; the copy one
-    # sign-in old shown to another account in that minute is a copy (round nine).
-    fresh = own and confirmed_at is not None and confirmed_at > now - timedelta(seconds=GRACE_SECONDS)
+    # sign-in old shown to another account in that minute is a copy (round nine). And never for a sign-in:
+    # her browser's sign-ins in flight at once are siblings of each other, and a copy one sign-in old
+    # timed into her minute was re-issued a sibling of her newest cookie, the two holders never behind
+    # each other until her next sign-in (round sixty-four).
+    fresh = (
+        grace and own and confirmed_at is not None and confirmed_at > now - timedelta(seconds=GRACE_SECONDS)
+    )
     if fresh and (previous is None or generation >= previous - _SIBLING_MS):
         return CURRENT
     if previous is None or generation >= previous:
