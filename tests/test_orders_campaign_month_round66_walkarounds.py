@@ -3,9 +3,10 @@ time (docs/order-guard.md, "Campaigns by volume over days").
 
 Held since this round: three held buys that never executed flagged a stock for every customer (the month
 counts placed buys only now), and a re-flag showed the admin the cleared flag's evidence (it shows its own
-now). Known limits (strict xfails): a change of the instrument's code starts its month and its flag again.
-A cost measured: thirty ordinary buyers of a popular small cap. Real demo endpoints, the battery's
-simulated clock, the demo's instrument sync for market data."""
+now); and, the next session, a change of the instrument's code no longer starts its month and its flag
+again (the former codes: ``InstrumentInfo.former_symbols``, :mod:`authguard.orders.codes`). A cost
+measured: thirty ordinary buyers of a popular small cap. Real demo endpoints, the battery's simulated
+clock, the demo's instrument sync for market data."""
 
 from __future__ import annotations
 
@@ -67,13 +68,11 @@ def _clear(desk: Any, symbol: str) -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="a known limit (docs/order-guard.md, round sixty-six): the ledger and the campaign flag know an "
-    "instrument by its code; the guard is told no former codes (InstrumentInfo has no history of codes)",
-)
-def test_a_code_change_starts_the_month_again(order_api: Any, clock: Any) -> None:
-    """Secure: a code change (``InstrumentData.formerly``) is no new instrument for the month arm: the buys of
+def test_held_a_code_change_does_not_start_the_month_again(order_api: Any, clock: Any) -> None:
+    """Held since the next session (``InstrumentInfo.former_symbols``, :mod:`authguard.orders.codes`: the
+    ledger's rows and flags of the former codes are the instrument's; the demo names them).
+
+    Secure: a code change (``InstrumentData.formerly``) is no new instrument for the month arm: the buys of
     the former code within the month count for the new code (as its long-run data and positions carry over),
     so a gang buys no more than ``month_share`` (1.0) of a day's traded value of the company within 30 days.
 
@@ -102,13 +101,10 @@ def test_a_code_change_starts_the_month_again(order_api: Any, clock: Any) -> Non
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="a known limit (docs/order-guard.md, round sixty-six): a campaign flag is kept by code; a code "
-    "change leaves it on the old code",
-)
-def test_an_active_flag_does_not_survive_a_code_change(order_api: Any, clock: Any) -> None:
-    """Secure: an instrument flagged as a campaign stays flagged under its new code: every buy of it is held
+def test_held_an_active_flag_survives_a_code_change(order_api: Any, clock: Any) -> None:
+    """Held since the next session (an active flag of a former code holds the new one).
+
+    Secure: an instrument flagged as a campaign stays flagged under its new code: every buy of it is held
     until an admin clears the flag.
 
     Attack: the month arm flags 7Z2A (twenty victims, groups of nine, as round fifty-nine). The code changes
@@ -283,3 +279,38 @@ def test_held_three_held_never_executed_buys_flag_no_stock_for_every_customer(
         f"{answer['status']} {answer.get('confirmation', {}).get('reasons')}; flag {_flag_hours(PUMPED)} "
         "(nothing bought by anyone)"
     )
+
+
+@pytest.mark.django_db
+def test_held_her_own_buys_and_the_months_thinness_of_the_former_code_are_the_new_codes(
+    order_api: Any, clock: Any
+) -> None:
+    """The account's own sums read the former codes too (``exposure.ledger_totals``: the order's instrument
+    in every window, and its remembered thinness), not only the campaign: a buy of 7Z2A before the change
+    is a buy of 7Z2B after it. Without the former code (a portal that names none) it is another stock."""
+    from django.utils import timezone
+
+    from authguard.orders.codes import MAX_FORMER_CODES, instrument_codes
+    from authguard.orders.exposure import ledger_totals
+
+    _CLOCK[:] = [clock]
+    victim, thief = _gang(order_api, clock, 1, "rt66h")[0]
+    clock_to(31)
+    sign_in(thief, victim.username)
+    assert _buy(thief, PUMPED, 320) == "placed"
+    services.sync_instruments([replace(ROWS[PUMPED], symbol="7Z2B", formerly=PUMPED)])
+    assert services.guard_instrument("7Z2B").former_symbols == (PUMPED,)
+
+    def totals(former: Any) -> tuple[Decimal, float]:
+        windows, _due, _trust, _flagged, peak = ledger_totals(
+            victim, now=timezone.now(), hours=[24, 168], symbol="7Z2B", former=former, held_seconds=600,
+            trust_days=7,
+        )  # fmt: skip
+        return windows[168].symbol_buys, peak
+
+    bought, peak = totals((PUMPED,))
+    assert bought == GuardedOrder.objects.get(user=victim, symbol=PUMPED).amount and peak > 0
+    assert totals(PUMPED) == (bought, peak)  # one code given as a string is one code
+    assert totals(()) == (Decimal(0), 0.0)
+    assert instrument_codes("D", ("C", "B", "A", "Z")) == ["D", "C", "B", "A"][: 1 + MAX_FORMER_CODES]
+    assert instrument_codes("B", ("B", "", "A")) == ["B", "A"]

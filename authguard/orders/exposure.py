@@ -21,6 +21,7 @@ None of them reads more than the horizon, whatever the account's history.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -46,6 +47,7 @@ from authguard.models import (
 )
 from authguard.models import Outcome as LoginOutcome
 from authguard.orders import rollup
+from authguard.orders.codes import codes_in, instrument_codes
 from authguard.orders.rules import CampaignFacts, TrustFacts, WindowTotals
 from authguard.risk.import_history import IMPORTED_AT
 
@@ -174,7 +176,7 @@ def _trust_from(row: dict[str, Any], days: int, *, new: bool) -> TrustFacts:
 
 
 @functools.lru_cache(maxsize=16)
-def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
+def _ledger_sql(vendor: str, windows: int, rounded: int, codes: int = 1) -> str:
     """The ledger query for ``windows`` windows, ``rounded`` of which start at a midnight before the rolled-up
     days end: built once, then only executed (no ORM compilation).
 
@@ -185,8 +187,10 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     instrument's), each grouped by the smallest window the day falls in (at most one row per day and window);
     one row with the trust EXISTS subqueries and whether the order's instrument is flagged by a campaign; one
     row with the same subqueries over the campaign's longer look-back and the instrument's peak illiquidity
-    of the month (:data:`LIQUIDITY_MEMORY_DAYS`).
+    of the month (:data:`LIQUIDITY_MEMORY_DAYS`). The order's instrument is any of ``codes`` codes (its
+    former ones: :func:`~authguard.orders.codes.instrument_codes`).
     """
+    known_as = codes_in(codes)
     q = connection.ops.quote_name
     ledger = q(GuardedOrder._meta.db_table)
     days = q(OrderDayTotal._meta.db_table)
@@ -220,7 +224,7 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     flags = [f"CASE WHEN EXISTS ({sub}) THEN 1 ELSE 0 END" for sub in exists]
     grouped = (
         f"SELECT side, status, {bucket} AS bucket,"  # noqa: S608
-        " CASE WHEN symbol = %s THEN 1 ELSE 0 END AS same,"
+        f" CASE WHEN symbol {known_as} THEN 1 ELSE 0 END AS same,"
         " SUM(amount) AS total, SUM(illiquid_amount) AS weighted,"
         " SUM(CASE WHEN illiquid THEN 1 ELSE 0 END) AS thin, MIN(created_at) AS first"
         f" FROM {ledger} WHERE user_id = %s AND created_at >= %s AND NOT rolled"
@@ -233,11 +237,11 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     rolled_buys = (
         f"SELECT 'rolled_buy', '', {day_bucket}, CASE WHEN symbol = '' THEN 0 ELSE 1 END,"  # noqa: S608
         " SUM(buys), SUM(illiquid_amount), SUM(illiquid_buys), NULL"
-        f" FROM {days} WHERE user_id = %s AND day >= %s AND symbol IN ('', %s) GROUP BY 3, 4"
+        f" FROM {days} WHERE user_id = %s AND day >= %s AND (symbol = '' OR symbol {known_as}) GROUP BY 3, 4"
     )
     # SECURITY: a campaign flag holds every buy of its instrument, however liquid the instrument looks by
     # now (a pump lifts the volume too): read for every order, in this statement (red team, 2026-12-05).
-    flagged = f"(SELECT COUNT(*) FROM {campaign_flags} WHERE symbol = %s AND active)"  # noqa: S608
+    flagged = f"(SELECT COUNT(*) FROM {campaign_flags} WHERE symbol {known_as} AND active)"  # noqa: S608
     trust = f"SELECT 'trust', '', {flags[0]}, {flags[1]}, {flags[2]}, {flags[3]}, {flagged}, NULL"
     # SECURITY: over the look-back a "new device" is any but the account's earliest: a victim whose own
     # browser is younger than the look-back was no change at all (red team, 2026-12-05). The earliest is
@@ -255,7 +259,7 @@ def _ledger_sql(vendor: str, windows: int, rounded: int) -> str:
     # fourteen: ¥105 million a day, 0.86, weighed 0.16 at a fourfold price and a tenfold volume).
     peak = (
         f"(SELECT CAST(COALESCE(ROUND(MAX(illiquidity) * 10000), 0) AS INTEGER) FROM {ledger}"  # noqa: S608
-        " WHERE symbol = %s AND created_at >= %s AND illiquidity >= %s)"
+        f" WHERE symbol {known_as} AND created_at >= %s AND illiquidity >= %s)"
     )
     # The second column is 1: "older" is in not_first itself.
     lately = f"SELECT 'lately', '', {changed}, 1, {flags[2]}, {flags[3]}, {peak}, NULL"
@@ -298,6 +302,7 @@ def ledger_totals(
     now: datetime,
     hours: list[int],
     symbol: str,
+    former: Sequence[str] | str = (),
     held_seconds: int,
     trust_days: int,
     changed_days: int = 0,
@@ -308,6 +313,8 @@ def ledger_totals(
     illiquidity weight any account's order of ``symbol`` was checked at this month (0.0 below
     :data:`REMEMBERED_WEIGHT`): one query.
     ``changed_days``: the campaign's look-back (``TrustFacts.lately``; at least ``trust_days``).
+    ``former``: the instrument's former codes (``InstrumentInfo.former_symbols``), whose rows and flags are
+    the instrument's.
 
     ``hours`` are the windows (e.g. 24, 168, 720). The query reads the ledger rows not yet rolled up (the
     last day or two, and held orders) and one total per earlier day (:mod:`authguard.orders.rollup`), so
@@ -324,24 +331,26 @@ def ledger_totals(
     since = now - timedelta(days=trust_days)
     earliest = starts[hours[-1]]
     uid = statements.user_id(user.pk)
+    codes = instrument_codes(symbol, former)
     params: list[Any] = []
     for h in hours[:-1] or hours:
         params += [adapt(starts[h]), h]
-    params += [hours[-1], symbol, uid, adapt(earliest)]
+    params += [hours[-1], *codes, uid, adapt(earliest)]
     day_params: list[Any] = []
     for h in rounded[:-1] or rounded[:1] or hours[:1]:  # as many WHENs as _ledger_sql writes
         day_params += [adapt_day(starts[h].date()), h]
     day_params += [hours[-1]]
     params += [*day_params, uid, adapt_day(earliest.date())]
-    params += [*day_params, uid, adapt_day(earliest.date()), symbol]
-    params += [*_trust_params(uid, now=now, since=since), symbol]
+    params += [*day_params, uid, adapt_day(earliest.date()), *codes]
+    params += [*_trust_params(uid, now=now, since=since), *codes]
     lately_since = now - timedelta(days=max(changed_days, trust_days))
     new = new_account(user, since=since)
     params += _trust_params(
         uid, now=now, since=lately_since, established=not new_account(user, since=lately_since)
     )
-    params += [symbol, adapt(now - timedelta(days=LIQUIDITY_MEMORY_DAYS)), REMEMBERED_WEIGHT]
-    rows = statements.fetch_all(_ledger_sql(connection.vendor, len(hours), max(len(rounded), 1)), params)
+    params += [*codes, adapt(now - timedelta(days=LIQUIDITY_MEMORY_DAYS)), REMEMBERED_WEIGHT]
+    sql = _ledger_sql(connection.vendor, len(hours), max(len(rounded), 1), len(codes))
+    rows = statements.fetch_all(sql, params)
     # Decimal sums and one int count ("il") per window.
     sums: dict[int, dict[str, Any]] = {
         h: {"sp": _ZERO, "sh": _ZERO, "bp": _ZERO, "bh": _ZERO, "il": 0, "ia": _ZERO, "sb": _ZERO}
@@ -441,8 +450,10 @@ def account_trust(user: AbstractBaseUser, *, now: datetime, days: int) -> TrustF
 
 
 @functools.lru_cache(maxsize=16)
-def _campaign_sql(vendor: str, volume_windows: int) -> str:
-    """The campaign query for ``volume_windows`` volume windows: built once, then only executed."""
+def _campaign_sql(vendor: str, volume_windows: int, codes: int = 1) -> str:
+    """The campaign query for ``volume_windows`` volume windows and an instrument of ``codes`` codes (its
+    former ones): built once, then only executed."""
+    known_as = codes_in(codes)
     q = connection.ops.quote_name
     ledger = q(GuardedOrder._meta.db_table)
     flags = q(CampaignFlag._meta.db_table)
@@ -457,12 +468,12 @@ def _campaign_sql(vendor: str, volume_windows: int) -> str:
     columns += ["SUM(CASE WHEN created_at >= %s AND risky_session THEN amount ELSE 0 END)"] * volume_windows
     # Every account within the longest volume window (the week's range): how many, this one, how much.
     columns += ["COUNT(DISTINCT user_id)", "SUM(CASE WHEN user_id = %s THEN 1 ELSE 0 END)", "SUM(amount)"]
-    buys = f"FROM {ledger} WHERE symbol = %s AND side = 'buy' AND status IN ('placed', 'held')"  # noqa: S608
+    buys = f"FROM {ledger} WHERE symbol {known_as} AND side = 'buy' AND status IN ('placed', 'held')"  # noqa: S608
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
     week = (
         f"SELECT {', '.join(columns)},"  # noqa: S608
-        f" (SELECT COUNT(*) FROM {flags} WHERE symbol = %s AND active),"
-        f" (SELECT COUNT(*) FROM {ledger} WHERE user_id = %s AND symbol = %s AND side = 'buy'"
+        f" (SELECT COUNT(*) FROM {flags} WHERE symbol {known_as} AND active),"
+        f" (SELECT COUNT(*) FROM {ledger} WHERE user_id = %s AND symbol {known_as} AND side = 'buy'"
         f" AND status = 'placed') {buys} AND created_at >= %s"
     )
     # The same over the month, in a part of its own: the week's part reads the week's rows only, this one
@@ -471,8 +482,8 @@ def _campaign_sql(vendor: str, volume_windows: int) -> str:
     # SECURITY: placed buys only: three of the gang's own accounts placed three big buys that were held
     # (never bought), passed a day's value together and flagged a stock for every customer (red team, round
     # sixty-six). A held buy counts once it is confirmed.
-    cleared = f"(SELECT MAX(cleared_at) FROM {flags} WHERE symbol = %s)"  # noqa: S608
-    placed = f"FROM {ledger} WHERE symbol = %s AND side = 'buy' AND status = 'placed'"  # noqa: S608
+    cleared = f"(SELECT MAX(cleared_at) FROM {flags} WHERE symbol {known_as})"  # noqa: S608
+    placed = f"FROM {ledger} WHERE symbol {known_as} AND side = 'buy' AND status = 'placed'"  # noqa: S608
     month = (
         "SELECT COUNT(DISTINCT user_id), SUM(CASE WHEN user_id = %s THEN 1 ELSE 0 END), SUM(amount)"
         f" {placed} AND created_at >= %s AND created_at >= COALESCE({cleared}, %s)"
@@ -505,6 +516,7 @@ def illiquid_buy_facts(
     user: AbstractBaseUser,
     symbol: str,
     *,
+    former: Sequence[str] | str = (),
     now: datetime,
     hours: int | None,
     risky: bool,
@@ -522,6 +534,8 @@ def illiquid_buy_facts(
     the volume windows' hours and, the longest, the month's: the value and the accounts of every kind over
     the month (:attr:`CampaignFacts.month_volume`).
     ``risky``: this order comes from such an account (its ``amount`` then counts in the volume windows).
+    ``former``: the instrument's former codes: their buys and flags are the instrument's (a code change is
+    no new instrument to a gang's month).
     ``serialise``: first wait for the other transactions buying ``symbol`` (inside the order's transaction).
     """
     if serialise:
@@ -534,12 +548,13 @@ def illiquid_buy_facts(
     volume_start = adapt(now - timedelta(hours=max(windows or [0])))
     month_start = adapt(now - timedelta(hours=month_hours))
     uid = statements.user_id(user.pk)
+    codes = instrument_codes(symbol, former)
     params: list[Any] = [campaign_start, campaign_start, campaign_start, uid, campaign_start]
     params += [volume_start, volume_start, uid]
     params += [adapt(now - timedelta(hours=h)) for h in windows]
-    params += [uid, symbol, uid, symbol, symbol, adapt(now - timedelta(hours=slow))]
-    params += [uid, symbol, month_start, symbol, month_start]
-    (row,) = statements.fetch_all(_campaign_sql(connection.vendor, len(windows)), params)
+    params += [uid, *codes, uid, *codes, *codes, adapt(now - timedelta(hours=slow))]
+    params += [uid, *codes, month_start, *codes, month_start]
+    (row,) = statements.fetch_all(_campaign_sql(connection.vendor, len(windows), len(codes)), params)
     accounts, risky_accounts, mine, window_volume, volume_accounts, mine_volume = row[:6]
     risky_sums = row[6 : 6 + len(windows)]
     slow_accounts, slow_mine, slow_volume, flagged, mine_placed, *month = row[6 + len(windows) :]

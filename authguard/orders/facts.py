@@ -291,6 +291,7 @@ def gather_facts(
         now=now,
         hours=_window_hours(rules),
         symbol=intent.symbol,
+        former=instrument.former_symbols,
         held_seconds=app_settings.CONFIRMATION_SECONDS,
         trust_days=trust_days,
         changed_days=int(campaign_rule.options["changed_days"]) if campaign_rule else 0,
@@ -362,6 +363,7 @@ def gather_facts(
         campaign, never_bought = illiquid_buy_facts(
             user,
             intent.symbol,
+            former=instrument.former_symbols,
             now=now,
             hours=campaign_rule.campaign_hours() if campaign_rule else None,
             risky=campaign_risky,

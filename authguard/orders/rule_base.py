@@ -61,8 +61,7 @@ class HoldingValue:
     ``instrument``, optional: the position's instrument as the ``AUTHGUARD_ORDER_INSTRUMENT`` hook would give
     it (its daily traded value, long-run value, small cap...). The guard then counts the position in the
     liquidation base only as far as its market is liquid (:func:`base_weight`); without it the position
-    counts in full and ``authguard.W123`` is logged once per process.
-    """
+    counts in full and ``authguard.W123`` is logged once per process."""
 
     symbol: str
     quantity: int
@@ -102,6 +101,8 @@ class InstrumentInfo:
     stock's order checked far from it is held (:meth:`price_deviation`). Prices and volumes are per share as
     it trades today (split-adjusted). ``history_days``: the trading days the long-run figures cover; under
     ``IlliquidBuy``'s ``min_history_days`` (a new listing, a new code) it is illiquid (``None``: as before).
+    ``former_symbols``: the codes it traded under before (a code change, newest first): the guard sums their
+    orders and reads their campaign flags as this instrument's (:mod:`authguard.orders.codes`).
     """
 
     symbol: str
@@ -117,6 +118,7 @@ class InstrumentInfo:
     baseline_daily_value: Decimal | None = None
     reference_price: Decimal | None = None
     history_days: int | None = None
+    former_symbols: tuple[str, ...] = ()
 
     @property
     def daily_value(self) -> Decimal | None:
@@ -196,8 +198,7 @@ class TrustFacts:
     older one and was itself opened within the days: a new customer's very first devices), ``risky_login``
     (a login with the right password that was stepped up, denied, re-scored, or scored for a new network, a
     proxy, a factor or password change, or after a dormancy; or a signed-in session or API token re-scored
-    to a step-up or an end), ``cooling_off`` (the account's cooling-off after a factor or contact change).
-    """
+    to a step-up or an end), ``cooling_off`` (the account's cooling-off after a factor or contact change)."""
 
     changed: bool
     reasons: tuple[str, ...] = ()
@@ -211,8 +212,7 @@ class TrustFacts:
 class SessionFacts:
     """The signed-in session behind the order (from :func:`authguard.sessions.state.session_state`).
 
-    ``known`` is false when the session carries no authguard state: the guard then treats it as risky.
-    """
+    ``known`` is false when the session carries no authguard state: the guard then treats it as risky."""
 
     known: bool
     login_action: str = ""
@@ -469,8 +469,7 @@ class OrderRule:
     """Base class of order rules. Subclasses take their ``OPTIONS`` as keyword arguments.
 
     Every rule accepts ``action`` (``"hold"``, the default, or ``"deny"``). Unknown options and
-    non-numbers where a number is expected raise, so ``authguard.E020`` catches typos at start-up.
-    """
+    non-numbers where a number is expected raise, so ``authguard.E020`` catches typos at start-up."""
 
     defaults: ClassVar[dict[str, Any]] = {}
 

@@ -102,6 +102,14 @@ class Instrument(models.Model):
             "guard treats the stock as thinly traded."
         ),
     )
+    # SECURITY: a code change is no new instrument: the order guard reads the orders and the campaign flag of
+    # the codes it traded under before as this one's (red team, round sixty-six).
+    former_symbols = models.CharField(
+        _("former codes"),
+        max_length=64,
+        blank=True,
+        help_text=_("The codes it traded under before, newest first, separated by spaces."),
+    )
 
     class Meta:
         ordering = ["symbol"]

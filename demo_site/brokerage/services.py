@@ -43,6 +43,7 @@ from authguard import statements
 from authguard.models import HeldOrder
 from authguard.orders import guard as guard_orders
 from authguard.orders.approval import Approval, fills_within
+from authguard.orders.codes import MAX_FORMER_CODES
 from authguard.orders.guard import OrderIntent, OrderNotExecutable
 from authguard.orders.rules import DEFAULT_MIN_HISTORY_DAYS, HoldingValue, InstrumentInfo, PortfolioSnapshot
 
@@ -139,6 +140,8 @@ class OrderDraft:
     reference_price: Decimal | None = None
     #: The first trading day of the instrument's long-run data (``None``: long listed).
     history_since: date | None = None
+    #: The codes the instrument traded under before (a code change), newest first.
+    former_symbols: tuple[str, ...] = ()
 
     @property
     def amount(self) -> Decimal:
@@ -271,16 +274,19 @@ def _create_instrument(row: InstrumentData, fields: dict[str, object], today: da
     baseline: Decimal | None = day_value
     reference: Decimal | None = row.price
     since: date | None = today
+    formerly = ""
     if former is not None:
         # SECURITY: a new code's long run is its former code's, not its first day, which the gang's wash
-        # trades print (red team, round fifty-seven).
+        # trades print (red team, round fifty-seven); and its orders are the new code's (round sixty-six).
         baseline, reference, since = former.baseline_daily_value, former.reference_price, former.history_since
+        formerly = " ".join([former.symbol, *former.former_symbols.split()][:MAX_FORMER_CODES])
     instrument = Instrument.objects.create(
         symbol=row.symbol,
         **fields,
         baseline_daily_value=baseline if row.baseline_daily_value is None else row.baseline_daily_value,
         reference_price=reference if row.reference_price is None else row.reference_price,
         history_since=since if row.history_since is None else row.history_since,
+        former_symbols=formerly,
     )
     if former is not None:
         Position.objects.filter(instrument=former).update(instrument=instrument)
@@ -474,6 +480,7 @@ def _draft(side: str, instrument: Instrument, quantity: int) -> OrderDraft:
         baseline_daily_value=instrument.baseline_daily_value,
         reference_price=instrument.reference_price,
         history_since=instrument.history_since,
+        former_symbols=tuple(instrument.former_symbols.split()),
     )
 
 
@@ -762,7 +769,7 @@ def guard_portfolio(user: AbstractBaseUser) -> PortfolioSnapshot:
 
 _INSTRUMENT_FIELDS = (
     "symbol", "name", "price", "currency", "market", "listing_country", "avg_daily_volume", "is_small_cap",
-    "baseline_daily_value", "reference_price", "history_since",
+    "baseline_daily_value", "reference_price", "history_since", "former_symbols",
 )  # fmt: skip
 
 
@@ -795,6 +802,7 @@ def guard_instrument(symbol: str) -> InstrumentInfo | None:
     row["reference_price"] = None if reference is None else _decimal(reference)
     row["is_small_cap"] = bool(row["is_small_cap"])  # SQLite answers 0 or 1
     since = _date(row.pop("history_since"))
+    row["former_symbols"] = tuple((row["former_symbols"] or "").split())
     return InstrumentInfo(**row, fx_rate=JPY_PER_UNIT[row["currency"]], history_days=history_days(since))
 
 
@@ -816,6 +824,8 @@ def instrument_info(draft: OrderDraft) -> InstrumentInfo:
         reference_price=draft.reference_price,
         # SECURITY: a new listing's or a new code's long run is its first days: the guard weighs it as thin.
         history_days=history_days(draft.history_since),
+        # SECURITY: a code change is no new instrument to a gang's month of buys (round sixty-six).
+        former_symbols=draft.former_symbols,
     )
 
 
