@@ -151,8 +151,10 @@ _RULES = [
     ([(10**6, _LONG_AGO, 10**5)], 0, SUPERSEDED),  # a cookie from before generations
     ([(10**6, _LONG_AGO, 10**5)], 10**6 - 59_000, CURRENT),  # a sibling: issued 59 s apart
     # Requests sent with the old cookie just before the browser took the new one: the one before it only,
-    # and never at a sign-in (the fourth: a copy one sign-in old timed into her minute; round 64).
+    # and at a sign-in only seconds after (the fourth: a copy one sign-in old timed into her minute).
     ([(10**6, START - timedelta(seconds=59), 10**5)], 10**5, CURRENT, BEHIND),
+    ([(10**6, START - timedelta(seconds=9), 10**5)], 10**5, CURRENT),  # two of her sign-ins sent at once
+    ([(10**6, START - timedelta(seconds=9), 10**5)], 10**4, SUPERSEDED),
     (
         [(10**6, START - timedelta(seconds=59), None)],
         0,
@@ -192,7 +194,7 @@ def test_the_rule_in_python_is_the_rule_in_sql(rule: tuple[Any, ...], user_facto
     rows = [(*row, None)[:4] for row in rows]
     judged_rows = [(*row[:3], number == 0, row[3]) for number, row in enumerate(rows)]
     assert judge(judged_rows, presented, START) == expected
-    assert judge(judged_rows, presented, START, grace=False) == at_sign_in
+    assert judge(judged_rows, presented, START, grace=device_generations.SIGN_IN_GRACE_SECONDS) == at_sign_in
     users = [user_factory(f"u{number}") for number in range(max(1, len(rows)))]
     for number, (newest, at, previous, issued) in enumerate(rows):
         KnownDevice.objects.create(
@@ -210,7 +212,7 @@ def test_the_rule_in_python_is_the_rule_in_sql(rule: tuple[Any, ...], user_facto
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {device_generations.left_behind_sql(table)}",
-            device_generations.left_behind_params(context),
+            device_generations.left_behind_params(context, connection, users[0].pk),
         )
         (found,) = cursor.fetchone()
     assert (found or CURRENT) == at_sign_in

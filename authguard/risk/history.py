@@ -304,7 +304,7 @@ class DatabaseHistory:
             db = connections[alias]
             user = statements.user_id(ctx.user_id, using=alias)
             at = db.ops.adapt_datetimefield_value(ctx.time)
-            generation = left_behind_params(ctx)
+            generation = left_behind_params(ctx, db, user)
             # The account's lock rides along (issue 15's budget) where its rows are read from this database.
             with_lock = (router.db_for_read(AccountLock) or DEFAULT_DB_ALIAS) == alias
             ((stored, trusted_flag, legacy_flag, behind, revoked_flag, *lock),) = statements.fetch_all(
@@ -387,7 +387,7 @@ class DatabaseHistory:
                     ),
                     revoked_at=None,
                     # The cookie generation this sign-in's answer gives, in the same statement (issue 15).
-                    **({"issued_generation": keep_given(ctx, given)} if given is not None else {}),
+                    **(keep_given(ctx, given) if given is not None else {}),
                 )
                 if not updated:
                     KnownDevice.objects.create(

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from django.db import DatabaseError, transaction
-from django.db.models import BigIntegerField, Case, F, Q, Value, When
+from django.db.models import BigIntegerField, Case, DateTimeField, F, Q, Value, When
 from django.http import HttpRequest
 
 from authguard.conf import app_settings
@@ -50,6 +50,10 @@ logger = logging.getLogger(__name__)
 #: A generation confirmed this recently does not yet leave the one before it behind: requests the browser
 #: sent before it took the new cookie (another tab, a slow upload) arrive with the old one.
 GRACE_SECONDS = 60
+#: The same for a sign-in: only two of her browser's sign-ins sent at once (two tabs, a double submit), the
+#: second judged after the first's page confirmed its cookie. SECURITY: seconds, not the minute: a copy one
+#: sign-in old timed into her minute was re-issued a sibling of her newest cookie (round sixty-four).
+SIGN_IN_GRACE_SECONDS = 10
 #: A verified session's cookie is compared with its browser's newest generation at most this often (one
 #: indexed query): a copied session lives at most this long after the customer signs in again.
 CHECK_SECONDS = 60
@@ -66,10 +70,11 @@ _SIBLING_MS = GRACE_SECONDS * 1000
 
 def left_behind_sql(devices_table: str) -> str:
     """A scalar subquery: how far a sign-in's presented generation is behind (0, 1, 2; NULL without a row),
-    over every account's row of the device id, with :func:`left_behind_params`: :func:`judge` with no grace
-    (``grace=False``). The risk history asks it in the statement that reads the profile, so a sign-in costs
-    no query more (issue 15). SECURITY: ``devices_table`` is the model's own quoted name, the constants are
-    integers; every value is a parameter."""
+    over every account's row of the device id (the grace only on the judging account's own row), with
+    :func:`left_behind_params`: :func:`judge` with a sign-in's grace (:data:`SIGN_IN_GRACE_SECONDS`). The
+    risk history asks it in the statement that reads the profile, so a sign-in costs no query more (issue
+    15). SECURITY: ``devices_table`` is the model's own quoted name, the constants are integers; every value
+    is a parameter."""
     # Where the row says "current": one behind all the same if a newer generation given over a minute ago
     # was never presented (``issued_generation``).
     current = f"CASE WHEN issued_generation < %s AND %s < issued_generation - {_SIBLING_MS} THEN 1 ELSE 0 END"
@@ -78,18 +83,25 @@ def left_behind_sql(devices_table: str) -> str:
         f" IS NOT NULL AND %s >= previous_generation - {_SIBLING_MS} THEN 1 ELSE 2 END"
         f" WHEN cookie_generation IS NULL THEN {current}"
         f" WHEN %s >= cookie_generation - {_SIBLING_MS} THEN {current}"
+        " WHEN cookie_generation_at > %s AND user_id = %s AND (previous_generation IS NULL"
+        f" OR %s >= previous_generation - {_SIBLING_MS}) THEN {current}"
         " WHEN previous_generation IS NULL OR %s >= previous_generation THEN 1 ELSE 2 END)"
         f" FROM {devices_table} WHERE cookie_hash = %s)"
     )
 
 
-def left_behind_params(ctx: Any) -> list[Any]:
-    """The parameters of :func:`left_behind_sql` for a login context (no row without a live cookie)."""
+def left_behind_params(ctx: Any, connection: Any, user: Any) -> list[Any]:
+    """The parameters of :func:`left_behind_sql` for a login context (no row without a live cookie) of the
+    account ``user`` (its id as the database takes it)."""
     generation = ctx.device_generation
     live = generation is not None and bool(ctx.device_hash)
+    grace = connection.ops.adapt_datetimefield_value(ctx.time - timedelta(seconds=SIGN_IN_GRACE_SECONDS))
     presented = generation or 0
     given = (_ms(ctx.time) - _SIBLING_MS, presented)  # given before this, and not reached by it
-    return [presented, *given, presented, *given, presented, ctx.device_hash if live else ""]
+    return [
+        *(presented, *given, presented, *given, grace, user, presented, *given, presented),
+        ctx.device_hash if live else "",
+    ]
 
 
 def _ms(at: datetime) -> int:
@@ -101,13 +113,14 @@ def _ms(at: datetime) -> int:
 Row = tuple[int | None, datetime | None, int | None, bool, int | None]
 
 
-def judge(rows: list[Row], generation: int, now: datetime, *, grace: bool = True) -> int:
+def judge(rows: list[Row], generation: int, now: datetime, *, grace: float = GRACE_SECONDS) -> int:
     """How far ``generation`` is behind, over the device id's rows (:data:`Row`), one per account; with the
-    ``grace`` of a session's requests (a sign-in has none: :func:`left_behind_sql`)."""
+    ``grace`` seconds of a session's requests (a sign-in's: :data:`SIGN_IN_GRACE_SECONDS`,
+    :func:`left_behind_sql`)."""
     return max((_judge_row(row, generation, now, grace) for row in rows), default=CURRENT)
 
 
-def _judge_row(row: Row, generation: int, now: datetime, grace: bool) -> int:
+def _judge_row(row: Row, generation: int, now: datetime, grace: float) -> int:
     judged = _judge_confirmed(row, generation, now, grace)
     issued = row[4]
     # SECURITY: a sign-in over a minute ago was given a newer cookie that no request presented since: this
@@ -118,7 +131,7 @@ def _judge_row(row: Row, generation: int, now: datetime, grace: bool) -> int:
     return judged
 
 
-def _judge_confirmed(row: Row, generation: int, now: datetime, grace: bool) -> int:
+def _judge_confirmed(row: Row, generation: int, now: datetime, grace: float) -> int:
     newest, confirmed_at, previous, own, _issued = row
     if newest is not None and newest >= RETIRED:
         # The newest cookie when the id was retired is one holder's, perhaps the customer's: behind, not a
@@ -131,13 +144,10 @@ def _judge_confirmed(row: Row, generation: int, now: datetime, grace: bool) -> i
     # its new cookie), never an older one: a copy three sign-ins old shown in the minute after her sign-in
     # would otherwise be current, and re-issued as her browser's sibling (red team, round eight). And only
     # for the account whose row it is: her browser's requests in flight are her account's; the copy one
-    # sign-in old shown to another account in that minute is a copy (round nine). And never for a sign-in:
-    # her browser's sign-ins in flight at once are siblings of each other, and a copy one sign-in old
-    # timed into her minute was re-issued a sibling of her newest cookie, the two holders never behind
-    # each other until her next sign-in (round sixty-four).
-    fresh = (
-        grace and own and confirmed_at is not None and confirmed_at > now - timedelta(seconds=GRACE_SECONDS)
-    )
+    # sign-in old shown to another account in that minute is a copy (round nine). And seconds only for a
+    # sign-in (SIGN_IN_GRACE_SECONDS): a copy one sign-in old timed into her minute was re-issued a sibling
+    # of her newest cookie, the two holders never behind each other until her next sign-in (round 64).
+    fresh = own and confirmed_at is not None and confirmed_at > now - timedelta(seconds=grace)
     if fresh and (previous is None or generation >= previous - _SIBLING_MS):
         return CURRENT
     if previous is None or generation >= previous:
@@ -221,13 +231,38 @@ def given_generation(ctx: Any) -> int | None:
     return max(_ms(ctx.time), ctx.device_generation + 1)
 
 
-def keep_given(ctx: Any, given: int) -> Case:
-    """The ``issued_generation`` of the risk history's update of the row: ``given``, unless the row holds an
-    older generation given that this sign-in's cookie has not reached (the oldest no request presented)."""
-    taken = Q(issued_generation__isnull=True) | Q(issued_generation__lte=ctx.device_generation + _SIBLING_MS)
-    return Case(
-        When(taken, then=Value(given)), default=F("issued_generation"), output_field=BigIntegerField()
+def keep_given(ctx: Any, given: int) -> dict[str, Case]:
+    """The fields of the risk history's update of the row (the statement it sends anyway) for a learned
+    browser sign-in that presented ``ctx.device_generation`` and is given ``given``: ``issued_generation``
+    becomes ``given``, unless the row holds an older generation given that this cookie has not reached (the
+    oldest no request presented). A cookie that reaches it is confirmed, as a session's request would.
+
+    SECURITY: confirmed, not only cleared: a copy signing in every 55 s with the cookie its previous sign-in
+    was given (never presented by a request) cleared the evidence each time and moved nothing, so her older
+    generation stayed current beside it for good (red team, round sixty-seven)."""
+    presented = ctx.device_generation
+    taken = Q(issued_generation__isnull=True) | Q(issued_generation__lte=presented + _SIBLING_MS)
+    reached = Q(issued_generation__isnull=False, issued_generation__lte=presented + _SIBLING_MS) & (
+        Q(cookie_generation__isnull=True) | Q(cookie_generation__lt=presented)
     )
+    big: Any = BigIntegerField()
+    return {
+        "issued_generation": Case(
+            When(taken, then=Value(given)), default=F("issued_generation"), output_field=big
+        ),
+        # As :func:`confirm`: the newest moves to ``previous`` (every right-hand side reads the old row).
+        "previous_generation": Case(
+            When(reached, then=F("cookie_generation")), default=F("previous_generation"), output_field=big
+        ),
+        "cookie_generation": Case(
+            When(reached, then=Value(presented)), default=F("cookie_generation"), output_field=big
+        ),
+        "cookie_generation_at": Case(
+            When(reached, then=Value(ctx.time)),
+            default=F("cookie_generation_at"),
+            output_field=DateTimeField(),
+        ),
+    }
 
 
 def note_issued(state: dict[str, Any], generation: int | None, now: float) -> None:
