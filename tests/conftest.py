@@ -656,9 +656,11 @@ def new_browser_api(order_api: Any, settings: Any) -> Callable[..., OrderApi]:
     return make
 
 
-def settle_device(cookie: str, user: Any, *, days: int = 40) -> None:
+def settle_device(cookie: str, user: Any, *, days: int = 40, verified: bool = True) -> None:
     """Make the browser holding the device cookie ``cookie`` one ``user`` has signed in from for ``days`` days
-    (their usual browser): backdate the known-device row its allowed sign-in created."""
+    (their usual browser): backdate the known-device row its allowed sign-in created. ``verified``: a factor
+    of theirs verified a step-up there that long ago too (``KnownDevice.factor_verified_at``: what lets the
+    browser vouch for a new factor); False: every sign-in there was the password alone."""
     from django.utils import timezone
 
     from authguard.models import KnownDevice
@@ -666,9 +668,10 @@ def settle_device(cookie: str, user: Any, *, days: int = 40) -> None:
 
     since = timezone.now() - timedelta(days=days)
     known = KnownDevice.objects.filter(user=user, cookie_hash=device_hash(device_id_from_cookie(cookie)))
-    assert known.update(first_seen_at=since, learned_at=since) == 1, (
-        "sign in from this browser (allowed) first"
-    )
+    assert (
+        known.update(first_seen_at=since, learned_at=since, factor_verified_at=since if verified else None)
+        == 1
+    ), "sign in from this browser (allowed) first"
 
 
 def of_long_standing(user: Any, *, days: int = 400) -> Any:

@@ -345,6 +345,7 @@ def test_a_fresh_copy_of_her_bound_browser_of_months_cannot_remove_her_authentic
     DBSC-bound browser, vouching needs a bound cookie her key refreshed since the session's step-up (or its
     sign-in, without one)."""
     her, her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=35)
+    _verified_there_at_first(totp.user)
     tablet = totp_factory(totp.user, name="tablet")  # her second app, of months too
     TOTPDevice.objects.filter(pk=tablet.pk).update(created_at=timezone.now() - timedelta(days=60))
     her.post("/api/logout")
@@ -407,6 +408,15 @@ def test_her_bound_browser_forgets_itself_with_one_code_once_her_key_refreshed_a
     assert "revoked=True" in _outcome(hers, her_binding)
 
 
+def _verified_there_at_first(user: Any) -> None:
+    """Her PC of 35 days is one where she verified with her app when she first signed in there (what lets a
+    browser vouch for a new factor a month later since round sixty-eight: KnownDevice.factor_verified_at;
+    tests/test_factor_parked_browser_walkarounds.py has the browser that never was)."""
+    from django.db.models import F
+
+    assert KnownDevice.objects.filter(user=user).update(factor_verified_at=F("first_seen_at")) == 1
+
+
 def test_her_factor_removal_on_her_bound_browser_goes_through_once_her_key_refreshed_after_her_step_up(
     clock: Any, user_factory: Any, totp_factory: Any
 ) -> None:
@@ -415,6 +425,7 @@ def test_her_factor_removal_on_her_bound_browser_goes_through_once_her_key_refre
     does not refresh) asks a passkey or a second, different factor; her browser, whose bound cookie the
     step-up's answer ended, refreshes at once and removes her second app."""
     her, her_key, her_binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=35)
+    _verified_there_at_first(totp.user)
     tablet = totp_factory(totp.user, name="tablet")
     TOTPDevice.objects.filter(pk=tablet.pk).update(created_at=timezone.now() - timedelta(days=60))
     clock.shift(timedelta(minutes=1))
@@ -445,6 +456,7 @@ def test_her_first_passkey_added_right_after_her_code_on_her_bound_browser_is_vo
     from .conftest import register_passkey
 
     her, key, binding, totp = _her_bound_history(clock, user_factory, totp_factory, days=35)
+    _verified_there_at_first(totp.user)
     clock.shift(timedelta(minutes=6))
     assert _her_refresh(her, key, binding).status_code == 200  # her cookie ran out: her key refreshed it
     clock.shift(timedelta(minutes=4))

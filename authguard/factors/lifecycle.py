@@ -530,13 +530,12 @@ def session_low_risk(request: HttpRequest | None) -> bool:
 def session_vouched(request: HttpRequest, *, user: Any, via: str, now: datetime) -> bool:
     """Whether more than a password and a relayable code vouch for a factor enrolled in this session: a
     strong re-bind (another passkey, identity proofing), a fresh verification with a trusted passkey, or a
-    low-risk session (:func:`session_low_risk`) on a browser this account has used for
-    ``ESTABLISHED_DEVICE_DAYS``.
+    low-risk session (:func:`session_low_risk`) on a browser a factor of hers verified on at least
+    ``ESTABLISHED_DEVICE_DAYS`` ago (``KnownDevice.factor_verified_at``).
 
     SECURITY: the desk's grant (``via="staff"``) vouches for nothing by itself: it sits on the account, and a
     session with the password alone could use it (:func:`require_strong_rebind` accepts it only where this
-    says the session is vouched; red team, 2026-12-05).
-    """
+    says the session is vouched; red team, 2026-12-05)."""
     if via in ("passkey", "identity_proofing") or changes.fresh_trusted_passkey(request, user=user):
         return True
     if not session_low_risk(request):
@@ -556,17 +555,16 @@ def session_vouched(request: HttpRequest, *, user: Any, via: str, now: datetime)
     if binding != "unbound" and not (binding == "bound_ok" and proved):
         return False
     since = now - timedelta(days=ESTABLISHED_DEVICE_DAYS)
-    row = (
-        KnownDevice.objects.filter(user_id=user.pk, cookie_hash=device, revoked_at__isnull=True)
-        .values_list("first_seen_at", "learned_at")
-        .first()
-    )
-    # SECURITY: a browser only listed by a relayed code (never learned) vouches for nothing, however old
-    # its listing (red team, round eleven); standing counts from its learning.
-    mine, learned = row if row is not None else (None, None)
+    rows = KnownDevice.objects.filter(user_id=user.pk, cookie_hash=device, revoked_at__isnull=True)
+    row = rows.values_list("first_seen_at", "learned_at", "factor_verified_at").first()
+    # SECURITY: a browser only listed by a relayed code vouches for nothing (round eleven), and its month
+    # counts from a factor of hers verifying there: a browser parked a month after two password-only
+    # sign-ins, then one relayed code, vouched for the thief's passkey (red team, round sixty-eight). The
+    # desk's grant (two staff, who checked who she is) stands in for her factor: learned a month ago will do.
+    mine, learned, verified = row if row is not None else (None, None, None)
     if mine is None or learned is None:
         return False
-    if learned <= since:
+    if (verified is not None and verified <= since) or (via == "staff" and learned <= since):
         return True
     # A new customer (an account younger than that) has no month-old browser: the browser the account was
     # first used from counts. A thief is vouched for only if he signed in before the customer ever did.

@@ -27,7 +27,12 @@ from authguard import clock
 from authguard.choices import Action, Outcome
 from authguard.conf import app_settings
 from authguard.exceptions import AuthguardError
-from authguard.factors.methods import remembers_device, step_up_methods
+from authguard.factors.methods import (
+    account_cooling_off,
+    factor_cooling_off,
+    remembers_device,
+    step_up_methods,
+)
 from authguard.factors.recovery import verify_recovery_code
 from authguard.factors.totp import verify_totp
 from authguard.login import flow as login_flow
@@ -38,6 +43,7 @@ from authguard.risk.context import build_context
 from authguard.risk.engine import Assessment
 from authguard.risk.findings import Finding
 from authguard.risk.history import DatabaseHistory, trusted_until
+from authguard.sessions import device_generations
 from authguard.sessions.pending import (
     MAX_POSTED_CONTEXTS,
     SCORED_KEYS,
@@ -265,6 +271,7 @@ def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: st
                     history.trust_device(ctx, trusted_until(ctx))
                 else:
                     history.note_device(ctx)  # listed for the customer to see; nothing learned or trusted
+                note_factor_verified(user, device=device, device_hash=ctx.device_hash)
         except Exception:
             logger.exception("authguard: could not learn a stepped-up login")
         pending_event = event_id(state)
@@ -290,7 +297,24 @@ def note_strong_verification(request: HttpRequest, *, device: Any, method: str) 
         raise PermissionError("re-verification outside a verified session")
     if remembers_device(request.user, device=device, method=method):
         _lockout_success(request.user)  # before the renewal: the lock's row first (complete_step_up)
+    note_factor_verified(request.user, device=device, device_hash=device_generations.presented(request)[0])
     mark_strong(request, state, device=device, method=method)
+
+
+def note_factor_verified(user: Any, *, device: Any, device_hash: str | None) -> None:
+    """A factor of ``user`` (``device``) verified a step-up or a re-verification on the browser
+    ``device_hash``: the first such verification starts the browser's month of standing for vouching a new
+    factor (``KnownDevice.factor_verified_at``, :func:`authguard.factors.lifecycle.session_vouched`).
+
+    SECURITY: not a factor still cooling off, nor during an account cooling-off (the thief's own new factor
+    proves nothing of hers); a relayed code counts, so a thief's browser needs two relayed codes a month
+    apart. Before, the month counted from a sign-in the password alone allowed: a browser he parked for a
+    month, then one relayed code, vouched for his passkey (red team, round sixty-eight)."""
+    if not device_hash or device is None or factor_cooling_off(device) or account_cooling_off(user):
+        return
+    KnownDevice.objects.filter(
+        user_id=user.pk, cookie_hash=device_hash, factor_verified_at__isnull=True
+    ).update(factor_verified_at=clock.now())
 
 
 def _where_it_was_scored(here: dict[str, Any], scored: dict[str, Any], *, user: Any) -> bool:
@@ -351,6 +375,7 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
             history.learn(ctx, evidence)
         if remember:
             history.trust_device(ctx, trusted_until(ctx))
+            note_factor_verified(user, device=device, device_hash=ctx.device_hash)
     decision = login_flow.LoginDecision(assessment, event.pk)
     # SECURITY: the decision is set before login(), so the user_logged_in receiver does not score it as a
     # password login; Django's login() rotates the session key.

@@ -126,6 +126,10 @@ class KnownDevice(models.Model):
     last_seen_at = models.DateTimeField(_("last seen"))
     last_ip = models.GenericIPAddressField(_("last IP address"), null=True, blank=True)
     last_place = models.CharField(_("last place"), max_length=120, blank=True)
+    # When a factor of the user (neither it nor the account cooling off) first verified a step-up or a
+    # re-verification here: a browser's month of standing for vouching a new factor counts from here, not
+    # from a sign-in the password alone allowed (factors.lifecycle.session_vouched; red team round 68).
+    factor_verified_at = models.DateTimeField(_("first verified with a factor"), null=True, blank=True)
     # Set after a successful step-up: the risk engine treats the device as remembered until then.
     trusted_until = models.DateTimeField(_("remembered until"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
