@@ -110,6 +110,17 @@ class Instrument(models.Model):
         blank=True,
         help_text=_("The codes it traded under before, newest first, separated by spaces."),
     )
+    # SECURITY: a former code trades no more: orders for it are refused, and a later listing on the same code
+    # is a new company with no history (red team, round sixty-nine: the old code stayed tradable beside the
+    # new one, and a reused code took over Toyota's long run).
+    succeeded_by = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("code changed to"),
+    )
 
     class Meta:
         ordering = ["symbol"]

@@ -207,8 +207,8 @@ def format_money(amount: Decimal, currency: str) -> str:
 
 
 def list_instruments() -> QuerySet[Instrument]:
-    """All tradable instruments, Tokyo listings first, then by symbol."""
-    return Instrument.objects.order_by("listing_country", "symbol")
+    """All tradable instruments (not a former code), Tokyo listings first, then by symbol."""
+    return Instrument.objects.filter(succeeded_by__isnull=True).order_by("listing_country", "symbol")
 
 
 def history_days(since: date | None, today: date | None = None) -> int | None:
@@ -260,6 +260,14 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
                 "is_small_cap": row.is_small_cap,
             }
             existing = Instrument.objects.select_for_update().filter(symbol=row.symbol).first()
+            if existing is not None and existing.succeeded_by_id is not None:
+                # SECURITY: a row for a former code is a new listing on a reused code: a new company, its
+                # history starting now; the old row keeps its orders under an archived name.
+                existing.symbol = f"{row.symbol}~{existing.pk}"[
+                    : Instrument._meta.get_field("symbol").max_length
+                ]
+                existing.save(update_fields=["symbol"])
+                existing = None
             if existing is None:
                 _create_instrument(row, fields, today)
             else:
@@ -290,6 +298,8 @@ def _create_instrument(row: InstrumentData, fields: dict[str, object], today: da
     )
     if former is not None:
         Position.objects.filter(instrument=former).update(instrument=instrument)
+        former.succeeded_by = instrument  # its code trades no more (validate_order)
+        former.save(update_fields=["succeeded_by"])
     return instrument
 
 
@@ -531,9 +541,15 @@ def validate_order(
     if not _SYMBOL_RE.fullmatch(normalized):
         errors["symbol"] = [_("Enter a symbol such as 7203 or AAPL.")]
     else:
-        instrument = Instrument.objects.filter(symbol=normalized).first()
+        instrument = Instrument.objects.select_related("succeeded_by").filter(symbol=normalized).first()
         if instrument is None:
             errors["symbol"] = [_("There is no instrument with this symbol.")]
+        elif instrument.succeeded_by is not None:
+            # SECURITY: a former code is no second door to the company (red team, round sixty-nine).
+            errors["symbol"] = [
+                _("This code changed: the stock now trades as %(symbol)s.")
+                % {"symbol": instrument.succeeded_by.symbol}
+            ]
     # SECURITY: bools are ints in Python, and floats or strings must not be rounded into an order.
     if isinstance(quantity, bool) or not isinstance(quantity, int):
         errors["quantity"] = [_("Enter the quantity as a whole number of shares.")]
@@ -846,6 +862,11 @@ class HeldOrderExecutor:
         stored = guard_orders.stored_order(held)
         order = self._held_order(held)
         instrument = Instrument.objects.filter(symbol=stored["symbol"]).first()
+        if instrument is not None and instrument.succeeded_by_id is not None:
+            # Nothing fills on a code that trades no more; she places the order again under the new one.
+            raise OrderNotExecutable(
+                _("The stock's code changed since this order was held: please place it again.")
+            )
         # SECURITY: the portal's copy must be the order the customer confirmed, or nothing executes.
         if (
             instrument is None
