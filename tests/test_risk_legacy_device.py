@@ -283,6 +283,10 @@ def test_authguards_cookie_takes_the_remembered_device_over(passkey_imported: da
     # The portal's entry became her browser's authguard cookie: first seen and remembered as it was.
     own = KnownDevice.objects.exclude(pk=imported.pk).get()
     assert (own.trusted_until, own.first_seen_at) == (imported.trusted_until, imported.first_seen_at)
+    # Her passkey verified it in the old log: it vouches for a new factor as a browser she verified on
+    # (round sixty-eight), from the first such line.
+    assert imported.factor_verified_at == imported.learned_at is not None
+    assert own.factor_verified_at == imported.factor_verified_at
     # The portal's entry has ended (kept, revoked: not listed, and an import cannot bring it back).
     imported.refresh_from_db()
     assert imported.revoked_at is not None and imported.trusted_until is None

@@ -421,6 +421,8 @@ class DatabaseHistory:
             own = KnownDevice.objects.get(user_id=ctx.user_id, cookie_hash=ctx.device_hash)
             own.first_seen_at = min(own.first_seen_at, imported.first_seen_at)
             own.learned_at = min((t for t in (own.learned_at, imported.learned_at) if t), default=None)
+            verified = (own.factor_verified_at, imported.factor_verified_at)
+            own.factor_verified_at = min((t for t in verified if t), default=None)
             until = imported.trusted_until
             # SECURITY: only trust the login was judged with, never onto a browser the customer revoked.
             if (
@@ -431,7 +433,7 @@ class DatabaseHistory:
                 and (own.trusted_until is None or own.trusted_until < until)
             ):
                 own.trusted_until = until
-            own.save(update_fields=["first_seen_at", "learned_at", "trusted_until"])
+            own.save(update_fields=["first_seen_at", "learned_at", "factor_verified_at", "trusted_until"])
         # SECURITY: ended, not deleted: importing the log again must not list (and remember) it again.
         KnownDevice.objects.filter(pk=imported.pk).update(revoked_at=ctx.time, trusted_until=None)
 

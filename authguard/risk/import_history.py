@@ -197,6 +197,7 @@ def _write_devices(history: MemoryHistory, imported: dict[str, Any], *, now: Any
                 label=verified.label[:200],  # the browser, as every device's label (stored: not translated)
                 first_seen_at=verified.at,
                 learned_at=verified.at,  # a passkey's line of the portal's own log
+                factor_verified_at=verified.at,  # her factor verified there: it vouches a month later
                 last_seen_at=verified.at,
                 last_ip=verified.ip,
                 last_place=verified.place[:120],
