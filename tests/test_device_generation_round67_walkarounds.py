@@ -293,3 +293,33 @@ def test_held_a_thrown_away_sign_in_costs_her_one_passkey_step_up_and_her_browse
     _passkey_step_up(her, authenticator)
     assert her.get("/api/portfolio").status_code == 200
     assert _device(her) != device
+
+
+def test_held_a_sign_in_that_gives_no_cookie_after_all_notes_nothing_as_given(
+    clock: Any, authenticator: Any
+) -> None:
+    """Review of round sixty-seven: a learned sign-in notes the generation its answer will give; when the
+    answer gives none after all (her session ended as she signed in: the desk's containment, her "sign out
+    everywhere" on her phone), the note goes (``device_generations.forget_given``, called by the device
+    cookie's middleware step), so her browser's next sign-in is not one behind. Only a note made within the
+    minute goes: an older one is evidence against a copy."""
+    from django.utils import timezone
+
+    from authguard.sessions.device_generations import forget_given
+
+    user = customer("rtg67_ended", cash=CASH, holdings=LARGE, authenticator=authenticator)
+    clock(0)
+    her = _her_browser(user, authenticator)
+    device = _device(her)
+    clock(9)
+    her.post("/api/logout")
+    battery.sign_in(her, user.username)
+    row = _row(user, device)
+    assert row.issued_generation is not None  # noted: her next request would confirm it
+    event = LoginEvent.objects.filter(user=user).latest("pk")
+    forget_given(device_hash=device, event_id=event.pk, now=timezone.now())
+    assert _row(user, device).issued_generation is None
+    old = row.issued_generation - 120_000  # a note two minutes old stays
+    KnownDevice.objects.filter(pk=row.pk).update(issued_generation=old)
+    forget_given(device_hash=device, event_id=event.pk, now=timezone.now())
+    assert _row(user, device).issued_generation == old

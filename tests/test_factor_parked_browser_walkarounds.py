@@ -219,3 +219,30 @@ def test_her_new_pc_verified_once_with_her_app_early_in_the_month_vouches_her_pa
     assert _register(pc, key).status_code == 201
     record = FactorRecord.objects.get(device_id=PasskeyDevice.objects.get(user=hanako).persistent_id)
     assert record.enrolled_vouched
+
+
+def test_held_a_forgotten_browser_gets_no_month_of_hers_back_with_the_thiefs_first_sign_in(
+    taken: Any,
+) -> None:
+    """Review of round sixty-eight: a browser she forgot on her security page (her stolen laptop, where
+    her app once verified her a year ago) is learned again by the thief's first allowed sign-in as a browser
+    first seen then (round four); its ``factor_verified_at`` must go the same way, or one relayed code there
+    vouches for his passkey at once."""
+    from django.utils import timezone
+
+    hanako, clock = taken, taken.clock
+    laptop = KnownDevice.objects.get(user=hanako)
+    KnownDevice.objects.filter(pk=laptop.pk).update(factor_verified_at=START - timedelta(days=365))
+    KnownDevice.objects.filter(pk=laptop.pk).update(revoked_at=timezone.now())  # she forgot it
+    clock.shift(timedelta(hours=1))
+    thief = hanako.laptop  # the stolen laptop itself
+    _post(thief, "/api/logout")
+    assert _login(thief)["status"] in ("ok", "step_up_required")
+    relayed = _post(thief, "/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)})
+    assert relayed.status_code == 200, relayed.content
+    laptop.refresh_from_db()
+    assert laptop.revoked_at is None and laptop.factor_verified_at == clock_now(), laptop.factor_verified_at
+    key = SoftAuthenticator(origin="http://localhost:8000", rp_id="localhost")
+    assert _register(thief, key).status_code == 201
+    record = FactorRecord.objects.get(device_id=PasskeyDevice.objects.get(user=hanako).persistent_id)
+    assert not record.enrolled_vouched

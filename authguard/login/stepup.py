@@ -313,7 +313,7 @@ def note_factor_verified(user: Any, *, device: Any, device_hash: str | None) -> 
     if not device_hash or device is None or factor_cooling_off(device) or account_cooling_off(user):
         return
     KnownDevice.objects.filter(
-        user_id=user.pk, cookie_hash=device_hash, factor_verified_at__isnull=True
+        user_id=user.pk, cookie_hash=device_hash, factor_verified_at__isnull=True, revoked_at__isnull=True
     ).update(factor_verified_at=clock.now())
 
 

@@ -8,7 +8,9 @@ def _keep_their_standing(apps, schema_editor):
     # customers adding a factor from their browser of years are not made to wait. New browsers count from
     # the first verification with a factor there (red team, round sixty-eight).
     KnownDevice = apps.get_model("authguard", "KnownDevice")
-    KnownDevice.objects.filter(learned_at__isnull=False).update(factor_verified_at=models.F("learned_at"))
+    KnownDevice.objects.filter(learned_at__isnull=False, revoked_at__isnull=True).update(
+        factor_verified_at=models.F("learned_at")
+    )
 
 
 class Migration(migrations.Migration):

@@ -496,8 +496,9 @@ def _campaign_sql(vendor: str, volume_windows: int, codes: int = 1) -> str:
 CAMPAIGN_LOCK_KEY = 0x61670001
 
 
-def _serialise_buys_of(symbol: str) -> None:
-    """Within the order's transaction, wait for any other transaction buying ``symbol`` to finish.
+def _serialise_buys_of(codes: list[str]) -> None:
+    """Within the order's transaction, wait for any other transaction buying the instrument (any of its
+    ``codes``, in one order: no two buys wait on each other) to finish.
 
     SECURITY: the campaign facts are other accounts' buys; under READ COMMITTED twenty orders submitted at
     the same moment from twenty taken-over accounts each read none of the others and all pass (red team,
@@ -509,7 +510,8 @@ def _serialise_buys_of(symbol: str) -> None:
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [CAMPAIGN_LOCK_KEY, symbol])
+        for code in sorted(codes):
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [CAMPAIGN_LOCK_KEY, code])
 
 
 def illiquid_buy_facts(
@@ -538,8 +540,9 @@ def illiquid_buy_facts(
     no new instrument to a gang's month).
     ``serialise``: first wait for the other transactions buying ``symbol`` (inside the order's transaction).
     """
+    codes = instrument_codes(symbol, former)
     if serialise:
-        _serialise_buys_of(symbol)
+        _serialise_buys_of(codes)
     adapt = connection.ops.adapt_datetimefield_value
     campaign_start = adapt(now - timedelta(hours=hours or 0))
     month_hours = max(volume_hours or [0])
@@ -548,7 +551,6 @@ def illiquid_buy_facts(
     volume_start = adapt(now - timedelta(hours=max(windows or [0])))
     month_start = adapt(now - timedelta(hours=month_hours))
     uid = statements.user_id(user.pk)
-    codes = instrument_codes(symbol, former)
     params: list[Any] = [campaign_start, campaign_start, campaign_start, uid, campaign_start]
     params += [volume_start, volume_start, uid]
     params += [adapt(now - timedelta(hours=h)) for h in windows]

@@ -385,6 +385,10 @@ class DatabaseHistory:
                         When(Q(revoked_at__isnull=False) | Q(learned_at__isnull=True), then=Value(ctx.time)),
                         default=F("learned_at"),
                     ),
+                    # SECURITY: nor the month her factor once gave it (round sixty-eight's review).
+                    factor_verified_at=Case(
+                        When(revoked_at__isnull=False, then=Value(None)), default=F("factor_verified_at")
+                    ),
                     revoked_at=None,
                     # The cookie generation this sign-in's answer gives, in the same statement (issue 15).
                     **(keep_given(ctx, given) if given is not None else {}),

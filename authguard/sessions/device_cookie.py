@@ -43,6 +43,10 @@ def keep(request: HttpRequest, response: HttpResponse) -> None:
     # An API token handed out in this request is a verified sign-in too (its session is private).
     token = getattr(request, TOKEN_ATTR, None)
     if device_id is not None and not (token is not None or verified_in_this_request(request)):
+        if device is not None and decision is not None:
+            # A sign-in the engine learned noted the generation this answer would give; it gives none (a
+            # session ended as it signed in, a portal that signed it out): nothing was given.
+            device_generations.forget_given(device_hash=device, event_id=decision.event_id, now=clock.now())
         return
     if device_id is not None and device is not None:
         user_id = token[1] if token is not None else request.user.pk

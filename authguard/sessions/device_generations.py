@@ -37,11 +37,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from django.db import DatabaseError, transaction
-from django.db.models import BigIntegerField, Case, DateTimeField, F, Q, Value, When
+from django.db.models import BigIntegerField, Case, DateTimeField, F, Q, Subquery, Value, When
 from django.http import HttpRequest
 
 from authguard.conf import app_settings
-from authguard.models import KnownDevice, TokenActivity
+from authguard.models import KnownDevice, LoginEvent, TokenActivity
 from authguard.risk.context import device_cookie_parts, device_hash
 from authguard.sessions import device_binding
 
@@ -221,6 +221,19 @@ def confirm(*, user_id: Any, device_hash: str, generation: int, now: datetime) -
     return moved > 0
 
 
+def forget_given(*, device_hash: str, event_id: int | None, now: datetime) -> None:
+    """The sign-in of login event ``event_id`` gave its browser no new cookie after all (a session ended as it
+    signed in, a portal view that signed it out): forget the generation its learning noted as given
+    (:func:`keep_given`), or the browser's next sign-in would be one behind. Only that account's row, and
+    only a value noted within the minute (too young to have judged anything): older evidence stays."""
+    if event_id is None:
+        return
+    account = LoginEvent.objects.filter(pk=event_id).values("user_id")[:1]
+    KnownDevice.objects.filter(
+        cookie_hash=device_hash, user_id=Subquery(account), issued_generation__gte=_ms(now) - _SIBLING_MS
+    ).update(issued_generation=None)
+
+
 def given_generation(ctx: Any) -> int | None:
     """The generation (at least) that the answer to a learned browser sign-in presenting a live cookie gives
     it (the cookie is issued after the view: :mod:`~authguard.sessions.device_cookie`). None for the replay
@@ -246,21 +259,22 @@ def keep_given(ctx: Any, given: int) -> dict[str, Case]:
         Q(cookie_generation__isnull=True) | Q(cookie_generation__lt=presented)
     )
     big: Any = BigIntegerField()
+    # As :func:`confirm`: the newest moves to ``previous``. PostgreSQL and SQLite read the old row on every
+    # right-hand side; MySQL reads the assignments before it, hence this order (what ``reached`` reads last).
     return {
-        "issued_generation": Case(
-            When(taken, then=Value(given)), default=F("issued_generation"), output_field=big
-        ),
-        # As :func:`confirm`: the newest moves to ``previous`` (every right-hand side reads the old row).
         "previous_generation": Case(
             When(reached, then=F("cookie_generation")), default=F("previous_generation"), output_field=big
-        ),
-        "cookie_generation": Case(
-            When(reached, then=Value(presented)), default=F("cookie_generation"), output_field=big
         ),
         "cookie_generation_at": Case(
             When(reached, then=Value(ctx.time)),
             default=F("cookie_generation_at"),
             output_field=DateTimeField(),
+        ),
+        "cookie_generation": Case(
+            When(reached, then=Value(presented)), default=F("cookie_generation"), output_field=big
+        ),
+        "issued_generation": Case(
+            When(taken, then=Value(given)), default=F("issued_generation"), output_field=big
         ),
     }
 
