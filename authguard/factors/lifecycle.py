@@ -559,12 +559,13 @@ def session_vouched(request: HttpRequest, *, user: Any, via: str, now: datetime)
     row = rows.values_list("first_seen_at", "learned_at", "factor_verified_at").first()
     # SECURITY: a browser only listed by a relayed code vouches for nothing (round eleven), and its month
     # counts from a factor of hers verifying there: a browser parked a month after two password-only
-    # sign-ins, then one relayed code, vouched for the thief's passkey (red team, round sixty-eight). The
-    # desk's grant (two staff, who checked who she is) stands in for her factor: learned a month ago will do.
+    # sign-ins, then one relayed code, vouched for the thief's passkey (red team, round sixty-eight). With
+    # the desk's grant, learned a month ago will do, if her factor ever verified there (round seventy: the
+    # parked browser took the grant she asked for, with no code at all).
     mine, learned, verified = row if row is not None else (None, None, None)
     if mine is None or learned is None:
         return False
-    if (verified is not None and verified <= since) or (via == "staff" and learned <= since):
+    if verified is not None and (verified <= since or (via == "staff" and learned <= since)):
         return True
     # A new customer (an account younger than that) has no month-old browser: the browser the account was
     # first used from counts. A thief is vouched for only if he signed in before the customer ever did.

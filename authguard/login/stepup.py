@@ -39,7 +39,7 @@ from authguard.login import flow as login_flow
 from authguard.login import lockout
 from authguard.models import KnownDevice, LoginEvent
 from authguard.notifications.outbox import notify_signed_in
-from authguard.risk.context import build_context
+from authguard.risk.context import build_context, client_info
 from authguard.risk.engine import Assessment
 from authguard.risk.findings import Finding
 from authguard.risk.history import DatabaseHistory, trusted_until
@@ -271,7 +271,9 @@ def complete_step_up(request: HttpRequest, *, user: Any, device: Any, method: st
                     history.trust_device(ctx, trusted_until(ctx))
                 else:
                     history.note_device(ctx)  # listed for the customer to see; nothing learned or trusted
-                note_factor_verified(user, device=device, device_hash=ctx.device_hash)
+                note_factor_verified(
+                    user, device=device, device_hash=ctx.device_hash, label=ctx.client.summary
+                )
         except Exception:
             logger.exception("authguard: could not learn a stepped-up login")
         pending_event = event_id(state)
@@ -297,14 +299,16 @@ def note_strong_verification(request: HttpRequest, *, device: Any, method: str) 
         raise PermissionError("re-verification outside a verified session")
     if remembers_device(request.user, device=device, method=method):
         _lockout_success(request.user)  # before the renewal: the lock's row first (complete_step_up)
-    note_factor_verified(request.user, device=device, device_hash=device_generations.presented(request)[0])
+    here = device_generations.presented(request)[0]
+    label = client_info(request.META.get("HTTP_USER_AGENT")).summary
+    note_factor_verified(request.user, device=device, device_hash=here, label=label)
     mark_strong(request, state, device=device, method=method)
 
 
-def note_factor_verified(user: Any, *, device: Any, device_hash: str | None) -> None:
+def note_factor_verified(user: Any, *, device: Any, device_hash: str | None, label: str) -> None:
     """A factor of ``user`` (``device``) verified a step-up or a re-verification on the browser
-    ``device_hash``: the first such verification starts the browser's month of standing for vouching a new
-    factor (``KnownDevice.factor_verified_at``, :func:`authguard.factors.lifecycle.session_vouched`).
+    ``device_hash`` (``label``): the first such verification starts the browser's month of standing for
+    vouching a new factor (``KnownDevice.factor_verified_at``, ``factors.lifecycle.session_vouched``).
 
     SECURITY: not a factor still cooling off, nor during an account cooling-off (the thief's own new factor
     proves nothing of hers); a relayed code counts, so a thief's browser needs two relayed codes a month
@@ -312,9 +316,14 @@ def note_factor_verified(user: Any, *, device: Any, device_hash: str | None) -> 
     month, then one relayed code, vouched for his passkey (red team, round sixty-eight)."""
     if not device_hash or device is None or factor_cooling_off(device) or account_cooling_off(user):
         return
-    KnownDevice.objects.filter(
-        user_id=user.pk, cookie_hash=device_hash, factor_verified_at__isnull=True, revoked_at__isnull=True
-    ).update(factor_verified_at=clock.now())
+    now = clock.now()
+    rows = KnownDevice.objects.filter(user_id=user.pk, cookie_hash=device_hash)
+    if rows.filter(factor_verified_at__isnull=True, revoked_at__isnull=True).update(factor_verified_at=now):
+        return
+    # A browser's first session (its row is written at its second sign-in): listed now, learned later; her
+    # verification there is kept (red team, round seventy: the way the docs give was lost).
+    defaults = {"label": label[:200], "first_seen_at": now, "last_seen_at": now, "factor_verified_at": now}
+    rows.get_or_create(user_id=user.pk, cookie_hash=device_hash, defaults=defaults)
 
 
 def _where_it_was_scored(here: dict[str, Any], scored: dict[str, Any], *, user: Any) -> bool:
@@ -375,7 +384,7 @@ def complete_passwordless_login(request: HttpRequest, *, user: Any, device: Any)
             history.learn(ctx, evidence)
         if remember:
             history.trust_device(ctx, trusted_until(ctx))
-            note_factor_verified(user, device=device, device_hash=ctx.device_hash)
+            note_factor_verified(user, device=device, device_hash=ctx.device_hash, label=ctx.client.summary)
     decision = login_flow.LoginDecision(assessment, event.pk)
     # SECURITY: the decision is set before login(), so the user_logged_in receiver does not score it as a
     # password login; Django's login() rotates the session key.
