@@ -20,8 +20,9 @@ import pytest
 from authguard.models import KnownDevice, LoginEvent
 
 from . import test_battery_exposure as battery
-from .conftest import IP_TOKYO, OrderApi
+from .conftest import IP_TOKYO
 from .test_battery_exposure import customer
+from .test_device_generation_copies_walkarounds import _jar, _with_jar
 from .test_orders_long_count_copied_cookie_walkarounds import (
     _copy_of,
     _device,
@@ -118,10 +119,6 @@ def test_held_a_copy_that_signs_in_with_the_cookie_its_last_sign_in_was_given(
     )
 
 
-def _jar(api: OrderApi) -> dict[str, str]:
-    return {name: morsel.value for name, morsel in api.client.cookies.items()}
-
-
 def test_cost_two_tabs_signing_in_at_once_keep_her_browsers_id_and_standing(
     clock: Any, authenticator: Any
 ) -> None:
@@ -150,11 +147,7 @@ def test_cost_two_tabs_signing_in_at_once_keep_her_browsers_id_and_standing(
     device = _device(her)
     clock(9)
     her.post("/api/logout")
-    before = _jar(her)
-    tab_b = OrderApi(REMOTE_ADDR=IP_TOKYO)
-    for name, value_ in before.items():
-        if name != "csrftoken":
-            tab_b.client.cookies[name] = value_
+    tab_b = _with_jar(_jar(her))
     assert (
         her.post("/api/login", {"username": user.username, "password": battery.PASSWORD}).json()["status"]
         == "ok"

@@ -174,6 +174,20 @@ def test_held_her_re_verification_in_her_new_pcs_first_session_is_kept(taken: An
     )
 
 
+def _pc_of_two_months_verified_now(hanako: Any, clock: Any) -> Client:
+    """Her PC, let in on the password alone three times over a month, then a month unused; signed in again
+    and verified with her app now (its first verification there)."""
+    pc = _client(IP_TOKYO)
+    for _ in range(3):
+        assert _login(pc)["status"] == "ok"
+        _post(pc, "/api/logout")
+        clock.shift(timedelta(days=10))
+    clock.shift(timedelta(days=30))
+    assert _login(pc)["status"] == "ok"
+    assert _post(pc, "/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    return pc
+
+
 def test_cost_her_pc_of_two_months_never_verified_cannot_forget_her_stolen_laptop_with_her_app_alone(
     taken: Any,
 ) -> None:
@@ -191,14 +205,7 @@ def test_cost_her_pc_of_two_months_never_verified_cannot_forget_her_stolen_lapto
     on a month ago (or a passkey, or two factors) forgets it."""
     hanako, clock = taken, taken.clock
     laptop = KnownDevice.objects.get(user=hanako)
-    pc = _client(IP_TOKYO)
-    for _ in range(3):
-        assert _login(pc)["status"] == "ok"
-        _post(pc, "/api/logout")
-        clock.shift(timedelta(days=10))
-    clock.shift(timedelta(days=30))
-    assert _login(pc)["status"] == "ok"
-    assert _post(pc, "/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    pc = _pc_of_two_months_verified_now(hanako, clock)
     answer = pc.post(f"/authguard/security/devices/{laptop.pk}/revoke/")
     laptop.refresh_from_db()
     assert laptop.revoked_at is None and "reverify" in answer.get("Location", ""), answer
@@ -211,14 +218,7 @@ def test_cost_her_pc_of_two_months_never_verified_cannot_replace_her_recovery_co
     months, verified with her app, is a removal (require_strong_removal): refused since round 68 unless she
     has a passkey or verifies with a second, different factor (docs/factor-lifecycle.md)."""
     hanako, clock = taken, taken.clock
-    first = _client(IP_TOKYO)  # her laptop would do, but here: her PC
-    for _ in range(3):
-        assert _login(first)["status"] == "ok"
-        _post(first, "/api/logout")
-        clock.shift(timedelta(days=10))
-    clock.shift(timedelta(days=30))
-    assert _login(first)["status"] == "ok"
-    assert _post(first, "/authguard/api/step-up/totp", {"code": totp_token(hanako.totp)}).status_code == 200
+    first = _pc_of_two_months_verified_now(hanako, clock)
     made = _post(first, "/authguard/api/recovery-codes")
     assert made.status_code in (200, 201), made.content  # her first set: an addition
     clock.shift(timedelta(days=3))

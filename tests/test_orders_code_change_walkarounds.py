@@ -21,6 +21,7 @@ from demo_site.brokerage.models import Order, OrderStatus
 
 from . import test_battery_exposure as battery
 from .test_battery_exposure import PUMPED, PUMPED_DAILY, sign_in
+from .test_orders_campaign_month_round66_walkarounds import _placed
 from .test_orders_campaign_month_walkarounds import _gang
 
 start = battery.start
@@ -34,11 +35,6 @@ def _buy(client: Any, symbol: str, quantity: int) -> str:
     if answer["status"] == "held":
         client.post(f"/authguard/api/confirmations/{answer['confirmation']['id']}/cancel")
     return str(answer["status"])
-
-
-def _placed(*symbols: str) -> Decimal:
-    rows = Order.objects.filter(instrument__symbol__in=symbols, status=OrderStatus.PLACED)
-    return sum((o.amount_jpy for o in rows), Decimal(0))
 
 
 def _group(clock: Any, thieves: list[tuple[Any, Any]], day: float, symbol: str, chunks: int = 2) -> list[str]:

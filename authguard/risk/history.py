@@ -262,6 +262,10 @@ class PasskeyVerified(NamedTuple):
     until: datetime
 
 
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t), default=None)
+
+
 def portal_device_ending(ctx: LoginContext, evidence: Evidence) -> tuple[str | None, bool]:
     """As ``ctx`` is learned: the portal's device id (its hash) whose remembered entry ends with it, and
     whether authguard's cookie of ``ctx`` takes that device over (:mod:`authguard.risk.legacy_device`).
@@ -424,9 +428,8 @@ class DatabaseHistory:
         if moves:
             own = KnownDevice.objects.get(user_id=ctx.user_id, cookie_hash=ctx.device_hash)
             own.first_seen_at = min(own.first_seen_at, imported.first_seen_at)
-            own.learned_at = min((t for t in (own.learned_at, imported.learned_at) if t), default=None)
-            verified = (own.factor_verified_at, imported.factor_verified_at)
-            own.factor_verified_at = min((t for t in verified if t), default=None)
+            own.learned_at = _earliest(own.learned_at, imported.learned_at)
+            own.factor_verified_at = _earliest(own.factor_verified_at, imported.factor_verified_at)
             until = imported.trusted_until
             # SECURITY: only trust the login was judged with, never onto a browser the customer revoked.
             if (

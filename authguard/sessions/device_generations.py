@@ -213,12 +213,18 @@ def confirm(*, user_id: Any, device_hash: str, generation: int, now: datetime) -
         cookie_generation=generation,
         cookie_generation_at=now,
         issued_generation=Case(
-            When(issued_generation__lte=generation + _SIBLING_MS, then=Value(None)),
+            When(_given_reached(generation), then=Value(None)),
             default=F("issued_generation"),
             output_field=BigIntegerField(),
         ),
     )
     return moved > 0
+
+
+def _given_reached(generation: int) -> Q:
+    """The row's generation given (``issued_generation``) is ``generation`` or older, within sibling
+    distance: a browser presenting ``generation`` took it."""
+    return Q(issued_generation__lte=generation + _SIBLING_MS)
 
 
 def forget_given(*, device_hash: str, event_id: int | None, now: datetime) -> None:
@@ -239,7 +245,7 @@ def given_generation(ctx: Any) -> int | None:
     it (the cookie is issued after the view: :mod:`~authguard.sessions.device_cookie`). None for the replay
     (no live cookies) and for API token clients, which may pin their cookie and would be left behind by their
     own sign-ins."""
-    if ctx.device_generation is None or getattr(ctx, "token_client", False):
+    if ctx.device_generation is None or ctx.token_client:
         return None
     return max(_ms(ctx.time), ctx.device_generation + 1)
 
@@ -254,8 +260,8 @@ def keep_given(ctx: Any, given: int) -> dict[str, Case]:
     was given (never presented by a request) cleared the evidence each time and moved nothing, so her older
     generation stayed current beside it for good (red team, round sixty-seven)."""
     presented = ctx.device_generation
-    taken = Q(issued_generation__isnull=True) | Q(issued_generation__lte=presented + _SIBLING_MS)
-    reached = Q(issued_generation__isnull=False, issued_generation__lte=presented + _SIBLING_MS) & (
+    taken = Q(issued_generation__isnull=True) | _given_reached(presented)
+    reached = _given_reached(presented) & (
         Q(cookie_generation__isnull=True) | Q(cookie_generation__lt=presented)
     )
     big: Any = BigIntegerField()
