@@ -1,5 +1,6 @@
-"""Red team 36 (g): the demo portal's per-account throttle is keyed on ``username.lower()``
-(``authguard.risk.velocity._user_key``), its accounts on the exact username (Django's manager)."""
+"""Red team 36 (g): the demo portal's per-account throttle and velocity counter were keyed on
+``username.lower()``, its accounts on the exact username (Django's manager); both are keyed on the account
+found now (``login.attempt.account_key``, ``risk.velocity._subject``)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,5 @@ def test_upper_case_name_of_nobody_does_not_throttle_her_silently(user_factory: 
     refused = "Too many sign-in attempts" in at_home.content.decode()
     assert at_home.status_code == 302 and not refused, f"refused as throttled: {refused}"
     assert not LoginEvent.objects.filter(user=hanako, outcome=Outcome.THROTTLED).exists()
+    # Nor do they raise her score: the velocity signal counts failures on the account found, too.
+    assert "velocity_user_failures" not in LoginEvent.objects.filter(user=hanako).latest("pk").reasons

@@ -98,14 +98,14 @@ def _user_key(username: str) -> str:
 
 
 @functools.lru_cache(maxsize=65536)
-def _stems(username: str, ip: str | None, prefix: str | None) -> tuple[str, ...]:
-    """The key stems of a login's counters (a window number completes each key), in
-    :class:`VelocityCounts` order, then the stem of the seen (IP, username) pair.
+def _stems(subject: str, ip: str | None, prefix: str | None) -> tuple[str, ...]:
+    """The key stems of a login's counters (a window number completes each key), in :class:`VelocityCounts`
+    order, then the stem of the seen (IP, subject) pair; ``subject`` is :func:`_subject`'s.
 
     Cached: the same user signs in from the same address again and again.
     """
     ip = ip or "-"
-    user = _user_key(username)
+    user = _user_key(subject)
     return (
         f"{_PREFIX}uf:{user}:",
         f"{_PREFIX}if:{ip}:",
@@ -120,6 +120,18 @@ _USER, _IP, _NETWORK, _SITE, _IP_USERS, _SEEN = range(6)
 _SITE_DAY = f"{_PREFIX}sd:"
 
 
+def _subject(ctx: LoginContext) -> str:
+    """Whose failures a login's per-user counter holds: the account (``user_id``), or the name typed for
+    none. Two namespaces, like the throttle's (:func:`authguard.login.attempt.account_key`).
+
+    SECURITY: keyed on the typed name lower-cased, a name that reaches no account but lower-cases to hers
+    (a Kelvin sign for the k, ``HANAKO`` where names are case-sensitive) raised *her* score to a denial with
+    nothing on her account to say why (red team, round thirty-six). The replay's ``user_id`` is its line's
+    user, so it counts exactly as before.
+    """
+    return f"account:{ctx.user_id}" if ctx.user_id is not None else f"name:{ctx.username}"
+
+
 def read_counts(cache: CounterCache, ctx: LoginContext) -> VelocityCounts:
     """The counters of ``ctx`` over the last hour (and the site's last day), in one cache round trip.
 
@@ -130,7 +142,7 @@ def read_counts(cache: CounterCache, ctx: LoginContext) -> VelocityCounts:
     day, day_elapsed = divmod(now, BASELINE_SECONDS)
     current, previous = str(int(window)), str(int(window) - 1)
     keys = []
-    for stem in _stems(ctx.username, ctx.ip, ctx.prefix)[:_SEEN]:
+    for stem in _stems(_subject(ctx), ctx.ip, ctx.prefix)[:_SEEN]:
         keys.append(stem + current)
         keys.append(stem + previous)
     keys.append(f"{_SITE_DAY}{int(day)}")
@@ -173,7 +185,7 @@ def record_attempt(cache: CounterCache, ctx: LoginContext, *, failed: bool) -> N
     now = ctx.timestamp
     window = str(int(now // WINDOW_SECONDS))
     timeout = 2 * WINDOW_SECONDS + 60  # a window is read while it is current and while it is the previous
-    stems = _stems(ctx.username, ctx.ip, ctx.prefix)
+    stems = _stems(_subject(ctx), ctx.ip, ctx.prefix)
     # Distinct usernames per IP: count a pair once per window.
     if _call(cache, cache.add, stems[_SEEN] + window, 1, timeout):
         _increment(cache, stems[_IP_USERS] + window, timeout)
