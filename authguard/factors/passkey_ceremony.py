@@ -165,9 +165,12 @@ def load_credential(credential: dict[str, Any] | str, *, fields: tuple[str, ...]
     raw_id = credential.get("rawId")
     cred_id = credential.get("id")
     b64url_decode(raw_id)
+    # SECURITY: ``id`` is compared as ASCII: a lone surrogate in it raised out of the comparison (a 500 on
+    # every passkey door, anonymous ones too, and a step-up failure left unrecorded; round seventy-one).
     if (
         not isinstance(cred_id, str)
         or not isinstance(raw_id, str)
+        or not cred_id.isascii()
         or not constant_time_compare(cred_id, raw_id)
     ):
         raise invalid("malformed")
