@@ -9,6 +9,7 @@ Every JSON endpoint is under ``api/``.
 from django.urls import include, path
 
 from authguard import api, views
+from authguard.factors import desk_views
 from authguard.orders import views as order_views
 from authguard.sessions import dbsc_views
 
@@ -18,6 +19,8 @@ urlpatterns = [
     path("denied/", views.denied, name="denied"),
     *views.urlpatterns,
     *api.urlpatterns,
+    # The desk's re-binding grant: the customer enters the desk code (docs/factor-lifecycle.md).
+    *desk_views.urlpatterns,
     *order_views.urlpatterns,
     # Sensitive actions beyond orders (withdrawals, bank accounts, transfers out, contact changes).
     path("", include("authguard.actions.urls")),

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from authguard import clock
 from authguard.conf import app_settings
 from authguard.exceptions import AuthguardError, StepUpRequired, Throttled
-from authguard.factors import contact, inventory, lifecycle, recovery, removal, totp
+from authguard.factors import contact, desk_grant, inventory, lifecycle, recovery, removal, totp
 from authguard.factors import methods as factor_methods
 from authguard.login import stepup as login_stepup
 from authguard.models import KnownDevice, LoginEvent
@@ -307,6 +307,7 @@ def security(request: HttpRequest) -> HttpResponse:
         {
             "factors": _factor_rows(user),
             "cooling_off_until": inventory.cooling_off_until(user),
+            "rebind_grant_until": desk_grant.open_grant_until(user),
             "pending_email": contact.pending_email_change(user),
             "has_totp": any(row["method"] == "totp" for row in _factor_rows(user)),
             "recovery_codes_left": inventory.recovery_codes_left(user),

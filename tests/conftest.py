@@ -433,6 +433,17 @@ def api_post(
     return client.post(reverse(f"authguard:{name}"), data=data, content_type="application/json", **extra)
 
 
+def enter_desk_code(client: Any, grant: Any) -> Any:
+    """Enter the desk code of ``grant`` (``lifecycle.grant_rebind``'s answer) in this session, as the customer
+    who got it by letter does (``POST api/rebind-code``); ``client`` a test client or an :class:`OrderApi`."""
+    if isinstance(client, OrderApi):
+        entered = client.post("/authguard/api/rebind-code", {"code": grant.code})
+    else:
+        entered = api_post(client, "api-rebind-code", {"code": grant.code})
+    assert entered.status_code == 200, entered.content
+    return entered
+
+
 def register_passkey(client: Any, authenticator: Any, **overrides: Any) -> Any:
     """Register a passkey through the JSON API (options, then the authenticator's answer); the response."""
     options = api_post(client, "api-passkeys-options")

@@ -130,7 +130,7 @@ def test_the_desks_rebind_window_granted_on_a_node_ahead_is_not_stretched(
 ) -> None:
     desk = user_factory("desk", is_staff=True)
     with node(T, AHEAD):
-        until = lifecycle.grant_rebind(alice, by_staff=desk, hours=1)
+        until = lifecycle.grant_rebind(alice, by_staff=desk, hours=1).until
     assert (
         until == AccountSecurity.objects.get(user_id=alice.pk).rebind_granted_until == T + timedelta(hours=1)
     )

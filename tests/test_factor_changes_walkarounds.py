@@ -24,7 +24,7 @@ from authguard.factors import inventory, lifecycle, removal
 from authguard.factors import passkeys as passkeys_module
 from authguard.models import AccountSecurity, Notification, PasskeyDevice, RecoveryCodeDevice
 
-from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, of_long_standing, totp_token
+from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, enter_desk_code, of_long_standing, totp_token
 from .factor_scenarios import (
     change_password,
     her_new_passkey,
@@ -553,17 +553,18 @@ def test_the_desks_re_binding_grant_after_it_removed_her_lost_phone_lets_her_bin
 
     from authguard.factors import lifecycle, removal
 
-    from .conftest import IP_TOKYO, UA_CHROME_WIN, api_post, settle_device
+    from .conftest import IP_TOKYO, UA_CHROME_WIN, api_post, enter_desk_code, settle_device
 
     old = totp_factory(alice)
     staff = user_factory("desk", is_staff=True)
     removal.remove_factor(None, user=alice, device=old, by_staff=staff, reason="lost phone, identity checked")
-    lifecycle.grant_rebind(alice, by_staff=staff)
+    grant = lifecycle.grant_rebind(alice, by_staff=staff)
 
     clock.shift(60)
     client = browser_at(IP_TOKYO, UA_CHROME_WIN)
     client.sign_in("alice")
     settle_device(client.cookies["authguard_device"].value, alice)
+    enter_desk_code(client, grant)
     begun = api_post(client, "api-totp")
     assert begun.status_code == 200, begun.content
     new = TOTPDevice.objects.get(user=alice, confirmed=False)
@@ -641,9 +642,10 @@ def _her_app_rebound_by_the_desk(
     removal.remove_factor(
         None, user=hanako, device=lost, by_staff=staff, reason="lost phone, identity checked"
     )
-    lifecycle.grant_rebind(hanako, by_staff=staff)
+    grant = lifecycle.grant_rebind(hanako, by_staff=staff)
     her = new_browser_api(IP_TOKYO)
     her.login_usual("hanako", HANAKO_PASSWORD)
+    enter_desk_code(her, grant)  # the code the desk sent her by letter
     return her_only_app(her, hanako)
 
 
@@ -739,7 +741,7 @@ def test_after_the_desk_removes_her_pre_authguard_app_a_password_only_thief_bind
     removal.remove_factor(
         None, user=hanako, device=lost, by_staff=staff, reason="lost phone, identity checked"
     )
-    lifecycle.grant_rebind(hanako, by_staff=staff)
+    grant = lifecycle.grant_rebind(hanako, by_staff=staff)
 
     clock.shift(3600)
     thief = new_browser_api(IP_OSAKA)
@@ -753,6 +755,7 @@ def test_after_the_desk_removes_her_pre_authguard_app_a_password_only_thief_bind
     clock.shift(600)
     her = new_browser_api(IP_TOKYO)
     her.login_usual("hanako", HANAKO_PASSWORD)
+    enter_desk_code(her, grant)
     hers = her.post("/authguard/api/totp")
 
     assert began.status_code == 403 and not TOTPDevice.objects.filter(user=hanako, confirmed=True).exists(), (

@@ -20,6 +20,7 @@ from authguard.models import AccountSecurity, FactorRecord, FactorThrottle, Pass
 from .conftest import (
     api_post,
     bind_passkey,
+    enter_desk_code,
     passkey_step_up,
     totp_token,
 )
@@ -214,7 +215,10 @@ def test_the_desk_grants_one_re_binding(
     assert api_post(low_risk, "api-totp").json()["code"] == "rebind_required"
     with pytest.raises(PermissionError):
         lifecycle.grant_rebind(alice, by_staff=alice)
-    lifecycle.grant_rebind(alice, by_staff=user_factory("desk", is_staff=True))
+    grant = lifecycle.grant_rebind(alice, by_staff=user_factory("desk", is_staff=True))
+    # The grant opens nothing until this session enters the desk code (given her by letter or phone).
+    assert api_post(low_risk, "api-totp").json()["code"] == "desk_code_required"
+    enter_desk_code(low_risk, grant)
     assert api_post(low_risk, "api-totp").status_code == 200
     new = TOTPDevice.objects.get(user=alice, confirmed=False, pk__gt=device.pk)
     clock.shift(31)

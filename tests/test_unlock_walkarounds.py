@@ -18,7 +18,16 @@ from django.utils import timezone
 from authguard.login import lockout
 from authguard.models import AccountLock, AccountSecurity, Notification, PasskeyDevice, RecoveryCode
 
-from .conftest import HANAKO_PASSWORD, IP_OSAKA, IP_TOKYO, OrderApi, of_long_standing, totp_token, wrong_code
+from .conftest import (
+    HANAKO_PASSWORD,
+    IP_OSAKA,
+    IP_TOKYO,
+    OrderApi,
+    enter_desk_code,
+    of_long_standing,
+    totp_token,
+    wrong_code,
+)
 from .factor_scenarios import disabled_totp, new_key, register, thief_with_one_code
 from .test_battery_sessions import totp_hanako as totp_hanako  # noqa: F401 (a fixture)
 
@@ -50,7 +59,7 @@ def test_a_password_only_thief_binds_nothing_with_the_desks_re_bind_grant(
     # tests/test_factor_vouching_round70_walkarounds.py has the browser it never verified).
     known = KnownDevice.objects.filter(user=hanako)
     known.update(first_seen_at=year, learned_at=year, factor_verified_at=year)
-    lifecycle.grant_rebind(hanako, by_staff=user_factory("desk", is_staff=True))
+    grant = lifecycle.grant_rebind(hanako, by_staff=user_factory("desk", is_staff=True))
 
     thief = new_browser_api(IP_OSAKA)
     thief.login("hanako", HANAKO_PASSWORD)  # password only: she has no usable factor to step up with
@@ -59,7 +68,9 @@ def test_a_password_only_thief_binds_nothing_with_the_desks_re_bind_grant(
     assert not PasskeyDevice.objects.filter(user=hanako).exists()
     assert AccountSecurity.objects.get(user=hanako).rebind_granted_until is not None
 
-    # Her own re-binding through the grant, from her browser of long standing: vouched, and the grant used.
+    # Her own re-binding through the grant, from her browser of long standing with the desk's code: vouched,
+    # and the grant used.
+    enter_desk_code(her, grant)
     mine = register(her, new_key())
     assert mine.status_code == 201, mine.content
     record = FactorRecord.objects.get(device_id=PasskeyDevice.objects.get(user=hanako).persistent_id)

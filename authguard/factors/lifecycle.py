@@ -49,12 +49,12 @@ from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard import clock
-from authguard.audit import audit
 from authguard.conf import app_settings
 from authguard.exceptions import InvalidCredential, StepUpRequired
-from authguard.factors import changes
+from authguard.factors import changes, desk_grant
 from authguard.factors import methods as factor_methods
 from authguard.factors.base import note_change, tell_user
+from authguard.factors.desk_grant import grant_rebind, withdraw_rebind_grant
 from authguard.factors.inventory import (
     FACTOR_LABELS,
     disabled_device_ids,
@@ -78,7 +78,7 @@ from authguard.models import (
     PasskeyDevice,
     RecoveryCodeDevice,
 )
-from authguard.notifications.outbox import notify_customer, request_context
+from authguard.notifications.outbox import request_context
 from authguard.sessions import device_binding
 from authguard.sessions import state as sessions_state
 
@@ -327,21 +327,26 @@ def require_strong_rebind(request: HttpRequest, *, user: Any) -> str:
 
     ``"passkey"``: a fresh verification in this session with another active passkey that is not cooling
     off; ``"identity_proofing"``: the portal's ``AUTHGUARD_IDENTITY_PROOFING_HOOK`` vouches for this
-    session; ``"staff"``: the desk granted it (:func:`grant_rebind`), once. Raises
-    :class:`RebindRequired` otherwise (never a password session, a relayable code or a
-    factor that is cooling off).
+    session; ``"staff"``: the desk granted it (:func:`grant_rebind`), once, and this session entered the
+    grant's desk code (:func:`authguard.factors.desk_grant.redeem_code`). Raises :class:`RebindRequired`
+    otherwise (never a password session, a relayable code or a factor that is cooling off).
     """
     if changes.fresh_trusted_passkey(request, user=user):
         return "passkey"
     if identity_proofed(request, user=user):
         return "identity_proofing"
-    if _desk_granted(request, user=user) and session_vouched(
-        request, user=user, via="staff", now=clock.now()
-    ):
-        # SECURITY: the grant sits on the account, and a password alone signs in to an account without a
-        # usable factor: it is used from a browser the account has known for a month (or after a trusted
-        # passkey), never by a stranger's session, which would also shut her out of it (red team, 2026-12-05).
+    if desk_grant.desk_granted(request, user=user):
+        # SECURITY: only a session that entered the grant's desk code, which the desk hands her out of band:
+        # a password alone signs in to an account without a usable factor, and a browser rule (a month, her
+        # factor verified there once) was met by the thief's parked browser and one relayed code (red team,
+        # rounds seventy and seventy-one).
         return "staff"
+    if desk_grant.open_grant_until(user) is not None:
+        raise RebindRequired(
+            _("Enter the code our customer desk gave you first, then set up your new sign-in method."),
+            code="desk_code_required",
+            methods=[],
+        )
     verifier = session_device(request)
     spent_codes = isinstance(verifier, RecoveryCodeDevice) and not unused_recovery_codes(verifier)
     if disabled_device_ids(user) and not spent_codes:
@@ -357,56 +362,6 @@ def require_strong_rebind(request: HttpRequest, *, user: Any) -> str:
             "to set one up again."
         )
     raise RebindRequired(message, methods=["passkey"])
-
-
-#: How long a re-binding granted by the desk stays open (the customer signs in and binds a factor).
-DESK_REBIND_HOURS = 72
-
-
-def grant_rebind(user: Any, *, by_staff: Any, hours: int = DESK_REBIND_HOURS) -> datetime:
-    """The desk's path (the admin calls it, after its own approvals): let ``user`` bind a factor again from
-    a verified session, once, within ``hours``. The factor bound this way cools off like any new one, and
-    the customer is told. Returns until when the grant holds."""
-    if by_staff is None or not getattr(by_staff, "is_staff", False):
-        raise PermissionError("only staff may grant a re-binding")
-    until = clock.now() + timedelta(hours=hours)
-    row = security_row(user)
-    with transaction.atomic():
-        AccountSecurity.objects.filter(pk=row.pk).update(
-            rebind_granted_until=until, rebind_granted_by=by_staff
-        )
-        # SECURITY: recorded and told at once, as everything the desk does to an account: a grant given on
-        # the thief's phone call left no audit line and said nothing to her until his factor was bound with
-        # it (red team, round thirty-three).
-        audit(by_staff, row, f"granted a re-binding of a sign-in method until {until.isoformat()}")
-        notify_customer(user, "rebind_granted", context={"until": until, "time": clock.now()})
-    logger.warning("authguard re-binding granted user=%s staff=%s until=%s", user.pk, by_staff.pk, until)
-    return until
-
-
-def _desk_granted(request: HttpRequest, *, user: Any) -> bool:
-    """Whether the desk granted this user a re-binding that still holds (consumed by the enrollment)."""
-    state = sessions_state.session_state(request)
-    if state is None or state.status != "verified":
-        return False
-    return AccountSecurity.objects.filter(user_id=user.pk, rebind_granted_until__gt=clock.now()).exists()
-
-
-def _consume_desk_grant(user: Any) -> None:
-    AccountSecurity.objects.filter(user_id=user.pk).update(rebind_granted_until=None)
-
-
-def withdraw_rebind_grant(user: Any) -> bool:
-    """End an open re-binding grant of ``user`` (the desk's containment calls this); True if one was open.
-
-    SECURITY: a grant given on a phone call the desk later judged to be the thief's must not outlive the
-    containment that followed: he would sign in again and bind his passkey through it (red team,
-    2026-12-05). A grant given after the containment, once the desk has checked who calls, is a new one.
-    """
-    withdrawn = AccountSecurity.objects.filter(user_id=user.pk, rebind_granted_until__gt=clock.now()).update(
-        rebind_granted_until=None, rebind_granted_by=None
-    )
-    return bool(withdrawn)
 
 
 def identity_proofed(request: HttpRequest, *, user: Any) -> bool:
@@ -484,7 +439,7 @@ def record_enrollment(
         if via in ("passkey", "identity_proofing", "staff"):
             reason = REASON_FACTOR_REBOUND
         if via == "staff":
-            _consume_desk_grant(user)
+            desk_grant.consume(user)
         until = start_cooling_off(user, reason=reason, at=now)
     if not vouched:
         # SECURITY: nothing but a password and perhaps one relayed code stands behind this factor: it cools

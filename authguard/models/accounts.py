@@ -52,6 +52,10 @@ class AccountSecurity(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # The grant's one-time desk code (authguard.factors.desk_grant), as a keyed hash, and the wrong codes
+    # entered for it.
+    rebind_code_hash = models.CharField(_("desk code (hash)"), max_length=64, blank=True, default="")
+    rebind_code_failures = models.PositiveSmallIntegerField(_("wrong desk codes"), default=0)
     # The last sign-in Django reported without a request (a websocket login, a script): nothing scored it,
     # so from then on a session of the account authguard finds without its state is held for a step-up
     # (authguard.sessions.state.adopt).

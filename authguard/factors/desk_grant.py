@@ -1,0 +1,207 @@
+"""The customer desk's re-binding grant: a customer who lost every usable factor binds one again, once.
+
+The desk (a staff user, after the portal's own approvals and identity checks) calls :func:`grant_rebind`: the
+grant holds for ``hours`` (72 by default) and comes with a one-time **desk code** that the desk gives the
+customer through the contact it has on file (a letter to the registered address, a call back to the
+registered number), never to whoever phoned. In a signed-in session she enters it (:func:`redeem_code`, the
+HTML page and ``POST api/rebind-code``), and that session may bind one factor
+(:func:`authguard.factors.lifecycle.require_strong_rebind`); the enrollment uses the grant up.
+
+SECURITY: without the code, the grant sat on the account, and an account without a usable factor signs in
+with the password alone: a browser of the thief's own, parked a month after one relayed code, took the
+grant she had asked for (red team, round seventy-one; rounds seventy and 2026-12-05 had tied it to a browser
+of a month, which a relayed code satisfies). The code is what the thief cannot phish from her: it reaches
+her out of band, after the grant was given. Five wrong codes withdraw the grant.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.http import HttpRequest
+from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.translation import gettext as _
+
+from authguard import clock
+from authguard.audit import audit
+from authguard.exceptions import InvalidCredential, Throttled
+from authguard.factors.inventory import security_row
+from authguard.models import AccountSecurity
+from authguard.notifications.outbox import notify_customer
+from authguard.sessions import state as sessions_state
+
+logger = logging.getLogger(__name__)
+
+#: How long a grant holds unless the desk says otherwise.
+DESK_REBIND_HOURS = 72
+#: Wrong desk codes after which the grant is withdrawn (the desk gives a new one).
+DESK_CODE_TRIES = 5
+#: The desk code's alphabet: Crockford's base 32 (no I, L, O or U to misread); 10 characters, 50 bits.
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 10
+#: Where a session keeps the code it was given (its hash): only that session may use the grant.
+SESSION_KEY = "_authguard_desk_code"
+_READ_AS_DIGITS = str.maketrans("OIL", "011")
+
+
+@dataclass(frozen=True)
+class DeskGrant:
+    """What :func:`grant_rebind` gives the desk: until when the grant holds, and the one-time code (shown
+    once, stored only as a hash) to hand to the customer through the contact on file."""
+
+    until: datetime
+    code: str
+
+
+class InvalidDeskCode(InvalidCredential):
+    """The desk code was wrong, or no grant is open for it."""
+
+    default_code = "wrong_code"
+
+
+def _hash(user: Any, code: str) -> str:
+    return salted_hmac("authguard.desk-code", f"{user.pk}:{code}", algorithm="sha256").hexdigest()
+
+
+def normalize_code(value: object) -> str:
+    """The code as typed, folded: full-width characters (a Japanese input method), spaces and hyphens, case,
+    and the letters Crockford reads as digits (O as 0, I and L as 1)."""
+    if not isinstance(value, str) or len(value) > 64:
+        return ""
+    folded = unicodedata.normalize("NFKC", value).upper()
+    folded = folded.translate(_READ_AS_DIGITS)
+    return "".join(ch for ch in folded if ch in CODE_ALPHABET)
+
+
+def grant_rebind(user: Any, *, by_staff: Any, hours: int = DESK_REBIND_HOURS) -> DeskGrant:
+    """The desk's path (the admin calls it, after its own approvals): let ``user`` bind a factor again,
+    once, within ``hours``, from a session that enters the returned code. A new grant replaces an open one
+    (and its code). The factor bound this way cools off like any new one, and the customer is told (the
+    notice carries no code: her mailbox may be the thief's)."""
+    if by_staff is None or not getattr(by_staff, "is_staff", False):
+        raise PermissionError("only staff may grant a re-binding")
+    until = clock.now() + timedelta(hours=hours)
+    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    row = security_row(user)
+    with transaction.atomic():
+        AccountSecurity.objects.filter(pk=row.pk).update(
+            rebind_granted_until=until,
+            rebind_granted_by=by_staff,
+            rebind_code_hash=_hash(user, code),
+            rebind_code_failures=0,
+        )
+        # SECURITY: recorded and told at once, as everything the desk does to an account: a grant given on
+        # the thief's phone call left no audit line and said nothing to her until his factor was bound with
+        # it (red team, round thirty-three).
+        audit(by_staff, row, f"granted a re-binding of a sign-in method until {until.isoformat()}")
+        notify_customer(user, "rebind_granted", context={"until": until, "time": clock.now()})
+    logger.warning("authguard re-binding granted user=%s staff=%s until=%s", user.pk, by_staff.pk, until)
+    return DeskGrant(until=until, code=f"{code[:5]}-{code[5:]}")
+
+
+def open_grant_until(user: Any) -> datetime | None:
+    """Until when the desk's grant for ``user`` holds, or None without an open one (a grant given before
+    desk codes existed has no code and opens nothing: the desk grants again)."""
+    return (
+        AccountSecurity.objects.filter(user_id=user.pk, rebind_granted_until__gt=clock.now())
+        .exclude(rebind_code_hash="")
+        .values_list("rebind_granted_until", flat=True)
+        .first()
+    )
+
+
+def redeem_code(request: HttpRequest, *, user: Any, code: object) -> datetime:
+    """Enter the desk code in this signed-in session: from now on the session may use the grant (until the
+    returned time). Raises :class:`InvalidDeskCode` (wrong code, or no grant open) and
+    :class:`~authguard.exceptions.Throttled` once the grant was withdrawn for too many wrong codes."""
+    typed = normalize_code(code)
+    refusal: Exception | None = None
+    with transaction.atomic():
+        row = security_row(user, lock=True)
+        now = clock.now()
+        if row.rebind_granted_until is None or row.rebind_granted_until <= now or not row.rebind_code_hash:
+            raise InvalidDeskCode(_("There is no open permission from our desk for this account."))
+        # SECURITY: compared under the row's lock, so parallel guesses each count (and are committed: the
+        # refusal is raised after the transaction).
+        if len(typed) != CODE_LENGTH or not constant_time_compare(_hash(user, typed), row.rebind_code_hash):
+            if row.rebind_code_failures + 1 >= DESK_CODE_TRIES:
+                # SECURITY: the grant is withdrawn, not merely slowed down.
+                AccountSecurity.objects.filter(pk=row.pk).update(
+                    rebind_granted_until=None, rebind_code_hash="", rebind_code_failures=0
+                )
+                logger.warning("authguard desk code: too many wrong codes, grant withdrawn user=%s", user.pk)
+                refusal = Throttled(
+                    _("Too many wrong codes. Please contact our customer desk again."), code="grant_withdrawn"
+                )
+            else:
+                AccountSecurity.objects.filter(pk=row.pk).update(
+                    rebind_code_failures=F("rebind_code_failures") + 1
+                )
+                refusal = InvalidDeskCode(_("This is not the code our desk gave you."))
+        else:
+            request.session[SESSION_KEY] = row.rebind_code_hash
+    if refusal is not None:
+        raise refusal
+    logger.info("authguard desk code entered user=%s", user.pk)
+    return row.rebind_granted_until
+
+
+def desk_granted(request: HttpRequest, *, user: Any) -> bool:
+    """Whether this verified session entered the code of the desk's grant for ``user`` that still holds
+    (consumed by the enrollment, :func:`consume`)."""
+    state = sessions_state.session_state(request)
+    if state is None or state.status != "verified":
+        return False
+    entered = request.session.get(SESSION_KEY)
+    if not isinstance(entered, str) or not entered:
+        return False
+    held = (
+        AccountSecurity.objects.filter(user_id=user.pk, rebind_granted_until__gt=clock.now())
+        .values_list("rebind_code_hash", flat=True)
+        .first()
+    )
+    # SECURITY: the code of *this* grant: one entered for a grant since withdrawn or replaced opens nothing.
+    return held is not None and held != "" and constant_time_compare(entered, held)
+
+
+def consume(user: Any) -> None:
+    """The grant was used (a factor was bound with it): it opens nothing more."""
+    AccountSecurity.objects.filter(user_id=user.pk).update(
+        rebind_granted_until=None, rebind_code_hash="", rebind_code_failures=0
+    )
+
+
+def withdraw_rebind_grant(user: Any) -> bool:
+    """End an open re-binding grant of ``user`` (the desk's containment calls this); True if one was open.
+
+    SECURITY: a grant given on a phone call the desk later judged to be the thief's must not outlive the
+    containment that followed: he would sign in again and bind his passkey through it (red team,
+    2026-12-05). A grant given after the containment, once the desk has checked who calls, is a new one.
+    """
+    withdrawn = AccountSecurity.objects.filter(user_id=user.pk, rebind_granted_until__gt=clock.now()).update(
+        rebind_granted_until=None, rebind_granted_by=None, rebind_code_hash="", rebind_code_failures=0
+    )
+    return bool(withdrawn)
+
+
+__all__ = [
+    "CODE_LENGTH",
+    "DESK_CODE_TRIES",
+    "DESK_REBIND_HOURS",
+    "DeskGrant",
+    "InvalidDeskCode",
+    "consume",
+    "desk_granted",
+    "grant_rebind",
+    "normalize_code",
+    "open_grant_until",
+    "redeem_code",
+    "withdraw_rebind_grant",
+]
