@@ -61,7 +61,7 @@ from authguard.sessions.state import (
     rebind,
 )
 from authguard.sessions.token_activity import Activity, _digest, write_binding
-from authguard.sessions.token_strength import forget_token_strength
+from authguard.sessions.token_strength import STRENGTH_DROPPED, forget_token_strength
 
 logger = logging.getLogger(__name__)
 
@@ -198,8 +198,21 @@ def _check_once(
     # When the token was last used before this call (to the minute): where it is bound, it was seen then.
     left_at = activity.last_used_at.timestamp()
 
+    cache_kept = False  # a strength this call dropped that the cache may still hold (its delete failed)
+
+    def drop_strength() -> None:
+        nonlocal cache_kept
+        # SECURITY: the drop is kept with the move, in the database (token_strength reads it): the cache's
+        # delete is skipped while Redis is down, and the strength counted again once it was back (round 71).
+        state[STRENGTH_DROPPED] = clock.timestamp()
+        cache_kept = not forget_token_strength(token.key)
+
     def written() -> bool:
-        return write_binding(token.key, state, version) or last_try
+        if write_binding(token.key, state, version):
+            return True
+        # SECURITY: a drop neither written nor deleted from the cache (a third call in flight, Redis down)
+        # would leave the strength standing: the token ends instead (fail closed).
+        return last_try and not cache_kept
 
     now = binding_of(request)
     if not state:
@@ -222,7 +235,7 @@ def _check_once(
     if not proof_missing and not is_material_change(bound if isinstance(bound, dict) else {}, now, state):
         # SECURITY: as a session's (sessions.state.rebind): the step-up stays at its address (round 24).
         if rebind(state, now, fingerprint, left_at=left_at):
-            forget_token_strength(token.key)
+            drop_strength()
         return "same" if written() else None
     twice = in_two_places(state, now, clock.timestamp(), left_at=left_at)
     # Scored, never learned: the token's new context has not proved anything.
@@ -255,11 +268,11 @@ def _check_once(
     if assessment.action == Action.ALLOW:
         # SECURITY: the token's step-up holds where it was made, not for a copy re-scored elsewhere.
         if rebind(state, now, fingerprint, rescored="allowed", left_at=left_at):
-            forget_token_strength(token.key)
+            drop_strength()
         return "allowed" if written() else None
     if app_settings.report_only("step_up"):
         if rebind(state, now, fingerprint, rescored="reported", left_at=left_at):
-            forget_token_strength(token.key)
+            drop_strength()
         if not written():
             return None  # recorded by the check against the newer state, once
         reported = login_flow.with_report_only(assessment, "step_up", "end_session", rescored=True)
