@@ -131,17 +131,29 @@ class Scored:
 
 
 def score_request(
-    request: HttpRequest, *, username: str, user: Any, history: DatabaseHistory | None = None
+    request: HttpRequest,
+    *,
+    username: str,
+    user: Any,
+    history: DatabaseHistory | None = None,
+    enforced: bool = True,
 ) -> Scored:
     """Score a live request for ``user`` (or for the ``username`` typed, ``user`` None when unknown).
 
     The one place a request is scored: password logins (passed, failed, throttled, locked), the passkey
-    sign-in (:mod:`authguard.login.stepup`) and mid-session re-scoring (:mod:`authguard.sessions.rescoring`)
-    all call it; replay scores stored contexts with :func:`authguard.risk.engine.score_login` directly.
+    sign-in and the step-up's place check (:mod:`authguard.login.stepup`), a session's and a token's
+    re-score (:mod:`authguard.sessions.rescoring`, :mod:`authguard.sessions.token_binding`) all call it;
+    replay scores stored contexts with :func:`authguard.risk.engine.score_login` directly.
+
+    SECURITY: an ``enforced`` score (the default; False only to record an outcome decided otherwise: a failed,
+    throttled or locked attempt) goes through :func:`fail_safe`: a copied token re-scored while Redis was
+    down was allowed where its counters would have ended it (red team, round seventy-one).
     """
     ctx = build_context(request, username=username, user=user)
     history = history or DatabaseHistory()
     assessment, evidence = score_login(ctx, history)
+    if enforced:
+        assessment = fail_safe(request, assessment, evidence)
     return Scored(ctx, assessment, evidence, history)
 
 
@@ -202,7 +214,8 @@ def _throttle_backend_installed() -> bool:
 
 
 def fail_safe(request: HttpRequest, assessment: Assessment, evidence: Any) -> Assessment:
-    """The decision on a password login when the velocity or throttle counters were unavailable.
+    """The decision on a scored request (a sign-in, a re-score) when the velocity or throttle counters were
+    unavailable (:func:`score_request` applies it to every enforced score).
 
     SECURITY: fail safe, not fail shut. A login from a known device whose other signals add no more than
     ``AUTHGUARD_COUNTERS_UNAVAILABLE_MAX_SCORE`` keeps its "allow" (the customer at home is not locked out
@@ -318,9 +331,8 @@ def after_password_login(request: HttpRequest, user: Any) -> LoginDecision:
     records.note_sign_in_started(request)
     _release_throttle(request)  # the password was right: this attempt is no failure
     release_in_flight(cache, request)
-    scored = score_request(request, username=user.get_username(), user=user)
-    ctx, history, evidence = scored.context, scored.history, scored.evidence
-    assessment = fail_safe(request, scored.assessment, evidence)
+    scored = score_request(request, username=user.get_username(), user=user)  # fail_safe applied
+    ctx, history, evidence, assessment = scored.context, scored.history, scored.evidence, scored.assessment
     try:
         history.record_attempt(ctx, failed=False)
     except CountersUnavailable:
@@ -422,7 +434,9 @@ def _after_failed_login(
     customer = admin_door.take_refused(request)
     if customer is not None:
         _release_throttle(request)  # the password was right: no failure, as for any refused right password
-        admin_door.record_refused(customer, score_request(request, username=username, user=customer))
+        admin_door.record_refused(
+            customer, score_request(request, username=username, user=customer, enforced=False)
+        )
         return
     if from_authenticate and not passed and _throttle_backend_installed():
         # SECURITY: stopped before ThrottleBackend, before any password check: counted, axes' refusals of
@@ -431,7 +445,7 @@ def _after_failed_login(
         _record_throttled(request, username, upstream=True)
         return
     user = _user_by_name(username)
-    scored = score_request(request, username=username, user=user)
+    scored = score_request(request, username=username, user=user, enforced=False)
     ctx, history, assessment = scored.context, scored.history, scored.assessment
     try:
         history.record_attempt(ctx, failed=True)
@@ -444,7 +458,7 @@ def _after_failed_login(
 
 def _record_throttled(request: HttpRequest, username: str, *, upstream: bool = False) -> None:
     user = _user_by_name(username)
-    scored = score_request(request, username=username, user=user)
+    scored = score_request(request, username=username, user=user, enforced=False)
     assessment = scored.assessment
     if upstream:  # who refused, for the console: django-axes marks every request its backend looked at
         by = "django-axes" if hasattr(request, "axes_updated") else "another authentication backend"
@@ -456,7 +470,7 @@ def _record_throttled(request: HttpRequest, username: str, *, upstream: bool = F
 
 def _record_locked(request: HttpRequest, username: str) -> None:
     user = _user_by_name(username)
-    scored = score_request(request, username=username, user=user)
+    scored = score_request(request, username=username, user=user, enforced=False)
     record_event(scored.context, user, scored.assessment, password_ok=False, outcome=Outcome.REFUSED)
 
 
