@@ -43,10 +43,11 @@ from authguard import statements
 from authguard.models import HeldOrder
 from authguard.orders import guard as guard_orders
 from authguard.orders.approval import Approval, fills_within
-from authguard.orders.codes import MAX_FORMER_CODES
 from authguard.orders.guard import OrderIntent, OrderNotExecutable
 from authguard.orders.rules import DEFAULT_MIN_HISTORY_DAYS, HoldingValue, InstrumentInfo, PortfolioSnapshot
 
+from .code_change import CodeChangeError as CodeChangeError
+from .code_change import take_over_former_code
 from .instruments import INSTRUMENTS, InstrumentData
 from .models import Account, Currency, Instrument, Order, OrderStatus, Position, Side
 
@@ -245,6 +246,11 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
     illiquid (``InstrumentInfo.history_days``), and a day's row can only lower its long-run daily value: the
     demo keeps no series to take a median of, and its first day is the one a gang wash-trades. A row's
     ``split`` rescales the long-run price and the positions (:func:`_apply_split`).
+
+    A row's ``formerly`` is applied whether its code is new to the demo or listed already
+    (:func:`~demo_site.brokerage.code_change.take_over_former_code`: the former code is retired, its
+    positions and codes move, its long run too where it is the longer); one the sync cannot apply raises
+    :class:`CodeChangeError` and the whole sync writes nothing.
     """
     count = 0
     today = timezone.localdate()
@@ -277,36 +283,43 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
 
 
 def _create_instrument(row: InstrumentData, fields: dict[str, object], today: date) -> Instrument:
-    day_value = to_jpy(row.price * row.avg_daily_volume, row.currency)
-    former = Instrument.objects.filter(symbol=row.formerly).first() if row.formerly else None
-    baseline: Decimal | None = day_value
-    reference: Decimal | None = row.price
-    since: date | None = today
-    formerly = ""
-    if former is not None:
-        # SECURITY: a new code's long run is its former code's, not its first day, which the gang's wash
-        # trades print (red team, round fifty-seven); and its orders are the new code's (round sixty-six).
-        baseline, reference, since = former.baseline_daily_value, former.reference_price, former.history_since
-        formerly = " ".join([former.symbol, *former.former_symbols.split()][:MAX_FORMER_CODES])
     instrument = Instrument.objects.create(
         symbol=row.symbol,
         **fields,
-        baseline_daily_value=baseline if row.baseline_daily_value is None else row.baseline_daily_value,
-        reference_price=reference if row.reference_price is None else row.reference_price,
-        history_since=since if row.history_since is None else row.history_since,
-        former_symbols=formerly,
+        baseline_daily_value=to_jpy(row.price * row.avg_daily_volume, row.currency),
+        reference_price=row.price,
+        history_since=today,
     )
-    if former is not None:
-        Position.objects.filter(instrument=former).update(instrument=instrument)
-        former.succeeded_by = instrument  # its code trades no more (validate_order)
-        former.save(update_fields=["succeeded_by"])
+    # SECURITY: a new code's long run is its former code's, not its first day, which the gang's wash trades
+    # print (red team, round fifty-seven); and its orders are the new code's (round sixty-six).
+    changed = take_over_former_code(instrument, row.formerly) if row.formerly else []
+    changed += _explicit_long_run(instrument, row)  # the row's own figures win over the former code's
+    if changed:
+        instrument.save(update_fields=sorted(set(changed)))
     return instrument
+
+
+def _explicit_long_run(instrument: Instrument, row: InstrumentData) -> list[str]:
+    """Set the long-run figures ``row`` gives explicitly; return their fields."""
+    given = {
+        "baseline_daily_value": row.baseline_daily_value,
+        "reference_price": row.reference_price,
+        "history_since": row.history_since,
+    }
+    for name, value in given.items():
+        if value is not None:
+            setattr(instrument, name, value)
+    return [name for name, value in given.items() if value is not None]
 
 
 def _update_instrument(
     instrument: Instrument, row: InstrumentData, fields: dict[str, object], today: date
 ) -> None:
     updates = dict(fields)
+    # SECURITY: a code change into a code the demo already lists (a when-issued line, a merger) retires the
+    # former code as a new code does (red team, round seventy-one: this path ignored it).
+    taken = take_over_former_code(instrument, row.formerly) if row.formerly else []
+    updates.update({name: getattr(instrument, name) for name in taken})
     # SECURITY: the long run is what a pump cannot lift: never the day's price x volume of a stock the demo
     # already knows (red team, round twenty: one morning's sync of a pumped day made 5Z4A's ¥10.5 billion a
     # day its long-run value, and half a portfolio went into it without a hold). A young one's only falls
