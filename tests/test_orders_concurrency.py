@@ -203,3 +203,33 @@ def test_parallel_roll_ups_and_a_confirmation_count_every_order_once(kenji: Any)
     # Whatever was left (the confirmed order, a conflicting roll-up's rows) rolls up later, still exactly.
     rollup.roll_up(kenji.pk, before=before)
     assert totals() == after
+
+
+def test_an_order_executing_while_a_consolidation_is_synced_fills_nothing_in_old_shares(kenji: Any) -> None:
+    """Round seventy-one's in-flight variant under real row locks: the sync's consolidation of 7203 (ten
+    into one) holds the instrument and his position while his sell of 5, validated at ¥2,850 before it,
+    executes. The order waits for the sync (its shared lock on the instrument) and then executes nothing
+    (``SharesChanged``). Read unlocked, it saw the old price and share basis, waited on the position, and
+    sold 5 new shares (¥142,500) for ¥14,250."""
+    from dataclasses import replace
+    from fractions import Fraction
+
+    from demo_site.brokerage.instruments import INSTRUMENTS
+
+    row = next(r for r in INSTRUMENTS if r.symbol == "7203")
+    draft = services.validate_order(kenji, side="sell", symbol="7203", quantity=5)
+    synced = threading.Event()
+
+    def consolidate() -> None:
+        with transaction.atomic():
+            services.sync_instruments([replace(row, price=row.price * 10, split=Fraction(1, 10))])
+            synced.set()
+            time.sleep(0.5)  # the order arrives while the sync's locks are held
+
+    def execute() -> Any:
+        synced.wait(10)
+        return services.execute_order(kenji, draft)
+
+    _synced, answer = in_parallel([consolidate, execute])
+    assert isinstance(answer, services.SharesChanged), answer
+    assert holdings(kenji)["7203"] == 10 and Account.objects.get(user=kenji).cash == 0

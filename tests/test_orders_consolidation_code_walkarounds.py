@@ -104,11 +104,13 @@ def test_held_a_batch_confirmation_executes_no_buy_held_under_a_former_code(
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(strict=True, reason="round seventy-one, finding 1: fixed with the share basis")
-def test_a_held_sell_confirmed_after_a_consolidation_sells_ten_times_what_she_confirmed(
+def test_held_a_held_sell_confirmed_after_a_consolidation_sells_no_more_than_she_confirmed(
     order_api: Any, authenticator: Any, clock: Any
 ) -> None:
-    """Secure: a held order executes as the amount the customer confirmed (its summary: "Sell 500 of 7203
+    """Held since: the demo counts every synced split or consolidation in ``Instrument.share_basis``, keeps
+    it with the order when it is checked, and executes no order whose basis changed (``SharesChanged``).
+
+    Secure: a held order executes as the amount the customer confirmed (its summary: "Sell 500 of 7203
     ... ¥1,425,000") within the price band, or not at all. The demo says so for corporate actions: "A held
     order from before the split no longer fills: its checked price is out of its band (PriceMoved)"
     (services._apply_split), and docs/order-guard.md: "what the customer confirmed is the amount in the
@@ -219,6 +221,62 @@ def test_held_a_code_change_into_a_code_the_demo_already_lists_retires_the_forme
 
 
 # -- the fixes' edges ---------------------------------------------------------------------------------------
+
+
+def _consolidate(symbol: str = "7203", split: Fraction = Fraction(1, 10)) -> None:
+    row = ROWS[symbol]
+    ratio = Decimal(split.numerator) / Decimal(split.denominator)
+    services.sync_instruments(
+        [replace(row, price=(row.price / ratio).quantize(Decimal("0.01")), split=split)]
+    )
+
+
+@pytest.mark.django_db
+def test_held_a_sell_held_across_a_consolidation_says_why_and_writes_nothing(
+    order_api: Any, authenticator: Any, clock: Any
+) -> None:
+    """Her confirmation is answered with the reason (a split or consolidation: place it again); her cash and
+    her 1,000 new shares are untouched, the portal's order is cancelled, the guard's ledger row failed."""
+    victim = battery.customer(
+        "o71e", cash=1_000_000, holdings={"7203": 10_000, "6758": 8_000}, authenticator=authenticator
+    )
+    clock(0)
+    browser = order_api()
+    browser.login_known(victim.username, battery.PASSWORD)
+    assert browser.order("sell", "6758", 3_700).json()["status"] == "placed"
+    held = browser.order("sell", "7203", 500).json()
+    assert held["status"] == "held", held
+    _consolidate()
+    cash = value(victim).cash
+    answer = browser.confirm_with_passkey(held["confirmation"]["id"], authenticator)
+    assert answer.status_code != 200 and "consolidation" in answer.content.decode(), answer.content
+    assert value(victim).cash == cash and _quantity(victim, "7203") == 1_000
+    assert Order.objects.get(pk=held["order_id"]).status == OrderStatus.CANCELLED
+    assert GuardedOrder.objects.get(user=victim, symbol="7203").status == "failed"
+    again = browser.order("sell", "7203", 50).json()  # placed again in new shares, it is judged anew
+    assert again["status"] in ("placed", "held"), again
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "side, split", [("sell", Fraction(1, 10)), ("buy", Fraction(1, 10)), ("buy", Fraction(10))]
+)
+def test_held_a_sync_between_validation_and_execution_executes_nothing(
+    db: Any, side: str, split: Fraction
+) -> None:
+    """The in-flight variant: an order validated (and checked by the guard) before the sync's split and
+    executed after it fills nothing, whichever side: a consolidation's sell passes the price band at ten
+    times the value, a split's buy buys a tenth of it."""
+    user = battery.customer("o71f", cash=50_000_000, holdings={"7203": 10_000})
+    draft = services.validate_order(user, side=side, symbol="7203", quantity=500)
+    _consolidate(split=split)
+    shares, cash = _quantity(user, "7203"), value(user).cash
+    with pytest.raises(services.SharesChanged, match="split or consolidation"):
+        services.execute_order(user, draft)
+    assert (_quantity(user, "7203"), value(user).cash) == (shares, cash)
+    assert not Order.objects.filter(account__user=user).exists()
+    placed = services.place_order(user, side=side, symbol="7203", quantity=5)  # validated anew: fills
+    assert placed.status == OrderStatus.PLACED and placed.share_basis == 1
 
 
 def _code_change_holder(name: str, holdings: dict[str, int]) -> Any:

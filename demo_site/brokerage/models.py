@@ -121,6 +121,15 @@ class Instrument(models.Model):
         related_name="+",
         verbose_name=_("code changed to"),
     )
+    # SECURITY: an order's quantity is in the shares of the day it was checked; a split or consolidation
+    # changes what a share is, so every one synced counts here and an order checked before it executes
+    # nothing (red team, round seventy-one: a held sell of 500 confirmed after a ten-into-one consolidation
+    # sold 500 new shares, ten times the amount she confirmed).
+    share_basis = models.PositiveIntegerField(
+        _("share basis"),
+        default=0,
+        help_text=_("How many splits and consolidations the demo has applied to it."),
+    )
 
     class Meta:
         ordering = ["symbol"]
@@ -213,6 +222,8 @@ class Order(models.Model):
     status_changed_at = models.DateTimeField(_("status changed at"), null=True, blank=True)
     status_reason = models.CharField(_("status reason"), max_length=200, blank=True, default="")
     idempotency_key = models.CharField(_("idempotency key"), max_length=64, null=True, blank=True)
+    # SECURITY: the instrument's share basis when the order was checked: it executes in those shares only.
+    share_basis = models.PositiveIntegerField(_("share basis"), default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]

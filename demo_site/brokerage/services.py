@@ -115,6 +115,19 @@ class PriceMoved(OrderRejected):
         self.limit, self.price, self.side = limit, price, side
 
 
+class SharesChanged(OrderRejected):
+    """The instrument had a split or consolidation after the order was checked (validated or held): its
+    quantity is in shares that no longer exist, so nothing was executed. ``errors`` has it under ``order``."""
+
+    def __init__(self, symbol: str) -> None:
+        message = _(
+            "%(symbol)s had a split or consolidation after this order was checked, so its shares are no "
+            "longer the ones in this order and nothing was executed. Check your holding and place the order "
+            "again."
+        ) % {"symbol": symbol}
+        super().__init__({"order": [message]})
+
+
 class AccountError(ValueError):
     """:func:`open_account` or :func:`reset_portfolio` was given an impossible portfolio."""
 
@@ -143,6 +156,8 @@ class OrderDraft:
     history_since: date | None = None
     #: The codes the instrument traded under before (a code change), newest first.
     former_symbols: tuple[str, ...] = ()
+    #: ``Instrument.share_basis`` when checked: the shares ``quantity`` counts (a split changes them).
+    share_basis: int = 0
 
     @property
     def amount(self) -> Decimal:
@@ -245,7 +260,8 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
     and positions it takes over. While they cover fewer than 20 trading days the order guard weighs it as
     illiquid (``InstrumentInfo.history_days``), and a day's row can only lower its long-run daily value: the
     demo keeps no series to take a median of, and its first day is the one a gang wash-trades. A row's
-    ``split`` rescales the long-run price and the positions (:func:`_apply_split`).
+    ``split`` rescales the long-run price and the positions (:func:`_apply_split`) and counts in
+    ``Instrument.share_basis``, so that no order checked before it executes.
 
     A row's ``formerly`` is applied whether its code is new to the demo or listed already
     (:func:`~demo_site.brokerage.code_change.take_over_former_code`: the former code is retired, its
@@ -340,6 +356,7 @@ def _update_instrument(
         updates["history_since"] = row.history_since
     if row.split is not None:
         _apply_split(instrument, _ratio(row.split), price=row.price)
+        updates["share_basis"] = instrument.share_basis + 1
     for name, value in updates.items():
         setattr(instrument, name, value)
     instrument.save(update_fields=list(updates))
@@ -353,8 +370,11 @@ def _ratio(split: Fraction) -> Decimal:
 
 def _apply_split(instrument: Instrument, ratio: Decimal, *, price: Decimal) -> None:
     """Every position in ``instrument`` times ``ratio`` new shares per old share; a fraction of a new share
-    is paid out in cash at ``price`` (the new share's), as a consolidation's odd lots are. A held order from
-    before the split no longer fills: its checked price is out of its band (:class:`PriceMoved`)."""
+    is paid out in cash at ``price`` (the new share's), as a consolidation's odd lots are. An order checked
+    before it (held, or between validation and execution) executes nothing: the caller counts the split in
+    ``Instrument.share_basis`` (:class:`SharesChanged`). Its price band alone would not do: a
+    consolidation's sell fills at the tenfold price, its quantity now ten times the value (round
+    seventy-one)."""
     positions = Position.objects.select_for_update().filter(instrument=instrument).order_by("pk")
     for position in positions:
         shares = Decimal(position.quantity) * ratio
@@ -504,6 +524,7 @@ def _draft(side: str, instrument: Instrument, quantity: int) -> OrderDraft:
         reference_price=instrument.reference_price,
         history_since=instrument.history_since,
         former_symbols=tuple(instrument.former_symbols.split()),
+        share_basis=instrument.share_basis,
     )
 
 
@@ -586,6 +607,27 @@ def validate_order(
     return draft
 
 
+@functools.lru_cache(maxsize=4)
+def _key_share_sql(vendor: str) -> str:
+    q = connection.ops.quote_name
+    # Only the model's own (quoted) names are formatted in; the id is a parameter.
+    return f"SELECT 1 FROM {q(Instrument._meta.db_table)} WHERE {q('id')} = %s FOR KEY SHARE"  # noqa: S608
+
+
+def _share_instrument(pk: int) -> None:
+    """Lock the instrument row shared (PostgreSQL's ``FOR KEY SHARE``) until the transaction ends.
+
+    SECURITY: a sync's split locks the row for update before it rescales the positions, so an order either
+    waits for the split and then reads its share basis (READ COMMITTED reads the committed row), or the
+    split waits for the order and rescales the position it wrote; never a fill in old shares written after
+    the rescale. Shared, so orders of one instrument do not queue on each other; taken before the account,
+    whose cash the split's odd-lot payout writes, so the two never deadlock. SQLite serialises writers.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_key_share_sql(connection.vendor), [pk])
+
+
 def execute_order(
     user: AbstractBaseUser | AnonymousUser,
     draft: OrderDraft,
@@ -602,12 +644,15 @@ def execute_order(
     it was validated at). The order fills at the instrument's current price when that is within the limit's
     band (:func:`authguard.orders.approval.price_band`): a buy at the limit or lower, a sell at the limit or
     higher, each within ``AUTHGUARD_ORDER_PRICE_TOLERANCE`` (1 %) of it; outside the band nothing fills
-    (:class:`PriceMoved`): nothing executes at a value the guard never saw.
+    (:class:`PriceMoved`): nothing executes at a value the guard never saw. Nor in other shares than it saw:
+    an order whose instrument had a split or consolidation since it was checked (the draft's, or the held
+    order's, ``share_basis``) executes nothing (:class:`SharesChanged`).
 
-    Runs in one transaction that locks the account row first (so parallel orders of one customer queue up
-    and cannot overspend or oversell), then re-checks cash or holdings. With ``order``, executes that held
-    order instead of creating one: it must belong to ``user``, still be ``held`` and describe the same side,
-    instrument and quantity as ``draft``; it is placed exactly once. Raises :class:`OrderRejected`.
+    Runs in one transaction that locks the instrument row shared (:func:`_share_instrument`) and then the
+    account row (so parallel orders of one customer queue up and cannot overspend or oversell), then
+    re-checks cash or holdings. With ``order``, executes that held order instead of creating one: it must
+    belong to ``user``, still be ``held`` and describe the same side, instrument and quantity as ``draft``;
+    it is placed exactly once. Raises :class:`OrderRejected`.
     """
     if approval is not None and (approval.side, approval.symbol, approval.quantity) != (
         draft.side,
@@ -616,6 +661,7 @@ def execute_order(
     ):
         raise ValueError("the approval is not this order's")
     with transaction.atomic():
+        _share_instrument(draft.instrument_id)
         # SECURITY: every write to an account's cash or positions happens under this row lock.
         account = Account.objects.select_for_update().filter(user_id=user.pk).first() if user.pk else None
         if account is None:
@@ -634,6 +680,13 @@ def execute_order(
                 raise OrderRejected({"order": [_("The order does not match the one held for confirmation.")]})
         instrument = Instrument.objects.get(pk=draft.instrument_id)
         current = _draft(draft.side, instrument, draft.quantity)
+        # SECURITY: the quantity counts shares of the day the order was checked (validated, or held for her
+        # confirmation): after a split or consolidation it is another amount, and a consolidation's sell
+        # even passes the price band, at ten times the value confirmed (red team, round seventy-one).
+        if instrument.share_basis != draft.share_basis or (
+            held is not None and held.share_basis != instrument.share_basis
+        ):
+            raise SharesChanged(current.symbol)
         limit = draft.price if approval is None else approval.limit_price
         # SECURITY: a limit order at the checked price, in authguard's one band for both sides: in a thin
         # stock the gang's own ask lifts the price between the quote and a buy's fill (a market order paid
@@ -679,6 +732,7 @@ def execute_order(
                 executed_at=now,
                 status_changed_at=now,
                 idempotency_key=idempotency_key,
+                share_basis=instrument.share_basis,
             )
         held.price = current.price
         held.amount_jpy = current.amount_jpy
@@ -713,6 +767,7 @@ def hold_order(
         status_changed_at=now,
         status_reason=reason[:200],
         idempotency_key=idempotency_key,
+        share_basis=draft.share_basis,
     )
 
 
