@@ -22,7 +22,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from authguard.console import approvals, four_eyes
-from authguard.console.mixins import ValidSelectionMixin
+from authguard.console.mixins import DeclaredFiltersMixin, ValidSelectionMixin
 from authguard.console.mixins import (
     user_search_fields as user_search_fields,  # re-exported: public since issue 14
 )
@@ -67,8 +67,9 @@ class LockAccountsMixin:
         )
 
 
-class ReadOnlyAdmin(ValidSelectionMixin, admin.ModelAdmin):
-    """Records kept by authguard's flows: staff look, nobody writes through the admin."""
+class ReadOnlyAdmin(DeclaredFiltersMixin, ValidSelectionMixin, admin.ModelAdmin):
+    """Records kept by authguard's flows: staff look (through the page's own filters), nobody writes through
+    the admin."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
+from authguard.console.mixins import DeclaredFiltersMixin
+
 from .models import Account, BankAccount, Instrument, Order, Position, Withdrawal
 
 
@@ -19,8 +21,9 @@ class InstrumentAdmin(admin.ModelAdmin):
     search_fields = ["symbol", "name"]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable, never edited: a balance changed by hand would bypass every check in ``services``."""
+class ReadOnlyAdmin(DeclaredFiltersMixin, admin.ModelAdmin):
+    """Viewable, never edited: a balance changed by hand would bypass every check in ``services``. Filtered
+    only as the page offers, as the console is (a bank account's number is not shown, so not searchable)."""
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
