@@ -64,6 +64,12 @@ CHANGELIST_QUERIES = [
     "?user=99999999999999999999",
     "?user__id__exact=abc",
     "?status=%00",
+    "?status__exact=%00",
+    "?kind__exact=%00",
+    "?action__exact=%00",
+    "?instrument__market__exact=%00",
+    "?created_at__gte=%00",
+    "?user=%00",
     "?_to_field=password",
     "?_popup=1&_to_field=id",
     # Shapes next to the three reported ones (each was a 500 on some list before the fix).

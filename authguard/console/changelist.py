@@ -4,7 +4,8 @@ Django's :class:`~django.contrib.admin.views.main.ChangeList` answers a malforme
 filter" page (``?e=1``, :class:`IncorrectLookupParameters`), but not every malformed one: a date drill-down
 whose period ends after 9999-12-31 raises while Django computes it, a date filter on year 1 overflows in the
 database's time-zone conversion, and any other lookup on a filtered field (``?created_at__year=0``) reaches
-the query as it is. Each was a 500 (red team, fuzz round seventy-one).
+the query as it is. Each was a 500 (red team, fuzz round seventy-one), as was a NUL in any filter's value on
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.db.models import DateField
 from django.http import HttpRequest
 
 from authguard.console.reports.base import FIRST_DAY, LAST_DAY
+from authguard.login.attempt import readable
 
 #: The date drill-down's parts: ASCII digits within the console's calendar (the reports' own days).
 _DRILL_DOWN = {"year": (FIRST_DAY.year, LAST_DAY.year), "month": (1, 12), "day": (1, 31)}
@@ -35,6 +37,9 @@ class ConsoleChangeList(ChangeList):
 
     def get_filters(self, request: HttpRequest) -> Any:
         params = self.get_filters_params()
+        for key, values in params.items():
+            if not all(readable(value) for value in values):  # NUL: a DataError on PostgreSQL
+                raise IncorrectLookupParameters(f"{key}: not text")
         drilled = self._check_drill_down(params)
         try:
             specs, has_filters, remaining, may_have_duplicates, has_active = super().get_filters(request)
