@@ -95,6 +95,8 @@ CHANGELIST_QUERIES = [
     "?customer=99999999999999999999",
     "?created_by=99999999999999999999",
     "?account__user=99999999999999999999",
+    "?date_joined__year=0",
+    "?groups__id__exact=99999999999999999999",
 ]
 PAGE_QUERIES = [
     "dashboard/?start=2026-02-30",

@@ -4,6 +4,8 @@ positions and orders are read-only here."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth.models import Group, User
 from django.http import HttpRequest
 
 from authguard.console.mixins import DeclaredFiltersMixin
@@ -97,3 +99,19 @@ class WithdrawalAdmin(ReadOnlyAdmin):
     list_select_related = ["account__user", "bank_account"]
     search_fields = ["account__user__username"]
     date_hierarchy = "created_at"
+
+
+class UserAdmin(DeclaredFiltersMixin, auth_admin.UserAdmin):
+    """Django's, filtered only as the page offers: its own takes any lookup on a user's fields
+    (``?date_joined__year=0`` was a 500)."""
+
+
+class GroupAdmin(DeclaredFiltersMixin, auth_admin.GroupAdmin):
+    """Django's, filtered only as the page offers: from Django 6.1 its own takes a lookup on the members
+    (``?user=99999999999999999999`` was a 500)."""
+
+
+for _model, _model_admin in ((User, UserAdmin), (Group, GroupAdmin)):
+    if admin.site.is_registered(_model):  # imported above, so registered by django.contrib.auth first
+        admin.site.unregister(_model)
+        admin.site.register(_model, _model_admin)
