@@ -48,6 +48,9 @@ from authguard.login.attempt import MalformedCredentials as MalformedCredentials
 from authguard.login.attempt import user_by_name as _user_by_name
 from authguard.login.events import record_event as record_event
 from authguard.login.events import record_wrong_password
+from authguard.login.fail_safe import COUNTERS_UNAVAILABLE as COUNTERS_UNAVAILABLE
+from authguard.login.fail_safe import THROTTLE_UNAVAILABLE_ATTR as THROTTLE_UNAVAILABLE_ATTR
+from authguard.login.fail_safe import fail_safe as fail_safe
 from authguard.login.report_only import REPORT_ONLY as REPORT_ONLY
 from authguard.login.report_only import report_only_finding as report_only_finding
 from authguard.login.report_only import with_report_only
@@ -85,10 +88,6 @@ PASSED_ATTR = "_authguard_passed_throttle"
 REFUSED_UPSTREAM_ATTR = "_authguard_refused_upstream"
 # The throttle slots this request's attempts hold (list of velocity.Reservation), given back on success.
 RESERVATIONS_ATTR = "_authguard_throttle_slots"
-# Set when the throttle's counters could not be used for this request's attempt (cache down or hung).
-THROTTLE_UNAVAILABLE_ATTR = "_authguard_throttle_unavailable"
-#: The finding added to a login decided while the velocity or throttle counters were unavailable.
-COUNTERS_UNAVAILABLE = "counters_unavailable"
 #: The finding of a throttled event that a backend listed before ThrottleBackend refused (evidence ``by``).
 REFUSED_UPSTREAM = "refused_before_password_check"
 
@@ -211,40 +210,6 @@ def _release_throttle(request: HttpRequest) -> None:
 
 def _throttle_backend_installed() -> bool:
     return THROTTLE_BACKEND in getattr(settings, "AUTHENTICATION_BACKENDS", ())
-
-
-def fail_safe(request: HttpRequest, assessment: Assessment, evidence: Any) -> Assessment:
-    """The decision on a scored request (a sign-in, a re-score) when the velocity or throttle counters were
-    unavailable (:func:`score_request` applies it to every enforced score).
-
-    SECURITY: fail safe, not fail shut. A login from a known device whose other signals add no more than
-    ``AUTHGUARD_COUNTERS_UNAVAILABLE_MAX_SCORE`` keeps its "allow" (the customer at home is not locked out
-    by a Redis outage); every other "allow" becomes a step-up (never allowed on missing data). Step-ups
-    and denials stand. Either way the decision records a ``counters_unavailable`` finding (score 0).
-    Evidence that could not be gathered at all (``None``) was stepped up by :func:`risk.score_login`.
-    """
-    velocity = getattr(evidence, "velocity", None)
-    missing = getattr(request, THROTTLE_UNAVAILABLE_ATTR, False) or (
-        velocity is not None and not velocity.available
-    )
-    if not missing or evidence is None:
-        return assessment
-    added = sum(f.score for f in assessment.findings if f.score > 0)
-    low_risk = evidence.device.known and added <= app_settings.COUNTERS_UNAVAILABLE_MAX_SCORE
-    action = assessment.action
-    if action == Action.ALLOW and not low_risk:
-        action = Action.STEP_UP
-    finding = Finding(
-        COUNTERS_UNAVAILABLE,
-        0,
-        gettext_lazy(
-            "The sign-in counters could not be read; only a low-risk sign-in from a known device passes"
-        ),
-        {"low_risk": bool(low_risk), "was": str(assessment.action)},
-    )
-    # One line per login decided without counters (the finding scores 0, so explain() leaves it out).
-    logger.info("authguard: login decided without counters: %s -> %s", assessment.action, action)
-    return Assessment(assessment.score, action, (*assessment.findings, finding))
 
 
 def password_login(request: HttpRequest, *, username: str, password: str) -> LoginResult:

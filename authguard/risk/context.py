@@ -99,6 +99,9 @@ class LoginContext:
     device_activity: DeviceActivity | None = None
     #: Whether that activity is the request's own live, verified session's (one session moving).
     device_activity_own: bool = False
+    #: Whether that activity could not be read (the cache down or hung): the login is then decided as one
+    #: without its evidence (:func:`authguard.login.fail_safe.fail_safe`).
+    device_activity_unavailable: bool = False
     #: The generation of the presented device cookie (:func:`device_cookie_generation`: 0 for a cookie from
     #: before generations), None when no live cookie was presented (the replay has none): the history
     #: compares it with the newest one the account's browser confirmed (a superseded one is a copy).
@@ -298,7 +301,9 @@ def _device_activity(request: HttpRequest, hashed: str | None, user: Any) -> dic
         return {}
     # The account id as Django's session stores it (SESSION_KEY), which is what the writer has.
     account = user._meta.pk.value_to_string(user)
-    found = device_activity.read(hashed, account)
+    found, readable = device_activity.read_checked(hashed, account)
+    if not readable:
+        return {"device_activity_unavailable": True}
     if found is None:
         return {}
     # SECURITY: "own" only for a live, verified session the middleware loaded for this account, never for a

@@ -99,16 +99,30 @@ def note(device_hash: str, user_id: Any, activity: DeviceActivity) -> None:
 def read(device_hash: str, user_id: Any) -> DeviceActivity | None:
     """The latest recorded activity of the device for the account, or None (none recorded, expired,
     unreadable, or the cache is down). Never raises."""
+    return read_checked(device_hash, user_id)[0]
+
+
+_DOWN = object()
+
+
+def read_checked(device_hash: str, user_id: Any) -> tuple[DeviceActivity | None, bool]:
+    """:func:`read`'s answer and whether the cache could be read at all (False: down or hung, so "no
+    activity" is not known). Never raises.
+
+    SECURITY: a scored request tells the two apart: with the cache down, a copy of her device cookie used
+    while she was active elsewhere looked like her browser alone (red team, round seventy-two)."""
     try:
         found = guarded_cache_call(
-            cache.get, _key(device_hash, user_id), what="the device activity", default=None
+            cache.get, _key(device_hash, user_id), what="the device activity", default=_DOWN
         )
     except ValueError:
         # The breaker passes ValueError through (``incr``'s answer); from ``get`` it is an entry that does
         # not decode (a pickle of another version, a serializer's error): no entry.
         logger.warning("authguard: an unreadable device activity entry was ignored")
-        return None
-    return _parse(found)
+        return None, True
+    if found is _DOWN:
+        return None, False
+    return _parse(found), True
 
 
 def forget(device_hash: str, user_id: Any, session_key: str) -> None:
