@@ -16,7 +16,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from authguard.factors import inventory, lifecycle, throttles
+from authguard.factors import desk_grant, inventory, lifecycle, throttles
 from authguard.models import AccountSecurity, FactorKind, FactorRecord, KnownDevice, PasskeyDevice
 from authguard.testing import SoftAuthenticator
 
@@ -367,22 +367,51 @@ def test_held_the_code_is_the_sessions_own_and_the_grants_own(taken: Any) -> Non
     assert PasskeyDevice.objects.filter(user=hanako).count() == 1
 
 
-def test_held_five_wrong_codes_withdraw_the_grant(taken: Any) -> None:
-    """The thief with her password guesses at the code: each wrong code counts, under the row's lock; the
-    fifth withdraws the grant (429 ``grant_withdrawn``), after which even the right code opens nothing and
-    she asks the desk again."""
+def test_held_wrong_codes_are_counted_per_session_and_tell_her(taken: Any) -> None:
+    """The thief with her password guesses at the code: a session gets five wrong codes, then 429
+    ``desk_code_tries``; the grant stays hers (round seventy-two: five wrong codes had withdrawn it with
+    nobody told) and the first wrong code tells her someone with her password is at it."""
+    from authguard.models import Notification
+
     hanako = taken
     grant = _her_app_lost_and_the_desk_grants(hanako)
     thief = _client(IP_TOKYO)
     assert _login(thief)["status"] == "ok"
-    answers = [_post(thief, "/authguard/api/rebind-code", {"code": f"0000{n}-00000"}) for n in range(5)]
-    assert [a.status_code for a in answers] == [400, 400, 400, 400, 429], [a.content for a in answers]
-    assert answers[-1].json()["code"] == "grant_withdrawn"
+    answers = [_post(thief, "/authguard/api/rebind-code", {"code": f"0000{n}-00000"}) for n in range(6)]
+    assert [a.status_code for a in answers] == [400, 400, 400, 400, 400, 429], [a.content for a in answers]
+    assert answers[-1].json()["code"] == "desk_code_tries"
+    # Even the right code is refused in that session.
+    assert _post(thief, "/authguard/api/rebind-code", {"code": grant.code}).status_code == 429
     row = AccountSecurity.objects.get(user=hanako)
-    assert row.rebind_granted_until is None and row.rebind_code_hash == ""
-    late = _post(thief, "/authguard/api/rebind-code", {"code": grant.code})
-    assert late.status_code == 400
-    assert _register(thief, _key()).status_code == 403
+    assert row.rebind_granted_until is not None and row.rebind_code_failures == 5
+    told = Notification.objects.filter(user=hanako, kind="desk_code_wrong")
+    assert told.count() == 1 and told.get().context["withdrawn"] is False
+    assert _login(hanako.laptop)["status"] == "ok"
+    enter_desk_code(hanako.laptop, grant)
+    assert _register(hanako.laptop, _key()).status_code == 201
+
+
+def test_held_fifty_wrong_codes_in_all_withdraw_the_grant_and_tell_her(taken: Any) -> None:
+    """Ten sessions of five wrong codes each: the fiftieth withdraws the grant (429 ``grant_withdrawn``), she
+    is told that too, and her code opens nothing (the desk gives a new one)."""
+    from authguard.models import Notification
+
+    hanako = taken
+    grant = _her_app_lost_and_the_desk_grants(hanako)
+    last = None
+    for session in range(desk_grant.DESK_CODE_TRIES // desk_grant.DESK_CODE_SESSION_TRIES):
+        thief = _client(IP_TOKYO)
+        assert _login(thief)["status"] == "ok"
+        for n in range(desk_grant.DESK_CODE_SESSION_TRIES):
+            last = _post(thief, "/authguard/api/rebind-code", {"code": f"{session:05d}-0000{n}"})
+        _post(thief, "/api/logout")
+    assert last is not None and last.status_code == 429 and last.json()["code"] == "grant_withdrawn"
+    assert AccountSecurity.objects.get(user=hanako).rebind_granted_until is None
+    kinds = [n.context["withdrawn"] for n in Notification.objects.filter(user=hanako, kind="desk_code_wrong")]
+    assert sorted(kinds) == [False, True]
+    assert _login(hanako.laptop)["status"] == "ok"
+    late = _post(hanako.laptop, "/authguard/api/rebind-code", {"code": grant.code})
+    assert late.status_code == 400 and late.json()["code"] == "wrong_code"
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,11 @@ HTML page and ``POST api/rebind-code``), and that session may bind one factor
 SECURITY: without the code, the grant sat on the account, and an account without a usable factor signs in
 with the password alone: a browser of the thief's own, parked a month after one relayed code, took the
 grant she had asked for (red team, round seventy-one; rounds seventy and 2026-12-05 had tied it to a browser
-of a month, which a relayed code satisfies). The code is what the thief cannot phish from her: it reaches
-her out of band, after the grant was given. Five wrong codes withdraw the grant.
+of a month, which a relayed code satisfies). The code reaches her out of band, after the grant was given:
+a password and a relayed authenticator code do not give it to him. It is still a secret she types into a
+page, so a phishing page that asks for it can relay it (a known limit, round seventy-two: the factor he
+binds is then unvouched, fourteen days, and she is told). A session may enter five wrong codes, the grant
+fifty in all (then it is withdrawn); a wrong code tells her at once.
 """
 
 from __future__ import annotations
@@ -34,20 +37,25 @@ from authguard.audit import audit
 from authguard.exceptions import InvalidCredential, Throttled
 from authguard.factors.inventory import security_row
 from authguard.models import AccountSecurity
-from authguard.notifications.outbox import notify_customer
+from authguard.notifications.outbox import notify_customer, request_context
 from authguard.sessions import state as sessions_state
 
 logger = logging.getLogger(__name__)
 
 #: How long a grant holds unless the desk says otherwise.
 DESK_REBIND_HOURS = 72
-#: Wrong desk codes after which the grant is withdrawn (the desk gives a new one).
-DESK_CODE_TRIES = 5
+#: Wrong desk codes one session may enter (then it is refused, the grant kept for her).
+DESK_CODE_SESSION_TRIES = 5
+#: Wrong desk codes in all after which the grant is withdrawn (the desk gives a new one): 50 guesses at a
+#: 50-bit code.
+DESK_CODE_TRIES = 50
 #: The desk code's alphabet: Crockford's base 32 (no I, L, O or U to misread); 10 characters, 50 bits.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 10
 #: Where a session keeps the code it was given (its hash): only that session may use the grant.
 SESSION_KEY = "_authguard_desk_code"
+#: The wrong desk codes this session entered.
+SESSION_TRIES_KEY = "_authguard_desk_code_tries"
 _READ_AS_DIGITS = str.maketrans("OIL", "011")
 
 
@@ -120,8 +128,18 @@ def open_grant_until(user: Any) -> datetime | None:
 def redeem_code(request: HttpRequest, *, user: Any, code: object) -> datetime:
     """Enter the desk code in this signed-in session: from now on the session may use the grant (until the
     returned time). Raises :class:`InvalidDeskCode` (wrong code, or no grant open) and
-    :class:`~authguard.exceptions.Throttled` once the grant was withdrawn for too many wrong codes."""
+    :class:`~authguard.exceptions.Throttled` (this session entered too many wrong codes, or the grant was
+    withdrawn for too many in all).
+
+    SECURITY: a wrong code tells her at once (someone with her password is at it: her first sign that it
+    leaked), and the tries are counted per session before they count against the grant: five wrong codes
+    from the thief had withdrawn her grant with nobody told (red team, round seventy-two)."""
     typed = normalize_code(code)
+    tries = request.session.get(SESSION_TRIES_KEY, 0)
+    if not isinstance(tries, int) or tries >= DESK_CODE_SESSION_TRIES:
+        raise Throttled(
+            _("Too many wrong codes. Please contact our customer desk again."), code="desk_code_tries"
+        )
     refusal: Exception | None = None
     with transaction.atomic():
         row = security_row(user, lock=True)
@@ -131,8 +149,10 @@ def redeem_code(request: HttpRequest, *, user: Any, code: object) -> datetime:
         # SECURITY: compared under the row's lock, so parallel guesses each count (and are committed: the
         # refusal is raised after the transaction).
         if len(typed) != CODE_LENGTH or not constant_time_compare(_hash(user, typed), row.rebind_code_hash):
-            if row.rebind_code_failures + 1 >= DESK_CODE_TRIES:
-                # SECURITY: the grant is withdrawn, not merely slowed down.
+            request.session[SESSION_TRIES_KEY] = tries + 1
+            first = row.rebind_code_failures == 0
+            withdrawn = row.rebind_code_failures + 1 >= DESK_CODE_TRIES
+            if withdrawn:
                 AccountSecurity.objects.filter(pk=row.pk).update(
                     rebind_granted_until=None, rebind_code_hash="", rebind_code_failures=0
                 )
@@ -145,6 +165,14 @@ def redeem_code(request: HttpRequest, *, user: Any, code: object) -> datetime:
                     rebind_code_failures=F("rebind_code_failures") + 1
                 )
                 refusal = InvalidDeskCode(_("This is not the code our desk gave you."))
+            if first or withdrawn:
+                grant = row.rebind_code_hash[:12]
+                notify_customer(
+                    user,
+                    "desk_code_wrong",
+                    context={"time": now, "withdrawn": withdrawn, **request_context(request)},
+                    dedupe_key=f"desk-code-wrong:{user.pk}:{grant}:{'withdrawn' if withdrawn else 'first'}",
+                )
         else:
             request.session[SESSION_KEY] = row.rebind_code_hash
     if refusal is not None:
@@ -193,6 +221,7 @@ def withdraw_rebind_grant(user: Any) -> bool:
 
 __all__ = [
     "CODE_LENGTH",
+    "DESK_CODE_SESSION_TRIES",
     "DESK_CODE_TRIES",
     "DESK_REBIND_HOURS",
     "DeskGrant",

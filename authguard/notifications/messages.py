@@ -75,6 +75,7 @@ KINDS: dict[str, Kind] = {
     "password_changed": Kind(_("The password of your account was changed")),
     "sessions_ended": Kind(_("The other sessions of your account were signed out")),
     "rebind_granted": Kind(_("Our desk allowed a new sign-in method to be set up on your account")),
+    "desk_code_wrong": Kind(_("A wrong code from our desk was entered on your account")),
     # -- sensitive actions: withdrawals, bank accounts, transfers out, contacts (owner: actions) --
     "action_held": Kind(_("A request from your account is waiting for your confirmation")),
     "action_done": Kind(_("A request from your account was carried out")),
