@@ -259,3 +259,20 @@ def test_held_one_grant_binds_one_factor_across_two_sessions_that_entered_the_co
     assert _register(hanako.laptop, _key()).status_code == 403
     assert PasskeyDevice.objects.filter(user=hanako).count() == 1
     _ = START_OF_TIME
+
+
+# -- review, round seventy-two -------------------------------------------------------------------------------
+
+
+def test_held_a_new_grants_code_is_taken_in_the_session_that_mistyped_the_last_one(taken: Any) -> None:  # noqa: F811
+    """She mistypes the letter's code five times; the desk gives a new grant and code: the same session takes
+    it (its count was the old grant's)."""
+    hanako = taken
+    _her_app_lost_and_the_desk_grants(hanako)
+    phone = _browser(IP_TOKYO)
+    assert _login(phone)["status"] == "ok"
+    for n in range(5):
+        assert _post(phone, "/authguard/api/rebind-code", {"code": f"0000{n}-00000"}).status_code == 400
+    second = lifecycle.grant_rebind(hanako, by_staff=staff_user("desk-b", perms=()))
+    answer = _post(phone, "/authguard/api/rebind-code", {"code": second.code})
+    assert answer.status_code == 200, answer.content

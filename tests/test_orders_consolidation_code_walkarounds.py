@@ -337,3 +337,47 @@ def test_held_a_code_change_the_sync_cannot_apply_is_refused_and_writes_nothing(
         services.sync_instruments(rows)
     assert Instrument.objects.get(symbol=PUMPED).price == price
     assert not Instrument.objects.filter(symbol="7Z2B").exists()
+
+
+# -- review, round seventy-two ------------------------------------------------------------------------------
+
+
+def test_held_a_repeated_code_change_row_leaves_a_reused_code_to_its_new_company(db: Any) -> None:
+    """Company A changed 9Q9Q -> 9Q9R; the exchange reused 9Q9Q for company B; the vendor sends 9Q9R's row
+    again with ``formerly=9Q9Q``: an applied change, which must not retire B into A nor move B's holders'
+    shares into A (the repeated row had taken the new company over)."""
+    from django.contrib.auth import get_user_model
+
+    from demo_site.brokerage.instruments import INSTRUMENTS
+    from demo_site.brokerage.models import Account
+
+    row = INSTRUMENTS[0]
+    services.sync_instruments([replace(row, symbol="9Q9Q")])  # company A listed as 9Q9Q
+    services.sync_instruments([replace(row, symbol="9Q9R", formerly="9Q9Q")])  # A: 9Q9Q -> 9Q9R
+    services.sync_instruments([replace(row, symbol="9Q9Q", name="Company B")])  # the code reused
+    b = Instrument.objects.get(symbol="9Q9Q")
+    holder = get_user_model().objects.create_user("holder_b", password="x")
+    account = Account.objects.create(user=holder, cash=0)
+    Position.objects.create(account=account, instrument=b, quantity=100)
+    services.sync_instruments([replace(row, symbol="9Q9R", formerly="9Q9Q")])  # the same row, next day
+    b.refresh_from_db()
+    assert b.succeeded_by_id is None, "company B's listing was retired into company A"
+    assert Position.objects.get(account=account).instrument_id == b.pk, "her B shares became A shares"
+
+
+def test_held_a_code_change_between_validation_and_execution_fills_nothing(db: Any) -> None:
+    """An order checked on a code that the sync retires before it executes fills nothing: the executor's
+    own look at the code came before the instrument's lock, so ``execute_order`` reads it again under it."""
+    from demo_site.brokerage.instruments import INSTRUMENTS
+
+    user = battery.customer("o72c", cash=5_000_000, holdings={})
+    services.sync_instruments([replace(INSTRUMENTS[0], symbol="9Q9Q")])
+    draft = services.validate_order(user, side="buy", symbol="9Q9Q", quantity=100)
+    services.sync_instruments([replace(INSTRUMENTS[0], symbol="9Q9R", formerly="9Q9Q")])
+    cash = value(user).cash
+    with pytest.raises(services.OrderRejected) as refused:
+        services.execute_order(user, draft)
+    assert "9Q9R" in str(refused.value.errors["symbol"])
+    assert value(user).cash == cash
+    assert not Position.objects.filter(account__user=user, instrument__symbol__startswith="9Q9").exists()
+    assert not Order.objects.filter(account__user=user).exists()

@@ -19,6 +19,7 @@ fifty in all (then it is withdrawn); a wrong code tells her at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import unicodedata
@@ -26,13 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext as _
 
-from authguard import clock
+from authguard import clock, durable
 from authguard.audit import audit
 from authguard.exceptions import InvalidCredential, Throttled
 from authguard.factors.inventory import security_row
@@ -125,58 +126,83 @@ def open_grant_until(user: Any) -> datetime | None:
     )
 
 
+def _session_tries(request: HttpRequest, grant: str) -> int:
+    """The wrong codes this session entered for the grant whose code hash starts with ``grant``."""
+    noted = request.session.get(SESSION_TRIES_KEY)
+    if isinstance(noted, dict) and noted.get("g") == grant and isinstance(noted.get("n"), int):
+        return int(noted["n"])
+    return 0
+
+
+def _count_wrong_code(user: Any, grant: str, context: dict[str, Any]) -> bool:
+    """Count a wrong code against the grant whose code hash starts with ``grant`` (if it is still the open
+    one), withdraw it at :data:`DESK_CODE_TRIES`, and tell her at the first and at the withdrawal; True when
+    this withdrew it. Its own transaction under the row's lock; run again after the view when a portal's
+    transaction rolled it back (:func:`authguard.durable.outlive_rollback`)."""
+    with transaction.atomic():
+        row = security_row(user, lock=True)
+        if not row.rebind_code_hash.startswith(grant) or not row.rebind_code_hash:
+            return False  # withdrawn or replaced meanwhile: nothing of this grant to count
+        first = row.rebind_code_failures == 0
+        withdrawn = row.rebind_code_failures + 1 >= DESK_CODE_TRIES
+        if withdrawn:
+            AccountSecurity.objects.filter(pk=row.pk).update(
+                rebind_granted_until=None, rebind_code_hash="", rebind_code_failures=0
+            )
+            logger.warning("authguard desk code: too many wrong codes, grant withdrawn user=%s", user.pk)
+        else:
+            AccountSecurity.objects.filter(pk=row.pk).update(
+                rebind_code_failures=F("rebind_code_failures") + 1
+            )
+        if first or withdrawn:
+            notify_customer(
+                user,
+                "desk_code_wrong",
+                context={**context, "withdrawn": withdrawn},
+                dedupe_key=f"desk-code-wrong:{user.pk}:{grant}:{'withdrawn' if withdrawn else 'first'}",
+            )
+    return withdrawn
+
+
 def redeem_code(request: HttpRequest, *, user: Any, code: object) -> datetime:
     """Enter the desk code in this signed-in session: from now on the session may use the grant (until the
     returned time). Raises :class:`InvalidDeskCode` (wrong code, or no grant open) and
-    :class:`~authguard.exceptions.Throttled` (this session entered too many wrong codes, or the grant was
-    withdrawn for too many in all).
+    :class:`~authguard.exceptions.Throttled` (this session entered too many wrong codes for this grant, or
+    the grant was withdrawn for too many in all).
 
     SECURITY: a wrong code tells her at once (someone with her password is at it: her first sign that it
-    leaked), and the tries are counted per session before they count against the grant: five wrong codes
-    from the thief had withdrawn her grant with nobody told (red team, round seventy-two)."""
+    leaked), and the tries are counted per session (and per grant: a new grant's code is taken in the
+    session that mistyped the last one) before they count against the grant: five wrong codes from the
+    thief had withdrawn her grant with nobody told (red team, round seventy-two). The grant's count
+    outlives a portal's rollback (a view under ``ATOMIC_REQUESTS`` that lets the refusal propagate)."""
     typed = normalize_code(code)
-    tries = request.session.get(SESSION_TRIES_KEY, 0)
-    if not isinstance(tries, int) or tries >= DESK_CODE_SESSION_TRIES:
-        raise Throttled(
-            _("Too many wrong codes. Please contact our customer desk again."), code="desk_code_tries"
-        )
-    refusal: Exception | None = None
     with transaction.atomic():
         row = security_row(user, lock=True)
         now = clock.now()
         if row.rebind_granted_until is None or row.rebind_granted_until <= now or not row.rebind_code_hash:
             raise InvalidDeskCode(_("There is no open permission from our desk for this account."))
-        # SECURITY: compared under the row's lock, so parallel guesses each count (and are committed: the
-        # refusal is raised after the transaction).
-        if len(typed) != CODE_LENGTH or not constant_time_compare(_hash(user, typed), row.rebind_code_hash):
-            request.session[SESSION_TRIES_KEY] = tries + 1
-            first = row.rebind_code_failures == 0
-            withdrawn = row.rebind_code_failures + 1 >= DESK_CODE_TRIES
-            if withdrawn:
-                AccountSecurity.objects.filter(pk=row.pk).update(
-                    rebind_granted_until=None, rebind_code_hash="", rebind_code_failures=0
-                )
-                logger.warning("authguard desk code: too many wrong codes, grant withdrawn user=%s", user.pk)
-                refusal = Throttled(
-                    _("Too many wrong codes. Please contact our customer desk again."), code="grant_withdrawn"
-                )
-            else:
-                AccountSecurity.objects.filter(pk=row.pk).update(
-                    rebind_code_failures=F("rebind_code_failures") + 1
-                )
-                refusal = InvalidDeskCode(_("This is not the code our desk gave you."))
-            if first or withdrawn:
-                grant = row.rebind_code_hash[:12]
-                notify_customer(
-                    user,
-                    "desk_code_wrong",
-                    context={"time": now, "withdrawn": withdrawn, **request_context(request)},
-                    dedupe_key=f"desk-code-wrong:{user.pk}:{grant}:{'withdrawn' if withdrawn else 'first'}",
-                )
-        else:
+        grant = row.rebind_code_hash[:12]
+        tries = _session_tries(request, grant)
+        if tries >= DESK_CODE_SESSION_TRIES:
+            raise Throttled(
+                _("Too many wrong codes. Please contact our customer desk again."), code="desk_code_tries"
+            )
+        # SECURITY: compared under the row's lock, so parallel guesses each count.
+        right = len(typed) == CODE_LENGTH and constant_time_compare(_hash(user, typed), row.rebind_code_hash)
+        if right:
             request.session[SESSION_KEY] = row.rebind_code_hash
-    if refusal is not None:
-        raise refusal
+            request.session.pop(SESSION_TRIES_KEY, None)
+    if not right:
+        request.session[SESSION_TRIES_KEY] = {"g": grant, "n": tries + 1}
+        context = {"time": now, **request_context(request)}
+        count = functools.partial(_count_wrong_code, user, grant, context)
+        withdrawn = count()
+        durable.outlive_rollback(count, using=router.db_for_write(AccountSecurity))
+        if withdrawn:
+            raise Throttled(
+                _("Too many wrong codes. Please contact our customer desk again."), code="grant_withdrawn"
+            )
+        raise InvalidDeskCode(_("This is not the code our desk gave you."))
     logger.info("authguard desk code entered user=%s", user.pk)
     return row.rebind_granted_until
 
@@ -199,11 +225,21 @@ def desk_granted(request: HttpRequest, *, user: Any) -> bool:
     return held is not None and held != "" and constant_time_compare(entered, held)
 
 
-def consume(user: Any) -> None:
-    """The grant was used (a factor was bound with it): it opens nothing more."""
-    AccountSecurity.objects.filter(user_id=user.pk).update(
-        rebind_granted_until=None, rebind_code_hash="", rebind_code_failures=0
-    )
+def consume(request: HttpRequest | None, *, row: AccountSecurity) -> bool:
+    """Use the grant up for a factor bound through it, on the account's security ``row`` the enrollment
+    holds locked: only if it is still the open grant whose code this session entered. False otherwise (the
+    enrollment is refused).
+
+    SECURITY: checked again under the row's lock: a registration and an app confirmation in parallel, from
+    the session that entered the code, had both passed :func:`desk_granted` and bound two factors; and a
+    grant the desk gave meanwhile is not the one this session's code opened (review, round seventy-two)."""
+    entered = request.session.get(SESSION_KEY) if request is not None else None
+    if not isinstance(entered, str) or not entered:
+        return False
+    used = AccountSecurity.objects.filter(
+        pk=row.pk, rebind_code_hash=entered, rebind_granted_until__gt=clock.now()
+    ).update(rebind_granted_until=None, rebind_code_hash="", rebind_code_failures=0)
+    return bool(used)
 
 
 def withdraw_rebind_grant(user: Any) -> bool:

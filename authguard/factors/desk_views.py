@@ -50,8 +50,8 @@ def security_rebind_code(request: HttpRequest) -> HttpResponse:
 @json_endpoint()
 def rebind_code(request: HttpRequest) -> HttpResponse:
     """``POST api/rebind-code {"code"}``: 200 ``ok`` with ``until`` (this session may now bind one factor) ·
-    400 ``invalid`` (``wrong_code``: a wrong code or no open grant) · 429 ``throttled`` (``grant_withdrawn``:
-    too many wrong codes)."""
+    400 ``invalid`` (``wrong_code``: a wrong code or no open grant) · 429 ``throttled`` (``desk_code_tries``:
+    five wrong codes in this session for this grant; ``grant_withdrawn``: fifty in all)."""
     until = desk_grant.redeem_code(request, user=request.user, code=read_json(request).get("code"))
     return answer("ok", until=until.isoformat())
 

@@ -427,6 +427,10 @@ def record_enrollment(
             changes.require_verified_since_change(
                 request, user=user, removing="usable" in replaced, lock=True, via=via, adding=device
             )
+        if via == "staff" and not desk_grant.consume(request, row=row):
+            # SECURITY: the grant is used up under the row's lock, once, by the grant this session's code
+            # opened: two enrollments racing from that session bound two factors (review, round 72).
+            raise RebindRequired(_("There is no open permission from our desk for this account."), methods=[])
         first = row.first_factor_at is None and via == "low_risk_first_factor"
         if row.first_factor_at is None:
             row.first_factor_at = now
@@ -438,8 +442,6 @@ def record_enrollment(
         reason = REASON_RECOVERY_CODES if kind == FactorKind.RECOVERY_CODE else REASON_FACTOR_ADDED
         if via in ("passkey", "identity_proofing", "staff"):
             reason = REASON_FACTOR_REBOUND
-        if via == "staff":
-            desk_grant.consume(user)
         until = start_cooling_off(user, reason=reason, at=now)
     if not vouched:
         # SECURITY: nothing but a password and perhaps one relayed code stands behind this factor: it cools

@@ -60,8 +60,14 @@ def take_over_former_code(instrument: Instrument, formerly: str) -> list[str]:
     if code == instrument.symbol:
         raise CodeChangeError(f"{instrument.symbol}: a code cannot be its own former code")
     former = Instrument.objects.select_for_update().filter(symbol=code).first()
-    if former is None and code in instrument.former_symbols.split():
-        return []  # applied by an earlier row
+    # Applied by an earlier row: the code is among the instrument's former codes, or its archived row (a
+    # reused code's old listing, "CODE~pk") names this instrument. A code listed again since then is a new
+    # company's, never retired into this one (review, round seventy-two: a repeated row took it over).
+    applied = code in instrument.former_symbols.split() or (
+        Instrument.objects.filter(symbol__startswith=f"{code}~", succeeded_by=instrument).exists()
+    )
+    if applied:
+        return []
     if former is None:
         # SECURITY: dropped, the former code's positions, long run and ledger memory would stay behind it.
         raise CodeChangeError(

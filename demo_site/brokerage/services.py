@@ -678,7 +678,18 @@ def execute_order(
                 draft.quantity,
             ):
                 raise OrderRejected({"order": [_("The order does not match the one held for confirmation.")]})
-        instrument = Instrument.objects.get(pk=draft.instrument_id)
+        instrument = Instrument.objects.select_related("succeeded_by").get(pk=draft.instrument_id)
+        if instrument.succeeded_by is not None:
+            # SECURITY: read under the instrument's lock: a code change committed after the order was checked
+            # (or after the executor's own look) fills nothing on the retired code (review, round 72).
+            raise OrderRejected(
+                {
+                    "symbol": [
+                        _("This code changed: the stock now trades as %(symbol)s.")
+                        % {"symbol": instrument.succeeded_by.symbol}
+                    ]
+                }
+            )
         current = _draft(draft.side, instrument, draft.quantity)
         # SECURITY: the quantity counts shares of the day the order was checked (validated, or held for her
         # confirmation): after a split or consolidation it is another amount, and a consolidation's sell
