@@ -355,7 +355,13 @@ def _update_instrument(
     if row.history_since is not None:
         updates["history_since"] = row.history_since
     if row.split is not None:
-        _apply_split(instrument, _ratio(row.split), price=row.price)
+        ratio = _ratio(row.split)
+        # SECURITY: odd lots are paid at the lowest of the day's price, the long-run price and yesterday's,
+        # each per new share: the day's print of a thin stock is the gang's, and twenty accounts of nine old
+        # shares were paid a hundredfold print in cash (red team, round seventy-three).
+        candidates = (row.price, updates.get("reference_price"), instrument.price / ratio)
+        odd_price = min(p for p in candidates if p is not None and p > 0)
+        _apply_split(instrument, ratio, price=odd_price)
         updates["share_basis"] = instrument.share_basis + 1
     for name, value in updates.items():
         setattr(instrument, name, value)
@@ -370,7 +376,8 @@ def _ratio(split: Fraction) -> Decimal:
 
 def _apply_split(instrument: Instrument, ratio: Decimal, *, price: Decimal) -> None:
     """Every position in ``instrument`` times ``ratio`` new shares per old share; a fraction of a new share
-    is paid out in cash at ``price`` (the new share's), as a consolidation's odd lots are. An order checked
+    is paid out in cash at ``price`` (per new share: the caller's lowest of the day's, the long-run and
+    yesterday's), as a consolidation's odd lots are. An order checked
     before it (held, or between validation and execution) executes nothing: the caller counts the split in
     ``Instrument.share_basis`` (:class:`SharesChanged`). Its price band alone would not do: a
     consolidation's sell fills at the tenfold price, its quantity now ten times the value (round
