@@ -28,8 +28,9 @@ def test_the_order_benchmark_reports_holds_and_check_costs(db: Any, settings: An
     # As for an account without history (a thin buy adds the campaign and the count since her confirmation).
     assert heavy["ledger_rows"] == 22_000 and heavy["queries_max"] <= 4
     # The hourly roll-up task summed the finished days (the old 20,000 and most of the month): same queries.
+    # Sells no passkey vouched for stay in the ledger for the sells' long count (round seventy-three).
     rolled = heavy["rolled_up"]
-    assert rolled["rows_rolled"] > 20_000 and rolled["queries_max"] <= 4
+    assert rolled["rows_rolled"] > 15_000 and rolled["queries_max"] <= 4
 
 
 @pytest.mark.postgres

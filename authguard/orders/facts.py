@@ -21,6 +21,7 @@ from authguard.orders.exposure import illiquid_buy_facts, ledger_totals
 from authguard.orders.exposure_rules import Campaign as CampaignRule
 from authguard.orders.exposure_rules import Exposure as ExposureRule
 from authguard.orders.hooks import _hook
+from authguard.orders.long_sells import sells_since_confirmation, vouched_sell
 from authguard.orders.rule_base import (
     DEFAULT_ILLIQUID_VALUE,
     DEFAULT_LIQUID_VALUE,
@@ -406,6 +407,14 @@ def gather_facts(
             facts = replace(facts, unvouched=vouched_buy(now=now, days=days))
         else:
             counted = thin_since_confirmation(user, now=now, days=days, device=placing_device(request))
+            facts = replace(facts, unvouched=counted)
+    if days > 0 and facts.is_sell:
+        # SECURITY: the sells' long count (red team, round seventy-three: the month's 80 % renewed for a
+        # thief who kept her session). One statement more for a sell from a session no passkey vouched for.
+        if session_vouched(request):
+            facts = replace(facts, unvouched=vouched_sell(now=now, days=days))
+        else:
+            counted = sells_since_confirmation(user, now=now, days=days, device=placing_device(request))
             facts = replace(facts, unvouched=counted)
     return facts
 

@@ -33,11 +33,16 @@ from authguard.orders.exposure_rules import MAX_UNVOUCHED_DAYS
 #: the partial index of unrolled rows does not grow for good.
 UNVOUCHED_KEPT_DAYS = MAX_UNVOUCHED_DAYS + 1
 UNVOUCHED_THIN = Q(side="buy", vouched=False, illiquid_amount__gt=0)
+#: Sells no passkey vouched for stay in the ledger as long, for the same reason: the long count of sells
+#: forgives them per placing browser (:mod:`authguard.orders.long_sells`, red team, round seventy-three).
+UNVOUCHED_SELLS = Q(side="sell", vouched=False)
 
 
 def _kept_unvouched(before: datetime) -> Q:
     """The unvouched thin buys a roll-up before ``before`` leaves in the ledger."""
-    return UNVOUCHED_THIN & Q(created_at__gte=before - timedelta(days=UNVOUCHED_KEPT_DAYS))
+    return (UNVOUCHED_THIN | UNVOUCHED_SELLS) & Q(
+        created_at__gte=before - timedelta(days=UNVOUCHED_KEPT_DAYS)
+    )
 
 
 logger = logging.getLogger(__name__)

@@ -303,8 +303,8 @@ class OrderFacts:
     #: The holdings' value the buy limits trust: each position at no more than its long-run price lifted by
     #: the reference deviation (``None``: the portfolio's holdings value, every position in full).
     trusted_holdings: Decimal | None = None
-    #: For a thin buy from a session no passkey vouched for: the weighted thin buys since the customer's last
-    #: confirmation of a held order (:mod:`authguard.orders.vouching`; ``None``: vouched, or not looked up).
+    #: For a thin buy (a sell) from a session no passkey vouched for: the count since her last confirmation
+    #: of a hold of it (:mod:`~authguard.orders.vouching`, ``long_sells``; ``None``: vouched, or not read).
     unvouched: UnvouchedThin | None = None
 
     @property

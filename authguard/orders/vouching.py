@@ -53,6 +53,8 @@ class UnvouchedThin:
     #: The order's own session is vouched for: the count does not apply to it (and was not read), and the
     #: ledger marks its row so that the count never reads it (``GuardedOrder.vouched``).
     vouched: bool = False
+    #: For a sell (:mod:`authguard.orders.long_sells`): the buys of liquid stock placed since ``since``.
+    bought: Decimal = Decimal(0)
 
 
 def session_vouched(request: HttpRequest | None) -> bool:
