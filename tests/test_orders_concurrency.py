@@ -171,7 +171,7 @@ def test_parallel_roll_ups_and_a_confirmation_count_every_order_once(kenji: Any)
         GuardedOrder(
             user=kenji, created_at=now - timedelta(hours=30 + 7 * n), side="sell" if n % 2 else "buy",
             symbol="7203" if n % 3 else "9432", quantity=1, amount=Decimal(1000 + n), currency="JPY",
-            status=GuardStatus.PLACED,
+            status=GuardStatus.PLACED, vouched=True,  # unvouched sells stay for the sells' long count
         )
         for n in range(300)
     ]  # fmt: skip

@@ -716,7 +716,15 @@ def execute_order(
             raise PriceMoved(
                 current.symbol, limit=limit, price=current.price, currency=current.currency, side=current.side
             )
-        position = Position.objects.select_for_update().filter(account=account, instrument=instrument).first()
+        # ``of=("self",)``: the position's default ordering joins the instrument, and a plain FOR UPDATE would
+        # lock its row too, against the key-share lock a parallel order of the same account holds while it
+        # waits for the account: a deadlock (eight parallel buys on PostgreSQL).
+        position = (
+            Position.objects.select_for_update(of=("self",))
+            .filter(account=account, instrument=instrument)
+            .order_by("pk")
+            .first()
+        )
         errors = _check_funds(account, position, current)
         if errors:
             raise OrderRejected(errors)
