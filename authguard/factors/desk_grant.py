@@ -58,6 +58,8 @@ SESSION_KEY = "_authguard_desk_code"
 #: The wrong desk codes this session entered.
 SESSION_TRIES_KEY = "_authguard_desk_code_tries"
 _READ_AS_DIGITS = str.maketrans("OIL", "011")
+#: What a grant that opens nothing more leaves on the account's row (used up, withdrawn).
+_CLOSED: dict[str, Any] = {"rebind_granted_until": None, "rebind_code_hash": "", "rebind_code_failures": 0}
 
 
 @dataclass(frozen=True)
@@ -141,14 +143,12 @@ def _count_wrong_code(user: Any, grant: str, context: dict[str, Any]) -> bool:
     transaction rolled it back (:func:`authguard.durable.outlive_rollback`)."""
     with transaction.atomic():
         row = security_row(user, lock=True)
-        if not row.rebind_code_hash.startswith(grant) or not row.rebind_code_hash:
+        if not row.rebind_code_hash or not row.rebind_code_hash.startswith(grant):
             return False  # withdrawn or replaced meanwhile: nothing of this grant to count
         first = row.rebind_code_failures == 0
         withdrawn = row.rebind_code_failures + 1 >= DESK_CODE_TRIES
         if withdrawn:
-            AccountSecurity.objects.filter(pk=row.pk).update(
-                rebind_granted_until=None, rebind_code_hash="", rebind_code_failures=0
-            )
+            AccountSecurity.objects.filter(pk=row.pk).update(**_CLOSED)
             logger.warning("authguard desk code: too many wrong codes, grant withdrawn user=%s", user.pk)
         else:
             AccountSecurity.objects.filter(pk=row.pk).update(
@@ -238,7 +238,7 @@ def consume(request: HttpRequest | None, *, row: AccountSecurity) -> bool:
         return False
     used = AccountSecurity.objects.filter(
         pk=row.pk, rebind_code_hash=entered, rebind_granted_until__gt=clock.now()
-    ).update(rebind_granted_until=None, rebind_code_hash="", rebind_code_failures=0)
+    ).update(**_CLOSED)
     return bool(used)
 
 
@@ -250,7 +250,7 @@ def withdraw_rebind_grant(user: Any) -> bool:
     2026-12-05). A grant given after the containment, once the desk has checked who calls, is a new one.
     """
     withdrawn = AccountSecurity.objects.filter(user_id=user.pk, rebind_granted_until__gt=clock.now()).update(
-        rebind_granted_until=None, rebind_granted_by=None, rebind_code_hash="", rebind_code_failures=0
+        **_CLOSED, rebind_granted_by=None
     )
     return bool(withdrawn)
 

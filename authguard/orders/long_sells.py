@@ -19,11 +19,10 @@ from django.db import connection
 
 from authguard import statements
 from authguard.choices import GuardStatus
-from authguard.models import GuardedOrder, HeldOrder, KnownDevice, OrderDayTotal
+from authguard.models import GuardedOrder, HeldOrder, OrderDayTotal
 from authguard.orders.exposure import _as_datetime, _money
 from authguard.orders.exposure_rules import LIQUIDATION_UNVOUCHED_FINDING
-from authguard.orders.vouching import _UTC_DAY, LEGACY_DEVICE, STAFF_METHOD, UnvouchedThin
-from authguard.sessions.device_generations import RETIRED
+from authguard.orders.vouching import _UTC_DAY, STAFF_METHOD, UnvouchedThin, forgiving_confirmations
 
 
 @functools.lru_cache(maxsize=4)
@@ -36,28 +35,10 @@ def _sums_sql(vendor: str) -> str:
     q = connection.ops.quote_name
     ledger = q(GuardedOrder._meta.db_table)
     days = q(OrderDayTotal._meta.db_table)
-    held = q(HeldOrder._meta.db_table)
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter. Only
     # her own factor (not the desk's release) on a hold that showed her this count restarts it, and only for
-    # the sells of the browser she confirmed from (the buys' long count's rounds 58, 59 and 64).
-    confirmations = (
-        f"{held} h JOIN {ledger} c ON c.id = h.guarded_id WHERE h.user_id = %s AND h.status = %s"  # noqa: S608
-        " AND h.confirmed_at > %s AND h.confirmed_at <= %s AND h.confirmed_method <> %s"
-        " AND CAST(h.reasons AS TEXT) LIKE %s"
-    )
-    retired = (
-        f"EXISTS (SELECT 1 FROM {q(KnownDevice._meta.db_table)} k WHERE k.user_id = c.user_id"  # noqa: S608
-        f" AND k.cookie_hash = c.device_hash AND k.cookie_generation >= {RETIRED})"
-    )
-    mine = (
-        f"SELECT MAX(h.confirmed_at) FROM {confirmations} AND c.device_hash = %s AND %s <> ''"  # noqa: S608
-        f" AND NOT {retired}"
-    )
-    forgiven = (
-        f"SELECT 1 FROM {confirmations} AND h.confirmed_at >= g.created_at"  # noqa: S608
-        f" AND ((c.device_hash = g.device_hash AND g.device_hash <> '' AND NOT {retired})"
-        f" OR g.device_hash = '{LEGACY_DEVICE}')"
-    )
+    # the sells of the browser she confirmed from (the buys' long count's rounds 58, 59 and 64: the same SQL).
+    _confirmations, mine, forgiven = forgiving_confirmations()
     since = f"COALESCE(({mine}), %s)"
     day_of_since = _UTC_DAY.get(vendor, "CAST(({}) AS DATE)").format(since)
     liquid = "CASE WHEN g.amount > g.illiquid_amount THEN g.amount - g.illiquid_amount ELSE 0 END"

@@ -97,15 +97,14 @@ def placing_device(request: HttpRequest | None) -> str:
     return device_hash(device_id_from_cookie(request.COOKIES.get(app_settings.DEVICE_COOKIE_NAME))) or ""
 
 
-@functools.lru_cache(maxsize=4)
-def _sums_sql(vendor: str) -> str:
-    """The account's weighted thin buys no passkey vouched for, each counted unless a confirmation of a hold
-    of this count from its own browser came after it, in one statement: the ledger rows (never rolled up),
-    the days rolled up before the browser was kept (every browser's confirmation restarts those), and the
-    latest such confirmation from this request's browser."""
+def forgiving_confirmations() -> tuple[str, str, str]:
+    """The SQL both long counts (thin buys here, sells in :mod:`authguard.orders.long_sells`) share:
+    ``confirmations``, the customer's own confirmations of a hold of the count within the window (``FROM``
+    text, six parameters: the user, the confirmed status, the window's start and end, the staff method, the
+    finding's ``LIKE`` pattern); ``mine``, the latest of them from this request's browser (those six, then
+    the browser twice); ``forgiven``, whether one from the ledger row ``g``'s own browser came after it."""
     q = connection.ops.quote_name
     ledger = q(GuardedOrder._meta.db_table)
-    days = q(OrderDayTotal._meta.db_table)
     held = q(HeldOrder._meta.db_table)
     # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
     # Only her own factor on a hold that showed her this count restarts it (not the desk's release: red team,
@@ -130,12 +129,26 @@ def _sums_sql(vendor: str) -> str:
         f"SELECT MAX(h.confirmed_at) FROM {confirmations} AND c.device_hash = %s AND %s <> ''"  # noqa: S608
         f" AND NOT {retired}"
     )
-    anyone = f"SELECT MAX(h.confirmed_at) FROM {confirmations}"  # noqa: S608
     forgiven = (
         f"SELECT 1 FROM {confirmations} AND h.confirmed_at >= g.created_at"  # noqa: S608
         f" AND ((c.device_hash = g.device_hash AND g.device_hash <> '' AND NOT {retired})"
         f" OR g.device_hash = '{LEGACY_DEVICE}')"
     )
+    return confirmations, mine, forgiven
+
+
+@functools.lru_cache(maxsize=4)
+def _sums_sql(vendor: str) -> str:
+    """The account's weighted thin buys no passkey vouched for, each counted unless a confirmation of a hold
+    of this count from its own browser came after it, in one statement: the ledger rows (never rolled up),
+    the days rolled up before the browser was kept (every browser's confirmation restarts those), and the
+    latest such confirmation from this request's browser."""
+    q = connection.ops.quote_name
+    ledger = q(GuardedOrder._meta.db_table)
+    days = q(OrderDayTotal._meta.db_table)
+    # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
+    confirmations, mine, forgiven = forgiving_confirmations()
+    anyone = f"SELECT MAX(h.confirmed_at) FROM {confirmations}"  # noqa: S608
     day_of_any = _UTC_DAY.get(vendor, "CAST(({}) AS DATE)").format(anyone)
     # The confirmation's row first: PostgreSQL types a UNION's columns pair by pair from the left, and two
     # bare NULLs first would make the third column text.
