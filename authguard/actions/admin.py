@@ -18,12 +18,12 @@ from django.utils.translation import gettext_lazy as _
 
 from authguard.actions.flow import staff_cancel
 from authguard.console.admin_base import with_reason
-from authguard.console.mixins import UserSearchMixin
+from authguard.console.mixins import UserSearchMixin, ValidSelectionMixin
 from authguard.models import HeldAction, RegisteredPayee
 from authguard.notifications.lures import strip_lures
 
 
-class _ReadOnly(UserSearchMixin, admin.ModelAdmin):
+class _ReadOnly(UserSearchMixin, ValidSelectionMixin, admin.ModelAdmin):
     """Records kept by authguard's flows: staff look (searching by the customer), nobody writes."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_permission_codename, get_user_model
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import connections, router
 from django.db.models import Field, IntegerField, Model, QuerySet
@@ -22,10 +22,10 @@ from authguard.console.changelist import ConsoleChangeList
 
 
 def user_search_fields(
-    model: type[Model] | None = None, *, through: tuple[str, ...] = ("user",)
+    model: type[Model] | None = None, *, through: tuple[str, ...] = ("user",), email: bool = True
 ) -> tuple[str, ...]:
     """Search lookups, through each relation in ``through``, for the user model's login name
-    (``USERNAME_FIELD``) and its e-mail field (``EMAIL_FIELD``) when that is another field.
+    (``USERNAME_FIELD``) and, with ``email``, its e-mail field (``EMAIL_FIELD``) when that is another field.
 
     Read from ``model`` (default: ``AUTH_USER_MODEL``) when asked, never hard-coded: with an e-mail-login
     user model ``user__username`` does not exist and every search of the console answered 500 (issue 14).
@@ -33,10 +33,19 @@ def user_search_fields(
     model = model or get_user_model()
     get_email = getattr(model, "get_email_field_name", None)
     names = dict.fromkeys(
-        [getattr(model, "USERNAME_FIELD", "username"), get_email() if get_email else "email"]
+        [
+            getattr(model, "USERNAME_FIELD", "username"),
+            *([get_email() if get_email else "email"] if email else []),
+        ]
     )
     searchable = [name for name in names if _text_field(model, name)]
     return tuple(f"{relation}__{name}" for relation in through for name in searchable)
+
+
+def _may_view_users(request: HttpRequest) -> bool:
+    """Whether the staff member may view the user model's records (and so their e-mail addresses)."""
+    opts = get_user_model()._meta
+    return bool(request.user.has_perm(f"{opts.app_label}.{get_permission_codename('view', opts)}"))
 
 
 def _text_field(model: type[Model], name: str) -> bool:
@@ -95,14 +104,18 @@ class UserSearchMixin(DeclaredFiltersMixin):
     and filter it by the customer's id (``?user=<id>``, the incident report's link).
 
     ``search_fields`` lists the record's own fields; ``user_search_through`` the relations to the user model,
-    whose lookups :func:`user_search_fields` adds at each request.
+    whose lookups :func:`user_search_fields` adds at each request: the e-mail only for staff who may view
+    the user model (``<app>.view_<user>``).
     """
 
     user_search_through: tuple[str, ...] = ("user",)
 
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         own = tuple(super().get_search_fields(request))  # type: ignore[misc]
-        return (*user_search_fields(through=self.user_search_through), *own)
+        # SECURITY: a search is an oracle: staff who may only view remembered browsers spelled a customer's
+        # private address out one prefix at a time (red team, round seventy-four).
+        email = _may_view_users(request)
+        return (*user_search_fields(through=self.user_search_through, email=email), *own)
 
     def lookup_roots(self, request: HttpRequest | None) -> set[str]:
         return {*super().lookup_roots(request), *self.user_search_through}

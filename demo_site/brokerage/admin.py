@@ -1,5 +1,5 @@
-"""Admin of the demo brokerage: instruments are editable; money moves only through services, so accounts,
-positions and orders are read-only here."""
+"""Admin of the demo brokerage: viewed, never edited. Money moves only through services and market data only
+through ``services.sync_instruments``, so instruments, accounts, positions and orders are read-only here."""
 
 from __future__ import annotations
 
@@ -8,30 +8,43 @@ from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, User
 from django.http import HttpRequest
 
-from authguard.console.mixins import DeclaredFiltersMixin
+from authguard.console.mixins import DeclaredFiltersMixin, ValidSelectionMixin
 
 from .models import Account, BankAccount, Instrument, Order, Position, Withdrawal
 
 
-@admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
-    list_display = [
-        "symbol", "name", "market", "currency", "price", "avg_daily_volume", "baseline_daily_value",
-        "reference_price", "is_small_cap",
-    ]  # fmt: skip
-    list_filter = ["market", "currency", "is_small_cap"]
-    search_fields = ["symbol", "name"]
-
-
-class ReadOnlyAdmin(DeclaredFiltersMixin, admin.ModelAdmin):
-    """Viewable, never edited: a balance changed by hand would bypass every check in ``services``. Filtered
-    only as the page offers, as the console is (a bank account's number is not shown, so not searchable)."""
+class ReadOnlyAdmin(DeclaredFiltersMixin, ValidSelectionMixin, admin.ModelAdmin):
+    """Viewable, never edited nor deleted: a balance changed by hand would bypass every check in ``services``,
+    and a deleted order or position would erase what was traded in her account. Filtered only as the page
+    offers, as the console is (a bank account's number is not shown, so not searchable)."""
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # SECURITY: one staff member's "Delete selected" removed all 30 of a customer's positions and the
+        # order records of the trades (red team, round seventy-four).
+        return False
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(ReadOnlyAdmin):
+    """Market data, written only by ``services.sync_instruments``.
+
+    SECURITY: the long-run traded value and price are what the order guard weighs a thin stock by; a desk
+    member who saved a pumped day's figures as the long run let a thief's buy of half the portfolio into
+    the pump through unheld (red team, round seventy-four). A portal that corrects market data by hand does
+    it in its market-data system, with its own approvals, never in the security desk's admin."""
+
+    list_display = [
+        "symbol", "name", "market", "currency", "price", "avg_daily_volume", "baseline_daily_value",
+        "reference_price", "is_small_cap",
+    ]  # fmt: skip
+    list_filter = ["market", "currency", "is_small_cap"]
+    search_fields = ["symbol", "name"]
 
 
 class PositionInline(admin.TabularInline):
@@ -101,12 +114,12 @@ class WithdrawalAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
-class UserAdmin(DeclaredFiltersMixin, auth_admin.UserAdmin):
+class UserAdmin(DeclaredFiltersMixin, ValidSelectionMixin, auth_admin.UserAdmin):
     """Django's, filtered only as the page offers: its own takes any lookup on a user's fields
     (``?date_joined__year=0`` was a 500)."""
 
 
-class GroupAdmin(DeclaredFiltersMixin, auth_admin.GroupAdmin):
+class GroupAdmin(DeclaredFiltersMixin, ValidSelectionMixin, auth_admin.GroupAdmin):
     """Django's, filtered only as the page offers: from Django 6.1 its own takes a lookup on the members
     (``?user=99999999999999999999`` was a 500)."""
 

@@ -127,11 +127,15 @@ TOTP_BOUND_AGO = timedelta(days=2 * 365)
 
 
 def security_permissions() -> list[Permission]:
-    """Everything on authguard's and the brokerage's models, viewing users, and viewing or deleting
-    (resetting) TOTP devices. Not ``change_user``: whoever may edit users may make themselves superuser."""
+    """Everything on authguard's models, viewing the brokerage's and users, and viewing or deleting
+    (resetting) TOTP devices. Not ``change_user``: whoever may edit users may make themselves superuser.
+
+    SECURITY: only viewing of the brokerage's records: the desk reviews trades, it does not write market data
+    or delete a trade's record (red team, round seventy-four; the admin refuses both to anyone anyway)."""
     return list(
         Permission.objects.filter(
-            Q(content_type__app_label__in=["authguard", "brokerage"])
+            Q(content_type__app_label="authguard")
+            | Q(content_type__app_label="brokerage", codename__startswith="view_")
             | Q(content_type__app_label="auth", codename="view_user")
             | Q(content_type__app_label="otp_totp", codename__in=["view_totpdevice", "delete_totpdevice"])
         )
