@@ -1,9 +1,10 @@
 """A code change in the demo's market data (``InstrumentData.formerly``): the company keeps its shares, its
 long run and its ledger memory under the new code, and the former code trades no more.
 
-``services.sync_instruments`` applies it through :func:`take_over_former_code` whether the new code is new to
-the demo or already listed (a when-issued line, a vendor's early row, a merger into a listed code: red team,
-round seventy-one found the second path ignoring ``formerly``, and the former code tradable beside the new).
+``market_data.sync_instruments`` applies it through :func:`take_over_former_code` whether the new code is new
+to the demo or already listed (a when-issued line, a vendor's early row, a merger into a listed code: red
+team, round seventy-one found the second path ignoring ``formerly``, and the former code tradable beside the
+new).
 """
 
 from __future__ import annotations

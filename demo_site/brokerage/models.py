@@ -1,8 +1,9 @@
 """The demo brokerage's data: instruments, cash accounts, positions and orders.
 
 Money is always a ``Decimal``. Cash is held in yen; an instrument's price is in its own currency (yen for
-Tokyo listings, US dollars for US listings) and :mod:`demo_site.brokerage.services` converts at a fixed demo
-rate. All business rules live in ``services``; these models only hold data and database-level invariants.
+Tokyo listings, US dollars for US listings) and :mod:`demo_site.brokerage.yen` converts at a fixed demo rate.
+All business rules live in ``services`` and the modules it gathers; these models only hold data and
+database-level invariants.
 """
 
 from __future__ import annotations
