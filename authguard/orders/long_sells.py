@@ -29,9 +29,9 @@ from authguard.orders.vouching import _UTC_DAY, STAFF_METHOD, UnvouchedThin, for
 def _sums_sql(vendor: str) -> str:
     """In one statement: the latest confirmation of a hold of this count from this request's browser; the
     sells no passkey vouched for, each counted unless a confirmation from its own browser came after it (as
-    :func:`authguard.orders.vouching._sums_sql` forgives thin buys); the buys of liquid stock (each at its
-    amount less its weighted thin part) placed since that confirmation, from the ledger and from the days
-    rolled up from its day on, which the holdings at that point leave out."""
+    :func:`authguard.orders.vouching._sums_sql` forgives thin buys); the buys placed since that
+    confirmation, in full, from the ledger and from the days rolled up from its day on, which the holdings
+    at that point leave out."""
     q = connection.ops.quote_name
     ledger = q(GuardedOrder._meta.db_table)
     days = q(OrderDayTotal._meta.db_table)
@@ -41,16 +41,19 @@ def _sums_sql(vendor: str) -> str:
     _confirmations, mine, forgiven = forgiving_confirmations()
     since = f"COALESCE(({mine}), %s)"
     day_of_since = _UTC_DAY.get(vendor, "CAST(({}) AS DATE)").format(since)
-    liquid = "CASE WHEN g.amount > g.illiquid_amount THEN g.amount - g.illiquid_amount ELSE 0 END"
     return (
         f"SELECT 'last', NULL, ({mine})"  # noqa: S608
         f" UNION ALL SELECT 'sells', SUM(g.amount), NULL FROM {ledger} g"
         " WHERE g.user_id = %s AND g.created_at >= %s AND NOT g.rolled AND NOT g.vouched AND g.side = 'sell'"
         f" AND g.status IN (%s, %s) AND NOT EXISTS ({forgiven})"
-        f" UNION ALL SELECT 'buys', SUM({liquid}), NULL FROM {ledger} g"
+        # SECURITY: every buy comes out of the base in full, as the week's and the month's do (battery case
+        # 51): a thin buy counted only for its liquid part, while today's holdings count the thin position at
+        # its long-run price, let a thief buy 9.6 % into a small cap first and sell 87.5 % of her large caps
+        # unheld (red team, round seventy-four).
+        f" UNION ALL SELECT 'buys', SUM(g.amount), NULL FROM {ledger} g"
         f" WHERE g.user_id = %s AND g.created_at >= {since} AND NOT g.rolled AND g.side = 'buy'"
         " AND g.status = %s"
-        f" UNION ALL SELECT 'days', SUM(buys - illiquid_amount), NULL FROM {days}"  # noqa: S608
+        f" UNION ALL SELECT 'days', SUM(buys), NULL FROM {days}"  # noqa: S608
         f" WHERE user_id = %s AND symbol = '' AND day >= {day_of_since}"
     )
 
@@ -63,7 +66,7 @@ def vouched_sell(*, now: datetime, days: int) -> UnvouchedThin:
 def sells_since_confirmation(user: Any, *, now: datetime, days: int, device: str = "") -> UnvouchedThin:
     """The account's sells from sessions no passkey vouched for (placed or held) within ``days``, less those
     of each browser that its own confirmation of a hold of this count came after, as ``amount``; and the
-    buys of liquid stock placed since ``since`` (the later of ``days`` ago and the last such confirmation
+    buys placed since ``since`` (the later of ``days`` ago and the last such confirmation
     from ``device``), as ``bought``: one statement, whatever the history.
 
     The days rolled up count their buys whole from the day ``since`` falls in: the holdings at that point

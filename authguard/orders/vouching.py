@@ -53,7 +53,7 @@ class UnvouchedThin:
     #: The order's own session is vouched for: the count does not apply to it (and was not read), and the
     #: ledger marks its row so that the count never reads it (``GuardedOrder.vouched``).
     vouched: bool = False
-    #: For a sell (:mod:`authguard.orders.long_sells`): the buys of liquid stock placed since ``since``.
+    #: For a sell (:mod:`authguard.orders.long_sells`): every buy placed since ``since``, in full.
     bought: Decimal = Decimal(0)
 
 
