@@ -31,8 +31,10 @@ BATCH_OPTIONS = "/authguard/api/confirmations/batch/passkey/options"
 BATCH = "/authguard/api/confirmations/batch/passkey"
 
 
-def _change_code() -> None:
-    services.sync_instruments([replace(ROWS[PUMPED], symbol="7Z2B", formerly=PUMPED)])
+def _change_code(ratio: Fraction | None = None) -> None:
+    """7Z2A -> 7Z2B; ``ratio``: the change's exchange ratio, which a change into a code the demo lists
+    already states (round seventy-four: a merger's is never assumed one for one)."""
+    services.sync_instruments([replace(ROWS[PUMPED], symbol="7Z2B", formerly=PUMPED, exchange_ratio=ratio)])
 
 
 def _quantity(user: Any, symbol: str) -> int:
@@ -206,7 +208,7 @@ def test_held_a_code_change_into_a_code_the_demo_already_lists_retires_the_forme
     clock(30)
     services.sync_instruments([replace(ROWS[PUMPED], symbol="7Z2B")])
     clock(31)
-    _change_code()
+    _change_code(Fraction(1))  # the same shares (round seventy-four: into a listed code, stated)
     old = Instrument.objects.get(symbol=PUMPED)
     new = Instrument.objects.get(symbol="7Z2B")
     first = _group(clock, thieves[:9], 31.1, "7Z2B")
@@ -293,8 +295,8 @@ def test_held_a_code_change_into_a_listed_code_merges_her_positions_and_carries_
     )
     user = _code_change_holder("o71g", {PUMPED: 300, "7Z2B": 200})
     old = Instrument.objects.get(symbol=PUMPED)
-    _change_code()
-    _change_code()
+    _change_code(Fraction(1))  # the same shares (round seventy-four: into a listed code, stated)
+    _change_code(Fraction(1))
     new = Instrument.objects.get(symbol="7Z2B")
     assert Instrument.objects.get(symbol=PUMPED).succeeded_by_id == new.pk
     assert new.former_symbols == PUMPED
@@ -312,7 +314,8 @@ def test_held_a_merger_into_a_long_listed_code_keeps_the_targets_long_run(db: An
     its code, but does not lend the target its own long run."""
     battery.customer("o71h", cash=1_000_000, holdings={})
     target = Instrument.objects.get(symbol="6758")
-    services.sync_instruments([replace(ROWS["6758"], formerly=PUMPED)])
+    # At its exchange ratio, ¥845 into ¥3,900 (round seventy-four: a merger's is never assumed one for one).
+    services.sync_instruments([replace(ROWS["6758"], formerly=PUMPED, exchange_ratio=Fraction(845, 3900))])
     merged = Instrument.objects.get(symbol="6758")
     assert merged.former_symbols == PUMPED
     assert (merged.baseline_daily_value, merged.reference_price) == (

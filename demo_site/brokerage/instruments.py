@@ -33,11 +33,19 @@ class InstrumentData:
 
     ``history_since``, optional: the first trading day of the long-run data; a new instrument without one
     starts its history on the day it arrives (the order guard weighs it as illiquid for 20 trading days).
-    ``formerly``, optional: the code a new instrument traded under before (a code change, a move between
-    markets): it takes over that code's long-run data and the positions in it. ``split``, optional: a split
-    or consolidation that takes effect with this row, as new shares per old share (``Fraction(10)`` ten for
-    one, ``Fraction(1, 10)`` ten into one): the stored long-run price and the positions are rescaled. A row
-    carries it once, on the day it takes effect.
+    ``formerly``, optional: the code this one traded under before (a code change, a move between markets, a
+    merger into this code): it takes over that code's long-run data and the positions in it.
+    ``exchange_ratio``, optional, only with ``formerly``: the code change's ratio, as shares of this code per
+    share of the former code (``Fraction(845, 3900)``: a merger at ¥845 into ¥3,900; ``Fraction(1)``: the
+    same shares): the former code's positions, and its long-run price where carried over, are rescaled by
+    it before they join this code's; this code's own holders are not touched. ``split``, optional: a split or
+    consolidation that takes effect with this row, as new shares per old share (``Fraction(10)`` ten for
+    one, ``Fraction(1, 10)`` ten into one): the stored long-run price and the positions are rescaled. On a
+    row with ``formerly`` it is the code change's ratio (a reverse split under a new ticker): it rescales the
+    former code's positions only, as ``exchange_ratio`` does; a split of this code's own shares comes on a
+    row without ``formerly``. A row carries either once, on the day it takes effect (the sync records it and
+    a second run of the same day's rows applies it once); the rules a row must meet, and what the sync
+    refuses, are in ``market_data.sync_instruments``.
     """
 
     symbol: str
@@ -53,6 +61,7 @@ class InstrumentData:
     history_since: date | None = None
     formerly: str | None = None
     split: Fraction | None = None
+    exchange_ratio: Fraction | None = None
 
 
 def _jp(symbol: str, name: str, price: str, adv: int, market: str = "TSE Prime") -> InstrumentData:

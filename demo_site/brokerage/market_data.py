@@ -2,8 +2,8 @@
 
 :func:`sync_instruments` is the demo's one way to write an instrument, in one transaction: the long-run
 figures the order guard reads (daily value, price, the day its data start), a code change
-(:mod:`~demo_site.brokerage.code_change`) and a split or consolidation (:func:`_apply_split`: every position
-rescaled, odd lots paid in cash).
+(:mod:`~demo_site.brokerage.code_change`: the former code's positions at its exchange ratio) and a split or
+consolidation (:func:`_apply_split`: every position rescaled, odd lots paid in cash), each applied once.
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ from django.utils import timezone
 
 from authguard.orders.rules import DEFAULT_MIN_HISTORY_DAYS
 
-from .code_change import take_over_former_code
+from .code_change import (
+    CodeChangeError,
+    CorporateActionError,
+    former_code,
+    per_new_share,
+    take_over_former_code,
+)
 from .instruments import INSTRUMENTS, InstrumentData
 from .models import Account, Instrument, Position
 from .yen import CENTS, to_jpy
@@ -62,14 +68,25 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
     row gives a start (``history_since``) or a former code (``formerly``: a code change), whose long-run data
     and positions it takes over. While they cover fewer than 20 trading days the order guard weighs it as
     illiquid (``InstrumentInfo.history_days``), and a day's row can only lower its long-run daily value: the
-    demo keeps no series to take a median of, and its first day is the one a gang wash-trades. A row's
-    ``split`` rescales the long-run price and the positions (:func:`_apply_split`) and counts in
-    ``Instrument.share_basis``, so that no order checked before it executes.
+    demo keeps no series to take a median of, and its first day is the one a gang wash-trades.
 
-    A row's ``formerly`` is applied whether its code is new to the demo or listed already
-    (:func:`~demo_site.brokerage.code_change.take_over_former_code`: the former code is retired, its
-    positions and codes move, its long run too where it is the longer); one the sync cannot apply raises
-    :class:`CodeChangeError` and the whole sync writes nothing.
+    A row's ``split`` without ``formerly`` is the code's own: it rescales the long-run price and every
+    position (:func:`_apply_split`) and counts in ``Instrument.share_basis``, so that no order checked
+    before it executes. A row's ``formerly`` (a code change) is applied whether its code is new to the demo
+    or listed already (:func:`_take_over`): the former code's positions are rescaled by the change's
+    exchange ratio (``exchange_ratio``, else the row's ``split``: a split that comes with a code change is
+    the change's; else one for one into a new code), odd lots in cash, before they join the code's own,
+    whose holders keep theirs; its long run moves where it is the longer, per share of the new code; the
+    former code is retired and its share basis counted.
+
+    Each is applied once (``Instrument.corporate_actions``): the same row run again on its day changes no
+    position. A row the sync cannot apply unambiguously raises :class:`CorporateActionError` (a code
+    change's: :class:`CodeChangeError`) and the whole sync writes nothing: a ``formerly`` it cannot carry
+    over (not listed, the row's own code, retired into another), a change into a listed code without a
+    ratio (a merger's is never assumed one for one), ``split`` beside ``exchange_ratio``, ``exchange_ratio``
+    without ``formerly``, a ratio that is not positive, a ``split`` on a row whose code change an earlier
+    day applied (the change's again, or the code's own?), a ratio for a former code split the same day (per
+    share before the split or after?), a second, other split of the same day.
     """
     count = 0
     today = timezone.localdate()
@@ -102,6 +119,7 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
 
 
 def _create_instrument(row: InstrumentData, fields: dict[str, object], today: date) -> Instrument:
+    ratio = _change_ratio(row)
     instrument = Instrument.objects.create(
         symbol=row.symbol,
         **fields,
@@ -110,9 +128,15 @@ def _create_instrument(row: InstrumentData, fields: dict[str, object], today: da
         history_since=today,
     )
     # SECURITY: a new code's long run is its former code's, not its first day, which the gang's wash trades
-    # print (red team, round fifty-seven); and its orders are the new code's (round sixty-six).
-    changed = take_over_former_code(instrument, row.formerly) if row.formerly else []
+    # print (red team, round fifty-seven); and its orders are the new code's (round sixty-six); and its
+    # holders' shares are the former code's at the change's ratio (round seventy-four: a reverse split
+    # under a new ticker moved them one for one, tenfold their value). A new code has no holders of its
+    # own, so a plain change (no ratio) is one for one.
+    changed = _take_over(instrument, row, ratio, listed=False, today=today) if row.formerly else []
     changed += _explicit_long_run(instrument, row)  # the row's own figures win over the former code's
+    # A new listing's own split rescales nothing (it has no positions yet, its price is per new share); it
+    # is recorded all the same, so that a second run of the day's rows does not split what was bought since.
+    changed += _record(instrument, [], _action(row, ratio), today)
     if changed:
         instrument.save(update_fields=sorted(set(changed)))
     return instrument
@@ -135,9 +159,14 @@ def _update_instrument(
     instrument: Instrument, row: InstrumentData, fields: dict[str, object], today: date
 ) -> None:
     updates = dict(fields)
+    ratio = _change_ratio(row)
+    action = _action(row, ratio)
+    done = _actions_on(instrument, today)
     # SECURITY: a code change into a code the demo already lists (a when-issued line, a merger) retires the
-    # former code as a new code does (red team, round seventy-one: this path ignored it).
-    taken = take_over_former_code(instrument, row.formerly) if row.formerly else []
+    # former code as a new code does (red team, round seventy-one: this path ignored it), at its own ratio,
+    # on the former code's positions only (round seventy-four: the row's split rescaled the listed code's
+    # own holders too, a second time for when-issued shares).
+    taken = _take_over(instrument, row, ratio, listed=True, today=today) if row.formerly else []
     updates.update({name: getattr(instrument, name) for name in taken})
     # SECURITY: the long run is what a pump cannot lift: never the day's price x volume of a stock the demo
     # already knows (red team, round twenty: one morning's sync of a pumped day made 5Z4A's ¥10.5 billion a
@@ -148,36 +177,153 @@ def _update_instrument(
     elif _young(instrument, today) and instrument.baseline_daily_value is not None:
         day_value = to_jpy(row.price * row.avg_daily_volume, row.currency)
         updates["baseline_daily_value"] = min(instrument.baseline_daily_value, day_value)
+    split = _own_split(instrument, row, action, done)
     # SECURITY: nor the long-run price from the day's, which in a thin stock the gang's trades set (red team,
     # round twenty-three: 7Z2A's day printed at ¥85, a tenth of its price); a split rescales it per share
     # as the stock trades now (round fifty-seven: a consolidation left it a tenth of the new share's).
     if row.reference_price is not None:
         updates["reference_price"] = row.reference_price
-    elif row.split is not None and instrument.reference_price is not None:
-        updates["reference_price"] = (instrument.reference_price / _ratio(row.split)).quantize(CENTS)
+    elif split is not None and instrument.reference_price is not None:
+        updates["reference_price"] = per_new_share(instrument.reference_price, split).quantize(CENTS)
     if row.history_since is not None:
         updates["history_since"] = row.history_since
-    if row.split is not None:
-        ratio = _ratio(row.split)
+    if split is not None:
         # SECURITY: odd lots are paid at the lowest of the day's price, the long-run price and yesterday's,
         # each per new share: the day's print of a thin stock is the gang's, and twenty accounts of nine old
         # shares were paid a hundredfold print in cash (red team, round seventy-three).
-        candidates = (row.price, updates.get("reference_price"), instrument.price / ratio)
-        odd_price = min(p for p in candidates if p is not None and p > 0)
-        _apply_split(instrument, ratio, price=odd_price)
+        candidates = (row.price, updates.get("reference_price"), per_new_share(instrument.price, split))
+        _apply_split(instrument, split, price=_lowest(candidates))
         updates["share_basis"] = instrument.share_basis + 1
     for name, value in updates.items():
         setattr(instrument, name, value)
-    instrument.save(update_fields=list(updates))
+    instrument.save(update_fields=[*updates, *_record(instrument, done, action, today)])
 
 
-def _ratio(split: Fraction) -> Decimal:
-    if split <= 0:
-        raise ValueError(f"a split must be a positive number of new shares per old share, not {split!r}")
-    return Decimal(split.numerator) / Decimal(split.denominator)
+def _ratio(value: Fraction) -> Fraction:
+    """``value`` (new shares per old share) as an exact fraction: a ratio in decimals loses shares (a third
+    is 0.333..., and three old shares consolidated three into one were 0.999... of a new one)."""
+    ratio = Fraction(value)
+    if ratio <= 0:
+        raise CorporateActionError(
+            f"a split must be a positive number of new shares per old share, not {value!r}"
+        )
+    return ratio
 
 
-def _apply_split(instrument: Instrument, ratio: Decimal, *, price: Decimal) -> None:
+def _change_ratio(row: InstrumentData) -> Fraction | None:
+    """The exchange ratio of the row's code change, shares of the row's code per share of the former one:
+    its ``exchange_ratio``, else its ``split`` (a split that comes with a code change is the change's: it
+    rescales the former code's shares); ``None`` when the row states none (or changes no code)."""
+    if row.formerly is None:
+        if row.exchange_ratio is not None:
+            raise CodeChangeError(f"{row.symbol}: an exchange ratio without a former code (formerly)")
+        return None
+    if row.exchange_ratio is not None and row.split is not None:
+        raise CodeChangeError(
+            f"{row.symbol}: a code change from {row.formerly} with both an exchange ratio and a split: "
+            "whether the split is this code's own holders' or the change's cannot be told (send a split of "
+            "this code's own shares on a row without formerly)"
+        )
+    given = row.exchange_ratio if row.exchange_ratio is not None else row.split
+    return None if given is None else _ratio(given)
+
+
+def _action(row: InstrumentData, ratio: Fraction | None) -> str | None:
+    """How the row's corporate action is recorded on the instrument (``Instrument.corporate_actions``): a
+    split ``split 1/10``, a code change with a ratio ``ZVXQ x 1/10``; ``None`` for a row with neither."""
+    if row.formerly is not None:
+        return None if ratio is None else f"{row.formerly.strip().upper()} x {ratio}"
+    return None if row.split is None else f"split {_ratio(row.split)}"
+
+
+def _actions_on(instrument: Instrument, today: date) -> list[str]:
+    """The corporate actions the sync applied to ``instrument`` today."""
+    return instrument.corporate_actions.splitlines() if instrument.corporate_actions_on == today else []
+
+
+def _record(instrument: Instrument, done: list[str], action: str | None, today: date) -> list[str]:
+    """Add ``action`` to the instrument's corporate actions of ``today``; return the fields set."""
+    if action is None or action in done:
+        return []
+    instrument.corporate_actions_on = today
+    instrument.corporate_actions = "\n".join([*done, action])
+    return ["corporate_actions_on", "corporate_actions"]
+
+
+def _own_split(
+    instrument: Instrument, row: InstrumentData, action: str | None, done: list[str]
+) -> Fraction | None:
+    """The split of the instrument's own shares the row brings and the sync has still to apply: none on a
+    row with ``formerly`` (its split is the code change's) or one the sync applied today (the day's rows run
+    again). A second, other split of the same day is refused: a correction or a second action, it cannot be
+    told, and applied on the first it would rescale the positions twice."""
+    if row.formerly is not None or row.split is None or action in done:
+        return None
+    earlier = [a for a in done if a.startswith("split ")]
+    if earlier:
+        raise CorporateActionError(
+            f"{instrument.symbol}: {earlier[0]} was applied today; another split the same day ({action}) "
+            "is refused"
+        )
+    return _ratio(row.split)
+
+
+def _take_over(
+    instrument: Instrument, row: InstrumentData, ratio: Fraction | None, *, listed: bool, today: date
+) -> list[str]:
+    """Apply the row's code change (``formerly``) to ``instrument`` at ``ratio``: the former code's positions
+    rescaled (:func:`_apply_split`, odd lots in cash), then moved and the code retired
+    (:func:`~demo_site.brokerage.code_change.take_over_former_code`). Returns the instrument's fields set.
+
+    Raises :class:`CodeChangeError` for a row it cannot apply unambiguously: a change into a code the demo
+    lists already (``listed``) without a ratio (a merger's is never assumed one for one:
+    ``exchange_ratio=Fraction(1)`` states the same shares, a when-issued line's), or a ``split`` on a row
+    whose change an earlier day applied (the change's split again, or this code's own split on a row that
+    still names its former code: the sync cannot tell which holders it means), or a ratio for a former code
+    split the same day (does the ratio count its shares before the split or after?).
+    """
+    assert row.formerly is not None
+    former = former_code(instrument, row.formerly)
+    if former is None:  # applied by an earlier row
+        if row.split is not None and _action(row, ratio) not in _actions_on(instrument, today):
+            raise CodeChangeError(
+                f"{instrument.symbol}: a split on a row whose code change from {row.formerly} is applied "
+                "already: send a split of this code's own shares on a row without formerly"
+            )
+        return []
+    if ratio is None and listed:
+        raise CodeChangeError(
+            f"{instrument.symbol}: a code change from {former.symbol} into a code the demo lists already "
+            "needs its exchange ratio (shares of this code per share of the former code; Fraction(1) for "
+            "the same shares)"
+        )
+    ratio = Fraction(1) if ratio is None else ratio
+    if ratio != 1 and any(a.startswith("split ") for a in _actions_on(former, today)):
+        # SECURITY: its holders' shares were split once today already; a second rescale on top of it
+        # multiplies what they hold unless the ratio counts the new shares, which no row says.
+        raise CodeChangeError(
+            f"{instrument.symbol}: {former.symbol} had a split applied today; a code change from it with a "
+            "ratio the same day is refused (the ratio's shares, before the split or after, cannot be told)"
+        )
+    if ratio != 1:
+        # SECURITY: paid at the lowest of the day's price, this code's long-run and yesterday's and the
+        # former code's, each per new share, as a split's odd lots are (round seventy-three).
+        candidates = (
+            row.price,
+            instrument.price,
+            instrument.reference_price,
+            per_new_share(former.price, ratio),
+            None if former.reference_price is None else per_new_share(former.reference_price, ratio),
+        )
+        _apply_split(former, ratio, price=_lowest(candidates))
+    return take_over_former_code(instrument, former, ratio=ratio)
+
+
+def _lowest(prices: Iterable[Decimal | None]) -> Decimal:
+    return min(p for p in prices if p is not None and p > 0)
+
+
+def _apply_split(instrument: Instrument, ratio: Fraction, *, price: Decimal) -> None:
     """Every position in ``instrument`` times ``ratio`` new shares per old share; a fraction of a new share
     is paid out in cash at ``price`` (per new share: the caller's lowest of the day's, the long-run and
     yesterday's), as a consolidation's odd lots are. An order checked
@@ -187,11 +333,12 @@ def _apply_split(instrument: Instrument, ratio: Decimal, *, price: Decimal) -> N
     seventy-one)."""
     positions = Position.objects.select_for_update().filter(instrument=instrument).order_by("pk")
     for position in positions:
-        shares = Decimal(position.quantity) * ratio
-        whole = int(shares)
-        odd = to_jpy((shares - whole) * price, instrument.currency)
-        if odd > 0:
-            Account.objects.filter(pk=position.account_id).update(cash=F("cash") + odd)
+        shares = position.quantity * ratio
+        whole = shares.numerator // shares.denominator
+        odd = shares - whole
+        paid = to_jpy(price * odd.numerator / odd.denominator, instrument.currency)
+        if paid > 0:
+            Account.objects.filter(pk=position.account_id).update(cash=F("cash") + paid)
         if whole > 0:
             position.quantity = whole
             position.save(update_fields=["quantity"])

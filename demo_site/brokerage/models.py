@@ -131,6 +131,25 @@ class Instrument(models.Model):
         default=0,
         help_text=_("How many splits and consolidations the demo has applied to it."),
     )
+    # SECURITY: a corporate action applies once: the same day's sync run a second time split every position
+    # and the long-run price a second time (red team, round seventy-four). The day's are kept, and a row
+    # that repeats one of them on that day rescales nothing.
+    corporate_actions_on = models.DateField(
+        _("corporate actions on"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The day of the last splits, consolidations and code changes with a ratio applied to it."
+        ),
+    )
+    corporate_actions = models.TextField(
+        _("corporate actions"),
+        blank=True,
+        help_text=_(
+            "Those of that day, one a line: a split or consolidation ('split 1/10': new shares per old "
+            "share) or a code change with its ratio ('7Z2A x 13/60': shares of this code per former share)."
+        ),
+    )
 
     class Meta:
         ordering = ["symbol"]

@@ -45,6 +45,7 @@ from .accounts import order_history as order_history
 from .accounts import portfolio as portfolio
 from .accounts import reset_portfolio as reset_portfolio
 from .code_change import CodeChangeError as CodeChangeError
+from .code_change import CorporateActionError as CorporateActionError
 from .guard_hooks import HeldOrderExecutor as HeldOrderExecutor
 from .guard_hooks import guard_instrument as guard_instrument
 from .guard_hooks import guard_portfolio as guard_portfolio
