@@ -155,14 +155,32 @@ def device_from_id(user: Any, persistent_id: object) -> Device | None:
     return device
 
 
-def session_device(request: HttpRequest) -> Device | None:
-    """The factor that last verified this session (django-otp's record in the session), if it still exists
-    and belongs to the session's user."""
+#: The session key under which authguard keeps the factor that last verified the session strongly.
+VERIFIER_SESSION_KEY = "_authguard_verifier"
+
+
+def remember_verifier(request: HttpRequest, device: Device | None) -> None:
+    """Keep which factor verified this session, for :func:`verified_by_cooling_off_factor`.
+
+    SECURITY: django-otp's middleware drops its own record (``DEVICE_ID_SESSION_KEY``) once that factor is
+    deleted or unconfirmed, and a session whose verifier was gone read as "never verified with a factor": the
+    thief's session, verified with his own cooling-off passkey, opened every step-up view, passkey-only ones
+    included, the moment he (or she) removed that passkey (red team, round seventy-five)."""
+    if device is None:
+        request.session.pop(VERIFIER_SESSION_KEY, None)
+    else:
+        request.session[VERIFIER_SESSION_KEY] = device.persistent_id
+
+
+def session_device(request: HttpRequest, *, persistent_id: str | None = None) -> Device | None:
+    """The factor that last verified this session (``persistent_id``, by default django-otp's record in the
+    session), if it still exists and belongs to the session's user."""
     session = getattr(request, "session", None)
     user = getattr(request, "user", None)
     if session is None or user is None or not user.is_authenticated:
         return None
-    persistent_id = session.get(DEVICE_ID_SESSION_KEY)
+    if persistent_id is None:
+        persistent_id = session.get(DEVICE_ID_SESSION_KEY)
     if not isinstance(persistent_id, str) or len(persistent_id) > 100:
         return None
     try:
@@ -290,12 +308,16 @@ def may_confirm_sensitive(user: Any, device: Device | None, *, at: datetime | No
 
 def verified_by_cooling_off_factor(request: HttpRequest, *, at: datetime | None = None) -> bool:
     """Whether this session's last strong verification was with a factor that is cooling off (or one that
-    no longer exists); False for a session that has not verified with a factor at all."""
+    no longer exists or is unconfirmed); False for a session that has not verified with a factor at all."""
     session = getattr(request, "session", None)
-    if session is None or not session.get(DEVICE_ID_SESSION_KEY):
+    if session is None:
         return False
-    device = session_device(request)
-    return device is None or factor_is_cooling_off(device, at=at)
+    # SECURITY: our own record first: django-otp's is gone once its factor is (see remember_verifier).
+    persistent_id = session.get(VERIFIER_SESSION_KEY) or session.get(DEVICE_ID_SESSION_KEY)
+    if not persistent_id:
+        return False
+    device = session_device(request, persistent_id=str(persistent_id))
+    return device is None or not device.confirmed or factor_is_cooling_off(device, at=at)
 
 
 def previous_addresses(user: Any, *, at: datetime | None = None) -> list[str]:
@@ -383,6 +405,7 @@ def _distinct(addresses: Iterable[str]) -> list[str]:
 
 
 __all__ = [
+    "VERIFIER_SESSION_KEY",
     "cooling_off_reason",
     "cooling_off_until",
     "device_from_id",
@@ -391,6 +414,7 @@ __all__ = [
     "factor_is_cooling_off",
     "FACTOR_LABELS",
     "has_strong_factor",
+    "remember_verifier",
     "in_cooling_off",
     "is_disabled",
     "kind_of",

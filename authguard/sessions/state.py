@@ -53,6 +53,7 @@ from authguard import clock
 from authguard.choices import Action, FactorKind, Outcome
 from authguard.conf import app_settings
 from authguard.exceptions import SessionEnded
+from authguard.factors import inventory
 from authguard.models import AccountSecurity, LoginEvent, SessionRecord
 from authguard.risk.addresses import client_ip
 from authguard.risk.context import device_cookie_generation, device_hash, device_id_from_cookie
@@ -466,10 +467,10 @@ def mark_strong(
     _rekey_device_activity(request, state, previous)
     if device is not None:
         django_otp.login(request, device)
+    inventory.remember_verifier(request, device)
     state["st"] = _now()
     state["sm"] = method
-    # SECURITY: what this verification may change of the account's factors is counted from the account's
-    # changes made so far, not timed (authguard.factors.changes, "one change per verification").
+    # SECURITY: one factor change per verification, counted from the account's changes (factors.changes).
     counted = AccountSecurity.objects.filter(user_id=getattr(request.user, "pk", 0))
     state["fc"] = counted.values_list("factors_changes", flat=True).first() or 0
     state["fv"] = secrets.token_hex(8)
@@ -498,8 +499,7 @@ def has_fresh_verification(
         return False
     age = app_settings.STEP_UP_FRESH_SECONDS if max_age is None else max_age
     elapsed = _now() - float(state["st"])
-    # A step-up written a moment ago on a node ahead (within what healthy nodes disagree by) is fresh; one
-    # further in the future is not (red team, round twelve).
+    # Written a moment ago on a node ahead (within healthy skew) is fresh; further ahead is not (round 12).
     return not clock.is_from_the_future(elapsed) and elapsed <= age
 
 
