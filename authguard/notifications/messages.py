@@ -98,6 +98,20 @@ LONG_VALUES = {"summary": 480}
 FREE_TEXT_KEYS = frozenset({"name", "device", "network", "city"})
 
 
+#: Context keys whose values authguard itself writes as times (ISO date-times from ``clock.now()`` or a row's
+#: deadline): only these are shown as times (:func:`_format_time`).
+TIME_KEYS = frozenset({"time", "expires", "until", "cooling_off_until", "due"})
+#: Context keys whose text a message written without its details (:func:`build_message` with ``fallback``)
+#: still shows: authguard's own words (the factor's kind, the staff action and its stage, the order's side,
+#: the kind that failed) and values it wrote in a shape it checked (the address, its GeoIP country, an amount
+#: and its currency, the unlock's reference). Other text (names, browsers, networks, summaries) is withheld.
+FALLBACK_KEYS = frozenset(
+    {"factor", "action", "stage", "side", "failed_kind", "currency", "amount", "country", "ip", "reference"}
+)
+#: What a message written without its details shows for each value it withholds (as a stripped lure shows).
+WITHHELD = "[…]"
+
+
 class LinkInMessage(ValueError):
     """A rendered message contained something link-like: it is refused, never sent."""
 
@@ -146,24 +160,57 @@ def user_language(user: Any) -> str:
     return translation.get_language() or settings.LANGUAGE_CODE
 
 
-def _format_time(value: Any) -> Any:
-    """An ISO date-time of the context (``time``, ``expires``...) as ``2026-12-03 12:42 (JST)``.
+def _local_time(value: Any) -> str | None:
+    """An ISO date-time as ``2026-12-03 12:42 (JST)``; None for anything else or a time the site's time zone
+    cannot hold.
+
+    SECURITY: year 1 at +14:00 is a valid ISO date-time whose conversion overflows (``OverflowError``, and
+    ``OSError`` from some platforms' time zone code): a passkey named ``0001-1-1T0:0+14:00`` made every
+    attempt at her "sign-in method added" notice fail, for the 14 days of his passkey's cooling-off (red
+    team, round seventy-five). A time that cannot be shown is no time.
+    """
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    try:
+        parsed = parse_datetime(value)
+        if parsed is None:
+            return None
+        if timezone.is_naive(parsed):
+            parsed = timezone.make_aware(parsed)
+        local = timezone.localtime(parsed)
+    except (ValueError, OverflowError, OSError):
+        return None
+    zone = local.tzname() or str(timezone.get_current_timezone())
+    return f"{local:%Y-%m-%d %H:%M} ({zone})"
+
+
+def _format_time(key: str, value: Any) -> Any:
+    """The context value ``value`` of ``key``, a time (:data:`TIME_KEYS`) shown as ``2026-12-03 12:42 (JST)``.
 
     One format in every mail and language: the site's time zone (``TIME_ZONE``) with its abbreviation shown,
     a 24-hour clock and an ISO date, so no text around it doubles a full stop ("a.m..") and a customer
     abroad knows which clock is meant. Anything else is returned unchanged.
+
+    SECURITY: only the keys authguard writes times under: a passkey's name, a browser or a network someone
+    else chose is text, never parsed (round seventy-five: a name that parsed as a date-time of year 1 broke
+    the notice it was in, although the notice does not even show the name).
     """
-    try:
-        parsed = parse_datetime(value) if isinstance(value, str) and "T" in value else None
-    except ValueError:
-        parsed = None
-    if parsed is None:
+    if key not in TIME_KEYS:
         return value
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed)
-    local = timezone.localtime(parsed)
-    zone = local.tzname() or str(timezone.get_current_timezone())
-    return f"{local:%Y-%m-%d %H:%M} ({zone})"
+    shown = _local_time(value)
+    return value if shown is None else shown
+
+
+def _fallback_value(key: str, value: Any) -> Any:
+    """``value`` as a message written without its details shows it: numbers, flags and :data:`FALLBACK_KEYS`
+    as they are, a time only if it can be shown, anything else :data:`WITHHELD`."""
+    if key in TIME_KEYS:
+        return _local_time(value) or WITHHELD
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if key in FALLBACK_KEYS and isinstance(value, str):
+        return value
+    return WITHHELD
 
 
 #: Minor units shown per currency (ISO 4217); others show two.
@@ -220,13 +267,15 @@ def ways_back(user: Any) -> dict[str, bool]:
     return {"unlock_passkey": bool(passkey), "unlock_codes": bool(codes)}
 
 
-def _body_context(notification: Notification) -> dict[str, Any]:
-    """The template context of ``notification``: times formatted once, derived labels, site and recipient.
+def _body_context(notification: Notification, *, fallback: bool = False) -> dict[str, Any]:
+    """The template context of ``notification``: times formatted once, derived labels, site and recipient;
+    with ``fallback``, every value someone else may have written withheld (:func:`_fallback_value`).
 
     Runs inside the recipient's language. Values stored in the row are already defanged; derived ones are
     built from them or from trusted settings.
     """
-    context: dict[str, Any] = {k: _format_time(v) for k, v in notification.context.items()}
+    shown = _fallback_value if fallback else _format_time
+    context: dict[str, Any] = {k: shown(k, v) for k, v in notification.context.items()}
     # A factor's name that only repeats its kind ("recovery codes (Recovery codes)") says nothing.
     name, factor = context.get("name"), context.get("factor")
     if isinstance(name, str) and (
@@ -236,9 +285,8 @@ def _body_context(notification: Notification) -> dict[str, Any]:
         context["name"] = ""
     if notification.kind == "order_held":
         symbol, instrument = context.get("symbol") or "", context.get("instrument") or ""
-        context["instrument_label"] = (
-            f"{instrument} ({symbol})" if instrument and symbol else instrument or symbol
-        )
+        label = f"{instrument} ({symbol})" if instrument and symbol else instrument or symbol
+        context["instrument_label"] = WITHHELD if fallback else label
         context["amount_text"] = (
             _format_amount(context.get("amount"), context.get("currency")) if context.get("amount") else ""
         )
@@ -247,6 +295,7 @@ def _body_context(notification: Notification) -> dict[str, Any]:
         for key, value in ways.items():
             context.setdefault(key, value)
     context.update(
+        withheld=fallback,
         staff=notification.staff,
         site_name=defang(app_settings.WEBAUTHN_RP_NAME),
         recipient=defang(notification.user.get_username()) if notification.user else "",
@@ -254,8 +303,9 @@ def _body_context(notification: Notification) -> dict[str, Any]:
     return context
 
 
-def render(notification: Notification) -> tuple[str, str]:
-    """The subject and plain-text body of ``notification``, in its recipient's language.
+def render(notification: Notification, *, fallback: bool = False) -> tuple[str, str]:
+    """The subject and plain-text body of ``notification``, in its recipient's language; with ``fallback``,
+    without the values someone else may have written (:func:`_body_context`).
 
     Raises :class:`LinkInMessage` if anything link-like made it into the text: fail closed.
     """
@@ -263,7 +313,7 @@ def render(notification: Notification) -> tuple[str, str]:
     language = notification.language or settings.LANGUAGE_CODE
     with translation.override(language):
         subject_text = kind.staff_subject if notification.staff and kind.staff_subject else kind.subject
-        context = _body_context(notification)
+        context = _body_context(notification, fallback=fallback)
         subject = f"[{context['site_name']}] {subject_text}"
         body = render_to_string(f"authguard/email/{notification.kind}.txt", context).strip() + "\n"
     if contains_link(subject) or contains_link(body):
@@ -271,13 +321,15 @@ def render(notification: Notification) -> tuple[str, str]:
     return subject, body
 
 
-def build_message(notification: Notification) -> EmailMessage:
+def build_message(notification: Notification, *, fallback: bool = False) -> EmailMessage:
     """The e-mail for ``notification``, with a ``Message-ID`` derived from its dedupe key.
 
     A stable ``Message-ID`` lets mail servers drop a duplicate if a worker crashed between sending and
-    recording the send (the one case the outbox cannot rule out).
+    recording the send (the one case the outbox cannot rule out). ``fallback``: the notice's own text without
+    the values someone else may have written, each shown as :data:`WITHHELD` (what the outbox sends when the
+    full message cannot be written: :func:`authguard.notifications.delivery.deliver`).
     """
-    subject, body = render(notification)
+    subject, body = render(notification, fallback=fallback)
     digest = hashlib.sha256(notification.dedupe_key.encode()).hexdigest()[:32]
     domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "authguard.invalid"
     return EmailMessage(
