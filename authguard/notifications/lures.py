@@ -22,6 +22,13 @@ KANJI_DIGITS = frozenset("〇零一壱二弐三参四五六七八九十百千")
 #: Characters that read as letters (prolonged sound marks, wave dashes, the particle の) but join a number's
 #: parts, as a Japanese input method types "-" in kana mode (0120ー987ー654, 0120の987の654).
 JOINERS = frozenset("ーｰ〜～~の")
+#: Letters that stand for a digit in a number written to get past digit filters ("O12O-987-654", Ｏ and ｌ
+#: read as O and l first): O for 0 (Latin, Greek, Cyrillic) and I, l for 1. Read as digits only beside a digit
+#: (:func:`_digits_shape`), so "OLED TV 2023" and "O'Brien iPad" stay words.
+DIGIT_LETTERS = {
+    **dict.fromkeys("OoΟοОо", "0"),  # Latin, Greek and Cyrillic capital and small O
+    **dict.fromkeys("IlΙІӀ", "1"),  # Latin I and l, Greek Iota, Cyrillic І and palochka
+}
 #: Characters read at most: the patterns' time grows with the square of a hostile text's length, and no name
 #: or summary shown is longer (a passkey's name is 64, a context value 120 to 480).
 MAX_TEXT = 1000
@@ -104,7 +111,9 @@ def _read(text: str) -> str:
 
 
 def _digits_shape(text: str) -> str:
-    """Every digit (of any script, kanji numerals too) as "0", every letter as "a", anything else as " "."""
+    """Every digit (of any script, kanji numerals too) as "0", every letter as "a", anything else as " ";
+    a run of digit-shaped letters (:data:`DIGIT_LETTERS`) beside a digit as "0" too
+    (:func:`_letters_as_digits`)."""
     shape = []
     for char in text:
         if char in KANJI_DIGITS or unicodedata.digit(char, None) is not None:
@@ -113,14 +122,64 @@ def _digits_shape(text: str) -> str:
             shape.append("a")
         else:
             shape.append(" ")
+    return _letters_as_digits(text, shape)
+
+
+#: At most this many characters that are neither letters nor digits between a digit-shaped letter and the
+#: digit that makes it one (the gap :data:`_PHONE` allows between two digits).
+_GAP = 6
+
+
+def _beside_digit(shape: list[str], start: int, end: int) -> bool:
+    """Whether ``shape[start:end]`` has a digit before or after it, next to it or across at most :data:`_GAP`
+    characters that are neither letters nor digits."""
+    before = start - 1
+    while before >= 0 and shape[before] == " " and start - before <= _GAP:
+        before -= 1
+    after = end
+    while after < len(shape) and shape[after] == " " and after - end < _GAP:
+        after += 1
+    return (before >= 0 and shape[before] == "0") or (after < len(shape) and shape[after] == "0")
+
+
+def _letters_as_digits(text: str, shape: list[str]) -> str:
+    """``shape`` with each run of letters that are all digit-shaped and stand beside a digit (or beside such a
+    run already read as digits: "O l 2 O") read as digits.
+
+    SECURITY: a vishing number written "O12O-987-654" (letter O for the zeros, in ASCII or full width) read as
+    the digits "12" and "987-654", six digits under the seven of a phone number, and reached her genuine
+    notices whole from a bank account's holder name, a passkey's name and a User-Agent (red team, round
+    seventy-five). A word with any other letter ("OLED", "O'Brien", "Pro") or a lone O away from digits stays
+    a word.
+    """
+    runs = [
+        match.span()
+        for match in re.finditer("a+", "".join(shape))
+        if all(char in DIGIT_LETTERS for char in text[match.start() : match.end()])
+    ]
+    # A run read as digits makes its neighbour one ("O l 2"): from each digit rightwards, then leftwards.
+    for ordered in (runs, runs[::-1]):
+        for start, end in ordered:
+            if shape[start] == "a" and _beside_digit(shape, start, end):
+                shape[start:end] = ["0"] * (end - start)
     return "".join(shape)
+
+
+def _as_digits(read: str, shape: str) -> str:
+    """``read`` with the letters :func:`_digits_shape` read as digits written as those digits."""
+    return "".join(
+        DIGIT_LETTERS[char] if mark == "0" and char in DIGIT_LETTERS else char
+        for char, mark in zip(read, shape, strict=True)
+    )
 
 
 def _phones(read: str) -> list[tuple[int, int]]:
     found = []
-    for match in _PHONE.finditer(_digits_shape(read)):
+    shape = _digits_shape(read)
+    digits = _as_digits(read, shape)
+    for match in _PHONE.finditer(shape):
         start, end = match.span()
-        if not _DATE.fullmatch(read[start:end].strip()):
+        if not _DATE.fullmatch(digits[start:end].strip()):
             found.append((start, end))
     return found
 
