@@ -138,6 +138,34 @@ def test_a_vpn_address_the_account_used_is_no_discount_for_a_new_browser():
     assert codes(DeviceCookie(new_device_known_address=-15), store, later) == {"new_device": 25}
 
 
+def test_a_cookie_on_an_account_whose_sign_ins_never_carried_one_is_a_new_browser():
+    # Red team, round seventy-four: an app without a cookie jar signs in every day; no device is ever learned.
+    store = history_of(*daily(10, device=None, ua=UA_IPHONE))
+    later = T0 + timedelta(days=11)
+    # Her app again, without a cookie: the account's habit, no finding.
+    assert codes(DeviceCookie(), store, ctx(at=later, device=None, ua=UA_IPHONE)) == {}
+    # A browser presenting a (fresh) cookie: a new browser, with the novelty of its address, as on any other.
+    home = DeviceCookie().evaluate(store.evidence(ctx(at=later, device="thief", ip=IP_TOKYO_2)))
+    assert [(f.code, f.score, f.evidence["first_browser"]) for f in home] == [("new_device", 25, True)]
+    assert codes(DeviceCookie(), store, ctx(at=later, device="thief", ip=IP_US_HOME)) == {
+        "new_device": 25,
+        "new_device_new_network": 15,
+    }
+    # Her app's own user agent with a cookie, from a /24 the account never used: not a "copied user agent",
+    # since the account's sign-ins never carried the cookie it would be missing.
+    assert codes(DeviceCookie(), store, ctx(at=later, device="thief", ua=UA_IPHONE, ip=IP_OSAKA)) == {
+        "new_device": 25,
+        "new_device_new_network": 15,
+    }
+    # Once that browser is learned it is known; the app without a cookie is then a new device like any.
+    history_of(ctx(at=later, device="hers", ip=IP_TOKYO), store=store)
+    then = T0 + timedelta(days=12)
+    assert codes(DeviceCookie(), store, ctx(at=then, device="hers")) == {"known_device": -10}
+    assert codes(DeviceCookie(), store, ctx(at=then, device=None, ua=UA_IPHONE)) == {"new_device": 25}
+    # An account with no history at all says nothing (AccountContext reports it).
+    assert codes(DeviceCookie(), MemoryHistory(), ctx(at=later, device="thief")) == {}
+
+
 def test_a_new_browser_can_count_less_on_an_account_with_one_to_three_sign_ins():
     # Issue 13 (friction): an account with up to three sign-ins has not shown all its customer's browsers
     # (phone, computer, tablet) yet, so a new one is the expected case; the address still counts in full.

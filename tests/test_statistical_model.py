@@ -174,6 +174,15 @@ def test_a_familiar_network_does_not_lower_the_score_of_a_new_browser(geoip, mod
     # Without a cookie on an account whose sign-ins carry one, the browser is as new.
     (bare,) = model.evaluate(evidence_for(ctx(ip=IP_TOKYO, at=T0.replace(day=10), device=None), past, pop))
     assert bare.score == 0
+    # On an account only ever signed into without a cookie (an app without a jar), its cookie-less sign-in is
+    # familiar, but a browser presenting a cookie is new: no discount (red team, round seventy-four).
+    app = [ctx(ip=IP_TOKYO, at=T0.replace(day=day), device=None) for day in range(1, 9)]
+    (habit,) = model.evaluate(evidence_for(ctx(ip=IP_TOKYO, at=T0.replace(day=10), device=None), app, pop))
+    assert habit.code == "familiar_login" and habit.score < 0
+    (first,) = model.evaluate(
+        evidence_for(ctx(ip=IP_TOKYO, at=T0.replace(day=10), device="dev-thief"), app, pop)
+    )
+    assert (first.code, first.score, first.evidence["new_device"]) == ("familiar_login", 0, True)
     # A portal may let a familiar network lower it again (the option), and an unfamiliar login still counts.
     lowering = StatisticalModel(ip_weights=W_IP, ua_weights=W_UA, new_device_can_lower=True)
     assert list(lowering.evaluate(new))[0].score == list(lowering.evaluate(own))[0].score < 0

@@ -10,19 +10,12 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from authguard.conf import app_settings
 from authguard.risk.findings import STEP_UP_FLOOR, Finding, RiskSignal
 from authguard.risk.geoip import Geo
 from authguard.risk.history import Evidence
-from authguard.risk.profile import (
-    DeviceMemory,
-    Profile,
-    device_city_count,
-    device_memory,
-    major_version,
-)
+from authguard.risk.profile import DeviceMemory, device_city_count, device_memory, major_version
+from authguard.risk.signals_device_history import new_browser, only_imported_devices, shed_cookies
 from authguard.risk.signals_network import apart_km, haversine_km
-from authguard.risk.useragent import ClientInfo
 
 #: How far in the future a recorded session activity may lie (another node's clock) and still count.
 _CLOCK_TOLERANCE_SECONDS = 60
@@ -56,34 +49,6 @@ def user_agent_change(memory: DeviceMemory | None, evidence: Evidence) -> str | 
     return "update" if major > memory.major else "backwards"
 
 
-def shed_cookies(profile: Profile, client: ClientInfo, now: float, days: int) -> int:
-    """How many distinct device cookies of this browser (family, OS and device type) the account learned
-    within ``days`` before ``now``: the profile's remembered devices (``"dv"``, at most ``MAX_DEVICES``)."""
-    since = now - days * 86400
-    return sum(
-        1
-        for entry in (profile.data.get("dv") or {}).values()
-        if len(entry) == 8
-        and entry[0] >= since
-        and entry[1] == client.browser
-        and entry[3] == client.os
-        and entry[4] == client.device_type
-    )
-
-
-def _only_imported_devices(profile: Profile) -> bool:
-    """Whether every device the profile remembers came from ``import-history`` (the portal's old device ids,
-    never authguard cookies): until the account's first authguard cookie, its customer's own browser with a
-    new cookie looks exactly like a copied user agent, so that finding waits (``new_device`` does not)."""
-    imported = profile.data.get("imp")
-    if not imported or app_settings.LEGACY_DEVICE_COOKIE:
-        # With the portal's own device cookie read, the customer's browser is its imported device
-        # (authguard.risk.legacy_device): one without it is no more the customer's own than on day 180.
-        return False
-    devices = profile.data.get("dv") or {}
-    return all(entry and entry[0] <= imported for entry in devices.values())
-
-
 def _shared_network(geo: Geo) -> bool:
     """A VPN, proxy or hosting address.
 
@@ -104,7 +69,11 @@ class DeviceCookie(RiskSignal):
     network or city also cancels the known-device discount (a remembered device gets only
     ``remembered_device_elsewhere``).
 
-    A new browser is mild risk on a network (ASN) the account uses, more on one it never used.
+    A new browser is mild risk on a network (ASN) the account uses, more on one it never used. On an account
+    whose sign-ins never carried a device cookie (an app without a cookie jar), a login without one says
+    nothing, but one that presents a cookie is a new browser like any other (``new_device``, its
+    ``first_browser`` detail set): the first browser of an app-only account is announced at home and stepped
+    up elsewhere, as on an account whose app keeps its cookies.
     A login *without* the cookie but with the user agent of one of the account's browsers (the exact
     string, or a near copy: same browser family and major version, OS and device type), from a /24 the
     account never used, is the signature of an attacker replaying the victim's user agent (the user
@@ -237,11 +206,9 @@ class DeviceCookie(RiskSignal):
             return [self._superseded()]
         if device.known or device.trusted:
             return self._known(evidence)
-        if profile.logins == 0:
-            return []  # nothing to compare with; AccountContext reports the missing history
-        if profile.total("dev") == 0:
-            # This account's logins never carried a device cookie (an API client, or a log without them):
-            # a missing cookie says nothing here.
+        if not new_browser(evidence):
+            # No history to compare with (AccountContext reports it), or no cookie on an account whose
+            # sign-ins never carried one (an app without a cookie jar): a missing cookie says nothing here.
             return []
         findings = [self._new_device(evidence)]
         features = evidence.ctx.features
@@ -258,7 +225,10 @@ class DeviceCookie(RiskSignal):
         if (
             profile.count("prefix", features["prefix"]) == 0
             and (profile.count("ua", features["ua"]) > 0 or profile.count("uac", features["uac"]) > 0)
-            and not _only_imported_devices(profile)
+            # A user agent whose sign-ins never carried a cookie (an app without a jar, or its browser's
+            # cookie-less first visit) is not "without its cookie": there is none it lacks.
+            and profile.total("dev") > 0
+            and not only_imported_devices(profile)
         ):
             findings.append(self._copied_user_agent(evidence, known_asn))
         return findings
@@ -314,11 +284,13 @@ class DeviceCookie(RiskSignal):
             and profile.count("ip", features["ip"]) == 0
             and profile.count("prefix", features["prefix"]) == 0
         )
+        first = profile.total("dev") == 0
         return Finding(
             "new_device",
             o["new_device_young_account"] if young else o["new_device"],
             _("A browser never seen on this account"),
-            {"cookie_presented": evidence.device.presented, "young_account": young},
+            # first_browser: the account's sign-ins never carried a device cookie (an app without a jar).
+            {"cookie_presented": evidence.device.presented, "young_account": young, "first_browser": first},
         )
 
     def _new_device_address(self, evidence: Evidence, known_asn: bool) -> list[Finding]:

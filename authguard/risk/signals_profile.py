@@ -14,6 +14,7 @@ from authguard.risk.findings import Finding, RiskSignal
 from authguard.risk.history import Evidence
 from authguard.risk.profile import IP_LEVELS, UA_LEVELS, device_memory
 from authguard.risk.signals_device import _shared_network, user_agent_change
+from authguard.risk.signals_device_history import new_browser
 
 _TOTAL = {level: f"#{level}" for level in (*IP_LEVELS, *UA_LEVELS)}
 _DISTINCT = {level: f"~{level}" for level in (*IP_LEVELS, *UA_LEVELS)}
@@ -51,13 +52,11 @@ def _smoothed_probability(
 
 
 def _new_browser(evidence: Evidence) -> bool:
-    """A login whose device cookie (or none) is not one of the account's, on an account whose sign-ins carry
-    device cookies (what :class:`~authguard.risk_signals.DeviceCookie` calls a new device), or the copy of a
-    DBSC-bound device's cookie presented without its key's proof (worse than a new device)."""
-    device = evidence.device
-    if evidence.ctx.dbsc == "bound_missing_proof":
-        return True
-    return not (device.known or device.trusted) and evidence.profile.total("dev") > 0
+    """A browser new to the account (:func:`~authguard.risk.signals_device_history.new_browser`: what
+    :class:`~authguard.risk_signals.DeviceCookie` calls a new device, also the first browser on an account
+    only ever signed into by an app without a cookie jar), or the copy of a DBSC-bound device's cookie
+    presented without its key's proof (worse than a new device)."""
+    return evidence.ctx.dbsc == "bound_missing_proof" or new_browser(evidence)
 
 
 def _copy_elsewhere(evidence: Evidence) -> bool:
