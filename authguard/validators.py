@@ -36,17 +36,41 @@ OTP_APPS = ("django_otp", "django_otp.plugins.otp_totp")
 #: Unicode categories never shown to a customer: controls, format characters (bidi overrides, zero-width
 #: joiners) and lone surrogates.
 INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+#: Letters every renderer draws as a blank (the Hangul fillers, letters of no sound): shown as a space.
+#: "0120<U+3164>987<U+3164>654" is "0120 987 654" on her screen (red team, round seventy-six).
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+#: Unicode's default ignorable code points that are no format characters (the combining grapheme joiner,
+#: Khmer's inherent vowels, variation selectors, the reserved ones): drawn as nothing, so never shown.
+_IGNORABLE = (
+    (0x034F, 0x034F),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x2060, 0x206F),
+    (0xFE00, 0xFE0F),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+
+
+def _drawn_as_nothing(char: str) -> bool:
+    code = ord(char)
+    return unicodedata.category(char) in INVISIBLE_CATEGORIES or any(
+        low <= code <= high for low, high in _IGNORABLE
+    )
 
 
 def visible_text(value: object) -> str:
-    """``value`` as one line of NFC text without control or format characters, whitespace collapsed.
+    """``value`` as one line of NFC text without control, format or other default ignorable characters, its
+    blank letters (:data:`BLANK_LETTERS`) spaces, whitespace collapsed.
 
     SECURITY: a name someone else chose (a passkey's, a device's) is shown to the customer on her security
     page and in her mail; a right-to-left override or a zero-width character would make it read as one of
     hers (red team, 2026-12-05).
     """
     text = unicodedata.normalize("NFC", str(value))
-    text = "".join(c for c in text if unicodedata.category(c) not in INVISIBLE_CATEGORIES or c.isspace())
+    text = "".join(" " if c in BLANK_LETTERS else c for c in text if c.isspace() or not _drawn_as_nothing(c))
     return " ".join(text.split())
 
 

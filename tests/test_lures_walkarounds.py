@@ -382,6 +382,8 @@ def test_a_holder_name_with_a_dot_is_not_refused_as_a_web_address(customer: Any,
         "Pixel 8a",
         "YubiKey 5C NFC",
         "MacBook Pro 2023",
+        "Xperia 1 III 2021",  # a roman numeral is no digit (round 76: round 75's rule read III as 111)
+        "Xperia 5 II 2020年",
     ],
 )
 def test_held_ordinary_passkey_names_are_shown_whole_on_her_security_page(
