@@ -100,8 +100,9 @@ def test_a_copy_that_merges_her_tokyo_place_away_is_still_measured_from_her_call
     REPLACES hers in ``h`` (``_kept_places``); Toyohashi is "the same place" as Numazu (two 100 km radii),
     so it replaces that one. Osaka's re-score finds one reference, Toyohashi (65 km after the radii): no
     impossible_travel, the round-52 walk-around again."""
-    # This fixture's Numazu and Toyohashi /24s share a /22, so the return rule (places.returned_address,
-    # round sixty-five) would hold the copy at its fourth hop already; /24 blocks keep the travel measured.
+    # This fixture's Numazu and Toyohashi /24s share a /22, so the return rule (round sixty-five,
+    # address_returns.returned_address) would hold the copy at its fourth hop already; /24 blocks keep the
+    # travel measured.
     monkeypatch.setattr(places, "IPV4_BLOCK", 24)
     t, home = seasoned
     _her_morning(t, home)

@@ -3,9 +3,9 @@
 device cookie, CSRF; no DBSC) with her exact user agent from a clean residential address of her own ISP
 (OCN) in her own city; interleaved with her own requests, or in her idle gaps. No context tells the copy from
 her; taking turns does: a session back at an address of its network it left minutes ago is held
-(``places.returned_address``), and her step-up renews the session key the copy holds. Known limits (strict
-xfails): the copy on an IPv6 address while she is on IPv4 (one line's two families alternate), and what the
-copy does in her idle gap before her return.
+(``address_returns.returned_address``), and her step-up renews the session key the copy holds. Known limits
+(strict xfails): the copy on an IPv6 address while she is on IPv4 (one line's two families alternate), and
+what the copy does in her idle gap before her return.
 
 Real sign-ins through the demo's JSON API, the real middleware, GeoIP test databases with one extra clean
 OCN Tokyo /24 and an OCN Tokyo IPv6 prefix, time_machine for time.
@@ -203,9 +203,10 @@ def _rescored_reasons(user: Any) -> list[str]:
 @pytest.mark.parametrize("ip", [IP_OCN_V6, IP_NEIGHBOUR], ids=["v6", "neighbour"])
 @pytest.mark.xfail(
     strict=True,
-    reason="a known limit (docs/step-up.md, round sixty-three): one line's IPv4 address and IPv6 /64 "
-    "alternate in a dual-stack browser, and an office's NAT pool alternates addresses of one /24, so a copy "
-    "on an IPv6 address of her ISP, or on her own /24, taking turns with her is no return; DBSC is the "
+    reason="a known limit (docs/step-up.md, rounds sixty-three and sixty-five): one line's IPv4 address "
+    "and IPv6 /64 alternate in a dual-stack browser, and an office's NAT pool alternates addresses of one "
+    "/22, so a copy on an IPv6 address of her ISP, or on her own /22 (here her own /24), taking turns with "
+    "her is no return, however often (round seventy-five's second return counts blocks too); DBSC is the "
     "answer",
 )
 def test_a_copy_of_her_jar_on_ipv6_or_her_own_24_interleaved_with_her_is_caught(

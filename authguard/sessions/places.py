@@ -241,12 +241,8 @@ def place_binding(
     _note_browser(state, binding.get("br"), vouched=vouched)
 
 
-#: A desktop session back at an address block it used, with another block between used at most this many
-#: seconds ago, is held: two holders taking turns (:func:`returned_address`).
-RETURN_SECONDS = 1800
-#: ...and the block it is back at was left at most this many seconds ago (a laptop taken to the office on
-#: the train and home in the evening has left home for the day).
-LEFT_SECONDS = 7200
+# The address blocks a session used (``ad``), for the rule of :mod:`authguard.sessions.address_returns`.
+
 #: The most address blocks a session remembers (each its newest visit).
 MAX_SESSION_ADDRESSES = 8
 #: The IPv4 prefix of a block: an office's NAT pool hands each connection another address of its block,
@@ -254,9 +250,9 @@ MAX_SESSION_ADDRESSES = 8
 IPV4_BLOCK = 22
 
 
-def _address_key(binding: dict[str, Any]) -> str | None:
-    """The block a binding's address is one of for :func:`returned_address`: its network (ASN) and an IPv4
-    /22 (an office's NAT pool) or an IPv6 /64 (privacy addresses rotate)."""
+def address_key(binding: dict[str, Any]) -> str | None:
+    """The block a binding's address is one of (:mod:`authguard.sessions.address_returns`): its network (ASN)
+    and an IPv4 /22 (an office's NAT pool) or an IPv6 /64 (privacy addresses rotate)."""
     try:
         address = ipaddress.ip_address(str(binding.get("ip")))
     except ValueError:
@@ -265,7 +261,7 @@ def _address_key(binding: dict[str, Any]) -> str | None:
     return f"{binding.get('asn')}|{ipaddress.ip_network(f'{address}/{prefix}', strict=False)}"
 
 
-def _addresses_seen(state: dict[str, Any]) -> list[list[Any]]:
+def addresses_seen(state: dict[str, Any]) -> list[list[Any]]:
     """``[block, seen, vouched, anonymous, asn]`` of each address block of the session, the current one
     last: ``seen`` when it was last seen there (until it left)."""
     value = state.get("ad")
@@ -281,10 +277,10 @@ def _note_address(
     hidden: bool,
     left_at: float | None,
 ) -> None:
-    key = _address_key(binding)
+    key = address_key(binding)
     if key is None:
         return
-    seen = _addresses_seen(state)
+    seen = addresses_seen(state)
     if seen and seen[-1][0] == key:
         seen[-1][2] = int(bool(seen[-1][2]) or vouched)
         state["ad"] = seen
@@ -303,65 +299,8 @@ def _note_address(
     state["ad"] = kept
 
 
-def _desktop(browser: Any) -> bool:
+def desktop(browser: Any) -> bool:
     return isinstance(browser, str) and browser.rsplit("|", 1)[-1] == "desktop"
-
-
-def returned_address(
-    state: dict[str, Any], now: dict[str, Any], at: float, *, left_at: float | None = None
-) -> dict[str, int] | None:
-    """Evidence that a desktop browser's session is back at an address block it used before
-    (:func:`_address_key`) and left at most ``LEFT_SECONDS`` ago, having been since at another block of the
-    same IP version that it used within ``RETURN_SECONDS`` (``seconds`` since then, ``addresses``: blocks
-    between); or that a new block would
-    push out of its memory one used within ``RETURN_SECONDS``; else None. ``left_at``: when it was last
-    seen at the block it leaves.
-
-    SECURITY: a copy of her whole jar replayed with her user agent from another address of her ISP in her
-    city changes nothing that matters (:func:`is_material_change`: ``"moved"``) and took turns with her,
-    never re-scored (red team, round sixty-two); from another ISP in her city each turn was re-scored and
-    allowed (her browser, her city: round sixty-five). A desktop browser does not go back and forth between
-    networks or lines within minutes; two holders do. Counted between, whatever their network or
-    placement: every block but an anonymous one on another network than the block returned to (a VPN she
-    switches on and off; a residential proxy of her own ISP counts). Not counted: one line's IPv4 address
-    and IPv6 /64 (a dual-stack browser alternates them), addresses of one IPv4 /22 (an office's NAT pool; so
-    a copy on her own /22 is not told apart), a return to a block GeoIP does not place within 150 km, and
-    blocks where she proved it was her in this session (an allowed sign-in or a passed step-up): she steps
-    up at most once at each, a thief never can. Phones and tablets are left out: they go from Wi-Fi to
-    mobile data and back all day, and a carrier's CGNAT exits alternate within minutes."""
-    if not isinstance(state.get("b"), dict) or not _desktop(now.get("br")):
-        return None
-    here = _address_key(now)
-    if here is None:
-        return None
-    seen = _addresses_seen(state)
-    if left_at is not None and seen:
-        seen[-1][1] = max(seen[-1][1], min(left_at, at))
-    index = next((i for i, e in enumerate(seen[:-1]) if e[0] == here), None)
-    if index is None:
-        # SECURITY: a new block that would push out one she never proved herself at, used within the
-        # window, is one more holder: nothing is forgotten that a copy could push out (red team, round
-        # sixty-five: her home, reached by an allowed re-score, went first, and her return was a first sight).
-        if len(seen) >= MAX_SESSION_ADDRESSES:
-            dropped = next((e for e in seen[:-1] if not e[2]), None)
-            if dropped is not None and at - dropped[1] <= RETURN_SECONDS:
-                return {"seconds": max(0, round(at - dropped[1])), "addresses": len(seen)}
-        return None
-    if now.get("x") or not _precise(now.get("pl")):
-        return None
-    version = ":" in here
-    between = [
-        e for e in seen[index + 1 :] if (":" in e[0]) == version and (not e[3] or e[4] == now.get("asn"))
-    ]
-    # SECURITY: counted from his turn, not from when she left: a copy used after her half-hour pause, with
-    # her return five minutes later, was never a return (round sixty-five). A block left hours ago is not
-    # returned to: her laptop home in the evening after a day at the office.
-    recent = [e for e in between if at - e[1] <= RETURN_SECONDS]
-    if not recent or at - seen[index][1] > LEFT_SECONDS:
-        return None
-    if seen[index][2] and all(e[2] for e in between):
-        return None
-    return {"seconds": max(0, round(min(at - e[1] for e in recent))), "addresses": len(between)}
 
 
 #: The most browsers a session remembers having shown without her vouching for them. Past it, every

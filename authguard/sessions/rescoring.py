@@ -24,7 +24,8 @@ from authguard.risk.policy import current_policy
 from authguard.risk.signals_network import ImpossibleTravel
 from authguard.sessions import device_binding, device_generations, pending
 from authguard.sessions import state as sessions_state
-from authguard.sessions.places import in_two_places, known_seen, returned_address, returned_browser, went_back
+from authguard.sessions.address_returns import returned_address
+from authguard.sessions.places import in_two_places, known_seen, returned_browser, went_back
 from authguard.sessions.state import (
     _fingerprint,
     _request_parts,
