@@ -345,23 +345,30 @@ def test_held_a_code_change_the_sync_cannot_apply_is_refused_and_writes_nothing(
 # -- review, round seventy-two ------------------------------------------------------------------------------
 
 
-def test_held_a_repeated_code_change_row_leaves_a_reused_code_to_its_new_company(db: Any) -> None:
+def test_held_a_repeated_code_change_row_leaves_a_reused_code_to_its_new_company(db: Any, clock: Any) -> None:
     """Company A changed 9Q9Q -> 9Q9R; the exchange reused 9Q9Q for company B; the vendor sends 9Q9R's row
     again with ``formerly=9Q9Q``: an applied change, which must not retire B into A nor move B's holders'
-    shares into A (the repeated row had taken the new company over)."""
+    shares into A (the repeated row had taken the new company over).
+
+    Each on its own day (round seventy-six: a row for a code retired the same day is the retired code's own
+    row, sent beside its change or synced again, and lists no company; a reused code's listing comes on a
+    later day)."""
     from django.contrib.auth import get_user_model
 
     from demo_site.brokerage.instruments import INSTRUMENTS
     from demo_site.brokerage.models import Account
 
     row = INSTRUMENTS[0]
+    clock(0)
     services.sync_instruments([replace(row, symbol="9Q9Q")])  # company A listed as 9Q9Q
     services.sync_instruments([replace(row, symbol="9Q9R", formerly="9Q9Q")])  # A: 9Q9Q -> 9Q9R
+    clock(1)
     services.sync_instruments([replace(row, symbol="9Q9Q", name="Company B")])  # the code reused
     b = Instrument.objects.get(symbol="9Q9Q")
     holder = get_user_model().objects.create_user("holder_b", password="x")
     account = Account.objects.create(user=holder, cash=0)
     Position.objects.create(account=account, instrument=b, quantity=100)
+    clock(2)
     services.sync_instruments([replace(row, symbol="9Q9R", formerly="9Q9Q")])  # the same row, next day
     b.refresh_from_db()
     assert b.succeeded_by_id is None, "company B's listing was retired into company A"

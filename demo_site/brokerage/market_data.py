@@ -79,14 +79,20 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
     whose holders keep theirs; its long run moves where it is the longer, per share of the new code; the
     former code is retired and its share basis counted.
 
-    Each is applied once (``Instrument.corporate_actions``): the same row run again on its day changes no
-    position. A row the sync cannot apply unambiguously raises :class:`CorporateActionError` (a code
-    change's: :class:`CodeChangeError`) and the whole sync writes nothing: a ``formerly`` it cannot carry
-    over (not listed, the row's own code, retired into another), a change into a listed code without a
-    ratio (a merger's is never assumed one for one), ``split`` beside ``exchange_ratio``, ``exchange_ratio``
-    without ``formerly``, a ratio that is not positive, a ``split`` on a row whose code change an earlier
-    day applied (the change's again, or the code's own?), a ratio for a former code split the same day (per
-    share before the split or after?), a second, other split of the same day.
+    Each is applied once (``Instrument.corporate_actions``, every code change recorded, a plain one as
+    ``x 1``): the same row run again on its day changes no position. A row for a code the day's sync
+    retired is no new listing (:func:`_check_row_for_code_retired_today`): its own row of the day (sent
+    beside its change, or synced again) and its own change synced again (a chain's middle code) write
+    nothing; a reused code lists its new company from a later day's rows. A row the sync cannot apply
+    unambiguously raises :class:`CorporateActionError` (a code change's: :class:`CodeChangeError`) and the
+    whole sync writes nothing: a ``formerly`` it cannot carry over (not listed, the row's own code, retired
+    into another), a change into a listed code without a ratio (a merger's is never assumed one for one),
+    ``split`` beside ``exchange_ratio``, ``exchange_ratio`` without ``formerly``, a ratio that is not
+    positive, a ``split`` on a row whose code change an earlier day applied (the change's again, or the code's
+    own?), a code's own split and a code change from it or into it on the same day, in either order (the
+    ratio, one for one too, per share before the split or after?), a second, other split of the same day or
+    a change of the same day at another ratio, and a code retired today's own split or a change into it (a
+    chain's rows in reverse, a change back).
     """
     count = 0
     today = timezone.localdate()
@@ -102,6 +108,15 @@ def sync_instruments(rows: Iterable[InstrumentData] = INSTRUMENTS) -> int:
                 "is_small_cap": row.is_small_cap,
             }
             existing = Instrument.objects.select_for_update().filter(symbol=row.symbol).first()
+            if (
+                existing is not None
+                and existing.succeeded_by_id is not None
+                and _retired_today(existing, today)
+            ):
+                # SECURITY: not a new listing: the same day's rows again, the retired code's own last row,
+                # or its own action after its change (red team, round seventy-six).
+                _check_row_for_code_retired_today(existing, row, today)
+                continue
             if existing is not None and existing.succeeded_by_id is not None:
                 # SECURITY: a row for a former code is a new listing on a reused code: a new company, its
                 # history starting now; the old row keeps its orders under an archived name.
@@ -132,7 +147,7 @@ def _create_instrument(row: InstrumentData, fields: dict[str, object], today: da
     # holders' shares are the former code's at the change's ratio (round seventy-four: a reverse split
     # under a new ticker moved them one for one, tenfold their value). A new code has no holders of its
     # own, so a plain change (no ratio) is one for one.
-    changed = _take_over(instrument, row, ratio, listed=False, today=today) if row.formerly else []
+    changed = (_take_over(instrument, row, ratio, listed=False, today=today) or []) if row.formerly else []
     changed += _explicit_long_run(instrument, row)  # the row's own figures win over the former code's
     # A new listing's own split rescales nothing (it has no positions yet, its price is per new share); it
     # is recorded all the same, so that a second run of the day's rows does not split what was bought since.
@@ -166,8 +181,8 @@ def _update_instrument(
     # former code as a new code does (red team, round seventy-one: this path ignored it), at its own ratio,
     # on the former code's positions only (round seventy-four: the row's split rescaled the listed code's
     # own holders too, a second time for when-issued shares).
-    taken = _take_over(instrument, row, ratio, listed=True, today=today) if row.formerly else []
-    updates.update({name: getattr(instrument, name) for name in taken})
+    taken = _take_over(instrument, row, ratio, listed=True, today=today) if row.formerly else None
+    updates.update({name: getattr(instrument, name) for name in taken or []})
     # SECURITY: the long run is what a pump cannot lift: never the day's price x volume of a stock the demo
     # already knows (red team, round twenty: one morning's sync of a pumped day made 5Z4A's ¥10.5 billion a
     # day its long-run value, and half a portfolio went into it without a hold). A young one's only falls
@@ -196,7 +211,9 @@ def _update_instrument(
         updates["share_basis"] = instrument.share_basis + 1
     for name, value in updates.items():
         setattr(instrument, name, value)
-    instrument.save(update_fields=[*updates, *_record(instrument, done, action, today)])
+    # Recorded when applied today: a change an earlier day applied, named again, retired nothing today.
+    applied = taken is not None or split is not None
+    instrument.save(update_fields=[*updates, *_record(instrument, done, action if applied else None, today)])
 
 
 def _ratio(value: Fraction) -> Fraction:
@@ -230,10 +247,75 @@ def _change_ratio(row: InstrumentData) -> Fraction | None:
 
 def _action(row: InstrumentData, ratio: Fraction | None) -> str | None:
     """How the row's corporate action is recorded on the instrument (``Instrument.corporate_actions``): a
-    split ``split 1/10``, a code change with a ratio ``ZVXQ x 1/10``; ``None`` for a row with neither."""
+    split ``split 1/10``, a code change ``ZVXQ x 1/10`` (a plain one, into a new code, ``ZVXQ x 1``: the
+    sync must know every code it retired today); ``None`` for a row with neither."""
     if row.formerly is not None:
-        return None if ratio is None else f"{row.formerly.strip().upper()} x {ratio}"
+        return f"{row.formerly.strip().upper()} x {1 if ratio is None else ratio}"
     return None if row.split is None else f"split {_ratio(row.split)}"
+
+
+def _changed_from(action: str) -> str | None:
+    """The former code a recorded action took over (``ZVXQ`` of ``ZVXQ x 1/10``); ``None`` for a split."""
+    code, sep, _ = action.partition(" x ")
+    return code if sep and not action.startswith("split ") else None
+
+
+def _retired_today(instrument: Instrument, today: date) -> bool:
+    """Whether today's sync retired the (retired) ``instrument``: its successor's actions of today name it."""
+    successor = Instrument.objects.filter(pk=instrument.succeeded_by_id).first()
+    return successor is not None and any(
+        _changed_from(a) == instrument.symbol for a in _actions_on(successor, today)
+    )
+
+
+def _check_row_for_code_retired_today(retired: Instrument, row: InstrumentData, today: date) -> None:
+    """A row for a code today's sync retired (red team, round seventy-six: each was read as a new company's
+    listing on a reused code). Returns for a row to skip, which writes nothing: the retired code's own row of
+    the day, sent beside its change or synced again (it trades no more: a new listing then would be a
+    phantom of the old company), or its own code change of the day synced again (recorded on it: a chain's
+    middle code, ZVXQ -> ZVXR -> ZVXS run twice). Raises for the rest, which the sync cannot apply
+    unambiguously: its own split (after its change: the change's ratio counted its shares before the split
+    or after?), or a code change into it (a chain's rows in reverse, or a change back the same day: which
+    holders, at which code's shares?). A new company's listing on a retired code comes on a later day."""
+    ratio = _change_ratio(row)
+    action = _action(row, ratio)
+    if row.formerly is None and action is None:
+        return
+    if row.formerly is not None and _repeats_todays_change(retired, row, ratio, today):
+        return
+    successor = retired.succeeded_by.symbol if retired.succeeded_by else "?"
+    if row.formerly is None:
+        raise CodeChangeError(
+            f"{row.symbol}: a split ({action}) of a code that changed to {successor} today: whether the "
+            "change's ratio counted its shares before the split or after cannot be told (send a split that "
+            "comes with a code change on the change's row, formerly with split)"
+        )
+    raise CodeChangeError(
+        f"{row.symbol}: a code change from {row.formerly} into a code that changed to {successor} today (a "
+        "chain's rows in reverse order, or a change back): which holders it means, at which code's shares, "
+        "cannot be told (send a chain's rows in order, the oldest code's change first)"
+    )
+
+
+def _repeats_todays_change(
+    instrument: Instrument, row: InstrumentData, ratio: Fraction | None, today: date
+) -> bool:
+    """Whether the row's code change (``formerly``) is one the sync applied to ``instrument`` today: the
+    day's row again (without a ratio, or at the ratio recorded). Raises :class:`CodeChangeError` for the
+    same change at another ratio: a correction or a second action, the sync cannot tell (ignored, the first
+    ratio stood unannounced)."""
+    assert row.formerly is not None
+    code = row.formerly.strip().upper()
+    recorded = [a for a in _actions_on(instrument, today) if _changed_from(a) == code]
+    if not recorded:
+        return False
+    action = _action(row, ratio)
+    if ratio is None or action in recorded:
+        return True
+    raise CodeChangeError(
+        f"{instrument.symbol}: the code change from {code} was applied today ({recorded[0]}); the same "
+        f"change at another ratio ({action}) is refused: a correction or a second action cannot be told"
+    )
 
 
 def _actions_on(instrument: Instrument, today: date) -> list[str]:
@@ -265,32 +347,45 @@ def _own_split(
             f"{instrument.symbol}: {earlier[0]} was applied today; another split the same day ({action}) "
             "is refused"
         )
+    changes = [a for a in done if _changed_from(a) is not None]
+    if changes:
+        # SECURITY: the change's holders are this code's now; a split after it reads the change's ratio per
+        # share before the split, a split before it per share after, and the feed does not say which (red
+        # team, round seventy-six: a merger into Sony and Sony's consolidation, one order paid tenfold).
+        raise CodeChangeError(
+            f"{instrument.symbol}: a code change into it ({changes[0]}) was applied today; a split of its "
+            f"own shares the same day ({action}) is refused (the change's ratio counts its shares before the "
+            "split or after?): a split that comes with a change into a new code is the change's row "
+            "(formerly with split); otherwise apply one of them on a later day"
+        )
     return _ratio(row.split)
 
 
 def _take_over(
     instrument: Instrument, row: InstrumentData, ratio: Fraction | None, *, listed: bool, today: date
-) -> list[str]:
+) -> list[str] | None:
     """Apply the row's code change (``formerly``) to ``instrument`` at ``ratio``: the former code's positions
     rescaled (:func:`_apply_split`, odd lots in cash), then moved and the code retired
-    (:func:`~demo_site.brokerage.code_change.take_over_former_code`). Returns the instrument's fields set.
+    (:func:`~demo_site.brokerage.code_change.take_over_former_code`). Returns the instrument's fields set;
+    ``None`` when an earlier row applied the change (nothing to record).
 
     Raises :class:`CodeChangeError` for a row it cannot apply unambiguously: a change into a code the demo
     lists already (``listed``) without a ratio (a merger's is never assumed one for one:
     ``exchange_ratio=Fraction(1)`` states the same shares, a when-issued line's), or a ``split`` on a row
     whose change an earlier day applied (the change's split again, or this code's own split on a row that
-    still names its former code: the sync cannot tell which holders it means), or a ratio for a former code
-    split the same day (does the ratio count its shares before the split or after?).
+    still names its former code: the sync cannot tell which holders it means), or a change from or into a
+    code whose own split the sync applied today (does the ratio, or "the same shares", count its shares
+    before the split or after?).
     """
     assert row.formerly is not None
     former = former_code(instrument, row.formerly)
     if former is None:  # applied by an earlier row
-        if row.split is not None and _action(row, ratio) not in _actions_on(instrument, today):
+        if not _repeats_todays_change(instrument, row, ratio, today) and row.split is not None:
             raise CodeChangeError(
                 f"{instrument.symbol}: a split on a row whose code change from {row.formerly} is applied "
                 "already: send a split of this code's own shares on a row without formerly"
             )
-        return []
+        return None
     if ratio is None and listed:
         raise CodeChangeError(
             f"{instrument.symbol}: a code change from {former.symbol} into a code the demo lists already "
@@ -298,12 +393,23 @@ def _take_over(
             "the same shares)"
         )
     ratio = Fraction(1) if ratio is None else ratio
-    if ratio != 1 and any(a.startswith("split ") for a in _actions_on(former, today)):
+    if any(a.startswith("split ") for a in _actions_on(former, today)):
         # SECURITY: its holders' shares were split once today already; a second rescale on top of it
-        # multiplies what they hold unless the ratio counts the new shares, which no row says.
+        # multiplies what they hold unless the ratio counts the new shares, which no row says (one for one
+        # too: a share before the split or after?).
         raise CodeChangeError(
-            f"{instrument.symbol}: {former.symbol} had a split applied today; a code change from it with a "
-            "ratio the same day is refused (the ratio's shares, before the split or after, cannot be told)"
+            f"{instrument.symbol}: {former.symbol} had a split applied today; a code change from it the "
+            "same day is refused (the ratio's shares, before the split or after, cannot be told): a split "
+            "that comes with a change into a new code is the change's row (formerly with split)"
+        )
+    if any(a.startswith("split ") for a in _actions_on(instrument, today)):
+        # SECURITY: the same question on the target's side (red team, round seventy-six: Sony consolidated
+        # ten into one, then 7Z2A merged into it at a ratio announced per old Sony share and applied per new
+        # one: the gang's ¥8.45 million became ¥84.5 million; a split instead cost her 90 %).
+        raise CodeChangeError(
+            f"{instrument.symbol}: had a split applied today; a code change into it from {former.symbol} "
+            "the same day is refused (the ratio counts its shares before the split or after?): apply one of "
+            "them on a later day"
         )
     if ratio != 1:
         # SECURITY: paid at the lowest of the day's price, this code's long-run and yesterday's and the
