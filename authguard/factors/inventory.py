@@ -31,6 +31,7 @@ from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authguard import clock
+from authguard.factors.verifier import VERIFIER_SESSION_KEY, remember_verifier
 from authguard.models import (
     AccountSecurity,
     FactorKind,
@@ -153,23 +154,6 @@ def device_from_id(user: Any, persistent_id: object) -> Device | None:
     except ValueError:
         return None
     return device
-
-
-#: The session key under which authguard keeps the factor that last verified the session strongly.
-VERIFIER_SESSION_KEY = "_authguard_verifier"
-
-
-def remember_verifier(request: HttpRequest, device: Device | None) -> None:
-    """Keep which factor verified this session, for :func:`verified_by_cooling_off_factor`.
-
-    SECURITY: django-otp's middleware drops its own record (``DEVICE_ID_SESSION_KEY``) once that factor is
-    deleted or unconfirmed, and a session whose verifier was gone read as "never verified with a factor": the
-    thief's session, verified with his own cooling-off passkey, opened every step-up view, passkey-only ones
-    included, the moment he (or she) removed that passkey (red team, round seventy-five)."""
-    if device is None:
-        request.session.pop(VERIFIER_SESSION_KEY, None)
-    else:
-        request.session[VERIFIER_SESSION_KEY] = device.persistent_id
 
 
 def session_device(request: HttpRequest, *, persistent_id: str | None = None) -> Device | None:

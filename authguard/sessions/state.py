@@ -53,7 +53,7 @@ from authguard import clock
 from authguard.choices import Action, FactorKind, Outcome
 from authguard.conf import app_settings
 from authguard.exceptions import SessionEnded
-from authguard.factors import inventory
+from authguard.factors.verifier import remember_verifier
 from authguard.models import AccountSecurity, LoginEvent, SessionRecord
 from authguard.risk.addresses import client_ip
 from authguard.risk.context import device_cookie_generation, device_hash, device_id_from_cookie
@@ -467,7 +467,7 @@ def mark_strong(
     _rekey_device_activity(request, state, previous)
     if device is not None:
         django_otp.login(request, device)
-    inventory.remember_verifier(request, device)
+    remember_verifier(request, device)
     state["st"] = _now()
     state["sm"] = method
     # SECURITY: one factor change per verification, counted from the account's changes (factors.changes).
