@@ -169,16 +169,41 @@ class HeldOrder(models.Model):
 
 
 class CampaignFlag(models.Model):
-    """An instrument that many accounts bought within a short window: further buys are held for everyone."""
+    """An instrument that many accounts bought within a short window: further buys are held for everyone.
+
+    Each flag keeps which arm of the ``Campaign`` rule raised it and what it showed of the instrument's
+    month (the accounts, their placed buys and that value's share of a day's traded value), whichever arm
+    raised it. An admin's clearing starts the month's count again only for a flag that showed the month over
+    its share (``month_over``): from its ``flagged_at`` (``month_judged_until``), the buys it showed.
+    """
+
+    class Arm(models.TextChoices):
+        COUNT = "count", _("accounts within hours")
+        VOLUME = "volume", _("risky accounts' volume")
+        SLOW = "slow", _("accounts' volume within the week")
+        MONTH = "month", _("accounts' volume within the month")
 
     symbol = models.CharField(_("symbol"), max_length=32, unique=True)
     flagged_at = models.DateTimeField(_("flagged at"))
     accounts = models.PositiveIntegerField(_("accounts buying"))
     risky_accounts = models.PositiveIntegerField(_("of them from risky sessions"))
     window_hours = models.PositiveIntegerField(_("window (hours)"))
+    arm = models.CharField(_("raised by"), max_length=16, choices=Arm.choices, blank=True)
+    month_hours = models.PositiveIntegerField(_("month (hours)"), null=True, blank=True)
+    month_accounts = models.PositiveIntegerField(_("accounts buying within the month"), null=True, blank=True)
+    month_volume = models.DecimalField(
+        _("bought within the month"), max_digits=24, decimal_places=2, null=True, blank=True
+    )
+    month_share = models.DecimalField(
+        _("month's buys in days of traded value"), max_digits=20, decimal_places=4, null=True, blank=True
+    )
+    month_over = models.BooleanField(_("month over its share"), default=False)
     active = models.BooleanField(_("active"), default=True)
     cleared_at = models.DateTimeField(_("cleared at"), null=True, blank=True)
     cleared_by = models.CharField(_("cleared by"), max_length=150, blank=True)
+    # SECURITY: the month's count starts here, not at any clearing: set by the clearing of a flag that showed
+    # the month over its share only (red team, round seventy-five).
+    month_judged_until = models.DateTimeField(_("month judged until"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("campaign flag")

@@ -11,9 +11,10 @@ spreading over days add up to the same exposure:
 - :func:`account_trust`: one query says whether the account's sign-in context changed within the trust days
   (a device first seen recently, unless it is among a new account's first ones; a risky or stepped-up login
   or re-scored session; the account's cooling-off after a factor or contact change);
-- :func:`illiquid_buy_facts`: for a buy of an illiquid instrument, one query over the ledger's
-  ``(symbol, created_at)`` index gives the campaign counts, the value bought by accounts with a recent
-  context change over each volume window, and by accounts of every kind over the week and the month.
+- :func:`authguard.orders.campaign.illiquid_buy_facts` (its own module): for a buy of an illiquid
+  instrument, one query over the ledger's ``(symbol, created_at)`` index gives the campaign counts, the
+  value bought by accounts with a recent context change over each volume window, and by accounts of every
+  kind over the week and the month.
 
 None of them reads more than the horizon, whatever the account's history.
 """
@@ -48,7 +49,7 @@ from authguard.models import (
 from authguard.models import Outcome as LoginOutcome
 from authguard.orders import rollup
 from authguard.orders.codes import codes_in, instrument_codes
-from authguard.orders.rules import CampaignFacts, TrustFacts, WindowTotals
+from authguard.orders.rules import TrustFacts, WindowTotals
 from authguard.risk.import_history import IMPORTED_AT
 
 #: Reason codes of a login that mean its context changed (a new network, a proxy, a factor or password
@@ -449,151 +450,4 @@ def account_trust(user: AbstractBaseUser, *, now: datetime, days: int) -> TrustF
     return _trust_from(row, days, new=new_account(user, since=now - timedelta(days=days)))
 
 
-@functools.lru_cache(maxsize=16)
-def _campaign_sql(vendor: str, volume_windows: int, codes: int = 1) -> str:
-    """The campaign query for ``volume_windows`` volume windows and an instrument of ``codes`` codes (its
-    former ones): built once, then only executed."""
-    known_as = codes_in(codes)
-    q = connection.ops.quote_name
-    ledger = q(GuardedOrder._meta.db_table)
-    flags = q(CampaignFlag._meta.db_table)
-    columns = [
-        "COUNT(DISTINCT CASE WHEN created_at >= %s THEN user_id END)",
-        "COUNT(DISTINCT CASE WHEN created_at >= %s AND risky_session THEN user_id END)",
-        "SUM(CASE WHEN created_at >= %s AND user_id = %s THEN 1 ELSE 0 END)",
-        "SUM(CASE WHEN created_at >= %s THEN amount ELSE 0 END)",
-        "COUNT(DISTINCT CASE WHEN created_at >= %s AND risky_session THEN user_id END)",
-        "SUM(CASE WHEN created_at >= %s AND risky_session AND user_id = %s THEN 1 ELSE 0 END)",
-    ]
-    columns += ["SUM(CASE WHEN created_at >= %s AND risky_session THEN amount ELSE 0 END)"] * volume_windows
-    # Every account within the longest volume window (the week's range): how many, this one, how much.
-    columns += ["COUNT(DISTINCT user_id)", "SUM(CASE WHEN user_id = %s THEN 1 ELSE 0 END)", "SUM(amount)"]
-    buys = f"FROM {ledger} WHERE symbol {known_as} AND side = 'buy' AND status IN ('placed', 'held')"  # noqa: S608
-    # SECURITY: only the models' own (quoted) table names are formatted in; every value is a parameter.
-    week = (
-        f"SELECT {', '.join(columns)},"  # noqa: S608
-        f" (SELECT COUNT(*) FROM {flags} WHERE symbol {known_as} AND active),"
-        f" (SELECT COUNT(*) FROM {ledger} WHERE user_id = %s AND symbol {known_as} AND side = 'buy'"
-        f" AND status = 'placed') {buys} AND created_at >= %s"
-    )
-    # The same over the month, in a part of its own: the week's part reads the week's rows only, this one
-    # three sums over the month's. The month starts again when an admin clears the instrument's flag: the
-    # buys she judged do not flag it again on every next buy for a month.
-    # SECURITY: placed buys only: three of the gang's own accounts placed three big buys that were held
-    # (never bought), passed a day's value together and flagged a stock for every customer (red team, round
-    # sixty-six). A held buy counts once it is confirmed.
-    cleared = f"(SELECT MAX(cleared_at) FROM {flags} WHERE symbol {known_as})"  # noqa: S608
-    placed = f"FROM {ledger} WHERE symbol {known_as} AND side = 'buy' AND status = 'placed'"  # noqa: S608
-    month = (
-        "SELECT COUNT(DISTINCT user_id), SUM(CASE WHEN user_id = %s THEN 1 ELSE 0 END), SUM(amount)"
-        f" {placed} AND created_at >= %s AND created_at >= COALESCE({cleared}, %s)"
-    )
-    return f"SELECT * FROM ({week}) w CROSS JOIN ({month}) m"  # noqa: S608
-
-
-#: The first key of the campaign's advisory locks (PostgreSQL): "ag" and 1, so that a portal's own advisory
-#: locks, which usually use one 64-bit key, do not meet ours.
-CAMPAIGN_LOCK_KEY = 0x61670001
-
-
-def _serialise_buys_of(codes: list[str]) -> None:
-    """Within the order's transaction, wait for any other transaction buying the instrument (any of its
-    ``codes``, in one order: no two buys wait on each other) to finish.
-
-    SECURITY: the campaign facts are other accounts' buys; under READ COMMITTED twenty orders submitted at
-    the same moment from twenty taken-over accounts each read none of the others and all pass (red team,
-    2026-12-05). Each holds its own customer's row lock only, so buys of one instrument queue on a
-    transaction-scoped advisory lock instead. SQLite serialises every writer already. A portal that submits
-    several buys in one transaction should submit them in a stable order (PostgreSQL refuses a deadlock,
-    and the transaction, with nothing written, rolls back).
-    """
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        for code in sorted(codes):
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [CAMPAIGN_LOCK_KEY, code])
-
-
-def illiquid_buy_facts(
-    user: AbstractBaseUser,
-    symbol: str,
-    *,
-    former: Sequence[str] | str = (),
-    now: datetime,
-    hours: int | None,
-    risky: bool,
-    amount: Decimal,
-    volume_hours: list[int],
-    daily_value: Decimal | None,
-    serialise: bool = False,
-) -> tuple[CampaignFacts | None, bool]:
-    """For a buy of an illiquid instrument, in one statement over the ledger's buys of it (the
-    ``(symbol, created_at)`` index ranges of the week and of the month): the campaign facts (is it flagged,
-    how many accounts bought it within ``hours`` and how much, how much accounts with a recent context change
-    bought within each of ``volume_hours``) and whether this customer never bought it.
-
-    ``volume_hours`` (:meth:`Campaign.volume_hours <authguard.orders.exposure_rules.Campaign.volume_hours>`):
-    the volume windows' hours and, the longest, the month's: the value and the accounts of every kind over
-    the month (:attr:`CampaignFacts.month_volume`).
-    ``risky``: this order comes from such an account (its ``amount`` then counts in the volume windows).
-    ``former``: the instrument's former codes: their buys and flags are the instrument's (a code change is
-    no new instrument to a gang's month).
-    ``serialise``: first wait for the other transactions buying ``symbol`` (inside the order's transaction).
-    """
-    codes = instrument_codes(symbol, former)
-    if serialise:
-        _serialise_buys_of(codes)
-    adapt = connection.ops.adapt_datetimefield_value
-    campaign_start = adapt(now - timedelta(hours=hours or 0))
-    month_hours = max(volume_hours or [0])
-    windows = sorted(volume_hours)[:-1]
-    slow = max([hours or 0, *windows])
-    volume_start = adapt(now - timedelta(hours=max(windows or [0])))
-    month_start = adapt(now - timedelta(hours=month_hours))
-    uid = statements.user_id(user.pk)
-    params: list[Any] = [campaign_start, campaign_start, campaign_start, uid, campaign_start]
-    params += [volume_start, volume_start, uid]
-    params += [adapt(now - timedelta(hours=h)) for h in windows]
-    params += [uid, *codes, uid, *codes, *codes, adapt(now - timedelta(hours=slow))]
-    params += [uid, *codes, month_start, *codes, month_start]
-    (row,) = statements.fetch_all(_campaign_sql(connection.vendor, len(windows), len(codes)), params)
-    accounts, risky_accounts, mine, window_volume, volume_accounts, mine_volume = row[:6]
-    risky_sums = row[6 : 6 + len(windows)]
-    slow_accounts, slow_mine, slow_volume, flagged, mine_placed, *month = row[6 + len(windows) :]
-    month_accounts, month_mine, month_volume = month
-    never_bought = not mine_placed
-    if hours is None:
-        return None, never_bought
-    if flagged:
-        return CampaignFacts(flagged=True, hours=hours, daily_value=daily_value), never_bought
-    accounts, risky_accounts = int(accounts or 0), int(risky_accounts or 0)
-    if not mine:  # this order's account is one more buyer
-        accounts += 1
-        risky_accounts += int(risky)
-    risky_volume = {
-        h: _money(v) + (amount if risky else _ZERO) for h, v in zip(windows, risky_sums, strict=True)
-    }
-    volume_accounts = int(volume_accounts or 0)
-    if risky and not mine_volume:
-        volume_accounts += 1
-    return (
-        CampaignFacts(
-            False,
-            accounts=accounts,
-            risky_accounts=risky_accounts,
-            hours=hours,
-            risky_volume=risky_volume,
-            risky_volume_accounts=volume_accounts,
-            daily_value=daily_value,
-            window_volume=_money(window_volume) + amount,
-            slow_accounts=int(slow_accounts or 0) + (0 if slow_mine else 1),
-            slow_volume=_money(slow_volume) + amount,
-            slow_hours=slow,
-            month_accounts=int(month_accounts or 0) + (0 if month_mine else 1),
-            month_volume=_money(month_volume) + amount,
-        ),
-        never_bought,
-    )
-
-
-__all__ = ["CONTEXT_CHANGE_REASONS", "account_trust", "illiquid_buy_facts", "ledger_totals"]
+__all__ = ["CONTEXT_CHANGE_REASONS", "account_trust", "ledger_totals"]

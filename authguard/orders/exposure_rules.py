@@ -137,24 +137,26 @@ class Campaign(OrderRule):
                 {"accounts": campaign.accounts},
             )
             return
+        month = self._month(campaign)
+        arm = self._arm(campaign, month)
+        if arm is not None:
+            name, evidence = arm
+            evidence = {**evidence, "flag": True, "arm": name, **self._month_shown(campaign, month)}
+            yield RuleFinding("campaign_detected", CRITICAL, _campaign_reason(facts), self.action, evidence)
+
+    def _arm(self, campaign: CampaignFacts, month: Decimal | None) -> tuple[str, dict[str, Any]] | None:
+        """The first arm that flags the instrument, and its evidence: by the volume windows, the slow arm,
+        the month (``month``: :meth:`_month`'s share) or the count of accounts."""
         volume = self._volume_window(campaign)
         if volume is not None:
             hours, share, limit = volume
-            yield RuleFinding(
-                "campaign_detected",
-                CRITICAL,
-                _campaign_reason(facts),
-                self.action,
-                {
-                    "accounts": campaign.accounts,
-                    "risky_accounts": campaign.risky_accounts,
-                    "hours": hours,
-                    "volume_share": round(float(share), 4),
-                    "limit": limit,
-                    "flag": True,
-                },
-            )
-            return
+            evidence = {"accounts": campaign.accounts, "risky_accounts": campaign.risky_accounts}
+            return "volume", {
+                **evidence,
+                "hours": hours,
+                "volume_share": round(float(share), 4),
+                "limit": limit,
+            }
         daily = campaign.daily_value
         slow = campaign.slow_volume
         if (
@@ -164,55 +166,49 @@ class Campaign(OrderRule):
             and daily > 0
             and slow / daily > Decimal(str(self.options["slow_share"]))
         ):
-            yield RuleFinding(
-                "campaign_detected",
-                CRITICAL,
-                _campaign_reason(facts),
-                self.action,
-                {
-                    "accounts": campaign.slow_accounts,
-                    "hours": campaign.slow_hours,
-                    "volume_share": round(float(slow / daily), 4),
-                    "limit": float(self.options["slow_share"]),
-                    "flag": True,
-                },
-            )
-            return
-        month = self._month(campaign)
+            evidence = {"accounts": campaign.slow_accounts, "hours": campaign.slow_hours}
+            return "slow", {
+                **evidence,
+                "volume_share": round(float(slow / daily), 4),
+                "limit": float(self.options["slow_share"]),
+            }
         if month is not None:
-            yield RuleFinding(
-                "campaign_detected",
-                CRITICAL,
-                _campaign_reason(facts),
-                self.action,
-                {
-                    "accounts": campaign.month_accounts,
-                    "hours": self.month_hours(),
-                    "volume_share": round(float(month), 4),
-                    "limit": float(self.options["month_share"]),
-                    "flag": True,
-                },
-            )
-            return
+            evidence = {"accounts": campaign.month_accounts, "hours": self.month_hours()}
+            return "month", {
+                **evidence,
+                "volume_share": round(float(month), 4),
+                "limit": float(self.options["month_share"]),
+            }
         enough = campaign.accounts >= int(self.options["accounts"]) or campaign.risky_accounts >= int(
             self.options["risky_accounts"]
         )
         if enough and campaign.window_volume is not None and daily is not None and daily > 0:
             # SECURITY: an unknown volume (or none reported) keeps the count alone, as before: fail closed.
             enough = campaign.window_volume / daily >= Decimal(str(self.options["min_volume_share"]))
-        if enough:
-            yield RuleFinding(
-                "campaign_detected",
-                CRITICAL,
-                _campaign_reason(facts),
-                self.action,
-                {
-                    "accounts": campaign.accounts,
-                    "risky_accounts": campaign.risky_accounts,
-                    "hours": campaign.hours,
-                    "flag": True,
-                },
-            )
+        if not enough:
+            return None
+        evidence = {"accounts": campaign.accounts, "risky_accounts": campaign.risky_accounts}
+        return "count", {**evidence, "hours": campaign.hours}
+
+    def _month_shown(self, campaign: CampaignFacts, month: Decimal | None) -> dict[str, Any]:
+        """What every flag shows the desk of the instrument's month (the flag keeps it: ``CampaignFlag``),
+        whichever arm raised it: the accounts, the value they bought (placed, since the last clearing that
+        judged the month, this order included) and its share of a day's traded value; ``month_over``: the
+        month arm's own limit is passed, so the desk's clearing judges the month.
+
+        SECURITY: a clearing forgives the month's buys only when the flag showed them over the month's
+        share; a flag of another arm, raised by three of the gang's own held and cancelled buys, showed the
+        desk nothing of its victims' month, and its clearing started the month again every week (red team,
+        round seventy-five)."""
+        daily, bought = campaign.daily_value, campaign.month_volume
+        share = bought / daily if bought is not None and daily is not None and daily > 0 else None
+        return {
+            "month_hours": self.month_hours(),
+            "month_accounts": campaign.month_accounts,
+            "month_volume": None if bought is None else str(bought),
+            "month_share": None if share is None else round(float(share), 4),
+            "month_over": month is not None,  # SECURITY: only then does a clearing start the month again
+        }
 
     def _month(self, campaign: CampaignFacts) -> Decimal | None:
         """The share of a day's traded value every account bought within ``month_hours``, when above

@@ -17,7 +17,8 @@ from django.http import HttpRequest
 from authguard import clock
 from authguard.checks.codes import Codes
 from authguard.conf import app_settings
-from authguard.orders.exposure import illiquid_buy_facts, ledger_totals
+from authguard.orders.campaign import illiquid_buy_facts
+from authguard.orders.exposure import ledger_totals
 from authguard.orders.exposure_rules import Campaign as CampaignRule
 from authguard.orders.exposure_rules import Exposure as ExposureRule
 from authguard.orders.hooks import _hook
@@ -327,7 +328,18 @@ def gather_facts(
     # took all of her cash unheld (red team, round fifty-seven); wash-traded for its whole first month, on
     # day 21 (round fifty-eight). Its reference price still adds holds (a buy counts at no less than it); it
     # lifts no value while it is young (_without_young_references).
-    weight = max(weight, _history_floor(instrument, min_history, fade))
+    young = _history_floor(instrument, min_history, fade)
+    if young > weight:
+        weight = young
+        # SECURITY: and the day every rule reads is the day that weight stands for, as for the peak above:
+        # twelve victims put ¥23.7 million into a young listing within two hours, which every campaign arm
+        # (and each buy's share of the day) compared with its wash-traded first day of ¥12.6 billion
+        # (red team, round seventy-five).
+        young_day = daily_value_of_weight(young, **scale)
+        current = instrument.daily_value
+        instrument = replace(
+            instrument, avg_daily_value=young_day if current is None else min(current, young_day)
+        )
     daily = instrument.daily_value
     # SECURITY: liquidity is a scale (case 53): a stock just above the floor still weighs, and anything
     # weighing at least ILLIQUID_WEIGHT gets the pivot, risky-session and campaign rules too.

@@ -44,18 +44,18 @@ from typing import Any, Generic, TypeVar
 
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from authguard import clock
 from authguard.conf import app_settings
 from authguard.durable import record_refusal
 from authguard.exceptions import AuthguardError
-from authguard.models import CampaignFlag, GuardedOrder, GuardStatus, HeldOrder
-from authguard.notifications.outbox import notify_customer, notify_staff
+from authguard.models import GuardedOrder, GuardStatus, HeldOrder
+from authguard.notifications.outbox import notify_customer
 from authguard.orders.approval import Approval as Approval
 from authguard.orders.approval import approval_for, call_place
 from authguard.orders.approval import stored_approval as stored_approval
+from authguard.orders.campaign import flag_campaign
 from authguard.orders.confirmation import ConfirmationError as ConfirmationError
 from authguard.orders.confirmation import ConfirmationGone as ConfirmationGone
 from authguard.orders.confirmation import ConfirmationInvalid as ConfirmationInvalid
@@ -308,7 +308,7 @@ def submit_order(
         # SECURITY: the campaign a denial uncovered outlives the rollback of the order it refused (and of the
         # portal's own transaction around this call): its flag holds the next buyers and alerts staff.
         decision = denied.decision
-        record_refusal(lambda: _flag_campaign(decision, now=now))
+        record_refusal(lambda: flag_campaign(decision, now=now))
         raise
 
 
@@ -374,7 +374,7 @@ def _submit(
                 ", ".join(decision.reasons),
             )
             return Placed(call_place(place, approval), decision, approval)
-        _flag_campaign(decision, now=now)
+        flag_campaign(decision, now=now)
         portal_result = hold(decision) if hold is not None else None
         ref = getattr(portal_result, "pk", portal_result)
         held = _create_held(
@@ -414,51 +414,9 @@ def _submit(
         return Held(held, decision, portal_result)
 
 
-def _flag_campaign(decision: OrderDecision, *, now: datetime) -> None:
-    finding = next((f for f in decision.findings if f.code == "campaign_detected"), None)
-    if finding is None or decision.facts is None:
-        return
-    symbol = decision.facts.symbol
-    evidence = {
-        "accounts": finding.evidence.get("accounts", 0),
-        "risky_accounts": finding.evidence.get("risky_accounts", 0),
-        "window_hours": finding.evidence.get("hours", 0),
-    }
-    flag, created = CampaignFlag.objects.get_or_create(
-        symbol=symbol, defaults={"flagged_at": now, **evidence}
-    )
-    if not created and not flag.active:
-        # SECURITY: the evidence of this finding, not of the flag an admin cleared before: the month's arm
-        # re-flagged a stock showing "9 accounts within 6 hours" from the first flag, and her clearing on
-        # that evidence started the month again (red team, round sixty-six).
-        flag.active, flag.flagged_at, flag.cleared_at = True, now, None
-        for name, value in evidence.items():
-            setattr(flag, name, value)
-        flag.save(update_fields=["active", "flagged_at", "cleared_at", *evidence])
-    elif not created:
-        return
-    logger.warning("authguard campaign flagged symbol=%s accounts=%s", symbol, flag.accounts)
-    _notify_staff(
-        "campaign_flagged",
-        context={
-            "summary": _(
-                "%(accounts)s accounts bought %(symbol)s within %(hours)s hours; further buys are held."
-            )
-            % {"accounts": flag.accounts, "symbol": symbol, "hours": flag.window_hours},
-            "accounts": flag.accounts,
-            "time": now,
-        },
-        dedupe_key=f"campaign:{symbol}:{now.isoformat()}",
-    )
-
-
 def _notify(user: Any, kind: str, *, context: dict[str, Any], dedupe_key: str) -> None:
     # SECURITY: held-order notices also reach the address a thief replaced during its cooling-off.
     notify_customer(user, kind, context=context, dedupe_key=dedupe_key)
-
-
-def _notify_staff(kind: str, *, context: dict[str, Any], dedupe_key: str) -> None:
-    notify_staff(kind, context=context, dedupe_key=dedupe_key)
 
 
 def _create_held(

@@ -4,7 +4,7 @@
 
 A buy of an instrument the guard calls less than liquid (weight at least 0.25: under about ¥2.7 billion
 traded a day) waits, inside ``submit_order``'s transaction, for every other transaction buying the same
-instrument (``authguard.orders.exposure._serialise_buys_of``): otherwise simultaneous buys from many
+instrument (``authguard.orders.campaign._serialise_buys_of``): otherwise simultaneous buys from many
 taken-over accounts each read none of the others. The lock is held until the transaction ends, so what
 queues is the whole transaction: the guard's check and ledger row *and the portal's* ``place()``.
 

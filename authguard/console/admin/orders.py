@@ -6,11 +6,11 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from authguard import clock
 from authguard.console.admin_base import (
     LockAccountsMixin,
     ReadOnlyAdmin,
@@ -29,6 +29,7 @@ from authguard.models import (
     StaffAction,
 )
 from authguard.notifications.lures import strip_lures
+from authguard.orders.campaign import clear_flag
 from authguard.orders.guard import staff_cancel
 
 # -- order guard ---------------------------------------------------------------------------------------------
@@ -135,14 +136,21 @@ class HeldOrderAdmin(LockAccountsMixin, UserSearchMixin, ReadOnlyAdmin):
 class CampaignFlagAdmin(ReadOnlyAdmin):
     """Instruments many accounts bought at once; while active, every buy of them is held."""
 
+    # The month on every flag, whichever arm raised it: what a clearing judges (round seventy-five).
     list_display = (
         "symbol",
         "flagged_at",
+        "arm",
         "accounts",
         "risky_accounts",
         "window_hours",
+        "month_accounts",
+        "month_volume",
+        "month_share",
+        "month_over",
         "active",
         "cleared_by",
+        "month_judged_until",
     )
     list_filter = ("active", "flagged_at")
     search_fields = ("symbol",)
@@ -154,9 +162,9 @@ class CampaignFlagAdmin(ReadOnlyAdmin):
     @admin.action(description=_("Clear the flag (with a reason)"), permissions=["clear"])
     def clear(self, request: HttpRequest, queryset: QuerySet[CampaignFlag]) -> TemplateResponse | None:
         def apply(flag: CampaignFlag, reason: str) -> bool:
-            updated = CampaignFlag.objects.filter(pk=flag.pk, active=True).update(
-                active=False, cleared_at=timezone.now(), cleared_by=request.user.get_username()[:150]
-            )
+            # SECURITY: a clearing starts the month's count again only for a flag that showed the month over
+            # its share (clear_flag; red team, round seventy-five).
+            updated = clear_flag(flag, by=request.user.get_username(), now=clock.now())
             if updated:
                 audit_change(request, flag, f"cleared: {reason}")
             return bool(updated)
