@@ -243,7 +243,8 @@ def factor_confirmed_at(device: Device) -> datetime | None:
 
 def factor_is_cooling_off(device: Device, *, at: datetime | None = None) -> bool:
     """Whether ``device`` is cooling off at ``at``: its own cooling-off has not ended, or it was confirmed
-    during the account's running cooling-off. Unknown or unconfirmed devices count as cooling off."""
+    during the account's running cooling-off. Unknown devices count as cooling off; whoever judges a
+    session's or token's verifier treats an unconfirmed one so as well (it is read as stored here)."""
     at = _now(at)
     if device is None or getattr(device, "pk", None) is None:
         return True

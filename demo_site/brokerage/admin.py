@@ -61,8 +61,14 @@ class PositionInline(admin.TabularInline):
 @admin.register(Account)
 class AccountAdmin(ReadOnlyAdmin):
     list_display = ["user", "cash", "created_at"]
-    search_fields = ["user__username", "user__email"]
+    search_fields = ["user__username"]
     inlines = [PositionInline]
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        # SECURITY: a search is an oracle: only staff who may view users find a customer by e-mail, as on
+        # authguard's lists (review of round seventy-four's fix).
+        email = ["user__email"] if request.user.has_perm("auth.view_user") else []
+        return [*super().get_search_fields(request), *email]
 
 
 @admin.register(Position)

@@ -139,7 +139,7 @@ class Instrument(models.Model):
         null=True,
         blank=True,
         help_text=_(
-            "The day of the last splits, consolidations and code changes with a ratio applied to it."
+            "The day of the last splits, consolidations and code changes (a plain one as x 1) applied to it."
         ),
     )
     corporate_actions = models.TextField(

@@ -18,6 +18,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='instrument',
             name='corporate_actions_on',
-            field=models.DateField(blank=True, help_text='The day of the last splits, consolidations and code changes with a ratio applied to it.', null=True, verbose_name='corporate actions on'),
+            field=models.DateField(blank=True, help_text='The day of the last splits, consolidations and code changes (a plain one as x 1) applied to it.', null=True, verbose_name='corporate actions on'),
         ),
     ]
