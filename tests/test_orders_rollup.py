@@ -7,6 +7,7 @@ becomes placed after its day was rolled up must still count, once.
 
 from __future__ import annotations
 
+import importlib
 import random
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -14,9 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.apps import apps
+from django.db.models import F
 
 from authguard.models import GuardedOrder, GuardStatus, OrderDayTotal
-from authguard.orders import exposure, rollup, vouching
+from authguard.orders import exposure, long_sells, rollup, vouching
 from authguard.tasks import roll_up_orders
 
 NOW = datetime(2026, 12, 3, 14, 37, 21, tzinfo=dt_timezone.utc)
@@ -31,6 +34,9 @@ def _ledger(user: Any, *, rows: int, seed: int, now: datetime = NOW) -> list[Gua
     for _ in range(rows):
         illiquid = rng.random() < 0.3
         amount = Decimal(rng.randrange(1_000, 3_000_000)) / 100
+        # About one thin buy in four bought far below its long-run price: the ledger charges it at that price,
+        # 40 times its amount, which the sell limits' base takes out (red team, round seventy-six).
+        weight = Decimal(40) if int(amount * 100) % 4 == 0 else Decimal("0.8")
         orders.append(
             GuardedOrder(
                 user=user,
@@ -43,9 +49,7 @@ def _ledger(user: Any, *, rows: int, seed: int, now: datetime = NOW) -> list[Gua
                 status=rng.choice(STATUSES),
                 illiquid=illiquid,
                 illiquidity=0.8 if illiquid else 0.0,
-                illiquid_amount=(amount * Decimal("0.8")).quantize(Decimal("0.01"))
-                if illiquid
-                else Decimal(0),
+                illiquid_amount=(amount * weight).quantize(Decimal("0.01")) if illiquid else Decimal(0),
                 vouched=rng.random() < 0.5,
             )
         )
@@ -87,10 +91,50 @@ def test_rolled_up_days_give_exactly_the_long_count_of_unvouched_thin_buys(
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
+def test_rolled_up_days_give_exactly_the_buys_the_sells_long_count_takes_out(
+    user_factory: Any, seed: int
+) -> None:
+    """The sells' long count (``long_sells.sells_since_confirmation``) takes each placed buy since its start
+    out of the base at what the base counts of it, the larger of its amount and its ``illiquid_amount`` (a
+    thin stock bought below its long-run price: at that price), from the ledger and from the rolled-up days
+    (``OrderDayTotal.counted_extra``) alike: the same before and after a roll-up."""
+    user = user_factory("busy")
+    _ledger(user, rows=600, seed=seed)
+    days = 35
+    now = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+    raw = long_sells.sells_since_confirmation(user, now=now, days=days).bought
+    buys = GuardedOrder.objects.filter(
+        user=user, side="buy", status=GuardStatus.PLACED, created_at__gte=now - timedelta(days=days)
+    )
+    assert raw == sum((max(o.amount, o.illiquid_amount) for o in buys), Decimal(0))
+    assert raw > sum((o.amount for o in buys), Decimal(0))
+    rollup.roll_up(user.pk, before=rollup.rollable_before(NOW))
+    assert GuardedOrder.objects.filter(rolled=True, side="buy", illiquid_amount__gt=F("amount")).exists()
+    assert long_sells.sells_since_confirmation(user, now=now, days=days).bought == raw
+
+
+def test_the_upgrade_gives_the_days_rolled_up_before_it_their_counted_extra(user_factory: Any) -> None:
+    """Migration 0038 fills ``counted_extra`` of the days rolled up before it from their own ledger rows (a
+    roll-up marks them, never deletes them): exactly what a roll-up now writes."""
+    user = user_factory("busy")
+    _ledger(user, rows=600, seed=7)
+    rollup.roll_up(user.pk, before=rollup.rollable_before(NOW))
+    rolled = OrderDayTotal.objects.filter(user=user)
+    expected = dict(rolled.values_list("pk", "counted_extra"))
+    assert any(expected.values())
+    rolled.update(counted_extra=0)
+    upgrade = importlib.import_module("authguard.migrations.0038_order_day_total_counted_extra")
+    upgrade.rolled_buys_below_reference(apps, None)
+    assert dict(rolled.values_list("pk", "counted_extra")) == expected
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
 def test_rolled_up_days_give_exactly_the_windows_of_the_raw_ledger(user_factory: Any, seed: int) -> None:
     user = user_factory("busy")
     _ledger(user, rows=600, seed=seed)
     before = {symbol: _totals(user, symbol=symbol) for symbol in SYMBOLS}
+    # Thin buys bought below their long-run price, rolled up and not: the base counts them at that price.
+    assert before["7203"][0][720].buys_counted > before["7203"][0][720].buys_placed
     rolled = rollup.roll_up(user.pk, before=rollup.rollable_before(NOW))
     assert rolled > 200 and OrderDayTotal.objects.filter(user=user).count() > 30
     # Sells no passkey vouched for stay in the ledger: the sells' long count forgives them per browser.

@@ -102,6 +102,12 @@ class OrderDayTotal(models.Model):
     unvouched_illiquid_amount = models.DecimalField(
         _("of them from sessions no passkey vouched for"), max_digits=24, decimal_places=2, default=0
     )
+    # What the sell limits' base takes out for the day's buys beyond ``buys`` (the account's row only): each
+    # buy's ``illiquid_amount`` above its ``amount``, i.e. a thin stock bought below its long-run price at
+    # that price (red team, round seventy-six), so a rolled-up day counts its buys as its ledger rows did.
+    counted_extra = models.DecimalField(
+        _("buys counted above their amount"), max_digits=24, decimal_places=2, default=0
+    )
 
     class Meta:
         verbose_name = _("day of placed orders")

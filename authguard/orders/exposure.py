@@ -93,6 +93,15 @@ _ZERO = Decimal(0)
 LIQUIDITY_MEMORY_DAYS = 30
 #: Weights below this are not looked back for (the partial index ``authguard_guarded_thin`` holds the rest).
 REMEMBERED_WEIGHT = 0.25
+#: A ledger row's buy at what the sell limits' base counts of it (``{g}``: the table's alias and a dot, or
+#: nothing): its amount, or its ``illiquid_amount`` when larger. SECURITY: today's holdings count a thin
+#: position at up to its long-run price (``facts._base_holdings``); a buy of it below that price, taken out
+#: of the base at its price, widened the base by the rest: the gang printed its stock at a hundredth, the
+#: thief bought ¥1.07 million of it (at its long-run price) for ¥10,700, and sold 87.4 % of her large caps
+#: unheld (red team, round seventy-six). ``illiquid_amount`` is the amount weighted plus, in full, what
+#: ``OrderFacts.counted_amount`` adds at the long-run price: a weight-1 buy's long-run value; for a lighter
+#: weight w the base still counts up to ``amount x (1 - w)`` more, at most what was paid.
+COUNTED_BUY = "CASE WHEN {g}amount > {g}illiquid_amount THEN {g}amount ELSE {g}illiquid_amount END"
 
 
 def _money(value: Any) -> Decimal:
@@ -227,23 +236,26 @@ def _ledger_sql(vendor: str, windows: int, rounded: int, codes: int = 1) -> str:
         f"SELECT side, status, {bucket} AS bucket,"  # noqa: S608
         f" CASE WHEN symbol {known_as} THEN 1 ELSE 0 END AS same,"
         " SUM(amount) AS total, SUM(illiquid_amount) AS weighted,"
-        " SUM(CASE WHEN illiquid THEN 1 ELSE 0 END) AS thin, MIN(created_at) AS first"
+        " SUM(CASE WHEN illiquid THEN 1 ELSE 0 END) AS thin, MIN(created_at) AS first,"
+        f" SUM({COUNTED_BUY.format(g='')}) AS counted"
         f" FROM {ledger} WHERE user_id = %s AND created_at >= %s AND NOT rolled"
         " AND status IN ('placed', 'held') GROUP BY 1, 2, 3, 4"
     )
     rolled_sells = (
-        f"SELECT 'rolled_sell', '', {day_bucket}, 0, SUM(sells), 0, 0, NULL"  # noqa: S608
+        f"SELECT 'rolled_sell', '', {day_bucket}, 0, SUM(sells), 0, 0, NULL, 0"  # noqa: S608
         f" FROM {days} WHERE user_id = %s AND day >= %s AND symbol = '' GROUP BY 3"
     )
     rolled_buys = (
         f"SELECT 'rolled_buy', '', {day_bucket}, CASE WHEN symbol = '' THEN 0 ELSE 1 END,"  # noqa: S608
-        " SUM(buys), SUM(illiquid_amount), SUM(illiquid_buys), NULL"
+        # A day's buys as its ledger rows counted them: counted_extra is what COUNTED_BUY adds over their
+        # amounts (rollup._day_sums, the account's row).
+        " SUM(buys), SUM(illiquid_amount), SUM(illiquid_buys), NULL, SUM(buys + counted_extra)"
         f" FROM {days} WHERE user_id = %s AND day >= %s AND (symbol = '' OR symbol {known_as}) GROUP BY 3, 4"
     )
     # SECURITY: a campaign flag holds every buy of its instrument, however liquid the instrument looks by
     # now (a pump lifts the volume too): read for every order, in this statement (red team, 2026-12-05).
     flagged = f"(SELECT COUNT(*) FROM {campaign_flags} WHERE symbol {known_as} AND active)"  # noqa: S608
-    trust = f"SELECT 'trust', '', {flags[0]}, {flags[1]}, {flags[2]}, {flags[3]}, {flagged}, NULL"
+    trust = f"SELECT 'trust', '', {flags[0]}, {flags[1]}, {flags[2]}, {flags[3]}, {flagged}, NULL, NULL"
     # SECURITY: over the look-back a "new device" is any but the account's earliest: a victim whose own
     # browser is younger than the look-back was no change at all (red team, 2026-12-05). The earliest is
     # spared only on an account opened within the look-back (the parameter: not new, as _trust_from): a
@@ -263,7 +275,7 @@ def _ledger_sql(vendor: str, windows: int, rounded: int, codes: int = 1) -> str:
         f" WHERE symbol {known_as} AND created_at >= %s AND illiquidity >= %s)"
     )
     # The second column is 1: "older" is in not_first itself.
-    lately = f"SELECT 'lately', '', {changed}, 1, {flags[2]}, {flags[3]}, {peak}, NULL"
+    lately = f"SELECT 'lately', '', {changed}, 1, {flags[2]}, {flags[3]}, {peak}, NULL, NULL"
     return f"{grouped} UNION ALL {rolled_sells} UNION ALL {rolled_buys} UNION ALL {trust} UNION ALL {lately}"
 
 
@@ -354,8 +366,7 @@ def ledger_totals(
     rows = statements.fetch_all(sql, params)
     # Decimal sums and one int count ("il") per window.
     sums: dict[int, dict[str, Any]] = {
-        h: {"sp": _ZERO, "sh": _ZERO, "bp": _ZERO, "bh": _ZERO, "il": 0, "ia": _ZERO, "sb": _ZERO}
-        for h in hours
+        h: {**dict.fromkeys(("sp", "sh", "bp", "bh", "ia", "sb", "bc"), _ZERO), "il": 0} for h in hours
     }
     due_before = now - timedelta(seconds=held_seconds)
     held_due = False
@@ -363,7 +374,7 @@ def ledger_totals(
     flagged = True  # SECURITY: no answer, no liquidity to trust either
     lately = True
     peak = 1.0  # SECURITY: no answer is no liquidity to trust
-    for side, status, bucket, same, total, weighted, thin, first in rows:
+    for side, status, bucket, same, total, weighted, thin, first, counted in rows:
         if side in ("trust", "lately"):
             changes = {"t_new_device": bucket, "t_old_device": same, "t_risky_login": total}
             found = _trust_from({**changes, "t_cooling_off": weighted}, trust_days, new=new)
@@ -375,11 +386,11 @@ def ledger_totals(
         placed = status == GuardStatus.PLACED or side.startswith("rolled")
         if not placed and first is not None and _as_datetime(first) <= due_before:
             held_due = True
-        total, weighted = _money(total), _money(weighted)
+        total, weighted, counted = _money(total), _money(weighted), _money(counted)
         for h in hours:
             if int(bucket) > h:
                 continue  # older than this window
-            _add_row(sums[h], side, placed, int(same), total, weighted, int(thin or 0))
+            _add_row(sums[h], side, placed, int(same), (total, weighted, counted), int(thin or 0))
     totals = {
         h: WindowTotals(
             h,
@@ -391,6 +402,7 @@ def ledger_totals(
             illiquid_amount=acc["ia"],
             symbol_buys=acc["sb"],
             buys_held=acc["bh"],
+            buys_counted=acc["bc"],
         )
         for h, acc in sums.items()
     }
@@ -398,9 +410,16 @@ def ledger_totals(
 
 
 def _add_row(
-    acc: dict[str, Any], side: str, placed: bool, same: int, total: Decimal, weighted: Decimal, thin: int
+    acc: dict[str, Any],
+    side: str,
+    placed: bool,
+    same: int,
+    amounts: tuple[Decimal, Decimal, Decimal],
+    thin: int,
 ) -> None:
-    """Add one grouped row (of the ledger, or of the rolled-up days) to a window's sums."""
+    """Add one grouped row (of the ledger, or of the rolled-up days) to a window's sums; ``amounts``: its
+    total, its weighted total and its buys at what the sell limits' base counts (:data:`COUNTED_BUY`)."""
+    total, weighted, counted = amounts
     if side in ("sell", "rolled_sell"):
         acc["sp" if placed else "sh"] += total
         return
@@ -408,6 +427,8 @@ def _add_row(
         acc["sb"] += total  # the order instrument's own day rows: its buys, already in the account's row
         return
     acc["bp" if placed else "bh"] += total
+    if placed:
+        acc["bc"] += counted
     acc["il"] += thin
     acc["ia"] += weighted
     if same and side == "buy":

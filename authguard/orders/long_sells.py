@@ -20,7 +20,7 @@ from django.db import connection
 from authguard import statements
 from authguard.choices import GuardStatus
 from authguard.models import GuardedOrder, HeldOrder, OrderDayTotal
-from authguard.orders.exposure import _as_datetime, _money
+from authguard.orders.exposure import COUNTED_BUY, _as_datetime, _money
 from authguard.orders.exposure_rules import LIQUIDATION_UNVOUCHED_FINDING
 from authguard.orders.vouching import _UTC_DAY, STAFF_METHOD, UnvouchedThin, forgiving_confirmations
 
@@ -30,8 +30,8 @@ def _sums_sql(vendor: str) -> str:
     """In one statement: the latest confirmation of a hold of this count from this request's browser; the
     sells no passkey vouched for, each counted unless a confirmation from its own browser came after it (as
     :func:`authguard.orders.vouching._sums_sql` forgives thin buys); the buys placed since that
-    confirmation, in full, from the ledger and from the days rolled up from its day on, which the holdings
-    at that point leave out."""
+    confirmation, each at what today's holdings count of it (:data:`COUNTED_BUY`), from the ledger and from
+    the days rolled up from its day on, which the holdings at that point leave out."""
     q = connection.ops.quote_name
     ledger = q(GuardedOrder._meta.db_table)
     days = q(OrderDayTotal._meta.db_table)
@@ -49,11 +49,12 @@ def _sums_sql(vendor: str) -> str:
         # SECURITY: every buy comes out of the base in full, as the week's and the month's do (battery case
         # 51): a thin buy counted only for its liquid part, while today's holdings count the thin position at
         # its long-run price, let a thief buy 9.6 % into a small cap first and sell 87.5 % of her large caps
-        # unheld (red team, round seventy-four).
-        f" UNION ALL SELECT 'buys', SUM(g.amount), NULL FROM {ledger} g"
+        # unheld (red team, round seventy-four). In full is at what the base counts, not at what was paid:
+        # see COUNTED_BUY (round seventy-six); a rolled-up day at its buys and their counted_extra.
+        f" UNION ALL SELECT 'buys', SUM({COUNTED_BUY.format(g='g.')}), NULL FROM {ledger} g"
         f" WHERE g.user_id = %s AND g.created_at >= {since} AND NOT g.rolled AND g.side = 'buy'"
         " AND g.status = %s"
-        f" UNION ALL SELECT 'days', SUM(buys), NULL FROM {days}"  # noqa: S608
+        f" UNION ALL SELECT 'days', SUM(buys + counted_extra), NULL FROM {days}"  # noqa: S608
         f" WHERE user_id = %s AND symbol = '' AND day >= {day_of_since}"
     )
 
@@ -66,8 +67,9 @@ def vouched_sell(*, now: datetime, days: int) -> UnvouchedThin:
 def sells_since_confirmation(user: Any, *, now: datetime, days: int, device: str = "") -> UnvouchedThin:
     """The account's sells from sessions no passkey vouched for (placed or held) within ``days``, less those
     of each browser that its own confirmation of a hold of this count came after, as ``amount``; and the
-    buys placed since ``since`` (the later of ``days`` ago and the last such confirmation
-    from ``device``), as ``bought``: one statement, whatever the history.
+    buys placed since ``since`` (the later of ``days`` ago and the last such confirmation from ``device``),
+    each at what today's holdings count of it (:data:`~authguard.orders.exposure.COUNTED_BUY`), as
+    ``bought``: one statement, whatever the history.
 
     The days rolled up count their buys whole from the day ``since`` falls in: the holdings at that point
     (today's, plus what was sold, less what was bought) can only come out smaller, never larger."""

@@ -106,6 +106,7 @@ def _day_sums(rows: list[tuple]) -> dict[tuple[date, str], dict[str, Decimal | i
             "illiquid_buys": 0,
             "illiquid_amount": Decimal(0),
             "unvouched_illiquid_amount": Decimal(0),
+            "counted_extra": Decimal(0),
         }
     )
     for _pk, created_at, side, symbol, amount, illiquid, illiquid_amount, vouched in rows:
@@ -119,6 +120,14 @@ def _day_sums(rows: list[tuple]) -> dict[tuple[date, str], dict[str, Decimal | i
         account["illiquid_amount"] += illiquid_amount
         if not vouched:
             account["unvouched_illiquid_amount"] += illiquid_amount
+        # SECURITY: the sell limits' base takes each buy out at what it counts of it (exposure.COUNTED_BUY:
+        # the larger of its amount and its illiquid_amount, a thin stock bought below its long-run price at
+        # that price; red team, round seventy-six), from the ledger and from the days alike. A column, not an
+        # argument: a thief's crash buy stays in the ledger for UNVOUCHED_KEPT_DAYS (UNVOUCHED_THIN), but
+        # her own vouched ones roll, a slow horizon may reach further back, and a day's GREATEST(buys,
+        # illiquid_amount) counts a crash buy beside a larger liquid buy of the day at nothing: rolling a day
+        # up must not widen the base.
+        account["counted_extra"] += max(illiquid_amount - amount, Decimal(0))
         sums[(day, symbol)]["buys"] += amount
     return sums
 

@@ -184,6 +184,7 @@ class WindowTotals:
     #: Buys placed or held of the order's own instrument.
     symbol_buys: Decimal = Decimal(0)
     buys_held: Decimal = Decimal(0)
+    buys_counted: Decimal = Decimal(0)  #: placed buys at what the sell base counts (exposure.COUNTED_BUY)
 
     @property
     def sells(self) -> Decimal:
@@ -382,7 +383,8 @@ class OrderFacts:
         at the window's start (today's holdings plus what was sold, minus what was bought, since then).
 
         SECURITY: buys never raise the base (battery case 51): stock bought with cash inside the window is
-        taken out again, so buying first does not make room for selling more of the original holdings.
+        taken out again at what today's holdings count of it (:attr:`WindowTotals.buys_counted`, round 76),
+        so buying first does not make room for selling more of the original holdings.
         Today's holdings count at what the guard can trust of their value (:attr:`base_holdings`): a thin
         stock's price is whatever the gang trades it at, so a pump of it never widens the base (red team,
         round twenty: the victim's 320 shares of the gang's small cap, pumped twentyfold, let 37 % of the
@@ -391,7 +393,7 @@ class OrderFacts:
         totals = self.window(hours)
         sold = totals.sells + (self.amount if self.is_sell else Decimal(0))
         holdings_now = self.portfolio.holdings_value if self.base_holdings is None else self.base_holdings
-        base = holdings_now + totals.sells_placed - totals.buys_placed
+        base = holdings_now + totals.sells_placed - max(totals.buys_placed, totals.buys_counted)
         base = max(base, sold)
         if base <= 0:
             return Decimal(0), sold, Decimal(0)
