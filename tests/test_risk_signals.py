@@ -166,6 +166,53 @@ def test_a_cookie_on_an_account_whose_sign_ins_never_carried_one_is_a_new_browse
     assert codes(DeviceCookie(), MemoryHistory(), ctx(at=later, device="thief")) == {}
 
 
+def test_a_cookieless_client_class_an_app_only_account_never_showed_is_a_new_browser():
+    # Red team, round seventy-seven: on an account whose sign-ins never carried a cookie, "a missing cookie
+    # says nothing" only for a client class (family, OS, device type) it signed in with.
+    store = history_of(*daily(10, device=None, ua=UA_IPHONE))
+    later = T0 + timedelta(days=11)
+    # Her app updated (Safari 18.3 on iOS 19): the same class, still her habit.
+    updated = UA_IPHONE.replace("OS 18_1", "OS 19_0").replace("Version/18.1", "Version/18.3")
+    assert codes(DeviceCookie(), store, ctx(at=later, device=None, ua=updated)) == {}
+    # A desktop Chrome that dropped its cookie: a new browser, as if it had presented a fresh one.
+    home = DeviceCookie().evaluate(store.evidence(ctx(at=later, device=None, ip=IP_TOKYO_2)))
+    assert [(f.code, f.score, f.evidence["first_browser"], f.evidence["cookie_presented"]) for f in home] == [
+        ("new_device", 25, True, False)
+    ]
+    assert codes(DeviceCookie(), store, ctx(at=later, device=None, ip=IP_US_HOME)) == {
+        "new_device": 25,
+        "new_device_new_network": 15,
+    }
+    # Her app's class without a cookie on a network and in a city the account never used: what a known phone
+    # scores there (a quarter of the points), the reasons the order guard reads; nothing at another address
+    # of her own network and city.
+    away = ctx(at=later, device=None, ua=UA_IPHONE, ip=IP_OSAKA)
+    assert codes(DeviceCookie(), store, away) == {"device_new_network": 9, "device_new_city": 2}
+    assert codes(DeviceCookie(), store, ctx(at=later, device=None, ua=UA_IPHONE, ip=IP_TOKYO_2)) == {}
+    # A client naming no device (curl's, Flutter's "Dart/3.3 (dart:io)": device type "other") is taken for a
+    # phone's app; a desktop class counts in full there.
+    other = history_of(*daily(10, device=None, ua=UA_CURL))
+    assert codes(DeviceCookie(), other, ctx(at=later, device=None, ua=UA_CURL, ip=IP_OSAKA)) == {
+        "device_new_network": 9,
+        "device_new_city": 2,
+    }
+    desk = history_of(*daily(10, device=None))
+    assert codes(DeviceCookie(), desk, ctx(at=later, device=None, ip=IP_OSAKA)) == {
+        "device_new_network": 35,
+        "device_new_city": 10,
+    }
+    # Once her browser's class is learned (an allowed sign-in), it is known without a cookie too.
+    history_of(ctx(at=later, device=None, ip=IP_TOKYO), store=store)
+    then = T0 + timedelta(days=12)
+    assert codes(DeviceCookie(), store, ctx(at=then, device=None, ip=IP_TOKYO_2)) == {}
+    # An account too new to have habits: no place findings for its app (as for a known device).
+    young = history_of(*daily(1, device=None, ua=UA_IPHONE))
+    assert (
+        codes(DeviceCookie(), young, ctx(at=T0 + timedelta(days=2), device=None, ua=UA_IPHONE, ip=IP_OSAKA))
+        == {}
+    )
+
+
 def test_a_new_browser_can_count_less_on_an_account_with_one_to_three_sign_ins():
     # Issue 13 (friction): an account with up to three sign-ins has not shown all its customer's browsers
     # (phone, computer, tablet) yet, so a new one is the expected case; the address still counts in full.
@@ -552,10 +599,16 @@ def test_profile_totals_stay_equal_to_the_sum_of_counts():
             assert profile.total(feature) == sum(profile.count(feature, v) for v in values)
 
 
-def test_no_device_findings_for_an_account_that_never_presented_a_cookie():
+def test_no_new_device_for_its_own_client_class_on_an_account_that_never_presented_a_cookie():
     store = history_of(*daily(5, device=None))
-    later = ctx(at=T0 + timedelta(days=6), device=None, ip=IP_US_HOME)
-    assert codes(DeviceCookie(), store, later) == {}
+    at = T0 + timedelta(days=6)
+    assert codes(DeviceCookie(), store, ctx(at=at, device=None, ip=IP_TOKYO_2)) == {}
+    # On a network and in a city the account never used, what a known desktop device there scores (red team,
+    # round seventy-seven), never new_device.
+    assert codes(DeviceCookie(), store, ctx(at=at, device=None, ip=IP_US_HOME)) == {
+        "device_new_network": 35,
+        "device_new_city": 10,
+    }
 
 
 # -- the device cookie is evidence, not identity (issue 13) ------------------------------------------------

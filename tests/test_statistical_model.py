@@ -183,6 +183,12 @@ def test_a_familiar_network_does_not_lower_the_score_of_a_new_browser(geoip, mod
         evidence_for(ctx(ip=IP_TOKYO, at=T0.replace(day=10), device="dev-thief"), app, pop)
     )
     assert (first.code, first.score, first.evidence["new_device"]) == ("familiar_login", 0, True)
+    # So is a browser there that dropped its cookie, of a class (family, OS, device type) the account never
+    # signed in with (red team, round seventy-seven).
+    (dropped,) = model.evaluate(
+        evidence_for(ctx(ip=IP_TOKYO, at=T0.replace(day=10), device=None, ua=UA_IPHONE), app, pop)
+    )
+    assert (dropped.code, dropped.score, dropped.evidence["new_device"]) == ("familiar_login", 0, True)
     # A portal may let a familiar network lower it again (the option), and an unfamiliar login still counts.
     lowering = StatisticalModel(ip_weights=W_IP, ua_weights=W_UA, new_device_can_lower=True)
     assert list(lowering.evaluate(new))[0].score == list(lowering.evaluate(own))[0].score < 0

@@ -14,7 +14,13 @@ from authguard.risk.findings import STEP_UP_FLOOR, Finding, RiskSignal
 from authguard.risk.geoip import Geo
 from authguard.risk.history import Evidence
 from authguard.risk.profile import DeviceMemory, device_city_count, device_memory, major_version
-from authguard.risk.signals_device_history import new_browser, only_imported_devices, shed_cookies
+from authguard.risk.signals_device_history import (
+    cookieless_client,
+    cookieless_client_elsewhere,
+    new_browser,
+    only_imported_devices,
+    shed_cookies,
+)
 from authguard.risk.signals_network import apart_km, haversine_km
 
 #: How far in the future a recorded session activity may lie (another node's clock) and still count.
@@ -70,10 +76,13 @@ class DeviceCookie(RiskSignal):
     ``remembered_device_elsewhere``).
 
     A new browser is mild risk on a network (ASN) the account uses, more on one it never used. On an account
-    whose sign-ins never carried a device cookie (an app without a cookie jar), a login without one says
-    nothing, but one that presents a cookie is a new browser like any other (``new_device``, its
-    ``first_browser`` detail set): the first browser of an app-only account is announced at home and stepped
-    up elsewhere, as on an account whose app keeps its cookies.
+    whose sign-ins never carried a device cookie (an app without a cookie jar), a login without one of a
+    client class the account signed in with (browser or app family, OS and device type) says nothing but
+    where it is: a network or city the account never used is ``device_new_network`` / ``device_new_city``,
+    as for a known device (any class but a desktop one at a phone's ``portable_factor``). One that presents
+    a cookie, or comes without one in a client class the account never showed, is a new browser like any
+    other (``new_device``, its ``first_browser`` detail set): the first browser of an app-only account is
+    announced at home and stepped up elsewhere, as on an account whose app keeps its cookies.
     A login *without* the cookie but with the user agent of one of the account's browsers (the exact
     string, or a near copy: same browser family and major version, OS and device type), from a /24 the
     account never used, is the signature of an attacker replaying the victim's user agent (the user
@@ -207,9 +216,10 @@ class DeviceCookie(RiskSignal):
         if device.known or device.trusted:
             return self._known(evidence)
         if not new_browser(evidence):
-            # No history to compare with (AccountContext reports it), or no cookie on an account whose
-            # sign-ins never carried one (an app without a cookie jar): a missing cookie says nothing here.
-            return []
+            # No history to compare with (AccountContext reports it), or no cookie from a client class of an
+            # account whose sign-ins never carried one (its app without a cookie jar): a missing cookie says
+            # nothing here, only where that app is (round seventy-seven).
+            return cookieless_client_elsewhere(evidence, self.options) if cookieless_client(evidence) else []
         findings = [self._new_device(evidence)]
         features = evidence.ctx.features
         known_asn = profile.count("asn", features["asn"]) > 0
