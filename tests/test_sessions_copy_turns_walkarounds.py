@@ -1,6 +1,6 @@
 """Red team, round seventy-five (held since): a copy of her jar taking turns with her, each turn more than
 half an hour after the other's (``address_returns.returned_address``; docs/step-up.md, "Rounds sixty-two to
-sixty-five, and seventy-five").
+sixty-five, seventy-five and seventy-seven").
 
 An infostealer gang copies her whole jar (session, device and CSRF cookies; no DBSC) and replays it with her
 exact user agent from a clean residential line in her city, over her session's day. Held since this round:
