@@ -45,7 +45,9 @@ def user_search_fields(
 def _may_view_users(request: HttpRequest) -> bool:
     """Whether the staff member may view the user model's records (and so their e-mail addresses)."""
     opts = get_user_model()._meta
-    return bool(request.user.has_perm(f"{opts.app_label}.{get_permission_codename('view', opts)}"))
+    user = getattr(request, "user", None)  # none: no e-mail (a request built outside the middleware)
+    codename = get_permission_codename("view", opts)
+    return user is not None and bool(user.has_perm(f"{opts.app_label}.{codename}"))
 
 
 def _text_field(model: type[Model], name: str) -> bool:
