@@ -546,7 +546,7 @@ class StepUpRequired(NotPending):
         if clock.is_from_the_future(elapsed) or elapsed > age:
             return False, False
         device = inventory.device_from_id(user, strength.device_id) if strength.device_id else None
-        return True, device is None or not device.confirmed or inventory.factor_is_cooling_off(device)
+        return True, inventory.verifier_is_cooling_off(device)
 
 
 # -- the views, imported when first asked for ----------------------------------------------------------------

@@ -42,7 +42,7 @@ def user_search_fields(
     return tuple(f"{relation}__{name}" for relation in through for name in searchable)
 
 
-def _may_view_users(request: HttpRequest) -> bool:
+def may_view_users(request: HttpRequest) -> bool:
     """Whether the staff member may view the user model's records (and so their e-mail addresses)."""
     opts = get_user_model()._meta
     user = getattr(request, "user", None)  # none: no e-mail (a request built outside the middleware)
@@ -116,7 +116,7 @@ class UserSearchMixin(DeclaredFiltersMixin):
         own = tuple(super().get_search_fields(request))  # type: ignore[misc]
         # SECURITY: a search is an oracle: staff who may only view remembered browsers spelled a customer's
         # private address out one prefix at a time (red team, round seventy-four).
-        email = _may_view_users(request)
+        email = may_view_users(request)
         return (*user_search_fields(through=self.user_search_through, email=email), *own)
 
     def lookup_roots(self, request: HttpRequest | None) -> set[str]:
@@ -201,4 +201,10 @@ class ValidSelectionMixin:
         return super().response_action(request, queryset, *args, **kwargs)  # type: ignore[misc]
 
 
-__all__ = ["DeclaredFiltersMixin", "UserSearchMixin", "ValidSelectionMixin", "user_search_fields"]
+__all__ = [
+    "DeclaredFiltersMixin",
+    "UserSearchMixin",
+    "ValidSelectionMixin",
+    "may_view_users",
+    "user_search_fields",
+]

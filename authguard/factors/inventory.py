@@ -302,6 +302,12 @@ def verified_by_cooling_off_factor(request: HttpRequest, *, at: datetime | None 
     if not persistent_id:
         return False
     device = session_device(request, persistent_id=str(persistent_id))
+    return verifier_is_cooling_off(device, at=at)
+
+
+def verifier_is_cooling_off(device: Device | None, *, at: datetime | None = None) -> bool:
+    """Whether a session's or a token's verifying factor no longer proves anything: gone (``None``),
+    unconfirmed (disabled at its failure limit), or cooling off. The one rule both doors read."""
     return device is None or not device.confirmed or factor_is_cooling_off(device, at=at)
 
 
@@ -400,6 +406,7 @@ __all__ = [
     "FACTOR_LABELS",
     "has_strong_factor",
     "remember_verifier",
+    "verifier_is_cooling_off",
     "in_cooling_off",
     "is_disabled",
     "kind_of",

@@ -8,7 +8,7 @@ from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, User
 from django.http import HttpRequest
 
-from authguard.console.mixins import DeclaredFiltersMixin, ValidSelectionMixin
+from authguard.console.mixins import DeclaredFiltersMixin, ValidSelectionMixin, may_view_users
 
 from .models import Account, BankAccount, Instrument, Order, Position, Withdrawal
 
@@ -67,7 +67,7 @@ class AccountAdmin(ReadOnlyAdmin):
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         # SECURITY: a search is an oracle: only staff who may view users find a customer by e-mail, as on
         # authguard's lists (review of round seventy-four's fix).
-        email = ["user__email"] if request.user.has_perm("auth.view_user") else []
+        email = ["user__email"] if may_view_users(request) else []
         return [*super().get_search_fields(request), *email]
 
 
